@@ -1,0 +1,40 @@
+//! Lifeboat's shared library: everything the functions have in common, and no Lambda runtime code.
+//!
+//! The split follows one rule: `shared` decides, the functions translate. Business rules (naming, retention,
+//! selection) are pure functions over plain data with unit and property tests; the AWS adapters are thin and
+//! are tested with `aws-smithy-mocks` here and against moto in `tests/`.
+
+pub mod aws;
+pub mod error;
+pub mod metrics;
+pub mod naming;
+pub mod rds;
+pub mod retention;
+pub mod selection;
+pub mod settings;
+pub mod telemetry;
+
+/// The version recorded in tags, manifests and reports, so an artefact says which Lifeboat made it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Tag keys Lifeboat writes and reads. Ownership is decided by [`tags::MANAGED`] alone.
+pub mod tags {
+    /// `true` on every snapshot Lifeboat created; the only thing that makes a snapshot Lifeboat's to delete.
+    pub const MANAGED: &str = "lifeboat:managed";
+    /// `schedule` or `manual`: which trigger made the snapshot.
+    pub const SOURCE: &str = "lifeboat:source";
+    /// The retention policy in force when the snapshot was made, e.g. `daily=7,weekly=4,monthly=12,yearly=3`.
+    pub const POLICY: &str = "lifeboat:policy";
+    /// The logical time of the snapshot (RFC 3339): the schedule time, or the invocation time for manual runs.
+    pub const CREATED_AT: &str = "lifeboat:created-at";
+    /// The database (instance or cluster identifier) the snapshot belongs to.
+    pub const DATABASE: &str = "lifeboat:database";
+    /// Why a manual snapshot was taken (free text from the invocation).
+    pub const REASON: &str = "lifeboat:reason";
+    /// When a manual snapshot may be deleted (RFC 3339). Scheduled snapshots follow the GFS policy instead.
+    pub const EXPIRES_AT: &str = "lifeboat:expires-at";
+    /// On a cross-region copy: the ARN of the snapshot it was copied from.
+    pub const COPY_OF: &str = "lifeboat:copy-of";
+    /// The Lifeboat version that wrote the tags.
+    pub const VERSION: &str = "lifeboat:version";
+}
