@@ -1,1 +1,8 @@
-fn main() {}
+//! Integration tests: the functions' handlers against moto's server and a real PostgreSQL.
+//! One test binary (see rust-analyzer's style guide): modules per function.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod events;
+mod harness;
+mod snapshot;

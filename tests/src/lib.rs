@@ -1,1 +1,57 @@
+//! Test and demo harness: a local AWS (moto's server) and a throwaway PostgreSQL, both started from real
+//! binaries and always stopped (their guards stop them on drop, also when a test fails).
+//!
+//! Nothing here is skipped when a tool is missing: a test that needs moto or PostgreSQL and cannot find them
+//! fails with a message that says how to install them. Every instance lives in its own temporary directory on
+//! its own free port, so tests run in parallel without stepping on each other.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod fleet;
+pub mod moto;
+pub mod postgres;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+/// The repository root (the workspace), found from this crate's manifest.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free local port")
+}
+
+/// SDK configuration pointed at a local endpoint, with fixed test credentials. Built explicitly rather than
+/// from `AWS_ENDPOINT_URL` so that parallel tests can each use their own emulator.
+pub fn sdk_config(endpoint: &str, region: &str) -> SdkConfig {
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new(region.to_owned()))
+        .credentials_provider(aws_sdk_rds::config::SharedCredentialsProvider::new(
+            aws_sdk_rds::config::Credentials::new("testing", "testing", None, None, "lifeboat-tests"),
+        ))
+        .retry_config(lifeboat::aws::retry_config())
+        .build()
+}
+
+/// Random hex, for passwords that exist only for one test.
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .expect("reading /dev/urandom");
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}

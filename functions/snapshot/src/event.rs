@@ -1,0 +1,192 @@
+//! The triggers the `snapshot` function accepts, parsed from the raw invocation payload.
+//!
+//! Three shapes, told apart by their fields so that a wrong payload gets an error naming what is wrong:
+//! - an EventBridge `Scheduled Event` (a rule, or EventBridge Scheduler with the template's input): its `time`
+//!   is the logical time of the run and so decides the snapshot identifiers;
+//! - an RDS snapshot event saying a Lifeboat snapshot finished (starts its DR copy or share);
+//! - a manual invocation from the console: `{"databases": [...], "reason": "...", "retain_days": 30}`.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use chrono::{DateTime, Utc};
+use lifeboat::error::Error;
+use lifeboat::naming::validate_db_identifier;
+use lifeboat::selection::DbKind;
+use serde::Deserialize;
+use serde_json::Value;
+
+pub const SCHEDULED: &str = "Scheduled Event";
+pub const DB_SNAPSHOT_EVENT: &str = "RDS DB Snapshot Event";
+pub const CLUSTER_SNAPSHOT_EVENT: &str = "RDS DB Cluster Snapshot Event";
+/// "Manual snapshot created" and "Manual cluster snapshot created": Lifeboat's snapshots are manual snapshots.
+pub const SNAPSHOT_CREATED_EVENT_IDS: [&str; 2] = ["RDS-EVENT-0042", "RDS-EVENT-0075"];
+/// A tag value allows 256 characters; the reason is stored as one.
+pub const MAX_REASON_LEN: usize = 256;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    Schedule {
+        time: DateTime<Utc>,
+    },
+    Manual {
+        databases: Vec<String>,
+        reason: String,
+        retain_days: Option<u32>,
+    },
+    SnapshotFinished {
+        snapshot_id: String,
+        kind: DbKind,
+        event_id: String,
+    },
+}
+
+impl Trigger {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Trigger::Schedule { .. } => "schedule",
+            Trigger::Manual { .. } => "manual",
+            Trigger::SnapshotFinished { .. } => "snapshot_finished",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManualRequest {
+    databases: Vec<String>,
+    reason: String,
+    #[serde(default)]
+    retain_days: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RdsEventDetail {
+    #[serde(rename = "EventID")]
+    event_id: String,
+    source_identifier: String,
+}
+
+fn invalid(message: impl Into<String>) -> Error {
+    Error::InvalidEvent(message.into())
+}
+
+pub fn parse(payload: Value) -> Result<Trigger, Error> {
+    if !payload.is_object() {
+        return Err(invalid("expected a JSON object"));
+    }
+    if payload.get("detail-type").is_some() {
+        let event: EventBridgeEvent = serde_json::from_value(payload).map_err(|e| invalid(e.to_string()))?;
+        return match event.detail_type.as_str() {
+            SCHEDULED => {
+                let time = event
+                    .time
+                    .ok_or_else(|| invalid("a Scheduled Event needs `time` (RFC 3339): it names the snapshots"))?;
+                Ok(Trigger::Schedule { time })
+            }
+            DB_SNAPSHOT_EVENT | CLUSTER_SNAPSHOT_EVENT => {
+                let detail: RdsEventDetail = serde_json::from_value(event.detail)
+                    .map_err(|e| invalid(format!("`detail` of an RDS snapshot event: {e}")))?;
+                let kind = if event.detail_type == DB_SNAPSHOT_EVENT { DbKind::Instance } else { DbKind::Cluster };
+                Ok(Trigger::SnapshotFinished { snapshot_id: detail.source_identifier, kind, event_id: detail.event_id })
+            }
+            other => Err(invalid(format!(
+                "unsupported detail-type `{other}` (expected `{SCHEDULED}`, `{DB_SNAPSHOT_EVENT}` or `{CLUSTER_SNAPSHOT_EVENT}`)"
+            ))),
+        };
+    }
+    if payload.get("databases").is_some() || payload.get("reason").is_some() {
+        let req: ManualRequest =
+            serde_json::from_value(payload).map_err(|e| invalid(format!("manual invocation: {e}")))?;
+        if req.databases.is_empty() {
+            return Err(invalid("manual invocation: `databases` names no database"));
+        }
+        for db in &req.databases {
+            validate_db_identifier(db)
+                .map_err(|reason| invalid(format!("manual invocation: database `{db}`: {reason}")))?;
+        }
+        let reason = req.reason.trim().to_owned();
+        if reason.is_empty() {
+            return Err(invalid(
+                "manual invocation: `reason` is empty; say why (it is kept as a tag on the snapshot)",
+            ));
+        }
+        if reason.chars().count() > MAX_REASON_LEN {
+            return Err(invalid(format!(
+                "manual invocation: `reason` is longer than {MAX_REASON_LEN} characters"
+            )));
+        }
+        if req.retain_days == Some(0) || req.retain_days.is_some_and(|d| d > 3650) {
+            return Err(invalid("manual invocation: `retain_days` must be between 1 and 3650"));
+        }
+        return Ok(Trigger::Manual {
+            databases: req.databases,
+            reason,
+            retain_days: req.retain_days,
+        });
+    }
+    Err(invalid(
+        "not a Scheduled Event, an RDS snapshot event or a manual invocation \
+         (`{\"databases\": [...], \"reason\": \"...\"}`)",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn scheduled_event_time_is_the_logical_time() {
+        let t = parse(json!({"detail-type": "Scheduled Event", "source": "aws.events", "time": "2026-11-22T02:00:00Z", "detail": {}})).unwrap();
+        assert_eq!(
+            t,
+            Trigger::Schedule {
+                time: "2026-11-22T02:00:00Z".parse().unwrap()
+            }
+        );
+    }
+
+    #[test]
+    fn scheduled_event_without_time_is_refused() {
+        let err =
+            parse(json!({"detail-type": "Scheduled Event", "source": "aws.scheduler", "detail": {}})).unwrap_err();
+        assert!(err.to_string().contains("`time`"), "{err}");
+    }
+
+    #[test]
+    fn manual_invocation_is_validated() {
+        let ok = parse(json!({"databases": ["app-prod"], "reason": " before migration 42 "})).unwrap();
+        assert_eq!(
+            ok,
+            Trigger::Manual {
+                databases: vec!["app-prod".into()],
+                reason: "before migration 42".into(),
+                retain_days: None
+            }
+        );
+        let cases = [
+            (json!({"databases": [], "reason": "x"}), "names no database"),
+            (json!({"databases": ["app_prod"], "reason": "x"}), "database `app_prod`"),
+            (json!({"databases": ["app"], "reason": "  "}), "`reason` is empty"),
+            (json!({"databases": ["app"]}), "missing field `reason`"),
+            (
+                json!({"databases": ["app"], "reason": "x", "retain": 3}),
+                "unknown field `retain`",
+            ),
+            (
+                json!({"databases": ["app"], "reason": "x", "retain_days": 0}),
+                "retain_days",
+            ),
+            (
+                json!({"detail-type": "Object Created", "source": "aws.s3", "detail": {}}),
+                "unsupported detail-type `Object Created`",
+            ),
+            (json!({"hello": "world"}), "not a Scheduled Event"),
+            (json!([1, 2]), "JSON object"),
+        ];
+        for (payload, expected) in cases {
+            let err = parse(payload.clone()).unwrap_err().to_string();
+            assert!(err.contains(expected), "{payload}: {err}");
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! The `snapshot` function: managed RDS and Aurora snapshots with deterministic identifiers, GFS retention,
+//! and copies to a DR region or other accounts.
+//!
+//! Deletes only snapshots tagged `lifeboat:managed=true`; never the newest available one; nothing for a database
+//! whose snapshot failed in the same run; never an automated snapshot.
+
+pub mod event;
+pub mod handler;
+
+pub use handler::{handle, handle_at, Deps, Summary};

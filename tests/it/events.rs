@@ -1,0 +1,45 @@
+//! Every sample event in `events/` is parsed by the function it belongs to.
+
+use std::path::Path;
+
+use lifeboat_tests::repo_root;
+
+fn files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn every_snapshot_event_parses() {
+    let dir = repo_root().join("events/snapshot");
+    let files = files(&dir);
+    assert!(
+        files.len() >= 4,
+        "expected sample events for every trigger in {}",
+        dir.display()
+    );
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let value: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: not JSON: {e}", file.display()));
+        snapshot::event::parse(value).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    }
+}
+
+#[test]
+fn every_function_has_sample_events() {
+    for entry in std::fs::read_dir(repo_root().join("functions")).unwrap() {
+        let name = entry.unwrap().file_name();
+        let dir = repo_root().join("events").join(&name);
+        assert!(
+            !files(&dir).is_empty(),
+            "no sample events for function {name:?} in {}",
+            dir.display()
+        );
+    }
+}

@@ -1,0 +1,111 @@
+//! moto's server (PyPI `moto[server]`, installed into the project's `.venv` by `make test`).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// Overrides the moto_server executable (default: `<repo>/.venv/bin/moto_server`).
+pub const MOTO_SERVER_VAR: &str = "LIFEBOAT_MOTO_SERVER";
+
+const INSTALL_HINT: &str = "install it with `make test` (which creates .venv with the pinned tools), or by hand: \
+     `python3 -m venv .venv && .venv/bin/pip install -r tests/requirements.txt`";
+
+fn executable() -> PathBuf {
+    if let Ok(path) = std::env::var(MOTO_SERVER_VAR) {
+        return PathBuf::from(path);
+    }
+    crate::repo_root().join(".venv/bin/moto_server")
+}
+
+/// A running moto server; stopped when dropped.
+#[derive(Debug)]
+pub struct Moto {
+    child: Child,
+    pub port: u16,
+    pub endpoint: String,
+    log: PathBuf,
+    _dir: TempDir,
+}
+
+impl Moto {
+    /// Starts a fresh server on a free port and waits until it answers.
+    pub fn start() -> Self {
+        let exe = executable();
+        if !exe.exists() {
+            panic!(
+                "moto's server is needed for this test but {} does not exist: {INSTALL_HINT}",
+                exe.display()
+            );
+        }
+        let dir = tempfile::tempdir().expect("temp dir for moto");
+        let log = dir.path().join("moto.log");
+        let port = crate::free_port();
+        let log_file = std::fs::File::create(&log).expect("moto log file");
+        let child = Command::new(&exe)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("log handle"))
+            .stderr(log_file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}; {INSTALL_HINT}", exe.display()));
+        let mut moto = Moto {
+            child,
+            port,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            log,
+            _dir: dir,
+        };
+        moto.wait_ready();
+        moto
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "moto_server exited with {status} before it answered:\n{}",
+                    self.log_text()
+                );
+            }
+            if self.get("/moto-api/").is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "moto_server did not answer on port {} within 60 s:\n{}",
+            self.port,
+            self.log_text()
+        );
+    }
+
+    /// A plain HTTP GET against the server (for its `/moto-api/` endpoints); `None` if it does not answer.
+    pub fn get(&self, path: &str) -> Option<String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+        let mut body = String::new();
+        stream.read_to_string(&mut body).ok()?;
+        body.starts_with("HTTP/").then_some(body)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn config(&self, region: &str) -> aws_config::SdkConfig {
+        crate::sdk_config(&self.endpoint, region)
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,252 @@
+//! A throwaway PostgreSQL cluster: `initdb` in a temporary directory, a free port on 127.0.0.1,
+//! scram-sha-256 password authentication for every connection. Stopped and deleted when dropped.
+//!
+//! PostgreSQL refuses to run as root; when the tests run as root (CI), the server runs as the `postgres`
+//! system user that Debian's packages create.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use tempfile::TempDir;
+
+/// Overrides the directory holding initdb, pg_ctl and postgres.
+pub const PG_BIN_VAR: &str = "LIFEBOAT_PG_BIN";
+pub const SUPERUSER: &str = "lifeboat_admin";
+
+const INSTALL_HINT: &str = "install the PostgreSQL server with `make test` (it runs `apt-get install postgresql`), \
+     or by hand: `sudo apt-get install -y postgresql`; or point LIFEBOAT_PG_BIN at a directory with initdb and pg_ctl";
+
+/// Finds the server binaries: `LIFEBOAT_PG_BIN`, else the newest `/usr/lib/postgresql/<version>/bin`.
+pub fn bin_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var(PG_BIN_VAR) {
+        return PathBuf::from(dir);
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let v: u32 = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").exists().then_some((v, bin))
+        })
+        .collect();
+    versions.sort();
+    match versions.pop() {
+        Some((_, bin)) => bin,
+        None => panic!(
+            "PostgreSQL server binaries (initdb, pg_ctl) are needed for this test but none were found: {INSTALL_HINT}"
+        ),
+    }
+}
+
+fn id_of(user: &str, flag: &str) -> Option<u32> {
+    let out = Command::new("id").args([flag, user]).output().ok()?;
+    String::from_utf8(out.stdout).ok()?.trim().parse().ok()
+}
+
+/// A running server; stopped and removed when dropped.
+#[derive(Debug)]
+pub struct Postgres {
+    pub port: u16,
+    pub password: String,
+    bin: PathBuf,
+    data: PathBuf,
+    run_as: Option<(u32, u32)>,
+    dir: TempDir,
+}
+
+impl Postgres {
+    pub fn start() -> Self {
+        let bin = bin_dir();
+        let dir = tempfile::tempdir().expect("temp dir for PostgreSQL");
+        let data = dir.path().join("data");
+        let password = crate::random_hex(16);
+        let pwfile = dir.path().join("pw");
+        std::fs::write(&pwfile, &password).expect("password file");
+
+        let is_root = Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| o.stdout == b"0\n")
+            .unwrap_or(false);
+        let run_as = if is_root {
+            let uid = id_of("postgres", "-u").unwrap_or_else(|| {
+                panic!("running as root, PostgreSQL needs an unprivileged user and there is no `postgres` user: {INSTALL_HINT}")
+            });
+            let gid = id_of("postgres", "-g").expect("postgres group");
+            let status = Command::new("chown")
+                .args(["-R", &format!("{uid}:{gid}")])
+                .arg(dir.path())
+                .status();
+            assert!(
+                status.map(|s| s.success()).unwrap_or(false),
+                "chown of the PostgreSQL temp dir failed"
+            );
+            Some((uid, gid))
+        } else {
+            None
+        };
+
+        let port = crate::free_port();
+        let mut pg = Postgres {
+            port,
+            password,
+            bin,
+            data,
+            run_as,
+            dir,
+        };
+        pg.run(
+            "initdb",
+            &[
+                "-D",
+                path_str(&pg.data),
+                "-U",
+                SUPERUSER,
+                "--auth=scram-sha-256",
+                "--pwfile",
+                path_str(&pwfile),
+                "--encoding=UTF8",
+                "--locale=C",
+            ],
+        );
+        std::fs::remove_file(&pwfile).ok();
+        let sock = pg.dir.path().to_path_buf();
+        let log = pg.dir.path().join("postgres.log");
+        let options = format!(
+            "-p {port} -c listen_addresses=127.0.0.1 -k {} -c password_encryption=scram-sha-256 -c fsync=off",
+            sock.display()
+        );
+        pg.run(
+            "pg_ctl",
+            &[
+                "-D",
+                path_str(&pg.data),
+                "-l",
+                path_str(&log),
+                "-o",
+                &options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        );
+        pg.port = port;
+        pg
+    }
+
+    fn command(&self, tool: &str) -> Command {
+        let mut cmd = Command::new(self.bin.join(tool));
+        if let Some((uid, gid)) = self.run_as {
+            cmd.uid(uid).gid(gid);
+        }
+        cmd.current_dir(self.dir.path()).stdin(Stdio::null());
+        cmd
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) -> Output {
+        let out = self
+            .command(tool)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("running {tool}: {e}; {INSTALL_HINT}"));
+        if !out.status.success() {
+            let log = std::fs::read_to_string(self.dir.path().join("postgres.log")).unwrap_or_default();
+            panic!(
+                "{tool} failed ({}):\n{}\n{}\n{log}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        out
+    }
+
+    /// A libpq connection string for the superuser (password included: test-only).
+    pub fn url(&self, dbname: &str) -> String {
+        format!(
+            "postgresql://{SUPERUSER}:{}@127.0.0.1:{}/{dbname}",
+            self.password, self.port
+        )
+    }
+
+    /// Runs SQL through `psql` over TCP with password authentication; returns unaligned output.
+    pub fn psql(&self, dbname: &str, sql: &str) -> Result<String, String> {
+        self.psql_as(SUPERUSER, &self.password, dbname, sql)
+    }
+
+    pub fn psql_as(&self, user: &str, password: &str, dbname: &str, sql: &str) -> Result<String, String> {
+        let out = Command::new(self.bin.join("psql"))
+            .args([
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+            ])
+            .args(["-U", user, "-d", dbname, "-c", sql])
+            .env("PGPASSWORD", password)
+            .env("PGCONNECT_TIMEOUT", "10")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("running psql: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+        }
+    }
+
+    /// Loads a SQL file with psql (stops at the first error).
+    pub fn load_file(&self, dbname: &str, file: &Path) -> Result<(), String> {
+        let out = Command::new(self.bin.join("psql"))
+            .args([
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+            ])
+            .args(["-U", SUPERUSER, "-d", dbname, "-f"])
+            .arg(file)
+            .env("PGPASSWORD", &self.password)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("running psql: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data
+    }
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("temp paths are UTF-8")
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = self
+            .command("pg_ctl")
+            .args(["-D", path_str(&self.data), "-m", "immediate", "-w", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
