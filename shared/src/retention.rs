@@ -101,6 +101,9 @@ fn is_eligible(s: &Snapshot, now: DateTime<Utc>) -> bool {
     s.owned() && !s.is_automated() && s.is_available() && s.logical_time() <= now
 }
 
+/// Maps a time to the period it falls in (day, ISO week, month or year), as a comparable key.
+type PeriodOf = fn(DateTime<Utc>) -> (i32, u32);
+
 /// Decides every snapshot of one database. Returns decisions in the order of `snapshots`.
 pub fn decide(snapshots: &[Snapshot], policy: &Gfs, now: DateTime<Utc>) -> Vec<Decision> {
     let mut decisions = vec![Decision::NotEligible; snapshots.len()];
@@ -123,7 +126,7 @@ pub fn decide(snapshots: &[Snapshot], policy: &Gfs, now: DateTime<Utc>) -> Vec<D
         .copied()
         .filter(|&i| snapshots[i].source() == Source::Schedule)
         .collect();
-    let tiers: [(u32, Decision, fn(DateTime<Utc>) -> (i32, u32)); 4] = [
+    let tiers: [(u32, Decision, PeriodOf); 4] = [
         (policy.daily, Decision::KeepDaily, |t| (t.year(), t.ordinal())),
         (policy.weekly, Decision::KeepWeekly, |t| {
             (t.iso_week().year(), t.iso_week().week())
@@ -230,8 +233,8 @@ mod tests {
             .collect();
         // 7 dailies (the newest is "newest"); weekly and monthly overlap some of them.
         assert_eq!(decisions[399], Decision::KeepNewest);
-        for d in 393..399 {
-            assert_eq!(decisions[d], Decision::KeepDaily, "day {d}");
+        for (d, decision) in decisions.iter().enumerate().take(399).skip(393) {
+            assert_eq!(*decision, Decision::KeepDaily, "day {d}");
         }
         // At most 7 + 4 + 12 + 3 snapshots survive, and at least the 7 dailies.
         assert!(kept.len() >= 7 && kept.len() <= 26, "{kept:?}");

@@ -541,7 +541,7 @@ async fn process_db(
             }
         }
     }
-    report.retention.sort_by(|a, b| b.logical_time.cmp(&a.logical_time));
+    report.retention.sort_by_key(|e| std::cmp::Reverse(e.logical_time));
     report
 }
 
@@ -570,7 +570,7 @@ async fn copy_phase(
         wanted.retain(|s| {
             s.owned() && s.is_available() && !have.contains(s.id.as_str()) && !deleted.contains(s.id.as_str())
         });
-        wanted.sort_by(|a, b| b.logical_time().cmp(&a.logical_time()));
+        wanted.sort_by_key(|s| std::cmp::Reverse(s.logical_time()));
         for source in wanted {
             if slots == 0 {
                 report

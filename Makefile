@@ -1,0 +1,63 @@
+# Lifeboat's two set-up commands (see README): `make demo` and `make test`.
+# Both install what they need on a fresh Debian machine with a Rust toolchain, and nothing outside this
+# directory except PostgreSQL and Python's venv module from Debian's packages when they are missing.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+VENV := .venv
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
+# Two cores: keep parallel test servers and builds to that size.
+TEST_THREADS ?= 2
+
+.PHONY: all test demo setup tools postgres rust lint fmt clippy cfn-lint unit bench clean
+
+all: test
+
+## make test: install the test tools, then lint and run every test.
+test: setup lint
+	RUST_TEST_THREADS=$(TEST_THREADS) cargo test --workspace --locked
+
+## make demo: run the functions end to end against a local AWS and PostgreSQL.
+demo: setup
+	cargo build --locked -p snapshot
+	cargo run --locked -q -p lifeboat-tests --bin demo
+
+setup: rust tools postgres
+
+rust:
+	@command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup (https://rustup.rs), then run make again" >&2; exit 1; }
+
+# The Python tools (moto's server, cfn-lint, cargo-lambda) live in a project-local virtualenv, pinned.
+tools: $(VENV)/.installed
+
+$(VENV)/.installed: tests/requirements.txt
+	@python3 -c 'import venv, ensurepip' 2>/dev/null || { $(APT) update -q && $(APT) install -y -q python3-venv python3-pip; }
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	touch $@
+
+# The tests start their own PostgreSQL servers from the installed server binaries.
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		echo "installing the PostgreSQL server binaries from Debian's packages"; \
+		$(APT) update -q && $(APT) install -y -q postgresql; \
+	fi
+
+lint: fmt clippy cfn-lint
+
+fmt:
+	cargo fmt --all -- --check
+
+clippy:
+	cargo clippy --locked --workspace --all-targets -- -D warnings
+
+cfn-lint: tools
+	$(VENV)/bin/cfn-lint infra/template.yaml
+
+## make unit: the pure and adapter tests only (no emulator, no PostgreSQL).
+unit:
+	cargo test --locked --workspace --lib
+
+clean:
+	rm -rf .demo

@@ -1,0 +1,339 @@
+//! `make demo`: Lifeboat end to end on this machine, with no AWS account.
+//!
+//! Starts moto's server and a real PostgreSQL loaded with the demo application, creates a fleet in the
+//! emulator, runs the functions through the real Lambda runtime (`cargo lambda watch` + `cargo lambda invoke`
+//! with the files in `events/`), and prints what happened in words an operator reads.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use lifeboat_tests::{fleet, moto::Moto, postgres::Postgres, repo_root};
+use serde_json::Value;
+
+const REGION: &str = "us-east-1";
+const DR_REGION: &str = "us-west-2";
+/// The demo's policy: small enough that two months of history show every kind of decision.
+const RETENTION: &str = "daily=7,weekly=4,monthly=3";
+const BACKFILL_DAYS: i64 = 45;
+
+struct Watch {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        // SIGTERM lets cargo-lambda stop the function processes it started.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn heading(text: &str) {
+    println!("\n\x1b[1m== {text}\x1b[0m");
+}
+
+fn path_with_venv() -> String {
+    let venv = repo_root().join(".venv/bin");
+    format!("{}:{}", venv.display(), std::env::var("PATH").unwrap_or_default())
+}
+
+/// The cargo-lambda executable from the project's virtualenv (PyPI package `cargo-lambda`).
+fn cargo_lambda() -> PathBuf {
+    let exe = repo_root().join(".venv/bin/cargo-lambda");
+    assert!(
+        exe.exists(),
+        "{} is missing: run `make demo`, which installs cargo-lambda into .venv",
+        exe.display()
+    );
+    exe
+}
+
+fn start_watch(env_file: &Path, log: &Path) -> Watch {
+    let port = lifeboat_tests::free_port();
+    let log_file = std::fs::File::create(log).unwrap();
+    let child = Command::new(cargo_lambda())
+        .args([
+            "lambda",
+            "watch",
+            "--ignore-changes",
+            "-A",
+            "127.0.0.1",
+            "-P",
+            &port.to_string(),
+        ])
+        .arg("--env-file")
+        .arg(env_file)
+        .current_dir(repo_root())
+        .env("PATH", path_with_venv())
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().unwrap())
+        .stderr(log_file)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("starting `cargo lambda watch`: {e}; run `make demo`, which installs cargo-lambda into .venv")
+        });
+    let mut child = child;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "cargo lambda watch exited ({status}):\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cargo lambda watch did not listen within 300 s; see {}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Watch { child, port }
+}
+
+/// Invokes a function through the local Lambda runtime; returns its JSON result or its error text.
+fn invoke(watch: &Watch, function: &str, data_file: &Path) -> Result<Value, String> {
+    let out = Command::new(cargo_lambda())
+        .args([
+            "lambda",
+            "invoke",
+            function,
+            "-A",
+            "127.0.0.1",
+            "-P",
+            &watch.port.to_string(),
+            "-o",
+            "json",
+        ])
+        .arg("--data-file")
+        .arg(data_file)
+        .current_dir(repo_root())
+        .env("PATH", path_with_venv())
+        .stdin(Stdio::null())
+        .output()
+        .expect("running cargo lambda invoke");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if out.status.success() {
+        serde_json::from_str(stdout.trim()).map_err(|e| format!("unreadable result ({e}): {stdout}"))
+    } else {
+        Err(format!(
+            "{}{}",
+            stdout.trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+fn scheduled_event_at(template: &Value, time: DateTime<Utc>, dir: &Path) -> PathBuf {
+    let mut event = template.clone();
+    event["time"] = Value::String(time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    let path = dir.join(format!("scheduled-{}.json", time.format("%Y%m%d")));
+    std::fs::write(&path, serde_json::to_vec_pretty(&event).unwrap()).unwrap();
+    path
+}
+
+fn print_run(summary: &Value) {
+    let Some(dbs) = summary["databases"].as_array() else {
+        return;
+    };
+    println!("  {:<14} {:<16} {:<40} deleted", "database", "outcome", "snapshot");
+    for db in dbs {
+        println!(
+            "  {:<14} {:<16} {:<40} {}",
+            db["db"].as_str().unwrap_or(""),
+            db["outcome"].as_str().unwrap_or(""),
+            db["snapshot_id"].as_str().unwrap_or("-"),
+            db["deleted"].as_array().map(|d| d.len()).unwrap_or(0),
+        );
+    }
+}
+
+fn print_retention(summary: &Value, db: &str) {
+    let Some(entry) = summary["databases"]
+        .as_array()
+        .and_then(|v| v.iter().find(|d| d["db"] == db))
+    else {
+        return;
+    };
+    println!("  retention decisions for {db} (policy {RETENTION}; newest first):");
+    for e in entry["retention"].as_array().into_iter().flatten() {
+        let decision = e["decision"].as_str().unwrap_or("");
+        let mark = if decision == "expire" {
+            "\x1b[31mdelete\x1b[0m"
+        } else {
+            "keep  "
+        };
+        println!(
+            "    {mark}  {:<36} {}",
+            e["snapshot"].as_str().unwrap_or(""),
+            decision.replace('_', " ")
+        );
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let work = tempfile::tempdir().unwrap();
+
+    heading("Starting a local AWS (moto) and PostgreSQL");
+    let moto = Moto::start();
+    let pg = Postgres::start();
+    println!(
+        "  moto_server on {}; PostgreSQL on 127.0.0.1:{} (scram-sha-256)",
+        moto.endpoint, pg.port
+    );
+    pg.psql("postgres", "create database app").unwrap();
+    pg.load_file("app", &repo_root().join("tests/demo/app.sql")).unwrap();
+    let counts = pg
+        .psql(
+            "app",
+            "select string_agg(format('%s=%s', relname, n_live_tup), ', ' order by relname) from pg_stat_user_tables",
+        )
+        .unwrap();
+    println!("  demo application database `app`: {counts}");
+
+    heading("Creating the fleet in the emulator");
+    let rds = aws_sdk_rds::Client::new(&moto.config(REGION));
+    fleet::create(&rds, fleet::STANDARD).await;
+    for db in fleet::STANDARD {
+        let tags: Vec<String> = db.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!(
+            "  {:<12} {:<9} {}",
+            db.id,
+            if db.cluster { "aurora" } else { "instance" },
+            tags.join(" ")
+        );
+    }
+    let kms = aws_sdk_kms::Client::new(&moto.config(DR_REGION));
+    let key = kms.create_key().description("lifeboat DR copies").send().await.unwrap();
+    let key_arn = key.key_metadata().and_then(|k| k.arn()).unwrap().to_owned();
+    println!("  DR region {DR_REGION} with KMS key {key_arn}");
+
+    let env_file = work.path().join("lambda.env");
+    let env: BTreeMap<&str, &str> = BTreeMap::from([
+        ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
+        ("AWS_REGION", REGION),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+        ("AWS_LAMBDA_LOG_LEVEL", "INFO"),
+        ("LIFEBOAT_RETENTION", RETENTION),
+        ("LIFEBOAT_DR_REGION", DR_REGION),
+        ("LIFEBOAT_DR_KMS_KEY_ID", key_arn.as_str()),
+    ]);
+    let mut f = std::fs::File::create(&env_file).unwrap();
+    for (k, v) in &env {
+        // Quoted: dotenv syntax needs it for values holding `=` or `:`.
+        writeln!(f, "{k}=\"{v}\"").unwrap();
+    }
+    drop(f);
+
+    heading("Starting the functions under the local Lambda runtime (cargo lambda watch)");
+    let log_dir = repo_root().join(".demo");
+    std::fs::create_dir_all(&log_dir).unwrap();
+    let log = log_dir.join("lambda.log");
+    let watch = start_watch(&env_file, &log);
+    println!(
+        "  listening on 127.0.0.1:{}; function logs (Lambda JSON format) in {}",
+        watch.port,
+        log.display()
+    );
+
+    let events = repo_root().join("events/snapshot");
+    let template: Value = serde_json::from_slice(&std::fs::read(events.join("scheduled.json")).unwrap()).unwrap();
+    let today: DateTime<Utc> = template["time"].as_str().unwrap().parse().unwrap();
+
+    heading(&format!(
+        "{BACKFILL_DAYS} days of scheduled snapshots before {}",
+        today.format("%Y-%m-%d")
+    ));
+    let started = Instant::now();
+    let mut deleted = 0;
+    for d in (1..=BACKFILL_DAYS).rev() {
+        let file = scheduled_event_at(&template, today - chrono::Duration::days(d), work.path());
+        let summary = invoke(&watch, "snapshot", &file).unwrap_or_else(|e| panic!("scheduled run failed: {e}"));
+        deleted += summary["deleted"].as_u64().unwrap_or(0);
+        print!(".");
+        std::io::stdout().flush().ok();
+    }
+    println!(
+        "\n  {BACKFILL_DAYS} runs in {:.1} s; retention deleted {deleted} snapshots along the way",
+        started.elapsed().as_secs_f64()
+    );
+
+    heading("Today's scheduled run: events/snapshot/scheduled.json");
+    let summary = invoke(&watch, "snapshot", &events.join("scheduled.json")).unwrap();
+    print_run(&summary);
+    print_retention(&summary, "app-prod");
+    for q in summary["quota"].as_array().into_iter().flatten() {
+        println!(
+            "  manual snapshots in {}: {} of {} ({}%)",
+            q["region"].as_str().unwrap_or(""),
+            q["manual_snapshots"],
+            q["quota"],
+            q["used_percent"]
+        );
+    }
+
+    heading("RDS says today's app-prod snapshot finished: events/snapshot/rds-snapshot-finished.json");
+    match invoke(&watch, "snapshot", &events.join("rds-snapshot-finished.json")) {
+        Ok(s) => {
+            let r = &s["databases"][0];
+            println!(
+                "  {} -> {} {}",
+                r["snapshot_id"].as_str().unwrap_or(""),
+                r["outcome"].as_str().unwrap_or(""),
+                r["detail"].as_str().unwrap_or("")
+            );
+        }
+        Err(e) => println!("  failed: {e}"),
+    }
+
+    heading("The same event delivered again (EventBridge retries): nothing new is made");
+    let again = invoke(&watch, "snapshot", &events.join("scheduled.json")).unwrap();
+    print_run(&again);
+
+    heading("A manual snapshot before a migration: events/snapshot/manual.json");
+    match invoke(&watch, "snapshot", &events.join("manual.json")) {
+        Ok(s) => print_run(&s),
+        Err(e) => println!("  failed: {e}"),
+    }
+
+    heading("What the fleet holds now");
+    let source = lifeboat::rds::list_manual(&rds).await.unwrap();
+    let dr = lifeboat::rds::list_manual(&aws_sdk_rds::Client::new(&moto.config(DR_REGION)))
+        .await
+        .unwrap();
+    println!("  {:<12} {:>10} {:>10}  newest", "database", REGION, DR_REGION);
+    for db in fleet::STANDARD {
+        let mine: Vec<_> = source.iter().filter(|s| s.db == db.id && s.owned()).collect();
+        let copies = dr.iter().filter(|s| s.db == db.id && s.owned()).count();
+        let newest = mine
+            .iter()
+            .max_by_key(|s| s.logical_time())
+            .map(|s| s.id.as_str())
+            .unwrap_or("(none: not selected)");
+        println!("  {:<12} {:>10} {:>10}  {newest}", db.id, mine.len(), copies);
+    }
+    let cw = aws_sdk_cloudwatch::Client::new(&moto.config(REGION));
+    let metrics = cw.list_metrics().namespace("Lifeboat").send().await.unwrap();
+    let mut names: Vec<&str> = metrics.metrics().iter().filter_map(|m| m.metric_name()).collect();
+    names.sort();
+    names.dedup();
+    println!("  CloudWatch metrics in namespace Lifeboat: {}", names.join(", "));
+    drop(watch);
+    println!(
+        "\nDemo finished; the emulator and PostgreSQL are stopped. Function logs: {}",
+        log.display()
+    );
+}
