@@ -5,6 +5,7 @@
 //! are tested with `aws-smithy-mocks` here and against moto in `tests/`.
 
 pub mod aws;
+pub mod copies;
 pub mod error;
 pub mod metrics;
 pub mod naming;

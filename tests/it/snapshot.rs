@@ -354,3 +354,30 @@ async fn events_for_snapshots_lifeboat_does_not_own_are_ignored() {
     assert_eq!(summary.databases[0].outcome, Outcome::Ignored);
     assert_eq!(summary.databases[0].detail.as_deref(), Some("not a Lifeboat snapshot"));
 }
+
+#[tokio::test]
+async fn the_newest_snapshot_is_shared_with_the_configured_accounts() {
+    let (_moto, deps) = setup(&[("LIFEBOAT_SHARE_ACCOUNTS", "210987654321")]).await;
+    handle_at(&deps, scheduled_day(1), Utc::now()).await.unwrap();
+    // The second run sees day 1's snapshot available and shares it; day 2's is shared by the next run
+    // (or at once by the RDS event).
+    let summary = handle_at(&deps, scheduled_day(2), Utc::now()).await.unwrap();
+    let app = summary.databases.iter().find(|r| r.db == "app-prod").unwrap();
+    assert_eq!(app.shared, vec!["lifeboat-app-prod-20260101-0200"]);
+    let attrs = deps
+        .rds
+        .describe_db_snapshot_attributes()
+        .db_snapshot_identifier("lifeboat-app-prod-20260101-0200")
+        .send()
+        .await
+        .unwrap();
+    let restore: Vec<&str> = attrs
+        .db_snapshot_attributes_result()
+        .unwrap()
+        .db_snapshot_attributes()
+        .iter()
+        .filter(|a| a.attribute_name() == Some("restore"))
+        .flat_map(|a| a.attribute_values().iter().map(String::as_str))
+        .collect();
+    assert_eq!(restore, vec!["210987654321"]);
+}

@@ -8,13 +8,14 @@
 //! - at most `LIFEBOAT_MAX_COPIES_IN_FLIGHT` copies are in flight per destination region, counting the ones
 //!   earlier runs started; copies that do not fit are picked up by a later run.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use aws_config::SdkConfig;
 use aws_sdk_cloudwatch::types::StandardUnit;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use futures::stream::{self, StreamExt};
+use lifeboat::copies;
 use lifeboat::error::Error;
 use lifeboat::metrics::Metrics;
 use lifeboat::naming::{snapshot_id, SnapshotKind};
@@ -557,21 +558,14 @@ async fn copy_phase(
     let kms = deps.settings.copy.kms_key_id.as_deref().unwrap_or_default();
     let dr_manual = rds::list_manual(dr).await?;
     let mut dr_count = dr_manual.len();
-    let in_flight = dr_manual.iter().filter(|s| s.owned() && s.is_in_progress()).count() as u32;
-    let mut slots = deps.settings.copy.max_in_flight.saturating_sub(in_flight);
+    let mut slots = copies::free_slots(&dr_manual, deps.settings.copy.max_in_flight);
     let dr_by_db = group(dr_manual);
 
     for report in reports.iter_mut().filter(|r| r.outcome.succeeded()) {
         let key = (report.kind, report.db.clone());
         let copies = dr_by_db.get(&key).cloned().unwrap_or_default();
-        let have: HashSet<&str> = copies.iter().map(|s| s.id.as_str()).collect();
-        let deleted: HashSet<&str> = report.deleted.iter().map(String::as_str).collect();
-        let mut wanted: Vec<&Snapshot> = source_by_db.get(&key).map(|v| v.iter().collect()).unwrap_or_default();
-        wanted.retain(|s| {
-            s.owned() && s.is_available() && !have.contains(s.id.as_str()) && !deleted.contains(s.id.as_str())
-        });
-        wanted.sort_by_key(|s| std::cmp::Reverse(s.logical_time()));
-        for source in wanted {
+        let source = source_by_db.get(&key).map(Vec::as_slice).unwrap_or_default();
+        for source in copies::candidates(source, &copies, &report.deleted) {
             if slots == 0 {
                 report
                     .detail
@@ -662,11 +656,11 @@ async fn snapshot_finished(deps: &Deps, snapshot_id: &str, kind: DbKind) -> Resu
         if dr_manual.iter().any(|s| s.id == snap.id && s.kind == kind) {
             return Ok(report.with_detail("already copied to the DR region"));
         }
-        let in_flight = dr_manual.iter().filter(|s| s.owned() && s.is_in_progress()).count() as u32;
-        if in_flight >= deps.settings.copy.max_in_flight {
+        if copies::free_slots(&dr_manual, deps.settings.copy.max_in_flight) == 0 {
             report.outcome = Outcome::CopyDeferred;
             return Ok(report.with_detail(format!(
-                "{in_flight} copies in flight; the next scheduled run copies it"
+                "{} copies already in flight; the next scheduled run copies it",
+                deps.settings.copy.max_in_flight
             )));
         }
         let kms = deps.settings.copy.kms_key_id.as_deref().unwrap_or_default();
