@@ -37,11 +37,16 @@ $(VENV)/.installed: tests/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 	touch $@
 
-# The tests start their own PostgreSQL servers from the installed server binaries.
+# The tests start their own PostgreSQL servers from the installed server binaries, and restore exports with
+# the standard tools of the README's runbook (age, zstd).
 postgres:
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		echo "installing the PostgreSQL server binaries from Debian's packages"; \
 		$(APT) update -q && $(APT) install -y -q postgresql; \
+	fi
+	@if ! command -v age >/dev/null || ! command -v zstd >/dev/null; then \
+		echo "installing age and zstd from Debian's packages"; \
+		$(APT) update -q && $(APT) install -y -q age zstd; \
 	fi
 
 lint: fmt clippy cfn-lint

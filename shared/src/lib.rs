@@ -6,6 +6,7 @@
 
 pub mod aws;
 pub mod copies;
+pub mod db;
 pub mod error;
 pub mod metrics;
 pub mod naming;
@@ -36,6 +37,8 @@ pub mod tags {
     pub const EXPIRES_AT: &str = "lifeboat:expires-at";
     /// On a cross-region copy: the ARN of the snapshot it was copied from.
     pub const COPY_OF: &str = "lifeboat:copy-of";
+    /// On a database: the Secrets Manager secret (name or ARN) with its credentials.
+    pub const SECRET: &str = "lifeboat:secret";
     /// The Lifeboat version that wrote the tags.
     pub const VERSION: &str = "lifeboat:version";
 }

@@ -32,6 +32,23 @@ pub struct Database {
     /// For instances: the cluster it belongs to (such instances are never selected on their own).
     #[serde(skip)]
     pub cluster: Option<String>,
+    /// Where to connect: the instance endpoint, or the cluster's writer endpoint.
+    #[serde(skip)]
+    pub endpoint: Option<(String, u16)>,
+    /// The RDS-managed master user secret, when RDS manages the password in Secrets Manager.
+    #[serde(skip)]
+    pub master_secret_arn: Option<String>,
+}
+
+impl Database {
+    /// The Secrets Manager secret holding this database's credentials: the `lifeboat:secret` tag, else the
+    /// RDS-managed master secret.
+    pub fn secret_id(&self) -> Option<&str> {
+        self.tags
+            .get(crate::tags::SECRET)
+            .map(String::as_str)
+            .or(self.master_secret_arn.as_deref())
+    }
 }
 
 /// `key=value` (or just `key`, meaning any value).
@@ -126,6 +143,10 @@ pub async fn discover(rds: &Client) -> Result<Vec<Database>, Error> {
                 status: i.db_instance_status().unwrap_or_default().to_owned(),
                 tags: tags_of(Some(i.tag_list())),
                 cluster: i.db_cluster_identifier().map(str::to_owned),
+                endpoint: i
+                    .endpoint()
+                    .and_then(|e| Some((e.address()?.to_owned(), u16::try_from(e.port()?).ok()?))),
+                master_secret_arn: i.master_user_secret().and_then(|s| s.secret_arn()).map(str::to_owned),
             });
         }
     }
@@ -142,6 +163,10 @@ pub async fn discover(rds: &Client) -> Result<Vec<Database>, Error> {
                 status: c.status().unwrap_or_default().to_owned(),
                 tags: tags_of(Some(c.tag_list())),
                 cluster: None,
+                endpoint: c
+                    .endpoint()
+                    .and_then(|e| Some((e.to_owned(), u16::try_from(c.port()?).ok()?))),
+                master_secret_arn: c.master_user_secret().and_then(|s| s.secret_arn()).map(str::to_owned),
             });
         }
     }
@@ -161,6 +186,8 @@ mod tests {
             status: "available".into(),
             tags: tags.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
             cluster: cluster.map(Into::into),
+            endpoint: None,
+            master_secret_arn: None,
         }
     }
 

@@ -50,11 +50,16 @@ impl<F: Fn(&str) -> Option<String>> Env for F {
 }
 
 /// Reads a variable, treating an empty or blank value as unset (a SAM parameter left empty arrives as "").
-fn read(env: &impl Env, name: &str) -> Option<String> {
+pub fn read(env: &impl Env, name: &str) -> Option<String> {
     env.get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
-fn parse_number<T>(env: &impl Env, name: &str, default: T, range: std::ops::RangeInclusive<T>) -> Result<T, ConfigError>
+pub fn parse_number<T>(
+    env: &impl Env,
+    name: &str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError>
 where
     T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
 {
@@ -74,7 +79,7 @@ where
     Ok(value)
 }
 
-fn parse_list(env: &impl Env, name: &str) -> Vec<String> {
+pub fn parse_list(env: &impl Env, name: &str) -> Vec<String> {
     read(env, name)
         .map(|raw| {
             raw.split([',', ' ', '\n'])

@@ -1,0 +1,14 @@
+//! The `export` function: `pg_dump` streamed through SHA-256, zstd and age into an S3 multipart upload, the
+//! same stream parsed by `pg_restore`, and a manifest written last.
+//!
+//! Never completes an upload that is not verified; never writes a manifest for an incomplete export; never
+//! holds a key that can decrypt what it wrote (age encrypts to public keys only).
+
+pub mod event;
+pub mod handler;
+pub mod manifest;
+pub mod pipeline;
+pub mod s3;
+pub mod settings;
+
+pub use handler::{handle, Deps, Summary};

@@ -1,0 +1,46 @@
+//! Wires the Lambda runtime to the handler. The same binary runs outside Lambda (the ECS Fargate task for
+//! exports longer than 15 minutes): `export --event '<json>'` or `LIFEBOAT_EVENT='<json>' export` runs one
+//! export, prints the summary on stdout and exits non-zero on failure.
+
+use std::time::{Duration, Instant};
+
+use export::settings::ExportSettings;
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use lifeboat::settings::ProcessEnv;
+use serde_json::Value;
+use tracing::Instrument;
+
+fn standalone_event() -> Option<String> {
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--event" {
+            return args.next();
+        }
+    }
+    std::env::var("LIFEBOAT_EVENT").ok()
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lifeboat::telemetry::init();
+    let settings = ExportSettings::from_env(&ProcessEnv)?;
+    let config = lifeboat::aws::load_config().await;
+    let deps = export::Deps::new(&config, settings);
+
+    if let Some(raw) = standalone_event() {
+        let payload: Value = serde_json::from_str(&raw).map_err(|e| format!("--event is not JSON: {e}"))?;
+        let summary = export::handle(&deps, payload, None).await?;
+        println!("{}", serde_json::to_string(&summary)?);
+        return Ok(());
+    }
+
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+        let deps = &deps;
+        let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
+        // The context's deadline is in milliseconds since the epoch; turn it into a monotonic instant.
+        let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
+        let left = Duration::from_millis(event.context.deadline.saturating_sub(now_ms));
+        export::handle(deps, event.payload, Some(Instant::now() + left)).instrument(span)
+    }))
+    .await
+}

@@ -1,0 +1,497 @@
+//! The export pipeline: one pass over pg_dump's output, every stage concurrent.
+//!
+//! ```text
+//! pg_dump stdout ──► reader ──┬──► [thread] SHA-256 ─► zstd (multi-threaded) ─► age ─► parts ──► uploader (N in flight)
+//!                             └──► pg_restore -f /dev/null (parses the whole archive)
+//! ```
+//!
+//! Memory is bounded whatever the database size: chunks and parts travel through bounded channels, so a slow
+//! stage slows the dump instead of buffering it. The pipeline decides nothing about success on its own: it
+//! returns `Ok` only when pg_dump exited 0, pg_restore accepted the whole stream, and every part is uploaded.
+//! Completing (or aborting) the multipart upload is the caller's job, after this returns.
+
+use std::io::{self, Write};
+use std::process::Stdio;
+
+use bytes::{Bytes, BytesMut};
+use futures::stream::{FuturesUnordered, StreamExt};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+/// Size of the reads from pg_dump: small enough to keep the stages busy, large enough to keep syscalls cheap.
+const CHUNK: usize = 256 * 1024;
+/// Chunks queued between the reader and each consumer.
+const CHUNKS_QUEUED: usize = 8;
+
+/// How the stream is compressed, encrypted and cut into parts.
+#[derive(Clone)]
+pub struct Options {
+    pub zstd_level: i32,
+    /// zstd worker threads; 0 compresses on the pipeline thread itself.
+    pub zstd_workers: u32,
+    pub recipients: Vec<age::x25519::Recipient>,
+    pub part_size: usize,
+    pub parts_in_flight: usize,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("zstd_level", &self.zstd_level)
+            .field("zstd_workers", &self.zstd_workers)
+            .field("recipients", &self.recipients.len())
+            .field("part_size", &self.part_size)
+            .field("parts_in_flight", &self.parts_in_flight)
+            .finish()
+    }
+}
+
+/// What went through the pipeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub plaintext_bytes: u64,
+    pub plaintext_sha256: String,
+    pub stored_bytes: u64,
+    pub stored_sha256: String,
+    pub parts: Vec<UploadedPart>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadedPart {
+    pub number: i32,
+    pub etag: String,
+}
+
+/// Why an export did not complete. Each names the stage, so the error says what happened.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("pg_dump failed ({status}): {stderr}")]
+    Dump { status: String, stderr: String },
+    #[error("verification failed: pg_restore could not parse the archive ({status}): {stderr}")]
+    Verify { status: String, stderr: String },
+    #[error("compressing or encrypting the stream failed: {0}")]
+    Encode(String),
+    #[error("uploading part {part} failed: {message}")]
+    Upload { part: i32, message: String },
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Receives finished parts. The S3 implementation uploads them; tests may collect them.
+pub trait PartSink: Sync {
+    fn upload(&self, number: i32, body: Bytes) -> impl std::future::Future<Output = Result<String, String>> + Send;
+}
+
+/// Spawns a command with piped stdout/stderr, killed if the pipeline is dropped.
+pub fn spawn(mut command: Command, stdin: bool) -> io::Result<Child> {
+    command
+        .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
+        .stdout(if stdin { Stdio::null() } else { Stdio::piped() })
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+}
+
+/// Runs the pipeline over a running pg_dump (`dump`, stdout piped) and pg_restore (`verify`, stdin piped).
+pub async fn run(
+    mut dump: Child,
+    mut verify: Child,
+    sink: &impl PartSink,
+    options: &Options,
+) -> Result<Output, PipelineError> {
+    let stdout = dump
+        .stdout
+        .take()
+        .ok_or_else(|| PipelineError::Io("pg_dump has no stdout".into()))?;
+    let restore_in = verify
+        .stdin
+        .take()
+        .ok_or_else(|| PipelineError::Io("pg_restore has no stdin".into()))?;
+    let dump_err = read_stderr(&mut dump);
+    let verify_err = read_stderr(&mut verify);
+
+    let (to_encode, encode_rx) = mpsc::channel::<Bytes>(CHUNKS_QUEUED);
+    let (to_verify, verify_rx) = mpsc::channel::<Bytes>(CHUNKS_QUEUED);
+    let (parts_tx, parts_rx) = mpsc::channel::<Bytes>(1);
+
+    let reader = read_dump(stdout, to_encode, to_verify);
+    let encode_options = options.clone();
+    let encoder = tokio::task::spawn_blocking(move || encode(encode_rx, parts_tx, &encode_options));
+    let uploader = upload_parts(parts_rx, sink, options.parts_in_flight);
+    let verifier = feed_restore(verify_rx, restore_in);
+
+    let (read, encoded, uploaded, fed) = tokio::join!(reader, encoder, uploader, verifier);
+
+    let read_to_end = read?;
+    fed?;
+    let encoded = encoded.map_err(|e| PipelineError::Encode(format!("encoder thread: {e}")));
+    let dump_status = dump
+        .wait()
+        .await
+        .map_err(|e| PipelineError::Io(format!("waiting for pg_dump: {e}")))?;
+    let verify_status = verify
+        .wait()
+        .await
+        .map_err(|e| PipelineError::Io(format!("waiting for pg_restore: {e}")))?;
+
+    // Report the cause, not the symptom. If the reader saw the end of pg_dump's output, pg_dump's own verdict
+    // comes first (it dies halfway: the stream just ends). If the reader stopped early, a consumer failed first
+    // and pg_dump only died of the closed pipe.
+    if read_to_end && !dump_status.success() {
+        return Err(PipelineError::Dump {
+            status: dump_status.to_string(),
+            stderr: dump_err.await,
+        });
+    }
+    let parts = uploaded?;
+    let (plaintext_bytes, plaintext_sha256, stored_bytes, stored_sha256) = encoded??;
+    if !verify_status.success() {
+        return Err(PipelineError::Verify {
+            status: verify_status.to_string(),
+            stderr: verify_err.await,
+        });
+    }
+    if !read_to_end || !dump_status.success() {
+        return Err(PipelineError::Dump {
+            status: dump_status.to_string(),
+            stderr: dump_err.await,
+        });
+    }
+    Ok(Output {
+        plaintext_bytes,
+        plaintext_sha256,
+        stored_bytes,
+        stored_sha256,
+        parts,
+    })
+}
+
+fn read_stderr(child: &mut Child) -> impl std::future::Future<Output = String> {
+    let stderr = child.stderr.take();
+    let handle = tokio::spawn(async move {
+        let mut text = String::new();
+        if let Some(mut s) = stderr {
+            let _ = s.read_to_string(&mut text).await;
+        }
+        // Keep the end: that is where pg_dump and pg_restore say what went wrong.
+        let trimmed = text.trim();
+        let start = trimmed.len().saturating_sub(2000);
+        let start = (start..trimmed.len())
+            .find(|&i| trimmed.is_char_boundary(i))
+            .unwrap_or(0);
+        trimmed[start..].to_owned()
+    });
+    async move { handle.await.unwrap_or_default() }
+}
+
+async fn read_dump(
+    mut stdout: tokio::process::ChildStdout,
+    to_encode: mpsc::Sender<Bytes>,
+    to_verify: mpsc::Sender<Bytes>,
+) -> Result<bool, PipelineError> {
+    loop {
+        let mut buf = BytesMut::with_capacity(CHUNK);
+        let n = stdout
+            .read_buf(&mut buf)
+            .await
+            .map_err(|e| PipelineError::Io(format!("reading pg_dump's output: {e}")))?;
+        if n == 0 {
+            return Ok(true);
+        }
+        let chunk = buf.freeze();
+        // A closed consumer has failed and will report why; stop feeding and let the others wind down.
+        if to_verify.send(chunk.clone()).await.is_err() || to_encode.send(chunk).await.is_err() {
+            return Ok(false);
+        }
+    }
+}
+
+async fn feed_restore(
+    mut rx: mpsc::Receiver<Bytes>,
+    mut stdin: tokio::process::ChildStdin,
+) -> Result<(), PipelineError> {
+    while let Some(chunk) = rx.recv().await {
+        if stdin.write_all(&chunk).await.is_err() {
+            // pg_restore stopped reading: its exit status and stderr say why.
+            return Ok(());
+        }
+    }
+    stdin.shutdown().await.ok();
+    Ok(())
+}
+
+/// Collects output bytes into parts of `part_size` and hands each to the uploader.
+struct PartWriter {
+    buf: Vec<u8>,
+    part_size: usize,
+    tx: mpsc::Sender<Bytes>,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl PartWriter {
+    fn send(&mut self) -> io::Result<()> {
+        let body = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(self.part_size)));
+        self.tx
+            .blocking_send(body)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the uploader stopped"))
+    }
+
+    fn finish(mut self) -> io::Result<(u64, String)> {
+        // The last part may be short; an empty object still gets one (empty) part.
+        if !self.buf.is_empty() || self.bytes == 0 {
+            self.send()?;
+        }
+        Ok((self.bytes, hex(&self.hasher.finalize())))
+    }
+}
+
+impl Write for PartWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let room = self.part_size - self.buf.len();
+        let n = data.len().min(room);
+        self.buf.extend_from_slice(&data[..n]);
+        self.hasher.update(&data[..n]);
+        self.bytes += n as u64;
+        if self.buf.len() == self.part_size {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The sink behind zstd: age encryption when there are recipients, else the parts directly.
+enum Sealed {
+    Plain(PartWriter),
+    Age(age::stream::StreamWriter<PartWriter>),
+}
+
+impl Write for Sealed {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        match self {
+            Sealed::Plain(w) => w.write(data),
+            Sealed::Age(w) => w.write(data),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sealed::Plain(w) => w.flush(),
+            Sealed::Age(w) => w.flush(),
+        }
+    }
+}
+
+impl Sealed {
+    fn finish(self) -> io::Result<PartWriter> {
+        match self {
+            Sealed::Plain(w) => Ok(w),
+            Sealed::Age(w) => w.finish(),
+        }
+    }
+}
+
+type Encoded = (u64, String, u64, String);
+
+/// Runs on a blocking thread: hash, compress, encrypt, cut into parts.
+fn encode(
+    mut rx: mpsc::Receiver<Bytes>,
+    parts: mpsc::Sender<Bytes>,
+    options: &Options,
+) -> Result<Encoded, PipelineError> {
+    let err = |e: io::Error| PipelineError::Encode(e.to_string());
+    let writer = PartWriter {
+        buf: Vec::with_capacity(options.part_size),
+        part_size: options.part_size,
+        tx: parts,
+        hasher: Sha256::new(),
+        bytes: 0,
+    };
+    let sealed = if options.recipients.is_empty() {
+        Sealed::Plain(writer)
+    } else {
+        let encryptor = age::Encryptor::with_recipients(options.recipients.iter().map(|r| r as &dyn age::Recipient))
+            .map_err(|e| PipelineError::Encode(format!("age: {e}")))?;
+        Sealed::Age(encryptor.wrap_output(writer).map_err(err)?)
+    };
+    let mut zstd = zstd::stream::write::Encoder::new(sealed, options.zstd_level).map_err(err)?;
+    if options.zstd_workers > 0 {
+        zstd.multithread(options.zstd_workers).map_err(err)?;
+    }
+    zstd.include_checksum(true).map_err(err)?;
+
+    let mut plain = Sha256::new();
+    let mut plain_bytes = 0u64;
+    while let Some(chunk) = rx.blocking_recv() {
+        plain.update(&chunk);
+        plain_bytes += chunk.len() as u64;
+        zstd.write_all(&chunk).map_err(err)?;
+    }
+    let writer = zstd.finish().map_err(err)?.finish().map_err(err)?;
+    let (stored_bytes, stored_sha256) = writer.finish().map_err(err)?;
+    Ok((plain_bytes, hex(&plain.finalize()), stored_bytes, stored_sha256))
+}
+
+async fn upload_parts(
+    mut rx: mpsc::Receiver<Bytes>,
+    sink: &impl PartSink,
+    in_flight: usize,
+) -> Result<Vec<UploadedPart>, PipelineError> {
+    let mut running = FuturesUnordered::new();
+    let mut done = Vec::new();
+    let mut next = 1i32;
+    loop {
+        // Take a new part only while there is room; otherwise wait for one in flight to finish.
+        if running.len() < in_flight.max(1) {
+            match rx.recv().await {
+                Some(body) => {
+                    let number = next;
+                    next += 1;
+                    running.push(async move { (number, sink.upload(number, body).await) });
+                    continue;
+                }
+                None => break,
+            }
+        }
+        if let Some((number, result)) = running.next().await {
+            done.push(UploadedPart {
+                number,
+                etag: result.map_err(|message| PipelineError::Upload { part: number, message })?,
+            });
+        }
+    }
+    while let Some((number, result)) = running.next().await {
+        done.push(UploadedPart {
+            number,
+            etag: result.map_err(|message| PipelineError::Upload { part: number, message })?,
+        });
+    }
+    done.sort_by_key(|p| p.number);
+    Ok(done)
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    struct Collect(Mutex<Vec<(i32, Bytes)>>);
+
+    impl PartSink for Collect {
+        async fn upload(&self, number: i32, body: Bytes) -> Result<String, String> {
+            self.0.lock().map_err(|e| e.to_string())?.push((number, body));
+            Ok(format!("etag-{number}"))
+        }
+    }
+
+    struct Failing;
+
+    impl PartSink for Failing {
+        async fn upload(&self, number: i32, _body: Bytes) -> Result<String, String> {
+            if number == 2 {
+                Err("SlowDown: reduce your request rate".into())
+            } else {
+                Ok("e".into())
+            }
+        }
+    }
+
+    fn shell(script: &str) -> Command {
+        let mut c = Command::new("sh");
+        c.args(["-c", script]);
+        c
+    }
+
+    fn options(recipients: Vec<age::x25519::Recipient>) -> Options {
+        Options {
+            zstd_level: 3,
+            zstd_workers: 2,
+            recipients,
+            part_size: 64 * 1024,
+            parts_in_flight: 3,
+        }
+    }
+
+    /// Stands in for pg_dump: 1 MiB of pseudo-random-ish text.
+    const PRODUCER: &str = "i=0; while [ $i -lt 4096 ]; do printf '%0256d' $i; i=$((i+1)); done";
+
+    #[tokio::test]
+    async fn round_trips_through_zstd_and_age_with_parts_in_order() {
+        let identity = age::x25519::Identity::generate();
+        let sink = Collect(Mutex::new(Vec::new()));
+        let dump = spawn(shell(PRODUCER), false).unwrap();
+        let verify = spawn(shell("cat > /dev/null"), true).unwrap();
+        let out = run(dump, verify, &sink, &options(vec![identity.to_public()]))
+            .await
+            .unwrap();
+
+        assert_eq!(out.plaintext_bytes, 4096 * 256);
+        let mut parts = sink.0.into_inner().unwrap();
+        parts.sort_by_key(|p| p.0);
+        assert_eq!(parts.len(), out.parts.len());
+        assert!(
+            parts[..parts.len() - 1].iter().all(|p| p.1.len() == 64 * 1024),
+            "every part but the last is full"
+        );
+        let stored: Vec<u8> = parts.iter().flat_map(|p| p.1.to_vec()).collect();
+        assert_eq!(stored.len() as u64, out.stored_bytes);
+        assert_eq!(hex(&Sha256::digest(&stored)), out.stored_sha256);
+
+        let decryptor = age::Decryptor::new(&stored[..]).unwrap();
+        let reader = decryptor
+            .decrypt(std::iter::once(&identity as &dyn age::Identity))
+            .unwrap();
+        let plain = zstd::stream::decode_all(reader).unwrap();
+        assert_eq!(plain.len() as u64, out.plaintext_bytes);
+        assert_eq!(hex(&Sha256::digest(&plain)), out.plaintext_sha256);
+        assert!(plain.starts_with(format!("{:0256}", 0).as_bytes()));
+    }
+
+    #[tokio::test]
+    async fn a_dump_that_dies_halfway_is_a_failure_naming_pg_dump() {
+        let sink = Collect(Mutex::new(Vec::new()));
+        let dump = spawn(
+            shell("head -c 300000 /dev/zero; echo 'pg_dump: error: connection lost' >&2; exit 1"),
+            false,
+        )
+        .unwrap();
+        let verify = spawn(shell("cat > /dev/null"), true).unwrap();
+        let err = run(dump, verify, &sink, &options(vec![])).await.unwrap_err();
+        assert!(matches!(err, PipelineError::Dump { .. }), "{err}");
+        assert!(err.to_string().contains("connection lost"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_rejected_archive_is_a_verification_failure() {
+        let sink = Collect(Mutex::new(Vec::new()));
+        let dump = spawn(shell(PRODUCER), false).unwrap();
+        let verify = spawn(shell("head -c 1000 > /dev/null; echo 'pg_restore: error: input file does not appear to be a valid archive' >&2; exit 1"), true).unwrap();
+        let err = run(dump, verify, &sink, &options(vec![])).await.unwrap_err();
+        assert!(
+            err.to_string().contains("does not appear to be a valid archive"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_part_fails_the_pipeline() {
+        let dump = spawn(shell(PRODUCER), false).unwrap();
+        let verify = spawn(shell("cat > /dev/null"), true).unwrap();
+        let mut o = options(vec![]);
+        o.zstd_level = 1;
+        // Level 1 on zero-padded numbers compresses well; small parts make sure there are at least two.
+        o.part_size = 1024;
+        let err = run(dump, verify, &Failing, &o).await.unwrap_err();
+        assert!(err.to_string().contains("uploading part 2 failed: SlowDown"), "{err}");
+    }
+}

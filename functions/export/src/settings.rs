@@ -1,0 +1,179 @@
+//! The `export` function's settings, parsed once at cold start (shared variables are in `lifeboat::settings`).
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use lifeboat::db::TlsSettings;
+use lifeboat::error::ConfigError;
+use lifeboat::settings::{parse_list, parse_number, read, CommonSettings, Env};
+use serde::Deserialize;
+
+pub const BUCKET: &str = "LIFEBOAT_BUCKET";
+pub const KMS_KEY_ID: &str = "LIFEBOAT_EXPORT_KMS_KEY_ID";
+pub const AGE_RECIPIENTS: &str = "LIFEBOAT_AGE_RECIPIENTS";
+pub const ZSTD_LEVEL: &str = "LIFEBOAT_ZSTD_LEVEL";
+pub const ZSTD_WORKERS: &str = "LIFEBOAT_ZSTD_WORKERS";
+pub const PART_SIZE_MIB: &str = "LIFEBOAT_PART_SIZE_MIB";
+pub const PARTS_IN_FLIGHT: &str = "LIFEBOAT_PARTS_IN_FLIGHT";
+pub const PROFILES: &str = "LIFEBOAT_EXPORT_PROFILES";
+pub const PG_DUMP: &str = "LIFEBOAT_PG_DUMP";
+pub const PG_RESTORE: &str = "LIFEBOAT_PG_RESTORE";
+pub const MIB_PER_SECOND: &str = "LIFEBOAT_EXPORT_MIB_PER_SECOND";
+
+pub const DEFAULT_PROFILES: &str = r#"{"full": {}}"#;
+
+/// One export profile: which tables, and how long the objects are locked.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// Tables to dump (`name` or `schema.name`); empty means every table.
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Tables to leave out.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// S3 Object Lock retention (days) for each object; needs a bucket with Object Lock enabled.
+    #[serde(default)]
+    pub object_lock_days: Option<u32>,
+}
+
+#[derive(Clone)]
+pub struct ExportSettings {
+    pub common: CommonSettings,
+    pub bucket: String,
+    pub kms_key_id: Option<String>,
+    pub recipients: Vec<age::x25519::Recipient>,
+    /// The recipients as configured (public keys), recorded in manifests.
+    pub recipient_keys: Vec<String>,
+    pub zstd_level: i32,
+    pub zstd_workers: u32,
+    pub part_size: usize,
+    pub parts_in_flight: usize,
+    pub profiles: BTreeMap<String, Profile>,
+    pub pg_dump: String,
+    pub pg_restore: String,
+    pub tls: TlsSettings,
+    /// Assumed dump speed, used to refuse exports that cannot finish before the invocation's deadline.
+    pub mib_per_second: u32,
+}
+
+impl std::fmt::Debug for ExportSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExportSettings")
+            .field("bucket", &self.bucket)
+            .field("recipients", &self.recipient_keys)
+            .field("profiles", &self.profiles)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ExportSettings {
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        let common = CommonSettings::from_env(env)?;
+        let bucket =
+            read(env, BUCKET).ok_or_else(|| ConfigError::new(BUCKET, "", "required: the S3 bucket exports go to"))?;
+        let recipient_keys = parse_list(env, AGE_RECIPIENTS);
+        let mut recipients = Vec::new();
+        for key in &recipient_keys {
+            let r = age::x25519::Recipient::from_str(key).map_err(|e| {
+                ConfigError::new(
+                    AGE_RECIPIENTS,
+                    key,
+                    format!("not an age X25519 public key (age1...): {e}"),
+                )
+            })?;
+            recipients.push(r);
+        }
+        let raw_profiles = read(env, PROFILES).unwrap_or_else(|| DEFAULT_PROFILES.to_owned());
+        let profiles: BTreeMap<String, Profile> = serde_json::from_str(&raw_profiles).map_err(|e| {
+            ConfigError::new(
+                PROFILES,
+                &raw_profiles,
+                format!("expected {{\"name\": {{\"include\": [...], \"exclude\": [...]}}}}: {e}"),
+            )
+        })?;
+        for (name, p) in &profiles {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            {
+                return Err(ConfigError::new(
+                    PROFILES,
+                    name,
+                    "profile names are lowercase letters, digits and hyphens",
+                ));
+            }
+            if !p.include.is_empty() && !p.exclude.is_empty() {
+                return Err(ConfigError::new(
+                    PROFILES,
+                    name,
+                    "a profile has either `include` or `exclude`, not both",
+                ));
+            }
+        }
+        let default_workers = std::thread::available_parallelism()
+            .map(|n| n.get() as u32)
+            .unwrap_or(1);
+        Ok(Self {
+            common,
+            bucket,
+            kms_key_id: read(env, KMS_KEY_ID),
+            recipients,
+            recipient_keys,
+            zstd_level: parse_number(env, ZSTD_LEVEL, 3, 1..=19)?,
+            zstd_workers: parse_number(env, ZSTD_WORKERS, default_workers, 0..=16)?,
+            part_size: parse_number(env, PART_SIZE_MIB, 8usize, 5..=512)? * 1024 * 1024,
+            parts_in_flight: parse_number(env, PARTS_IN_FLIGHT, 3usize, 1..=16)?,
+            profiles,
+            pg_dump: read(env, PG_DUMP).unwrap_or_else(|| "pg_dump".to_owned()),
+            pg_restore: read(env, PG_RESTORE).unwrap_or_else(|| "pg_restore".to_owned()),
+            tls: TlsSettings::from_env(env)?,
+            mib_per_second: parse_number(env, MIB_PER_SECOND, 20, 1..=10_000)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Env {
+        let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        move |n: &str| map.get(n).cloned()
+    }
+
+    const BASE: [(&str, &str); 2] = [(BUCKET, "backups"), ("LIFEBOAT_DB_SSLMODE", "disable")];
+
+    #[test]
+    fn defaults() {
+        let s = ExportSettings::from_env(&env(&BASE)).unwrap();
+        assert_eq!(s.profiles.keys().collect::<Vec<_>>(), vec!["full"]);
+        assert_eq!((s.zstd_level, s.part_size, s.parts_in_flight), (3, 8 * 1024 * 1024, 3));
+        assert!(s.recipients.is_empty());
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let mut cases: Vec<(&str, &str, &str)> = vec![
+            (AGE_RECIPIENTS, "age1notakey", "not an age X25519 public key"),
+            (PROFILES, "{\"critical\": {\"tables\": []}}", "unknown field `tables`"),
+            (PROFILES, "{\"Crit\": {}}", "lowercase"),
+            (
+                PROFILES,
+                "{\"x\": {\"include\": [\"a\"], \"exclude\": [\"b\"]}}",
+                "not both",
+            ),
+            (PART_SIZE_MIB, "4", "between 5 and 512"),
+        ];
+        for (var, value, expected) in cases.drain(..) {
+            let mut pairs = BASE.to_vec();
+            pairs.push((var, value));
+            let err = ExportSettings::from_env(&env(&pairs)).unwrap_err();
+            assert_eq!(err.var, var);
+            assert!(err.reason.contains(expected), "{var}={value}: {err}");
+        }
+        let err = ExportSettings::from_env(&env(&[("LIFEBOAT_DB_SSLMODE", "disable")])).unwrap_err();
+        assert_eq!(err.var, BUCKET);
+    }
+}

@@ -1,0 +1,388 @@
+//! The `export` handler against moto (S3, Secrets Manager, RDS) and a real PostgreSQL, restored with the
+//! standard tools exactly as the README's runbook says: `age -d`, `zstd -d`, `pg_restore`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_rds::types::Tag;
+use export::handler::Outcome;
+use export::manifest::Manifest;
+use export::settings::ExportSettings;
+use export::{handle, Deps};
+use lifeboat_tests::moto::Moto;
+use lifeboat_tests::postgres::{self, Postgres, SUPERUSER};
+use lifeboat_tests::repo_root;
+use serde_json::{json, Value};
+use sha2::Digest as _;
+
+const REGION: &str = "us-east-1";
+const BUCKET: &str = "lifeboat-backups";
+const TIME: &str = "2026-11-22T02:00:00Z";
+const TABLES: [&str; 5] = ["chats", "messages", "projects", "sessions", "users"];
+
+struct World {
+    moto: Moto,
+    pg: Postgres,
+    deps: Deps,
+    identity: age::x25519::Identity,
+    dir: tempfile::TempDir,
+}
+
+fn tool(name: &str) -> PathBuf {
+    let out = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .unwrap();
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(
+        !path.is_empty(),
+        "`{name}` is needed for the restore runbook test: install it with `make test` (apt-get install age zstd)"
+    );
+    PathBuf::from(path)
+}
+
+async fn world(extra: &[(&str, &str)]) -> World {
+    let moto = Moto::start();
+    let pg = Postgres::start();
+    pg.psql("postgres", "create database app").unwrap();
+    pg.load_file("app", &repo_root().join("tests/demo/app.sql")).unwrap();
+
+    let config = moto.config(REGION);
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let secrets = aws_sdk_secretsmanager::Client::new(&config);
+    let secret = json!({"engine": "postgres", "host": "127.0.0.1", "port": pg.port, "username": SUPERUSER,
+                        "password": pg.password, "dbname": "app"});
+    secrets
+        .create_secret()
+        .name("lifeboat/app-prod")
+        .secret_string(secret.to_string())
+        .send()
+        .await
+        .unwrap();
+    let rds = aws_sdk_rds::Client::new(&config);
+    rds.create_db_instance()
+        .db_instance_identifier("app-prod")
+        .db_instance_class("db.t4g.micro")
+        .engine("postgres")
+        .allocated_storage(20)
+        .master_username("x")
+        .master_user_password("not-a-real-password-1")
+        .tags(Tag::builder().key("lifeboat:secret").value("lifeboat/app-prod").build())
+        .tags(Tag::builder().key("lifeboat:backup").value("true").build())
+        .send()
+        .await
+        .unwrap();
+
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
+    let bin = postgres::bin_dir();
+    let pg_dump = bin.join("pg_dump").display().to_string();
+    let pg_restore = bin.join("pg_restore").display().to_string();
+    let profiles = json!({"full": {}, "critical": {"include": ["users", "public.projects"]},
+                          "no-messages": {"exclude": ["messages"]}})
+    .to_string();
+    let mut vars: BTreeMap<String, String> = [
+        ("LIFEBOAT_BUCKET", BUCKET),
+        ("LIFEBOAT_DB_SSLMODE", "disable"),
+        ("LIFEBOAT_AGE_RECIPIENTS", recipient.as_str()),
+        ("LIFEBOAT_PG_DUMP", pg_dump.as_str()),
+        ("LIFEBOAT_PG_RESTORE", pg_restore.as_str()),
+        ("LIFEBOAT_EXPORT_PROFILES", profiles.as_str()),
+        ("LIFEBOAT_PART_SIZE_MIB", "5"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    for (k, v) in extra {
+        vars.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let settings = ExportSettings::from_env(&move |n: &str| vars.get(n).cloned()).unwrap();
+    let mut deps = Deps::new(&config, settings);
+    deps.s3 = s3;
+    World {
+        moto,
+        pg,
+        deps,
+        identity,
+        dir: tempfile::tempdir().unwrap(),
+    }
+}
+
+fn scheduled(profile: &str) -> Value {
+    json!({"profile": profile, "time": TIME})
+}
+
+async fn get(w: &World, key: &str) -> Vec<u8> {
+    let out = w.deps.s3.get_object().bucket(BUCKET).key(key).send().await.unwrap();
+    out.body.collect().await.unwrap().into_bytes().to_vec()
+}
+
+async fn keys(w: &World) -> Vec<String> {
+    let out = w.deps.s3.list_objects_v2().bucket(BUCKET).send().await.unwrap();
+    out.contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect()
+}
+
+fn run(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// The README's runbook, step by step with the standard tools: decrypt, decompress, restore into a new database.
+fn restore_with_standard_tools(w: &World, object: &[u8], into: &str) {
+    let dir = w.dir.path();
+    let encrypted = dir.join(format!("{into}.dump.zst.age"));
+    std::fs::write(&encrypted, object).unwrap();
+    let key_file = dir.join("key.txt");
+    use age::secrecy::ExposeSecret;
+    std::fs::write(&key_file, format!("{}\n", w.identity.to_string().expose_secret())).unwrap();
+    let compressed = dir.join(format!("{into}.dump.zst"));
+    run(Command::new(tool("age"))
+        .arg("-d")
+        .arg("-i")
+        .arg(&key_file)
+        .arg("-o")
+        .arg(&compressed)
+        .arg(&encrypted));
+    let dump = dir.join(format!("{into}.dump"));
+    run(Command::new(tool("zstd"))
+        .args(["-d", "-q", "-f"])
+        .arg(&compressed)
+        .arg("-o")
+        .arg(&dump));
+    w.pg.psql("postgres", &format!("create database {into}")).unwrap();
+    run(Command::new(postgres::bin_dir().join("pg_restore"))
+        .args([
+            "--no-owner",
+            "--exit-on-error",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &w.pg.port.to_string(),
+            "-U",
+            SUPERUSER,
+            "-d",
+            into,
+        ])
+        .arg(&dump)
+        .env("PGPASSWORD", &w.pg.password));
+}
+
+fn table_fingerprint(pg: &Postgres, db: &str, table: &str) -> String {
+    pg.psql(
+        db,
+        &format!(
+            "select count(*) || ':' || coalesce(md5(string_agg(t::text, '|' order by t::text)), '') from {table} t"
+        ),
+    )
+    .unwrap()
+}
+
+fn tables_in(pg: &Postgres, db: &str) -> Vec<String> {
+    let out = pg
+        .psql(
+            db,
+            "select string_agg(tablename, ',' order by tablename) from pg_tables where schemaname = 'public'",
+        )
+        .unwrap();
+    out.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
+#[tokio::test]
+async fn full_export_restores_with_standard_tools_to_identical_data() {
+    let w = world(&[]).await;
+    let summary = handle(&w.deps, scheduled("full"), None).await.unwrap();
+    let report = &summary.exports[0];
+    assert_eq!(report.outcome, Outcome::Exported);
+    assert_eq!(
+        report.key,
+        "exports/app-prod/full/2026/11/22/app-prod-full-20261122T020000Z.dump.zst.age"
+    );
+
+    let manifest: Manifest = serde_json::from_slice(&get(&w, &report.manifest_key).await).unwrap();
+    let object = get(&w, &report.key).await;
+    assert_eq!(object.len() as u64, manifest.stored.bytes);
+    assert_eq!(
+        export::pipeline::hex(&sha2::Sha256::digest(&object)),
+        manifest.stored.sha256
+    );
+    assert_eq!(
+        manifest.encryption.as_ref().unwrap().recipients,
+        vec![w.identity.to_public().to_string()]
+    );
+    assert!(
+        manifest.pg_dump_version.contains("PostgreSQL"),
+        "{}",
+        manifest.pg_dump_version
+    );
+    let counted: BTreeMap<&str, i64> = manifest.tables.iter().map(|t| (t.name.as_str(), t.rows)).collect();
+    assert_eq!(
+        counted,
+        BTreeMap::from([
+            ("chats", 1200),
+            ("messages", 24000),
+            ("projects", 60),
+            ("sessions", 600),
+            ("users", 250)
+        ])
+    );
+
+    restore_with_standard_tools(&w, &object, "restored");
+    for table in TABLES {
+        assert_eq!(
+            table_fingerprint(&w.pg, "app", table),
+            table_fingerprint(&w.pg, "restored", table),
+            "{table}"
+        );
+    }
+    let cw = aws_sdk_cloudwatch::Client::new(&w.moto.config(REGION));
+    let metrics = cw
+        .list_metrics()
+        .namespace("Lifeboat")
+        .metric_name("ExportSuccess")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.metrics().len(), 1);
+}
+
+#[tokio::test]
+async fn include_and_exclude_profiles_dump_only_their_tables() {
+    let w = world(&[]).await;
+    let critical = handle(&w.deps, scheduled("critical"), None).await.unwrap();
+    let object = get(&w, &critical.exports[0].key).await;
+    restore_with_standard_tools(&w, &object, "critical");
+    assert_eq!(tables_in(&w.pg, "critical"), vec!["projects", "users"]);
+    assert_eq!(
+        table_fingerprint(&w.pg, "app", "users"),
+        table_fingerprint(&w.pg, "critical", "users")
+    );
+
+    let rest = handle(&w.deps, scheduled("no-messages"), None).await.unwrap();
+    let manifest: Manifest = serde_json::from_slice(&get(&w, &rest.exports[0].manifest_key).await).unwrap();
+    let names: Vec<&str> = manifest.tables.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, vec!["chats", "projects", "sessions", "users"]);
+    let object = get(&w, &rest.exports[0].key).await;
+    restore_with_standard_tools(&w, &object, "nomessages");
+    assert_eq!(
+        tables_in(&w.pg, "nomessages"),
+        vec!["chats", "projects", "sessions", "users"]
+    );
+}
+
+#[tokio::test]
+async fn a_profile_naming_a_missing_table_fails_clearly_and_writes_nothing() {
+    let w = world(&[(
+        "LIFEBOAT_EXPORT_PROFILES",
+        r#"{"full": {}, "typo": {"include": ["userz"]}}"#,
+    )])
+    .await;
+    let err = handle(&w.deps, scheduled("typo"), None).await.unwrap_err().to_string();
+    assert!(
+        err.contains("profile `typo` names table `userz`, which app-prod does not have"),
+        "{err}"
+    );
+    assert!(keys(&w).await.is_empty());
+    let err = handle(&w.deps, scheduled("weekly"), None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("unknown export profile `weekly` (configured: full, typo)"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_duplicate_invocation_for_the_same_time_makes_no_second_export() {
+    let w = world(&[]).await;
+    handle(&w.deps, scheduled("full"), None).await.unwrap();
+    let before = keys(&w).await;
+    assert_eq!(before.len(), 2, "the dump and its manifest: {before:?}");
+    let again = handle(&w.deps, scheduled("full"), None).await.unwrap();
+    assert_eq!(again.exports[0].outcome, Outcome::AlreadyExported);
+    assert_eq!(keys(&w).await, before);
+}
+
+#[tokio::test]
+async fn an_export_that_cannot_finish_before_the_deadline_is_refused_up_front() {
+    let w = world(&[("LIFEBOAT_EXPORT_MIB_PER_SECOND", "1")]).await;
+    let err = handle(
+        &w.deps,
+        scheduled("full"),
+        Some(Instant::now() + Duration::from_secs(30)),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("before the invocation's deadline"), "{err}");
+    assert!(keys(&w).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_dump_whose_backend_is_terminated_halfway_leaves_nothing_and_reports_failure() {
+    let w = world(&[]).await;
+    // A table big enough that its COPY takes a while, so the dump can be cut in the middle of it.
+    w.pg.psql(
+        "app",
+        "create table big as select g as id, repeat(md5(g::text), 8) as body from generate_series(1, 600000) g",
+    )
+    .unwrap();
+    let url_pg = (w.pg.password.clone(), w.pg.port);
+    let killer = std::thread::spawn(move || {
+        let (password, port) = url_pg;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let out = Command::new(postgres::bin_dir().join("psql"))
+                .args(["-X", "-A", "-t", "-h", "127.0.0.1", "-p", &port.to_string(), "-U", SUPERUSER, "-d", "postgres", "-c"])
+                .arg("select count(pg_terminate_backend(pid)) from pg_stat_activity where query like 'COPY public.big %' and pid <> pg_backend_pid()")
+                .env("PGPASSWORD", &password)
+                .output()
+                .unwrap();
+            if String::from_utf8_lossy(&out.stdout).trim() == "1" {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    });
+    let err = handle(&w.deps, scheduled("full"), None).await.unwrap_err().to_string();
+    assert!(
+        killer.join().unwrap(),
+        "the dump's COPY was never seen, so it was not cut"
+    );
+    assert!(err.contains("pg_dump failed"), "{err}");
+    assert!(keys(&w).await.is_empty(), "no object and no manifest may remain");
+    let uploads = w.deps.s3.list_multipart_uploads().bucket(BUCKET).send().await.unwrap();
+    assert!(uploads.uploads().is_empty(), "the multipart upload was aborted");
+}
+
+#[test]
+fn every_export_event_parses() {
+    let dir = repo_root().join("events/export");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let value: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        export::event::parse(value).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        n += 1;
+    }
+    assert!(
+        n >= 2,
+        "sample events for the schedule and a manual export in {}",
+        dir.display()
+    );
+}
