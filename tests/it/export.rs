@@ -50,11 +50,7 @@ async fn world(extra: &[(&str, &str)]) -> World {
     pg.load_file("app", &repo_root().join("tests/demo/app.sql")).unwrap();
 
     let config = moto.config(REGION);
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&config)
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = aws_sdk_s3::Client::new(&config);
     s3.create_bucket().bucket(BUCKET).send().await.unwrap();
     let secrets = aws_sdk_secretsmanager::Client::new(&config);
     let secret = json!({"engine": "postgres", "host": "127.0.0.1", "port": pg.port, "username": SUPERUSER,
@@ -104,8 +100,7 @@ async fn world(extra: &[(&str, &str)]) -> World {
         vars.insert((*k).to_owned(), (*v).to_owned());
     }
     let settings = ExportSettings::from_env(&move |n: &str| vars.get(n).cloned()).unwrap();
-    let mut deps = Deps::new(&config, settings);
-    deps.s3 = s3;
+    let deps = Deps::new(&config, settings);
     World {
         moto,
         pg,
@@ -258,6 +253,21 @@ async fn full_export_restores_with_standard_tools_to_identical_data() {
         .await
         .unwrap();
     assert_eq!(metrics.metrics().len(), 1);
+    let tags = w
+        .deps
+        .s3
+        .get_object_tagging()
+        .bucket(BUCKET)
+        .key(&report.key)
+        .send()
+        .await
+        .unwrap();
+    let tags: Vec<(&str, &str)> = tags.tag_set().iter().map(|t| (t.key(), t.value())).collect();
+    assert_eq!(
+        tags,
+        vec![("lifeboat-profile", "full")],
+        "lifecycle rules select exports by this tag"
+    );
 }
 
 #[tokio::test]

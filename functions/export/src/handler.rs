@@ -440,6 +440,7 @@ async fn run_export(
         &deps.s3,
         &settings.bucket,
         key,
+        profile_name,
         settings.kms_key_id.as_deref(),
         lock_until,
     )
@@ -534,6 +535,7 @@ async fn run_export(
         &deps.s3,
         &settings.bucket,
         manifest_key,
+        profile_name,
         body,
         settings.kms_key_id.as_deref(),
     )

@@ -38,10 +38,14 @@ impl PartSink for Upload {
 }
 
 /// Starts a multipart upload encrypted with SSE-KMS (the bucket's default key unless one is given).
+/// The object tag that lifecycle rules select on: one expiration rule per export profile.
+pub const PROFILE_TAG: &str = "lifeboat-profile";
+
 pub async fn start(
     s3: &Client,
     bucket: &str,
     key: &str,
+    profile: &str,
     kms_key_id: Option<&str>,
     lock_until: Option<DateTime<Utc>>,
 ) -> Result<Upload, Error> {
@@ -52,6 +56,7 @@ pub async fn start(
         .content_type("application/octet-stream")
         .server_side_encryption(ServerSideEncryption::AwsKms)
         .set_ssekms_key_id(kms_key_id.map(str::to_owned))
+        .tagging(format!("{PROFILE_TAG}={profile}"))
         .metadata("lifeboat-version", lifeboat::VERSION);
     if let Some(until) = lock_until {
         req = req
@@ -112,16 +117,22 @@ pub async fn exists(s3: &Client, bucket: &str, key: &str) -> Result<bool, Error>
     }
 }
 
-/// The stored size of an object.
+/// The stored size of an object, from a listing: the function may list its exports but never read them.
 pub async fn size(s3: &Client, bucket: &str, key: &str) -> Result<i64, Error> {
     let out = s3
-        .head_object()
+        .list_objects_v2()
         .bucket(bucket)
-        .key(key)
+        .prefix(key)
+        .max_keys(1)
         .send()
         .await
-        .map_err(|e| Error::aws("HeadObject", e))?;
-    Ok(out.content_length().unwrap_or(-1))
+        .map_err(|e| Error::aws("ListObjectsV2", e))?;
+    Ok(out
+        .contents()
+        .iter()
+        .find(|o| o.key() == Some(key))
+        .and_then(|o| o.size())
+        .unwrap_or(-1))
 }
 
 /// Writes the manifest, SSE-KMS like the export itself.
@@ -129,6 +140,7 @@ pub async fn put_json(
     s3: &Client,
     bucket: &str,
     key: &str,
+    profile: &str,
     body: Vec<u8>,
     kms_key_id: Option<&str>,
 ) -> Result<(), Error> {
@@ -136,6 +148,7 @@ pub async fn put_json(
         .bucket(bucket)
         .key(key)
         .content_type("application/json")
+        .tagging(format!("{PROFILE_TAG}={profile}"))
         .server_side_encryption(ServerSideEncryption::AwsKms)
         .set_ssekms_key_id(kms_key_id.map(str::to_owned))
         .body(ByteStream::from(body))
