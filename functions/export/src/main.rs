@@ -37,10 +37,12 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let deps = &deps;
         let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
-        // The context's deadline is in milliseconds since the epoch; turn it into a monotonic instant.
+        // The context's deadline is in milliseconds since the epoch; turn it into a monotonic instant. A deadline
+        // already past when the invocation starts means the runtime did not set one (local emulators).
         let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
-        let left = Duration::from_millis(event.context.deadline.saturating_sub(now_ms));
-        export::handle(deps, event.payload, Some(Instant::now() + left)).instrument(span)
+        let deadline = (event.context.deadline > now_ms)
+            .then(|| Instant::now() + Duration::from_millis(event.context.deadline - now_ms));
+        export::handle(deps, event.payload, deadline).instrument(span)
     }))
     .await
 }
