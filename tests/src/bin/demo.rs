@@ -22,6 +22,9 @@ const DR_REGION: &str = "us-west-2";
 /// The demo's policy: small enough that two months of history show every kind of decision.
 const RETENTION: &str = "daily=7,weekly=4,monthly=3";
 const BACKFILL_DAYS: i64 = 45;
+const BUCKET: &str = "lifeboat-demo";
+/// The demo's export profiles: the full database, and the critical tables on their own.
+const PROFILES: &str = r#"{"full": {}, "critical": {"include": ["users", "projects", "sessions"]}}"#;
 
 struct Watch {
     child: Child,
@@ -134,6 +137,56 @@ fn invoke(watch: &Watch, function: &str, data_file: &Path) -> Result<Value, Stri
     }
 }
 
+/// The runbook's steps with the standard tools: `age -d`, `zstd -d`, `pg_restore` into a new database.
+fn restore_runbook(pg: &Postgres, encrypted: &Path, identity: &Path, into: &str) -> String {
+    let compressed = encrypted.with_extension("");
+    let dump = compressed.with_extension("");
+    let step = |cmd: &mut Command| {
+        let out = cmd.stdin(Stdio::null()).output().expect("running a runbook step");
+        assert!(
+            out.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    step(
+        Command::new("age")
+            .arg("-d")
+            .arg("-i")
+            .arg(identity)
+            .arg("-o")
+            .arg(&compressed)
+            .arg(encrypted),
+    );
+    step(
+        Command::new("zstd")
+            .args(["-d", "-q", "-f"])
+            .arg(&compressed)
+            .arg("-o")
+            .arg(&dump),
+    );
+    pg.psql("postgres", &format!("create database {into}")).unwrap();
+    step(
+        Command::new(lifeboat_tests::postgres::bin_dir().join("pg_restore"))
+            .args([
+                "--no-owner",
+                "--exit-on-error",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &pg.port.to_string(),
+            ])
+            .args(["-U", lifeboat_tests::postgres::SUPERUSER, "-d", into])
+            .arg(&dump)
+            .env("PGPASSWORD", &pg.password),
+    );
+    format!(
+        "{} bytes decrypted and decompressed to {} bytes, restored",
+        std::fs::metadata(encrypted).map(|m| m.len()).unwrap_or(0),
+        std::fs::metadata(&dump).map(|m| m.len()).unwrap_or(0)
+    )
+}
+
 fn scheduled_event_at(template: &Value, time: DateTime<Utc>, dir: &Path) -> PathBuf {
     let mut event = template.clone();
     event["time"] = Value::String(time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
@@ -219,6 +272,67 @@ async fn main() {
     let key_arn = key.key_metadata().and_then(|k| k.arn()).unwrap().to_owned();
     println!("  DR region {DR_REGION} with KMS key {key_arn}");
 
+    // Every database in the demo fleet is backed by the one local PostgreSQL: each gets a secret in Secrets
+    // Manager (the RDS secret JSON) and the `lifeboat:secret` tag that points the export function at it.
+    let config = moto.config(REGION);
+    let secrets = aws_sdk_secretsmanager::Client::new(&config);
+    let instances = rds.describe_db_instances().send().await.unwrap();
+    let clusters = rds.describe_db_clusters().send().await.unwrap();
+    let arns: Vec<(String, String)> = instances
+        .db_instances()
+        .iter()
+        .filter(|i| i.db_cluster_identifier().is_none())
+        .filter_map(|i| Some((i.db_instance_identifier()?.to_owned(), i.db_instance_arn()?.to_owned())))
+        .chain(
+            clusters
+                .db_clusters()
+                .iter()
+                .filter_map(|c| Some((c.db_cluster_identifier()?.to_owned(), c.db_cluster_arn()?.to_owned()))),
+        )
+        .collect();
+    for (id, arn) in &arns {
+        let secret = serde_json::json!({"engine": "postgres", "host": "127.0.0.1", "port": pg.port,
+            "username": lifeboat_tests::postgres::SUPERUSER, "password": pg.password, "dbname": "app"});
+        let name = format!("lifeboat/{id}");
+        secrets
+            .create_secret()
+            .name(&name)
+            .secret_string(secret.to_string())
+            .send()
+            .await
+            .unwrap();
+        rds.add_tags_to_resource()
+            .resource_name(arn)
+            .tags(
+                aws_sdk_rds::types::Tag::builder()
+                    .key("lifeboat:secret")
+                    .value(&name)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    println!("  a Secrets Manager secret per database (lifeboat/<db>), named by its `lifeboat:secret` tag");
+    let s3 = aws_sdk_s3::Client::new(&config);
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
+    let key_file = repo_root().join(".demo/age-identity.txt");
+    std::fs::create_dir_all(key_file.parent().unwrap()).unwrap();
+    {
+        use age::secrecy::ExposeSecret;
+        std::fs::write(&key_file, format!("{}\n", identity.to_string().expose_secret())).unwrap();
+    }
+    println!("  S3 bucket {BUCKET}; exports encrypted to age recipient {recipient}");
+    println!(
+        "  (the demo keeps the matching identity in {}; in production it never goes near AWS)",
+        key_file.display()
+    );
+    let bin = lifeboat_tests::postgres::bin_dir();
+    let pg_dump = bin.join("pg_dump").display().to_string();
+    let pg_restore = bin.join("pg_restore").display().to_string();
+
     let env_file = work.path().join("lambda.env");
     let env: BTreeMap<&str, &str> = BTreeMap::from([
         ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
@@ -230,11 +344,18 @@ async fn main() {
         ("LIFEBOAT_RETENTION", RETENTION),
         ("LIFEBOAT_DR_REGION", DR_REGION),
         ("LIFEBOAT_DR_KMS_KEY_ID", key_arn.as_str()),
+        ("LIFEBOAT_BUCKET", BUCKET),
+        ("LIFEBOAT_AGE_RECIPIENTS", recipient.as_str()),
+        ("LIFEBOAT_DB_SSLMODE", "disable"),
+        ("LIFEBOAT_PG_DUMP", pg_dump.as_str()),
+        ("LIFEBOAT_PG_RESTORE", pg_restore.as_str()),
+        ("LIFEBOAT_EXPORT_PROFILES", PROFILES),
     ]);
     let mut f = std::fs::File::create(&env_file).unwrap();
     for (k, v) in &env {
-        // Quoted: dotenv syntax needs it for values holding `=` or `:`.
-        writeln!(f, "{k}=\"{v}\"").unwrap();
+        // Single-quoted: dotenv takes such values literally (they hold `=`, `:` and JSON's double quotes).
+        assert!(!v.contains('\''), "{k} holds a single quote");
+        writeln!(f, "{k}='{v}'").unwrap();
     }
     drop(f);
 
@@ -308,6 +429,87 @@ async fn main() {
         Ok(s) => print_run(&s),
         Err(e) => println!("  failed: {e}"),
     }
+
+    heading("Daily full export: events/export/scheduled-full.json");
+    let exports = repo_root().join("events/export");
+    let summary =
+        invoke(&watch, "export", &exports.join("scheduled-full.json")).unwrap_or_else(|e| panic!("export failed: {e}"));
+    for e in summary["exports"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<12} {:<16} {:>9} -> {:>8} bytes in {:.1} s  {}",
+            e["db"].as_str().unwrap_or(""),
+            e["outcome"].as_str().unwrap_or(""),
+            e["plaintext_bytes"],
+            e["stored_bytes"],
+            e["seconds"].as_f64().unwrap_or(0.0),
+            e["key"].as_str().unwrap_or("")
+        );
+    }
+    let app = summary["exports"]
+        .as_array()
+        .and_then(|v| v.iter().find(|e| e["db"] == "app-prod"))
+        .unwrap();
+    let manifest_key = app["manifest_key"].as_str().unwrap();
+    let manifest: Value = serde_json::from_slice(
+        &s3.get_object()
+            .bucket(BUCKET)
+            .key(manifest_key)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes(),
+    )
+    .unwrap();
+    println!("  manifest s3://{BUCKET}/{manifest_key} (written last; its presence means the export is complete):");
+    for line in serde_json::to_string_pretty(&manifest).unwrap().lines().take(60) {
+        println!("    {line}");
+    }
+
+    heading("Critical tables every 6 hours: events/export/scheduled-critical.json");
+    let critical = invoke(&watch, "export", &exports.join("scheduled-critical.json"))
+        .unwrap_or_else(|e| panic!("export failed: {e}"));
+    for e in critical["exports"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<12} {:<16} {} tables  {}",
+            e["db"].as_str().unwrap_or(""),
+            e["outcome"].as_str().unwrap_or(""),
+            e["tables"],
+            e["key"].as_str().unwrap_or("")
+        );
+    }
+
+    heading("Restoring app-prod's export with standard tools (the README runbook)");
+    let object = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key(app["key"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let encrypted = work.path().join("app-prod.dump.zst.age");
+    std::fs::write(&encrypted, object.body.collect().await.unwrap().into_bytes()).unwrap();
+    let restored = restore_runbook(&pg, &encrypted, &key_file, "app_restored");
+    println!("  age -d | zstd -d | pg_restore into database app_restored: {restored}");
+    let original = pg
+        .psql("app", "select string_agg(format('%s=%s', c.relname, c.n), ', ' order by c.relname) from (select relname, (xpath('/row/c/text()', query_to_xml(format('select count(*) as c from %I', relname), false, true, '')))[1]::text::int as n from pg_stat_user_tables) c")
+        .unwrap();
+    let copy = pg
+        .psql("app_restored", "select string_agg(format('%s=%s', c.relname, c.n), ', ' order by c.relname) from (select relname, (xpath('/row/c/text()', query_to_xml(format('select count(*) as c from %I', relname), false, true, '')))[1]::text::int as n from pg_stat_user_tables) c")
+        .unwrap();
+    println!("  rows in app:          {original}");
+    println!("  rows in app_restored: {copy}");
+    println!(
+        "  {}",
+        if original == copy {
+            "identical row counts"
+        } else {
+            "ROW COUNTS DIFFER"
+        }
+    );
 
     heading("What the fleet holds now");
     let source = lifeboat::rds::list_manual(&rds).await.unwrap();
