@@ -1,0 +1,47 @@
+# The export function's image: the `export` binary plus the PostgreSQL client tools it drives (pg_dump, pg_restore).
+# One image for both paths: Lambda (the binary speaks the Lambda runtime API itself, so no AWS base image is needed)
+# and the ECS Fargate task for long exports (`LIFEBOAT_EVENT` set, one export, exit status = result).
+#
+# PG_MAJOR must be at least the newest PostgreSQL major version among the databases: pg_dump cannot dump a newer
+# server, and the function refuses to try. Build: `sam build` (template infra/template.yaml), or by hand from the
+# repository root: docker build --platform linux/arm64 -f infra/export.Dockerfile -t lifeboat-export .
+
+ARG PG_MAJOR=18
+ARG DEBIAN=bookworm
+
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked -p export \
+ && install -D target/release/export /out/export
+
+FROM debian:${DEBIAN}-slim
+ARG PG_MAJOR
+ARG DEBIAN
+# The PostgreSQL client from the PostgreSQL project's own apt repository (Debian's lags behind new majors), and the
+# RDS certificate bundle so that connections verify the server (LIFEBOAT_DB_SSLMODE=verify-full).
+RUN set -eux; \
+    apt-get update; \
+    apt-get install -y --no-install-recommends ca-certificates curl; \
+    install -d /usr/share/postgresql-common/pgdg /etc/lifeboat; \
+    curl -fsSL -o /usr/share/postgresql-common/pgdg/apt.postgresql.org.asc \
+        https://www.postgresql.org/media/keys/ACCC4CF8.asc; \
+    echo "deb [signed-by=/usr/share/postgresql-common/pgdg/apt.postgresql.org.asc] https://apt.postgresql.org/pub/repos/apt ${DEBIAN}-pgdg main" \
+        > /etc/apt/sources.list.d/pgdg.list; \
+    apt-get update; \
+    apt-get install -y --no-install-recommends "postgresql-client-${PG_MAJOR}"; \
+    curl -fsSL -o /etc/lifeboat/rds-global-bundle.pem \
+        https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem; \
+    apt-get purge -y curl; \
+    apt-get autoremove -y; \
+    rm -rf /var/lib/apt/lists/*
+
+COPY --from=build /out/export /usr/local/bin/export
+
+ENV LIFEBOAT_PG_DUMP=/usr/lib/postgresql/${PG_MAJOR}/bin/pg_dump \
+    LIFEBOAT_PG_RESTORE=/usr/lib/postgresql/${PG_MAJOR}/bin/pg_restore \
+    LIFEBOAT_DB_CA_BUNDLE=/etc/lifeboat/rds-global-bundle.pem
+
+# Any non-root user: nothing is written to disk (the dump streams to S3), so the root filesystem can be read-only.
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/export"]
