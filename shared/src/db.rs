@@ -131,14 +131,80 @@ pub enum DbError {
     SecretShape { secret: String, message: String },
     #[error("TLS set-up: {0}")]
     Tls(String),
-    #[error("connecting to {host}:{port}/{dbname} as {user}: {message}")]
+    #[error("connecting to {host}:{port}/{dbname} as {user}: {} failure: {message}", kind.as_str())]
     Connect {
         host: String,
         port: u16,
         dbname: String,
         user: String,
+        kind: FailureKind,
         message: String,
     },
+}
+
+impl DbError {
+    /// What kind of failure this was, for errors and metrics that must say *why* (a wrong password is not an
+    /// outage).
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            Self::Connect { kind, .. } => *kind,
+            Self::Tls(_) => FailureKind::Tls,
+            Self::Secret { .. } | Self::SecretShape { .. } => FailureKind::Secret,
+        }
+    }
+}
+
+/// Why talking to a database failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Unreachable, refused, timed out, or the connection dropped.
+    Network,
+    /// The server rejected the credentials (SQLSTATE class 28).
+    Authentication,
+    /// Logged in, but not allowed (SQLSTATE 42501).
+    Permission,
+    /// TLS could not be set up or the server's certificate was not trusted.
+    Tls,
+    /// The secret could not be read or is not the expected JSON.
+    Secret,
+    /// Anything else the server reported.
+    Database,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Network => "network",
+            Self::Authentication => "authentication",
+            Self::Permission => "permission",
+            Self::Tls => "TLS",
+            Self::Secret => "secret",
+            Self::Database => "database",
+        }
+    }
+
+    /// Classifies an error from tokio-postgres (connecting or running a statement).
+    pub fn of(err: &tokio_postgres::Error) -> Self {
+        if let Some(db) = err.as_db_error() {
+            let code = db.code().code();
+            return if code.starts_with("28") {
+                Self::Authentication
+            } else if code == "42501" {
+                Self::Permission
+            } else {
+                Self::Database
+            };
+        }
+        let text = aws_error_message(err).to_ascii_lowercase();
+        if ["certificate", "tls", "handshake", "ssl"]
+            .iter()
+            .any(|w| text.contains(w))
+        {
+            Self::Tls
+        } else {
+            Self::Network
+        }
+    }
 }
 
 /// Reads the current value of a database secret.
@@ -226,25 +292,27 @@ impl Target {
     }
 }
 
+/// A database error in one line: the server's message and SQLSTATE, or the client's error chain.
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => aws_error_message(e),
+    }
+}
+
 /// Opens a connection and drives it on a background task.
 pub async fn connect(target: &Target, connect_timeout: Duration) -> Result<tokio_postgres::Client, DbError> {
-    let err = |message: String| DbError::Connect {
+    let err = |e: tokio_postgres::Error| DbError::Connect {
         host: target.host.clone(),
         port: target.port,
         dbname: target.dbname.clone(),
         user: target.user.clone(),
-        message,
+        kind: FailureKind::of(&e),
+        message: describe(&e),
     };
     let config = target.config(connect_timeout);
-    let describe = |e: tokio_postgres::Error| match e.as_db_error() {
-        Some(db) => format!("{} ({})", db.message(), db.code().code()),
-        None => e.to_string(),
-    };
     if target.tls.mode == SslMode::Disable {
-        let (client, conn) = config
-            .connect(tokio_postgres::NoTls)
-            .await
-            .map_err(|e| err(describe(e)))?;
+        let (client, conn) = config.connect(tokio_postgres::NoTls).await.map_err(err)?;
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::warn!(error = %e, "database connection closed with an error");
@@ -253,7 +321,7 @@ pub async fn connect(target: &Target, connect_timeout: Duration) -> Result<tokio
         return Ok(client);
     }
     let tls = tokio_postgres_rustls::MakeRustlsConnect::new(client_config(&target.tls)?);
-    let (client, conn) = config.connect(tls).await.map_err(|e| err(describe(e)))?;
+    let (client, conn) = config.connect(tls).await.map_err(err)?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::warn!(error = %e, "database connection closed with an error");

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod naming;
 pub mod rds;
 pub mod retention;
+pub mod rotation;
 pub mod selection;
 pub mod settings;
 pub mod telemetry;
