@@ -1,0 +1,257 @@
+//! The secret's value: the RDS secret JSON that AWS's rotation templates use (`engine`, `host`, `port`,
+//! `username`, `password`, `dbname`, optional `masterarn`, optional `ssl`). Keys this function does not know are
+//! kept as they are, so a rotation never drops what another tool stored in the secret.
+
+use lifeboat::db::{SslMode, Target, TlsSettings};
+use lifeboat::rotation::validate_username;
+use serde_json::{Map, Value};
+
+/// Which credential a message is about: errors must say which one failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Pending,
+    Current,
+    Previous,
+    Master,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Current => "current",
+            Self::Previous => "previous",
+            Self::Master => "master",
+        }
+    }
+
+    /// The staging label (or key) the credential comes from, for messages.
+    pub fn source(self) -> &'static str {
+        match self {
+            Self::Pending => "AWSPENDING",
+            Self::Current => "AWSCURRENT",
+            Self::Previous => "AWSPREVIOUS",
+            Self::Master => "the secret named by masterarn",
+        }
+    }
+}
+
+/// One version of the secret, parsed. The password is never printed.
+#[derive(Clone)]
+pub struct Credentials {
+    /// Every key of the JSON, including those not modelled below.
+    pub raw: Map<String, Value>,
+    pub username: String,
+    pub password: String,
+    pub host: String,
+    pub port: u16,
+    pub dbname: String,
+    pub masterarn: Option<String>,
+    /// The `ssl` key: `true`/`false`, or an explicit mode (`require`, `verify-ca`, `verify-full`, `disable`).
+    pub ssl: Option<SslChoice>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslChoice {
+    On,
+    Off,
+    Mode(SslMode),
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("dbname", &self.dbname)
+            .field("masterarn", &self.masterarn)
+            .field("ssl", &self.ssl)
+            .finish()
+    }
+}
+
+fn text(map: &Map<String, Value>, key: &str) -> Result<Option<String>, String> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(format!("`{key}` must be a string")),
+    }
+}
+
+fn required(map: &Map<String, Value>, key: &str) -> Result<String, String> {
+    text(map, key)?
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| format!("`{key}` is missing or empty"))
+}
+
+impl Credentials {
+    /// Parses a secret's value. Messages name the key at fault, never a value.
+    pub fn parse(json: &str) -> Result<Self, String> {
+        let raw: Map<String, Value> = match serde_json::from_str(json) {
+            Ok(Value::Object(map)) => map,
+            Ok(_) => return Err("the secret is JSON but not an object".into()),
+            Err(e) => {
+                return Err(format!(
+                    "the secret is not JSON (line {}, column {})",
+                    e.line(),
+                    e.column()
+                ))
+            }
+        };
+        if let Some(engine) = text(&raw, "engine")? {
+            if !matches!(engine.as_str(), "postgres" | "postgresql" | "aurora-postgresql") {
+                return Err(format!(
+                    "`engine` is `{engine}`; this function rotates PostgreSQL secrets"
+                ));
+            }
+        }
+        let username = required(&raw, "username")?;
+        validate_username(&username).map_err(|r| format!("`username`: {r}"))?;
+        let password = required(&raw, "password")?;
+        let host = required(&raw, "host")?;
+        let port = match raw.get("port") {
+            None | Some(Value::Null) => 5432,
+            // AWS's templates accept the port as a number or a string.
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .and_then(|p| u16::try_from(p).ok())
+                .ok_or("`port` is not a port")?,
+            Some(Value::String(s)) => s.parse().map_err(|_| "`port` is not a port".to_owned())?,
+            Some(_) => return Err("`port` must be a number".into()),
+        };
+        let dbname = text(&raw, "dbname")?
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| "postgres".into());
+        let masterarn = text(&raw, "masterarn")?.filter(|m| !m.is_empty());
+        let ssl = match raw.get("ssl") {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(true)) => Some(SslChoice::On),
+            Some(Value::Bool(false)) => Some(SslChoice::Off),
+            Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
+                "true" => Some(SslChoice::On),
+                "false" => Some(SslChoice::Off),
+                other => Some(SslChoice::Mode(
+                    SslMode::parse(other).map_err(|r| format!("`ssl`: {r}"))?,
+                )),
+            },
+            Some(_) => return Err("`ssl` must be true, false or an sslmode".into()),
+        };
+        Ok(Self {
+            raw,
+            username,
+            password,
+            host,
+            port,
+            dbname,
+            masterarn,
+            ssl,
+        })
+    }
+
+    /// The same secret with another user and password; every other key kept.
+    pub fn with_login(&self, username: &str, password: &str) -> Self {
+        let mut next = self.clone();
+        next.username = username.to_owned();
+        next.password = password.to_owned();
+        next.raw.insert("username".into(), Value::String(username.to_owned()));
+        next.raw.insert("password".into(), Value::String(password.to_owned()));
+        next
+    }
+
+    pub fn to_json(&self) -> String {
+        Value::Object(self.raw.clone()).to_string()
+    }
+
+    /// The TLS mode for this secret: its `ssl` key when present, else the function's setting. `ssl: true` never
+    /// weakens the configured verification; `ssl: false` is an explicit choice of the secret's owner.
+    pub fn tls(&self, configured: &TlsSettings) -> TlsSettings {
+        let mode = match self.ssl {
+            None => configured.mode,
+            Some(SslChoice::On) if configured.mode == SslMode::Disable => SslMode::Require,
+            Some(SslChoice::On) => configured.mode,
+            Some(SslChoice::Off) => SslMode::Disable,
+            Some(SslChoice::Mode(m)) => m,
+        };
+        TlsSettings {
+            mode,
+            ca_bundle: configured.ca_bundle.clone(),
+        }
+    }
+
+    /// Where and as whom to connect; `dbname` overrides the secret's database (the master logs in to the user's).
+    pub fn target(&self, configured: &TlsSettings, dbname: Option<&str>) -> Target {
+        Target {
+            host: self.host.clone(),
+            port: self.port,
+            dbname: dbname.unwrap_or(&self.dbname).to_owned(),
+            user: self.username.clone(),
+            password: self.password.clone(),
+            tls: self.tls(configured),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = r#"{"engine":"postgres","host":"db.example.internal","port":"5432","username":"app",
+        "password":"s3cret-Value","dbname":"app","masterarn":"arn:aws:secretsmanager:eu-west-1:1:secret:m","owner":"team-a"}"#;
+
+    #[test]
+    fn parses_the_aws_shape_and_keeps_unknown_keys() {
+        let c = Credentials::parse(SECRET).unwrap();
+        assert_eq!((c.username.as_str(), c.port, c.dbname.as_str()), ("app", 5432, "app"));
+        assert!(c.masterarn.is_some());
+        let next = c.with_login("app_clone", "n3w");
+        let round: Map<String, Value> = serde_json::from_str(&next.to_json()).unwrap();
+        assert_eq!(round["owner"], "team-a");
+        assert_eq!(round["username"], "app_clone");
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn errors_name_the_key_never_the_value() {
+        for (json, expected) in [
+            (r#"{"username":"app","host":"h"}"#, "`password` is missing"),
+            (
+                r#"{"engine":"mysql","username":"a","password":"p","host":"h"}"#,
+                "`engine` is `mysql`",
+            ),
+            (
+                r#"{"username":"a","password":"p","host":"h","port":70000}"#,
+                "`port` is not a port",
+            ),
+            (r#"{"username":"a","password":"p","host":"h","ssl":"prefer"}"#, "`ssl`"),
+            (r#"["not", "an", "object"]"#, "not an object"),
+            (r#"{"username":"a","password":"p-secret"#, "not JSON"),
+        ] {
+            let err = Credentials::parse(json).unwrap_err();
+            assert!(err.contains(expected), "{json}: {err}");
+            assert!(!err.contains("p-secret"));
+        }
+    }
+
+    #[test]
+    fn ssl_key_is_honoured_without_weakening_the_setting() {
+        let verify = TlsSettings {
+            mode: SslMode::VerifyFull,
+            ca_bundle: Some("/ca.pem".into()),
+        };
+        let with = |ssl: &str| {
+            let json = format!(r#"{{"username":"a","password":"p","host":"h","ssl":{ssl}}}"#);
+            Credentials::parse(&json).unwrap().tls(&verify).mode
+        };
+        assert_eq!(with("true"), SslMode::VerifyFull);
+        assert_eq!(with("false"), SslMode::Disable);
+        assert_eq!(with("\"require\""), SslMode::Require);
+        let plain = TlsSettings {
+            mode: SslMode::Disable,
+            ca_bundle: None,
+        };
+        let c = Credentials::parse(r#"{"username":"a","password":"p","host":"h","ssl":true}"#).unwrap();
+        assert_eq!(c.tls(&plain).mode, SslMode::Require);
+    }
+}

@@ -1,0 +1,432 @@
+//! The four rotation steps. Each one re-reads the secret's state and does only what is still to do, so retries
+//! and redeliveries are harmless; none of them touches AWSCURRENT until finishSecret, so the current
+//! credentials keep logging in whatever step fails.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_cloudwatch::types::StandardUnit;
+use lambda_runtime::Diagnostic;
+use lifeboat::db::FailureKind;
+use lifeboat::metrics::Metrics;
+use lifeboat::rotation::{self, alternate_user, same_pair, Plan, Step, Strategy, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::credentials::{Credentials, Role};
+use crate::settings::RotateSettings;
+use crate::{event, postgres, secrets};
+
+#[derive(Debug)]
+pub struct Deps {
+    pub sm: aws_sdk_secretsmanager::Client,
+    pub cw: aws_sdk_cloudwatch::Client,
+    pub settings: RotateSettings,
+}
+
+impl Deps {
+    pub fn new(config: &aws_config::SdkConfig, settings: RotateSettings) -> Self {
+        Self {
+            sm: aws_sdk_secretsmanager::Client::new(config),
+            cw: aws_sdk_cloudwatch::Client::new(config),
+            settings,
+        }
+    }
+}
+
+/// What a step did, returned as the invocation's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub secret: String,
+    pub step: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<&'static str>,
+    /// The user whose password this rotation sets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    pub result: &'static str,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    InvalidEvent,
+    Aws,
+    InvalidSecret,
+    Database(FailureKind),
+    Protocol,
+    Timeout,
+}
+
+/// A failed step. The message names the credential and the failure; it never holds a password or the token.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct RotateError {
+    pub kind: ErrorKind,
+    pub role: Option<Role>,
+    pub message: String,
+}
+
+impl RotateError {
+    pub fn aws(operation: &str, err: &(dyn std::error::Error + 'static)) -> Self {
+        Self::aws_message(operation, &secrets::message(err))
+    }
+
+    pub fn aws_message(operation: &str, message: &str) -> Self {
+        Self {
+            kind: ErrorKind::Aws,
+            role: None,
+            message: format!("{operation} failed: {message}"),
+        }
+    }
+
+    pub fn about(mut self, role: Role) -> Self {
+        self.role = Some(role);
+        self.message = format!("{} credentials ({}): {}", role.as_str(), role.source(), self.message);
+        self
+    }
+
+    pub fn invalid_secret(role: Role, reason: impl std::fmt::Display) -> Self {
+        Self {
+            kind: ErrorKind::InvalidSecret,
+            role: Some(role),
+            message: format!("{} credentials ({}): {reason}", role.as_str(), role.source()),
+        }
+    }
+
+    pub fn database(role: Role, user: &str, kind: FailureKind, detail: String) -> Self {
+        Self {
+            kind: ErrorKind::Database(kind),
+            role: Some(role),
+            message: format!(
+                "{} credentials ({}, user {user}): {} failure: {detail}",
+                role.as_str(),
+                role.source(),
+                kind.as_str()
+            ),
+        }
+    }
+
+    fn protocol(message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Protocol,
+            role: None,
+            message: message.into(),
+        }
+    }
+
+    fn error_type(&self) -> &'static str {
+        match self.kind {
+            ErrorKind::InvalidEvent => "Lifeboat.InvalidEvent",
+            ErrorKind::Aws => "Lifeboat.AwsError",
+            ErrorKind::InvalidSecret => "Lifeboat.Rotation.InvalidSecret",
+            ErrorKind::Database(FailureKind::Network) => "Lifeboat.Rotation.Network",
+            ErrorKind::Database(FailureKind::Authentication) => "Lifeboat.Rotation.Authentication",
+            ErrorKind::Database(FailureKind::Permission) => "Lifeboat.Rotation.Permission",
+            ErrorKind::Database(FailureKind::Tls) => "Lifeboat.Rotation.Tls",
+            ErrorKind::Database(_) => "Lifeboat.Rotation.Database",
+            ErrorKind::Protocol => "Lifeboat.Rotation.Protocol",
+            ErrorKind::Timeout => "Lifeboat.Rotation.Timeout",
+        }
+    }
+}
+
+impl From<RotateError> for Diagnostic {
+    fn from(err: RotateError) -> Self {
+        Diagnostic {
+            error_type: err.error_type().to_owned(),
+            error_message: err.message,
+        }
+    }
+}
+
+/// Runs one step within its time budget, publishes its metrics, and logs its result.
+pub async fn handle(deps: &Deps, payload: Value, deadline: Option<Instant>) -> Result<Outcome, RotateError> {
+    let started = Instant::now();
+    let ev = event::parse(payload).map_err(|e| RotateError {
+        kind: ErrorKind::InvalidEvent,
+        role: None,
+        message: e.to_string(),
+    })?;
+    let mut budget = deps.settings.step_budget;
+    if let Some(deadline) = deadline {
+        // Stop early enough to report the failure before Lambda stops the invocation.
+        budget = budget.min(
+            deadline
+                .saturating_duration_since(started)
+                .saturating_sub(Duration::from_secs(2)),
+        );
+    }
+    let run = tokio::time::timeout(budget, step(deps, &ev)).await;
+    let seconds = started.elapsed().as_secs_f64();
+    let result = match run {
+        Ok(r) => r,
+        Err(_) => Err((
+            ev.secret_id.clone(),
+            RotateError {
+                kind: ErrorKind::Timeout,
+                role: None,
+                message: format!(
+                    "the step ran out of its time budget ({}s); nothing after the last completed action was done",
+                    budget.as_secs()
+                ),
+            },
+        )),
+    };
+    // The secret's name for metrics and logs: the id as given when the step failed before reading it.
+    let (name, result) = match result {
+        Ok((name, mut outcome)) => {
+            outcome.seconds = seconds;
+            (name, Ok(outcome))
+        }
+        Err((name, mut err)) => {
+            // Error messages from AWS can quote the version id; the token is never reported.
+            err.message =
+                format!("{} of secret {name}: {}", ev.step.as_str(), err.message).replace(&ev.token, "<token>");
+            (name, Err(err))
+        }
+    };
+
+    let mut metrics = Metrics::new();
+    let dims = [("Secret", name.as_str()), ("Step", ev.step.as_str())];
+    metrics.put(
+        "RotationSuccess",
+        f64::from(u8::from(result.is_ok())),
+        StandardUnit::Count,
+        &dims,
+    );
+    metrics.put("RotationStepDurationSeconds", seconds, StandardUnit::Seconds, &dims);
+    if let Err(e) = metrics
+        .publish(&deps.cw, &deps.settings.metrics_namespace, chrono::Utc::now())
+        .await
+    {
+        tracing::warn!(error = %e, secret = %name, "could not publish rotation metrics");
+    }
+    match &result {
+        Ok(o) => tracing::info!(
+            secret = %o.secret, step = o.step, strategy = o.strategy, user = o.user, result = o.result,
+            seconds = o.seconds, "rotation step finished"
+        ),
+        Err(e) => tracing::error!(secret = %name, step = ev.step.as_str(), error = %e.message, "rotation step failed"),
+    }
+    result
+}
+
+type StepResult = Result<(String, Outcome), (String, RotateError)>;
+
+async fn step(deps: &Deps, ev: &event::RotationEvent) -> StepResult {
+    let meta = secrets::describe(&deps.sm, &ev.secret_id)
+        .await
+        .map_err(|e| (ev.secret_id.clone(), e))?;
+    let name = meta.name.clone();
+    let fail = |e: RotateError| (name.clone(), e);
+    let done = |strategy: Option<Strategy>, user: Option<String>, result: &'static str| Outcome {
+        secret: name.clone(),
+        step: ev.step.as_str(),
+        strategy: strategy.map(Strategy::as_str),
+        user,
+        result,
+        seconds: 0.0,
+    };
+    match rotation::plan(meta.rotation_enabled, &meta.versions, &ev.token)
+        .map_err(|m| fail(RotateError::protocol(m)))?
+    {
+        Plan::AlreadyCurrent => return Ok((name.clone(), done(None, None, "already_current"))),
+        Plan::Proceed => {}
+    }
+    let sm = &deps.sm;
+    let id = ev.secret_id.as_str();
+    let current = secrets::require(sm, id, AWSCURRENT, None, Role::Current)
+        .await
+        .map_err(fail)?;
+    let strategy = if current.masterarn.is_some() {
+        Strategy::AlternatingUsers
+    } else {
+        Strategy::SingleUser
+    };
+    let outcome = match ev.step {
+        Step::Create => create(deps, ev, &current, strategy).await,
+        Step::Set => set(deps, ev, &current, strategy).await,
+        Step::Test => test(deps, ev).await,
+        Step::Finish => finish(deps, ev, &meta.versions).await,
+    }
+    .map_err(fail)?;
+    let (user, result) = outcome;
+    Ok((name.clone(), done(Some(strategy), user, result)))
+}
+
+type Done = (Option<String>, &'static str);
+
+/// createSecret: a pending value for this token, made once. A retry finds it and never makes another password.
+async fn create(
+    deps: &Deps,
+    ev: &event::RotationEvent,
+    current: &Credentials,
+    strategy: Strategy,
+) -> Result<Done, RotateError> {
+    let sm = &deps.sm;
+    if let Some(pending) = secrets::get(sm, &ev.secret_id, AWSPENDING, Some(&ev.token), Role::Pending).await? {
+        return Ok((Some(pending.username), "pending_exists"));
+    }
+    let user = match strategy {
+        Strategy::SingleUser => current.username.clone(),
+        Strategy::AlternatingUsers => {
+            let previous = secrets::get(sm, &ev.secret_id, AWSPREVIOUS, None, Role::Previous)
+                .await
+                .ok()
+                .flatten();
+            alternate_user(&current.username, previous.as_ref().map(|p| p.username.as_str()))
+                .map_err(|r| RotateError::invalid_secret(Role::Current, format!("`username`: {r}")))?
+        }
+    };
+    let s = &deps.settings;
+    let password = secrets::random_password(sm, s.password_length, &s.exclude_characters).await?;
+    let pending = current.with_login(&user, &password);
+    secrets::put_pending(sm, &ev.secret_id, &ev.token, &pending).await?;
+    Ok((Some(user), "pending_created"))
+}
+
+/// setSecret: make the database accept the pending credentials.
+async fn set(
+    deps: &Deps,
+    ev: &event::RotationEvent,
+    current: &Credentials,
+    strategy: Strategy,
+) -> Result<Done, RotateError> {
+    let s = &deps.settings;
+    let sm = &deps.sm;
+    let pending = secrets::require(sm, &ev.secret_id, AWSPENDING, Some(&ev.token), Role::Pending).await?;
+    // The pending value must be for the same server: a secret edited to point elsewhere must not move the
+    // rotation to another database.
+    if (pending.host.as_str(), pending.port) != (current.host.as_str(), current.port) {
+        return Err(RotateError::protocol(format!(
+            "the pending credentials are for {}:{}, the current ones for {}:{}; refusing to set a password on \
+             another server",
+            pending.host, pending.port, current.host, current.port
+        )));
+    }
+    // Already done (a retry, or a redelivered event): the pending credentials log in.
+    if postgres::connect(&pending, Role::Pending, &s.tls, None, s.connect_timeout)
+        .await
+        .is_ok()
+    {
+        return Ok((Some(pending.username), "pending_already_works"));
+    }
+    match strategy {
+        Strategy::SingleUser => {
+            if pending.username != current.username {
+                return Err(RotateError::protocol(format!(
+                    "single-user rotation: the pending user {} is not the current user {}",
+                    pending.username, current.username
+                )));
+            }
+            // The current password normally; the previous one when an earlier rotation set the database's
+            // password but failed before finishSecret moved AWSCURRENT.
+            let client = match postgres::connect(current, Role::Current, &s.tls, None, s.connect_timeout).await {
+                Ok(c) => c,
+                Err(current_err) => {
+                    let previous = secrets::get(sm, &ev.secret_id, AWSPREVIOUS, None, Role::Previous).await?;
+                    match previous.filter(|p| p.username == current.username && p.host == current.host) {
+                        None => return Err(current_err),
+                        Some(prev) => postgres::connect(&prev, Role::Previous, &s.tls, None, s.connect_timeout)
+                            .await
+                            .map_err(|prev_err| RotateError {
+                                message: format!("{current_err}; and {prev_err}"),
+                                ..current_err
+                            })?,
+                    }
+                }
+            };
+            postgres::set_password(
+                &client,
+                Role::Current,
+                &current.username,
+                &pending.username,
+                &pending.password,
+            )
+            .await?;
+        }
+        Strategy::AlternatingUsers => {
+            if !same_pair(&pending.username, &current.username) {
+                return Err(RotateError::protocol(format!(
+                    "alternating-users rotation: the pending user {} and the current user {} are not a pair",
+                    pending.username, current.username
+                )));
+            }
+            let master_arn = current.masterarn.as_deref().unwrap_or_default();
+            let master = secrets::require(sm, master_arn, AWSCURRENT, None, Role::Master).await?;
+            if master.host != current.host {
+                return Err(RotateError::protocol(format!(
+                    "the master secret is for host {}, the user's for {}; refusing to use it",
+                    master.host, current.host
+                )));
+            }
+            // The master logs in to the user's database, where the user's grants live.
+            let mut client =
+                postgres::connect(&master, Role::Master, &s.tls, Some(&current.dbname), s.connect_timeout).await?;
+            let exists = postgres::role_exists(&client, Role::Master, &master.username, &pending.username).await?;
+            let is_clone = rotation::clone_of(&current.username) == pending.username;
+            match (exists, is_clone) {
+                (false, true) => {
+                    postgres::create_clone(
+                        &mut client,
+                        &master.username,
+                        &current.username,
+                        &pending.username,
+                        &pending.password,
+                    )
+                    .await?
+                }
+                (true, true) => {
+                    postgres::update_clone(
+                        &client,
+                        &master.username,
+                        &current.username,
+                        &pending.username,
+                        &pending.password,
+                    )
+                    .await?
+                }
+                (true, false) => {
+                    postgres::set_password(
+                        &client,
+                        Role::Master,
+                        &master.username,
+                        &pending.username,
+                        &pending.password,
+                    )
+                    .await?
+                }
+                (false, false) => {
+                    return Err(RotateError::protocol(format!(
+                        "user {} does not exist; alternating users only creates the clone of the current user",
+                        pending.username
+                    )))
+                }
+            }
+        }
+    }
+    // Prove it before reporting success.
+    postgres::connect(&pending, Role::Pending, &s.tls, None, s.connect_timeout).await?;
+    Ok((Some(pending.username), "password_set"))
+}
+
+/// testSecret: the pending credentials log in and are who they say.
+async fn test(deps: &Deps, ev: &event::RotationEvent) -> Result<Done, RotateError> {
+    let s = &deps.settings;
+    let pending = secrets::require(&deps.sm, &ev.secret_id, AWSPENDING, Some(&ev.token), Role::Pending).await?;
+    let client = postgres::connect(&pending, Role::Pending, &s.tls, None, s.connect_timeout).await?;
+    postgres::check_login(&client, Role::Pending, &pending.username).await?;
+    Ok((Some(pending.username), "pending_logs_in"))
+}
+
+/// finishSecret: AWSCURRENT moves to the new version (Secrets Manager keeps the old one as AWSPREVIOUS).
+async fn finish(
+    deps: &Deps,
+    ev: &event::RotationEvent,
+    versions: &std::collections::BTreeMap<String, Vec<String>>,
+) -> Result<Done, RotateError> {
+    let from = rotation::current_version(versions)
+        .ok_or_else(|| RotateError::protocol("no version of the secret is AWSCURRENT"))?;
+    secrets::promote(&deps.sm, &ev.secret_id, &ev.token, from).await?;
+    Ok((None, "promoted"))
+}

@@ -1,0 +1,14 @@
+//! The `rotate` function: the Secrets Manager rotation protocol (createSecret, setSecret, testSecret,
+//! finishSecret) for PostgreSQL on RDS and Aurora, single-user and alternating-users.
+//!
+//! Every step is idempotent under retries and redelivery, the AWSCURRENT credentials keep logging in whatever
+//! step fails, and no password or rotation token ever reaches a log line or an error message.
+
+pub mod credentials;
+pub mod event;
+pub mod handler;
+pub mod postgres;
+pub mod secrets;
+pub mod settings;
+
+pub use handler::{handle, Deps, Outcome};

@@ -1,0 +1,89 @@
+//! The `rotate` function's settings, parsed once at cold start.
+
+use std::time::Duration;
+
+use lifeboat::db::TlsSettings;
+use lifeboat::error::ConfigError;
+use lifeboat::rotation::DEFAULT_EXCLUDED_CHARACTERS;
+use lifeboat::settings::{parse_number, read, Env, DEFAULT_NAMESPACE, METRICS_NAMESPACE};
+
+pub const PASSWORD_LENGTH: &str = "LIFEBOAT_PASSWORD_LENGTH";
+pub const EXCLUDE_CHARACTERS: &str = "LIFEBOAT_PASSWORD_EXCLUDE_CHARACTERS";
+pub const CONNECT_TIMEOUT: &str = "LIFEBOAT_CONNECT_TIMEOUT_SECONDS";
+pub const STEP_BUDGET: &str = "LIFEBOAT_STEP_BUDGET_SECONDS";
+
+#[derive(Debug, Clone)]
+pub struct RotateSettings {
+    pub password_length: i64,
+    pub exclude_characters: String,
+    pub connect_timeout: Duration,
+    /// The most one step may take; the step also stops two seconds before the invocation's deadline.
+    pub step_budget: Duration,
+    pub tls: TlsSettings,
+    pub metrics_namespace: String,
+}
+
+impl RotateSettings {
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        // RDS for PostgreSQL accepts master passwords of up to 128 characters.
+        let password_length = parse_number(env, PASSWORD_LENGTH, 32i64, 16..=128)?;
+        // An empty value means "exclude nothing"; unset means the default set.
+        let exclude_characters = env
+            .get(EXCLUDE_CHARACTERS)
+            .unwrap_or_else(|| DEFAULT_EXCLUDED_CHARACTERS.to_owned());
+        if exclude_characters
+            .chars()
+            .any(|c| !c.is_ascii() || c.is_ascii_control())
+        {
+            return Err(ConfigError::new(
+                EXCLUDE_CHARACTERS,
+                &exclude_characters,
+                "only printable ASCII characters can be excluded (generated passwords are printable ASCII)",
+            ));
+        }
+        Ok(Self {
+            password_length,
+            exclude_characters,
+            connect_timeout: Duration::from_secs(parse_number(env, CONNECT_TIMEOUT, 5u64, 1..=60)?),
+            step_budget: Duration::from_secs(parse_number(env, STEP_BUDGET, 25u64, 5..=840)?),
+            tls: TlsSettings::from_env(env)?,
+            metrics_namespace: read(env, METRICS_NAMESPACE).unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Env {
+        let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        move |n: &str| map.get(n).cloned()
+    }
+
+    #[test]
+    fn defaults_are_safe() {
+        // verify-full, the default, needs a CA bundle; any existing file passes the settings check.
+        let bundle = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        let s = RotateSettings::from_env(&env(&[("LIFEBOAT_DB_CA_BUNDLE", bundle)])).unwrap();
+        assert_eq!(s.password_length, 32);
+        assert_eq!(s.exclude_characters, DEFAULT_EXCLUDED_CHARACTERS);
+        assert_eq!(s.tls.mode.as_str(), "verify-full");
+        assert_eq!(s.connect_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (var, value, expected) in [
+            (PASSWORD_LENGTH, "8", "between 16 and 128"),
+            (EXCLUDE_CHARACTERS, "é", "printable ASCII"),
+            (CONNECT_TIMEOUT, "0", "between 1 and 60"),
+            ("LIFEBOAT_DB_SSLMODE", "prefer", "prefer"),
+        ] {
+            let err = RotateSettings::from_env(&env(&[(var, value)])).unwrap_err();
+            assert_eq!(err.var, var);
+            assert!(err.to_string().contains(expected), "{var}={value}: {err}");
+        }
+    }
+}
