@@ -38,15 +38,15 @@ $(VENV)/.installed: tests/requirements.txt
 	touch $@
 
 # The tests start their own PostgreSQL servers from the installed server binaries, and restore exports with
-# the standard tools of the README's runbook (age, zstd).
+# the standard tools of the README's runbook (age, zstd); the TLS tests make their certificates with openssl.
 postgres:
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		echo "installing the PostgreSQL server binaries from Debian's packages"; \
 		$(APT) update -q && $(APT) install -y -q postgresql; \
 	fi
-	@if ! command -v age >/dev/null || ! command -v zstd >/dev/null; then \
-		echo "installing age and zstd from Debian's packages"; \
-		$(APT) update -q && $(APT) install -y -q age zstd; \
+	@if ! command -v age >/dev/null || ! command -v zstd >/dev/null || ! command -v openssl >/dev/null; then \
+		echo "installing age, zstd and openssl from Debian's packages"; \
+		$(APT) update -q && $(APT) install -y -q age zstd openssl; \
 	fi
 
 lint: fmt clippy cfn-lint

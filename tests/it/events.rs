@@ -32,6 +32,26 @@ fn every_snapshot_event_parses() {
 }
 
 #[test]
+fn every_rotate_event_parses() {
+    let dir = repo_root().join("events/rotate");
+    let mut steps = Vec::new();
+    for file in files(&dir) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let value: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: not JSON: {e}", file.display()));
+        let event = rotate::event::parse(value).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        steps.push(event.step);
+    }
+    steps.sort();
+    use lifeboat::rotation::Step;
+    assert_eq!(
+        steps,
+        [Step::Create, Step::Set, Step::Test, Step::Finish],
+        "one sample event per step"
+    );
+}
+
+#[test]
 fn every_function_has_sample_events() {
     for entry in std::fs::read_dir(repo_root().join("functions")).unwrap() {
         let name = entry.unwrap().file_name();

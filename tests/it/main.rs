@@ -6,4 +6,5 @@
 mod events;
 mod export;
 mod harness;
+mod rotate;
 mod snapshot;

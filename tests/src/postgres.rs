@@ -51,6 +51,8 @@ fn id_of(user: &str, flag: &str) -> Option<u32> {
 pub struct Postgres {
     pub port: u16,
     pub password: String,
+    /// With TLS: the CA that signed the server's certificate (for `verify-full`).
+    pub ca_file: Option<PathBuf>,
     bin: PathBuf,
     data: PathBuf,
     run_as: Option<(u32, u32)>,
@@ -58,7 +60,18 @@ pub struct Postgres {
 }
 
 impl Postgres {
+    /// A server that accepts plaintext and TLS connections.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// A server that rejects every connection without TLS; its certificate (CN and SAN `localhost`,
+    /// `127.0.0.1`) is signed by a throwaway CA in `ca_file`.
+    pub fn start_tls_only() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls_only: bool) -> Self {
         let bin = bin_dir();
         let dir = tempfile::tempdir().expect("temp dir for PostgreSQL");
         let data = dir.path().join("data");
@@ -93,6 +106,7 @@ impl Postgres {
         let mut pg = Postgres {
             port,
             password,
+            ca_file: None,
             bin,
             data,
             run_as,
@@ -115,10 +129,30 @@ impl Postgres {
         std::fs::remove_file(&pwfile).ok();
         let sock = pg.dir.path().to_path_buf();
         let log = pg.dir.path().join("postgres.log");
-        let options = format!(
+        let mut options = format!(
             "-p {port} -c listen_addresses=127.0.0.1 -k {} -c password_encryption=scram-sha-256 -c fsync=off",
             sock.display()
         );
+        if tls_only {
+            let (cert, key, ca) = make_certificates(pg.dir.path(), pg.run_as);
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                cert.display(),
+                key.display()
+            ));
+            // TCP connections only over TLS: hostssl for the scram rules initdb wrote, and a reject for the rest.
+            let hba = pg.data.join("pg_hba.conf");
+            let rules = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+            let rules: String = rules
+                .lines()
+                .map(|l| match l.strip_prefix("host ") {
+                    Some(rest) => format!("hostssl {rest}\n"),
+                    None => format!("{l}\n"),
+                })
+                .collect();
+            std::fs::write(&hba, format!("{rules}hostnossl all all 0.0.0.0/0 reject\n")).expect("pg_hba.conf");
+            pg.ca_file = Some(ca);
+        }
         pg.run(
             "pg_ctl",
             &[
@@ -234,6 +268,89 @@ impl Postgres {
     pub fn data_dir(&self) -> &Path {
         &self.data
     }
+}
+
+/// A CA and a server certificate for 127.0.0.1/localhost, made with the openssl command-line tool.
+fn make_certificates(dir: &Path, owner: Option<(u32, u32)>) -> (PathBuf, PathBuf, PathBuf) {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("the TLS tests need the openssl command: `apt-get install openssl` (make test does): {e}")
+            });
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-days",
+                "2",
+                "-subj",
+                "/CN=lifeboat-test-ca",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+            ],
+            &[
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &["-subj", "/CN=localhost", "-keyout", "server.key", "-out", "server.csr"],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("extensions file");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.crt",
+    ]);
+    let key = dir.join("server.key");
+    // The server refuses a key file others can read, and must own it.
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod server.key");
+    if let Some((uid, gid)) = owner {
+        for f in ["server.key", "server.crt", "ca.pem"] {
+            std::os::unix::fs::chown(dir.join(f), Some(uid), Some(gid)).expect("chown certificate files");
+        }
+    }
+    (dir.join("server.crt"), key, dir.join("ca.pem"))
 }
 
 fn path_str(p: &Path) -> &str {
