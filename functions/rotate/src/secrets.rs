@@ -126,3 +126,60 @@ pub async fn promote(sm: &Client, secret_id: &str, token: &str, from_version: &s
 pub(crate) fn message(err: &(dyn std::error::Error + 'static)) -> String {
     aws_error_message(err)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use aws_sdk_secretsmanager::operation::get_secret_value::{GetSecretValueError, GetSecretValueOutput};
+    use aws_sdk_secretsmanager::types::error::ResourceNotFoundException;
+    use aws_smithy_mocks::{mock, mock_client};
+
+    #[tokio::test]
+    async fn a_version_without_a_value_reads_as_none() {
+        let missing = mock!(Client::get_secret_value).then_error(|| {
+            GetSecretValueError::ResourceNotFoundException(ResourceNotFoundException::builder().build())
+        });
+        let sm = mock_client!(aws_sdk_secretsmanager, [&missing]);
+        let got = get(&sm, "s", AWSPENDING, Some("t"), Role::Pending).await.unwrap();
+        assert!(got.is_none());
+    }
+
+    #[tokio::test]
+    async fn access_denied_names_the_credential_and_keeps_the_service_message() {
+        let denied = mock!(Client::get_secret_value)
+            .sequence()
+            .http_status(
+                400,
+                Some(
+                    r#"{"__type":"AccessDeniedException","message":"not authorized to perform secretsmanager:GetSecretValue"}"#
+                        .into(),
+                ),
+            )
+            .build();
+        let sm = mock_client!(aws_sdk_secretsmanager, [&denied]);
+        let err = require(&sm, "m", AWSCURRENT, None, Role::Master).await.unwrap_err();
+        assert_eq!(err.role, Some(Role::Master));
+        assert!(err.message.starts_with("master credentials"), "{}", err.message);
+        assert!(
+            err.message
+                .contains("not authorized to perform secretsmanager:GetSecretValue"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[tokio::test]
+    async fn a_secret_that_is_not_the_rds_shape_is_refused_without_echoing_it() {
+        let binary = mock!(Client::get_secret_value).then_output(|| {
+            GetSecretValueOutput::builder()
+                .secret_string(r#"{"user":"a","pass":"hunter2"}"#)
+                .build()
+        });
+        let sm = mock_client!(aws_sdk_secretsmanager, [&binary]);
+        let err = require(&sm, "s", AWSCURRENT, None, Role::Current).await.unwrap_err();
+        assert!(err.message.contains("`username` is missing"), "{}", err.message);
+        assert!(!err.message.contains("hunter2"));
+    }
+}
