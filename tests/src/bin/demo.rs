@@ -137,6 +137,42 @@ fn invoke(watch: &Watch, function: &str, data_file: &Path) -> Result<Value, Stri
     }
 }
 
+/// The AWSCURRENT user and password of a secret.
+async fn current_user_of(sm: &aws_sdk_secretsmanager::Client, id: &str) -> (String, String) {
+    let v = sm
+        .get_secret_value()
+        .secret_id(id)
+        .version_stage("AWSCURRENT")
+        .send()
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_str(v.secret_string().unwrap()).unwrap();
+    (
+        v["username"].as_str().unwrap().to_owned(),
+        v["password"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// What Secrets Manager does before it calls the rotation function: a new version staged AWSPENDING, no value.
+/// moto's RotateSecret does that and then fails to find a Lambda function to call; the demo calls the steps.
+async fn stage_rotation(sm: &aws_sdk_secretsmanager::Client, id: &str) -> String {
+    let token = lifeboat_tests::random_hex(18);
+    let staged = sm
+        .rotate_secret()
+        .secret_id(id)
+        .client_request_token(&token)
+        .rotation_lambda_arn(format!("arn:aws:lambda:{REGION}:123456789012:function:lifeboat-rotate"))
+        .rotation_rules(
+            aws_sdk_secretsmanager::types::RotationRulesType::builder()
+                .automatically_after_days(90)
+                .build(),
+        )
+        .send()
+        .await;
+    assert!(staged.is_err(), "moto has no Lambda function to call");
+    token
+}
+
 /// The runbook's steps with the standard tools: `age -d`, `zstd -d`, `pg_restore` into a new database.
 fn restore_runbook(pg: &Postgres, encrypted: &Path, identity: &Path, into: &str) -> String {
     let compressed = encrypted.with_extension("");
@@ -290,9 +326,35 @@ async fn main() {
                 .filter_map(|c| Some((c.db_cluster_identifier()?.to_owned(), c.db_cluster_arn()?.to_owned()))),
         )
         .collect();
+    // app-prod's secret is a least-privilege backup user (pg_read_all_data) with a master secret beside it, so
+    // the demo can rotate it with alternating users; the other databases use the admin login.
+    let backup_password = lifeboat_tests::random_hex(16);
+    pg.psql(
+        "postgres",
+        &format!(
+            "CREATE ROLE lifeboat_backup LOGIN PASSWORD '{backup_password}'; GRANT pg_read_all_data TO lifeboat_backup"
+        ),
+    )
+    .unwrap();
+    let admin = serde_json::json!({"engine": "postgres", "host": "127.0.0.1", "port": pg.port,
+        "username": lifeboat_tests::postgres::SUPERUSER, "password": pg.password, "dbname": "app"});
+    let master_arn = secrets
+        .create_secret()
+        .name("lifeboat/master")
+        .secret_string(admin.to_string())
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_owned();
     for (id, arn) in &arns {
-        let secret = serde_json::json!({"engine": "postgres", "host": "127.0.0.1", "port": pg.port,
-            "username": lifeboat_tests::postgres::SUPERUSER, "password": pg.password, "dbname": "app"});
+        let secret = if id == "app-prod" {
+            serde_json::json!({"engine": "postgres", "host": "127.0.0.1", "port": pg.port,
+                "username": "lifeboat_backup", "password": backup_password, "dbname": "app", "masterarn": master_arn})
+        } else {
+            admin.clone()
+        };
         let name = format!("lifeboat/{id}");
         secrets
             .create_secret()
@@ -313,7 +375,8 @@ async fn main() {
             .await
             .unwrap();
     }
-    println!("  a Secrets Manager secret per database (lifeboat/<db>), named by its `lifeboat:secret` tag");
+    println!("  a Secrets Manager secret per database (lifeboat/<db>), named by its `lifeboat:secret` tag;");
+    println!("  app-prod's is the backup user lifeboat_backup, rotated with alternating users by lifeboat/master");
     let s3 = aws_sdk_s3::Client::new(&config);
     s3.create_bucket().bucket(BUCKET).send().await.unwrap();
     let identity = age::x25519::Identity::generate();
@@ -510,6 +573,61 @@ async fn main() {
             "ROW COUNTS DIFFER"
         }
     );
+
+    heading("Rotating app-prod's credentials (Secrets Manager rotation, alternating users): events/rotate/");
+    let secret_id = "lifeboat/app-prod";
+    let before = current_user_of(&secrets, secret_id).await;
+    let token = stage_rotation(&secrets, secret_id).await;
+    let started = Instant::now();
+    for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+        let template: Value =
+            serde_json::from_slice(&std::fs::read(repo_root().join(format!("events/rotate/{step}.json"))).unwrap())
+                .unwrap();
+        let mut event = template.clone();
+        event["SecretId"] = Value::from(secret_id);
+        event["ClientRequestToken"] = Value::from(token.as_str());
+        let file = work.path().join(format!("{step}.json"));
+        std::fs::write(&file, event.to_string()).unwrap();
+        let out = invoke(&watch, "rotate", &file).unwrap_or_else(|e| panic!("{step} failed: {e}"));
+        println!(
+            "  {step:<13} {:<22} user {}",
+            out["result"].as_str().unwrap_or(""),
+            out["user"].as_str().unwrap_or("-")
+        );
+    }
+    // Secrets Manager takes AWSPENDING off the new version once finishSecret succeeds.
+    secrets
+        .update_secret_version_stage()
+        .secret_id(secret_id)
+        .version_stage("AWSPENDING")
+        .remove_from_version_id(&token)
+        .send()
+        .await
+        .unwrap();
+    let after = current_user_of(&secrets, secret_id).await;
+    println!(
+        "  rotated in {:.1} s: AWSCURRENT was {} and is now {} (with the same memberships); {} keeps its password \
+         until the next rotation",
+        started.elapsed().as_secs_f64(),
+        before.0,
+        after.0,
+        before.0
+    );
+    let who = pg.psql_as(&after.0, &after.1, "app", "select current_user").unwrap();
+    println!("  the new AWSCURRENT logs in as {who}");
+
+    heading("An export after the rotation, with nothing redeployed: events/export/manual.json");
+    let manual =
+        invoke(&watch, "export", &exports.join("manual.json")).unwrap_or_else(|e| panic!("export failed: {e}"));
+    for e in manual["exports"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<12} {:<16} {} tables  {}",
+            e["db"].as_str().unwrap_or(""),
+            e["outcome"].as_str().unwrap_or(""),
+            e["tables"],
+            e["key"].as_str().unwrap_or("")
+        );
+    }
 
     heading("What the fleet holds now");
     let source = lifeboat::rds::list_manual(&rds).await.unwrap();
