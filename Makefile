@@ -10,7 +10,7 @@ APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 # Two cores: keep parallel test servers and builds to that size.
 TEST_THREADS ?= 2
 
-.PHONY: all test demo setup tools postgres rust lint fmt clippy cfn-lint unit bench clean
+.PHONY: all test demo setup tools postgres rust lint fmt clippy cfn-lint unit bench bench-rotate clean rds-ca
 
 all: test
 
@@ -20,7 +20,7 @@ test: setup lint
 
 ## make demo: run the functions end to end against a local AWS and PostgreSQL.
 demo: setup
-	cargo build --locked -p snapshot -p export
+	cargo build --locked -p snapshot -p export -p rotate
 	cargo run --locked -q -p lifeboat-tests --bin demo
 
 setup: rust tools postgres
@@ -59,6 +59,15 @@ clippy:
 
 cfn-lint: tools
 	$(VENV)/bin/cfn-lint infra/template.yaml
+
+## make bench-rotate: wall time of full four-step rotations against moto and PostgreSQL, with references.
+bench-rotate: setup
+	cargo run --locked --release -q -p lifeboat-tests --bin bench_rotate
+
+## make rds-ca: download the RDS certificate bundle for the rotate function's layer (before `sam build`).
+rds-ca:
+	mkdir -p infra/layers/rds-ca
+	curl -fsSL -o infra/layers/rds-ca/global-bundle.pem https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem
 
 ## make unit: the pure and adapter tests only (no emulator, no PostgreSQL).
 unit:
