@@ -21,6 +21,7 @@ pub const PG_RESTORE: &str = "LIFEBOAT_PG_RESTORE";
 pub const MIB_PER_SECOND: &str = "LIFEBOAT_EXPORT_MIB_PER_SECOND";
 
 pub const DEFAULT_PROFILES: &str = r#"{"full": {}}"#;
+pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
 
 /// One export profile: which tables, and how long the objects are locked.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -112,19 +113,22 @@ impl ExportSettings {
                 ));
             }
         }
-        let default_workers = std::thread::available_parallelism()
-            .map(|n| n.get() as u32)
-            .unwrap_or(1);
         Ok(Self {
             common,
             bucket,
             kms_key_id: read(env, KMS_KEY_ID),
             recipients,
             recipient_keys,
-            zstd_level: parse_number(env, ZSTD_LEVEL, 3, 1..=19)?,
-            zstd_workers: parse_number(env, ZSTD_WORKERS, default_workers, 0..=16)?,
+            // Level 1 and one compressing thread by default: on Lambda's one or two vCPUs the compressor shares the
+            // cores with pg_dump, pg_restore and the hashes, and `make bench` measured level 1 single-threaded as
+            // both the fastest setting and (on its data) smaller than level 3 or pg_dump -Fc. Worker threads cost
+            // about 25 MiB each and only pay off with spare cores.
+            zstd_level: parse_number(env, ZSTD_LEVEL, DEFAULT_ZSTD_LEVEL, 1..=19)?,
+            zstd_workers: parse_number(env, ZSTD_WORKERS, 0, 0..=16)?,
             part_size: parse_number(env, PART_SIZE_MIB, 8usize, 5..=512)? * 1024 * 1024,
-            parts_in_flight: parse_number(env, PARTS_IN_FLIGHT, 3usize, 1..=16)?,
+            // Two 8 MiB parts uploading while the next fills keeps a loopback or in-region upload ahead of the
+            // dump, within the 64 MiB budget.
+            parts_in_flight: parse_number(env, PARTS_IN_FLIGHT, 2usize, 1..=16)?,
             profiles,
             pg_dump: read(env, PG_DUMP).unwrap_or_else(|| "pg_dump".to_owned()),
             pg_restore: read(env, PG_RESTORE).unwrap_or_else(|| "pg_restore".to_owned()),
@@ -149,7 +153,10 @@ mod tests {
     fn defaults() {
         let s = ExportSettings::from_env(&env(&BASE)).unwrap();
         assert_eq!(s.profiles.keys().collect::<Vec<_>>(), vec!["full"]);
-        assert_eq!((s.zstd_level, s.part_size, s.parts_in_flight), (3, 8 * 1024 * 1024, 3));
+        assert_eq!(
+            (s.zstd_level, s.zstd_workers, s.part_size, s.parts_in_flight),
+            (1, 0, 8 * 1024 * 1024, 2)
+        );
         assert!(s.recipients.is_empty());
     }
 
