@@ -10,7 +10,7 @@ APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 # Two cores: keep parallel test servers and builds to that size.
 TEST_THREADS ?= 2
 
-.PHONY: all test demo setup tools postgres rust lint fmt clippy cfn-lint unit bench bench-rotate clean rds-ca
+.PHONY: all test demo setup tools postgres rust lint fmt clippy cfn-lint unit bench bench-export bench-rotate clean rds-ca asl
 
 all: test
 
@@ -49,7 +49,7 @@ postgres:
 		$(APT) update -q && $(APT) install -y -q age zstd openssl; \
 	fi
 
-lint: fmt clippy cfn-lint
+lint: fmt clippy cfn-lint asl
 
 fmt:
 	cargo fmt --all -- --check
@@ -60,9 +60,38 @@ clippy:
 cfn-lint: tools
 	$(VENV)/bin/cfn-lint infra/template.yaml
 
+## make bench: the benchmarks (export on a generated database of BENCH_GB GB, default 1; rotation). They print
+## figures and ratios against references measured in the same run; they assert nothing about speed.
+bench: bench-export bench-rotate
+
+S3S_FS := .bench/tools/bin/s3s-fs
+
+# The export uploads to s3s-fs, a fast S3-compatible server over a local directory (moto is too slow to be the
+# endpoint of a benchmark); GNU time measures wall time and peak RSS of each command.
+bench-export: setup $(S3S_FS)
+	@command -v /usr/bin/time >/dev/null || { $(APT) update -q && $(APT) install -y -q time; }
+	cargo build --locked --release -p export
+	cargo run --locked --release -q -p lifeboat-tests --bin bench_export
+
+$(S3S_FS):
+	cargo install --locked s3s-fs --version '~0.14' --features binary --root .bench/tools
+
 ## make bench-rotate: wall time of full four-step rotations against moto and PostgreSQL, with references.
 bench-rotate: setup
 	cargo run --locked --release -q -p lifeboat-tests --bin bench_rotate
+
+# The restore-test state machine is validated with the asl-validator npm package (pinned in infra/asl), installed
+# with Debian's Node.js when the machine has none.
+ASL_VALIDATOR := infra/asl/node_modules/.bin/asl-validator
+
+asl: $(ASL_VALIDATOR)
+	$(ASL_VALIDATOR) --json-path infra/restore-test.asl.json
+
+$(ASL_VALIDATOR): infra/asl/package.json infra/asl/package-lock.json
+	@command -v npm >/dev/null || { echo "installing Node.js and npm from Debian's packages"; \
+		$(APT) update -q && $(APT) install -y -q nodejs npm; }
+	npm ci --prefix infra/asl --no-audit --no-fund
+	touch $@
 
 ## make rds-ca: download the RDS certificate bundle for the rotate function's layer (before `sam build`).
 rds-ca:

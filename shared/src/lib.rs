@@ -11,6 +11,7 @@ pub mod error;
 pub mod metrics;
 pub mod naming;
 pub mod rds;
+pub mod restore;
 pub mod retention;
 pub mod rotation;
 pub mod selection;

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::error::Error;
 
 /// Instance or Aurora cluster: they are snapshotted, restored and described through different APIs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DbKind {
     Instance,

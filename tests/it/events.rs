@@ -52,6 +52,32 @@ fn every_rotate_event_parses() {
 }
 
 #[test]
+fn every_restore_event_parses() {
+    let dir = repo_root().join("events/restore");
+    let mut actions = Vec::new();
+    for file in files(&dir) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let value: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: not JSON: {e}", file.display()));
+        if file.file_name().is_some_and(|n| n == "scheduled-test.json") {
+            // The schedule starts the state machine, whose first state passes `time` to the plan step.
+            let plan = serde_json::json!({"action": "plan", "time": value["time"]});
+            restore::event::parse(plan).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            continue;
+        }
+        restore::event::parse(value.clone()).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        actions.push(value["action"].as_str().unwrap().to_owned());
+    }
+    actions.sort();
+    actions.dedup();
+    assert_eq!(
+        actions,
+        ["cleanup", "plan", "poll", "prepare", "report", "restore", "start", "summary", "verify"],
+        "a sample event for every step and for console restores"
+    );
+}
+
+#[test]
 fn every_function_has_sample_events() {
     for entry in std::fs::read_dir(repo_root().join("functions")).unwrap() {
         let name = entry.unwrap().file_name();

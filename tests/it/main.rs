@@ -6,5 +6,6 @@
 mod events;
 mod export;
 mod harness;
+mod restore;
 mod rotate;
 mod snapshot;

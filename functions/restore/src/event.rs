@@ -1,0 +1,172 @@
+//! The requests the function serves. The state machine passes the test's state from step to step; each step
+//! returns it with its own results added.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use lifeboat::error::Error;
+use lifeboat::naming::validate_db_identifier;
+use lifeboat::restore::Check;
+use lifeboat::selection::DbKind;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// First state of a scheduled run: which databases to test (`time` is the schedule's).
+    Plan {
+        time: DateTime<Utc>,
+        #[serde(default)]
+        databases: Option<Vec<String>>,
+    },
+    /// Restore the newest (or the named) snapshot into an isolated instance.
+    Start {
+        database: String,
+        #[serde(default)]
+        snapshot: Option<String>,
+        #[serde(default)]
+        requested_at: Option<DateTime<Utc>>,
+    },
+    Poll {
+        test: TestState,
+    },
+    Prepare {
+        test: TestState,
+    },
+    Verify {
+        test: TestState,
+    },
+    /// Writes the report; `error` is the state machine's caught error when a step failed.
+    Report {
+        test: TestState,
+        #[serde(default)]
+        error: Option<Value>,
+    },
+    Cleanup {
+        test: TestState,
+    },
+    /// Last state of a scheduled run: fails when any database's test failed.
+    Summary {
+        results: Vec<Value>,
+    },
+    /// A real restore from the console into a new, named instance or cluster.
+    Restore(ManualRestore),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManualRestore {
+    pub database: String,
+    /// A snapshot id, or `latest`; leave out to restore to `point_in_time`.
+    #[serde(default)]
+    pub snapshot: Option<String>,
+    /// RFC 3339, or `latest` for the latest restorable time (PITR).
+    #[serde(default)]
+    pub point_in_time: Option<String>,
+    /// The new instance (or cluster) identifier. Never an existing one.
+    pub target: String,
+    #[serde(default)]
+    pub instance_class: Option<String>,
+    #[serde(default)]
+    pub subnet_group: Option<String>,
+    #[serde(default)]
+    pub security_groups: Option<Vec<String>>,
+    #[serde(default)]
+    pub parameter_group: Option<String>,
+}
+
+/// Where the verify step connects. The password is never printed.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Target {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    /// Database to connect to first (the export's database is used when there is a manifest).
+    #[serde(default = "default_dbname")]
+    pub dbname: String,
+}
+
+fn default_dbname() -> String {
+    "postgres".into()
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}:{}/{}", self.user, self.host, self.port, self.dbname)
+    }
+}
+
+/// A restore test in flight.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TestState {
+    pub database: String,
+    pub kind: DbKind,
+    /// The restored instance (or cluster) identifier.
+    pub restored_id: String,
+    /// For a cluster: the instance created in it so that SQL can run.
+    #[serde(default)]
+    pub restored_instance: Option<String>,
+    pub snapshot_id: String,
+    /// When the restored data was taken: the snapshot's time.
+    pub snapshot_time: DateTime<Utc>,
+    pub requested_at: DateTime<Utc>,
+    pub master_user: String,
+    #[serde(default)]
+    pub polls: u32,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub target: Option<Target>,
+    /// Seconds each step took, by step.
+    #[serde(default)]
+    pub timings: BTreeMap<String, f64>,
+    #[serde(default)]
+    pub checks: Vec<Check>,
+    #[serde(default)]
+    pub verified_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub passed: Option<bool>,
+    #[serde(default)]
+    pub report_key: Option<String>,
+}
+
+pub fn parse(payload: Value) -> Result<Request, Error> {
+    let req: Request = serde_json::from_value(payload).map_err(|e| {
+        Error::InvalidEvent(format!(
+            "expected {{\"action\": plan|start|poll|prepare|verify|report|cleanup|summary|restore, ...}}: {e}"
+        ))
+    })?;
+    let check = |db: &str| validate_db_identifier(db).map_err(|r| Error::InvalidEvent(format!("database `{db}`: {r}")));
+    match &req {
+        Request::Plan { databases, .. } => {
+            for db in databases.iter().flatten() {
+                check(db)?;
+            }
+        }
+        Request::Start { database, .. } => check(database)?,
+        Request::Restore(m) => {
+            check(&m.database)?;
+            validate_db_identifier(&m.target)
+                .map_err(|r| Error::InvalidEvent(format!("target `{}`: {r}", m.target)))?;
+            if m.snapshot.is_some() == m.point_in_time.is_some() {
+                return Err(Error::InvalidEvent(
+                    "restore: give either `snapshot` (an id or `latest`) or `point_in_time` (RFC 3339 or `latest`)"
+                        .into(),
+                ));
+            }
+            if let Some(t) = m.point_in_time.as_deref().filter(|t| *t != "latest") {
+                DateTime::parse_from_rfc3339(t)
+                    .map_err(|e| Error::InvalidEvent(format!("point_in_time `{t}` is not RFC 3339: {e}")))?;
+            }
+            if m.target == m.database {
+                return Err(Error::InvalidEvent(
+                    "restore: `target` must be a new identifier, not the source".into(),
+                ));
+            }
+        }
+        _ => {}
+    }
+    Ok(req)
+}

@@ -1,0 +1,15 @@
+//! The `restore` function: restore tests driven step by step by a Step Functions state machine (plan, start,
+//! poll, prepare, verify, report, cleanup), and real restores into a named instance from the console.
+//!
+//! A restore test never touches the source database; it deletes only what carries the restore-test tag; its
+//! cleanup is reachable from every failure path of the state machine, and `monitor` removes anything left past
+//! its expiry tag.
+
+pub mod event;
+pub mod handler;
+pub mod rds;
+pub mod report;
+pub mod settings;
+pub mod verify;
+
+pub use handler::{handle, Deps};

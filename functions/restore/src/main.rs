@@ -1,0 +1,26 @@
+//! Wires the Lambda runtime to the restore handler: settings and clients are built once per cold start.
+
+use std::time::{Duration, Instant};
+
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use lifeboat::settings::ProcessEnv;
+use restore::settings::RestoreSettings;
+use serde_json::Value;
+use tracing::Instrument;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lifeboat::telemetry::init();
+    let settings = RestoreSettings::from_env(&ProcessEnv)?;
+    let config = lifeboat::aws::load_config().await;
+    let deps = restore::Deps::new(&config, settings);
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+        let deps = &deps;
+        let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
+        let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
+        let deadline = (event.context.deadline > now_ms)
+            .then(|| Instant::now() + Duration::from_millis(event.context.deadline - now_ms));
+        restore::handle(deps, event.payload, deadline).instrument(span)
+    }))
+    .await
+}

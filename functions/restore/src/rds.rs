@@ -1,0 +1,366 @@
+//! RDS calls of restore tests and console restores. Every resource this module creates carries the restore-test
+//! tags, and [`delete_test`] refuses anything that does not.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_rds::types::Tag;
+use aws_sdk_rds::Client;
+use chrono::{DateTime, Utc};
+use lifeboat::error::Error;
+use lifeboat::restore::{EXPIRES_TAG, SOURCE_TAG, TEST_TAG};
+use lifeboat::selection::DbKind;
+
+/// Tags of a restore-test resource.
+pub fn test_tags(source: &str, expires: DateTime<Utc>) -> Vec<Tag> {
+    [
+        (TEST_TAG, "true".to_owned()),
+        (SOURCE_TAG, source.to_owned()),
+        (EXPIRES_TAG, expires.to_rfc3339()),
+        (lifeboat::tags::MANAGED, "true".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| Tag::builder().key(k).value(v).build())
+    .collect()
+}
+
+/// Where a restore goes and what it looks like.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    pub subnet_group: Option<String>,
+    pub security_groups: Vec<String>,
+    pub instance_class: String,
+    pub parameter_group: Option<String>,
+    /// For restore tests: never public, no deletion protection, no backups.
+    pub isolated: bool,
+}
+
+/// Restores a snapshot into a new instance, or a new cluster plus one instance in it.
+#[allow(clippy::too_many_arguments)] // one RDS call's parameters, each distinct
+pub async fn restore_snapshot(
+    rds: &Client,
+    kind: DbKind,
+    snapshot_id: &str,
+    engine: &str,
+    new_id: &str,
+    cluster_instance: Option<&str>,
+    placement: &Placement,
+    tags: &[Tag],
+) -> Result<(), Error> {
+    match kind {
+        DbKind::Instance => {
+            let mut req = rds
+                .restore_db_instance_from_db_snapshot()
+                .db_instance_identifier(new_id)
+                .db_snapshot_identifier(snapshot_id)
+                .db_instance_class(&placement.instance_class)
+                .set_db_subnet_group_name(placement.subnet_group.clone())
+                .set_vpc_security_group_ids(Some(placement.security_groups.clone()).filter(|v| !v.is_empty()))
+                .set_db_parameter_group_name(placement.parameter_group.clone())
+                .set_tags(Some(tags.to_vec()));
+            if placement.isolated {
+                req = req
+                    .publicly_accessible(false)
+                    .deletion_protection(false)
+                    .multi_az(false);
+            }
+            req.send()
+                .await
+                .map_err(|e| Error::aws("RestoreDBInstanceFromDBSnapshot", e))?;
+        }
+        DbKind::Cluster => {
+            let mut req = rds
+                .restore_db_cluster_from_snapshot()
+                .db_cluster_identifier(new_id)
+                .snapshot_identifier(snapshot_id)
+                .engine(engine)
+                .set_db_subnet_group_name(placement.subnet_group.clone())
+                .set_vpc_security_group_ids(Some(placement.security_groups.clone()).filter(|v| !v.is_empty()))
+                .set_tags(Some(tags.to_vec()));
+            if placement.isolated {
+                req = req.deletion_protection(false);
+            }
+            req.send()
+                .await
+                .map_err(|e| Error::aws("RestoreDBClusterFromSnapshot", e))?;
+            add_cluster_instance(rds, new_id, cluster_instance.unwrap_or(new_id), engine, placement, tags).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Point-in-time restore into a new instance or cluster; `at` None means the latest restorable time.
+pub async fn restore_to_time(
+    rds: &Client,
+    kind: DbKind,
+    source: &str,
+    engine: &str,
+    new_id: &str,
+    at: Option<DateTime<Utc>>,
+    placement: &Placement,
+) -> Result<(), Error> {
+    let time = at.map(|t| aws_sdk_rds::primitives::DateTime::from_secs(t.timestamp()));
+    match kind {
+        DbKind::Instance => {
+            rds.restore_db_instance_to_point_in_time()
+                .source_db_instance_identifier(source)
+                .target_db_instance_identifier(new_id)
+                .set_restore_time(time)
+                .use_latest_restorable_time(at.is_none())
+                .db_instance_class(&placement.instance_class)
+                .set_db_subnet_group_name(placement.subnet_group.clone())
+                .set_vpc_security_group_ids(Some(placement.security_groups.clone()).filter(|v| !v.is_empty()))
+                .set_db_parameter_group_name(placement.parameter_group.clone())
+                .send()
+                .await
+                .map_err(|e| Error::aws("RestoreDBInstanceToPointInTime", e))?;
+        }
+        DbKind::Cluster => {
+            rds.restore_db_cluster_to_point_in_time()
+                .source_db_cluster_identifier(source)
+                .db_cluster_identifier(new_id)
+                .set_restore_to_time(time)
+                .use_latest_restorable_time(at.is_none())
+                .set_db_subnet_group_name(placement.subnet_group.clone())
+                .set_vpc_security_group_ids(Some(placement.security_groups.clone()).filter(|v| !v.is_empty()))
+                .send()
+                .await
+                .map_err(|e| Error::aws("RestoreDBClusterToPointInTime", e))?;
+            add_cluster_instance(rds, new_id, &format!("{new_id}-1"), engine, placement, &[]).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn add_cluster_instance(
+    rds: &Client,
+    cluster: &str,
+    instance: &str,
+    engine: &str,
+    placement: &Placement,
+    tags: &[Tag],
+) -> Result<(), Error> {
+    rds.create_db_instance()
+        .db_instance_identifier(instance)
+        .db_cluster_identifier(cluster)
+        .engine(engine)
+        .db_instance_class(&placement.instance_class)
+        .publicly_accessible(false)
+        .set_tags(Some(tags.to_vec()).filter(|t| !t.is_empty()))
+        .send()
+        .await
+        .map_err(|e| Error::aws("CreateDBInstance", e))?;
+    Ok(())
+}
+
+/// The status, endpoint and tags of an instance, or `None` if it does not exist.
+#[derive(Debug, Clone)]
+pub struct InstanceInfo {
+    pub status: String,
+    pub endpoint: Option<(String, u16)>,
+    pub tags: BTreeMap<String, String>,
+    pub master_user: String,
+    pub engine: String,
+    pub subnet_group: Option<String>,
+    pub security_groups: Vec<String>,
+    pub parameter_group: Option<String>,
+    pub instance_class: String,
+}
+
+fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
+        .collect()
+}
+
+pub async fn instance(rds: &Client, id: &str) -> Result<Option<InstanceInfo>, Error> {
+    match rds.describe_db_instances().db_instance_identifier(id).send().await {
+        Ok(out) => Ok(out.db_instances().first().map(|i| InstanceInfo {
+            status: i.db_instance_status().unwrap_or_default().to_owned(),
+            endpoint: i
+                .endpoint()
+                .and_then(|e| Some((e.address()?.to_owned(), u16::try_from(e.port()?).ok()?))),
+            tags: tag_map(i.tag_list()),
+            master_user: i.master_username().unwrap_or_default().to_owned(),
+            engine: i.engine().unwrap_or_default().to_owned(),
+            subnet_group: i
+                .db_subnet_group()
+                .and_then(|g| g.db_subnet_group_name())
+                .map(str::to_owned),
+            security_groups: i
+                .vpc_security_groups()
+                .iter()
+                .filter_map(|g| g.vpc_security_group_id().map(str::to_owned))
+                .collect(),
+            parameter_group: i
+                .db_parameter_groups()
+                .first()
+                .and_then(|g| g.db_parameter_group_name())
+                .map(str::to_owned),
+            instance_class: i.db_instance_class().unwrap_or_default().to_owned(),
+        })),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_db_instance_not_found_fault()) => Ok(None),
+        Err(e) => Err(Error::aws("DescribeDBInstances", e)),
+    }
+}
+
+/// Status and tags of a cluster, or `None` if it does not exist.
+pub async fn cluster(rds: &Client, id: &str) -> Result<Option<(String, BTreeMap<String, String>, String)>, Error> {
+    match rds.describe_db_clusters().db_cluster_identifier(id).send().await {
+        Ok(out) => Ok(out.db_clusters().first().map(|c| {
+            (
+                c.status().unwrap_or_default().to_owned(),
+                tag_map(c.tag_list()),
+                c.master_username().unwrap_or_default().to_owned(),
+            )
+        })),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_db_cluster_not_found_fault()) => Ok(None),
+        Err(e) => Err(Error::aws("DescribeDBClusters", e)),
+    }
+}
+
+/// Sets a new master password on the restored instance or cluster, applied at once.
+pub async fn set_master_password(rds: &Client, kind: DbKind, id: &str, password: &str) -> Result<(), Error> {
+    match kind {
+        DbKind::Instance => rds
+            .modify_db_instance()
+            .db_instance_identifier(id)
+            .master_user_password(password)
+            .apply_immediately(true)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::aws("ModifyDBInstance", e)),
+        DbKind::Cluster => rds
+            .modify_db_cluster()
+            .db_cluster_identifier(id)
+            .master_user_password(password)
+            .apply_immediately(true)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::aws("ModifyDBCluster", e)),
+    }
+}
+
+fn is_test(tags: &BTreeMap<String, String>) -> bool {
+    tags.get(TEST_TAG).is_some_and(|v| v == "true")
+}
+
+/// What cleanup found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deleted {
+    /// Deletion started, or was already under way.
+    Deleting,
+    /// Nothing by that name exists (any more).
+    Gone,
+}
+
+/// Deletes a restore-test instance, or a cluster and its instance, without a final snapshot. Refuses anything that
+/// does not carry the restore-test tag: a bug or a hand-edited execution input must never delete a real database.
+pub async fn delete_test(
+    rds: &Client,
+    kind: DbKind,
+    id: &str,
+    cluster_instance: Option<&str>,
+) -> Result<Deleted, Error> {
+    let refuse = |what: &str| {
+        Err(Error::PartialFailure(format!(
+            "refusing to delete {what} {id}: it is not tagged {TEST_TAG}=true, so it is not a restore test"
+        )))
+    };
+    let delete_instance = |iid: String| async move {
+        match instance(rds, &iid).await? {
+            None => Ok(Deleted::Gone),
+            Some(i) if !is_test(&i.tags) => refuse("instance"),
+            Some(i) if i.status == "deleting" => Ok(Deleted::Deleting),
+            Some(_) => match rds
+                .delete_db_instance()
+                .db_instance_identifier(&iid)
+                .skip_final_snapshot(true)
+                .delete_automated_backups(true)
+                .send()
+                .await
+            {
+                Ok(_) => Ok(Deleted::Deleting),
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_db_instance_not_found_fault()) => Ok(Deleted::Gone),
+                Err(e) => Err(Error::aws("DeleteDBInstance", e)),
+            },
+        }
+    };
+    match kind {
+        DbKind::Instance => delete_instance(id.to_owned()).await,
+        DbKind::Cluster => {
+            let Some((status, tags, _)) = cluster(rds, id).await? else {
+                return Ok(Deleted::Gone);
+            };
+            if !is_test(&tags) {
+                return refuse("cluster");
+            }
+            if let Some(member) = cluster_instance {
+                delete_instance(member.to_owned()).await?;
+            }
+            if status == "deleting" {
+                return Ok(Deleted::Deleting);
+            }
+            match rds
+                .delete_db_cluster()
+                .db_cluster_identifier(id)
+                .skip_final_snapshot(true)
+                .send()
+                .await
+            {
+                Ok(_) => Ok(Deleted::Deleting),
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_db_cluster_not_found_fault()) => Ok(Deleted::Gone),
+                Err(e) => Err(Error::aws("DeleteDBCluster", e)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use aws_sdk_rds::operation::restore_db_instance_from_db_snapshot::RestoreDbInstanceFromDbSnapshotOutput;
+    use aws_smithy_mocks::{mock, mock_client};
+
+    #[tokio::test]
+    async fn a_restore_test_instance_is_isolated_small_and_tagged() {
+        let isolated = mock!(Client::restore_db_instance_from_db_snapshot)
+            .match_requests(|r| {
+                let tags: BTreeMap<_, _> = tag_map(r.tags());
+                r.publicly_accessible() == Some(false)
+                    && r.deletion_protection() == Some(false)
+                    && r.multi_az() == Some(false)
+                    && r.db_instance_class() == Some("db.t4g.micro")
+                    && r.db_subnet_group_name() == Some("lifeboat-restore")
+                    && r.vpc_security_group_ids() == ["sg-0123456789abcdef0"]
+                    && tags.get(TEST_TAG).map(String::as_str) == Some("true")
+                    && tags.get(SOURCE_TAG).map(String::as_str) == Some("app-prod")
+                    && tags.contains_key(EXPIRES_TAG)
+            })
+            .then_output(|| RestoreDbInstanceFromDbSnapshotOutput::builder().build());
+        let rds = mock_client!(aws_sdk_rds, [&isolated]);
+        let placement = Placement {
+            subnet_group: Some("lifeboat-restore".into()),
+            security_groups: vec!["sg-0123456789abcdef0".into()],
+            instance_class: "db.t4g.micro".into(),
+            parameter_group: None,
+            isolated: true,
+        };
+        restore_snapshot(
+            &rds,
+            DbKind::Instance,
+            "lifeboat-app-prod-20261122-0200",
+            "postgres",
+            "lifeboat-rt-app-prod-202611220300",
+            None,
+            &placement,
+            &test_tags("app-prod", Utc::now()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(isolated.num_calls(), 1);
+    }
+}

@@ -1,0 +1,73 @@
+//! The `restore` function's settings, parsed once at cold start.
+
+use lifeboat::db::TlsSettings;
+use lifeboat::error::ConfigError;
+use lifeboat::settings::{parse_number, read, CommonSettings, Env};
+use serde::Deserialize;
+
+pub const BUCKET: &str = "LIFEBOAT_BUCKET";
+pub const SUBNET_GROUP: &str = "LIFEBOAT_RESTORE_SUBNET_GROUP";
+pub const SECURITY_GROUP: &str = "LIFEBOAT_RESTORE_SECURITY_GROUP";
+pub const INSTANCE_CLASS: &str = "LIFEBOAT_RESTORE_INSTANCE_CLASS";
+pub const TIMEOUT_MINUTES: &str = "LIFEBOAT_RESTORE_TIMEOUT_MINUTES";
+pub const EXPIRY_HOURS: &str = "LIFEBOAT_RESTORE_EXPIRY_HOURS";
+pub const ROW_TOLERANCE: &str = "LIFEBOAT_RESTORE_ROW_TOLERANCE_PERCENT";
+pub const CHECKS: &str = "LIFEBOAT_RESTORE_CHECKS";
+pub const AGE_IDENTITY_SECRET: &str = "LIFEBOAT_AGE_IDENTITY_SECRET";
+pub const PROFILE: &str = "LIFEBOAT_RESTORE_EXPORT_PROFILE";
+pub const PG_RESTORE: &str = "LIFEBOAT_PG_RESTORE";
+
+/// A SQL check run on the restored database: its first column of its first row must be true (or a non-zero
+/// number). E.g. `{"name": "users not empty", "sql": "select count(*) > 0 from users"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlCheck {
+    pub name: String,
+    pub sql: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RestoreSettings {
+    pub common: CommonSettings,
+    pub bucket: String,
+    pub subnet_group: Option<String>,
+    pub security_group: Option<String>,
+    pub instance_class: String,
+    pub timeout_minutes: u32,
+    pub expiry_hours: u32,
+    pub row_tolerance_percent: f64,
+    pub checks: Vec<SqlCheck>,
+    /// A secret holding an age identity (`AGE-SECRET-KEY-1...`) to decrypt exports for the scratch restore.
+    pub age_identity_secret: Option<String>,
+    /// The export profile whose latest manifest the restored data is compared with.
+    pub profile: String,
+    pub pg_restore: String,
+    pub tls: TlsSettings,
+}
+
+pub const DEFAULT_CHECKS: &str = r#"[{"name": "SELECT 1 answers", "sql": "select 1 = 1"}, {"name": "SELECT now() answers", "sql": "select now() is not null"}]"#;
+
+impl RestoreSettings {
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        let bucket = read(env, BUCKET)
+            .ok_or_else(|| ConfigError::new(BUCKET, "", "required: the bucket holding exports and reports"))?;
+        let raw = read(env, CHECKS).unwrap_or_else(|| DEFAULT_CHECKS.to_owned());
+        let checks: Vec<SqlCheck> = serde_json::from_str(&raw)
+            .map_err(|e| ConfigError::new(CHECKS, &raw, format!("expected [{{\"name\": ..., \"sql\": ...}}]: {e}")))?;
+        Ok(Self {
+            common: CommonSettings::from_env(env)?,
+            bucket,
+            subnet_group: read(env, SUBNET_GROUP),
+            security_group: read(env, SECURITY_GROUP),
+            instance_class: read(env, INSTANCE_CLASS).unwrap_or_else(|| "db.t4g.micro".to_owned()),
+            timeout_minutes: parse_number(env, TIMEOUT_MINUTES, 90u32, 5..=720)?,
+            expiry_hours: parse_number(env, EXPIRY_HOURS, 6u32, 1..=72)?,
+            row_tolerance_percent: f64::from(parse_number(env, ROW_TOLERANCE, 5u32, 0..=100)?),
+            checks,
+            age_identity_secret: read(env, AGE_IDENTITY_SECRET),
+            profile: read(env, PROFILE).unwrap_or_else(|| "full".to_owned()),
+            pg_restore: read(env, PG_RESTORE).unwrap_or_else(|| "pg_restore".to_owned()),
+            tls: TlsSettings::from_env(env)?,
+        })
+    }
+}

@@ -1,0 +1,556 @@
+//! The `restore` handler against moto (RDS, S3, Secrets Manager, CloudWatch) and a real PostgreSQL. The tests
+//! drive the steps in the order the state machine does (and its failure path: report the error, then clean up);
+//! the verify step is pointed at the local PostgreSQL, which holds the database the export was taken from.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_rds::types::Tag;
+use lifeboat::restore::{CheckResult, TEST_TAG};
+use lifeboat_tests::moto::Moto;
+use lifeboat_tests::postgres::{self, Postgres, SUPERUSER};
+use lifeboat_tests::repo_root;
+use restore::settings::RestoreSettings;
+use serde_json::{json, Value};
+
+const REGION: &str = "us-east-1";
+const BUCKET: &str = "lifeboat-backups";
+
+struct World {
+    _moto: Moto,
+    pg: Postgres,
+    config: aws_config::SdkConfig,
+    rds: aws_sdk_rds::Client,
+    s3: aws_sdk_s3::Client,
+    vars: BTreeMap<String, String>,
+    /// The test's request time: an hour after the snapshot (moto stamps snapshots with the current time), so
+    /// the expected RPO is an hour.
+    requested: String,
+}
+
+/// A fleet with `app-prod` (a snapshot of it, and a complete age-encrypted export of the local `app` database),
+/// the age identity in Secrets Manager for the verify step.
+async fn world() -> World {
+    let moto = Moto::start();
+    let pg = Postgres::start();
+    pg.psql("postgres", "create database app").unwrap();
+    pg.load_file("app", &repo_root().join("tests/demo/app.sql")).unwrap();
+    let config = moto.config(REGION);
+    let rds = aws_sdk_rds::Client::new(&config);
+    let s3 = aws_sdk_s3::Client::new(&config);
+    let sm = aws_sdk_secretsmanager::Client::new(&config);
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let secret = json!({"engine": "postgres", "host": "127.0.0.1", "port": pg.port, "username": SUPERUSER,
+                        "password": pg.password, "dbname": "app"});
+    sm.create_secret()
+        .name("lifeboat/app-prod")
+        .secret_string(secret.to_string())
+        .send()
+        .await
+        .unwrap();
+    rds.create_db_instance()
+        .db_instance_identifier("app-prod")
+        .db_instance_class("db.r6g.large")
+        .engine("postgres")
+        .allocated_storage(20)
+        .master_username("app_admin")
+        .master_user_password("not-a-real-password-1")
+        .tags(Tag::builder().key("lifeboat:secret").value("lifeboat/app-prod").build())
+        .tags(Tag::builder().key("lifeboat:backup").value("true").build())
+        .send()
+        .await
+        .unwrap();
+    rds.create_db_snapshot()
+        .db_instance_identifier("app-prod")
+        .db_snapshot_identifier("lifeboat-app-prod-20261122-0200")
+        .send()
+        .await
+        .unwrap();
+
+    // A real export of `app`, encrypted to an identity the restore function can read from Secrets Manager.
+    let identity = age::x25519::Identity::generate();
+    {
+        use age::secrecy::ExposeSecret;
+        sm.create_secret()
+            .name("lifeboat/age-identity")
+            .secret_string(identity.to_string().expose_secret())
+            .send()
+            .await
+            .unwrap();
+    }
+    let bin = postgres::bin_dir();
+    let export_vars: BTreeMap<String, String> = [
+        ("LIFEBOAT_BUCKET", BUCKET.to_owned()),
+        ("LIFEBOAT_DB_SSLMODE", "disable".to_owned()),
+        ("LIFEBOAT_AGE_RECIPIENTS", identity.to_public().to_string()),
+        ("LIFEBOAT_PG_DUMP", bin.join("pg_dump").display().to_string()),
+        ("LIFEBOAT_PG_RESTORE", bin.join("pg_restore").display().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let settings = export::settings::ExportSettings::from_env(&move |n: &str| export_vars.get(n).cloned()).unwrap();
+    let summary = export::handle(
+        &export::Deps::new(&config, settings),
+        json!({"profile": "full", "time": "2026-11-22T02:30:00Z"}),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.failed, 0, "{summary:?}");
+
+    let vars: BTreeMap<String, String> = [
+        ("LIFEBOAT_BUCKET", BUCKET.to_owned()),
+        ("LIFEBOAT_DB_SSLMODE", "disable".to_owned()),
+        ("LIFEBOAT_PG_RESTORE", bin.join("pg_restore").display().to_string()),
+        ("LIFEBOAT_AGE_IDENTITY_SECRET", "lifeboat/age-identity".to_owned()),
+        ("LIFEBOAT_RESTORE_SUBNET_GROUP", "".to_owned()),
+        (
+            "LIFEBOAT_RESTORE_CHECKS",
+            json!([{"name": "users not empty", "sql": "select count(*) > 0 from users"},
+                   {"name": "now() answers", "sql": "select now() is not null"}])
+            .to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let requested = (chrono::Utc::now() + chrono::Duration::hours(1))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    World {
+        _moto: moto,
+        pg,
+        config,
+        rds,
+        s3,
+        vars,
+        requested,
+    }
+}
+
+impl World {
+    fn deps(&self, overrides: &[(&str, &str)]) -> restore::Deps {
+        let mut vars = self.vars.clone();
+        for (k, v) in overrides {
+            vars.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let settings = RestoreSettings::from_env(&move |n: &str| vars.get(n).cloned()).unwrap();
+        restore::Deps::new(&self.config, settings)
+    }
+
+    /// The local PostgreSQL, as the target the verify step connects to.
+    fn local_target(&self) -> Value {
+        json!({"host": "127.0.0.1", "port": self.pg.port, "user": SUPERUSER, "password": self.pg.password,
+               "dbname": "postgres"})
+    }
+
+    async fn test_instances(&self) -> Vec<String> {
+        let out = self.rds.describe_db_instances().send().await.unwrap();
+        out.db_instances()
+            .iter()
+            .filter(|i| i.tag_list().iter().any(|t| t.key() == Some(TEST_TAG)))
+            .filter(|i| i.db_instance_status() != Some("deleting"))
+            .filter_map(|i| i.db_instance_identifier().map(str::to_owned))
+            .collect()
+    }
+
+    async fn object(&self, key: &str) -> Vec<u8> {
+        let out = self.s3.get_object().bucket(BUCKET).key(key).send().await.unwrap();
+        out.body.collect().await.unwrap().into_bytes().to_vec()
+    }
+}
+
+async fn step(deps: &restore::Deps, action: &str, test: &Value) -> Result<Value, String> {
+    restore::handle(deps, json!({"action": action, "test": test}), None)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The state machine's path for one database: start, poll until available, prepare, verify (pointed at
+/// `target`), report, cleanup; on a failure after start: report the error, then clean up. `fault` may replace the
+/// function's dependencies for one step, to make that step fail.
+async fn run(w: &World, deps: &restore::Deps, fault: Option<(&str, &restore::Deps)>) -> (Option<Value>, Vec<String>) {
+    let mut trail = Vec::new();
+    let pick = |name: &str| match fault {
+        Some((at, bad)) if at == name => bad,
+        _ => deps,
+    };
+    let started = restore::handle(
+        pick("start"),
+        json!({"action": "start", "database": "app-prod", "requested_at": w.requested}),
+        None,
+    )
+    .await;
+    let mut test = match started {
+        Ok(t) => t,
+        Err(e) => {
+            trail.push(format!("start failed: {e}"));
+            return (None, trail);
+        }
+    };
+    trail.push("start".into());
+    let mut failure: Option<String> = None;
+    for action in ["poll", "prepare", "verify", "report"] {
+        if action == "poll" {
+            // moto makes restored instances available at once; the state machine would wait and poll again.
+            loop {
+                match step(pick("poll"), "poll", &test).await {
+                    Ok(t) if t["status"] == "available" => {
+                        test = t;
+                        break;
+                    }
+                    Ok(t) => test = t,
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+        } else {
+            if action == "verify" {
+                let password = test["target"]["password"].clone();
+                assert!(
+                    password.as_str().is_some_and(|p| p.len() == 32),
+                    "prepare set a password"
+                );
+                test["target"] = w.local_target();
+            }
+            match step(pick(action), action, &test).await {
+                Ok(t) => test = t,
+                Err(e) => failure = Some(e),
+            }
+        }
+        if let Some(e) = &failure {
+            trail.push(format!("{action} failed: {e}"));
+            let error = json!({"Error": "Lifeboat.PartialFailure", "Cause": json!({"errorMessage": e}).to_string()});
+            let reported = restore::handle(deps, json!({"action": "report", "test": test, "error": error}), None).await;
+            trail.push(format!(
+                "report after failure: {}",
+                if reported.is_ok() { "written" } else { "failed" }
+            ));
+            break;
+        }
+        trail.push(action.into());
+    }
+    let cleaned = step(deps, "cleanup", &test).await.unwrap();
+    trail.push(format!("cleanup: {}", cleaned["status"]));
+    (Some(if failure.is_none() { cleaned } else { test }), trail)
+}
+
+#[tokio::test]
+async fn a_restore_test_restores_verifies_reports_and_cleans_up() {
+    let w = world().await;
+    let deps = w.deps(&[]);
+
+    let plan = restore::handle(&deps, json!({"action": "plan", "time": w.requested}), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        plan["tests"],
+        json!([{"database": "app-prod", "requested_at": w.requested}])
+    );
+
+    // Start, and look at what it made before anything else happens.
+    let test = restore::handle(
+        &deps,
+        json!({"action": "start", "database": "app-prod", "requested_at": w.requested}),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(test["snapshot_id"], "lifeboat-app-prod-20261122-0200");
+    let id = test["restored_id"].as_str().unwrap().to_owned();
+    let at: chrono::DateTime<chrono::Utc> = w.requested.parse().unwrap();
+    assert_eq!(id, lifeboat::restore::test_identifier("app-prod", at));
+    let described = w
+        .rds
+        .describe_db_instances()
+        .db_instance_identifier(&id)
+        .send()
+        .await
+        .unwrap();
+    let instance = &described.db_instances()[0];
+    // moto does not echo PubliclyAccessible or DeletionProtection for restored instances (the adapter test in
+    // functions/restore/src/rds.rs checks the request); they must at least not be on.
+    assert_ne!(instance.publicly_accessible(), Some(true));
+    assert_ne!(instance.deletion_protection(), Some(true));
+    assert_eq!(
+        instance.db_instance_class(),
+        Some("db.t4g.micro"),
+        "a small class, not the source's"
+    );
+    let tags: BTreeMap<_, _> = instance
+        .tag_list()
+        .iter()
+        .map(|t| (t.key().unwrap(), t.value().unwrap()))
+        .collect();
+    assert_eq!(tags[TEST_TAG], "true");
+    assert_eq!(tags["lifeboat:source-db"], "app-prod");
+    assert!(tags["lifeboat:expires-at"]
+        .parse::<chrono::DateTime<chrono::Utc>>()
+        .is_ok());
+    // A redelivered start reuses the instance.
+    let again = restore::handle(
+        &deps,
+        json!({"action": "start", "database": "app-prod", "requested_at": w.requested}),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(again["restored_id"], id.as_str());
+    step(&deps, "cleanup", &test).await.unwrap();
+
+    let (done, trail) = run(&w, &deps, None).await;
+    let done = done.unwrap();
+    assert_eq!(
+        trail,
+        ["start", "poll", "prepare", "verify", "report", "cleanup: \"deleting\""],
+        "{trail:?}"
+    );
+    assert_eq!(done["passed"], true, "{done}");
+    assert!(
+        w.test_instances().await.is_empty(),
+        "the restored instance is going away"
+    );
+
+    let report: Value = serde_json::from_slice(&w.object(done["report_key"].as_str().unwrap()).await).unwrap();
+    assert_eq!(report["passed"], true);
+    let checks: BTreeMap<String, String> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_owned(),
+                c["result"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for name in [
+        "connect",
+        "users not empty",
+        "now() answers",
+        "rows of public.users",
+        "rows of public.messages",
+        "the latest export restores with pg_restore",
+    ] {
+        assert_eq!(
+            checks.get(name).map(String::as_str),
+            Some("passed"),
+            "{name}: {report:#}"
+        );
+    }
+    assert!(report["rto_seconds"].as_f64().is_some());
+    let rpo = report["rpo_seconds"].as_f64().unwrap();
+    assert!(
+        (3500.0..3700.0).contains(&rpo),
+        "the snapshot's age at the request: {rpo}"
+    );
+    let md = String::from_utf8(
+        w.object(&done["report_key"].as_str().unwrap().replace(".json", ".md"))
+            .await,
+    )
+    .unwrap();
+    assert!(md.starts_with("# Restore test of app-prod: PASSED"), "{md}");
+    // The scratch database is gone again.
+    assert_eq!(
+        w.pg.psql(
+            "postgres",
+            "select count(*) from pg_database where datname like 'lifeboat_verify_%'"
+        )
+        .unwrap(),
+        "0"
+    );
+    // Metrics.
+    let cw = aws_sdk_cloudwatch::Client::new(&w.config);
+    let metrics = cw.list_metrics().namespace("Lifeboat").send().await.unwrap();
+    let names: Vec<_> = metrics.metrics().iter().filter_map(|m| m.metric_name()).collect();
+    for m in ["RestoreTestSuccess", "RestoreTimeSeconds", "RestoreDataAgeSeconds"] {
+        assert!(names.contains(&m), "{m} in {names:?}");
+    }
+    // And the run's verdict.
+    let summary = restore::handle(
+        &deps,
+        json!({"action": "summary", "results": [{"database": "app-prod", "passed": true}]}),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary["failed"], 0);
+}
+
+#[tokio::test]
+async fn a_failing_verification_fails_the_report_and_still_cleans_up() {
+    let w = world().await;
+    let checks = json!([{"name": "no users at all", "sql": "select count(*) = 0 from users"}]).to_string();
+    let deps = w.deps(&[("LIFEBOAT_RESTORE_CHECKS", &checks)]);
+    let (done, trail) = run(&w, &deps, None).await;
+    let done = done.unwrap();
+    assert_eq!(done["passed"], false, "{trail:?}");
+    assert!(w.test_instances().await.is_empty());
+    let report: Value = serde_json::from_slice(&w.object(done["report_key"].as_str().unwrap()).await).unwrap();
+    let failed: Vec<_> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["result"] == "failed")
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["no users at all"]);
+    let err = restore::handle(
+        &deps,
+        json!({"action": "summary", "results": [{"database": "app-prod", "passed": false}, {"database": "billing", "passed": true}]}),
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("failed for 1 of 2 databases: app-prod"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_fault_at_any_step_leaves_no_instance_behind() {
+    let w = world().await;
+    let deps = w.deps(&[]);
+    // A bucket that does not exist makes the steps that touch S3 fail; a missing snapshot makes start fail.
+    let no_bucket = w.deps(&[("LIFEBOAT_BUCKET", "no-such-bucket")]);
+    for at in ["start", "poll", "prepare", "verify", "report"] {
+        // Faults moto cannot produce are made through the state: start from a snapshot that does not exist,
+        // poll an instance that is not there, prepare before an endpoint exists.
+        let (done, trail) = match at {
+            "start" => {
+                let r = restore::handle(
+                    &deps,
+                    json!({"action": "start", "database": "app-prod", "snapshot": "no-such-snapshot",
+                           "requested_at": w.requested}),
+                    None,
+                )
+                .await;
+                let e = r.unwrap_err().to_string();
+                assert!(e.contains("snapshot no-such-snapshot does not exist"), "{e}");
+                (None, vec![format!("start failed: {e}")])
+            }
+            "poll" => {
+                let mut test = restore::handle(
+                    &deps,
+                    json!({"action": "start", "database": "app-prod", "requested_at": "2026-01-01T00:00:00Z"}),
+                    None,
+                )
+                .await
+                .unwrap();
+                // An instance that never becomes available: moto's is available at once, so stop it.
+                test["restored_instance"] = json!("lifeboat-rt-never-there");
+                let e = step(&deps, "poll", &test).await.unwrap_err();
+                assert!(e.contains("does not exist"), "{e}");
+                test["restored_instance"] = Value::Null;
+                step(&deps, "cleanup", &test).await.unwrap();
+                (Some(test), vec![format!("poll failed: {e}")])
+            }
+            "prepare" => {
+                let test = restore::handle(
+                    &deps,
+                    json!({"action": "start", "database": "app-prod", "requested_at": w.requested}),
+                    None,
+                )
+                .await
+                .unwrap();
+                let e = step(&deps, "prepare", &test).await.unwrap_err();
+                assert!(e.contains("no endpoint yet"), "{e}");
+                step(&deps, "cleanup", &test).await.unwrap();
+                (Some(test), vec![format!("prepare failed: {e}")])
+            }
+            _ => run(&w, &deps, Some((at, &no_bucket))).await,
+        };
+        assert!(
+            trail.iter().any(|t| t.starts_with(&format!("{at} failed"))),
+            "{at}: the fault did not happen: {trail:?}"
+        );
+        assert!(
+            w.test_instances().await.is_empty(),
+            "{at}: an instance was left behind: {trail:?}"
+        );
+        let _ = done;
+    }
+}
+
+#[tokio::test]
+async fn cleanup_never_deletes_what_is_not_a_restore_test() {
+    let w = world().await;
+    let deps = w.deps(&[]);
+    let test = restore::handle(
+        &deps,
+        json!({"action": "start", "database": "app-prod", "requested_at": w.requested}),
+        None,
+    )
+    .await
+    .unwrap();
+    let mut forged = test.clone();
+    forged["restored_id"] = json!("app-prod");
+    let err = step(&deps, "cleanup", &forged).await.unwrap_err();
+    assert!(err.contains("refusing to delete instance app-prod"), "{err}");
+    let source = w
+        .rds
+        .describe_db_instances()
+        .db_instance_identifier("app-prod")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(source.db_instances()[0].db_instance_status(), Some("available"));
+    step(&deps, "cleanup", &test).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_console_restore_makes_a_new_instance_with_the_source_settings_and_never_overwrites() {
+    let w = world().await;
+    let deps = w.deps(&[]);
+    let out = restore::handle(
+        &deps,
+        json!({"action": "restore", "database": "app-prod", "snapshot": "latest", "target": "app-prod-restored"}),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(out["status"], "available", "{out}");
+    assert_eq!(out["restored_from"], "snapshot lifeboat-app-prod-20261122-0200");
+    assert!(out["endpoint"].as_str().is_some_and(|e| e.contains(':')), "{out}");
+    let d = w
+        .rds
+        .describe_db_instances()
+        .db_instance_identifier("app-prod-restored")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        d.db_instances()[0].db_instance_class(),
+        Some("db.r6g.large"),
+        "the source's class"
+    );
+
+    for (event, expected) in [
+        (
+            json!({"action": "restore", "database": "app-prod", "snapshot": "latest", "target": "app-prod-restored"}),
+            "already exists",
+        ),
+        (
+            json!({"action": "restore", "database": "app-prod", "snapshot": "latest", "target": "app-prod"}),
+            "must be a new identifier",
+        ),
+        (
+            json!({"action": "restore", "database": "app-prod", "target": "x-1"}),
+            "either `snapshot`",
+        ),
+        (
+            json!({"action": "restore", "database": "app-prod", "point_in_time": "yesterday", "target": "x-1"}),
+            "not RFC 3339",
+        ),
+    ] {
+        let err = restore::handle(&deps, event, None).await.unwrap_err().to_string();
+        assert!(err.contains(expected), "{err}");
+    }
+    assert_eq!(
+        CheckResult::Passed,
+        serde_json::from_value::<CheckResult>(json!("passed")).unwrap()
+    );
+}
