@@ -1,10 +1,12 @@
-# The export function's image: the `export` binary plus the PostgreSQL client tools it drives (pg_dump, pg_restore).
-# One image for both paths: Lambda (the binary speaks the Lambda runtime API itself, so no AWS base image is needed)
-# and the ECS Fargate task for long exports (`LIFEBOAT_EVENT` set, one export, exit status = result).
+# The image of the functions that drive the PostgreSQL client tools: `export` (pg_dump, pg_restore) and `restore`
+# (pg_restore into a scratch database). The entry point is `export`; the restore function's ImageConfig points at
+# /usr/local/bin/restore. One image serves Lambda (the binaries speak the Lambda runtime API themselves, so no AWS
+# base image is needed) and the ECS Fargate task for long exports (`LIFEBOAT_EVENT` set, one export, exit status =
+# result).
 #
 # PG_MAJOR must be at least the newest PostgreSQL major version among the databases: pg_dump cannot dump a newer
 # server, and the function refuses to try. Build: `sam build` (template infra/template.yaml), or by hand from the
-# repository root: docker build --platform linux/arm64 -f infra/export.Dockerfile -t lifeboat-export .
+# repository root: docker build --platform linux/arm64 -f infra/pg-tools.Dockerfile -t lifeboat-pg-tools .
 
 ARG PG_MAJOR=18
 ARG DEBIAN=bookworm
@@ -12,8 +14,9 @@ ARG DEBIAN=bookworm
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p export \
- && install -D target/release/export /out/export
+RUN cargo build --release --locked -p export -p restore \
+ && install -D target/release/export /out/export \
+ && install -D target/release/restore /out/restore
 
 FROM debian:${DEBIAN}-slim
 ARG PG_MAJOR
@@ -36,12 +39,12 @@ RUN set -eux; \
     apt-get autoremove -y; \
     rm -rf /var/lib/apt/lists/*
 
-COPY --from=build /out/export /usr/local/bin/export
+COPY --from=build /out/export /out/restore /usr/local/bin/
 
 ENV LIFEBOAT_PG_DUMP=/usr/lib/postgresql/${PG_MAJOR}/bin/pg_dump \
     LIFEBOAT_PG_RESTORE=/usr/lib/postgresql/${PG_MAJOR}/bin/pg_restore \
     LIFEBOAT_DB_CA_BUNDLE=/etc/lifeboat/rds-global-bundle.pem
 
-# Any non-root user: nothing is written to disk (the dump streams to S3), so the root filesystem can be read-only.
+# Any non-root user: exports write nothing to disk (the dump streams to S3); restore tests use /tmp only.
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/export"]
