@@ -2,8 +2,8 @@
 //! poll, prepare, verify, report, cleanup), and real restores into a named instance from the console.
 //!
 //! A restore test never touches the source database; it deletes only what carries the restore-test tag; its
-//! cleanup is reachable from every failure path of the state machine, and `monitor` removes anything left past
-//! its expiry tag.
+//! cleanup is reachable from every failure path of the state machine, and what it restores carries an expiry tag
+//! for `monitor`'s janitor (planned) to act on.
 
 pub mod event;
 pub mod handler;

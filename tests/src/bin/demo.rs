@@ -24,6 +24,8 @@ const RETENTION: &str = "daily=7,weekly=4,monthly=3";
 const BACKFILL_DAYS: i64 = 45;
 const BUCKET: &str = "lifeboat-demo";
 /// The demo's export profiles: the full database, and the critical tables on their own.
+/// After a restore: key tables exist and hold rows, and the server answers.
+const RESTORE_CHECKS: &str = r#"[{"name": "users not empty", "sql": "select count(*) > 0 from users"}, {"name": "chats not empty", "sql": "select count(*) > 0 from chats"}, {"name": "messages not empty", "sql": "select count(*) > 0 from messages"}, {"name": "sessions not empty", "sql": "select count(*) > 0 from sessions"}, {"name": "SELECT now() answers", "sql": "select now() is not null"}]"#;
 const PROFILES: &str = r#"{"full": {}, "critical": {"include": ["users", "projects", "sessions"]}}"#;
 
 struct Watch {
@@ -387,6 +389,18 @@ async fn main() {
         use age::secrecy::ExposeSecret;
         std::fs::write(&key_file, format!("{}\n", identity.to_string().expose_secret())).unwrap();
     }
+    {
+        // The restore test decrypts the latest export with this identity (in production: a secret only the
+        // restore function can read, or none, and that check is reported as skipped).
+        use age::secrecy::ExposeSecret;
+        secrets
+            .create_secret()
+            .name("lifeboat/age-identity")
+            .secret_string(identity.to_string().expose_secret())
+            .send()
+            .await
+            .unwrap();
+    }
     println!("  S3 bucket {BUCKET}; exports encrypted to age recipient {recipient}");
     println!(
         "  (the demo keeps the matching identity in {}; in production it never goes near AWS)",
@@ -413,6 +427,8 @@ async fn main() {
         ("LIFEBOAT_PG_DUMP", pg_dump.as_str()),
         ("LIFEBOAT_PG_RESTORE", pg_restore.as_str()),
         ("LIFEBOAT_EXPORT_PROFILES", PROFILES),
+        ("LIFEBOAT_AGE_IDENTITY_SECRET", "lifeboat/age-identity"),
+        ("LIFEBOAT_RESTORE_CHECKS", RESTORE_CHECKS),
     ]);
     let mut f = std::fs::File::create(&env_file).unwrap();
     for (k, v) in &env {
@@ -627,6 +643,63 @@ async fn main() {
             e["tables"],
             e["key"].as_str().unwrap_or("")
         );
+    }
+
+    heading("Restore test of app-prod (the state machine's steps): events/restore/");
+    let step_file = |name: &str, body: &Value| {
+        let file = work.path().join(format!("restore-{name}.json"));
+        std::fs::write(&file, body.to_string()).unwrap();
+        file
+    };
+    let requested = Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let plan = invoke(
+        &watch,
+        "restore",
+        &step_file("plan", &serde_json::json!({"action": "plan", "time": requested})),
+    )
+    .unwrap_or_else(|e| panic!("plan failed: {e}"));
+    let planned: Vec<&str> = plan["tests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["database"].as_str())
+        .collect();
+    println!("  plan: {} (the demo runs app-prod's)", planned.join(", "));
+    let mut test = invoke(
+        &watch,
+        "restore",
+        &step_file(
+            "start",
+            &serde_json::json!({"action": "start", "database": "app-prod", "requested_at": requested}),
+        ),
+    )
+    .unwrap_or_else(|e| panic!("start failed: {e}"));
+    println!(
+        "  start    snapshot {} -> isolated instance {}",
+        test["snapshot_id"].as_str().unwrap_or(""),
+        test["restored_id"].as_str().unwrap_or("")
+    );
+    for action in ["poll", "prepare", "verify", "report", "cleanup"] {
+        if action == "verify" {
+            // The emulator's restored instance has no server behind it: point the verify step at the local
+            // PostgreSQL, which holds app-prod's data, exactly as the integration tests do.
+            test["target"] = serde_json::json!({"host": "127.0.0.1", "port": pg.port,
+                "user": lifeboat_tests::postgres::SUPERUSER, "password": pg.password, "dbname": "postgres"});
+        }
+        test = invoke(
+            &watch,
+            "restore",
+            &step_file(action, &serde_json::json!({"action": action, "test": test})),
+        )
+        .unwrap_or_else(|e| panic!("{action} failed: {e}"));
+        println!("  {action:<8} status {}", test["status"].as_str().unwrap_or(""));
+    }
+    let report_key = test["report_key"].as_str().unwrap().replace(".json", ".md");
+    let report = s3.get_object().bucket(BUCKET).key(&report_key).send().await.unwrap();
+    let report = String::from_utf8(report.body.collect().await.unwrap().into_bytes().to_vec()).unwrap();
+    println!("  report s3://{BUCKET}/{report_key}:");
+    for line in report.lines() {
+        println!("    {line}");
     }
 
     heading("What the fleet holds now");
