@@ -9,6 +9,7 @@ pub mod copies;
 pub mod db;
 pub mod error;
 pub mod metrics;
+pub mod monitor;
 pub mod naming;
 pub mod rds;
 pub mod restore;
