@@ -78,6 +78,16 @@ fn every_restore_event_parses() {
 }
 
 #[test]
+fn every_notify_event_parses() {
+    let files = files(&repo_root().join("events/notify"));
+    assert_eq!(files.len(), 3, "an alarm, a recovery and a failed restore-test run");
+    for file in files {
+        let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        notify::event::parse(value).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    }
+}
+
+#[test]
 fn every_function_has_sample_events() {
     for entry in std::fs::read_dir(repo_root().join("functions")).unwrap() {
         let name = entry.unwrap().file_name();

@@ -6,6 +6,7 @@
 mod events;
 mod export;
 mod harness;
+mod monitor;
 mod restore;
 mod rotate;
 mod snapshot;

@@ -1,0 +1,194 @@
+//! One event: render the message, skip it if it is a repeat within the window (or an OK that follows no alarm),
+//! deliver it to every configured channel, and remember it.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use lifeboat::error::Error;
+use lifeboat::monitor::{parse_alarm_name, time_in_key};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::deliver;
+use crate::event::{self, Notice};
+use crate::render::{render, Kind, LastGood, Message};
+use crate::settings::NotifySettings;
+
+#[derive(Debug)]
+pub struct Deps {
+    pub rds: aws_sdk_rds::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub sm: aws_sdk_secretsmanager::Client,
+    pub settings: NotifySettings,
+    /// The first pause between webhook attempts (doubling after each).
+    pub retry_pause: Duration,
+}
+
+impl Deps {
+    pub fn new(config: &aws_config::SdkConfig, settings: NotifySettings) -> Self {
+        Self {
+            rds: aws_sdk_rds::Client::new(config),
+            s3: aws_sdk_s3::Client::new(config),
+            sns: aws_sdk_sns::Client::new(config),
+            sm: aws_sdk_secretsmanager::Client::new(config),
+            settings,
+            retry_pause: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The newest available snapshot and complete export of a database, best effort: a message is never held up by a
+/// lookup that fails.
+async fn last_good(deps: &Deps, db: &str) -> LastGood {
+    let mut last = LastGood::default();
+    if let Ok(all) = lifeboat::selection::discover(&deps.rds).await {
+        if let Some(d) = all.iter().find(|d| d.id == db && d.cluster.is_none()) {
+            if let Ok(snaps) = lifeboat::rds::list_for_db(&deps.rds, db, d.kind).await {
+                last.snapshot = snaps
+                    .iter()
+                    .filter(|s| s.is_available())
+                    .filter_map(|s| Some((s.id.clone(), s.created?)))
+                    .max_by_key(|(_, t)| *t);
+            }
+        }
+    }
+    let mut pages = deps
+        .s3
+        .list_objects_v2()
+        .bucket(&deps.settings.bucket)
+        .prefix(format!("exports/{db}/"))
+        .into_paginator()
+        .send();
+    while let Some(Ok(page)) = pages.next().await {
+        for key in page.contents().iter().filter_map(|o| o.key()) {
+            if let Some(t) = time_in_key(key).filter(|_| key.ends_with(".manifest.json")) {
+                if last.export.as_ref().is_none_or(|(_, n)| t > *n) {
+                    last.export = Some((key.to_owned(), t));
+                }
+            }
+        }
+    }
+    last
+}
+
+fn state_key(m: &Message) -> String {
+    let digest: String = Sha256::digest(m.key.as_bytes())
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("notifications/{digest}.json")
+}
+
+/// Whether the same message went out within the window.
+async fn is_repeat(deps: &Deps, m: &Message, now: DateTime<Utc>) -> bool {
+    let window = chrono::Duration::minutes(i64::from(deps.settings.dedupe_minutes));
+    let Ok(out) = deps
+        .s3
+        .get_object()
+        .bucket(&deps.settings.bucket)
+        .key(state_key(m))
+        .send()
+        .await
+    else {
+        return false;
+    };
+    let Ok(body) = out.body.collect().await else {
+        return false;
+    };
+    let Ok(state) = serde_json::from_slice::<Value>(&body.into_bytes()) else {
+        return false;
+    };
+    let same = state.get("fingerprint").and_then(Value::as_str) == Some(m.fingerprint.as_str());
+    let sent = state
+        .get("sent_at")
+        .and_then(Value::as_str)
+        .and_then(|t| t.parse::<DateTime<Utc>>().ok());
+    same && sent.is_some_and(|t| now - t < window)
+}
+
+async fn webhook_url(deps: &Deps, secret: &str) -> Result<String, String> {
+    let out = deps
+        .sm
+        .get_secret_value()
+        .secret_id(secret)
+        .send()
+        .await
+        .map_err(|e| format!("reading the webhook secret: {}", lifeboat::error::aws_error_message(&e)))?;
+    let raw = out.secret_string().unwrap_or_default().trim().to_owned();
+    match serde_json::from_str::<Value>(&raw) {
+        Ok(v) => v
+            .get("url")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| "the webhook secret is JSON without a `url` key".to_owned()),
+        Err(_) => Ok(raw),
+    }
+}
+
+pub async fn handle(deps: &Deps, payload: Value) -> Result<Value, Error> {
+    let now = Utc::now();
+    let notice = event::parse(payload)?;
+    let last = match &notice {
+        Notice::Alarm { name, .. } => match parse_alarm_name(name) {
+            Some((db, _)) => last_good(deps, db).await,
+            None => LastGood::default(),
+        },
+        Notice::RestoreTestFailed { .. } => LastGood::default(),
+    };
+    let m = render(&notice, &last, now);
+    if m.kind == Kind::Quiet {
+        return Ok(
+            json!({"sent": false, "reason": "an OK that follows no alarm: nothing to report", "subject": m.subject}),
+        );
+    }
+    if is_repeat(deps, &m, now).await {
+        tracing::info!(about = %m.key, "identical message sent within the dedupe window; not resent");
+        return Ok(json!({"sent": false, "reason": "sent within the dedupe window", "subject": m.subject}));
+    }
+    let s = &deps.settings;
+    let mut delivered = Vec::new();
+    let mut failed = Vec::new();
+    if let Some(topic) = &s.topic_arn {
+        match deliver::to_sns(&deps.sns, topic, &m).await {
+            Ok(()) => delivered.push("sns".to_owned()),
+            Err(e) => failed.push(e),
+        }
+    }
+    if let Some(secret) = &s.webhook_secret {
+        let sent = match webhook_url(deps, secret).await {
+            Ok(url) => deliver::to_webhook(&url, &m, s.webhook_attempts, deps.retry_pause).await,
+            Err(e) => Err(e),
+        };
+        match sent {
+            Ok(attempts) => delivered.push(format!("webhook (attempt {attempts})")),
+            Err(e) => failed.push(format!("webhook: {e}")),
+        }
+    }
+    if !failed.is_empty() {
+        // Fail the invocation so EventBridge retries it: a message is never dropped silently.
+        return Err(Error::PartialFailure(format!(
+            "notification `{}` not delivered: {}{}",
+            m.subject,
+            failed.join("; "),
+            if delivered.is_empty() {
+                String::new()
+            } else {
+                format!(" (delivered: {})", delivered.join(", "))
+            }
+        )));
+    }
+    let state = json!({"fingerprint": m.fingerprint, "sent_at": now, "subject": m.subject});
+    deps.s3
+        .put_object()
+        .bucket(&s.bucket)
+        .key(state_key(&m))
+        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+        .body(state.to_string().into_bytes().into())
+        .send()
+        .await
+        .map_err(|e| Error::aws("PutObject", e))?;
+    tracing::info!(about = %m.key, channels = ?delivered, "notification sent");
+    Ok(json!({"sent": true, "channels": delivered, "subject": m.subject, "text": m.text}))
+}

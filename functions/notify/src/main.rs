@@ -1,0 +1,21 @@
+//! Wires the Lambda runtime to the notify handler: settings and clients are built once per cold start.
+
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use lifeboat::settings::ProcessEnv;
+use notify::settings::NotifySettings;
+use serde_json::Value;
+use tracing::Instrument;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lifeboat::telemetry::init();
+    let settings = NotifySettings::from_env(&ProcessEnv)?;
+    let config = lifeboat::aws::load_config().await;
+    let deps = notify::Deps::new(&config, settings);
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+        let deps = &deps;
+        let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
+        notify::handle(deps, event.payload).instrument(span)
+    }))
+    .await
+}

@@ -1,0 +1,306 @@
+//! Message text: which database, what is wrong, since when, the last good backup, what to do. Pure, so the exact
+//! text is tested.
+
+use chrono::{DateTime, Utc};
+use lifeboat::monitor::parse_alarm_name;
+use sha2::{Digest, Sha256};
+
+use crate::event::Notice;
+
+/// The last good backups of a database, looked up when the message is written.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LastGood {
+    pub snapshot: Option<(String, DateTime<Utc>)>,
+    pub export: Option<(String, DateTime<Utc>)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// For SNS (at most 100 characters) and the chat message's first line.
+    pub subject: String,
+    pub text: String,
+    /// What makes two messages "the same alarm" for the dedupe window.
+    pub fingerprint: String,
+    /// The alarm or execution the message is about (the dedupe key).
+    pub key: String,
+    /// A recovery or an OK that follows no alarm: the latter is not worth a message.
+    pub kind: Kind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Problem,
+    Recovery,
+    /// OK or INSUFFICIENT_DATA that follows no ALARM (a new alarm settling): nothing to say.
+    Quiet,
+}
+
+fn when(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+fn ago(now: DateTime<Utc>, t: DateTime<Utc>) -> String {
+    let h = (now - t).num_minutes() as f64 / 60.0;
+    if h < 48.0 {
+        format!("{h:.0} h ago")
+    } else {
+        format!("{:.0} days ago", h / 24.0)
+    }
+}
+
+/// What the check means and what to do about it.
+fn explain(db: &str, check: &str) -> (String, String) {
+    if let Some(profile) = check.strip_prefix("export-age-") {
+        return (
+            format!("no complete `{profile}` export of {db} within the policy"),
+            format!(
+                "Look at the export function's last runs (metric ExportSuccess, its log group) for {db}; run one \
+                 by hand: {{\"database\": \"{db}\", \"profile\": \"{profile}\"}}. Runbook: README, \"The export function\"."
+            ),
+        );
+    }
+    match check {
+        "snapshot-age" => (
+            format!("no snapshot of {db} within the policy"),
+            format!(
+                "Look at the snapshot function's last runs (metric SnapshotFailed, its log group); take one by hand: \
+                 {{\"databases\": [\"{db}\"], \"reason\": \"missed schedule\"}}. Runbook: README, \"The snapshot function\"."
+            ),
+        ),
+        "restore-test-age" => (
+            format!("{db} has not had a restore test within the policy"),
+            "Start the restore-test state machine (output RestoreTestStateMachineArn) with {\"time\": \"<now>\"}. \
+             Runbook: README, \"The restore function and the restore test\"."
+                .to_owned(),
+        ),
+        "restore-test-failed" => (
+            format!("the last restore test of {db} failed"),
+            format!(
+                "Read its report under reports/restore-tests/{db}/ in the export bucket: each failed check says what \
+                 was wrong. Until a test passes, treat {db}'s backups as unproven. Runbook: README, \"The restore \
+                 function and the restore test\"."
+            ),
+        ),
+        "pitr-lag" => (
+            format!("point-in-time recovery of {db} lags behind"),
+            format!(
+                "Check {db}'s recent events and backup status in the RDS console (aws rds describe-events \
+                 --source-identifier {db}); transaction logs are not reaching backup storage."
+            ),
+        ),
+        "backup-retention" => (
+            format!("automated backup retention of {db} is below the minimum"),
+            format!(
+                "Raise it: aws rds modify-db-instance --db-instance-identifier {db} --backup-retention-period <days> \
+                 --apply-immediately (modify-db-cluster for Aurora)."
+            ),
+        ),
+        other => (
+            format!("Lifeboat check `{other}` of {db}"),
+            "See the alarm's description in CloudWatch and the README.".to_owned(),
+        ),
+    }
+}
+
+fn fingerprint(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    h.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect()
+}
+
+fn last_good_line(last: &LastGood, now: DateTime<Utc>) -> String {
+    let mut parts = Vec::new();
+    if let Some((id, t)) = &last.snapshot {
+        parts.push(format!("snapshot {id} at {} ({})", when(*t), ago(now, *t)));
+    }
+    if let Some((key, t)) = &last.export {
+        parts.push(format!("export {key} at {} ({})", when(*t), ago(now, *t)));
+    }
+    if parts.is_empty() {
+        "none found: no available snapshot and no complete export".to_owned()
+    } else {
+        parts.join("; ")
+    }
+}
+
+pub fn render(notice: &Notice, last: &LastGood, now: DateTime<Utc>) -> Message {
+    match notice {
+        Notice::Alarm {
+            name,
+            state,
+            previous,
+            reason,
+            since,
+        } => {
+            let (db, check) = parse_alarm_name(name).unwrap_or(("?", name.as_str()));
+            let (what, todo) = explain(db, check);
+            let kind = match (state.as_str(), previous.as_str()) {
+                ("ALARM", _) => Kind::Problem,
+                ("OK", "ALARM") => Kind::Recovery,
+                _ => Kind::Quiet,
+            };
+            let (subject, text) =
+                match kind {
+                    Kind::Recovery => (
+                        format!("[RECOVERED] {db}: {what}"),
+                        format!(
+                            "[RECOVERED] {db}: {what}: back to normal since {}.\nLast good backup: {}\nAlarm: {name}\n",
+                            when(*since),
+                            last_good_line(last, now)
+                        ),
+                    ),
+                    _ => {
+                        (
+                            format!("[{state}] {db}: {what}"),
+                            format!(
+                        "[{state}] {db}: {what}\nDatabase: {db}\nWhat is wrong: {}\nSince: {} (was {previous})\n\
+                         Last good backup: {}\nWhat to do: {todo}\nAlarm: {name}\n",
+                        if reason.is_empty() { what.as_str() } else { reason.as_str() },
+                        when(*since),
+                        last_good_line(last, now)
+                    ),
+                        )
+                    }
+                };
+            Message {
+                subject: subject.chars().take(100).collect(),
+                text,
+                fingerprint: fingerprint(&[name, state, previous]),
+                key: name.clone(),
+                kind,
+            }
+        }
+        Notice::RestoreTestFailed {
+            execution,
+            status,
+            since,
+            cause,
+        } => {
+            let subject = format!("[{status}] restore test run {execution}");
+            let text = format!(
+                "[{status}] Lifeboat restore test run {execution}\nWhat is wrong: {}\nSince: {}\n\
+                 What to do: read the reports under reports/restore-tests/ in the export bucket (one per database, \
+                 each failed check says why) and the execution's history in the Step Functions console. Every test \
+                 cleans up after itself; restore-test instances carry lifeboat:expires-at in case one could not.\n",
+                cause.as_deref().unwrap_or("the execution did not succeed"),
+                when(*since)
+            );
+            Message {
+                subject: subject.chars().take(100).collect(),
+                text,
+                fingerprint: fingerprint(&[execution, status]),
+                key: execution.clone(),
+                kind: Kind::Problem,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(d: u32, h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, d, h, 0, 0).unwrap()
+    }
+
+    fn alarm(state: &str, previous: &str) -> Notice {
+        Notice::Alarm {
+            name: "lifeboat/app-prod/snapshot-age".into(),
+            state: state.into(),
+            previous: previous.into(),
+            reason: "Threshold Crossed: 1 datapoint [111600.0] was greater than the threshold (93600.0).".into(),
+            since: at(22, 10),
+        }
+    }
+
+    fn last() -> LastGood {
+        LastGood {
+            snapshot: Some(("lifeboat-app-prod-20261121-0200".into(), at(21, 2))),
+            export: None,
+        }
+    }
+
+    #[test]
+    fn an_alarm_reads_like_a_page() {
+        let m = render(&alarm("ALARM", "OK"), &last(), at(22, 10));
+        assert_eq!(m.kind, Kind::Problem);
+        assert_eq!(m.subject, "[ALARM] app-prod: no snapshot of app-prod within the policy");
+        assert_eq!(
+            m.text,
+            "[ALARM] app-prod: no snapshot of app-prod within the policy\n\
+             Database: app-prod\n\
+             What is wrong: Threshold Crossed: 1 datapoint [111600.0] was greater than the threshold (93600.0).\n\
+             Since: 2026-11-22 10:00 UTC (was OK)\n\
+             Last good backup: snapshot lifeboat-app-prod-20261121-0200 at 2026-11-21 02:00 UTC (32 h ago)\n\
+             What to do: Look at the snapshot function's last runs (metric SnapshotFailed, its log group); take one \
+             by hand: {\"databases\": [\"app-prod\"], \"reason\": \"missed schedule\"}. Runbook: README, \"The \
+             snapshot function\".\n\
+             Alarm: lifeboat/app-prod/snapshot-age\n"
+        );
+    }
+
+    #[test]
+    fn ok_after_alarm_is_a_recovery_and_ok_after_nothing_is_quiet() {
+        let m = render(&alarm("OK", "ALARM"), &last(), at(22, 11));
+        assert_eq!(m.kind, Kind::Recovery);
+        assert_eq!(
+            m.text,
+            "[RECOVERED] app-prod: no snapshot of app-prod within the policy: back to normal since 2026-11-22 10:00 \
+             UTC.\nLast good backup: snapshot lifeboat-app-prod-20261121-0200 at 2026-11-21 02:00 UTC (33 h ago)\n\
+             Alarm: lifeboat/app-prod/snapshot-age\n"
+        );
+        assert_eq!(
+            render(&alarm("OK", "INSUFFICIENT_DATA"), &last(), at(22, 11)).kind,
+            Kind::Quiet
+        );
+        // The same transition twice has the same fingerprint; another transition does not.
+        let a = render(&alarm("ALARM", "OK"), &last(), at(22, 10));
+        let b = render(&alarm("ALARM", "OK"), &LastGood::default(), at(22, 12));
+        assert_eq!(a.fingerprint, b.fingerprint);
+        assert_ne!(a.fingerprint, m.fingerprint);
+        assert!(b.text.contains("Last good backup: none found"));
+    }
+
+    #[test]
+    fn a_failed_restore_test_run_says_where_to_look() {
+        let n = Notice::RestoreTestFailed {
+            execution: "quarterly-2026-10-01".into(),
+            status: "FAILED".into(),
+            since: at(1, 4),
+            cause: Some("Lifeboat.RestoreTestFailed: restore tests failed for 1 of 3 databases: billing".into()),
+        };
+        let m = render(&n, &LastGood::default(), at(1, 5));
+        assert_eq!(m.subject, "[FAILED] restore test run quarterly-2026-10-01");
+        assert!(m.text.contains(
+            "What is wrong: Lifeboat.RestoreTestFailed: restore tests failed for 1 of 3 databases: billing\n"
+        ));
+        assert!(m.text.contains("reports/restore-tests/"));
+    }
+
+    #[test]
+    fn export_alarms_name_their_profile() {
+        let n = Notice::Alarm {
+            name: "lifeboat/billing/export-age-critical".into(),
+            state: "ALARM".into(),
+            previous: "OK".into(),
+            reason: String::new(),
+            since: at(22, 10),
+        };
+        let m = render(&n, &LastGood::default(), at(22, 10));
+        assert_eq!(
+            m.subject,
+            "[ALARM] billing: no complete `critical` export of billing within the policy"
+        );
+        assert!(
+            m.text
+                .contains("{\"database\": \"billing\", \"profile\": \"critical\"}"),
+            "{}",
+            m.text
+        );
+    }
+}

@@ -1,0 +1,508 @@
+//! `monitor` and `notify` against moto (RDS, S3, CloudWatch, SNS, SQS, Secrets Manager) and a local HTTP server
+//! standing in for the chat webhook.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_rds::types::Tag;
+use lifeboat_tests::moto::Moto;
+use lifeboat_tests::repo_root;
+use monitor::settings::MonitorSettings;
+use notify::settings::NotifySettings;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const REGION: &str = "us-east-1";
+const BUCKET: &str = "lifeboat-backups";
+
+fn env(pairs: &[(&str, &str)]) -> impl lifeboat::settings::Env {
+    let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    move |n: &str| map.get(n).cloned()
+}
+
+/// An instance; with automated backups (retention 7 days) moto, like RDS, takes an automated snapshot at once.
+async fn instance(rds: &aws_sdk_rds::Client, id: &str, tags: &[(&str, &str)], retention: i32) {
+    let mut req = rds
+        .create_db_instance()
+        .db_instance_identifier(id)
+        .db_instance_class("db.t4g.micro")
+        .engine("postgres")
+        .allocated_storage(20)
+        .master_username("x")
+        .master_user_password("not-a-real-password-1")
+        .storage_encrypted(true)
+        .backup_retention_period(retention);
+    for (k, v) in tags {
+        req = req.tags(Tag::builder().key(*k).value(*v).build());
+    }
+    req.send().await.unwrap();
+}
+
+async fn put(s3: &aws_sdk_s3::Client, key: &str, body: Value) {
+    s3.put_object()
+        .bucket(BUCKET)
+        .key(key)
+        .body(body.to_string().into_bytes().into())
+        .send()
+        .await
+        .unwrap();
+}
+
+fn stamp(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y%m%dT%H%M%SZ").to_string()
+}
+
+#[tokio::test]
+async fn monitor_publishes_freshness_keeps_one_alarm_set_per_database_and_cleans_up_expired_tests() {
+    let moto = Moto::start();
+    let config = moto.config(REGION);
+    let rds = aws_sdk_rds::Client::new(&config);
+    let s3 = aws_sdk_s3::Client::new(&config);
+    let cw = aws_sdk_cloudwatch::Client::new(&config);
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let sns = aws_sdk_sns::Client::new(&config);
+    let topic = sns.create_topic().name("lifeboat-alarms").send().await.unwrap();
+    let topic = topic.topic_arn().unwrap().to_owned();
+
+    let backup = [("lifeboat:backup", "true")];
+    for db in ["fresh", "stale"] {
+        instance(&rds, db, &backup, 7).await;
+    }
+    instance(&rds, "missing", &backup, 0).await;
+    // moto takes an automated snapshot even with retention 0, where RDS takes none: remove it.
+    let automated = rds
+        .describe_db_snapshots()
+        .db_instance_identifier("missing")
+        .send()
+        .await
+        .unwrap();
+    for s in automated.db_snapshots() {
+        rds.delete_db_snapshot()
+            .db_snapshot_identifier(s.db_snapshot_identifier().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+    let now = chrono::Utc::now();
+    for db in ["fresh", "stale"] {
+        rds.create_db_snapshot()
+            .db_instance_identifier(db)
+            .db_snapshot_identifier(format!("lifeboat-{db}-1"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let old = now - chrono::Duration::days(3);
+    for (db, at) in [("fresh", now), ("stale", old)] {
+        let key = format!(
+            "exports/{db}/full/{}/{db}-full-{}.manifest.json",
+            at.format("%Y/%m/%d"),
+            stamp(at)
+        );
+        put(&s3, &key, json!({"database": db})).await;
+    }
+    put(
+        &s3,
+        &format!("reports/restore-tests/fresh/{}.json", stamp(now)),
+        json!({"passed": true}),
+    )
+    .await;
+    put(
+        &s3,
+        &format!(
+            "reports/restore-tests/stale/{}.json",
+            stamp(now - chrono::Duration::days(200))
+        ),
+        json!({"passed": false}),
+    )
+    .await;
+    // Restore-test leftovers: one past its expiry, one still running.
+    let past = (now - chrono::Duration::hours(1)).to_rfc3339();
+    let future = (now + chrono::Duration::hours(5)).to_rfc3339();
+    for (id, expires) in [
+        ("lifeboat-rt-fresh-202611220300", past.as_str()),
+        ("lifeboat-rt-stale-202611221000", future.as_str()),
+    ] {
+        instance(
+            &rds,
+            id,
+            &[("lifeboat:restore-test", "true"), ("lifeboat:expires-at", expires)],
+            0,
+        )
+        .await;
+    }
+
+    let settings = MonitorSettings::from_env(&env(&[
+        ("LIFEBOAT_BUCKET", BUCKET),
+        ("LIFEBOAT_ALARM_TOPIC_ARN", &topic),
+        ("LIFEBOAT_EXPORT_MAX_AGE_HOURS", "full=26"),
+    ]))
+    .unwrap();
+    let deps = monitor::Deps::new(&config, settings);
+    let summary = monitor::handle(&deps, json!({})).await.unwrap();
+    let view: BTreeMap<&str, &monitor::handler::DbView> =
+        summary.databases.iter().map(|v| (v.db.as_str(), v)).collect();
+
+    let fresh = view["fresh"];
+    assert!(fresh.snapshot_age_hours.unwrap() < 1.0);
+    assert!(fresh.export_age_hours["full"] < 1.0);
+    assert_eq!(fresh.last_restore_test_passed, Some(true));
+    let stale = view["stale"];
+    assert!((71.0..73.0).contains(&stale.export_age_hours["full"]), "{stale:?}");
+    assert_eq!(stale.last_restore_test_passed, Some(false));
+    assert!(stale.restore_test_age_days.unwrap() > 199.0);
+    let missing = view["missing"];
+    assert!(
+        missing.snapshot_age_hours.is_none() && missing.export_age_hours.is_empty(),
+        "{missing:?}"
+    );
+    assert!(
+        summary
+            .attention
+            .iter()
+            .any(|a| a == "missing: selected for backup but has no snapshot and no export at all"),
+        "{:?}",
+        summary.attention
+    );
+    assert_eq!(summary.janitor_deleted, ["lifeboat-rt-fresh-202611220300"]);
+    let left: Vec<String> = rds
+        .describe_db_instances()
+        .send()
+        .await
+        .unwrap()
+        .db_instances()
+        .iter()
+        .filter_map(|i| i.db_instance_identifier().map(str::to_owned))
+        .collect();
+    assert!(
+        left.contains(&"lifeboat-rt-stale-202611221000".to_owned()),
+        "a current test is kept"
+    );
+    assert!(!left.contains(&"lifeboat-rt-fresh-202611220300".to_owned()));
+
+    // The figures reached CloudWatch with the database as dimension.
+    let stats = cw
+        .get_metric_statistics()
+        .namespace("Lifeboat")
+        .metric_name("ExportAgeSeconds")
+        .dimensions(
+            aws_sdk_cloudwatch::types::Dimension::builder()
+                .name("DBIdentifier")
+                .value("stale")
+                .build(),
+        )
+        .dimensions(
+            aws_sdk_cloudwatch::types::Dimension::builder()
+                .name("Profile")
+                .value("full")
+                .build(),
+        )
+        .start_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
+            now.timestamp() - 3600,
+        ))
+        .end_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
+            now.timestamp() + 3600,
+        ))
+        .period(3600)
+        .statistics(aws_sdk_cloudwatch::types::Statistic::Maximum)
+        .send()
+        .await
+        .unwrap();
+    let max = stats
+        .datapoints()
+        .iter()
+        .filter_map(|d| d.maximum())
+        .fold(0.0, f64::max);
+    assert!(
+        (71.0 * 3600.0..73.0 * 3600.0).contains(&max),
+        "ExportAgeSeconds for stale: {max}"
+    );
+    let names: Vec<String> = cw
+        .list_metrics()
+        .namespace("Lifeboat")
+        .send()
+        .await
+        .unwrap()
+        .metrics()
+        .iter()
+        .filter_map(|m| m.metric_name().map(str::to_owned))
+        .collect();
+    for m in [
+        "SnapshotAgeSeconds",
+        "RestoreTestAgeSeconds",
+        "LastRestoreTestSuccess",
+        "BackupMissing",
+        "RestoreTestJanitorDeleted",
+    ] {
+        assert!(names.iter().any(|n| n == m), "{m} in {names:?}");
+    }
+
+    // One alarm set per database, missing data breaching, actions to the topic.
+    let alarms = |cw: aws_sdk_cloudwatch::Client| async move {
+        cw.describe_alarms()
+            .alarm_name_prefix("lifeboat/")
+            .send()
+            .await
+            .unwrap()
+            .metric_alarms()
+            .to_vec()
+    };
+    let all = alarms(cw.clone()).await;
+    assert_eq!(
+        all.len(),
+        3 * 6,
+        "{:?}",
+        all.iter().map(|a| a.alarm_name()).collect::<Vec<_>>()
+    );
+    for a in &all {
+        assert_eq!(a.treat_missing_data(), Some("breaching"));
+        assert_eq!(a.alarm_actions(), std::slice::from_ref(&topic));
+        assert_eq!(a.ok_actions(), std::slice::from_ref(&topic));
+    }
+    let snapshot_age = all
+        .iter()
+        .find(|a| a.alarm_name() == Some("lifeboat/stale/snapshot-age"))
+        .unwrap();
+    assert_eq!(snapshot_age.threshold(), Some(26.0 * 3600.0));
+    assert_eq!(snapshot_age.metric_name(), Some("SnapshotAgeSeconds"));
+
+    // A database that goes away takes its alarms with it.
+    rds.delete_db_instance()
+        .db_instance_identifier("stale")
+        .skip_final_snapshot(true)
+        .send()
+        .await
+        .unwrap();
+    let summary = monitor::handle(&deps, json!({})).await.unwrap();
+    assert_eq!(summary.alarms_deleted.len(), 6, "{:?}", summary.alarms_deleted);
+    assert!(summary.alarms_deleted.iter().all(|n| n.starts_with("lifeboat/stale/")));
+    assert_eq!(alarms(cw).await.len(), 2 * 6);
+}
+
+/// A stand-in chat webhook: answers with the given statuses in turn (the last one repeats) and keeps the bodies.
+struct Webhook {
+    url: String,
+    bodies: Arc<Mutex<Vec<String>>>,
+}
+
+async fn webhook(statuses: Vec<u16>) -> Webhook {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks/lifeboat", listener.local_addr().unwrap());
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let seen = bodies.clone();
+    tokio::spawn(async move {
+        let mut n = 0usize;
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            // Read the head, then as much body as Content-Length says.
+            loop {
+                let k = sock.read(&mut chunk).await.unwrap_or(0);
+                if k == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..k]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some(split) = text.find("\r\n\r\n") {
+                    let len: usize = text[..split]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().to_owned())
+                        })
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    if buf.len() >= split + 4 + len {
+                        seen.lock().unwrap().push(text[split + 4..].to_owned());
+                        break;
+                    }
+                }
+            }
+            let status = statuses[n.min(statuses.len() - 1)];
+            n += 1;
+            let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+            let _ = sock.write_all(reply.as_bytes()).await;
+        }
+    });
+    Webhook { url, bodies }
+}
+
+struct NotifyWorld {
+    _moto: Moto,
+    config: aws_config::SdkConfig,
+    sqs: aws_sdk_sqs::Client,
+    queue: String,
+    topic: String,
+}
+
+async fn notify_world() -> NotifyWorld {
+    let moto = Moto::start();
+    let config = moto.config(REGION);
+    aws_sdk_s3::Client::new(&config)
+        .create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+    let sns = aws_sdk_sns::Client::new(&config);
+    let topic = sns
+        .create_topic()
+        .name("lifeboat")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn()
+        .unwrap()
+        .to_owned();
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let queue = sqs
+        .create_queue()
+        .queue_name("oncall")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_owned();
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    sns.subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(arn)
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await
+        .unwrap();
+    NotifyWorld {
+        _moto: moto,
+        config,
+        sqs,
+        queue,
+        topic,
+    }
+}
+
+impl NotifyWorld {
+    async fn deps(&self, webhook_url: &str) -> notify::Deps {
+        let sm = aws_sdk_secretsmanager::Client::new(&self.config);
+        let name = format!("lifeboat/webhook-{}", lifeboat_tests::random_hex(4));
+        sm.create_secret()
+            .name(&name)
+            .secret_string(json!({"url": webhook_url}).to_string())
+            .send()
+            .await
+            .unwrap();
+        let settings = NotifySettings::from_env(&env(&[
+            ("LIFEBOAT_BUCKET", BUCKET),
+            ("LIFEBOAT_NOTIFY_TOPIC_ARN", &self.topic),
+            ("LIFEBOAT_WEBHOOK_SECRET", &name),
+        ]))
+        .unwrap();
+        let mut deps = notify::Deps::new(&self.config, settings);
+        deps.retry_pause = std::time::Duration::from_millis(10);
+        deps
+    }
+
+    async fn queued(&self) -> Vec<String> {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.queue)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        out.messages()
+            .iter()
+            .filter_map(|m| m.body().map(str::to_owned))
+            .collect()
+    }
+}
+
+fn sample(name: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(repo_root().join("events/notify").join(name)).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn notify_delivers_alarms_and_recoveries_once_to_sns_and_the_webhook() {
+    let w = notify_world().await;
+    let hook = webhook(vec![500, 200]).await;
+    let deps = w.deps(&hook.url).await;
+
+    let sent = notify::handle(&deps, sample("alarm.json")).await.unwrap();
+    assert_eq!(sent["sent"], true, "{sent}");
+    assert_eq!(
+        sent["channels"],
+        json!(["sns", "webhook (attempt 2)"]),
+        "the 500 was retried"
+    );
+    let text = sent["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("[ALARM] app-prod: no snapshot of app-prod within the policy\nDatabase: app-prod\n"),
+        "{text}"
+    );
+    assert!(text.contains("Since: 2026-11-22 10:00 UTC (was OK)"), "{text}");
+    assert!(text.contains("Last good backup: none found"), "{text}");
+    let bodies = hook.bodies.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 2);
+    let posted: Value = serde_json::from_str(&bodies[1]).unwrap();
+    assert_eq!(posted, json!({"text": text}), "Slack-compatible JSON");
+    assert_eq!(w.queued().await, [text.to_owned()], "the same text went to SNS");
+
+    // The same alarm again (EventBridge redelivery, or a flapping alarm) within the window: not resent.
+    let again = notify::handle(&deps, sample("alarm.json")).await.unwrap();
+    assert_eq!(again["sent"], false);
+    assert_eq!(hook.bodies.lock().unwrap().len(), 2);
+
+    let recovered = notify::handle(&deps, sample("recovery.json")).await.unwrap();
+    assert_eq!(recovered["sent"], true);
+    assert!(
+        recovered["text"].as_str().unwrap().starts_with("[RECOVERED] app-prod"),
+        "{recovered}"
+    );
+
+    let failed = notify::handle(&deps, sample("restore-test-failed.json")).await.unwrap();
+    assert!(failed["text"]
+        .as_str()
+        .unwrap()
+        .contains("restore tests failed for 1 of 3 databases: billing"));
+
+    // An OK that follows no alarm (a new alarm settling) says nothing.
+    let mut settling = sample("recovery.json");
+    settling["detail"]["previousState"]["value"] = json!("INSUFFICIENT_DATA");
+    let quiet = notify::handle(&deps, settling).await.unwrap();
+    assert_eq!(quiet["sent"], false);
+}
+
+#[tokio::test]
+async fn a_failing_webhook_is_retried_and_the_failure_reported_never_dropped() {
+    let w = notify_world().await;
+    let hook = webhook(vec![503]).await;
+    let deps = w.deps(&hook.url).await;
+    let err = notify::handle(&deps, sample("alarm.json"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("webhook: the webhook answered 503"), "{err}");
+    assert!(err.contains("(3 attempts)"), "{err}");
+    assert!(err.contains("delivered: sns"), "{err}");
+    assert!(!err.contains(&hook.url), "the webhook URL is a secret: {err}");
+    assert_eq!(hook.bodies.lock().unwrap().len(), 3);
+    // Nothing was recorded as sent, so the retry EventBridge makes delivers it.
+    let retry = notify::handle(&deps, sample("alarm.json"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(retry.contains("503"), "{retry}");
+    assert_eq!(hook.bodies.lock().unwrap().len(), 6);
+}
