@@ -1,5 +1,6 @@
 //! Every sample event in `events/` is parsed by the function it belongs to.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use lifeboat_tests::repo_root;
@@ -96,6 +97,75 @@ fn every_function_has_sample_events() {
             !files(&dir).is_empty(),
             "no sample events for function {name:?} in {}",
             dir.display()
+        );
+    }
+}
+
+/// The event sources of `infra/template.yaml`, as (resource, event) pairs: the `Events:` of each function and
+/// state machine. Read from the text (the template's CloudFormation tags need no YAML library for this).
+fn template_event_sources() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(repo_root().join("infra/template.yaml")).unwrap();
+    let mut out = Vec::new();
+    let mut resource = String::new();
+    let mut in_events = false;
+    for line in text.lines() {
+        let indent = line.len() - line.trim_start().len();
+        let key = line.trim().strip_suffix(':');
+        match (indent, key) {
+            (2, Some(k)) => {
+                resource = k.to_owned();
+                in_events = false;
+            }
+            (6, Some("Events")) => in_events = true,
+            (6, _) => in_events = false,
+            (8, Some(k)) if in_events => out.push((resource.clone(), k.to_owned())),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn every_function_has_a_template_resource_and_every_event_source_a_sample_event() {
+    let template = std::fs::read_to_string(repo_root().join("infra/template.yaml")).unwrap();
+    for entry in std::fs::read_dir(repo_root().join("functions")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        let built =
+            template.contains(&format!("Binary: {name}\n")) || template.contains(&format!("DockerTag: {name}\n"));
+        assert!(
+            built,
+            "functions/{name} has no resource in infra/template.yaml (Binary: {name} or DockerTag: {name})"
+        );
+    }
+    // Each event source and the sample event that stands for it.
+    let samples: BTreeMap<(&str, &str), &str> = BTreeMap::from([
+        (("SnapshotFunction", "Schedule"), "snapshot/scheduler.json"),
+        (
+            ("SnapshotFunction", "SnapshotFinished"),
+            "snapshot/rds-snapshot-finished.json",
+        ),
+        (("ExportFunction", "FullSchedule"), "export/scheduled-full.json"),
+        (("ExportFunction", "ExtraSchedule"), "export/scheduled-critical.json"),
+        (("RestoreTestStateMachine", "Quarterly"), "restore/scheduled-test.json"),
+        (("MonitorFunction", "Hourly"), "monitor/scheduled.json"),
+        (("NotifyFunction", "AlarmChanged"), "notify/alarm.json"),
+        (
+            ("NotifyFunction", "RestoreTestFailed"),
+            "notify/restore-test-failed.json",
+        ),
+    ]);
+    let sources = template_event_sources();
+    assert!(
+        sources.len() >= samples.len(),
+        "the template's event sources were not found: {sources:?}"
+    );
+    for (resource, event) in &sources {
+        let sample = samples
+            .get(&(resource.as_str(), event.as_str()))
+            .unwrap_or_else(|| panic!("{resource}.Events.{event} has no sample event: add one to events/ and here"));
+        assert!(
+            repo_root().join("events").join(sample).is_file(),
+            "events/{sample} is missing"
         );
     }
 }
