@@ -20,7 +20,7 @@ test: setup lint
 
 ## make demo: run the functions end to end against a local AWS and PostgreSQL.
 demo: setup
-	cargo build --locked -p snapshot -p export -p rotate -p restore
+	cargo build --locked -p snapshot -p export -p rotate -p restore -p monitor -p notify
 	cargo run --locked -q -p lifeboat-tests --bin demo
 
 setup: rust tools postgres

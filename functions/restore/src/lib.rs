@@ -3,7 +3,7 @@
 //!
 //! A restore test never touches the source database; it deletes only what carries the restore-test tag; its
 //! cleanup is reachable from every failure path of the state machine, and what it restores carries an expiry tag
-//! for `monitor`'s janitor (planned) to act on.
+//! for `monitor`'s janitor to act on.
 
 pub mod event;
 pub mod handler;

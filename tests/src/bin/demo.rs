@@ -401,7 +401,17 @@ async fn main() {
             .await
             .unwrap();
     }
+    let topic = aws_sdk_sns::Client::new(&config)
+        .create_topic()
+        .name("lifeboat-notifications")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn()
+        .unwrap()
+        .to_owned();
     println!("  S3 bucket {BUCKET}; exports encrypted to age recipient {recipient}");
+    println!("  SNS topic {topic} for alarms and notifications");
     println!(
         "  (the demo keeps the matching identity in {}; in production it never goes near AWS)",
         key_file.display()
@@ -429,6 +439,9 @@ async fn main() {
         ("LIFEBOAT_EXPORT_PROFILES", PROFILES),
         ("LIFEBOAT_AGE_IDENTITY_SECRET", "lifeboat/age-identity"),
         ("LIFEBOAT_RESTORE_CHECKS", RESTORE_CHECKS),
+        ("LIFEBOAT_ALARM_TOPIC_ARN", topic.as_str()),
+        ("LIFEBOAT_NOTIFY_TOPIC_ARN", topic.as_str()),
+        ("LIFEBOAT_EXPORT_MAX_AGE_HOURS", "full=26,critical=7"),
     ]);
     let mut f = std::fs::File::create(&env_file).unwrap();
     for (k, v) in &env {
@@ -699,6 +712,53 @@ async fn main() {
     let report = String::from_utf8(report.body.collect().await.unwrap().into_bytes().to_vec()).unwrap();
     println!("  report s3://{BUCKET}/{report_key}:");
     for line in report.lines() {
+        println!("    {line}");
+    }
+
+    heading("Monitor's view of the fleet: events/monitor/scheduled.json");
+    let view = invoke(&watch, "monitor", &repo_root().join("events/monitor/scheduled.json"))
+        .unwrap_or_else(|e| panic!("monitor failed: {e}"));
+    let hours = |v: &Value| v.as_f64().map(|h| format!("{h:.1} h")).unwrap_or_else(|| "none".into());
+    println!(
+        "  {:<12} {:>10} {:>12} {:>12} {:>13} {:>10}",
+        "database", "snapshot", "export full", "export crit", "restore test", "retention"
+    );
+    for d in view["databases"].as_array().into_iter().flatten() {
+        let test = match (&d["last_restore_test_passed"], d["restore_test_age_days"].as_f64()) {
+            (Value::Bool(p), Some(age)) => format!("{} {:.0} d", if *p { "passed" } else { "FAILED" }, age),
+            _ => "none".to_owned(),
+        };
+        println!(
+            "  {:<12} {:>10} {:>12} {:>12} {:>13} {:>8} d",
+            d["db"].as_str().unwrap_or(""),
+            hours(&d["snapshot_age_hours"]),
+            hours(&d["export_age_hours"]["full"]),
+            hours(&d["export_age_hours"]["critical"]),
+            test,
+            d["backup_retention_days"]
+        );
+    }
+    println!(
+        "  alarms kept: {} (one set per database, missing data breaching); deleted: {}; janitor deleted: {}",
+        view["alarms_kept"],
+        view["alarms_deleted"].as_array().map(Vec::len).unwrap_or(0),
+        view["janitor_deleted"].as_array().map(Vec::len).unwrap_or(0)
+    );
+    for note in view["attention"].as_array().into_iter().flatten() {
+        println!("  needs attention: {}", note.as_str().unwrap_or(""));
+    }
+
+    heading("A notification as on-call receives it: events/notify/alarm.json");
+    let sent = invoke(&watch, "notify", &repo_root().join("events/notify/alarm.json"))
+        .unwrap_or_else(|e| panic!("notify failed: {e}"));
+    println!("  delivered to: {}", sent["channels"]);
+    for line in sent["text"].as_str().unwrap_or("").lines() {
+        println!("    {line}");
+    }
+    let recovered = invoke(&watch, "notify", &repo_root().join("events/notify/recovery.json"))
+        .unwrap_or_else(|e| panic!("notify failed: {e}"));
+    println!("  and when it clears:");
+    for line in recovered["text"].as_str().unwrap_or("").lines() {
         println!("    {line}");
     }
 
