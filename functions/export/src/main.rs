@@ -2,8 +2,6 @@
 //! exports longer than 15 minutes): `export --event '<json>'` or `LIFEBOAT_EVENT='<json>' export` runs one
 //! export, prints the summary on stdout and exits non-zero on failure.
 
-use std::time::{Duration, Instant};
-
 use export::settings::ExportSettings;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use lifeboat::settings::ProcessEnv;
@@ -37,11 +35,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let deps = &deps;
         let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
-        // The context's deadline is in milliseconds since the epoch; turn it into a monotonic instant. A deadline
-        // already past when the invocation starts means the runtime did not set one (local emulators).
-        let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
-        let deadline = (event.context.deadline > now_ms)
-            .then(|| Instant::now() + Duration::from_millis(event.context.deadline - now_ms));
+        let deadline = lifeboat::deadline_from_epoch_ms(event.context.deadline);
         export::handle(deps, event.payload, deadline).instrument(span)
     }))
     .await

@@ -1,7 +1,5 @@
 //! Wires the Lambda runtime to the rotation handler: settings and clients are built once per cold start.
 
-use std::time::{Duration, Instant};
-
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use lifeboat::settings::ProcessEnv;
 use rotate::settings::RotateSettings;
@@ -17,10 +15,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let deps = &deps;
         let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
-        // Milliseconds since the epoch; a deadline already past means the runtime set none (local emulators).
-        let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
-        let deadline = (event.context.deadline > now_ms)
-            .then(|| Instant::now() + Duration::from_millis(event.context.deadline - now_ms));
+        let deadline = lifeboat::deadline_from_epoch_ms(event.context.deadline);
         rotate::handle(deps, event.payload, deadline).instrument(span)
     }))
     .await
