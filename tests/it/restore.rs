@@ -554,3 +554,65 @@ async fn a_console_restore_makes_a_new_instance_with_the_source_settings_and_nev
         serde_json::from_value::<CheckResult>(json!("passed")).unwrap()
     );
 }
+
+#[tokio::test]
+async fn an_aurora_cluster_is_restored_with_an_instance_and_both_are_cleaned_up() {
+    let w = world().await;
+    let deps = w.deps(&[]);
+    w.rds
+        .create_db_cluster()
+        .db_cluster_identifier("analytics")
+        .engine("aurora-postgresql")
+        .master_username("analytics_admin")
+        .master_user_password("not-a-real-password-1")
+        .tags(Tag::builder().key("lifeboat:backup").value("true").build())
+        .send()
+        .await
+        .unwrap();
+    w.rds
+        .create_db_cluster_snapshot()
+        .db_cluster_identifier("analytics")
+        .db_cluster_snapshot_identifier("lifeboat-analytics-20261122-0200")
+        .send()
+        .await
+        .unwrap();
+    let mut test = restore::handle(
+        &deps,
+        json!({"action": "start", "database": "analytics", "requested_at": w.requested}),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(test["kind"], "cluster");
+    assert_eq!(test["snapshot_id"], "lifeboat-analytics-20261122-0200");
+    assert_eq!(test["master_user"], "analytics_admin");
+    let cluster = test["restored_id"].as_str().unwrap().to_owned();
+    let member = test["restored_instance"].as_str().unwrap().to_owned();
+    assert!(member.starts_with("lifeboat-ri-analytics-"), "{member}");
+    let described = w
+        .rds
+        .describe_db_instances()
+        .db_instance_identifier(&member)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        described.db_instances()[0].db_cluster_identifier(),
+        Some(cluster.as_str())
+    );
+
+    test = step(&deps, "poll", &test).await.unwrap();
+    assert_eq!(test["status"], "available", "{test}");
+    test = step(&deps, "prepare", &test).await.unwrap();
+    assert_eq!(test["status"], "prepared");
+    let cleaned = step(&deps, "cleanup", &test).await.unwrap();
+    assert_eq!(cleaned["status"], "deleting");
+    let clusters = w.rds.describe_db_clusters().send().await.unwrap();
+    let left: Vec<_> = clusters
+        .db_clusters()
+        .iter()
+        .filter(|c| c.db_cluster_identifier() == Some(cluster.as_str()) && c.status() != Some("deleting"))
+        .collect();
+    assert!(left.is_empty(), "the restored cluster is going away");
+    assert!(w.test_instances().await.is_empty(), "and its instance");
+}
