@@ -10,7 +10,7 @@ APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 # Two cores: keep parallel test servers and builds to that size.
 TEST_THREADS ?= 2
 
-.PHONY: all test demo setup tools postgres rust lint fmt clippy cfn-lint unit bench bench-export bench-rotate clean rds-ca asl
+.PHONY: all test demo setup tools postgres rust lint fmt clippy cfn-lint unit bench bench-export bench-rotate clean rds-ca asl checkov
 
 all: test
 
@@ -49,7 +49,7 @@ postgres:
 		$(APT) update -q && $(APT) install -y -q age zstd openssl; \
 	fi
 
-lint: fmt clippy cfn-lint asl
+lint: fmt clippy cfn-lint checkov asl
 
 fmt:
 	cargo fmt --all -- --check
@@ -79,6 +79,25 @@ $(S3S_FS):
 ## make bench-rotate: wall time of full four-step rotations against moto and PostgreSQL, with references.
 bench-rotate: setup
 	cargo run --locked --release -q -p lifeboat-tests --bin bench_rotate
+
+# checkov, in a virtualenv of its own (its pins would fight moto's): no failed check on the template (every skip
+# is justified in the template), and each of Lifeboat's own rules (infra/policies) must fail on a template that
+# breaks it, so a rule that stopped matching cannot pass silently.
+CHECKOV_VENV := .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov --framework cloudformation --external-checks-dir infra/policies \
+	--compact --quiet --skip-download
+
+checkov: $(CHECKOV_VENV)/.installed
+	$(CHECKOV) -f infra/template.yaml
+	@for id in 1 2 3 4; do \
+		if $(CHECKOV) -f infra/policy-tests/violations.yaml --check CKV_LIFEBOAT_$$id >/dev/null 2>&1; then \
+			echo "CKV_LIFEBOAT_$$id did not fail on infra/policy-tests/violations.yaml"; exit 1; fi; \
+	done; echo "Lifeboat's own rules each fail on infra/policy-tests/violations.yaml"
+
+$(CHECKOV_VENV)/.installed: infra/policies/requirements.txt | $(VENV)/.installed
+	python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q -r infra/policies/requirements.txt
+	touch $@
 
 # The restore-test state machine is validated with the asl-validator npm package (pinned in infra/asl), installed
 # with Debian's Node.js when the machine has none.
