@@ -89,26 +89,9 @@ impl World {
         out.arn().unwrap().to_owned()
     }
 
-    /// What Secrets Manager does before it invokes the function: a new version id staged AWSPENDING, with no
-    /// value yet. moto's RotateSecret does exactly this, then fails to find the (absent) Lambda function; the
-    /// test invokes the steps itself.
+    /// Secrets Manager's part before it invokes the function (see `lifeboat_tests::stage_rotation`), checked.
     async fn start_rotation(&self, secret: &str) -> String {
-        let token = lifeboat_tests::random_hex(18);
-        let err = self
-            .sm
-            .rotate_secret()
-            .secret_id(secret)
-            .client_request_token(&token)
-            .rotation_lambda_arn("arn:aws:lambda:us-east-1:123456789012:function:lifeboat-rotate")
-            .rotation_rules(
-                aws_sdk_secretsmanager::types::RotationRulesType::builder()
-                    .automatically_after_days(90)
-                    .build(),
-            )
-            .send()
-            .await
-            .expect_err("moto has no Lambda function to invoke");
-        assert!(format!("{err:?}").contains("ResourceNotFound"), "{err:?}");
+        let token = lifeboat_tests::stage_rotation(&self.sm, secret).await;
         let stages = self.stages(secret).await;
         assert_eq!(stages.get(&token), Some(&vec![AWSPENDING.to_owned()]), "{stages:?}");
         token

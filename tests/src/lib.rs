@@ -55,3 +55,26 @@ pub fn random_hex(bytes: usize) -> String {
         .expect("reading /dev/urandom");
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// What Secrets Manager does before it invokes a rotation function: a new version, staged AWSPENDING, with no
+/// value yet. moto's RotateSecret does exactly that and then fails to find the Lambda function it would call (it
+/// has none, and cannot run one without Docker); the caller invokes the four steps itself. Returns the version id
+/// (the rotation's ClientRequestToken).
+pub async fn stage_rotation(sm: &aws_sdk_secretsmanager::Client, secret: &str) -> String {
+    let token = random_hex(18);
+    let err = sm
+        .rotate_secret()
+        .secret_id(secret)
+        .client_request_token(&token)
+        .rotation_lambda_arn("arn:aws:lambda:us-east-1:123456789012:function:lifeboat-rotate")
+        .rotation_rules(
+            aws_sdk_secretsmanager::types::RotationRulesType::builder()
+                .automatically_after_days(90)
+                .build(),
+        )
+        .send()
+        .await
+        .expect_err("moto has no Lambda function to invoke");
+    assert!(format!("{err:?}").contains("ResourceNotFound"), "{err:?}");
+    token
+}

@@ -111,21 +111,7 @@ async fn main() {
         let mut per_step: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
         let mut totals = Vec::new();
         for _ in 0..rounds {
-            // Secrets Manager's part: stage AWSPENDING (moto then fails to find a Lambda function to call).
-            let token = lifeboat_tests::random_hex(18);
-            let staged = sm
-                .rotate_secret()
-                .secret_id(id)
-                .client_request_token(&token)
-                .rotation_lambda_arn("arn:aws:lambda:us-east-1:123456789012:function:bench")
-                .rotation_rules(
-                    aws_sdk_secretsmanager::types::RotationRulesType::builder()
-                        .automatically_after_days(90)
-                        .build(),
-                )
-                .send()
-                .await;
-            assert!(staged.is_err());
+            let token = lifeboat_tests::stage_rotation(&sm, id).await;
             let total = Instant::now();
             for step in STEPS {
                 let t = Instant::now();

@@ -155,26 +155,6 @@ async fn current_user_of(sm: &aws_sdk_secretsmanager::Client, id: &str) -> (Stri
     )
 }
 
-/// What Secrets Manager does before it calls the rotation function: a new version staged AWSPENDING, no value.
-/// moto's RotateSecret does that and then fails to find a Lambda function to call; the demo calls the steps.
-async fn stage_rotation(sm: &aws_sdk_secretsmanager::Client, id: &str) -> String {
-    let token = lifeboat_tests::random_hex(18);
-    let staged = sm
-        .rotate_secret()
-        .secret_id(id)
-        .client_request_token(&token)
-        .rotation_lambda_arn(format!("arn:aws:lambda:{REGION}:123456789012:function:lifeboat-rotate"))
-        .rotation_rules(
-            aws_sdk_secretsmanager::types::RotationRulesType::builder()
-                .automatically_after_days(90)
-                .build(),
-        )
-        .send()
-        .await;
-    assert!(staged.is_err(), "moto has no Lambda function to call");
-    token
-}
-
 /// The runbook's steps with the standard tools: `age -d`, `zstd -d`, `pg_restore` into a new database.
 fn restore_runbook(pg: &Postgres, encrypted: &Path, identity: &Path, into: &str) -> String {
     let compressed = encrypted.with_extension("");
@@ -606,7 +586,7 @@ async fn main() {
     heading("Rotating app-prod's credentials (Secrets Manager rotation, alternating users): events/rotate/");
     let secret_id = "lifeboat/app-prod";
     let before = current_user_of(&secrets, secret_id).await;
-    let token = stage_rotation(&secrets, secret_id).await;
+    let token = lifeboat_tests::stage_rotation(&secrets, secret_id).await;
     let started = Instant::now();
     for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
         let template: Value =
