@@ -482,6 +482,25 @@ async fn notify_delivers_alarms_and_recoveries_once_to_sns_and_the_webhook() {
     settling["detail"]["previousState"]["value"] = json!("INSUFFICIENT_DATA");
     let quiet = notify::handle(&deps, settling).await.unwrap();
     assert_eq!(quiet["sent"], false);
+
+    // Every run left a figure: three delivered, two suppressed.
+    let cw = aws_sdk_cloudwatch::Client::new(&w.config);
+    let now = chrono::Utc::now().timestamp();
+    for (metric, expected) in [("NotificationDelivered", 3.0), ("NotificationSuppressed", 2.0)] {
+        let stats = cw
+            .get_metric_statistics()
+            .namespace("Lifeboat")
+            .metric_name(metric)
+            .start_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(now - 3600))
+            .end_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(now + 3600))
+            .period(7200)
+            .statistics(aws_sdk_cloudwatch::types::Statistic::Sum)
+            .send()
+            .await
+            .unwrap();
+        let sum: f64 = stats.datapoints().iter().filter_map(|d| d.sum()).sum();
+        assert_eq!(sum, expected, "{metric}");
+    }
 }
 
 #[tokio::test]

@@ -20,6 +20,7 @@ pub struct Deps {
     pub s3: aws_sdk_s3::Client,
     pub sns: aws_sdk_sns::Client,
     pub sm: aws_sdk_secretsmanager::Client,
+    pub cw: aws_sdk_cloudwatch::Client,
     pub settings: NotifySettings,
     /// The first pause between webhook attempts (doubling after each).
     pub retry_pause: Duration,
@@ -32,6 +33,7 @@ impl Deps {
             s3: aws_sdk_s3::Client::new(config),
             sns: aws_sdk_sns::Client::new(config),
             sm: aws_sdk_secretsmanager::Client::new(config),
+            cw: aws_sdk_cloudwatch::Client::new(config),
             settings,
             retry_pause: Duration::from_secs(2),
         }
@@ -127,7 +129,32 @@ async fn webhook_url(deps: &Deps, secret: &str) -> Result<String, String> {
     }
 }
 
+/// Every run publishes what became of its message: `NotificationDelivered` (1, or 0 when a channel failed) or
+/// `NotificationSuppressed` (a repeat within the window, or an OK that follows no alarm). A failure to publish is
+/// logged, never allowed to stop the message itself.
+async fn publish(deps: &Deps, name: &str, value: f64) {
+    let mut metrics = lifeboat::metrics::Metrics::new();
+    metrics.put(name, value, aws_sdk_cloudwatch::types::StandardUnit::Count, &[]);
+    if let Err(e) = metrics
+        .publish(&deps.cw, &deps.settings.metrics_namespace, Utc::now())
+        .await
+    {
+        tracing::warn!(error = %e, "could not publish notify's metrics");
+    }
+}
+
 pub async fn handle(deps: &Deps, payload: Value) -> Result<Value, Error> {
+    let result = deliver_one(deps, payload).await;
+    match &result {
+        Ok(v) if v["sent"] == true => publish(deps, "NotificationDelivered", 1.0).await,
+        Ok(_) => publish(deps, "NotificationSuppressed", 1.0).await,
+        Err(Error::InvalidEvent(_)) => {}
+        Err(_) => publish(deps, "NotificationDelivered", 0.0).await,
+    }
+    result
+}
+
+async fn deliver_one(deps: &Deps, payload: Value) -> Result<Value, Error> {
     let now = Utc::now();
     let notice = event::parse(payload)?;
     let last = match &notice {

@@ -1,7 +1,7 @@
 //! The `notify` function's settings, parsed once at cold start.
 
 use lifeboat::error::ConfigError;
-use lifeboat::settings::{parse_number, read, Env};
+use lifeboat::settings::{parse_number, read, Env, DEFAULT_NAMESPACE, METRICS_NAMESPACE};
 
 pub const TOPIC: &str = "LIFEBOAT_NOTIFY_TOPIC_ARN";
 pub const WEBHOOK_SECRET: &str = "LIFEBOAT_WEBHOOK_SECRET";
@@ -18,6 +18,7 @@ pub struct NotifySettings {
     pub bucket: String,
     pub dedupe_minutes: u32,
     pub webhook_attempts: u32,
+    pub metrics_namespace: String,
 }
 
 impl NotifySettings {
@@ -38,6 +39,7 @@ impl NotifySettings {
                 .ok_or_else(|| ConfigError::new(BUCKET, "", "required: where notify keeps its dedupe state"))?,
             dedupe_minutes: parse_number(env, DEDUPE_MINUTES, 60u32, 0..=10_080)?,
             webhook_attempts: parse_number(env, WEBHOOK_ATTEMPTS, 3u32, 1..=10)?,
+            metrics_namespace: read(env, METRICS_NAMESPACE).unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
         })
     }
 }
