@@ -5,9 +5,11 @@
 //! are tested with `aws-smithy-mocks` here and against moto in `tests/`.
 
 pub mod aws;
+pub mod bucket;
 pub mod copies;
 pub mod db;
 pub mod error;
+pub mod manifest;
 pub mod metrics;
 pub mod monitor;
 pub mod naming;
@@ -44,12 +46,18 @@ pub mod tags {
     pub const DATABASE: &str = "lifeboat:database";
     /// Why a manual snapshot was taken (free text from the invocation).
     pub const REASON: &str = "lifeboat:reason";
-    /// When a manual snapshot may be deleted (RFC 3339). Scheduled snapshots follow the GFS policy instead.
+    /// When a manual snapshot may be deleted (RFC 3339; scheduled snapshots follow the GFS policy instead), and
+    /// when the janitor deletes a restore-test resource whatever happened to its test.
     pub const EXPIRES_AT: &str = "lifeboat:expires-at";
     /// On a cross-region copy: the ARN of the snapshot it was copied from.
     pub const COPY_OF: &str = "lifeboat:copy-of";
     /// On a database: the Secrets Manager secret (name or ARN) with its credentials.
     pub const SECRET: &str = "lifeboat:secret";
+    /// `true` on every restore-test instance and cluster. Only resources carrying it are ever deleted by the
+    /// restore function's cleanup or by `monitor`'s janitor (see [`crate::restore::is_restore_test`]).
+    pub const RESTORE_TEST: &str = "lifeboat:restore-test";
+    /// On a restore-test resource: the database the restore came from.
+    pub const SOURCE_DB: &str = "lifeboat:source-db";
     /// The Lifeboat version that wrote the tags.
     pub const VERSION: &str = "lifeboat:version";
 }

@@ -3,23 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, NaiveDateTime, Utc};
-
 /// Every Lifeboat alarm is named `lifeboat/<db>/<check>`: `/` cannot occur in an RDS identifier, so the database
 /// can be read back from the name.
 pub const ALARM_PREFIX: &str = "lifeboat/";
-
-/// The time in an export or report key: `...-<yyyymmddThhmmssZ>.manifest.json` or `.../<yyyymmddThhmmssZ>.json`.
-pub fn time_in_key(key: &str) -> Option<DateTime<Utc>> {
-    let stem = key.rsplit('/').next()?;
-    let stem = stem
-        .strip_suffix(".manifest.json")
-        .or_else(|| stem.strip_suffix(".json"))?;
-    let stamp = stem.rsplit('-').next()?;
-    NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%SZ")
-        .ok()
-        .map(|t| t.and_utc())
-}
 
 /// Freshness and compliance policy, in seconds and days.
 #[derive(Debug, Clone, PartialEq)]
@@ -231,15 +217,6 @@ mod tests {
                 "lifeboat/app-prod/export-age-weekly"
             ]
         );
-    }
-
-    #[test]
-    fn times_are_read_from_export_and_report_keys() {
-        let t = time_in_key("exports/app-prod/full/2026/11/22/app-prod-full-20261122T020000Z.manifest.json").unwrap();
-        assert_eq!(t.to_rfc3339(), "2026-11-22T02:00:00+00:00");
-        let r = time_in_key("reports/restore-tests/app-prod/20261122T030000Z.json").unwrap();
-        assert_eq!(r.to_rfc3339(), "2026-11-22T03:00:00+00:00");
-        assert!(time_in_key("exports/app-prod/full/2026/11/22/app-prod-full-20261122T020000Z.dump.zst").is_none());
     }
 
     #[test]

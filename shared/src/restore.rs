@@ -8,13 +8,22 @@ use serde::{Deserialize, Serialize};
 
 use crate::rds::Snapshot;
 
-/// Tags on every restore-test instance and cluster. Only resources carrying [`TEST_TAG`]`=true` are ever deleted by
-/// the restore function's cleanup or by `monitor`'s janitor.
-pub const TEST_TAG: &str = "lifeboat:restore-test";
-/// RFC 3339 time after which the janitor deletes the resource whatever happened to the test.
-pub const EXPIRES_TAG: &str = "lifeboat:expires-at";
-/// The database the restore came from.
-pub const SOURCE_TAG: &str = "lifeboat:source-db";
+pub use crate::tags::{EXPIRES_AT, RESTORE_TEST, SOURCE_DB};
+
+/// Whether a resource carries the restore-test tag: the one guard in front of every delete of a restore test.
+pub fn is_restore_test(tags: &BTreeMap<String, String>) -> bool {
+    tags.get(RESTORE_TEST).is_some_and(|v| v == "true")
+}
+
+/// Whether the janitor may delete a resource now: a restore test whose expiry time has passed. A resource without
+/// a readable expiry is left alone (and reported by nobody's cleanup but its own test's).
+pub fn expired_restore_test(tags: &BTreeMap<String, String>, now: DateTime<Utc>) -> bool {
+    is_restore_test(tags)
+        && tags
+            .get(EXPIRES_AT)
+            .and_then(|t| t.parse::<DateTime<Utc>>().ok())
+            .is_some_and(|t| t < now)
+}
 
 /// The identifier of a restore-test instance or cluster: `lifeboat-rt-<db>-<yyyymmddhhmm>`, within RDS's 63
 /// characters (the database part is cut), never ending in a hyphen or holding two hyphens in a row.

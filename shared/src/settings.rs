@@ -20,6 +20,10 @@ pub const SHARE_ACCOUNTS: &str = "LIFEBOAT_SHARE_ACCOUNTS";
 pub const MAX_COPIES_IN_FLIGHT: &str = "LIFEBOAT_MAX_COPIES_IN_FLIGHT";
 pub const SNAPSHOT_QUOTA: &str = "LIFEBOAT_SNAPSHOT_QUOTA";
 pub const QUOTA_WARN_PERCENT: &str = "LIFEBOAT_QUOTA_WARN_PERCENT";
+/// The export bucket: exports, manifests, restore-test reports and notification state (see [`crate::bucket`]).
+pub const BUCKET: &str = "LIFEBOAT_BUCKET";
+/// The `pg_restore` program that proves and restores archives (export and restore).
+pub const PG_RESTORE: &str = "LIFEBOAT_PG_RESTORE";
 
 pub const DEFAULT_SELECT_TAG: &str = "lifeboat:backup=true";
 pub const DEFAULT_RETENTION: &str = "daily=7,weekly=4,monthly=12,yearly=3";
@@ -89,6 +93,34 @@ pub fn parse_list(env: &impl Env, name: &str) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The export bucket, which every function that reads or writes it requires.
+pub fn bucket(env: &impl Env) -> Result<String, ConfigError> {
+    read(env, BUCKET).ok_or_else(|| ConfigError::new(BUCKET, "", "required: the bucket holding exports and reports"))
+}
+
+/// The `pg_restore` program: the one on the `PATH` unless configured.
+pub fn pg_restore(env: &impl Env) -> String {
+    read(env, PG_RESTORE).unwrap_or_else(|| "pg_restore".to_owned())
+}
+
+/// The account's manual-snapshot quota per region and the share of it at which a run warns; `snapshot` reports
+/// against it after each run and `monitor` publishes it, so both read the same two variables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaSettings {
+    /// 100 unless raised.
+    pub snapshot_quota: u32,
+    pub warn_percent: u32,
+}
+
+impl QuotaSettings {
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            snapshot_quota: parse_number(env, SNAPSHOT_QUOTA, 100, 1..=100_000)?,
+            warn_percent: parse_number(env, QUOTA_WARN_PERCENT, 80, 1..=100)?,
+        })
+    }
 }
 
 /// Settings every function shares: which databases, how many at once, where metrics go.
@@ -196,6 +228,7 @@ impl SnapshotSettings {
                 ));
             }
         }
+        let quota = QuotaSettings::from_env(env)?;
         Ok(Self {
             common,
             retention,
@@ -206,8 +239,8 @@ impl SnapshotSettings {
                 share_accounts,
                 max_in_flight: parse_number(env, MAX_COPIES_IN_FLIGHT, RDS_COPY_LIMIT, 1..=RDS_COPY_LIMIT)?,
             },
-            snapshot_quota: parse_number(env, SNAPSHOT_QUOTA, 100, 1..=100_000)?,
-            quota_warn_percent: parse_number(env, QUOTA_WARN_PERCENT, 80, 1..=100)?,
+            snapshot_quota: quota.snapshot_quota,
+            quota_warn_percent: quota.warn_percent,
         })
     }
 }

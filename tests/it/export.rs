@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_rds::types::Tag;
 use export::handler::Outcome;
-use export::manifest::Manifest;
 use export::settings::ExportSettings;
 use export::{handle, Deps};
+use lifeboat::manifest::Manifest;
 use lifeboat_tests::moto::Moto;
 use lifeboat_tests::postgres::{self, Postgres, SUPERUSER};
 use lifeboat_tests::repo_root;

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_rds::types::Tag;
-use lifeboat::restore::{CheckResult, TEST_TAG};
+use lifeboat::restore::{CheckResult, RESTORE_TEST};
 use lifeboat_tests::moto::Moto;
 use lifeboat_tests::postgres::{self, Postgres, SUPERUSER};
 use lifeboat_tests::repo_root;
@@ -148,7 +148,7 @@ impl World {
         let out = self.rds.describe_db_instances().send().await.unwrap();
         out.db_instances()
             .iter()
-            .filter(|i| i.tag_list().iter().any(|t| t.key() == Some(TEST_TAG)))
+            .filter(|i| i.tag_list().iter().any(|t| t.key() == Some(RESTORE_TEST)))
             .filter(|i| i.db_instance_status() != Some("deleting"))
             .filter_map(|i| i.db_instance_identifier().map(str::to_owned))
             .collect()
@@ -284,7 +284,7 @@ async fn a_restore_test_restores_verifies_reports_and_cleans_up() {
         .iter()
         .map(|t| (t.key().unwrap(), t.value().unwrap()))
         .collect();
-    assert_eq!(tags[TEST_TAG], "true");
+    assert_eq!(tags[RESTORE_TEST], "true");
     assert_eq!(tags["lifeboat:source-db"], "app-prod");
     assert!(tags["lifeboat:expires-at"]
         .parse::<chrono::DateTime<chrono::Utc>>()

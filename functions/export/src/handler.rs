@@ -18,10 +18,11 @@ use serde_json::Value;
 use tokio::process::Command;
 
 use crate::event::{self, Trigger};
-use crate::manifest::{self, Manifest};
 use crate::pipeline::{self, Options};
 use crate::s3;
 use crate::settings::{ExportSettings, Profile};
+use lifeboat::bucket::export_keys;
+use lifeboat::manifest::{self, Manifest};
 
 /// Time kept in hand at the end of an invocation for aborting, metrics and the summary.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(60);
@@ -32,7 +33,7 @@ pub struct Deps {
     pub rds: aws_sdk_rds::Client,
     pub s3: aws_sdk_s3::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
-    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub cw: aws_sdk_cloudwatch::Client,
     pub settings: ExportSettings,
 }
 
@@ -42,7 +43,7 @@ impl Deps {
             rds: aws_sdk_rds::Client::new(config),
             s3: aws_sdk_s3::Client::new(config),
             secrets: aws_sdk_secretsmanager::Client::new(config),
-            cloudwatch: aws_sdk_cloudwatch::Client::new(config),
+            cw: aws_sdk_cloudwatch::Client::new(config),
             settings,
         }
     }
@@ -85,18 +86,6 @@ pub struct Summary {
     pub seconds: f64,
     /// This process's own peak resident memory (pg_dump and pg_restore are separate processes).
     pub peak_rss_bytes: u64,
-}
-
-/// Object keys: `exports/<db>/<profile>/<yyyy>/<mm>/<dd>/<db>-<profile>-<yyyymmddThhmmssZ>.dump.zst[.age]`
-/// and the manifest beside it.
-pub fn object_keys(db: &str, profile: &str, at: DateTime<Utc>, encrypted: bool) -> (String, String) {
-    let base = format!(
-        "exports/{db}/{profile}/{}/{db}-{profile}-{}",
-        at.format("%Y/%m/%d"),
-        at.format("%Y%m%dT%H%M%SZ")
-    );
-    let dump = format!("{base}.dump.zst{}", if encrypted { ".age" } else { "" });
-    (dump, format!("{base}.manifest.json"))
 }
 
 pub async fn handle(deps: &Deps, payload: Value, deadline: Option<Instant>) -> Result<Summary, Error> {
@@ -183,7 +172,7 @@ pub async fn handle(deps: &Deps, payload: Value, deadline: Option<Instant>) -> R
         reports.push(report);
     }
     for missing in &selection.missing {
-        let (key, manifest_key) = object_keys(missing, &profile_name, at, !deps.settings.recipients.is_empty());
+        let (key, manifest_key) = export_keys(missing, &profile_name, at, !deps.settings.recipients.is_empty());
         metrics.put(
             "ExportSuccess",
             0.0,
@@ -203,7 +192,7 @@ pub async fn handle(deps: &Deps, payload: Value, deadline: Option<Instant>) -> R
         });
     }
     if let Err(e) = metrics
-        .publish(&deps.cloudwatch, &deps.settings.common.metrics_namespace, Utc::now())
+        .publish(&deps.cw, &deps.settings.common.metrics_namespace, Utc::now())
         .await
     {
         tracing::error!(error = %e, "metrics not published");
@@ -273,7 +262,7 @@ async fn export_one(
     deadline: Option<Instant>,
 ) -> ExportReport {
     let started = Instant::now();
-    let (key, manifest_key) = object_keys(&db.id, profile_name, at, !deps.settings.recipients.is_empty());
+    let (key, manifest_key) = export_keys(&db.id, profile_name, at, !deps.settings.recipients.is_empty());
     let mut report = ExportReport {
         db: db.id.clone(),
         outcome: Outcome::Failed,
@@ -643,21 +632,6 @@ async fn count_rows(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_follow_the_storage_layout() {
-        let at: DateTime<Utc> = "2026-11-22T02:00:00Z".parse().unwrap();
-        let (dump, manifest) = object_keys("app-prod", "full", at, true);
-        assert_eq!(
-            dump,
-            "exports/app-prod/full/2026/11/22/app-prod-full-20261122T020000Z.dump.zst.age"
-        );
-        assert_eq!(
-            manifest,
-            "exports/app-prod/full/2026/11/22/app-prod-full-20261122T020000Z.manifest.json"
-        );
-        assert!(object_keys("a", "b", at, false).0.ends_with(".dump.zst"));
-    }
 
     #[test]
     fn reads_pg_dump_versions() {

@@ -6,7 +6,6 @@
 
 pub mod event;
 pub mod handler;
-pub mod manifest;
 pub mod pipeline;
 pub mod s3;
 pub mod settings;

@@ -5,10 +5,9 @@ use std::str::FromStr;
 
 use lifeboat::db::TlsSettings;
 use lifeboat::error::ConfigError;
-use lifeboat::settings::{parse_list, parse_number, read, CommonSettings, Env};
+use lifeboat::settings::{self, parse_list, parse_number, read, CommonSettings, Env};
 use serde::Deserialize;
 
-pub const BUCKET: &str = "LIFEBOAT_BUCKET";
 pub const KMS_KEY_ID: &str = "LIFEBOAT_EXPORT_KMS_KEY_ID";
 pub const AGE_RECIPIENTS: &str = "LIFEBOAT_AGE_RECIPIENTS";
 pub const ZSTD_LEVEL: &str = "LIFEBOAT_ZSTD_LEVEL";
@@ -17,7 +16,6 @@ pub const PART_SIZE_MIB: &str = "LIFEBOAT_PART_SIZE_MIB";
 pub const PARTS_IN_FLIGHT: &str = "LIFEBOAT_PARTS_IN_FLIGHT";
 pub const PROFILES: &str = "LIFEBOAT_EXPORT_PROFILES";
 pub const PG_DUMP: &str = "LIFEBOAT_PG_DUMP";
-pub const PG_RESTORE: &str = "LIFEBOAT_PG_RESTORE";
 pub const MIB_PER_SECOND: &str = "LIFEBOAT_EXPORT_MIB_PER_SECOND";
 
 pub const DEFAULT_PROFILES: &str = r#"{"full": {}}"#;
@@ -71,8 +69,7 @@ impl std::fmt::Debug for ExportSettings {
 impl ExportSettings {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
         let common = CommonSettings::from_env(env)?;
-        let bucket =
-            read(env, BUCKET).ok_or_else(|| ConfigError::new(BUCKET, "", "required: the S3 bucket exports go to"))?;
+        let bucket = settings::bucket(env)?;
         let recipient_keys = parse_list(env, AGE_RECIPIENTS);
         let mut recipients = Vec::new();
         for key in &recipient_keys {
@@ -131,7 +128,7 @@ impl ExportSettings {
             parts_in_flight: parse_number(env, PARTS_IN_FLIGHT, 2usize, 1..=16)?,
             profiles,
             pg_dump: read(env, PG_DUMP).unwrap_or_else(|| "pg_dump".to_owned()),
-            pg_restore: read(env, PG_RESTORE).unwrap_or_else(|| "pg_restore".to_owned()),
+            pg_restore: settings::pg_restore(env),
             tls: TlsSettings::from_env(env)?,
             mib_per_second: parse_number(env, MIB_PER_SECOND, 20, 1..=10_000)?,
         })
@@ -141,6 +138,7 @@ impl ExportSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lifeboat::settings::BUCKET;
 
     fn env(pairs: &[(&str, &str)]) -> impl Env {
         let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();

@@ -5,12 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, StandardUnit, Statistic};
 use chrono::{DateTime, Utc};
+use lifeboat::bucket;
 use lifeboat::error::Error;
 use lifeboat::metrics::Metrics;
-use lifeboat::monitor::{
-    alarm_set, attention, stale_alarms, time_in_key, AlarmSpec, Comparison, Observed, ALARM_PREFIX,
-};
-use lifeboat::restore::{EXPIRES_TAG, TEST_TAG};
+use lifeboat::monitor::{alarm_set, attention, stale_alarms, AlarmSpec, Comparison, Observed, ALARM_PREFIX};
+use lifeboat::restore::expired_restore_test;
 use lifeboat::selection::{self, Database, DbKind};
 use serde::Serialize;
 use serde_json::Value;
@@ -64,82 +63,23 @@ fn age_s(now: DateTime<Utc>, at: DateTime<Utc>) -> f64 {
     (now - at).num_milliseconds().max(0) as f64 / 1000.0
 }
 
-/// The key under `prefix` ending in `suffix` with the newest time in its name.
-pub async fn newest_key(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    prefix: &str,
-    suffix: &str,
-) -> Result<Option<String>, Error> {
-    let mut newest: Option<(DateTime<Utc>, String)> = None;
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(prefix)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| Error::aws("ListObjectsV2", e))?;
-        for key in page
-            .contents()
-            .iter()
-            .filter_map(|o| o.key())
-            .filter(|k| k.ends_with(suffix))
-        {
-            if let Some(t) = time_in_key(key) {
-                if newest.as_ref().is_none_or(|(n, _)| t > *n) {
-                    newest = Some((t, key.to_owned()));
-                }
-            }
+/// The age of the newest restore-test report and whether it passed. A report that cannot be read as one counts
+/// as a failed test (and says so in the log): an unreadable report proves nothing.
+async fn newest_restore_test(deps: &Deps, db: &str, now: DateTime<Utc>) -> Result<Option<(f64, bool)>, Error> {
+    let bucket_name = &deps.settings.bucket;
+    let prefix = bucket::restore_report_prefix(db);
+    let Some((key, t)) = bucket::newest_key(&deps.s3, bucket_name, &prefix, bucket::REPORT_SUFFIX).await? else {
+        return Ok(None);
+    };
+    let passed = match bucket::get_json::<Value>(&deps.s3, bucket_name, &key).await {
+        Ok(report) => report.get("passed").and_then(Value::as_bool).unwrap_or(false),
+        Err(Error::Aws { operation, message }) => return Err(Error::Aws { operation, message }),
+        Err(e) => {
+            tracing::warn!(db = %db, key = %key, error = %e, "restore-test report unreadable; counted as failed");
+            false
         }
-    }
-    Ok(newest.map(|(_, k)| k))
-}
-
-struct Details {
-    retention_days: Option<i32>,
-    latest_restorable: Option<DateTime<Utc>>,
-    encrypted: bool,
-    deletion_protection: bool,
-}
-
-fn to_chrono(t: Option<&aws_sdk_rds::primitives::DateTime>) -> Option<DateTime<Utc>> {
-    t.and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
-}
-
-async fn details(rds: &aws_sdk_rds::Client, db: &Database) -> Result<Details, Error> {
-    match db.kind {
-        DbKind::Instance => {
-            let out = rds
-                .describe_db_instances()
-                .db_instance_identifier(&db.id)
-                .send()
-                .await
-                .map_err(|e| Error::aws("DescribeDBInstances", e))?;
-            let i = out.db_instances().first();
-            Ok(Details {
-                retention_days: i.and_then(|i| i.backup_retention_period()),
-                latest_restorable: to_chrono(i.and_then(|i| i.latest_restorable_time())),
-                encrypted: i.and_then(|i| i.storage_encrypted()).unwrap_or(false),
-                deletion_protection: i.and_then(|i| i.deletion_protection()).unwrap_or(false),
-            })
-        }
-        DbKind::Cluster => {
-            let out = rds
-                .describe_db_clusters()
-                .db_cluster_identifier(&db.id)
-                .send()
-                .await
-                .map_err(|e| Error::aws("DescribeDBClusters", e))?;
-            let c = out.db_clusters().first();
-            Ok(Details {
-                retention_days: c.and_then(|c| c.backup_retention_period()),
-                latest_restorable: to_chrono(c.and_then(|c| c.latest_restorable_time())),
-                encrypted: c.and_then(|c| c.storage_encrypted()).unwrap_or(false),
-                deletion_protection: c.and_then(|c| c.deletion_protection()).unwrap_or(false),
-            })
-        }
-    }
+    };
+    Ok(Some((age_s(now, t), passed)))
 }
 
 async fn observe(
@@ -156,39 +96,15 @@ async fn observe(
         .filter_map(|s| s.created)
         .max();
     let unencrypted = snapshots.iter().filter(|s| !s.encrypted).count();
-    let d = details(&deps.rds, db).await?;
+    let d = lifeboat::rds::instances::backup_details(&deps.rds, db.kind, &db.id).await?;
 
     let mut export_age = BTreeMap::new();
     for profile in s.policy.export_max_age_s.keys() {
-        let prefix = format!("exports/{}/{profile}/", db.id);
-        if let Some(key) = newest_key(&deps.s3, &s.bucket, &prefix, ".manifest.json").await? {
-            if let Some(t) = time_in_key(&key) {
-                export_age.insert(profile.clone(), age_s(now, t));
-            }
+        if let Some((_, t)) = bucket::newest_export(&deps.s3, &s.bucket, &db.id, Some(profile)).await? {
+            export_age.insert(profile.clone(), age_s(now, t));
         }
     }
-    let report_prefix = format!("reports/restore-tests/{}/", db.id);
-    let mut restore_test: Option<(f64, bool)> = None;
-    if let Some(key) = newest_key(&deps.s3, &s.bucket, &report_prefix, ".json").await? {
-        let body = deps
-            .s3
-            .get_object()
-            .bucket(&s.bucket)
-            .key(&key)
-            .send()
-            .await
-            .map_err(|e| Error::aws("GetObject", e))?
-            .body
-            .collect()
-            .await
-            .map_err(|e| Error::aws("GetObject", e))?
-            .into_bytes();
-        let report: Value = serde_json::from_slice(&body).unwrap_or_default();
-        let passed = report.get("passed").and_then(Value::as_bool).unwrap_or(false);
-        if let Some(t) = time_in_key(&key) {
-            restore_test = Some((age_s(now, t), passed));
-        }
-    }
+    let restore_test = newest_restore_test(deps, &db.id, now).await?;
 
     let id = db.id.as_str();
     if let Some(t) = newest {
@@ -311,13 +227,7 @@ async fn existing_alarms(cw: &aws_sdk_cloudwatch::Client) -> Result<Vec<String>,
 /// Restore-test instances and clusters past their expiry tag, deleted through the restore function's own
 /// tag-checked cleanup.
 async fn janitor(deps: &Deps, all: &[Database], now: DateTime<Utc>) -> Vec<String> {
-    let expired = |d: &Database| {
-        d.tags.get(TEST_TAG).is_some_and(|v| v == "true")
-            && d.tags
-                .get(EXPIRES_TAG)
-                .and_then(|t| t.parse::<DateTime<Utc>>().ok())
-                .is_some_and(|t| t < now)
-    };
+    let expired = |d: &Database| expired_restore_test(&d.tags, now);
     let mut deleted = Vec::new();
     for d in all.iter().filter(|d| expired(d)) {
         // An instance in an expired cluster goes with its cluster.
@@ -328,7 +238,7 @@ async fn janitor(deps: &Deps, all: &[Database], now: DateTime<Utc>) -> Vec<Strin
             .iter()
             .find(|m| m.kind == DbKind::Instance && m.cluster.as_deref() == Some(d.id.as_str()))
             .map(|m| m.id.as_str());
-        match restore::rds::delete_test(&deps.rds, d.kind, &d.id, member).await {
+        match lifeboat::rds::instances::delete_test(&deps.rds, d.kind, &d.id, member).await {
             Ok(_) => {
                 tracing::warn!(resource = %d.id, "deleted an expired restore-test resource");
                 deleted.push(d.id.clone());

@@ -4,17 +4,14 @@ use std::collections::BTreeMap;
 
 use lifeboat::error::ConfigError;
 use lifeboat::monitor::Policy;
-use lifeboat::settings::{parse_number, read, CommonSettings, Env};
+use lifeboat::settings::{self, parse_number, read, CommonSettings, Env, QuotaSettings};
 
-pub const BUCKET: &str = "LIFEBOAT_BUCKET";
 pub const TOPIC: &str = "LIFEBOAT_ALARM_TOPIC_ARN";
 pub const SNAPSHOT_MAX_AGE: &str = "LIFEBOAT_SNAPSHOT_MAX_AGE_HOURS";
 pub const EXPORT_MAX_AGE: &str = "LIFEBOAT_EXPORT_MAX_AGE_HOURS";
 pub const RESTORE_TEST_MAX_AGE: &str = "LIFEBOAT_RESTORE_TEST_MAX_AGE_DAYS";
 pub const PITR_LAG_MAX: &str = "LIFEBOAT_PITR_LAG_MAX_MINUTES";
 pub const MIN_RETENTION: &str = "LIFEBOAT_MIN_RETENTION_DAYS";
-pub const SNAPSHOT_QUOTA: &str = "LIFEBOAT_SNAPSHOT_QUOTA";
-pub const QUOTA_WARN: &str = "LIFEBOAT_QUOTA_WARN_PERCENT";
 
 #[derive(Debug, Clone)]
 pub struct MonitorSettings {
@@ -48,8 +45,8 @@ fn parse_export_ages(raw: &str) -> Result<BTreeMap<String, f64>, String> {
 
 impl MonitorSettings {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
-        let bucket = read(env, BUCKET)
-            .ok_or_else(|| ConfigError::new(BUCKET, "", "required: the bucket holding exports and reports"))?;
+        let bucket = settings::bucket(env)?;
+        let quota = QuotaSettings::from_env(env)?;
         let raw_exports = env.get(EXPORT_MAX_AGE).unwrap_or_else(|| "full=26".to_owned());
         let export_max_age_s =
             parse_export_ages(&raw_exports).map_err(|r| ConfigError::new(EXPORT_MAX_AGE, &raw_exports, r))?;
@@ -65,8 +62,8 @@ impl MonitorSettings {
             bucket,
             topic_arn: read(env, TOPIC),
             policy,
-            snapshot_quota: parse_number(env, SNAPSHOT_QUOTA, 100u32, 1..=100_000)?,
-            quota_warn_percent: parse_number(env, QUOTA_WARN, 80u32, 1..=100)?,
+            snapshot_quota: quota.snapshot_quota,
+            quota_warn_percent: quota.warn_percent,
         })
     }
 }
@@ -74,6 +71,7 @@ impl MonitorSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lifeboat::settings::BUCKET;
 
     #[test]
     fn export_ages_parse_and_bad_ones_name_the_variable() {

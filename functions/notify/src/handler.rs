@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use lifeboat::bucket;
 use lifeboat::error::Error;
-use lifeboat::monitor::{parse_alarm_name, time_in_key};
+use lifeboat::monitor::parse_alarm_name;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use crate::deliver;
 use crate::event::{self, Notice};
@@ -55,32 +55,15 @@ async fn last_good(deps: &Deps, db: &str) -> LastGood {
             }
         }
     }
-    let mut pages = deps
-        .s3
-        .list_objects_v2()
-        .bucket(&deps.settings.bucket)
-        .prefix(format!("exports/{db}/"))
-        .into_paginator()
-        .send();
-    while let Some(Ok(page)) = pages.next().await {
-        for key in page.contents().iter().filter_map(|o| o.key()) {
-            if let Some(t) = time_in_key(key).filter(|_| key.ends_with(".manifest.json")) {
-                if last.export.as_ref().is_none_or(|(_, n)| t > *n) {
-                    last.export = Some((key.to_owned(), t));
-                }
-            }
-        }
+    match bucket::newest_export(&deps.s3, &deps.settings.bucket, db, None).await {
+        Ok(newest) => last.export = newest,
+        Err(e) => tracing::warn!(db = %db, error = %e, "could not find the newest export; the message goes without it"),
     }
     last
 }
 
 fn state_key(m: &Message) -> String {
-    let digest: String = Sha256::digest(m.key.as_bytes())
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("notifications/{digest}.json")
+    bucket::notification_key(&m.key)
 }
 
 /// Whether the same message went out within the window.

@@ -1,11 +1,10 @@
 //! The `notify` function's settings, parsed once at cold start.
 
 use lifeboat::error::ConfigError;
-use lifeboat::settings::{parse_number, read, Env, DEFAULT_NAMESPACE, METRICS_NAMESPACE};
+use lifeboat::settings::{self, parse_number, read, Env, DEFAULT_NAMESPACE, METRICS_NAMESPACE};
 
 pub const TOPIC: &str = "LIFEBOAT_NOTIFY_TOPIC_ARN";
 pub const WEBHOOK_SECRET: &str = "LIFEBOAT_WEBHOOK_SECRET";
-pub const BUCKET: &str = "LIFEBOAT_BUCKET";
 pub const DEDUPE_MINUTES: &str = "LIFEBOAT_NOTIFY_DEDUPE_MINUTES";
 pub const WEBHOOK_ATTEMPTS: &str = "LIFEBOAT_WEBHOOK_ATTEMPTS";
 
@@ -35,8 +34,7 @@ impl NotifySettings {
         Ok(Self {
             topic_arn,
             webhook_secret,
-            bucket: read(env, BUCKET)
-                .ok_or_else(|| ConfigError::new(BUCKET, "", "required: where notify keeps its dedupe state"))?,
+            bucket: settings::bucket(env)?,
             dedupe_minutes: parse_number(env, DEDUPE_MINUTES, 60u32, 0..=10_080)?,
             webhook_attempts: parse_number(env, WEBHOOK_ATTEMPTS, 3u32, 1..=10)?,
             metrics_namespace: read(env, METRICS_NAMESPACE).unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),

@@ -12,10 +12,10 @@ use lifeboat::selection::{self, Database, DbKind, Selector};
 use serde_json::{json, Value};
 
 use crate::event::{self, ManualRestore, Request, Target, TestState};
-use crate::rds::{self, Deleted, Placement};
 use crate::report;
 use crate::settings::RestoreSettings;
 use crate::verify;
+use lifeboat::rds::instances::{self as rds, Deleted, Placement};
 
 #[derive(Debug)]
 pub struct Deps {
@@ -281,7 +281,7 @@ async fn verify_step(deps: &Deps, mut test: TestState) -> Result<Value, Error> {
         .target
         .clone()
         .ok_or_else(|| fail("verify needs a target (host, port, user, password) in the test state"))?;
-    let latest = verify::latest_manifest(&deps.s3, &s.bucket, &test.database, &s.profile).await?;
+    let latest = lifeboat::bucket::latest_manifest(&deps.s3, &s.bucket, &test.database, &s.profile).await?;
     let manifest = latest.as_ref().map(|(_, m)| m);
     let mut checks = verify::database_checks(&target, &s.tls, manifest, s.row_tolerance_percent, &s.checks).await;
     let connected = checks

@@ -7,7 +7,6 @@
 
 pub mod event;
 pub mod handler;
-pub mod rds;
 pub mod report;
 pub mod settings;
 pub mod verify;

@@ -114,11 +114,7 @@ pub fn markdown(r: &Report) -> String {
 
 /// `reports/restore-tests/<db>/<yyyymmddThhmmssZ>` (add `.json` / `.md`).
 pub fn key_base(r: &Report) -> String {
-    format!(
-        "reports/restore-tests/{}/{}",
-        r.database,
-        r.requested_at.format("%Y%m%dT%H%M%SZ")
-    )
+    lifeboat::bucket::restore_report_base(&r.database, r.requested_at)
 }
 
 #[cfg(test)]

@@ -2,10 +2,9 @@
 
 use lifeboat::db::TlsSettings;
 use lifeboat::error::ConfigError;
-use lifeboat::settings::{parse_number, read, CommonSettings, Env};
+use lifeboat::settings::{self, parse_number, read, CommonSettings, Env};
 use serde::Deserialize;
 
-pub const BUCKET: &str = "LIFEBOAT_BUCKET";
 pub const SUBNET_GROUP: &str = "LIFEBOAT_RESTORE_SUBNET_GROUP";
 pub const SECURITY_GROUP: &str = "LIFEBOAT_RESTORE_SECURITY_GROUP";
 pub const INSTANCE_CLASS: &str = "LIFEBOAT_RESTORE_INSTANCE_CLASS";
@@ -15,7 +14,6 @@ pub const ROW_TOLERANCE: &str = "LIFEBOAT_RESTORE_ROW_TOLERANCE_PERCENT";
 pub const CHECKS: &str = "LIFEBOAT_RESTORE_CHECKS";
 pub const AGE_IDENTITY_SECRET: &str = "LIFEBOAT_AGE_IDENTITY_SECRET";
 pub const PROFILE: &str = "LIFEBOAT_RESTORE_EXPORT_PROFILE";
-pub const PG_RESTORE: &str = "LIFEBOAT_PG_RESTORE";
 
 /// A SQL check run on the restored database: its first column of its first row must be true (or a non-zero
 /// number). E.g. `{"name": "users not empty", "sql": "select count(*) > 0 from users"}`.
@@ -49,8 +47,7 @@ pub const DEFAULT_CHECKS: &str = r#"[{"name": "SELECT 1 answers", "sql": "select
 
 impl RestoreSettings {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
-        let bucket = read(env, BUCKET)
-            .ok_or_else(|| ConfigError::new(BUCKET, "", "required: the bucket holding exports and reports"))?;
+        let bucket = settings::bucket(env)?;
         let raw = read(env, CHECKS).unwrap_or_else(|| DEFAULT_CHECKS.to_owned());
         let checks: Vec<SqlCheck> = serde_json::from_str(&raw)
             .map_err(|e| ConfigError::new(CHECKS, &raw, format!("expected [{{\"name\": ..., \"sql\": ...}}]: {e}")))?;
@@ -66,7 +63,7 @@ impl RestoreSettings {
             checks,
             age_identity_secret: read(env, AGE_IDENTITY_SECRET),
             profile: read(env, PROFILE).unwrap_or_else(|| "full".to_owned()),
-            pg_restore: read(env, PG_RESTORE).unwrap_or_else(|| "pg_restore".to_owned()),
+            pg_restore: settings::pg_restore(env),
             tls: TlsSettings::from_env(env)?,
         })
     }

@@ -6,9 +6,8 @@ use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use export::manifest::Manifest;
 use lifeboat::db::{self, TlsSettings};
-use lifeboat::error::Error;
+use lifeboat::manifest::Manifest;
 use lifeboat::restore::{compare_counts, Check};
 use lifeboat::rotation::quote_ident;
 
@@ -26,48 +25,6 @@ fn db_target(t: &Target, dbname: &str, tls: &TlsSettings) -> db::Target {
         password: t.password.clone(),
         tls: tls.clone(),
     }
-}
-
-/// The newest complete export (newest manifest) of a database and profile, if any.
-pub async fn latest_manifest(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    db: &str,
-    profile: &str,
-) -> Result<Option<(String, Manifest)>, Error> {
-    let prefix = format!("exports/{db}/{profile}/");
-    let mut newest: Option<String> = None;
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(&prefix)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| Error::aws("ListObjectsV2", e))?;
-        for key in page.contents().iter().filter_map(|o| o.key()) {
-            // Keys sort by time: the date path and the timestamp in the name.
-            if key.ends_with(".manifest.json") && newest.as_deref().is_none_or(|n| key > n) {
-                newest = Some(key.to_owned());
-            }
-        }
-    }
-    let Some(key) = newest else { return Ok(None) };
-    let body = s3
-        .get_object()
-        .bucket(bucket)
-        .key(&key)
-        .send()
-        .await
-        .map_err(|e| Error::aws("GetObject", e))?
-        .body
-        .collect()
-        .await
-        .map_err(|e| Error::aws("GetObject", e))?
-        .into_bytes();
-    let manifest = serde_json::from_slice(&body)
-        .map_err(|e| Error::PartialFailure(format!("manifest {key} is not a Lifeboat manifest: {e}")))?;
-    Ok(Some((key, manifest)))
 }
 
 fn expected_counts(m: &Manifest) -> BTreeMap<String, i64> {

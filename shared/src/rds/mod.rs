@@ -4,6 +4,8 @@
 //! snapshot came from. Modelled service errors are matched through the SDK's error enums, never by message.
 //! This module deletes only what it is told to; the decision belongs to the retention rules.
 
+pub mod instances;
+
 use std::collections::BTreeMap;
 
 use aws_sdk_rds::operation::create_db_cluster_snapshot::CreateDBClusterSnapshotError;
@@ -88,11 +90,12 @@ impl Snapshot {
     }
 }
 
-fn to_chrono(t: Option<&aws_smithy_types::DateTime>) -> Option<DateTime<Utc>> {
+pub(crate) fn to_chrono(t: Option<&aws_smithy_types::DateTime>) -> Option<DateTime<Utc>> {
     t.and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
 }
 
-fn tag_map(list: &[Tag]) -> BTreeMap<String, String> {
+/// An RDS tag list as a map (a tag without a value maps to "").
+pub fn tag_map(list: &[Tag]) -> BTreeMap<String, String> {
     list.iter()
         .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
         .collect()

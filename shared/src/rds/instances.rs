@@ -1,22 +1,24 @@
-//! RDS calls of restore tests and console restores. Every resource this module creates carries the restore-test
+//! RDS calls on instances and clusters: restore tests, console restores, the janitor and monitoring's reads. Every resource this module creates carries the restore-test
 //! tags, and [`delete_test`] refuses anything that does not.
 
 use std::collections::BTreeMap;
 
+use crate::error::Error;
+use crate::restore::{is_restore_test, EXPIRES_AT, RESTORE_TEST, SOURCE_DB};
+use crate::selection::DbKind;
 use aws_sdk_rds::types::Tag;
 use aws_sdk_rds::Client;
 use chrono::{DateTime, Utc};
-use lifeboat::error::Error;
-use lifeboat::restore::{EXPIRES_TAG, SOURCE_TAG, TEST_TAG};
-use lifeboat::selection::DbKind;
+
+use super::{tag_map, to_chrono};
 
 /// Tags of a restore-test resource.
 pub fn test_tags(source: &str, expires: DateTime<Utc>) -> Vec<Tag> {
     [
-        (TEST_TAG, "true".to_owned()),
-        (SOURCE_TAG, source.to_owned()),
-        (EXPIRES_TAG, expires.to_rfc3339()),
-        (lifeboat::tags::MANAGED, "true".to_owned()),
+        (RESTORE_TEST, "true".to_owned()),
+        (SOURCE_DB, source.to_owned()),
+        (EXPIRES_AT, expires.to_rfc3339()),
+        (crate::tags::MANAGED, "true".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| Tag::builder().key(k).value(v).build())
@@ -166,12 +168,6 @@ pub struct InstanceInfo {
     pub instance_class: String,
 }
 
-fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
-    tags.iter()
-        .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
-        .collect()
-}
-
 pub async fn instance(rds: &Client, id: &str) -> Result<Option<InstanceInfo>, Error> {
     match rds.describe_db_instances().db_instance_identifier(id).send().await {
         Ok(out) => Ok(out.db_instances().first().map(|i| InstanceInfo {
@@ -218,6 +214,51 @@ pub async fn cluster(rds: &Client, id: &str) -> Result<Option<(String, BTreeMap<
     }
 }
 
+/// What monitoring reads of a database's backup configuration.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BackupDetails {
+    pub retention_days: Option<i32>,
+    pub latest_restorable: Option<DateTime<Utc>>,
+    pub encrypted: bool,
+    pub deletion_protection: bool,
+}
+
+/// The backup configuration of an instance or a cluster (all defaults when it no longer exists).
+pub async fn backup_details(rds: &Client, kind: DbKind, id: &str) -> Result<BackupDetails, Error> {
+    match kind {
+        DbKind::Instance => {
+            let out = rds
+                .describe_db_instances()
+                .db_instance_identifier(id)
+                .send()
+                .await
+                .map_err(|e| Error::aws("DescribeDBInstances", e))?;
+            let i = out.db_instances().first();
+            Ok(BackupDetails {
+                retention_days: i.and_then(|i| i.backup_retention_period()),
+                latest_restorable: to_chrono(i.and_then(|i| i.latest_restorable_time())),
+                encrypted: i.and_then(|i| i.storage_encrypted()).unwrap_or(false),
+                deletion_protection: i.and_then(|i| i.deletion_protection()).unwrap_or(false),
+            })
+        }
+        DbKind::Cluster => {
+            let out = rds
+                .describe_db_clusters()
+                .db_cluster_identifier(id)
+                .send()
+                .await
+                .map_err(|e| Error::aws("DescribeDBClusters", e))?;
+            let c = out.db_clusters().first();
+            Ok(BackupDetails {
+                retention_days: c.and_then(|c| c.backup_retention_period()),
+                latest_restorable: to_chrono(c.and_then(|c| c.latest_restorable_time())),
+                encrypted: c.and_then(|c| c.storage_encrypted()).unwrap_or(false),
+                deletion_protection: c.and_then(|c| c.deletion_protection()).unwrap_or(false),
+            })
+        }
+    }
+}
+
 /// Sets a new master password on the restored instance or cluster, applied at once.
 pub async fn set_master_password(rds: &Client, kind: DbKind, id: &str, password: &str) -> Result<(), Error> {
     match kind {
@@ -242,10 +283,6 @@ pub async fn set_master_password(rds: &Client, kind: DbKind, id: &str, password:
     }
 }
 
-fn is_test(tags: &BTreeMap<String, String>) -> bool {
-    tags.get(TEST_TAG).is_some_and(|v| v == "true")
-}
-
 /// What cleanup found and did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Deleted {
@@ -265,13 +302,13 @@ pub async fn delete_test(
 ) -> Result<Deleted, Error> {
     let refuse = |what: &str| {
         Err(Error::PartialFailure(format!(
-            "refusing to delete {what} {id}: it is not tagged {TEST_TAG}=true, so it is not a restore test"
+            "refusing to delete {what} {id}: it is not tagged {RESTORE_TEST}=true, so it is not a restore test"
         )))
     };
     let delete_instance = |iid: String| async move {
         match instance(rds, &iid).await? {
             None => Ok(Deleted::Gone),
-            Some(i) if !is_test(&i.tags) => refuse("instance"),
+            Some(i) if !is_restore_test(&i.tags) => refuse("instance"),
             Some(i) if i.status == "deleting" => Ok(Deleted::Deleting),
             Some(_) => match rds
                 .delete_db_instance()
@@ -293,7 +330,7 @@ pub async fn delete_test(
             let Some((status, tags, _)) = cluster(rds, id).await? else {
                 return Ok(Deleted::Gone);
             };
-            if !is_test(&tags) {
+            if !is_restore_test(&tags) {
                 return refuse("cluster");
             }
             if let Some(member) = cluster_instance {
@@ -336,9 +373,9 @@ mod tests {
                     && r.db_instance_class() == Some("db.t4g.micro")
                     && r.db_subnet_group_name() == Some("lifeboat-restore")
                     && r.vpc_security_group_ids() == ["sg-0123456789abcdef0"]
-                    && tags.get(TEST_TAG).map(String::as_str) == Some("true")
-                    && tags.get(SOURCE_TAG).map(String::as_str) == Some("app-prod")
-                    && tags.contains_key(EXPIRES_TAG)
+                    && tags.get(RESTORE_TEST).map(String::as_str) == Some("true")
+                    && tags.get(SOURCE_DB).map(String::as_str) == Some("app-prod")
+                    && tags.contains_key(EXPIRES_AT)
             })
             .then_output(|| RestoreDbInstanceFromDbSnapshotOutput::builder().build());
         let rds = mock_client!(aws_sdk_rds, [&isolated]);

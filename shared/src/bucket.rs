@@ -1,0 +1,220 @@
+//! The export bucket's layout: every key Lifeboat writes or reads there, and the one way of finding "the newest"
+//! object of a kind (the newest complete export of a database and profile, the newest restore-test report).
+//!
+//! ```text
+//! exports/<db>/<profile>/<yyyy>/<mm>/<dd>/<db>-<profile>-<yyyymmddThhmmssZ>.dump.zst[.age]
+//! exports/<db>/<profile>/<yyyy>/<mm>/<dd>/<db>-<profile>-<yyyymmddThhmmssZ>.manifest.json   (written last)
+//! reports/restore-tests/<db>/<yyyymmddThhmmssZ>.json (+ .md)
+//! notifications/<sha256 of the message key, 16 bytes in hex>.json
+//! ```
+//!
+//! Owns: the key shapes and the reading of a time back from a key. Never decides what a key's object means
+//! beyond its name: an export is complete when its manifest exists, and only the manifest's key is a
+//! candidate for "newest". "Newest" is by the time in the key's name (never by the key's text or the object's
+//! last-modified time, which a copy or a re-upload changes); a key whose name carries no time is ignored.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use crate::error::Error;
+use crate::manifest::Manifest;
+
+/// The prefix under which every export lives.
+pub const EXPORTS_PREFIX: &str = "exports/";
+/// The suffix of an export's manifest: its presence means the export is complete and verified.
+pub const MANIFEST_SUFFIX: &str = ".manifest.json";
+/// The suffix of a restore-test report's JSON (the Markdown beside it ends in `.md`).
+pub const REPORT_SUFFIX: &str = ".json";
+
+const STAMP: &str = "%Y%m%dT%H%M%SZ";
+
+/// The keys of one export: the archive and the manifest beside it.
+pub fn export_keys(db: &str, profile: &str, at: DateTime<Utc>, encrypted: bool) -> (String, String) {
+    let base = format!(
+        "{EXPORTS_PREFIX}{db}/{profile}/{}/{db}-{profile}-{}",
+        at.format("%Y/%m/%d"),
+        at.format(STAMP)
+    );
+    let dump = format!("{base}.dump.zst{}", if encrypted { ".age" } else { "" });
+    (dump, format!("{base}{MANIFEST_SUFFIX}"))
+}
+
+/// Where a database's exports of one profile live; every profile's with `None`.
+pub fn export_prefix(db: &str, profile: Option<&str>) -> String {
+    match profile {
+        Some(p) => format!("{EXPORTS_PREFIX}{db}/{p}/"),
+        None => format!("{EXPORTS_PREFIX}{db}/"),
+    }
+}
+
+/// Where a database's restore-test reports live.
+pub fn restore_report_prefix(db: &str) -> String {
+    format!("reports/restore-tests/{db}/")
+}
+
+/// A restore-test report's key without its extension (add `.json` / `.md`).
+pub fn restore_report_base(db: &str, requested_at: DateTime<Utc>) -> String {
+    format!("{}{}", restore_report_prefix(db), requested_at.format(STAMP))
+}
+
+/// The key that remembers when a notification with this dedupe key last went out. Hashed, because the message
+/// key holds alarm names and database identifiers that need not be valid in a key.
+pub fn notification_key(message_key: &str) -> String {
+    let digest: String = Sha256::digest(message_key.as_bytes())
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("notifications/{digest}.json")
+}
+
+/// The time in an export or report key: `...-<yyyymmddThhmmssZ>.manifest.json` or `.../<yyyymmddThhmmssZ>.json`.
+pub fn time_in_key(key: &str) -> Option<DateTime<Utc>> {
+    let stem = key.rsplit('/').next()?;
+    let stem = stem
+        .strip_suffix(MANIFEST_SUFFIX)
+        .or_else(|| stem.strip_suffix(REPORT_SUFFIX))?;
+    let stamp = stem.rsplit('-').next()?;
+    NaiveDateTime::parse_from_str(stamp, STAMP).ok().map(|t| t.and_utc())
+}
+
+/// The newest of `keys` that end in `suffix`, by the time in the name; on equal times the greater key wins, so
+/// the choice never depends on the order of a listing.
+pub fn newest<'a>(keys: impl IntoIterator<Item = &'a str>, suffix: &str) -> Option<(&'a str, DateTime<Utc>)> {
+    keys.into_iter()
+        .filter(|k| k.ends_with(suffix))
+        .filter_map(|k| Some((k, time_in_key(k)?)))
+        .max_by(|(ka, ta), (kb, tb)| ta.cmp(tb).then_with(|| ka.cmp(kb)))
+}
+
+/// The newest key under `prefix` ending in `suffix`, with its time, across every page of the listing.
+pub async fn newest_key(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    suffix: &str,
+) -> Result<Option<(String, DateTime<Utc>)>, Error> {
+    let mut best: Option<(String, DateTime<Utc>)> = None;
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| Error::aws("ListObjectsV2", e))?;
+        let candidates = page.contents().iter().filter_map(|o| o.key());
+        let current = best.as_ref().map(|(k, _)| k.as_str());
+        if let Some((k, t)) = newest(candidates.chain(current), suffix) {
+            best = Some((k.to_owned(), t));
+        }
+    }
+    Ok(best)
+}
+
+/// The newest complete export (its manifest's key and time) of a database, of one profile or of any.
+pub async fn newest_export(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    db: &str,
+    profile: Option<&str>,
+) -> Result<Option<(String, DateTime<Utc>)>, Error> {
+    newest_key(s3, bucket, &export_prefix(db, profile), MANIFEST_SUFFIX).await
+}
+
+/// The newest complete export of a database and profile, with its manifest read.
+pub async fn latest_manifest(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    db: &str,
+    profile: &str,
+) -> Result<Option<(String, Manifest)>, Error> {
+    let Some((key, _)) = newest_export(s3, bucket, db, Some(profile)).await? else {
+        return Ok(None);
+    };
+    let manifest = get_json(s3, bucket, &key).await?;
+    Ok(Some((key, manifest)))
+}
+
+/// Reads a JSON object. A body that is not the expected shape is an error naming the key, never a default.
+pub async fn get_json<T: DeserializeOwned>(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<T, Error> {
+    let body = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| Error::aws("GetObject", e))?
+        .body
+        .collect()
+        .await
+        .map_err(|e| Error::aws("GetObject", e))?
+        .into_bytes();
+    serde_json::from_slice(&body).map_err(|e| Error::PartialFailure(format!("{key} is not what Lifeboat wrote: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn export_keys_follow_the_documented_layout() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 22, 2, 0, 0).unwrap();
+        let (dump, manifest) = export_keys("app-prod", "full", at, true);
+        assert_eq!(
+            dump,
+            "exports/app-prod/full/2026/11/22/app-prod-full-20261122T020000Z.dump.zst.age"
+        );
+        assert_eq!(
+            manifest,
+            "exports/app-prod/full/2026/11/22/app-prod-full-20261122T020000Z.manifest.json"
+        );
+        assert!(manifest.starts_with(&export_prefix("app-prod", Some("full"))));
+        assert_eq!(
+            export_keys("db", "p", at, false).0,
+            "exports/db/p/2026/11/22/db-p-20261122T020000Z.dump.zst"
+        );
+        assert_eq!(
+            restore_report_base("app-prod", at),
+            "reports/restore-tests/app-prod/20261122T020000Z"
+        );
+    }
+
+    #[test]
+    fn times_are_read_from_export_and_report_keys() {
+        let t = time_in_key("exports/app-prod/full/2026/11/22/app-prod-full-20261122T020000Z.manifest.json").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-11-22T02:00:00+00:00");
+        let r = time_in_key("reports/restore-tests/app-prod/20261122T030000Z.json").unwrap();
+        assert_eq!(r.to_rfc3339(), "2026-11-22T03:00:00+00:00");
+        assert!(time_in_key("exports/app-prod/full/2026/11/22/app-prod-full-20261122T020000Z.dump.zst").is_none());
+    }
+
+    #[test]
+    fn the_newest_is_chosen_by_the_time_in_the_name_whatever_the_listing_order() {
+        // A profile named so that its keys sort after a newer one's by text: the time decides, not the text.
+        let keys = [
+            "exports/db/full/2026/11/23/db-full-20261123T020000Z.manifest.json",
+            "exports/db/full/2026/11/22/db-full-20261122T020000Z.manifest.json",
+            "exports/db/full/2026/11/24/db-full-20261124T020000Z.dump.zst",
+            "exports/db/full/2026/11/25/not-a-lifeboat-key.manifest.json",
+        ];
+        let (k, t) = newest(keys, MANIFEST_SUFFIX).unwrap();
+        assert_eq!(k, keys[0]);
+        assert_eq!(t, Utc.with_ymd_and_hms(2026, 11, 23, 2, 0, 0).unwrap());
+        let mut reversed = keys;
+        reversed.reverse();
+        assert_eq!(newest(reversed, MANIFEST_SUFFIX).unwrap().0, keys[0]);
+        assert!(newest(["exports/db/full/x.dump.zst"], MANIFEST_SUFFIX).is_none());
+    }
+
+    #[test]
+    fn notification_keys_are_fixed_length_hashes() {
+        let k = notification_key("alarm:lifeboat/app-prod/snapshot-age");
+        assert!(k.starts_with("notifications/") && k.ends_with(".json"));
+        assert_eq!(k.len(), "notifications/".len() + 32 + ".json".len());
+        assert_ne!(k, notification_key("alarm:lifeboat/app-prod/export-age-full"));
+    }
+}
