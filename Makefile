@@ -19,9 +19,12 @@ test: setup lint
 	RUST_TEST_THREADS=$(TEST_THREADS) cargo test --workspace --locked
 
 ## make demo: run the functions end to end against a local AWS and PostgreSQL.
+# One build of every target of the workspace: the same dependency features as `make test` (dev-dependencies
+# included), so a demo after the tests compiles only the binaries, never the AWS SDK again. The demo runs the
+# function binaries it finds beside itself.
 demo: setup
-	cargo build --locked -p snapshot -p export -p rotate -p restore -p monitor -p notify
-	cargo run --locked -q -p lifeboat-tests --bin demo
+	cargo build --locked --workspace --all-targets
+	"$${CARGO_TARGET_DIR:-target}/debug/demo"
 
 setup: rust tools postgres
 

@@ -1,8 +1,8 @@
 //! `make demo`: Lifeboat end to end on this machine, with no AWS account.
 //!
 //! Starts moto's server and a real PostgreSQL loaded with the demo application, creates a fleet in the
-//! emulator, runs the functions through the real Lambda runtime (`cargo lambda watch` + `cargo lambda invoke`
-//! with the files in `events/`), and prints what happened in words an operator reads.
+//! emulator, runs the functions' binaries under the real Lambda runtime (the runtime APIs of
+//! `cargo lambda watch --only-lambda-apis`, invoked with `cargo lambda invoke` and the files in `events/`), and prints what happened in words an operator reads.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -28,14 +28,25 @@ const BUCKET: &str = "lifeboat-demo";
 const RESTORE_CHECKS: &str = r#"[{"name": "users not empty", "sql": "select count(*) > 0 from users"}, {"name": "chats not empty", "sql": "select count(*) > 0 from chats"}, {"name": "messages not empty", "sql": "select count(*) > 0 from messages"}, {"name": "sessions not empty", "sql": "select count(*) > 0 from sessions"}, {"name": "SELECT now() answers", "sql": "select now() is not null"}]"#;
 const PROFILES: &str = r#"{"full": {}, "critical": {"include": ["users", "projects", "sessions"]}}"#;
 
+/// The six functions, each a binary of its own crate.
+const FUNCTIONS: [&str; 6] = ["snapshot", "export", "rotate", "restore", "monitor", "notify"];
+
+/// The local Lambda runtime APIs (`cargo lambda watch --only-lambda-apis`) and one process per function, started
+/// from the binaries `make demo` built beside this one: built once, with the same features as `make test`'s, so
+/// the demo compiles nothing again (cargo-lambda's own build selects one package at a time, and each package's
+/// feature set rebuilds the AWS SDK).
 struct Watch {
     child: Child,
+    functions: Vec<Child>,
     port: u16,
 }
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        // SIGTERM lets cargo-lambda stop the function processes it started.
+        for f in &mut self.functions {
+            let _ = f.kill();
+            let _ = f.wait();
+        }
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
@@ -63,34 +74,37 @@ fn cargo_lambda() -> PathBuf {
     exe
 }
 
-fn start_watch(env_file: &Path, log: &Path) -> Watch {
+fn start_watch(env: &BTreeMap<&str, &str>, log: &Path) -> Watch {
     let port = lifeboat_tests::free_port();
     let log_file = std::fs::File::create(log).unwrap();
     let child = Command::new(cargo_lambda())
         .args([
             "lambda",
             "watch",
+            "--only-lambda-apis",
             "--ignore-changes",
             "-A",
             "127.0.0.1",
             "-P",
             &port.to_string(),
         ])
-        .arg("--env-file")
-        .arg(env_file)
         .current_dir(repo_root())
         .env("PATH", path_with_venv())
         .stdin(Stdio::null())
         .stdout(log_file.try_clone().unwrap())
-        .stderr(log_file)
+        .stderr(log_file.try_clone().unwrap())
         .spawn()
         .unwrap_or_else(|e| {
             panic!("starting `cargo lambda watch`: {e}; run `make demo`, which installs cargo-lambda into .venv")
         });
-    let mut child = child;
-    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut watch = Watch {
+        child,
+        functions: Vec::new(),
+        port,
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(status)) = child.try_wait() {
+        if let Ok(Some(status)) = watch.child.try_wait() {
             panic!(
                 "cargo lambda watch exited ({status}):\n{}",
                 std::fs::read_to_string(log).unwrap_or_default()
@@ -98,12 +112,33 @@ fn start_watch(env_file: &Path, log: &Path) -> Watch {
         }
         assert!(
             Instant::now() < deadline,
-            "cargo lambda watch did not listen within 300 s; see {}",
+            "cargo lambda watch did not listen within 60 s; see {}",
             log.display()
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    Watch { child, port }
+    let bin_dir = std::env::current_exe().unwrap().parent().unwrap().to_owned();
+    for name in FUNCTIONS {
+        let exe = bin_dir.join(name);
+        assert!(
+            exe.exists(),
+            "{} is missing: run `make demo`, which builds the functions first",
+            exe.display()
+        );
+        let function = Command::new(&exe)
+            .envs(env.iter())
+            .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt/{name}"))
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file.try_clone().unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", exe.display()));
+        watch.functions.push(function);
+    }
+    watch
 }
 
 /// Invokes a function through the local Lambda runtime; returns its JSON result or its error text.
@@ -400,7 +435,6 @@ async fn main() {
     let pg_dump = bin.join("pg_dump").display().to_string();
     let pg_restore = bin.join("pg_restore").display().to_string();
 
-    let env_file = work.path().join("lambda.env");
     let env: BTreeMap<&str, &str> = BTreeMap::from([
         ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
         ("AWS_REGION", REGION),
@@ -423,19 +457,12 @@ async fn main() {
         ("LIFEBOAT_NOTIFY_TOPIC_ARN", topic.as_str()),
         ("LIFEBOAT_EXPORT_MAX_AGE_HOURS", "full=26,critical=7"),
     ]);
-    let mut f = std::fs::File::create(&env_file).unwrap();
-    for (k, v) in &env {
-        // Single-quoted: dotenv takes such values literally (they hold `=`, `:` and JSON's double quotes).
-        assert!(!v.contains('\''), "{k} holds a single quote");
-        writeln!(f, "{k}='{v}'").unwrap();
-    }
-    drop(f);
 
-    heading("Starting the functions under the local Lambda runtime (cargo lambda watch)");
+    heading("Starting the functions under the local Lambda runtime (cargo lambda watch's runtime APIs)");
     let log_dir = repo_root().join(".demo");
     std::fs::create_dir_all(&log_dir).unwrap();
     let log = log_dir.join("lambda.log");
-    let watch = start_watch(&env_file, &log);
+    let watch = start_watch(&env, &log);
     println!(
         "  listening on 127.0.0.1:{}; function logs (Lambda JSON format) in {}",
         watch.port,
