@@ -1,7 +1,10 @@
 //! The `snapshot` handler: translate a trigger into per-database work, run it with bounded concurrency,
 //! and report.
 //!
-//! Safety rules this module enforces, on top of the retention rules in `lifeboat::retention`:
+//! It decides nothing itself. The rules it applies live in `shared`: the precondition ladder and when retention
+//! may run in `lifeboat::snapshot_ladder`, the tags in `lifeboat::snapshot_tags`, the quota report in
+//! `lifeboat::quota`, retention in `lifeboat::retention`, copy slots in `lifeboat::copies`. What it guarantees
+//! by how it runs them:
 //! - one database failing never stops the others; each gets its own outcome;
 //! - retention runs only for a database whose snapshot succeeded (created or already there) in this run,
 //!   in the source region and in the DR region alike;
