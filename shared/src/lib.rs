@@ -13,12 +13,15 @@ pub mod manifest;
 pub mod metrics;
 pub mod monitor;
 pub mod naming;
+pub mod quota;
 pub mod rds;
 pub mod restore;
 pub mod retention;
 pub mod rotation;
 pub mod selection;
 pub mod settings;
+pub mod snapshot_ladder;
+pub mod snapshot_tags;
 pub mod telemetry;
 
 /// The monotonic instant of an invocation's deadline, from the milliseconds since the epoch that the Lambda runtime

@@ -66,68 +66,111 @@ struct RdsEventDetail {
     source_identifier: String,
 }
 
-fn invalid(message: impl Into<String>) -> Error {
-    Error::InvalidEvent(message.into())
+/// Why a payload is not a trigger this function accepts. Every message names the field that is wrong; the handler
+/// reports it as [`Error::InvalidEvent`].
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error("expected a JSON object")]
+    NotAnObject,
+    #[error("{0}")]
+    EventBridge(serde_json::Error),
+    #[error("a Scheduled Event needs `time` (RFC 3339): it names the snapshots")]
+    MissingTime,
+    #[error("`detail` of an RDS snapshot event: {0}")]
+    RdsDetail(serde_json::Error),
+    #[error(
+        "unsupported detail-type `{0}` (expected `{SCHEDULED}`, `{DB_SNAPSHOT_EVENT}` or `{CLUSTER_SNAPSHOT_EVENT}`)"
+    )]
+    UnsupportedDetailType(String),
+    #[error("manual invocation: {0}")]
+    Manual(serde_json::Error),
+    #[error("manual invocation: `databases` names no database")]
+    NoDatabase,
+    #[error("manual invocation: database `{db}`: {reason}")]
+    Database { db: String, reason: String },
+    #[error("manual invocation: `reason` is empty; say why (it is kept as a tag on the snapshot)")]
+    EmptyReason,
+    #[error("manual invocation: `reason` is longer than {MAX_REASON_LEN} characters")]
+    ReasonTooLong,
+    #[error("manual invocation: `retain_days` must be between 1 and 3650")]
+    RetainDays,
+    #[error(
+        "not a Scheduled Event, an RDS snapshot event or a manual invocation \
+         (`{{\"databases\": [...], \"reason\": \"...\"}}`)"
+    )]
+    Unrecognised,
+}
+
+impl From<EventError> for Error {
+    fn from(err: EventError) -> Self {
+        Error::InvalidEvent(err.to_string())
+    }
 }
 
 pub fn parse(payload: Value) -> Result<Trigger, Error> {
+    Ok(parse_trigger(payload)?)
+}
+
+fn parse_trigger(payload: Value) -> Result<Trigger, EventError> {
     if !payload.is_object() {
-        return Err(invalid("expected a JSON object"));
+        return Err(EventError::NotAnObject);
     }
     if payload.get("detail-type").is_some() {
-        let event: EventBridgeEvent = serde_json::from_value(payload).map_err(|e| invalid(e.to_string()))?;
-        return match event.detail_type.as_str() {
-            SCHEDULED => {
-                let time = event
-                    .time
-                    .ok_or_else(|| invalid("a Scheduled Event needs `time` (RFC 3339): it names the snapshots"))?;
-                Ok(Trigger::Schedule { time })
-            }
-            DB_SNAPSHOT_EVENT | CLUSTER_SNAPSHOT_EVENT => {
-                let detail: RdsEventDetail = serde_json::from_value(event.detail)
-                    .map_err(|e| invalid(format!("`detail` of an RDS snapshot event: {e}")))?;
-                let kind = if event.detail_type == DB_SNAPSHOT_EVENT { DbKind::Instance } else { DbKind::Cluster };
-                Ok(Trigger::SnapshotFinished { snapshot_id: detail.source_identifier, kind, event_id: detail.event_id })
-            }
-            other => Err(invalid(format!(
-                "unsupported detail-type `{other}` (expected `{SCHEDULED}`, `{DB_SNAPSHOT_EVENT}` or `{CLUSTER_SNAPSHOT_EVENT}`)"
-            ))),
-        };
+        let event: EventBridgeEvent = serde_json::from_value(payload).map_err(EventError::EventBridge)?;
+        return parse_eventbridge(event);
     }
     if payload.get("databases").is_some() || payload.get("reason").is_some() {
-        let req: ManualRequest =
-            serde_json::from_value(payload).map_err(|e| invalid(format!("manual invocation: {e}")))?;
-        if req.databases.is_empty() {
-            return Err(invalid("manual invocation: `databases` names no database"));
-        }
-        for db in &req.databases {
-            validate_db_identifier(db)
-                .map_err(|reason| invalid(format!("manual invocation: database `{db}`: {reason}")))?;
-        }
-        let reason = req.reason.trim().to_owned();
-        if reason.is_empty() {
-            return Err(invalid(
-                "manual invocation: `reason` is empty; say why (it is kept as a tag on the snapshot)",
-            ));
-        }
-        if reason.chars().count() > MAX_REASON_LEN {
-            return Err(invalid(format!(
-                "manual invocation: `reason` is longer than {MAX_REASON_LEN} characters"
-            )));
-        }
-        if req.retain_days == Some(0) || req.retain_days.is_some_and(|d| d > 3650) {
-            return Err(invalid("manual invocation: `retain_days` must be between 1 and 3650"));
-        }
-        return Ok(Trigger::Manual {
-            databases: req.databases,
-            reason,
-            retain_days: req.retain_days,
-        });
+        let req: ManualRequest = serde_json::from_value(payload).map_err(EventError::Manual)?;
+        return parse_manual(req);
     }
-    Err(invalid(
-        "not a Scheduled Event, an RDS snapshot event or a manual invocation \
-         (`{\"databases\": [...], \"reason\": \"...\"}`)",
-    ))
+    Err(EventError::Unrecognised)
+}
+
+fn parse_eventbridge(event: EventBridgeEvent) -> Result<Trigger, EventError> {
+    match event.detail_type.as_str() {
+        SCHEDULED => {
+            let time = event.time.ok_or(EventError::MissingTime)?;
+            Ok(Trigger::Schedule { time })
+        }
+        DB_SNAPSHOT_EVENT | CLUSTER_SNAPSHOT_EVENT => {
+            let detail: RdsEventDetail = serde_json::from_value(event.detail).map_err(EventError::RdsDetail)?;
+            let kind = if event.detail_type == DB_SNAPSHOT_EVENT {
+                DbKind::Instance
+            } else {
+                DbKind::Cluster
+            };
+            Ok(Trigger::SnapshotFinished {
+                snapshot_id: detail.source_identifier,
+                kind,
+                event_id: detail.event_id,
+            })
+        }
+        _ => Err(EventError::UnsupportedDetailType(event.detail_type)),
+    }
+}
+
+fn parse_manual(req: ManualRequest) -> Result<Trigger, EventError> {
+    if req.databases.is_empty() {
+        return Err(EventError::NoDatabase);
+    }
+    for db in &req.databases {
+        validate_db_identifier(db).map_err(|reason| EventError::Database { db: db.clone(), reason })?;
+    }
+    let reason = req.reason.trim().to_owned();
+    if reason.is_empty() {
+        return Err(EventError::EmptyReason);
+    }
+    if reason.chars().count() > MAX_REASON_LEN {
+        return Err(EventError::ReasonTooLong);
+    }
+    if req.retain_days == Some(0) || req.retain_days.is_some_and(|d| d > 3650) {
+        return Err(EventError::RetainDays);
+    }
+    Ok(Trigger::Manual {
+        databases: req.databases,
+        reason,
+        retain_days: req.retain_days,
+    })
 }
 
 #[cfg(test)]
@@ -188,5 +231,31 @@ mod tests {
             let err = parse(payload.clone()).unwrap_err().to_string();
             assert!(err.contains(expected), "{payload}: {err}");
         }
+    }
+
+    #[test]
+    fn messages_are_the_ones_users_have_always_seen() {
+        let err = parse(json!({"hello": "world"})).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "invalid event: not a Scheduled Event, an RDS snapshot event or a manual invocation \
+             (`{\"databases\": [...], \"reason\": \"...\"}`)"
+        );
+        let err = parse(json!({"detail-type": "Object Created", "source": "aws.s3", "detail": {}}))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "invalid event: unsupported detail-type `Object Created` (expected `Scheduled Event`, \
+             `RDS DB Snapshot Event` or `RDS DB Cluster Snapshot Event`)"
+        );
+        let long = "x".repeat(MAX_REASON_LEN + 1);
+        let err = parse(json!({"databases": ["app"], "reason": long}))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "invalid event: manual invocation: `reason` is longer than 256 characters"
+        );
     }
 }

@@ -1,29 +1,36 @@
 //! The `snapshot` handler: translate a trigger into per-database work, run it with bounded concurrency,
 //! and report.
 //!
-//! Safety rules this module enforces, on top of the retention rules in `lifeboat::retention`:
+//! It decides nothing itself. The rules it applies live in `shared`: the precondition ladder and when retention
+//! may run in `lifeboat::snapshot_ladder`, the tags in `lifeboat::snapshot_tags`, the quota report in
+//! `lifeboat::quota`, retention in `lifeboat::retention`, copy slots in `lifeboat::copies`. What it guarantees
+//! by how it runs them:
 //! - one database failing never stops the others; each gets its own outcome;
 //! - retention runs only for a database whose snapshot succeeded (created or already there) in this run,
 //!   in the source region and in the DR region alike;
 //! - at most `LIFEBOAT_MAX_COPIES_IN_FLIGHT` copies are in flight per destination region, counting the ones
 //!   earlier runs started; copies that do not fit are picked up by a later run.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::Instant;
 
 use aws_config::SdkConfig;
 use aws_sdk_cloudwatch::types::StandardUnit;
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 use lifeboat::copies;
 use lifeboat::error::Error;
 use lifeboat::metrics::Metrics;
 use lifeboat::naming::{snapshot_id, SnapshotKind};
-use lifeboat::rds::{self, CreateResult, Snapshot};
+use lifeboat::quota::quota_report;
+pub use lifeboat::quota::QuotaReport;
+use lifeboat::rds::{self, Snapshot};
 use lifeboat::retention::{self, Decision};
 use lifeboat::selection::{self, Database, DbKind, Selector};
 use lifeboat::settings::SnapshotSettings;
-use lifeboat::tags;
+pub use lifeboat::snapshot_ladder::Outcome;
+use lifeboat::snapshot_ladder::{self, FinishedCopy, Precondition, Verdict};
+use lifeboat::snapshot_tags::{copy_tags, snapshot_tags, ManualSnapshot};
 use serde::Serialize;
 use serde_json::Value;
 use tracing::Instrument;
@@ -55,40 +62,6 @@ impl Deps {
             region: config.region().map(|r| r.to_string()).unwrap_or_default(),
             settings,
         }
-    }
-}
-
-/// What happened to one database's snapshot in this run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Created,
-    /// The snapshot for this time exists already (a redelivered or retried event): nothing new was made.
-    AlreadyExists,
-    /// Another snapshot of this database is still being made; RDS would refuse a second one.
-    InProgress,
-    NotAvailable,
-    QuotaExceeded,
-    NotFound,
-    Failed,
-    /// For the snapshot-finished event: copied, shared, or nothing to do.
-    Copied,
-    CopyDeferred,
-    Shared,
-    Ignored,
-}
-
-impl Outcome {
-    /// The snapshot this run was meant to have exists (or is being made by this run).
-    pub fn succeeded(self) -> bool {
-        matches!(self, Outcome::Created | Outcome::AlreadyExists)
-    }
-
-    pub fn failed(self) -> bool {
-        matches!(
-            self,
-            Outcome::NotAvailable | Outcome::QuotaExceeded | Outcome::NotFound | Outcome::Failed
-        )
     }
 }
 
@@ -145,15 +118,6 @@ impl DbReport {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct QuotaReport {
-    pub region: String,
-    pub manual_snapshots: usize,
-    pub quota: u32,
-    pub used_percent: f64,
-    pub warning: bool,
-}
-
 /// The function's result: one entry per database, the quota figures, and counts for a quick look.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -180,76 +144,115 @@ pub async fn handle(deps: &Deps, payload: Value) -> Result<Summary, Error> {
 pub async fn handle_at(deps: &Deps, payload: Value, now: DateTime<Utc>) -> Result<Summary, Error> {
     let started = Instant::now();
     let trigger = event::parse(payload)?;
-    let (run_time, mut reports, quota) = match &trigger {
+    let mut run = dispatch(deps, &trigger, now).await?;
+    run.reports.sort_by(|a, b| a.db.cmp(&b.db));
+    let metrics = run_metrics(&trigger, &run, started.elapsed().as_secs_f64());
+    let (metrics_published, metrics_error) = publish_metrics(deps, &metrics, now).await;
+    let summary = Summary {
+        trigger: trigger.name(),
+        run_time: run.time,
+        policy: deps.settings.retention.to_string(),
+        created: run.reports.iter().filter(|r| r.outcome == Outcome::Created).count(),
+        failed: run.reports.iter().filter(|r| r.is_failure()).count(),
+        deleted: run.reports.iter().map(|r| r.deleted.len() + r.dr_deleted.len()).sum(),
+        copies_started: run.reports.iter().map(|r| r.copies_started.len()).sum(),
+        databases: run.reports,
+        quota: run.quota,
+        metrics_published,
+        metrics_error,
+    };
+    report(summary)
+}
+
+/// What one invocation did: its logical time, one report per database, and the quota figures.
+#[derive(Debug)]
+struct Run {
+    time: DateTime<Utc>,
+    reports: Vec<DbReport>,
+    quota: Vec<QuotaReport>,
+}
+
+/// What a scheduled or manual run snapshots: the kind, the logical time, the policy and the manual extras.
+#[derive(Debug)]
+struct Job {
+    kind: SnapshotKind,
+    at: DateTime<Utc>,
+    policy: String,
+    manual: Option<ManualSnapshot>,
+}
+
+async fn dispatch(deps: &Deps, trigger: &Trigger, now: DateTime<Utc>) -> Result<Run, Error> {
+    let policy = deps.settings.retention.to_string();
+    let (selector, job) = match trigger {
         Trigger::Schedule { time } => {
-            let all = selection::discover(&deps.rds).await?;
-            let selection = selection::select(&all, &deps.settings.common.selector);
-            let (reports, quota) = run(deps, selection, SnapshotKind::Schedule, *time, None).await?;
-            (*time, reports, quota)
+            let job = Job {
+                kind: SnapshotKind::Schedule,
+                at: *time,
+                policy,
+                manual: None,
+            };
+            (deps.settings.common.selector.clone(), job)
         }
         Trigger::Manual {
             databases,
             reason,
             retain_days,
         } => {
-            let all = selection::discover(&deps.rds).await?;
-            let selector = Selector {
-                databases: databases.clone(),
-                tag: None,
+            let manual = ManualSnapshot::new(reason, now, *retain_days, deps.settings.manual_retain_days);
+            let job = Job {
+                kind: SnapshotKind::Manual,
+                at: now,
+                policy,
+                manual: Some(manual),
             };
-            let selection = selection::select(&all, &selector);
-            let days = retain_days.unwrap_or(deps.settings.manual_retain_days);
-            let manual = ManualInfo {
-                reason: reason.clone(),
-                expires_at: now + Duration::days(i64::from(days)),
-            };
-            let (reports, quota) = run(deps, selection, SnapshotKind::Manual, now, Some(manual)).await?;
-            (now, reports, quota)
+            (
+                Selector {
+                    databases: databases.clone(),
+                    tag: None,
+                },
+                job,
+            )
         }
         Trigger::SnapshotFinished { snapshot_id, kind, .. } => {
             let report = snapshot_finished(deps, snapshot_id, *kind).await?;
-            (now, vec![report], Vec::new())
+            return Ok(Run {
+                time: now,
+                reports: vec![report],
+                quota: Vec::new(),
+            });
         }
     };
-    reports.sort_by(|a, b| a.db.cmp(&b.db));
+    let all = selection::discover(&deps.rds).await?;
+    let selection = selection::select(&all, &selector);
+    let (reports, quota) = run(deps, selection, &job).await?;
+    Ok(Run {
+        time: job.at,
+        reports,
+        quota,
+    })
+}
 
+/// The run's metrics: per database, per region's quota, and the run's duration.
+fn run_metrics(trigger: &Trigger, run: &Run, duration_seconds: f64) -> Metrics {
     let mut metrics = Metrics::new();
-    for r in &reports {
-        if matches!(trigger, Trigger::SnapshotFinished { .. }) {
+    let finished_event = matches!(trigger, Trigger::SnapshotFinished { .. });
+    for r in &run.reports {
+        if !finished_event {
+            let created = f64::from(u8::from(r.outcome == Outcome::Created));
+            metrics.db(&r.db, "SnapshotCreated", created, StandardUnit::Count);
             metrics.db(
                 &r.db,
-                "SnapshotCopiesStarted",
-                r.copies_started.len() as f64,
+                "SnapshotFailed",
+                f64::from(u8::from(r.is_failure())),
                 StandardUnit::Count,
             );
-            continue;
+            let deleted = (r.deleted.len() + r.dr_deleted.len()) as f64;
+            metrics.db(&r.db, "SnapshotsDeleted", deleted, StandardUnit::Count);
         }
-        metrics.db(
-            &r.db,
-            "SnapshotCreated",
-            f64::from(u8::from(r.outcome == Outcome::Created)),
-            StandardUnit::Count,
-        );
-        metrics.db(
-            &r.db,
-            "SnapshotFailed",
-            f64::from(u8::from(r.is_failure())),
-            StandardUnit::Count,
-        );
-        metrics.db(
-            &r.db,
-            "SnapshotsDeleted",
-            (r.deleted.len() + r.dr_deleted.len()) as f64,
-            StandardUnit::Count,
-        );
-        metrics.db(
-            &r.db,
-            "SnapshotCopiesStarted",
-            r.copies_started.len() as f64,
-            StandardUnit::Count,
-        );
+        let copies = r.copies_started.len() as f64;
+        metrics.db(&r.db, "SnapshotCopiesStarted", copies, StandardUnit::Count);
     }
-    for q in &quota {
+    for q in &run.quota {
         let dims = [("Region", q.region.as_str())];
         metrics.put(
             "ManualSnapshotCount",
@@ -266,36 +269,34 @@ pub async fn handle_at(deps: &Deps, payload: Value, now: DateTime<Utc>) -> Resul
     }
     metrics.put(
         "SnapshotRunDurationSeconds",
-        started.elapsed().as_secs_f64(),
+        duration_seconds,
         StandardUnit::Seconds,
         &[],
     );
-    let (metrics_published, metrics_error) = match metrics
+    metrics
+}
+
+/// Publishes the metrics; a failure is logged and reported in the summary, not raised: the snapshots are made,
+/// and missing metrics raise the freshness alarms (missing data is breaching).
+async fn publish_metrics(deps: &Deps, metrics: &Metrics, now: DateTime<Utc>) -> (usize, Option<String>) {
+    match metrics
         .publish(&deps.cloudwatch, &deps.settings.common.metrics_namespace, now)
         .await
     {
         Ok(n) => (n, None),
         Err(e) => {
-            // The snapshots are made; missing metrics raise the freshness alarms (missing data is breaching).
             tracing::error!(error = %e, "metrics not published");
             (0, Some(e.to_string()))
         }
-    };
+    }
+}
 
-    let summary = Summary {
-        trigger: trigger.name(),
-        run_time,
-        policy: deps.settings.retention.to_string(),
-        created: reports.iter().filter(|r| r.outcome == Outcome::Created).count(),
-        failed: reports.iter().filter(|r| r.is_failure()).count(),
-        deleted: reports.iter().map(|r| r.deleted.len() + r.dr_deleted.len()).sum(),
-        copies_started: reports.iter().map(|r| r.copies_started.len()).sum(),
-        databases: reports,
-        quota,
-        metrics_published,
-        metrics_error,
-    };
-    let json = serde_json::to_string(&summary).unwrap_or_default();
+/// Logs the summary and turns any database's failure into the invocation's error.
+fn report(summary: Summary) -> Result<Summary, Error> {
+    let json = serde_json::to_string(&summary).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "summary not serialised");
+        String::new()
+    });
     tracing::info!(
         trigger = summary.trigger,
         databases = summary.databases.len(),
@@ -305,78 +306,24 @@ pub async fn handle_at(deps: &Deps, payload: Value, now: DateTime<Utc>) -> Resul
         summary = %json,
         "snapshot run finished"
     );
-    if summary.failed > 0 {
-        let failures: Vec<String> = summary
-            .databases
-            .iter()
-            .filter(|r| r.is_failure())
-            .map(|r| {
-                let what = r.detail.clone().unwrap_or_else(|| r.errors.join("; "));
-                format!("{} ({:?}: {what})", r.db, r.outcome)
-            })
-            .collect();
-        return Err(Error::PartialFailure(format!(
-            "snapshot failed for {} of {} databases: {}; summary: {json}",
-            summary.failed,
-            summary.databases.len(),
-            failures.join(", ")
-        )));
+    if summary.failed == 0 {
+        return Ok(summary);
     }
-    Ok(summary)
-}
-
-#[derive(Debug, Clone)]
-struct ManualInfo {
-    reason: String,
-    expires_at: DateTime<Utc>,
-}
-
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-/// RDS tag values allow letters, digits, white space and `_ . : / = + - @`; anything else becomes a space.
-fn tag_value(raw: &str) -> String {
-    raw.chars()
-        .map(|c| {
-            if c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c) {
-                c
-            } else {
-                ' '
-            }
+    let failures: Vec<String> = summary
+        .databases
+        .iter()
+        .filter(|r| r.is_failure())
+        .map(|r| {
+            let what = r.detail.clone().unwrap_or_else(|| r.errors.join("; "));
+            format!("{} ({:?}: {what})", r.db, r.outcome)
         })
-        .take(256)
-        .collect()
-}
-
-fn snapshot_tags(
-    db: &Database,
-    kind: SnapshotKind,
-    at: DateTime<Utc>,
-    policy: &str,
-    manual: Option<&ManualInfo>,
-) -> BTreeMap<String, String> {
-    let mut t = BTreeMap::from([
-        (tags::MANAGED.to_owned(), "true".to_owned()),
-        (
-            tags::SOURCE.to_owned(),
-            if kind == SnapshotKind::Schedule {
-                "schedule"
-            } else {
-                "manual"
-            }
-            .to_owned(),
-        ),
-        (tags::POLICY.to_owned(), tag_value(&policy.replace(',', " "))),
-        (tags::CREATED_AT.to_owned(), rfc3339(at)),
-        (tags::DATABASE.to_owned(), db.id.clone()),
-        (tags::VERSION.to_owned(), lifeboat::VERSION.to_owned()),
-    ]);
-    if let Some(m) = manual {
-        t.insert(tags::REASON.to_owned(), tag_value(&m.reason));
-        t.insert(tags::EXPIRES_AT.to_owned(), rfc3339(m.expires_at));
-    }
-    t
+        .collect();
+    Err(Error::PartialFailure(format!(
+        "snapshot failed for {} of {} databases: {}; summary: {json}",
+        summary.failed,
+        summary.databases.len(),
+        failures.join(", ")
+    )))
 }
 
 type Key = (DbKind, String);
@@ -389,48 +336,42 @@ fn group(snapshots: Vec<Snapshot>) -> HashMap<Key, Vec<Snapshot>> {
     map
 }
 
-fn quota_report(region: &str, count: usize, settings: &SnapshotSettings) -> QuotaReport {
-    let used_percent = (count as f64 * 100.0 / f64::from(settings.snapshot_quota) * 10.0).round() / 10.0;
-    let warning = used_percent >= f64::from(settings.quota_warn_percent);
-    if warning {
+/// The quota rule for one region's count, with the warning logged when it applies.
+fn quota(deps: &Deps, region: &str, count: usize) -> QuotaReport {
+    let q = quota_report(
+        region,
+        count,
+        deps.settings.snapshot_quota,
+        deps.settings.quota_warn_percent,
+    );
+    if q.warning {
         tracing::warn!(
             region,
             manual_snapshots = count,
-            quota = settings.snapshot_quota,
-            used_percent,
+            quota = q.quota,
+            used_percent = q.used_percent,
             "manual snapshot quota nearly full"
         );
     }
-    QuotaReport {
-        region: region.to_owned(),
-        manual_snapshots: count,
-        quota: settings.snapshot_quota,
-        used_percent,
-        warning,
-    }
+    q
 }
 
 /// Scheduled and manual runs: snapshot every selected database, apply retention, copy and share.
 async fn run(
     deps: &Deps,
     selection: selection::Selection,
-    kind: SnapshotKind,
-    at: DateTime<Utc>,
-    manual: Option<ManualInfo>,
+    job: &Job,
 ) -> Result<(Vec<DbReport>, Vec<QuotaReport>), Error> {
     // One listing of the region's manual snapshots serves every database and the quota figure.
     let source_manual = rds::list_manual(&deps.rds).await?;
     let source_count = source_manual.len();
     let by_db = group(source_manual);
-    let policy = deps.settings.retention.to_string();
 
     let mut reports: Vec<DbReport> = stream::iter(selection.databases.iter())
         .map(|db| {
             let existing = by_db.get(&(db.kind, db.id.clone())).cloned().unwrap_or_default();
-            let policy = policy.as_str();
-            let manual = manual.as_ref();
             let span = tracing::info_span!("database", db = %db.id, kind = ?db.kind);
-            process_db(deps, db, existing, kind, at, policy, manual).instrument(span)
+            process_db(deps, db, existing, job).instrument(span)
         })
         .buffer_unordered(deps.settings.common.concurrency)
         .collect()
@@ -445,84 +386,72 @@ async fn run(
 
     let created = reports.iter().filter(|r| r.outcome == Outcome::Created).count();
     let deleted: usize = reports.iter().map(|r| r.deleted.len()).sum();
-    let mut quota = vec![quota_report(
+    let mut quotas = vec![quota(
+        deps,
         &deps.region,
         (source_count + created).saturating_sub(deleted),
-        &deps.settings,
     )];
 
     if let (Some(dr), Some(dr_region)) = (&deps.dr_rds, deps.settings.copy.region.as_deref()) {
-        let dr_count = copy_phase(deps, dr, &by_db, &mut reports, at).await?;
-        quota.push(quota_report(dr_region, dr_count, &deps.settings));
+        let dr_count = copy_phase(deps, dr, &by_db, &mut reports, job.at).await?;
+        quotas.push(quota(deps, dr_region, dr_count));
     } else if !deps.settings.copy.share_accounts.is_empty() {
         share_newest(deps, &deps.rds, &by_db, &mut reports).await;
     }
-    Ok((reports, quota))
+    Ok((reports, quotas))
 }
 
-async fn process_db(
-    deps: &Deps,
-    db: &Database,
-    existing: Vec<Snapshot>,
-    kind: SnapshotKind,
-    at: DateTime<Utc>,
-    policy: &str,
-    manual: Option<&ManualInfo>,
-) -> DbReport {
-    let id = snapshot_id(&db.id, kind, at);
+/// One database: climb the precondition ladder, take the snapshot if it says so, then apply retention if the
+/// run's own snapshot exists.
+async fn process_db(deps: &Deps, db: &Database, existing: Vec<Snapshot>, job: &Job) -> DbReport {
+    let id = snapshot_id(&db.id, job.kind, job.at);
     let mut report = DbReport::new(&db.id, db.kind, Outcome::Failed);
     report.snapshot_id = Some(id.clone());
 
-    if let Some(s) = existing.iter().find(|s| s.id == id) {
-        report.outcome = Outcome::AlreadyExists;
-        report.detail = Some(format!("snapshot {id} already exists ({})", s.status));
-    } else if db.status != "available" {
-        report.outcome = Outcome::NotAvailable;
-        report.detail = Some(format!("database is `{}`, not `available`", db.status));
-        tracing::warn!(db = %db.id, status = %db.status, "database not available; no snapshot taken");
-        return report;
-    } else if let Some(busy) = existing.iter().find(|s| s.is_in_progress()) {
-        report.outcome = Outcome::InProgress;
-        report.detail = Some(format!("snapshot {} is still `{}`", busy.id, busy.status));
-        tracing::info!(db = %db.id, other = %busy.id, "another snapshot in progress; none started");
-        return report;
-    } else {
-        let tags = snapshot_tags(db, kind, at, policy, manual);
-        match rds::create(&deps.rds, &db.id, db.kind, &id, &tags).await {
-            Ok(CreateResult::Started(_)) => {
-                report.outcome = Outcome::Created;
-                tracing::info!(db = %db.id, snapshot = %id, "snapshot started");
-            }
-            Ok(CreateResult::AlreadyExists) => {
-                report.outcome = Outcome::AlreadyExists;
-                report.detail = Some(format!("snapshot {id} already exists"));
-            }
-            Ok(CreateResult::InvalidState(m)) => {
-                report.outcome = Outcome::NotAvailable;
-                report.detail = Some(m);
-            }
-            Ok(CreateResult::QuotaExceeded(m)) => {
-                report.outcome = Outcome::QuotaExceeded;
-                report.detail = Some(m);
-            }
-            Ok(CreateResult::NotFound(m)) => {
-                report.outcome = Outcome::NotFound;
-                report.detail = Some(m);
-            }
-            Err(e) => {
-                report.outcome = Outcome::Failed;
-                report.detail = Some(e.to_string());
-            }
+    let precondition = snapshot_ladder::precondition(&id, &db.status, &existing);
+    let verdict = match precondition.verdict(&id) {
+        Some(verdict) => {
+            log_skipped(db, &precondition);
+            verdict
         }
-        if report.outcome.failed() {
-            tracing::error!(db = %db.id, snapshot = %id, outcome = ?report.outcome, detail = report.detail.as_deref().unwrap_or(""), "snapshot failed");
-        }
+        None => take_snapshot(deps, db, &id, job).await,
+    };
+    report.outcome = verdict.outcome;
+    report.detail = verdict.detail;
+    if snapshot_ladder::may_apply_retention(report.outcome) {
+        apply_retention(deps, &existing, job.at, &mut report).await;
     }
-    if !report.outcome.succeeded() {
-        return report;
-    }
+    report
+}
 
-    let decisions = retention::decide(&existing, &deps.settings.retention, at);
+fn log_skipped(db: &Database, precondition: &Precondition) {
+    match precondition {
+        Precondition::NotAvailable { db_status } => {
+            tracing::warn!(db = %db.id, status = %db_status, "database not available; no snapshot taken");
+        }
+        Precondition::InProgress { other, .. } => {
+            tracing::info!(db = %db.id, other = %other, "another snapshot in progress; none started");
+        }
+        Precondition::AlreadyExists { .. } | Precondition::Create => {}
+    }
+}
+
+async fn take_snapshot(deps: &Deps, db: &Database, id: &str, job: &Job) -> Verdict {
+    let tags = snapshot_tags(&db.id, job.kind, job.at, &job.policy, job.manual.as_ref());
+    let result = rds::create(&deps.rds, &db.id, db.kind, id, &tags).await;
+    let verdict = snapshot_ladder::after_create(id, &result);
+    if verdict.outcome == Outcome::Created {
+        tracing::info!(db = %db.id, snapshot = %id, "snapshot started");
+    }
+    if verdict.outcome.failed() {
+        tracing::error!(db = %db.id, snapshot = %id, outcome = ?verdict.outcome, detail = verdict.detail.as_deref().unwrap_or(""), "snapshot failed");
+    }
+    verdict
+}
+
+/// Applies the GFS policy to the database's snapshots in the source region, recording every decision.
+async fn apply_retention(deps: &Deps, existing: &[Snapshot], at: DateTime<Utc>, report: &mut DbReport) {
+    let decisions = retention::decide(existing, &deps.settings.retention, at);
     for (snap, decision) in existing.iter().zip(decisions) {
         if decision == Decision::NotEligible {
             continue;
@@ -535,7 +464,7 @@ async fn process_db(
         if decision.expires() {
             match rds::delete(&deps.rds, snap).await {
                 Ok(()) => {
-                    tracing::info!(db = %db.id, snapshot = %snap.id, "snapshot expired and deleted");
+                    tracing::info!(db = %report.db, snapshot = %snap.id, "snapshot expired and deleted");
                     report.deleted.push(snap.id.clone());
                 }
                 Err(e) => report.errors.push(format!("deleting {}: {e}", snap.id)),
@@ -543,7 +472,15 @@ async fn process_db(
         }
     }
     report.retention.sort_by_key(|e| std::cmp::Reverse(e.logical_time));
-    report
+}
+
+/// The DR region's copies, and how many manual snapshots it holds (for the quota figure).
+#[derive(Debug)]
+struct DrRegion<'a> {
+    client: &'a aws_sdk_rds::Client,
+    kms: &'a str,
+    slots: u32,
+    count: usize,
 }
 
 /// Copies what the DR region lacks (newest first, within the in-flight limit) and applies retention there.
@@ -555,65 +492,73 @@ async fn copy_phase(
     reports: &mut [DbReport],
     at: DateTime<Utc>,
 ) -> Result<usize, Error> {
-    let kms = deps.settings.copy.kms_key_id.as_deref().unwrap_or_default();
     let dr_manual = rds::list_manual(dr).await?;
-    let mut dr_count = dr_manual.len();
-    let mut slots = copies::free_slots(&dr_manual, deps.settings.copy.max_in_flight);
+    let mut region = DrRegion {
+        client: dr,
+        kms: deps.settings.copy.kms_key_id.as_deref().unwrap_or_default(),
+        slots: copies::free_slots(&dr_manual, deps.settings.copy.max_in_flight),
+        count: dr_manual.len(),
+    };
     let dr_by_db = group(dr_manual);
 
-    for report in reports.iter_mut().filter(|r| r.outcome.succeeded()) {
+    for report in reports
+        .iter_mut()
+        .filter(|r| snapshot_ladder::may_apply_retention(r.outcome))
+    {
         let key = (report.kind, report.db.clone());
-        let copies = dr_by_db.get(&key).cloned().unwrap_or_default();
+        let copies = dr_by_db.get(&key).map(Vec::as_slice).unwrap_or_default();
         let source = source_by_db.get(&key).map(Vec::as_slice).unwrap_or_default();
-        for source in copies::candidates(source, &copies, &report.deleted) {
-            if slots == 0 {
-                report
-                    .detail
-                    .get_or_insert_with(|| "copies deferred: the DR region has the maximum copies in flight".into());
-                break;
-            }
-            match rds::copy(dr, source, kms, &copy_tags(source)).await {
-                Ok(true) => {
-                    slots -= 1;
-                    dr_count += 1;
-                    report.copies_started.push(source.id.clone());
-                    tracing::info!(db = %report.db, snapshot = %source.id, "DR copy started");
-                }
-                Ok(false) => {}
-                Err(e) => report.errors.push(format!("copying {}: {e}", source.id)),
-            }
-        }
-
-        for (snap, decision) in copies
-            .iter()
-            .zip(retention::decide(&copies, &deps.settings.retention, at))
-        {
-            if decision.expires() {
-                match rds::delete(dr, snap).await {
-                    Ok(()) => {
-                        dr_count = dr_count.saturating_sub(1);
-                        report.dr_deleted.push(snap.id.clone());
-                    }
-                    Err(e) => report.errors.push(format!("deleting DR copy {}: {e}", snap.id)),
-                }
-            }
-        }
+        copy_missing(&mut region, source, copies, report).await;
+        dr_retention(deps, &mut region, copies, at, report).await;
     }
     if !deps.settings.copy.share_accounts.is_empty() {
         share_newest(deps, dr, &dr_by_db, reports).await;
     }
-    Ok(dr_count)
+    Ok(region.count)
 }
 
-fn copy_tags(source: &Snapshot) -> BTreeMap<String, String> {
-    let mut t: BTreeMap<String, String> = source
-        .tags
+async fn copy_missing(region: &mut DrRegion<'_>, source: &[Snapshot], copies: &[Snapshot], report: &mut DbReport) {
+    for source in copies::candidates(source, copies, &report.deleted) {
+        if region.slots == 0 {
+            report
+                .detail
+                .get_or_insert_with(|| "copies deferred: the DR region has the maximum copies in flight".into());
+            break;
+        }
+        match rds::copy(region.client, source, region.kms, &copy_tags(source)).await {
+            Ok(true) => {
+                region.slots -= 1;
+                region.count += 1;
+                report.copies_started.push(source.id.clone());
+                tracing::info!(db = %report.db, snapshot = %source.id, "DR copy started");
+            }
+            Ok(false) => {}
+            Err(e) => report.errors.push(format!("copying {}: {e}", source.id)),
+        }
+    }
+}
+
+async fn dr_retention(
+    deps: &Deps,
+    region: &mut DrRegion<'_>,
+    copies: &[Snapshot],
+    at: DateTime<Utc>,
+    report: &mut DbReport,
+) {
+    for (snap, decision) in copies
         .iter()
-        .filter(|(k, _)| k.starts_with("lifeboat:"))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    t.insert(tags::COPY_OF.to_owned(), source.arn.clone());
-    t
+        .zip(retention::decide(copies, &deps.settings.retention, at))
+    {
+        if decision.expires() {
+            match rds::delete(region.client, snap).await {
+                Ok(()) => {
+                    region.count = region.count.saturating_sub(1);
+                    report.dr_deleted.push(snap.id.clone());
+                }
+                Err(e) => report.errors.push(format!("deleting DR copy {}: {e}", snap.id)),
+            }
+        }
+    }
 }
 
 /// Shares the newest available Lifeboat snapshot of each database with the configured accounts.
@@ -623,7 +568,10 @@ async fn share_newest(
     by_db: &HashMap<Key, Vec<Snapshot>>,
     reports: &mut [DbReport],
 ) {
-    for report in reports.iter_mut().filter(|r| r.outcome.succeeded()) {
+    for report in reports
+        .iter_mut()
+        .filter(|r| snapshot_ladder::may_apply_retention(r.outcome))
+    {
         let Some(newest) = by_db.get(&(report.kind, report.db.clone())).and_then(|v| {
             v.iter()
                 .filter(|s| s.owned() && s.is_available())
@@ -645,23 +593,21 @@ async fn snapshot_finished(deps: &Deps, snapshot_id: &str, kind: DbKind) -> Resu
     };
     let mut report = DbReport::new(&snap.db, kind, Outcome::Ignored);
     report.snapshot_id = Some(snap.id.clone());
-    if !snap.owned() {
-        return Ok(report.with_detail("not a Lifeboat snapshot"));
-    }
-    if !snap.is_available() {
-        return Ok(report.with_detail(format!("snapshot is `{}`, not `available`", snap.status)));
+    if let Some(why) = snapshot_ladder::finished_ignored(&snap) {
+        return Ok(report.with_detail(why));
     }
     if let Some(dr) = &deps.dr_rds {
         let dr_manual = rds::list_manual(dr).await?;
-        if dr_manual.iter().any(|s| s.id == snap.id && s.kind == kind) {
-            return Ok(report.with_detail("already copied to the DR region"));
-        }
-        if copies::free_slots(&dr_manual, deps.settings.copy.max_in_flight) == 0 {
-            report.outcome = Outcome::CopyDeferred;
-            return Ok(report.with_detail(format!(
-                "{} copies already in flight; the next scheduled run copies it",
-                deps.settings.copy.max_in_flight
-            )));
+        let max_in_flight = deps.settings.copy.max_in_flight;
+        match snapshot_ladder::finished_copy(&snap, &dr_manual, max_in_flight) {
+            FinishedCopy::AlreadyCopied => return Ok(report.with_detail("already copied to the DR region")),
+            FinishedCopy::Deferred => {
+                report.outcome = Outcome::CopyDeferred;
+                return Ok(report.with_detail(format!(
+                    "{max_in_flight} copies already in flight; the next scheduled run copies it"
+                )));
+            }
+            FinishedCopy::Copy => {}
         }
         let kms = deps.settings.copy.kms_key_id.as_deref().unwrap_or_default();
         match rds::copy(dr, &snap, kms, &copy_tags(&snap)).await {
@@ -669,10 +615,7 @@ async fn snapshot_finished(deps: &Deps, snapshot_id: &str, kind: DbKind) -> Resu
                 report.outcome = Outcome::Copied;
                 report.copies_started.push(snap.id.clone());
             }
-            Err(e) => {
-                report.outcome = Outcome::Failed;
-                report.detail = Some(e.to_string());
-            }
+            Err(e) => return Ok(failed(report, &e)),
         }
     } else if !deps.settings.copy.share_accounts.is_empty() {
         match rds::share(&deps.rds, &snap, &deps.settings.copy.share_accounts).await {
@@ -680,10 +623,7 @@ async fn snapshot_finished(deps: &Deps, snapshot_id: &str, kind: DbKind) -> Resu
                 report.outcome = Outcome::Shared;
                 report.shared.push(snap.id.clone());
             }
-            Err(e) => {
-                report.outcome = Outcome::Failed;
-                report.detail = Some(e.to_string());
-            }
+            Err(e) => return Ok(failed(report, &e)),
         }
     } else {
         report = report.with_detail("no DR region or share accounts configured");
@@ -691,32 +631,9 @@ async fn snapshot_finished(deps: &Deps, snapshot_id: &str, kind: DbKind) -> Resu
     Ok(report)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tag_values_drop_characters_rds_refuses() {
-        assert_eq!(
-            tag_value("before migration #42, (urgent)!"),
-            "before migration  42   urgent  "
-        );
-        assert_eq!(tag_value(&"x".repeat(300)).len(), 256);
-    }
-
-    #[test]
-    fn outcomes_classify_success_and_failure() {
-        for o in [Outcome::Created, Outcome::AlreadyExists] {
-            assert!(o.succeeded() && !o.failed());
-        }
-        for o in [
-            Outcome::NotAvailable,
-            Outcome::QuotaExceeded,
-            Outcome::NotFound,
-            Outcome::Failed,
-        ] {
-            assert!(o.failed() && !o.succeeded());
-        }
-        assert!(!Outcome::InProgress.failed() && !Outcome::InProgress.succeeded());
-    }
+/// A finished-event report whose copy or share failed: the failure is the report's outcome, not the run's error.
+fn failed(mut report: DbReport, err: &Error) -> DbReport {
+    report.outcome = Outcome::Failed;
+    report.detail = Some(err.to_string());
+    report
 }
