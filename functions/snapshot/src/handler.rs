@@ -43,7 +43,7 @@ pub struct Deps {
     pub rds: aws_sdk_rds::Client,
     /// A client in the DR region, when copies are configured.
     pub dr_rds: Option<aws_sdk_rds::Client>,
-    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub cw: aws_sdk_cloudwatch::Client,
     pub region: String,
     pub settings: SnapshotSettings,
 }
@@ -58,7 +58,7 @@ impl Deps {
         Self {
             rds: aws_sdk_rds::Client::new(config),
             dr_rds,
-            cloudwatch: aws_sdk_cloudwatch::Client::new(config),
+            cw: aws_sdk_cloudwatch::Client::new(config),
             region: config.region().map(|r| r.to_string()).unwrap_or_default(),
             settings,
         }
@@ -280,7 +280,7 @@ fn run_metrics(trigger: &Trigger, run: &Run, duration_seconds: f64) -> Metrics {
 /// and missing metrics raise the freshness alarms (missing data is breaching).
 async fn publish_metrics(deps: &Deps, metrics: &Metrics, now: DateTime<Utc>) -> (usize, Option<String>) {
     match metrics
-        .publish(&deps.cloudwatch, &deps.settings.common.metrics_namespace, now)
+        .publish(&deps.cw, &deps.settings.common.metrics_namespace, now)
         .await
     {
         Ok(n) => (n, None),
