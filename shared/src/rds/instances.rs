@@ -1,5 +1,8 @@
-//! RDS calls on instances and clusters: restore tests, console restores, the janitor and monitoring's reads. Every resource this module creates carries the restore-test
-//! tags, and [`delete_test`] refuses anything that does not.
+//! RDS calls on instances and clusters: restore tests, console restores, the janitor and monitoring's reads.
+//!
+//! Every resource this module creates carries the restore-test tags, and [`delete_test`] (the one delete of a
+//! restore-test resource, called by `restore`'s cleanup and by `monitor`'s janitor) refuses anything that does not
+//! carry [`crate::tags::RESTORE_TEST`]`=true`.
 
 use std::collections::BTreeMap;
 
