@@ -5,14 +5,13 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_cloudwatch::types::StandardUnit;
-use lambda_runtime::Diagnostic;
-use lifeboat::db::FailureKind;
 use lifeboat::metrics::Metrics;
 use lifeboat::rotation::{self, alternate_user, same_pair, Plan, Step, Strategy, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::credentials::{Credentials, Role};
+use crate::error::RotateError;
 use crate::settings::RotateSettings;
 use crate::{event, postgres, secrets};
 
@@ -47,106 +46,10 @@ pub struct Outcome {
     pub seconds: f64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    InvalidEvent,
-    Aws,
-    InvalidSecret,
-    Database(FailureKind),
-    Protocol,
-    Timeout,
-}
-
-/// A failed step. The message names the credential and the failure; it never holds a password or the token.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct RotateError {
-    pub kind: ErrorKind,
-    pub role: Option<Role>,
-    pub message: String,
-}
-
-impl RotateError {
-    pub fn aws(operation: &str, err: &(dyn std::error::Error + 'static)) -> Self {
-        Self::aws_message(operation, &secrets::message(err))
-    }
-
-    pub fn aws_message(operation: &str, message: &str) -> Self {
-        Self {
-            kind: ErrorKind::Aws,
-            role: None,
-            message: format!("{operation} failed: {message}"),
-        }
-    }
-
-    pub fn about(mut self, role: Role) -> Self {
-        self.role = Some(role);
-        self.message = format!("{} credentials ({}): {}", role.as_str(), role.source(), self.message);
-        self
-    }
-
-    pub fn invalid_secret(role: Role, reason: impl std::fmt::Display) -> Self {
-        Self {
-            kind: ErrorKind::InvalidSecret,
-            role: Some(role),
-            message: format!("{} credentials ({}): {reason}", role.as_str(), role.source()),
-        }
-    }
-
-    pub fn database(role: Role, user: &str, kind: FailureKind, detail: String) -> Self {
-        Self {
-            kind: ErrorKind::Database(kind),
-            role: Some(role),
-            message: format!(
-                "{} credentials ({}, user {user}): {} failure: {detail}",
-                role.as_str(),
-                role.source(),
-                kind.as_str()
-            ),
-        }
-    }
-
-    fn protocol(message: impl Into<String>) -> Self {
-        Self {
-            kind: ErrorKind::Protocol,
-            role: None,
-            message: message.into(),
-        }
-    }
-
-    fn error_type(&self) -> &'static str {
-        match self.kind {
-            ErrorKind::InvalidEvent => "Lifeboat.InvalidEvent",
-            ErrorKind::Aws => "Lifeboat.AwsError",
-            ErrorKind::InvalidSecret => "Lifeboat.Rotation.InvalidSecret",
-            ErrorKind::Database(FailureKind::Network) => "Lifeboat.Rotation.Network",
-            ErrorKind::Database(FailureKind::Authentication) => "Lifeboat.Rotation.Authentication",
-            ErrorKind::Database(FailureKind::Permission) => "Lifeboat.Rotation.Permission",
-            ErrorKind::Database(FailureKind::Tls) => "Lifeboat.Rotation.Tls",
-            ErrorKind::Database(_) => "Lifeboat.Rotation.Database",
-            ErrorKind::Protocol => "Lifeboat.Rotation.Protocol",
-            ErrorKind::Timeout => "Lifeboat.Rotation.Timeout",
-        }
-    }
-}
-
-impl From<RotateError> for Diagnostic {
-    fn from(err: RotateError) -> Self {
-        Diagnostic {
-            error_type: err.error_type().to_owned(),
-            error_message: err.message,
-        }
-    }
-}
-
 /// Runs one step within its time budget, publishes its metrics, and logs its result.
 pub async fn handle(deps: &Deps, payload: Value, deadline: Option<Instant>) -> Result<Outcome, RotateError> {
     let started = Instant::now();
-    let ev = event::parse(payload).map_err(|e| RotateError {
-        kind: ErrorKind::InvalidEvent,
-        role: None,
-        message: e.to_string(),
-    })?;
+    let ev = event::parse(payload).map_err(RotateError::invalid_event)?;
     let mut budget = deps.settings.step_budget;
     if let Some(deadline) = deadline {
         // Stop early enough to report the failure before Lambda stops the invocation.
@@ -162,14 +65,10 @@ pub async fn handle(deps: &Deps, payload: Value, deadline: Option<Instant>) -> R
         Ok(r) => r,
         Err(_) => Err((
             ev.secret_id.clone(),
-            RotateError {
-                kind: ErrorKind::Timeout,
-                role: None,
-                message: format!(
-                    "the step ran out of its time budget ({}s); nothing after the last completed action was done",
-                    budget.as_secs()
-                ),
-            },
+            RotateError::timeout(format!(
+                "the step ran out of its time budget ({}s); nothing after the last completed action was done",
+                budget.as_secs()
+            )),
         )),
     };
     // The secret's name for metrics and logs: the id as given when the step failed before reading it.
