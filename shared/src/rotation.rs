@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+pub mod set_secret;
+
 /// Staging labels of the rotation protocol.
 pub const AWSCURRENT: &str = "AWSCURRENT";
 pub const AWSPENDING: &str = "AWSPENDING";

@@ -8,6 +8,7 @@
 use lambda_runtime::Diagnostic;
 use lifeboat::db::FailureKind;
 use lifeboat::error::aws_error_message;
+use lifeboat::rotation::set_secret::Refusal;
 
 use crate::credentials::Role;
 
@@ -107,6 +108,13 @@ impl RotateError {
             ErrorKind::Protocol => "Lifeboat.Rotation.Protocol",
             ErrorKind::Timeout => "Lifeboat.Rotation.Timeout",
         }
+    }
+}
+
+/// A state setSecret refuses to act on breaks the protocol's assumptions: a protocol error, with the table's words.
+impl From<Refusal> for RotateError {
+    fn from(refusal: Refusal) -> Self {
+        Self::protocol(refusal.to_string())
     }
 }
 

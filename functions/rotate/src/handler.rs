@@ -6,14 +6,14 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_cloudwatch::types::StandardUnit;
 use lifeboat::metrics::Metrics;
-use lifeboat::rotation::{self, alternate_user, same_pair, Plan, Step, Strategy, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
+use lifeboat::rotation::{self, alternate_user, Plan, Step, Strategy, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::credentials::{Credentials, Role};
 use crate::error::RotateError;
 use crate::settings::RotateSettings;
-use crate::{event, postgres, secrets};
+use crate::{event, postgres, secrets, set_secret};
 
 #[derive(Debug)]
 pub struct Deps {
@@ -144,7 +144,9 @@ async fn step(deps: &Deps, ev: &event::RotationEvent) -> StepResult {
     };
     let outcome = match ev.step {
         Step::Create => create(deps, ev, &current, strategy).await,
-        Step::Set => set(deps, ev, &current, strategy).await,
+        Step::Set => set_secret::set(&deps.sm, &deps.settings, ev, &current, strategy)
+            .await
+            .map(|(user, result)| (Some(user), result)),
         Step::Test => test(deps, ev).await,
         Step::Finish => finish(deps, ev, &meta.versions).await,
     }
@@ -182,131 +184,6 @@ async fn create(
     let pending = current.with_login(&user, &password);
     secrets::put_pending(sm, &ev.secret_id, &ev.token, &pending).await?;
     Ok((Some(user), "pending_created"))
-}
-
-/// setSecret: make the database accept the pending credentials.
-async fn set(
-    deps: &Deps,
-    ev: &event::RotationEvent,
-    current: &Credentials,
-    strategy: Strategy,
-) -> Result<Done, RotateError> {
-    let s = &deps.settings;
-    let sm = &deps.sm;
-    let pending = secrets::require(sm, &ev.secret_id, AWSPENDING, Some(&ev.token), Role::Pending).await?;
-    // The pending value must be for the same server: a secret edited to point elsewhere must not move the
-    // rotation to another database.
-    if (pending.host.as_str(), pending.port) != (current.host.as_str(), current.port) {
-        return Err(RotateError::protocol(format!(
-            "the pending credentials are for {}:{}, the current ones for {}:{}; refusing to set a password on \
-             another server",
-            pending.host, pending.port, current.host, current.port
-        )));
-    }
-    // Already done (a retry, or a redelivered event): the pending credentials log in.
-    if postgres::connect(&pending, Role::Pending, &s.tls, None, s.connect_timeout)
-        .await
-        .is_ok()
-    {
-        return Ok((Some(pending.username), "pending_already_works"));
-    }
-    match strategy {
-        Strategy::SingleUser => {
-            if pending.username != current.username {
-                return Err(RotateError::protocol(format!(
-                    "single-user rotation: the pending user {} is not the current user {}",
-                    pending.username, current.username
-                )));
-            }
-            // The current password normally; the previous one when an earlier rotation set the database's
-            // password but failed before finishSecret moved AWSCURRENT.
-            let client = match postgres::connect(current, Role::Current, &s.tls, None, s.connect_timeout).await {
-                Ok(c) => c,
-                Err(current_err) => {
-                    let previous = secrets::get(sm, &ev.secret_id, AWSPREVIOUS, None, Role::Previous).await?;
-                    match previous.filter(|p| p.username == current.username && p.host == current.host) {
-                        None => return Err(current_err),
-                        Some(prev) => postgres::connect(&prev, Role::Previous, &s.tls, None, s.connect_timeout)
-                            .await
-                            .map_err(|prev_err| RotateError {
-                                message: format!("{current_err}; and {prev_err}"),
-                                ..current_err
-                            })?,
-                    }
-                }
-            };
-            postgres::set_password(
-                &client,
-                Role::Current,
-                &current.username,
-                &pending.username,
-                &pending.password,
-            )
-            .await?;
-        }
-        Strategy::AlternatingUsers => {
-            if !same_pair(&pending.username, &current.username) {
-                return Err(RotateError::protocol(format!(
-                    "alternating-users rotation: the pending user {} and the current user {} are not a pair",
-                    pending.username, current.username
-                )));
-            }
-            let master_arn = current.masterarn.as_deref().unwrap_or_default();
-            let master = secrets::require(sm, master_arn, AWSCURRENT, None, Role::Master).await?;
-            if master.host != current.host {
-                return Err(RotateError::protocol(format!(
-                    "the master secret is for host {}, the user's for {}; refusing to use it",
-                    master.host, current.host
-                )));
-            }
-            // The master logs in to the user's database, where the user's grants live.
-            let mut client =
-                postgres::connect(&master, Role::Master, &s.tls, Some(&current.dbname), s.connect_timeout).await?;
-            let exists = postgres::role_exists(&client, Role::Master, &master.username, &pending.username).await?;
-            let is_clone = rotation::clone_of(&current.username) == pending.username;
-            match (exists, is_clone) {
-                (false, true) => {
-                    postgres::create_clone(
-                        &mut client,
-                        &master.username,
-                        &current.username,
-                        &pending.username,
-                        &pending.password,
-                    )
-                    .await?
-                }
-                (true, true) => {
-                    postgres::update_clone(
-                        &client,
-                        &master.username,
-                        &current.username,
-                        &pending.username,
-                        &pending.password,
-                    )
-                    .await?
-                }
-                (true, false) => {
-                    postgres::set_password(
-                        &client,
-                        Role::Master,
-                        &master.username,
-                        &pending.username,
-                        &pending.password,
-                    )
-                    .await?
-                }
-                (false, false) => {
-                    return Err(RotateError::protocol(format!(
-                        "user {} does not exist; alternating users only creates the clone of the current user",
-                        pending.username
-                    )))
-                }
-            }
-        }
-    }
-    // Prove it before reporting success.
-    postgres::connect(&pending, Role::Pending, &s.tls, None, s.connect_timeout).await?;
-    Ok((Some(pending.username), "password_set"))
 }
 
 /// testSecret: the pending credentials log in and are who they say.

@@ -10,6 +10,7 @@ pub mod event;
 pub mod handler;
 pub mod postgres;
 pub mod secrets;
+mod set_secret;
 pub mod settings;
 
 pub use error::{ErrorKind, RotateError};
