@@ -10,7 +10,7 @@ use lifeboat::rotation::{self, alternate_user, Plan, Step, Strategy, AWSCURRENT,
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::credentials::{Credentials, Role};
+use crate::credentials::{Credentials, InvalidSecret, Role};
 use crate::error::RotateError;
 use crate::settings::RotateSettings;
 use crate::{event, postgres, secrets, set_secret};
@@ -50,29 +50,47 @@ pub struct Outcome {
 pub async fn handle(deps: &Deps, payload: Value, deadline: Option<Instant>) -> Result<Outcome, RotateError> {
     let started = Instant::now();
     let ev = event::parse(payload).map_err(RotateError::invalid_event)?;
-    let mut budget = deps.settings.step_budget;
-    if let Some(deadline) = deadline {
-        // Stop early enough to report the failure before Lambda stops the invocation.
-        budget = budget.min(
-            deadline
-                .saturating_duration_since(started)
-                .saturating_sub(Duration::from_secs(2)),
-        );
-    }
+    let budget = budget(deps.settings.step_budget, started, deadline);
     let run = tokio::time::timeout(budget, step(deps, &ev)).await;
     let seconds = started.elapsed().as_secs_f64();
-    let result = match run {
-        Ok(r) => r,
-        Err(_) => Err((
+    let result = run.unwrap_or_else(|_| {
+        Err((
             ev.secret_id.clone(),
             RotateError::timeout(format!(
                 "the step ran out of its time budget ({}s); nothing after the last completed action was done",
                 budget.as_secs()
             )),
-        )),
-    };
-    // The secret's name for metrics and logs: the id as given when the step failed before reading it.
-    let (name, result) = match result {
+        ))
+    });
+    let (name, result) = finished(&ev, result, seconds);
+    publish_metrics(deps, &name, ev.step, result.is_ok(), seconds).await;
+    match &result {
+        Ok(o) => tracing::info!(
+            secret = %o.secret, step = o.step, strategy = o.strategy, user = o.user, result = o.result,
+            seconds = o.seconds, "rotation step finished"
+        ),
+        Err(e) => tracing::error!(secret = %name, step = ev.step.as_str(), error = %e.message, "rotation step failed"),
+    }
+    result
+}
+
+/// The step's time: the configured budget, cut to stop early enough to report a failure before Lambda stops the
+/// invocation.
+fn budget(configured: Duration, started: Instant, deadline: Option<Instant>) -> Duration {
+    match deadline {
+        Some(deadline) => configured.min(
+            deadline
+                .saturating_duration_since(started)
+                .saturating_sub(Duration::from_secs(2)),
+        ),
+        None => configured,
+    }
+}
+
+/// The secret's name for metrics and logs (the id as given when the step failed before reading it), and the
+/// result as reported: its duration on success; on failure, the step and secret named and the token hidden.
+fn finished(ev: &event::RotationEvent, result: StepResult, seconds: f64) -> (String, Result<Outcome, RotateError>) {
+    match result {
         Ok((name, mut outcome)) => {
             outcome.seconds = seconds;
             (name, Ok(outcome))
@@ -83,16 +101,14 @@ pub async fn handle(deps: &Deps, payload: Value, deadline: Option<Instant>) -> R
                 format!("{} of secret {name}: {}", ev.step.as_str(), err.message).replace(&ev.token, "<token>");
             (name, Err(err))
         }
-    };
+    }
+}
 
+/// Publishes the step's success and duration. A failure to publish is logged, never the step's failure.
+async fn publish_metrics(deps: &Deps, name: &str, step: Step, ok: bool, seconds: f64) {
     let mut metrics = Metrics::new();
-    let dims = [("Secret", name.as_str()), ("Step", ev.step.as_str())];
-    metrics.put(
-        "RotationSuccess",
-        f64::from(u8::from(result.is_ok())),
-        StandardUnit::Count,
-        &dims,
-    );
+    let dims = [("Secret", name), ("Step", step.as_str())];
+    metrics.put("RotationSuccess", f64::from(u8::from(ok)), StandardUnit::Count, &dims);
     metrics.put("RotationStepDurationSeconds", seconds, StandardUnit::Seconds, &dims);
     if let Err(e) = metrics
         .publish(&deps.cw, &deps.settings.metrics_namespace, chrono::Utc::now())
@@ -100,14 +116,6 @@ pub async fn handle(deps: &Deps, payload: Value, deadline: Option<Instant>) -> R
     {
         tracing::warn!(error = %e, secret = %name, "could not publish rotation metrics");
     }
-    match &result {
-        Ok(o) => tracing::info!(
-            secret = %o.secret, step = o.step, strategy = o.strategy, user = o.user, result = o.result,
-            seconds = o.seconds, "rotation step finished"
-        ),
-        Err(e) => tracing::error!(secret = %name, step = ev.step.as_str(), error = %e.message, "rotation step failed"),
-    }
-    result
 }
 
 type StepResult = Result<(String, Outcome), (String, RotateError)>;
@@ -176,7 +184,7 @@ async fn create(
                 .ok()
                 .flatten();
             alternate_user(&current.username, previous.as_ref().map(|p| p.username.as_str()))
-                .map_err(|r| RotateError::invalid_secret(Role::Current, format!("`username`: {r}")))?
+                .map_err(|r| RotateError::invalid_secret(Role::Current, InvalidSecret::Username(r)))?
         }
     };
     let s = &deps.settings;

@@ -162,7 +162,9 @@ impl<'a> SetStep<'a> {
                 let works = self.connect(&self.pending, Role::Pending, None).await.is_ok();
                 self.pending_login = if works { Attempt::LogsIn } else { Attempt::Fails };
             }
-            Probe::CurrentLogin => self.current_login = Tried::of(self.connect(self.current, Role::Current, None).await),
+            Probe::CurrentLogin => {
+                self.current_login = Tried::of(self.connect(self.current, Role::Current, None).await)
+            }
             Probe::ReadPrevious => {
                 let id = &self.ev.secret_id;
                 self.previous = Some(secrets::get(self.sm, id, AWSPREVIOUS, None, Role::Previous).await?);

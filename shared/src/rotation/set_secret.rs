@@ -284,8 +284,17 @@ mod tests {
             let d = decide_set(&f);
             assert!(matches!(d, SetDecision::Refuse(Refusal::AnotherServer { .. })), "{d:?}");
         }
-        let f = SetFacts::new(Strategy::SingleUser, login("app"), Login { port: 6543, ..login("app") });
-        let SetDecision::Refuse(r) = decide_set(&f) else { unreachable!() };
+        let f = SetFacts::new(
+            Strategy::SingleUser,
+            login("app"),
+            Login {
+                port: 6543,
+                ..login("app")
+            },
+        );
+        let SetDecision::Refuse(r) = decide_set(&f) else {
+            unreachable!()
+        };
         assert_eq!(
             r.to_string(),
             "the pending credentials are for db.internal:6543, the current ones for db.internal:5432; refusing to \
@@ -297,14 +306,26 @@ mod tests {
     fn the_pending_login_is_tried_first_and_ends_the_step_when_it_works() {
         for s in [Strategy::SingleUser, Strategy::AlternatingUsers] {
             let f = SetFacts::new(s, login("app"), login("app_clone"));
-            let f = SetFacts { current: login("app_clone"), ..f };
+            let f = SetFacts {
+                current: login("app_clone"),
+                ..f
+            };
             assert_eq!(decide_set(&f), SetDecision::Probe(Probe::PendingLogin));
-            let done = SetFacts { pending_login: Attempt::LogsIn, ..f };
+            let done = SetFacts {
+                pending_login: Attempt::LogsIn,
+                ..f
+            };
             assert_eq!(decide_set(&done), SetDecision::AlreadyDone);
         }
         // Even a pending user the strategy would refuse: it already logs in, so nothing is changed.
         let f = SetFacts::new(Strategy::SingleUser, login("app"), login("other"));
-        assert_eq!(decide_set(&SetFacts { pending_login: Attempt::LogsIn, ..f }), SetDecision::AlreadyDone);
+        assert_eq!(
+            decide_set(&SetFacts {
+                pending_login: Attempt::LogsIn,
+                ..f
+            }),
+            SetDecision::AlreadyDone
+        );
     }
 
     #[test]
@@ -313,7 +334,9 @@ mod tests {
             pending_login: Attempt::Fails,
             ..SetFacts::new(Strategy::SingleUser, login("app"), login("app_clone"))
         };
-        let SetDecision::Refuse(r) = decide_set(&f) else { unreachable!() };
+        let SetDecision::Refuse(r) = decide_set(&f) else {
+            unreachable!()
+        };
         assert_eq!(
             r.to_string(),
             "single-user rotation: the pending user app_clone is not the current user app"
@@ -324,34 +347,75 @@ mod tests {
     fn single_user_sets_its_password_with_the_current_credentials() {
         let f = single(Attempt::Fails);
         assert_eq!(decide_set(&f), SetDecision::Probe(Probe::CurrentLogin));
-        let f = SetFacts { current_login: Attempt::LogsIn, ..f };
-        assert_eq!(decide_set(&f), SetDecision::Act(Action::SetOwnPassword { via: Via::Current }));
+        let f = SetFacts {
+            current_login: Attempt::LogsIn,
+            ..f
+        };
+        assert_eq!(
+            decide_set(&f),
+            SetDecision::Act(Action::SetOwnPassword { via: Via::Current })
+        );
     }
 
     #[test]
     fn single_user_falls_back_to_the_previous_credentials_of_the_same_user_and_host() {
-        let f = SetFacts { current_login: Attempt::Fails, ..single(Attempt::Fails) };
+        let f = SetFacts {
+            current_login: Attempt::Fails,
+            ..single(Attempt::Fails)
+        };
         assert_eq!(decide_set(&f), SetDecision::Probe(Probe::ReadPrevious));
-        assert_eq!(decide_set(&SetFacts { previous: Some(None), ..f }), SetDecision::LoginFailed(Failed::Current));
-        let other_user = SetFacts { previous: Some(Some(login("someone"))), ..f };
+        assert_eq!(
+            decide_set(&SetFacts {
+                previous: Some(None),
+                ..f
+            }),
+            SetDecision::LoginFailed(Failed::Current)
+        );
+        let other_user = SetFacts {
+            previous: Some(Some(login("someone"))),
+            ..f
+        };
         assert_eq!(decide_set(&other_user), SetDecision::LoginFailed(Failed::Current));
-        let other_host = Login { host: "elsewhere", ..login("app") };
-        let other_host = SetFacts { previous: Some(Some(other_host)), ..f };
+        let other_host = Login {
+            host: "elsewhere",
+            ..login("app")
+        };
+        let other_host = SetFacts {
+            previous: Some(Some(other_host)),
+            ..f
+        };
         assert_eq!(decide_set(&other_host), SetDecision::LoginFailed(Failed::Current));
         // The port is not compared: the same host and user is the same database's user.
-        let other_port = Login { port: 6543, ..login("app") };
-        let f = SetFacts { previous: Some(Some(other_port)), ..f };
+        let other_port = Login {
+            port: 6543,
+            ..login("app")
+        };
+        let f = SetFacts {
+            previous: Some(Some(other_port)),
+            ..f
+        };
         assert_eq!(decide_set(&f), SetDecision::Probe(Probe::PreviousLogin));
-        let works = SetFacts { previous_login: Attempt::LogsIn, ..f };
-        assert_eq!(decide_set(&works), SetDecision::Act(Action::SetOwnPassword { via: Via::Previous }));
-        let fails = SetFacts { previous_login: Attempt::Fails, ..f };
+        let works = SetFacts {
+            previous_login: Attempt::LogsIn,
+            ..f
+        };
+        assert_eq!(
+            decide_set(&works),
+            SetDecision::Act(Action::SetOwnPassword { via: Via::Previous })
+        );
+        let fails = SetFacts {
+            previous_login: Attempt::Fails,
+            ..f
+        };
         assert_eq!(decide_set(&fails), SetDecision::LoginFailed(Failed::CurrentAndPrevious));
     }
 
     #[test]
     fn alternating_users_refuse_a_user_outside_the_pair() {
         let f = alternating(Attempt::Fails, "admin");
-        let SetDecision::Refuse(r) = decide_set(&f) else { unreachable!() };
+        let SetDecision::Refuse(r) = decide_set(&f) else {
+            unreachable!()
+        };
         assert_eq!(
             r.to_string(),
             "alternating-users rotation: the pending user admin and the current user app are not a pair"
@@ -362,17 +426,34 @@ mod tests {
     fn alternating_users_need_a_master_on_the_same_host_that_logs_in() {
         let f = alternating(Attempt::Fails, "app_clone");
         assert_eq!(decide_set(&f), SetDecision::Probe(Probe::ReadMaster));
-        let elsewhere = Login { host: "elsewhere", ..login("postgres") };
-        let SetDecision::Refuse(r) = decide_set(&SetFacts { master: Some(elsewhere), ..f }) else { unreachable!() };
+        let elsewhere = Login {
+            host: "elsewhere",
+            ..login("postgres")
+        };
+        let SetDecision::Refuse(r) = decide_set(&SetFacts {
+            master: Some(elsewhere),
+            ..f
+        }) else {
+            unreachable!()
+        };
         assert_eq!(
             r.to_string(),
             "the master secret is for host elsewhere, the user's for db.internal; refusing to use it"
         );
-        let f = SetFacts { master: Some(login("postgres")), ..f };
+        let f = SetFacts {
+            master: Some(login("postgres")),
+            ..f
+        };
         assert_eq!(decide_set(&f), SetDecision::Probe(Probe::MasterLogin));
-        let fails = SetFacts { master_login: Attempt::Fails, ..f };
+        let fails = SetFacts {
+            master_login: Attempt::Fails,
+            ..f
+        };
         assert_eq!(decide_set(&fails), SetDecision::LoginFailed(Failed::Master));
-        let f = SetFacts { master_login: Attempt::LogsIn, ..f };
+        let f = SetFacts {
+            master_login: Attempt::LogsIn,
+            ..f
+        };
         assert_eq!(decide_set(&f), SetDecision::Probe(Probe::PendingRole));
     }
 
@@ -384,12 +465,26 @@ mod tests {
             pending_role_exists: Some(exists),
             ..alternating(Attempt::Fails, pending)
         };
-        assert_eq!(decide_set(&ready("app_clone", false)), SetDecision::Act(Action::CreateClone));
-        assert_eq!(decide_set(&ready("app_clone", true)), SetDecision::Act(Action::UpdateClone));
-        let back = SetFacts { current: login("app_clone"), ..ready("app", true) };
+        assert_eq!(
+            decide_set(&ready("app_clone", false)),
+            SetDecision::Act(Action::CreateClone)
+        );
+        assert_eq!(
+            decide_set(&ready("app_clone", true)),
+            SetDecision::Act(Action::UpdateClone)
+        );
+        let back = SetFacts {
+            current: login("app_clone"),
+            ..ready("app", true)
+        };
         assert_eq!(decide_set(&back), SetDecision::Act(Action::SetPasswordAsMaster));
-        let gone = SetFacts { current: login("app_clone"), ..ready("app", false) };
-        let SetDecision::Refuse(r) = decide_set(&gone) else { unreachable!() };
+        let gone = SetFacts {
+            current: login("app_clone"),
+            ..ready("app", false)
+        };
+        let SetDecision::Refuse(r) = decide_set(&gone) else {
+            unreachable!()
+        };
         assert_eq!(
             r.to_string(),
             "user app does not exist; alternating users only creates the clone of the current user"
@@ -429,8 +524,15 @@ mod tests {
             }
             Probe::PreviousLogin => f.previous_login = attempt(w.previous_login),
             Probe::ReadMaster => {
-                let host = if w.master_same_host { f.current.host } else { "elsewhere" };
-                f.master = Some(Login { host, ..login("postgres") });
+                let host = if w.master_same_host {
+                    f.current.host
+                } else {
+                    "elsewhere"
+                };
+                f.master = Some(Login {
+                    host,
+                    ..login("postgres")
+                });
             }
             Probe::MasterLogin => f.master_login = attempt(w.master),
             Probe::PendingRole => f.pending_role_exists = Some(w.role_exists),
@@ -452,7 +554,13 @@ mod tests {
     fn start() -> impl proptest::strategy::Strategy<Value = (bool, &'static str, &'static str, &'static str, u16)> {
         let users = prop::sample::select(vec!["app", "app_clone", "other"]);
         let hosts = prop::sample::select(vec![DB, "elsewhere"]);
-        (any::<bool>(), users.clone(), users, hosts, prop::sample::select(vec![5432u16, 6543]))
+        (
+            any::<bool>(),
+            users.clone(),
+            users,
+            hosts,
+            prop::sample::select(vec![5432u16, 6543]),
+        )
     }
 
     /// Runs the table to its end against `w`, as the handler does; the probes asked, in order, and the end.
