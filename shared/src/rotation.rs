@@ -1,8 +1,10 @@
 //! Rules of Secrets Manager rotation for PostgreSQL, as pure functions: the protocol's steps and staging labels,
 //! which user a rotation changes, and SQL quoting for the statements that cannot take bound parameters
-//! (`CREATE ROLE`, `ALTER ROLE ... PASSWORD`, `GRANT`).
+//! (`CREATE ROLE`, `ALTER ROLE ... PASSWORD`, `GRANT`). The setSecret decision table is in [`set_secret`].
 
 use std::collections::BTreeMap;
+
+pub mod set_secret;
 
 /// Staging labels of the rotation protocol.
 pub const AWSCURRENT: &str = "AWSCURRENT";

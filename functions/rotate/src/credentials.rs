@@ -72,72 +72,110 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-fn text(map: &Map<String, Value>, key: &str) -> Result<Option<String>, String> {
+/// Why a secret's value cannot be rotated. The message names the key at fault, never a value (but the engine's).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidSecret {
+    #[error("the secret is not JSON (line {line}, column {column})")]
+    NotJson { line: usize, column: usize },
+    #[error("the secret is JSON but not an object")]
+    NotAnObject,
+    #[error("`{0}` must be a string")]
+    NotAString(&'static str),
+    #[error("`{0}` is missing or empty")]
+    Missing(&'static str),
+    #[error("`engine` is `{0}`; this function rotates PostgreSQL secrets")]
+    NotPostgres(String),
+    /// The username cannot be a PostgreSQL role name (`lifeboat::rotation::validate_username`'s reason).
+    #[error("`username`: {0}")]
+    Username(String),
+    #[error("`port` is not a port")]
+    NotAPort,
+    #[error("`port` must be a number")]
+    PortNotANumber,
+    /// `ssl` names no sslmode (`lifeboat::db::SslMode::parse`'s reason).
+    #[error("`ssl`: {0}")]
+    SslMode(String),
+    #[error("`ssl` must be true, false or an sslmode")]
+    SslNotAChoice,
+}
+
+fn text(map: &Map<String, Value>, key: &'static str) -> Result<Option<String>, InvalidSecret> {
     match map.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(format!("`{key}` must be a string")),
+        Some(_) => Err(InvalidSecret::NotAString(key)),
     }
 }
 
-fn required(map: &Map<String, Value>, key: &str) -> Result<String, String> {
+fn required(map: &Map<String, Value>, key: &'static str) -> Result<String, InvalidSecret> {
     text(map, key)?
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| format!("`{key}` is missing or empty"))
+        .ok_or(InvalidSecret::Missing(key))
+}
+
+fn object(json: &str) -> Result<Map<String, Value>, InvalidSecret> {
+    match serde_json::from_str(json) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(InvalidSecret::NotAnObject),
+        Err(e) => Err(InvalidSecret::NotJson {
+            line: e.line(),
+            column: e.column(),
+        }),
+    }
+}
+
+/// `engine` is optional; when present it must be PostgreSQL's.
+fn check_engine(raw: &Map<String, Value>) -> Result<(), InvalidSecret> {
+    match text(raw, "engine")? {
+        Some(engine) if !matches!(engine.as_str(), "postgres" | "postgresql" | "aurora-postgresql") => {
+            Err(InvalidSecret::NotPostgres(engine))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn port(raw: &Map<String, Value>) -> Result<u16, InvalidSecret> {
+    match raw.get("port") {
+        None | Some(Value::Null) => Ok(5432),
+        // AWS's templates accept the port as a number or a string.
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .ok_or(InvalidSecret::NotAPort),
+        Some(Value::String(s)) => s.parse().map_err(|_| InvalidSecret::NotAPort),
+        Some(_) => Err(InvalidSecret::PortNotANumber),
+    }
+}
+
+fn ssl(raw: &Map<String, Value>) -> Result<Option<SslChoice>, InvalidSecret> {
+    Ok(match raw.get("ssl") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(true)) => Some(SslChoice::On),
+        Some(Value::Bool(false)) => Some(SslChoice::Off),
+        Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
+            "true" => Some(SslChoice::On),
+            "false" => Some(SslChoice::Off),
+            other => Some(SslChoice::Mode(SslMode::parse(other).map_err(InvalidSecret::SslMode)?)),
+        },
+        Some(_) => return Err(InvalidSecret::SslNotAChoice),
+    })
 }
 
 impl Credentials {
-    /// Parses a secret's value. Messages name the key at fault, never a value.
-    pub fn parse(json: &str) -> Result<Self, String> {
-        let raw: Map<String, Value> = match serde_json::from_str(json) {
-            Ok(Value::Object(map)) => map,
-            Ok(_) => return Err("the secret is JSON but not an object".into()),
-            Err(e) => {
-                return Err(format!(
-                    "the secret is not JSON (line {}, column {})",
-                    e.line(),
-                    e.column()
-                ))
-            }
-        };
-        if let Some(engine) = text(&raw, "engine")? {
-            if !matches!(engine.as_str(), "postgres" | "postgresql" | "aurora-postgresql") {
-                return Err(format!(
-                    "`engine` is `{engine}`; this function rotates PostgreSQL secrets"
-                ));
-            }
-        }
+    /// Parses a secret's value. Errors name the key at fault, never a value.
+    pub fn parse(json: &str) -> Result<Self, InvalidSecret> {
+        let raw = object(json)?;
+        check_engine(&raw)?;
         let username = required(&raw, "username")?;
-        validate_username(&username).map_err(|r| format!("`username`: {r}"))?;
+        validate_username(&username).map_err(InvalidSecret::Username)?;
         let password = required(&raw, "password")?;
         let host = required(&raw, "host")?;
-        let port = match raw.get("port") {
-            None | Some(Value::Null) => 5432,
-            // AWS's templates accept the port as a number or a string.
-            Some(Value::Number(n)) => n
-                .as_u64()
-                .and_then(|p| u16::try_from(p).ok())
-                .ok_or("`port` is not a port")?,
-            Some(Value::String(s)) => s.parse().map_err(|_| "`port` is not a port".to_owned())?,
-            Some(_) => return Err("`port` must be a number".into()),
-        };
+        let port = port(&raw)?;
         let dbname = text(&raw, "dbname")?
             .filter(|d| !d.is_empty())
             .unwrap_or_else(|| "postgres".into());
         let masterarn = text(&raw, "masterarn")?.filter(|m| !m.is_empty());
-        let ssl = match raw.get("ssl") {
-            None | Some(Value::Null) => None,
-            Some(Value::Bool(true)) => Some(SslChoice::On),
-            Some(Value::Bool(false)) => Some(SslChoice::Off),
-            Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
-                "true" => Some(SslChoice::On),
-                "false" => Some(SslChoice::Off),
-                other => Some(SslChoice::Mode(
-                    SslMode::parse(other).map_err(|r| format!("`ssl`: {r}"))?,
-                )),
-            },
-            Some(_) => return Err("`ssl` must be true, false or an sslmode".into()),
-        };
+        let ssl = ssl(&raw)?;
         Ok(Self {
             raw,
             username,
@@ -228,7 +266,7 @@ mod tests {
             (r#"["not", "an", "object"]"#, "not an object"),
             (r#"{"username":"a","password":"p-secret"#, "not JSON"),
         ] {
-            let err = Credentials::parse(json).unwrap_err();
+            let err = Credentials::parse(json).unwrap_err().to_string();
             assert!(err.contains(expected), "{json}: {err}");
             assert!(!err.contains("p-secret"));
         }

@@ -5,16 +5,15 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_cloudwatch::types::StandardUnit;
-use lambda_runtime::Diagnostic;
-use lifeboat::db::FailureKind;
 use lifeboat::metrics::Metrics;
-use lifeboat::rotation::{self, alternate_user, same_pair, Plan, Step, Strategy, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
+use lifeboat::rotation::{self, alternate_user, Plan, Step, Strategy, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::credentials::{Credentials, Role};
+use crate::credentials::{Credentials, InvalidSecret, Role};
+use crate::error::RotateError;
 use crate::settings::RotateSettings;
-use crate::{event, postgres, secrets};
+use crate::{event, postgres, secrets, set_secret};
 
 #[derive(Debug)]
 pub struct Deps {
@@ -47,133 +46,51 @@ pub struct Outcome {
     pub seconds: f64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    InvalidEvent,
-    Aws,
-    InvalidSecret,
-    Database(FailureKind),
-    Protocol,
-    Timeout,
-}
-
-/// A failed step. The message names the credential and the failure; it never holds a password or the token.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct RotateError {
-    pub kind: ErrorKind,
-    pub role: Option<Role>,
-    pub message: String,
-}
-
-impl RotateError {
-    pub fn aws(operation: &str, err: &(dyn std::error::Error + 'static)) -> Self {
-        Self::aws_message(operation, &secrets::message(err))
-    }
-
-    pub fn aws_message(operation: &str, message: &str) -> Self {
-        Self {
-            kind: ErrorKind::Aws,
-            role: None,
-            message: format!("{operation} failed: {message}"),
-        }
-    }
-
-    pub fn about(mut self, role: Role) -> Self {
-        self.role = Some(role);
-        self.message = format!("{} credentials ({}): {}", role.as_str(), role.source(), self.message);
-        self
-    }
-
-    pub fn invalid_secret(role: Role, reason: impl std::fmt::Display) -> Self {
-        Self {
-            kind: ErrorKind::InvalidSecret,
-            role: Some(role),
-            message: format!("{} credentials ({}): {reason}", role.as_str(), role.source()),
-        }
-    }
-
-    pub fn database(role: Role, user: &str, kind: FailureKind, detail: String) -> Self {
-        Self {
-            kind: ErrorKind::Database(kind),
-            role: Some(role),
-            message: format!(
-                "{} credentials ({}, user {user}): {} failure: {detail}",
-                role.as_str(),
-                role.source(),
-                kind.as_str()
-            ),
-        }
-    }
-
-    fn protocol(message: impl Into<String>) -> Self {
-        Self {
-            kind: ErrorKind::Protocol,
-            role: None,
-            message: message.into(),
-        }
-    }
-
-    fn error_type(&self) -> &'static str {
-        match self.kind {
-            ErrorKind::InvalidEvent => "Lifeboat.InvalidEvent",
-            ErrorKind::Aws => "Lifeboat.AwsError",
-            ErrorKind::InvalidSecret => "Lifeboat.Rotation.InvalidSecret",
-            ErrorKind::Database(FailureKind::Network) => "Lifeboat.Rotation.Network",
-            ErrorKind::Database(FailureKind::Authentication) => "Lifeboat.Rotation.Authentication",
-            ErrorKind::Database(FailureKind::Permission) => "Lifeboat.Rotation.Permission",
-            ErrorKind::Database(FailureKind::Tls) => "Lifeboat.Rotation.Tls",
-            ErrorKind::Database(_) => "Lifeboat.Rotation.Database",
-            ErrorKind::Protocol => "Lifeboat.Rotation.Protocol",
-            ErrorKind::Timeout => "Lifeboat.Rotation.Timeout",
-        }
-    }
-}
-
-impl From<RotateError> for Diagnostic {
-    fn from(err: RotateError) -> Self {
-        Diagnostic {
-            error_type: err.error_type().to_owned(),
-            error_message: err.message,
-        }
-    }
-}
-
 /// Runs one step within its time budget, publishes its metrics, and logs its result.
 pub async fn handle(deps: &Deps, payload: Value, deadline: Option<Instant>) -> Result<Outcome, RotateError> {
     let started = Instant::now();
-    let ev = event::parse(payload).map_err(|e| RotateError {
-        kind: ErrorKind::InvalidEvent,
-        role: None,
-        message: e.to_string(),
-    })?;
-    let mut budget = deps.settings.step_budget;
-    if let Some(deadline) = deadline {
-        // Stop early enough to report the failure before Lambda stops the invocation.
-        budget = budget.min(
+    let ev = event::parse(payload).map_err(RotateError::invalid_event)?;
+    let budget = budget(deps.settings.step_budget, started, deadline);
+    let run = tokio::time::timeout(budget, step(deps, &ev)).await;
+    let seconds = started.elapsed().as_secs_f64();
+    let result = run.unwrap_or_else(|_| {
+        Err((
+            ev.secret_id.clone(),
+            RotateError::timeout(format!(
+                "the step ran out of its time budget ({}s); nothing after the last completed action was done",
+                budget.as_secs()
+            )),
+        ))
+    });
+    let (name, result) = finished(&ev, result, seconds);
+    publish_metrics(deps, &name, ev.step, result.is_ok(), seconds).await;
+    match &result {
+        Ok(o) => tracing::info!(
+            secret = %o.secret, step = o.step, strategy = o.strategy, user = o.user, result = o.result,
+            seconds = o.seconds, "rotation step finished"
+        ),
+        Err(e) => tracing::error!(secret = %name, step = ev.step.as_str(), error = %e.message, "rotation step failed"),
+    }
+    result
+}
+
+/// The step's time: the configured budget, cut to stop early enough to report a failure before Lambda stops the
+/// invocation.
+fn budget(configured: Duration, started: Instant, deadline: Option<Instant>) -> Duration {
+    match deadline {
+        Some(deadline) => configured.min(
             deadline
                 .saturating_duration_since(started)
                 .saturating_sub(Duration::from_secs(2)),
-        );
+        ),
+        None => configured,
     }
-    let run = tokio::time::timeout(budget, step(deps, &ev)).await;
-    let seconds = started.elapsed().as_secs_f64();
-    let result = match run {
-        Ok(r) => r,
-        Err(_) => Err((
-            ev.secret_id.clone(),
-            RotateError {
-                kind: ErrorKind::Timeout,
-                role: None,
-                message: format!(
-                    "the step ran out of its time budget ({}s); nothing after the last completed action was done",
-                    budget.as_secs()
-                ),
-            },
-        )),
-    };
-    // The secret's name for metrics and logs: the id as given when the step failed before reading it.
-    let (name, result) = match result {
+}
+
+/// The secret's name for metrics and logs (the id as given when the step failed before reading it), and the
+/// result as reported: its duration on success; on failure, the step and secret named and the token hidden.
+fn finished(ev: &event::RotationEvent, result: StepResult, seconds: f64) -> (String, Result<Outcome, RotateError>) {
+    match result {
         Ok((name, mut outcome)) => {
             outcome.seconds = seconds;
             (name, Ok(outcome))
@@ -184,16 +101,14 @@ pub async fn handle(deps: &Deps, payload: Value, deadline: Option<Instant>) -> R
                 format!("{} of secret {name}: {}", ev.step.as_str(), err.message).replace(&ev.token, "<token>");
             (name, Err(err))
         }
-    };
+    }
+}
 
+/// Publishes the step's success and duration. A failure to publish is logged, never the step's failure.
+async fn publish_metrics(deps: &Deps, name: &str, step: Step, ok: bool, seconds: f64) {
     let mut metrics = Metrics::new();
-    let dims = [("Secret", name.as_str()), ("Step", ev.step.as_str())];
-    metrics.put(
-        "RotationSuccess",
-        f64::from(u8::from(result.is_ok())),
-        StandardUnit::Count,
-        &dims,
-    );
+    let dims = [("Secret", name), ("Step", step.as_str())];
+    metrics.put("RotationSuccess", f64::from(u8::from(ok)), StandardUnit::Count, &dims);
     metrics.put("RotationStepDurationSeconds", seconds, StandardUnit::Seconds, &dims);
     if let Err(e) = metrics
         .publish(&deps.cw, &deps.settings.metrics_namespace, chrono::Utc::now())
@@ -201,14 +116,6 @@ pub async fn handle(deps: &Deps, payload: Value, deadline: Option<Instant>) -> R
     {
         tracing::warn!(error = %e, secret = %name, "could not publish rotation metrics");
     }
-    match &result {
-        Ok(o) => tracing::info!(
-            secret = %o.secret, step = o.step, strategy = o.strategy, user = o.user, result = o.result,
-            seconds = o.seconds, "rotation step finished"
-        ),
-        Err(e) => tracing::error!(secret = %name, step = ev.step.as_str(), error = %e.message, "rotation step failed"),
-    }
-    result
 }
 
 type StepResult = Result<(String, Outcome), (String, RotateError)>;
@@ -245,7 +152,9 @@ async fn step(deps: &Deps, ev: &event::RotationEvent) -> StepResult {
     };
     let outcome = match ev.step {
         Step::Create => create(deps, ev, &current, strategy).await,
-        Step::Set => set(deps, ev, &current, strategy).await,
+        Step::Set => set_secret::set(&deps.sm, &deps.settings, ev, &current, strategy)
+            .await
+            .map(|(user, result)| (Some(user), result)),
         Step::Test => test(deps, ev).await,
         Step::Finish => finish(deps, ev, &meta.versions).await,
     }
@@ -275,7 +184,7 @@ async fn create(
                 .ok()
                 .flatten();
             alternate_user(&current.username, previous.as_ref().map(|p| p.username.as_str()))
-                .map_err(|r| RotateError::invalid_secret(Role::Current, format!("`username`: {r}")))?
+                .map_err(|r| RotateError::invalid_secret(Role::Current, InvalidSecret::Username(r)))?
         }
     };
     let s = &deps.settings;
@@ -283,131 +192,6 @@ async fn create(
     let pending = current.with_login(&user, &password);
     secrets::put_pending(sm, &ev.secret_id, &ev.token, &pending).await?;
     Ok((Some(user), "pending_created"))
-}
-
-/// setSecret: make the database accept the pending credentials.
-async fn set(
-    deps: &Deps,
-    ev: &event::RotationEvent,
-    current: &Credentials,
-    strategy: Strategy,
-) -> Result<Done, RotateError> {
-    let s = &deps.settings;
-    let sm = &deps.sm;
-    let pending = secrets::require(sm, &ev.secret_id, AWSPENDING, Some(&ev.token), Role::Pending).await?;
-    // The pending value must be for the same server: a secret edited to point elsewhere must not move the
-    // rotation to another database.
-    if (pending.host.as_str(), pending.port) != (current.host.as_str(), current.port) {
-        return Err(RotateError::protocol(format!(
-            "the pending credentials are for {}:{}, the current ones for {}:{}; refusing to set a password on \
-             another server",
-            pending.host, pending.port, current.host, current.port
-        )));
-    }
-    // Already done (a retry, or a redelivered event): the pending credentials log in.
-    if postgres::connect(&pending, Role::Pending, &s.tls, None, s.connect_timeout)
-        .await
-        .is_ok()
-    {
-        return Ok((Some(pending.username), "pending_already_works"));
-    }
-    match strategy {
-        Strategy::SingleUser => {
-            if pending.username != current.username {
-                return Err(RotateError::protocol(format!(
-                    "single-user rotation: the pending user {} is not the current user {}",
-                    pending.username, current.username
-                )));
-            }
-            // The current password normally; the previous one when an earlier rotation set the database's
-            // password but failed before finishSecret moved AWSCURRENT.
-            let client = match postgres::connect(current, Role::Current, &s.tls, None, s.connect_timeout).await {
-                Ok(c) => c,
-                Err(current_err) => {
-                    let previous = secrets::get(sm, &ev.secret_id, AWSPREVIOUS, None, Role::Previous).await?;
-                    match previous.filter(|p| p.username == current.username && p.host == current.host) {
-                        None => return Err(current_err),
-                        Some(prev) => postgres::connect(&prev, Role::Previous, &s.tls, None, s.connect_timeout)
-                            .await
-                            .map_err(|prev_err| RotateError {
-                                message: format!("{current_err}; and {prev_err}"),
-                                ..current_err
-                            })?,
-                    }
-                }
-            };
-            postgres::set_password(
-                &client,
-                Role::Current,
-                &current.username,
-                &pending.username,
-                &pending.password,
-            )
-            .await?;
-        }
-        Strategy::AlternatingUsers => {
-            if !same_pair(&pending.username, &current.username) {
-                return Err(RotateError::protocol(format!(
-                    "alternating-users rotation: the pending user {} and the current user {} are not a pair",
-                    pending.username, current.username
-                )));
-            }
-            let master_arn = current.masterarn.as_deref().unwrap_or_default();
-            let master = secrets::require(sm, master_arn, AWSCURRENT, None, Role::Master).await?;
-            if master.host != current.host {
-                return Err(RotateError::protocol(format!(
-                    "the master secret is for host {}, the user's for {}; refusing to use it",
-                    master.host, current.host
-                )));
-            }
-            // The master logs in to the user's database, where the user's grants live.
-            let mut client =
-                postgres::connect(&master, Role::Master, &s.tls, Some(&current.dbname), s.connect_timeout).await?;
-            let exists = postgres::role_exists(&client, Role::Master, &master.username, &pending.username).await?;
-            let is_clone = rotation::clone_of(&current.username) == pending.username;
-            match (exists, is_clone) {
-                (false, true) => {
-                    postgres::create_clone(
-                        &mut client,
-                        &master.username,
-                        &current.username,
-                        &pending.username,
-                        &pending.password,
-                    )
-                    .await?
-                }
-                (true, true) => {
-                    postgres::update_clone(
-                        &client,
-                        &master.username,
-                        &current.username,
-                        &pending.username,
-                        &pending.password,
-                    )
-                    .await?
-                }
-                (true, false) => {
-                    postgres::set_password(
-                        &client,
-                        Role::Master,
-                        &master.username,
-                        &pending.username,
-                        &pending.password,
-                    )
-                    .await?
-                }
-                (false, false) => {
-                    return Err(RotateError::protocol(format!(
-                        "user {} does not exist; alternating users only creates the clone of the current user",
-                        pending.username
-                    )))
-                }
-            }
-        }
-    }
-    // Prove it before reporting success.
-    postgres::connect(&pending, Role::Pending, &s.tls, None, s.connect_timeout).await?;
-    Ok((Some(pending.username), "password_set"))
 }
 
 /// testSecret: the pending credentials log in and are who they say.

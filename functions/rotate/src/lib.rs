@@ -5,10 +5,13 @@
 //! step fails, and no password or rotation token ever reaches a log line or an error message.
 
 pub mod credentials;
+pub mod error;
 pub mod event;
 pub mod handler;
 pub mod postgres;
 pub mod secrets;
+mod set_secret;
 pub mod settings;
 
+pub use error::{ErrorKind, RotateError};
 pub use handler::{handle, Deps, Outcome};

@@ -9,7 +9,7 @@ use lifeboat::rotation::{quote_ident, quote_literal};
 use tokio_postgres::{Client, GenericClient};
 
 use crate::credentials::{Credentials, Role};
-use crate::handler::RotateError;
+use crate::error::RotateError;
 
 /// Logs in with one credential; the error says which credential failed and why.
 pub async fn connect(

@@ -3,11 +3,10 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_secretsmanager::Client;
-use lifeboat::error::aws_error_message;
 use lifeboat::rotation::{AWSCURRENT, AWSPENDING};
 
 use crate::credentials::{Credentials, Role};
-use crate::handler::RotateError;
+use crate::error::RotateError;
 
 /// What DescribeSecret says about a secret.
 #[derive(Debug, Clone)]
@@ -121,10 +120,6 @@ pub async fn promote(sm: &Client, secret_id: &str, token: &str, from_version: &s
         .await
         .map_err(|e| RotateError::aws("UpdateSecretVersionStage", &e))?;
     Ok(())
-}
-
-pub(crate) fn message(err: &(dyn std::error::Error + 'static)) -> String {
-    aws_error_message(err)
 }
 
 #[cfg(test)]
