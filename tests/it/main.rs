@@ -6,6 +6,7 @@
 mod events;
 mod export;
 mod harness;
+mod infra;
 mod monitor;
 mod restore;
 mod rotate;

@@ -1,0 +1,191 @@
+//! The restore-test state machine (`infra/restore-test.asl.json`) read as data: one database's failure, cleanup
+//! included, never stops its siblings in the Map nor skips the summary, and the summary can still fail the run.
+//! (asl-validator checks the file's grammar; these tests check its failure routes.)
+
+use std::collections::{BTreeSet, VecDeque};
+
+use serde_json::{Map, Value};
+
+use lifeboat_tests::repo_root;
+
+fn definition() -> Value {
+    let path = repo_root().join("infra/restore-test.asl.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: not JSON: {e}", path.display()))
+}
+
+fn states(machine: &Value) -> &Map<String, Value> {
+    machine["States"].as_object().expect("a States object")
+}
+
+/// The one Map state (each database's test) and its name.
+fn each_database(machine: &Value) -> (&str, &Value) {
+    let maps: Vec<_> = states(machine).iter().filter(|(_, s)| s["Type"] == "Map").collect();
+    assert_eq!(maps.len(), 1, "one Map state runs the databases' tests");
+    (maps[0].0.as_str(), maps[0].1)
+}
+
+fn processor(map: &Value) -> &Value {
+    if map.get("ItemProcessor").is_some() {
+        &map["ItemProcessor"]
+    } else {
+        &map["Iterator"]
+    }
+}
+
+fn action(state: &Value) -> Option<&str> {
+    state["Parameters"]["Payload"]["action"].as_str()
+}
+
+/// The catcher of every error (`States.ALL`) of a state, if any.
+fn catch_all(state: &Value) -> Option<&Value> {
+    state["Catch"].as_array()?.iter().find(|c| {
+        c["ErrorEquals"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e == "States.ALL"))
+    })
+}
+
+/// Every state a state can move to.
+fn successors(state: &Value) -> Vec<&str> {
+    let mut out: Vec<&str> = [&state["Next"], &state["Default"]]
+        .into_iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for list in ["Choices", "Catch"] {
+        out.extend(
+            state[list]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c["Next"].as_str()),
+        );
+    }
+    out
+}
+
+/// Every state reachable from `start` (itself included), by name.
+fn reachable<'a>(states: &'a Map<String, Value>, start: &'a str) -> BTreeSet<&'a str> {
+    let mut seen = BTreeSet::new();
+    let mut queue = VecDeque::from([start]);
+    while let Some(name) = queue.pop_front() {
+        if !seen.insert(name) {
+            continue;
+        }
+        let state = states
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} is the target of a transition but no state"));
+        queue.extend(successors(state));
+    }
+    seen
+}
+
+/// A route that goes on: it reaches an End that yields a result for the summary, and passes no Fail state
+/// (a Fail inside the Map fails the Map, which stops every sibling and skips the summary).
+fn assert_leads_on(states: &Map<String, Value>, from: &str, target: &str) {
+    let route = reachable(states, target);
+    for name in &route {
+        let state = &states[*name];
+        assert_ne!(
+            state["Type"], "Fail",
+            "{from}'s Catch leads to {name}, a Fail state: one database's failure would stop the others"
+        );
+        if state["End"] == true {
+            let result = &state["Parameters"];
+            assert!(
+                result.get("database.$").is_some() && result.get("passed").is_some(),
+                "{name} ends {from}'s failure route without a {{database, passed}} result for the summary: {state}"
+            );
+        }
+    }
+    assert!(
+        route.iter().any(|name| states[*name]["End"] == true),
+        "{from}'s Catch never reaches an End: {route:?}"
+    );
+}
+
+#[test]
+fn every_cleanup_catches_its_failure_and_leads_on() {
+    let machine = definition();
+    let (_, map) = each_database(&machine);
+    let inner = states(processor(map));
+    let cleanups: Vec<&str> = inner
+        .iter()
+        .filter(|(_, s)| s["Type"] == "Task" && action(s) == Some("cleanup"))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert!(
+        cleanups.len() >= 2,
+        "a cleanup after the report and a cleanup after a failure: {cleanups:?}"
+    );
+    for name in cleanups {
+        let catch = catch_all(&inner[name]).unwrap_or_else(|| {
+            panic!("{name} has no Catch of States.ALL: its failure would stop every database's test")
+        });
+        let target = catch["Next"].as_str().expect("a Catch names its Next");
+        assert_leads_on(inner, name, target);
+    }
+}
+
+#[test]
+fn no_task_in_a_database_test_can_stop_its_siblings() {
+    let machine = definition();
+    let (_, map) = each_database(&machine);
+    let inner = states(processor(map));
+    for (name, state) in inner.iter().filter(|(_, s)| s["Type"] == "Task") {
+        let catch = catch_all(state).unwrap_or_else(|| panic!("{name} has no Catch of States.ALL"));
+        assert_leads_on(inner, name, catch["Next"].as_str().expect("a Catch names its Next"));
+    }
+    assert!(
+        inner.values().all(|s| s["Type"] != "Fail"),
+        "no Fail state inside the Map: a failed database is a result, not a failed Map"
+    );
+}
+
+#[test]
+fn the_summary_sees_every_result_and_can_fail_the_run() {
+    let machine = definition();
+    let (map_name, map) = each_database(&machine);
+    let next = map["Next"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{map_name} goes on to the summary"));
+    let summary = &states(&machine)[next];
+    assert_eq!(
+        action(summary),
+        Some("summary"),
+        "{map_name} is followed by the summary: {summary}"
+    );
+    assert_eq!(summary["Type"], "Task");
+    let results = map["ResultPath"]
+        .as_str()
+        .expect("the Map keeps its results beside its input");
+    assert_eq!(
+        summary["Parameters"]["Payload"]["results.$"], results,
+        "the summary reads every database's result"
+    );
+    assert!(
+        catch_all(map).is_none()
+            || map["Catch"]
+                .as_array()
+                .is_some_and(|c| c.iter().all(|c| c["Next"] == next)),
+        "a Catch on the Map must not route around the summary"
+    );
+    // The summary's error is the run's verdict: nothing may catch it, and retries are for Lambda's own faults only.
+    assert!(
+        summary.get("Catch").is_none(),
+        "the summary's failure must fail the execution: {summary}"
+    );
+    let retried: Vec<&Value> = summary["Retry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r["ErrorEquals"].as_array().into_iter().flatten())
+        .collect();
+    assert!(
+        retried
+            .iter()
+            .all(|e| e.as_str().is_some_and(|e| e.starts_with("Lambda."))),
+        "the summary's verdict is never retried as if it were a fault: {retried:?}"
+    );
+    assert_eq!(summary["End"], true, "the summary is the last state");
+}
