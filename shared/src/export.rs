@@ -45,8 +45,7 @@ pub struct Profile {
 impl Profile {
     /// Until when the objects of an export made at `at` are locked, if the profile locks them.
     pub fn lock_until(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.object_lock_days
-            .map(|d| at + chrono::Duration::days(i64::from(d)))
+        self.object_lock_days.map(|d| at + chrono::Duration::days(i64::from(d)))
     }
 }
 
@@ -215,7 +214,12 @@ pub fn matches(pattern: &str, (schema, name): &Table) -> bool {
 
 /// The tables an export of `profile` dumps and counts, out of every table of the database (`all`, in order).
 /// Every table the profile names must exist in `all`.
-pub fn select_tables(all: Vec<Table>, profile: &Profile, profile_name: &str, db: &str) -> Result<Vec<Table>, MissingTable> {
+pub fn select_tables(
+    all: Vec<Table>,
+    profile: &Profile,
+    profile_name: &str,
+    db: &str,
+) -> Result<Vec<Table>, MissingTable> {
     for pattern in profile.include.iter().chain(&profile.exclude) {
         if !all.iter().any(|t| matches(pattern, t)) {
             return Err(MissingTable {
@@ -267,7 +271,11 @@ pub fn table_args(profile: &Profile, tables: &[Table]) -> Vec<String> {
 
 /// Where to connect: the secret's host (and port, else PostgreSQL's), else the database's endpoint (with the
 /// secret's port if it names one). `None` when neither says where the database is.
-pub fn address(secret_host: Option<&str>, secret_port: Option<u16>, endpoint: Option<(&str, u16)>) -> Option<(String, u16)> {
+pub fn address(
+    secret_host: Option<&str>,
+    secret_port: Option<u16>,
+    endpoint: Option<(&str, u16)>,
+) -> Option<(String, u16)> {
     match (secret_host, secret_port, endpoint) {
         (Some(h), p, _) => Some((h.to_owned(), p.unwrap_or(DEFAULT_PORT))),
         (None, p, Some((h, ep))) => Some((h.to_owned(), p.unwrap_or(ep))),
@@ -377,7 +385,10 @@ mod tests {
             exclude: vec!["users".into()],
             ..Profile::default()
         };
-        assert_eq!(select_tables(all(), &exclude, "lean", "app").unwrap(), vec![t("public", "messages")]);
+        assert_eq!(
+            select_tables(all(), &exclude, "lean", "app").unwrap(),
+            vec![t("public", "messages")]
+        );
         assert_eq!(select_tables(all(), &Profile::default(), "full", "app").unwrap(), all());
         let typo = Profile {
             include: vec!["userz".into()],
@@ -405,10 +416,16 @@ mod tests {
         };
         assert_eq!(
             table_args(&exclude, &[t("public", "users")]),
-            vec!["--exclude-table=*.\"messages\"", "--exclude-table=\"audit\".\"lo\"\"g\""]
+            vec![
+                "--exclude-table=*.\"messages\"",
+                "--exclude-table=\"audit\".\"lo\"\"g\""
+            ]
         );
         assert!(table_args(&Profile::default(), &all()).is_empty());
-        assert_eq!(count_sql(&t("public", "we\"ird")), "select count(*) from \"public\".\"we\"\"ird\"");
+        assert_eq!(
+            count_sql(&t("public", "we\"ird")),
+            "select count(*) from \"public\".\"we\"\"ird\""
+        );
     }
 
     #[test]
@@ -418,7 +435,9 @@ mod tests {
         let (name, p) = choose_profile(&profiles, Some("x".into()), vec!["users".into()]).unwrap();
         assert_eq!((name.as_str(), p.include), ("manual", vec!["users".to_owned()]));
         assert_eq!(
-            choose_profile(&profiles, Some("weekly".into()), vec![]).unwrap_err().to_string(),
+            choose_profile(&profiles, Some("weekly".into()), vec![])
+                .unwrap_err()
+                .to_string(),
             "unknown export profile `weekly` (configured: full)"
         );
     }
@@ -453,8 +472,14 @@ mod tests {
              export as the ECS task (see README) or raise the function's timeout"
         );
         assert_eq!(admit(600 * 1024 * 1024, 20, Some(Duration::from_secs(900))), Ok(()));
-        assert!(admit(0, 20, Some(Duration::from_secs(59))).is_err(), "the margin is kept");
-        assert!(admit(1, 0, Some(Duration::from_secs(1 << 40))).is_err(), "no speed never finishes");
+        assert!(
+            admit(0, 20, Some(Duration::from_secs(59))).is_err(),
+            "the margin is kept"
+        );
+        assert!(
+            admit(1, 0, Some(Duration::from_secs(1 << 40))).is_err(),
+            "no speed never finishes"
+        );
     }
 
     #[test]
@@ -471,7 +496,10 @@ mod tests {
             object_lock_days: Some(30),
             ..Profile::default()
         };
-        assert_eq!(locked.lock_until(at), Some(Utc.with_ymd_and_hms(2026, 12, 22, 2, 0, 0).unwrap()));
+        assert_eq!(
+            locked.lock_until(at),
+            Some(Utc.with_ymd_and_hms(2026, 12, 22, 2, 0, 0).unwrap())
+        );
         assert_eq!(Profile::default().lock_until(at), None);
     }
 
