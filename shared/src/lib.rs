@@ -9,6 +9,7 @@ pub mod bucket;
 pub mod copies;
 pub mod db;
 pub mod error;
+pub mod export;
 pub mod manifest;
 pub mod metrics;
 pub mod monitor;

@@ -4,10 +4,13 @@
 //! Never completes an upload that is not verified; never writes a manifest for an incomplete export; never
 //! holds a key that can decrypt what it wrote (age encrypts to public keys only).
 
+pub mod error;
 pub mod event;
 pub mod handler;
+pub mod job;
 pub mod pipeline;
 pub mod s3;
 pub mod settings;
 
+pub use error::ExportError;
 pub use handler::{handle, Deps, Summary};

@@ -26,7 +26,7 @@ async fn main() -> Result<(), Error> {
     let deps = export::Deps::new(&config, settings);
 
     if let Some(raw) = standalone_event() {
-        let payload: Value = serde_json::from_str(&raw).map_err(|e| format!("--event is not JSON: {e}"))?;
+        let payload: Value = serde_json::from_str(&raw).map_err(export::ExportError::EventNotJson)?;
         let summary = export::handle(&deps, payload, None).await?;
         println!("{}", serde_json::to_string(&summary)?);
         return Ok(());

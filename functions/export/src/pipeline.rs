@@ -72,16 +72,26 @@ pub enum PipelineError {
     #[error("verification failed: pg_restore could not parse the archive ({status}): {stderr}")]
     Verify { status: String, stderr: String },
     #[error("compressing or encrypting the stream failed: {0}")]
-    Encode(String),
+    Encode(#[source] io::Error),
+    #[error("compressing or encrypting the stream failed: age: {0}")]
+    Age(#[source] age::EncryptError),
+    #[error("compressing or encrypting the stream failed: encoder thread: {0}")]
+    EncoderThread(#[source] tokio::task::JoinError),
     #[error("uploading part {part} failed: {message}")]
-    Upload { part: i32, message: String },
-    #[error("{0}")]
-    Io(String),
+    Upload { part: i32, message: PartError },
+    /// A child process has no pipe where the pipeline needs one.
+    #[error("{0} has no {1}")]
+    NoPipe(&'static str, &'static str),
+    #[error("{what}: {source}")]
+    Io { what: &'static str, source: io::Error },
 }
+
+/// Why a sink could not take a part; its message is reported as the upload's failure.
+pub type PartError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Receives finished parts. The S3 implementation uploads them; tests may collect them.
 pub trait PartSink: Sync {
-    fn upload(&self, number: i32, body: Bytes) -> impl std::future::Future<Output = Result<String, String>> + Send;
+    fn upload(&self, number: i32, body: Bytes) -> impl std::future::Future<Output = Result<String, PartError>> + Send;
 }
 
 /// Spawns a command with piped stdout/stderr, killed if the pipeline is dropped.
@@ -101,40 +111,19 @@ pub async fn run(
     sink: &impl PartSink,
     options: &Options,
 ) -> Result<Output, PipelineError> {
-    let stdout = dump
-        .stdout
-        .take()
-        .ok_or_else(|| PipelineError::Io("pg_dump has no stdout".into()))?;
+    let stdout = dump.stdout.take().ok_or(PipelineError::NoPipe("pg_dump", "stdout"))?;
     let restore_in = verify
         .stdin
         .take()
-        .ok_or_else(|| PipelineError::Io("pg_restore has no stdin".into()))?;
+        .ok_or(PipelineError::NoPipe("pg_restore", "stdin"))?;
     let dump_err = read_stderr(&mut dump);
     let verify_err = read_stderr(&mut verify);
 
-    let (to_encode, encode_rx) = mpsc::channel::<Bytes>(CHUNKS_QUEUED);
-    let (to_verify, verify_rx) = mpsc::channel::<Bytes>(CHUNKS_QUEUED);
-    let (parts_tx, parts_rx) = mpsc::channel::<Bytes>(1);
-
-    let reader = read_dump(stdout, to_encode, to_verify);
-    let encode_options = options.clone();
-    let encoder = tokio::task::spawn_blocking(move || encode(encode_rx, parts_tx, &encode_options));
-    let uploader = upload_parts(parts_rx, sink, options.parts_in_flight);
-    let verifier = feed_restore(verify_rx, restore_in);
-
-    let (read, encoded, uploaded, fed) = tokio::join!(reader, encoder, uploader, verifier);
-
-    let read_to_end = read?;
-    fed?;
-    let encoded = encoded.map_err(|e| PipelineError::Encode(format!("encoder thread: {e}")));
-    let dump_status = dump
-        .wait()
-        .await
-        .map_err(|e| PipelineError::Io(format!("waiting for pg_dump: {e}")))?;
-    let verify_status = verify
-        .wait()
-        .await
-        .map_err(|e| PipelineError::Io(format!("waiting for pg_restore: {e}")))?;
+    let stages = run_stages(stdout, restore_in, sink, options).await;
+    let read_to_end = stages.read?;
+    stages.fed?;
+    let dump_status = wait(&mut dump, "waiting for pg_dump").await?;
+    let verify_status = wait(&mut verify, "waiting for pg_restore").await?;
 
     // Report the cause, not the symptom. If the reader saw the end of pg_dump's output, pg_dump's own verdict
     // comes first (it dies halfway: the stream just ends). If the reader stopped early, a consumer failed first
@@ -145,8 +134,8 @@ pub async fn run(
             stderr: dump_err.await,
         });
     }
-    let parts = uploaded?;
-    let (plaintext_bytes, plaintext_sha256, stored_bytes, stored_sha256) = encoded??;
+    let parts = stages.uploaded?;
+    let (plaintext_bytes, plaintext_sha256, stored_bytes, stored_sha256) = stages.encoded?;
     if !verify_status.success() {
         return Err(PipelineError::Verify {
             status: verify_status.to_string(),
@@ -168,11 +157,52 @@ pub async fn run(
     })
 }
 
+/// What each concurrent stage ended with.
+struct Stages {
+    /// Whether the reader saw the end of pg_dump's output (`false`: a consumer stopped first).
+    read: Result<bool, PipelineError>,
+    fed: Result<(), PipelineError>,
+    encoded: Result<Encoded, PipelineError>,
+    uploaded: Result<Vec<UploadedPart>, PipelineError>,
+}
+
+/// Runs the reader, the encoder thread, the uploader and the pg_restore feeder to completion.
+async fn run_stages(
+    stdout: tokio::process::ChildStdout,
+    restore_in: tokio::process::ChildStdin,
+    sink: &impl PartSink,
+    options: &Options,
+) -> Stages {
+    let (to_encode, encode_rx) = mpsc::channel::<Bytes>(CHUNKS_QUEUED);
+    let (to_verify, verify_rx) = mpsc::channel::<Bytes>(CHUNKS_QUEUED);
+    let (parts_tx, parts_rx) = mpsc::channel::<Bytes>(1);
+
+    let reader = read_dump(stdout, to_encode, to_verify);
+    let encode_options = options.clone();
+    let encoder = tokio::task::spawn_blocking(move || encode(encode_rx, parts_tx, &encode_options));
+    let uploader = upload_parts(parts_rx, sink, options.parts_in_flight);
+    let verifier = feed_restore(verify_rx, restore_in);
+
+    let (read, encoded, uploaded, fed) = tokio::join!(reader, encoder, uploader, verifier);
+    Stages {
+        read,
+        fed,
+        encoded: encoded.map_err(PipelineError::EncoderThread).and_then(|e| e),
+        uploaded,
+    }
+}
+
+async fn wait(child: &mut Child, what: &'static str) -> Result<std::process::ExitStatus, PipelineError> {
+    child.wait().await.map_err(|source| PipelineError::Io { what, source })
+}
+
 fn read_stderr(child: &mut Child) -> impl std::future::Future<Output = String> {
     let stderr = child.stderr.take();
     let handle = tokio::spawn(async move {
         let mut text = String::new();
         if let Some(mut s) = stderr {
+            // Best effort on purpose: stderr only details the message; the exit status is the verdict, and
+            // what was read before a failure (or invalid UTF-8) is still the best detail there is.
             let _ = s.read_to_string(&mut text).await;
         }
         // Keep the end: that is where pg_dump and pg_restore say what went wrong.
@@ -183,6 +213,7 @@ fn read_stderr(child: &mut Child) -> impl std::future::Future<Output = String> {
             .unwrap_or(0);
         trimmed[start..].to_owned()
     });
+    // The task only reads a pipe; if it could not finish, the message goes without stderr's detail.
     async move { handle.await.unwrap_or_default() }
 }
 
@@ -193,10 +224,10 @@ async fn read_dump(
 ) -> Result<bool, PipelineError> {
     loop {
         let mut buf = BytesMut::with_capacity(CHUNK);
-        let n = stdout
-            .read_buf(&mut buf)
-            .await
-            .map_err(|e| PipelineError::Io(format!("reading pg_dump's output: {e}")))?;
+        let n = stdout.read_buf(&mut buf).await.map_err(|source| PipelineError::Io {
+            what: "reading pg_dump's output",
+            source,
+        })?;
         if n == 0 {
             return Ok(true);
         }
@@ -218,6 +249,8 @@ async fn feed_restore(
             return Ok(());
         }
     }
+    // Closing stdin fails only if pg_restore already exited; its exit status and stderr say why, and the
+    // caller reads those next.
     stdin.shutdown().await.ok();
     Ok(())
 }
@@ -305,7 +338,7 @@ fn encode(
     parts: mpsc::Sender<Bytes>,
     options: &Options,
 ) -> Result<Encoded, PipelineError> {
-    let err = |e: io::Error| PipelineError::Encode(e.to_string());
+    let err = PipelineError::Encode;
     let writer = PartWriter {
         buf: Vec::with_capacity(options.part_size),
         part_size: options.part_size,
@@ -317,7 +350,7 @@ fn encode(
         Sealed::Plain(writer)
     } else {
         let encryptor = age::Encryptor::with_recipients(options.recipients.iter().map(|r| r as &dyn age::Recipient))
-            .map_err(|e| PipelineError::Encode(format!("age: {e}")))?;
+            .map_err(PipelineError::Age)?;
         Sealed::Age(encryptor.wrap_output(writer).map_err(err)?)
     };
     let mut zstd = zstd::stream::write::Encoder::new(sealed, options.zstd_level).map_err(err)?;
@@ -388,7 +421,7 @@ mod tests {
     struct Collect(Mutex<Vec<(i32, Bytes)>>);
 
     impl PartSink for Collect {
-        async fn upload(&self, number: i32, body: Bytes) -> Result<String, String> {
+        async fn upload(&self, number: i32, body: Bytes) -> Result<String, PartError> {
             self.0.lock().map_err(|e| e.to_string())?.push((number, body));
             Ok(format!("etag-{number}"))
         }
@@ -397,7 +430,7 @@ mod tests {
     struct Failing;
 
     impl PartSink for Failing {
-        async fn upload(&self, number: i32, _body: Bytes) -> Result<String, String> {
+        async fn upload(&self, number: i32, _body: Bytes) -> Result<String, PartError> {
             if number == 2 {
                 Err("SlowDown: reduce your request rate".into())
             } else {

@@ -7,7 +7,17 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use lifeboat::error::{aws_error_message, Error};
 
-use crate::pipeline::{PartSink, UploadedPart};
+use crate::pipeline::{PartError, PartSink, UploadedPart};
+
+/// Why S3 did not take a part.
+#[derive(Debug, thiserror::Error)]
+pub enum PartUploadError {
+    /// The SDK error's most specific message (the service's code and message, see `aws_error_message`).
+    #[error("{0}")]
+    Service(String),
+    #[error("UploadPart returned no ETag")]
+    NoEtag,
+}
 
 /// One multipart upload in progress.
 #[derive(Debug, Clone)]
@@ -19,7 +29,7 @@ pub struct Upload {
 }
 
 impl PartSink for Upload {
-    async fn upload(&self, number: i32, body: Bytes) -> Result<String, String> {
+    async fn upload(&self, number: i32, body: Bytes) -> Result<String, PartError> {
         let out = self
             .s3
             .upload_part()
@@ -30,10 +40,9 @@ impl PartSink for Upload {
             .body(ByteStream::from(body))
             .send()
             .await
-            .map_err(|e| aws_error_message(&e))?;
-        out.e_tag()
-            .map(str::to_owned)
-            .ok_or_else(|| "UploadPart returned no ETag".to_owned())
+            .map_err(|e| PartUploadError::Service(aws_error_message(&e)))?;
+        let etag = out.e_tag().ok_or(PartUploadError::NoEtag)?;
+        Ok(etag.to_owned())
     }
 }
 

@@ -5,8 +5,8 @@ use std::str::FromStr;
 
 use lifeboat::db::TlsSettings;
 use lifeboat::error::ConfigError;
+use lifeboat::export::validate_profile;
 use lifeboat::settings::{self, parse_list, parse_number, read, CommonSettings, Env};
-use serde::Deserialize;
 
 pub const KMS_KEY_ID: &str = "LIFEBOAT_EXPORT_KMS_KEY_ID";
 pub const AGE_RECIPIENTS: &str = "LIFEBOAT_AGE_RECIPIENTS";
@@ -21,20 +21,8 @@ pub const MIB_PER_SECOND: &str = "LIFEBOAT_EXPORT_MIB_PER_SECOND";
 pub const DEFAULT_PROFILES: &str = r#"{"full": {}}"#;
 pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
 
-/// One export profile: which tables, and how long the objects are locked.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Profile {
-    /// Tables to dump (`name` or `schema.name`); empty means every table.
-    #[serde(default)]
-    pub include: Vec<String>,
-    /// Tables to leave out.
-    #[serde(default)]
-    pub exclude: Vec<String>,
-    /// S3 Object Lock retention (days) for each object; needs a bucket with Object Lock enabled.
-    #[serde(default)]
-    pub object_lock_days: Option<u32>,
-}
+/// One export profile (the type and its rules live in `lifeboat::export`).
+pub use lifeboat::export::Profile;
 
 #[derive(Clone)]
 pub struct ExportSettings {
@@ -68,48 +56,12 @@ impl std::fmt::Debug for ExportSettings {
 
 impl ExportSettings {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        // In this order, so the first bad variable reported stays the same one.
         let common = CommonSettings::from_env(env)?;
         let bucket = settings::bucket(env)?;
         let recipient_keys = parse_list(env, AGE_RECIPIENTS);
-        let mut recipients = Vec::new();
-        for key in &recipient_keys {
-            let r = age::x25519::Recipient::from_str(key).map_err(|e| {
-                ConfigError::new(
-                    AGE_RECIPIENTS,
-                    key,
-                    format!("not an age X25519 public key (age1...): {e}"),
-                )
-            })?;
-            recipients.push(r);
-        }
-        let raw_profiles = read(env, PROFILES).unwrap_or_else(|| DEFAULT_PROFILES.to_owned());
-        let profiles: BTreeMap<String, Profile> = serde_json::from_str(&raw_profiles).map_err(|e| {
-            ConfigError::new(
-                PROFILES,
-                &raw_profiles,
-                format!("expected {{\"name\": {{\"include\": [...], \"exclude\": [...]}}}}: {e}"),
-            )
-        })?;
-        for (name, p) in &profiles {
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            {
-                return Err(ConfigError::new(
-                    PROFILES,
-                    name,
-                    "profile names are lowercase letters, digits and hyphens",
-                ));
-            }
-            if !p.include.is_empty() && !p.exclude.is_empty() {
-                return Err(ConfigError::new(
-                    PROFILES,
-                    name,
-                    "a profile has either `include` or `exclude`, not both",
-                ));
-            }
-        }
+        let recipients = recipients(&recipient_keys)?;
+        let profiles = profiles(env)?;
         Ok(Self {
             common,
             bucket,
@@ -133,6 +85,35 @@ impl ExportSettings {
             mib_per_second: parse_number(env, MIB_PER_SECOND, 20, 1..=10_000)?,
         })
     }
+}
+
+fn recipients(keys: &[String]) -> Result<Vec<age::x25519::Recipient>, ConfigError> {
+    keys.iter()
+        .map(|key| {
+            age::x25519::Recipient::from_str(key).map_err(|e| {
+                ConfigError::new(
+                    AGE_RECIPIENTS,
+                    key,
+                    format!("not an age X25519 public key (age1...): {e}"),
+                )
+            })
+        })
+        .collect()
+}
+
+fn profiles(env: &impl Env) -> Result<BTreeMap<String, Profile>, ConfigError> {
+    let raw = read(env, PROFILES).unwrap_or_else(|| DEFAULT_PROFILES.to_owned());
+    let profiles: BTreeMap<String, Profile> = serde_json::from_str(&raw).map_err(|e| {
+        ConfigError::new(
+            PROFILES,
+            &raw,
+            format!("expected {{\"name\": {{\"include\": [...], \"exclude\": [...]}}}}: {e}"),
+        )
+    })?;
+    for (name, p) in &profiles {
+        validate_profile(name, p).map_err(|reason| ConfigError::new(PROFILES, name, reason.to_string()))?;
+    }
+    Ok(profiles)
 }
 
 #[cfg(test)]

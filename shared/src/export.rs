@@ -1,0 +1,525 @@
+//! The export rules, as pure functions over plain data: which profile an event asks for, whether an export may
+//! start before the invocation's deadline (admission), which pg_dump may dump which server, which tables a
+//! profile names and the pg_dump arguments that select exactly those, where to connect, and when a stored
+//! object is the one the pipeline wrote.
+//!
+//! Owns: the export [`Profile`] and its validation, [`admit`] (the deadline refusal), [`check_pg_dump`] (the
+//! version rule), [`select_tables`] / [`table_args`] / [`quote_pattern`] (table matching), [`check_stored_size`]
+//! and the [`Outcome`] of one export.
+//!
+//! Never: runs a process, opens a connection, calls AWS or reads the clock. The `export` function gathers the
+//! facts (database size, versions, the table list, the time left) and acts on the verdicts given here.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Time kept in hand at the end of an invocation for aborting, metrics and the summary.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(60);
+/// The profile a manual export without `profile` or `tables` uses.
+pub const DEFAULT_PROFILE: &str = "full";
+/// The profile name a manual export of named tables is recorded under.
+pub const MANUAL_PROFILE: &str = "manual";
+/// PostgreSQL's port, when neither the secret nor the database names one.
+pub const DEFAULT_PORT: u16 = 5432;
+
+const MIB: i64 = 1024 * 1024;
+
+/// One export profile: which tables, and how long the objects are locked.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// Tables to dump (`name` or `schema.name`); empty means every table.
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Tables to leave out.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// S3 Object Lock retention (days) for each object; needs a bucket with Object Lock enabled.
+    #[serde(default)]
+    pub object_lock_days: Option<u32>,
+}
+
+impl Profile {
+    /// Until when the objects of an export made at `at` are locked, if the profile locks them.
+    pub fn lock_until(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.object_lock_days.map(|d| at + chrono::Duration::days(i64::from(d)))
+    }
+}
+
+/// Why a configured profile cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ProfileError {
+    #[error("profile names are lowercase letters, digits and hyphens")]
+    Name,
+    #[error("a profile has either `include` or `exclude`, not both")]
+    IncludeAndExclude,
+}
+
+/// A profile name is lowercase letters, digits and hyphens (it is part of object keys and tags); a profile
+/// either includes or excludes tables.
+pub fn validate_profile(name: &str, profile: &Profile) -> Result<(), ProfileError> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err(ProfileError::Name);
+    }
+    if !profile.include.is_empty() && !profile.exclude.is_empty() {
+        return Err(ProfileError::IncludeAndExclude);
+    }
+    Ok(())
+}
+
+/// An event named a profile that is not configured.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown export profile `{name}` (configured: {})", configured.join(", "))]
+pub struct UnknownProfile {
+    pub name: String,
+    pub configured: Vec<String>,
+}
+
+/// The profile an event asks for, and the name its export is recorded under: named tables make a one-off
+/// `manual` profile including just those; otherwise the named profile (or `full`) must be configured.
+pub fn choose_profile(
+    profiles: &BTreeMap<String, Profile>,
+    requested: Option<String>,
+    tables: Vec<String>,
+) -> Result<(String, Profile), UnknownProfile> {
+    if !tables.is_empty() {
+        let profile = Profile {
+            include: tables,
+            ..Profile::default()
+        };
+        return Ok((MANUAL_PROFILE.to_owned(), profile));
+    }
+    let name = requested.unwrap_or_else(|| DEFAULT_PROFILE.to_owned());
+    match profiles.get(&name) {
+        Some(profile) => Ok((name, profile.clone())),
+        None => Err(UnknownProfile {
+            name,
+            configured: profiles.keys().cloned().collect(),
+        }),
+    }
+}
+
+/// An export that would not finish before the invocation's deadline.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{size_mib} MiB at about {mib_per_second} MiB/s needs ~{estimate_secs} s but only {remaining_secs} s remain \
+     before the invocation's deadline: run this export as the ECS task (see README) or raise the function's timeout"
+)]
+pub struct Refusal {
+    pub size_mib: i64,
+    pub mib_per_second: u32,
+    pub estimate_secs: u64,
+    pub remaining_secs: u64,
+}
+
+/// How long dumping `size_bytes` takes at `mib_per_second` (saturating: a speed of 0 never finishes).
+pub fn estimate(size_bytes: i64, mib_per_second: u32) -> Duration {
+    if size_bytes <= 0 {
+        return Duration::ZERO;
+    }
+    let secs = size_bytes as f64 / (f64::from(mib_per_second) * MIB as f64);
+    Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX)
+}
+
+/// Admission: an export starts only if, at the configured speed, it finishes with [`DEADLINE_MARGIN`] to spare
+/// before the deadline. `time_left` is `None` where there is no deadline (the ECS task): nothing is refused.
+///
+/// Invariant (property-tested): if a database is refused, a bigger one, a slower speed or less time left is
+/// refused too.
+pub fn admit(size_bytes: i64, mib_per_second: u32, time_left: Option<Duration>) -> Result<(), Refusal> {
+    let Some(remaining) = time_left else {
+        return Ok(());
+    };
+    let estimate = estimate(size_bytes, mib_per_second);
+    if estimate.saturating_add(DEADLINE_MARGIN) > remaining {
+        return Err(Refusal {
+            size_mib: size_bytes / MIB,
+            mib_per_second,
+            estimate_secs: estimate.as_secs(),
+            remaining_secs: remaining.as_secs(),
+        });
+    }
+    Ok(())
+}
+
+/// Why the configured pg_dump cannot dump the server.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VersionError {
+    #[error("cannot read pg_dump's version from `{0}`")]
+    Unreadable(String),
+    #[error(
+        "pg_dump {pg_dump} is older than the server ({server}); an older pg_dump cannot dump a newer server: \
+         use a PostgreSQL client at least as new as the server (LIFEBOAT_PG_DUMP)"
+    )]
+    Older { pg_dump: String, server: String },
+}
+
+/// The major version in `pg_dump (PostgreSQL) 16.4 (Debian ...)`.
+pub fn major(version: &str) -> Option<i32> {
+    version
+        .split_whitespace()
+        .find(|w| w.starts_with(|c: char| c.is_ascii_digit()))
+        .and_then(|w| w.split('.').next())
+        .and_then(|m| m.parse().ok())
+}
+
+/// pg_dump dumps servers of its own major version and older, never newer ones. `server_version_num` is the
+/// server's `server_version_num` (e.g. 160004); `server_version` its display form, for the message.
+pub fn check_pg_dump(pg_dump_version: &str, server_version: &str, server_version_num: i32) -> Result<(), VersionError> {
+    let dump_major = major(pg_dump_version).ok_or_else(|| VersionError::Unreadable(pg_dump_version.to_owned()))?;
+    if dump_major < server_version_num / 10000 {
+        return Err(VersionError::Older {
+            pg_dump: pg_dump_version.to_owned(),
+            server: server_version.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// A table as `(schema, name)`.
+pub type Table = (String, String);
+
+/// A profile names a table the database does not have: most likely a typo, which must not silently export
+/// less (or more) than intended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("profile `{profile}` names table `{pattern}`, which {db} does not have")]
+pub struct MissingTable {
+    pub profile: String,
+    pub pattern: String,
+    pub db: String,
+}
+
+/// `schema.name` or just `name`.
+pub fn split_name(name: &str) -> (Option<&str>, &str) {
+    match name.split_once('.') {
+        Some((s, n)) => (Some(s), n),
+        None => (None, name),
+    }
+}
+
+/// Whether a profile's `name` or `schema.name` names this table (exactly: no wildcards).
+pub fn matches(pattern: &str, (schema, name): &Table) -> bool {
+    match split_name(pattern) {
+        (Some(s), n) => s == schema && n == name,
+        (None, n) => n == name,
+    }
+}
+
+/// The tables an export of `profile` dumps and counts, out of every table of the database (`all`, in order).
+/// Every table the profile names must exist in `all`.
+pub fn select_tables(
+    all: Vec<Table>,
+    profile: &Profile,
+    profile_name: &str,
+    db: &str,
+) -> Result<Vec<Table>, MissingTable> {
+    for pattern in profile.include.iter().chain(&profile.exclude) {
+        if !all.iter().any(|t| matches(pattern, t)) {
+            return Err(MissingTable {
+                profile: profile_name.to_owned(),
+                pattern: pattern.clone(),
+                db: db.to_owned(),
+            });
+        }
+    }
+    Ok(all
+        .into_iter()
+        .filter(|t| profile.include.is_empty() || profile.include.iter().any(|p| matches(p, t)))
+        .filter(|t| !profile.exclude.iter().any(|p| matches(p, t)))
+        .collect())
+}
+
+/// Quotes a name for a pg_dump pattern, so it matches exactly that name.
+pub fn quote_pattern(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Quotes an SQL identifier.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The SQL that counts a table's rows.
+pub fn count_sql((schema, name): &Table) -> String {
+    format!("select count(*) from {}.{}", quote_ident(schema), quote_ident(name))
+}
+
+/// pg_dump's table arguments for a profile: `--table` for each selected table when the profile includes, and
+/// `--exclude-table` for each excluded pattern (any schema when the pattern names none).
+pub fn table_args(profile: &Profile, tables: &[Table]) -> Vec<String> {
+    let mut args = Vec::new();
+    if !profile.include.is_empty() {
+        for (schema, name) in tables {
+            args.push(format!("--table={}.{}", quote_pattern(schema), quote_pattern(name)));
+        }
+    }
+    for pattern in &profile.exclude {
+        args.push(match split_name(pattern) {
+            (Some(s), name) => format!("--exclude-table={}.{}", quote_pattern(s), quote_pattern(name)),
+            (None, name) => format!("--exclude-table=*.{}", quote_pattern(name)),
+        });
+    }
+    args
+}
+
+/// Where to connect: the secret's host (and port, else PostgreSQL's), else the database's endpoint (with the
+/// secret's port if it names one). `None` when neither says where the database is.
+pub fn address(
+    secret_host: Option<&str>,
+    secret_port: Option<u16>,
+    endpoint: Option<(&str, u16)>,
+) -> Option<(String, u16)> {
+    match (secret_host, secret_port, endpoint) {
+        (Some(h), p, _) => Some((h.to_owned(), p.unwrap_or(DEFAULT_PORT))),
+        (None, p, Some((h, ep))) => Some((h.to_owned(), p.unwrap_or(ep))),
+        (None, _, None) => None,
+    }
+}
+
+/// The stored object is not the size the pipeline wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the stored object has {stored} bytes, the pipeline wrote {written}")]
+pub struct SizeMismatch {
+    pub stored: i64,
+    pub written: u64,
+}
+
+/// The completed object must be exactly what the pipeline wrote (`stored` is -1 when it is not listed at all).
+pub fn check_stored_size(stored: i64, written: u64) -> Result<(), SizeMismatch> {
+    if stored != written as i64 {
+        return Err(SizeMismatch { stored, written });
+    }
+    Ok(())
+}
+
+/// What became of one database's export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Exported,
+    /// The manifest for this database, profile and time exists: a redelivered event makes no second export.
+    AlreadyExported,
+    /// Would not finish before the invocation's deadline; nothing was started.
+    Refused,
+    Failed,
+}
+
+impl Outcome {
+    /// Whether a complete export exists afterwards (the `ExportSuccess` metric is 1).
+    pub fn succeeded(self) -> bool {
+        matches!(self, Self::Exported | Self::AlreadyExported)
+    }
+
+    /// Whether the run reports this database as failed (a refusal is a failure: no export exists).
+    pub fn failed(self) -> bool {
+        matches!(self, Self::Failed | Self::Refused)
+    }
+}
+
+/// Plaintext bytes per second of an export (a zero duration counts as a millisecond).
+pub fn throughput(plaintext_bytes: u64, seconds: f64) -> f64 {
+    plaintext_bytes as f64 / seconds.max(0.001)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    #[test]
+    fn reads_pg_dump_versions() {
+        assert_eq!(major("pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)"), Some(15));
+        assert_eq!(major("pg_dump (PostgreSQL) 17.2"), Some(17));
+        assert_eq!(major("nonsense"), None);
+    }
+
+    #[test]
+    fn patterns_match_exact_names() {
+        assert_eq!(quote_pattern("users"), "\"users\"");
+        assert_eq!(quote_pattern("we\"ird*"), "\"we\"\"ird*\"");
+    }
+
+    #[test]
+    fn pg_dump_may_be_newer_never_older() {
+        assert_eq!(check_pg_dump("pg_dump (PostgreSQL) 17.2", "16.4", 160004), Ok(()));
+        assert_eq!(check_pg_dump("pg_dump (PostgreSQL) 16.1", "16.4", 160004), Ok(()));
+        let err = check_pg_dump("pg_dump (PostgreSQL) 15.18", "16.4", 160004).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "pg_dump pg_dump (PostgreSQL) 15.18 is older than the server (16.4); an older pg_dump cannot dump a newer \
+             server: use a PostgreSQL client at least as new as the server (LIFEBOAT_PG_DUMP)"
+        );
+        assert_eq!(
+            check_pg_dump("nonsense", "16.4", 160004).unwrap_err().to_string(),
+            "cannot read pg_dump's version from `nonsense`"
+        );
+    }
+
+    fn t(schema: &str, name: &str) -> Table {
+        (schema.to_owned(), name.to_owned())
+    }
+
+    fn all() -> Vec<Table> {
+        vec![t("audit", "users"), t("public", "messages"), t("public", "users")]
+    }
+
+    #[test]
+    fn profiles_select_their_tables_and_name_what_is_missing() {
+        let include = Profile {
+            include: vec!["public.users".into(), "messages".into()],
+            ..Profile::default()
+        };
+        assert_eq!(
+            select_tables(all(), &include, "critical", "app").unwrap(),
+            vec![t("public", "messages"), t("public", "users")]
+        );
+        let exclude = Profile {
+            exclude: vec!["users".into()],
+            ..Profile::default()
+        };
+        assert_eq!(
+            select_tables(all(), &exclude, "lean", "app").unwrap(),
+            vec![t("public", "messages")]
+        );
+        assert_eq!(select_tables(all(), &Profile::default(), "full", "app").unwrap(), all());
+        let typo = Profile {
+            include: vec!["userz".into()],
+            ..Profile::default()
+        };
+        assert_eq!(
+            select_tables(all(), &typo, "typo", "app-prod").unwrap_err().to_string(),
+            "profile `typo` names table `userz`, which app-prod does not have"
+        );
+    }
+
+    #[test]
+    fn pg_dump_arguments_quote_every_name() {
+        let include = Profile {
+            include: vec!["users".into()],
+            ..Profile::default()
+        };
+        assert_eq!(
+            table_args(&include, &[t("public", "users")]),
+            vec!["--table=\"public\".\"users\""]
+        );
+        let exclude = Profile {
+            exclude: vec!["messages".into(), "audit.lo\"g".into()],
+            ..Profile::default()
+        };
+        assert_eq!(
+            table_args(&exclude, &[t("public", "users")]),
+            vec![
+                "--exclude-table=*.\"messages\"",
+                "--exclude-table=\"audit\".\"lo\"\"g\""
+            ]
+        );
+        assert!(table_args(&Profile::default(), &all()).is_empty());
+        assert_eq!(
+            count_sql(&t("public", "we\"ird")),
+            "select count(*) from \"public\".\"we\"\"ird\""
+        );
+    }
+
+    #[test]
+    fn events_choose_a_configured_profile_or_name_their_tables() {
+        let profiles = BTreeMap::from([("full".to_owned(), Profile::default())]);
+        assert_eq!(choose_profile(&profiles, None, vec![]).unwrap().0, "full");
+        let (name, p) = choose_profile(&profiles, Some("x".into()), vec!["users".into()]).unwrap();
+        assert_eq!((name.as_str(), p.include), ("manual", vec!["users".to_owned()]));
+        assert_eq!(
+            choose_profile(&profiles, Some("weekly".into()), vec![])
+                .unwrap_err()
+                .to_string(),
+            "unknown export profile `weekly` (configured: full)"
+        );
+    }
+
+    #[test]
+    fn profile_names_and_shapes_are_validated() {
+        assert_eq!(validate_profile("no-messages-2", &Profile::default()), Ok(()));
+        assert_eq!(validate_profile("Crit", &Profile::default()), Err(ProfileError::Name));
+        assert_eq!(validate_profile("", &Profile::default()), Err(ProfileError::Name));
+        let both = Profile {
+            include: vec!["a".into()],
+            exclude: vec!["b".into()],
+            ..Profile::default()
+        };
+        assert_eq!(validate_profile("x", &both), Err(ProfileError::IncludeAndExclude));
+    }
+
+    #[test]
+    fn the_secret_says_where_to_connect_before_the_endpoint() {
+        assert_eq!(address(Some("h"), None, Some(("e", 5433))), Some(("h".into(), 5432)));
+        assert_eq!(address(None, Some(6432), Some(("e", 5433))), Some(("e".into(), 6432)));
+        assert_eq!(address(None, None, Some(("e", 5433))), Some(("e".into(), 5433)));
+        assert_eq!(address(None, Some(1), None), None);
+    }
+
+    #[test]
+    fn refusals_say_size_speed_and_time() {
+        let refusal = admit(600 * 1024 * 1024, 1, Some(Duration::from_secs(30))).unwrap_err();
+        assert_eq!(
+            refusal.to_string(),
+            "600 MiB at about 1 MiB/s needs ~600 s but only 30 s remain before the invocation's deadline: run this \
+             export as the ECS task (see README) or raise the function's timeout"
+        );
+        assert_eq!(admit(600 * 1024 * 1024, 20, Some(Duration::from_secs(900))), Ok(()));
+        assert!(
+            admit(0, 20, Some(Duration::from_secs(59))).is_err(),
+            "the margin is kept"
+        );
+        assert!(
+            admit(1, 0, Some(Duration::from_secs(1 << 40))).is_err(),
+            "no speed never finishes"
+        );
+    }
+
+    #[test]
+    fn stored_size_and_outcomes() {
+        assert_eq!(check_stored_size(10, 10), Ok(()));
+        assert_eq!(
+            check_stored_size(-1, 10).unwrap_err().to_string(),
+            "the stored object has -1 bytes, the pipeline wrote 10"
+        );
+        assert!(Outcome::AlreadyExported.succeeded() && !Outcome::AlreadyExported.failed());
+        assert!(Outcome::Refused.failed() && !Outcome::Refused.succeeded());
+        let at = Utc.with_ymd_and_hms(2026, 11, 22, 2, 0, 0).unwrap();
+        let locked = Profile {
+            object_lock_days: Some(30),
+            ..Profile::default()
+        };
+        assert_eq!(
+            locked.lock_until(at),
+            Some(Utc.with_ymd_and_hms(2026, 12, 22, 2, 0, 0).unwrap())
+        );
+        assert_eq!(Profile::default().lock_until(at), None);
+    }
+
+    proptest! {
+        #[test]
+        fn a_refusal_holds_for_anything_bigger_slower_or_later(
+            size in 0i64..(1 << 44),
+            bigger in 0i64..(1 << 40),
+            speed in 1u32..10_000,
+            slower in 0u32..10_000,
+            left in 0u64..200_000,
+            less in 0u64..200_000,
+        ) {
+            let time = Duration::from_secs(left);
+            if admit(size, speed, Some(time)).is_err() {
+                prop_assert!(admit(size + bigger, speed, Some(time)).is_err());
+                prop_assert!(admit(size, speed.saturating_sub(slower).max(1), Some(time)).is_err());
+                prop_assert!(admit(size, speed, Some(Duration::from_secs(left.saturating_sub(less)))).is_err());
+            }
+            prop_assert!(admit(size, speed, None).is_ok(), "without a deadline nothing is refused");
+        }
+    }
+}
