@@ -119,7 +119,7 @@ async fn plan(deps: &Deps, time: DateTime<Utc>, databases: Option<Vec<String>>) 
 async fn master_user(deps: &Deps, db: &Database) -> Result<String, Error> {
     Ok(match db.kind {
         DbKind::Instance => rds::instance(&deps.rds, &db.id).await?.map(|i| i.master_user),
-        DbKind::Cluster => rds::cluster(&deps.rds, &db.id).await?.map(|c| c.2),
+        DbKind::Cluster => rds::cluster(&deps.rds, &db.id).await?.map(|c| c.master_user),
     }
     .unwrap_or_default())
 }
@@ -418,7 +418,7 @@ async fn cleanup(deps: &Deps, mut test: TestState) -> Result<Value, RestoreError
     // Confirm: the resource must now be deleting or gone.
     let still = match test.kind {
         DbKind::Instance => rds::instance(&deps.rds, &test.restored_id).await?.map(|i| i.status),
-        DbKind::Cluster => rds::cluster(&deps.rds, &test.restored_id).await?.map(|c| c.0),
+        DbKind::Cluster => rds::cluster(&deps.rds, &test.restored_id).await?.map(|c| c.status),
     };
     if let Some(status) = still.filter(|s| s != "deleting") {
         return Err(RestoreError::NotDeleted {

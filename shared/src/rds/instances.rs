@@ -234,15 +234,21 @@ pub async fn instance(rds: &Client, id: &str) -> Result<Option<InstanceInfo>, Er
     }
 }
 
-/// Status and tags of a cluster, or `None` if it does not exist.
-pub async fn cluster(rds: &Client, id: &str) -> Result<Option<(String, BTreeMap<String, String>, String)>, Error> {
+/// The status, tags and master user of a cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterInfo {
+    pub status: String,
+    pub tags: BTreeMap<String, String>,
+    pub master_user: String,
+}
+
+/// A cluster, or `None` if it does not exist.
+pub async fn cluster(rds: &Client, id: &str) -> Result<Option<ClusterInfo>, Error> {
     match rds.describe_db_clusters().db_cluster_identifier(id).send().await {
-        Ok(out) => Ok(out.db_clusters().first().map(|c| {
-            (
-                c.status().unwrap_or_default().to_owned(),
-                tag_map(c.tag_list()),
-                c.master_username().unwrap_or_default().to_owned(),
-            )
+        Ok(out) => Ok(out.db_clusters().first().map(|c| ClusterInfo {
+            status: c.status().unwrap_or_default().to_owned(),
+            tags: tag_map(c.tag_list()),
+            master_user: c.master_username().unwrap_or_default().to_owned(),
         })),
         Err(e) if e.as_service_error().is_some_and(|s| s.is_db_cluster_not_found_fault()) => Ok(None),
         Err(e) => Err(Error::aws("DescribeDBClusters", e)),
@@ -362,7 +368,7 @@ pub async fn delete_test(
     match kind {
         DbKind::Instance => delete_instance(id.to_owned()).await,
         DbKind::Cluster => {
-            let Some((status, tags, _)) = cluster(rds, id).await? else {
+            let Some(ClusterInfo { status, tags, .. }) = cluster(rds, id).await? else {
                 return Ok(Deleted::Gone);
             };
             if !is_restore_test(&tags) {
