@@ -1,12 +1,20 @@
-//! Rules of restore tests, as pure functions: which snapshot to restore, what the restored instance is called
-//! and how it is marked, how restored data is compared with an export's manifest, and the RTO/RPO arithmetic.
+//! Rules of restore tests and console restores, as pure functions: which snapshot to restore, what the restored
+//! resources are called, where they go and how they are marked, when a restore has failed or taken too long, how
+//! restored data is judged against an export's manifest, when a test passed, and the RTO/RPO arithmetic.
+//!
+//! Owns the decisions only. It must never call AWS or a database, read the clock or the environment: callers
+//! gather the facts (statuses, times, settings) and act on the answer.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
+use crate::rds::instances::{InstanceInfo, Placement};
 use crate::rds::Snapshot;
+use crate::selection::DbKind;
 
 pub use crate::tags::{EXPIRES_AT, RESTORE_TEST, SOURCE_DB};
 
@@ -39,6 +47,164 @@ pub fn test_identifier(db: &str, at: DateTime<Utc>) -> String {
         id = id.replace("--", "-");
     }
     id
+}
+
+/// The identifier of the instance a restore test creates inside its restored cluster: the cluster's
+/// `lifeboat-rt-...` identifier with `lifeboat-ri-` in front instead.
+pub fn test_member_identifier(restored_id: &str) -> String {
+    restored_id.replacen("lifeboat-rt-", "lifeboat-ri-", 1)
+}
+
+/// The instance a restore test creates in a restored cluster (so that SQL can run), `None` for an instance.
+pub fn test_member(kind: DbKind, restored_id: &str) -> Option<String> {
+    (kind == DbKind::Cluster).then(|| test_member_identifier(restored_id))
+}
+
+/// When a restore test's resources may be deleted by the janitor: `hours` after `now`.
+pub fn test_expiry(now: DateTime<Utc>, hours: u32) -> DateTime<Utc> {
+    now + chrono::Duration::hours(i64::from(hours))
+}
+
+/// The instance a console restore creates in a restored cluster: `<target>-1`.
+pub fn console_member_identifier(target: &str) -> String {
+    format!("{target}-1")
+}
+
+/// The instance whose status tells whether a console restore is done: the target itself, or its cluster's member.
+pub fn console_instance(kind: DbKind, target: &str) -> String {
+    match kind {
+        DbKind::Instance => target.to_owned(),
+        DbKind::Cluster => console_member_identifier(target),
+    }
+}
+
+/// The scratch database the verify step restores the latest export into: `lifeboat_verify_<yyyymmddhhmmss>`.
+pub fn scratch_database(requested_at: DateTime<Utc>) -> String {
+    format!("lifeboat_verify_{}", requested_at.format("%Y%m%d%H%M%S"))
+}
+
+/// Where a restore test's instance goes: the configured subnet group, security group and class, isolated.
+pub fn test_placement(subnet_group: Option<&str>, security_group: Option<&str>, instance_class: &str) -> Placement {
+    Placement {
+        subnet_group: subnet_group.map(str::to_owned),
+        security_groups: security_group.iter().map(|g| (*g).to_owned()).collect(),
+        instance_class: instance_class.to_owned(),
+        parameter_group: None,
+        isolated: true,
+    }
+}
+
+/// What a console restore request says about placement; `None` means "like the source".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlacementChoice {
+    pub subnet_group: Option<String>,
+    pub security_groups: Option<Vec<String>>,
+    pub instance_class: Option<String>,
+    pub parameter_group: Option<String>,
+}
+
+/// Where a console restore goes: each setting from the request, else from the source instance, else (the class
+/// only) `default_class`. Never isolated: it is a real database.
+pub fn console_placement(choice: &PlacementChoice, source: Option<&InstanceInfo>, default_class: &str) -> Placement {
+    Placement {
+        subnet_group: choice
+            .subnet_group
+            .clone()
+            .or_else(|| source.and_then(|s| s.subnet_group.clone())),
+        security_groups: choice
+            .security_groups
+            .clone()
+            .unwrap_or_else(|| source.map(|s| s.security_groups.clone()).unwrap_or_default()),
+        instance_class: choice
+            .instance_class
+            .clone()
+            .or_else(|| source.map(|s| s.instance_class.clone()).filter(|c| !c.is_empty()))
+            .unwrap_or_else(|| default_class.to_owned()),
+        parameter_group: choice
+            .parameter_group
+            .clone()
+            .or_else(|| source.and_then(|s| s.parameter_group.clone())),
+        isolated: false,
+    }
+}
+
+/// A console restore's point in time: `latest` (None: the latest restorable time) or an RFC 3339 time.
+pub fn point_in_time(text: &str) -> Result<Option<DateTime<Utc>>, chrono::ParseError> {
+    (text != "latest")
+        .then(|| DateTime::parse_from_rfc3339(text).map(|d| d.with_timezone(&Utc)))
+        .transpose()
+}
+
+/// RDS statuses in which a restore has ended without a usable database.
+pub const FAILED_STATES: [&str; 5] = [
+    "failed",
+    "incompatible-restore",
+    "incompatible-parameters",
+    "incompatible-network",
+    "storage-full",
+];
+
+/// Whether an RDS status means the restore has failed for good.
+pub fn is_failed_state(status: &str) -> bool {
+    FAILED_STATES.contains(&status)
+}
+
+/// Whether a restore requested at `requested_at` has run past its limit of `limit_minutes` at `now`.
+pub fn timed_out(requested_at: DateTime<Utc>, now: DateTime<Utc>, limit_minutes: u32) -> bool {
+    now - requested_at > chrono::Duration::minutes(i64::from(limit_minutes))
+}
+
+/// What one look at a restore test's instance means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// The instance is available: record its endpoint.
+    Available,
+    /// RDS gave up on the restore (one of [`FAILED_STATES`]).
+    Failed,
+    /// Still restoring after the limit.
+    TimedOut,
+    /// Still restoring; look again later.
+    Restoring,
+}
+
+/// The poll decision: a failed state fails the test, `available` ends the wait, anything else waits until the limit.
+pub fn progress(status: &str, requested_at: DateTime<Utc>, now: DateTime<Utc>, limit_minutes: u32) -> Progress {
+    if is_failed_state(status) {
+        Progress::Failed
+    } else if status == "available" {
+        Progress::Available
+    } else if timed_out(requested_at, now, limit_minutes) {
+        Progress::TimedOut
+    } else {
+        Progress::Restoring
+    }
+}
+
+/// How long before the invocation's deadline a console restore stops waiting, and how long it sleeps between looks.
+pub const CONSOLE_WAIT_MARGIN: Duration = Duration::from_secs(40);
+pub const CONSOLE_WAIT_INTERVAL: Duration = Duration::from_secs(20);
+
+/// What a console restore does after one look at its instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleWait {
+    /// Available: answer with the endpoint.
+    Ready,
+    /// Out of time, or failed: answer with the status and the command to wait with.
+    Handover,
+    /// Sleep [`CONSOLE_WAIT_INTERVAL`] and look again.
+    Again,
+}
+
+/// The console restore's wait decision, given the instance's status and the invocation's time left (`None`: no
+/// deadline known, so never wait).
+pub fn console_wait(status: &str, time_left: Option<Duration>) -> ConsoleWait {
+    if status == "available" {
+        ConsoleWait::Ready
+    } else if time_left.is_none_or(|l| l < CONSOLE_WAIT_MARGIN) || is_failed_state(status) {
+        ConsoleWait::Handover
+    } else {
+        ConsoleWait::Again
+    }
 }
 
 /// The snapshot to restore: the one named (which must exist and be available), else the newest available one,
@@ -124,6 +290,57 @@ pub fn compare_counts(
         .collect()
 }
 
+/// Whether a SQL check's answer (the first column of its first row, as text) is a pass: true, or a non-zero number.
+pub fn sql_answer_passes(value: &str) -> bool {
+    value == "t" || value.parse::<f64>().is_ok_and(|n| n != 0.0)
+}
+
+/// The scratch restore's verdict: every table of the manifest restored with exactly its row count.
+pub fn scratch_check(
+    name: &str,
+    bytes: u64,
+    expected: &BTreeMap<String, i64>,
+    actual: &BTreeMap<String, i64>,
+) -> Check {
+    let bad: Vec<_> = compare_counts(expected, actual, 0.0)
+        .into_iter()
+        .filter(|c| c.result != CheckResult::Passed)
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .collect();
+    if bad.is_empty() {
+        Check::new(
+            name,
+            true,
+            format!(
+                "{bytes} bytes restored; {} tables with the manifest's exact row counts",
+                expected.len()
+            ),
+        )
+    } else {
+        Check::new(name, false, bad.join("; "))
+    }
+}
+
+/// Whether the first check (the connection) passed: only then is the database verified.
+pub fn connected(checks: &[Check]) -> bool {
+    checks.first().is_some_and(|c| c.result == CheckResult::Passed)
+}
+
+/// A restore test passes when it did not stop early, verified a database, ran checks, and none of them failed.
+pub fn test_passed(checks: &[Check], verified: bool, stopped_early: bool) -> bool {
+    let failed_check = checks.iter().any(|c| c.result == CheckResult::Failed);
+    !stopped_early && !failed_check && verified && !checks.is_empty()
+}
+
+/// The databases of a run whose test did not pass (`passed` must be `true`; `?` for a result without a name).
+pub fn failed_databases(results: &[Value]) -> Vec<&str> {
+    results
+        .iter()
+        .filter(|r| r.get("passed").and_then(Value::as_bool) != Some(true))
+        .map(|r| r.get("database").and_then(Value::as_str).unwrap_or("?"))
+        .collect()
+}
+
 /// Recovery time (request to verified database) and recovery point (age of the restored data at the request).
 pub fn rto_rpo(requested: DateTime<Utc>, verified: DateTime<Utc>, data_time: DateTime<Utc>) -> (f64, f64) {
     let rto = (verified - requested).num_milliseconds() as f64 / 1000.0;
@@ -194,7 +411,214 @@ mod tests {
         assert_eq!(rto_rpo(at(22, 3), at(22, 4), at(22, 2)), (3600.0, 3600.0));
     }
 
+    #[test]
+    fn restored_resources_are_named_by_rule() {
+        assert_eq!(
+            test_member_identifier("lifeboat-rt-analytics-202611220300"),
+            "lifeboat-ri-analytics-202611220300"
+        );
+        assert_eq!(test_member(DbKind::Instance, "lifeboat-rt-db-202611220300"), None);
+        assert_eq!(
+            test_member(DbKind::Cluster, "lifeboat-rt-db-202611220300").as_deref(),
+            Some("lifeboat-ri-db-202611220300")
+        );
+        assert_eq!(console_member_identifier("app-restored"), "app-restored-1");
+        assert_eq!(console_instance(DbKind::Instance, "app-restored"), "app-restored");
+        assert_eq!(console_instance(DbKind::Cluster, "app-restored"), "app-restored-1");
+        let requested = Utc.with_ymd_and_hms(2026, 11, 22, 3, 0, 7).unwrap();
+        assert_eq!(scratch_database(requested), "lifeboat_verify_20261122030007");
+        assert_eq!(test_expiry(at(22, 3), 6), at(22, 9));
+    }
+
+    fn source() -> InstanceInfo {
+        InstanceInfo {
+            status: "available".into(),
+            endpoint: None,
+            tags: BTreeMap::new(),
+            master_user: "postgres".into(),
+            engine: "postgres".into(),
+            subnet_group: Some("app-subnets".into()),
+            security_groups: vec!["sg-app".into()],
+            parameter_group: Some("app-params".into()),
+            instance_class: "db.r6g.large".into(),
+        }
+    }
+
+    #[test]
+    fn a_restore_test_is_isolated_where_it_was_told() {
+        let p = test_placement(Some("lifeboat-restore"), Some("sg-1"), "db.t4g.micro");
+        assert_eq!(p.subnet_group.as_deref(), Some("lifeboat-restore"));
+        assert_eq!(p.security_groups, ["sg-1"]);
+        assert_eq!(
+            (p.instance_class.as_str(), p.parameter_group, p.isolated),
+            ("db.t4g.micro", None, true)
+        );
+        assert!(test_placement(None, None, "db.t4g.micro").security_groups.is_empty());
+    }
+
+    #[test]
+    fn a_console_restore_takes_the_request_then_the_source_then_the_default() {
+        let like_source = console_placement(&PlacementChoice::default(), Some(&source()), "db.t4g.micro");
+        assert_eq!(like_source.subnet_group.as_deref(), Some("app-subnets"));
+        assert_eq!(like_source.security_groups, ["sg-app"]);
+        assert_eq!(like_source.instance_class, "db.r6g.large");
+        assert_eq!(like_source.parameter_group.as_deref(), Some("app-params"));
+        assert!(!like_source.isolated);
+        let choice = PlacementChoice {
+            subnet_group: Some("other".into()),
+            security_groups: Some(vec![]),
+            instance_class: Some("db.m7g.large".into()),
+            parameter_group: Some("p".into()),
+        };
+        let chosen = console_placement(&choice, Some(&source()), "db.t4g.micro");
+        assert_eq!(
+            (
+                chosen.subnet_group.as_deref(),
+                chosen.security_groups.len(),
+                chosen.instance_class.as_str()
+            ),
+            (Some("other"), 0, "db.m7g.large")
+        );
+        let mut classless = source();
+        classless.instance_class = String::new();
+        let defaulted = console_placement(&PlacementChoice::default(), Some(&classless), "db.t4g.micro");
+        assert_eq!(defaulted.instance_class, "db.t4g.micro");
+        let nothing = console_placement(&PlacementChoice::default(), None, "db.t4g.micro");
+        assert_eq!(
+            (nothing.subnet_group, nothing.instance_class.as_str()),
+            (None, "db.t4g.micro")
+        );
+    }
+
+    #[test]
+    fn a_point_in_time_is_latest_or_rfc3339() {
+        assert_eq!(point_in_time("latest").unwrap(), None);
+        assert_eq!(point_in_time("2026-11-22T03:00:00+01:00").unwrap(), Some(at(22, 2)));
+        assert!(point_in_time("yesterday").is_err());
+    }
+
+    #[test]
+    fn failed_states_fail_available_ends_and_the_rest_waits_until_the_limit() {
+        for s in FAILED_STATES {
+            assert!(is_failed_state(s));
+            assert_eq!(progress(s, at(22, 3), at(22, 3), 90), Progress::Failed);
+        }
+        assert!(!is_failed_state("creating") && !is_failed_state("available"));
+        assert_eq!(progress("available", at(22, 3), at(23, 3), 90), Progress::Available);
+        assert_eq!(progress("creating", at(22, 3), at(22, 4), 90), Progress::Restoring);
+        assert_eq!(progress("creating", at(22, 3), at(22, 5), 90), Progress::TimedOut);
+    }
+
+    #[test]
+    fn the_timeout_is_strictly_after_the_limit() {
+        let start = at(22, 3);
+        assert!(!timed_out(start, start + chrono::Duration::minutes(90), 90));
+        assert!(timed_out(start, start + chrono::Duration::seconds(90 * 60 + 1), 90));
+        assert!(
+            !timed_out(start, start - chrono::Duration::minutes(5), 5),
+            "a clock behind the request"
+        );
+    }
+
+    #[test]
+    fn a_console_restore_waits_while_it_has_time() {
+        let long = Some(Duration::from_secs(600));
+        assert_eq!(console_wait("available", None), ConsoleWait::Ready);
+        assert_eq!(console_wait("creating", long), ConsoleWait::Again);
+        assert_eq!(console_wait("creating", None), ConsoleWait::Handover);
+        assert_eq!(
+            console_wait("creating", Some(Duration::from_secs(39))),
+            ConsoleWait::Handover
+        );
+        assert_eq!(console_wait("creating", Some(CONSOLE_WAIT_MARGIN)), ConsoleWait::Again);
+        assert_eq!(console_wait("incompatible-network", long), ConsoleWait::Handover);
+    }
+
+    #[test]
+    fn sql_answers_pass_when_true_or_non_zero() {
+        for v in ["t", "1", "42", "-0.5"] {
+            assert!(sql_answer_passes(v), "{v}");
+        }
+        for v in ["f", "0", "0.0", "", "true", "yes"] {
+            assert!(!sql_answer_passes(v), "{v}");
+        }
+    }
+
+    #[test]
+    fn the_scratch_restore_needs_exact_counts() {
+        let expected: BTreeMap<String, i64> = [("public.users".to_owned(), 10), ("public.chats".to_owned(), 2)].into();
+        let exact = scratch_check("scratch", 99, &expected, &expected.clone());
+        assert_eq!(exact.result, CheckResult::Passed);
+        assert_eq!(
+            exact.detail,
+            "99 bytes restored; 2 tables with the manifest's exact row counts"
+        );
+        let mut off = expected.clone();
+        off.insert("public.users".into(), 11);
+        off.remove("public.chats");
+        let bad = scratch_check("scratch", 99, &expected, &off);
+        assert_eq!(bad.result, CheckResult::Failed);
+        assert_eq!(
+            bad.detail,
+            "rows of public.chats: table missing (the export has 2 rows); \
+             rows of public.users: 11 restored, 10 in the export (tolerance ±0)"
+        );
+    }
+
+    #[test]
+    fn a_test_passes_only_verified_complete_and_clean() {
+        let ok = vec![Check::new("connect", true, ""), Check::skipped("rows", "no export")];
+        assert!(connected(&ok));
+        assert!(test_passed(&ok, true, false));
+        assert!(!test_passed(&ok, false, false), "not verified");
+        assert!(!test_passed(&ok, true, true), "stopped early");
+        assert!(!test_passed(&[], true, false), "no checks");
+        let mut failed = ok.clone();
+        failed.push(Check::new("rows of public.users", false, ""));
+        assert!(!test_passed(&failed, true, false));
+        assert!(!connected(&[Check::new("connect", false, "refused")]) && !connected(&[]));
+    }
+
+    #[test]
+    fn a_run_fails_the_databases_not_marked_passed() {
+        let results = vec![
+            serde_json::json!({"database": "a", "passed": true}),
+            serde_json::json!({"database": "b", "passed": false}),
+            serde_json::json!({"database": "c"}),
+            serde_json::json!({"passed": "true"}),
+        ];
+        assert_eq!(failed_databases(&results), ["b", "c", "?"]);
+        assert!(failed_databases(&[]).is_empty());
+    }
+
     proptest! {
+        #[test]
+        fn a_restore_is_never_both_done_and_waiting(status in "[a-z-]{0,24}", minutes in -60i64..1000, limit in 5u32..720) {
+            let now = at(22, 3) + chrono::Duration::minutes(minutes);
+            let p = progress(&status, at(22, 3), now, limit);
+            prop_assert_eq!(p == Progress::Failed, is_failed_state(&status));
+            prop_assert_eq!(p == Progress::Available, status == "available");
+            if p == Progress::TimedOut {
+                prop_assert!(minutes > i64::from(limit));
+            }
+        }
+
+        #[test]
+        fn a_console_restore_never_sleeps_past_the_margin(status in "[a-z-]{0,24}", left in proptest::option::of(0u64..900)) {
+            let d = console_wait(&status, left.map(Duration::from_secs));
+            if d == ConsoleWait::Again {
+                prop_assert!(left.is_some_and(|l| l >= CONSOLE_WAIT_MARGIN.as_secs()));
+                prop_assert!(!is_failed_state(&status) && status != "available");
+            }
+        }
+
+        #[test]
+        fn member_names_stay_valid_rds_identifiers(db in "[a-z][a-z0-9-]{0,62}", minute in 0i64..10_000_000) {
+            let id = test_member_identifier(&test_identifier(&db, at(1, 0) + chrono::Duration::minutes(minute)));
+            prop_assert!(id.len() <= 63 && id.starts_with("lifeboat-ri-"));
+            prop_assert!(!id.ends_with('-') && !id.contains("--"));
+        }
+
         #[test]
         fn identifiers_are_valid_rds_identifiers(db in "[a-z][a-z0-9-]{0,62}", minute in 0i64..10_000_000) {
             let id = test_identifier(&db, at(1, 0) + chrono::Duration::minutes(minute));

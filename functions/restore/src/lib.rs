@@ -5,10 +5,13 @@
 //! cleanup is reachable from every failure path of the state machine, and what it restores carries an expiry tag
 //! for `monitor`'s janitor to act on.
 
+pub mod console;
+pub mod error;
 pub mod event;
 pub mod handler;
 pub mod report;
 pub mod settings;
 pub mod verify;
 
+pub use error::RestoreError;
 pub use handler::{handle, Deps};

@@ -2,12 +2,13 @@
 //!
 //! Every resource this module creates carries the restore-test tags, and [`delete_test`] (the one delete of a
 //! restore-test resource, called by `restore`'s cleanup and by `monitor`'s janitor) refuses anything that does not
-//! carry [`crate::tags::RESTORE_TEST`]`=true`.
+//! carry [`crate::tags::RESTORE_TEST`]`=true`. It translates requests into RDS calls and answers into plain data;
+//! it must never decide names, placement or outcomes (`crate::restore` does).
 
 use std::collections::BTreeMap;
 
 use crate::error::Error;
-use crate::restore::{is_restore_test, EXPIRES_AT, RESTORE_TEST, SOURCE_DB};
+use crate::restore::{console_member_identifier, is_restore_test, EXPIRES_AT, RESTORE_TEST, SOURCE_DB};
 use crate::selection::DbKind;
 use aws_sdk_rds::types::Tag;
 use aws_sdk_rds::Client;
@@ -39,81 +40,101 @@ pub struct Placement {
     pub isolated: bool,
 }
 
+/// One restore from a snapshot: what is restored, into what, where, and with which tags.
+#[derive(Debug, Clone, Copy)]
+pub struct RestoreRequest<'a> {
+    pub kind: DbKind,
+    pub snapshot_id: &'a str,
+    pub engine: &'a str,
+    /// The new instance, or the new cluster.
+    pub target_id: &'a str,
+    /// For a cluster: the instance created in it (the target's identifier when `None`).
+    pub cluster_instance: Option<&'a str>,
+    pub placement: &'a Placement,
+    pub tags: &'a [Tag],
+}
+
 /// Restores a snapshot into a new instance, or a new cluster plus one instance in it.
-#[allow(clippy::too_many_arguments)] // one RDS call's parameters, each distinct
-pub async fn restore_snapshot(
-    rds: &Client,
-    kind: DbKind,
-    snapshot_id: &str,
-    engine: &str,
-    new_id: &str,
-    cluster_instance: Option<&str>,
-    placement: &Placement,
-    tags: &[Tag],
-) -> Result<(), Error> {
-    match kind {
+pub async fn restore_snapshot(rds: &Client, req: &RestoreRequest<'_>) -> Result<(), Error> {
+    let placement = req.placement;
+    match req.kind {
         DbKind::Instance => {
-            let mut req = rds
+            let mut call = rds
                 .restore_db_instance_from_db_snapshot()
-                .db_instance_identifier(new_id)
-                .db_snapshot_identifier(snapshot_id)
+                .db_instance_identifier(req.target_id)
+                .db_snapshot_identifier(req.snapshot_id)
                 .db_instance_class(&placement.instance_class)
                 .set_db_subnet_group_name(placement.subnet_group.clone())
-                .set_vpc_security_group_ids(Some(placement.security_groups.clone()).filter(|v| !v.is_empty()))
+                .set_vpc_security_group_ids(security_groups(placement))
                 .set_db_parameter_group_name(placement.parameter_group.clone())
-                .set_tags(Some(tags.to_vec()));
+                .set_tags(Some(req.tags.to_vec()));
             if placement.isolated {
-                req = req
+                call = call
                     .publicly_accessible(false)
                     .deletion_protection(false)
                     .multi_az(false);
             }
-            req.send()
+            call.send()
                 .await
                 .map_err(|e| Error::aws("RestoreDBInstanceFromDBSnapshot", e))?;
         }
         DbKind::Cluster => {
-            let mut req = rds
+            let mut call = rds
                 .restore_db_cluster_from_snapshot()
-                .db_cluster_identifier(new_id)
-                .snapshot_identifier(snapshot_id)
-                .engine(engine)
+                .db_cluster_identifier(req.target_id)
+                .snapshot_identifier(req.snapshot_id)
+                .engine(req.engine)
                 .set_db_subnet_group_name(placement.subnet_group.clone())
-                .set_vpc_security_group_ids(Some(placement.security_groups.clone()).filter(|v| !v.is_empty()))
-                .set_tags(Some(tags.to_vec()));
+                .set_vpc_security_group_ids(security_groups(placement))
+                .set_tags(Some(req.tags.to_vec()));
             if placement.isolated {
-                req = req.deletion_protection(false);
+                call = call.deletion_protection(false);
             }
-            req.send()
+            call.send()
                 .await
                 .map_err(|e| Error::aws("RestoreDBClusterFromSnapshot", e))?;
-            add_cluster_instance(rds, new_id, cluster_instance.unwrap_or(new_id), engine, placement, tags).await?;
+            let member = ClusterMember {
+                cluster: req.target_id,
+                instance: req.cluster_instance.unwrap_or(req.target_id),
+                engine: req.engine,
+                placement,
+                tags: req.tags,
+            };
+            add_cluster_instance(rds, &member).await?;
         }
     }
     Ok(())
 }
 
-/// Point-in-time restore into a new instance or cluster; `at` None means the latest restorable time.
-pub async fn restore_to_time(
-    rds: &Client,
-    kind: DbKind,
-    source: &str,
-    engine: &str,
-    new_id: &str,
-    at: Option<DateTime<Utc>>,
-    placement: &Placement,
-) -> Result<(), Error> {
-    let time = at.map(|t| aws_sdk_rds::primitives::DateTime::from_secs(t.timestamp()));
-    match kind {
+/// One point-in-time restore of a database into a new instance or cluster (a cluster gets the instance
+/// [`console_member_identifier`] names).
+#[derive(Debug, Clone, Copy)]
+pub struct PointInTimeRequest<'a> {
+    pub kind: DbKind,
+    pub source_id: &'a str,
+    pub engine: &'a str,
+    pub target_id: &'a str,
+    /// `None` means the latest restorable time.
+    pub at: Option<DateTime<Utc>>,
+    pub placement: &'a Placement,
+}
+
+/// Point-in-time restore into a new instance or cluster.
+pub async fn restore_to_time(rds: &Client, req: &PointInTimeRequest<'_>) -> Result<(), Error> {
+    let placement = req.placement;
+    let time = req
+        .at
+        .map(|t| aws_sdk_rds::primitives::DateTime::from_secs(t.timestamp()));
+    match req.kind {
         DbKind::Instance => {
             rds.restore_db_instance_to_point_in_time()
-                .source_db_instance_identifier(source)
-                .target_db_instance_identifier(new_id)
+                .source_db_instance_identifier(req.source_id)
+                .target_db_instance_identifier(req.target_id)
                 .set_restore_time(time)
-                .use_latest_restorable_time(at.is_none())
+                .use_latest_restorable_time(req.at.is_none())
                 .db_instance_class(&placement.instance_class)
                 .set_db_subnet_group_name(placement.subnet_group.clone())
-                .set_vpc_security_group_ids(Some(placement.security_groups.clone()).filter(|v| !v.is_empty()))
+                .set_vpc_security_group_ids(security_groups(placement))
                 .set_db_parameter_group_name(placement.parameter_group.clone())
                 .send()
                 .await
@@ -121,36 +142,50 @@ pub async fn restore_to_time(
         }
         DbKind::Cluster => {
             rds.restore_db_cluster_to_point_in_time()
-                .source_db_cluster_identifier(source)
-                .db_cluster_identifier(new_id)
+                .source_db_cluster_identifier(req.source_id)
+                .db_cluster_identifier(req.target_id)
                 .set_restore_to_time(time)
-                .use_latest_restorable_time(at.is_none())
+                .use_latest_restorable_time(req.at.is_none())
                 .set_db_subnet_group_name(placement.subnet_group.clone())
-                .set_vpc_security_group_ids(Some(placement.security_groups.clone()).filter(|v| !v.is_empty()))
+                .set_vpc_security_group_ids(security_groups(placement))
                 .send()
                 .await
                 .map_err(|e| Error::aws("RestoreDBClusterToPointInTime", e))?;
-            add_cluster_instance(rds, new_id, &format!("{new_id}-1"), engine, placement, &[]).await?;
+            let member = ClusterMember {
+                cluster: req.target_id,
+                instance: &console_member_identifier(req.target_id),
+                engine: req.engine,
+                placement,
+                tags: &[],
+            };
+            add_cluster_instance(rds, &member).await?;
         }
     }
     Ok(())
 }
 
-async fn add_cluster_instance(
-    rds: &Client,
-    cluster: &str,
-    instance: &str,
-    engine: &str,
-    placement: &Placement,
-    tags: &[Tag],
-) -> Result<(), Error> {
+/// The security groups of a placement as RDS wants them: none given means the default.
+fn security_groups(placement: &Placement) -> Option<Vec<String>> {
+    Some(placement.security_groups.clone()).filter(|v| !v.is_empty())
+}
+
+/// The instance created in a restored cluster so that SQL can run.
+struct ClusterMember<'a> {
+    cluster: &'a str,
+    instance: &'a str,
+    engine: &'a str,
+    placement: &'a Placement,
+    tags: &'a [Tag],
+}
+
+async fn add_cluster_instance(rds: &Client, member: &ClusterMember<'_>) -> Result<(), Error> {
     rds.create_db_instance()
-        .db_instance_identifier(instance)
-        .db_cluster_identifier(cluster)
-        .engine(engine)
-        .db_instance_class(&placement.instance_class)
+        .db_instance_identifier(member.instance)
+        .db_cluster_identifier(member.cluster)
+        .engine(member.engine)
+        .db_instance_class(&member.placement.instance_class)
         .publicly_accessible(false)
-        .set_tags(Some(tags.to_vec()).filter(|t| !t.is_empty()))
+        .set_tags(Some(member.tags.to_vec()).filter(|t| !t.is_empty()))
         .send()
         .await
         .map_err(|e| Error::aws("CreateDBInstance", e))?;
@@ -202,15 +237,21 @@ pub async fn instance(rds: &Client, id: &str) -> Result<Option<InstanceInfo>, Er
     }
 }
 
-/// Status and tags of a cluster, or `None` if it does not exist.
-pub async fn cluster(rds: &Client, id: &str) -> Result<Option<(String, BTreeMap<String, String>, String)>, Error> {
+/// The status, tags and master user of a cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterInfo {
+    pub status: String,
+    pub tags: BTreeMap<String, String>,
+    pub master_user: String,
+}
+
+/// A cluster, or `None` if it does not exist.
+pub async fn cluster(rds: &Client, id: &str) -> Result<Option<ClusterInfo>, Error> {
     match rds.describe_db_clusters().db_cluster_identifier(id).send().await {
-        Ok(out) => Ok(out.db_clusters().first().map(|c| {
-            (
-                c.status().unwrap_or_default().to_owned(),
-                tag_map(c.tag_list()),
-                c.master_username().unwrap_or_default().to_owned(),
-            )
+        Ok(out) => Ok(out.db_clusters().first().map(|c| ClusterInfo {
+            status: c.status().unwrap_or_default().to_owned(),
+            tags: tag_map(c.tag_list()),
+            master_user: c.master_username().unwrap_or_default().to_owned(),
         })),
         Err(e) if e.as_service_error().is_some_and(|s| s.is_db_cluster_not_found_fault()) => Ok(None),
         Err(e) => Err(Error::aws("DescribeDBClusters", e)),
@@ -330,7 +371,7 @@ pub async fn delete_test(
     match kind {
         DbKind::Instance => delete_instance(id.to_owned()).await,
         DbKind::Cluster => {
-            let Some((status, tags, _)) = cluster(rds, id).await? else {
+            let Some(ClusterInfo { status, tags, .. }) = cluster(rds, id).await? else {
                 return Ok(Deleted::Gone);
             };
             if !is_restore_test(&tags) {
@@ -389,18 +430,16 @@ mod tests {
             parameter_group: None,
             isolated: true,
         };
-        restore_snapshot(
-            &rds,
-            DbKind::Instance,
-            "lifeboat-app-prod-20261122-0200",
-            "postgres",
-            "lifeboat-rt-app-prod-202611220300",
-            None,
-            &placement,
-            &test_tags("app-prod", Utc::now()),
-        )
-        .await
-        .unwrap();
+        let request = RestoreRequest {
+            kind: DbKind::Instance,
+            snapshot_id: "lifeboat-app-prod-20261122-0200",
+            engine: "postgres",
+            target_id: "lifeboat-rt-app-prod-202611220300",
+            cluster_instance: None,
+            placement: &placement,
+            tags: &test_tags("app-prod", Utc::now()),
+        };
+        restore_snapshot(&rds, &request).await.unwrap();
         assert_eq!(isolated.num_calls(), 1);
     }
 }

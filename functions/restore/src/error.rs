@@ -1,0 +1,111 @@
+//! The restore function's errors. Each failure keeps its kind, and each kind is its own Lambda `errorType`
+//! (`Lifeboat.Restore.*`), so a failed step can be told apart without reading its message. The run's verdict stays
+//! `Lifeboat.PartialFailure`, like every other function's "some databases failed".
+//!
+//! Owns the kinds and their messages only; it must never decide whether something is a failure.
+
+use lambda_runtime::Diagnostic;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// A shared failure (AWS call, invalid event, configuration, the cleanup guard) with its own `errorType`.
+    #[error(transparent)]
+    Shared(#[from] lifeboat::error::Error),
+    /// What the request or the test state names is not there (database, restored instance).
+    #[error("{0}")]
+    NotFound(String),
+    /// No snapshot fit the request: the named one is missing or not available, or there is none.
+    #[error("{database}: {reason}")]
+    Snapshot { database: String, reason: String },
+    /// RDS gave up on the restore.
+    #[error("restored instance {id} is {status}")]
+    RestoreFailed { id: String, status: String },
+    /// The restore did not finish within `LIFEBOAT_RESTORE_TIMEOUT_MINUTES`.
+    #[error("restored instance {id} is still {status} after {minutes} minutes (LIFEBOAT_RESTORE_TIMEOUT_MINUTES)")]
+    TimedOut { id: String, status: String, minutes: u32 },
+    /// RDS says available but gives no address to connect to.
+    #[error("restored instance {id} is available but has no endpoint")]
+    NoEndpoint { id: String },
+    /// A step ran before the one it depends on (the state lacks what that step adds).
+    #[error("{0}")]
+    OutOfOrder(&'static str),
+    /// A secret (or the generated password) does not hold what it must.
+    #[error("{0}")]
+    InvalidSecret(String),
+    /// A console restore named a target that exists; nothing was touched.
+    #[error("`{0}` already exists; a restore never overwrites or deletes an existing database: choose a new name")]
+    TargetExists(String),
+    /// Cleanup asked RDS to delete the restored resource, yet it is still there and not deleting.
+    #[error("{id} is still {status} after its deletion was requested")]
+    NotDeleted { id: String, status: String },
+    /// The run's verdict: some databases' restore tests failed.
+    #[error("restore tests failed for {} of {tested} databases: {}", failed.len(), failed.join(", "))]
+    TestsFailed { failed: Vec<String>, tested: usize },
+    /// The test state could not be written as JSON.
+    #[error("serialising the test state: {0}")]
+    State(#[source] serde_json::Error),
+    /// The report could not be written as JSON.
+    #[error("{0}")]
+    Report(#[source] serde_json::Error),
+}
+
+impl RestoreError {
+    /// The Lambda `errorType` of a restore-specific kind; `None` for a shared error, which has its own.
+    fn error_type(&self) -> Option<&'static str> {
+        Some(match self {
+            Self::Shared(_) => return None,
+            Self::NotFound(_) => "Lifeboat.Restore.NotFound",
+            Self::Snapshot { .. } => "Lifeboat.Restore.NoSnapshot",
+            Self::RestoreFailed { .. } => "Lifeboat.Restore.Failed",
+            Self::TimedOut { .. } => "Lifeboat.Restore.Timeout",
+            Self::NoEndpoint { .. } => "Lifeboat.Restore.NoEndpoint",
+            Self::OutOfOrder(_) => "Lifeboat.Restore.OutOfOrder",
+            Self::InvalidSecret(_) => "Lifeboat.Restore.InvalidSecret",
+            Self::TargetExists(_) => "Lifeboat.Restore.TargetExists",
+            Self::NotDeleted { .. } => "Lifeboat.Restore.NotDeleted",
+            Self::TestsFailed { .. } => "Lifeboat.PartialFailure",
+            Self::State(_) | Self::Report(_) => "Lifeboat.Restore.Serialization",
+        })
+    }
+}
+
+impl From<RestoreError> for Diagnostic {
+    fn from(err: RestoreError) -> Self {
+        if let RestoreError::Shared(e) = err {
+            return e.into();
+        }
+        Diagnostic {
+            error_type: err.error_type().unwrap_or_default().to_owned(),
+            error_message: err.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_is_its_own_error_type_and_keeps_its_message() {
+        let d: Diagnostic = RestoreError::RestoreFailed {
+            id: "lifeboat-rt-app-prod-202611220300".into(),
+            status: "incompatible-restore".into(),
+        }
+        .into();
+        assert_eq!(d.error_type, "Lifeboat.Restore.Failed");
+        assert_eq!(
+            d.error_message,
+            "restored instance lifeboat-rt-app-prod-202611220300 is incompatible-restore"
+        );
+        let d: Diagnostic = RestoreError::TestsFailed {
+            failed: vec!["billing".into()],
+            tested: 3,
+        }
+        .into();
+        assert_eq!(d.error_type, "Lifeboat.PartialFailure");
+        assert_eq!(d.error_message, "restore tests failed for 1 of 3 databases: billing");
+        let d: Diagnostic = RestoreError::from(lifeboat::error::Error::InvalidEvent("x".into())).into();
+        assert_eq!(d.error_type, "Lifeboat.InvalidEvent");
+        assert_eq!(d.error_message, "invalid event: x");
+    }
+}
