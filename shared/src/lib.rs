@@ -13,6 +13,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod monitor;
 pub mod naming;
+pub mod notify;
 pub mod rds;
 pub mod restore;
 pub mod retention;
