@@ -14,6 +14,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod monitor;
 pub mod naming;
+pub mod notify;
 pub mod quota;
 pub mod rds;
 pub mod restore;

@@ -2,6 +2,10 @@
 //!
 //! Namespace `Lifeboat` (configurable), dimension `DBIdentifier` on per-database figures. Publishing happens
 //! once per run so that a run costs a handful of PutMetricData calls whatever the fleet size.
+//!
+//! Owns the metric vocabulary: every metric and dimension name any function publishes is a constant here, and no
+//! function spells one as a literal. It must never compute a figure (the rules that do live with their owners,
+//! e.g. [`crate::monitor::db_metrics`]) nor publish anywhere but CloudWatch.
 
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
 use aws_sdk_cloudwatch::Client;
@@ -10,6 +14,120 @@ use chrono::{DateTime, Utc};
 use crate::error::Error;
 
 pub const DB_DIMENSION: &str = "DBIdentifier";
+/// Dimension of export figures and alarms: the export profile (`full`, `critical`, ...).
+pub const PROFILE_DIMENSION: &str = "Profile";
+/// Dimension of the manual-snapshot quota figures: the region counted.
+pub const REGION_DIMENSION: &str = "Region";
+/// Dimension of rotation figures: the secret rotated.
+pub const SECRET_DIMENSION: &str = "Secret";
+/// Dimension of rotation figures: the rotation step (`createSecret`, ...).
+pub const STEP_DIMENSION: &str = "Step";
+
+// The metric vocabulary: every figure any function publishes, named once. Alarms (`crate::monitor::alarm_set`),
+// the dashboard in `infra/template.yaml` and the README refer to these names; renaming one breaks them.
+
+// snapshot
+/// 1 when the run created the database's snapshot, else 0 (per `DBIdentifier`).
+pub const SNAPSHOT_CREATED: &str = "SnapshotCreated";
+/// 1 when the database's snapshot failed, else 0 (per `DBIdentifier`).
+pub const SNAPSHOT_FAILED: &str = "SnapshotFailed";
+/// Snapshots deleted by retention, here and in the DR region (per `DBIdentifier`).
+pub const SNAPSHOTS_DELETED: &str = "SnapshotsDeleted";
+/// Cross-region or cross-account copies started (per `DBIdentifier`).
+pub const SNAPSHOT_COPIES_STARTED: &str = "SnapshotCopiesStarted";
+/// Manual snapshots in the region, counted against the quota (per `Region`).
+pub const MANUAL_SNAPSHOT_COUNT: &str = "ManualSnapshotCount";
+/// The share of the manual-snapshot quota in use, in percent (per `Region`).
+pub const MANUAL_SNAPSHOT_QUOTA_USED_PERCENT: &str = "ManualSnapshotQuotaUsedPercent";
+/// How long one snapshot run took (no dimension).
+pub const SNAPSHOT_RUN_DURATION_SECONDS: &str = "SnapshotRunDurationSeconds";
+
+// export
+/// 1 when the export is there (made now or already), else 0 (per `DBIdentifier` and `Profile`).
+pub const EXPORT_SUCCESS: &str = "ExportSuccess";
+/// How long a completed export took (per `DBIdentifier` and `Profile`).
+pub const EXPORT_DURATION_SECONDS: &str = "ExportDurationSeconds";
+/// Bytes of the dump before compression and encryption (per `DBIdentifier` and `Profile`).
+pub const EXPORT_PLAINTEXT_BYTES: &str = "ExportPlaintextBytes";
+/// Bytes stored in the bucket (per `DBIdentifier` and `Profile`).
+pub const EXPORT_STORED_BYTES: &str = "ExportStoredBytes";
+/// Plaintext bytes per second of a completed export (per `DBIdentifier` and `Profile`).
+pub const EXPORT_THROUGHPUT_BYTES_PER_SECOND: &str = "ExportThroughputBytesPerSecond";
+
+// rotate
+/// 1 when a rotation step succeeded, else 0 (per `Secret` and `Step`).
+pub const ROTATION_SUCCESS: &str = "RotationSuccess";
+/// How long a rotation step took (per `Secret` and `Step`).
+pub const ROTATION_STEP_DURATION_SECONDS: &str = "RotationStepDurationSeconds";
+
+// restore
+/// 1 when the database's restore test passed, else 0 (per `DBIdentifier`).
+pub const RESTORE_TEST_SUCCESS: &str = "RestoreTestSuccess";
+/// Time to a usable restored database, the measured RTO (per `DBIdentifier`).
+pub const RESTORE_TIME_SECONDS: &str = "RestoreTimeSeconds";
+/// Age of the data the restore test restored, the measured RPO (per `DBIdentifier`).
+pub const RESTORE_DATA_AGE_SECONDS: &str = "RestoreDataAgeSeconds";
+
+// monitor
+/// Age of the newest available snapshot (per `DBIdentifier`; absent when there is none).
+pub const SNAPSHOT_AGE_SECONDS: &str = "SnapshotAgeSeconds";
+/// Age of the newest complete export (per `DBIdentifier` and `Profile`; absent when there is none).
+pub const EXPORT_AGE_SECONDS: &str = "ExportAgeSeconds";
+/// Age of the newest restore-test report (per `DBIdentifier`; absent when there is none).
+pub const RESTORE_TEST_AGE_SECONDS: &str = "RestoreTestAgeSeconds";
+/// 1 when the newest restore-test report says it passed, else 0 (per `DBIdentifier`).
+pub const LAST_RESTORE_TEST_SUCCESS: &str = "LastRestoreTestSuccess";
+/// The automated backup retention period in days (per `DBIdentifier`).
+pub const BACKUP_RETENTION_DAYS: &str = "BackupRetentionDays";
+/// How far the latest restorable time lags behind now (per `DBIdentifier`).
+pub const PITR_LAG_SECONDS: &str = "PitrLagSeconds";
+/// 1 when the database's storage is encrypted, else 0 (per `DBIdentifier`).
+pub const STORAGE_ENCRYPTED: &str = "StorageEncrypted";
+/// 1 when deletion protection is on, else 0 (per `DBIdentifier`).
+pub const DELETION_PROTECTION: &str = "DeletionProtection";
+/// 1 when a selected database has neither a snapshot nor an export, else 0 (per `DBIdentifier`).
+pub const BACKUP_MISSING: &str = "BackupMissing";
+/// Expired restore-test resources the janitor deleted in one run (no dimension).
+pub const RESTORE_TEST_JANITOR_DELETED: &str = "RestoreTestJanitorDeleted";
+
+// notify
+/// 1 when a message reached every channel, 0 when one failed (no dimension).
+pub const NOTIFICATION_DELIVERED: &str = "NotificationDelivered";
+/// 1 when a message was not sent: a repeat within the window, or an OK that follows no alarm (no dimension).
+pub const NOTIFICATION_SUPPRESSED: &str = "NotificationSuppressed";
+
+/// Every metric name above, for tests that check the vocabulary is complete and unique.
+pub const ALL: &[&str] = &[
+    SNAPSHOT_CREATED,
+    SNAPSHOT_FAILED,
+    SNAPSHOTS_DELETED,
+    SNAPSHOT_COPIES_STARTED,
+    MANUAL_SNAPSHOT_COUNT,
+    MANUAL_SNAPSHOT_QUOTA_USED_PERCENT,
+    SNAPSHOT_RUN_DURATION_SECONDS,
+    EXPORT_SUCCESS,
+    EXPORT_DURATION_SECONDS,
+    EXPORT_PLAINTEXT_BYTES,
+    EXPORT_STORED_BYTES,
+    EXPORT_THROUGHPUT_BYTES_PER_SECOND,
+    ROTATION_SUCCESS,
+    ROTATION_STEP_DURATION_SECONDS,
+    RESTORE_TEST_SUCCESS,
+    RESTORE_TIME_SECONDS,
+    RESTORE_DATA_AGE_SECONDS,
+    SNAPSHOT_AGE_SECONDS,
+    EXPORT_AGE_SECONDS,
+    RESTORE_TEST_AGE_SECONDS,
+    LAST_RESTORE_TEST_SUCCESS,
+    BACKUP_RETENTION_DAYS,
+    PITR_LAG_SECONDS,
+    STORAGE_ENCRYPTED,
+    DELETION_PROTECTION,
+    BACKUP_MISSING,
+    RESTORE_TEST_JANITOR_DELETED,
+    NOTIFICATION_DELIVERED,
+    NOTIFICATION_SUPPRESSED,
+];
 /// PutMetricData accepts up to 1,000 datums per call; staying well under also keeps the payload under 1 MB.
 pub const BATCH_SIZE: usize = 500;
 
@@ -103,6 +221,18 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_vocabulary_is_unique_and_pascal_case() {
+        let unique: std::collections::BTreeSet<_> = ALL.iter().collect();
+        assert_eq!(unique.len(), ALL.len(), "a metric name is listed twice");
+        for name in ALL {
+            assert!(
+                name.starts_with(|c: char| c.is_ascii_uppercase()) && name.chars().all(|c| c.is_ascii_alphanumeric()),
+                "{name}"
+            );
+        }
+    }
     use aws_sdk_cloudwatch::operation::put_metric_data::PutMetricDataOutput;
     use aws_smithy_mocks::{mock, mock_client, RuleMode};
 

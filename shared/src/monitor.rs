@@ -1,7 +1,21 @@
-//! Rules of monitoring, as pure functions: the alarm set each database gets, which alarms belong to databases that
-//! are gone, how alarm names are read back, and what a human must hear about.
+//! Rules of monitoring, as pure functions: the alarm set each database gets (names, metrics, thresholds, how
+//! missing data counts), which alarms belong to databases that are gone, how alarm names are read back, what one
+//! database's observed facts mean (its view, its metrics, what a human must hear about), whether a restore-test
+//! report counts as passed, and which expired restore-test resources the janitor deletes.
+//!
+//! It must never call AWS: the monitor handler gathers the facts through the adapters and hands them here.
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_cloudwatch::types::StandardUnit;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::metrics::{self, Metrics, DB_DIMENSION, PROFILE_DIMENSION};
+use crate::rds::instances::BackupDetails;
+use crate::restore::expired_restore_test;
+use crate::selection::{Database, DbKind};
 
 /// Every Lifeboat alarm is named `lifeboat/<db>/<check>`: `/` cannot occur in an RDS identifier, so the database
 /// can be read back from the name.
@@ -23,6 +37,14 @@ pub enum Comparison {
     Greater,
     Less,
 }
+
+/// Every alarm looks at one-hour periods: monitor runs hourly.
+pub const ALARM_PERIOD_S: i32 = 3600;
+/// Two periods are evaluated, one breaching datapoint is enough: two hours of silence is missing data.
+pub const ALARM_EVALUATION_PERIODS: i32 = 2;
+pub const ALARM_DATAPOINTS_TO_ALARM: i32 = 1;
+/// Missing data breaches: a metric that stopped arriving means the thing measuring it stopped running.
+pub const ALARM_TREAT_MISSING_DATA: &str = "breaching";
 
 /// One alarm of a database's set.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,7 +68,7 @@ pub fn alarm_set(db: &str, policy: &Policy) -> Vec<AlarmSpec> {
     let name = |check: &str| format!("{ALARM_PREFIX}{db}/{check}");
     let mut out = vec![AlarmSpec {
         name: name("snapshot-age"),
-        metric: "SnapshotAgeSeconds",
+        metric: metrics::SNAPSHOT_AGE_SECONDS,
         extra_dimensions: vec![],
         comparison: Comparison::Greater,
         threshold: policy.snapshot_max_age_s,
@@ -58,8 +80,8 @@ pub fn alarm_set(db: &str, policy: &Policy) -> Vec<AlarmSpec> {
     for (profile, max) in &policy.export_max_age_s {
         out.push(AlarmSpec {
             name: name(&format!("export-age-{profile}")),
-            metric: "ExportAgeSeconds",
-            extra_dimensions: vec![("Profile", profile.clone())],
+            metric: metrics::EXPORT_AGE_SECONDS,
+            extra_dimensions: vec![(PROFILE_DIMENSION, profile.clone())],
             comparison: Comparison::Greater,
             threshold: *max,
             description: format!(
@@ -71,7 +93,7 @@ pub fn alarm_set(db: &str, policy: &Policy) -> Vec<AlarmSpec> {
     out.extend([
         AlarmSpec {
             name: name("restore-test-age"),
-            metric: "RestoreTestAgeSeconds",
+            metric: metrics::RESTORE_TEST_AGE_SECONDS,
             extra_dimensions: vec![],
             comparison: Comparison::Greater,
             threshold: policy.restore_test_max_age_s,
@@ -82,7 +104,7 @@ pub fn alarm_set(db: &str, policy: &Policy) -> Vec<AlarmSpec> {
         },
         AlarmSpec {
             name: name("restore-test-failed"),
-            metric: "LastRestoreTestSuccess",
+            metric: metrics::LAST_RESTORE_TEST_SUCCESS,
             extra_dimensions: vec![],
             comparison: Comparison::Less,
             threshold: 1.0,
@@ -90,7 +112,7 @@ pub fn alarm_set(db: &str, policy: &Policy) -> Vec<AlarmSpec> {
         },
         AlarmSpec {
             name: name("pitr-lag"),
-            metric: "PitrLagSeconds",
+            metric: metrics::PITR_LAG_SECONDS,
             extra_dimensions: vec![],
             comparison: Comparison::Greater,
             threshold: policy.pitr_lag_max_s,
@@ -101,7 +123,7 @@ pub fn alarm_set(db: &str, policy: &Policy) -> Vec<AlarmSpec> {
         },
         AlarmSpec {
             name: name("backup-retention"),
-            metric: "BackupRetentionDays",
+            metric: metrics::BACKUP_RETENTION_DAYS,
             extra_dimensions: vec![],
             comparison: Comparison::Less,
             threshold: policy.min_retention_days,
@@ -155,6 +177,167 @@ pub fn attention(db: &str, o: &Observed) -> Vec<String> {
         out.push(format!("{db}: {} unencrypted snapshot(s)", o.unencrypted_snapshots));
     }
     out
+}
+
+/// What monitor gathered about one database, as points in time (ages are computed here, against one `now`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Facts {
+    /// Creation time of the newest available snapshot.
+    pub newest_snapshot: Option<DateTime<Utc>>,
+    pub unencrypted_snapshots: usize,
+    /// Time of the newest complete export, per profile that has one.
+    pub exports: BTreeMap<String, DateTime<Utc>>,
+    /// Time of the newest restore-test report, and whether it counts as passed.
+    pub restore_test: Option<(DateTime<Utc>, bool)>,
+    pub backup: BackupDetails,
+}
+
+/// What monitor saw of one database (the run's output, in hours, minutes and days for a human).
+#[derive(Debug, Clone, Serialize)]
+pub struct DbView {
+    pub db: String,
+    pub snapshot_age_hours: Option<f64>,
+    pub export_age_hours: BTreeMap<String, f64>,
+    pub restore_test_age_days: Option<f64>,
+    pub last_restore_test_passed: Option<bool>,
+    pub backup_retention_days: Option<i32>,
+    pub pitr_lag_minutes: Option<f64>,
+    pub storage_encrypted: bool,
+    pub deletion_protection: bool,
+}
+
+/// Seconds from `at` to `now`, never negative (a clock a little ahead of ours is no age at all).
+pub fn age_s(now: DateTime<Utc>, at: DateTime<Utc>) -> f64 {
+    (now - at).num_milliseconds().max(0) as f64 / 1000.0
+}
+
+fn flag(b: bool) -> f64 {
+    f64::from(u8::from(b))
+}
+
+impl Facts {
+    fn export_ages(&self, now: DateTime<Utc>) -> BTreeMap<String, f64> {
+        self.exports.iter().map(|(p, t)| (p.clone(), age_s(now, *t))).collect()
+    }
+
+    /// Neither a snapshot nor an export: the database is selected for backup and has none.
+    pub fn backup_missing(&self) -> bool {
+        self.newest_snapshot.is_none() && self.exports.is_empty()
+    }
+
+    /// The database's view, as the run's output reports it.
+    pub fn view(&self, db: &str, now: DateTime<Utc>) -> DbView {
+        DbView {
+            db: db.to_owned(),
+            snapshot_age_hours: self.newest_snapshot.map(|t| age_s(now, t) / 3600.0),
+            export_age_hours: self
+                .exports
+                .iter()
+                .map(|(p, t)| (p.clone(), age_s(now, *t) / 3600.0))
+                .collect(),
+            restore_test_age_days: self.restore_test.map(|(t, _)| age_s(now, t) / 86400.0),
+            last_restore_test_passed: self.restore_test.map(|(_, p)| p),
+            backup_retention_days: self.backup.retention_days,
+            pitr_lag_minutes: self.backup.latest_restorable.map(|t| age_s(now, t) / 60.0),
+            storage_encrypted: self.backup.encrypted,
+            deletion_protection: self.backup.deletion_protection,
+        }
+    }
+
+    /// The facts [`attention`] reads.
+    pub fn observed(&self, now: DateTime<Utc>) -> Observed {
+        Observed {
+            snapshot_age_s: self.newest_snapshot.map(|t| age_s(now, t)),
+            export_age_s: self.export_ages(now),
+            storage_encrypted: self.backup.encrypted,
+            unencrypted_snapshots: self.unencrypted_snapshots,
+        }
+    }
+
+    /// The database's figures. An age with nothing to measure is left out (its alarm, missing data breaching,
+    /// fires); the compliance flags and `BackupMissing` are always there.
+    pub fn metrics(&self, db: &str, now: DateTime<Utc>, out: &mut Metrics) {
+        if let Some(t) = self.newest_snapshot {
+            out.db(db, metrics::SNAPSHOT_AGE_SECONDS, age_s(now, t), StandardUnit::Seconds);
+        }
+        for (profile, age) in &self.export_ages(now) {
+            let dims = [(DB_DIMENSION, db), (PROFILE_DIMENSION, profile.as_str())];
+            out.put(metrics::EXPORT_AGE_SECONDS, *age, StandardUnit::Seconds, &dims);
+        }
+        if let Some((t, passed)) = self.restore_test {
+            out.db(
+                db,
+                metrics::RESTORE_TEST_AGE_SECONDS,
+                age_s(now, t),
+                StandardUnit::Seconds,
+            );
+            out.db(
+                db,
+                metrics::LAST_RESTORE_TEST_SUCCESS,
+                flag(passed),
+                StandardUnit::Count,
+            );
+        }
+        if let Some(days) = self.backup.retention_days {
+            out.db(db, metrics::BACKUP_RETENTION_DAYS, f64::from(days), StandardUnit::Count);
+        }
+        if let Some(t) = self.backup.latest_restorable {
+            out.db(db, metrics::PITR_LAG_SECONDS, age_s(now, t), StandardUnit::Seconds);
+        }
+        out.db(
+            db,
+            metrics::STORAGE_ENCRYPTED,
+            flag(self.backup.encrypted),
+            StandardUnit::Count,
+        );
+        out.db(
+            db,
+            metrics::DELETION_PROTECTION,
+            flag(self.backup.deletion_protection),
+            StandardUnit::Count,
+        );
+        out.db(
+            db,
+            metrics::BACKUP_MISSING,
+            flag(self.backup_missing()),
+            StandardUnit::Count,
+        );
+    }
+}
+
+/// Whether a restore-test report counts as passed: only one that says `"passed": true`. `None` is a report that
+/// could not be read as JSON: an unreadable report proves nothing, so it counts as failed.
+pub fn restore_test_passed(report: Option<&Value>) -> bool {
+    report
+        .and_then(|r| r.get("passed"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// One resource the janitor deletes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expired<'a> {
+    pub kind: DbKind,
+    pub id: &'a str,
+    /// For a cluster: its member instance, deleted with it.
+    pub member: Option<&'a str>,
+}
+
+/// The restore-test instances and clusters past their expiry tag. An instance in a cluster goes with its cluster
+/// (it is never a target of its own); a cluster takes its member instance along.
+pub fn expired_tests(all: &[Database], now: DateTime<Utc>) -> Vec<Expired<'_>> {
+    all.iter()
+        .filter(|d| expired_restore_test(&d.tags, now))
+        .filter(|d| !(d.kind == DbKind::Instance && d.cluster.is_some()))
+        .map(|d| Expired {
+            kind: d.kind,
+            id: d.id.as_str(),
+            member: all
+                .iter()
+                .find(|m| m.kind == DbKind::Instance && m.cluster.as_deref() == Some(d.id.as_str()))
+                .map(|m| m.id.as_str()),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -241,5 +424,174 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(attention("db", &leaky).len(), 2);
+    }
+
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap()
+    }
+
+    fn hours_ago(h: i64) -> DateTime<Utc> {
+        now() - chrono::Duration::hours(h)
+    }
+
+    #[test]
+    fn facts_become_a_view_and_metrics_in_the_units_each_wants() {
+        let facts = Facts {
+            newest_snapshot: Some(hours_ago(3)),
+            unencrypted_snapshots: 0,
+            exports: [("full".to_owned(), hours_ago(30))].into_iter().collect(),
+            restore_test: Some((hours_ago(48), true)),
+            backup: BackupDetails {
+                retention_days: Some(7),
+                latest_restorable: Some(now() - chrono::Duration::minutes(5)),
+                encrypted: true,
+                deletion_protection: false,
+            },
+        };
+        let v = facts.view("app", now());
+        assert_eq!(v.snapshot_age_hours, Some(3.0));
+        assert_eq!(v.export_age_hours["full"], 30.0);
+        assert_eq!(v.restore_test_age_days, Some(2.0));
+        assert_eq!(v.last_restore_test_passed, Some(true));
+        assert_eq!(v.pitr_lag_minutes, Some(5.0));
+        let mut m = Metrics::new();
+        facts.metrics("app", now(), &mut m);
+        assert_eq!(m.value_for("app", metrics::SNAPSHOT_AGE_SECONDS), Some(3.0 * 3600.0));
+        assert_eq!(m.value_for("app", metrics::LAST_RESTORE_TEST_SUCCESS), Some(1.0));
+        assert_eq!(m.value_for("app", metrics::PITR_LAG_SECONDS), Some(300.0));
+        assert_eq!(m.value_for("app", metrics::BACKUP_RETENTION_DAYS), Some(7.0));
+        assert_eq!(m.value_for("app", metrics::DELETION_PROTECTION), Some(0.0));
+        assert_eq!(m.value_for("app", metrics::BACKUP_MISSING), Some(0.0));
+        let export = m
+            .items()
+            .iter()
+            .find(|i| i.name == metrics::EXPORT_AGE_SECONDS)
+            .unwrap();
+        assert_eq!(export.value, 30.0 * 3600.0);
+        assert_eq!(
+            export.dimensions,
+            [
+                (DB_DIMENSION.to_owned(), "app".to_owned()),
+                (PROFILE_DIMENSION.to_owned(), "full".to_owned())
+            ]
+        );
+        assert!(attention("app", &facts.observed(now())).is_empty());
+    }
+
+    #[test]
+    fn a_database_with_nothing_gets_no_ages_but_backup_missing() {
+        let facts = Facts::default();
+        let mut m = Metrics::new();
+        facts.metrics("new", now(), &mut m);
+        let names: Vec<&str> = m.items().iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                metrics::STORAGE_ENCRYPTED,
+                metrics::DELETION_PROTECTION,
+                metrics::BACKUP_MISSING
+            ]
+        );
+        assert_eq!(m.value_for("new", metrics::BACKUP_MISSING), Some(1.0));
+        assert_eq!(
+            attention("new", &facts.observed(now())).len(),
+            2,
+            "no backup, not encrypted"
+        );
+    }
+
+    #[test]
+    fn only_a_report_that_says_passed_counts_as_passed() {
+        assert!(restore_test_passed(Some(&serde_json::json!({"passed": true}))));
+        assert!(!restore_test_passed(Some(&serde_json::json!({"passed": false}))));
+        assert!(!restore_test_passed(Some(&serde_json::json!({"passed": "yes"}))));
+        assert!(!restore_test_passed(Some(&serde_json::json!({}))));
+        assert!(!restore_test_passed(None), "an unreadable report proves nothing");
+    }
+
+    fn db(id: &str, kind: DbKind, expires: Option<DateTime<Utc>>, cluster: Option<&str>) -> Database {
+        let mut tags = BTreeMap::new();
+        if let Some(t) = expires {
+            tags.insert(crate::tags::RESTORE_TEST.to_owned(), "true".to_owned());
+            tags.insert(crate::tags::EXPIRES_AT.to_owned(), t.to_rfc3339());
+        }
+        Database {
+            id: id.to_owned(),
+            kind,
+            arn: format!("arn:aws:rds:us-east-1:1:db:{id}"),
+            engine: "postgres".to_owned(),
+            status: "available".to_owned(),
+            tags,
+            cluster: cluster.map(str::to_owned),
+            endpoint: None,
+            master_secret_arn: None,
+        }
+    }
+
+    #[test]
+    fn the_janitor_takes_expired_tests_and_clusters_take_their_member_along() {
+        let past = Some(hours_ago(1));
+        let future = Some(now() + chrono::Duration::hours(1));
+        let all = [
+            db("app", DbKind::Instance, None, None),
+            db("lifeboat-rt-a", DbKind::Instance, past, None),
+            db("lifeboat-rt-b", DbKind::Instance, future, None),
+            db("lifeboat-rt-c", DbKind::Cluster, past, None),
+            db("lifeboat-rt-c-1", DbKind::Instance, past, Some("lifeboat-rt-c")),
+        ];
+        assert_eq!(
+            expired_tests(&all, now()),
+            [
+                Expired {
+                    kind: DbKind::Instance,
+                    id: "lifeboat-rt-a",
+                    member: None
+                },
+                Expired {
+                    kind: DbKind::Cluster,
+                    id: "lifeboat-rt-c",
+                    member: Some("lifeboat-rt-c-1")
+                },
+            ]
+        );
+    }
+
+    proptest! {
+        /// Whatever the facts, the view and the metrics tell the same story: each age is the same figure in
+        /// another unit, a figure is there exactly when its fact is, and `BackupMissing` matches the view.
+        #[test]
+        fn view_and_metrics_agree(
+            snap in proptest::option::of(-100i64..100_000),
+            exports in proptest::collection::btree_map("[a-z]{1,8}", -100i64..100_000, 0..3),
+            test in proptest::option::of((0i64..10_000_000, any::<bool>())),
+        ) {
+            let at = |m: i64| now() - chrono::Duration::minutes(m);
+            let facts = Facts {
+                newest_snapshot: snap.map(at),
+                exports: exports.iter().map(|(p, m)| (p.clone(), at(*m))).collect(),
+                restore_test: test.map(|(m, p)| (at(m), p)),
+                ..Default::default()
+            };
+            let view = facts.view("d", now());
+            let mut m = Metrics::new();
+            facts.metrics("d", now(), &mut m);
+            let snapshot = m.value_for("d", metrics::SNAPSHOT_AGE_SECONDS);
+            prop_assert_eq!(snapshot.is_some(), view.snapshot_age_hours.is_some());
+            if let (Some(s), Some(h)) = (snapshot, view.snapshot_age_hours) {
+                prop_assert!((s - h * 3600.0).abs() < 1e-6, "{} s vs {} h", s, h);
+            }
+            prop_assert!(snapshot.unwrap_or(0.0) >= 0.0);
+            let export_figures = m.items().iter().filter(|i| i.name == metrics::EXPORT_AGE_SECONDS).count();
+            prop_assert_eq!(export_figures, view.export_age_hours.len());
+            prop_assert_eq!(
+                m.value_for("d", metrics::LAST_RESTORE_TEST_SUCCESS),
+                view.last_restore_test_passed.map(|p| if p { 1.0 } else { 0.0 })
+            );
+            let missing = view.snapshot_age_hours.is_none() && view.export_age_hours.is_empty();
+            prop_assert_eq!(m.value_for("d", metrics::BACKUP_MISSING), Some(if missing { 1.0 } else { 0.0 }));
+        }
     }
 }

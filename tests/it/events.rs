@@ -88,6 +88,121 @@ fn every_notify_event_parses() {
     }
 }
 
+fn json(file: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(file).unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: not JSON: {e}", file.display()))
+}
+
+#[test]
+fn every_export_event_parses() {
+    use export::event::Trigger;
+    let mut seen = Vec::new();
+    for file in files(&repo_root().join("events/export")) {
+        let trigger = export::event::parse(json(&file)).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        match (name.as_str(), trigger) {
+            (
+                "manual.json",
+                Trigger::Manual {
+                    database,
+                    profile,
+                    tables,
+                },
+            ) => {
+                assert_eq!(database, "app-prod");
+                assert_eq!(profile, None);
+                assert_eq!(tables, ["users", "projects"]);
+            }
+            (
+                "scheduled-critical.json",
+                Trigger::Schedule {
+                    profile,
+                    time,
+                    databases,
+                },
+            ) => {
+                assert_eq!(profile, "critical");
+                assert_eq!(time.to_rfc3339(), "2026-11-22T06:00:00+00:00");
+                assert_eq!(databases, None);
+            }
+            (
+                "scheduled-full.json",
+                Trigger::Schedule {
+                    profile,
+                    time,
+                    databases,
+                },
+            ) => {
+                assert_eq!(profile, "full");
+                assert_eq!(time.to_rfc3339(), "2026-11-22T02:00:00+00:00");
+                assert_eq!(databases, None);
+            }
+            (other, trigger) => panic!("events/export/{other}: unexpected sample or shape: {trigger:?}"),
+        }
+        seen.push(name);
+    }
+    assert_eq!(
+        seen,
+        ["manual.json", "scheduled-critical.json", "scheduled-full.json"],
+        "a manual export and one scheduled export per profile the template schedules"
+    );
+}
+
+#[test]
+fn every_monitor_event_parses() {
+    let files = files(&repo_root().join("events/monitor"));
+    assert_eq!(files.len(), 1, "the hourly schedule");
+    let trigger = monitor::event::parse(&json(&files[0]));
+    assert_eq!(trigger.source.as_deref(), Some("aws.scheduler"));
+    assert_eq!(
+        trigger.time.map(|t| t.to_rfc3339()).as_deref(),
+        Some("2026-11-22T10:00:00+00:00")
+    );
+}
+
+#[test]
+fn notify_sample_events_carry_what_the_message_names() {
+    use notify::event::Notice;
+    let dir = repo_root().join("events/notify");
+    let parse = |name: &str| notify::event::parse(json(&dir.join(name))).unwrap();
+    let Notice::Alarm {
+        name,
+        state,
+        previous,
+        since,
+        ..
+    } = parse("alarm.json")
+    else {
+        panic!("alarm.json is not an alarm")
+    };
+    assert_eq!(
+        (name.as_str(), state.as_str(), previous.as_str()),
+        ("lifeboat/app-prod/snapshot-age", "ALARM", "OK")
+    );
+    assert_eq!(since.to_rfc3339(), "2026-11-22T10:00:00+00:00");
+    let Notice::Alarm { state, previous, .. } = parse("recovery.json") else {
+        panic!("recovery.json is not an alarm")
+    };
+    assert_eq!((state.as_str(), previous.as_str()), ("OK", "ALARM"));
+    let Notice::RestoreTestFailed {
+        execution,
+        status,
+        cause,
+        ..
+    } = parse("restore-test-failed.json")
+    else {
+        panic!("restore-test-failed.json is not a failed execution")
+    };
+    assert_eq!(
+        (execution.as_str(), status.as_str()),
+        ("quarterly-2026-10-01", "FAILED")
+    );
+    assert_eq!(
+        cause.as_deref(),
+        Some("Lifeboat.PartialFailure: restore tests failed for 1 of 3 databases: billing")
+    );
+}
+
 #[test]
 fn every_function_has_sample_events() {
     for entry in std::fs::read_dir(repo_root().join("functions")).unwrap() {

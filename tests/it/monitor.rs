@@ -525,3 +525,278 @@ async fn a_failing_webhook_is_retried_and_the_failure_reported_never_dropped() {
     assert!(retry.contains("503"), "{retry}");
     assert_eq!(hook.bodies.lock().unwrap().len(), 6);
 }
+
+/// The world of one monitor test: moto, the bucket, and the clients the assertions read with.
+struct MonitorWorld {
+    _moto: Moto,
+    config: aws_config::SdkConfig,
+    rds: aws_sdk_rds::Client,
+    s3: aws_sdk_s3::Client,
+    cw: aws_sdk_cloudwatch::Client,
+}
+
+async fn monitor_world() -> MonitorWorld {
+    let moto = Moto::start();
+    let config = moto.config(REGION);
+    let s3 = aws_sdk_s3::Client::new(&config);
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    MonitorWorld {
+        rds: aws_sdk_rds::Client::new(&config),
+        cw: aws_sdk_cloudwatch::Client::new(&config),
+        s3,
+        config,
+        _moto: moto,
+    }
+}
+
+impl MonitorWorld {
+    fn deps(&self, vars: &[(&str, &str)]) -> monitor::Deps {
+        let mut all = vec![("LIFEBOAT_BUCKET", BUCKET)];
+        all.extend_from_slice(vars);
+        monitor::Deps::new(&self.config, MonitorSettings::from_env(&env(&all)).unwrap())
+    }
+
+    async fn alarms(&self) -> Vec<aws_sdk_cloudwatch::types::MetricAlarm> {
+        self.cw.describe_alarms().send().await.unwrap().metric_alarms().to_vec()
+    }
+
+    /// The (metric, DBIdentifier) pairs published to the `Lifeboat` namespace.
+    async fn published(&self) -> Vec<(String, String)> {
+        let out = self.cw.list_metrics().namespace("Lifeboat").send().await.unwrap();
+        out.metrics()
+            .iter()
+            .map(|m| {
+                let db = m
+                    .dimensions()
+                    .iter()
+                    .find(|d| d.name() == Some("DBIdentifier"))
+                    .and_then(|d| d.value())
+                    .unwrap_or_default();
+                (m.metric_name().unwrap_or_default().to_owned(), db.to_owned())
+            })
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn monitor_without_an_export_publishes_no_export_age_but_keeps_its_alarm_breaching_on_missing_data() {
+    let w = monitor_world().await;
+    instance(&w.rds, "lonely", &[("lifeboat:backup", "true")], 7).await;
+    // A restore-test report that cannot be read as one: it proves nothing, so the test counts as failed.
+    let now = chrono::Utc::now();
+    w.s3.put_object()
+        .bucket(BUCKET)
+        .key(format!("reports/restore-tests/lonely/{}.json", stamp(now)))
+        .body(b"<html>not a report</html>".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    // One manual snapshot of a quota of two: at the 50% warning level.
+    w.rds
+        .create_db_snapshot()
+        .db_instance_identifier("lonely")
+        .db_snapshot_identifier("someone-elses-manual-snapshot")
+        .send()
+        .await
+        .unwrap();
+    let deps = w.deps(&[
+        ("LIFEBOAT_EXPORT_MAX_AGE_HOURS", "full=26,critical=7"),
+        ("LIFEBOAT_SNAPSHOT_QUOTA", "2"),
+        ("LIFEBOAT_QUOTA_WARN_PERCENT", "50"),
+    ]);
+    let summary = monitor::handle(&deps, json!({})).await.unwrap();
+
+    assert_eq!(summary.databases.len(), 1);
+    let view = &summary.databases[0];
+    assert_eq!(view.db, "lonely");
+    assert!(view.export_age_hours.is_empty(), "{view:?}");
+    assert!(view.snapshot_age_hours.unwrap() < 1.0, "{view:?}");
+    assert_eq!(
+        view.last_restore_test_passed,
+        Some(false),
+        "an unreadable report is a failed test"
+    );
+    assert!(view.restore_test_age_days.unwrap() < 0.1, "{view:?}");
+    assert_eq!(
+        summary.attention,
+        ["manual snapshots: 1 of the quota of 2 (50%)"],
+        "a snapshot is a backup: no `no backup` finding"
+    );
+
+    let published = w.published().await;
+    let of_lonely = |metric: &str| published.iter().any(|(m, db)| m == metric && db == "lonely");
+    assert!(!of_lonely("ExportAgeSeconds"), "no export, no age: {published:?}");
+    for metric in [
+        "SnapshotAgeSeconds",
+        "LastRestoreTestSuccess",
+        "RestoreTestAgeSeconds",
+        "BackupMissing",
+    ] {
+        assert!(of_lonely(metric), "{metric} in {published:?}");
+    }
+    let stats =
+        w.cw.get_metric_statistics()
+            .namespace("Lifeboat")
+            .metric_name("LastRestoreTestSuccess")
+            .dimensions(
+                aws_sdk_cloudwatch::types::Dimension::builder()
+                    .name("DBIdentifier")
+                    .value("lonely")
+                    .build(),
+            )
+            .start_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
+                now.timestamp() - 3600,
+            ))
+            .end_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
+                now.timestamp() + 3600,
+            ))
+            .period(3600)
+            .statistics(aws_sdk_cloudwatch::types::Statistic::Maximum)
+            .send()
+            .await
+            .unwrap();
+    let values: Vec<f64> = stats.datapoints().iter().filter_map(|d| d.maximum()).collect();
+    assert_eq!(values, [0.0], "the unreadable report was published as a failure");
+
+    // Each export profile's alarm exists all the same, and fires on the missing data.
+    let alarms = w.alarms().await;
+    assert_eq!(
+        alarms.len(),
+        7,
+        "{:?}",
+        alarms.iter().map(|a| a.alarm_name()).collect::<Vec<_>>()
+    );
+    for (profile, hours) in [("full", 26.0), ("critical", 7.0)] {
+        let name = format!("lifeboat/lonely/export-age-{profile}");
+        let a = alarms
+            .iter()
+            .find(|a| a.alarm_name() == Some(name.as_str()))
+            .unwrap_or_else(|| panic!("{name} missing"));
+        assert_eq!(a.metric_name(), Some("ExportAgeSeconds"));
+        assert_eq!(a.namespace(), Some("Lifeboat"));
+        assert_eq!(a.treat_missing_data(), Some("breaching"));
+        assert_eq!(a.threshold(), Some(hours * 3600.0));
+        let dims: BTreeMap<&str, &str> = a
+            .dimensions()
+            .iter()
+            .filter_map(|d| Some((d.name()?, d.value()?)))
+            .collect();
+        assert_eq!(dims, BTreeMap::from([("DBIdentifier", "lonely"), ("Profile", profile)]));
+        assert!(a.alarm_actions().is_empty(), "no topic configured, no actions");
+    }
+}
+
+#[tokio::test]
+async fn monitor_deletes_the_alarms_of_a_retired_database_and_of_a_dropped_check_and_no_one_elses() {
+    let w = monitor_world().await;
+    let backup = [("lifeboat:backup", "true")];
+    for db in ["keep", "retire"] {
+        instance(&w.rds, db, &backup, 7).await;
+    }
+    w.cw.put_metric_alarm()
+        .alarm_name("someone-elses-alarm")
+        .namespace("AWS/RDS")
+        .metric_name("CPUUtilization")
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Average)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(90.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .unwrap();
+    let before = monitor::handle(
+        &w.deps(&[("LIFEBOAT_EXPORT_MAX_AGE_HOURS", "full=26,weekly=170")]),
+        json!({}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(before.alarms_kept, 2 * 7);
+    assert!(before.alarms_deleted.is_empty(), "{:?}", before.alarms_deleted);
+    assert_eq!(w.alarms().await.len(), 2 * 7 + 1);
+
+    // `retire` stays in RDS but is no longer selected, and the policy drops the weekly export.
+    let arn = w
+        .rds
+        .describe_db_instances()
+        .db_instance_identifier("retire")
+        .send()
+        .await
+        .unwrap()
+        .db_instances()[0]
+        .db_instance_arn()
+        .unwrap()
+        .to_owned();
+    w.rds
+        .remove_tags_from_resource()
+        .resource_name(arn)
+        .tag_keys("lifeboat:backup")
+        .send()
+        .await
+        .unwrap();
+    let after = monitor::handle(&w.deps(&[("LIFEBOAT_EXPORT_MAX_AGE_HOURS", "full=26")]), json!({}))
+        .await
+        .unwrap();
+    assert_eq!(
+        after.databases.iter().map(|v| v.db.as_str()).collect::<Vec<_>>(),
+        ["keep"]
+    );
+    let mut deleted = after.alarms_deleted.clone();
+    deleted.sort();
+    assert_eq!(
+        deleted,
+        [
+            "lifeboat/keep/export-age-weekly",
+            "lifeboat/retire/backup-retention",
+            "lifeboat/retire/export-age-full",
+            "lifeboat/retire/export-age-weekly",
+            "lifeboat/retire/pitr-lag",
+            "lifeboat/retire/restore-test-age",
+            "lifeboat/retire/restore-test-failed",
+            "lifeboat/retire/snapshot-age",
+        ]
+    );
+    assert_eq!(after.alarms_kept, 6);
+    let mut left: Vec<String> = w
+        .alarms()
+        .await
+        .iter()
+        .filter_map(|a| a.alarm_name().map(str::to_owned))
+        .collect();
+    left.sort();
+    assert_eq!(left.len(), 7, "{left:?}");
+    assert!(
+        left.contains(&"someone-elses-alarm".to_owned()),
+        "not Lifeboat's: {left:?}"
+    );
+    assert!(left
+        .iter()
+        .filter(|n| n.starts_with("lifeboat/"))
+        .all(|n| n.starts_with("lifeboat/keep/")));
+}
+
+#[tokio::test]
+async fn monitor_reports_a_named_database_that_does_not_exist_and_still_observes_the_rest() {
+    let w = monitor_world().await;
+    instance(&w.rds, "present", &[], 7).await;
+    let deps = w.deps(&[
+        ("LIFEBOAT_DATABASES", "present,vanished"),
+        ("LIFEBOAT_SELECT_TAG", "none"),
+    ]);
+    let summary = monitor::handle(&deps, json!({})).await.unwrap();
+    assert_eq!(
+        summary.databases.iter().map(|v| v.db.as_str()).collect::<Vec<_>>(),
+        ["present"]
+    );
+    assert_eq!(
+        summary.attention,
+        ["vanished: named in LIFEBOAT_DATABASES but does not exist"]
+    );
+    let names: Vec<String> = w
+        .alarms()
+        .await
+        .iter()
+        .filter_map(|a| a.alarm_name().map(str::to_owned))
+        .collect();
+    assert!(names.iter().all(|n| n.starts_with("lifeboat/present/")), "{names:?}");
+}

@@ -7,14 +7,20 @@ use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, StandardUnit, Sta
 use chrono::{DateTime, Utc};
 use lifeboat::bucket;
 use lifeboat::error::Error;
-use lifeboat::metrics::Metrics;
-use lifeboat::monitor::{alarm_set, attention, stale_alarms, AlarmSpec, Comparison, Observed, ALARM_PREFIX};
-use lifeboat::restore::expired_restore_test;
-use lifeboat::selection::{self, Database, DbKind};
+use lifeboat::metrics::{Metrics, DB_DIMENSION, RESTORE_TEST_JANITOR_DELETED};
+use lifeboat::monitor::{
+    alarm_set, attention, expired_tests, restore_test_passed, stale_alarms, AlarmSpec, Comparison, Facts,
+    ALARM_DATAPOINTS_TO_ALARM, ALARM_EVALUATION_PERIODS, ALARM_PERIOD_S, ALARM_PREFIX, ALARM_TREAT_MISSING_DATA,
+};
+use lifeboat::selection::{self, Database};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::event;
 use crate::settings::MonitorSettings;
+
+/// What monitor saw of one database (the rule that computes it is [`Facts::view`]).
+pub use lifeboat::monitor::DbView;
 
 #[derive(Debug)]
 pub struct Deps {
@@ -35,20 +41,6 @@ impl Deps {
     }
 }
 
-/// What monitor saw of one database.
-#[derive(Debug, Clone, Serialize)]
-pub struct DbView {
-    pub db: String,
-    pub snapshot_age_hours: Option<f64>,
-    pub export_age_hours: BTreeMap<String, f64>,
-    pub restore_test_age_days: Option<f64>,
-    pub last_restore_test_passed: Option<bool>,
-    pub backup_retention_days: Option<i32>,
-    pub pitr_lag_minutes: Option<f64>,
-    pub storage_encrypted: bool,
-    pub deletion_protection: bool,
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     pub databases: Vec<DbView>,
@@ -59,118 +51,87 @@ pub struct Summary {
     pub attention: Vec<String>,
 }
 
-fn age_s(now: DateTime<Utc>, at: DateTime<Utc>) -> f64 {
-    (now - at).num_milliseconds().max(0) as f64 / 1000.0
-}
-
-/// The age of the newest restore-test report and whether it passed. A report that cannot be read as one counts
+/// The time of the newest restore-test report and whether it passed. A report that cannot be read as one counts
 /// as a failed test (and says so in the log): an unreadable report proves nothing.
-async fn newest_restore_test(deps: &Deps, db: &str, now: DateTime<Utc>) -> Result<Option<(f64, bool)>, Error> {
+async fn newest_restore_test(deps: &Deps, db: &str) -> Result<Option<(DateTime<Utc>, bool)>, Error> {
     let bucket_name = &deps.settings.bucket;
     let prefix = bucket::restore_report_prefix(db);
     let Some((key, t)) = bucket::newest_key(&deps.s3, bucket_name, &prefix, bucket::REPORT_SUFFIX).await? else {
         return Ok(None);
     };
-    let passed = match bucket::get_json::<Value>(&deps.s3, bucket_name, &key).await {
-        Ok(report) => report.get("passed").and_then(Value::as_bool).unwrap_or(false),
+    let report = match bucket::get_json::<Value>(&deps.s3, bucket_name, &key).await {
+        Ok(report) => Some(report),
         Err(Error::Aws { operation, message }) => return Err(Error::Aws { operation, message }),
         Err(e) => {
             tracing::warn!(db = %db, key = %key, error = %e, "restore-test report unreadable; counted as failed");
-            false
+            None
         }
     };
-    Ok(Some((age_s(now, t), passed)))
+    Ok(Some((t, restore_test_passed(report.as_ref()))))
 }
 
-async fn observe(
-    deps: &Deps,
-    db: &Database,
-    now: DateTime<Utc>,
-    metrics: &mut Metrics,
-) -> Result<(DbView, Observed), Error> {
+/// Everything monitor reads about one database: its snapshots, its backup configuration, its newest export per
+/// profile of the policy and its newest restore-test report.
+async fn gather(deps: &Deps, db: &Database) -> Result<Facts, Error> {
     let s = &deps.settings;
     let snapshots = lifeboat::rds::list_for_db(&deps.rds, &db.id, db.kind).await?;
-    let newest = snapshots
-        .iter()
-        .filter(|s| s.is_available())
-        .filter_map(|s| s.created)
-        .max();
-    let unencrypted = snapshots.iter().filter(|s| !s.encrypted).count();
-    let d = lifeboat::rds::instances::backup_details(&deps.rds, db.kind, &db.id).await?;
-
-    let mut export_age = BTreeMap::new();
+    let backup = lifeboat::rds::instances::backup_details(&deps.rds, db.kind, &db.id).await?;
+    let mut exports = BTreeMap::new();
     for profile in s.policy.export_max_age_s.keys() {
         if let Some((_, t)) = bucket::newest_export(&deps.s3, &s.bucket, &db.id, Some(profile)).await? {
-            export_age.insert(profile.clone(), age_s(now, t));
+            exports.insert(profile.clone(), t);
         }
     }
-    let restore_test = newest_restore_test(deps, &db.id, now).await?;
+    Ok(Facts {
+        newest_snapshot: snapshots
+            .iter()
+            .filter(|s| s.is_available())
+            .filter_map(|s| s.created)
+            .max(),
+        unencrypted_snapshots: snapshots.iter().filter(|s| !s.encrypted).count(),
+        exports,
+        restore_test: newest_restore_test(deps, &db.id).await?,
+        backup,
+    })
+}
 
-    let id = db.id.as_str();
-    if let Some(t) = newest {
-        metrics.db(id, "SnapshotAgeSeconds", age_s(now, t), StandardUnit::Seconds);
-    }
-    for (profile, age) in &export_age {
-        metrics.put(
-            "ExportAgeSeconds",
-            *age,
-            StandardUnit::Seconds,
-            &[("DBIdentifier", id), ("Profile", profile.as_str())],
-        );
-    }
-    if let Some((age, passed)) = restore_test {
-        metrics.db(id, "RestoreTestAgeSeconds", age, StandardUnit::Seconds);
-        metrics.db(
-            id,
-            "LastRestoreTestSuccess",
-            f64::from(u8::from(passed)),
-            StandardUnit::Count,
-        );
-    }
-    if let Some(days) = d.retention_days {
-        metrics.db(id, "BackupRetentionDays", f64::from(days), StandardUnit::Count);
-    }
-    let pitr_lag = d.latest_restorable.map(|t| age_s(now, t));
-    if let Some(lag) = pitr_lag {
-        metrics.db(id, "PitrLagSeconds", lag, StandardUnit::Seconds);
-    }
-    metrics.db(
-        id,
-        "StorageEncrypted",
-        f64::from(u8::from(d.encrypted)),
-        StandardUnit::Count,
-    );
-    metrics.db(
-        id,
-        "DeletionProtection",
-        f64::from(u8::from(d.deletion_protection)),
-        StandardUnit::Count,
-    );
-    let missing = newest.is_none() && export_age.is_empty();
-    metrics.db(id, "BackupMissing", f64::from(u8::from(missing)), StandardUnit::Count);
+/// What one run found over the chosen databases.
+#[derive(Default)]
+struct Fleet {
+    views: Vec<DbView>,
+    notes: Vec<String>,
+    wanted: BTreeSet<String>,
+    failures: Vec<String>,
+}
 
-    let view = DbView {
-        db: db.id.clone(),
-        snapshot_age_hours: newest.map(|t| age_s(now, t) / 3600.0),
-        export_age_hours: export_age.iter().map(|(p, a)| (p.clone(), a / 3600.0)).collect(),
-        restore_test_age_days: restore_test.map(|(a, _)| a / 86400.0),
-        last_restore_test_passed: restore_test.map(|(_, p)| p),
-        backup_retention_days: d.retention_days,
-        pitr_lag_minutes: pitr_lag.map(|l| l / 60.0),
-        storage_encrypted: d.encrypted,
-        deletion_protection: d.deletion_protection,
-    };
-    let observed = Observed {
-        snapshot_age_s: newest.map(|t| age_s(now, t)),
-        export_age_s: export_age,
-        storage_encrypted: d.encrypted,
-        unencrypted_snapshots: unencrypted,
-    };
-    Ok((view, observed))
+/// Observes every chosen database and keeps its alarm set in place. A database that cannot be observed is
+/// reported at the end; its alarms are still put (missing data breaches).
+async fn observe_fleet(
+    deps: &Deps,
+    databases: &[Database],
+    now: DateTime<Utc>,
+    metrics: &mut Metrics,
+) -> Result<Fleet, Error> {
+    let mut fleet = Fleet::default();
+    for db in databases {
+        match gather(deps, db).await {
+            Ok(facts) => {
+                facts.metrics(&db.id, now, metrics);
+                fleet.notes.extend(attention(&db.id, &facts.observed(now)));
+                fleet.views.push(facts.view(&db.id, now));
+            }
+            Err(e) => fleet.failures.push(format!("{}: {e}", db.id)),
+        }
+        for spec in alarm_set(&db.id, &deps.settings.policy) {
+            put_alarm(deps, &db.id, &spec).await?;
+            fleet.wanted.insert(spec.name);
+        }
+    }
+    Ok(fleet)
 }
 
 async fn put_alarm(deps: &Deps, db: &str, spec: &AlarmSpec) -> Result<(), Error> {
-    let mut dims = vec![Dimension::builder().name("DBIdentifier").value(db).build()];
+    let mut dims = vec![Dimension::builder().name(DB_DIMENSION).value(db).build()];
     dims.extend(
         spec.extra_dimensions
             .iter()
@@ -189,15 +150,15 @@ async fn put_alarm(deps: &Deps, db: &str, spec: &AlarmSpec) -> Result<(), Error>
             Comparison::Less => Statistic::Minimum,
         })
         // monitor runs hourly; two hours of silence is missing data, and missing data breaches.
-        .period(3600)
-        .evaluation_periods(2)
-        .datapoints_to_alarm(1)
+        .period(ALARM_PERIOD_S)
+        .evaluation_periods(ALARM_EVALUATION_PERIODS)
+        .datapoints_to_alarm(ALARM_DATAPOINTS_TO_ALARM)
         .threshold(spec.threshold)
         .comparison_operator(match spec.comparison {
             Comparison::Greater => ComparisonOperator::GreaterThanThreshold,
             Comparison::Less => ComparisonOperator::LessThanThreshold,
         })
-        .treat_missing_data("breaching")
+        .treat_missing_data(ALARM_TREAT_MISSING_DATA)
         .set_alarm_actions(actions.clone())
         .set_ok_actions(actions)
         .send()
@@ -224,24 +185,30 @@ async fn existing_alarms(cw: &aws_sdk_cloudwatch::Client) -> Result<Vec<String>,
     Ok(out)
 }
 
-/// Restore-test instances and clusters past their expiry tag, deleted through the restore function's own
-/// tag-checked cleanup.
+/// Deletes the existing alarms no wanted set contains (a hundred names per call, the API's limit).
+async fn delete_stale_alarms(deps: &Deps, wanted: &BTreeSet<String>) -> Result<Vec<String>, Error> {
+    let existing = existing_alarms(&deps.cw).await?;
+    let stale: Vec<String> = stale_alarms(&existing, wanted).into_iter().map(str::to_owned).collect();
+    for chunk in stale.chunks(100) {
+        deps.cw
+            .delete_alarms()
+            .set_alarm_names(Some(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(|e| Error::aws("DeleteAlarms", e))?;
+    }
+    Ok(stale)
+}
+
+/// Restore-test instances and clusters past their expiry tag, deleted through the one tag-checked cleanup that
+/// the restore function uses too. A failed deletion is logged; the next run tries again.
 async fn janitor(deps: &Deps, all: &[Database], now: DateTime<Utc>) -> Vec<String> {
-    let expired = |d: &Database| expired_restore_test(&d.tags, now);
     let mut deleted = Vec::new();
-    for d in all.iter().filter(|d| expired(d)) {
-        // An instance in an expired cluster goes with its cluster.
-        if d.kind == DbKind::Instance && d.cluster.is_some() {
-            continue;
-        }
-        let member = all
-            .iter()
-            .find(|m| m.kind == DbKind::Instance && m.cluster.as_deref() == Some(d.id.as_str()))
-            .map(|m| m.id.as_str());
-        match lifeboat::rds::instances::delete_test(&deps.rds, d.kind, &d.id, member).await {
+    for d in expired_tests(all, now) {
+        match lifeboat::rds::instances::delete_test(&deps.rds, d.kind, d.id, d.member).await {
             Ok(_) => {
                 tracing::warn!(resource = %d.id, "deleted an expired restore-test resource");
-                deleted.push(d.id.clone());
+                deleted.push(d.id.to_owned());
             }
             Err(e) => {
                 tracing::error!(resource = %d.id, error = %e, "could not delete an expired restore-test resource")
@@ -251,71 +218,48 @@ async fn janitor(deps: &Deps, all: &[Database], now: DateTime<Utc>) -> Vec<Strin
     deleted
 }
 
-pub async fn handle(deps: &Deps, _payload: Value) -> Result<Summary, Error> {
+/// The manual-snapshot quota warning (the same rule as snapshot's; see the quota module once it owns both).
+async fn quota_note(deps: &Deps) -> Result<Option<String>, Error> {
+    let s = &deps.settings;
+    let manual = lifeboat::rds::list_manual(&deps.rds).await?.len() as f64;
+    let used = 100.0 * manual / f64::from(s.snapshot_quota);
+    if used >= f64::from(s.quota_warn_percent) {
+        return Ok(Some(format!(
+            "manual snapshots: {manual:.0} of the quota of {} ({used:.0}%)",
+            s.snapshot_quota
+        )));
+    }
+    Ok(None)
+}
+
+/// Parse the event, observe the chosen databases (metrics and alarm sets), delete the alarms of databases that
+/// are gone and the expired restore tests, warn about the quota, publish, report.
+pub async fn handle(deps: &Deps, payload: Value) -> Result<Summary, Error> {
+    let trigger = event::parse(&payload);
+    tracing::info!(source = ?trigger.source, scheduled_at = ?trigger.time, "monitor run");
     let now = Utc::now();
     let s = &deps.settings;
     let all = selection::discover(&deps.rds).await?;
     let chosen = selection::select(&all, &s.common.selector);
     let mut metrics = Metrics::new();
-    let mut views = Vec::new();
-    let mut notes = Vec::new();
-    let mut wanted = BTreeSet::new();
-    let mut failures = Vec::new();
-    for db in &chosen.databases {
-        match observe(deps, db, now, &mut metrics).await {
-            Ok((view, observed)) => {
-                notes.extend(attention(&db.id, &observed));
-                views.push(view);
-            }
-            Err(e) => failures.push(format!("{}: {e}", db.id)),
-        }
-        for spec in alarm_set(&db.id, &s.policy) {
-            put_alarm(deps, &db.id, &spec).await?;
-            wanted.insert(spec.name);
-        }
-    }
+    let Fleet {
+        views,
+        mut notes,
+        wanted,
+        failures,
+    } = observe_fleet(deps, &chosen.databases, now, &mut metrics).await?;
     for missing in &chosen.missing {
         notes.push(format!("{missing}: named in LIFEBOAT_DATABASES but does not exist"));
     }
-    let existing = existing_alarms(&deps.cw).await?;
-    let stale: Vec<String> = stale_alarms(&existing, &wanted)
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-    for chunk in stale.chunks(100) {
-        deps.cw
-            .delete_alarms()
-            .set_alarm_names(Some(chunk.to_vec()))
-            .send()
-            .await
-            .map_err(|e| Error::aws("DeleteAlarms", e))?;
-    }
+    let stale = delete_stale_alarms(deps, &wanted).await?;
     let janitor_deleted = janitor(deps, &all, now).await;
-    metrics.put(
-        "RestoreTestJanitorDeleted",
-        janitor_deleted.len() as f64,
-        StandardUnit::Count,
-        &[],
-    );
-    let manual = lifeboat::rds::list_manual(&deps.rds).await?.len() as f64;
-    let used = 100.0 * manual / f64::from(s.snapshot_quota);
-    if used >= f64::from(s.quota_warn_percent) {
-        notes.push(format!(
-            "manual snapshots: {manual:.0} of the quota of {} ({used:.0}%)",
-            s.snapshot_quota
-        ));
-    }
+    let janitor_count = janitor_deleted.len() as f64;
+    metrics.put(RESTORE_TEST_JANITOR_DELETED, janitor_count, StandardUnit::Count, &[]);
+    notes.extend(quota_note(deps).await?);
     metrics.publish(&deps.cw, &s.common.metrics_namespace, now).await?;
     for note in &notes {
         tracing::warn!(finding = %note, "needs attention");
     }
-    let summary = Summary {
-        databases: views,
-        alarms_kept: wanted.len(),
-        alarms_deleted: stale,
-        janitor_deleted,
-        attention: notes,
-    };
     if !failures.is_empty() {
         return Err(Error::PartialFailure(format!(
             "could not observe {} database(s): {}",
@@ -323,5 +267,11 @@ pub async fn handle(deps: &Deps, _payload: Value) -> Result<Summary, Error> {
             failures.join("; ")
         )));
     }
-    Ok(summary)
+    Ok(Summary {
+        databases: views,
+        alarms_kept: wanted.len(),
+        alarms_deleted: stale,
+        janitor_deleted,
+        attention: notes,
+    })
 }

@@ -3,6 +3,7 @@
 //! one alarm set per database; alarms of databases that are gone are deleted; expired restore-test resources are
 //! deleted (the janitor).
 
+pub mod event;
 pub mod handler;
 pub mod settings;
 

@@ -6,10 +6,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use lifeboat::bucket;
 use lifeboat::error::Error;
+use lifeboat::metrics::{NOTIFICATION_DELIVERED, NOTIFICATION_SUPPRESSED};
 use lifeboat::monitor::parse_alarm_name;
+use lifeboat::notify::{self, SentRecord};
 use serde_json::{json, Value};
 
-use crate::deliver;
+use crate::deliver::{self, DeliveryError};
 use crate::event::{self, Notice};
 use crate::render::{render, Kind, LastGood, Message};
 use crate::settings::NotifySettings;
@@ -41,75 +43,197 @@ impl Deps {
 }
 
 /// The newest available snapshot and complete export of a database, best effort: a message is never held up by a
-/// lookup that fails.
+/// lookup that fails (each failure is logged, and the message goes without that line).
 async fn last_good(deps: &Deps, db: &str) -> LastGood {
-    let mut last = LastGood::default();
-    if let Ok(all) = lifeboat::selection::discover(&deps.rds).await {
-        if let Some(d) = all.iter().find(|d| d.id == db && d.cluster.is_none()) {
-            if let Ok(snaps) = lifeboat::rds::list_for_db(&deps.rds, db, d.kind).await {
-                last.snapshot = snaps
-                    .iter()
-                    .filter(|s| s.is_available())
-                    .filter_map(|s| Some((s.id.clone(), s.created?)))
-                    .max_by_key(|(_, t)| *t);
+    LastGood {
+        snapshot: newest_snapshot(deps, db).await,
+        export: match bucket::newest_export(&deps.s3, &deps.settings.bucket, db, None).await {
+            Ok(newest) => newest,
+            Err(e) => {
+                tracing::warn!(db = %db, error = %e, "could not find the newest export; the message goes without it");
+                None
             }
+        },
+    }
+}
+
+async fn newest_snapshot(deps: &Deps, db: &str) -> Option<(String, DateTime<Utc>)> {
+    let all = match lifeboat::selection::discover(&deps.rds).await {
+        Ok(all) => all,
+        Err(e) => {
+            tracing::warn!(db = %db, error = %e, "could not list the databases; the message goes without the newest snapshot");
+            return None;
+        }
+    };
+    let d = all.iter().find(|d| d.id == db && d.cluster.is_none())?;
+    match lifeboat::rds::list_for_db(&deps.rds, db, d.kind).await {
+        Ok(snaps) => snaps
+            .iter()
+            .filter(|s| s.is_available())
+            .filter_map(|s| Some((s.id.clone(), s.created?)))
+            .max_by_key(|(_, t)| *t),
+        Err(e) => {
+            tracing::warn!(db = %db, error = %e, "could not list the snapshots; the message goes without the newest one");
+            None
         }
     }
-    match bucket::newest_export(&deps.s3, &deps.settings.bucket, db, None).await {
-        Ok(newest) => last.export = newest,
-        Err(e) => tracing::warn!(db = %db, error = %e, "could not find the newest export; the message goes without it"),
+}
+
+/// The last good backups the message about `notice` names: only an alarm of one database has any.
+async fn last_good_for(deps: &Deps, notice: &Notice) -> LastGood {
+    match notice {
+        Notice::Alarm { name, .. } => match parse_alarm_name(name) {
+            Some((db, _)) => last_good(deps, db).await,
+            None => LastGood::default(),
+        },
+        Notice::RestoreTestFailed { .. } => LastGood::default(),
     }
-    last
 }
 
 fn state_key(m: &Message) -> String {
     bucket::notification_key(&m.key)
 }
 
-/// Whether the same message went out within the window.
-async fn is_repeat(deps: &Deps, m: &Message, now: DateTime<Utc>) -> bool {
-    let window = chrono::Duration::minutes(i64::from(deps.settings.dedupe_minutes));
-    let Ok(out) = deps
+/// The record of the last message sent about the same alarm or execution. None when there is none (the usual
+/// first time) or when it cannot be read: then the message goes out, and an unreadable record is logged.
+async fn last_sent(deps: &Deps, m: &Message) -> Option<SentRecord> {
+    let out = match deps
         .s3
         .get_object()
         .bucket(&deps.settings.bucket)
         .key(state_key(m))
         .send()
         .await
-    else {
-        return false;
+    {
+        Ok(out) => out,
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return None,
+        Err(e) => {
+            tracing::warn!(about = %m.key, error = %Error::aws("GetObject", e), "could not read the last message sent; not deduplicated");
+            return None;
+        }
     };
-    let Ok(body) = out.body.collect().await else {
-        return false;
+    let body = match out.body.collect().await {
+        Ok(body) => body.into_bytes(),
+        Err(e) => {
+            tracing::warn!(about = %m.key, error = %e, "could not read the last message sent; not deduplicated");
+            return None;
+        }
     };
-    let Ok(state) = serde_json::from_slice::<Value>(&body.into_bytes()) else {
-        return false;
-    };
-    let same = state.get("fingerprint").and_then(Value::as_str) == Some(m.fingerprint.as_str());
-    let sent = state
-        .get("sent_at")
-        .and_then(Value::as_str)
-        .and_then(|t| t.parse::<DateTime<Utc>>().ok());
-    same && sent.is_some_and(|t| now - t < window)
+    match serde_json::from_slice::<SentRecord>(&body) {
+        Ok(record) => Some(record),
+        Err(e) => {
+            tracing::warn!(about = %m.key, error = %e, "the record of the last message sent is unreadable; not deduplicated");
+            None
+        }
+    }
 }
 
-async fn webhook_url(deps: &Deps, secret: &str) -> Result<String, String> {
+/// Whether the same message went out within the window.
+async fn is_repeat(deps: &Deps, m: &Message, now: DateTime<Utc>) -> bool {
+    let window = chrono::Duration::minutes(i64::from(deps.settings.dedupe_minutes));
+    last_sent(deps, m)
+        .await
+        .is_some_and(|last| notify::is_repeat(&last, &m.fingerprint, now, window))
+}
+
+/// Remembers the message as sent, for the dedupe window.
+async fn remember(deps: &Deps, m: &Message, now: DateTime<Utc>) -> Result<(), Error> {
+    let record = SentRecord {
+        fingerprint: m.fingerprint.clone(),
+        sent_at: now,
+        subject: m.subject.clone(),
+    };
+    deps.s3
+        .put_object()
+        .bucket(&deps.settings.bucket)
+        .key(state_key(m))
+        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+        .body(record.to_json().into_bytes().into())
+        .send()
+        .await
+        .map_err(|e| Error::aws("PutObject", e))?;
+    Ok(())
+}
+
+async fn webhook_url(deps: &Deps, secret: &str) -> Result<String, DeliveryError> {
     let out = deps
         .sm
         .get_secret_value()
         .secret_id(secret)
         .send()
         .await
-        .map_err(|e| format!("reading the webhook secret: {}", lifeboat::error::aws_error_message(&e)))?;
+        .map_err(|e| DeliveryError::Secret(lifeboat::error::aws_error_message(&e)))?;
     let raw = out.secret_string().unwrap_or_default().trim().to_owned();
     match serde_json::from_str::<Value>(&raw) {
         Ok(v) => v
             .get("url")
             .and_then(Value::as_str)
             .map(str::to_owned)
-            .ok_or_else(|| "the webhook secret is JSON without a `url` key".to_owned()),
+            .ok_or(DeliveryError::SecretWithoutUrl),
         Err(_) => Ok(raw),
     }
+}
+
+/// A message that did not reach every channel: which failed and why, and which took it.
+#[derive(Debug, thiserror::Error)]
+#[error("notification `{subject}` not delivered: {}{}", failures(.failed), delivered_note(.delivered))]
+pub struct NotDelivered {
+    pub subject: String,
+    pub failed: Vec<(Channel, DeliveryError)>,
+    pub delivered: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Sns,
+    Webhook,
+}
+
+fn failures(failed: &[(Channel, DeliveryError)]) -> String {
+    let each = failed.iter().map(|(c, e)| match c {
+        Channel::Sns => e.to_string(),
+        Channel::Webhook => format!("webhook: {e}"),
+    });
+    each.collect::<Vec<_>>().join("; ")
+}
+
+fn delivered_note(delivered: &[String]) -> String {
+    if delivered.is_empty() {
+        String::new()
+    } else {
+        format!(" (delivered: {})", delivered.join(", "))
+    }
+}
+
+/// Sends the message to every configured channel; the channels that took it, or why one did not.
+async fn send(deps: &Deps, m: &Message) -> Result<Vec<String>, NotDelivered> {
+    let s = &deps.settings;
+    let mut delivered = Vec::new();
+    let mut failed = Vec::new();
+    if let Some(topic) = &s.topic_arn {
+        match deliver::to_sns(&deps.sns, topic, m).await {
+            Ok(()) => delivered.push("sns".to_owned()),
+            Err(e) => failed.push((Channel::Sns, e)),
+        }
+    }
+    if let Some(secret) = &s.webhook_secret {
+        let sent = match webhook_url(deps, secret).await {
+            Ok(url) => deliver::to_webhook(&url, m, s.webhook_attempts, deps.retry_pause).await,
+            Err(e) => Err(e),
+        };
+        match sent {
+            Ok(attempts) => delivered.push(format!("webhook (attempt {attempts})")),
+            Err(e) => failed.push((Channel::Webhook, e)),
+        }
+    }
+    if failed.is_empty() {
+        return Ok(delivered);
+    }
+    Err(NotDelivered {
+        subject: m.subject.clone(),
+        failed,
+        delivered,
+    })
 }
 
 /// Every run publishes what became of its message: `NotificationDelivered` (1, or 0 when a channel failed) or
@@ -129,24 +253,19 @@ async fn publish(deps: &Deps, name: &str, value: f64) {
 pub async fn handle(deps: &Deps, payload: Value) -> Result<Value, Error> {
     let result = deliver_one(deps, payload).await;
     match &result {
-        Ok(v) if v["sent"] == true => publish(deps, "NotificationDelivered", 1.0).await,
-        Ok(_) => publish(deps, "NotificationSuppressed", 1.0).await,
+        Ok(v) if v["sent"] == true => publish(deps, NOTIFICATION_DELIVERED, 1.0).await,
+        Ok(_) => publish(deps, NOTIFICATION_SUPPRESSED, 1.0).await,
         Err(Error::InvalidEvent(_)) => {}
-        Err(_) => publish(deps, "NotificationDelivered", 0.0).await,
+        Err(_) => publish(deps, NOTIFICATION_DELIVERED, 0.0).await,
     }
     result
 }
 
+/// Parse the event, look up the last good backups, render, skip quiet transitions and repeats, deliver, remember.
 async fn deliver_one(deps: &Deps, payload: Value) -> Result<Value, Error> {
     let now = Utc::now();
     let notice = event::parse(payload)?;
-    let last = match &notice {
-        Notice::Alarm { name, .. } => match parse_alarm_name(name) {
-            Some((db, _)) => last_good(deps, db).await,
-            None => LastGood::default(),
-        },
-        Notice::RestoreTestFailed { .. } => LastGood::default(),
-    };
+    let last = last_good_for(deps, &notice).await;
     let m = render(&notice, &last, now);
     if m.kind == Kind::Quiet {
         return Ok(
@@ -157,48 +276,9 @@ async fn deliver_one(deps: &Deps, payload: Value) -> Result<Value, Error> {
         tracing::info!(about = %m.key, "identical message sent within the dedupe window; not resent");
         return Ok(json!({"sent": false, "reason": "sent within the dedupe window", "subject": m.subject}));
     }
-    let s = &deps.settings;
-    let mut delivered = Vec::new();
-    let mut failed = Vec::new();
-    if let Some(topic) = &s.topic_arn {
-        match deliver::to_sns(&deps.sns, topic, &m).await {
-            Ok(()) => delivered.push("sns".to_owned()),
-            Err(e) => failed.push(e),
-        }
-    }
-    if let Some(secret) = &s.webhook_secret {
-        let sent = match webhook_url(deps, secret).await {
-            Ok(url) => deliver::to_webhook(&url, &m, s.webhook_attempts, deps.retry_pause).await,
-            Err(e) => Err(e),
-        };
-        match sent {
-            Ok(attempts) => delivered.push(format!("webhook (attempt {attempts})")),
-            Err(e) => failed.push(format!("webhook: {e}")),
-        }
-    }
-    if !failed.is_empty() {
-        // Fail the invocation so EventBridge retries it: a message is never dropped silently.
-        return Err(Error::PartialFailure(format!(
-            "notification `{}` not delivered: {}{}",
-            m.subject,
-            failed.join("; "),
-            if delivered.is_empty() {
-                String::new()
-            } else {
-                format!(" (delivered: {})", delivered.join(", "))
-            }
-        )));
-    }
-    let state = json!({"fingerprint": m.fingerprint, "sent_at": now, "subject": m.subject});
-    deps.s3
-        .put_object()
-        .bucket(&s.bucket)
-        .key(state_key(&m))
-        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
-        .body(state.to_string().into_bytes().into())
-        .send()
-        .await
-        .map_err(|e| Error::aws("PutObject", e))?;
+    // A failure fails the invocation so EventBridge retries it: a message is never dropped silently.
+    let delivered = send(deps, &m).await.map_err(|e| Error::PartialFailure(e.to_string()))?;
+    remember(deps, &m, now).await?;
     tracing::info!(about = %m.key, channels = ?delivered, "notification sent");
     Ok(json!({"sent": true, "channels": delivered, "subject": m.subject, "text": m.text}))
 }

@@ -7,6 +7,9 @@ use sha2::{Digest, Sha256};
 
 use crate::event::Notice;
 
+/// Problem, recovery or nothing to say: the rule is [`Kind::of_transition`].
+pub use lifeboat::notify::Kind;
+
 /// The last good backups of a database, looked up when the message is written.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LastGood {
@@ -27,14 +30,6 @@ pub struct Message {
     pub kind: Kind,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Problem,
-    Recovery,
-    /// OK or INSUFFICIENT_DATA that follows no ALARM (a new alarm settling): nothing to say.
-    Quiet,
-}
-
 fn when(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
 }
@@ -51,13 +46,7 @@ fn ago(now: DateTime<Utc>, t: DateTime<Utc>) -> String {
 /// What the check means and what to do about it.
 fn explain(db: &str, check: &str) -> (String, String) {
     if let Some(profile) = check.strip_prefix("export-age-") {
-        return (
-            format!("no complete `{profile}` export of {db} within the policy"),
-            format!(
-                "Look at the export function's last runs (metric ExportSuccess, its log group) for {db}; run one \
-                 by hand: {{\"database\": \"{db}\", \"profile\": \"{profile}\"}}. Runbook: README, \"The export function\"."
-            ),
-        );
+        return explain_export(db, profile);
     }
     match check {
         "snapshot-age" => (
@@ -81,6 +70,23 @@ fn explain(db: &str, check: &str) -> (String, String) {
                  function and the restore test\"."
             ),
         ),
+        _ => explain_compliance(db, check),
+    }
+}
+
+fn explain_export(db: &str, profile: &str) -> (String, String) {
+    (
+        format!("no complete `{profile}` export of {db} within the policy"),
+        format!(
+            "Look at the export function's last runs (metric ExportSuccess, its log group) for {db}; run one \
+             by hand: {{\"database\": \"{db}\", \"profile\": \"{profile}\"}}. Runbook: README, \"The export function\"."
+        ),
+    )
+}
+
+/// The configuration checks, and any check this version does not know.
+fn explain_compliance(db: &str, check: &str) -> (String, String) {
+    match check {
         "pitr-lag" => (
             format!("point-in-time recovery of {db} lags behind"),
             format!(
@@ -126,6 +132,78 @@ fn last_good_line(last: &LastGood, now: DateTime<Utc>) -> String {
     }
 }
 
+/// An alarm state change, borrowed from [`Notice::Alarm`].
+struct AlarmChange<'a> {
+    name: &'a str,
+    state: &'a str,
+    previous: &'a str,
+    reason: &'a str,
+    since: DateTime<Utc>,
+}
+
+fn message(subject: String, text: String, fingerprint: String, key: &str, kind: Kind) -> Message {
+    Message {
+        subject: subject.chars().take(100).collect(),
+        text,
+        fingerprint,
+        key: key.to_owned(),
+        kind,
+    }
+}
+
+fn render_alarm(a: &AlarmChange<'_>, last: &LastGood, now: DateTime<Utc>) -> Message {
+    let AlarmChange {
+        name,
+        state,
+        previous,
+        reason,
+        since,
+    } = *a;
+    let (db, check) = parse_alarm_name(name).unwrap_or(("?", name));
+    let (what, todo) = explain(db, check);
+    let kind = Kind::of_transition(state, previous);
+    let (subject, text) = match kind {
+        Kind::Recovery => (
+            format!("[RECOVERED] {db}: {what}"),
+            format!(
+                "[RECOVERED] {db}: {what}: back to normal since {}.\nLast good backup: {}\nAlarm: {name}\n",
+                when(since),
+                last_good_line(last, now)
+            ),
+        ),
+        _ => (
+            format!("[{state}] {db}: {what}"),
+            format!(
+                "[{state}] {db}: {what}\nDatabase: {db}\nWhat is wrong: {}\nSince: {} (was {previous})\n\
+                 Last good backup: {}\nWhat to do: {todo}\nAlarm: {name}\n",
+                if reason.is_empty() { what.as_str() } else { reason },
+                when(since),
+                last_good_line(last, now)
+            ),
+        ),
+    };
+    message(subject, text, fingerprint(&[name, state, previous]), name, kind)
+}
+
+fn render_failed_run(execution: &str, status: &str, since: DateTime<Utc>, cause: Option<&str>) -> Message {
+    let subject = format!("[{status}] restore test run {execution}");
+    let text = format!(
+        "[{status}] Lifeboat restore test run {execution}\nWhat is wrong: {}\nSince: {}\n\
+         What to do: read the reports under reports/restore-tests/ in the export bucket (one per database, \
+         each failed check says why) and the execution's history in the Step Functions console. Every test \
+         cleans up after itself; restore-test instances carry lifeboat:expires-at in case one could not.\n",
+        cause.unwrap_or("the execution did not succeed"),
+        when(since)
+    );
+    message(
+        subject,
+        text,
+        fingerprint(&[execution, status]),
+        execution,
+        Kind::Problem,
+    )
+}
+
 pub fn render(notice: &Notice, last: &LastGood, now: DateTime<Utc>) -> Message {
     match notice {
         Notice::Alarm {
@@ -135,67 +213,21 @@ pub fn render(notice: &Notice, last: &LastGood, now: DateTime<Utc>) -> Message {
             reason,
             since,
         } => {
-            let (db, check) = parse_alarm_name(name).unwrap_or(("?", name.as_str()));
-            let (what, todo) = explain(db, check);
-            let kind = match (state.as_str(), previous.as_str()) {
-                ("ALARM", _) => Kind::Problem,
-                ("OK", "ALARM") => Kind::Recovery,
-                _ => Kind::Quiet,
+            let change = AlarmChange {
+                name,
+                state,
+                previous,
+                reason,
+                since: *since,
             };
-            let (subject, text) =
-                match kind {
-                    Kind::Recovery => (
-                        format!("[RECOVERED] {db}: {what}"),
-                        format!(
-                            "[RECOVERED] {db}: {what}: back to normal since {}.\nLast good backup: {}\nAlarm: {name}\n",
-                            when(*since),
-                            last_good_line(last, now)
-                        ),
-                    ),
-                    _ => {
-                        (
-                            format!("[{state}] {db}: {what}"),
-                            format!(
-                        "[{state}] {db}: {what}\nDatabase: {db}\nWhat is wrong: {}\nSince: {} (was {previous})\n\
-                         Last good backup: {}\nWhat to do: {todo}\nAlarm: {name}\n",
-                        if reason.is_empty() { what.as_str() } else { reason.as_str() },
-                        when(*since),
-                        last_good_line(last, now)
-                    ),
-                        )
-                    }
-                };
-            Message {
-                subject: subject.chars().take(100).collect(),
-                text,
-                fingerprint: fingerprint(&[name, state, previous]),
-                key: name.clone(),
-                kind,
-            }
+            render_alarm(&change, last, now)
         }
         Notice::RestoreTestFailed {
             execution,
             status,
             since,
             cause,
-        } => {
-            let subject = format!("[{status}] restore test run {execution}");
-            let text = format!(
-                "[{status}] Lifeboat restore test run {execution}\nWhat is wrong: {}\nSince: {}\n\
-                 What to do: read the reports under reports/restore-tests/ in the export bucket (one per database, \
-                 each failed check says why) and the execution's history in the Step Functions console. Every test \
-                 cleans up after itself; restore-test instances carry lifeboat:expires-at in case one could not.\n",
-                cause.as_deref().unwrap_or("the execution did not succeed"),
-                when(*since)
-            );
-            Message {
-                subject: subject.chars().take(100).collect(),
-                text,
-                fingerprint: fingerprint(&[execution, status]),
-                key: execution.clone(),
-                kind: Kind::Problem,
-            }
-        }
+        } => render_failed_run(execution, status, *since, cause.as_deref()),
     }
 }
 
