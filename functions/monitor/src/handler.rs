@@ -218,18 +218,18 @@ async fn janitor(deps: &Deps, all: &[Database], now: DateTime<Utc>) -> Vec<Strin
     deleted
 }
 
-/// The manual-snapshot quota warning (the same rule as snapshot's; see the quota module once it owns both).
+/// The manual-snapshot quota warning: the same rule (`lifeboat::quota`) that `snapshot` reports after each run.
 async fn quota_note(deps: &Deps) -> Result<Option<String>, Error> {
     let s = &deps.settings;
-    let manual = lifeboat::rds::list_manual(&deps.rds).await?.len() as f64;
-    let used = 100.0 * manual / f64::from(s.snapshot_quota);
-    if used >= f64::from(s.quota_warn_percent) {
-        return Ok(Some(format!(
-            "manual snapshots: {manual:.0} of the quota of {} ({used:.0}%)",
-            s.snapshot_quota
-        )));
-    }
-    Ok(None)
+    let manual = lifeboat::rds::list_manual(&deps.rds).await?.len();
+    let region = deps.rds.config().region().map(|r| r.to_string()).unwrap_or_default();
+    let q = lifeboat::quota::quota_report(&region, manual, s.snapshot_quota, s.quota_warn_percent);
+    Ok(q.warning.then(|| {
+        format!(
+            "manual snapshots: {manual} of the quota of {} ({:.0}%)",
+            q.quota, q.used_percent
+        )
+    }))
 }
 
 /// Parse the event, observe the chosen databases (metrics and alarm sets), delete the alarms of databases that
