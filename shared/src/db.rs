@@ -13,8 +13,10 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use crate::error::{aws_error_message, ConfigError};
+use crate::secret_json::{self, FieldError, SecretJsonError};
 
 pub const SSLMODE: &str = "LIFEBOAT_DB_SSLMODE";
 pub const CA_BUNDLE: &str = "LIFEBOAT_DB_CA_BUNDLE";
@@ -95,18 +97,41 @@ impl TlsSettings {
 
 /// The RDS secret JSON (the shape AWS's rotation templates use). `host`, `port` and `dbname` may be absent in
 /// an RDS-managed master secret; the caller fills them from the instance's endpoint.
+///
+/// Its fields are read by [`crate::secret_json`], not typed by serde: the port may be a string (as AWS's
+/// templates accept it), and an error names the field at fault, never the value it held.
 #[derive(Clone, Deserialize)]
+#[serde(try_from = "Map<String, Value>")]
 pub struct DbSecret {
-    #[serde(default)]
     pub engine: Option<String>,
-    #[serde(default)]
     pub host: Option<String>,
-    #[serde(default)]
     pub port: Option<u16>,
     pub username: String,
     pub password: String,
-    #[serde(default)]
     pub dbname: Option<String>,
+}
+
+impl TryFrom<Map<String, Value>> for DbSecret {
+    type Error = FieldError;
+
+    fn try_from(map: Map<String, Value>) -> Result<Self, FieldError> {
+        Ok(Self {
+            engine: secret_json::text(&map, "engine")?,
+            host: secret_json::text(&map, "host")?,
+            port: secret_json::port(&map)?,
+            username: secret_json::text(&map, "username")?.ok_or(FieldError::Missing("username"))?,
+            password: secret_json::text(&map, "password")?.ok_or(FieldError::Missing("password"))?,
+            dbname: secret_json::text(&map, "dbname")?,
+        })
+    }
+}
+
+impl DbSecret {
+    /// Parses a secret's value. Unlike `serde_json::from_str`, a value that is not an object (a plain-text
+    /// secret) is refused without being quoted.
+    pub fn parse(json: &str) -> Result<Self, SecretJsonError> {
+        Ok(Self::try_from(secret_json::object(json)?)?)
+    }
 }
 
 impl std::fmt::Debug for DbSecret {
@@ -223,8 +248,8 @@ pub async fn read_secret(sm: &aws_sdk_secretsmanager::Client, secret_id: &str) -
         secret: secret_id.to_owned(),
         message: "the secret has no SecretString".into(),
     })?;
-    // serde's message names the missing field, never the value.
-    serde_json::from_str(text).map_err(|e| DbError::SecretShape {
+    // The message names the field at fault, never a value.
+    DbSecret::parse(text).map_err(|e| DbError::SecretShape {
         secret: secret_id.to_owned(),
         message: e.to_string(),
     })
@@ -434,6 +459,42 @@ mod tests {
             (err.var.as_str(), err.value.as_str()),
             (SSLMODE, "prefer"),
             "no silent fallback modes"
+        );
+    }
+
+    /// Issue 12, item 12: the port as AWS's templates accept it, and type errors that name the field only.
+    #[test]
+    fn secrets_of_the_shapes_aws_writes_are_read_and_errors_never_echo_a_value() {
+        let s: DbSecret =
+            serde_json::from_str(r#"{"username":"app","password":"p","host":"h","port":"5432"}"#).unwrap();
+        assert_eq!(s.port, Some(5432));
+        for (json, field) in [
+            (
+                r#"{"username":"app","password":"p","host":"h","port":"hunter2"}"#,
+                "`port`",
+            ),
+            (r#"{"username":"app","password":"p","host":"h","port":true}"#, "`port`"),
+            (r#"{"username":"app","password":12345,"host":"h"}"#, "`password`"),
+            (r#"{"username":["hunter2"],"password":"p"}"#, "`username`"),
+            (
+                r#"{"username":"app","password":"p","dbname":{"x":"hunter2"}}"#,
+                "`dbname`",
+            ),
+        ] {
+            let err = serde_json::from_str::<DbSecret>(json).unwrap_err().to_string();
+            assert!(err.contains(field), "{json}: {err}");
+            assert!(!err.contains("hunter2") && !err.contains("12345"), "{json}: {err}");
+            let err = DbSecret::parse(json).unwrap_err().to_string();
+            assert!(err.contains(field) && !err.contains("hunter2"), "{json}: {err}");
+        }
+        // A plain-text secret, which serde would quote back.
+        let err = DbSecret::parse(r#""hunter2""#).unwrap_err().to_string();
+        assert_eq!(err, "the secret is JSON but not an object");
+        assert_eq!(
+            DbSecret::parse(r#"{"username":"a","password":"p","port":" 6543"}"#)
+                .unwrap()
+                .port,
+            Some(6543)
         );
     }
 

@@ -20,6 +20,7 @@ pub mod rds;
 pub mod restore;
 pub mod retention;
 pub mod rotation;
+pub mod secret_json;
 pub mod selection;
 pub mod settings;
 pub mod snapshot_ladder;

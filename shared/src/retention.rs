@@ -9,6 +9,12 @@
 //! snapshot of each day is kept for the `daily` most recent days that have one, and likewise for ISO weeks,
 //! months and years. If backups stop, the old ones are therefore kept rather than aged out.
 //! Manual snapshots are not part of the GFS series: they carry their own expiry time.
+//!
+//! The clock retention runs by is [`clock`]: the earlier of the run's logical time (a scheduled event's `time`)
+//! and the wall clock. The event's time names the run's snapshots (so a redelivered event finds its own), but it is
+//! only a claim: an event dated in the future, replayed, forged or sent by a scheduler with a wrong clock, must not
+//! make expiry times pass early. AWS Backup works the same way: a recovery point's lifecycle is counted from its
+//! creation by the service's own clock, never from a time a caller supplies.
 
 use std::collections::HashSet;
 
@@ -103,6 +109,13 @@ fn is_eligible(s: &Snapshot, now: DateTime<Utc>) -> bool {
 
 /// Maps a time to the period it falls in (day, ISO week, month or year), as a comparable key.
 type PeriodOf = fn(DateTime<Utc>) -> (i32, u32);
+
+/// The time retention decides by: the earlier of the run's logical time and `now`, so that a run can expire
+/// later than its event says, never earlier. A past event (a late or retried run) keeps its own time: that
+/// only keeps more.
+pub fn clock(logical_time: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
+    logical_time.min(now)
+}
 
 /// Decides every snapshot of one database. Returns decisions in the order of `snapshots`.
 pub fn decide(snapshots: &[Snapshot], policy: &Gfs, now: DateTime<Utc>) -> Vec<Decision> {
@@ -273,6 +286,45 @@ mod tests {
             day(29),
         );
         assert_eq!(d[0], Decision::KeepUntilExpiry);
+    }
+
+    #[test]
+    fn an_event_dated_in_the_future_expires_nothing_early() {
+        assert_eq!(clock(day(400), day(4)), day(4));
+        assert_eq!(clock(day(3), day(4)), day(3), "a late run keeps its own time");
+        // A manual snapshot kept until day 9, seen by a run on day 4 whose event claims day 400.
+        let mut manual = snap("manual", day(2), true);
+        manual.tags.insert(crate::tags::SOURCE.into(), "manual".into());
+        manual.tags.insert(crate::tags::EXPIRES_AT.into(), day(9).to_rfc3339());
+        let snaps = vec![snap("s1", day(1), true), manual, snap("s3", day(3), true)];
+        let policy = Gfs {
+            daily: 7,
+            ..Gfs::default()
+        };
+        assert_eq!(
+            decide(&snaps, &policy, day(400))[1],
+            Decision::Expire,
+            "what the event alone would do"
+        );
+        assert_eq!(
+            decide(&snaps, &policy, clock(day(400), day(4)))[1],
+            Decision::KeepUntilExpiry
+        );
+    }
+
+    proptest! {
+        /// Whatever time an event claims, retention by [`clock`] expires nothing that retention by the wall clock
+        /// keeps.
+        #[test]
+        fn a_claimed_time_never_expires_more_than_the_wall_clock(
+            snaps in arb_snapshots(), policy in arb_policy(), now_day in 0i64..900, claimed_day in 0i64..2000,
+        ) {
+            let now = day(now_day);
+            let by_wall: HashSet<&str> = expired(&snaps, &policy, now).into_iter().map(|s| s.id.as_str()).collect();
+            for s in expired(&snaps, &policy, clock(day(claimed_day), now)) {
+                prop_assert!(by_wall.contains(s.id.as_str()), "{} expired early", s.id);
+            }
+        }
     }
 
     #[test]

@@ -2,10 +2,14 @@
 //! outcome for it is, and whether retention (deleting, copying, sharing) may follow.
 //!
 //! The rungs, in order: this run's snapshot already exists (a redelivered or retried event) → nothing new is
-//! made and the run counts as done; the database is not `available` → skipped; another snapshot of it is still
+//! made and the run counts as done, unless that snapshot is `failed`, which is the run's failure; the database is not `available` → skipped; another snapshot of it is still
 //! being made → skipped (RDS would refuse a second); otherwise create, and classify what RDS answered.
 //! Invariant: nothing is deleted, copied or shared for a database whose own snapshot failed or was skipped in
 //! this run ([`may_apply_retention`]).
+//!
+//! A snapshot with the run's identifier in state `failed` is a failed run, as AWS Backup reports a job whose
+//! recovery point failed as `FAILED`, never `COMPLETED`: counting it as `already_exists` would report a backup
+//! that does not exist and let retention delete older, good snapshots on its strength.
 //!
 //! Pure: this module never calls AWS and never logs; the `snapshot` handler gathers the facts and acts.
 
@@ -53,6 +57,9 @@ impl Outcome {
 pub enum Precondition {
     /// This run's snapshot is already there, in `status`.
     AlreadyExists { status: String },
+    /// This run's snapshot is there but `failed` (status `status`): the run failed, and nothing is retried under the
+    /// same identifier until someone deletes it.
+    Failed { status: String },
     /// The database is in `db_status`, not `available`: no snapshot is taken.
     NotAvailable { db_status: String },
     /// Snapshot `other` of the database is still `status`: none is started.
@@ -74,12 +81,20 @@ impl Verdict {
     }
 }
 
+/// RDS's status of a snapshot it could not make.
+fn is_failed(status: &str) -> bool {
+    status == "failed"
+}
+
 /// Climbs the ladder for the snapshot `snapshot_id` of a database in `db_status`, given the database's
 /// existing manual snapshots.
 pub fn precondition(snapshot_id: &str, db_status: &str, existing: &[Snapshot]) -> Precondition {
     if let Some(s) = existing.iter().find(|s| s.id == snapshot_id) {
-        Precondition::AlreadyExists {
-            status: s.status.clone(),
+        let status = s.status.clone();
+        if is_failed(&status) {
+            Precondition::Failed { status }
+        } else {
+            Precondition::AlreadyExists { status }
         }
     } else if db_status != "available" {
         Precondition::NotAvailable {
@@ -102,6 +117,10 @@ impl Precondition {
             Precondition::AlreadyExists { status } => (
                 Outcome::AlreadyExists,
                 format!("snapshot {snapshot_id} already exists ({status})"),
+            ),
+            Precondition::Failed { status } => (
+                Outcome::Failed,
+                format!("snapshot {snapshot_id} exists but is `{status}`; delete it to let a retry of this run take it again"),
             ),
             Precondition::NotAvailable { db_status } => (
                 Outcome::NotAvailable,
@@ -216,6 +235,24 @@ mod tests {
                 Outcome::AlreadyExists,
                 Some(format!("snapshot {ID} already exists (creating)"))
             ))
+        );
+    }
+
+    /// Issue 12, item 13: RDS answered the run's create, but the snapshot it made is `failed`. A retry of the run
+    /// must report that, not count the run as done, and must not apply retention.
+    #[test]
+    fn a_failed_snapshot_of_this_run_is_a_failure_not_already_exists() {
+        let existing = [with_status(ID, "failed"), with_status("older", "available")];
+        let p = precondition(ID, "available", &existing);
+        let v = p.verdict(ID).unwrap();
+        assert_eq!(v.outcome, Outcome::Failed);
+        assert!(!may_apply_retention(v.outcome));
+        assert_eq!(
+            v.detail.as_deref(),
+            Some(
+                "snapshot lifeboat-app-prod-20261122-0200 exists but is `failed`; delete it to let a retry of this \
+                 run take it again"
+            )
         );
     }
 
@@ -370,9 +407,11 @@ mod tests {
                 prop_assert_eq!(db_status.as_str(), "available");
                 prop_assert!(existing.iter().all(|s| s.id != ID && !s.is_in_progress()));
             }
-            // A snapshot already there always counts as done, whatever state the database is in.
-            if existing.iter().any(|s| s.id == ID) {
-                prop_assert_eq!(v.outcome, Outcome::AlreadyExists);
+            // A snapshot already there always counts as done, whatever state the database is in, unless it failed:
+            // then the run failed, and retention does not run.
+            if let Some(own) = existing.iter().find(|s| s.id == ID) {
+                let expected = if own.status == "failed" { Outcome::Failed } else { Outcome::AlreadyExists };
+                prop_assert_eq!(v.outcome, expected);
             }
         }
     }

@@ -620,3 +620,107 @@ async fn logs_never_hold_a_password_or_the_token() {
         assert!(!logs.contains(needle), "`{needle}` appears in the logs:\n{logs}");
     }
 }
+
+/// The master user of the issue's scenario, as RDS names it by default; a superuser here, as on a plain server.
+const MASTER: &str = "postgres";
+const MASTER_PASSWORD: &str = "real-master-password-1";
+
+impl World {
+    /// The `postgres` master user and its secret (the `masterarn` of the secrets below).
+    async fn master_secret(&self) -> String {
+        let sql = format!("CREATE ROLE {MASTER} LOGIN SUPERUSER PASSWORD '{MASTER_PASSWORD}'");
+        self.pg.psql("postgres", &sql).unwrap();
+        let value = self.secret_json(MASTER, MASTER_PASSWORD, self.pg.port, &[]);
+        self.create_secret("lifeboat/master", &value).await
+    }
+
+    /// A secret for `user` (with `password`) that names the master secret.
+    async fn alternating_secret(&self, user: &str, password: &str, master: &str) -> String {
+        let value = self.secret_json(user, password, self.pg.port, &[("masterarn", json!(master))]);
+        self.create_secret(&format!("lifeboat/{user}"), &value).await
+    }
+
+    /// Runs createSecret and setSecret of an alternating-users rotation that setSecret must refuse: the error, after
+    /// checking that no clone was made, that the pending password logs in nowhere and AWSCURRENT is untouched.
+    async fn refused_rotation(&self, secret: &str) -> RotateError {
+        let before = self.value(secret, AWSCURRENT).await;
+        let token = self.start_rotation(secret).await;
+        self.step(secret, "createSecret", &token).await.unwrap();
+        let pending = self.value(secret, AWSPENDING).await;
+        let err = self.step(secret, "setSecret", &token).await.unwrap_err();
+        let clone = lifeboat::rotation::quote_literal(pending["username"].as_str().unwrap());
+        let roles = self
+            .pg
+            .psql("app", &format!("select count(*) from pg_roles where rolname = {clone}"))
+            .unwrap();
+        assert_eq!(roles, "0", "no role {clone} may be created: {}", err.message);
+        assert!(
+            self.login(&pending).is_err(),
+            "the pending password must log in nowhere"
+        );
+        assert_eq!(self.value(secret, AWSCURRENT).await, before);
+        assert_clean(&err, &token, &[pending["password"].as_str().unwrap(), MASTER_PASSWORD]);
+        err
+    }
+}
+
+/// Issue 12, item 1: a secret naming the master user with a made-up password and a real `masterarn` must not get
+/// a clone of the master (with its memberships) whose password lands in that secret. As AWS's multi-user template
+/// does, setSecret first proves that AWSCURRENT logs in; and even with the right password, the master user itself
+/// is not cloned.
+#[tokio::test]
+async fn alternating_users_refuse_to_clone_the_master_user() {
+    let w = world(Postgres::start(), &[]).await;
+    w.setup_database();
+    let master = w.master_secret().await;
+    let forged = w.alternating_secret(MASTER, "made-up-password", &master).await;
+    let err = w.refused_rotation(&forged).await;
+    assert!(
+        err.message
+            .contains("current credentials (AWSCURRENT, user postgres): authentication failure"),
+        "{}",
+        err.message
+    );
+    assert_eq!(err.kind, ErrorKind::Database(lifeboat::db::FailureKind::Authentication));
+
+    // With the master's own password the current login works, but the master user is not the one to clone.
+    let value = w.secret_json(MASTER, MASTER_PASSWORD, w.pg.port, &[("masterarn", json!(master))]);
+    let real = w.create_secret("lifeboat/postgres-with-its-password", &value).await;
+    let err = w.refused_rotation(&real).await;
+    assert!(
+        err.message
+            .contains("refusing to clone postgres: it is the master user"),
+        "{}",
+        err.message
+    );
+    assert_eq!(err.kind, ErrorKind::Protocol);
+}
+
+/// Issue 12, item 1: alternating users clone application users, never a role that can make or take over others.
+#[tokio::test]
+async fn alternating_users_refuse_to_clone_a_privileged_role() {
+    let w = world(Postgres::start(), &[]).await;
+    w.setup_database();
+    let master = w.master_secret().await;
+    w.pg.psql(
+        "app",
+        "CREATE ROLE rds_superuser NOLOGIN; CREATE ROLE rds_admins NOLOGIN IN ROLE rds_superuser",
+    )
+    .unwrap();
+    for (user, attribute, reason) in [
+        ("admin", "CREATEROLE", "it has CREATEROLE"),
+        ("root", "SUPERUSER", "it is a superuser"),
+        ("ops", "IN ROLE rds_admins", "it is a member of rds_superuser"),
+    ] {
+        let sql = format!("CREATE ROLE {user} LOGIN {attribute} PASSWORD 'admin-password-1'");
+        w.pg.psql("app", &sql).unwrap();
+        let secret = w.alternating_secret(user, "admin-password-1", &master).await;
+        let err = w.refused_rotation(&secret).await;
+        assert!(
+            err.message.contains(&format!("refusing to clone {user}: {reason}")),
+            "{}",
+            err.message
+        );
+        assert_eq!(err.kind, ErrorKind::Protocol);
+    }
+}

@@ -381,3 +381,32 @@ async fn the_newest_snapshot_is_shared_with_the_configured_accounts() {
         .collect();
     assert_eq!(restore, vec!["210987654321"]);
 }
+
+/// Issue 12, item 13: a scheduled event dated in the future (a replayed or forged event, a scheduler with a wrong
+/// clock) cannot expire anything early: retention runs by the earlier of the event's time and the wall clock.
+#[tokio::test]
+async fn an_event_dated_in_the_future_expires_nothing_early() {
+    let (_moto, deps) = setup(&[("LIFEBOAT_RETENTION", "daily=7")]).await;
+    handle_at(&deps, scheduled_day(1), day(1)).await.unwrap();
+    // A manual snapshot kept for 7 days: it may go on day 9, not before.
+    let manual = json!({"databases": ["app-prod"], "reason": "before migration 0042", "retain_days": 7});
+    handle_at(&deps, manual, day(2)).await.unwrap();
+    handle_at(&deps, scheduled_day(3), day(3)).await.unwrap();
+    let manual_id = "lifeboat-app-prod-manual-20260102-020000";
+    assert!(ids_of(&manual_snapshots(&deps.rds).await, "app-prod").contains(manual_id));
+
+    // On day 4, an event that says it is a year later.
+    let summary = handle_at(&deps, scheduled_day(400), day(4)).await.unwrap();
+    let app = summary.databases.iter().find(|r| r.db == "app-prod").unwrap();
+    assert_eq!(app.outcome, Outcome::Created, "the run's own snapshot is still taken");
+    assert!(app.deleted.is_empty(), "{app:#?}");
+    assert!(
+        ids_of(&manual_snapshots(&deps.rds).await, "app-prod").contains(manual_id),
+        "the manual snapshot is kept until its own expiry time"
+    );
+
+    // On its expiry day, an ordinary run expires it.
+    let summary = handle_at(&deps, scheduled_day(9), day(9)).await.unwrap();
+    let app = summary.databases.iter().find(|r| r.db == "app-prod").unwrap();
+    assert_eq!(app.deleted, vec![manual_id]);
+}

@@ -4,6 +4,7 @@
 
 use lifeboat::db::{SslMode, Target, TlsSettings};
 use lifeboat::rotation::validate_username;
+use lifeboat::secret_json::{self, FieldError, SecretJsonError};
 use serde_json::{Map, Value};
 
 /// Which credential a message is about: errors must say which one failed.
@@ -75,23 +76,14 @@ impl std::fmt::Debug for Credentials {
 /// Why a secret's value cannot be rotated. The message names the key at fault, never a value (but the engine's).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidSecret {
-    #[error("the secret is not JSON (line {line}, column {column})")]
-    NotJson { line: usize, column: usize },
-    #[error("the secret is JSON but not an object")]
-    NotAnObject,
-    #[error("`{0}` must be a string")]
-    NotAString(&'static str),
-    #[error("`{0}` is missing or empty")]
-    Missing(&'static str),
+    /// Not a JSON object, or a field of the wrong type (`lifeboat::secret_json`'s reason, which never quotes it).
+    #[error(transparent)]
+    Json(#[from] SecretJsonError),
     #[error("`engine` is `{0}`; this function rotates PostgreSQL secrets")]
     NotPostgres(String),
     /// The username cannot be a PostgreSQL role name (`lifeboat::rotation::validate_username`'s reason).
     #[error("`username`: {0}")]
     Username(String),
-    #[error("`port` is not a port")]
-    NotAPort,
-    #[error("`port` must be a number")]
-    PortNotANumber,
     /// `ssl` names no sslmode (`lifeboat::db::SslMode::parse`'s reason).
     #[error("`ssl`: {0}")]
     SslMode(String),
@@ -99,51 +91,19 @@ pub enum InvalidSecret {
     SslNotAChoice,
 }
 
-fn text(map: &Map<String, Value>, key: &'static str) -> Result<Option<String>, InvalidSecret> {
-    match map.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(InvalidSecret::NotAString(key)),
-    }
-}
-
-fn required(map: &Map<String, Value>, key: &'static str) -> Result<String, InvalidSecret> {
-    text(map, key)?
-        .filter(|s| !s.is_empty())
-        .ok_or(InvalidSecret::Missing(key))
-}
-
-fn object(json: &str) -> Result<Map<String, Value>, InvalidSecret> {
-    match serde_json::from_str(json) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(InvalidSecret::NotAnObject),
-        Err(e) => Err(InvalidSecret::NotJson {
-            line: e.line(),
-            column: e.column(),
-        }),
+impl From<FieldError> for InvalidSecret {
+    fn from(e: FieldError) -> Self {
+        Self::Json(e.into())
     }
 }
 
 /// `engine` is optional; when present it must be PostgreSQL's.
 fn check_engine(raw: &Map<String, Value>) -> Result<(), InvalidSecret> {
-    match text(raw, "engine")? {
+    match secret_json::text(raw, "engine")? {
         Some(engine) if !matches!(engine.as_str(), "postgres" | "postgresql" | "aurora-postgresql") => {
             Err(InvalidSecret::NotPostgres(engine))
         }
         _ => Ok(()),
-    }
-}
-
-fn port(raw: &Map<String, Value>) -> Result<u16, InvalidSecret> {
-    match raw.get("port") {
-        None | Some(Value::Null) => Ok(5432),
-        // AWS's templates accept the port as a number or a string.
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .and_then(|p| u16::try_from(p).ok())
-            .ok_or(InvalidSecret::NotAPort),
-        Some(Value::String(s)) => s.parse().map_err(|_| InvalidSecret::NotAPort),
-        Some(_) => Err(InvalidSecret::PortNotANumber),
     }
 }
 
@@ -164,17 +124,18 @@ fn ssl(raw: &Map<String, Value>) -> Result<Option<SslChoice>, InvalidSecret> {
 impl Credentials {
     /// Parses a secret's value. Errors name the key at fault, never a value.
     pub fn parse(json: &str) -> Result<Self, InvalidSecret> {
-        let raw = object(json)?;
+        let raw = secret_json::object(json)?;
         check_engine(&raw)?;
-        let username = required(&raw, "username")?;
+        let username = secret_json::required(&raw, "username")?;
         validate_username(&username).map_err(InvalidSecret::Username)?;
-        let password = required(&raw, "password")?;
-        let host = required(&raw, "host")?;
-        let port = port(&raw)?;
-        let dbname = text(&raw, "dbname")?
+        let password = secret_json::required(&raw, "password")?;
+        let host = secret_json::required(&raw, "host")?;
+        // A number or a string, as AWS's templates accept it (`lifeboat::secret_json::port`).
+        let port = secret_json::port(&raw)?.unwrap_or(5432);
+        let dbname = secret_json::text(&raw, "dbname")?
             .filter(|d| !d.is_empty())
             .unwrap_or_else(|| "postgres".into());
-        let masterarn = text(&raw, "masterarn")?.filter(|m| !m.is_empty());
+        let masterarn = secret_json::text(&raw, "masterarn")?.filter(|m| !m.is_empty());
         let ssl = ssl(&raw)?;
         Ok(Self {
             raw,
@@ -269,6 +230,41 @@ mod tests {
             let err = Credentials::parse(json).unwrap_err().to_string();
             assert!(err.contains(expected), "{json}: {err}");
             assert!(!err.contains("p-secret"));
+        }
+    }
+
+    /// Issue 12, item 12: the port as AWS's templates read it (`int(port)`), and no rejected value in an error.
+    #[test]
+    fn the_port_may_be_a_string_and_a_rejected_value_is_never_echoed() {
+        for port in [r#""5432""#, r#"" 5432 ""#, "5432"] {
+            let json = format!(r#"{{"username":"a","password":"p","host":"h","port":{port}}}"#);
+            assert_eq!(Credentials::parse(&json).map(|c| c.port), Ok(5432), "{json}");
+        }
+        for (json, expected) in [
+            (
+                r#"{"username":"a","password":"p","host":"h","port":"hunter2"}"#,
+                "`port` is not a port",
+            ),
+            (
+                r#"{"username":"a","password":"p","host":"h","port":["hunter2"]}"#,
+                "`port` must be a number",
+            ),
+            (
+                r#"{"username":"a","password":["hunter2"],"host":"h"}"#,
+                "`password` must be a string",
+            ),
+            (
+                r#"{"username":"a","password":"p","host":{"h":"hunter2"}}"#,
+                "`host` must be a string",
+            ),
+            (
+                r#"{"username":"a","password":"p","host":"h","masterarn":7}"#,
+                "`masterarn` must be a string",
+            ),
+            (r#""hunter2""#, "the secret is JSON but not an object"),
+        ] {
+            let err = Credentials::parse(json).unwrap_err().to_string();
+            assert_eq!(err, expected, "{json}");
         }
     }
 

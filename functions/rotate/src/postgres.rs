@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use lifeboat::db::{self, describe, FailureKind, TlsSettings};
+use lifeboat::rotation::set_secret::RoleRights;
 use lifeboat::rotation::{quote_ident, quote_literal};
 use tokio_postgres::{Client, GenericClient};
 
@@ -64,6 +65,33 @@ pub async fn role_exists(client: &Client, as_role: Role, as_user: &str, name: &s
         .await
         .map_err(|e| statement_error(as_role, as_user, "looking up roles", &e))?;
     Ok(row.is_some())
+}
+
+/// What `user` may do that makes it an administrator: superuser, member of `rds_superuser` (directly or through
+/// other roles; the role exists on RDS only), CREATEROLE. Read as the master.
+pub async fn role_rights(client: &Client, as_user: &str, user: &str) -> Result<RoleRights, RotateError> {
+    let row = client
+        .query_opt(
+            "SELECT u.rolsuper, u.rolcreaterole, EXISTS (SELECT 1 FROM pg_catalog.pg_roles r \
+               WHERE r.rolname = 'rds_superuser' AND pg_catalog.pg_has_role(u.oid, r.oid, 'MEMBER')) \
+             FROM pg_catalog.pg_roles u WHERE u.rolname = $1",
+            &[&user],
+        )
+        .await
+        .map_err(|e| statement_error(Role::Master, as_user, &format!("reading the rights of user {user}"), &e))?
+        .ok_or_else(|| {
+            RotateError::database(
+                Role::Master,
+                as_user,
+                FailureKind::Database,
+                format!("user {user} does not exist in the database"),
+            )
+        })?;
+    Ok(RoleRights {
+        superuser: row.get(0),
+        create_role: row.get(1),
+        rds_superuser: row.get(2),
+    })
 }
 
 /// The role attributes and memberships of `source` that a clone must share.

@@ -2,7 +2,9 @@
 //! (`lifeboat::rotation::set_secret`) asks for, one at a time, and carries out the table's decision. It decides
 //! nothing itself: which credential may change a password, and when to refuse, is the table's.
 
-use lifeboat::rotation::set_secret::{decide_set, Action, Attempt, Failed, Login, Probe, SetDecision, SetFacts, Via};
+use lifeboat::rotation::set_secret::{
+    decide_set, original_of, Action, Attempt, Failed, Login, Probe, RoleRights, SetDecision, SetFacts, Via,
+};
 use lifeboat::rotation::{Strategy, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use tokio_postgres::Client;
 
@@ -106,6 +108,7 @@ struct SetStep<'a> {
     master: Option<Credentials>,
     master_login: Tried,
     pending_role_exists: Option<bool>,
+    original_rights: Option<RoleRights>,
 }
 
 impl<'a> SetStep<'a> {
@@ -131,6 +134,7 @@ impl<'a> SetStep<'a> {
             master: None,
             master_login: Tried::Untried,
             pending_role_exists: None,
+            original_rights: None,
         }
     }
 
@@ -146,6 +150,7 @@ impl<'a> SetStep<'a> {
             master: self.master.as_ref().map(login),
             master_login: self.master_login.attempt(),
             pending_role_exists: self.pending_role_exists,
+            original_rights: self.original_rights,
         }
     }
 
@@ -186,6 +191,7 @@ impl<'a> SetStep<'a> {
                 self.master_login = Tried::of(self.connect(master, Role::Master, dbname).await);
             }
             Probe::PendingRole => self.pending_role_exists = Some(self.look_up_pending_role().await?),
+            Probe::OriginalRights => self.original_rights = Some(self.look_up_original_rights().await?),
         }
         Ok(())
     }
@@ -200,6 +206,15 @@ impl<'a> SetStep<'a> {
         let master = self.master.as_ref().map(|m| m.username.as_str()).unwrap_or_default();
         let client = self.master_login.client(Role::Master)?;
         postgres::role_exists(client, Role::Master, master, &self.pending.username).await
+    }
+
+    /// What the pair's original user may do, which the table checks before the master clones it or sets its
+    /// password.
+    async fn look_up_original_rights(&mut self) -> Result<RoleRights, RotateError> {
+        let master = self.master.as_ref().map(|m| m.username.as_str()).unwrap_or_default();
+        let original = original_of(&self.current.username, &self.pending.username);
+        let client = self.master_login.client(Role::Master)?;
+        postgres::role_rights(client, master, original).await
     }
 
     /// Changes the database as the table decided.

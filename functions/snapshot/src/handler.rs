@@ -8,6 +8,8 @@
 //! - one database failing never stops the others; each gets its own outcome;
 //! - retention runs only for a database whose snapshot succeeded (created or already there) in this run,
 //!   in the source region and in the DR region alike;
+//! - retention decides by the earlier of the event's time and the wall clock (`lifeboat::retention::clock`), so
+//!   an event dated in the future cannot expire anything early;
 //! - at most `LIFEBOAT_MAX_COPIES_IN_FLIGHT` copies are in flight per destination region, counting the ones
 //!   earlier runs started; copies that do not fit are picked up by a later run.
 
@@ -172,11 +174,15 @@ struct Run {
     quota: Vec<QuotaReport>,
 }
 
-/// What a scheduled or manual run snapshots: the kind, the logical time, the policy and the manual extras.
+/// What a scheduled or manual run snapshots: the kind, the logical time, the retention clock, the policy and the
+/// manual extras.
 #[derive(Debug)]
 struct Job {
     kind: SnapshotKind,
+    /// Names the snapshots and dates their tags.
     at: DateTime<Utc>,
+    /// What retention decides by (`lifeboat::retention::clock`): never later than the wall clock.
+    clock: DateTime<Utc>,
     policy: String,
     manual: Option<ManualSnapshot>,
 }
@@ -188,6 +194,7 @@ async fn dispatch(deps: &Deps, trigger: &Trigger, now: DateTime<Utc>) -> Result<
             let job = Job {
                 kind: SnapshotKind::Schedule,
                 at: *time,
+                clock: retention::clock(*time, now),
                 policy,
                 manual: None,
             };
@@ -202,6 +209,7 @@ async fn dispatch(deps: &Deps, trigger: &Trigger, now: DateTime<Utc>) -> Result<
             let job = Job {
                 kind: SnapshotKind::Manual,
                 at: now,
+                clock: now,
                 policy,
                 manual: Some(manual),
             };
@@ -393,7 +401,7 @@ async fn run(
     )];
 
     if let (Some(dr), Some(dr_region)) = (&deps.dr_rds, deps.settings.copy.region.as_deref()) {
-        let dr_count = copy_phase(deps, dr, &by_db, &mut reports, job.at).await?;
+        let dr_count = copy_phase(deps, dr, &by_db, &mut reports, job.clock).await?;
         quotas.push(quota(deps, dr_region, dr_count));
     } else if !deps.settings.copy.share_accounts.is_empty() {
         share_newest(deps, &deps.rds, &by_db, &mut reports).await;
@@ -419,7 +427,7 @@ async fn process_db(deps: &Deps, db: &Database, existing: Vec<Snapshot>, job: &J
     report.outcome = verdict.outcome;
     report.detail = verdict.detail;
     if snapshot_ladder::may_apply_retention(report.outcome) {
-        apply_retention(deps, &existing, job.at, &mut report).await;
+        apply_retention(deps, &existing, job.clock, &mut report).await;
     }
     report
 }
@@ -431,6 +439,9 @@ fn log_skipped(db: &Database, precondition: &Precondition) {
         }
         Precondition::InProgress { other, .. } => {
             tracing::info!(db = %db.id, other = %other, "another snapshot in progress; none started");
+        }
+        Precondition::Failed { status } => {
+            tracing::error!(db = %db.id, status = %status, "this run's snapshot exists but failed; no retention");
         }
         Precondition::AlreadyExists { .. } | Precondition::Create => {}
     }
@@ -450,8 +461,8 @@ async fn take_snapshot(deps: &Deps, db: &Database, id: &str, job: &Job) -> Verdi
 }
 
 /// Applies the GFS policy to the database's snapshots in the source region, recording every decision.
-async fn apply_retention(deps: &Deps, existing: &[Snapshot], at: DateTime<Utc>, report: &mut DbReport) {
-    let decisions = retention::decide(existing, &deps.settings.retention, at);
+async fn apply_retention(deps: &Deps, existing: &[Snapshot], clock: DateTime<Utc>, report: &mut DbReport) {
+    let decisions = retention::decide(existing, &deps.settings.retention, clock);
     for (snap, decision) in existing.iter().zip(decisions) {
         if decision == Decision::NotEligible {
             continue;

@@ -9,6 +9,15 @@
 //! It owns the order of the checks, which credential may change a password and the refusals' messages. It must
 //! never do I/O, never see a password, and never decide to change a password unless the credential that would
 //! change it has been seen to log in and the pending credentials have been seen not to.
+//!
+//! Alternating users (the confused-deputy guard, issue 12): the master acts on the secret's say-so, so before it
+//! creates or changes `<user>_clone` the table requires, as AWS's multi-user rotation template does, that the
+//! AWSCURRENT credentials themselves log in (a secret naming `postgres` with a made-up password and a real
+//! `masterarn` would otherwise get a clone of the master, whose password then lands in that secret). And it
+//! refuses a pair whose original is the master user itself, a superuser, a member of `rds_superuser` or a role with
+//! CREATEROLE ([`RoleRights::privilege`]): a clone shares the original's memberships and attributes, so cloning an
+//! administrator hands a second administrator's password to whoever can read the secret. Such roles rotate with
+//! the single-user strategy, as AWS recommends for the master user.
 
 use super::{clone_of, same_pair, Strategy};
 
@@ -38,7 +47,8 @@ pub struct SetFacts<'a> {
     /// AWSPENDING, the value createSecret stored for this rotation.
     pub pending: Login<'a>,
     pub pending_login: Attempt,
-    /// Single-user: the current credentials, which set their own password.
+    /// The current credentials. Single-user: they set their own password. Alternating users: proven before the
+    /// master acts on the secret's say-so.
     pub current_login: Attempt,
     /// Single-user, when the current credentials fail: AWSPREVIOUS (`Some(None)`: the secret has no such value).
     pub previous: Option<Option<Login<'a>>>,
@@ -49,6 +59,8 @@ pub struct SetFacts<'a> {
     pub master_login: Attempt,
     /// Alternating users: whether the pending user is a role in the database (looked up as the master).
     pub pending_role_exists: Option<bool>,
+    /// Alternating users: what the original user of the pair ([`original_of`]) may do (looked up as the master).
+    pub original_rights: Option<RoleRights>,
 }
 
 impl<'a> SetFacts<'a> {
@@ -65,6 +77,7 @@ impl<'a> SetFacts<'a> {
             master: None,
             master_login: Attempt::Untried,
             pending_role_exists: None,
+            original_rights: None,
         }
     }
 }
@@ -86,6 +99,57 @@ pub enum Probe {
     MasterLogin,
     /// Look up the pending user's role, as the master.
     PendingRole,
+    /// Look up the rights of the pair's original user ([`original_of`]), as the master.
+    OriginalRights,
+}
+
+/// The attributes of a role that make it an administrator, as the master reads them from `pg_roles`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RoleRights {
+    /// `rolsuper`.
+    pub superuser: bool,
+    /// A member of `rds_superuser`, directly or through other roles (RDS's administrators; the master is one).
+    pub rds_superuser: bool,
+    /// `rolcreaterole`: may create roles and, before PostgreSQL 16, grant itself any non-superuser role.
+    pub create_role: bool,
+}
+
+impl RoleRights {
+    /// Why alternating users must not clone a role with these rights; `None` for an ordinary user.
+    pub fn privilege(self) -> Option<Privilege> {
+        if self.superuser {
+            Some(Privilege::Superuser)
+        } else if self.rds_superuser {
+            Some(Privilege::RdsSuperuser)
+        } else if self.create_role {
+            Some(Privilege::CreateRole)
+        } else {
+            None
+        }
+    }
+}
+
+/// Why a role is not cloned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Privilege {
+    #[error("it is the master user (the username of the secret named by masterarn)")]
+    MasterUser,
+    #[error("it is a superuser")]
+    Superuser,
+    #[error("it is a member of rds_superuser")]
+    RdsSuperuser,
+    #[error("it has CREATEROLE")]
+    CreateRole,
+}
+
+/// The original user of an alternating pair: the one that is not the other's clone. Its rights are the pair's:
+/// the clone is made with its attributes, its memberships, and membership in it.
+pub fn original_of<'a>(current: &'a str, pending: &'a str) -> &'a str {
+    if clone_of(current) == pending {
+        current
+    } else {
+        pending
+    }
 }
 
 /// Which logged-in credential sets a single user's own password.
@@ -141,6 +205,8 @@ pub enum Refusal {
     MasterOnAnotherHost { master: String, current: String },
     #[error("user {pending} does not exist; alternating users only creates the clone of the current user")]
     NoSuchUser { pending: String },
+    #[error("alternating-users rotation: refusing to clone {user}: {why}; rotate it with the single-user strategy")]
+    Privileged { user: String, why: Privilege },
 }
 
 /// What setSecret does next.
@@ -213,31 +279,61 @@ fn alternating_users(f: &SetFacts<'_>) -> SetDecision {
             current: f.current.user.to_owned(),
         });
     }
-    let Some(master) = f.master else {
-        return SetDecision::Probe(Probe::ReadMaster);
-    };
-    if master.host != f.current.host {
-        return SetDecision::Refuse(Refusal::MasterOnAnotherHost {
-            master: master.host.to_owned(),
-            current: f.current.host.to_owned(),
-        });
-    }
-    match f.master_login {
-        Attempt::Untried => return SetDecision::Probe(Probe::MasterLogin),
-        Attempt::Fails => return SetDecision::LoginFailed(Failed::Master),
+    // Prove the current credentials before the master acts on what the secret says (AWS's multi-user template).
+    match f.current_login {
+        Attempt::Untried => return SetDecision::Probe(Probe::CurrentLogin),
+        Attempt::Fails => return SetDecision::LoginFailed(Failed::Current),
         Attempt::LogsIn => {}
+    }
+    if let Some(end) = master_may_act(f) {
+        return end;
     }
     let Some(exists) = f.pending_role_exists else {
         return SetDecision::Probe(Probe::PendingRole);
     };
-    let is_clone = clone_of(f.current.user) == f.pending.user;
-    match (exists, is_clone) {
-        (false, true) => SetDecision::Act(Action::CreateClone),
-        (true, true) => SetDecision::Act(Action::UpdateClone),
-        (true, false) => SetDecision::Act(Action::SetPasswordAsMaster),
-        (false, false) => SetDecision::Refuse(Refusal::NoSuchUser {
-            pending: f.pending.user.to_owned(),
+    let action = match (exists, clone_of(f.current.user) == f.pending.user) {
+        (false, false) => {
+            return SetDecision::Refuse(Refusal::NoSuchUser {
+                pending: f.pending.user.to_owned(),
+            })
+        }
+        (false, true) => Action::CreateClone,
+        (true, true) => Action::UpdateClone,
+        (true, false) => Action::SetPasswordAsMaster,
+    };
+    let Some(rights) = f.original_rights else {
+        return SetDecision::Probe(Probe::OriginalRights);
+    };
+    match rights.privilege() {
+        Some(why) => SetDecision::Refuse(Refusal::Privileged {
+            user: original_of(f.current.user, f.pending.user).to_owned(),
+            why,
         }),
+        None => SetDecision::Act(action),
+    }
+}
+
+/// The master secret's checks: read, on the user's host, not one of the pair, logged in. `None` once all hold.
+fn master_may_act(f: &SetFacts<'_>) -> Option<SetDecision> {
+    let Some(master) = f.master else {
+        return Some(SetDecision::Probe(Probe::ReadMaster));
+    };
+    if master.host != f.current.host {
+        return Some(SetDecision::Refuse(Refusal::MasterOnAnotherHost {
+            master: master.host.to_owned(),
+            current: f.current.host.to_owned(),
+        }));
+    }
+    if same_pair(master.user, f.current.user) {
+        return Some(SetDecision::Refuse(Refusal::Privileged {
+            user: master.user.to_owned(),
+            why: Privilege::MasterUser,
+        }));
+    }
+    match f.master_login {
+        Attempt::Untried => Some(SetDecision::Probe(Probe::MasterLogin)),
+        Attempt::Fails => Some(SetDecision::LoginFailed(Failed::Master)),
+        Attempt::LogsIn => None,
     }
 }
 
@@ -268,6 +364,7 @@ mod tests {
     fn alternating(pending_login: Attempt, pending: &'static str) -> SetFacts<'static> {
         SetFacts {
             pending_login,
+            current_login: Attempt::LogsIn,
             ..SetFacts::new(Strategy::AlternatingUsers, login("app"), login(pending))
         }
     }
@@ -463,6 +560,7 @@ mod tests {
             master: Some(login("postgres")),
             master_login: Attempt::LogsIn,
             pending_role_exists: Some(exists),
+            original_rights: Some(RoleRights::default()),
             ..alternating(Attempt::Fails, pending)
         };
         assert_eq!(
@@ -491,6 +589,95 @@ mod tests {
         );
     }
 
+    #[test]
+    fn alternating_users_prove_the_current_credentials_before_reading_the_master() {
+        let f = SetFacts {
+            pending_login: Attempt::Fails,
+            ..SetFacts::new(Strategy::AlternatingUsers, login("postgres"), login("postgres_clone"))
+        };
+        assert_eq!(decide_set(&f), SetDecision::Probe(Probe::CurrentLogin));
+        let forged = SetFacts {
+            current_login: Attempt::Fails,
+            ..f
+        };
+        assert_eq!(decide_set(&forged), SetDecision::LoginFailed(Failed::Current));
+    }
+
+    #[test]
+    fn alternating_users_never_clone_the_master_user() {
+        for (current, pending) in [("postgres", "postgres_clone"), ("postgres_clone", "postgres")] {
+            let f = SetFacts {
+                current: login(current),
+                master: Some(login("postgres")),
+                ..alternating(Attempt::Fails, pending)
+            };
+            let SetDecision::Refuse(r) = decide_set(&f) else {
+                unreachable!()
+            };
+            assert_eq!(
+                r.to_string(),
+                "alternating-users rotation: refusing to clone postgres: it is the master user (the username of \
+                 the secret named by masterarn); rotate it with the single-user strategy"
+            );
+        }
+    }
+
+    #[test]
+    fn alternating_users_never_clone_an_administrator() {
+        let ready = |current: &'static str, pending: &'static str, exists: bool| SetFacts {
+            current: login(current),
+            master: Some(login("postgres")),
+            master_login: Attempt::LogsIn,
+            pending_role_exists: Some(exists),
+            ..alternating(Attempt::Fails, pending)
+        };
+        let f = ready("admin", "admin_clone", false);
+        assert_eq!(decide_set(&f), SetDecision::Probe(Probe::OriginalRights));
+        let cases = [
+            (
+                RoleRights {
+                    superuser: true,
+                    ..RoleRights::default()
+                },
+                "it is a superuser",
+            ),
+            (
+                RoleRights {
+                    rds_superuser: true,
+                    create_role: true,
+                    ..RoleRights::default()
+                },
+                "it is a member of rds_superuser",
+            ),
+            (
+                RoleRights {
+                    create_role: true,
+                    ..RoleRights::default()
+                },
+                "it has CREATEROLE",
+            ),
+        ];
+        // The original of the pair is named, whichever of the two is current.
+        for f in [
+            ready("admin", "admin_clone", false),
+            ready("admin_clone", "admin", true),
+        ] {
+            for (rights, why) in cases {
+                let SetDecision::Refuse(r) = decide_set(&SetFacts {
+                    original_rights: Some(rights),
+                    ..f
+                }) else {
+                    unreachable!()
+                };
+                let expected = format!("refusing to clone admin: {why}; rotate it with the single-user strategy");
+                assert!(r.to_string().ends_with(&expected), "{r}");
+            }
+        }
+        assert_eq!(RoleRights::default().privilege(), None);
+        assert_eq!(original_of("app", "app_clone"), "app");
+        assert_eq!(original_of("app_clone", "app"), "app");
+    }
+
     /// The outcomes the world would give each probe, drawn at random.
     #[derive(Debug, Clone)]
     struct World {
@@ -501,6 +688,7 @@ mod tests {
         master_same_host: bool,
         master: bool,
         role_exists: bool,
+        rights: RoleRights,
     }
 
     fn attempt(works: bool) -> Attempt {
@@ -536,23 +724,35 @@ mod tests {
             }
             Probe::MasterLogin => f.master_login = attempt(w.master),
             Probe::PendingRole => f.pending_role_exists = Some(w.role_exists),
+            Probe::OriginalRights => f.original_rights = Some(w.rights),
         }
     }
 
     fn world() -> impl proptest::strategy::Strategy<Value = World> {
-        (any::<[bool; 6]>(), any::<Option<(bool, bool, bool)>>()).prop_map(|(b, previous)| World {
-            pending: b[0],
-            current: b[1],
-            previous,
-            previous_login: b[2],
-            master_same_host: b[3],
-            master: b[4],
-            role_exists: b[5],
-        })
+        (
+            any::<[bool; 6]>(),
+            any::<Option<(bool, bool, bool)>>(),
+            any::<(bool, bool, bool)>(),
+        )
+            .prop_map(|(b, previous, (superuser, rds_superuser, create_role))| World {
+                pending: b[0],
+                current: b[1],
+                previous,
+                previous_login: b[2],
+                master_same_host: b[3],
+                master: b[4],
+                role_exists: b[5],
+                rights: RoleRights {
+                    superuser,
+                    rds_superuser,
+                    create_role,
+                },
+            })
     }
 
     fn start() -> impl proptest::strategy::Strategy<Value = (bool, &'static str, &'static str, &'static str, u16)> {
-        let users = prop::sample::select(vec!["app", "app_clone", "other"]);
+        // `postgres` is the master's user (see `learn`).
+        let users = prop::sample::select(vec!["app", "app_clone", "other", "postgres", "postgres_clone"]);
         let hosts = prop::sample::select(vec![DB, "elsewhere"]);
         (
             any::<bool>(),
@@ -608,6 +808,12 @@ mod tests {
                     Strategy::AlternatingUsers => {
                         prop_assert!(same_pair(f.pending.user, f.current.user));
                         prop_assert_eq!(f.master.map(|m| m.host), Some(f.current.host));
+                        // The confused-deputy guard: the secret's own credentials logged in, and the pair is
+                        // neither the master's nor an administrator's.
+                        prop_assert_eq!(f.current_login, Attempt::LogsIn);
+                        prop_assert!(!f.master.is_some_and(|m| same_pair(m.user, f.current.user)));
+                        prop_assert_eq!(f.original_rights.and_then(RoleRights::privilege), None);
+                        prop_assert!(f.original_rights.is_some());
                     }
                 }
             }
