@@ -102,9 +102,17 @@ pub struct Restore {
 pub enum Command {
     Help(&'static str),
     Version,
-    Exports { db: String, profile: Option<String>, common: Common },
+    Exports {
+        db: String,
+        profile: Option<String>,
+        common: Common,
+    },
     Restore(Restore),
-    Verify { manifest: String, identity: Option<IdentitySource>, common: Common },
+    Verify {
+        manifest: String,
+        identity: Option<IdentitySource>,
+        common: Common,
+    },
 }
 
 /// A command line that cannot be run; the message says what to change.
@@ -152,7 +160,11 @@ impl Parsed {
     }
 
     fn all(&self, name: &str) -> Vec<String> {
-        self.values.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
+        self.values
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 }
 
@@ -173,7 +185,10 @@ fn split(cmd: &'static str, args: &[String], valued: &[&str], flags: &[&str]) ->
             } else if valued.contains(&name.as_str()) {
                 let value = match inline {
                     Some(v) => v,
-                    None => it.next().cloned().ok_or_else(|| UsageError::MissingValue(name.clone(), cmd))?,
+                    None => it
+                        .next()
+                        .cloned()
+                        .ok_or_else(|| UsageError::MissingValue(name.clone(), cmd))?,
                 };
                 out.values.push((name, value));
             } else {
@@ -238,16 +253,25 @@ const COMMON: [&str; 2] = ["--bucket", "--pg-restore"];
 const IDENTITY: [&str; 2] = ["--identity-file", "--identity-secret"];
 
 fn restore(args: &[String]) -> Result<Command, UsageError> {
-    let valued = [&COMMON[..], &IDENTITY[..], &["--profile", "--before", "--manifest", "--table", "--into"]].concat();
+    let valued = [
+        &COMMON[..],
+        &IDENTITY[..],
+        &["--profile", "--before", "--manifest", "--table", "--into"],
+    ]
+    .concat();
     let p = split("restore", args, &valued, &["--latest"])?;
     if p.help {
         return Ok(Command::Help(RESTORE_HELP));
     }
     let db = positional("restore", &p, "a database")?;
-    let into = p.one("--into")?.ok_or(UsageError::Missing("restore", "--into <postgres URL>"))?;
+    let into = p
+        .one("--into")?
+        .ok_or(UsageError::Missing("restore", "--into <postgres URL>"))?;
     Ok(Command::Restore(Restore {
         db,
-        profile: p.one("--profile")?.unwrap_or_else(|| lifeboat::export::DEFAULT_PROFILE.to_owned()),
+        profile: p
+            .one("--profile")?
+            .unwrap_or_else(|| lifeboat::export::DEFAULT_PROFILE.to_owned()),
         which: which(&p)?,
         tables: p.all("--table"),
         into,
@@ -271,7 +295,11 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
                 return Ok(Command::Help(EXPORTS_HELP));
             }
             let db = positional("exports", &p, "a database")?;
-            Ok(Command::Exports { db, profile: p.one("--profile")?, common: common(&p)? })
+            Ok(Command::Exports {
+                db,
+                profile: p.one("--profile")?,
+                common: common(&p)?,
+            })
         }
         "restore" => restore(rest),
         "verify" => {
@@ -280,7 +308,11 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
                 return Ok(Command::Help(VERIFY_HELP));
             }
             let manifest = positional("verify", &p, "a manifest key")?;
-            Ok(Command::Verify { manifest, identity: identity(&p)?, common: common(&p)? })
+            Ok(Command::Verify {
+                manifest,
+                identity: identity(&p)?,
+                common: common(&p)?,
+            })
         }
         other => Err(UsageError::UnknownCommand(other.to_owned())),
     }
@@ -306,7 +338,10 @@ mod tests {
         let Command::Restore(r) = cmd else { panic!("{cmd:?}") };
         assert_eq!(r.db, "app-prod");
         assert_eq!(r.profile, "full");
-        assert_eq!(r.which, Which::Before(Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap()));
+        assert_eq!(
+            r.which,
+            Which::Before(Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap())
+        );
         assert_eq!(r.tables, vec!["users", "billing.invoices"]);
         assert_eq!(r.identity, Some(IdentitySource::File("k.txt".into())));
         assert_eq!(r.common.bucket.as_deref(), Some("b"));
@@ -315,15 +350,30 @@ mod tests {
     #[test]
     fn usage_errors_say_what_to_do() {
         assert_eq!(parse(&[]).unwrap_err(), UsageError::NoCommand);
-        assert!(matches!(parse(&args("nope")).unwrap_err(), UsageError::UnknownCommand(_)));
+        assert!(matches!(
+            parse(&args("nope")).unwrap_err(),
+            UsageError::UnknownCommand(_)
+        ));
         assert_eq!(
             parse(&args("restore db --latest --manifest k --into postgres://h/d")).unwrap_err(),
             UsageError::ManyExports
         );
-        assert_eq!(parse(&args("restore db")).unwrap_err(), UsageError::Missing("restore", "--into <postgres URL>"));
-        assert!(matches!(parse(&args("exports db --tables x")).unwrap_err(), UsageError::UnknownOption(..)));
-        assert!(matches!(parse(&args("exports a b")).unwrap_err(), UsageError::Extra(..)));
-        assert!(matches!(parse(&args("verify k --identity-file")).unwrap_err(), UsageError::MissingValue(..)));
+        assert_eq!(
+            parse(&args("restore db")).unwrap_err(),
+            UsageError::Missing("restore", "--into <postgres URL>")
+        );
+        assert!(matches!(
+            parse(&args("exports db --tables x")).unwrap_err(),
+            UsageError::UnknownOption(..)
+        ));
+        assert!(matches!(
+            parse(&args("exports a b")).unwrap_err(),
+            UsageError::Extra(..)
+        ));
+        assert!(matches!(
+            parse(&args("verify k --identity-file")).unwrap_err(),
+            UsageError::MissingValue(..)
+        ));
         assert!(matches!(
             parse(&args("restore db --before yesterday --into postgres://h/d")).unwrap_err(),
             UsageError::Time(_)

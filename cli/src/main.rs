@@ -28,9 +28,11 @@ async fn main() -> ExitCode {
         }
         Ok(Command::Exports { db, profile, common }) => run::exports(&db, profile.as_deref(), &common).await,
         Ok(Command::Restore(r)) => run::restore(&r).await,
-        Ok(Command::Verify { manifest, identity, common }) => {
-            run::verify(&manifest, identity.as_ref(), &common).await
-        }
+        Ok(Command::Verify {
+            manifest,
+            identity,
+            common,
+        }) => run::verify(&manifest, identity.as_ref(), &common).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -23,7 +23,12 @@ pub struct Totals {
 pub fn stage(name: &str, done: u64, total: u64, elapsed: Duration) -> String {
     let secs = elapsed.as_secs_f64().max(0.001);
     let rate = done as f64 / secs;
-    let mut out = format!("{name} {:.1}/{:.1} MiB {:.1} MiB/s", done as f64 / MIB, total as f64 / MIB, rate / MIB);
+    let mut out = format!(
+        "{name} {:.1}/{:.1} MiB {:.1} MiB/s",
+        done as f64 / MIB,
+        total as f64 / MIB,
+        rate / MIB
+    );
     if done < total && rate > 0.0 {
         out.push_str(&format!(" ETA {:.0}s", (total - done) as f64 / rate));
     } else if done >= total {
@@ -39,7 +44,11 @@ pub fn line(c: &Counters, t: Totals, elapsed: Duration) -> String {
         stage("decrypt+restore", c.plain.load(Ordering::Relaxed), t.plain, elapsed),
     ];
     if t.tables > 0 {
-        parts.push(format!("verify {}/{} tables", c.counted.load(Ordering::Relaxed), t.tables));
+        parts.push(format!(
+            "verify {}/{} tables",
+            c.counted.load(Ordering::Relaxed),
+            t.tables
+        ));
     }
     parts.join(" | ")
 }
@@ -49,7 +58,11 @@ pub fn start(counters: Arc<Counters>, totals: Totals) -> Reporter {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = stop.clone();
     let tty = std::io::stderr().is_terminal();
-    let every = if tty { Duration::from_millis(250) } else { Duration::from_secs(2) };
+    let every = if tty {
+        Duration::from_millis(250)
+    } else {
+        Duration::from_secs(2)
+    };
     let started = Instant::now();
     let handle = std::thread::spawn(move || {
         let mut last = Instant::now();
@@ -60,13 +73,20 @@ pub fn start(counters: Arc<Counters>, totals: Totals) -> Reporter {
                 let text = line(&counters, totals, started.elapsed());
                 let mut err = std::io::stderr();
                 // Progress is best effort: a closed stderr must not stop a restore.
-                let _ = if tty { write!(err, "\r\x1b[2K{text}") } else { writeln!(err, "{text}") };
+                let _ = if tty {
+                    write!(err, "\r\x1b[2K{text}")
+                } else {
+                    writeln!(err, "{text}")
+                };
             }
         }
         let text = line(&counters, totals, started.elapsed());
         let _ = writeln!(std::io::stderr(), "{}{text}", if tty { "\r\x1b[2K" } else { "" });
     });
-    Reporter { stop, handle: Some(handle) }
+    Reporter {
+        stop,
+        handle: Some(handle),
+    }
 }
 
 /// Stops the progress line when dropped.

@@ -77,11 +77,20 @@ async fn identities(ctx: &Context, source: Option<&IdentitySource>) -> Result<Ve
             (text, shown)
         }
         Some(IdentitySource::Secret(id)) => {
-            let out = ctx.sm.get_secret_value().secret_id(id).send().await.map_err(|e| CliError::Secret {
-                secret: id.clone(),
-                message: lifeboat::error::aws_error_message(&e),
-            })?;
-            (out.secret_string().unwrap_or_default().to_owned(), format!("secret {id}"))
+            let out = ctx
+                .sm
+                .get_secret_value()
+                .secret_id(id)
+                .send()
+                .await
+                .map_err(|e| CliError::Secret {
+                    secret: id.clone(),
+                    message: lifeboat::error::aws_error_message(&e),
+                })?;
+            (
+                out.secret_string().unwrap_or_default().to_owned(),
+                format!("secret {id}"),
+            )
         }
     };
     archive::parse_identities(&text).ok_or(CliError::NotAnIdentity(from))
@@ -103,7 +112,10 @@ pub async fn exports(db: &str, profile: Option<&str>, common: &Common) -> Result
         );
         return Ok(());
     }
-    println!("{:<21} {:<12} {:>10} {:>6}  {:<24} MANIFEST", "TIME", "PROFILE", "SIZE", "TABLES", "VERIFIED");
+    println!(
+        "{:<21} {:<12} {:>10} {:>6}  {:<24} MANIFEST",
+        "TIME", "PROFILE", "SIZE", "TABLES", "VERIFIED"
+    );
     for (key, m) in &list {
         println!(
             "{:<21} {:<12} {:>10} {:>6}  {:<24} {key}",
@@ -132,7 +144,9 @@ fn totals(m: &Manifest, tables: u64) -> Totals {
 
 /// `lifeboat restore`.
 pub async fn restore(args: &Restore) -> Result<(), CliError> {
-    let env_user = std::env::var("PGUSER").or_else(|_| std::env::var("USER")).unwrap_or_default();
+    let env_user = std::env::var("PGUSER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_default();
     let env_password = std::env::var("PGPASSWORD").ok();
     let into = url::parse(&args.into, &env_user, env_password.as_deref())?;
     let ctx = context(&args.common).await?;
@@ -144,7 +158,11 @@ pub async fn restore(args: &Restore) -> Result<(), CliError> {
     let ids = identities(&ctx, args.identity.as_ref()).await?;
     eprintln!("restoring {key} into {}", url::redacted(&into));
     let counters = Arc::new(Counters::default());
-    let n = if args.tables.is_empty() { manifest.tables.len() } else { args.tables.len() };
+    let n = if args.tables.is_empty() {
+        manifest.tables.len()
+    } else {
+        args.tables.len()
+    };
     let reporter = progress::start(counters.clone(), totals(&manifest, n as u64));
     let result = restore::restore(restore::Request {
         s3: &ctx.s3,
@@ -169,7 +187,11 @@ pub async fn restore(args: &Restore) -> Result<(), CliError> {
         "stages: download {:.1}s, decrypt {:.1}s, restore {:.1}s (streamed: each from the start), verify {:.1}s",
         s.download_seconds, s.decrypt_seconds, s.restore_seconds, s.verify_seconds
     );
-    println!("bytes: {} stored, {} plaintext", mib(report.stored_bytes), mib(report.plaintext_bytes));
+    println!(
+        "bytes: {} stored, {} plaintext",
+        mib(report.stored_bytes),
+        mib(report.plaintext_bytes)
+    );
     Ok(())
 }
 
@@ -192,7 +214,10 @@ pub async fn verify(key: &str, identity: Option<&IdentitySource>, common: &Commo
         "  plaintext: {} bytes, sha256 {} (as the manifest says)",
         s.plain_bytes, manifest.plaintext.sha256
     );
-    println!("  pg_restore parsed the whole archive ({} tables in the manifest)", manifest.tables.len());
+    println!(
+        "  pg_restore parsed the whole archive ({} tables in the manifest)",
+        manifest.tables.len()
+    );
     println!("  took {:.1}s", s.restore.as_secs_f64());
     Ok(())
 }

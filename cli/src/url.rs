@@ -130,9 +130,20 @@ mod tests {
 
     #[test]
     fn urls_parse_with_escapes_defaults_and_tls() {
-        let t = parse("postgres://ann:p%40ss@db.example:6543/app_restore?sslmode=disable", "me", None).unwrap();
+        let t = parse(
+            "postgres://ann:p%40ss@db.example:6543/app_restore?sslmode=disable",
+            "me",
+            None,
+        )
+        .unwrap();
         assert_eq!(
-            (t.user.as_str(), t.password.as_str(), t.host.as_str(), t.port, t.dbname.as_str()),
+            (
+                t.user.as_str(),
+                t.password.as_str(),
+                t.host.as_str(),
+                t.port,
+                t.dbname.as_str()
+            ),
             ("ann", "p@ss", "db.example", 6543, "app_restore")
         );
         assert_eq!(t.tls.mode, SslMode::Disable);
@@ -147,10 +158,22 @@ mod tests {
     fn bad_urls_say_what_to_fix() {
         assert_eq!(parse("mysql://h/d", "", None).unwrap_err(), UrlError::Scheme);
         assert_eq!(parse("postgres://h", "", None).unwrap_err(), UrlError::NoDatabase);
-        assert_eq!(parse("postgres://h/?sslmode=disable", "", None).unwrap_err(), UrlError::NoDatabase);
-        assert_eq!(parse("postgres://h:x/d", "", None).unwrap_err(), UrlError::Port("x".into()));
-        assert_eq!(parse("postgres://h/d", "", None).unwrap_err(), UrlError::NoCaBundle("verify-full"));
-        assert!(matches!(parse("postgres://h/d?x=1", "", None).unwrap_err(), UrlError::Parameter(_)));
+        assert_eq!(
+            parse("postgres://h/?sslmode=disable", "", None).unwrap_err(),
+            UrlError::NoDatabase
+        );
+        assert_eq!(
+            parse("postgres://h:x/d", "", None).unwrap_err(),
+            UrlError::Port("x".into())
+        );
+        assert_eq!(
+            parse("postgres://h/d", "", None).unwrap_err(),
+            UrlError::NoCaBundle("verify-full")
+        );
+        assert!(matches!(
+            parse("postgres://h/d?x=1", "", None).unwrap_err(),
+            UrlError::Parameter(_)
+        ));
     }
 
     #[test]

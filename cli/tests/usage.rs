@@ -7,7 +7,10 @@
 use std::process::Command;
 
 fn lifeboat(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_lifeboat")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -15,7 +18,12 @@ fn help_exits_0_and_bad_usage_exits_2() {
     let out = lifeboat(&["--help"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("lifeboat restore"));
-    for args in [&[][..], &["frobnicate"][..], &["verify"][..], &["exports", "db", "--nope"][..]] {
+    for args in [
+        &[][..],
+        &["frobnicate"][..],
+        &["verify"][..],
+        &["exports", "db", "--nope"][..],
+    ] {
         let out = lifeboat(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(String::from_utf8_lossy(&out.stderr).contains("--help"), "{args:?}");

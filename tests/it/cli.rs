@@ -57,7 +57,12 @@ async fn world() -> World {
     pg.psql("postgres", "create database app").unwrap();
     pg.load_file("app", &repo_root().join("tests/demo/app.sql")).unwrap();
     let config = moto.config(REGION);
-    aws_sdk_s3::Client::new(&config).create_bucket().bucket(BUCKET).send().await.unwrap();
+    aws_sdk_s3::Client::new(&config)
+        .create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
     let secret = json!({"engine": "postgres", "host": "127.0.0.1", "port": pg.port, "username": SUPERUSER,
                         "password": pg.password, "dbname": "app"});
     aws_sdk_secretsmanager::Client::new(&config)
@@ -100,7 +105,13 @@ async fn world() -> World {
     handle(&deps, json!({"profile": "full", "time": "2026-11-22T02:00:00Z"}), None)
         .await
         .unwrap();
-    World { moto, pg, deps, key_file, dir }
+    World {
+        moto,
+        pg,
+        deps,
+        key_file,
+        dir,
+    }
 }
 
 impl World {
@@ -115,7 +126,10 @@ impl World {
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_REGION", REGION)
             .env("AWS_CONFIG_FILE", self.dir.path().join("no-aws-config"))
-            .env("AWS_SHARED_CREDENTIALS_FILE", self.dir.path().join("no-aws-credentials"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.dir.path().join("no-aws-credentials"),
+            )
             .env("LIFEBOAT_BUCKET", BUCKET)
             .env("LIFEBOAT_PG_RESTORE", postgres::bin_dir().join("pg_restore"))
             .stdin(Stdio::null())
@@ -147,7 +161,10 @@ impl World {
     fn exists(&self, db: &str) -> bool {
         let n = self
             .pg
-            .psql("postgres", &format!("select count(*) from pg_database where datname = '{db}'"))
+            .psql(
+                "postgres",
+                &format!("select count(*) from pg_database where datname = '{db}'"),
+            )
             .unwrap();
         n == "1"
     }
@@ -177,7 +194,9 @@ fn code(out: &Output) -> i32 {
 fn fingerprint(pg: &Postgres, db: &str, table: &str) -> String {
     pg.psql(
         db,
-        &format!("select count(*) || ':' || coalesce(md5(string_agg(t::text, '|' order by t::text)), '') from {table} t"),
+        &format!(
+            "select count(*) || ':' || coalesce(md5(string_agg(t::text, '|' order by t::text)), '') from {table} t"
+        ),
     )
     .unwrap()
 }
@@ -196,7 +215,10 @@ async fn a_table_and_the_whole_database_restore_from_the_latest_export_equal_the
     let out = w.lifeboat(&["exports", "app-prod"]);
     let (stdout, stderr) = texts(&out);
     assert_eq!(code(&out), 0, "{stderr}");
-    assert!(stdout.contains("2026-11-22T02:00:00Z") && stdout.contains("full"), "{stdout}");
+    assert!(
+        stdout.contains("2026-11-22T02:00:00Z") && stdout.contains("full"),
+        "{stdout}"
+    );
     assert!(stdout.contains(&w.manifest_key().await), "{stdout}");
 
     let out = w.restore("app_users", &["--latest", "--table", "USERS"]);
@@ -204,15 +226,25 @@ async fn a_table_and_the_whole_database_restore_from_the_latest_export_equal_the
     assert_eq!(code(&out), 0, "{stdout}\n{stderr}");
     assert!(stdout.contains("public.users: 250 rows"), "{stdout}");
     assert!(stdout.contains("stages: download"), "{stdout}");
-    assert!(stderr.contains("download") && stderr.contains("MiB"), "progress on stderr: {stderr}");
+    assert!(
+        stderr.contains("download") && stderr.contains("MiB"),
+        "progress on stderr: {stderr}"
+    );
     assert!(stdout.contains("***"), "the URL is shown redacted: {stdout}");
     assert_eq!(tables_in(&w.pg, "app_users"), "users");
-    assert_eq!(fingerprint(&w.pg, "app", "users"), fingerprint(&w.pg, "app_users", "users"));
+    assert_eq!(
+        fingerprint(&w.pg, "app", "users"),
+        fingerprint(&w.pg, "app_users", "users")
+    );
 
     let out = w.restore("app_all", &["--before", "2026-11-22T12:00Z"]);
     assert_eq!(code(&out), 0, "{:?}", texts(&out));
     for table in TABLES {
-        assert_eq!(fingerprint(&w.pg, "app", table), fingerprint(&w.pg, "app_all", table), "{table}");
+        assert_eq!(
+            fingerprint(&w.pg, "app", table),
+            fingerprint(&w.pg, "app_all", table),
+            "{table}"
+        );
     }
 
     let key = w.manifest_key().await;
@@ -241,7 +273,15 @@ async fn a_tampered_object_and_a_wrong_identity_are_refused_leaving_nothing() {
     let mut bytes = object.body.collect().await.unwrap().into_bytes().to_vec();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x01;
-    w.deps.s3.put_object().bucket(BUCKET).key(&key).body(bytes.into()).send().await.unwrap();
+    w.deps
+        .s3
+        .put_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .body(bytes.into())
+        .send()
+        .await
+        .unwrap();
     let out = w.restore("app_tampered", &[]);
     let (_, stderr) = texts(&out);
     assert_eq!(code(&out), 1, "{stderr}");
@@ -259,12 +299,17 @@ async fn a_tampered_object_and_a_wrong_identity_are_refused_leaving_nothing() {
 async fn an_existing_target_an_unknown_table_and_bad_usage_are_refused() {
     let w = world().await;
     w.pg.psql("postgres", "create database taken").unwrap();
-    w.pg.psql("taken", "create table keep (x int); insert into keep values (1)").unwrap();
+    w.pg.psql("taken", "create table keep (x int); insert into keep values (1)")
+        .unwrap();
     let out = w.restore("taken", &[]);
     let (_, stderr) = texts(&out);
     assert_eq!(code(&out), 1, "{stderr}");
     assert!(stderr.contains("already exists"), "{stderr}");
-    assert_eq!(w.pg.psql("taken", "select count(*) from keep").unwrap(), "1", "left untouched");
+    assert_eq!(
+        w.pg.psql("taken", "select count(*) from keep").unwrap(),
+        "1",
+        "left untouched"
+    );
 
     let out = w.restore("app_typo", &["--table", "userz"]);
     let (_, stderr) = texts(&out);
@@ -280,5 +325,9 @@ async fn an_existing_target_an_unknown_table_and_bad_usage_are_refused() {
     assert!(texts(&out).0.contains("Example"));
     let out = w.lifeboat(&["exports", "no-such-db"]);
     assert_eq!(code(&out), 0);
-    assert!(texts(&out).1.contains("no complete export of no-such-db"), "{:?}", texts(&out));
+    assert!(
+        texts(&out).1.contains("no complete export of no-such-db"),
+        "{:?}",
+        texts(&out)
+    );
 }

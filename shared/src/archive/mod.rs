@@ -31,7 +31,11 @@ pub enum ArchiveError {
     #[error("{key} is not a manifest key (it ends in {MANIFEST_SUFFIX}): `lifeboat exports <db>` lists them")]
     NotAManifest { key: String },
     #[error("manifest {key} belongs to database {actual}, not {requested}")]
-    OtherDatabase { key: String, requested: String, actual: String },
+    OtherDatabase {
+        key: String,
+        requested: String,
+        actual: String,
+    },
     #[error(transparent)]
     Table(#[from] select::TableError),
     #[error("the export is age-encrypted: give the identity with --identity-file or --identity-secret")]
@@ -44,8 +48,14 @@ pub enum ArchiveError {
     #[error("downloading {key}: {message}")]
     Download { key: String, message: String },
     #[error("stored checksum failed: {key} is not the object the export wrote (expected {expected}, got {actual})")]
-    StoredChecksum { key: String, expected: String, actual: String },
-    #[error("plaintext checksum failed: the decrypted archive is not the one exported (expected {expected}, got {actual})")]
+    StoredChecksum {
+        key: String,
+        expected: String,
+        actual: String,
+    },
+    #[error(
+        "plaintext checksum failed: the decrypted archive is not the one exported (expected {expected}, got {actual})"
+    )]
     PlaintextChecksum { expected: String, actual: String },
     #[error("decryption failed: {0}")]
     AgeHeader(#[source] age::DecryptError),
@@ -70,7 +80,11 @@ pub enum ArchiveError {
     #[error("row counts differ from the manifest: {}", mismatches.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     RowCounts { mismatches: Vec<select::CountMismatch> },
     #[error("{cause}; the half-restored database {database} could not be dropped ({drop_error}): drop it by hand")]
-    NotDropped { database: String, drop_error: String, cause: Box<ArchiveError> },
+    NotDropped {
+        database: String,
+        drop_error: String,
+        cause: Box<ArchiveError>,
+    },
     #[error("restore task: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -104,7 +118,12 @@ pub fn check_identities(manifest: &Manifest, identities: &[Identity]) -> Result<
 /// Every manifest key under `prefix`, across every page.
 async fn manifest_keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<Vec<String>, ArchiveError> {
     let mut keys = Vec::new();
-    let mut pages = s3.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| Error::aws("ListObjectsV2", e))?;
         keys.extend(

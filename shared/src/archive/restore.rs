@@ -137,7 +137,10 @@ async fn create_database(admin: &tokio_postgres::Client, name: &str) -> Result<(
     if exists.is_some() {
         return Err(refused());
     }
-    match admin.batch_execute(&format!("CREATE DATABASE {}", quote_ident(name))).await {
+    match admin
+        .batch_execute(&format!("CREATE DATABASE {}", quote_ident(name)))
+        .await
+    {
         Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) => Err(refused()),
         other => other.map_err(sql_error(format!("creating database {name}"))),
     }
@@ -153,7 +156,10 @@ async fn drop_database(admin: &tokio_postgres::Client, name: &str) -> Result<(),
 /// pg_restore into the new database: objects owned by whoever restores, no grants of the source's roles, and
 /// the first error stops it.
 fn sink(req: &Request<'_>, tables: Vec<String>) -> Sink {
-    let dbname = format!("dbname='{}'", req.into.dbname.replace('\\', "\\\\").replace('\'', "\\'"));
+    let dbname = format!(
+        "dbname='{}'",
+        req.into.dbname.replace('\\', "\\\\").replace('\'', "\\'")
+    );
     let mut args: Vec<String> = ["--no-owner", "--no-privileges", "--exit-on-error", "-d"]
         .map(str::to_owned)
         .into();
@@ -172,7 +178,11 @@ async fn fill(req: Request<'_>, selected: &[TableCount], args: Vec<String>) -> R
     if partial {
         // pg_restore -n/-t restores tables, not their schemas.
         let client = connect(req.into, &req.into.dbname).await?;
-        for schema in selected.iter().map(|t| &t.schema).collect::<std::collections::BTreeSet<_>>() {
+        for schema in selected
+            .iter()
+            .map(|t| &t.schema)
+            .collect::<std::collections::BTreeSet<_>>()
+        {
             client
                 .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema)))
                 .await
@@ -180,7 +190,15 @@ async fn fill(req: Request<'_>, selected: &[TableCount], args: Vec<String>) -> R
         }
     }
     let sink = sink(&req, args);
-    let streamed = stream(req.s3, req.bucket, req.manifest, req.identities, sink, req.counters.clone()).await?;
+    let streamed = stream(
+        req.s3,
+        req.bucket,
+        req.manifest,
+        req.identities,
+        sink,
+        req.counters.clone(),
+    )
+    .await?;
     let started = Instant::now();
     let counted = count_rows(req, selected).await?;
     let mismatches = compare_exact(selected, &counted);
@@ -208,7 +226,11 @@ async fn count_rows(req: Request<'_>, tables: &[TableCount]) -> Result<BTreeMap<
     let client = connect(req.into, &req.into.dbname).await?;
     let mut out = BTreeMap::new();
     for t in tables {
-        let sql = format!("SELECT count(*) FROM {}.{}", quote_ident(&t.schema), quote_ident(&t.name));
+        let sql = format!(
+            "SELECT count(*) FROM {}.{}",
+            quote_ident(&t.schema),
+            quote_ident(&t.name)
+        );
         if let Ok(row) = client.query_one(&sql, &[]).await {
             out.insert(qualified(t), row.get::<_, i64>(0));
         }

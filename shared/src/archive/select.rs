@@ -133,7 +133,11 @@ pub fn match_tables(requested: &[String], tables: &[TableCount]) -> Result<Vec<T
             }
         }
     }
-    Ok(tables.iter().filter(|t| chosen.contains(&qualified(t))).cloned().collect())
+    Ok(tables
+        .iter()
+        .filter(|t| chosen.contains(&qualified(t)))
+        .cloned()
+        .collect())
 }
 
 /// Up to five manifest tables whose name is within a few edits of `requested`, or contains it, nearest first.
@@ -212,7 +216,11 @@ impl std::fmt::Display for CountMismatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.actual {
             Some(n) => write!(f, "{} has {n} rows, the manifest says {}", self.table, self.expected),
-            None => write!(f, "{} is missing (the manifest says {} rows)", self.table, self.expected),
+            None => write!(
+                f,
+                "{} is missing (the manifest says {} rows)",
+                self.table, self.expected
+            ),
         }
     }
 }
@@ -289,7 +297,11 @@ mod tests {
         assert_eq!(choose(keys, &Which::Before(early)), None);
         assert_eq!(choose(keys, &Which::Manifest(keys[0].into())), Some(keys[0]));
         assert_eq!(choose(keys, &Which::Manifest("nope".into())), None);
-        assert_eq!(choose([keys[2]], &Which::Latest), None, "an export without a manifest is incomplete");
+        assert_eq!(
+            choose([keys[2]], &Which::Latest),
+            None,
+            "an export without a manifest is incomplete"
+        );
     }
 
     #[test]

@@ -116,7 +116,14 @@ pub async fn stream(
         })?;
     let start = Instant::now();
     let (tx, rx) = mpsc::channel::<Bytes>(QUEUED);
-    let download = tokio::spawn(download(object.body, tx, manifest.stored.bytes, key, counters.clone(), start));
+    let download = tokio::spawn(download(
+        object.body,
+        tx,
+        manifest.stored.bytes,
+        key,
+        counters.clone(),
+        start,
+    ));
     let ids = manifest.encryption.is_some().then(|| identities.to_vec());
     let consumer = tokio::task::spawn_blocking(move || consume(rx, ids, sink, &counters, start));
     let consumed = match consumer.await? {
@@ -143,7 +150,10 @@ fn judge(manifest: &Manifest, d: Downloaded, c: Result<Consumed, ArchiveError>) 
     let c = c?;
     if c.sha256 != manifest.plaintext.sha256 || c.bytes != manifest.plaintext.bytes {
         return Err(ArchiveError::PlaintextChecksum {
-            expected: format!("{} bytes, sha256 {}", manifest.plaintext.bytes, manifest.plaintext.sha256),
+            expected: format!(
+                "{} bytes, sha256 {}",
+                manifest.plaintext.bytes, manifest.plaintext.sha256
+            ),
             actual: format!("{} bytes, sha256 {}", c.bytes, c.sha256),
         });
     }
@@ -179,7 +189,11 @@ async fn download(
         counters.stored.store(bytes, Ordering::Relaxed);
         if bytes > expected {
             // Longer than the manifest says: no need to read the rest to know it is not the export.
-            return Ok(Downloaded { bytes, sha256: hex(&hash.finalize()), at: start.elapsed() });
+            return Ok(Downloaded {
+                bytes,
+                sha256: hex(&hash.finalize()),
+                at: start.elapsed(),
+            });
         }
         if let Some(sender) = &tx {
             if sender.send(chunk).await.is_err() {
@@ -248,7 +262,13 @@ fn consume(
     counters: &Counters,
     start: Instant,
 ) -> Result<Consumed, ArchiveError> {
-    let mut plain = plain_reader(ChannelReader { rx, current: Bytes::new() }, identities)?;
+    let mut plain = plain_reader(
+        ChannelReader {
+            rx,
+            current: Bytes::new(),
+        },
+        identities,
+    )?;
     let mut child = Command::new(&sink.program)
         .args(&sink.args)
         .envs(sink.env.iter().map(|(k, v)| (*k, v.as_str())))
@@ -256,7 +276,10 @@ fn consume(
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|source| ArchiveError::StartPgRestore { program: sink.program.clone(), source })?;
+        .map_err(|source| ArchiveError::StartPgRestore {
+            program: sink.program.clone(),
+            source,
+        })?;
     let stderr = child.stderr.take().map(|mut s| {
         std::thread::spawn(move || {
             let mut text = String::new();
@@ -276,11 +299,19 @@ fn consume(
         Err(e @ ArchiveError::Decode(_)) => return Err(e),
         other if !status.success() => {
             drop(other);
-            return Err(ArchiveError::PgRestore { status: status.to_string(), stderr: tail(&stderr) });
+            return Err(ArchiveError::PgRestore {
+                status: status.to_string(),
+                stderr: tail(&stderr),
+            });
         }
         other => other?,
     };
-    Ok(Consumed { bytes, sha256, decrypted_at, restored_at: start.elapsed() })
+    Ok(Consumed {
+        bytes,
+        sha256,
+        decrypted_at,
+        restored_at: start.elapsed(),
+    })
 }
 
 /// The end of pg_restore's stderr: where it says what went wrong.
