@@ -4,6 +4,8 @@
 //! selection) are pure functions over plain data with unit and property tests; the AWS adapters are thin and
 //! are tested with `aws-smithy-mocks` here and against moto in `tests/`.
 
+#[cfg(feature = "archive")]
+pub mod archive;
 pub mod aws;
 pub mod bucket;
 pub mod copies;

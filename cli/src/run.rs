@@ -1,0 +1,223 @@
+//! The three commands, carried out with `lifeboat::archive`. Results go to stdout, progress and errors to
+//! stderr. Nothing here prints a password: the target is only ever shown through [`crate::url::redacted`].
+
+use std::sync::Arc;
+
+use lifeboat::archive::{self, restore, ArchiveError, Counters, Identity};
+use lifeboat::manifest::Manifest;
+use lifeboat::settings::ProcessEnv;
+
+use crate::args::{Common, IdentitySource, Restore, UsageError};
+use crate::progress::{self, Totals};
+use crate::url::{self, UrlError};
+
+/// Why a command failed: a usage error exits 2, everything else 1.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Usage(#[from] UsageError),
+    #[error(transparent)]
+    Url(#[from] UrlError),
+    #[error("no bucket: pass --bucket or set LIFEBOAT_BUCKET")]
+    NoBucket,
+    #[error("reading the identity file {path}: {source}")]
+    IdentityFile { path: String, source: std::io::Error },
+    #[error("{0} holds no age identity (lines of AGE-SECRET-KEY-1..., as age-keygen writes them)")]
+    NotAnIdentity(String),
+    #[error("reading secret {secret}: {message}")]
+    Secret { secret: String, message: String },
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Usage(_) | Self::Url(_) | Self::NoBucket => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// What every command needs: S3 (and Secrets Manager for identities), the bucket, and pg_restore.
+struct Context {
+    s3: aws_sdk_s3::Client,
+    sm: aws_sdk_secretsmanager::Client,
+    bucket: String,
+    pg_restore: String,
+}
+
+async fn context(common: &Common) -> Result<Context, CliError> {
+    let bucket = common
+        .bucket
+        .clone()
+        .or_else(|| lifeboat::settings::read(&ProcessEnv, lifeboat::settings::BUCKET))
+        .ok_or(CliError::NoBucket)?;
+    let config = lifeboat::aws::load_config().await;
+    Ok(Context {
+        s3: aws_sdk_s3::Client::new(&config),
+        sm: aws_sdk_secretsmanager::Client::new(&config),
+        bucket,
+        pg_restore: common
+            .pg_restore
+            .clone()
+            .unwrap_or_else(|| lifeboat::settings::pg_restore(&ProcessEnv)),
+    })
+}
+
+async fn identities(ctx: &Context, source: Option<&IdentitySource>) -> Result<Vec<Identity>, CliError> {
+    let (text, from) = match source {
+        None => return Ok(Vec::new()),
+        Some(IdentitySource::File(path)) => {
+            let shown = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|source| CliError::IdentityFile {
+                path: shown.clone(),
+                source,
+            })?;
+            (text, shown)
+        }
+        Some(IdentitySource::Secret(id)) => {
+            let out = ctx
+                .sm
+                .get_secret_value()
+                .secret_id(id)
+                .send()
+                .await
+                .map_err(|e| CliError::Secret {
+                    secret: id.clone(),
+                    message: lifeboat::error::aws_error_message(&e),
+                })?;
+            (
+                out.secret_string().unwrap_or_default().to_owned(),
+                format!("secret {id}"),
+            )
+        }
+    };
+    archive::parse_identities(&text).ok_or(CliError::NotAnIdentity(from))
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// `lifeboat exports`: one line per complete export.
+pub async fn exports(db: &str, profile: Option<&str>, common: &Common) -> Result<(), CliError> {
+    let ctx = context(common).await?;
+    let list = archive::list_exports(&ctx.s3, &ctx.bucket, db, profile).await?;
+    if list.is_empty() {
+        eprintln!(
+            "no complete export of {db}{} in s3://{}",
+            profile.map(|p| format!(" ({p})")).unwrap_or_default(),
+            ctx.bucket
+        );
+        return Ok(());
+    }
+    println!(
+        "{:<21} {:<12} {:>10} {:>6}  {:<24} MANIFEST",
+        "TIME", "PROFILE", "SIZE", "TABLES", "VERIFIED"
+    );
+    for (key, m) in &list {
+        println!(
+            "{:<21} {:<12} {:>10} {:>6}  {:<24} {key}",
+            m.logical_time.format("%Y-%m-%dT%H:%M:%SZ"),
+            m.profile,
+            mib(m.stored.bytes),
+            m.tables.len(),
+            verified(m),
+        );
+    }
+    Ok(())
+}
+
+/// How the export was proven readable when it was made.
+fn verified(m: &Manifest) -> String {
+    format!("yes ({})", m.verification.method)
+}
+
+fn totals(m: &Manifest, tables: u64) -> Totals {
+    Totals {
+        stored: m.stored.bytes,
+        plain: m.plaintext.bytes,
+        tables,
+    }
+}
+
+/// `lifeboat restore`.
+pub async fn restore(args: &Restore) -> Result<(), CliError> {
+    let env_user = std::env::var("PGUSER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_default();
+    let env_password = std::env::var("PGPASSWORD").ok();
+    let into = url::parse(&args.into, &env_user, env_password.as_deref())?;
+    let ctx = context(&args.common).await?;
+    let profile = match args.which {
+        archive::Which::Manifest(_) => None,
+        _ => Some(args.profile.as_str()),
+    };
+    let (key, manifest) = archive::find_export(&ctx.s3, &ctx.bucket, &args.db, profile, &args.which).await?;
+    let ids = identities(&ctx, args.identity.as_ref()).await?;
+    eprintln!("restoring {key} into {}", url::redacted(&into));
+    let counters = Arc::new(Counters::default());
+    let n = if args.tables.is_empty() {
+        manifest.tables.len()
+    } else {
+        args.tables.len()
+    };
+    let reporter = progress::start(counters.clone(), totals(&manifest, n as u64));
+    let result = restore::restore(restore::Request {
+        s3: &ctx.s3,
+        bucket: &ctx.bucket,
+        manifest: &manifest,
+        tables: &args.tables,
+        identities: &ids,
+        pg_restore: &ctx.pg_restore,
+        into: &into,
+        maintenance_db: "postgres",
+        counters: &counters,
+    })
+    .await;
+    drop(reporter);
+    let report = result?;
+    println!("restored {key} into {}", url::redacted(&into));
+    for t in &report.tables {
+        println!("  {}.{}: {} rows, as the manifest says", t.schema, t.name, t.rows);
+    }
+    let s = &report.stages;
+    println!(
+        "stages: download {:.1}s, decrypt {:.1}s, restore {:.1}s (streamed: each from the start), verify {:.1}s",
+        s.download_seconds, s.decrypt_seconds, s.restore_seconds, s.verify_seconds
+    );
+    println!(
+        "bytes: {} stored, {} plaintext",
+        mib(report.stored_bytes),
+        mib(report.plaintext_bytes)
+    );
+    Ok(())
+}
+
+/// `lifeboat verify`.
+pub async fn verify(key: &str, identity: Option<&IdentitySource>, common: &Common) -> Result<(), CliError> {
+    let ctx = context(common).await?;
+    let manifest = archive::read_manifest(&ctx.s3, &ctx.bucket, key).await?;
+    let ids = identities(&ctx, identity).await?;
+    let counters = Arc::new(Counters::default());
+    let reporter = progress::start(counters.clone(), totals(&manifest, 0));
+    let result = restore::verify(&ctx.s3, &ctx.bucket, &manifest, &ids, &ctx.pg_restore, counters).await;
+    drop(reporter);
+    let s = result?;
+    println!("verified {key}");
+    println!(
+        "  stored: {} bytes, sha256 {} (as the manifest says)",
+        s.stored_bytes, manifest.stored.sha256
+    );
+    println!(
+        "  plaintext: {} bytes, sha256 {} (as the manifest says)",
+        s.plain_bytes, manifest.plaintext.sha256
+    );
+    println!(
+        "  pg_restore parsed the whole archive ({} tables in the manifest)",
+        manifest.tables.len()
+    );
+    println!("  took {:.1}s", s.restore.as_secs_f64());
+    Ok(())
+}

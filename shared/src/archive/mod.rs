@@ -1,0 +1,202 @@
+//! Restores from exports (behind the `archive` feature, so functions that never read an archive do not compile
+//! age and zstd): choose a complete export, stream it out of S3 through the checksums, age and zstd into
+//! `pg_restore`, into a new database, and prove the restored row counts equal the manifest's.
+//!
+//! Owns: the choice of export ([`find_export`], [`list_exports`]), the streamed read ([`stream`]), the restore
+//! into a new database and its cleanup ([`restore::restore`]), the check without a database
+//! ([`restore::verify`]), and the errors that say which check failed ([`ArchiveError`]). The pure rules are in
+//! [`select`].
+//! Never: writes to an existing database (the target must not exist; only a database this module created is
+//! ever dropped), writes a temporary file, or prints a password.
+
+pub mod restore;
+pub mod select;
+pub mod stream;
+
+use crate::bucket::{export_prefix, get_json, MANIFEST_SUFFIX};
+use crate::error::Error;
+use crate::manifest::Manifest;
+
+pub use age::x25519::Identity;
+pub use select::{parse_identities, Which};
+pub use stream::Counters;
+
+/// Why a restore or a verification stopped. Each says which check failed and, where there is one, what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("{0}")]
+    Aws(#[from] Error),
+    #[error("no complete export of {db} ({profile}) {which}: `lifeboat exports {db}` lists the complete ones")]
+    NoExport { db: String, profile: String, which: String },
+    #[error("{key} is not a manifest key (it ends in {MANIFEST_SUFFIX}): `lifeboat exports <db>` lists them")]
+    NotAManifest { key: String },
+    #[error("manifest {key} belongs to database {actual}, not {requested}")]
+    OtherDatabase {
+        key: String,
+        requested: String,
+        actual: String,
+    },
+    #[error(transparent)]
+    Table(#[from] select::TableError),
+    #[error("the export is age-encrypted: give the identity with --identity-file or --identity-secret")]
+    NeedIdentity,
+    #[error(
+        "wrong identity: none of the given identities is a recipient of this export (recipients: {})",
+        recipients.join(", ")
+    )]
+    WrongIdentity { recipients: Vec<String> },
+    #[error("downloading {key}: {message}")]
+    Download { key: String, message: String },
+    #[error("stored checksum failed: {key} is not the object the export wrote (expected {expected}, got {actual})")]
+    StoredChecksum {
+        key: String,
+        expected: String,
+        actual: String,
+    },
+    #[error(
+        "plaintext checksum failed: the decrypted archive is not the one exported (expected {expected}, got {actual})"
+    )]
+    PlaintextChecksum { expected: String, actual: String },
+    #[error("decryption failed: {0}")]
+    AgeHeader(#[source] age::DecryptError),
+    #[error("decryption or decompression failed: {0}")]
+    Decode(#[source] std::io::Error),
+    #[error("starting {program}: {source} (set --pg-restore or LIFEBOAT_PG_RESTORE to a PostgreSQL client)")]
+    StartPgRestore { program: String, source: std::io::Error },
+    #[error("pg_restore has no standard input")]
+    NoStdin,
+    #[error("waiting for pg_restore: {0}")]
+    Wait(#[source] std::io::Error),
+    #[error("pg_restore stopped reading: {0}")]
+    Stopped(#[source] std::io::Error),
+    #[error("pg_restore failed ({status}): {stderr}")]
+    PgRestore { status: String, stderr: String },
+    #[error("target database {database} already exists: Lifeboat restores only into a new database; name another")]
+    TargetExists { database: String },
+    #[error(transparent)]
+    Connect(#[from] crate::db::DbError),
+    #[error("{action}: {message}")]
+    Sql { action: String, message: String },
+    #[error("row counts differ from the manifest: {}", mismatches.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    RowCounts { mismatches: Vec<select::CountMismatch> },
+    #[error("{cause}; the half-restored database {database} could not be dropped ({drop_error}): drop it by hand")]
+    NotDropped {
+        database: String,
+        drop_error: String,
+        cause: Box<ArchiveError>,
+    },
+    #[error("restore task: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl ArchiveError {
+    /// An error that may come from a changed object: the download is finished so the stored checksum can say so.
+    pub fn is_data_error(&self) -> bool {
+        !matches!(self, Self::StartPgRestore { .. } | Self::NoStdin | Self::Wait(_))
+    }
+}
+
+/// Refuses up front an encrypted export without identities, or with identities none of which is a recipient.
+pub fn check_identities(manifest: &Manifest, identities: &[Identity]) -> Result<(), ArchiveError> {
+    let Some(enc) = &manifest.encryption else {
+        return Ok(());
+    };
+    if identities.is_empty() {
+        return Err(ArchiveError::NeedIdentity);
+    }
+    let known = identities
+        .iter()
+        .any(|i| enc.recipients.contains(&i.to_public().to_string()));
+    if !known {
+        return Err(ArchiveError::WrongIdentity {
+            recipients: enc.recipients.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Every manifest key under `prefix`, across every page.
+async fn manifest_keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<Vec<String>, ArchiveError> {
+    let mut keys = Vec::new();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| Error::aws("ListObjectsV2", e))?;
+        keys.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key())
+                .filter(|k| k.ends_with(MANIFEST_SUFFIX))
+                .map(str::to_owned),
+        );
+    }
+    Ok(keys)
+}
+
+/// Every complete export of a database (of one profile, or all), oldest first, with its manifest.
+pub async fn list_exports(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    db: &str,
+    profile: Option<&str>,
+) -> Result<Vec<(String, Manifest)>, ArchiveError> {
+    let mut keys = manifest_keys(s3, bucket, &export_prefix(db, profile)).await?;
+    keys.sort_by_key(|k| (crate::bucket::time_in_key(k), k.clone()));
+    let mut out = Vec::with_capacity(keys.len());
+    for key in keys {
+        let manifest = get_json(s3, bucket, &key).await?;
+        out.push((key, manifest));
+    }
+    Ok(out)
+}
+
+/// The complete export `which` names, with its manifest. A manifest key must be one of `db`'s.
+pub async fn find_export(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    db: &str,
+    profile: Option<&str>,
+    which: &Which,
+) -> Result<(String, Manifest), ArchiveError> {
+    let key = match which {
+        Which::Manifest(key) => {
+            let manifest = read_manifest(s3, bucket, key).await?;
+            if manifest.database != db {
+                return Err(ArchiveError::OtherDatabase {
+                    key: key.clone(),
+                    requested: db.to_owned(),
+                    actual: manifest.database,
+                });
+            }
+            return Ok((key.clone(), manifest));
+        }
+        _ => {
+            let keys = manifest_keys(s3, bucket, &export_prefix(db, profile)).await?;
+            select::choose(keys.iter().map(String::as_str), which).map(str::to_owned)
+        }
+    };
+    let Some(key) = key else {
+        return Err(ArchiveError::NoExport {
+            db: db.to_owned(),
+            profile: profile.unwrap_or("any profile").to_owned(),
+            which: match which {
+                Which::Before(t) => format!("at or before {}", t.to_rfc3339()),
+                _ => "yet".to_owned(),
+            },
+        });
+    };
+    let manifest = get_json(s3, bucket, &key).await?;
+    Ok((key, manifest))
+}
+
+/// A manifest by its key; a key that is not a manifest's is refused before any request.
+pub async fn read_manifest(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Manifest, ArchiveError> {
+    if !key.ends_with(MANIFEST_SUFFIX) {
+        return Err(ArchiveError::NotAManifest { key: key.to_owned() });
+    }
+    Ok(get_json(s3, bucket, key).await?)
+}
