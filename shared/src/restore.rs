@@ -34,19 +34,29 @@ pub fn expired_restore_test(tags: &BTreeMap<String, String>, now: DateTime<Utc>)
 }
 
 /// The identifier of a restore-test instance or cluster: `lifeboat-rt-<db>-<yyyymmddhhmm>`, within RDS's 63
-/// characters (the database part is cut), never ending in a hyphen or holding two hyphens in a row.
+/// characters, never ending in a hyphen or holding two hyphens in a row. A database name too long for its room is
+/// shortened by the snapshot identifiers' rule ([`crate::naming::shorten`]: a head and a hash of the whole name),
+/// so two long names that share a head never name the same restore test.
 pub fn test_identifier(db: &str, at: DateTime<Utc>) -> String {
     let stamp = at.format("%Y%m%d%H%M").to_string();
     let room = 63 - "lifeboat-rt-".len() - 1 - stamp.len();
-    let mut part: String = db.chars().take(room).collect();
-    while part.ends_with('-') {
-        part.pop();
-    }
+    let part = crate::naming::shorten(db, room);
     let mut id = format!("lifeboat-rt-{part}-{stamp}");
     while id.contains("--") {
         id = id.replace("--", "-");
     }
     id
+}
+
+/// Whether `start` may go on with a resource that already carries its restore test's name (a redelivered or
+/// retried start): only a restore test of the same database. `Err` holds the database the resource belongs to
+/// (`None` when it is not a restore test, or names no source), for the error that leaves it alone.
+pub fn may_reuse(tags: &BTreeMap<String, String>, db: &str) -> Result<(), Option<String>> {
+    let source = tags.get(SOURCE_DB).filter(|_| is_restore_test(tags));
+    match source {
+        Some(s) if s == db => Ok(()),
+        other => Err(other.cloned()),
+    }
 }
 
 /// The identifier of the instance a restore test creates inside its restored cluster: the cluster's
@@ -591,7 +601,54 @@ mod tests {
         assert!(failed_databases(&[]).is_empty());
     }
 
+    #[test]
+    fn only_a_restore_test_of_the_same_database_is_reused() {
+        let tags = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        };
+        assert_eq!(
+            may_reuse(&tags(&[(RESTORE_TEST, "true"), (SOURCE_DB, "app-prod")]), "app-prod"),
+            Ok(())
+        );
+        assert_eq!(
+            may_reuse(&tags(&[(RESTORE_TEST, "true"), (SOURCE_DB, "billing")]), "app-prod"),
+            Err(Some("billing".into()))
+        );
+        assert_eq!(may_reuse(&tags(&[(SOURCE_DB, "app-prod")]), "app-prod"), Err(None));
+        assert_eq!(may_reuse(&tags(&[(RESTORE_TEST, "true")]), "app-prod"), Err(None));
+    }
+
+    #[test]
+    fn long_names_that_share_a_head_get_different_restore_test_names() {
+        let a = "billing-reporting-warehouse-replica-eu-west-1-primary";
+        let b = "billing-reporting-warehouse-replica-eu-west-1-standby";
+        let (ia, ib) = (test_identifier(a, at(22, 3)), test_identifier(b, at(22, 3)));
+        assert_ne!(ia, ib);
+        assert_ne!(test_member_identifier(&ia), test_member_identifier(&ib));
+        assert!(ia.len() <= 63 && ib.len() <= 63, "{ia} {ib}");
+        assert!(ia.starts_with("lifeboat-rt-billing-reporting-"), "{ia}");
+        assert_eq!(
+            test_identifier("app-prod", at(22, 3)),
+            "lifeboat-rt-app-prod-202611220300",
+            "a short name is kept whole"
+        );
+    }
+
     proptest! {
+        #[test]
+        fn distinct_databases_get_distinct_restore_test_names(
+            head in "[a-z]([a-z0-9]|-[a-z0-9]){0,45}",
+            a in "[a-z0-9]{1,8}",
+            b in "[a-z0-9]{1,8}",
+            minute in 0i64..10_000_000,
+        ) {
+            // Names that share a (often long) head, as the fleet's naming conventions make them.
+            prop_assume!(a != b);
+            let (a, b) = (format!("{head}-{a}"), format!("{head}-{b}"));
+            let t = at(1, 0) + chrono::Duration::minutes(minute);
+            prop_assert_ne!(test_identifier(&a, t), test_identifier(&b, t));
+        }
+
         #[test]
         fn a_restore_is_never_both_done_and_waiting(status in "[a-z-]{0,24}", minutes in -60i64..1000, limit in 5u32..720) {
             let now = at(22, 3) + chrono::Duration::minutes(minutes);

@@ -616,3 +616,46 @@ async fn an_aurora_cluster_is_restored_with_an_instance_and_both_are_cleaned_up(
     assert!(left.is_empty(), "the restored cluster is going away");
     assert!(w.test_instances().await.is_empty(), "and its instance");
 }
+
+#[tokio::test]
+async fn start_reuses_only_a_restore_test_of_the_same_database() {
+    let w = world().await;
+    let deps = w.deps(&[]);
+    let at: chrono::DateTime<chrono::Utc> = w.requested.parse().unwrap();
+    let taken = lifeboat::restore::test_identifier("app-prod", at);
+    // Another database's restore test (or anything else) under the name app-prod's test would take.
+    w.rds
+        .create_db_instance()
+        .db_instance_identifier(&taken)
+        .db_instance_class("db.t4g.micro")
+        .engine("postgres")
+        .allocated_storage(20)
+        .master_username("someone")
+        .master_user_password("not-a-real-password-1")
+        .tags(Tag::builder().key(RESTORE_TEST).value("true").build())
+        .tags(Tag::builder().key("lifeboat:source-db").value("billing").build())
+        .send()
+        .await
+        .unwrap();
+    let err = restore::handle(
+        &deps,
+        json!({"action": "start", "database": "app-prod", "requested_at": w.requested}),
+        None,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains(&taken) && err.contains("billing") && err.contains("app-prod"),
+        "{err}"
+    );
+    // And the other test's instance is untouched.
+    let d = w
+        .rds
+        .describe_db_instances()
+        .db_instance_identifier(&taken)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(d.db_instances()[0].master_username(), Some("someone"));
+}

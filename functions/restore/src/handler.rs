@@ -2,6 +2,7 @@
 //! a console restore. Each step parses, gathers facts through the adapters, asks `lifeboat::restore` what they
 //! mean, acts and reports; it decides nothing itself.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use aws_sdk_cloudwatch::types::StandardUnit;
@@ -93,6 +94,14 @@ pub(crate) async fn exists(deps: &Deps, kind: DbKind, id: &str) -> Result<bool, 
     })
 }
 
+/// The tags of the instance or cluster of that identifier, `None` when there is none.
+async fn existing_tags(deps: &Deps, kind: DbKind, id: &str) -> Result<Option<BTreeMap<String, String>>, Error> {
+    Ok(match kind {
+        DbKind::Instance => rds::instance(&deps.rds, id).await?.map(|i| i.tags),
+        DbKind::Cluster => rds::cluster(&deps.rds, id).await?.map(|c| c.tags),
+    })
+}
+
 /// The databases a scheduled run tests: the selection, or the list in the event.
 async fn plan(deps: &Deps, time: DateTime<Utc>, databases: Option<Vec<String>>) -> Result<Value, RestoreError> {
     let all = selection::discover(&deps.rds).await?;
@@ -124,8 +133,44 @@ async fn master_user(deps: &Deps, db: &Database) -> Result<String, Error> {
     .unwrap_or_default())
 }
 
+/// Restores the snapshot into the restore test's instance (or cluster plus instance), unless a redelivered start
+/// already did: an existing resource of that name is reused only when it is a restore test of the same database.
+async fn ensure_restored(
+    deps: &Deps,
+    db: &Database,
+    snapshot_id: &str,
+    restored_id: &str,
+    restored_instance: Option<&str>,
+) -> Result<(), RestoreError> {
+    if let Some(tags) = existing_tags(deps, db.kind, restored_id).await? {
+        return rules::may_reuse(&tags, &db.id).map_err(|owner| RestoreError::NameTaken {
+            id: restored_id.to_owned(),
+            database: db.id.clone(),
+            owner,
+        });
+    }
+    let s = &deps.settings;
+    let placement = rules::test_placement(
+        s.subnet_group.as_deref(),
+        s.security_group.as_deref(),
+        &s.instance_class,
+    );
+    let tags = rds::test_tags(&db.id, rules::test_expiry(Utc::now(), s.expiry_hours));
+    let request = RestoreRequest {
+        kind: db.kind,
+        snapshot_id,
+        engine: &db.engine,
+        target_id: restored_id,
+        cluster_instance: restored_instance,
+        placement: &placement,
+        tags: &tags,
+    };
+    rds::restore_snapshot(&deps.rds, &request).await?;
+    Ok(())
+}
+
 /// Restores the chosen snapshot into an isolated, tagged instance (or cluster plus instance). A redelivered start
-/// finds its instance already there and goes on with it.
+/// finds its instance already there and goes on with it, but only when that is a restore test of the same database.
 async fn start(
     deps: &Deps,
     database: &str,
@@ -133,7 +178,6 @@ async fn start(
     requested_at: DateTime<Utc>,
 ) -> Result<Value, RestoreError> {
     let t = Instant::now();
-    let s = &deps.settings;
     let db = find(deps, database).await?;
     let snapshots = lifeboat::rds::list_for_db(&deps.rds, &db.id, db.kind).await?;
     let chosen = choose_snapshot(&snapshots, snapshot).map_err(|reason| RestoreError::Snapshot {
@@ -143,24 +187,7 @@ async fn start(
     let restored_id = test_identifier(&db.id, requested_at);
     let restored_instance = rules::test_member(db.kind, &restored_id);
     let master_user = master_user(deps, &db).await?;
-    if !exists(deps, db.kind, &restored_id).await? {
-        let placement = rules::test_placement(
-            s.subnet_group.as_deref(),
-            s.security_group.as_deref(),
-            &s.instance_class,
-        );
-        let tags = rds::test_tags(&db.id, rules::test_expiry(Utc::now(), s.expiry_hours));
-        let request = RestoreRequest {
-            kind: db.kind,
-            snapshot_id: &chosen.id,
-            engine: &db.engine,
-            target_id: &restored_id,
-            cluster_instance: restored_instance.as_deref(),
-            placement: &placement,
-            tags: &tags,
-        };
-        rds::restore_snapshot(&deps.rds, &request).await?;
-    }
+    ensure_restored(deps, &db, &chosen.id, &restored_id, restored_instance.as_deref()).await?;
     tracing::info!(db = %db.id, snapshot = %chosen.id, restored = %restored_id, "restore test started");
     let mut test = TestState {
         database: db.id.clone(),
