@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::rds::instances::{InstanceInfo, Placement};
+use crate::rds::instances::{ClusterInfo, InstanceInfo, Placement};
 use crate::rds::Snapshot;
 use crate::selection::DbKind;
 
@@ -101,6 +101,7 @@ pub fn test_placement(subnet_group: Option<&str>, security_group: Option<&str>, 
         instance_class: instance_class.to_owned(),
         parameter_group: None,
         isolated: true,
+        publicly_accessible: false,
     }
 }
 
@@ -111,11 +112,46 @@ pub struct PlacementChoice {
     pub security_groups: Option<Vec<String>>,
     pub instance_class: Option<String>,
     pub parameter_group: Option<String>,
+    /// Only an explicit `true` in the request makes the restored database public.
+    pub publicly_accessible: bool,
 }
 
-/// Where a console restore goes: each setting from the request, else from the source instance, else (the class
-/// only) `default_class`. Never isolated: it is a real database.
-pub fn console_placement(choice: &PlacementChoice, source: Option<&InstanceInfo>, default_class: &str) -> Placement {
+/// Where a source database lives, as a console restore copies it: an instance's subnet group, security groups,
+/// parameter group and class, or a cluster's subnet group and security groups (its new instance takes the
+/// default class).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourcePlacement {
+    pub subnet_group: Option<String>,
+    pub security_groups: Vec<String>,
+    pub parameter_group: Option<String>,
+    pub instance_class: String,
+}
+
+impl From<&InstanceInfo> for SourcePlacement {
+    fn from(i: &InstanceInfo) -> Self {
+        Self {
+            subnet_group: i.subnet_group.clone(),
+            security_groups: i.security_groups.clone(),
+            parameter_group: i.parameter_group.clone(),
+            instance_class: i.instance_class.clone(),
+        }
+    }
+}
+
+impl From<&ClusterInfo> for SourcePlacement {
+    fn from(c: &ClusterInfo) -> Self {
+        Self {
+            subnet_group: c.subnet_group.clone(),
+            security_groups: c.security_groups.clone(),
+            parameter_group: None,
+            instance_class: String::new(),
+        }
+    }
+}
+
+/// Where a console restore goes: each setting from the request, else from the source, else (the class only)
+/// `default_class`. Never isolated: it is a real database. Never public unless the request says so.
+pub fn console_placement(choice: &PlacementChoice, source: Option<&SourcePlacement>, default_class: &str) -> Placement {
     Placement {
         subnet_group: choice
             .subnet_group
@@ -135,6 +171,7 @@ pub fn console_placement(choice: &PlacementChoice, source: Option<&InstanceInfo>
             .clone()
             .or_else(|| source.and_then(|s| s.parameter_group.clone())),
         isolated: false,
+        publicly_accessible: choice.publicly_accessible,
     }
 }
 
@@ -440,8 +477,8 @@ mod tests {
         assert_eq!(test_expiry(at(22, 3), 6), at(22, 9));
     }
 
-    fn source() -> InstanceInfo {
-        InstanceInfo {
+    fn source() -> SourcePlacement {
+        SourcePlacement::from(&InstanceInfo {
             status: "available".into(),
             endpoint: None,
             tags: BTreeMap::new(),
@@ -451,7 +488,34 @@ mod tests {
             security_groups: vec!["sg-app".into()],
             parameter_group: Some("app-params".into()),
             instance_class: "db.r6g.large".into(),
-        }
+        })
+    }
+
+    #[test]
+    fn a_console_restore_is_private_unless_asked_and_a_cluster_lends_its_network() {
+        let private = console_placement(&PlacementChoice::default(), Some(&source()), "db.t4g.micro");
+        assert!(!private.publicly_accessible);
+        let asked = PlacementChoice {
+            publicly_accessible: true,
+            ..PlacementChoice::default()
+        };
+        assert!(console_placement(&asked, Some(&source()), "db.t4g.micro").publicly_accessible);
+        assert!(!test_placement(None, None, "db.t4g.micro").publicly_accessible);
+        let cluster = ClusterInfo {
+            status: "available".into(),
+            tags: BTreeMap::new(),
+            master_user: "postgres".into(),
+            subnet_group: Some("analytics-subnets".into()),
+            security_groups: vec!["sg-analytics".into()],
+        };
+        let p = console_placement(
+            &PlacementChoice::default(),
+            Some(&SourcePlacement::from(&cluster)),
+            "db.t4g.micro",
+        );
+        assert_eq!(p.subnet_group.as_deref(), Some("analytics-subnets"));
+        assert_eq!(p.security_groups, ["sg-analytics"]);
+        assert_eq!((p.instance_class.as_str(), p.parameter_group), ("db.t4g.micro", None));
     }
 
     #[test]
@@ -479,6 +543,7 @@ mod tests {
             security_groups: Some(vec![]),
             instance_class: Some("db.m7g.large".into()),
             parameter_group: Some("p".into()),
+            publicly_accessible: false,
         };
         let chosen = console_placement(&choice, Some(&source()), "db.t4g.micro");
         assert_eq!(

@@ -74,6 +74,9 @@ pub struct ManualRestore {
     pub security_groups: Option<Vec<String>>,
     #[serde(default)]
     pub parameter_group: Option<String>,
+    /// Gives the restored instance a public address; off unless `true` (the log then warns).
+    #[serde(default)]
+    pub publicly_accessible: bool,
 }
 
 /// Where the verify step connects. The password is never printed.
