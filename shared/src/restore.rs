@@ -48,6 +48,17 @@ pub fn test_identifier(db: &str, at: DateTime<Utc>) -> String {
     id
 }
 
+/// Where every restore test's password secret is named; the restore role may create, read and delete secrets
+/// under this prefix only (and only when tagged `lifeboat:restore-test=true`).
+pub const TEST_SECRET_PREFIX: &str = "lifeboat/restore-test/";
+
+/// The Secrets Manager secret holding a restore test's master password: `lifeboat/restore-test/<restored id>`.
+/// Derived from the restored identifier, so that cleanup finds it even when prepare failed before the state got
+/// its ARN.
+pub fn test_secret_name(restored_id: &str) -> String {
+    format!("{TEST_SECRET_PREFIX}{restored_id}")
+}
+
 /// Whether `start` may go on with a resource that already carries its restore test's name (a redelivered or
 /// retried start): only a restore test of the same database. `Err` holds the database the resource belongs to
 /// (`None` when it is not a restore test, or names no source), for the error that leaves it alone.
@@ -474,6 +485,10 @@ mod tests {
         assert_eq!(console_instance(DbKind::Cluster, "app-restored"), "app-restored-1");
         let requested = Utc.with_ymd_and_hms(2026, 11, 22, 3, 0, 7).unwrap();
         assert_eq!(scratch_database(requested), "lifeboat_verify_20261122030007");
+        assert_eq!(
+            test_secret_name("lifeboat-rt-db-202611220300"),
+            "lifeboat/restore-test/lifeboat-rt-db-202611220300"
+        );
         assert_eq!(test_expiry(at(22, 3), 6), at(22, 9));
     }
 

@@ -79,12 +79,14 @@ pub struct ManualRestore {
     pub publicly_accessible: bool,
 }
 
-/// Where the verify step connects. The password is never printed.
+/// Where the verify step connects. The password is never printed, and never read from or written to the state:
+/// verify fills it in from the test's password secret ([`TestState::password_secret`]).
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Target {
     pub host: String,
     pub port: u16,
     pub user: String,
+    #[serde(skip)]
     pub password: String,
     /// Database to connect to first (the export's database is used when there is a manifest).
     #[serde(default = "default_dbname")]
@@ -122,6 +124,10 @@ pub struct TestState {
     pub status: Option<String>,
     #[serde(default)]
     pub target: Option<Target>,
+    /// The ARN of the Secrets Manager secret holding the restored database's master password (set by prepare,
+    /// deleted by cleanup). The password itself never rides in the state.
+    #[serde(default)]
+    pub password_secret: Option<String>,
     /// Seconds each step took, by step.
     #[serde(default)]
     pub timings: BTreeMap<String, f64>,

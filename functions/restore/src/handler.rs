@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 
 use crate::error::RestoreError;
 use crate::event::{self, Request, Target, TestState};
+use crate::password;
 use crate::report;
 use crate::settings::RestoreSettings;
 use crate::verify;
@@ -201,6 +202,7 @@ async fn start(
         polls: 0,
         status: Some("restoring".into()),
         target: None,
+        password_secret: None,
         timings: Default::default(),
         checks: vec![],
         verified_at: None,
@@ -272,15 +274,24 @@ async fn random_password(deps: &Deps) -> Result<String, RestoreError> {
         .ok_or_else(|| RestoreError::InvalidSecret("GetRandomPassword returned no password".into()))
 }
 
-/// A fresh master password on the restored database, kept only in the execution's state.
+/// A fresh master password on the restored database, kept in the test's own secret: only the secret's ARN goes
+/// into the execution's state.
 async fn prepare(deps: &Deps, mut test: TestState) -> Result<Value, RestoreError> {
     let t = Instant::now();
+    if test.target.is_none() {
+        return Err(RestoreError::OutOfOrder(
+            "prepare before the restored instance was available (no endpoint yet)",
+        ));
+    }
     let password = random_password(deps).await?;
+    let owner = password::Owner {
+        restored_id: &test.restored_id,
+        database: &test.database,
+        expires: rules::test_expiry(Utc::now(), deps.settings.expiry_hours),
+    };
+    let arn = password::store(&deps.sm, &owner, &test.master_user, &password).await?;
     rds::set_master_password(&deps.rds, test.kind, &test.restored_id, &password).await?;
-    let target = test.target.as_mut().ok_or(RestoreError::OutOfOrder(
-        "prepare before the restored instance was available (no endpoint yet)",
-    ))?;
-    target.password = password;
+    test.password_secret = Some(arn);
     test.status = Some("prepared".into());
     test.timings.insert("prepare".into(), t.elapsed().as_secs_f64());
     to_value(&test)
@@ -310,9 +321,13 @@ async fn age_identity(deps: &Deps) -> Result<Option<age::x25519::Identity>, Rest
 async fn verify_step(deps: &Deps, mut test: TestState) -> Result<Value, RestoreError> {
     let t = Instant::now();
     let s = &deps.settings;
-    let target = test.target.clone().ok_or(RestoreError::OutOfOrder(
-        "verify needs a target (host, port, user, password) in the test state",
+    let mut target = test.target.clone().ok_or(RestoreError::OutOfOrder(
+        "verify needs a target (host, port, user) in the test state",
     ))?;
+    let secret = test.password_secret.as_deref().ok_or(RestoreError::OutOfOrder(
+        "verify needs the password secret that prepare creates (password_secret in the test state)",
+    ))?;
+    target.password = password::read(&deps.sm, secret).await?;
     let latest = lifeboat::bucket::latest_manifest(&deps.s3, &s.bucket, &test.database, &s.profile).await?;
     let manifest = latest.as_ref().map(|(_, m)| m);
     let mut checks = verify::database_checks(&target, &s.tls, manifest, s.row_tolerance_percent, &s.checks).await;
@@ -433,8 +448,11 @@ fn summary(results: &[Value]) -> Result<Value, RestoreError> {
     }
 }
 
-/// Deletes the restored resources and confirms they are going away.
+/// Deletes the test's password secret and the restored resources, and confirms they are going away. The secret
+/// is found by its name (derived from the restored identifier), so a prepare that failed half-way leaves none.
 async fn cleanup(deps: &Deps, mut test: TestState) -> Result<Value, RestoreError> {
+    password::delete(&deps.sm, &test.restored_id).await?;
+    test.password_secret = None;
     let outcome = rds::delete_test(
         &deps.rds,
         test.kind,
@@ -457,9 +475,5 @@ async fn cleanup(deps: &Deps, mut test: TestState) -> Result<Value, RestoreError
         Deleted::Deleting => "deleting".into(),
         Deleted::Gone => "deleted".into(),
     });
-    // The password is of no use any more; keep it out of the execution's final output.
-    if let Some(t) = test.target.as_mut() {
-        t.password = String::new();
-    }
     to_value(&test)
 }
