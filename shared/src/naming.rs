@@ -46,17 +46,21 @@ pub fn snapshot_id(db: &str, kind: SnapshotKind, at: DateTime<Utc>) -> String {
         SnapshotKind::Manual => at.format("manual-%Y%m%d-%H%M%S").to_string(),
     };
     let room = MAX_SNAPSHOT_ID_LEN - PREFIX.len() - suffix.len() - 2;
-    let db = db.to_ascii_lowercase();
-    let db_part = if db.len() <= room {
-        db
-    } else {
-        // Keep a readable head of the name and make it unique with a hash of the whole name.
-        let hash = Sha256::digest(db.as_bytes());
-        let tag: String = hash.iter().take(3).map(|b| format!("{b:02x}")).collect();
-        let head = db[..room - tag.len() - 1].trim_end_matches('-');
-        format!("{head}-{tag}")
-    };
+    let db_part = shorten(&db.to_ascii_lowercase(), room);
     format!("{PREFIX}-{db_part}-{suffix}")
+}
+
+/// The one shortening rule of every identifier Lifeboat derives from a database's name: the name itself when it
+/// fits in `room` characters, else a readable head of it, a hyphen and six hex digits of the SHA-256 of the whole
+/// name, so two long names that share a head never collide. `room` must be at least 8.
+pub fn shorten(name: &str, room: usize) -> String {
+    if name.len() <= room {
+        return name.to_owned();
+    }
+    let hash = Sha256::digest(name.as_bytes());
+    let tag: String = hash.iter().take(3).map(|b| format!("{b:02x}")).collect();
+    let head: String = name.chars().take(room - tag.len() - 1).collect();
+    format!("{}-{tag}", head.trim_end_matches('-'))
 }
 
 #[cfg(test)]

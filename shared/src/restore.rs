@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::rds::instances::{InstanceInfo, Placement};
+use crate::rds::instances::{ClusterInfo, InstanceInfo, Placement};
 use crate::rds::Snapshot;
 use crate::selection::DbKind;
 
@@ -34,19 +34,40 @@ pub fn expired_restore_test(tags: &BTreeMap<String, String>, now: DateTime<Utc>)
 }
 
 /// The identifier of a restore-test instance or cluster: `lifeboat-rt-<db>-<yyyymmddhhmm>`, within RDS's 63
-/// characters (the database part is cut), never ending in a hyphen or holding two hyphens in a row.
+/// characters, never ending in a hyphen or holding two hyphens in a row. A database name too long for its room is
+/// shortened by the snapshot identifiers' rule ([`crate::naming::shorten`]: a head and a hash of the whole name),
+/// so two long names that share a head never name the same restore test.
 pub fn test_identifier(db: &str, at: DateTime<Utc>) -> String {
     let stamp = at.format("%Y%m%d%H%M").to_string();
     let room = 63 - "lifeboat-rt-".len() - 1 - stamp.len();
-    let mut part: String = db.chars().take(room).collect();
-    while part.ends_with('-') {
-        part.pop();
-    }
+    let part = crate::naming::shorten(db, room);
     let mut id = format!("lifeboat-rt-{part}-{stamp}");
     while id.contains("--") {
         id = id.replace("--", "-");
     }
     id
+}
+
+/// Where every restore test's password secret is named; the restore role may create, read and delete secrets
+/// under this prefix only (and only when tagged `lifeboat:restore-test=true`).
+pub const TEST_SECRET_PREFIX: &str = "lifeboat/restore-test/";
+
+/// The Secrets Manager secret holding a restore test's master password: `lifeboat/restore-test/<restored id>`.
+/// Derived from the restored identifier, so that cleanup finds it even when prepare failed before the state got
+/// its ARN.
+pub fn test_secret_name(restored_id: &str) -> String {
+    format!("{TEST_SECRET_PREFIX}{restored_id}")
+}
+
+/// Whether `start` may go on with a resource that already carries its restore test's name (a redelivered or
+/// retried start): only a restore test of the same database. `Err` holds the database the resource belongs to
+/// (`None` when it is not a restore test, or names no source), for the error that leaves it alone.
+pub fn may_reuse(tags: &BTreeMap<String, String>, db: &str) -> Result<(), Option<String>> {
+    let source = tags.get(SOURCE_DB).filter(|_| is_restore_test(tags));
+    match source {
+        Some(s) if s == db => Ok(()),
+        other => Err(other.cloned()),
+    }
 }
 
 /// The identifier of the instance a restore test creates inside its restored cluster: the cluster's
@@ -91,6 +112,7 @@ pub fn test_placement(subnet_group: Option<&str>, security_group: Option<&str>, 
         instance_class: instance_class.to_owned(),
         parameter_group: None,
         isolated: true,
+        publicly_accessible: false,
     }
 }
 
@@ -101,11 +123,46 @@ pub struct PlacementChoice {
     pub security_groups: Option<Vec<String>>,
     pub instance_class: Option<String>,
     pub parameter_group: Option<String>,
+    /// Only an explicit `true` in the request makes the restored database public.
+    pub publicly_accessible: bool,
 }
 
-/// Where a console restore goes: each setting from the request, else from the source instance, else (the class
-/// only) `default_class`. Never isolated: it is a real database.
-pub fn console_placement(choice: &PlacementChoice, source: Option<&InstanceInfo>, default_class: &str) -> Placement {
+/// Where a source database lives, as a console restore copies it: an instance's subnet group, security groups,
+/// parameter group and class, or a cluster's subnet group and security groups (its new instance takes the
+/// default class).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourcePlacement {
+    pub subnet_group: Option<String>,
+    pub security_groups: Vec<String>,
+    pub parameter_group: Option<String>,
+    pub instance_class: String,
+}
+
+impl From<&InstanceInfo> for SourcePlacement {
+    fn from(i: &InstanceInfo) -> Self {
+        Self {
+            subnet_group: i.subnet_group.clone(),
+            security_groups: i.security_groups.clone(),
+            parameter_group: i.parameter_group.clone(),
+            instance_class: i.instance_class.clone(),
+        }
+    }
+}
+
+impl From<&ClusterInfo> for SourcePlacement {
+    fn from(c: &ClusterInfo) -> Self {
+        Self {
+            subnet_group: c.subnet_group.clone(),
+            security_groups: c.security_groups.clone(),
+            parameter_group: None,
+            instance_class: String::new(),
+        }
+    }
+}
+
+/// Where a console restore goes: each setting from the request, else from the source, else (the class only)
+/// `default_class`. Never isolated: it is a real database. Never public unless the request says so.
+pub fn console_placement(choice: &PlacementChoice, source: Option<&SourcePlacement>, default_class: &str) -> Placement {
     Placement {
         subnet_group: choice
             .subnet_group
@@ -125,6 +182,7 @@ pub fn console_placement(choice: &PlacementChoice, source: Option<&InstanceInfo>
             .clone()
             .or_else(|| source.and_then(|s| s.parameter_group.clone())),
         isolated: false,
+        publicly_accessible: choice.publicly_accessible,
     }
 }
 
@@ -427,11 +485,15 @@ mod tests {
         assert_eq!(console_instance(DbKind::Cluster, "app-restored"), "app-restored-1");
         let requested = Utc.with_ymd_and_hms(2026, 11, 22, 3, 0, 7).unwrap();
         assert_eq!(scratch_database(requested), "lifeboat_verify_20261122030007");
+        assert_eq!(
+            test_secret_name("lifeboat-rt-db-202611220300"),
+            "lifeboat/restore-test/lifeboat-rt-db-202611220300"
+        );
         assert_eq!(test_expiry(at(22, 3), 6), at(22, 9));
     }
 
-    fn source() -> InstanceInfo {
-        InstanceInfo {
+    fn source() -> SourcePlacement {
+        SourcePlacement::from(&InstanceInfo {
             status: "available".into(),
             endpoint: None,
             tags: BTreeMap::new(),
@@ -441,7 +503,34 @@ mod tests {
             security_groups: vec!["sg-app".into()],
             parameter_group: Some("app-params".into()),
             instance_class: "db.r6g.large".into(),
-        }
+        })
+    }
+
+    #[test]
+    fn a_console_restore_is_private_unless_asked_and_a_cluster_lends_its_network() {
+        let private = console_placement(&PlacementChoice::default(), Some(&source()), "db.t4g.micro");
+        assert!(!private.publicly_accessible);
+        let asked = PlacementChoice {
+            publicly_accessible: true,
+            ..PlacementChoice::default()
+        };
+        assert!(console_placement(&asked, Some(&source()), "db.t4g.micro").publicly_accessible);
+        assert!(!test_placement(None, None, "db.t4g.micro").publicly_accessible);
+        let cluster = ClusterInfo {
+            status: "available".into(),
+            tags: BTreeMap::new(),
+            master_user: "postgres".into(),
+            subnet_group: Some("analytics-subnets".into()),
+            security_groups: vec!["sg-analytics".into()],
+        };
+        let p = console_placement(
+            &PlacementChoice::default(),
+            Some(&SourcePlacement::from(&cluster)),
+            "db.t4g.micro",
+        );
+        assert_eq!(p.subnet_group.as_deref(), Some("analytics-subnets"));
+        assert_eq!(p.security_groups, ["sg-analytics"]);
+        assert_eq!((p.instance_class.as_str(), p.parameter_group), ("db.t4g.micro", None));
     }
 
     #[test]
@@ -469,6 +558,7 @@ mod tests {
             security_groups: Some(vec![]),
             instance_class: Some("db.m7g.large".into()),
             parameter_group: Some("p".into()),
+            publicly_accessible: false,
         };
         let chosen = console_placement(&choice, Some(&source()), "db.t4g.micro");
         assert_eq!(
@@ -591,7 +681,54 @@ mod tests {
         assert!(failed_databases(&[]).is_empty());
     }
 
+    #[test]
+    fn only_a_restore_test_of_the_same_database_is_reused() {
+        let tags = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        };
+        assert_eq!(
+            may_reuse(&tags(&[(RESTORE_TEST, "true"), (SOURCE_DB, "app-prod")]), "app-prod"),
+            Ok(())
+        );
+        assert_eq!(
+            may_reuse(&tags(&[(RESTORE_TEST, "true"), (SOURCE_DB, "billing")]), "app-prod"),
+            Err(Some("billing".into()))
+        );
+        assert_eq!(may_reuse(&tags(&[(SOURCE_DB, "app-prod")]), "app-prod"), Err(None));
+        assert_eq!(may_reuse(&tags(&[(RESTORE_TEST, "true")]), "app-prod"), Err(None));
+    }
+
+    #[test]
+    fn long_names_that_share_a_head_get_different_restore_test_names() {
+        let a = "billing-reporting-warehouse-replica-eu-west-1-primary";
+        let b = "billing-reporting-warehouse-replica-eu-west-1-standby";
+        let (ia, ib) = (test_identifier(a, at(22, 3)), test_identifier(b, at(22, 3)));
+        assert_ne!(ia, ib);
+        assert_ne!(test_member_identifier(&ia), test_member_identifier(&ib));
+        assert!(ia.len() <= 63 && ib.len() <= 63, "{ia} {ib}");
+        assert!(ia.starts_with("lifeboat-rt-billing-reporting-"), "{ia}");
+        assert_eq!(
+            test_identifier("app-prod", at(22, 3)),
+            "lifeboat-rt-app-prod-202611220300",
+            "a short name is kept whole"
+        );
+    }
+
     proptest! {
+        #[test]
+        fn distinct_databases_get_distinct_restore_test_names(
+            head in "[a-z]([a-z0-9]|-[a-z0-9]){0,45}",
+            a in "[a-z0-9]{1,8}",
+            b in "[a-z0-9]{1,8}",
+            minute in 0i64..10_000_000,
+        ) {
+            // Names that share a (often long) head, as the fleet's naming conventions make them.
+            prop_assume!(a != b);
+            let (a, b) = (format!("{head}-{a}"), format!("{head}-{b}"));
+            let t = at(1, 0) + chrono::Duration::minutes(minute);
+            prop_assert_ne!(test_identifier(&a, t), test_identifier(&b, t));
+        }
+
         #[test]
         fn a_restore_is_never_both_done_and_waiting(status in "[a-z-]{0,24}", minutes in -60i64..1000, limit in 5u32..720) {
             let now = at(22, 3) + chrono::Duration::minutes(minutes);

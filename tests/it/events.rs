@@ -67,6 +67,11 @@ fn every_restore_event_parses() {
             continue;
         }
         restore::event::parse(value.clone()).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        assert!(
+            value["test"]["target"].get("password").is_none(),
+            "{}: a restore test's password lives in its secret, never in the state",
+            file.display()
+        );
         actions.push(value["action"].as_str().unwrap().to_owned());
     }
     actions.sort();

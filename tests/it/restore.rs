@@ -21,6 +21,7 @@ struct World {
     config: aws_config::SdkConfig,
     rds: aws_sdk_rds::Client,
     s3: aws_sdk_s3::Client,
+    sm: aws_sdk_secretsmanager::Client,
     vars: BTreeMap<String, String>,
     /// The test's request time: an hour after the snapshot (moto stamps snapshots with the current time), so
     /// the expected RPO is an hour.
@@ -123,6 +124,7 @@ async fn world() -> World {
         config,
         rds,
         s3,
+        sm,
         vars,
         requested,
     }
@@ -138,10 +140,44 @@ impl World {
         restore::Deps::new(&self.config, settings)
     }
 
-    /// The local PostgreSQL, as the target the verify step connects to.
+    /// The local PostgreSQL, as the target the verify step connects to (its password goes in the test's secret).
     fn local_target(&self) -> Value {
-        json!({"host": "127.0.0.1", "port": self.pg.port, "user": SUPERUSER, "password": self.pg.password,
-               "dbname": "postgres"})
+        json!({"host": "127.0.0.1", "port": self.pg.port, "user": SUPERUSER, "dbname": "postgres"})
+    }
+
+    /// The password the test's secret holds, after checking the secret is one of Lifeboat's restore tests.
+    async fn secret_password(&self, arn: &str) -> String {
+        let described = self.sm.describe_secret().secret_id(arn).send().await.unwrap();
+        assert!(
+            described
+                .name()
+                .unwrap()
+                .starts_with("lifeboat/restore-test/lifeboat-rt-"),
+            "{described:?}"
+        );
+        let tags: BTreeMap<_, _> = described
+            .tags()
+            .iter()
+            .map(|t| (t.key().unwrap(), t.value().unwrap()))
+            .collect();
+        assert_eq!((tags[RESTORE_TEST], tags["lifeboat:managed"]), ("true", "true"));
+        let value = self.sm.get_secret_value().secret_id(arn).send().await.unwrap();
+        let creds: Value = serde_json::from_str(value.secret_string().unwrap()).unwrap();
+        creds["password"].as_str().unwrap().to_owned()
+    }
+
+    /// Whether the secret of that ARN still exists.
+    async fn secret_exists(&self, arn: &str) -> bool {
+        match self.sm.describe_secret().secret_id(arn).send().await {
+            Ok(d) => d.deleted_date().is_none(),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                false
+            }
+            Err(e) => panic!("{e:?}"),
+        }
     }
 
     async fn test_instances(&self) -> Vec<String> {
@@ -166,11 +202,24 @@ async fn step(deps: &restore::Deps, action: &str, test: &Value) -> Result<Value,
         .map_err(|e| e.to_string())
 }
 
-/// The state machine's path for one database: start, poll until available, prepare, verify (pointed at
-/// `target`), report, cleanup; on a failure after start: report the error, then clean up. `fault` may replace the
-/// function's dependencies for one step, to make that step fail.
-async fn run(w: &World, deps: &restore::Deps, fault: Option<(&str, &restore::Deps)>) -> (Option<Value>, Vec<String>) {
+/// What one pass along the state machine's path left behind.
+struct Ran {
+    done: Option<Value>,
+    trail: Vec<String>,
+    /// Every step's output, as the execution's history keeps it.
+    outputs: Vec<Value>,
+    /// The generated master password and the ARN of the secret holding it, read after prepare.
+    password: Option<(String, String)>,
+}
+
+/// The state machine's path for one database: start, poll until available, prepare, verify (pointed at the local
+/// PostgreSQL: its address in the state, its password in the test's secret), report, cleanup; on a failure after
+/// start: report the error, then clean up. `fault` may replace the function's dependencies for one step, to make
+/// that step fail.
+async fn run(w: &World, deps: &restore::Deps, fault: Option<(&str, &restore::Deps)>) -> Ran {
     let mut trail = Vec::new();
+    let mut outputs = Vec::new();
+    let mut password = None;
     let pick = |name: &str| match fault {
         Some((at, bad)) if at == name => bad,
         _ => deps,
@@ -185,9 +234,15 @@ async fn run(w: &World, deps: &restore::Deps, fault: Option<(&str, &restore::Dep
         Ok(t) => t,
         Err(e) => {
             trail.push(format!("start failed: {e}"));
-            return (None, trail);
+            return Ran {
+                done: None,
+                trail,
+                outputs,
+                password,
+            };
         }
     };
+    outputs.push(test.clone());
     trail.push("start".into());
     let mut failure: Option<String> = None;
     for action in ["poll", "prepare", "verify", "report"] {
@@ -196,10 +251,14 @@ async fn run(w: &World, deps: &restore::Deps, fault: Option<(&str, &restore::Dep
             loop {
                 match step(pick("poll"), "poll", &test).await {
                     Ok(t) if t["status"] == "available" => {
+                        outputs.push(t.clone());
                         test = t;
                         break;
                     }
-                    Ok(t) => test = t,
+                    Ok(t) => {
+                        outputs.push(t.clone());
+                        test = t;
+                    }
                     Err(e) => {
                         failure = Some(e);
                         break;
@@ -208,15 +267,27 @@ async fn run(w: &World, deps: &restore::Deps, fault: Option<(&str, &restore::Dep
             }
         } else {
             if action == "verify" {
-                let password = test["target"]["password"].clone();
-                assert!(
-                    password.as_str().is_some_and(|p| p.len() == 32),
-                    "prepare set a password"
-                );
+                let arn = test["password_secret"]
+                    .as_str()
+                    .expect("prepare puts its secret's ARN in the state")
+                    .to_owned();
+                let generated = w.secret_password(&arn).await;
+                assert_eq!(generated.len(), 32, "prepare set a password");
+                let local = json!({"username": SUPERUSER, "password": w.pg.password});
+                w.sm.put_secret_value()
+                    .secret_id(&arn)
+                    .secret_string(local.to_string())
+                    .send()
+                    .await
+                    .unwrap();
                 test["target"] = w.local_target();
+                password = Some((generated, arn));
             }
             match step(pick(action), action, &test).await {
-                Ok(t) => test = t,
+                Ok(t) => {
+                    outputs.push(t.clone());
+                    test = t;
+                }
                 Err(e) => failure = Some(e),
             }
         }
@@ -224,6 +295,9 @@ async fn run(w: &World, deps: &restore::Deps, fault: Option<(&str, &restore::Dep
             trail.push(format!("{action} failed: {e}"));
             let error = json!({"Error": "Lifeboat.PartialFailure", "Cause": json!({"errorMessage": e}).to_string()});
             let reported = restore::handle(deps, json!({"action": "report", "test": test, "error": error}), None).await;
+            if let Ok(r) = &reported {
+                outputs.push(r.clone());
+            }
             trail.push(format!(
                 "report after failure: {}",
                 if reported.is_ok() { "written" } else { "failed" }
@@ -233,8 +307,14 @@ async fn run(w: &World, deps: &restore::Deps, fault: Option<(&str, &restore::Dep
         trail.push(action.into());
     }
     let cleaned = step(deps, "cleanup", &test).await.unwrap();
+    outputs.push(cleaned.clone());
     trail.push(format!("cleanup: {}", cleaned["status"]));
-    (Some(if failure.is_none() { cleaned } else { test }), trail)
+    Ran {
+        done: Some(if failure.is_none() { cleaned } else { test }),
+        trail,
+        outputs,
+        password,
+    }
 }
 
 #[tokio::test]
@@ -300,7 +380,7 @@ async fn a_restore_test_restores_verifies_reports_and_cleans_up() {
     assert_eq!(again["restored_id"], id.as_str());
     step(&deps, "cleanup", &test).await.unwrap();
 
-    let (done, trail) = run(&w, &deps, None).await;
+    let Ran { done, trail, .. } = run(&w, &deps, None).await;
     let done = done.unwrap();
     assert_eq!(
         trail,
@@ -384,7 +464,7 @@ async fn a_failing_verification_fails_the_report_and_still_cleans_up() {
     let w = world().await;
     let checks = json!([{"name": "no users at all", "sql": "select count(*) = 0 from users"}]).to_string();
     let deps = w.deps(&[("LIFEBOAT_RESTORE_CHECKS", &checks)]);
-    let (done, trail) = run(&w, &deps, None).await;
+    let Ran { done, trail, .. } = run(&w, &deps, None).await;
     let done = done.unwrap();
     assert_eq!(done["passed"], false, "{trail:?}");
     assert!(w.test_instances().await.is_empty());
@@ -461,7 +541,10 @@ async fn a_fault_at_any_step_leaves_no_instance_behind() {
                 step(&deps, "cleanup", &test).await.unwrap();
                 (Some(test), vec![format!("prepare failed: {e}")])
             }
-            _ => run(&w, &deps, Some((at, &no_bucket))).await,
+            _ => {
+                let ran = run(&w, &deps, Some((at, &no_bucket))).await;
+                (ran.done, ran.trail)
+            }
         };
         assert!(
             trail.iter().any(|t| t.starts_with(&format!("{at} failed"))),
@@ -615,4 +698,91 @@ async fn an_aurora_cluster_is_restored_with_an_instance_and_both_are_cleaned_up(
         .collect();
     assert!(left.is_empty(), "the restored cluster is going away");
     assert!(w.test_instances().await.is_empty(), "and its instance");
+}
+
+#[tokio::test]
+async fn start_reuses_only_a_restore_test_of_the_same_database() {
+    let w = world().await;
+    let deps = w.deps(&[]);
+    let at: chrono::DateTime<chrono::Utc> = w.requested.parse().unwrap();
+    let taken = lifeboat::restore::test_identifier("app-prod", at);
+    // Another database's restore test (or anything else) under the name app-prod's test would take.
+    w.rds
+        .create_db_instance()
+        .db_instance_identifier(&taken)
+        .db_instance_class("db.t4g.micro")
+        .engine("postgres")
+        .allocated_storage(20)
+        .master_username("someone")
+        .master_user_password("not-a-real-password-1")
+        .tags(Tag::builder().key(RESTORE_TEST).value("true").build())
+        .tags(Tag::builder().key("lifeboat:source-db").value("billing").build())
+        .send()
+        .await
+        .unwrap();
+    let err = restore::handle(
+        &deps,
+        json!({"action": "start", "database": "app-prod", "requested_at": w.requested}),
+        None,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains(&taken) && err.contains("billing") && err.contains("app-prod"),
+        "{err}"
+    );
+    // And the other test's instance is untouched.
+    let d = w
+        .rds
+        .describe_db_instances()
+        .db_instance_identifier(&taken)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(d.db_instances()[0].master_username(), Some("someone"));
+}
+
+#[tokio::test]
+async fn the_password_lives_in_a_short_lived_secret_and_never_in_the_state() {
+    let w = world().await;
+    let deps = w.deps(&[]);
+    let no_bucket = w.deps(&[("LIFEBOAT_BUCKET", "no-such-bucket")]);
+    for fault in [None, Some(("verify", &no_bucket))] {
+        let ran = run(&w, &deps, fault).await;
+        let failed = ran.trail.iter().any(|t| t.starts_with("verify failed"));
+        assert_eq!(failed, fault.is_some(), "{:?}", ran.trail);
+        let (password, arn) = ran.password.expect("prepare made a password secret");
+        for out in &ran.outputs {
+            let text = out.to_string();
+            assert!(!text.contains(&password), "the password in a step's output: {text}");
+            assert!(!text.contains(&w.pg.password), "a password in a step's output: {text}");
+        }
+        assert!(
+            ran.outputs.iter().any(|o| o["password_secret"] == arn.as_str()),
+            "the state carries the secret's ARN"
+        );
+        assert!(
+            !w.secret_exists(&arn).await,
+            "cleanup deleted the secret: {:?}",
+            ran.trail
+        );
+    }
+    // A prepare that fails after making its secret leaves none behind either: cleanup finds it by name.
+    let test = restore::handle(
+        &deps,
+        json!({"action": "start", "database": "app-prod", "requested_at": w.requested}),
+        None,
+    )
+    .await
+    .unwrap();
+    let name = lifeboat::restore::test_secret_name(test["restored_id"].as_str().unwrap());
+    w.sm.create_secret()
+        .name(&name)
+        .secret_string("{}")
+        .send()
+        .await
+        .unwrap();
+    step(&deps, "cleanup", &test).await.unwrap();
+    assert!(!w.secret_exists(&name).await);
 }

@@ -1,13 +1,16 @@
 //! The console restore: a real restore into a new, named instance (or cluster) with the source's settings unless
 //! the request overrides them. It waits within the invocation's time and returns the endpoint, or the command to
-//! go on waiting with. It never touches an existing resource.
+//! go on waiting with. It never touches an existing resource. The new database lands where the source lives (an
+//! Aurora source lends its cluster's subnet group and security groups) and is never publicly accessible unless
+//! the request says `"publicly_accessible": true`, which the log warns about: RDS's own default would make it
+//! public in a subnet group with an internet gateway, and a restored copy of production must not be.
 
 use std::time::Instant;
 
 use lifeboat::error::Error;
 use lifeboat::rds::instances::{self as rds, Placement, PointInTimeRequest, RestoreRequest};
-use lifeboat::restore::{self as rules, choose_snapshot, ConsoleWait, PlacementChoice};
-use lifeboat::selection::Database;
+use lifeboat::restore::{self as rules, choose_snapshot, ConsoleWait, PlacementChoice, SourcePlacement};
+use lifeboat::selection::{Database, DbKind};
 use serde_json::{json, Value};
 
 use crate::error::RestoreError;
@@ -20,12 +23,28 @@ pub async fn restore(deps: &Deps, m: ManualRestore, deadline: Option<Instant>) -
     if exists(deps, db.kind, &m.target).await? {
         return Err(RestoreError::TargetExists(m.target));
     }
-    let source = rds::instance(&deps.rds, &m.database).await?;
-    let placement = rules::console_placement(&choice(&m), source.as_ref(), &deps.settings.instance_class);
+    let placement = placement(deps, &db, &m).await?;
+    if placement.publicly_accessible {
+        tracing::warn!(target = %m.target, "publicly_accessible is true in the request: the restored database gets a public address");
+    }
     let restored_from = begin(deps, &db, &m, &placement).await?;
-    tracing::info!(db = %db.id, target = %m.target, from = %restored_from, "restore started");
+    tracing::info!(db = %db.id, target = %m.target, from = %restored_from,
+                   publicly_accessible = placement.publicly_accessible, "restore started");
     let watched = rules::console_instance(db.kind, &m.target);
     wait(deps, &m.target, &restored_from, &watched, deadline).await
+}
+
+/// Where the restore goes: what the request says, else where the source lives.
+async fn placement(deps: &Deps, db: &Database, m: &ManualRestore) -> Result<Placement, Error> {
+    let source: Option<SourcePlacement> = match db.kind {
+        DbKind::Instance => rds::instance(&deps.rds, &db.id).await?.as_ref().map(Into::into),
+        DbKind::Cluster => rds::cluster(&deps.rds, &db.id).await?.as_ref().map(Into::into),
+    };
+    Ok(rules::console_placement(
+        &choice(m),
+        source.as_ref(),
+        &deps.settings.instance_class,
+    ))
 }
 
 /// What the request says about placement.
@@ -35,6 +54,7 @@ fn choice(m: &ManualRestore) -> PlacementChoice {
         security_groups: m.security_groups.clone(),
         instance_class: m.instance_class.clone(),
         parameter_group: m.parameter_group.clone(),
+        publicly_accessible: m.publicly_accessible,
     }
 }
 
@@ -109,5 +129,80 @@ async fn wait(
             }
             ConsoleWait::Again => tokio::time::sleep(rules::CONSOLE_WAIT_INTERVAL).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_rds::operation::describe_db_clusters::DescribeDbClustersOutput;
+    use aws_sdk_rds::operation::describe_db_instances::DescribeDbInstancesOutput;
+    use aws_sdk_rds::types::{DbCluster, VpcSecurityGroupMembership};
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+
+    fn deps(rds: aws_sdk_rds::Client) -> Deps {
+        let config = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+        let env = |n: &str| match n {
+            "LIFEBOAT_BUCKET" => Some("lifeboat-backups".to_owned()),
+            "LIFEBOAT_DB_SSLMODE" => Some("disable".to_owned()),
+            _ => None,
+        };
+        let settings = crate::settings::RestoreSettings::from_env(&env).unwrap();
+        Deps {
+            rds,
+            ..Deps::new(&config, settings)
+        }
+    }
+
+    fn request(event: serde_json::Value) -> ManualRestore {
+        match crate::event::parse(event).unwrap() {
+            crate::event::Request::Restore(m) => m,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_aurora_source_lends_its_subnet_group_and_security_groups() {
+        let no_instance = mock!(aws_sdk_rds::Client::describe_db_instances)
+            .then_output(|| DescribeDbInstancesOutput::builder().build());
+        let analytics = mock!(aws_sdk_rds::Client::describe_db_clusters)
+            .match_requests(|r| r.db_cluster_identifier() == Some("analytics"))
+            .then_output(|| {
+                let sg = VpcSecurityGroupMembership::builder()
+                    .vpc_security_group_id("sg-analytics")
+                    .status("active")
+                    .build();
+                let cluster = DbCluster::builder()
+                    .db_cluster_identifier("analytics")
+                    .status("available")
+                    .db_subnet_group("analytics-subnets")
+                    .vpc_security_groups(sg)
+                    .build();
+                DescribeDbClustersOutput::builder().db_clusters(cluster).build()
+            });
+        let rds = mock_client!(aws_sdk_rds, RuleMode::MatchAny, [&no_instance, &analytics]);
+        let deps = deps(rds);
+        let db = Database {
+            id: "analytics".into(),
+            kind: DbKind::Cluster,
+            arn: "arn:aws:rds:us-east-1:123456789012:cluster:analytics".into(),
+            engine: "aurora-postgresql".into(),
+            status: "available".into(),
+            tags: Default::default(),
+            cluster: None,
+            endpoint: None,
+            master_secret_arn: None,
+        };
+        let m = request(
+            serde_json::json!({"action": "restore", "database": "analytics", "snapshot": "latest",
+                                           "target": "analytics-restored"}),
+        );
+        let p = placement(&deps, &db, &m).await.unwrap();
+        assert_eq!(p.subnet_group.as_deref(), Some("analytics-subnets"));
+        assert_eq!(p.security_groups, ["sg-analytics"]);
+        assert!(!p.isolated);
     }
 }

@@ -35,6 +35,14 @@ pub enum RestoreError {
     /// A console restore named a target that exists; nothing was touched.
     #[error("`{0}` already exists; a restore never overwrites or deletes an existing database: choose a new name")]
     TargetExists(String),
+    /// `start` found its restore test's name taken by something that is not a restore test of the same database;
+    /// it is left alone.
+    #[error("{id} already exists and is {}, not a restore test of {database}; it is left alone (wait for its cleanup or monitor's janitor, or test at another time)", owner.as_deref().map_or_else(|| "not tagged as a restore test of any database".to_owned(), |o| format!("a restore test of {o}")))]
+    NameTaken {
+        id: String,
+        database: String,
+        owner: Option<String>,
+    },
     /// Cleanup asked RDS to delete the restored resource, yet it is still there and not deleting.
     #[error("{id} is still {status} after its deletion was requested")]
     NotDeleted { id: String, status: String },
@@ -63,6 +71,7 @@ impl RestoreError {
             Self::InvalidSecret(_) => "Lifeboat.Restore.InvalidSecret",
             Self::TargetExists(_) => "Lifeboat.Restore.TargetExists",
             Self::NotDeleted { .. } => "Lifeboat.Restore.NotDeleted",
+            Self::NameTaken { .. } => "Lifeboat.Restore.NameTaken",
             Self::TestsFailed { .. } => "Lifeboat.PartialFailure",
             Self::State(_) | Self::Report(_) => "Lifeboat.Restore.Serialization",
         })

@@ -74,14 +74,19 @@ pub struct ManualRestore {
     pub security_groups: Option<Vec<String>>,
     #[serde(default)]
     pub parameter_group: Option<String>,
+    /// Gives the restored instance a public address; off unless `true` (the log then warns).
+    #[serde(default)]
+    pub publicly_accessible: bool,
 }
 
-/// Where the verify step connects. The password is never printed.
+/// Where the verify step connects. The password is never printed, and never read from or written to the state:
+/// verify fills it in from the test's password secret ([`TestState::password_secret`]).
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Target {
     pub host: String,
     pub port: u16,
     pub user: String,
+    #[serde(skip)]
     pub password: String,
     /// Database to connect to first (the export's database is used when there is a manifest).
     #[serde(default = "default_dbname")]
@@ -119,6 +124,10 @@ pub struct TestState {
     pub status: Option<String>,
     #[serde(default)]
     pub target: Option<Target>,
+    /// The ARN of the Secrets Manager secret holding the restored database's master password (set by prepare,
+    /// deleted by cleanup). The password itself never rides in the state.
+    #[serde(default)]
+    pub password_secret: Option<String>,
     /// Seconds each step took, by step.
     #[serde(default)]
     pub timings: BTreeMap<String, f64>,

@@ -2,6 +2,7 @@
 //! a console restore. Each step parses, gathers facts through the adapters, asks `lifeboat::restore` what they
 //! mean, acts and reports; it decides nothing itself.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use aws_sdk_cloudwatch::types::StandardUnit;
@@ -15,6 +16,7 @@ use serde_json::{json, Value};
 
 use crate::error::RestoreError;
 use crate::event::{self, Request, Target, TestState};
+use crate::password;
 use crate::report;
 use crate::settings::RestoreSettings;
 use crate::verify;
@@ -93,6 +95,14 @@ pub(crate) async fn exists(deps: &Deps, kind: DbKind, id: &str) -> Result<bool, 
     })
 }
 
+/// The tags of the instance or cluster of that identifier, `None` when there is none.
+async fn existing_tags(deps: &Deps, kind: DbKind, id: &str) -> Result<Option<BTreeMap<String, String>>, Error> {
+    Ok(match kind {
+        DbKind::Instance => rds::instance(&deps.rds, id).await?.map(|i| i.tags),
+        DbKind::Cluster => rds::cluster(&deps.rds, id).await?.map(|c| c.tags),
+    })
+}
+
 /// The databases a scheduled run tests: the selection, or the list in the event.
 async fn plan(deps: &Deps, time: DateTime<Utc>, databases: Option<Vec<String>>) -> Result<Value, RestoreError> {
     let all = selection::discover(&deps.rds).await?;
@@ -124,8 +134,44 @@ async fn master_user(deps: &Deps, db: &Database) -> Result<String, Error> {
     .unwrap_or_default())
 }
 
+/// Restores the snapshot into the restore test's instance (or cluster plus instance), unless a redelivered start
+/// already did: an existing resource of that name is reused only when it is a restore test of the same database.
+async fn ensure_restored(
+    deps: &Deps,
+    db: &Database,
+    snapshot_id: &str,
+    restored_id: &str,
+    restored_instance: Option<&str>,
+) -> Result<(), RestoreError> {
+    if let Some(tags) = existing_tags(deps, db.kind, restored_id).await? {
+        return rules::may_reuse(&tags, &db.id).map_err(|owner| RestoreError::NameTaken {
+            id: restored_id.to_owned(),
+            database: db.id.clone(),
+            owner,
+        });
+    }
+    let s = &deps.settings;
+    let placement = rules::test_placement(
+        s.subnet_group.as_deref(),
+        s.security_group.as_deref(),
+        &s.instance_class,
+    );
+    let tags = rds::test_tags(&db.id, rules::test_expiry(Utc::now(), s.expiry_hours));
+    let request = RestoreRequest {
+        kind: db.kind,
+        snapshot_id,
+        engine: &db.engine,
+        target_id: restored_id,
+        cluster_instance: restored_instance,
+        placement: &placement,
+        tags: &tags,
+    };
+    rds::restore_snapshot(&deps.rds, &request).await?;
+    Ok(())
+}
+
 /// Restores the chosen snapshot into an isolated, tagged instance (or cluster plus instance). A redelivered start
-/// finds its instance already there and goes on with it.
+/// finds its instance already there and goes on with it, but only when that is a restore test of the same database.
 async fn start(
     deps: &Deps,
     database: &str,
@@ -133,7 +179,6 @@ async fn start(
     requested_at: DateTime<Utc>,
 ) -> Result<Value, RestoreError> {
     let t = Instant::now();
-    let s = &deps.settings;
     let db = find(deps, database).await?;
     let snapshots = lifeboat::rds::list_for_db(&deps.rds, &db.id, db.kind).await?;
     let chosen = choose_snapshot(&snapshots, snapshot).map_err(|reason| RestoreError::Snapshot {
@@ -143,24 +188,7 @@ async fn start(
     let restored_id = test_identifier(&db.id, requested_at);
     let restored_instance = rules::test_member(db.kind, &restored_id);
     let master_user = master_user(deps, &db).await?;
-    if !exists(deps, db.kind, &restored_id).await? {
-        let placement = rules::test_placement(
-            s.subnet_group.as_deref(),
-            s.security_group.as_deref(),
-            &s.instance_class,
-        );
-        let tags = rds::test_tags(&db.id, rules::test_expiry(Utc::now(), s.expiry_hours));
-        let request = RestoreRequest {
-            kind: db.kind,
-            snapshot_id: &chosen.id,
-            engine: &db.engine,
-            target_id: &restored_id,
-            cluster_instance: restored_instance.as_deref(),
-            placement: &placement,
-            tags: &tags,
-        };
-        rds::restore_snapshot(&deps.rds, &request).await?;
-    }
+    ensure_restored(deps, &db, &chosen.id, &restored_id, restored_instance.as_deref()).await?;
     tracing::info!(db = %db.id, snapshot = %chosen.id, restored = %restored_id, "restore test started");
     let mut test = TestState {
         database: db.id.clone(),
@@ -174,6 +202,7 @@ async fn start(
         polls: 0,
         status: Some("restoring".into()),
         target: None,
+        password_secret: None,
         timings: Default::default(),
         checks: vec![],
         verified_at: None,
@@ -245,15 +274,24 @@ async fn random_password(deps: &Deps) -> Result<String, RestoreError> {
         .ok_or_else(|| RestoreError::InvalidSecret("GetRandomPassword returned no password".into()))
 }
 
-/// A fresh master password on the restored database, kept only in the execution's state.
+/// A fresh master password on the restored database, kept in the test's own secret: only the secret's ARN goes
+/// into the execution's state.
 async fn prepare(deps: &Deps, mut test: TestState) -> Result<Value, RestoreError> {
     let t = Instant::now();
+    if test.target.is_none() {
+        return Err(RestoreError::OutOfOrder(
+            "prepare before the restored instance was available (no endpoint yet)",
+        ));
+    }
     let password = random_password(deps).await?;
+    let owner = password::Owner {
+        restored_id: &test.restored_id,
+        database: &test.database,
+        expires: rules::test_expiry(Utc::now(), deps.settings.expiry_hours),
+    };
+    let arn = password::store(&deps.sm, &owner, &test.master_user, &password).await?;
     rds::set_master_password(&deps.rds, test.kind, &test.restored_id, &password).await?;
-    let target = test.target.as_mut().ok_or(RestoreError::OutOfOrder(
-        "prepare before the restored instance was available (no endpoint yet)",
-    ))?;
-    target.password = password;
+    test.password_secret = Some(arn);
     test.status = Some("prepared".into());
     test.timings.insert("prepare".into(), t.elapsed().as_secs_f64());
     to_value(&test)
@@ -283,9 +321,13 @@ async fn age_identity(deps: &Deps) -> Result<Option<age::x25519::Identity>, Rest
 async fn verify_step(deps: &Deps, mut test: TestState) -> Result<Value, RestoreError> {
     let t = Instant::now();
     let s = &deps.settings;
-    let target = test.target.clone().ok_or(RestoreError::OutOfOrder(
-        "verify needs a target (host, port, user, password) in the test state",
+    let mut target = test.target.clone().ok_or(RestoreError::OutOfOrder(
+        "verify needs a target (host, port, user) in the test state",
     ))?;
+    let secret = test.password_secret.as_deref().ok_or(RestoreError::OutOfOrder(
+        "verify needs the password secret that prepare creates (password_secret in the test state)",
+    ))?;
+    target.password = password::read(&deps.sm, secret).await?;
     let latest = lifeboat::bucket::latest_manifest(&deps.s3, &s.bucket, &test.database, &s.profile).await?;
     let manifest = latest.as_ref().map(|(_, m)| m);
     let mut checks = verify::database_checks(&target, &s.tls, manifest, s.row_tolerance_percent, &s.checks).await;
@@ -406,8 +448,11 @@ fn summary(results: &[Value]) -> Result<Value, RestoreError> {
     }
 }
 
-/// Deletes the restored resources and confirms they are going away.
+/// Deletes the test's password secret and the restored resources, and confirms they are going away. The secret
+/// is found by its name (derived from the restored identifier), so a prepare that failed half-way leaves none.
 async fn cleanup(deps: &Deps, mut test: TestState) -> Result<Value, RestoreError> {
+    password::delete(&deps.sm, &test.restored_id).await?;
+    test.password_secret = None;
     let outcome = rds::delete_test(
         &deps.rds,
         test.kind,
@@ -430,9 +475,5 @@ async fn cleanup(deps: &Deps, mut test: TestState) -> Result<Value, RestoreError
         Deleted::Deleting => "deleting".into(),
         Deleted::Gone => "deleted".into(),
     });
-    // The password is of no use any more; keep it out of the execution's final output.
-    if let Some(t) = test.target.as_mut() {
-        t.password = String::new();
-    }
     to_value(&test)
 }

@@ -9,6 +9,7 @@ pub mod console;
 pub mod error;
 pub mod event;
 pub mod handler;
+pub mod password;
 pub mod report;
 pub mod settings;
 pub mod verify;

@@ -36,8 +36,11 @@ pub struct Placement {
     pub security_groups: Vec<String>,
     pub instance_class: String,
     pub parameter_group: Option<String>,
-    /// For restore tests: never public, no deletion protection, no backups.
+    /// For restore tests: no deletion protection, no Multi-AZ.
     pub isolated: bool,
+    /// Whether the new instance gets a public address. Always sent to RDS (never left to RDS's default, which is
+    /// public in a subnet group with an internet gateway); `false` unless a console request asked for it.
+    pub publicly_accessible: bool,
 }
 
 /// One restore from a snapshot: what is restored, into what, where, and with which tags.
@@ -67,12 +70,10 @@ pub async fn restore_snapshot(rds: &Client, req: &RestoreRequest<'_>) -> Result<
                 .set_db_subnet_group_name(placement.subnet_group.clone())
                 .set_vpc_security_group_ids(security_groups(placement))
                 .set_db_parameter_group_name(placement.parameter_group.clone())
+                .publicly_accessible(placement.publicly_accessible)
                 .set_tags(Some(req.tags.to_vec()));
             if placement.isolated {
-                call = call
-                    .publicly_accessible(false)
-                    .deletion_protection(false)
-                    .multi_az(false);
+                call = call.deletion_protection(false).multi_az(false);
             }
             call.send()
                 .await
@@ -136,6 +137,7 @@ pub async fn restore_to_time(rds: &Client, req: &PointInTimeRequest<'_>) -> Resu
                 .set_db_subnet_group_name(placement.subnet_group.clone())
                 .set_vpc_security_group_ids(security_groups(placement))
                 .set_db_parameter_group_name(placement.parameter_group.clone())
+                .publicly_accessible(placement.publicly_accessible)
                 .send()
                 .await
                 .map_err(|e| Error::aws("RestoreDBInstanceToPointInTime", e))?;
@@ -184,7 +186,7 @@ async fn add_cluster_instance(rds: &Client, member: &ClusterMember<'_>) -> Resul
         .db_cluster_identifier(member.cluster)
         .engine(member.engine)
         .db_instance_class(&member.placement.instance_class)
-        .publicly_accessible(false)
+        .publicly_accessible(member.placement.publicly_accessible)
         .set_tags(Some(member.tags.to_vec()).filter(|t| !t.is_empty()))
         .send()
         .await
@@ -237,12 +239,14 @@ pub async fn instance(rds: &Client, id: &str) -> Result<Option<InstanceInfo>, Er
     }
 }
 
-/// The status, tags and master user of a cluster.
+/// The status, tags, master user and network placement of a cluster.
 #[derive(Debug, Clone)]
 pub struct ClusterInfo {
     pub status: String,
     pub tags: BTreeMap<String, String>,
     pub master_user: String,
+    pub subnet_group: Option<String>,
+    pub security_groups: Vec<String>,
 }
 
 /// A cluster, or `None` if it does not exist.
@@ -252,6 +256,12 @@ pub async fn cluster(rds: &Client, id: &str) -> Result<Option<ClusterInfo>, Erro
             status: c.status().unwrap_or_default().to_owned(),
             tags: tag_map(c.tag_list()),
             master_user: c.master_username().unwrap_or_default().to_owned(),
+            subnet_group: c.db_subnet_group().map(str::to_owned),
+            security_groups: c
+                .vpc_security_groups()
+                .iter()
+                .filter_map(|g| g.vpc_security_group_id().map(str::to_owned))
+                .collect(),
         })),
         Err(e) if e.as_service_error().is_some_and(|s| s.is_db_cluster_not_found_fault()) => Ok(None),
         Err(e) => Err(Error::aws("DescribeDBClusters", e)),
@@ -404,7 +414,7 @@ mod tests {
 
     use super::*;
     use aws_sdk_rds::operation::restore_db_instance_from_db_snapshot::RestoreDbInstanceFromDbSnapshotOutput;
-    use aws_smithy_mocks::{mock, mock_client};
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
 
     #[tokio::test]
     async fn a_restore_test_instance_is_isolated_small_and_tagged() {
@@ -429,6 +439,7 @@ mod tests {
             instance_class: "db.t4g.micro".into(),
             parameter_group: None,
             isolated: true,
+            publicly_accessible: false,
         };
         let request = RestoreRequest {
             kind: DbKind::Instance,
@@ -441,5 +452,74 @@ mod tests {
         };
         restore_snapshot(&rds, &request).await.unwrap();
         assert_eq!(isolated.num_calls(), 1);
+    }
+
+    fn console_placement() -> Placement {
+        Placement {
+            subnet_group: Some("app-subnets".into()),
+            security_groups: vec!["sg-app".into()],
+            instance_class: "db.r6g.large".into(),
+            parameter_group: None,
+            isolated: false,
+            publicly_accessible: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_console_restore_is_never_public_unless_asked() {
+        let private = mock!(Client::restore_db_instance_from_db_snapshot)
+            .match_requests(|r| {
+                r.publicly_accessible() == Some(false)
+                    && r.db_subnet_group_name() == Some("app-subnets")
+                    && r.vpc_security_group_ids() == ["sg-app"]
+            })
+            .then_output(|| RestoreDbInstanceFromDbSnapshotOutput::builder().build());
+        let private_pitr = mock!(Client::restore_db_instance_to_point_in_time)
+            .match_requests(|r| r.publicly_accessible() == Some(false))
+            .then_output(|| {
+                aws_sdk_rds::operation::restore_db_instance_to_point_in_time::RestoreDbInstanceToPointInTimeOutput::builder()
+                    .build()
+            });
+        let rds = mock_client!(aws_sdk_rds, RuleMode::MatchAny, [&private, &private_pitr]);
+        let placement = console_placement();
+        let request = RestoreRequest {
+            kind: DbKind::Instance,
+            snapshot_id: "lifeboat-app-prod-20261122-0200",
+            engine: "postgres",
+            target_id: "app-prod-restored",
+            cluster_instance: None,
+            placement: &placement,
+            tags: &[],
+        };
+        restore_snapshot(&rds, &request).await.unwrap();
+        let pitr = PointInTimeRequest {
+            kind: DbKind::Instance,
+            source_id: "app-prod",
+            engine: "postgres",
+            target_id: "app-prod-restored",
+            at: None,
+            placement: &placement,
+        };
+        restore_to_time(&rds, &pitr).await.unwrap();
+        assert_eq!((private.num_calls(), private_pitr.num_calls()), (1, 1));
+
+        let public = mock!(Client::restore_db_instance_from_db_snapshot)
+            .match_requests(|r| r.publicly_accessible() == Some(true))
+            .then_output(|| RestoreDbInstanceFromDbSnapshotOutput::builder().build());
+        let rds = mock_client!(aws_sdk_rds, [&public]);
+        let asked = Placement {
+            publicly_accessible: true,
+            ..console_placement()
+        };
+        restore_snapshot(
+            &rds,
+            &RestoreRequest {
+                placement: &asked,
+                ..request
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(public.num_calls(), 1);
     }
 }

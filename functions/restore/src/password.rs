@@ -1,0 +1,118 @@
+//! The restore test's master password, kept in a short-lived Secrets Manager secret instead of the execution's
+//! state: Step Functions keeps every state's input and output for 90 days, readable by anyone with
+//! `states:GetExecutionHistory`, so only the secret's ARN rides there (as AWS's own `ManageMasterUserPassword`
+//! keeps only a secret's ARN on the instance). Prepare creates the secret, verify reads it, cleanup deletes it
+//! without recovery window on every path; it is tagged as a restore test with an expiry, for monitor's janitor.
+//!
+//! Owns these three Secrets Manager calls only. It must never log, return in an error message, or put in the
+//! state the password itself.
+
+use chrono::{DateTime, Utc};
+use lifeboat::error::Error;
+use lifeboat::restore::{test_secret_name, EXPIRES_AT, RESTORE_TEST, SOURCE_DB};
+use serde::{Deserialize, Serialize};
+
+use crate::error::RestoreError;
+
+/// What the secret holds, in the shape RDS's managed master secrets have.
+#[derive(Serialize, Deserialize)]
+struct Credentials {
+    username: String,
+    password: String,
+}
+
+/// The restore test a secret belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct Owner<'a> {
+    pub restored_id: &'a str,
+    pub database: &'a str,
+    pub expires: DateTime<Utc>,
+}
+
+fn tags(owner: &Owner<'_>) -> Vec<aws_sdk_secretsmanager::types::Tag> {
+    [
+        (RESTORE_TEST, "true".to_owned()),
+        (lifeboat::tags::MANAGED, "true".to_owned()),
+        (SOURCE_DB, owner.database.to_owned()),
+        (EXPIRES_AT, owner.expires.to_rfc3339()),
+    ]
+    .into_iter()
+    .map(|(k, v)| aws_sdk_secretsmanager::types::Tag::builder().key(k).value(v).build())
+    .collect()
+}
+
+/// Stores the password in the test's secret (created, or given a new value when a retried prepare finds it);
+/// answers the secret's ARN.
+pub async fn store(
+    sm: &aws_sdk_secretsmanager::Client,
+    owner: &Owner<'_>,
+    username: &str,
+    password: &str,
+) -> Result<String, RestoreError> {
+    let name = test_secret_name(owner.restored_id);
+    let value = serde_json::to_string(&Credentials {
+        username: username.to_owned(),
+        password: password.to_owned(),
+    })
+    .map_err(RestoreError::State)?;
+    let created = sm
+        .create_secret()
+        .name(&name)
+        .description(format!(
+            "Lifeboat restore test {}: master password of the restored copy of {}; deleted by its cleanup",
+            owner.restored_id, owner.database
+        ))
+        .secret_string(&value)
+        .set_tags(Some(tags(owner)))
+        .send()
+        .await;
+    let arn = match created {
+        Ok(out) => out.arn().map(str::to_owned),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_exists_exception()) => sm
+            .put_secret_value()
+            .secret_id(&name)
+            .secret_string(&value)
+            .send()
+            .await
+            .map_err(|e| Error::aws("PutSecretValue", e))?
+            .arn()
+            .map(str::to_owned),
+        Err(e) => return Err(Error::aws("CreateSecret", e).into()),
+    };
+    arn.ok_or_else(|| RestoreError::InvalidSecret(format!("Secrets Manager returned no ARN for {name}")))
+}
+
+/// The password the secret of that ARN holds.
+pub async fn read(sm: &aws_sdk_secretsmanager::Client, arn: &str) -> Result<String, RestoreError> {
+    let out = sm
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .map_err(|e| Error::aws("GetSecretValue", e))?;
+    let text = out.secret_string().unwrap_or_default();
+    serde_json::from_str::<Credentials>(text)
+        .map(|c| c.password)
+        // Never the value: it is the password.
+        .map_err(|_| RestoreError::InvalidSecret(format!("{arn} does not hold {{\"username\", \"password\"}}")))
+}
+
+/// Deletes the test's secret at once (no recovery window); `false` when there was none.
+pub async fn delete(sm: &aws_sdk_secretsmanager::Client, restored_id: &str) -> Result<bool, Error> {
+    match sm
+        .delete_secret()
+        .secret_id(test_secret_name(restored_id))
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(Error::aws("DeleteSecret", e)),
+    }
+}
