@@ -29,10 +29,11 @@ pub struct Owner<'a> {
     pub expires: DateTime<Utc>,
 }
 
+/// Deliberately without `lifeboat:managed`: that tag admits a secret to the export's and rotate's roles, and a
+/// restore test's master password is for the restore function alone.
 fn tags(owner: &Owner<'_>) -> Vec<aws_sdk_secretsmanager::types::Tag> {
     [
         (RESTORE_TEST, "true".to_owned()),
-        (lifeboat::tags::MANAGED, "true".to_owned()),
         (SOURCE_DB, owner.database.to_owned()),
         (EXPIRES_AT, owner.expires.to_rfc3339()),
     ]
