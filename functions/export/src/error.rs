@@ -48,6 +48,15 @@ pub enum ExportError {
     SizeMismatch(#[from] SizeMismatch),
     #[error(transparent)]
     Manifest(#[from] serde_json::Error),
+    /// The export's object already exists (a retried or concurrent run stored it); the export never overwrites.
+    #[error(
+        "{0} already exists without a manifest (an earlier or concurrent run stored it) and is never overwritten: \
+         check it and delete it if it is incomplete, or export again under another time"
+    )]
+    ObjectExists(String),
+    /// The manifest's key already holds an object; the export never overwrites it.
+    #[error("manifest {0} already exists and is never overwritten")]
+    ManifestExists(String),
     /// The export failed and so did aborting its upload; the first failure is the one that matters.
     #[error("{cause} (and aborting the upload failed: {abort}; the bucket's lifecycle rule removes it)")]
     AbortFailed { cause: Box<ExportError>, abort: Error },

@@ -17,7 +17,7 @@ use tokio_postgres::{Client, IsolationLevel, Transaction};
 use crate::error::ExportError;
 use crate::handler::Deps;
 use crate::pipeline::{self, Options, Output};
-use crate::s3;
+use crate::s3::{self, Written};
 use crate::settings::ExportSettings;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -270,14 +270,16 @@ async fn finish(
     streamed: Streamed,
 ) -> Result<Done, ExportError> {
     let settings = &deps.settings;
-    if let Err(e) = upload.complete(&streamed.output.parts).await {
-        return Err(abort(upload, e.into()).await);
+    match upload.complete(&streamed.output.parts).await {
+        Ok(Written::Created) => {}
+        Ok(Written::Exists) => return taken(deps, job, upload).await,
+        Err(e) => return Err(abort(upload, e.into()).await),
     }
     let stored = s3::size(&deps.s3, &settings.bucket, &job.key).await?;
     rules::check_stored_size(stored, streamed.output.stored_bytes)?;
     let manifest = manifest(settings, job, facts, streamed);
     let body = serde_json::to_vec_pretty(&manifest)?;
-    s3::put_json(
+    let written = s3::put_json(
         &deps.s3,
         &settings.bucket,
         &job.manifest_key,
@@ -286,7 +288,25 @@ async fn finish(
         settings.kms_key_id.as_deref(),
     )
     .await?;
+    if written == Written::Exists {
+        return Err(ExportError::ManifestExists(job.manifest_key.clone()));
+    }
     Ok(Done::Exported(Box::new(manifest)))
+}
+
+/// The export's key already holds an object (a retried or concurrent run): it is never overwritten. The upload
+/// is aborted; if that run's manifest is there by now, the export exists and this run made no second one,
+/// otherwise the object is unproven and the run fails naming it.
+async fn taken(deps: &Deps, job: &ExportJob<'_>, upload: &s3::Upload) -> Result<Done, ExportError> {
+    let err = abort(upload, ExportError::ObjectExists(job.key.clone())).await;
+    match s3::exists(&deps.s3, &deps.settings.bucket, &job.manifest_key).await {
+        Ok(true) => Ok(Done::AlreadyThere),
+        Ok(false) => Err(err),
+        Err(e) => {
+            tracing::warn!(db = %job.db.id, error = %e, "manifest not checked after a taken key");
+            Err(err)
+        }
+    }
 }
 
 /// Aborts the upload after `cause`; the cause is what is reported, with the abort's own failure if it failed.
