@@ -199,12 +199,14 @@ async fn wait(child: &mut Child, what: &'static str) -> Result<std::process::Exi
 fn read_stderr(child: &mut Child) -> impl std::future::Future<Output = String> {
     let stderr = child.stderr.take();
     let handle = tokio::spawn(async move {
-        let mut text = String::new();
+        let mut bytes = Vec::new();
         if let Some(mut s) = stderr {
             // Best effort on purpose: stderr only details the message; the exit status is the verdict, and
-            // what was read before a failure (or invalid UTF-8) is still the best detail there is.
-            let _ = s.read_to_string(&mut text).await;
+            // what was read before a read failure is still the best detail there is.
+            let _ = s.read_to_end(&mut bytes).await;
         }
+        // A server or locale that is not UTF-8 still has its words kept: invalid bytes become U+FFFD.
+        let text = String::from_utf8_lossy(&bytes);
         // Keep the end: that is where pg_dump and pg_restore say what went wrong.
         let trimmed = text.trim();
         let start = trimmed.len().saturating_sub(2000);
@@ -502,6 +504,23 @@ mod tests {
         let err = run(dump, verify, &sink, &options(vec![])).await.unwrap_err();
         assert!(matches!(err, PipelineError::Dump { .. }), "{err}");
         assert!(err.to_string().contains("connection lost"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn stderr_that_is_not_utf8_keeps_its_words() {
+        let sink = Collect(Mutex::new(Vec::new()));
+        // Latin-1 bytes (a server or locale that is not UTF-8): the message must survive, lossily.
+        let dump = spawn(
+            shell("printf 'pg_dump: error: relation caf\\351 failed\\n' >&2; exit 1"),
+            false,
+        )
+        .unwrap();
+        let verify = spawn(shell("cat > /dev/null"), true).unwrap();
+        let err = run(dump, verify, &sink, &options(vec![])).await.unwrap_err();
+        assert!(
+            err.to_string().contains("pg_dump: error: relation caf\u{fffd} failed"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
