@@ -283,6 +283,60 @@ pub fn address(
     }
 }
 
+/// The variable that lets the export connect to a host that is not one of the database's endpoints.
+pub const ALLOW_ANY_HOST: &str = "LIFEBOAT_EXPORT_ALLOW_ANY_HOST";
+
+/// A secret names a host that is not the selected database: whoever can tag a database (`lifeboat:secret`)
+/// must not be able to make the export dump another server. Never carries the secret's password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "secret {secret} names host `{host}`, which is not an endpoint of {db} ({}): the export connects only to the \
+     database it exports; fix the secret's host, or set {ALLOW_ANY_HOST}=true to allow any host (a proxy, a tunnel)",
+    expected_text(expected)
+)]
+pub struct ForeignHost {
+    pub secret: String,
+    pub db: String,
+    pub host: String,
+    pub expected: Vec<String>,
+}
+
+fn expected_text(expected: &[String]) -> String {
+    if expected.is_empty() {
+        "the database reports no endpoint".to_owned()
+    } else {
+        format!("expected {}", expected.join(" or "))
+    }
+}
+
+/// DNS names compare case-insensitively, with or without the root's trailing dot.
+fn same_host(a: &str, b: &str) -> bool {
+    a.trim_end_matches('.').eq_ignore_ascii_case(b.trim_end_matches('.'))
+}
+
+/// Whether the export may connect to the host a secret names: a secret without a host connects to the
+/// endpoint; otherwise the host must be one of the database's `endpoints` (instance, cluster writer, reader or
+/// member endpoints), unless `allow_any` ([`ALLOW_ANY_HOST`]).
+pub fn check_host(
+    secret: &str,
+    db: &str,
+    secret_host: Option<&str>,
+    endpoints: &[String],
+    allow_any: bool,
+) -> Result<(), ForeignHost> {
+    match secret_host {
+        None => Ok(()),
+        Some(_) if allow_any => Ok(()),
+        Some(host) if endpoints.iter().any(|e| same_host(e, host)) => Ok(()),
+        Some(host) => Err(ForeignHost {
+            secret: secret.to_owned(),
+            db: db.to_owned(),
+            host: host.to_owned(),
+            expected: endpoints.to_vec(),
+        }),
+    }
+}
+
 /// The stored object is not the size the pipeline wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the stored object has {stored} bytes, the pipeline wrote {written}")]
@@ -461,6 +515,40 @@ mod tests {
         assert_eq!(address(None, Some(6432), Some(("e", 5433))), Some(("e".into(), 6432)));
         assert_eq!(address(None, None, Some(("e", 5433))), Some(("e".into(), 5433)));
         assert_eq!(address(None, Some(1), None), None);
+    }
+
+    #[test]
+    fn a_secret_may_name_only_the_databases_own_endpoints() {
+        let endpoints = vec![
+            "app.cluster-abc.us-east-1.rds.amazonaws.com".to_owned(),
+            "app.cluster-ro-abc.us-east-1.rds.amazonaws.com".to_owned(),
+        ];
+        let check = |host: Option<&str>, allow| check_host("lifeboat/app", "app", host, &endpoints, allow);
+        assert_eq!(check(None, false), Ok(()), "no host: the endpoint is used");
+        assert_eq!(
+            check(Some("APP.cluster-abc.us-east-1.rds.amazonaws.com."), false),
+            Ok(())
+        );
+        assert_eq!(
+            check(Some("app.cluster-ro-abc.us-east-1.rds.amazonaws.com"), false),
+            Ok(())
+        );
+        assert_eq!(check(Some("10.0.0.9"), true), Ok(()), "allowed by configuration");
+        let err = check(Some("evil.example.com"), false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "secret lifeboat/app names host `evil.example.com`, which is not an endpoint of app (expected \
+             app.cluster-abc.us-east-1.rds.amazonaws.com or app.cluster-ro-abc.us-east-1.rds.amazonaws.com): the \
+             export connects only to the database it exports; fix the secret's host, or set \
+             LIFEBOAT_EXPORT_ALLOW_ANY_HOST=true to allow any host (a proxy, a tunnel)"
+        );
+        let none = check_host("s", "new-db", Some("h"), &[], false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            none.contains("not an endpoint of new-db (the database reports no endpoint)"),
+            "{none}"
+        );
     }
 
     #[test]

@@ -92,6 +92,8 @@ async fn world(extra: &[(&str, &str)]) -> World {
         ("LIFEBOAT_PG_RESTORE", pg_restore.as_str()),
         ("LIFEBOAT_EXPORT_PROFILES", profiles.as_str()),
         ("LIFEBOAT_PART_SIZE_MIB", "5"),
+        // The secrets point at the local PostgreSQL, not at moto's made-up endpoint.
+        ("LIFEBOAT_EXPORT_ALLOW_ANY_HOST", "true"),
     ]
     .iter()
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -378,6 +380,62 @@ async fn a_dump_whose_backend_is_terminated_halfway_leaves_nothing_and_reports_f
     assert!(keys(&w).await.is_empty(), "no object and no manifest may remain");
     let uploads = w.deps.s3.list_multipart_uploads().bucket(BUCKET).send().await.unwrap();
     assert!(uploads.uploads().is_empty(), "the multipart upload was aborted");
+}
+
+async fn multipart_uploads(w: &World) -> usize {
+    let out = w.deps.s3.list_multipart_uploads().bucket(BUCKET).send().await.unwrap();
+    out.uploads().len()
+}
+
+#[tokio::test]
+async fn a_secret_pointing_at_another_host_is_refused_without_echoing_its_password() {
+    let w = world(&[("LIFEBOAT_EXPORT_ALLOW_ANY_HOST", "false")]).await;
+    let rds = aws_sdk_rds::Client::new(&w.moto.config(REGION));
+    let described = rds
+        .describe_db_instances()
+        .db_instance_identifier("app-prod")
+        .send()
+        .await
+        .unwrap();
+    let endpoint = described.db_instances()[0]
+        .endpoint()
+        .and_then(|e| e.address())
+        .unwrap()
+        .to_owned();
+    let err = handle(&w.deps, scheduled("full"), None).await.unwrap_err().to_string();
+    assert!(
+        err.contains(&format!(
+            "secret lifeboat/app-prod names host `127.0.0.1`, which is not an endpoint of app-prod (expected {endpoint})"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("LIFEBOAT_EXPORT_ALLOW_ANY_HOST=true"), "{err}");
+    assert!(!err.contains(&w.pg.password), "the password is never echoed");
+    assert!(keys(&w).await.is_empty());
+    assert_eq!(multipart_uploads(&w).await, 0);
+}
+
+#[tokio::test]
+async fn an_object_already_at_the_exports_key_is_never_overwritten() {
+    let w = world(&[]).await;
+    let key = "exports/app-prod/full/2026/11/22/app-prod-full-20261122T020000Z.dump.zst.age";
+    w.deps
+        .s3
+        .put_object()
+        .bucket(BUCKET)
+        .key(key)
+        .body(b"an earlier run's object".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let err = handle(&w.deps, scheduled("full"), None).await.unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("{key} already exists without a manifest")),
+        "{err}"
+    );
+    assert_eq!(get(&w, key).await, b"an earlier run's object");
+    assert_eq!(keys(&w).await, vec![key.to_owned()], "no manifest is written");
+    assert_eq!(multipart_uploads(&w).await, 0, "the upload was aborted");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use lifeboat::db::DbError;
 use lifeboat::error::Error;
-use lifeboat::export::{MissingTable, SizeMismatch, VersionError};
+use lifeboat::export::{ForeignHost, MissingTable, SizeMismatch, VersionError};
 
 use crate::pipeline::PipelineError;
 
@@ -21,6 +21,8 @@ pub enum ExportError {
     /// Reading the secret or connecting.
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error(transparent)]
+    ForeignHost(#[from] ForeignHost),
     #[error("secret {0} has no host and the database reports no endpoint")]
     NoAddress(String),
     /// A query in the export's own session; `what` says which.

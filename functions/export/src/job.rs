@@ -140,6 +140,19 @@ async fn snapshot<'c>(client: &'c mut Client, job: &ExportJob<'_>) -> Result<Sna
 async fn target(deps: &Deps, db: &Database) -> Result<Target, ExportError> {
     let secret_id = db.secret_id().ok_or(ExportError::NoCredentials)?;
     let secret = db::read_secret(&deps.secrets, secret_id).await?;
+    let endpoints: Vec<String> = db
+        .endpoint
+        .iter()
+        .map(|(h, _)| h.clone())
+        .chain(db.aliases.clone())
+        .collect();
+    rules::check_host(
+        secret_id,
+        &db.id,
+        secret.host.as_deref(),
+        &endpoints,
+        deps.settings.allow_any_host,
+    )?;
     let endpoint = db.endpoint.as_ref().map(|(h, p)| (h.as_str(), *p));
     let (host, port) = rules::address(secret.host.as_deref(), secret.port, endpoint)
         .ok_or_else(|| ExportError::NoAddress(secret_id.to_owned()))?;
