@@ -11,7 +11,7 @@
 //! facts (database size, versions, the table list, the time left) and acts on the verdicts given here.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -148,6 +148,41 @@ pub fn admit(size_bytes: i64, mib_per_second: u32, time_left: Option<Duration>) 
     }
     Ok(())
 }
+
+/// When a running export stops itself: [`DEADLINE_MARGIN`] before the invocation's deadline, so that aborting
+/// the upload, the metrics and the summary still happen before Lambda kills the process. `None`: no deadline.
+pub fn stop_at(deadline: Option<Instant>) -> Option<Instant> {
+    deadline.map(|d| d.checked_sub(DEADLINE_MARGIN).unwrap_or(d))
+}
+
+/// An export that was still running when [`stop_at`] came: it was stopped and its upload aborted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "stopped {margin_secs} s before the invocation's deadline after {elapsed_secs} s, slower than \
+     LIFEBOAT_EXPORT_MIB_PER_SECOND assumed; the upload was aborted: use the ECS task for this database (see \
+     README) or raise the function's timeout"
+)]
+pub struct DeadlineStop {
+    pub margin_secs: u64,
+    pub elapsed_secs: u64,
+}
+
+impl DeadlineStop {
+    pub fn after(elapsed: Duration) -> Self {
+        Self {
+            margin_secs: DEADLINE_MARGIN.as_secs(),
+            elapsed_secs: elapsed.as_secs(),
+        }
+    }
+}
+
+/// A database the run did not reach because an earlier export ran into the deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "not reached: an earlier export ran into the invocation's deadline; use the ECS task for this run (see README) \
+     or raise the function's timeout"
+)]
+pub struct NotReached;
 
 /// Why the configured pg_dump cannot dump the server.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -549,6 +584,20 @@ mod tests {
             none.contains("not an endpoint of new-db (the database reports no endpoint)"),
             "{none}"
         );
+    }
+
+    #[test]
+    fn a_running_export_stops_a_margin_before_the_deadline_and_says_to_use_ecs() {
+        let deadline = Instant::now() + Duration::from_secs(900);
+        assert_eq!(stop_at(Some(deadline)), Some(deadline - DEADLINE_MARGIN));
+        assert_eq!(stop_at(None), None);
+        let stop = DeadlineStop::after(Duration::from_millis(840_500)).to_string();
+        assert!(
+            stop.starts_with("stopped 60 s before the invocation's deadline after 840 s"),
+            "{stop}"
+        );
+        assert!(stop.contains("use the ECS task"), "{stop}");
+        assert!(NotReached.to_string().contains("use the ECS task"));
     }
 
     #[test]

@@ -438,6 +438,135 @@ async fn an_object_already_at_the_exports_key_is_never_overwritten() {
     assert_eq!(multipart_uploads(&w).await, 0, "the upload was aborted");
 }
 
+/// A `LIFEBOAT_PG_DUMP` that answers `--version` as the real one and otherwise runs `body` (`$REAL` is the real
+/// pg_dump), written into `dir`.
+fn pg_dump_wrapper(dir: &std::path::Path, body: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let real = postgres::bin_dir().join("pg_dump").display().to_string();
+    let path = dir.join("pg_dump");
+    let script =
+        format!("#!/bin/sh\nREAL='{real}'\nif [ \"$1\" = --version ]; then exec \"$REAL\" --version; fi\n{body}\n");
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.display().to_string()
+}
+
+/// The `ExportSuccess` values published for a database under the `full` profile.
+async fn export_success(w: &World, db: &str) -> Vec<f64> {
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    use aws_sdk_cloudwatch::types::{Dimension, Statistic};
+    let cw = aws_sdk_cloudwatch::Client::new(&w.moto.config(REGION));
+    let now = std::time::SystemTime::now();
+    let out = cw
+        .get_metric_statistics()
+        .namespace("Lifeboat")
+        .metric_name("ExportSuccess")
+        .dimensions(Dimension::builder().name("DBIdentifier").value(db).build())
+        .dimensions(Dimension::builder().name("Profile").value("full").build())
+        .start_time(DateTime::from(now - Duration::from_secs(600)))
+        .end_time(DateTime::from(now + Duration::from_secs(600)))
+        .period(60)
+        .statistics(Statistic::Maximum)
+        .send()
+        .await
+        .unwrap();
+    out.datapoints().iter().filter_map(|d| d.maximum()).collect()
+}
+
+#[tokio::test]
+async fn an_export_still_running_at_the_deadline_stops_itself_aborts_and_reports() {
+    let bin = tempfile::tempdir().unwrap();
+    // Slower than any estimate: the dump is all there, then pg_dump does not exit for 40 s.
+    let slow = pg_dump_wrapper(bin.path(), "\"$REAL\" \"$@\" || exit $?\nexec sleep 40");
+    let w = world(&[
+        ("LIFEBOAT_PG_DUMP", slow.as_str()),
+        ("LIFEBOAT_EXPORT_MIB_PER_SECOND", "10000"),
+    ])
+    .await;
+    let rds = aws_sdk_rds::Client::new(&w.moto.config(REGION));
+    rds.create_db_instance()
+        .db_instance_identifier("app-two")
+        .db_instance_class("db.t4g.micro")
+        .engine("postgres")
+        .allocated_storage(20)
+        .master_username("x")
+        .master_user_password("not-a-real-password-1")
+        .tags(Tag::builder().key("lifeboat:secret").value("lifeboat/app-prod").build())
+        .tags(Tag::builder().key("lifeboat:backup").value("true").build())
+        .send()
+        .await
+        .unwrap();
+    // Admitted (the estimate is tiny and 64 s remain), then stopped at the 60 s margin.
+    let started = Instant::now();
+    let err = handle(
+        &w.deps,
+        scheduled("full"),
+        Some(Instant::now() + Duration::from_secs(64)),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    assert!(err.contains("export failed for 2 of 2 databases"), "{err}");
+    assert!(err.contains("stopped 60 s before the invocation's deadline"), "{err}");
+    assert!(err.contains("use the ECS task"), "{err}");
+    assert!(
+        err.contains("not reached: an earlier export ran into the invocation's deadline"),
+        "{err}"
+    );
+    assert!(keys(&w).await.is_empty(), "no object and no manifest");
+    assert_eq!(multipart_uploads(&w).await, 0, "the upload was aborted");
+    for db in ["app-prod", "app-two"] {
+        assert_eq!(export_success(&w, db).await, vec![0.0], "{db}");
+    }
+}
+
+#[tokio::test]
+async fn a_pg_dump_that_fails_at_once_does_not_wait_for_the_row_counts() {
+    let bin = tempfile::tempdir().unwrap();
+    let failing = pg_dump_wrapper(
+        bin.path(),
+        "echo 'pg_dump: error: connection to server failed: FATAL: sorry, too many clients already' >&2\nexit 1",
+    );
+    let w = world(&[("LIFEBOAT_PG_DUMP", failing.as_str())]).await;
+    // Another session holds a lock that blocks counting `users` for 25 s.
+    let mut locker = Command::new(postgres::bin_dir().join("psql"))
+        .args([
+            "-X",
+            "-q",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &w.pg.port.to_string(),
+            "-U",
+            SUPERUSER,
+            "-d",
+            "app",
+            "-c",
+        ])
+        .arg("begin; lock table users in access exclusive mode; select pg_sleep(25); commit;")
+        .env("PGPASSWORD", &w.pg.password)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let held = "select count(*) from pg_locks where mode = 'AccessExclusiveLock' and relation = 'users'::regclass";
+    let until = Instant::now() + Duration::from_secs(10);
+    while w.pg.psql("app", held).unwrap().trim() != "1" {
+        assert!(Instant::now() < until, "the lock was never taken");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let started = Instant::now();
+    let err = handle(&w.deps, scheduled("full"), None).await.unwrap_err().to_string();
+    let took = started.elapsed();
+    locker.kill().unwrap();
+    locker.wait().unwrap();
+    assert!(err.contains("pg_dump failed"), "{err}");
+    assert!(err.contains("too many clients already"), "{err}");
+    assert!(took < Duration::from_secs(15), "waited {took:?} for the counts");
+    assert!(keys(&w).await.is_empty());
+    assert_eq!(multipart_uploads(&w).await, 0);
+}
+
 #[test]
 fn every_export_event_parses() {
     let dir = repo_root().join("events/export");

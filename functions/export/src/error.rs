@@ -4,7 +4,7 @@
 
 use lifeboat::db::DbError;
 use lifeboat::error::Error;
-use lifeboat::export::{ForeignHost, MissingTable, SizeMismatch, VersionError};
+use lifeboat::export::{DeadlineStop, ForeignHost, MissingTable, SizeMismatch, VersionError};
 
 use crate::pipeline::PipelineError;
 
@@ -48,6 +48,9 @@ pub enum ExportError {
     Pipeline(#[from] PipelineError),
     #[error(transparent)]
     SizeMismatch(#[from] SizeMismatch),
+    /// Still running at the deadline's margin: stopped, and its upload aborted.
+    #[error(transparent)]
+    Deadline(#[from] DeadlineStop),
     #[error(transparent)]
     Manifest(#[from] serde_json::Error),
     /// The export's object already exists (a retried or concurrent run stored it); the export never overwrites.
@@ -68,6 +71,15 @@ pub enum ExportError {
 }
 
 impl ExportError {
+    /// Whether this export ran into the invocation's deadline (the rest of the run is then not reached).
+    pub fn is_deadline(&self) -> bool {
+        match self {
+            Self::Deadline(_) => true,
+            Self::AbortFailed { cause, .. } => cause.is_deadline(),
+            _ => false,
+        }
+    }
+
     /// A failed query, named by what it was for.
     pub fn query(what: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> Self {
         let what = what.into();

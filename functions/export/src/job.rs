@@ -215,6 +215,10 @@ async fn list_tables(tx: &Transaction<'_>, job: &ExportJob<'_>) -> Result<Vec<Ta
 }
 
 /// pg_dump into the pipeline (and pg_restore verifying it), while the rows are counted in the same snapshot.
+///
+/// The first failure ends both (a pg_dump that fails at once does not wait for the counts), and neither runs
+/// past [`rules::stop_at`]: at the deadline's margin the children are killed (dropped) and the caller aborts
+/// the upload.
 async fn stream(
     settings: &ExportSettings,
     job: &ExportJob<'_>,
@@ -222,6 +226,36 @@ async fn stream(
     snapshot: &Snapshot<'_>,
     upload: &s3::Upload,
 ) -> Result<Streamed, ExportError> {
+    let (dump, verify) = spawn_tools(settings, job, target, snapshot)?;
+    let options = Options {
+        zstd_level: settings.zstd_level,
+        zstd_workers: settings.zstd_workers,
+        recipients: settings.recipients.clone(),
+        part_size: settings.part_size,
+        parts_in_flight: settings.parts_in_flight,
+    };
+    let work = async {
+        tokio::try_join!(
+            async { Ok(pipeline::run(dump, verify, upload, &options).await?) },
+            count_rows(&snapshot.tx, &snapshot.tables)
+        )
+    };
+    let (output, counts) = match rules::stop_at(job.deadline) {
+        Some(at) => tokio::time::timeout_at(at.into(), work)
+            .await
+            .map_err(|_| ExportError::Deadline(rules::DeadlineStop::after(job.started.elapsed())))??,
+        None => work.await?,
+    };
+    Ok(Streamed { output, counts })
+}
+
+/// Starts pg_dump on the snapshot and pg_restore to parse its output.
+fn spawn_tools(
+    settings: &ExportSettings,
+    job: &ExportJob<'_>,
+    target: &Target,
+    snapshot: &Snapshot<'_>,
+) -> Result<(tokio::process::Child, tokio::process::Child), ExportError> {
     let mut dump = Command::new(&settings.pg_dump);
     dump.args(["--format=custom", "--compress=0", "--no-password"])
         .arg(format!("--snapshot={}", snapshot.id))
@@ -239,21 +273,7 @@ async fn stream(
         program: settings.pg_restore.clone(),
         source,
     })?;
-    let options = Options {
-        zstd_level: settings.zstd_level,
-        zstd_workers: settings.zstd_workers,
-        recipients: settings.recipients.clone(),
-        part_size: settings.part_size,
-        parts_in_flight: settings.parts_in_flight,
-    };
-    let (output, counts) = tokio::join!(
-        pipeline::run(dump, verify, upload, &options),
-        count_rows(&snapshot.tx, &snapshot.tables)
-    );
-    Ok(Streamed {
-        output: output?,
-        counts: counts?,
-    })
+    Ok((dump, verify))
 }
 
 async fn count_rows(tx: &Transaction<'_>, tables: &[Table]) -> Result<Vec<manifest::TableCount>, ExportError> {
