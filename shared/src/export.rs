@@ -184,6 +184,50 @@ impl DeadlineStop {
 )]
 pub struct NotReached;
 
+/// S3's most parts in one multipart upload.
+pub const MAX_PARTS: u64 = 10_000;
+/// S3's smallest part (all but the last).
+pub const MIN_PART: u64 = 5 * MIB as u64;
+/// S3's largest part.
+pub const MAX_PART: u64 = 5 * 1024 * MIB as u64;
+/// How many times the database's size the stored stream may reach: a dump holds TOASTed values decompressed
+/// and `bytea` as hex, which zstd takes back to about their size on disk; zstd's own bound adds under 1% and
+/// age 16 bytes per 64 KiB. Twice the size on disk covers that with room for growth during the dump.
+pub const STORED_WORST_CASE: u64 = 2;
+
+/// How an export's stream is cut into parts, and the memory that takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartSizing {
+    pub part_size: u64,
+    pub parts_in_flight: usize,
+    /// Parts held at once (one filling, one queued, the ones in flight) times their size.
+    pub memory_bytes: u64,
+}
+
+/// The part size for a database of `size_bytes` (known before dumping): the configured size, grown (in whole
+/// MiB) so that [`STORED_WORST_CASE`] times the size fits in S3's [`MAX_PARTS`]. The memory budget is the
+/// configured one (`part_size × (parts_in_flight + 2)`): bigger parts trade parts in flight for size, down to
+/// one, so memory grows past the budget only when a single part in flight needs it (a multi-terabyte export,
+/// which runs as the ECS task, sized for it).
+///
+/// Invariants (property-tested): for any size up to 5 TiB, the worst-case stream fits in 10,000 parts of a
+/// size within S3's 5 MiB..5 GiB, never smaller than configured.
+pub fn part_sizing(size_bytes: i64, part_size: usize, parts_in_flight: usize) -> PartSizing {
+    let configured = (part_size as u64).clamp(MIN_PART, MAX_PART);
+    let in_flight = parts_in_flight.max(1);
+    let worst = u64::try_from(size_bytes).unwrap_or(0).saturating_mul(STORED_WORST_CASE);
+    let needed = worst.div_ceil(MAX_PARTS).div_ceil(MIB as u64) * MIB as u64;
+    let part = needed.max(configured).min(MAX_PART);
+    let budget = configured * (in_flight as u64 + 2);
+    let fits = usize::try_from((budget / part).saturating_sub(2)).unwrap_or(usize::MAX);
+    let parts_in_flight = fits.clamp(1, in_flight);
+    PartSizing {
+        part_size: part,
+        parts_in_flight,
+        memory_bytes: part * (parts_in_flight as u64 + 2),
+    }
+}
+
 /// Why the configured pg_dump cannot dump the server.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VersionError {
@@ -598,6 +642,52 @@ mod tests {
         );
         assert!(stop.contains("use the ECS task"), "{stop}");
         assert!(NotReached.to_string().contains("use the ECS task"));
+    }
+
+    #[test]
+    fn parts_grow_with_the_database_and_trade_parallelism_for_size() {
+        let mib = MIB as u64;
+        let small = part_sizing(100 * MIB, 8 * MIB as usize, 2);
+        assert_eq!(
+            small,
+            PartSizing {
+                part_size: 8 * mib,
+                parts_in_flight: 2,
+                memory_bytes: 32 * mib
+            }
+        );
+        // 1 TiB: 2 TiB worst case over 10,000 parts is 210 MiB parts; one in flight.
+        let tib = part_sizing(1 << 40, 8 * MIB as usize, 2);
+        assert_eq!(tib.part_size, 210 * mib);
+        assert_eq!(tib.parts_in_flight, 1);
+        // 100 GiB needs 21 MiB parts: the configured 64 MiB already fits, and keeps its parallelism.
+        let mid = part_sizing(100 << 30, 64 * MIB as usize, 4);
+        assert_eq!(
+            (mid.part_size, mid.parts_in_flight),
+            (64 * mib, 4),
+            "the configured size already fits"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn any_database_up_to_5_tib_fits_in_s3s_parts_within_the_budget(
+            size in 0i64..=(5i64 << 40),
+            configured_mib in 5usize..=512,
+            in_flight in 1usize..=16,
+            bigger in 0i64..(1 << 40),
+        ) {
+            let configured = configured_mib * MIB as usize;
+            let p = part_sizing(size, configured, in_flight);
+            prop_assert!((MIN_PART..=MAX_PART).contains(&p.part_size));
+            prop_assert!(p.part_size >= configured as u64);
+            let worst = size as u64 * STORED_WORST_CASE;
+            prop_assert!(worst.div_ceil(p.part_size) <= MAX_PARTS, "{p:?}");
+            prop_assert!((1..=in_flight).contains(&p.parts_in_flight));
+            let budget = configured as u64 * (in_flight as u64 + 2);
+            prop_assert!(p.memory_bytes <= budget.max(3 * p.part_size), "{p:?}");
+            prop_assert!(part_sizing(size + bigger, configured, in_flight).part_size >= p.part_size);
+        }
     }
 
     #[test]

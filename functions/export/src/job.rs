@@ -95,6 +95,9 @@ pub async fn run(deps: &Deps, job: &ExportJob<'_>) -> Result<Done, ExportError> 
         server,
         dbname: target.dbname.clone(),
     };
+    let sizing = rules::part_sizing(facts.server.size, settings.part_size, settings.parts_in_flight);
+    tracing::info!(db = %job.db.id, part_size = sizing.part_size, parts_in_flight = sizing.parts_in_flight,
+        memory_bytes = sizing.memory_bytes, "part size for the database's size");
     let snapshot = snapshot(&mut client, job).await?;
     let upload = s3::start(
         &deps.s3,
@@ -105,7 +108,7 @@ pub async fn run(deps: &Deps, job: &ExportJob<'_>) -> Result<Done, ExportError> 
         job.profile.lock_until(job.at),
     )
     .await?;
-    let streamed = match stream(settings, job, &target, &snapshot, &upload).await {
+    let streamed = match stream(settings, job, &target, &snapshot, &upload, sizing).await {
         Ok(s) => s,
         Err(e) => return Err(abort(&upload, e).await),
     };
@@ -225,14 +228,16 @@ async fn stream(
     target: &Target,
     snapshot: &Snapshot<'_>,
     upload: &s3::Upload,
+    sizing: rules::PartSizing,
 ) -> Result<Streamed, ExportError> {
     let (dump, verify) = spawn_tools(settings, job, target, snapshot)?;
     let options = Options {
         zstd_level: settings.zstd_level,
         zstd_workers: settings.zstd_workers,
         recipients: settings.recipients.clone(),
-        part_size: settings.part_size,
-        parts_in_flight: settings.parts_in_flight,
+        // Bounded by S3's 5 GiB part, which fits a usize on the 64-bit targets Lambda and ECS run.
+        part_size: usize::try_from(sizing.part_size).unwrap_or(settings.part_size),
+        parts_in_flight: sizing.parts_in_flight,
     };
     let work = async {
         tokio::try_join!(
