@@ -31,10 +31,11 @@ const MIB: i64 = 1024 * 1024;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
-    /// Tables to dump (`name` or `schema.name`); empty means every table.
+    /// Tables whose data is dumped (`name` or `schema.name`, a part in double quotes to hold a dot, see
+    /// [`parse_table_name`]); empty means every table. The schema is always dumped whole.
     #[serde(default)]
     pub include: Vec<String>,
-    /// Tables to leave out.
+    /// Tables whose data is left out (their definitions stay).
     #[serde(default)]
     pub exclude: Vec<String>,
     /// S3 Object Lock retention (days) for each object; needs a bucket with Object Lock enabled.
@@ -56,6 +57,8 @@ pub enum ProfileError {
     Name,
     #[error("a profile has either `include` or `exclude`, not both")]
     IncludeAndExclude,
+    #[error("a table is `name` or `schema.name`, a part that holds a dot in double quotes (`public.\"my.table\"`)")]
+    TableName,
 }
 
 /// A profile name is lowercase letters, digits and hyphens (it is part of object keys and tags); a profile
@@ -70,6 +73,14 @@ pub fn validate_profile(name: &str, profile: &Profile) -> Result<(), ProfileErro
     }
     if !profile.include.is_empty() && !profile.exclude.is_empty() {
         return Err(ProfileError::IncludeAndExclude);
+    }
+    if profile
+        .include
+        .iter()
+        .chain(&profile.exclude)
+        .any(|t| parse_table_name(t).is_none())
+    {
+        return Err(ProfileError::TableName);
     }
     Ok(())
 }
@@ -275,19 +286,47 @@ pub struct MissingTable {
     pub db: String,
 }
 
-/// `schema.name` or just `name`.
-pub fn split_name(name: &str) -> (Option<&str>, &str) {
-    match name.split_once('.') {
-        Some((s, n)) => (Some(s), n),
-        None => (None, name),
+/// A profile's table name, `name` or `schema.name`, parsed: either part may be in double quotes to hold a dot or
+/// a quote (`"my.table"` is the table `my.table` in any schema, `my.table` the table `table` in schema `my`; `""`
+/// is a quote inside quotes). `None` when it is neither shape.
+pub fn parse_table_name(pattern: &str) -> Option<(Option<String>, String)> {
+    let (first, rest) = name_part(pattern)?;
+    if rest.is_empty() {
+        return Some((None, first));
+    }
+    let (second, rest) = name_part(rest.strip_prefix('.')?)?;
+    rest.is_empty().then_some((Some(first), second))
+}
+
+/// One part of a table name and what follows it.
+fn name_part(s: &str) -> Option<(String, &str)> {
+    let Some(quoted) = s.strip_prefix('"') else {
+        let end = s.find('.').unwrap_or(s.len());
+        let part = &s[..end];
+        return (!part.is_empty() && !part.contains('"')).then(|| (part.to_owned(), &s[end..]));
+    };
+    let mut out = String::new();
+    let mut rest = quoted;
+    loop {
+        let close = rest.find('"')?;
+        out.push_str(&rest[..close]);
+        rest = &rest[close + 1..];
+        match rest.strip_prefix('"') {
+            Some(after) => {
+                out.push('"');
+                rest = after;
+            }
+            None => return (!out.is_empty()).then_some((out, rest)),
+        }
     }
 }
 
 /// Whether a profile's `name` or `schema.name` names this table (exactly: no wildcards).
 pub fn matches(pattern: &str, (schema, name): &Table) -> bool {
-    match split_name(pattern) {
-        (Some(s), n) => s == schema && n == name,
-        (None, n) => n == name,
+    match parse_table_name(pattern) {
+        Some((Some(s), n)) => s == *schema && n == *name,
+        Some((None, n)) => n == *name,
+        None => false,
     }
 }
 
@@ -330,22 +369,14 @@ pub fn count_sql((schema, name): &Table) -> String {
     format!("select count(*) from {}.{}", quote_ident(schema), quote_ident(name))
 }
 
-/// pg_dump's table arguments for a profile: `--table` for each selected table when the profile includes, and
-/// `--exclude-table` for each excluded pattern (any schema when the pattern names none).
-pub fn table_args(profile: &Profile, tables: &[Table]) -> Vec<String> {
-    let mut args = Vec::new();
-    if !profile.include.is_empty() {
-        for (schema, name) in tables {
-            args.push(format!("--table={}.{}", quote_pattern(schema), quote_pattern(name)));
-        }
-    }
-    for pattern in &profile.exclude {
-        args.push(match split_name(pattern) {
-            (Some(s), name) => format!("--exclude-table={}.{}", quote_pattern(s), quote_pattern(name)),
-            (None, name) => format!("--exclude-table=*.{}", quote_pattern(name)),
-        });
-    }
-    args
+/// pg_dump's table arguments: the whole schema is always dumped (every schema, type, domain, extension and large
+/// object a table may need, so that the archive restores into an empty database on its own), and the data of
+/// each table of `all` that is not `selected` is left out with `--exclude-table-data`, named exactly.
+pub fn table_args(all: &[Table], selected: &[Table]) -> Vec<String> {
+    all.iter()
+        .filter(|t| !selected.contains(t))
+        .map(|(schema, name)| format!("--exclude-table-data={}.{}", quote_pattern(schema), quote_pattern(name)))
+        .collect()
 }
 
 /// Where to connect: the secret's host (and port, else PostgreSQL's), else the database's endpoint (with the
@@ -534,31 +565,66 @@ mod tests {
     }
 
     #[test]
-    fn pg_dump_arguments_quote_every_name() {
-        let include = Profile {
-            include: vec!["users".into()],
-            ..Profile::default()
-        };
+    fn pg_dump_dumps_the_whole_schema_and_leaves_out_the_data_of_unselected_tables() {
         assert_eq!(
-            table_args(&include, &[t("public", "users")]),
-            vec!["--table=\"public\".\"users\""]
-        );
-        let exclude = Profile {
-            exclude: vec!["messages".into(), "audit.lo\"g".into()],
-            ..Profile::default()
-        };
-        assert_eq!(
-            table_args(&exclude, &[t("public", "users")]),
+            table_args(&all(), &[t("public", "users")]),
             vec![
-                "--exclude-table=*.\"messages\"",
-                "--exclude-table=\"audit\".\"lo\"\"g\""
+                "--exclude-table-data=\"audit\".\"users\"",
+                "--exclude-table-data=\"public\".\"messages\""
             ]
         );
-        assert!(table_args(&Profile::default(), &all()).is_empty());
+        assert_eq!(
+            table_args(
+                &[t("public", "my.table"), t("my", "we\"ird")],
+                &[t("public", "my.table")]
+            ),
+            vec!["--exclude-table-data=\"my\".\"we\"\"ird\""]
+        );
+        assert!(table_args(&all(), &all()).is_empty());
         assert_eq!(
             count_sql(&t("public", "we\"ird")),
             "select count(*) from \"public\".\"we\"\"ird\""
         );
+    }
+
+    #[test]
+    fn a_dot_inside_a_quoted_name_is_not_a_schema() {
+        assert_eq!(parse_table_name("users"), Some((None, "users".into())));
+        assert_eq!(parse_table_name("my.table"), Some((Some("my".into()), "table".into())));
+        assert_eq!(parse_table_name("\"my.table\""), Some((None, "my.table".into())));
+        assert_eq!(
+            parse_table_name("public.\"my.table\""),
+            Some((Some("public".into()), "my.table".into()))
+        );
+        assert_eq!(
+            parse_table_name("\"a\"\"b\".c"),
+            Some((Some("a\"b".into()), "c".into()))
+        );
+        for bad in ["a.b.c", "\"open", "", ".x", "x.", "\"\"", "a\"b"] {
+            assert_eq!(parse_table_name(bad), None, "{bad}");
+        }
+        let tables = vec![t("my", "table"), t("public", "my.table")];
+        let quoted = Profile {
+            include: vec!["\"my.table\"".into()],
+            ..Profile::default()
+        };
+        assert_eq!(
+            select_tables(tables.clone(), &quoted, "q", "app").unwrap(),
+            vec![t("public", "my.table")]
+        );
+        let dotted = Profile {
+            include: vec!["my.table".into()],
+            ..Profile::default()
+        };
+        assert_eq!(
+            select_tables(tables, &dotted, "d", "app").unwrap(),
+            vec![t("my", "table")]
+        );
+        let bad = Profile {
+            exclude: vec!["a.b.c".into()],
+            ..Profile::default()
+        };
+        assert_eq!(validate_profile("x", &bad), Err(ProfileError::TableName));
     }
 
     #[test]

@@ -199,6 +199,13 @@ fn tables_in(pg: &Postgres, db: &str) -> Vec<String> {
     out.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
+fn tables_with_rows(pg: &Postgres, db: &str) -> Vec<String> {
+    tables_in(pg, db)
+        .into_iter()
+        .filter(|t| !table_fingerprint(pg, db, t).starts_with("0:"))
+        .collect()
+}
+
 #[tokio::test]
 async fn full_export_restores_with_standard_tools_to_identical_data() {
     let w = world(&[]).await;
@@ -278,7 +285,9 @@ async fn include_and_exclude_profiles_dump_only_their_tables() {
     let critical = handle(&w.deps, scheduled("critical"), None).await.unwrap();
     let object = get(&w, &critical.exports[0].key).await;
     restore_with_standard_tools(&w, &object, "critical");
-    assert_eq!(tables_in(&w.pg, "critical"), vec!["projects", "users"]);
+    // The whole schema restores (so the archive restores on its own); only the selected tables have data.
+    assert_eq!(tables_in(&w.pg, "critical"), TABLES);
+    assert_eq!(tables_with_rows(&w.pg, "critical"), vec!["projects", "users"]);
     assert_eq!(
         table_fingerprint(&w.pg, "app", "users"),
         table_fingerprint(&w.pg, "critical", "users")
@@ -290,8 +299,9 @@ async fn include_and_exclude_profiles_dump_only_their_tables() {
     assert_eq!(names, vec!["chats", "projects", "sessions", "users"]);
     let object = get(&w, &rest.exports[0].key).await;
     restore_with_standard_tools(&w, &object, "nomessages");
+    assert_eq!(tables_in(&w.pg, "nomessages"), TABLES);
     assert_eq!(
-        tables_in(&w.pg, "nomessages"),
+        tables_with_rows(&w.pg, "nomessages"),
         vec!["chats", "projects", "sessions", "users"]
     );
 }
@@ -565,6 +575,61 @@ async fn a_pg_dump_that_fails_at_once_does_not_wait_for_the_row_counts() {
     assert!(took < Duration::from_secs(15), "waited {took:?} for the counts");
     assert!(keys(&w).await.is_empty());
     assert_eq!(multipart_uploads(&w).await, 0);
+}
+
+/// Tables outside `public`, an enum, a domain, an extension's type, a large object, and a table whose name holds
+/// a dot next to a schema of the same spelling.
+const AWKWARD: &str = "
+create extension citext;
+create schema audit;
+create type audit.level as enum ('info', 'alert');
+create domain audit.positive as integer check (value > 0);
+create table audit.events (id serial primary key, level audit.level not null, weight audit.positive,
+                           actor citext not null);
+insert into audit.events (level, weight, actor) select 'alert', g, 'User' || g from generate_series(1, 50) g;
+create table public.\"my.table\" (v text);
+insert into public.\"my.table\" values ('dotted'), ('name');
+create schema my;
+create table my.\"table\" (v text);
+insert into my.\"table\" values ('schema-qualified');
+select lo_from_bytea(0, 'a large object');
+";
+
+#[tokio::test]
+async fn a_partial_export_restores_into_an_empty_database_with_its_types_schemas_and_large_objects() {
+    let profiles = r#"{"full": {}, "partial": {"include": ["audit.events", "\"my.table\""]}}"#;
+    let w = world(&[("LIFEBOAT_EXPORT_PROFILES", profiles)]).await;
+    w.pg.psql("app", AWKWARD).unwrap();
+    let summary = handle(&w.deps, scheduled("partial"), None).await.unwrap();
+    let report = &summary.exports[0];
+    let manifest: Manifest = serde_json::from_slice(&get(&w, &report.manifest_key).await).unwrap();
+    let counted: Vec<(&str, &str, i64)> = manifest
+        .tables
+        .iter()
+        .map(|t| (t.schema.as_str(), t.name.as_str(), t.rows))
+        .collect();
+    assert_eq!(counted, vec![("audit", "events", 50), ("public", "my.table", 2)]);
+    assert_eq!(manifest.large_objects, 1);
+
+    // pg_restore --exit-on-error into a new, empty database: every type, schema and extension comes along.
+    restore_with_standard_tools(&w, &get(&w, &report.key).await, "partial");
+    for table in ["audit.events", "public.\"my.table\""] {
+        assert_eq!(
+            table_fingerprint(&w.pg, "app", table),
+            table_fingerprint(&w.pg, "partial", table),
+            "{table}"
+        );
+    }
+    assert_eq!(
+        table_fingerprint(&w.pg, "partial", "my.\"table\"").split(':').next(),
+        Some("0")
+    );
+    assert_eq!(
+        table_fingerprint(&w.pg, "partial", "users").split(':').next(),
+        Some("0")
+    );
+    let lo = "select convert_from(lo_get(oid), 'UTF8') from pg_largeobject_metadata";
+    assert_eq!(w.pg.psql("partial", lo).unwrap().trim(), "a large object");
 }
 
 #[test]

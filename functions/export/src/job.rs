@@ -65,17 +65,21 @@ struct Facts {
     dbname: String,
 }
 
-/// The read-only transaction whose snapshot pg_dump dumps and the counts read, and the tables it holds.
+/// The read-only transaction whose snapshot pg_dump dumps and the counts read, the tables it holds (`all`) and
+/// those whose data the profile selects (`tables`), and its large objects.
 struct Snapshot<'c> {
     tx: Transaction<'c>,
     id: String,
+    all: Vec<Table>,
     tables: Vec<Table>,
+    large_objects: i64,
 }
 
 /// What the pipeline wrote and the rows counted in the same snapshot.
 struct Streamed {
     output: Output,
     counts: Vec<manifest::TableCount>,
+    large_objects: i64,
 }
 
 pub async fn run(deps: &Deps, job: &ExportJob<'_>) -> Result<Done, ExportError> {
@@ -135,8 +139,20 @@ async fn snapshot<'c>(client: &'c mut Client, job: &ExportJob<'_>) -> Result<Sna
         .await
         .map_err(ExportError::query("exporting the snapshot"))?
         .get(0);
-    let tables = list_tables(&tx, job).await?;
-    Ok(Snapshot { tx, id, tables })
+    let all = list_tables(&tx).await?;
+    let tables = rules::select_tables(all.clone(), job.profile, job.profile_name, &job.db.id)?;
+    let large_objects: i64 = tx
+        .query_one("select count(*) from pg_largeobject_metadata", &[])
+        .await
+        .map_err(ExportError::query("counting large objects"))?
+        .get(0);
+    Ok(Snapshot {
+        tx,
+        id,
+        all,
+        tables,
+        large_objects,
+    })
 }
 
 /// Credentials and address: the secret first, then the database's endpoint.
@@ -203,7 +219,7 @@ async fn tool_version(program: &str) -> Result<String, ExportError> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-async fn list_tables(tx: &Transaction<'_>, job: &ExportJob<'_>) -> Result<Vec<Table>, ExportError> {
+async fn list_tables(tx: &Transaction<'_>) -> Result<Vec<Table>, ExportError> {
     let rows = tx
         .query(
             "select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace \
@@ -213,8 +229,7 @@ async fn list_tables(tx: &Transaction<'_>, job: &ExportJob<'_>) -> Result<Vec<Ta
         )
         .await
         .map_err(ExportError::query("listing tables"))?;
-    let all: Vec<Table> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    Ok(rules::select_tables(all, job.profile, job.profile_name, &job.db.id)?)
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 /// pg_dump into the pipeline (and pg_restore verifying it), while the rows are counted in the same snapshot.
@@ -230,7 +245,7 @@ async fn stream(
     upload: &s3::Upload,
     sizing: rules::PartSizing,
 ) -> Result<Streamed, ExportError> {
-    let (dump, verify) = spawn_tools(settings, job, target, snapshot)?;
+    let (dump, verify) = spawn_tools(settings, target, snapshot)?;
     let options = Options {
         zstd_level: settings.zstd_level,
         zstd_workers: settings.zstd_workers,
@@ -251,20 +266,23 @@ async fn stream(
             .map_err(|_| ExportError::Deadline(rules::DeadlineStop::after(job.started.elapsed())))??,
         None => work.await?,
     };
-    Ok(Streamed { output, counts })
+    Ok(Streamed {
+        output,
+        counts,
+        large_objects: snapshot.large_objects,
+    })
 }
 
 /// Starts pg_dump on the snapshot and pg_restore to parse its output.
 fn spawn_tools(
     settings: &ExportSettings,
-    job: &ExportJob<'_>,
     target: &Target,
     snapshot: &Snapshot<'_>,
 ) -> Result<(tokio::process::Child, tokio::process::Child), ExportError> {
     let mut dump = Command::new(&settings.pg_dump);
     dump.args(["--format=custom", "--compress=0", "--no-password"])
         .arg(format!("--snapshot={}", snapshot.id))
-        .args(rules::table_args(job.profile, &snapshot.tables))
+        .args(rules::table_args(&snapshot.all, &snapshot.tables))
         .envs(target.libpq_env());
     let mut verify = Command::new(&settings.pg_restore);
     verify.args(["--file=/dev/null"]);
@@ -360,7 +378,11 @@ async fn abort(upload: &s3::Upload, cause: ExportError) -> ExportError {
 
 fn manifest(settings: &ExportSettings, job: &ExportJob<'_>, facts: Facts, streamed: Streamed) -> Manifest {
     let Facts { server, tools, dbname } = facts;
-    let Streamed { output, counts } = streamed;
+    let Streamed {
+        output,
+        counts,
+        large_objects,
+    } = streamed;
     Manifest {
         format_version: manifest::FORMAT_VERSION,
         lifeboat_version: lifeboat::VERSION.to_owned(),
@@ -378,6 +400,7 @@ fn manifest(settings: &ExportSettings, job: &ExportJob<'_>, facts: Facts, stream
         },
         pg_dump_version: tools.pg_dump,
         tables: counts,
+        large_objects,
         plaintext: manifest::Digest {
             bytes: output.plaintext_bytes,
             sha256: output.plaintext_sha256,
