@@ -235,6 +235,26 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_is_also_reached_through_its_members() {
+        let mut writer = db("aurora-main-1", DbKind::Instance, &[], Some("aurora-main"));
+        writer.endpoint = Some(("aurora-main-1.abc.rds.amazonaws.com".into(), 5432));
+        let mut other = db("solo", DbKind::Instance, &[], None);
+        other.endpoint = Some(("solo.abc.rds.amazonaws.com".into(), 5432));
+        let mut cluster = db("aurora-main", DbKind::Cluster, &[], None);
+        cluster.aliases = vec!["aurora-main.cluster-ro-abc.rds.amazonaws.com".into()];
+        let mut all = vec![writer, other, cluster];
+        add_member_endpoints(&mut all);
+        assert_eq!(
+            all[2].aliases,
+            vec![
+                "aurora-main.cluster-ro-abc.rds.amazonaws.com",
+                "aurora-main-1.abc.rds.amazonaws.com"
+            ]
+        );
+        assert!(all[1].aliases.is_empty());
+    }
+
+    #[test]
     fn tag_selector_picks_tagged_instances_and_clusters_but_not_cluster_members() {
         let sel = Selector {
             databases: vec![],
