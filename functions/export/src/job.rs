@@ -253,6 +253,7 @@ async fn stream(
         // Bounded by S3's 5 GiB part, which fits a usize on the 64-bit targets Lambda and ECS run.
         part_size: usize::try_from(sizing.part_size).unwrap_or(settings.part_size),
         parts_in_flight: sizing.parts_in_flight,
+        max_parts: i32::try_from(rules::MAX_PARTS).unwrap_or(i32::MAX),
     };
     let work = async {
         tokio::try_join!(

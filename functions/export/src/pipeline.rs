@@ -34,6 +34,8 @@ pub struct Options {
     pub recipients: Vec<age::x25519::Recipient>,
     pub part_size: usize,
     pub parts_in_flight: usize,
+    /// The most parts the upload may have (S3's 10,000); one more fails the export, naming the limit.
+    pub max_parts: i32,
 }
 
 impl std::fmt::Debug for Options {
@@ -44,6 +46,7 @@ impl std::fmt::Debug for Options {
             .field("recipients", &self.recipients.len())
             .field("part_size", &self.part_size)
             .field("parts_in_flight", &self.parts_in_flight)
+            .field("max_parts", &self.max_parts)
             .finish()
     }
 }
@@ -77,6 +80,12 @@ pub enum PipelineError {
     Age(#[source] age::EncryptError),
     #[error("compressing or encrypting the stream failed: encoder thread: {0}")]
     EncoderThread(#[source] tokio::task::JoinError),
+    /// The stream outgrew the size the part size was chosen for.
+    #[error(
+        "the stream needs more than {0} parts (S3's limit): it outgrew the database's size; raise \
+         LIFEBOAT_PART_SIZE_MIB"
+    )]
+    TooManyParts(i32),
     #[error("uploading part {part} failed: {message}")]
     Upload { part: i32, message: PartError },
     /// A child process has no pipe where the pipeline needs one.
@@ -180,7 +189,7 @@ async fn run_stages(
     let reader = read_dump(stdout, to_encode, to_verify);
     let encode_options = options.clone();
     let encoder = tokio::task::spawn_blocking(move || encode(encode_rx, parts_tx, &encode_options));
-    let uploader = upload_parts(parts_rx, sink, options.parts_in_flight);
+    let uploader = upload_parts(parts_rx, sink, options.parts_in_flight, options.max_parts);
     let verifier = feed_restore(verify_rx, restore_in);
 
     let (read, encoded, uploaded, fed) = tokio::join!(reader, encoder, uploader, verifier);
@@ -377,6 +386,7 @@ async fn upload_parts(
     mut rx: mpsc::Receiver<Bytes>,
     sink: &impl PartSink,
     in_flight: usize,
+    max_parts: i32,
 ) -> Result<Vec<UploadedPart>, PipelineError> {
     let mut running = FuturesUnordered::new();
     let mut done = Vec::new();
@@ -385,6 +395,7 @@ async fn upload_parts(
         // Take a new part only while there is room; otherwise wait for one in flight to finish.
         if running.len() < in_flight.max(1) {
             match rx.recv().await {
+                Some(_) if next > max_parts => return Err(PipelineError::TooManyParts(max_parts)),
                 Some(body) => {
                     let number = next;
                     next += 1;
@@ -454,6 +465,7 @@ mod tests {
             recipients,
             part_size: 64 * 1024,
             parts_in_flight: 3,
+            max_parts: 10_000,
         }
     }
 
@@ -533,6 +545,22 @@ mod tests {
             err.to_string().contains("does not appear to be a valid archive"),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_outgrows_the_part_limit_fails_naming_it() {
+        let sink = Collect(Mutex::new(Vec::new()));
+        let dump = spawn(shell(PRODUCER), false).unwrap();
+        let verify = spawn(shell("cat > /dev/null"), true).unwrap();
+        let mut o = options(vec![]);
+        o.part_size = 1024;
+        o.max_parts = 2;
+        let err = run(dump, verify, &sink, &o).await.unwrap_err();
+        assert!(
+            err.to_string().contains("needs more than 2 parts (S3's limit)"),
+            "{err}"
+        );
+        assert!(sink.0.into_inner().unwrap().len() <= 2);
     }
 
     #[tokio::test]
