@@ -3,8 +3,10 @@
 //!
 //! An export is complete only when pg_dump exited 0, pg_restore parsed the whole stream, and every part is
 //! uploaded; only then is the multipart upload completed and, last, the manifest written. On any failure the
-//! upload is aborted and no manifest is written, so a truncated dump never looks like a backup. The rules
-//! (admission, versions, tables, profiles) are in `lifeboat::export`.
+//! upload is aborted and no manifest is written, so a truncated dump never looks like a backup. An export still
+//! running `DEADLINE_MARGIN` before the invocation's deadline stops itself the same way, and the databases after
+//! it are reported as not reached. The rules (admission, deadline, versions, hosts, tables, part sizes,
+//! profiles) are in `lifeboat::export`.
 
 use std::time::Instant;
 
