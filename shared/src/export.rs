@@ -11,7 +11,7 @@
 //! facts (database size, versions, the table list, the time left) and acts on the verdicts given here.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -31,10 +31,11 @@ const MIB: i64 = 1024 * 1024;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
-    /// Tables to dump (`name` or `schema.name`); empty means every table.
+    /// Tables whose data is dumped (`name` or `schema.name`, a part in double quotes to hold a dot, see
+    /// [`parse_table_name`]); empty means every table. The schema is always dumped whole.
     #[serde(default)]
     pub include: Vec<String>,
-    /// Tables to leave out.
+    /// Tables whose data is left out (their definitions stay).
     #[serde(default)]
     pub exclude: Vec<String>,
     /// S3 Object Lock retention (days) for each object; needs a bucket with Object Lock enabled.
@@ -56,6 +57,8 @@ pub enum ProfileError {
     Name,
     #[error("a profile has either `include` or `exclude`, not both")]
     IncludeAndExclude,
+    #[error("a table is `name` or `schema.name`, a part that holds a dot in double quotes (`public.\"my.table\"`)")]
+    TableName,
 }
 
 /// A profile name is lowercase letters, digits and hyphens (it is part of object keys and tags); a profile
@@ -70,6 +73,14 @@ pub fn validate_profile(name: &str, profile: &Profile) -> Result<(), ProfileErro
     }
     if !profile.include.is_empty() && !profile.exclude.is_empty() {
         return Err(ProfileError::IncludeAndExclude);
+    }
+    if profile
+        .include
+        .iter()
+        .chain(&profile.exclude)
+        .any(|t| parse_table_name(t).is_none())
+    {
+        return Err(ProfileError::TableName);
     }
     Ok(())
 }
@@ -149,6 +160,85 @@ pub fn admit(size_bytes: i64, mib_per_second: u32, time_left: Option<Duration>) 
     Ok(())
 }
 
+/// When a running export stops itself: [`DEADLINE_MARGIN`] before the invocation's deadline, so that aborting
+/// the upload, the metrics and the summary still happen before Lambda kills the process. `None`: no deadline.
+pub fn stop_at(deadline: Option<Instant>) -> Option<Instant> {
+    deadline.map(|d| d.checked_sub(DEADLINE_MARGIN).unwrap_or(d))
+}
+
+/// An export that was still running when [`stop_at`] came: it was stopped and its upload aborted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "stopped {margin_secs} s before the invocation's deadline after {elapsed_secs} s, slower than \
+     LIFEBOAT_EXPORT_MIB_PER_SECOND assumed; the upload was aborted: use the ECS task for this database (see \
+     README) or raise the function's timeout"
+)]
+pub struct DeadlineStop {
+    pub margin_secs: u64,
+    pub elapsed_secs: u64,
+}
+
+impl DeadlineStop {
+    pub fn after(elapsed: Duration) -> Self {
+        Self {
+            margin_secs: DEADLINE_MARGIN.as_secs(),
+            elapsed_secs: elapsed.as_secs(),
+        }
+    }
+}
+
+/// A database the run did not reach because an earlier export ran into the deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "not reached: an earlier export ran into the invocation's deadline; use the ECS task for this run (see README) \
+     or raise the function's timeout"
+)]
+pub struct NotReached;
+
+/// S3's most parts in one multipart upload.
+pub const MAX_PARTS: u64 = 10_000;
+/// S3's smallest part (all but the last).
+pub const MIN_PART: u64 = 5 * MIB as u64;
+/// S3's largest part.
+pub const MAX_PART: u64 = 5 * 1024 * MIB as u64;
+/// How many times the database's size the stored stream may reach: a dump holds TOASTed values decompressed
+/// and `bytea` as hex, which zstd takes back to about their size on disk; zstd's own bound adds under 1% and
+/// age 16 bytes per 64 KiB. Twice the size on disk covers that with room for growth during the dump.
+pub const STORED_WORST_CASE: u64 = 2;
+
+/// How an export's stream is cut into parts, and the memory that takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartSizing {
+    pub part_size: u64,
+    pub parts_in_flight: usize,
+    /// Parts held at once (one filling, one queued, the ones in flight) times their size.
+    pub memory_bytes: u64,
+}
+
+/// The part size for a database of `size_bytes` (known before dumping): the configured size, grown (in whole
+/// MiB) so that [`STORED_WORST_CASE`] times the size fits in S3's [`MAX_PARTS`]. The memory budget is the
+/// configured one (`part_size × (parts_in_flight + 2)`): bigger parts trade parts in flight for size, down to
+/// one, so memory grows past the budget only when a single part in flight needs it (a multi-terabyte export,
+/// which runs as the ECS task, sized for it).
+///
+/// Invariants (property-tested): for any size up to 5 TiB, the worst-case stream fits in 10,000 parts of a
+/// size within S3's 5 MiB..5 GiB, never smaller than configured.
+pub fn part_sizing(size_bytes: i64, part_size: usize, parts_in_flight: usize) -> PartSizing {
+    let configured = (part_size as u64).clamp(MIN_PART, MAX_PART);
+    let in_flight = parts_in_flight.max(1);
+    let worst = u64::try_from(size_bytes).unwrap_or(0).saturating_mul(STORED_WORST_CASE);
+    let needed = worst.div_ceil(MAX_PARTS).div_ceil(MIB as u64) * MIB as u64;
+    let part = needed.max(configured).min(MAX_PART);
+    let budget = configured * (in_flight as u64 + 2);
+    let fits = usize::try_from((budget / part).saturating_sub(2)).unwrap_or(usize::MAX);
+    let parts_in_flight = fits.clamp(1, in_flight);
+    PartSizing {
+        part_size: part,
+        parts_in_flight,
+        memory_bytes: part * (parts_in_flight as u64 + 2),
+    }
+}
+
 /// Why the configured pg_dump cannot dump the server.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VersionError {
@@ -196,19 +286,47 @@ pub struct MissingTable {
     pub db: String,
 }
 
-/// `schema.name` or just `name`.
-pub fn split_name(name: &str) -> (Option<&str>, &str) {
-    match name.split_once('.') {
-        Some((s, n)) => (Some(s), n),
-        None => (None, name),
+/// A profile's table name, `name` or `schema.name`, parsed: either part may be in double quotes to hold a dot or
+/// a quote (`"my.table"` is the table `my.table` in any schema, `my.table` the table `table` in schema `my`; `""`
+/// is a quote inside quotes). `None` when it is neither shape.
+pub fn parse_table_name(pattern: &str) -> Option<(Option<String>, String)> {
+    let (first, rest) = name_part(pattern)?;
+    if rest.is_empty() {
+        return Some((None, first));
+    }
+    let (second, rest) = name_part(rest.strip_prefix('.')?)?;
+    rest.is_empty().then_some((Some(first), second))
+}
+
+/// One part of a table name and what follows it.
+fn name_part(s: &str) -> Option<(String, &str)> {
+    let Some(quoted) = s.strip_prefix('"') else {
+        let end = s.find('.').unwrap_or(s.len());
+        let part = &s[..end];
+        return (!part.is_empty() && !part.contains('"')).then(|| (part.to_owned(), &s[end..]));
+    };
+    let mut out = String::new();
+    let mut rest = quoted;
+    loop {
+        let close = rest.find('"')?;
+        out.push_str(&rest[..close]);
+        rest = &rest[close + 1..];
+        match rest.strip_prefix('"') {
+            Some(after) => {
+                out.push('"');
+                rest = after;
+            }
+            None => return (!out.is_empty()).then_some((out, rest)),
+        }
     }
 }
 
 /// Whether a profile's `name` or `schema.name` names this table (exactly: no wildcards).
 pub fn matches(pattern: &str, (schema, name): &Table) -> bool {
-    match split_name(pattern) {
-        (Some(s), n) => s == schema && n == name,
-        (None, n) => n == name,
+    match parse_table_name(pattern) {
+        Some((Some(s), n)) => s == *schema && n == *name,
+        Some((None, n)) => n == *name,
+        None => false,
     }
 }
 
@@ -251,22 +369,14 @@ pub fn count_sql((schema, name): &Table) -> String {
     format!("select count(*) from {}.{}", quote_ident(schema), quote_ident(name))
 }
 
-/// pg_dump's table arguments for a profile: `--table` for each selected table when the profile includes, and
-/// `--exclude-table` for each excluded pattern (any schema when the pattern names none).
-pub fn table_args(profile: &Profile, tables: &[Table]) -> Vec<String> {
-    let mut args = Vec::new();
-    if !profile.include.is_empty() {
-        for (schema, name) in tables {
-            args.push(format!("--table={}.{}", quote_pattern(schema), quote_pattern(name)));
-        }
-    }
-    for pattern in &profile.exclude {
-        args.push(match split_name(pattern) {
-            (Some(s), name) => format!("--exclude-table={}.{}", quote_pattern(s), quote_pattern(name)),
-            (None, name) => format!("--exclude-table=*.{}", quote_pattern(name)),
-        });
-    }
-    args
+/// pg_dump's table arguments: the whole schema is always dumped (every schema, type, domain, extension and large
+/// object a table may need, so that the archive restores into an empty database on its own), and the data of
+/// each table of `all` that is not `selected` is left out with `--exclude-table-data`, named exactly.
+pub fn table_args(all: &[Table], selected: &[Table]) -> Vec<String> {
+    all.iter()
+        .filter(|t| !selected.contains(t))
+        .map(|(schema, name)| format!("--exclude-table-data={}.{}", quote_pattern(schema), quote_pattern(name)))
+        .collect()
 }
 
 /// Where to connect: the secret's host (and port, else PostgreSQL's), else the database's endpoint (with the
@@ -280,6 +390,60 @@ pub fn address(
         (Some(h), p, _) => Some((h.to_owned(), p.unwrap_or(DEFAULT_PORT))),
         (None, p, Some((h, ep))) => Some((h.to_owned(), p.unwrap_or(ep))),
         (None, _, None) => None,
+    }
+}
+
+/// The variable that lets the export connect to a host that is not one of the database's endpoints.
+pub const ALLOW_ANY_HOST: &str = "LIFEBOAT_EXPORT_ALLOW_ANY_HOST";
+
+/// A secret names a host that is not the selected database: whoever can tag a database (`lifeboat:secret`)
+/// must not be able to make the export dump another server. Never carries the secret's password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "secret {secret} names host `{host}`, which is not an endpoint of {db} ({}): the export connects only to the \
+     database it exports; fix the secret's host, or set {ALLOW_ANY_HOST}=true to allow any host (a proxy, a tunnel)",
+    expected_text(expected)
+)]
+pub struct ForeignHost {
+    pub secret: String,
+    pub db: String,
+    pub host: String,
+    pub expected: Vec<String>,
+}
+
+fn expected_text(expected: &[String]) -> String {
+    if expected.is_empty() {
+        "the database reports no endpoint".to_owned()
+    } else {
+        format!("expected {}", expected.join(" or "))
+    }
+}
+
+/// DNS names compare case-insensitively, with or without the root's trailing dot.
+fn same_host(a: &str, b: &str) -> bool {
+    a.trim_end_matches('.').eq_ignore_ascii_case(b.trim_end_matches('.'))
+}
+
+/// Whether the export may connect to the host a secret names: a secret without a host connects to the
+/// endpoint; otherwise the host must be one of the database's `endpoints` (instance, cluster writer, reader or
+/// member endpoints), unless `allow_any` ([`ALLOW_ANY_HOST`]).
+pub fn check_host(
+    secret: &str,
+    db: &str,
+    secret_host: Option<&str>,
+    endpoints: &[String],
+    allow_any: bool,
+) -> Result<(), ForeignHost> {
+    match secret_host {
+        None => Ok(()),
+        Some(_) if allow_any => Ok(()),
+        Some(host) if endpoints.iter().any(|e| same_host(e, host)) => Ok(()),
+        Some(host) => Err(ForeignHost {
+            secret: secret.to_owned(),
+            db: db.to_owned(),
+            host: host.to_owned(),
+            expected: endpoints.to_vec(),
+        }),
     }
 }
 
@@ -401,31 +565,66 @@ mod tests {
     }
 
     #[test]
-    fn pg_dump_arguments_quote_every_name() {
-        let include = Profile {
-            include: vec!["users".into()],
-            ..Profile::default()
-        };
+    fn pg_dump_dumps_the_whole_schema_and_leaves_out_the_data_of_unselected_tables() {
         assert_eq!(
-            table_args(&include, &[t("public", "users")]),
-            vec!["--table=\"public\".\"users\""]
-        );
-        let exclude = Profile {
-            exclude: vec!["messages".into(), "audit.lo\"g".into()],
-            ..Profile::default()
-        };
-        assert_eq!(
-            table_args(&exclude, &[t("public", "users")]),
+            table_args(&all(), &[t("public", "users")]),
             vec![
-                "--exclude-table=*.\"messages\"",
-                "--exclude-table=\"audit\".\"lo\"\"g\""
+                "--exclude-table-data=\"audit\".\"users\"",
+                "--exclude-table-data=\"public\".\"messages\""
             ]
         );
-        assert!(table_args(&Profile::default(), &all()).is_empty());
+        assert_eq!(
+            table_args(
+                &[t("public", "my.table"), t("my", "we\"ird")],
+                &[t("public", "my.table")]
+            ),
+            vec!["--exclude-table-data=\"my\".\"we\"\"ird\""]
+        );
+        assert!(table_args(&all(), &all()).is_empty());
         assert_eq!(
             count_sql(&t("public", "we\"ird")),
             "select count(*) from \"public\".\"we\"\"ird\""
         );
+    }
+
+    #[test]
+    fn a_dot_inside_a_quoted_name_is_not_a_schema() {
+        assert_eq!(parse_table_name("users"), Some((None, "users".into())));
+        assert_eq!(parse_table_name("my.table"), Some((Some("my".into()), "table".into())));
+        assert_eq!(parse_table_name("\"my.table\""), Some((None, "my.table".into())));
+        assert_eq!(
+            parse_table_name("public.\"my.table\""),
+            Some((Some("public".into()), "my.table".into()))
+        );
+        assert_eq!(
+            parse_table_name("\"a\"\"b\".c"),
+            Some((Some("a\"b".into()), "c".into()))
+        );
+        for bad in ["a.b.c", "\"open", "", ".x", "x.", "\"\"", "a\"b"] {
+            assert_eq!(parse_table_name(bad), None, "{bad}");
+        }
+        let tables = vec![t("my", "table"), t("public", "my.table")];
+        let quoted = Profile {
+            include: vec!["\"my.table\"".into()],
+            ..Profile::default()
+        };
+        assert_eq!(
+            select_tables(tables.clone(), &quoted, "q", "app").unwrap(),
+            vec![t("public", "my.table")]
+        );
+        let dotted = Profile {
+            include: vec!["my.table".into()],
+            ..Profile::default()
+        };
+        assert_eq!(
+            select_tables(tables, &dotted, "d", "app").unwrap(),
+            vec![t("my", "table")]
+        );
+        let bad = Profile {
+            exclude: vec!["a.b.c".into()],
+            ..Profile::default()
+        };
+        assert_eq!(validate_profile("x", &bad), Err(ProfileError::TableName));
     }
 
     #[test]
@@ -461,6 +660,100 @@ mod tests {
         assert_eq!(address(None, Some(6432), Some(("e", 5433))), Some(("e".into(), 6432)));
         assert_eq!(address(None, None, Some(("e", 5433))), Some(("e".into(), 5433)));
         assert_eq!(address(None, Some(1), None), None);
+    }
+
+    #[test]
+    fn a_secret_may_name_only_the_databases_own_endpoints() {
+        let endpoints = vec![
+            "app.cluster-abc.us-east-1.rds.amazonaws.com".to_owned(),
+            "app.cluster-ro-abc.us-east-1.rds.amazonaws.com".to_owned(),
+        ];
+        let check = |host: Option<&str>, allow| check_host("lifeboat/app", "app", host, &endpoints, allow);
+        assert_eq!(check(None, false), Ok(()), "no host: the endpoint is used");
+        assert_eq!(
+            check(Some("APP.cluster-abc.us-east-1.rds.amazonaws.com."), false),
+            Ok(())
+        );
+        assert_eq!(
+            check(Some("app.cluster-ro-abc.us-east-1.rds.amazonaws.com"), false),
+            Ok(())
+        );
+        assert_eq!(check(Some("10.0.0.9"), true), Ok(()), "allowed by configuration");
+        let err = check(Some("evil.example.com"), false).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "secret lifeboat/app names host `evil.example.com`, which is not an endpoint of app (expected \
+             app.cluster-abc.us-east-1.rds.amazonaws.com or app.cluster-ro-abc.us-east-1.rds.amazonaws.com): the \
+             export connects only to the database it exports; fix the secret's host, or set \
+             LIFEBOAT_EXPORT_ALLOW_ANY_HOST=true to allow any host (a proxy, a tunnel)"
+        );
+        let none = check_host("s", "new-db", Some("h"), &[], false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            none.contains("not an endpoint of new-db (the database reports no endpoint)"),
+            "{none}"
+        );
+    }
+
+    #[test]
+    fn a_running_export_stops_a_margin_before_the_deadline_and_says_to_use_ecs() {
+        let deadline = Instant::now() + Duration::from_secs(900);
+        assert_eq!(stop_at(Some(deadline)), Some(deadline - DEADLINE_MARGIN));
+        assert_eq!(stop_at(None), None);
+        let stop = DeadlineStop::after(Duration::from_millis(840_500)).to_string();
+        assert!(
+            stop.starts_with("stopped 60 s before the invocation's deadline after 840 s"),
+            "{stop}"
+        );
+        assert!(stop.contains("use the ECS task"), "{stop}");
+        assert!(NotReached.to_string().contains("use the ECS task"));
+    }
+
+    #[test]
+    fn parts_grow_with_the_database_and_trade_parallelism_for_size() {
+        let mib = MIB as u64;
+        let small = part_sizing(100 * MIB, 8 * MIB as usize, 2);
+        assert_eq!(
+            small,
+            PartSizing {
+                part_size: 8 * mib,
+                parts_in_flight: 2,
+                memory_bytes: 32 * mib
+            }
+        );
+        // 1 TiB: 2 TiB worst case over 10,000 parts is 210 MiB parts; one in flight.
+        let tib = part_sizing(1 << 40, 8 * MIB as usize, 2);
+        assert_eq!(tib.part_size, 210 * mib);
+        assert_eq!(tib.parts_in_flight, 1);
+        // 100 GiB needs 21 MiB parts: the configured 64 MiB already fits, and keeps its parallelism.
+        let mid = part_sizing(100 << 30, 64 * MIB as usize, 4);
+        assert_eq!(
+            (mid.part_size, mid.parts_in_flight),
+            (64 * mib, 4),
+            "the configured size already fits"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn any_database_up_to_5_tib_fits_in_s3s_parts_within_the_budget(
+            size in 0i64..=(5i64 << 40),
+            configured_mib in 5usize..=512,
+            in_flight in 1usize..=16,
+            bigger in 0i64..(1 << 40),
+        ) {
+            let configured = configured_mib * MIB as usize;
+            let p = part_sizing(size, configured, in_flight);
+            prop_assert!((MIN_PART..=MAX_PART).contains(&p.part_size));
+            prop_assert!(p.part_size >= configured as u64);
+            let worst = size as u64 * STORED_WORST_CASE;
+            prop_assert!(worst.div_ceil(p.part_size) <= MAX_PARTS, "{p:?}");
+            prop_assert!((1..=in_flight).contains(&p.parts_in_flight));
+            let budget = configured as u64 * (in_flight as u64 + 2);
+            prop_assert!(p.memory_bytes <= budget.max(3 * p.part_size), "{p:?}");
+            prop_assert!(part_sizing(size + bigger, configured, in_flight).part_size >= p.part_size);
+        }
     }
 
     #[test]

@@ -19,6 +19,10 @@ pub struct Manifest {
     pub source: Source,
     pub pg_dump_version: String,
     pub tables: Vec<TableCount>,
+    /// Large objects in the dump (every export holds them all), counted in the same snapshot. Absent (0) in
+    /// manifests written before it was recorded.
+    #[serde(default)]
+    pub large_objects: i64,
     pub plaintext: Digest,
     pub stored: Stored,
     pub compression: Compression,

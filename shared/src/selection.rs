@@ -35,6 +35,9 @@ pub struct Database {
     /// Where to connect: the instance endpoint, or the cluster's writer endpoint.
     #[serde(skip)]
     pub endpoint: Option<(String, u16)>,
+    /// Other hosts that reach the same data: a cluster's reader endpoint and its member instances' endpoints.
+    #[serde(skip)]
+    pub aliases: Vec<String>,
     /// The RDS-managed master user secret, when RDS manages the password in Secrets Manager.
     #[serde(skip)]
     pub master_secret_arn: Option<String>,
@@ -146,6 +149,7 @@ pub async fn discover(rds: &Client) -> Result<Vec<Database>, Error> {
                 endpoint: i
                     .endpoint()
                     .and_then(|e| Some((e.address()?.to_owned(), u16::try_from(e.port()?).ok()?))),
+                aliases: Vec::new(),
                 master_secret_arn: i.master_user_secret().and_then(|s| s.secret_arn()).map(str::to_owned),
             });
         }
@@ -166,11 +170,29 @@ pub async fn discover(rds: &Client) -> Result<Vec<Database>, Error> {
                 endpoint: c
                     .endpoint()
                     .and_then(|e| Some((e.to_owned(), u16::try_from(c.port()?).ok()?))),
+                aliases: c.reader_endpoint().map(str::to_owned).into_iter().collect(),
                 master_secret_arn: c.master_user_secret().and_then(|s| s.secret_arn()).map(str::to_owned),
             });
         }
     }
+    add_member_endpoints(&mut out);
     Ok(out)
+}
+
+/// A cluster is also reached through each member instance's endpoint.
+fn add_member_endpoints(all: &mut [Database]) {
+    let members: Vec<(String, String)> = all
+        .iter()
+        .filter_map(|d| Some((d.cluster.clone()?, d.endpoint.as_ref()?.0.clone())))
+        .collect();
+    for db in all.iter_mut().filter(|d| d.kind == DbKind::Cluster) {
+        db.aliases.extend(
+            members
+                .iter()
+                .filter(|(c, _)| *c == db.id)
+                .map(|(_, host)| host.clone()),
+        );
+    }
 }
 
 #[cfg(test)]
@@ -187,6 +209,7 @@ mod tests {
             tags: tags.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
             cluster: cluster.map(Into::into),
             endpoint: None,
+            aliases: Vec::new(),
             master_secret_arn: None,
         }
     }
@@ -209,6 +232,26 @@ mod tests {
 
     fn ids(s: &Selection) -> Vec<&str> {
         s.databases.iter().map(|d| d.id.as_str()).collect()
+    }
+
+    #[test]
+    fn a_cluster_is_also_reached_through_its_members() {
+        let mut writer = db("aurora-main-1", DbKind::Instance, &[], Some("aurora-main"));
+        writer.endpoint = Some(("aurora-main-1.abc.rds.amazonaws.com".into(), 5432));
+        let mut other = db("solo", DbKind::Instance, &[], None);
+        other.endpoint = Some(("solo.abc.rds.amazonaws.com".into(), 5432));
+        let mut cluster = db("aurora-main", DbKind::Cluster, &[], None);
+        cluster.aliases = vec!["aurora-main.cluster-ro-abc.rds.amazonaws.com".into()];
+        let mut all = vec![writer, other, cluster];
+        add_member_endpoints(&mut all);
+        assert_eq!(
+            all[2].aliases,
+            vec![
+                "aurora-main.cluster-ro-abc.rds.amazonaws.com",
+                "aurora-main-1.abc.rds.amazonaws.com"
+            ]
+        );
+        assert!(all[1].aliases.is_empty());
     }
 
     #[test]

@@ -92,6 +92,8 @@ async fn world(extra: &[(&str, &str)]) -> World {
         ("LIFEBOAT_PG_RESTORE", pg_restore.as_str()),
         ("LIFEBOAT_EXPORT_PROFILES", profiles.as_str()),
         ("LIFEBOAT_PART_SIZE_MIB", "5"),
+        // The secrets point at the local PostgreSQL, not at moto's made-up endpoint.
+        ("LIFEBOAT_EXPORT_ALLOW_ANY_HOST", "true"),
     ]
     .iter()
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -197,6 +199,13 @@ fn tables_in(pg: &Postgres, db: &str) -> Vec<String> {
     out.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect()
 }
 
+fn tables_with_rows(pg: &Postgres, db: &str) -> Vec<String> {
+    tables_in(pg, db)
+        .into_iter()
+        .filter(|t| !table_fingerprint(pg, db, t).starts_with("0:"))
+        .collect()
+}
+
 #[tokio::test]
 async fn full_export_restores_with_standard_tools_to_identical_data() {
     let w = world(&[]).await;
@@ -276,7 +285,9 @@ async fn include_and_exclude_profiles_dump_only_their_tables() {
     let critical = handle(&w.deps, scheduled("critical"), None).await.unwrap();
     let object = get(&w, &critical.exports[0].key).await;
     restore_with_standard_tools(&w, &object, "critical");
-    assert_eq!(tables_in(&w.pg, "critical"), vec!["projects", "users"]);
+    // The whole schema restores (so the archive restores on its own); only the selected tables have data.
+    assert_eq!(tables_in(&w.pg, "critical"), TABLES);
+    assert_eq!(tables_with_rows(&w.pg, "critical"), vec!["projects", "users"]);
     assert_eq!(
         table_fingerprint(&w.pg, "app", "users"),
         table_fingerprint(&w.pg, "critical", "users")
@@ -288,8 +299,9 @@ async fn include_and_exclude_profiles_dump_only_their_tables() {
     assert_eq!(names, vec!["chats", "projects", "sessions", "users"]);
     let object = get(&w, &rest.exports[0].key).await;
     restore_with_standard_tools(&w, &object, "nomessages");
+    assert_eq!(tables_in(&w.pg, "nomessages"), TABLES);
     assert_eq!(
-        tables_in(&w.pg, "nomessages"),
+        tables_with_rows(&w.pg, "nomessages"),
         vec!["chats", "projects", "sessions", "users"]
     );
 }
@@ -378,6 +390,246 @@ async fn a_dump_whose_backend_is_terminated_halfway_leaves_nothing_and_reports_f
     assert!(keys(&w).await.is_empty(), "no object and no manifest may remain");
     let uploads = w.deps.s3.list_multipart_uploads().bucket(BUCKET).send().await.unwrap();
     assert!(uploads.uploads().is_empty(), "the multipart upload was aborted");
+}
+
+async fn multipart_uploads(w: &World) -> usize {
+    let out = w.deps.s3.list_multipart_uploads().bucket(BUCKET).send().await.unwrap();
+    out.uploads().len()
+}
+
+#[tokio::test]
+async fn a_secret_pointing_at_another_host_is_refused_without_echoing_its_password() {
+    let w = world(&[("LIFEBOAT_EXPORT_ALLOW_ANY_HOST", "false")]).await;
+    let rds = aws_sdk_rds::Client::new(&w.moto.config(REGION));
+    let described = rds
+        .describe_db_instances()
+        .db_instance_identifier("app-prod")
+        .send()
+        .await
+        .unwrap();
+    let endpoint = described.db_instances()[0]
+        .endpoint()
+        .and_then(|e| e.address())
+        .unwrap()
+        .to_owned();
+    let err = handle(&w.deps, scheduled("full"), None).await.unwrap_err().to_string();
+    assert!(
+        err.contains(&format!(
+            "secret lifeboat/app-prod names host `127.0.0.1`, which is not an endpoint of app-prod (expected {endpoint})"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("LIFEBOAT_EXPORT_ALLOW_ANY_HOST=true"), "{err}");
+    assert!(!err.contains(&w.pg.password), "the password is never echoed");
+    assert!(keys(&w).await.is_empty());
+    assert_eq!(multipart_uploads(&w).await, 0);
+}
+
+#[tokio::test]
+async fn an_object_already_at_the_exports_key_is_never_overwritten() {
+    let w = world(&[]).await;
+    let key = "exports/app-prod/full/2026/11/22/app-prod-full-20261122T020000Z.dump.zst.age";
+    w.deps
+        .s3
+        .put_object()
+        .bucket(BUCKET)
+        .key(key)
+        .body(b"an earlier run's object".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let err = handle(&w.deps, scheduled("full"), None).await.unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("{key} already exists without a manifest")),
+        "{err}"
+    );
+    assert_eq!(get(&w, key).await, b"an earlier run's object");
+    assert_eq!(keys(&w).await, vec![key.to_owned()], "no manifest is written");
+    assert_eq!(multipart_uploads(&w).await, 0, "the upload was aborted");
+}
+
+/// A `LIFEBOAT_PG_DUMP` that answers `--version` as the real one and otherwise runs `body` (`$REAL` is the real
+/// pg_dump), written into `dir`.
+fn pg_dump_wrapper(dir: &std::path::Path, body: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let real = postgres::bin_dir().join("pg_dump").display().to_string();
+    let path = dir.join("pg_dump");
+    let script =
+        format!("#!/bin/sh\nREAL='{real}'\nif [ \"$1\" = --version ]; then exec \"$REAL\" --version; fi\n{body}\n");
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.display().to_string()
+}
+
+/// The `ExportSuccess` values published for a database under the `full` profile.
+async fn export_success(w: &World, db: &str) -> Vec<f64> {
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    use aws_sdk_cloudwatch::types::{Dimension, Statistic};
+    let cw = aws_sdk_cloudwatch::Client::new(&w.moto.config(REGION));
+    let now = std::time::SystemTime::now();
+    let out = cw
+        .get_metric_statistics()
+        .namespace("Lifeboat")
+        .metric_name("ExportSuccess")
+        .dimensions(Dimension::builder().name("DBIdentifier").value(db).build())
+        .dimensions(Dimension::builder().name("Profile").value("full").build())
+        .start_time(DateTime::from(now - Duration::from_secs(600)))
+        .end_time(DateTime::from(now + Duration::from_secs(600)))
+        .period(60)
+        .statistics(Statistic::Maximum)
+        .send()
+        .await
+        .unwrap();
+    out.datapoints().iter().filter_map(|d| d.maximum()).collect()
+}
+
+#[tokio::test]
+async fn an_export_still_running_at_the_deadline_stops_itself_aborts_and_reports() {
+    let bin = tempfile::tempdir().unwrap();
+    // Slower than any estimate: the dump is all there, then pg_dump does not exit for 40 s.
+    let slow = pg_dump_wrapper(bin.path(), "\"$REAL\" \"$@\" || exit $?\nexec sleep 40");
+    let w = world(&[
+        ("LIFEBOAT_PG_DUMP", slow.as_str()),
+        ("LIFEBOAT_EXPORT_MIB_PER_SECOND", "10000"),
+    ])
+    .await;
+    let rds = aws_sdk_rds::Client::new(&w.moto.config(REGION));
+    rds.create_db_instance()
+        .db_instance_identifier("app-two")
+        .db_instance_class("db.t4g.micro")
+        .engine("postgres")
+        .allocated_storage(20)
+        .master_username("x")
+        .master_user_password("not-a-real-password-1")
+        .tags(Tag::builder().key("lifeboat:secret").value("lifeboat/app-prod").build())
+        .tags(Tag::builder().key("lifeboat:backup").value("true").build())
+        .send()
+        .await
+        .unwrap();
+    // Admitted (the estimate is tiny and 64 s remain), then stopped at the 60 s margin.
+    let started = Instant::now();
+    let err = handle(
+        &w.deps,
+        scheduled("full"),
+        Some(Instant::now() + Duration::from_secs(64)),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    assert!(err.contains("export failed for 2 of 2 databases"), "{err}");
+    assert!(err.contains("stopped 60 s before the invocation's deadline"), "{err}");
+    assert!(err.contains("use the ECS task"), "{err}");
+    assert!(
+        err.contains("not reached: an earlier export ran into the invocation's deadline"),
+        "{err}"
+    );
+    assert!(keys(&w).await.is_empty(), "no object and no manifest");
+    assert_eq!(multipart_uploads(&w).await, 0, "the upload was aborted");
+    for db in ["app-prod", "app-two"] {
+        assert_eq!(export_success(&w, db).await, vec![0.0], "{db}");
+    }
+}
+
+#[tokio::test]
+async fn a_pg_dump_that_fails_at_once_does_not_wait_for_the_row_counts() {
+    let bin = tempfile::tempdir().unwrap();
+    let failing = pg_dump_wrapper(
+        bin.path(),
+        "echo 'pg_dump: error: connection to server failed: FATAL: sorry, too many clients already' >&2\nexit 1",
+    );
+    let w = world(&[("LIFEBOAT_PG_DUMP", failing.as_str())]).await;
+    // Another session holds a lock that blocks counting `users` for 25 s.
+    let mut locker = Command::new(postgres::bin_dir().join("psql"))
+        .args([
+            "-X",
+            "-q",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &w.pg.port.to_string(),
+            "-U",
+            SUPERUSER,
+            "-d",
+            "app",
+            "-c",
+        ])
+        .arg("begin; lock table users in access exclusive mode; select pg_sleep(25); commit;")
+        .env("PGPASSWORD", &w.pg.password)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let held = "select count(*) from pg_locks where mode = 'AccessExclusiveLock' and relation = 'users'::regclass";
+    let until = Instant::now() + Duration::from_secs(10);
+    while w.pg.psql("app", held).unwrap().trim() != "1" {
+        assert!(Instant::now() < until, "the lock was never taken");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let started = Instant::now();
+    let err = handle(&w.deps, scheduled("full"), None).await.unwrap_err().to_string();
+    let took = started.elapsed();
+    locker.kill().unwrap();
+    locker.wait().unwrap();
+    assert!(err.contains("pg_dump failed"), "{err}");
+    assert!(err.contains("too many clients already"), "{err}");
+    assert!(took < Duration::from_secs(15), "waited {took:?} for the counts");
+    assert!(keys(&w).await.is_empty());
+    assert_eq!(multipart_uploads(&w).await, 0);
+}
+
+/// Tables outside `public`, an enum, a domain, an extension's type, a large object, and a table whose name holds
+/// a dot next to a schema of the same spelling.
+const AWKWARD: &str = "
+create extension citext;
+create schema audit;
+create type audit.level as enum ('info', 'alert');
+create domain audit.positive as integer check (value > 0);
+create table audit.events (id serial primary key, level audit.level not null, weight audit.positive,
+                           actor citext not null);
+insert into audit.events (level, weight, actor) select 'alert', g, 'User' || g from generate_series(1, 50) g;
+create table public.\"my.table\" (v text);
+insert into public.\"my.table\" values ('dotted'), ('name');
+create schema my;
+create table my.\"table\" (v text);
+insert into my.\"table\" values ('schema-qualified');
+select lo_from_bytea(0, 'a large object');
+";
+
+#[tokio::test]
+async fn a_partial_export_restores_into_an_empty_database_with_its_types_schemas_and_large_objects() {
+    let profiles = r#"{"full": {}, "partial": {"include": ["audit.events", "\"my.table\""]}}"#;
+    let w = world(&[("LIFEBOAT_EXPORT_PROFILES", profiles)]).await;
+    w.pg.psql("app", AWKWARD).unwrap();
+    let summary = handle(&w.deps, scheduled("partial"), None).await.unwrap();
+    let report = &summary.exports[0];
+    let manifest: Manifest = serde_json::from_slice(&get(&w, &report.manifest_key).await).unwrap();
+    let counted: Vec<(&str, &str, i64)> = manifest
+        .tables
+        .iter()
+        .map(|t| (t.schema.as_str(), t.name.as_str(), t.rows))
+        .collect();
+    assert_eq!(counted, vec![("audit", "events", 50), ("public", "my.table", 2)]);
+    assert_eq!(manifest.large_objects, 1);
+
+    // pg_restore --exit-on-error into a new, empty database: every type, schema and extension comes along.
+    restore_with_standard_tools(&w, &get(&w, &report.key).await, "partial");
+    for table in ["audit.events", "public.\"my.table\""] {
+        assert_eq!(
+            table_fingerprint(&w.pg, "app", table),
+            table_fingerprint(&w.pg, "partial", table),
+            "{table}"
+        );
+    }
+    assert_eq!(
+        table_fingerprint(&w.pg, "partial", "my.\"table\"").split(':').next(),
+        Some("0")
+    );
+    assert_eq!(
+        table_fingerprint(&w.pg, "partial", "users").split(':').next(),
+        Some("0")
+    );
+    let lo = "select convert_from(lo_get(oid), 'UTF8') from pg_largeobject_metadata";
+    assert_eq!(w.pg.psql("partial", lo).unwrap().trim(), "a large object");
 }
 
 #[test]

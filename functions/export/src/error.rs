@@ -4,7 +4,7 @@
 
 use lifeboat::db::DbError;
 use lifeboat::error::Error;
-use lifeboat::export::{MissingTable, SizeMismatch, VersionError};
+use lifeboat::export::{DeadlineStop, ForeignHost, MissingTable, SizeMismatch, VersionError};
 
 use crate::pipeline::PipelineError;
 
@@ -21,6 +21,8 @@ pub enum ExportError {
     /// Reading the secret or connecting.
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error(transparent)]
+    ForeignHost(#[from] ForeignHost),
     #[error("secret {0} has no host and the database reports no endpoint")]
     NoAddress(String),
     /// A query in the export's own session; `what` says which.
@@ -46,8 +48,20 @@ pub enum ExportError {
     Pipeline(#[from] PipelineError),
     #[error(transparent)]
     SizeMismatch(#[from] SizeMismatch),
+    /// Still running at the deadline's margin: stopped, and its upload aborted.
+    #[error(transparent)]
+    Deadline(#[from] DeadlineStop),
     #[error(transparent)]
     Manifest(#[from] serde_json::Error),
+    /// The export's object already exists (a retried or concurrent run stored it); the export never overwrites.
+    #[error(
+        "{0} already exists without a manifest (an earlier or concurrent run stored it) and is never overwritten: \
+         check it and delete it if it is incomplete, or export again under another time"
+    )]
+    ObjectExists(String),
+    /// The manifest's key already holds an object; the export never overwrites it.
+    #[error("manifest {0} already exists and is never overwritten")]
+    ManifestExists(String),
     /// The export failed and so did aborting its upload; the first failure is the one that matters.
     #[error("{cause} (and aborting the upload failed: {abort}; the bucket's lifecycle rule removes it)")]
     AbortFailed { cause: Box<ExportError>, abort: Error },
@@ -57,6 +71,15 @@ pub enum ExportError {
 }
 
 impl ExportError {
+    /// Whether this export ran into the invocation's deadline (the rest of the run is then not reached).
+    pub fn is_deadline(&self) -> bool {
+        match self {
+            Self::Deadline(_) => true,
+            Self::AbortFailed { cause, .. } => cause.is_deadline(),
+            _ => false,
+        }
+    }
+
     /// A failed query, named by what it was for.
     pub fn query(what: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> Self {
         let what = what.into();

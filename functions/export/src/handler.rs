@@ -3,8 +3,10 @@
 //!
 //! An export is complete only when pg_dump exited 0, pg_restore parsed the whole stream, and every part is
 //! uploaded; only then is the multipart upload completed and, last, the manifest written. On any failure the
-//! upload is aborted and no manifest is written, so a truncated dump never looks like a backup. The rules
-//! (admission, versions, tables, profiles) are in `lifeboat::export`.
+//! upload is aborted and no manifest is written, so a truncated dump never looks like a backup. An export still
+//! running `DEADLINE_MARGIN` before the invocation's deadline stops itself the same way, and the databases after
+//! it are reported as not reached. The rules (admission, deadline, versions, hosts, tables, part sizes,
+//! profiles) are in `lifeboat::export`.
 
 use std::time::Instant;
 
@@ -92,9 +94,17 @@ pub async fn handle(deps: &Deps, payload: Value, deadline: Option<Instant>) -> R
 
     let mut reports = Vec::new();
     let mut metrics = Metrics::new();
-    // One export at a time: each already keeps pg_dump, the compressor and the uploads busy.
+    // One export at a time: each already keeps pg_dump, the compressor and the uploads busy. Once one runs into
+    // the deadline, the rest are reported as not reached rather than started.
+    let mut stopped = false;
     for db in &plan.selection.databases {
-        let report = export_one(deps, db, &plan, deadline).await;
+        let report = if stopped {
+            not_reached_report(&deps.settings, &db.id, &plan)
+        } else {
+            let (report, hit_deadline) = export_one(deps, db, &plan, deadline).await;
+            stopped = hit_deadline;
+            report
+        };
         record(&mut metrics, &report, &plan.profile_name);
         reports.push(report);
     }
@@ -202,6 +212,16 @@ fn missing_report(settings: &ExportSettings, missing: &str, plan: &Plan) -> Expo
     }
 }
 
+/// A database the run did not start because an earlier export ran into the deadline.
+fn not_reached_report(settings: &ExportSettings, db: &str, plan: &Plan) -> ExportReport {
+    tracing::error!(db = %db, "export not reached before the deadline");
+    ExportReport {
+        outcome: Outcome::Refused,
+        error: Some(rules::NotReached.to_string()),
+        ..ExportReport::new(settings, db, plan)
+    }
+}
+
 fn summarize(plan: Plan, reports: Vec<ExportReport>, started: Instant) -> Summary {
     Summary {
         trigger: plan.trigger,
@@ -258,7 +278,8 @@ pub fn peak_rss_bytes() -> u64 {
         .unwrap_or(0)
 }
 
-async fn export_one(deps: &Deps, db: &Database, plan: &Plan, deadline: Option<Instant>) -> ExportReport {
+/// One database's report, and whether its export ran into the invocation's deadline.
+async fn export_one(deps: &Deps, db: &Database, plan: &Plan, deadline: Option<Instant>) -> (ExportReport, bool) {
     let mut report = ExportReport::new(&deps.settings, &db.id, plan);
     let job = ExportJob {
         db,
@@ -290,7 +311,8 @@ async fn export_one(deps: &Deps, db: &Database, plan: &Plan, deadline: Option<In
         Err(e) => {
             tracing::error!(db = %db.id, profile = plan.profile_name.as_str(), error = %e, "export failed");
             report.error = Some(e.to_string());
+            return (report, e.is_deadline());
         }
     }
-    report
+    (report, false)
 }

@@ -17,7 +17,7 @@ use tokio_postgres::{Client, IsolationLevel, Transaction};
 use crate::error::ExportError;
 use crate::handler::Deps;
 use crate::pipeline::{self, Options, Output};
-use crate::s3;
+use crate::s3::{self, Written};
 use crate::settings::ExportSettings;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -65,17 +65,21 @@ struct Facts {
     dbname: String,
 }
 
-/// The read-only transaction whose snapshot pg_dump dumps and the counts read, and the tables it holds.
+/// The read-only transaction whose snapshot pg_dump dumps and the counts read, the tables it holds (`all`) and
+/// those whose data the profile selects (`tables`), and its large objects.
 struct Snapshot<'c> {
     tx: Transaction<'c>,
     id: String,
+    all: Vec<Table>,
     tables: Vec<Table>,
+    large_objects: i64,
 }
 
 /// What the pipeline wrote and the rows counted in the same snapshot.
 struct Streamed {
     output: Output,
     counts: Vec<manifest::TableCount>,
+    large_objects: i64,
 }
 
 pub async fn run(deps: &Deps, job: &ExportJob<'_>) -> Result<Done, ExportError> {
@@ -95,6 +99,9 @@ pub async fn run(deps: &Deps, job: &ExportJob<'_>) -> Result<Done, ExportError> 
         server,
         dbname: target.dbname.clone(),
     };
+    let sizing = rules::part_sizing(facts.server.size, settings.part_size, settings.parts_in_flight);
+    tracing::info!(db = %job.db.id, part_size = sizing.part_size, parts_in_flight = sizing.parts_in_flight,
+        memory_bytes = sizing.memory_bytes, "part size for the database's size");
     let snapshot = snapshot(&mut client, job).await?;
     let upload = s3::start(
         &deps.s3,
@@ -105,7 +112,7 @@ pub async fn run(deps: &Deps, job: &ExportJob<'_>) -> Result<Done, ExportError> 
         job.profile.lock_until(job.at),
     )
     .await?;
-    let streamed = match stream(settings, job, &target, &snapshot, &upload).await {
+    let streamed = match stream(settings, job, &target, &snapshot, &upload, sizing).await {
         Ok(s) => s,
         Err(e) => return Err(abort(&upload, e).await),
     };
@@ -132,14 +139,39 @@ async fn snapshot<'c>(client: &'c mut Client, job: &ExportJob<'_>) -> Result<Sna
         .await
         .map_err(ExportError::query("exporting the snapshot"))?
         .get(0);
-    let tables = list_tables(&tx, job).await?;
-    Ok(Snapshot { tx, id, tables })
+    let all = list_tables(&tx).await?;
+    let tables = rules::select_tables(all.clone(), job.profile, job.profile_name, &job.db.id)?;
+    let large_objects: i64 = tx
+        .query_one("select count(*) from pg_largeobject_metadata", &[])
+        .await
+        .map_err(ExportError::query("counting large objects"))?
+        .get(0);
+    Ok(Snapshot {
+        tx,
+        id,
+        all,
+        tables,
+        large_objects,
+    })
 }
 
 /// Credentials and address: the secret first, then the database's endpoint.
 async fn target(deps: &Deps, db: &Database) -> Result<Target, ExportError> {
     let secret_id = db.secret_id().ok_or(ExportError::NoCredentials)?;
     let secret = db::read_secret(&deps.secrets, secret_id).await?;
+    let endpoints: Vec<String> = db
+        .endpoint
+        .iter()
+        .map(|(h, _)| h.clone())
+        .chain(db.aliases.clone())
+        .collect();
+    rules::check_host(
+        secret_id,
+        &db.id,
+        secret.host.as_deref(),
+        &endpoints,
+        deps.settings.allow_any_host,
+    )?;
     let endpoint = db.endpoint.as_ref().map(|(h, p)| (h.as_str(), *p));
     let (host, port) = rules::address(secret.host.as_deref(), secret.port, endpoint)
         .ok_or_else(|| ExportError::NoAddress(secret_id.to_owned()))?;
@@ -187,7 +219,7 @@ async fn tool_version(program: &str) -> Result<String, ExportError> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-async fn list_tables(tx: &Transaction<'_>, job: &ExportJob<'_>) -> Result<Vec<Table>, ExportError> {
+async fn list_tables(tx: &Transaction<'_>) -> Result<Vec<Table>, ExportError> {
     let rows = tx
         .query(
             "select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace \
@@ -197,22 +229,61 @@ async fn list_tables(tx: &Transaction<'_>, job: &ExportJob<'_>) -> Result<Vec<Ta
         )
         .await
         .map_err(ExportError::query("listing tables"))?;
-    let all: Vec<Table> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    Ok(rules::select_tables(all, job.profile, job.profile_name, &job.db.id)?)
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
 /// pg_dump into the pipeline (and pg_restore verifying it), while the rows are counted in the same snapshot.
+///
+/// The first failure ends both (a pg_dump that fails at once does not wait for the counts), and neither runs
+/// past [`rules::stop_at`]: at the deadline's margin the children are killed (dropped) and the caller aborts
+/// the upload.
 async fn stream(
     settings: &ExportSettings,
     job: &ExportJob<'_>,
     target: &Target,
     snapshot: &Snapshot<'_>,
     upload: &s3::Upload,
+    sizing: rules::PartSizing,
 ) -> Result<Streamed, ExportError> {
+    let (dump, verify) = spawn_tools(settings, target, snapshot)?;
+    let options = Options {
+        zstd_level: settings.zstd_level,
+        zstd_workers: settings.zstd_workers,
+        recipients: settings.recipients.clone(),
+        // Bounded by S3's 5 GiB part, which fits a usize on the 64-bit targets Lambda and ECS run.
+        part_size: usize::try_from(sizing.part_size).unwrap_or(settings.part_size),
+        parts_in_flight: sizing.parts_in_flight,
+        max_parts: i32::try_from(rules::MAX_PARTS).unwrap_or(i32::MAX),
+    };
+    let work = async {
+        tokio::try_join!(
+            async { Ok(pipeline::run(dump, verify, upload, &options).await?) },
+            count_rows(&snapshot.tx, &snapshot.tables)
+        )
+    };
+    let (output, counts) = match rules::stop_at(job.deadline) {
+        Some(at) => tokio::time::timeout_at(at.into(), work)
+            .await
+            .map_err(|_| ExportError::Deadline(rules::DeadlineStop::after(job.started.elapsed())))??,
+        None => work.await?,
+    };
+    Ok(Streamed {
+        output,
+        counts,
+        large_objects: snapshot.large_objects,
+    })
+}
+
+/// Starts pg_dump on the snapshot and pg_restore to parse its output.
+fn spawn_tools(
+    settings: &ExportSettings,
+    target: &Target,
+    snapshot: &Snapshot<'_>,
+) -> Result<(tokio::process::Child, tokio::process::Child), ExportError> {
     let mut dump = Command::new(&settings.pg_dump);
     dump.args(["--format=custom", "--compress=0", "--no-password"])
         .arg(format!("--snapshot={}", snapshot.id))
-        .args(rules::table_args(job.profile, &snapshot.tables))
+        .args(rules::table_args(&snapshot.all, &snapshot.tables))
         .envs(target.libpq_env());
     let mut verify = Command::new(&settings.pg_restore);
     verify.args(["--file=/dev/null"]);
@@ -226,21 +297,7 @@ async fn stream(
         program: settings.pg_restore.clone(),
         source,
     })?;
-    let options = Options {
-        zstd_level: settings.zstd_level,
-        zstd_workers: settings.zstd_workers,
-        recipients: settings.recipients.clone(),
-        part_size: settings.part_size,
-        parts_in_flight: settings.parts_in_flight,
-    };
-    let (output, counts) = tokio::join!(
-        pipeline::run(dump, verify, upload, &options),
-        count_rows(&snapshot.tx, &snapshot.tables)
-    );
-    Ok(Streamed {
-        output: output?,
-        counts: counts?,
-    })
+    Ok((dump, verify))
 }
 
 async fn count_rows(tx: &Transaction<'_>, tables: &[Table]) -> Result<Vec<manifest::TableCount>, ExportError> {
@@ -270,14 +327,16 @@ async fn finish(
     streamed: Streamed,
 ) -> Result<Done, ExportError> {
     let settings = &deps.settings;
-    if let Err(e) = upload.complete(&streamed.output.parts).await {
-        return Err(abort(upload, e.into()).await);
+    match upload.complete(&streamed.output.parts).await {
+        Ok(Written::Created) => {}
+        Ok(Written::Exists) => return taken(deps, job, upload).await,
+        Err(e) => return Err(abort(upload, e.into()).await),
     }
     let stored = s3::size(&deps.s3, &settings.bucket, &job.key).await?;
     rules::check_stored_size(stored, streamed.output.stored_bytes)?;
     let manifest = manifest(settings, job, facts, streamed);
     let body = serde_json::to_vec_pretty(&manifest)?;
-    s3::put_json(
+    let written = s3::put_json(
         &deps.s3,
         &settings.bucket,
         &job.manifest_key,
@@ -286,7 +345,25 @@ async fn finish(
         settings.kms_key_id.as_deref(),
     )
     .await?;
+    if written == Written::Exists {
+        return Err(ExportError::ManifestExists(job.manifest_key.clone()));
+    }
     Ok(Done::Exported(Box::new(manifest)))
+}
+
+/// The export's key already holds an object (a retried or concurrent run): it is never overwritten. The upload
+/// is aborted; if that run's manifest is there by now, the export exists and this run made no second one,
+/// otherwise the object is unproven and the run fails naming it.
+async fn taken(deps: &Deps, job: &ExportJob<'_>, upload: &s3::Upload) -> Result<Done, ExportError> {
+    let err = abort(upload, ExportError::ObjectExists(job.key.clone())).await;
+    match s3::exists(&deps.s3, &deps.settings.bucket, &job.manifest_key).await {
+        Ok(true) => Ok(Done::AlreadyThere),
+        Ok(false) => Err(err),
+        Err(e) => {
+            tracing::warn!(db = %job.db.id, error = %e, "manifest not checked after a taken key");
+            Err(err)
+        }
+    }
 }
 
 /// Aborts the upload after `cause`; the cause is what is reported, with the abort's own failure if it failed.
@@ -302,7 +379,11 @@ async fn abort(upload: &s3::Upload, cause: ExportError) -> ExportError {
 
 fn manifest(settings: &ExportSettings, job: &ExportJob<'_>, facts: Facts, streamed: Streamed) -> Manifest {
     let Facts { server, tools, dbname } = facts;
-    let Streamed { output, counts } = streamed;
+    let Streamed {
+        output,
+        counts,
+        large_objects,
+    } = streamed;
     Manifest {
         format_version: manifest::FORMAT_VERSION,
         lifeboat_version: lifeboat::VERSION.to_owned(),
@@ -320,6 +401,7 @@ fn manifest(settings: &ExportSettings, job: &ExportJob<'_>, facts: Facts, stream
         },
         pg_dump_version: tools.pg_dump,
         tables: counts,
+        large_objects,
         plaintext: manifest::Digest {
             bytes: output.plaintext_bytes,
             sha256: output.plaintext_sha256,

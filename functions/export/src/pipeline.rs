@@ -34,6 +34,8 @@ pub struct Options {
     pub recipients: Vec<age::x25519::Recipient>,
     pub part_size: usize,
     pub parts_in_flight: usize,
+    /// The most parts the upload may have (S3's 10,000); one more fails the export, naming the limit.
+    pub max_parts: i32,
 }
 
 impl std::fmt::Debug for Options {
@@ -44,6 +46,7 @@ impl std::fmt::Debug for Options {
             .field("recipients", &self.recipients.len())
             .field("part_size", &self.part_size)
             .field("parts_in_flight", &self.parts_in_flight)
+            .field("max_parts", &self.max_parts)
             .finish()
     }
 }
@@ -77,6 +80,12 @@ pub enum PipelineError {
     Age(#[source] age::EncryptError),
     #[error("compressing or encrypting the stream failed: encoder thread: {0}")]
     EncoderThread(#[source] tokio::task::JoinError),
+    /// The stream outgrew the size the part size was chosen for.
+    #[error(
+        "the stream needs more than {0} parts (S3's limit): it outgrew the database's size; raise \
+         LIFEBOAT_PART_SIZE_MIB"
+    )]
+    TooManyParts(i32),
     #[error("uploading part {part} failed: {message}")]
     Upload { part: i32, message: PartError },
     /// A child process has no pipe where the pipeline needs one.
@@ -180,7 +189,7 @@ async fn run_stages(
     let reader = read_dump(stdout, to_encode, to_verify);
     let encode_options = options.clone();
     let encoder = tokio::task::spawn_blocking(move || encode(encode_rx, parts_tx, &encode_options));
-    let uploader = upload_parts(parts_rx, sink, options.parts_in_flight);
+    let uploader = upload_parts(parts_rx, sink, options.parts_in_flight, options.max_parts);
     let verifier = feed_restore(verify_rx, restore_in);
 
     let (read, encoded, uploaded, fed) = tokio::join!(reader, encoder, uploader, verifier);
@@ -199,12 +208,14 @@ async fn wait(child: &mut Child, what: &'static str) -> Result<std::process::Exi
 fn read_stderr(child: &mut Child) -> impl std::future::Future<Output = String> {
     let stderr = child.stderr.take();
     let handle = tokio::spawn(async move {
-        let mut text = String::new();
+        let mut bytes = Vec::new();
         if let Some(mut s) = stderr {
             // Best effort on purpose: stderr only details the message; the exit status is the verdict, and
-            // what was read before a failure (or invalid UTF-8) is still the best detail there is.
-            let _ = s.read_to_string(&mut text).await;
+            // what was read before a read failure is still the best detail there is.
+            let _ = s.read_to_end(&mut bytes).await;
         }
+        // A server or locale that is not UTF-8 still has its words kept: invalid bytes become U+FFFD.
+        let text = String::from_utf8_lossy(&bytes);
         // Keep the end: that is where pg_dump and pg_restore say what went wrong.
         let trimmed = text.trim();
         let start = trimmed.len().saturating_sub(2000);
@@ -375,6 +386,7 @@ async fn upload_parts(
     mut rx: mpsc::Receiver<Bytes>,
     sink: &impl PartSink,
     in_flight: usize,
+    max_parts: i32,
 ) -> Result<Vec<UploadedPart>, PipelineError> {
     let mut running = FuturesUnordered::new();
     let mut done = Vec::new();
@@ -383,6 +395,7 @@ async fn upload_parts(
         // Take a new part only while there is room; otherwise wait for one in flight to finish.
         if running.len() < in_flight.max(1) {
             match rx.recv().await {
+                Some(_) if next > max_parts => return Err(PipelineError::TooManyParts(max_parts)),
                 Some(body) => {
                     let number = next;
                     next += 1;
@@ -452,6 +465,7 @@ mod tests {
             recipients,
             part_size: 64 * 1024,
             parts_in_flight: 3,
+            max_parts: 10_000,
         }
     }
 
@@ -505,6 +519,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn stderr_that_is_not_utf8_keeps_its_words() {
+        let sink = Collect(Mutex::new(Vec::new()));
+        // Latin-1 bytes (a server or locale that is not UTF-8): the message must survive, lossily.
+        let dump = spawn(
+            shell("printf 'pg_dump: error: relation caf\\351 failed\\n' >&2; exit 1"),
+            false,
+        )
+        .unwrap();
+        let verify = spawn(shell("cat > /dev/null"), true).unwrap();
+        let err = run(dump, verify, &sink, &options(vec![])).await.unwrap_err();
+        assert!(
+            err.to_string().contains("pg_dump: error: relation caf\u{fffd} failed"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
     async fn a_rejected_archive_is_a_verification_failure() {
         let sink = Collect(Mutex::new(Vec::new()));
         let dump = spawn(shell(PRODUCER), false).unwrap();
@@ -514,6 +545,22 @@ mod tests {
             err.to_string().contains("does not appear to be a valid archive"),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_outgrows_the_part_limit_fails_naming_it() {
+        let sink = Collect(Mutex::new(Vec::new()));
+        let dump = spawn(shell(PRODUCER), false).unwrap();
+        let verify = spawn(shell("cat > /dev/null"), true).unwrap();
+        let mut o = options(vec![]);
+        o.part_size = 1024;
+        o.max_parts = 2;
+        let err = run(dump, verify, &sink, &o).await.unwrap_err();
+        assert!(
+            err.to_string().contains("needs more than 2 parts (S3's limit)"),
+            "{err}"
+        );
+        assert!(sink.0.into_inner().unwrap().len() <= 2);
     }
 
     #[tokio::test]

@@ -1,5 +1,11 @@
 //! S3 side of an export: multipart upload with SSE-KMS, abort on any failure, manifest written last.
+//!
+//! Never overwrites: every object the export creates (the completed dump and the manifest) is written with
+//! `If-None-Match: *`, and the bucket policy refuses the export role's writes without it. A backup can then not
+//! be replaced by a retried run or by a compromised function, only added to. S3 answers 412 PreconditionFailed
+//! when the key is taken; that is reported as [`Written::Exists`], never retried as an overwrite.
 
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ObjectLockMode, ServerSideEncryption};
 use aws_sdk_s3::Client;
@@ -17,6 +23,22 @@ pub enum PartUploadError {
     Service(String),
     #[error("UploadPart returned no ETag")]
     NoEtag,
+}
+
+/// What a write that must not overwrite did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    Created,
+    /// The key already held an object (S3's 412 PreconditionFailed to `If-None-Match: *`): nothing was written.
+    Exists,
+}
+
+/// Whether S3 refused a conditional write because the key is taken.
+fn precondition_failed<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    match err {
+        SdkError::ServiceError(e) => e.err().code() == Some("PreconditionFailed"),
+        _ => false,
+    }
 }
 
 /// One multipart upload in progress.
@@ -86,21 +108,27 @@ pub async fn start(
 }
 
 impl Upload {
-    pub async fn complete(&self, parts: &[UploadedPart]) -> Result<(), Error> {
+    /// Completes the upload only if the key is free; [`Written::Exists`] leaves the upload open (abort it).
+    pub async fn complete(&self, parts: &[UploadedPart]) -> Result<Written, Error> {
         let parts: Vec<CompletedPart> = parts
             .iter()
             .map(|p| CompletedPart::builder().part_number(p.number).e_tag(&p.etag).build())
             .collect();
-        self.s3
+        let result = self
+            .s3
             .complete_multipart_upload()
             .bucket(&self.bucket)
             .key(&self.key)
             .upload_id(&self.upload_id)
             .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .if_none_match("*")
             .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| Error::aws("CompleteMultipartUpload", e))
+            .await;
+        match result {
+            Ok(_) => Ok(Written::Created),
+            Err(e) if precondition_failed(&e) => Ok(Written::Exists),
+            Err(e) => Err(Error::aws("CompleteMultipartUpload", e)),
+        }
     }
 
     /// Discards every uploaded part: a failed export leaves no object behind (and no storage bill).
@@ -144,7 +172,7 @@ pub async fn size(s3: &Client, bucket: &str, key: &str) -> Result<i64, Error> {
         .unwrap_or(-1))
 }
 
-/// Writes the manifest, SSE-KMS like the export itself.
+/// Writes the manifest, SSE-KMS like the export itself, only if the key is free.
 pub async fn put_json(
     s3: &Client,
     bucket: &str,
@@ -152,8 +180,9 @@ pub async fn put_json(
     profile: &str,
     body: Vec<u8>,
     kms_key_id: Option<&str>,
-) -> Result<(), Error> {
-    s3.put_object()
+) -> Result<Written, Error> {
+    let result = s3
+        .put_object()
         .bucket(bucket)
         .key(key)
         .content_type("application/json")
@@ -161,8 +190,92 @@ pub async fn put_json(
         .server_side_encryption(ServerSideEncryption::AwsKms)
         .set_ssekms_key_id(kms_key_id.map(str::to_owned))
         .body(ByteStream::from(body))
+        .if_none_match("*")
         .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| Error::aws("PutObject", e))
+        .await;
+    match result {
+        Ok(_) => Ok(Written::Created),
+        Err(e) if precondition_failed(&e) => Ok(Written::Exists),
+        Err(e) => Err(Error::aws("PutObject", e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadOutput;
+    use aws_sdk_s3::operation::put_object::PutObjectOutput;
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+
+    const PRECONDITION_FAILED: &str = "<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message><Condition>If-None-Match</Condition></Error>";
+
+    fn upload(s3: Client) -> Upload {
+        Upload {
+            s3,
+            bucket: "b".into(),
+            key: "exports/db/full/db.dump.zst".into(),
+            upload_id: "u".into(),
+        }
+    }
+
+    fn parts() -> Vec<UploadedPart> {
+        vec![UploadedPart {
+            number: 1,
+            etag: "e".into(),
+        }]
+    }
+
+    #[tokio::test]
+    async fn completing_sends_if_none_match_and_a_taken_key_is_reported_not_overwritten() {
+        let created = mock!(Client::complete_multipart_upload)
+            .match_requests(|r| r.if_none_match() == Some("*"))
+            .then_output(|| CompleteMultipartUploadOutput::builder().build());
+        let taken = mock!(Client::complete_multipart_upload)
+            .match_requests(|r| r.if_none_match() == Some("*"))
+            .sequence()
+            .http_status(412, Some(PRECONDITION_FAILED.into()))
+            .build();
+        let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, [&created, &taken]);
+        let up = upload(s3);
+        assert_eq!(up.complete(&parts()).await.unwrap(), Written::Created);
+        assert_eq!(up.complete(&parts()).await.unwrap(), Written::Exists);
+        assert_eq!((created.num_calls(), taken.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn the_manifest_is_written_only_if_absent() {
+        let created = mock!(Client::put_object)
+            .match_requests(|r| r.if_none_match() == Some("*") && r.key() == Some("m.json"))
+            .then_output(|| PutObjectOutput::builder().build());
+        let taken = mock!(Client::put_object)
+            .match_requests(|r| r.if_none_match() == Some("*"))
+            .sequence()
+            .http_status(412, Some(PRECONDITION_FAILED.into()))
+            .build();
+        let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, [&created, &taken]);
+        for expected in [Written::Created, Written::Exists] {
+            let written = put_json(&s3, "b", "m.json", "full", b"{}".to_vec(), None).await;
+            assert_eq!(written.unwrap(), expected);
+        }
+    }
+
+    #[tokio::test]
+    async fn other_refusals_stay_errors() {
+        let denied = mock!(Client::put_object)
+            .sequence()
+            .http_status(
+                403,
+                Some(
+                    "<Error><Code>AccessDenied</Code><Message>explicit deny in a bucket policy</Message></Error>"
+                        .into(),
+                ),
+            )
+            .build();
+        let s3 = mock_client!(aws_sdk_s3, [&denied]);
+        let err = put_json(&s3, "b", "m.json", "full", b"{}".to_vec(), None)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("explicit deny in a bucket policy"), "{err}");
+    }
 }

@@ -17,6 +17,7 @@ pub const PARTS_IN_FLIGHT: &str = "LIFEBOAT_PARTS_IN_FLIGHT";
 pub const PROFILES: &str = "LIFEBOAT_EXPORT_PROFILES";
 pub const PG_DUMP: &str = "LIFEBOAT_PG_DUMP";
 pub const MIB_PER_SECOND: &str = "LIFEBOAT_EXPORT_MIB_PER_SECOND";
+pub use lifeboat::export::ALLOW_ANY_HOST;
 
 pub const DEFAULT_PROFILES: &str = r#"{"full": {}}"#;
 pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
@@ -42,6 +43,8 @@ pub struct ExportSettings {
     pub tls: TlsSettings,
     /// Assumed dump speed, used to refuse exports that cannot finish before the invocation's deadline.
     pub mib_per_second: u32,
+    /// Connect to whatever host a secret names, not only the database's endpoints (off by default).
+    pub allow_any_host: bool,
 }
 
 impl std::fmt::Debug for ExportSettings {
@@ -83,7 +86,18 @@ impl ExportSettings {
             pg_restore: settings::pg_restore(env),
             tls: TlsSettings::from_env(env)?,
             mib_per_second: parse_number(env, MIB_PER_SECOND, 20, 1..=10_000)?,
+            allow_any_host: parse_flag(env, ALLOW_ANY_HOST)?,
         })
+    }
+}
+
+/// `true` or `false` (any case); unset is `false`.
+fn parse_flag(env: &impl Env, name: &str) -> Result<bool, ConfigError> {
+    match read(env, name) {
+        None => Ok(false),
+        Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+        Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+        Some(v) => Err(ConfigError::new(name, &v, "expected true or false".to_owned())),
     }
 }
 
@@ -137,6 +151,10 @@ mod tests {
             (1, 0, 8 * 1024 * 1024, 2)
         );
         assert!(s.recipients.is_empty());
+        assert!(
+            !s.allow_any_host,
+            "a secret may point only at its database unless allowed"
+        );
     }
 
     #[test]
@@ -151,6 +169,7 @@ mod tests {
                 "not both",
             ),
             (PART_SIZE_MIB, "4", "between 5 and 512"),
+            (ALLOW_ANY_HOST, "yes", "expected true or false"),
         ];
         for (var, value, expected) in cases.drain(..) {
             let mut pairs = BASE.to_vec();
