@@ -527,6 +527,7 @@ mod tests {
             tags,
             cluster: cluster.map(str::to_owned),
             endpoint: None,
+            aliases: Vec::new(),
             master_secret_arn: None,
         }
     }

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use lifeboat::bucket::export_keys;
 use lifeboat::error::Error;
 use lifeboat::export::{self as rules, Profile};
-use lifeboat::metrics::Metrics;
+use lifeboat::metrics::{self, Metrics};
 use lifeboat::selection::{self, Database, Selection, Selector};
 use serde::Serialize;
 use serde_json::Value;
@@ -163,27 +163,45 @@ fn plan(settings: &ExportSettings, trigger: Trigger, all: &[Database]) -> Result
 
 /// The run's metrics for one database: success always, the figures only for an export made now.
 fn record(metrics: &mut Metrics, report: &ExportReport, profile: &str) {
-    let dims = [("DBIdentifier", report.db.as_str()), ("Profile", profile)];
+    let dims = [
+        (metrics::DB_DIMENSION, report.db.as_str()),
+        (metrics::PROFILE_DIMENSION, profile),
+    ];
     let ok = report.outcome.succeeded();
-    metrics.put("ExportSuccess", f64::from(u8::from(ok)), StandardUnit::Count, &dims);
+    metrics.put(
+        metrics::EXPORT_SUCCESS,
+        f64::from(u8::from(ok)),
+        StandardUnit::Count,
+        &dims,
+    );
     if report.outcome != Outcome::Exported {
         return;
     }
-    metrics.put("ExportDurationSeconds", report.seconds, StandardUnit::Seconds, &dims);
     metrics.put(
-        "ExportPlaintextBytes",
+        metrics::EXPORT_DURATION_SECONDS,
+        report.seconds,
+        StandardUnit::Seconds,
+        &dims,
+    );
+    metrics.put(
+        metrics::EXPORT_PLAINTEXT_BYTES,
         report.plaintext_bytes as f64,
         StandardUnit::Bytes,
         &dims,
     );
     metrics.put(
-        "ExportStoredBytes",
+        metrics::EXPORT_STORED_BYTES,
         report.stored_bytes as f64,
         StandardUnit::Bytes,
         &dims,
     );
     let rate = rules::throughput(report.plaintext_bytes, report.seconds);
-    metrics.put("ExportThroughputBytesPerSecond", rate, StandardUnit::BytesSecond, &dims);
+    metrics.put(
+        metrics::EXPORT_THROUGHPUT_BYTES_PER_SECOND,
+        rate,
+        StandardUnit::BytesSecond,
+        &dims,
+    );
 }
 
 impl ExportReport {

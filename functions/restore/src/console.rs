@@ -194,6 +194,7 @@ mod tests {
             tags: Default::default(),
             cluster: None,
             endpoint: None,
+            aliases: Vec::new(),
             master_secret_arn: None,
         };
         let m = request(

@@ -8,7 +8,7 @@ use std::time::Instant;
 use aws_sdk_cloudwatch::types::StandardUnit;
 use chrono::{DateTime, Utc};
 use lifeboat::error::Error;
-use lifeboat::metrics::Metrics;
+use lifeboat::metrics::{self, Metrics};
 use lifeboat::rds::instances::{self as rds, Deleted, RestoreRequest};
 use lifeboat::restore::{self as rules, choose_snapshot, test_identifier, Check, Progress};
 use lifeboat::selection::{self, Database, DbKind, Selector};
@@ -402,16 +402,16 @@ fn report_metrics(r: &report::Report) -> Metrics {
     let mut metrics = Metrics::new();
     metrics.db(
         &r.database,
-        "RestoreTestSuccess",
+        metrics::RESTORE_TEST_SUCCESS,
         f64::from(u8::from(r.passed)),
         StandardUnit::Count,
     );
     if let Some(rto) = r.rto_seconds {
-        metrics.db(&r.database, "RestoreTimeSeconds", rto, StandardUnit::Seconds);
+        metrics.db(&r.database, metrics::RESTORE_TIME_SECONDS, rto, StandardUnit::Seconds);
     }
     metrics.db(
         &r.database,
-        "RestoreDataAgeSeconds",
+        metrics::RESTORE_DATA_AGE_SECONDS,
         r.rpo_seconds,
         StandardUnit::Seconds,
     );

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_cloudwatch::types::StandardUnit;
-use lifeboat::metrics::Metrics;
+use lifeboat::metrics::{self, Metrics};
 use lifeboat::rotation::{self, alternate_user, Plan, Step, Strategy, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use serde::Serialize;
 use serde_json::Value;
@@ -107,9 +107,22 @@ fn finished(ev: &event::RotationEvent, result: StepResult, seconds: f64) -> (Str
 /// Publishes the step's success and duration. A failure to publish is logged, never the step's failure.
 async fn publish_metrics(deps: &Deps, name: &str, step: Step, ok: bool, seconds: f64) {
     let mut metrics = Metrics::new();
-    let dims = [("Secret", name), ("Step", step.as_str())];
-    metrics.put("RotationSuccess", f64::from(u8::from(ok)), StandardUnit::Count, &dims);
-    metrics.put("RotationStepDurationSeconds", seconds, StandardUnit::Seconds, &dims);
+    let dims = [
+        (metrics::SECRET_DIMENSION, name),
+        (metrics::STEP_DIMENSION, step.as_str()),
+    ];
+    metrics.put(
+        metrics::ROTATION_SUCCESS,
+        f64::from(u8::from(ok)),
+        StandardUnit::Count,
+        &dims,
+    );
+    metrics.put(
+        metrics::ROTATION_STEP_DURATION_SECONDS,
+        seconds,
+        StandardUnit::Seconds,
+        &dims,
+    );
     if let Err(e) = metrics
         .publish(&deps.cw, &deps.settings.metrics_namespace, chrono::Utc::now())
         .await

@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 use lifeboat::copies;
 use lifeboat::error::Error;
-use lifeboat::metrics::Metrics;
+use lifeboat::metrics::{self, Metrics};
 use lifeboat::naming::{snapshot_id, SnapshotKind};
 use lifeboat::quota::quota_report;
 pub use lifeboat::quota::QuotaReport;
@@ -247,36 +247,36 @@ fn run_metrics(trigger: &Trigger, run: &Run, duration_seconds: f64) -> Metrics {
     for r in &run.reports {
         if !finished_event {
             let created = f64::from(u8::from(r.outcome == Outcome::Created));
-            metrics.db(&r.db, "SnapshotCreated", created, StandardUnit::Count);
+            metrics.db(&r.db, metrics::SNAPSHOT_CREATED, created, StandardUnit::Count);
             metrics.db(
                 &r.db,
-                "SnapshotFailed",
+                metrics::SNAPSHOT_FAILED,
                 f64::from(u8::from(r.is_failure())),
                 StandardUnit::Count,
             );
             let deleted = (r.deleted.len() + r.dr_deleted.len()) as f64;
-            metrics.db(&r.db, "SnapshotsDeleted", deleted, StandardUnit::Count);
+            metrics.db(&r.db, metrics::SNAPSHOTS_DELETED, deleted, StandardUnit::Count);
         }
         let copies = r.copies_started.len() as f64;
-        metrics.db(&r.db, "SnapshotCopiesStarted", copies, StandardUnit::Count);
+        metrics.db(&r.db, metrics::SNAPSHOT_COPIES_STARTED, copies, StandardUnit::Count);
     }
     for q in &run.quota {
-        let dims = [("Region", q.region.as_str())];
+        let dims = [(metrics::REGION_DIMENSION, q.region.as_str())];
         metrics.put(
-            "ManualSnapshotCount",
+            metrics::MANUAL_SNAPSHOT_COUNT,
             q.manual_snapshots as f64,
             StandardUnit::Count,
             &dims,
         );
         metrics.put(
-            "ManualSnapshotQuotaUsedPercent",
+            metrics::MANUAL_SNAPSHOT_QUOTA_USED_PERCENT,
             q.used_percent,
             StandardUnit::Percent,
             &dims,
         );
     }
     metrics.put(
-        "SnapshotRunDurationSeconds",
+        metrics::SNAPSHOT_RUN_DURATION_SECONDS,
         duration_seconds,
         StandardUnit::Seconds,
         &[],
