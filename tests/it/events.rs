@@ -78,9 +78,57 @@ fn every_restore_event_parses() {
     actions.dedup();
     assert_eq!(
         actions,
-        ["cleanup", "plan", "poll", "prepare", "report", "restore", "start", "summary", "verify"],
+        [
+            "cleanup",
+            "plan",
+            "poll",
+            "prepare",
+            "report",
+            "restore",
+            "restore-export",
+            "start",
+            "summary",
+            "verify"
+        ],
         "a sample event for every step and for console restores"
     );
+}
+
+#[test]
+fn the_restore_export_events_say_which_export_which_tables_and_where() {
+    use lifeboat::archive::Which;
+    use restore::event::Request;
+    let parse = |name: &str| {
+        let file = repo_root().join("events/restore").join(name);
+        match restore::event::parse(json(&file)).unwrap_or_else(|e| panic!("{}: {e}", file.display())) {
+            Request::RestoreExport(r) => r,
+            other => panic!("{name}: parsed as {other:?}"),
+        }
+    };
+    let whole = parse("console-restore-export.json");
+    assert_eq!(whole.database, "app-prod");
+    assert_eq!(whole.export.which(), Which::Latest);
+    assert_eq!(whole.profile.as_deref(), Some("full"));
+    assert!(whole.tables.is_empty(), "no tables: the whole export");
+    assert_eq!(whole.into.database, "app_prod_restore_20261123");
+    assert_eq!(whole.into.instance, None, "onto the source's own server");
+
+    let tables = parse("console-restore-export-tables.json");
+    let noon = "2026-11-22T12:00:00Z".parse().unwrap();
+    assert_eq!(tables.export.which(), Which::Before(noon));
+    assert_eq!(tables.tables, ["users", "billing.invoices"]);
+    assert_eq!(tables.into.database, "app_prod_users_20261123");
+    assert_eq!(tables.into.instance.as_deref(), Some("app-prod-scratch"));
+
+    let bad = |event: serde_json::Value| restore::event::parse(event).unwrap_err().to_string();
+    let err = bad(serde_json::json!({"action": "restore-export", "database": "app-prod",
+                                     "into": {"database": "template1"}}));
+    assert!(err.contains("template"), "{err}");
+    let err = bad(
+        serde_json::json!({"action": "restore-export", "database": "app-prod", "into": {"database": "x"},
+                                     "overwrite": true}),
+    );
+    assert!(err.contains("overwrite"), "unknown fields are refused: {err}");
 }
 
 #[test]

@@ -10,5 +10,6 @@ mod harness;
 mod infra;
 mod monitor;
 mod restore;
+mod restore_export;
 mod rotate;
 mod snapshot;

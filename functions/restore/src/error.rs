@@ -52,6 +52,9 @@ pub enum RestoreError {
     /// The test state could not be written as JSON.
     #[error("serialising the test state: {0}")]
     State(#[source] serde_json::Error),
+    /// A restore from an export stopped (which check, or why it was refused).
+    #[error(transparent)]
+    FromExport(#[from] crate::from_export::ExportRestoreError),
     /// The report could not be written as JSON.
     #[error("{0}")]
     Report(#[source] serde_json::Error),
@@ -74,6 +77,7 @@ impl RestoreError {
             Self::NameTaken { .. } => "Lifeboat.Restore.NameTaken",
             Self::TestsFailed { .. } => "Lifeboat.PartialFailure",
             Self::State(_) | Self::Report(_) => "Lifeboat.Restore.Serialization",
+            Self::FromExport(e) => e.error_type(),
         })
     }
 }

@@ -52,6 +52,9 @@ pub enum Request {
     },
     /// A real restore from the console into a new, named instance or cluster.
     Restore(ManualRestore),
+    /// A restore of a complete export (or some of its tables) into a new database.
+    #[serde(rename = "restore-export")]
+    RestoreExport(crate::from_export::ExportRestore),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -175,6 +178,7 @@ pub fn parse(payload: Value) -> Result<Request, Error> {
                 ));
             }
         }
+        Request::RestoreExport(r) => r.validate()?,
         _ => {}
     }
     Ok(req)

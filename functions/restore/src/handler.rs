@@ -71,6 +71,7 @@ pub async fn handle(deps: &Deps, payload: Value, deadline: Option<Instant>) -> R
         Request::Cleanup { test } => cleanup(deps, test).await,
         Request::Summary { results } => summary(&results),
         Request::Restore(m) => crate::console::restore(deps, m, deadline).await,
+        Request::RestoreExport(r) => crate::from_export::run(deps, r, deadline).await,
     };
     match &result {
         Ok(_) => tracing::info!(seconds = started.elapsed().as_secs_f64(), "restore step finished"),
@@ -297,7 +298,7 @@ async fn prepare(deps: &Deps, mut test: TestState) -> Result<Value, RestoreError
     to_value(&test)
 }
 
-async fn age_identity(deps: &Deps) -> Result<Option<age::x25519::Identity>, RestoreError> {
+pub(crate) async fn age_identity(deps: &Deps) -> Result<Option<age::x25519::Identity>, RestoreError> {
     let Some(secret) = &deps.settings.age_identity_secret else {
         return Ok(None);
     };

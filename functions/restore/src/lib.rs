@@ -8,6 +8,7 @@
 pub mod console;
 pub mod error;
 pub mod event;
+pub mod from_export;
 pub mod handler;
 pub mod password;
 pub mod report;

@@ -41,6 +41,8 @@ pub struct RestoreSettings {
     pub profile: String,
     pub pg_restore: String,
     pub tls: TlsSettings,
+    /// The `restore-export` action: its assumed speed and the ECS task for long restores.
+    pub from_export: crate::from_export::Settings,
 }
 
 pub const DEFAULT_CHECKS: &str = r#"[{"name": "SELECT 1 answers", "sql": "select 1 = 1"}, {"name": "SELECT now() answers", "sql": "select now() is not null"}]"#;
@@ -65,6 +67,7 @@ impl RestoreSettings {
             profile: read(env, PROFILE).unwrap_or_else(|| "full".to_owned()),
             pg_restore: settings::pg_restore(env),
             tls: TlsSettings::from_env(env)?,
+            from_export: crate::from_export::Settings::from_env(env)?,
         })
     }
 }

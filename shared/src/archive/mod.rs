@@ -9,6 +9,7 @@
 //! Never: writes to an existing database (the target must not exist; only a database this module created is
 //! ever dropped), writes a temporary file, or prints a password.
 
+pub mod plan;
 pub mod restore;
 pub mod select;
 pub mod stream;

@@ -1,0 +1,262 @@
+//! The console's `restore-export` action: a complete export (or some of its tables) streamed into a NEW database
+//! on the source's server or on another named instance, verified row for row against the manifest.
+//!
+//! It translates only: the event is read here, the export is chosen and restored by `lifeboat::archive` (which
+//! refuses an existing target and drops what it created on any failure), and the admission against the
+//! invocation's deadline and the ECS command line are `lifeboat::archive::plan`'s rules.
+//! Never: writes to the source database (it connects to the server's `postgres` database to create the target),
+//! restores an incomplete export, or returns a password.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use lifeboat::archive::plan::{self, EcsTask, ExportChoice};
+use lifeboat::archive::restore::{self as archive_restore, Report};
+use lifeboat::archive::select::qualified;
+use lifeboat::archive::{find_export, ArchiveError, Counters};
+use lifeboat::db::{self, DbError};
+use lifeboat::error::{ConfigError, Error};
+use lifeboat::export::Refusal;
+use lifeboat::manifest::Manifest;
+use lifeboat::naming::validate_db_identifier;
+use lifeboat::selection::Database;
+use lifeboat::settings::{parse_list, parse_number, read, Env};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::RestoreError;
+use crate::handler::{age_identity, find, Deps};
+
+pub const MIB_PER_SECOND: &str = "LIFEBOAT_RESTORE_MIB_PER_SECOND";
+pub const TASK_CLUSTER: &str = "LIFEBOAT_EXPORT_TASK_CLUSTER";
+pub const TASK_DEFINITION: &str = "LIFEBOAT_EXPORT_TASK_DEFINITION";
+pub const TASK_SUBNETS: &str = "LIFEBOAT_EXPORT_TASK_SUBNETS";
+pub const TASK_SECURITY_GROUP: &str = "LIFEBOAT_EXPORT_TASK_SECURITY_GROUP";
+
+/// The server database the target is created from; the source database is never connected to.
+const MAINTENANCE_DB: &str = "postgres";
+
+/// How fast a restore is assumed to go, and the ECS task that runs the ones too long for an invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Stored (compressed, encrypted) MiB per second through download, decryption and pg_restore.
+    pub mib_per_second: u32,
+    pub task: EcsTask,
+}
+
+impl Settings {
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            mib_per_second: parse_number(env, MIB_PER_SECOND, 20, 1..=10_000)?,
+            task: EcsTask {
+                cluster: read(env, TASK_CLUSTER),
+                task_definition: read(env, TASK_DEFINITION),
+                subnets: parse_list(env, TASK_SUBNETS),
+                security_group: read(env, TASK_SECURITY_GROUP),
+            },
+        })
+    }
+}
+
+/// `{"action": "restore-export", "database": "app-prod", "export": "latest", "tables": ["users"],
+///   "into": {"database": "app_prod_restore_20261123"}}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportRestore {
+    /// The RDS instance or cluster whose export is restored.
+    pub database: String,
+    /// `latest` (the default), a manifest key, or `{"before": "<RFC 3339>"}`.
+    #[serde(default)]
+    pub export: ExportChoice,
+    /// The export profile to choose from (default `LIFEBOAT_RESTORE_EXPORT_PROFILE`, `full`).
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// Tables as the manifest names them (`users`, `billing.invoices`, `"we.ird"."x"`); empty restores all.
+    #[serde(default)]
+    pub tables: Vec<String>,
+    pub into: IntoTarget,
+}
+
+/// Where the restore goes: a database that must not exist yet, on the source's server or on `instance`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntoTarget {
+    pub database: String,
+    #[serde(default)]
+    pub instance: Option<String>,
+}
+
+impl ExportRestore {
+    /// Refuses what cannot be a restore-export before anything is called.
+    pub fn validate(&self) -> Result<(), Error> {
+        let invalid =
+            |what: &str, value: &str, reason: String| Error::InvalidEvent(format!("{what} `{value}`: {reason}"));
+        validate_db_identifier(&self.database).map_err(|r| invalid("database", &self.database, r.to_string()))?;
+        if let Some(i) = &self.into.instance {
+            validate_db_identifier(i).map_err(|r| invalid("into.instance", i, r.to_string()))?;
+        }
+        plan::check_target_name(&self.into.database).map_err(|e| Error::InvalidEvent(e.to_string()))
+    }
+
+    /// The same request pinned to the export chosen, for the ECS task to restore exactly that one.
+    fn pinned(&self, manifest_key: &str) -> Value {
+        json!({"action": "restore-export", "database": self.database, "export": manifest_key,
+               "tables": self.tables, "into": {"database": self.into.database, "instance": self.into.instance}})
+    }
+}
+
+/// Why a restore-export stopped; an [`ArchiveError`] says which check failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportRestoreError {
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("{id} has no credentials: tag it `lifeboat:secret` with the secret of a user that may create databases")]
+    NoCredentials { id: String },
+    #[error("neither secret {secret} nor RDS says where {id} is")]
+    NoAddress { id: String, secret: String },
+    #[error(
+        "restoring {key} would not finish in this invocation: {} MiB stored at about {} MiB/s needs ~{} s but only \
+         {} s remain (LIFEBOAT_RESTORE_MIB_PER_SECOND); nothing was created. Run it as the ECS task:\n{command}",
+        refusal.size_mib, refusal.mib_per_second, refusal.estimate_secs, refusal.remaining_secs
+    )]
+    TooLong {
+        key: String,
+        refusal: Refusal,
+        command: String,
+    },
+}
+
+impl ExportRestoreError {
+    /// The Lambda `errorType`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::TooLong { .. } => "Lifeboat.Restore.TooLong",
+            Self::Archive(ArchiveError::TargetExists { .. }) => "Lifeboat.Restore.TargetExists",
+            Self::Archive(ArchiveError::NoExport { .. } | ArchiveError::OtherDatabase { .. }) => {
+                "Lifeboat.Restore.NoExport"
+            }
+            Self::Archive(ArchiveError::Table(_)) => "Lifeboat.Restore.UnknownTable",
+            Self::Db(_) | Self::NoCredentials { .. } | Self::NoAddress { .. } => "Lifeboat.Restore.Connect",
+            Self::Archive(_) => "Lifeboat.Restore.ExportCheck",
+        }
+    }
+}
+
+/// Runs the action: target, export, admission, identity, then the streamed and verified restore.
+pub async fn run(deps: &Deps, req: ExportRestore, deadline: Option<Instant>) -> Result<Value, RestoreError> {
+    let started = Instant::now();
+    req.validate()?;
+    let source = find(deps, &req.database).await?;
+    let server = match &req.into.instance {
+        Some(id) => find(deps, id).await?,
+        None => source.clone(),
+    };
+    let target = target(deps, &source, &server, &req.into.database).await?;
+    let s = &deps.settings;
+    let profile = req.profile.as_deref().unwrap_or(&s.profile);
+    let (key, manifest) = find_export(&deps.s3, &s.bucket, &req.database, Some(profile), &req.export.which())
+        .await
+        .map_err(ExportRestoreError::from)?;
+    admit(deps, &req, &key, &manifest, deadline)?;
+    let identities: Vec<_> = age_identity(deps).await?.into_iter().collect();
+    let prepared = started.elapsed().as_secs_f64();
+    let counters = Arc::new(Counters::default());
+    let report = archive_restore::restore(archive_restore::Request {
+        s3: &deps.s3,
+        bucket: &s.bucket,
+        manifest: &manifest,
+        tables: &req.tables,
+        identities: &identities,
+        pg_restore: &s.pg_restore,
+        into: &target,
+        maintenance_db: MAINTENANCE_DB,
+        counters: &counters,
+    })
+    .await
+    .map_err(ExportRestoreError::from)?;
+    let rto = started.elapsed().as_secs_f64();
+    tracing::info!(db = %req.database, export = %key, into = %report.database, instance = %server.id,
+                   tables = report.tables.len(), rto_seconds = rto, "restored from export");
+    Ok(result(&key, &manifest, &server, &target, &report, prepared, rto))
+}
+
+/// Refuses up front a restore that would not finish before the deadline, with the command that runs it.
+fn admit(
+    deps: &Deps,
+    req: &ExportRestore,
+    key: &str,
+    manifest: &Manifest,
+    deadline: Option<Instant>,
+) -> Result<(), ExportRestoreError> {
+    let s = &deps.settings.from_export;
+    let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+    plan::admit_restore(manifest.stored.bytes, s.mib_per_second, left).map_err(|refusal| ExportRestoreError::TooLong {
+        key: key.to_owned(),
+        refusal,
+        command: plan::run_task_command(&s.task, &req.pinned(key)),
+    })
+}
+
+/// The new database on `server`: its address (see [`plan::restore_address`]) and the credentials of its
+/// Lifeboat secret, else the source's.
+async fn target(
+    deps: &Deps,
+    source: &Database,
+    server: &Database,
+    name: &str,
+) -> Result<db::Target, ExportRestoreError> {
+    let secret_id = server
+        .secret_id()
+        .or(source.secret_id())
+        .ok_or_else(|| ExportRestoreError::NoCredentials { id: server.id.clone() })?;
+    let secret = db::read_secret(&deps.sm, secret_id).await?;
+    let endpoint = server.endpoint.as_ref().map(|(h, p)| (h.as_str(), *p));
+    let into_source = server.id == source.id;
+    let (host, port) =
+        plan::restore_address(into_source, secret.host.as_deref(), secret.port, endpoint).ok_or_else(|| {
+            ExportRestoreError::NoAddress {
+                id: server.id.clone(),
+                secret: secret_id.to_owned(),
+            }
+        })?;
+    Ok(db::Target {
+        host,
+        port,
+        dbname: name.to_owned(),
+        user: secret.username.clone(),
+        password: secret.password.clone(),
+        tls: deps.settings.tls.clone(),
+    })
+}
+
+/// The result: the export chosen, the target, each table's expected and restored rows, durations, RTO.
+fn result(
+    key: &str,
+    manifest: &Manifest,
+    server: &Database,
+    target: &db::Target,
+    report: &Report,
+    prepared: f64,
+    rto: f64,
+) -> Value {
+    let tables: Vec<Value> = report
+        .tables
+        .iter()
+        .map(|t| json!({"table": qualified(t), "expected_rows": t.rows, "restored_rows": t.rows}))
+        .collect();
+    let st = &report.stages;
+    json!({
+        "export": {"manifest": key, "object": manifest.stored.key, "profile": manifest.profile,
+                   "logical_time": manifest.logical_time, "stored_bytes": report.stored_bytes,
+                   "plaintext_bytes": report.plaintext_bytes},
+        "target": {"instance": server.id, "host": target.host, "port": target.port, "database": report.database},
+        "tables": tables,
+        "verified": true,
+        "durations": {"prepare_seconds": prepared, "download_seconds": st.download_seconds,
+                      "decrypt_seconds": st.decrypt_seconds, "restore_seconds": st.restore_seconds,
+                      "verify_seconds": st.verify_seconds},
+        "rto_seconds": rto,
+    })
+}

@@ -1,0 +1,260 @@
+//! The `restore` function's `restore-export` action against moto (RDS, S3, Secrets Manager) and a real
+//! PostgreSQL, on an age-encrypted export the `export` function made of the local `app` database (which the
+//! `app-prod` instance's secret points at). The restore goes into a new database on the same server.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use aws_sdk_rds::types::Tag;
+use lifeboat_tests::moto::Moto;
+use lifeboat_tests::postgres::{self, Postgres, SUPERUSER};
+use lifeboat_tests::repo_root;
+use restore::settings::RestoreSettings;
+use serde_json::{json, Value};
+
+const REGION: &str = "us-east-1";
+const BUCKET: &str = "lifeboat-backups";
+
+struct World {
+    _moto: Moto,
+    pg: Postgres,
+    s3: aws_sdk_s3::Client,
+    deps: restore::Deps,
+}
+
+/// `app-prod` (its secret points at the local `app`), the age identity in Secrets Manager, and one complete
+/// `full` export made by the export function.
+async fn world() -> World {
+    let moto = Moto::start();
+    let pg = Postgres::start();
+    pg.psql("postgres", "create database app").unwrap();
+    pg.load_file("app", &repo_root().join("tests/demo/app.sql")).unwrap();
+    let config = moto.config(REGION);
+    let s3 = aws_sdk_s3::Client::new(&config);
+    let sm = aws_sdk_secretsmanager::Client::new(&config);
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let secret = json!({"engine": "postgres", "host": "127.0.0.1", "port": pg.port, "username": SUPERUSER,
+                        "password": pg.password, "dbname": "app"});
+    sm.create_secret()
+        .name("lifeboat/app-prod")
+        .secret_string(secret.to_string())
+        .send()
+        .await
+        .unwrap();
+    aws_sdk_rds::Client::new(&config)
+        .create_db_instance()
+        .db_instance_identifier("app-prod")
+        .db_instance_class("db.t4g.micro")
+        .engine("postgres")
+        .allocated_storage(20)
+        .master_username("app_admin")
+        .master_user_password("not-a-real-password-1")
+        .tags(Tag::builder().key("lifeboat:secret").value("lifeboat/app-prod").build())
+        .tags(Tag::builder().key("lifeboat:backup").value("true").build())
+        .send()
+        .await
+        .unwrap();
+    let identity = age::x25519::Identity::generate();
+    {
+        use age::secrecy::ExposeSecret;
+        sm.create_secret()
+            .name("lifeboat/age-identity")
+            .secret_string(identity.to_string().expose_secret())
+            .send()
+            .await
+            .unwrap();
+    }
+    let bin = postgres::bin_dir();
+    let vars = |extra: &[(&str, String)]| -> BTreeMap<String, String> {
+        [
+            ("LIFEBOAT_BUCKET", BUCKET.to_owned()),
+            ("LIFEBOAT_DB_SSLMODE", "disable".to_owned()),
+            ("LIFEBOAT_PG_DUMP", bin.join("pg_dump").display().to_string()),
+            ("LIFEBOAT_PG_RESTORE", bin.join("pg_restore").display().to_string()),
+        ]
+        .into_iter()
+        .chain(extra.iter().map(|(k, v)| (*k, v.clone())))
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    };
+    let export_vars = vars(&[("LIFEBOAT_AGE_RECIPIENTS", identity.to_public().to_string())]);
+    let settings = export::settings::ExportSettings::from_env(&move |n: &str| export_vars.get(n).cloned()).unwrap();
+    let summary = export::handle(
+        &export::Deps::new(&config, settings),
+        json!({"profile": "full", "time": "2026-11-22T02:00:00Z"}),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.failed, 0, "{summary:?}");
+    let restore_vars = vars(&[
+        ("LIFEBOAT_AGE_IDENTITY_SECRET", "lifeboat/age-identity".to_owned()),
+        ("LIFEBOAT_EXPORT_TASK_CLUSTER", "lifeboat-ExportCluster-1".to_owned()),
+        ("LIFEBOAT_EXPORT_TASK_DEFINITION", "lifeboat-export".to_owned()),
+    ]);
+    let settings = RestoreSettings::from_env(&move |n: &str| restore_vars.get(n).cloned()).unwrap();
+    let deps = restore::Deps::new(&config, settings);
+    World {
+        _moto: moto,
+        pg,
+        s3,
+        deps,
+    }
+}
+
+impl World {
+    async fn restore(&self, event: Value, deadline: Option<Instant>) -> Result<Value, String> {
+        restore::handle(&self.deps, event, deadline)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    fn exists(&self, db: &str) -> bool {
+        let sql = format!("select count(*) from pg_database where datname = '{db}'");
+        self.pg.psql("postgres", &sql).unwrap() == "1"
+    }
+
+    fn databases(&self) -> String {
+        self.pg
+            .psql(
+                "postgres",
+                "select string_agg(datname, ',' order by datname) from pg_database",
+            )
+            .unwrap()
+    }
+
+    async fn stored_key(&self) -> String {
+        let out = self.s3.list_objects_v2().bucket(BUCKET).send().await.unwrap();
+        out.contents()
+            .iter()
+            .filter_map(|o| o.key())
+            .find(|k| k.ends_with(".dump.zst.age"))
+            .unwrap()
+            .to_owned()
+    }
+}
+
+/// Row count and an MD5 over the table's rows in a fixed order: equal fingerprints, equal contents.
+fn fingerprint(pg: &Postgres, db: &str, table: &str) -> String {
+    pg.psql(
+        db,
+        &format!(
+            "select count(*) || ':' || coalesce(md5(string_agg(t::text, '|' order by t::text)), '') from {table} t"
+        ),
+    )
+    .unwrap()
+}
+
+fn event(into: &str, tables: &[&str]) -> Value {
+    json!({"action": "restore-export", "database": "app-prod", "export": "latest", "profile": "full",
+           "tables": tables, "into": {"database": into}})
+}
+
+#[tokio::test]
+async fn a_single_table_restores_into_a_new_database_equal_to_the_source() {
+    let w = world().await;
+    let source_before = fingerprint(&w.pg, "app", "users");
+    let out = w.restore(event("app_users_restore", &["USERS"]), None).await.unwrap();
+
+    assert_eq!(
+        fingerprint(&w.pg, "app_users_restore", "users"),
+        source_before,
+        "the restored table equals the source's"
+    );
+    let restored = w.pg.psql(
+        "app_users_restore",
+        "select string_agg(schemaname || '.' || tablename, ',') from pg_tables where schemaname = 'public'",
+    );
+    assert_eq!(restored.unwrap(), "public.users", "only the table asked for");
+    assert_eq!(
+        fingerprint(&w.pg, "app", "users"),
+        source_before,
+        "the source is untouched"
+    );
+
+    assert!(
+        out["export"]["manifest"].as_str().unwrap().ends_with(".manifest.json"),
+        "{out}"
+    );
+    assert_eq!(out["export"]["logical_time"], "2026-11-22T02:00:00Z");
+    assert_eq!(out["export"]["profile"], "full");
+    assert_eq!(out["target"]["instance"], "app-prod");
+    assert_eq!(out["target"]["database"], "app_users_restore");
+    assert_eq!(
+        out["tables"],
+        json!([{"table": "public.users", "expected_rows": 250, "restored_rows": 250}])
+    );
+    assert_eq!(out["verified"], true);
+    for stage in ["prepare", "download", "decrypt", "restore", "verify"] {
+        assert!(
+            out["durations"][format!("{stage}_seconds")].as_f64().unwrap() >= 0.0,
+            "{stage}: {out}"
+        );
+    }
+    assert!(out["rto_seconds"].as_f64().unwrap() > 0.0, "{out}");
+    assert!(!out.to_string().contains(&w.pg.password), "no password in the result");
+}
+
+#[tokio::test]
+async fn an_existing_target_an_unknown_table_and_a_restore_too_long_are_refused_touching_nothing() {
+    let w = world().await;
+    w.pg.psql("postgres", "create database app_kept").unwrap();
+    w.pg.psql("app_kept", "create table keep (x int); insert into keep values (1)")
+        .unwrap();
+    let err = w.restore(event("app_kept", &["users"]), None).await.unwrap_err();
+    assert!(err.contains("app_kept already exists"), "{err}");
+    assert_eq!(
+        w.pg.psql(
+            "app_kept",
+            "select string_agg(tablename, ',') from pg_tables where schemaname = 'public'"
+        )
+        .unwrap(),
+        "keep",
+        "the existing database is left as it was"
+    );
+    let err = w.restore(event("app", &[]), None).await.unwrap_err();
+    assert!(
+        err.contains("app already exists"),
+        "the source itself is refused: {err}"
+    );
+
+    let before = w.databases();
+    let err = w.restore(event("app_typo", &["usres"]), None).await.unwrap_err();
+    assert!(err.contains("close matches: public.users"), "{err}");
+
+    // Five seconds left cannot hold the deadline margin: refused before anything is created.
+    let deadline = Some(Instant::now() + Duration::from_secs(5));
+    let err = w.restore(event("app_late", &["users"]), deadline).await.unwrap_err();
+    assert!(err.contains("would not finish in this invocation"), "{err}");
+    assert!(
+        err.contains("aws ecs run-task --cluster 'lifeboat-ExportCluster-1' --task-definition 'lifeboat-export'"),
+        "{err}"
+    );
+    assert!(
+        err.contains("LIFEBOAT_EVENT") && err.contains(".manifest.json"),
+        "pinned to the export: {err}"
+    );
+    assert_eq!(w.databases(), before, "nothing created");
+}
+
+#[tokio::test]
+async fn a_tampered_object_is_refused_with_nothing_left_behind() {
+    let w = world().await;
+    let key = w.stored_key().await;
+    let object = w.s3.get_object().bucket(BUCKET).key(&key).send().await.unwrap();
+    let mut bytes = object.body.collect().await.unwrap().into_bytes().to_vec();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    w.s3.put_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .body(bytes.into())
+        .send()
+        .await
+        .unwrap();
+    let before = w.databases();
+    let err = w.restore(event("app_tampered", &[]), None).await.unwrap_err();
+    assert!(err.contains("stored checksum failed"), "{err}");
+    assert!(!w.exists("app_tampered"), "the half-restored database is dropped");
+    assert_eq!(w.databases(), before, "nothing left behind");
+}
