@@ -3,14 +3,14 @@
 //!
 //! It translates only: the event is read here, the export is chosen and restored by `lifeboat::archive` (which
 //! refuses an existing target and drops what it created on any failure), and the admission against the
-//! invocation's deadline and the ECS command line are `lifeboat::archive::plan`'s rules.
+//! invocation's deadline and the `lifeboat` command line that runs it instead are `lifeboat::archive::plan`'s rules.
 //! Never: writes to the source database (it connects to the server's `postgres` database to create the target),
 //! restores an incomplete export, or returns a password.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use lifeboat::archive::plan::{self, EcsTask, ExportChoice};
+use lifeboat::archive::plan::{self, ExportChoice};
 use lifeboat::archive::restore::{self as archive_restore, Report};
 use lifeboat::archive::select::qualified;
 use lifeboat::archive::{find_export, ArchiveError, Counters};
@@ -20,7 +20,7 @@ use lifeboat::export::Refusal;
 use lifeboat::manifest::Manifest;
 use lifeboat::naming::validate_db_identifier;
 use lifeboat::selection::Database;
-use lifeboat::settings::{parse_list, parse_number, read, Env};
+use lifeboat::settings::{parse_number, Env};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -28,32 +28,21 @@ use crate::error::RestoreError;
 use crate::handler::{age_identity, find, Deps};
 
 pub const MIB_PER_SECOND: &str = "LIFEBOAT_RESTORE_MIB_PER_SECOND";
-pub const TASK_CLUSTER: &str = "LIFEBOAT_EXPORT_TASK_CLUSTER";
-pub const TASK_DEFINITION: &str = "LIFEBOAT_EXPORT_TASK_DEFINITION";
-pub const TASK_SUBNETS: &str = "LIFEBOAT_EXPORT_TASK_SUBNETS";
-pub const TASK_SECURITY_GROUP: &str = "LIFEBOAT_EXPORT_TASK_SECURITY_GROUP";
 
 /// The server database the target is created from; the source database is never connected to.
 const MAINTENANCE_DB: &str = "postgres";
 
-/// How fast a restore is assumed to go, and the ECS task that runs the ones too long for an invocation.
+/// How fast a restore is assumed to go (what is too long for an invocation is run with the `lifeboat` tool).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// Stored (compressed, encrypted) MiB per second through download, decryption and pg_restore.
     pub mib_per_second: u32,
-    pub task: EcsTask,
 }
 
 impl Settings {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
         Ok(Self {
             mib_per_second: parse_number(env, MIB_PER_SECOND, 20, 1..=10_000)?,
-            task: EcsTask {
-                cluster: read(env, TASK_CLUSTER),
-                task_definition: read(env, TASK_DEFINITION),
-                subnets: parse_list(env, TASK_SUBNETS),
-                security_group: read(env, TASK_SECURITY_GROUP),
-            },
         })
     }
 }
@@ -97,12 +86,6 @@ impl ExportRestore {
         }
         plan::check_target_name(&self.into.database).map_err(|e| Error::InvalidEvent(e.to_string()))
     }
-
-    /// The same request pinned to the export chosen, for the ECS task to restore exactly that one.
-    fn pinned(&self, manifest_key: &str) -> Value {
-        json!({"action": "restore-export", "database": self.database, "export": manifest_key,
-               "tables": self.tables, "into": {"database": self.into.database, "instance": self.into.instance}})
-    }
 }
 
 /// Why a restore-export stopped; an [`ArchiveError`] says which check failed.
@@ -118,7 +101,8 @@ pub enum ExportRestoreError {
     NoAddress { id: String, secret: String },
     #[error(
         "restoring {key} would not finish in this invocation: {} MiB stored at about {} MiB/s needs ~{} s but only \
-         {} s remain (LIFEBOAT_RESTORE_MIB_PER_SECOND); nothing was created. Run it as the ECS task:\n{command}",
+         {} s remain (LIFEBOAT_RESTORE_MIB_PER_SECOND); nothing was created. Run it from a terminal with the lifeboat tool \
+         (no time limit), filling in the server and user:\n{command}",
         refusal.size_mib, refusal.mib_per_second, refusal.estimate_secs, refusal.remaining_secs
     )]
     TooLong {
@@ -195,7 +179,13 @@ fn admit(
     plan::admit_restore(manifest.stored.bytes, s.mib_per_second, left).map_err(|refusal| ExportRestoreError::TooLong {
         key: key.to_owned(),
         refusal,
-        command: plan::run_task_command(&s.task, &req.pinned(key)),
+        command: plan::cli_command(&plan::CliRestore {
+            database: &req.database,
+            manifest_key: key,
+            tables: &req.tables,
+            into_database: &req.into.database,
+            identity_secret: deps.settings.age_identity_secret.as_deref(),
+        }),
     })
 }
 

@@ -1,6 +1,7 @@
 //! The pure rules of a restore from an export run by a function (the `restore` function's `restore-export`
 //! action): which export the event names, whether the target's name can be a new database, whether the restore
-//! can finish inside the invocation, and the `aws ecs run-task` command line that runs what cannot.
+//! can finish inside the invocation, and the `lifeboat` command line that runs what cannot (from a terminal,
+//! with no time limit).
 //!
 //! Never: calls AWS, opens a connection, runs a process or reads the clock (the caller passes the time left).
 
@@ -102,48 +103,46 @@ pub fn restore_address(
     }
 }
 
-/// The ECS task that runs the same image outside Lambda (infra/template.yaml: the `ExportCluster`, the
-/// `ExportTaskDefinition` of family `<stack>-export`, its container `export`, and the network it needs). Values
-/// not configured are printed as the stack output or placeholder to fill in.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EcsTask {
-    pub cluster: Option<String>,
-    pub task_definition: Option<String>,
-    pub subnets: Vec<String>,
-    pub security_group: Option<String>,
-}
-
-/// The container name of the export task definition.
-pub const TASK_CONTAINER: &str = "export";
-
 /// `text` quoted for a POSIX shell: in single quotes, each `'` written as `'\''`.
 pub fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
-/// The `aws ecs run-task` command line that runs `event` (passed in `LIFEBOAT_EVENT`) as the ECS task.
-pub fn run_task_command(task: &EcsTask, event: &serde_json::Value) -> String {
-    let cluster = task.cluster.as_deref().unwrap_or("<ExportClusterName>");
-    let definition = task.task_definition.as_deref().unwrap_or("<ExportTaskDefinitionArn>");
-    let subnets = if task.subnets.is_empty() {
-        "subnet-...".to_owned()
-    } else {
-        task.subnets.join(",")
-    };
-    let group = task.security_group.as_deref().unwrap_or("<ExportSecurityGroupId>");
-    let network = format!("awsvpcConfiguration={{subnets=[{subnets}],securityGroups=[{group}]}}");
-    let overrides = serde_json::json!({"containerOverrides": [{
-        "name": TASK_CONTAINER,
-        "environment": [{"name": "LIFEBOAT_EVENT", "value": event.to_string()}],
-    }]});
-    format!(
-        "aws ecs run-task --cluster {} --task-definition {} --launch-type FARGATE --network-configuration {} \
-         --overrides {}",
-        shell_quote(cluster),
-        shell_quote(definition),
-        shell_quote(&network),
-        shell_quote(&overrides.to_string())
-    )
+/// What a refused restore-export asks for, to be run instead with the `lifeboat` terminal tool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CliRestore<'a> {
+    pub database: &'a str,
+    pub manifest_key: &'a str,
+    pub tables: &'a [String],
+    pub into_database: &'a str,
+    /// The Secrets Manager secret holding the age identity, when the function has one.
+    pub identity_secret: Option<&'a str>,
+}
+
+/// The `lifeboat restore` command line that performs the same restore from a terminal (no invocation deadline):
+/// pinned to the export the function chose. The server and user are left for the operator to fill in, since the
+/// function's view of the network (a VPC endpoint) is not the operator's.
+pub fn cli_command(r: &CliRestore<'_>) -> String {
+    let mut cmd = format!(
+        "lifeboat restore {} --manifest {}",
+        shell_quote(r.database),
+        shell_quote(r.manifest_key)
+    );
+    for t in r.tables {
+        cmd.push_str(&format!(" --table {}", shell_quote(t)));
+    }
+    cmd.push_str(&format!(
+        " --into {}",
+        shell_quote(&format!(
+            "postgres://<user>@<host>:5432/{}?sslmode=verify-full",
+            r.into_database
+        ))
+    ));
+    match r.identity_secret {
+        Some(secret) => cmd.push_str(&format!(" --identity-secret {}", shell_quote(secret))),
+        None => cmd.push_str(" --identity-file <age identity file>"),
+    }
+    cmd
 }
 
 #[cfg(test)]
@@ -227,35 +226,33 @@ mod tests {
     }
 
     #[test]
-    fn the_run_task_command_carries_the_event_through_two_quotings() {
-        let event = serde_json::json!({"action": "restore-export", "database": "app-prod",
-                                       "into": {"database": "o'brien"}});
-        let task = EcsTask {
-            cluster: Some("lifeboat-ExportCluster-abc".into()),
-            task_definition: Some("lifeboat-export".into()),
-            subnets: vec!["subnet-1".into(), "subnet-2".into()],
-            security_group: Some("sg-9".into()),
-        };
-        let cmd = run_task_command(&task, &event);
-        assert!(cmd.starts_with("aws ecs run-task --cluster 'lifeboat-ExportCluster-abc' --task-definition 'lifeboat-export' --launch-type FARGATE"), "{cmd}");
-        assert!(
-            cmd.contains("'awsvpcConfiguration={subnets=[subnet-1,subnet-2],securityGroups=[sg-9]}'"),
-            "{cmd}"
+    fn the_cli_command_is_pinned_to_the_export_and_survives_the_shell() {
+        let tables = vec!["users".to_owned(), "o'brien.notes".to_owned()];
+        let cmd = cli_command(&CliRestore {
+            database: "app-prod",
+            manifest_key: "exports/app-prod/full/2026/11/22/app-prod-full-20261122T020000Z.manifest.json",
+            tables: &tables,
+            into_database: "app_prod_restore",
+            identity_secret: Some("lifeboat/age-identity"),
+        });
+        assert_eq!(
+            cmd,
+            "lifeboat restore 'app-prod' --manifest \
+             'exports/app-prod/full/2026/11/22/app-prod-full-20261122T020000Z.manifest.json' --table 'users' \
+             --table 'o'\\''brien.notes' --into 'postgres://<user>@<host>:5432/app_prod_restore?sslmode=verify-full' \
+             --identity-secret 'lifeboat/age-identity'"
         );
-        // What the shell hands to the AWS CLI is JSON whose LIFEBOAT_EVENT is the event itself.
-        let quoted = cmd.split(" --overrides ").nth(1).unwrap();
-        let unquoted = quoted[1..quoted.len() - 1].replace(r"'\''", "'");
-        let overrides: serde_json::Value = serde_json::from_str(&unquoted).unwrap();
-        let container = &overrides["containerOverrides"][0];
-        assert_eq!(container["name"], TASK_CONTAINER);
-        assert_eq!(container["environment"][0]["name"], "LIFEBOAT_EVENT");
-        let carried: serde_json::Value =
-            serde_json::from_str(container["environment"][0]["value"].as_str().unwrap()).unwrap();
-        assert_eq!(carried, event);
-        let bare = run_task_command(&EcsTask::default(), &event);
-        assert!(
-            bare.contains("<ExportClusterName>") && bare.contains("<ExportSecurityGroupId>"),
-            "{bare}"
-        );
+        let without = cli_command(&CliRestore {
+            identity_secret: None,
+            tables: &[],
+            ..CliRestore {
+                database: "db",
+                manifest_key: "k",
+                tables: &[],
+                into_database: "t",
+                identity_secret: None,
+            }
+        });
+        assert!(without.ends_with("--identity-file <age identity file>"), "{without}");
     }
 }

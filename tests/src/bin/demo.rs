@@ -447,6 +447,8 @@ async fn main() {
         ("LIFEBOAT_DR_KMS_KEY_ID", key_arn.as_str()),
         ("LIFEBOAT_BUCKET", BUCKET),
         ("LIFEBOAT_AGE_RECIPIENTS", recipient.as_str()),
+        // The fleet's secrets point at the local PostgreSQL, not at the endpoints moto makes up.
+        ("LIFEBOAT_EXPORT_ALLOW_ANY_HOST", "true"),
         ("LIFEBOAT_DB_SSLMODE", "disable"),
         ("LIFEBOAT_PG_DUMP", pg_dump.as_str()),
         ("LIFEBOAT_PG_RESTORE", pg_restore.as_str()),
