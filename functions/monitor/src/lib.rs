@@ -3,6 +3,8 @@
 //! one alarm set per database; alarms of databases that are gone are deleted; expired restore-test resources are
 //! deleted (the janitor).
 
+#![warn(clippy::too_many_lines)]
+
 pub mod event;
 pub mod handler;
 pub mod settings;

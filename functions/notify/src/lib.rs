@@ -3,6 +3,8 @@
 //! that cannot be delivered fails the invocation (EventBridge retries it); an identical alarm is not resent within
 //! the dedupe window; OK after ALARM is reported as a recovery.
 
+#![warn(clippy::too_many_lines)]
+
 pub mod deliver;
 pub mod event;
 pub mod handler;

@@ -5,6 +5,8 @@
 //! cleanup is reachable from every failure path of the state machine, and what it restores carries an expiry tag
 //! for `monitor`'s janitor to act on.
 
+#![warn(clippy::too_many_lines)]
+
 pub mod console;
 pub mod error;
 pub mod event;

@@ -4,6 +4,8 @@
 //! Every step is idempotent under retries and redelivery, the AWSCURRENT credentials keep logging in whatever
 //! step fails, and no password or rotation token ever reaches a log line or an error message.
 
+#![warn(clippy::too_many_lines)]
+
 pub mod credentials;
 pub mod error;
 pub mod event;

@@ -4,6 +4,8 @@
 //! Deletes only snapshots tagged `lifeboat:managed=true`; never the newest available one; nothing for a database
 //! whose snapshot failed in the same run; never an automated snapshot.
 
+#![warn(clippy::too_many_lines)]
+
 pub mod event;
 pub mod handler;
 
