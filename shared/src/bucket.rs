@@ -88,14 +88,14 @@ pub fn newest<'a>(keys: impl IntoIterator<Item = &'a str>, suffix: &str) -> Opti
         .max_by(|(ka, ta), (kb, tb)| ta.cmp(tb).then_with(|| ka.cmp(kb)))
 }
 
-/// The newest key under `prefix` ending in `suffix`, with its time, across every page of the listing.
-pub async fn newest_key(
+/// Every key under `prefix` ending in `suffix`, across every page of the listing.
+pub async fn list_keys(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
     prefix: &str,
     suffix: &str,
-) -> Result<Option<(String, DateTime<Utc>)>, Error> {
-    let mut best: Option<(String, DateTime<Utc>)> = None;
+) -> Result<Vec<String>, Error> {
+    let mut keys = Vec::new();
     let mut pages = s3
         .list_objects_v2()
         .bucket(bucket)
@@ -104,13 +104,26 @@ pub async fn newest_key(
         .send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| Error::aws("ListObjectsV2", e))?;
-        let candidates = page.contents().iter().filter_map(|o| o.key());
-        let current = best.as_ref().map(|(k, _)| k.as_str());
-        if let Some((k, t)) = newest(candidates.chain(current), suffix) {
-            best = Some((k.to_owned(), t));
-        }
+        keys.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key())
+                .filter(|k| k.ends_with(suffix))
+                .map(str::to_owned),
+        );
     }
-    Ok(best)
+    Ok(keys)
+}
+
+/// The newest key under `prefix` ending in `suffix`, with its time.
+pub async fn newest_key(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    suffix: &str,
+) -> Result<Option<(String, DateTime<Utc>)>, Error> {
+    let keys = list_keys(s3, bucket, prefix, suffix).await?;
+    Ok(newest(keys.iter().map(String::as_str), suffix).map(|(k, t)| (k.to_owned(), t)))
 }
 
 /// The newest complete export (its manifest's key and time) of a database, of one profile or of any.

@@ -14,7 +14,7 @@ pub mod restore;
 pub mod select;
 pub mod stream;
 
-use crate::bucket::{export_prefix, get_json, MANIFEST_SUFFIX};
+use crate::bucket::{export_prefix, get_json, list_keys, MANIFEST_SUFFIX};
 use crate::error::Error;
 use crate::manifest::Manifest;
 
@@ -116,26 +116,9 @@ pub fn check_identities(manifest: &Manifest, identities: &[Identity]) -> Result<
     Ok(())
 }
 
-/// Every manifest key under `prefix`, across every page.
+/// Every manifest key under `prefix`.
 async fn manifest_keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<Vec<String>, ArchiveError> {
-    let mut keys = Vec::new();
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(prefix)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| Error::aws("ListObjectsV2", e))?;
-        keys.extend(
-            page.contents()
-                .iter()
-                .filter_map(|o| o.key())
-                .filter(|k| k.ends_with(MANIFEST_SUFFIX))
-                .map(str::to_owned),
-        );
-    }
-    Ok(keys)
+    Ok(list_keys(s3, bucket, prefix, MANIFEST_SUFFIX).await?)
 }
 
 /// Every complete export of a database (of one profile, or all), oldest first, with its manifest.
