@@ -180,7 +180,10 @@ pub async fn restore(args: &Restore) -> Result<(), CliError> {
     let report = result?;
     println!("restored {key} into {}", url::redacted(&into));
     for t in &report.tables {
-        println!("  {}.{}: {} rows, as the manifest says", t.schema, t.name, t.rows);
+        println!(
+            "  {}.{}: {} rows restored, {} in the manifest",
+            t.schema, t.name, t.restored_rows, t.expected_rows
+        );
     }
     let s = &report.stages;
     println!(

@@ -12,7 +12,6 @@ use std::time::Instant;
 
 use lifeboat::archive::plan::{self, ExportChoice};
 use lifeboat::archive::restore::{self as archive_restore, Report};
-use lifeboat::archive::select::qualified;
 use lifeboat::archive::{find_export, ArchiveError, Counters};
 use lifeboat::db::{self, DbError};
 use lifeboat::error::{ConfigError, Error};
@@ -234,7 +233,10 @@ fn result(
     let tables: Vec<Value> = report
         .tables
         .iter()
-        .map(|t| json!({"table": qualified(t), "expected_rows": t.rows, "restored_rows": t.rows}))
+        .map(|t| {
+            json!({"table": format!("{}.{}", t.schema, t.name), "expected_rows": t.expected_rows,
+                   "restored_rows": t.restored_rows})
+        })
         .collect();
     let st = &report.stages;
     json!({

@@ -62,11 +62,20 @@ pub struct Stages {
 pub struct Report {
     pub database: String,
     pub export_key: String,
-    /// The restored tables, each with the row count found, equal to the manifest's.
-    pub tables: Vec<TableCount>,
+    /// The restored tables, each with the manifest's row count and the count found in the new database.
+    pub tables: Vec<RestoredTable>,
     pub stored_bytes: u64,
     pub plaintext_bytes: u64,
     pub stages: Stages,
+}
+
+/// One restored table: what the manifest promised and what a `count(*)` found (equal, or the restore failed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RestoredTable {
+    pub schema: String,
+    pub name: String,
+    pub expected_rows: i64,
+    pub restored_rows: i64,
 }
 
 /// Restores the export (or `tables` of it) into a new database and verifies its row counts; on any failure
@@ -208,7 +217,15 @@ async fn fill(req: Request<'_>, selected: &[TableCount], args: Vec<String>) -> R
     Ok(Report {
         database: req.into.dbname.clone(),
         export_key: req.manifest.stored.key.clone(),
-        tables: selected.to_vec(),
+        tables: selected
+            .iter()
+            .map(|t| RestoredTable {
+                schema: t.schema.clone(),
+                name: t.name.clone(),
+                expected_rows: t.rows,
+                restored_rows: counted.get(&qualified(t)).copied().unwrap_or_default(),
+            })
+            .collect(),
         stored_bytes: streamed.stored_bytes,
         plaintext_bytes: streamed.plain_bytes,
         stages: Stages {
