@@ -612,6 +612,35 @@ async fn main() {
         }
     );
 
+    heading("The same in one step: the restore function's restore-export (events/restore/console-restore-export.json)");
+    let mut one_step: Value =
+        serde_json::from_slice(&std::fs::read(repo_root().join("events/restore/console-restore-export.json")).unwrap())
+            .unwrap();
+    one_step["tables"] = serde_json::json!(["users", "sessions"]);
+    one_step["into"] = serde_json::json!({"database": "app_users_restored"});
+    let one_step_file = work.path().join("restore-export.json");
+    std::fs::write(&one_step_file, one_step.to_string()).unwrap();
+    match invoke(&watch, "restore", &one_step_file) {
+        Ok(r) => {
+            println!("  export {}", r["export"]["manifest"].as_str().unwrap_or("?"));
+            for t in r["tables"].as_array().into_iter().flatten() {
+                println!(
+                    "  {:<16} {} rows restored, {} in the manifest",
+                    t["table"].as_str().unwrap_or("?"),
+                    t["restored_rows"],
+                    t["expected_rows"]
+                );
+            }
+            println!(
+                "  into database {} (verified: {}); RTO {:.1} s",
+                r["target"]["database"].as_str().unwrap_or("?"),
+                r["verified"],
+                r["rto_seconds"].as_f64().unwrap_or_default()
+            );
+        }
+        Err(e) => println!("  FAILED: {e}"),
+    }
+
     heading("Rotating app-prod's credentials (Secrets Manager rotation, alternating users): events/rotate/");
     let secret_id = "lifeboat/app-prod";
     let before = current_user_of(&secrets, secret_id).await;
