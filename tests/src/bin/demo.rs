@@ -612,10 +612,13 @@ async fn main() {
         }
     );
 
-    heading("The same in one step: the restore function's restore-export (events/restore/console-restore-export.json)");
+    heading("In one step: billing's users and sessions restored from its export (events/restore/console-restore-export.json)");
     let mut one_step: Value =
         serde_json::from_slice(&std::fs::read(repo_root().join("events/restore/console-restore-export.json")).unwrap())
             .unwrap();
+    // billing's secret is the admin login: restoring into a new database needs a user that may create one (app-prod's
+    // is the read-only backup user).
+    one_step["database"] = serde_json::json!("billing");
     one_step["tables"] = serde_json::json!(["users", "sessions"]);
     one_step["into"] = serde_json::json!({"database": "app_users_restored"});
     let one_step_file = work.path().join("restore-export.json");
