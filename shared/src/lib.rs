@@ -28,6 +28,7 @@ pub mod settings;
 pub mod snapshot_ladder;
 pub mod snapshot_tags;
 pub mod telemetry;
+pub mod test_secrets;
 
 /// The monotonic instant of an invocation's deadline, from the milliseconds since the epoch that the Lambda runtime
 /// gives (`Context::deadline`). A deadline already past when the invocation starts means the runtime set none

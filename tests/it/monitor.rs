@@ -800,3 +800,50 @@ async fn monitor_reports_a_named_database_that_does_not_exist_and_still_observes
         .collect();
     assert!(names.iter().all(|n| n.starts_with("lifeboat/present/")), "{names:?}");
 }
+
+#[tokio::test]
+async fn the_janitor_deletes_expired_restore_test_secrets_and_no_other_secret() {
+    let w = monitor_world().await;
+    let sm = aws_sdk_secretsmanager::Client::new(&w.config);
+    let past = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let future = (chrono::Utc::now() + chrono::Duration::hours(5)).to_rfc3339();
+    let secret = |name: &'static str, expires: String| {
+        let sm = sm.clone();
+        async move {
+            let tag = |k: &str, v: &str| aws_sdk_secretsmanager::types::Tag::builder().key(k).value(v).build();
+            sm.create_secret()
+                .name(name)
+                .secret_string(r#"{"username": "postgres", "password": "x"}"#)
+                .tags(tag("lifeboat:restore-test", "true"))
+                .tags(tag("lifeboat:expires-at", &expires))
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    // A cleanup that never ran, a test still running, and a secret outside the prefix that merely carries the tags.
+    secret("lifeboat/restore-test/lifeboat-rt-gone-202611220300", past.clone()).await;
+    secret("lifeboat/restore-test/lifeboat-rt-running-202611290300", future).await;
+    secret("lifeboat/app-prod", past).await;
+
+    let summary = monitor::handle(&w.deps(&[]), json!({})).await.unwrap();
+    assert_eq!(
+        summary.janitor_deleted,
+        ["lifeboat/restore-test/lifeboat-rt-gone-202611220300"]
+    );
+    let left: Vec<String> = sm
+        .list_secrets()
+        .send()
+        .await
+        .unwrap()
+        .secret_list()
+        .iter()
+        .filter_map(|s| s.name().map(str::to_owned))
+        .collect();
+    assert!(
+        left.contains(&"lifeboat/restore-test/lifeboat-rt-running-202611290300".to_owned())
+            && left.contains(&"lifeboat/app-prod".to_owned())
+            && !left.iter().any(|n| n.ends_with("gone-202611220300")),
+        "{left:?}"
+    );
+}

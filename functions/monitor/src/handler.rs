@@ -27,6 +27,7 @@ pub struct Deps {
     pub rds: aws_sdk_rds::Client,
     pub s3: aws_sdk_s3::Client,
     pub cw: aws_sdk_cloudwatch::Client,
+    pub sm: aws_sdk_secretsmanager::Client,
     pub settings: MonitorSettings,
 }
 
@@ -36,6 +37,7 @@ impl Deps {
             rds: aws_sdk_rds::Client::new(config),
             s3: aws_sdk_s3::Client::new(config),
             cw: aws_sdk_cloudwatch::Client::new(config),
+            sm: aws_sdk_secretsmanager::Client::new(config),
             settings,
         }
     }
@@ -213,6 +215,29 @@ async fn janitor(deps: &Deps, all: &[Database], now: DateTime<Utc>) -> Vec<Strin
             Err(e) => {
                 tracing::error!(resource = %d.id, error = %e, "could not delete an expired restore-test resource")
             }
+        }
+    }
+    deleted.extend(expired_test_secrets(deps, now).await);
+    deleted
+}
+
+/// The password secrets of restore tests whose cleanup never ran, once their expiry has passed.
+async fn expired_test_secrets(deps: &Deps, now: DateTime<Utc>) -> Vec<String> {
+    let names = match lifeboat::test_secrets::expired(&deps.sm, now).await {
+        Ok(names) => names,
+        Err(e) => {
+            tracing::error!(error = %e, "could not list restore-test secrets");
+            return Vec::new();
+        }
+    };
+    let mut deleted = Vec::new();
+    for name in names {
+        match lifeboat::test_secrets::delete(&deps.sm, &name).await {
+            Ok(_) => {
+                tracing::warn!(secret = %name, "deleted an expired restore-test secret");
+                deleted.push(name);
+            }
+            Err(e) => tracing::error!(secret = %name, error = %e, "could not delete an expired restore-test secret"),
         }
     }
     deleted

@@ -4,7 +4,7 @@
 //! keeps only a secret's ARN on the instance). Prepare creates the secret, verify reads it, cleanup deletes it
 //! without recovery window on every path; it is tagged as a restore test with an expiry, for monitor's janitor.
 //!
-//! Owns these three Secrets Manager calls only. It must never log, return in an error message, or put in the
+//! Owns creating and reading the secret (the delete is `lifeboat::test_secrets`', shared with the janitor). It must never log, return in an error message, or put in the
 //! state the password itself.
 
 use chrono::{DateTime, Utc};
@@ -100,20 +100,5 @@ pub async fn read(sm: &aws_sdk_secretsmanager::Client, arn: &str) -> Result<Stri
 
 /// Deletes the test's secret at once (no recovery window); `false` when there was none.
 pub async fn delete(sm: &aws_sdk_secretsmanager::Client, restored_id: &str) -> Result<bool, Error> {
-    match sm
-        .delete_secret()
-        .secret_id(test_secret_name(restored_id))
-        .force_delete_without_recovery(true)
-        .send()
-        .await
-    {
-        Ok(_) => Ok(true),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_not_found_exception()) =>
-        {
-            Ok(false)
-        }
-        Err(e) => Err(Error::aws("DeleteSecret", e)),
-    }
+    lifeboat::test_secrets::delete(sm, &test_secret_name(restored_id)).await
 }
