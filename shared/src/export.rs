@@ -4,7 +4,8 @@
 //! object is the one the pipeline wrote.
 //!
 //! Owns: the export [`Profile`] and its validation, [`admit`] (the deadline refusal), [`check_pg_dump`] (the
-//! version rule), [`select_tables`] / [`table_args`] / [`quote_pattern`] (table matching), [`check_stored_size`]
+//! version rule), [`select_tables`] / [`table_args`] / [`quote_pattern`] (table matching), [`check_foreign_keys`]
+//! (a partial profile must hold the rows its tables reference), [`check_stored_size`]
 //! and the [`Outcome`] of one export.
 //!
 //! Never: runs a process, opens a connection, calls AWS or reads the clock. The `export` function gathers the
@@ -379,6 +380,57 @@ pub fn table_args(all: &[Table], selected: &[Table]) -> Vec<String> {
         .collect()
 }
 
+/// A foreign key of the database, read from `pg_constraint`: the table that holds it (`from`) references `to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignKey {
+    pub name: String,
+    pub from: Table,
+    pub to: Table,
+}
+
+/// A table name as SQL writes it, schema and name each quoted: `"public"."my.table"` and `"my"."table"` never
+/// read alike, in an error or a log line.
+pub fn qualified((schema, name): &Table) -> String {
+    format!("{}.{}", quote_ident(schema), quote_ident(name))
+}
+
+/// A profile exports the rows of a table but not those of a table it references: pg_restore adds the foreign
+/// key after loading the data, which then fails on every row, so the archive would not restore on its own.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "profile `{profile}` of {db} exports the rows of {} but not those of {}, which it references (foreign key `{}`): \
+     the archive would not restore; add {} to the profile's tables, or leave {} out too",
+    qualified(&key.from), qualified(&key.to), key.name, qualified(&key.to), qualified(&key.from)
+)]
+pub struct UnsatisfiedForeignKey {
+    pub profile: String,
+    pub db: String,
+    pub key: ForeignKey,
+}
+
+/// Every validated foreign key from a table whose data is `selected` must point at a selected table too (or at
+/// itself). The whole schema is always dumped, so the constraint is in the archive whatever the profile; only
+/// the rows it checks can be missing. A `NOT VALID` key is restored without checking old rows, so the caller
+/// passes only validated keys. The first unsatisfied key, in `keys` order, is the error.
+pub fn check_foreign_keys(
+    selected: &[Table],
+    keys: &[ForeignKey],
+    profile_name: &str,
+    db: &str,
+) -> Result<(), UnsatisfiedForeignKey> {
+    match keys
+        .iter()
+        .find(|k| selected.contains(&k.from) && !selected.contains(&k.to))
+    {
+        None => Ok(()),
+        Some(key) => Err(UnsatisfiedForeignKey {
+            profile: profile_name.to_owned(),
+            db: db.to_owned(),
+            key: key.clone(),
+        }),
+    }
+}
+
 /// Where to connect: the secret's host (and port, else PostgreSQL's), else the database's endpoint (with the
 /// secret's port if it names one). `None` when neither says where the database is.
 pub fn address(
@@ -562,6 +614,42 @@ mod tests {
             select_tables(all(), &typo, "typo", "app-prod").unwrap_err().to_string(),
             "profile `typo` names table `userz`, which app-prod does not have"
         );
+    }
+
+    fn fk(name: &str, from: Table, to: Table) -> ForeignKey {
+        ForeignKey {
+            name: name.into(),
+            from,
+            to,
+        }
+    }
+
+    #[test]
+    fn a_profile_that_leaves_out_the_rows_its_tables_reference_is_refused_naming_both() {
+        let keys = [
+            fk("projects_owner_id_fkey", t("public", "projects"), t("public", "users")),
+            fk("tree_parent_fkey", t("public", "tree"), t("public", "tree")),
+        ];
+        // The referenced table is selected, or the referencing one is not: restorable.
+        check_foreign_keys(&[t("public", "projects"), t("public", "users")], &keys, "p", "app").unwrap();
+        check_foreign_keys(&[t("public", "users")], &keys, "p", "app").unwrap();
+        // A table that references itself needs nothing else.
+        check_foreign_keys(&[t("public", "tree")], &keys, "p", "app").unwrap();
+        let err = check_foreign_keys(&[t("public", "projects")], &keys, "critical", "app-prod").unwrap_err();
+        assert_eq!(err.key, keys[0]);
+        assert_eq!(
+            err.to_string(),
+            "profile `critical` of app-prod exports the rows of \"public\".\"projects\" but not those of \
+             \"public\".\"users\", which it references (foreign key `projects_owner_id_fkey`): the archive would \
+             not restore; add \"public\".\"users\" to the profile's tables, or leave \"public\".\"projects\" out too"
+        );
+    }
+
+    #[test]
+    fn qualified_names_keep_a_dot_inside_a_name_apart_from_the_schema_dot() {
+        assert_eq!(qualified(&t("public", "my.table")), "\"public\".\"my.table\"");
+        assert_eq!(qualified(&t("my", "table")), "\"my\".\"table\"");
+        assert_ne!(qualified(&t("a.b", "c")), qualified(&t("a", "b.c")));
     }
 
     #[test]
@@ -796,6 +884,21 @@ mod tests {
         assert_eq!(Profile::default().lock_until(at), None);
     }
 
+    proptest! {
+        #[test]
+        fn an_admitted_selection_holds_every_table_its_rows_reference(
+            edges in proptest::collection::vec((0usize..6, 0usize..6), 0..12),
+            chosen in proptest::collection::vec(any::<bool>(), 6),
+        ) {
+            let table = |i: usize| t("public", &format!("t{i}"));
+            let keys: Vec<ForeignKey> = edges.iter().map(|&(a, b)| fk(&format!("k{a}{b}"), table(a), table(b))).collect();
+            let every: Vec<Table> = (0..6).map(table).collect();
+            prop_assert!(check_foreign_keys(&every, &keys, "full", "db").is_ok(), "everything is always restorable");
+            let selected: Vec<Table> = (0..6).filter(|&i| chosen[i]).map(table).collect();
+            let closed = keys.iter().all(|k| !selected.contains(&k.from) || selected.contains(&k.to));
+            prop_assert_eq!(check_foreign_keys(&selected, &keys, "p", "db").is_ok(), closed);
+        }
+    }
     proptest! {
         #[test]
         fn a_refusal_holds_for_anything_bigger_slower_or_later(

@@ -329,6 +329,29 @@ async fn a_profile_naming_a_missing_table_fails_clearly_and_writes_nothing() {
     );
 }
 
+/// pg_restore adds a foreign key after loading the rows; with the referenced rows left out of the archive it
+/// fails, so such a profile is refused before anything is written, naming the key and both tables.
+#[tokio::test]
+async fn a_profile_that_leaves_out_the_rows_its_tables_reference_is_refused_before_writing() {
+    let profiles = r#"{"full": {}, "projects-only": {"include": ["projects"]}, "no-users": {"exclude": ["users"]}}"#;
+    let w = world(&[("LIFEBOAT_EXPORT_PROFILES", profiles)]).await;
+    let err = handle(&w.deps, scheduled("projects-only"), None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(
+            "profile `projects-only` of app-prod exports the rows of \"public\".\"projects\" but not those of \
+             \"public\".\"users\", which it references (foreign key `projects_owner_id_fkey`)"
+        ),
+        "{err}"
+    );
+    let err = handle(&w.deps, scheduled("no-users"), None).await.unwrap_err().to_string();
+    assert!(err.contains("but not those of \"public\".\"users\""), "{err}");
+    assert!(keys(&w).await.is_empty());
+    assert_eq!(multipart_uploads(&w).await, 0);
+}
+
 #[tokio::test]
 async fn a_duplicate_invocation_for_the_same_time_makes_no_second_export() {
     let w = world(&[]).await;

@@ -4,7 +4,7 @@
 
 use lifeboat::db::DbError;
 use lifeboat::error::Error;
-use lifeboat::export::{DeadlineStop, ForeignHost, MissingTable, SizeMismatch, VersionError};
+use lifeboat::export::{DeadlineStop, ForeignHost, MissingTable, SizeMismatch, UnsatisfiedForeignKey, VersionError};
 
 use crate::pipeline::PipelineError;
 
@@ -37,6 +37,8 @@ pub enum ExportError {
     Version(#[from] VersionError),
     #[error(transparent)]
     MissingTable(#[from] MissingTable),
+    #[error(transparent)]
+    ForeignKey(#[from] UnsatisfiedForeignKey),
     /// pg_dump or pg_restore could not be started.
     #[error("starting {tool} ({program}): {source}")]
     Spawn {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use lifeboat::db::{self, Target};
-use lifeboat::export::{self as rules, Profile, Refusal, Table};
+use lifeboat::export::{self as rules, ForeignKey, Profile, Refusal, Table};
 use lifeboat::manifest::{self, Manifest};
 use lifeboat::selection::Database;
 use tokio::process::Command;
@@ -141,6 +141,7 @@ async fn snapshot<'c>(client: &'c mut Client, job: &ExportJob<'_>) -> Result<Sna
         .get(0);
     let all = list_tables(&tx).await?;
     let tables = rules::select_tables(all.clone(), job.profile, job.profile_name, &job.db.id)?;
+    rules::check_foreign_keys(&tables, &foreign_keys(&tx).await?, job.profile_name, &job.db.id)?;
     let large_objects: i64 = tx
         .query_one("select count(*) from pg_largeobject_metadata", &[])
         .await
@@ -230,6 +231,30 @@ async fn list_tables(tx: &Transaction<'_>) -> Result<Vec<Table>, ExportError> {
         .await
         .map_err(ExportError::query("listing tables"))?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// The validated foreign keys between ordinary tables (a partitioned table's keys are read on its partitions,
+/// which hold the rows and are what a profile selects).
+async fn foreign_keys(tx: &Transaction<'_>) -> Result<Vec<ForeignKey>, ExportError> {
+    let rows = tx
+        .query(
+            "select k.conname, fn.nspname, f.relname, tn.nspname, t.relname from pg_constraint k \
+             join pg_class f on f.oid = k.conrelid join pg_namespace fn on fn.oid = f.relnamespace \
+             join pg_class t on t.oid = k.confrelid join pg_namespace tn on tn.oid = t.relnamespace \
+             where k.contype = 'f' and k.convalidated and f.relkind = 'r' and t.relkind = 'r' \
+             order by 2, 3, 1",
+            &[],
+        )
+        .await
+        .map_err(ExportError::query("listing foreign keys"))?;
+    Ok(rows
+        .iter()
+        .map(|r| ForeignKey {
+            name: r.get(0),
+            from: (r.get(1), r.get(2)),
+            to: (r.get(3), r.get(4)),
+        })
+        .collect())
 }
 
 /// pg_dump into the pipeline (and pg_restore verifying it), while the rows are counted in the same snapshot.
