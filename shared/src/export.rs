@@ -405,7 +405,7 @@ pub fn qualified((schema, name): &Table) -> String {
 pub struct UnsatisfiedForeignKey {
     pub profile: String,
     pub db: String,
-    pub key: ForeignKey,
+    pub key: Box<ForeignKey>,
 }
 
 /// Every validated foreign key from a table whose data is `selected` must point at a selected table too (or at
@@ -426,7 +426,7 @@ pub fn check_foreign_keys(
         Some(key) => Err(UnsatisfiedForeignKey {
             profile: profile_name.to_owned(),
             db: db.to_owned(),
-            key: key.clone(),
+            key: Box::new(key.clone()),
         }),
     }
 }
@@ -636,7 +636,7 @@ mod tests {
         // A table that references itself needs nothing else.
         check_foreign_keys(&[t("public", "tree")], &keys, "p", "app").unwrap();
         let err = check_foreign_keys(&[t("public", "projects")], &keys, "critical", "app-prod").unwrap_err();
-        assert_eq!(err.key, keys[0]);
+        assert_eq!(*err.key, keys[0]);
         assert_eq!(
             err.to_string(),
             "profile `critical` of app-prod exports the rows of \"public\".\"projects\" but not those of \

@@ -46,6 +46,22 @@ pub struct TableCount {
     pub rows: i64,
 }
 
+impl TableCount {
+    /// The table's name as reports show it and key it: `schema.name`, a part that holds a dot or a quote in
+    /// double quotes (`public."my.table"`, `"a.b".c`), so that no two tables ever read alike.
+    pub fn label(&self) -> String {
+        format!("{}.{}", label_part(&self.schema), label_part(&self.name))
+    }
+}
+
+fn label_part(part: &str) -> String {
+    if part.contains(['.', '"']) {
+        format!("\"{}\"", part.replace('"', "\"\""))
+    } else {
+        part.to_owned()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Digest {
     pub bytes: u64,
@@ -81,4 +97,37 @@ pub struct Verification {
     /// How the archive was proven parseable: the whole plaintext stream through `pg_restore -f /dev/null`.
     pub method: String,
     pub pg_restore_version: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn t(schema: &str, name: &str) -> TableCount {
+        TableCount {
+            schema: schema.into(),
+            name: name.into(),
+            rows: 0,
+        }
+    }
+
+    #[test]
+    fn labels_quote_only_the_parts_that_hold_a_dot_or_a_quote() {
+        assert_eq!(t("public", "users").label(), "public.users");
+        assert_eq!(t("public", "my.table").label(), "public.\"my.table\"");
+        assert_eq!(t("my", "table").label(), "my.table");
+        assert_eq!(t("a.b", "c").label(), "\"a.b\".c");
+        assert_eq!(t("a", "b.c").label(), "a.\"b.c\"");
+        assert_eq!(t("public", "we\"ird").label(), "public.\"we\"\"ird\"");
+    }
+
+    proptest! {
+        #[test]
+        fn no_two_tables_share_a_label(
+            a in "[a-c.\"]{1,4}", b in "[a-c.\"]{1,4}", c in "[a-c.\"]{1,4}", d in "[a-c.\"]{1,4}",
+        ) {
+            prop_assert_eq!(t(&a, &b).label() == t(&c, &d).label(), a == c && b == d);
+        }
+    }
 }

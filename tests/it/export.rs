@@ -346,7 +346,10 @@ async fn a_profile_that_leaves_out_the_rows_its_tables_reference_is_refused_befo
         ),
         "{err}"
     );
-    let err = handle(&w.deps, scheduled("no-users"), None).await.unwrap_err().to_string();
+    let err = handle(&w.deps, scheduled("no-users"), None)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("but not those of \"public\".\"users\""), "{err}");
     assert!(keys(&w).await.is_empty());
     assert_eq!(multipart_uploads(&w).await, 0);

@@ -31,10 +31,18 @@ struct World {
 /// A fleet with `app-prod` (a snapshot of it, and a complete age-encrypted export of the local `app` database),
 /// the age identity in Secrets Manager for the verify step.
 async fn world() -> World {
+    world_with("").await
+}
+
+/// The world, with `sql` run in the source database before its export.
+async fn world_with(sql: &str) -> World {
     let moto = Moto::start();
     let pg = Postgres::start();
     pg.psql("postgres", "create database app").unwrap();
     pg.load_file("app", &repo_root().join("tests/demo/app.sql")).unwrap();
+    if !sql.is_empty() {
+        pg.psql("app", sql).unwrap();
+    }
     let config = moto.config(REGION);
     let rds = aws_sdk_rds::Client::new(&config);
     let s3 = aws_sdk_s3::Client::new(&config);
@@ -461,6 +469,37 @@ async fn a_restore_test_restores_verifies_reports_and_cleans_up() {
     .await
     .unwrap();
     assert_eq!(summary["failed"], 0);
+}
+
+/// `"a.b".c` and `a."b.c"` both read `a.b.c` when schema and name are joined with a dot: verification keeps them
+/// apart, counts each by its own schema and name, and shows the dotted part quoted.
+#[tokio::test]
+async fn verification_tells_a_dot_inside_a_name_from_the_schema_dot() {
+    let w = world_with(
+        "create schema \"a.b\"; create table \"a.b\".c (v int); insert into \"a.b\".c select generate_series(1, 3);
+         create schema a; create table a.\"b.c\" (v int); insert into a.\"b.c\" select generate_series(1, 5);",
+    )
+    .await;
+    let deps = w.deps(&[]);
+    let Ran { done, trail, .. } = run(&w, &deps, None).await;
+    let done = done.unwrap();
+    let report: Value = serde_json::from_slice(&w.object(done["report_key"].as_str().unwrap()).await).unwrap();
+    assert_eq!(done["passed"], true, "{trail:?} {report:#}");
+    let checks: BTreeMap<&str, (&str, &str)> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let field = |k: &str| c[k].as_str().unwrap();
+            (field("name"), (field("result"), field("detail")))
+        })
+        .collect();
+    for (name, rows) in [("rows of \"a.b\".c", "3"), ("rows of a.\"b.c\"", "5")] {
+        let (result, detail) = checks.get(name).unwrap_or_else(|| panic!("{name}: {report:#}"));
+        assert_eq!(*result, "passed", "{name}: {detail}");
+        assert!(detail.starts_with(rows), "{name}: {detail}");
+    }
+    assert_eq!(checks["the latest export restores with pg_restore"].0, "passed");
 }
 
 #[tokio::test]

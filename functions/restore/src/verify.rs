@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use lifeboat::archive::{self, ArchiveError, Counters};
 use lifeboat::db::{self, TlsSettings};
-use lifeboat::manifest::Manifest;
+use lifeboat::manifest::{Manifest, TableCount};
 use lifeboat::restore::{compare_counts, scratch_check, sql_answer_passes, Check};
 use lifeboat::rotation::quote_ident;
 
@@ -28,22 +28,22 @@ fn db_target(t: &Target, dbname: &str, tls: &TlsSettings) -> db::Target {
 }
 
 fn expected_counts(m: &Manifest) -> BTreeMap<String, i64> {
-    m.tables
-        .iter()
-        .map(|t| (format!("{}.{}", t.schema, t.name), t.rows))
-        .collect()
+    m.tables.iter().map(|t| (t.label(), t.rows)).collect()
 }
 
-async fn count_rows(client: &tokio_postgres::Client, tables: &BTreeMap<String, i64>) -> BTreeMap<String, i64> {
+/// Counts each of the manifest's tables by its schema and name (never by splitting a display name, which a dot
+/// inside a name would cut in the wrong place), keyed by the same label as [`expected_counts`].
+async fn count_rows(client: &tokio_postgres::Client, tables: &[TableCount]) -> BTreeMap<String, i64> {
     let mut out = BTreeMap::new();
-    for table in tables.keys() {
-        let Some((schema, name)) = table.split_once('.') else {
-            continue;
-        };
-        let sql = format!("SELECT count(*) FROM {}.{}", quote_ident(schema), quote_ident(name));
+    for t in tables {
+        let sql = format!(
+            "SELECT count(*) FROM {}.{}",
+            quote_ident(&t.schema),
+            quote_ident(&t.name)
+        );
         // A table that cannot be counted is reported missing by the comparison.
         if let Ok(row) = client.query_one(&sql, &[]).await {
-            out.insert(table.clone(), row.get::<_, i64>(0));
+            out.insert(t.label(), row.get::<_, i64>(0));
         }
     }
     out
@@ -101,7 +101,7 @@ pub async fn database_checks(
         )),
         Some(m) => {
             let expected = expected_counts(m);
-            let actual = count_rows(&client, &expected).await;
+            let actual = count_rows(&client, &m.tables).await;
             out.extend(compare_counts(&expected, &actual, tolerance_percent));
         }
     }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::select::{compare_exact, match_tables, qualified, table_args};
+use super::select::{compare_exact, match_tables, table_args};
 use super::stream::{stream, Counters, Sink, Streamed};
 use super::{check_identities, ArchiveError, Identity};
 use crate::db;
@@ -223,7 +223,7 @@ async fn fill(req: Request<'_>, selected: &[TableCount], args: Vec<String>) -> R
                 schema: t.schema.clone(),
                 name: t.name.clone(),
                 expected_rows: t.rows,
-                restored_rows: counted.get(&qualified(t)).copied().unwrap_or_default(),
+                restored_rows: counted.get(&t.label()).copied().unwrap_or_default(),
             })
             .collect(),
         stored_bytes: streamed.stored_bytes,
@@ -249,7 +249,7 @@ async fn count_rows(req: Request<'_>, tables: &[TableCount]) -> Result<BTreeMap<
             quote_ident(&t.name)
         );
         if let Ok(row) = client.query_one(&sql, &[]).await {
-            out.insert(qualified(t), row.get::<_, i64>(0));
+            out.insert(t.label(), row.get::<_, i64>(0));
         }
         req.counters.counted.fetch_add(1, Ordering::Relaxed);
     }

@@ -123,21 +123,17 @@ pub fn match_tables(requested: &[String], tables: &[TableCount]) -> Result<Vec<T
                 })
             }
             [one] => {
-                chosen.insert(qualified(one));
+                chosen.insert(one.label());
             }
             many => {
                 return Err(TableError::Ambiguous {
                     table: name.clone(),
-                    candidates: many.iter().map(|t| qualified(t)).collect(),
+                    candidates: many.iter().map(|t| t.label()).collect(),
                 })
             }
         }
     }
-    Ok(tables
-        .iter()
-        .filter(|t| chosen.contains(&qualified(t)))
-        .cloned()
-        .collect())
+    Ok(tables.iter().filter(|t| chosen.contains(&t.label())).cloned().collect())
 }
 
 /// Up to five manifest tables whose name is within a few edits of `requested`, or contains it, nearest first.
@@ -180,11 +176,11 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 pub fn table_args(selected: &[TableCount], all: &[TableCount]) -> Result<Vec<String>, TableError> {
     let schemas: BTreeSet<&str> = selected.iter().map(|t| t.schema.as_str()).collect();
     let names: BTreeSet<&str> = selected.iter().map(|t| t.name.as_str()).collect();
-    let wanted: BTreeSet<String> = selected.iter().map(qualified).collect();
+    let wanted: BTreeSet<String> = selected.iter().map(TableCount::label).collect();
     let extra: Vec<String> = all
         .iter()
         .filter(|t| schemas.contains(t.schema.as_str()) && names.contains(t.name.as_str()))
-        .map(qualified)
+        .map(TableCount::label)
         .filter(|q| !wanted.contains(q))
         .collect();
     if !extra.is_empty() {
@@ -230,9 +226,9 @@ pub fn compare_exact(expected: &[TableCount], actual: &BTreeMap<String, i64>) ->
     expected
         .iter()
         .filter_map(|t| {
-            let got = actual.get(&qualified(t)).copied();
+            let got = actual.get(&t.label()).copied();
             (got != Some(t.rows)).then(|| CountMismatch {
-                table: qualified(t),
+                table: t.label(),
                 expected: t.rows,
                 actual: got,
             })
