@@ -13,6 +13,8 @@
 //! candidate for "newest". "Newest" is by the time in the key's name (never by the key's text or the object's
 //! last-modified time, which a copy or a re-upload changes); a key whose name carries no time is ignored.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
@@ -88,6 +90,27 @@ pub fn newest<'a>(keys: impl IntoIterator<Item = &'a str>, suffix: &str) -> Opti
         .max_by(|(ka, ta), (kb, tb)| ta.cmp(tb).then_with(|| ka.cmp(kb)))
 }
 
+/// The profile an export key names: `exports/<db>/<profile>/...`.
+pub fn profile_in_key(key: &str) -> Option<&str> {
+    let mut parts = key.strip_prefix(EXPORTS_PREFIX)?.split('/');
+    let (_db, profile) = (parts.next()?, parts.next()?);
+    (!profile.is_empty() && parts.next().is_some()).then_some(profile)
+}
+
+/// The newest manifest key of each profile among `keys`, by profile.
+pub fn newest_per_profile<'a>(keys: impl IntoIterator<Item = &'a str>) -> BTreeMap<&'a str, &'a str> {
+    let mut by_profile: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for key in keys {
+        if let Some(profile) = profile_in_key(key) {
+            by_profile.entry(profile).or_default().push(key);
+        }
+    }
+    by_profile
+        .into_iter()
+        .filter_map(|(p, ks)| Some((p, newest(ks, MANIFEST_SUFFIX)?.0)))
+        .collect()
+}
+
 /// Every key under `prefix` ending in `suffix`, across every page of the listing.
 pub async fn list_keys(
     s3: &aws_sdk_s3::Client,
@@ -148,6 +171,20 @@ pub async fn latest_manifest(
     };
     let manifest = get_json(s3, bucket, &key).await?;
     Ok(Some((key, manifest)))
+}
+
+/// The newest complete export of each profile of a database, with its manifest read, in profile order.
+pub async fn latest_manifests(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    db: &str,
+) -> Result<Vec<(String, Manifest)>, Error> {
+    let keys = list_keys(s3, bucket, &export_prefix(db, None), MANIFEST_SUFFIX).await?;
+    let mut out = Vec::new();
+    for key in newest_per_profile(keys.iter().map(String::as_str)).into_values() {
+        out.push((key.to_owned(), get_json(s3, bucket, key).await?));
+    }
+    Ok(out)
 }
 
 /// Reads a JSON object. A body that is not the expected shape is an error naming the key, never a default.
@@ -221,6 +258,26 @@ mod tests {
         reversed.reverse();
         assert_eq!(newest(reversed, MANIFEST_SUFFIX).unwrap().0, keys[0]);
         assert!(newest(["exports/db/full/x.dump.zst"], MANIFEST_SUFFIX).is_none());
+    }
+
+    #[test]
+    fn the_newest_export_of_each_profile_is_found_by_the_profile_in_its_key() {
+        let at = |h| Utc.with_ymd_and_hms(2026, 11, 22, h, 0, 0).unwrap();
+        let keys = [
+            export_keys("app", "full", at(2), true).1,
+            export_keys("app", "full", at(4), true).1,
+            export_keys("app", "critical", at(3), true).1,
+            export_keys("app", "critical", at(5), true).0,
+            "exports/app/stray.manifest.json".to_owned(),
+        ];
+        let newest = newest_per_profile(keys.iter().map(String::as_str));
+        assert_eq!(
+            newest.into_iter().collect::<Vec<_>>(),
+            vec![("critical", keys[2].as_str()), ("full", keys[1].as_str())]
+        );
+        assert_eq!(profile_in_key(&keys[0]), Some("full"));
+        assert_eq!(profile_in_key("exports/app/stray.manifest.json"), None);
+        assert_eq!(profile_in_key("reports/restore-tests/app/x.json"), None);
     }
 
     #[test]

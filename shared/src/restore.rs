@@ -104,6 +104,20 @@ pub fn scratch_database(requested_at: DateTime<Utc>) -> String {
     format!("lifeboat_verify_{}", requested_at.format("%Y%m%d%H%M%S"))
 }
 
+/// The scratch check of the restore test's own profile keeps its name; each other profile's latest export gets
+/// its own check, so every profile's archive (a partial one too) is restored for real at every test.
+pub fn scratch_check_name(other_profile: Option<&str>) -> String {
+    match other_profile {
+        None => "the latest export restores with pg_restore".to_owned(),
+        Some(p) => format!("the latest `{p}` export restores with pg_restore"),
+    }
+}
+
+/// The scratch database of another profile's latest export: `lifeboat_verify_<yyyymmddhhmmss>_<n>`, n from 1.
+pub fn other_scratch_database(requested_at: DateTime<Utc>, n: usize) -> String {
+    format!("{}_{n}", scratch_database(requested_at))
+}
+
 /// Where a restore test's instance goes: the configured subnet group, security group and class, isolated.
 pub fn test_placement(subnet_group: Option<&str>, security_group: Option<&str>, instance_class: &str) -> Placement {
     Placement {
@@ -485,6 +499,12 @@ mod tests {
         assert_eq!(console_instance(DbKind::Cluster, "app-restored"), "app-restored-1");
         let requested = Utc.with_ymd_and_hms(2026, 11, 22, 3, 0, 7).unwrap();
         assert_eq!(scratch_database(requested), "lifeboat_verify_20261122030007");
+        assert_eq!(other_scratch_database(requested, 2), "lifeboat_verify_20261122030007_2");
+        assert_eq!(scratch_check_name(None), "the latest export restores with pg_restore");
+        assert_eq!(
+            scratch_check_name(Some("critical")),
+            "the latest `critical` export restores with pg_restore"
+        );
         assert_eq!(
             test_secret_name("lifeboat-rt-db-202611220300"),
             "lifeboat/restore-test/lifeboat-rt-db-202611220300"

@@ -95,19 +95,21 @@ async fn world_with(sql: &str) -> World {
         ("LIFEBOAT_EXPORT_ALLOW_ANY_HOST", "true".to_owned()),
         ("LIFEBOAT_PG_DUMP", bin.join("pg_dump").display().to_string()),
         ("LIFEBOAT_PG_RESTORE", bin.join("pg_restore").display().to_string()),
+        (
+            "LIFEBOAT_EXPORT_PROFILES",
+            r#"{"full": {}, "critical": {"include": ["users", "projects"]}}"#.to_owned(),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     let settings = export::settings::ExportSettings::from_env(&move |n: &str| export_vars.get(n).cloned()).unwrap();
-    let summary = export::handle(
-        &export::Deps::new(&config, settings),
-        json!({"profile": "full", "time": "2026-11-22T02:30:00Z"}),
-        None,
-    )
-    .await
-    .unwrap();
-    assert_eq!(summary.failed, 0, "{summary:?}");
+    let export_deps = export::Deps::new(&config, settings);
+    for profile in ["full", "critical"] {
+        let event = json!({"profile": profile, "time": "2026-11-22T02:30:00Z"});
+        let summary = export::handle(&export_deps, event, None).await.unwrap();
+        assert_eq!(summary.failed, 0, "{summary:?}");
+    }
 
     let vars: BTreeMap<String, String> = [
         ("LIFEBOAT_BUCKET", BUCKET.to_owned()),
@@ -425,6 +427,8 @@ async fn a_restore_test_restores_verifies_reports_and_cleans_up() {
         "rows of public.users",
         "rows of public.messages",
         "the latest export restores with pg_restore",
+        // A partial profile's archive is restored for real too, not only parsed.
+        "the latest `critical` export restores with pg_restore",
     ] {
         assert_eq!(
             checks.get(name).map(String::as_str),

@@ -340,21 +340,10 @@ async fn verify_step(deps: &Deps, mut test: TestState) -> Result<Value, RestoreE
                 true,
                 format!("{key} ({})", m.logical_time.to_rfc3339()),
             ));
-            let identity = age_identity(deps).await?;
-            let scratch = verify::Scratch {
-                s3: &deps.s3,
-                bucket: &s.bucket,
-                manifest: m,
-                identity: identity.as_ref(),
-                target: &target,
-                tls: &s.tls,
-                pg_restore: &s.pg_restore,
-                database: &rules::scratch_database(test.requested_at),
-            };
-            checks.push(scratch.check().await);
+            checks.extend(scratch_checks(deps, &test, &target, m).await?);
         }
         (None, _) => checks.push(Check::skipped(
-            "the latest export restores with pg_restore",
+            rules::scratch_check_name(None),
             format!("no complete `{}` export of {}", s.profile, test.database),
         )),
         (Some(_), false) => {}
@@ -366,6 +355,42 @@ async fn verify_step(deps: &Deps, mut test: TestState) -> Result<Value, RestoreE
     test.status = Some("verified".into());
     test.timings.insert("verify".into(), t.elapsed().as_secs_f64());
     to_value(&test)
+}
+
+/// Restores the latest export of the test's profile, then the latest of every other profile of the database,
+/// each into a scratch database of its own: every profile's archive is proven to restore, not only parsed.
+async fn scratch_checks(
+    deps: &Deps,
+    test: &TestState,
+    target: &Target,
+    own: &lifeboat::manifest::Manifest,
+) -> Result<Vec<Check>, RestoreError> {
+    let s = &deps.settings;
+    let identity = age_identity(deps).await?;
+    let others = lifeboat::bucket::latest_manifests(&deps.s3, &s.bucket, &test.database).await?;
+    let others = others.iter().filter(|(_, m)| m.profile != s.profile);
+    let runs = std::iter::once((None, own)).chain(others.map(|(_, m)| (Some(m.profile.as_str()), m)));
+    let mut checks = Vec::new();
+    for (n, (profile, manifest)) in runs.enumerate() {
+        let database = match n {
+            0 => rules::scratch_database(test.requested_at),
+            n => rules::other_scratch_database(test.requested_at, n),
+        };
+        let check = rules::scratch_check_name(profile);
+        let scratch = verify::Scratch {
+            s3: &deps.s3,
+            bucket: &s.bucket,
+            manifest,
+            identity: identity.as_ref(),
+            target,
+            tls: &s.tls,
+            pg_restore: &s.pg_restore,
+            database: &database,
+            check: &check,
+        };
+        checks.push(scratch.check().await);
+    }
+    Ok(checks)
 }
 
 fn error_text(error: &Value) -> String {

@@ -121,6 +121,8 @@ pub struct Scratch<'a> {
     pub pg_restore: &'a str,
     /// The scratch database, created and dropped on the target.
     pub database: &'a str,
+    /// The check's name in the report.
+    pub check: &'a str,
 }
 
 /// Names where the export comes from and goes to; the identity is a secret and is never printed.
@@ -136,8 +138,6 @@ impl std::fmt::Debug for Scratch<'_> {
     }
 }
 
-const SCRATCH_CHECK: &str = "the latest export restores with pg_restore";
-
 impl Scratch<'_> {
     /// Restores the export into the scratch database, streamed through its checksums, decryption and
     /// decompression into pg_restore (`lifeboat::archive`, which refuses an existing database and drops the
@@ -145,10 +145,7 @@ impl Scratch<'_> {
     /// the scratch database again.
     pub async fn check(&self) -> Check {
         if self.manifest.encryption.is_some() && self.identity.is_none() {
-            return Check::skipped(
-                SCRATCH_CHECK,
-                "the export is age-encrypted and no identity is configured",
-            );
+            return Check::skipped(self.check, "the export is age-encrypted and no identity is configured");
         }
         let identities: Vec<_> = self.identity.cloned().into_iter().collect();
         let into = db_target(self.target, self.database, self.tls);
@@ -168,7 +165,7 @@ impl Scratch<'_> {
         match restored {
             Ok(report) => {
                 self.drop_scratch().await;
-                scratch_check(SCRATCH_CHECK, report.plaintext_bytes, &expected, &expected)
+                scratch_check(self.check, report.plaintext_bytes, &expected, &expected)
             }
             // The scratch database is already dropped: say which tables differ, as the count comparison does.
             Err(ArchiveError::RowCounts { mismatches }) => {
@@ -179,9 +176,9 @@ impl Scratch<'_> {
                         None => actual.remove(&m.table),
                     };
                 }
-                scratch_check(SCRATCH_CHECK, 0, &expected, &actual)
+                scratch_check(self.check, 0, &expected, &actual)
             }
-            Err(e) => Check::new(SCRATCH_CHECK, false, e.to_string()),
+            Err(e) => Check::new(self.check, false, e.to_string()),
         }
     }
 
