@@ -9,4 +9,7 @@
 pub mod event;
 pub mod handler;
 
+#[cfg(test)]
+mod failed_snapshot_tests;
+
 pub use handler::{handle, handle_at, Deps, Summary};
