@@ -18,6 +18,7 @@ pub mod monitor;
 pub mod naming;
 pub mod notify;
 pub mod quota;
+pub mod rdb;
 pub mod rds;
 pub mod restore;
 pub mod retention;

@@ -9,6 +9,7 @@ mod export;
 mod harness;
 mod infra;
 mod monitor;
+mod rdb;
 mod restore;
 mod restore_export;
 mod rotate;

@@ -1,0 +1,167 @@
+//! The RDB verifier against files a real `redis-server` wrote: every data type in both of its encodings, several
+//! databases, expiries, a big key, functions, LFU metadata; and damaged copies that it must refuse, as Redis's own
+//! `redis-check-rdb` does.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use lifeboat::rdb::{self, DbKeys, RdbError};
+use lifeboat_tests::redis::{program, Redis};
+
+/// Fills database 0 with every type, small (listpack/intset encodings) and big (hashtable, skiplist,
+/// quicklist), a stream with a consumer group and pending entries, expiring keys and a ~16 MiB value; database 3
+/// with a few keys. Returns the keys and expiring keys per database, as the server counts them.
+fn fill(r: &Redis) -> BTreeMap<u64, DbKeys> {
+    r.cli(0, &["SET", "s:plain", "hello"]);
+    r.cli(0, &["SET", "s:int", "12345"]);
+    r.cli(0, &["SET", "s:long", &"compressible ".repeat(100)]);
+    r.cli(0, &["SET", "s:expiring", "soon", "EX", "3600"]);
+    // About 16 MiB of digits that LZF cannot squeeze much: the big key stays big in the file.
+    let big_value = "local t = {} for i = 1, 900000 do t[i] = tostring(math.random()) end \
+                     redis.call('set', KEYS[1], table.concat(t)) return 1";
+    r.cli(0, &["EVAL", big_value, "1", "s:big"]);
+    r.cli(0, &["RPUSH", "l:small", "a", "b", "c"]);
+    r.cli(0, &["SADD", "set:ints", "1", "2", "3"]);
+    r.cli(0, &["SADD", "set:strings", "a", "b"]);
+    r.cli(0, &["ZADD", "z:small", "1.5", "a", "inf", "b"]);
+    r.cli(0, &["HSET", "h:small", "f", "v"]);
+    let big = "for i = 1, 2000 do \
+                 redis.call('rpush', KEYS[1], 'item' .. i); redis.call('sadd', KEYS[2], 'member' .. i); \
+                 redis.call('zadd', KEYS[3], i / 3, 'member' .. i); redis.call('hset', KEYS[4], 'field' .. i, i) \
+               end return 1";
+    r.cli(0, &["EVAL", big, "4", "l:big", "set:big", "z:big", "h:big"]);
+    r.cli(0, &["PEXPIRE", "h:big", "99999999"]);
+    for i in 0..5 {
+        r.cli(0, &["XADD", "queue", "*", "job", &format!("job-{i}")]);
+    }
+    r.cli(0, &["XGROUP", "CREATE", "queue", "workers", "0"]);
+    r.cli(
+        0,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "workers",
+            "w1",
+            "COUNT",
+            "2",
+            "STREAMS",
+            "queue",
+            ">",
+        ],
+    );
+    let lib = "#!lua name=lifeboat\nredis.register_function('answer', function() return 42 end)";
+    r.cli(0, &["FUNCTION", "LOAD", lib]);
+    for i in 0..4 {
+        r.cli(3, &["SET", &format!("db3:{i}"), "v"]);
+    }
+    r.cli(3, &["EXPIRE", "db3:0", "3600"]);
+    keyspace(r)
+}
+
+/// `INFO keyspace`: `db0:keys=14,expires=2,avg_ttl=...` per database.
+fn keyspace(r: &Redis) -> BTreeMap<u64, DbKeys> {
+    r.cli(0, &["INFO", "keyspace"])
+        .lines()
+        .filter_map(|l| {
+            let (db, rest) = l.trim().strip_prefix("db")?.split_once(':')?;
+            let field = |name: &str| -> Option<u64> {
+                rest.split(',')
+                    .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
+            };
+            Some((
+                db.parse().ok()?,
+                DbKeys {
+                    keys: field("keys")?,
+                    expires: field("expires")?,
+                },
+            ))
+        })
+        .collect()
+}
+
+fn redis_check_rdb_accepts(path: &std::path::Path) -> bool {
+    Command::new(program("redis-check-rdb"))
+        .arg(path)
+        .output()
+        .expect("running redis-check-rdb")
+        .status
+        .success()
+}
+
+#[test]
+fn a_file_a_real_server_wrote_is_verified_with_its_key_counts_per_database() {
+    let r = Redis::start(&[]);
+    let expected = fill(&r);
+    assert_eq!(expected.keys().copied().collect::<Vec<_>>(), vec![0, 3]);
+    let path = r.save();
+    let bytes = std::fs::read(&path).unwrap();
+    let summary = rdb::verify(std::fs::File::open(&path).unwrap()).unwrap();
+    assert_eq!(summary.databases, expected);
+    assert_eq!(summary.keys(), 19);
+    assert!(summary.checksummed);
+    assert_eq!(summary.bytes, bytes.len() as u64);
+    assert!(
+        summary.bytes > 8 << 20,
+        "the big key is in the file: {} bytes",
+        summary.bytes
+    );
+    let version = Command::new(program("redis-server")).arg("--version").output().unwrap();
+    let version = String::from_utf8_lossy(&version.stdout);
+    let server = summary.server_version.clone().unwrap();
+    assert!(version.contains(&format!("v={server} ")), "{version} vs {server}");
+    assert!((9..=rdb::MAX_VERSION).contains(&summary.version));
+    assert!(redis_check_rdb_accepts(&path));
+}
+
+#[test]
+fn lfu_and_lru_metadata_and_an_empty_server_are_read() {
+    for policy in ["allkeys-lfu", "allkeys-lru"] {
+        let r = Redis::start(&["--maxmemory-policy", policy]);
+        let empty = rdb::verify(std::fs::File::open(r.save()).unwrap()).unwrap();
+        assert!(empty.databases.is_empty(), "{policy}: {empty:?}");
+        let expected = fill(&r);
+        for key in ["s:plain", "l:big", "queue"] {
+            assert_ne!(r.cli(0, &["TYPE", key]), "none");
+        }
+        let summary = rdb::verify(std::fs::File::open(r.save()).unwrap()).unwrap();
+        assert_eq!(summary.databases, expected, "{policy}");
+    }
+}
+
+#[test]
+fn a_truncated_or_bit_flipped_file_is_refused_as_redis_check_rdb_refuses_it() {
+    let r = Redis::start(&[]);
+    fill(&r);
+    let good = std::fs::read(r.save()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    };
+    for cut in [10, good.len() / 3, good.len() / 2, good.len() - 9, good.len() - 1] {
+        let path = write("truncated.rdb", &good[..cut]);
+        let err = rdb::verify(std::fs::File::open(&path).unwrap()).unwrap_err();
+        assert!(matches!(err, RdbError::Truncated { .. }), "cut at {cut}: {err}");
+        assert!(err.to_string().contains("truncated"), "{err}");
+        assert!(
+            !redis_check_rdb_accepts(&path),
+            "redis-check-rdb accepted a cut at {cut}"
+        );
+    }
+    // Inside the big value (skipped, not parsed: the checksum must catch it), and near the start (structure).
+    for at in [good.len() / 2, 40] {
+        let mut bad = good.clone();
+        bad[at] ^= 0x10;
+        let path = write("flipped.rdb", &bad);
+        let err = rdb::verify(std::fs::File::open(&path).unwrap()).unwrap_err();
+        assert!(
+            err.to_string().contains("damaged") || err.to_string().contains("truncated"),
+            "flip at {at}: {err}"
+        );
+        assert!(
+            !redis_check_rdb_accepts(&path),
+            "redis-check-rdb accepted a flip at {at}"
+        );
+    }
+}
