@@ -8,6 +8,7 @@
 pub mod archive;
 pub mod aws;
 pub mod bucket;
+pub mod cache_check;
 pub mod copies;
 pub mod db;
 pub mod error;

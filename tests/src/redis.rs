@@ -1,5 +1,7 @@
 //! A throwaway Redis server: Debian's `redis-server` in a temporary directory on a free port of 127.0.0.1,
-//! always with AUTH (a random password), persistence off until a test asks for `SAVE`. Stopped when dropped.
+//! always with AUTH (a random password), persistence off until a test asks for `SAVE`, and with TLS only when
+//! started with [`Redis::start_tls`] (its certificate for 127.0.0.1/localhost signed by a throwaway CA in
+//! `ca_file`). Stopped when dropped.
 //!
 //! Commands go through Debian's `redis-cli`, as an operator would type them.
 
@@ -32,6 +34,8 @@ pub fn program(name: &str) -> PathBuf {
 pub struct Redis {
     pub port: u16,
     pub password: String,
+    /// With TLS: the CA that signed the server's certificate.
+    pub ca_file: Option<PathBuf>,
     dir: TempDir,
     child: Child,
 }
@@ -39,21 +43,43 @@ pub struct Redis {
 impl Redis {
     /// Starts a server with `extra` configuration (`["--maxmemory-policy", "allkeys-lfu"]`, ...).
     pub fn start(extra: &[&str]) -> Self {
+        Self::start_with(extra, false)
+    }
+
+    /// A server that accepts only TLS connections.
+    pub fn start_tls(extra: &[&str]) -> Self {
+        Self::start_with(extra, true)
+    }
+
+    fn start_with(extra: &[&str], tls: bool) -> Self {
         let server = program("redis-server");
         let dir = tempfile::tempdir().expect("temp dir for Redis");
         let port = crate::free_port();
         let password = crate::random_hex(16);
-        let child = Command::new(server)
-            .args([
+        let mut cmd = Command::new(server);
+        cmd.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+        let ca_file = if tls {
+            let (cert, key, ca) = crate::postgres::make_certificates(dir.path(), None);
+            cmd.args([
                 "--port",
+                "0",
+                "--tls-port",
                 &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
+                "--tls-auth-clients",
                 "no",
             ])
+            .arg("--tls-cert-file")
+            .arg(cert)
+            .arg("--tls-key-file")
+            .arg(key)
+            .arg("--tls-ca-cert-file")
+            .arg(&ca);
+            Some(ca)
+        } else {
+            cmd.args(["--port", &port.to_string()]);
+            None
+        };
+        let child = cmd
             .args(["--requirepass", &password, "--enable-debug-command", "local"])
             .arg("--dir")
             .arg(dir.path())
@@ -73,6 +99,7 @@ impl Redis {
         let redis = Self {
             port,
             password,
+            ca_file,
             dir,
             child,
         };
@@ -89,7 +116,11 @@ impl Redis {
     }
 
     fn try_cli(&self, db: u32, args: &[&str]) -> Option<String> {
-        let out = Command::new(program("redis-cli"))
+        let mut cmd = Command::new(program("redis-cli"));
+        if let Some(ca) = &self.ca_file {
+            cmd.arg("--tls").arg("--cacert").arg(ca);
+        }
+        let out = cmd
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-n", &db.to_string()])
             .args(["--no-auth-warning", "-a", &self.password])
             .args(args)

@@ -1,0 +1,138 @@
+//! A restored cache's checks against a real redis-server over TLS with AUTH: what passes, and each way it fails
+//! clearly (a missing key, too few keys, a wrong password, a server whose certificate is not trusted).
+
+use std::collections::BTreeMap;
+
+use lifeboat::cache_check::{checks, CacheTarget, KeyCheck};
+use lifeboat::db::{SslMode, TlsSettings};
+use lifeboat::rdb::{self, DbKeys};
+use lifeboat::restore::{Check, CheckResult};
+use lifeboat_tests::redis::Redis;
+
+fn target(r: &Redis, password: &str, mode: SslMode) -> CacheTarget {
+    CacheTarget {
+        host: "127.0.0.1".into(),
+        port: r.port,
+        user: None,
+        password: Some(password.into()),
+        tls: TlsSettings {
+            mode,
+            ca_bundle: r.ca_file.as_ref().map(|p| p.display().to_string()),
+        },
+    }
+}
+
+fn results(checks: &[Check]) -> BTreeMap<&str, (CheckResult, &str)> {
+    checks
+        .iter()
+        .map(|c| (c.name.as_str(), (c.result, c.detail.as_str())))
+        .collect()
+}
+
+/// An RQ-like queue and sessions in db0, a few keys in db2; the RDB the server saves is what the counts come
+/// from, as a restore test takes them from the verified copy's manifest.
+fn seeded() -> (Redis, BTreeMap<u64, DbKeys>) {
+    let r = Redis::start_tls(&[]);
+    r.cli(0, &["RPUSH", "rq:queue:default", "job-1", "job-2"]);
+    for i in 0..20 {
+        r.cli(0, &["SET", &format!("session:{i}"), "x", "EX", "3600"]);
+    }
+    for i in 0..3 {
+        r.cli(2, &["SET", &format!("feature:{i}"), "on"]);
+    }
+    let summary = rdb::verify(std::fs::File::open(r.save()).unwrap()).unwrap();
+    (r, summary.databases)
+}
+
+fn key_checks() -> Vec<KeyCheck> {
+    serde_json::from_value(serde_json::json!([
+        {"name": "the default RQ queue is there", "pattern": "rq:queue:default"},
+        {"name": "sessions are there", "pattern": "session:*"},
+        {"name": "feature flags are there", "pattern": "feature:*", "db": 2}
+    ]))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_restored_cache_passes_over_tls_with_auth_when_its_keys_are_there() {
+    let (r, expected) = seeded();
+    assert_eq!(expected[&0], DbKeys { keys: 21, expires: 20 });
+    let got = checks(
+        &target(&r, &r.password, SslMode::VerifyFull),
+        &expected,
+        10.0,
+        &key_checks(),
+    )
+    .await;
+    let by_name = results(&got);
+    for name in [
+        "connect",
+        "keys in db0",
+        "keys in db2",
+        "the default RQ queue is there",
+        "sessions are there",
+        "feature flags are there",
+    ] {
+        assert_eq!(
+            by_name.get(name).map(|r| r.0),
+            Some(CheckResult::Passed),
+            "{name}: {got:#?}"
+        );
+    }
+    assert_eq!(got.len(), 6, "{got:#?}");
+}
+
+#[tokio::test]
+async fn a_missing_key_or_lost_keys_fail_naming_what_is_missing() {
+    let (r, expected) = seeded();
+    r.cli(0, &["DEL", "rq:queue:default"]);
+    for i in 0..5 {
+        r.cli(0, &["DEL", &format!("session:{i}")]);
+    }
+    let got = checks(
+        &target(&r, &r.password, SslMode::VerifyFull),
+        &expected,
+        10.0,
+        &key_checks(),
+    )
+    .await;
+    let by_name = results(&got);
+    let (result, detail) = by_name["the default RQ queue is there"];
+    assert_eq!(result, CheckResult::Failed);
+    assert_eq!(detail, "no key matches `rq:queue:default` in db0");
+    let (result, detail) = by_name["keys in db0"];
+    assert_eq!(result, CheckResult::Failed, "{detail}");
+    assert_eq!(detail, "15 restored, 21 in the snapshot (tolerance -3)");
+    assert_eq!(by_name["keys in db2"].0, CheckResult::Passed);
+}
+
+#[tokio::test]
+async fn a_wrong_password_or_an_untrusted_certificate_fail_the_connect_check_alone() {
+    let (r, expected) = seeded();
+    let got = checks(
+        &target(&r, "not-the-password", SslMode::VerifyFull),
+        &expected,
+        10.0,
+        &key_checks(),
+    )
+    .await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0].result, CheckResult::Failed);
+    assert!(got[0].detail.contains("AUTH"), "{}", got[0].detail);
+    assert!(!got[0].detail.contains("not-the-password"), "{}", got[0].detail);
+
+    let mut untrusted = target(&r, &r.password, SslMode::VerifyFull);
+    let other_ca = Redis::start_tls(&[]);
+    untrusted.tls.ca_bundle = other_ca.ca_file.as_ref().map(|p| p.display().to_string());
+    let got = checks(&untrusted, &expected, 10.0, &[]).await;
+    assert_eq!((got.len(), got[0].result), (1, CheckResult::Failed), "{got:#?}");
+    assert!(got[0].detail.contains("TLS handshake"), "{}", got[0].detail);
+
+    let plaintext = target(&r, &r.password, SslMode::Disable);
+    let got = checks(&plaintext, &expected, 10.0, &[]).await;
+    assert_eq!(
+        (got.len(), got[0].result),
+        (1, CheckResult::Failed),
+        "a TLS-only server answered plaintext: {got:#?}"
+    );
+}
