@@ -53,17 +53,22 @@ fn key_checks() -> Vec<KeyCheck> {
     .unwrap()
 }
 
+/// Every check, as a restore test runs them: verify-full TLS, the server's password, a 10 % tolerance.
+async fn check_all(r: &Redis, expected: &BTreeMap<u64, DbKeys>) -> Vec<Check> {
+    checks(
+        &target(r, &r.password, SslMode::VerifyFull),
+        expected,
+        10.0,
+        &key_checks(),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn a_restored_cache_passes_over_tls_with_auth_when_its_keys_are_there() {
     let (r, expected) = seeded();
     assert_eq!(expected[&0], DbKeys { keys: 21, expires: 20 });
-    let got = checks(
-        &target(&r, &r.password, SslMode::VerifyFull),
-        &expected,
-        10.0,
-        &key_checks(),
-    )
-    .await;
+    let got = check_all(&r, &expected).await;
     let by_name = results(&got);
     for name in [
         "connect",
@@ -89,13 +94,7 @@ async fn a_missing_key_or_lost_keys_fail_naming_what_is_missing() {
     for i in 0..5 {
         r.cli(0, &["DEL", &format!("session:{i}")]);
     }
-    let got = checks(
-        &target(&r, &r.password, SslMode::VerifyFull),
-        &expected,
-        10.0,
-        &key_checks(),
-    )
-    .await;
+    let got = check_all(&r, &expected).await;
     let by_name = results(&got);
     let (result, detail) = by_name["the default RQ queue is there"];
     assert_eq!(result, CheckResult::Failed);

@@ -58,25 +58,9 @@ fn fill(r: &Redis) -> BTreeMap<u64, DbKeys> {
     keyspace(r)
 }
 
-/// `INFO keyspace`: `db0:keys=14,expires=2,avg_ttl=...` per database.
+/// `INFO keyspace`, read by the same rule the restore test's cache checks use.
 fn keyspace(r: &Redis) -> BTreeMap<u64, DbKeys> {
-    r.cli(0, &["INFO", "keyspace"])
-        .lines()
-        .filter_map(|l| {
-            let (db, rest) = l.trim().strip_prefix("db")?.split_once(':')?;
-            let field = |name: &str| -> Option<u64> {
-                rest.split(',')
-                    .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
-            };
-            Some((
-                db.parse().ok()?,
-                DbKeys {
-                    keys: field("keys")?,
-                    expires: field("expires")?,
-                },
-            ))
-        })
-        .collect()
+    lifeboat::cache_check::parse_keyspace(&r.cli(0, &["INFO", "keyspace"]))
 }
 
 fn redis_check_rdb_accepts(path: &std::path::Path) -> bool {
