@@ -6,6 +6,7 @@
 //! exports/<db>/<profile>/<yyyy>/<mm>/<dd>/<db>-<profile>-<yyyymmddThhmmssZ>.manifest.json   (written last)
 //! reports/restore-tests/<db>/<yyyymmddThhmmssZ>.json (+ .md)
 //! notifications/<sha256 of the message key, 16 bytes in hex>.json
+//! reports/evidence/<yyyy>-<mm>/fleet-<period>.html (+ .json)      the month of the period's last day
 //! ```
 //!
 //! Owns: the key shapes and the reading of a time back from a key. Never decides what a key's object means
@@ -167,6 +168,49 @@ pub async fn get_json<T: DeserializeOwned>(s3: &aws_sdk_s3::Client, bucket: &str
     serde_json::from_slice(&body).map_err(|e| Error::PartialFailure(format!("{key} is not what Lifeboat wrote: {e}")))
 }
 
+/// Where evidence reports live.
+pub const EVIDENCE_PREFIX: &str = "reports/evidence/";
+
+/// The keys of the fleet's evidence report for a period (its HTML page and its JSON), filed under the month of
+/// the period's last day: `reports/evidence/2026-10/fleet-2026-10.html`.
+pub fn evidence_keys(year: i32, month: u32, period_slug: &str) -> (String, String) {
+    let base = format!("{EVIDENCE_PREFIX}{year:04}-{month:02}/fleet-{period_slug}");
+    (format!("{base}.html"), format!("{base}.json"))
+}
+
+/// The export profile of a key under [`export_prefix`]`(db, None)`.
+pub fn profile_in_key<'a>(db: &str, key: &'a str) -> Option<&'a str> {
+    let rest = key.strip_prefix(EXPORTS_PREFIX)?.strip_prefix(db)?.strip_prefix('/')?;
+    rest.split_once('/')
+        .map(|(profile, _)| profile)
+        .filter(|p| !p.is_empty())
+}
+
+/// The evidence report written last (by the object's last-modified time: a link in a message points at the
+/// newest page, whatever period it covers; nothing is decided by it).
+pub async fn newest_evidence_report(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<Option<String>, Error> {
+    let mut newest: Option<((i64, u32), String)> = None;
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(EVIDENCE_PREFIX)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| Error::aws("ListObjectsV2", e))?;
+        for o in page.contents() {
+            let (Some(key), Some(at)) = (o.key(), o.last_modified()) else {
+                continue;
+            };
+            let at = (at.secs(), at.subsec_nanos());
+            if key.ends_with(".html") && newest.as_ref().is_none_or(|(t, k)| (at, key) > (*t, k.as_str())) {
+                newest = Some((at, key.to_owned()));
+            }
+        }
+    }
+    Ok(newest.map(|(_, k)| k))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -221,6 +265,26 @@ mod tests {
         reversed.reverse();
         assert_eq!(newest(reversed, MANIFEST_SUFFIX).unwrap().0, keys[0]);
         assert!(newest(["exports/db/full/x.dump.zst"], MANIFEST_SUFFIX).is_none());
+    }
+
+    #[test]
+    fn evidence_reports_are_filed_by_month_and_profiles_read_back_from_export_keys() {
+        assert_eq!(
+            evidence_keys(2026, 9, "2026-Q3"),
+            (
+                "reports/evidence/2026-09/fleet-2026-Q3.html".to_owned(),
+                "reports/evidence/2026-09/fleet-2026-Q3.json".to_owned()
+            )
+        );
+        let at = Utc.with_ymd_and_hms(2026, 11, 22, 2, 0, 0).unwrap();
+        let (_, manifest) = export_keys("app-prod", "critical", at, true);
+        assert_eq!(profile_in_key("app-prod", &manifest), Some("critical"));
+        assert_eq!(
+            profile_in_key("app", &manifest),
+            None,
+            "a database whose name is a prefix of another's"
+        );
+        assert_eq!(profile_in_key("app-prod", "exports/app-prod/"), None);
     }
 
     #[test]

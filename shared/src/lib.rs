@@ -11,6 +11,7 @@ pub mod bucket;
 pub mod copies;
 pub mod db;
 pub mod error;
+pub mod evidence;
 pub mod export;
 pub mod manifest;
 pub mod metrics;
