@@ -5,6 +5,8 @@
 
 mod cli;
 mod events;
+mod evidence;
+mod evidence_browser;
 mod export;
 mod harness;
 mod infra;

@@ -356,9 +356,19 @@ struct Bars<'a> {
     threshold: Option<f64>,
 }
 
+/// A label of the value scale, right-aligned in the left margin at height `y`.
+fn y_label(y: f64, text: &str) -> String {
+    format!(
+        "<text x=\"{:.1}\" y=\"{:.1}\" class=\"tick\" text-anchor=\"end\">{}</text>",
+        LEFT - 6.0,
+        y + 3.5,
+        esc(text)
+    )
+}
+
 fn bars(p: &mut Page, b: &Bars<'_>) {
     let id = p.id();
-    let (h, top, bottom) = (130.0, 16.0, 22.0);
+    let (h, top, bottom) = (118.0, 22.0, 22.0);
     let plot = h - top - bottom;
     let max = b
         .values
@@ -370,17 +380,25 @@ fn bars(p: &mut Page, b: &Bars<'_>) {
         .max(1e-9)
         * 1.15;
     let y = |v: f64| top + plot - plot * v / max;
-    let step = (W - LEFT) / b.values.len().max(1) as f64;
+    // A few bars (restore tests) stay bar-shaped rather than filling the width.
+    let step = ((W - LEFT) / b.values.len().max(1) as f64).min(48.0);
     p.push(&format!(
         "<svg class=\"chart\" viewBox=\"0 0 {W} {h}\" role=\"img\" aria-label=\"{}\">{}",
         esc(b.label),
         hatch(id)
     ));
     p.push(&format!(
-        "<text x=\"0\" y=\"{top}\" class=\"row\">{}</text><text x=\"0\" y=\"{:.1}\" class=\"tick\">{} {}</text>\
-         <text x=\"0\" y=\"{:.1}\" class=\"tick\">0</text><line x1=\"{LEFT}\" x2=\"{W}\" y1=\"{:.1}\" y2=\"{:.1}\" class=\"axis\"/>",
-        esc(b.label), top + 14.0, num(max / 1.15), esc(b.unit), top + plot, top + plot, top + plot
+        "<text x=\"0\" y=\"12\" class=\"row\">{}</text>{}<line x1=\"{LEFT}\" x2=\"{W}\" y1=\"{:.1}\" y2=\"{:.1}\" class=\"axis\"/>",
+        esc(b.label),
+        y_label(y(0.0), "0"),
+        y(0.0),
+        y(0.0)
     ));
+    // The top of the scale, unless the threshold's label (drawn below) already says about as much.
+    let top_value = max / 1.15;
+    if b.threshold.is_none_or(|t| (y(t) - y(top_value)).abs() > 12.0) {
+        p.push(&y_label(y(top_value), &format!("{} {}", num(top_value), b.unit)));
+    }
     for (i, v) in b.values.iter().enumerate() {
         let x = LEFT + step * i as f64 + step * 0.15;
         let Some(v) = v else { continue };
@@ -406,8 +424,10 @@ fn bars(p: &mut Page, b: &Bars<'_>) {
     }
     if let Some(t) = b.threshold {
         p.push(&format!(
-            "<line x1=\"{LEFT}\" x2=\"{W}\" y1=\"{:.1}\" y2=\"{:.1}\" class=\"threshold\"/><text x=\"{W}\" y=\"{:.1}\" class=\"tick\" text-anchor=\"end\">threshold {} {}</text>",
-            y(t), y(t), y(t) - 3.0, num(t), esc(b.unit)
+            "<line x1=\"{LEFT}\" x2=\"{W}\" y1=\"{:.1}\" y2=\"{:.1}\" class=\"threshold\"/>{}",
+            y(t),
+            y(t),
+            y_label(y(t), &format!("threshold {} {}", num(t), b.unit))
         ));
     }
     let every = b.names.len().div_ceil(15).max(1);

@@ -330,11 +330,13 @@ fn summary(dbs: &[DbReport], facts: &[Facts]) -> FleetSummary {
     }
 }
 
-/// The whole report over the gathered facts, databases in name order.
+/// The whole report over the gathered facts: the databases that do not meet their policy first (what a reader
+/// must see), each group in name order.
 pub fn build(facts: &[Facts], policy: &Policy, period: &Period, now: DateTime<Utc>) -> Report {
     let mut facts = facts.to_vec();
     facts.sort_by(|a, b| a.db.cmp(&b.db));
-    let databases: Vec<DbReport> = facts.iter().map(|f| database(f, policy, period, now)).collect();
+    let mut databases: Vec<DbReport> = facts.iter().map(|f| database(f, policy, period, now)).collect();
+    databases.sort_by_key(|d| d.verdict.meets_policy);
     Report {
         format_version: FORMAT_VERSION,
         lifeboat_version: crate::VERSION.to_owned(),
@@ -430,6 +432,12 @@ mod tests {
         let worst = s.worst_rpo.unwrap();
         assert_eq!((worst.db.as_str(), worst.rpo_hours), ("billing", 49.0));
         assert_eq!(s.needs_a_human.len(), 3, "{:?}", s.needs_a_human);
+        let order: Vec<String> = report().databases.into_iter().map(|d| d.db).collect();
+        assert_eq!(
+            order,
+            ["app-prod", "billing", "<script>alert(1)</script>"],
+            "those that do not meet their policy first"
+        );
         assert!(s.needs_a_human[0].starts_with("app-prod does not: 1 missed snapshot"));
         assert_eq!(s.needs_a_human[2], "billing: deletion protection is off");
     }
