@@ -10,7 +10,7 @@ APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 # Two cores: keep parallel test servers and builds to that size.
 TEST_THREADS ?= 2
 
-.PHONY: all test demo setup tools postgres rust lint fmt clippy cfn-lint unit bench bench-export bench-rotate clean rds-ca asl checkov
+.PHONY: all test demo setup tools postgres chromium rust lint fmt clippy cfn-lint unit bench bench-export bench-rotate clean rds-ca asl checkov
 
 all: test
 
@@ -26,7 +26,7 @@ demo: setup
 	cargo build --locked --workspace --all-targets
 	"$${CARGO_TARGET_DIR:-target}/debug/demo"
 
-setup: rust tools postgres
+setup: rust tools postgres chromium
 
 rust:
 	@command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup (https://rustup.rs), then run make again" >&2; exit 1; }
@@ -50,6 +50,13 @@ postgres:
 	@if ! command -v age >/dev/null || ! command -v zstd >/dev/null || ! command -v openssl >/dev/null; then \
 		echo "installing age, zstd and openssl from Debian's packages"; \
 		$(APT) update -q && $(APT) install -y -q age zstd openssl; \
+	fi
+
+# The evidence report's browser test opens the page in headless Chromium (Debian's package) and prints it to PDF.
+chromium:
+	@if ! command -v chromium >/dev/null; then \
+		echo "installing chromium from Debian's packages"; \
+		$(APT) update -q && $(APT) install -y -q chromium; \
 	fi
 
 lint: fmt clippy cfn-lint checkov asl

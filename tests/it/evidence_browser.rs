@@ -107,7 +107,7 @@ fn fetched_elsewhere(urls: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Where the screenshot is kept after the test (beside the test binary, under the target directory).
+/// Where the page, its screenshot and its PDF are kept after the tests (`target/<profile>/evidence/`), to look at.
 fn kept(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(Path::parent).unwrap().join("evidence");
@@ -137,6 +137,7 @@ async fn the_page_opens_with_no_console_error_and_no_request_and_is_screenshotte
         png.len()
     );
     std::fs::write(kept("evidence-report.png"), &png).unwrap();
+    std::fs::write(kept("evidence-report.html"), &html).unwrap();
 
     // The controls: a page that tries to fetch an image is caught by each check. With the page's policy the
     // browser refuses the fetch and says so; without it, the request shows in the page's net log.

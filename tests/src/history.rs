@@ -50,17 +50,11 @@ async fn instance(rds: &aws_sdk_rds::Client, id: &str) {
 
 async fn snapshot(rds: &aws_sdk_rds::Client, db: &str, t: DateTime<Utc>) {
     let id = lifeboat::naming::snapshot_id(db, lifeboat::naming::SnapshotKind::Schedule, t);
-    let tags = [
-        tag(lifeboat::tags::MANAGED, "true"),
-        tag(lifeboat::tags::SOURCE, "schedule"),
-        tag(lifeboat::tags::POLICY, RETENTION),
-        tag(lifeboat::tags::CREATED_AT, &t.to_rfc3339()),
-        tag(lifeboat::tags::DATABASE, db),
-    ];
+    let tags = lifeboat::snapshot_tags::snapshot_tags(db, lifeboat::naming::SnapshotKind::Schedule, t, RETENTION, None);
     rds.create_db_snapshot()
         .db_instance_identifier(db)
         .db_snapshot_identifier(&id)
-        .set_tags(Some(tags.to_vec()))
+        .set_tags(Some(lifeboat::rds::to_tags(&tags)))
         .send()
         .await
         .unwrap_or_else(|e| panic!("creating snapshot {id}: {e:?}"));

@@ -115,7 +115,7 @@ pub async fn facts(src: Sources<'_>, db: &Database, period: &Period) -> Result<F
     let available: Vec<_> = snapshots.iter().filter(|s| s.is_available()).collect();
     let retention = available
         .iter()
-        .filter(|s| s.owned())
+        .filter(|s| s.owned() && s.source() == crate::rds::Source::Schedule)
         .max_by_key(|s| s.logical_time())
         .and_then(|s| s.tags.get(crate::tags::POLICY).cloned());
     Ok(Facts {

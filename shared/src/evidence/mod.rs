@@ -74,7 +74,7 @@ pub struct Facts {
     /// Times of its available snapshots (a Lifeboat snapshot's schedule time; RDS's creation time otherwise).
     pub snapshots: Vec<DateTime<Utc>>,
     pub unencrypted_snapshots: usize,
-    /// The GFS retention its newest Lifeboat snapshot was made under (`lifeboat:policy`), if any.
+    /// The `lifeboat:policy` tag of its newest scheduled Lifeboat snapshot (the GFS retention it was made under).
     pub retention: Option<String>,
     pub exports: Vec<ExportFact>,
     pub restore_tests: Vec<RestoreTestFact>,
@@ -298,7 +298,7 @@ pub(crate) mod fixtures {
                 kind: SubjectKind::RdsInstance,
                 snapshots: snapshots.clone(),
                 unencrypted_snapshots: 0,
-                retention: Some("daily=30,weekly=4,monthly=12,yearly=3".to_owned()),
+                retention: Some("daily=30 weekly=4 monthly=12 yearly=3".to_owned()),
                 exports: app_exports,
                 restore_tests: vec![
                     test(at(11, 10, 3), true, 31.0, 25.0),

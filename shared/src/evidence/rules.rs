@@ -15,7 +15,6 @@ use super::{
     Series, SeriesKind, Verdict, WorstRpo, FORMAT_VERSION,
 };
 use crate::monitor::{self, Observed, Policy};
-use crate::retention::Gfs;
 
 /// How many backups a day a threshold of `threshold_hours` implies; `None` for thresholds longer than a day
 /// and an hour (see the module's doc).
@@ -124,7 +123,7 @@ fn series(
 /// The first day of the snapshots' daily window: older days hold only the weekly, monthly and yearly snapshots
 /// retention keeps, so a day without one there is retention at work, not a miss.
 fn snapshot_horizon(retention: Option<&str>, now: DateTime<Utc>) -> Option<NaiveDate> {
-    let gfs = Gfs::parse(retention?).ok()?;
+    let gfs = crate::snapshot_tags::policy_of(retention?)?;
     Some(now.date_naive() - Duration::days(i64::from(gfs.daily.max(1)) - 1))
 }
 
@@ -170,19 +169,30 @@ fn plural(n: u32, one: &str) -> String {
     }
 }
 
-/// What one series contributes to the verdict: nothing kept at all, or each gap day.
+/// What one series contributes to the verdict: nothing kept at all, or its gaps, consecutive days together.
 fn series_reasons(s: &Series) -> Vec<String> {
     let noun = match s.kind {
-        SeriesKind::Snapshot => "snapshot".to_owned(),
-        SeriesKind::Export => format!("`{}` export", s.name),
+        SeriesKind::Snapshot => "missed snapshot".to_owned(),
+        SeriesKind::Export => format!("missed `{}` export", s.name),
     };
     if s.kept_from.is_none() {
-        return vec![format!("no {noun} at all")];
+        return vec![format!("no {} at all", &noun["missed ".len()..])];
     }
-    s.days
-        .iter()
-        .filter(|d| d.status == DayStatus::Gap)
-        .map(|d| format!("{} on {}", plural(d.missed, &format!("missed {noun}")), d.date))
+    let mut runs: Vec<(NaiveDate, NaiveDate, u32)> = Vec::new();
+    for d in s.days.iter().filter(|d| d.status == DayStatus::Gap) {
+        match runs.last_mut() {
+            Some((_, last, missed)) if *last + Duration::days(1) == d.date => {
+                *last = d.date;
+                *missed += d.missed;
+            }
+            _ => runs.push((d.date, d.date, d.missed)),
+        }
+    }
+    runs.into_iter()
+        .map(|(first, last, missed)| match first == last {
+            true => format!("{} on {first}", plural(missed, &noun)),
+            false => format!("{} from {first} to {last}", plural(missed, &noun)),
+        })
         .collect()
 }
 
@@ -454,6 +464,20 @@ mod tests {
         let v = verdict((1..=8).map(|i| format!("r{i}")).collect());
         assert_eq!(v.line, "does not: r1; r2; r3; r4; r5; r6; and 2 more");
         assert_eq!(v.reasons.len(), 8);
+    }
+
+    #[test]
+    fn consecutive_gap_days_make_one_reason() {
+        let mut facts = fleet();
+        facts[0].snapshots.retain(|t| !(at(11, 6, 0)..at(11, 9, 0)).contains(t));
+        let r = build(&facts, &policy(), &Period::parse(None, now()).unwrap(), now());
+        assert_eq!(
+            db(&r, "app-prod").verdict.reasons[..2],
+            [
+                "1 missed snapshot on 2026-11-03",
+                "3 missed snapshots from 2026-11-06 to 2026-11-08"
+            ]
+        );
     }
 
     #[test]
