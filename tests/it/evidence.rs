@@ -1,4 +1,4 @@
-//! The evidence report end to end: a fleet with two weeks of history in moto (a missed day, a failed restore
+//! The evidence report end to end: a fleet with 24 days of history in moto (a missed day, a failed restore
 //! test, a database never exported), the report written by `monitor` on a console event, read back from the
 //! bucket and checked: each verdict, each gap, the numbers in the tables; the same report from the `lifeboat`
 //! tool as a real process; and refusals for a period or an action that cannot be read.

@@ -1,4 +1,4 @@
-//! A fleet with two weeks of backup history in the emulator, for the evidence report's tests, its browser test
+//! A fleet with three weeks and more of backup history in the emulator, for the evidence report's tests, its browser test
 //! and the README's picture: snapshots tagged as the snapshot function tags them, export manifests where the
 //! export function writes them, and restore-test reports where the restore function writes them, with one
 //! missed day, one failed restore test and one database that was never exported.
@@ -10,7 +10,7 @@ use lifeboat::manifest::{self, Manifest};
 use serde_json::json;
 
 /// Days of history before today.
-pub const DAYS: i64 = 14;
+pub const DAYS: i64 = 24;
 /// app-prod's snapshot and export of this many days ago never happened.
 pub const MISSED_DAYS_AGO: i64 = 5;
 /// app-prod's restore test of this many days ago failed (its last one).
