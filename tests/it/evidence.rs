@@ -124,8 +124,8 @@ async fn monitor_writes_a_report_whose_verdicts_gaps_and_tables_match_the_histor
         (Some(3), Some(1))
     );
     // Each gap: app-prod's one day in both series, billing's every judged day, nothing for analytics.
-    assert_eq!(days_with(&data, "app-prod", "snapshots", "gap"), [missed.clone()]);
-    assert_eq!(days_with(&data, "app-prod", "full", "gap"), [missed.clone()]);
+    assert_eq!(days_with(&data, "app-prod", "snapshots", "gap"), [missed.as_str()]);
+    assert_eq!(days_with(&data, "app-prod", "full", "gap"), [missed.as_str()]);
     assert_eq!(
         days_with(&data, "billing", "full", "gap").len(),
         30,
