@@ -161,7 +161,11 @@ async fn monitor_writes_a_report_whose_verdicts_gaps_and_tables_match_the_histor
         "48 hours old when the next one came"
     );
     assert!(
-        html.contains("<td class=\"gap\">✕ FAILED</td><td>–</td><td>1.5</td><td>check row-count:public.users failed")
+        html.contains(
+            "<td class=\"gap\">✕ FAILED</td><td>–</td><td>1.5</td>\
+             <td>check row-count:public.users: 0 rows restored, 1200 in the manifest</td>"
+        ),
+        "the failed test, RTO not measured, RPO 1.5 h, and why"
     );
     assert!(
         html.contains("<td>✓ passed</td><td>25.0</td><td>1.5</td>"),

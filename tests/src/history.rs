@@ -7,6 +7,8 @@ use aws_sdk_rds::types::Tag;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use lifeboat::bucket;
 use lifeboat::manifest::{self, Manifest};
+use lifeboat::restore::{Check, Report};
+use lifeboat::selection::DbKind;
 use serde_json::json;
 
 /// Days of history before today.
@@ -96,7 +98,7 @@ async fn put(s3: &aws_sdk_s3::Client, bucket_name: &str, key: &str, body: Vec<u8
         .unwrap_or_else(|e| panic!("putting {key}: {e:?}"));
 }
 
-/// A restore-test report with the fields the restore function writes and the evidence report reads.
+/// A restore-test report as the restore function writes it (its shared type), passed or failed on a check.
 async fn restore_test(
     s3: &aws_sdk_s3::Client,
     bucket_name: &str,
@@ -105,13 +107,29 @@ async fn restore_test(
     result: (bool, f64, f64),
 ) {
     let (passed, rto, rpo) = result;
-    let report = json!({
-        "format_version": 1, "database": db, "requested_at": t, "passed": passed,
-        "rto_seconds": if passed { Some(rto) } else { None }, "rpo_seconds": rpo,
-        "error": if passed { None } else { Some("check row-count:public.users failed: 0 rows restored, 1200 in the manifest") },
-    });
+    let check = match passed {
+        true => Check::new("row-count:public.users", true, "1200 rows, as the manifest says"),
+        false => Check::new("row-count:public.users", false, "0 rows restored, 1200 in the manifest"),
+    };
+    let report = Report {
+        format_version: 1,
+        lifeboat_version: lifeboat::VERSION.to_owned(),
+        database: db.to_owned(),
+        kind: DbKind::Instance,
+        restored_id: lifeboat::restore::test_identifier(db, t),
+        snapshot_id: lifeboat::naming::snapshot_id(db, lifeboat::naming::SnapshotKind::Schedule, t),
+        snapshot_time: t - Duration::seconds(rpo as i64),
+        requested_at: t,
+        verified_at: Some(t + Duration::seconds(rto as i64)),
+        passed,
+        rto_seconds: passed.then_some(rto),
+        rpo_seconds: rpo,
+        timings_seconds: Default::default(),
+        checks: vec![check],
+        error: None,
+    };
     let key = format!("{}.json", bucket::restore_report_base(db, t));
-    put(s3, bucket_name, &key, report.to_string().into_bytes()).await;
+    put(s3, bucket_name, &key, serde_json::to_vec(&report).unwrap()).await;
 }
 
 /// app-prod (misses a day, its last restore test failed), billing (never exported), analytics (meets its

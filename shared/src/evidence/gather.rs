@@ -9,6 +9,7 @@ use super::{ExportFact, Facts, Period, RestoreTestFact, SubjectKind};
 use crate::bucket;
 use crate::error::Error;
 use crate::manifest::Manifest;
+use crate::restore::{CheckResult, Report};
 use crate::selection::{Database, DbKind};
 
 /// What gathering needs: the clients and the bucket.
@@ -61,9 +62,26 @@ async fn exports(src: Sources<'_>, db: &str, period: &Period) -> Result<Vec<Expo
     Ok(out)
 }
 
-/// One restore-test report. An unreadable report counts as a failed test (monitor's rule: it proves nothing).
+/// Why a test did not pass, in the report's own words: its error, else its first failed check.
+fn why_failed(report: Option<&Report>) -> String {
+    let Some(r) = report else {
+        return "the report could not be read as a restore-test report".to_owned();
+    };
+    r.error
+        .clone()
+        .or_else(|| {
+            r.checks
+                .iter()
+                .find(|c| c.result == CheckResult::Failed)
+                .map(|c| format!("check {}: {}", c.name, c.detail))
+        })
+        .unwrap_or_else(|| "the report says it did not pass".to_owned())
+}
+
+/// One restore-test report: whether it passed is monitor's rule on its JSON (an unreadable report proves
+/// nothing, so it counts as failed); RTO, RPO and the reason come from the report's shape.
 async fn restore_test(src: Sources<'_>, key: &str, at: DateTime<Utc>) -> Result<RestoreTestFact, Error> {
-    let report = match bucket::get_json::<Value>(src.s3, src.bucket, key).await {
+    let json = match bucket::get_json::<Value>(src.s3, src.bucket, key).await {
         Ok(v) => Some(v),
         Err(e @ Error::Aws { .. }) => return Err(e),
         Err(e) => {
@@ -71,16 +89,14 @@ async fn restore_test(src: Sources<'_>, key: &str, at: DateTime<Utc>) -> Result<
             None
         }
     };
-    let field = |name: &str| report.as_ref().and_then(|r| r.get(name)).and_then(Value::as_f64);
+    let report: Option<Report> = json.as_ref().and_then(|v| serde_json::from_value(v.clone()).ok());
+    let passed = crate::monitor::restore_test_passed(json.as_ref());
     Ok(RestoreTestFact {
         at,
-        passed: crate::monitor::restore_test_passed(report.as_ref()),
-        rto_seconds: field("rto_seconds"),
-        rpo_seconds: field("rpo_seconds"),
-        error: match &report {
-            Some(r) => r.get("error").and_then(Value::as_str).map(str::to_owned),
-            None => Some("the report could not be read".to_owned()),
-        },
+        passed,
+        rto_seconds: report.as_ref().and_then(|r| r.rto_seconds),
+        rpo_seconds: report.as_ref().map(|r| r.rpo_seconds),
+        error: (!passed).then(|| why_failed(report.as_ref())),
         key: key.to_owned(),
     })
 }
