@@ -268,34 +268,48 @@ fn cell(d: &Day) -> String {
     }
 }
 
+/// Days per table: a quarter's 92 columns would not fit a page, so longer periods get one table per 31 days.
+const DAYS_PER_TABLE: usize = 31;
+
 fn day_table(p: &mut Page, caption: &str, days: &[NaiveDate], rows: &[(String, Vec<String>)]) {
-    p.push(&format!(
-        "<table class=\"days\"><caption>{}</caption><thead><tr><th></th>{}</tr></thead><tbody>\n",
-        esc(caption),
-        day_headers(days)
-    ));
-    for (label, cells) in rows {
-        p.push(&format!("<tr><th>{}</th>{}</tr>\n", esc(label), cells.concat()));
+    for (n, chunk) in days.chunks(DAYS_PER_TABLE).enumerate() {
+        let from = n * DAYS_PER_TABLE;
+        let caption = if n == 0 { esc(caption) } else { "(continued)".to_owned() };
+        p.push(&format!(
+            "<table class=\"days\"><caption>{caption}</caption><thead><tr><th></th>{}</tr></thead><tbody>\n",
+            day_headers(chunk)
+        ));
+        for (label, cells) in rows {
+            let part = cells.get(from..from + chunk.len()).unwrap_or_default();
+            p.push(&format!("<tr><th>{}</th>{}</tr>\n", esc(label), part.concat()));
+        }
+        p.push("</tbody></table>\n");
     }
-    p.push("</tbody></table>\n");
 }
 
 const W: f64 = 960.0;
 const LEFT: f64 = 120.0;
 
-fn x_labels(days: &[NaiveDate], x0: f64, step: f64, y: f64) -> String {
-    let every = days.len().div_ceil(15).max(1);
-    days.iter()
+/// Labels under the columns, about fifteen of them; none so near the right edge that it would be cut off.
+fn x_labels(names: &[String], step: f64, y: f64) -> String {
+    let every = names.len().div_ceil(15).max(1);
+    names
+        .iter()
         .enumerate()
         .filter(|(i, _)| i % every == 0)
-        .map(|(i, d)| {
+        .map(|(i, n)| (LEFT + step * (i as f64 + 0.5), n))
+        .filter(|(x, _)| *x < W - 16.0)
+        .map(|(x, n)| {
             format!(
-                "<text x=\"{:.1}\" y=\"{y}\" class=\"tick\" text-anchor=\"middle\">{}</text>",
-                x0 + step * (i as f64 + 0.5),
-                d.format("%m-%d")
+                "<text x=\"{x:.1}\" y=\"{y}\" class=\"tick\" text-anchor=\"middle\">{}</text>",
+                esc(n)
             )
         })
         .collect()
+}
+
+fn day_names(days: &[NaiveDate]) -> Vec<String> {
+    days.iter().map(|d| d.format("%m-%d").to_string()).collect()
 }
 
 fn grid_cell(d: &Day, x: f64, y: f64, w: f64, id: usize) -> String {
@@ -305,6 +319,12 @@ fn grid_cell(d: &Day, x: f64, y: f64, w: f64, id: usize) -> String {
         DayStatus::NotYet => ("notyet", String::new(), String::new()),
         DayStatus::Met if d.count == 0 => ("zero", String::new(), "0".to_owned()),
         DayStatus::Met => ("met", String::new(), d.count.to_string()),
+    };
+    // A quarter's cells are too narrow for figures: the table beneath has them; a gap keeps its mark.
+    let text = if w < 16.0 && d.status != DayStatus::Gap {
+        String::new()
+    } else {
+        text
     };
     format!(
         "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"20\" class=\"{class}\"{fill}/>\
@@ -331,7 +351,7 @@ fn per_day(p: &mut Page, db: &DbReport, days: &[NaiveDate]) {
             p.push(&grid_cell(d, LEFT + step * i as f64, y, step, id));
         }
     }
-    p.push(&x_labels(days, LEFT, step, h - 6.0));
+    p.push(&x_labels(&day_names(days), step, h - 6.0));
     p.push("</svg>\n");
     let rows: Vec<(String, Vec<String>)> = db
         .series
@@ -430,21 +450,13 @@ fn bars(p: &mut Page, b: &Bars<'_>) {
             y_label(y(t), &format!("threshold {} {}", num(t), b.unit))
         ));
     }
-    let every = b.names.len().div_ceil(15).max(1);
-    for (i, n) in b.names.iter().enumerate().filter(|(i, _)| i % every == 0) {
-        p.push(&format!(
-            "<text x=\"{:.1}\" y=\"{:.1}\" class=\"tick\" text-anchor=\"middle\">{}</text>",
-            LEFT + step * (i as f64 + 0.5),
-            h - 6.0,
-            esc(n)
-        ));
-    }
+    p.push(&x_labels(&b.names, step, h - 6.0));
     p.push("</svg>\n");
 }
 
 fn ages(p: &mut Page, db: &DbReport, days: &[NaiveDate]) {
     p.push("<h3>Backup age: the oldest the newest backup got each day, against its threshold</h3>\n");
-    let names: Vec<String> = days.iter().map(|d| d.format("%m-%d").to_string()).collect();
+    let names = day_names(days);
     let mut rows = Vec::new();
     for s in &db.series {
         let values: Vec<Option<f64>> = s.days.iter().map(|d| d.worst_age_hours).collect();
@@ -541,7 +553,7 @@ fn export_days(exports: &[&ExportFact], days: &[NaiveDate]) -> (Vec<Option<f64>>
 
 fn exports(p: &mut Page, db: &DbReport, days: &[NaiveDate]) {
     p.push("<h3>Exports: size and duration</h3>\n");
-    let names: Vec<String> = days.iter().map(|d| d.format("%m-%d").to_string()).collect();
+    let names = day_names(days);
     let mut rows = Vec::new();
     for s in db.series.iter().filter(|s| s.kind == SeriesKind::Export) {
         let mine: Vec<&ExportFact> = db.exports.iter().filter(|e| e.profile == s.name).collect();
@@ -611,6 +623,15 @@ mod tests {
 
     fn page() -> String {
         render(&build(&fleet(), &policy(), &Period::parse(None, now()).unwrap(), now()))
+    }
+
+    #[test]
+    fn a_quarter_gets_one_day_table_per_month_or_so() {
+        let q = Period::parse(Some("2026-Q3"), now()).unwrap();
+        let html = render(&build(&fleet(), &policy(), &q, now()));
+        // 92 days: tables of 31, 31 and 30 days, for each of the three day tables of each of three databases.
+        assert_eq!(html.matches("<table class=\"days\">").count(), 3 * 3 * 3);
+        assert_eq!(html.matches("<caption>(continued)</caption>").count(), 3 * 3 * 2);
     }
 
     #[test]
