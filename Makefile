@@ -10,7 +10,7 @@ APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 # Two cores: keep parallel test servers and builds to that size.
 TEST_THREADS ?= 2
 
-.PHONY: all test demo setup tools postgres redis rust lint fmt clippy cfn-lint unit bench bench-export bench-rotate clean rds-ca asl checkov
+.PHONY: all test demo setup tools postgres redis chromium rust lint fmt clippy cfn-lint unit bench bench-export bench-rotate clean rds-ca asl checkov
 
 all: test
 
@@ -26,7 +26,7 @@ demo: setup
 	cargo build --locked --workspace --all-targets
 	"$${CARGO_TARGET_DIR:-target}/debug/demo"
 
-setup: rust tools postgres redis
+setup: rust tools postgres redis chromium
 
 rust:
 	@command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup (https://rustup.rs), then run make again" >&2; exit 1; }
@@ -57,6 +57,13 @@ redis:
 	@if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null || ! command -v redis-check-rdb >/dev/null; then \
 		echo "installing redis-server and redis-tools from Debian's packages"; \
 		$(APT) update -q && $(APT) install -y -q redis-server redis-tools; \
+	fi
+
+# The evidence report's browser test opens the page in headless Chromium (Debian's package) and prints it to PDF.
+chromium:
+	@if ! command -v chromium >/dev/null; then \
+		echo "installing chromium from Debian's packages"; \
+		$(APT) update -q && $(APT) install -y -q chromium; \
 	fi
 
 lint: fmt clippy cfn-lint checkov asl

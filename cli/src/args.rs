@@ -14,6 +14,7 @@ Usage:
   lifeboat restore <database> [--latest | --before <time> | --manifest <key>] [--table T ...] --into <postgres URL> \
 [--identity-file <path> | --identity-secret <secret id>]
   lifeboat verify <manifest key> [--identity-file <path> | --identity-secret <secret id>]
+  lifeboat report [--period P] [--out FILE]
   lifeboat <command> --help     explains a command, with an example
 
 Common options:
@@ -72,6 +73,23 @@ Example:
       --identity-file ~/.config/lifeboat/age.key
 ";
 
+pub const REPORT_HELP: &str = "\
+lifeboat report [--period P] [--out FILE] [--bucket B]
+
+Writes the fleet's evidence report, the same page monitor writes under reports/evidence/ in the bucket: each
+database's policy next to what happened (snapshots and exports per day, gaps marked), backup ages against their
+thresholds, restore tests with RTO and RPO, export sizes and durations, open findings and a verdict line. One
+self-contained HTML file (no scripts, nothing fetched, prints to PDF) and its JSON beside it (same name, .json).
+Reads RDS and the bucket only. The databases and thresholds come from the same variables monitor reads
+(LIFEBOAT_SELECT_TAG, LIFEBOAT_DATABASES, LIFEBOAT_SNAPSHOT_MAX_AGE_HOURS, LIFEBOAT_EXPORT_MAX_AGE_HOURS, ...).
+
+  --period P   2026-10 (a month), 2026-Q3 (a quarter), previous-month, or last-30-days (the default)
+  --out FILE   where to write the page (default: lifeboat-evidence-<period>.html here)
+
+Example:
+  LIFEBOAT_EXPORT_MAX_AGE_HOURS=full=26,critical=7 lifeboat report --period 2026-Q3 --out q3.html
+";
+
 /// Where the age identity comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdentitySource {
@@ -113,6 +131,11 @@ pub enum Command {
         identity: Option<IdentitySource>,
         common: Common,
     },
+    Report {
+        period: Option<String>,
+        out: Option<PathBuf>,
+        common: Common,
+    },
 }
 
 /// A command line that cannot be run; the message says what to change.
@@ -120,7 +143,7 @@ pub enum Command {
 pub enum UsageError {
     #[error("no command: run `lifeboat --help`")]
     NoCommand,
-    #[error("unknown command `{0}`: the commands are exports, restore and verify (`lifeboat --help`)")]
+    #[error("unknown command `{0}`: the commands are exports, restore, verify and report (`lifeboat --help`)")]
     UnknownCommand(String),
     #[error("`lifeboat {0}` does not take {1}: run `lifeboat {0} --help`")]
     UnknownOption(&'static str, String),
@@ -314,6 +337,20 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
                 common: common(&p)?,
             })
         }
+        "report" => {
+            let p = split("report", rest, &["--bucket", "--period", "--out"], &[])?;
+            if p.help {
+                return Ok(Command::Help(REPORT_HELP));
+            }
+            if let Some(extra) = p.positional.first() {
+                return Err(UsageError::Extra("report", extra.clone()));
+            }
+            Ok(Command::Report {
+                period: p.one("--period")?,
+                out: p.one("--out")?.map(PathBuf::from),
+                common: common(&p)?,
+            })
+        }
         other => Err(UsageError::UnknownCommand(other.to_owned())),
     }
 }
@@ -390,9 +427,30 @@ mod tests {
         assert_eq!(parse(&args("restore --help")).unwrap(), Command::Help(RESTORE_HELP));
         assert_eq!(parse(&args("exports -h")).unwrap(), Command::Help(EXPORTS_HELP));
         assert_eq!(parse(&args("verify --help")).unwrap(), Command::Help(VERIFY_HELP));
-        for text in [EXPORTS_HELP, RESTORE_HELP, VERIFY_HELP] {
+        assert_eq!(parse(&args("report --help")).unwrap(), Command::Help(REPORT_HELP));
+        for text in [EXPORTS_HELP, RESTORE_HELP, VERIFY_HELP, REPORT_HELP] {
             assert!(text.contains("Example"), "{text}");
         }
+    }
+
+    #[test]
+    fn report_takes_a_period_and_a_file() {
+        assert_eq!(
+            parse(&args("report --period 2026-Q3 --out q3.html")).unwrap(),
+            Command::Report {
+                period: Some("2026-Q3".to_owned()),
+                out: Some("q3.html".into()),
+                common: Common::default()
+            }
+        );
+        assert!(matches!(
+            parse(&args("report app-prod")).unwrap_err(),
+            UsageError::Extra(..)
+        ));
+        assert!(matches!(
+            parse(&args("report --table x")).unwrap_err(),
+            UsageError::UnknownOption(..)
+        ));
     }
 
     #[test]

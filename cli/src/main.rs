@@ -1,5 +1,6 @@
 //! `lifeboat`: the on-call terminal tool. Lists complete exports, restores one (or some of its tables) into a
-//! new database in one streamed, verified step, and verifies an export end to end without restoring it.
+//! new database in one streamed, verified step, verifies an export end to end without restoring it, and writes
+//! the fleet's evidence report (`lifeboat::evidence`, the same page monitor writes).
 //!
 //! Wires only: the arguments are parsed in [`args`], the work is `lifeboat::archive`'s, and [`run`] prints.
 //! Exit codes: 0 done, 1 failed, 2 usage.
@@ -33,6 +34,7 @@ async fn main() -> ExitCode {
             identity,
             common,
         }) => run::verify(&manifest, identity.as_ref(), &common).await,
+        Ok(Command::Report { period, out, common }) => run::report(period.as_deref(), out, &common).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

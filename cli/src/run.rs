@@ -1,4 +1,4 @@
-//! The three commands, carried out with `lifeboat::archive`. Results go to stdout, progress and errors to
+//! The four commands, carried out with `lifeboat::archive` and `lifeboat::evidence`. Results go to stdout, progress and errors to
 //! stderr. Nothing here prints a password: the target is only ever shown through [`crate::url::redacted`].
 
 use std::sync::Arc;
@@ -28,12 +28,22 @@ pub enum CliError {
     Secret { secret: String, message: String },
     #[error(transparent)]
     Archive(#[from] ArchiveError),
+    #[error("{0}")]
+    Period(#[from] lifeboat::evidence::PeriodError),
+    #[error(transparent)]
+    Config(#[from] lifeboat::error::ConfigError),
+    #[error("reading the fleet: {0}")]
+    Gather(lifeboat::error::Error),
+    #[error("writing {path}: {source}")]
+    Write { path: String, source: std::io::Error },
+    #[error("the report could not be written as JSON: {0}")]
+    Json(#[from] serde_json::Error),
 }
 
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Usage(_) | Self::Url(_) | Self::NoBucket => 2,
+            Self::Usage(_) | Self::Url(_) | Self::NoBucket | Self::Period(_) | Self::Config(_) => 2,
             _ => 1,
         }
     }
@@ -222,5 +232,48 @@ pub async fn verify(key: &str, identity: Option<&IdentitySource>, common: &Commo
         manifest.tables.len()
     );
     println!("  took {:.1}s", s.restore.as_secs_f64());
+    Ok(())
+}
+
+fn write_file(path: &std::path::Path, body: &[u8]) -> Result<(), CliError> {
+    std::fs::write(path, body).map_err(|source| CliError::Write {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// `lifeboat report`: the fleet's evidence report, written to a local file (and its JSON beside it).
+pub async fn report(period: Option<&str>, out: Option<std::path::PathBuf>, common: &Common) -> Result<(), CliError> {
+    use lifeboat::evidence::{self, gather, Period};
+    let now = chrono::Utc::now();
+    let period = Period::parse(period, now)?;
+    let selector = lifeboat::settings::CommonSettings::from_env(&ProcessEnv)?.selector;
+    let policy = lifeboat::settings::monitor_policy(&ProcessEnv)?;
+    let ctx = context(common).await?;
+    let rds = aws_sdk_rds::Client::new(&lifeboat::aws::load_config().await);
+    let all = lifeboat::selection::discover(&rds).await.map_err(CliError::Gather)?;
+    let chosen = lifeboat::selection::select(&all, &selector);
+    let src = gather::Sources {
+        rds: &rds,
+        s3: &ctx.s3,
+        bucket: &ctx.bucket,
+    };
+    let facts = gather::fleet(src, &chosen.databases, &period)
+        .await
+        .map_err(CliError::Gather)?;
+    let report = evidence::build(&facts, &policy, &period, now);
+    let html_path = out.unwrap_or_else(|| format!("lifeboat-evidence-{}.html", period.slug).into());
+    let json_path = html_path.with_extension("json");
+    write_file(&html_path, evidence::html::render(&report).as_bytes())?;
+    write_file(&json_path, &serde_json::to_vec_pretty(&report)?)?;
+    println!("evidence report for {}: {}", period.label, html_path.display());
+    println!("  data: {}", json_path.display());
+    for db in &report.databases {
+        println!("  {}: {}", db.db, db.verdict.line);
+    }
+    println!(
+        "  {} of {} databases meet their policy",
+        report.summary.policies_met, report.summary.databases_covered
+    );
     Ok(())
 }

@@ -29,3 +29,14 @@ fn help_exits_0_and_bad_usage_exits_2() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("--help"), "{args:?}");
     }
 }
+
+#[test]
+fn a_report_for_a_period_that_cannot_be_read_exits_2_and_names_the_forms() {
+    let out = lifeboat(&["report", "--period", "2026-13"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`2026-13` is not a period: use YYYY-MM (2026-10), YYYY-Qn (2026-Q3)"),
+        "{err}"
+    );
+}

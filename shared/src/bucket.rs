@@ -6,6 +6,7 @@
 //! exports/<db>/<profile>/<yyyy>/<mm>/<dd>/<db>-<profile>-<yyyymmddThhmmssZ>.manifest.json   (written last)
 //! reports/restore-tests/<db>/<yyyymmddThhmmssZ>.json (+ .md)
 //! notifications/<sha256 of the message key, 16 bytes in hex>.json
+//! reports/evidence/<yyyy>-<mm>/fleet-<period>.html (+ .json)      the month of the period's last day
 //! ```
 //!
 //! Owns: the key shapes and the reading of a time back from a key. Never decides what a key's object means
@@ -90,18 +91,11 @@ pub fn newest<'a>(keys: impl IntoIterator<Item = &'a str>, suffix: &str) -> Opti
         .max_by(|(ka, ta), (kb, tb)| ta.cmp(tb).then_with(|| ka.cmp(kb)))
 }
 
-/// The profile an export key names: `exports/<db>/<profile>/...`.
-pub fn profile_in_key(key: &str) -> Option<&str> {
-    let mut parts = key.strip_prefix(EXPORTS_PREFIX)?.split('/');
-    let (_db, profile) = (parts.next()?, parts.next()?);
-    (!profile.is_empty() && parts.next().is_some()).then_some(profile)
-}
-
-/// The newest manifest key of each profile among `keys`, by profile.
-pub fn newest_per_profile<'a>(keys: impl IntoIterator<Item = &'a str>) -> BTreeMap<&'a str, &'a str> {
+/// The newest manifest key of each profile among `keys` of database `db`, by profile.
+pub fn newest_per_profile<'a>(db: &str, keys: impl IntoIterator<Item = &'a str>) -> BTreeMap<&'a str, &'a str> {
     let mut by_profile: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for key in keys {
-        if let Some(profile) = profile_in_key(key) {
+        if let Some(profile) = profile_in_key(db, key) {
             by_profile.entry(profile).or_default().push(key);
         }
     }
@@ -181,7 +175,7 @@ pub async fn latest_manifests(
 ) -> Result<Vec<(String, Manifest)>, Error> {
     let keys = list_keys(s3, bucket, &export_prefix(db, None), MANIFEST_SUFFIX).await?;
     let mut out = Vec::new();
-    for key in newest_per_profile(keys.iter().map(String::as_str)).into_values() {
+    for key in newest_per_profile(db, keys.iter().map(String::as_str)).into_values() {
         out.push((key.to_owned(), get_json(s3, bucket, key).await?));
     }
     Ok(out)
@@ -202,6 +196,49 @@ pub async fn get_json<T: DeserializeOwned>(s3: &aws_sdk_s3::Client, bucket: &str
         .map_err(|e| Error::aws("GetObject", e))?
         .into_bytes();
     serde_json::from_slice(&body).map_err(|e| Error::PartialFailure(format!("{key} is not what Lifeboat wrote: {e}")))
+}
+
+/// Where evidence reports live.
+pub const EVIDENCE_PREFIX: &str = "reports/evidence/";
+
+/// The keys of the fleet's evidence report for a period (its HTML page and its JSON), filed under the month of
+/// the period's last day: `reports/evidence/2026-10/fleet-2026-10.html`.
+pub fn evidence_keys(year: i32, month: u32, period_slug: &str) -> (String, String) {
+    let base = format!("{EVIDENCE_PREFIX}{year:04}-{month:02}/fleet-{period_slug}");
+    (format!("{base}.html"), format!("{base}.json"))
+}
+
+/// The export profile of a key under [`export_prefix`]`(db, None)`.
+pub fn profile_in_key<'a>(db: &str, key: &'a str) -> Option<&'a str> {
+    let rest = key.strip_prefix(EXPORTS_PREFIX)?.strip_prefix(db)?.strip_prefix('/')?;
+    rest.split_once('/')
+        .map(|(profile, _)| profile)
+        .filter(|p| !p.is_empty())
+}
+
+/// The evidence report written last (by the object's last-modified time: a link in a message points at the
+/// newest page, whatever period it covers; nothing is decided by it).
+pub async fn newest_evidence_report(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<Option<String>, Error> {
+    let mut newest: Option<((i64, u32), String)> = None;
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(EVIDENCE_PREFIX)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| Error::aws("ListObjectsV2", e))?;
+        for o in page.contents() {
+            let (Some(key), Some(at)) = (o.key(), o.last_modified()) else {
+                continue;
+            };
+            let at = (at.secs(), at.subsec_nanos());
+            if key.ends_with(".html") && newest.as_ref().is_none_or(|(t, k)| (at, key) > (*t, k.as_str())) {
+                newest = Some((at, key.to_owned()));
+            }
+        }
+    }
+    Ok(newest.map(|(_, k)| k))
 }
 
 #[cfg(test)]
@@ -270,14 +307,33 @@ mod tests {
             export_keys("app", "critical", at(5), true).0,
             "exports/app/stray.manifest.json".to_owned(),
         ];
-        let newest = newest_per_profile(keys.iter().map(String::as_str));
+        let newest = newest_per_profile("app", keys.iter().map(String::as_str));
         assert_eq!(
             newest.into_iter().collect::<Vec<_>>(),
             vec![("critical", keys[2].as_str()), ("full", keys[1].as_str())]
         );
-        assert_eq!(profile_in_key(&keys[0]), Some("full"));
-        assert_eq!(profile_in_key("exports/app/stray.manifest.json"), None);
-        assert_eq!(profile_in_key("reports/restore-tests/app/x.json"), None);
+        assert_eq!(profile_in_key("app", "exports/app/stray.manifest.json"), None);
+        assert_eq!(profile_in_key("app", "reports/restore-tests/app/x.json"), None);
+    }
+
+    #[test]
+    fn evidence_reports_are_filed_by_month_and_profiles_read_back_from_export_keys() {
+        assert_eq!(
+            evidence_keys(2026, 9, "2026-Q3"),
+            (
+                "reports/evidence/2026-09/fleet-2026-Q3.html".to_owned(),
+                "reports/evidence/2026-09/fleet-2026-Q3.json".to_owned()
+            )
+        );
+        let at = Utc.with_ymd_and_hms(2026, 11, 22, 2, 0, 0).unwrap();
+        let (_, manifest) = export_keys("app-prod", "critical", at, true);
+        assert_eq!(profile_in_key("app-prod", &manifest), Some("critical"));
+        assert_eq!(
+            profile_in_key("app", &manifest),
+            None,
+            "a database whose name is a prefix of another's"
+        );
+        assert_eq!(profile_in_key("app-prod", "exports/app-prod/"), None);
     }
 
     #[test]

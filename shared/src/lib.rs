@@ -12,6 +12,7 @@ pub mod cache_check;
 pub mod copies;
 pub mod db;
 pub mod error;
+pub mod evidence;
 pub mod export;
 pub mod manifest;
 pub mod metrics;

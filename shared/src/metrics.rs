@@ -89,6 +89,13 @@ pub const DELETION_PROTECTION: &str = "DeletionProtection";
 pub const BACKUP_MISSING: &str = "BackupMissing";
 /// Expired restore-test resources the janitor deleted in one run (no dimension).
 pub const RESTORE_TEST_JANITOR_DELETED: &str = "RestoreTestJanitorDeleted";
+/// 1 when an evidence report was written, 0 when making one failed (no dimension).
+pub const EVIDENCE_REPORT_WRITTEN: &str = "EvidenceReportWritten";
+/// Databases whose report says "does not meet its policy" (no dimension).
+pub const EVIDENCE_POLICIES_NOT_MET: &str = "EvidencePoliciesNotMet";
+/// Gap days (a day with fewer backups than the policy expects) of one database in the report's period (per
+/// `DBIdentifier`).
+pub const EVIDENCE_GAP_DAYS: &str = "EvidenceGapDays";
 
 // notify
 /// 1 when a message reached every channel, 0 when one failed (no dimension).
@@ -125,6 +132,9 @@ pub const ALL: &[&str] = &[
     DELETION_PROTECTION,
     BACKUP_MISSING,
     RESTORE_TEST_JANITOR_DELETED,
+    EVIDENCE_REPORT_WRITTEN,
+    EVIDENCE_POLICIES_NOT_MET,
+    EVIDENCE_GAP_DAYS,
     NOTIFICATION_DELIVERED,
     NOTIFICATION_SUPPRESSED,
 ];

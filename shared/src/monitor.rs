@@ -340,6 +340,34 @@ pub fn expired_tests(all: &[Database], now: DateTime<Utc>) -> Vec<Expired<'_>> {
         .collect()
 }
 
+/// The compliance thresholds of the policy as a human reads them: automated backup retention below the minimum
+/// and point-in-time recovery lagging (what the `backup-retention` and `pitr-lag` alarms measure). A fact RDS
+/// did not report is not a finding.
+pub fn compliance(db: &str, backup: &BackupDetails, policy: &Policy, now: DateTime<Utc>) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(days) = backup
+        .retention_days
+        .filter(|d| f64::from(*d) < policy.min_retention_days)
+    {
+        out.push(format!(
+            "{db}: automated backup retention is {days} days, below the minimum of {:.0}",
+            policy.min_retention_days
+        ));
+    }
+    if let Some(lag) = backup
+        .latest_restorable
+        .map(|t| age_s(now, t))
+        .filter(|s| *s > policy.pitr_lag_max_s)
+    {
+        out.push(format!(
+            "{db}: point-in-time recovery lags {:.0} minutes, more than {:.0}",
+            lag / 60.0,
+            policy.pitr_lag_max_s / 60.0
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -501,6 +529,24 @@ mod tests {
             2,
             "no backup, not encrypted"
         );
+    }
+
+    #[test]
+    fn compliance_names_retention_and_pitr_lag_beyond_the_policy() {
+        let lagging = BackupDetails {
+            retention_days: Some(1),
+            latest_restorable: Some(now() - chrono::Duration::minutes(40)),
+            encrypted: true,
+            deletion_protection: true,
+        };
+        assert_eq!(
+            compliance("db", &lagging, &policy(), now()),
+            [
+                "db: automated backup retention is 1 days, below the minimum of 7",
+                "db: point-in-time recovery lags 40 minutes, more than 15"
+            ]
+        );
+        assert!(compliance("db", &BackupDetails::default(), &policy(), now()).is_empty());
     }
 
     #[test]

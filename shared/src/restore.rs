@@ -420,6 +420,30 @@ pub fn rto_rpo(requested: DateTime<Utc>, verified: DateTime<Utc>, data_time: Dat
     (rto, rpo)
 }
 
+/// A restore test's report, as the restore function writes it under `reports/restore-tests/<db>/` (JSON) and
+/// the evidence report reads it back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub format_version: u32,
+    pub lifeboat_version: String,
+    pub database: String,
+    pub kind: DbKind,
+    pub restored_id: String,
+    pub snapshot_id: String,
+    pub snapshot_time: DateTime<Utc>,
+    pub requested_at: DateTime<Utc>,
+    pub verified_at: Option<DateTime<Utc>>,
+    pub passed: bool,
+    /// Request to verified database, in seconds (absent when the test did not get that far).
+    pub rto_seconds: Option<f64>,
+    /// Age of the restored data when the test was requested, in seconds.
+    pub rpo_seconds: f64,
+    pub timings_seconds: BTreeMap<String, f64>,
+    pub checks: Vec<Check>,
+    /// The failure that ended the test early, if one did.
+    pub error: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -92,6 +92,12 @@ pub fn copy_tags(source: &Snapshot) -> BTreeMap<String, String> {
     t
 }
 
+/// The retention a snapshot was made under, read back from its `lifeboat:policy` tag (written with spaces for
+/// commas, which tag values cannot hold); `None` when the tag is not a GFS policy.
+pub fn policy_of(tag: &str) -> Option<crate::retention::Gfs> {
+    crate::retention::Gfs::parse(&tag.split_whitespace().collect::<Vec<_>>().join(",")).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +106,14 @@ mod tests {
 
     fn at() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 22, 2, 0, 37).unwrap()
+    }
+
+    #[test]
+    fn the_policy_tag_reads_back_as_the_policy_it_was_written_from() {
+        let written = snapshot_tags("db", SnapshotKind::Schedule, Utc::now(), "daily=7,weekly=4", None);
+        let gfs = policy_of(&written[tags::POLICY]).unwrap();
+        assert_eq!((gfs.daily, gfs.weekly, gfs.monthly), (7, 4, 0));
+        assert!(policy_of("whatever").is_none());
     }
 
     #[test]

@@ -31,7 +31,7 @@ struct World {
     dir: tempfile::TempDir,
 }
 
-fn binary() -> PathBuf {
+pub(crate) fn binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let path = exe.parent().and_then(|deps| deps.parent()).unwrap().join("lifeboat");
     assert!(

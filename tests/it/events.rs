@@ -203,14 +203,38 @@ fn every_export_event_parses() {
 
 #[test]
 fn every_monitor_event_parses() {
-    let files = files(&repo_root().join("events/monitor"));
-    assert_eq!(files.len(), 1, "the hourly schedule");
-    let trigger = monitor::event::parse(&json(&files[0]));
+    use monitor::event::Request;
+    let dir = repo_root().join("events/monitor");
+    let names: Vec<String> = files(&dir)
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["evidence-monthly.json", "evidence-report.json", "scheduled.json"],
+        "the hourly schedule, the monthly evidence report and one on demand"
+    );
+    let trigger = monitor::event::parse(&json(&dir.join("scheduled.json")));
     assert_eq!(trigger.source.as_deref(), Some("aws.scheduler"));
     assert_eq!(
         trigger.time.map(|t| t.to_rfc3339()).as_deref(),
         Some("2026-11-22T10:00:00+00:00")
     );
+    assert_eq!(trigger.request, Request::Monitor);
+    for (file, period) in [
+        ("evidence-report.json", "2026-10"),
+        ("evidence-monthly.json", "previous-month"),
+    ] {
+        let request = monitor::event::parse(&json(&dir.join(file))).request;
+        assert_eq!(
+            request,
+            Request::Evidence {
+                period: Some(period.to_owned())
+            },
+            "{file}"
+        );
+        lifeboat::evidence::Period::parse(Some(period), chrono::Utc::now()).unwrap();
+    }
 }
 
 #[test]
@@ -316,6 +340,7 @@ fn every_function_has_a_template_resource_and_every_event_source_a_sample_event(
         (("ExportFunction", "ExtraSchedule"), "export/scheduled-critical.json"),
         (("RestoreTestStateMachine", "Quarterly"), "restore/scheduled-test.json"),
         (("MonitorFunction", "Hourly"), "monitor/scheduled.json"),
+        (("MonitorFunction", "Monthly"), "monitor/evidence-monthly.json"),
         (("NotifyFunction", "AlarmChanged"), "notify/alarm.json"),
         (
             ("NotifyFunction", "RestoreTestFailed"),

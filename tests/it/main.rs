@@ -6,6 +6,8 @@
 mod cache_check;
 mod cli;
 mod events;
+mod evidence;
+mod evidence_browser;
 mod export;
 mod harness;
 mod infra;

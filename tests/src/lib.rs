@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod fleet;
+pub mod history;
 pub mod moto;
 pub mod postgres;
 pub mod redis;

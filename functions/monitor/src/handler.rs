@@ -257,6 +257,24 @@ async fn quota_note(deps: &Deps) -> Result<Option<String>, Error> {
     }))
 }
 
+/// The Lambda entry: an evidence report when the event asks for one, else the monitoring run.
+pub async fn run(deps: &Deps, payload: Value) -> Result<Value, Error> {
+    let json = |v: Result<serde_json::Value, serde_json::Error>| {
+        v.map_err(|e| Error::PartialFailure(format!("the run's summary could not be written as JSON: {e}")))
+    };
+    match event::parse(&payload).request {
+        event::Request::Monitor => json(serde_json::to_value(handle(deps, payload).await?)),
+        event::Request::Evidence { period } => {
+            json(serde_json::to_value(crate::evidence::report(deps, period.as_deref()).await?))
+        }
+        event::Request::Unknown(action) => Err(Error::InvalidEvent(format!(
+            "unknown action {action}: send {{}} for a monitoring run, or {{\"action\": \"{}\", \"period\": \"2026-10\"}} \
+             for an evidence report",
+            event::EVIDENCE_REPORT
+        ))),
+    }
+}
+
 /// Parse the event, observe the chosen databases (metrics and alarm sets), delete the alarms of databases that
 /// are gone and the expired restore tests, warn about the quota, publish, report.
 pub async fn handle(deps: &Deps, payload: Value) -> Result<Summary, Error> {

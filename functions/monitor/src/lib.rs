@@ -1,12 +1,13 @@
 //! The `monitor` function: hourly, per selected database, the age of the newest snapshot, export (per profile) and
 //! restore test, and the compliance facts (retention, PITR lag, encryption, deletion protection), as metrics with
 //! one alarm set per database; alarms of databases that are gone are deleted; expired restore-test resources are
-//! deleted (the janitor).
+//! deleted (the janitor). On request and monthly, it writes the fleet's evidence report (`evidence`).
 
 #![warn(clippy::too_many_lines)]
 
 pub mod event;
+pub mod evidence;
 pub mod handler;
 pub mod settings;
 
-pub use handler::{handle, Deps};
+pub use handler::{handle, run, Deps};

@@ -15,7 +15,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let deps = &deps;
         let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
-        monitor::handle(deps, event.payload).instrument(span)
+        monitor::run(deps, event.payload).instrument(span)
     }))
     .await
 }

@@ -46,6 +46,7 @@ impl Deps {
 /// lookup that fails (each failure is logged, and the message goes without that line).
 async fn last_good(deps: &Deps, db: &str) -> LastGood {
     LastGood {
+        evidence: None,
         snapshot: newest_snapshot(deps, db).await,
         export: match bucket::newest_export(&deps.s3, &deps.settings.bucket, db, None).await {
             Ok(newest) => newest,
@@ -79,14 +80,31 @@ async fn newest_snapshot(deps: &Deps, db: &str) -> Option<(String, DateTime<Utc>
     }
 }
 
-/// The last good backups the message about `notice` names: only an alarm of one database has any.
+/// The newest evidence report as a link, best effort like the rest of [`LastGood`].
+async fn evidence_link(deps: &Deps) -> Option<String> {
+    let bucket_name = &deps.settings.bucket;
+    match bucket::newest_evidence_report(&deps.s3, bucket_name).await {
+        Ok(key) => key.map(|k| format!("s3://{bucket_name}/{k}")),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not find the newest evidence report; the message goes without it");
+            None
+        }
+    }
+}
+
+/// The last good backups the message about `notice` names (only an alarm of one database has any), and the
+/// newest evidence report.
 async fn last_good_for(deps: &Deps, notice: &Notice) -> LastGood {
-    match notice {
+    let last = match notice {
         Notice::Alarm { name, .. } => match parse_alarm_name(name) {
             Some((db, _)) => last_good(deps, db).await,
             None => LastGood::default(),
         },
         Notice::RestoreTestFailed { .. } => LastGood::default(),
+    };
+    LastGood {
+        evidence: evidence_link(deps).await,
+        ..last
     }
 }
 

@@ -15,6 +15,8 @@ pub use lifeboat::notify::Kind;
 pub struct LastGood {
     pub snapshot: Option<(String, DateTime<Utc>)>,
     pub export: Option<(String, DateTime<Utc>)>,
+    /// Where the newest evidence report is (`s3://<bucket>/<key>`), when one has been written.
+    pub evidence: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -117,6 +119,14 @@ fn fingerprint(parts: &[&str]) -> String {
     h.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect()
 }
 
+/// The line that links the newest evidence report, or nothing when none has been written.
+fn evidence_line(last: &LastGood) -> String {
+    last.evidence
+        .as_deref()
+        .map(|url| format!("Evidence report: {url}\n"))
+        .unwrap_or_default()
+}
+
 fn last_good_line(last: &LastGood, now: DateTime<Utc>) -> String {
     let mut parts = Vec::new();
     if let Some((id, t)) = &last.snapshot {
@@ -166,34 +176,43 @@ fn render_alarm(a: &AlarmChange<'_>, last: &LastGood, now: DateTime<Utc>) -> Mes
         Kind::Recovery => (
             format!("[RECOVERED] {db}: {what}"),
             format!(
-                "[RECOVERED] {db}: {what}: back to normal since {}.\nLast good backup: {}\nAlarm: {name}\n",
+                "[RECOVERED] {db}: {what}: back to normal since {}.\nLast good backup: {}\n{}Alarm: {name}\n",
                 when(since),
-                last_good_line(last, now)
+                last_good_line(last, now),
+                evidence_line(last)
             ),
         ),
         _ => (
             format!("[{state}] {db}: {what}"),
             format!(
                 "[{state}] {db}: {what}\nDatabase: {db}\nWhat is wrong: {}\nSince: {} (was {previous})\n\
-                 Last good backup: {}\nWhat to do: {todo}\nAlarm: {name}\n",
+                 Last good backup: {}\nWhat to do: {todo}\n{}Alarm: {name}\n",
                 if reason.is_empty() { what.as_str() } else { reason },
                 when(since),
-                last_good_line(last, now)
+                last_good_line(last, now),
+                evidence_line(last)
             ),
         ),
     };
     message(subject, text, fingerprint(&[name, state, previous]), name, kind)
 }
 
-fn render_failed_run(execution: &str, status: &str, since: DateTime<Utc>, cause: Option<&str>) -> Message {
+fn render_failed_run(
+    execution: &str,
+    status: &str,
+    since: DateTime<Utc>,
+    cause: Option<&str>,
+    last: &LastGood,
+) -> Message {
     let subject = format!("[{status}] restore test run {execution}");
     let text = format!(
         "[{status}] Lifeboat restore test run {execution}\nWhat is wrong: {}\nSince: {}\n\
          What to do: read the reports under reports/restore-tests/ in the export bucket (one per database, \
          each failed check says why) and the execution's history in the Step Functions console. Every test \
-         cleans up after itself; restore-test instances carry lifeboat:expires-at in case one could not.\n",
+         cleans up after itself; restore-test instances carry lifeboat:expires-at in case one could not.\n{}",
         cause.unwrap_or("the execution did not succeed"),
-        when(since)
+        when(since),
+        evidence_line(last)
     );
     message(
         subject,
@@ -227,7 +246,7 @@ pub fn render(notice: &Notice, last: &LastGood, now: DateTime<Utc>) -> Message {
             status,
             since,
             cause,
-        } => render_failed_run(execution, status, *since, cause.as_deref()),
+        } => render_failed_run(execution, status, *since, cause.as_deref(), last),
     }
 }
 
@@ -254,6 +273,7 @@ mod tests {
         LastGood {
             snapshot: Some(("lifeboat-app-prod-20261121-0200".into(), at(21, 2))),
             export: None,
+            evidence: None,
         }
     }
 
@@ -296,6 +316,32 @@ mod tests {
         assert_eq!(a.fingerprint, b.fingerprint);
         assert_ne!(a.fingerprint, m.fingerprint);
         assert!(b.text.contains("Last good backup: none found"));
+    }
+
+    #[test]
+    fn messages_link_the_newest_evidence_report_when_there_is_one() {
+        let with = LastGood {
+            evidence: Some("s3://lifeboat-backups/reports/evidence/2026-10/fleet-2026-10.html".into()),
+            ..last()
+        };
+        let m = render(&alarm("ALARM", "OK"), &with, at(22, 10));
+        assert!(
+            m.text.ends_with(
+                "Evidence report: s3://lifeboat-backups/reports/evidence/2026-10/fleet-2026-10.html\n\
+                 Alarm: lifeboat/app-prod/snapshot-age\n"
+            ),
+            "{}",
+            m.text
+        );
+        let r = render(&alarm("OK", "ALARM"), &with, at(22, 11));
+        assert!(r
+            .text
+            .contains("\nEvidence report: s3://lifeboat-backups/reports/evidence/2026-10/fleet-2026-10.html\n"));
+        // The link is not part of what makes two messages the same alarm.
+        assert_eq!(
+            m.fingerprint,
+            render(&alarm("ALARM", "OK"), &last(), at(22, 10)).fingerprint
+        );
     }
 
     #[test]

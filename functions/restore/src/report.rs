@@ -1,32 +1,11 @@
 //! Restore-test reports: JSON for machines, Markdown for people, both under `reports/restore-tests/<db>/`.
 
-use chrono::{DateTime, Utc};
-use lifeboat::restore::{Check, CheckResult};
-use serde::Serialize;
+use lifeboat::restore::CheckResult;
 
 use crate::event::TestState;
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    pub format_version: u32,
-    pub lifeboat_version: String,
-    pub database: String,
-    pub kind: lifeboat::selection::DbKind,
-    pub restored_id: String,
-    pub snapshot_id: String,
-    pub snapshot_time: DateTime<Utc>,
-    pub requested_at: DateTime<Utc>,
-    pub verified_at: Option<DateTime<Utc>>,
-    pub passed: bool,
-    /// Request to verified database, in seconds (absent when the test did not get that far).
-    pub rto_seconds: Option<f64>,
-    /// Age of the restored data when the test was requested, in seconds.
-    pub rpo_seconds: f64,
-    pub timings_seconds: std::collections::BTreeMap<String, f64>,
-    pub checks: Vec<Check>,
-    /// The failure that ended the test early, if one did.
-    pub error: Option<String>,
-}
+/// The report's shape is shared: the evidence report reads these reports back (`lifeboat::evidence`).
+pub use lifeboat::restore::Report;
 
 pub fn build(test: &TestState, error: Option<String>) -> Report {
     let failed_check = test.checks.iter().any(|c| c.result == CheckResult::Failed);
@@ -121,7 +100,8 @@ pub fn key_base(r: &Report) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use chrono::TimeZone;
+    use chrono::{TimeZone, Utc};
+    use lifeboat::restore::Check;
 
     fn state() -> TestState {
         serde_json::from_value(serde_json::json!({

@@ -287,6 +287,19 @@ fn print_retention(summary: &Value, db: &str) {
     }
 }
 
+/// The evidence report's verdicts, as monitor's invocation returns them.
+fn print_evidence(summary: &Value) {
+    println!(
+        "  {}: {} of {} databases meet their policy",
+        summary["period"].as_str().unwrap_or(""),
+        summary["policies_met"],
+        summary["databases"]
+    );
+    for (db, verdict) in summary["verdicts"].as_object().into_iter().flatten() {
+        println!("  {db:<12} {}", verdict.as_str().unwrap_or(""));
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let work = tempfile::tempdir().unwrap();
@@ -788,6 +801,28 @@ async fn main() {
     for note in view["attention"].as_array().into_iter().flatten() {
         println!("  needs attention: {}", note.as_str().unwrap_or(""));
     }
+
+    heading("The fleet's evidence report: events/monitor/evidence-report.json's shape, for the last 30 days");
+    let evidence = invoke(
+        &watch,
+        "monitor",
+        &step_file("evidence", &serde_json::json!({"action": "evidence-report"})),
+    )
+    .unwrap_or_else(|e| panic!("evidence report failed: {e}"));
+    print_evidence(&evidence);
+    let html_key = evidence["html_key"].as_str().unwrap();
+    let page = s3.get_object().bucket(BUCKET).key(html_key).send().await.unwrap();
+    let local = log_dir.join("evidence-report.html");
+    std::fs::write(&local, page.body.collect().await.unwrap().into_bytes()).unwrap();
+    println!(
+        "  written to {} and copied to {}",
+        evidence["url"].as_str().unwrap_or(""),
+        local.display()
+    );
+    println!(
+        "  open it in a browser, or print it to PDF: chromium --headless --print-to-pdf=evidence.pdf file://{}",
+        local.display()
+    );
 
     heading("A notification as on-call receives it: events/notify/alarm.json");
     let sent = invoke(&watch, "notify", &repo_root().join("events/notify/alarm.json"))
