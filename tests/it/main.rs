@@ -5,6 +5,7 @@
 
 mod cache_check;
 mod cli;
+mod elasticache;
 mod events;
 mod evidence;
 mod evidence_browser;

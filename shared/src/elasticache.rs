@@ -1,0 +1,375 @@
+//! Caches on ElastiCache (Redis OSS and Valkey): which exist, with their tags; which of them a selector picks
+//! (the same [`Selector`] as databases); where a snapshot of each is taken from; the snapshots Lifeboat made.
+//!
+//! Owns: the cache model, the selection of caches, the snapshot-source rule, and the thin ElastiCache adapter
+//! (describe, tags, create and list snapshots). Serverless caches are not read yet (moto does not emulate them;
+//! they come with their adapter tests on `aws-smithy-mocks`).
+//!
+//! Never: deletes anything (retention of cache snapshots is not wired yet), or decides retention itself.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_elasticache::operation::create_snapshot::CreateSnapshotError;
+use aws_sdk_elasticache::types::{ReplicationGroup, Tag};
+use aws_sdk_elasticache::Client;
+
+use crate::error::Error;
+use crate::selection::Selector;
+
+/// A replication group (cluster mode on or off), or a single-node cluster that belongs to no group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CacheKind {
+    ReplicationGroup,
+    Node,
+}
+
+/// One node of a replication group and its current role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The node's cache cluster identifier (`<group>-001`).
+    pub node: String,
+    pub primary: bool,
+}
+
+/// A cache as the describe calls report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cache {
+    pub id: String,
+    pub kind: CacheKind,
+    pub arn: String,
+    pub engine: String,
+    pub status: String,
+    pub tags: BTreeMap<String, String>,
+    /// Sharded (cluster mode enabled): one snapshot holds one file per shard.
+    pub cluster_mode: bool,
+    /// The nodes of a cluster-mode-disabled group's one shard, with their roles; empty for sharded groups,
+    /// whose snapshot ElastiCache takes per shard itself.
+    pub members: Vec<Member>,
+    pub at_rest_encryption: bool,
+    pub transit_encryption: bool,
+    /// ElastiCache's own automatic backups, in days (0: off).
+    pub snapshot_retention_days: i32,
+}
+
+/// What a snapshot is taken of: a whole group, or one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotSource {
+    ReplicationGroup(String),
+    Node(String),
+}
+
+/// Where a cache's snapshot is taken from. ElastiCache advises taking it from a replica, since the fork that
+/// writes it costs the node memory and latency: a cluster-mode-disabled group with a replica is snapshotted
+/// from its first replica (by name, so the choice is stable); a sharded group is given whole (ElastiCache makes
+/// one file per shard); a single node is snapshotted itself; a group with no replica, from the group.
+pub fn snapshot_source(cache: &Cache) -> SnapshotSource {
+    match cache.kind {
+        CacheKind::Node => SnapshotSource::Node(cache.id.clone()),
+        CacheKind::ReplicationGroup if cache.cluster_mode => SnapshotSource::ReplicationGroup(cache.id.clone()),
+        CacheKind::ReplicationGroup => cache
+            .members
+            .iter()
+            .filter(|m| !m.primary)
+            .map(|m| m.node.clone())
+            .min()
+            .map_or_else(
+                || SnapshotSource::ReplicationGroup(cache.id.clone()),
+                SnapshotSource::Node,
+            ),
+    }
+}
+
+/// The caches a selector names (sorted by identifier), and the names it lists that exist neither as a
+/// database nor as a cache are the caller's to report.
+pub fn select<'a>(all: &'a [Cache], selector: &Selector) -> Vec<&'a Cache> {
+    let mut out: Vec<&Cache> = all
+        .iter()
+        .filter(|c| selector.databases.contains(&c.id) || selector.tag.as_ref().is_some_and(|t| t.matches(&c.tags)))
+        .collect();
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out
+}
+
+fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
+        .collect()
+}
+
+async fn tags_of(client: &Client, arn: &str) -> Result<BTreeMap<String, String>, Error> {
+    let out = client
+        .list_tags_for_resource()
+        .resource_name(arn)
+        .send()
+        .await
+        .map_err(|e| Error::aws("ListTagsForResource", e))?;
+    Ok(tag_map(out.tag_list()))
+}
+
+fn from_group(g: &ReplicationGroup) -> Option<Cache> {
+    let cluster_mode = g.cluster_enabled().unwrap_or(false);
+    let members = if cluster_mode {
+        Vec::new()
+    } else {
+        g.node_groups()
+            .iter()
+            .flat_map(|ng| ng.node_group_members())
+            .filter_map(|m| {
+                Some(Member {
+                    node: m.cache_cluster_id()?.to_owned(),
+                    primary: m.current_role() == Some("primary"),
+                })
+            })
+            .collect()
+    };
+    Some(Cache {
+        id: g.replication_group_id()?.to_owned(),
+        kind: CacheKind::ReplicationGroup,
+        arn: g.arn().unwrap_or_default().to_owned(),
+        engine: g.engine().unwrap_or("redis").to_owned(),
+        status: g.status().unwrap_or_default().to_owned(),
+        tags: BTreeMap::new(),
+        cluster_mode,
+        members,
+        at_rest_encryption: g.at_rest_encryption_enabled().unwrap_or(false),
+        transit_encryption: g.transit_encryption_enabled().unwrap_or(false),
+        snapshot_retention_days: g.snapshot_retention_limit().unwrap_or(0),
+    })
+}
+
+/// Every replication group and every single-node cluster outside a group in the client's region, with tags.
+pub async fn discover(client: &Client) -> Result<Vec<Cache>, Error> {
+    let mut out = Vec::new();
+    let mut pages = client.describe_replication_groups().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| Error::aws("DescribeReplicationGroups", e))?;
+        out.extend(page.replication_groups().iter().filter_map(from_group));
+    }
+    let mut pages = client.describe_cache_clusters().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| Error::aws("DescribeCacheClusters", e))?;
+        for c in page.cache_clusters() {
+            let Some(id) = c.cache_cluster_id() else { continue };
+            if c.replication_group_id().is_some() {
+                continue;
+            }
+            out.push(Cache {
+                id: id.to_owned(),
+                kind: CacheKind::Node,
+                arn: c.arn().unwrap_or_default().to_owned(),
+                engine: c.engine().unwrap_or("redis").to_owned(),
+                status: c.cache_cluster_status().unwrap_or_default().to_owned(),
+                tags: BTreeMap::new(),
+                cluster_mode: false,
+                members: Vec::new(),
+                at_rest_encryption: c.at_rest_encryption_enabled().unwrap_or(false),
+                transit_encryption: c.transit_encryption_enabled().unwrap_or(false),
+                snapshot_retention_days: c.snapshot_retention_limit().unwrap_or(0),
+            });
+        }
+    }
+    for cache in &mut out {
+        cache.tags = tags_of(client, &cache.arn).await?;
+    }
+    Ok(out)
+}
+
+/// A snapshot of a cache, as ElastiCache lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheSnapshot {
+    pub name: String,
+    pub arn: String,
+    /// The replication group, else the node, it was taken of.
+    pub cache: String,
+    /// `creating`, `available`, `failed`, ...
+    pub status: String,
+    /// `manual` (a user's, Lifeboat's among them) or `automated` (ElastiCache's own backups).
+    pub source: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl CacheSnapshot {
+    /// Lifeboat made it: the ownership tag, as on RDS snapshots.
+    pub fn owned(&self) -> bool {
+        self.tags.get(crate::tags::MANAGED).is_some_and(|v| v == "true")
+    }
+}
+
+/// What creating a snapshot did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    Started(CacheSnapshot),
+    /// A snapshot of that name exists (a redelivered event): nothing new was made.
+    AlreadyExists,
+    /// ElastiCache refused because the cache is busy (another snapshot, a modification), with its words.
+    InvalidState(String),
+    QuotaExceeded(String),
+}
+
+/// Starts a snapshot of `source` named `name`, tagged with `tags`.
+pub async fn create_snapshot(
+    client: &Client,
+    source: &SnapshotSource,
+    name: &str,
+    tags: &BTreeMap<String, String>,
+) -> Result<Created, Error> {
+    let mut req = client.create_snapshot().snapshot_name(name);
+    req = match source {
+        SnapshotSource::ReplicationGroup(g) => req.replication_group_id(g),
+        SnapshotSource::Node(n) => req.cache_cluster_id(n),
+    };
+    for (k, v) in tags {
+        req = req.tags(Tag::builder().key(k).value(v).build());
+    }
+    match req.send().await {
+        Ok(out) => Ok(Created::Started(snapshot_of(out.snapshot(), tags.clone()))),
+        Err(e) => match e.as_service_error() {
+            Some(CreateSnapshotError::SnapshotAlreadyExistsFault(_)) => Ok(Created::AlreadyExists),
+            Some(CreateSnapshotError::InvalidCacheClusterStateFault(f)) => {
+                Ok(Created::InvalidState(f.message().unwrap_or_default().to_owned()))
+            }
+            Some(CreateSnapshotError::InvalidReplicationGroupStateFault(f)) => {
+                Ok(Created::InvalidState(f.message().unwrap_or_default().to_owned()))
+            }
+            Some(CreateSnapshotError::SnapshotQuotaExceededFault(f)) => {
+                Ok(Created::QuotaExceeded(f.message().unwrap_or_default().to_owned()))
+            }
+            _ => Err(Error::aws("CreateSnapshot", e)),
+        },
+    }
+}
+
+fn snapshot_of(s: Option<&aws_sdk_elasticache::types::Snapshot>, tags: BTreeMap<String, String>) -> CacheSnapshot {
+    CacheSnapshot {
+        name: s.and_then(|s| s.snapshot_name()).unwrap_or_default().to_owned(),
+        arn: s.and_then(|s| s.arn()).unwrap_or_default().to_owned(),
+        cache: s
+            .and_then(|s| s.replication_group_id().or(s.cache_cluster_id()))
+            .unwrap_or_default()
+            .to_owned(),
+        status: s.and_then(|s| s.snapshot_status()).unwrap_or_default().to_owned(),
+        source: s.and_then(|s| s.snapshot_source()).unwrap_or_default().to_owned(),
+        tags,
+    }
+}
+
+/// Every snapshot in the client's region, with its tags (ElastiCache filters snapshots by nothing Lifeboat
+/// could tag, so ownership is read from each snapshot's tags).
+pub async fn list_snapshots(client: &Client) -> Result<Vec<CacheSnapshot>, Error> {
+    let mut out = Vec::new();
+    let mut pages = client.describe_snapshots().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| Error::aws("DescribeSnapshots", e))?;
+        for s in page.snapshots() {
+            let tags = match s.arn() {
+                Some(arn) => tags_of(client, arn).await?,
+                None => BTreeMap::new(),
+            };
+            out.push(snapshot_of(Some(s), tags));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::selection::TagSelector;
+
+    fn group(id: &str, cluster_mode: bool, members: &[(&str, bool)]) -> Cache {
+        Cache {
+            id: id.into(),
+            kind: CacheKind::ReplicationGroup,
+            arn: format!("arn:aws:elasticache:us-east-1:123456789012:replicationgroup:{id}"),
+            engine: "valkey".into(),
+            status: "available".into(),
+            tags: BTreeMap::new(),
+            cluster_mode,
+            members: members
+                .iter()
+                .map(|(n, primary)| Member {
+                    node: (*n).into(),
+                    primary: *primary,
+                })
+                .collect(),
+            at_rest_encryption: true,
+            transit_encryption: true,
+            snapshot_retention_days: 1,
+        }
+    }
+
+    #[test]
+    fn a_snapshot_comes_from_a_replica_where_one_exists() {
+        let g = group(
+            "sessions",
+            false,
+            &[("sessions-002", false), ("sessions-001", true), ("sessions-003", false)],
+        );
+        assert_eq!(snapshot_source(&g), SnapshotSource::Node("sessions-002".into()));
+        let alone = group("jobs", false, &[("jobs-001", true)]);
+        assert_eq!(snapshot_source(&alone), SnapshotSource::ReplicationGroup("jobs".into()));
+        let sharded = group("cache", true, &[]);
+        assert_eq!(
+            snapshot_source(&sharded),
+            SnapshotSource::ReplicationGroup("cache".into())
+        );
+        let mut node = group("single", false, &[]);
+        node.kind = CacheKind::Node;
+        assert_eq!(snapshot_source(&node), SnapshotSource::Node("single".into()));
+    }
+
+    /// The refusals moto cannot make: a busy group and the snapshot quota become outcomes with ElastiCache's
+    /// words, anything else an error naming the call.
+    #[tokio::test]
+    async fn create_maps_refusals_to_outcomes() {
+        use aws_sdk_elasticache::types::error::{InvalidReplicationGroupStateFault, SnapshotQuotaExceededFault};
+        use aws_smithy_mocks::{mock, mock_client, RuleMode};
+        let busy = mock!(Client::create_snapshot).then_error(|| {
+            CreateSnapshotError::InvalidReplicationGroupStateFault(
+                InvalidReplicationGroupStateFault::builder()
+                    .message("Replication group is snapshotting")
+                    .build(),
+            )
+        });
+        let quota = mock!(Client::create_snapshot).then_error(|| {
+            CreateSnapshotError::SnapshotQuotaExceededFault(
+                SnapshotQuotaExceededFault::builder()
+                    .message("quota of 20 reached")
+                    .build(),
+            )
+        });
+        let other = mock!(Client::create_snapshot).then_error(|| CreateSnapshotError::unhandled("boom"));
+        let client = mock_client!(aws_sdk_elasticache, RuleMode::Sequential, [&busy, &quota, &other]);
+        let source = SnapshotSource::ReplicationGroup("g".into());
+        let tags = BTreeMap::new();
+        assert_eq!(
+            create_snapshot(&client, &source, "n", &tags).await.unwrap(),
+            Created::InvalidState("Replication group is snapshotting".into())
+        );
+        assert_eq!(
+            create_snapshot(&client, &source, "n", &tags).await.unwrap(),
+            Created::QuotaExceeded("quota of 20 reached".into())
+        );
+        let err = create_snapshot(&client, &source, "n", &tags)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CreateSnapshot"), "{err}");
+    }
+
+    #[test]
+    fn caches_are_selected_like_databases() {
+        let mut tagged = group("a", false, &[]);
+        tagged.tags.insert("lifeboat:backup".into(), "TRUE".into());
+        let named = group("b", false, &[]);
+        let other = group("c", false, &[]);
+        let all = [other, named, tagged];
+        let selector = Selector {
+            databases: vec!["b".into(), "nope".into()],
+            tag: Some(TagSelector::parse("lifeboat:backup=true").unwrap()),
+        };
+        let ids: Vec<&str> = select(&all, &selector).iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b"]);
+    }
+}
