@@ -2,19 +2,25 @@
 //! (the same [`Selector`] as databases); where a snapshot of each is taken from; the snapshots Lifeboat made.
 //!
 //! Owns: the cache model, the selection of caches, the snapshot-source rule, and the thin ElastiCache adapter
-//! (describe, tags, create and list snapshots). Serverless caches are not read yet (moto does not emulate them;
+//! (describe, tags, create, list and delete snapshots). Serverless caches are not read yet (moto does not emulate them;
 //! they come with their adapter tests on `aws-smithy-mocks`).
 //!
-//! Never: deletes anything (retention of cache snapshots is not wired yet), or decides retention itself.
+//! Never: deletes a snapshot Lifeboat did not make ([`delete_snapshot`] checks the ownership tag itself), or
+//! decides retention (that is [`crate::retention`], the same rules as for databases).
 
 use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
 
 use aws_sdk_elasticache::operation::create_snapshot::CreateSnapshotError;
 use aws_sdk_elasticache::types::{ReplicationGroup, Tag};
 use aws_sdk_elasticache::Client;
 
 use crate::error::Error;
+use crate::rds::Source;
+use crate::retention::Retained;
 use crate::selection::Selector;
+use crate::snapshot_tags;
 
 /// A replication group (cluster mode on or off), or a single-node cluster that belongs to no group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -196,6 +202,31 @@ impl CacheSnapshot {
     }
 }
 
+/// A cache's snapshots age by the same tags and the same rules as a database's.
+impl Retained for CacheSnapshot {
+    fn id(&self) -> &str {
+        &self.name
+    }
+    fn status(&self) -> &str {
+        &self.status
+    }
+    fn owned(&self) -> bool {
+        CacheSnapshot::owned(self)
+    }
+    fn is_automated(&self) -> bool {
+        self.source != "manual"
+    }
+    fn logical_time(&self) -> DateTime<Utc> {
+        snapshot_tags::logical_time_of(&self.tags, None)
+    }
+    fn source(&self) -> Source {
+        snapshot_tags::source_of(&self.tags)
+    }
+    fn expires_at(&self) -> Option<DateTime<Utc>> {
+        snapshot_tags::expires_at_of(&self.tags)
+    }
+}
+
 /// What creating a snapshot did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Created {
@@ -270,6 +301,22 @@ pub async fn list_snapshots(client: &Client) -> Result<Vec<CacheSnapshot>, Error
         }
     }
     Ok(out)
+}
+
+/// Deletes a snapshot Lifeboat made; refuses any other, whatever the caller decided (the one guarded delete of
+/// cache snapshots). A snapshot already gone is not an error.
+pub async fn delete_snapshot(client: &Client, snap: &CacheSnapshot) -> Result<(), Error> {
+    if !snap.owned() || snap.is_automated() {
+        return Err(Error::PartialFailure(format!(
+            "refusing to delete cache snapshot {}: Lifeboat did not make it",
+            snap.name
+        )));
+    }
+    match client.delete_snapshot().snapshot_name(&snap.name).send().await {
+        Ok(_) => Ok(()),
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_snapshot_not_found_fault()) => Ok(()),
+        Err(e) => Err(Error::aws("DeleteSnapshot", e)),
+    }
 }
 
 #[cfg(test)]

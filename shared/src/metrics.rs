@@ -14,6 +14,9 @@ use chrono::{DateTime, Utc};
 use crate::error::Error;
 
 pub const DB_DIMENSION: &str = "DBIdentifier";
+/// The dimension of a cache's metrics: its replication group or cluster identifier (a cache and a database may
+/// share a name, so they never share a dimension).
+pub const CACHE_DIMENSION: &str = "CacheIdentifier";
 /// Dimension of export figures and alarms: the export profile (`full`, `critical`, ...).
 pub const PROFILE_DIMENSION: &str = "Profile";
 /// Dimension of the manual-snapshot quota figures: the region counted.

@@ -23,6 +23,54 @@ use serde::Serialize;
 
 use crate::rds::{Snapshot, Source};
 
+/// What retention and the snapshot ladder read of a snapshot, whatever made it: an RDS instance or cluster
+/// snapshot, or an ElastiCache snapshot. Every rule reads the same Lifeboat tags, so a cache's snapshots age
+/// exactly as a database's do.
+pub trait Retained {
+    fn id(&self) -> &str;
+    fn status(&self) -> &str;
+    /// Lifeboat's ownership tag: the only thing that makes a snapshot Lifeboat's to delete.
+    fn owned(&self) -> bool;
+    /// Made by the service's own backups, not by anyone's create call.
+    fn is_automated(&self) -> bool;
+    fn logical_time(&self) -> DateTime<Utc>;
+    fn source(&self) -> Source;
+    fn expires_at(&self) -> Option<DateTime<Utc>>;
+
+    fn is_available(&self) -> bool {
+        self.status() == "available"
+    }
+
+    /// Still being made or copied.
+    fn is_in_progress(&self) -> bool {
+        matches!(self.status(), "creating" | "copying" | "pending")
+    }
+}
+
+impl Retained for Snapshot {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn status(&self) -> &str {
+        &self.status
+    }
+    fn owned(&self) -> bool {
+        Snapshot::owned(self)
+    }
+    fn is_automated(&self) -> bool {
+        Snapshot::is_automated(self)
+    }
+    fn logical_time(&self) -> DateTime<Utc> {
+        Snapshot::logical_time(self)
+    }
+    fn source(&self) -> Source {
+        Snapshot::source(self)
+    }
+    fn expires_at(&self) -> Option<DateTime<Utc>> {
+        Snapshot::expires_at(self)
+    }
+}
+
 /// How many periods of each size to keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct Gfs {
@@ -103,7 +151,7 @@ impl Decision {
     }
 }
 
-fn is_eligible(s: &Snapshot, now: DateTime<Utc>) -> bool {
+fn is_eligible<S: Retained>(s: &S, now: DateTime<Utc>) -> bool {
     s.owned() && !s.is_automated() && s.is_available() && s.logical_time() <= now
 }
 
@@ -118,7 +166,7 @@ pub fn clock(logical_time: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// Decides every snapshot of one database. Returns decisions in the order of `snapshots`.
-pub fn decide(snapshots: &[Snapshot], policy: &Gfs, now: DateTime<Utc>) -> Vec<Decision> {
+pub fn decide<S: Retained>(snapshots: &[S], policy: &Gfs, now: DateTime<Utc>) -> Vec<Decision> {
     let mut decisions = vec![Decision::NotEligible; snapshots.len()];
     let mut order: Vec<usize> = (0..snapshots.len())
         .filter(|&i| is_eligible(&snapshots[i], now))
@@ -128,7 +176,7 @@ pub fn decide(snapshots: &[Snapshot], policy: &Gfs, now: DateTime<Utc>) -> Vec<D
         let (sa, sb) = (&snapshots[a], &snapshots[b]);
         sb.logical_time()
             .cmp(&sa.logical_time())
-            .then_with(|| sb.id.cmp(&sa.id))
+            .then_with(|| sb.id().cmp(sa.id()))
     });
     let Some(&newest) = order.first() else {
         return decisions;
@@ -181,7 +229,7 @@ pub fn decide(snapshots: &[Snapshot], policy: &Gfs, now: DateTime<Utc>) -> Vec<D
 }
 
 /// The snapshots to delete (the `Expire` decisions).
-pub fn expired<'a>(snapshots: &'a [Snapshot], policy: &Gfs, now: DateTime<Utc>) -> Vec<&'a Snapshot> {
+pub fn expired<'a, S: Retained>(snapshots: &'a [S], policy: &Gfs, now: DateTime<Utc>) -> Vec<&'a S> {
     decide(snapshots, policy, now)
         .into_iter()
         .zip(snapshots)

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::error::Error;
 use crate::rds::{CreateResult, Snapshot};
+use crate::retention::Retained;
 
 /// What happened to one database's snapshot in this run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -88,9 +89,9 @@ fn is_failed(status: &str) -> bool {
 
 /// Climbs the ladder for the snapshot `snapshot_id` of a database in `db_status`, given the database's
 /// existing manual snapshots.
-pub fn precondition(snapshot_id: &str, db_status: &str, existing: &[Snapshot]) -> Precondition {
-    if let Some(s) = existing.iter().find(|s| s.id == snapshot_id) {
-        let status = s.status.clone();
+pub fn precondition<S: Retained>(snapshot_id: &str, db_status: &str, existing: &[S]) -> Precondition {
+    if let Some(s) = existing.iter().find(|s| s.id() == snapshot_id) {
+        let status = s.status().to_owned();
         if is_failed(&status) {
             Precondition::Failed { status }
         } else {
@@ -102,8 +103,8 @@ pub fn precondition(snapshot_id: &str, db_status: &str, existing: &[Snapshot]) -
         }
     } else if let Some(busy) = existing.iter().find(|s| s.is_in_progress()) {
         Precondition::InProgress {
-            other: busy.id.clone(),
-            status: busy.status.clone(),
+            other: busy.id().to_owned(),
+            status: busy.status().to_owned(),
         }
     } else {
         Precondition::Create

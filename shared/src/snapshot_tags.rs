@@ -80,6 +80,32 @@ pub fn snapshot_tags(
     t
 }
 
+/// How a snapshot's tags say it was made: by the schedule, by hand, or not by Lifeboat.
+pub fn source_of(tags: &BTreeMap<String, String>) -> crate::rds::Source {
+    match tags.get(tags::SOURCE).map(String::as_str) {
+        Some("schedule") => crate::rds::Source::Schedule,
+        Some("manual") => crate::rds::Source::Manual,
+        _ => crate::rds::Source::Unknown,
+    }
+}
+
+/// The time a snapshot stands for: the schedule time in its tag, else when the service created it, else the
+/// epoch (so an undated snapshot is the oldest, never the newest).
+pub fn logical_time_of(tags: &BTreeMap<String, String>, created: Option<DateTime<Utc>>) -> DateTime<Utc> {
+    tags.get(tags::CREATED_AT)
+        .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .or(created)
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
+/// A manual snapshot's expiry, from its tag.
+pub fn expires_at_of(tags: &BTreeMap<String, String>) -> Option<DateTime<Utc>> {
+    tags.get(tags::EXPIRES_AT)
+        .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
 /// The tags of a DR copy: the source's `lifeboat:*` tags and the source's ARN.
 pub fn copy_tags(source: &Snapshot) -> BTreeMap<String, String> {
     let mut t: BTreeMap<String, String> = source

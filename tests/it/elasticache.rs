@@ -128,3 +128,131 @@ async fn caches_are_found_selected_and_snapshotted_from_a_replica() {
     assert_eq!(ours, names, "{snapshots:#?}");
     assert_eq!(snapshots.len(), 3);
 }
+
+/// A cache's owned snapshot of `day` days before the run, as an earlier scheduled run would have made it.
+async fn past_snapshot(
+    client: &aws_sdk_elasticache::Client,
+    cache: &str,
+    day: i64,
+    run: chrono::DateTime<chrono::Utc>,
+) -> String {
+    let at = run - chrono::Duration::days(day);
+    let name = lifeboat::naming::snapshot_id(cache, lifeboat::naming::SnapshotKind::Schedule, at);
+    let tags =
+        lifeboat::snapshot_tags::snapshot_tags(cache, lifeboat::naming::SnapshotKind::Schedule, at, "daily=3", None);
+    let created = elasticache::create_snapshot(client, &SnapshotSource::Node(cache.into()), &name, &tags)
+        .await
+        .unwrap();
+    assert!(matches!(created, Created::Started(_)), "{created:?}");
+    name
+}
+
+#[tokio::test]
+async fn a_scheduled_run_snapshots_selected_caches_and_applies_retention_once() {
+    let moto = Moto::start();
+    let config = moto.config(REGION);
+    let client = aws_sdk_elasticache::Client::new(&config);
+    // moto cannot snapshot a group's member node (see above), so this fleet has no cluster-mode-disabled group
+    // with a replica: a sharded group, a single node with history, an unselected group.
+    client
+        .create_replication_group()
+        .replication_group_id("cache")
+        .replication_group_description("sharded")
+        .cluster_mode(aws_sdk_elasticache::types::ClusterMode::Enabled)
+        .num_node_groups(2)
+        .replicas_per_node_group(1)
+        .tags(backup_tag())
+        .send()
+        .await
+        .unwrap();
+    client
+        .create_cache_cluster()
+        .cache_cluster_id("jobs")
+        .engine("redis")
+        .cache_node_type("cache.t4g.micro")
+        .num_cache_nodes(1)
+        .tags(backup_tag())
+        .send()
+        .await
+        .unwrap();
+    let run: chrono::DateTime<chrono::Utc> = "2026-11-22T02:00:00Z".parse().unwrap();
+    let mut history = Vec::new();
+    for day in 1..=6 {
+        history.push(past_snapshot(&client, "jobs", day, run).await);
+    }
+    client
+        .create_snapshot()
+        .snapshot_name("someone-elses")
+        .cache_cluster_id("jobs")
+        .send()
+        .await
+        .unwrap();
+
+    let vars: BTreeMap<String, String> = [("LIFEBOAT_RETENTION", "daily=3")]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let settings = lifeboat::settings::SnapshotSettings::from_env(&move |n: &str| vars.get(n).cloned()).unwrap();
+    let deps = snapshot::Deps::new(&config, settings);
+    let event = serde_json::json!({"source": "aws.events", "detail-type": "Scheduled Event", "time": "2026-11-22T02:00:00Z", "detail": {}});
+    let summary = snapshot::handle_at(&deps, event.clone(), run + chrono::Duration::minutes(1))
+        .await
+        .unwrap();
+    let outcomes: Vec<(&str, snapshot::handler::Outcome, &str)> = summary
+        .caches
+        .iter()
+        .map(|c| (c.cache.as_str(), c.outcome, c.source.as_str()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("cache", snapshot::handler::Outcome::Created, "replication group cache"),
+            ("jobs", snapshot::handler::Outcome::Created, "node jobs")
+        ]
+    );
+    // daily=3 over the snapshots listed before this run (as for databases, whose new snapshot is still
+    // `creating` when retention runs): the three newest days stay, the three oldest go.
+    let jobs = summary.caches.iter().find(|c| c.cache == "jobs").unwrap();
+    let mut deleted = jobs.deleted.clone();
+    deleted.sort();
+    let mut expected: Vec<String> = history[3..].to_vec();
+    expected.sort();
+    assert_eq!(deleted, expected, "{jobs:#?}");
+
+    let left: Vec<String> = elasticache::list_snapshots(&client)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert!(
+        left.contains(&"someone-elses".to_owned()),
+        "a foreign snapshot is never touched: {left:?}"
+    );
+    assert!(history[..3].iter().all(|h| left.contains(h)), "{left:?}");
+
+    let again = snapshot::handle_at(&deps, event, run + chrono::Duration::minutes(5))
+        .await
+        .unwrap();
+    assert!(
+        again
+            .caches
+            .iter()
+            .all(|c| c.outcome == snapshot::handler::Outcome::AlreadyExists),
+        "a redelivered event makes nothing new: {:#?}",
+        again.caches
+    );
+    // Retention converges: the run's own snapshot now counts among the three days, so the oldest kept one goes.
+    let after: Vec<String> = elasticache::list_snapshots(&client)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert!(
+        after.iter().all(|n| left.contains(n)),
+        "a new snapshot appeared: {after:?}"
+    );
+    let jobs = again.caches.iter().find(|c| c.cache == "jobs").unwrap();
+    assert_eq!(jobs.deleted, [history[2].clone()], "{jobs:#?}");
+}

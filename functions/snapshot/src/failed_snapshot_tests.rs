@@ -81,8 +81,16 @@ async fn a_failed_snapshot_with_the_runs_identifier_fails_the_run_and_expires_no
     let put = mock!(aws_sdk_cloudwatch::Client::put_metric_data).then_output(|| PutMetricDataOutput::builder().build());
     let cw = mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, [&put]);
     let env: BTreeMap<String, String> = BTreeMap::new();
+    let groups = mock!(aws_sdk_elasticache::Client::describe_replication_groups).then_output(|| {
+        aws_sdk_elasticache::operation::describe_replication_groups::DescribeReplicationGroupsOutput::builder().build()
+    });
+    let nodes = mock!(aws_sdk_elasticache::Client::describe_cache_clusters).then_output(|| {
+        aws_sdk_elasticache::operation::describe_cache_clusters::DescribeCacheClustersOutput::builder().build()
+    });
+    let ec = mock_client!(aws_sdk_elasticache, RuleMode::MatchAny, [&groups, &nodes]);
     let deps = Deps {
         rds,
+        ec,
         dr_rds: None,
         cw,
         region: "us-east-1".to_owned(),

@@ -21,6 +21,7 @@ use aws_sdk_cloudwatch::types::StandardUnit;
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 use lifeboat::copies;
+use lifeboat::elasticache;
 use lifeboat::error::Error;
 use lifeboat::metrics::{self, Metrics};
 use lifeboat::naming::{snapshot_id, SnapshotKind};
@@ -37,12 +38,15 @@ use serde::Serialize;
 use serde_json::Value;
 use tracing::Instrument;
 
+use crate::caches::{self, CacheReport};
 use crate::event::{self, Trigger};
 
 /// Clients and settings, built once per cold start and borrowed by every invocation.
 #[derive(Debug, Clone)]
 pub struct Deps {
     pub rds: aws_sdk_rds::Client,
+    /// ElastiCache in the same region: caches are selected and snapshotted beside databases.
+    pub ec: aws_sdk_elasticache::Client,
     /// A client in the DR region, when copies are configured.
     pub dr_rds: Option<aws_sdk_rds::Client>,
     pub cw: aws_sdk_cloudwatch::Client,
@@ -59,6 +63,7 @@ impl Deps {
             .map(|region| aws_sdk_rds::Client::new(&lifeboat::aws::for_region(config, region)));
         Self {
             rds: aws_sdk_rds::Client::new(config),
+            ec: aws_sdk_elasticache::Client::new(config),
             dr_rds,
             cw: aws_sdk_cloudwatch::Client::new(config),
             region: config.region().map(|r| r.to_string()).unwrap_or_default(),
@@ -127,6 +132,8 @@ pub struct Summary {
     pub run_time: DateTime<Utc>,
     pub policy: String,
     pub databases: Vec<DbReport>,
+    /// ElastiCache replication groups and single-node clusters, chosen by the same selector.
+    pub caches: Vec<CacheReport>,
     pub quota: Vec<QuotaReport>,
     pub created: usize,
     pub failed: usize,
@@ -154,11 +161,19 @@ pub async fn handle_at(deps: &Deps, payload: Value, now: DateTime<Utc>) -> Resul
         trigger: trigger.name(),
         run_time: run.time,
         policy: deps.settings.retention.to_string(),
-        created: run.reports.iter().filter(|r| r.outcome == Outcome::Created).count(),
-        failed: run.reports.iter().filter(|r| r.is_failure()).count(),
-        deleted: run.reports.iter().map(|r| r.deleted.len() + r.dr_deleted.len()).sum(),
+        created: run.reports.iter().filter(|r| r.outcome == Outcome::Created).count()
+            + run.caches.iter().filter(|r| r.outcome == Outcome::Created).count(),
+        failed: run.reports.iter().filter(|r| r.is_failure()).count()
+            + run.caches.iter().filter(|r| r.is_failure()).count(),
+        deleted: run
+            .reports
+            .iter()
+            .map(|r| r.deleted.len() + r.dr_deleted.len())
+            .sum::<usize>()
+            + run.caches.iter().map(|r| r.deleted.len()).sum::<usize>(),
         copies_started: run.reports.iter().map(|r| r.copies_started.len()).sum(),
         databases: run.reports,
+        caches: run.caches,
         quota: run.quota,
         metrics_published,
         metrics_error,
@@ -171,20 +186,21 @@ pub async fn handle_at(deps: &Deps, payload: Value, now: DateTime<Utc>) -> Resul
 struct Run {
     time: DateTime<Utc>,
     reports: Vec<DbReport>,
+    caches: Vec<CacheReport>,
     quota: Vec<QuotaReport>,
 }
 
 /// What a scheduled or manual run snapshots: the kind, the logical time, the retention clock, the policy and the
 /// manual extras.
 #[derive(Debug)]
-struct Job {
-    kind: SnapshotKind,
+pub(crate) struct Job {
+    pub(crate) kind: SnapshotKind,
     /// Names the snapshots and dates their tags.
-    at: DateTime<Utc>,
+    pub(crate) at: DateTime<Utc>,
     /// What retention decides by (`lifeboat::retention::clock`): never later than the wall clock.
-    clock: DateTime<Utc>,
-    policy: String,
-    manual: Option<ManualSnapshot>,
+    pub(crate) clock: DateTime<Utc>,
+    pub(crate) policy: String,
+    pub(crate) manual: Option<ManualSnapshot>,
 }
 
 async fn dispatch(deps: &Deps, trigger: &Trigger, now: DateTime<Utc>) -> Result<Run, Error> {
@@ -226,16 +242,23 @@ async fn dispatch(deps: &Deps, trigger: &Trigger, now: DateTime<Utc>) -> Result<
             return Ok(Run {
                 time: now,
                 reports: vec![report],
+                caches: Vec::new(),
                 quota: Vec::new(),
             });
         }
     };
     let all = selection::discover(&deps.rds).await?;
-    let selection = selection::select(&all, &selector);
+    let all_caches = elasticache::discover(&deps.ec).await?;
+    let mut selection = selection::select(&all, &selector);
+    // A name the list gives is missing only if it is neither a database nor a cache.
+    let caches_named = caches::known(&all_caches, &selection.missing);
+    selection.missing.retain(|name| !caches_named.contains(name));
     let (reports, quota) = run(deps, selection, &job).await?;
+    let caches = caches::run(deps, &all_caches, &selector, &job).await?;
     Ok(Run {
         time: job.at,
         reports,
+        caches,
         quota,
     })
 }
@@ -260,6 +283,7 @@ fn run_metrics(trigger: &Trigger, run: &Run, duration_seconds: f64) -> Metrics {
         let copies = r.copies_started.len() as f64;
         metrics.db(&r.db, metrics::SNAPSHOT_COPIES_STARTED, copies, StandardUnit::Count);
     }
+    caches::metrics(&run.caches, &mut metrics);
     for q in &run.quota {
         let dims = [(metrics::REGION_DIMENSION, q.region.as_str())];
         metrics.put(
@@ -325,11 +349,18 @@ fn report(summary: Summary) -> Result<Summary, Error> {
             let what = r.detail.clone().unwrap_or_else(|| r.errors.join("; "));
             format!("{} ({:?}: {what})", r.db, r.outcome)
         })
+        .chain(summary.caches.iter().filter(|r| r.is_failure()).map(|r| {
+            let what = r.detail.clone().unwrap_or_else(|| r.errors.join("; "));
+            format!("cache {} ({:?}: {what})", r.cache, r.outcome)
+        }))
         .collect();
+    let (total, what) = match summary.caches.len() {
+        0 => (summary.databases.len(), "databases"),
+        n => (summary.databases.len() + n, "databases and caches"),
+    };
     Err(Error::PartialFailure(format!(
-        "snapshot failed for {} of {} databases: {}; summary: {json}",
+        "snapshot failed for {} of {total} {what}: {}; summary: {json}",
         summary.failed,
-        summary.databases.len(),
         failures.join(", ")
     )))
 }

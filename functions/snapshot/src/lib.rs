@@ -6,6 +6,7 @@
 
 #![warn(clippy::too_many_lines)]
 
+pub mod caches;
 pub mod event;
 pub mod handler;
 

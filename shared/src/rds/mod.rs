@@ -65,28 +65,16 @@ impl Snapshot {
     }
 
     pub fn source(&self) -> Source {
-        match self.tags.get(tags::SOURCE).map(String::as_str) {
-            Some("schedule") => Source::Schedule,
-            Some("manual") => Source::Manual,
-            _ => Source::Unknown,
-        }
+        crate::snapshot_tags::source_of(&self.tags)
     }
 
     /// The time the snapshot stands for: the schedule time in its tag, else when RDS created it.
     pub fn logical_time(&self) -> DateTime<Utc> {
-        self.tags
-            .get(tags::CREATED_AT)
-            .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
-            .map(|t| t.with_timezone(&Utc))
-            .or(self.created)
-            .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+        crate::snapshot_tags::logical_time_of(&self.tags, self.created)
     }
 
     pub fn expires_at(&self) -> Option<DateTime<Utc>> {
-        self.tags
-            .get(tags::EXPIRES_AT)
-            .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
-            .map(|t| t.with_timezone(&Utc))
+        crate::snapshot_tags::expires_at_of(&self.tags)
     }
 }
 

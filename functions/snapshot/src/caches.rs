@@ -1,0 +1,147 @@
+//! Caches in a scheduled or manual run: ElastiCache replication groups and single-node clusters chosen by the
+//! same selector as databases, with the same snapshot names, ladder, tags and GFS retention, through
+//! `lifeboat::elasticache`. A cache's snapshot is taken from a replica where one exists.
+
+use aws_sdk_cloudwatch::types::StandardUnit;
+use lifeboat::elasticache::{self, Cache, CacheSnapshot, Created, SnapshotSource};
+use lifeboat::error::Error;
+use lifeboat::metrics::{self, Metrics};
+use lifeboat::naming::snapshot_id;
+use lifeboat::retention::{self, Decision};
+use lifeboat::selection::Selector;
+use lifeboat::snapshot_ladder::{self, Verdict};
+use lifeboat::snapshot_tags::snapshot_tags;
+use serde::Serialize;
+
+use crate::handler::{Deps, Job, Outcome, RetentionEntry};
+
+/// What one run did for one cache.
+#[derive(Debug, Clone, Serialize)]
+pub struct CacheReport {
+    pub cache: String,
+    pub snapshot_id: String,
+    /// What the snapshot is taken of: the group, or the replica node chosen.
+    pub source: String,
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    pub retention: Vec<RetentionEntry>,
+    pub deleted: Vec<String>,
+    pub errors: Vec<String>,
+}
+
+impl CacheReport {
+    pub fn is_failure(&self) -> bool {
+        self.outcome.failed() || !self.errors.is_empty()
+    }
+}
+
+/// The identifiers among `names` that are caches (a manual run's list names databases and caches alike).
+pub fn known(all: &[Cache], names: &[String]) -> Vec<String> {
+    names
+        .iter()
+        .filter(|n| all.iter().any(|c| &c.id == *n))
+        .cloned()
+        .collect()
+}
+
+/// Snapshots every selected cache and applies retention to the ones whose snapshot this run has.
+pub(crate) async fn run(deps: &Deps, all: &[Cache], selector: &Selector, job: &Job) -> Result<Vec<CacheReport>, Error> {
+    let chosen = elasticache::select(all, selector);
+    if chosen.is_empty() {
+        return Ok(Vec::new());
+    }
+    let snapshots = elasticache::list_snapshots(&deps.ec).await?;
+    let mut reports = Vec::with_capacity(chosen.len());
+    for cache in chosen {
+        let existing: Vec<CacheSnapshot> = snapshots.iter().filter(|s| belongs(s, cache)).cloned().collect();
+        reports.push(process(deps, cache, &existing, job).await);
+    }
+    Ok(reports)
+}
+
+/// A snapshot of this cache: taken of it (or of one of its nodes), or tagged with it by Lifeboat.
+fn belongs(s: &CacheSnapshot, cache: &Cache) -> bool {
+    s.cache == cache.id || s.tags.get(lifeboat::tags::DATABASE) == Some(&cache.id)
+}
+
+async fn process(deps: &Deps, cache: &Cache, existing: &[CacheSnapshot], job: &Job) -> CacheReport {
+    let id = snapshot_id(&cache.id, job.kind, job.at);
+    let source = elasticache::snapshot_source(cache);
+    let verdict = match snapshot_ladder::precondition(&id, &cache.status, existing).verdict(&id) {
+        Some(v) => v,
+        None => create(deps, cache, &source, &id, job).await,
+    };
+    let mut report = CacheReport {
+        cache: cache.id.clone(),
+        snapshot_id: id,
+        source: match source {
+            SnapshotSource::ReplicationGroup(g) => format!("replication group {g}"),
+            SnapshotSource::Node(n) => format!("node {n}"),
+        },
+        outcome: verdict.outcome,
+        detail: verdict.detail,
+        retention: Vec::new(),
+        deleted: Vec::new(),
+        errors: Vec::new(),
+    };
+    if snapshot_ladder::may_apply_retention(report.outcome) {
+        apply_retention(deps, existing, job, &mut report).await;
+    }
+    report
+}
+
+async fn create(deps: &Deps, cache: &Cache, source: &SnapshotSource, id: &str, job: &Job) -> Verdict {
+    let tags = snapshot_tags(&cache.id, job.kind, job.at, &job.policy, job.manual.as_ref());
+    let (outcome, detail) = match elasticache::create_snapshot(&deps.ec, source, id, &tags).await {
+        Ok(Created::Started(_)) => (Outcome::Created, None),
+        Ok(Created::AlreadyExists) => (Outcome::AlreadyExists, Some(format!("snapshot {id} already exists"))),
+        Ok(Created::InvalidState(m)) => (Outcome::NotAvailable, Some(m)),
+        Ok(Created::QuotaExceeded(m)) => (Outcome::QuotaExceeded, Some(m)),
+        Err(e) => (Outcome::Failed, Some(e.to_string())),
+    };
+    if outcome.failed() {
+        tracing::error!(cache = %cache.id, snapshot = %id, outcome = ?outcome, detail = detail.as_deref().unwrap_or(""), "cache snapshot failed");
+    } else {
+        tracing::info!(cache = %cache.id, snapshot = %id, outcome = ?outcome, "cache snapshot");
+    }
+    Verdict { outcome, detail }
+}
+
+async fn apply_retention(deps: &Deps, existing: &[CacheSnapshot], job: &Job, report: &mut CacheReport) {
+    let decisions = retention::decide(existing, &deps.settings.retention, job.clock);
+    for (snap, decision) in existing.iter().zip(decisions) {
+        if decision == Decision::NotEligible {
+            continue;
+        }
+        report.retention.push(RetentionEntry {
+            snapshot: snap.name.clone(),
+            logical_time: retention::Retained::logical_time(snap),
+            decision,
+        });
+        if decision.expires() {
+            match elasticache::delete_snapshot(&deps.ec, snap).await {
+                Ok(()) => report.deleted.push(snap.name.clone()),
+                Err(e) => report.errors.push(format!("deleting {}: {e}", snap.name)),
+            }
+        }
+    }
+    report.retention.sort_by_key(|e| std::cmp::Reverse(e.logical_time));
+}
+
+/// Per cache, under the `CacheIdentifier` dimension: a cache and a database may share a name.
+pub fn metrics(reports: &[CacheReport], out: &mut Metrics) {
+    for r in reports {
+        let dims = [(metrics::CACHE_DIMENSION, r.cache.as_str())];
+        let created = f64::from(u8::from(r.outcome == Outcome::Created));
+        out.put(metrics::SNAPSHOT_CREATED, created, StandardUnit::Count, &dims);
+        let failed = f64::from(u8::from(r.is_failure()));
+        out.put(metrics::SNAPSHOT_FAILED, failed, StandardUnit::Count, &dims);
+        out.put(
+            metrics::SNAPSHOTS_DELETED,
+            r.deleted.len() as f64,
+            StandardUnit::Count,
+            &dims,
+        );
+    }
+}
