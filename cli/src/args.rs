@@ -21,7 +21,8 @@ Common options:
   --pg-restore PATH   the pg_restore program (default: $LIFEBOAT_PG_RESTORE, else pg_restore on the PATH)
 
 AWS credentials and region come from the usual chain (AWS_PROFILE, ~/.aws, SSO, environment);
-AWS_ENDPOINT_URL points it at an S3-compatible endpoint. Exit codes: 0 done, 1 failed, 2 usage.
+AWS_ENDPOINT_URL points it at an S3-compatible endpoint. Exit codes: 0 done, 1 failed, 2 usage,
+130 interrupted (Ctrl-C during a restore drops the database it created).
 ";
 
 pub const EXPORTS_HELP: &str = "\
@@ -41,7 +42,8 @@ lifeboat restore <database> [--profile P] [--latest | --before <time> | --manife
 Streams an export out of S3 into a NEW database: the stored object's SHA-256 is checked against the manifest,
 decrypted with the age identity, decompressed, and fed to pg_restore with no temporary file; then every
 restored table's row count must equal the manifest's. The target database must not exist; it is created, and
-dropped again if anything fails. Progress per stage goes to stderr, the result to stdout.
+dropped again if anything fails, or on Ctrl-C (exit code 130). Progress per stage goes to stderr, the result
+to stdout.
 
   --latest            the newest complete export (the default)
   --before <time>     the newest complete export at or before this RFC 3339 time (2026-11-22T12:00:00Z)

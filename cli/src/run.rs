@@ -26,14 +26,23 @@ pub enum CliError {
     NotAnIdentity(String),
     #[error("reading secret {secret}: {message}")]
     Secret { secret: String, message: String },
+    #[error("interrupted (Ctrl-C) before the restore started: nothing was created")]
+    InterruptedEarly,
+    #[error("interrupted (Ctrl-C): the restore into {database} stopped, and the database it had created was dropped")]
+    Interrupted { database: String },
     #[error(transparent)]
     Archive(#[from] ArchiveError),
 }
+
+/// The exit code of a command stopped by SIGINT, as shells report it (128 + 2).
+pub const INTERRUPTED: u8 = 130;
 
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Usage(_) | Self::Url(_) | Self::NoBucket => 2,
+            Self::InterruptedEarly | Self::Interrupted { .. } => INTERRUPTED,
+            Self::Archive(e) if e.is_interrupted() => INTERRUPTED,
             _ => 1,
         }
     }
@@ -156,6 +165,10 @@ pub async fn restore(args: &Restore) -> Result<(), CliError> {
     };
     let (key, manifest) = archive::find_export(&ctx.s3, &ctx.bucket, &args.db, profile, &args.which).await?;
     let ids = identities(&ctx, args.identity.as_ref()).await?;
+    let interrupt = on_ctrl_c();
+    if *interrupt.borrow() {
+        return Err(CliError::InterruptedEarly);
+    }
     eprintln!("restoring {key} into {}", url::redacted(&into));
     let counters = Arc::new(Counters::default());
     let n = if args.tables.is_empty() {
@@ -174,10 +187,14 @@ pub async fn restore(args: &Restore) -> Result<(), CliError> {
         into: &into,
         maintenance_db: "postgres",
         counters: &counters,
+        interrupt: Some(&interrupt),
     })
     .await;
     drop(reporter);
-    let report = result?;
+    let report = match result {
+        Err(ArchiveError::Interrupted { database }) => return Err(CliError::Interrupted { database }),
+        other => other?,
+    };
     println!("restored {key} into {}", url::redacted(&into));
     for t in &report.tables {
         println!(
@@ -196,6 +213,20 @@ pub async fn restore(args: &Restore) -> Result<(), CliError> {
         mib(report.plaintext_bytes)
     );
     Ok(())
+}
+
+/// A flag that turns true at the first Ctrl-C (SIGINT). From then on SIGINT no longer kills the process: the
+/// restore sees the flag, drops the database it created, and the command exits with [`INTERRUPTED`].
+fn on_ctrl_c() -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ninterrupted: stopping the restore and dropping the database it created");
+            // No receiver left means the restore is over: nothing to stop.
+            let _ = tx.send(true);
+        }
+    });
+    rx
 }
 
 /// `lifeboat verify`.

@@ -156,6 +156,7 @@ pub async fn run(deps: &Deps, req: ExportRestore, deadline: Option<Instant>) -> 
         into: &target,
         maintenance_db: MAINTENANCE_DB,
         counters: &counters,
+        interrupt: None,
     })
     .await
     .map_err(ExportRestoreError::from)?;

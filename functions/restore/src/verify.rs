@@ -162,6 +162,7 @@ impl Scratch<'_> {
             into: &into,
             maintenance_db: &self.manifest.source.dbname,
             counters: &Arc::new(Counters::default()),
+            interrupt: None,
         })
         .await;
         let expected = expected_counts(self.manifest);

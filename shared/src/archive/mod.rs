@@ -86,6 +86,10 @@ pub enum ArchiveError {
         drop_error: String,
         cause: Box<ArchiveError>,
     },
+    /// The caller was interrupted (Ctrl-C) after the target was created. The stream is abandoned where it was:
+    /// dropping the database ends pg_restore's session, and with it pg_restore and the decoding thread.
+    #[error("interrupted before the restore into {database} finished")]
+    Interrupted { database: String },
     #[error("restore task: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -94,6 +98,15 @@ impl ArchiveError {
     /// An error that may come from a changed object: the download is finished so the stored checksum can say so.
     pub fn is_data_error(&self) -> bool {
         !matches!(self, Self::StartPgRestore { .. } | Self::NoStdin | Self::Wait(_))
+    }
+
+    /// Whether the restore stopped because its caller was interrupted (whether or not the drop worked).
+    pub fn is_interrupted(&self) -> bool {
+        match self {
+            Self::Interrupted { .. } => true,
+            Self::NotDropped { cause, .. } => cause.is_interrupted(),
+            _ => false,
+        }
     }
 }
 

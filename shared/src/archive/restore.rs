@@ -35,6 +35,9 @@ pub struct Request<'a> {
     /// The database to connect to for `CREATE DATABASE` (`postgres` on RDS).
     pub maintenance_db: &'a str,
     pub counters: &'a Arc<Counters>,
+    /// Turns true when the caller is interrupted (the terminal tool's Ctrl-C): the restore stops and the
+    /// database it created is dropped. `None` where nothing interrupts (a function invocation).
+    pub interrupt: Option<&'a tokio::sync::watch::Receiver<bool>>,
 }
 
 impl std::fmt::Debug for Request<'_> {
@@ -92,7 +95,14 @@ pub async fn restore(req: Request<'_>) -> Result<Report, ArchiveError> {
     let admin = connect(req.into, req.maintenance_db).await?;
     let name = &req.into.dbname;
     create_database(&admin, name).await?;
-    match fill(req, &selected, args).await {
+    let filled = match req.interrupt {
+        None => fill(req, &selected, args).await,
+        Some(interrupt) => tokio::select! {
+            filled = fill(req, &selected, args) => filled,
+            () = interrupted(interrupt.clone()) => Err(ArchiveError::Interrupted { database: name.clone() }),
+        },
+    };
+    match filled {
         Ok(report) => Ok(report),
         Err(cause) => match drop_database(&admin, name).await {
             Ok(()) => Err(cause),
@@ -102,6 +112,13 @@ pub async fn restore(req: Request<'_>) -> Result<Report, ArchiveError> {
                 cause: Box::new(cause),
             }),
         },
+    }
+}
+
+/// Resolves once `interrupt` turns true (at once if it already is); never if its sender is gone without it.
+async fn interrupted(mut interrupt: tokio::sync::watch::Receiver<bool>) {
+    if interrupt.wait_for(|on| *on).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
