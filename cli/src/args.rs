@@ -12,7 +12,7 @@ lifeboat: restore from Lifeboat's exports in one command
 Usage:
   lifeboat exports <database> [--profile P]
   lifeboat restore <database> [--latest | --before <time> | --manifest <key>] [--table T ...] --into <postgres URL> \
-[--identity-file <path> | --identity-secret <secret id>]
+[--identity-file <path> | --identity-secret <secret id>] [--report]
   lifeboat verify <manifest key> [--identity-file <path> | --identity-secret <secret id>]
   lifeboat <command> --help     explains a command, with an example
 
@@ -37,7 +37,7 @@ Example:
 
 pub const RESTORE_HELP: &str = "\
 lifeboat restore <database> [--profile P] [--latest | --before <time> | --manifest <key>] [--table T ...]
-                 --into <postgres URL> [--identity-file <path> | --identity-secret <secret id>]
+                 --into <postgres URL> [--identity-file <path> | --identity-secret <secret id>] [--report]
 
 Streams an export out of S3 into a NEW database: the stored object's SHA-256 is checked against the manifest,
 decrypted with the age identity, decompressed, and fed to pg_restore with no temporary file; then every
@@ -55,6 +55,8 @@ to stdout.
                       the password may come from PGPASSWORD instead; TLS defaults to verify-full
   --identity-file P   an age identity file (AGE-SECRET-KEY-1..., as age-keygen writes it)
   --identity-secret S a Secrets Manager secret holding the identity
+  --report            also write the restore's report (tables, counted and expected rows, stage durations, RTO,
+                      outcome) to s3://<bucket>/reports/restore-export/<database>/<time>.json, restored or failed
 
 Example (last night's users table beside the live database):
   PGPASSWORD=... lifeboat restore app-prod --before 2026-11-22T12:00Z --table users \\
@@ -97,6 +99,8 @@ pub struct Restore {
     /// The URL as given (it may hold a password; parsed, never printed).
     pub into: String,
     pub identity: Option<IdentitySource>,
+    /// Write the restore's report to the bucket (`reports/restore-export/<db>/...`).
+    pub report: bool,
     pub common: Common,
 }
 
@@ -261,7 +265,7 @@ fn restore(args: &[String]) -> Result<Command, UsageError> {
         &["--profile", "--before", "--manifest", "--table", "--into"],
     ]
     .concat();
-    let p = split("restore", args, &valued, &["--latest"])?;
+    let p = split("restore", args, &valued, &["--latest", "--report"])?;
     if p.help {
         return Ok(Command::Help(RESTORE_HELP));
     }
@@ -278,6 +282,7 @@ fn restore(args: &[String]) -> Result<Command, UsageError> {
         tables: p.all("--table"),
         into,
         identity: identity(&p)?,
+        report: p.flags.iter().any(|f| f == "--report"),
         common: common(&p)?,
     }))
 }
@@ -347,6 +352,11 @@ mod tests {
         assert_eq!(r.tables, vec!["users", "billing.invoices"]);
         assert_eq!(r.identity, Some(IdentitySource::File("k.txt".into())));
         assert_eq!(r.common.bucket.as_deref(), Some("b"));
+        assert!(!r.report);
+        let Command::Restore(r) = parse(&args("restore db --into postgres://h/d --report")).unwrap() else {
+            panic!("not a restore")
+        };
+        assert!(r.report);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use lifeboat::archive::{self, restore, ArchiveError, Counters, Identity};
+use lifeboat::archive::{self, report, restore, ArchiveError, Counters, Identity};
 use lifeboat::manifest::Manifest;
 use lifeboat::settings::ProcessEnv;
 
@@ -153,6 +153,8 @@ fn totals(m: &Manifest, tables: u64) -> Totals {
 
 /// `lifeboat restore`.
 pub async fn restore(args: &Restore) -> Result<(), CliError> {
+    let started = std::time::Instant::now();
+    let started_at = chrono::Utc::now();
     let env_user = std::env::var("PGUSER")
         .or_else(|_| std::env::var("USER"))
         .unwrap_or_default();
@@ -170,6 +172,7 @@ pub async fn restore(args: &Restore) -> Result<(), CliError> {
         return Err(CliError::InterruptedEarly);
     }
     eprintln!("restoring {key} into {}", url::redacted(&into));
+    let prepared = started.elapsed().as_secs_f64();
     let counters = Arc::new(Counters::default());
     let n = if args.tables.is_empty() {
         manifest.tables.len()
@@ -191,6 +194,20 @@ pub async fn restore(args: &Restore) -> Result<(), CliError> {
     })
     .await;
     drop(reporter);
+    if args.report {
+        let attempt = report::Attempt {
+            source: &args.db,
+            manifest_key: &key,
+            manifest: &manifest,
+            tables: &args.tables,
+            target_server: &into.host,
+            target_database: &into.dbname,
+            by: "lifeboat",
+            started_at,
+            prepare_seconds: prepared,
+        };
+        write_report(&ctx, &attempt, &result).await;
+    }
     let report = match result {
         Err(ArchiveError::Interrupted { database }) => return Err(CliError::Interrupted { database }),
         other => other?,
@@ -213,6 +230,16 @@ pub async fn restore(args: &Restore) -> Result<(), CliError> {
         mib(report.plaintext_bytes)
     );
     Ok(())
+}
+
+/// Writes the restore's report (`--report`) and says where, on stderr; a report that cannot be written is
+/// said too, without changing the restore's outcome.
+async fn write_report(ctx: &Context, attempt: &report::Attempt<'_>, result: &Result<restore::Report, ArchiveError>) {
+    let built = report::build(attempt, result, chrono::Utc::now());
+    match report::write(&ctx.s3, &ctx.bucket, &built).await {
+        Ok(key) => eprintln!("report: s3://{}/{key}", ctx.bucket),
+        Err(e) => eprintln!("lifeboat: the report was not written ({e}); the restore's outcome is unchanged"),
+    }
 }
 
 /// A flag that turns true at the first Ctrl-C (SIGINT). From then on SIGINT no longer kills the process: the

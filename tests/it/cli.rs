@@ -304,10 +304,28 @@ async fn a_tampered_object_and_a_wrong_identity_are_refused_leaving_nothing() {
         .send()
         .await
         .unwrap();
-    let out = w.restore("app_tampered", &[]);
+    let out = w.restore("app_tampered", &["--report"]);
     let (_, stderr) = texts(&out);
     assert_eq!(code(&out), 1, "{stderr}");
     assert!(stderr.contains("stored checksum failed"), "{stderr}");
+    let report_key = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("report: s3://{BUCKET}/")))
+        .unwrap_or_else(|| panic!("--report says where the report went: {stderr}"));
+    let object = w
+        .deps
+        .s3
+        .get_object()
+        .bucket(BUCKET)
+        .key(report_key)
+        .send()
+        .await
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&object.body.collect().await.unwrap().into_bytes()).unwrap();
+    assert_eq!(report["by"], "lifeboat");
+    assert_eq!(report["outcome"], "failed");
+    assert_eq!(report["failed_check"], "stored-checksum");
+    assert_eq!(report["target_server"], "127.0.0.1");
     assert!(!w.exists("app_tampered"), "the half-restored database is dropped");
 
     let manifest = w.manifest_key().await;

@@ -123,6 +123,36 @@ impl World {
             .unwrap()
     }
 
+    /// A restore report, read back from the bucket.
+    async fn report(&self, key: &str) -> Value {
+        let object = self.s3.get_object().bucket(BUCKET).key(key).send().await.unwrap();
+        serde_json::from_slice(&object.body.collect().await.unwrap().into_bytes()).unwrap()
+    }
+
+    /// Every restore report of app-prod, oldest first.
+    async fn reports(&self) -> Vec<Value> {
+        let prefix = lifeboat::bucket::restore_export_report_prefix("app-prod");
+        let out = self
+            .s3
+            .list_objects_v2()
+            .bucket(BUCKET)
+            .prefix(prefix)
+            .send()
+            .await
+            .unwrap();
+        let mut keys: Vec<String> = out
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_owned))
+            .collect();
+        keys.sort();
+        let mut reports = Vec::new();
+        for key in keys {
+            reports.push(self.report(&key).await);
+        }
+        reports
+    }
+
     async fn stored_key(&self) -> String {
         let out = self.s3.list_objects_v2().bucket(BUCKET).send().await.unwrap();
         out.contents()
@@ -193,6 +223,30 @@ async fn a_single_table_restores_into_a_new_database_equal_to_the_source() {
     }
     assert!(out["rto_seconds"].as_f64().unwrap() > 0.0, "{out}");
     assert!(!out.to_string().contains(&w.pg.password), "no password in the result");
+
+    let key = out["report"].as_str().unwrap();
+    assert!(key.starts_with("reports/restore-export/app-prod/"), "{key}");
+    let report = w.report(key).await;
+    assert_eq!(report["outcome"], "restored");
+    assert_eq!(report["by"], "restore-export");
+    assert_eq!(report["source"], "app-prod");
+    assert_eq!(report["export_manifest"], out["export"]["manifest"]);
+    assert_eq!(report["target_database"], "app_users_restore");
+    assert_eq!(
+        report["tables"],
+        json!([{"table": "public.users", "expected_rows": 250, "restored_rows": 250}])
+    );
+    for stage in ["prepare", "download", "decrypt", "restore", "verify"] {
+        assert!(
+            report["durations"][format!("{stage}_seconds")].as_f64().is_some(),
+            "{report}"
+        );
+    }
+    assert!(report["rto_seconds"].as_f64().unwrap() >= 0.0, "{report}");
+    assert!(
+        !report.to_string().contains(&w.pg.password),
+        "no password in the report"
+    );
 }
 
 #[tokio::test]
@@ -255,4 +309,23 @@ async fn a_tampered_object_is_refused_with_nothing_left_behind() {
     assert!(err.contains("stored checksum failed"), "{err}");
     assert!(!w.exists("app_tampered"), "the half-restored database is dropped");
     assert_eq!(w.databases(), before, "nothing left behind");
+
+    let reports = w.reports().await;
+    assert_eq!(reports.len(), 1, "a failed restore writes its report too: {reports:?}");
+    let report = &reports[0];
+    assert_eq!(report["outcome"], "failed");
+    assert_eq!(report["failed_check"], "stored-checksum");
+    assert!(
+        report["error"].as_str().unwrap().contains("stored checksum failed"),
+        "{report}"
+    );
+    assert_eq!(report["target_database"], "app_tampered");
+    assert!(
+        report["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["restored_rows"].is_null()),
+        "{report}"
+    );
 }

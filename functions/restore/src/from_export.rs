@@ -4,13 +4,17 @@
 //! It translates only: the event is read here, the export is chosen and restored by `lifeboat::archive` (which
 //! refuses an existing target and drops what it created on any failure), and the admission against the
 //! invocation's deadline and the `lifeboat` command line that runs it instead are `lifeboat::archive::plan`'s rules.
+//! Every restore that starts (export chosen and admitted) leaves a report in the bucket (`lifeboat::archive::report`),
+//! restored or failed.
 //! Never: writes to the source database (it connects to the server's `postgres` database to create the target),
 //! restores an incomplete export, or returns a password.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use chrono::Utc;
 use lifeboat::archive::plan::{self, ExportChoice};
+use lifeboat::archive::report;
 use lifeboat::archive::restore::{self as archive_restore, Report};
 use lifeboat::archive::{find_export, ArchiveError, Counters};
 use lifeboat::db::{self, DbError};
@@ -130,6 +134,7 @@ impl ExportRestoreError {
 /// Runs the action: target, export, admission, identity, then the streamed and verified restore.
 pub async fn run(deps: &Deps, req: ExportRestore, deadline: Option<Instant>) -> Result<Value, RestoreError> {
     let started = Instant::now();
+    let started_at = Utc::now();
     req.validate()?;
     let source = find(deps, &req.database).await?;
     let server = match &req.into.instance {
@@ -146,7 +151,7 @@ pub async fn run(deps: &Deps, req: ExportRestore, deadline: Option<Instant>) -> 
     let identities: Vec<_> = age_identity(deps).await?.into_iter().collect();
     let prepared = started.elapsed().as_secs_f64();
     let counters = Arc::new(Counters::default());
-    let report = archive_restore::restore(archive_restore::Request {
+    let restored = archive_restore::restore(archive_restore::Request {
         s3: &deps.s3,
         bucket: &s.bucket,
         manifest: &manifest,
@@ -158,12 +163,46 @@ pub async fn run(deps: &Deps, req: ExportRestore, deadline: Option<Instant>) -> 
         counters: &counters,
         interrupt: None,
     })
-    .await
-    .map_err(ExportRestoreError::from)?;
+    .await;
+    let attempt = report::Attempt {
+        source: &req.database,
+        manifest_key: &key,
+        manifest: &manifest,
+        tables: &req.tables,
+        target_server: &server.id,
+        target_database: &req.into.database,
+        by: "restore-export",
+        started_at,
+        prepare_seconds: prepared,
+    };
+    let report_key = write_report(deps, &attempt, &restored).await;
+    let report = restored.map_err(ExportRestoreError::from)?;
     let rto = started.elapsed().as_secs_f64();
     tracing::info!(db = %req.database, export = %key, into = %report.database, instance = %server.id,
                    tables = report.tables.len(), rto_seconds = rto, "restored from export");
-    Ok(result(&key, &manifest, &server, &target, &report, prepared, rto))
+    let mut out = result(&key, &manifest, &server, &target, &report, prepared, rto);
+    out["report"] = report_key.map_or(Value::Null, Value::String);
+    Ok(out)
+}
+
+/// Writes the restore's report to the bucket, whatever the outcome, and returns its key. A report that cannot be
+/// written is logged and does not change the restore's outcome (the database is restored, or already dropped).
+async fn write_report(
+    deps: &Deps,
+    attempt: &report::Attempt<'_>,
+    restored: &Result<Report, ArchiveError>,
+) -> Option<String> {
+    let built = report::build(attempt, restored, Utc::now());
+    match report::write(&deps.s3, &deps.settings.bucket, &built).await {
+        Ok(key) => {
+            tracing::info!(db = %attempt.source, report = %key, outcome = ?built.outcome, "restore report written");
+            Some(key)
+        }
+        Err(e) => {
+            tracing::warn!(db = %attempt.source, error = %e, "restore report not written");
+            None
+        }
+    }
 }
 
 /// Refuses up front a restore that would not finish before the deadline, with the command that runs it.

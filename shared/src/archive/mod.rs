@@ -10,6 +10,7 @@
 //! ever dropped), writes a temporary file, or prints a password.
 
 pub mod plan;
+pub mod report;
 pub mod restore;
 pub mod select;
 pub mod stream;
@@ -98,6 +99,28 @@ impl ArchiveError {
     /// An error that may come from a changed object: the download is finished so the stored checksum can say so.
     pub fn is_data_error(&self) -> bool {
         !matches!(self, Self::StartPgRestore { .. } | Self::NoStdin | Self::Wait(_))
+    }
+
+    /// The check that failed, as restore reports name it.
+    pub fn check(&self) -> &'static str {
+        match self {
+            Self::Aws(_) | Self::Download { .. } => "download",
+            Self::NoExport { .. } | Self::NotAManifest { .. } | Self::OtherDatabase { .. } => "export",
+            Self::Table(_) => "tables",
+            Self::NeedIdentity | Self::WrongIdentity { .. } | Self::AgeHeader(_) => "identity",
+            Self::StoredChecksum { .. } => "stored-checksum",
+            Self::PlaintextChecksum { .. } => "plaintext-checksum",
+            Self::Decode(_) => "decryption",
+            Self::StartPgRestore { .. } | Self::NoStdin | Self::Wait(_) | Self::Stopped(_) | Self::PgRestore { .. } => {
+                "pg_restore"
+            }
+            Self::TargetExists { .. } => "target-exists",
+            Self::Connect(_) | Self::Sql { .. } => "target",
+            Self::RowCounts { .. } => "row-counts",
+            Self::NotDropped { cause, .. } => cause.check(),
+            Self::Interrupted { .. } => "interrupted",
+            Self::Task(_) => "internal",
+        }
     }
 
     /// Whether the restore stopped because its caller was interrupted (whether or not the drop worked).
