@@ -173,6 +173,7 @@ pub async fn restore(args: &Restore) -> Result<(), CliError> {
     }
     eprintln!("restoring {key} into {}", url::redacted(&into));
     let prepared = started.elapsed().as_secs_f64();
+    let workdir = args.workdir.clone().unwrap_or_else(std::env::temp_dir);
     let counters = Arc::new(Counters::default());
     let n = if args.tables.is_empty() {
         manifest.tables.len()
@@ -191,6 +192,11 @@ pub async fn restore(args: &Restore) -> Result<(), CliError> {
         maintenance_db: "postgres",
         counters: &counters,
         interrupt: Some(&interrupt),
+        jobs: args.jobs.filter(|j| *j > 1).map(|jobs| restore::Jobs {
+            jobs,
+            workdir: &workdir,
+            reserve_bytes: archive::plan::WORKDIR_RESERVE_BYTES,
+        }),
     })
     .await;
     drop(reporter);

@@ -259,8 +259,19 @@ async fn a_table_and_the_whole_database_restore_from_the_latest_export_equal_the
         fingerprint(&w.pg, "app_users", "users")
     );
 
-    let out = w.restore("app_all", &["--before", "2026-11-22T12:00Z"]);
+    let workdir = w.dir.path().join("work");
+    std::fs::create_dir(&workdir).unwrap();
+    let work = workdir.display().to_string();
+    let out = w.restore(
+        "app_all",
+        &["--before", "2026-11-22T12:00Z", "--jobs", "2", "--workdir", &work],
+    );
     assert_eq!(code(&out), 0, "{:?}", texts(&out));
+    assert_eq!(
+        std::fs::read_dir(&workdir).unwrap().count(),
+        0,
+        "the --jobs file is removed"
+    );
     for table in TABLES {
         assert_eq!(
             fingerprint(&w.pg, "app", table),

@@ -25,6 +25,11 @@ struct World {
 /// `app-prod` (its secret points at the local `app`), the age identity in Secrets Manager, and one complete
 /// `full` export made by the export function.
 async fn world() -> World {
+    world_with(&[]).await
+}
+
+/// [`world`], with more settings for the restore function.
+async fn world_with(restore_settings: &[(&str, String)]) -> World {
     let moto = Moto::start();
     let pg = Postgres::start();
     pg.psql("postgres", "create database app").unwrap();
@@ -91,7 +96,9 @@ async fn world() -> World {
     .await
     .unwrap();
     assert_eq!(summary.failed, 0, "{summary:?}");
-    let restore_vars = vars(&[("LIFEBOAT_AGE_IDENTITY_SECRET", "lifeboat/age-identity".to_owned())]);
+    let mut restore_settings = restore_settings.to_vec();
+    restore_settings.push(("LIFEBOAT_AGE_IDENTITY_SECRET", "lifeboat/age-identity".to_owned()));
+    let restore_vars = vars(&restore_settings);
     let settings = RestoreSettings::from_env(&move |n: &str| restore_vars.get(n).cloned()).unwrap();
     let deps = restore::Deps::new(&config, settings);
     World {
@@ -328,4 +335,78 @@ async fn a_tampered_object_is_refused_with_nothing_left_behind() {
             .all(|t| t["restored_rows"].is_null()),
         "{report}"
     );
+}
+
+const TABLES: [&str; 5] = ["chats", "messages", "projects", "sessions", "users"];
+
+fn files_in(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_whole_database_restored_with_two_jobs_equals_the_source_and_leaves_no_file() {
+    let workdir = tempfile::tempdir().unwrap();
+    let w = world_with(&[("LIFEBOAT_RESTORE_WORKDIR", workdir.path().display().to_string())]).await;
+    let mut e = event("app_jobs", &[]);
+    e["jobs"] = json!(2);
+    let out = w.restore(e, None).await.unwrap();
+    for table in TABLES {
+        assert_eq!(
+            fingerprint(&w.pg, "app_jobs", table),
+            fingerprint(&w.pg, "app", table),
+            "{table}"
+        );
+    }
+    assert_eq!(out["verified"], true);
+    assert_eq!(out["tables"].as_array().unwrap().len(), TABLES.len(), "{out}");
+    assert!(files_in(workdir.path()).is_empty(), "the plaintext file is removed");
+
+    // A tampered object with jobs: refused by the stored checksum before pg_restore reads the file.
+    let key = w.stored_key().await;
+    let object = w.s3.get_object().bucket(BUCKET).key(&key).send().await.unwrap();
+    let mut bytes = object.body.collect().await.unwrap().into_bytes().to_vec();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    w.s3.put_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .body(bytes.into())
+        .send()
+        .await
+        .unwrap();
+    let mut e = event("app_jobs_tampered", &[]);
+    e["jobs"] = json!(2);
+    let err = w.restore(e, None).await.unwrap_err();
+    assert!(err.contains("stored checksum failed"), "{err}");
+    assert!(!w.exists("app_jobs_tampered"));
+    assert!(
+        files_in(workdir.path()).is_empty(),
+        "the plaintext file is removed on failure too"
+    );
+}
+
+#[tokio::test]
+async fn a_work_directory_too_small_for_the_plaintext_is_refused_up_front() {
+    let workdir = tempfile::tempdir().unwrap();
+    // No disk keeps 4 PiB free: the archive cannot fit beside that reserve.
+    let w = world_with(&[
+        ("LIFEBOAT_RESTORE_WORKDIR", workdir.path().display().to_string()),
+        ("LIFEBOAT_RESTORE_WORKDIR_RESERVE_MIB", "4000000000".to_owned()),
+    ])
+    .await;
+    let before = w.databases();
+    let mut e = event("app_no_room", &[]);
+    e["jobs"] = json!(2);
+    let err = w.restore(e, None).await.unwrap_err();
+    assert!(err.contains("does not fit in the work directory"), "{err}");
+    assert!(err.contains("nothing was created"), "{err}");
+    assert_eq!(w.databases(), before, "no database created");
+    assert!(files_in(workdir.path()).is_empty(), "no file created");
+
+    // Streamed (no jobs), the same restore needs no work directory and goes through.
+    w.restore(event("app_streamed", &["users"]), None).await.unwrap();
+    assert!(w.exists("app_streamed"));
 }

@@ -9,6 +9,7 @@
 //! Never: writes to the source database (it connects to the server's `postgres` database to create the target),
 //! restores an incomplete export, or returns a password.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,7 +24,7 @@ use lifeboat::export::Refusal;
 use lifeboat::manifest::Manifest;
 use lifeboat::naming::validate_db_identifier;
 use lifeboat::selection::Database;
-use lifeboat::settings::{parse_number, Env};
+use lifeboat::settings::{parse_number, read, Env};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -31,6 +32,8 @@ use crate::error::RestoreError;
 use crate::handler::{age_identity, find, Deps};
 
 pub const MIB_PER_SECOND: &str = "LIFEBOAT_RESTORE_MIB_PER_SECOND";
+pub const WORKDIR: &str = "LIFEBOAT_RESTORE_WORKDIR";
+pub const WORKDIR_RESERVE_MIB: &str = "LIFEBOAT_RESTORE_WORKDIR_RESERVE_MIB";
 
 /// The server database the target is created from; the source database is never connected to.
 const MAINTENANCE_DB: &str = "postgres";
@@ -40,12 +43,20 @@ const MAINTENANCE_DB: &str = "postgres";
 pub struct Settings {
     /// Stored (compressed, encrypted) MiB per second through download, decryption and pg_restore.
     pub mib_per_second: u32,
+    /// Where a `jobs` restore writes the plaintext archive: the function's ephemeral storage (`/tmp`), or the
+    /// ECS task's volume.
+    pub workdir: PathBuf,
+    /// Space kept free there beside the archive.
+    pub workdir_reserve_mib: u32,
 }
 
 impl Settings {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        let reserve = plan::WORKDIR_RESERVE_BYTES / (1024 * 1024);
         Ok(Self {
             mib_per_second: parse_number(env, MIB_PER_SECOND, 20, 1..=10_000)?,
+            workdir: read(env, WORKDIR).map_or_else(std::env::temp_dir, PathBuf::from),
+            workdir_reserve_mib: parse_number(env, WORKDIR_RESERVE_MIB, reserve as u32, 0..=u32::MAX)?,
         })
     }
 }
@@ -67,6 +78,10 @@ pub struct ExportRestore {
     #[serde(default)]
     pub tables: Vec<String>,
     pub into: IntoTarget,
+    /// `pg_restore --jobs`: 2 or more write the verified plaintext to the work directory first (refused up front
+    /// when it would not fit); 1 or none streams with no file.
+    #[serde(default)]
+    pub jobs: Option<u32>,
 }
 
 /// Where the restore goes: a database that must not exist yet, on the source's server or on `instance`.
@@ -86,6 +101,13 @@ impl ExportRestore {
         validate_db_identifier(&self.database).map_err(|r| invalid("database", &self.database, r.to_string()))?;
         if let Some(i) = &self.into.instance {
             validate_db_identifier(i).map_err(|r| invalid("into.instance", i, r.to_string()))?;
+        }
+        if let Some(jobs) = self.jobs.filter(|j| !(1..=plan::MAX_JOBS).contains(j)) {
+            return Err(invalid(
+                "jobs",
+                &jobs.to_string(),
+                format!("between 1 and {}", plan::MAX_JOBS),
+            ));
         }
         plan::check_target_name(&self.into.database).map_err(|e| Error::InvalidEvent(e.to_string()))
     }
@@ -125,6 +147,7 @@ impl ExportRestoreError {
                 "Lifeboat.Restore.NoExport"
             }
             Self::Archive(ArchiveError::Table(_)) => "Lifeboat.Restore.UnknownTable",
+            Self::Archive(ArchiveError::NoRoom(_)) => "Lifeboat.Restore.NoRoom",
             Self::Db(_) | Self::NoCredentials { .. } | Self::NoAddress { .. } => "Lifeboat.Restore.Connect",
             Self::Archive(_) => "Lifeboat.Restore.ExportCheck",
         }
@@ -162,6 +185,11 @@ pub async fn run(deps: &Deps, req: ExportRestore, deadline: Option<Instant>) -> 
         maintenance_db: MAINTENANCE_DB,
         counters: &counters,
         interrupt: None,
+        jobs: req.jobs.filter(|j| *j > 1).map(|jobs| archive_restore::Jobs {
+            jobs,
+            workdir: &s.from_export.workdir,
+            reserve_bytes: u64::from(s.from_export.workdir_reserve_mib) * 1024 * 1024,
+        }),
     })
     .await;
     let attempt = report::Attempt {

@@ -163,6 +163,7 @@ impl Scratch<'_> {
             maintenance_db: &self.manifest.source.dbname,
             counters: &Arc::new(Counters::default()),
             interrupt: None,
+            jobs: None,
         })
         .await;
         let expected = expected_counts(self.manifest);

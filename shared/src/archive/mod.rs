@@ -7,7 +7,8 @@
 //! ([`restore::verify`]), and the errors that say which check failed ([`ArchiveError`]). The pure rules are in
 //! [`select`].
 //! Never: writes to an existing database (the target must not exist; only a database this module created is
-//! ever dropped), writes a temporary file, or prints a password.
+//! ever dropped), writes a temporary file except for `--jobs` (a 0600 file in the work directory, checked for room
+//! first and removed afterwards), or prints a password.
 
 pub mod plan;
 pub mod report;
@@ -21,7 +22,7 @@ use crate::manifest::Manifest;
 
 pub use age::x25519::Identity;
 pub use select::{parse_identities, Which};
-pub use stream::Counters;
+pub use stream::{Counters, Destination};
 
 /// Why a restore or a verification stopped. Each says which check failed and, where there is one, what to do.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +92,12 @@ pub enum ArchiveError {
     /// dropping the database ends pg_restore's session, and with it pg_restore and the decoding thread.
     #[error("interrupted before the restore into {database} finished")]
     Interrupted { database: String },
+    #[error(transparent)]
+    NoRoom(#[from] plan::NoRoom),
+    #[error("work directory {dir}: {source} (choose another with --workdir or LIFEBOAT_RESTORE_WORKDIR)")]
+    Workdir { dir: String, source: std::io::Error },
+    #[error("writing the plaintext archive to the work directory: {0}")]
+    WriteFile(#[source] std::io::Error),
     #[error("restore task: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -119,6 +126,7 @@ impl ArchiveError {
             Self::RowCounts { .. } => "row-counts",
             Self::NotDropped { cause, .. } => cause.check(),
             Self::Interrupted { .. } => "interrupted",
+            Self::NoRoom(_) | Self::Workdir { .. } | Self::WriteFile(_) => "workdir",
             Self::Task(_) => "internal",
         }
     }

@@ -103,6 +103,44 @@ pub fn restore_address(
     }
 }
 
+/// Space kept free beside the plaintext archive of a `--jobs` restore, unless configured otherwise.
+pub const WORKDIR_RESERVE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// A `--jobs` restore whose plaintext archive would not fit in its work directory: refused before anything is
+/// created.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the plaintext archive ({needed} bytes, {}) does not fit in the work directory {dir}: {free} bytes free,      {reserve} to be kept free; nothing was created. Free space there, choose a larger work directory, or restore      without jobs (streamed, no file)",
+    mib(*needed)
+)]
+pub struct NoRoom {
+    pub dir: String,
+    pub needed: u64,
+    pub free: u64,
+    pub reserve: u64,
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// Whether the plaintext archive (`needed` bytes: the manifest records its exact size) fits in `dir`, which
+/// has `free` bytes available, keeping `reserve` bytes free.
+pub fn check_room(dir: &str, needed: u64, free: u64, reserve: u64) -> Result<(), NoRoom> {
+    if needed.checked_add(reserve).is_some_and(|total| total <= free) {
+        return Ok(());
+    }
+    Err(NoRoom {
+        dir: dir.to_owned(),
+        needed,
+        free,
+        reserve,
+    })
+}
+
+/// `pg_restore --jobs`: at least 2 (1 is the streamed restore, which needs no file), at most this many.
+pub const MAX_JOBS: u32 = 32;
+
 /// `text` quoted for a POSIX shell: in single quotes, each `'` written as `'\''`.
 pub fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
@@ -167,6 +205,28 @@ mod tests {
         );
         assert!(serde_json::from_value::<ExportChoice>(serde_json::json!({"before": "noon"})).is_err());
         assert_eq!(ExportChoice::default().which(), Which::Latest);
+    }
+
+    #[test]
+    fn the_plaintext_must_fit_with_the_reserve_to_spare() {
+        assert_eq!(check_room("/tmp", 100 * MIB, 200 * MIB, 64 * MIB), Ok(()));
+        assert_eq!(check_room("/tmp", 136 * MIB, 200 * MIB, 64 * MIB), Ok(()));
+        let err = check_room("/tmp", 137 * MIB, 200 * MIB, 64 * MIB).unwrap_err();
+        assert_eq!(err.needed, 137 * MIB);
+        let text = err.to_string();
+        assert!(text.contains("does not fit in the work directory /tmp"), "{text}");
+        assert!(text.contains("nothing was created"), "{text}");
+        assert!(check_room("/tmp", u64::MAX, u64::MAX, 1).is_err(), "no overflow");
+        assert_eq!(check_room("/tmp", 0, 0, 0), Ok(()));
+    }
+
+    proptest! {
+        #[test]
+        fn room_is_refused_exactly_when_needed_plus_reserve_exceed_free(
+            needed in 0u64..1 << 40, free in 0u64..1 << 40, reserve in 0u64..1 << 30
+        ) {
+            prop_assert_eq!(check_room("/w", needed, free, reserve).is_ok(), needed + reserve <= free);
+        }
     }
 
     #[test]
