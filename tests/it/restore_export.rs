@@ -16,7 +16,7 @@ const REGION: &str = "us-east-1";
 const BUCKET: &str = "lifeboat-backups";
 
 struct World {
-    _moto: Moto,
+    moto: Moto,
     pg: Postgres,
     s3: aws_sdk_s3::Client,
     deps: restore::Deps,
@@ -102,7 +102,7 @@ async fn world_with(restore_settings: &[(&str, String)]) -> World {
     let settings = RestoreSettings::from_env(&move |n: &str| restore_vars.get(n).cloned()).unwrap();
     let deps = restore::Deps::new(&config, settings);
     World {
-        _moto: moto,
+        moto,
         pg,
         s3,
         deps,
@@ -258,7 +258,13 @@ async fn a_single_table_restores_into_a_new_database_equal_to_the_source() {
 
 #[tokio::test]
 async fn an_existing_target_an_unknown_table_and_a_restore_too_long_are_refused_touching_nothing() {
-    let w = world().await;
+    let w = world_with(&[
+        ("LIFEBOAT_RESTORE_TASK_CLUSTER", "lifeboat-cluster".to_owned()),
+        ("LIFEBOAT_RESTORE_TASK_DEFINITION", "lifeboat-restore:1".to_owned()),
+        ("LIFEBOAT_RESTORE_TASK_SUBNETS", "subnet-a,subnet-b".to_owned()),
+        ("LIFEBOAT_RESTORE_TASK_SECURITY_GROUP", "sg-1".to_owned()),
+    ])
+    .await;
     w.pg.psql("postgres", "create database app_kept").unwrap();
     w.pg.psql("app_kept", "create table keep (x int); insert into keep values (1)")
         .unwrap();
@@ -293,6 +299,19 @@ async fn an_existing_target_an_unknown_table_and_a_restore_too_long_are_refused_
         "{err}"
     );
     assert!(err.contains(".manifest.json' --table"), "pinned to the export: {err}");
+    assert!(
+        err.contains(
+            "aws ecs run-task --cluster 'lifeboat-cluster' --task-definition 'lifeboat-restore:1' --launch-type \
+             FARGATE --network-configuration \
+             'awsvpcConfiguration={subnets=[subnet-a,subnet-b],securityGroups=[sg-1],assignPublicIp=DISABLED}'"
+        ),
+        "the ECS task's command beside the terminal's: {err}"
+    );
+    assert!(
+        err.contains(r#"{"name":"LIFEBOAT_EVENT","value":"{\"action\":\"restore-export\""#)
+            && err.contains(r#"\"export\":\"exports/app-prod/full/"#),
+        "the event, pinned to the export, in LIFEBOAT_EVENT: {err}"
+    );
     assert_eq!(w.databases(), before, "nothing created");
 }
 
@@ -409,4 +428,65 @@ async fn a_work_directory_too_small_for_the_plaintext_is_refused_up_front() {
     // Streamed (no jobs), the same restore needs no work directory and goes through.
     w.restore(event("app_streamed", &["users"]), None).await.unwrap();
     assert!(w.exists("app_streamed"));
+}
+
+/// `target/<profile>/restore`, built by `cargo build -p restore` (a test crate cannot depend on another
+/// package's binary; see tests/it/cli.rs).
+fn restore_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().and_then(|deps| deps.parent()).unwrap().join("restore");
+    assert!(
+        path.exists(),
+        "{} does not exist: build the function first with `cargo build -p restore`",
+        path.display()
+    );
+    path
+}
+
+impl World {
+    /// The restore binary in its standalone mode (the ECS task's), as a process: `--event` or LIFEBOAT_EVENT.
+    fn standalone(&self, how: &str, event: &Value) -> std::process::Output {
+        let bin = postgres::bin_dir();
+        let mut cmd = std::process::Command::new(restore_binary());
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_ENDPOINT_URL", &self.moto.endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", REGION)
+            .env("LIFEBOAT_BUCKET", BUCKET)
+            .env("LIFEBOAT_DB_SSLMODE", "disable")
+            .env("LIFEBOAT_PG_RESTORE", bin.join("pg_restore"))
+            .env("LIFEBOAT_AGE_IDENTITY_SECRET", "lifeboat/age-identity")
+            .stdin(std::process::Stdio::null());
+        match how {
+            "--event" => cmd.args(["--event", &event.to_string()]),
+            _ => cmd.env("LIFEBOAT_EVENT", event.to_string()),
+        };
+        cmd.output().unwrap()
+    }
+}
+
+#[tokio::test]
+async fn the_standalone_binary_restores_from_lifeboat_event_or_event_and_fails_with_a_nonzero_status() {
+    let w = world().await;
+    let out = w.standalone("LIFEBOAT_EVENT", &event("app_task", &["users"]));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let result: Value = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v.get("verified").is_some())
+        .unwrap_or_else(|| panic!("the result on stdout: {stdout}"));
+    assert_eq!(result["verified"], true);
+    assert_eq!(result["target"]["database"], "app_task");
+    assert_eq!(fingerprint(&w.pg, "app_task", "users"), fingerprint(&w.pg, "app", "users"));
+    assert!(!stdout.contains(&w.pg.password) && !stderr.contains(&w.pg.password));
+
+    // --event, on a target that now exists: refused, non-zero, with the reason.
+    let out = w.standalone("--event", &event("app_task", &["users"]));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("app_task already exists"), "{text}");
 }

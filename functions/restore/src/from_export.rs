@@ -34,6 +34,10 @@ use crate::handler::{age_identity, find, Deps};
 pub const MIB_PER_SECOND: &str = "LIFEBOAT_RESTORE_MIB_PER_SECOND";
 pub const WORKDIR: &str = "LIFEBOAT_RESTORE_WORKDIR";
 pub const WORKDIR_RESERVE_MIB: &str = "LIFEBOAT_RESTORE_WORKDIR_RESERVE_MIB";
+pub const TASK_CLUSTER: &str = "LIFEBOAT_RESTORE_TASK_CLUSTER";
+pub const TASK_DEFINITION: &str = "LIFEBOAT_RESTORE_TASK_DEFINITION";
+pub const TASK_SUBNETS: &str = "LIFEBOAT_RESTORE_TASK_SUBNETS";
+pub const TASK_SECURITY_GROUP: &str = "LIFEBOAT_RESTORE_TASK_SECURITY_GROUP";
 
 /// The server database the target is created from; the source database is never connected to.
 const MAINTENANCE_DB: &str = "postgres";
@@ -48,6 +52,8 @@ pub struct Settings {
     pub workdir: PathBuf,
     /// Space kept free there beside the archive.
     pub workdir_reserve_mib: u32,
+    /// The ECS task that runs what an invocation cannot finish (when the stack deploys it).
+    pub task: Option<plan::EcsTask>,
 }
 
 impl Settings {
@@ -57,6 +63,15 @@ impl Settings {
             mib_per_second: parse_number(env, MIB_PER_SECOND, 20, 1..=10_000)?,
             workdir: read(env, WORKDIR).map_or_else(std::env::temp_dir, PathBuf::from),
             workdir_reserve_mib: parse_number(env, WORKDIR_RESERVE_MIB, reserve as u32, 0..=u32::MAX)?,
+            task: match (read(env, TASK_CLUSTER), read(env, TASK_DEFINITION)) {
+                (Some(cluster), Some(task_definition)) => Some(plan::EcsTask {
+                    cluster,
+                    task_definition,
+                    subnets: read(env, TASK_SUBNETS).unwrap_or_else(|| "<subnet-id>".to_owned()),
+                    security_group: read(env, TASK_SECURITY_GROUP).unwrap_or_else(|| "<security group>".to_owned()),
+                }),
+                _ => None,
+            },
         })
     }
 }
@@ -126,13 +141,19 @@ pub enum ExportRestoreError {
     NoAddress { id: String, secret: String },
     #[error(
         "restoring {key} would not finish in this invocation: {} MiB stored at about {} MiB/s needs ~{} s but only \
-         {} s remain (LIFEBOAT_RESTORE_MIB_PER_SECOND); nothing was created. Run it from a terminal with the lifeboat tool \
-         (no time limit), filling in the server and user:\n{command}",
-        refusal.size_mib, refusal.mib_per_second, refusal.estimate_secs, refusal.remaining_secs
+         {} s remain (LIFEBOAT_RESTORE_MIB_PER_SECOND); nothing was created. {}Or run it from a terminal with the \
+         lifeboat tool (no time limit), filling in the server and user:\n{command}",
+        refusal.size_mib, refusal.mib_per_second, refusal.estimate_secs, refusal.remaining_secs,
+        task_command.as_ref().map_or_else(
+            || "No ECS restore task is deployed (the stack's ExportTaskImageUri creates it). ".to_owned(),
+            |c| format!("Run it as the ECS restore task (no time limit):\n{c}\n")
+        )
     )]
     TooLong {
         key: String,
         refusal: Refusal,
+        /// `aws ecs run-task ...`, when the stack deploys the restore task.
+        task_command: Option<String>,
         command: String,
     },
 }
@@ -246,6 +267,7 @@ fn admit(
     plan::admit_restore(manifest.stored.bytes, s.mib_per_second, left).map_err(|refusal| ExportRestoreError::TooLong {
         key: key.to_owned(),
         refusal,
+        task_command: s.task.as_ref().map(|t| plan::ecs_command(t, &pinned(req, key))),
         command: plan::cli_command(&plan::CliRestore {
             database: &req.database,
             manifest_key: key,
@@ -254,6 +276,25 @@ fn admit(
             identity_secret: deps.settings.age_identity_secret.as_deref(),
         }),
     })
+}
+
+/// The request as an event for the ECS task, pinned to the export the function chose.
+fn pinned(req: &ExportRestore, manifest_key: &str) -> Value {
+    let mut event = json!({"action": "restore-export", "database": req.database, "export": manifest_key,
+                           "into": {"database": req.into.database}});
+    if let Some(profile) = &req.profile {
+        event["profile"] = json!(profile);
+    }
+    if !req.tables.is_empty() {
+        event["tables"] = json!(req.tables);
+    }
+    if let Some(instance) = &req.into.instance {
+        event["into"]["instance"] = json!(instance);
+    }
+    if let Some(jobs) = req.jobs {
+        event["jobs"] = json!(jobs);
+    }
+    event
 }
 
 /// The new database on `server`: its address (see [`plan::restore_address`]) and the credentials of its

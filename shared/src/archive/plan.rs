@@ -183,6 +183,38 @@ pub fn cli_command(r: &CliRestore<'_>) -> String {
     cmd
 }
 
+/// The deployed ECS task that runs restores with no time limit (the template's `RestoreTaskDefinition`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EcsTask {
+    pub cluster: String,
+    pub task_definition: String,
+    /// Comma-separated subnet ids, as the template's `SubnetIds` parameter holds them.
+    pub subnets: String,
+    pub security_group: String,
+}
+
+/// The container of the restore task definition, whose `LIFEBOAT_EVENT` a run overrides.
+pub const TASK_CONTAINER: &str = "restore";
+
+/// The `aws ecs run-task` command that runs `event` (the refused request, pinned to its export) in the restore
+/// task, which has no deadline: the event goes in the container's `LIFEBOAT_EVENT`, quoted for a POSIX shell.
+pub fn ecs_command(task: &EcsTask, event: &serde_json::Value) -> String {
+    let overrides = serde_json::json!({"containerOverrides": [{"name": TASK_CONTAINER,
+        "environment": [{"name": "LIFEBOAT_EVENT", "value": event.to_string()}]}]});
+    let network = format!(
+        "awsvpcConfiguration={{subnets=[{}],securityGroups=[{}],assignPublicIp=DISABLED}}",
+        task.subnets, task.security_group
+    );
+    format!(
+        "aws ecs run-task --cluster {} --task-definition {} --launch-type FARGATE --network-configuration {} \
+         --overrides {}",
+        shell_quote(&task.cluster),
+        shell_quote(&task.task_definition),
+        shell_quote(&network),
+        shell_quote(&overrides.to_string())
+    )
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -314,5 +346,38 @@ mod tests {
             }
         });
         assert!(without.ends_with("--identity-file <age identity file>"), "{without}");
+    }
+
+    #[test]
+    fn the_ecs_command_carries_the_event_in_lifeboat_event_and_survives_the_shell() {
+        let task = EcsTask {
+            cluster: "lifeboat-ExportCluster-x".into(),
+            task_definition: "arn:aws:ecs:eu-west-1:1:task-definition/lifeboat-restore:3".into(),
+            subnets: "subnet-a,subnet-b".into(),
+            security_group: "sg-1".into(),
+        };
+        let event = serde_json::json!({"action": "restore-export", "database": "app-prod",
+                                       "export": "exports/k.manifest.json", "tables": ["o'brien"],
+                                       "into": {"database": "t"}});
+        let cmd = ecs_command(&task, &event);
+        assert!(
+            cmd.starts_with(
+                "aws ecs run-task --cluster 'lifeboat-ExportCluster-x' --task-definition \
+                 'arn:aws:ecs:eu-west-1:1:task-definition/lifeboat-restore:3' --launch-type FARGATE \
+                 --network-configuration \
+                 'awsvpcConfiguration={subnets=[subnet-a,subnet-b],securityGroups=[sg-1],assignPublicIp=DISABLED}' \
+                 --overrides '"
+            ),
+            "{cmd}"
+        );
+        // What the shell hands to the AWS CLI: the overrides JSON, whose LIFEBOAT_EVENT is the event itself.
+        let quoted = cmd.split(" --overrides ").nth(1).unwrap();
+        let unquoted = quoted[1..quoted.len() - 1].replace(r"'\''", "'");
+        let overrides: serde_json::Value = serde_json::from_str(&unquoted).unwrap();
+        let c = &overrides["containerOverrides"][0];
+        assert_eq!(c["name"], TASK_CONTAINER);
+        assert_eq!(c["environment"][0]["name"], "LIFEBOAT_EVENT");
+        let carried: serde_json::Value = serde_json::from_str(c["environment"][0]["value"].as_str().unwrap()).unwrap();
+        assert_eq!(carried, event);
     }
 }
