@@ -101,12 +101,7 @@ async fn world_with(restore_settings: &[(&str, String)]) -> World {
     let restore_vars = vars(&restore_settings);
     let settings = RestoreSettings::from_env(&move |n: &str| restore_vars.get(n).cloned()).unwrap();
     let deps = restore::Deps::new(&config, settings);
-    World {
-        moto,
-        pg,
-        s3,
-        deps,
-    }
+    World { moto, pg, s3, deps }
 }
 
 impl World {
@@ -481,12 +476,19 @@ async fn the_standalone_binary_restores_from_lifeboat_event_or_event_and_fails_w
         .unwrap_or_else(|| panic!("the result on stdout: {stdout}"));
     assert_eq!(result["verified"], true);
     assert_eq!(result["target"]["database"], "app_task");
-    assert_eq!(fingerprint(&w.pg, "app_task", "users"), fingerprint(&w.pg, "app", "users"));
+    assert_eq!(
+        fingerprint(&w.pg, "app_task", "users"),
+        fingerprint(&w.pg, "app", "users")
+    );
     assert!(!stdout.contains(&w.pg.password) && !stderr.contains(&w.pg.password));
 
     // --event, on a target that now exists: refused, non-zero, with the reason.
     let out = w.standalone("--event", &event("app_task", &["users"]));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("app_task already exists"), "{text}");
 }

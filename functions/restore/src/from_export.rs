@@ -359,5 +359,20 @@ fn result(
                       "decrypt_seconds": st.decrypt_seconds, "restore_seconds": st.restore_seconds,
                       "verify_seconds": st.verify_seconds},
         "rto_seconds": rto,
+        "peak_rss_bytes": peak_rss_bytes(),
     })
+}
+
+/// This process's peak resident set size, from `/proc/self/status` (0 where unavailable): what a restore costs
+/// in memory, without its pg_restore child.
+fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
 }
