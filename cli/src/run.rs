@@ -155,6 +155,8 @@ fn totals(m: &Manifest, tables: u64) -> Totals {
 pub async fn restore(args: &Restore) -> Result<(), CliError> {
     let started = std::time::Instant::now();
     let started_at = chrono::Utc::now();
+    // From here on Ctrl-C is ours: before the target exists it stops the command with nothing created.
+    let interrupt = on_ctrl_c();
     let env_user = std::env::var("PGUSER")
         .or_else(|_| std::env::var("USER"))
         .unwrap_or_default();
@@ -167,7 +169,6 @@ pub async fn restore(args: &Restore) -> Result<(), CliError> {
     };
     let (key, manifest) = archive::find_export(&ctx.s3, &ctx.bucket, &args.db, profile, &args.which).await?;
     let ids = identities(&ctx, args.identity.as_ref()).await?;
-    let interrupt = on_ctrl_c();
     if *interrupt.borrow() {
         return Err(CliError::InterruptedEarly);
     }
@@ -254,7 +255,7 @@ fn on_ctrl_c() -> tokio::sync::watch::Receiver<bool> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\ninterrupted: stopping the restore and dropping the database it created");
+            eprintln!("\ninterrupted: stopping; a database this restore created is dropped");
             // No receiver left means the restore is over: nothing to stop.
             let _ = tx.send(true);
         }

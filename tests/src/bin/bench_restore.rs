@@ -8,6 +8,7 @@
 //!      `restore-export` of the whole export: S3 GetObject → SHA-256 → age → zstd → pg_restore's standard input,
 //!      then every table's row count checked against the manifest,
 //!   3. the CLI's restore (`lifeboat restore`), the same path with its progress reporting,
+//!
 //! and the ratios against the reference, beside the targets (streamed wall ≤ 1.15x; own memory ≤ 64 MiB).
 //! Wall time and peak RSS come from GNU time (`/usr/bin/time -f '%e %M'`: the largest process of the command's
 //! tree, which may be pg_restore); the restore function's own peak RSS from its result. Asserts nothing about speed.
@@ -31,7 +32,9 @@ const REGION: &str = "us-east-1";
 const BUCKET: &str = "lifeboat-bench";
 
 fn release_binary(name: &str, package: &str) -> String {
-    let path = repo_root().join("target/release").join(name);
+    // Where cargo put it: CARGO_TARGET_DIR when the build used one (a shared target), else the workspace's.
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo_root().join("target"), Into::into);
+    let path = target.join("release").join(name);
     assert!(
         path.exists(),
         "{} is missing: `make bench-restore` builds it (cargo build --release -p {package})",
