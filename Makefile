@@ -10,7 +10,7 @@ APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 # Two cores: keep parallel test servers and builds to that size.
 TEST_THREADS ?= 2
 
-.PHONY: all test demo setup tools postgres redis chromium rust lint fmt clippy cfn-lint unit bench bench-export bench-rotate clean rds-ca asl checkov
+.PHONY: all test demo setup tools postgres redis chromium rust lint fmt clippy cfn-lint unit bench bench-export bench-restore bench-rotate clean rds-ca asl checkov
 
 all: test
 
@@ -79,7 +79,7 @@ cfn-lint: tools
 
 ## make bench: the benchmarks (export on a generated database of BENCH_GB GB, default 1; rotation). They print
 ## figures and ratios against references measured in the same run; they assert nothing about speed.
-bench: bench-export bench-rotate
+bench: bench-export bench-restore bench-rotate
 
 S3S_FS := .bench/tools/bin/s3s-fs
 
@@ -92,6 +92,13 @@ bench-export: setup $(S3S_FS)
 
 $(S3S_FS):
 	cargo install --locked s3s-fs --version '~0.14' --features binary --root .bench/tools
+
+## make bench-restore: a restore from an export (streamed, and the lifeboat tool's) against pg_restore of the same
+## archive from a local file, on the export benchmark's generated database (BENCH_GB, default 1).
+bench-restore: setup $(S3S_FS)
+	@command -v /usr/bin/time >/dev/null || { $(APT) update -q && $(APT) install -y -q time; }
+	cargo build --locked --release -p export -p restore -p lifeboat-cli
+	cargo run --locked --release -q -p lifeboat-tests --bin bench_restore
 
 ## make bench-rotate: wall time of full four-step rotations against moto and PostgreSQL, with references.
 bench-rotate: setup

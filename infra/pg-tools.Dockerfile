@@ -45,6 +45,10 @@ ENV LIFEBOAT_PG_DUMP=/usr/lib/postgresql/${PG_MAJOR}/bin/pg_dump \
     LIFEBOAT_PG_RESTORE=/usr/lib/postgresql/${PG_MAJOR}/bin/pg_restore \
     LIFEBOAT_DB_CA_BUNDLE=/etc/lifeboat/rds-global-bundle.pem
 
+# The restore task's work directory (`"jobs": N` writes the plaintext archive there; the task mounts a volume on
+# it), owned by the user the binaries run as.
+RUN install -d -o 65532 -g 65532 -m 0700 /var/lib/lifeboat/work
+
 # Any non-root user: exports write nothing to disk (the dump streams to S3); restore tests use /tmp only.
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/export"]

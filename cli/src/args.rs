@@ -12,7 +12,7 @@ lifeboat: restore from Lifeboat's exports in one command
 Usage:
   lifeboat exports <database> [--profile P]
   lifeboat restore <database> [--latest | --before <time> | --manifest <key>] [--table T ...] --into <postgres URL> \
-[--identity-file <path> | --identity-secret <secret id>]
+[--identity-file <path> | --identity-secret <secret id>] [--report] [--jobs N [--workdir DIR]]
   lifeboat verify <manifest key> [--identity-file <path> | --identity-secret <secret id>]
   lifeboat report [--period P] [--out FILE]
   lifeboat <command> --help     explains a command, with an example
@@ -22,7 +22,8 @@ Common options:
   --pg-restore PATH   the pg_restore program (default: $LIFEBOAT_PG_RESTORE, else pg_restore on the PATH)
 
 AWS credentials and region come from the usual chain (AWS_PROFILE, ~/.aws, SSO, environment);
-AWS_ENDPOINT_URL points it at an S3-compatible endpoint. Exit codes: 0 done, 1 failed, 2 usage.
+AWS_ENDPOINT_URL points it at an S3-compatible endpoint. Exit codes: 0 done, 1 failed, 2 usage,
+130 interrupted (Ctrl-C during a restore drops the database it created).
 ";
 
 pub const EXPORTS_HELP: &str = "\
@@ -37,12 +38,14 @@ Example:
 
 pub const RESTORE_HELP: &str = "\
 lifeboat restore <database> [--profile P] [--latest | --before <time> | --manifest <key>] [--table T ...]
-                 --into <postgres URL> [--identity-file <path> | --identity-secret <secret id>]
+                 --into <postgres URL> [--identity-file <path> | --identity-secret <secret id>] [--report]
+                 [--jobs N [--workdir DIR]]
 
 Streams an export out of S3 into a NEW database: the stored object's SHA-256 is checked against the manifest,
 decrypted with the age identity, decompressed, and fed to pg_restore with no temporary file; then every
 restored table's row count must equal the manifest's. The target database must not exist; it is created, and
-dropped again if anything fails. Progress per stage goes to stderr, the result to stdout.
+dropped again if anything fails, or on Ctrl-C (exit code 130). Progress per stage goes to stderr, the result
+to stdout.
 
   --latest            the newest complete export (the default)
   --before <time>     the newest complete export at or before this RFC 3339 time (2026-11-22T12:00:00Z)
@@ -54,6 +57,12 @@ dropped again if anything fails. Progress per stage goes to stderr, the result t
                       the password may come from PGPASSWORD instead; TLS defaults to verify-full
   --identity-file P   an age identity file (AGE-SECRET-KEY-1..., as age-keygen writes it)
   --identity-secret S a Secrets Manager secret holding the identity
+  --report            also write the restore's report (tables, counted and expected rows, stage durations, RTO,
+                      outcome) to s3://<bucket>/reports/restore-export/<database>/<time>.json, restored or failed
+  --jobs N            pg_restore --jobs N (2 to 32): the plaintext archive is first written, checked, to a 0600
+                      file in the work directory (refused up front when it would not fit with 64 MiB to spare)
+                      and removed afterwards; without it (or with 1) the restore streams, with no file
+  --workdir DIR       the work directory for --jobs (default: the system's temporary directory, $TMPDIR)
 
 Example (last night's users table beside the live database):
   PGPASSWORD=... lifeboat restore app-prod --before 2026-11-22T12:00Z --table users \\
@@ -113,6 +122,12 @@ pub struct Restore {
     /// The URL as given (it may hold a password; parsed, never printed).
     pub into: String,
     pub identity: Option<IdentitySource>,
+    /// Write the restore's report to the bucket (`reports/restore-export/<db>/...`).
+    pub report: bool,
+    /// `pg_restore --jobs` (2 or more: through a file in `workdir`); `None` streams.
+    pub jobs: Option<u32>,
+    /// Where the plaintext archive goes with `--jobs` (default: the system's temporary directory).
+    pub workdir: Option<PathBuf>,
     pub common: Common,
 }
 
@@ -161,6 +176,8 @@ pub enum UsageError {
     ManyIdentities,
     #[error("--before {0} is not an RFC 3339 time (e.g. 2026-11-22T12:00:00Z)")]
     Time(String),
+    #[error("--jobs {0}: give a whole number from 1 to 32")]
+    Jobs(String),
 }
 
 /// Options and positionals of one command.
@@ -279,10 +296,18 @@ fn restore(args: &[String]) -> Result<Command, UsageError> {
     let valued = [
         &COMMON[..],
         &IDENTITY[..],
-        &["--profile", "--before", "--manifest", "--table", "--into"],
+        &[
+            "--profile",
+            "--before",
+            "--manifest",
+            "--table",
+            "--into",
+            "--jobs",
+            "--workdir",
+        ],
     ]
     .concat();
-    let p = split("restore", args, &valued, &["--latest"])?;
+    let p = split("restore", args, &valued, &["--latest", "--report"])?;
     if p.help {
         return Ok(Command::Help(RESTORE_HELP));
     }
@@ -299,8 +324,19 @@ fn restore(args: &[String]) -> Result<Command, UsageError> {
         tables: p.all("--table"),
         into,
         identity: identity(&p)?,
+        report: p.flags.iter().any(|f| f == "--report"),
+        jobs: p.one("--jobs")?.map(|j| jobs(&j)).transpose()?,
+        workdir: p.one("--workdir")?.map(PathBuf::from),
         common: common(&p)?,
     }))
+}
+
+/// `--jobs`: a whole number from 1 to [`lifeboat::archive::plan::MAX_JOBS`].
+fn jobs(text: &str) -> Result<u32, UsageError> {
+    text.parse()
+        .ok()
+        .filter(|j| (1..=lifeboat::archive::plan::MAX_JOBS).contains(j))
+        .ok_or_else(|| UsageError::Jobs(text.to_owned()))
 }
 
 /// Parses the arguments after the program name.
@@ -382,6 +418,23 @@ mod tests {
         assert_eq!(r.tables, vec!["users", "billing.invoices"]);
         assert_eq!(r.identity, Some(IdentitySource::File("k.txt".into())));
         assert_eq!(r.common.bucket.as_deref(), Some("b"));
+        assert!(!r.report);
+        let Command::Restore(r) = parse(&args("restore db --into postgres://h/d --report")).unwrap() else {
+            panic!("not a restore")
+        };
+        assert!(r.report);
+        assert_eq!(r.jobs, None);
+        let Command::Restore(r) = parse(&args("restore db --into postgres://h/d --jobs 4 --workdir /big")).unwrap()
+        else {
+            panic!("not a restore")
+        };
+        assert_eq!((r.jobs, r.workdir), (Some(4), Some(PathBuf::from("/big"))));
+        for bad in ["0", "33", "two"] {
+            assert_eq!(
+                parse(&args(&format!("restore db --into postgres://h/d --jobs {bad}"))).unwrap_err(),
+                UsageError::Jobs(bad.into())
+            );
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! the fleet's evidence report (`lifeboat::evidence`, the same page monitor writes).
 //!
 //! Wires only: the arguments are parsed in [`args`], the work is `lifeboat::archive`'s, and [`run`] prints.
-//! Exit codes: 0 done, 1 failed, 2 usage.
+//! Exit codes: 0 done, 1 failed, 2 usage, 130 interrupted (Ctrl-C; a restore drops the database it created).
 
 mod args;
 mod progress;
@@ -40,7 +40,12 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("lifeboat: {e}");
-            ExitCode::from(e.exit_code())
+            let code = e.exit_code();
+            if code == run::INTERRUPTED {
+                // Leave at once: returning would wait for the abandoned stream's decoding thread to notice.
+                std::process::exit(i32::from(code));
+            }
+            ExitCode::from(code)
         }
     }
 }

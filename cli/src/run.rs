@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use lifeboat::archive::{self, restore, ArchiveError, Counters, Identity};
+use lifeboat::archive::{self, report, restore, ArchiveError, Counters, Identity};
 use lifeboat::manifest::Manifest;
 use lifeboat::settings::ProcessEnv;
 
@@ -26,6 +26,10 @@ pub enum CliError {
     NotAnIdentity(String),
     #[error("reading secret {secret}: {message}")]
     Secret { secret: String, message: String },
+    #[error("interrupted (Ctrl-C) before the restore started: nothing was created")]
+    InterruptedEarly,
+    #[error("interrupted (Ctrl-C): the restore into {database} stopped, and the database it had created was dropped")]
+    Interrupted { database: String },
     #[error(transparent)]
     Archive(#[from] ArchiveError),
     #[error("{0}")]
@@ -40,10 +44,15 @@ pub enum CliError {
     Json(#[from] serde_json::Error),
 }
 
+/// The exit code of a command stopped by SIGINT, as shells report it (128 + 2).
+pub const INTERRUPTED: u8 = 130;
+
 impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Usage(_) | Self::Url(_) | Self::NoBucket | Self::Period(_) | Self::Config(_) => 2,
+            Self::InterruptedEarly | Self::Interrupted { .. } => INTERRUPTED,
+            Self::Archive(e) if e.is_interrupted() => INTERRUPTED,
             _ => 1,
         }
     }
@@ -154,6 +163,10 @@ fn totals(m: &Manifest, tables: u64) -> Totals {
 
 /// `lifeboat restore`.
 pub async fn restore(args: &Restore) -> Result<(), CliError> {
+    let started = std::time::Instant::now();
+    let started_at = chrono::Utc::now();
+    // From here on Ctrl-C is ours: before the target exists it stops the command with nothing created.
+    let interrupt = on_ctrl_c();
     let env_user = std::env::var("PGUSER")
         .or_else(|_| std::env::var("USER"))
         .unwrap_or_default();
@@ -166,7 +179,12 @@ pub async fn restore(args: &Restore) -> Result<(), CliError> {
     };
     let (key, manifest) = archive::find_export(&ctx.s3, &ctx.bucket, &args.db, profile, &args.which).await?;
     let ids = identities(&ctx, args.identity.as_ref()).await?;
+    if *interrupt.borrow() {
+        return Err(CliError::InterruptedEarly);
+    }
     eprintln!("restoring {key} into {}", url::redacted(&into));
+    let prepared = started.elapsed().as_secs_f64();
+    let workdir = args.workdir.clone().unwrap_or_else(std::env::temp_dir);
     let counters = Arc::new(Counters::default());
     let n = if args.tables.is_empty() {
         manifest.tables.len()
@@ -184,10 +202,33 @@ pub async fn restore(args: &Restore) -> Result<(), CliError> {
         into: &into,
         maintenance_db: "postgres",
         counters: &counters,
+        interrupt: Some(&interrupt),
+        jobs: args.jobs.filter(|j| *j > 1).map(|jobs| restore::Jobs {
+            jobs,
+            workdir: &workdir,
+            reserve_bytes: archive::plan::WORKDIR_RESERVE_BYTES,
+        }),
     })
     .await;
     drop(reporter);
-    let report = result?;
+    if args.report {
+        let attempt = report::Attempt {
+            source: &args.db,
+            manifest_key: &key,
+            manifest: &manifest,
+            tables: &args.tables,
+            target_server: &into.host,
+            target_database: &into.dbname,
+            by: "lifeboat",
+            started_at,
+            prepare_seconds: prepared,
+        };
+        write_report(&ctx, &attempt, &result).await;
+    }
+    let report = match result {
+        Err(ArchiveError::Interrupted { database }) => return Err(CliError::Interrupted { database }),
+        other => other?,
+    };
     println!("restored {key} into {}", url::redacted(&into));
     for t in &report.tables {
         println!(
@@ -206,6 +247,30 @@ pub async fn restore(args: &Restore) -> Result<(), CliError> {
         mib(report.plaintext_bytes)
     );
     Ok(())
+}
+
+/// Writes the restore's report (`--report`) and says where, on stderr; a report that cannot be written is
+/// said too, without changing the restore's outcome.
+async fn write_report(ctx: &Context, attempt: &report::Attempt<'_>, result: &Result<restore::Report, ArchiveError>) {
+    let built = report::build(attempt, result, chrono::Utc::now());
+    match report::write(&ctx.s3, &ctx.bucket, &built).await {
+        Ok(key) => eprintln!("report: s3://{}/{key}", ctx.bucket),
+        Err(e) => eprintln!("lifeboat: the report was not written ({e}); the restore's outcome is unchanged"),
+    }
+}
+
+/// A flag that turns true at the first Ctrl-C (SIGINT). From then on SIGINT no longer kills the process: the
+/// restore sees the flag, drops the database it created, and the command exits with [`INTERRUPTED`].
+fn on_ctrl_c() -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\ninterrupted: stopping; a database this restore created is dropped");
+            // No receiver left means the restore is over: nothing to stop.
+            let _ = tx.send(true);
+        }
+    });
+    rx
 }
 
 /// `lifeboat verify`.

@@ -5,6 +5,7 @@
 //! exports/<db>/<profile>/<yyyy>/<mm>/<dd>/<db>-<profile>-<yyyymmddThhmmssZ>.dump.zst[.age]
 //! exports/<db>/<profile>/<yyyy>/<mm>/<dd>/<db>-<profile>-<yyyymmddThhmmssZ>.manifest.json   (written last)
 //! reports/restore-tests/<db>/<yyyymmddThhmmssZ>.json (+ .md)
+//! reports/restore-export/<db>/[<n>-]<yyyymmddThhmmssZ>.json
 //! notifications/<sha256 of the message key, 16 bytes in hex>.json
 //! reports/evidence/<yyyy>-<mm>/fleet-<period>.html (+ .json)      the month of the period's last day
 //! ```
@@ -241,6 +242,22 @@ pub async fn newest_evidence_report(s3: &aws_sdk_s3::Client, bucket: &str) -> Re
     Ok(newest.map(|(_, k)| k))
 }
 
+/// Where the reports of restores from exports (console and `lifeboat restore --report`) of a database live.
+pub fn restore_export_report_prefix(db: &str) -> String {
+    format!("reports/restore-export/{db}/")
+}
+
+/// A restore-from-export report's key: `reports/restore-export/<db>/<yyyymmddThhmmssZ>.json`, or, when that key
+/// is taken by another restore in the same second (reports are never overwritten), `<n>-<stamp>.json` for the
+/// `n`th retry, whose time still reads back with [`time_in_key`].
+pub fn restore_export_report_key(db: &str, finished_at: DateTime<Utc>, retry: u32) -> String {
+    let stamp = finished_at.format(STAMP);
+    match retry {
+        0 => format!("{}{stamp}{REPORT_SUFFIX}", restore_export_report_prefix(db)),
+        n => format!("{}{n}-{stamp}{REPORT_SUFFIX}", restore_export_report_prefix(db)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -334,6 +351,18 @@ mod tests {
             "a database whose name is a prefix of another's"
         );
         assert_eq!(profile_in_key("app-prod", "exports/app-prod/"), None);
+    }
+
+    #[test]
+    fn restore_export_reports_never_share_a_key_and_keep_their_time() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 23, 3, 4, 5).unwrap();
+        let first = restore_export_report_key("app-prod", at, 0);
+        assert_eq!(first, "reports/restore-export/app-prod/20261123T030405Z.json");
+        let again = restore_export_report_key("app-prod", at, 2);
+        assert_eq!(again, "reports/restore-export/app-prod/2-20261123T030405Z.json");
+        assert_eq!(time_in_key(&first), Some(at));
+        assert_eq!(time_in_key(&again), Some(at));
+        assert!(first.starts_with(&restore_export_report_prefix("app-prod")));
     }
 
     #[test]

@@ -52,10 +52,16 @@ fn write_identity(dir: &std::path::Path, name: &str, id: &age::x25519::Identity)
 
 /// moto, PostgreSQL with the demo database `app`, and one `full` export of it made by the export function.
 async fn world() -> World {
+    world_with("select 1").await
+}
+
+/// [`world`], with `sql` run in `app` before the export.
+async fn world_with(sql: &str) -> World {
     let moto = Moto::start();
     let pg = Postgres::start();
     pg.psql("postgres", "create database app").unwrap();
     pg.load_file("app", &repo_root().join("tests/demo/app.sql")).unwrap();
+    pg.psql("app", sql).unwrap();
     let config = moto.config(REGION);
     aws_sdk_s3::Client::new(&config)
         .create_bucket()
@@ -119,8 +125,23 @@ async fn world() -> World {
 impl World {
     /// Runs `lifeboat` with the AWS environment pointed at moto and nothing else of the caller's.
     fn lifeboat(&self, args: &[&str]) -> Output {
-        let out = Command::new(binary())
-            .args(args)
+        let out = self.command(args).output().unwrap();
+        self.assert_no_password(&out);
+        out
+    }
+
+    fn assert_no_password(&self, out: &Output) {
+        let (stdout, stderr) = texts(out);
+        assert!(
+            !stdout.contains(&self.pg.password) && !stderr.contains(&self.pg.password),
+            "a password was printed:\n{stdout}\n{stderr}"
+        );
+    }
+
+    /// `lifeboat` with `args`, its environment pointed at moto and nothing else of the caller's.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(binary());
+        cmd.args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("AWS_ENDPOINT_URL", &self.moto.endpoint)
@@ -134,15 +155,8 @@ impl World {
             )
             .env("LIFEBOAT_BUCKET", BUCKET)
             .env("LIFEBOAT_PG_RESTORE", postgres::bin_dir().join("pg_restore"))
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let (stdout, stderr) = texts(&out);
-        assert!(
-            !stdout.contains(&self.pg.password) && !stderr.contains(&self.pg.password),
-            "a password was printed:\n{stdout}\n{stderr}"
-        );
-        out
+            .stdin(Stdio::null());
+        cmd
     }
 
     fn url(&self, db: &str) -> String {
@@ -153,11 +167,17 @@ impl World {
     }
 
     fn restore(&self, into: &str, extra: &[&str]) -> Output {
+        let out = self.restore_command(into, extra).output().unwrap();
+        self.assert_no_password(&out);
+        out
+    }
+
+    fn restore_command(&self, into: &str, extra: &[&str]) -> Command {
         let url = self.url(into);
         let key = self.key_file.display().to_string();
         let mut args = vec!["restore", "app-prod", "--into", &url, "--identity-file", &key];
         args.extend_from_slice(extra);
-        self.lifeboat(&args)
+        self.command(&args)
     }
 
     fn exists(&self, db: &str) -> bool {
@@ -239,8 +259,19 @@ async fn a_table_and_the_whole_database_restore_from_the_latest_export_equal_the
         fingerprint(&w.pg, "app_users", "users")
     );
 
-    let out = w.restore("app_all", &["--before", "2026-11-22T12:00Z"]);
+    let workdir = w.dir.path().join("work");
+    std::fs::create_dir(&workdir).unwrap();
+    let work = workdir.display().to_string();
+    let out = w.restore(
+        "app_all",
+        &["--before", "2026-11-22T12:00Z", "--jobs", "2", "--workdir", &work],
+    );
     assert_eq!(code(&out), 0, "{:?}", texts(&out));
+    assert_eq!(
+        std::fs::read_dir(&workdir).unwrap().count(),
+        0,
+        "the --jobs file is removed"
+    );
     for table in TABLES {
         assert_eq!(
             fingerprint(&w.pg, "app", table),
@@ -284,10 +315,28 @@ async fn a_tampered_object_and_a_wrong_identity_are_refused_leaving_nothing() {
         .send()
         .await
         .unwrap();
-    let out = w.restore("app_tampered", &[]);
+    let out = w.restore("app_tampered", &["--report"]);
     let (_, stderr) = texts(&out);
     assert_eq!(code(&out), 1, "{stderr}");
     assert!(stderr.contains("stored checksum failed"), "{stderr}");
+    let report_key = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("report: s3://{BUCKET}/")))
+        .unwrap_or_else(|| panic!("--report says where the report went: {stderr}"));
+    let object = w
+        .deps
+        .s3
+        .get_object()
+        .bucket(BUCKET)
+        .key(report_key)
+        .send()
+        .await
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&object.body.collect().await.unwrap().into_bytes()).unwrap();
+    assert_eq!(report["by"], "lifeboat");
+    assert_eq!(report["outcome"], "failed");
+    assert_eq!(report["failed_check"], "stored-checksum");
+    assert_eq!(report["target_server"], "127.0.0.1");
     assert!(!w.exists("app_tampered"), "the half-restored database is dropped");
 
     let manifest = w.manifest_key().await;
@@ -332,4 +381,57 @@ async fn an_existing_target_an_unknown_table_and_bad_usage_are_refused() {
         "{:?}",
         texts(&out)
     );
+}
+
+/// A table big enough that its restore takes a few seconds (about 300 MB of rows).
+const BIG_TABLE: &str = "create table big as select g as id, md5(g::text) || repeat(md5((g * 7)::text), 6) as payload \
+                         from generate_series(1, 1000000) g";
+
+#[tokio::test]
+async fn ctrl_c_during_a_restore_drops_the_database_it_created_and_exits_130() {
+    let w = world_with(BIG_TABLE).await;
+    let mut child = w
+        .restore_command("app_interrupted", &["--table", "big"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Mid-restore: the new database exists and pg_restore has created the table it is filling.
+    let started = std::time::Instant::now();
+    loop {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the restore ended before it could be interrupted: make BIG_TABLE bigger"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "the restore never started"
+        );
+        let filling = w.exists("app_interrupted")
+            && w.pg
+                .psql(
+                    "app_interrupted",
+                    "select count(*) from pg_tables where tablename = 'big'",
+                )
+                .is_ok_and(|n| n == "1");
+        if filling {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    w.assert_no_password(&out);
+    let (stdout, stderr) = texts(&out);
+    assert_eq!(code(&out), 130, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("interrupted (Ctrl-C): the restore into app_interrupted stopped, and the database it had created was dropped"),
+        "{stderr}"
+    );
+    assert!(!w.exists("app_interrupted"), "the half-restored database is dropped");
+    assert!(!stdout.contains("restored "), "{stdout}");
 }

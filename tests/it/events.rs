@@ -119,6 +119,12 @@ fn the_restore_export_events_say_which_export_which_tables_and_where() {
     assert_eq!(tables.tables, ["users", "billing.invoices"]);
     assert_eq!(tables.into.database, "app_prod_users_20261123");
     assert_eq!(tables.into.instance.as_deref(), Some("app-prod-scratch"));
+    assert_eq!(tables.jobs, None, "streamed unless jobs are asked for");
+
+    let jobs = parse("console-restore-export-jobs.json");
+    assert_eq!(jobs.database, "warehouse");
+    assert_eq!(jobs.jobs, Some(4), "pg_restore --jobs 4 through the work directory");
+    assert!(jobs.tables.is_empty());
 
     let bad = |event: serde_json::Value| restore::event::parse(event).unwrap_err().to_string();
     let err = bad(serde_json::json!({"action": "restore-export", "database": "app-prod",
@@ -129,6 +135,10 @@ fn the_restore_export_events_say_which_export_which_tables_and_where() {
                                      "overwrite": true}),
     );
     assert!(err.contains("overwrite"), "unknown fields are refused: {err}");
+    let err = bad(
+        serde_json::json!({"action": "restore-export", "database": "app-prod", "into": {"database": "x"}, "jobs": 0}),
+    );
+    assert!(err.contains("jobs `0`: between 1 and 32"), "{err}");
 }
 
 #[test]

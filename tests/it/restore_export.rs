@@ -16,7 +16,7 @@ const REGION: &str = "us-east-1";
 const BUCKET: &str = "lifeboat-backups";
 
 struct World {
-    _moto: Moto,
+    moto: Moto,
     pg: Postgres,
     s3: aws_sdk_s3::Client,
     deps: restore::Deps,
@@ -25,6 +25,11 @@ struct World {
 /// `app-prod` (its secret points at the local `app`), the age identity in Secrets Manager, and one complete
 /// `full` export made by the export function.
 async fn world() -> World {
+    world_with(&[]).await
+}
+
+/// [`world`], with more settings for the restore function.
+async fn world_with(restore_settings: &[(&str, String)]) -> World {
     let moto = Moto::start();
     let pg = Postgres::start();
     pg.psql("postgres", "create database app").unwrap();
@@ -91,15 +96,12 @@ async fn world() -> World {
     .await
     .unwrap();
     assert_eq!(summary.failed, 0, "{summary:?}");
-    let restore_vars = vars(&[("LIFEBOAT_AGE_IDENTITY_SECRET", "lifeboat/age-identity".to_owned())]);
+    let mut restore_settings = restore_settings.to_vec();
+    restore_settings.push(("LIFEBOAT_AGE_IDENTITY_SECRET", "lifeboat/age-identity".to_owned()));
+    let restore_vars = vars(&restore_settings);
     let settings = RestoreSettings::from_env(&move |n: &str| restore_vars.get(n).cloned()).unwrap();
     let deps = restore::Deps::new(&config, settings);
-    World {
-        _moto: moto,
-        pg,
-        s3,
-        deps,
-    }
+    World { moto, pg, s3, deps }
 }
 
 impl World {
@@ -121,6 +123,36 @@ impl World {
                 "select string_agg(datname, ',' order by datname) from pg_database",
             )
             .unwrap()
+    }
+
+    /// A restore report, read back from the bucket.
+    async fn report(&self, key: &str) -> Value {
+        let object = self.s3.get_object().bucket(BUCKET).key(key).send().await.unwrap();
+        serde_json::from_slice(&object.body.collect().await.unwrap().into_bytes()).unwrap()
+    }
+
+    /// Every restore report of app-prod, oldest first.
+    async fn reports(&self) -> Vec<Value> {
+        let prefix = lifeboat::bucket::restore_export_report_prefix("app-prod");
+        let out = self
+            .s3
+            .list_objects_v2()
+            .bucket(BUCKET)
+            .prefix(prefix)
+            .send()
+            .await
+            .unwrap();
+        let mut keys: Vec<String> = out
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_owned))
+            .collect();
+        keys.sort();
+        let mut reports = Vec::new();
+        for key in keys {
+            reports.push(self.report(&key).await);
+        }
+        reports
     }
 
     async fn stored_key(&self) -> String {
@@ -193,11 +225,41 @@ async fn a_single_table_restores_into_a_new_database_equal_to_the_source() {
     }
     assert!(out["rto_seconds"].as_f64().unwrap() > 0.0, "{out}");
     assert!(!out.to_string().contains(&w.pg.password), "no password in the result");
+
+    let key = out["report"].as_str().unwrap();
+    assert!(key.starts_with("reports/restore-export/app-prod/"), "{key}");
+    let report = w.report(key).await;
+    assert_eq!(report["outcome"], "restored");
+    assert_eq!(report["by"], "restore-export");
+    assert_eq!(report["source"], "app-prod");
+    assert_eq!(report["export_manifest"], out["export"]["manifest"]);
+    assert_eq!(report["target_database"], "app_users_restore");
+    assert_eq!(
+        report["tables"],
+        json!([{"table": "public.users", "expected_rows": 250, "restored_rows": 250}])
+    );
+    for stage in ["prepare", "download", "decrypt", "restore", "verify"] {
+        assert!(
+            report["durations"][format!("{stage}_seconds")].as_f64().is_some(),
+            "{report}"
+        );
+    }
+    assert!(report["rto_seconds"].as_f64().unwrap() >= 0.0, "{report}");
+    assert!(
+        !report.to_string().contains(&w.pg.password),
+        "no password in the report"
+    );
 }
 
 #[tokio::test]
 async fn an_existing_target_an_unknown_table_and_a_restore_too_long_are_refused_touching_nothing() {
-    let w = world().await;
+    let w = world_with(&[
+        ("LIFEBOAT_RESTORE_TASK_CLUSTER", "lifeboat-cluster".to_owned()),
+        ("LIFEBOAT_RESTORE_TASK_DEFINITION", "lifeboat-restore:1".to_owned()),
+        ("LIFEBOAT_RESTORE_TASK_SUBNETS", "subnet-a,subnet-b".to_owned()),
+        ("LIFEBOAT_RESTORE_TASK_SECURITY_GROUP", "sg-1".to_owned()),
+    ])
+    .await;
     w.pg.psql("postgres", "create database app_kept").unwrap();
     w.pg.psql("app_kept", "create table keep (x int); insert into keep values (1)")
         .unwrap();
@@ -232,6 +294,19 @@ async fn an_existing_target_an_unknown_table_and_a_restore_too_long_are_refused_
         "{err}"
     );
     assert!(err.contains(".manifest.json' --table"), "pinned to the export: {err}");
+    assert!(
+        err.contains(
+            "aws ecs run-task --cluster 'lifeboat-cluster' --task-definition 'lifeboat-restore:1' --launch-type \
+             FARGATE --network-configuration \
+             'awsvpcConfiguration={subnets=[subnet-a,subnet-b],securityGroups=[sg-1],assignPublicIp=DISABLED}'"
+        ),
+        "the ECS task's command beside the terminal's: {err}"
+    );
+    assert!(
+        err.contains(r#"{"name":"LIFEBOAT_EVENT","value":"{\"action\":\"restore-export\""#)
+            && err.contains(r#"\"export\":\"exports/app-prod/full/"#),
+        "the event, pinned to the export, in LIFEBOAT_EVENT: {err}"
+    );
     assert_eq!(w.databases(), before, "nothing created");
 }
 
@@ -255,4 +330,165 @@ async fn a_tampered_object_is_refused_with_nothing_left_behind() {
     assert!(err.contains("stored checksum failed"), "{err}");
     assert!(!w.exists("app_tampered"), "the half-restored database is dropped");
     assert_eq!(w.databases(), before, "nothing left behind");
+
+    let reports = w.reports().await;
+    assert_eq!(reports.len(), 1, "a failed restore writes its report too: {reports:?}");
+    let report = &reports[0];
+    assert_eq!(report["outcome"], "failed");
+    assert_eq!(report["failed_check"], "stored-checksum");
+    assert!(
+        report["error"].as_str().unwrap().contains("stored checksum failed"),
+        "{report}"
+    );
+    assert_eq!(report["target_database"], "app_tampered");
+    assert!(
+        report["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["restored_rows"].is_null()),
+        "{report}"
+    );
+}
+
+const TABLES: [&str; 5] = ["chats", "messages", "projects", "sessions", "users"];
+
+fn files_in(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_whole_database_restored_with_two_jobs_equals_the_source_and_leaves_no_file() {
+    let workdir = tempfile::tempdir().unwrap();
+    let w = world_with(&[("LIFEBOAT_RESTORE_WORKDIR", workdir.path().display().to_string())]).await;
+    let mut e = event("app_jobs", &[]);
+    e["jobs"] = json!(2);
+    let out = w.restore(e, None).await.unwrap();
+    for table in TABLES {
+        assert_eq!(
+            fingerprint(&w.pg, "app_jobs", table),
+            fingerprint(&w.pg, "app", table),
+            "{table}"
+        );
+    }
+    assert_eq!(out["verified"], true);
+    assert_eq!(out["tables"].as_array().unwrap().len(), TABLES.len(), "{out}");
+    assert!(files_in(workdir.path()).is_empty(), "the plaintext file is removed");
+
+    // A tampered object with jobs: refused by the stored checksum before pg_restore reads the file.
+    let key = w.stored_key().await;
+    let object = w.s3.get_object().bucket(BUCKET).key(&key).send().await.unwrap();
+    let mut bytes = object.body.collect().await.unwrap().into_bytes().to_vec();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    w.s3.put_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .body(bytes.into())
+        .send()
+        .await
+        .unwrap();
+    let mut e = event("app_jobs_tampered", &[]);
+    e["jobs"] = json!(2);
+    let err = w.restore(e, None).await.unwrap_err();
+    assert!(err.contains("stored checksum failed"), "{err}");
+    assert!(!w.exists("app_jobs_tampered"));
+    assert!(
+        files_in(workdir.path()).is_empty(),
+        "the plaintext file is removed on failure too"
+    );
+}
+
+#[tokio::test]
+async fn a_work_directory_too_small_for_the_plaintext_is_refused_up_front() {
+    let workdir = tempfile::tempdir().unwrap();
+    // No disk keeps 4 PiB free: the archive cannot fit beside that reserve.
+    let w = world_with(&[
+        ("LIFEBOAT_RESTORE_WORKDIR", workdir.path().display().to_string()),
+        ("LIFEBOAT_RESTORE_WORKDIR_RESERVE_MIB", "4000000000".to_owned()),
+    ])
+    .await;
+    let before = w.databases();
+    let mut e = event("app_no_room", &[]);
+    e["jobs"] = json!(2);
+    let err = w.restore(e, None).await.unwrap_err();
+    assert!(err.contains("does not fit in the work directory"), "{err}");
+    assert!(err.contains("nothing was created"), "{err}");
+    assert_eq!(w.databases(), before, "no database created");
+    assert!(files_in(workdir.path()).is_empty(), "no file created");
+
+    // Streamed (no jobs), the same restore needs no work directory and goes through.
+    w.restore(event("app_streamed", &["users"]), None).await.unwrap();
+    assert!(w.exists("app_streamed"));
+}
+
+/// `target/<profile>/restore`, built by `cargo build -p restore` (a test crate cannot depend on another
+/// package's binary; see tests/it/cli.rs).
+fn restore_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().and_then(|deps| deps.parent()).unwrap().join("restore");
+    assert!(
+        path.exists(),
+        "{} does not exist: build the function first with `cargo build -p restore`",
+        path.display()
+    );
+    path
+}
+
+impl World {
+    /// The restore binary in its standalone mode (the ECS task's), as a process: `--event` or LIFEBOAT_EVENT.
+    fn standalone(&self, how: &str, event: &Value) -> std::process::Output {
+        let bin = postgres::bin_dir();
+        let mut cmd = std::process::Command::new(restore_binary());
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_ENDPOINT_URL", &self.moto.endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", REGION)
+            .env("LIFEBOAT_BUCKET", BUCKET)
+            .env("LIFEBOAT_DB_SSLMODE", "disable")
+            .env("LIFEBOAT_PG_RESTORE", bin.join("pg_restore"))
+            .env("LIFEBOAT_AGE_IDENTITY_SECRET", "lifeboat/age-identity")
+            .stdin(std::process::Stdio::null());
+        match how {
+            "--event" => cmd.args(["--event", &event.to_string()]),
+            _ => cmd.env("LIFEBOAT_EVENT", event.to_string()),
+        };
+        cmd.output().unwrap()
+    }
+}
+
+#[tokio::test]
+async fn the_standalone_binary_restores_from_lifeboat_event_or_event_and_fails_with_a_nonzero_status() {
+    let w = world().await;
+    let out = w.standalone("LIFEBOAT_EVENT", &event("app_task", &["users"]));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let result: Value = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v.get("verified").is_some())
+        .unwrap_or_else(|| panic!("the result on stdout: {stdout}"));
+    assert_eq!(result["verified"], true);
+    assert_eq!(result["target"]["database"], "app_task");
+    assert_eq!(
+        fingerprint(&w.pg, "app_task", "users"),
+        fingerprint(&w.pg, "app", "users")
+    );
+    assert!(!stdout.contains(&w.pg.password) && !stderr.contains(&w.pg.password));
+
+    // --event, on a target that now exists: refused, non-zero, with the reason.
+    let out = w.standalone("--event", &event("app_task", &["users"]));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("app_task already exists"), "{text}");
 }

@@ -4,13 +4,18 @@
 //! It translates only: the event is read here, the export is chosen and restored by `lifeboat::archive` (which
 //! refuses an existing target and drops what it created on any failure), and the admission against the
 //! invocation's deadline and the `lifeboat` command line that runs it instead are `lifeboat::archive::plan`'s rules.
+//! Every restore that starts (export chosen and admitted) leaves a report in the bucket (`lifeboat::archive::report`),
+//! restored or failed.
 //! Never: writes to the source database (it connects to the server's `postgres` database to create the target),
 //! restores an incomplete export, or returns a password.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use chrono::Utc;
 use lifeboat::archive::plan::{self, ExportChoice};
+use lifeboat::archive::report;
 use lifeboat::archive::restore::{self as archive_restore, Report};
 use lifeboat::archive::{find_export, ArchiveError, Counters};
 use lifeboat::db::{self, DbError};
@@ -19,7 +24,7 @@ use lifeboat::export::Refusal;
 use lifeboat::manifest::Manifest;
 use lifeboat::naming::validate_db_identifier;
 use lifeboat::selection::Database;
-use lifeboat::settings::{parse_number, Env};
+use lifeboat::settings::{parse_number, read, Env};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -27,6 +32,12 @@ use crate::error::RestoreError;
 use crate::handler::{age_identity, find, Deps};
 
 pub const MIB_PER_SECOND: &str = "LIFEBOAT_RESTORE_MIB_PER_SECOND";
+pub const WORKDIR: &str = "LIFEBOAT_RESTORE_WORKDIR";
+pub const WORKDIR_RESERVE_MIB: &str = "LIFEBOAT_RESTORE_WORKDIR_RESERVE_MIB";
+pub const TASK_CLUSTER: &str = "LIFEBOAT_RESTORE_TASK_CLUSTER";
+pub const TASK_DEFINITION: &str = "LIFEBOAT_RESTORE_TASK_DEFINITION";
+pub const TASK_SUBNETS: &str = "LIFEBOAT_RESTORE_TASK_SUBNETS";
+pub const TASK_SECURITY_GROUP: &str = "LIFEBOAT_RESTORE_TASK_SECURITY_GROUP";
 
 /// The server database the target is created from; the source database is never connected to.
 const MAINTENANCE_DB: &str = "postgres";
@@ -36,12 +47,31 @@ const MAINTENANCE_DB: &str = "postgres";
 pub struct Settings {
     /// Stored (compressed, encrypted) MiB per second through download, decryption and pg_restore.
     pub mib_per_second: u32,
+    /// Where a `jobs` restore writes the plaintext archive: the function's ephemeral storage (`/tmp`), or the
+    /// ECS task's volume.
+    pub workdir: PathBuf,
+    /// Space kept free there beside the archive.
+    pub workdir_reserve_mib: u32,
+    /// The ECS task that runs what an invocation cannot finish (when the stack deploys it).
+    pub task: Option<plan::EcsTask>,
 }
 
 impl Settings {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        let reserve = plan::WORKDIR_RESERVE_BYTES / (1024 * 1024);
         Ok(Self {
             mib_per_second: parse_number(env, MIB_PER_SECOND, 20, 1..=10_000)?,
+            workdir: read(env, WORKDIR).map_or_else(std::env::temp_dir, PathBuf::from),
+            workdir_reserve_mib: parse_number(env, WORKDIR_RESERVE_MIB, reserve as u32, 0..=u32::MAX)?,
+            task: match (read(env, TASK_CLUSTER), read(env, TASK_DEFINITION)) {
+                (Some(cluster), Some(task_definition)) => Some(plan::EcsTask {
+                    cluster,
+                    task_definition,
+                    subnets: read(env, TASK_SUBNETS).unwrap_or_else(|| "<subnet-id>".to_owned()),
+                    security_group: read(env, TASK_SECURITY_GROUP).unwrap_or_else(|| "<security group>".to_owned()),
+                }),
+                _ => None,
+            },
         })
     }
 }
@@ -63,6 +93,10 @@ pub struct ExportRestore {
     #[serde(default)]
     pub tables: Vec<String>,
     pub into: IntoTarget,
+    /// `pg_restore --jobs`: 2 or more write the verified plaintext to the work directory first (refused up front
+    /// when it would not fit); 1 or none streams with no file.
+    #[serde(default)]
+    pub jobs: Option<u32>,
 }
 
 /// Where the restore goes: a database that must not exist yet, on the source's server or on `instance`.
@@ -83,6 +117,13 @@ impl ExportRestore {
         if let Some(i) = &self.into.instance {
             validate_db_identifier(i).map_err(|r| invalid("into.instance", i, r.to_string()))?;
         }
+        if let Some(jobs) = self.jobs.filter(|j| !(1..=plan::MAX_JOBS).contains(j)) {
+            return Err(invalid(
+                "jobs",
+                &jobs.to_string(),
+                format!("between 1 and {}", plan::MAX_JOBS),
+            ));
+        }
         plan::check_target_name(&self.into.database).map_err(|e| Error::InvalidEvent(e.to_string()))
     }
 }
@@ -100,13 +141,19 @@ pub enum ExportRestoreError {
     NoAddress { id: String, secret: String },
     #[error(
         "restoring {key} would not finish in this invocation: {} MiB stored at about {} MiB/s needs ~{} s but only \
-         {} s remain (LIFEBOAT_RESTORE_MIB_PER_SECOND); nothing was created. Run it from a terminal with the lifeboat tool \
-         (no time limit), filling in the server and user:\n{command}",
-        refusal.size_mib, refusal.mib_per_second, refusal.estimate_secs, refusal.remaining_secs
+         {} s remain (LIFEBOAT_RESTORE_MIB_PER_SECOND); nothing was created. {}Or run it from a terminal with the \
+         lifeboat tool (no time limit), filling in the server and user:\n{command}",
+        refusal.size_mib, refusal.mib_per_second, refusal.estimate_secs, refusal.remaining_secs,
+        task_command.as_ref().map_or_else(
+            || "No ECS restore task is deployed (the stack's ExportTaskImageUri creates it). ".to_owned(),
+            |c| format!("Run it as the ECS restore task (no time limit):\n{c}\n")
+        )
     )]
     TooLong {
         key: String,
         refusal: Refusal,
+        /// `aws ecs run-task ...`, when the stack deploys the restore task.
+        task_command: Option<String>,
         command: String,
     },
 }
@@ -121,6 +168,7 @@ impl ExportRestoreError {
                 "Lifeboat.Restore.NoExport"
             }
             Self::Archive(ArchiveError::Table(_)) => "Lifeboat.Restore.UnknownTable",
+            Self::Archive(ArchiveError::NoRoom(_)) => "Lifeboat.Restore.NoRoom",
             Self::Db(_) | Self::NoCredentials { .. } | Self::NoAddress { .. } => "Lifeboat.Restore.Connect",
             Self::Archive(_) => "Lifeboat.Restore.ExportCheck",
         }
@@ -130,6 +178,7 @@ impl ExportRestoreError {
 /// Runs the action: target, export, admission, identity, then the streamed and verified restore.
 pub async fn run(deps: &Deps, req: ExportRestore, deadline: Option<Instant>) -> Result<Value, RestoreError> {
     let started = Instant::now();
+    let started_at = Utc::now();
     req.validate()?;
     let source = find(deps, &req.database).await?;
     let server = match &req.into.instance {
@@ -146,7 +195,7 @@ pub async fn run(deps: &Deps, req: ExportRestore, deadline: Option<Instant>) -> 
     let identities: Vec<_> = age_identity(deps).await?.into_iter().collect();
     let prepared = started.elapsed().as_secs_f64();
     let counters = Arc::new(Counters::default());
-    let report = archive_restore::restore(archive_restore::Request {
+    let restored = archive_restore::restore(archive_restore::Request {
         s3: &deps.s3,
         bucket: &s.bucket,
         manifest: &manifest,
@@ -156,13 +205,53 @@ pub async fn run(deps: &Deps, req: ExportRestore, deadline: Option<Instant>) -> 
         into: &target,
         maintenance_db: MAINTENANCE_DB,
         counters: &counters,
+        interrupt: None,
+        jobs: req.jobs.filter(|j| *j > 1).map(|jobs| archive_restore::Jobs {
+            jobs,
+            workdir: &s.from_export.workdir,
+            reserve_bytes: u64::from(s.from_export.workdir_reserve_mib) * 1024 * 1024,
+        }),
     })
-    .await
-    .map_err(ExportRestoreError::from)?;
+    .await;
+    let attempt = report::Attempt {
+        source: &req.database,
+        manifest_key: &key,
+        manifest: &manifest,
+        tables: &req.tables,
+        target_server: &server.id,
+        target_database: &req.into.database,
+        by: "restore-export",
+        started_at,
+        prepare_seconds: prepared,
+    };
+    let report_key = write_report(deps, &attempt, &restored).await;
+    let report = restored.map_err(ExportRestoreError::from)?;
     let rto = started.elapsed().as_secs_f64();
     tracing::info!(db = %req.database, export = %key, into = %report.database, instance = %server.id,
                    tables = report.tables.len(), rto_seconds = rto, "restored from export");
-    Ok(result(&key, &manifest, &server, &target, &report, prepared, rto))
+    let mut out = result(&key, &manifest, &server, &target, &report, prepared, rto);
+    out["report"] = report_key.map_or(Value::Null, Value::String);
+    Ok(out)
+}
+
+/// Writes the restore's report to the bucket, whatever the outcome, and returns its key. A report that cannot be
+/// written is logged and does not change the restore's outcome (the database is restored, or already dropped).
+async fn write_report(
+    deps: &Deps,
+    attempt: &report::Attempt<'_>,
+    restored: &Result<Report, ArchiveError>,
+) -> Option<String> {
+    let built = report::build(attempt, restored, Utc::now());
+    match report::write(&deps.s3, &deps.settings.bucket, &built).await {
+        Ok(key) => {
+            tracing::info!(db = %attempt.source, report = %key, outcome = ?built.outcome, "restore report written");
+            Some(key)
+        }
+        Err(e) => {
+            tracing::warn!(db = %attempt.source, error = %e, "restore report not written");
+            None
+        }
+    }
 }
 
 /// Refuses up front a restore that would not finish before the deadline, with the command that runs it.
@@ -178,6 +267,7 @@ fn admit(
     plan::admit_restore(manifest.stored.bytes, s.mib_per_second, left).map_err(|refusal| ExportRestoreError::TooLong {
         key: key.to_owned(),
         refusal,
+        task_command: s.task.as_ref().map(|t| plan::ecs_command(t, &pinned(req, key))),
         command: plan::cli_command(&plan::CliRestore {
             database: &req.database,
             manifest_key: key,
@@ -186,6 +276,25 @@ fn admit(
             identity_secret: deps.settings.age_identity_secret.as_deref(),
         }),
     })
+}
+
+/// The request as an event for the ECS task, pinned to the export the function chose.
+fn pinned(req: &ExportRestore, manifest_key: &str) -> Value {
+    let mut event = json!({"action": "restore-export", "database": req.database, "export": manifest_key,
+                           "into": {"database": req.into.database}});
+    if let Some(profile) = &req.profile {
+        event["profile"] = json!(profile);
+    }
+    if !req.tables.is_empty() {
+        event["tables"] = json!(req.tables);
+    }
+    if let Some(instance) = &req.into.instance {
+        event["into"]["instance"] = json!(instance);
+    }
+    if let Some(jobs) = req.jobs {
+        event["jobs"] = json!(jobs);
+    }
+    event
 }
 
 /// The new database on `server`: its address (see [`plan::restore_address`]) and the credentials of its
@@ -250,5 +359,20 @@ fn result(
                       "decrypt_seconds": st.decrypt_seconds, "restore_seconds": st.restore_seconds,
                       "verify_seconds": st.verify_seconds},
         "rto_seconds": rto,
+        "peak_rss_bytes": peak_rss_bytes(),
     })
+}
+
+/// This process's peak resident set size, from `/proc/self/status` (0 where unavailable): what a restore costs
+/// in memory, without its pg_restore child.
+fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
 }

@@ -159,6 +159,8 @@ impl Scratch<'_> {
             into: &into,
             maintenance_db: &self.manifest.source.dbname,
             counters: &Arc::new(Counters::default()),
+            interrupt: None,
+            jobs: None,
         })
         .await;
         let expected = expected_counts(self.manifest);

@@ -7,9 +7,11 @@
 //! ([`restore::verify`]), and the errors that say which check failed ([`ArchiveError`]). The pure rules are in
 //! [`select`].
 //! Never: writes to an existing database (the target must not exist; only a database this module created is
-//! ever dropped), writes a temporary file, or prints a password.
+//! ever dropped), writes a temporary file except for `--jobs` (a 0600 file in the work directory, checked for room
+//! first and removed afterwards), or prints a password.
 
 pub mod plan;
+pub mod report;
 pub mod restore;
 pub mod select;
 pub mod stream;
@@ -20,7 +22,7 @@ use crate::manifest::Manifest;
 
 pub use age::x25519::Identity;
 pub use select::{parse_identities, Which};
-pub use stream::Counters;
+pub use stream::{Counters, Destination};
 
 /// Why a restore or a verification stopped. Each says which check failed and, where there is one, what to do.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +88,16 @@ pub enum ArchiveError {
         drop_error: String,
         cause: Box<ArchiveError>,
     },
+    /// The caller was interrupted (Ctrl-C) after the target was created. The stream is abandoned where it was:
+    /// dropping the database ends pg_restore's session, and with it pg_restore and the decoding thread.
+    #[error("interrupted before the restore into {database} finished")]
+    Interrupted { database: String },
+    #[error(transparent)]
+    NoRoom(#[from] plan::NoRoom),
+    #[error("work directory {dir}: {source} (choose another with --workdir or LIFEBOAT_RESTORE_WORKDIR)")]
+    Workdir { dir: String, source: std::io::Error },
+    #[error("writing the plaintext archive to the work directory: {0}")]
+    WriteFile(#[source] std::io::Error),
     #[error("restore task: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -94,6 +106,38 @@ impl ArchiveError {
     /// An error that may come from a changed object: the download is finished so the stored checksum can say so.
     pub fn is_data_error(&self) -> bool {
         !matches!(self, Self::StartPgRestore { .. } | Self::NoStdin | Self::Wait(_))
+    }
+
+    /// The check that failed, as restore reports name it.
+    pub fn check(&self) -> &'static str {
+        match self {
+            Self::Aws(_) | Self::Download { .. } => "download",
+            Self::NoExport { .. } | Self::NotAManifest { .. } | Self::OtherDatabase { .. } => "export",
+            Self::Table(_) => "tables",
+            Self::NeedIdentity | Self::WrongIdentity { .. } | Self::AgeHeader(_) => "identity",
+            Self::StoredChecksum { .. } => "stored-checksum",
+            Self::PlaintextChecksum { .. } => "plaintext-checksum",
+            Self::Decode(_) => "decryption",
+            Self::StartPgRestore { .. } | Self::NoStdin | Self::Wait(_) | Self::Stopped(_) | Self::PgRestore { .. } => {
+                "pg_restore"
+            }
+            Self::TargetExists { .. } => "target-exists",
+            Self::Connect(_) | Self::Sql { .. } => "target",
+            Self::RowCounts { .. } => "row-counts",
+            Self::NotDropped { cause, .. } => cause.check(),
+            Self::Interrupted { .. } => "interrupted",
+            Self::NoRoom(_) | Self::Workdir { .. } | Self::WriteFile(_) => "workdir",
+            Self::Task(_) => "internal",
+        }
+    }
+
+    /// Whether the restore stopped because its caller was interrupted (whether or not the drop worked).
+    pub fn is_interrupted(&self) -> bool {
+        match self {
+            Self::Interrupted { .. } => true,
+            Self::NotDropped { cause, .. } => cause.is_interrupted(),
+            _ => false,
+        }
     }
 }
 

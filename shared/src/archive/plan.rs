@@ -103,6 +103,44 @@ pub fn restore_address(
     }
 }
 
+/// Space kept free beside the plaintext archive of a `--jobs` restore, unless configured otherwise.
+pub const WORKDIR_RESERVE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// A `--jobs` restore whose plaintext archive would not fit in its work directory: refused before anything is
+/// created.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the plaintext archive ({needed} bytes, {}) does not fit in the work directory {dir}: {free} bytes free,      {reserve} to be kept free; nothing was created. Free space there, choose a larger work directory, or restore      without jobs (streamed, no file)",
+    mib(*needed)
+)]
+pub struct NoRoom {
+    pub dir: String,
+    pub needed: u64,
+    pub free: u64,
+    pub reserve: u64,
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// Whether the plaintext archive (`needed` bytes: the manifest records its exact size) fits in `dir`, which
+/// has `free` bytes available, keeping `reserve` bytes free.
+pub fn check_room(dir: &str, needed: u64, free: u64, reserve: u64) -> Result<(), NoRoom> {
+    if needed.checked_add(reserve).is_some_and(|total| total <= free) {
+        return Ok(());
+    }
+    Err(NoRoom {
+        dir: dir.to_owned(),
+        needed,
+        free,
+        reserve,
+    })
+}
+
+/// `pg_restore --jobs`: at least 2 (1 is the streamed restore, which needs no file), at most this many.
+pub const MAX_JOBS: u32 = 32;
+
 /// `text` quoted for a POSIX shell: in single quotes, each `'` written as `'\''`.
 pub fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
@@ -145,6 +183,38 @@ pub fn cli_command(r: &CliRestore<'_>) -> String {
     cmd
 }
 
+/// The deployed ECS task that runs restores with no time limit (the template's `RestoreTaskDefinition`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EcsTask {
+    pub cluster: String,
+    pub task_definition: String,
+    /// Comma-separated subnet ids, as the template's `SubnetIds` parameter holds them.
+    pub subnets: String,
+    pub security_group: String,
+}
+
+/// The container of the restore task definition, whose `LIFEBOAT_EVENT` a run overrides.
+pub const TASK_CONTAINER: &str = "restore";
+
+/// The `aws ecs run-task` command that runs `event` (the refused request, pinned to its export) in the restore
+/// task, which has no deadline: the event goes in the container's `LIFEBOAT_EVENT`, quoted for a POSIX shell.
+pub fn ecs_command(task: &EcsTask, event: &serde_json::Value) -> String {
+    let overrides = serde_json::json!({"containerOverrides": [{"name": TASK_CONTAINER,
+        "environment": [{"name": "LIFEBOAT_EVENT", "value": event.to_string()}]}]});
+    let network = format!(
+        "awsvpcConfiguration={{subnets=[{}],securityGroups=[{}],assignPublicIp=DISABLED}}",
+        task.subnets, task.security_group
+    );
+    format!(
+        "aws ecs run-task --cluster {} --task-definition {} --launch-type FARGATE --network-configuration {} \
+         --overrides {}",
+        shell_quote(&task.cluster),
+        shell_quote(&task.task_definition),
+        shell_quote(&network),
+        shell_quote(&overrides.to_string())
+    )
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -167,6 +237,28 @@ mod tests {
         );
         assert!(serde_json::from_value::<ExportChoice>(serde_json::json!({"before": "noon"})).is_err());
         assert_eq!(ExportChoice::default().which(), Which::Latest);
+    }
+
+    #[test]
+    fn the_plaintext_must_fit_with_the_reserve_to_spare() {
+        assert_eq!(check_room("/tmp", 100 * MIB, 200 * MIB, 64 * MIB), Ok(()));
+        assert_eq!(check_room("/tmp", 136 * MIB, 200 * MIB, 64 * MIB), Ok(()));
+        let err = check_room("/tmp", 137 * MIB, 200 * MIB, 64 * MIB).unwrap_err();
+        assert_eq!(err.needed, 137 * MIB);
+        let text = err.to_string();
+        assert!(text.contains("does not fit in the work directory /tmp"), "{text}");
+        assert!(text.contains("nothing was created"), "{text}");
+        assert!(check_room("/tmp", u64::MAX, u64::MAX, 1).is_err(), "no overflow");
+        assert_eq!(check_room("/tmp", 0, 0, 0), Ok(()));
+    }
+
+    proptest! {
+        #[test]
+        fn room_is_refused_exactly_when_needed_plus_reserve_exceed_free(
+            needed in 0u64..1 << 40, free in 0u64..1 << 40, reserve in 0u64..1 << 30
+        ) {
+            prop_assert_eq!(check_room("/w", needed, free, reserve).is_ok(), needed + reserve <= free);
+        }
     }
 
     #[test]
@@ -254,5 +346,38 @@ mod tests {
             }
         });
         assert!(without.ends_with("--identity-file <age identity file>"), "{without}");
+    }
+
+    #[test]
+    fn the_ecs_command_carries_the_event_in_lifeboat_event_and_survives_the_shell() {
+        let task = EcsTask {
+            cluster: "lifeboat-ExportCluster-x".into(),
+            task_definition: "arn:aws:ecs:eu-west-1:1:task-definition/lifeboat-restore:3".into(),
+            subnets: "subnet-a,subnet-b".into(),
+            security_group: "sg-1".into(),
+        };
+        let event = serde_json::json!({"action": "restore-export", "database": "app-prod",
+                                       "export": "exports/k.manifest.json", "tables": ["o'brien"],
+                                       "into": {"database": "t"}});
+        let cmd = ecs_command(&task, &event);
+        assert!(
+            cmd.starts_with(
+                "aws ecs run-task --cluster 'lifeboat-ExportCluster-x' --task-definition \
+                 'arn:aws:ecs:eu-west-1:1:task-definition/lifeboat-restore:3' --launch-type FARGATE \
+                 --network-configuration \
+                 'awsvpcConfiguration={subnets=[subnet-a,subnet-b],securityGroups=[sg-1],assignPublicIp=DISABLED}' \
+                 --overrides '"
+            ),
+            "{cmd}"
+        );
+        // What the shell hands to the AWS CLI: the overrides JSON, whose LIFEBOAT_EVENT is the event itself.
+        let quoted = cmd.split(" --overrides ").nth(1).unwrap();
+        let unquoted = quoted[1..quoted.len() - 1].replace(r"'\''", "'");
+        let overrides: serde_json::Value = serde_json::from_str(&unquoted).unwrap();
+        let c = &overrides["containerOverrides"][0];
+        assert_eq!(c["name"], TASK_CONTAINER);
+        assert_eq!(c["environment"][0]["name"], "LIFEBOAT_EVENT");
+        let carried: serde_json::Value = serde_json::from_str(c["environment"][0]["value"].as_str().unwrap()).unwrap();
+        assert_eq!(carried, event);
     }
 }

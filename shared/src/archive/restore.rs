@@ -5,14 +5,16 @@
 //! call created, never one that existed before).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::plan::check_room;
 use super::select::{compare_exact, match_tables, table_args};
-use super::stream::{stream, Counters, Sink, Streamed};
+use super::stream::{stream, tail, Counters, Destination, Sink, Streamed};
 use super::{check_identities, ArchiveError, Identity};
 use crate::db;
 use crate::export::quote_ident;
@@ -35,6 +37,21 @@ pub struct Request<'a> {
     /// The database to connect to for `CREATE DATABASE` (`postgres` on RDS).
     pub maintenance_db: &'a str,
     pub counters: &'a Arc<Counters>,
+    /// Turns true when the caller is interrupted (the terminal tool's Ctrl-C): the restore stops and the
+    /// database it created is dropped. `None` where nothing interrupts (a function invocation).
+    pub interrupt: Option<&'a tokio::sync::watch::Receiver<bool>>,
+    /// `pg_restore --jobs`: the verified plaintext goes to a file first. `None` streams (no file).
+    pub jobs: Option<Jobs<'a>>,
+}
+
+/// A parallel restore: the plaintext archive is written to a 0600 file in `workdir` (refused up front when it
+/// would not fit with `reserve_bytes` to spare), checked like a streamed one, then read by `pg_restore --jobs`,
+/// and removed afterwards whatever happened.
+#[derive(Debug, Clone, Copy)]
+pub struct Jobs<'a> {
+    pub jobs: u32,
+    pub workdir: &'a Path,
+    pub reserve_bytes: u64,
 }
 
 impl std::fmt::Debug for Request<'_> {
@@ -89,10 +106,20 @@ pub async fn restore(req: Request<'_>) -> Result<Report, ArchiveError> {
         (selected, args)
     };
     check_identities(req.manifest, req.identities)?;
+    if let Some(jobs) = req.jobs {
+        check_workdir(&jobs, req.manifest.plaintext.bytes)?;
+    }
     let admin = connect(req.into, req.maintenance_db).await?;
     let name = &req.into.dbname;
     create_database(&admin, name).await?;
-    match fill(req, &selected, args).await {
+    let filled = match req.interrupt {
+        None => fill(req, &selected, args).await,
+        Some(interrupt) => tokio::select! {
+            filled = fill(req, &selected, args) => filled,
+            () = interrupted(interrupt.clone()) => Err(ArchiveError::Interrupted { database: name.clone() }),
+        },
+    };
+    match filled {
         Ok(report) => Ok(report),
         Err(cause) => match drop_database(&admin, name).await {
             Ok(()) => Err(cause),
@@ -102,6 +129,13 @@ pub async fn restore(req: Request<'_>) -> Result<Report, ArchiveError> {
                 cause: Box::new(cause),
             }),
         },
+    }
+}
+
+/// Resolves once `interrupt` turns true (at once if it already is); never if its sender is gone without it.
+async fn interrupted(mut interrupt: tokio::sync::watch::Receiver<bool>) {
+    if interrupt.wait_for(|on| *on).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
@@ -116,7 +150,8 @@ pub async fn verify(
     counters: Arc<Counters>,
 ) -> Result<Streamed, ArchiveError> {
     check_identities(manifest, identities)?;
-    stream(s3, bucket, manifest, identities, Sink::parse_only(pg_restore), counters).await
+    let sink = Destination::PgRestore(Sink::parse_only(pg_restore));
+    stream(s3, bucket, manifest, identities, sink, counters).await
 }
 
 async fn connect(into: &db::Target, dbname: &str) -> Result<tokio_postgres::Client, ArchiveError> {
@@ -199,15 +234,21 @@ async fn fill(req: Request<'_>, selected: &[TableCount], args: Vec<String>) -> R
         }
     }
     let sink = sink(&req, args);
-    let streamed = stream(
-        req.s3,
-        req.bucket,
-        req.manifest,
-        req.identities,
-        sink,
-        req.counters.clone(),
-    )
-    .await?;
+    let streamed = match req.jobs {
+        None => {
+            let to = Destination::PgRestore(sink);
+            stream(
+                req.s3,
+                req.bucket,
+                req.manifest,
+                req.identities,
+                to,
+                req.counters.clone(),
+            )
+            .await?
+        }
+        Some(jobs) => through_file(req, sink, &jobs).await?,
+    };
     let started = Instant::now();
     let counted = count_rows(req, selected).await?;
     let mismatches = compare_exact(selected, &counted);
@@ -235,6 +276,69 @@ async fn fill(req: Request<'_>, selected: &[TableCount], args: Vec<String>) -> R
             verify_seconds: started.elapsed().as_secs_f64(),
         },
     })
+}
+
+/// Refuses up front a work directory without room for the plaintext archive (the manifest records its exact size).
+fn check_workdir(jobs: &Jobs<'_>, plaintext_bytes: u64) -> Result<(), ArchiveError> {
+    let dir = jobs.workdir.display().to_string();
+    let stat = rustix::fs::statvfs(jobs.workdir).map_err(|e| ArchiveError::Workdir {
+        dir: dir.clone(),
+        source: e.into(),
+    })?;
+    let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+    Ok(check_room(&dir, plaintext_bytes, free, jobs.reserve_bytes)?)
+}
+
+/// The plaintext into a 0600 file in the work directory, every check of the stream passed, then
+/// `pg_restore --jobs` on it. The file is removed when this returns or is dropped (failure, interruption).
+async fn through_file(req: Request<'_>, sink: Sink, jobs: &Jobs<'_>) -> Result<Streamed, ArchiveError> {
+    use std::os::unix::fs::PermissionsExt;
+    let workdir = |source| ArchiveError::Workdir {
+        dir: jobs.workdir.display().to_string(),
+        source,
+    };
+    let file = tempfile::Builder::new()
+        .prefix("lifeboat-restore-")
+        .suffix(".dump")
+        .permissions(std::fs::Permissions::from_mode(0o600))
+        .tempfile_in(jobs.workdir)
+        .map_err(workdir)?;
+    let writer = file.as_file().try_clone().map_err(workdir)?;
+    let start = Instant::now();
+    let to = Destination::File(writer);
+    let mut streamed = stream(
+        req.s3,
+        req.bucket,
+        req.manifest,
+        req.identities,
+        to,
+        req.counters.clone(),
+    )
+    .await?;
+    let out = tokio::process::Command::new(&sink.program)
+        .args(&sink.args)
+        .arg(format!("--jobs={}", jobs.jobs))
+        .arg(file.path())
+        .envs(sink.env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|source| ArchiveError::StartPgRestore {
+            program: sink.program.clone(),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(ArchiveError::PgRestore {
+            status: out.status.to_string(),
+            stderr: tail(&String::from_utf8_lossy(&out.stderr)),
+        });
+    }
+    streamed.restore = start.elapsed();
+    drop(file);
+    Ok(streamed)
 }
 
 /// Counts every restored table's rows exactly; a table that cannot be counted is left out (and so reported

@@ -6,7 +6,8 @@
 //! [thread] age ─► zstd ─► sha256(plaintext) ─► pg_restore stdin  ◄───────┘
 //! ```
 //!
-//! Memory is bounded (a few chunks queued, one buffer per stage) and nothing touches the disk. Owns the order in
+//! Memory is bounded (a few chunks queued, one buffer per stage) and nothing touches the disk, unless the caller
+//! asks for a file ([`Destination::File`], for `pg_restore --jobs`): then the plaintext goes there instead. Owns the order in
 //! which failures are told: a changed object is a checksum error (the download is finished to prove it), even
 //! when the decryption noticed first; a wrong identity stops at once.
 //! Never creates or drops a database (see [`super::restore`]).
@@ -69,6 +70,14 @@ impl Sink {
     }
 }
 
+/// Where the plaintext goes: into pg_restore's standard input (streamed), or into a file that pg_restore reads
+/// afterwards (`--jobs` needs one; see [`super::restore`], which owns the file and removes it).
+#[derive(Debug)]
+pub enum Destination {
+    PgRestore(Sink),
+    File(std::fs::File),
+}
+
 /// What went through, and when each stage finished (from the start of the stream; the stages overlap).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Streamed {
@@ -99,7 +108,7 @@ pub async fn stream(
     bucket: &str,
     manifest: &Manifest,
     identities: &[age::x25519::Identity],
-    sink: Sink,
+    destination: Destination,
     counters: Arc<Counters>,
 ) -> Result<Streamed, ArchiveError> {
     super::check_identities(manifest, identities)?;
@@ -125,7 +134,7 @@ pub async fn stream(
         start,
     ));
     let ids = manifest.encryption.is_some().then(|| identities.to_vec());
-    let consumer = tokio::task::spawn_blocking(move || consume(rx, ids, sink, &counters, start));
+    let consumer = tokio::task::spawn_blocking(move || consume(rx, ids, destination, &counters, start));
     let consumed = match consumer.await? {
         Err(e) if !e.is_data_error() => {
             download.abort();
@@ -253,22 +262,55 @@ fn plain_reader(
     Ok(Box::new(decoder))
 }
 
-/// The blocking half: decrypt, decompress, hash and feed pg_restore; pg_restore's own failure is told unless
-/// the stream broke first (then pg_restore only saw it end early).
+/// The blocking half: decrypt, decompress, hash, and feed pg_restore or write the file.
 fn consume(
     rx: mpsc::Receiver<Bytes>,
     identities: Option<Vec<age::x25519::Identity>>,
-    sink: Sink,
+    destination: Destination,
     counters: &Counters,
     start: Instant,
 ) -> Result<Consumed, ArchiveError> {
-    let mut plain = plain_reader(
+    let plain = plain_reader(
         ChannelReader {
             rx,
             current: Bytes::new(),
         },
         identities,
     )?;
+    match destination {
+        Destination::PgRestore(sink) => feed(plain, sink, counters, start),
+        Destination::File(file) => write_file(plain, file, counters, start),
+    }
+}
+
+/// Writes the plaintext into the file (which pg_restore reads only once every check has passed).
+fn write_file(
+    mut plain: Box<dyn Read + Send>,
+    mut file: std::fs::File,
+    counters: &Counters,
+    start: Instant,
+) -> Result<Consumed, ArchiveError> {
+    let (bytes, sha256) = match pump(&mut plain, &mut file, counters) {
+        Err(ArchiveError::Stopped(e)) => return Err(ArchiveError::WriteFile(e)),
+        other => other?,
+    };
+    let at = start.elapsed();
+    Ok(Consumed {
+        bytes,
+        sha256,
+        decrypted_at: at,
+        restored_at: at,
+    })
+}
+
+/// Feeds pg_restore's standard input; pg_restore's own failure is told unless the stream broke first (then
+/// pg_restore only saw it end early).
+fn feed(
+    mut plain: Box<dyn Read + Send>,
+    sink: Sink,
+    counters: &Counters,
+    start: Instant,
+) -> Result<Consumed, ArchiveError> {
     let mut child = Command::new(&sink.program)
         .args(&sink.args)
         .envs(sink.env.iter().map(|(k, v)| (*k, v.as_str())))
@@ -315,7 +357,7 @@ fn consume(
 }
 
 /// The end of pg_restore's stderr: where it says what went wrong.
-fn tail(text: &str) -> String {
+pub(super) fn tail(text: &str) -> String {
     let text = text.trim();
     let start = text.len().saturating_sub(2000);
     let start = (start..text.len()).find(|i| text.is_char_boundary(*i)).unwrap_or(0);

@@ -1,0 +1,291 @@
+//! Benchmark: a restore from an export against `pg_restore` of the same archive from a local file, on the export
+//! benchmark's generated database of `BENCH_GB` GB (default 1).
+//!
+//! One run exports the database once (the export binary standalone, age-encrypted, to s3s-fs on loopback), writes
+//! the export's verified plaintext archive to a local file, then prints wall time and peak RSS of
+//!   1. `pg_restore -d <new> <file>` (the reference: the archive already local, decrypted and decompressed),
+//!   2. the streamed restore: the restore function's binary in its standalone mode (the ECS task's), the event
+//!      `restore-export` of the whole export: S3 GetObject → SHA-256 → age → zstd → pg_restore's standard input,
+//!      then every table's row count checked against the manifest,
+//!   3. the CLI's restore (`lifeboat restore`), the same path with its progress reporting,
+//!
+//! and the ratios against the reference, beside the targets (streamed wall ≤ 1.15x; own memory ≤ 64 MiB).
+//! Wall time and peak RSS come from GNU time (`/usr/bin/time -f '%e %M'`: the largest process of the command's
+//! tree, which may be pg_restore); the restore function's own peak RSS from its result. Asserts nothing about speed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use aws_sdk_rds::types::Tag;
+use lifeboat::archive::{Counters, Destination};
+use lifeboat::manifest::Manifest;
+use lifeboat_tests::bench::{generate, measure, mib, start_s3s, MIB};
+use lifeboat_tests::moto::Moto;
+use lifeboat_tests::postgres::{self, Postgres, SUPERUSER};
+use lifeboat_tests::{repo_root, sdk_config};
+use serde_json::{json, Value};
+
+const REGION: &str = "us-east-1";
+const BUCKET: &str = "lifeboat-bench";
+
+fn release_binary(name: &str, package: &str) -> String {
+    // Where cargo put it: CARGO_TARGET_DIR when the build used one (a shared target), else the workspace's.
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo_root().join("target"), Into::into);
+    let path = target.join("release").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: `make bench-restore` builds it (cargo build --release -p {package})",
+        path.display()
+    );
+    path.display().to_string()
+}
+
+/// The one manifest in the bucket (the benchmark exports once).
+async fn manifest(s3: &aws_sdk_s3::Client) -> (String, Manifest) {
+    let list = s3.list_objects_v2().bucket(BUCKET).send().await.unwrap();
+    let key = list
+        .contents()
+        .iter()
+        .filter_map(|o| o.key())
+        .find(|k| k.ends_with(".manifest.json"))
+        .expect("the export wrote a manifest")
+        .to_owned();
+    let manifest = lifeboat::bucket::get_json(s3, BUCKET, &key).await.unwrap();
+    (key, manifest)
+}
+
+fn drop_database(pg: &Postgres, name: &str) {
+    pg.psql("postgres", &format!("DROP DATABASE IF EXISTS {name}")).unwrap();
+}
+
+#[tokio::main]
+async fn main() {
+    let gb: f64 = std::env::var("BENCH_GB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1.0);
+    let export_bin = release_binary("export", "export");
+    let restore_bin = release_binary("restore", "restore");
+    let cli_bin = release_binary("lifeboat", "lifeboat-cli");
+    let scratch = repo_root().join(".bench/restore-run");
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(scratch.join("s3")).unwrap();
+
+    println!("Restore benchmark: generating a database of at least {gb} GB");
+    let pg = Postgres::start();
+    let started = Instant::now();
+    let size = generate(&pg, (gb * 1e9) as u64);
+    println!(
+        "\n  database `bench`: {} (pg_database_size), generated in {:.0} s",
+        mib(size),
+        started.elapsed().as_secs_f64()
+    );
+
+    let moto = Moto::start();
+    let config = moto.config(REGION);
+    let secrets = aws_sdk_secretsmanager::Client::new(&config);
+    let secret = json!({"engine": "postgres", "host": "127.0.0.1", "port": pg.port, "username": SUPERUSER,
+                        "password": pg.password, "dbname": "bench"});
+    secrets
+        .create_secret()
+        .name("lifeboat/bench")
+        .secret_string(secret.to_string())
+        .send()
+        .await
+        .unwrap();
+    let identity = age::x25519::Identity::generate();
+    let identity_text = {
+        use age::secrecy::ExposeSecret;
+        identity.to_string().expose_secret().to_owned()
+    };
+    secrets
+        .create_secret()
+        .name("lifeboat/bench-age")
+        .secret_string(&identity_text)
+        .send()
+        .await
+        .unwrap();
+    let identity_file = scratch.join("identity.txt");
+    std::fs::write(&identity_file, format!("{identity_text}\n")).unwrap();
+    aws_sdk_rds::Client::new(&config)
+        .create_db_instance()
+        .db_instance_identifier("bench")
+        .db_instance_class("db.t4g.micro")
+        .engine("postgres")
+        .allocated_storage(20)
+        .master_username("x")
+        .master_user_password("not-a-real-password-1")
+        .tags(Tag::builder().key("lifeboat:secret").value("lifeboat/bench").build())
+        .send()
+        .await
+        .unwrap();
+    let s3s = start_s3s(&scratch.join("s3"));
+    let s3 = aws_sdk_s3::Client::new(&sdk_config(&s3s.endpoint, REGION));
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+
+    let bin = postgres::bin_dir();
+    let pg_dump = bin.join("pg_dump").display().to_string();
+    let pg_restore = bin.join("pg_restore").display().to_string();
+    let aws = vec![
+        ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
+        ("AWS_ENDPOINT_URL_S3", s3s.endpoint.clone()),
+        ("AWS_REGION", REGION.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+        ("LIFEBOAT_BUCKET", BUCKET.to_owned()),
+        ("LIFEBOAT_DB_SSLMODE", "disable".to_owned()),
+        ("LIFEBOAT_PG_RESTORE", pg_restore.clone()),
+        ("RUST_LOG", "warn".to_owned()),
+    ];
+
+    println!("  exporting once (export binary, age-encrypted, to s3s-fs)");
+    let mut export_env = aws.clone();
+    export_env.extend([
+        ("LIFEBOAT_AGE_RECIPIENTS", identity.to_public().to_string()),
+        ("LIFEBOAT_EXPORT_ALLOW_ANY_HOST", "true".to_owned()),
+        ("LIFEBOAT_DATABASES", "bench".to_owned()),
+        ("LIFEBOAT_PG_DUMP", pg_dump),
+        ("LIFEBOAT_EVENT", r#"{"database": "bench"}"#.to_owned()),
+    ]);
+    let export = measure(&[&export_bin], &export_env, None);
+    println!("      exported in {:.1} s", export.seconds);
+    let (manifest_key, manifest) = manifest(&s3).await;
+
+    // The reference's input: the export's own plaintext archive, verified on the way (checksums, age, zstd).
+    let archive = scratch.join("bench.dump");
+    let file = std::fs::File::create(&archive).unwrap();
+    lifeboat::archive::stream::stream(
+        &s3,
+        BUCKET,
+        &manifest,
+        std::slice::from_ref(&identity),
+        Destination::File(file),
+        Arc::new(Counters::default()),
+    )
+    .await
+    .unwrap();
+    let archive_path = archive.display().to_string();
+
+    let libpq = vec![
+        ("PGHOST", "127.0.0.1".to_owned()),
+        ("PGPORT", pg.port.to_string()),
+        ("PGUSER", SUPERUSER.to_owned()),
+        ("PGPASSWORD", pg.password.clone()),
+    ];
+
+    println!("  1/3 pg_restore -d <new database> <local plaintext archive> (the reference)");
+    pg.psql("postgres", "CREATE DATABASE bench_ref").unwrap();
+    let reference = measure(
+        &[
+            &pg_restore,
+            "--no-owner",
+            "--no-privileges",
+            "--exit-on-error",
+            "-d",
+            "bench_ref",
+            &archive_path,
+        ],
+        &libpq,
+        Some(Path::new("/dev/null")),
+    );
+    drop_database(&pg, "bench_ref");
+    std::fs::remove_file(&archive).ok();
+
+    println!("  2/3 streamed restore: the restore binary standalone, event restore-export (S3 → sha256 → age → zstd → pg_restore)");
+    let mut restore_env = aws.clone();
+    restore_env.extend([
+        ("LIFEBOAT_AGE_IDENTITY_SECRET", "lifeboat/bench-age".to_owned()),
+        (
+            "LIFEBOAT_EVENT",
+            json!({"action": "restore-export", "database": "bench", "export": manifest_key,
+                   "into": {"database": "bench_streamed"}})
+            .to_string(),
+        ),
+    ]);
+    let streamed = measure(&[&restore_bin], &restore_env, None);
+    let stdout = String::from_utf8_lossy(&streamed.stdout);
+    let result: Value = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v.get("verified").is_some())
+        .unwrap_or_else(|| panic!("the restore printed no result: {stdout}"));
+    assert_eq!(result["verified"], true, "{result}");
+    let own_rss = result["peak_rss_bytes"].as_u64().unwrap_or(0);
+    drop_database(&pg, "bench_streamed");
+
+    println!("  3/3 lifeboat restore (the CLI, same path, with progress)");
+    let mut cli_env = aws.clone();
+    cli_env.push(("PGPASSWORD", pg.password.clone()));
+    let url = format!("postgres://{SUPERUSER}@127.0.0.1:{}/bench_cli?sslmode=disable", pg.port);
+    let identity_arg = identity_file.display().to_string();
+    let cli = measure(
+        &[
+            &cli_bin,
+            "restore",
+            "bench",
+            "--manifest",
+            &manifest_key,
+            "--into",
+            &url,
+            "--identity-file",
+            &identity_arg,
+        ],
+        &cli_env,
+        Some(Path::new("/dev/null")),
+    );
+    drop_database(&pg, "bench_cli");
+    drop(s3s);
+    let _ = std::fs::remove_dir_all(&scratch);
+
+    report(size, &manifest, &reference, &streamed, own_rss, &cli);
+}
+
+fn report(
+    size: u64,
+    manifest: &Manifest,
+    reference: &lifeboat_tests::bench::Measured,
+    streamed: &lifeboat_tests::bench::Measured,
+    own_rss: u64,
+    cli: &lifeboat_tests::bench::Measured,
+) {
+    let target = |ok: bool| if ok { "met" } else { "NOT MET" };
+    println!(
+        "\nResults ({} database, {} plaintext archive, {} stored; 2 cores shared with the server)\n",
+        mib(size),
+        mib(manifest.plaintext.bytes),
+        mib(manifest.stored.bytes)
+    );
+    println!("{:<58} {:>9} {:>14}", "run", "wall", "peak RSS");
+    for (name, m) in [
+        ("pg_restore from a local plaintext file (reference)", reference),
+        ("streamed restore (restore binary; largest process)", streamed),
+        ("lifeboat restore (largest process)", cli),
+    ] {
+        println!("{name:<58} {:>8.1}s {:>14}", m.seconds, mib(m.peak_rss));
+    }
+    println!(
+        "{:<58} {:>9} {:>14}",
+        "streamed restore (its own process)",
+        "",
+        mib(own_rss)
+    );
+    let ratio = |m: &lifeboat_tests::bench::Measured| m.seconds / reference.seconds.max(0.001);
+    println!();
+    println!(
+        "streamed wall / reference wall   {:>6.2}x   target <= 1.15x   {}",
+        ratio(streamed),
+        target(ratio(streamed) <= 1.15)
+    );
+    println!(
+        "lifeboat wall / reference wall   {:>6.2}x   (for reference)",
+        ratio(cli)
+    );
+    println!(
+        "streamed peak RSS (own)          {:>6.1} MiB  target <= 64 MiB  {}",
+        own_rss as f64 / MIB,
+        target(own_rss as f64 <= 64.0 * MIB)
+    );
+}
