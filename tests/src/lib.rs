@@ -10,6 +10,7 @@
 pub mod fleet;
 pub mod moto;
 pub mod postgres;
+pub mod stats;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
