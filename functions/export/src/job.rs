@@ -40,7 +40,8 @@ pub struct ExportJob<'a> {
 /// How an export ended when nothing went wrong.
 #[derive(Debug)]
 pub enum Done {
-    Exported(Box<Manifest>),
+    /// The manifest written, and the CPU each stage took (reported, not recorded).
+    Exported(Box<Manifest>, crate::cpu::CpuSeconds),
     AlreadyThere,
     Refused(Refusal),
 }
@@ -359,6 +360,7 @@ async fn finish(
     }
     let stored = s3::size(&deps.s3, &settings.bucket, &job.key).await?;
     rules::check_stored_size(stored, streamed.output.stored_bytes)?;
+    let cpu = streamed.output.cpu;
     let manifest = manifest(settings, job, facts, streamed);
     let body = serde_json::to_vec_pretty(&manifest)?;
     let written = s3::put_json(
@@ -373,7 +375,7 @@ async fn finish(
     if written == Written::Exists {
         return Err(ExportError::ManifestExists(job.manifest_key.clone()));
     }
-    Ok(Done::Exported(Box::new(manifest)))
+    Ok(Done::Exported(Box::new(manifest), cpu))
 }
 
 /// The export's key already holds an object (a retried or concurrent run): it is never overwritten. The upload

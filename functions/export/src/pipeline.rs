@@ -20,6 +20,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
+use crate::cpu::{self, CpuSeconds, Meter, Stage};
+
 /// Size of the reads from pg_dump: small enough to keep the stages busy, large enough to keep syscalls cheap.
 const CHUNK: usize = 256 * 1024;
 /// Chunks queued between the reader and each consumer.
@@ -52,13 +54,15 @@ impl std::fmt::Debug for Options {
 }
 
 /// What went through the pipeline.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Output {
     pub plaintext_bytes: u64,
     pub plaintext_sha256: String,
     pub stored_bytes: u64,
     pub stored_sha256: String,
     pub parts: Vec<UploadedPart>,
+    /// CPU seconds per stage (see `cpu`): reported, never recorded in the manifest.
+    pub cpu: CpuSeconds,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,11 +132,16 @@ pub async fn run(
     let dump_err = read_stderr(&mut dump);
     let verify_err = read_stderr(&mut verify);
 
+    let process_start = cpu::process_cpu();
     let stages = run_stages(stdout, restore_in, sink, options).await;
     let read_to_end = stages.read?;
     stages.fed?;
+    // Each child's CPU is what the children's total grew by across the wait that reaped it.
+    let children_start = cpu::children_cpu();
     let dump_status = wait(&mut dump, "waiting for pg_dump").await?;
+    let children_dumped = cpu::children_cpu();
     let verify_status = wait(&mut verify, "waiting for pg_restore").await?;
+    let children_verified = cpu::children_cpu();
 
     // Report the cause, not the symptom. If the reader saw the end of pg_dump's output, pg_dump's own verdict
     // comes first (it dies halfway: the stream just ends). If the reader stopped early, a consumer failed first
@@ -144,7 +153,12 @@ pub async fn run(
         });
     }
     let parts = stages.uploaded?;
-    let (plaintext_bytes, plaintext_sha256, stored_bytes, stored_sha256) = stages.encoded?;
+    let (plaintext_bytes, plaintext_sha256, stored_bytes, stored_sha256, encoder) = stages.encoded?;
+    let cpu = CpuSeconds {
+        pg_dump: children_dumped.saturating_sub(children_start).as_secs_f64(),
+        pg_restore: children_verified.saturating_sub(children_dumped).as_secs_f64(),
+        ..encoder.seconds(&stages.cpu, cpu::process_cpu().saturating_sub(process_start))
+    };
     if !verify_status.success() {
         return Err(PipelineError::Verify {
             status: verify_status.to_string(),
@@ -163,6 +177,7 @@ pub async fn run(
         stored_bytes,
         stored_sha256,
         parts,
+        cpu,
     })
 }
 
@@ -173,6 +188,52 @@ struct Stages {
     fed: Result<(), PipelineError>,
     encoded: Result<Encoded, PipelineError>,
     uploaded: Result<Vec<UploadedPart>, PipelineError>,
+    cpu: AsyncCpu,
+}
+
+/// CPU time of the stages that run as futures on the runtime's threads.
+#[derive(Default)]
+struct AsyncCpu {
+    upload: cpu::Counter,
+    /// Reading pg_dump's output and feeding pg_restore's input.
+    pipes: cpu::Counter,
+}
+
+/// CPU time of the encoder thread's stages.
+struct EncoderCpu {
+    hashing: std::time::Duration,
+    compression: std::time::Duration,
+    encryption: std::time::Duration,
+    upload: std::time::Duration,
+    pipes: std::time::Duration,
+}
+
+impl EncoderCpu {
+    fn read(meter: &Meter) -> Self {
+        EncoderCpu {
+            hashing: meter.total(Stage::Hashing),
+            compression: meter.total(Stage::Compression),
+            encryption: meter.total(Stage::Encryption),
+            upload: meter.total(Stage::Upload),
+            pipes: meter.total(Stage::Pipes),
+        }
+    }
+
+    /// The in-process stages; `other` is the rest of the process's CPU over the pipeline (`process`).
+    fn seconds(&self, futures: &AsyncCpu, process: std::time::Duration) -> CpuSeconds {
+        let upload = self.upload + futures.upload.get();
+        let pipes = self.pipes + futures.pipes.get();
+        let measured = self.hashing + self.compression + self.encryption + upload + pipes;
+        CpuSeconds {
+            hashing: self.hashing.as_secs_f64(),
+            compression: self.compression.as_secs_f64(),
+            encryption: self.encryption.as_secs_f64(),
+            upload: upload.as_secs_f64(),
+            pipes: pipes.as_secs_f64(),
+            other: process.saturating_sub(measured).as_secs_f64(),
+            ..CpuSeconds::default()
+        }
+    }
 }
 
 /// Runs the reader, the encoder thread, the uploader and the pg_restore feeder to completion.
@@ -186,11 +247,12 @@ async fn run_stages(
     let (to_verify, verify_rx) = mpsc::channel::<Bytes>(CHUNKS_QUEUED);
     let (parts_tx, parts_rx) = mpsc::channel::<Bytes>(1);
 
-    let reader = read_dump(stdout, to_encode, to_verify);
+    let cpu = AsyncCpu::default();
+    let reader = cpu::timed(&cpu.pipes, read_dump(stdout, to_encode, to_verify));
     let encode_options = options.clone();
     let encoder = tokio::task::spawn_blocking(move || encode(encode_rx, parts_tx, &encode_options));
-    let uploader = upload_parts(parts_rx, sink, options.parts_in_flight, options.max_parts);
-    let verifier = feed_restore(verify_rx, restore_in);
+    let uploader = upload_parts(parts_rx, sink, options.parts_in_flight, options.max_parts, &cpu.upload);
+    let verifier = cpu::timed(&cpu.pipes, feed_restore(verify_rx, restore_in));
 
     let (read, encoded, uploaded, fed) = tokio::join!(reader, encoder, uploader, verifier);
     Stages {
@@ -198,6 +260,7 @@ async fn run_stages(
         fed,
         encoded: encoded.map_err(PipelineError::EncoderThread).and_then(|e| e),
         uploaded,
+        cpu,
     }
 }
 
@@ -273,6 +336,7 @@ struct PartWriter {
     tx: mpsc::Sender<Bytes>,
     hasher: Sha256,
     bytes: u64,
+    meter: Meter,
 }
 
 impl PartWriter {
@@ -294,13 +358,14 @@ impl PartWriter {
 
 impl Write for PartWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let meter = self.meter.clone();
         let room = self.part_size - self.buf.len();
         let n = data.len().min(room);
-        self.buf.extend_from_slice(&data[..n]);
-        self.hasher.update(&data[..n]);
+        meter.stage(Stage::Upload, || self.buf.extend_from_slice(&data[..n]));
+        meter.stage(Stage::Hashing, || self.hasher.update(&data[..n]));
         self.bytes += n as u64;
         if self.buf.len() == self.part_size {
-            self.send()?;
+            meter.stage(Stage::Upload, || self.send())?;
         }
         Ok(n)
     }
@@ -313,21 +378,21 @@ impl Write for PartWriter {
 /// The sink behind zstd: age encryption when there are recipients, else the parts directly.
 enum Sealed {
     Plain(PartWriter),
-    Age(age::stream::StreamWriter<PartWriter>),
+    Age(age::stream::StreamWriter<PartWriter>, Meter),
 }
 
 impl Write for Sealed {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         match self {
             Sealed::Plain(w) => w.write(data),
-            Sealed::Age(w) => w.write(data),
+            Sealed::Age(w, meter) => meter.stage(Stage::Encryption, || w.write(data)),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Sealed::Plain(w) => w.flush(),
-            Sealed::Age(w) => w.flush(),
+            Sealed::Age(w, meter) => meter.stage(Stage::Encryption, || w.flush()),
         }
     }
 }
@@ -336,12 +401,12 @@ impl Sealed {
     fn finish(self) -> io::Result<PartWriter> {
         match self {
             Sealed::Plain(w) => Ok(w),
-            Sealed::Age(w) => w.finish(),
+            Sealed::Age(w, meter) => meter.stage(Stage::Encryption, || w.finish()),
         }
     }
 }
 
-type Encoded = (u64, String, u64, String);
+type Encoded = (u64, String, u64, String, EncoderCpu);
 
 /// Runs on a blocking thread: hash, compress, encrypt, cut into parts.
 fn encode(
@@ -350,19 +415,21 @@ fn encode(
     options: &Options,
 ) -> Result<Encoded, PipelineError> {
     let err = PipelineError::Encode;
+    let meter = Meter::new();
     let writer = PartWriter {
         buf: Vec::with_capacity(options.part_size),
         part_size: options.part_size,
         tx: parts,
         hasher: Sha256::new(),
         bytes: 0,
+        meter: meter.clone(),
     };
     let sealed = if options.recipients.is_empty() {
         Sealed::Plain(writer)
     } else {
         let encryptor = age::Encryptor::with_recipients(options.recipients.iter().map(|r| r as &dyn age::Recipient))
             .map_err(PipelineError::Age)?;
-        Sealed::Age(encryptor.wrap_output(writer).map_err(err)?)
+        Sealed::Age(encryptor.wrap_output(writer).map_err(err)?, meter.clone())
     };
     let mut zstd = zstd::stream::write::Encoder::new(sealed, options.zstd_level).map_err(err)?;
     if options.zstd_workers > 0 {
@@ -373,13 +440,15 @@ fn encode(
     let mut plain = Sha256::new();
     let mut plain_bytes = 0u64;
     while let Some(chunk) = rx.blocking_recv() {
-        plain.update(&chunk);
+        meter.stage(Stage::Hashing, || plain.update(&chunk));
         plain_bytes += chunk.len() as u64;
-        zstd.write_all(&chunk).map_err(err)?;
+        meter.stage(Stage::Compression, || zstd.write_all(&chunk)).map_err(err)?;
     }
-    let writer = zstd.finish().map_err(err)?.finish().map_err(err)?;
-    let (stored_bytes, stored_sha256) = writer.finish().map_err(err)?;
-    Ok((plain_bytes, hex(&plain.finalize()), stored_bytes, stored_sha256))
+    let sealed = meter.stage(Stage::Compression, || zstd.finish()).map_err(err)?;
+    let writer = sealed.finish().map_err(err)?;
+    let (stored_bytes, stored_sha256) = meter.stage(Stage::Upload, || writer.finish()).map_err(err)?;
+    let cpu = EncoderCpu::read(&meter);
+    Ok((plain_bytes, hex(&plain.finalize()), stored_bytes, stored_sha256, cpu))
 }
 
 async fn upload_parts(
@@ -387,6 +456,7 @@ async fn upload_parts(
     sink: &impl PartSink,
     in_flight: usize,
     max_parts: i32,
+    cpu: &cpu::Counter,
 ) -> Result<Vec<UploadedPart>, PipelineError> {
     let mut running = FuturesUnordered::new();
     let mut done = Vec::new();
@@ -399,7 +469,7 @@ async fn upload_parts(
                 Some(body) => {
                     let number = next;
                     next += 1;
-                    running.push(async move { (number, sink.upload(number, body).await) });
+                    running.push(cpu::timed(cpu, async move { (number, sink.upload(number, body).await) }));
                     continue;
                 }
                 None => break,
@@ -502,6 +572,11 @@ mod tests {
         assert_eq!(plain.len() as u64, out.plaintext_bytes);
         assert_eq!(hex(&Sha256::digest(&plain)), out.plaintext_sha256);
         assert!(plain.starts_with(format!("{:0256}", 0).as_bytes()));
+
+        // Every in-process stage that ran was charged some CPU (zstd workers run on their own threads: other).
+        let cpu = out.cpu;
+        assert!(cpu.hashing > 0.0 && cpu.encryption > 0.0 && cpu.upload > 0.0, "{cpu:?}");
+        assert!(cpu.other >= 0.0 && cpu.pg_dump >= 0.0 && cpu.pg_restore >= 0.0, "{cpu:?}");
     }
 
     #[tokio::test]

@@ -30,6 +30,17 @@ use serde_json::{json, Value};
 const REGION: &str = "us-east-1";
 const BUCKET: &str = "lifeboat-bench";
 const MIB: f64 = 1024.0 * 1024.0;
+/// The stages of the export's `cpu_seconds`, in the order of the stream.
+const STAGES: [&str; 8] = [
+    "pg_dump",
+    "pg_restore",
+    "hashing",
+    "compression",
+    "encryption",
+    "upload",
+    "pipes",
+    "other",
+];
 
 struct Measured {
     seconds: f64,
@@ -317,11 +328,13 @@ impl Bench {
         s.output.push(report["stored_bytes"].as_f64().unwrap());
         s.own_rss.push(summary["peak_rss_bytes"].as_f64().unwrap());
         if let Some(stages) = report["cpu_seconds"].as_object() {
-            for (name, secs) in stages {
-                let per_gb = secs.as_f64().unwrap_or(f64::NAN) / self.gb;
+            let total: f64 = stages.values().filter_map(Value::as_f64).sum();
+            let named = STAGES.iter().map(|&n| (n, stages.get(n).and_then(Value::as_f64)));
+            for (name, secs) in named.chain([("total (sum of stages)", Some(total))]) {
+                let per_gb = secs.unwrap_or(f64::NAN) / self.gb;
                 match s.stages.iter_mut().find(|(n, _)| n == name) {
                     Some((_, v)) => v.push(per_gb),
-                    None => s.stages.push((name.clone(), vec![per_gb])),
+                    None => s.stages.push((name.to_owned(), vec![per_gb])),
                 }
             }
         }
