@@ -10,6 +10,7 @@ pub mod aws;
 pub mod bucket;
 pub mod copies;
 pub mod db;
+pub mod dump_format;
 pub mod error;
 pub mod export;
 pub mod manifest;
