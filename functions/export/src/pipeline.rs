@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! pg_dump stdout ──► reader ──┬──► [thread] SHA-256 ─► zstd (multi-threaded) ─► age ─► parts ──► uploader (N in flight)
-//!                             └──► pg_restore -f /dev/null (parses the whole archive)
+//!                             ├──► pg_restore -f /dev/null (parses the whole archive)
+//!                             └──► [thread] row counts from the archive's COPY data (`lifeboat::dump_format`)
 //! ```
 //!
 //! Memory is bounded whatever the database size: chunks and parts travel through bounded channels, so a slow
@@ -13,8 +14,9 @@
 use std::io::{self, Write};
 use std::process::Stdio;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use futures::stream::{FuturesUnordered, StreamExt};
+use lifeboat::dump_format::{self, FormatError, TableRows};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
@@ -38,6 +40,9 @@ pub struct Options {
     pub parts_in_flight: usize,
     /// The most parts the upload may have (S3's 10,000); one more fails the export, naming the limit.
     pub max_parts: i32,
+    /// Count each table's rows from the archive (pg_dump custom format, uncompressed); `false` only where the
+    /// stream is not an archive (the pipeline's own tests).
+    pub count_rows: bool,
 }
 
 impl std::fmt::Debug for Options {
@@ -49,6 +54,7 @@ impl std::fmt::Debug for Options {
             .field("part_size", &self.part_size)
             .field("parts_in_flight", &self.parts_in_flight)
             .field("max_parts", &self.max_parts)
+            .field("count_rows", &self.count_rows)
             .finish()
     }
 }
@@ -61,6 +67,8 @@ pub struct Output {
     pub stored_bytes: u64,
     pub stored_sha256: String,
     pub parts: Vec<UploadedPart>,
+    /// The rows of every table whose data the archive holds, counted from the stream itself.
+    pub tables: Vec<TableRows>,
     /// CPU seconds per stage (see `cpu`): reported, never recorded in the manifest.
     pub cpu: CpuSeconds,
 }
@@ -84,6 +92,11 @@ pub enum PipelineError {
     Age(#[source] age::EncryptError),
     #[error("compressing or encrypting the stream failed: encoder thread: {0}")]
     EncoderThread(#[source] tokio::task::JoinError),
+    /// The archive's own rows could not be counted: no counts are made up, the export fails.
+    #[error("counting the rows in pg_dump's archive failed: {0}; the export is not recorded")]
+    Count(#[source] FormatError),
+    #[error("counting the rows in pg_dump's archive failed: counter thread: {0}")]
+    CountThread(#[source] tokio::task::JoinError),
     /// The stream outgrew the size the part size was chosen for.
     #[error(
         "the stream needs more than {0} parts (S3's limit): it outgrew the database's size; raise \
@@ -171,12 +184,15 @@ pub async fn run(
             stderr: dump_err.await,
         });
     }
+    // pg_dump and pg_restore both vouched for the archive; a stream the counter cannot read still fails.
+    let tables = stages.counted?;
     Ok(Output {
         plaintext_bytes,
         plaintext_sha256,
         stored_bytes,
         stored_sha256,
         parts,
+        tables,
         cpu,
     })
 }
@@ -188,6 +204,7 @@ struct Stages {
     fed: Result<(), PipelineError>,
     encoded: Result<Encoded, PipelineError>,
     uploaded: Result<Vec<UploadedPart>, PipelineError>,
+    counted: Result<Vec<TableRows>, PipelineError>,
     cpu: AsyncCpu,
 }
 
@@ -246,20 +263,37 @@ async fn run_stages(
     let (to_encode, encode_rx) = mpsc::channel::<Bytes>(CHUNKS_QUEUED);
     let (to_verify, verify_rx) = mpsc::channel::<Bytes>(CHUNKS_QUEUED);
     let (parts_tx, parts_rx) = mpsc::channel::<Bytes>(1);
+    let (to_count, count_rx) = mpsc::channel::<Bytes>(CHUNKS_QUEUED);
 
     let cpu = AsyncCpu::default();
-    let reader = cpu::timed(&cpu.pipes, read_dump(stdout, to_encode, to_verify));
+    let reader = cpu::timed(&cpu.pipes, read_dump(stdout, [to_verify, to_encode, to_count]));
     let encode_options = options.clone();
     let encoder = tokio::task::spawn_blocking(move || encode(encode_rx, parts_tx, &encode_options));
     let uploader = upload_parts(parts_rx, sink, options.parts_in_flight, options.max_parts, &cpu.upload);
     let verifier = cpu::timed(&cpu.pipes, feed_restore(verify_rx, restore_in));
+    let count = options.count_rows;
+    let counter = tokio::task::spawn_blocking(move || {
+        let mut chunks = Chunks::new(count_rx);
+        let counted = if count {
+            dump_format::count_rows(&mut chunks)
+        } else {
+            Ok(Vec::new())
+        };
+        // Whatever the verdict, the stream goes on to the other consumers: a counter that failed reports at the
+        // end, after pg_dump's and pg_restore's own verdicts, rather than cutting the dump short.
+        chunks.drain();
+        counted
+    });
 
-    let (read, encoded, uploaded, fed) = tokio::join!(reader, encoder, uploader, verifier);
+    let (read, encoded, uploaded, fed, counted) = tokio::join!(reader, encoder, uploader, verifier, counter);
     Stages {
         read,
         fed,
         encoded: encoded.map_err(PipelineError::EncoderThread).and_then(|e| e),
         uploaded,
+        counted: counted
+            .map_err(PipelineError::CountThread)
+            .and_then(|c| c.map_err(PipelineError::Count)),
         cpu,
     }
 }
@@ -291,10 +325,47 @@ fn read_stderr(child: &mut Child) -> impl std::future::Future<Output = String> {
     async move { handle.await.unwrap_or_default() }
 }
 
+/// The archive as chunks from the reader, read on a blocking thread (the row counter's input).
+struct Chunks {
+    rx: mpsc::Receiver<Bytes>,
+    current: Bytes,
+}
+
+impl Chunks {
+    fn new(rx: mpsc::Receiver<Bytes>) -> Self {
+        Chunks {
+            rx,
+            current: Bytes::new(),
+        }
+    }
+}
+
+impl Chunks {
+    fn drain(&mut self) {
+        while self.rx.blocking_recv().is_some() {}
+    }
+}
+
+impl io::Read for Chunks {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.current = chunk,
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.current.len());
+        out[..n].copy_from_slice(&self.current[..n]);
+        self.current.advance(n);
+        Ok(n)
+    }
+}
+
+/// Reads pg_dump's output and hands every chunk to each consumer (pg_restore's feeder, the encoder, the row
+/// counter): shared, never copied.
 async fn read_dump(
     mut stdout: tokio::process::ChildStdout,
-    to_encode: mpsc::Sender<Bytes>,
-    to_verify: mpsc::Sender<Bytes>,
+    consumers: [mpsc::Sender<Bytes>; 3],
 ) -> Result<bool, PipelineError> {
     loop {
         let mut buf = BytesMut::with_capacity(CHUNK);
@@ -307,8 +378,10 @@ async fn read_dump(
         }
         let chunk = buf.freeze();
         // A closed consumer has failed and will report why; stop feeding and let the others wind down.
-        if to_verify.send(chunk.clone()).await.is_err() || to_encode.send(chunk).await.is_err() {
-            return Ok(false);
+        for consumer in &consumers {
+            if consumer.send(chunk.clone()).await.is_err() {
+                return Ok(false);
+            }
         }
     }
 }
@@ -442,7 +515,9 @@ fn encode(
     while let Some(chunk) = rx.blocking_recv() {
         meter.stage(Stage::Hashing, || plain.update(&chunk));
         plain_bytes += chunk.len() as u64;
-        meter.stage(Stage::Compression, || zstd.write_all(&chunk)).map_err(err)?;
+        meter
+            .stage(Stage::Compression, || zstd.write_all(&chunk))
+            .map_err(err)?;
     }
     let sealed = meter.stage(Stage::Compression, || zstd.finish()).map_err(err)?;
     let writer = sealed.finish().map_err(err)?;
@@ -469,7 +544,10 @@ async fn upload_parts(
                 Some(body) => {
                     let number = next;
                     next += 1;
-                    running.push(cpu::timed(cpu, async move { (number, sink.upload(number, body).await) }));
+                    running.push(cpu::timed(
+                        cpu,
+                        async move { (number, sink.upload(number, body).await) },
+                    ));
                     continue;
                 }
                 None => break,
@@ -536,6 +614,7 @@ mod tests {
             part_size: 64 * 1024,
             parts_in_flight: 3,
             max_parts: 10_000,
+            count_rows: false,
         }
     }
 
@@ -576,7 +655,10 @@ mod tests {
         // Every in-process stage that ran was charged some CPU (zstd workers run on their own threads: other).
         let cpu = out.cpu;
         assert!(cpu.hashing > 0.0 && cpu.encryption > 0.0 && cpu.upload > 0.0, "{cpu:?}");
-        assert!(cpu.other >= 0.0 && cpu.pg_dump >= 0.0 && cpu.pg_restore >= 0.0, "{cpu:?}");
+        assert!(
+            cpu.other >= 0.0 && cpu.pg_dump >= 0.0 && cpu.pg_restore >= 0.0,
+            "{cpu:?}"
+        );
     }
 
     #[tokio::test]
@@ -636,6 +718,21 @@ mod tests {
             "{err}"
         );
         assert!(sink.0.into_inner().unwrap().len() <= 2);
+    }
+
+    #[tokio::test]
+    async fn a_stream_the_row_counter_cannot_read_fails_after_the_whole_stream_went_through() {
+        let sink = Collect(Mutex::new(Vec::new()));
+        let dump = spawn(shell(PRODUCER), false).unwrap();
+        let verify = spawn(shell("cat > /dev/null"), true).unwrap();
+        let mut o = options(vec![]);
+        o.count_rows = true;
+        let err = run(dump, verify, &sink, &o).await.unwrap_err();
+        assert!(matches!(err, PipelineError::Count(_)), "{err}");
+        assert!(err.to_string().contains("not a pg_dump archive"), "{err}");
+        // The counter's failure did not cut the dump short: every byte reached the uploader.
+        let stored: usize = sink.0.into_inner().unwrap().iter().map(|p| p.1.len()).sum();
+        assert!(stored > 0);
     }
 
     #[tokio::test]
