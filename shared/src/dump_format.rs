@@ -77,7 +77,9 @@ pub fn count_rows(input: impl Read) -> Result<Vec<TableRows>, FormatError> {
             BLK_DATA => {
                 let Some(&slot) = toc.by_id.get(&id) else {
                     if !toc.other_data.contains(&id) {
-                        return Err(invalid(format!("a data block for dump id {id}, which the TOC does not list")));
+                        return Err(invalid(format!(
+                            "a data block for dump id {id}, which the TOC does not list"
+                        )));
                     }
                     skip_chunks(&mut r)?;
                     continue;
@@ -560,7 +562,11 @@ mod tests {
             name: name.into(),
             rows,
         };
-        vec![t("public", "users", 3), t("odd.schema", "a.b", 2), t("public", "empty", 0)]
+        vec![
+            t("public", "users", 3),
+            t("odd.schema", "a.b", 2),
+            t("public", "empty", 0),
+        ]
     }
 
     #[test]
@@ -608,12 +614,18 @@ mod tests {
         a.int(1);
         a.entry(2, "TABLE DATA", "public", "t", true);
         a.data(2, &[b"1\n2"]);
-        assert!(count_rows(&a.out[..]).unwrap_err().to_string().contains("ends inside a row"));
+        assert!(count_rows(&a.out[..])
+            .unwrap_err()
+            .to_string()
+            .contains("ends inside a row"));
         let mut a = Archive::new(16);
         a.int(1);
         a.entry(2, "TABLE DATA", "public", "t", true);
         a.data(2, &[b"1\n\\.\n3\n"]);
-        assert!(count_rows(&a.out[..]).unwrap_err().to_string().contains("after the end"));
+        assert!(count_rows(&a.out[..])
+            .unwrap_err()
+            .to_string()
+            .contains("after the end"));
     }
 
     #[test]

@@ -223,7 +223,10 @@ mod tests {
         timed(&counter, async { spin(Duration::from_millis(40)) }).await;
         spin(Duration::from_millis(40));
         let got = counter.get();
-        assert!(got >= Duration::from_millis(40) && got < Duration::from_millis(70), "{got:?}");
+        assert!(
+            got >= Duration::from_millis(40) && got < Duration::from_millis(70),
+            "{got:?}"
+        );
     }
 
     #[test]

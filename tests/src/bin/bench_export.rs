@@ -508,7 +508,11 @@ async fn main() {
         ("LIFEBOAT_PG_RESTORE", pg_restore.clone()),
         ("RUST_LOG", "warn".to_owned()),
     ];
-    for var in ["LIFEBOAT_ZSTD_LEVEL", "LIFEBOAT_ZSTD_WORKERS", "LIFEBOAT_PARTS_IN_FLIGHT"] {
+    for var in [
+        "LIFEBOAT_ZSTD_LEVEL",
+        "LIFEBOAT_ZSTD_WORKERS",
+        "LIFEBOAT_PARTS_IN_FLIGHT",
+    ] {
         if let Ok(v) = std::env::var(var) {
             export_env.push((var, v));
         }
@@ -599,10 +603,12 @@ async fn main() {
         cores(),
         std::fs::read_to_string("/proc/cpuinfo")
             .ok()
-            .and_then(|c| c
-                .lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+            .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l
+                .split(':')
+                .nth(1)
+                .unwrap_or("")
+                .trim()
+                .to_owned()))
             .unwrap_or_default()
     );
     println!("CPU s/GB (tree): user + sys of the command and every child it waited for (GNU time), per GB of archive");
