@@ -7,6 +7,7 @@
 //!   it (zstd writes into age, which writes into the part writer).
 //! - Upload and pipes (reading pg_dump, feeding pg_restore): the thread CPU clock around every poll of their
 //!   futures ([`Timed`]), whichever runtime thread polls them.
+//! - Row counts: the CPU clock of the row counter's own thread.
 //! - Other: the rest of the process's CPU over the pipeline (the runtime, the HTTP connections' own tasks, zstd's
 //!   worker threads when `LIFEBOAT_ZSTD_WORKERS` > 0).
 //!
@@ -34,6 +35,7 @@ pub struct CpuSeconds {
     pub encryption: f64,
     pub upload: f64,
     pub pipes: f64,
+    pub row_counts: f64,
     pub other: f64,
 }
 

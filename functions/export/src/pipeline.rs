@@ -218,6 +218,8 @@ struct AsyncCpu {
     upload: cpu::Counter,
     /// Reading pg_dump's output and feeding pg_restore's input.
     pipes: cpu::Counter,
+    /// The row counter's thread.
+    row_counts: cpu::Counter,
 }
 
 /// CPU time of the encoder thread's stages.
@@ -244,13 +246,15 @@ impl EncoderCpu {
     fn seconds(&self, futures: &AsyncCpu, process: std::time::Duration) -> CpuSeconds {
         let upload = self.upload + futures.upload.get();
         let pipes = self.pipes + futures.pipes.get();
-        let measured = self.hashing + self.compression + self.encryption + upload + pipes;
+        let row_counts = futures.row_counts.get();
+        let measured = self.hashing + self.compression + self.encryption + upload + pipes + row_counts;
         CpuSeconds {
             hashing: self.hashing.as_secs_f64(),
             compression: self.compression.as_secs_f64(),
             encryption: self.encryption.as_secs_f64(),
             upload: upload.as_secs_f64(),
             pipes: pipes.as_secs_f64(),
+            row_counts: row_counts.as_secs_f64(),
             other: process.saturating_sub(measured).as_secs_f64(),
             ..CpuSeconds::default()
         }
@@ -276,7 +280,9 @@ async fn run_stages(
     let uploader = upload_parts(parts_rx, sink, options.parts_in_flight, options.max_parts, &cpu.upload);
     let verifier = cpu::timed(&cpu.pipes, feed_restore(verify_rx, restore_in));
     let count = options.count_rows;
+    let count_cpu = cpu.row_counts.clone();
     let counter = tokio::task::spawn_blocking(move || {
+        let started = cpu::thread_cpu();
         let mut chunks = Chunks::new(count_rx);
         let counted = if count {
             dump_format::count_rows(&mut chunks)
@@ -286,6 +292,7 @@ async fn run_stages(
         // Whatever the verdict, the stream goes on to the other consumers: a counter that failed reports at the
         // end, after pg_dump's and pg_restore's own verdicts, rather than cutting the dump short.
         chunks.drain();
+        count_cpu.add(cpu::thread_cpu().saturating_sub(started));
         counted
     });
 

@@ -31,7 +31,7 @@ const REGION: &str = "us-east-1";
 const BUCKET: &str = "lifeboat-bench";
 const MIB: f64 = 1024.0 * 1024.0;
 /// The stages of the export's `cpu_seconds`, in the order of the stream.
-const STAGES: [&str; 8] = [
+const STAGES: [&str; 9] = [
     "pg_dump",
     "pg_restore",
     "hashing",
@@ -39,6 +39,7 @@ const STAGES: [&str; 8] = [
     "encryption",
     "upload",
     "pipes",
+    "row_counts",
     "other",
 ];
 
@@ -55,6 +56,9 @@ struct Measured {
 /// Where a command's stdout goes.
 #[derive(Clone)]
 enum Out {
+    /// Discarded (`/dev/null`).
+    Null,
+    /// A file, measured and then deleted after each run.
     File(PathBuf),
     Capture,
 }
@@ -81,6 +85,9 @@ fn measure(cmd: &Cmd, cpus: Option<&str>) -> Measured {
     }
     c.stdin(Stdio::null()).stderr(Stdio::inherit());
     match &cmd.out {
+        Out::Null => {
+            c.stdout(Stdio::null());
+        }
         Out::File(path) => {
             c.stdout(std::fs::File::create(path).unwrap());
         }
@@ -213,10 +220,10 @@ impl Shape {
     }
 
     /// The CPUs of the command under test (`taskset -c`), and of the server side.
-    fn cpus(self) -> (Option<&'static str>, &'static str) {
+    fn cpus(self) -> (Option<&'static str>, String) {
         match self {
-            Shape::Shared => (None, "0-1023"),
-            Shape::Lambda => (Some("1"), "0"),
+            Shape::Shared => (None, format!("0-{}", cores() - 1)),
+            Shape::Lambda => (Some("1"), "0".to_owned()),
         }
     }
 }
@@ -309,6 +316,7 @@ impl Bench {
             s.peak_rss.push(m.peak_rss as f64);
             s.cpu_per_gb.push(m.cpu / self.gb);
             match &cmd.out {
+                Out::Null => s.output.push(self.gb * 1e9),
                 Out::File(path) => {
                     s.output.push(std::fs::metadata(path).unwrap().len() as f64);
                     std::fs::remove_file(path).ok();
@@ -521,7 +529,7 @@ async fn main() {
         name: "pg_dump -Fc -Z0 > /dev/null",
         argv: vec![pg_dump.clone(), "-Fc".into(), "-Z0".into()],
         env: libpq.clone(),
-        out: Out::File("/dev/null".into()),
+        out: Out::Null,
     };
     let fc = Cmd {
         name: "pg_dump -Fc > file",
@@ -573,10 +581,10 @@ async fn main() {
     let mut results = Vec::new();
     for shape in shapes {
         println!("\nShape {}", shape.title());
-        pin_server_side(&pg, s3s_pid, shape.cpus().1);
+        pin_server_side(&pg, s3s_pid, &shape.cpus().1);
         results.push((shape, bench.run(shape).await));
     }
-    pin_server_side(&pg, s3s_pid, Shape::Shared.cpus().1);
+    pin_server_side(&pg, s3s_pid, &Shape::Shared.cpus().1);
 
     // The endpoint alone: an object of the stored size uploaded as one PutObject from a file.
     let stored = results
