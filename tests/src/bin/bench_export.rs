@@ -430,9 +430,13 @@ async fn main() {
         .unwrap_or(3)
         .max(3);
     let export_bin = repo_root().join("target/release/export");
-    let export_bin = std::env::var("CARGO_TARGET_DIR")
-        .map(|d| PathBuf::from(d).join("release/export"))
-        .unwrap_or(export_bin);
+    // BENCH_EXPORT_BIN: a copy of the binary to measure (a target directory shared by several checkouts may hold
+    // another one's build by the time the benchmark runs).
+    let export_bin = match (std::env::var("BENCH_EXPORT_BIN"), std::env::var("CARGO_TARGET_DIR")) {
+        (Ok(bin), _) => PathBuf::from(bin),
+        (_, Ok(dir)) => PathBuf::from(dir).join("release/export"),
+        _ => export_bin,
+    };
     assert!(
         export_bin.exists(),
         "{} is missing: `make bench` builds it (cargo build --release -p export)",
