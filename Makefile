@@ -84,9 +84,12 @@ bench: bench-export bench-restore bench-rotate
 S3S_FS := .bench/tools/bin/s3s-fs
 
 # The export uploads to s3s-fs, a fast S3-compatible server over a local directory (moto is too slow to be the
-# endpoint of a benchmark); GNU time measures wall time and peak RSS of each command.
+# endpoint of a benchmark); GNU time measures wall time, peak RSS and CPU of each command, BENCH_RUNS times
+# (default 3) round-robin, in both shapes (BENCH_SHAPE=shared|lambda|both): the lambda shape pins the server and
+# the command to a core each with taskset (util-linux).
 bench-export: setup $(S3S_FS)
 	@command -v /usr/bin/time >/dev/null || { $(APT) update -q && $(APT) install -y -q time; }
+	@command -v taskset >/dev/null || { $(APT) update -q && $(APT) install -y -q util-linux; }
 	cargo build --locked --release -p export
 	cargo run --locked --release -q -p lifeboat-tests --bin bench_export
 

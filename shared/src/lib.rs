@@ -11,6 +11,7 @@ pub mod bucket;
 pub mod cache_check;
 pub mod copies;
 pub mod db;
+pub mod dump_format;
 pub mod elasticache;
 pub mod error;
 pub mod evidence;

@@ -674,3 +674,94 @@ fn every_export_event_parses() {
         dir.display()
     );
 }
+
+/// Rows the COPY text format makes awkward to count: NULLs, newlines, carriage returns, tabs and backslashes in
+/// text, a value that reads `\.`, empty strings, a table without columns (each row an empty line), an empty
+/// table, a partitioned table whose partitions hold the rows (one partition empty), and a table a profile
+/// leaves out.
+const AWKWARD_ROWS: &str = r"
+create table public.texts (id int, t text, n int);
+insert into public.texts values (1, null, null), (2, E'line\nbreak', 2), (3, E'back\\slash \\. tab\t end', 3),
+  (4, '', 4), (5, E'\\.', 5), (6, E'\r\n', 6), (7, E'\\.\n\\.', 7);
+create table public.nocols ();
+insert into public.nocols default values;
+insert into public.nocols default values;
+insert into public.nocols default values;
+create table public.empty_strings (v text);
+insert into public.empty_strings values (''), (''), (null);
+create table public.empty (v int);
+create table public.measurements (at date not null, v int) partition by range (at);
+create table public.measurements_2025 partition of public.measurements
+  for values from ('2025-01-01') to ('2026-01-01');
+create table public.measurements_2026 partition of public.measurements
+  for values from ('2026-01-01') to ('2027-01-01');
+create table public.measurements_2027 partition of public.measurements
+  for values from ('2027-01-01') to ('2028-01-01');
+insert into public.measurements select date '2025-01-01' + g * 3, g from generate_series(0, 199) g;
+create table public.left_out (v int);
+insert into public.left_out select generate_series(1, 10);
+";
+
+/// `count(*)` of every ordinary table of `db`, by schema and name.
+fn count_star(pg: &Postgres, db: &str) -> BTreeMap<(String, String), i64> {
+    let sql = "select n.nspname, c.relname, (xpath('/row/c/text()', query_to_xml(format('select count(*) as c \
+               from %I.%I', n.nspname, c.relname), false, true, '')))[1]::text::bigint \
+               from pg_class c join pg_namespace n on n.oid = c.relnamespace \
+               where c.relkind = 'r' and n.nspname <> 'information_schema' and n.nspname not like 'pg\\_%'";
+    pg.psql(db, sql)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let f: Vec<&str> = line.split('|').collect();
+            ((f[0].to_owned(), f[1].to_owned()), f[2].parse().unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn row_counts_read_from_the_archive_stream_equal_count_star_on_every_awkward_feature() {
+    let profiles = r#"{"full": {}, "most": {"exclude": ["left_out"]}}"#;
+    let w = world(&[("LIFEBOAT_EXPORT_PROFILES", profiles)]).await;
+    w.pg.psql("app", AWKWARD).unwrap();
+    w.pg.psql("app", AWKWARD_ROWS).unwrap();
+    let expected = count_star(&w.pg, "app");
+    assert_eq!(expected[&("public".to_owned(), "nocols".to_owned())], 3);
+    assert_eq!(expected[&("public".to_owned(), "measurements_2027".to_owned())], 0);
+
+    // The parser alone, on pg_dump's own archive (the export's flags): every table, every row.
+    let dump = Command::new(postgres::bin_dir().join("pg_dump"))
+        .args([
+            "--format=custom",
+            "--compress=0",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &w.pg.port.to_string(),
+        ])
+        .args(["-U", SUPERUSER, "-d", "app"])
+        .env("PGPASSWORD", &w.pg.password)
+        .output()
+        .unwrap();
+    assert!(dump.status.success(), "{}", String::from_utf8_lossy(&dump.stderr));
+    let streamed: BTreeMap<(String, String), i64> = lifeboat::dump_format::count_rows(&dump.stdout[..])
+        .unwrap()
+        .into_iter()
+        .map(|t| ((t.schema, t.name), i64::try_from(t.rows).unwrap()))
+        .collect();
+    assert_eq!(streamed, expected);
+
+    // The export's manifest: the same exact counts, and none for the table the profile leaves out.
+    let summary = handle(&w.deps, scheduled("most"), None).await.unwrap();
+    let report = &summary.exports[0];
+    assert_eq!(report.outcome, Outcome::Exported, "{:?}", report.error);
+    let manifest: Manifest = serde_json::from_slice(&get(&w, &report.manifest_key).await).unwrap();
+    let recorded: BTreeMap<(String, String), i64> = manifest
+        .tables
+        .iter()
+        .map(|t| ((t.schema.clone(), t.name.clone()), t.rows))
+        .collect();
+    let mut without_left_out = expected.clone();
+    without_left_out.remove(&("public".to_owned(), "left_out".to_owned()));
+    assert_eq!(recorded, without_left_out);
+    assert_eq!(manifest.large_objects, 1);
+}

@@ -13,6 +13,7 @@ pub mod history;
 pub mod moto;
 pub mod postgres;
 pub mod redis;
+pub mod stats;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

@@ -33,6 +33,9 @@ pub enum ExportError {
     },
     #[error("running `{program} --version`: {source} (set LIFEBOAT_PG_DUMP / LIFEBOAT_PG_RESTORE)")]
     ToolVersion { program: String, source: std::io::Error },
+    /// A table's row count from the archive does not fit the manifest's signed 64-bit count.
+    #[error("{table} holds {rows} rows in the archive, more than the manifest can record")]
+    RowCount { table: String, rows: u64 },
     #[error(transparent)]
     Version(#[from] VersionError),
     #[error(transparent)]

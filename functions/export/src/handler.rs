@@ -60,6 +60,10 @@ pub struct ExportReport {
     pub stored_bytes: u64,
     pub seconds: f64,
     pub tables: usize,
+    /// CPU seconds per stage of the export (pg_dump, pg_restore, hashing, compression, encryption, upload,
+    /// pipes, other; see `cpu`), for aiming a change at the stage that costs most.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_seconds: Option<crate::cpu::CpuSeconds>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -218,6 +222,7 @@ impl ExportReport {
             stored_bytes: 0,
             seconds: 0.0,
             tables: 0,
+            cpu_seconds: None,
         }
     }
 }
@@ -313,8 +318,9 @@ async fn export_one(deps: &Deps, db: &Database, plan: &Plan, deadline: Option<In
     let result = job::run(deps, &job).await;
     report.seconds = job.started.elapsed().as_secs_f64();
     match result {
-        Ok(Done::Exported(m)) => {
+        Ok(Done::Exported(m, cpu)) => {
             report.outcome = Outcome::Exported;
+            report.cpu_seconds = Some(cpu);
             report.plaintext_bytes = m.plaintext.bytes;
             report.stored_bytes = m.stored.bytes;
             report.tables = m.tables.len();

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use lifeboat::db::{self, Target};
+use lifeboat::dump_format::TableRows;
 use lifeboat::export::{self as rules, ForeignKey, Profile, Refusal, Table};
 use lifeboat::manifest::{self, Manifest};
 use lifeboat::selection::Database;
@@ -40,7 +41,8 @@ pub struct ExportJob<'a> {
 /// How an export ended when nothing went wrong.
 #[derive(Debug)]
 pub enum Done {
-    Exported(Box<Manifest>),
+    /// The manifest written, and the CPU each stage took (reported, not recorded).
+    Exported(Box<Manifest>, crate::cpu::CpuSeconds),
     AlreadyThere,
     Refused(Refusal),
 }
@@ -257,11 +259,10 @@ async fn foreign_keys(tx: &Transaction<'_>) -> Result<Vec<ForeignKey>, ExportErr
         .collect())
 }
 
-/// pg_dump into the pipeline (and pg_restore verifying it), while the rows are counted in the same snapshot.
+/// pg_dump into the pipeline (pg_restore verifying it, the rows counted from the archive's own COPY data).
 ///
-/// The first failure ends both (a pg_dump that fails at once does not wait for the counts), and neither runs
-/// past [`rules::stop_at`]: at the deadline's margin the children are killed (dropped) and the caller aborts
-/// the upload.
+/// Nothing runs past [`rules::stop_at`]: at the deadline's margin the children are killed (dropped) and the
+/// caller aborts the upload.
 async fn stream(
     settings: &ExportSettings,
     job: &ExportJob<'_>,
@@ -279,12 +280,12 @@ async fn stream(
         part_size: usize::try_from(sizing.part_size).unwrap_or(settings.part_size),
         parts_in_flight: sizing.parts_in_flight,
         max_parts: i32::try_from(rules::MAX_PARTS).unwrap_or(i32::MAX),
+        count_rows: true,
     };
     let work = async {
-        tokio::try_join!(
-            async { Ok(pipeline::run(dump, verify, upload, &options).await?) },
-            count_rows(&snapshot.tx, &snapshot.tables)
-        )
+        let output = pipeline::run(dump, verify, upload, &options).await?;
+        let counts = table_counts(&snapshot.tx, &snapshot.tables, &output.tables).await?;
+        Ok::<_, ExportError>((output, counts))
     };
     let (output, counts) = match rules::stop_at(job.deadline) {
         Some(at) => tokio::time::timeout_at(at.into(), work)
@@ -325,15 +326,25 @@ fn spawn_tools(
     Ok((dump, verify))
 }
 
-async fn count_rows(tx: &Transaction<'_>, tables: &[Table]) -> Result<Vec<manifest::TableCount>, ExportError> {
+/// The manifest's count of each selected table: the rows its data holds in the archive, counted as it streamed
+/// by. A selected table the archive holds no data for (an extension's own table, whose rows pg_dump leaves to
+/// the extension) is counted with `count(*)` in the same snapshot, so every count stays exact.
+async fn table_counts(
+    tx: &Transaction<'_>,
+    tables: &[Table],
+    streamed: &[TableRows],
+) -> Result<Vec<manifest::TableCount>, ExportError> {
     let mut out = Vec::with_capacity(tables.len());
     for table in tables {
         let (schema, name) = table;
-        let rows: i64 = tx
-            .query_one(&rules::count_sql(table), &[])
-            .await
-            .map_err(ExportError::query(format!("counting {schema}.{name}")))?
-            .get(0);
+        let in_archive = streamed.iter().find(|t| &t.schema == schema && &t.name == name);
+        let rows = match in_archive {
+            Some(t) => i64::try_from(t.rows).map_err(|_| ExportError::RowCount {
+                table: format!("{schema}.{name}"),
+                rows: t.rows,
+            })?,
+            None => count_one(tx, table).await?,
+        };
         out.push(manifest::TableCount {
             schema: schema.clone(),
             name: name.clone(),
@@ -341,6 +352,16 @@ async fn count_rows(tx: &Transaction<'_>, tables: &[Table]) -> Result<Vec<manife
         });
     }
     Ok(out)
+}
+
+async fn count_one(tx: &Transaction<'_>, table: &Table) -> Result<i64, ExportError> {
+    let (schema, name) = table;
+    tracing::info!(schema = %schema, table = %name, "no data in the archive for a selected table: counted with count(*)");
+    Ok(tx
+        .query_one(&rules::count_sql(table), &[])
+        .await
+        .map_err(ExportError::query(format!("counting {schema}.{name}")))?
+        .get(0))
 }
 
 /// Completes the upload, checks what S3 stored, and writes the manifest last.
@@ -359,6 +380,7 @@ async fn finish(
     }
     let stored = s3::size(&deps.s3, &settings.bucket, &job.key).await?;
     rules::check_stored_size(stored, streamed.output.stored_bytes)?;
+    let cpu = streamed.output.cpu;
     let manifest = manifest(settings, job, facts, streamed);
     let body = serde_json::to_vec_pretty(&manifest)?;
     let written = s3::put_json(
@@ -373,7 +395,7 @@ async fn finish(
     if written == Written::Exists {
         return Err(ExportError::ManifestExists(job.manifest_key.clone()));
     }
-    Ok(Done::Exported(Box::new(manifest)))
+    Ok(Done::Exported(Box::new(manifest), cpu))
 }
 
 /// The export's key already holds an object (a retried or concurrent run): it is never overwritten. The upload

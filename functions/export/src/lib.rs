@@ -6,6 +6,7 @@
 
 #![warn(clippy::too_many_lines)]
 
+pub mod cpu;
 pub mod error;
 pub mod event;
 pub mod handler;

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! pg_dump stdout ──► reader ──┬──► [thread] SHA-256 ─► zstd (multi-threaded) ─► age ─► parts ──► uploader (N in flight)
-//!                             └──► pg_restore -f /dev/null (parses the whole archive)
+//!                             ├──► pg_restore -f /dev/null (parses the whole archive)
+//!                             └──► [thread] row counts from the archive's COPY data (`lifeboat::dump_format`)
 //! ```
 //!
 //! Memory is bounded whatever the database size: chunks and parts travel through bounded channels, so a slow
@@ -13,12 +14,19 @@
 use std::io::{self, Write};
 use std::process::Stdio;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use futures::stream::{FuturesUnordered, StreamExt};
+use lifeboat::dump_format::{self, FormatError, TableRows};
+// sha2 0.11 hashes with the CPU's SHA instructions when it has them, detected at run time: SHA-NI on x86-64,
+// ARMv8 SHA2 on arm64 (Lambda's Graviton). 0.10, the workspace's, did so on x86-64 only. Checked on the
+// development machine (sha_ni in /proc/cpuinfo) by hashing 1 GiB with sha2 0.11.1 as built here and again with
+// `--cfg sha2_backend="soft"`: the default build was 2.5x faster under the same load.
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
+
+use crate::cpu::{self, CpuSeconds, Meter, Stage};
 
 /// Size of the reads from pg_dump: small enough to keep the stages busy, large enough to keep syscalls cheap.
 const CHUNK: usize = 256 * 1024;
@@ -36,6 +44,9 @@ pub struct Options {
     pub parts_in_flight: usize,
     /// The most parts the upload may have (S3's 10,000); one more fails the export, naming the limit.
     pub max_parts: i32,
+    /// Count each table's rows from the archive (pg_dump custom format, uncompressed); `false` only where the
+    /// stream is not an archive (the pipeline's own tests).
+    pub count_rows: bool,
 }
 
 impl std::fmt::Debug for Options {
@@ -47,18 +58,23 @@ impl std::fmt::Debug for Options {
             .field("part_size", &self.part_size)
             .field("parts_in_flight", &self.parts_in_flight)
             .field("max_parts", &self.max_parts)
+            .field("count_rows", &self.count_rows)
             .finish()
     }
 }
 
 /// What went through the pipeline.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Output {
     pub plaintext_bytes: u64,
     pub plaintext_sha256: String,
     pub stored_bytes: u64,
     pub stored_sha256: String,
     pub parts: Vec<UploadedPart>,
+    /// The rows of every table whose data the archive holds, counted from the stream itself.
+    pub tables: Vec<TableRows>,
+    /// CPU seconds per stage (see `cpu`): reported, never recorded in the manifest.
+    pub cpu: CpuSeconds,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +96,11 @@ pub enum PipelineError {
     Age(#[source] age::EncryptError),
     #[error("compressing or encrypting the stream failed: encoder thread: {0}")]
     EncoderThread(#[source] tokio::task::JoinError),
+    /// The archive's own rows could not be counted: no counts are made up, the export fails.
+    #[error("counting the rows in pg_dump's archive failed: {0}; the export is not recorded")]
+    Count(#[source] FormatError),
+    #[error("counting the rows in pg_dump's archive failed: counter thread: {0}")]
+    CountThread(#[source] tokio::task::JoinError),
     /// The stream outgrew the size the part size was chosen for.
     #[error(
         "the stream needs more than {0} parts (S3's limit): it outgrew the database's size; raise \
@@ -128,11 +149,16 @@ pub async fn run(
     let dump_err = read_stderr(&mut dump);
     let verify_err = read_stderr(&mut verify);
 
+    let process_start = cpu::process_cpu();
     let stages = run_stages(stdout, restore_in, sink, options).await;
     let read_to_end = stages.read?;
     stages.fed?;
+    // Each child's CPU is what the children's total grew by across the wait that reaped it.
+    let children_start = cpu::children_cpu();
     let dump_status = wait(&mut dump, "waiting for pg_dump").await?;
+    let children_dumped = cpu::children_cpu();
     let verify_status = wait(&mut verify, "waiting for pg_restore").await?;
+    let children_verified = cpu::children_cpu();
 
     // Report the cause, not the symptom. If the reader saw the end of pg_dump's output, pg_dump's own verdict
     // comes first (it dies halfway: the stream just ends). If the reader stopped early, a consumer failed first
@@ -144,7 +170,12 @@ pub async fn run(
         });
     }
     let parts = stages.uploaded?;
-    let (plaintext_bytes, plaintext_sha256, stored_bytes, stored_sha256) = stages.encoded?;
+    let (plaintext_bytes, plaintext_sha256, stored_bytes, stored_sha256, encoder) = stages.encoded?;
+    let cpu = CpuSeconds {
+        pg_dump: children_dumped.saturating_sub(children_start).as_secs_f64(),
+        pg_restore: children_verified.saturating_sub(children_dumped).as_secs_f64(),
+        ..encoder.seconds(&stages.cpu, cpu::process_cpu().saturating_sub(process_start))
+    };
     if !verify_status.success() {
         return Err(PipelineError::Verify {
             status: verify_status.to_string(),
@@ -157,12 +188,16 @@ pub async fn run(
             stderr: dump_err.await,
         });
     }
+    // pg_dump and pg_restore both vouched for the archive; a stream the counter cannot read still fails.
+    let tables = stages.counted?;
     Ok(Output {
         plaintext_bytes,
         plaintext_sha256,
         stored_bytes,
         stored_sha256,
         parts,
+        tables,
+        cpu,
     })
 }
 
@@ -173,6 +208,57 @@ struct Stages {
     fed: Result<(), PipelineError>,
     encoded: Result<Encoded, PipelineError>,
     uploaded: Result<Vec<UploadedPart>, PipelineError>,
+    counted: Result<Vec<TableRows>, PipelineError>,
+    cpu: AsyncCpu,
+}
+
+/// CPU time of the stages that run as futures on the runtime's threads.
+#[derive(Default)]
+struct AsyncCpu {
+    upload: cpu::Counter,
+    /// Reading pg_dump's output and feeding pg_restore's input.
+    pipes: cpu::Counter,
+    /// The row counter's thread.
+    row_counts: cpu::Counter,
+}
+
+/// CPU time of the encoder thread's stages.
+struct EncoderCpu {
+    hashing: std::time::Duration,
+    compression: std::time::Duration,
+    encryption: std::time::Duration,
+    upload: std::time::Duration,
+    pipes: std::time::Duration,
+}
+
+impl EncoderCpu {
+    fn read(meter: &Meter) -> Self {
+        EncoderCpu {
+            hashing: meter.total(Stage::Hashing),
+            compression: meter.total(Stage::Compression),
+            encryption: meter.total(Stage::Encryption),
+            upload: meter.total(Stage::Upload),
+            pipes: meter.total(Stage::Pipes),
+        }
+    }
+
+    /// The in-process stages; `other` is the rest of the process's CPU over the pipeline (`process`).
+    fn seconds(&self, futures: &AsyncCpu, process: std::time::Duration) -> CpuSeconds {
+        let upload = self.upload + futures.upload.get();
+        let pipes = self.pipes + futures.pipes.get();
+        let row_counts = futures.row_counts.get();
+        let measured = self.hashing + self.compression + self.encryption + upload + pipes + row_counts;
+        CpuSeconds {
+            hashing: self.hashing.as_secs_f64(),
+            compression: self.compression.as_secs_f64(),
+            encryption: self.encryption.as_secs_f64(),
+            upload: upload.as_secs_f64(),
+            pipes: pipes.as_secs_f64(),
+            row_counts: row_counts.as_secs_f64(),
+            other: process.saturating_sub(measured).as_secs_f64(),
+            ..CpuSeconds::default()
+        }
+    }
 }
 
 /// Runs the reader, the encoder thread, the uploader and the pg_restore feeder to completion.
@@ -185,19 +271,41 @@ async fn run_stages(
     let (to_encode, encode_rx) = mpsc::channel::<Bytes>(CHUNKS_QUEUED);
     let (to_verify, verify_rx) = mpsc::channel::<Bytes>(CHUNKS_QUEUED);
     let (parts_tx, parts_rx) = mpsc::channel::<Bytes>(1);
+    let (to_count, count_rx) = mpsc::channel::<Bytes>(CHUNKS_QUEUED);
 
-    let reader = read_dump(stdout, to_encode, to_verify);
+    let cpu = AsyncCpu::default();
+    let reader = cpu::timed(&cpu.pipes, read_dump(stdout, [to_verify, to_encode, to_count]));
     let encode_options = options.clone();
     let encoder = tokio::task::spawn_blocking(move || encode(encode_rx, parts_tx, &encode_options));
-    let uploader = upload_parts(parts_rx, sink, options.parts_in_flight, options.max_parts);
-    let verifier = feed_restore(verify_rx, restore_in);
+    let uploader = upload_parts(parts_rx, sink, options.parts_in_flight, options.max_parts, &cpu.upload);
+    let verifier = cpu::timed(&cpu.pipes, feed_restore(verify_rx, restore_in));
+    let count = options.count_rows;
+    let count_cpu = cpu.row_counts.clone();
+    let counter = tokio::task::spawn_blocking(move || {
+        let started = cpu::thread_cpu();
+        let mut chunks = Chunks::new(count_rx);
+        let counted = if count {
+            dump_format::count_rows(&mut chunks)
+        } else {
+            Ok(Vec::new())
+        };
+        // Whatever the verdict, the stream goes on to the other consumers: a counter that failed reports at the
+        // end, after pg_dump's and pg_restore's own verdicts, rather than cutting the dump short.
+        chunks.drain();
+        count_cpu.add(cpu::thread_cpu().saturating_sub(started));
+        counted
+    });
 
-    let (read, encoded, uploaded, fed) = tokio::join!(reader, encoder, uploader, verifier);
+    let (read, encoded, uploaded, fed, counted) = tokio::join!(reader, encoder, uploader, verifier, counter);
     Stages {
         read,
         fed,
         encoded: encoded.map_err(PipelineError::EncoderThread).and_then(|e| e),
         uploaded,
+        counted: counted
+            .map_err(PipelineError::CountThread)
+            .and_then(|c| c.map_err(PipelineError::Count)),
+        cpu,
     }
 }
 
@@ -228,10 +336,47 @@ fn read_stderr(child: &mut Child) -> impl std::future::Future<Output = String> {
     async move { handle.await.unwrap_or_default() }
 }
 
+/// The archive as chunks from the reader, read on a blocking thread (the row counter's input).
+struct Chunks {
+    rx: mpsc::Receiver<Bytes>,
+    current: Bytes,
+}
+
+impl Chunks {
+    fn new(rx: mpsc::Receiver<Bytes>) -> Self {
+        Chunks {
+            rx,
+            current: Bytes::new(),
+        }
+    }
+}
+
+impl Chunks {
+    fn drain(&mut self) {
+        while self.rx.blocking_recv().is_some() {}
+    }
+}
+
+impl io::Read for Chunks {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.current = chunk,
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.current.len());
+        out[..n].copy_from_slice(&self.current[..n]);
+        self.current.advance(n);
+        Ok(n)
+    }
+}
+
+/// Reads pg_dump's output and hands every chunk to each consumer (pg_restore's feeder, the encoder, the row
+/// counter): shared, never copied.
 async fn read_dump(
     mut stdout: tokio::process::ChildStdout,
-    to_encode: mpsc::Sender<Bytes>,
-    to_verify: mpsc::Sender<Bytes>,
+    consumers: [mpsc::Sender<Bytes>; 3],
 ) -> Result<bool, PipelineError> {
     loop {
         let mut buf = BytesMut::with_capacity(CHUNK);
@@ -244,8 +389,10 @@ async fn read_dump(
         }
         let chunk = buf.freeze();
         // A closed consumer has failed and will report why; stop feeding and let the others wind down.
-        if to_verify.send(chunk.clone()).await.is_err() || to_encode.send(chunk).await.is_err() {
-            return Ok(false);
+        for consumer in &consumers {
+            if consumer.send(chunk.clone()).await.is_err() {
+                return Ok(false);
+            }
         }
     }
 }
@@ -273,6 +420,7 @@ struct PartWriter {
     tx: mpsc::Sender<Bytes>,
     hasher: Sha256,
     bytes: u64,
+    meter: Meter,
 }
 
 impl PartWriter {
@@ -294,13 +442,14 @@ impl PartWriter {
 
 impl Write for PartWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let meter = self.meter.clone();
         let room = self.part_size - self.buf.len();
         let n = data.len().min(room);
-        self.buf.extend_from_slice(&data[..n]);
-        self.hasher.update(&data[..n]);
+        meter.stage(Stage::Upload, || self.buf.extend_from_slice(&data[..n]));
+        meter.stage(Stage::Hashing, || self.hasher.update(&data[..n]));
         self.bytes += n as u64;
         if self.buf.len() == self.part_size {
-            self.send()?;
+            meter.stage(Stage::Upload, || self.send())?;
         }
         Ok(n)
     }
@@ -313,21 +462,21 @@ impl Write for PartWriter {
 /// The sink behind zstd: age encryption when there are recipients, else the parts directly.
 enum Sealed {
     Plain(PartWriter),
-    Age(age::stream::StreamWriter<PartWriter>),
+    Age(age::stream::StreamWriter<PartWriter>, Meter),
 }
 
 impl Write for Sealed {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         match self {
             Sealed::Plain(w) => w.write(data),
-            Sealed::Age(w) => w.write(data),
+            Sealed::Age(w, meter) => meter.stage(Stage::Encryption, || w.write(data)),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Sealed::Plain(w) => w.flush(),
-            Sealed::Age(w) => w.flush(),
+            Sealed::Age(w, meter) => meter.stage(Stage::Encryption, || w.flush()),
         }
     }
 }
@@ -336,12 +485,12 @@ impl Sealed {
     fn finish(self) -> io::Result<PartWriter> {
         match self {
             Sealed::Plain(w) => Ok(w),
-            Sealed::Age(w) => w.finish(),
+            Sealed::Age(w, meter) => meter.stage(Stage::Encryption, || w.finish()),
         }
     }
 }
 
-type Encoded = (u64, String, u64, String);
+type Encoded = (u64, String, u64, String, EncoderCpu);
 
 /// Runs on a blocking thread: hash, compress, encrypt, cut into parts.
 fn encode(
@@ -350,19 +499,21 @@ fn encode(
     options: &Options,
 ) -> Result<Encoded, PipelineError> {
     let err = PipelineError::Encode;
+    let meter = Meter::new();
     let writer = PartWriter {
         buf: Vec::with_capacity(options.part_size),
         part_size: options.part_size,
         tx: parts,
         hasher: Sha256::new(),
         bytes: 0,
+        meter: meter.clone(),
     };
     let sealed = if options.recipients.is_empty() {
         Sealed::Plain(writer)
     } else {
         let encryptor = age::Encryptor::with_recipients(options.recipients.iter().map(|r| r as &dyn age::Recipient))
             .map_err(PipelineError::Age)?;
-        Sealed::Age(encryptor.wrap_output(writer).map_err(err)?)
+        Sealed::Age(encryptor.wrap_output(writer).map_err(err)?, meter.clone())
     };
     let mut zstd = zstd::stream::write::Encoder::new(sealed, options.zstd_level).map_err(err)?;
     if options.zstd_workers > 0 {
@@ -373,13 +524,17 @@ fn encode(
     let mut plain = Sha256::new();
     let mut plain_bytes = 0u64;
     while let Some(chunk) = rx.blocking_recv() {
-        plain.update(&chunk);
+        meter.stage(Stage::Hashing, || plain.update(&chunk));
         plain_bytes += chunk.len() as u64;
-        zstd.write_all(&chunk).map_err(err)?;
+        meter
+            .stage(Stage::Compression, || zstd.write_all(&chunk))
+            .map_err(err)?;
     }
-    let writer = zstd.finish().map_err(err)?.finish().map_err(err)?;
-    let (stored_bytes, stored_sha256) = writer.finish().map_err(err)?;
-    Ok((plain_bytes, hex(&plain.finalize()), stored_bytes, stored_sha256))
+    let sealed = meter.stage(Stage::Compression, || zstd.finish()).map_err(err)?;
+    let writer = sealed.finish().map_err(err)?;
+    let (stored_bytes, stored_sha256) = meter.stage(Stage::Upload, || writer.finish()).map_err(err)?;
+    let cpu = EncoderCpu::read(&meter);
+    Ok((plain_bytes, hex(&plain.finalize()), stored_bytes, stored_sha256, cpu))
 }
 
 async fn upload_parts(
@@ -387,6 +542,7 @@ async fn upload_parts(
     sink: &impl PartSink,
     in_flight: usize,
     max_parts: i32,
+    cpu: &cpu::Counter,
 ) -> Result<Vec<UploadedPart>, PipelineError> {
     let mut running = FuturesUnordered::new();
     let mut done = Vec::new();
@@ -399,7 +555,10 @@ async fn upload_parts(
                 Some(body) => {
                     let number = next;
                     next += 1;
-                    running.push(async move { (number, sink.upload(number, body).await) });
+                    running.push(cpu::timed(
+                        cpu,
+                        async move { (number, sink.upload(number, body).await) },
+                    ));
                     continue;
                 }
                 None => break,
@@ -466,6 +625,7 @@ mod tests {
             part_size: 64 * 1024,
             parts_in_flight: 3,
             max_parts: 10_000,
+            count_rows: false,
         }
     }
 
@@ -502,6 +662,14 @@ mod tests {
         assert_eq!(plain.len() as u64, out.plaintext_bytes);
         assert_eq!(hex(&Sha256::digest(&plain)), out.plaintext_sha256);
         assert!(plain.starts_with(format!("{:0256}", 0).as_bytes()));
+
+        // Every in-process stage that ran was charged some CPU (zstd workers run on their own threads: other).
+        let cpu = out.cpu;
+        assert!(cpu.hashing > 0.0 && cpu.encryption > 0.0 && cpu.upload > 0.0, "{cpu:?}");
+        assert!(
+            cpu.other >= 0.0 && cpu.pg_dump >= 0.0 && cpu.pg_restore >= 0.0,
+            "{cpu:?}"
+        );
     }
 
     #[tokio::test]
@@ -561,6 +729,21 @@ mod tests {
             "{err}"
         );
         assert!(sink.0.into_inner().unwrap().len() <= 2);
+    }
+
+    #[tokio::test]
+    async fn a_stream_the_row_counter_cannot_read_fails_after_the_whole_stream_went_through() {
+        let sink = Collect(Mutex::new(Vec::new()));
+        let dump = spawn(shell(PRODUCER), false).unwrap();
+        let verify = spawn(shell("cat > /dev/null"), true).unwrap();
+        let mut o = options(vec![]);
+        o.count_rows = true;
+        let err = run(dump, verify, &sink, &o).await.unwrap_err();
+        assert!(matches!(err, PipelineError::Count(_)), "{err}");
+        assert!(err.to_string().contains("not a pg_dump archive"), "{err}");
+        // The counter's failure did not cut the dump short: every byte reached the uploader.
+        let stored: usize = sink.0.into_inner().unwrap().iter().map(|p| p.1.len()).sum();
+        assert!(stored > 0);
     }
 
     #[tokio::test]

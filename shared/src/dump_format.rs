@@ -1,0 +1,683 @@
+//! Row counts read from a pg_dump custom-format archive as it streams by, so the manifest's exact counts cost no
+//! second scan of every table on the server: the archive's own COPY data, in the dump's snapshot by construction.
+//!
+//! The archive (archiver versions 1.12 to 1.16: PostgreSQL 12 to 18's pg_dump) is
+//! - a header: `PGDMP`, version (major, minor, revision bytes), integer size, offset size, format (1: custom),
+//!   compression (a byte naming the algorithm from 1.15, an integer level before), the creation time (7
+//!   integers), the database name, and the server's and pg_dump's versions;
+//! - the table of contents: a count, then per entry its dump id, whether it has data, catalog ids, tag, kind
+//!   (`desc`), section, definition, drop and COPY statements, schema, tablespace, table access method (from 1.14),
+//!   relkind (from 1.16), owner, a legacy flag, a NULL-terminated list of dependencies, and the custom format's
+//!   data offset (a flag byte and `offSize` bytes);
+//! - data blocks until the end: a block type byte (1: a table's data, 3: large objects) and the entry's dump id,
+//!   then length-prefixed chunks ending with a zero length (for large objects: per object an OID then its chunks,
+//!   ending with OID 0).
+//!
+//! Integers are a sign byte and `intSize` bytes, least significant first; strings an integer length (-1: NULL)
+//! and that many bytes. Uncompressed, a `TABLE DATA` block is COPY text: one line per row (newlines inside values
+//! are escaped), ending with a `\.` line. Anything else (compression, an unknown block, a block for no entry, a
+//! truncated stream, a table whose data never came) is an error, never a guess: the caller fails the export.
+//! The parser reads through a buffer of [`BUF`] bytes and never holds a whole block.
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+
+/// The most a TOC string the parser keeps (tag, kind, schema) may be; longer strings are only skipped.
+const KEPT_STRING: usize = 1 << 20;
+/// The parser's read buffer.
+pub const BUF: usize = 64 * 1024;
+const BLK_DATA: u8 = 1;
+const BLK_BLOBS: u8 = 3;
+const FORMAT_CUSTOM: u8 = 1;
+const OFFSET_NO_DATA: u8 = 3;
+
+/// The rows of one table's data in the archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableRows {
+    pub schema: String,
+    pub name: String,
+    pub rows: u64,
+}
+
+/// Why an archive's rows could not be counted.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    #[error("reading the archive: {0}")]
+    Io(#[from] io::Error),
+    #[error("the archive ended inside {0}")]
+    Truncated(&'static str),
+    #[error("not a pg_dump archive: no PGDMP header")]
+    NotAnArchive,
+    #[error("archive version {0}.{1}.{2} is not one this reader knows (1.12 to 1.16: pg_dump 12 to 18)")]
+    Version(u8, u8, u8),
+    #[error("archive format {0} is not the custom format (1)")]
+    Format(u8),
+    #[error("the archive's integers are {0} bytes: only 1 to 8 can be read")]
+    IntSize(u8),
+    #[error("the archive is compressed ({0}): row counting needs pg_dump --compress=0")]
+    Compressed(String),
+    #[error("invalid archive: {0}")]
+    Invalid(String),
+}
+
+fn invalid(what: impl Into<String>) -> FormatError {
+    FormatError::Invalid(what.into())
+}
+
+/// Counts the rows of every `TABLE DATA` entry of an uncompressed custom-format archive read from `input`, in
+/// the order of the table of contents.
+pub fn count_rows(input: impl Read) -> Result<Vec<TableRows>, FormatError> {
+    let mut r = Reader::new(input);
+    let header = read_header(&mut r)?;
+    let toc = read_toc(&mut r, &header)?;
+    let mut rows: Vec<Option<u64>> = vec![None; toc.tables.len()];
+    while let Some(kind) = r.byte_or_end()? {
+        let id = r.int()?;
+        match kind {
+            BLK_DATA => {
+                let Some(&slot) = toc.by_id.get(&id) else {
+                    if !toc.other_data.contains(&id) {
+                        return Err(invalid(format!(
+                            "a data block for dump id {id}, which the TOC does not list"
+                        )));
+                    }
+                    skip_chunks(&mut r)?;
+                    continue;
+                };
+                if rows[slot].is_some() {
+                    return Err(invalid(format!("two data blocks for dump id {id}")));
+                }
+                rows[slot] = Some(count_block(&mut r, &toc.tables[slot])?);
+            }
+            BLK_BLOBS => skip_large_objects(&mut r)?,
+            other => return Err(invalid(format!("unknown block type {other} (dump id {id})"))),
+        }
+    }
+    toc.tables
+        .into_iter()
+        .zip(rows)
+        .map(|(t, rows)| match (rows, t.has_data) {
+            (Some(rows), _) => Ok((t, rows)),
+            (None, false) => Ok((t, 0)),
+            (None, true) => Err(FormatError::Truncated("the data blocks: a table's data never came")),
+        })
+        .map(|r| {
+            r.map(|(t, rows)| TableRows {
+                schema: t.schema,
+                name: t.name,
+                rows,
+            })
+        })
+        .collect()
+}
+
+struct Header {
+    minor: u8,
+}
+
+fn read_header(r: &mut Reader<impl Read>) -> Result<Header, FormatError> {
+    let mut magic = [0u8; 5];
+    r.exact(&mut magic, "the header")?;
+    if &magic != b"PGDMP" {
+        return Err(FormatError::NotAnArchive);
+    }
+    let (major, minor, rev) = (r.byte()?, r.byte()?, r.byte()?);
+    if major != 1 || !(12..=16).contains(&minor) {
+        return Err(FormatError::Version(major, minor, rev));
+    }
+    let int_size = r.byte()?;
+    if !(1..=8).contains(&int_size) {
+        return Err(FormatError::IntSize(int_size));
+    }
+    r.int_size = int_size;
+    r.off_size = r.byte()?;
+    let format = r.byte()?;
+    if format != FORMAT_CUSTOM {
+        return Err(FormatError::Format(format));
+    }
+    if minor >= 15 {
+        let algorithm = r.byte()?;
+        if algorithm != 0 {
+            return Err(FormatError::Compressed(format!("algorithm {algorithm}")));
+        }
+    } else {
+        let level = r.int()?;
+        if level != 0 {
+            return Err(FormatError::Compressed(format!("level {level}")));
+        }
+    }
+    for _ in 0..7 {
+        r.int()?; // creation time
+    }
+    r.skip_str()?; // database name
+    r.skip_str()?; // server version
+    r.skip_str()?; // pg_dump version
+    Ok(Header { minor })
+}
+
+/// The table of contents, reduced to what counting needs.
+struct Toc {
+    /// `TABLE DATA` entries, in TOC order.
+    tables: Vec<TableEntry>,
+    /// Their dump ids, to their index in `tables`.
+    by_id: HashMap<i64, usize>,
+    /// The dump ids of other entries whose data may have blocks (large objects, and kinds this reader ignores).
+    other_data: std::collections::HashSet<i64>,
+}
+
+/// A `TABLE DATA` entry, and whether the archive says it has data.
+#[derive(Debug, Clone)]
+struct TableEntry {
+    schema: String,
+    name: String,
+    has_data: bool,
+}
+
+fn read_toc(r: &mut Reader<impl Read>, header: &Header) -> Result<Toc, FormatError> {
+    let count = r.int()?;
+    if count < 0 {
+        return Err(invalid(format!("a TOC of {count} entries")));
+    }
+    let mut toc = Toc {
+        tables: Vec::new(),
+        by_id: HashMap::new(),
+        other_data: Default::default(),
+    };
+    for _ in 0..count {
+        let id = r.int()?;
+        if id <= 0 {
+            return Err(invalid(format!("TOC entry id {id}")));
+        }
+        r.int()?; // had a data dumper
+        r.skip_str()?; // table oid
+        r.skip_str()?; // oid
+        let tag = r.kept_str()?;
+        let desc = r.kept_str()?;
+        r.int()?; // section
+        r.skip_str()?; // definition
+        r.skip_str()?; // drop statement
+        r.skip_str()?; // copy statement
+        let schema = r.kept_str()?;
+        r.skip_str()?; // tablespace
+        if header.minor >= 14 {
+            r.skip_str()?; // table access method
+        }
+        if header.minor >= 16 {
+            r.int()?; // relkind
+        }
+        r.skip_str()?; // owner
+        r.skip_str()?; // "false" (tables WITH OIDS are no more)
+        while r.str_present()? {} // dependencies, until a NULL
+        let flag = r.byte()?;
+        for _ in 0..r.off_size {
+            r.byte()?;
+        }
+        let has_data = flag != OFFSET_NO_DATA;
+        if desc.as_deref() == Some("TABLE DATA") {
+            let (Some(schema), Some(name)) = (schema, tag) else {
+                return Err(invalid(format!("TABLE DATA entry {id} without a schema or a name")));
+            };
+            if toc.by_id.insert(id, toc.tables.len()).is_some() {
+                return Err(invalid(format!("two TOC entries with dump id {id}")));
+            }
+            toc.tables.push(TableEntry { schema, name, has_data });
+        } else {
+            toc.other_data.insert(id);
+        }
+    }
+    Ok(toc)
+}
+
+/// Counts the rows of one table's data block, chunk by chunk.
+fn count_block(r: &mut Reader<impl Read>, table: &TableEntry) -> Result<u64, FormatError> {
+    let mut copy = CopyRows::default();
+    loop {
+        let len = r.len()?;
+        if len == 0 {
+            return copy.finish(table);
+        }
+        let mut left = len;
+        while left > 0 {
+            let piece = r.some(left, "a data chunk")?;
+            left -= piece.len();
+            copy.feed(piece, table)?;
+        }
+    }
+}
+
+fn skip_chunks(r: &mut Reader<impl Read>) -> Result<(), FormatError> {
+    loop {
+        let len = r.len()?;
+        if len == 0 {
+            return Ok(());
+        }
+        r.skip(len, "a data chunk")?;
+    }
+}
+
+fn skip_large_objects(r: &mut Reader<impl Read>) -> Result<(), FormatError> {
+    while r.int()? != 0 {
+        skip_chunks(r)?;
+    }
+    Ok(())
+}
+
+/// COPY text's rows: newline-terminated lines before the `\.` line; after it only empty lines may follow.
+#[derive(Debug, Default)]
+struct CopyRows {
+    rows: u64,
+    /// Bytes of the current line so far, and its first two bytes.
+    line: usize,
+    head: [u8; 2],
+    ended: bool,
+}
+
+impl CopyRows {
+    fn feed(&mut self, mut data: &[u8], table: &TableEntry) -> Result<(), FormatError> {
+        if self.ended {
+            return match data.iter().all(|&b| b == b'\n') {
+                true => Ok(()),
+                false => Err(invalid(format!(
+                    "data after the end of {}.{}'s COPY data",
+                    table.schema, table.name
+                ))),
+            };
+        }
+        while let Some(at) = memchr::memchr(b'\n', data) {
+            self.extend(&data[..at]);
+            if self.line == 2 && &self.head == b"\\." {
+                self.ended = true;
+                self.line = 0;
+                return self.feed(&data[at + 1..], table);
+            }
+            self.rows += 1;
+            self.line = 0;
+            data = &data[at + 1..];
+        }
+        self.extend(data);
+        Ok(())
+    }
+
+    fn extend(&mut self, segment: &[u8]) {
+        for (i, &b) in segment.iter().take(2usize.saturating_sub(self.line)).enumerate() {
+            self.head[self.line + i] = b;
+        }
+        self.line = self.line.saturating_add(segment.len());
+    }
+
+    fn finish(self, table: &TableEntry) -> Result<u64, FormatError> {
+        if self.line != 0 {
+            return Err(invalid(format!(
+                "{}.{}'s COPY data ends inside a row",
+                table.schema, table.name
+            )));
+        }
+        Ok(self.rows)
+    }
+}
+
+/// A buffered reader that knows the archive's integer and offset sizes.
+struct Reader<R> {
+    input: R,
+    buf: Vec<u8>,
+    pos: usize,
+    end: usize,
+    int_size: u8,
+    off_size: u8,
+}
+
+impl<R: Read> Reader<R> {
+    fn new(input: R) -> Self {
+        Reader {
+            input,
+            buf: vec![0; BUF],
+            pos: 0,
+            end: 0,
+            int_size: 4,
+            off_size: 8,
+        }
+    }
+
+    /// Refills an empty buffer; `false` at the end of the input.
+    fn fill(&mut self) -> Result<bool, FormatError> {
+        if self.pos < self.end {
+            return Ok(true);
+        }
+        loop {
+            match self.input.read(&mut self.buf) {
+                Ok(n) => {
+                    self.pos = 0;
+                    self.end = n;
+                    return Ok(n > 0);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Up to `max` (at least one) buffered bytes.
+    fn some(&mut self, max: usize, what: &'static str) -> Result<&[u8], FormatError> {
+        if !self.fill()? {
+            return Err(FormatError::Truncated(what));
+        }
+        let n = max.min(self.end - self.pos);
+        let start = self.pos;
+        self.pos += n;
+        Ok(&self.buf[start..start + n])
+    }
+
+    fn exact(&mut self, out: &mut [u8], what: &'static str) -> Result<(), FormatError> {
+        let mut at = 0;
+        while at < out.len() {
+            let piece = self.some(out.len() - at, what)?;
+            let n = piece.len();
+            out[at..at + n].copy_from_slice(piece);
+            at += n;
+        }
+        Ok(())
+    }
+
+    fn skip(&mut self, mut n: usize, what: &'static str) -> Result<(), FormatError> {
+        while n > 0 {
+            n -= self.some(n, what)?.len();
+        }
+        Ok(())
+    }
+
+    fn byte(&mut self) -> Result<u8, FormatError> {
+        Ok(self.some(1, "the header or the table of contents")?[0])
+    }
+
+    /// The next byte, or `None` at a clean end of the input.
+    fn byte_or_end(&mut self) -> Result<Option<u8>, FormatError> {
+        if !self.fill()? {
+            return Ok(None);
+        }
+        self.pos += 1;
+        Ok(Some(self.buf[self.pos - 1]))
+    }
+
+    fn int(&mut self) -> Result<i64, FormatError> {
+        let sign = self.byte()?;
+        let mut value: u64 = 0;
+        for i in 0..self.int_size {
+            value |= u64::from(self.byte()?) << (8 * u32::from(i));
+        }
+        let value = i64::try_from(value).map_err(|_| invalid(format!("integer {value} out of range")))?;
+        Ok(if sign == 0 { value } else { -value })
+    }
+
+    /// A non-negative length (a chunk's or a string's).
+    fn len(&mut self) -> Result<usize, FormatError> {
+        let n = self.int()?;
+        usize::try_from(n).map_err(|_| invalid(format!("length {n}")))
+    }
+
+    /// Skips a string; `false` if it was NULL.
+    fn str_present(&mut self) -> Result<bool, FormatError> {
+        let n = self.int()?;
+        if n == -1 {
+            return Ok(false);
+        }
+        let n = usize::try_from(n).map_err(|_| invalid(format!("string length {n}")))?;
+        self.skip(n, "a string")?;
+        Ok(true)
+    }
+
+    fn skip_str(&mut self) -> Result<(), FormatError> {
+        self.str_present().map(|_| ())
+    }
+
+    fn kept_str(&mut self) -> Result<Option<String>, FormatError> {
+        let n = self.int()?;
+        if n == -1 {
+            return Ok(None);
+        }
+        let n = usize::try_from(n)
+            .ok()
+            .filter(|&n| n <= KEPT_STRING)
+            .ok_or_else(|| invalid(format!("a name of {n} bytes")))?;
+        let mut bytes = vec![0; n];
+        self.exact(&mut bytes, "a string")?;
+        String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| invalid("a name that is not UTF-8"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Writes archives the way pg_dump's custom format lays them out, for the tests.
+    struct Archive {
+        minor: u8,
+        out: Vec<u8>,
+    }
+
+    impl Archive {
+        fn new(minor: u8) -> Self {
+            let mut a = Archive { minor, out: Vec::new() };
+            a.out.extend_from_slice(b"PGDMP");
+            a.out.extend_from_slice(&[1, minor, 0, 4, 8, FORMAT_CUSTOM]);
+            if minor >= 15 {
+                a.out.push(0);
+            } else {
+                a.int(0);
+            }
+            for v in [1, 2, 3, 4, 5, 124, 0] {
+                a.int(v);
+            }
+            a.str(Some("app"));
+            a.str(Some("15.4"));
+            a.str(Some("15.4"));
+            a
+        }
+
+        fn int(&mut self, v: i64) {
+            self.out.push(u8::from(v < 0));
+            self.out.extend_from_slice(&(v.unsigned_abs() as u32).to_le_bytes());
+        }
+
+        fn str(&mut self, s: Option<&str>) {
+            match s {
+                None => self.int(-1),
+                Some(s) => {
+                    self.int(s.len() as i64);
+                    self.out.extend_from_slice(s.as_bytes());
+                }
+            }
+        }
+
+        /// One TOC entry; `data`: whether it has a data block.
+        fn entry(&mut self, id: i64, desc: &str, schema: &str, tag: &str, data: bool) {
+            self.int(id);
+            self.int(i64::from(data));
+            self.str(Some("0"));
+            self.str(Some("16384"));
+            self.str(Some(tag));
+            self.str(Some(desc));
+            self.int(2);
+            self.str(Some(""));
+            self.str(Some(""));
+            self.str(Some("COPY x FROM stdin;\n"));
+            self.str(Some(schema));
+            self.str(Some(""));
+            self.str(Some("heap"));
+            if self.minor >= 16 {
+                self.int(i64::from(b'r'));
+            }
+            self.str(Some("postgres"));
+            self.str(Some("false"));
+            self.str(Some("7"));
+            self.str(None);
+            self.out.push(if data { 1 } else { OFFSET_NO_DATA });
+            self.out.extend_from_slice(&[0; 8]);
+        }
+
+        fn data(&mut self, id: i64, chunks: &[&[u8]]) {
+            self.out.push(BLK_DATA);
+            self.int(id);
+            for c in chunks {
+                self.int(c.len() as i64);
+                self.out.extend_from_slice(c);
+            }
+            self.int(0);
+        }
+    }
+
+    /// Three tables (one empty, one with awkward values) and a large object, as pg_dump 15 or 17 writes them.
+    fn sample(minor: u8) -> Vec<u8> {
+        sample_and_tail(minor).0
+    }
+
+    /// The sample, and where its large-object block (after every table's data) starts.
+    fn sample_and_tail(minor: u8) -> (Vec<u8>, usize) {
+        let mut a = Archive::new(minor);
+        a.int(5);
+        a.entry(1, "SCHEMA", "", "odd.schema", false);
+        a.entry(2, "TABLE DATA", "public", "users", true);
+        a.entry(3, "TABLE DATA", "odd.schema", "a.b", true);
+        a.entry(4, "TABLE DATA", "public", "empty", true);
+        a.entry(5, "BLOBS", "", "BLOBS", true);
+        a.data(2, &[b"1\talice\n2\t\\N\n", b"3\tline\\nbreak \\\\ back\n\\.\n\n"]);
+        a.data(3, &[b"\n\n\\.\n\n"]);
+        a.data(4, &[b"\\.\n\n"]);
+        let tail = a.out.len();
+        a.out.push(BLK_BLOBS);
+        a.int(5);
+        a.int(16500);
+        a.int(3);
+        a.out.extend_from_slice(b"\n\n\n");
+        a.int(0);
+        a.int(0);
+        (a.out, tail)
+    }
+
+    fn expected() -> Vec<TableRows> {
+        let t = |schema: &str, name: &str, rows| TableRows {
+            schema: schema.into(),
+            name: name.into(),
+            rows,
+        };
+        vec![
+            t("public", "users", 3),
+            t("odd.schema", "a.b", 2),
+            t("public", "empty", 0),
+        ]
+    }
+
+    #[test]
+    fn counts_rows_of_every_table_in_toc_order_for_each_known_version() {
+        for minor in [14, 15, 16] {
+            assert_eq!(count_rows(&sample(minor)[..]).unwrap(), expected(), "1.{minor}");
+        }
+    }
+
+    #[test]
+    fn a_table_whose_data_never_came_is_an_error_not_zero() {
+        let mut a = Archive::new(15);
+        a.int(2);
+        a.entry(2, "TABLE DATA", "public", "t", true);
+        a.entry(3, "TABLE DATA", "public", "u", true);
+        a.data(2, &[b"1\n\\.\n\n"]);
+        let err = count_rows(&a.out[..]).unwrap_err();
+        assert!(err.to_string().contains("a table's data never came"), "{err}");
+        // Entries pg_dump marked as having no data count zero rows.
+        let mut a = Archive::new(15);
+        a.int(1);
+        a.entry(2, "TABLE DATA", "public", "t", false);
+        assert_eq!(count_rows(&a.out[..]).unwrap()[0].rows, 0);
+    }
+
+    #[test]
+    fn compressed_and_foreign_archives_are_refused_by_name() {
+        let mut gz = sample(15);
+        gz[11] = 1; // the compression algorithm byte: gzip
+        assert!(matches!(count_rows(&gz[..]), Err(FormatError::Compressed(_))));
+        let mut tar = sample(15);
+        tar[10] = 3;
+        assert!(matches!(count_rows(&tar[..]), Err(FormatError::Format(3))));
+        let mut future = sample(16);
+        future[6] = 17;
+        assert!(matches!(count_rows(&future[..]), Err(FormatError::Version(1, 17, 0))));
+        assert!(matches!(count_rows(&b"-- SQL"[..]), Err(FormatError::NotAnArchive)));
+        assert!(matches!(count_rows(&b"PGD"[..]), Err(FormatError::Truncated(_))));
+        assert!(matches!(count_rows(&b"PGDMQ..."[..]), Err(FormatError::NotAnArchive)));
+    }
+
+    #[test]
+    fn a_row_cut_in_the_middle_or_data_after_the_end_marker_is_an_error() {
+        let mut a = Archive::new(16);
+        a.int(1);
+        a.entry(2, "TABLE DATA", "public", "t", true);
+        a.data(2, &[b"1\n2"]);
+        assert!(count_rows(&a.out[..])
+            .unwrap_err()
+            .to_string()
+            .contains("ends inside a row"));
+        let mut a = Archive::new(16);
+        a.int(1);
+        a.entry(2, "TABLE DATA", "public", "t", true);
+        a.data(2, &[b"1\n\\.\n3\n"]);
+        assert!(count_rows(&a.out[..])
+            .unwrap_err()
+            .to_string()
+            .contains("after the end"));
+    }
+
+    #[test]
+    fn a_line_that_only_starts_like_the_end_marker_is_a_row() {
+        let mut a = Archive::new(16);
+        a.int(1);
+        a.entry(2, "TABLE DATA", "public", "t", true);
+        a.data(2, &[b"\\.x\n\\\\.\n\\", b".\n"]);
+        assert_eq!(count_rows(&a.out[..]).unwrap()[0].rows, 2);
+    }
+
+    /// Hands out the input in the given chunk sizes (cycled), as pipes do.
+    struct Chunked<'a> {
+        data: &'a [u8],
+        sizes: Vec<usize>,
+        next: usize,
+    }
+
+    impl Read for Chunked<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let size = self.sizes[self.next % self.sizes.len()].max(1);
+            self.next += 1;
+            let n = size.min(out.len()).min(self.data.len());
+            out[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_chunking_gives_the_same_counts(sizes in prop::collection::vec(1usize..40, 1..20), minor in 14u8..=16) {
+            let bytes = sample(minor);
+            let got = count_rows(Chunked { data: &bytes, sizes, next: 0 }).unwrap();
+            prop_assert_eq!(got, expected());
+        }
+
+        #[test]
+        fn garbage_is_an_error_and_never_a_panic(noise in prop::collection::vec(any::<u8>(), 0..400), at in 0usize..400, cut in 0usize..400) {
+            // Pure noise, noise after a valid header, and a valid archive corrupted or cut at a random point.
+            let _ = count_rows(&noise[..]);
+            let mut bytes = sample(16);
+            let i = at % bytes.len();
+            bytes[i] = bytes[i].wrapping_add(noise.first().copied().unwrap_or(1).max(1));
+            let _ = count_rows(&bytes[..]);
+            // Cut anywhere before the last table's data ends, the archive is an error.
+            let (valid, tail) = sample_and_tail(15);
+            let cut = cut % tail;
+            prop_assert!(count_rows(&valid[..cut]).is_err());
+            let mut header = Archive::new(16).out;
+            header.extend_from_slice(&noise);
+            let _ = count_rows(&header[..]);
+        }
+    }
+}
