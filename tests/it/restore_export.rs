@@ -425,8 +425,8 @@ async fn a_work_directory_too_small_for_the_plaintext_is_refused_up_front() {
     assert!(w.exists("app_streamed"));
 }
 
-/// `target/<profile>/restore`, built by `cargo build -p restore` (a test crate cannot depend on another
-/// package's binary; see tests/it/cli.rs).
+/// `target/<profile>/restore`, which `cargo test --workspace` builds for `functions/restore/tests/standalone.rs`
+/// (a test crate cannot depend on another package's binary; see tests/it/cli.rs).
 fn restore_binary() -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap();
     let path = exe.parent().and_then(|deps| deps.parent()).unwrap().join("restore");
