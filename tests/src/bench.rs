@@ -104,6 +104,13 @@ pub struct S3s {
     pub endpoint: String,
 }
 
+impl S3s {
+    /// The server's process id (the benchmark's Lambda shape pins it to the server's core).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for S3s {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -16,15 +16,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
 use aws_sdk_rds::types::Tag;
+use lifeboat_tests::bench::{generate, start_s3s};
 use lifeboat_tests::moto::Moto;
 use lifeboat_tests::postgres::{self, Postgres, SUPERUSER};
 use lifeboat_tests::stats::{self, Spread};
-use lifeboat_tests::{free_port, repo_root, sdk_config};
+use lifeboat_tests::{repo_root, sdk_config};
 use serde_json::{json, Value};
 
 const REGION: &str = "us-east-1";
@@ -116,87 +117,6 @@ fn measure(cmd: &Cmd, cpus: Option<&str>) -> Measured {
 /// Fills database `bench` until it is at least `bytes` large: an event log with mixed columns (integers,
 /// timestamps, short categorical text, repetitive prose with numbers, jsonb), the shape that dominates real
 /// application databases, so compression ratios mean something.
-fn generate(pg: &Postgres, bytes: u64) -> u64 {
-    pg.psql("postgres", "CREATE DATABASE bench").unwrap();
-    pg.psql(
-        "bench",
-        "CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL, created_at timestamptz NOT NULL);
-         INSERT INTO users SELECT g, 'user' || g || '@example.com', now() - g * interval '1 minute'
-           FROM generate_series(1, 200000) g;
-         CREATE TABLE events (id bigserial PRIMARY KEY, user_id bigint NOT NULL, at timestamptz NOT NULL,
-           kind text NOT NULL, body text NOT NULL, attrs jsonb NOT NULL);",
-    )
-    .unwrap();
-    let batch = "INSERT INTO events (user_id, at, kind, body, attrs)
-        SELECT (random() * 199999)::bigint + 1,
-               now() - (random() * 365) * interval '1 day',
-               (ARRAY['login','logout','view','edit','share','comment','upload','delete'])[1 + (random() * 7)::int],
-               'User ' || (random() * 100000)::int || ' opened project ' || (random() * 5000)::int
-                 || ' and changed ' || (random() * 40)::int || ' fields; previous revision '
-                 || md5(random()::text) || ' was kept for audit.',
-               jsonb_build_object('ip', '10.' || (random() * 255)::int || '.' || (random() * 255)::int || '.1',
-                                  'agent', (ARRAY['Mozilla/5.0 (X11; Linux x86_64)','Mozilla/5.0 (Macintosh)',
-                                                  'curl/8.5.0','okhttp/4.12'])[1 + (random() * 3)::int],
-                                  'latency_ms', (random() * 900)::int,
-                                  'flags', jsonb_build_array(random() > 0.5, random() > 0.9))
-        FROM generate_series(1, 500000)";
-    loop {
-        let size: u64 = pg
-            .psql("bench", "SELECT pg_database_size('bench')")
-            .unwrap()
-            .parse()
-            .unwrap();
-        if size >= bytes {
-            pg.psql("bench", "VACUUM ANALYZE").unwrap();
-            return size;
-        }
-        pg.psql("bench", batch).unwrap();
-        print!(".");
-        std::io::Write::flush(&mut std::io::stdout()).ok();
-    }
-}
-
-struct S3s {
-    child: Child,
-    endpoint: String,
-}
-
-impl Drop for S3s {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_s3s(root: &Path) -> S3s {
-    let bin = repo_root().join(".bench/tools/bin/s3s-fs");
-    assert!(
-        bin.exists(),
-        "{} is missing: `make bench` installs it (cargo install --locked s3s-fs --version ~0.14 --features binary \
-         --root .bench/tools)",
-        bin.display()
-    );
-    let port = free_port();
-    let child = Command::new(&bin)
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--access-key", "testing", "--secret-key", "testing"])
-        .arg(root)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "s3s-fs did not start on port {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    S3s {
-        child,
-        endpoint: format!("http://127.0.0.1:{port}"),
-    }
-}
-
 fn mib(bytes: f64) -> String {
     format!("{:.1}", bytes / MIB)
 }
@@ -581,7 +501,7 @@ async fn main() {
         gb: archive_bytes as f64 / 1e9,
         s3: s3.clone(),
     };
-    let s3s_pid = s3s.child.id();
+    let s3s_pid = s3s.pid();
     let mut results = Vec::new();
     for shape in shapes {
         println!("\nShape {}", shape.title());
