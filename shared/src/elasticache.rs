@@ -285,17 +285,21 @@ fn snapshot_of(s: Option<&aws_sdk_elasticache::types::Snapshot>, tags: BTreeMap<
     }
 }
 
-/// Every snapshot in the client's region, with its tags (ElastiCache filters snapshots by nothing Lifeboat
-/// could tag, so ownership is read from each snapshot's tags).
+/// Every snapshot in the client's region. ElastiCache filters snapshots by nothing Lifeboat could tag, so
+/// ownership is read from each snapshot's tags; only a snapshot under Lifeboat's name prefix can be Lifeboat's
+/// (it names every snapshot so, and IAM lets it delete no other), so only those cost a tag call.
 pub async fn list_snapshots(client: &Client) -> Result<Vec<CacheSnapshot>, Error> {
     let mut out = Vec::new();
     let mut pages = client.describe_snapshots().into_paginator().send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| Error::aws("DescribeSnapshots", e))?;
         for s in page.snapshots() {
+            let ours = s
+                .snapshot_name()
+                .is_some_and(|n| n.starts_with(&format!("{}-", crate::naming::PREFIX)));
             let tags = match s.arn() {
-                Some(arn) => tags_of(client, arn).await?,
-                None => BTreeMap::new(),
+                Some(arn) if ours => tags_of(client, arn).await?,
+                _ => BTreeMap::new(),
             };
             out.push(snapshot_of(Some(s), tags));
         }
