@@ -8,7 +8,14 @@
 //! reports/restore-export/<db>/[<n>-]<yyyymmddThhmmssZ>.json
 //! notifications/<sha256 of the message key, 16 bytes in hex>.json
 //! reports/evidence/<yyyy>-<mm>/fleet-<period>.html (+ .json)      the month of the period's last day
+//! exports/<cache>/rdb/<yyyy>/<mm>/<dd>/<cache>-rdb-<yyyymmddThhmmssZ>-<nnnn>.rdb             one per shard
+//! exports/<cache>/rdb/<yyyy>/<mm>/<dd>/<cache>-rdb-<yyyymmddThhmmssZ>.manifest.json          (written last)
+//! reports/cache-restore-tests/<cache>/<yyyymmddThhmmssZ>.json (+ .md)
 //! ```
+//!
+//! A cache's RDB copies sit under the profile name [`RDB_PROFILE`], which no database export profile may take,
+//! so that a cache and a database of the same name never share a key. Restore tests of caches have their own
+//! prefix for the same reason.
 //!
 //! Owns: the key shapes and the reading of a time back from a key. Never decides what a key's object means
 //! beyond its name: an export is complete when its manifest exists, and only the manifest's key is a
@@ -258,6 +265,57 @@ pub fn restore_export_report_key(db: &str, finished_at: DateTime<Utc>, retry: u3
     }
 }
 
+/// The profile segment under which a cache's RDB copies live: `exports/<cache>/rdb/...`. Reserved: no database
+/// export profile may be named so.
+pub const RDB_PROFILE: &str = "rdb";
+
+/// The suffix of an RDB file, as ElastiCache names the files of an exported snapshot (one per shard).
+pub const RDB_SUFFIX: &str = ".rdb";
+
+/// The keys of one RDB copy of a cache, taken from the snapshot made at `at`: the key of shard `shard`'s file
+/// (1-based, as ElastiCache numbers them: `-0001.rdb`) is `object(shard)`; the manifest is written last.
+pub fn rdb_keys(cache: &str, at: DateTime<Utc>) -> RdbKeys {
+    let base = format!(
+        "{EXPORTS_PREFIX}{cache}/{RDB_PROFILE}/{}/{cache}-{RDB_PROFILE}-{}",
+        at.format("%Y/%m/%d"),
+        at.format(STAMP)
+    );
+    RdbKeys { base }
+}
+
+/// The keys of one RDB copy; see [`rdb_keys`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RdbKeys {
+    base: String,
+}
+
+impl RdbKeys {
+    /// The key of shard `shard`'s file (1-based).
+    pub fn object(&self, shard: u32) -> String {
+        format!("{}-{shard:04}{RDB_SUFFIX}", self.base)
+    }
+
+    /// The key of the copy's manifest (its presence means every shard's file was verified).
+    pub fn manifest(&self) -> String {
+        format!("{}{MANIFEST_SUFFIX}", self.base)
+    }
+}
+
+/// Where a cache's RDB copies live.
+pub fn rdb_prefix(cache: &str) -> String {
+    export_prefix(cache, Some(RDB_PROFILE))
+}
+
+/// Where a cache's restore-test reports live (apart from databases': a cache may share a database's name).
+pub fn cache_restore_report_prefix(cache: &str) -> String {
+    format!("reports/cache-restore-tests/{cache}/")
+}
+
+/// A cache restore-test report's key without its extension (add `.json` / `.md`).
+pub fn cache_restore_report_base(cache: &str, requested_at: DateTime<Utc>) -> String {
+    format!("{}{}", cache_restore_report_prefix(cache), requested_at.format(STAMP))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -371,5 +429,26 @@ mod tests {
         assert!(k.starts_with("notifications/") && k.ends_with(".json"));
         assert_eq!(k.len(), "notifications/".len() + 32 + ".json".len());
         assert_ne!(k, notification_key("alarm:lifeboat/app-prod/export-age-full"));
+    }
+    #[test]
+    fn rdb_keys_sit_under_the_reserved_profile_and_read_back_their_time() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 29, 3, 0, 0).unwrap();
+        let keys = rdb_keys("sessions", at);
+        assert_eq!(
+            keys.object(2),
+            "exports/sessions/rdb/2026/11/29/sessions-rdb-20261129T030000Z-0002.rdb"
+        );
+        assert_eq!(
+            keys.manifest(),
+            "exports/sessions/rdb/2026/11/29/sessions-rdb-20261129T030000Z.manifest.json"
+        );
+        assert_eq!(time_in_key(&keys.manifest()), Some(at));
+        assert!(keys.manifest().starts_with(&rdb_prefix("sessions")));
+        assert_eq!(profile_in_key("sessions", &keys.manifest()), Some(RDB_PROFILE));
+        assert_eq!(
+            time_in_key(&format!("{}.json", cache_restore_report_base("sessions", at))),
+            Some(at)
+        );
+        assert_ne!(cache_restore_report_prefix("orders"), restore_report_prefix("orders"));
     }
 }

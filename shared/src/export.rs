@@ -56,6 +56,8 @@ impl Profile {
 pub enum ProfileError {
     #[error("profile names are lowercase letters, digits and hyphens")]
     Name,
+    #[error("the profile name `rdb` is reserved for caches' RDB copies (exports/<cache>/rdb/); choose another")]
+    Reserved,
     #[error("a profile has either `include` or `exclude`, not both")]
     IncludeAndExclude,
     #[error("a table is `name` or `schema.name`, a part that holds a dot in double quotes (`public.\"my.table\"`)")]
@@ -71,6 +73,9 @@ pub fn validate_profile(name: &str, profile: &Profile) -> Result<(), ProfileErro
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
     {
         return Err(ProfileError::Name);
+    }
+    if name == crate::bucket::RDB_PROFILE {
+        return Err(ProfileError::Reserved);
     }
     if !profile.include.is_empty() && !profile.exclude.is_empty() {
         return Err(ProfileError::IncludeAndExclude);
@@ -734,6 +739,10 @@ mod tests {
         assert_eq!(validate_profile("no-messages-2", &Profile::default()), Ok(()));
         assert_eq!(validate_profile("Crit", &Profile::default()), Err(ProfileError::Name));
         assert_eq!(validate_profile("", &Profile::default()), Err(ProfileError::Name));
+        assert_eq!(
+            validate_profile("rdb", &Profile::default()),
+            Err(ProfileError::Reserved)
+        );
         let both = Profile {
             include: vec!["a".into()],
             exclude: vec!["b".into()],
