@@ -17,10 +17,17 @@
 //! and that many bytes. Uncompressed, a `TABLE DATA` block is COPY text: one line per row (newlines inside values
 //! are escaped), ending with a `\.` line. Anything else (compression, an unknown block, a block for no entry, a
 //! truncated stream, a table whose data never came) is an error, never a guess: the caller fails the export.
-//! The parser reads through a buffer of [`BUF`] bytes and never holds a whole block.
+//! The parser holds no buffer of its own: it reads the chunks it is pushed in place and never holds a whole block.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::future::Future;
 use std::io::{self, Read};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use bytes::{Buf, Bytes};
 
 /// The most a TOC string the parser keeps (tag, kind, schema) may be; longer strings are only skipped.
 const KEPT_STRING: usize = 1 << 20;
@@ -66,13 +73,104 @@ fn invalid(what: impl Into<String>) -> FormatError {
 
 /// Counts the rows of every `TABLE DATA` entry of an uncompressed custom-format archive read from `input`, in
 /// the order of the table of contents.
-pub fn count_rows(input: impl Read) -> Result<Vec<TableRows>, FormatError> {
-    let mut r = Reader::new(input);
-    let header = read_header(&mut r)?;
-    let toc = read_toc(&mut r, &header)?;
+pub fn count_rows(mut input: impl Read) -> Result<Vec<TableRows>, FormatError> {
+    let mut counter = RowCounter::new();
+    let mut buf = vec![0; BUF];
+    loop {
+        match input.read(&mut buf) {
+            Ok(0) => return counter.finish(),
+            Ok(n) => counter.push(Bytes::copy_from_slice(&buf[..n])),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// The row counter fed chunk by chunk, on the thread that already holds the archive's chunks (the export's
+/// encoder), so counting needs no thread, no channel and no copy of its own: [`RowCounter::push`] each chunk in
+/// order, then [`RowCounter::finish`]. Once the archive is found invalid, further chunks are ignored and
+/// `finish` returns the first error.
+///
+/// The parser is written as a pull parser (an `async fn` that awaits its next bytes) and driven here by hand:
+/// each push hands it one chunk and polls it until it has consumed the chunk and waits for the next one.
+pub struct RowCounter {
+    feed: Rc<RefCell<Feed>>,
+    parse: Option<Parse>,
+    verdict: Option<Result<Vec<TableRows>, FormatError>>,
+}
+
+/// The parse in progress: it completes with the counts once the archive has ended, or at its first error.
+type Parse = Pin<Box<dyn Future<Output = Result<Vec<TableRows>, FormatError>>>>;
+
+/// The bytes handed to the parser and not yet consumed, and whether the archive has ended.
+#[derive(Default)]
+struct Feed {
+    current: Bytes,
+    ended: bool,
+}
+
+impl std::fmt::Debug for RowCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RowCounter")
+            .field("pending", &self.feed.borrow().current.len())
+            .field("verdict", &self.verdict)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for RowCounter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RowCounter {
+    pub fn new() -> Self {
+        let feed = Rc::new(RefCell::new(Feed::default()));
+        let parse = Box::pin(parse(Reader::new(Rc::clone(&feed))));
+        RowCounter {
+            feed,
+            parse: Some(parse),
+            verdict: None,
+        }
+    }
+
+    /// Hands the parser the archive's next chunk (a cheap clone of the caller's: nothing is copied).
+    pub fn push(&mut self, chunk: Bytes) {
+        if self.verdict.is_some() || chunk.is_empty() {
+            return;
+        }
+        self.feed.borrow_mut().current = chunk;
+        self.poll();
+    }
+
+    /// The counts, once the whole archive was pushed; an archive that ended early is an error.
+    pub fn finish(mut self) -> Result<Vec<TableRows>, FormatError> {
+        self.feed.borrow_mut().ended = true;
+        self.poll();
+        self.verdict
+            .unwrap_or(Err(invalid("the row counter stopped before the end of the archive")))
+    }
+
+    fn poll(&mut self) {
+        let Some(parse) = self.parse.as_mut() else {
+            return;
+        };
+        // The parser waits only for bytes, which only `push` brings: no waker is ever needed.
+        let mut cx = Context::from_waker(Waker::noop());
+        if let Poll::Ready(verdict) = parse.as_mut().poll(&mut cx) {
+            self.verdict = Some(verdict);
+            self.parse = None;
+        }
+    }
+}
+
+async fn parse(mut r: Reader) -> Result<Vec<TableRows>, FormatError> {
+    let header = read_header(&mut r).await?;
+    let toc = read_toc(&mut r, &header).await?;
     let mut rows: Vec<Option<u64>> = vec![None; toc.tables.len()];
-    while let Some(kind) = r.byte_or_end()? {
-        let id = r.int()?;
+    while let Some(kind) = r.byte_or_end().await? {
+        let id = r.int().await?;
         match kind {
             BLK_DATA => {
                 let Some(&slot) = toc.by_id.get(&id) else {
@@ -81,15 +179,15 @@ pub fn count_rows(input: impl Read) -> Result<Vec<TableRows>, FormatError> {
                             "a data block for dump id {id}, which the TOC does not list"
                         )));
                     }
-                    skip_chunks(&mut r)?;
+                    skip_chunks(&mut r).await?;
                     continue;
                 };
                 if rows[slot].is_some() {
                     return Err(invalid(format!("two data blocks for dump id {id}")));
                 }
-                rows[slot] = Some(count_block(&mut r, &toc.tables[slot])?);
+                rows[slot] = Some(count_block(&mut r, &toc.tables[slot]).await?);
             }
-            BLK_BLOBS => skip_large_objects(&mut r)?,
+            BLK_BLOBS => skip_large_objects(&mut r).await?,
             other => return Err(invalid(format!("unknown block type {other} (dump id {id})"))),
         }
     }
@@ -115,43 +213,43 @@ struct Header {
     minor: u8,
 }
 
-fn read_header(r: &mut Reader<impl Read>) -> Result<Header, FormatError> {
+async fn read_header(r: &mut Reader) -> Result<Header, FormatError> {
     let mut magic = [0u8; 5];
-    r.exact(&mut magic, "the header")?;
+    r.exact(&mut magic, "the header").await?;
     if &magic != b"PGDMP" {
         return Err(FormatError::NotAnArchive);
     }
-    let (major, minor, rev) = (r.byte()?, r.byte()?, r.byte()?);
+    let (major, minor, rev) = (r.byte().await?, r.byte().await?, r.byte().await?);
     if major != 1 || !(12..=16).contains(&minor) {
         return Err(FormatError::Version(major, minor, rev));
     }
-    let int_size = r.byte()?;
+    let int_size = r.byte().await?;
     if !(1..=8).contains(&int_size) {
         return Err(FormatError::IntSize(int_size));
     }
     r.int_size = int_size;
-    r.off_size = r.byte()?;
-    let format = r.byte()?;
+    r.off_size = r.byte().await?;
+    let format = r.byte().await?;
     if format != FORMAT_CUSTOM {
         return Err(FormatError::Format(format));
     }
     if minor >= 15 {
-        let algorithm = r.byte()?;
+        let algorithm = r.byte().await?;
         if algorithm != 0 {
             return Err(FormatError::Compressed(format!("algorithm {algorithm}")));
         }
     } else {
-        let level = r.int()?;
+        let level = r.int().await?;
         if level != 0 {
             return Err(FormatError::Compressed(format!("level {level}")));
         }
     }
     for _ in 0..7 {
-        r.int()?; // creation time
+        r.int().await?; // creation time
     }
-    r.skip_str()?; // database name
-    r.skip_str()?; // server version
-    r.skip_str()?; // pg_dump version
+    r.skip_str().await?; // database name
+    r.skip_str().await?; // server version
+    r.skip_str().await?; // pg_dump version
     Ok(Header { minor })
 }
 
@@ -173,8 +271,8 @@ struct TableEntry {
     has_data: bool,
 }
 
-fn read_toc(r: &mut Reader<impl Read>, header: &Header) -> Result<Toc, FormatError> {
-    let count = r.int()?;
+async fn read_toc(r: &mut Reader, header: &Header) -> Result<Toc, FormatError> {
+    let count = r.int().await?;
     if count < 0 {
         return Err(invalid(format!("a TOC of {count} entries")));
     }
@@ -184,33 +282,33 @@ fn read_toc(r: &mut Reader<impl Read>, header: &Header) -> Result<Toc, FormatErr
         other_data: Default::default(),
     };
     for _ in 0..count {
-        let id = r.int()?;
+        let id = r.int().await?;
         if id <= 0 {
             return Err(invalid(format!("TOC entry id {id}")));
         }
-        r.int()?; // had a data dumper
-        r.skip_str()?; // table oid
-        r.skip_str()?; // oid
-        let tag = r.kept_str()?;
-        let desc = r.kept_str()?;
-        r.int()?; // section
-        r.skip_str()?; // definition
-        r.skip_str()?; // drop statement
-        r.skip_str()?; // copy statement
-        let schema = r.kept_str()?;
-        r.skip_str()?; // tablespace
+        r.int().await?; // had a data dumper
+        r.skip_str().await?; // table oid
+        r.skip_str().await?; // oid
+        let tag = r.kept_str().await?;
+        let desc = r.kept_str().await?;
+        r.int().await?; // section
+        r.skip_str().await?; // definition
+        r.skip_str().await?; // drop statement
+        r.skip_str().await?; // copy statement
+        let schema = r.kept_str().await?;
+        r.skip_str().await?; // tablespace
         if header.minor >= 14 {
-            r.skip_str()?; // table access method
+            r.skip_str().await?; // table access method
         }
         if header.minor >= 16 {
-            r.int()?; // relkind
+            r.int().await?; // relkind
         }
-        r.skip_str()?; // owner
-        r.skip_str()?; // "false" (tables WITH OIDS are no more)
-        while r.str_present()? {} // dependencies, until a NULL
-        let flag = r.byte()?;
+        r.skip_str().await?; // owner
+        r.skip_str().await?; // "false" (tables WITH OIDS are no more)
+        while r.str_present().await? {} // dependencies, until a NULL
+        let flag = r.byte().await?;
         for _ in 0..r.off_size {
-            r.byte()?;
+            r.byte().await?;
         }
         let has_data = flag != OFFSET_NO_DATA;
         if desc.as_deref() == Some("TABLE DATA") {
@@ -229,35 +327,35 @@ fn read_toc(r: &mut Reader<impl Read>, header: &Header) -> Result<Toc, FormatErr
 }
 
 /// Counts the rows of one table's data block, chunk by chunk.
-fn count_block(r: &mut Reader<impl Read>, table: &TableEntry) -> Result<u64, FormatError> {
+async fn count_block(r: &mut Reader, table: &TableEntry) -> Result<u64, FormatError> {
     let mut copy = CopyRows::default();
     loop {
-        let len = r.len()?;
+        let len = r.len().await?;
         if len == 0 {
             return copy.finish(table);
         }
         let mut left = len;
         while left > 0 {
-            let piece = r.some(left, "a data chunk")?;
+            let piece = r.some(left, "a data chunk").await?;
             left -= piece.len();
-            copy.feed(piece, table)?;
+            copy.feed(&piece, table)?;
         }
     }
 }
 
-fn skip_chunks(r: &mut Reader<impl Read>) -> Result<(), FormatError> {
+async fn skip_chunks(r: &mut Reader) -> Result<(), FormatError> {
     loop {
-        let len = r.len()?;
+        let len = r.len().await?;
         if len == 0 {
             return Ok(());
         }
-        r.skip(len, "a data chunk")?;
+        r.skip(len, "a data chunk").await?;
     }
 }
 
-fn skip_large_objects(r: &mut Reader<impl Read>) -> Result<(), FormatError> {
-    while r.int()? != 0 {
-        skip_chunks(r)?;
+async fn skip_large_objects(r: &mut Reader) -> Result<(), FormatError> {
+    while r.int().await? != 0 {
+        skip_chunks(r).await?;
     }
     Ok(())
 }
@@ -316,121 +414,132 @@ impl CopyRows {
     }
 }
 
-/// A buffered reader that knows the archive's integer and offset sizes.
-struct Reader<R> {
-    input: R,
-    buf: Vec<u8>,
-    pos: usize,
-    end: usize,
+/// The parser's view of the feed: the bytes pushed so far and not consumed, and the archive's integer and offset
+/// sizes.
+struct Reader {
+    feed: Rc<RefCell<Feed>>,
     int_size: u8,
     off_size: u8,
 }
 
-impl<R: Read> Reader<R> {
-    fn new(input: R) -> Self {
+/// Pending once, then ready: how the parser waits for the next push.
+struct NextChunk(bool);
+
+impl Future for NextChunk {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        Poll::Pending
+    }
+}
+
+impl Reader {
+    fn new(feed: Rc<RefCell<Feed>>) -> Self {
         Reader {
-            input,
-            buf: vec![0; BUF],
-            pos: 0,
-            end: 0,
+            feed,
             int_size: 4,
             off_size: 8,
         }
     }
 
-    /// Refills an empty buffer; `false` at the end of the input.
-    fn fill(&mut self) -> Result<bool, FormatError> {
-        if self.pos < self.end {
-            return Ok(true);
-        }
+    /// Waits until there are bytes to read; `false` at the end of the archive.
+    async fn fill(&mut self) -> Result<bool, FormatError> {
         loop {
-            match self.input.read(&mut self.buf) {
-                Ok(n) => {
-                    self.pos = 0;
-                    self.end = n;
-                    return Ok(n > 0);
+            {
+                let feed = self.feed.borrow();
+                if !feed.current.is_empty() {
+                    return Ok(true);
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
+                if feed.ended {
+                    return Ok(false);
+                }
             }
+            NextChunk(false).await;
         }
     }
 
-    /// Up to `max` (at least one) buffered bytes.
-    fn some(&mut self, max: usize, what: &'static str) -> Result<&[u8], FormatError> {
-        if !self.fill()? {
+    /// Up to `max` (at least one) bytes: a slice of the pushed chunk, not a copy.
+    async fn some(&mut self, max: usize, what: &'static str) -> Result<Bytes, FormatError> {
+        if !self.fill().await? {
             return Err(FormatError::Truncated(what));
         }
-        let n = max.min(self.end - self.pos);
-        let start = self.pos;
-        self.pos += n;
-        Ok(&self.buf[start..start + n])
+        let mut feed = self.feed.borrow_mut();
+        let n = max.min(feed.current.len());
+        Ok(feed.current.split_to(n))
     }
 
-    fn exact(&mut self, out: &mut [u8], what: &'static str) -> Result<(), FormatError> {
+    async fn exact(&mut self, out: &mut [u8], what: &'static str) -> Result<(), FormatError> {
         let mut at = 0;
         while at < out.len() {
-            let piece = self.some(out.len() - at, what)?;
+            let piece = self.some(out.len() - at, what).await?;
             let n = piece.len();
-            out[at..at + n].copy_from_slice(piece);
+            out[at..at + n].copy_from_slice(&piece);
             at += n;
         }
         Ok(())
     }
 
-    fn skip(&mut self, mut n: usize, what: &'static str) -> Result<(), FormatError> {
+    async fn skip(&mut self, mut n: usize, what: &'static str) -> Result<(), FormatError> {
         while n > 0 {
-            n -= self.some(n, what)?.len();
+            n -= self.some(n, what).await?.len();
         }
         Ok(())
     }
 
-    fn byte(&mut self) -> Result<u8, FormatError> {
-        Ok(self.some(1, "the header or the table of contents")?[0])
+    async fn byte(&mut self) -> Result<u8, FormatError> {
+        self.byte_or_end()
+            .await?
+            .ok_or(FormatError::Truncated("the header or the table of contents"))
     }
 
-    /// The next byte, or `None` at a clean end of the input.
-    fn byte_or_end(&mut self) -> Result<Option<u8>, FormatError> {
-        if !self.fill()? {
+    /// The next byte, or `None` at a clean end of the archive.
+    async fn byte_or_end(&mut self) -> Result<Option<u8>, FormatError> {
+        if !self.fill().await? {
             return Ok(None);
         }
-        self.pos += 1;
-        Ok(Some(self.buf[self.pos - 1]))
+        let mut feed = self.feed.borrow_mut();
+        let byte = feed.current.first().copied();
+        feed.current.advance(1);
+        Ok(byte)
     }
 
-    fn int(&mut self) -> Result<i64, FormatError> {
-        let sign = self.byte()?;
+    async fn int(&mut self) -> Result<i64, FormatError> {
+        let sign = self.byte().await?;
         let mut value: u64 = 0;
         for i in 0..self.int_size {
-            value |= u64::from(self.byte()?) << (8 * u32::from(i));
+            value |= u64::from(self.byte().await?) << (8 * u32::from(i));
         }
         let value = i64::try_from(value).map_err(|_| invalid(format!("integer {value} out of range")))?;
         Ok(if sign == 0 { value } else { -value })
     }
 
     /// A non-negative length (a chunk's or a string's).
-    fn len(&mut self) -> Result<usize, FormatError> {
-        let n = self.int()?;
+    async fn len(&mut self) -> Result<usize, FormatError> {
+        let n = self.int().await?;
         usize::try_from(n).map_err(|_| invalid(format!("length {n}")))
     }
 
     /// Skips a string; `false` if it was NULL.
-    fn str_present(&mut self) -> Result<bool, FormatError> {
-        let n = self.int()?;
+    async fn str_present(&mut self) -> Result<bool, FormatError> {
+        let n = self.int().await?;
         if n == -1 {
             return Ok(false);
         }
         let n = usize::try_from(n).map_err(|_| invalid(format!("string length {n}")))?;
-        self.skip(n, "a string")?;
+        self.skip(n, "a string").await?;
         Ok(true)
     }
 
-    fn skip_str(&mut self) -> Result<(), FormatError> {
-        self.str_present().map(|_| ())
+    async fn skip_str(&mut self) -> Result<(), FormatError> {
+        self.str_present().await.map(|_| ())
     }
 
-    fn kept_str(&mut self) -> Result<Option<String>, FormatError> {
-        let n = self.int()?;
+    async fn kept_str(&mut self) -> Result<Option<String>, FormatError> {
+        let n = self.int().await?;
         if n == -1 {
             return Ok(None);
         }
@@ -439,7 +548,7 @@ impl<R: Read> Reader<R> {
             .filter(|&n| n <= KEPT_STRING)
             .ok_or_else(|| invalid(format!("a name of {n} bytes")))?;
         let mut bytes = vec![0; n];
-        self.exact(&mut bytes, "a string")?;
+        self.exact(&mut bytes, "a string").await?;
         String::from_utf8(bytes)
             .map(Some)
             .map_err(|_| invalid("a name that is not UTF-8"))
@@ -653,6 +762,23 @@ mod tests {
             self.data = &self.data[n..];
             Ok(n)
         }
+    }
+
+    #[test]
+    fn a_pushed_archive_counts_like_a_read_one_and_keeps_its_first_error() {
+        let bytes = sample(16);
+        let mut counter = RowCounter::new();
+        for piece in bytes.chunks(7) {
+            counter.push(Bytes::copy_from_slice(piece));
+        }
+        assert_eq!(counter.finish().unwrap(), expected());
+        // Not an archive: the verdict comes at the first chunk and stays, whatever follows.
+        let mut counter = RowCounter::new();
+        counter.push(Bytes::from_static(b"-- SQL"));
+        counter.push(Bytes::copy_from_slice(&bytes));
+        assert!(matches!(counter.finish(), Err(FormatError::NotAnArchive)));
+        // Nothing pushed at all is a truncated archive, not an empty one.
+        assert!(matches!(RowCounter::new().finish(), Err(FormatError::Truncated(_))));
     }
 
     proptest! {

@@ -2,12 +2,11 @@
 //!
 //! - pg_dump and pg_restore: the growth of this process's reaped children's CPU (`cutime + cstime` in
 //!   `/proc/self/stat`) across the wait that reaps each of them, so each is counted whole, after it exited.
-//! - Hashing, compression, encryption and the copy into parts all run on the encoder thread: a [`Meter`] charges
+//! - Hashing, compression, encryption, the copy into parts and the row counts all run on the encoder thread: a [`Meter`] charges
 //!   that thread's CPU clock (`CLOCK_THREAD_CPUTIME_ID`) to whichever stage runs, exclusive of the stages nested in
 //!   it (zstd writes into age, which writes into the part writer).
 //! - Upload and pipes (reading pg_dump, feeding pg_restore): the thread CPU clock around every poll of their
 //!   futures ([`Timed`]), whichever runtime thread polls them.
-//! - Row counts: the CPU clock of the row counter's own thread.
 //! - Other: the rest of the process's CPU over the pipeline (the runtime, the HTTP connections' own tasks, zstd's
 //!   worker threads when `LIFEBOAT_ZSTD_WORKERS` > 0).
 //!
@@ -86,9 +85,11 @@ pub enum Stage {
     Encryption,
     /// Copying into the part buffer and handing parts on.
     Upload,
+    /// Counting the rows in the archive's COPY data.
+    RowCounts,
 }
 
-const STAGES: usize = 5;
+const STAGES: usize = 6;
 
 /// Charges one thread's CPU time to the stage running on it. Cheap to clone; not `Send` (one thread's clock).
 #[derive(Debug, Clone)]

@@ -2,9 +2,13 @@
 //!
 //! ```text
 //! pg_dump stdout ──► reader ──┬──► [thread] SHA-256 ─► zstd (multi-threaded) ─► age ─► parts ──► uploader (N in flight)
-//!                             ├──► pg_restore -f /dev/null (parses the whole archive)
-//!                             └──► [thread] row counts from the archive's COPY data (`lifeboat::dump_format`)
+//!                             │             └─► row counts from the archive's COPY data (`lifeboat::dump_format`)
+//!                             └──► pg_restore -f /dev/null (parses the whole archive)
 //! ```
+//!
+//! The row counter runs on the encoder's thread, fed the same chunks (no thread, channel or copy of its own):
+//! on a machine whose cores the database server shares, every thread handed a chunk costs wake-ups the dump
+//! pays for.
 //!
 //! Memory is bounded whatever the database size: chunks and parts travel through bounded channels, so a slow
 //! stage slows the dump instead of buffering it. The pipeline decides nothing about success on its own: it
@@ -14,9 +18,9 @@
 use std::io::{self, Write};
 use std::process::Stdio;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use futures::stream::{FuturesUnordered, StreamExt};
-use lifeboat::dump_format::{self, FormatError, TableRows};
+use lifeboat::dump_format::{FormatError, RowCounter, TableRows};
 // sha2 0.11 hashes with the CPU's SHA instructions when it has them, detected at run time: SHA-NI on x86-64,
 // ARMv8 SHA2 on arm64 (Lambda's Graviton). 0.10, the workspace's, did so on x86-64 only. Checked on the
 // development machine (sha_ni in /proc/cpuinfo) by hashing 1 GiB with sha2 0.11.1 as built here and again with
@@ -28,7 +32,8 @@ use tokio::sync::mpsc;
 
 use crate::cpu::{self, CpuSeconds, Meter, Stage};
 
-/// Size of the reads from pg_dump: small enough to keep the stages busy, large enough to keep syscalls cheap.
+/// Size of the chunks handed on: small enough to keep the stages busy, large enough that handing one on (a wake-up
+/// of each consumer) is rare. A pipe holds 64 KiB, so a chunk is several reads.
 const CHUNK: usize = 256 * 1024;
 /// Chunks queued between the reader and each consumer.
 const CHUNKS_QUEUED: usize = 8;
@@ -99,8 +104,6 @@ pub enum PipelineError {
     /// The archive's own rows could not be counted: no counts are made up, the export fails.
     #[error("counting the rows in pg_dump's archive failed: {0}; the export is not recorded")]
     Count(#[source] FormatError),
-    #[error("counting the rows in pg_dump's archive failed: counter thread: {0}")]
-    CountThread(#[source] tokio::task::JoinError),
     /// The stream outgrew the size the part size was chosen for.
     #[error(
         "the stream needs more than {0} parts (S3's limit): it outgrew the database's size; raise \
@@ -170,11 +173,13 @@ pub async fn run(
         });
     }
     let parts = stages.uploaded?;
-    let (plaintext_bytes, plaintext_sha256, stored_bytes, stored_sha256, encoder) = stages.encoded?;
+    let encoded = stages.encoded?;
     let cpu = CpuSeconds {
         pg_dump: children_dumped.saturating_sub(children_start).as_secs_f64(),
         pg_restore: children_verified.saturating_sub(children_dumped).as_secs_f64(),
-        ..encoder.seconds(&stages.cpu, cpu::process_cpu().saturating_sub(process_start))
+        ..encoded
+            .cpu
+            .seconds(&stages.cpu, cpu::process_cpu().saturating_sub(process_start))
     };
     if !verify_status.success() {
         return Err(PipelineError::Verify {
@@ -189,12 +194,12 @@ pub async fn run(
         });
     }
     // pg_dump and pg_restore both vouched for the archive; a stream the counter cannot read still fails.
-    let tables = stages.counted?;
+    let tables = encoded.counted.map_err(PipelineError::Count)?;
     Ok(Output {
-        plaintext_bytes,
-        plaintext_sha256,
-        stored_bytes,
-        stored_sha256,
+        plaintext_bytes: encoded.plaintext_bytes,
+        plaintext_sha256: encoded.plaintext_sha256,
+        stored_bytes: encoded.stored_bytes,
+        stored_sha256: encoded.stored_sha256,
         parts,
         tables,
         cpu,
@@ -208,7 +213,6 @@ struct Stages {
     fed: Result<(), PipelineError>,
     encoded: Result<Encoded, PipelineError>,
     uploaded: Result<Vec<UploadedPart>, PipelineError>,
-    counted: Result<Vec<TableRows>, PipelineError>,
     cpu: AsyncCpu,
 }
 
@@ -218,8 +222,6 @@ struct AsyncCpu {
     upload: cpu::Counter,
     /// Reading pg_dump's output and feeding pg_restore's input.
     pipes: cpu::Counter,
-    /// The row counter's thread.
-    row_counts: cpu::Counter,
 }
 
 /// CPU time of the encoder thread's stages.
@@ -229,6 +231,7 @@ struct EncoderCpu {
     encryption: std::time::Duration,
     upload: std::time::Duration,
     pipes: std::time::Duration,
+    row_counts: std::time::Duration,
 }
 
 impl EncoderCpu {
@@ -239,6 +242,7 @@ impl EncoderCpu {
             encryption: meter.total(Stage::Encryption),
             upload: meter.total(Stage::Upload),
             pipes: meter.total(Stage::Pipes),
+            row_counts: meter.total(Stage::RowCounts),
         }
     }
 
@@ -246,7 +250,7 @@ impl EncoderCpu {
     fn seconds(&self, futures: &AsyncCpu, process: std::time::Duration) -> CpuSeconds {
         let upload = self.upload + futures.upload.get();
         let pipes = self.pipes + futures.pipes.get();
-        let row_counts = futures.row_counts.get();
+        let row_counts = self.row_counts;
         let measured = self.hashing + self.compression + self.encryption + upload + pipes + row_counts;
         CpuSeconds {
             hashing: self.hashing.as_secs_f64(),
@@ -271,40 +275,19 @@ async fn run_stages(
     let (to_encode, encode_rx) = mpsc::channel::<Bytes>(CHUNKS_QUEUED);
     let (to_verify, verify_rx) = mpsc::channel::<Bytes>(CHUNKS_QUEUED);
     let (parts_tx, parts_rx) = mpsc::channel::<Bytes>(1);
-    let (to_count, count_rx) = mpsc::channel::<Bytes>(CHUNKS_QUEUED);
 
     let cpu = AsyncCpu::default();
-    let reader = cpu::timed(&cpu.pipes, read_dump(stdout, [to_verify, to_encode, to_count]));
+    let reader = cpu::timed(&cpu.pipes, read_dump(stdout, [to_verify, to_encode]));
     let encode_options = options.clone();
     let encoder = tokio::task::spawn_blocking(move || encode(encode_rx, parts_tx, &encode_options));
     let uploader = upload_parts(parts_rx, sink, options.parts_in_flight, options.max_parts, &cpu.upload);
     let verifier = cpu::timed(&cpu.pipes, feed_restore(verify_rx, restore_in));
-    let count = options.count_rows;
-    let count_cpu = cpu.row_counts.clone();
-    let counter = tokio::task::spawn_blocking(move || {
-        let started = cpu::thread_cpu();
-        let mut chunks = Chunks::new(count_rx);
-        let counted = if count {
-            dump_format::count_rows(&mut chunks)
-        } else {
-            Ok(Vec::new())
-        };
-        // Whatever the verdict, the stream goes on to the other consumers: a counter that failed reports at the
-        // end, after pg_dump's and pg_restore's own verdicts, rather than cutting the dump short.
-        chunks.drain();
-        count_cpu.add(cpu::thread_cpu().saturating_sub(started));
-        counted
-    });
-
-    let (read, encoded, uploaded, fed, counted) = tokio::join!(reader, encoder, uploader, verifier, counter);
+    let (read, encoded, uploaded, fed) = tokio::join!(reader, encoder, uploader, verifier);
     Stages {
         read,
         fed,
         encoded: encoded.map_err(PipelineError::EncoderThread).and_then(|e| e),
         uploaded,
-        counted: counted
-            .map_err(PipelineError::CountThread)
-            .and_then(|c| c.map_err(PipelineError::Count)),
         cpu,
     }
 }
@@ -336,55 +319,23 @@ fn read_stderr(child: &mut Child) -> impl std::future::Future<Output = String> {
     async move { handle.await.unwrap_or_default() }
 }
 
-/// The archive as chunks from the reader, read on a blocking thread (the row counter's input).
-struct Chunks {
-    rx: mpsc::Receiver<Bytes>,
-    current: Bytes,
-}
-
-impl Chunks {
-    fn new(rx: mpsc::Receiver<Bytes>) -> Self {
-        Chunks {
-            rx,
-            current: Bytes::new(),
-        }
-    }
-}
-
-impl Chunks {
-    fn drain(&mut self) {
-        while self.rx.blocking_recv().is_some() {}
-    }
-}
-
-impl io::Read for Chunks {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.current.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(chunk) => self.current = chunk,
-                None => return Ok(0),
-            }
-        }
-        let n = out.len().min(self.current.len());
-        out[..n].copy_from_slice(&self.current[..n]);
-        self.current.advance(n);
-        Ok(n)
-    }
-}
-
-/// Reads pg_dump's output and hands every chunk to each consumer (pg_restore's feeder, the encoder, the row
+/// Reads pg_dump's output and hands every chunk to each consumer (pg_restore's feeder, the encoder and its row
 /// counter): shared, never copied.
 async fn read_dump(
     mut stdout: tokio::process::ChildStdout,
-    consumers: [mpsc::Sender<Bytes>; 3],
+    consumers: [mpsc::Sender<Bytes>; 2],
 ) -> Result<bool, PipelineError> {
     loop {
         let mut buf = BytesMut::with_capacity(CHUNK);
-        let n = stdout.read_buf(&mut buf).await.map_err(|source| PipelineError::Io {
-            what: "reading pg_dump's output",
-            source,
-        })?;
-        if n == 0 {
+        let mut ended = false;
+        while buf.len() < CHUNK && !ended {
+            let n = stdout.read_buf(&mut buf).await.map_err(|source| PipelineError::Io {
+                what: "reading pg_dump's output",
+                source,
+            })?;
+            ended = n == 0;
+        }
+        if buf.is_empty() {
             return Ok(true);
         }
         let chunk = buf.freeze();
@@ -393,6 +344,9 @@ async fn read_dump(
             if consumer.send(chunk.clone()).await.is_err() {
                 return Ok(false);
             }
+        }
+        if ended {
+            return Ok(true);
         }
     }
 }
@@ -490,7 +444,17 @@ impl Sealed {
     }
 }
 
-type Encoded = (u64, String, u64, String, EncoderCpu);
+/// What the encoder thread ends with.
+struct Encoded {
+    plaintext_bytes: u64,
+    plaintext_sha256: String,
+    stored_bytes: u64,
+    stored_sha256: String,
+    cpu: EncoderCpu,
+    /// The row counts, or why the stream could not be counted (reported after pg_dump's and pg_restore's
+    /// verdicts: a counter that failed does not cut the dump short).
+    counted: Result<Vec<TableRows>, FormatError>,
+}
 
 /// Runs on a blocking thread: hash, compress, encrypt, cut into parts.
 fn encode(
@@ -523,7 +487,11 @@ fn encode(
 
     let mut plain = Sha256::new();
     let mut plain_bytes = 0u64;
+    let mut counter = options.count_rows.then(RowCounter::new);
     while let Some(chunk) = rx.blocking_recv() {
+        if let Some(counter) = counter.as_mut() {
+            meter.stage(Stage::RowCounts, || counter.push(chunk.clone()));
+        }
         meter.stage(Stage::Hashing, || plain.update(&chunk));
         plain_bytes += chunk.len() as u64;
         meter
@@ -533,8 +501,18 @@ fn encode(
     let sealed = meter.stage(Stage::Compression, || zstd.finish()).map_err(err)?;
     let writer = sealed.finish().map_err(err)?;
     let (stored_bytes, stored_sha256) = meter.stage(Stage::Upload, || writer.finish()).map_err(err)?;
-    let cpu = EncoderCpu::read(&meter);
-    Ok((plain_bytes, hex(&plain.finalize()), stored_bytes, stored_sha256, cpu))
+    let counted = match counter {
+        Some(counter) => meter.stage(Stage::RowCounts, || counter.finish()),
+        None => Ok(Vec::new()),
+    };
+    Ok(Encoded {
+        plaintext_bytes: plain_bytes,
+        plaintext_sha256: hex(&plain.finalize()),
+        stored_bytes,
+        stored_sha256,
+        cpu: EncoderCpu::read(&meter),
+        counted,
+    })
 }
 
 async fn upload_parts(
