@@ -66,7 +66,39 @@ pub enum RdbCopyError {
     SizeMismatch { key: String, expected: u64, read: u64 },
     #[error("the verifier's thread stopped before the end: {0}")]
     Join(String),
+    #[error(
+        "{key} holds {size} bytes, more than one server-side copy moves ({MAX_COPY_BYTES}); copies of files this \
+         large are not supported yet: the staged file is kept, copy it by hand with `aws s3 cp`"
+    )]
+    TooLarge { key: String, size: u64 },
+    #[error(
+        "{key}: S3's SHA-256 of the stored copy is {stored} (base64) but the verified file's is {verified} (hex): \
+         the copy is not the file that was verified; it is not listed in a manifest"
+    )]
+    StoredDiffers {
+        key: String,
+        verified: String,
+        stored: String,
+    },
 }
+
+impl RdbCopyError {
+    /// The file itself is bad (or cannot be moved as it is): recorded, alarmed, and never tried again. Anything
+    /// else (a network error, a throttled call) is tried again by the next run.
+    pub fn is_final(&self) -> bool {
+        match self {
+            Self::Verify { source, .. } => !matches!(source, RdbError::Io(_)),
+            Self::TooLarge { .. } | Self::StoredDiffers { .. } => true,
+            Self::Aws(_) | Self::BucketAccess { .. } | Self::SizeMismatch { .. } | Self::Join(_) => false,
+        }
+    }
+}
+
+/// The most one `CopyObject` copies (5 GiB).
+pub const MAX_COPY_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+
+/// The tag whose value picks an export's lifecycle rule; RDB copies carry `lifeboat-profile=rdb`.
+pub const PROFILE_TAG: &str = "lifeboat-profile";
 
 /// A snapshot Lifeboat may export, with what the manifest records of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -279,6 +311,107 @@ pub async fn request_export(
         }),
         _ => Err(Error::aws("CopySnapshot", err).into()),
     }
+}
+
+/// Every key (with its size) under `prefix`.
+pub async fn list(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<BTreeMap<String, u64>, Error> {
+    let mut out = BTreeMap::new();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| Error::aws("ListObjectsV2", e))?;
+        for o in page.contents() {
+            if let Some(key) = o.key() {
+                out.insert(
+                    key.to_owned(),
+                    o.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The SHA-256 S3 reports for an object, as base64 (what `x-amz-checksum-sha256` carries), from a hex digest.
+pub fn sha256_base64(hex: &str) -> Option<String> {
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect();
+    bytes.filter(|b| b.len() == 32).map(aws_smithy_types::base64::encode)
+}
+
+/// Where a verified file goes and how it is stored.
+#[derive(Debug, Clone, Copy)]
+pub struct Move<'a> {
+    pub bucket: &'a str,
+    pub from: &'a str,
+    pub to: &'a str,
+    pub size: u64,
+    /// The verifier's SHA-256 of the staged file (hex).
+    pub sha256: &'a str,
+    pub kms_key_id: Option<&'a str>,
+}
+
+/// Copies a verified staged file to its key under `exports/` server-side: SSE-KMS with the bucket's key, tagged
+/// `lifeboat-profile=rdb`, only if the key is free (`If-None-Match: *`), with S3 computing the copy's SHA-256,
+/// which must equal the verifier's. A key already taken (a run that stopped before its manifest) is accepted
+/// only if S3's SHA-256 of it is the verified one. The staged file stays (lifecycle expires it).
+pub async fn move_verified(s3: &aws_sdk_s3::Client, m: Move<'_>) -> Result<(), RdbCopyError> {
+    use aws_sdk_s3::types::{ChecksumAlgorithm, ServerSideEncryption, TaggingDirective};
+    if m.size > MAX_COPY_BYTES {
+        return Err(RdbCopyError::TooLarge {
+            key: m.from.to_owned(),
+            size: m.size,
+        });
+    }
+    let sent = s3
+        .copy_object()
+        .bucket(m.bucket)
+        .key(m.to)
+        .copy_source(format!("{}/{}", m.bucket, m.from))
+        .server_side_encryption(ServerSideEncryption::AwsKms)
+        .set_ssekms_key_id(m.kms_key_id.map(str::to_owned))
+        .tagging_directive(TaggingDirective::Replace)
+        .tagging(format!("{PROFILE_TAG}={}", crate::bucket::RDB_PROFILE))
+        .checksum_algorithm(ChecksumAlgorithm::Sha256)
+        .if_none_match("*")
+        .send()
+        .await;
+    let stored = match sent {
+        Ok(out) => out
+            .copy_object_result()
+            .and_then(|r| r.checksum_sha256())
+            .map(str::to_owned),
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => stored_sha256(s3, m).await?,
+        Err(e) => return Err(Error::aws("CopyObject", e).into()),
+    };
+    let verified = sha256_base64(m.sha256);
+    match (stored, verified) {
+        (Some(stored), Some(verified)) if stored == verified => Ok(()),
+        (stored, _) => Err(RdbCopyError::StoredDiffers {
+            key: m.to.to_owned(),
+            verified: m.sha256.to_owned(),
+            stored: stored.unwrap_or_else(|| "missing".to_owned()),
+        }),
+    }
+}
+
+/// S3's SHA-256 of an object already at the destination (`GetObjectAttributes`, no read of its bytes).
+async fn stored_sha256(s3: &aws_sdk_s3::Client, m: Move<'_>) -> Result<Option<String>, RdbCopyError> {
+    let out = s3
+        .get_object_attributes()
+        .bucket(m.bucket)
+        .key(m.to)
+        .object_attributes(aws_sdk_s3::types::ObjectAttributes::Checksum)
+        .send()
+        .await
+        .map_err(|e| Error::aws("GetObjectAttributes", e))?;
+    Ok(out.checksum().and_then(|c| c.checksum_sha256()).map(str::to_owned))
 }
 
 /// Reads a channel of chunks as one stream of bytes; an error sent on it ends the stream with that error.
@@ -509,6 +642,98 @@ mod tests {
             (m.snapshot.as_str(), m.snapshot_time, m.engine_version.as_str()),
             (snapshot.name.as_str(), at, "8.0.1")
         );
+    }
+
+    #[test]
+    fn hashes_compare_as_s3_writes_them_and_bad_files_are_final() {
+        // SHA-256 of the empty string, hex and base64.
+        let hex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        assert_eq!(
+            sha256_base64(hex).as_deref(),
+            Some("47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=")
+        );
+        assert_eq!(sha256_base64("abc"), None);
+        let corrupt = RdbCopyError::Verify {
+            key: "k".into(),
+            source: RdbError::Checksum { stored: 1, computed: 2 },
+        };
+        let network = RdbCopyError::Verify {
+            key: "k".into(),
+            source: RdbError::Io(std::io::Error::other("reset")),
+        };
+        assert!(corrupt.is_final() && !network.is_final());
+    }
+
+    mod moves {
+        use super::*;
+        use aws_sdk_s3::operation::copy_object::CopyObjectOutput;
+        use aws_sdk_s3::operation::get_object_attributes::GetObjectAttributesOutput;
+        use aws_sdk_s3::types::{Checksum, CopyObjectResult};
+        use aws_sdk_s3::Client;
+        use aws_smithy_mocks::{mock, mock_client, RuleMode};
+
+        const EMPTY_HEX: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        const EMPTY_B64: &str = "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
+        const PRECONDITION_FAILED: &str = "<Error><Code>PreconditionFailed</Code><Message>At least one of the \
+            pre-conditions you specified did not hold</Message><Condition>If-None-Match</Condition></Error>";
+
+        fn copied(sha: &'static str) -> impl Fn() -> CopyObjectOutput {
+            move || {
+                CopyObjectOutput::builder()
+                    .copy_object_result(CopyObjectResult::builder().checksum_sha256(sha).build())
+                    .build()
+            }
+        }
+
+        /// The copy asks for SSE-KMS, the rdb tag, S3's SHA-256 and a free key; S3's hash must be the verified
+        /// one; a taken key is accepted only with the verified hash; a file past 5 GiB is refused up front.
+        #[tokio::test]
+        async fn a_move_is_checked_against_the_hash_s3_computes() {
+            let good = mock!(Client::copy_object)
+                .match_requests(|r| {
+                    r.copy_source() == Some("b/rdb-staging-x-0001.rdb")
+                        && r.if_none_match() == Some("*")
+                        && r.ssekms_key_id() == Some("key")
+                        && r.tagging() == Some("lifeboat-profile=rdb")
+                        && r.checksum_algorithm() == Some(&aws_sdk_s3::types::ChecksumAlgorithm::Sha256)
+                })
+                .then_output(copied(EMPTY_B64));
+            let differs = mock!(Client::copy_object).then_output(copied("AAAA"));
+            let taken = mock!(Client::copy_object)
+                .sequence()
+                .http_status(412, Some(PRECONDITION_FAILED.into()))
+                .build();
+            let attributes = mock!(Client::get_object_attributes)
+                .match_requests(|r| r.key() == Some("exports/x/rdb/x-0001.rdb"))
+                .then_output(|| {
+                    GetObjectAttributesOutput::builder()
+                        .checksum(Checksum::builder().checksum_sha256(EMPTY_B64).build())
+                        .build()
+                });
+            let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, [&good, &differs, &taken, &attributes]);
+            let m = Move {
+                bucket: "b",
+                from: "rdb-staging-x-0001.rdb",
+                to: "exports/x/rdb/x-0001.rdb",
+                size: 10,
+                sha256: EMPTY_HEX,
+                kms_key_id: Some("key"),
+            };
+            move_verified(&s3, m).await.unwrap();
+            let err = move_verified(&s3, m).await.unwrap_err();
+            assert!(
+                matches!(err, RdbCopyError::StoredDiffers { .. }) && err.is_final(),
+                "{err}"
+            );
+            move_verified(&s3, m).await.unwrap();
+            assert_eq!(attributes.num_calls(), 1);
+            let big = Move {
+                size: MAX_COPY_BYTES + 1,
+                ..m
+            };
+            let err = move_verified(&s3, big).await.unwrap_err();
+            assert!(err.to_string().contains("not supported yet") && err.is_final(), "{err}");
+        }
     }
 
     mod export_requests {
