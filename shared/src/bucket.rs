@@ -316,6 +316,24 @@ pub fn cache_restore_report_base(cache: &str, requested_at: DateTime<Utc>) -> St
     format!("{}{}", cache_restore_report_prefix(cache), requested_at.format(STAMP))
 }
 
+/// Where ElastiCache's export (`CopySnapshot` with `TargetBucket`) writes a snapshot's files before they are
+/// verified and moved under [`rdb_keys`]: the bucket's root, under this prefix (ElastiCache names the objects
+/// after the target snapshot name and takes no folder), so the bucket policy can admit ElastiCache to this prefix
+/// only and a lifecycle rule can expire what is left there.
+pub const RDB_STAGING_PREFIX: &str = "rdb-staging-";
+
+/// The target snapshot name an export of snapshot `snapshot` asks for: derived from it alone, so a rerun asks
+/// for the same thing (and ElastiCache refuses a second export to the same name).
+pub fn rdb_staging_name(snapshot: &str) -> String {
+    format!("{RDB_STAGING_PREFIX}{snapshot}")
+}
+
+/// The record of a staged copy that failed verification, next to its files (which are kept for inspection):
+/// its presence means "failed, do not verify again".
+pub fn rdb_staging_failure_key(staging_name: &str) -> String {
+    format!("{staging_name}.failed.json")
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

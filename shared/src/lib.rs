@@ -24,6 +24,7 @@ pub mod naming;
 pub mod notify;
 pub mod quota;
 pub mod rdb;
+pub mod rdb_copy;
 pub mod rds;
 pub mod restore;
 pub mod retention;

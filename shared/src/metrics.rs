@@ -106,8 +106,17 @@ pub const NOTIFICATION_DELIVERED: &str = "NotificationDelivered";
 /// 1 when a message was not sent: a repeat within the window, or an OK that follows no alarm (no dimension).
 pub const NOTIFICATION_SUPPRESSED: &str = "NotificationSuppressed";
 
+// export: RDB copies of caches
+/// 1 when the newest snapshot's RDB copy of a cache failed verification (now or in an earlier run), else 0 (per
+/// `CacheIdentifier`).
+pub const RDB_COPY_FAILED: &str = "RdbCopyFailed";
+/// 1 when a run verified a cache's RDB copy and wrote its manifest, else 0 (per `CacheIdentifier`).
+pub const RDB_COPY_VERIFIED: &str = "RdbCopyVerified";
+
 /// Every metric name above, for tests that check the vocabulary is complete and unique.
 pub const ALL: &[&str] = &[
+    RDB_COPY_FAILED,
+    RDB_COPY_VERIFIED,
     SNAPSHOT_CREATED,
     SNAPSHOT_FAILED,
     SNAPSHOTS_DELETED,

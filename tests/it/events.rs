@@ -200,14 +200,20 @@ fn every_export_event_parses() {
                 assert_eq!(time.to_rfc3339(), "2026-11-22T02:00:00+00:00");
                 assert_eq!(databases, None);
             }
+            ("copy-caches.json", Trigger::CopyCaches { caches }) => assert_eq!(caches, None),
             (other, trigger) => panic!("events/export/{other}: unexpected sample or shape: {trigger:?}"),
         }
         seen.push(name);
     }
     assert_eq!(
         seen,
-        ["manual.json", "scheduled-critical.json", "scheduled-full.json"],
-        "a manual export and one scheduled export per profile the template schedules"
+        [
+            "copy-caches.json",
+            "manual.json",
+            "scheduled-critical.json",
+            "scheduled-full.json"
+        ],
+        "a manual export, one scheduled export per profile the template schedules, and the caches' RDB copy"
     );
 }
 
@@ -348,6 +354,7 @@ fn every_function_has_a_template_resource_and_every_event_source_a_sample_event(
         ),
         (("ExportFunction", "FullSchedule"), "export/scheduled-full.json"),
         (("ExportFunction", "ExtraSchedule"), "export/scheduled-critical.json"),
+        (("ExportFunction", "CopyCachesSchedule"), "export/copy-caches.json"),
         (("RestoreTestStateMachine", "Quarterly"), "restore/scheduled-test.json"),
         (("MonitorFunction", "Hourly"), "monitor/scheduled.json"),
         (("MonitorFunction", "Monthly"), "monitor/evidence-monthly.json"),

@@ -14,6 +14,7 @@ mod harness;
 mod infra;
 mod monitor;
 mod rdb;
+mod rdb_copy;
 mod restore;
 mod restore_export;
 mod rotate;

@@ -4,6 +4,8 @@
 //!   optionally with `"databases": [...]` to override selection. The time names the objects, so a redelivered
 //!   event finds its export already there and makes no second one.
 //! - Manual (console): `{"database": "app-prod", "profile": "full"}` or with `"tables": ["users", "projects"]`.
+//! - Scheduled copy of caches' RDB files (`caches.rs`): `{"action": "copy-caches"}`, optionally with
+//!   `"caches": [...]` to override selection.
 
 use chrono::{DateTime, Utc};
 use lifeboat::error::Error;
@@ -23,6 +25,19 @@ pub enum Trigger {
         profile: Option<String>,
         tables: Vec<String>,
     },
+    /// Export, verify and move the newest snapshot of each selected cache (or of the caches named).
+    CopyCaches { caches: Option<Vec<String>> },
+}
+
+/// The action that copies caches' RDB files.
+pub const COPY_CACHES: &str = "copy-caches";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Action {
+    action: String,
+    #[serde(default)]
+    caches: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -51,6 +66,19 @@ fn invalid(m: impl Into<String>) -> Error {
 pub fn parse(payload: Value) -> Result<Trigger, Error> {
     if !payload.is_object() {
         return Err(invalid("expected a JSON object"));
+    }
+    if payload.get("action").is_some() {
+        let a: Action = serde_json::from_value(payload).map_err(|e| invalid(format!("action: {e}")))?;
+        if a.action != COPY_CACHES {
+            return Err(invalid(format!(
+                "unknown action `{}` (the one action is `{COPY_CACHES}`)",
+                a.action
+            )));
+        }
+        for cache in a.caches.iter().flatten() {
+            validate_db_identifier(cache).map_err(|r| invalid(format!("{COPY_CACHES}: cache `{cache}`: {r}")))?;
+        }
+        return Ok(Trigger::CopyCaches { caches: a.caches });
     }
     if payload.get("time").is_some() {
         let s: Scheduled = serde_json::from_value(payload).map_err(|e| invalid(format!("scheduled export: {e}")))?;
@@ -99,6 +127,10 @@ mod tests {
             parse(json!({"database": "app-prod", "tables": ["users"]})).unwrap(),
             Trigger::Manual { .. }
         ));
+        assert_eq!(
+            parse(json!({"action": "copy-caches"})).unwrap(),
+            Trigger::CopyCaches { caches: None }
+        );
         for (payload, expected) in [
             (json!({"profile": "full", "time": "yesterday"}), "scheduled export"),
             (json!({"time": "2026-11-22T02:00:00Z"}), "missing field `profile`"),
@@ -109,6 +141,9 @@ mod tests {
             ),
             (json!({"database": "app", "table": ["users"]}), "unknown field `table`"),
             (json!({"hello": 1}), "not a scheduled export"),
+            (json!({"action": "copy"}), "unknown action `copy`"),
+            (json!({"action": "copy-caches", "time": "x"}), "unknown field `time`"),
+            (json!({"action": "copy-caches", "caches": ["a_b"]}), "cache `a_b`"),
         ] {
             let err = parse(payload.clone()).unwrap_err().to_string();
             assert!(err.contains(expected), "{payload}: {err}");

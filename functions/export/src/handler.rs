@@ -33,6 +33,8 @@ pub struct Deps {
     pub s3: aws_sdk_s3::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
     pub cw: aws_sdk_cloudwatch::Client,
+    /// For the `copy-caches` action (`caches.rs`).
+    pub ec: aws_sdk_elasticache::Client,
     pub settings: ExportSettings,
 }
 
@@ -43,6 +45,7 @@ impl Deps {
             s3: aws_sdk_s3::Client::new(config),
             secrets: aws_sdk_secretsmanager::Client::new(config),
             cw: aws_sdk_cloudwatch::Client::new(config),
+            ec: aws_sdk_elasticache::Client::new(config),
             settings,
         }
     }
@@ -88,6 +91,17 @@ struct Plan {
     profile: Profile,
     at: DateTime<Utc>,
     selection: Selection,
+}
+
+/// The function's entry: the `copy-caches` action (`caches.rs`), or an export; the run's summary as JSON.
+pub async fn invoke(deps: &Deps, payload: Value, deadline: Option<Instant>) -> Result<Value, Error> {
+    let json = if let Trigger::CopyCaches { caches } = event::parse(payload.clone())? {
+        serde_json::to_value(crate::caches::handle(deps, caches).await?)
+    } else {
+        serde_json::to_value(handle(deps, payload, deadline).await?)
+    };
+    // Plain numbers and strings always serialize; should that ever change, say so rather than hide it.
+    json.map_err(|e| Error::PartialFailure(format!("the run finished but its summary did not serialize: {e}")))
 }
 
 pub async fn handle(deps: &Deps, payload: Value, deadline: Option<Instant>) -> Result<Summary, Error> {
@@ -152,6 +166,11 @@ fn plan(settings: &ExportSettings, trigger: Trigger, all: &[Database]) -> Result
                 tag: None,
             };
             ("manual", profile, tables, Utc::now(), selector)
+        }
+        Trigger::CopyCaches { .. } => {
+            return Err(Error::InvalidEvent(
+                "copy-caches is not an export: invoke the function's entry (`invoke`), not `handle`".into(),
+            ))
         }
     };
     let (profile_name, profile) = rules::choose_profile(&settings.profiles, requested, tables)

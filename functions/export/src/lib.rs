@@ -6,6 +6,7 @@
 
 #![warn(clippy::too_many_lines)]
 
+pub mod caches;
 pub mod cpu;
 pub mod error;
 pub mod event;
@@ -16,4 +17,4 @@ pub mod s3;
 pub mod settings;
 
 pub use error::ExportError;
-pub use handler::{handle, Deps, Summary};
+pub use handler::{handle, invoke, Deps, Summary};

@@ -27,7 +27,7 @@ async fn main() -> Result<(), Error> {
 
     if let Some(raw) = standalone_event() {
         let payload: Value = serde_json::from_str(&raw).map_err(export::ExportError::EventNotJson)?;
-        let summary = export::handle(&deps, payload, None).await?;
+        let summary = export::invoke(&deps, payload, None).await?;
         println!("{}", serde_json::to_string(&summary)?);
         return Ok(());
     }
@@ -36,7 +36,7 @@ async fn main() -> Result<(), Error> {
         let deps = &deps;
         let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
         let deadline = lifeboat::deadline_from_epoch_ms(event.context.deadline);
-        export::handle(deps, event.payload, deadline).instrument(span)
+        export::invoke(deps, event.payload, deadline).instrument(span)
     }))
     .await
 }

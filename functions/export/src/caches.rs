@@ -1,0 +1,367 @@
+//! The `copy-caches` action: for each selected cache, its newest Lifeboat snapshot exported by ElastiCache into
+//! the bucket's staging prefix, each shard's file verified by streaming it through the RDB verifier, moved under
+//! `exports/<cache>/rdb/...` server-side, and the manifest written last.
+//!
+//! Lives in `export` because this function owns `exports/` and the bucket (its role writes there, its key
+//! encrypts there); caches are chosen by the same selector as the snapshot function's. The rules (which snapshot,
+//! which staged files, when complete, what the manifest says) are `lifeboat::rdb_copy`'s; this translates.
+//!
+//! Each step is idempotent: a copy with a manifest is done; the export request's name derives from the snapshot
+//! (a rerun asks for the same thing); a file that failed verification gets a failure record next to it, is
+//! reported and alarmed on every run while its snapshot is the newest, and is never verified again.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use aws_sdk_cloudwatch::types::StandardUnit;
+use chrono::Utc;
+use lifeboat::bucket::{rdb_keys, rdb_staging_failure_key, rdb_staging_name, RdbKeys, RDB_PROFILE};
+use lifeboat::elasticache::{self, Cache, CacheSnapshot};
+use lifeboat::error::Error;
+use lifeboat::metrics::{self, Metrics};
+use lifeboat::rdb_copy::{self, CopyState, ExportableSnapshot, Move, RdbCopyError, Requested, Step};
+use lifeboat::selection::Selector;
+use serde::Serialize;
+
+use crate::handler::Deps;
+use crate::s3::{self, Written};
+
+/// What one run did for one cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CopyOutcome {
+    /// ElastiCache was asked to export the snapshot now.
+    Requested,
+    /// An export is under way (requested earlier, or files still arriving).
+    Waiting,
+    /// Every file verified and moved, the manifest written by this run.
+    Verified,
+    /// The copy already has its manifest.
+    AlreadyCopied,
+    /// A file failed verification in this run: no manifest.
+    Failed,
+    /// A file failed verification in an earlier run (its failure record says which): no manifest.
+    FailedEarlier,
+    /// A step could not be done now (an AWS error); the next run tries again.
+    Error,
+    /// The cache has no available Lifeboat snapshot yet.
+    NoSnapshot,
+}
+
+/// A staged file that failed, by shard, with the verifier's (or the move's) words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct FileFailure {
+    pub shard: u32,
+    pub key: String,
+    pub error: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CacheCopyReport {
+    pub cache: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    pub outcome: CopyOutcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest_key: Option<String>,
+    /// Keys per database over every shard (a verified copy only).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub keys_per_db: BTreeMap<u64, u64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<FileFailure>,
+}
+
+impl CacheCopyReport {
+    fn new(cache: &str, snapshot: Option<&str>, outcome: CopyOutcome) -> Self {
+        Self {
+            cache: cache.to_owned(),
+            snapshot: snapshot.map(str::to_owned),
+            outcome,
+            detail: None,
+            manifest_key: None,
+            keys_per_db: BTreeMap::new(),
+            failures: Vec::new(),
+        }
+    }
+
+    fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// The newest snapshot's copy is bad: alarmed.
+    pub fn copy_failed(&self) -> bool {
+        matches!(self.outcome, CopyOutcome::Failed | CopyOutcome::FailedEarlier)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CopySummary {
+    pub action: &'static str,
+    pub caches: Vec<CacheCopyReport>,
+    /// Caches whose copy failed in this run, or could not be stepped (an AWS error).
+    pub failed: usize,
+    pub seconds: f64,
+}
+
+/// The action: copy, publish metrics, and fail the invocation if a copy failed in this run.
+pub async fn handle(deps: &Deps, caches: Option<Vec<String>>) -> Result<CopySummary, Error> {
+    let summary = run(deps, caches).await?;
+    let mut m = Metrics::new();
+    record(&summary.caches, &mut m);
+    if let Err(e) = m
+        .publish(&deps.cw, &deps.settings.common.metrics_namespace, Utc::now())
+        .await
+    {
+        tracing::error!(error = %e, "metrics not published");
+    }
+    conclude(summary)
+}
+
+/// One pass over the selected caches (the named ones when given), each cache's step reported.
+pub async fn run(deps: &Deps, caches: Option<Vec<String>>) -> Result<CopySummary, Error> {
+    let started = Instant::now();
+    let selector = match caches {
+        Some(list) => Selector {
+            databases: list,
+            tag: None,
+        },
+        None => deps.settings.common.selector.clone(),
+    };
+    let all = elasticache::discover(&deps.ec).await?;
+    let chosen = elasticache::select(&all, &selector);
+    let snapshots = if chosen.is_empty() {
+        Vec::new()
+    } else {
+        elasticache::list_snapshots(&deps.ec).await?
+    };
+    let mut reports = Vec::with_capacity(chosen.len());
+    for cache in chosen {
+        reports.push(copy_one(deps, cache, &snapshots).await);
+    }
+    Ok(CopySummary {
+        action: crate::event::COPY_CACHES,
+        failed: reports
+            .iter()
+            .filter(|r| matches!(r.outcome, CopyOutcome::Failed | CopyOutcome::Error))
+            .count(),
+        caches: reports,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+async fn copy_one(deps: &Deps, cache: &Cache, snapshots: &[CacheSnapshot]) -> CacheCopyReport {
+    let Some(chosen) = rdb_copy::choose(snapshots, cache) else {
+        return CacheCopyReport::new(&cache.id, None, CopyOutcome::NoSnapshot)
+            .with_detail("no available snapshot Lifeboat made of this cache yet");
+    };
+    let report = match step(deps, cache, chosen).await {
+        Ok(report) => report,
+        Err(e) => CacheCopyReport::new(&cache.id, Some(&chosen.name), CopyOutcome::Error).with_detail(e.to_string()),
+    };
+    match report.outcome {
+        CopyOutcome::Failed | CopyOutcome::FailedEarlier | CopyOutcome::Error => {
+            tracing::error!(cache = %cache.id, snapshot = %chosen.name, outcome = ?report.outcome,
+                detail = report.detail.as_deref().unwrap_or(""), failures = ?report.failures, "cache RDB copy failed");
+        }
+        _ => tracing::info!(cache = %cache.id, snapshot = %chosen.name, outcome = ?report.outcome, "cache RDB copy"),
+    }
+    report
+}
+
+/// Reads what is known of the copy and takes its next step.
+async fn step(deps: &Deps, cache: &Cache, chosen: &CacheSnapshot) -> Result<CacheCopyReport, RdbCopyError> {
+    let bucket = deps.settings.bucket.as_str();
+    let snap = rdb_copy::describe(&deps.ec, chosen, cache).await?;
+    let keys = rdb_keys(&cache.id, snap.time);
+    let staging = rdb_staging_name(&snap.name);
+    let failure_key = rdb_staging_failure_key(&staging);
+    let listed = rdb_copy::list(&deps.s3, bucket, &staging).await?;
+    let staged = rdb_copy::staged_shards(&staging, listed.keys().map(String::as_str));
+    let state = CopyState {
+        snapshot_status: &snap.status,
+        shards: snap.shards,
+        manifest_exists: s3::exists(&deps.s3, bucket, &keys.manifest()).await?,
+        failure_recorded: listed.contains_key(&failure_key),
+        staged: &staged,
+    };
+    let report = |outcome| CacheCopyReport::new(&cache.id, Some(&snap.name), outcome);
+    Ok(match rdb_copy::next_step(&state) {
+        Step::Done => CacheCopyReport {
+            manifest_key: Some(keys.manifest()),
+            ..report(CopyOutcome::AlreadyCopied)
+        },
+        Step::FailedEarlier => report(CopyOutcome::FailedEarlier)
+            .with_detail(format!("a staged file failed verification; see {failure_key}")),
+        Step::Waiting(why) => report(CopyOutcome::Waiting).with_detail(why),
+        Step::Request => match rdb_copy::request_export(&deps.ec, &snap.name, bucket).await? {
+            Requested::Started => report(CopyOutcome::Requested).with_detail(format!("export to {staging}-*.rdb")),
+            Requested::AlreadyRequested(m) => report(CopyOutcome::Waiting).with_detail(m),
+        },
+        Step::Verify => verify_and_move(deps, &snap, &keys, &staged, &listed).await?,
+    })
+}
+
+/// Verifies every shard's file, and only when all passed moves them and writes the manifest, so nothing lands
+/// under `exports/` for a copy with a bad file. A bad file stops the copy with a failure record next to the
+/// staged files (kept there for inspection until the staging lifecycle rule expires them).
+async fn verify_and_move(
+    deps: &Deps,
+    snap: &ExportableSnapshot,
+    keys: &RdbKeys,
+    staged: &BTreeMap<u32, String>,
+    sizes: &BTreeMap<String, u64>,
+) -> Result<CacheCopyReport, RdbCopyError> {
+    let mut verified = BTreeMap::new();
+    let mut failures = Vec::new();
+    for (shard, key) in staged {
+        let size = sizes.get(key).copied().unwrap_or(0);
+        match verify_one(deps, key, size).await {
+            Ok(summary) => {
+                verified.insert(*shard, (keys.object(*shard), summary));
+            }
+            Err(e) if e.is_final() => failures.push(failure(*shard, key, &e)),
+            Err(e) => return Err(e),
+        }
+    }
+    for (shard, (to, summary)) in failures.is_empty().then_some(&verified).into_iter().flatten() {
+        let from = staged.get(shard).map_or("", String::as_str);
+        let m = Move {
+            bucket: &deps.settings.bucket,
+            from,
+            to,
+            size: summary.bytes,
+            sha256: &summary.sha256,
+            kms_key_id: deps.settings.kms_key_id.as_deref(),
+        };
+        match rdb_copy::move_verified(&deps.s3, m).await {
+            Ok(()) => {}
+            Err(e) if e.is_final() => failures.push(failure(*shard, from, &e)),
+            Err(e) => return Err(e),
+        }
+    }
+    if !failures.is_empty() {
+        return failed(deps, snap, staged.len(), failures).await;
+    }
+    write_manifest(deps, snap, keys, &verified).await
+}
+
+fn failure(shard: u32, key: &str, e: &RdbCopyError) -> FileFailure {
+    FileFailure {
+        shard,
+        key: key.to_owned(),
+        error: e.to_string(),
+    }
+}
+
+/// Reads a staged file once through the verifier (a file too large to move is refused before it is read).
+async fn verify_one(deps: &Deps, key: &str, size: u64) -> Result<lifeboat::rdb::RdbSummary, RdbCopyError> {
+    if size > rdb_copy::MAX_COPY_BYTES {
+        return Err(RdbCopyError::TooLarge {
+            key: key.to_owned(),
+            size,
+        });
+    }
+    rdb_copy::verify_object(&deps.s3, &deps.settings.bucket, key).await
+}
+
+async fn failed(
+    deps: &Deps,
+    snap: &ExportableSnapshot,
+    files: usize,
+    failures: Vec<FileFailure>,
+) -> Result<CacheCopyReport, RdbCopyError> {
+    record_failure(deps, &rdb_staging_failure_key(&rdb_staging_name(&snap.name)), &failures).await?;
+    let mut report = CacheCopyReport::new(&snap.cache, Some(&snap.name), CopyOutcome::Failed).with_detail(format!(
+        "{} of {files} files failed; no manifest written",
+        failures.len()
+    ));
+    report.failures = failures;
+    Ok(report)
+}
+
+/// The manifest, last, only if its key is free (a concurrent run that wrote it first wins; the copy is done).
+async fn write_manifest(
+    deps: &Deps,
+    snap: &ExportableSnapshot,
+    keys: &RdbKeys,
+    verified: &BTreeMap<u32, (String, lifeboat::rdb::RdbSummary)>,
+) -> Result<CacheCopyReport, RdbCopyError> {
+    let manifest = rdb_copy::manifest(snap, verified, Utc::now());
+    let body = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::PartialFailure(e.to_string()))?;
+    let kms = deps.settings.kms_key_id.as_deref();
+    let written = s3::put_json(
+        &deps.s3,
+        &deps.settings.bucket,
+        &keys.manifest(),
+        RDB_PROFILE,
+        body,
+        kms,
+    )
+    .await?;
+    let outcome = match written {
+        Written::Created => CopyOutcome::Verified,
+        Written::Exists => CopyOutcome::AlreadyCopied,
+    };
+    let mut report = CacheCopyReport::new(&snap.cache, Some(&snap.name), outcome);
+    report.keys_per_db = manifest.keys_per_db();
+    report.manifest_key = Some(keys.manifest());
+    Ok(report)
+}
+
+/// The failure record, JSON, written once (a second writer finds it there and leaves it).
+async fn record_failure(deps: &Deps, key: &str, failures: &[FileFailure]) -> Result<(), RdbCopyError> {
+    let body = serde_json::to_vec_pretty(failures).map_err(|e| Error::PartialFailure(e.to_string()))?;
+    let kms = deps.settings.kms_key_id.as_deref();
+    s3::put_json(&deps.s3, &deps.settings.bucket, key, RDB_PROFILE, body, kms).await?;
+    Ok(())
+}
+
+/// Per cache: `RdbCopyFailed` (1 while the newest snapshot's copy is bad) and `RdbCopyVerified` (1 when this run
+/// wrote a manifest). A cache with nothing to say (waiting, no snapshot) publishes `RdbCopyFailed` 0 too, so
+/// the alarm clears once a newer snapshot is copied.
+pub fn record(reports: &[CacheCopyReport], out: &mut Metrics) {
+    for r in reports {
+        let dims = [(metrics::CACHE_DIMENSION, r.cache.as_str())];
+        let failed = f64::from(u8::from(r.copy_failed()));
+        out.put(metrics::RDB_COPY_FAILED, failed, StandardUnit::Count, &dims);
+        let verified = f64::from(u8::from(r.outcome == CopyOutcome::Verified));
+        out.put(metrics::RDB_COPY_VERIFIED, verified, StandardUnit::Count, &dims);
+    }
+}
+
+/// Logs the summary; a copy that failed in this run (or could not be stepped) fails the invocation, naming the
+/// cache, shard, key and error. A failure recorded by an earlier run is reported and alarmed, not raised again.
+fn conclude(summary: CopySummary) -> Result<CopySummary, Error> {
+    let json = serde_json::to_string(&summary).unwrap_or_default();
+    tracing::info!(failed = summary.failed, caches = summary.caches.len(), summary = %json, "copy-caches run finished");
+    if summary.failed == 0 {
+        return Ok(summary);
+    }
+    let failures: Vec<String> = summary
+        .caches
+        .iter()
+        .filter(|r| matches!(r.outcome, CopyOutcome::Failed | CopyOutcome::Error))
+        .map(|r| {
+            let files: Vec<String> = r
+                .failures
+                .iter()
+                .map(|f| format!("shard {} {}: {}", f.shard, f.key, f.error))
+                .collect();
+            let why = if files.is_empty() {
+                r.detail.clone().unwrap_or_default()
+            } else {
+                files.join("; ")
+            };
+            format!("{} ({why})", r.cache)
+        })
+        .collect();
+    Err(Error::PartialFailure(format!(
+        "RDB copy failed for {} of {} caches: {}; summary: {json}",
+        summary.failed,
+        summary.caches.len(),
+        failures.join(", ")
+    )))
+}

@@ -1,0 +1,352 @@
+//! The `copy-caches` action of the `export` function against moto (ElastiCache, S3, CloudWatch) and RDB files a
+//! real `redis-server` wrote: staged files verified, moved under `exports/<cache>/rdb/...` and described by a
+//! manifest written last; damaged files refused, reported, alarmed and never given a manifest; reruns harmless.
+//!
+//! Where these tests start: moto does not implement `CopySnapshot` to a bucket, so each test starts from the
+//! state ElastiCache leaves after an export: the snapshot exists (made in moto, tagged as Lifeboat tags it) and
+//! its files are in the bucket under the staging name Lifeboat asks for. The request step itself is tested at the
+//! adapter with `aws-smithy-mocks` (`lifeboat::rdb_copy`'s `export_requests` tests), never faked in the handler.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_sdk_elasticache::types::{ClusterMode, Tag};
+use chrono::{DateTime, TimeZone, Utc};
+use export::caches::{self, CopyOutcome};
+use export::settings::ExportSettings;
+use export::Deps;
+use lifeboat::bucket::{rdb_keys, rdb_staging_failure_key, rdb_staging_name};
+use lifeboat::cache_records::RdbManifest;
+use lifeboat_tests::moto::Moto;
+use lifeboat_tests::redis::Redis;
+use sha2::{Digest, Sha256};
+
+const REGION: &str = "us-east-1";
+const BUCKET: &str = "lifeboat-backups";
+
+struct World {
+    moto: Moto,
+    deps: Deps,
+}
+
+fn time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 29, 3, 0, 0).unwrap()
+}
+
+async fn world() -> World {
+    let moto = Moto::start();
+    let config = moto.config(REGION);
+    let s3 = aws_sdk_s3::Client::new(&config);
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let vars: BTreeMap<&str, &str> = [("LIFEBOAT_BUCKET", BUCKET), ("LIFEBOAT_DB_SSLMODE", "disable")].into();
+    let settings = ExportSettings::from_env(&move |n: &str| vars.get(n).map(|v| (*v).to_owned())).unwrap();
+    let deps = Deps::new(&config, settings);
+    World { moto, deps }
+}
+
+fn tag(k: &str, v: &str) -> Tag {
+    Tag::builder().key(k).value(v).build()
+}
+
+/// A cache of the given shape in moto (selected by the backup tag) and Lifeboat's snapshot of it; its name.
+async fn cache_with_snapshot(w: &World, id: &str, shards: Option<i32>) -> String {
+    let ec = &w.deps.ec;
+    let snapshot = format!("lifeboat-{id}-20261129-0300");
+    let req = ec.create_snapshot().snapshot_name(&snapshot);
+    let req = if let Some(n) = shards {
+        let group = ec
+            .create_replication_group()
+            .replication_group_id(id)
+            .replication_group_description("test")
+            .engine("valkey")
+            .engine_version("8.0")
+            .tags(tag("lifeboat:backup", "true"));
+        let group = if n > 1 {
+            group.cluster_mode(ClusterMode::Enabled).num_node_groups(n)
+        } else {
+            group.replicas_per_node_group(1)
+        };
+        group.send().await.unwrap();
+        req.replication_group_id(id)
+    } else {
+        ec.create_cache_cluster()
+            .cache_cluster_id(id)
+            .engine("redis")
+            .cache_node_type("cache.t4g.micro")
+            .num_cache_nodes(1)
+            .tags(tag("lifeboat:backup", "true"))
+            .send()
+            .await
+            .unwrap();
+        req.cache_cluster_id(id)
+    };
+    req.tags(tag(lifeboat::tags::MANAGED, "true"))
+        .tags(tag(lifeboat::tags::DATABASE, id))
+        .tags(tag(lifeboat::tags::CREATED_AT, &time().to_rfc3339()))
+        .send()
+        .await
+        .unwrap();
+    snapshot
+}
+
+/// Puts a file where ElastiCache's export of `snapshot` puts shard `shard`'s.
+async fn stage(w: &World, snapshot: &str, shard: u32, bytes: Vec<u8>) -> String {
+    let key = format!("{}-{shard:04}.rdb", rdb_staging_name(snapshot));
+    w.deps
+        .s3
+        .put_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .body(bytes.into())
+        .send()
+        .await
+        .unwrap();
+    key
+}
+
+/// Every data type in database 0 (with expiries and a value of a few MiB), a few keys in databases 2 and 5, and
+/// `tag` in each key so two servers' files differ; the keys per database as the server counts them.
+fn fill(r: &Redis, tag: &str) -> BTreeMap<u64, u64> {
+    r.cli(0, &["SET", &format!("{tag}:s"), "hello"]);
+    r.cli(0, &["SET", &format!("{tag}:n"), "12345", "EX", "3600"]);
+    let big = "local t = {} for i = 1, 200000 do t[i] = tostring(math.random()) end \
+               redis.call('set', KEYS[1], table.concat(t)) return 1";
+    r.cli(0, &["EVAL", big, "1", &format!("{tag}:big")]);
+    r.cli(0, &["RPUSH", &format!("{tag}:l"), "a", "b", "c"]);
+    r.cli(0, &["SADD", &format!("{tag}:set"), "1", "2", "x"]);
+    r.cli(0, &["ZADD", &format!("{tag}:z"), "1.5", "a", "2", "b"]);
+    r.cli(0, &["HSET", &format!("{tag}:h"), "f", "v", "g", "w"]);
+    r.cli(0, &["XADD", &format!("{tag}:queue"), "*", "job", "1"]);
+    for db in [2, 5] {
+        for i in 0..db {
+            r.cli(db, &["SET", &format!("{tag}:db{db}:{i}"), "v"]);
+        }
+    }
+    lifeboat::cache_check::parse_keyspace(&r.cli(0, &["INFO", "keyspace"]))
+        .into_iter()
+        .map(|(db, k)| (db, k.keys))
+        .collect()
+}
+
+/// A file a real server wrote, and its keys per database.
+fn rdb_file(tag: &str) -> (Vec<u8>, BTreeMap<u64, u64>) {
+    let r = Redis::start(&[]);
+    let expected = fill(&r, tag);
+    (std::fs::read(r.save()).unwrap(), expected)
+}
+
+async fn get(w: &World, key: &str) -> Option<Vec<u8>> {
+    let out = w.deps.s3.get_object().bucket(BUCKET).key(key).send().await.ok()?;
+    Some(out.body.collect().await.unwrap().into_bytes().to_vec())
+}
+
+/// Every version of every object, with its ETag: a rerun that writes anything changes this.
+async fn versions(w: &World) -> Vec<(String, String)> {
+    let out = w.deps.s3.list_object_versions().bucket(BUCKET).send().await.unwrap();
+    out.versions()
+        .iter()
+        .map(|v| {
+            (
+                v.key().unwrap_or_default().to_owned(),
+                v.e_tag().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The values of a per-cache metric published in the last minutes.
+async fn metric(w: &World, name: &str, cache: &str) -> Vec<f64> {
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    use aws_sdk_cloudwatch::types::{Dimension, Statistic};
+    let cw = aws_sdk_cloudwatch::Client::new(&w.moto.config(REGION));
+    let now = std::time::SystemTime::now();
+    let out = cw
+        .get_metric_statistics()
+        .namespace("Lifeboat")
+        .metric_name(name)
+        .dimensions(Dimension::builder().name("CacheIdentifier").value(cache).build())
+        .start_time(DateTime::from(now - Duration::from_secs(600)))
+        .end_time(DateTime::from(now + Duration::from_secs(600)))
+        .period(60)
+        .statistics(Statistic::Maximum)
+        .send()
+        .await
+        .unwrap();
+    out.datapoints().iter().filter_map(|d| d.maximum()).collect()
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staged_files_are_verified_moved_and_described_by_a_manifest_and_a_rerun_changes_nothing() {
+    let w = world().await;
+    let sessions = cache_with_snapshot(&w, "sessions", Some(1)).await;
+    let sharded = cache_with_snapshot(&w, "cache", Some(2)).await;
+    let (one, one_keys) = rdb_file("one");
+    let (two, two_keys) = rdb_file("two");
+    let (three, three_keys) = rdb_file("three");
+    let mut files = BTreeMap::new();
+    files.insert(
+        ("sessions", 1),
+        (stage(&w, &sessions, 1, one.clone()).await, one, one_keys.clone()),
+    );
+    files.insert(
+        ("cache", 1),
+        (stage(&w, &sharded, 1, two.clone()).await, two, two_keys.clone()),
+    );
+    files.insert(
+        ("cache", 2),
+        (stage(&w, &sharded, 2, three.clone()).await, three, three_keys.clone()),
+    );
+
+    let summary = caches::handle(&w.deps, None).await.unwrap();
+    let outcomes: Vec<(&str, CopyOutcome)> = summary.caches.iter().map(|r| (r.cache.as_str(), r.outcome)).collect();
+    assert_eq!(
+        outcomes,
+        [("cache", CopyOutcome::Verified), ("sessions", CopyOutcome::Verified)],
+        "{summary:#?}"
+    );
+    assert_eq!(summary.failed, 0);
+
+    for (cache, snapshot) in [("sessions", &sessions), ("cache", &sharded)] {
+        let keys = rdb_keys(cache, time());
+        let manifest: RdbManifest = serde_json::from_slice(&get(&w, &keys.manifest()).await.unwrap()).unwrap();
+        assert_eq!(
+            (manifest.cache.as_str(), manifest.snapshot.as_str()),
+            (cache, snapshot.as_str())
+        );
+        assert_eq!((manifest.snapshot_time, manifest.engine.as_str()), (time(), "valkey"));
+        let mut expected_total = BTreeMap::new();
+        for shard in &manifest.shards {
+            let (staged_key, original, expected) = &files[&(cache, shard.shard)];
+            assert_eq!(shard.key, keys.object(shard.shard));
+            let stored = get(&w, &shard.key).await.unwrap();
+            assert!(&stored == original, "{} holds the bytes the server wrote", shard.key);
+            assert_eq!(shard.sha256, hex_sha256(&stored));
+            assert_eq!(shard.size, stored.len() as u64);
+            assert_eq!(&shard.keys_per_db, expected, "shard {} of {cache}", shard.shard);
+            assert!(shard.checksummed && shard.rdb_version >= 9 && shard.server_version.is_some());
+            assert!(
+                get(&w, staged_key).await.is_some(),
+                "the staged file is left to the lifecycle rule"
+            );
+            for (db, n) in expected {
+                *expected_total.entry(*db).or_insert(0) += n;
+            }
+        }
+        assert_eq!(manifest.shards.len(), if cache == "cache" { 2 } else { 1 });
+        let report = summary.caches.iter().find(|r| r.cache == cache).unwrap();
+        assert_eq!(
+            (&report.keys_per_db, report.manifest_key.as_ref()),
+            (&expected_total, Some(&keys.manifest()))
+        );
+    }
+    assert_eq!(
+        one_keys.keys().copied().collect::<Vec<_>>(),
+        [0, 2, 5],
+        "several databases"
+    );
+    assert_eq!(metric(&w, "RdbCopyVerified", "cache").await, [1.0]);
+    assert_eq!(metric(&w, "RdbCopyFailed", "sessions").await, [0.0]);
+
+    let before = versions(&w).await;
+    let again = caches::run(&w.deps, None).await.unwrap();
+    assert!(
+        again.caches.iter().all(|r| r.outcome == CopyOutcome::AlreadyCopied),
+        "{again:#?}"
+    );
+    assert_eq!(versions(&w).await, before, "a second run writes nothing");
+}
+
+/// Flips one byte in the middle of a file.
+fn bit_flipped(mut bytes: Vec<u8>) -> Vec<u8> {
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x10;
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_file_gets_no_manifest_and_is_reported_alarmed_and_not_verified_again() {
+    let w = world().await;
+    let jobs = cache_with_snapshot(&w, "jobs", None).await;
+    let sharded = cache_with_snapshot(&w, "cache", Some(2)).await;
+    let (good, _) = rdb_file("good");
+    let flipped = bit_flipped(good.clone());
+    assert!(
+        lifeboat::rdb::verify(flipped.as_slice()).is_err(),
+        "the flip damages the file"
+    );
+    let truncated = good[..good.len() - 100].to_vec();
+    let flipped_key = stage(&w, &jobs, 1, flipped).await;
+    stage(&w, &sharded, 1, good.clone()).await;
+    let truncated_key = stage(&w, &sharded, 2, truncated).await;
+
+    let err = caches::handle(&w.deps, None).await.unwrap_err().to_string();
+    assert!(err.contains("RDB copy failed for 2 of 2 caches"), "{err}");
+    assert!(
+        err.contains(&format!("jobs (shard 1 {flipped_key}: {flipped_key}: ")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("cache (shard 2 {truncated_key}: ")) && err.contains("truncated"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("shard 1 rdb-staging-lifeboat-cache"),
+        "the good shard is not named: {err}"
+    );
+    for cache in ["jobs", "cache"] {
+        assert_eq!(metric(&w, "RdbCopyFailed", cache).await, [1.0], "{cache}");
+        assert!(
+            get(&w, &rdb_keys(cache, time()).manifest()).await.is_none(),
+            "{cache} has no manifest"
+        );
+    }
+    let exports = w
+        .deps
+        .s3
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix("exports/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        exports.key_count(),
+        Some(0),
+        "nothing of a failed copy lands under exports/"
+    );
+    let record = get(&w, &rdb_staging_failure_key(&rdb_staging_name(&sharded)))
+        .await
+        .unwrap();
+    let record: Vec<caches::FileFailure> = serde_json::from_slice(&record).unwrap();
+    assert_eq!((record.len(), record[0].shard, &record[0].key), (1, 2, &truncated_key));
+    assert!(
+        get(&w, &flipped_key).await.is_some(),
+        "the bad file is kept for inspection"
+    );
+
+    let before = versions(&w).await;
+    let again = caches::run(&w.deps, None).await.unwrap();
+    assert!(
+        again.caches.iter().all(|r| r.outcome == CopyOutcome::FailedEarlier),
+        "{again:#?}"
+    );
+    assert_eq!(again.failed, 0, "an earlier failure is reported, not raised again");
+    let mut metrics = lifeboat::metrics::Metrics::new();
+    caches::record(&again.caches, &mut metrics);
+    let failed: Vec<f64> = metrics
+        .items()
+        .iter()
+        .filter(|m| m.name == "RdbCopyFailed")
+        .map(|m| m.value)
+        .collect();
+    assert_eq!(
+        failed,
+        [1.0, 1.0],
+        "the alarm stays on while the newest snapshot's copy is bad"
+    );
+    assert_eq!(versions(&w).await, before, "a second run writes nothing");
+}
