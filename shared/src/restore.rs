@@ -404,12 +404,18 @@ pub fn test_passed(checks: &[Check], verified: bool, stopped_early: bool) -> boo
     !stopped_early && !failed_check && verified && !checks.is_empty()
 }
 
-/// The databases of a run whose test did not pass (`passed` must be `true`; `?` for a result without a name).
+/// The databases (and caches) of a run whose test did not pass (`passed` must be `true`; `?` for a result
+/// without a name).
 pub fn failed_databases(results: &[Value]) -> Vec<&str> {
     results
         .iter()
         .filter(|r| r.get("passed").and_then(Value::as_bool) != Some(true))
-        .map(|r| r.get("database").and_then(Value::as_str).unwrap_or("?"))
+        .map(|r| {
+            r.get("database")
+                .or_else(|| r.get("cache"))
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+        })
         .collect()
 }
 
