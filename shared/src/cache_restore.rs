@@ -450,6 +450,47 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 11, 29, 3, 0, 37).unwrap()
     }
 
+    /// What moto does not echo (the snapshot, the subnet and security groups, the token, one node): the request
+    /// itself carries them.
+    #[tokio::test]
+    async fn the_create_request_is_isolated_encrypted_small_and_tagged() {
+        use aws_sdk_elasticache::operation::create_replication_group::CreateReplicationGroupOutput;
+        use aws_smithy_mocks::{mock, mock_client, RuleMode};
+        let token = "a".repeat(32);
+        let expected = token.clone();
+        let create = mock!(Client::create_replication_group)
+            .match_requests(move |r| {
+                r.snapshot_name() == Some("lifeboat-sessions-20261129-0300")
+                    && r.cache_subnet_group_name() == Some("private-caches")
+                    && r.security_group_ids() == ["sg-restore"]
+                    && r.auth_token() == Some(expected.as_str())
+                    && r.transit_encryption_enabled() == Some(true)
+                    && r.at_rest_encryption_enabled() == Some(true)
+                    && r.num_cache_clusters() == Some(1)
+                    && r.automatic_failover_enabled() == Some(false)
+                    && r.cache_node_type() == Some("cache.t4g.micro")
+                    && r.tags().iter().any(|t| t.key() == Some(RESTORE_TEST) && t.value() == Some("true"))
+            })
+            .then_output(|| CreateReplicationGroupOutput::builder().build());
+        let client = mock_client!(aws_sdk_elasticache, RuleMode::MatchAny, [&create]);
+        let tags = test_tags("sessions", at());
+        let groups = ["sg-restore".to_owned()];
+        let req = GroupRequest {
+            group_id: "lifeboat-rt-sessions-202611290300",
+            description: "test".into(),
+            snapshot: "lifeboat-sessions-20261129-0300",
+            engine: Some("valkey"),
+            node_type: "cache.t4g.micro",
+            subnet_group: Some("private-caches"),
+            security_groups: &groups,
+            auth_token: &token,
+            tags: &tags,
+        };
+        create_group(&client, &req).await.unwrap();
+        assert_eq!(create.num_calls(), 1);
+        assert!(!format!("{req:?}").contains(&token), "the token is never printed");
+    }
+
     #[test]
     fn group_ids_are_deterministic_valid_and_within_40_characters() {
         assert_eq!(test_group_id("sessions", at()), "lifeboat-rt-sessions-202611290300");
