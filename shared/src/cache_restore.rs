@@ -259,7 +259,11 @@ pub fn markdown(r: &CacheRestoreReport) -> String {
     out.push_str("\n| check | result | detail |\n|---|---|---|\n");
     for c in &r.checks {
         let result = if c.passed { "passed" } else { "FAILED" };
-        out.push_str(&format!("| {} | {result} | {} |\n", c.name, c.detail.replace('|', "\\|")));
+        out.push_str(&format!(
+            "| {} | {result} | {} |\n",
+            c.name,
+            c.detail.replace('|', "\\|")
+        ));
     }
     out
 }
@@ -311,9 +315,7 @@ pub async fn create_group(client: &Client, req: &GroupRequest<'_>) -> Result<(),
     for (k, v) in req.tags {
         call = call.tags(Tag::builder().key(k).value(v).build());
     }
-    call.send()
-        .await
-        .map_err(|e| Error::aws("CreateReplicationGroup", e))?;
+    call.send().await.map_err(|e| Error::aws("CreateReplicationGroup", e))?;
     Ok(())
 }
 
@@ -369,7 +371,11 @@ async fn group_of(client: &Client, g: &ReplicationGroup) -> Result<Group, Error>
 
 /// The replication group of that identifier, with its tags; `None` when there is none.
 pub async fn group(client: &Client, id: &str) -> Result<Option<Group>, Error> {
-    let out = client.describe_replication_groups().replication_group_id(id).send().await;
+    let out = client
+        .describe_replication_groups()
+        .replication_group_id(id)
+        .send()
+        .await;
     match out {
         Ok(out) => match out.replication_groups().first() {
             Some(g) => Ok(Some(group_of(client, g).await?)),
@@ -426,7 +432,9 @@ pub async fn sweep_expired(client: &Client, now: DateTime<Utc>) -> Result<Vec<St
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| Error::aws("DescribeReplicationGroups", e))?;
         for g in page.replication_groups() {
-            let ours = g.replication_group_id().is_some_and(|id| id.starts_with(TEST_GROUP_PREFIX));
+            let ours = g
+                .replication_group_id()
+                .is_some_and(|id| id.starts_with(TEST_GROUP_PREFIX));
             if ours && g.status() != Some("deleting") {
                 let g = group_of(client, g).await?;
                 if crate::restore::expired_restore_test(&g.tags, now) {
@@ -469,7 +477,9 @@ mod tests {
                     && r.num_cache_clusters() == Some(1)
                     && r.automatic_failover_enabled() == Some(false)
                     && r.cache_node_type() == Some("cache.t4g.micro")
-                    && r.tags().iter().any(|t| t.key() == Some(RESTORE_TEST) && t.value() == Some("true"))
+                    && r.tags()
+                        .iter()
+                        .any(|t| t.key() == Some(RESTORE_TEST) && t.value() == Some("true"))
             })
             .then_output(|| CreateReplicationGroupOutput::builder().build());
         let client = mock_client!(aws_sdk_elasticache, RuleMode::MatchAny, [&create]);
@@ -525,14 +535,38 @@ mod tests {
     #[test]
     fn the_newest_available_lifeboat_snapshot_of_the_cache_is_chosen() {
         let all = [
-            snap("lifeboat-sessions-1", "sessions", "available", true, "2026-11-27T03:00:00Z"),
-            snap("lifeboat-sessions-2", "sessions", "available", true, "2026-11-28T03:00:00Z"),
-            snap("lifeboat-sessions-3", "sessions", "creating", true, "2026-11-29T03:00:00Z"),
+            snap(
+                "lifeboat-sessions-1",
+                "sessions",
+                "available",
+                true,
+                "2026-11-27T03:00:00Z",
+            ),
+            snap(
+                "lifeboat-sessions-2",
+                "sessions",
+                "available",
+                true,
+                "2026-11-28T03:00:00Z",
+            ),
+            snap(
+                "lifeboat-sessions-3",
+                "sessions",
+                "creating",
+                true,
+                "2026-11-29T03:00:00Z",
+            ),
             snap("theirs", "sessions", "available", false, "2026-11-29T04:00:00Z"),
             snap("lifeboat-jobs-1", "jobs", "available", true, "2026-11-29T03:00:00Z"),
         ];
-        assert_eq!(choose_snapshot(&all, "sessions", None).unwrap().name, "lifeboat-sessions-2");
-        assert_eq!(choose_snapshot(&all, "sessions", Some("theirs")).unwrap().name, "theirs");
+        assert_eq!(
+            choose_snapshot(&all, "sessions", None).unwrap().name,
+            "lifeboat-sessions-2"
+        );
+        assert_eq!(
+            choose_snapshot(&all, "sessions", Some("theirs")).unwrap().name,
+            "theirs"
+        );
         let err = choose_snapshot(&all, "sessions", Some("lifeboat-sessions-3")).unwrap_err();
         assert!(err.contains("creating"), "{err}");
         assert!(choose_snapshot(&all, "sessions", Some("lifeboat-jobs-1")).is_err());
@@ -557,7 +591,10 @@ mod tests {
         assert_eq!(may_reuse(&tags, "sessions"), Ok(()));
         assert_eq!(may_reuse(&tags, "jobs"), Err(Some("sessions".into())));
         assert_eq!(may_reuse(&BTreeMap::new(), "jobs"), Err(None));
-        assert!(crate::restore::expired_restore_test(&tags, at() + chrono::Duration::seconds(1)));
+        assert!(crate::restore::expired_restore_test(
+            &tags,
+            at() + chrono::Duration::seconds(1)
+        ));
     }
 
     #[test]

@@ -61,7 +61,9 @@ async fn world() -> World {
     }
     let tags = lifeboat::snapshot_tags::snapshot_tags("sessions", SnapshotKind::Schedule, snapshot_at(), "7d", None);
     let source = SnapshotSource::ReplicationGroup("sessions".into());
-    elasticache::create_snapshot(&ec, &source, SNAPSHOT, &tags).await.unwrap();
+    elasticache::create_snapshot(&ec, &source, SNAPSHOT, &tags)
+        .await
+        .unwrap();
 
     let redis = Redis::start_tls(&[]);
     redis.cli(0, &["RPUSH", "rq:queue:default", "job-1"]);
@@ -106,9 +108,15 @@ async fn world() -> World {
     let vars: BTreeMap<String, String> = [
         ("LIFEBOAT_BUCKET", BUCKET.to_owned()),
         ("LIFEBOAT_DB_SSLMODE", "disable".to_owned()),
-        ("LIFEBOAT_CACHE_RESTORE_SUBNET_GROUP", "lifeboat-cache-restore".to_owned()),
+        (
+            "LIFEBOAT_CACHE_RESTORE_SUBNET_GROUP",
+            "lifeboat-cache-restore".to_owned(),
+        ),
         ("LIFEBOAT_CACHE_RESTORE_SECURITY_GROUP", "sg-0restore".to_owned()),
-        ("LIFEBOAT_CACHE_CA_BUNDLE", redis.ca_file.as_ref().unwrap().display().to_string()),
+        (
+            "LIFEBOAT_CACHE_CA_BUNDLE",
+            redis.ca_file.as_ref().unwrap().display().to_string(),
+        ),
         ("LIFEBOAT_CACHE_RESTORE_CHECKS", checks.to_string()),
     ]
     .into_iter()
@@ -138,13 +146,21 @@ impl World {
 
     /// The group's status, `None` when there is none.
     async fn group_status(&self, id: &str) -> Option<String> {
-        lifeboat::cache_restore::group(&self.ec, id).await.unwrap().map(|g| g.status)
+        lifeboat::cache_restore::group(&self.ec, id)
+            .await
+            .unwrap()
+            .map(|g| g.status)
     }
 
     async fn secret_exists(&self, name: &str) -> bool {
         match self.sm.describe_secret().secret_id(name).send().await {
             Ok(d) => d.deleted_date().is_none(),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => false,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                false
+            }
             Err(e) => panic!("{e:?}"),
         }
     }
@@ -160,7 +176,9 @@ impl World {
 
     /// Points the test at the local server: its address in the state, its password in the test's AUTH secret.
     async fn point_at_local(&self, test: &mut Value) {
-        let arn = test["auth_secret"].as_str().expect("start puts its secret's ARN in the state");
+        let arn = test["auth_secret"]
+            .as_str()
+            .expect("start puts its secret's ARN in the state");
         let creds = json!({"username": "default", "password": self.redis.password});
         self.sm
             .put_secret_value()
@@ -238,8 +256,16 @@ async fn run(w: &World, deps: &restore::Deps, cache: &str, before: Before) -> (V
     }
     if let Some(e) = failure {
         let error = json!({"Error": "Lifeboat.PartialFailure", "Cause": json!({"errorMessage": e}).to_string()});
-        let reported = restore::handle(deps, json!({"action": "cache_report", "test": test, "error": error}), None).await;
-        trail.push(format!("report after failure: {}", if reported.is_ok() { "written" } else { "failed" }));
+        let reported = restore::handle(
+            deps,
+            json!({"action": "cache_report", "test": test, "error": error}),
+            None,
+        )
+        .await;
+        trail.push(format!(
+            "report after failure: {}",
+            if reported.is_ok() { "written" } else { "failed" }
+        ));
     }
     let cleaned = step(deps, "cache_cleanup", &test).await.unwrap();
     trail.push(format!("cleanup: {}", cleaned["status"].as_str().unwrap()));
@@ -265,7 +291,10 @@ async fn a_cache_restore_test_restores_an_isolated_group_verifies_it_over_tls_re
     assert_eq!(test["restored_id"], id.as_str());
     assert_eq!(test["snapshot"], SNAPSHOT);
     let g = lifeboat::cache_restore::group(&w.ec, &id).await.unwrap().unwrap();
-    assert!(g.transit_encryption && g.at_rest_encryption && g.auth_token_enabled, "{g:?}");
+    assert!(
+        g.transit_encryption && g.at_rest_encryption && g.auth_token_enabled,
+        "{g:?}"
+    );
     assert_eq!(g.node_type, "cache.t4g.micro");
     assert_eq!(g.tags[RESTORE_TEST], "true");
     assert_eq!(g.tags["lifeboat:source-cache"], "sessions");
@@ -274,10 +303,16 @@ async fn a_cache_restore_test_restores_an_isolated_group_verifies_it_over_tls_re
     let value = w.sm.get_secret_value().secret_id(secret).send().await.unwrap();
     let token: Value = serde_json::from_str(value.secret_string().unwrap()).unwrap();
     assert_eq!(token["password"].as_str().unwrap().len(), 32);
-    assert!(!test.to_string().contains(token["password"].as_str().unwrap()), "the token never rides in the state");
+    assert!(
+        !test.to_string().contains(token["password"].as_str().unwrap()),
+        "the token never rides in the state"
+    );
     // A redelivered start goes on with the same group and secret.
     let again = restore::handle(&deps, start, None).await.unwrap();
-    assert_eq!((&again["restored_id"], &again["auth_secret"]), (&test["restored_id"], &test["auth_secret"]));
+    assert_eq!(
+        (&again["restored_id"], &again["auth_secret"]),
+        (&test["restored_id"], &test["auth_secret"])
+    );
     step(&deps, "cache_cleanup", &test).await.unwrap();
     assert_eq!(w.group_status(&id).await.as_deref(), Some("deleting"));
     assert!(!w.secret_exists(&lifeboat::restore::test_secret_name(&id)).await);
@@ -288,7 +323,16 @@ async fn a_cache_restore_test_restores_an_isolated_group_verifies_it_over_tls_re
     w.requested += chrono::Duration::minutes(1);
     let id = lifeboat::cache_restore::test_group_id("sessions", w.requested);
     let (trail, _) = run(&w, &deps, "sessions", Before::Local).await;
-    assert_eq!(trail, ["start", "cache_poll", "cache_verify", "cache_report", "cleanup: deleting"]);
+    assert_eq!(
+        trail,
+        [
+            "start",
+            "cache_poll",
+            "cache_verify",
+            "cache_report",
+            "cleanup: deleting"
+        ]
+    );
     let r = w.report("sessions").await;
     assert!(r.passed, "{r:#?}");
     assert_eq!(r.rpo_seconds, 3660.0, "the snapshot's schedule time to the request");
@@ -322,8 +366,16 @@ async fn a_missing_key_fails_the_test_by_name_and_every_failure_path_cleans_up()
     assert_eq!(trail.last().unwrap(), "cleanup: deleting");
     let r = w.report("sessions").await;
     assert!(!r.passed);
-    let failed: Vec<String> = r.checks.iter().filter(|c| !c.passed).map(|c| format!("{}: {}", c.name, c.detail)).collect();
-    assert_eq!(failed, ["the mail queue is there: no key matches `rq:queue:mail` in db0"]);
+    let failed: Vec<String> = r
+        .checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .collect();
+    assert_eq!(
+        failed,
+        ["the mail queue is there: no key matches `rq:queue:mail` in db0"]
+    );
     assert_eq!(w.group_status(&id).await.as_deref(), Some("deleting"));
     assert!(!w.secret_exists(&secret).await);
 
@@ -355,7 +407,10 @@ async fn a_missing_key_fails_the_test_by_name_and_every_failure_path_cleans_up()
     assert_eq!(trail.last().unwrap(), "cleanup: deleted");
     let r = w.report("jobs").await;
     assert!(!r.passed && r.snapshot.is_empty());
-    assert!(r.error.as_deref().unwrap().contains("no available snapshot of jobs"), "{r:#?}");
+    assert!(
+        r.error.as_deref().unwrap().contains("no available snapshot of jobs"),
+        "{r:#?}"
+    );
     let jobs = lifeboat::cache_restore::test_group_id("jobs", w.requested);
     assert_eq!(w.group_status(&jobs).await, None);
     assert!(!w.secret_exists(&lifeboat::restore::test_secret_name(&jobs)).await);
@@ -374,8 +429,15 @@ async fn the_janitor_removes_an_expired_test_group_and_leaves_a_foreign_one() {
     };
     let expired = tag("lifeboat:expires-at", "2026-11-01T00:00:00+00:00");
     let later = tag("lifeboat:expires-at", "2099-01-01T00:00:00+00:00");
-    make("lifeboat-rt-old-202611010000", vec![tag(RESTORE_TEST, "true"), expired.clone()]).await.unwrap();
-    make("lifeboat-rt-new-209901010000", vec![tag(RESTORE_TEST, "true"), later]).await.unwrap();
+    make(
+        "lifeboat-rt-old-202611010000",
+        vec![tag(RESTORE_TEST, "true"), expired.clone()],
+    )
+    .await
+    .unwrap();
+    make("lifeboat-rt-new-209901010000", vec![tag(RESTORE_TEST, "true"), later])
+        .await
+        .unwrap();
     make("lifeboat-rt-foreign-202611010000", vec![expired]).await.unwrap();
 
     let deleted = lifeboat::cache_restore::sweep_expired(&w.ec, Utc::now()).await.unwrap();
@@ -405,24 +467,49 @@ async fn the_console_restores_a_named_snapshot_into_a_new_named_group_and_refuse
                "node_type": "cache.r7g.large", "reason": "INC-42 sessions lost"})
     };
     let err = |e: restore::RestoreError| e.to_string();
-    let taken = restore::handle(&deps, event(SNAPSHOT, "jobs"), None).await.map_err(err).unwrap_err();
+    let taken = restore::handle(&deps, event(SNAPSHOT, "jobs"), None)
+        .await
+        .map_err(err)
+        .unwrap_err();
     assert!(taken.contains("`jobs` already exists"), "{taken}");
     let missing = restore::handle(&deps, event("nope", "sessions-restored"), None)
         .await
         .map_err(err)
         .unwrap_err();
     assert!(missing.contains("no cache snapshot `nope`"), "{missing}");
-    let bad = restore::handle(&deps, event(SNAPSHOT, "Bad--Name"), None).await.map_err(err).unwrap_err();
+    let bad = restore::handle(&deps, event(SNAPSHOT, "Bad--Name"), None)
+        .await
+        .map_err(err)
+        .unwrap_err();
     assert!(bad.contains("target `Bad--Name`"), "{bad}");
-    assert_eq!(w.group_status("sessions-restored").await, None, "nothing made by a refusal");
+    assert_eq!(
+        w.group_status("sessions-restored").await,
+        None,
+        "nothing made by a refusal"
+    );
 
-    let out = restore::handle(&deps, event(SNAPSHOT, "sessions-restored"), None).await.unwrap();
+    let out = restore::handle(&deps, event(SNAPSHOT, "sessions-restored"), None)
+        .await
+        .unwrap();
     assert_eq!(out["status"], "creating");
-    let g = lifeboat::cache_restore::group(&w.ec, "sessions-restored").await.unwrap().unwrap();
-    assert!(g.transit_encryption && g.at_rest_encryption && g.auth_token_enabled, "{g:?}");
+    let g = lifeboat::cache_restore::group(&w.ec, "sessions-restored")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        g.transit_encryption && g.at_rest_encryption && g.auth_token_enabled,
+        "{g:?}"
+    );
     assert_eq!(g.node_type, "cache.r7g.large");
-    assert!(!g.tags.contains_key(RESTORE_TEST), "a real restore is never a janitor's: {:?}", g.tags);
+    assert!(
+        !g.tags.contains_key(RESTORE_TEST),
+        "a real restore is never a janitor's: {:?}",
+        g.tags
+    );
     assert!(w.secret_exists("lifeboat/restored-cache/sessions-restored").await);
-    let again = restore::handle(&deps, event(SNAPSHOT, "sessions-restored"), None).await.map_err(err).unwrap_err();
+    let again = restore::handle(&deps, event(SNAPSHOT, "sessions-restored"), None)
+        .await
+        .map_err(err)
+        .unwrap_err();
     assert!(again.contains("already exists"), "{again}");
 }

@@ -45,7 +45,9 @@ impl CacheRestore {
         rules::validate_group_id(&self.target)
             .map_err(|r| Error::InvalidEvent(format!("restore-cache: target `{}` {r}", self.target)))?;
         if self.reason.trim().is_empty() {
-            return Err(Error::InvalidEvent("restore-cache: give a `reason` (it goes in the tags)".into()));
+            return Err(Error::InvalidEvent(
+                "restore-cache: give a `reason` (it goes in the tags)".into(),
+            ));
         }
         Ok(())
     }
@@ -107,7 +109,10 @@ pub async fn restore(deps: &Deps, r: CacheRestore) -> Result<Value, RestoreError
         .unwrap_or_else(|| s.security_group.iter().cloned().collect());
     let tags = BTreeMap::from([
         (rules::SOURCE_CACHE.to_owned(), cache.clone()),
-        (lifeboat::tags::REASON.to_owned(), lifeboat::snapshot_tags::tag_value(&r.reason)),
+        (
+            lifeboat::tags::REASON.to_owned(),
+            lifeboat::snapshot_tags::tag_value(&r.reason),
+        ),
     ]);
     let request = GroupRequest {
         group_id: &r.target,

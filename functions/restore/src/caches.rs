@@ -85,7 +85,12 @@ async fn existing_secret(deps: &Deps, group_id: &str) -> Result<String, RestoreE
 
 /// Restores `snap` into the test's group, unless a redelivered start already did (reused only when it is a
 /// restore test of the same cache); answers the AUTH secret's ARN.
-async fn ensure_restored(deps: &Deps, cache: &Cache, snap: &CacheSnapshot, group_id: &str) -> Result<String, RestoreError> {
+async fn ensure_restored(
+    deps: &Deps,
+    cache: &Cache,
+    snap: &CacheSnapshot,
+    group_id: &str,
+) -> Result<String, RestoreError> {
     if let Some(g) = rules::group(&deps.ec, group_id).await? {
         rules::may_reuse(&g.tags, &cache.id).map_err(|owner| RestoreError::NameTaken {
             id: group_id.to_owned(),
@@ -269,7 +274,12 @@ fn report_metrics(r: &CacheRestoreReport) -> Metrics {
         m.put(metrics::RESTORE_TIME_SECONDS, rto, StandardUnit::Seconds, &dims);
     }
     if !r.snapshot.is_empty() {
-        m.put(metrics::RESTORE_DATA_AGE_SECONDS, r.rpo_seconds, StandardUnit::Seconds, &dims);
+        m.put(
+            metrics::RESTORE_DATA_AGE_SECONDS,
+            r.rpo_seconds,
+            StandardUnit::Seconds,
+            &dims,
+        );
     }
     m
 }
