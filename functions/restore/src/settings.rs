@@ -133,3 +133,33 @@ impl RestoreSettings {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache_settings(vars: &[(&str, &str)]) -> Result<CacheRestoreSettings, ConfigError> {
+        let vars: BTreeMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        CacheRestoreSettings::from_env(&move |n: &str| vars.get(n).cloned())
+    }
+
+    #[test]
+    fn cache_restore_settings_default_small_and_strict_and_name_what_is_wrong() {
+        let s = cache_settings(&[(CACHE_CA_BUNDLE, "/ca.pem")]).unwrap();
+        assert_eq!(s.node_type, "cache.t4g.micro");
+        assert_eq!(s.key_tolerance_percent, 5.0);
+        assert!(s.checks.is_empty());
+        assert_eq!(s.tls.mode, SslMode::VerifyFull, "a restored cache is always verified");
+        assert_eq!(s.tls.ca_bundle.as_deref(), Some("/ca.pem"));
+        let s = cache_settings(&[(
+            CACHE_CHECKS,
+            r#"{"jobs": [{"name": "q", "pattern": "rq:queue:*", "db": 1}]}"#,
+        )])
+        .unwrap();
+        assert_eq!(s.checks["jobs"][0].db, 1);
+        let err = cache_settings(&[(CACHE_CHECKS, r#"[{"name": "q"}]"#)])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(CACHE_CHECKS), "{err}");
+    }
+}
