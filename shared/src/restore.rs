@@ -726,8 +726,10 @@ mod tests {
             serde_json::json!({"database": "b", "passed": false}),
             serde_json::json!({"database": "c"}),
             serde_json::json!({"passed": "true"}),
+            serde_json::json!({"cache": "sessions", "passed": false}),
+            serde_json::json!({"cache": "jobs", "passed": true}),
         ];
-        assert_eq!(failed_databases(&results), ["b", "c", "?"]);
+        assert_eq!(failed_databases(&results), ["b", "c", "?", "sessions"]);
         assert!(failed_databases(&[]).is_empty());
     }
 
