@@ -10,6 +10,7 @@ pub mod aws;
 pub mod bucket;
 pub mod cache_check;
 pub mod cache_records;
+pub mod cache_restore;
 pub mod copies;
 pub mod db;
 pub mod dump_format;

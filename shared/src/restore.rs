@@ -404,12 +404,18 @@ pub fn test_passed(checks: &[Check], verified: bool, stopped_early: bool) -> boo
     !stopped_early && !failed_check && verified && !checks.is_empty()
 }
 
-/// The databases of a run whose test did not pass (`passed` must be `true`; `?` for a result without a name).
+/// The databases (and caches) of a run whose test did not pass (`passed` must be `true`; `?` for a result
+/// without a name).
 pub fn failed_databases(results: &[Value]) -> Vec<&str> {
     results
         .iter()
         .filter(|r| r.get("passed").and_then(Value::as_bool) != Some(true))
-        .map(|r| r.get("database").and_then(Value::as_str).unwrap_or("?"))
+        .map(|r| {
+            r.get("database")
+                .or_else(|| r.get("cache"))
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+        })
         .collect()
 }
 
@@ -720,8 +726,10 @@ mod tests {
             serde_json::json!({"database": "b", "passed": false}),
             serde_json::json!({"database": "c"}),
             serde_json::json!({"passed": "true"}),
+            serde_json::json!({"cache": "sessions", "passed": false}),
+            serde_json::json!({"cache": "jobs", "passed": true}),
         ];
-        assert_eq!(failed_databases(&results), ["b", "c", "?"]);
+        assert_eq!(failed_databases(&results), ["b", "c", "?", "sessions"]);
         assert!(failed_databases(&[]).is_empty());
     }
 

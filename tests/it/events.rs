@@ -79,12 +79,18 @@ fn every_restore_event_parses() {
     assert_eq!(
         actions,
         [
+            "cache_cleanup",
+            "cache_poll",
+            "cache_report",
+            "cache_start",
+            "cache_verify",
             "cleanup",
             "plan",
             "poll",
             "prepare",
             "report",
             "restore",
+            "restore-cache",
             "restore-export",
             "start",
             "summary",

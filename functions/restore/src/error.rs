@@ -55,6 +55,9 @@ pub enum RestoreError {
     /// A restore from an export stopped (which check, or why it was refused).
     #[error(transparent)]
     FromExport(#[from] crate::from_export::ExportRestoreError),
+    /// What the request asks is not something Lifeboat does yet (a restore test of a sharded cache).
+    #[error("{0}")]
+    Unsupported(String),
     /// The report could not be written as JSON.
     #[error("{0}")]
     Report(#[source] serde_json::Error),
@@ -78,6 +81,7 @@ impl RestoreError {
             Self::TestsFailed { .. } => "Lifeboat.PartialFailure",
             Self::State(_) | Self::Report(_) => "Lifeboat.Restore.Serialization",
             Self::FromExport(e) => e.error_type(),
+            Self::Unsupported(_) => "Lifeboat.Restore.Unsupported",
         })
     }
 }

@@ -55,6 +55,30 @@ pub enum Request {
     /// A restore of a complete export (or some of its tables) into a new database.
     #[serde(rename = "restore-export")]
     RestoreExport(crate::from_export::ExportRestore),
+    /// A cache's restore test: restore the newest (or the named) snapshot into an isolated replication group.
+    CacheStart {
+        cache: String,
+        #[serde(default)]
+        snapshot: Option<String>,
+        requested_at: DateTime<Utc>,
+    },
+    CachePoll {
+        test: CacheTestState,
+    },
+    CacheVerify {
+        test: CacheTestState,
+    },
+    CacheReport {
+        test: CacheTestState,
+        #[serde(default)]
+        error: Option<Value>,
+    },
+    CacheCleanup {
+        test: CacheTestState,
+    },
+    /// A real restore of a named cache snapshot into a new, named replication group.
+    #[serde(rename = "restore-cache")]
+    RestoreCache(crate::cache_console::CacheRestore),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -144,10 +168,60 @@ pub struct TestState {
     pub report_key: Option<String>,
 }
 
+/// Where a restored cache listens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+}
+
+/// A cache restore test in flight. Only `cache` and `requested_at` are needed to clean up: the group and its
+/// AUTH secret are named from them, so a start that failed half-way is cleaned up too.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CacheTestState {
+    pub cache: String,
+    pub requested_at: DateTime<Utc>,
+    #[serde(default)]
+    pub restored_id: Option<String>,
+    #[serde(default)]
+    pub snapshot: Option<String>,
+    /// When the restored data was taken: the snapshot's schedule time.
+    #[serde(default)]
+    pub snapshot_time: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub polls: u32,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub endpoint: Option<Endpoint>,
+    /// The ARN of the secret holding the group's AUTH token (the token never rides in the state).
+    #[serde(default)]
+    pub auth_secret: Option<String>,
+    #[serde(default)]
+    pub timings: BTreeMap<String, f64>,
+    #[serde(default)]
+    pub checks: Vec<Check>,
+    #[serde(default)]
+    pub verified_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub passed: Option<bool>,
+    #[serde(default)]
+    pub report_key: Option<String>,
+}
+
+impl CacheTestState {
+    /// The restored group: the state's, else the one its cache and request time name.
+    pub fn group_id(&self) -> String {
+        self.restored_id
+            .clone()
+            .unwrap_or_else(|| lifeboat::cache_restore::test_group_id(&self.cache, self.requested_at))
+    }
+}
+
 pub fn parse(payload: Value) -> Result<Request, Error> {
     let req: Request = serde_json::from_value(payload).map_err(|e| {
         Error::InvalidEvent(format!(
-            "expected {{\"action\": plan|start|poll|prepare|verify|report|cleanup|summary|restore, ...}}: {e}"
+            "expected {{\"action\": plan|start|poll|prepare|verify|report|cleanup|summary|restore|restore-export|cache_start|cache_poll|cache_verify|cache_report|cache_cleanup|restore-cache, ...}}: {e}"
         ))
     })?;
     let check = |db: &str| validate_db_identifier(db).map_err(|r| Error::InvalidEvent(format!("database `{db}`: {r}")));
@@ -179,6 +253,9 @@ pub fn parse(payload: Value) -> Result<Request, Error> {
             }
         }
         Request::RestoreExport(r) => r.validate()?,
+        Request::CacheStart { cache, .. } => lifeboat::cache_restore::validate_group_id(cache)
+            .map_err(|r| Error::InvalidEvent(format!("cache `{cache}`: {r}")))?,
+        Request::RestoreCache(r) => r.validate()?,
         _ => {}
     }
     Ok(req)

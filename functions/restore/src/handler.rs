@@ -27,6 +27,7 @@ pub struct Deps {
     pub s3: aws_sdk_s3::Client,
     pub sm: aws_sdk_secretsmanager::Client,
     pub cw: aws_sdk_cloudwatch::Client,
+    pub ec: aws_sdk_elasticache::Client,
     pub settings: RestoreSettings,
 }
 
@@ -37,6 +38,7 @@ impl Deps {
             s3: aws_sdk_s3::Client::new(config),
             sm: aws_sdk_secretsmanager::Client::new(config),
             cw: aws_sdk_cloudwatch::Client::new(config),
+            ec: aws_sdk_elasticache::Client::new(config),
             settings,
         }
     }
@@ -72,6 +74,16 @@ pub async fn handle(deps: &Deps, payload: Value, deadline: Option<Instant>) -> R
         Request::Summary { results } => summary(&results),
         Request::Restore(m) => crate::console::restore(deps, m, deadline).await,
         Request::RestoreExport(r) => crate::from_export::run(deps, r, deadline).await,
+        Request::CacheStart {
+            cache,
+            snapshot,
+            requested_at,
+        } => crate::caches::start(deps, &cache, snapshot.as_deref(), requested_at).await,
+        Request::CachePoll { test } => crate::caches::poll(deps, test).await,
+        Request::CacheVerify { test } => crate::caches::verify(deps, test).await,
+        Request::CacheReport { test, error } => crate::caches::report(deps, test, error).await,
+        Request::CacheCleanup { test } => crate::caches::cleanup(deps, test).await,
+        Request::RestoreCache(r) => crate::cache_console::restore(deps, r).await,
     };
     match &result {
         Ok(_) => tracing::info!(seconds = started.elapsed().as_secs_f64(), "restore step finished"),
@@ -115,15 +127,19 @@ async fn plan(deps: &Deps, time: DateTime<Utc>, databases: Option<Vec<String>>) 
         None => deps.settings.common.selector.clone(),
     };
     let chosen = selection::select(&all, &selector);
-    if !chosen.missing.is_empty() {
-        tracing::warn!(missing = ?chosen.missing, "databases named for restore tests do not exist");
+    let (cache_tests, caches) = crate::caches::plan(deps, &selector, time).await?;
+    // A listed name that is a cache is not missing.
+    let missing: Vec<String> = chosen.missing.into_iter().filter(|m| !caches.contains(m)).collect();
+    if !missing.is_empty() {
+        tracing::warn!(missing = ?missing, "databases or caches named for restore tests do not exist");
     }
-    let tests: Vec<Value> = chosen
+    let mut tests: Vec<Value> = chosen
         .databases
         .iter()
         .map(|d| json!({"database": d.id, "requested_at": time}))
         .collect();
-    Ok(json!({"time": time, "tests": tests, "missing": chosen.missing}))
+    tests.extend(cache_tests);
+    Ok(json!({"time": time, "tests": tests, "missing": missing}))
 }
 
 /// The master user of the source, which the restored copy keeps.
@@ -393,7 +409,7 @@ async fn scratch_checks(
     Ok(checks)
 }
 
-fn error_text(error: &Value) -> String {
+pub(crate) fn error_text(error: &Value) -> String {
     // Step Functions' caught error: {"Error": "...", "Cause": "<the function's error JSON or text>"}.
     let cause = error.get("Cause").and_then(Value::as_str).unwrap_or_default();
     let message = serde_json::from_str::<Value>(cause)
@@ -409,7 +425,7 @@ fn error_text(error: &Value) -> String {
 }
 
 /// Writes one report object, encrypted with the bucket's KMS key.
-async fn put_report(deps: &Deps, key: String, body: Vec<u8>, content_type: &str) -> Result<(), Error> {
+pub(crate) async fn put_report(deps: &Deps, key: String, body: Vec<u8>, content_type: &str) -> Result<(), Error> {
     deps.s3
         .put_object()
         .bucket(&deps.settings.bucket)

@@ -7,6 +7,8 @@
 
 #![warn(clippy::too_many_lines)]
 
+pub mod cache_console;
+pub mod caches;
 pub mod console;
 pub mod error;
 pub mod event;

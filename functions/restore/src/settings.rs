@@ -1,6 +1,9 @@
 //! The `restore` function's settings, parsed once at cold start.
 
-use lifeboat::db::TlsSettings;
+use std::collections::BTreeMap;
+
+use lifeboat::cache_check::KeyCheck;
+use lifeboat::db::{SslMode, TlsSettings};
 use lifeboat::error::ConfigError;
 use lifeboat::settings::{self, parse_number, read, CommonSettings, Env};
 use serde::Deserialize;
@@ -14,6 +17,62 @@ pub const ROW_TOLERANCE: &str = "LIFEBOAT_RESTORE_ROW_TOLERANCE_PERCENT";
 pub const CHECKS: &str = "LIFEBOAT_RESTORE_CHECKS";
 pub const AGE_IDENTITY_SECRET: &str = "LIFEBOAT_AGE_IDENTITY_SECRET";
 pub const PROFILE: &str = "LIFEBOAT_RESTORE_EXPORT_PROFILE";
+pub const CACHE_SUBNET_GROUP: &str = "LIFEBOAT_CACHE_RESTORE_SUBNET_GROUP";
+pub const CACHE_SECURITY_GROUP: &str = "LIFEBOAT_CACHE_RESTORE_SECURITY_GROUP";
+pub const CACHE_NODE_TYPE: &str = "LIFEBOAT_CACHE_RESTORE_NODE_TYPE";
+pub const CACHE_KEY_TOLERANCE: &str = "LIFEBOAT_CACHE_RESTORE_KEY_TOLERANCE_PERCENT";
+pub const CACHE_CHECKS: &str = "LIFEBOAT_CACHE_RESTORE_CHECKS";
+pub const CACHE_CA_BUNDLE: &str = "LIFEBOAT_CACHE_CA_BUNDLE";
+
+/// Where the system's public CAs usually are (Debian, then Amazon Linux, the Lambda runtime's); ElastiCache's
+/// in-transit certificates chain to Amazon's public roots.
+const SYSTEM_CA_BUNDLES: [&str; 2] = ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"];
+
+/// How restore tests of caches are made and checked.
+#[derive(Debug, Clone)]
+pub struct CacheRestoreSettings {
+    /// The private cache subnet group restored groups go in.
+    pub subnet_group: Option<String>,
+    /// The security group that admits only the restore function.
+    pub security_group: Option<String>,
+    pub node_type: String,
+    pub key_tolerance_percent: f64,
+    /// Named keys or patterns per cache (`"*"`: every cache), e.g.
+    /// `{"jobs": [{"name": "RQ queue", "pattern": "rq:queue:default"}]}`.
+    pub checks: BTreeMap<String, Vec<KeyCheck>>,
+    /// The restored cache's TLS: always verify-full, against this CA bundle.
+    pub tls: TlsSettings,
+}
+
+impl CacheRestoreSettings {
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        let raw = read(env, CACHE_CHECKS).unwrap_or_else(|| "{}".to_owned());
+        let checks = serde_json::from_str(&raw).map_err(|e| {
+            ConfigError::new(
+                CACHE_CHECKS,
+                &raw,
+                format!("expected {{\"<cache or *>\": [{{\"name\": ..., \"pattern\": ..., \"db\": 0}}]}}: {e}"),
+            )
+        })?;
+        let ca_bundle = read(env, CACHE_CA_BUNDLE).or_else(|| {
+            SYSTEM_CA_BUNDLES
+                .iter()
+                .find(|p| std::path::Path::new(p).is_file())
+                .map(|p| (*p).to_owned())
+        });
+        Ok(Self {
+            subnet_group: read(env, CACHE_SUBNET_GROUP),
+            security_group: read(env, CACHE_SECURITY_GROUP),
+            node_type: read(env, CACHE_NODE_TYPE).unwrap_or_else(|| "cache.t4g.micro".to_owned()),
+            key_tolerance_percent: f64::from(parse_number(env, CACHE_KEY_TOLERANCE, 5u32, 0..=100)?),
+            checks,
+            tls: TlsSettings {
+                mode: SslMode::VerifyFull,
+                ca_bundle,
+            },
+        })
+    }
+}
 
 /// A SQL check run on the restored database: its first column of its first row must be true (or a non-zero
 /// number). E.g. `{"name": "users not empty", "sql": "select count(*) > 0 from users"}`.
@@ -43,6 +102,8 @@ pub struct RestoreSettings {
     pub tls: TlsSettings,
     /// The `restore-export` action: its assumed speed and the ECS task for long restores.
     pub from_export: crate::from_export::Settings,
+    /// Restore tests of caches.
+    pub cache: CacheRestoreSettings,
 }
 
 pub const DEFAULT_CHECKS: &str = r#"[{"name": "SELECT 1 answers", "sql": "select 1 = 1"}, {"name": "SELECT now() answers", "sql": "select now() is not null"}]"#;
@@ -68,6 +129,37 @@ impl RestoreSettings {
             pg_restore: settings::pg_restore(env),
             tls: TlsSettings::from_env(env)?,
             from_export: crate::from_export::Settings::from_env(env)?,
+            cache: CacheRestoreSettings::from_env(env)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache_settings(vars: &[(&str, &str)]) -> Result<CacheRestoreSettings, ConfigError> {
+        let vars: BTreeMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        CacheRestoreSettings::from_env(&move |n: &str| vars.get(n).cloned())
+    }
+
+    #[test]
+    fn cache_restore_settings_default_small_and_strict_and_name_what_is_wrong() {
+        let s = cache_settings(&[(CACHE_CA_BUNDLE, "/ca.pem")]).unwrap();
+        assert_eq!(s.node_type, "cache.t4g.micro");
+        assert_eq!(s.key_tolerance_percent, 5.0);
+        assert!(s.checks.is_empty());
+        assert_eq!(s.tls.mode, SslMode::VerifyFull, "a restored cache is always verified");
+        assert_eq!(s.tls.ca_bundle.as_deref(), Some("/ca.pem"));
+        let s = cache_settings(&[(
+            CACHE_CHECKS,
+            r#"{"jobs": [{"name": "q", "pattern": "rq:queue:*", "db": 1}]}"#,
+        )])
+        .unwrap();
+        assert_eq!(s.checks["jobs"][0].db, 1);
+        let err = cache_settings(&[(CACHE_CHECKS, r#"[{"name": "q"}]"#)])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(CACHE_CHECKS), "{err}");
     }
 }

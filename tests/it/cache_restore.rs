@@ -1,0 +1,515 @@
+//! Restore tests of caches: the `restore` handler's cache steps against moto (ElastiCache, S3, Secrets Manager,
+//! CloudWatch) and a real redis-server with TLS and AUTH standing in for the restored group at the verify step
+//! (its address rewritten in the state, its password put in the test's AUTH secret, as tests/it/restore.rs does
+//! with PostgreSQL). The steps run in the state machine's order, failure path included (report the error, then
+//! clean up); every path must leave neither the group nor the secret behind.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeZone, Utc};
+use lifeboat::cache_records::{CacheRestoreReport, RdbManifest, RdbShard, FORMAT_VERSION};
+use lifeboat::elasticache::{self, SnapshotSource};
+use lifeboat::naming::SnapshotKind;
+use lifeboat::restore::RESTORE_TEST;
+use lifeboat_tests::moto::Moto;
+use lifeboat_tests::redis::Redis;
+use restore::settings::RestoreSettings;
+use serde_json::{json, Value};
+
+const REGION: &str = "us-east-1";
+const BUCKET: &str = "lifeboat-backups";
+const SNAPSHOT: &str = "lifeboat-sessions-20261129-0300";
+
+fn snapshot_at() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 29, 3, 0, 0).unwrap()
+}
+
+struct World {
+    _moto: Moto,
+    redis: Redis,
+    config: aws_config::SdkConfig,
+    ec: aws_sdk_elasticache::Client,
+    s3: aws_sdk_s3::Client,
+    sm: aws_sdk_secretsmanager::Client,
+    vars: BTreeMap<String, String>,
+    requested: DateTime<Utc>,
+}
+
+/// `sessions` (selected, with a Lifeboat snapshot and a verified RDB copy of it whose counts the seeded server
+/// holds) and `jobs` (selected, never snapshotted); the restore function's settings for caches.
+async fn world() -> World {
+    let moto = Moto::start();
+    let config = moto.config(REGION);
+    let ec = aws_sdk_elasticache::Client::new(&config);
+    let s3 = aws_sdk_s3::Client::new(&config);
+    let sm = aws_sdk_secretsmanager::Client::new(&config);
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let backup = aws_sdk_elasticache::types::Tag::builder()
+        .key("lifeboat:backup")
+        .value("true")
+        .build();
+    for (id, engine) in [("sessions", "valkey"), ("jobs", "redis")] {
+        ec.create_replication_group()
+            .replication_group_id(id)
+            .replication_group_description(id)
+            .engine(engine)
+            .replicas_per_node_group(1)
+            .tags(backup.clone())
+            .send()
+            .await
+            .unwrap();
+    }
+    let tags = lifeboat::snapshot_tags::snapshot_tags("sessions", SnapshotKind::Schedule, snapshot_at(), "7d", None);
+    let source = SnapshotSource::ReplicationGroup("sessions".into());
+    elasticache::create_snapshot(&ec, &source, SNAPSHOT, &tags)
+        .await
+        .unwrap();
+
+    let redis = Redis::start_tls(&[]);
+    redis.cli(0, &["RPUSH", "rq:queue:default", "job-1"]);
+    for i in 0..10 {
+        redis.cli(0, &["SET", &format!("session:{i}"), "x"]);
+    }
+    redis.cli(2, &["SET", "feature:dark-mode", "on"]);
+    let summary = lifeboat::rdb::verify(std::fs::File::open(redis.save()).unwrap()).unwrap();
+    let manifest = RdbManifest {
+        format_version: FORMAT_VERSION,
+        lifeboat_version: lifeboat::VERSION.into(),
+        cache: "sessions".into(),
+        engine: "valkey".into(),
+        engine_version: "8.0".into(),
+        snapshot: SNAPSHOT.into(),
+        snapshot_time: snapshot_at(),
+        copied_at: snapshot_at(),
+        shards: vec![RdbShard {
+            shard: 1,
+            key: lifeboat::bucket::rdb_keys("sessions", snapshot_at()).object(1),
+            size: 1,
+            sha256: "00".repeat(32),
+            rdb_version: 11,
+            server_version: None,
+            keys_per_db: summary.databases.iter().map(|(db, k)| (*db, k.keys)).collect(),
+            checksummed: true,
+        }],
+    };
+    s3.put_object()
+        .bucket(BUCKET)
+        .key(lifeboat::bucket::rdb_keys("sessions", snapshot_at()).manifest())
+        .body(serde_json::to_vec(&manifest).unwrap().into())
+        .send()
+        .await
+        .unwrap();
+
+    let checks = json!({
+        "*": [{"name": "sessions are there", "pattern": "session:*"}],
+        "sessions": [{"name": "the default RQ queue is there", "pattern": "rq:queue:default"},
+                     {"name": "feature flags are there", "pattern": "feature:*", "db": 2}]
+    });
+    let vars: BTreeMap<String, String> = [
+        ("LIFEBOAT_BUCKET", BUCKET.to_owned()),
+        ("LIFEBOAT_DB_SSLMODE", "disable".to_owned()),
+        (
+            "LIFEBOAT_CACHE_RESTORE_SUBNET_GROUP",
+            "lifeboat-cache-restore".to_owned(),
+        ),
+        ("LIFEBOAT_CACHE_RESTORE_SECURITY_GROUP", "sg-0restore".to_owned()),
+        (
+            "LIFEBOAT_CACHE_CA_BUNDLE",
+            redis.ca_file.as_ref().unwrap().display().to_string(),
+        ),
+        ("LIFEBOAT_CACHE_RESTORE_CHECKS", checks.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    World {
+        _moto: moto,
+        redis,
+        config,
+        ec,
+        s3,
+        sm,
+        vars,
+        requested: snapshot_at() + chrono::Duration::hours(1),
+    }
+}
+
+impl World {
+    fn deps(&self, overrides: &[(&str, &str)]) -> restore::Deps {
+        let mut vars = self.vars.clone();
+        for (k, v) in overrides {
+            vars.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let settings = RestoreSettings::from_env(&move |n: &str| vars.get(n).cloned()).unwrap();
+        restore::Deps::new(&self.config, settings)
+    }
+
+    /// The group's status, `None` when there is none.
+    async fn group_status(&self, id: &str) -> Option<String> {
+        lifeboat::cache_restore::group(&self.ec, id)
+            .await
+            .unwrap()
+            .map(|g| g.status)
+    }
+
+    async fn secret_exists(&self, name: &str) -> bool {
+        match self.sm.describe_secret().secret_id(name).send().await {
+            Ok(d) => d.deleted_date().is_none(),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                false
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+
+    async fn report(&self, cache: &str) -> CacheRestoreReport {
+        let key = format!(
+            "{}.json",
+            lifeboat::bucket::cache_restore_report_base(cache, self.requested)
+        );
+        let out = self.s3.get_object().bucket(BUCKET).key(&key).send().await.unwrap();
+        serde_json::from_slice(&out.body.collect().await.unwrap().into_bytes()).unwrap()
+    }
+
+    /// Points the test at the local server: its address in the state, its password in the test's AUTH secret.
+    async fn point_at_local(&self, test: &mut Value) {
+        let arn = test["auth_secret"]
+            .as_str()
+            .expect("start puts its secret's ARN in the state");
+        let creds = json!({"username": "default", "password": self.redis.password});
+        self.sm
+            .put_secret_value()
+            .secret_id(arn)
+            .secret_string(creds.to_string())
+            .send()
+            .await
+            .unwrap();
+        test["endpoint"] = json!({"host": "127.0.0.1", "port": self.redis.port});
+    }
+}
+
+async fn step(deps: &restore::Deps, action: &str, test: &Value) -> Result<Value, String> {
+    restore::handle(deps, json!({"action": action, "test": test}), None)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// How a run is disturbed before its verify step.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Before {
+    /// Pointed at the local server, as a real group would answer.
+    Local,
+    /// Left pointing at the address ElastiCache (moto) gave: nothing answers there.
+    Unreachable,
+    /// The test's AUTH secret removed behind the test's back: the verify step itself fails.
+    SecretGone,
+}
+
+/// The state machine's cache path: start, poll until available, verify, report, cleanup; after a failed step,
+/// report the error and clean up. Answers the steps it went through and the last state.
+async fn run(w: &World, deps: &restore::Deps, cache: &str, before: Before) -> (Vec<String>, Value) {
+    let mut trail = Vec::new();
+    let start = json!({"action": "cache_start", "cache": cache, "requested_at": w.requested});
+    let mut test = match restore::handle(deps, start, None).await {
+        Ok(t) => {
+            trail.push("start".to_owned());
+            t
+        }
+        Err(e) => {
+            trail.push(format!("start failed: {e}"));
+            json!({"cache": cache, "requested_at": w.requested})
+        }
+    };
+    let mut failure = trail[0].starts_with("start failed").then(|| trail[0].clone());
+    for action in ["cache_poll", "cache_verify", "cache_report"] {
+        if failure.is_some() {
+            break;
+        }
+        if action == "cache_verify" {
+            match before {
+                Before::Local => w.point_at_local(&mut test).await,
+                Before::Unreachable => {}
+                Before::SecretGone => {
+                    let arn = test["auth_secret"].as_str().unwrap();
+                    w.sm.delete_secret()
+                        .secret_id(arn)
+                        .force_delete_without_recovery(true)
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            }
+        }
+        match step(deps, action, &test).await {
+            Ok(t) => {
+                test = t;
+                trail.push(action.to_owned());
+            }
+            Err(e) => {
+                trail.push(format!("{action} failed"));
+                failure = Some(e);
+            }
+        }
+    }
+    if let Some(e) = failure {
+        let error = json!({"Error": "Lifeboat.PartialFailure", "Cause": json!({"errorMessage": e}).to_string()});
+        let reported = restore::handle(
+            deps,
+            json!({"action": "cache_report", "test": test, "error": error}),
+            None,
+        )
+        .await;
+        trail.push(format!(
+            "report after failure: {}",
+            if reported.is_ok() { "written" } else { "failed" }
+        ));
+    }
+    let cleaned = step(deps, "cache_cleanup", &test).await.unwrap();
+    trail.push(format!("cleanup: {}", cleaned["status"].as_str().unwrap()));
+    (trail, test)
+}
+
+#[tokio::test]
+async fn a_cache_restore_test_restores_an_isolated_group_verifies_it_over_tls_reports_and_cleans_up() {
+    let w = world().await;
+    let deps = w.deps(&[]);
+    let plan = restore::handle(&deps, json!({"action": "plan", "time": w.requested}), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        plan["tests"],
+        json!([{"cache": "jobs", "requested_at": w.requested}, {"cache": "sessions", "requested_at": w.requested}])
+    );
+
+    // Start, and look at what it made.
+    let start = json!({"action": "cache_start", "cache": "sessions", "requested_at": w.requested});
+    let test = restore::handle(&deps, start.clone(), None).await.unwrap();
+    let id = lifeboat::cache_restore::test_group_id("sessions", w.requested);
+    assert_eq!(test["restored_id"], id.as_str());
+    assert_eq!(test["snapshot"], SNAPSHOT);
+    let g = lifeboat::cache_restore::group(&w.ec, &id).await.unwrap().unwrap();
+    assert!(
+        g.transit_encryption && g.at_rest_encryption && g.auth_token_enabled,
+        "{g:?}"
+    );
+    assert_eq!(g.node_type, "cache.t4g.micro");
+    assert_eq!(g.tags[RESTORE_TEST], "true");
+    assert_eq!(g.tags["lifeboat:source-cache"], "sessions");
+    assert!(g.tags["lifeboat:expires-at"].parse::<DateTime<Utc>>().is_ok());
+    let secret = test["auth_secret"].as_str().unwrap();
+    let value = w.sm.get_secret_value().secret_id(secret).send().await.unwrap();
+    let token: Value = serde_json::from_str(value.secret_string().unwrap()).unwrap();
+    assert_eq!(token["password"].as_str().unwrap().len(), 32);
+    assert!(
+        !test.to_string().contains(token["password"].as_str().unwrap()),
+        "the token never rides in the state"
+    );
+    // A redelivered start goes on with the same group and secret.
+    let again = restore::handle(&deps, start, None).await.unwrap();
+    assert_eq!(
+        (&again["restored_id"], &again["auth_secret"]),
+        (&test["restored_id"], &test["auth_secret"])
+    );
+    step(&deps, "cache_cleanup", &test).await.unwrap();
+    assert_eq!(w.group_status(&id).await.as_deref(), Some("deleting"));
+    assert!(!w.secret_exists(&lifeboat::restore::test_secret_name(&id)).await);
+
+    // The whole path, at another time (moto keeps a deleted group as `deleting`, and a start never reuses
+    // a name it finds taken without its secret).
+    let mut w = w;
+    w.requested += chrono::Duration::minutes(1);
+    let id = lifeboat::cache_restore::test_group_id("sessions", w.requested);
+    let (trail, _) = run(&w, &deps, "sessions", Before::Local).await;
+    assert_eq!(
+        trail,
+        [
+            "start",
+            "cache_poll",
+            "cache_verify",
+            "cache_report",
+            "cleanup: deleting"
+        ]
+    );
+    let r = w.report("sessions").await;
+    assert!(r.passed, "{r:#?}");
+    assert_eq!(r.rpo_seconds, 3660.0, "the snapshot's schedule time to the request");
+    assert!(r.rto_seconds.is_some());
+    let names: Vec<&str> = r.checks.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "connect",
+            "keys in db0",
+            "keys in db2",
+            "sessions are there",
+            "the default RQ queue is there",
+            "feature flags are there",
+            "encrypted in transit and at rest, AUTH on"
+        ]
+    );
+    assert_eq!(w.group_status(&id).await.as_deref(), Some("deleting"));
+    assert!(!w.secret_exists(&lifeboat::restore::test_secret_name(&id)).await);
+}
+
+#[tokio::test]
+async fn a_missing_key_fails_the_test_by_name_and_every_failure_path_cleans_up() {
+    let w = world().await;
+    let id = lifeboat::cache_restore::test_group_id("sessions", w.requested);
+    let secret = lifeboat::restore::test_secret_name(&id);
+
+    let checks = json!({"sessions": [{"name": "the mail queue is there", "pattern": "rq:queue:mail"}]}).to_string();
+    let deps = w.deps(&[("LIFEBOAT_CACHE_RESTORE_CHECKS", &checks)]);
+    let (trail, _) = run(&w, &deps, "sessions", Before::Local).await;
+    assert_eq!(trail.last().unwrap(), "cleanup: deleting");
+    let r = w.report("sessions").await;
+    assert!(!r.passed);
+    let failed: Vec<String> = r
+        .checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .collect();
+    assert_eq!(
+        failed,
+        ["the mail queue is there: no key matches `rq:queue:mail` in db0"]
+    );
+    assert_eq!(w.group_status(&id).await.as_deref(), Some("deleting"));
+    assert!(!w.secret_exists(&secret).await);
+
+    // Nothing answers at the address: the connect check fails; still cleaned up. (moto keeps a deleted group
+    // as `deleting`, so each run gets its own time.)
+    let mut w = w;
+    for (n, before) in [Before::Unreachable, Before::SecretGone].into_iter().enumerate() {
+        w.requested += chrono::Duration::minutes(1 + n as i64);
+        let id = lifeboat::cache_restore::test_group_id("sessions", w.requested);
+        let deps = w.deps(&[]);
+        let (trail, _) = run(&w, &deps, "sessions", before).await;
+        let r = w.report("sessions").await;
+        assert!(!r.passed, "{trail:?}");
+        match before {
+            Before::Unreachable => assert_eq!(r.checks[0].name, "connect", "{r:#?}"),
+            _ => {
+                assert!(trail.contains(&"cache_verify failed".to_owned()), "{trail:?}");
+                assert!(r.error.as_deref().unwrap().contains("GetSecretValue"), "{r:#?}");
+            }
+        }
+        assert_eq!(trail.last().unwrap(), "cleanup: deleting", "{trail:?}");
+        assert_eq!(w.group_status(&id).await.as_deref(), Some("deleting"));
+        assert!(!w.secret_exists(&lifeboat::restore::test_secret_name(&id)).await);
+    }
+
+    // A cache with no snapshot: a failed test whose report says why; nothing made, nothing left.
+    let (trail, _) = run(&w, &w.deps(&[]), "jobs", Before::Local).await;
+    assert!(trail[0].starts_with("start failed"), "{trail:?}");
+    assert_eq!(trail.last().unwrap(), "cleanup: deleted");
+    let r = w.report("jobs").await;
+    assert!(!r.passed && r.snapshot.is_empty());
+    assert!(
+        r.error.as_deref().unwrap().contains("no available snapshot of jobs"),
+        "{r:#?}"
+    );
+    let jobs = lifeboat::cache_restore::test_group_id("jobs", w.requested);
+    assert_eq!(w.group_status(&jobs).await, None);
+    assert!(!w.secret_exists(&lifeboat::restore::test_secret_name(&jobs)).await);
+}
+
+#[tokio::test]
+async fn the_janitor_removes_an_expired_test_group_and_leaves_a_foreign_one() {
+    let w = world().await;
+    let tag = |k: &str, v: &str| aws_sdk_elasticache::types::Tag::builder().key(k).value(v).build();
+    let make = |id: &'static str, tags: Vec<aws_sdk_elasticache::types::Tag>| {
+        w.ec.create_replication_group()
+            .replication_group_id(id)
+            .replication_group_description(id)
+            .set_tags(Some(tags))
+            .send()
+    };
+    let expired = tag("lifeboat:expires-at", "2026-11-01T00:00:00+00:00");
+    let later = tag("lifeboat:expires-at", "2099-01-01T00:00:00+00:00");
+    make(
+        "lifeboat-rt-old-202611010000",
+        vec![tag(RESTORE_TEST, "true"), expired.clone()],
+    )
+    .await
+    .unwrap();
+    make("lifeboat-rt-new-209901010000", vec![tag(RESTORE_TEST, "true"), later])
+        .await
+        .unwrap();
+    make("lifeboat-rt-foreign-202611010000", vec![expired]).await.unwrap();
+
+    let deleted = lifeboat::cache_restore::sweep_expired(&w.ec, Utc::now()).await.unwrap();
+    assert_eq!(deleted, ["lifeboat-rt-old-202611010000"]);
+    for (id, status) in [
+        ("lifeboat-rt-old-202611010000", "deleting"),
+        ("lifeboat-rt-new-209901010000", "available"),
+        ("lifeboat-rt-foreign-202611010000", "available"),
+        ("sessions", "available"),
+    ] {
+        assert_eq!(w.group_status(id).await.as_deref(), Some(status), "{id}");
+    }
+    // The guarded delete refuses a group without the restore-test tag, whoever asks.
+    let refused = lifeboat::cache_restore::delete_test_group(&w.ec, "lifeboat-rt-foreign-202611010000")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("not tagged lifeboat:restore-test=true"), "{refused}");
+}
+
+#[tokio::test]
+async fn the_console_restores_a_named_snapshot_into_a_new_named_group_and_refuses_what_it_must() {
+    let w = world().await;
+    let deps = w.deps(&[]);
+    let event = |snapshot: &str, target: &str| {
+        json!({"action": "restore-cache", "snapshot": snapshot, "target": target,
+               "node_type": "cache.r7g.large", "reason": "INC-42 sessions lost"})
+    };
+    let err = |e: restore::RestoreError| e.to_string();
+    let taken = restore::handle(&deps, event(SNAPSHOT, "jobs"), None)
+        .await
+        .map_err(err)
+        .unwrap_err();
+    assert!(taken.contains("`jobs` already exists"), "{taken}");
+    let missing = restore::handle(&deps, event("nope", "sessions-restored"), None)
+        .await
+        .map_err(err)
+        .unwrap_err();
+    assert!(missing.contains("no cache snapshot `nope`"), "{missing}");
+    let bad = restore::handle(&deps, event(SNAPSHOT, "Bad--Name"), None)
+        .await
+        .map_err(err)
+        .unwrap_err();
+    assert!(bad.contains("target `Bad--Name`"), "{bad}");
+    assert_eq!(
+        w.group_status("sessions-restored").await,
+        None,
+        "nothing made by a refusal"
+    );
+
+    let out = restore::handle(&deps, event(SNAPSHOT, "sessions-restored"), None)
+        .await
+        .unwrap();
+    assert_eq!(out["status"], "creating");
+    let g = lifeboat::cache_restore::group(&w.ec, "sessions-restored")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        g.transit_encryption && g.at_rest_encryption && g.auth_token_enabled,
+        "{g:?}"
+    );
+    assert_eq!(g.node_type, "cache.r7g.large");
+    assert!(
+        !g.tags.contains_key(RESTORE_TEST),
+        "a real restore is never a janitor's: {:?}",
+        g.tags
+    );
+    assert!(w.secret_exists("lifeboat/restored-cache/sessions-restored").await);
+    let again = restore::handle(&deps, event(SNAPSHOT, "sessions-restored"), None)
+        .await
+        .map_err(err)
+        .unwrap_err();
+    assert!(again.contains("already exists"), "{again}");
+}
