@@ -81,6 +81,29 @@ pub fn may_reuse(tags: &BTreeMap<String, String>, cache: &str) -> Result<(), Opt
     }
 }
 
+/// Stands in the report and metrics for the caches a tag selects when ElastiCache could not be listed (their
+/// names are then unknown).
+pub const UNLISTED_CACHES: &str = "elasticache";
+
+/// The caches a run reports as failed tests when ElastiCache could not be listed, so that the databases' tests
+/// still run and the fault stays loud: every name the selector lists that is no database (it may be a cache),
+/// and [`UNLISTED_CACHES`] for the caches a tag would have selected. Empty when the selector lists only
+/// databases (no cache was asked for).
+pub fn unlisted_caches(selector: &crate::selection::Selector, not_databases: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = selector
+        .databases
+        .iter()
+        .filter(|n| not_databases.contains(n))
+        .cloned()
+        .collect();
+    if selector.tag.is_some() {
+        out.push(UNLISTED_CACHES.to_owned());
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Whether a snapshot is of `cache`: taken of it (or of one of its nodes, which ElastiCache records under the
 /// group), or tagged by Lifeboat as its.
 fn of_cache(s: &CacheSnapshot, cache: &str) -> bool {
@@ -499,6 +522,26 @@ mod tests {
         create_group(&client, &req).await.unwrap();
         assert_eq!(create.num_calls(), 1);
         assert!(!format!("{req:?}").contains(&token), "the token is never printed");
+    }
+
+    #[test]
+    fn an_unlisted_elasticache_fails_the_named_non_databases_and_the_tags_caches() {
+        use crate::selection::{Selector, TagSelector};
+        let names = Selector {
+            databases: vec!["app-prod".into(), "sessions".into()],
+            tag: None,
+        };
+        assert_eq!(unlisted_caches(&names, &["sessions".into()]), ["sessions"]);
+        assert!(unlisted_caches(&names, &[]).is_empty(), "only databases were asked for");
+        let tagged = Selector {
+            databases: vec![],
+            tag: Some(TagSelector {
+                key: "lifeboat:backup".into(),
+                value: Some("true".into()),
+            }),
+        };
+        assert_eq!(unlisted_caches(&tagged, &[]), [UNLISTED_CACHES]);
+        assert_eq!(validate_group_id(&test_group_id(UNLISTED_CACHES, at())), Ok(()));
     }
 
     #[test]
