@@ -137,9 +137,15 @@ pub fn choose_snapshot<'a>(
         })
 }
 
-/// When a snapshot's data was taken: its schedule time, for the RPO.
-pub fn snapshot_time(s: &CacheSnapshot) -> DateTime<Utc> {
-    s.logical_time()
+/// When a snapshot's data was taken, for the RPO: Lifeboat's `created-at` tag (its schedule time), else the time
+/// ElastiCache took it (a console or named snapshot); `None` when neither is known (never a made-up time: the
+/// caller refuses to test a snapshot whose RPO it cannot report).
+pub fn snapshot_time(s: &CacheSnapshot) -> Option<DateTime<Utc>> {
+    s.tags
+        .get(crate::tags::CREATED_AT)
+        .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .or(s.created)
 }
 
 /// Replication group statuses in which a restore has ended without a usable cache (`deleting`: someone else
@@ -572,7 +578,26 @@ mod tests {
             status: status.into(),
             source: "manual".into(),
             tags,
+            created: None,
         }
+    }
+
+    #[test]
+    fn a_snapshots_time_is_its_tag_else_elasticaches_else_unknown() {
+        let mut s = snap("console", "sessions", "available", false, "2026-11-28T03:00:00Z");
+        let taken = at() - chrono::Duration::hours(2);
+        s.created = Some(taken);
+        assert_eq!(
+            snapshot_time(&s),
+            Some(Utc.with_ymd_and_hms(2026, 11, 28, 3, 0, 0).unwrap()),
+            "Lifeboat's tag first"
+        );
+        s.tags.clear();
+        assert_eq!(snapshot_time(&s), Some(taken), "no tag: when ElastiCache took it");
+        s.created = None;
+        assert_eq!(snapshot_time(&s), None, "neither: unknown, never the epoch");
+        s.tags.insert(crate::tags::CREATED_AT.into(), "not a time".into());
+        assert_eq!(snapshot_time(&s), None);
     }
 
     #[test]

@@ -610,3 +610,24 @@ async fn a_failed_elasticache_listing_still_plans_the_databases_and_fails_the_ca
     let cleaned = step(&deps, "cache_cleanup", &test).await.unwrap();
     assert_eq!(cleaned["status"], "deleted");
 }
+
+/// A console snapshot (no Lifeboat tags) of which ElastiCache gives no creation time (moto gives none): its RPO
+/// is unknown, so its restore test is refused by name before anything is made, never reported with a made-up age.
+#[tokio::test]
+async fn a_snapshot_of_unknown_age_is_refused_before_anything_is_made() {
+    let w = world().await;
+    let source = SnapshotSource::ReplicationGroup("sessions".into());
+    elasticache::create_snapshot(&w.ec, &source, "console-sessions", &BTreeMap::new())
+        .await
+        .unwrap();
+    let deps = w.deps(&[]);
+    let start = json!({"action": "cache_start", "cache": "sessions", "snapshot": "console-sessions",
+                       "requested_at": w.requested});
+    let err = restore::handle(&deps, start, None).await.unwrap_err().to_string();
+    assert!(
+        err.contains("console-sessions") && err.contains("RPO cannot be reported"),
+        "{err}"
+    );
+    let id = lifeboat::cache_restore::test_group_id("sessions", w.requested);
+    assert_eq!(w.group_status(&id).await, None, "nothing made by a refusal");
+}

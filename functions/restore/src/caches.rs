@@ -166,6 +166,14 @@ pub async fn start(
         database: cache.to_owned(),
         reason,
     })?;
+    let snapshot_time = rules::snapshot_time(chosen).ok_or_else(|| RestoreError::Snapshot {
+        database: cache.to_owned(),
+        reason: format!(
+            "snapshot `{}` has neither Lifeboat's created-at tag nor a creation time from ElastiCache, so its RPO cannot be reported; test a snapshot Lifeboat made, or tag this one {}=<RFC 3339 time it was taken>",
+            chosen.name,
+            lifeboat::tags::CREATED_AT
+        ),
+    })?;
     let group_id = rules::test_group_id(cache, requested_at);
     let arn = ensure_restored(deps, &source, chosen, &group_id).await?;
     tracing::info!(cache, snapshot = %chosen.name, restored = %group_id, "cache restore test started");
@@ -174,7 +182,7 @@ pub async fn start(
         requested_at,
         restored_id: Some(group_id),
         snapshot: Some(chosen.name.clone()),
-        snapshot_time: Some(rules::snapshot_time(chosen)),
+        snapshot_time: Some(snapshot_time),
         polls: 0,
         status: Some("restoring".into()),
         endpoint: None,
