@@ -81,6 +81,29 @@ pub fn may_reuse(tags: &BTreeMap<String, String>, cache: &str) -> Result<(), Opt
     }
 }
 
+/// Stands in the report and metrics for the caches a tag selects when ElastiCache could not be listed (their
+/// names are then unknown).
+pub const UNLISTED_CACHES: &str = "elasticache";
+
+/// The caches a run reports as failed tests when ElastiCache could not be listed, so that the databases' tests
+/// still run and the fault stays loud: every name the selector lists that is no database (it may be a cache),
+/// and [`UNLISTED_CACHES`] for the caches a tag would have selected. Empty when the selector lists only
+/// databases (no cache was asked for).
+pub fn unlisted_caches(selector: &crate::selection::Selector, not_databases: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = selector
+        .databases
+        .iter()
+        .filter(|n| not_databases.contains(n))
+        .cloned()
+        .collect();
+    if selector.tag.is_some() {
+        out.push(UNLISTED_CACHES.to_owned());
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Whether a snapshot is of `cache`: taken of it (or of one of its nodes, which ElastiCache records under the
 /// group), or tagged by Lifeboat as its.
 fn of_cache(s: &CacheSnapshot, cache: &str) -> bool {
@@ -114,9 +137,15 @@ pub fn choose_snapshot<'a>(
         })
 }
 
-/// When a snapshot's data was taken: its schedule time, for the RPO.
-pub fn snapshot_time(s: &CacheSnapshot) -> DateTime<Utc> {
-    s.logical_time()
+/// When a snapshot's data was taken, for the RPO: Lifeboat's `created-at` tag (its schedule time), else the time
+/// ElastiCache took it (a console or named snapshot); `None` when neither is known (never a made-up time: the
+/// caller refuses to test a snapshot whose RPO it cannot report).
+pub fn snapshot_time(s: &CacheSnapshot) -> Option<DateTime<Utc>> {
+    s.tags
+        .get(crate::tags::CREATED_AT)
+        .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .or(s.created)
 }
 
 /// Replication group statuses in which a restore has ended without a usable cache (`deleting`: someone else
@@ -502,6 +531,26 @@ mod tests {
     }
 
     #[test]
+    fn an_unlisted_elasticache_fails_the_named_non_databases_and_the_tags_caches() {
+        use crate::selection::{Selector, TagSelector};
+        let names = Selector {
+            databases: vec!["app-prod".into(), "sessions".into()],
+            tag: None,
+        };
+        assert_eq!(unlisted_caches(&names, &["sessions".into()]), ["sessions"]);
+        assert!(unlisted_caches(&names, &[]).is_empty(), "only databases were asked for");
+        let tagged = Selector {
+            databases: vec![],
+            tag: Some(TagSelector {
+                key: "lifeboat:backup".into(),
+                value: Some("true".into()),
+            }),
+        };
+        assert_eq!(unlisted_caches(&tagged, &[]), [UNLISTED_CACHES]);
+        assert_eq!(validate_group_id(&test_group_id(UNLISTED_CACHES, at())), Ok(()));
+    }
+
+    #[test]
     fn group_ids_are_deterministic_valid_and_within_40_characters() {
         assert_eq!(test_group_id("sessions", at()), "lifeboat-rt-sessions-202611290300");
         let long = test_group_id("a-very-long-cache-name-for-jobs", at());
@@ -529,7 +578,26 @@ mod tests {
             status: status.into(),
             source: "manual".into(),
             tags,
+            created: None,
         }
+    }
+
+    #[test]
+    fn a_snapshots_time_is_its_tag_else_elasticaches_else_unknown() {
+        let mut s = snap("console", "sessions", "available", false, "2026-11-28T03:00:00Z");
+        let taken = at() - chrono::Duration::hours(2);
+        s.created = Some(taken);
+        assert_eq!(
+            snapshot_time(&s),
+            Some(Utc.with_ymd_and_hms(2026, 11, 28, 3, 0, 0).unwrap()),
+            "Lifeboat's tag first"
+        );
+        s.tags.clear();
+        assert_eq!(snapshot_time(&s), Some(taken), "no tag: when ElastiCache took it");
+        s.created = None;
+        assert_eq!(snapshot_time(&s), None, "neither: unknown, never the epoch");
+        s.tags.insert(crate::tags::CREATED_AT.into(), "not a time".into());
+        assert_eq!(snapshot_time(&s), None);
     }
 
     #[test]

@@ -193,6 +193,8 @@ pub struct CacheSnapshot {
     /// `manual` (a user's, Lifeboat's among them) or `automated` (ElastiCache's own backups).
     pub source: String,
     pub tags: BTreeMap<String, String>,
+    /// When ElastiCache took it: the earliest of its node snapshots' creation times (`None` when it gives none).
+    pub created: Option<DateTime<Utc>>,
 }
 
 impl CacheSnapshot {
@@ -282,7 +284,17 @@ fn snapshot_of(s: Option<&aws_sdk_elasticache::types::Snapshot>, tags: BTreeMap<
         status: s.and_then(|s| s.snapshot_status()).unwrap_or_default().to_owned(),
         source: s.and_then(|s| s.snapshot_source()).unwrap_or_default().to_owned(),
         tags,
+        created: s.and_then(created_of),
     }
+}
+
+/// When ElastiCache took a snapshot: the earliest `SnapshotCreateTime` of its node snapshots (a sharded cache's
+/// nodes are snapshotted one after the other; the earliest is when its data is at least as old as).
+pub fn created_of(s: &aws_sdk_elasticache::types::Snapshot) -> Option<DateTime<Utc>> {
+    s.node_snapshots()
+        .iter()
+        .filter_map(|n| crate::rds::to_chrono(n.snapshot_create_time()))
+        .min()
 }
 
 /// Every snapshot in the client's region. ElastiCache filters snapshots by nothing Lifeboat could tag, so
@@ -327,6 +339,25 @@ pub async fn delete_snapshot(client: &Client, snap: &CacheSnapshot) -> Result<()
 mod tests {
     use super::*;
     use crate::selection::TagSelector;
+
+    #[test]
+    fn a_snapshot_was_created_when_its_earliest_node_snapshot_was() {
+        use aws_sdk_elasticache::types::{NodeSnapshot, Snapshot};
+        let node = |secs: i64| {
+            NodeSnapshot::builder()
+                .snapshot_create_time(aws_smithy_types::DateTime::from_secs(secs))
+                .build()
+        };
+        let s = Snapshot::builder()
+            .snapshot_name("console-backup")
+            .node_snapshots(node(1_795_000_100))
+            .node_snapshots(node(1_795_000_000))
+            .node_snapshots(NodeSnapshot::builder().build())
+            .build();
+        assert_eq!(created_of(&s), DateTime::from_timestamp(1_795_000_000, 0));
+        assert_eq!(snapshot_of(Some(&s), BTreeMap::new()).created, created_of(&s));
+        assert_eq!(created_of(&Snapshot::builder().build()), None);
+    }
 
     fn group(id: &str, cluster_mode: bool, members: &[(&str, bool)]) -> Cache {
         Cache {

@@ -513,3 +513,121 @@ async fn the_console_restores_a_named_snapshot_into_a_new_named_group_and_refuse
         .unwrap_err();
     assert!(again.contains("already exists"), "{again}");
 }
+
+/// ElastiCache unreachable at plan time (a cache-side fault): the databases are still planned, and the caches
+/// asked for become tests carrying the listing error, which the state machine's `CachePlanFailed` reports as
+/// failed (report and metric), then cleans up.
+#[tokio::test]
+async fn a_failed_elasticache_listing_still_plans_the_databases_and_fails_the_caches_loudly() {
+    let w = world().await;
+    let rds = aws_sdk_rds::Client::new(&w.config);
+    rds.create_db_instance()
+        .db_instance_identifier("app-prod")
+        .db_instance_class("db.r6g.large")
+        .engine("postgres")
+        .allocated_storage(20)
+        .master_username("app_admin")
+        .master_user_password("not-a-real-password-1")
+        .tags(
+            aws_sdk_rds::types::Tag::builder()
+                .key("lifeboat:backup")
+                .value("true")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut broken = w.deps(&[]);
+    let ec_config = aws_sdk_elasticache::config::Builder::from(&w.config)
+        .endpoint_url("http://127.0.0.1:1")
+        .retry_config(aws_sdk_elasticache::config::retry::RetryConfig::disabled())
+        .build();
+    broken.ec = aws_sdk_elasticache::Client::from_conf(ec_config);
+
+    let plan = restore::handle(&broken, json!({"action": "plan", "time": w.requested}), None)
+        .await
+        .unwrap();
+    let tests = plan["tests"].as_array().unwrap();
+    assert_eq!(tests[0], json!({"database": "app-prod", "requested_at": w.requested}));
+    assert_eq!(tests.len(), 2, "{tests:?}");
+    let cache = &tests[1];
+    assert_eq!(cache["cache"], lifeboat::cache_restore::UNLISTED_CACHES);
+    let plan_error = cache["plan_error"]
+        .as_str()
+        .expect("the listing error travels with the test");
+    assert!(plan_error.contains("ElastiCache could not be listed"), "{plan_error}");
+    assert!(plan_error.contains("DescribeReplicationGroups"), "{plan_error}");
+
+    let named = json!({"action": "plan", "time": w.requested, "databases": ["app-prod", "sessions"]});
+    let plan = restore::handle(&broken, named, None).await.unwrap();
+    assert_eq!(
+        plan["missing"],
+        json!([]),
+        "a name that may be a cache is a failed cache test, not missing"
+    );
+    let caches: Vec<_> = plan["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["cache"].as_str())
+        .collect();
+    assert_eq!(caches, ["sessions"]);
+
+    // What CachePlanFailed hands the failure report, then the cleanup (ElastiCache answers again by then).
+    let deps = w.deps(&[]);
+    let test = json!({"cache": cache["cache"], "requested_at": w.requested});
+    let error = json!({"Error": "Lifeboat.Restore.CacheListing", "Cause": plan_error});
+    restore::handle(
+        &deps,
+        json!({"action": "cache_report", "test": test, "error": error}),
+        None,
+    )
+    .await
+    .unwrap();
+    let r = w.report(lifeboat::cache_restore::UNLISTED_CACHES).await;
+    assert!(!r.passed);
+    let reported = r.error.unwrap_or_default();
+    assert!(
+        reported.starts_with("Lifeboat.Restore.CacheListing: ElastiCache could not be listed"),
+        "{reported}"
+    );
+    let cw = aws_sdk_cloudwatch::Client::new(&w.config);
+    let metrics = cw
+        .list_metrics()
+        .namespace("Lifeboat")
+        .metric_name("RestoreTestSuccess")
+        .send()
+        .await
+        .unwrap();
+    let for_caches: Vec<_> = metrics
+        .metrics()
+        .iter()
+        .flat_map(|m| m.dimensions())
+        .filter(|d| d.name() == Some(lifeboat::metrics::CACHE_DIMENSION))
+        .filter_map(|d| d.value())
+        .collect();
+    assert_eq!(for_caches, [lifeboat::cache_restore::UNLISTED_CACHES]);
+    let cleaned = step(&deps, "cache_cleanup", &test).await.unwrap();
+    assert_eq!(cleaned["status"], "deleted");
+}
+
+/// A console snapshot (no Lifeboat tags) of which ElastiCache gives no creation time (moto gives none): its RPO
+/// is unknown, so its restore test is refused by name before anything is made, never reported with a made-up age.
+#[tokio::test]
+async fn a_snapshot_of_unknown_age_is_refused_before_anything_is_made() {
+    let w = world().await;
+    let source = SnapshotSource::ReplicationGroup("sessions".into());
+    elasticache::create_snapshot(&w.ec, &source, "console-sessions", &BTreeMap::new())
+        .await
+        .unwrap();
+    let deps = w.deps(&[]);
+    let start = json!({"action": "cache_start", "cache": "sessions", "snapshot": "console-sessions",
+                       "requested_at": w.requested});
+    let err = restore::handle(&deps, start, None).await.unwrap_err().to_string();
+    assert!(
+        err.contains("console-sessions") && err.contains("RPO cannot be reported"),
+        "{err}"
+    );
+    let id = lifeboat::cache_restore::test_group_id("sessions", w.requested);
+    assert_eq!(w.group_status(&id).await, None, "nothing made by a refusal");
+}

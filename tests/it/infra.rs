@@ -190,3 +190,37 @@ fn the_summary_sees_every_result_and_can_fail_the_run() {
     );
     assert_eq!(summary["End"], true, "the summary is the last state");
 }
+
+#[test]
+fn a_cache_elasticache_could_not_list_is_reported_as_failed_and_cleaned_up() {
+    let machine = definition();
+    let (_, map) = each_database(&machine);
+    let inner = states(processor(map));
+    let choice = inner
+        .values()
+        .find(|s| {
+            s["Type"] == "Choice"
+                && s["Choices"]
+                    .as_array()
+                    .is_some_and(|c| c.iter().any(|c| c["Variable"] == "$.plan_error"))
+        })
+        .expect("a Choice routes items with plan_error (ElastiCache could not be listed at plan time)");
+    let first = &choice["Choices"][0];
+    assert_eq!(
+        first["Variable"], "$.plan_error",
+        "plan_error is looked at before the cache branch"
+    );
+    let route = reachable(inner, first["Next"].as_str().unwrap());
+    let actions: Vec<_> = route.iter().filter_map(|n| action(&inner[*n])).collect();
+    assert!(
+        actions.contains(&"cache_report") && actions.contains(&"cache_cleanup"),
+        "{actions:?}"
+    );
+    assert!(!actions.contains(&"cache_start"), "{actions:?}");
+    for name in route.iter().filter(|n| inner[**n]["End"] == true) {
+        assert_eq!(
+            inner[*name]["Parameters"]["passed"], false,
+            "{name} ends a listing failure as passed"
+        );
+    }
+}

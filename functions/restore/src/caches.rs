@@ -30,14 +30,36 @@ fn to_value(test: &CacheTestState) -> Result<Value, RestoreError> {
 }
 
 /// The caches a scheduled run tests (one test each), and which of the names the selector lists are caches.
-pub async fn plan(deps: &Deps, selector: &Selector, time: DateTime<Utc>) -> Result<(Vec<Value>, Vec<String>), Error> {
-    let all = elasticache::discover(&deps.ec).await?;
+/// When ElastiCache cannot be listed the databases' tests still run: the caches asked for
+/// ([`rules::unlisted_caches`] of the names that are no database) become tests that carry `plan_error`, which
+/// the state machine reports as failed (report, metric, the run's verdict), never a silent skip.
+pub async fn plan(
+    deps: &Deps,
+    selector: &Selector,
+    time: DateTime<Utc>,
+    not_databases: &[String],
+) -> (Vec<Value>, Vec<String>) {
+    let all = match elasticache::discover(&deps.ec).await {
+        Ok(all) => all,
+        Err(e) => {
+            let names = rules::unlisted_caches(selector, not_databases);
+            let error = format!(
+                "ElastiCache could not be listed, so these caches were not tested: {e}; check the restore function's elasticache:Describe* permissions and ElastiCache's health, then run the restore test again"
+            );
+            tracing::error!(error = %e, caches = ?names, "ElastiCache could not be listed: caches reported as failed tests");
+            let tests = names
+                .iter()
+                .map(|c| json!({"cache": c, "requested_at": time, "plan_error": error}))
+                .collect();
+            return (tests, names);
+        }
+    };
     let ids = all.iter().map(|c| c.id.clone()).collect();
     let tests = elasticache::select(&all, selector)
         .iter()
         .map(|c| json!({"cache": c.id, "requested_at": time}))
         .collect();
-    Ok((tests, ids))
+    (tests, ids)
 }
 
 pub(crate) async fn find_cache(deps: &Deps, id: &str) -> Result<Cache, RestoreError> {
@@ -144,6 +166,14 @@ pub async fn start(
         database: cache.to_owned(),
         reason,
     })?;
+    let snapshot_time = rules::snapshot_time(chosen).ok_or_else(|| RestoreError::Snapshot {
+        database: cache.to_owned(),
+        reason: format!(
+            "snapshot `{}` has neither Lifeboat's created-at tag nor a creation time from ElastiCache, so its RPO cannot be reported; test a snapshot Lifeboat made, or tag this one {}=<RFC 3339 time it was taken>",
+            chosen.name,
+            lifeboat::tags::CREATED_AT
+        ),
+    })?;
     let group_id = rules::test_group_id(cache, requested_at);
     let arn = ensure_restored(deps, &source, chosen, &group_id).await?;
     tracing::info!(cache, snapshot = %chosen.name, restored = %group_id, "cache restore test started");
@@ -152,7 +182,7 @@ pub async fn start(
         requested_at,
         restored_id: Some(group_id),
         snapshot: Some(chosen.name.clone()),
-        snapshot_time: Some(rules::snapshot_time(chosen)),
+        snapshot_time: Some(snapshot_time),
         polls: 0,
         status: Some("restoring".into()),
         endpoint: None,

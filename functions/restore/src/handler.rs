@@ -127,7 +127,7 @@ async fn plan(deps: &Deps, time: DateTime<Utc>, databases: Option<Vec<String>>) 
         None => deps.settings.common.selector.clone(),
     };
     let chosen = selection::select(&all, &selector);
-    let (cache_tests, caches) = crate::caches::plan(deps, &selector, time).await?;
+    let (cache_tests, caches) = crate::caches::plan(deps, &selector, time, &chosen.missing).await;
     // A listed name that is a cache is not missing.
     let missing: Vec<String> = chosen.missing.into_iter().filter(|m| !caches.contains(m)).collect();
     if !missing.is_empty() {
