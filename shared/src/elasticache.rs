@@ -56,6 +56,9 @@ pub struct Cache {
     pub transit_encryption: bool,
     /// ElastiCache's own automatic backups, in days (0: off).
     pub snapshot_retention_days: i32,
+    /// Holds a copy of its data on another node: a group with more nodes than shards (a replica per shard, or
+    /// some), or a serverless cache (replicated across zones by ElastiCache); never a single node.
+    pub replicated: bool,
 }
 
 /// What a snapshot is taken of: a whole group, or one node.
@@ -141,6 +144,7 @@ fn from_group(g: &ReplicationGroup) -> Option<Cache> {
         at_rest_encryption: g.at_rest_encryption_enabled().unwrap_or(false),
         transit_encryption: g.transit_encryption_enabled().unwrap_or(false),
         snapshot_retention_days: g.snapshot_retention_limit().unwrap_or(0),
+        replicated: g.member_clusters().len() > g.node_groups().len().max(1),
     })
 }
 
@@ -172,6 +176,7 @@ pub async fn discover(client: &Client) -> Result<Vec<Cache>, Error> {
                 at_rest_encryption: c.at_rest_encryption_enabled().unwrap_or(false),
                 transit_encryption: c.transit_encryption_enabled().unwrap_or(false),
                 snapshot_retention_days: c.snapshot_retention_limit().unwrap_or(0),
+                replicated: false,
             });
         }
     }
@@ -199,6 +204,20 @@ impl CacheSnapshot {
     /// Lifeboat made it: the ownership tag, as on RDS snapshots.
     pub fn owned(&self) -> bool {
         self.tags.get(crate::tags::MANAGED).is_some_and(|v| v == "true")
+    }
+
+    /// A snapshot of the cache `id`: taken of it (or of one of its nodes, which ElastiCache reports with the
+    /// group), or tagged with it by Lifeboat.
+    pub fn belongs_to(&self, id: &str) -> bool {
+        self.cache == id || self.tags.get(crate::tags::DATABASE).is_some_and(|c| c == id)
+    }
+
+    /// When Lifeboat made it (its `lifeboat:created-at` tag); `None` for a snapshot without the tag.
+    pub fn created_at(&self) -> Option<DateTime<Utc>> {
+        self.tags
+            .get(crate::tags::CREATED_AT)
+            .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
+            .map(|t| t.with_timezone(&Utc))
     }
 }
 
@@ -347,6 +366,7 @@ mod tests {
             at_rest_encryption: true,
             transit_encryption: true,
             snapshot_retention_days: 1,
+            replicated: members.len() > 1,
         }
     }
 

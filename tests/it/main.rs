@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod cache_check;
+mod cache_monitor;
 mod cli;
 mod elasticache;
 mod events;
