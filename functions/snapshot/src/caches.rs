@@ -13,6 +13,7 @@ use lifeboat::snapshot_ladder::{self, Verdict};
 use lifeboat::snapshot_tags::snapshot_tags;
 use serde::Serialize;
 
+use crate::event::Trigger;
 use crate::handler::{Deps, Job, Outcome, RetentionEntry};
 
 /// What one run did for one cache.
@@ -45,6 +46,29 @@ pub fn known(all: &[Cache], names: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// The selector of a run's caches: a manual run's `caches` beside its `databases` (a name there may be a cache,
+/// as it always could); any other run's, the configured one.
+pub fn selector_of(trigger: &Trigger, selector: &Selector) -> Selector {
+    match trigger {
+        Trigger::Manual { caches, .. } => Selector {
+            databases: selector.databases.iter().chain(caches).cloned().collect(),
+            tag: selector.tag.clone(),
+        },
+        _ => selector.clone(),
+    }
+}
+
+/// The names the cache selector lists beyond the database selector's that are no cache: a manual run's
+/// `caches` entries that do not exist (reported as not found, named).
+pub fn unknown(all: &[Cache], cache_selector: &Selector, selector: &Selector) -> Vec<String> {
+    cache_selector
+        .databases
+        .iter()
+        .filter(|n| !selector.databases.contains(n) && !all.iter().any(|c| &c.id == *n))
+        .cloned()
+        .collect()
+}
+
 /// Snapshots every selected cache and applies retention to the ones whose snapshot this run has.
 pub(crate) async fn run(deps: &Deps, all: &[Cache], selector: &Selector, job: &Job) -> Result<Vec<CacheReport>, Error> {
     let chosen = elasticache::select(all, selector);
@@ -62,7 +86,7 @@ pub(crate) async fn run(deps: &Deps, all: &[Cache], selector: &Selector, job: &J
 
 /// A snapshot of this cache: taken of it (or of one of its nodes), or tagged with it by Lifeboat.
 fn belongs(s: &CacheSnapshot, cache: &Cache) -> bool {
-    s.cache == cache.id || s.tags.get(lifeboat::tags::DATABASE) == Some(&cache.id)
+    s.belongs_to(&cache.id)
 }
 
 async fn process(deps: &Deps, cache: &Cache, existing: &[CacheSnapshot], job: &Job) -> CacheReport {

@@ -218,6 +218,7 @@ async fn dispatch(deps: &Deps, trigger: &Trigger, now: DateTime<Utc>) -> Result<
         }
         Trigger::Manual {
             databases,
+            caches: _,
             reason,
             retain_days,
         } => {
@@ -250,11 +251,16 @@ async fn dispatch(deps: &Deps, trigger: &Trigger, now: DateTime<Utc>) -> Result<
     let all = selection::discover(&deps.rds).await?;
     let all_caches = elasticache::discover(&deps.ec).await?;
     let mut selection = selection::select(&all, &selector);
-    // A name the list gives is missing only if it is neither a database nor a cache.
+    // A name the list gives is missing only if it is neither a database nor a cache; a name in `caches` must be
+    // a cache.
     let caches_named = caches::known(&all_caches, &selection.missing);
     selection.missing.retain(|name| !caches_named.contains(name));
+    let cache_selector = caches::selector_of(trigger, &selector);
+    selection
+        .missing
+        .extend(caches::unknown(&all_caches, &cache_selector, &selector));
     let (reports, quota) = run(deps, selection, &job).await?;
-    let caches = caches::run(deps, &all_caches, &selector, &job).await?;
+    let caches = caches::run(deps, &all_caches, &cache_selector, &job).await?;
     Ok(Run {
         time: job.at,
         reports,
@@ -417,10 +423,10 @@ async fn run(
         .await;
     for missing in &selection.missing {
         // An explicitly named database that does not exist is a failure: its backups stopped, or the list is stale.
-        reports.push(
-            DbReport::new(missing, DbKind::Instance, Outcome::NotFound)
-                .with_detail("no instance or cluster with this identifier in the region"),
-        );
+        reports.push(DbReport::new(missing, DbKind::Instance, Outcome::NotFound).with_detail(
+            "neither a database (instance or cluster) nor a cache (replication group, node or serverless \
+                     cache) with this identifier in the region",
+        ));
     }
 
     let created = reports.iter().filter(|r| r.outcome == Outcome::Created).count();
