@@ -2,8 +2,8 @@
 //! (the same [`Selector`] as databases); where a snapshot of each is taken from; the snapshots Lifeboat made.
 //!
 //! Owns: the cache model, the selection of caches, the snapshot-source rule, and the thin ElastiCache adapter
-//! (describe, tags, create, list and delete snapshots). Serverless caches are not read yet (moto does not emulate them;
-//! they come with their adapter tests on `aws-smithy-mocks`).
+//! (describe, tags, create, list and delete snapshots), serverless caches included ([`discover_all`],
+//! [`list_all_snapshots`]; their calls are tested on `aws-smithy-mocks`, moto has none of them).
 //!
 //! Never: deletes a snapshot Lifeboat did not make ([`delete_snapshot`] checks the ownership tag itself), or
 //! decides retention (that is [`crate::retention`], the same rules as for databases).
@@ -28,6 +28,8 @@ use crate::snapshot_tags;
 pub enum CacheKind {
     ReplicationGroup,
     Node,
+    /// An ElastiCache Serverless cache (its name is its identifier; snapshots through the serverless calls).
+    Serverless,
 }
 
 /// One node of a replication group and its current role.
@@ -66,6 +68,8 @@ pub struct Cache {
 pub enum SnapshotSource {
     ReplicationGroup(String),
     Node(String),
+    /// A serverless cache, snapshotted whole by CreateServerlessCacheSnapshot.
+    Serverless(String),
 }
 
 /// Where a cache's snapshot is taken from. ElastiCache advises taking it from a replica, since the fork that
@@ -75,6 +79,7 @@ pub enum SnapshotSource {
 pub fn snapshot_source(cache: &Cache) -> SnapshotSource {
     match cache.kind {
         CacheKind::Node => SnapshotSource::Node(cache.id.clone()),
+        CacheKind::Serverless => SnapshotSource::Serverless(cache.id.clone()),
         CacheKind::ReplicationGroup if cache.cluster_mode => SnapshotSource::ReplicationGroup(cache.id.clone()),
         CacheKind::ReplicationGroup => cache
             .members
@@ -100,13 +105,13 @@ pub fn select<'a>(all: &'a [Cache], selector: &Selector) -> Vec<&'a Cache> {
     out
 }
 
-fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
+pub(crate) fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
     tags.iter()
         .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
         .collect()
 }
 
-async fn tags_of(client: &Client, arn: &str) -> Result<BTreeMap<String, String>, Error> {
+pub(crate) async fn tags_of(client: &Client, arn: &str) -> Result<BTreeMap<String, String>, Error> {
     let out = client
         .list_tags_for_resource()
         .resource_name(arn)
@@ -161,7 +166,8 @@ pub async fn discover(client: &Client) -> Result<Vec<Cache>, Error> {
         let page = page.map_err(|e| Error::aws("DescribeCacheClusters", e))?;
         for c in page.cache_clusters() {
             let Some(id) = c.cache_cluster_id() else { continue };
-            if c.replication_group_id().is_some() {
+            // A member of a group is not a cache of its own; Memcached has no snapshots.
+            if c.replication_group_id().is_some() || c.engine() == Some("memcached") {
                 continue;
             }
             out.push(Cache {
@@ -186,6 +192,25 @@ pub async fn discover(client: &Client) -> Result<Vec<Cache>, Error> {
     Ok(out)
 }
 
+/// Every cache, serverless caches included when `serverless` (a deployment where ElastiCache Serverless is not
+/// offered, or an emulator without it, sets `LIFEBOAT_SERVERLESS_CACHES=false`).
+pub async fn discover_all(client: &Client, serverless: bool) -> Result<Vec<Cache>, Error> {
+    let mut out = discover(client).await?;
+    if serverless {
+        out.extend(serverless::discover(client).await?);
+    }
+    Ok(out)
+}
+
+/// Every snapshot, serverless caches' included when `serverless` (see [`discover_all`]).
+pub async fn list_all_snapshots(client: &Client, serverless: bool) -> Result<Vec<CacheSnapshot>, Error> {
+    let mut out = list_snapshots(client).await?;
+    if serverless {
+        out.extend(serverless::list_snapshots(client).await?);
+    }
+    Ok(out)
+}
+
 /// A snapshot of a cache, as ElastiCache lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheSnapshot {
@@ -198,6 +223,8 @@ pub struct CacheSnapshot {
     /// `manual` (a user's, Lifeboat's among them) or `automated` (ElastiCache's own backups).
     pub source: String,
     pub tags: BTreeMap<String, String>,
+    /// A serverless cache's snapshot (listed, and deleted, through the serverless calls).
+    pub serverless: bool,
 }
 
 impl CacheSnapshot {
@@ -268,6 +295,7 @@ pub async fn create_snapshot(
     req = match source {
         SnapshotSource::ReplicationGroup(g) => req.replication_group_id(g),
         SnapshotSource::Node(n) => req.cache_cluster_id(n),
+        SnapshotSource::Serverless(c) => return serverless::create_snapshot(client, c, name, tags).await,
     };
     for (k, v) in tags {
         req = req.tags(Tag::builder().key(k).value(v).build());
@@ -301,6 +329,7 @@ fn snapshot_of(s: Option<&aws_sdk_elasticache::types::Snapshot>, tags: BTreeMap<
         status: s.and_then(|s| s.snapshot_status()).unwrap_or_default().to_owned(),
         source: s.and_then(|s| s.snapshot_source()).unwrap_or_default().to_owned(),
         tags,
+        serverless: false,
     }
 }
 
@@ -335,12 +364,17 @@ pub async fn delete_snapshot(client: &Client, snap: &CacheSnapshot) -> Result<()
             snap.name
         )));
     }
+    if snap.serverless {
+        return serverless::delete_snapshot(client, &snap.name).await;
+    }
     match client.delete_snapshot().snapshot_name(&snap.name).send().await {
         Ok(_) => Ok(()),
         Err(e) if e.as_service_error().is_some_and(|e| e.is_snapshot_not_found_fault()) => Ok(()),
         Err(e) => Err(Error::aws("DeleteSnapshot", e)),
     }
 }
+
+mod serverless;
 
 #[cfg(test)]
 mod tests {

@@ -78,7 +78,7 @@ pub async fn observe(
     }
     // Without the snapshot listing no cache's snapshot age is known: none is published (their alarms fire on
     // missing data) and the run reports the failure.
-    let snapshots = elasticache::list_snapshots(&deps.ec)
+    let snapshots = elasticache::list_all_snapshots(&deps.ec, s.serverless_caches)
         .await
         .map_err(|e| fleet.failures.push(format!("cache snapshots: {e}")));
     for cache in chosen {

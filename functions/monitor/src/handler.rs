@@ -302,7 +302,7 @@ async fn observe_caches(
     now: DateTime<Utc>,
     metrics: &mut Metrics,
 ) -> Result<(Option<Vec<lifeboat::elasticache::Cache>>, CacheFleet), Error> {
-    match lifeboat::elasticache::discover(&deps.ec).await {
+    match lifeboat::elasticache::discover_all(&deps.ec, deps.settings.serverless_caches).await {
         Ok(all) => {
             let fleet = caches::observe(deps, &all, now, metrics).await?;
             Ok((Some(all), fleet))

@@ -23,6 +23,8 @@ pub struct MonitorSettings {
     pub quota_warn_percent: u32,
     /// See [`CACHE_EXPORT_MAX_AGE`]; `None` when `off`.
     pub cache_export_max_age_s: Option<f64>,
+    /// Whether serverless caches are watched too (`LIFEBOAT_SERVERLESS_CACHES`).
+    pub serverless_caches: bool,
 }
 
 /// [`CACHE_EXPORT_MAX_AGE`]: `off`, or whole hours from 1 to 8760 (26 when unset).
@@ -47,6 +49,7 @@ impl MonitorSettings {
             snapshot_quota: quota.snapshot_quota,
             quota_warn_percent: quota.warn_percent,
             cache_export_max_age_s: cache_export_max_age(env)?,
+            serverless_caches: settings::serverless_caches(env)?,
         })
     }
 }

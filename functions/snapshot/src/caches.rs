@@ -1,4 +1,5 @@
-//! Caches in a scheduled or manual run: ElastiCache replication groups and single-node clusters chosen by the
+//! Caches in a scheduled or manual run: ElastiCache replication groups, single-node clusters and (with
+//! `LIFEBOAT_SERVERLESS_CACHES=true`) serverless caches chosen by the
 //! same selector as databases, with the same snapshot names, ladder, tags and GFS retention, through
 //! `lifeboat::elasticache`. A cache's snapshot is taken from a replica where one exists.
 
@@ -75,7 +76,7 @@ pub(crate) async fn run(deps: &Deps, all: &[Cache], selector: &Selector, job: &J
     if chosen.is_empty() {
         return Ok(Vec::new());
     }
-    let snapshots = elasticache::list_snapshots(&deps.ec).await?;
+    let snapshots = elasticache::list_all_snapshots(&deps.ec, deps.settings.serverless_caches).await?;
     let mut reports = Vec::with_capacity(chosen.len());
     for cache in chosen {
         let existing: Vec<CacheSnapshot> = snapshots.iter().filter(|s| belongs(s, cache)).cloned().collect();
@@ -102,6 +103,7 @@ async fn process(deps: &Deps, cache: &Cache, existing: &[CacheSnapshot], job: &J
         source: match source {
             SnapshotSource::ReplicationGroup(g) => format!("replication group {g}"),
             SnapshotSource::Node(n) => format!("node {n}"),
+            SnapshotSource::Serverless(c) => format!("serverless cache {c}"),
         },
         outcome: verdict.outcome,
         detail: verdict.detail,

@@ -249,7 +249,7 @@ async fn dispatch(deps: &Deps, trigger: &Trigger, now: DateTime<Utc>) -> Result<
         }
     };
     let all = selection::discover(&deps.rds).await?;
-    let all_caches = elasticache::discover(&deps.ec).await?;
+    let all_caches = elasticache::discover_all(&deps.ec, deps.settings.serverless_caches).await?;
     let mut selection = selection::select(&all, &selector);
     // A name the list gives is missing only if it is neither a database nor a cache; a name in `caches` must be
     // a cache.
