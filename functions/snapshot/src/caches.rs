@@ -47,6 +47,16 @@ pub fn known(all: &[Cache], names: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// The selector of a run's caches, and the names reported missing set right: a name the database list gives
+/// is missing only if it is neither a database nor a cache; a name in a manual run's `caches` must be a cache.
+pub fn reconcile(trigger: &Trigger, selector: &Selector, all: &[Cache], missing: &mut Vec<String>) -> Selector {
+    let caches_named = known(all, missing);
+    missing.retain(|name| !caches_named.contains(name));
+    let cache_selector = selector_of(trigger, selector);
+    missing.extend(unknown(all, &cache_selector, selector));
+    cache_selector
+}
+
 /// The selector of a run's caches: a manual run's `caches` beside its `databases` (a name there may be a cache,
 /// as it always could); any other run's, the configured one.
 pub fn selector_of(trigger: &Trigger, selector: &Selector) -> Selector {

@@ -218,9 +218,9 @@ async fn dispatch(deps: &Deps, trigger: &Trigger, now: DateTime<Utc>) -> Result<
         }
         Trigger::Manual {
             databases,
-            caches: _,
             reason,
             retain_days,
+            ..
         } => {
             let manual = ManualSnapshot::new(reason, now, *retain_days, deps.settings.manual_retain_days);
             let job = Job {
@@ -251,14 +251,7 @@ async fn dispatch(deps: &Deps, trigger: &Trigger, now: DateTime<Utc>) -> Result<
     let all = selection::discover(&deps.rds).await?;
     let all_caches = elasticache::discover_all(&deps.ec, deps.settings.serverless_caches).await?;
     let mut selection = selection::select(&all, &selector);
-    // A name the list gives is missing only if it is neither a database nor a cache; a name in `caches` must be
-    // a cache.
-    let caches_named = caches::known(&all_caches, &selection.missing);
-    selection.missing.retain(|name| !caches_named.contains(name));
-    let cache_selector = caches::selector_of(trigger, &selector);
-    selection
-        .missing
-        .extend(caches::unknown(&all_caches, &cache_selector, &selector));
+    let cache_selector = caches::reconcile(trigger, &selector, &all_caches, &mut selection.missing);
     let (reports, quota) = run(deps, selection, &job).await?;
     let caches = caches::run(deps, &all_caches, &cache_selector, &job).await?;
     Ok(Run {
