@@ -2,8 +2,8 @@
 //! (the same [`Selector`] as databases); where a snapshot of each is taken from; the snapshots Lifeboat made.
 //!
 //! Owns: the cache model, the selection of caches, the snapshot-source rule, and the thin ElastiCache adapter
-//! (describe, tags, create, list and delete snapshots). Serverless caches are not read yet (moto does not emulate them;
-//! they come with their adapter tests on `aws-smithy-mocks`).
+//! (describe, tags, create, list and delete snapshots), serverless caches included ([`discover_all`],
+//! [`list_all_snapshots`]; their calls are tested on `aws-smithy-mocks`, moto has none of them).
 //!
 //! Never: deletes a snapshot Lifeboat did not make ([`delete_snapshot`] checks the ownership tag itself), or
 //! decides retention (that is [`crate::retention`], the same rules as for databases).
@@ -28,6 +28,8 @@ use crate::snapshot_tags;
 pub enum CacheKind {
     ReplicationGroup,
     Node,
+    /// An ElastiCache Serverless cache (its name is its identifier; snapshots through the serverless calls).
+    Serverless,
 }
 
 /// One node of a replication group and its current role.
@@ -56,6 +58,9 @@ pub struct Cache {
     pub transit_encryption: bool,
     /// ElastiCache's own automatic backups, in days (0: off).
     pub snapshot_retention_days: i32,
+    /// Holds a copy of its data on another node: a group with more nodes than shards (a replica per shard, or
+    /// some), or a serverless cache (replicated across zones by ElastiCache); never a single node.
+    pub replicated: bool,
 }
 
 /// What a snapshot is taken of: a whole group, or one node.
@@ -63,6 +68,8 @@ pub struct Cache {
 pub enum SnapshotSource {
     ReplicationGroup(String),
     Node(String),
+    /// A serverless cache, snapshotted whole by CreateServerlessCacheSnapshot.
+    Serverless(String),
 }
 
 /// Where a cache's snapshot is taken from. ElastiCache advises taking it from a replica, since the fork that
@@ -72,6 +79,7 @@ pub enum SnapshotSource {
 pub fn snapshot_source(cache: &Cache) -> SnapshotSource {
     match cache.kind {
         CacheKind::Node => SnapshotSource::Node(cache.id.clone()),
+        CacheKind::Serverless => SnapshotSource::Serverless(cache.id.clone()),
         CacheKind::ReplicationGroup if cache.cluster_mode => SnapshotSource::ReplicationGroup(cache.id.clone()),
         CacheKind::ReplicationGroup => cache
             .members
@@ -97,13 +105,13 @@ pub fn select<'a>(all: &'a [Cache], selector: &Selector) -> Vec<&'a Cache> {
     out
 }
 
-fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
+pub(crate) fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
     tags.iter()
         .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
         .collect()
 }
 
-async fn tags_of(client: &Client, arn: &str) -> Result<BTreeMap<String, String>, Error> {
+pub(crate) async fn tags_of(client: &Client, arn: &str) -> Result<BTreeMap<String, String>, Error> {
     let out = client
         .list_tags_for_resource()
         .resource_name(arn)
@@ -141,6 +149,7 @@ fn from_group(g: &ReplicationGroup) -> Option<Cache> {
         at_rest_encryption: g.at_rest_encryption_enabled().unwrap_or(false),
         transit_encryption: g.transit_encryption_enabled().unwrap_or(false),
         snapshot_retention_days: g.snapshot_retention_limit().unwrap_or(0),
+        replicated: g.member_clusters().len() > g.node_groups().len().max(1),
     })
 }
 
@@ -157,7 +166,8 @@ pub async fn discover(client: &Client) -> Result<Vec<Cache>, Error> {
         let page = page.map_err(|e| Error::aws("DescribeCacheClusters", e))?;
         for c in page.cache_clusters() {
             let Some(id) = c.cache_cluster_id() else { continue };
-            if c.replication_group_id().is_some() {
+            // A member of a group is not a cache of its own; Memcached has no snapshots.
+            if c.replication_group_id().is_some() || c.engine() == Some("memcached") {
                 continue;
             }
             out.push(Cache {
@@ -172,11 +182,31 @@ pub async fn discover(client: &Client) -> Result<Vec<Cache>, Error> {
                 at_rest_encryption: c.at_rest_encryption_enabled().unwrap_or(false),
                 transit_encryption: c.transit_encryption_enabled().unwrap_or(false),
                 snapshot_retention_days: c.snapshot_retention_limit().unwrap_or(0),
+                replicated: false,
             });
         }
     }
     for cache in &mut out {
         cache.tags = tags_of(client, &cache.arn).await?;
+    }
+    Ok(out)
+}
+
+/// Every cache, serverless caches included when `serverless` (a deployment where ElastiCache Serverless is not
+/// offered, or an emulator without it, sets `LIFEBOAT_SERVERLESS_CACHES=false`).
+pub async fn discover_all(client: &Client, serverless: bool) -> Result<Vec<Cache>, Error> {
+    let mut out = discover(client).await?;
+    if serverless {
+        out.extend(serverless::discover(client).await?);
+    }
+    Ok(out)
+}
+
+/// Every snapshot, serverless caches' included when `serverless` (see [`discover_all`]).
+pub async fn list_all_snapshots(client: &Client, serverless: bool) -> Result<Vec<CacheSnapshot>, Error> {
+    let mut out = list_snapshots(client).await?;
+    if serverless {
+        out.extend(serverless::list_snapshots(client).await?);
     }
     Ok(out)
 }
@@ -195,12 +225,28 @@ pub struct CacheSnapshot {
     pub tags: BTreeMap<String, String>,
     /// When ElastiCache took it: the earliest of its node snapshots' creation times (`None` when it gives none).
     pub created: Option<DateTime<Utc>>,
+    /// A serverless cache's snapshot (listed, and deleted, through the serverless calls).
+    pub serverless: bool,
 }
 
 impl CacheSnapshot {
     /// Lifeboat made it: the ownership tag, as on RDS snapshots.
     pub fn owned(&self) -> bool {
         self.tags.get(crate::tags::MANAGED).is_some_and(|v| v == "true")
+    }
+
+    /// A snapshot of the cache `id`: taken of it (or of one of its nodes, which ElastiCache reports with the
+    /// group), or tagged with it by Lifeboat.
+    pub fn belongs_to(&self, id: &str) -> bool {
+        self.cache == id || self.tags.get(crate::tags::DATABASE).is_some_and(|c| c == id)
+    }
+
+    /// When Lifeboat made it (its `lifeboat:created-at` tag); `None` for a snapshot without the tag.
+    pub fn created_at(&self) -> Option<DateTime<Utc>> {
+        self.tags
+            .get(crate::tags::CREATED_AT)
+            .and_then(|v| DateTime::parse_from_rfc3339(v).ok())
+            .map(|t| t.with_timezone(&Utc))
     }
 }
 
@@ -251,6 +297,7 @@ pub async fn create_snapshot(
     req = match source {
         SnapshotSource::ReplicationGroup(g) => req.replication_group_id(g),
         SnapshotSource::Node(n) => req.cache_cluster_id(n),
+        SnapshotSource::Serverless(c) => return serverless::create_snapshot(client, c, name, tags).await,
     };
     for (k, v) in tags {
         req = req.tags(Tag::builder().key(k).value(v).build());
@@ -285,6 +332,7 @@ fn snapshot_of(s: Option<&aws_sdk_elasticache::types::Snapshot>, tags: BTreeMap<
         source: s.and_then(|s| s.snapshot_source()).unwrap_or_default().to_owned(),
         tags,
         created: s.and_then(created_of),
+        serverless: false,
     }
 }
 
@@ -328,12 +376,17 @@ pub async fn delete_snapshot(client: &Client, snap: &CacheSnapshot) -> Result<()
             snap.name
         )));
     }
+    if snap.serverless {
+        return serverless::delete_snapshot(client, &snap.name).await;
+    }
     match client.delete_snapshot().snapshot_name(&snap.name).send().await {
         Ok(_) => Ok(()),
         Err(e) if e.as_service_error().is_some_and(|e| e.is_snapshot_not_found_fault()) => Ok(()),
         Err(e) => Err(Error::aws("DeleteSnapshot", e)),
     }
 }
+
+mod serverless;
 
 #[cfg(test)]
 mod tests {
@@ -378,6 +431,7 @@ mod tests {
             at_rest_encryption: true,
             transit_encryption: true,
             snapshot_retention_days: 1,
+            replicated: members.len() > 1,
         }
     }
 

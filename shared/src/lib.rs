@@ -9,6 +9,7 @@ pub mod archive;
 pub mod aws;
 pub mod bucket;
 pub mod cache_check;
+pub mod cache_monitor;
 pub mod cache_records;
 pub mod cache_restore;
 pub mod copies;

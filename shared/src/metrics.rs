@@ -90,6 +90,11 @@ pub const STORAGE_ENCRYPTED: &str = "StorageEncrypted";
 pub const DELETION_PROTECTION: &str = "DeletionProtection";
 /// 1 when a selected database has neither a snapshot nor an export, else 0 (per `DBIdentifier`).
 pub const BACKUP_MISSING: &str = "BackupMissing";
+/// 1 when the cache encrypts in transit (TLS), else 0 (per `CacheIdentifier`).
+pub const TRANSIT_ENCRYPTED: &str = "TransitEncrypted";
+/// 1 when a cache tagged as production has no replica, else 0 (per `CacheIdentifier`; see
+/// [`crate::cache_monitor::is_production`]).
+pub const REPLICA_MISSING: &str = "ReplicaMissing";
 /// Expired restore-test resources the janitor deleted in one run (no dimension).
 pub const RESTORE_TEST_JANITOR_DELETED: &str = "RestoreTestJanitorDeleted";
 /// 1 when an evidence report was written, 0 when making one failed (no dimension).
@@ -143,6 +148,8 @@ pub const ALL: &[&str] = &[
     STORAGE_ENCRYPTED,
     DELETION_PROTECTION,
     BACKUP_MISSING,
+    TRANSIT_ENCRYPTED,
+    REPLICA_MISSING,
     RESTORE_TEST_JANITOR_DELETED,
     EVIDENCE_REPORT_WRITTEN,
     EVIDENCE_POLICIES_NOT_MET,

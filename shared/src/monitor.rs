@@ -162,13 +162,22 @@ pub struct Observed {
     pub unencrypted_snapshots: usize,
 }
 
+/// Selected for backup and holding neither a snapshot nor an export (copy) of any kind: the one rule behind
+/// `BackupMissing`, for databases and caches alike.
+pub fn backup_missing(has_snapshot: bool, has_export: bool) -> bool {
+    !has_snapshot && !has_export
+}
+
+/// The finding a human reads when [`backup_missing`] holds for `id` (a database or a cache).
+pub fn backup_missing_note(id: &str) -> String {
+    format!("{id}: selected for backup but has no snapshot and no export at all")
+}
+
 /// Findings a human must hear about now, beyond the alarms.
 pub fn attention(db: &str, o: &Observed) -> Vec<String> {
     let mut out = Vec::new();
-    if o.snapshot_age_s.is_none() && o.export_age_s.is_empty() {
-        out.push(format!(
-            "{db}: selected for backup but has no snapshot and no export at all"
-        ));
+    if backup_missing(o.snapshot_age_s.is_some(), !o.export_age_s.is_empty()) {
+        out.push(backup_missing_note(db));
     }
     if !o.storage_encrypted {
         out.push(format!("{db}: storage is not encrypted"));
@@ -222,7 +231,7 @@ impl Facts {
 
     /// Neither a snapshot nor an export: the database is selected for backup and has none.
     pub fn backup_missing(&self) -> bool {
-        self.newest_snapshot.is_none() && self.exports.is_empty()
+        backup_missing(self.newest_snapshot.is_some(), !self.exports.is_empty())
     }
 
     /// The database's view, as the run's output reports it.

@@ -188,6 +188,8 @@ pub struct SnapshotSettings {
     pub snapshot_quota: u32,
     /// Percentage of the quota at which the run warns.
     pub quota_warn_percent: u32,
+    /// Whether ElastiCache Serverless caches are read too ([`serverless_caches`]).
+    pub serverless_caches: bool,
 }
 
 impl SnapshotSettings {
@@ -230,6 +232,7 @@ impl SnapshotSettings {
         }
         let quota = QuotaSettings::from_env(env)?;
         Ok(Self {
+            serverless_caches: serverless_caches(env)?,
             common,
             retention,
             manual_retain_days: parse_number(env, MANUAL_RETAIN_DAYS, 30, 1..=3650)?,
@@ -287,6 +290,21 @@ pub fn monitor_policy(env: &impl Env) -> Result<crate::monitor::Policy, ConfigEr
     })
 }
 
+/// Whether ElastiCache Serverless caches are selected, snapshotted and watched: `true` or `false`. Unset is
+/// `false`, so that a deployment in a region without ElastiCache Serverless (or an emulator without it) never
+/// calls it; the template sets it from its `ServerlessCaches` parameter (default `true`).
+pub const SERVERLESS_CACHES: &str = "LIFEBOAT_SERVERLESS_CACHES";
+
+/// [`SERVERLESS_CACHES`], parsed.
+pub fn serverless_caches(env: &impl Env) -> Result<bool, ConfigError> {
+    match read(env, SERVERLESS_CACHES).map(|v| v.to_ascii_lowercase()) {
+        None => Ok(false),
+        Some(v) if v == "true" => Ok(true),
+        Some(v) if v == "false" => Ok(false),
+        Some(v) => Err(ConfigError::new(SERVERLESS_CACHES, &v, "expected `true` or `false`")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,6 +313,20 @@ mod tests {
     fn env(pairs: &[(&str, &str)]) -> impl Env {
         let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         move |name: &str| map.get(name).cloned()
+    }
+
+    #[test]
+    fn serverless_caches_are_read_only_when_asked_for() {
+        assert!(!serverless_caches(&env(&[])).unwrap());
+        assert!(serverless_caches(&env(&[(SERVERLESS_CACHES, "TRUE")])).unwrap());
+        assert!(!serverless_caches(&env(&[(SERVERLESS_CACHES, "false")])).unwrap());
+        let err = serverless_caches(&env(&[(SERVERLESS_CACHES, "yes")])).unwrap_err();
+        assert_eq!(err.var, SERVERLESS_CACHES);
+        assert!(
+            SnapshotSettings::from_env(&env(&[(SERVERLESS_CACHES, "true")]))
+                .unwrap()
+                .serverless_caches
+        );
     }
 
     #[test]

@@ -256,3 +256,48 @@ async fn a_scheduled_run_snapshots_selected_caches_and_applies_retention_once() 
     let jobs = again.caches.iter().find(|c| c.cache == "jobs").unwrap();
     assert_eq!(jobs.deleted, [history[2].clone()], "{jobs:#?}");
 }
+
+/// The console's manual snapshot of a named cache: the reason and expiry become tags, the snapshot comes from
+/// the replica, and a name that is neither a database nor a cache is reported by name.
+#[tokio::test]
+async fn a_manual_snapshot_of_a_named_cache_keeps_its_reason_and_names_what_does_not_exist() {
+    let moto = Moto::start();
+    let config = moto.config(REGION);
+    let client = aws_sdk_elasticache::Client::new(&config);
+    fleet(&client).await;
+    let settings = lifeboat::settings::SnapshotSettings::from_env(&|_: &str| None).unwrap();
+    let deps = snapshot::Deps::new(&config, settings);
+    let now: chrono::DateTime<chrono::Utc> = "2026-11-22T10:15:30Z".parse().unwrap();
+    // As events/snapshot/manual-cache.json, on the single node (moto registers no replica nodes of a group).
+    let event = serde_json::json!({"caches": ["jobs"], "reason": "before the Valkey 8 upgrade", "retain_days": 14});
+    let summary = snapshot::handle_at(&deps, event, now).await.unwrap();
+    assert_eq!(summary.caches.len(), 1, "{:#?}", summary.caches);
+    let report = &summary.caches[0];
+    assert_eq!(report.cache, "jobs");
+    assert_eq!(report.outcome, snapshot::handler::Outcome::Created);
+    assert_eq!(report.source, "node jobs");
+
+    let snaps = elasticache::list_snapshots(&client).await.unwrap();
+    let made = snaps
+        .iter()
+        .find(|s| s.name == "lifeboat-jobs-manual-20261122-101530")
+        .unwrap_or_else(|| panic!("{snaps:#?}"));
+    assert!(made.owned());
+    assert_eq!(
+        made.tags.get(lifeboat::tags::REASON).map(String::as_str),
+        Some("before the Valkey 8 upgrade")
+    );
+    assert_eq!(
+        made.tags.get(lifeboat::tags::EXPIRES_AT).map(String::as_str),
+        Some("2026-12-06T10:15:30Z")
+    );
+    assert_eq!(snaps.iter().filter(|s| s.owned()).count(), 1, "only the named cache");
+
+    let event = serde_json::json!({"caches": ["ghost-cache"], "databases": ["cache"], "reason": "test"});
+    let err = snapshot::handle_at(&deps, event, now + chrono::Duration::minutes(1))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("ghost-cache (NotFound"), "{err}");
+    assert!(err.contains("1 of 2"), "a cache named in `databases` is one: {err}");
+}

@@ -5,6 +5,7 @@
 
 mod cache_check;
 mod cache_restore;
+mod cache_monitor;
 mod cli;
 mod elasticache;
 mod events;

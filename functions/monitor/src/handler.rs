@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, StandardUnit, Statistic};
 use chrono::{DateTime, Utc};
 use lifeboat::bucket;
+use lifeboat::cache_monitor::{alarm_subject, AlarmSubject};
 use lifeboat::error::Error;
 use lifeboat::metrics::{Metrics, DB_DIMENSION, RESTORE_TEST_JANITOR_DELETED};
 use lifeboat::monitor::{
@@ -16,15 +17,20 @@ use lifeboat::selection::{self, Database};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::caches::{self, CacheFleet};
 use crate::event;
 use crate::settings::MonitorSettings;
 
+/// What monitor saw of one cache (the rule that computes it is `CacheFacts::view`).
+pub use lifeboat::cache_monitor::CacheView;
 /// What monitor saw of one database (the rule that computes it is [`Facts::view`]).
 pub use lifeboat::monitor::DbView;
 
 #[derive(Debug)]
 pub struct Deps {
     pub rds: aws_sdk_rds::Client,
+    /// ElastiCache in the same region: caches are observed beside databases.
+    pub ec: aws_sdk_elasticache::Client,
     pub s3: aws_sdk_s3::Client,
     pub cw: aws_sdk_cloudwatch::Client,
     pub sm: aws_sdk_secretsmanager::Client,
@@ -35,6 +41,7 @@ impl Deps {
     pub fn new(config: &aws_config::SdkConfig, settings: MonitorSettings) -> Self {
         Self {
             rds: aws_sdk_rds::Client::new(config),
+            ec: aws_sdk_elasticache::Client::new(config),
             s3: aws_sdk_s3::Client::new(config),
             cw: aws_sdk_cloudwatch::Client::new(config),
             sm: aws_sdk_secretsmanager::Client::new(config),
@@ -46,6 +53,8 @@ impl Deps {
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     pub databases: Vec<DbView>,
+    /// What monitor saw of each selected cache (`lifeboat::cache_monitor`).
+    pub caches: Vec<CacheView>,
     pub alarms_kept: usize,
     pub alarms_deleted: Vec<String>,
     pub janitor_deleted: Vec<String>,
@@ -125,15 +134,17 @@ async fn observe_fleet(
             Err(e) => fleet.failures.push(format!("{}: {e}", db.id)),
         }
         for spec in alarm_set(&db.id, &deps.settings.policy) {
-            put_alarm(deps, &db.id, &spec).await?;
+            put_alarm(deps, (DB_DIMENSION, &db.id), &spec).await?;
             fleet.wanted.insert(spec.name);
         }
     }
     Ok(fleet)
 }
 
-async fn put_alarm(deps: &Deps, db: &str, spec: &AlarmSpec) -> Result<(), Error> {
-    let mut dims = vec![Dimension::builder().name(DB_DIMENSION).value(db).build()];
+/// Puts one alarm of a database's or a cache's set; `subject` is its dimension (`DBIdentifier` or
+/// `CacheIdentifier`) and identifier.
+pub(crate) async fn put_alarm(deps: &Deps, subject: (&str, &str), spec: &AlarmSpec) -> Result<(), Error> {
+    let mut dims = vec![Dimension::builder().name(subject.0).value(subject.1).build()];
     dims.extend(
         spec.extra_dimensions
             .iter()
@@ -187,10 +198,19 @@ async fn existing_alarms(cw: &aws_sdk_cloudwatch::Client) -> Result<Vec<String>,
     Ok(out)
 }
 
-/// Deletes the existing alarms no wanted set contains (a hundred names per call, the API's limit).
-async fn delete_stale_alarms(deps: &Deps, wanted: &BTreeSet<String>) -> Result<Vec<String>, Error> {
+/// Deletes the existing alarms no wanted set contains (a hundred names per call, the API's limit). When the
+/// caches could not be listed, their alarms are kept: a cache is not gone because ElastiCache did not answer.
+async fn delete_stale_alarms(
+    deps: &Deps,
+    wanted: &BTreeSet<String>,
+    keep_cache_alarms: bool,
+) -> Result<Vec<String>, Error> {
     let existing = existing_alarms(&deps.cw).await?;
-    let stale: Vec<String> = stale_alarms(&existing, wanted).into_iter().map(str::to_owned).collect();
+    let stale: Vec<String> = stale_alarms(&existing, wanted)
+        .into_iter()
+        .filter(|n| !(keep_cache_alarms && matches!(alarm_subject(n), Some((AlarmSubject::Cache(_), _)))))
+        .map(str::to_owned)
+        .collect();
     for chunk in stale.chunks(100) {
         deps.cw
             .delete_alarms()
@@ -275,6 +295,28 @@ pub async fn run(deps: &Deps, payload: Value) -> Result<Value, Error> {
     }
 }
 
+/// Every cache and what was seen of the selected ones. A failed discovery does not stop the databases' run:
+/// it is reported as a failure at the end, and the caches' alarms, finding no data, fire.
+async fn observe_caches(
+    deps: &Deps,
+    now: DateTime<Utc>,
+    metrics: &mut Metrics,
+) -> Result<(Option<Vec<lifeboat::elasticache::Cache>>, CacheFleet), Error> {
+    match lifeboat::elasticache::discover_all(&deps.ec, deps.settings.serverless_caches).await {
+        Ok(all) => {
+            let fleet = caches::observe(deps, &all, now, metrics).await?;
+            Ok((Some(all), fleet))
+        }
+        Err(e) => Ok((
+            None,
+            CacheFleet {
+                failures: vec![format!("caches: {e}")],
+                ..CacheFleet::default()
+            },
+        )),
+    }
+}
+
 /// Parse the event, observe the chosen databases (metrics and alarm sets), delete the alarms of databases that
 /// are gone and the expired restore tests, warn about the quota, publish, report.
 pub async fn handle(deps: &Deps, payload: Value) -> Result<Summary, Error> {
@@ -288,13 +330,23 @@ pub async fn handle(deps: &Deps, payload: Value) -> Result<Summary, Error> {
     let Fleet {
         views,
         mut notes,
-        wanted,
-        failures,
+        mut wanted,
+        mut failures,
     } = observe_fleet(deps, &chosen.databases, now, &mut metrics).await?;
-    for missing in &chosen.missing {
+    let (all_caches, cache_fleet) = observe_caches(deps, now, &mut metrics).await?;
+    let keep_cache_alarms = all_caches.is_none();
+    let all_caches = all_caches.unwrap_or_default();
+    notes.extend(cache_fleet.notes);
+    wanted.extend(cache_fleet.wanted);
+    failures.extend(cache_fleet.failures);
+    for missing in chosen
+        .missing
+        .iter()
+        .filter(|m| !all_caches.iter().any(|c| &c.id == *m))
+    {
         notes.push(format!("{missing}: named in LIFEBOAT_DATABASES but does not exist"));
     }
-    let stale = delete_stale_alarms(deps, &wanted).await?;
+    let stale = delete_stale_alarms(deps, &wanted, keep_cache_alarms).await?;
     let janitor_deleted = janitor(deps, &all, now).await;
     let janitor_count = janitor_deleted.len() as f64;
     metrics.put(RESTORE_TEST_JANITOR_DELETED, janitor_count, StandardUnit::Count, &[]);
@@ -305,13 +357,14 @@ pub async fn handle(deps: &Deps, payload: Value) -> Result<Summary, Error> {
     }
     if !failures.is_empty() {
         return Err(Error::PartialFailure(format!(
-            "could not observe {} database(s): {}",
+            "could not observe {} database(s) or cache(s): {}",
             failures.len(),
             failures.join("; ")
         )));
     }
     Ok(Summary {
         databases: views,
+        caches: cache_fleet.views,
         alarms_kept: wanted.len(),
         alarms_deleted: stale,
         janitor_deleted,

@@ -5,6 +5,7 @@
 
 #![warn(clippy::too_many_lines)]
 
+pub mod caches;
 pub mod event;
 pub mod evidence;
 pub mod handler;

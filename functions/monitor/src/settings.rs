@@ -5,6 +5,9 @@ use lifeboat::monitor::Policy;
 use lifeboat::settings::{self, read, CommonSettings, Env, QuotaSettings};
 
 pub const TOPIC: &str = "LIFEBOAT_ALARM_TOPIC_ARN";
+/// The maximum age of a cache's newest verified RDB copy, in hours (default 26), or `off` when caches' RDB
+/// copies are not made (no `export-age` alarm for caches then; the age is still published when a copy exists).
+pub const CACHE_EXPORT_MAX_AGE: &str = "LIFEBOAT_CACHE_EXPORT_MAX_AGE_HOURS";
 /// The policy's variables are declared with its parser in `lifeboat::settings` (the `lifeboat report` tool
 /// reads them too).
 pub use lifeboat::settings::{EXPORT_MAX_AGE, MIN_RETENTION, PITR_LAG_MAX, RESTORE_TEST_MAX_AGE, SNAPSHOT_MAX_AGE};
@@ -18,6 +21,19 @@ pub struct MonitorSettings {
     pub policy: Policy,
     pub snapshot_quota: u32,
     pub quota_warn_percent: u32,
+    /// See [`CACHE_EXPORT_MAX_AGE`]; `None` when `off`.
+    pub cache_export_max_age_s: Option<f64>,
+    /// Whether serverless caches are watched too (`LIFEBOAT_SERVERLESS_CACHES`).
+    pub serverless_caches: bool,
+}
+
+/// [`CACHE_EXPORT_MAX_AGE`]: `off`, or whole hours from 1 to 8760 (26 when unset).
+fn cache_export_max_age(env: &impl Env) -> Result<Option<f64>, ConfigError> {
+    if read(env, CACHE_EXPORT_MAX_AGE).is_some_and(|v| v.eq_ignore_ascii_case("off")) {
+        return Ok(None);
+    }
+    let hours: u32 = settings::parse_number(env, CACHE_EXPORT_MAX_AGE, 26, 1..=8760)?;
+    Ok(Some(f64::from(hours) * 3600.0))
 }
 
 impl MonitorSettings {
@@ -32,6 +48,8 @@ impl MonitorSettings {
             policy,
             snapshot_quota: quota.snapshot_quota,
             quota_warn_percent: quota.warn_percent,
+            cache_export_max_age_s: cache_export_max_age(env)?,
+            serverless_caches: settings::serverless_caches(env)?,
         })
     }
 }
@@ -55,5 +73,18 @@ mod tests {
         assert!(err.reason.contains("always alarm"), "{err}");
         let err = MonitorSettings::from_env(&env(&[])).unwrap_err();
         assert_eq!(err.var, BUCKET);
+    }
+
+    #[test]
+    fn the_cache_export_age_is_hours_or_off() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |n: &str| pairs.iter().find(|(k, _)| *k == n).map(|(_, v)| (*v).to_owned())
+        };
+        let s = MonitorSettings::from_env(&env(&[(BUCKET, "b")])).unwrap();
+        assert_eq!(s.cache_export_max_age_s, Some(26.0 * 3600.0));
+        let s = MonitorSettings::from_env(&env(&[(BUCKET, "b"), (CACHE_EXPORT_MAX_AGE, "Off")])).unwrap();
+        assert_eq!(s.cache_export_max_age_s, None);
+        let err = MonitorSettings::from_env(&env(&[(BUCKET, "b"), (CACHE_EXPORT_MAX_AGE, "0")])).unwrap_err();
+        assert_eq!(err.var, CACHE_EXPORT_MAX_AGE);
     }
 }

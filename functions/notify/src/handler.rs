@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use lifeboat::bucket;
+use lifeboat::cache_monitor::{alarm_subject, AlarmSubject};
 use lifeboat::error::Error;
 use lifeboat::metrics::{NOTIFICATION_DELIVERED, NOTIFICATION_SUPPRESSED};
-use lifeboat::monitor::parse_alarm_name;
 use lifeboat::notify::{self, SentRecord};
 use serde_json::{json, Value};
 
@@ -58,6 +58,19 @@ async fn last_good(deps: &Deps, db: &str) -> LastGood {
     }
 }
 
+/// A cache's newest verified RDB copy, best effort like [`last_good`].
+async fn last_good_cache(deps: &Deps, cache: &str) -> LastGood {
+    let prefix = bucket::rdb_prefix(cache);
+    let export = bucket::newest_key(&deps.s3, &deps.settings.bucket, &prefix, bucket::MANIFEST_SUFFIX).await;
+    LastGood {
+        export: export.unwrap_or_else(|e| {
+            tracing::warn!(cache = %cache, error = %e, "could not find the newest RDB copy; the message goes without it");
+            None
+        }),
+        ..LastGood::default()
+    }
+}
+
 async fn newest_snapshot(deps: &Deps, db: &str) -> Option<(String, DateTime<Utc>)> {
     let all = match lifeboat::selection::discover(&deps.rds).await {
         Ok(all) => all,
@@ -96,8 +109,9 @@ async fn evidence_link(deps: &Deps) -> Option<String> {
 /// newest evidence report.
 async fn last_good_for(deps: &Deps, notice: &Notice) -> LastGood {
     let last = match notice {
-        Notice::Alarm { name, .. } => match parse_alarm_name(name) {
-            Some((db, _)) => last_good(deps, db).await,
+        Notice::Alarm { name, .. } => match alarm_subject(name) {
+            Some((AlarmSubject::Database(db), _)) => last_good(deps, db).await,
+            Some((AlarmSubject::Cache(cache), _)) => last_good_cache(deps, cache).await,
             None => LastGood::default(),
         },
         Notice::RestoreTestFailed { .. } => LastGood::default(),

@@ -2,7 +2,7 @@
 //! text is tested.
 
 use chrono::{DateTime, Utc};
-use lifeboat::monitor::parse_alarm_name;
+use lifeboat::cache_monitor::{alarm_subject, AlarmSubject};
 use sha2::{Digest, Sha256};
 
 use crate::event::Notice;
@@ -73,6 +73,64 @@ fn explain(db: &str, check: &str) -> (String, String) {
             ),
         ),
         _ => explain_compliance(db, check),
+    }
+}
+
+/// What a cache's check means and what to do about it.
+fn explain_cache(cache: &str, check: &str) -> (String, String) {
+    let runbook = "Runbook: README, \"Caches (ElastiCache, Redis OSS and Valkey)\".";
+    match check {
+        "snapshot-age" => (
+            format!("no snapshot of cache {cache} within the policy"),
+            format!(
+                "Look at the snapshot function's last runs (metric SnapshotFailed with CacheIdentifier={cache}, its \
+                 log group); take one by hand: {{\"caches\": [\"{cache}\"], \"reason\": \"missed schedule\"}}. {runbook}"
+            ),
+        ),
+        "export-age" => (
+            format!("no verified RDB copy of cache {cache} within the policy"),
+            format!(
+                "Look at the RDB copy's last runs in its log group: a copy whose file failed verification never gets a \
+                 manifest. Copies live under exports/{cache}/rdb/ in the export bucket. {runbook}"
+            ),
+        ),
+        "restore-test-age" => (
+            format!("cache {cache} has not had a restore test within the policy"),
+            format!(
+                "Start the restore-test state machine (output RestoreTestStateMachineArn) with {{\"time\": \"<now>\"}}. \
+                 {runbook}"
+            ),
+        ),
+        "restore-test-failed" => (
+            format!("the last restore test of cache {cache} failed"),
+            format!(
+                "Read its report under reports/cache-restore-tests/{cache}/ in the export bucket: each failed check \
+                 says what was wrong. Until a test passes, treat {cache}'s snapshots as unproven. {runbook}"
+            ),
+        ),
+        "backup-retention" => (
+            format!("ElastiCache's automatic backups of cache {cache} are off or kept too briefly"),
+            format!(
+                "Raise them: aws elasticache modify-replication-group --replication-group-id {cache} \
+                 --snapshot-retention-limit <days> --apply-immediately (modify-cache-cluster --cache-cluster-id for a \
+                 single node, modify-serverless-cache --serverless-cache-name for a serverless cache)."
+            ),
+        ),
+        other => (
+            format!("Lifeboat check `{other}` of cache {cache}"),
+            "See the alarm's description in CloudWatch and the README.".to_owned(),
+        ),
+    }
+}
+
+/// A cache's last good copy: its newest verified RDB copy (its snapshots are listed by ElastiCache).
+fn cache_last_good_line(cache: &str, last: &LastGood, now: DateTime<Utc>) -> String {
+    match &last.export {
+        Some((key, t)) => format!("RDB copy {key} at {} ({})", when(*t), ago(now, *t)),
+        None => format!(
+            "no verified RDB copy found; its snapshots: aws elasticache describe-snapshots --replication-group-id \
+             {cache}"
+        ),
     }
 }
 
@@ -169,27 +227,43 @@ fn render_alarm(a: &AlarmChange<'_>, last: &LastGood, now: DateTime<Utc>) -> Mes
         reason,
         since,
     } = *a;
-    let (db, check) = parse_alarm_name(name).unwrap_or(("?", name));
-    let (what, todo) = explain(db, check);
+    let (who, line, (what, todo), last_line) = match alarm_subject(name) {
+        Some((AlarmSubject::Cache(cache), check)) => (
+            format!("cache {cache}"),
+            format!("Cache: {cache}"),
+            explain_cache(cache, check),
+            cache_last_good_line(cache, last, now),
+        ),
+        Some((AlarmSubject::Database(db), check)) => (
+            db.to_owned(),
+            format!("Database: {db}"),
+            explain(db, check),
+            last_good_line(last, now),
+        ),
+        None => (
+            "?".to_owned(),
+            "Database: ?".to_owned(),
+            explain("?", name),
+            last_good_line(last, now),
+        ),
+    };
     let kind = Kind::of_transition(state, previous);
     let (subject, text) = match kind {
         Kind::Recovery => (
-            format!("[RECOVERED] {db}: {what}"),
+            format!("[RECOVERED] {who}: {what}"),
             format!(
-                "[RECOVERED] {db}: {what}: back to normal since {}.\nLast good backup: {}\n{}Alarm: {name}\n",
+                "[RECOVERED] {who}: {what}: back to normal since {}.\nLast good backup: {last_line}\n{}Alarm: {name}\n",
                 when(since),
-                last_good_line(last, now),
                 evidence_line(last)
             ),
         ),
         _ => (
-            format!("[{state}] {db}: {what}"),
+            format!("[{state}] {who}: {what}"),
             format!(
-                "[{state}] {db}: {what}\nDatabase: {db}\nWhat is wrong: {}\nSince: {} (was {previous})\n\
-                 Last good backup: {}\nWhat to do: {todo}\n{}Alarm: {name}\n",
+                "[{state}] {who}: {what}\n{line}\nWhat is wrong: {}\nSince: {} (was {previous})\n\
+                 Last good backup: {last_line}\nWhat to do: {todo}\n{}Alarm: {name}\n",
                 if reason.is_empty() { what.as_str() } else { reason },
                 when(since),
-                last_good_line(last, now),
                 evidence_line(last)
             ),
         ),
@@ -358,6 +432,66 @@ mod tests {
             "What is wrong: Lifeboat.RestoreTestFailed: restore tests failed for 1 of 3 databases: billing\n"
         ));
         assert!(m.text.contains("reports/restore-tests/"));
+    }
+
+    #[test]
+    fn a_cache_alarm_names_the_cache_what_is_stale_and_what_to_do() {
+        let n = Notice::Alarm {
+            name: "lifeboat/cache:sessions/export-age".into(),
+            state: "ALARM".into(),
+            previous: "OK".into(),
+            reason: String::new(),
+            since: at(22, 10),
+        };
+        let last = LastGood {
+            export: Some((
+                "exports/sessions/rdb/2026/11/20/sessions-rdb-20261120T030000Z.manifest.json".into(),
+                at(20, 3),
+            )),
+            ..LastGood::default()
+        };
+        let m = render(&n, &last, at(22, 10));
+        assert_eq!(m.kind, Kind::Problem);
+        assert_eq!(
+            m.subject,
+            "[ALARM] cache sessions: no verified RDB copy of cache sessions within the policy"
+        );
+        assert_eq!(
+            m.text,
+            "[ALARM] cache sessions: no verified RDB copy of cache sessions within the policy\n\
+             Cache: sessions\n\
+             What is wrong: no verified RDB copy of cache sessions within the policy\n\
+             Since: 2026-11-22 10:00 UTC (was OK)\n\
+             Last good backup: RDB copy exports/sessions/rdb/2026/11/20/sessions-rdb-20261120T030000Z.manifest.json \
+             at 2026-11-20 03:00 UTC (2 days ago)\n\
+             What to do: Look at the RDB copy's last runs in its log group: a copy whose file failed verification \
+             never gets a manifest. Copies live under exports/sessions/rdb/ in the export bucket. Runbook: README, \
+             \"Caches (ElastiCache, Redis OSS and Valkey)\".\n\
+             Alarm: lifeboat/cache:sessions/export-age\n"
+        );
+        let snapshot = Notice::Alarm {
+            name: "lifeboat/cache:sessions/snapshot-age".into(),
+            state: "ALARM".into(),
+            previous: "OK".into(),
+            reason: String::new(),
+            since: at(22, 10),
+        };
+        let m = render(&snapshot, &LastGood::default(), at(22, 10));
+        assert!(
+            m.text
+                .contains("{\"caches\": [\"sessions\"], \"reason\": \"missed schedule\"}"),
+            "{}",
+            m.text
+        );
+        assert!(
+            m.text
+                .contains("Last good backup: no verified RDB copy found; its snapshots: aws elasticache"),
+            "{}",
+            m.text
+        );
+        // A cache and a database of the same name are different alarms.
+        let db = render(&alarm("ALARM", "OK"), &LastGood::default(), at(22, 10));
+        assert_ne!(db.fingerprint, m.fingerprint);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Caches in a scheduled or manual run: ElastiCache replication groups and single-node clusters chosen by the
+//! Caches in a scheduled or manual run: ElastiCache replication groups, single-node clusters and (with
+//! `LIFEBOAT_SERVERLESS_CACHES=true`) serverless caches chosen by the
 //! same selector as databases, with the same snapshot names, ladder, tags and GFS retention, through
 //! `lifeboat::elasticache`. A cache's snapshot is taken from a replica where one exists.
 
@@ -13,6 +14,7 @@ use lifeboat::snapshot_ladder::{self, Verdict};
 use lifeboat::snapshot_tags::snapshot_tags;
 use serde::Serialize;
 
+use crate::event::Trigger;
 use crate::handler::{Deps, Job, Outcome, RetentionEntry};
 
 /// What one run did for one cache.
@@ -45,13 +47,46 @@ pub fn known(all: &[Cache], names: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// The selector of a run's caches, and the names reported missing set right: a name the database list gives
+/// is missing only if it is neither a database nor a cache; a name in a manual run's `caches` must be a cache.
+pub fn reconcile(trigger: &Trigger, selector: &Selector, all: &[Cache], missing: &mut Vec<String>) -> Selector {
+    let caches_named = known(all, missing);
+    missing.retain(|name| !caches_named.contains(name));
+    let cache_selector = selector_of(trigger, selector);
+    missing.extend(unknown(all, &cache_selector, selector));
+    cache_selector
+}
+
+/// The selector of a run's caches: a manual run's `caches` beside its `databases` (a name there may be a cache,
+/// as it always could); any other run's, the configured one.
+pub fn selector_of(trigger: &Trigger, selector: &Selector) -> Selector {
+    match trigger {
+        Trigger::Manual { caches, .. } => Selector {
+            databases: selector.databases.iter().chain(caches).cloned().collect(),
+            tag: selector.tag.clone(),
+        },
+        _ => selector.clone(),
+    }
+}
+
+/// The names the cache selector lists beyond the database selector's that are no cache: a manual run's
+/// `caches` entries that do not exist (reported as not found, named).
+pub fn unknown(all: &[Cache], cache_selector: &Selector, selector: &Selector) -> Vec<String> {
+    cache_selector
+        .databases
+        .iter()
+        .filter(|n| !selector.databases.contains(n) && !all.iter().any(|c| &c.id == *n))
+        .cloned()
+        .collect()
+}
+
 /// Snapshots every selected cache and applies retention to the ones whose snapshot this run has.
 pub(crate) async fn run(deps: &Deps, all: &[Cache], selector: &Selector, job: &Job) -> Result<Vec<CacheReport>, Error> {
     let chosen = elasticache::select(all, selector);
     if chosen.is_empty() {
         return Ok(Vec::new());
     }
-    let snapshots = elasticache::list_snapshots(&deps.ec).await?;
+    let snapshots = elasticache::list_all_snapshots(&deps.ec, deps.settings.serverless_caches).await?;
     let mut reports = Vec::with_capacity(chosen.len());
     for cache in chosen {
         let existing: Vec<CacheSnapshot> = snapshots.iter().filter(|s| belongs(s, cache)).cloned().collect();
@@ -62,7 +97,7 @@ pub(crate) async fn run(deps: &Deps, all: &[Cache], selector: &Selector, job: &J
 
 /// A snapshot of this cache: taken of it (or of one of its nodes), or tagged with it by Lifeboat.
 fn belongs(s: &CacheSnapshot, cache: &Cache) -> bool {
-    s.cache == cache.id || s.tags.get(lifeboat::tags::DATABASE) == Some(&cache.id)
+    s.belongs_to(&cache.id)
 }
 
 async fn process(deps: &Deps, cache: &Cache, existing: &[CacheSnapshot], job: &Job) -> CacheReport {
@@ -78,6 +113,7 @@ async fn process(deps: &Deps, cache: &Cache, existing: &[CacheSnapshot], job: &J
         source: match source {
             SnapshotSource::ReplicationGroup(g) => format!("replication group {g}"),
             SnapshotSource::Node(n) => format!("node {n}"),
+            SnapshotSource::Serverless(c) => format!("serverless cache {c}"),
         },
         outcome: verdict.outcome,
         detail: verdict.detail,

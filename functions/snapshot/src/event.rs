@@ -4,7 +4,9 @@
 //! - an EventBridge `Scheduled Event` (a rule, or EventBridge Scheduler with the template's input): its `time`
 //!   is the logical time of the run and so decides the snapshot identifiers;
 //! - an RDS snapshot event saying a Lifeboat snapshot finished (starts its DR copy or share);
-//! - a manual invocation from the console: `{"databases": [...], "reason": "...", "retain_days": 30}`.
+//! - a manual invocation from the console: `{"databases": [...], "reason": "...", "retain_days": 30}`, or
+//!   `{"caches": ["sessions"], "reason": "..."}` for ElastiCache caches (both lists may be given; a name in
+//!   `databases` that is a cache is snapshotted as one too, as it always was).
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
@@ -29,6 +31,8 @@ pub enum Trigger {
     },
     Manual {
         databases: Vec<String>,
+        /// Names that must be caches (a name here that is no cache is reported as not found).
+        caches: Vec<String>,
         reason: String,
         retain_days: Option<u32>,
     },
@@ -52,7 +56,10 @@ impl Trigger {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ManualRequest {
+    #[serde(default)]
     databases: Vec<String>,
+    #[serde(default)]
+    caches: Vec<String>,
     reason: String,
     #[serde(default)]
     retain_days: Option<u32>,
@@ -84,10 +91,12 @@ pub enum EventError {
     UnsupportedDetailType(String),
     #[error("manual invocation: {0}")]
     Manual(serde_json::Error),
-    #[error("manual invocation: `databases` names no database")]
+    #[error("manual invocation: `databases` names no database (or give `caches`)")]
     NoDatabase,
     #[error("manual invocation: database `{db}`: {reason}")]
     Database { db: String, reason: String },
+    #[error("manual invocation: cache `{cache}`: {reason}")]
+    Cache { cache: String, reason: String },
     #[error("manual invocation: `reason` is empty; say why (it is kept as a tag on the snapshot)")]
     EmptyReason,
     #[error("manual invocation: `reason` is longer than {MAX_REASON_LEN} characters")]
@@ -119,7 +128,7 @@ fn parse_trigger(payload: Value) -> Result<Trigger, EventError> {
         let event: EventBridgeEvent = serde_json::from_value(payload).map_err(EventError::EventBridge)?;
         return parse_eventbridge(event);
     }
-    if payload.get("databases").is_some() || payload.get("reason").is_some() {
+    if payload.get("databases").is_some() || payload.get("caches").is_some() || payload.get("reason").is_some() {
         let req: ManualRequest = serde_json::from_value(payload).map_err(EventError::Manual)?;
         return parse_manual(req);
     }
@@ -150,11 +159,18 @@ fn parse_eventbridge(event: EventBridgeEvent) -> Result<Trigger, EventError> {
 }
 
 fn parse_manual(req: ManualRequest) -> Result<Trigger, EventError> {
-    if req.databases.is_empty() {
+    if req.databases.is_empty() && req.caches.is_empty() {
         return Err(EventError::NoDatabase);
     }
     for db in &req.databases {
         validate_db_identifier(db).map_err(|reason| EventError::Database { db: db.clone(), reason })?;
+    }
+    // ElastiCache identifiers follow the same shape (letters, digits, single hyphens, a letter first).
+    for cache in &req.caches {
+        validate_db_identifier(cache).map_err(|reason| EventError::Cache {
+            cache: cache.clone(),
+            reason,
+        })?;
     }
     let reason = req.reason.trim().to_owned();
     if reason.is_empty() {
@@ -168,6 +184,7 @@ fn parse_manual(req: ManualRequest) -> Result<Trigger, EventError> {
     }
     Ok(Trigger::Manual {
         databases: req.databases,
+        caches: req.caches,
         reason,
         retain_days: req.retain_days,
     })
@@ -203,12 +220,29 @@ mod tests {
             ok,
             Trigger::Manual {
                 databases: vec!["app-prod".into()],
+                caches: Vec::new(),
                 reason: "before migration 42".into(),
+                retain_days: None
+            }
+        );
+        let cache = parse(json!({"caches": ["sessions"], "reason": "before the Redis upgrade"})).unwrap();
+        assert_eq!(
+            cache,
+            Trigger::Manual {
+                databases: Vec::new(),
+                caches: vec!["sessions".into()],
+                reason: "before the Redis upgrade".into(),
                 retain_days: None
             }
         );
         let cases = [
             (json!({"databases": [], "reason": "x"}), "names no database"),
+            (
+                json!({"caches": [], "reason": "x"}),
+                "names no database (or give `caches`)",
+            ),
+            (json!({"caches": ["jobs_1"], "reason": "x"}), "cache `jobs_1`"),
+            (json!({"caches": ["jobs"]}), "missing field `reason`"),
             (json!({"databases": ["app_prod"], "reason": "x"}), "database `app_prod`"),
             (json!({"databases": ["app"], "reason": "  "}), "`reason` is empty"),
             (json!({"databases": ["app"]}), "missing field `reason`"),

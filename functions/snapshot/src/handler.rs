@@ -220,6 +220,7 @@ async fn dispatch(deps: &Deps, trigger: &Trigger, now: DateTime<Utc>) -> Result<
             databases,
             reason,
             retain_days,
+            ..
         } => {
             let manual = ManualSnapshot::new(reason, now, *retain_days, deps.settings.manual_retain_days);
             let job = Job {
@@ -248,13 +249,11 @@ async fn dispatch(deps: &Deps, trigger: &Trigger, now: DateTime<Utc>) -> Result<
         }
     };
     let all = selection::discover(&deps.rds).await?;
-    let all_caches = elasticache::discover(&deps.ec).await?;
+    let all_caches = elasticache::discover_all(&deps.ec, deps.settings.serverless_caches).await?;
     let mut selection = selection::select(&all, &selector);
-    // A name the list gives is missing only if it is neither a database nor a cache.
-    let caches_named = caches::known(&all_caches, &selection.missing);
-    selection.missing.retain(|name| !caches_named.contains(name));
+    let cache_selector = caches::reconcile(trigger, &selector, &all_caches, &mut selection.missing);
     let (reports, quota) = run(deps, selection, &job).await?;
-    let caches = caches::run(deps, &all_caches, &selector, &job).await?;
+    let caches = caches::run(deps, &all_caches, &cache_selector, &job).await?;
     Ok(Run {
         time: job.at,
         reports,
@@ -417,10 +416,10 @@ async fn run(
         .await;
     for missing in &selection.missing {
         // An explicitly named database that does not exist is a failure: its backups stopped, or the list is stale.
-        reports.push(
-            DbReport::new(missing, DbKind::Instance, Outcome::NotFound)
-                .with_detail("no instance or cluster with this identifier in the region"),
-        );
+        reports.push(DbReport::new(missing, DbKind::Instance, Outcome::NotFound).with_detail(
+            "neither a database (instance or cluster) nor a cache (replication group, node or serverless \
+                     cache) with this identifier in the region",
+        ));
     }
 
     let created = reports.iter().filter(|r| r.outcome == Outcome::Created).count();

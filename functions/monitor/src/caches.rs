@@ -1,0 +1,109 @@
+//! Caches in a monitoring run: the ElastiCache caches the same selector chooses, observed like databases (the
+//! newest Lifeboat snapshot, the newest verified RDB copy, the newest cache restore-test report), published under
+//! `CacheIdentifier`, with one alarm set per cache and their compliance findings. The rules are
+//! `lifeboat::cache_monitor`; this file gathers the facts.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use lifeboat::bucket;
+use lifeboat::cache_monitor::{self, CacheFacts, CacheView};
+use lifeboat::cache_records::CacheRestoreReport;
+use lifeboat::elasticache::{self, Cache, CacheSnapshot};
+use lifeboat::error::Error;
+use lifeboat::metrics::{Metrics, CACHE_DIMENSION};
+
+use crate::handler::{put_alarm, Deps};
+
+/// What one run found over the chosen caches.
+#[derive(Debug, Default)]
+pub struct CacheFleet {
+    pub views: Vec<CacheView>,
+    pub notes: Vec<String>,
+    pub wanted: BTreeSet<String>,
+    pub failures: Vec<String>,
+}
+
+/// The newest cache restore-test report's time and whether it passed. A report that cannot be read as a
+/// `CacheRestoreReport` counts as failed (and says so in the log), as for databases: it proves nothing.
+async fn newest_restore_test(deps: &Deps, cache: &str) -> Result<Option<(DateTime<Utc>, bool)>, Error> {
+    let bucket_name = &deps.settings.bucket;
+    let prefix = bucket::cache_restore_report_prefix(cache);
+    let Some((key, t)) = bucket::newest_key(&deps.s3, bucket_name, &prefix, bucket::REPORT_SUFFIX).await? else {
+        return Ok(None);
+    };
+    match bucket::get_json::<CacheRestoreReport>(&deps.s3, bucket_name, &key).await {
+        Ok(report) => Ok(Some((t, report.passed))),
+        Err(Error::Aws { operation, message }) => Err(Error::Aws { operation, message }),
+        Err(e) => {
+            tracing::warn!(cache = %cache, key = %key, error = %e, "cache restore-test report unreadable; counted as failed");
+            Ok(Some((t, false)))
+        }
+    }
+}
+
+/// Everything monitor reads about one cache.
+async fn gather(deps: &Deps, cache: &Cache, snapshots: &[CacheSnapshot]) -> Result<CacheFacts, Error> {
+    let s = &deps.settings;
+    let newest_snapshot = snapshots
+        .iter()
+        .filter(|s| s.belongs_to(&cache.id) && s.owned() && s.status == "available")
+        .filter_map(CacheSnapshot::created_at)
+        .max();
+    let prefix = bucket::rdb_prefix(&cache.id);
+    let newest_export = bucket::newest_key(&deps.s3, &s.bucket, &prefix, bucket::MANIFEST_SUFFIX)
+        .await?
+        .map(|(_, t)| t);
+    Ok(CacheFacts {
+        newest_snapshot,
+        newest_export,
+        restore_test: newest_restore_test(deps, &cache.id).await?,
+    })
+}
+
+/// Observes every selected cache and keeps its alarm set in place. A cache that cannot be observed is reported
+/// at the end; its alarms are still put (missing data breaches). Returns the chosen caches' identifiers too, so
+/// that a name in `LIFEBOAT_DATABASES` that is a cache is not reported missing.
+pub async fn observe(
+    deps: &Deps,
+    all: &[Cache],
+    now: DateTime<Utc>,
+    metrics: &mut Metrics,
+) -> Result<CacheFleet, Error> {
+    let s = &deps.settings;
+    let chosen = elasticache::select(all, &s.common.selector);
+    let mut fleet = CacheFleet::default();
+    if chosen.is_empty() {
+        return Ok(fleet);
+    }
+    // Without the snapshot listing no cache's snapshot age is known: none is published (their alarms fire on
+    // missing data) and the run reports the failure.
+    let snapshots = elasticache::list_all_snapshots(&deps.ec, s.serverless_caches)
+        .await
+        .map_err(|e| fleet.failures.push(format!("cache snapshots: {e}")));
+    for cache in chosen {
+        let Ok(snapshots) = &snapshots else {
+            put_alarms(deps, cache, &mut fleet.wanted).await?;
+            continue;
+        };
+        match gather(deps, cache, snapshots).await {
+            Ok(facts) => {
+                facts.metrics(cache, now, metrics);
+                fleet.notes.extend(facts.attention(cache, s.policy.min_retention_days));
+                fleet.views.push(facts.view(cache, now));
+            }
+            Err(e) => fleet.failures.push(format!("cache {}: {e}", cache.id)),
+        }
+        put_alarms(deps, cache, &mut fleet.wanted).await?;
+    }
+    Ok(fleet)
+}
+
+async fn put_alarms(deps: &Deps, cache: &Cache, wanted: &mut BTreeSet<String>) -> Result<(), Error> {
+    let s = &deps.settings;
+    for spec in cache_monitor::alarm_set(&cache.id, &s.policy, s.cache_export_max_age_s) {
+        put_alarm(deps, (CACHE_DIMENSION, &cache.id), &spec).await?;
+        wanted.insert(spec.name);
+    }
+    Ok(())
+}
