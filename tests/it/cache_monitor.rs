@@ -294,3 +294,50 @@ async fn monitor_publishes_cache_ages_findings_and_one_alarm_set_per_cache() {
         .iter()
         .all(|n| n.starts_with("lifeboat/cache:jobs/")));
 }
+
+/// monitor's janitor sweeps cache restore-test groups too: an expired one (a test whose cleanup never ran) is
+/// deleted and reported, a live one and a group without the restore-test tag are left alone.
+#[tokio::test]
+async fn the_janitor_deletes_expired_cache_restore_test_groups_and_nothing_else() {
+    let moto = Moto::start();
+    let config = moto.config(REGION);
+    let ec = aws_sdk_elasticache::Client::new(&config);
+    let s3 = aws_sdk_s3::Client::new(&config);
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let expired = || tag("lifeboat:expires-at", "2026-11-01T00:00:00+00:00");
+    for (id, tags) in [
+        (
+            "lifeboat-rt-old-202611010000",
+            vec![tag("lifeboat:restore-test", "true"), expired()],
+        ),
+        (
+            "lifeboat-rt-live-209901010000",
+            vec![
+                tag("lifeboat:restore-test", "true"),
+                tag("lifeboat:expires-at", "2099-01-01T00:00:00+00:00"),
+            ],
+        ),
+        ("lifeboat-rt-foreign-202611010000", vec![expired()]),
+    ] {
+        ec.create_replication_group()
+            .replication_group_id(id)
+            .replication_group_description(id)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .unwrap();
+    }
+    let settings = MonitorSettings::from_env(&env(&[("LIFEBOAT_BUCKET", BUCKET)])).unwrap();
+    let deps = monitor::Deps::new(&config, settings);
+    let summary = monitor::handle(&deps, json!({})).await.unwrap();
+    assert_eq!(summary.janitor_deleted, ["lifeboat-rt-old-202611010000"]);
+    let groups = ec.describe_replication_groups().send().await.unwrap();
+    let status: BTreeMap<&str, &str> = groups
+        .replication_groups()
+        .iter()
+        .map(|g| (g.replication_group_id().unwrap(), g.status().unwrap()))
+        .collect();
+    assert_eq!(status["lifeboat-rt-old-202611010000"], "deleting");
+    assert_eq!(status["lifeboat-rt-live-209901010000"], "available");
+    assert_eq!(status["lifeboat-rt-foreign-202611010000"], "available");
+}

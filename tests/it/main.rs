@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod cache_check;
-mod cache_restore;
 mod cache_monitor;
+mod cache_restore;
 mod cli;
 mod elasticache;
 mod events;

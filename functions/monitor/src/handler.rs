@@ -222,8 +222,8 @@ async fn delete_stale_alarms(
     Ok(stale)
 }
 
-/// Restore-test instances and clusters past their expiry tag, deleted through the one tag-checked cleanup that
-/// the restore function uses too. A failed deletion is logged; the next run tries again.
+/// Restore-test instances, clusters and cache groups past their expiry tag, deleted through the one tag-checked
+/// cleanup that the restore function uses too. A failed deletion is logged; the next run tries again.
 async fn janitor(deps: &Deps, all: &[Database], now: DateTime<Utc>) -> Vec<String> {
     let mut deleted = Vec::new();
     for d in expired_tests(all, now) {
@@ -236,6 +236,15 @@ async fn janitor(deps: &Deps, all: &[Database], now: DateTime<Utc>) -> Vec<Strin
                 tracing::error!(resource = %d.id, error = %e, "could not delete an expired restore-test resource")
             }
         }
+    }
+    match lifeboat::cache_restore::sweep_expired(&deps.ec, now).await {
+        Ok(groups) => {
+            for g in &groups {
+                tracing::warn!(resource = %g, "deleted an expired cache restore-test group");
+            }
+            deleted.extend(groups);
+        }
+        Err(e) => tracing::error!(error = %e, "could not sweep expired cache restore-test groups"),
     }
     deleted.extend(expired_test_secrets(deps, now).await);
     deleted

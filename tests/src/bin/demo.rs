@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use lifeboat_tests::{fleet, moto::Moto, postgres::Postgres, repo_root};
+use lifeboat_tests::{fleet, moto::Moto, postgres::Postgres, redis::Redis, repo_root};
 use serde_json::Value;
 
 const REGION: &str = "us-east-1";
@@ -262,6 +262,16 @@ fn print_run(summary: &Value) {
             db["deleted"].as_array().map(|d| d.len()).unwrap_or(0),
         );
     }
+    for cache in summary["caches"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<14} {:<16} {:<40} {}   (cache, taken of {})",
+            cache["cache"].as_str().unwrap_or(""),
+            cache["outcome"].as_str().unwrap_or(""),
+            cache["snapshot_id"].as_str().unwrap_or("-"),
+            cache["deleted"].as_array().map(|d| d.len()).unwrap_or(0),
+            cache["source"].as_str().unwrap_or("")
+        );
+    }
 }
 
 fn print_retention(summary: &Value, db: &str) {
@@ -300,6 +310,164 @@ fn print_evidence(summary: &Value) {
     }
 }
 
+/// The demo's cache: `sessions`, a Valkey replication group with a replica, selected by the same tag as the
+/// databases. A local TLS `redis-server` with AUTH holds its data and stands in for ElastiCache's nodes (moto has
+/// none), exactly as in the integration tests: its RDB file is what ElastiCache's export would write, and it answers
+/// the restore test's checks as the restored group would.
+const CACHE: &str = "sessions";
+/// The restore test's named keys for the cache: an RQ queue and the session keys.
+const CACHE_CHECKS: &str = r#"{"sessions": [{"name": "rq default queue", "pattern": "rq:queue:default"}, {"name": "sessions", "pattern": "session:*"}]}"#;
+
+/// The emulator's clients the cache story reads and writes through.
+struct Clients {
+    s3: aws_sdk_s3::Client,
+    sm: aws_sdk_secretsmanager::Client,
+}
+
+/// Creates the cache in the emulator and fills the local server with what a session store and an RQ queue hold.
+async fn create_cache(ec: &aws_sdk_elasticache::Client, redis: &Redis) {
+    let tag = |k: &str, v: &str| aws_sdk_elasticache::types::Tag::builder().key(k).value(v).build();
+    ec.create_replication_group()
+        .replication_group_id(CACHE)
+        .replication_group_description("demo session store and job queue")
+        .engine("valkey")
+        .engine_version("8.0")
+        .cache_node_type("cache.t4g.small")
+        .replicas_per_node_group(1)
+        .transit_encryption_enabled(true)
+        .at_rest_encryption_enabled(true)
+        .snapshot_retention_limit(7)
+        .tags(tag("lifeboat:backup", "true"))
+        .tags(tag("env", "production"))
+        .send()
+        .await
+        .unwrap();
+    for i in 0..200 {
+        redis.cli(
+            0,
+            &[
+                "SET",
+                &format!("session:{i:04}"),
+                &format!("user-{}", i % 37),
+                "EX",
+                "86400",
+            ],
+        );
+    }
+    for i in 0..25 {
+        redis.cli(0, &["RPUSH", "rq:queue:default", &format!("job-{i}")]);
+    }
+    redis.cli(1, &["HSET", "ratelimit:api", "alice", "17", "bob", "3"]);
+    println!(
+        "  {CACHE:<12} valkey 8.0, 1 replica, lifeboat:backup=true; served locally by redis-server over TLS with AUTH"
+    );
+    println!("               (200 sessions and an RQ queue of 25 jobs in db 0, a rate-limit hash in db 1)");
+}
+
+/// The cache's RDB copy in S3 (verified, with its manifest) and its restore test, through the functions.
+async fn cache_story(watch: &Watch, work: &Path, redis: &Redis, clients: &Clients, snapshot: &str) {
+    let s3 = &clients.s3;
+    heading("The cache's snapshot as RDB files in S3, verified: events/export/copy-caches.json");
+    // What ElastiCache's export (CopySnapshot to the bucket) writes, which moto cannot: the server's own RDB file.
+    let rdb = std::fs::read(redis.save()).unwrap();
+    let staged = format!("{}-0001.rdb", lifeboat::bucket::rdb_staging_name(snapshot));
+    s3.put_object()
+        .bucket(BUCKET)
+        .key(&staged)
+        .body(rdb.into())
+        .send()
+        .await
+        .unwrap();
+    println!("  staged s3://{BUCKET}/{staged} (as ElastiCache's export of {snapshot} would)");
+    let copied = invoke(watch, "export", &repo_root().join("events/export/copy-caches.json"))
+        .unwrap_or_else(|e| panic!("copy-caches failed: {e}"));
+    for c in copied["caches"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<12} {:<10} keys per database {}",
+            c["cache"].as_str().unwrap_or(""),
+            c["outcome"].as_str().unwrap_or(""),
+            c["keys_per_db"]
+        );
+        if let Some(key) = c["manifest_key"].as_str() {
+            let body = s3.get_object().bucket(BUCKET).key(key).send().await.unwrap();
+            let body = body.body.collect().await.unwrap().into_bytes();
+            let manifest: lifeboat::cache_records::RdbManifest = serde_json::from_slice(&body).unwrap();
+            println!("  manifest s3://{BUCKET}/{key}:");
+            for shard in &manifest.shards {
+                println!(
+                    "    shard {} {} {} bytes sha256 {} RDB v{} keys {:?}",
+                    shard.shard,
+                    shard.key,
+                    shard.size,
+                    &shard.sha256[..16],
+                    shard.rdb_version,
+                    shard.keys_per_db
+                );
+            }
+        }
+    }
+    let again = invoke(watch, "export", &repo_root().join("events/export/copy-caches.json")).unwrap();
+    let outcomes: Vec<&str> = again["caches"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["outcome"].as_str())
+        .collect();
+    println!("  the next hourly run: {} (nothing new)", outcomes.join(", "));
+
+    heading("Restore test of the cache (the state machine's cache branch): events/restore/cache-*.json");
+    let step_file = |name: &str, body: &Value| {
+        let file = work.join(format!("cache-{name}.json"));
+        std::fs::write(&file, body.to_string()).unwrap();
+        file
+    };
+    let requested = Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let start = serde_json::json!({"action": "cache_start", "cache": CACHE, "requested_at": requested});
+    let mut test = invoke(watch, "restore", &step_file("start", &start)).unwrap_or_else(|e| panic!("cache_start: {e}"));
+    println!(
+        "  start    snapshot {} -> isolated group {}",
+        test["snapshot"].as_str().unwrap_or(""),
+        test["restored_id"].as_str().unwrap_or("")
+    );
+    for action in ["cache_poll", "cache_verify", "cache_report", "cache_cleanup"] {
+        if action == "cache_verify" {
+            // The emulator's restored group has no server behind it: the local server, which holds the
+            // snapshot's data, answers instead, with the password the test's secret holds.
+            let creds = serde_json::json!({"username": "default", "password": redis.password});
+            clients
+                .sm
+                .put_secret_value()
+                .secret_id(test["auth_secret"].as_str().unwrap())
+                .secret_string(creds.to_string())
+                .send()
+                .await
+                .unwrap();
+            test["endpoint"] = serde_json::json!({"host": "127.0.0.1", "port": redis.port});
+        }
+        test = invoke(
+            watch,
+            "restore",
+            &step_file(action, &serde_json::json!({"action": action, "test": test})),
+        )
+        .unwrap_or_else(|e| panic!("{action} failed: {e}"));
+        println!(
+            "  {:<13} status {}",
+            action.trim_start_matches("cache_"),
+            test["status"].as_str().unwrap_or("")
+        );
+    }
+    let report_key = format!(
+        "{}.md",
+        lifeboat::bucket::cache_restore_report_base(CACHE, requested.parse().unwrap())
+    );
+    let report = s3.get_object().bucket(BUCKET).key(&report_key).send().await.unwrap();
+    let report = String::from_utf8(report.body.collect().await.unwrap().into_bytes().to_vec()).unwrap();
+    println!("  report s3://{BUCKET}/{report_key}:");
+    for line in report.lines() {
+        println!("    {line}");
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let work = tempfile::tempdir().unwrap();
@@ -307,9 +475,10 @@ async fn main() {
     heading("Starting a local AWS (moto) and PostgreSQL");
     let moto = Moto::start();
     let pg = Postgres::start();
+    let redis = Redis::start_tls(&[]);
     println!(
-        "  moto_server on {}; PostgreSQL on 127.0.0.1:{} (scram-sha-256)",
-        moto.endpoint, pg.port
+        "  moto_server on {}; PostgreSQL on 127.0.0.1:{} (scram-sha-256); redis-server on 127.0.0.1:{} (TLS, AUTH)",
+        moto.endpoint, pg.port, redis.port
     );
     pg.psql("postgres", "create database app").unwrap();
     pg.load_file("app", &repo_root().join("tests/demo/app.sql")).unwrap();
@@ -333,6 +502,7 @@ async fn main() {
             tags.join(" ")
         );
     }
+    create_cache(&aws_sdk_elasticache::Client::new(&moto.config(REGION)), &redis).await;
     let kms = aws_sdk_kms::Client::new(&moto.config(DR_REGION));
     let key = kms.create_key().description("lifeboat DR copies").send().await.unwrap();
     let key_arn = key.key_metadata().and_then(|k| k.arn()).unwrap().to_owned();
@@ -448,6 +618,7 @@ async fn main() {
     let pg_dump = bin.join("pg_dump").display().to_string();
     let pg_restore = bin.join("pg_restore").display().to_string();
 
+    let ca_bundle = redis.ca_file.as_ref().unwrap().display().to_string();
     let env: BTreeMap<&str, &str> = BTreeMap::from([
         ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
         ("AWS_REGION", REGION),
@@ -471,6 +642,8 @@ async fn main() {
         ("LIFEBOAT_ALARM_TOPIC_ARN", topic.as_str()),
         ("LIFEBOAT_NOTIFY_TOPIC_ARN", topic.as_str()),
         ("LIFEBOAT_EXPORT_MAX_AGE_HOURS", "full=26,critical=7"),
+        ("LIFEBOAT_CACHE_CA_BUNDLE", ca_bundle.as_str()),
+        ("LIFEBOAT_CACHE_RESTORE_CHECKS", CACHE_CHECKS),
     ]);
 
     heading("Starting the functions under the local Lambda runtime (cargo lambda watch's runtime APIs)");
@@ -509,6 +682,10 @@ async fn main() {
     heading("Today's scheduled run: events/snapshot/scheduled.json");
     let summary = invoke(&watch, "snapshot", &events.join("scheduled.json")).unwrap();
     print_run(&summary);
+    let cache_snapshot = summary["caches"][0]["snapshot_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("today's run took no snapshot of the cache: {summary}"))
+        .to_owned();
     print_retention(&summary, "app-prod");
     for q in summary["quota"].as_array().into_iter().flatten() {
         println!(
@@ -769,6 +946,12 @@ async fn main() {
         println!("    {line}");
     }
 
+    let clients = Clients {
+        s3: s3.clone(),
+        sm: secrets.clone(),
+    };
+    cache_story(&watch, work.path(), &redis, &clients, &cache_snapshot).await;
+
     heading("Monitor's view of the fleet: events/monitor/scheduled.json");
     let view = invoke(&watch, "monitor", &repo_root().join("events/monitor/scheduled.json"))
         .unwrap_or_else(|e| panic!("monitor failed: {e}"));
@@ -792,8 +975,23 @@ async fn main() {
             d["backup_retention_days"]
         );
     }
+    for c in view["caches"].as_array().into_iter().flatten() {
+        let test = match (&c["last_restore_test_passed"], c["restore_test_age_days"].as_f64()) {
+            (Value::Bool(p), Some(age)) => format!("{} {:.0} d", if *p { "passed" } else { "FAILED" }, age),
+            _ => "none".to_owned(),
+        };
+        println!(
+            "  {:<12} {:>10} {:>12} {:>12} {:>13} {:>8} d   (cache; RDB copy in the export column)",
+            c["cache"].as_str().unwrap_or(""),
+            hours(&c["snapshot_age_hours"]),
+            hours(&c["export_age_hours"]),
+            "",
+            test,
+            c["snapshot_retention_days"]
+        );
+    }
     println!(
-        "  alarms kept: {} (one set per database, missing data breaching); deleted: {}; janitor deleted: {}",
+        "  alarms kept: {} (one set per database and per cache, missing data breaching); deleted: {}; janitor deleted: {}",
         view["alarms_kept"],
         view["alarms_deleted"].as_array().map(Vec::len).unwrap_or(0),
         view["janitor_deleted"].as_array().map(Vec::len).unwrap_or(0)
