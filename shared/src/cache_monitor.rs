@@ -53,10 +53,18 @@ fn hours(s: f64) -> String {
     format!("{:.0} hours", s / 3600.0)
 }
 
+/// Whether Lifeboat copies a cache's snapshots to S3 and restore-tests them: every kind but serverless caches,
+/// whose RDB export (ExportServerlessCacheSnapshot) and restore test are not built yet. Their snapshots are still
+/// made, kept and watched; alarms on copies and tests that are never made would only ever fire.
+pub fn copies_and_tests_made(kind: CacheKind) -> bool {
+    kind != CacheKind::Serverless
+}
+
 /// The alarm set of one cache (dimension `CacheIdentifier`): snapshot age, RDB copy age (when the policy sets
-/// a maximum), restore-test age and result, and ElastiCache's own backup retention. Missing data breaches, as
-/// for databases ([`monitor::ALARM_TREAT_MISSING_DATA`]).
-pub fn alarm_set(cache: &str, policy: &Policy, export_max_age_s: Option<f64>) -> Vec<AlarmSpec> {
+/// a maximum), restore-test age and result, and ElastiCache's own backup retention; a cache whose copies and
+/// tests are not made ([`copies_and_tests_made`]) gets only the snapshot and retention alarms. Missing data
+/// breaches, as for databases ([`monitor::ALARM_TREAT_MISSING_DATA`]).
+pub fn alarm_set(cache: &str, kind: CacheKind, policy: &Policy, export_max_age_s: Option<f64>) -> Vec<AlarmSpec> {
     let name = |check: &str| format!("{ALARM_PREFIX}{CACHE_ALARM_MARK}{cache}/{check}");
     let spec = |check: &str, metric, comparison, threshold, description: String| AlarmSpec {
         name: name(check),
@@ -76,7 +84,8 @@ pub fn alarm_set(cache: &str, policy: &Policy, export_max_age_s: Option<f64>) ->
             hours(policy.snapshot_max_age_s)
         ),
     )];
-    if let Some(max) = export_max_age_s {
+    let tested = copies_and_tests_made(kind);
+    if let Some(max) = export_max_age_s.filter(|_| tested) {
         out.push(spec(
             "export-age",
             metrics::EXPORT_AGE_SECONDS,
@@ -88,7 +97,28 @@ pub fn alarm_set(cache: &str, policy: &Policy, export_max_age_s: Option<f64>) ->
             ),
         ));
     }
-    out.extend([
+    if tested {
+        out.extend(restore_test_alarms(cache, policy, spec));
+    }
+    out.push(spec(
+        "backup-retention",
+        metrics::BACKUP_RETENTION_DAYS,
+        Comparison::Less,
+        policy.min_retention_days,
+        format!(
+            "cache {cache}: ElastiCache's automatic backup retention is below {:.0} days",
+            policy.min_retention_days
+        ),
+    ));
+    out
+}
+
+fn restore_test_alarms(
+    cache: &str,
+    policy: &Policy,
+    spec: impl Fn(&str, &'static str, Comparison, f64, String) -> AlarmSpec,
+) -> [AlarmSpec; 2] {
+    [
         spec(
             "restore-test-age",
             metrics::RESTORE_TEST_AGE_SECONDS,
@@ -106,18 +136,7 @@ pub fn alarm_set(cache: &str, policy: &Policy, export_max_age_s: Option<f64>) ->
             1.0,
             format!("cache {cache}: the last restore test failed"),
         ),
-        spec(
-            "backup-retention",
-            metrics::BACKUP_RETENTION_DAYS,
-            Comparison::Less,
-            policy.min_retention_days,
-            format!(
-                "cache {cache}: ElastiCache's automatic backup retention is below {:.0} days",
-                policy.min_retention_days
-            ),
-        ),
-    ]);
-    out
+    ]
 }
 
 /// What monitor gathered about one cache, as points in time.
@@ -222,6 +241,13 @@ impl CacheFacts {
             out.push(monitor::backup_missing_note(&cache.id));
         }
         out.extend(compliance(cache, min_retention_days));
+        if !copies_and_tests_made(cache.kind) {
+            out.push(format!(
+                "cache {}: a serverless cache; Lifeboat snapshots it and watches the snapshots, but makes no RDB copy \
+                 and no restore test of it yet",
+                cache.id
+            ));
+        }
         out
     }
 }
@@ -321,7 +347,7 @@ mod tests {
 
     #[test]
     fn cache_alarms_are_named_apart_from_databases_and_read_back() {
-        let set = alarm_set("sessions", &policy(), Some(26.0 * 3600.0));
+        let set = alarm_set("sessions", CacheKind::ReplicationGroup, &policy(), Some(26.0 * 3600.0));
         let names: Vec<&str> = set.iter().map(|a| a.name.as_str()).collect();
         assert_eq!(
             names,
@@ -344,9 +370,21 @@ mod tests {
             "cache sessions: the newest snapshot is older than 26 hours"
         );
         assert_eq!(
-            alarm_set("sessions", &policy(), None).len(),
+            alarm_set("sessions", CacheKind::ReplicationGroup, &policy(), None).len(),
             4,
             "no RDB copy age to alarm on"
+        );
+        let serverless: Vec<String> = alarm_set("sessions", CacheKind::Serverless, &policy(), Some(3600.0))
+            .into_iter()
+            .map(|a| a.name)
+            .collect();
+        assert_eq!(
+            serverless,
+            [
+                "lifeboat/cache:sessions/snapshot-age",
+                "lifeboat/cache:sessions/backup-retention"
+            ],
+            "no alarm on copies and tests that are not made"
         );
         assert_eq!(
             alarm_subject("lifeboat/sessions/snapshot-age"),

@@ -579,6 +579,7 @@ mod tests {
             source: "manual".into(),
             tags,
             created: None,
+            serverless: false,
         }
     }
 

@@ -506,6 +506,7 @@ mod tests {
             at_rest_encryption: true,
             transit_encryption: true,
             snapshot_retention_days: 1,
+            replicated: true,
         }
     }
 
@@ -523,6 +524,8 @@ mod tests {
             status: status.into(),
             source: "manual".into(),
             tags,
+            created: None,
+            serverless: false,
         }
     }
 

@@ -101,7 +101,7 @@ pub async fn observe(
 
 async fn put_alarms(deps: &Deps, cache: &Cache, wanted: &mut BTreeSet<String>) -> Result<(), Error> {
     let s = &deps.settings;
-    for spec in cache_monitor::alarm_set(&cache.id, &s.policy, s.cache_export_max_age_s) {
+    for spec in cache_monitor::alarm_set(&cache.id, cache.kind, &s.policy, s.cache_export_max_age_s) {
         put_alarm(deps, (CACHE_DIMENSION, &cache.id), &spec).await?;
         wanted.insert(spec.name);
     }

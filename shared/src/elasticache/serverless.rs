@@ -59,6 +59,8 @@ fn snapshot_of(s: &ServerlessCacheSnapshot, tags: BTreeMap<String, String>) -> C
         status: s.status().unwrap_or_default().to_owned(),
         source: s.snapshot_type().unwrap_or_default().to_owned(),
         tags,
+        // ElastiCache's own time of a serverless snapshot (its RPO anchor when Lifeboat's tag is absent).
+        created: crate::rds::to_chrono(s.create_time()),
         serverless: true,
     }
 }
@@ -109,6 +111,7 @@ pub(super) async fn create_snapshot(
                 status: "creating".to_owned(),
                 source: "manual".to_owned(),
                 tags: tags.clone(),
+                created: None,
                 serverless: true,
             })))
         }
