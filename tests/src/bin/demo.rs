@@ -310,7 +310,7 @@ fn print_evidence(summary: &Value) {
     }
 }
 
-/// The demo's cache: `sessions`, a Valkey replication group with a replica, selected by the same tag as the
+/// The demo's cache: `sessions`, a Valkey replication group, selected by the same tag as the
 /// databases. A local TLS `redis-server` with AUTH holds its data and stands in for ElastiCache's nodes (moto has
 /// none), exactly as in the integration tests: its RDB file is what ElastiCache's export would write, and it answers
 /// the restore test's checks as the restored group would.
@@ -333,12 +333,13 @@ async fn create_cache(ec: &aws_sdk_elasticache::Client, redis: &Redis) {
         .engine("valkey")
         .engine_version("8.0")
         .cache_node_type("cache.t4g.small")
-        .replicas_per_node_group(1)
+        // No replica: moto does not register a group's member nodes as clusters, so a snapshot taken from a
+        // replica (what Lifeboat does where one exists) cannot be made in the emulator.
+        .replicas_per_node_group(0)
         .transit_encryption_enabled(true)
         .at_rest_encryption_enabled(true)
         .snapshot_retention_limit(7)
         .tags(tag("lifeboat:backup", "true"))
-        .tags(tag("env", "production"))
         .send()
         .await
         .unwrap();
@@ -466,6 +467,10 @@ async fn cache_story(watch: &Watch, work: &Path, redis: &Redis, clients: &Client
     for line in report.lines() {
         println!("    {line}");
     }
+    assert!(
+        report.contains(": PASSED"),
+        "the demo's restore test of the cache failed: see its report above"
+    );
 }
 
 #[tokio::main]
@@ -926,9 +931,18 @@ async fn main() {
     for action in ["poll", "prepare", "verify", "report", "cleanup"] {
         if action == "verify" {
             // The emulator's restored instance has no server behind it: point the verify step at the local
-            // PostgreSQL, which holds app-prod's data, exactly as the integration tests do.
+            // PostgreSQL, which holds app-prod's data, with its login in the test's password secret (where
+            // prepare put the restored instance's new master password), exactly as the integration tests do.
+            let local = serde_json::json!({"username": lifeboat_tests::postgres::SUPERUSER, "password": pg.password});
+            secrets
+                .put_secret_value()
+                .secret_id(test["password_secret"].as_str().unwrap())
+                .secret_string(local.to_string())
+                .send()
+                .await
+                .unwrap();
             test["target"] = serde_json::json!({"host": "127.0.0.1", "port": pg.port,
-                "user": lifeboat_tests::postgres::SUPERUSER, "password": pg.password, "dbname": "postgres"});
+                "user": lifeboat_tests::postgres::SUPERUSER, "dbname": "postgres"});
         }
         test = invoke(
             &watch,
@@ -945,6 +959,10 @@ async fn main() {
     for line in report.lines() {
         println!("    {line}");
     }
+    assert!(
+        report.contains(": PASSED"),
+        "the demo's restore test of app-prod failed: see its report above"
+    );
 
     let clients = Clients {
         s3: s3.clone(),
