@@ -16,11 +16,11 @@ use lifeboat::cache_restore::{self as rules, Deleted, Expected, GroupRequest};
 use lifeboat::elasticache::{self, Cache, CacheSnapshot};
 use lifeboat::error::Error;
 use lifeboat::metrics::{self, Metrics, CACHE_DIMENSION};
-use lifeboat::restore::{self as db_rules, Check, Progress};
+use lifeboat::restore::{self as db_rules, Check};
 use lifeboat::selection::Selector;
 use serde_json::{json, Value};
 
-use crate::error::RestoreError;
+use crate::error::{poll_verdict, Ready, RestoreError};
 use crate::event::{CacheTestState, Endpoint};
 use crate::handler::Deps;
 use crate::password;
@@ -207,23 +207,11 @@ pub async fn poll(deps: &Deps, mut test: CacheTestState) -> Result<Value, Restor
     test.polls += 1;
     let now = Utc::now();
     let minutes = deps.settings.timeout_minutes;
-    match rules::progress(&g.status, test.requested_at, now, minutes) {
-        Progress::Failed => return Err(RestoreError::RestoreFailed { id, status: g.status }),
-        Progress::TimedOut => {
-            return Err(RestoreError::TimedOut {
-                id,
-                status: g.status,
-                minutes,
-            })
-        }
-        Progress::Restoring => {}
-        Progress::Available => {
-            let (host, port) = g.endpoint.ok_or(RestoreError::NoEndpoint { id })?;
-            let elapsed = now - test.requested_at;
-            test.timings
-                .insert("restore".into(), elapsed.num_milliseconds() as f64 / 1000.0);
-            test.endpoint = Some(Endpoint { host, port });
-        }
+    let progress = rules::progress(&g.status, test.requested_at, now, minutes);
+    let verdict = poll_verdict(id, &g.status, progress, g.endpoint, test.requested_at, minutes)?;
+    if let Some(Ready { host, port, seconds }) = verdict {
+        test.timings.insert("restore".into(), seconds);
+        test.endpoint = Some(Endpoint { host, port });
     }
     test.status = Some(g.status);
     to_value(&test)

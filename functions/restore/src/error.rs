@@ -98,6 +98,43 @@ impl From<RestoreError> for Diagnostic {
     }
 }
 
+/// A restored instance or group that is ready: where it listens, and how long the restore took in seconds.
+#[derive(Debug)]
+pub struct Ready {
+    pub host: String,
+    pub port: u16,
+    pub seconds: f64,
+}
+
+/// A poll's verdict on a restored instance or group, from its `progress`: once available, its address and how
+/// long the restore took since the request (in seconds); `None` while it restores; an error when it failed or
+/// ran past the timeout.
+pub fn poll_verdict(
+    id: String,
+    status: &str,
+    progress: lifeboat::restore::Progress,
+    endpoint: Option<(String, u16)>,
+    requested_at: chrono::DateTime<chrono::Utc>,
+    minutes: u32,
+) -> Result<Option<Ready>, RestoreError> {
+    use lifeboat::restore::Progress;
+    let status = status.to_owned();
+    match progress {
+        Progress::Failed => Err(RestoreError::RestoreFailed { id, status }),
+        Progress::TimedOut => Err(RestoreError::TimedOut { id, status, minutes }),
+        Progress::Restoring => Ok(None),
+        Progress::Available => {
+            let (host, port) = endpoint.ok_or(RestoreError::NoEndpoint { id })?;
+            let elapsed = chrono::Utc::now() - requested_at;
+            Ok(Some(Ready {
+                host,
+                port,
+                seconds: elapsed.num_milliseconds() as f64 / 1000.0,
+            }))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

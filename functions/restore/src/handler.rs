@@ -10,11 +10,11 @@ use chrono::{DateTime, Utc};
 use lifeboat::error::Error;
 use lifeboat::metrics::{self, Metrics};
 use lifeboat::rds::instances::{self as rds, Deleted, RestoreRequest};
-use lifeboat::restore::{self as rules, choose_snapshot, test_identifier, Check, Progress};
+use lifeboat::restore::{self as rules, choose_snapshot, test_identifier, Check};
 use lifeboat::selection::{self, Database, DbKind, Selector};
 use serde_json::{json, Value};
 
-use crate::error::RestoreError;
+use crate::error::{poll_verdict, Ready, RestoreError};
 use crate::event::{self, Request, Target, TestState};
 use crate::password;
 use crate::report;
@@ -244,34 +244,17 @@ async fn poll(deps: &Deps, mut test: TestState) -> Result<Value, RestoreError> {
         return Err(RestoreError::NotFound(format!("restored instance {id} does not exist")));
     };
     let minutes = deps.settings.timeout_minutes;
-    match rules::progress(&info.status, test.requested_at, now, minutes) {
-        Progress::Failed => {
-            return Err(RestoreError::RestoreFailed {
-                id,
-                status: info.status,
-            })
-        }
-        Progress::TimedOut => {
-            return Err(RestoreError::TimedOut {
-                id,
-                status: info.status,
-                minutes,
-            })
-        }
-        Progress::Restoring => {}
-        Progress::Available => {
-            let (host, port) = info.endpoint.ok_or(RestoreError::NoEndpoint { id })?;
-            let elapsed = now - test.requested_at;
-            test.timings
-                .insert("restore".into(), elapsed.num_milliseconds() as f64 / 1000.0);
-            test.target = Some(Target {
-                host,
-                port,
-                user: test.master_user.clone(),
-                password: String::new(),
-                dbname: "postgres".into(),
-            });
-        }
+    let progress = rules::progress(&info.status, test.requested_at, now, minutes);
+    let verdict = poll_verdict(id, &info.status, progress, info.endpoint, test.requested_at, minutes)?;
+    if let Some(Ready { host, port, seconds }) = verdict {
+        test.timings.insert("restore".into(), seconds);
+        test.target = Some(Target {
+            host,
+            port,
+            user: test.master_user.clone(),
+            password: String::new(),
+            dbname: "postgres".into(),
+        });
     }
     test.status = Some(info.status);
     to_value(&test)

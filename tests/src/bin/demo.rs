@@ -318,6 +318,20 @@ const CACHE: &str = "sessions";
 /// The restore test's named keys for the cache: an RQ queue and the session keys.
 const CACHE_CHECKS: &str = r#"{"sessions": [{"name": "rq default queue", "pattern": "rq:queue:default"}, {"name": "sessions", "pattern": "session:*"}]}"#;
 
+/// Prints a restore-test report's Markdown from the bucket; the demo stops if the test did not pass.
+async fn print_passed_report(s3: &aws_sdk_s3::Client, key: &str, what: &str) {
+    let report = s3.get_object().bucket(BUCKET).key(key).send().await.unwrap();
+    let report = String::from_utf8(report.body.collect().await.unwrap().into_bytes().to_vec()).unwrap();
+    println!("  report s3://{BUCKET}/{key}:");
+    for line in report.lines() {
+        println!("    {line}");
+    }
+    assert!(
+        report.contains(": PASSED"),
+        "the demo's restore test of {what} failed: see its report above"
+    );
+}
+
 /// The emulator's clients the cache story reads and writes through.
 struct Clients {
     s3: aws_sdk_s3::Client,
@@ -461,16 +475,7 @@ async fn cache_story(watch: &Watch, work: &Path, redis: &Redis, clients: &Client
         "{}.md",
         lifeboat::bucket::cache_restore_report_base(CACHE, requested.parse().unwrap())
     );
-    let report = s3.get_object().bucket(BUCKET).key(&report_key).send().await.unwrap();
-    let report = String::from_utf8(report.body.collect().await.unwrap().into_bytes().to_vec()).unwrap();
-    println!("  report s3://{BUCKET}/{report_key}:");
-    for line in report.lines() {
-        println!("    {line}");
-    }
-    assert!(
-        report.contains(": PASSED"),
-        "the demo's restore test of the cache failed: see its report above"
-    );
+    print_passed_report(s3, &report_key, "the cache").await;
 }
 
 #[tokio::main]
@@ -953,16 +958,7 @@ async fn main() {
         println!("  {action:<8} status {}", test["status"].as_str().unwrap_or(""));
     }
     let report_key = test["report_key"].as_str().unwrap().replace(".json", ".md");
-    let report = s3.get_object().bucket(BUCKET).key(&report_key).send().await.unwrap();
-    let report = String::from_utf8(report.body.collect().await.unwrap().into_bytes().to_vec()).unwrap();
-    println!("  report s3://{BUCKET}/{report_key}:");
-    for line in report.lines() {
-        println!("    {line}");
-    }
-    assert!(
-        report.contains(": PASSED"),
-        "the demo's restore test of app-prod failed: see its report above"
-    );
+    print_passed_report(&s3, &report_key, "app-prod").await;
 
     let clients = Clients {
         s3: s3.clone(),
