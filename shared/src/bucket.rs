@@ -120,7 +120,20 @@ pub async fn list_keys(
     prefix: &str,
     suffix: &str,
 ) -> Result<Vec<String>, Error> {
-    let mut keys = Vec::new();
+    Ok(list_with_sizes(s3, bucket, prefix)
+        .await?
+        .into_keys()
+        .filter(|k| k.ends_with(suffix))
+        .collect())
+}
+
+/// Every key under `prefix` with its size, across every page of the listing.
+pub async fn list_with_sizes(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<BTreeMap<String, u64>, Error> {
+    let mut out = BTreeMap::new();
     let mut pages = s3
         .list_objects_v2()
         .bucket(bucket)
@@ -129,15 +142,14 @@ pub async fn list_keys(
         .send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| Error::aws("ListObjectsV2", e))?;
-        keys.extend(
-            page.contents()
-                .iter()
-                .filter_map(|o| o.key())
-                .filter(|k| k.ends_with(suffix))
-                .map(str::to_owned),
-        );
+        for o in page.contents() {
+            if let Some(key) = o.key() {
+                let size = o.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+                out.insert(key.to_owned(), size);
+            }
+        }
     }
-    Ok(keys)
+    Ok(out)
 }
 
 /// The newest key under `prefix` ending in `suffix`, with its time.

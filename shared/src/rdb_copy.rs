@@ -313,29 +313,6 @@ pub async fn request_export(
     }
 }
 
-/// Every key (with its size) under `prefix`.
-pub async fn list(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<BTreeMap<String, u64>, Error> {
-    let mut out = BTreeMap::new();
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(prefix)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| Error::aws("ListObjectsV2", e))?;
-        for o in page.contents() {
-            if let Some(key) = o.key() {
-                out.insert(
-                    key.to_owned(),
-                    o.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
-                );
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// The SHA-256 S3 reports for an object, as base64 (what `x-amz-checksum-sha256` carries), from a hex digest.
 pub fn sha256_base64(hex: &str) -> Option<String> {
     let bytes: Option<Vec<u8>> = (0..hex.len())

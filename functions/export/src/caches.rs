@@ -178,7 +178,7 @@ async fn step(deps: &Deps, cache: &Cache, chosen: &CacheSnapshot) -> Result<Cach
     let keys = rdb_keys(&cache.id, snap.time);
     let staging = rdb_staging_name(&snap.name);
     let failure_key = rdb_staging_failure_key(&staging);
-    let listed = rdb_copy::list(&deps.s3, bucket, &staging).await?;
+    let listed = lifeboat::bucket::list_with_sizes(&deps.s3, bucket, &staging).await?;
     let staged = rdb_copy::staged_shards(&staging, listed.keys().map(String::as_str));
     let state = CopyState {
         snapshot_status: &snap.status,
