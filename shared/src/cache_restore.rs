@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_elasticache::types::{ReplicationGroup, Tag};
+use aws_sdk_elasticache::types::{ClusterMode, ReplicationGroup, Tag};
 use aws_sdk_elasticache::Client;
 use chrono::{DateTime, Utc};
 
@@ -297,12 +297,38 @@ pub fn markdown(r: &CacheRestoreReport) -> String {
     out
 }
 
-/// A replication group to create from a snapshot.
+/// What a restored group is seeded from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupSource<'a> {
+    /// An ElastiCache snapshot, by name.
+    Snapshot(&'a str),
+    /// RDB files in S3 (`arn:aws:s3:::bucket/key`), one per shard: a verified RDB copy (how a serverless cache's
+    /// data is restore-tested, and how a cache is seeded from a copy).
+    Rdb(Vec<String>),
+}
+
+impl GroupSource<'_> {
+    /// The source as a report or log names it: the snapshot's name, or the first RDB file's ARN.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Snapshot(name) => name,
+            Self::Rdb(arns) => arns.first().map_or("", String::as_str),
+        }
+    }
+}
+
+/// A replication group to create from a snapshot or from RDB files.
 #[derive(Clone)]
 pub struct GroupRequest<'a> {
     pub group_id: &'a str,
     pub description: String,
-    pub snapshot: &'a str,
+    pub source: GroupSource<'a>,
+    /// Cluster mode on (a sharded group, as the source cache is): `shards` node groups without replicas. Off: one
+    /// node.
+    pub cluster_mode: bool,
+    /// Node groups (shards) of a cluster-mode group, as the snapshot (or the RDB copy) has; ignored with cluster
+    /// mode off.
+    pub shards: u32,
     pub engine: Option<&'a str>,
     pub node_type: &'a str,
     pub subnet_group: Option<&'a str>,
@@ -315,7 +341,9 @@ impl std::fmt::Debug for GroupRequest<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GroupRequest")
             .field("group_id", &self.group_id)
-            .field("snapshot", &self.snapshot)
+            .field("source", &self.source)
+            .field("cluster_mode", &self.cluster_mode)
+            .field("shards", &self.shards)
             .field("node_type", &self.node_type)
             .field("auth_token", &"<secret>")
             .finish_non_exhaustive()
@@ -329,9 +357,7 @@ pub async fn create_group(client: &Client, req: &GroupRequest<'_>) -> Result<(),
         .create_replication_group()
         .replication_group_id(req.group_id)
         .replication_group_description(&req.description)
-        .snapshot_name(req.snapshot)
         .cache_node_type(req.node_type)
-        .num_cache_clusters(1)
         .automatic_failover_enabled(false)
         .multi_az_enabled(false)
         .transit_encryption_enabled(true)
@@ -341,6 +367,17 @@ pub async fn create_group(client: &Client, req: &GroupRequest<'_>) -> Result<(),
         .set_engine(req.engine.map(str::to_owned))
         .set_cache_subnet_group_name(req.subnet_group.map(str::to_owned))
         .set_security_group_ids((!req.security_groups.is_empty()).then(|| req.security_groups.to_vec()));
+    call = match &req.source {
+        GroupSource::Snapshot(name) => call.snapshot_name(*name),
+        GroupSource::Rdb(arns) => call.set_snapshot_arns(Some(arns.clone())),
+    };
+    call = if req.cluster_mode {
+        call.cluster_mode(ClusterMode::Enabled)
+            .num_node_groups(i32::try_from(req.shards.max(1)).unwrap_or(i32::MAX))
+            .replicas_per_node_group(0)
+    } else {
+        call.num_cache_clusters(1)
+    };
     for (k, v) in req.tags {
         call = call.tags(Tag::builder().key(k).value(v).build());
     }
@@ -517,7 +554,9 @@ mod tests {
         let req = GroupRequest {
             group_id: "lifeboat-rt-sessions-202611290300",
             description: "test".into(),
-            snapshot: "lifeboat-sessions-20261129-0300",
+            source: GroupSource::Snapshot("lifeboat-sessions-20261129-0300"),
+            cluster_mode: false,
+            shards: 1,
             engine: Some("valkey"),
             node_type: "cache.t4g.micro",
             subnet_group: Some("private-caches"),

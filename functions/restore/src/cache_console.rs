@@ -117,7 +117,9 @@ pub async fn restore(deps: &Deps, r: CacheRestore) -> Result<Value, RestoreError
     let request = GroupRequest {
         group_id: &r.target,
         description: format!("Restored by Lifeboat from {}: {}", r.snapshot, r.reason),
-        snapshot: &r.snapshot,
+        source: rules::GroupSource::Snapshot(&r.snapshot),
+        cluster_mode: false,
+        shards: 1,
         engine: None,
         node_type: &r.node_type,
         subnet_group: r.subnet_group.as_deref().or(s.subnet_group.as_deref()),

@@ -135,7 +135,9 @@ async fn ensure_restored(
     let request = GroupRequest {
         group_id,
         description: format!("Lifeboat restore test of {} from {}", cache.id, snap.name),
-        snapshot: &snap.name,
+        source: rules::GroupSource::Snapshot(&snap.name),
+        cluster_mode: false,
+        shards: 1,
         engine: Some(&cache.engine),
         node_type: &s.cache.node_type,
         subnet_group: s.cache.subnet_group.as_deref(),
