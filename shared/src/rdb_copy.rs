@@ -66,11 +66,8 @@ pub enum RdbCopyError {
     SizeMismatch { key: String, expected: u64, read: u64 },
     #[error("the verifier's thread stopped before the end: {0}")]
     Join(String),
-    #[error(
-        "{key} holds {size} bytes, more than one server-side copy moves ({MAX_COPY_BYTES}); copies of files this \
-         large are not supported yet: the staged file is kept, copy it by hand with `aws s3 cp`"
-    )]
-    TooLarge { key: String, size: u64 },
+    #[error("{key} cannot be moved in parts: {why}; the staged file is kept, copy it by hand with `aws s3 cp`")]
+    Parts { key: String, why: String },
     #[error(
         "{key}: S3's SHA-256 of the stored copy is {stored} (base64) but the verified file's is {verified} (hex): \
          the copy is not the file that was verified; it is not listed in a manifest"
@@ -88,13 +85,16 @@ impl RdbCopyError {
     pub fn is_final(&self) -> bool {
         match self {
             Self::Verify { source, .. } => !matches!(source, RdbError::Io(_)),
-            Self::TooLarge { .. } | Self::StoredDiffers { .. } => true,
+            Self::Parts { .. } | Self::StoredDiffers { .. } => true,
             Self::Aws(_) | Self::BucketAccess { .. } | Self::SizeMismatch { .. } | Self::Join(_) => false,
         }
     }
 }
 
-/// The most one `CopyObject` copies (5 GiB).
+mod parts;
+pub use parts::{composite_sha256, CopyPlan, PartHasher};
+
+/// The most one `CopyObject` copies (5 GiB); larger files are copied in parts ([`CopyPlan`]).
 pub const MAX_COPY_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 
 /// The tag whose value picks an export's lifecycle rule; RDB copies carry `lifeboat-profile=rdb`.
@@ -332,19 +332,21 @@ pub struct Move<'a> {
     /// The verifier's SHA-256 of the staged file (hex).
     pub sha256: &'a str,
     pub kms_key_id: Option<&'a str>,
+    /// How the file is moved: at once, or in parts of the plan's size.
+    pub plan: CopyPlan,
+    /// The SHA-256 of each of the plan's parts, from the verifier's pass (empty for a file moved at once).
+    pub parts: &'a [[u8; 32]],
 }
 
 /// Copies a verified staged file to its key under `exports/` server-side: SSE-KMS with the bucket's key, tagged
 /// `lifeboat-profile=rdb`, only if the key is free (`If-None-Match: *`), with S3 computing the copy's SHA-256,
 /// which must equal the verifier's. A key already taken (a run that stopped before its manifest) is accepted
-/// only if S3's SHA-256 of it is the verified one. The staged file stays (lifecycle expires it).
+/// only if S3's SHA-256 of it is the verified one. The staged file stays (lifecycle expires it). A file past
+/// 5 GiB is copied in parts, with the same proof (see `parts`).
 pub async fn move_verified(s3: &aws_sdk_s3::Client, m: Move<'_>) -> Result<(), RdbCopyError> {
     use aws_sdk_s3::types::{ChecksumAlgorithm, ServerSideEncryption, TaggingDirective};
-    if m.size > MAX_COPY_BYTES {
-        return Err(RdbCopyError::TooLarge {
-            key: m.from.to_owned(),
-            size: m.size,
-        });
+    if m.plan.in_parts(m.size) {
+        return parts::move_in_parts(s3, m).await;
     }
     let sent = s3
         .copy_object()
@@ -416,10 +418,24 @@ impl Read for ChunkReader {
     }
 }
 
+/// A staged file that passed verification, with the SHA-256 of each of its parts (when it is moved in parts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedFile {
+    pub summary: RdbSummary,
+    pub plan: CopyPlan,
+    pub parts: Vec<[u8; 32]>,
+}
+
 /// Streams `key` from S3 through [`crate::rdb::verify`] once: the body's chunks go through a channel of a few
 /// chunks to the verifier on a blocking thread, so memory stays flat whatever the file's size. The bytes read
-/// must be the object's size.
-pub async fn verify_object(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<RdbSummary, RdbCopyError> {
+/// must be the object's size. A file moved in parts (`plan` of its size, unless given) has its parts hashed in
+/// the same pass.
+pub async fn verify_object(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    plan: Option<CopyPlan>,
+) -> Result<VerifiedFile, RdbCopyError> {
     let out = s3
         .get_object()
         .bucket(bucket)
@@ -428,6 +444,10 @@ pub async fn verify_object(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> 
         .await
         .map_err(|e| Error::aws("GetObject", e))?;
     let expected = out.content_length().and_then(|n| u64::try_from(n).ok());
+    let plan = plan.unwrap_or_else(|| CopyPlan::for_size(expected.unwrap_or(0)));
+    let mut hasher = plan
+        .in_parts(expected.unwrap_or(0))
+        .then(|| PartHasher::new(plan.part_bytes));
     let mut body = out.body;
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let verifier = tokio::task::spawn_blocking(move || {
@@ -441,6 +461,9 @@ pub async fn verify_object(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> 
         let item = item
             .map(|c| c.to_vec())
             .map_err(|e| std::io::Error::other(e.to_string()));
+        if let (Some(h), Ok(chunk)) = (hasher.as_mut(), &item) {
+            h.update(chunk);
+        }
         let failed = item.is_err();
         // The verifier stops reading once it fails: nothing more to send then.
         if tx.send(item).await.is_err() || failed {
@@ -459,7 +482,11 @@ pub async fn verify_object(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> 
             expected,
             read: summary.bytes,
         }),
-        _ => Ok(summary),
+        _ => Ok(VerifiedFile {
+            summary,
+            plan,
+            parts: hasher.map(PartHasher::finish).unwrap_or_default(),
+        }),
     }
 }
 
@@ -666,7 +693,8 @@ mod tests {
         }
 
         /// The copy asks for SSE-KMS, the rdb tag, S3's SHA-256 and a free key; S3's hash must be the verified
-        /// one; a taken key is accepted only with the verified hash; a file past 5 GiB is refused up front.
+        /// one; a taken key is accepted only with the verified hash; a file past 5 GiB goes in parts, and never
+        /// with parts it did not hash.
         #[tokio::test]
         async fn a_move_is_checked_against_the_hash_s3_computes() {
             let good = mock!(Client::copy_object)
@@ -698,6 +726,8 @@ mod tests {
                 size: 10,
                 sha256: EMPTY_HEX,
                 kms_key_id: Some("key"),
+                plan: CopyPlan::for_size(10),
+                parts: &[],
             };
             move_verified(&s3, m).await.unwrap();
             let err = move_verified(&s3, m).await.unwrap_err();
@@ -709,10 +739,14 @@ mod tests {
             assert_eq!(attributes.num_calls(), 1);
             let big = Move {
                 size: MAX_COPY_BYTES + 1,
+                plan: CopyPlan::for_size(MAX_COPY_BYTES + 1),
                 ..m
             };
             let err = move_verified(&s3, big).await.unwrap_err();
-            assert!(err.to_string().contains("not supported yet") && err.is_final(), "{err}");
+            assert!(
+                err.to_string().contains("11 parts planned but 0") && err.is_final(),
+                "{err}"
+            );
         }
     }
 

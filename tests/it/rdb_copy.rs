@@ -350,3 +350,112 @@ async fn a_damaged_file_gets_no_manifest_and_is_reported_alarmed_and_not_verifie
     );
     assert_eq!(versions(&w).await, before, "a second run writes nothing");
 }
+
+/// A file a real server wrote without compression, holding `fill`'s keys and three more values of a few MiB of
+/// random digits each: about 14 MiB, enough for three 5 MiB parts.
+fn large_rdb_file() -> Vec<u8> {
+    let r = Redis::start(&["--rdbcompression", "no"]);
+    fill(&r, "large");
+    let big = "local t = {} for i = 1, 250000 do t[i] = tostring(math.random()) end \
+               redis.call('set', KEYS[1], table.concat(t)) return 1";
+    for i in 0..3 {
+        r.cli(0, &["EVAL", big, "1", &format!("large:big{i}")]);
+    }
+    std::fs::read(r.save()).unwrap()
+}
+
+/// A file past one copy's limit is moved in parts (the limit and the parts scaled down here, so that a 14 MiB
+/// file a real server wrote takes three 5 MiB parts): stored whole and byte for byte, tagged, with S3's composite
+/// SHA-256 equal to the one the verifier's part hashes make; a rerun accepts what is stored; a destination
+/// holding other bytes, or parts hashed from another file, are refused as not the verified file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_past_one_copy_is_moved_in_parts_and_proven_by_s3s_composite_sha256() {
+    use lifeboat::rdb_copy::{self, CopyPlan, Move, RdbCopyError};
+    let w = world().await;
+    let s3 = &w.deps.s3;
+    let bytes = large_rdb_file();
+    assert!(
+        bytes.len() > 10 << 20,
+        "the file must need three parts: {} bytes",
+        bytes.len()
+    );
+    let from = stage(&w, "lifeboat-large-20261129-0300", 1, bytes.clone()).await;
+    let plan = CopyPlan {
+        single_max: 6 << 20,
+        part_bytes: 5 << 20,
+    };
+    let file = rdb_copy::verify_object(s3, BUCKET, &from, Some(plan)).await.unwrap();
+    assert_eq!(file.parts.len(), 3);
+    assert_eq!(file.summary.sha256, hex_sha256(&bytes));
+    let to = "exports/large/rdb/2026/11/29/large-20261129-0300-0001.rdb";
+    let m = Move {
+        bucket: BUCKET,
+        from: &from,
+        to,
+        size: file.summary.bytes,
+        sha256: &file.summary.sha256,
+        kms_key_id: None,
+        plan,
+        parts: &file.parts,
+    };
+    rdb_copy::move_verified(s3, m).await.unwrap();
+    assert!(
+        get(&w, to).await.unwrap() == bytes,
+        "the stored object is the staged file, byte for byte"
+    );
+    let attrs = s3
+        .get_object_attributes()
+        .bucket(BUCKET)
+        .key(to)
+        .object_attributes(aws_sdk_s3::types::ObjectAttributes::Checksum)
+        .send()
+        .await
+        .unwrap();
+    let stored = attrs.checksum().and_then(|c| c.checksum_sha256()).unwrap().to_owned();
+    let composite = rdb_copy::composite_sha256(&file.parts);
+    assert_eq!(stored.split('-').next(), composite.split('-').next());
+    let tags = s3.get_object_tagging().bucket(BUCKET).key(to).send().await.unwrap();
+    assert!(tags
+        .tag_set()
+        .iter()
+        .any(|t| t.key() == "lifeboat-profile" && t.value() == "rdb"));
+
+    let before = versions(&w).await;
+    rdb_copy::move_verified(s3, m).await.unwrap();
+    assert_eq!(
+        versions(&w).await,
+        before,
+        "a rerun accepts the stored file and writes nothing"
+    );
+
+    let taken = "exports/large/rdb/2026/11/29/taken-0001.rdb";
+    s3.put_object()
+        .bucket(BUCKET)
+        .key(taken)
+        .body(b"other".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let err = rdb_copy::move_verified(s3, Move { to: taken, ..m }).await.unwrap_err();
+    assert!(
+        matches!(err, RdbCopyError::StoredDiffers { .. }) && err.is_final(),
+        "{err}"
+    );
+
+    let mut wrong = file.parts.clone();
+    wrong[1][0] ^= 1;
+    let elsewhere = "exports/large/rdb/2026/11/29/wrong-0001.rdb";
+    let err = rdb_copy::move_verified(
+        s3,
+        Move {
+            to: elsewhere,
+            parts: &wrong,
+            ..m
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, RdbCopyError::StoredDiffers { .. }), "{err}");
+    let uploads = s3.list_multipart_uploads().bucket(BUCKET).send().await.unwrap();
+    assert!(uploads.uploads().is_empty(), "no upload is left open");
+}

@@ -19,7 +19,7 @@ use lifeboat::bucket::{rdb_keys, rdb_staging_failure_key, rdb_staging_name, RdbK
 use lifeboat::elasticache::{self, Cache, CacheSnapshot};
 use lifeboat::error::Error;
 use lifeboat::metrics::{self, Metrics};
-use lifeboat::rdb_copy::{self, CopyState, ExportableSnapshot, Move, RdbCopyError, Requested, Step};
+use lifeboat::rdb_copy::{self, CopyState, ExportableSnapshot, Move, RdbCopyError, Requested, Step, VerifiedFile};
 use lifeboat::selection::Selector;
 use serde::Serialize;
 
@@ -200,7 +200,7 @@ async fn step(deps: &Deps, cache: &Cache, chosen: &CacheSnapshot) -> Result<Cach
             Requested::Started => report(CopyOutcome::Requested).with_detail(format!("export to {staging}-*.rdb")),
             Requested::AlreadyRequested(m) => report(CopyOutcome::Waiting).with_detail(m),
         },
-        Step::Verify => verify_and_move(deps, &snap, &keys, &staged, &listed).await?,
+        Step::Verify => verify_and_move(deps, &snap, &keys, &staged).await?,
     })
 }
 
@@ -212,29 +212,29 @@ async fn verify_and_move(
     snap: &ExportableSnapshot,
     keys: &RdbKeys,
     staged: &BTreeMap<u32, String>,
-    sizes: &BTreeMap<String, u64>,
 ) -> Result<CacheCopyReport, RdbCopyError> {
     let mut verified = BTreeMap::new();
     let mut failures = Vec::new();
     for (shard, key) in staged {
-        let size = sizes.get(key).copied().unwrap_or(0);
-        match verify_one(deps, key, size).await {
-            Ok(summary) => {
-                verified.insert(*shard, (keys.object(*shard), summary));
+        match verify_one(deps, key).await {
+            Ok(file) => {
+                verified.insert(*shard, (keys.object(*shard), file));
             }
             Err(e) if e.is_final() => failures.push(failure(*shard, key, &e)),
             Err(e) => return Err(e),
         }
     }
-    for (shard, (to, summary)) in failures.is_empty().then_some(&verified).into_iter().flatten() {
+    for (shard, (to, file)) in failures.is_empty().then_some(&verified).into_iter().flatten() {
         let from = staged.get(shard).map_or("", String::as_str);
         let m = Move {
             bucket: &deps.settings.bucket,
             from,
             to,
-            size: summary.bytes,
-            sha256: &summary.sha256,
+            size: file.summary.bytes,
+            sha256: &file.summary.sha256,
             kms_key_id: deps.settings.kms_key_id.as_deref(),
+            plan: file.plan,
+            parts: &file.parts,
         };
         match rdb_copy::move_verified(&deps.s3, m).await {
             Ok(()) => {}
@@ -245,7 +245,11 @@ async fn verify_and_move(
     if !failures.is_empty() {
         return failed(deps, snap, staged.len(), failures).await;
     }
-    write_manifest(deps, snap, keys, &verified).await
+    let summaries = verified
+        .into_iter()
+        .map(|(shard, (key, file))| (shard, (key, file.summary)))
+        .collect();
+    write_manifest(deps, snap, keys, &summaries).await
 }
 
 fn failure(shard: u32, key: &str, e: &RdbCopyError) -> FileFailure {
@@ -256,15 +260,9 @@ fn failure(shard: u32, key: &str, e: &RdbCopyError) -> FileFailure {
     }
 }
 
-/// Reads a staged file once through the verifier (a file too large to move is refused before it is read).
-async fn verify_one(deps: &Deps, key: &str, size: u64) -> Result<lifeboat::rdb::RdbSummary, RdbCopyError> {
-    if size > rdb_copy::MAX_COPY_BYTES {
-        return Err(RdbCopyError::TooLarge {
-            key: key.to_owned(),
-            size,
-        });
-    }
-    rdb_copy::verify_object(&deps.s3, &deps.settings.bucket, key).await
+/// Reads a staged file once through the verifier (hashing its parts when it is moved in parts).
+async fn verify_one(deps: &Deps, key: &str) -> Result<VerifiedFile, RdbCopyError> {
+    rdb_copy::verify_object(&deps.s3, &deps.settings.bucket, key, None).await
 }
 
 async fn failed(
