@@ -651,16 +651,40 @@ mod tests {
     #[test]
     fn a_sharded_group_gets_the_configured_parameter_group_else_the_engines_cluster_default() {
         let pg = |setting, engine, version| cluster_parameter_group(setting, engine, version);
-        assert_eq!(pg(Some("my-cluster-params"), "redis", "7.1").as_deref(), Some("my-cluster-params"));
-        assert_eq!(pg(Some(" "), "redis", "7.1").as_deref(), Some("default.redis7.cluster.on"));
+        assert_eq!(
+            pg(Some("my-cluster-params"), "redis", "7.1").as_deref(),
+            Some("my-cluster-params")
+        );
+        assert_eq!(
+            pg(Some(" "), "redis", "7.1").as_deref(),
+            Some("default.redis7.cluster.on")
+        );
         assert_eq!(pg(None, "redis", "7.1.0").as_deref(), Some("default.redis7.cluster.on"));
-        assert_eq!(pg(None, "redis", "6.2.6").as_deref(), Some("default.redis6.x.cluster.on"));
-        assert_eq!(pg(None, "redis", "5.0.6").as_deref(), Some("default.redis5.0.cluster.on"));
-        assert_eq!(pg(None, "redis", "4.0.10").as_deref(), Some("default.redis4.0.cluster.on"));
-        assert_eq!(pg(None, "redis", "3.2.10").as_deref(), Some("default.redis3.2.cluster.on"));
+        assert_eq!(
+            pg(None, "redis", "6.2.6").as_deref(),
+            Some("default.redis6.x.cluster.on")
+        );
+        assert_eq!(
+            pg(None, "redis", "5.0.6").as_deref(),
+            Some("default.redis5.0.cluster.on")
+        );
+        assert_eq!(
+            pg(None, "redis", "4.0.10").as_deref(),
+            Some("default.redis4.0.cluster.on")
+        );
+        assert_eq!(
+            pg(None, "redis", "3.2.10").as_deref(),
+            Some("default.redis3.2.cluster.on")
+        );
         assert_eq!(pg(None, "valkey", "7.2").as_deref(), Some("default.valkey7.cluster.on"));
         assert_eq!(pg(None, "valkey", "8.0").as_deref(), Some("default.valkey8.cluster.on"));
-        for (engine, version) in [("redis", "2.8.24"), ("redis", "3.0"), ("redis", ""), ("redis", "x"), ("memcached", "1.6")] {
+        for (engine, version) in [
+            ("redis", "2.8.24"),
+            ("redis", "3.0"),
+            ("redis", ""),
+            ("redis", "x"),
+            ("memcached", "1.6"),
+        ] {
             assert_eq!(pg(None, engine, version), None, "{engine} {version}");
         }
     }

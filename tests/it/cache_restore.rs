@@ -719,11 +719,7 @@ async fn sharded(w: &World) -> (lifeboat_tests::redis::RedisCluster, restore::De
 /// `localhost` (the nodes report themselves by IP, so their certificates are verified against that name, as
 /// against a configuration endpoint's); asserts the group and its secret are gone after cleanup. Answers the
 /// state after start and the state after report.
-async fn sharded_run(
-    w: &World,
-    deps: &restore::Deps,
-    cluster: &lifeboat_tests::redis::RedisCluster,
-) -> (Value, Value) {
+async fn sharded_run(w: &World, deps: &restore::Deps, cluster: &lifeboat_tests::redis::RedisCluster) -> (Value, Value) {
     let start = json!({"action": "cache_start", "cache": SHARDED, "requested_at": w.requested});
     let started = restore::handle(deps, start, None).await.unwrap();
     let mut test = step(deps, "cache_poll", &started).await.unwrap();
@@ -756,13 +752,12 @@ async fn a_sharded_cache_is_restored_as_a_cluster_mode_group_and_verified_on_eve
     let (started, _) = sharded_run(&w, &deps, &cluster).await;
     assert_eq!(started["shards"], 2, "{started}");
     let id = lifeboat::cache_restore::test_group_id(SHARDED, w.requested);
-    let out = w
-        .ec
-        .describe_replication_groups()
-        .replication_group_id(&id)
-        .send()
-        .await
-        .unwrap();
+    let out =
+        w.ec.describe_replication_groups()
+            .replication_group_id(&id)
+            .send()
+            .await
+            .unwrap();
     let g = &out.replication_groups()[0];
     assert_eq!(g.cluster_enabled(), Some(true), "{g:?}");
     assert_eq!(g.node_groups().len(), 2, "the snapshot's two shards");
@@ -844,13 +839,12 @@ async fn the_console_restores_a_sharded_snapshot_as_a_cluster_mode_group() {
                        "node_type": "cache.r7g.large", "reason": "INC-43 shards lost"});
     let out = restore::handle(&deps, event, None).await.unwrap();
     assert_eq!(out["shards"], 2, "{out}");
-    let described = w
-        .ec
-        .describe_replication_groups()
-        .replication_group_id("shards-restored")
-        .send()
-        .await
-        .unwrap();
+    let described =
+        w.ec.describe_replication_groups()
+            .replication_group_id("shards-restored")
+            .send()
+            .await
+            .unwrap();
     let g = &described.replication_groups()[0];
     assert_eq!((g.cluster_enabled(), g.node_groups().len()), (Some(true), 2), "{g:?}");
 }

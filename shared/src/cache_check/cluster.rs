@@ -101,7 +101,9 @@ pub fn parse_slots(reply: &Reply, fallback_host: &str) -> Result<Vec<Primary>, S
         }
         claimed += end - start + 1;
         if claimed > SLOTS {
-            return Err(format!("the ranges claim more than the {SLOTS} slots (a slot served twice)"));
+            return Err(format!(
+                "the ranges claim more than the {SLOTS} slots (a slot served twice)"
+            ));
         }
         let (host, port) = primary_of(primary, fallback_host)?;
         let p = by_address.entry((host.clone(), port)).or_insert(Primary {
@@ -113,7 +115,9 @@ pub fn parse_slots(reply: &Reply, fallback_host: &str) -> Result<Vec<Primary>, S
         p.slots += end - start + 1;
         p.first_slot = p.first_slot.min(start);
         if by_address.len() > MAX_PRIMARIES {
-            return Err(format!("more than {MAX_PRIMARIES} primaries: not a cluster a restore test made"));
+            return Err(format!(
+                "more than {MAX_PRIMARIES} primaries: not a cluster a restore test made"
+            ));
         }
     }
     if by_address.is_empty() {
@@ -151,10 +155,7 @@ pub fn sum_shards(per_shard: &[BTreeMap<u64, DbKeys>]) -> BTreeMap<u64, DbKeys> 
 
 /// The per-shard sum of one database's keys: `2 shards: 600 + 400 = 1000 keys`.
 pub fn shard_detail(per_shard: &[BTreeMap<u64, DbKeys>], db: u64) -> String {
-    let counts: Vec<u64> = per_shard
-        .iter()
-        .map(|s| s.get(&db).map_or(0, |k| k.keys))
-        .collect();
+    let counts: Vec<u64> = per_shard.iter().map(|s| s.get(&db).map_or(0, |k| k.keys)).collect();
     let parts: Vec<String> = counts.iter().map(u64::to_string).collect();
     format!(
         "{} shards: {} = {} keys",
@@ -257,7 +258,10 @@ async fn named_key(conns: &mut [(Primary, Conn)], k: &KeyCheck) -> Check {
         return Check::new(
             &k.name,
             false,
-            format!("`{}` is asked in db{}, but a sharded cache has db0 only", k.pattern, k.db),
+            format!(
+                "`{}` is asked in db{}, but a sharded cache has db0 only",
+                k.pattern, k.db
+            ),
         );
     }
     for (p, conn) in conns.iter_mut() {
@@ -356,7 +360,11 @@ mod tests {
             ]
         );
         assert_eq!(slots_check(&p).result, CheckResult::Passed);
-        assert_eq!(slots_check(&p[..1]).result, CheckResult::Failed, "half the slots unserved");
+        assert_eq!(
+            slots_check(&p[..1]).result,
+            CheckResult::Failed,
+            "half the slots unserved"
+        );
         let empty_host = Reply::Array(Some(vec![range(0, 16383, "", 7000)]));
         assert_eq!(parse_slots(&empty_host, "cfg").unwrap()[0].address(), "cfg:7000");
     }
@@ -406,13 +414,18 @@ mod tests {
     fn keys_are_summed_over_the_shards_and_the_detail_shows_each() {
         let db0 = |keys| BTreeMap::from([(0, DbKeys { keys, expires: 1 })]);
         let shards = [db0(600), db0(400)];
-        assert_eq!(sum_shards(&shards), BTreeMap::from([(0, DbKeys { keys: 1000, expires: 2 })]));
+        assert_eq!(
+            sum_shards(&shards),
+            BTreeMap::from([(0, DbKeys { keys: 1000, expires: 2 })])
+        );
         let expected = BTreeMap::from([(0, DbKeys { keys: 1000, expires: 0 })]);
         let checks = compare_shards(&expected, &shards, 5.0);
         assert_eq!(checks.len(), 1);
         assert_eq!(checks[0].result, CheckResult::Passed);
         assert!(
-            checks[0].detail.starts_with("2 shards: 600 + 400 = 1000 keys; 1000 restored"),
+            checks[0]
+                .detail
+                .starts_with("2 shards: 600 + 400 = 1000 keys; 1000 restored"),
             "{}",
             checks[0].detail
         );

@@ -38,11 +38,23 @@ fn node_certificate(dir: &std::path::Path) -> PathBuf {
     .expect("extensions file");
     let out = Command::new("openssl")
         .args(["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key"])
-        .args(["-CAcreateserial", "-days", "2", "-extfile", "node.ext", "-out", "node.crt"])
+        .args([
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "node.ext",
+            "-out",
+            "node.crt",
+        ])
         .current_dir(dir)
         .output()
         .expect("the cluster tests need the openssl command: `apt-get install openssl` (make test does)");
-    assert!(out.status.success(), "openssl x509: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "openssl x509: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     dir.join("node.crt")
 }
 
@@ -68,7 +80,14 @@ impl RedisCluster {
             std::fs::create_dir(&node_dir).expect("node dir");
             let child = Command::new(program("redis-server"))
                 .args(["--bind", "127.0.0.1", "--port", "0", "--tls-port", &port.to_string()])
-                .args(["--tls-cluster", "yes", "--tls-replication", "yes", "--tls-auth-clients", "no"])
+                .args([
+                    "--tls-cluster",
+                    "yes",
+                    "--tls-replication",
+                    "yes",
+                    "--tls-auth-clients",
+                    "no",
+                ])
                 .arg("--tls-cert-file")
                 .arg(&cert)
                 .arg("--tls-key-file")
@@ -90,7 +109,10 @@ impl RedisCluster {
             cluster.ports.push(port);
             buses.push(bus);
         }
-        cluster.wait(|c, i| c.try_node(i, &["PING"]).as_deref() == Some("PONG"), "answer PING");
+        cluster.wait(
+            |c, i| c.try_node(i, &["PING"]).as_deref() == Some("PONG"),
+            "answer PING",
+        );
         cluster.join(&buses);
         cluster
     }
@@ -101,14 +123,20 @@ impl RedisCluster {
         for i in 0..n {
             let (first, last) = (i * 16384 / n, (i + 1) * 16384 / n - 1);
             let range = [first.to_string(), last.to_string()];
-            assert_eq!(self.node(i as usize, &["CLUSTER", "ADDSLOTSRANGE", &range[0], &range[1]]), "OK");
+            assert_eq!(
+                self.node(i as usize, &["CLUSTER", "ADDSLOTSRANGE", &range[0], &range[1]]),
+                "OK"
+            );
         }
         for (port, bus) in self.ports.iter().zip(buses).skip(1) {
             let meet = ["CLUSTER", "MEET", "127.0.0.1", &port.to_string(), &bus.to_string()];
             assert_eq!(self.node(0, &meet), "OK");
         }
         self.wait(
-            |c, i| c.try_node(i, &["CLUSTER", "INFO"]).is_some_and(|s| s.contains("cluster_state:ok")),
+            |c, i| {
+                c.try_node(i, &["CLUSTER", "INFO"])
+                    .is_some_and(|s| s.contains("cluster_state:ok"))
+            },
             "say cluster_state:ok",
         );
     }
