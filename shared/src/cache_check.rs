@@ -21,6 +21,8 @@ use crate::db::{SslMode, TlsSettings};
 use crate::rdb::DbKeys;
 use crate::restore::Check;
 
+pub mod cluster;
+
 /// The longest reply read: `INFO keyspace` and `SCAN` pages are far shorter.
 const MAX_REPLY: usize = 1 << 20;
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -108,6 +110,12 @@ impl std::fmt::Debug for Conn {
 impl Conn {
     /// Connects (TLS unless the settings say `disable`) and logs in with `AUTH` when a password is given.
     pub async fn open(target: &CacheTarget) -> Result<Self, CacheError> {
+        Self::open_named(target, &target.host).await
+    }
+
+    /// [`Conn::open`], verifying the server's certificate against `tls_name` rather than the address connected
+    /// to (a cluster's node reported by its IP: [`cluster::tls_name`]).
+    pub async fn open_named(target: &CacheTarget, tls_name: &str) -> Result<Self, CacheError> {
         let connect_err = |message: String| CacheError::Connect {
             host: target.host.clone(),
             port: target.port,
@@ -121,7 +129,7 @@ impl Conn {
             Box::new(tcp)
         } else {
             let config = crate::db::client_config(&target.tls).map_err(|e| CacheError::Tls(e.to_string()))?;
-            let name = ServerName::try_from(target.host.clone()).map_err(|e| CacheError::Tls(e.to_string()))?;
+            let name = ServerName::try_from(tls_name.to_owned()).map_err(|e| CacheError::Tls(e.to_string()))?;
             let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
                 .connect(name, tcp)
                 .await

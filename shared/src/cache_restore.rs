@@ -350,9 +350,43 @@ impl std::fmt::Debug for GroupRequest<'_> {
     }
 }
 
+/// The parameter group a cluster-mode group is created with. ElastiCache creates a group with the engine's
+/// default parameter group when none is named, and that default has cluster mode off, so a sharded group must
+/// name one whose `cluster-enabled` is `yes`: the configured one (`setting`), else ElastiCache's default
+/// cluster-mode group of the snapshot's engine and version, `default.<family>.cluster.on` (`default.redis7.cluster.on`,
+/// `default.redis6.x.cluster.on`, `default.valkey8.cluster.on`, ...). `None` when neither is known (a version
+/// too old for cluster mode or unreadable): the caller says so.
+pub fn cluster_parameter_group(setting: Option<&str>, engine: &str, version: &str) -> Option<String> {
+    if let Some(name) = setting.filter(|s| !s.trim().is_empty()) {
+        return Some(name.to_owned());
+    }
+    let mut parts = version.split('.').map(str::parse::<u32>);
+    let major = parts.next()?.ok()?;
+    let minor = parts.next().and_then(Result::ok);
+    let family = match (engine, major, minor) {
+        ("valkey", m, _) if m >= 7 => format!("valkey{m}"),
+        ("redis", m, _) if m >= 7 => format!("redis{m}"),
+        ("redis", 6, _) => "redis6.x".to_owned(),
+        ("redis", 4 | 5, Some(0)) => format!("redis{major}.0"),
+        ("redis", 3, Some(2)) => "redis3.2".to_owned(),
+        _ => return None,
+    };
+    Some(format!("default.{family}.cluster.on"))
+}
+
 /// Creates the group: one node of the small type, no replica, no failover, encrypted in transit and at rest,
 /// the AUTH token, no automatic backups, in the given subnet group and security groups, tagged.
 pub async fn create_group(client: &Client, req: &GroupRequest<'_>) -> Result<(), Error> {
+    create_group_with(client, req, None).await
+}
+
+/// [`create_group`] with a cache parameter group (a sharded group's: [`cluster_parameter_group`]); `None` leaves
+/// ElastiCache's default for the engine.
+pub async fn create_group_with(
+    client: &Client,
+    req: &GroupRequest<'_>,
+    parameter_group: Option<&str>,
+) -> Result<(), Error> {
     let mut call = client
         .create_replication_group()
         .replication_group_id(req.group_id)
@@ -365,6 +399,7 @@ pub async fn create_group(client: &Client, req: &GroupRequest<'_>) -> Result<(),
         .auth_token(req.auth_token)
         .snapshot_retention_limit(0)
         .set_engine(req.engine.map(str::to_owned))
+        .set_cache_parameter_group_name(parameter_group.map(str::to_owned))
         .set_cache_subnet_group_name(req.subnet_group.map(str::to_owned))
         .set_security_group_ids((!req.security_groups.is_empty()).then(|| req.security_groups.to_vec()));
     call = match &req.source {
@@ -390,7 +425,8 @@ pub async fn create_group(client: &Client, req: &GroupRequest<'_>) -> Result<(),
 pub struct Group {
     pub id: String,
     pub status: String,
-    /// The primary endpoint (address, port), once ElastiCache gives one.
+    /// The primary endpoint (address, port), once ElastiCache gives one; a cluster-mode group's configuration
+    /// endpoint (it has no primary endpoint: its clients ask it for the shards' primaries).
     pub endpoint: Option<(String, u16)>,
     pub tags: BTreeMap<String, String>,
     pub transit_encryption: bool,
@@ -400,7 +436,12 @@ pub struct Group {
 }
 
 fn endpoint_of(g: &ReplicationGroup) -> Option<(String, u16)> {
-    let e = g.node_groups().first()?.primary_endpoint()?;
+    let primary = g.node_groups().first().and_then(|n| n.primary_endpoint());
+    let e = if g.cluster_enabled() == Some(true) {
+        g.configuration_endpoint().or(primary)?
+    } else {
+        primary.or(g.configuration_endpoint())?
+    };
     Some((e.address()?.to_owned(), u16::try_from(e.port()?).ok()?))
 }
 
@@ -567,6 +608,85 @@ mod tests {
         create_group(&client, &req).await.unwrap();
         assert_eq!(create.num_calls(), 1);
         assert!(!format!("{req:?}").contains(&token), "the token is never printed");
+    }
+
+    /// A sharded group: cluster mode on, the snapshot's shards without replicas, a cluster-enabled parameter
+    /// group; never NumCacheClusters (ElastiCache refuses it beside NumNodeGroups).
+    #[tokio::test]
+    async fn the_create_request_of_a_sharded_group_has_cluster_mode_its_shards_and_a_cluster_parameter_group() {
+        use aws_sdk_elasticache::operation::create_replication_group::CreateReplicationGroupOutput;
+        use aws_smithy_mocks::{mock, mock_client, RuleMode};
+        let create = mock!(Client::create_replication_group)
+            .match_requests(|r| {
+                r.cluster_mode() == Some(&ClusterMode::Enabled)
+                    && r.num_node_groups() == Some(3)
+                    && r.replicas_per_node_group() == Some(0)
+                    && r.num_cache_clusters().is_none()
+                    && r.cache_parameter_group_name() == Some("default.valkey8.cluster.on")
+                    && r.snapshot_name() == Some("lifeboat-shards-20261129-0300")
+                    && r.transit_encryption_enabled() == Some(true)
+            })
+            .then_output(|| CreateReplicationGroupOutput::builder().build());
+        let client = mock_client!(aws_sdk_elasticache, RuleMode::MatchAny, [&create]);
+        let tags = test_tags("shards", at());
+        let token = "b".repeat(32);
+        let req = GroupRequest {
+            group_id: "lifeboat-rt-shards-202611290300",
+            description: "test".into(),
+            source: GroupSource::Snapshot("lifeboat-shards-20261129-0300"),
+            cluster_mode: true,
+            shards: 3,
+            engine: Some("valkey"),
+            node_type: "cache.t4g.micro",
+            subnet_group: None,
+            security_groups: &[],
+            auth_token: &token,
+            tags: &tags,
+        };
+        let group = cluster_parameter_group(None, "valkey", "8.0.1");
+        create_group_with(&client, &req, group.as_deref()).await.unwrap();
+        assert_eq!(create.num_calls(), 1);
+    }
+
+    #[test]
+    fn a_sharded_group_gets_the_configured_parameter_group_else_the_engines_cluster_default() {
+        let pg = |setting, engine, version| cluster_parameter_group(setting, engine, version);
+        assert_eq!(
+            pg(Some("my-cluster-params"), "redis", "7.1").as_deref(),
+            Some("my-cluster-params")
+        );
+        assert_eq!(
+            pg(Some(" "), "redis", "7.1").as_deref(),
+            Some("default.redis7.cluster.on")
+        );
+        assert_eq!(pg(None, "redis", "7.1.0").as_deref(), Some("default.redis7.cluster.on"));
+        assert_eq!(
+            pg(None, "redis", "6.2.6").as_deref(),
+            Some("default.redis6.x.cluster.on")
+        );
+        assert_eq!(
+            pg(None, "redis", "5.0.6").as_deref(),
+            Some("default.redis5.0.cluster.on")
+        );
+        assert_eq!(
+            pg(None, "redis", "4.0.10").as_deref(),
+            Some("default.redis4.0.cluster.on")
+        );
+        assert_eq!(
+            pg(None, "redis", "3.2.10").as_deref(),
+            Some("default.redis3.2.cluster.on")
+        );
+        assert_eq!(pg(None, "valkey", "7.2").as_deref(), Some("default.valkey7.cluster.on"));
+        assert_eq!(pg(None, "valkey", "8.0").as_deref(), Some("default.valkey8.cluster.on"));
+        for (engine, version) in [
+            ("redis", "2.8.24"),
+            ("redis", "3.0"),
+            ("redis", ""),
+            ("redis", "x"),
+            ("memcached", "1.6"),
+        ] {
+            assert_eq!(pg(None, engine, version), None, "{engine} {version}");
+        }
     }
 
     #[test]

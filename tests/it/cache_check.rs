@@ -135,3 +135,57 @@ async fn a_wrong_password_or_an_untrusted_certificate_fail_the_connect_check_alo
         "a TLS-only server answered plaintext: {got:#?}"
     );
 }
+
+/// The sharded checks against what is not a whole cluster fail clearly, never crash: a server without cluster
+/// mode (its `CLUSTER SLOTS` error is the failed check), a wrong password, a key asked in a database other
+/// than 0 (cluster mode has db0 only).
+#[tokio::test]
+async fn cluster_checks_fail_clearly_on_a_plain_server_a_wrong_password_and_a_database_other_than_0() {
+    use lifeboat::cache_check::cluster;
+    let plain = Redis::start_tls(&[]);
+    let checks = cluster::checks_with(&target(&plain, &plain.password, SslMode::VerifyFull), None, 5.0, &[]).await;
+    let r = results(&checks);
+    assert_eq!(r["connect"].0, CheckResult::Passed, "{checks:?}");
+    assert_eq!(r["cluster slots"].0, CheckResult::Failed);
+    assert!(r["cluster slots"].1.contains("cluster support disabled"), "{checks:?}");
+    assert_eq!(checks.len(), 2, "nothing else runs: {checks:?}");
+
+    let c = lifeboat_tests::redis::RedisCluster::start_tls(2);
+    c.load("SET feature:dark-mode on\n");
+    let at = |password: &str| CacheTarget {
+        host: "localhost".into(),
+        port: c.ports[1],
+        user: None,
+        password: Some(password.into()),
+        tls: TlsSettings {
+            mode: SslMode::VerifyFull,
+            ca_bundle: Some(c.ca_file.display().to_string()),
+        },
+    };
+    let wrong = cluster::checks_with(&at("not-the-password"), None, 5.0, &[]).await;
+    assert_eq!(wrong.len(), 1, "{wrong:?}");
+    assert_eq!(
+        (wrong[0].name.as_str(), wrong[0].result),
+        ("connect", CheckResult::Failed)
+    );
+    let keys = [
+        KeyCheck {
+            name: "flags in db0".into(),
+            pattern: "feature:*".into(),
+            db: 0,
+        },
+        KeyCheck {
+            name: "flags in db2".into(),
+            pattern: "feature:*".into(),
+            db: 2,
+        },
+    ];
+    let expected = BTreeMap::from([(0, DbKeys { keys: 1, expires: 0 })]);
+    let checks = cluster::checks_with(&at(&c.password), Some(&expected), 5.0, &keys).await;
+    let r = results(&checks);
+    assert_eq!(r["cluster slots"].0, CheckResult::Passed, "{checks:?}");
+    assert_eq!(r["keys in db0"].0, CheckResult::Passed, "{checks:?}");
+    assert_eq!(r["flags in db0"].0, CheckResult::Passed, "{checks:?}");
+    assert_eq!(r["flags in db2"].0, CheckResult::Failed);
+    assert!(r["flags in db2"].1.contains("db0 only"), "{checks:?}");
+}

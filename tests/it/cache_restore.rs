@@ -631,3 +631,220 @@ async fn a_snapshot_of_unknown_age_is_refused_before_anything_is_made() {
     let id = lifeboat::cache_restore::test_group_id("sessions", w.requested);
     assert_eq!(w.group_status(&id).await, None, "nothing made by a refusal");
 }
+
+// Sharded caches (cluster mode enabled): a 2-shard group in moto, a real 2-primary Redis cluster with TLS and
+// AUTH standing in for its restore at the verify step.
+
+const SHARDED: &str = "shards";
+const SHARDED_SNAPSHOT: &str = "lifeboat-shards-20261129-0300";
+
+/// `shards`: a cluster-mode group of 2 shards (moto) with a Lifeboat snapshot; a real 2-primary cluster seeded
+/// with 1000 keys spread over both by their hash slots; the verified RDB copy of the snapshot, one RDB per shard
+/// as the cluster's own `SAVE`s wrote them. Answers the cluster and the deps whose checks name its keys.
+async fn sharded(w: &World) -> (lifeboat_tests::redis::RedisCluster, restore::Deps) {
+    use aws_sdk_elasticache::types::ClusterMode;
+    w.ec.create_replication_group()
+        .replication_group_id(SHARDED)
+        .replication_group_description(SHARDED)
+        .engine("redis")
+        .engine_version("7.1")
+        .cluster_mode(ClusterMode::Enabled)
+        .num_node_groups(2)
+        .replicas_per_node_group(0)
+        .send()
+        .await
+        .unwrap();
+    let tags = lifeboat::snapshot_tags::snapshot_tags(SHARDED, SnapshotKind::Schedule, snapshot_at(), "7d", None);
+    let source = SnapshotSource::ReplicationGroup(SHARDED.into());
+    elasticache::create_snapshot(&w.ec, &source, SHARDED_SNAPSHOT, &tags)
+        .await
+        .unwrap();
+
+    let cluster = lifeboat_tests::redis::RedisCluster::start_tls(2);
+    let mut commands: String = (0..999).map(|i| format!("SET session:{i} x\n")).collect();
+    commands.push_str("RPUSH rq:queue:default job-1\n");
+    cluster.load(&commands);
+    let per_node = cluster.keys_per_node();
+    assert!(per_node.iter().all(|n| *n > 0), "keys on both shards: {per_node:?}");
+    assert_eq!(per_node.iter().sum::<u64>(), 1000);
+    let keys = lifeboat::bucket::rdb_keys(SHARDED, snapshot_at());
+    let shards = cluster
+        .save()
+        .iter()
+        .zip(1..)
+        .map(|(rdb, shard)| {
+            let summary = lifeboat::rdb::verify(std::fs::File::open(rdb).unwrap()).unwrap();
+            RdbShard {
+                shard,
+                key: keys.object(shard),
+                size: summary.bytes,
+                sha256: summary.sha256.clone(),
+                rdb_version: summary.version,
+                server_version: summary.server_version.clone(),
+                keys_per_db: summary.databases.iter().map(|(db, k)| (*db, k.keys)).collect(),
+                checksummed: true,
+            }
+        })
+        .collect();
+    let manifest = RdbManifest {
+        format_version: FORMAT_VERSION,
+        lifeboat_version: lifeboat::VERSION.into(),
+        cache: SHARDED.into(),
+        engine: "redis".into(),
+        engine_version: "7.1".into(),
+        snapshot: SHARDED_SNAPSHOT.into(),
+        snapshot_time: snapshot_at(),
+        copied_at: snapshot_at(),
+        shards,
+    };
+    assert_eq!(manifest.keys_per_db(), BTreeMap::from([(0, 1000)]));
+    w.s3.put_object()
+        .bucket(BUCKET)
+        .key(keys.manifest())
+        .body(serde_json::to_vec(&manifest).unwrap().into())
+        .send()
+        .await
+        .unwrap();
+    let checks = json!({SHARDED: [{"name": "sessions are there", "pattern": "session:*"},
+                                  {"name": "the default RQ queue is there", "pattern": "rq:queue:default"}]});
+    let ca = cluster.ca_file.display().to_string();
+    let deps = w.deps(&[
+        ("LIFEBOAT_CACHE_CA_BUNDLE", &ca),
+        ("LIFEBOAT_CACHE_RESTORE_CHECKS", &checks.to_string()),
+    ]);
+    (cluster, deps)
+}
+
+/// The state machine's steps for the sharded cache, verify pointed at the local cluster's node 0 by the name
+/// `localhost` (the nodes report themselves by IP, so their certificates are verified against that name, as
+/// against a configuration endpoint's); asserts the group and its secret are gone after cleanup. Answers the
+/// state after start and the state after report.
+async fn sharded_run(w: &World, deps: &restore::Deps, cluster: &lifeboat_tests::redis::RedisCluster) -> (Value, Value) {
+    let start = json!({"action": "cache_start", "cache": SHARDED, "requested_at": w.requested});
+    let started = restore::handle(deps, start, None).await.unwrap();
+    let mut test = step(deps, "cache_poll", &started).await.unwrap();
+    assert_eq!(test["status"], "available", "{test}");
+    let arn = test["auth_secret"].as_str().unwrap();
+    let creds = json!({"username": "default", "password": cluster.password});
+    w.sm.put_secret_value()
+        .secret_id(arn)
+        .secret_string(creds.to_string())
+        .send()
+        .await
+        .unwrap();
+    test["endpoint"] = json!({"host": "localhost", "port": cluster.ports[0]});
+    let test = step(deps, "cache_verify", &test).await.unwrap();
+    let test = step(deps, "cache_report", &test).await.unwrap();
+    let cleaned = step(deps, "cache_cleanup", &test).await.unwrap();
+    assert_eq!(cleaned["status"], "deleting");
+    let id = lifeboat::cache_restore::test_group_id(SHARDED, w.requested);
+    assert_eq!(w.group_status(&id).await.as_deref(), Some("deleting"));
+    assert!(!w.secret_exists(&lifeboat::restore::test_secret_name(&id)).await);
+    (started, test)
+}
+
+#[tokio::test]
+async fn a_sharded_cache_is_restored_as_a_cluster_mode_group_and_verified_on_every_primary() {
+    let w = world().await;
+    let (cluster, deps) = sharded(&w).await;
+    let per_node = cluster.keys_per_node();
+
+    let (started, _) = sharded_run(&w, &deps, &cluster).await;
+    assert_eq!(started["shards"], 2, "{started}");
+    let id = lifeboat::cache_restore::test_group_id(SHARDED, w.requested);
+    let out =
+        w.ec.describe_replication_groups()
+            .replication_group_id(&id)
+            .send()
+            .await
+            .unwrap();
+    let g = &out.replication_groups()[0];
+    assert_eq!(g.cluster_enabled(), Some(true), "{g:?}");
+    assert_eq!(g.node_groups().len(), 2, "the snapshot's two shards");
+    assert_eq!(g.member_clusters().len(), 2, "no replicas: {g:?}");
+    let cfg = g.configuration_endpoint().and_then(|e| e.address()).unwrap();
+    assert!(cfg.starts_with("clustercfg."), "{cfg}");
+
+    let r = w.report(SHARDED).await;
+    assert!(r.passed, "{r:#?}");
+    let names: Vec<&str> = r.checks.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "connect",
+            "cluster slots",
+            "keys in db0",
+            "sessions are there",
+            "the default RQ queue is there",
+            "encrypted in transit and at rest, AUTH on"
+        ]
+    );
+    assert!(
+        r.checks[1].detail.starts_with("2 primaries serve 16384 of 16384 slots"),
+        "{}",
+        r.checks[1].detail
+    );
+    let counts = format!("2 shards: {} + {} = 1000 keys; 1000 restored", per_node[0], per_node[1]);
+    assert!(r.checks[2].detail.starts_with(&counts), "{}", r.checks[2].detail);
+}
+
+#[tokio::test]
+async fn a_sharded_restore_test_fails_a_missing_key_by_name_and_counts_off_beyond_the_tolerance() {
+    let mut w = world().await;
+    let (cluster, _) = sharded(&w).await;
+    let ca = cluster.ca_file.display().to_string();
+    let checks = json!({SHARDED: [{"name": "the mail queue is there", "pattern": "rq:queue:mail"}]}).to_string();
+    let deps = w.deps(&[
+        ("LIFEBOAT_CACHE_CA_BUNDLE", &ca),
+        ("LIFEBOAT_CACHE_RESTORE_CHECKS", &checks),
+    ]);
+    sharded_run(&w, &deps, &cluster).await;
+    let failed = |r: &CacheRestoreReport| -> Vec<String> {
+        r.checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| format!("{}: {}", c.name, c.detail))
+            .collect()
+    };
+    let r = w.report(SHARDED).await;
+    assert!(!r.passed);
+    assert_eq!(
+        failed(&r),
+        ["the mail queue is there: no key matches `rq:queue:mail` on any of the 2 primaries"]
+    );
+
+    // 60 keys gone of 1000 (6 %, over the 5 % tolerance): the count fails, with each shard's part. (moto keeps
+    // a deleted group as `deleting`, so this run gets its own time.)
+    w.requested += chrono::Duration::minutes(1);
+    let dels: String = (0..60).map(|i| format!("DEL session:{i}\n")).collect();
+    cluster.load(&dels);
+    let per_node = cluster.keys_per_node();
+    let deps = w.deps(&[("LIFEBOAT_CACHE_CA_BUNDLE", &ca)]);
+    sharded_run(&w, &deps, &cluster).await;
+    let r = w.report(SHARDED).await;
+    assert!(!r.passed);
+    let expected = format!(
+        "keys in db0: 2 shards: {} + {} = 940 keys; 940 restored, 1000 in the snapshot (tolerance -50)",
+        per_node[0], per_node[1]
+    );
+    assert_eq!(failed(&r), [expected]);
+}
+
+/// The console restores a sharded cache's snapshot as a sharded group with the snapshot's shards.
+#[tokio::test]
+async fn the_console_restores_a_sharded_snapshot_as_a_cluster_mode_group() {
+    let w = world().await;
+    let (_cluster, deps) = sharded(&w).await;
+    let event = json!({"action": "restore-cache", "snapshot": SHARDED_SNAPSHOT, "target": "shards-restored",
+                       "node_type": "cache.r7g.large", "reason": "INC-43 shards lost"});
+    let out = restore::handle(&deps, event, None).await.unwrap();
+    assert_eq!(out["shards"], 2, "{out}");
+    let described =
+        w.ec.describe_replication_groups()
+            .replication_group_id("shards-restored")
+            .send()
+            .await
+            .unwrap();
+    let g = &described.replication_groups()[0];
+    assert_eq!((g.cluster_enabled(), g.node_groups().len()), (Some(true), 2), "{g:?}");
+}

@@ -3,13 +3,17 @@
 //! started with [`Redis::start_tls`] (its certificate for 127.0.0.1/localhost signed by a throwaway CA in
 //! `ca_file`). Stopped when dropped.
 //!
-//! Commands go through Debian's `redis-cli`, as an operator would type them.
+//! Commands go through Debian's `redis-cli`, as an operator would type them. A cluster (cluster mode enabled,
+//! several primaries, TLS and AUTH) is [`RedisCluster`].
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
+
+mod cluster;
+pub use cluster::RedisCluster;
 
 const INSTALL_HINT: &str =
     "install Redis with `make test` (it runs `apt-get install redis-server redis-tools`), or by \

@@ -1,7 +1,8 @@
 //! The console's restore of a cache: a named snapshot into a new, named replication group, encrypted in transit
 //! and at rest, with a fresh AUTH token kept in its own secret (`lifeboat/restored-cache/<target>`). It is a real
 //! restore: never tagged as a restore test, never cleaned up, never written as a restore-test report; the
-//! invocation's result and a log line say what was started and where the token is.
+//! invocation's result and a log line say what was started and where the token is. A sharded snapshot is restored
+//! as a sharded group with its shard count and a cluster-mode parameter group (`crate::cache_shards`).
 //!
 //! Refuses, touching nothing: a target that exists (a replication group or a cache cluster of that name), a
 //! snapshot that does not exist or is not available.
@@ -100,6 +101,7 @@ pub async fn restore(deps: &Deps, r: CacheRestore) -> Result<Value, RestoreError
     if taken(deps, &r.target).await? {
         return Err(RestoreError::TargetExists(r.target.clone()));
     }
+    let layout = crate::cache_shards::console_layout(deps, snap).await?;
     let token = crate::caches::auth_token(deps).await?;
     let arn = store_token(deps, &r, &cache, &token).await?;
     let s = &deps.settings.cache;
@@ -118,8 +120,8 @@ pub async fn restore(deps: &Deps, r: CacheRestore) -> Result<Value, RestoreError
         group_id: &r.target,
         description: format!("Restored by Lifeboat from {}: {}", r.snapshot, r.reason),
         source: rules::GroupSource::Snapshot(&r.snapshot),
-        cluster_mode: false,
-        shards: 1,
+        cluster_mode: layout.cluster_mode(),
+        shards: layout.shard_count(),
         engine: None,
         node_type: &r.node_type,
         subnet_group: r.subnet_group.as_deref().or(s.subnet_group.as_deref()),
@@ -127,13 +129,14 @@ pub async fn restore(deps: &Deps, r: CacheRestore) -> Result<Value, RestoreError
         auth_token: &token,
         tags: &tags,
     };
-    rules::create_group(&deps.ec, &request).await?;
+    rules::create_group_with(&deps.ec, &request, layout.parameter_group.as_deref()).await?;
     tracing::info!(target = %r.target, snapshot = %r.snapshot, cache = %cache, reason = %r.reason, "cache restore started");
     Ok(json!({
         "target": r.target,
         "snapshot": r.snapshot,
         "cache": cache,
         "status": "creating",
+        "shards": layout.shards,
         "auth_secret": arn,
         "next": format!("aws elasticache describe-replication-groups --replication-group-id {} (available: connect over TLS with the AUTH token in {arn})", r.target),
     }))

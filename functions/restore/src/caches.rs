@@ -1,7 +1,9 @@
 //! Restore tests of caches, step by step as the state machine calls them (the cache branch of
 //! `infra/restore-test.asl.json`): start (the newest snapshot into an isolated, encrypted replication group with
 //! an AUTH token kept in the test's secret), poll, verify (`lifeboat::cache_check` over TLS), report, cleanup.
-//! The rules are `lifeboat::cache_restore`'s; this file gathers facts, acts and reports.
+//! The rules are `lifeboat::cache_restore`'s; this file gathers facts, acts and reports. A sharded (cluster mode)
+//! cache is restored with its snapshot's shards (`crate::cache_shards`) and verified through its configuration
+//! endpoint and every primary (`lifeboat::cache_check::cluster`).
 //!
 //! Never logs or puts in the state the AUTH token; deletes only what carries the restore-test tag (the guarded
 //! delete is `cache_restore::delete_test_group`).
@@ -112,6 +114,7 @@ async fn ensure_restored(
     cache: &Cache,
     snap: &CacheSnapshot,
     group_id: &str,
+    layout: &crate::cache_shards::Layout,
 ) -> Result<String, RestoreError> {
     if let Some(g) = rules::group(&deps.ec, group_id).await? {
         rules::may_reuse(&g.tags, &cache.id).map_err(|owner| RestoreError::NameTaken {
@@ -136,8 +139,8 @@ async fn ensure_restored(
         group_id,
         description: format!("Lifeboat restore test of {} from {}", cache.id, snap.name),
         source: rules::GroupSource::Snapshot(&snap.name),
-        cluster_mode: false,
-        shards: 1,
+        cluster_mode: layout.cluster_mode(),
+        shards: layout.shard_count(),
         engine: Some(&cache.engine),
         node_type: &s.cache.node_type,
         subnet_group: s.cache.subnet_group.as_deref(),
@@ -145,7 +148,7 @@ async fn ensure_restored(
         auth_token: &token,
         tags: &tags,
     };
-    rules::create_group(&deps.ec, &request).await?;
+    rules::create_group_with(&deps.ec, &request, layout.parameter_group.as_deref()).await?;
     Ok(arn)
 }
 
@@ -158,11 +161,6 @@ pub async fn start(
 ) -> Result<Value, RestoreError> {
     let t = Instant::now();
     let source = find_cache(deps, cache).await?;
-    if source.cluster_mode {
-        return Err(RestoreError::Unsupported(format!(
-            "{cache} is sharded (cluster mode enabled): restore tests of sharded caches are not supported yet"
-        )));
-    }
     let snapshots = elasticache::list_snapshots(&deps.ec).await?;
     let chosen = rules::choose_snapshot(&snapshots, cache, snapshot).map_err(|reason| RestoreError::Snapshot {
         database: cache.to_owned(),
@@ -176,8 +174,9 @@ pub async fn start(
             lifeboat::tags::CREATED_AT
         ),
     })?;
+    let layout = crate::cache_shards::layout(deps, &source, chosen).await?;
     let group_id = rules::test_group_id(cache, requested_at);
-    let arn = ensure_restored(deps, &source, chosen, &group_id).await?;
+    let arn = ensure_restored(deps, &source, chosen, &group_id, &layout).await?;
     tracing::info!(cache, snapshot = %chosen.name, restored = %group_id, "cache restore test started");
     let mut test = CacheTestState {
         cache: cache.to_owned(),
@@ -194,12 +193,14 @@ pub async fn start(
         verified_at: None,
         passed: None,
         report_key: None,
+        shards: layout.shards,
     };
     test.timings.insert("start".into(), t.elapsed().as_secs_f64());
     to_value(&test)
 }
 
-/// One look at the restored group: `status` becomes `available` with the primary endpoint recorded; a failed
+/// One look at the restored group: `status` becomes `available` with the primary endpoint (a sharded group's
+/// configuration endpoint) recorded; a failed
 /// state or the timeout fails the test.
 pub async fn poll(deps: &Deps, mut test: CacheTestState) -> Result<Value, RestoreError> {
     let id = test.group_id();
@@ -270,7 +271,11 @@ pub async fn verify(deps: &Deps, mut test: CacheTestState) -> Result<Value, Rest
         Expected::NotCompared(_) => None,
     };
     let keys = rules::key_checks_for(&s.checks, &test.cache);
-    let mut checks = cache_check::checks_with(&target, counts, s.key_tolerance_percent, &keys).await;
+    let tolerance = s.key_tolerance_percent;
+    let mut checks = match test.shards {
+        Some(_) => cache_check::cluster::checks_with(&target, counts, tolerance, &keys).await,
+        None => cache_check::checks_with(&target, counts, tolerance, &keys).await,
+    };
     if let Expected::NotCompared(reason) = expected {
         checks.push(Check::skipped("keys per database", reason));
     }

@@ -207,6 +207,10 @@ pub struct CacheTestState {
     pub passed: Option<bool>,
     #[serde(default)]
     pub report_key: Option<String>,
+    /// Set for a sharded (cluster mode) group: its shards. Verify then asks the configuration endpoint for the
+    /// primaries and checks them all (`cache_check::cluster`).
+    #[serde(default)]
+    pub shards: Option<u32>,
 }
 
 impl CacheTestState {

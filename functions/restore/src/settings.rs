@@ -23,6 +23,7 @@ pub const CACHE_NODE_TYPE: &str = "LIFEBOAT_CACHE_RESTORE_NODE_TYPE";
 pub const CACHE_KEY_TOLERANCE: &str = "LIFEBOAT_CACHE_RESTORE_KEY_TOLERANCE_PERCENT";
 pub const CACHE_CHECKS: &str = "LIFEBOAT_CACHE_RESTORE_CHECKS";
 pub const CACHE_CA_BUNDLE: &str = "LIFEBOAT_CACHE_CA_BUNDLE";
+pub const CACHE_CLUSTER_PARAMETER_GROUP: &str = "LIFEBOAT_CACHE_RESTORE_CLUSTER_PARAMETER_GROUP";
 
 /// Where the system's public CAs usually are (Debian, then Amazon Linux, the Lambda runtime's); ElastiCache's
 /// in-transit certificates chain to Amazon's public roots.
@@ -42,6 +43,9 @@ pub struct CacheRestoreSettings {
     pub checks: BTreeMap<String, Vec<KeyCheck>>,
     /// The restored cache's TLS: always verify-full, against this CA bundle.
     pub tls: TlsSettings,
+    /// The parameter group of sharded (cluster mode) restored groups; unset: ElastiCache's default cluster-mode
+    /// group of the snapshot's engine and version (`cache_restore::cluster_parameter_group`).
+    pub cluster_parameter_group: Option<String>,
 }
 
 impl CacheRestoreSettings {
@@ -70,6 +74,7 @@ impl CacheRestoreSettings {
                 mode: SslMode::VerifyFull,
                 ca_bundle,
             },
+            cluster_parameter_group: read(env, CACHE_CLUSTER_PARAMETER_GROUP),
         })
     }
 }
