@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use lifeboat::cache_check::{self, CacheTarget};
 use lifeboat::cache_records::{CacheRestoreReport, RdbManifest};
 use lifeboat::cache_restore::{self as rules, Deleted, Expected, GroupRequest};
-use lifeboat::elasticache::{self, Cache, CacheSnapshot};
+use lifeboat::elasticache::{self, Cache, CacheKind};
 use lifeboat::error::Error;
 use lifeboat::metrics::{self, Metrics, CACHE_DIMENSION};
 use lifeboat::restore::{self as db_rules, Check};
@@ -25,7 +25,7 @@ use crate::event::{CacheTestState, Endpoint};
 use crate::handler::Deps;
 use crate::password;
 
-fn to_value(test: &CacheTestState) -> Result<Value, RestoreError> {
+pub(crate) fn to_value(test: &CacheTestState) -> Result<Value, RestoreError> {
     serde_json::to_value(test).map_err(RestoreError::State)
 }
 
@@ -39,7 +39,7 @@ pub async fn plan(
     time: DateTime<Utc>,
     not_databases: &[String],
 ) -> (Vec<Value>, Vec<String>) {
-    let all = match elasticache::discover(&deps.ec).await {
+    let all = match elasticache::discover_all(&deps.ec, deps.settings.cache.serverless_caches).await {
         Ok(all) => all,
         Err(e) => {
             let names = rules::unlisted_caches(selector, not_databases);
@@ -63,7 +63,7 @@ pub async fn plan(
 }
 
 pub(crate) async fn find_cache(deps: &Deps, id: &str) -> Result<Cache, RestoreError> {
-    elasticache::discover(&deps.ec)
+    elasticache::discover_all(&deps.ec, deps.settings.cache.serverless_caches)
         .await?
         .into_iter()
         .find(|c| c.id == id)
@@ -105,12 +105,21 @@ async fn existing_secret(deps: &Deps, group_id: &str) -> Result<String, RestoreE
     })
 }
 
-/// Restores `snap` into the test's group, unless a redelivered start already did (reused only when it is a
+/// What a test's group is restored from: a snapshot, or (a serverless cache's test) a verified RDB copy.
+pub(crate) struct Seed<'a> {
+    pub source: rules::GroupSource<'a>,
+    pub cluster_mode: bool,
+    pub shards: u32,
+    /// The snapshot's name or the copy's manifest key, for the group's description.
+    pub from: &'a str,
+}
+
+/// Restores `seed` into the test's group, unless a redelivered start already did (reused only when it is a
 /// restore test of the same cache); answers the AUTH secret's ARN.
-async fn ensure_restored(
+pub(crate) async fn ensure_restored(
     deps: &Deps,
     cache: &Cache,
-    snap: &CacheSnapshot,
+    seed: Seed<'_>,
     group_id: &str,
 ) -> Result<String, RestoreError> {
     if let Some(g) = rules::group(&deps.ec, group_id).await? {
@@ -134,10 +143,10 @@ async fn ensure_restored(
     let security_groups: Vec<String> = s.cache.security_group.iter().cloned().collect();
     let request = GroupRequest {
         group_id,
-        description: format!("Lifeboat restore test of {} from {}", cache.id, snap.name),
-        source: rules::GroupSource::Snapshot(&snap.name),
-        cluster_mode: false,
-        shards: 1,
+        description: format!("Lifeboat restore test of {} from {}", cache.id, seed.from),
+        source: seed.source,
+        cluster_mode: seed.cluster_mode,
+        shards: seed.shards,
         engine: Some(&cache.engine),
         node_type: &s.cache.node_type,
         subnet_group: s.cache.subnet_group.as_deref(),
@@ -156,8 +165,23 @@ pub async fn start(
     snapshot: Option<&str>,
     requested_at: DateTime<Utc>,
 ) -> Result<Value, RestoreError> {
-    let t = Instant::now();
     let source = find_cache(deps, cache).await?;
+    start_with(deps, &source, snapshot, requested_at).await
+}
+
+/// [`start`] once the cache is found: a serverless cache is restored from its verified RDB copy
+/// ([`crate::cache_rdb`]), any other from its snapshot.
+pub async fn start_with(
+    deps: &Deps,
+    source: &Cache,
+    snapshot: Option<&str>,
+    requested_at: DateTime<Utc>,
+) -> Result<Value, RestoreError> {
+    if source.kind == CacheKind::Serverless {
+        return crate::cache_rdb::start(deps, source, snapshot, requested_at).await;
+    }
+    let t = Instant::now();
+    let cache = source.id.as_str();
     if source.cluster_mode {
         return Err(RestoreError::Unsupported(format!(
             "{cache} is sharded (cluster mode enabled): restore tests of sharded caches are not supported yet"
@@ -177,7 +201,13 @@ pub async fn start(
         ),
     })?;
     let group_id = rules::test_group_id(cache, requested_at);
-    let arn = ensure_restored(deps, &source, chosen, &group_id).await?;
+    let seed = Seed {
+        source: rules::GroupSource::Snapshot(&chosen.name),
+        cluster_mode: false,
+        shards: 1,
+        from: &chosen.name,
+    };
+    let arn = ensure_restored(deps, source, seed, &group_id).await?;
     tracing::info!(cache, snapshot = %chosen.name, restored = %group_id, "cache restore test started");
     let mut test = CacheTestState {
         cache: cache.to_owned(),
@@ -194,6 +224,7 @@ pub async fn start(
         verified_at: None,
         passed: None,
         report_key: None,
+        rdb_manifest: None,
     };
     test.timings.insert("start".into(), t.elapsed().as_secs_f64());
     to_value(&test)
@@ -220,7 +251,7 @@ pub async fn poll(deps: &Deps, mut test: CacheTestState) -> Result<Value, Restor
 }
 
 /// The newest verified RDB copy of the cache, with its key.
-async fn newest_manifest(deps: &Deps, cache: &str) -> Result<Option<(String, RdbManifest)>, Error> {
+pub(crate) async fn newest_manifest(deps: &Deps, cache: &str) -> Result<Option<(String, RdbManifest)>, Error> {
     let s = &deps.settings;
     let prefix = lifeboat::bucket::rdb_prefix(cache);
     let suffix = lifeboat::bucket::MANIFEST_SUFFIX;
@@ -262,7 +293,13 @@ pub async fn verify(deps: &Deps, mut test: CacheTestState) -> Result<Value, Rest
         password: Some(password::read(&deps.sm, secret).await?),
         tls: s.tls.clone(),
     };
-    let manifest = newest_manifest(deps, &test.cache).await?;
+    let manifest = match &test.rdb_manifest {
+        Some(key) => Some((
+            key.clone(),
+            lifeboat::bucket::get_json(&deps.s3, &deps.settings.bucket, key).await?,
+        )),
+        None => newest_manifest(deps, &test.cache).await?,
+    };
     let snapshot = test.snapshot.clone().unwrap_or_default();
     let expected = rules::expected_keys(manifest.as_ref().map(|(k, m)| (k.as_str(), m)), &snapshot);
     let counts = match &expected {

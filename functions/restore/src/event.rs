@@ -207,6 +207,10 @@ pub struct CacheTestState {
     pub passed: Option<bool>,
     #[serde(default)]
     pub report_key: Option<String>,
+    /// The manifest of the verified RDB copy the group was seeded from (a serverless cache's test): the key
+    /// counts are compared with it.
+    #[serde(default)]
+    pub rdb_manifest: Option<String>,
 }
 
 impl CacheTestState {

@@ -42,6 +42,9 @@ pub struct CacheRestoreSettings {
     pub checks: BTreeMap<String, Vec<KeyCheck>>,
     /// The restored cache's TLS: always verify-full, against this CA bundle.
     pub tls: TlsSettings,
+    /// Whether serverless caches are restore-tested too, from their verified RDB copies
+    /// (`LIFEBOAT_SERVERLESS_CACHES`, as snapshot, export and monitor read it).
+    pub serverless_caches: bool,
 }
 
 impl CacheRestoreSettings {
@@ -70,6 +73,7 @@ impl CacheRestoreSettings {
                 mode: SslMode::VerifyFull,
                 ca_bundle,
             },
+            serverless_caches: settings::serverless_caches(env)?,
         })
     }
 }
