@@ -157,7 +157,8 @@ pub async fn run(deps: &Deps, caches: Option<Vec<String>>) -> Result<CopySummary
     })
 }
 
-async fn copy_one(deps: &Deps, cache: &Cache, snapshots: &[CacheSnapshot]) -> CacheCopyReport {
+/// One cache's copy stepped once (its newest Lifeboat snapshot among `snapshots`), reported and logged.
+pub async fn copy_one(deps: &Deps, cache: &Cache, snapshots: &[CacheSnapshot]) -> CacheCopyReport {
     let Some(chosen) = rdb_copy::choose(snapshots, cache) else {
         return CacheCopyReport::new(&cache.id, None, CopyOutcome::NoSnapshot)
             .with_detail("no available snapshot Lifeboat made of this cache yet");
