@@ -1,7 +1,9 @@
 //! Restore tests of caches, step by step as the state machine calls them (the cache branch of
 //! `infra/restore-test.asl.json`): start (the newest snapshot into an isolated, encrypted replication group with
 //! an AUTH token kept in the test's secret), poll, verify (`lifeboat::cache_check` over TLS), report, cleanup.
-//! The rules are `lifeboat::cache_restore`'s; this file gathers facts, acts and reports.
+//! A serverless cache (with `LIFEBOAT_SERVERLESS_CACHES=true`) starts from its verified RDB copy instead
+//! ([`crate::cache_rdb`]); the steps after start are the same. The rules are `lifeboat::cache_restore`'s; this
+//! file gathers facts, acts and reports.
 //!
 //! Never logs or puts in the state the AUTH token; deletes only what carries the restore-test tag (the guarded
 //! delete is `cache_restore::delete_test_group`).
