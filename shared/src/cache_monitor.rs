@@ -53,11 +53,14 @@ fn hours(s: f64) -> String {
     format!("{:.0} hours", s / 3600.0)
 }
 
-/// Whether Lifeboat copies a cache's snapshots to S3 and restore-tests them: every kind but serverless caches,
-/// whose RDB export (ExportServerlessCacheSnapshot) and restore test are not built yet. Their snapshots are still
-/// made, kept and watched; alarms on copies and tests that are never made would only ever fire.
+/// Whether Lifeboat copies a cache's snapshots to S3 and restore-tests them, so their age is alarmed: every kind.
+/// A serverless cache's snapshot is exported by ExportServerlessCacheSnapshot ([`crate::rdb_copy::serverless`])
+/// and its restore test seeds a group from that verified copy ([`crate::rdb_restore`]). A kind added later must
+/// say here whether it is copied and tested (alarms on copies and tests never made would only ever fire).
 pub fn copies_and_tests_made(kind: CacheKind) -> bool {
-    kind != CacheKind::Serverless
+    match kind {
+        CacheKind::ReplicationGroup | CacheKind::Node | CacheKind::Serverless => true,
+    }
 }
 
 /// The alarm set of one cache (dimension `CacheIdentifier`): snapshot age, RDB copy age (when the policy sets
@@ -241,13 +244,6 @@ impl CacheFacts {
             out.push(monitor::backup_missing_note(&cache.id));
         }
         out.extend(compliance(cache, min_retention_days));
-        if !copies_and_tests_made(cache.kind) {
-            out.push(format!(
-                "cache {}: a serverless cache; Lifeboat snapshots it and watches the snapshots, but makes no RDB copy \
-                 and no restore test of it yet",
-                cache.id
-            ));
-        }
         out
     }
 }
@@ -379,12 +375,8 @@ mod tests {
             .map(|a| a.name)
             .collect();
         assert_eq!(
-            serverless,
-            [
-                "lifeboat/cache:sessions/snapshot-age",
-                "lifeboat/cache:sessions/backup-retention"
-            ],
-            "no alarm on copies and tests that are not made"
+            serverless, names,
+            "a serverless cache's RDB copies and restore tests are made, so their age is alarmed too"
         );
         assert_eq!(
             alarm_subject("lifeboat/sessions/snapshot-age"),
@@ -433,6 +425,26 @@ mod tests {
             "never under DBIdentifier"
         );
         assert!(facts.attention(&c, 7.0).is_empty());
+    }
+
+    /// A serverless cache is copied and restore-tested now: a fresh one needs no attention, and nothing says its
+    /// copies or tests are not made.
+    #[test]
+    fn a_fresh_serverless_cache_needs_no_attention() {
+        let c = Cache {
+            kind: CacheKind::Serverless,
+            ..cache("sessions", &[("environment", "production")])
+        };
+        assert!(copies_and_tests_made(c.kind));
+        let facts = CacheFacts {
+            newest_snapshot: Some(hours_ago(2)),
+            newest_export: Some(hours_ago(5)),
+            restore_test: Some((hours_ago(48), true)),
+        };
+        assert_eq!(facts.attention(&c, 7.0), Vec::<String>::new());
+        let nothing = CacheFacts::default().attention(&c, 7.0);
+        assert_eq!(nothing, [monitor::backup_missing_note("sessions")]);
+        assert!(nothing.iter().all(|n| !n.contains("serverless")), "{nothing:?}");
     }
 
     #[test]

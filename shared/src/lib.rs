@@ -27,6 +27,7 @@ pub mod notify;
 pub mod quota;
 pub mod rdb;
 pub mod rdb_copy;
+pub mod rdb_restore;
 pub mod rds;
 pub mod restore;
 pub mod retention;

@@ -33,6 +33,10 @@
 //!   it through S3 only). This was not exercised against AWS here; the move under `exports/` re-encrypts every
 //!   file with the bucket's key whatever the staged object carried.
 //! - Not supported by ElastiCache: clusters with data tiering, and buckets in another Region.
+//!
+//! A serverless cache's snapshot is exported by `ExportServerlessCacheSnapshot`, which takes no target name and
+//! reports no shard count: where its files land and when they are complete is [`serverless`]'s (with what is
+//! assumed there); from the staged files on, the copy is this module's, the same as a node-based one's.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -48,6 +52,8 @@ use crate::error::Error;
 use crate::rdb::{RdbError, RdbSummary};
 use crate::retention::Retained;
 
+pub mod serverless;
+
 /// Why a copy step failed. Each names what was wrong and what to do next.
 #[derive(Debug, thiserror::Error)]
 pub enum RdbCopyError {
@@ -60,6 +66,13 @@ pub enum RdbCopyError {
          s3:ListAllMyBuckets"
     )]
     BucketAccess { bucket: String, message: String },
+    #[error(
+        "ElastiCache may not export a serverless snapshot to bucket {bucket}: {message}; the bucket policy must admit \
+         the service principal <region>.elasticache-snapshot.amazonaws.com to lifeboat-*.rdb (see infra/template.yaml, \
+         ExportBucketPolicy, ElastiCacheExportsServerlessSnapshots) and the export role needs \
+         elasticache:ExportServerlessCacheSnapshot"
+    )]
+    ServerlessBucketAccess { bucket: String, message: String },
     #[error("{key}: {source}")]
     Verify { key: String, source: RdbError },
     #[error("{key}: S3 says {expected} bytes but {read} were read: read it again, or re-export the snapshot")]
@@ -86,7 +99,11 @@ impl RdbCopyError {
         match self {
             Self::Verify { source, .. } => !matches!(source, RdbError::Io(_)),
             Self::Parts { .. } | Self::StoredDiffers { .. } => true,
-            Self::Aws(_) | Self::BucketAccess { .. } | Self::SizeMismatch { .. } | Self::Join(_) => false,
+            Self::Aws(_)
+            | Self::BucketAccess { .. }
+            | Self::ServerlessBucketAccess { .. }
+            | Self::SizeMismatch { .. }
+            | Self::Join(_) => false,
         }
     }
 }

@@ -848,3 +848,109 @@ async fn the_console_restores_a_sharded_snapshot_as_a_cluster_mode_group() {
     let g = &described.replication_groups()[0];
     assert_eq!((g.cluster_enabled(), g.node_groups().len()), (Some(true), 2), "{g:?}");
 }
+
+/// A serverless cache as ElastiCache's DescribeServerlessCaches would give it (moto has no serverless calls, so
+/// the test builds the value the lookup would find and drives the steps after it).
+fn serverless(id: &str) -> lifeboat::elasticache::Cache {
+    lifeboat::elasticache::Cache {
+        id: id.into(),
+        kind: lifeboat::elasticache::CacheKind::Serverless,
+        arn: format!("arn:aws:elasticache:{REGION}:123456789012:serverlesscache:{id}"),
+        engine: "valkey".into(),
+        status: "available".into(),
+        tags: BTreeMap::new(),
+        cluster_mode: false,
+        members: Vec::new(),
+        at_rest_encryption: true,
+        transit_encryption: true,
+        snapshot_retention_days: 7,
+        replicated: true,
+    }
+}
+
+/// A serverless cache's restore test: its newest verified RDB copy (the manifest and the RDB file a real server
+/// wrote, in moto's S3) seeds an isolated group; verify compares the real server's keys with that same manifest;
+/// the RPO is the copy's snapshot time; cleanup leaves nothing. Without a copy the test fails clearly and makes
+/// nothing. (moto does not echo SnapshotArns: `lifeboat::rdb_restore`'s unit test checks the request carries them.)
+#[tokio::test]
+async fn a_serverless_cache_is_restore_tested_from_its_verified_rdb_copy() {
+    let w = world().await;
+    let deps = w.deps(&[]);
+    let rdb = std::fs::read(w.redis.save()).unwrap();
+    let key = lifeboat::bucket::rdb_keys("sessions", snapshot_at()).object(1);
+    w.s3.put_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .body(rdb.into())
+        .send()
+        .await
+        .unwrap();
+    let manifest_key = lifeboat::bucket::rdb_keys("sessions", snapshot_at()).manifest();
+
+    let test = restore::caches::start_with(&deps, &serverless("sessions"), None, w.requested)
+        .await
+        .unwrap();
+    let id = lifeboat::cache_restore::test_group_id("sessions", w.requested);
+    assert_eq!(
+        (&test["restored_id"], &test["snapshot"], &test["rdb_manifest"]),
+        (&json!(id), &json!(SNAPSHOT), &json!(manifest_key))
+    );
+    let g = lifeboat::cache_restore::group(&w.ec, &id).await.unwrap().unwrap();
+    assert!(
+        g.transit_encryption && g.at_rest_encryption && g.auth_token_enabled,
+        "{g:?}"
+    );
+    assert_eq!(g.tags["lifeboat:source-cache"], "sessions");
+    // A redelivered start goes on with the same group and secret.
+    let again = restore::caches::start_with(&deps, &serverless("sessions"), None, w.requested)
+        .await
+        .unwrap();
+    assert_eq!(again["auth_secret"], test["auth_secret"]);
+
+    let mut test = step(&deps, "cache_poll", &test).await.unwrap();
+    assert_eq!(test["status"], "available", "{test}");
+    w.point_at_local(&mut test).await;
+    let test = step(&deps, "cache_verify", &test).await.unwrap();
+    let test = step(&deps, "cache_report", &test).await.unwrap();
+    let cleaned = step(&deps, "cache_cleanup", &test).await.unwrap();
+    assert_eq!(cleaned["status"], "deleting");
+    let r = w.report("sessions").await;
+    assert!(r.passed, "{r:#?}");
+    assert_eq!((r.snapshot.as_str(), r.snapshot_time), (SNAPSHOT, snapshot_at()));
+    assert_eq!(r.rpo_seconds, 3600.0, "the copy's snapshot time to the request");
+    let counts: Vec<(&str, bool)> = r
+        .checks
+        .iter()
+        .filter(|c| c.name.starts_with("keys in"))
+        .map(|c| (c.name.as_str(), c.passed))
+        .collect();
+    assert_eq!(counts, [("keys in db0", true), ("keys in db2", true)], "{r:#?}");
+    assert_eq!(w.group_status(&id).await.as_deref(), Some("deleting"));
+    assert!(!w.secret_exists(&lifeboat::restore::test_secret_name(&id)).await);
+
+    // No verified copy: the start fails by name, the report says why, nothing is made or left.
+    let err = restore::caches::start_with(&deps, &serverless("jobs"), None, w.requested)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no verified RDB copy of serverless cache jobs"), "{err}");
+    let failed = json!({"cache": "jobs", "requested_at": w.requested});
+    let error = json!({"Error": "Lifeboat.Restore.NoSnapshot", "Cause": json!({"errorMessage": err}).to_string()});
+    restore::handle(
+        &deps,
+        json!({"action": "cache_report", "test": failed, "error": error}),
+        None,
+    )
+    .await
+    .unwrap();
+    let cleaned = step(&deps, "cache_cleanup", &failed).await.unwrap();
+    assert_eq!(cleaned["status"], "deleted");
+    let r = w.report("jobs").await;
+    assert!(
+        !r.passed && r.error.as_deref().unwrap().contains("no verified RDB copy"),
+        "{r:#?}"
+    );
+    let jobs = lifeboat::cache_restore::test_group_id("jobs", w.requested);
+    assert_eq!(w.group_status(&jobs).await, None);
+    assert!(!w.secret_exists(&lifeboat::restore::test_secret_name(&jobs)).await);
+}

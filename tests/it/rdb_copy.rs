@@ -459,3 +459,132 @@ async fn a_file_past_one_copy_is_moved_in_parts_and_proven_by_s3s_composite_sha2
     let uploads = s3.list_multipart_uploads().bucket(BUCKET).send().await.unwrap();
     assert!(uploads.uploads().is_empty(), "no upload is left open");
 }
+
+/// A serverless cache as DescribeServerlessCaches gives it, and Lifeboat's snapshot of it (moto has neither).
+fn serverless(id: &str) -> (lifeboat::elasticache::Cache, lifeboat::elasticache::CacheSnapshot) {
+    let cache = lifeboat::elasticache::Cache {
+        id: id.into(),
+        kind: lifeboat::elasticache::CacheKind::Serverless,
+        arn: format!("arn:aws:elasticache:{REGION}:123456789012:serverlesscache:{id}"),
+        engine: "valkey".into(),
+        status: "available".into(),
+        tags: BTreeMap::new(),
+        cluster_mode: false,
+        members: Vec::new(),
+        at_rest_encryption: true,
+        transit_encryption: true,
+        snapshot_retention_days: 7,
+        replicated: true,
+    };
+    let tags = [
+        (lifeboat::tags::MANAGED, "true".to_owned()),
+        (lifeboat::tags::CREATED_AT, time().to_rfc3339()),
+    ];
+    let snapshot = lifeboat::elasticache::CacheSnapshot {
+        name: format!("lifeboat-{id}-20261129-0300"),
+        arn: String::new(),
+        cache: id.into(),
+        status: "available".into(),
+        source: "manual".into(),
+        tags: tags.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        created: None,
+        serverless: true,
+    };
+    (cache, snapshot)
+}
+
+async fn put(w: &World, key: &str, bytes: Vec<u8>) {
+    w.deps
+        .s3
+        .put_object()
+        .bucket(BUCKET)
+        .key(key)
+        .body(bytes.into())
+        .send()
+        .await
+        .unwrap();
+}
+
+/// A serverless cache's copy. moto has no serverless calls, so ElastiCache's two (DescribeServerlessCacheSnapshots,
+/// ExportServerlessCacheSnapshot) are answered by `aws-smithy-mocks` at the client; S3 is moto's and the files a
+/// real server's. Requested once; the files ElastiCache writes under the snapshot's own name are then verified,
+/// moved and described by the node-based copy's path; a damaged one gets its failure record under the staging
+/// prefix and is not verified again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serverless_snapshot_is_exported_under_its_name_then_copied_like_any_other() {
+    use aws_sdk_elasticache::operation::describe_serverless_cache_snapshots::DescribeServerlessCacheSnapshotsOutput;
+    use aws_sdk_elasticache::operation::export_serverless_cache_snapshot::ExportServerlessCacheSnapshotOutput;
+    use aws_sdk_elasticache::types::{ServerlessCacheConfiguration, ServerlessCacheSnapshot};
+    use aws_sdk_elasticache::Client;
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+    let w = world().await;
+    let describe = mock!(Client::describe_serverless_cache_snapshots).then_output(|| {
+        let config = ServerlessCacheConfiguration::builder()
+            .engine("valkey")
+            .major_engine_version("8")
+            .build();
+        DescribeServerlessCacheSnapshotsOutput::builder()
+            .serverless_cache_snapshots(
+                ServerlessCacheSnapshot::builder()
+                    .status("available")
+                    .serverless_cache_configuration(config)
+                    .build(),
+            )
+            .build()
+    });
+    let export = mock!(Client::export_serverless_cache_snapshot)
+        .match_requests(|r| {
+            r.serverless_cache_snapshot_name() == Some("lifeboat-sessions-20261129-0300")
+                && r.s3_bucket_name() == Some(BUCKET)
+        })
+        .then_output(|| ExportServerlessCacheSnapshotOutput::builder().build());
+    let deps = Deps {
+        ec: mock_client!(aws_sdk_elasticache, RuleMode::MatchAny, [&describe, &export]),
+        ..w.deps.clone()
+    };
+    let (sessions, sessions_snap) = serverless("sessions");
+    let (jobs, jobs_snap) = serverless("jobs");
+    let snapshots = [sessions_snap.clone(), jobs_snap.clone()];
+
+    let r = caches::copy_one(&deps, &sessions, &snapshots).await;
+    assert_eq!(r.outcome, CopyOutcome::Requested, "{r:?}");
+    assert_eq!(export.num_calls(), 1);
+    let (file, expected) = rdb_file("serverless");
+    put(&w, &format!("{}-0001.rdb", sessions_snap.name), file.clone()).await;
+    let r = caches::copy_one(&deps, &sessions, &snapshots).await;
+    assert_eq!(r.outcome, CopyOutcome::Verified, "{r:?}");
+    assert_eq!(r.keys_per_db, expected);
+    let keys = rdb_keys("sessions", time());
+    let manifest: RdbManifest = serde_json::from_slice(&get(&w, &keys.manifest()).await.unwrap()).unwrap();
+    assert_eq!(
+        (
+            manifest.snapshot.as_str(),
+            manifest.engine.as_str(),
+            manifest.engine_version.as_str()
+        ),
+        (sessions_snap.name.as_str(), "valkey", "8")
+    );
+    assert_eq!(manifest.shards.len(), 1);
+    assert!(
+        get(&w, &keys.object(1)).await.unwrap() == file,
+        "the copy holds the bytes the server wrote"
+    );
+    let r = caches::copy_one(&deps, &sessions, &snapshots).await;
+    assert_eq!(r.outcome, CopyOutcome::AlreadyCopied);
+    assert_eq!(export.num_calls(), 1, "a copy with a manifest asks for nothing");
+
+    let mut damaged = file;
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0xff;
+    put(&w, &format!("{}-0001.rdb", jobs_snap.name), damaged).await;
+    let r = caches::copy_one(&deps, &jobs, &snapshots).await;
+    assert_eq!(r.outcome, CopyOutcome::Failed, "{r:?}");
+    let record = rdb_staging_failure_key(&rdb_staging_name(&jobs_snap.name));
+    assert!(
+        get(&w, &record).await.is_some(),
+        "the failure record is under the staging prefix"
+    );
+    assert!(get(&w, &rdb_keys("jobs", time()).manifest()).await.is_none());
+    let r = caches::copy_one(&deps, &jobs, &snapshots).await;
+    assert_eq!(r.outcome, CopyOutcome::FailedEarlier, "{r:?}");
+}

@@ -6,6 +6,10 @@
 //! encrypts there); caches are chosen by the same selector as the snapshot function's. The rules (which snapshot,
 //! which staged files, when complete, what the manifest says) are `lifeboat::rdb_copy`'s; this translates.
 //!
+//! Serverless caches (with `LIFEBOAT_SERVERLESS_CACHES=true`) are copied too: their snapshot is exported by
+//! `ExportServerlessCacheSnapshot` under its own name (`lifeboat::rdb_copy::serverless` says where and what is
+//! assumed), then verified, moved and described exactly as a node-based cache's.
+//!
 //! Each step is idempotent: a copy with a manifest is done; the export request's name derives from the snapshot
 //! (a rerun asks for the same thing); a file that failed verification gets a failure record next to it, is
 //! reported and alarmed on every run while its snapshot is the newest, and is never verified again.
@@ -130,12 +134,13 @@ pub async fn run(deps: &Deps, caches: Option<Vec<String>>) -> Result<CopySummary
         },
         None => deps.settings.common.selector.clone(),
     };
-    let all = elasticache::discover(&deps.ec).await?;
+    let serverless = deps.settings.serverless_caches;
+    let all = elasticache::discover_all(&deps.ec, serverless).await?;
     let chosen = elasticache::select(&all, &selector);
     let snapshots = if chosen.is_empty() {
         Vec::new()
     } else {
-        elasticache::list_snapshots(&deps.ec).await?
+        elasticache::list_all_snapshots(&deps.ec, serverless).await?
     };
     let mut reports = Vec::with_capacity(chosen.len());
     for cache in chosen {
@@ -152,7 +157,8 @@ pub async fn run(deps: &Deps, caches: Option<Vec<String>>) -> Result<CopySummary
     })
 }
 
-async fn copy_one(deps: &Deps, cache: &Cache, snapshots: &[CacheSnapshot]) -> CacheCopyReport {
+/// One cache's copy stepped once (its newest Lifeboat snapshot among `snapshots`), reported and logged.
+pub async fn copy_one(deps: &Deps, cache: &Cache, snapshots: &[CacheSnapshot]) -> CacheCopyReport {
     let Some(chosen) = rdb_copy::choose(snapshots, cache) else {
         return CacheCopyReport::new(&cache.id, None, CopyOutcome::NoSnapshot)
             .with_detail("no available snapshot Lifeboat made of this cache yet");
@@ -171,24 +177,39 @@ async fn copy_one(deps: &Deps, cache: &Cache, snapshots: &[CacheSnapshot]) -> Ca
     report
 }
 
-/// Reads what is known of the copy and takes its next step.
+/// Reads what is known of the copy and takes its next step. A serverless snapshot differs only in its
+/// description, where its files land, how their number is known and the export request
+/// (`lifeboat::rdb_copy::serverless`); from the staged files on, both take the same path.
 async fn step(deps: &Deps, cache: &Cache, chosen: &CacheSnapshot) -> Result<CacheCopyReport, RdbCopyError> {
     let bucket = deps.settings.bucket.as_str();
-    let snap = rdb_copy::describe(&deps.ec, chosen, cache).await?;
+    let serverless = chosen.serverless;
+    let snap = if serverless {
+        rdb_copy::serverless::describe(&deps.ec, chosen, cache).await?
+    } else {
+        rdb_copy::describe(&deps.ec, chosen, cache).await?
+    };
     let keys = rdb_keys(&cache.id, snap.time);
-    let staging = rdb_staging_name(&snap.name);
-    let failure_key = rdb_staging_failure_key(&staging);
+    let staging = staging_name(serverless, &snap.name);
+    let failure_key = rdb_staging_failure_key(&rdb_staging_name(&snap.name));
     let listed = lifeboat::bucket::list_with_sizes(&deps.s3, bucket, &staging).await?;
     let staged = rdb_copy::staged_shards(&staging, listed.keys().map(String::as_str));
+    // A serverless copy's failure record is not under its files' name but under the staging prefix.
+    let failure_recorded =
+        listed.contains_key(&failure_key) || (serverless && s3::exists(&deps.s3, bucket, &failure_key).await?);
     let state = CopyState {
         snapshot_status: &snap.status,
         shards: snap.shards,
         manifest_exists: s3::exists(&deps.s3, bucket, &keys.manifest()).await?,
-        failure_recorded: listed.contains_key(&failure_key),
+        failure_recorded,
         staged: &staged,
     };
+    let next = if serverless {
+        rdb_copy::serverless::next_step(&state)
+    } else {
+        rdb_copy::next_step(&state)
+    };
     let report = |outcome| CacheCopyReport::new(&cache.id, Some(&snap.name), outcome);
-    Ok(match rdb_copy::next_step(&state) {
+    Ok(match next {
         Step::Done => CacheCopyReport {
             manifest_key: Some(keys.manifest()),
             ..report(CopyOutcome::AlreadyCopied)
@@ -196,12 +217,31 @@ async fn step(deps: &Deps, cache: &Cache, chosen: &CacheSnapshot) -> Result<Cach
         Step::FailedEarlier => report(CopyOutcome::FailedEarlier)
             .with_detail(format!("a staged file failed verification; see {failure_key}")),
         Step::Waiting(why) => report(CopyOutcome::Waiting).with_detail(why),
-        Step::Request => match rdb_copy::request_export(&deps.ec, &snap.name, bucket).await? {
+        Step::Request => match request_export(deps, serverless, &snap.name).await? {
             Requested::Started => report(CopyOutcome::Requested).with_detail(format!("export to {staging}-*.rdb")),
             Requested::AlreadyRequested(m) => report(CopyOutcome::Waiting).with_detail(m),
         },
         Step::Verify => verify_and_move(deps, &snap, &keys, &staged).await?,
     })
+}
+
+/// The name a snapshot's exported files start with: the staging name Lifeboat asks `CopySnapshot` for, or a
+/// serverless snapshot's own name (`ExportServerlessCacheSnapshot` takes none).
+fn staging_name(serverless: bool, snapshot: &str) -> String {
+    if serverless {
+        rdb_copy::serverless::staging_name(snapshot)
+    } else {
+        rdb_staging_name(snapshot)
+    }
+}
+
+async fn request_export(deps: &Deps, serverless: bool, snapshot: &str) -> Result<Requested, RdbCopyError> {
+    let bucket = deps.settings.bucket.as_str();
+    if serverless {
+        rdb_copy::serverless::request_export(&deps.ec, snapshot, bucket).await
+    } else {
+        rdb_copy::request_export(&deps.ec, snapshot, bucket).await
+    }
 }
 
 /// Verifies every shard's file, and only when all passed moves them and writes the manifest, so nothing lands

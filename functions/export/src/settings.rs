@@ -45,6 +45,8 @@ pub struct ExportSettings {
     pub mib_per_second: u32,
     /// Connect to whatever host a secret names, not only the database's endpoints (off by default).
     pub allow_any_host: bool,
+    /// Whether serverless caches are copied too (`LIFEBOAT_SERVERLESS_CACHES`, as snapshot and monitor read it).
+    pub serverless_caches: bool,
 }
 
 impl std::fmt::Debug for ExportSettings {
@@ -87,6 +89,7 @@ impl ExportSettings {
             tls: TlsSettings::from_env(env)?,
             mib_per_second: parse_number(env, MIB_PER_SECOND, 20, 1..=10_000)?,
             allow_any_host: parse_flag(env, ALLOW_ANY_HOST)?,
+            serverless_caches: settings::serverless_caches(env)?,
         })
     }
 }

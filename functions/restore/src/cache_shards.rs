@@ -39,18 +39,40 @@ impl Layout {
 /// A sharded layout of the snapshot `d` (as `rdb_copy::describe` read it): its shards, the parameter group its
 /// engine and version call for. Refused, naming the setting, when no cluster-mode parameter group is known.
 fn sharded(deps: &Deps, d: &rdb_copy::ExportableSnapshot) -> Result<Layout, RestoreError> {
+    sharded_of(deps, &d.cache, &d.name, &d.engine, &d.engine_version, d.shards)
+}
+
+/// The sharded layout of `shards` shards of `engine` `version` data (`from` names the snapshot or RDB copy in the
+/// refusal).
+fn sharded_of(
+    deps: &Deps,
+    cache: &str,
+    from: &str,
+    engine: &str,
+    version: &str,
+    shards: u32,
+) -> Result<Layout, RestoreError> {
     let setting = deps.settings.cache.cluster_parameter_group.as_deref();
-    let parameter_group = rules::cluster_parameter_group(setting, &d.engine, &d.engine_version).ok_or_else(|| {
+    let parameter_group = rules::cluster_parameter_group(setting, engine, version).ok_or_else(|| {
         RestoreError::Unsupported(format!(
-            "{} is sharded and its snapshot {} is of {} `{}`, for which Lifeboat knows no default cluster-mode parameter group; set {CACHE_CLUSTER_PARAMETER_GROUP} to a parameter group of that engine version with cluster-enabled yes",
-            d.cache, d.name, d.engine, d.engine_version
+            "{cache} is sharded and {from} is of {engine} `{version}`, for which Lifeboat knows no default cluster-mode parameter group; set {CACHE_CLUSTER_PARAMETER_GROUP} to a parameter group of that engine version with cluster-enabled yes"
         ))
     })?;
-    tracing::info!(cache = %d.cache, snapshot = %d.name, shards = d.shards, parameter_group = %parameter_group, "sharded cache: restored with cluster mode on");
+    tracing::info!(cache, from, shards, parameter_group = %parameter_group, "sharded data: restored with cluster mode on");
     Ok(Layout {
-        shards: Some(d.shards),
+        shards: Some(shards),
         parameter_group: Some(parameter_group),
     })
+}
+
+/// The layout of a group seeded from a verified RDB copy: one node for one file, else cluster mode with a shard
+/// per file (ElastiCache seeds each shard from one file), the parameter group of the copy's engine and version.
+pub fn of_copy(deps: &Deps, key: &str, m: &lifeboat::cache_records::RdbManifest) -> Result<Layout, RestoreError> {
+    let shards = u32::try_from(m.shards.len()).unwrap_or(u32::MAX);
+    if shards <= 1 {
+        return Ok(Layout::default());
+    }
+    sharded_of(deps, &m.cache, key, &m.engine, &m.engine_version, shards)
 }
 
 /// The layout of a restore test's group: the source's cluster mode, the snapshot's shards.

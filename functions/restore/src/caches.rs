@@ -3,7 +3,9 @@
 //! an AUTH token kept in the test's secret), poll, verify (`lifeboat::cache_check` over TLS), report, cleanup.
 //! The rules are `lifeboat::cache_restore`'s; this file gathers facts, acts and reports. A sharded (cluster mode)
 //! cache is restored with its snapshot's shards (`crate::cache_shards`) and verified through its configuration
-//! endpoint and every primary (`lifeboat::cache_check::cluster`).
+//! endpoint and every primary (`lifeboat::cache_check::cluster`). A serverless cache (with
+//! `LIFEBOAT_SERVERLESS_CACHES=true`) starts from its verified RDB copy instead ([`crate::cache_rdb`]); the steps
+//! after start are the same.
 //!
 //! Never logs or puts in the state the AUTH token; deletes only what carries the restore-test tag (the guarded
 //! delete is `cache_restore::delete_test_group`).
@@ -15,7 +17,7 @@ use chrono::{DateTime, Utc};
 use lifeboat::cache_check::{self, CacheTarget};
 use lifeboat::cache_records::{CacheRestoreReport, RdbManifest};
 use lifeboat::cache_restore::{self as rules, Deleted, Expected, GroupRequest};
-use lifeboat::elasticache::{self, Cache, CacheSnapshot};
+use lifeboat::elasticache::{self, Cache, CacheKind};
 use lifeboat::error::Error;
 use lifeboat::metrics::{self, Metrics, CACHE_DIMENSION};
 use lifeboat::restore::{self as db_rules, Check};
@@ -27,7 +29,7 @@ use crate::event::{CacheTestState, Endpoint};
 use crate::handler::Deps;
 use crate::password;
 
-fn to_value(test: &CacheTestState) -> Result<Value, RestoreError> {
+pub(crate) fn to_value(test: &CacheTestState) -> Result<Value, RestoreError> {
     serde_json::to_value(test).map_err(RestoreError::State)
 }
 
@@ -41,7 +43,7 @@ pub async fn plan(
     time: DateTime<Utc>,
     not_databases: &[String],
 ) -> (Vec<Value>, Vec<String>) {
-    let all = match elasticache::discover(&deps.ec).await {
+    let all = match elasticache::discover_all(&deps.ec, deps.settings.cache.serverless_caches).await {
         Ok(all) => all,
         Err(e) => {
             let names = rules::unlisted_caches(selector, not_databases);
@@ -65,7 +67,7 @@ pub async fn plan(
 }
 
 pub(crate) async fn find_cache(deps: &Deps, id: &str) -> Result<Cache, RestoreError> {
-    elasticache::discover(&deps.ec)
+    elasticache::discover_all(&deps.ec, deps.settings.cache.serverless_caches)
         .await?
         .into_iter()
         .find(|c| c.id == id)
@@ -107,14 +109,22 @@ async fn existing_secret(deps: &Deps, group_id: &str) -> Result<String, RestoreE
     })
 }
 
-/// Restores `snap` into the test's group, unless a redelivered start already did (reused only when it is a
+/// What a test's group is restored from: a snapshot, or (a serverless cache's test) a verified RDB copy.
+pub(crate) struct Seed<'a> {
+    pub source: rules::GroupSource<'a>,
+    /// One node, or cluster mode with shards and a parameter group.
+    pub layout: crate::cache_shards::Layout,
+    /// The snapshot's name or the copy's manifest key, for the group's description.
+    pub from: &'a str,
+}
+
+/// Restores `seed` into the test's group, unless a redelivered start already did (reused only when it is a
 /// restore test of the same cache); answers the AUTH secret's ARN.
-async fn ensure_restored(
+pub(crate) async fn ensure_restored(
     deps: &Deps,
     cache: &Cache,
-    snap: &CacheSnapshot,
+    seed: Seed<'_>,
     group_id: &str,
-    layout: &crate::cache_shards::Layout,
 ) -> Result<String, RestoreError> {
     if let Some(g) = rules::group(&deps.ec, group_id).await? {
         rules::may_reuse(&g.tags, &cache.id).map_err(|owner| RestoreError::NameTaken {
@@ -137,10 +147,10 @@ async fn ensure_restored(
     let security_groups: Vec<String> = s.cache.security_group.iter().cloned().collect();
     let request = GroupRequest {
         group_id,
-        description: format!("Lifeboat restore test of {} from {}", cache.id, snap.name),
-        source: rules::GroupSource::Snapshot(&snap.name),
-        cluster_mode: layout.cluster_mode(),
-        shards: layout.shard_count(),
+        description: format!("Lifeboat restore test of {} from {}", cache.id, seed.from),
+        source: seed.source,
+        cluster_mode: seed.layout.cluster_mode(),
+        shards: seed.layout.shard_count(),
         engine: Some(&cache.engine),
         node_type: &s.cache.node_type,
         subnet_group: s.cache.subnet_group.as_deref(),
@@ -148,7 +158,7 @@ async fn ensure_restored(
         auth_token: &token,
         tags: &tags,
     };
-    rules::create_group_with(&deps.ec, &request, layout.parameter_group.as_deref()).await?;
+    rules::create_group_with(&deps.ec, &request, seed.layout.parameter_group.as_deref()).await?;
     Ok(arn)
 }
 
@@ -159,8 +169,23 @@ pub async fn start(
     snapshot: Option<&str>,
     requested_at: DateTime<Utc>,
 ) -> Result<Value, RestoreError> {
-    let t = Instant::now();
     let source = find_cache(deps, cache).await?;
+    start_with(deps, &source, snapshot, requested_at).await
+}
+
+/// [`start`] once the cache is found: a serverless cache is restored from its verified RDB copy
+/// ([`crate::cache_rdb`]), any other from its snapshot.
+pub async fn start_with(
+    deps: &Deps,
+    source: &Cache,
+    snapshot: Option<&str>,
+    requested_at: DateTime<Utc>,
+) -> Result<Value, RestoreError> {
+    if source.kind == CacheKind::Serverless {
+        return crate::cache_rdb::start(deps, source, snapshot, requested_at).await;
+    }
+    let t = Instant::now();
+    let cache = source.id.as_str();
     let snapshots = elasticache::list_snapshots(&deps.ec).await?;
     let chosen = rules::choose_snapshot(&snapshots, cache, snapshot).map_err(|reason| RestoreError::Snapshot {
         database: cache.to_owned(),
@@ -174,9 +199,14 @@ pub async fn start(
             lifeboat::tags::CREATED_AT
         ),
     })?;
-    let layout = crate::cache_shards::layout(deps, &source, chosen).await?;
+    let layout = crate::cache_shards::layout(deps, source, chosen).await?;
     let group_id = rules::test_group_id(cache, requested_at);
-    let arn = ensure_restored(deps, &source, chosen, &group_id, &layout).await?;
+    let seed = Seed {
+        source: rules::GroupSource::Snapshot(&chosen.name),
+        layout: layout.clone(),
+        from: &chosen.name,
+    };
+    let arn = ensure_restored(deps, source, seed, &group_id).await?;
     tracing::info!(cache, snapshot = %chosen.name, restored = %group_id, "cache restore test started");
     let mut test = CacheTestState {
         cache: cache.to_owned(),
@@ -194,6 +224,7 @@ pub async fn start(
         passed: None,
         report_key: None,
         shards: layout.shards,
+        rdb_manifest: None,
     };
     test.timings.insert("start".into(), t.elapsed().as_secs_f64());
     to_value(&test)
@@ -221,7 +252,7 @@ pub async fn poll(deps: &Deps, mut test: CacheTestState) -> Result<Value, Restor
 }
 
 /// The newest verified RDB copy of the cache, with its key.
-async fn newest_manifest(deps: &Deps, cache: &str) -> Result<Option<(String, RdbManifest)>, Error> {
+pub(crate) async fn newest_manifest(deps: &Deps, cache: &str) -> Result<Option<(String, RdbManifest)>, Error> {
     let s = &deps.settings;
     let prefix = lifeboat::bucket::rdb_prefix(cache);
     let suffix = lifeboat::bucket::MANIFEST_SUFFIX;
@@ -263,7 +294,13 @@ pub async fn verify(deps: &Deps, mut test: CacheTestState) -> Result<Value, Rest
         password: Some(password::read(&deps.sm, secret).await?),
         tls: s.tls.clone(),
     };
-    let manifest = newest_manifest(deps, &test.cache).await?;
+    let manifest = match &test.rdb_manifest {
+        Some(key) => Some((
+            key.clone(),
+            lifeboat::bucket::get_json(&deps.s3, &deps.settings.bucket, key).await?,
+        )),
+        None => newest_manifest(deps, &test.cache).await?,
+    };
     let snapshot = test.snapshot.clone().unwrap_or_default();
     let expected = rules::expected_keys(manifest.as_ref().map(|(k, m)| (k.as_str(), m)), &snapshot);
     let counts = match &expected {

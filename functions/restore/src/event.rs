@@ -211,6 +211,10 @@ pub struct CacheTestState {
     /// primaries and checks them all (`cache_check::cluster`).
     #[serde(default)]
     pub shards: Option<u32>,
+    /// The manifest of the verified RDB copy the group was seeded from (a serverless cache's test): the key
+    /// counts are compared with it.
+    #[serde(default)]
+    pub rdb_manifest: Option<String>,
 }
 
 impl CacheTestState {

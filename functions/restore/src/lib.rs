@@ -8,6 +8,7 @@
 #![warn(clippy::too_many_lines)]
 
 pub mod cache_console;
+pub mod cache_rdb;
 pub mod cache_shards;
 pub mod caches;
 pub mod console;

@@ -46,6 +46,9 @@ pub struct CacheRestoreSettings {
     /// The parameter group of sharded (cluster mode) restored groups; unset: ElastiCache's default cluster-mode
     /// group of the snapshot's engine and version (`cache_restore::cluster_parameter_group`).
     pub cluster_parameter_group: Option<String>,
+    /// Whether serverless caches are restore-tested too, from their verified RDB copies
+    /// (`LIFEBOAT_SERVERLESS_CACHES`, as snapshot, export and monitor read it).
+    pub serverless_caches: bool,
 }
 
 impl CacheRestoreSettings {
@@ -75,6 +78,7 @@ impl CacheRestoreSettings {
                 ca_bundle,
             },
             cluster_parameter_group: read(env, CACHE_CLUSTER_PARAMETER_GROUP),
+            serverless_caches: settings::serverless_caches(env)?,
         })
     }
 }
