@@ -722,7 +722,19 @@ async fn sharded(w: &World) -> (lifeboat_tests::redis::RedisCluster, restore::De
 async fn sharded_run(w: &World, deps: &restore::Deps, cluster: &lifeboat_tests::redis::RedisCluster) -> (Value, Value) {
     let start = json!({"action": "cache_start", "cache": SHARDED, "requested_at": w.requested});
     let started = restore::handle(deps, start, None).await.unwrap();
-    let mut test = step(deps, "cache_poll", &started).await.unwrap();
+    let test = sharded_finish(w, deps, cluster, &started).await;
+    (started, test)
+}
+
+/// The steps after a sharded test's start (poll, verify at the local cluster, report, cleanup); asserts the group
+/// and its secret are gone. Answers the state after report.
+async fn sharded_finish(
+    w: &World,
+    deps: &restore::Deps,
+    cluster: &lifeboat_tests::redis::RedisCluster,
+    started: &Value,
+) -> Value {
+    let mut test = step(deps, "cache_poll", started).await.unwrap();
     assert_eq!(test["status"], "available", "{test}");
     let arn = test["auth_secret"].as_str().unwrap();
     let creds = json!({"username": "default", "password": cluster.password});
@@ -740,7 +752,7 @@ async fn sharded_run(w: &World, deps: &restore::Deps, cluster: &lifeboat_tests::
     let id = lifeboat::cache_restore::test_group_id(SHARDED, w.requested);
     assert_eq!(w.group_status(&id).await.as_deref(), Some("deleting"));
     assert!(!w.secret_exists(&lifeboat::restore::test_secret_name(&id)).await);
-    (started, test)
+    test
 }
 
 #[tokio::test]
@@ -953,4 +965,40 @@ async fn a_serverless_cache_is_restore_tested_from_its_verified_rdb_copy() {
     let jobs = lifeboat::cache_restore::test_group_id("jobs", w.requested);
     assert_eq!(w.group_status(&jobs).await, None);
     assert!(!w.secret_exists(&lifeboat::restore::test_secret_name(&jobs)).await);
+}
+
+/// A serverless cache's RDB copy of two shards seeds a cluster-mode group of two shards (a shard per file, the
+/// cluster-mode parameter group of the copy's engine and version) and is verified on every primary, its keys
+/// summed and compared with that copy's manifest, like a sharded cache's snapshot.
+#[tokio::test]
+async fn a_serverless_copy_of_two_shards_is_restore_tested_as_a_sharded_group() {
+    let w = world().await;
+    let (cluster, deps) = sharded(&w).await;
+    let started = restore::caches::start_with(&deps, &serverless(SHARDED), None, w.requested)
+        .await
+        .unwrap();
+    let manifest = lifeboat::bucket::rdb_keys(SHARDED, snapshot_at()).manifest();
+    assert_eq!(
+        (&started["shards"], &started["rdb_manifest"]),
+        (&json!(2), &json!(manifest))
+    );
+    let id = lifeboat::cache_restore::test_group_id(SHARDED, w.requested);
+    let described =
+        w.ec.describe_replication_groups()
+            .replication_group_id(&id)
+            .send()
+            .await
+            .unwrap();
+    let g = &described.replication_groups()[0];
+    assert_eq!((g.cluster_enabled(), g.node_groups().len()), (Some(true), 2), "{g:?}");
+
+    sharded_finish(&w, &deps, &cluster, &started).await;
+    let r = w.report(SHARDED).await;
+    assert!(r.passed, "{r:#?}");
+    let keys = r.checks.iter().find(|c| c.name == "keys in db0").unwrap();
+    assert!(
+        keys.detail.starts_with("2 shards: ") && keys.detail.contains("= 1000 keys"),
+        "{}",
+        keys.detail
+    );
 }
