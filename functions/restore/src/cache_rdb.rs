@@ -51,22 +51,11 @@ pub async fn start(
     let arn = ensure_restored(deps, cache, how, &group_id).await?;
     tracing::info!(cache = id, manifest = %key, restored = %group_id, "serverless cache restore test started from its RDB copy");
     let mut test = CacheTestState {
-        cache: id.to_owned(),
-        requested_at,
-        restored_id: Some(group_id),
         snapshot: Some(seed.snapshot.clone()),
         snapshot_time: Some(seed.snapshot_time),
-        polls: 0,
-        status: Some("restoring".into()),
-        endpoint: None,
-        auth_secret: Some(arn),
-        timings: Default::default(),
-        checks: vec![],
-        verified_at: None,
-        passed: None,
-        report_key: None,
         shards: layout.shards,
         rdb_manifest: Some(key),
+        ..CacheTestState::started(id, requested_at, group_id, arn)
     };
     test.timings.insert("start".into(), t.elapsed().as_secs_f64());
     to_value(&test)

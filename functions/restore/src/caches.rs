@@ -209,22 +209,11 @@ pub async fn start_with(
     let arn = ensure_restored(deps, source, seed, &group_id).await?;
     tracing::info!(cache, snapshot = %chosen.name, restored = %group_id, "cache restore test started");
     let mut test = CacheTestState {
-        cache: cache.to_owned(),
-        requested_at,
-        restored_id: Some(group_id),
         snapshot: Some(chosen.name.clone()),
         snapshot_time: Some(snapshot_time),
-        polls: 0,
-        status: Some("restoring".into()),
-        endpoint: None,
-        auth_secret: Some(arn),
-        timings: Default::default(),
-        checks: vec![],
-        verified_at: None,
-        passed: None,
-        report_key: None,
         shards: layout.shards,
         rdb_manifest: None,
+        ..CacheTestState::started(cache, requested_at, group_id, arn)
     };
     test.timings.insert("start".into(), t.elapsed().as_secs_f64());
     to_value(&test)

@@ -218,6 +218,29 @@ pub struct CacheTestState {
 }
 
 impl CacheTestState {
+    /// A test whose group `group_id` is being restored, its AUTH token in the secret `auth_secret`; the caller
+    /// adds what it restored from.
+    pub fn started(cache: &str, requested_at: DateTime<Utc>, group_id: String, auth_secret: String) -> Self {
+        Self {
+            cache: cache.to_owned(),
+            requested_at,
+            restored_id: Some(group_id),
+            snapshot: None,
+            snapshot_time: None,
+            polls: 0,
+            status: Some("restoring".into()),
+            endpoint: None,
+            auth_secret: Some(auth_secret),
+            timings: BTreeMap::new(),
+            checks: vec![],
+            verified_at: None,
+            passed: None,
+            report_key: None,
+            shards: None,
+            rdb_manifest: None,
+        }
+    }
+
     /// The restored group: the state's, else the one its cache and request time name.
     pub fn group_id(&self) -> String {
         self.restored_id
