@@ -9,7 +9,8 @@
 //!      then every table's row count checked against the manifest,
 //!   3. the CLI's restore (`lifeboat restore`), the same path with its progress reporting,
 //!
-//! and the ratios against the reference, beside the targets (streamed wall ≤ 1.15x; own memory ≤ 64 MiB).
+//! each `BENCH_RUNS` times (default 3) round-robin, and the ratios of the medians against the reference's, beside
+//! the targets (streamed wall ≤ 1.15x; own memory ≤ 64 MiB).
 //! Wall time and peak RSS come from GNU time (`/usr/bin/time -f '%e %M'`: the largest process of the command's
 //! tree, which may be pg_restore); the restore function's own peak RSS from its result. Asserts nothing about speed.
 
@@ -22,9 +23,10 @@ use std::time::Instant;
 use aws_sdk_rds::types::Tag;
 use lifeboat::archive::{Counters, Destination};
 use lifeboat::manifest::Manifest;
-use lifeboat_tests::bench::{generate, measure, mib, start_s3s, MIB};
+use lifeboat_tests::bench::{generate, measure, mib, start_s3s, Measured, MIB};
 use lifeboat_tests::moto::Moto;
 use lifeboat_tests::postgres::{self, Postgres, SUPERUSER};
+use lifeboat_tests::stats::{self, Spread};
 use lifeboat_tests::{repo_root, sdk_config};
 use serde_json::{json, Value};
 
@@ -175,26 +177,6 @@ async fn main() {
         ("PGUSER", SUPERUSER.to_owned()),
         ("PGPASSWORD", pg.password.clone()),
     ];
-
-    println!("  1/3 pg_restore -d <new database> <local plaintext archive> (the reference)");
-    pg.psql("postgres", "CREATE DATABASE bench_ref").unwrap();
-    let reference = measure(
-        &[
-            &pg_restore,
-            "--no-owner",
-            "--no-privileges",
-            "--exit-on-error",
-            "-d",
-            "bench_ref",
-            &archive_path,
-        ],
-        &libpq,
-        Some(Path::new("/dev/null")),
-    );
-    drop_database(&pg, "bench_ref");
-    std::fs::remove_file(&archive).ok();
-
-    println!("  2/3 streamed restore: the restore binary standalone, event restore-export (S3 → sha256 → age → zstd → pg_restore)");
     let mut restore_env = aws.clone();
     restore_env.extend([
         ("LIFEBOAT_AGE_IDENTITY_SECRET", "lifeboat/bench-age".to_owned()),
@@ -205,74 +187,133 @@ async fn main() {
             .to_string(),
         ),
     ]);
-    let streamed = measure(&[&restore_bin], &restore_env, None);
-    let stdout = String::from_utf8_lossy(&streamed.stdout);
+    let mut cli_env = aws.clone();
+    cli_env.push(("PGPASSWORD", pg.password.clone()));
+    let url = format!("postgres://{SUPERUSER}@127.0.0.1:{}/bench_cli?sslmode=disable", pg.port);
+    let identity_arg = identity_file.display().to_string();
+
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(3);
+    println!("  {runs} rounds of the three commands, round-robin (BENCH_RUNS)");
+    let mut results: [Vec<Measured>; 3] = Default::default();
+    let mut own_rss = Vec::new();
+    for (n, command) in stats::schedule(3, runs).into_iter().enumerate() {
+        let round = n / 3 + 1;
+        let m = match command {
+            0 => {
+                println!("  [{round}/{runs}] pg_restore -d <new database> <local plaintext archive> (the reference)");
+                pg.psql("postgres", "CREATE DATABASE bench_ref").unwrap();
+                let m = measure(
+                    &[
+                        &pg_restore,
+                        "--no-owner",
+                        "--no-privileges",
+                        "--exit-on-error",
+                        "-d",
+                        "bench_ref",
+                        &archive_path,
+                    ],
+                    &libpq,
+                    Some(Path::new("/dev/null")),
+                );
+                drop_database(&pg, "bench_ref");
+                m
+            }
+            1 => {
+                println!("  [{round}/{runs}] streamed restore: the restore binary standalone, event restore-export (S3 → sha256 → age → zstd → pg_restore)");
+                let m = measure(&[&restore_bin], &restore_env, None);
+                own_rss.push(verified_rss(&m) as f64);
+                drop_database(&pg, "bench_streamed");
+                m
+            }
+            _ => {
+                println!("  [{round}/{runs}] lifeboat restore (the CLI, same path, with progress)");
+                let m = measure(
+                    &[
+                        &cli_bin,
+                        "restore",
+                        "bench",
+                        "--manifest",
+                        &manifest_key,
+                        "--into",
+                        &url,
+                        "--identity-file",
+                        &identity_arg,
+                    ],
+                    &cli_env,
+                    Some(Path::new("/dev/null")),
+                );
+                drop_database(&pg, "bench_cli");
+                m
+            }
+        };
+        results[command].push(m);
+    }
+    std::fs::remove_file(&archive).ok();
+    drop(s3s);
+    let _ = std::fs::remove_dir_all(&scratch);
+
+    let [reference, streamed, cli] = results.map(|r| Figures::of(&r));
+    let own_rss = stats::spread(&own_rss).expect("the streamed restore ran");
+    report(size, &manifest, &reference, &streamed, &own_rss, &cli);
+}
+
+/// The restore function's own peak RSS from its result, after checking it says the restore was verified.
+fn verified_rss(m: &Measured) -> u64 {
+    let stdout = String::from_utf8_lossy(&m.stdout);
     let result: Value = stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .find(|v| v.get("verified").is_some())
         .unwrap_or_else(|| panic!("the restore printed no result: {stdout}"));
     assert_eq!(result["verified"], true, "{result}");
-    let own_rss = result["peak_rss_bytes"].as_u64().unwrap_or(0);
-    drop_database(&pg, "bench_streamed");
-
-    println!("  3/3 lifeboat restore (the CLI, same path, with progress)");
-    let mut cli_env = aws.clone();
-    cli_env.push(("PGPASSWORD", pg.password.clone()));
-    let url = format!("postgres://{SUPERUSER}@127.0.0.1:{}/bench_cli?sslmode=disable", pg.port);
-    let identity_arg = identity_file.display().to_string();
-    let cli = measure(
-        &[
-            &cli_bin,
-            "restore",
-            "bench",
-            "--manifest",
-            &manifest_key,
-            "--into",
-            &url,
-            "--identity-file",
-            &identity_arg,
-        ],
-        &cli_env,
-        Some(Path::new("/dev/null")),
-    );
-    drop_database(&pg, "bench_cli");
-    drop(s3s);
-    let _ = std::fs::remove_dir_all(&scratch);
-
-    report(size, &manifest, &reference, &streamed, own_rss, &cli);
+    result["peak_rss_bytes"].as_u64().unwrap_or(0)
 }
 
-fn report(
-    size: u64,
-    manifest: &Manifest,
-    reference: &lifeboat_tests::bench::Measured,
-    streamed: &lifeboat_tests::bench::Measured,
-    own_rss: u64,
-    cli: &lifeboat_tests::bench::Measured,
-) {
+/// Wall time and peak RSS of one command over its runs.
+struct Figures {
+    wall: Spread,
+    rss: Spread,
+}
+
+impl Figures {
+    fn of(runs: &[Measured]) -> Self {
+        let wall: Vec<f64> = runs.iter().map(|m| m.seconds).collect();
+        let rss: Vec<f64> = runs.iter().map(|m| m.peak_rss as f64).collect();
+        Self {
+            wall: stats::spread(&wall).expect("every command ran at least once"),
+            rss: stats::spread(&rss).expect("every command ran at least once"),
+        }
+    }
+}
+
+fn report(size: u64, manifest: &Manifest, reference: &Figures, streamed: &Figures, own_rss: &Spread, cli: &Figures) {
     let target = |ok: bool| if ok { "met" } else { "NOT MET" };
     println!(
-        "\nResults ({} database, {} plaintext archive, {} stored; 2 cores shared with the server)\n",
+        "\nResults ({} database, {} plaintext archive, {} stored; 2 cores shared with the server; median of {} runs, [min-max])\n",
         mib(size),
         mib(manifest.plaintext.bytes),
-        mib(manifest.stored.bytes)
+        mib(manifest.stored.bytes),
+        reference.wall.runs
     );
-    println!("{:<58} {:>9} {:>14}", "run", "wall", "peak RSS");
-    for (name, m) in [
-        ("pg_restore from a local plaintext file (reference)", reference),
-        ("streamed restore (restore binary; largest process)", streamed),
-        ("lifeboat restore (largest process)", cli),
-    ] {
-        println!("{name:<58} {:>8.1}s {:>14}", m.seconds, mib(m.peak_rss));
-    }
+    println!("{:<58} {:>22} {:>14}", "run", "wall", "peak RSS");
+    let row = |name: &str, f: &Figures| {
+        let wall = format!("{:.1}s [{:.1}-{:.1}]", f.wall.median, f.wall.min, f.wall.max);
+        println!("{name:<58} {wall:>22} {:>14}", mib(f.rss.median as u64));
+    };
+    row("pg_restore from a local plaintext file (reference)", reference);
+    row("streamed restore (restore binary; largest process)", streamed);
+    row("lifeboat restore (largest process)", cli);
     println!(
-        "{:<58} {:>9} {:>14}",
+        "{:<58} {:>22} {:>14}",
         "streamed restore (its own process)",
         "",
-        mib(own_rss)
+        mib(own_rss.median as u64)
     );
-    let ratio = |m: &lifeboat_tests::bench::Measured| m.seconds / reference.seconds.max(0.001);
+    let ratio = |f: &Figures| stats::ratio(&f.wall, &reference.wall).unwrap_or(f64::NAN);
     println!();
     println!(
         "streamed wall / reference wall   {:>6.2}x   target <= 1.15x   {}",
@@ -285,7 +326,7 @@ fn report(
     );
     println!(
         "streamed peak RSS (own)          {:>6.1} MiB  target <= 64 MiB  {}",
-        own_rss as f64 / MIB,
-        target(own_rss as f64 <= 64.0 * MIB)
+        own_rss.median / MIB,
+        target(own_rss.median <= 64.0 * MIB)
     );
 }
