@@ -97,7 +97,8 @@ $(S3S_FS):
 	cargo install --locked s3s-fs --version '~0.14' --features binary --root .bench/tools
 
 ## make bench-restore: a restore from an export (streamed, and the lifeboat tool's) against pg_restore of the same
-## archive from a local file, on the export benchmark's generated database (BENCH_GB, default 1).
+## archive from a local file, on the export benchmark's generated database (BENCH_GB, default 1), each BENCH_RUNS
+## times (default 3) round-robin; medians.
 bench-restore: setup $(S3S_FS)
 	@command -v /usr/bin/time >/dev/null || { $(APT) update -q && $(APT) install -y -q time; }
 	cargo build --locked --release -p export -p restore -p lifeboat-cli

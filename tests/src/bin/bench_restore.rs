@@ -200,6 +200,7 @@ async fn main() {
     println!("  {runs} rounds of the three commands, round-robin (BENCH_RUNS)");
     let mut results: [Vec<Measured>; 3] = Default::default();
     let mut own_rss = Vec::new();
+    let mut phases: Vec<Vec<f64>> = Vec::new();
     for (n, command) in stats::schedule(3, runs).into_iter().enumerate() {
         let round = n / 3 + 1;
         let m = match command {
@@ -225,7 +226,9 @@ async fn main() {
             1 => {
                 println!("  [{round}/{runs}] streamed restore: the restore binary standalone, event restore-export (S3 → sha256 → age → zstd → pg_restore)");
                 let m = measure(&[&restore_bin], &restore_env, None);
-                own_rss.push(verified_rss(&m) as f64);
+                let (rss, durations) = verified_result(&m);
+                own_rss.push(rss as f64);
+                phases.push(durations);
                 drop_database(&pg, "bench_streamed");
                 m
             }
@@ -259,10 +262,27 @@ async fn main() {
     let [reference, streamed, cli] = results.map(|r| Figures::of(&r));
     let own_rss = stats::spread(&own_rss).expect("the streamed restore ran");
     report(size, &manifest, &reference, &streamed, &own_rss, &cli);
+    let medians: Vec<String> = PHASES
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let values: Vec<f64> = phases.iter().map(|d| d[i]).collect();
+            let median = stats::spread(&values).map_or(f64::NAN, |s| s.median);
+            format!("{p} {median:.1} s")
+        })
+        .collect();
+    println!(
+        "streamed restore's own phases (median; download, decrypt and restore overlap): {}",
+        medians.join(", ")
+    );
 }
 
-/// The restore function's own peak RSS from its result, after checking it says the restore was verified.
-fn verified_rss(m: &Measured) -> u64 {
+/// The phases of the streamed restore its result reports (seconds), in the order it runs them.
+const PHASES: [&str; 5] = ["prepare", "download", "decrypt", "restore", "verify"];
+
+/// The restore function's own peak RSS and its phases' durations from its result, after checking it says the
+/// restore was verified.
+fn verified_result(m: &Measured) -> (u64, Vec<f64>) {
     let stdout = String::from_utf8_lossy(&m.stdout);
     let result: Value = stdout
         .lines()
@@ -270,7 +290,11 @@ fn verified_rss(m: &Measured) -> u64 {
         .find(|v| v.get("verified").is_some())
         .unwrap_or_else(|| panic!("the restore printed no result: {stdout}"));
     assert_eq!(result["verified"], true, "{result}");
-    result["peak_rss_bytes"].as_u64().unwrap_or(0)
+    let phases = PHASES
+        .iter()
+        .map(|p| result["durations"][format!("{p}_seconds")].as_f64().unwrap_or(f64::NAN))
+        .collect();
+    (result["peak_rss_bytes"].as_u64().unwrap_or(0), phases)
 }
 
 /// Wall time and peak RSS of one command over its runs.
