@@ -337,6 +337,25 @@ pub async fn checks(
     checks_with(target, Some(expected), tolerance_percent, keys).await
 }
 
+/// Opens a connection to `target` and `PING`s it: the connection and the `connect` check (`what` is added to the
+/// address in its detail, e.g. ", configuration endpoint"), or the failed `connect` check when the rest cannot run.
+pub(crate) async fn connect(target: &CacheTarget, what: &str) -> Result<(Conn, Check), Check> {
+    let failed = |e: CacheError| Check::new("connect", false, e.to_string());
+    let mut conn = Conn::open(target).await.map_err(failed)?;
+    let reply = conn.ok("PING", &[b"PING"]).await.map_err(failed)?;
+    let check = Check::new(
+        "connect",
+        reply.text().as_deref() == Some("PONG"),
+        format!(
+            "{}:{} ({}{what}): {reply:?}",
+            target.host,
+            target.port,
+            target.tls.mode.as_str()
+        ),
+    );
+    Ok((conn, check))
+}
+
 /// [`checks`], with the key counts compared only when `expected` is given (a restore test without a verified
 /// RDB copy of its snapshot still checks the connection and the named keys).
 pub async fn checks_with(
@@ -345,24 +364,11 @@ pub async fn checks_with(
     tolerance_percent: f64,
     keys: &[KeyCheck],
 ) -> Vec<Check> {
-    let mut conn = match Conn::open(target).await {
+    let (mut conn, connect) = match connect(target, "").await {
         Ok(c) => c,
-        Err(e) => return vec![Check::new("connect", false, e.to_string())],
+        Err(failed) => return vec![failed],
     };
-    let mut out = Vec::new();
-    match conn.ok("PING", &[b"PING"]).await {
-        Ok(reply) => out.push(Check::new(
-            "connect",
-            reply.text().as_deref() == Some("PONG"),
-            format!(
-                "{}:{} ({}): {reply:?}",
-                target.host,
-                target.port,
-                target.tls.mode.as_str()
-            ),
-        )),
-        Err(e) => return vec![Check::new("connect", false, e.to_string())],
-    }
+    let mut out = vec![connect];
     if let Some(expected) = expected {
         match conn.ok("INFO", &[b"INFO", b"keyspace"]).await {
             Ok(reply) => {

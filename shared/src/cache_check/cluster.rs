@@ -202,22 +202,9 @@ fn slots_check(primaries: &[Primary]) -> Check {
 /// Connects to the configuration endpoint, `PING`s it and asks for the primaries. `Err`: the checks to report
 /// when the rest cannot run.
 async fn discover(target: &CacheTarget) -> Result<(Vec<Check>, Vec<Primary>), Vec<Check>> {
-    let failed = |name: &str, detail: String| vec![Check::new(name, false, detail)];
-    let mut conn = Conn::open(target).await.map_err(|e| failed("connect", e.to_string()))?;
-    let reply = conn
-        .ok("PING", &[b"PING"])
+    let (mut conn, connect) = super::connect(target, ", configuration endpoint")
         .await
-        .map_err(|e| failed("connect", e.to_string()))?;
-    let connect = Check::new(
-        "connect",
-        reply.text().as_deref() == Some("PONG"),
-        format!(
-            "{}:{} ({}, configuration endpoint): {reply:?}",
-            target.host,
-            target.port,
-            target.tls.mode.as_str()
-        ),
-    );
+        .map_err(|failed| vec![failed])?;
     let slots = match conn.call(&[b"CLUSTER", b"SLOTS"]).await {
         Ok(r) => parse_slots(&r, &target.host),
         Err(e) => Err(e.to_string()),
