@@ -8,14 +8,18 @@
 //! reports/restore-export/<db>/[<n>-]<yyyymmddThhmmssZ>.json
 //! notifications/<sha256 of the message key, 16 bytes in hex>.json
 //! reports/evidence/<yyyy>-<mm>/fleet-<period>.html (+ .json)      the month of the period's last day
-//! exports/<cache>/rdb/<yyyy>/<mm>/<dd>/<cache>-rdb-<yyyymmddThhmmssZ>-<nnnn>.rdb             one per shard
-//! exports/<cache>/rdb/<yyyy>/<mm>/<dd>/<cache>-rdb-<yyyymmddThhmmssZ>.manifest.json          (written last)
+//! exports/_caches/<cache>/rdb/<yyyy>/<mm>/<dd>/<cache>-rdb-<yyyymmddThhmmssZ>-<nnnn>.rdb     one per shard
+//! exports/_caches/<cache>/rdb/<yyyy>/<mm>/<dd>/<cache>-rdb-<yyyymmddThhmmssZ>.manifest.json  (written last)
 //! reports/cache-restore-tests/<cache>/<yyyymmddThhmmssZ>.json (+ .md)
 //! ```
 //!
-//! A cache's RDB copies sit under the profile name [`RDB_PROFILE`], which no database export profile may take,
-//! so that a cache and a database of the same name never share a key. Restore tests of caches have their own
-//! prefix for the same reason.
+//! A cache and a database may carry the same name, so their keys never share a prefix: a cache's RDB copies live
+//! under [`CACHE_EXPORTS_PREFIX`] (`exports/_caches/`), a name no database can have (RDS identifiers begin with a
+//! letter), and a database's exports are read only through [`export_manifest_keys`], which never answers an RDB
+//! copy (not even one an older Lifeboat wrote at `exports/<cache>/rdb/`, under the profile name [`RDB_PROFILE`]
+//! that no database export profile may take). Restore tests of caches have their own report prefix for the same
+//! reason. Kept under `exports/` so that RDB copies have every protection exports have (no overwrite, no delete,
+//! retention, Object Lock).
 //!
 //! Owns: the key shapes and the reading of a time back from a key. Never decides what a key's object means
 //! beyond its name: an export is complete when its manifest exists, and only the manifest's key is a
@@ -163,6 +167,19 @@ pub async fn newest_key(
     Ok(newest(keys.iter().map(String::as_str), suffix).map(|(k, t)| (k.to_owned(), t)))
 }
 
+/// Every manifest key of a database's complete exports (of one profile, or of every profile): never an RDB
+/// copy of a cache, even one of the same name.
+pub async fn export_manifest_keys(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    db: &str,
+    profile: Option<&str>,
+) -> Result<Vec<String>, Error> {
+    let mut keys = list_keys(s3, bucket, &export_prefix(db, profile), MANIFEST_SUFFIX).await?;
+    keys.retain(|k| profile_in_key(db, k).is_some());
+    Ok(keys)
+}
+
 /// The newest complete export (its manifest's key and time) of a database, of one profile or of any.
 pub async fn newest_export(
     s3: &aws_sdk_s3::Client,
@@ -170,7 +187,8 @@ pub async fn newest_export(
     db: &str,
     profile: Option<&str>,
 ) -> Result<Option<(String, DateTime<Utc>)>, Error> {
-    newest_key(s3, bucket, &export_prefix(db, profile), MANIFEST_SUFFIX).await
+    let keys = export_manifest_keys(s3, bucket, db, profile).await?;
+    Ok(newest(keys.iter().map(String::as_str), MANIFEST_SUFFIX).map(|(k, t)| (k.to_owned(), t)))
 }
 
 /// The newest complete export of a database and profile, with its manifest read.
@@ -193,7 +211,7 @@ pub async fn latest_manifests(
     bucket: &str,
     db: &str,
 ) -> Result<Vec<(String, Manifest)>, Error> {
-    let keys = list_keys(s3, bucket, &export_prefix(db, None), MANIFEST_SUFFIX).await?;
+    let keys = export_manifest_keys(s3, bucket, db, None).await?;
     let mut out = Vec::new();
     for key in newest_per_profile(db, keys.iter().map(String::as_str)).into_values() {
         out.push((key.to_owned(), get_json(s3, bucket, key).await?));
@@ -228,12 +246,13 @@ pub fn evidence_keys(year: i32, month: u32, period_slug: &str) -> (String, Strin
     (format!("{base}.html"), format!("{base}.json"))
 }
 
-/// The export profile of a key under [`export_prefix`]`(db, None)`.
+/// The export profile of a key under [`export_prefix`]`(db, None)`; `None` for anything that is not a database
+/// export, such as an RDB copy an older Lifeboat kept at `exports/<cache>/rdb/`.
 pub fn profile_in_key<'a>(db: &str, key: &'a str) -> Option<&'a str> {
     let rest = key.strip_prefix(EXPORTS_PREFIX)?.strip_prefix(db)?.strip_prefix('/')?;
     rest.split_once('/')
         .map(|(profile, _)| profile)
-        .filter(|p| !p.is_empty())
+        .filter(|p| !p.is_empty() && *p != RDB_PROFILE)
 }
 
 /// The evidence report written last (by the object's last-modified time: a link in a message points at the
@@ -277,8 +296,11 @@ pub fn restore_export_report_key(db: &str, finished_at: DateTime<Utc>, retry: u3
     }
 }
 
-/// The profile segment under which a cache's RDB copies live: `exports/<cache>/rdb/...`. Reserved: no database
-/// export profile may be named so.
+/// Where every cache's RDB copies live, apart from every database's exports: no RDS identifier begins with `_`.
+pub const CACHE_EXPORTS_PREFIX: &str = "exports/_caches/";
+
+/// The profile segment under which a cache's RDB copies live: `exports/_caches/<cache>/rdb/...`. Reserved: no
+/// database export profile may be named so (older Lifeboats kept copies at `exports/<cache>/rdb/`).
 pub const RDB_PROFILE: &str = "rdb";
 
 /// The suffix of an RDB file, as ElastiCache names the files of an exported snapshot (one per shard).
@@ -288,7 +310,7 @@ pub const RDB_SUFFIX: &str = ".rdb";
 /// (1-based, as ElastiCache numbers them: `-0001.rdb`) is `object(shard)`; the manifest is written last.
 pub fn rdb_keys(cache: &str, at: DateTime<Utc>) -> RdbKeys {
     let base = format!(
-        "{EXPORTS_PREFIX}{cache}/{RDB_PROFILE}/{}/{cache}-{RDB_PROFILE}-{}",
+        "{CACHE_EXPORTS_PREFIX}{cache}/{RDB_PROFILE}/{}/{cache}-{RDB_PROFILE}-{}",
         at.format("%Y/%m/%d"),
         at.format(STAMP)
     );
@@ -315,7 +337,7 @@ impl RdbKeys {
 
 /// Where a cache's RDB copies live.
 pub fn rdb_prefix(cache: &str) -> String {
-    export_prefix(cache, Some(RDB_PROFILE))
+    format!("{CACHE_EXPORTS_PREFIX}{cache}/{RDB_PROFILE}/")
 }
 
 /// Where a cache's restore-test reports live (apart from databases': a cache may share a database's name).
@@ -461,24 +483,36 @@ mod tests {
         assert_ne!(k, notification_key("alarm:lifeboat/app-prod/export-age-full"));
     }
     #[test]
-    fn rdb_keys_sit_under_the_reserved_profile_and_read_back_their_time() {
+    fn rdb_keys_sit_apart_from_every_database_export_and_read_back_their_time() {
         let at = Utc.with_ymd_and_hms(2026, 11, 29, 3, 0, 0).unwrap();
         let keys = rdb_keys("sessions", at);
         assert_eq!(
             keys.object(2),
-            "exports/sessions/rdb/2026/11/29/sessions-rdb-20261129T030000Z-0002.rdb"
+            "exports/_caches/sessions/rdb/2026/11/29/sessions-rdb-20261129T030000Z-0002.rdb"
         );
         assert_eq!(
             keys.manifest(),
-            "exports/sessions/rdb/2026/11/29/sessions-rdb-20261129T030000Z.manifest.json"
+            "exports/_caches/sessions/rdb/2026/11/29/sessions-rdb-20261129T030000Z.manifest.json"
         );
         assert_eq!(time_in_key(&keys.manifest()), Some(at));
         assert!(keys.manifest().starts_with(&rdb_prefix("sessions")));
-        assert_eq!(profile_in_key("sessions", &keys.manifest()), Some(RDB_PROFILE));
         assert_eq!(
             time_in_key(&format!("{}.json", cache_restore_report_base("sessions", at))),
             Some(at)
         );
         assert_ne!(cache_restore_report_prefix("orders"), restore_report_prefix("orders"));
+    }
+
+    #[test]
+    fn a_cache_and_a_database_of_the_same_name_share_no_prefix() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 29, 3, 0, 0).unwrap();
+        let copy = rdb_keys("orders", at).manifest();
+        assert!(!copy.starts_with(&export_prefix("orders", None)));
+        assert!(!rdb_prefix("orders").starts_with(&export_prefix("orders", None)));
+        assert_eq!(profile_in_key("orders", &copy), None);
+        // An RDB copy that an older Lifeboat kept under the database-shaped prefix is no database export either.
+        let legacy = "exports/orders/rdb/2026/11/29/orders-rdb-20261129T030000Z.manifest.json";
+        assert_eq!(profile_in_key("orders", legacy), None);
+        assert!(newest_per_profile("orders", [legacy]).is_empty());
     }
 }

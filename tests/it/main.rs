@@ -14,6 +14,7 @@ mod evidence_browser;
 mod export;
 mod harness;
 mod infra;
+mod layout;
 mod monitor;
 mod rdb;
 mod rdb_copy;

@@ -1,5 +1,5 @@
 //! The `copy-caches` action of the `export` function against moto (ElastiCache, S3, CloudWatch) and RDB files a
-//! real `redis-server` wrote: staged files verified, moved under `exports/<cache>/rdb/...` and described by a
+//! real `redis-server` wrote: staged files verified, moved under `exports/_caches/<cache>/rdb/...` and described by a
 //! manifest written last; damaged files refused, reported, alarmed and never given a manifest; reruns harmless.
 //!
 //! Where these tests start: moto does not implement `CopySnapshot` to a bucket, so each test starts from the

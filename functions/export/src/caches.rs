@@ -1,6 +1,6 @@
 //! The `copy-caches` action: for each selected cache, its newest Lifeboat snapshot exported by ElastiCache into
 //! the bucket's staging prefix, each shard's file verified by streaming it through the RDB verifier, moved under
-//! `exports/<cache>/rdb/...` server-side, and the manifest written last.
+//! `exports/_caches/<cache>/rdb/...` server-side, and the manifest written last.
 //!
 //! Lives in `export` because this function owns `exports/` and the bucket (its role writes there, its key
 //! encrypts there); caches are chosen by the same selector as the snapshot function's. The rules (which snapshot,

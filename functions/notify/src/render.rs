@@ -91,7 +91,7 @@ fn explain_cache(cache: &str, check: &str) -> (String, String) {
             format!("no verified RDB copy of cache {cache} within the policy"),
             format!(
                 "Look at the RDB copy's last runs in its log group: a copy whose file failed verification never gets a \
-                 manifest. Copies live under exports/{cache}/rdb/ in the export bucket. {runbook}"
+                 manifest. Copies live under exports/_caches/{cache}/rdb/ in the export bucket. {runbook}"
             ),
         ),
         "restore-test-age" => (
@@ -445,7 +445,7 @@ mod tests {
         };
         let last = LastGood {
             export: Some((
-                "exports/sessions/rdb/2026/11/20/sessions-rdb-20261120T030000Z.manifest.json".into(),
+                "exports/_caches/sessions/rdb/2026/11/20/sessions-rdb-20261120T030000Z.manifest.json".into(),
                 at(20, 3),
             )),
             ..LastGood::default()
@@ -462,10 +462,10 @@ mod tests {
              Cache: sessions\n\
              What is wrong: no verified RDB copy of cache sessions within the policy\n\
              Since: 2026-11-22 10:00 UTC (was OK)\n\
-             Last good backup: RDB copy exports/sessions/rdb/2026/11/20/sessions-rdb-20261120T030000Z.manifest.json \
+             Last good backup: RDB copy exports/_caches/sessions/rdb/2026/11/20/sessions-rdb-20261120T030000Z.manifest.json \
              at 2026-11-20 03:00 UTC (2 days ago)\n\
              What to do: Look at the RDB copy's last runs in its log group: a copy whose file failed verification \
-             never gets a manifest. Copies live under exports/sessions/rdb/ in the export bucket. Runbook: README, \
+             never gets a manifest. Copies live under exports/_caches/sessions/rdb/ in the export bucket. Runbook: README, \
              \"Caches (ElastiCache, Redis OSS and Valkey)\".\n\
              Alarm: lifeboat/cache:sessions/export-age\n"
         );

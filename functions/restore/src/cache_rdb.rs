@@ -1,5 +1,5 @@
 //! The start of a serverless cache's restore test: its newest verified RDB copy (the newest manifest under
-//! `exports/<cache>/rdb/`) seeds an isolated node-based replication group from the copy's files in S3; poll,
+//! `exports/_caches/<cache>/rdb/`) seeds an isolated node-based replication group from the copy's files in S3; poll,
 //! verify (key counts against that same manifest), report and cleanup are every cache test's
 //! ([`crate::caches`]). Why a node-based group: `lifeboat::rdb_restore`'s module doc. The rules are
 //! `lifeboat::rdb_restore`'s; this gathers facts and acts.

@@ -16,7 +16,7 @@ pub mod restore;
 pub mod select;
 pub mod stream;
 
-use crate::bucket::{export_prefix, get_json, list_keys, MANIFEST_SUFFIX};
+use crate::bucket::{get_json, MANIFEST_SUFFIX};
 use crate::error::Error;
 use crate::manifest::Manifest;
 
@@ -160,9 +160,14 @@ pub fn check_identities(manifest: &Manifest, identities: &[Identity]) -> Result<
     Ok(())
 }
 
-/// Every manifest key under `prefix`.
-async fn manifest_keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<Vec<String>, ArchiveError> {
-    Ok(list_keys(s3, bucket, prefix, MANIFEST_SUFFIX).await?)
+/// Every manifest key of the database's exports (never a cache's RDB copy of the same name).
+async fn manifest_keys(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    db: &str,
+    profile: Option<&str>,
+) -> Result<Vec<String>, ArchiveError> {
+    Ok(crate::bucket::export_manifest_keys(s3, bucket, db, profile).await?)
 }
 
 /// Every complete export of a database (of one profile, or all), oldest first, with its manifest.
@@ -172,7 +177,7 @@ pub async fn list_exports(
     db: &str,
     profile: Option<&str>,
 ) -> Result<Vec<(String, Manifest)>, ArchiveError> {
-    let mut keys = manifest_keys(s3, bucket, &export_prefix(db, profile)).await?;
+    let mut keys = manifest_keys(s3, bucket, db, profile).await?;
     keys.sort_by_key(|k| (crate::bucket::time_in_key(k), k.clone()));
     let mut out = Vec::with_capacity(keys.len());
     for key in keys {
@@ -203,7 +208,7 @@ pub async fn find_export(
             return Ok((key.clone(), manifest));
         }
         _ => {
-            let keys = manifest_keys(s3, bucket, &export_prefix(db, profile)).await?;
+            let keys = manifest_keys(s3, bucket, db, profile).await?;
             select::choose(keys.iter().map(String::as_str), which).map(str::to_owned)
         }
     };

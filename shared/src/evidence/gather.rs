@@ -27,13 +27,7 @@ fn in_period(t: DateTime<Utc>, p: &Period) -> bool {
 /// Every complete export of the database; the manifests of those in the period are read for size and
 /// duration. A manifest that cannot be read keeps its export (the key proves it completed) without figures.
 async fn exports(src: Sources<'_>, db: &str, period: &Period) -> Result<Vec<ExportFact>, Error> {
-    let keys = bucket::list_keys(
-        src.s3,
-        src.bucket,
-        &bucket::export_prefix(db, None),
-        bucket::MANIFEST_SUFFIX,
-    )
-    .await?;
+    let keys = bucket::export_manifest_keys(src.s3, src.bucket, db, None).await?;
     let mut out = Vec::new();
     for key in &keys {
         let (Some(profile), Some(at)) = (bucket::profile_in_key(db, key), bucket::time_in_key(key)) else {

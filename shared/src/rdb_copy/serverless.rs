@@ -1,6 +1,6 @@
 //! The RDB copy of a serverless cache's snapshot: where `ExportServerlessCacheSnapshot` puts the files, when they
 //! are complete, and the request. Everything after the files are staged (verification by streaming, the move
-//! under `exports/<cache>/rdb/`, the manifest last, the failure record and alarm) is the node-based copy's, in
+//! under `exports/_caches/<cache>/rdb/`, the manifest last, the failure record and alarm) is the node-based copy's, in
 //! [`super`] and the export function, unchanged.
 //!
 //! # What this relies on (and what is assumed)
