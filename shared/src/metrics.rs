@@ -117,11 +117,15 @@ pub const NOTIFICATION_SUPPRESSED: &str = "NotificationSuppressed";
 pub const RDB_COPY_FAILED: &str = "RdbCopyFailed";
 /// 1 when a run verified a cache's RDB copy and wrote its manifest, else 0 (per `CacheIdentifier`).
 pub const RDB_COPY_VERIFIED: &str = "RdbCopyVerified";
+/// 1 when a run could not take a cache's copy step (an AWS error, or the invocation's deadline came first, or
+/// the cache was not reached before it), else 0 (per `CacheIdentifier`).
+pub const RDB_COPY_ERROR: &str = "RdbCopyError";
 
 /// Every metric name above, for tests that check the vocabulary is complete and unique.
 pub const ALL: &[&str] = &[
     RDB_COPY_FAILED,
     RDB_COPY_VERIFIED,
+    RDB_COPY_ERROR,
     SNAPSHOT_CREATED,
     SNAPSHOT_FAILED,
     SNAPSHOTS_DELETED,

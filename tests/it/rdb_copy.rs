@@ -201,7 +201,7 @@ async fn staged_files_are_verified_moved_and_described_by_a_manifest_and_a_rerun
         (stage(&w, &sharded, 2, three.clone()).await, three, three_keys.clone()),
     );
 
-    let summary = caches::handle(&w.deps, None).await.unwrap();
+    let summary = caches::handle(&w.deps, None, None).await.unwrap();
     let outcomes: Vec<(&str, CopyOutcome)> = summary.caches.iter().map(|r| (r.cache.as_str(), r.outcome)).collect();
     assert_eq!(
         outcomes,
@@ -252,7 +252,7 @@ async fn staged_files_are_verified_moved_and_described_by_a_manifest_and_a_rerun
     assert_eq!(metric(&w, "RdbCopyFailed", "sessions").await, [0.0]);
 
     let before = versions(&w).await;
-    let again = caches::run(&w.deps, None).await.unwrap();
+    let again = caches::run(&w.deps, None, None).await.unwrap();
     assert!(
         again.caches.iter().all(|r| r.outcome == CopyOutcome::AlreadyCopied),
         "{again:#?}"
@@ -283,7 +283,7 @@ async fn a_damaged_file_gets_no_manifest_and_is_reported_alarmed_and_not_verifie
     stage(&w, &sharded, 1, good.clone()).await;
     let truncated_key = stage(&w, &sharded, 2, truncated).await;
 
-    let err = caches::handle(&w.deps, None).await.unwrap_err().to_string();
+    let err = caches::handle(&w.deps, None, None).await.unwrap_err().to_string();
     assert!(err.contains("RDB copy failed for 2 of 2 caches"), "{err}");
     assert!(
         err.contains(&format!("jobs (shard 1 {flipped_key}: {flipped_key}: ")),
@@ -329,7 +329,7 @@ async fn a_damaged_file_gets_no_manifest_and_is_reported_alarmed_and_not_verifie
     );
 
     let before = versions(&w).await;
-    let again = caches::run(&w.deps, None).await.unwrap();
+    let again = caches::run(&w.deps, None, None).await.unwrap();
     assert!(
         again.caches.iter().all(|r| r.outcome == CopyOutcome::FailedEarlier),
         "{again:#?}"
@@ -587,4 +587,43 @@ async fn a_serverless_snapshot_is_exported_under_its_name_then_copied_like_any_o
     assert!(get(&w, &rdb_keys("jobs", time()).manifest()).await.is_none());
     let r = caches::copy_one(&deps, &jobs, &snapshots).await;
     assert_eq!(r.outcome, CopyOutcome::FailedEarlier, "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_out_of_time_steps_no_cache_and_says_so_in_its_metrics_and_its_error() {
+    let w = world().await;
+    let sessions = cache_with_snapshot(&w, "sessions", Some(1)).await;
+    let (one, _) = rdb_file("one");
+    stage(&w, &sessions, 1, one).await;
+    // The invocation's deadline is inside the margin already: no cache may start, and the run says so rather
+    // than being killed by Lambda half-way with nothing published.
+    let deadline = std::time::Instant::now() + caches_margin() / 2;
+    let err = caches::handle(&w.deps, None, Some(deadline))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("RDB copy failed for 1 of 1 caches"), "{err}");
+    assert!(
+        err.contains("sessions (not reached before the invocation's deadline"),
+        "{err}"
+    );
+    assert_eq!(metric(&w, "RdbCopyError", "sessions").await, [1.0]);
+    assert!(
+        get(&w, &rdb_keys("sessions", time()).manifest()).await.is_none(),
+        "nothing written"
+    );
+
+    // With time, the same copy completes.
+    let summary = caches::handle(
+        &w.deps,
+        None,
+        Some(std::time::Instant::now() + Duration::from_secs(900)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.caches[0].outcome, CopyOutcome::Verified, "{summary:#?}");
+}
+
+fn caches_margin() -> Duration {
+    export::handler::DEADLINE_MARGIN
 }

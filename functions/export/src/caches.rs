@@ -10,12 +10,20 @@
 //! `ExportServerlessCacheSnapshot` under its own name (`lifeboat::rdb_copy::serverless` says where and what is
 //! assumed), then verified, moved and described exactly as a node-based cache's.
 //!
+//! Every run has a deadline: caches are stepped two at a time (so one cache with a large file does not hold up
+//! every cache after it), and a step still running [`DEADLINE_MARGIN`] before the invocation's deadline is
+//! stopped there (nothing is moved and no manifest is written before every file passed, so a stopped verify
+//! leaves nothing half-written; the next run verifies again), reported as `deadline`, and the caches not started
+//! by then as `not-reached`; both publish `RdbCopyError` and fail the invocation, with the metrics published first.
+//!
 //! Each step is idempotent: a copy with a manifest is done; the export request's name derives from the snapshot
 //! (a rerun asks for the same thing); a file that failed verification gets a failure record next to it, is
 //! reported and alarmed on every run while its snapshot is the newest, and is never verified again.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
+
+use futures::stream::{self, StreamExt};
 
 use aws_sdk_cloudwatch::types::StandardUnit;
 use chrono::Utc;
@@ -27,8 +35,11 @@ use lifeboat::rdb_copy::{self, CopyState, ExportableSnapshot, Move, RdbCopyError
 use lifeboat::selection::Selector;
 use serde::Serialize;
 
-use crate::handler::Deps;
+use crate::handler::{Deps, DEADLINE_MARGIN};
 use crate::s3::{self, Written};
+
+/// How many caches one run steps at once.
+const CONCURRENT_CACHES: usize = 2;
 
 /// What one run did for one cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -50,6 +61,10 @@ pub enum CopyOutcome {
     Error,
     /// The cache has no available Lifeboat snapshot yet.
     NoSnapshot,
+    /// The step was stopped before the invocation's deadline; nothing of it was moved or written.
+    Deadline,
+    /// The run's deadline came before this cache's turn.
+    NotReached,
 }
 
 /// A staged file that failed, by shard, with the verifier's (or the move's) words.
@@ -99,6 +114,19 @@ impl CacheCopyReport {
     pub fn copy_failed(&self) -> bool {
         matches!(self.outcome, CopyOutcome::Failed | CopyOutcome::FailedEarlier)
     }
+
+    /// The run could not take this cache's step (an AWS error, or the deadline).
+    pub fn run_error(&self) -> bool {
+        matches!(
+            self.outcome,
+            CopyOutcome::Error | CopyOutcome::Deadline | CopyOutcome::NotReached
+        )
+    }
+
+    /// Failed in this run, or not stepped: fails the invocation.
+    fn fails_run(&self) -> bool {
+        self.outcome == CopyOutcome::Failed || self.run_error()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -110,9 +138,10 @@ pub struct CopySummary {
     pub seconds: f64,
 }
 
-/// The action: copy, publish metrics, and fail the invocation if a copy failed in this run.
-pub async fn handle(deps: &Deps, caches: Option<Vec<String>>) -> Result<CopySummary, Error> {
-    let summary = run(deps, caches).await?;
+/// The action: copy, publish metrics, and fail the invocation if a copy failed in this run or a cache could not
+/// be stepped before the deadline (`None`: no deadline, the standalone task).
+pub async fn handle(deps: &Deps, caches: Option<Vec<String>>, deadline: Option<Instant>) -> Result<CopySummary, Error> {
+    let summary = run(deps, caches, deadline).await?;
     let mut m = Metrics::new();
     record(&summary.caches, &mut m);
     if let Err(e) = m
@@ -124,8 +153,9 @@ pub async fn handle(deps: &Deps, caches: Option<Vec<String>>) -> Result<CopySumm
     conclude(summary)
 }
 
-/// One pass over the selected caches (the named ones when given), each cache's step reported.
-pub async fn run(deps: &Deps, caches: Option<Vec<String>>) -> Result<CopySummary, Error> {
+/// One pass over the selected caches (the named ones when given), each cache's step reported, in the selection's
+/// order.
+pub async fn run(deps: &Deps, caches: Option<Vec<String>>, deadline: Option<Instant>) -> Result<CopySummary, Error> {
     let started = Instant::now();
     let selector = match caches {
         Some(list) => Selector {
@@ -142,19 +172,46 @@ pub async fn run(deps: &Deps, caches: Option<Vec<String>>) -> Result<CopySummary
     } else {
         elasticache::list_all_snapshots(&deps.ec, serverless).await?
     };
-    let mut reports = Vec::with_capacity(chosen.len());
-    for cache in chosen {
-        reports.push(copy_one(deps, cache, &snapshots).await);
-    }
+    let stop = deadline.map(|d| d.checked_sub(DEADLINE_MARGIN).unwrap_or(d));
+    let reports: Vec<CacheCopyReport> = stream::iter(chosen)
+        .map(|cache| copy_before(deps, cache, &snapshots, stop))
+        .buffered(CONCURRENT_CACHES)
+        .collect()
+        .await;
     Ok(CopySummary {
         action: crate::event::COPY_CACHES,
-        failed: reports
-            .iter()
-            .filter(|r| matches!(r.outcome, CopyOutcome::Failed | CopyOutcome::Error))
-            .count(),
+        failed: reports.iter().filter(|r| r.fails_run()).count(),
         caches: reports,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// [`copy_one`], stopped at `stop` (the deadline less its margin): not started when its turn comes after it.
+async fn copy_before(
+    deps: &Deps,
+    cache: &Cache,
+    snapshots: &[CacheSnapshot],
+    stop: Option<Instant>,
+) -> CacheCopyReport {
+    let Some(stop) = stop else {
+        return copy_one(deps, cache, snapshots).await;
+    };
+    if Instant::now() >= stop {
+        tracing::error!(cache = %cache.id, "cache RDB copy not reached before the invocation's deadline");
+        return CacheCopyReport::new(&cache.id, None, CopyOutcome::NotReached)
+            .with_detail("not reached before the invocation's deadline; the next run steps it");
+    }
+    match tokio::time::timeout_at(stop.into(), copy_one(deps, cache, snapshots)).await {
+        Ok(report) => report,
+        Err(_) => {
+            tracing::error!(cache = %cache.id, "cache RDB copy stopped before the invocation's deadline");
+            CacheCopyReport::new(&cache.id, None, CopyOutcome::Deadline).with_detail(format!(
+                "stopped {} s before the invocation's deadline; nothing was moved or written and the next run \
+                 verifies again (a copy that never fits in one invocation needs a longer function timeout)",
+                DEADLINE_MARGIN.as_secs()
+            ))
+        }
+    }
 }
 
 /// One cache's copy stepped once (its newest Lifeboat snapshot among `snapshots`), reported and logged.
@@ -367,6 +424,8 @@ pub fn record(reports: &[CacheCopyReport], out: &mut Metrics) {
         out.put(metrics::RDB_COPY_FAILED, failed, StandardUnit::Count, &dims);
         let verified = f64::from(u8::from(r.outcome == CopyOutcome::Verified));
         out.put(metrics::RDB_COPY_VERIFIED, verified, StandardUnit::Count, &dims);
+        let error = f64::from(u8::from(r.run_error()));
+        out.put(metrics::RDB_COPY_ERROR, error, StandardUnit::Count, &dims);
     }
 }
 
@@ -381,7 +440,7 @@ fn conclude(summary: CopySummary) -> Result<CopySummary, Error> {
     let failures: Vec<String> = summary
         .caches
         .iter()
-        .filter(|r| matches!(r.outcome, CopyOutcome::Failed | CopyOutcome::Error))
+        .filter(|r| r.fails_run())
         .map(|r| {
             let files: Vec<String> = r
                 .failures

@@ -96,7 +96,7 @@ struct Plan {
 /// The function's entry: the `copy-caches` action (`caches.rs`), or an export; the run's summary as JSON.
 pub async fn invoke(deps: &Deps, payload: Value, deadline: Option<Instant>) -> Result<Value, Error> {
     let json = if let Trigger::CopyCaches { caches } = event::parse(payload.clone())? {
-        serde_json::to_value(crate::caches::handle(deps, caches).await?)
+        serde_json::to_value(crate::caches::handle(deps, caches, deadline).await?)
     } else {
         serde_json::to_value(handle(deps, payload, deadline).await?)
     };
