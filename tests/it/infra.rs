@@ -224,3 +224,52 @@ fn a_cache_elasticache_could_not_list_is_reported_as_failed_and_cleaned_up() {
         );
     }
 }
+
+/// Every route from a start (database or cache), failed or not, passes a report before it ends: a test whose
+/// start failed must still publish a failed result, or monitor goes on showing the previous test's (issue #22,
+/// item 16).
+#[test]
+fn every_started_test_ends_in_a_report_even_when_its_start_fails() {
+    let machine = definition();
+    let (_, map) = each_database(&machine);
+    let inner = states(processor(map));
+    for (start, report) in [("start", "report"), ("cache_start", "cache_report")] {
+        let (name, state) = inner
+            .iter()
+            .find(|(_, s)| action(s) == Some(start))
+            .unwrap_or_else(|| panic!("no {start} task"));
+        let catch = catch_all(state).unwrap_or_else(|| panic!("{name} has no Catch of States.ALL"));
+        // Walk every route from the catch's target; no End may be reached without passing a report.
+        let mut queue = VecDeque::from([(catch["Next"].as_str().unwrap(), false)]);
+        let mut seen = BTreeSet::new();
+        while let Some((at, reported)) = queue.pop_front() {
+            if !seen.insert((at, reported)) {
+                continue;
+            }
+            let s = &inner[at];
+            let reported = reported || action(s) == Some(report);
+            assert!(
+                s["End"] != true || reported,
+                "{name}'s failure reaches {at}, an End, without a {report}: monitor would keep the previous result"
+            );
+            queue.extend(successors(s).into_iter().map(|n| (n, reported)));
+        }
+    }
+}
+
+/// The state machine invokes the steps' function only (RestoreTestFunction), never the console's.
+#[test]
+fn every_task_invokes_the_steps_function() {
+    let machine = definition();
+    let (_, map) = each_database(&machine);
+    let tasks = states(&machine)
+        .values()
+        .chain(states(processor(map)).values())
+        .filter(|s| s["Type"] == "Task");
+    for task in tasks {
+        assert_eq!(
+            task["Parameters"]["FunctionName"], "${RestoreTestFunctionArn}",
+            "{task}"
+        );
+    }
+}
