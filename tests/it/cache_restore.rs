@@ -1154,3 +1154,18 @@ async fn a_cache_test_whose_key_counts_could_not_be_compared_does_not_pass() {
         "{r:#?}"
     );
 }
+
+/// Without a named bundle a restored cache's certificate is checked against Amazon's root CAs only: the local
+/// server's certificate (signed by a throwaway CA, as a certificate for the name from any other CA would be) is
+/// refused before the AUTH token is sent, and the test fails.
+#[tokio::test]
+async fn without_a_named_bundle_only_amazons_roots_are_trusted() {
+    let w = world().await;
+    let deps = w.deps(&[("LIFEBOAT_CACHE_CA_BUNDLE", "")]);
+    let (trail, _) = run(&w, &deps, "sessions", Before::Local).await;
+    assert_eq!(trail.last().unwrap(), "cleanup: deleting", "{trail:?}");
+    let r = w.report("sessions").await;
+    assert!(!r.passed, "{r:#?}");
+    assert_eq!(r.checks[0].name, "connect");
+    assert!(r.checks[0].detail.contains("TLS handshake"), "{:?}", r.checks[0]);
+}
