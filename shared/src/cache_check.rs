@@ -6,6 +6,15 @@
 //! Owns: the checks and their verdicts, the reading of `INFO keyspace`, and the small RESP client they speak
 //! (commands as arrays of bulk strings; replies bounded in size, since a check reads only short answers).
 //!
+//! Trust: a verify-full connection is checked against the CA bundle the caller names, or, when it names none,
+//! against Amazon's root CAs 1 to 4 shipped in the binary ([`AMAZON_ROOT_CAS`], `shared/certs/`), which every
+//! ElastiCache in-transit certificate chains to. Never the system's store: any public CA's certificate for the
+//! name would pass there, and the AUTH token is sent right after the handshake.
+//!
+//! A key count that could not run is reported `skipped` under [`KEY_COUNT_CHECK`] (the report refuses to pass
+//! a test with it), and a database the snapshot had keys in and the restore has none of fails whatever the
+//! tolerance: a restore test never passes on `PING` alone.
+//!
 //! Never: writes to the cache (only `AUTH`, `PING`, `INFO`, `SELECT` and `SCAN` are sent), prints the password,
 //! or calls AWS. The caller gives the target and the expected counts and puts the checks in its report.
 
@@ -13,7 +22,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::pki_types::ServerName;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -26,6 +36,43 @@ pub mod cluster;
 /// The longest reply read: `INFO keyspace` and `SCAN` pages are far shorter.
 const MAX_REPLY: usize = 1 << 20;
 const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Amazon Root CA 1 to 4 (public certificates, as Debian's ca-certificates ships them): the only roots a restored
+/// cache's certificate is checked against unless a bundle is named.
+pub const AMAZON_ROOT_CAS: &[u8] = include_bytes!("../certs/amazon-root-cas.crt");
+
+/// The name of the key-count check, also when it is skipped (the report looks for it).
+pub const KEY_COUNT_CHECK: &str = "keys per database";
+
+/// The TLS configuration of a verify-full connection to a cache: the named bundle's roots, else Amazon's.
+fn verify_full_config(tls: &TlsSettings) -> Result<rustls::ClientConfig, CacheError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let (what, certs): (&str, Vec<_>) = match &tls.ca_bundle {
+        Some(path) => (
+            path.as_str(),
+            CertificateDer::pem_file_iter(path)
+                .map_err(|e| CacheError::Tls(format!("reading {path}: {e}")))?
+                .collect(),
+        ),
+        None => (
+            "the shipped Amazon root CAs",
+            CertificateDer::pem_slice_iter(AMAZON_ROOT_CAS).collect(),
+        ),
+    };
+    for cert in certs {
+        let cert = cert.map_err(|e| CacheError::Tls(format!("reading {what}: {e}")))?;
+        roots.add(cert).map_err(|e| CacheError::Tls(format!("{what}: {e}")))?;
+    }
+    if roots.is_empty() {
+        return Err(CacheError::Tls(format!("{what} holds no certificate")));
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| CacheError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
 
 /// Where the restored cache listens and how to log in. The password is a secret and is never printed.
 #[derive(Clone)]
@@ -128,7 +175,10 @@ impl Conn {
         let io: Box<dyn Stream> = if target.tls.mode == SslMode::Disable {
             Box::new(tcp)
         } else {
-            let config = crate::db::client_config(&target.tls).map_err(|e| CacheError::Tls(e.to_string()))?;
+            let config = match target.tls.mode {
+                SslMode::VerifyFull => verify_full_config(&target.tls)?,
+                _ => crate::db::client_config(&target.tls).map_err(|e| CacheError::Tls(e.to_string()))?,
+            };
             let name = ServerName::try_from(tls_name.to_owned()).map_err(|e| CacheError::Tls(e.to_string()))?;
             let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
                 .connect(name, tcp)
@@ -266,7 +316,8 @@ pub fn parse_keyspace(info: &str) -> BTreeMap<u64, DbKeys> {
 }
 
 /// Each database's key count against the snapshot's: at most `tolerance_percent` fewer (keys expire), never
-/// more, and no database missing or added.
+/// more, and no database missing or added. A database that had keys and restored none fails whatever the
+/// tolerance (100% would otherwise admit an empty restore).
 pub fn compare_keys(
     expected: &BTreeMap<u64, DbKeys>,
     actual: &BTreeMap<u64, DbKeys>,
@@ -278,7 +329,8 @@ pub fn compare_keys(
             let want = expected.get(&db).map_or(0, |d| d.keys);
             let got = actual.get(&db).map_or(0, |d| d.keys);
             let allowed = (want as f64 * tolerance_percent / 100.0).ceil() as u64;
-            let ok = got <= want && want - got <= allowed;
+            let emptied = want > 0 && got == 0;
+            let ok = got <= want && want - got <= allowed && !emptied;
             Check::new(
                 format!("keys in db{db}"),
                 ok,
@@ -375,7 +427,7 @@ pub async fn checks_with(
                 let actual = parse_keyspace(&reply.text().unwrap_or_default());
                 out.extend(compare_keys(expected, &actual, tolerance_percent));
             }
-            Err(e) => out.push(Check::new("keys per database", false, e.to_string())),
+            Err(e) => out.push(Check::new(KEY_COUNT_CHECK, false, e.to_string())),
         }
     }
     for k in keys {
@@ -432,6 +484,52 @@ mod tests {
             .map(|c| c.name.as_str())
             .collect();
         assert_eq!(failed, ["keys in db1", "keys in db2"]);
+    }
+
+    #[test]
+    fn an_empty_restore_of_a_snapshot_with_keys_fails_whatever_the_tolerance() {
+        let db = |keys| DbKeys { keys, expires: 0 };
+        let expected = BTreeMap::from([(0, db(3))]);
+        let checks = compare_keys(&expected, &BTreeMap::new(), 100.0);
+        assert_eq!(checks.len(), 1);
+        assert_eq!(checks[0].result, CheckResult::Failed, "{checks:?}");
+        let checks = compare_keys(&expected, &BTreeMap::from([(0, db(1))]), 100.0);
+        assert_eq!(
+            checks[0].result,
+            CheckResult::Passed,
+            "fewer, within a wide tolerance, still passes"
+        );
+        let checks = compare_keys(&BTreeMap::from([(0, db(0))]), &BTreeMap::new(), 5.0);
+        assert_eq!(
+            checks[0].result,
+            CheckResult::Passed,
+            "an empty snapshot restores empty"
+        );
+    }
+
+    #[test]
+    fn the_default_trust_is_exactly_amazons_four_roots() {
+        let roots: Vec<_> = CertificateDer::pem_slice_iter(AMAZON_ROOT_CAS)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(roots.len(), 4);
+        for (n, der) in roots.iter().enumerate() {
+            let name = format!("Amazon Root CA {}", n + 1);
+            assert!(der.windows(name.len()).any(|w| w == name.as_bytes()), "{name}");
+        }
+        let tls = TlsSettings {
+            mode: SslMode::VerifyFull,
+            ca_bundle: None,
+        };
+        assert!(verify_full_config(&tls).is_ok());
+        let missing = TlsSettings {
+            mode: SslMode::VerifyFull,
+            ca_bundle: Some("/nonexistent/ca.crt".into()),
+        };
+        assert!(
+            verify_full_config(&missing).is_err(),
+            "a named bundle that cannot be read is an error, no fallback"
+        );
     }
 
     #[tokio::test]

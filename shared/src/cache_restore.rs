@@ -30,6 +30,31 @@ pub const SOURCE_CACHE: &str = "lifeboat:source-cache";
 /// The user an AUTH token logs in as (Redis's `default` user).
 pub const AUTH_USER: &str = "default";
 
+/// What a cache verify step ran and found, written by the step itself to [`checks_record_key`] and read back by
+/// the report step, whose verdict comes from it alone (checks in the state are ignored).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CacheVerifyRecord {
+    pub format_version: u32,
+    pub cache: String,
+    pub restored_id: String,
+    /// The snapshot the group was restored from (from its tags and ElastiCache or the RDB copy's manifest), and
+    /// when it was taken; `None` when unknown.
+    pub snapshot: Option<String>,
+    pub snapshot_time: Option<DateTime<Utc>>,
+    pub requested_at: DateTime<Utc>,
+    pub verified_at: Option<DateTime<Utc>>,
+    pub checks: Vec<Check>,
+}
+
+/// Where a cache restore test's verify step records its checks:
+/// `reports/cache-restore-tests/<cache>/<stamp>.checks.json` (never taken for a report: no time in its name).
+pub fn checks_record_key(cache: &str, requested_at: DateTime<Utc>) -> String {
+    format!(
+        "{}.checks.json",
+        crate::bucket::cache_restore_report_base(cache, requested_at)
+    )
+}
+
 /// The restore-test group of `cache` requested at `at`: `lifeboat-rt-<cache>-<yyyymmddhhmm>`, within
 /// ElastiCache's 40 characters, never with two hyphens in a row or a trailing one. A long cache name is shortened
 /// by [`crate::naming::shorten`] (a head and a hash of the whole name), so two long names never collide.
@@ -226,12 +251,15 @@ pub struct ReportInput<'a> {
     pub error: Option<String>,
 }
 
-/// The report: passed when no step failed, the cache was verified and no check failed. A skipped check is
-/// reported as passed with `skipped:` in front of its detail (the record has no third state). Without a
-/// snapshot the data's age is 0 and the snapshot empty, and the error says why.
+/// The report: passed when no step failed, the cache was verified, no check failed and the key counts were
+/// compared. A skipped check is reported with `skipped:` in front of its detail (the record has no third state):
+/// as passed, except the key-count check ([`crate::cache_check::KEY_COUNT_CHECK`]), which is reported as not
+/// passed, since a cache that only answered `PING` proves nothing of its data. Without a snapshot the data's age
+/// is 0 and the snapshot empty, and the error says why.
 pub fn report(input: &ReportInput<'_>) -> CacheRestoreReport {
     let verified = input.verified_at.is_some();
-    let passed = crate::restore::test_passed(input.checks, verified, input.error.is_some());
+    let passed = crate::restore::test_passed(input.checks, verified, input.error.is_some())
+        && !input.checks.iter().any(key_count_skipped);
     let (snapshot, snapshot_time) = input.snapshot.unwrap_or(("", input.requested_at));
     let (rto, rpo) = crate::restore::rto_rpo(
         input.requested_at,
@@ -256,10 +284,15 @@ pub fn report(input: &ReportInput<'_>) -> CacheRestoreReport {
     }
 }
 
+/// A key-count check that could not run: the test cannot pass with it.
+fn key_count_skipped(c: &Check) -> bool {
+    c.result == CheckResult::Skipped && c.name == crate::cache_check::KEY_COUNT_CHECK
+}
+
 fn check_result(c: &Check) -> CacheCheckResult {
     CacheCheckResult {
         name: c.name.clone(),
-        passed: c.result != CheckResult::Failed,
+        passed: c.result != CheckResult::Failed && !key_count_skipped(c),
         detail: match c.result {
             CheckResult::Skipped => format!("skipped: {}", c.detail),
             _ => c.detail.clone(),
@@ -287,7 +320,11 @@ pub fn markdown(r: &CacheRestoreReport) -> String {
     }
     out.push_str("\n| check | result | detail |\n|---|---|---|\n");
     for c in &r.checks {
-        let result = if c.passed { "passed" } else { "FAILED" };
+        let result = match (c.passed, c.detail.starts_with("skipped:")) {
+            (true, _) => "passed",
+            (false, true) => "**SKIPPED** (the test cannot pass without it)",
+            (false, false) => "FAILED",
+        };
         out.push_str(&format!(
             "| {} | {result} | {} |\n",
             c.name,
@@ -433,6 +470,8 @@ pub struct Group {
     pub at_rest_encryption: bool,
     pub auth_token_enabled: bool,
     pub node_type: String,
+    /// Cluster mode on: its shards (node groups); `None` with cluster mode off.
+    pub shards: Option<u32>,
 }
 
 fn endpoint_of(g: &ReplicationGroup) -> Option<(String, u16)> {
@@ -473,6 +512,7 @@ async fn group_of(client: &Client, g: &ReplicationGroup) -> Result<Group, Error>
         at_rest_encryption: g.at_rest_encryption_enabled().unwrap_or(false),
         auth_token_enabled: g.auth_token_enabled().unwrap_or(false),
         node_type: g.cache_node_type().unwrap_or_default().to_owned(),
+        shards: (g.cluster_enabled() == Some(true)).then(|| u32::try_from(g.node_groups().len()).unwrap_or(u32::MAX)),
     })
 }
 
@@ -889,7 +929,8 @@ mod tests {
         let timings = BTreeMap::new();
         let checks = [
             Check::new("connect", true, "PONG"),
-            Check::skipped("keys per database", "no copy"),
+            Check::new("keys in db0", true, "10 restored, 10 in the snapshot"),
+            Check::skipped("a named key", "not configured"),
         ];
         let snapshot_time = at() - chrono::Duration::hours(1);
         let mut input = ReportInput {
@@ -906,7 +947,7 @@ mod tests {
         assert!(r.passed);
         assert_eq!(r.rpo_seconds, 3600.0);
         assert_eq!(r.rto_seconds, Some(720.0));
-        assert!(r.checks[1].passed && r.checks[1].detail.starts_with("skipped: "));
+        assert!(r.checks[2].passed && r.checks[2].detail.starts_with("skipped: "));
         assert!(markdown(&r).contains("PASSED"));
         input.error = Some("Lifeboat.Restore.NoSnapshot: none".into());
         input.snapshot = None;
@@ -915,5 +956,48 @@ mod tests {
         assert!(!r.passed);
         assert_eq!((r.rpo_seconds, r.rto_seconds), (0.0, None));
         assert!(markdown(&r).contains("snapshot: none"));
+    }
+
+    #[test]
+    fn a_test_whose_key_count_was_skipped_never_passes_on_ping_alone() {
+        let timings = BTreeMap::new();
+        let checks = [
+            Check::new("connect", true, "PONG"),
+            Check::skipped(
+                crate::cache_check::KEY_COUNT_CHECK,
+                "no verified RDB copy of this cache",
+            ),
+        ];
+        let r = report(&ReportInput {
+            cache: "sessions",
+            restored_id: "lifeboat-rt-sessions-202611290300",
+            snapshot: Some(("lifeboat-sessions-2", at())),
+            requested_at: at(),
+            verified_at: Some(at()),
+            timings: &timings,
+            checks: &checks,
+            error: None,
+        });
+        assert!(!r.passed, "PING alone proves nothing of the data");
+        assert!(
+            !r.checks[1].passed && r.checks[1].detail.starts_with("skipped: "),
+            "{:?}",
+            r.checks[1]
+        );
+        let md = markdown(&r);
+        assert!(
+            md.contains("FAILED") && md.contains("**SKIPPED** (the test cannot pass without it)"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn a_checks_record_is_never_taken_for_the_newest_report() {
+        let key = checks_record_key("sessions", at());
+        assert_eq!(key, "reports/cache-restore-tests/sessions/20261129T030037Z.checks.json");
+        assert_eq!(crate::bucket::time_in_key(&key), None);
+        let db_key = crate::restore::checks_record_key("sessions", at());
+        assert!(db_key.starts_with("reports/restore-tests/sessions/"), "{db_key}");
+        assert_eq!(crate::bucket::time_in_key(&db_key), None);
     }
 }

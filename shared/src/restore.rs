@@ -18,6 +18,49 @@ use crate::selection::DbKind;
 
 pub use crate::tags::{EXPIRES_AT, RESTORE_TEST, SOURCE_DB};
 
+/// The tag naming what a restore-test resource was restored from (a snapshot's identifier, or an RDB copy's
+/// manifest key), written by the start step in the create call. The later steps read it back from AWS rather
+/// than trusting the state they are handed for what the test restored and how old its data is.
+pub const RESTORED_FROM: &str = "lifeboat:restored-from";
+
+/// Whether a restore-test resource is the one a step may act on: tagged as a restore test, and its `source_key`
+/// tag naming `source` (the database or cache under test). `Err` says what is wrong, for the refusal.
+pub fn owned_test(tags: &BTreeMap<String, String>, source_key: &str, source: &str) -> Result<(), String> {
+    if !is_restore_test(tags) {
+        return Err(format!("it is not tagged {RESTORE_TEST}=true"));
+    }
+    match tags.get(source_key) {
+        Some(s) if s == source => Ok(()),
+        Some(s) => Err(format!("its {source_key} tag names {s}, not {source}")),
+        None => Err(format!("it has no {source_key} tag")),
+    }
+}
+
+/// What a verify step ran and found, written by the step itself to [`checks_record_key`] and read back by the
+/// report step: the report's verdict comes from this record, never from checks in the state (which whoever
+/// invokes the step could make up). Every fact in it was read from AWS or the restored database by the step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerifyRecord {
+    pub format_version: u32,
+    pub database: String,
+    pub kind: DbKind,
+    pub restored_id: String,
+    /// The snapshot the restored resource's [`RESTORED_FROM`] tag names, and when RDS says it was taken
+    /// (`None` when either is unknown: a failed check then says why).
+    pub snapshot_id: Option<String>,
+    pub snapshot_time: Option<DateTime<Utc>>,
+    pub requested_at: DateTime<Utc>,
+    pub verified_at: Option<DateTime<Utc>>,
+    pub checks: Vec<Check>,
+}
+
+/// Where a database restore test's verify step records its checks: next to the report, under the test's own
+/// report base (`reports/restore-tests/<db>/<stamp>.checks.json`). "Newest report" lookups never take it for a
+/// report: its name carries no time they read ([`crate::bucket::time_in_key`]).
+pub fn checks_record_key(db: &str, requested_at: DateTime<Utc>) -> String {
+    format!("{}.checks.json", crate::bucket::restore_report_base(db, requested_at))
+}
+
 /// Whether a resource carries the restore-test tag: the one guard in front of every delete of a restore test.
 pub fn is_restore_test(tags: &BTreeMap<String, String>) -> bool {
     tags.get(RESTORE_TEST).is_some_and(|v| v == "true")

@@ -1,7 +1,8 @@
 //! Restore tests of caches: the `restore` handler's cache steps against moto (ElastiCache, S3, Secrets Manager,
 //! CloudWatch) and a real redis-server with TLS and AUTH standing in for the restored group at the verify step
-//! (its address rewritten in the state, its password put in the test's AUTH secret, as tests/it/restore.rs does
-//! with PostgreSQL). The steps run in the state machine's order, failure path included (report the error, then
+//! (the endpoint moto describes is reached on it through `LIFEBOAT_RESTORE_RESOLVE`, its password put in the
+//! test's AUTH secret, as tests/it/restore.rs does with PostgreSQL). Some tests play the attacker who may invoke
+//! a step: a forged endpoint, secret or report gains nothing. The steps run in the state machine's order, failure path included (report the error, then
 //! clean up); every path must leave neither the group nor the secret behind.
 
 use std::collections::BTreeMap;
@@ -106,6 +107,12 @@ async fn world() -> World {
                      {"name": "feature flags are there", "pattern": "feature:*", "db": 2}]
     });
     let vars: BTreeMap<String, String> = [
+        ("LIFEBOAT_RESTORE_ENTRY", "steps".to_owned()),
+        // moto's groups have endpoints nothing listens on: the local server answers for them.
+        (
+            "LIFEBOAT_RESTORE_RESOLVE",
+            format!(".cache.amazonaws.com=127.0.0.1:{}", redis.port),
+        ),
         ("LIFEBOAT_BUCKET", BUCKET.to_owned()),
         ("LIFEBOAT_DB_SSLMODE", "disable".to_owned()),
         (
@@ -174,20 +181,23 @@ impl World {
         serde_json::from_slice(&out.body.collect().await.unwrap().into_bytes()).unwrap()
     }
 
-    /// Points the test at the local server: its address in the state, its password in the test's AUTH secret.
-    async fn point_at_local(&self, test: &mut Value) {
-        let arn = test["auth_secret"]
-            .as_str()
-            .expect("start puts its secret's ARN in the state");
+    /// Gives the test's own AUTH secret (by its name) the local server's password: the local server answers
+    /// for the group's described endpoint (`LIFEBOAT_RESTORE_RESOLVE`).
+    async fn point_at_local(&self, test: &Value) {
+        let id = test["restored_id"].as_str().expect("start names the group");
         let creds = json!({"username": "default", "password": self.redis.password});
         self.sm
             .put_secret_value()
-            .secret_id(arn)
+            .secret_id(lifeboat::restore::test_secret_name(id))
             .secret_string(creds.to_string())
             .send()
             .await
             .unwrap();
-        test["endpoint"] = json!({"host": "127.0.0.1", "port": self.redis.port});
+    }
+
+    /// The console's function (the same settings, the other entry).
+    fn console(&self) -> restore::Deps {
+        self.deps(&[("LIFEBOAT_RESTORE_ENTRY", "console")])
     }
 }
 
@@ -202,7 +212,7 @@ async fn step(deps: &restore::Deps, action: &str, test: &Value) -> Result<Value,
 enum Before {
     /// Pointed at the local server, as a real group would answer.
     Local,
-    /// Left pointing at the address ElastiCache (moto) gave: nothing answers there.
+    /// The address ElastiCache (moto) gave, reached as it is: nothing answers there.
     Unreachable,
     /// The test's AUTH secret removed behind the test's back: the verify step itself fails.
     SecretGone,
@@ -211,6 +221,8 @@ enum Before {
 /// The state machine's cache path: start, poll until available, verify, report, cleanup; after a failed step,
 /// report the error and clean up. Answers the steps it went through and the last state.
 async fn run(w: &World, deps: &restore::Deps, cache: &str, before: Before) -> (Vec<String>, Value) {
+    let mut unresolved = deps.clone();
+    unresolved.settings.redirects = restore::restored::Redirects::default();
     let mut trail = Vec::new();
     let start = json!({"action": "cache_start", "cache": cache, "requested_at": w.requested});
     let mut test = match restore::handle(deps, start, None).await {
@@ -230,7 +242,7 @@ async fn run(w: &World, deps: &restore::Deps, cache: &str, before: Before) -> (V
         }
         if action == "cache_verify" {
             match before {
-                Before::Local => w.point_at_local(&mut test).await,
+                Before::Local => w.point_at_local(&test).await,
                 Before::Unreachable => {}
                 Before::SecretGone => {
                     let arn = test["auth_secret"].as_str().unwrap();
@@ -243,6 +255,11 @@ async fn run(w: &World, deps: &restore::Deps, cache: &str, before: Before) -> (V
                 }
             }
         }
+        let deps = if before == Before::Unreachable {
+            &unresolved
+        } else {
+            deps
+        };
         match step(deps, action, &test).await {
             Ok(t) => {
                 test = t;
@@ -393,7 +410,7 @@ async fn a_missing_key_fails_the_test_by_name_and_every_failure_path_cleans_up()
             Before::Unreachable => assert_eq!(r.checks[0].name, "connect", "{r:#?}"),
             _ => {
                 assert!(trail.contains(&"cache_verify failed".to_owned()), "{trail:?}");
-                assert!(r.error.as_deref().unwrap().contains("GetSecretValue"), "{r:#?}");
+                assert!(r.error.as_deref().unwrap().contains("DescribeSecret"), "{r:#?}");
             }
         }
         assert_eq!(trail.last().unwrap(), "cleanup: deleting", "{trail:?}");
@@ -461,7 +478,7 @@ async fn the_janitor_removes_an_expired_test_group_and_leaves_a_foreign_one() {
 #[tokio::test]
 async fn the_console_restores_a_named_snapshot_into_a_new_named_group_and_refuses_what_it_must() {
     let w = world().await;
-    let deps = w.deps(&[]);
+    let deps = w.console();
     let event = |snapshot: &str, target: &str| {
         json!({"action": "restore-cache", "snapshot": snapshot, "target": target,
                "node_type": "cache.r7g.large", "reason": "INC-42 sessions lost"})
@@ -734,17 +751,24 @@ async fn sharded_finish(
     cluster: &lifeboat_tests::redis::RedisCluster,
     started: &Value,
 ) -> Value {
-    let mut test = step(deps, "cache_poll", started).await.unwrap();
+    // The configuration endpoint moto describes is reached on node 0 of the local cluster, by name.
+    let mut local = deps.clone();
+    local.settings.redirects = restore::restored::Redirects::default();
+    local
+        .settings
+        .redirects
+        .add(".cache.amazonaws.com", "localhost", cluster.ports[0]);
+    let deps = &local;
+    let test = step(deps, "cache_poll", started).await.unwrap();
     assert_eq!(test["status"], "available", "{test}");
-    let arn = test["auth_secret"].as_str().unwrap();
+    let id = test["restored_id"].as_str().unwrap();
     let creds = json!({"username": "default", "password": cluster.password});
     w.sm.put_secret_value()
-        .secret_id(arn)
+        .secret_id(lifeboat::restore::test_secret_name(id))
         .secret_string(creds.to_string())
         .send()
         .await
         .unwrap();
-    test["endpoint"] = json!({"host": "localhost", "port": cluster.ports[0]});
     let test = step(deps, "cache_verify", &test).await.unwrap();
     let test = step(deps, "cache_report", &test).await.unwrap();
     let cleaned = step(deps, "cache_cleanup", &test).await.unwrap();
@@ -846,7 +870,8 @@ async fn a_sharded_restore_test_fails_a_missing_key_by_name_and_counts_off_beyon
 #[tokio::test]
 async fn the_console_restores_a_sharded_snapshot_as_a_cluster_mode_group() {
     let w = world().await;
-    let (_cluster, deps) = sharded(&w).await;
+    let (_cluster, mut deps) = sharded(&w).await;
+    deps.settings.entry = restore::settings::Entry::Console;
     let event = json!({"action": "restore-cache", "snapshot": SHARDED_SNAPSHOT, "target": "shards-restored",
                        "node_type": "cache.r7g.large", "reason": "INC-43 shards lost"});
     let out = restore::handle(&deps, event, None).await.unwrap();
@@ -919,9 +944,9 @@ async fn a_serverless_cache_is_restore_tested_from_its_verified_rdb_copy() {
         .unwrap();
     assert_eq!(again["auth_secret"], test["auth_secret"]);
 
-    let mut test = step(&deps, "cache_poll", &test).await.unwrap();
+    let test = step(&deps, "cache_poll", &test).await.unwrap();
     assert_eq!(test["status"], "available", "{test}");
-    w.point_at_local(&mut test).await;
+    w.point_at_local(&test).await;
     let test = step(&deps, "cache_verify", &test).await.unwrap();
     let test = step(&deps, "cache_report", &test).await.unwrap();
     let cleaned = step(&deps, "cache_cleanup", &test).await.unwrap();
@@ -1001,4 +1026,146 @@ async fn a_serverless_copy_of_two_shards_is_restore_tested_as_a_sharded_group() 
         "{}",
         keys.detail
     );
+}
+
+/// Whether anything connected to the listener (it is non-blocking: a pending connection is accepted at once).
+fn was_contacted(listener: &std::net::TcpListener) -> bool {
+    listener.set_nonblocking(true).unwrap();
+    listener.accept().is_ok()
+}
+
+/// An attacker who may invoke `cache_verify` hands it a state naming a host of their own and another secret
+/// (here one that holds the right password): the host gets no connection, the other secret is not used (the
+/// step logs in with its own test's secret, which fails while it holds the wrong password and passes once it
+/// holds the right one), and only the derived group's described endpoint is checked. A state naming another
+/// group is refused.
+#[tokio::test]
+async fn a_forged_cache_verify_state_is_not_followed() {
+    let w = world().await;
+    let deps = w.deps(&[]);
+    let start = json!({"action": "cache_start", "cache": "sessions", "requested_at": w.requested});
+    let test = restore::handle(&deps, start, None).await.unwrap();
+    let test = step(&deps, "cache_poll", &test).await.unwrap();
+    assert_eq!(test["status"], "available", "{test}");
+
+    let attacker = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = attacker.local_addr().unwrap().port();
+    let other =
+        w.sm.create_secret()
+            .name("lifeboat/app-prod")
+            .secret_string(json!({"username": "default", "password": w.redis.password}).to_string())
+            .send()
+            .await
+            .unwrap()
+            .arn()
+            .unwrap()
+            .to_owned();
+    let mut forged = test.clone();
+    forged["endpoint"] = json!({"host": "127.0.0.1", "port": port});
+    forged["auth_secret"] = json!(other);
+    forged["shards"] = json!(3);
+    forged["rdb_manifest"] = json!("exports/evil/rdb/x.manifest.json");
+
+    // The test's own secret still holds the token start generated: AUTH fails on the real group.
+    let out = step(&deps, "cache_verify", &forged).await.unwrap();
+    assert!(
+        !was_contacted(&attacker),
+        "cache_verify connected to the host the state named"
+    );
+    let connect = &out["checks"][0];
+    assert_eq!(connect["result"], "failed", "{out:#}");
+    // The real group's server (the described endpoint) refused the test's own token: the forged secret, which
+    // holds the right password, was not used.
+    assert!(connect["detail"].as_str().unwrap().contains("WRONGPASS"), "{out:#}");
+
+    // With the right password in its own secret, the same forged state verifies the real group only.
+    w.point_at_local(&test).await;
+    let out = step(&deps, "cache_verify", &forged).await.unwrap();
+    assert!(!was_contacted(&attacker));
+    let results: BTreeMap<&str, &str> = out["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["result"].as_str().unwrap()))
+        .collect();
+    assert_eq!(results["connect"], "passed", "{out:#}");
+    assert_eq!(
+        results["keys in db0"], "passed",
+        "the real snapshot's copy, not the forged manifest: {out:#}"
+    );
+    assert_eq!(
+        out["shards"],
+        Value::Null,
+        "cluster mode from ElastiCache, not the state"
+    );
+
+    let mut other_group = test.clone();
+    other_group["restored_id"] = json!("sessions");
+    let err = step(&deps, "cache_verify", &other_group).await.unwrap_err();
+    assert!(err.contains("`sessions` is not the restore test's own"), "{err}");
+    step(&deps, "cache_cleanup", &test).await.unwrap();
+}
+
+/// A forged `cache_report` with made-up passing checks and no verify record writes a FAILED report.
+#[tokio::test]
+async fn a_forged_cache_report_without_a_verify_record_fails() {
+    let w = world().await;
+    let deps = w.deps(&[]);
+    let forged = json!({"cache": "sessions", "requested_at": w.requested, "snapshot": SNAPSHOT,
+                        "snapshot_time": snapshot_at(), "verified_at": w.requested,
+                        "checks": [{"name": "connect", "result": "passed", "detail": "trust me"},
+                                   {"name": "keys in db0", "result": "passed", "detail": "trust me"}],
+                        "passed": true});
+    let out = step(&deps, "cache_report", &forged).await.unwrap();
+    assert_eq!(out["passed"], false, "{out}");
+    let r = w.report("sessions").await;
+    assert!(!r.passed, "{r:#?}");
+    assert_eq!(r.checks.len(), 1, "{r:#?}");
+    assert_eq!(r.checks[0].name, "verify record");
+    assert!(!r.checks[0].passed);
+}
+
+/// Without a verified RDB copy of the restored snapshot the key counts cannot be compared: the check is
+/// reported skipped and the test does not pass on PING and named keys alone.
+#[tokio::test]
+async fn a_cache_test_whose_key_counts_could_not_be_compared_does_not_pass() {
+    let w = world().await;
+    w.s3.delete_object()
+        .bucket(BUCKET)
+        .key(lifeboat::bucket::rdb_keys("sessions", snapshot_at()).manifest())
+        .send()
+        .await
+        .unwrap();
+    let deps = w.deps(&[]);
+    let (trail, _) = run(&w, &deps, "sessions", Before::Local).await;
+    assert_eq!(trail.last().unwrap(), "cleanup: deleting", "{trail:?}");
+    let r = w.report("sessions").await;
+    assert!(!r.passed, "{r:#?}");
+    let skipped = r.checks.iter().find(|c| c.name == "keys per database").unwrap();
+    assert!(
+        !skipped.passed && skipped.detail.starts_with("skipped: "),
+        "{skipped:?}"
+    );
+    assert!(
+        r.checks
+            .iter()
+            .filter(|c| c.name != "keys per database")
+            .all(|c| c.passed),
+        "{r:#?}"
+    );
+}
+
+/// Without a named bundle a restored cache's certificate is checked against Amazon's root CAs only: the local
+/// server's certificate (signed by a throwaway CA, as a certificate for the name from any other CA would be) is
+/// refused before the AUTH token is sent, and the test fails.
+#[tokio::test]
+async fn without_a_named_bundle_only_amazons_roots_are_trusted() {
+    let w = world().await;
+    let deps = w.deps(&[("LIFEBOAT_CACHE_CA_BUNDLE", "")]);
+    let (trail, _) = run(&w, &deps, "sessions", Before::Local).await;
+    assert_eq!(trail.last().unwrap(), "cleanup: deleting", "{trail:?}");
+    let r = w.report("sessions").await;
+    assert!(!r.passed, "{r:#?}");
+    assert_eq!(r.checks[0].name, "connect");
+    assert!(r.checks[0].detail.contains("TLS handshake"), "{:?}", r.checks[0]);
 }

@@ -224,3 +224,130 @@ fn a_cache_elasticache_could_not_list_is_reported_as_failed_and_cleaned_up() {
         );
     }
 }
+
+/// Every route from a start (database or cache), failed or not, passes a report before it ends: a test whose
+/// start failed must still publish a failed result, or monitor goes on showing the previous test's (issue #22,
+/// item 16).
+#[test]
+fn every_started_test_ends_in_a_report_even_when_its_start_fails() {
+    let machine = definition();
+    let (_, map) = each_database(&machine);
+    let inner = states(processor(map));
+    for (start, report) in [("start", "report"), ("cache_start", "cache_report")] {
+        let (name, state) = inner
+            .iter()
+            .find(|(_, s)| action(s) == Some(start))
+            .unwrap_or_else(|| panic!("no {start} task"));
+        let catch = catch_all(state).unwrap_or_else(|| panic!("{name} has no Catch of States.ALL"));
+        // Walk every route from the catch's target; no End may be reached without passing a report.
+        let mut queue = VecDeque::from([(catch["Next"].as_str().unwrap(), false)]);
+        let mut seen = BTreeSet::new();
+        while let Some((at, reported)) = queue.pop_front() {
+            if !seen.insert((at, reported)) {
+                continue;
+            }
+            let s = &inner[at];
+            let reported = reported || action(s) == Some(report);
+            assert!(
+                s["End"] != true || reported,
+                "{name}'s failure reaches {at}, an End, without a {report}: monitor would keep the previous result"
+            );
+            queue.extend(successors(s).into_iter().map(|n| (n, reported)));
+        }
+    }
+}
+
+/// The state machine invokes the steps' function only (RestoreTestFunction), never the console's.
+#[test]
+fn every_task_invokes_the_steps_function() {
+    let machine = definition();
+    let (_, map) = each_database(&machine);
+    let tasks = states(&machine)
+        .values()
+        .chain(states(processor(map)).values())
+        .filter(|s| s["Type"] == "Task");
+    for task in tasks {
+        assert_eq!(
+            task["Parameters"]["FunctionName"], "${RestoreTestFunctionArn}",
+            "{task}"
+        );
+    }
+}
+
+/// The `aws:TagKeys` a statement of the template (by its `Sid`, in the role that follows `role:`) allows.
+fn allowed_tag_keys(template: &str, role: &str, sid: &str) -> BTreeSet<String> {
+    let from = template
+        .find(&format!("\n  {role}:\n"))
+        .unwrap_or_else(|| panic!("no {role} in the template"));
+    let rest = &template[from..];
+    let at = rest
+        .find(&format!("- Sid: {sid}\n"))
+        .unwrap_or_else(|| panic!("no statement {sid} in {role}"));
+    let statement = &rest[at..];
+    let end = statement[1..].find("- Sid: ").map_or(statement.len(), |e| e + 1);
+    let line = statement[..end]
+        .lines()
+        .find(|l| l.trim_start().starts_with("aws:TagKeys:"))
+        .unwrap_or_else(|| panic!("{role}.{sid} has no aws:TagKeys condition"));
+    let list = line.split_once('[').and_then(|(_, l)| l.split_once(']')).unwrap().0;
+    list.split(',').map(|k| k.trim().to_owned()).collect()
+}
+
+/// The restore roles may write exactly the tag keys the code writes, no more (issue #22, item 3): a role that
+/// could add `lifeboat:backup=false`, mark snapshots expired or tag a real instance as a restore test cannot.
+#[test]
+fn the_restore_roles_may_write_exactly_the_tag_keys_the_code_writes() {
+    let template = std::fs::read_to_string(repo_root().join("infra/template.yaml")).unwrap();
+    let keys = |tags: Vec<String>| -> BTreeSet<String> { tags.into_iter().collect() };
+    let at = chrono::Utc::now();
+    let mut rds: Vec<String> = lifeboat::rds::instances::test_tags("db", at)
+        .iter()
+        .filter_map(|t| t.key().map(str::to_owned))
+        .collect();
+    rds.push(lifeboat::restore::RESTORED_FROM.to_owned());
+    assert_eq!(
+        allowed_tag_keys(&template, "RestoreTestRole", "TagRestoreTests"),
+        keys(rds)
+    );
+    let mut caches: Vec<String> = lifeboat::cache_restore::test_tags("c", at).into_keys().collect();
+    caches.push(lifeboat::restore::RESTORED_FROM.to_owned());
+    assert_eq!(
+        allowed_tag_keys(&template, "RestoreTestRole", "TagRestoreTestCaches"),
+        keys(caches)
+    );
+    let secrets = [
+        lifeboat::restore::RESTORE_TEST,
+        lifeboat::restore::SOURCE_DB,
+        lifeboat::restore::EXPIRES_AT,
+    ];
+    assert_eq!(
+        allowed_tag_keys(&template, "RestoreTestRole", "TagRestoreTestPasswordSecrets"),
+        keys(secrets.iter().map(|k| (*k).to_owned()).collect())
+    );
+    let console = allowed_tag_keys(&template, "RestoreRole", "TagConsoleRestoredCaches");
+    assert_eq!(
+        console,
+        keys(vec![
+            lifeboat::cache_restore::SOURCE_CACHE.to_owned(),
+            lifeboat::tags::REASON.to_owned()
+        ])
+    );
+    for never in [
+        lifeboat::restore::RESTORE_TEST,
+        "lifeboat:backup",
+        lifeboat::tags::MANAGED,
+        lifeboat::tags::POLICY,
+        lifeboat::tags::EXPIRES_AT,
+    ] {
+        assert!(!console.contains(never), "the console may write {never}");
+    }
+    let restore_role =
+        &template[template.find("\n  RestoreRole:\n").unwrap()..template.find("\n  RestoreTestRole:\n").unwrap()];
+    assert!(
+        !restore_role
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .any(|l| l.contains("rds:AddTagsToResource")),
+        "a console restore writes no RDS tag"
+    );
+}

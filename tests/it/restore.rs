@@ -1,6 +1,8 @@
 //! The `restore` handler against moto (RDS, S3, Secrets Manager, CloudWatch) and a real PostgreSQL. The tests
 //! drive the steps in the order the state machine does (and its failure path: report the error, then clean up);
-//! the verify step is pointed at the local PostgreSQL, which holds the database the export was taken from.
+//! the verify step reaches the endpoint moto describes for the restored instance on the local PostgreSQL
+//! (`LIFEBOAT_RESTORE_RESOLVE`), which holds the database the export was taken from. Some tests play the
+//! attacker who may invoke a step or the console: forged states, reports and entries gain nothing.
 
 use std::collections::BTreeMap;
 
@@ -61,7 +63,8 @@ async fn world_with(sql: &str) -> World {
         .db_instance_class("db.r6g.large")
         .engine("postgres")
         .allocated_storage(20)
-        .master_username("app_admin")
+        // The local PostgreSQL's superuser: the verify step logs in as the restored copy's master user.
+        .master_username(SUPERUSER)
         .master_user_password("not-a-real-password-1")
         .tags(Tag::builder().key("lifeboat:secret").value("lifeboat/app-prod").build())
         .tags(Tag::builder().key("lifeboat:backup").value("true").build())
@@ -112,6 +115,12 @@ async fn world_with(sql: &str) -> World {
     }
 
     let vars: BTreeMap<String, String> = [
+        ("LIFEBOAT_RESTORE_ENTRY", "steps".to_owned()),
+        // moto's restored instances have endpoints nothing listens on: the local PostgreSQL answers for them.
+        (
+            "LIFEBOAT_RESTORE_RESOLVE",
+            format!(".rds.amazonaws.com=127.0.0.1:{}", pg.port),
+        ),
         ("LIFEBOAT_BUCKET", BUCKET.to_owned()),
         ("LIFEBOAT_DB_SSLMODE", "disable".to_owned()),
         ("LIFEBOAT_PG_RESTORE", bin.join("pg_restore").display().to_string()),
@@ -152,9 +161,9 @@ impl World {
         restore::Deps::new(&self.config, settings)
     }
 
-    /// The local PostgreSQL, as the target the verify step connects to (its password goes in the test's secret).
-    fn local_target(&self) -> Value {
-        json!({"host": "127.0.0.1", "port": self.pg.port, "user": SUPERUSER, "dbname": "postgres"})
+    /// The console's function (the same settings, the other entry).
+    fn console(&self) -> restore::Deps {
+        self.deps(&[("LIFEBOAT_RESTORE_ENTRY", "console")])
     }
 
     /// The password the test's secret holds, after checking the secret is one of Lifeboat's restore tests.
@@ -226,9 +235,9 @@ struct Ran {
     password: Option<(String, String)>,
 }
 
-/// The state machine's path for one database: start, poll until available, prepare, verify (pointed at the local
-/// PostgreSQL: its address in the state, its password in the test's secret), report, cleanup; on a failure after
-/// start: report the error, then clean up. `fault` may replace the function's dependencies for one step, to make
+/// The state machine's path for one database: start, poll until available, prepare, verify (the local
+/// PostgreSQL answers for the endpoint moto describes; its password goes in the test's secret), report, cleanup;
+/// on a failure after start: report the error, then clean up. `fault` may replace the function's dependencies for one step, to make
 /// that step fail.
 async fn run(w: &World, deps: &restore::Deps, fault: Option<(&str, &restore::Deps)>) -> Ran {
     let mut trail = Vec::new();
@@ -288,13 +297,13 @@ async fn run(w: &World, deps: &restore::Deps, fault: Option<(&str, &restore::Dep
                 let generated = w.secret_password(&arn).await;
                 assert_eq!(generated.len(), 32, "prepare set a password");
                 let local = json!({"username": SUPERUSER, "password": w.pg.password});
+                let name = lifeboat::restore::test_secret_name(test["restored_id"].as_str().unwrap());
                 w.sm.put_secret_value()
-                    .secret_id(&arn)
+                    .secret_id(&name)
                     .secret_string(local.to_string())
                     .send()
                     .await
                     .unwrap();
-                test["target"] = w.local_target();
                 password = Some((generated, arn));
             }
             match step(pick(action), action, &test).await {
@@ -544,8 +553,8 @@ async fn a_fault_at_any_step_leaves_no_instance_behind() {
     // A bucket that does not exist makes the steps that touch S3 fail; a missing snapshot makes start fail.
     let no_bucket = w.deps(&[("LIFEBOAT_BUCKET", "no-such-bucket")]);
     for at in ["start", "poll", "prepare", "verify", "report"] {
-        // Faults moto cannot produce are made through the state: start from a snapshot that does not exist,
-        // poll an instance that is not there, prepare before an endpoint exists.
+        // Faults moto cannot produce: start from a snapshot that does not exist, poll and prepare a test whose
+        // instance is not there (the steps find it by name, whatever the state says).
         let (done, trail) = match at {
             "start" => {
                 let r = restore::handle(
@@ -559,34 +568,12 @@ async fn a_fault_at_any_step_leaves_no_instance_behind() {
                 assert!(e.contains("snapshot no-such-snapshot does not exist"), "{e}");
                 (None, vec![format!("start failed: {e}")])
             }
-            "poll" => {
-                let mut test = restore::handle(
-                    &deps,
-                    json!({"action": "start", "database": "app-prod", "requested_at": "2026-01-01T00:00:00Z"}),
-                    None,
-                )
-                .await
-                .unwrap();
-                // An instance that never becomes available: moto's is available at once, so stop it.
-                test["restored_instance"] = json!("lifeboat-rt-never-there");
-                let e = step(&deps, "poll", &test).await.unwrap_err();
+            "poll" | "prepare" => {
+                let test = json!({"database": "app-prod", "requested_at": "2026-01-01T00:00:00Z"});
+                let e = step(&deps, at, &test).await.unwrap_err();
                 assert!(e.contains("does not exist"), "{e}");
-                test["restored_instance"] = Value::Null;
                 step(&deps, "cleanup", &test).await.unwrap();
-                (Some(test), vec![format!("poll failed: {e}")])
-            }
-            "prepare" => {
-                let test = restore::handle(
-                    &deps,
-                    json!({"action": "start", "database": "app-prod", "requested_at": w.requested}),
-                    None,
-                )
-                .await
-                .unwrap();
-                let e = step(&deps, "prepare", &test).await.unwrap_err();
-                assert!(e.contains("no endpoint yet"), "{e}");
-                step(&deps, "cleanup", &test).await.unwrap();
-                (Some(test), vec![format!("prepare failed: {e}")])
+                (Some(test), vec![format!("{at} failed: {e}")])
             }
             _ => {
                 let ran = run(&w, &deps, Some((at, &no_bucket))).await;
@@ -619,7 +606,8 @@ async fn cleanup_never_deletes_what_is_not_a_restore_test() {
     let mut forged = test.clone();
     forged["restored_id"] = json!("app-prod");
     let err = step(&deps, "cleanup", &forged).await.unwrap_err();
-    assert!(err.contains("refusing to delete instance app-prod"), "{err}");
+    assert!(err.contains("`app-prod` is not the restore test's own"), "{err}");
+
     let source = w
         .rds
         .describe_db_instances()
@@ -634,7 +622,7 @@ async fn cleanup_never_deletes_what_is_not_a_restore_test() {
 #[tokio::test]
 async fn a_console_restore_makes_a_new_instance_with_the_source_settings_and_never_overwrites() {
     let w = world().await;
-    let deps = w.deps(&[]);
+    let deps = w.console();
     let out = restore::handle(
         &deps,
         json!({"action": "restore", "database": "app-prod", "snapshot": "latest", "target": "app-prod-restored"}),
@@ -832,4 +820,216 @@ async fn the_password_lives_in_a_short_lived_secret_and_never_in_the_state() {
         .unwrap();
     step(&deps, "cleanup", &test).await.unwrap();
     assert!(!w.secret_exists(&name).await);
+}
+
+/// Whether anything connected to the listener (it is non-blocking: a pending connection is accepted at once).
+fn was_contacted(listener: &std::net::TcpListener) -> bool {
+    listener.set_nonblocking(true).unwrap();
+    listener.accept().is_ok()
+}
+
+/// Start, poll and prepare app-prod's test as the state machine would; the state verify is handed next.
+async fn prepared(w: &World, deps: &restore::Deps) -> Value {
+    let mut test = restore::handle(
+        deps,
+        json!({"action": "start", "database": "app-prod", "requested_at": w.requested}),
+        None,
+    )
+    .await
+    .unwrap();
+    test = step(deps, "poll", &test).await.unwrap();
+    assert_eq!(test["status"], "available", "{test}");
+    test = step(deps, "prepare", &test).await.unwrap();
+    let name = lifeboat::restore::test_secret_name(test["restored_id"].as_str().unwrap());
+    let local = json!({"username": SUPERUSER, "password": w.pg.password});
+    w.sm.put_secret_value()
+        .secret_id(&name)
+        .secret_string(local.to_string())
+        .send()
+        .await
+        .unwrap();
+    test
+}
+
+/// An attacker who may invoke the verify step hands it a state naming a host of their own and another secret
+/// (the source database's login): verify connects only to the endpoint RDS describes for the test's own
+/// instance, with the test's own secret, and a state naming another restored instance is refused.
+#[tokio::test]
+async fn a_forged_verify_state_is_not_followed() {
+    let w = world().await;
+    let deps = w.deps(&[]);
+    let test = prepared(&w, &deps).await;
+    let attacker = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = attacker.local_addr().unwrap().port();
+    let source_secret =
+        w.sm.describe_secret()
+            .secret_id("lifeboat/app-prod")
+            .send()
+            .await
+            .unwrap()
+            .arn()
+            .unwrap()
+            .to_owned();
+    let mut forged = test.clone();
+    forged["target"] = json!({"host": "127.0.0.1", "port": port, "user": "postgres", "dbname": "postgres"});
+    forged["password_secret"] = json!(source_secret);
+    forged["master_user"] = json!("postgres");
+    let verified = step(&deps, "verify", &forged).await.unwrap();
+    assert!(
+        !was_contacted(&attacker),
+        "verify connected to the host the state named"
+    );
+    let connect = &verified["checks"][0];
+    assert_eq!(connect["result"], "passed", "{verified:#}");
+    let detail = connect["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!(":{}/", w.pg.port)) && detail.contains(SUPERUSER),
+        "the described endpoint, as the restored copy's master user: {detail}"
+    );
+    // Another restored identifier in the state: refused before anything is read.
+    let mut other = test.clone();
+    other["restored_id"] = json!("app-prod");
+    let err = step(&deps, "verify", &other).await.unwrap_err();
+    assert!(err.contains("`app-prod` is not the restore test's own"), "{err}");
+    step(&deps, "cleanup", &test).await.unwrap();
+}
+
+/// An attacker who may invoke the report step hands it made-up passing checks: without the verify step's own
+/// record the report is FAILED, and with one (a verification that failed), the record's checks decide.
+#[tokio::test]
+async fn a_forged_report_never_writes_a_pass() {
+    let w = world().await;
+    let failing = json!([{"name": "no users at all", "sql": "select count(*) = 0 from users"}]).to_string();
+    let deps = w.deps(&[("LIFEBOAT_RESTORE_CHECKS", &failing)]);
+    let made_up = json!([{"name": "connect", "result": "passed", "detail": "trust me"},
+                         {"name": "no users at all", "result": "passed", "detail": "trust me"}]);
+    // No test ran at all: a report with made-up checks, a verified time and a pass.
+    let forged = json!({"database": "app-prod", "kind": "instance", "requested_at": w.requested,
+                        "snapshot_id": "lifeboat-app-prod-20261122-0200", "snapshot_time": w.requested,
+                        "checks": made_up, "verified_at": w.requested, "passed": true});
+    let out = step(&deps, "report", &forged).await.unwrap();
+    assert_eq!(out["passed"], false, "{out}");
+    let report: Value = serde_json::from_slice(&w.object(out["report_key"].as_str().unwrap()).await).unwrap();
+    assert_eq!(report["passed"], false, "{report:#}");
+    assert_eq!(report["checks"][0]["name"], "verify record", "{report:#}");
+    assert!(
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["detail"] != "trust me"),
+        "{report:#}"
+    );
+
+    // A real verification that failed, then a report handed passing checks: the record's checks decide.
+    let test = prepared(&w, &deps).await;
+    let verified = step(&deps, "verify", &test).await.unwrap();
+    let mut forged = verified.clone();
+    forged["checks"] = made_up;
+    let out = step(&deps, "report", &forged).await.unwrap();
+    assert_eq!(out["passed"], false, "{out}");
+    let report: Value = serde_json::from_slice(&w.object(out["report_key"].as_str().unwrap()).await).unwrap();
+    let failed: Vec<_> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["result"] == "failed")
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["no users at all"], "{report:#}");
+    step(&deps, "cleanup", &test).await.unwrap();
+}
+
+/// The console's function refuses the steps and the steps' function refuses the console's actions, naming the
+/// function to use; nothing is touched.
+#[tokio::test]
+async fn each_entry_refuses_the_others_actions() {
+    let w = world().await;
+    let steps = w.deps(&[]);
+    let console = w.console();
+    let restore_event =
+        json!({"action": "restore", "database": "app-prod", "snapshot": "latest", "target": "app-prod-copy"});
+    let err = restore::handle(&steps, restore_event, None).await.unwrap_err();
+    assert!(matches!(err, restore::RestoreError::WrongEntry { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains("steps entry") && message.contains("RestoreFunction"),
+        "{message}"
+    );
+    assert!(w
+        .rds
+        .describe_db_instances()
+        .db_instance_identifier("app-prod-copy")
+        .send()
+        .await
+        .is_err());
+    for event in [
+        json!({"action": "report", "test": {"database": "app-prod", "requested_at": w.requested}}),
+        json!({"action": "cache_verify", "test": {"cache": "sessions", "requested_at": w.requested}}),
+        json!({"action": "start", "database": "app-prod", "requested_at": w.requested}),
+    ] {
+        let err = restore::handle(&console, event, None).await.unwrap_err().to_string();
+        assert!(
+            err.contains("console entry") && err.contains("RestoreTestFunction"),
+            "{err}"
+        );
+    }
+    assert!(w.test_instances().await.is_empty(), "the refused start made nothing");
+}
+
+/// A test whose start fails after it was requested still ends in a FAILED report and a failure metric (the
+/// state machine's StartFailed hands report and cleanup the database and request time alone), so monitor never
+/// goes on showing the previous test's result.
+#[tokio::test]
+async fn a_failed_start_ends_in_a_failed_report_and_metric() {
+    let w = world().await;
+    let deps = w.deps(&[]);
+    let err = restore::handle(
+        &deps,
+        json!({"action": "start", "database": "app-prod", "snapshot": "no-such-snapshot", "requested_at": w.requested}),
+        None,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    let test = json!({"database": "app-prod", "requested_at": w.requested});
+    let error = json!({"Error": "Lifeboat.Restore.NoSnapshot", "Cause": json!({"errorMessage": err}).to_string()});
+    let out = restore::handle(&deps, json!({"action": "report", "test": test, "error": error}), None)
+        .await
+        .unwrap();
+    assert_eq!(out["passed"], false);
+    let at: chrono::DateTime<chrono::Utc> = w.requested.parse().unwrap();
+    let key = format!("{}.json", lifeboat::bucket::restore_report_base("app-prod", at));
+    assert_eq!(out["report_key"], key.as_str());
+    let report: Value = serde_json::from_slice(&w.object(&key).await).unwrap();
+    assert_eq!(report["passed"], false);
+    assert!(
+        report["error"].as_str().unwrap().contains("no-such-snapshot"),
+        "{report:#}"
+    );
+    let cw = aws_sdk_cloudwatch::Client::new(&w.config);
+    let metrics = cw
+        .list_metrics()
+        .namespace("Lifeboat")
+        .metric_name("RestoreTestSuccess")
+        .send()
+        .await
+        .unwrap();
+    assert!(!metrics.metrics().is_empty(), "the failure is published");
+    let names: Vec<_> = cw
+        .list_metrics()
+        .namespace("Lifeboat")
+        .send()
+        .await
+        .unwrap()
+        .metrics()
+        .iter()
+        .filter_map(|m| m.metric_name().map(str::to_owned))
+        .collect();
+    assert!(
+        !names.iter().any(|n| n == "RestoreDataAgeSeconds"),
+        "no data age for a snapshot never restored: {names:?}"
+    );
+    let cleaned = step(&deps, "cleanup", &test).await.unwrap();
+    assert_eq!(cleaned["status"], "deleted");
 }

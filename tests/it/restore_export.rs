@@ -98,6 +98,8 @@ async fn world_with(restore_settings: &[(&str, String)]) -> World {
     assert_eq!(summary.failed, 0, "{summary:?}");
     let mut restore_settings = restore_settings.to_vec();
     restore_settings.push(("LIFEBOAT_AGE_IDENTITY_SECRET", "lifeboat/age-identity".to_owned()));
+    // restore-export is the console's action.
+    restore_settings.push(("LIFEBOAT_RESTORE_ENTRY", "console".to_owned()));
     let restore_vars = vars(&restore_settings);
     let settings = RestoreSettings::from_env(&move |n: &str| restore_vars.get(n).cloned()).unwrap();
     let deps = restore::Deps::new(&config, settings);
@@ -450,6 +452,7 @@ impl World {
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_REGION", REGION)
             .env("LIFEBOAT_BUCKET", BUCKET)
+            .env("LIFEBOAT_RESTORE_ENTRY", "console")
             .env("LIFEBOAT_DB_SSLMODE", "disable")
             .env("LIFEBOAT_PG_RESTORE", bin.join("pg_restore"))
             .env("LIFEBOAT_AGE_IDENTITY_SECRET", "lifeboat/age-identity")

@@ -7,6 +7,12 @@
 //! `LIFEBOAT_SERVERLESS_CACHES=true`) starts from its verified RDB copy instead ([`crate::cache_rdb`]); the steps
 //! after start are the same.
 //!
+//! After start, a step takes from the state only the cache and the request time: the group is the one they name
+//! and must be a restore test of that cache (`crate::restored::group`); verify connects to the endpoint
+//! ElastiCache gives, with the AUTH token of the test's own secret (by name, tags checked), compares with the
+//! snapshot or RDB copy the group's `lifeboat:restored-from` tag names, and records its checks in the bucket;
+//! the report's verdict comes from that record alone.
+//!
 //! Never logs or puts in the state the AUTH token; deletes only what carries the restore-test tag (the guarded
 //! delete is `cache_restore::delete_test_group`).
 
@@ -143,7 +149,9 @@ pub(crate) async fn ensure_restored(
         expires,
     };
     let arn = password::store(&deps.sm, &owner, rules::AUTH_USER, &token).await?;
-    let tags = rules::test_tags(&cache.id, expires);
+    let mut tags = rules::test_tags(&cache.id, expires);
+    // What verify reads back to know what the group holds (never from the state it is handed).
+    tags.insert(db_rules::RESTORED_FROM.to_owned(), seed.from.to_owned());
     let security_groups: Vec<String> = s.cache.security_group.iter().cloned().collect();
     let request = GroupRequest {
         group_id,
@@ -219,23 +227,35 @@ pub async fn start_with(
     to_value(&test)
 }
 
-/// One look at the restored group: `status` becomes `available` with the primary endpoint (a sharded group's
-/// configuration endpoint) recorded; a failed
-/// state or the timeout fails the test.
-pub async fn poll(deps: &Deps, mut test: CacheTestState) -> Result<Value, RestoreError> {
-    let id = test.group_id();
-    let g = rules::group(&deps.ec, &id)
+/// The test's restored group, which must exist by now.
+async fn restored_group(deps: &Deps, test: &CacheTestState) -> Result<rules::Group, RestoreError> {
+    crate::restored::group(deps, test)
         .await?
-        .ok_or_else(|| RestoreError::NotFound(format!("restored replication group {id} does not exist")))?;
+        .ok_or_else(|| RestoreError::NotFound(format!("restored replication group {} does not exist", test.group_id())))
+}
+
+/// One look at the restored group (found by its derived name and tags): `status` becomes `available` with the
+/// primary endpoint (a sharded group's configuration endpoint) recorded for people; a failed state or the
+/// timeout fails the test.
+pub async fn poll(deps: &Deps, mut test: CacheTestState) -> Result<Value, RestoreError> {
+    let g = restored_group(deps, &test).await?;
     test.polls += 1;
     let now = Utc::now();
     let minutes = deps.settings.timeout_minutes;
     let progress = rules::progress(&g.status, test.requested_at, now, minutes);
-    let verdict = poll_verdict(id, &g.status, progress, g.endpoint, test.requested_at, minutes)?;
+    let verdict = poll_verdict(
+        g.id.clone(),
+        &g.status,
+        progress,
+        g.endpoint.clone(),
+        test.requested_at,
+        minutes,
+    )?;
     if let Some(Ready { host, port, seconds }) = verdict {
         test.timings.insert("restore".into(), seconds);
         test.endpoint = Some(Endpoint { host, port });
     }
+    test.restored_id = Some(g.id);
     test.status = Some(g.status);
     to_value(&test)
 }
@@ -253,62 +273,100 @@ pub(crate) async fn newest_manifest(deps: &Deps, cache: &str) -> Result<Option<(
 }
 
 /// What ElastiCache says of the restored group's protection: encrypted in transit and at rest, AUTH on.
-async fn protection_check(deps: &Deps, id: &str) -> Result<Check, RestoreError> {
-    let g = rules::group(&deps.ec, id).await?;
-    let (transit, at_rest, auth) = g.map_or((false, false, false), |g| {
-        (g.transit_encryption, g.at_rest_encryption, g.auth_token_enabled)
-    });
-    Ok(Check::new(
+fn protection_check(g: &rules::Group) -> Check {
+    let (transit, at_rest, auth) = (g.transit_encryption, g.at_rest_encryption, g.auth_token_enabled);
+    Check::new(
         "encrypted in transit and at rest, AUTH on",
         transit && at_rest && auth,
         format!("transit encryption {transit}, at-rest encryption {at_rest}, AUTH token {auth}"),
-    ))
+    )
 }
 
-/// Connects to the endpoint in the state over TLS with the test's AUTH token, and checks it: PING, keys per
-/// database against the verified RDB copy of the restored snapshot (when there is one), the named keys.
+/// What the group was restored from, by its `lifeboat:restored-from` tag: a verified RDB copy's manifest (a
+/// serverless cache's test) or a snapshot of the cache. Answers the snapshot and its time (when known) and the
+/// counts to compare with.
+async fn restored_from(
+    deps: &Deps,
+    cache: &str,
+    g: &rules::Group,
+) -> Result<(Option<(String, DateTime<Utc>)>, Expected), RestoreError> {
+    let Some(from) = g.tags.get(db_rules::RESTORED_FROM) else {
+        let reason = format!("{} carries no {} tag", g.id, db_rules::RESTORED_FROM);
+        return Ok((None, Expected::NotCompared(reason)));
+    };
+    let prefix = lifeboat::bucket::rdb_prefix(cache);
+    if from.starts_with(&prefix) && from.ends_with(lifeboat::bucket::MANIFEST_SUFFIX) {
+        let m: RdbManifest = lifeboat::bucket::get_json(&deps.s3, &deps.settings.bucket, from).await?;
+        let expected = rules::expected_keys(Some((from, &m)), &m.snapshot);
+        return Ok((Some((m.snapshot.clone(), m.snapshot_time)), expected));
+    }
+    let snapshots = elasticache::list_snapshots(&deps.ec).await?;
+    let time = snapshots
+        .iter()
+        .find(|s| &s.name == from && s.cache == cache)
+        .and_then(rules::snapshot_time);
+    let manifest = newest_manifest(deps, cache).await?;
+    let expected = rules::expected_keys(manifest.as_ref().map(|(k, m)| (k.as_str(), m)), from);
+    Ok((time.map(|t| (from.clone(), t)), expected))
+}
+
+/// Connects to the endpoint ElastiCache gives for the test's own group over TLS with the AUTH token of the
+/// test's own secret, and checks it: PING, keys per database against the verified RDB copy of the restored
+/// snapshot (skipped, and then the test cannot pass, when there is none), the named keys, the protection;
+/// records the checks in the bucket for the report.
 pub async fn verify(deps: &Deps, mut test: CacheTestState) -> Result<Value, RestoreError> {
     let t = Instant::now();
     let s = &deps.settings.cache;
-    let endpoint = test.endpoint.clone().ok_or(RestoreError::OutOfOrder(
-        "cache_verify needs the restored group's endpoint (poll records it when the group is available)",
-    ))?;
-    let secret = test.auth_secret.as_deref().ok_or(RestoreError::OutOfOrder(
-        "cache_verify needs the AUTH secret that cache_start creates (auth_secret in the test state)",
-    ))?;
+    let g = restored_group(deps, &test).await?;
+    let (host, port) = g
+        .endpoint
+        .clone()
+        .filter(|_| g.status == "available")
+        .ok_or(RestoreError::OutOfOrder(
+            "cache_verify before the restored group was available (no endpoint yet)",
+        ))?;
+    let (host, port) = deps.settings.redirects.reach(&host, port);
     let target = CacheTarget {
-        host: endpoint.host,
-        port: endpoint.port,
+        host,
+        port,
         user: None,
-        password: Some(password::read(&deps.sm, secret).await?),
+        password: Some(password::read_own(&deps.sm, &g.id, &test.cache).await?),
         tls: s.tls.clone(),
     };
-    let manifest = match &test.rdb_manifest {
-        Some(key) => Some((
-            key.clone(),
-            lifeboat::bucket::get_json(&deps.s3, &deps.settings.bucket, key).await?,
-        )),
-        None => newest_manifest(deps, &test.cache).await?,
-    };
-    let snapshot = test.snapshot.clone().unwrap_or_default();
-    let expected = rules::expected_keys(manifest.as_ref().map(|(k, m)| (k.as_str(), m)), &snapshot);
+    let (snapshot, expected) = restored_from(deps, &test.cache, &g).await?;
     let counts = match &expected {
         Expected::Counts(c) => Some(c),
         Expected::NotCompared(_) => None,
     };
     let keys = rules::key_checks_for(&s.checks, &test.cache);
     let tolerance = s.key_tolerance_percent;
-    let mut checks = match test.shards {
+    let mut checks = match g.shards {
         Some(_) => cache_check::cluster::checks_with(&target, counts, tolerance, &keys).await,
         None => cache_check::checks_with(&target, counts, tolerance, &keys).await,
     };
     if let Expected::NotCompared(reason) = expected {
-        checks.push(Check::skipped("keys per database", reason));
+        checks.push(Check::skipped(cache_check::KEY_COUNT_CHECK, reason));
     }
-    checks.push(protection_check(deps, &test.group_id()).await?);
-    if db_rules::connected(&checks) {
-        test.verified_at = Some(Utc::now());
-    }
+    checks.push(protection_check(&g));
+    let verified_at = db_rules::connected(&checks).then(Utc::now);
+    let record = rules::CacheVerifyRecord {
+        format_version: 1,
+        cache: test.cache.clone(),
+        restored_id: g.id.clone(),
+        snapshot: snapshot.as_ref().map(|(n, _)| n.clone()),
+        snapshot_time: snapshot.as_ref().map(|(_, t)| *t),
+        requested_at: test.requested_at,
+        verified_at,
+        checks: checks.clone(),
+    };
+    let body = serde_json::to_vec_pretty(&record).map_err(RestoreError::Report)?;
+    let key = rules::checks_record_key(&test.cache, test.requested_at);
+    crate::handler::put_report(deps, key, body, "application/json").await?;
+    test.restored_id = Some(g.id);
+    test.shards = g.shards;
+    test.snapshot = record.snapshot;
+    test.snapshot_time = record.snapshot_time;
+    test.verified_at = verified_at;
     test.checks = checks;
     test.status = Some("verified".into());
     test.timings.insert("verify".into(), t.elapsed().as_secs_f64());
@@ -335,17 +393,34 @@ fn report_metrics(r: &CacheRestoreReport) -> Metrics {
     m
 }
 
-/// Writes the report (JSON and Markdown) and publishes the metrics; `error` is the state machine's caught error.
+/// Writes the report (JSON and Markdown) and publishes the metrics; `error` is the state machine's caught error
+/// (it can only fail a test). The verdict comes from the verify step's own record; without one the test failed.
 pub async fn report(deps: &Deps, mut test: CacheTestState, error: Option<Value>) -> Result<Value, RestoreError> {
     let group_id = test.group_id();
+    crate::restored::same_id("restored_id", test.restored_id.as_deref(), &group_id)?;
+    let key = rules::checks_record_key(&test.cache, test.requested_at);
+    let record: Option<rules::CacheVerifyRecord> = crate::restored::record(deps, &key).await?;
+    let missing = [Check::new(
+        "verify record",
+        false,
+        format!("no record of a verify step's checks at {key}: the restored cache was not verified"),
+    )];
+    let (checks, verified_at, snapshot) = match &record {
+        Some(r) => (
+            r.checks.as_slice(),
+            r.verified_at,
+            r.snapshot.as_deref().zip(r.snapshot_time),
+        ),
+        None => (missing.as_slice(), None, None),
+    };
     let r = rules::report(&rules::ReportInput {
         cache: &test.cache,
         restored_id: &group_id,
-        snapshot: test.snapshot.as_deref().zip(test.snapshot_time),
+        snapshot,
         requested_at: test.requested_at,
-        verified_at: test.verified_at,
+        verified_at,
         timings: &test.timings,
-        checks: &test.checks,
+        checks,
         error: error.as_ref().map(crate::handler::error_text),
     });
     let base = lifeboat::bucket::cache_restore_report_base(&test.cache, test.requested_at);
@@ -362,9 +437,13 @@ pub async fn report(deps: &Deps, mut test: CacheTestState, error: Option<Value>)
     to_value(&test)
 }
 
-/// Deletes the test's AUTH secret and its group (only a restore-test group), and confirms the group is going.
+/// Deletes the test's AUTH secret and its group (only a restore-test group of this cache), and confirms the
+/// group is going.
 pub async fn cleanup(deps: &Deps, mut test: CacheTestState) -> Result<Value, RestoreError> {
     let id = test.group_id();
+    crate::restored::same_id("restored_id", test.restored_id.as_deref(), &id)?;
+    // Refused before anything is deleted when the name is taken by what is not this cache's restore test.
+    crate::restored::group(deps, &test).await?;
     password::delete(&deps.sm, &id).await?;
     test.auth_secret = None;
     let outcome = rules::delete_test_group(&deps.ec, &id).await?;

@@ -61,6 +61,28 @@ pub enum RestoreError {
     /// The report could not be written as JSON.
     #[error("{0}")]
     Report(#[source] serde_json::Error),
+    /// An action of the other entry: the steps and the console's actions are separate functions with separate
+    /// roles, and each refuses the other's.
+    #[error("`{action}` is not served here: this function is the {} entry (LIFEBOAT_RESTORE_ENTRY={}); invoke {} instead", entry.as_str(), entry.as_str(), want.function())]
+    WrongEntry {
+        action: &'static str,
+        entry: crate::settings::Entry,
+        want: crate::settings::Entry,
+    },
+    /// The state names another restored resource than the one its database (or cache) and request time name.
+    #[error("the state's {field} `{given}` is not the restore test's own `{derived}` (named by the source and request time); refused")]
+    NotOwnTest {
+        field: &'static str,
+        given: String,
+        derived: String,
+    },
+    /// The restored resource (or its secret) is not a restore test of the source under test; left alone.
+    #[error("{id} is not a restore test of {source_id}: {reason}; refused")]
+    NotOwned {
+        id: String,
+        source_id: String,
+        reason: String,
+    },
 }
 
 impl RestoreError {
@@ -82,6 +104,8 @@ impl RestoreError {
             Self::State(_) | Self::Report(_) => "Lifeboat.Restore.Serialization",
             Self::FromExport(e) => e.error_type(),
             Self::Unsupported(_) => "Lifeboat.Restore.Unsupported",
+            Self::WrongEntry { .. } => "Lifeboat.Restore.WrongEntry",
+            Self::NotOwnTest { .. } | Self::NotOwned { .. } => "Lifeboat.Restore.NotOwned",
         })
     }
 }

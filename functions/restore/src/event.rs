@@ -1,5 +1,12 @@
 //! The requests the function serves. The state machine passes the test's state from step to step; each step
 //! returns it with its own results added.
+//!
+//! The state is a record for people, not a source of truth: whoever invokes a step may send any state. A step
+//! reads from it only the database (or cache) under test and the request time, which name the restored resource
+//! (`restore::test_identifier`, `cache_restore::test_group_id`); everything else it acts on (the resource, its
+//! endpoint, its master user, its secret, what it was restored from, a report's checks) it derives from AWS
+//! (`crate::restored`). A state naming another restored resource than the derived one is refused. Which requests
+//! a deployment serves is [`Request::entry`]'s: the steps and the console's actions are separate functions.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +17,8 @@ use lifeboat::restore::Check;
 use lifeboat::selection::DbKind;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::settings::Entry;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
@@ -106,8 +115,9 @@ pub struct ManualRestore {
     pub publicly_accessible: bool,
 }
 
-/// Where the verify step connects. The password is never printed, and never read from or written to the state:
-/// verify fills it in from the test's password secret ([`TestState::password_secret`]).
+/// Where the verify step connects: the restored resource's endpoint and master user as RDS describes them. The
+/// password is never printed, and never read from or written to the state: verify fills it in from the test's
+/// own password secret.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Target {
     pub host: String,
@@ -130,34 +140,42 @@ impl std::fmt::Debug for Target {
     }
 }
 
-/// A restore test in flight.
+/// A restore test in flight. Only `database` and `requested_at` are read by the steps after start (they name
+/// the restored resource); the rest records what the steps found, for people and the execution's history. A
+/// start that failed hands on `{"database", "requested_at"}` alone, so that its test is still reported and
+/// cleaned up.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TestState {
     pub database: String,
-    pub kind: DbKind,
-    /// The restored instance (or cluster) identifier.
-    pub restored_id: String,
+    pub requested_at: DateTime<Utc>,
+    #[serde(default)]
+    pub kind: Option<DbKind>,
+    /// The restored instance (or cluster) identifier; refused when it is not the one the database and request
+    /// time name.
+    #[serde(default)]
+    pub restored_id: Option<String>,
     /// For a cluster: the instance created in it so that SQL can run.
     #[serde(default)]
     pub restored_instance: Option<String>,
-    pub snapshot_id: String,
+    #[serde(default)]
+    pub snapshot_id: Option<String>,
     /// When the restored data was taken: the snapshot's time.
-    pub snapshot_time: DateTime<Utc>,
-    pub requested_at: DateTime<Utc>,
-    pub master_user: String,
+    #[serde(default)]
+    pub snapshot_time: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub master_user: Option<String>,
     #[serde(default)]
     pub polls: u32,
     #[serde(default)]
     pub status: Option<String>,
-    #[serde(default)]
-    pub target: Option<Target>,
-    /// The ARN of the Secrets Manager secret holding the restored database's master password (set by prepare,
-    /// deleted by cleanup). The password itself never rides in the state.
+    /// The ARN of the test's password secret (set by prepare, deleted by cleanup), for people: verify reads the
+    /// secret by its derived name. The password itself never rides in the state.
     #[serde(default)]
     pub password_secret: Option<String>,
     /// Seconds each step took, by step.
     #[serde(default)]
     pub timings: BTreeMap<String, f64>,
+    /// The verify step's checks, for people; the report reads them from the verify step's own record.
     #[serde(default)]
     pub checks: Vec<Check>,
     #[serde(default)]
@@ -166,6 +184,13 @@ pub struct TestState {
     pub passed: Option<bool>,
     #[serde(default)]
     pub report_key: Option<String>,
+}
+
+impl TestState {
+    /// The restored instance or cluster the database and request time name (never the state's own say).
+    pub fn derived_id(&self) -> String {
+        lifeboat::restore::test_identifier(&self.database, self.requested_at)
+    }
 }
 
 /// Where a restored cache listens.
@@ -194,7 +219,8 @@ pub struct CacheTestState {
     pub status: Option<String>,
     #[serde(default)]
     pub endpoint: Option<Endpoint>,
-    /// The ARN of the secret holding the group's AUTH token (the token never rides in the state).
+    /// The ARN of the secret holding the group's AUTH token, for people: verify reads the secret by its derived
+    /// name (the token never rides in the state).
     #[serde(default)]
     pub auth_secret: Option<String>,
     #[serde(default)]
@@ -207,12 +233,12 @@ pub struct CacheTestState {
     pub passed: Option<bool>,
     #[serde(default)]
     pub report_key: Option<String>,
-    /// Set for a sharded (cluster mode) group: its shards. Verify then asks the configuration endpoint for the
-    /// primaries and checks them all (`cache_check::cluster`).
+    /// Set for a sharded (cluster mode) group: its shards, for people (verify reads cluster mode from
+    /// ElastiCache, then asks the configuration endpoint for the primaries and checks them all).
     #[serde(default)]
     pub shards: Option<u32>,
-    /// The manifest of the verified RDB copy the group was seeded from (a serverless cache's test): the key
-    /// counts are compared with it.
+    /// The manifest of the verified RDB copy the group was seeded from (a serverless cache's test), for people:
+    /// verify reads it from the group's `lifeboat:restored-from` tag.
     #[serde(default)]
     pub rdb_manifest: Option<String>,
 }
@@ -241,11 +267,41 @@ impl CacheTestState {
         }
     }
 
-    /// The restored group: the state's, else the one its cache and request time name.
+    /// The restored group its cache and request time name (never the state's own say).
     pub fn group_id(&self) -> String {
-        self.restored_id
-            .clone()
-            .unwrap_or_else(|| lifeboat::cache_restore::test_group_id(&self.cache, self.requested_at))
+        lifeboat::cache_restore::test_group_id(&self.cache, self.requested_at)
+    }
+}
+
+impl Request {
+    /// The entry (function) that serves this request: the state machine's steps, or the console's actions.
+    pub fn entry(&self) -> Entry {
+        match self {
+            Request::Restore(_) | Request::RestoreExport(_) | Request::RestoreCache(_) => Entry::Console,
+            _ => Entry::Steps,
+        }
+    }
+
+    /// The request's `action`, as sent.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Request::Plan { .. } => "plan",
+            Request::Start { .. } => "start",
+            Request::Poll { .. } => "poll",
+            Request::Prepare { .. } => "prepare",
+            Request::Verify { .. } => "verify",
+            Request::Report { .. } => "report",
+            Request::Cleanup { .. } => "cleanup",
+            Request::Summary { .. } => "summary",
+            Request::Restore(_) => "restore",
+            Request::RestoreExport(_) => "restore-export",
+            Request::CacheStart { .. } => "cache_start",
+            Request::CachePoll { .. } => "cache_poll",
+            Request::CacheVerify { .. } => "cache_verify",
+            Request::CacheReport { .. } => "cache_report",
+            Request::CacheCleanup { .. } => "cache_cleanup",
+            Request::RestoreCache(_) => "restore-cache",
+        }
     }
 }
 

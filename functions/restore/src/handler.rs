@@ -1,6 +1,11 @@
 //! Dispatches the requests: one step of a restore test per invocation (the state machine carries the state), or
 //! a console restore. Each step parses, gathers facts through the adapters, asks `lifeboat::restore` what they
 //! mean, acts and reports; it decides nothing itself.
+//!
+//! A request of the other entry (`LIFEBOAT_RESTORE_ENTRY`) is refused before anything is read: the console's
+//! function never runs a step, the state machine's never a console restore. The steps after start take only the
+//! database and request time from the state (`crate::restored` finds the rest in AWS), and the report's verdict
+//! comes from the verify step's own record in the bucket.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -18,10 +23,11 @@ use crate::error::{poll_verdict, Ready, RestoreError};
 use crate::event::{self, Request, Target, TestState};
 use crate::password;
 use crate::report;
+use crate::restored::{self, RestoredDb};
 use crate::settings::RestoreSettings;
 use crate::verify;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Deps {
     pub rds: aws_sdk_rds::Client,
     pub s3: aws_sdk_s3::Client,
@@ -51,6 +57,16 @@ fn to_value(test: &TestState) -> Result<Value, RestoreError> {
 pub async fn handle(deps: &Deps, payload: Value, deadline: Option<Instant>) -> Result<Value, RestoreError> {
     let started = Instant::now();
     let request = event::parse(payload)?;
+    let entry = deps.settings.entry;
+    if request.entry() != entry {
+        let e = RestoreError::WrongEntry {
+            action: request.action(),
+            entry,
+            want: request.entry(),
+        };
+        tracing::error!(error = %e, "request of the other entry refused");
+        return Err(e);
+    }
     let result = match request {
         Request::Plan { time, databases } => plan(deps, time, databases).await,
         Request::Start {
@@ -173,7 +189,14 @@ async fn ensure_restored(
         s.security_group.as_deref(),
         &s.instance_class,
     );
-    let tags = rds::test_tags(&db.id, rules::test_expiry(Utc::now(), s.expiry_hours));
+    let mut tags = rds::test_tags(&db.id, rules::test_expiry(Utc::now(), s.expiry_hours));
+    // What the later steps read back to know what was restored (never from the state they are handed).
+    tags.push(
+        aws_sdk_rds::types::Tag::builder()
+            .key(rules::RESTORED_FROM)
+            .value(snapshot_id)
+            .build(),
+    );
     let request = RestoreRequest {
         kind: db.kind,
         snapshot_id,
@@ -209,16 +232,15 @@ async fn start(
     tracing::info!(db = %db.id, snapshot = %chosen.id, restored = %restored_id, "restore test started");
     let mut test = TestState {
         database: db.id.clone(),
-        kind: db.kind,
-        restored_id,
+        kind: Some(db.kind),
+        restored_id: Some(restored_id),
         restored_instance,
-        snapshot_id: chosen.id.clone(),
-        snapshot_time: chosen.created.unwrap_or(requested_at),
+        snapshot_id: Some(chosen.id.clone()),
+        snapshot_time: chosen.created,
         requested_at,
-        master_user,
+        master_user: Some(master_user),
         polls: 0,
         status: Some("restoring".into()),
-        target: None,
         password_secret: None,
         timings: Default::default(),
         checks: vec![],
@@ -230,33 +252,39 @@ async fn start(
     to_value(&test)
 }
 
-/// One look at the restored instance: `status` becomes `available` when it is, the endpoint is recorded, and a
-/// restore that takes longer than the configured timeout (or lands in a failed state) fails the test.
+/// The test's restored instance or cluster, which must exist by now.
+async fn restored_db(deps: &Deps, test: &TestState) -> Result<RestoredDb, RestoreError> {
+    restored::database(deps, test).await?.ok_or_else(|| {
+        RestoreError::NotFound(format!(
+            "restored instance or cluster {} does not exist",
+            test.derived_id()
+        ))
+    })
+}
+
+/// Records in the state (for people) what the step found in RDS.
+fn note(test: &mut TestState, r: &RestoredDb) {
+    test.kind = Some(r.kind);
+    test.restored_id = Some(r.id.clone());
+    test.restored_instance.clone_from(&r.member);
+    test.master_user = Some(r.master_user.clone());
+}
+
+/// One look at the restored instance (found by its derived name and tags): `status` becomes `available` when it
+/// is, and a restore that takes longer than the configured timeout (or lands in a failed state) fails the test.
 async fn poll(deps: &Deps, mut test: TestState) -> Result<Value, RestoreError> {
-    let id = test
-        .restored_instance
-        .clone()
-        .unwrap_or_else(|| test.restored_id.clone());
-    let info = rds::instance(&deps.rds, &id).await?;
+    let r = restored_db(deps, &test).await?;
     test.polls += 1;
     let now = Utc::now();
-    let Some(info) = info else {
-        return Err(RestoreError::NotFound(format!("restored instance {id} does not exist")));
-    };
     let minutes = deps.settings.timeout_minutes;
-    let progress = rules::progress(&info.status, test.requested_at, now, minutes);
-    let verdict = poll_verdict(id, &info.status, progress, info.endpoint, test.requested_at, minutes)?;
-    if let Some(Ready { host, port, seconds }) = verdict {
+    let progress = rules::progress(&r.status, test.requested_at, now, minutes);
+    let id = r.member.clone().unwrap_or_else(|| r.id.clone());
+    let verdict = poll_verdict(id, &r.status, progress, r.endpoint.clone(), test.requested_at, minutes)?;
+    if let Some(Ready { seconds, .. }) = verdict {
         test.timings.insert("restore".into(), seconds);
-        test.target = Some(Target {
-            host,
-            port,
-            user: test.master_user.clone(),
-            password: String::new(),
-            dbname: "postgres".into(),
-        });
     }
-    test.status = Some(info.status);
+    note(&mut test, &r);
+    test.status = Some(r.status);
     to_value(&test)
 }
 
@@ -274,23 +302,25 @@ async fn random_password(deps: &Deps) -> Result<String, RestoreError> {
         .ok_or_else(|| RestoreError::InvalidSecret("GetRandomPassword returned no password".into()))
 }
 
-/// A fresh master password on the restored database, kept in the test's own secret: only the secret's ARN goes
-/// into the execution's state.
+/// A fresh master password on the restored database (found by its derived name and tags), kept in the test's
+/// own secret: only the secret's ARN goes into the execution's state.
 async fn prepare(deps: &Deps, mut test: TestState) -> Result<Value, RestoreError> {
     let t = Instant::now();
-    if test.target.is_none() {
+    let r = restored_db(deps, &test).await?;
+    if r.endpoint.is_none() || r.status != "available" {
         return Err(RestoreError::OutOfOrder(
             "prepare before the restored instance was available (no endpoint yet)",
         ));
     }
     let password = random_password(deps).await?;
     let owner = password::Owner {
-        restored_id: &test.restored_id,
+        restored_id: &r.id,
         database: &test.database,
         expires: rules::test_expiry(Utc::now(), deps.settings.expiry_hours),
     };
-    let arn = password::store(&deps.sm, &owner, &test.master_user, &password).await?;
-    rds::set_master_password(&deps.rds, test.kind, &test.restored_id, &password).await?;
+    let arn = password::store(&deps.sm, &owner, &r.master_user, &password).await?;
+    rds::set_master_password(&deps.rds, r.kind, &r.id, &password).await?;
+    note(&mut test, &r);
     test.password_secret = Some(arn);
     test.status = Some("prepared".into());
     test.timings.insert("prepare".into(), t.elapsed().as_secs_f64());
@@ -316,22 +346,60 @@ pub(crate) async fn age_identity(deps: &Deps) -> Result<Option<age::x25519::Iden
     })
 }
 
-/// Connects to the target in the state, checks the data against the latest export, and restores that export
-/// into a scratch database.
+/// The snapshot the restored resource's `lifeboat:restored-from` tag names and when RDS says it was taken;
+/// `Err` says why it is unknown (a failed check).
+async fn restored_snapshot(deps: &Deps, test: &TestState, r: &RestoredDb) -> Result<(String, DateTime<Utc>), String> {
+    let Some(id) = r.tags.get(rules::RESTORED_FROM) else {
+        return Err(format!("{} carries no {} tag", r.id, rules::RESTORED_FROM));
+    };
+    let snapshots = lifeboat::rds::list_for_db(&deps.rds, &test.database, r.kind)
+        .await
+        .map_err(|e| e.to_string())?;
+    let created = snapshots.iter().find(|s| &s.id == id).and_then(|s| s.created);
+    created.map(|t| (id.clone(), t)).ok_or_else(|| {
+        format!(
+            "snapshot {id} of {} (or its creation time) is not in RDS",
+            test.database
+        )
+    })
+}
+
+/// Where verify connects: the endpoint RDS describes for the test's own instance (once available), as its master
+/// user, with the password in the test's own secret.
+async fn target_of(deps: &Deps, test: &TestState, r: &RestoredDb) -> Result<Target, RestoreError> {
+    let (host, port) = r
+        .endpoint
+        .clone()
+        .filter(|_| r.status == "available")
+        .ok_or(RestoreError::OutOfOrder(
+            "verify before the restored instance was available (no endpoint yet)",
+        ))?;
+    let (host, port) = deps.settings.redirects.reach(&host, port);
+    Ok(Target {
+        host,
+        port,
+        user: r.master_user.clone(),
+        password: password::read_own(&deps.sm, &r.id, &test.database).await?,
+        dbname: "postgres".into(),
+    })
+}
+
+/// Connects to the restored database at the endpoint RDS gives (as its master user, with the test's own
+/// password secret), checks the data against the latest export, restores that export into a scratch database,
+/// and records what it ran in the bucket for the report step.
 async fn verify_step(deps: &Deps, mut test: TestState) -> Result<Value, RestoreError> {
     let t = Instant::now();
     let s = &deps.settings;
-    let mut target = test.target.clone().ok_or(RestoreError::OutOfOrder(
-        "verify needs a target (host, port, user) in the test state",
-    ))?;
-    let secret = test.password_secret.as_deref().ok_or(RestoreError::OutOfOrder(
-        "verify needs the password secret that prepare creates (password_secret in the test state)",
-    ))?;
-    target.password = password::read(&deps.sm, secret).await?;
+    let r = restored_db(deps, &test).await?;
+    let target = target_of(deps, &test, &r).await?;
+    let snapshot = restored_snapshot(deps, &test, &r).await;
     let latest = lifeboat::bucket::latest_manifest(&deps.s3, &s.bucket, &test.database, &s.profile).await?;
     let manifest = latest.as_ref().map(|(_, m)| m);
     let mut checks = verify::database_checks(&target, &s.tls, manifest, s.row_tolerance_percent, &s.checks).await;
     let connected = rules::connected(&checks);
+    if let Err(reason) = &snapshot {
+        checks.push(Check::new("restored snapshot known", false, reason.clone()));
+    }
     match (&latest, connected) {
         (Some((key, m)), true) => {
             checks.push(Check::new(
@@ -347,13 +415,34 @@ async fn verify_step(deps: &Deps, mut test: TestState) -> Result<Value, RestoreE
         )),
         (Some(_), false) => {}
     }
-    if connected {
-        test.verified_at = Some(Utc::now());
-    }
-    test.checks = checks;
+    let (snapshot_id, snapshot_time) = snapshot.ok().unzip();
+    let record = rules::VerifyRecord {
+        format_version: 1,
+        database: test.database.clone(),
+        kind: r.kind,
+        restored_id: r.id.clone(),
+        snapshot_id,
+        snapshot_time,
+        requested_at: test.requested_at,
+        verified_at: connected.then(Utc::now),
+        checks,
+    };
+    write_record(deps, &record).await?;
+    note(&mut test, &r);
+    test.snapshot_id = record.snapshot_id;
+    test.snapshot_time = record.snapshot_time;
+    test.verified_at = record.verified_at;
+    test.checks = record.checks;
     test.status = Some("verified".into());
     test.timings.insert("verify".into(), t.elapsed().as_secs_f64());
     to_value(&test)
+}
+
+/// Writes the verify step's record of its checks, which the report step reads back.
+async fn write_record(deps: &Deps, record: &rules::VerifyRecord) -> Result<(), RestoreError> {
+    let body = serde_json::to_vec_pretty(record).map_err(RestoreError::Report)?;
+    let key = rules::checks_record_key(&record.database, record.requested_at);
+    Ok(put_report(deps, key, body, "application/json").await?)
 }
 
 /// Restores the latest export of the test's profile, then the latest of every other profile of the database,
@@ -422,8 +511,9 @@ pub(crate) async fn put_report(deps: &Deps, key: String, body: Vec<u8>, content_
     Ok(())
 }
 
-/// The test's metrics: success, recovery time (when it got that far) and the age of the restored data.
-fn report_metrics(r: &report::Report) -> Metrics {
+/// The test's metrics: success, recovery time (when it got that far) and the age of the restored data (when the
+/// restored snapshot is known: an unknown one must not look like fresh data).
+fn report_metrics(r: &report::Report, data_age_known: bool) -> Metrics {
     let mut metrics = Metrics::new();
     metrics.db(
         &r.database,
@@ -434,24 +524,42 @@ fn report_metrics(r: &report::Report) -> Metrics {
     if let Some(rto) = r.rto_seconds {
         metrics.db(&r.database, metrics::RESTORE_TIME_SECONDS, rto, StandardUnit::Seconds);
     }
-    metrics.db(
-        &r.database,
-        metrics::RESTORE_DATA_AGE_SECONDS,
-        r.rpo_seconds,
-        StandardUnit::Seconds,
-    );
+    if data_age_known {
+        metrics.db(
+            &r.database,
+            metrics::RESTORE_DATA_AGE_SECONDS,
+            r.rpo_seconds,
+            StandardUnit::Seconds,
+        );
+    }
     metrics
 }
 
-/// Writes the JSON and Markdown reports and publishes the test's metrics.
+/// Writes the JSON and Markdown reports and publishes the test's metrics. The verdict is computed from the
+/// verify step's own record (`<report base>.checks.json`): checks in the state are ignored, and without a
+/// record the test failed. `error`, the state machine's caught error, can only fail a test.
 async fn report_step(deps: &Deps, mut test: TestState, error: Option<Value>) -> Result<Value, RestoreError> {
-    let r = report::build(&test, error.as_ref().map(error_text));
+    let derived = test.derived_id();
+    restored::same_id("restored_id", test.restored_id.as_deref(), &derived)?;
+    let key = rules::checks_record_key(&test.database, test.requested_at);
+    let record: Option<rules::VerifyRecord> = restored::record(deps, &key).await?;
+    let facts = report::Facts {
+        database: &test.database,
+        requested_at: test.requested_at,
+        restored_id: &derived,
+        kind: test.kind.unwrap_or(DbKind::Instance),
+        timings: &test.timings,
+        record: record.as_ref(),
+        record_key: &key,
+    };
+    let r = report::build(&facts, error.as_ref().map(error_text));
     let base = report::key_base(&r);
     let json_body = serde_json::to_vec_pretty(&r).map_err(RestoreError::Report)?;
     put_report(deps, format!("{base}.json"), json_body, "application/json").await?;
     let markdown = report::markdown(&r).into_bytes();
     put_report(deps, format!("{base}.md"), markdown, "text/markdown; charset=utf-8").await?;
-    report_metrics(&r)
+    let data_age_known = record.as_ref().is_some_and(|r| r.snapshot_time.is_some());
+    report_metrics(&r, data_age_known)
         .publish(&deps.cw, &deps.settings.common.metrics_namespace, Utc::now())
         .await?;
     tracing::info!(db = %test.database, passed = r.passed, report = %base, "restore test reported");
@@ -473,29 +581,30 @@ fn summary(results: &[Value]) -> Result<Value, RestoreError> {
     }
 }
 
-/// Deletes the test's password secret and the restored resources, and confirms they are going away. The secret
-/// is found by its name (derived from the restored identifier), so a prepare that failed half-way leaves none.
+/// Deletes the test's password secret and the restored resources (found by their derived names, and only a
+/// restore test of this database), and confirms they are going away. A start that failed half-way (or never
+/// made anything) is cleaned up the same way: nothing found is nothing to delete.
 async fn cleanup(deps: &Deps, mut test: TestState) -> Result<Value, RestoreError> {
-    password::delete(&deps.sm, &test.restored_id).await?;
+    let derived = test.derived_id();
+    restored::same_id("restored_id", test.restored_id.as_deref(), &derived)?;
+    // Refused before anything is deleted when the name is taken by what is not this database's restore test.
+    let found = restored::database(deps, &test).await?;
+    password::delete(&deps.sm, &derived).await?;
     test.password_secret = None;
-    let outcome = rds::delete_test(
-        &deps.rds,
-        test.kind,
-        &test.restored_id,
-        test.restored_instance.as_deref(),
-    )
-    .await?;
+    let Some(r) = found else {
+        test.status = Some("deleted".into());
+        return to_value(&test);
+    };
+    let outcome = rds::delete_test(&deps.rds, r.kind, &r.id, r.member.as_deref()).await?;
     // Confirm: the resource must now be deleting or gone.
-    let still = match test.kind {
-        DbKind::Instance => rds::instance(&deps.rds, &test.restored_id).await?.map(|i| i.status),
-        DbKind::Cluster => rds::cluster(&deps.rds, &test.restored_id).await?.map(|c| c.status),
+    let still = match r.kind {
+        DbKind::Instance => rds::instance(&deps.rds, &r.id).await?.map(|i| i.status),
+        DbKind::Cluster => rds::cluster(&deps.rds, &r.id).await?.map(|c| c.status),
     };
     if let Some(status) = still.filter(|s| s != "deleting") {
-        return Err(RestoreError::NotDeleted {
-            id: test.restored_id,
-            status,
-        });
+        return Err(RestoreError::NotDeleted { id: r.id, status });
     }
+    note(&mut test, &r);
     test.status = Some(match outcome {
         Deleted::Deleting => "deleting".into(),
         Deleted::Gone => "deleted".into(),

@@ -1,5 +1,7 @@
-//! The `restore` function: restore tests driven step by step by a Step Functions state machine (plan, start,
-//! poll, prepare, verify, report, cleanup), and real restores into a named instance from the console.
+//! The `restore` binary: restore tests driven step by step by a Step Functions state machine (plan, start,
+//! poll, prepare, verify, report, cleanup), and real restores into a named instance from the console. It is
+//! deployed as two functions with two roles (`LIFEBOAT_RESTORE_ENTRY`): the steps, which only the state machine
+//! may invoke, and the console's actions; each refuses the other's requests.
 //!
 //! A restore test never touches the source database; it deletes only what carries the restore-test tag; its
 //! cleanup is reachable from every failure path of the state machine, and what it restores carries an expiry tag
@@ -18,6 +20,7 @@ pub mod from_export;
 pub mod handler;
 pub mod password;
 pub mod report;
+pub mod restored;
 pub mod settings;
 pub mod verify;
 

@@ -4,6 +4,10 @@
 //! keeps only a secret's ARN on the instance). Prepare creates the secret, verify reads it, cleanup deletes it
 //! without recovery window on every path; it is tagged as a restore test with an expiry, for monitor's janitor.
 //!
+//! A step reads one secret only: its own test's, by the name its restored identifier gives
+//! (`lifeboat/restore-test/<restored id>`), and only when that secret's tags say it is a restore test of the
+//! source under test ([`read_own`]). An ARN in the state is never followed.
+//!
 //! Owns creating and reading the secret (the delete is `lifeboat::test_secrets`', shared with the janitor). It must never log, return in an error message, or put in the
 //! state the password itself.
 
@@ -83,11 +87,33 @@ pub async fn store(
     arn.ok_or_else(|| RestoreError::InvalidSecret(format!("Secrets Manager returned no ARN for {name}")))
 }
 
-/// The password the secret of that ARN holds.
-pub async fn read(sm: &aws_sdk_secretsmanager::Client, arn: &str) -> Result<String, RestoreError> {
+/// The password in the test's own secret: `lifeboat/restore-test/<restored_id>`, read only when its tags say
+/// `lifeboat:restore-test=true` and name `source` (the database or cache under test).
+pub async fn read_own(
+    sm: &aws_sdk_secretsmanager::Client,
+    restored_id: &str,
+    source: &str,
+) -> Result<String, RestoreError> {
+    let name = test_secret_name(restored_id);
+    let described = sm
+        .describe_secret()
+        .secret_id(&name)
+        .send()
+        .await
+        .map_err(|e| Error::aws("DescribeSecret", e))?;
+    let tags = described
+        .tags()
+        .iter()
+        .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
+        .collect();
+    lifeboat::restore::owned_test(&tags, SOURCE_DB, source).map_err(|reason| RestoreError::NotOwned {
+        id: name.clone(),
+        source_id: source.to_owned(),
+        reason,
+    })?;
     let out = sm
         .get_secret_value()
-        .secret_id(arn)
+        .secret_id(&name)
         .send()
         .await
         .map_err(|e| Error::aws("GetSecretValue", e))?;
@@ -95,7 +121,7 @@ pub async fn read(sm: &aws_sdk_secretsmanager::Client, arn: &str) -> Result<Stri
     serde_json::from_str::<Credentials>(text)
         .map(|c| c.password)
         // Never the value: it is the password.
-        .map_err(|_| RestoreError::InvalidSecret(format!("{arn} does not hold {{\"username\", \"password\"}}")))
+        .map_err(|_| RestoreError::InvalidSecret(format!("{name} does not hold {{\"username\", \"password\"}}")))
 }
 
 /// Deletes the test's secret at once (no recovery window); `false` when there was none.

@@ -1,35 +1,71 @@
-//! Restore-test reports: JSON for machines, Markdown for people, both under `reports/restore-tests/<db>/`.
+//! Restore-test reports: JSON for machines, Markdown for people, both under `reports/restore-tests/<db>/`. The
+//! verdict is computed from the verify step's own record (`restore::VerifyRecord`), never from checks a caller
+//! hands the report step.
 
-use lifeboat::restore::CheckResult;
+use std::collections::BTreeMap;
 
-use crate::event::TestState;
+use chrono::{DateTime, Utc};
+use lifeboat::restore::{Check, CheckResult, VerifyRecord};
+use lifeboat::selection::DbKind;
 
 /// The report's shape is shared: the evidence report reads these reports back (`lifeboat::evidence`).
 pub use lifeboat::restore::Report;
 
-pub fn build(test: &TestState, error: Option<String>) -> Report {
-    let failed_check = test.checks.iter().any(|c| c.result == CheckResult::Failed);
-    let passed = error.is_none() && !failed_check && test.verified_at.is_some() && !test.checks.is_empty();
+/// What the report step knows, each from where it may be trusted: the database and request time name the test;
+/// the record is the verify step's own; the timings are the state's (informational, never part of the verdict).
+#[derive(Debug, Clone, Copy)]
+pub struct Facts<'a> {
+    pub database: &'a str,
+    pub requested_at: DateTime<Utc>,
+    pub restored_id: &'a str,
+    /// The state's kind, used only when there is no record (a start that failed).
+    pub kind: DbKind,
+    pub timings: &'a BTreeMap<String, f64>,
+    pub record: Option<&'a VerifyRecord>,
+    /// Where the record is (or was looked for), for the failure's detail.
+    pub record_key: &'a str,
+}
+
+/// The report. Passed only when the verify step's record says the database was verified and none of its checks
+/// failed, and no step failed (`error`). Without a record the test failed, and a check says so.
+pub fn build(f: &Facts<'_>, error: Option<String>) -> Report {
+    let missing;
+    let (checks, verified_at) = match f.record {
+        Some(r) => (r.checks.as_slice(), r.verified_at),
+        None => {
+            missing = [Check::new(
+                "verify record",
+                false,
+                format!(
+                    "no record of a verify step's checks at {}: the restored database was not verified",
+                    f.record_key
+                ),
+            )];
+            (missing.as_slice(), None)
+        }
+    };
+    let passed = lifeboat::restore::test_passed(checks, verified_at.is_some(), error.is_some());
+    let snapshot_time = f.record.and_then(|r| r.snapshot_time);
     let (rto, rpo) = lifeboat::restore::rto_rpo(
-        test.requested_at,
-        test.verified_at.unwrap_or(test.requested_at),
-        test.snapshot_time,
+        f.requested_at,
+        verified_at.unwrap_or(f.requested_at),
+        snapshot_time.unwrap_or(f.requested_at),
     );
     Report {
         format_version: 1,
         lifeboat_version: lifeboat::VERSION.to_owned(),
-        database: test.database.clone(),
-        kind: test.kind,
-        restored_id: test.restored_id.clone(),
-        snapshot_id: test.snapshot_id.clone(),
-        snapshot_time: test.snapshot_time,
-        requested_at: test.requested_at,
-        verified_at: test.verified_at,
+        database: f.database.to_owned(),
+        kind: f.record.map_or(f.kind, |r| r.kind),
+        restored_id: f.restored_id.to_owned(),
+        snapshot_id: f.record.and_then(|r| r.snapshot_id.clone()).unwrap_or_default(),
+        snapshot_time: snapshot_time.unwrap_or(f.requested_at),
+        requested_at: f.requested_at,
+        verified_at,
         passed,
-        rto_seconds: test.verified_at.map(|_| rto),
+        rto_seconds: verified_at.map(|_| rto),
         rpo_seconds: rpo,
-        timings_seconds: test.timings.clone(),
-        checks: test.checks.clone(),
+        timings_seconds: f.timings.clone(),
+        checks: checks.to_vec(),
         error,
     }
 }
@@ -100,24 +136,43 @@ pub fn key_base(r: &Report) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use chrono::{TimeZone, Utc};
-    use lifeboat::restore::Check;
+    use chrono::TimeZone;
 
-    fn state() -> TestState {
-        serde_json::from_value(serde_json::json!({
-            "database": "app-prod", "kind": "instance", "restored_id": "lifeboat-rt-app-prod-202611220300",
-            "snapshot_id": "lifeboat-app-prod-20261122-0200", "snapshot_time": "2026-11-22T02:00:00Z",
-            "requested_at": "2026-11-22T03:00:00Z", "master_user": "postgres",
-            "timings": {"start": 2.0, "poll": 600.0},
-            "checks": [{"name": "connect", "result": "passed", "detail": "ok"}],
-            "verified_at": "2026-11-22T03:20:00Z"
-        }))
-        .unwrap()
+    fn at(h: u32, m: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 22, h, m, 0).unwrap()
+    }
+
+    fn record() -> VerifyRecord {
+        VerifyRecord {
+            format_version: 1,
+            database: "app-prod".into(),
+            kind: DbKind::Instance,
+            restored_id: "lifeboat-rt-app-prod-202611220300".into(),
+            snapshot_id: Some("lifeboat-app-prod-20261122-0200".into()),
+            snapshot_time: Some(at(2, 0)),
+            requested_at: at(3, 0),
+            verified_at: Some(at(3, 20)),
+            checks: vec![Check::new("connect", true, "ok")],
+        }
+    }
+
+    fn facts<'a>(record: Option<&'a VerifyRecord>, timings: &'a BTreeMap<String, f64>) -> Facts<'a> {
+        Facts {
+            database: "app-prod",
+            requested_at: at(3, 0),
+            restored_id: "lifeboat-rt-app-prod-202611220300",
+            kind: DbKind::Instance,
+            timings,
+            record,
+            record_key: "reports/restore-tests/app-prod/20261122T030000Z.checks.json",
+        }
     }
 
     #[test]
     fn a_verified_test_passes_with_rto_and_rpo() {
-        let r = build(&state(), None);
+        let timings = BTreeMap::from([("start".to_owned(), 2.0)]);
+        let rec = record();
+        let r = build(&facts(Some(&rec), &timings), None);
         assert!(r.passed);
         assert_eq!((r.rto_seconds, r.rpo_seconds), (Some(1200.0), 3600.0));
         assert_eq!(key_base(&r), "reports/restore-tests/app-prod/20261122T030000Z");
@@ -129,20 +184,31 @@ mod tests {
 
     #[test]
     fn a_failed_check_or_an_early_stop_fails_the_test() {
-        let mut s = state();
-        s.checks.push(Check::new(
+        let timings = BTreeMap::new();
+        let mut rec = record();
+        rec.checks.push(Check::new(
             "rows of public.users",
             false,
             "0 restored, 250 in the export",
         ));
-        let r = build(&s, None);
+        let r = build(&facts(Some(&rec), &timings), None);
         assert!(!r.passed);
         assert!(markdown(&r).contains("| rows of public.users | **FAILED** |"));
-        let mut early = state();
-        early.verified_at = None;
-        let r = build(&early, Some("poll: restore did not finish in 90 minutes".into()));
-        assert!(!r.passed && r.rto_seconds.is_none());
+        let r = build(
+            &facts(Some(&record()), &timings),
+            Some("poll: restore did not finish in 90 minutes".into()),
+        );
+        assert!(!r.passed, "a caught error fails even a verified test");
         assert!(markdown(&r).contains("**The test stopped early:** poll: restore did not finish"));
-        let _ = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0);
+    }
+
+    #[test]
+    fn without_the_verify_steps_record_the_test_failed_and_says_why() {
+        let timings = BTreeMap::new();
+        let r = build(&facts(None, &timings), None);
+        assert!(!r.passed && r.rto_seconds.is_none() && r.verified_at.is_none());
+        assert_eq!(r.checks[0].result, CheckResult::Failed);
+        assert!(r.checks[0].detail.contains(".checks.json"), "{:?}", r.checks);
+        assert_eq!(r.snapshot_id, "");
     }
 }

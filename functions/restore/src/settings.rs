@@ -24,10 +24,72 @@ pub const CACHE_KEY_TOLERANCE: &str = "LIFEBOAT_CACHE_RESTORE_KEY_TOLERANCE_PERC
 pub const CACHE_CHECKS: &str = "LIFEBOAT_CACHE_RESTORE_CHECKS";
 pub const CACHE_CA_BUNDLE: &str = "LIFEBOAT_CACHE_CA_BUNDLE";
 pub const CACHE_CLUSTER_PARAMETER_GROUP: &str = "LIFEBOAT_CACHE_RESTORE_CLUSTER_PARAMETER_GROUP";
+pub const ENTRY: &str = "LIFEBOAT_RESTORE_ENTRY";
+pub const RESOLVE: &str = "LIFEBOAT_RESTORE_RESOLVE";
 
-/// Where the system's public CAs usually are (Debian, then Amazon Linux, the Lambda runtime's); ElastiCache's
-/// in-transit certificates chain to Amazon's public roots.
-const SYSTEM_CA_BUNDLES: [&str; 2] = ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"];
+/// `LIFEBOAT_RESTORE_RESOLVE`: `<host suffix>=<host>:<port>[,...]`, for local runs against an emulator whose
+/// described endpoints nothing listens on (as curl's `--resolve`). It maps only endpoints that AWS described, so a
+/// payload can never choose a host through it; the template never sets it.
+fn redirects(env: &impl Env) -> Result<crate::restored::Redirects, ConfigError> {
+    let mut out = crate::restored::Redirects::default();
+    let Some(raw) = read(env, RESOLVE) else {
+        return Ok(out);
+    };
+    for item in raw.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let parsed = item.split_once('=').and_then(|(suffix, to)| {
+            let (host, port) = to.rsplit_once(':')?;
+            Some((suffix, host, port.parse::<u16>().ok()?))
+        });
+        let (suffix, host, port) = parsed
+            .ok_or_else(|| ConfigError::new(RESOLVE, &raw, format!("`{item}` is not <host suffix>=<host>:<port>")))?;
+        out.add(suffix, host, port);
+    }
+    Ok(out)
+}
+
+/// Which requests this deployment of the binary serves. One image, two functions with two roles: the state
+/// machine's steps (`steps`, invoked by the state machine alone) and the console's actions (`console`, invoked by
+/// operators). A step takes state from its caller, so whoever may invoke the console must never reach a step
+/// (issue #22): the split is by who may call, and each function refuses the other's actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    /// plan, start, poll, prepare, verify, report, cleanup, summary and the `cache_*` steps.
+    Steps,
+    /// restore, restore-export, restore-cache.
+    Console,
+}
+
+impl Entry {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Entry::Steps => "steps",
+            Entry::Console => "console",
+        }
+    }
+
+    /// The function that serves this entry's requests, as the template names it.
+    pub fn function(self) -> &'static str {
+        match self {
+            Entry::Steps => {
+                "RestoreTestFunction (<stack>-restore-test, invoked by the restore-test state machine only)"
+            }
+            Entry::Console => "RestoreFunction (<stack>-restore, the console restores)",
+        }
+    }
+
+    /// Required: a missing or unknown value is a start-up error naming the variable.
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        match read(env, ENTRY).as_deref() {
+            Some("steps") => Ok(Entry::Steps),
+            Some("console") => Ok(Entry::Console),
+            other => Err(ConfigError::new(
+                ENTRY,
+                other.unwrap_or(""),
+                "expected `steps` (the state machine's function) or `console` (the console's function)",
+            )),
+        }
+    }
+}
 
 /// How restore tests of caches are made and checked.
 #[derive(Debug, Clone)]
@@ -41,7 +103,8 @@ pub struct CacheRestoreSettings {
     /// Named keys or patterns per cache (`"*"`: every cache), e.g.
     /// `{"jobs": [{"name": "RQ queue", "pattern": "rq:queue:default"}]}`.
     pub checks: BTreeMap<String, Vec<KeyCheck>>,
-    /// The restored cache's TLS: always verify-full, against this CA bundle.
+    /// The restored cache's TLS: always verify-full, against this CA bundle, or (unset) against Amazon's root CAs
+    /// only.
     pub tls: TlsSettings,
     /// The parameter group of sharded (cluster mode) restored groups; unset: ElastiCache's default cluster-mode
     /// group of the snapshot's engine and version (`cache_restore::cluster_parameter_group`).
@@ -61,12 +124,8 @@ impl CacheRestoreSettings {
                 format!("expected {{\"<cache or *>\": [{{\"name\": ..., \"pattern\": ..., \"db\": 0}}]}}: {e}"),
             )
         })?;
-        let ca_bundle = read(env, CACHE_CA_BUNDLE).or_else(|| {
-            SYSTEM_CA_BUNDLES
-                .iter()
-                .find(|p| std::path::Path::new(p).is_file())
-                .map(|p| (*p).to_owned())
-        });
+        // Unset: Amazon's root CAs shipped in the binary (`cache_check::AMAZON_ROOT_CAS`), never the system store.
+        let ca_bundle = read(env, CACHE_CA_BUNDLE);
         Ok(Self {
             subnet_group: read(env, CACHE_SUBNET_GROUP),
             security_group: read(env, CACHE_SECURITY_GROUP),
@@ -94,6 +153,10 @@ pub struct SqlCheck {
 
 #[derive(Debug, Clone)]
 pub struct RestoreSettings {
+    /// Which requests this function serves (`LIFEBOAT_RESTORE_ENTRY`).
+    pub entry: Entry,
+    /// Where described endpoints are reached (empty in production: as AWS describes them).
+    pub redirects: crate::restored::Redirects,
     pub common: CommonSettings,
     pub bucket: String,
     pub subnet_group: Option<String>,
@@ -124,6 +187,8 @@ impl RestoreSettings {
         let checks: Vec<SqlCheck> = serde_json::from_str(&raw)
             .map_err(|e| ConfigError::new(CHECKS, &raw, format!("expected [{{\"name\": ..., \"sql\": ...}}]: {e}")))?;
         Ok(Self {
+            entry: Entry::from_env(env)?,
+            redirects: redirects(env)?,
             common: CommonSettings::from_env(env)?,
             bucket,
             subnet_group: read(env, SUBNET_GROUP),
@@ -170,5 +235,37 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains(CACHE_CHECKS), "{err}");
+    }
+
+    #[test]
+    fn the_cache_trust_defaults_to_amazon_roots_never_a_system_bundle() {
+        let s = cache_settings(&[]).unwrap();
+        assert_eq!(
+            s.tls.ca_bundle, None,
+            "no bundle named: the shipped Amazon roots, not a system file"
+        );
+    }
+
+    #[test]
+    fn resolve_maps_described_hosts_and_names_a_bad_item() {
+        let env = |v: &'static str| move |n: &str| (n == RESOLVE).then(|| v.to_owned());
+        let r = redirects(&env(".rds.amazonaws.com=127.0.0.1:5433")).unwrap();
+        assert_eq!(r.reach("x.rds.amazonaws.com", 5432), ("127.0.0.1".to_owned(), 5433));
+        let err = redirects(&env("nonsense")).unwrap_err().to_string();
+        assert!(err.contains(RESOLVE), "{err}");
+    }
+
+    #[test]
+    fn the_entry_is_required_and_named_when_wrong() {
+        let entry = |v: Option<&str>| {
+            let v = v.map(str::to_owned);
+            Entry::from_env(&move |n: &str| if n == ENTRY { v.clone() } else { None })
+        };
+        assert_eq!(entry(Some("steps")).unwrap(), Entry::Steps);
+        assert_eq!(entry(Some("console")).unwrap(), Entry::Console);
+        for bad in [None, Some(""), Some("both")] {
+            let err = entry(bad).unwrap_err().to_string();
+            assert!(err.contains(ENTRY), "{err}");
+        }
     }
 }

@@ -28,8 +28,26 @@ const BUCKET: &str = "lifeboat-demo";
 const RESTORE_CHECKS: &str = r#"[{"name": "users not empty", "sql": "select count(*) > 0 from users"}, {"name": "chats not empty", "sql": "select count(*) > 0 from chats"}, {"name": "messages not empty", "sql": "select count(*) > 0 from messages"}, {"name": "sessions not empty", "sql": "select count(*) > 0 from sessions"}, {"name": "SELECT now() answers", "sql": "select now() is not null"}]"#;
 const PROFILES: &str = r#"{"full": {}, "critical": {"include": ["users", "projects", "sessions"]}}"#;
 
-/// The six functions, each a binary of its own crate.
-const FUNCTIONS: [&str; 6] = ["snapshot", "export", "rotate", "restore", "monitor", "notify"];
+/// The functions, each a binary of its own crate; `restore` runs twice, as the template deploys it: the console's
+/// function (`restore`) and the restore-test steps' (`restore-test`), each refusing the other's actions.
+const FUNCTIONS: [&str; 7] = [
+    "snapshot",
+    "export",
+    "rotate",
+    "restore",
+    "restore-test",
+    "monitor",
+    "notify",
+];
+
+/// The binary a function runs, and the entry it serves (`LIFEBOAT_RESTORE_ENTRY`) when it is the restore binary.
+fn binary_of(function: &str) -> (&str, Option<&str>) {
+    match function {
+        "restore" => ("restore", Some("console")),
+        "restore-test" => ("restore", Some("steps")),
+        other => (other, None),
+    }
+}
 
 /// The local Lambda runtime APIs (`cargo lambda watch --only-lambda-apis`) and one process per function, started
 /// from the binaries `make demo` built beside this one: built once, with the same features as `make test`'s, so
@@ -119,7 +137,8 @@ fn start_watch(env: &BTreeMap<&str, &str>, log: &Path) -> Watch {
     }
     let bin_dir = std::env::current_exe().unwrap().parent().unwrap().to_owned();
     for name in FUNCTIONS {
-        let exe = bin_dir.join(name);
+        let (binary, entry) = binary_of(name);
+        let exe = bin_dir.join(binary);
         assert!(
             exe.exists(),
             "{} is missing: run `make demo`, which builds the functions first",
@@ -127,6 +146,7 @@ fn start_watch(env: &BTreeMap<&str, &str>, log: &Path) -> Watch {
         );
         let function = Command::new(&exe)
             .envs(env.iter())
+            .envs(entry.map(|e| ("LIFEBOAT_RESTORE_ENTRY", e)))
             .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt/{name}"))
             .env("AWS_LAMBDA_FUNCTION_NAME", name)
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
@@ -438,7 +458,8 @@ async fn cache_story(watch: &Watch, work: &Path, redis: &Redis, clients: &Client
     };
     let requested = Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
     let start = serde_json::json!({"action": "cache_start", "cache": CACHE, "requested_at": requested});
-    let mut test = invoke(watch, "restore", &step_file("start", &start)).unwrap_or_else(|e| panic!("cache_start: {e}"));
+    let mut test =
+        invoke(watch, "restore-test", &step_file("start", &start)).unwrap_or_else(|e| panic!("cache_start: {e}"));
     println!(
         "  start    snapshot {} -> isolated group {}",
         test["snapshot"].as_str().unwrap_or(""),
@@ -447,21 +468,22 @@ async fn cache_story(watch: &Watch, work: &Path, redis: &Redis, clients: &Client
     for action in ["cache_poll", "cache_verify", "cache_report", "cache_cleanup"] {
         if action == "cache_verify" {
             // The emulator's restored group has no server behind it: the local server, which holds the
-            // snapshot's data, answers instead, with the password the test's secret holds.
+            // snapshot's data, answers for its described endpoint (LIFEBOAT_RESTORE_RESOLVE), with the password
+            // the test's own secret holds.
             let creds = serde_json::json!({"username": "default", "password": redis.password});
+            let id = test["restored_id"].as_str().unwrap();
             clients
                 .sm
                 .put_secret_value()
-                .secret_id(test["auth_secret"].as_str().unwrap())
+                .secret_id(lifeboat::restore::test_secret_name(id))
                 .secret_string(creds.to_string())
                 .send()
                 .await
                 .unwrap();
-            test["endpoint"] = serde_json::json!({"host": "127.0.0.1", "port": redis.port});
         }
         test = invoke(
             watch,
-            "restore",
+            "restore-test",
             &step_file(action, &serde_json::json!({"action": action, "test": test})),
         )
         .unwrap_or_else(|e| panic!("{action} failed: {e}"));
@@ -629,6 +651,11 @@ async fn main() {
     let pg_restore = bin.join("pg_restore").display().to_string();
 
     let ca_bundle = redis.ca_file.as_ref().unwrap().display().to_string();
+    // moto's restored instances and groups have endpoints nothing listens on: the local servers answer for them.
+    let resolve = format!(
+        ".rds.amazonaws.com=127.0.0.1:{},.cache.amazonaws.com=127.0.0.1:{}",
+        pg.port, redis.port
+    );
     let env: BTreeMap<&str, &str> = BTreeMap::from([
         ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
         ("AWS_REGION", REGION),
@@ -653,6 +680,7 @@ async fn main() {
         ("LIFEBOAT_NOTIFY_TOPIC_ARN", topic.as_str()),
         ("LIFEBOAT_EXPORT_MAX_AGE_HOURS", "full=26,critical=7"),
         ("LIFEBOAT_CACHE_CA_BUNDLE", ca_bundle.as_str()),
+        ("LIFEBOAT_RESTORE_RESOLVE", resolve.as_str()),
         ("LIFEBOAT_CACHE_RESTORE_CHECKS", CACHE_CHECKS),
     ]);
 
@@ -908,7 +936,7 @@ async fn main() {
     let requested = Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
     let plan = invoke(
         &watch,
-        "restore",
+        "restore-test",
         &step_file("plan", &serde_json::json!({"action": "plan", "time": requested})),
     )
     .unwrap_or_else(|e| panic!("plan failed: {e}"));
@@ -921,7 +949,7 @@ async fn main() {
     println!("  plan: {} (the demo runs app-prod's)", planned.join(", "));
     let mut test = invoke(
         &watch,
-        "restore",
+        "restore-test",
         &step_file(
             "start",
             &serde_json::json!({"action": "start", "database": "app-prod", "requested_at": requested}),
@@ -935,23 +963,23 @@ async fn main() {
     );
     for action in ["poll", "prepare", "verify", "report", "cleanup"] {
         if action == "verify" {
-            // The emulator's restored instance has no server behind it: point the verify step at the local
-            // PostgreSQL, which holds app-prod's data, with its login in the test's password secret (where
-            // prepare put the restored instance's new master password), exactly as the integration tests do.
+            // The emulator's restored instance has no server behind it: the local PostgreSQL, which holds
+            // app-prod's data, answers for its described endpoint (LIFEBOAT_RESTORE_RESOLVE), with its login in
+            // the test's own password secret (where prepare put the restored instance's new master password),
+            // exactly as the integration tests do.
             let local = serde_json::json!({"username": lifeboat_tests::postgres::SUPERUSER, "password": pg.password});
+            let id = test["restored_id"].as_str().unwrap();
             secrets
                 .put_secret_value()
-                .secret_id(test["password_secret"].as_str().unwrap())
+                .secret_id(lifeboat::restore::test_secret_name(id))
                 .secret_string(local.to_string())
                 .send()
                 .await
                 .unwrap();
-            test["target"] = serde_json::json!({"host": "127.0.0.1", "port": pg.port,
-                "user": lifeboat_tests::postgres::SUPERUSER, "dbname": "postgres"});
         }
         test = invoke(
             &watch,
-            "restore",
+            "restore-test",
             &step_file(action, &serde_json::json!({"action": action, "test": test})),
         )
         .unwrap_or_else(|e| panic!("{action} failed: {e}"));

@@ -1,0 +1,169 @@
+//! What a restore-test step acts on, found from AWS and never from the state it is handed: the restored
+//! instance, cluster or replication group that the source's name and the request time name
+//! (`restore::test_identifier`, `cache_restore::test_group_id`), accepted only when it carries the restore-test
+//! tag and the source tag naming the database or cache under test; its endpoint, master user and shards as RDS
+//! or ElastiCache describe them; the verify step's own record of its checks, read back by the report.
+//!
+//! Owns the finding and the refusals. It must never take a host, a port, a secret, an identifier or a verdict
+//! from the state: whoever may invoke a step may send any state (issue #22).
+
+use std::collections::BTreeMap;
+
+use lifeboat::cache_restore::{self as cache_rules, Group, SOURCE_CACHE};
+use lifeboat::error::Error;
+use lifeboat::rds::instances as rds;
+use lifeboat::restore::{owned_test, test_member_identifier, SOURCE_DB};
+use lifeboat::selection::DbKind;
+use serde::de::DeserializeOwned;
+
+use crate::error::RestoreError;
+use crate::event::{CacheTestState, TestState};
+use crate::handler::Deps;
+
+/// Where an endpoint that AWS describes is reached. Production leaves it empty: the endpoint as AWS gives it.
+/// Local runs (moto describes endpoints nothing listens on) map a described host, by its suffix, to a local
+/// server, as an `/etc/hosts` line would (`LIFEBOAT_RESTORE_RESOLVE`, never set by the template; never from a
+/// payload); it maps only what AWS described.
+#[derive(Debug, Clone, Default)]
+pub struct Redirects(Vec<(String, String, u16)>);
+
+impl Redirects {
+    /// Reaches every described host ending in `suffix` at `host:port` instead.
+    pub fn add(&mut self, suffix: &str, host: &str, port: u16) {
+        self.0.push((suffix.to_owned(), host.to_owned(), port));
+    }
+
+    /// Where a described endpoint is reached.
+    pub fn reach(&self, host: &str, port: u16) -> (String, u16) {
+        self.0
+            .iter()
+            .find(|(suffix, _, _)| host.ends_with(suffix.as_str()))
+            .map_or_else(|| (host.to_owned(), port), |(_, h, p)| (h.clone(), *p))
+    }
+}
+
+/// A restored database as RDS describes it.
+#[derive(Debug, Clone)]
+pub struct RestoredDb {
+    pub kind: DbKind,
+    pub id: String,
+    /// A cluster's member instance (where SQL runs).
+    pub member: Option<String>,
+    /// The status of the instance that serves SQL (a cluster's member).
+    pub status: String,
+    pub endpoint: Option<(String, u16)>,
+    pub master_user: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Refuses a state whose restored identifier is not the derived one.
+pub fn same_id(field: &'static str, given: Option<&str>, derived: &str) -> Result<(), RestoreError> {
+    match given {
+        Some(g) if g != derived => Err(RestoreError::NotOwnTest {
+            field,
+            given: g.to_owned(),
+            derived: derived.to_owned(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn owned(id: &str, tags: &BTreeMap<String, String>, key: &str, source: &str) -> Result<(), RestoreError> {
+    owned_test(tags, key, source).map_err(|reason| RestoreError::NotOwned {
+        id: id.to_owned(),
+        source_id: source.to_owned(),
+        reason,
+    })
+}
+
+/// The test's restored instance or cluster, `None` when there is none; refused when the state names another or
+/// what carries the name is not a restore test of the database.
+pub async fn database(deps: &Deps, test: &TestState) -> Result<Option<RestoredDb>, RestoreError> {
+    let id = test.derived_id();
+    same_id("restored_id", test.restored_id.as_deref(), &id)?;
+    if let Some(i) = rds::instance(&deps.rds, &id).await? {
+        owned(&id, &i.tags, SOURCE_DB, &test.database)?;
+        return Ok(Some(RestoredDb {
+            kind: DbKind::Instance,
+            id,
+            member: None,
+            status: i.status,
+            endpoint: i.endpoint,
+            master_user: i.master_user,
+            tags: i.tags,
+        }));
+    }
+    let Some(c) = rds::cluster(&deps.rds, &id).await? else {
+        return Ok(None);
+    };
+    owned(&id, &c.tags, SOURCE_DB, &test.database)?;
+    let member = test_member_identifier(&id);
+    let instance = rds::instance(&deps.rds, &member).await?;
+    Ok(Some(RestoredDb {
+        kind: DbKind::Cluster,
+        id,
+        status: instance
+            .as_ref()
+            .map_or_else(|| "creating".to_owned(), |i| i.status.clone()),
+        endpoint: instance.and_then(|i| i.endpoint),
+        member: Some(member),
+        master_user: c.master_user,
+        tags: c.tags,
+    }))
+}
+
+/// The test's restored group, `None` when there is none; refused when the state names another or the group is
+/// not a restore test of the cache.
+pub async fn group(deps: &Deps, test: &CacheTestState) -> Result<Option<Group>, RestoreError> {
+    let id = test.group_id();
+    same_id("restored_id", test.restored_id.as_deref(), &id)?;
+    let Some(g) = cache_rules::group(&deps.ec, &id).await? else {
+        return Ok(None);
+    };
+    owned(&id, &g.tags, SOURCE_CACHE, &test.cache)?;
+    Ok(Some(g))
+}
+
+/// A record the steps wrote to the bucket, `None` when there is none.
+pub async fn record<T: DeserializeOwned>(deps: &Deps, key: &str) -> Result<Option<T>, RestoreError> {
+    let got = deps.s3.get_object().bucket(&deps.settings.bucket).key(key).send().await;
+    let out = match got {
+        Ok(out) => out,
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+        Err(e) => return Err(Error::aws("GetObject", e).into()),
+    };
+    let body = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| Error::aws("GetObject", e))?
+        .into_bytes();
+    serde_json::from_slice(&body)
+        .map(Some)
+        .map_err(|e| Error::PartialFailure(format!("{key} is not what Lifeboat wrote: {e}")).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redirect_maps_only_the_described_hosts_it_names() {
+        let mut r = Redirects::default();
+        assert_eq!(
+            r.reach("a.rds.amazonaws.com", 5432),
+            ("a.rds.amazonaws.com".to_owned(), 5432)
+        );
+        r.add(".rds.amazonaws.com", "127.0.0.1", 5433);
+        assert_eq!(r.reach("a.rds.amazonaws.com", 5432), ("127.0.0.1".to_owned(), 5433));
+        assert_eq!(r.reach("evil.example", 5432), ("evil.example".to_owned(), 5432));
+    }
+
+    #[test]
+    fn a_state_naming_another_restored_resource_is_refused() {
+        assert!(same_id("restored_id", None, "lifeboat-rt-a-1").is_ok());
+        assert!(same_id("restored_id", Some("lifeboat-rt-a-1"), "lifeboat-rt-a-1").is_ok());
+        let err = same_id("restored_id", Some("app-prod"), "lifeboat-rt-a-1").unwrap_err();
+        assert!(err.to_string().contains("app-prod"), "{err}");
+    }
+}
