@@ -21,6 +21,8 @@ use std::io::Read;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+mod lzf;
+
 /// The newest RDB format version read: Redis 7.4 writes 12, Valkey 8 and Redis 7.0–7.2 write 10 or 11.
 pub const MAX_VERSION: u32 = 12;
 
@@ -93,16 +95,20 @@ enum Len {
 struct Cursor<R> {
     inner: R,
     offset: u64,
+    /// The file's size when known (an S3 object's `Content-Length`): every length is bounded by the bytes left
+    /// before anything is skipped or allocated for it.
+    size: Option<u64>,
     crc: u64,
     sha: Sha256,
     buf: Vec<u8>,
 }
 
 impl<R: Read> Cursor<R> {
-    fn new(inner: R) -> Self {
+    fn new(inner: R, size: Option<u64>) -> Self {
         Self {
             inner,
             offset: 0,
+            size,
             crc: 0,
             sha: Sha256::new(),
             buf: vec![0; 64 * 1024],
@@ -149,17 +155,72 @@ impl<R: Read> Cursor<R> {
         Ok(b)
     }
 
+    /// The bytes left in the file (unbounded when its size is not known: then the end of the stream says it).
+    fn left(&self) -> u64 {
+        self.size.map_or(u64::MAX, |size| size.saturating_sub(self.offset))
+    }
+
+    /// A length read from the file, checked before it is used: `n` things of at least `each` bytes must fit in
+    /// the bytes left. Refuses, naming the offset, a length whose bytes overflow or run past the end.
+    fn fits(&self, n: u64, each: u64, inside: &'static str) -> Result<u64, RdbError> {
+        match n.checked_mul(each) {
+            Some(bytes) if bytes <= self.left() => Ok(n),
+            Some(bytes) => Err(self.corrupt(format!(
+                "{inside} declares {n} x {each} = {bytes} bytes but only {} are left in the file",
+                self.left()
+            ))),
+            None => Err(self.corrupt(format!(
+                "{inside} declares {n} x {each} bytes, more than any file holds"
+            ))),
+        }
+    }
+
     /// Skips `n` bytes through the fixed buffer.
-    fn skip(&mut self, mut n: u64, inside: &'static str) -> Result<(), RdbError> {
+    fn skip(&mut self, n: u64, inside: &'static str) -> Result<(), RdbError> {
+        self.skip_through(n, inside, |_| Ok(()))
+    }
+
+    /// Skips `n` bytes through the fixed buffer, each piece shown to `look` (which may refuse it, saying why).
+    fn skip_through(
+        &mut self,
+        mut n: u64,
+        inside: &'static str,
+        mut look: impl FnMut(&[u8]) -> Result<(), String>,
+    ) -> Result<(), RdbError> {
+        self.fits(n, 1, inside)?;
         let mut chunk = std::mem::take(&mut self.buf);
         let mut result = Ok(());
         while n > 0 && result.is_ok() {
             let take = n.min(chunk.len() as u64) as usize;
-            result = self.read(&mut chunk[..take], inside);
+            result = self
+                .read(&mut chunk[..take], inside)
+                .and_then(|()| look(&chunk[..take]).map_err(|why| self.corrupt(format!("{inside}: {why}"))));
             n -= take as u64;
         }
         self.buf = chunk;
         result
+    }
+
+    /// The lengths of an LZF-compressed string: compressed and plain, both bounded before anything is read.
+    fn lzf_lengths(&mut self, inside: &'static str) -> Result<(u64, u64), RdbError> {
+        let compressed = self.len(inside)?;
+        let plain = self.len(inside)?;
+        self.fits(compressed, 1, inside)?;
+        if compressed.checked_mul(lzf::MAX_RATIO).is_none_or(|most| plain > most) {
+            return Err(self.corrupt(format!(
+                "{inside}: {compressed} compressed bytes cannot give the {plain} declared"
+            )));
+        }
+        Ok((compressed, plain))
+    }
+
+    /// Checks an LZF string through the fixed buffer, as the loader would decompress it; returns its stored size.
+    fn check_lzf(&mut self, inside: &'static str) -> Result<u64, RdbError> {
+        let (compressed, plain) = self.lzf_lengths(inside)?;
+        let mut lzf = lzf::Lzf::check(plain);
+        self.skip_through(compressed, inside, |piece| lzf.feed(piece))?;
+        lzf.finish().map_err(|why| self.corrupt(format!("{inside}: {why}")))?;
+        Ok(compressed)
     }
 
     fn corrupt(&self, what: impl Into<String>) -> RdbError {
@@ -197,11 +258,7 @@ impl<R: Read> Cursor<R> {
             Len::Encoded(0) => self.skip(1, inside).map(|()| 1),
             Len::Encoded(1) => self.skip(2, inside).map(|()| 2),
             Len::Encoded(2) => self.skip(4, inside).map(|()| 4),
-            Len::Encoded(3) => {
-                let compressed = self.len(inside)?;
-                let _plain = self.len(inside)?;
-                self.skip(compressed, inside).map(|()| compressed)
-            }
+            Len::Encoded(3) => self.check_lzf(inside),
             Len::Encoded(other) => Err(self.corrupt(format!("string encoding {other}"))),
         }
     }
@@ -218,11 +275,7 @@ impl<R: Read> Cursor<R> {
             Len::Encoded(0) => Ok(Some(i8::from_le_bytes(self.array(inside)?).to_string())),
             Len::Encoded(1) => Ok(Some(i16::from_le_bytes(self.array(inside)?).to_string())),
             Len::Encoded(2) => Ok(Some(i32::from_le_bytes(self.array(inside)?).to_string())),
-            Len::Encoded(3) => {
-                let compressed = self.len(inside)?;
-                let _plain = self.len(inside)?;
-                self.skip(compressed, inside).map(|()| None)
-            }
+            Len::Encoded(3) => self.check_lzf(inside).map(|_| None),
             Len::Encoded(other) => Err(self.corrupt(format!("string encoding {other}"))),
         }
     }
@@ -262,26 +315,32 @@ impl<R: Read> Cursor<R> {
 
     /// A stream: its listpacks, its metadata, and its consumer groups with their pending entries.
     fn skip_stream(&mut self, kind: u8) -> Result<(), RdbError> {
+        // Each node is two strings of at least one byte each.
         let nodes = self.len("a stream")?;
+        let nodes = self.fits(nodes, 2, "a stream's listpacks")?;
         self.skip_strings(nodes * 2, "a stream's listpacks")?;
         // length, last id (ms, seq); from type 19 also first id, max deleted id, entries added.
         let fields = if kind >= 19 { 8 } else { 3 };
         for _ in 0..fields {
             self.len("a stream's metadata")?;
         }
-        for _ in 0..self.len("a stream's consumer groups")? {
+        let groups = self.len("a stream's consumer groups")?;
+        for _ in 0..self.fits(groups, 4, "a stream's consumer groups")? {
             self.skip_string("a consumer group's name")?;
             for _ in 0..if kind >= 19 { 3 } else { 2 } {
                 self.len("a consumer group's position")?;
             }
-            for _ in 0..self.len("a consumer group's pending entries")? {
+            let pending = self.len("a consumer group's pending entries")?;
+            for _ in 0..self.fits(pending, 16 + 8 + 1, "a consumer group's pending entries")? {
                 self.skip(16 + 8, "a pending entry")?;
                 self.len("a pending entry's delivery count")?;
             }
-            for _ in 0..self.len("a consumer group's consumers")? {
+            let consumers = self.len("a consumer group's consumers")?;
+            for _ in 0..self.fits(consumers, 10, "a consumer group's consumers")? {
                 self.skip_string("a consumer's name")?;
                 self.skip(if kind >= 21 { 16 } else { 8 }, "a consumer's times")?;
                 let pending = self.len("a consumer's pending entries")?;
+                let pending = self.fits(pending, 16, "a consumer's pending entries")?;
                 self.skip(pending * 16, "a consumer's pending entries")?;
             }
         }
@@ -295,10 +354,12 @@ impl<R: Read> Cursor<R> {
             0 | 9..=13 | 16 | 17 | 20 => self.skip_string("a value").map(drop),
             1 | 2 | 14 => {
                 let n = self.len("a list or set")?;
+                let n = self.fits(n, 1, "a list or set")?;
                 self.skip_strings(n, "a list or set")
             }
             3 => {
-                for _ in 0..self.len("a sorted set")? {
+                let n = self.len("a sorted set")?;
+                for _ in 0..self.fits(n, 2, "a sorted set")? {
                     self.skip_string("a sorted-set member")?;
                     self.skip_text_double()?;
                 }
@@ -306,10 +367,12 @@ impl<R: Read> Cursor<R> {
             }
             4 => {
                 let n = self.len("a hash")?;
+                let n = self.fits(n, 2, "a hash")?;
                 self.skip_strings(n * 2, "a hash")
             }
             5 => {
-                for _ in 0..self.len("a sorted set")? {
+                let n = self.len("a sorted set")?;
+                for _ in 0..self.fits(n, 9, "a sorted set")? {
                     self.skip_string("a sorted-set member")?;
                     self.skip(8, "a sorted-set score")?;
                 }
@@ -321,7 +384,8 @@ impl<R: Read> Cursor<R> {
             }
             15 | 19 | 21 => self.skip_stream(kind),
             18 => {
-                for _ in 0..self.len("a quicklist")? {
+                let n = self.len("a quicklist")?;
+                for _ in 0..self.fits(n, 2, "a quicklist")? {
                     self.len("a quicklist node's container")?;
                     self.skip_string("a quicklist node")?;
                 }
@@ -345,7 +409,13 @@ struct Db {
 
 /// Reads a whole RDB file and verifies it: structure, every value, the CRC-64 at its end, nothing after it.
 pub fn verify(reader: impl Read) -> Result<RdbSummary, RdbError> {
-    let mut c = Cursor::new(reader);
+    verify_sized(reader, None)
+}
+
+/// [`verify`] for a file whose size is known (an S3 object's): every length read is bounded by the bytes left
+/// before it is used, so a hostile length is refused where it is read, naming its offset.
+pub fn verify_sized(reader: impl Read, size: Option<u64>) -> Result<RdbSummary, RdbError> {
+    let mut c = Cursor::new(reader, size);
     let header: [u8; 9] = c.array("the header").map_err(|_| RdbError::NotRdb)?;
     let version = std::str::from_utf8(&header[5..])
         .ok()
@@ -630,10 +700,65 @@ mod tests {
         ));
     }
 
+    /// What a hostile file declares where lengths multiply or run past the end: refused where it is read,
+    /// naming the offset, before anything is skipped or allocated; with and without the file's size known.
+    #[test]
+    fn hostile_lengths_are_refused_where_they_are_read() {
+        let huge = |n: u64| {
+            let mut v = vec![0x81];
+            v.extend_from_slice(&n.to_be_bytes());
+            v
+        };
+        let refuse = |body: Vec<u8>, expected: &str| {
+            let f = file("0010", &body);
+            for size in [Some(f.len() as u64), None] {
+                let err = verify_sized(&f[..], size).unwrap_err();
+                let text = err.to_string();
+                assert!(
+                    matches!(err, RdbError::Corrupt { offset, .. } if offset > 9),
+                    "{size:?}: {text}"
+                );
+                assert!(text.contains(expected), "{size:?}: {text}");
+            }
+        };
+        // A hash of 2^63 + 1 fields: 2 x the count wraps to 2 in u64.
+        let mut hash = vec![OP_SELECTDB, 0, 4, 1, b'h'];
+        hash.extend(huge((1 << 63) + 1));
+        refuse(hash, "more than any file holds");
+        // A stream of 2^63 nodes.
+        let mut stream = vec![OP_SELECTDB, 0, 15, 1, b's'];
+        stream.extend(huge(1 << 63));
+        refuse(stream, "more than any file holds");
+        // A consumer's 2^60 pending ids of 16 bytes: 2^64, zero after the wrap.
+        let mut consumer = vec![OP_SELECTDB, 0, 15, 1, b's', 0, 0, 0, 0, 1, 1, b'g', 0, 0, 0, 1, 1, b'c'];
+        consumer.extend_from_slice(&[0; 8]);
+        consumer.extend(huge(1 << 60));
+        refuse(consumer, "more than any file holds");
+        // An LZF string declaring 2^40 plain bytes from 3 compressed ones.
+        let mut lzf = vec![OP_SELECTDB, 0, 0, 1, b'k', 0xC3, 3];
+        lzf.extend(huge(1 << 40));
+        lzf.extend_from_slice(&[0, b'a', 0]);
+        refuse(lzf, "cannot give");
+        // A bad LZF string (a reference before its start) is refused as the loader refuses it.
+        refuse(
+            vec![OP_SELECTDB, 0, 0, 1, b'k', 0xC3, 2, 4, 0x20, 9],
+            "before the start",
+        );
+        // With the size known, a string longer than the bytes left is refused before it is skipped.
+        let mut long = vec![OP_SELECTDB, 0, 0, 1, b'k'];
+        long.extend(huge(1 << 40));
+        let f = file("0010", &long);
+        let err = verify_sized(&f[..], Some(f.len() as u64)).unwrap_err().to_string();
+        assert!(err.contains("only 9 are left"), "{err}");
+        assert!(matches!(verify(&f[..]), Err(RdbError::Truncated { .. })));
+    }
+
     proptest! {
         #[test]
         fn any_bytes_are_an_answer_never_a_panic(body in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let _ = verify(&file("0010", &body)[..]);
+            let f = file("0010", &body);
+            let _ = verify(&f[..]);
+            let _ = verify_sized(&f[..], Some(f.len() as u64));
             let mut raw = b"REDIS0010".to_vec();
             raw.extend_from_slice(&body);
             let _ = verify(&raw[..]);

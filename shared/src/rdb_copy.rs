@@ -468,11 +468,12 @@ pub async fn verify_object(
     let mut body = out.body;
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let verifier = tokio::task::spawn_blocking(move || {
-        crate::rdb::verify(ChunkReader {
+        let reader = ChunkReader {
             rx,
             current: Vec::new(),
             at: 0,
-        })
+        };
+        crate::rdb::verify_sized(reader, expected)
     });
     while let Some(item) = body.next().await {
         let item = item
