@@ -21,6 +21,7 @@ use std::io::Read;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+mod containers;
 mod lzf;
 
 /// The newest RDB format version read: Redis 7.4 writes 12, Valkey 8 and Redis 7.0–7.2 write 10 or 11.
@@ -290,7 +291,8 @@ impl<R: Read> Cursor<R> {
     /// A score in the old text form: a length byte, or 253/254/255 for NaN, +inf and -inf.
     fn skip_text_double(&mut self) -> Result<(), RdbError> {
         match self.byte("a sorted-set score")? {
-            253..=255 => Ok(()),
+            253 => Err(self.corrupt("a sorted set with a NaN score")),
+            254 | 255 => Ok(()),
             n => self.skip(u64::from(n), "a sorted-set score"),
         }
     }
@@ -315,14 +317,29 @@ impl<R: Read> Cursor<R> {
 
     /// A stream: its listpacks, its metadata, and its consumer groups with their pending entries.
     fn skip_stream(&mut self, kind: u8) -> Result<(), RdbError> {
-        // Each node is two strings of at least one byte each.
+        // Each node is two strings of at least one byte each: its master id (16 bytes) and its listpack.
         let nodes = self.len("a stream")?;
-        let nodes = self.fits(nodes, 2, "a stream's listpacks")?;
-        self.skip_strings(nodes * 2, "a stream's listpacks")?;
+        let mut ids = std::collections::HashSet::new();
+        for _ in 0..self.fits(nodes, 2, "a stream's listpacks")? {
+            let id = self.read_blob("a stream node's id")?;
+            if id.len() != 16 {
+                return Err(self.corrupt(format!("a stream node's id has {} bytes, not 16", id.len())));
+            }
+            if !ids.insert(id) {
+                return Err(self.corrupt("a stream node's id is used twice"));
+            }
+            self.container("a stream listpack", |b| {
+                containers::stream_node(&containers::listpack(b)?).map(|()| 1)
+            })?;
+        }
         // length, last id (ms, seq); from type 19 also first id, max deleted id, entries added.
         let fields = if kind >= 19 { 8 } else { 3 };
-        for _ in 0..fields {
+        let length = self.len("a stream's metadata")?;
+        for _ in 1..fields {
             self.len("a stream's metadata")?;
+        }
+        if length > 0 && nodes == 0 {
+            return Err(self.corrupt(format!("a stream of {length} entries has no listpack")));
         }
         let groups = self.len("a stream's consumer groups")?;
         for _ in 0..self.fits(groups, 4, "a stream's consumer groups")? {
@@ -347,15 +364,92 @@ impl<R: Read> Cursor<R> {
         Ok(())
     }
 
-    /// Skips one value of type `kind`.
-    fn skip_value(&mut self, kind: u8, at: u64) -> Result<(), RdbError> {
+    /// Reads one string whole (a container), decompressed: its size bounded by the bytes left (and the LZF
+    /// ratio) and by [`MAX_CONTAINER`] before anything is allocated. An integer-encoded string is its digits, as
+    /// the loader reads it.
+    fn read_blob(&mut self, inside: &'static str) -> Result<Vec<u8>, RdbError> {
+        let too_big = |c: &Self, n: u64| {
+            c.corrupt(format!(
+                "{inside} of {n} bytes: larger than any container ({MAX_CONTAINER} bytes) this verifier reads"
+            ))
+        };
+        match self.len_or_encoding(inside)? {
+            Len::Plain(n) => {
+                self.fits(n, 1, inside)?;
+                if n > MAX_CONTAINER {
+                    return Err(too_big(self, n));
+                }
+                let mut v = vec![0u8; n as usize];
+                self.read(&mut v, inside)?;
+                Ok(v)
+            }
+            Len::Encoded(0) => Ok(i8::from_le_bytes(self.array(inside)?).to_string().into_bytes()),
+            Len::Encoded(1) => Ok(i16::from_le_bytes(self.array(inside)?).to_string().into_bytes()),
+            Len::Encoded(2) => Ok(i32::from_le_bytes(self.array(inside)?).to_string().into_bytes()),
+            Len::Encoded(3) => {
+                let (compressed, plain) = self.lzf_lengths(inside)?;
+                if plain > MAX_CONTAINER {
+                    return Err(too_big(self, plain));
+                }
+                let mut lzf = lzf::Lzf::decode(plain as usize);
+                self.skip_through(compressed, inside, |piece| lzf.feed(piece))?;
+                lzf.finish().map_err(|why| self.corrupt(format!("{inside}: {why}")))
+            }
+            Len::Encoded(other) => Err(self.corrupt(format!("string encoding {other}"))),
+        }
+    }
+
+    /// Reads one container of a value and checks it with `check`, which gives its number of elements; the
+    /// error names the container's offset and the loader's words for it.
+    fn container(
+        &mut self,
+        inside: &'static str,
+        check: impl FnOnce(&[u8]) -> Result<u64, String>,
+    ) -> Result<u64, RdbError> {
+        let at = self.offset;
+        let blob = self.read_blob(inside)?;
+        check(&blob).map_err(|why| RdbError::Corrupt {
+            offset: at,
+            what: format!("{inside}: integrity check failed: {why}"),
+        })
+    }
+
+    /// Reads one value of type `kind`, every encoded container checked as the loader checks it with payload
+    /// sanitisation on. `Ok(false)`: an empty value, which the loader drops (the key is not loaded).
+    fn value(&mut self, kind: u8, at: u64) -> Result<bool, RdbError> {
+        use containers as cc;
+        let kept = |n: u64| Ok(n > 0);
         match kind {
-            // string; the single-blob encodings (zipmap, ziplist, intset, listpack) are one string each
-            0 | 9..=13 | 16 | 17 | 20 => self.skip_string("a value").map(drop),
-            1 | 2 | 14 => {
+            0 => self.skip_string("a value").map(|_| true),
+            9 => self
+                .container("a zipmap hash", |b| cc::zipmap(b).map(|p| p.len() as u64))
+                .and_then(kept),
+            10 => self
+                .container("a ziplist list", |b| cc::ziplist(b).map(|e| e.len() as u64))
+                .and_then(kept),
+            11 => self.container("an intset", cc::intset).and_then(kept),
+            12 => self
+                .container("a ziplist sorted set", |b| cc::pairs(&cc::ziplist(b)?, "a sorted set"))
+                .and_then(kept),
+            13 => self
+                .container("a ziplist hash", |b| cc::pairs(&cc::ziplist(b)?, "a hash"))
+                .and_then(kept),
+            16 => self
+                .container("a listpack hash", |b| cc::pairs(&cc::listpack(b)?, "a hash"))
+                .and_then(kept),
+            17 => self
+                .container("a listpack sorted set", |b| {
+                    cc::pairs(&cc::listpack(b)?, "a sorted set")
+                })
+                .and_then(kept),
+            20 => self
+                .container("a listpack set", |b| cc::members(&cc::listpack(b)?, "a set"))
+                .and_then(kept),
+            1 | 2 => {
                 let n = self.len("a list or set")?;
                 let n = self.fits(n, 1, "a list or set")?;
-                self.skip_strings(n, "a list or set")
+                self.skip_strings(n, "a list or set")?;
+                kept(n)
             }
             3 => {
                 let n = self.len("a sorted set")?;
@@ -363,33 +457,61 @@ impl<R: Read> Cursor<R> {
                     self.skip_string("a sorted-set member")?;
                     self.skip_text_double()?;
                 }
-                Ok(())
+                kept(n)
             }
             4 => {
                 let n = self.len("a hash")?;
                 let n = self.fits(n, 2, "a hash")?;
-                self.skip_strings(n * 2, "a hash")
+                self.skip_strings(n * 2, "a hash")?;
+                kept(n)
             }
             5 => {
                 let n = self.len("a sorted set")?;
                 for _ in 0..self.fits(n, 9, "a sorted set")? {
                     self.skip_string("a sorted-set member")?;
-                    self.skip(8, "a sorted-set score")?;
+                    let score = f64::from_le_bytes(self.array("a sorted-set score")?);
+                    if score.is_nan() {
+                        return Err(self.corrupt("a sorted set with a NaN score"));
+                    }
                 }
-                Ok(())
+                kept(n)
             }
             7 => {
                 self.len("a module id")?;
-                self.skip_module_fields()
+                self.skip_module_fields().map(|()| true)
             }
-            15 | 19 | 21 => self.skip_stream(kind),
+            15 | 19 | 21 => self.skip_stream(kind).map(|()| true),
+            14 => {
+                let n = self.len("a quicklist")?;
+                let mut elements = 0u64;
+                for _ in 0..self.fits(n, 1, "a quicklist")? {
+                    elements +=
+                        self.container("a quicklist ziplist node", |b| cc::ziplist(b).map(|e| e.len() as u64))?;
+                }
+                kept(elements)
+            }
             18 => {
                 let n = self.len("a quicklist")?;
+                let mut elements = 0u64;
                 for _ in 0..self.fits(n, 2, "a quicklist")? {
-                    self.len("a quicklist node's container")?;
-                    self.skip_string("a quicklist node")?;
+                    match self.len("a quicklist node's container")? {
+                        // A plain node: one element, a string of any bytes.
+                        1 => {
+                            self.skip_string("a quicklist plain node")?;
+                            elements += 1;
+                        }
+                        2 => {
+                            elements += self
+                                .container("a quicklist listpack node", |b| cc::listpack(b).map(|e| e.len() as u64))?
+                        }
+                        other => {
+                            return Err(self.corrupt(format!(
+                                "a quicklist node's container is {other} (1, plain, or 2, listpack, are valid)"
+                            )))
+                        }
+                    }
                 }
-                Ok(())
+                kept(elements)
             }
             other => Err(RdbError::UnknownType {
                 offset: at,
@@ -399,10 +521,15 @@ impl<R: Read> Cursor<R> {
     }
 }
 
+/// The largest container read whole (a listpack's or ziplist's own header counts its bytes in 32 bits).
+const MAX_CONTAINER: u64 = u32::MAX as u64;
+
 /// Keys counted in the database being read, and what its `RESIZEDB` record declared.
 #[derive(Default)]
 struct Db {
     number: u64,
+    /// Keys read, and keys the server keeps after loading (an empty one is dropped).
+    read: DbKeys,
     counted: DbKeys,
     declared: Option<DbKeys>,
 }
@@ -477,9 +604,15 @@ pub fn verify_sized(reader: impl Read, size: Option<u64>) -> Result<RdbSummary, 
             }
             kind => {
                 c.skip_string("a key")?;
-                c.skip_value(kind, at)?;
-                db.counted.keys += 1;
-                db.counted.expires += u64::from(std::mem::take(&mut expiring));
+                let kept = c.value(kind, at)?;
+                let expires = u64::from(std::mem::take(&mut expiring));
+                db.read.keys += 1;
+                db.read.expires += expires;
+                // An empty value is dropped by the loader: the server holds one key fewer than the file.
+                if kept {
+                    db.counted.keys += 1;
+                    db.counted.expires += expires;
+                }
             }
         }
     }
@@ -517,10 +650,10 @@ pub fn verify_sized(reader: impl Read, size: Option<u64>) -> Result<RdbSummary, 
 /// Ends one database: its counts must be what its `RESIZEDB` record declared, if it had one.
 fn close<R: Read>(c: &Cursor<R>, db: Db, out: &mut BTreeMap<u64, DbKeys>) -> Result<(), RdbError> {
     if let Some(declared) = db.declared {
-        if declared != db.counted {
+        if declared != db.read {
             return Err(c.corrupt(format!(
                 "database {} declares {} keys ({} expiring) but holds {} ({} expiring)",
-                db.number, declared.keys, declared.expires, db.counted.keys, db.counted.expires
+                db.number, declared.keys, declared.expires, db.read.keys, db.read.expires
             )));
         }
     }
@@ -649,6 +782,54 @@ mod tests {
         assert_eq!(s.keys(), 2);
     }
 
+    /// A string as the file stores it (short ones only).
+    fn string(bytes: &[u8]) -> Vec<u8> {
+        assert!(bytes.len() < 64);
+        let mut v = vec![bytes.len() as u8];
+        v.extend_from_slice(bytes);
+        v
+    }
+
+    /// A listpack of short strings, or of small integers for entries of one byte that is a digit's value.
+    fn lp_of(items: &[Result<&[u8], u8>]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for item in items {
+            match item {
+                Ok(s) => {
+                    body.push(0x80 | s.len() as u8);
+                    body.extend_from_slice(s);
+                    body.push(1 + s.len() as u8);
+                }
+                Err(n) => body.extend_from_slice(&[*n, 1]),
+            }
+        }
+        let mut v = ((body.len() + 7) as u32).to_le_bytes().to_vec();
+        v.extend_from_slice(&(items.len() as u16).to_le_bytes());
+        v.extend(body);
+        v.push(0xFF);
+        v
+    }
+
+    fn lp(items: &[&[u8]]) -> Vec<u8> {
+        lp_of(&items.iter().map(|s| Ok(*s)).collect::<Vec<_>>())
+    }
+
+    /// A stream node's listpack of one entry with the master entry's field `f`: value `v`.
+    fn stream_lp() -> Vec<u8> {
+        lp_of(&[
+            Err(1),
+            Err(0),
+            Err(1),
+            Ok(b"f"),
+            Err(0),
+            Err(2),
+            Err(0),
+            Err(0),
+            Ok(b"v"),
+            Err(4),
+        ])
+    }
+
     /// Types and opcodes the Debian server of the tests (Redis 7.0) never writes, as Valkey 8 and Redis 7.2+
     /// write them: a listpack set (20), a version-3 stream with a consumer (21), a module value (7), a function
     /// library and cluster slot information.
@@ -670,9 +851,12 @@ mod tests {
             3,
             0,
         ];
-        b.extend_from_slice(&[20, 1, b's', 2, 0xAB, 0xCD]);
+        b.extend_from_slice(&[20, 1, b's']);
+        b.extend(string(&lp(&[b"a", b"b"])));
         // stream v3: 1 node (id, listpack), length, last id, first id, max deleted id, entries added
-        b.extend_from_slice(&[21, 1, b'q', 1, 2, 0, 0, 1, 0xEE]);
+        b.extend_from_slice(&[21, 1, b'q', 1]);
+        b.extend(string(&[0; 16]));
+        b.extend(string(&stream_lp()));
         b.extend_from_slice(&[1, 5, 0, 5, 0, 0, 0, 1]);
         // one group "g": last id, entries read, PEL of one entry (id, delivery time, count)
         b.extend_from_slice(&[1, 1, b'g', 5, 0, 1, 1]);

@@ -43,7 +43,6 @@ impl Lzf {
     }
 
     /// Decodes into memory; the caller has bounded `plain`.
-    #[allow(dead_code)] // used by the container checks, the next step
     pub fn decode(plain: usize) -> Self {
         Self {
             out: Some(Vec::with_capacity(plain)),
