@@ -496,3 +496,238 @@ pub fn stream_node(entries: &[Entry<'_>]) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A listpack of the given raw entries (encoding and data), each followed by its one-byte back-length.
+    fn lp(entries: &[&[u8]]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for e in entries {
+            body.extend_from_slice(e);
+            body.push(e.len() as u8);
+        }
+        let mut v = ((body.len() + 7) as u32).to_le_bytes().to_vec();
+        v.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+        v.extend(body);
+        v.push(0xFF);
+        v
+    }
+
+    /// A ziplist of the given raw entries (encoding and data), each preceded by its prevlen.
+    fn zl(entries: &[&[u8]]) -> Vec<u8> {
+        let mut body = Vec::new();
+        let mut prev = 0u8;
+        let mut tail = 10u32;
+        for e in entries {
+            tail = 10 + body.len() as u32;
+            body.push(prev);
+            body.extend_from_slice(e);
+            prev = 1 + e.len() as u8;
+        }
+        let mut v = ((body.len() + 11) as u32).to_le_bytes().to_vec();
+        v.extend_from_slice(&tail.to_le_bytes());
+        v.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+        v.extend(body);
+        v.push(0xFF);
+        v
+    }
+
+    #[test]
+    fn listpack_entries_of_every_encoding_are_read() {
+        let entries: [&[u8]; 7] = [
+            &[0x05],
+            &[0x82, b'h', b'i'],
+            &[0xDF, 0xFF],
+            &[0xF1, 0x34, 0x12],
+            &[0xF2, 0xFF, 0xFF, 0xFF],
+            &[0xF3, 1, 0, 0, 0],
+            &[0xF4, 0, 0, 0, 0, 0, 0, 0, 0x80],
+        ];
+        let bytes = lp(&entries);
+        let got = listpack(&bytes).unwrap();
+        assert_eq!(
+            got,
+            [
+                Entry::Int(5),
+                Entry::Str(b"hi"),
+                Entry::Int(-1),
+                Entry::Int(0x1234),
+                Entry::Int(-1),
+                Entry::Int(1),
+                Entry::Int(i64::MIN)
+            ]
+        );
+    }
+
+    #[test]
+    fn listpack_damage_is_named() {
+        let good = lp(&[&[0x82, b'h', b'i'], &[0x01]]);
+        assert!(listpack(&good).is_ok());
+        let err = |bytes: &[u8]| listpack(bytes).unwrap_err();
+        let mut total = good.clone();
+        total[0] += 1;
+        assert!(err(&total).contains("header says"), "{}", err(&total));
+        let mut count = good.clone();
+        count[4] = 3;
+        assert!(err(&count).contains("says 3 entries but it holds 2"));
+        let mut unknown = good.clone();
+        unknown[4] = 0xFF;
+        unknown[5] = 0xFF;
+        assert!(listpack(&unknown).is_ok(), "65535 entries is \"unknown\"");
+        // The entry length byte says 3 bytes where 2 follow: the back-length no longer matches.
+        let mut length = good.clone();
+        length[6] = 0x83;
+        assert!(err(&length).contains("back-length") || err(&length).contains("past"), "{}", err(&length));
+        let mut back = good.clone();
+        back[9] = 4;
+        assert!(err(&back).contains("back-length says 4"), "{}", err(&back));
+        let mut encoding = good.clone();
+        encoding[10] = 0xF5;
+        assert!(err(&encoding).contains("encoding byte 0xf5"), "{}", err(&encoding));
+        let mut end = good.clone();
+        *end.last_mut().unwrap() = 0;
+        assert!(err(&end).contains("end mark"));
+        let early_end = lp(&[&[0x01]]);
+        let mut early = early_end.clone();
+        early.insert(6, 0xFF);
+        early[0] += 1;
+        assert!(err(&early).contains("before its last byte"), "{}", err(&early));
+        assert!(err(&[1, 0, 0, 0]).contains("shorter"));
+    }
+
+    #[test]
+    fn ziplist_entries_prevlens_and_tail_are_checked() {
+        let good = zl(&[&[0x02, b'h', b'i'], &[0xF3], &[0xFE, 0xFF], &[0xC0, 0x34, 0x12]]);
+        assert_eq!(
+            ziplist(&good).unwrap(),
+            [Entry::Str(b"hi"), Entry::Int(2), Entry::Int(-1), Entry::Int(0x1234)]
+        );
+        let err = |bytes: &[u8]| ziplist(bytes).unwrap_err();
+        let mut prevlen = good.clone();
+        prevlen[14] = 9;
+        assert!(err(&prevlen).contains("prevlen"), "{}", err(&prevlen));
+        let mut tail = good.clone();
+        tail[4] = 10;
+        assert!(err(&tail).contains("tail offset"), "{}", err(&tail));
+        let mut count = good.clone();
+        count[8] = 5;
+        assert!(err(&count).contains("says 5 entries"), "{}", err(&count));
+        let mut encoding = good.clone();
+        encoding[15] = 0xFF;
+        assert!(ziplist(&encoding).is_err());
+        let mut length = good.clone();
+        length[11] = 0x30;
+        assert!(err(&length).contains("past the end"), "{}", err(&length));
+        assert!(ziplist(&zl(&[])).unwrap().is_empty());
+    }
+
+    #[test]
+    fn intsets_are_sized_sorted_and_unique() {
+        let set = |width: u32, values: &[i64]| {
+            let mut v = width.to_le_bytes().to_vec();
+            v.extend_from_slice(&(values.len() as u32).to_le_bytes());
+            for x in values {
+                v.extend_from_slice(&x.to_le_bytes()[..width as usize]);
+            }
+            v
+        };
+        assert_eq!(intset(&set(2, &[-3, 1, 2])).unwrap(), 3);
+        assert_eq!(intset(&set(8, &[i64::MIN, i64::MAX])).unwrap(), 2);
+        assert!(intset(&set(2, &[1, 1])).unwrap_err().contains("ascending"));
+        assert!(intset(&set(4, &[2, 1])).unwrap_err().contains("ascending"));
+        assert!(intset(&set(2, &[])).unwrap_err().contains("empty"));
+        assert!(intset(&set(3, &[1])).unwrap_err().contains("encoding"));
+        let mut short = set(2, &[1, 2]);
+        short.pop();
+        assert!(intset(&short).unwrap_err().contains("header says 2"));
+        let mut huge = set(8, &[1]);
+        huge[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(intset(&huge).is_err());
+    }
+
+    #[test]
+    fn zipmaps_are_walked_and_refused_empty_or_with_a_field_twice() {
+        // 2 entries: "a" -> "1" (no free), "b" -> "22" (1 free byte)
+        let good = [2, 1, b'a', 1, 0, b'1', 1, b'b', 2, 1, b'2', b'2', 0, 0xFF];
+        assert_eq!(zipmap(&good).unwrap(), [(&b"a"[..], &b"1"[..]), (&b"b"[..], &b"22"[..])]);
+        let mut count = good;
+        count[0] = 3;
+        assert!(zipmap(&count).unwrap_err().contains("says 3 entries"));
+        let mut twice = good;
+        twice[7] = b'a';
+        assert!(zipmap(&twice).unwrap_err().contains("twice"));
+        assert!(zipmap(&[0, 0xFF]).unwrap_err().contains("empty"));
+        let mut long = good;
+        long[1] = 200;
+        assert!(zipmap(&long).unwrap_err().contains("past the end"));
+        let mut big = good;
+        big[1] = 254;
+        assert!(zipmap(&big).is_err());
+    }
+
+    #[test]
+    fn pairs_and_members_refuse_duplicates_as_the_server_compares_them() {
+        let five = [Entry::Int(5), Entry::Str(b"x"), Entry::Str(b"5"), Entry::Str(b"y")];
+        assert!(pairs(&five, "a hash").unwrap_err().contains("twice"), "5 and \"5\" are one field");
+        assert_eq!(pairs(&five[..2], "a hash").unwrap(), 1);
+        assert!(pairs(&five[..3], "a hash").unwrap_err().contains("not pairs"));
+        assert!(members(&[Entry::Str(b"a"), Entry::Str(b"a")], "a set").is_err());
+        assert_eq!(members(&[Entry::Int(1), Entry::Str(b"a")], "a set").unwrap(), 2);
+    }
+
+    #[test]
+    fn stream_listpacks_are_laid_out_as_streams_write_them() {
+        let s = |b: &'static [u8]| Entry::Str(b);
+        let i = Entry::Int;
+        // master: 1 entry, 0 deleted, fields [f], 0; then a same-fields entry and a different-fields one.
+        let good = [
+            i(2), i(0), i(1), s(b"f"), i(0),
+            i(2), i(0), i(0), s(b"v"), i(4),
+            i(0), i(0), i(1), i(2), s(b"a"), s(b"1"), s(b"b"), s(b"2"), i(8),
+        ];
+        stream_node(&good).unwrap();
+        let mut own = good;
+        own[9] = i(5);
+        assert!(stream_node(&own).unwrap_err().contains("own count"));
+        let mut terminator = good;
+        terminator[4] = i(1);
+        assert!(stream_node(&terminator).unwrap_err().contains("does not end with 0"));
+        assert!(stream_node(&good[..18]).is_err());
+        let mut extra = good.to_vec();
+        extra.push(i(0));
+        assert!(stream_node(&extra).unwrap_err().contains("after its last item"));
+        let mut not_int = good;
+        not_int[0] = s(b"x");
+        assert!(stream_node(&not_int).unwrap_err().contains("not an integer"));
+        assert!(stream_node(&[]).unwrap_err().contains("empty"));
+        let mut negative = good;
+        negative[1] = i(-5);
+        assert!(stream_node(&negative).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_are_an_answer_never_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..128)) {
+            let _ = listpack(&bytes);
+            let _ = ziplist(&bytes);
+            let _ = intset(&bytes);
+            let _ = zipmap(&bytes);
+        }
+
+        #[test]
+        fn damaged_headers_of_real_shapes_never_panic(at in 0usize..40, byte in any::<u8>()) {
+            let mut l = lp(&[&[0x82, b'h', b'i'], &[0x01], &[0xF1, 1, 2]]);
+            let i = at % l.len();
+            l[i] = byte;
+            let _ = listpack(&l);
+            let mut z = zl(&[&[0x02, b'h', b'i'], &[0xF3], &[0xC0, 1, 2]]);
+            let i = at % z.len();
+            z[i] = byte;
+            let _ = ziplist(&z);
+        }
+    }
+}
