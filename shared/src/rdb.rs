@@ -1,14 +1,24 @@
 //! The RDB verifier: reads a Redis or Valkey RDB file (what `SAVE`/`BGSAVE` write and what ElastiCache exports
 //! to S3) from start to end, and says whether it is whole and what it holds, without loading it into a server.
 //!
-//! Owns: the RDB structure rules (header and version, opcodes, length and string encodings, every value type
-//! ElastiCache's Redis OSS 5–7 and Valkey 7–8 write, modules' self-describing values), the CRC-64 the file ends
-//! with, the key and expiry counts per database (cross-checked with the counts the file itself declares in its
-//! `RESIZEDB` records), and the SHA-256 of the bytes read.
+//! Owns: the RDB structure rules (header and version: `REDIS` up to [`MAX_VERSION`], Valkey 9's `VALKEY080`;
+//! opcodes, length and string encodings, every value type ElastiCache's Redis OSS 5–7 and Valkey 7–9 write,
+//! modules' self-describing values), the CRC-64 the file ends with, the key and expiry counts per database as
+//! the server holds them after loading (an empty value is dropped by the loader and not counted; `RESIZEDB` is
+//! compared with the keys read), and the SHA-256 of the bytes read.
 //!
-//! Never: calls AWS, opens a connection, buffers a value (a big key is skipped through a fixed buffer, so memory
-//! stays flat whatever the file holds), or reports a count for a file it could not read to its checksum. A value
-//! type it does not know is an error naming the type and offset, never skipped by guesswork.
+//! Checked as deeply as Redis's loader with `sanitize-dump-payload yes` ([`containers`]): every listpack,
+//! ziplist, intset and zipmap (header lengths, entry encodings, back-lengths and prevlens, terminators, counts,
+//! intset order, duplicate fields and members), quicklist node containers, stream node ids and listpack layout,
+//! LZF strings (decoded as the loader decodes them), NaN scores. Every length is checked arithmetic bounded by
+//! the bytes left. Not checked (the loader checks them; a CRC-checked file from a real server passes them by
+//! construction): duplicate keys in a database, duplicate members of plain (non-encoded) sets, hashes and sorted
+//! sets, and a stream's consumer groups against its pending entries.
+//!
+//! Never: calls AWS, opens a connection, or reports a count for a file it could not read to its checksum. A big
+//! string is checked through a fixed buffer; a container is read whole (it is at most 4 GiB: its own header
+//! counts its bytes in 32 bits). A value type it does not know is an error naming the type and offset, never
+//! skipped by guesswork.
 //!
 //! Why our own reader and not `redis-check-rdb`: the check must run where the copy is verified (a Lambda
 //! function reading from S3, with no Redis binaries) and must give key counts per database for the manifest,
@@ -24,8 +34,30 @@ use sha2::{Digest, Sha256};
 mod containers;
 mod lzf;
 
-/// The newest RDB format version read: Redis 7.4 writes 12, Valkey 8 and Redis 7.0–7.2 write 10 or 11.
+/// The newest RDB format version read under the `REDIS` magic: Redis 7.0 writes 10, Redis 7.2 and Valkey 7.2–8.x
+/// write 11, Redis 7.4 writes 12 (its hash-field-expiry types 22–25 are refused as unknown types, never guessed).
 pub const MAX_VERSION: u32 = 12;
+
+/// The RDB format version Valkey 9.0 writes, under its own `VALKEY` magic (`VALKEY080`): Valkey reserves 12–79
+/// for Redis's formats and writes its own from 80, so the version alone says which magic a file has. Its
+/// field-expiring hash (type 22 there) is refused as an unknown type, never guessed.
+pub const VALKEY_VERSION: u32 = 80;
+
+/// The version in a header, and whether its magic is Valkey's: `REDIS` and four digits, or `VALKEY` and three.
+fn header_version(header: &[u8; 9]) -> Option<(bool, u32)> {
+    let digits = |d: &[u8]| -> Option<u32> {
+        d.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| std::str::from_utf8(d).ok()?.parse().ok())?
+    };
+    if let Some(d) = header.strip_prefix(b"REDIS") {
+        digits(d).map(|v| (false, v))
+    } else if let Some(d) = header.strip_prefix(b"VALKEY") {
+        digits(d).map(|v| (true, v))
+    } else {
+        None
+    }
+}
 
 /// What a whole, verified RDB file holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,9 +89,13 @@ pub struct DbKeys {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RdbError {
-    #[error("not an RDB file: it does not start with `REDIS` and a four-digit version")]
+    #[error(
+        "not an RDB file: it does not start with `REDIS` and a four-digit version or `VALKEY` and a three-digit one"
+    )]
     NotRdb,
-    #[error("RDB version {0} is newer than this verifier reads (up to {MAX_VERSION}); upgrade Lifeboat")]
+    #[error(
+        "RDB version {0} is not one this verifier reads (REDIS up to {MAX_VERSION}, VALKEY {VALKEY_VERSION}); upgrade Lifeboat"
+    )]
     UnsupportedVersion(u32),
     #[error("the file ends early, at byte {offset}, inside {inside}: it is truncated")]
     Truncated { offset: u64, inside: &'static str },
@@ -544,12 +580,13 @@ pub fn verify(reader: impl Read) -> Result<RdbSummary, RdbError> {
 pub fn verify_sized(reader: impl Read, size: Option<u64>) -> Result<RdbSummary, RdbError> {
     let mut c = Cursor::new(reader, size);
     let header: [u8; 9] = c.array("the header").map_err(|_| RdbError::NotRdb)?;
-    let version = std::str::from_utf8(&header[5..])
-        .ok()
-        .filter(|v| &header[..5] == b"REDIS" && v.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|v| v.parse::<u32>().ok())
-        .ok_or(RdbError::NotRdb)?;
-    if version > MAX_VERSION {
+    let (valkey, version) = header_version(&header).ok_or(RdbError::NotRdb)?;
+    let known = if valkey {
+        version == VALKEY_VERSION
+    } else {
+        (1..=MAX_VERSION).contains(&version)
+    };
+    if !known {
         return Err(RdbError::UnsupportedVersion(version));
     }
     let mut server_version = None;
@@ -707,7 +744,8 @@ mod tests {
 
     /// A minimal file as Redis writes it: header, one database with `keys`, EOF and its CRC.
     fn file(version: &str, body: &[u8]) -> Vec<u8> {
-        let mut v = format!("REDIS{version}").into_bytes();
+        let magic = if version.len() == 3 { "VALKEY" } else { "REDIS" };
+        let mut v = format!("{magic}{version}").into_bytes();
         v.extend_from_slice(body);
         v.push(OP_EOF);
         let crc = crc64(0, &v);
@@ -770,6 +808,35 @@ mod tests {
         );
         let unknown = verify(&file("0010", &[OP_SELECTDB, 0, 42, 1, b'k'])[..]).unwrap_err();
         assert!(matches!(unknown, RdbError::UnknownType { kind: 42, .. }), "{unknown}");
+    }
+
+    /// Valkey 9 writes `VALKEY080`; each magic goes with its own versions only.
+    #[test]
+    fn valkeys_own_magic_is_read_with_its_version() {
+        let s = verify(&file("080", &db0_with_two_strings())[..]).unwrap();
+        assert_eq!((s.version, s.keys()), (80, 2));
+        assert!(matches!(
+            verify(&file("081", &[])[..]),
+            Err(RdbError::UnsupportedVersion(81))
+        ));
+        assert!(
+            matches!(verify(&file("011", &[])[..]), Err(RdbError::UnsupportedVersion(11))),
+            "VALKEY011"
+        );
+        assert!(
+            matches!(verify(&file("0080", &[])[..]), Err(RdbError::UnsupportedVersion(80))),
+            "REDIS0080"
+        );
+        assert!(matches!(
+            verify(&file("0000", &[])[..]),
+            Err(RdbError::UnsupportedVersion(0))
+        ));
+        assert_eq!(verify(&file("0012", &db0_with_two_strings())[..]).unwrap().version, 12);
+        // Valkey 9's field-expiring hash, Redis 7.4's hash types: refused by type, never guessed.
+        for kind in [22, 23, 24, 25] {
+            let err = verify(&file("080", &[OP_SELECTDB, 0, kind, 1, b'h', 0])[..]).unwrap_err();
+            assert!(matches!(err, RdbError::UnknownType { .. }), "{kind}: {err}");
+        }
     }
 
     #[test]
