@@ -810,6 +810,23 @@ mod tests {
         assert!(matches!(unknown, RdbError::UnknownType { kind: 42, .. }), "{unknown}");
     }
 
+    /// An empty value (a listpack of nothing, a list of no elements) is dropped by the loader: not counted as a
+    /// key, though `RESIZEDB` (what the writer held) counts it; a NaN score is refused as the loader refuses it.
+    #[test]
+    fn empty_values_are_not_keys_after_loading() {
+        let mut b = vec![OP_SELECTDB, 0, OP_RESIZEDB, 4, 1, 0, 1, b's', 1, b'v'];
+        b.extend_from_slice(&[16, 1, b'h']);
+        b.extend(string(&lp(&[])));
+        b.extend_from_slice(&[OP_EXPIRETIME_MS, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, b'l', 0]);
+        b.extend_from_slice(&[18, 1, b'q', 1, 2]);
+        b.extend(string(&lp(&[])));
+        let s = verify(&file("0010", &b)[..]).unwrap();
+        assert_eq!(s.databases, BTreeMap::from([(0, DbKeys { keys: 1, expires: 0 })]));
+        let nan = [OP_SELECTDB, 0, 5, 1, b'z', 1, 1, b'm', 0, 0, 0, 0, 0, 0, 0xF8, 0x7F];
+        let err = verify(&file("0010", &nan)[..]).unwrap_err().to_string();
+        assert!(err.contains("NaN"), "{err}");
+    }
+
     /// Valkey 9 writes `VALKEY080`; each magic goes with its own versions only.
     #[test]
     fn valkeys_own_magic_is_read_with_its_version() {
