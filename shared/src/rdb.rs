@@ -12,8 +12,9 @@
 //! intset order, duplicate fields and members), quicklist node containers, stream node ids and listpack layout,
 //! LZF strings (decoded as the loader decodes them), NaN scores. Every length is checked arithmetic bounded by
 //! the bytes left. Not checked (the loader checks them; a CRC-checked file from a real server passes them by
-//! construction): duplicate keys in a database, duplicate members of plain (non-encoded) sets, hashes and sorted
-//! sets, and a stream's consumer groups against its pending entries.
+//! construction): duplicate keys in a database and duplicate members of plain (non-encoded) sets, hashes and
+//! sorted sets. A stream's consumer groups are checked as the loader checks them: no name twice, no pending
+//! entry twice, every consumer's pending entry in its group's and every group's owned by a consumer.
 //!
 //! Never: calls AWS, opens a connection, or reports a count for a file it could not read to its checksum. A big
 //! string is checked through a fixed buffer; a container is read whole (it is at most 4 GiB: its own header
@@ -378,23 +379,47 @@ impl<R: Read> Cursor<R> {
             return Err(self.corrupt(format!("a stream of {length} entries has no listpack")));
         }
         let groups = self.len("a stream's consumer groups")?;
+        let mut names = std::collections::HashSet::new();
         for _ in 0..self.fits(groups, 4, "a stream's consumer groups")? {
-            self.skip_string("a consumer group's name")?;
+            if !names.insert(self.read_blob("a consumer group's name")?) {
+                return Err(self.corrupt("a stream has two consumer groups of the same name"));
+            }
             for _ in 0..if kind >= 19 { 3 } else { 2 } {
                 self.len("a consumer group's position")?;
             }
+            // The group's pending entries, each owned by a consumer once the consumers are read.
             let pending = self.len("a consumer group's pending entries")?;
+            let mut owned: std::collections::HashMap<[u8; 16], bool> = std::collections::HashMap::new();
             for _ in 0..self.fits(pending, 16 + 8 + 1, "a consumer group's pending entries")? {
-                self.skip(16 + 8, "a pending entry")?;
+                let id: [u8; 16] = self.array("a pending entry")?;
+                self.skip(8, "a pending entry's delivery time")?;
                 self.len("a pending entry's delivery count")?;
+                if owned.insert(id, false).is_some() {
+                    return Err(self.corrupt("a consumer group lists a pending entry twice"));
+                }
             }
             let consumers = self.len("a consumer group's consumers")?;
+            let mut consumer_names = std::collections::HashSet::new();
             for _ in 0..self.fits(consumers, 10, "a consumer group's consumers")? {
-                self.skip_string("a consumer's name")?;
+                if !consumer_names.insert(self.read_blob("a consumer's name")?) {
+                    return Err(self.corrupt("a consumer group has two consumers of the same name"));
+                }
                 self.skip(if kind >= 21 { 16 } else { 8 }, "a consumer's times")?;
                 let pending = self.len("a consumer's pending entries")?;
-                let pending = self.fits(pending, 16, "a consumer's pending entries")?;
-                self.skip(pending * 16, "a consumer's pending entries")?;
+                let mut own = std::collections::HashSet::new();
+                for _ in 0..self.fits(pending, 16, "a consumer's pending entries")? {
+                    let id: [u8; 16] = self.array("a consumer's pending entry")?;
+                    match owned.get_mut(&id) {
+                        Some(o) => *o = true,
+                        None => return Err(self.corrupt("a consumer's pending entry is not in its group's")),
+                    }
+                    if !own.insert(id) {
+                        return Err(self.corrupt("a consumer lists a pending entry twice"));
+                    }
+                }
+            }
+            if owned.values().any(|o| !o) {
+                return Err(self.corrupt("a consumer group's pending entry belongs to no consumer"));
             }
         }
         Ok(())
@@ -950,6 +975,7 @@ mod tests {
         b.extend_from_slice(&[1, 1, b'c']);
         b.extend_from_slice(&[0; 16]);
         b.push(1);
+        let consumer_pel = b.len();
         b.extend_from_slice(&[0; 16]);
         // a module value: id, then an unsigned, a double, a string, end
         b.extend_from_slice(&[
@@ -957,6 +983,11 @@ mod tests {
         ]);
         let s = verify(&file("0011", &b)[..]).unwrap();
         assert_eq!(s.databases, BTreeMap::from([(0, DbKeys { keys: 3, expires: 0 })]));
+        // The consumer's pending id not in the group's: the group's is then owned by nobody.
+        let mut stray = b.clone();
+        stray[consumer_pel] = 1;
+        let err = verify(&file("0011", &stray)[..]).unwrap_err().to_string();
+        assert!(err.contains("not in its group's"), "{err}");
         let mut pre_ga = b.clone();
         pre_ga[0] = OP_FUNCTION_PRE_GA;
         assert!(matches!(
