@@ -852,6 +852,43 @@ mod tests {
         assert!(err.contains("NaN"), "{err}");
     }
 
+    /// The encodings of old servers (zipmap, ziplist, intset) are read through the file and checked: a hash
+    /// ziplist with a field twice is refused as the loader refuses it.
+    #[test]
+    fn old_encodings_are_checked_through_the_file() {
+        let ziplist = |fields: &[u8]| {
+            let mut v = vec![(10 + 3 * fields.len() + 1) as u8, 0, 0, 0];
+            v.extend_from_slice(&((10 + 3 * (fields.len() - 1)) as u32).to_le_bytes());
+            v.extend_from_slice(&(fields.len() as u16).to_le_bytes());
+            for (i, f) in fields.iter().enumerate() {
+                v.extend_from_slice(&[if i == 0 { 0 } else { 3 }, 0x01, *f]);
+            }
+            v.push(0xFF);
+            v
+        };
+        let mut b = vec![OP_SELECTDB, 0, 9, 1, b'm'];
+        b.extend(string(&[1, 1, b'a', 1, 0, b'1', 0xFF]));
+        b.extend_from_slice(&[11, 1, b'i']);
+        b.extend(string(&[2, 0, 0, 0, 2, 0, 0, 0, 1, 0, 5, 0]));
+        b.extend_from_slice(&[13, 1, b'h']);
+        b.extend(string(&ziplist(b"a1b2")));
+        b.extend_from_slice(&[10, 1, b'l']);
+        b.extend(string(&ziplist(b"xx")));
+        let s = verify(&file("0009", &b)[..]).unwrap();
+        assert_eq!(s.keys(), 4);
+        let mut dup = vec![OP_SELECTDB, 0, 13, 1, b'h'];
+        dup.extend(string(&ziplist(b"a1a2")));
+        let err = verify(&file("0009", &dup)[..]).unwrap_err().to_string();
+        assert!(
+            err.contains("a ziplist hash: integrity check failed") && err.contains("twice"),
+            "{err}"
+        );
+        let mut unsorted = vec![OP_SELECTDB, 0, 11, 1, b'i'];
+        unsorted.extend(string(&[2, 0, 0, 0, 2, 0, 0, 0, 5, 0, 1, 0]));
+        let err = verify(&file("0009", &unsorted)[..]).unwrap_err().to_string();
+        assert!(err.contains("an intset: integrity check failed"), "{err}");
+    }
+
     /// Valkey 9 writes `VALKEY080`; each magic goes with its own versions only.
     #[test]
     fn valkeys_own_magic_is_read_with_its_version() {
