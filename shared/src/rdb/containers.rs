@@ -581,7 +581,11 @@ mod tests {
         // The entry length byte says 3 bytes where 2 follow: the back-length no longer matches.
         let mut length = good.clone();
         length[6] = 0x83;
-        assert!(err(&length).contains("back-length") || err(&length).contains("past"), "{}", err(&length));
+        assert!(
+            err(&length).contains("back-length") || err(&length).contains("past"),
+            "{}",
+            err(&length)
+        );
         let mut back = good.clone();
         back[9] = 4;
         assert!(err(&back).contains("back-length says 4"), "{}", err(&back));
@@ -653,7 +657,10 @@ mod tests {
     fn zipmaps_are_walked_and_refused_empty_or_with_a_field_twice() {
         // 2 entries: "a" -> "1" (no free), "b" -> "22" (1 free byte)
         let good = [2, 1, b'a', 1, 0, b'1', 1, b'b', 2, 1, b'2', b'2', 0, 0xFF];
-        assert_eq!(zipmap(&good).unwrap(), [(&b"a"[..], &b"1"[..]), (&b"b"[..], &b"22"[..])]);
+        assert_eq!(
+            zipmap(&good).unwrap(),
+            [(&b"a"[..], &b"1"[..]), (&b"b"[..], &b"22"[..])]
+        );
         let mut count = good;
         count[0] = 3;
         assert!(zipmap(&count).unwrap_err().contains("says 3 entries"));
@@ -672,7 +679,10 @@ mod tests {
     #[test]
     fn pairs_and_members_refuse_duplicates_as_the_server_compares_them() {
         let five = [Entry::Int(5), Entry::Str(b"x"), Entry::Str(b"5"), Entry::Str(b"y")];
-        assert!(pairs(&five, "a hash").unwrap_err().contains("twice"), "5 and \"5\" are one field");
+        assert!(
+            pairs(&five, "a hash").unwrap_err().contains("twice"),
+            "5 and \"5\" are one field"
+        );
         assert_eq!(pairs(&five[..2], "a hash").unwrap(), 1);
         assert!(pairs(&five[..3], "a hash").unwrap_err().contains("not pairs"));
         assert!(members(&[Entry::Str(b"a"), Entry::Str(b"a")], "a set").is_err());
@@ -685,9 +695,25 @@ mod tests {
         let i = Entry::Int;
         // master: 1 entry, 0 deleted, fields [f], 0; then a same-fields entry and a different-fields one.
         let good = [
-            i(2), i(0), i(1), s(b"f"), i(0),
-            i(2), i(0), i(0), s(b"v"), i(4),
-            i(0), i(0), i(1), i(2), s(b"a"), s(b"1"), s(b"b"), s(b"2"), i(8),
+            i(2),
+            i(0),
+            i(1),
+            s(b"f"),
+            i(0),
+            i(2),
+            i(0),
+            i(0),
+            s(b"v"),
+            i(4),
+            i(0),
+            i(0),
+            i(1),
+            i(2),
+            s(b"a"),
+            s(b"1"),
+            s(b"b"),
+            s(b"2"),
+            i(8),
         ];
         stream_node(&good).unwrap();
         let mut own = good;
