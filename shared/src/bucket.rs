@@ -362,6 +362,13 @@ pub fn rdb_staging_name(snapshot: &str) -> String {
     format!("{RDB_STAGING_PREFIX}{snapshot}")
 }
 
+/// The record Lifeboat writes just before it asks ElastiCache to export a snapshot under `staging_name`: staged
+/// files are accepted only if they match it (see `rdb_copy::staged_by_request`). ElastiCache writes only `.rdb`
+/// objects, so it cannot write this `.json` key for anyone.
+pub fn rdb_staging_request_key(staging_name: &str) -> String {
+    format!("{staging_name}.request.json")
+}
+
 /// The record of a staged copy that failed verification, next to its files (which are kept for inspection):
 /// its presence means "failed, do not verify again".
 pub fn rdb_staging_failure_key(staging_name: &str) -> String {

@@ -66,6 +66,21 @@ impl RdbManifest {
     }
 }
 
+/// The record of Lifeboat's request to export a snapshot (written before `CopySnapshot`, next to where the files
+/// will be staged): what Lifeboat asked for, so staged files that Lifeboat did not ask for are refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RdbCopyRequest {
+    pub format_version: u32,
+    /// The snapshot exported, its ARN and creation time as ElastiCache described them, and its cache.
+    pub snapshot: String,
+    pub snapshot_arn: String,
+    pub snapshot_created: Option<DateTime<Utc>>,
+    pub cache: String,
+    /// The target name ElastiCache was asked to write under.
+    pub staging_name: String,
+    pub requested_at: DateTime<Utc>,
+}
+
 /// The report of one cache restore test (or console restore), JSON at `cache_restore_report_base(..) + ".json"`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CacheRestoreReport {

@@ -1,14 +1,25 @@
 //! The RDB verifier: reads a Redis or Valkey RDB file (what `SAVE`/`BGSAVE` write and what ElastiCache exports
 //! to S3) from start to end, and says whether it is whole and what it holds, without loading it into a server.
 //!
-//! Owns: the RDB structure rules (header and version, opcodes, length and string encodings, every value type
-//! ElastiCache's Redis OSS 5–7 and Valkey 7–8 write, modules' self-describing values), the CRC-64 the file ends
-//! with, the key and expiry counts per database (cross-checked with the counts the file itself declares in its
-//! `RESIZEDB` records), and the SHA-256 of the bytes read.
+//! Owns: the RDB structure rules (header and version: `REDIS` up to [`MAX_VERSION`], Valkey 9's `VALKEY080`;
+//! opcodes, length and string encodings, every value type ElastiCache's Redis OSS 5–7 and Valkey 7–9 write,
+//! modules' self-describing values), the CRC-64 the file ends with, the key and expiry counts per database as
+//! the server holds them after loading (an empty value is dropped by the loader and not counted; `RESIZEDB` is
+//! compared with the keys read), and the SHA-256 of the bytes read.
 //!
-//! Never: calls AWS, opens a connection, buffers a value (a big key is skipped through a fixed buffer, so memory
-//! stays flat whatever the file holds), or reports a count for a file it could not read to its checksum. A value
-//! type it does not know is an error naming the type and offset, never skipped by guesswork.
+//! Checked as deeply as Redis's loader with `sanitize-dump-payload yes` ([`containers`]): every listpack,
+//! ziplist, intset and zipmap (header lengths, entry encodings, back-lengths and prevlens, terminators, counts,
+//! intset order, duplicate fields and members), quicklist node containers, stream node ids and listpack layout,
+//! LZF strings (decoded as the loader decodes them), NaN scores. Every length is checked arithmetic bounded by
+//! the bytes left. Not checked (the loader checks them; a CRC-checked file from a real server passes them by
+//! construction): duplicate keys in a database and duplicate members of plain (non-encoded) sets, hashes and
+//! sorted sets. A stream's consumer groups are checked as the loader checks them: no name twice, no pending
+//! entry twice, every consumer's pending entry in its group's and every group's owned by a consumer.
+//!
+//! Never: calls AWS, opens a connection, or reports a count for a file it could not read to its checksum. A big
+//! string is checked through a fixed buffer; a container is read whole (it is at most 4 GiB: its own header
+//! counts its bytes in 32 bits). A value type it does not know is an error naming the type and offset, never
+//! skipped by guesswork.
 //!
 //! Why our own reader and not `redis-check-rdb`: the check must run where the copy is verified (a Lambda
 //! function reading from S3, with no Redis binaries) and must give key counts per database for the manifest,
@@ -21,8 +32,33 @@ use std::io::Read;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-/// The newest RDB format version read: Redis 7.4 writes 12, Valkey 8 and Redis 7.0–7.2 write 10 or 11.
+mod containers;
+mod lzf;
+
+/// The newest RDB format version read under the `REDIS` magic: Redis 7.0 writes 10, Redis 7.2 and Valkey 7.2–8.x
+/// write 11, Redis 7.4 writes 12 (its hash-field-expiry types 22–25 are refused as unknown types, never guessed).
 pub const MAX_VERSION: u32 = 12;
+
+/// The RDB format version Valkey 9.0 writes, under its own `VALKEY` magic (`VALKEY080`): Valkey reserves 12–79
+/// for Redis's formats and writes its own from 80, so the version alone says which magic a file has. Its
+/// field-expiring hash (type 22 there) is refused as an unknown type, never guessed.
+pub const VALKEY_VERSION: u32 = 80;
+
+/// The version in a header, and whether its magic is Valkey's: `REDIS` and four digits, or `VALKEY` and three.
+fn header_version(header: &[u8; 9]) -> Option<(bool, u32)> {
+    let digits = |d: &[u8]| -> Option<u32> {
+        d.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| std::str::from_utf8(d).ok()?.parse().ok())?
+    };
+    if let Some(d) = header.strip_prefix(b"REDIS") {
+        digits(d).map(|v| (false, v))
+    } else if let Some(d) = header.strip_prefix(b"VALKEY") {
+        digits(d).map(|v| (true, v))
+    } else {
+        None
+    }
+}
 
 /// What a whole, verified RDB file holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,9 +90,13 @@ pub struct DbKeys {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RdbError {
-    #[error("not an RDB file: it does not start with `REDIS` and a four-digit version")]
+    #[error(
+        "not an RDB file: it does not start with `REDIS` and a four-digit version or `VALKEY` and a three-digit one"
+    )]
     NotRdb,
-    #[error("RDB version {0} is newer than this verifier reads (up to {MAX_VERSION}); upgrade Lifeboat")]
+    #[error(
+        "RDB version {0} is not one this verifier reads (REDIS up to {MAX_VERSION}, VALKEY {VALKEY_VERSION}); upgrade Lifeboat"
+    )]
     UnsupportedVersion(u32),
     #[error("the file ends early, at byte {offset}, inside {inside}: it is truncated")]
     Truncated { offset: u64, inside: &'static str },
@@ -93,16 +133,20 @@ enum Len {
 struct Cursor<R> {
     inner: R,
     offset: u64,
+    /// The file's size when known (an S3 object's `Content-Length`): every length is bounded by the bytes left
+    /// before anything is skipped or allocated for it.
+    size: Option<u64>,
     crc: u64,
     sha: Sha256,
     buf: Vec<u8>,
 }
 
 impl<R: Read> Cursor<R> {
-    fn new(inner: R) -> Self {
+    fn new(inner: R, size: Option<u64>) -> Self {
         Self {
             inner,
             offset: 0,
+            size,
             crc: 0,
             sha: Sha256::new(),
             buf: vec![0; 64 * 1024],
@@ -149,17 +193,72 @@ impl<R: Read> Cursor<R> {
         Ok(b)
     }
 
+    /// The bytes left in the file (unbounded when its size is not known: then the end of the stream says it).
+    fn left(&self) -> u64 {
+        self.size.map_or(u64::MAX, |size| size.saturating_sub(self.offset))
+    }
+
+    /// A length read from the file, checked before it is used: `n` things of at least `each` bytes must fit in
+    /// the bytes left. Refuses, naming the offset, a length whose bytes overflow or run past the end.
+    fn fits(&self, n: u64, each: u64, inside: &'static str) -> Result<u64, RdbError> {
+        match n.checked_mul(each) {
+            Some(bytes) if bytes <= self.left() => Ok(n),
+            Some(bytes) => Err(self.corrupt(format!(
+                "{inside} declares {n} x {each} = {bytes} bytes but only {} are left in the file",
+                self.left()
+            ))),
+            None => Err(self.corrupt(format!(
+                "{inside} declares {n} x {each} bytes, more than any file holds"
+            ))),
+        }
+    }
+
     /// Skips `n` bytes through the fixed buffer.
-    fn skip(&mut self, mut n: u64, inside: &'static str) -> Result<(), RdbError> {
+    fn skip(&mut self, n: u64, inside: &'static str) -> Result<(), RdbError> {
+        self.skip_through(n, inside, |_| Ok(()))
+    }
+
+    /// Skips `n` bytes through the fixed buffer, each piece shown to `look` (which may refuse it, saying why).
+    fn skip_through(
+        &mut self,
+        mut n: u64,
+        inside: &'static str,
+        mut look: impl FnMut(&[u8]) -> Result<(), String>,
+    ) -> Result<(), RdbError> {
+        self.fits(n, 1, inside)?;
         let mut chunk = std::mem::take(&mut self.buf);
         let mut result = Ok(());
         while n > 0 && result.is_ok() {
             let take = n.min(chunk.len() as u64) as usize;
-            result = self.read(&mut chunk[..take], inside);
+            result = self
+                .read(&mut chunk[..take], inside)
+                .and_then(|()| look(&chunk[..take]).map_err(|why| self.corrupt(format!("{inside}: {why}"))));
             n -= take as u64;
         }
         self.buf = chunk;
         result
+    }
+
+    /// The lengths of an LZF-compressed string: compressed and plain, both bounded before anything is read.
+    fn lzf_lengths(&mut self, inside: &'static str) -> Result<(u64, u64), RdbError> {
+        let compressed = self.len(inside)?;
+        let plain = self.len(inside)?;
+        self.fits(compressed, 1, inside)?;
+        if compressed.checked_mul(lzf::MAX_RATIO).is_none_or(|most| plain > most) {
+            return Err(self.corrupt(format!(
+                "{inside}: {compressed} compressed bytes cannot give the {plain} declared"
+            )));
+        }
+        Ok((compressed, plain))
+    }
+
+    /// Checks an LZF string through the fixed buffer, as the loader would decompress it; returns its stored size.
+    fn check_lzf(&mut self, inside: &'static str) -> Result<u64, RdbError> {
+        let (compressed, plain) = self.lzf_lengths(inside)?;
+        let mut lzf = lzf::Lzf::check(plain);
+        self.skip_through(compressed, inside, |piece| lzf.feed(piece))?;
+        lzf.finish().map_err(|why| self.corrupt(format!("{inside}: {why}")))?;
+        Ok(compressed)
     }
 
     fn corrupt(&self, what: impl Into<String>) -> RdbError {
@@ -197,11 +296,7 @@ impl<R: Read> Cursor<R> {
             Len::Encoded(0) => self.skip(1, inside).map(|()| 1),
             Len::Encoded(1) => self.skip(2, inside).map(|()| 2),
             Len::Encoded(2) => self.skip(4, inside).map(|()| 4),
-            Len::Encoded(3) => {
-                let compressed = self.len(inside)?;
-                let _plain = self.len(inside)?;
-                self.skip(compressed, inside).map(|()| compressed)
-            }
+            Len::Encoded(3) => self.check_lzf(inside),
             Len::Encoded(other) => Err(self.corrupt(format!("string encoding {other}"))),
         }
     }
@@ -218,11 +313,7 @@ impl<R: Read> Cursor<R> {
             Len::Encoded(0) => Ok(Some(i8::from_le_bytes(self.array(inside)?).to_string())),
             Len::Encoded(1) => Ok(Some(i16::from_le_bytes(self.array(inside)?).to_string())),
             Len::Encoded(2) => Ok(Some(i32::from_le_bytes(self.array(inside)?).to_string())),
-            Len::Encoded(3) => {
-                let compressed = self.len(inside)?;
-                let _plain = self.len(inside)?;
-                self.skip(compressed, inside).map(|()| None)
-            }
+            Len::Encoded(3) => self.check_lzf(inside).map(|_| None),
             Len::Encoded(other) => Err(self.corrupt(format!("string encoding {other}"))),
         }
     }
@@ -237,7 +328,8 @@ impl<R: Read> Cursor<R> {
     /// A score in the old text form: a length byte, or 253/254/255 for NaN, +inf and -inf.
     fn skip_text_double(&mut self) -> Result<(), RdbError> {
         match self.byte("a sorted-set score")? {
-            253..=255 => Ok(()),
+            253 => Err(self.corrupt("a sorted set with a NaN score")),
+            254 | 255 => Ok(()),
             n => self.skip(u64::from(n), "a sorted-set score"),
         }
     }
@@ -262,70 +354,225 @@ impl<R: Read> Cursor<R> {
 
     /// A stream: its listpacks, its metadata, and its consumer groups with their pending entries.
     fn skip_stream(&mut self, kind: u8) -> Result<(), RdbError> {
+        // Each node is two strings of at least one byte each: its master id (16 bytes) and its listpack.
         let nodes = self.len("a stream")?;
-        self.skip_strings(nodes * 2, "a stream's listpacks")?;
+        let mut ids = std::collections::HashSet::new();
+        for _ in 0..self.fits(nodes, 2, "a stream's listpacks")? {
+            let id = self.read_blob("a stream node's id")?;
+            if id.len() != 16 {
+                return Err(self.corrupt(format!("a stream node's id has {} bytes, not 16", id.len())));
+            }
+            if !ids.insert(id) {
+                return Err(self.corrupt("a stream node's id is used twice"));
+            }
+            self.container("a stream listpack", |b| {
+                containers::stream_node(&containers::listpack(b)?).map(|()| 1)
+            })?;
+        }
         // length, last id (ms, seq); from type 19 also first id, max deleted id, entries added.
         let fields = if kind >= 19 { 8 } else { 3 };
-        for _ in 0..fields {
+        let length = self.len("a stream's metadata")?;
+        for _ in 1..fields {
             self.len("a stream's metadata")?;
         }
-        for _ in 0..self.len("a stream's consumer groups")? {
-            self.skip_string("a consumer group's name")?;
+        if length > 0 && nodes == 0 {
+            return Err(self.corrupt(format!("a stream of {length} entries has no listpack")));
+        }
+        let groups = self.len("a stream's consumer groups")?;
+        let mut names = std::collections::HashSet::new();
+        for _ in 0..self.fits(groups, 4, "a stream's consumer groups")? {
+            if !names.insert(self.read_blob("a consumer group's name")?) {
+                return Err(self.corrupt("a stream has two consumer groups of the same name"));
+            }
             for _ in 0..if kind >= 19 { 3 } else { 2 } {
                 self.len("a consumer group's position")?;
             }
-            for _ in 0..self.len("a consumer group's pending entries")? {
-                self.skip(16 + 8, "a pending entry")?;
+            // The group's pending entries, each owned by a consumer once the consumers are read.
+            let pending = self.len("a consumer group's pending entries")?;
+            let mut owned: std::collections::HashMap<[u8; 16], bool> = std::collections::HashMap::new();
+            for _ in 0..self.fits(pending, 16 + 8 + 1, "a consumer group's pending entries")? {
+                let id: [u8; 16] = self.array("a pending entry")?;
+                self.skip(8, "a pending entry's delivery time")?;
                 self.len("a pending entry's delivery count")?;
+                if owned.insert(id, false).is_some() {
+                    return Err(self.corrupt("a consumer group lists a pending entry twice"));
+                }
             }
-            for _ in 0..self.len("a consumer group's consumers")? {
-                self.skip_string("a consumer's name")?;
+            let consumers = self.len("a consumer group's consumers")?;
+            let mut consumer_names = std::collections::HashSet::new();
+            for _ in 0..self.fits(consumers, 10, "a consumer group's consumers")? {
+                if !consumer_names.insert(self.read_blob("a consumer's name")?) {
+                    return Err(self.corrupt("a consumer group has two consumers of the same name"));
+                }
                 self.skip(if kind >= 21 { 16 } else { 8 }, "a consumer's times")?;
                 let pending = self.len("a consumer's pending entries")?;
-                self.skip(pending * 16, "a consumer's pending entries")?;
+                let mut own = std::collections::HashSet::new();
+                for _ in 0..self.fits(pending, 16, "a consumer's pending entries")? {
+                    let id: [u8; 16] = self.array("a consumer's pending entry")?;
+                    match owned.get_mut(&id) {
+                        Some(o) => *o = true,
+                        None => return Err(self.corrupt("a consumer's pending entry is not in its group's")),
+                    }
+                    if !own.insert(id) {
+                        return Err(self.corrupt("a consumer lists a pending entry twice"));
+                    }
+                }
+            }
+            if owned.values().any(|o| !o) {
+                return Err(self.corrupt("a consumer group's pending entry belongs to no consumer"));
             }
         }
         Ok(())
     }
 
-    /// Skips one value of type `kind`.
-    fn skip_value(&mut self, kind: u8, at: u64) -> Result<(), RdbError> {
+    /// Reads one string whole (a container), decompressed: its size bounded by the bytes left (and the LZF
+    /// ratio) and by [`MAX_CONTAINER`] before anything is allocated. An integer-encoded string is its digits, as
+    /// the loader reads it.
+    fn read_blob(&mut self, inside: &'static str) -> Result<Vec<u8>, RdbError> {
+        let too_big = |c: &Self, n: u64| {
+            c.corrupt(format!(
+                "{inside} of {n} bytes: larger than any container ({MAX_CONTAINER} bytes) this verifier reads"
+            ))
+        };
+        match self.len_or_encoding(inside)? {
+            Len::Plain(n) => {
+                self.fits(n, 1, inside)?;
+                if n > MAX_CONTAINER {
+                    return Err(too_big(self, n));
+                }
+                let mut v = vec![0u8; n as usize];
+                self.read(&mut v, inside)?;
+                Ok(v)
+            }
+            Len::Encoded(0) => Ok(i8::from_le_bytes(self.array(inside)?).to_string().into_bytes()),
+            Len::Encoded(1) => Ok(i16::from_le_bytes(self.array(inside)?).to_string().into_bytes()),
+            Len::Encoded(2) => Ok(i32::from_le_bytes(self.array(inside)?).to_string().into_bytes()),
+            Len::Encoded(3) => {
+                let (compressed, plain) = self.lzf_lengths(inside)?;
+                if plain > MAX_CONTAINER {
+                    return Err(too_big(self, plain));
+                }
+                let mut lzf = lzf::Lzf::decode(plain as usize);
+                self.skip_through(compressed, inside, |piece| lzf.feed(piece))?;
+                lzf.finish().map_err(|why| self.corrupt(format!("{inside}: {why}")))
+            }
+            Len::Encoded(other) => Err(self.corrupt(format!("string encoding {other}"))),
+        }
+    }
+
+    /// Reads one container of a value and checks it with `check`, which gives its number of elements; the
+    /// error names the container's offset and the loader's words for it.
+    fn container(
+        &mut self,
+        inside: &'static str,
+        check: impl FnOnce(&[u8]) -> Result<u64, String>,
+    ) -> Result<u64, RdbError> {
+        let at = self.offset;
+        let blob = self.read_blob(inside)?;
+        check(&blob).map_err(|why| RdbError::Corrupt {
+            offset: at,
+            what: format!("{inside}: integrity check failed: {why}"),
+        })
+    }
+
+    /// Reads one value of type `kind`, every encoded container checked as the loader checks it with payload
+    /// sanitisation on. `Ok(false)`: an empty value, which the loader drops (the key is not loaded).
+    fn value(&mut self, kind: u8, at: u64) -> Result<bool, RdbError> {
+        use containers as cc;
+        let kept = |n: u64| Ok(n > 0);
         match kind {
-            // string; the single-blob encodings (zipmap, ziplist, intset, listpack) are one string each
-            0 | 9..=13 | 16 | 17 | 20 => self.skip_string("a value").map(drop),
-            1 | 2 | 14 => {
+            0 => self.skip_string("a value").map(|_| true),
+            9 => self
+                .container("a zipmap hash", |b| cc::zipmap(b).map(|p| p.len() as u64))
+                .and_then(kept),
+            10 => self
+                .container("a ziplist list", |b| cc::ziplist(b).map(|e| e.len() as u64))
+                .and_then(kept),
+            11 => self.container("an intset", cc::intset).and_then(kept),
+            12 => self
+                .container("a ziplist sorted set", |b| cc::pairs(&cc::ziplist(b)?, "a sorted set"))
+                .and_then(kept),
+            13 => self
+                .container("a ziplist hash", |b| cc::pairs(&cc::ziplist(b)?, "a hash"))
+                .and_then(kept),
+            16 => self
+                .container("a listpack hash", |b| cc::pairs(&cc::listpack(b)?, "a hash"))
+                .and_then(kept),
+            17 => self
+                .container("a listpack sorted set", |b| {
+                    cc::pairs(&cc::listpack(b)?, "a sorted set")
+                })
+                .and_then(kept),
+            20 => self
+                .container("a listpack set", |b| cc::members(&cc::listpack(b)?, "a set"))
+                .and_then(kept),
+            1 | 2 => {
                 let n = self.len("a list or set")?;
-                self.skip_strings(n, "a list or set")
+                let n = self.fits(n, 1, "a list or set")?;
+                self.skip_strings(n, "a list or set")?;
+                kept(n)
             }
             3 => {
-                for _ in 0..self.len("a sorted set")? {
+                let n = self.len("a sorted set")?;
+                for _ in 0..self.fits(n, 2, "a sorted set")? {
                     self.skip_string("a sorted-set member")?;
                     self.skip_text_double()?;
                 }
-                Ok(())
+                kept(n)
             }
             4 => {
                 let n = self.len("a hash")?;
-                self.skip_strings(n * 2, "a hash")
+                let n = self.fits(n, 2, "a hash")?;
+                self.skip_strings(n * 2, "a hash")?;
+                kept(n)
             }
             5 => {
-                for _ in 0..self.len("a sorted set")? {
+                let n = self.len("a sorted set")?;
+                for _ in 0..self.fits(n, 9, "a sorted set")? {
                     self.skip_string("a sorted-set member")?;
-                    self.skip(8, "a sorted-set score")?;
+                    let score = f64::from_le_bytes(self.array("a sorted-set score")?);
+                    if score.is_nan() {
+                        return Err(self.corrupt("a sorted set with a NaN score"));
+                    }
                 }
-                Ok(())
+                kept(n)
             }
             7 => {
                 self.len("a module id")?;
-                self.skip_module_fields()
+                self.skip_module_fields().map(|()| true)
             }
-            15 | 19 | 21 => self.skip_stream(kind),
-            18 => {
-                for _ in 0..self.len("a quicklist")? {
-                    self.len("a quicklist node's container")?;
-                    self.skip_string("a quicklist node")?;
+            15 | 19 | 21 => self.skip_stream(kind).map(|()| true),
+            14 => {
+                let n = self.len("a quicklist")?;
+                let mut elements = 0u64;
+                for _ in 0..self.fits(n, 1, "a quicklist")? {
+                    elements +=
+                        self.container("a quicklist ziplist node", |b| cc::ziplist(b).map(|e| e.len() as u64))?;
                 }
-                Ok(())
+                kept(elements)
+            }
+            18 => {
+                let n = self.len("a quicklist")?;
+                let mut elements = 0u64;
+                for _ in 0..self.fits(n, 2, "a quicklist")? {
+                    match self.len("a quicklist node's container")? {
+                        // A plain node: one element, a string of any bytes.
+                        1 => {
+                            self.skip_string("a quicklist plain node")?;
+                            elements += 1;
+                        }
+                        2 => {
+                            elements += self
+                                .container("a quicklist listpack node", |b| cc::listpack(b).map(|e| e.len() as u64))?
+                        }
+                        other => {
+                            return Err(self.corrupt(format!(
+                                "a quicklist node's container is {other} (1, plain, or 2, listpack, are valid)"
+                            )))
+                        }
+                    }
+                }
+                kept(elements)
             }
             other => Err(RdbError::UnknownType {
                 offset: at,
@@ -335,24 +582,36 @@ impl<R: Read> Cursor<R> {
     }
 }
 
+/// The largest container read whole (a listpack's or ziplist's own header counts its bytes in 32 bits).
+const MAX_CONTAINER: u64 = u32::MAX as u64;
+
 /// Keys counted in the database being read, and what its `RESIZEDB` record declared.
 #[derive(Default)]
 struct Db {
     number: u64,
+    /// Keys read, and keys the server keeps after loading (an empty one is dropped).
+    read: DbKeys,
     counted: DbKeys,
     declared: Option<DbKeys>,
 }
 
 /// Reads a whole RDB file and verifies it: structure, every value, the CRC-64 at its end, nothing after it.
 pub fn verify(reader: impl Read) -> Result<RdbSummary, RdbError> {
-    let mut c = Cursor::new(reader);
+    verify_sized(reader, None)
+}
+
+/// [`verify`] for a file whose size is known (an S3 object's): every length read is bounded by the bytes left
+/// before it is used, so a hostile length is refused where it is read, naming its offset.
+pub fn verify_sized(reader: impl Read, size: Option<u64>) -> Result<RdbSummary, RdbError> {
+    let mut c = Cursor::new(reader, size);
     let header: [u8; 9] = c.array("the header").map_err(|_| RdbError::NotRdb)?;
-    let version = std::str::from_utf8(&header[5..])
-        .ok()
-        .filter(|v| &header[..5] == b"REDIS" && v.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|v| v.parse::<u32>().ok())
-        .ok_or(RdbError::NotRdb)?;
-    if version > MAX_VERSION {
+    let (valkey, version) = header_version(&header).ok_or(RdbError::NotRdb)?;
+    let known = if valkey {
+        version == VALKEY_VERSION
+    } else {
+        (1..=MAX_VERSION).contains(&version)
+    };
+    if !known {
         return Err(RdbError::UnsupportedVersion(version));
     }
     let mut server_version = None;
@@ -407,9 +666,15 @@ pub fn verify(reader: impl Read) -> Result<RdbSummary, RdbError> {
             }
             kind => {
                 c.skip_string("a key")?;
-                c.skip_value(kind, at)?;
-                db.counted.keys += 1;
-                db.counted.expires += u64::from(std::mem::take(&mut expiring));
+                let kept = c.value(kind, at)?;
+                let expires = u64::from(std::mem::take(&mut expiring));
+                db.read.keys += 1;
+                db.read.expires += expires;
+                // An empty value is dropped by the loader: the server holds one key fewer than the file.
+                if kept {
+                    db.counted.keys += 1;
+                    db.counted.expires += expires;
+                }
             }
         }
     }
@@ -447,10 +712,10 @@ pub fn verify(reader: impl Read) -> Result<RdbSummary, RdbError> {
 /// Ends one database: its counts must be what its `RESIZEDB` record declared, if it had one.
 fn close<R: Read>(c: &Cursor<R>, db: Db, out: &mut BTreeMap<u64, DbKeys>) -> Result<(), RdbError> {
     if let Some(declared) = db.declared {
-        if declared != db.counted {
+        if declared != db.read {
             return Err(c.corrupt(format!(
                 "database {} declares {} keys ({} expiring) but holds {} ({} expiring)",
-                db.number, declared.keys, declared.expires, db.counted.keys, db.counted.expires
+                db.number, declared.keys, declared.expires, db.read.keys, db.read.expires
             )));
         }
     }
@@ -504,7 +769,8 @@ mod tests {
 
     /// A minimal file as Redis writes it: header, one database with `keys`, EOF and its CRC.
     fn file(version: &str, body: &[u8]) -> Vec<u8> {
-        let mut v = format!("REDIS{version}").into_bytes();
+        let magic = if version.len() == 3 { "VALKEY" } else { "REDIS" };
+        let mut v = format!("{magic}{version}").into_bytes();
         v.extend_from_slice(body);
         v.push(OP_EOF);
         let crc = crc64(0, &v);
@@ -569,6 +835,89 @@ mod tests {
         assert!(matches!(unknown, RdbError::UnknownType { kind: 42, .. }), "{unknown}");
     }
 
+    /// An empty value (a listpack of nothing, a list of no elements) is dropped by the loader: not counted as a
+    /// key, though `RESIZEDB` (what the writer held) counts it; a NaN score is refused as the loader refuses it.
+    #[test]
+    fn empty_values_are_not_keys_after_loading() {
+        let mut b = vec![OP_SELECTDB, 0, OP_RESIZEDB, 4, 1, 0, 1, b's', 1, b'v'];
+        b.extend_from_slice(&[16, 1, b'h']);
+        b.extend(string(&lp(&[])));
+        b.extend_from_slice(&[OP_EXPIRETIME_MS, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, b'l', 0]);
+        b.extend_from_slice(&[18, 1, b'q', 1, 2]);
+        b.extend(string(&lp(&[])));
+        let s = verify(&file("0010", &b)[..]).unwrap();
+        assert_eq!(s.databases, BTreeMap::from([(0, DbKeys { keys: 1, expires: 0 })]));
+        let nan = [OP_SELECTDB, 0, 5, 1, b'z', 1, 1, b'm', 0, 0, 0, 0, 0, 0, 0xF8, 0x7F];
+        let err = verify(&file("0010", &nan)[..]).unwrap_err().to_string();
+        assert!(err.contains("NaN"), "{err}");
+    }
+
+    /// The encodings of old servers (zipmap, ziplist, intset) are read through the file and checked: a hash
+    /// ziplist with a field twice is refused as the loader refuses it.
+    #[test]
+    fn old_encodings_are_checked_through_the_file() {
+        let ziplist = |fields: &[u8]| {
+            let mut v = vec![(10 + 3 * fields.len() + 1) as u8, 0, 0, 0];
+            v.extend_from_slice(&((10 + 3 * (fields.len() - 1)) as u32).to_le_bytes());
+            v.extend_from_slice(&(fields.len() as u16).to_le_bytes());
+            for (i, f) in fields.iter().enumerate() {
+                v.extend_from_slice(&[if i == 0 { 0 } else { 3 }, 0x01, *f]);
+            }
+            v.push(0xFF);
+            v
+        };
+        let mut b = vec![OP_SELECTDB, 0, 9, 1, b'm'];
+        b.extend(string(&[1, 1, b'a', 1, 0, b'1', 0xFF]));
+        b.extend_from_slice(&[11, 1, b'i']);
+        b.extend(string(&[2, 0, 0, 0, 2, 0, 0, 0, 1, 0, 5, 0]));
+        b.extend_from_slice(&[13, 1, b'h']);
+        b.extend(string(&ziplist(b"a1b2")));
+        b.extend_from_slice(&[10, 1, b'l']);
+        b.extend(string(&ziplist(b"xx")));
+        let s = verify(&file("0009", &b)[..]).unwrap();
+        assert_eq!(s.keys(), 4);
+        let mut dup = vec![OP_SELECTDB, 0, 13, 1, b'h'];
+        dup.extend(string(&ziplist(b"a1a2")));
+        let err = verify(&file("0009", &dup)[..]).unwrap_err().to_string();
+        assert!(
+            err.contains("a ziplist hash: integrity check failed") && err.contains("twice"),
+            "{err}"
+        );
+        let mut unsorted = vec![OP_SELECTDB, 0, 11, 1, b'i'];
+        unsorted.extend(string(&[2, 0, 0, 0, 2, 0, 0, 0, 5, 0, 1, 0]));
+        let err = verify(&file("0009", &unsorted)[..]).unwrap_err().to_string();
+        assert!(err.contains("an intset: integrity check failed"), "{err}");
+    }
+
+    /// Valkey 9 writes `VALKEY080`; each magic goes with its own versions only.
+    #[test]
+    fn valkeys_own_magic_is_read_with_its_version() {
+        let s = verify(&file("080", &db0_with_two_strings())[..]).unwrap();
+        assert_eq!((s.version, s.keys()), (80, 2));
+        assert!(matches!(
+            verify(&file("081", &[])[..]),
+            Err(RdbError::UnsupportedVersion(81))
+        ));
+        assert!(
+            matches!(verify(&file("011", &[])[..]), Err(RdbError::UnsupportedVersion(11))),
+            "VALKEY011"
+        );
+        assert!(
+            matches!(verify(&file("0080", &[])[..]), Err(RdbError::UnsupportedVersion(80))),
+            "REDIS0080"
+        );
+        assert!(matches!(
+            verify(&file("0000", &[])[..]),
+            Err(RdbError::UnsupportedVersion(0))
+        ));
+        assert_eq!(verify(&file("0012", &db0_with_two_strings())[..]).unwrap().version, 12);
+        // Valkey 9's field-expiring hash, Redis 7.4's hash types: refused by type, never guessed.
+        for kind in [22, 23, 24, 25] {
+            let err = verify(&file("080", &[OP_SELECTDB, 0, kind, 1, b'h', 0])[..]).unwrap_err();
+            assert!(matches!(err, RdbError::UnknownType { .. }), "{kind}: {err}");
+        }
+    }
+
     #[test]
     fn a_file_without_a_checksum_is_read_but_says_so() {
         let mut f = file("0010", &db0_with_two_strings());
@@ -577,6 +926,54 @@ mod tests {
         let s = verify(&f[..]).unwrap();
         assert!(!s.checksummed);
         assert_eq!(s.keys(), 2);
+    }
+
+    /// A string as the file stores it (short ones only).
+    fn string(bytes: &[u8]) -> Vec<u8> {
+        assert!(bytes.len() < 64);
+        let mut v = vec![bytes.len() as u8];
+        v.extend_from_slice(bytes);
+        v
+    }
+
+    /// A listpack of short strings, or of small integers for entries of one byte that is a digit's value.
+    fn lp_of(items: &[Result<&[u8], u8>]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for item in items {
+            match item {
+                Ok(s) => {
+                    body.push(0x80 | s.len() as u8);
+                    body.extend_from_slice(s);
+                    body.push(1 + s.len() as u8);
+                }
+                Err(n) => body.extend_from_slice(&[*n, 1]),
+            }
+        }
+        let mut v = ((body.len() + 7) as u32).to_le_bytes().to_vec();
+        v.extend_from_slice(&(items.len() as u16).to_le_bytes());
+        v.extend(body);
+        v.push(0xFF);
+        v
+    }
+
+    fn lp(items: &[&[u8]]) -> Vec<u8> {
+        lp_of(&items.iter().map(|s| Ok(*s)).collect::<Vec<_>>())
+    }
+
+    /// A stream node's listpack of one entry with the master entry's field `f`: value `v`.
+    fn stream_lp() -> Vec<u8> {
+        lp_of(&[
+            Err(1),
+            Err(0),
+            Err(1),
+            Ok(b"f"),
+            Err(0),
+            Err(2),
+            Err(0),
+            Err(0),
+            Ok(b"v"),
+            Err(4),
+        ])
     }
 
     /// Types and opcodes the Debian server of the tests (Redis 7.0) never writes, as Valkey 8 and Redis 7.2+
@@ -600,9 +997,12 @@ mod tests {
             3,
             0,
         ];
-        b.extend_from_slice(&[20, 1, b's', 2, 0xAB, 0xCD]);
+        b.extend_from_slice(&[20, 1, b's']);
+        b.extend(string(&lp(&[b"a", b"b"])));
         // stream v3: 1 node (id, listpack), length, last id, first id, max deleted id, entries added
-        b.extend_from_slice(&[21, 1, b'q', 1, 2, 0, 0, 1, 0xEE]);
+        b.extend_from_slice(&[21, 1, b'q', 1]);
+        b.extend(string(&[0; 16]));
+        b.extend(string(&stream_lp()));
         b.extend_from_slice(&[1, 5, 0, 5, 0, 0, 0, 1]);
         // one group "g": last id, entries read, PEL of one entry (id, delivery time, count)
         b.extend_from_slice(&[1, 1, b'g', 5, 0, 1, 1]);
@@ -612,6 +1012,7 @@ mod tests {
         b.extend_from_slice(&[1, 1, b'c']);
         b.extend_from_slice(&[0; 16]);
         b.push(1);
+        let consumer_pel = b.len();
         b.extend_from_slice(&[0; 16]);
         // a module value: id, then an unsigned, a double, a string, end
         b.extend_from_slice(&[
@@ -619,6 +1020,11 @@ mod tests {
         ]);
         let s = verify(&file("0011", &b)[..]).unwrap();
         assert_eq!(s.databases, BTreeMap::from([(0, DbKeys { keys: 3, expires: 0 })]));
+        // The consumer's pending id not in the group's: the group's is then owned by nobody.
+        let mut stray = b.clone();
+        stray[consumer_pel] = 1;
+        let err = verify(&file("0011", &stray)[..]).unwrap_err().to_string();
+        assert!(err.contains("not in its group's"), "{err}");
         let mut pre_ga = b.clone();
         pre_ga[0] = OP_FUNCTION_PRE_GA;
         assert!(matches!(
@@ -630,10 +1036,65 @@ mod tests {
         ));
     }
 
+    /// What a hostile file declares where lengths multiply or run past the end: refused where it is read,
+    /// naming the offset, before anything is skipped or allocated; with and without the file's size known.
+    #[test]
+    fn hostile_lengths_are_refused_where_they_are_read() {
+        let huge = |n: u64| {
+            let mut v = vec![0x81];
+            v.extend_from_slice(&n.to_be_bytes());
+            v
+        };
+        let refuse = |body: Vec<u8>, expected: &str| {
+            let f = file("0010", &body);
+            for size in [Some(f.len() as u64), None] {
+                let err = verify_sized(&f[..], size).unwrap_err();
+                let text = err.to_string();
+                assert!(
+                    matches!(err, RdbError::Corrupt { offset, .. } if offset > 9),
+                    "{size:?}: {text}"
+                );
+                assert!(text.contains(expected), "{size:?}: {text}");
+            }
+        };
+        // A hash of 2^63 + 1 fields: 2 x the count wraps to 2 in u64.
+        let mut hash = vec![OP_SELECTDB, 0, 4, 1, b'h'];
+        hash.extend(huge((1 << 63) + 1));
+        refuse(hash, "more than any file holds");
+        // A stream of 2^63 nodes.
+        let mut stream = vec![OP_SELECTDB, 0, 15, 1, b's'];
+        stream.extend(huge(1 << 63));
+        refuse(stream, "more than any file holds");
+        // A consumer's 2^60 pending ids of 16 bytes: 2^64, zero after the wrap.
+        let mut consumer = vec![OP_SELECTDB, 0, 15, 1, b's', 0, 0, 0, 0, 1, 1, b'g', 0, 0, 0, 1, 1, b'c'];
+        consumer.extend_from_slice(&[0; 8]);
+        consumer.extend(huge(1 << 60));
+        refuse(consumer, "more than any file holds");
+        // An LZF string declaring 2^40 plain bytes from 3 compressed ones.
+        let mut lzf = vec![OP_SELECTDB, 0, 0, 1, b'k', 0xC3, 3];
+        lzf.extend(huge(1 << 40));
+        lzf.extend_from_slice(&[0, b'a', 0]);
+        refuse(lzf, "cannot give");
+        // A bad LZF string (a reference before its start) is refused as the loader refuses it.
+        refuse(
+            vec![OP_SELECTDB, 0, 0, 1, b'k', 0xC3, 2, 4, 0x20, 9],
+            "before the start",
+        );
+        // With the size known, a string longer than the bytes left is refused before it is skipped.
+        let mut long = vec![OP_SELECTDB, 0, 0, 1, b'k'];
+        long.extend(huge(1 << 40));
+        let f = file("0010", &long);
+        let err = verify_sized(&f[..], Some(f.len() as u64)).unwrap_err().to_string();
+        assert!(err.contains("only 9 are left"), "{err}");
+        assert!(matches!(verify(&f[..]), Err(RdbError::Truncated { .. })));
+    }
+
     proptest! {
         #[test]
         fn any_bytes_are_an_answer_never_a_panic(body in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let _ = verify(&file("0010", &body)[..]);
+            let f = file("0010", &body);
+            let _ = verify(&f[..]);
+            let _ = verify_sized(&f[..], Some(f.len() as u64));
             let mut raw = b"REDIS0010".to_vec();
             raw.extend_from_slice(&body);
             let _ = verify(&raw[..]);

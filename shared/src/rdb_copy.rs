@@ -20,7 +20,11 @@
 //! - "ElastiCache does not permit overwriting a snapshot": a name already used in the bucket is refused
 //!   (`The S3 bucket %s already contains an object with key %s`, surfaced as `InvalidParameterValue` or
 //!   `SnapshotAlreadyExistsFault`). Lifeboat derives the target name from the snapshot's name only
-//!   ([`crate::bucket::rdb_staging_name`]), so this refusal means "already requested", never an error.
+//!   ([`crate::bucket::rdb_staging_name`]), so this refusal means "already requested", never an error. Being
+//!   predictable, the name can be taken by anyone with `elasticache:CopySnapshot` exporting another cache's
+//!   data: so "already staged" is never read as "Lifeboat's". Lifeboat writes a request record
+//!   ([`crate::bucket::rdb_staging_request_key`]) before it asks, and staged files are verified only if they
+//!   match it and were written after it ([`staged_by_request`]); others get a failure record and the alarm.
 //! - Access: the caller needs `elasticache:CopySnapshot` plus `s3:GetBucketLocation` and `s3:ListAllMyBuckets`;
 //!   ElastiCache itself writes the objects. The guide's current method is a bucket policy for the service
 //!   principal `<region>.elasticache-snapshot.amazonaws.com` (`s3:PutObject`, `s3:GetObject`, `s3:ListBucket`,
@@ -46,7 +50,7 @@ use aws_sdk_elasticache::operation::copy_snapshot::CopySnapshotError;
 use chrono::{DateTime, Utc};
 
 use crate::bucket::{rdb_staging_name, RDB_STAGING_PREFIX, RDB_SUFFIX};
-use crate::cache_records::{RdbManifest, RdbShard, FORMAT_VERSION};
+use crate::cache_records::{RdbCopyRequest, RdbManifest, RdbShard, FORMAT_VERSION};
 use crate::elasticache::{Cache, CacheSnapshot};
 use crate::error::Error;
 use crate::rdb::{RdbError, RdbSummary};
@@ -129,6 +133,9 @@ pub struct ExportableSnapshot {
     pub shards: u32,
     /// The snapshot's logical time (the schedule time Lifeboat tagged it with): names the copy's keys.
     pub time: DateTime<Utc>,
+    /// The snapshot's ARN and creation time as ElastiCache describes them: what a staged copy is bound to.
+    pub arn: String,
+    pub created: Option<DateTime<Utc>>,
 }
 
 /// The statuses of a snapshot that can be (or is being) exported.
@@ -175,6 +182,9 @@ pub enum Step {
     Request,
     /// ElastiCache is exporting, or only some files are there yet.
     Waiting(String),
+    /// The copy cannot be proven complete (a serverless snapshot reports no shard count): nothing is requested
+    /// or verified, and the copy is reported failed with the reason, so its alarm fires.
+    Refused(String),
 }
 
 /// What is known of one copy, read from ElastiCache and the bucket.
@@ -283,7 +293,78 @@ pub async fn describe(
         engine_version: s.and_then(|s| s.engine_version()).unwrap_or_default().to_owned(),
         shards: s.map_or(1, shards_of),
         time: chosen.logical_time(),
+        arn: s.and_then(|s| s.arn()).unwrap_or(&chosen.arn).to_owned(),
+        created: s.and_then(crate::elasticache::created_of).or(chosen.created),
     })
+}
+
+/// The request record written before asking ElastiCache for the export of `snapshot`.
+pub fn request_record(snapshot: &ExportableSnapshot, staging_name: &str, now: DateTime<Utc>) -> RdbCopyRequest {
+    RdbCopyRequest {
+        format_version: FORMAT_VERSION,
+        snapshot: snapshot.name.clone(),
+        snapshot_arn: snapshot.arn.clone(),
+        snapshot_created: snapshot.created,
+        cache: snapshot.cache.clone(),
+        staging_name: staging_name.to_owned(),
+        requested_at: now,
+    }
+}
+
+/// Whether staged files are the export Lifeboat asked for: its request record (`None` when there is none) must
+/// name this snapshot as ElastiCache describes it now (name, ARN, creation time, cache) and this staging name,
+/// and every staged file must have been written (S3's `LastModified`) no earlier than the record (S3's
+/// `LastModified` of it, the same clock). Anyone with `elasticache:CopySnapshot` can stage files under the
+/// predictable name; files staged before Lifeboat asked, or without its asking, are refused. `Err` says why.
+pub fn staged_by_request(
+    request: Option<(&RdbCopyRequest, DateTime<Utc>)>,
+    snapshot: &ExportableSnapshot,
+    staging_name: &str,
+    staged: &[(String, Option<DateTime<Utc>>)],
+) -> Result<(), String> {
+    let Some((r, recorded)) = request else {
+        return Err(format!(
+            "files are staged under {staging_name} but Lifeboat never asked for that export (no request record): \
+             staged by someone else; not verified, not published"
+        ));
+    };
+    let facts = (
+        r.snapshot.as_str(),
+        r.snapshot_arn.as_str(),
+        r.snapshot_created,
+        r.cache.as_str(),
+        r.staging_name.as_str(),
+    );
+    let now = (
+        snapshot.name.as_str(),
+        snapshot.arn.as_str(),
+        snapshot.created,
+        snapshot.cache.as_str(),
+        staging_name,
+    );
+    if facts != now {
+        return Err(format!(
+            "the request record under {staging_name} names {facts:?} but the snapshot is {now:?}: not the export \
+             Lifeboat asked for"
+        ));
+    }
+    for (key, modified) in staged {
+        match modified {
+            Some(at) if at.timestamp() >= recorded.timestamp() => {}
+            Some(at) => {
+                return Err(format!(
+                    "{key} was written at {at}, before Lifeboat asked for the export at {recorded}: staged by \
+                     someone else"
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "{key} has no write time: cannot be bound to Lifeboat's request"
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What asking ElastiCache for an export did.
@@ -468,11 +549,12 @@ pub async fn verify_object(
     let mut body = out.body;
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let verifier = tokio::task::spawn_blocking(move || {
-        crate::rdb::verify(ChunkReader {
+        let reader = ChunkReader {
             rx,
             current: Vec::new(),
             at: 0,
-        })
+        };
+        crate::rdb::verify_sized(reader, expected)
     });
     while let Some(item) = body.next().await {
         let item = item
@@ -648,6 +730,8 @@ mod tests {
             engine_version: "8.0.1".into(),
             shards: 2,
             time: at,
+            arn: String::new(),
+            created: None,
         };
         let summary = |keys: u64| RdbSummary {
             version: 11,
@@ -666,6 +750,59 @@ mod tests {
             (m.snapshot.as_str(), m.snapshot_time, m.engine_version.as_str()),
             (snapshot.name.as_str(), at, "8.0.1")
         );
+    }
+
+    /// Staged files are the copy only when Lifeboat's request record names this snapshot as ElastiCache
+    /// describes it and every file was written after the record.
+    #[test]
+    fn staged_files_are_bound_to_lifeboats_request() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 29, 3, 0, 0).unwrap();
+        let snapshot = ExportableSnapshot {
+            name: "lifeboat-a-20261129-0300".into(),
+            cache: "a".into(),
+            status: "available".into(),
+            engine: "valkey".into(),
+            engine_version: "8.0".into(),
+            shards: 1,
+            time: at,
+            arn: "arn:aws:elasticache:us-east-1:1:snapshot:lifeboat-a-20261129-0300".into(),
+            created: Some(at),
+        };
+        let staging = rdb_staging_name(&snapshot.name);
+        let asked = at + chrono::Duration::minutes(5);
+        let record = request_record(&snapshot, &staging, asked);
+        let file = |secs: i64| {
+            vec![(
+                format!("{staging}-0001.rdb"),
+                Some(asked + chrono::Duration::seconds(secs)),
+            )]
+        };
+        assert_eq!(
+            staged_by_request(Some((&record, asked)), &snapshot, &staging, &file(0)),
+            Ok(())
+        );
+        assert_eq!(
+            staged_by_request(Some((&record, asked)), &snapshot, &staging, &file(60)),
+            Ok(())
+        );
+        let early = staged_by_request(Some((&record, asked)), &snapshot, &staging, &file(-1)).unwrap_err();
+        assert!(early.contains("before Lifeboat asked"), "{early}");
+        let none = staged_by_request(None, &snapshot, &staging, &file(0)).unwrap_err();
+        assert!(none.contains("never asked"), "{none}");
+        let undated = [(format!("{staging}-0001.rdb"), None)];
+        assert!(staged_by_request(Some((&record, asked)), &snapshot, &staging, &undated).is_err());
+        // A snapshot deleted and made again under the same name is another snapshot.
+        let remade = ExportableSnapshot {
+            created: Some(at + chrono::Duration::hours(1)),
+            ..snapshot.clone()
+        };
+        let err = staged_by_request(Some((&record, asked)), &remade, &staging, &file(0)).unwrap_err();
+        assert!(err.contains("not the export Lifeboat asked for"), "{err}");
+        let other_cache = RdbCopyRequest {
+            cache: "b".into(),
+            ..record.clone()
+        };
+        assert!(staged_by_request(Some((&other_cache, asked)), &snapshot, &staging, &file(0)).is_err());
     }
 
     #[test]

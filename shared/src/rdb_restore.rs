@@ -48,6 +48,38 @@ pub fn object_arn(bucket: &str, key: &str) -> String {
     format!("arn:aws:s3:::{bucket}/{key}")
 }
 
+/// Whether `engine` at `version` (or newer: a restore test's group takes ElastiCache's default version of the
+/// cache's engine, at least the one the snapshot was taken with) reads an RDB file of format `rdb_version`.
+/// Redis OSS 5 and 6 read up to 9, 7.0 and 7.1 up to 10, 7.2 and later up to 11 (12, Redis 7.4's, is not an
+/// engine ElastiCache runs); Valkey 7 and 8 read up to 11, Valkey 9 also its own 80 (`VALKEY080`), never Redis's
+/// 12–79. Checked up front so a copy no engine of the test can load is refused with the reason, not left to a
+/// restore that fails an hour later. `Err` says why.
+pub fn readable_by(engine: &str, version: &str, rdb_version: u32) -> Result<(), String> {
+    let mut parts = version.split('.').map(str::parse::<u32>);
+    let (Some(Ok(major)), minor) = (parts.next(), parts.next()) else {
+        return Err(format!(
+            "{engine} version `{version}` is not a version Lifeboat can judge"
+        ));
+    };
+    let minor = minor.and_then(Result::ok).unwrap_or(0);
+    let reads = match engine {
+        "redis" if major < 7 => rdb_version <= 9,
+        "redis" if major == 7 && minor < 2 => rdb_version <= 10,
+        "redis" => rdb_version <= 11,
+        "valkey" if major >= 9 => rdb_version <= 11 || rdb_version == 80,
+        "valkey" => rdb_version <= 11,
+        other => return Err(format!("engine `{other}` is not one Lifeboat restores RDB files into")),
+    };
+    if reads {
+        Ok(())
+    } else {
+        Err(format!(
+            "RDB format {rdb_version} cannot be loaded by {engine} {version} (nor by a newer version ElastiCache \
+             offers of it that Lifeboat knows): restore it into an engine that reads it"
+        ))
+    }
+}
+
 /// The seed of a restore test from the copy at `key`; `named` is the snapshot the test was asked for (a copy of
 /// another snapshot is refused, naming both). A manifest's files must be shards 1..n without a gap.
 pub fn seed_of(bucket: &str, key: &str, m: &RdbManifest, named: Option<&str>) -> Result<RdbSeed, String> {
@@ -57,6 +89,14 @@ pub fn seed_of(bucket: &str, key: &str, m: &RdbManifest, named: Option<&str>) ->
              restore-tested from its newest verified copy; leave the snapshot out, or copy {name} first",
             m.cache, m.snapshot
         ));
+    }
+    for shard in &m.shards {
+        readable_by(&m.engine, &m.engine_version, shard.rdb_version).map_err(|why| {
+            format!(
+                "the RDB copy {key} cannot seed a group: shard {} ({}): {why}",
+                shard.shard, shard.key
+            )
+        })?;
     }
     let numbers: Vec<u32> = m.shards.iter().map(|s| s.shard).collect();
     let want: Vec<u32> = (1..=u32::try_from(numbers.len()).unwrap_or(u32::MAX)).collect();
@@ -110,6 +150,41 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn a_copy_an_engine_cannot_read_is_refused_up_front() {
+        for (engine, version, rdb, ok) in [
+            ("redis", "6.2", 9, true),
+            ("redis", "6.2", 10, false),
+            ("redis", "7.0", 10, true),
+            ("redis", "7.1", 11, false),
+            ("redis", "7.2", 11, true),
+            ("redis", "7.2", 12, false),
+            ("valkey", "7.2", 11, true),
+            ("valkey", "8", 11, true),
+            ("valkey", "8.1", 80, false),
+            ("valkey", "9.0", 80, true),
+            ("valkey", "9", 12, false),
+            ("redis", "7.1", 80, false),
+        ] {
+            assert_eq!(
+                readable_by(engine, version, rdb).is_ok(),
+                ok,
+                "{engine} {version} RDB {rdb}"
+            );
+        }
+        assert!(readable_by("memcached", "1.6", 9).unwrap_err().contains("memcached"));
+        assert!(readable_by("redis", "", 9).unwrap_err().contains("not a version"));
+        let mut valkey9 = manifest(&[1, 2]);
+        valkey9.shards[1].rdb_version = 80;
+        let err = seed_of("backups", "k", &valkey9, None).unwrap_err();
+        assert!(
+            err.contains("shard 2") && err.contains("RDB format 80 cannot be loaded by valkey 8"),
+            "{err}"
+        );
+        valkey9.engine_version = "9.0".into();
+        assert!(seed_of("backups", "k", &valkey9, None).is_ok());
     }
 
     #[test]

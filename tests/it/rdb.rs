@@ -149,3 +149,95 @@ fn a_truncated_or_bit_flipped_file_is_refused_as_redis_check_rdb_refuses_it() {
         );
     }
 }
+
+/// Whether `redis-server --sanitize-dump-payload yes` loads `path` (a server that cannot load its file exits; one
+/// that loads it keeps running, and is stopped here).
+fn redis_loads_with_sanitisation(path: &std::path::Path) -> bool {
+    let dir = path.parent().unwrap();
+    let _ = std::fs::remove_file(dir.join("load.log"));
+    let mut child = Command::new(program("redis-server"))
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--sanitize-dump-payload",
+            "yes",
+        ])
+        .args(["--port", &lifeboat_tests::free_port().to_string()])
+        .arg("--dir")
+        .arg(dir)
+        .arg("--dbfilename")
+        .arg(path.file_name().unwrap())
+        .args(["--logfile", "load.log"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < until {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        let log = std::fs::read_to_string(dir.join("load.log")).unwrap_or_default();
+        if log.contains("DB loaded from disk") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    std::fs::read_to_string(dir.join("load.log"))
+        .unwrap_or_default()
+        .contains("DB loaded from disk")
+}
+
+/// A file without a CRC (`rdbchecksum no`) and uncompressed, damaged inside one encoded container of a real
+/// server's file: a listpack entry's length, a listpack entry's back-length, a duplicate in an intset. Redis
+/// refuses to load each with payload sanitisation on, and so does the verifier, naming the container; the
+/// undamaged file loads and verifies.
+#[test]
+fn a_damaged_container_is_refused_as_redis_refuses_to_load_it() {
+    let r = Redis::start(&["--rdbcompression", "no", "--rdbchecksum", "no"]);
+    let expected = fill(&r);
+    let good = std::fs::read(r.save()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    };
+    let summary = rdb::verify(&good[..]).unwrap();
+    assert!(!summary.checksummed);
+    assert_eq!(summary.databases, expected);
+    assert!(
+        redis_loads_with_sanitisation(&write("good.rdb", &good)),
+        "the undamaged file loads"
+    );
+    let find = |pattern: &[u8]| {
+        good.windows(pattern.len())
+            .position(|w| w == pattern)
+            .unwrap_or_else(|| panic!("{pattern:?} is in the file"))
+    };
+    // h:small's listpack holds "f" and "v": entry 0x81 'f', back-length 2.
+    let hash = find(&[0x81, b'f', 0x02, 0x81, b'v', 0x02]);
+    // z:small's listpack holds "a" and its score "1.5".
+    let zset = find(&[0x81, b'a', 0x02, 0x83, b'1', b'.', b'5', 0x04]);
+    // set:ints is an intset of 2-byte integers 1, 2, 3.
+    let ints = find(&[2, 0, 0, 0, 3, 0, 0, 0, 1, 0, 2, 0, 3, 0]);
+    for (what, at, byte) in [
+        ("a listpack entry's length", hash, 0x82),
+        ("a listpack entry's back-length", zset + 2, 0x03),
+        ("a duplicate in an intset", ints + 12, 2),
+    ] {
+        let mut bad = good.clone();
+        bad[at] = byte;
+        let path = write("bad.rdb", &bad);
+        let err = rdb::verify(&bad[..]).unwrap_err().to_string();
+        assert!(err.contains("integrity check failed"), "{what}: {err}");
+        assert!(!redis_loads_with_sanitisation(&path), "{what}: redis-server loaded it");
+        assert!(!redis_check_rdb_accepts(&path), "{what}: redis-check-rdb accepted it");
+    }
+}

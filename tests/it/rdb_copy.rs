@@ -89,8 +89,32 @@ async fn cache_with_snapshot(w: &World, id: &str, shards: Option<i32>) -> String
     snapshot
 }
 
-/// Puts a file where ElastiCache's export of `snapshot` puts shard `shard`'s.
+/// Lifeboat's request record for the export of `snapshot`, as the run writes it before `CopySnapshot` (moto
+/// cannot export to S3, so the tests stage the files themselves after it).
+async fn requested(w: &World, snapshot: &str) {
+    let all = lifeboat::elasticache::discover_all(&w.deps.ec, false).await.unwrap();
+    let snaps = lifeboat::elasticache::list_all_snapshots(&w.deps.ec, false)
+        .await
+        .unwrap();
+    let chosen = snaps.iter().find(|s| s.name == snapshot).unwrap();
+    let cache = all
+        .iter()
+        .find(|c| Some(&c.id) == chosen.tags.get(lifeboat::tags::DATABASE))
+        .unwrap();
+    let snap = lifeboat::rdb_copy::describe(&w.deps.ec, chosen, cache).await.unwrap();
+    caches::record_request(&w.deps, &snap, &rdb_staging_name(snapshot))
+        .await
+        .unwrap();
+}
+
+/// Puts a file where ElastiCache's export of `snapshot` puts shard `shard`'s, after Lifeboat's request.
 async fn stage(w: &World, snapshot: &str, shard: u32, bytes: Vec<u8>) -> String {
+    requested(w, snapshot).await;
+    stage_unasked(w, snapshot, shard, bytes).await
+}
+
+/// Puts a file where ElastiCache's export of `snapshot` puts shard `shard`'s, whether or not Lifeboat asked.
+async fn stage_unasked(w: &World, snapshot: &str, shard: u32, bytes: Vec<u8>) -> String {
     let key = format!("{}-{shard:04}.rdb", rdb_staging_name(snapshot));
     w.deps
         .s3
@@ -260,6 +284,40 @@ async fn staged_files_are_verified_moved_and_described_by_a_manifest_and_a_rerun
     assert_eq!(versions(&w).await, before, "a second run writes nothing");
 }
 
+/// Anyone with `elasticache:CopySnapshot` can stage files under the predictable staging name. Files Lifeboat did
+/// not ask for (no request record), or staged before it asked, are refused with a failure record and the alarm,
+/// never verified or published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_staged_without_lifeboats_request_are_refused_not_published() {
+    let w = world().await;
+    let jobs = cache_with_snapshot(&w, "jobs", None).await;
+    let sessions = cache_with_snapshot(&w, "sessions", None).await;
+    let (file, _) = rdb_file("foreign");
+    let unasked = stage_unasked(&w, &jobs, 1, file.clone()).await;
+    stage_unasked(&w, &sessions, 1, file.clone()).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    requested(&w, &sessions).await;
+
+    let err = caches::handle(&w.deps, None).await.unwrap_err().to_string();
+    assert!(err.contains("RDB copy failed for 2 of 2 caches"), "{err}");
+    assert!(
+        err.contains(&format!("jobs (shard 1 {unasked}: ")) && err.contains("never asked for that export"),
+        "{err}"
+    );
+    assert!(err.contains("before Lifeboat asked for the export"), "{err}");
+    for (cache, snapshot) in [("jobs", &jobs), ("sessions", &sessions)] {
+        assert!(get(&w, &rdb_keys(cache, time()).manifest()).await.is_none(), "{cache}");
+        assert!(get(&w, &rdb_keys(cache, time()).object(1)).await.is_none(), "{cache}");
+        assert!(
+            get(&w, &rdb_staging_failure_key(&rdb_staging_name(snapshot)))
+                .await
+                .is_some(),
+            "{cache}: refused with a failure record"
+        );
+        assert_eq!(metric(&w, "RdbCopyFailed", cache).await, [1.0], "{cache}");
+    }
+}
+
 /// Flips one byte in the middle of a file.
 fn bit_flipped(mut bytes: Vec<u8>) -> Vec<u8> {
     let at = bytes.len() / 2;
@@ -379,7 +437,7 @@ async fn a_file_past_one_copy_is_moved_in_parts_and_proven_by_s3s_composite_sha2
         "the file must need three parts: {} bytes",
         bytes.len()
     );
-    let from = stage(&w, "lifeboat-large-20261129-0300", 1, bytes.clone()).await;
+    let from = stage_unasked(&w, "lifeboat-large-20261129-0300", 1, bytes.clone()).await;
     let plan = CopyPlan {
         single_max: 6 << 20,
         part_bytes: 5 << 20,
@@ -506,12 +564,12 @@ async fn put(w: &World, key: &str, bytes: Vec<u8>) {
 }
 
 /// A serverless cache's copy. moto has no serverless calls, so ElastiCache's two (DescribeServerlessCacheSnapshots,
-/// ExportServerlessCacheSnapshot) are answered by `aws-smithy-mocks` at the client; S3 is moto's and the files a
-/// real server's. Requested once; the files ElastiCache writes under the snapshot's own name are then verified,
-/// moved and described by the node-based copy's path; a damaged one gets its failure record under the staging
-/// prefix and is not verified again.
+/// ExportServerlessCacheSnapshot) are answered by `aws-smithy-mocks` at the client; S3 is moto's and the file a
+/// real server's. ElastiCache reports no shard count for a serverless snapshot, so a copy cannot be proven
+/// complete: with the first of two shards' files staged (a copy missing its last shard, which counting the files
+/// used to publish), nothing is requested, verified or published, and the copy is reported failed with the reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_serverless_snapshot_is_exported_under_its_name_then_copied_like_any_other() {
+async fn a_serverless_copy_without_a_shard_count_is_refused_not_published() {
     use aws_sdk_elasticache::operation::describe_serverless_cache_snapshots::DescribeServerlessCacheSnapshotsOutput;
     use aws_sdk_elasticache::operation::export_serverless_cache_snapshot::ExportServerlessCacheSnapshotOutput;
     use aws_sdk_elasticache::types::{ServerlessCacheConfiguration, ServerlessCacheSnapshot};
@@ -543,50 +601,23 @@ async fn a_serverless_snapshot_is_exported_under_its_name_then_copied_like_any_o
         ..w.deps.clone()
     };
     let (sessions, sessions_snap) = serverless("sessions");
-    let (jobs, jobs_snap) = serverless("jobs");
-    let snapshots = [sessions_snap.clone(), jobs_snap.clone()];
-
+    let snapshots = [sessions_snap.clone()];
     let r = caches::copy_one(&deps, &sessions, &snapshots).await;
-    assert_eq!(r.outcome, CopyOutcome::Requested, "{r:?}");
-    assert_eq!(export.num_calls(), 1);
-    let (file, expected) = rdb_file("serverless");
-    put(&w, &format!("{}-0001.rdb", sessions_snap.name), file.clone()).await;
-    let r = caches::copy_one(&deps, &sessions, &snapshots).await;
-    assert_eq!(r.outcome, CopyOutcome::Verified, "{r:?}");
-    assert_eq!(r.keys_per_db, expected);
-    let keys = rdb_keys("sessions", time());
-    let manifest: RdbManifest = serde_json::from_slice(&get(&w, &keys.manifest()).await.unwrap()).unwrap();
-    assert_eq!(
-        (
-            manifest.snapshot.as_str(),
-            manifest.engine.as_str(),
-            manifest.engine_version.as_str()
-        ),
-        (sessions_snap.name.as_str(), "valkey", "8")
-    );
-    assert_eq!(manifest.shards.len(), 1);
-    assert!(
-        get(&w, &keys.object(1)).await.unwrap() == file,
-        "the copy holds the bytes the server wrote"
-    );
-    let r = caches::copy_one(&deps, &sessions, &snapshots).await;
-    assert_eq!(r.outcome, CopyOutcome::AlreadyCopied);
-    assert_eq!(export.num_calls(), 1, "a copy with a manifest asks for nothing");
-
-    let mut damaged = file;
-    let middle = damaged.len() / 2;
-    damaged[middle] ^= 0xff;
-    put(&w, &format!("{}-0001.rdb", jobs_snap.name), damaged).await;
-    let r = caches::copy_one(&deps, &jobs, &snapshots).await;
     assert_eq!(r.outcome, CopyOutcome::Failed, "{r:?}");
-    let record = rdb_staging_failure_key(&rdb_staging_name(&jobs_snap.name));
+    assert_eq!(export.num_calls(), 0, "nothing is requested that cannot be proven");
+    let (file, _) = rdb_file("serverless");
+    put(&w, &format!("{}-0001.rdb", sessions_snap.name), file).await;
+    let r = caches::copy_one(&deps, &sessions, &snapshots).await;
+    assert_eq!(r.outcome, CopyOutcome::Failed, "{r:?}");
+    let detail = r.detail.clone().unwrap_or_default();
     assert!(
-        get(&w, &record).await.is_some(),
-        "the failure record is under the staging prefix"
+        detail.contains("no shard count") && detail.contains("missing its last shard"),
+        "{detail}"
     );
-    assert!(get(&w, &rdb_keys("jobs", time()).manifest()).await.is_none());
-    let r = caches::copy_one(&deps, &jobs, &snapshots).await;
-    assert_eq!(r.outcome, CopyOutcome::FailedEarlier, "{r:?}");
+    assert!(r.copy_failed(), "the copy's alarm fires");
+    assert!(get(&w, &rdb_keys("sessions", time()).manifest()).await.is_none());
+    assert!(get(&w, &rdb_keys("sessions", time()).object(1)).await.is_none());
+    assert_eq!(export.num_calls(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,7 +27,10 @@ use futures::stream::{self, StreamExt};
 
 use aws_sdk_cloudwatch::types::StandardUnit;
 use chrono::Utc;
-use lifeboat::bucket::{rdb_keys, rdb_staging_failure_key, rdb_staging_name, RdbKeys, RDB_PROFILE};
+use lifeboat::bucket::{
+    rdb_keys, rdb_staging_failure_key, rdb_staging_name, rdb_staging_request_key, RdbKeys, RDB_PROFILE,
+};
+use lifeboat::cache_records::RdbCopyRequest;
 use lifeboat::elasticache::{self, Cache, CacheSnapshot};
 use lifeboat::error::Error;
 use lifeboat::metrics::{self, Metrics};
@@ -274,11 +277,28 @@ async fn step(deps: &Deps, cache: &Cache, chosen: &CacheSnapshot) -> Result<Cach
         Step::FailedEarlier => report(CopyOutcome::FailedEarlier)
             .with_detail(format!("a staged file failed verification; see {failure_key}")),
         Step::Waiting(why) => report(CopyOutcome::Waiting).with_detail(why),
-        Step::Request => match request_export(deps, serverless, &snap.name).await? {
-            Requested::Started => report(CopyOutcome::Requested).with_detail(format!("export to {staging}-*.rdb")),
-            Requested::AlreadyRequested(m) => report(CopyOutcome::Waiting).with_detail(m),
+        Step::Refused(why) => report(CopyOutcome::Failed).with_detail(why),
+        Step::Request => {
+            record_request(deps, &snap, &staging).await?;
+            match request_export(deps, serverless, &snap.name).await? {
+                Requested::Started => report(CopyOutcome::Requested).with_detail(format!("export to {staging}-*.rdb")),
+                Requested::AlreadyRequested(m) => report(CopyOutcome::Waiting).with_detail(m),
+            }
+        }
+        Step::Verify => match bound_to_request(deps, &snap, &staging, &staged).await? {
+            Ok(()) => verify_and_move(deps, &snap, &keys, &staged).await?,
+            Err(why) => {
+                let refused = staged
+                    .iter()
+                    .map(|(shard, key)| FileFailure {
+                        shard: *shard,
+                        key: key.clone(),
+                        error: why.clone(),
+                    })
+                    .collect();
+                failed(deps, &snap, staged.len(), refused).await?
+            }
         },
-        Step::Verify => verify_and_move(deps, &snap, &keys, &staged).await?,
     })
 }
 
@@ -290,6 +310,69 @@ fn staging_name(serverless: bool, snapshot: &str) -> String {
     } else {
         rdb_staging_name(snapshot)
     }
+}
+
+/// Records what Lifeboat is about to ask ElastiCache for, before asking (a record already there, from a run
+/// whose request failed, is kept: its time is still before anything ElastiCache writes for this request).
+pub async fn record_request(deps: &Deps, snap: &ExportableSnapshot, staging: &str) -> Result<(), RdbCopyError> {
+    let record = rdb_copy::request_record(snap, staging, Utc::now());
+    let body = serde_json::to_vec_pretty(&record).map_err(|e| Error::PartialFailure(e.to_string()))?;
+    let key = rdb_staging_request_key(&rdb_staging_name(&snap.name));
+    let kms = deps.settings.kms_key_id.as_deref();
+    s3::put_json(&deps.s3, &deps.settings.bucket, &key, RDB_PROFILE, body, kms).await?;
+    Ok(())
+}
+
+/// Whether the staged files are the export Lifeboat asked for (`lifeboat::rdb_copy::staged_by_request`): reads
+/// the request record with S3's time of it, and each staged file's S3 time. `Ok(Err(why))`: refused.
+async fn bound_to_request(
+    deps: &Deps,
+    snap: &ExportableSnapshot,
+    staging: &str,
+    staged: &BTreeMap<u32, String>,
+) -> Result<Result<(), String>, RdbCopyError> {
+    let bucket = deps.settings.bucket.as_str();
+    let key = rdb_staging_request_key(&rdb_staging_name(&snap.name));
+    let request = match deps.s3.get_object().bucket(bucket).key(&key).send().await {
+        Ok(out) => {
+            let recorded = out
+                .last_modified()
+                .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), 0));
+            let body = out
+                .body
+                .collect()
+                .await
+                .map_err(|e| Error::PartialFailure(format!("reading {key}: {e}")))?;
+            match (serde_json::from_slice::<RdbCopyRequest>(&body.into_bytes()), recorded) {
+                (Ok(r), Some(at)) => Some((r, at)),
+                (Err(e), _) => return Ok(Err(format!("the request record {key} is not Lifeboat's: {e}"))),
+                (Ok(_), None) => return Ok(Err(format!("the request record {key} has no write time"))),
+            }
+        }
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => None,
+        Err(e) => return Err(Error::aws("GetObject", e).into()),
+    };
+    let mut times = Vec::with_capacity(staged.len());
+    for key in staged.values() {
+        let head = deps
+            .s3
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| Error::aws("HeadObject", e))?;
+        let at = head
+            .last_modified()
+            .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), 0));
+        times.push((key.clone(), at));
+    }
+    Ok(rdb_copy::staged_by_request(
+        request.as_ref().map(|(r, at)| (r, *at)),
+        snap,
+        staging,
+        &times,
+    ))
 }
 
 async fn request_export(deps: &Deps, serverless: bool, snapshot: &str) -> Result<Requested, RdbCopyError> {

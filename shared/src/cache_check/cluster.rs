@@ -5,7 +5,9 @@
 //! only), and each named key or pattern is found on some primary.
 //!
 //! Owns: the reading of `CLUSTER SLOTS` (bounded: at most [`MAX_PRIMARIES`] primaries, slot ranges within the
-//! 16384 slots, no slot claimed twice; anything else is a failed check, never a panic), the certificate name a
+//! 16384 slots, no slot claimed twice; anything else is a failed check, never a panic), the slot coverage (a
+//! 16384-bit map, so two primaries claiming the same half are an overlap, never "16384 slots served"; the
+//! check names the slots claimed twice and the slots nobody serves), the certificate name a
 //! node reported by its IP is verified against ([`tls_name`]), and the per-shard detail of the key count.
 //!
 //! Never writes to the cache: only `AUTH`, `PING`, `CLUSTER SLOTS`, `INFO`, `SELECT 0` and `SCAN` are sent.
@@ -32,6 +34,62 @@ pub struct Primary {
     pub slots: u32,
     /// Its lowest slot: orders the shards (shard 1 serves slot 0).
     pub first_slot: u32,
+    /// The slot ranges it serves (first and last slot, inclusive), as reported.
+    pub ranges: Vec<(u32, u32)>,
+}
+
+/// One bit per hash slot.
+#[derive(Clone)]
+struct SlotMap([u64; SLOTS as usize / 64]);
+
+impl SlotMap {
+    fn new() -> Self {
+        Self([0; SLOTS as usize / 64])
+    }
+
+    fn has(&self, slot: u32) -> bool {
+        self.0[slot as usize / 64] & (1 << (slot % 64)) != 0
+    }
+
+    fn set(&mut self, slot: u32) {
+        self.0[slot as usize / 64] |= 1 << (slot % 64);
+    }
+
+    /// The slots of `first..=last` already set, as ranges.
+    fn taken(&self, first: u32, last: u32) -> Vec<(u32, u32)> {
+        runs((first..=last).filter(|s| self.has(*s)))
+    }
+
+    /// The slots not set, as ranges.
+    fn missing(&self) -> Vec<(u32, u32)> {
+        runs((0..SLOTS).filter(|s| !self.has(*s)))
+    }
+}
+
+/// Ascending slots as inclusive ranges.
+fn runs(slots: impl Iterator<Item = u32>) -> Vec<(u32, u32)> {
+    let mut out: Vec<(u32, u32)> = Vec::new();
+    for s in slots {
+        match out.last_mut() {
+            Some((_, last)) if *last + 1 == s => *last = s,
+            _ => out.push((s, s)),
+        }
+    }
+    out
+}
+
+/// Ranges as `0-8191, 9000`, the first few only.
+fn show_ranges(ranges: &[(u32, u32)]) -> String {
+    const SHOWN: usize = 8;
+    let mut parts: Vec<String> = ranges
+        .iter()
+        .take(SHOWN)
+        .map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+        .collect();
+    if ranges.len() > SHOWN {
+        parts.push(format!("and {} more ranges", ranges.len() - SHOWN));
+    }
+    parts.join(", ")
 }
 
 impl Primary {
@@ -87,7 +145,7 @@ pub fn parse_slots(reply: &Reply, fallback_host: &str) -> Result<Vec<Primary>, S
         other => return Err(format!("not an array of slot ranges: {other:?}")),
     };
     let mut by_address: BTreeMap<(String, u16), Primary> = BTreeMap::new();
-    let mut claimed = 0u32;
+    let mut served = SlotMap::new();
     for range in ranges {
         let Reply::Array(Some(parts)) = range else {
             return Err(format!("a slot range is not an array: {range:?}"));
@@ -99,21 +157,31 @@ pub fn parse_slots(reply: &Reply, fallback_host: &str) -> Result<Vec<Primary>, S
         if end < start {
             return Err(format!("the slot range {start}-{end} ends before it starts"));
         }
-        claimed += end - start + 1;
-        if claimed > SLOTS {
+        let (host, port) = primary_of(primary, fallback_host)?;
+        let twice = served.taken(start, end);
+        if !twice.is_empty() {
+            let others: Vec<String> = by_address
+                .values()
+                .filter(|p| p.ranges.iter().any(|(a, b)| *a <= end && start <= *b))
+                .map(Primary::address)
+                .collect();
             return Err(format!(
-                "the ranges claim more than the {SLOTS} slots (a slot served twice)"
+                "slots {} are claimed twice: by {host}:{port} and by {}",
+                show_ranges(&twice),
+                others.join(", ")
             ));
         }
-        let (host, port) = primary_of(primary, fallback_host)?;
+        (start..=end).for_each(|s| served.set(s));
         let p = by_address.entry((host.clone(), port)).or_insert(Primary {
             host,
             port,
             slots: 0,
             first_slot: start,
+            ranges: Vec::new(),
         });
         p.slots += end - start + 1;
         p.first_slot = p.first_slot.min(start);
+        p.ranges.push((start, end));
         if by_address.len() > MAX_PRIMARIES {
             return Err(format!(
                 "more than {MAX_PRIMARIES} primaries: not a cluster a restore test made"
@@ -181,22 +249,35 @@ pub fn compare_shards(
     checks
 }
 
-/// The slots check: every slot served by a primary that the test will count.
+/// The slots check: every slot served by exactly one primary that the test will count; the detail names the
+/// slots claimed twice and the slots nobody serves.
 fn slots_check(primaries: &[Primary]) -> Check {
-    let served: u32 = primaries.iter().map(|p| p.slots).sum();
+    let mut served = SlotMap::new();
+    let mut twice = Vec::new();
+    for (first, last) in primaries.iter().flat_map(|p| p.ranges.iter().copied()) {
+        let (first, last) = (first.min(SLOTS - 1), last.min(SLOTS - 1));
+        twice.extend(served.taken(first, last));
+        (first..=last).for_each(|s| served.set(s));
+    }
+    let missing = served.missing();
+    let covered = SLOTS - missing.iter().map(|(a, b)| b - a + 1).sum::<u32>();
     let list: Vec<String> = primaries
         .iter()
         .map(|p| format!("{} ({} slots)", p.address(), p.slots))
         .collect();
-    Check::new(
-        "cluster slots",
-        served == SLOTS,
-        format!(
-            "{} primaries serve {served} of {SLOTS} slots: {}",
-            primaries.len(),
-            list.join(", ")
-        ),
-    )
+    let mut detail = format!(
+        "{} primaries serve {covered} of {SLOTS} slots: {}",
+        primaries.len(),
+        list.join(", ")
+    );
+    if !missing.is_empty() {
+        detail.push_str(&format!("; unserved slots: {}", show_ranges(&missing)));
+    }
+    if !twice.is_empty() {
+        twice.sort_unstable();
+        detail.push_str(&format!("; slots claimed twice: {}", show_ranges(&twice)));
+    }
+    Check::new("cluster slots", missing.is_empty() && twice.is_empty(), detail)
 }
 
 /// Connects to the configuration endpoint, `PING`s it and asks for the primaries. `Err`: the checks to report
@@ -336,13 +417,15 @@ mod tests {
                     host: "10.0.0.1".into(),
                     port: 6379,
                     slots: 8192,
-                    first_slot: 0
+                    first_slot: 0,
+                    ranges: vec![(0, 8191)],
                 },
                 Primary {
                     host: "10.0.0.2".into(),
                     port: 6379,
                     slots: 8192,
-                    first_slot: 8192
+                    first_slot: 8192,
+                    ranges: vec![(8192, 12000), (12001, 16383)],
                 },
             ]
         );
@@ -354,6 +437,60 @@ mod tests {
         );
         let empty_host = Reply::Array(Some(vec![range(0, 16383, "", 7000)]));
         assert_eq!(parse_slots(&empty_host, "cfg").unwrap()[0].address(), "cfg:7000");
+    }
+
+    /// Two primaries each claiming the same half sum to 16384 slots: the map sees the overlap and names it, and
+    /// a gap is named in the check.
+    #[test]
+    fn a_slot_claimed_twice_or_by_nobody_is_named() {
+        let same_half = Reply::Array(Some(vec![
+            range(0, 8191, "10.0.0.1", 6379),
+            range(0, 8191, "10.0.0.2", 6379),
+        ]));
+        let err = parse_slots(&same_half, "cfg").unwrap_err();
+        assert!(
+            err.contains("slots 0-8191 are claimed twice: by 10.0.0.2:6379 and by 10.0.0.1:6379"),
+            "{err}"
+        );
+        let one_slot = Reply::Array(Some(vec![
+            range(0, 8192, "10.0.0.1", 6379),
+            range(8192, 16383, "10.0.0.2", 6379),
+        ]));
+        let err = parse_slots(&one_slot, "cfg").unwrap_err();
+        assert!(err.contains("slots 8192 are claimed twice"), "{err}");
+        let gaps = Reply::Array(Some(vec![
+            range(0, 99, "10.0.0.1", 6379),
+            range(200, 16000, "10.0.0.2", 6379),
+            range(16002, 16383, "10.0.0.1", 6379),
+        ]));
+        let p = parse_slots(&gaps, "cfg").unwrap();
+        let check = slots_check(&p);
+        assert_eq!(check.result, CheckResult::Failed, "{}", check.detail);
+        assert!(
+            check.detail.contains("serve 16283 of 16384") && check.detail.contains("unserved slots: 100-199, 16001"),
+            "{}",
+            check.detail
+        );
+        // Primaries built by hand with overlapping ranges (not from a reply) fail the check too.
+        let twice = [
+            Primary {
+                host: "a".into(),
+                port: 1,
+                slots: 16384,
+                first_slot: 0,
+                ranges: vec![(0, 16383)],
+            },
+            Primary {
+                host: "b".into(),
+                port: 1,
+                slots: 8192,
+                first_slot: 0,
+                ranges: vec![(0, 8191)],
+            },
+        ];
+        let check = slots_check(&twice);
+        assert_eq!(check.result, CheckResult::Failed);
+        assert!(check.detail.contains("slots claimed twice: 0-8191"), "{}", check.detail);
     }
 
     #[test]

@@ -16,9 +16,13 @@
 //!   CreateServerlessCacheSnapshot's rule), so the files of one copy are never mistaken for another's. If AWS
 //!   names them otherwise, the copy waits with "ElastiCache is exporting"/"nothing staged" and never writes a
 //!   manifest: the export-age alarm fires, nothing wrong is ever verified.
-//! - Assumed: the snapshot's status is `exporting` while the export runs (as a node-based snapshot's is). Since
-//!   the file count is known only from the files, nothing is read while the status is `exporting`; afterwards the
-//!   copy is the files numbered 1..n without a gap ([`next_step`]).
+//! - How many files a copy has: ElastiCache does not say. `DescribeServerlessCacheSnapshots` gives a snapshot's
+//!   name, ARN, status, times, bytes used and engine, `DescribeServerlessCaches` its engine, limits and endpoints,
+//!   and neither a shard count (SDK 1.129). Counting the files that happen to be staged would turn a copy missing
+//!   its last shard into a "complete" one with a manifest, so the copy is refused instead ([`next_step`]):
+//!   nothing is requested or verified, the run reports the copy failed with the reason, and its alarm fires.
+//!   When ElastiCache reports the count, [`describe`] records it in [`ExportableSnapshot::shards`] and the copy
+//!   is then exactly the files 1..=n, as a node-based copy is.
 //! - Where it may write: since the name is not Lifeboat's to choose, the bucket policy admits ElastiCache to
 //!   `lifeboat-*.rdb` at the root as well as to `rdb-staging-*` (only `.rdb` objects; `exports/` stays closed to
 //!   it), and a lifecycle rule expires what is left there as it does the staging prefix. The failure record stays
@@ -46,24 +50,30 @@ pub fn staging_name(snapshot: &str) -> String {
     snapshot.to_owned()
 }
 
-/// The copy's next step when the snapshot does not say how many files it has: nothing is read while ElastiCache
-/// is exporting; once it is done the files staged are the copy, numbered 1..n without a gap (a gap waits, and is
-/// reported as so many of n files staged).
+/// Why a serverless copy is refused while ElastiCache reports no shard count for the snapshot.
+pub const UNKNOWN_SHARDS: &str = "ElastiCache reports no shard count for a serverless snapshot \
+    (DescribeServerlessCacheSnapshots and DescribeServerlessCaches have none), so a copy's completeness cannot be \
+    proven: counting the staged files would publish a copy missing its last shard; export it by hand \
+    (`aws elasticache export-serverless-cache-snapshot`) and check the files, or restore from the snapshot itself";
+
+/// The copy's next step: a copy with a manifest is done and a recorded failure stays reported; otherwise the
+/// snapshot's own shard count (`state.shards`, 0 when ElastiCache reports none) decides, exactly as for a
+/// node-based copy, and without one the copy is refused.
 pub fn next_step(state: &CopyState) -> Step {
-    if !state.manifest_exists && !state.failure_recorded && state.snapshot_status == "exporting" {
-        return Step::Waiting(
-            "ElastiCache is exporting the serverless snapshot (its files are counted once it is done)".into(),
-        );
+    if state.manifest_exists {
+        return Step::Done;
     }
-    let shards = state.staged.keys().max().copied().unwrap_or(1);
-    super::next_step(&CopyState {
-        shards,
-        ..state.clone()
-    })
+    if state.failure_recorded {
+        return Step::FailedEarlier;
+    }
+    if state.shards == 0 {
+        return Step::Refused(UNKNOWN_SHARDS.into());
+    }
+    super::next_step(state)
 }
 
 /// The chosen serverless snapshot with its engine and current status (one `DescribeServerlessCacheSnapshots` by
-/// name); its shard count is unknown (0) and read from the staged files.
+/// name); its shard count is unknown (0): ElastiCache reports none, and [`next_step`] refuses such a copy.
 pub async fn describe(
     client: &aws_sdk_elasticache::Client,
     chosen: &CacheSnapshot,
@@ -88,6 +98,10 @@ pub async fn describe(
             .to_owned(),
         shards: 0,
         time: chosen.logical_time(),
+        arn: s.and_then(|s| s.arn()).unwrap_or(&chosen.arn).to_owned(),
+        created: s
+            .and_then(|s| crate::rds::to_chrono(s.create_time()))
+            .or(chosen.created),
     })
 }
 
@@ -144,32 +158,39 @@ mod tests {
 
     const NAME: &str = "lifeboat-sessions-20261129-0300";
 
+    /// A copy missing its last shard never gets a manifest: without the snapshot's own count it is refused
+    /// whatever is staged; with one, exactly the files 1..=n are the copy.
     #[test]
-    fn a_serverless_copy_is_the_files_1_to_n_once_elasticache_is_done() {
+    fn a_serverless_copy_without_its_shard_count_is_refused_whatever_is_staged() {
         let files = |ns: &[u32]| -> BTreeMap<u32, String> { ns.iter().map(|n| (*n, format!("k{n}"))).collect() };
-        let step = |status: &str, manifest: bool, failed: bool, staged: &[u32]| {
+        let step = |status: &str, shards: u32, manifest: bool, failed: bool, staged: &[u32]| {
             next_step(&CopyState {
                 snapshot_status: status,
-                shards: 0,
+                shards,
                 manifest_exists: manifest,
                 failure_recorded: failed,
                 staged: &files(staged),
             })
         };
-        let Step::Waiting(why) = step("exporting", false, false, &[1]) else {
-            panic!("a file is not read while the export runs")
-        };
-        assert!(why.contains("exporting"), "{why}");
-        assert_eq!(step("exporting", true, false, &[1]), Step::Done);
-        assert_eq!(step("available", false, true, &[1]), Step::FailedEarlier);
-        assert_eq!(step("available", false, false, &[]), Step::Request);
-        assert_eq!(step("available", false, false, &[1]), Step::Verify);
-        assert_eq!(step("available", false, false, &[1, 2, 3]), Step::Verify);
+        for staged in [&[][..], &[1], &[1, 2], &[1, 3]] {
+            for status in ["available", "exporting"] {
+                assert_eq!(
+                    step(status, 0, false, false, staged),
+                    Step::Refused(UNKNOWN_SHARDS.into()),
+                    "{status} {staged:?}"
+                );
+            }
+        }
+        assert!(UNKNOWN_SHARDS.contains("no shard count") && UNKNOWN_SHARDS.contains("missing its last shard"));
+        assert_eq!(step("exporting", 0, true, false, &[1]), Step::Done);
+        assert_eq!(step("available", 0, false, true, &[1]), Step::FailedEarlier);
+        assert_eq!(step("available", 2, false, false, &[1, 2]), Step::Verify);
         assert_eq!(
-            step("available", false, false, &[1, 3]),
-            Step::Waiting("2 of 3 files staged".into()),
-            "a gap is never verified"
+            step("available", 2, false, false, &[1]),
+            Step::Waiting("1 of 2 files staged".into()),
+            "a missing last shard waits"
         );
+        assert_eq!(step("available", 2, false, false, &[]), Step::Request);
         let keys = [
             format!("{NAME}-0001.rdb"),
             format!("{NAME}-0002.rdb"),
