@@ -571,29 +571,45 @@ pub async fn delete_test_group(client: &Client, id: &str) -> Result<Deleted, Err
     }
 }
 
+/// What one sweep of expired cache restore-test groups did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sweep {
+    pub deleted: Vec<String>,
+    /// Each group that could not be read or deleted, and why: one failure never stops the others.
+    pub failed: Vec<(String, String)>,
+}
+
 /// The janitor's part for caches: deletes every restore-test group whose expiry has passed (a test whose cleanup
-/// failed); answers their identifiers. A group without the restore-test tag is never touched.
-pub async fn sweep_expired(client: &Client, now: DateTime<Utc>) -> Result<Vec<String>, Error> {
+/// failed). A group that cannot be read or deleted is reported in [`Sweep::failed`] and the sweep goes on, so one
+/// stuck group never shelters the others; only a listing that fails is an error. A group without the
+/// restore-test tag is never touched.
+pub async fn sweep_expired(client: &Client, now: DateTime<Utc>) -> Result<Sweep, Error> {
+    let mut sweep = Sweep::default();
     let mut expired = Vec::new();
     let mut pages = client.describe_replication_groups().into_paginator().send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| Error::aws("DescribeReplicationGroups", e))?;
         for g in page.replication_groups() {
-            let ours = g
-                .replication_group_id()
-                .is_some_and(|id| id.starts_with(TEST_GROUP_PREFIX));
-            if ours && g.status() != Some("deleting") {
-                let g = group_of(client, g).await?;
-                if crate::restore::expired_restore_test(&g.tags, now) {
-                    expired.push(g.id);
-                }
+            let Some(id) = g.replication_group_id().filter(|id| id.starts_with(TEST_GROUP_PREFIX)) else {
+                continue;
+            };
+            if g.status() == Some("deleting") {
+                continue;
+            }
+            match group_of(client, g).await {
+                Ok(g) if crate::restore::expired_restore_test(&g.tags, now) => expired.push(g.id),
+                Ok(_) => {}
+                Err(e) => sweep.failed.push((id.to_owned(), e.to_string())),
             }
         }
     }
-    for id in &expired {
-        delete_test_group(client, id).await?;
+    for id in expired {
+        match delete_test_group(client, &id).await {
+            Ok(_) => sweep.deleted.push(id),
+            Err(e) => sweep.failed.push((id, e.to_string())),
+        }
     }
-    Ok(expired)
+    Ok(sweep)
 }
 
 #[cfg(test)]
@@ -999,5 +1015,72 @@ mod tests {
         let db_key = crate::restore::checks_record_key("sessions", at());
         assert!(db_key.starts_with("reports/restore-tests/sessions/"), "{db_key}");
         assert_eq!(crate::bucket::time_in_key(&db_key), None);
+    }
+
+    /// Issue 22, item 15: the first group ElastiCache refuses to delete used to end the sweep, sheltering every
+    /// expired group after it. Now each is tried and each failure reported.
+    #[tokio::test]
+    async fn a_group_that_cannot_be_deleted_is_reported_and_the_sweep_goes_on() {
+        use aws_sdk_elasticache::operation::delete_replication_group::{
+            DeleteReplicationGroupError, DeleteReplicationGroupOutput,
+        };
+        use aws_sdk_elasticache::operation::describe_replication_groups::DescribeReplicationGroupsOutput;
+        use aws_sdk_elasticache::operation::list_tags_for_resource::ListTagsForResourceOutput;
+        use aws_sdk_elasticache::types::error::InvalidReplicationGroupStateFault;
+        use aws_smithy_mocks::{mock, mock_client, RuleMode};
+        const STUCK: &str = "lifeboat-rt-a-202611290300";
+        const NEXT: &str = "lifeboat-rt-b-202611290300";
+        let group = |id: &str| {
+            ReplicationGroup::builder()
+                .replication_group_id(id)
+                .arn(format!("arn:aws:elasticache:us-east-1:1:replicationgroup:{id}"))
+                .status("available")
+                .build()
+        };
+        let listing = mock!(Client::describe_replication_groups)
+            .match_requests(|r| r.replication_group_id().is_none())
+            .then_output(move || {
+                DescribeReplicationGroupsOutput::builder()
+                    .replication_groups(group(STUCK))
+                    .replication_groups(group(NEXT))
+                    .build()
+            });
+        let one = mock!(Client::describe_replication_groups)
+            .match_requests(|r| r.replication_group_id().is_some())
+            .then_compute_output(move |r| {
+                DescribeReplicationGroupsOutput::builder()
+                    .replication_groups(group(r.replication_group_id().unwrap_or_default()))
+                    .build()
+            });
+        let expired = (at() - chrono::Duration::hours(1)).to_rfc3339();
+        let tags = mock!(Client::list_tags_for_resource).then_output(move || {
+            ListTagsForResourceOutput::builder()
+                .tag_list(Tag::builder().key(RESTORE_TEST).value("true").build())
+                .tag_list(Tag::builder().key(EXPIRES_AT).value(&expired).build())
+                .build()
+        });
+        let refused = mock!(Client::delete_replication_group)
+            .match_requests(|r| r.replication_group_id() == Some(STUCK))
+            .then_error(|| {
+                DeleteReplicationGroupError::InvalidReplicationGroupStateFault(
+                    InvalidReplicationGroupStateFault::builder()
+                        .message("snapshotting")
+                        .build(),
+                )
+            });
+        let deleted = mock!(Client::delete_replication_group)
+            .match_requests(|r| r.replication_group_id() == Some(NEXT))
+            .then_output(|| DeleteReplicationGroupOutput::builder().build());
+        let client = mock_client!(
+            aws_sdk_elasticache,
+            RuleMode::MatchAny,
+            [&listing, &one, &tags, &refused, &deleted]
+        );
+        let sweep = sweep_expired(&client, at()).await.unwrap();
+        assert_eq!(sweep.deleted, [NEXT]);
+        assert_eq!(sweep.failed.len(), 1, "{:?}", sweep.failed);
+        assert_eq!(sweep.failed[0].0, STUCK);
+        assert!(sweep.failed[0].1.contains("snapshotting"), "{:?}", sweep.failed);
+        assert_eq!(deleted.num_calls(), 1, "the group after the stuck one is deleted too");
     }
 }

@@ -97,6 +97,13 @@ pub const TRANSIT_ENCRYPTED: &str = "TransitEncrypted";
 pub const REPLICA_MISSING: &str = "ReplicaMissing";
 /// Expired restore-test resources the janitor deleted in one run (no dimension).
 pub const RESTORE_TEST_JANITOR_DELETED: &str = "RestoreTestJanitorDeleted";
+/// Expired restore-test resources the janitor could not delete in one run (no dimension).
+pub const RESTORE_TEST_JANITOR_FAILED: &str = "RestoreTestJanitorFailed";
+/// 1 for a database (`DBIdentifier`) or cache (`CacheIdentifier`) that monitor watched, that still exists and is
+/// no longer selected, until a person confirms the de-selection.
+pub const DESELECTED: &str = "Deselected";
+/// How many databases and caches are de-selected and unconfirmed (no dimension; the stack's alarm watches it).
+pub const DESELECTED_UNCONFIRMED: &str = "DeselectedUnconfirmed";
 /// 1 when an evidence report was written, 0 when making one failed (no dimension).
 pub const EVIDENCE_REPORT_WRITTEN: &str = "EvidenceReportWritten";
 /// Databases whose report says "does not meet its policy" (no dimension).
@@ -155,6 +162,9 @@ pub const ALL: &[&str] = &[
     TRANSIT_ENCRYPTED,
     REPLICA_MISSING,
     RESTORE_TEST_JANITOR_DELETED,
+    RESTORE_TEST_JANITOR_FAILED,
+    DESELECTED,
+    DESELECTED_UNCONFIRMED,
     EVIDENCE_REPORT_WRITTEN,
     EVIDENCE_POLICIES_NOT_MET,
     EVIDENCE_GAP_DAYS,

@@ -143,14 +143,91 @@ pub fn parse_alarm_name(name: &str) -> Option<(&str, &str)> {
     (!db.is_empty() && !check.is_empty()).then_some((db, check))
 }
 
-/// Existing Lifeboat alarms that no wanted alarm set contains: their database is gone or no longer selected, or
-/// the policy dropped the check (an export profile, say).
-pub fn stale_alarms<'a>(existing: &'a [String], wanted: &BTreeSet<String>) -> Vec<&'a str> {
-    existing
+/// Where a de-selection's confirmation is recorded: `records/deselections/<databases|caches>/<id>/<time>.json`,
+/// each written once (If-None-Match), the only prefix monitor's role may write records under.
+pub const DESELECTION_RECORD_PREFIX: &str = "records/deselections/";
+
+/// The key of the record of one confirmed de-selection. One key per confirmation: a subject that is selected
+/// again and later de-selected again needs a new confirmation, never an old one's.
+pub fn deselection_record_key(cache: bool, id: &str, at: DateTime<Utc>) -> String {
+    let kind = if cache { "caches" } else { "databases" };
+    format!(
+        "{DESELECTION_RECORD_PREFIX}{kind}/{id}/{}.json",
+        at.format("%Y%m%dT%H%M%SZ")
+    )
+}
+
+/// Whether the subject of an alarm set (a database, or `cache:<id>`) still exists, as far as this run knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    Exists,
+    Gone,
+    /// Its service could not be listed: nothing is concluded about it.
+    Unknown,
+}
+
+/// What becomes of the Lifeboat alarms no wanted set contains, by one rule: coverage never shrinks silently.
+/// "Was selected" is read from what monitor itself made (an alarm set named after the subject), never from a
+/// tag, which anyone with a tag-write right could change.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AlarmPlan<'a> {
+    /// Deleted now: a check the policy dropped for a subject still watched, and every alarm of a subject that no
+    /// longer exists.
+    pub delete: Vec<&'a str>,
+    /// Subjects (as alarm names spell them: `<db>` or `cache:<id>`) that still exist, were watched and are no
+    /// longer selected, with their alarms: kept (they fire on missing data) until a person confirms.
+    pub deselected: BTreeMap<&'a str, Vec<&'a str>>,
+    /// Subjects whose alarms go because the subject itself is gone from RDS or ElastiCache.
+    pub gone: BTreeSet<&'a str>,
+}
+
+/// Sorts the existing Lifeboat alarms that no wanted alarm set contains (see [`AlarmPlan`]). A subject with any
+/// wanted alarm is still selected: only its dropped checks go. A subject whose service could not be listed
+/// ([`Presence::Unknown`]) keeps its alarms and is no finding.
+pub fn plan_alarms<'a>(
+    existing: &'a [String],
+    wanted: &BTreeSet<String>,
+    presence: impl Fn(&str) -> Presence,
+) -> AlarmPlan<'a> {
+    let watched: BTreeSet<&str> = wanted
         .iter()
-        .filter(|n| parse_alarm_name(n).is_some() && !wanted.contains(*n))
-        .map(String::as_str)
-        .collect()
+        .filter_map(|n| parse_alarm_name(n))
+        .map(|(s, _)| s)
+        .collect();
+    let mut plan = AlarmPlan::default();
+    for name in existing.iter().filter(|n| !wanted.contains(*n)) {
+        let Some((subject, _)) = parse_alarm_name(name) else {
+            continue;
+        };
+        if watched.contains(subject) {
+            plan.delete.push(name);
+            continue;
+        }
+        match presence(subject) {
+            Presence::Exists => plan.deselected.entry(subject).or_default().push(name),
+            Presence::Gone => {
+                plan.gone.insert(subject);
+                plan.delete.push(name);
+            }
+            Presence::Unknown => {}
+        }
+    }
+    plan
+}
+
+/// The finding a human reads about a de-selected subject, `what` as a person names it (`app`, `cache sessions`)
+/// and `key`/`id` as the confirmation takes them (`database`/`cache`).
+pub fn deselection_note(what: &str, key: &str, id: &str) -> String {
+    format!(
+        "{what}: no longer selected for backup; its alarms are kept and fire until someone confirms with \
+         {{\"action\": \"confirm-deselection\", \"{key}\": \"{id}\", \"by\": \"<who>\"}}"
+    )
+}
+
+/// The finding for a subject that is gone: its alarms are removed once, with this line; its backups stay under
+/// their retention.
+pub fn gone_note(what: &str) -> String {
+    format!("{what}: no longer exists; its alarms are removed, its snapshots and exports kept under their retention")
 }
 
 /// What one database looks like to monitor.
@@ -422,21 +499,84 @@ mod tests {
     }
 
     #[test]
-    fn alarms_of_databases_that_are_gone_are_stale() {
-        let wanted: BTreeSet<String> = alarm_set("app-prod", &policy()).into_iter().map(|a| a.name).collect();
-        let existing = vec![
-            "lifeboat/app-prod/snapshot-age".to_owned(),
-            "lifeboat/retired-db/snapshot-age".to_owned(),
-            "lifeboat/app-prod/export-age-weekly".to_owned(),
-            "someone-elses-alarm".to_owned(),
-        ];
+    fn a_deselected_database_keeps_its_alarms_a_gone_one_loses_them_and_a_dropped_check_goes() {
+        let mut wanted: BTreeSet<String> = alarm_set("app-prod", &policy()).into_iter().map(|a| a.name).collect();
+        wanted.insert("lifeboat/cache:sessions/snapshot-age".to_owned());
+        let existing: Vec<String> = [
+            "lifeboat/app-prod/snapshot-age",
+            "lifeboat/app-prod/export-age-weekly",
+            "lifeboat/retagged/snapshot-age",
+            "lifeboat/retagged/pitr-lag",
+            "lifeboat/retired-db/snapshot-age",
+            "lifeboat/cache:unlisted/snapshot-age",
+            "lifeboat/cache:sessions/snapshot-age",
+            "lifeboat/stack-rdb-copy-failed",
+            "someone-elses-alarm",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let plan = plan_alarms(&existing, &wanted, |subject| match subject {
+            "retagged" => Presence::Exists,
+            "cache:unlisted" => Presence::Unknown,
+            _ => Presence::Gone,
+        });
         assert_eq!(
-            stale_alarms(&existing, &wanted),
+            plan.delete,
             [
-                "lifeboat/retired-db/snapshot-age",
-                "lifeboat/app-prod/export-age-weekly"
-            ]
+                "lifeboat/app-prod/export-age-weekly",
+                "lifeboat/retired-db/snapshot-age"
+            ],
+            "a dropped check of a watched database, and a database that is gone"
         );
+        assert_eq!(
+            plan.deselected,
+            BTreeMap::from([(
+                "retagged",
+                vec!["lifeboat/retagged/snapshot-age", "lifeboat/retagged/pitr-lag"]
+            )]),
+            "de-selected while it still exists: kept, and a finding"
+        );
+        assert_eq!(plan.gone, BTreeSet::from(["retired-db"]));
+        assert!(
+            deselection_note("retagged", "database", "retagged").contains(r#""database": "retagged""#),
+            "the finding says how to confirm"
+        );
+    }
+
+    proptest! {
+        /// Whatever the alarms and the fleet, an alarm of an existing subject that has no wanted alarm is never
+        /// deleted: coverage never shrinks silently.
+        #[test]
+        fn an_existing_unselected_subject_never_loses_an_alarm(
+            subjects in proptest::collection::btree_map("[a-c]", (any::<bool>(), 0u8..3), 1..4),
+            checks in proptest::collection::btree_set("[x-z]", 1..4),
+        ) {
+            let existing: Vec<String> = subjects
+                .keys()
+                .flat_map(|s| checks.iter().map(move |c| format!("{ALARM_PREFIX}{s}/{c}")))
+                .collect();
+            let wanted: BTreeSet<String> = subjects
+                .iter()
+                .filter(|(_, (selected, _))| *selected)
+                .map(|(s, _)| format!("{ALARM_PREFIX}{s}/{}", checks.iter().next().unwrap()))
+                .collect();
+            let presence = |s: &str| match subjects.get(s).map(|(_, p)| *p) {
+                Some(0) => Presence::Exists,
+                Some(1) => Presence::Gone,
+                _ => Presence::Unknown,
+            };
+            let plan = plan_alarms(&existing, &wanted, presence);
+            for name in &plan.delete {
+                let (s, _) = parse_alarm_name(name).unwrap();
+                let (selected, p) = subjects[s];
+                prop_assert!(selected || p == 1, "{} deleted", name);
+                prop_assert!(!wanted.contains(*name));
+            }
+            for (s, names) in &plan.deselected {
+                prop_assert_eq!(subjects[*s], (false, 0));
+                prop_assert_eq!(names.len(), checks.len());
+            }
+        }
     }
 
     #[test]

@@ -271,8 +271,8 @@ async fn monitor_publishes_cache_ages_findings_and_one_alarm_set_per_cache() {
         assert_eq!(dims[0].0, "CacheIdentifier");
     }
 
-    // A cache no longer selected (moto keeps a deleted cluster as `deleting`, so the tag goes) takes its alarms
-    // with it.
+    // A cache no longer selected while it still exists keeps its alarms (they fire on the missing data) and is a
+    // finding until a person confirms (`a_deselected_cache_keeps_its_alarms_until_a_person_confirms`).
     let jobs = ec
         .describe_cache_clusters()
         .cache_cluster_id("jobs")
@@ -288,11 +288,8 @@ async fn monitor_publishes_cache_ages_findings_and_one_alarm_set_per_cache() {
         .unwrap();
     let summary = monitor::handle(&deps, json!({})).await.unwrap();
     assert_eq!(summary.caches.len(), 1);
-    assert_eq!(summary.alarms_deleted.len(), 5, "{:?}", summary.alarms_deleted);
-    assert!(summary
-        .alarms_deleted
-        .iter()
-        .all(|n| n.starts_with("lifeboat/cache:jobs/")));
+    assert!(summary.alarms_deleted.is_empty(), "{:?}", summary.alarms_deleted);
+    assert_eq!(summary.deselected, ["cache:jobs"]);
 }
 
 /// monitor's janitor sweeps cache restore-test groups too: an expired one (a test whose cleanup never ran) is
@@ -340,4 +337,88 @@ async fn the_janitor_deletes_expired_cache_restore_test_groups_and_nothing_else(
     assert_eq!(status["lifeboat-rt-old-202611010000"], "deleting");
     assert_eq!(status["lifeboat-rt-live-209901010000"], "available");
     assert_eq!(status["lifeboat-rt-foreign-202611010000"], "available");
+}
+
+/// The re-tagging attack on a cache: `lifeboat:backup=false` on `sessions` keeps its alarms and makes it a finding
+/// of every run until a person confirms with `"cache"`; then its alarms go, and only its.
+#[tokio::test]
+async fn a_deselected_cache_keeps_its_alarms_until_a_person_confirms() {
+    let moto = Moto::start();
+    let config = moto.config(REGION);
+    let ec = aws_sdk_elasticache::Client::new(&config);
+    let s3 = aws_sdk_s3::Client::new(&config);
+    let cw = aws_sdk_cloudwatch::Client::new(&config);
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    fleet(&ec).await;
+    let settings = MonitorSettings::from_env(&env(&[("LIFEBOAT_BUCKET", BUCKET)])).unwrap();
+    let deps = monitor::Deps::new(&config, settings);
+    let alarms = || async {
+        let out = cw.describe_alarms().send().await.unwrap();
+        let mut names: Vec<String> = out
+            .metric_alarms()
+            .iter()
+            .filter_map(|a| a.alarm_name().map(str::to_owned))
+            .collect();
+        names.sort();
+        names
+    };
+    monitor::handle(&deps, json!({})).await.unwrap();
+    let of = |names: &[String], cache: &str| {
+        names
+            .iter()
+            .filter(|n| n.starts_with(&format!("lifeboat/cache:{cache}/")))
+            .count()
+    };
+    let before = alarms().await;
+    let watched = of(&before, "sessions");
+    assert!(watched > 0 && of(&before, "jobs") > 0, "{before:?}");
+
+    let arn = ec
+        .describe_replication_groups()
+        .replication_group_id("sessions")
+        .send()
+        .await
+        .unwrap()
+        .replication_groups()[0]
+        .arn()
+        .unwrap()
+        .to_owned();
+    ec.add_tags_to_resource()
+        .resource_name(arn)
+        .tags(tag("lifeboat:backup", "false"))
+        .send()
+        .await
+        .unwrap();
+    let after = monitor::handle(&deps, json!({})).await.unwrap();
+    assert_eq!(after.deselected, ["cache:sessions"]);
+    assert!(
+        after
+            .attention
+            .iter()
+            .any(|n| n.starts_with("cache sessions: no longer selected for backup")
+                && n.contains(r#""cache": "sessions""#)),
+        "{:?}",
+        after.attention
+    );
+    assert_eq!(alarms().await, before, "nothing deleted while unconfirmed");
+
+    let confirmed = monitor::run(
+        &deps,
+        json!({"action": "confirm-deselection", "cache": "sessions", "by": "ops on call"}),
+    )
+    .await
+    .unwrap();
+    assert!(
+        confirmed["record"]
+            .as_str()
+            .unwrap()
+            .starts_with("records/deselections/caches/sessions/"),
+        "{confirmed}"
+    );
+    assert_eq!(confirmed["alarms_deleted"].as_array().unwrap().len(), watched);
+    let left = alarms().await;
+    assert_eq!(of(&left, "sessions"), 0, "{left:?}");
+    assert_eq!(of(&left, "jobs"), of(&before, "jobs"), "{left:?}");
+    let last = monitor::handle(&deps, json!({})).await.unwrap();
+    assert!(last.deselected.is_empty(), "{:?}", last.deselected);
 }

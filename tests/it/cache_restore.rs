@@ -457,7 +457,10 @@ async fn the_janitor_removes_an_expired_test_group_and_leaves_a_foreign_one() {
         .unwrap();
     make("lifeboat-rt-foreign-202611010000", vec![expired]).await.unwrap();
 
-    let deleted = lifeboat::cache_restore::sweep_expired(&w.ec, Utc::now()).await.unwrap();
+    let deleted = lifeboat::cache_restore::sweep_expired(&w.ec, Utc::now())
+        .await
+        .unwrap()
+        .deleted;
     assert_eq!(deleted, ["lifeboat-rt-old-202611010000"]);
     for (id, status) in [
         ("lifeboat-rt-old-202611010000", "deleting"),

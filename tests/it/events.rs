@@ -233,8 +233,18 @@ fn every_monitor_event_parses() {
         .collect();
     assert_eq!(
         names,
-        ["evidence-monthly.json", "evidence-report.json", "scheduled.json"],
-        "the hourly schedule, the monthly evidence report and one on demand"
+        [
+            "confirm-deselection.json",
+            "evidence-monthly.json",
+            "evidence-report.json",
+            "scheduled.json"
+        ],
+        "the hourly schedule, the monthly evidence report, one on demand, a confirmed de-selection"
+    );
+    let confirm = monitor::event::parse(&json(&dir.join("confirm-deselection.json"))).request;
+    assert!(
+        matches!(confirm, Request::ConfirmDeselection(ref c) if c.subject == monitor::event::Subject::Database("app-staging".to_owned())),
+        "{confirm:?}"
     );
     let trigger = monitor::event::parse(&json(&dir.join("scheduled.json")));
     assert_eq!(trigger.source.as_deref(), Some("aws.scheduler"));

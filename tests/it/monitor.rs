@@ -686,11 +686,39 @@ async fn monitor_without_an_export_publishes_no_export_age_but_keeps_its_alarm_b
     }
 }
 
+impl MonitorWorld {
+    async fn alarm_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .alarms()
+            .await
+            .iter()
+            .filter_map(|a| a.alarm_name().map(str::to_owned))
+            .collect();
+        names.sort();
+        names
+    }
+
+    async fn arn(&self, db: &str) -> String {
+        let out = self
+            .rds
+            .describe_db_instances()
+            .db_instance_identifier(db)
+            .send()
+            .await
+            .unwrap();
+        out.db_instances()[0].db_instance_arn().unwrap().to_owned()
+    }
+}
+
+/// The re-tagging attack of issue 22: whoever may tag a database sets `lifeboat:backup=false` to stop its backups.
+/// Monitor keeps its alarms (they fire on the missing data), reports it every run, lists it in the evidence
+/// report, and lets go only when a person confirms, with a record in the bucket. A database deleted outright
+/// loses its alarms at once, with a finding; a dropped check goes; no one else's alarm is touched.
 #[tokio::test]
-async fn monitor_deletes_the_alarms_of_a_retired_database_and_of_a_dropped_check_and_no_one_elses() {
+async fn a_deselected_database_keeps_its_alarms_and_is_a_finding_until_a_person_confirms() {
     let w = monitor_world().await;
     let backup = [("lifeboat:backup", "true")];
-    for db in ["keep", "retire"] {
+    for db in ["keep", "retagged", "deleted"] {
         instance(&w.rds, db, &backup, 7).await;
     }
     w.cw.put_metric_alarm()
@@ -711,68 +739,152 @@ async fn monitor_deletes_the_alarms_of_a_retired_database_and_of_a_dropped_check
     )
     .await
     .unwrap();
-    assert_eq!(before.alarms_kept, 2 * 7);
+    assert_eq!(before.alarms_kept, 3 * 7);
     assert!(before.alarms_deleted.is_empty(), "{:?}", before.alarms_deleted);
-    assert_eq!(w.alarms().await.len(), 2 * 7 + 1);
+    assert!(before.deselected.is_empty() && before.gone.is_empty());
+    assert_eq!(w.alarm_names().await.len(), 3 * 7 + 1);
 
-    // `retire` stays in RDS but is no longer selected, and the policy drops the weekly export.
-    let arn = w
-        .rds
-        .describe_db_instances()
-        .db_instance_identifier("retire")
-        .send()
-        .await
-        .unwrap()
-        .db_instances()[0]
-        .db_instance_arn()
-        .unwrap()
-        .to_owned();
+    // The attacker's move, and a database really retired; the policy drops the weekly export.
     w.rds
-        .remove_tags_from_resource()
-        .resource_name(arn)
-        .tag_keys("lifeboat:backup")
+        .add_tags_to_resource()
+        .resource_name(w.arn("retagged").await)
+        .tags(Tag::builder().key("lifeboat:backup").value("false").build())
         .send()
         .await
         .unwrap();
-    let after = monitor::handle(&w.deps(&[("LIFEBOAT_EXPORT_MAX_AGE_HOURS", "full=26")]), json!({}))
+    w.rds
+        .delete_db_instance()
+        .db_instance_identifier("deleted")
+        .skip_final_snapshot(true)
+        .send()
         .await
         .unwrap();
+    let deps = w.deps(&[("LIFEBOAT_EXPORT_MAX_AGE_HOURS", "full=26")]);
+    let after = monitor::handle(&deps, json!({})).await.unwrap();
     assert_eq!(
         after.databases.iter().map(|v| v.db.as_str()).collect::<Vec<_>>(),
         ["keep"]
     );
+    assert_eq!(after.deselected, ["retagged"]);
+    assert_eq!(after.gone, ["deleted"]);
     let mut deleted = after.alarms_deleted.clone();
     deleted.sort();
     assert_eq!(
         deleted,
         [
+            "lifeboat/deleted/backup-retention",
+            "lifeboat/deleted/export-age-full",
+            "lifeboat/deleted/export-age-weekly",
+            "lifeboat/deleted/pitr-lag",
+            "lifeboat/deleted/restore-test-age",
+            "lifeboat/deleted/restore-test-failed",
+            "lifeboat/deleted/snapshot-age",
             "lifeboat/keep/export-age-weekly",
-            "lifeboat/retire/backup-retention",
-            "lifeboat/retire/export-age-full",
-            "lifeboat/retire/export-age-weekly",
-            "lifeboat/retire/pitr-lag",
-            "lifeboat/retire/restore-test-age",
-            "lifeboat/retire/restore-test-failed",
-            "lifeboat/retire/snapshot-age",
         ]
     );
-    assert_eq!(after.alarms_kept, 6);
-    let mut left: Vec<String> = w
-        .alarms()
-        .await
+    let deselection = after
+        .attention
         .iter()
-        .filter_map(|a| a.alarm_name().map(str::to_owned))
-        .collect();
-    left.sort();
-    assert_eq!(left.len(), 7, "{left:?}");
+        .find(|n| n.starts_with("retagged: no longer selected for backup"))
+        .unwrap_or_else(|| panic!("no de-selection finding in {:?}", after.attention));
+    assert!(deselection.contains(r#""database": "retagged""#), "{deselection}");
     assert!(
-        left.contains(&"someone-elses-alarm".to_owned()),
-        "not Lifeboat's: {left:?}"
+        after
+            .attention
+            .iter()
+            .any(|n| n.starts_with("deleted: no longer exists")),
+        "{:?}",
+        after.attention
     );
-    assert!(left
+    let left = w.alarm_names().await;
+    assert_eq!(
+        left.iter().filter(|n| n.starts_with("lifeboat/retagged/")).count(),
+        7,
+        "{left:?}"
+    );
+    assert_eq!(
+        left.iter().filter(|n| n.starts_with("lifeboat/keep/")).count(),
+        6,
+        "{left:?}"
+    );
+    assert!(left.contains(&"someone-elses-alarm".to_owned()), "{left:?}");
+    assert!(!left.iter().any(|n| n.starts_with("lifeboat/deleted/")), "{left:?}");
+    let published = w.published().await;
+    assert!(
+        published.contains(&("Deselected".to_owned(), "retagged".to_owned())),
+        "{published:?}"
+    );
+    assert!(
+        published.iter().any(|(m, _)| m == "DeselectedUnconfirmed"),
+        "{published:?}"
+    );
+
+    // Every run says it again, and the evidence report lists it rather than dropping it.
+    let again = monitor::handle(&deps, json!({})).await.unwrap();
+    assert_eq!(again.deselected, ["retagged"]);
+    assert!(again.alarms_deleted.is_empty(), "{:?}", again.alarms_deleted);
+    let evidence = monitor::run(&deps, json!({"action": "evidence-report"})).await.unwrap();
+    let findings: Vec<&str> = evidence["needs_a_human"]
+        .as_array()
+        .unwrap()
         .iter()
-        .filter(|n| n.starts_with("lifeboat/"))
-        .all(|n| n.starts_with("lifeboat/keep/")));
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.starts_with("retagged: no longer selected for backup")),
+        "{findings:?}"
+    );
+
+    // Nothing to confirm for a database still selected, one that is gone, or a confirmation that names no one.
+    for (bad, why) in [
+        (
+            json!({"action": "confirm-deselection", "database": "keep", "by": "jane"}),
+            "still selected",
+        ),
+        (
+            json!({"action": "confirm-deselection", "database": "deleted", "by": "jane"}),
+            "does not exist",
+        ),
+        (json!({"action": "confirm-deselection", "database": "retagged"}), "`by`"),
+    ] {
+        let err = monitor::run(&deps, bad.clone()).await.unwrap_err();
+        assert!(err.to_string().contains(why), "{bad}: {err}");
+    }
+    assert_eq!(w.alarm_names().await, left, "a refused confirmation deletes nothing");
+
+    let confirmed = monitor::run(
+        &deps,
+        json!({"action": "confirm-deselection", "database": "retagged", "by": "jane@example.com"}),
+    )
+    .await
+    .unwrap();
+    let key = confirmed["record"].as_str().unwrap();
+    assert!(key.starts_with("records/deselections/databases/retagged/"), "{key}");
+    let record = w.s3.get_object().bucket(BUCKET).key(key).send().await.unwrap();
+    let record: Value = serde_json::from_slice(&record.body.collect().await.unwrap().into_bytes()).unwrap();
+    assert_eq!(record["by"], "jane@example.com");
+    assert_eq!(record["tags"]["lifeboat:backup"], "false");
+    assert_eq!(record["alarms"].as_array().unwrap().len(), 7);
+    let left = w.alarm_names().await;
+    assert!(!left.iter().any(|n| n.starts_with("lifeboat/retagged/")), "{left:?}");
+    assert_eq!(left.len(), 6 + 1, "{left:?}");
+
+    let last = monitor::handle(&deps, json!({})).await.unwrap();
+    assert!(last.deselected.is_empty(), "{:?}", last.deselected);
+    assert!(
+        !last.attention.iter().any(|n| n.starts_with("retagged")),
+        "{:?}",
+        last.attention
+    );
+    let err = monitor::run(
+        &deps,
+        json!({"action": "confirm-deselection", "database": "retagged", "by": "jane"}),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("no alarms of monitor's"), "{err}");
 }
 
 #[tokio::test]

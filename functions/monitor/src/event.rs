@@ -3,6 +3,11 @@
 //! "period": "2026-10"}` (the console, `events/monitor/evidence-report.json`; the monthly schedule sends
 //! `"period": "previous-month"`, `events/monitor/evidence-monthly.json`) writes an evidence report.
 //!
+//! `{"action": "confirm-deselection", "database": "<id>", "by": "<who>"}` (or `"cache": "<id>"`;
+//! `events/monitor/confirm-deselection.json`) is a person confirming that a database or cache monitor watched is
+//! meant to be no longer backed up (`crate::deselection`). Its fields are checked here: a malformed confirmation is
+//! refused, never read as a monitoring run.
+//!
 //! A monitoring run measures against the moment it runs, whatever the event says, so its payload is never
 //! refused: the event only tells the log which schedule fired and for when. An `action` monitor does not know
 //! is refused, so a typo never passes for an hourly run.
@@ -12,6 +17,69 @@ use serde_json::Value;
 
 /// The `action` that asks for an evidence report.
 pub const EVIDENCE_REPORT: &str = "evidence-report";
+/// The `action` of a person confirming a de-selection.
+pub const CONFIRM_DESELECTION: &str = "confirm-deselection";
+
+/// What a confirmation names: a database (RDS instance or Aurora cluster) or a cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    Database(String),
+    Cache(String),
+}
+
+/// A person's confirmation that a de-selected database or cache is meant to stop being backed up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirmation {
+    pub subject: Subject,
+    /// Who confirms, as they say (the invocation's principal is in CloudTrail); kept in the record.
+    pub by: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfirmation {
+    #[allow(dead_code)]
+    action: String,
+    database: Option<String>,
+    cache: Option<String>,
+    by: Option<String>,
+}
+
+/// RDS and ElastiCache identifiers: letters, digits and hyphens, at most 255 characters here (the services'
+/// own limits are lower); anything else could not have alarms of Lifeboat's and is refused.
+fn identifier(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 255 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+fn confirmation(payload: &Value) -> Result<Confirmation, String> {
+    let raw: RawConfirmation =
+        serde_json::from_value(payload.clone()).map_err(|e| format!("{CONFIRM_DESELECTION}: {e}"))?;
+    let subject = match (raw.database, raw.cache) {
+        (Some(db), None) if identifier(&db) => Subject::Database(db),
+        (None, Some(cache)) if identifier(&cache) => Subject::Cache(cache),
+        (Some(id), None) | (None, Some(id)) => {
+            return Err(format!(
+                "{CONFIRM_DESELECTION}: `{id}` is not an RDS or ElastiCache identifier"
+            ))
+        }
+        _ => {
+            return Err(format!(
+                "{CONFIRM_DESELECTION}: name exactly one of `database` and `cache`"
+            ))
+        }
+    };
+    let by = raw.by.unwrap_or_default();
+    let by = by.trim();
+    if by.is_empty() || by.chars().count() > 128 || by.chars().any(char::is_control) {
+        return Err(format!(
+            "{CONFIRM_DESELECTION}: `by` must name who confirms (1 to 128 printable characters)"
+        ));
+    }
+    Ok(Confirmation {
+        subject,
+        by: by.to_owned(),
+    })
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Request {
@@ -20,6 +88,10 @@ pub enum Request {
     Monitor,
     /// An evidence report for a period (`None`: the last 30 days).
     Evidence { period: Option<String> },
+    /// A person confirms a de-selection.
+    ConfirmDeselection(Confirmation),
+    /// A known `action` whose fields are wrong: the message says which.
+    Invalid(String),
     /// An `action` monitor does not know.
     Unknown(String),
 }
@@ -38,6 +110,10 @@ fn request(payload: &Value) -> Request {
         None | Some(Value::Null) => Request::Monitor,
         Some(Value::String(a)) if a == EVIDENCE_REPORT => Request::Evidence {
             period: payload.get("period").and_then(Value::as_str).map(str::to_owned),
+        },
+        Some(Value::String(a)) if a == CONFIRM_DESELECTION => match confirmation(payload) {
+            Ok(c) => Request::ConfirmDeselection(c),
+            Err(e) => Request::Invalid(e),
         },
         Some(other) => Request::Unknown(other.to_string()),
     }
@@ -84,5 +160,31 @@ mod tests {
             parse(&json!({"action": "evidnce-report"})).request,
             Request::Unknown("\"evidnce-report\"".to_owned())
         );
+    }
+
+    #[test]
+    fn a_confirmation_names_one_subject_and_who_and_anything_else_is_refused() {
+        let t = parse(&json!({"action": "confirm-deselection", "database": "app-prod", "by": "jane@example.com"}));
+        assert_eq!(
+            t.request,
+            Request::ConfirmDeselection(Confirmation {
+                subject: Subject::Database("app-prod".to_owned()),
+                by: "jane@example.com".to_owned()
+            })
+        );
+        let t = parse(&json!({"action": "confirm-deselection", "cache": "sessions", "by": "ops"}));
+        assert!(
+            matches!(t.request, Request::ConfirmDeselection(Confirmation { subject: Subject::Cache(ref c), .. }) if c == "sessions")
+        );
+        for bad in [
+            json!({"action": "confirm-deselection", "database": "a", "cache": "b", "by": "x"}),
+            json!({"action": "confirm-deselection", "by": "x"}),
+            json!({"action": "confirm-deselection", "database": "app"}),
+            json!({"action": "confirm-deselection", "database": "app", "by": "  "}),
+            json!({"action": "confirm-deselection", "database": "../app", "by": "x"}),
+            json!({"action": "confirm-deselection", "database": "app", "by": "x", "force": true}),
+        ] {
+            assert!(matches!(parse(&bad).request, Request::Invalid(_)), "{bad}");
+        }
     }
 }

@@ -1,18 +1,22 @@
 //! The evidence report, on demand (a console event) or monthly (the schedule's event): gathers the fleet's
-//! facts from RDS and the bucket, has `lifeboat::evidence` judge and draw them, and writes the page and its
+//! facts from RDS and the bucket (and, from monitor's alarms, the databases de-selected and not confirmed, which it
+//! lists as findings), has `lifeboat::evidence` judge and draw them, and writes the page and its
 //! JSON under `reports/evidence/`. No state of its own: every report is rebuilt from what S3 and RDS hold.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_cloudwatch::types::StandardUnit;
 use chrono::{DateTime, Utc};
 use lifeboat::bucket;
+use lifeboat::cache_monitor::CACHE_ALARM_MARK;
 use lifeboat::error::Error;
 use lifeboat::evidence::{self, gather, DayStatus, Period, Report};
 use lifeboat::metrics::{Metrics, EVIDENCE_GAP_DAYS, EVIDENCE_POLICIES_NOT_MET, EVIDENCE_REPORT_WRITTEN};
+use lifeboat::monitor::{alarm_set, plan_alarms, Presence};
+use lifeboat::selection::Database;
 use serde::Serialize;
 
-use crate::handler::Deps;
+use crate::handler::{existing_alarms, Deps};
 
 /// What the invocation returns: where the report is, and its verdicts.
 #[derive(Debug, Clone, Serialize)]
@@ -42,6 +46,27 @@ async fn put(deps: &Deps, key: &str, body: Vec<u8>, content_type: &str) -> Resul
     Ok(())
 }
 
+/// The databases monitor watched (they hold its alarms) that still exist and are not selected: the hourly run's
+/// rule ([`plan_alarms`]) over the databases alone, so the report lists them instead of dropping them.
+async fn deselected(deps: &Deps, all: &[Database], chosen: &[Database]) -> Result<Vec<String>, Error> {
+    let wanted: BTreeSet<String> = chosen
+        .iter()
+        .flat_map(|d| alarm_set(&d.id, &deps.settings.policy))
+        .map(|a| a.name)
+        .collect();
+    let existing = existing_alarms(&deps.cw).await?;
+    let plan = plan_alarms(&existing, &wanted, |who| {
+        if who.starts_with(CACHE_ALARM_MARK) {
+            Presence::Unknown
+        } else if all.iter().any(|d| d.id == who) {
+            Presence::Exists
+        } else {
+            Presence::Gone
+        }
+    });
+    Ok(plan.deselected.keys().map(|s| (*s).to_owned()).collect())
+}
+
 /// Gathers, builds and writes the report; returns it with its keys.
 async fn write(deps: &Deps, period: &Period, now: DateTime<Utc>) -> Result<(Report, String, String), Error> {
     let s = &deps.settings;
@@ -53,7 +78,10 @@ async fn write(deps: &Deps, period: &Period, now: DateTime<Utc>) -> Result<(Repo
         bucket: &s.bucket,
     };
     let facts = gather::fleet(src, &chosen.databases, period).await?;
-    let report = evidence::build(&facts, &s.policy, period, now);
+    let mut report = evidence::build(&facts, &s.policy, period, now);
+    for db in deselected(deps, &all, &chosen.databases).await? {
+        report.add_deselected(&db);
+    }
     let json = serde_json::to_vec_pretty(&report)
         .map_err(|e| Error::PartialFailure(format!("the evidence report could not be written as JSON: {e}")))?;
     let (year, month) = period.folder_month();

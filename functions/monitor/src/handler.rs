@@ -1,17 +1,22 @@
 //! One monitoring run: observe every selected database, publish the figures, keep the alarm sets in step with
-//! the fleet, and delete expired restore-test resources.
+//! the fleet (a de-selected database or cache keeps its alarms and is a finding until a person confirms:
+//! `crate::deselection`), and delete expired restore-test resources.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, StandardUnit, Statistic};
 use chrono::{DateTime, Utc};
 use lifeboat::bucket;
-use lifeboat::cache_monitor::{alarm_subject, AlarmSubject};
+use lifeboat::cache_monitor::CACHE_ALARM_MARK;
 use lifeboat::error::Error;
-use lifeboat::metrics::{Metrics, DB_DIMENSION, RESTORE_TEST_JANITOR_DELETED};
+use lifeboat::metrics::{
+    Metrics, CACHE_DIMENSION, DB_DIMENSION, DESELECTED, DESELECTED_UNCONFIRMED, RESTORE_TEST_JANITOR_DELETED,
+    RESTORE_TEST_JANITOR_FAILED,
+};
 use lifeboat::monitor::{
-    alarm_set, attention, expired_tests, restore_test_passed, stale_alarms, AlarmSpec, Comparison, Facts,
-    ALARM_DATAPOINTS_TO_ALARM, ALARM_EVALUATION_PERIODS, ALARM_PERIOD_S, ALARM_PREFIX, ALARM_TREAT_MISSING_DATA,
+    alarm_set, attention, deselection_note, expired_tests, gone_note, plan_alarms, restore_test_passed, AlarmSpec,
+    Comparison, Facts, Presence, ALARM_DATAPOINTS_TO_ALARM, ALARM_EVALUATION_PERIODS, ALARM_PERIOD_S, ALARM_PREFIX,
+    ALARM_TREAT_MISSING_DATA,
 };
 use lifeboat::selection::{self, Database};
 use serde::Serialize;
@@ -57,7 +62,14 @@ pub struct Summary {
     pub caches: Vec<CacheView>,
     pub alarms_kept: usize,
     pub alarms_deleted: Vec<String>,
+    /// Databases and caches monitor watched that still exist and are no longer selected, as their alarms name
+    /// them (`<db>`, `cache:<id>`): their alarms are kept until a person confirms (`confirm-deselection`).
+    pub deselected: Vec<String>,
+    /// Databases and caches monitor watched that no longer exist: their alarms were deleted in this run.
+    pub gone: Vec<String>,
     pub janitor_deleted: Vec<String>,
+    /// Each expired restore-test resource the janitor could not delete, and why (`RestoreTestJanitorFailed`).
+    pub janitor_failed: Vec<String>,
     /// What a human must hear about now.
     pub attention: Vec<String>,
 }
@@ -180,7 +192,7 @@ pub(crate) async fn put_alarm(deps: &Deps, subject: (&str, &str), spec: &AlarmSp
     Ok(())
 }
 
-async fn existing_alarms(cw: &aws_sdk_cloudwatch::Client) -> Result<Vec<String>, Error> {
+pub(crate) async fn existing_alarms(cw: &aws_sdk_cloudwatch::Client) -> Result<Vec<String>, Error> {
     let mut out = Vec::new();
     let mut pages = cw
         .describe_alarms()
@@ -198,20 +210,9 @@ async fn existing_alarms(cw: &aws_sdk_cloudwatch::Client) -> Result<Vec<String>,
     Ok(out)
 }
 
-/// Deletes the existing alarms no wanted set contains (a hundred names per call, the API's limit). When the
-/// caches could not be listed, their alarms are kept: a cache is not gone because ElastiCache did not answer.
-async fn delete_stale_alarms(
-    deps: &Deps,
-    wanted: &BTreeSet<String>,
-    keep_cache_alarms: bool,
-) -> Result<Vec<String>, Error> {
-    let existing = existing_alarms(&deps.cw).await?;
-    let stale: Vec<String> = stale_alarms(&existing, wanted)
-        .into_iter()
-        .filter(|n| !(keep_cache_alarms && matches!(alarm_subject(n), Some((AlarmSubject::Cache(_), _)))))
-        .map(str::to_owned)
-        .collect();
-    for chunk in stale.chunks(100) {
+/// Deletes alarms, a hundred names per call (the API's limit).
+pub(crate) async fn delete_alarms(deps: &Deps, names: &[String]) -> Result<(), Error> {
+    for chunk in names.chunks(100) {
         deps.cw
             .delete_alarms()
             .set_alarm_names(Some(chunk.to_vec()))
@@ -219,57 +220,137 @@ async fn delete_stale_alarms(
             .await
             .map_err(|e| Error::aws("DeleteAlarms", e))?;
     }
-    Ok(stale)
+    Ok(())
+}
+
+/// A subject as alarm names spell it (`<db>` or `cache:<id>`): whether it is a cache, and its identifier.
+fn subject_of(who: &str) -> (bool, &str) {
+    match who.strip_prefix(CACHE_ALARM_MARK) {
+        Some(cache) => (true, cache),
+        None => (false, who),
+    }
+}
+
+/// What the run did with the alarms no wanted set contains.
+struct AlarmChanges {
+    deleted: Vec<String>,
+    deselected: Vec<String>,
+    gone: Vec<String>,
+}
+
+/// Applies [`plan_alarms`]: deletes dropped checks and the alarms of what is gone; keeps a de-selected subject's
+/// alarms, publishes `Deselected` for it and `DeselectedUnconfirmed` for the run, and says it in `notes`. When
+/// the caches could not be listed (`caches` is `None`), nothing is concluded about a cache.
+async fn reconcile_alarms(
+    deps: &Deps,
+    wanted: &BTreeSet<String>,
+    databases: &[Database],
+    caches: Option<&[lifeboat::elasticache::Cache]>,
+    metrics: &mut Metrics,
+    notes: &mut Vec<String>,
+) -> Result<AlarmChanges, Error> {
+    let existing = existing_alarms(&deps.cw).await?;
+    let presence = |who: &str| match subject_of(who) {
+        (true, id) => match caches {
+            None => Presence::Unknown,
+            Some(all) if all.iter().any(|c| c.id == id) => Presence::Exists,
+            Some(_) => Presence::Gone,
+        },
+        (false, id) if databases.iter().any(|d| d.id == id) => Presence::Exists,
+        (false, _) => Presence::Gone,
+    };
+    let plan = plan_alarms(&existing, wanted, presence);
+    for (who, alarms) in &plan.deselected {
+        let (cache, id) = subject_of(who);
+        let (what, key, dimension) = if cache {
+            (format!("cache {id}"), "cache", CACHE_DIMENSION)
+        } else {
+            (id.to_owned(), "database", DB_DIMENSION)
+        };
+        tracing::warn!(subject = %who, alarms = alarms.len(), "de-selected: its alarms are kept until a person confirms");
+        notes.push(deselection_note(&what, key, id));
+        metrics.put(DESELECTED, 1.0, StandardUnit::Count, &[(dimension, id)]);
+    }
+    metrics.put(
+        DESELECTED_UNCONFIRMED,
+        plan.deselected.len() as f64,
+        StandardUnit::Count,
+        &[],
+    );
+    for who in &plan.gone {
+        let (cache, id) = subject_of(who);
+        let what = if cache { format!("cache {id}") } else { id.to_owned() };
+        tracing::warn!(subject = %who, "gone: its alarms are deleted");
+        notes.push(gone_note(&what));
+    }
+    let deleted: Vec<String> = plan.delete.iter().map(|n| (*n).to_owned()).collect();
+    delete_alarms(deps, &deleted).await?;
+    Ok(AlarmChanges {
+        deleted,
+        deselected: plan.deselected.keys().map(|s| (*s).to_owned()).collect(),
+        gone: plan.gone.iter().map(|s| (*s).to_owned()).collect(),
+    })
+}
+
+/// What the janitor did: what it deleted, and each resource it could not delete (or list), with why.
+#[derive(Debug, Default)]
+struct Janitor {
+    deleted: Vec<String>,
+    failed: Vec<String>,
+}
+
+impl Janitor {
+    fn report_failure(&mut self, resource: &str, error: &dyn std::fmt::Display) {
+        tracing::error!(resource = %resource, error = %error, "janitor: could not delete an expired restore-test resource");
+        self.failed.push(format!("{resource}: {error}"));
+    }
 }
 
 /// Restore-test instances, clusters and cache groups past their expiry tag, deleted through the one tag-checked
-/// cleanup that the restore function uses too. A failed deletion is logged; the next run tries again.
-async fn janitor(deps: &Deps, all: &[Database], now: DateTime<Utc>) -> Vec<String> {
-    let mut deleted = Vec::new();
+/// cleanup that the restore function uses too. A failed deletion is logged, reported in the result and counted in
+/// `RestoreTestJanitorFailed`, and the janitor goes on with the rest; the next run tries again.
+async fn janitor(deps: &Deps, all: &[Database], now: DateTime<Utc>) -> Janitor {
+    let mut out = Janitor::default();
     for d in expired_tests(all, now) {
         match lifeboat::rds::instances::delete_test(&deps.rds, d.kind, d.id, d.member).await {
             Ok(_) => {
                 tracing::warn!(resource = %d.id, "deleted an expired restore-test resource");
-                deleted.push(d.id.to_owned());
+                out.deleted.push(d.id.to_owned());
             }
-            Err(e) => {
-                tracing::error!(resource = %d.id, error = %e, "could not delete an expired restore-test resource")
-            }
+            Err(e) => out.report_failure(d.id, &e),
         }
     }
     match lifeboat::cache_restore::sweep_expired(&deps.ec, now).await {
-        Ok(groups) => {
-            for g in &groups {
+        Ok(sweep) => {
+            for g in &sweep.deleted {
                 tracing::warn!(resource = %g, "deleted an expired cache restore-test group");
             }
-            deleted.extend(groups);
+            out.deleted.extend(sweep.deleted);
+            for (g, e) in &sweep.failed {
+                out.report_failure(g, e);
+            }
         }
-        Err(e) => tracing::error!(error = %e, "could not sweep expired cache restore-test groups"),
+        Err(e) => out.report_failure("cache restore-test groups", &e),
     }
-    deleted.extend(expired_test_secrets(deps, now).await);
-    deleted
+    expired_test_secrets(deps, now, &mut out).await;
+    out
 }
 
 /// The password secrets of restore tests whose cleanup never ran, once their expiry has passed.
-async fn expired_test_secrets(deps: &Deps, now: DateTime<Utc>) -> Vec<String> {
+async fn expired_test_secrets(deps: &Deps, now: DateTime<Utc>, out: &mut Janitor) {
     let names = match lifeboat::test_secrets::expired(&deps.sm, now).await {
         Ok(names) => names,
-        Err(e) => {
-            tracing::error!(error = %e, "could not list restore-test secrets");
-            return Vec::new();
-        }
+        Err(e) => return out.report_failure("restore-test secrets", &e),
     };
-    let mut deleted = Vec::new();
     for name in names {
         match lifeboat::test_secrets::delete(&deps.sm, &name).await {
             Ok(_) => {
                 tracing::warn!(secret = %name, "deleted an expired restore-test secret");
-                deleted.push(name);
+                out.deleted.push(name);
             }
-            Err(e) => tracing::error!(secret = %name, error = %e, "could not delete an expired restore-test secret"),
+            Err(e) => out.report_failure(&name, &e),
         }
     }
-    deleted
 }
 
 /// The manual-snapshot quota warning: the same rule (`lifeboat::quota`) that `snapshot` reports after each run.
@@ -293,13 +374,18 @@ pub async fn run(deps: &Deps, payload: Value) -> Result<Value, Error> {
     };
     match event::parse(&payload).request {
         event::Request::Monitor => json(serde_json::to_value(handle(deps, payload).await?)),
-        event::Request::Evidence { period } => {
-            json(serde_json::to_value(crate::evidence::report(deps, period.as_deref()).await?))
+        event::Request::Evidence { period } => json(serde_json::to_value(
+            crate::evidence::report(deps, period.as_deref()).await?,
+        )),
+        event::Request::ConfirmDeselection(c) => {
+            json(serde_json::to_value(crate::deselection::confirm(deps, &c).await?))
         }
+        event::Request::Invalid(reason) => Err(Error::InvalidEvent(reason)),
         event::Request::Unknown(action) => Err(Error::InvalidEvent(format!(
-            "unknown action {action}: send {{}} for a monitoring run, or {{\"action\": \"{}\", \"period\": \"2026-10\"}} \
-             for an evidence report",
-            event::EVIDENCE_REPORT
+            "unknown action {action}: send {{}} for a monitoring run, {{\"action\": \"{}\", \"period\": \"2026-10\"}} \
+             for an evidence report, or {{\"action\": \"{}\", \"database\": \"<id>\", \"by\": \"<who>\"}}",
+            event::EVIDENCE_REPORT,
+            event::CONFIRM_DESELECTION
         ))),
     }
 }
@@ -343,22 +429,22 @@ pub async fn handle(deps: &Deps, payload: Value) -> Result<Summary, Error> {
         mut failures,
     } = observe_fleet(deps, &chosen.databases, now, &mut metrics).await?;
     let (all_caches, cache_fleet) = observe_caches(deps, now, &mut metrics).await?;
-    let keep_cache_alarms = all_caches.is_none();
-    let all_caches = all_caches.unwrap_or_default();
     notes.extend(cache_fleet.notes);
     wanted.extend(cache_fleet.wanted);
     failures.extend(cache_fleet.failures);
     for missing in chosen
         .missing
         .iter()
-        .filter(|m| !all_caches.iter().any(|c| &c.id == *m))
+        .filter(|m| !all_caches.iter().flatten().any(|c| &c.id == *m))
     {
         notes.push(format!("{missing}: named in LIFEBOAT_DATABASES but does not exist"));
     }
-    let stale = delete_stale_alarms(deps, &wanted, keep_cache_alarms).await?;
-    let janitor_deleted = janitor(deps, &all, now).await;
-    let janitor_count = janitor_deleted.len() as f64;
+    let changes = reconcile_alarms(deps, &wanted, &all, all_caches.as_deref(), &mut metrics, &mut notes).await?;
+    let janitor = janitor(deps, &all, now).await;
+    let janitor_count = janitor.deleted.len() as f64;
     metrics.put(RESTORE_TEST_JANITOR_DELETED, janitor_count, StandardUnit::Count, &[]);
+    let janitor_failed = janitor.failed.len() as f64;
+    metrics.put(RESTORE_TEST_JANITOR_FAILED, janitor_failed, StandardUnit::Count, &[]);
     notes.extend(quota_note(deps).await?);
     metrics.publish(&deps.cw, &s.common.metrics_namespace, now).await?;
     for note in &notes {
@@ -375,8 +461,11 @@ pub async fn handle(deps: &Deps, payload: Value) -> Result<Summary, Error> {
         databases: views,
         caches: cache_fleet.views,
         alarms_kept: wanted.len(),
-        alarms_deleted: stale,
-        janitor_deleted,
+        alarms_deleted: changes.deleted,
+        deselected: changes.deselected,
+        gone: changes.gone,
+        janitor_deleted: janitor.deleted,
+        janitor_failed: janitor.failed,
         attention: notes,
     })
 }

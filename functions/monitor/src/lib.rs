@@ -1,11 +1,14 @@
 //! The `monitor` function: hourly, per selected database, the age of the newest snapshot, export (per profile) and
 //! restore test, and the compliance facts (retention, PITR lag, encryption, deletion protection), as metrics with
-//! one alarm set per database; alarms of databases that are gone are deleted; expired restore-test resources are
-//! deleted (the janitor). On request and monthly, it writes the fleet's evidence report (`evidence`).
+//! one alarm set per database; alarms of databases that are gone are deleted, those of databases and caches that
+//! are de-selected are kept until a person confirms (`deselection`); expired restore-test resources are deleted
+//! (the janitor, which reports each one it could not delete). On request and monthly, it writes the fleet's
+//! evidence report (`evidence`).
 
 #![warn(clippy::too_many_lines)]
 
 pub mod caches;
+pub mod deselection;
 pub mod event;
 pub mod evidence;
 pub mod handler;

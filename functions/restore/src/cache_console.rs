@@ -5,7 +5,10 @@
 //! as a sharded group with its shard count and a cluster-mode parameter group (`crate::cache_shards`).
 //!
 //! Refuses, touching nothing: a target that exists (a replication group or a cache cluster of that name), a
-//! snapshot that does not exist or is not available.
+//! snapshot that does not exist or is not available. When ElastiCache refuses the new group after the token's
+//! secret was made, that secret is deleted again (the one it created, by the ARN it got back, with no recovery
+//! window so the name is free at once): a failed restore leaves no AUTH token behind, and a retry under the same
+//! target name starts clean.
 
 use std::collections::BTreeMap;
 
@@ -85,6 +88,33 @@ async fn store_token(deps: &Deps, r: &CacheRestore, cache: &str, token: &str) ->
         .ok_or_else(|| RestoreError::InvalidSecret(format!("Secrets Manager returned no ARN for {name}")))
 }
 
+/// Creates the group; when ElastiCache refuses it, deletes the token's secret this restore just created (`arn`,
+/// never a name from the event) and answers the refusal. A secret that cannot be deleted is logged with the
+/// refusal: the refusal is what the caller must hear.
+async fn create_or_discard_token(
+    deps: &Deps,
+    request: &GroupRequest<'_>,
+    parameter_group: Option<&str>,
+    arn: &str,
+) -> Result<(), RestoreError> {
+    let Err(refused) = rules::create_group_with(&deps.ec, request, parameter_group).await else {
+        return Ok(());
+    };
+    let deleted = deps
+        .sm
+        .delete_secret()
+        .secret_id(arn)
+        .force_delete_without_recovery(true)
+        .send()
+        .await;
+    match deleted {
+        Ok(_) => tracing::warn!(target = %request.group_id, secret = %arn, "group refused; its AUTH secret deleted"),
+        Err(e) => tracing::error!(target = %request.group_id, secret = %arn, error = %Error::aws("DeleteSecret", e),
+            "group refused, and its AUTH secret could not be deleted"),
+    }
+    Err(refused.into())
+}
+
 /// Restores the snapshot into the new group and answers at once (ElastiCache takes minutes; the answer says
 /// how to follow it).
 pub async fn restore(deps: &Deps, r: CacheRestore) -> Result<Value, RestoreError> {
@@ -129,7 +159,7 @@ pub async fn restore(deps: &Deps, r: CacheRestore) -> Result<Value, RestoreError
         auth_token: &token,
         tags: &tags,
     };
-    rules::create_group_with(&deps.ec, &request, layout.parameter_group.as_deref()).await?;
+    create_or_discard_token(deps, &request, layout.parameter_group.as_deref(), &arn).await?;
     tracing::info!(target = %r.target, snapshot = %r.snapshot, cache = %cache, reason = %r.reason, "cache restore started");
     Ok(json!({
         "target": r.target,
@@ -140,4 +170,100 @@ pub async fn restore(deps: &Deps, r: CacheRestore) -> Result<Value, RestoreError
         "auth_secret": arn,
         "next": format!("aws elasticache describe-replication-groups --replication-group-id {} (available: connect over TLS with the AUTH token in {arn})", r.target),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_elasticache::operation::create_replication_group::{
+        CreateReplicationGroupError, CreateReplicationGroupOutput,
+    };
+    use aws_sdk_elasticache::types::error::InsufficientCacheClusterCapacityFault;
+    use aws_sdk_secretsmanager::operation::delete_secret::DeleteSecretOutput;
+    use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+
+    const ARN: &str =
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:lifeboat/restored-cache/sessions-new-AbCdEf";
+
+    fn deps(ec: aws_sdk_elasticache::Client, sm: aws_sdk_secretsmanager::Client) -> Deps {
+        let config = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+        let env = |n: &str| match n {
+            "LIFEBOAT_BUCKET" => Some("lifeboat-backups".to_owned()),
+            "LIFEBOAT_DB_SSLMODE" => Some("disable".to_owned()),
+            _ => None,
+        };
+        let settings = crate::settings::RestoreSettings::from_env(&env).unwrap();
+        Deps {
+            ec,
+            sm,
+            ..Deps::new(&config, settings)
+        }
+    }
+
+    fn request<'a>(tags: &'a BTreeMap<String, String>, groups: &'a [String]) -> GroupRequest<'a> {
+        GroupRequest {
+            group_id: "sessions-new",
+            description: "Restored by Lifeboat".to_owned(),
+            source: rules::GroupSource::Snapshot("lifeboat-sessions-20261129-0300"),
+            cluster_mode: false,
+            shards: 1,
+            engine: None,
+            node_type: "cache.t4g.micro",
+            subnet_group: None,
+            security_groups: groups,
+            auth_token: "a-token-of-thirty-two-characters",
+            tags,
+        }
+    }
+
+    fn delete_rule() -> Rule {
+        mock!(aws_sdk_secretsmanager::Client::delete_secret)
+            .match_requests(|r| r.secret_id() == Some(ARN) && r.force_delete_without_recovery() == Some(true))
+            .then_output(|| DeleteSecretOutput::builder().build())
+    }
+
+    /// Issue 22, item 13: a refused group used to leave `lifeboat/restored-cache/<target>` behind, and the next
+    /// try under the same name failed on the secret that already existed.
+    #[tokio::test]
+    async fn a_refused_group_takes_its_auth_secret_with_it_at_once() {
+        let refused = mock!(aws_sdk_elasticache::Client::create_replication_group).then_error(|| {
+            CreateReplicationGroupError::InsufficientCacheClusterCapacityFault(
+                InsufficientCacheClusterCapacityFault::builder()
+                    .message("no cache.t4g.micro capacity")
+                    .build(),
+            )
+        });
+        let delete = delete_rule();
+        let ec = mock_client!(aws_sdk_elasticache, RuleMode::MatchAny, [&refused]);
+        let sm = mock_client!(aws_sdk_secretsmanager, RuleMode::MatchAny, [&delete]);
+        let deps = deps(ec, sm);
+        let tags = BTreeMap::new();
+        let err = create_or_discard_token(&deps, &request(&tags, &[]), None, ARN)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("no cache.t4g.micro capacity"), "{err}");
+        assert_eq!(
+            delete.num_calls(),
+            1,
+            "the secret it created is deleted, without a recovery window"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_started_group_keeps_its_auth_secret() {
+        let created = mock!(aws_sdk_elasticache::Client::create_replication_group)
+            .then_output(|| CreateReplicationGroupOutput::builder().build());
+        let delete = delete_rule();
+        let ec = mock_client!(aws_sdk_elasticache, RuleMode::MatchAny, [&created]);
+        let sm = mock_client!(aws_sdk_secretsmanager, RuleMode::MatchAny, [&delete]);
+        let deps = deps(ec, sm);
+        let tags = BTreeMap::new();
+        create_or_discard_token(&deps, &request(&tags, &[]), None, ARN)
+            .await
+            .unwrap();
+        assert_eq!(delete.num_calls(), 0);
+    }
 }

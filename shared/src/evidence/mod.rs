@@ -91,6 +91,19 @@ pub struct Report {
     pub days: Vec<NaiveDate>,
     pub summary: FleetSummary,
     pub databases: Vec<DbReport>,
+    /// Databases Lifeboat watched that still exist and are no longer selected, their de-selection not yet
+    /// confirmed by a person (monitor's rule, `crate::monitor::plan_alarms`): a finding, never silently dropped.
+    pub deselected: Vec<String>,
+}
+
+impl Report {
+    /// Adds a database that was de-selected and not confirmed: listed, and a finding that needs a human.
+    pub fn add_deselected(&mut self, db: &str) {
+        self.deselected.push(db.to_owned());
+        self.summary
+            .needs_a_human
+            .push(crate::monitor::deselection_note(db, "database", db));
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -355,6 +355,7 @@ pub fn build(facts: &[Facts], policy: &Policy, period: &Period, now: DateTime<Ut
         days: period.days(),
         summary: summary(&databases, &facts),
         databases,
+        deselected: Vec::new(),
     }
 }
 
@@ -367,6 +368,16 @@ mod tests {
 
     fn report() -> Report {
         build(&fleet(), &policy(), &Period::parse(None, now()).unwrap(), now())
+    }
+
+    #[test]
+    fn a_deselected_database_is_listed_and_needs_a_human() {
+        let mut r = report();
+        let before = r.summary.needs_a_human.len();
+        r.add_deselected("old-billing");
+        assert_eq!(r.deselected, ["old-billing"]);
+        assert_eq!(r.summary.needs_a_human.len(), before + 1);
+        assert!(r.summary.needs_a_human[before].starts_with("old-billing: no longer selected for backup"));
     }
 
     fn db<'a>(r: &'a Report, name: &str) -> &'a DbReport {
