@@ -298,7 +298,7 @@ async fn files_staged_without_lifeboats_request_are_refused_not_published() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     requested(&w, &sessions).await;
 
-    let err = caches::handle(&w.deps, None).await.unwrap_err().to_string();
+    let err = caches::handle(&w.deps, None, None).await.unwrap_err().to_string();
     assert!(err.contains("RDB copy failed for 2 of 2 caches"), "{err}");
     assert!(
         err.contains(&format!("jobs (shard 1 {unasked}: ")) && err.contains("never asked for that export"),
