@@ -161,6 +161,7 @@ impl Scratch<'_> {
             counters: &Arc::new(Counters::default()),
             interrupt: None,
             jobs: None,
+            stop_at: None,
         })
         .await;
         let expected = expected_counts(self.manifest);
