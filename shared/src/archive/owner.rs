@@ -11,6 +11,9 @@
 //! PostgreSQL 15: a CHECK constraint's function reset the role during COPY and gave its author CREATEDB and
 //! CREATEROLE. Logging in as the role leaves nothing to reset to.
 //!
+//! The password is 32 random bytes that only this process holds; it is sent in CREATE ROLE, so a server that
+//! logs DDL logs it, which is why it expires (VALID UNTIL) and is removed with LOGIN when the restore ends.
+//!
 //! The role is INHERIT, unlike the rest of its attributes: it is granted no role, and on PostgreSQL 15 and later
 //! the owner of a database holds its `public` schema only through the implicit `pg_database_owner` membership,
 //! which NOINHERIT would cut.
