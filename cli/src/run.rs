@@ -208,6 +208,7 @@ pub async fn restore(args: &Restore) -> Result<(), CliError> {
             workdir: &workdir,
             reserve_bytes: archive::plan::WORKDIR_RESERVE_BYTES,
         }),
+        stop_at: None,
     })
     .await;
     drop(reporter);
@@ -230,6 +231,10 @@ pub async fn restore(args: &Restore) -> Result<(), CliError> {
         other => other?,
     };
     println!("restored {key} into {}", url::redacted(&into));
+    println!(
+        "owned by role {0} (it cannot log in; `GRANT \"{0}\" TO <user>` lets a user in)",
+        report.owner_role
+    );
     for t in &report.tables {
         println!(
             "  {}.{}: {} rows restored, {} in the manifest",

@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod naming;
 pub mod notify;
+pub mod pg_stderr;
 pub mod quota;
 pub mod rdb;
 pub mod rdb_copy;

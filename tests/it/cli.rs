@@ -253,6 +253,19 @@ async fn a_table_and_the_whole_database_restore_from_the_latest_export_equal_the
         "progress on stderr: {stderr}"
     );
     assert!(stdout.contains("***"), "the URL is shown redacted: {stdout}");
+    assert!(
+        stdout.contains("owned by role app_users_owner"),
+        "the CLI restores through the same owner role as the console: {stdout}"
+    );
+    assert_eq!(
+        w.pg.psql(
+            "postgres",
+            "select pg_get_userbyid(datdba) || ' ' || has_database_privilege('public', oid, 'connect') \
+             from pg_database where datname = 'app_users'"
+        )
+        .unwrap(),
+        "app_users_owner false"
+    );
     assert_eq!(tables_in(&w.pg, "app_users"), "users");
     assert_eq!(
         fingerprint(&w.pg, "app", "users"),
@@ -433,5 +446,14 @@ async fn ctrl_c_during_a_restore_drops_the_database_it_created_and_exits_130() {
         "{stderr}"
     );
     assert!(!w.exists("app_interrupted"), "the half-restored database is dropped");
+    assert_eq!(
+        w.pg.psql(
+            "postgres",
+            "select count(*) from pg_roles where rolname = 'app_interrupted_owner'"
+        )
+        .unwrap(),
+        "0",
+        "and so is its role"
+    );
     assert!(!stdout.contains("restored "), "{stdout}");
 }

@@ -466,6 +466,15 @@ async fn a_restore_test_restores_verifies_reports_and_cleans_up() {
         .unwrap(),
         "0"
     );
+    assert_eq!(
+        w.pg.psql(
+            "postgres",
+            "select count(*) from pg_roles where rolname like 'lifeboat_verify_%'"
+        )
+        .unwrap(),
+        "0",
+        "and so are the roles that owned them"
+    );
     // Metrics.
     let cw = aws_sdk_cloudwatch::Client::new(&w.config);
     let metrics = cw.list_metrics().namespace("Lifeboat").send().await.unwrap();

@@ -28,12 +28,21 @@ async fn world() -> World {
     world_with(&[]).await
 }
 
-/// [`world`], with more settings for the restore function.
+/// [`world`], with more settings for the restore function. The restore function may connect to the secret's
+/// host (the local server) although it is not the endpoint moto makes up, as the export may.
 async fn world_with(restore_settings: &[(&str, String)]) -> World {
+    let mut settings = vec![("LIFEBOAT_EXPORT_ALLOW_ANY_HOST", "true".to_owned())];
+    settings.extend(restore_settings.iter().cloned());
+    world_planted(&settings, |_| {}).await
+}
+
+/// [`world`], with exactly these restore settings, and `plant` run on the source server before the export.
+async fn world_planted(restore_settings: &[(&str, String)], plant: impl FnOnce(&Postgres)) -> World {
     let moto = Moto::start();
     let pg = Postgres::start();
     pg.psql("postgres", "create database app").unwrap();
     pg.load_file("app", &repo_root().join("tests/demo/app.sql")).unwrap();
+    plant(&pg);
     let config = moto.config(REGION);
     let s3 = aws_sdk_s3::Client::new(&config);
     let sm = aws_sdk_secretsmanager::Client::new(&config);
@@ -447,6 +456,7 @@ impl World {
         let mut cmd = std::process::Command::new(restore_binary());
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("LIFEBOAT_EXPORT_ALLOW_ANY_HOST", "true")
             .env("AWS_ENDPOINT_URL", &self.moto.endpoint)
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
@@ -494,4 +504,232 @@ async fn the_standalone_binary_restores_from_lifeboat_event_or_event_and_fails_w
     );
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("app_task already exists"), "{text}");
+}
+
+const ATTACKER: &str = "attacker";
+const ATTACKER_PASSWORD: &str = "attacker-password-1";
+
+/// What an ordinary role of the source database plants there (it may create objects in `public`, nothing more):
+/// (a) a CHECK constraint whose function, run while COPY loads the row, resets any `SET ROLE` and tries to give
+/// its author CREATEDB and CREATEROLE; (b) a SECURITY DEFINER function that would do the same for whoever calls
+/// it, with EXECUTE revoked from PUBLIC as its author meant.
+fn plant_attack(pg: &Postgres) {
+    pg.psql(
+        "app",
+        &format!(
+            "create role {ATTACKER} login password '{ATTACKER_PASSWORD}'; grant create on schema public to {ATTACKER}"
+        ),
+    )
+    .unwrap();
+    let escalate = "alter role attacker createdb createrole";
+    pg.psql_as(
+        ATTACKER,
+        ATTACKER_PASSWORD,
+        "app",
+        &format!(
+            "create function public.escalate(n int) returns boolean language plpgsql as $$
+             begin
+               perform set_config('role', 'none', false);
+               execute '{escalate}';
+               return true;
+             exception when others then return true;
+             end $$;
+             create table public.planted (n int check (public.escalate(n)));
+             insert into public.planted values (1);
+             create function public.definer_escalate() returns text language plpgsql security definer as $$
+             begin execute '{escalate}'; return current_user; end $$;
+             revoke execute on function public.definer_escalate() from public;"
+        ),
+    )
+    .unwrap();
+    assert_eq!(attacker_powers(pg), "f|f", "the attacker starts with nothing");
+}
+
+/// `rolcreatedb|rolcreaterole` of the attacker.
+fn attacker_powers(pg: &Postgres) -> String {
+    pg.psql(
+        "postgres",
+        &format!("select rolcreatedb || '|' || rolcreaterole from pg_roles where rolname = '{ATTACKER}'"),
+    )
+    .unwrap()
+    .replace("false", "f")
+    .replace("true", "t")
+}
+
+#[tokio::test]
+async fn an_archive_s_planted_functions_run_as_the_restore_s_own_role_and_gain_their_author_nothing() {
+    let w = world_planted(&[("LIFEBOAT_EXPORT_ALLOW_ANY_HOST", "true".to_owned())], plant_attack).await;
+    // Restored through restore-export with the admin secret (the local superuser, as an RDS master would be).
+    let restored = w.restore(event("app_planted", &[]), None).await;
+    assert_eq!(
+        attacker_powers(&w.pg),
+        "f|f",
+        "the CHECK constraint's function ran during COPY without the admin's rights"
+    );
+    let out = restored.unwrap();
+    assert_eq!(out["verified"], true, "{out}");
+    let role = out["target"]["owner_role"].as_str().unwrap();
+    assert_eq!(role, "app_planted_owner");
+    assert!(
+        out["target"]["access"]
+            .as_str()
+            .unwrap()
+            .contains("GRANT \"app_planted_owner\" TO"),
+        "{out}"
+    );
+    assert_eq!(
+        w.pg.psql(
+            "postgres",
+            &format!(
+                "select concat_ws(',', rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolbypassrls, \
+                 (select count(*) from pg_auth_members where member = r.oid)) from pg_roles r where rolname = '{role}'"
+            )
+        )
+        .unwrap(),
+        "f,f,f,f,f,0",
+        "the owner role cannot log in, holds no power and is a member of no role"
+    );
+    assert_eq!(
+        w.pg.psql(
+            "postgres",
+            "select pg_get_userbyid(datdba) from pg_database where datname = 'app_planted'"
+        )
+        .unwrap(),
+        role
+    );
+
+    let connect = w.pg.psql_as(ATTACKER, ATTACKER_PASSWORD, "app_planted", "select 1");
+    let err = connect.unwrap_err();
+    assert!(err.contains("permission denied for database"), "{err}");
+    let call = w.pg.psql_as(
+        ATTACKER,
+        ATTACKER_PASSWORD,
+        "app_planted",
+        "select public.definer_escalate()",
+    );
+    assert!(call.is_err(), "the attacker cannot reach the definer function");
+    assert_eq!(
+        w.pg.psql(
+            "app_planted",
+            "select pg_get_userbyid(proowner) || ' ' || has_function_privilege('attacker', oid, 'execute') || ' ' \
+             || has_function_privilege('public', oid, 'execute') from pg_proc where proname = 'definer_escalate'"
+        )
+        .unwrap(),
+        format!("{role} false false"),
+        "the definer function runs as the owner role, and its REVOKE FROM PUBLIC holds"
+    );
+    assert_eq!(attacker_powers(&w.pg), "f|f", "nothing gained in the end");
+
+    let report = w.report(out["report"].as_str().unwrap()).await;
+    assert_eq!(report["owner_role"], role, "{report}");
+}
+
+#[tokio::test]
+async fn a_row_the_restore_rejects_is_named_by_table_constraint_and_line_never_by_its_values() {
+    let w = world_planted(&[("LIFEBOAT_EXPORT_ALLOW_ANY_HOST", "true".to_owned())], |pg| {
+        // Valid where it was written, refused anywhere else: the restore fails on the row.
+        pg.psql(
+            "app",
+            "create function public.only_in_app(text) returns boolean language sql stable
+               as $$ select current_database() = 'app' $$;
+             create table public.patients (id int, email text, ssn text,
+               constraint patients_home check (public.only_in_app(ssn)));
+             insert into public.patients values (1, 'alice@example.com', '078-05-1120');",
+        )
+        .unwrap();
+    })
+    .await;
+    let before = w.databases();
+    let err = w.restore(event("app_rejected", &[]), None).await.unwrap_err();
+    assert!(err.contains("violates check constraint \"patients_home\""), "{err}");
+    assert!(err.contains("COPY patients, line 1"), "{err}");
+    let reports = w.reports().await;
+    assert_eq!(reports.len(), 1);
+    let report = reports[0].to_string();
+    assert_eq!(reports[0]["failed_check"], "pg_restore", "{report}");
+    for value in ["alice@example.com", "078-05-1120"] {
+        assert!(!err.contains(value), "{value} in the error: {err}");
+        assert!(!report.contains(value), "{value} in the report: {report}");
+    }
+    assert_eq!(w.databases(), before, "the half-restored database is dropped");
+    assert_eq!(
+        w.pg.psql(
+            "postgres",
+            "select count(*) from pg_roles where rolname = 'app_rejected_owner'"
+        )
+        .unwrap(),
+        "0",
+        "and its role"
+    );
+}
+
+#[tokio::test]
+async fn a_secret_naming_another_host_is_refused_before_any_connection() {
+    // The export setting is not given to the restore function: its secret's host (the local server) is not
+    // app-prod's endpoint in RDS.
+    let w = world_planted(&[], |_| {}).await;
+    let before = w.databases();
+    let err = w.restore(event("app_elsewhere", &["users"]), None).await.unwrap_err();
+    assert!(err.contains("names host `127.0.0.1`"), "{err}");
+    assert!(err.contains("not an endpoint of app-prod (expected app-prod."), "{err}");
+    assert!(err.contains("LIFEBOAT_EXPORT_ALLOW_ANY_HOST=true"), "{err}");
+    assert_eq!(w.databases(), before);
+    assert!(w.reports().await.is_empty(), "refused before an export was chosen");
+}
+
+#[tokio::test]
+async fn a_restore_still_running_near_the_deadline_stops_drops_what_it_made_and_reports() {
+    let w = world_planted(
+        &[
+            ("LIFEBOAT_EXPORT_ALLOW_ANY_HOST", "true".to_owned()),
+            // Admitted: the archive is tiny at this speed; the slowness is in its rows.
+            ("LIFEBOAT_RESTORE_MIB_PER_SECOND", "10000".to_owned()),
+        ],
+        |pg| {
+            // Each row costs a second to load anywhere but in the source.
+            pg.psql(
+                "app",
+                "create function public.slow_elsewhere(int) returns boolean language sql volatile as $$
+                   select current_database() = 'app' or (select true from pg_sleep(1)) $$;
+                 create table public.slow (n int check (public.slow_elsewhere(n)));
+                 insert into public.slow select generate_series(1, 60);",
+            )
+            .unwrap();
+        },
+    )
+    .await;
+    let before = w.databases();
+    // The export's margin (60 s) is kept for the cleanup and the report: the restore has 4 s.
+    let started = Instant::now();
+    let deadline = Some(started + lifeboat::export::DEADLINE_MARGIN + Duration::from_secs(4));
+    let err = w.restore(event("app_late", &[]), deadline).await.unwrap_err();
+    let took = started.elapsed();
+    assert!(err.contains("stopped before the invocation's deadline"), "{err}");
+    assert!(
+        took < Duration::from_secs(30),
+        "stopped at its time, not after 60 rows: {took:?}"
+    );
+    assert_eq!(w.databases(), before, "the half-restored database is dropped");
+    assert_eq!(
+        w.pg.psql(
+            "postgres",
+            "select count(*) from pg_roles where rolname = 'app_late_owner'"
+        )
+        .unwrap(),
+        "0",
+        "and its role"
+    );
+    // pg_restore's session ended with the database.
+    assert_eq!(
+        w.pg.psql(
+            "postgres",
+            "select count(*) from pg_stat_activity where usename = 'app_late_owner'"
+        )
+        .unwrap(),
+        "0"
+    );
+    let reports = w.reports().await;
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0]["outcome"], "failed");
+    assert_eq!(reports[0]["failed_check"], "deadline", "{}", reports[0]);
 }

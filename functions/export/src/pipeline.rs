@@ -325,13 +325,9 @@ fn read_stderr(child: &mut Child) -> impl std::future::Future<Output = String> {
         }
         // A server or locale that is not UTF-8 still has its words kept: invalid bytes become U+FFFD.
         let text = String::from_utf8_lossy(&bytes);
-        // Keep the end: that is where pg_dump and pg_restore say what went wrong.
-        let trimmed = text.trim();
-        let start = trimmed.len().saturating_sub(2000);
-        let start = (start..trimmed.len())
-            .find(|&i| trimmed.is_char_boundary(i))
-            .unwrap_or(0);
-        trimmed[start..].to_owned()
+        // Keep the end, where pg_dump and pg_restore say what went wrong, without the row values a server's
+        // DETAIL or CONTEXT line may quote (the message goes to logs and the summary).
+        lifeboat::pg_stderr::tail(&text)
     });
     // The task only reads a pipe; if it could not finish, the message goes without stderr's detail.
     async move { handle.await.unwrap_or_default() }

@@ -20,7 +20,7 @@ use lifeboat::archive::restore::{self as archive_restore, Report};
 use lifeboat::archive::{find_export, ArchiveError, Counters};
 use lifeboat::db::{self, DbError};
 use lifeboat::error::{ConfigError, Error};
-use lifeboat::export::Refusal;
+use lifeboat::export::{check_host, stop_at, ForeignHost, Refusal, ALLOW_ANY_HOST};
 use lifeboat::manifest::Manifest;
 use lifeboat::naming::validate_db_identifier;
 use lifeboat::selection::Database;
@@ -39,6 +39,11 @@ pub const TASK_DEFINITION: &str = "LIFEBOAT_RESTORE_TASK_DEFINITION";
 pub const TASK_SUBNETS: &str = "LIFEBOAT_RESTORE_TASK_SUBNETS";
 pub const TASK_SECURITY_GROUP: &str = "LIFEBOAT_RESTORE_TASK_SECURITY_GROUP";
 
+/// The speed assumed unless configured: no faster than `make bench-restore` measured. Its slowest streamed run
+/// (docs/bench/restore-2026-11-30-1gb.txt: 177.3 MiB stored in 14.2 s, median 12.6 s) is 12.5 stored MiB/s; an
+/// assumption faster than what was measured admits restores that then run out of time.
+pub const DEFAULT_MIB_PER_SECOND: u32 = 12;
+
 /// The server database the target is created from; the source database is never connected to.
 const MAINTENANCE_DB: &str = "postgres";
 
@@ -54,13 +59,16 @@ pub struct Settings {
     pub workdir_reserve_mib: u32,
     /// The ECS task that runs what an invocation cannot finish (when the stack deploys it).
     pub task: Option<plan::EcsTask>,
+    /// `LIFEBOAT_EXPORT_ALLOW_ANY_HOST`, the export's own setting: a secret's host may be other than the
+    /// database's endpoints (a proxy, a tunnel). Off, a restore onto the source's server connects only to it.
+    pub allow_any_host: bool,
 }
 
 impl Settings {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
         let reserve = plan::WORKDIR_RESERVE_BYTES / (1024 * 1024);
         Ok(Self {
-            mib_per_second: parse_number(env, MIB_PER_SECOND, 20, 1..=10_000)?,
+            mib_per_second: parse_number(env, MIB_PER_SECOND, DEFAULT_MIB_PER_SECOND, 1..=10_000)?,
             workdir: read(env, WORKDIR).map_or_else(std::env::temp_dir, PathBuf::from),
             workdir_reserve_mib: parse_number(env, WORKDIR_RESERVE_MIB, reserve as u32, 0..=u32::MAX)?,
             task: match (read(env, TASK_CLUSTER), read(env, TASK_DEFINITION)) {
@@ -72,7 +80,18 @@ impl Settings {
                 }),
                 _ => None,
             },
+            allow_any_host: parse_flag(env, ALLOW_ANY_HOST)?,
         })
+    }
+}
+
+/// `true` or `false` (any case), as the export reads the same variable; unset is `false`.
+fn parse_flag(env: &impl Env, name: &str) -> Result<bool, ConfigError> {
+    match read(env, name) {
+        None => Ok(false),
+        Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+        Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+        Some(v) => Err(ConfigError::new(name, &v, "expected true or false")),
     }
 }
 
@@ -139,6 +158,9 @@ pub enum ExportRestoreError {
     NoCredentials { id: String },
     #[error("neither secret {secret} nor RDS says where {id} is")]
     NoAddress { id: String, secret: String },
+    /// The secret names a host that is not the server's: refused before any connection, as the export refuses it.
+    #[error(transparent)]
+    ForeignHost(#[from] ForeignHost),
     #[error(
         "restoring {key} would not finish in this invocation: {} MiB stored at about {} MiB/s needs ~{} s but only \
          {} s remain (LIFEBOAT_RESTORE_MIB_PER_SECOND); nothing was created. {}Or run it from a terminal with the \
@@ -169,7 +191,9 @@ impl ExportRestoreError {
             }
             Self::Archive(ArchiveError::Table(_)) => "Lifeboat.Restore.UnknownTable",
             Self::Archive(ArchiveError::NoRoom(_)) => "Lifeboat.Restore.NoRoom",
-            Self::Db(_) | Self::NoCredentials { .. } | Self::NoAddress { .. } => "Lifeboat.Restore.Connect",
+            Self::Db(_) | Self::NoCredentials { .. } | Self::NoAddress { .. } | Self::ForeignHost(_) => {
+                "Lifeboat.Restore.Connect"
+            }
             Self::Archive(_) => "Lifeboat.Restore.ExportCheck",
         }
     }
@@ -211,6 +235,8 @@ pub async fn run(deps: &Deps, req: ExportRestore, deadline: Option<Instant>) -> 
             workdir: &s.from_export.workdir,
             reserve_bytes: u64::from(s.from_export.workdir_reserve_mib) * 1024 * 1024,
         }),
+        // Stopped with the export's margin before the deadline: the drops and the report still happen.
+        stop_at: stop_at(deadline),
     })
     .await;
     let attempt = report::Attempt {
@@ -312,6 +338,23 @@ async fn target(
     let secret = db::read_secret(&deps.sm, secret_id).await?;
     let endpoint = server.endpoint.as_ref().map(|(h, p)| (h.as_str(), *p));
     let into_source = server.id == source.id;
+    if into_source {
+        // Onto the source's server the secret's host is used, so it must be that server (another instance is
+        // reached at its own endpoint only; see `plan::restore_address`).
+        let endpoints: Vec<String> = server
+            .endpoint
+            .iter()
+            .map(|(h, _)| h.clone())
+            .chain(server.aliases.clone())
+            .collect();
+        check_host(
+            secret_id,
+            &server.id,
+            secret.host.as_deref(),
+            &endpoints,
+            deps.settings.from_export.allow_any_host,
+        )?;
+    }
     let (host, port) =
         plan::restore_address(into_source, secret.host.as_deref(), secret.port, endpoint).ok_or_else(|| {
             ExportRestoreError::NoAddress {
@@ -352,7 +395,10 @@ fn result(
         "export": {"manifest": key, "object": manifest.stored.key, "profile": manifest.profile,
                    "logical_time": manifest.logical_time, "stored_bytes": report.stored_bytes,
                    "plaintext_bytes": report.plaintext_bytes},
-        "target": {"instance": server.id, "host": target.host, "port": target.port, "database": report.database},
+        "target": {"instance": server.id, "host": target.host, "port": target.port, "database": report.database,
+                   "owner_role": report.owner_role,
+                   "access": format!("the database is owned by role {0}, which cannot log in and is the only role \
+                                      that may connect: GRANT \"{0}\" TO <user> lets a user in", report.owner_role)},
         "tables": tables,
         "verified": true,
         "durations": {"prepare_seconds": prepared, "download_seconds": st.download_seconds,

@@ -84,7 +84,7 @@ pub async fn handle(deps: &Deps, payload: Value, deadline: Option<Instant>) -> R
         }
         Request::Poll { test } => poll(deps, test).await,
         Request::Prepare { test } => prepare(deps, test).await,
-        Request::Verify { test } => verify_step(deps, test).await,
+        Request::Verify { test } => verify_step(deps, test, deadline).await,
         Request::Report { test, error } => report_step(deps, test, error).await,
         Request::Cleanup { test } => cleanup(deps, test).await,
         Request::Summary { results } => summary(&results),
@@ -387,7 +387,7 @@ async fn target_of(deps: &Deps, test: &TestState, r: &RestoredDb) -> Result<Targ
 /// Connects to the restored database at the endpoint RDS gives (as its master user, with the test's own
 /// password secret), checks the data against the latest export, restores that export into a scratch database,
 /// and records what it ran in the bucket for the report step.
-async fn verify_step(deps: &Deps, mut test: TestState) -> Result<Value, RestoreError> {
+async fn verify_step(deps: &Deps, mut test: TestState, deadline: Option<Instant>) -> Result<Value, RestoreError> {
     let t = Instant::now();
     let s = &deps.settings;
     let r = restored_db(deps, &test).await?;
@@ -407,7 +407,7 @@ async fn verify_step(deps: &Deps, mut test: TestState) -> Result<Value, RestoreE
                 true,
                 format!("{key} ({})", m.logical_time.to_rfc3339()),
             ));
-            checks.extend(scratch_checks(deps, &test, &target, m).await?);
+            checks.extend(scratch_checks(deps, &test, &target, m, deadline).await?);
         }
         (None, _) => checks.push(Check::skipped(
             rules::scratch_check_name(None),
@@ -452,6 +452,7 @@ async fn scratch_checks(
     test: &TestState,
     target: &Target,
     own: &lifeboat::manifest::Manifest,
+    deadline: Option<Instant>,
 ) -> Result<Vec<Check>, RestoreError> {
     let s = &deps.settings;
     let identity = age_identity(deps).await?;
@@ -475,6 +476,8 @@ async fn scratch_checks(
             pg_restore: &s.pg_restore,
             database: &database,
             check: &check,
+            mib_per_second: s.from_export.mib_per_second,
+            deadline,
         };
         checks.push(scratch.check().await);
     }

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use lifeboat::archive::{self, ArchiveError, Counters};
+use lifeboat::archive::{self, plan, ArchiveError, Counters};
 use lifeboat::db::{self, TlsSettings};
 use lifeboat::manifest::{Manifest, TableCount};
 use lifeboat::restore::{compare_counts, scratch_check, sql_answer_passes, Check};
@@ -108,6 +108,19 @@ pub async fn database_checks(
     out
 }
 
+/// The admission restore-export uses ([`plan::admit_restore`]): why a scratch restore of `stored_bytes` cannot
+/// finish before `deadline` at `mib_per_second`, or `None` when it can. A refused one is not started, and the
+/// archive is then not proven restorable: a failed check, never a passed or a skipped one.
+fn refusal(stored_bytes: u64, mib_per_second: u32, deadline: Option<Instant>, now: Instant) -> Option<String> {
+    let left = deadline.map(|d| d.saturating_duration_since(now));
+    let refusal = plan::admit_restore(stored_bytes, mib_per_second, left).err()?;
+    Some(format!(
+        "not started: {} MiB stored at about {} MiB/s needs ~{} s but only {} s remain in this invocation \
+         (LIFEBOAT_RESTORE_MIB_PER_SECOND); restore it with the ECS restore task",
+        refusal.size_mib, refusal.mib_per_second, refusal.estimate_secs, refusal.remaining_secs
+    ))
+}
+
 /// A scratch restore of the latest export: where the export is, how to read it, and where it goes.
 #[derive(Clone, Copy)]
 pub struct Scratch<'a> {
@@ -123,6 +136,11 @@ pub struct Scratch<'a> {
     pub database: &'a str,
     /// The check's name in the report.
     pub check: &'a str,
+    /// The speed a restore is assumed to go (`LIFEBOAT_RESTORE_MIB_PER_SECOND`, as restore-export's admission).
+    pub mib_per_second: u32,
+    /// The invocation's deadline: a scratch restore that would not finish before it is refused up front, and one
+    /// still running near it is stopped and dropped. `None`: no deadline.
+    pub deadline: Option<Instant>,
 }
 
 /// Names where the export comes from and goes to; the identity is a secret and is never printed.
@@ -147,6 +165,14 @@ impl Scratch<'_> {
         if self.manifest.encryption.is_some() && self.identity.is_none() {
             return Check::skipped(self.check, "the export is age-encrypted and no identity is configured");
         }
+        if let Some(refused) = refusal(
+            self.manifest.stored.bytes,
+            self.mib_per_second,
+            self.deadline,
+            Instant::now(),
+        ) {
+            return Check::new(self.check, false, refused);
+        }
         let identities: Vec<_> = self.identity.cloned().into_iter().collect();
         let into = db_target(self.target, self.database, self.tls);
         let restored = archive::restore::restore(archive::restore::Request {
@@ -161,6 +187,7 @@ impl Scratch<'_> {
             counters: &Arc::new(Counters::default()),
             interrupt: None,
             jobs: None,
+            stop_at: lifeboat::export::stop_at(self.deadline),
         })
         .await;
         let expected = expected_counts(self.manifest);
@@ -184,22 +211,56 @@ impl Scratch<'_> {
         }
     }
 
-    /// Drops the verified scratch database; a failure is logged (the check's verdict stands).
+    /// Drops the verified scratch database and the role that owned it; a failure is logged (the check's
+    /// verdict stands).
     async fn drop_scratch(&self) {
         let admin = db_target(self.target, &self.manifest.source.dbname, self.tls);
+        let role = archive::owner::role_name(self.database);
         let dropped = match db::connect(&admin, CONNECT_TIMEOUT).await {
             Err(e) => e.to_string(),
-            Ok(client) => match client
-                .batch_execute(&format!(
-                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                    quote_ident(self.database)
-                ))
-                .await
-            {
-                Ok(()) => return,
-                Err(e) => db::describe(&e),
-            },
+            Ok(client) => {
+                // Two statements: DROP DATABASE cannot run inside the transaction a batch of them would be.
+                let database = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(self.database));
+                let role = format!("DROP ROLE IF EXISTS {}", quote_ident(&role));
+                match client.batch_execute(&database).await {
+                    Ok(()) => match client.batch_execute(&role).await {
+                        Ok(()) => return,
+                        Err(e) => db::describe(&e),
+                    },
+                    Err(e) => db::describe(&e),
+                }
+            }
         };
         tracing::warn!(database = self.database, error = %dropped, "could not drop the scratch database");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1024 * 1024;
+
+    #[test]
+    fn a_scratch_restore_is_admitted_or_refused_up_front_from_size_speed_and_time_left() {
+        let now = Instant::now();
+        assert_eq!(
+            refusal(10 * 1024 * MIB, 12, None, now),
+            None,
+            "no deadline: never refused"
+        );
+        // 100 MiB at 12 MiB/s: ~9 s, plus the 60 s margin, fits in 15 minutes.
+        assert_eq!(refusal(100 * MIB, 12, Some(now + Duration::from_secs(900)), now), None);
+        // 20 GiB at 12 MiB/s: ~1707 s, more than a whole invocation.
+        let refused = refusal(20 * 1024 * MIB, 12, Some(now + Duration::from_secs(900)), now).unwrap_or_default();
+        assert!(
+            refused.starts_with("not started: 20480 MiB stored at about 12 MiB/s"),
+            "{refused}"
+        );
+        assert!(refused.contains("only 900 s remain"), "{refused}");
+        assert!(
+            refusal(MIB, 12, Some(now + Duration::from_secs(30)), now).is_some(),
+            "within the margin"
+        );
     }
 }

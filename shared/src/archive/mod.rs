@@ -7,9 +7,10 @@
 //! ([`restore::verify`]), and the errors that say which check failed ([`ArchiveError`]). The pure rules are in
 //! [`select`].
 //! Never: writes to an existing database (the target must not exist; only a database this module created is
-//! ever dropped), writes a temporary file except for `--jobs` (a 0600 file in the work directory, checked for room
+//! ever dropped), runs the archive as the administrator who connects (see [`owner`]), writes a temporary file except for `--jobs` (a 0600 file in the work directory, checked for room
 //! first and removed afterwards), or prints a password.
 
+pub mod owner;
 pub mod plan;
 pub mod report;
 pub mod restore;
@@ -76,15 +77,26 @@ pub enum ArchiveError {
     PgRestore { status: String, stderr: String },
     #[error("target database {database} already exists: Lifeboat restores only into a new database; name another")]
     TargetExists { database: String },
+    #[error(
+        "role {role} already exists: it would own the new database {database}, and Lifeboat restores only as a \
+         role it creates; name another database, or drop that role if it is left from an earlier restore"
+    )]
+    RoleExists { role: String, database: String },
+    #[error("the system's random number generator failed")]
+    Random,
     #[error(transparent)]
     Connect(#[from] crate::db::DbError),
     #[error("{action}: {message}")]
     Sql { action: String, message: String },
     #[error("row counts differ from the manifest: {}", mismatches.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     RowCounts { mismatches: Vec<select::CountMismatch> },
-    #[error("{cause}; the half-restored database {database} could not be dropped ({drop_error}): drop it by hand")]
+    #[error(
+        "{cause}; the half-restored database {database} or its role {role} could not be dropped ({drop_error}): \
+         drop them by hand"
+    )]
     NotDropped {
         database: String,
+        role: String,
         drop_error: String,
         cause: Box<ArchiveError>,
     },
@@ -92,6 +104,14 @@ pub enum ArchiveError {
     /// dropping the database ends pg_restore's session, and with it pg_restore and the decoding thread.
     #[error("interrupted before the restore into {database} finished")]
     Interrupted { database: String },
+    /// The caller's stop time came (the invocation's deadline, less the time the cleanup and the report need):
+    /// pg_restore was stopped and what the restore created dropped, rather than leaving it half-restored when
+    /// Lambda ends the process.
+    #[error(
+        "stopped before the invocation's deadline: the restore into {database} had not finished; it was \
+         dropped with its role. Run it where there is no time limit (the ECS restore task or `lifeboat restore`)"
+    )]
+    Deadline { database: String },
     #[error(transparent)]
     NoRoom(#[from] plan::NoRoom),
     #[error("work directory {dir}: {source} (choose another with --workdir or LIFEBOAT_RESTORE_WORKDIR)")]
@@ -121,13 +141,14 @@ impl ArchiveError {
             Self::StartPgRestore { .. } | Self::NoStdin | Self::Wait(_) | Self::Stopped(_) | Self::PgRestore { .. } => {
                 "pg_restore"
             }
-            Self::TargetExists { .. } => "target-exists",
+            Self::TargetExists { .. } | Self::RoleExists { .. } => "target-exists",
             Self::Connect(_) | Self::Sql { .. } => "target",
             Self::RowCounts { .. } => "row-counts",
             Self::NotDropped { cause, .. } => cause.check(),
             Self::Interrupted { .. } => "interrupted",
+            Self::Deadline { .. } => "deadline",
             Self::NoRoom(_) | Self::Workdir { .. } | Self::WriteFile(_) => "workdir",
-            Self::Task(_) => "internal",
+            Self::Task(_) | Self::Random => "internal",
         }
     }
 

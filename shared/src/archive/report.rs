@@ -58,6 +58,10 @@ pub struct RestoreReport {
     /// The server restored onto: an instance identifier (console) or a host (terminal).
     pub target_server: String,
     pub target_database: String,
+    /// The role that owns the restored database (see [`super::owner`]): `GRANT <role> TO <user>` lets a user
+    /// in. `None` when the restore failed (the role was dropped with the database) or in older reports.
+    #[serde(default)]
+    pub owner_role: Option<String>,
     /// `restore-export` (the console action) or `lifeboat` (the terminal tool).
     pub by: String,
     pub started_at: DateTime<Utc>,
@@ -105,6 +109,7 @@ pub fn build(a: &Attempt<'_>, result: &Result<Report, ArchiveError>, finished_at
         export_logical_time: a.manifest.logical_time,
         target_server: a.target_server.to_owned(),
         target_database: a.target_database.to_owned(),
+        owner_role: result.as_ref().ok().map(|r| r.owner_role.clone()),
         by: a.by.to_owned(),
         started_at: a.started_at,
         finished_at,
@@ -247,6 +252,7 @@ mod tests {
         let tables = vec!["users".to_owned()];
         let ok = Report {
             database: "app_restore".into(),
+            owner_role: "app_restore_owner".into(),
             export_key: m.stored.key.clone(),
             tables: vec![RestoredTable {
                 schema: "public".into(),
@@ -279,6 +285,10 @@ mod tests {
         );
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["outcome"], "restored");
+        assert_eq!(
+            json["owner_role"], "app_restore_owner",
+            "who to grant to use the database"
+        );
         assert_eq!(json["export_manifest"], "exports/app-prod/full/x.manifest.json");
     }
 

@@ -1,9 +1,10 @@
 //! A restore from an export into a NEW database, and the end-to-end check of an export without a database.
 //!
-//! Owns the target's lifecycle: refused if it exists, created, filled by [`super::stream`], its row counts
-//! compared with the manifest's exactly, and dropped on any failure after it was created (only the database this
-//! call created, never one that existed before).
-
+//! Owns the target's lifecycle: refused if it (or its owner role) exists, created with its own role
+//! ([`super::owner`]: the archive's code never runs as the administrator), filled by [`super::stream`] with
+//! pg_restore logged in as that role, its row counts compared with the manifest's exactly, and, on any failure
+//! or when the caller's stop time comes, dropped with its role (only what this call created, never anything that
+//! existed before).
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::owner::{self, Created, Owner};
 use super::plan::check_room;
 use super::select::{compare_exact, match_tables, table_args};
 use super::stream::{stream, tail, Counters, Destination, Sink, Streamed};
@@ -42,6 +44,10 @@ pub struct Request<'a> {
     pub interrupt: Option<&'a tokio::sync::watch::Receiver<bool>>,
     /// `pg_restore --jobs`: the verified plaintext goes to a file first. `None` streams (no file).
     pub jobs: Option<Jobs<'a>>,
+    /// When the restore must have stopped (an invocation's deadline less the time the cleanup and the report
+    /// need): then pg_restore is stopped, the database and its role are dropped, and the error is
+    /// [`ArchiveError::Deadline`]. `None`: no deadline (a terminal, the ECS task).
+    pub stop_at: Option<Instant>,
 }
 
 /// A parallel restore: the plaintext archive is written to a 0600 file in `workdir` (refused up front when it
@@ -78,6 +84,9 @@ pub struct Stages {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
     pub database: String,
+    /// The role that owns the new database and that the restore ran as (NOLOGIN once it is done):
+    /// `GRANT <role> TO <user>` lets a user in.
+    pub owner_role: String,
     pub export_key: String,
     /// The restored tables, each with the manifest's row count and the count found in the new database.
     pub tables: Vec<RestoredTable>,
@@ -95,8 +104,8 @@ pub struct RestoredTable {
     pub restored_rows: i64,
 }
 
-/// Restores the export (or `tables` of it) into a new database and verifies its row counts; on any failure
-/// after the database was created, drops it again.
+/// Restores the export (or `tables` of it) into a new database owned by a new role and verifies its row
+/// counts; on any failure after either was created, drops both again.
 pub async fn restore(req: Request<'_>) -> Result<Report, ArchiveError> {
     let (selected, args) = if req.tables.is_empty() {
         (req.manifest.tables.clone(), Vec::new())
@@ -111,24 +120,43 @@ pub async fn restore(req: Request<'_>) -> Result<Report, ArchiveError> {
     }
     let admin = connect(req.into, req.maintenance_db).await?;
     let name = &req.into.dbname;
-    create_database(&admin, name).await?;
-    let filled = match req.interrupt {
-        None => fill(req, &selected, args).await,
-        Some(interrupt) => tokio::select! {
-            filled = fill(req, &selected, args) => filled,
-            () = interrupted(interrupt.clone()) => Err(ArchiveError::Interrupted { database: name.clone() }),
-        },
+    let version = owner::server_version(&admin).await?;
+    let mut created = Created::default();
+    let work = async {
+        let owner = owner::create(&admin, version, name, &mut created).await?;
+        fill(req, &admin, version, &owner, &selected, args).await
     };
-    match filled {
-        Ok(report) => Ok(report),
-        Err(cause) => match drop_database(&admin, name).await {
-            Ok(()) => Err(cause),
-            Err(e) => Err(ArchiveError::NotDropped {
-                database: name.clone(),
-                drop_error: e.to_string(),
-                cause: Box::new(cause),
-            }),
-        },
+    let interrupt = async {
+        match req.interrupt {
+            Some(interrupt) => interrupted(interrupt.clone()).await,
+            None => std::future::pending().await,
+        }
+    };
+    let deadline = async {
+        match req.stop_at {
+            Some(at) => tokio::time::sleep_until(at.into()).await,
+            None => std::future::pending().await,
+        }
+    };
+    let filled = tokio::select! {
+        filled = work => filled,
+        () = interrupt => Err(ArchiveError::Interrupted { database: name.clone() }),
+        () = deadline => Err(ArchiveError::Deadline { database: name.clone() }),
+    };
+    let cause = match filled {
+        Ok(report) => return Ok(report),
+        Err(cause) if created == Created::default() => return Err(cause),
+        Err(cause) => cause,
+    };
+    let role = owner::role_name(name);
+    match owner::drop_created(&admin, name, &role, created).await {
+        Ok(()) => Err(cause),
+        Err(drop_error) => Err(ArchiveError::NotDropped {
+            database: name.clone(),
+            role,
+            drop_error,
+            cause: Box::new(cause),
+        }),
     }
 }
 
@@ -169,37 +197,9 @@ fn sql_error(action: String) -> impl FnOnce(tokio_postgres::Error) -> ArchiveErr
     }
 }
 
-/// Creates the target, refusing one that exists (checked first, and again by the server's own answer).
-async fn create_database(admin: &tokio_postgres::Client, name: &str) -> Result<(), ArchiveError> {
-    let exists = admin
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
-        .await
-        .map_err(sql_error(format!("checking whether database {name} exists")))?;
-    let refused = || ArchiveError::TargetExists {
-        database: name.to_owned(),
-    };
-    if exists.is_some() {
-        return Err(refused());
-    }
-    match admin
-        .batch_execute(&format!("CREATE DATABASE {}", quote_ident(name)))
-        .await
-    {
-        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) => Err(refused()),
-        other => other.map_err(sql_error(format!("creating database {name}"))),
-    }
-}
-
-async fn drop_database(admin: &tokio_postgres::Client, name: &str) -> Result<(), ArchiveError> {
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name)))
-        .await
-        .map_err(sql_error(format!("dropping database {name}")))
-}
-
-/// pg_restore into the new database: objects owned by whoever restores, no grants of the source's roles, and
-/// the first error stops it.
-fn sink(req: &Request<'_>, tables: Vec<String>) -> Sink {
+/// pg_restore into the new database, logged in as its owner role: objects owned by that role, none of the
+/// archive's grants (they name the source's roles; see [`super::owner`]), and the first error stops it.
+fn sink(req: &Request<'_>, owner: &Owner, tables: Vec<String>) -> Sink {
     let dbname = format!(
         "dbname='{}'",
         req.into.dbname.replace('\\', "\\\\").replace('\'', "\\'")
@@ -212,28 +212,48 @@ fn sink(req: &Request<'_>, tables: Vec<String>) -> Sink {
     Sink {
         program: req.pg_restore.to_owned(),
         args,
-        env: req.into.libpq_env(),
+        env: owner.target(req.into, &req.into.dbname).libpq_env(),
     }
 }
 
-/// Fills the created database and verifies it.
-async fn fill(req: Request<'_>, selected: &[TableCount], args: Vec<String>) -> Result<Report, ArchiveError> {
-    let partial = !args.is_empty();
-    if partial {
+/// Fences the created database, fills it as its owner role, verifies it, and retires the role's login.
+async fn fill(
+    req: Request<'_>,
+    admin: &tokio_postgres::Client,
+    version: i32,
+    owner: &Owner,
+    selected: &[TableCount],
+    args: Vec<String>,
+) -> Result<Report, ArchiveError> {
+    let fence = owner::fence_public_statements(version, &owner.role);
+    if !fence.is_empty() {
+        let inside = connect(req.into, &req.into.dbname).await?;
+        for statement in fence {
+            inside
+                .batch_execute(&statement)
+                .await
+                .map_err(sql_error(format!("{statement} in {}", req.into.dbname)))?;
+        }
+    }
+    let as_owner = db::connect(&owner.target(req.into, &req.into.dbname), CONNECT_TIMEOUT).await?;
+    as_owner
+        .batch_execute(owner::DEFAULT_PRIVILEGES)
+        .await
+        .map_err(sql_error(owner::DEFAULT_PRIVILEGES.to_owned()))?;
+    if !args.is_empty() {
         // pg_restore -n/-t restores tables, not their schemas.
-        let client = connect(req.into, &req.into.dbname).await?;
         for schema in selected
             .iter()
             .map(|t| &t.schema)
             .collect::<std::collections::BTreeSet<_>>()
         {
-            client
+            as_owner
                 .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema)))
                 .await
                 .map_err(sql_error(format!("creating schema {schema}")))?;
         }
     }
-    let sink = sink(&req, args);
+    let sink = sink(&req, owner, args);
     let streamed = match req.jobs {
         None => {
             let to = Destination::PgRestore(sink);
@@ -250,13 +270,17 @@ async fn fill(req: Request<'_>, selected: &[TableCount], args: Vec<String>) -> R
         Some(jobs) => through_file(req, sink, &jobs).await?,
     };
     let started = Instant::now();
-    let counted = count_rows(req, selected).await?;
+    let counted = count_rows(req, &as_owner, selected).await;
     let mismatches = compare_exact(selected, &counted);
     if !mismatches.is_empty() {
         return Err(ArchiveError::RowCounts { mismatches });
     }
+    drop(as_owner);
+    let retire = owner::retire_statement(&owner.role);
+    admin.batch_execute(&retire).await.map_err(sql_error(retire))?;
     Ok(Report {
         database: req.into.dbname.clone(),
+        owner_role: owner.role.clone(),
         export_key: req.manifest.stored.key.clone(),
         tables: selected
             .iter()
@@ -343,8 +367,8 @@ async fn through_file(req: Request<'_>, sink: Sink, jobs: &Jobs<'_>) -> Result<S
 
 /// Counts every restored table's rows exactly; a table that cannot be counted is left out (and so reported
 /// missing by the comparison).
-async fn count_rows(req: Request<'_>, tables: &[TableCount]) -> Result<BTreeMap<String, i64>, ArchiveError> {
-    let client = connect(req.into, &req.into.dbname).await?;
+/// Counted as the owner role, like everything else that runs in the new database.
+async fn count_rows(req: Request<'_>, client: &tokio_postgres::Client, tables: &[TableCount]) -> BTreeMap<String, i64> {
     let mut out = BTreeMap::new();
     for t in tables {
         let sql = format!(
@@ -357,5 +381,5 @@ async fn count_rows(req: Request<'_>, tables: &[TableCount]) -> Result<BTreeMap<
         }
         req.counters.counted.fetch_add(1, Ordering::Relaxed);
     }
-    Ok(out)
+    out
 }

@@ -356,12 +356,10 @@ fn feed(
     })
 }
 
-/// The end of pg_restore's stderr: where it says what went wrong.
+/// The end of pg_restore's stderr, where it says what went wrong, without the row values its DETAIL and
+/// CONTEXT lines quote ([`crate::pg_stderr`]): this text leaves the process in errors, logs and reports.
 pub(super) fn tail(text: &str) -> String {
-    let text = text.trim();
-    let start = text.len().saturating_sub(2000);
-    let start = (start..text.len()).find(|i| text.is_char_boundary(*i)).unwrap_or(0);
-    text[start..].to_owned()
+    crate::pg_stderr::tail(text)
 }
 
 /// Copies the plaintext into pg_restore, hashing and counting it. A read error is the decoders' (age reports a
