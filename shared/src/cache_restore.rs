@@ -69,6 +69,13 @@ pub fn test_group_id(cache: &str, at: DateTime<Utc>) -> String {
     id
 }
 
+/// The secret holding a cache restore test's AUTH token: `lifeboat/restore-test/cache/<group>`. Apart from a
+/// database's test secret (`lifeboat/restore-test/<restored id>`): a database and a cache may share a name, and
+/// a scheduled run starts both tests at the same moment, so their restored identifiers are the same.
+pub fn test_secret_name(group: &str) -> String {
+    format!("{}cache/{group}", crate::restore::TEST_SECRET_PREFIX)
+}
+
 /// Whether `id` may name a new replication group: 1 to 40 lowercase letters, digits and hyphens, starting with
 /// a letter, no two hyphens in a row, no trailing hyphen. `Err` says what is wrong.
 pub fn validate_group_id(id: &str) -> Result<(), String> {
@@ -1004,6 +1011,22 @@ mod tests {
         assert!(
             md.contains("FAILED") && md.contains("**SKIPPED** (the test cannot pass without it)"),
             "{md}"
+        );
+    }
+
+    #[test]
+    fn a_cache_and_a_database_of_the_same_name_tested_at_once_never_share_a_secret() {
+        let group = test_group_id("orders", at());
+        let instance = crate::restore::test_identifier("orders", at());
+        assert_eq!(
+            group, instance,
+            "the same restored identifier, so the secret must differ by kind"
+        );
+        let cache_secret = test_secret_name(&group);
+        assert_ne!(cache_secret, crate::restore::test_secret_name(&instance));
+        assert!(
+            cache_secret.starts_with(crate::restore::TEST_SECRET_PREFIX),
+            "{cache_secret}"
         );
     }
 

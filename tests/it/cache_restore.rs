@@ -188,7 +188,7 @@ impl World {
         let creds = json!({"username": "default", "password": self.redis.password});
         self.sm
             .put_secret_value()
-            .secret_id(lifeboat::restore::test_secret_name(id))
+            .secret_id(lifeboat::cache_restore::test_secret_name(id))
             .secret_string(creds.to_string())
             .send()
             .await
@@ -332,7 +332,7 @@ async fn a_cache_restore_test_restores_an_isolated_group_verifies_it_over_tls_re
     );
     step(&deps, "cache_cleanup", &test).await.unwrap();
     assert_eq!(w.group_status(&id).await.as_deref(), Some("deleting"));
-    assert!(!w.secret_exists(&lifeboat::restore::test_secret_name(&id)).await);
+    assert!(!w.secret_exists(&lifeboat::cache_restore::test_secret_name(&id)).await);
 
     // The whole path, at another time (moto keeps a deleted group as `deleting`, and a start never reuses
     // a name it finds taken without its secret).
@@ -368,14 +368,14 @@ async fn a_cache_restore_test_restores_an_isolated_group_verifies_it_over_tls_re
         ]
     );
     assert_eq!(w.group_status(&id).await.as_deref(), Some("deleting"));
-    assert!(!w.secret_exists(&lifeboat::restore::test_secret_name(&id)).await);
+    assert!(!w.secret_exists(&lifeboat::cache_restore::test_secret_name(&id)).await);
 }
 
 #[tokio::test]
 async fn a_missing_key_fails_the_test_by_name_and_every_failure_path_cleans_up() {
     let w = world().await;
     let id = lifeboat::cache_restore::test_group_id("sessions", w.requested);
-    let secret = lifeboat::restore::test_secret_name(&id);
+    let secret = lifeboat::cache_restore::test_secret_name(&id);
 
     let checks = json!({"sessions": [{"name": "the mail queue is there", "pattern": "rq:queue:mail"}]}).to_string();
     let deps = w.deps(&[("LIFEBOAT_CACHE_RESTORE_CHECKS", &checks)]);
@@ -415,7 +415,7 @@ async fn a_missing_key_fails_the_test_by_name_and_every_failure_path_cleans_up()
         }
         assert_eq!(trail.last().unwrap(), "cleanup: deleting", "{trail:?}");
         assert_eq!(w.group_status(&id).await.as_deref(), Some("deleting"));
-        assert!(!w.secret_exists(&lifeboat::restore::test_secret_name(&id)).await);
+        assert!(!w.secret_exists(&lifeboat::cache_restore::test_secret_name(&id)).await);
     }
 
     // A cache with no snapshot: a failed test whose report says why; nothing made, nothing left.
@@ -430,7 +430,7 @@ async fn a_missing_key_fails_the_test_by_name_and_every_failure_path_cleans_up()
     );
     let jobs = lifeboat::cache_restore::test_group_id("jobs", w.requested);
     assert_eq!(w.group_status(&jobs).await, None);
-    assert!(!w.secret_exists(&lifeboat::restore::test_secret_name(&jobs)).await);
+    assert!(!w.secret_exists(&lifeboat::cache_restore::test_secret_name(&jobs)).await);
 }
 
 #[tokio::test]
@@ -767,7 +767,7 @@ async fn sharded_finish(
     let id = test["restored_id"].as_str().unwrap();
     let creds = json!({"username": "default", "password": cluster.password});
     w.sm.put_secret_value()
-        .secret_id(lifeboat::restore::test_secret_name(id))
+        .secret_id(lifeboat::cache_restore::test_secret_name(id))
         .secret_string(creds.to_string())
         .send()
         .await
@@ -778,7 +778,7 @@ async fn sharded_finish(
     assert_eq!(cleaned["status"], "deleting");
     let id = lifeboat::cache_restore::test_group_id(SHARDED, w.requested);
     assert_eq!(w.group_status(&id).await.as_deref(), Some("deleting"));
-    assert!(!w.secret_exists(&lifeboat::restore::test_secret_name(&id)).await);
+    assert!(!w.secret_exists(&lifeboat::cache_restore::test_secret_name(&id)).await);
     test
 }
 
@@ -966,7 +966,7 @@ async fn a_serverless_cache_is_restore_tested_from_its_verified_rdb_copy() {
         .collect();
     assert_eq!(counts, [("keys in db0", true), ("keys in db2", true)], "{r:#?}");
     assert_eq!(w.group_status(&id).await.as_deref(), Some("deleting"));
-    assert!(!w.secret_exists(&lifeboat::restore::test_secret_name(&id)).await);
+    assert!(!w.secret_exists(&lifeboat::cache_restore::test_secret_name(&id)).await);
 
     // No verified copy: the start fails by name, the report says why, nothing is made or left.
     let err = restore::caches::start_with(&deps, &serverless("jobs"), None, w.requested)
@@ -992,7 +992,7 @@ async fn a_serverless_cache_is_restore_tested_from_its_verified_rdb_copy() {
     );
     let jobs = lifeboat::cache_restore::test_group_id("jobs", w.requested);
     assert_eq!(w.group_status(&jobs).await, None);
-    assert!(!w.secret_exists(&lifeboat::restore::test_secret_name(&jobs)).await);
+    assert!(!w.secret_exists(&lifeboat::cache_restore::test_secret_name(&jobs)).await);
 }
 
 /// A serverless cache's RDB copy of two shards seeds a cluster-mode group of two shards (a shard per file, the

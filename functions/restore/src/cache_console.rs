@@ -193,6 +193,7 @@ mod tests {
         let env = |n: &str| match n {
             "LIFEBOAT_BUCKET" => Some("lifeboat-backups".to_owned()),
             "LIFEBOAT_DB_SSLMODE" => Some("disable".to_owned()),
+            "LIFEBOAT_RESTORE_ENTRY" => Some("console".to_owned()),
             _ => None,
         };
         let settings = crate::settings::RestoreSettings::from_env(&env).unwrap();

@@ -106,7 +106,7 @@ pub(crate) async fn auth_token(deps: &Deps) -> Result<String, RestoreError> {
 
 /// The ARN of the test's AUTH secret that an earlier (redelivered) start created.
 async fn existing_secret(deps: &Deps, group_id: &str) -> Result<String, RestoreError> {
-    let name = db_rules::test_secret_name(group_id);
+    let name = rules::test_secret_name(group_id);
     let out = deps.sm.describe_secret().secret_id(&name).send().await;
     out.ok().and_then(|d| d.arn().map(str::to_owned)).ok_or_else(|| {
         RestoreError::InvalidSecret(format!(
@@ -143,7 +143,9 @@ pub(crate) async fn ensure_restored(
     let s = &deps.settings;
     let expires = db_rules::test_expiry(Utc::now(), s.expiry_hours);
     let token = auth_token(deps).await?;
+    let secret = rules::test_secret_name(group_id);
     let owner = password::Owner {
+        name: &secret,
         restored_id: group_id,
         database: &cache.id,
         expires,
@@ -330,7 +332,7 @@ pub async fn verify(deps: &Deps, mut test: CacheTestState) -> Result<Value, Rest
         host,
         port,
         user: None,
-        password: Some(password::read_own(&deps.sm, &g.id, &test.cache).await?),
+        password: Some(password::read_own(&deps.sm, &rules::test_secret_name(&g.id), &test.cache).await?),
         tls: s.tls.clone(),
     };
     let (snapshot, expected) = restored_from(deps, &test.cache, &g).await?;
@@ -444,7 +446,7 @@ pub async fn cleanup(deps: &Deps, mut test: CacheTestState) -> Result<Value, Res
     crate::restored::same_id("restored_id", test.restored_id.as_deref(), &id)?;
     // Refused before anything is deleted when the name is taken by what is not this cache's restore test.
     crate::restored::group(deps, &test).await?;
-    password::delete(&deps.sm, &id).await?;
+    password::delete(&deps.sm, &rules::test_secret_name(&id)).await?;
     test.auth_secret = None;
     let outcome = rules::delete_test_group(&deps.ec, &id).await?;
     if let Some(g) = rules::group(&deps.ec, &id).await?.filter(|g| g.status != "deleting") {

@@ -313,7 +313,9 @@ async fn prepare(deps: &Deps, mut test: TestState) -> Result<Value, RestoreError
         ));
     }
     let password = random_password(deps).await?;
+    let secret = rules::test_secret_name(&r.id);
     let owner = password::Owner {
+        name: &secret,
         restored_id: &r.id,
         database: &test.database,
         expires: rules::test_expiry(Utc::now(), deps.settings.expiry_hours),
@@ -379,7 +381,7 @@ async fn target_of(deps: &Deps, test: &TestState, r: &RestoredDb) -> Result<Targ
         host,
         port,
         user: r.master_user.clone(),
-        password: password::read_own(&deps.sm, &r.id, &test.database).await?,
+        password: password::read_own(&deps.sm, &rules::test_secret_name(&r.id), &test.database).await?,
         dbname: "postgres".into(),
     })
 }
@@ -592,7 +594,7 @@ async fn cleanup(deps: &Deps, mut test: TestState) -> Result<Value, RestoreError
     restored::same_id("restored_id", test.restored_id.as_deref(), &derived)?;
     // Refused before anything is deleted when the name is taken by what is not this database's restore test.
     let found = restored::database(deps, &test).await?;
-    password::delete(&deps.sm, &derived).await?;
+    password::delete(&deps.sm, &rules::test_secret_name(&derived)).await?;
     test.password_secret = None;
     let Some(r) = found else {
         test.status = Some("deleted".into());

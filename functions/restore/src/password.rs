@@ -13,7 +13,7 @@
 
 use chrono::{DateTime, Utc};
 use lifeboat::error::Error;
-use lifeboat::restore::{test_secret_name, EXPIRES_AT, RESTORE_TEST, SOURCE_DB};
+use lifeboat::restore::{EXPIRES_AT, RESTORE_TEST, SOURCE_DB};
 use serde::{Deserialize, Serialize};
 
 use crate::error::RestoreError;
@@ -25,9 +25,11 @@ struct Credentials {
     password: String,
 }
 
-/// The restore test a secret belongs to.
+/// The restore test a secret belongs to, and the secret's name (`lifeboat::restore::test_secret_name` of the
+/// restored instance, `lifeboat::cache_restore::test_secret_name` of a cache's group).
 #[derive(Debug, Clone, Copy)]
 pub struct Owner<'a> {
+    pub name: &'a str,
     pub restored_id: &'a str,
     pub database: &'a str,
     pub expires: DateTime<Utc>,
@@ -54,7 +56,7 @@ pub async fn store(
     username: &str,
     password: &str,
 ) -> Result<String, RestoreError> {
-    let name = test_secret_name(owner.restored_id);
+    let name = owner.name;
     let value = serde_json::to_string(&Credentials {
         username: username.to_owned(),
         password: password.to_owned(),
@@ -62,7 +64,7 @@ pub async fn store(
     .map_err(RestoreError::State)?;
     let created = sm
         .create_secret()
-        .name(&name)
+        .name(name)
         .description(format!(
             "Lifeboat restore test {}: master password of the restored copy of {}; deleted by its cleanup",
             owner.restored_id, owner.database
@@ -75,7 +77,7 @@ pub async fn store(
         Ok(out) => out.arn().map(str::to_owned),
         Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_exists_exception()) => sm
             .put_secret_value()
-            .secret_id(&name)
+            .secret_id(name)
             .secret_string(&value)
             .send()
             .await
@@ -87,14 +89,11 @@ pub async fn store(
     arn.ok_or_else(|| RestoreError::InvalidSecret(format!("Secrets Manager returned no ARN for {name}")))
 }
 
-/// The password in the test's own secret: `lifeboat/restore-test/<restored_id>`, read only when its tags say
-/// `lifeboat:restore-test=true` and name `source` (the database or cache under test).
-pub async fn read_own(
-    sm: &aws_sdk_secretsmanager::Client,
-    restored_id: &str,
-    source: &str,
-) -> Result<String, RestoreError> {
-    let name = test_secret_name(restored_id);
+/// The password in the test's own secret `name` (derived by the caller from the restored identifier, never
+/// taken from a payload), read only when its tags say `lifeboat:restore-test=true` and name `source` (the
+/// database or cache under test).
+pub async fn read_own(sm: &aws_sdk_secretsmanager::Client, name: &str, source: &str) -> Result<String, RestoreError> {
+    let name = name.to_owned();
     let described = sm
         .describe_secret()
         .secret_id(&name)
@@ -124,7 +123,7 @@ pub async fn read_own(
         .map_err(|_| RestoreError::InvalidSecret(format!("{name} does not hold {{\"username\", \"password\"}}")))
 }
 
-/// Deletes the test's secret at once (no recovery window); `false` when there was none.
-pub async fn delete(sm: &aws_sdk_secretsmanager::Client, restored_id: &str) -> Result<bool, Error> {
-    lifeboat::test_secrets::delete(sm, &test_secret_name(restored_id)).await
+/// Deletes the test's secret `name` at once (no recovery window); `false` when there was none.
+pub async fn delete(sm: &aws_sdk_secretsmanager::Client, name: &str) -> Result<bool, Error> {
+    lifeboat::test_secrets::delete(sm, name).await
 }

@@ -11,8 +11,9 @@
 //! PostgreSQL 15: a CHECK constraint's function reset the role during COPY and gave its author CREATEDB and
 //! CREATEROLE. Logging in as the role leaves nothing to reset to.
 //!
-//! The password is 32 random bytes that only this process holds; it is sent in CREATE ROLE, so a server that
-//! logs DDL logs it, which is why it expires (VALID UNTIL) and is removed with LOGIN when the restore ends.
+//! The password is 32 random bytes that only this process holds; CREATE ROLE carries only its SCRAM-SHA-256
+//! verifier (as rotation sends passwords), so a server that logs DDL never logs the password itself; it expires
+//! (VALID UNTIL) and is removed with LOGIN when the restore ends.
 //!
 //! The role is INHERIT, unlike the rest of its attributes: it is granted no role, and on PostgreSQL 15 and later
 //! the owner of a database holds its `public` schema only through the implicit `pg_database_owner` membership,
@@ -68,7 +69,8 @@ pub fn role_name(database: &str) -> String {
 /// The statements, run by the administrator on the maintenance database, that create the role and the new
 /// database it owns, and fence the database from PUBLIC. `server_version_num` decides how the administrator is
 /// made able to create a database owned by the role: PostgreSQL 16 and later grant a role to its creator
-/// (with the options `createrole_self_grant` names); older ones need an explicit grant.
+/// (with the options `createrole_self_grant` names); older ones need an explicit grant. `password` is what the
+/// server stores: the caller passes a SCRAM-SHA-256 verifier, never the password itself.
 pub fn create_statements(
     server_version_num: i32,
     role: &str,
@@ -207,8 +209,9 @@ pub async fn create(
         return Err(role_exists());
     }
     let password = one_time_password()?;
+    let stored = postgres_protocol::password::scram_sha_256(password.as_bytes());
     let valid_until = Utc::now() + PASSWORD_VALID_FOR;
-    for statement in create_statements(version, &role, database, &password, valid_until) {
+    for statement in create_statements(version, &role, database, &stored, valid_until) {
         let action = if statement.starts_with("CREATE ROLE") {
             format!("creating role {role}")
         } else {

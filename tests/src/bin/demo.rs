@@ -475,7 +475,7 @@ async fn cache_story(watch: &Watch, work: &Path, redis: &Redis, clients: &Client
             clients
                 .sm
                 .put_secret_value()
-                .secret_id(lifeboat::restore::test_secret_name(id))
+                .secret_id(lifeboat::cache_restore::test_secret_name(id))
                 .secret_string(creds.to_string())
                 .send()
                 .await
