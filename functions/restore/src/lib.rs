@@ -21,6 +21,7 @@ pub mod handler;
 pub mod password;
 pub mod report;
 pub mod restored;
+pub mod runtime;
 pub mod settings;
 pub mod verify;
 

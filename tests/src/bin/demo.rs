@@ -44,7 +44,7 @@ const FUNCTIONS: [&str; 7] = [
 fn binary_of(function: &str) -> (&str, Option<&str>) {
     match function {
         "restore" => ("restore", Some("console")),
-        "restore-test" => ("restore", Some("steps")),
+        "restore-test" => ("restore-test", Some("steps")),
         other => (other, None),
     }
 }
@@ -356,6 +356,31 @@ async fn print_passed_report(s3: &aws_sdk_s3::Client, key: &str, what: &str) {
 struct Clients {
     s3: aws_sdk_s3::Client,
     sm: aws_sdk_secretsmanager::Client,
+    ec: aws_sdk_elasticache::Client,
+}
+
+/// Writes the record copy-caches writes before it asks ElastiCache to export `snapshot` (moto cannot export to
+/// S3, so the demo plays ElastiCache's part, and Lifeboat's request before it): staged files are verified only
+/// when such a record matches the snapshot.
+async fn request_recorded(clients: &Clients, snapshot: &str) {
+    let all = lifeboat::elasticache::discover_all(&clients.ec, false).await.unwrap();
+    let snaps = lifeboat::elasticache::list_all_snapshots(&clients.ec, false)
+        .await
+        .unwrap();
+    let chosen = snaps.iter().find(|s| s.name == snapshot).unwrap();
+    let cache = all.iter().find(|c| c.id == CACHE).unwrap();
+    let snap = lifeboat::rdb_copy::describe(&clients.ec, chosen, cache).await.unwrap();
+    let staging = lifeboat::bucket::rdb_staging_name(snapshot);
+    let record = lifeboat::rdb_copy::request_record(&snap, &staging, Utc::now());
+    clients
+        .s3
+        .put_object()
+        .bucket(BUCKET)
+        .key(lifeboat::bucket::rdb_staging_request_key(&staging))
+        .body(serde_json::to_vec(&record).unwrap().into())
+        .send()
+        .await
+        .unwrap();
 }
 
 /// Creates the cache in the emulator and fills the local server with what a session store and an RQ queue hold.
@@ -403,7 +428,9 @@ async fn create_cache(ec: &aws_sdk_elasticache::Client, redis: &Redis) {
 async fn cache_story(watch: &Watch, work: &Path, redis: &Redis, clients: &Clients, snapshot: &str) {
     let s3 = &clients.s3;
     heading("The cache's snapshot as RDB files in S3, verified: events/export/copy-caches.json");
-    // What ElastiCache's export (CopySnapshot to the bucket) writes, which moto cannot: the server's own RDB file.
+    // What ElastiCache's export (CopySnapshot to the bucket) writes, which moto cannot: the server's own RDB file,
+    // after Lifeboat's record of the request.
+    request_recorded(clients, snapshot).await;
     let rdb = std::fs::read(redis.save()).unwrap();
     let staged = format!("{}-0001.rdb", lifeboat::bucket::rdb_staging_name(snapshot));
     s3.put_object()
@@ -991,6 +1018,7 @@ async fn main() {
     let clients = Clients {
         s3: s3.clone(),
         sm: secrets.clone(),
+        ec: aws_sdk_elasticache::Client::new(&moto.config(REGION)),
     };
     cache_story(&watch, work.path(), &redis, &clients, &cache_snapshot).await;
 
