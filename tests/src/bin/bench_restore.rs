@@ -179,6 +179,8 @@ async fn main() {
     ];
     let mut restore_env = aws.clone();
     restore_env.extend([
+        // The console's entry, as the restore task runs it (restore-export is a console action).
+        ("LIFEBOAT_RESTORE_ENTRY", "console".to_owned()),
         ("LIFEBOAT_AGE_IDENTITY_SECRET", "lifeboat/bench-age".to_owned()),
         (
             "LIFEBOAT_EVENT",
