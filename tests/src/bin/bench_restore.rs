@@ -59,8 +59,12 @@ async fn manifest(s3: &aws_sdk_s3::Client) -> (String, Manifest) {
     (key, manifest)
 }
 
+/// Drops a restored database and the role a restore from an export made to own it (`<name>_owner`), so that the
+/// next round restores anew.
 fn drop_database(pg: &Postgres, name: &str) {
     pg.psql("postgres", &format!("DROP DATABASE IF EXISTS {name}")).unwrap();
+    pg.psql("postgres", &format!("DROP ROLE IF EXISTS {name}_owner"))
+        .unwrap();
 }
 
 #[tokio::main]
@@ -181,6 +185,8 @@ async fn main() {
     restore_env.extend([
         // The console's entry, as the restore task runs it (restore-export is a console action).
         ("LIFEBOAT_RESTORE_ENTRY", "console".to_owned()),
+        // The secret names the local server, not the emulator's endpoint for the database (item 14's pinning).
+        ("LIFEBOAT_EXPORT_ALLOW_ANY_HOST", "true".to_owned()),
         ("LIFEBOAT_AGE_IDENTITY_SECRET", "lifeboat/bench-age".to_owned()),
         (
             "LIFEBOAT_EVENT",
