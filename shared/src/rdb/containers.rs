@@ -416,7 +416,7 @@ fn distinct(members: impl Iterator<Item = Vec<u8>>, what: &str) -> Result<(), St
 /// Entries taken as field/value pairs (a hash) or member/score pairs (a sorted set): an even count and no field
 /// twice. Returns the number of pairs.
 pub fn pairs(entries: &[Entry<'_>], what: &str) -> Result<u64, String> {
-    if entries.len() % 2 != 0 {
+    if !entries.len().is_multiple_of(2) {
         return Err(format!("{what} has {} entries, not pairs", entries.len()));
     }
     distinct(entries.iter().step_by(2).map(Entry::text), what)?;
