@@ -36,6 +36,9 @@ pub enum Error {
     /// Some databases failed while the others completed; the message lists them.
     #[error("{0}")]
     PartialFailure(String),
+    /// The run's metrics could not be written (standard output refused the Embedded Metric Format lines).
+    #[error("writing the run's metrics failed: {0}")]
+    Metrics(String),
 }
 
 impl Error {
@@ -57,6 +60,7 @@ impl Error {
             Self::InvalidEvent(_) => "Lifeboat.InvalidEvent",
             Self::Aws { .. } => "Lifeboat.AwsError",
             Self::PartialFailure(_) => "Lifeboat.PartialFailure",
+            Self::Metrics(_) => "Lifeboat.MetricsError",
         }
     }
 }

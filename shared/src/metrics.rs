@@ -1,15 +1,26 @@
-//! CloudWatch metrics: collected during a run, published in batches at its end.
+//! Metrics: collected during a run, published once at its end.
 //!
-//! Namespace `Lifeboat` (configurable), dimension `DBIdentifier` on per-database figures. Publishing happens
-//! once per run so that a run costs a handful of PutMetricData calls whatever the fleet size.
+//! Namespace `Lifeboat` (configurable), dimension `DBIdentifier` on per-database figures (`CacheIdentifier`,
+//! `Profile`, ... on others).
+//!
+//! How they leave the process depends on where it runs ([`Route`]):
+//! - **In Lambda** (the runtime sets `AWS_LAMBDA_FUNCTION_NAME`), as CloudWatch Embedded Metric Format: one JSON
+//!   line per dimension set on standard output, which Lambda's log pipeline turns into metrics. This is AWS's
+//!   recommended path for Lambda: no API call on the hot path, no PutMetricData throttling, no `cloudwatch:`
+//!   permission, and no figure lost because a call failed at the end of a run that did its work.
+//! - **Anywhere else** (the export and restore ECS tasks, a local `--event` run, the tests that run a handler in
+//!   their own process), with `PutMetricData` in batches: an ECS task's `awslogs` driver does not mark lines as
+//!   EMF, so a line there would stay a line.
 //!
 //! Owns the metric vocabulary: every metric and dimension name any function publishes is a constant here, and no
 //! function spells one as a literal. It must never compute a figure (the rules that do live with their owners,
-//! e.g. [`crate::monitor::db_metrics`]) nor publish anywhere but CloudWatch.
+//! e.g. [`crate::monitor::db_metrics`]) nor publish anywhere but CloudWatch (directly or through its logs).
 
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
 use aws_sdk_cloudwatch::Client;
 use chrono::{DateTime, Utc};
+
+use serde_json::{json, Map, Value};
 
 use crate::error::Error;
 
@@ -173,6 +184,33 @@ pub const ALL: &[&str] = &[
 ];
 /// PutMetricData accepts up to 1,000 datums per call; staying well under also keeps the payload under 1 MB.
 pub const BATCH_SIZE: usize = 500;
+/// An EMF document names at most 100 metrics, and a metric carries at most 100 values.
+pub const EMF_MAX_METRICS: usize = 100;
+pub const EMF_MAX_VALUES: usize = 100;
+
+/// Where a run's figures go: see the module's documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Embedded Metric Format lines on standard output (in Lambda).
+    Emf,
+    /// `PutMetricData` (outside Lambda).
+    Api,
+}
+
+impl Route {
+    /// The route for this process: EMF when the Lambda runtime started it, else the API.
+    pub fn of_process() -> Self {
+        Self::of(std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some())
+    }
+
+    fn of(in_lambda: bool) -> Self {
+        if in_lambda {
+            Self::Emf
+        } else {
+            Self::Api
+        }
+    }
+}
 
 /// One figure, kept as plain data so tests can inspect what a run would publish.
 #[derive(Debug, Clone, PartialEq)]
@@ -229,8 +267,98 @@ impl Metrics {
             .map(|m| m.value)
     }
 
-    /// Publishes every figure, timestamped `at`, in as few calls as the API allows.
+    /// Publishes every figure, timestamped `at`, by this process's [`Route`]: EMF lines on standard output in
+    /// Lambda, else `PutMetricData` through `cw`. Returns how many figures were published.
     pub async fn publish(&self, cw: &Client, namespace: &str, at: DateTime<Utc>) -> Result<usize, Error> {
+        match Route::of_process() {
+            Route::Emf => {
+                use std::io::Write as _;
+                // One write per line under the lock, so a log line of another thread never splits a document.
+                let mut out = std::io::stdout().lock();
+                for doc in self.emf_documents(namespace, at) {
+                    writeln!(out, "{doc}").map_err(|e| Error::Metrics(e.to_string()))?;
+                }
+                out.flush().map_err(|e| Error::Metrics(e.to_string()))?;
+                Ok(self.items.len())
+            }
+            Route::Api => self.put_metric_data(cw, namespace, at).await,
+        }
+    }
+
+    /// The figures as CloudWatch Embedded Metric Format documents: one per set of dimension values (figures
+    /// without dimensions share one with an empty dimension set), at most [`EMF_MAX_METRICS`] metrics each; a
+    /// metric recorded more than once under the same dimensions carries its values as an array (up to
+    /// [`EMF_MAX_VALUES`]), which CloudWatch counts as that many samples. Documents come in the order their
+    /// first figure was recorded.
+    pub fn emf_documents(&self, namespace: &str, at: DateTime<Utc>) -> Vec<Value> {
+        struct Doc<'a> {
+            dimensions: &'a [(String, String)],
+            /// Metric name, unit, values, in the order first seen.
+            metrics: Vec<(&'a str, &'a str, Vec<f64>)>,
+        }
+        let mut docs: Vec<Doc<'_>> = Vec::new();
+        for m in &self.items {
+            let unit = m.unit.as_str();
+            let fits = |d: &Doc<'_>| {
+                d.dimensions == m.dimensions.as_slice()
+                    && match d.metrics.iter().find(|(n, _, _)| *n == m.name) {
+                        Some((_, u, values)) => *u == unit && values.len() < EMF_MAX_VALUES,
+                        None => d.metrics.len() < EMF_MAX_METRICS,
+                    }
+            };
+            let doc = match docs.iter().position(fits) {
+                Some(i) => &mut docs[i],
+                None => {
+                    docs.push(Doc {
+                        dimensions: &m.dimensions,
+                        metrics: Vec::new(),
+                    });
+                    let last = docs.len() - 1;
+                    &mut docs[last]
+                }
+            };
+            match doc.metrics.iter_mut().find(|(n, _, _)| *n == m.name) {
+                Some((_, _, values)) => values.push(m.value),
+                None => doc.metrics.push((&m.name, unit, vec![m.value])),
+            }
+        }
+        docs.into_iter()
+            .map(|d| {
+                let mut root = Map::new();
+                for (k, v) in d.dimensions {
+                    root.insert(k.clone(), Value::from(v.as_str()));
+                }
+                let names: Vec<&str> = d.dimensions.iter().map(|(k, _)| k.as_str()).collect();
+                let definitions: Vec<Value> = d
+                    .metrics
+                    .iter()
+                    .map(|(n, u, _)| json!({"Name": n, "Unit": u}))
+                    .collect();
+                for (name, _, values) in d.metrics {
+                    let value = match values.as_slice() {
+                        [one] => json!(one),
+                        many => json!(many),
+                    };
+                    root.insert(name.to_owned(), value);
+                }
+                root.insert(
+                    "_aws".to_owned(),
+                    json!({
+                        "Timestamp": at.timestamp_millis(),
+                        "CloudWatchMetrics": [{
+                            "Namespace": namespace,
+                            "Dimensions": [names],
+                            "Metrics": definitions,
+                        }],
+                    }),
+                );
+                Value::Object(root)
+            })
+            .collect()
+    }
+
+    /// Publishes every figure with `PutMetricData`, in as few calls as the API allows.
+    async fn put_metric_data(&self, cw: &Client, namespace: &str, at: DateTime<Utc>) -> Result<usize, Error> {
         let timestamp = aws_sdk_cloudwatch::primitives::DateTime::from_millis(at.timestamp_millis());
         for chunk in self.items.chunks(BATCH_SIZE) {
             let data: Vec<MetricDatum> = chunk
@@ -299,5 +427,122 @@ mod tests {
         assert_eq!(rule.num_calls(), 3);
         assert_eq!(m.value_for("db-7", "SnapshotCreated"), Some(1.0));
         assert_eq!(m.value_for("db-7", "SnapshotFailed"), None);
+    }
+
+    #[test]
+    fn the_route_is_emf_only_under_the_lambda_runtime() {
+        assert_eq!(Route::of(true), Route::Emf);
+        assert_eq!(Route::of(false), Route::Api);
+    }
+
+    fn at() -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(1_780_000_000_123).unwrap()
+    }
+
+    #[test]
+    fn emf_documents_group_figures_by_their_dimension_values() {
+        let mut m = Metrics::new();
+        m.db("app-prod", SNAPSHOT_CREATED, 1.0, StandardUnit::Count);
+        m.db("app-staging", SNAPSHOT_CREATED, 0.0, StandardUnit::Count);
+        m.db("app-prod", SNAPSHOTS_DELETED, 3.0, StandardUnit::Count);
+        m.put(SNAPSHOT_RUN_DURATION_SECONDS, 12.5, StandardUnit::Seconds, &[]);
+        m.put(
+            EXPORT_DURATION_SECONDS,
+            60.0,
+            StandardUnit::Seconds,
+            &[(DB_DIMENSION, "app-prod"), (PROFILE_DIMENSION, "full")],
+        );
+        let docs = m.emf_documents("Lifeboat", at());
+        assert_eq!(docs.len(), 4, "{docs:#?}");
+        assert_eq!(
+            docs[0],
+            json!({
+                "DBIdentifier": "app-prod",
+                "SnapshotCreated": 1.0,
+                "SnapshotsDeleted": 3.0,
+                "_aws": {
+                    "Timestamp": 1_780_000_000_123i64,
+                    "CloudWatchMetrics": [{
+                        "Namespace": "Lifeboat",
+                        "Dimensions": [["DBIdentifier"]],
+                        "Metrics": [
+                            {"Name": "SnapshotCreated", "Unit": "Count"},
+                            {"Name": "SnapshotsDeleted", "Unit": "Count"},
+                        ],
+                    }],
+                },
+            })
+        );
+        assert_eq!(docs[1]["DBIdentifier"], "app-staging");
+        assert_eq!(docs[1]["SnapshotCreated"], 0.0);
+        // A run-wide figure: an empty dimension set, as EMF spells "no dimension".
+        assert_eq!(docs[2]["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([[]]));
+        assert_eq!(docs[2]["SnapshotRunDurationSeconds"], 12.5);
+        assert_eq!(docs[2]["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"], "Seconds");
+        assert_eq!(
+            docs[3]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["DBIdentifier", "Profile"]])
+        );
+        assert_eq!(
+            (docs[3]["DBIdentifier"].clone(), docs[3]["Profile"].clone()),
+            (json!("app-prod"), json!("full"))
+        );
+    }
+
+    #[test]
+    fn emf_documents_keep_to_the_format_limits() {
+        let mut m = Metrics::new();
+        // 150 distinct metrics under one dimension set: two documents, 100 and 50.
+        let names: Vec<String> = (0..150).map(|i| format!("Figure{i}")).collect();
+        for name in &names {
+            m.db("app-prod", name, 1.0, StandardUnit::Count);
+        }
+        // One metric 250 times: values as arrays of at most 100.
+        for i in 0..250 {
+            m.put(
+                EXPORT_STORED_BYTES,
+                f64::from(i),
+                StandardUnit::Bytes,
+                &[(DB_DIMENSION, "big")],
+            );
+        }
+        let docs = m.emf_documents("Lifeboat", at());
+        let defined = |d: &Value| d["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap().len();
+        assert_eq!(docs.iter().map(defined).collect::<Vec<_>>(), vec![100, 50, 1, 1, 1]);
+        let values: Vec<usize> = docs[2..]
+            .iter()
+            .map(|d| d[EXPORT_STORED_BYTES].as_array().unwrap().len())
+            .collect();
+        assert_eq!(values, vec![100, 100, 50]);
+        // Every figure is in exactly one document, with its value.
+        let total: usize = docs
+            .iter()
+            .map(|d| {
+                d["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|def| match &d[def["Name"].as_str().unwrap()] {
+                        Value::Array(a) => a.len(),
+                        _ => 1,
+                    })
+                    .sum::<usize>()
+            })
+            .sum();
+        assert_eq!(total, 400);
+        assert_eq!(docs[4][EXPORT_STORED_BYTES][49], 249.0);
+    }
+
+    #[test]
+    fn a_metric_seen_with_another_unit_goes_to_its_own_document() {
+        let mut m = Metrics::new();
+        m.db("app-prod", EXPORT_STORED_BYTES, 10.0, StandardUnit::Bytes);
+        m.db("app-prod", EXPORT_STORED_BYTES, 1.0, StandardUnit::Megabytes);
+        let docs = m.emf_documents("Lifeboat", at());
+        assert_eq!(docs.len(), 2);
+        assert_eq!(
+            docs[1]["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"],
+            "Megabytes"
+        );
     }
 }

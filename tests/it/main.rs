@@ -9,6 +9,7 @@ mod cache_monitor;
 mod cache_restore;
 mod cli;
 mod elasticache;
+mod emf;
 mod events;
 mod evidence;
 mod evidence_browser;

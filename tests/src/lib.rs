@@ -10,6 +10,7 @@
 pub mod bench;
 pub mod fleet;
 pub mod history;
+pub mod lambda;
 pub mod moto;
 pub mod postgres;
 pub mod redis;
