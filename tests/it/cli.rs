@@ -657,6 +657,23 @@ async fn a_dry_run_checks_everything_prints_the_plan_and_only_reads() {
     assert_eq!(doc(&out)["error"]["check"], "target-exists");
     let out = w.restore("app_dry", &["--dry-run", "--table", "userz"]);
     assert_eq!(code(&out), 4, "{:?}", texts(&out));
+    let wrong = format!(
+        "postgres://{SUPERUSER}:not-the-password@127.0.0.1:{}/app_dry?sslmode=disable",
+        w.pg.port
+    );
+    let key_file = w.key_file.display().to_string();
+    let out = w.lifeboat(&[
+        "restore",
+        "app-prod",
+        "--into",
+        &wrong,
+        "--identity-file",
+        &key_file,
+        "--dry-run",
+        "--json",
+    ]);
+    assert_eq!(code(&out), 4, "a server that refuses the login: {:?}", texts(&out));
+    assert_eq!(doc(&out)["error"]["check"], "target");
 
     // The same command without --dry-run does write (so the log above would have shown it).
     let before = w.moto.log_text().len();
