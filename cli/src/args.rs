@@ -118,10 +118,13 @@ lifeboat completions zsh > ~/.zfunc/_lifeboat\n  lifeboat completions fish > ~/.
     )]
     Man {
         /// One command's page instead of the tool's
-        #[arg(value_parser = ["exports", "restore", "verify", "report", "completions"])]
+        #[arg(value_parser = MAN_PAGES)]
         command: Option<String>,
     },
 }
+
+/// The commands with a page of their own (`lifeboat-<command>(1)`): every command but `help`.
+pub const MAN_PAGES: [&str; 6] = ["exports", "restore", "verify", "report", "completions", "man"];
 
 /// The shells a completion script is written for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -257,4 +260,21 @@ pub struct Report {
 #[allow(dead_code)]
 pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_definition_is_consistent_and_every_command_has_a_man_page() {
+        command().debug_assert();
+        let cli = command();
+        let commands: Vec<&str> = cli
+            .get_subcommands()
+            .map(clap::Command::get_name)
+            .filter(|n| *n != "help")
+            .collect();
+        assert_eq!(commands, MAN_PAGES);
+    }
 }

@@ -124,7 +124,7 @@ fn completions_for_each_shell_name_every_command() {
 fn the_man_pages_render_as_roff() {
     let page = stdout(&lifeboat(&["man"]));
     assert!(page.contains("\n.TH lifeboat 1"), "{page}");
-    for command in ["exports", "restore", "verify", "report"] {
+    for command in ["exports", "restore", "verify", "report", "completions", "man"] {
         assert!(page.contains(command), "{command} in lifeboat(1)");
         let out = lifeboat(&["man", command]);
         assert_eq!(out.status.code(), Some(0));
@@ -170,6 +170,11 @@ fn with_json_a_usage_error_is_one_json_document_on_stdout() {
     let message = doc["error"]["message"].as_str().unwrap();
     assert!(message.contains("--into <URL>"), "{message}");
     assert!(stderr(&out).contains("--into"), "clap's message stays on stderr");
+    let out = lifeboat(&["--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let message = doc["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("'lifeboat' requires a subcommand"), "{message}");
 
     // A value the tool checks after clap: the same document, from the tool.
     let out = lifeboat(&[
