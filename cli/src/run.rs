@@ -218,6 +218,8 @@ pub async fn aws_config(profile: Option<&str>) -> SdkConfig {
 
 /// What every command needs: S3 (and Secrets Manager for identities), the bucket, and pg_restore.
 struct Context {
+    /// `--profile`, when given.
+    profile: Option<String>,
     config: SdkConfig,
     s3: aws_sdk_s3::Client,
     sm: aws_sdk_secretsmanager::Client,
@@ -234,6 +236,7 @@ async fn context(profile: Option<&str>, bucket: Option<&str>, pg_restore: Option
     let ctx = Context {
         s3: aws_sdk_s3::Client::new(&config),
         sm: aws_sdk_secretsmanager::Client::new(&config),
+        profile: profile.map(str::to_owned),
         config,
         bucket,
         pg_restore: pg_restore
@@ -264,6 +267,14 @@ async fn probe_bucket(ctx: &Context) -> Result<(), CliError> {
         (_, Some(403)) => Err(CliError::Refused(format!(
             "access to bucket {b} was denied: the credentials need s3:ListBucket on it"
         ))),
+        (None, None) if ctx.profile.is_some() => Err(CliError::Aws {
+            operation: format!("HeadBucket {b}"),
+            // The likeliest cause after the rename: an export profile given where the AWS profile now goes.
+            message: format!(
+                "{} (--profile names an AWS named profile; the export profile is --export-profile)",
+                lifeboat::error::aws_error_message(&e)
+            ),
+        }),
         _ => Err(CliError::Aws {
             operation: format!("HeadBucket {b}"),
             message: lifeboat::error::aws_error_message(&e),

@@ -169,3 +169,18 @@ fn a_missing_bucket_is_not_found_and_a_denied_one_refused_also_in_json() {
     assert_eq!(out.status.code(), Some(4));
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn an_aws_profile_that_is_not_defined_fails_with_a_hint_at_the_export_profile_option() {
+    let s3 = FakeS3::start("404 Not Found");
+    let (_dir, config) = aws_config(s3.port);
+    // `--profile full` meant the export profile before the rename; there is no AWS profile of that name.
+    let out = lifeboat(&config, &["exports", "app-prod", "--profile", "full"], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the export profile is --export-profile"), "{stderr}");
+    assert!(
+        s3.requests().is_empty(),
+        "nothing was sent with another profile's settings"
+    );
+}
