@@ -1,37 +1,108 @@
-//! The four commands, carried out with `lifeboat::archive` and `lifeboat::evidence`. Results go to stdout, progress and errors to
-//! stderr. Nothing here prints a password: the target is only ever shown through [`crate::url::redacted`].
+//! The four commands, carried out with `lifeboat::archive` and `lifeboat::evidence`. Each returns what it did as
+//! a [`Done`]: a JSON document and the same facts as text; `main` prints one of them on stdout. Progress and
+//! messages go to stderr. Nothing here prints a password: the target is only ever shown through
+//! [`crate::url::redacted`].
+//!
+//! Owns: the exit-code classes ([`Kind`]) and which error falls in which. The classes are decided from typed
+//! errors only (the library's error variants, the SDK's modelled errors and HTTP statuses), never from message
+//! text; an AWS failure the library only keeps as text (`lifeboat::error::Error::Aws`) is a plain failure, which
+//! is why the bucket and a named manifest are probed here first with `HeadBucket` / `HeadObject`.
+//! Never (with `--dry-run`): calls an AWS API that writes, or runs a statement that writes in PostgreSQL.
 
+use std::path::Path;
 use std::sync::Arc;
 
-use lifeboat::archive::{self, report, restore, ArchiveError, Counters, Identity};
+use aws_config::{BehaviorVersion, SdkConfig};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use lifeboat::archive::{self, plan, report, restore, select, ArchiveError, Counters, Identity, Which};
+use lifeboat::db::FailureKind;
 use lifeboat::manifest::Manifest;
 use lifeboat::settings::ProcessEnv;
+use serde_json::{json, Value};
 
-use crate::args::{Common, IdentitySource, Restore, UsageError};
+use crate::args;
 use crate::progress::{self, Totals};
 use crate::url::{self, UrlError};
 
-/// Why a command failed: a usage error exits 2, everything else 1.
+/// What a command failed as: its exit code and its `error.kind` in JSON. The table is in the book's runbook
+/// (`docs/book/src/runbooks/lifeboat-tool.md`); a change here is a change of the tool's contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Anything not classed below: an AWS or PostgreSQL outage, a file that cannot be written.
+    Failed,
+    /// The command line (or a variable standing for an option) cannot be run; clap's own errors exit 2 too.
+    Usage,
+    /// What was asked for does not exist: the bucket, an export, a manifest, an identity file or secret.
+    NotFound,
+    /// The tool, PostgreSQL or AWS refused: bad input (a key that is not a manifest, an unknown table, a wrong
+    /// identity, a reserved target name), a target that exists, a permission denied, no room for `--jobs`.
+    Refused,
+    /// A restore or verification ran and a check failed: a checksum, the decryption, pg_restore's parse (verify)
+    /// or a restored row count.
+    VerificationFailed,
+    /// Ctrl-C; a restore dropped what it had created.
+    Interrupted,
+}
+
+impl Kind {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Self::Failed => 1,
+            Self::Usage => 2,
+            Self::NotFound => 3,
+            Self::Refused => 4,
+            Self::VerificationFailed => 5,
+            Self::Interrupted => INTERRUPTED,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Failed => "failed",
+            Self::Usage => "usage",
+            Self::NotFound => "not-found",
+            Self::Refused => "refused",
+            Self::VerificationFailed => "verification-failed",
+            Self::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// The exit code of a command stopped by SIGINT, as shells report it (128 + 2).
+pub const INTERRUPTED: u8 = 130;
+
+/// Why a command failed; [`CliError::kind`] classes it.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    #[error(transparent)]
-    Usage(#[from] UsageError),
+    #[error("--before {0} is not an RFC 3339 time (e.g. 2026-11-22T12:00:00Z)")]
+    Time(String),
     #[error(transparent)]
     Url(#[from] UrlError),
+    #[error("--into: {0}")]
+    TargetName(#[from] plan::TargetNameError),
     #[error("no bucket: pass --bucket or set LIFEBOAT_BUCKET")]
     NoBucket,
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Refused(String),
     #[error("reading the identity file {path}: {source}")]
     IdentityFile { path: String, source: std::io::Error },
     #[error("{0} holds no age identity (lines of AGE-SECRET-KEY-1..., as age-keygen writes them)")]
     NotAnIdentity(String),
     #[error("reading secret {secret}: {message}")]
     Secret { secret: String, message: String },
+    #[error("{operation}: {message}")]
+    Aws { operation: String, message: String },
     #[error("interrupted (Ctrl-C) before the restore started: nothing was created")]
     InterruptedEarly,
     #[error("interrupted (Ctrl-C): the restore into {database} stopped, and the database it had created was dropped")]
     Interrupted { database: String },
     #[error(transparent)]
     Archive(#[from] ArchiveError),
+    /// An error of `verify`, where pg_restore rejecting the archive is the verification failing.
+    #[error(transparent)]
+    Verify(ArchiveError),
     #[error("{0}")]
     Period(#[from] lifeboat::evidence::PeriodError),
     #[error(transparent)]
@@ -44,50 +115,201 @@ pub enum CliError {
     Json(#[from] serde_json::Error),
 }
 
-/// The exit code of a command stopped by SIGINT, as shells report it (128 + 2).
-pub const INTERRUPTED: u8 = 130;
-
 impl CliError {
-    pub fn exit_code(&self) -> u8 {
+    pub fn kind(&self) -> Kind {
         match self {
-            Self::Usage(_) | Self::Url(_) | Self::NoBucket | Self::Period(_) | Self::Config(_) => 2,
-            Self::InterruptedEarly | Self::Interrupted { .. } => INTERRUPTED,
-            Self::Archive(e) if e.is_interrupted() => INTERRUPTED,
-            _ => 1,
+            Self::Time(_) | Self::Url(_) | Self::NoBucket | Self::Period(_) | Self::Config(_) => Kind::Usage,
+            Self::TargetName(_) | Self::Refused(_) | Self::NotAnIdentity(_) => Kind::Refused,
+            Self::NotFound(_) => Kind::NotFound,
+            Self::IdentityFile { source, .. } => match source.kind() {
+                std::io::ErrorKind::NotFound => Kind::NotFound,
+                std::io::ErrorKind::PermissionDenied => Kind::Refused,
+                _ => Kind::Failed,
+            },
+            Self::InterruptedEarly | Self::Interrupted { .. } => Kind::Interrupted,
+            Self::Archive(e) => archive_kind(e),
+            Self::Verify(ArchiveError::PgRestore { .. }) => Kind::VerificationFailed,
+            Self::Verify(e) => archive_kind(e),
+            Self::Secret { .. } | Self::Aws { .. } | Self::Gather(_) | Self::Write { .. } | Self::Json(_) => {
+                Kind::Failed
+            }
         }
     }
+
+    /// The check that failed, for a restore or verification error (`error.check` in JSON).
+    pub fn check(&self) -> Option<&'static str> {
+        match self {
+            Self::Archive(e) | Self::Verify(e) => Some(e.check()),
+            _ => None,
+        }
+    }
+
+    /// The error as the one JSON document of a failed command.
+    pub fn to_json(&self) -> Value {
+        let kind = self.kind();
+        let mut error = json!({
+            "kind": kind.as_str(),
+            "exit_code": kind.exit_code(),
+            "message": self.to_string(),
+        });
+        if let Some(check) = self.check() {
+            error["check"] = json!(check);
+        }
+        json!({ "error": error })
+    }
+}
+
+/// The exit class of a library error. Exhaustive on purpose: a new way to fail is classed when it is added.
+fn archive_kind(e: &ArchiveError) -> Kind {
+    use ArchiveError as A;
+    match e {
+        A::NoExport { .. } => Kind::NotFound,
+        A::NotAManifest { .. }
+        | A::OtherDatabase { .. }
+        | A::Table(_)
+        | A::NeedIdentity
+        | A::WrongIdentity { .. }
+        | A::TargetExists { .. }
+        | A::RoleExists { .. }
+        | A::NoRoom(_) => Kind::Refused,
+        A::Connect(db) => match db.kind() {
+            FailureKind::Authentication | FailureKind::Permission => Kind::Refused,
+            _ => Kind::Failed,
+        },
+        A::StoredChecksum { .. }
+        | A::PlaintextChecksum { .. }
+        | A::AgeHeader(_)
+        | A::Decode(_)
+        | A::RowCounts { .. } => Kind::VerificationFailed,
+        A::NotDropped { cause, .. } => archive_kind(cause),
+        A::Interrupted { .. } => Kind::Interrupted,
+        A::Aws(_)
+        | A::Download { .. }
+        | A::StartPgRestore { .. }
+        | A::NoStdin
+        | A::Wait(_)
+        | A::Stopped(_)
+        | A::PgRestore { .. }
+        | A::Random
+        | A::Sql { .. }
+        | A::Deadline { .. }
+        | A::Workdir { .. }
+        | A::WriteFile(_)
+        | A::Task(_) => Kind::Failed,
+    }
+}
+
+/// What a command did: the JSON document `--json` prints, and the text printed otherwise.
+#[derive(Debug)]
+pub struct Done {
+    pub json: Value,
+    pub text: String,
+}
+
+/// The SDK configuration: the usual chain, with `--profile` (when given) choosing the named profile that
+/// `AWS_PROFILE` chooses otherwise, for credentials, region and endpoint alike.
+pub async fn aws_config(profile: Option<&str>) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(lifeboat::aws::retry_config());
+    if let Some(name) = profile {
+        loader = loader.profile_name(name);
+    }
+    loader.load().await
 }
 
 /// What every command needs: S3 (and Secrets Manager for identities), the bucket, and pg_restore.
 struct Context {
+    /// `--profile`, when given.
+    profile: Option<String>,
+    config: SdkConfig,
     s3: aws_sdk_s3::Client,
     sm: aws_sdk_secretsmanager::Client,
     bucket: String,
     pg_restore: String,
 }
 
-async fn context(common: &Common) -> Result<Context, CliError> {
-    let bucket = common
-        .bucket
-        .clone()
+async fn context(profile: Option<&str>, bucket: Option<&str>, pg_restore: Option<&str>) -> Result<Context, CliError> {
+    let bucket = bucket
+        .map(str::to_owned)
         .or_else(|| lifeboat::settings::read(&ProcessEnv, lifeboat::settings::BUCKET))
         .ok_or(CliError::NoBucket)?;
-    let config = lifeboat::aws::load_config().await;
-    Ok(Context {
+    let config = aws_config(profile).await;
+    let ctx = Context {
         s3: aws_sdk_s3::Client::new(&config),
         sm: aws_sdk_secretsmanager::Client::new(&config),
+        profile: profile.map(str::to_owned),
+        config,
         bucket,
-        pg_restore: common
-            .pg_restore
-            .clone()
+        pg_restore: pg_restore
+            .map(str::to_owned)
             .unwrap_or_else(|| lifeboat::settings::pg_restore(&ProcessEnv)),
-    })
+    };
+    probe_bucket(&ctx).await?;
+    Ok(ctx)
 }
 
-async fn identities(ctx: &Context, source: Option<&IdentitySource>) -> Result<Vec<Identity>, CliError> {
-    let (text, from) = match source {
-        None => return Ok(Vec::new()),
-        Some(IdentitySource::File(path)) => {
+/// The HTTP status of a failed SDK call, when the service answered.
+fn status<E>(e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Option<u16> {
+    e.raw_response().map(|r| r.status().as_u16())
+}
+
+/// `HeadBucket` first, so that a missing bucket is "not found" and a denied one "refused" (the listing that
+/// follows keeps only the SDK's message).
+async fn probe_bucket(ctx: &Context) -> Result<(), CliError> {
+    use aws_sdk_s3::operation::head_bucket::HeadBucketError;
+    let Err(e) = ctx.s3.head_bucket().bucket(&ctx.bucket).send().await else {
+        return Ok(());
+    };
+    let b = &ctx.bucket;
+    match (e.as_service_error(), status(&e)) {
+        (Some(HeadBucketError::NotFound(_)), _) | (_, Some(404)) => Err(CliError::NotFound(format!(
+            "bucket {b} does not exist (or is in another account)"
+        ))),
+        (_, Some(403)) => Err(CliError::Refused(format!(
+            "access to bucket {b} was denied: the credentials need s3:ListBucket on it"
+        ))),
+        (None, None) if ctx.profile.is_some() => Err(CliError::Aws {
+            operation: format!("HeadBucket {b}"),
+            // The likeliest cause after the rename: an export profile given where the AWS profile now goes.
+            message: format!(
+                "{} (--profile names an AWS named profile; the export profile is --export-profile)",
+                lifeboat::error::aws_error_message(&e)
+            ),
+        }),
+        _ => Err(CliError::Aws {
+            operation: format!("HeadBucket {b}"),
+            message: lifeboat::error::aws_error_message(&e),
+        }),
+    }
+}
+
+/// `HeadObject` on a manifest key the user named, for the same reason as [`probe_bucket`].
+async fn probe_manifest(ctx: &Context, key: &str) -> Result<(), CliError> {
+    use aws_sdk_s3::operation::head_object::HeadObjectError;
+    if !key.ends_with(lifeboat::bucket::MANIFEST_SUFFIX) {
+        // The library refuses it, with the message that says what a manifest key is.
+        return Ok(());
+    }
+    let Err(e) = ctx.s3.head_object().bucket(&ctx.bucket).key(key).send().await else {
+        return Ok(());
+    };
+    match (e.as_service_error(), status(&e)) {
+        (Some(HeadObjectError::NotFound(_)), _) | (_, Some(404)) => Err(CliError::NotFound(format!(
+            "no manifest {key} in s3://{}: `lifeboat exports <db>` lists the complete exports",
+            ctx.bucket
+        ))),
+        (_, Some(403)) => Err(CliError::Refused(format!(
+            "reading {key} was denied: the credentials need s3:GetObject on exports/*"
+        ))),
+        _ => Err(CliError::Aws {
+            operation: format!("HeadObject {key}"),
+            message: lifeboat::error::aws_error_message(&e),
+        }),
+    }
+}
+
+async fn identities(ctx: &Context, identity: &args::Identity) -> Result<Vec<Identity>, CliError> {
+    let (text, from) = match (&identity.identity_file, &identity.identity_secret) {
+        (Some(path), _) => {
             let shown = path.display().to_string();
             let text = std::fs::read_to_string(path).map_err(|source| CliError::IdentityFile {
                 path: shown.clone(),
@@ -95,62 +317,115 @@ async fn identities(ctx: &Context, source: Option<&IdentitySource>) -> Result<Ve
             })?;
             (text, shown)
         }
-        Some(IdentitySource::Secret(id)) => {
-            let out = ctx
-                .sm
-                .get_secret_value()
-                .secret_id(id)
-                .send()
-                .await
-                .map_err(|e| CliError::Secret {
-                    secret: id.clone(),
-                    message: lifeboat::error::aws_error_message(&e),
-                })?;
-            (
-                out.secret_string().unwrap_or_default().to_owned(),
-                format!("secret {id}"),
-            )
-        }
+        (None, Some(id)) => (secret(ctx, id).await?, format!("secret {id}")),
+        (None, None) => return Ok(Vec::new()),
     };
     archive::parse_identities(&text).ok_or(CliError::NotAnIdentity(from))
+}
+
+async fn secret(ctx: &Context, id: &str) -> Result<String, CliError> {
+    use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
+    use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
+    let e = match ctx.sm.get_secret_value().secret_id(id).send().await {
+        Ok(out) => return Ok(out.secret_string().unwrap_or_default().to_owned()),
+        Err(e) => e,
+    };
+    let service = e.as_service_error();
+    if let Some(GetSecretValueError::ResourceNotFoundException(_)) = service {
+        return Err(CliError::NotFound(format!("secret {id} does not exist")));
+    }
+    if service.and_then(|s| s.code()) == Some("AccessDeniedException") {
+        return Err(CliError::Refused(format!(
+            "reading secret {id} was denied: the credentials need secretsmanager:GetSecretValue on it"
+        )));
+    }
+    Err(CliError::Secret {
+        secret: id.to_owned(),
+        message: lifeboat::error::aws_error_message(&e),
+    })
 }
 
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
+fn time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// An RFC 3339 time, also without seconds (`2026-11-22T12:00Z`).
+pub fn parse_time(text: &str) -> Result<DateTime<Utc>, CliError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(t) = DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M%#z") {
+        return Ok(t.with_timezone(&Utc));
+    }
+    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%MZ")
+        .map(|t| t.and_utc())
+        .map_err(|_| CliError::Time(text.to_owned()))
+}
+
+fn which(r: &args::Restore) -> Result<Which, CliError> {
+    Ok(match (&r.before, &r.manifest) {
+        (Some(t), _) => Which::Before(parse_time(t)?),
+        (None, Some(k)) => Which::Manifest(k.clone()),
+        (None, None) => Which::Latest,
+    })
+}
+
+/// One export as `exports` lists it and a restore plan names it.
+fn export_json(key: &str, m: &Manifest) -> Value {
+    json!({
+        "manifest": key,
+        "time": time(m.logical_time),
+        "export_profile": m.profile,
+        "stored_bytes": m.stored.bytes,
+        "plaintext_bytes": m.plaintext.bytes,
+        "tables": m.tables.len(),
+        "encrypted": m.encryption.is_some(),
+        "verified": m.verification.method,
+    })
+}
+
 /// `lifeboat exports`: one line per complete export.
-pub async fn exports(db: &str, profile: Option<&str>, common: &Common) -> Result<(), CliError> {
-    let ctx = context(common).await?;
-    let list = archive::list_exports(&ctx.s3, &ctx.bucket, db, profile).await?;
+pub async fn exports(a: &args::Exports, profile: Option<&str>) -> Result<Done, CliError> {
+    let ctx = context(profile, a.common.bucket.as_deref(), a.common.pg_restore.as_deref()).await?;
+    let (db, export_profile) = (&a.database, a.export_profile.as_deref());
+    let list = archive::list_exports(&ctx.s3, &ctx.bucket, db, export_profile).await?;
+    let json = json!({
+        "command": "exports",
+        "database": db,
+        "export_profile": export_profile,
+        "bucket": ctx.bucket,
+        "exports": list.iter().map(|(k, m)| export_json(k, m)).collect::<Vec<_>>(),
+    });
     if list.is_empty() {
         eprintln!(
             "no complete export of {db}{} in s3://{}",
-            profile.map(|p| format!(" ({p})")).unwrap_or_default(),
+            export_profile.map(|p| format!(" ({p})")).unwrap_or_default(),
             ctx.bucket
         );
-        return Ok(());
+        return Ok(Done {
+            json,
+            text: String::new(),
+        });
     }
-    println!(
-        "{:<21} {:<12} {:>10} {:>6}  {:<24} MANIFEST",
+    let mut text = format!(
+        "{:<21} {:<12} {:>10} {:>6}  {:<24} MANIFEST\n",
         "TIME", "PROFILE", "SIZE", "TABLES", "VERIFIED"
     );
     for (key, m) in &list {
-        println!(
-            "{:<21} {:<12} {:>10} {:>6}  {:<24} {key}",
-            m.logical_time.format("%Y-%m-%dT%H:%M:%SZ"),
+        text.push_str(&format!(
+            "{:<21} {:<12} {:>10} {:>6}  {:<24} {key}\n",
+            time(m.logical_time),
             m.profile,
             mib(m.stored.bytes),
             m.tables.len(),
-            verified(m),
-        );
+            format!("yes ({})", m.verification.method),
+        ));
     }
-    Ok(())
-}
-
-/// How the export was proven readable when it was made.
-fn verified(m: &Manifest) -> String {
-    format!("yes ({})", m.verification.method)
+    Ok(Done { json, text })
 }
 
 fn totals(m: &Manifest, tables: u64) -> Totals {
@@ -161,106 +436,257 @@ fn totals(m: &Manifest, tables: u64) -> Totals {
     }
 }
 
-/// `lifeboat restore`.
-pub async fn restore(args: &Restore) -> Result<(), CliError> {
+fn target_json(into: &lifeboat::db::Target, owner_role: &str) -> Value {
+    json!({
+        "url": url::redacted(into),
+        "host": into.host,
+        "port": into.port,
+        "database": into.dbname,
+        "owner_role": owner_role,
+    })
+}
+
+/// `lifeboat restore` (and its `--dry-run`).
+pub async fn restore(r: &args::Restore, profile: Option<&str>) -> Result<Done, CliError> {
     let started = std::time::Instant::now();
-    let started_at = chrono::Utc::now();
+    let started_at = Utc::now();
     // From here on Ctrl-C is ours: before the target exists it stops the command with nothing created.
     let interrupt = on_ctrl_c();
     let env_user = std::env::var("PGUSER")
         .or_else(|_| std::env::var("USER"))
         .unwrap_or_default();
     let env_password = std::env::var("PGPASSWORD").ok();
-    let into = url::parse(&args.into, &env_user, env_password.as_deref())?;
-    let ctx = context(&args.common).await?;
-    let profile = match args.which {
-        archive::Which::Manifest(_) => None,
-        _ => Some(args.profile.as_str()),
+    let into = url::parse(&r.into, &env_user, env_password.as_deref())?;
+    plan::check_target_name(&into.dbname)?;
+    let which = which(r)?;
+    let ctx = context(profile, r.common.bucket.as_deref(), r.common.pg_restore.as_deref()).await?;
+    let export_profile = match which {
+        Which::Manifest(ref key) => {
+            probe_manifest(&ctx, key).await?;
+            None
+        }
+        _ => Some(r.export_profile.as_str()),
     };
-    let (key, manifest) = archive::find_export(&ctx.s3, &ctx.bucket, &args.db, profile, &args.which).await?;
-    let ids = identities(&ctx, args.identity.as_ref()).await?;
+    let (key, manifest) = archive::find_export(&ctx.s3, &ctx.bucket, &r.database, export_profile, &which).await?;
+    let ids = identities(&ctx, &r.identity).await?;
     if *interrupt.borrow() {
         return Err(CliError::InterruptedEarly);
     }
+    let workdir = r.workdir.clone().unwrap_or_else(std::env::temp_dir);
+    let jobs = r.jobs.filter(|j| *j > 1).map(|jobs| restore::Jobs {
+        jobs,
+        workdir: &workdir,
+        reserve_bytes: plan::WORKDIR_RESERVE_BYTES,
+    });
+    if r.dry_run {
+        return dry_run(r, &key, &manifest, &ids, &into, jobs.as_ref()).await;
+    }
     eprintln!("restoring {key} into {}", url::redacted(&into));
     let prepared = started.elapsed().as_secs_f64();
-    let workdir = args.workdir.clone().unwrap_or_else(std::env::temp_dir);
     let counters = Arc::new(Counters::default());
-    let n = if args.tables.is_empty() {
+    let n = if r.tables.is_empty() {
         manifest.tables.len()
     } else {
-        args.tables.len()
+        r.tables.len()
     };
     let reporter = progress::start(counters.clone(), totals(&manifest, n as u64));
     let result = restore::restore(restore::Request {
         s3: &ctx.s3,
         bucket: &ctx.bucket,
         manifest: &manifest,
-        tables: &args.tables,
+        tables: &r.tables,
         identities: &ids,
         pg_restore: &ctx.pg_restore,
         into: &into,
-        maintenance_db: "postgres",
+        maintenance_db: MAINTENANCE_DB,
         counters: &counters,
         interrupt: Some(&interrupt),
-        jobs: args.jobs.filter(|j| *j > 1).map(|jobs| restore::Jobs {
-            jobs,
-            workdir: &workdir,
-            reserve_bytes: archive::plan::WORKDIR_RESERVE_BYTES,
-        }),
+        jobs,
         stop_at: None,
     })
     .await;
     drop(reporter);
-    if args.report {
+    let mut report_key = None;
+    if r.report {
         let attempt = report::Attempt {
-            source: &args.db,
+            source: &r.database,
             manifest_key: &key,
             manifest: &manifest,
-            tables: &args.tables,
+            tables: &r.tables,
             target_server: &into.host,
             target_database: &into.dbname,
             by: "lifeboat",
             started_at,
             prepare_seconds: prepared,
         };
-        write_report(&ctx, &attempt, &result).await;
+        report_key = write_report(&ctx, &attempt, &result).await;
     }
-    let report = match result {
+    let done = match result {
         Err(ArchiveError::Interrupted { database }) => return Err(CliError::Interrupted { database }),
         other => other?,
     };
-    println!("restored {key} into {}", url::redacted(&into));
-    println!(
-        "owned by role {0} (it cannot log in; `GRANT \"{0}\" TO <user>` lets a user in)",
-        report.owner_role
-    );
-    for t in &report.tables {
-        println!(
-            "  {}.{}: {} rows restored, {} in the manifest",
+    let s = &done.stages;
+    let mut text = format!("restored {key} into {}\n", url::redacted(&into));
+    text.push_str(&format!(
+        "owned by role {0} (it cannot log in; `GRANT \"{0}\" TO <user>` lets a user in)\n",
+        done.owner_role
+    ));
+    for t in &done.tables {
+        text.push_str(&format!(
+            "  {}.{}: {} rows restored, {} in the manifest\n",
             t.schema, t.name, t.restored_rows, t.expected_rows
-        );
+        ));
     }
-    let s = &report.stages;
-    println!(
-        "stages: download {:.1}s, decrypt {:.1}s, restore {:.1}s (streamed: each from the start), verify {:.1}s",
+    text.push_str(&format!(
+        "stages: download {:.1}s, decrypt {:.1}s, restore {:.1}s (streamed: each from the start), verify {:.1}s\n",
         s.download_seconds, s.decrypt_seconds, s.restore_seconds, s.verify_seconds
-    );
-    println!(
-        "bytes: {} stored, {} plaintext",
-        mib(report.stored_bytes),
-        mib(report.plaintext_bytes)
-    );
+    ));
+    text.push_str(&format!(
+        "bytes: {} stored, {} plaintext\n",
+        mib(done.stored_bytes),
+        mib(done.plaintext_bytes)
+    ));
+    let json = json!({
+        "command": "restore",
+        "dry_run": false,
+        "database": r.database,
+        "export": export_json(&key, &manifest),
+        "target": target_json(&into, &done.owner_role),
+        "tables": done.tables,
+        "stages": done.stages,
+        "stored_bytes": done.stored_bytes,
+        "plaintext_bytes": done.plaintext_bytes,
+        "report": report_key,
+    });
+    Ok(Done { json, text })
+}
+
+/// The database a restore's administrator connects to in order to create the new one.
+const MAINTENANCE_DB: &str = "postgres";
+
+/// `restore --dry-run`: every check the restore makes before it creates anything, as reads only, then the plan.
+/// The export, the identities and the tables were resolved by the caller; here the tables, identities and
+/// work directory are checked as the restore checks them, and the target server is asked (SELECTs only)
+/// whether the database or its owner role exists already.
+async fn dry_run(
+    r: &args::Restore,
+    key: &str,
+    manifest: &Manifest,
+    ids: &[Identity],
+    into: &lifeboat::db::Target,
+    jobs: Option<&restore::Jobs<'_>>,
+) -> Result<Done, CliError> {
+    let tables = if r.tables.is_empty() {
+        manifest.tables.clone()
+    } else {
+        let selected = select::match_tables(&r.tables, &manifest.tables).map_err(ArchiveError::from)?;
+        select::table_args(&selected, &manifest.tables).map_err(ArchiveError::from)?;
+        selected
+    };
+    archive::check_identities(manifest, ids)?;
+    if let Some(jobs) = jobs {
+        restore::check_workdir(jobs, manifest.plaintext.bytes)?;
+    }
+    let role = archive::owner::role_name(&into.dbname);
+    check_target_free(into, &role).await?;
+    let mode = match jobs {
+        Some(j) => json!({"jobs": j.jobs, "workdir": j.workdir.display().to_string()}),
+        None => json!("stream"),
+    };
+    let json = json!({
+        "command": "restore",
+        "dry_run": true,
+        "database": r.database,
+        "export": export_json(key, manifest),
+        "target": target_json(into, &role),
+        "tables": tables.iter().map(|t| json!({"schema": t.schema, "name": t.name, "expected_rows": t.rows})).collect::<Vec<_>>(),
+        "mode": mode,
+        "would_create": {"database": into.dbname, "role": role},
+        "would_write_report": r.report,
+    });
+    let mut text = format!("dry run: nothing was created\nwould restore {key}\n");
+    text.push_str(&format!("  into {}\n", url::redacted(into)));
+    text.push_str(&format!(
+        "  creating database {} owned by a new role {role}\n",
+        into.dbname
+    ));
+    match jobs {
+        Some(j) => text.push_str(&format!(
+            "  with pg_restore --jobs {} through a file in {}\n",
+            j.jobs,
+            j.workdir.display()
+        )),
+        None => text.push_str("  streamed, with no temporary file\n"),
+    }
+    for t in &tables {
+        text.push_str(&format!("  {}: {} rows expected\n", select::qualified(t), t.rows));
+    }
+    if r.report {
+        text.push_str(&format!(
+            "  and write its report under s3://<bucket>/{}\n",
+            lifeboat::bucket::restore_export_report_prefix(&r.database)
+        ));
+    }
+    Ok(Done { json, text })
+}
+
+/// Refuses, as the restore would, a target database or owner role that exists; reads only.
+async fn check_target_free(into: &lifeboat::db::Target, role: &str) -> Result<(), CliError> {
+    let admin = lifeboat::db::Target {
+        dbname: MAINTENANCE_DB.to_owned(),
+        ..into.clone()
+    };
+    let client = lifeboat::db::connect(&admin, restore::CONNECT_TIMEOUT)
+        .await
+        .map_err(ArchiveError::from)?;
+    let database = &into.dbname;
+    let taken = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[database])
+        .await
+        .map_err(|e| ArchiveError::Sql {
+            action: format!("checking whether database {database} exists"),
+            message: lifeboat::db::describe(&e),
+        })?;
+    if taken.is_some() {
+        return Err(ArchiveError::TargetExists {
+            database: database.clone(),
+        }
+        .into());
+    }
+    let taken = client
+        .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role])
+        .await
+        .map_err(|e| ArchiveError::Sql {
+            action: format!("checking whether role {role} exists"),
+            message: lifeboat::db::describe(&e),
+        })?;
+    if taken.is_some() {
+        return Err(ArchiveError::RoleExists {
+            role: role.to_owned(),
+            database: database.clone(),
+        }
+        .into());
+    }
     Ok(())
 }
 
 /// Writes the restore's report (`--report`) and says where, on stderr; a report that cannot be written is
-/// said too, without changing the restore's outcome.
-async fn write_report(ctx: &Context, attempt: &report::Attempt<'_>, result: &Result<restore::Report, ArchiveError>) {
-    let built = report::build(attempt, result, chrono::Utc::now());
+/// said too, without changing the restore's outcome. Returns its key when written.
+async fn write_report(
+    ctx: &Context,
+    attempt: &report::Attempt<'_>,
+    result: &Result<restore::Report, ArchiveError>,
+) -> Option<String> {
+    let built = report::build(attempt, result, Utc::now());
     match report::write(&ctx.s3, &ctx.bucket, &built).await {
-        Ok(key) => eprintln!("report: s3://{}/{key}", ctx.bucket),
-        Err(e) => eprintln!("lifeboat: the report was not written ({e}); the restore's outcome is unchanged"),
+        Ok(key) => {
+            eprintln!("report: s3://{}/{key}", ctx.bucket);
+            Some(key)
+        }
+        Err(e) => {
+            eprintln!("lifeboat: the report was not written ({e}); the restore's outcome is unchanged");
+            None
+        }
     }
 }
 
@@ -279,33 +705,40 @@ fn on_ctrl_c() -> tokio::sync::watch::Receiver<bool> {
 }
 
 /// `lifeboat verify`.
-pub async fn verify(key: &str, identity: Option<&IdentitySource>, common: &Common) -> Result<(), CliError> {
-    let ctx = context(common).await?;
+pub async fn verify(a: &args::Verify, profile: Option<&str>) -> Result<Done, CliError> {
+    let ctx = context(profile, a.common.bucket.as_deref(), a.common.pg_restore.as_deref()).await?;
+    let key = &a.manifest;
+    probe_manifest(&ctx, key).await?;
     let manifest = archive::read_manifest(&ctx.s3, &ctx.bucket, key).await?;
-    let ids = identities(&ctx, identity).await?;
+    let ids = identities(&ctx, &a.identity).await?;
     let counters = Arc::new(Counters::default());
     let reporter = progress::start(counters.clone(), totals(&manifest, 0));
     let result = restore::verify(&ctx.s3, &ctx.bucket, &manifest, &ids, &ctx.pg_restore, counters).await;
     drop(reporter);
-    let s = result?;
-    println!("verified {key}");
-    println!(
-        "  stored: {} bytes, sha256 {} (as the manifest says)",
-        s.stored_bytes, manifest.stored.sha256
+    let s = result.map_err(CliError::Verify)?;
+    let seconds = s.restore.as_secs_f64();
+    let text = format!(
+        "verified {key}\n  stored: {} bytes, sha256 {} (as the manifest says)\n  plaintext: {} bytes, sha256 {} \
+         (as the manifest says)\n  pg_restore parsed the whole archive ({} tables in the manifest)\n  took {seconds:.1}s\n",
+        s.stored_bytes,
+        manifest.stored.sha256,
+        s.plain_bytes,
+        manifest.plaintext.sha256,
+        manifest.tables.len(),
     );
-    println!(
-        "  plaintext: {} bytes, sha256 {} (as the manifest says)",
-        s.plain_bytes, manifest.plaintext.sha256
-    );
-    println!(
-        "  pg_restore parsed the whole archive ({} tables in the manifest)",
-        manifest.tables.len()
-    );
-    println!("  took {:.1}s", s.restore.as_secs_f64());
-    Ok(())
+    let json = json!({
+        "command": "verify",
+        "verified": true,
+        "database": manifest.database,
+        "export": export_json(key, &manifest),
+        "stored": {"bytes": s.stored_bytes, "sha256": manifest.stored.sha256},
+        "plaintext": {"bytes": s.plain_bytes, "sha256": manifest.plaintext.sha256},
+        "seconds": seconds,
+    });
+    Ok(Done { json, text })
 }
 
-fn write_file(path: &std::path::Path, body: &[u8]) -> Result<(), CliError> {
+fn write_file(path: &Path, body: &[u8]) -> Result<(), CliError> {
     std::fs::write(path, body).map_err(|source| CliError::Write {
         path: path.display().to_string(),
         source,
@@ -313,14 +746,14 @@ fn write_file(path: &std::path::Path, body: &[u8]) -> Result<(), CliError> {
 }
 
 /// `lifeboat report`: the fleet's evidence report, written to a local file (and its JSON beside it).
-pub async fn report(period: Option<&str>, out: Option<std::path::PathBuf>, common: &Common) -> Result<(), CliError> {
+pub async fn report(a: &args::Report, profile: Option<&str>) -> Result<Done, CliError> {
     use lifeboat::evidence::{self, gather, Period};
-    let now = chrono::Utc::now();
-    let period = Period::parse(period, now)?;
+    let now = Utc::now();
+    let period = Period::parse(a.period.as_deref(), now)?;
     let selector = lifeboat::settings::CommonSettings::from_env(&ProcessEnv)?.selector;
     let policy = lifeboat::settings::monitor_policy(&ProcessEnv)?;
-    let ctx = context(common).await?;
-    let rds = aws_sdk_rds::Client::new(&lifeboat::aws::load_config().await);
+    let ctx = context(profile, a.bucket.as_deref(), None).await?;
+    let rds = aws_sdk_rds::Client::new(&ctx.config);
     let all = lifeboat::selection::discover(&rds).await.map_err(CliError::Gather)?;
     let chosen = lifeboat::selection::select(&all, &selector);
     let src = gather::Sources {
@@ -332,18 +765,91 @@ pub async fn report(period: Option<&str>, out: Option<std::path::PathBuf>, commo
         .await
         .map_err(CliError::Gather)?;
     let report = evidence::build(&facts, &policy, &period, now);
-    let html_path = out.unwrap_or_else(|| format!("lifeboat-evidence-{}.html", period.slug).into());
+    let html_path = a
+        .out
+        .clone()
+        .unwrap_or_else(|| format!("lifeboat-evidence-{}.html", period.slug).into());
     let json_path = html_path.with_extension("json");
     write_file(&html_path, evidence::html::render(&report).as_bytes())?;
     write_file(&json_path, &serde_json::to_vec_pretty(&report)?)?;
-    println!("evidence report for {}: {}", period.label, html_path.display());
-    println!("  data: {}", json_path.display());
+    let mut text = format!("evidence report for {}: {}\n", period.label, html_path.display());
+    text.push_str(&format!("  data: {}\n", json_path.display()));
     for db in &report.databases {
-        println!("  {}: {}", db.db, db.verdict.line);
+        text.push_str(&format!("  {}: {}\n", db.db, db.verdict.line));
     }
-    println!(
-        "  {} of {} databases meet their policy",
+    text.push_str(&format!(
+        "  {} of {} databases meet their policy\n",
         report.summary.policies_met, report.summary.databases_covered
-    );
-    Ok(())
+    ));
+    let json = json!({
+        "command": "report",
+        "period": period.label,
+        "html": html_path.display().to_string(),
+        "json": json_path.display().to_string(),
+        "databases": report.databases.iter().map(|d| json!({
+            "database": d.db,
+            "meets_policy": d.verdict.meets_policy,
+            "verdict": d.verdict.line,
+        })).collect::<Vec<_>>(),
+        "policies_met": report.summary.policies_met,
+        "databases_covered": report.summary.databases_covered,
+    });
+    Ok(Done { json, text })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn times_parse_with_and_without_seconds() {
+        let noon = Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap();
+        assert_eq!(parse_time("2026-11-22T12:00:00Z").unwrap(), noon);
+        assert_eq!(parse_time("2026-11-22T12:00Z").unwrap(), noon);
+        assert_eq!(parse_time("2026-11-22T13:00+01:00").unwrap(), noon);
+        assert_eq!(parse_time("yesterday").unwrap_err().kind(), Kind::Usage);
+    }
+
+    #[test]
+    fn exit_codes_are_distinct_and_errors_are_classed_by_type() {
+        let kinds = [
+            Kind::Failed,
+            Kind::Usage,
+            Kind::NotFound,
+            Kind::Refused,
+            Kind::VerificationFailed,
+            Kind::Interrupted,
+        ];
+        let codes: std::collections::BTreeSet<u8> = kinds.iter().map(|k| k.exit_code()).collect();
+        assert_eq!(codes.len(), kinds.len());
+        let no_export = CliError::Archive(ArchiveError::NoExport {
+            db: "d".into(),
+            profile: "full".into(),
+            which: "yet".into(),
+        });
+        assert_eq!(no_export.kind(), Kind::NotFound);
+        let exists = CliError::Archive(ArchiveError::NotDropped {
+            database: "d".into(),
+            role: "d_owner".into(),
+            drop_error: "x".into(),
+            cause: Box::new(ArchiveError::RowCounts { mismatches: vec![] }),
+        });
+        assert_eq!(exists.kind(), Kind::VerificationFailed, "the cause decides");
+        let pg = || ArchiveError::PgRestore {
+            status: "exit 1".into(),
+            stderr: "bad".into(),
+        };
+        assert_eq!(CliError::Archive(pg()).kind(), Kind::Failed);
+        assert_eq!(CliError::Verify(pg()).kind(), Kind::VerificationFailed);
+        let missing = CliError::IdentityFile {
+            path: "k".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        assert_eq!(missing.kind(), Kind::NotFound);
+        let json = missing.to_json();
+        assert_eq!(json["error"]["kind"], "not-found");
+        assert_eq!(json["error"]["exit_code"], 3);
+    }
 }

@@ -309,7 +309,7 @@ async fn a_tampered_object_and_a_wrong_identity_are_refused_leaving_nothing() {
     let wrong = wrong.display().to_string();
     let out = w.lifeboat(&["restore", "app-prod", "--into", &url, "--identity-file", &wrong]);
     let (_, stderr) = texts(&out);
-    assert_eq!(code(&out), 1, "{stderr}");
+    assert_eq!(code(&out), 4, "refused: {stderr}");
     assert!(stderr.contains("wrong identity"), "{stderr}");
     assert!(!w.exists("app_wrong"));
 
@@ -330,7 +330,7 @@ async fn a_tampered_object_and_a_wrong_identity_are_refused_leaving_nothing() {
         .unwrap();
     let out = w.restore("app_tampered", &["--report"]);
     let (_, stderr) = texts(&out);
-    assert_eq!(code(&out), 1, "{stderr}");
+    assert_eq!(code(&out), 5, "verification failed: {stderr}");
     assert!(stderr.contains("stored checksum failed"), "{stderr}");
     let report_key = stderr
         .lines()
@@ -355,8 +355,13 @@ async fn a_tampered_object_and_a_wrong_identity_are_refused_leaving_nothing() {
     let manifest = w.manifest_key().await;
     let id = w.key_file.display().to_string();
     let out = w.lifeboat(&["verify", &manifest, "--identity-file", &id]);
-    assert_eq!(code(&out), 1);
+    assert_eq!(code(&out), 5, "verification failed");
     assert!(texts(&out).1.contains("stored checksum failed"), "{:?}", texts(&out));
+    let out = w.lifeboat(&["verify", &manifest, "--identity-file", &id, "--json"]);
+    assert_eq!(code(&out), 5);
+    let d = doc(&out);
+    assert_eq!(d["error"]["kind"], "verification-failed");
+    assert_eq!(d["error"]["check"], "stored-checksum");
 }
 
 #[tokio::test]
@@ -367,7 +372,7 @@ async fn an_existing_target_an_unknown_table_and_bad_usage_are_refused() {
         .unwrap();
     let out = w.restore("taken", &[]);
     let (_, stderr) = texts(&out);
-    assert_eq!(code(&out), 1, "{stderr}");
+    assert_eq!(code(&out), 4, "refused: {stderr}");
     assert!(stderr.contains("already exists"), "{stderr}");
     assert_eq!(
         w.pg.psql("taken", "select count(*) from keep").unwrap(),
@@ -377,7 +382,7 @@ async fn an_existing_target_an_unknown_table_and_bad_usage_are_refused() {
 
     let out = w.restore("app_typo", &["--table", "userz"]);
     let (_, stderr) = texts(&out);
-    assert_eq!(code(&out), 1, "{stderr}");
+    assert_eq!(code(&out), 4, "refused: {stderr}");
     assert!(stderr.contains("close matches: public.users"), "{stderr}");
     assert!(!w.exists("app_typo"));
 
@@ -456,4 +461,224 @@ async fn ctrl_c_during_a_restore_drops_the_database_it_created_and_exits_130() {
         "and so is its role"
     );
     assert!(!stdout.contains("restored "), "{stdout}");
+}
+
+/// Parses the one JSON document `--json` prints on stdout.
+fn doc(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {:?}", texts(out)))
+}
+
+/// The HTTP methods of the requests moto logged after the first `from` bytes of its log.
+fn methods_since(moto: &Moto, from: usize) -> Vec<String> {
+    // The log is written after each answer: give the last one a moment to land.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log = moto.log_text();
+    log.get(from..)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            let request = line.split_once('"')?.1;
+            let (method, rest) = request.split_once(' ')?;
+            rest.starts_with('/').then(|| method.to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn with_json_exports_restore_and_verify_print_one_document_of_the_documented_shape() {
+    let w = world().await;
+    let key = w.manifest_key().await;
+    let out = w.lifeboat(&["exports", "app-prod", "--json"]);
+    assert_eq!(code(&out), 0, "{:?}", texts(&out));
+    let d = doc(&out);
+    assert_eq!(d["command"], "exports");
+    assert_eq!(d["database"], "app-prod");
+    assert_eq!(d["bucket"], BUCKET);
+    assert_eq!(d["exports"].as_array().unwrap().len(), 1);
+    let e = &d["exports"][0];
+    assert_eq!(e["manifest"], key.as_str());
+    assert_eq!(e["time"], "2026-11-22T02:00:00Z");
+    assert_eq!(e["export_profile"], "full");
+    assert_eq!(e["tables"], TABLES.len());
+    assert_eq!(e["encrypted"], true);
+    assert!(e["stored_bytes"].as_u64().unwrap() > 0);
+
+    let out = w.lifeboat(&["--json", "exports", "no-such-db"]);
+    assert_eq!(code(&out), 0);
+    assert_eq!(doc(&out)["exports"], json!([]));
+
+    let out = w.restore("app_json", &["--table", "users", "--json"]);
+    assert_eq!(code(&out), 0, "{:?}", texts(&out));
+    let (_, stderr) = texts(&out);
+    assert!(stderr.contains("download"), "progress stays on stderr: {stderr}");
+    let d = doc(&out);
+    assert_eq!(d["command"], "restore");
+    assert_eq!(d["dry_run"], false);
+    assert_eq!(d["database"], "app-prod");
+    assert_eq!(d["export"]["manifest"], key.as_str());
+    assert_eq!(d["target"]["database"], "app_json");
+    assert_eq!(d["target"]["owner_role"], "app_json_owner");
+    assert!(d["target"]["url"].as_str().unwrap().contains(":***@"), "{d}");
+    assert_eq!(
+        d["tables"],
+        json!([{"schema": "public", "name": "users", "expected_rows": 250, "restored_rows": 250}])
+    );
+    assert!(d["stages"]["download_seconds"].is_number(), "{d}");
+    assert_eq!(d["report"], serde_json::Value::Null);
+    assert!(w.exists("app_json"));
+
+    let id = w.key_file.display().to_string();
+    let out = w.lifeboat(&["verify", &key, "--identity-file", &id, "--json"]);
+    assert_eq!(code(&out), 0, "{:?}", texts(&out));
+    let d = doc(&out);
+    assert_eq!(d["command"], "verify");
+    assert_eq!(d["verified"], true);
+    assert_eq!(d["database"], "app-prod");
+    assert_eq!(d["export"]["manifest"], key.as_str());
+    assert_eq!(d["stored"]["bytes"], d["export"]["stored_bytes"]);
+    assert_eq!(d["plaintext"]["sha256"].as_str().unwrap().len(), 64);
+}
+
+#[tokio::test]
+async fn what_does_not_exist_exits_3_and_says_so_in_json() {
+    let w = world().await;
+    let out = w.lifeboat(&["--json", "restore", "no-such-db", "--into", &w.url("app_none")]);
+    assert_eq!(code(&out), 3, "{:?}", texts(&out));
+    let d = doc(&out);
+    assert_eq!(d["error"]["kind"], "not-found");
+    assert_eq!(d["error"]["exit_code"], 3);
+    assert_eq!(d["error"]["check"], "export");
+    assert!(
+        d["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no complete export of no-such-db"),
+        "{d}"
+    );
+    let out = w.restore("app_none", &["--before", "2020-01-01T00:00Z"]);
+    assert_eq!(code(&out), 3, "{:?}", texts(&out));
+
+    let missing = w.manifest_key().await.replace("20261122T02", "20261121T02");
+    let id = w.key_file.display().to_string();
+    let out = w.lifeboat(&["verify", &missing, "--identity-file", &id, "--json"]);
+    assert_eq!(code(&out), 3, "{:?}", texts(&out));
+    assert!(
+        doc(&out)["error"]["message"].as_str().unwrap().contains("no manifest"),
+        "{:?}",
+        texts(&out)
+    );
+    let out = w.restore("app_none", &["--manifest", &missing]);
+    assert_eq!(code(&out), 3, "{:?}", texts(&out));
+
+    let key = w.manifest_key().await;
+    let gone = w.dir.path().join("no-such-key.txt").display().to_string();
+    let out = w.lifeboat(&["verify", &key, "--identity-file", &gone]);
+    assert_eq!(code(&out), 3, "{:?}", texts(&out));
+    let out = w.lifeboat(&["verify", &key, "--identity-secret", "lifeboat/no-such-secret", "--json"]);
+    assert_eq!(code(&out), 3, "{:?}", texts(&out));
+    assert_eq!(doc(&out)["error"]["kind"], "not-found");
+    let out = w.lifeboat(&["exports", "app-prod", "--bucket", "no-such-bucket"]);
+    assert_eq!(code(&out), 3, "{:?}", texts(&out));
+    assert!(!w.exists("app_none"));
+}
+
+#[tokio::test]
+async fn a_dry_run_checks_everything_prints_the_plan_and_only_reads() {
+    let w = world().await;
+    let key = w.manifest_key().await;
+    let workdir = w.dir.path().display().to_string();
+    let dry = [
+        "--table",
+        "users",
+        "--report",
+        "--jobs",
+        "2",
+        "--workdir",
+        &workdir,
+        "--dry-run",
+    ];
+    let before = w.moto.log_text().len();
+    let out = w.restore("app_dry", &[&dry[..], &["--json"]].concat());
+    assert_eq!(code(&out), 0, "{:?}", texts(&out));
+    let methods = methods_since(&w.moto, before);
+    assert!(!methods.is_empty(), "the dry run read the bucket");
+    assert!(
+        methods.iter().all(|m| m == "GET" || m == "HEAD"),
+        "a dry run only reads: {methods:?}"
+    );
+    let d = doc(&out);
+    assert_eq!(d["command"], "restore");
+    assert_eq!(d["dry_run"], true);
+    assert_eq!(d["export"]["manifest"], key.as_str());
+    assert_eq!(
+        d["would_create"],
+        json!({"database": "app_dry", "role": "app_dry_owner"})
+    );
+    assert_eq!(
+        d["tables"],
+        json!([{"schema": "public", "name": "users", "expected_rows": 250}])
+    );
+    assert_eq!(d["mode"]["jobs"], 2);
+    assert_eq!(d["would_write_report"], true);
+    assert!(!w.exists("app_dry"), "nothing was created");
+    assert_eq!(
+        w.pg.psql(
+            "postgres",
+            "select count(*) from pg_roles where rolname = 'app_dry_owner'"
+        )
+        .unwrap(),
+        "0"
+    );
+    let reports = w
+        .deps
+        .s3
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix("reports/")
+        .send()
+        .await
+        .unwrap();
+    assert!(reports.contents().is_empty(), "no report was written");
+
+    let out = w.restore("app_dry", &dry);
+    let (stdout, _) = texts(&out);
+    assert_eq!(code(&out), 0);
+    assert!(
+        stdout.starts_with("dry run: nothing was created\nwould restore "),
+        "{stdout}"
+    );
+    assert!(stdout.contains("public.users: 250 rows expected"), "{stdout}");
+
+    // What the dry run refuses, the restore would refuse: a target that exists, a table that does not.
+    w.pg.psql("postgres", "create database taken").unwrap();
+    let out = w.restore("taken", &["--dry-run", "--json"]);
+    assert_eq!(code(&out), 4, "{:?}", texts(&out));
+    assert_eq!(doc(&out)["error"]["check"], "target-exists");
+    let out = w.restore("app_dry", &["--dry-run", "--table", "userz"]);
+    assert_eq!(code(&out), 4, "{:?}", texts(&out));
+    let wrong = format!(
+        "postgres://{SUPERUSER}:not-the-password@127.0.0.1:{}/app_dry?sslmode=disable",
+        w.pg.port
+    );
+    let key_file = w.key_file.display().to_string();
+    let out = w.lifeboat(&[
+        "restore",
+        "app-prod",
+        "--into",
+        &wrong,
+        "--identity-file",
+        &key_file,
+        "--dry-run",
+        "--json",
+    ]);
+    assert_eq!(code(&out), 4, "a server that refuses the login: {:?}", texts(&out));
+    assert_eq!(doc(&out)["error"]["check"], "target");
+
+    // The same command without --dry-run does write (so the log above would have shown it).
+    let before = w.moto.log_text().len();
+    let out = w.restore("app_dry", &["--table", "users", "--report"]);
+    assert_eq!(code(&out), 0, "{:?}", texts(&out));
+    assert!(methods_since(&w.moto, before).iter().any(|m| m == "PUT"));
+    assert!(w.exists("app_dry"));
 }

@@ -269,4 +269,34 @@ async fn the_lifeboat_tool_writes_the_same_report_locally() {
     let data: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("evidence.json")).unwrap()).unwrap();
     assert_eq!(data["summary"]["policies_met"], 1);
+
+    // With --json: one document on stdout naming the files and the verdicts.
+    let out = Command::new(crate::cli::binary())
+        .args(["report", "--json", "--out", out_file.to_str().unwrap()])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_ENDPOINT_URL", &w.moto.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", REGION)
+        .env("AWS_CONFIG_FILE", dir.path().join("no-aws-config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("no-aws-credentials"))
+        .env("LIFEBOAT_BUCKET", BUCKET)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["command"], "report");
+    assert_eq!(doc["html"], out_file.display().to_string());
+    assert_eq!(doc["json"], dir.path().join("evidence.json").display().to_string());
+    assert_eq!(doc["policies_met"], 1);
+    assert_eq!(doc["databases_covered"], 3);
+    let analytics = doc["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["database"] == "analytics")
+        .unwrap();
+    assert_eq!(analytics["meets_policy"], true);
+    assert_eq!(analytics["verdict"], "meets its policy");
 }

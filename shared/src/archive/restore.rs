@@ -22,7 +22,8 @@ use crate::db;
 use crate::export::quote_ident;
 use crate::manifest::{Manifest, TableCount};
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long connecting to the target server may take (also the CLI's `restore --dry-run` check).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A restore of one export.
 #[derive(Clone, Copy)]
@@ -303,7 +304,8 @@ async fn fill(
 }
 
 /// Refuses up front a work directory without room for the plaintext archive (the manifest records its exact size).
-fn check_workdir(jobs: &Jobs<'_>, plaintext_bytes: u64) -> Result<(), ArchiveError> {
+/// Public for the CLI's `restore --dry-run`, which makes every check the restore makes before it creates anything.
+pub fn check_workdir(jobs: &Jobs<'_>, plaintext_bytes: u64) -> Result<(), ArchiveError> {
     let dir = jobs.workdir.display().to_string();
     let stat = rustix::fs::statvfs(jobs.workdir).map_err(|e| ArchiveError::Workdir {
         dir: dir.clone(),
