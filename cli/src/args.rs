@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use lifeboat::archive::Which;
+use lifeboat::postgres::archive::Which;
 
 pub const HELP: &str = "\
 lifeboat: restore from Lifeboat's exports in one command
@@ -319,7 +319,7 @@ fn restore(args: &[String]) -> Result<Command, UsageError> {
         db,
         profile: p
             .one("--profile")?
-            .unwrap_or_else(|| lifeboat::export::DEFAULT_PROFILE.to_owned()),
+            .unwrap_or_else(|| lifeboat::postgres::export::DEFAULT_PROFILE.to_owned()),
         which: which(&p)?,
         tables: p.all("--table"),
         into,
@@ -331,11 +331,11 @@ fn restore(args: &[String]) -> Result<Command, UsageError> {
     }))
 }
 
-/// `--jobs`: a whole number from 1 to [`lifeboat::archive::plan::MAX_JOBS`].
+/// `--jobs`: a whole number from 1 to [`lifeboat::postgres::archive::plan::MAX_JOBS`].
 fn jobs(text: &str) -> Result<u32, UsageError> {
     text.parse()
         .ok()
-        .filter(|j| (1..=lifeboat::archive::plan::MAX_JOBS).contains(j))
+        .filter(|j| (1..=lifeboat::postgres::archive::plan::MAX_JOBS).contains(j))
         .ok_or_else(|| UsageError::Jobs(text.to_owned()))
 }
 

@@ -2,7 +2,7 @@
 //! new database in one streamed, verified step, verifies an export end to end without restoring it, and writes
 //! the fleet's evidence report (`lifeboat::evidence`, the same page monitor writes).
 //!
-//! Wires only: the arguments are parsed in [`args`], the work is `lifeboat::archive`'s, and [`run`] prints.
+//! Wires only: the arguments are parsed in [`args`], the work is `lifeboat::postgres::archive`'s, and [`run`] prints.
 //! Exit codes: 0 done, 1 failed, 2 usage, 130 interrupted (Ctrl-C; a restore drops the database it created).
 
 mod args;
@@ -24,7 +24,7 @@ async fn main() -> ExitCode {
             Ok(())
         }
         Ok(Command::Version) => {
-            println!("lifeboat {}", lifeboat::VERSION);
+            println!("lifeboat {}", lifeboat::core::VERSION);
             Ok(())
         }
         Ok(Command::Exports { db, profile, common }) => run::exports(&db, profile.as_deref(), &common).await,

@@ -1,11 +1,11 @@
-//! The four commands, carried out with `lifeboat::archive` and `lifeboat::evidence`. Results go to stdout, progress and errors to
+//! The four commands, carried out with `lifeboat::postgres::archive` and `lifeboat::evidence`. Results go to stdout, progress and errors to
 //! stderr. Nothing here prints a password: the target is only ever shown through [`crate::url::redacted`].
 
 use std::sync::Arc;
 
-use lifeboat::archive::{self, report, restore, ArchiveError, Counters, Identity};
-use lifeboat::manifest::Manifest;
-use lifeboat::settings::ProcessEnv;
+use lifeboat::bucket::manifest::Manifest;
+use lifeboat::core::settings::ProcessEnv;
+use lifeboat::postgres::archive::{self, report, restore, ArchiveError, Counters, Identity};
 
 use crate::args::{Common, IdentitySource, Restore, UsageError};
 use crate::progress::{self, Totals};
@@ -33,11 +33,11 @@ pub enum CliError {
     #[error(transparent)]
     Archive(#[from] ArchiveError),
     #[error("{0}")]
-    Period(#[from] lifeboat::evidence::PeriodError),
+    Period(#[from] lifeboat::evidence::period::PeriodError),
     #[error(transparent)]
-    Config(#[from] lifeboat::error::ConfigError),
+    Config(#[from] lifeboat::core::error::ConfigError),
     #[error("reading the fleet: {0}")]
-    Gather(lifeboat::error::Error),
+    Gather(lifeboat::core::error::Error),
     #[error("writing {path}: {source}")]
     Write { path: String, source: std::io::Error },
     #[error("the report could not be written as JSON: {0}")]
@@ -70,9 +70,9 @@ async fn context(common: &Common) -> Result<Context, CliError> {
     let bucket = common
         .bucket
         .clone()
-        .or_else(|| lifeboat::settings::read(&ProcessEnv, lifeboat::settings::BUCKET))
+        .or_else(|| lifeboat::core::settings::read(&ProcessEnv, lifeboat::core::settings::BUCKET))
         .ok_or(CliError::NoBucket)?;
-    let config = lifeboat::aws::load_config().await;
+    let config = lifeboat::core::aws::load_config().await;
     Ok(Context {
         s3: aws_sdk_s3::Client::new(&config),
         sm: aws_sdk_secretsmanager::Client::new(&config),
@@ -80,7 +80,7 @@ async fn context(common: &Common) -> Result<Context, CliError> {
         pg_restore: common
             .pg_restore
             .clone()
-            .unwrap_or_else(|| lifeboat::settings::pg_restore(&ProcessEnv)),
+            .unwrap_or_else(|| lifeboat::core::settings::pg_restore(&ProcessEnv)),
     })
 }
 
@@ -104,7 +104,7 @@ async fn identities(ctx: &Context, source: Option<&IdentitySource>) -> Result<Ve
                 .await
                 .map_err(|e| CliError::Secret {
                     secret: id.clone(),
-                    message: lifeboat::error::aws_error_message(&e),
+                    message: lifeboat::core::error::aws_error_message(&e),
                 })?;
             (
                 out.secret_string().unwrap_or_default().to_owned(),
@@ -314,15 +314,18 @@ fn write_file(path: &std::path::Path, body: &[u8]) -> Result<(), CliError> {
 
 /// `lifeboat report`: the fleet's evidence report, written to a local file (and its JSON beside it).
 pub async fn report(period: Option<&str>, out: Option<std::path::PathBuf>, common: &Common) -> Result<(), CliError> {
-    use lifeboat::evidence::{self, gather, Period};
+    use lifeboat::evidence::period::Period;
+    use lifeboat::evidence::{self, gather};
     let now = chrono::Utc::now();
     let period = Period::parse(period, now)?;
-    let selector = lifeboat::settings::CommonSettings::from_env(&ProcessEnv)?.selector;
-    let policy = lifeboat::settings::monitor_policy(&ProcessEnv)?;
+    let selector = lifeboat::rds::settings::CommonSettings::from_env(&ProcessEnv)?.selector;
+    let policy = lifeboat::monitoring::settings::monitor_policy(&ProcessEnv)?;
     let ctx = context(common).await?;
-    let rds = aws_sdk_rds::Client::new(&lifeboat::aws::load_config().await);
-    let all = lifeboat::selection::discover(&rds).await.map_err(CliError::Gather)?;
-    let chosen = lifeboat::selection::select(&all, &selector);
+    let rds = aws_sdk_rds::Client::new(&lifeboat::core::aws::load_config().await);
+    let all = lifeboat::rds::selection::discover(&rds)
+        .await
+        .map_err(CliError::Gather)?;
+    let chosen = lifeboat::rds::selection::select(&all, &selector);
     let src = gather::Sources {
         rds: &rds,
         s3: &ctx.s3,
@@ -331,7 +334,7 @@ pub async fn report(period: Option<&str>, out: Option<std::path::PathBuf>, commo
     let facts = gather::fleet(src, &chosen.databases, &period)
         .await
         .map_err(CliError::Gather)?;
-    let report = evidence::build(&facts, &policy, &period, now);
+    let report = evidence::rules::build(&facts, &policy, &period, now);
     let html_path = out.unwrap_or_else(|| format!("lifeboat-evidence-{}.html", period.slug).into());
     let json_path = html_path.with_extension("json");
     write_file(&html_path, evidence::html::render(&report).as_bytes())?;

@@ -19,10 +19,11 @@
 //! invocation), writes outside its prefix, or deletes an alarm that is not the confirmed subject's.
 
 use chrono::{DateTime, Utc};
-use lifeboat::cache_monitor::CACHE_ALARM_MARK;
-use lifeboat::error::Error;
-use lifeboat::monitor::{deselection_record_key, parse_alarm_name};
-use lifeboat::{elasticache, selection};
+use lifeboat::caches::elasticache;
+use lifeboat::core::error::Error;
+use lifeboat::monitoring::caches::CACHE_ALARM_MARK;
+use lifeboat::monitoring::monitor::{deselection_record_key, parse_alarm_name};
+use lifeboat::rds::selection;
 use serde::Serialize;
 use std::collections::BTreeMap;
 

@@ -12,9 +12,9 @@
 
 use std::collections::BTreeMap;
 
-use lifeboat::cache_restore::{self as rules, GroupRequest};
-use lifeboat::elasticache;
-use lifeboat::error::Error;
+use lifeboat::caches::elasticache;
+use lifeboat::caches::restore::{self as rules, GroupRequest};
+use lifeboat::core::error::Error;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -142,8 +142,8 @@ pub async fn restore(deps: &Deps, r: CacheRestore) -> Result<Value, RestoreError
     let tags = BTreeMap::from([
         (rules::SOURCE_CACHE.to_owned(), cache.clone()),
         (
-            lifeboat::tags::REASON.to_owned(),
-            lifeboat::snapshot_tags::tag_value(&r.reason),
+            lifeboat::core::tags::REASON.to_owned(),
+            lifeboat::rds::snapshot_tags::tag_value(&r.reason),
         ),
     ]);
     let request = GroupRequest {

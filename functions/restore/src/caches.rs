@@ -1,9 +1,9 @@
 //! Restore tests of caches, step by step as the state machine calls them (the cache branch of
 //! `infra/restore-test.asl.json`): start (the newest snapshot into an isolated, encrypted replication group with
-//! an AUTH token kept in the test's secret), poll, verify (`lifeboat::cache_check` over TLS), report, cleanup.
-//! The rules are `lifeboat::cache_restore`'s; this file gathers facts, acts and reports. A sharded (cluster mode)
+//! an AUTH token kept in the test's secret), poll, verify (`lifeboat::caches::check` over TLS), report, cleanup.
+//! The rules are `lifeboat::caches::restore`'s; this file gathers facts, acts and reports. A sharded (cluster mode)
 //! cache is restored with its snapshot's shards (`crate::cache_shards`) and verified through its configuration
-//! endpoint and every primary (`lifeboat::cache_check::cluster`). A serverless cache (with
+//! endpoint and every primary (`lifeboat::caches::check::cluster`). A serverless cache (with
 //! `LIFEBOAT_SERVERLESS_CACHES=true`) starts from its verified RDB copy instead ([`crate::cache_rdb`]); the steps
 //! after start are the same.
 //!
@@ -20,14 +20,14 @@ use std::time::Instant;
 
 use aws_sdk_cloudwatch::types::StandardUnit;
 use chrono::{DateTime, Utc};
-use lifeboat::cache_check::{self, CacheTarget};
-use lifeboat::cache_records::{CacheRestoreReport, RdbManifest};
-use lifeboat::cache_restore::{self as rules, Deleted, Expected, GroupRequest};
-use lifeboat::elasticache::{self, Cache, CacheKind};
-use lifeboat::error::Error;
-use lifeboat::metrics::{self, Metrics, CACHE_DIMENSION};
-use lifeboat::restore::{self as db_rules, Check};
-use lifeboat::selection::Selector;
+use lifeboat::caches::check::{self as cache_check, CacheTarget};
+use lifeboat::caches::elasticache::{self, Cache, CacheKind};
+use lifeboat::caches::records::{CacheRestoreReport, RdbManifest};
+use lifeboat::caches::restore::{self as rules, Deleted, Expected, GroupRequest};
+use lifeboat::core::error::Error;
+use lifeboat::core::metrics::{self, Metrics, CACHE_DIMENSION};
+use lifeboat::rds::restore::{self as db_rules, Check};
+use lifeboat::rds::selection::Selector;
 use serde_json::{json, Value};
 
 use crate::error::{poll_verdict, Ready, RestoreError};
@@ -206,7 +206,7 @@ pub async fn start_with(
         reason: format!(
             "snapshot `{}` has neither Lifeboat's created-at tag nor a creation time from ElastiCache, so its RPO cannot be reported; test a snapshot Lifeboat made, or tag this one {}=<RFC 3339 time it was taken>",
             chosen.name,
-            lifeboat::tags::CREATED_AT
+            lifeboat::core::tags::CREATED_AT
         ),
     })?;
     let layout = crate::cache_shards::layout(deps, source, chosen).await?;
@@ -265,12 +265,12 @@ pub async fn poll(deps: &Deps, mut test: CacheTestState) -> Result<Value, Restor
 /// The newest verified RDB copy of the cache, with its key.
 pub(crate) async fn newest_manifest(deps: &Deps, cache: &str) -> Result<Option<(String, RdbManifest)>, Error> {
     let s = &deps.settings;
-    let prefix = lifeboat::bucket::rdb_prefix(cache);
-    let suffix = lifeboat::bucket::MANIFEST_SUFFIX;
-    let Some((key, _)) = lifeboat::bucket::newest_key(&deps.s3, &s.bucket, &prefix, suffix).await? else {
+    let prefix = lifeboat::bucket::layout::rdb_prefix(cache);
+    let suffix = lifeboat::bucket::layout::MANIFEST_SUFFIX;
+    let Some((key, _)) = lifeboat::bucket::layout::newest_key(&deps.s3, &s.bucket, &prefix, suffix).await? else {
         return Ok(None);
     };
-    let manifest = lifeboat::bucket::get_json(&deps.s3, &s.bucket, &key).await?;
+    let manifest = lifeboat::bucket::layout::get_json(&deps.s3, &s.bucket, &key).await?;
     Ok(Some((key, manifest)))
 }
 
@@ -296,9 +296,9 @@ async fn restored_from(
         let reason = format!("{} carries no {} tag", g.id, db_rules::RESTORED_FROM);
         return Ok((None, Expected::NotCompared(reason)));
     };
-    let prefix = lifeboat::bucket::rdb_prefix(cache);
-    if from.starts_with(&prefix) && from.ends_with(lifeboat::bucket::MANIFEST_SUFFIX) {
-        let m: RdbManifest = lifeboat::bucket::get_json(&deps.s3, &deps.settings.bucket, from).await?;
+    let prefix = lifeboat::bucket::layout::rdb_prefix(cache);
+    if from.starts_with(&prefix) && from.ends_with(lifeboat::bucket::layout::MANIFEST_SUFFIX) {
+        let m: RdbManifest = lifeboat::bucket::layout::get_json(&deps.s3, &deps.settings.bucket, from).await?;
         let expected = rules::expected_keys(Some((from, &m)), &m.snapshot);
         return Ok((Some((m.snapshot.clone(), m.snapshot_time)), expected));
     }
@@ -425,7 +425,7 @@ pub async fn report(deps: &Deps, mut test: CacheTestState, error: Option<Value>)
         checks,
         error: error.as_ref().map(crate::handler::error_text),
     });
-    let base = lifeboat::bucket::cache_restore_report_base(&test.cache, test.requested_at);
+    let base = lifeboat::bucket::layout::cache_restore_report_base(&test.cache, test.requested_at);
     let body = serde_json::to_vec_pretty(&r).map_err(RestoreError::Report)?;
     crate::handler::put_report(deps, format!("{base}.json"), body, "application/json").await?;
     let md = rules::markdown(&r).into_bytes();

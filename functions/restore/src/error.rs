@@ -10,7 +10,7 @@ use lambda_runtime::Diagnostic;
 pub enum RestoreError {
     /// A shared failure (AWS call, invalid event, configuration, the cleanup guard) with its own `errorType`.
     #[error(transparent)]
-    Shared(#[from] lifeboat::error::Error),
+    Shared(#[from] lifeboat::core::error::Error),
     /// What the request or the test state names is not there (database, restored instance).
     #[error("{0}")]
     NotFound(String),
@@ -136,12 +136,12 @@ pub struct Ready {
 pub fn poll_verdict(
     id: String,
     status: &str,
-    progress: lifeboat::restore::Progress,
+    progress: lifeboat::rds::restore::Progress,
     endpoint: Option<(String, u16)>,
     requested_at: chrono::DateTime<chrono::Utc>,
     minutes: u32,
 ) -> Result<Option<Ready>, RestoreError> {
-    use lifeboat::restore::Progress;
+    use lifeboat::rds::restore::Progress;
     let status = status.to_owned();
     match progress {
         Progress::Failed => Err(RestoreError::RestoreFailed { id, status }),
@@ -182,7 +182,7 @@ mod tests {
         .into();
         assert_eq!(d.error_type, "Lifeboat.PartialFailure");
         assert_eq!(d.error_message, "restore tests failed for 1 of 3 databases: billing");
-        let d: Diagnostic = RestoreError::from(lifeboat::error::Error::InvalidEvent("x".into())).into();
+        let d: Diagnostic = RestoreError::from(lifeboat::core::error::Error::InvalidEvent("x".into())).into();
         assert_eq!(d.error_type, "Lifeboat.InvalidEvent");
         assert_eq!(d.error_message, "invalid event: x");
     }

@@ -11,10 +11,10 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use lifeboat::error::Error;
-use lifeboat::naming::validate_db_identifier;
-use lifeboat::restore::Check;
-use lifeboat::selection::DbKind;
+use lifeboat::core::error::Error;
+use lifeboat::rds::naming::validate_db_identifier;
+use lifeboat::rds::restore::Check;
+use lifeboat::rds::selection::DbKind;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -189,7 +189,7 @@ pub struct TestState {
 impl TestState {
     /// The restored instance or cluster the database and request time name (never the state's own say).
     pub fn derived_id(&self) -> String {
-        lifeboat::restore::test_identifier(&self.database, self.requested_at)
+        lifeboat::rds::restore::test_identifier(&self.database, self.requested_at)
     }
 }
 
@@ -269,7 +269,7 @@ impl CacheTestState {
 
     /// The restored group its cache and request time name (never the state's own say).
     pub fn group_id(&self) -> String {
-        lifeboat::cache_restore::test_group_id(&self.cache, self.requested_at)
+        lifeboat::caches::restore::test_group_id(&self.cache, self.requested_at)
     }
 }
 
@@ -340,7 +340,7 @@ pub fn parse(payload: Value) -> Result<Request, Error> {
             }
         }
         Request::RestoreExport(r) => r.validate()?,
-        Request::CacheStart { cache, .. } => lifeboat::cache_restore::validate_group_id(cache)
+        Request::CacheStart { cache, .. } => lifeboat::caches::restore::validate_group_id(cache)
             .map_err(|r| Error::InvalidEvent(format!("cache `{cache}`: {r}")))?,
         Request::RestoreCache(r) => r.validate()?,
         _ => {}

@@ -1,10 +1,10 @@
 //! The console's `restore-export` action: a complete export (or some of its tables) streamed into a NEW database
 //! on the source's server or on another named instance, verified row for row against the manifest.
 //!
-//! It translates only: the event is read here, the export is chosen and restored by `lifeboat::archive` (which
+//! It translates only: the event is read here, the export is chosen and restored by `lifeboat::postgres::archive` (which
 //! refuses an existing target and drops what it created on any failure), and the admission against the
-//! invocation's deadline and the `lifeboat` command line that runs it instead are `lifeboat::archive::plan`'s rules.
-//! Every restore that starts (export chosen and admitted) leaves a report in the bucket (`lifeboat::archive::report`),
+//! invocation's deadline and the `lifeboat` command line that runs it instead are `lifeboat::postgres::archive::plan`'s rules.
+//! Every restore that starts (export chosen and admitted) leaves a report in the bucket (`lifeboat::postgres::archive::report`),
 //! restored or failed.
 //! Never: writes to the source database (it connects to the server's `postgres` database to create the target),
 //! restores an incomplete export, or returns a password.
@@ -14,17 +14,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
-use lifeboat::archive::plan::{self, ExportChoice};
-use lifeboat::archive::report;
-use lifeboat::archive::restore::{self as archive_restore, Report};
-use lifeboat::archive::{find_export, ArchiveError, Counters};
-use lifeboat::db::{self, DbError};
-use lifeboat::error::{ConfigError, Error};
-use lifeboat::export::{check_host, stop_at, ForeignHost, Refusal, ALLOW_ANY_HOST};
-use lifeboat::manifest::Manifest;
-use lifeboat::naming::validate_db_identifier;
-use lifeboat::selection::Database;
-use lifeboat::settings::{parse_number, read, Env};
+use lifeboat::bucket::manifest::Manifest;
+use lifeboat::core::error::{ConfigError, Error};
+use lifeboat::core::settings::{parse_number, read, Env};
+use lifeboat::postgres::archive::plan::{self, ExportChoice};
+use lifeboat::postgres::archive::report;
+use lifeboat::postgres::archive::restore::{self as archive_restore, Report};
+use lifeboat::postgres::archive::{find_export, ArchiveError, Counters};
+use lifeboat::postgres::db::{self, DbError};
+use lifeboat::postgres::export::{check_host, stop_at, ForeignHost, Refusal, ALLOW_ANY_HOST};
+use lifeboat::rds::naming::validate_db_identifier;
+use lifeboat::rds::selection::Database;
 use serde::Deserialize;
 use serde_json::{json, Value};
 

@@ -1,5 +1,5 @@
 //! Dispatches the requests: one step of a restore test per invocation (the state machine carries the state), or
-//! a console restore. Each step parses, gathers facts through the adapters, asks `lifeboat::restore` what they
+//! a console restore. Each step parses, gathers facts through the adapters, asks `lifeboat::rds::restore` what they
 //! mean, acts and reports; it decides nothing itself.
 //!
 //! A request of the other entry (`LIFEBOAT_RESTORE_ENTRY`) is refused before anything is read: the console's
@@ -12,11 +12,11 @@ use std::time::Instant;
 
 use aws_sdk_cloudwatch::types::StandardUnit;
 use chrono::{DateTime, Utc};
-use lifeboat::error::Error;
-use lifeboat::metrics::{self, Metrics};
+use lifeboat::core::error::Error;
+use lifeboat::core::metrics::{self, Metrics};
 use lifeboat::rds::instances::{self as rds, Deleted, RestoreRequest};
-use lifeboat::restore::{self as rules, choose_snapshot, test_identifier, Check};
-use lifeboat::selection::{self, Database, DbKind, Selector};
+use lifeboat::rds::restore::{self as rules, choose_snapshot, test_identifier, Check};
+use lifeboat::rds::selection::{self, Database, DbKind, Selector};
 use serde_json::{json, Value};
 
 use crate::error::{poll_verdict, Ready, RestoreError};
@@ -220,7 +220,7 @@ async fn start(
 ) -> Result<Value, RestoreError> {
     let t = Instant::now();
     let db = find(deps, database).await?;
-    let snapshots = lifeboat::rds::list_for_db(&deps.rds, &db.id, db.kind).await?;
+    let snapshots = lifeboat::rds::snapshots::list_for_db(&deps.rds, &db.id, db.kind).await?;
     let chosen = choose_snapshot(&snapshots, snapshot).map_err(|reason| RestoreError::Snapshot {
         database: database.to_owned(),
         reason,
@@ -293,7 +293,7 @@ async fn random_password(deps: &Deps) -> Result<String, RestoreError> {
     deps.sm
         .get_random_password()
         .password_length(32)
-        .exclude_characters(lifeboat::rotation::DEFAULT_EXCLUDED_CHARACTERS)
+        .exclude_characters(lifeboat::postgres::rotation::DEFAULT_EXCLUDED_CHARACTERS)
         .send()
         .await
         .map_err(|e| Error::aws("GetRandomPassword", e))?
@@ -354,7 +354,7 @@ async fn restored_snapshot(deps: &Deps, test: &TestState, r: &RestoredDb) -> Res
     let Some(id) = r.tags.get(rules::RESTORED_FROM) else {
         return Err(format!("{} carries no {} tag", r.id, rules::RESTORED_FROM));
     };
-    let snapshots = lifeboat::rds::list_for_db(&deps.rds, &test.database, r.kind)
+    let snapshots = lifeboat::rds::snapshots::list_for_db(&deps.rds, &test.database, r.kind)
         .await
         .map_err(|e| e.to_string())?;
     let created = snapshots.iter().find(|s| &s.id == id).and_then(|s| s.created);
@@ -395,7 +395,7 @@ async fn verify_step(deps: &Deps, mut test: TestState, deadline: Option<Instant>
     let r = restored_db(deps, &test).await?;
     let target = target_of(deps, &test, &r).await?;
     let snapshot = restored_snapshot(deps, &test, &r).await;
-    let latest = lifeboat::bucket::latest_manifest(&deps.s3, &s.bucket, &test.database, &s.profile).await?;
+    let latest = lifeboat::bucket::layout::latest_manifest(&deps.s3, &s.bucket, &test.database, &s.profile).await?;
     let manifest = latest.as_ref().map(|(_, m)| m);
     let mut checks = verify::database_checks(&target, &s.tls, manifest, s.row_tolerance_percent, &s.checks).await;
     let connected = rules::connected(&checks);
@@ -453,12 +453,12 @@ async fn scratch_checks(
     deps: &Deps,
     test: &TestState,
     target: &Target,
-    own: &lifeboat::manifest::Manifest,
+    own: &lifeboat::bucket::manifest::Manifest,
     deadline: Option<Instant>,
 ) -> Result<Vec<Check>, RestoreError> {
     let s = &deps.settings;
     let identity = age_identity(deps).await?;
-    let others = lifeboat::bucket::latest_manifests(&deps.s3, &s.bucket, &test.database).await?;
+    let others = lifeboat::bucket::layout::latest_manifests(&deps.s3, &s.bucket, &test.database).await?;
     let others = others.iter().filter(|(_, m)| m.profile != s.profile);
     let runs = std::iter::once((None, own)).chain(others.map(|(_, m)| (Some(m.profile.as_str()), m)));
     let mut checks = Vec::new();

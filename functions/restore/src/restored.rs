@@ -9,11 +9,11 @@
 
 use std::collections::BTreeMap;
 
-use lifeboat::cache_restore::{self as cache_rules, Group, SOURCE_CACHE};
-use lifeboat::error::Error;
+use lifeboat::caches::restore::{self as cache_rules, Group, SOURCE_CACHE};
+use lifeboat::core::error::Error;
 use lifeboat::rds::instances as rds;
-use lifeboat::restore::{owned_test, test_member_identifier, SOURCE_DB};
-use lifeboat::selection::DbKind;
+use lifeboat::rds::restore::{owned_test, test_member_identifier, SOURCE_DB};
+use lifeboat::rds::selection::DbKind;
 use serde::de::DeserializeOwned;
 
 use crate::error::RestoreError;

@@ -2,10 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use lifeboat::cache_check::KeyCheck;
-use lifeboat::db::{SslMode, TlsSettings};
-use lifeboat::error::ConfigError;
-use lifeboat::settings::{self, parse_number, read, CommonSettings, Env};
+use lifeboat::caches::check::KeyCheck;
+use lifeboat::core::error::ConfigError;
+use lifeboat::core::settings::{self, parse_number, read, Env};
+use lifeboat::postgres::db::{SslMode, TlsSettings};
+use lifeboat::rds::settings::CommonSettings;
 use serde::Deserialize;
 
 pub const SUBNET_GROUP: &str = "LIFEBOAT_RESTORE_SUBNET_GROUP";
