@@ -223,7 +223,7 @@ enum Before {
 /// report the error and clean up. Answers the steps it went through and the last state.
 async fn run(w: &World, deps: &restore::Deps, cache: &str, before: Before) -> (Vec<String>, Value) {
     let mut unresolved = deps.clone();
-    unresolved.settings.redirects = restore::restored::Redirects::default();
+    unresolved.settings.redirects = restore::settings::Redirects::default();
     let mut trail = Vec::new();
     let start = json!({"action": "cache_start", "cache": cache, "requested_at": w.requested});
     let mut test = match restore::handle(deps, start, None).await {
@@ -760,7 +760,7 @@ async fn sharded_finish(
 ) -> Value {
     // The configuration endpoint moto describes is reached on node 0 of the local cluster, by name.
     let mut local = deps.clone();
-    local.settings.redirects = restore::restored::Redirects::default();
+    local.settings.redirects = restore::settings::Redirects::default();
     local
         .settings
         .redirects

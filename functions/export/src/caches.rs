@@ -40,8 +40,9 @@ use lifeboat::core::metrics::{self, Metrics};
 use lifeboat::rds::selection::Selector;
 use serde::Serialize;
 
-use crate::handler::{Deps, DEADLINE_MARGIN};
+use crate::deps::Deps;
 use crate::s3::{self, Written};
+use lifeboat::postgres::export::DEADLINE_MARGIN;
 
 /// How many caches one run steps at once.
 const CONCURRENT_CACHES: usize = 2;

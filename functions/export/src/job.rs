@@ -15,8 +15,8 @@ use lifeboat::rds::selection::Database;
 use tokio::process::Command;
 use tokio_postgres::{Client, IsolationLevel, Transaction};
 
+use crate::deps::Deps;
 use crate::error::ExportError;
-use crate::handler::Deps;
 use crate::pipeline::{self, Options, Output};
 use crate::s3::{self, Written};
 use crate::settings::ExportSettings;

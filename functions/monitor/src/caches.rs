@@ -13,7 +13,8 @@ use lifeboat::core::error::Error;
 use lifeboat::core::metrics::{Metrics, CACHE_DIMENSION};
 use lifeboat::monitoring::caches::{self as cache_monitor, CacheFacts, CacheView};
 
-use crate::handler::{put_alarm, Deps};
+use crate::alarms::put_alarm;
+use crate::deps::Deps;
 
 /// What one run found over the chosen caches.
 #[derive(Debug, Default)]

@@ -27,8 +27,9 @@ use lifeboat::rds::selection;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+use crate::alarms::{delete_alarms, existing_alarms};
+use crate::deps::Deps;
 use crate::event::{Confirmation, Subject};
-use crate::handler::{delete_alarms, existing_alarms, Deps};
 
 /// What a confirmation did: the record it wrote and the alarms it then deleted.
 #[derive(Debug, Clone, Serialize)]

@@ -18,7 +18,8 @@ use lifeboat::monitoring::monitor::{alarm_set, plan_alarms, Presence};
 use lifeboat::rds::selection::Database;
 use serde::Serialize;
 
-use crate::handler::{existing_alarms, Deps};
+use crate::alarms::existing_alarms;
+use crate::deps::Deps;
 
 /// What the invocation returns: where the report is, and its verdicts.
 #[derive(Debug, Clone, Serialize)]

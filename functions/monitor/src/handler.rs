@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, StandardUnit, Statistic};
+use aws_sdk_cloudwatch::types::StandardUnit;
 use chrono::{DateTime, Utc};
 use lifeboat::bucket::layout;
 use lifeboat::core::error::Error;
@@ -14,46 +14,21 @@ use lifeboat::core::metrics::{
 };
 use lifeboat::monitoring::caches::CACHE_ALARM_MARK;
 use lifeboat::monitoring::monitor::{
-    alarm_set, attention, deselection_note, expired_tests, gone_note, plan_alarms, restore_test_passed, AlarmSpec,
-    Comparison, Facts, Presence, ALARM_DATAPOINTS_TO_ALARM, ALARM_EVALUATION_PERIODS, ALARM_PERIOD_S, ALARM_PREFIX,
-    ALARM_TREAT_MISSING_DATA,
+    alarm_set, attention, deselection_note, expired_tests, gone_note, plan_alarms, restore_test_passed, Facts, Presence,
 };
 use lifeboat::rds::selection::{self, Database};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::alarms::{delete_alarms, existing_alarms, put_alarm};
 use crate::caches::{self, CacheFleet};
+use crate::deps::Deps;
 use crate::event;
-use crate::settings::MonitorSettings;
 
 /// What monitor saw of one cache (the rule that computes it is `CacheFacts::view`).
 pub use lifeboat::monitoring::caches::CacheView;
 /// What monitor saw of one database (the rule that computes it is [`Facts::view`]).
 pub use lifeboat::monitoring::monitor::DbView;
-
-#[derive(Debug)]
-pub struct Deps {
-    pub rds: aws_sdk_rds::Client,
-    /// ElastiCache in the same region: caches are observed beside databases.
-    pub ec: aws_sdk_elasticache::Client,
-    pub s3: aws_sdk_s3::Client,
-    pub cw: aws_sdk_cloudwatch::Client,
-    pub sm: aws_sdk_secretsmanager::Client,
-    pub settings: MonitorSettings,
-}
-
-impl Deps {
-    pub fn new(config: &aws_config::SdkConfig, settings: MonitorSettings) -> Self {
-        Self {
-            rds: aws_sdk_rds::Client::new(config),
-            ec: aws_sdk_elasticache::Client::new(config),
-            s3: aws_sdk_s3::Client::new(config),
-            cw: aws_sdk_cloudwatch::Client::new(config),
-            sm: aws_sdk_secretsmanager::Client::new(config),
-            settings,
-        }
-    }
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -151,76 +126,6 @@ async fn observe_fleet(
         }
     }
     Ok(fleet)
-}
-
-/// Puts one alarm of a database's or a cache's set; `subject` is its dimension (`DBIdentifier` or
-/// `CacheIdentifier`) and identifier.
-pub(crate) async fn put_alarm(deps: &Deps, subject: (&str, &str), spec: &AlarmSpec) -> Result<(), Error> {
-    let mut dims = vec![Dimension::builder().name(subject.0).value(subject.1).build()];
-    dims.extend(
-        spec.extra_dimensions
-            .iter()
-            .map(|(k, v)| Dimension::builder().name(*k).value(v).build()),
-    );
-    let actions: Option<Vec<String>> = deps.settings.topic_arn.clone().map(|t| vec![t]);
-    deps.cw
-        .put_metric_alarm()
-        .alarm_name(&spec.name)
-        .alarm_description(&spec.description)
-        .namespace(&deps.settings.common.metrics_namespace)
-        .metric_name(spec.metric)
-        .set_dimensions(Some(dims))
-        .statistic(match spec.comparison {
-            Comparison::Greater => Statistic::Maximum,
-            Comparison::Less => Statistic::Minimum,
-        })
-        // monitor runs hourly; two hours of silence is missing data, and missing data breaches.
-        .period(ALARM_PERIOD_S)
-        .evaluation_periods(ALARM_EVALUATION_PERIODS)
-        .datapoints_to_alarm(ALARM_DATAPOINTS_TO_ALARM)
-        .threshold(spec.threshold)
-        .comparison_operator(match spec.comparison {
-            Comparison::Greater => ComparisonOperator::GreaterThanThreshold,
-            Comparison::Less => ComparisonOperator::LessThanThreshold,
-        })
-        .treat_missing_data(ALARM_TREAT_MISSING_DATA)
-        .set_alarm_actions(actions.clone())
-        .set_ok_actions(actions)
-        .send()
-        .await
-        .map_err(|e| Error::aws("PutMetricAlarm", e))?;
-    Ok(())
-}
-
-pub(crate) async fn existing_alarms(cw: &aws_sdk_cloudwatch::Client) -> Result<Vec<String>, Error> {
-    let mut out = Vec::new();
-    let mut pages = cw
-        .describe_alarms()
-        .alarm_name_prefix(ALARM_PREFIX)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| Error::aws("DescribeAlarms", e))?;
-        out.extend(
-            page.metric_alarms()
-                .iter()
-                .filter_map(|a| a.alarm_name().map(str::to_owned)),
-        );
-    }
-    Ok(out)
-}
-
-/// Deletes alarms, a hundred names per call (the API's limit).
-pub(crate) async fn delete_alarms(deps: &Deps, names: &[String]) -> Result<(), Error> {
-    for chunk in names.chunks(100) {
-        deps.cw
-            .delete_alarms()
-            .set_alarm_names(Some(chunk.to_vec()))
-            .send()
-            .await
-            .map_err(|e| Error::aws("DeleteAlarms", e))?;
-    }
-    Ok(())
 }
 
 /// A subject as alarm names spell it (`<db>` or `cache:<id>`): whether it is a cache, and its identifier.

@@ -12,8 +12,8 @@ use lifeboat::caches::elasticache::{Cache, CacheKind, CacheSnapshot};
 use lifeboat::caches::rdb_copy;
 use lifeboat::caches::restore as rules;
 
+use crate::deps::Deps;
 use crate::error::RestoreError;
-use crate::handler::Deps;
 use crate::settings::CACHE_CLUSTER_PARAMETER_GROUP;
 
 /// How a restored group is laid out.

@@ -23,21 +23,17 @@ use chrono::{DateTime, Utc};
 use lifeboat::caches::check::{self as cache_check, CacheTarget};
 use lifeboat::caches::elasticache::{self, Cache, CacheKind};
 use lifeboat::caches::records::{CacheRestoreReport, RdbManifest};
-use lifeboat::caches::restore::{self as rules, Deleted, Expected, GroupRequest};
-use lifeboat::core::error::Error;
+use lifeboat::caches::restore::{self as rules, Deleted, Expected};
 use lifeboat::core::metrics::{self, Metrics, CACHE_DIMENSION};
 use lifeboat::rds::restore::{self as db_rules, Check};
 use lifeboat::rds::selection::Selector;
 use serde_json::{json, Value};
 
+use crate::cache_group::{ensure_restored, newest_manifest, to_value, Seed};
+use crate::deps::{error_text, put_report, Deps};
 use crate::error::{poll_verdict, Ready, RestoreError};
 use crate::event::{CacheTestState, Endpoint};
-use crate::handler::Deps;
 use crate::password;
-
-pub(crate) fn to_value(test: &CacheTestState) -> Result<Value, RestoreError> {
-    serde_json::to_value(test).map_err(RestoreError::State)
-}
 
 /// The caches a scheduled run tests (one test each), and which of the names the selector lists are caches.
 /// When ElastiCache cannot be listed the databases' tests still run: the caches asked for
@@ -78,98 +74,6 @@ pub(crate) async fn find_cache(deps: &Deps, id: &str) -> Result<Cache, RestoreEr
         .into_iter()
         .find(|c| c.id == id)
         .ok_or_else(|| RestoreError::NotFound(format!("no replication group or cache cluster `{id}` in this region")))
-}
-
-/// A fresh AUTH token: 32 letters and digits from Secrets Manager.
-pub(crate) async fn auth_token(deps: &Deps) -> Result<String, RestoreError> {
-    let token = deps
-        .sm
-        .get_random_password()
-        .password_length(32)
-        .exclude_punctuation(true)
-        .include_space(false)
-        .send()
-        .await
-        .map_err(|e| Error::aws("GetRandomPassword", e))?
-        .random_password()
-        .map(str::to_owned)
-        .unwrap_or_default();
-    if rules::valid_auth_token(&token) {
-        Ok(token)
-    } else {
-        // Never the value: it would be the token.
-        Err(RestoreError::InvalidSecret(
-            "GetRandomPassword returned no valid AUTH token (16 to 128 printable characters)".into(),
-        ))
-    }
-}
-
-/// The ARN of the test's AUTH secret that an earlier (redelivered) start created.
-async fn existing_secret(deps: &Deps, group_id: &str) -> Result<String, RestoreError> {
-    let name = rules::test_secret_name(group_id);
-    let out = deps.sm.describe_secret().secret_id(&name).send().await;
-    out.ok().and_then(|d| d.arn().map(str::to_owned)).ok_or_else(|| {
-        RestoreError::InvalidSecret(format!(
-            "{group_id} exists but its AUTH secret {name} does not; its cleanup (or the janitor) removes it, test again later"
-        ))
-    })
-}
-
-/// What a test's group is restored from: a snapshot, or (a serverless cache's test) a verified RDB copy.
-pub(crate) struct Seed<'a> {
-    pub source: rules::GroupSource<'a>,
-    /// One node, or cluster mode with shards and a parameter group.
-    pub layout: crate::cache_shards::Layout,
-    /// The snapshot's name or the copy's manifest key, for the group's description.
-    pub from: &'a str,
-}
-
-/// Restores `seed` into the test's group, unless a redelivered start already did (reused only when it is a
-/// restore test of the same cache); answers the AUTH secret's ARN.
-pub(crate) async fn ensure_restored(
-    deps: &Deps,
-    cache: &Cache,
-    seed: Seed<'_>,
-    group_id: &str,
-) -> Result<String, RestoreError> {
-    if let Some(g) = rules::group(&deps.ec, group_id).await? {
-        rules::may_reuse(&g.tags, &cache.id).map_err(|owner| RestoreError::NameTaken {
-            id: group_id.to_owned(),
-            database: cache.id.clone(),
-            owner,
-        })?;
-        return existing_secret(deps, group_id).await;
-    }
-    let s = &deps.settings;
-    let expires = db_rules::test_expiry(Utc::now(), s.expiry_hours);
-    let token = auth_token(deps).await?;
-    let secret = rules::test_secret_name(group_id);
-    let owner = password::Owner {
-        name: &secret,
-        restored_id: group_id,
-        database: &cache.id,
-        expires,
-    };
-    let arn = password::store(&deps.sm, &owner, rules::AUTH_USER, &token).await?;
-    let mut tags = rules::test_tags(&cache.id, expires);
-    // What verify reads back to know what the group holds (never from the state it is handed).
-    tags.insert(db_rules::RESTORED_FROM.to_owned(), seed.from.to_owned());
-    let security_groups: Vec<String> = s.cache.security_group.iter().cloned().collect();
-    let request = GroupRequest {
-        group_id,
-        description: format!("Lifeboat restore test of {} from {}", cache.id, seed.from),
-        source: seed.source,
-        cluster_mode: seed.layout.cluster_mode(),
-        shards: seed.layout.shard_count(),
-        engine: Some(&cache.engine),
-        node_type: &s.cache.node_type,
-        subnet_group: s.cache.subnet_group.as_deref(),
-        security_groups: &security_groups,
-        auth_token: &token,
-        tags: &tags,
-    };
-    rules::create_group_with(&deps.ec, &request, seed.layout.parameter_group.as_deref()).await?;
-    Ok(arn)
 }
 
 /// Restores the newest available Lifeboat snapshot of the cache (or the named one) into an isolated group.
@@ -262,18 +166,6 @@ pub async fn poll(deps: &Deps, mut test: CacheTestState) -> Result<Value, Restor
     to_value(&test)
 }
 
-/// The newest verified RDB copy of the cache, with its key.
-pub(crate) async fn newest_manifest(deps: &Deps, cache: &str) -> Result<Option<(String, RdbManifest)>, Error> {
-    let s = &deps.settings;
-    let prefix = lifeboat::bucket::layout::rdb_prefix(cache);
-    let suffix = lifeboat::bucket::layout::MANIFEST_SUFFIX;
-    let Some((key, _)) = lifeboat::bucket::layout::newest_key(&deps.s3, &s.bucket, &prefix, suffix).await? else {
-        return Ok(None);
-    };
-    let manifest = lifeboat::bucket::layout::get_json(&deps.s3, &s.bucket, &key).await?;
-    Ok(Some((key, manifest)))
-}
-
 /// What ElastiCache says of the restored group's protection: encrypted in transit and at rest, AUTH on.
 fn protection_check(g: &rules::Group) -> Check {
     let (transit, at_rest, auth) = (g.transit_encryption, g.at_rest_encryption, g.auth_token_enabled);
@@ -363,7 +255,7 @@ pub async fn verify(deps: &Deps, mut test: CacheTestState) -> Result<Value, Rest
     };
     let body = serde_json::to_vec_pretty(&record).map_err(RestoreError::Report)?;
     let key = rules::checks_record_key(&test.cache, test.requested_at);
-    crate::handler::put_report(deps, key, body, "application/json").await?;
+    put_report(deps, key, body, "application/json").await?;
     test.restored_id = Some(g.id);
     test.shards = g.shards;
     test.snapshot = record.snapshot;
@@ -423,13 +315,13 @@ pub async fn report(deps: &Deps, mut test: CacheTestState, error: Option<Value>)
         verified_at,
         timings: &test.timings,
         checks,
-        error: error.as_ref().map(crate::handler::error_text),
+        error: error.as_ref().map(error_text),
     });
     let base = lifeboat::bucket::layout::cache_restore_report_base(&test.cache, test.requested_at);
     let body = serde_json::to_vec_pretty(&r).map_err(RestoreError::Report)?;
-    crate::handler::put_report(deps, format!("{base}.json"), body, "application/json").await?;
+    put_report(deps, format!("{base}.json"), body, "application/json").await?;
     let md = rules::markdown(&r).into_bytes();
-    crate::handler::put_report(deps, format!("{base}.md"), md, "text/markdown; charset=utf-8").await?;
+    put_report(deps, format!("{base}.md"), md, "text/markdown; charset=utf-8").await?;
     report_metrics(&r)
         .publish(&deps.cw, &deps.settings.common.metrics_namespace, Utc::now())
         .await?;

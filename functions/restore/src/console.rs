@@ -14,9 +14,9 @@ use lifeboat::rds::restore::{self as rules, choose_snapshot, ConsoleWait, Placem
 use lifeboat::rds::selection::{Database, DbKind};
 use serde_json::{json, Value};
 
+use crate::deps::{exists, find, Deps};
 use crate::error::RestoreError;
 use crate::event::ManualRestore;
-use crate::handler::{exists, find, Deps};
 
 /// Runs a console restore: checks the target is new, starts the restore, waits for it while there is time.
 pub async fn restore(deps: &Deps, m: ManualRestore, deadline: Option<Instant>) -> Result<Value, RestoreError> {

@@ -14,8 +14,10 @@ use lifeboat::rds::snapshot_ladder::{self, Verdict};
 use lifeboat::rds::snapshot_tags::snapshot_tags;
 use serde::Serialize;
 
+use crate::deps::Deps;
 use crate::event::Trigger;
-use crate::handler::{Deps, Job, Outcome, RetentionEntry};
+use crate::job::{Job, RetentionEntry};
+use lifeboat::rds::snapshot_ladder::Outcome;
 
 /// What one run did for one cache.
 #[derive(Debug, Clone, Serialize)]

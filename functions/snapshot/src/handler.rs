@@ -16,7 +16,6 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use aws_config::SdkConfig;
 use aws_sdk_cloudwatch::types::StandardUnit;
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
@@ -30,7 +29,6 @@ use lifeboat::rds::quota::quota_report;
 pub use lifeboat::rds::quota::QuotaReport;
 use lifeboat::rds::retention::{self, Decision};
 use lifeboat::rds::selection::{self, Database, DbKind, Selector};
-use lifeboat::rds::settings::SnapshotSettings;
 pub use lifeboat::rds::snapshot_ladder::Outcome;
 use lifeboat::rds::snapshot_ladder::{self, FinishedCopy, Precondition, Verdict};
 use lifeboat::rds::snapshot_tags::{snapshot_tags, ManualSnapshot};
@@ -40,46 +38,9 @@ use serde_json::Value;
 use tracing::Instrument;
 
 use crate::caches::{self, CacheReport};
+use crate::deps::Deps;
 use crate::event::{self, Trigger};
-
-/// Clients and settings, built once per cold start and borrowed by every invocation.
-#[derive(Debug, Clone)]
-pub struct Deps {
-    pub rds: aws_sdk_rds::Client,
-    /// ElastiCache in the same region: caches are selected and snapshotted beside databases.
-    pub ec: aws_sdk_elasticache::Client,
-    /// A client in the DR region, when copies are configured.
-    pub dr_rds: Option<aws_sdk_rds::Client>,
-    pub cw: aws_sdk_cloudwatch::Client,
-    pub region: String,
-    pub settings: SnapshotSettings,
-}
-
-impl Deps {
-    pub fn new(config: &SdkConfig, settings: SnapshotSettings) -> Self {
-        let dr_rds = settings
-            .copy
-            .region
-            .as_deref()
-            .map(|region| aws_sdk_rds::Client::new(&lifeboat::core::aws::for_region(config, region)));
-        Self {
-            rds: aws_sdk_rds::Client::new(config),
-            ec: aws_sdk_elasticache::Client::new(config),
-            dr_rds,
-            cw: aws_sdk_cloudwatch::Client::new(config),
-            region: config.region().map(|r| r.to_string()).unwrap_or_default(),
-            settings,
-        }
-    }
-}
-
-/// One retention decision, as printed in the summary.
-#[derive(Debug, Clone, Serialize)]
-pub struct RetentionEntry {
-    pub snapshot: String,
-    pub logical_time: DateTime<Utc>,
-    pub decision: Decision,
-}
+use crate::job::{Job, RetentionEntry};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DbReport {
@@ -189,19 +150,6 @@ struct Run {
     reports: Vec<DbReport>,
     caches: Vec<CacheReport>,
     quota: Vec<QuotaReport>,
-}
-
-/// What a scheduled or manual run snapshots: the kind, the logical time, the retention clock, the policy and the
-/// manual extras.
-#[derive(Debug)]
-pub(crate) struct Job {
-    pub(crate) kind: SnapshotKind,
-    /// Names the snapshots and dates their tags.
-    pub(crate) at: DateTime<Utc>,
-    /// What retention decides by (`lifeboat::rds::retention::clock`): never later than the wall clock.
-    pub(crate) clock: DateTime<Utc>,
-    pub(crate) policy: String,
-    pub(crate) manual: Option<ManualSnapshot>,
 }
 
 async fn dispatch(deps: &Deps, trigger: &Trigger, now: DateTime<Utc>) -> Result<Run, Error> {
