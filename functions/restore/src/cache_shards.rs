@@ -1,6 +1,6 @@
 //! Sharded caches (cluster mode enabled) in restore tests and in the console's restore: how the restored group
 //! is laid out. A sharded source is restored as a sharded group with the snapshot's node groups (shards), no
-//! replicas, and a parameter group with cluster mode on (`cache_restore::cluster_parameter_group`: the
+//! replicas, and a parameter group with cluster mode on (`lifeboat::caches::restore::cluster_parameter_group`: the
 //! configured `LIFEBOAT_CACHE_RESTORE_CLUSTER_PARAMETER_GROUP`, else ElastiCache's default cluster-mode group
 //! of the snapshot's engine and version). The shard count, engine and version are read from the snapshot by
 //! `rdb_copy::describe`, the same call the RDB copy makes.

@@ -14,7 +14,7 @@
 //! the report's verdict comes from that record alone.
 //!
 //! Never logs or puts in the state the AUTH token; deletes only what carries the restore-test tag (the guarded
-//! delete is `cache_restore::delete_test_group`).
+//! delete is `lifeboat::caches::restore::delete_test_group`).
 
 use std::time::Instant;
 

@@ -3,7 +3,7 @@
 //!
 //! The state is a record for people, not a source of truth: whoever invokes a step may send any state. A step
 //! reads from it only the database (or cache) under test and the request time, which name the restored resource
-//! (`restore::test_identifier`, `cache_restore::test_group_id`); everything else it acts on (the resource, its
+//! (`lifeboat::rds::restore::test_identifier`, `lifeboat::caches::restore::test_group_id`); everything else it acts on (the resource, its
 //! endpoint, its master user, its secret, what it was restored from, a report's checks) it derives from AWS
 //! (`restored.rs`). A state naming another restored resource than the derived one is refused. Which requests
 //! a deployment serves is [`Request::entry`]'s: the steps and the console's actions are separate functions.

@@ -1,6 +1,6 @@
 //! What a restore-test step acts on, found from AWS and never from the state it is handed: the restored
 //! instance, cluster or replication group that the source's name and the request time name
-//! (`restore::test_identifier`, `cache_restore::test_group_id`), accepted only when it carries the restore-test
+//! (`lifeboat::rds::restore::test_identifier`, `lifeboat::caches::restore::test_group_id`), accepted only when it carries the restore-test
 //! tag and the source tag naming the database or cache under test; its endpoint, master user and shards as RDS
 //! or ElastiCache describe them; the verify step's own record of its checks, read back by the report.
 //!

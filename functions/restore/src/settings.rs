@@ -111,7 +111,7 @@ pub struct CacheRestoreSettings {
     /// only.
     pub tls: TlsSettings,
     /// The parameter group of sharded (cluster mode) restored groups; unset: ElastiCache's default cluster-mode
-    /// group of the snapshot's engine and version (`cache_restore::cluster_parameter_group`).
+    /// group of the snapshot's engine and version (`lifeboat::caches::restore::cluster_parameter_group`).
     pub cluster_parameter_group: Option<String>,
     /// Whether serverless caches are restore-tested too, from their verified RDB copies
     /// (`LIFEBOAT_SERVERLESS_CACHES`, as snapshot, export and monitor read it).
