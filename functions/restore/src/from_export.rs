@@ -1,11 +1,12 @@
 //! The console's `restore-export` action: a complete export (or some of its tables) streamed into a NEW database
 //! on the source's server or on another named instance, verified row for row against the manifest.
 //!
-//! It translates only: the event is read here, the export is chosen and restored by `lifeboat::postgres::archive` (which
-//! refuses an existing target and drops what it created on any failure), and the admission against the
-//! invocation's deadline and the `lifeboat` command line that runs it instead are `lifeboat::postgres::archive::plan`'s rules.
-//! Every restore that starts (export chosen and admitted) leaves a report in the bucket (`lifeboat::postgres::archive::report`),
-//! restored or failed.
+//! It translates only: the event is read in `event.rs` (`ExportRestore`), its settings in `settings.rs`
+//! (`FromExportSettings`) and its error is `error.rs`'s `ExportRestoreError`; the export is chosen and restored by
+//! `lifeboat::postgres::archive` (which refuses an existing target and drops what it created on any failure), and
+//! the admission against the invocation's deadline and the `lifeboat` command line that runs it instead are
+//! `lifeboat::postgres::archive::plan`'s rules. Every restore that starts (export chosen and admitted) leaves a
+//! report in the bucket (`lifeboat::postgres::archive::report`), restored or failed.
 //! Never: writes to the source database (it connects to the server's `postgres` database to create the target),
 //! restores an incomplete export, or returns a password.
 
