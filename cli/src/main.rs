@@ -3,7 +3,7 @@
 //! without restoring it, writes the fleet's evidence report (`lifeboat::evidence`, the same page monitor
 //! writes), and prints its own shell completions and man pages.
 //!
-//! Wires only: the command line is [`args`]'s (clap), the work is `lifeboat::archive`'s, [`run`] carries a
+//! Wires only: the command line is [`args`]'s (clap), the work is `lifeboat::postgres::archive`'s, [`run`] carries a
 //! command out and classes its errors, and this file prints: the result as text, or with `--json` as one JSON
 //! document on stdout (an error too, as `{"error": {...}}`); messages and progress always on stderr.
 //! Exit codes ([`run::Kind`]): 0 done, 1 failed, 2 usage, 3 not found, 4 refused, 5 verification failed,

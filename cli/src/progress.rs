@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lifeboat::archive::Counters;
+use lifeboat::postgres::archive::Counters;
 
 const MIB: f64 = 1024.0 * 1024.0;
 

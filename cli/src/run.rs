@@ -1,11 +1,11 @@
-//! The four commands, carried out with `lifeboat::archive` and `lifeboat::evidence`. Each returns what it did as
+//! The four commands, carried out with `lifeboat::postgres::archive` and `lifeboat::evidence`. Each returns what it did as
 //! a [`Done`]: a JSON document and the same facts as text; `main` prints one of them on stdout. Progress and
 //! messages go to stderr. Nothing here prints a password: the target is only ever shown through
 //! [`crate::url::redacted`].
 //!
 //! Owns: the exit-code classes ([`Kind`]) and which error falls in which. The classes are decided from typed
 //! errors only (the library's error variants, the SDK's modelled errors and HTTP statuses), never from message
-//! text; an AWS failure the library only keeps as text (`lifeboat::error::Error::Aws`) is a plain failure, which
+//! text; an AWS failure the library only keeps as text (`lifeboat::core::error::Error::Aws`) is a plain failure, which
 //! is why the bucket and a named manifest are probed here first with `HeadBucket` / `HeadObject`.
 //! Never (with `--dry-run`): calls an AWS API that writes, or runs a statement that writes in PostgreSQL.
 
@@ -14,10 +14,10 @@ use std::sync::Arc;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use chrono::{DateTime, NaiveDateTime, Utc};
-use lifeboat::archive::{self, plan, report, restore, select, ArchiveError, Counters, Identity, Which};
-use lifeboat::db::FailureKind;
-use lifeboat::manifest::Manifest;
-use lifeboat::settings::ProcessEnv;
+use lifeboat::bucket::manifest::Manifest;
+use lifeboat::core::settings::ProcessEnv;
+use lifeboat::postgres::archive::{self, plan, report, restore, select, ArchiveError, Counters, Identity, Which};
+use lifeboat::postgres::db::FailureKind;
 use serde_json::{json, Value};
 
 use crate::args;
@@ -104,11 +104,11 @@ pub enum CliError {
     #[error(transparent)]
     Verify(ArchiveError),
     #[error("{0}")]
-    Period(#[from] lifeboat::evidence::PeriodError),
+    Period(#[from] lifeboat::evidence::period::PeriodError),
     #[error(transparent)]
-    Config(#[from] lifeboat::error::ConfigError),
+    Config(#[from] lifeboat::core::error::ConfigError),
     #[error("reading the fleet: {0}")]
-    Gather(lifeboat::error::Error),
+    Gather(lifeboat::core::error::Error),
     #[error("writing {path}: {source}")]
     Write { path: String, source: std::io::Error },
     #[error("the report could not be written as JSON: {0}")]
@@ -209,7 +209,7 @@ pub struct Done {
 /// The SDK configuration: the usual chain, with `--profile` (when given) choosing the named profile that
 /// `AWS_PROFILE` chooses otherwise, for credentials, region and endpoint alike.
 pub async fn aws_config(profile: Option<&str>) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(lifeboat::aws::retry_config());
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(lifeboat::core::aws::retry_config());
     if let Some(name) = profile {
         loader = loader.profile_name(name);
     }
@@ -230,7 +230,7 @@ struct Context {
 async fn context(profile: Option<&str>, bucket: Option<&str>, pg_restore: Option<&str>) -> Result<Context, CliError> {
     let bucket = bucket
         .map(str::to_owned)
-        .or_else(|| lifeboat::settings::read(&ProcessEnv, lifeboat::settings::BUCKET))
+        .or_else(|| lifeboat::core::settings::read(&ProcessEnv, lifeboat::core::settings::BUCKET))
         .ok_or(CliError::NoBucket)?;
     let config = aws_config(profile).await;
     let ctx = Context {
@@ -241,7 +241,7 @@ async fn context(profile: Option<&str>, bucket: Option<&str>, pg_restore: Option
         bucket,
         pg_restore: pg_restore
             .map(str::to_owned)
-            .unwrap_or_else(|| lifeboat::settings::pg_restore(&ProcessEnv)),
+            .unwrap_or_else(|| lifeboat::core::settings::pg_restore(&ProcessEnv)),
     };
     probe_bucket(&ctx).await?;
     Ok(ctx)
@@ -272,12 +272,12 @@ async fn probe_bucket(ctx: &Context) -> Result<(), CliError> {
             // The likeliest cause after the rename: an export profile given where the AWS profile now goes.
             message: format!(
                 "{} (--profile names an AWS named profile; the export profile is --export-profile)",
-                lifeboat::error::aws_error_message(&e)
+                lifeboat::core::error::aws_error_message(&e)
             ),
         }),
         _ => Err(CliError::Aws {
             operation: format!("HeadBucket {b}"),
-            message: lifeboat::error::aws_error_message(&e),
+            message: lifeboat::core::error::aws_error_message(&e),
         }),
     }
 }
@@ -285,7 +285,7 @@ async fn probe_bucket(ctx: &Context) -> Result<(), CliError> {
 /// `HeadObject` on a manifest key the user named, for the same reason as [`probe_bucket`].
 async fn probe_manifest(ctx: &Context, key: &str) -> Result<(), CliError> {
     use aws_sdk_s3::operation::head_object::HeadObjectError;
-    if !key.ends_with(lifeboat::bucket::MANIFEST_SUFFIX) {
+    if !key.ends_with(lifeboat::bucket::layout::MANIFEST_SUFFIX) {
         // The library refuses it, with the message that says what a manifest key is.
         return Ok(());
     }
@@ -302,7 +302,7 @@ async fn probe_manifest(ctx: &Context, key: &str) -> Result<(), CliError> {
         ))),
         _ => Err(CliError::Aws {
             operation: format!("HeadObject {key}"),
-            message: lifeboat::error::aws_error_message(&e),
+            message: lifeboat::core::error::aws_error_message(&e),
         }),
     }
 }
@@ -341,7 +341,7 @@ async fn secret(ctx: &Context, id: &str) -> Result<String, CliError> {
     }
     Err(CliError::Secret {
         secret: id.to_owned(),
-        message: lifeboat::error::aws_error_message(&e),
+        message: lifeboat::core::error::aws_error_message(&e),
     })
 }
 
@@ -436,7 +436,7 @@ fn totals(m: &Manifest, tables: u64) -> Totals {
     }
 }
 
-fn target_json(into: &lifeboat::db::Target, owner_role: &str) -> Value {
+fn target_json(into: &lifeboat::postgres::db::Target, owner_role: &str) -> Value {
     json!({
         "url": url::redacted(into),
         "host": into.host,
@@ -573,7 +573,7 @@ async fn dry_run(
     key: &str,
     manifest: &Manifest,
     ids: &[Identity],
-    into: &lifeboat::db::Target,
+    into: &lifeboat::postgres::db::Target,
     jobs: Option<&restore::Jobs<'_>>,
 ) -> Result<Done, CliError> {
     let tables = if r.tables.is_empty() {
@@ -624,19 +624,19 @@ async fn dry_run(
     if r.report {
         text.push_str(&format!(
             "  and write its report under s3://<bucket>/{}\n",
-            lifeboat::bucket::restore_export_report_prefix(&r.database)
+            lifeboat::bucket::layout::restore_export_report_prefix(&r.database)
         ));
     }
     Ok(Done { json, text })
 }
 
 /// Refuses, as the restore would, a target database or owner role that exists; reads only.
-async fn check_target_free(into: &lifeboat::db::Target, role: &str) -> Result<(), CliError> {
-    let admin = lifeboat::db::Target {
+async fn check_target_free(into: &lifeboat::postgres::db::Target, role: &str) -> Result<(), CliError> {
+    let admin = lifeboat::postgres::db::Target {
         dbname: MAINTENANCE_DB.to_owned(),
         ..into.clone()
     };
-    let client = lifeboat::db::connect(&admin, restore::CONNECT_TIMEOUT)
+    let client = lifeboat::postgres::db::connect(&admin, restore::CONNECT_TIMEOUT)
         .await
         .map_err(ArchiveError::from)?;
     let database = &into.dbname;
@@ -645,7 +645,7 @@ async fn check_target_free(into: &lifeboat::db::Target, role: &str) -> Result<()
         .await
         .map_err(|e| ArchiveError::Sql {
             action: format!("checking whether database {database} exists"),
-            message: lifeboat::db::describe(&e),
+            message: lifeboat::postgres::db::describe(&e),
         })?;
     if taken.is_some() {
         return Err(ArchiveError::TargetExists {
@@ -658,7 +658,7 @@ async fn check_target_free(into: &lifeboat::db::Target, role: &str) -> Result<()
         .await
         .map_err(|e| ArchiveError::Sql {
             action: format!("checking whether role {role} exists"),
-            message: lifeboat::db::describe(&e),
+            message: lifeboat::postgres::db::describe(&e),
         })?;
     if taken.is_some() {
         return Err(ArchiveError::RoleExists {
@@ -747,15 +747,18 @@ fn write_file(path: &Path, body: &[u8]) -> Result<(), CliError> {
 
 /// `lifeboat report`: the fleet's evidence report, written to a local file (and its JSON beside it).
 pub async fn report(a: &args::Report, profile: Option<&str>) -> Result<Done, CliError> {
-    use lifeboat::evidence::{self, gather, Period};
+    use lifeboat::evidence::period::Period;
+    use lifeboat::evidence::{self, gather};
     let now = Utc::now();
     let period = Period::parse(a.period.as_deref(), now)?;
-    let selector = lifeboat::settings::CommonSettings::from_env(&ProcessEnv)?.selector;
-    let policy = lifeboat::settings::monitor_policy(&ProcessEnv)?;
+    let selector = lifeboat::rds::settings::CommonSettings::from_env(&ProcessEnv)?.selector;
+    let policy = lifeboat::monitoring::settings::monitor_policy(&ProcessEnv)?;
     let ctx = context(profile, a.bucket.as_deref(), None).await?;
     let rds = aws_sdk_rds::Client::new(&ctx.config);
-    let all = lifeboat::selection::discover(&rds).await.map_err(CliError::Gather)?;
-    let chosen = lifeboat::selection::select(&all, &selector);
+    let all = lifeboat::rds::selection::discover(&rds)
+        .await
+        .map_err(CliError::Gather)?;
+    let chosen = lifeboat::rds::selection::select(&all, &selector);
     let src = gather::Sources {
         rds: &rds,
         s3: &ctx.s3,
@@ -764,7 +767,7 @@ pub async fn report(a: &args::Report, profile: Option<&str>) -> Result<Done, Cli
     let facts = gather::fleet(src, &chosen.databases, &period)
         .await
         .map_err(CliError::Gather)?;
-    let report = evidence::build(&facts, &policy, &period, now);
+    let report = evidence::rules::build(&facts, &policy, &period, now);
     let html_path = a
         .out
         .clone()

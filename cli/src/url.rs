@@ -1,6 +1,6 @@
 //! The `--into` PostgreSQL URL: parsed into a connection target, and shown only with its password redacted.
 
-use lifeboat::db::{SslMode, Target, TlsSettings};
+use lifeboat::postgres::db::{SslMode, Target, TlsSettings};
 
 /// Why an `--into` URL cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -88,7 +88,7 @@ fn host_port(hostport: &str) -> Result<(String, u16), UrlError> {
         return Err(UrlError::NoHost);
     }
     let port = match port {
-        None => lifeboat::export::DEFAULT_PORT,
+        None => lifeboat::postgres::export::DEFAULT_PORT,
         Some(p) => p.parse().map_err(|_| UrlError::Port(p.to_owned()))?,
     };
     Ok((decode(host)?, port))

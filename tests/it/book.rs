@@ -319,6 +319,64 @@ fn nothing_in_the_repository_points_outside_it() {
     );
 }
 
+/// Every path into the repository that a file of the repository names (in prose, a comment or a message), as
+/// `shared/src/rds/retention.rs`: the roots of the repository's folders followed by path characters, ending in a
+/// file name with an extension we write.
+fn named_paths(text: &str) -> Vec<String> {
+    const ROOTS: [&str; 7] = ["shared/", "functions/", "cli/", "tests/", "infra/", "events/", "docs/"];
+    const EXTENSIONS: [&str; 10] = [
+        ".rs", ".md", ".yaml", ".json", ".py", ".txt", ".toml", ".sql", ".sh", ".crt",
+    ];
+    let path_char = |c: char| c.is_ascii_alphanumeric() || "_./-".contains(c);
+    let mut out = Vec::new();
+    for (i, _) in text.char_indices() {
+        if i > 0 && text[..i].chars().next_back().is_some_and(path_char) {
+            continue;
+        }
+        let rest = &text[i..];
+        if !ROOTS.iter().any(|r| rest.starts_with(r)) {
+            continue;
+        }
+        let candidate: String = rest.chars().take_while(|c| path_char(*c)).collect();
+        let candidate = candidate.trim_end_matches('.');
+        if EXTENSIONS.iter().any(|e| candidate.ends_with(e)) {
+            out.push(candidate.to_owned());
+        }
+    }
+    out
+}
+
+#[test]
+fn every_path_the_repository_names_exists() {
+    let root = repo_root();
+    let advisories = root.join("infra/deny/advisory-db");
+    let mut missing = Vec::new();
+    let mut named = 0;
+    for file in tracked_files().into_iter().filter(|f| !f.starts_with(&advisories)) {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        for (n, line) in text.lines().enumerate() {
+            for path in named_paths(line) {
+                named += 1;
+                if !root.join(&path).exists() {
+                    missing.push(format!("{}:{}: {path}", file.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(named > 100, "only {named} paths named: the scan is broken");
+    assert!(missing.is_empty(), "paths that do not exist:\n{}", missing.join("\n"));
+}
+
+#[test]
+fn named_paths_are_found_in_prose_and_code() {
+    assert_eq!(
+        named_paths("see `shared/src/rds/retention.rs`, tests/it/book.rs. Not my-shared/x.rs nor shared/ alone"),
+        vec!["shared/src/rds/retention.rs".to_owned(), "tests/it/book.rs".to_owned()]
+    );
+}
+
 /// The names in the first column of a reference page's tables (between backticks).
 fn first_column(page: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
@@ -443,7 +501,7 @@ fn the_reference_lists_every_template_parameter() {
 
 #[test]
 fn the_reference_lists_every_metric_and_dimension() {
-    use lifeboat::metrics;
+    use lifeboat::core::metrics;
     let mut in_code: BTreeSet<String> = metrics::ALL.iter().map(|m| (*m).to_owned()).collect();
     assert!(in_code.len() > 30, "the metric vocabulary has only {in_code:?}");
     in_code.extend(
@@ -467,9 +525,9 @@ fn the_reference_lists_every_metric_and_dimension() {
 
 #[test]
 fn the_reference_lists_every_alarm() {
-    use lifeboat::cache_monitor;
-    use lifeboat::elasticache::CacheKind;
-    use lifeboat::monitor::{self, Policy};
+    use lifeboat::caches::elasticache::CacheKind;
+    use lifeboat::monitoring::caches as cache_monitor;
+    use lifeboat::monitoring::monitor::{self, Policy};
 
     let policy = Policy {
         snapshot_max_age_s: 26.0 * 3600.0,

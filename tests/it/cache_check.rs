@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use lifeboat::cache_check::{checks, CacheTarget, KeyCheck};
-use lifeboat::db::{SslMode, TlsSettings};
-use lifeboat::rdb::{self, DbKeys};
-use lifeboat::restore::{Check, CheckResult};
+use lifeboat::caches::check::{checks, CacheTarget, KeyCheck};
+use lifeboat::caches::rdb::{self, DbKeys};
+use lifeboat::postgres::db::{SslMode, TlsSettings};
+use lifeboat::rds::restore::{Check, CheckResult};
 use lifeboat_tests::redis::Redis;
 
 fn target(r: &Redis, password: &str, mode: SslMode) -> CacheTarget {
@@ -141,7 +141,7 @@ async fn a_wrong_password_or_an_untrusted_certificate_fail_the_connect_check_alo
 /// than 0 (cluster mode has db0 only).
 #[tokio::test]
 async fn cluster_checks_fail_clearly_on_a_plain_server_a_wrong_password_and_a_database_other_than_0() {
-    use lifeboat::cache_check::cluster;
+    use lifeboat::caches::check::cluster;
     let plain = Redis::start_tls(&[]);
     let checks = cluster::checks_with(&target(&plain, &plain.password, SslMode::VerifyFull), None, 5.0, &[]).await;
     let r = results(&checks);

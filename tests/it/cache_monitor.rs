@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use aws_sdk_cloudwatch::types::{Dimension, Statistic};
 use aws_sdk_elasticache::types::Tag;
 use chrono::{DateTime, Duration, Utc};
-use lifeboat::bucket;
-use lifeboat::cache_records::{CacheRestoreReport, RdbManifest, RdbShard, FORMAT_VERSION};
+use lifeboat::bucket::layout;
+use lifeboat::caches::records::{CacheRestoreReport, RdbManifest, RdbShard, FORMAT_VERSION};
 use lifeboat_tests::moto::Moto;
 use monitor::settings::MonitorSettings;
 use serde_json::json;
@@ -20,7 +20,7 @@ fn tag(k: &str, v: &str) -> Tag {
     Tag::builder().key(k).value(v).build()
 }
 
-fn env(pairs: &[(&str, &str)]) -> impl lifeboat::settings::Env {
+fn env(pairs: &[(&str, &str)]) -> impl lifeboat::core::settings::Env {
     let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
     move |n: &str| map.get(n).cloned()
 }
@@ -55,18 +55,18 @@ async fn fleet(ec: &aws_sdk_elasticache::Client) {
 
 /// A Lifeboat snapshot of `sessions` taken an hour ago, tagged as the snapshot function tags it.
 async fn snapshot(ec: &aws_sdk_elasticache::Client, at: DateTime<Utc>) {
-    let tags = lifeboat::snapshot_tags::snapshot_tags(
+    let tags = lifeboat::rds::snapshot_tags::snapshot_tags(
         "sessions",
-        lifeboat::naming::SnapshotKind::Schedule,
+        lifeboat::rds::naming::SnapshotKind::Schedule,
         at,
         "daily=7,weekly=4,monthly=12,yearly=3",
         None,
     );
     let mut req = ec
         .create_snapshot()
-        .snapshot_name(lifeboat::naming::snapshot_id(
+        .snapshot_name(lifeboat::rds::naming::snapshot_id(
             "sessions",
-            lifeboat::naming::SnapshotKind::Schedule,
+            lifeboat::rds::naming::SnapshotKind::Schedule,
             at,
         ))
         .replication_group_id("sessions");
@@ -96,10 +96,10 @@ async fn put(s3: &aws_sdk_s3::Client, key: &str, body: String) {
 /// A verified RDB copy of `sessions` made five hours ago and a restore test two days ago that passed.
 async fn records(s3: &aws_sdk_s3::Client, now: DateTime<Utc>) {
     let copied = now - Duration::hours(5);
-    let keys = bucket::rdb_keys("sessions", copied);
+    let keys = layout::rdb_keys("sessions", copied);
     let manifest = RdbManifest {
         format_version: FORMAT_VERSION,
-        lifeboat_version: lifeboat::VERSION.into(),
+        lifeboat_version: lifeboat::core::VERSION.into(),
         cache: "sessions".into(),
         engine: "valkey".into(),
         engine_version: "8.0".into(),
@@ -121,7 +121,7 @@ async fn records(s3: &aws_sdk_s3::Client, now: DateTime<Utc>) {
     let tested = now - Duration::days(2);
     let report = CacheRestoreReport {
         format_version: FORMAT_VERSION,
-        lifeboat_version: lifeboat::VERSION.into(),
+        lifeboat_version: lifeboat::core::VERSION.into(),
         cache: "sessions".into(),
         restored_id: "lifeboat-rt-sessions".into(),
         snapshot: "lifeboat-sessions-x".into(),
@@ -135,7 +135,7 @@ async fn records(s3: &aws_sdk_s3::Client, now: DateTime<Utc>) {
         checks: Vec::new(),
         error: None,
     };
-    let key = format!("{}.json", bucket::cache_restore_report_base("sessions", tested));
+    let key = format!("{}.json", layout::cache_restore_report_base("sessions", tested));
     put(s3, &key, serde_json::to_string(&report).unwrap()).await;
 }
 

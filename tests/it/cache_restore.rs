@@ -8,10 +8,10 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeZone, Utc};
-use lifeboat::cache_records::{CacheRestoreReport, RdbManifest, RdbShard, FORMAT_VERSION};
-use lifeboat::elasticache::{self, SnapshotSource};
-use lifeboat::naming::SnapshotKind;
-use lifeboat::restore::RESTORE_TEST;
+use lifeboat::caches::elasticache::{self, SnapshotSource};
+use lifeboat::caches::records::{CacheRestoreReport, RdbManifest, RdbShard, FORMAT_VERSION};
+use lifeboat::rds::naming::SnapshotKind;
+use lifeboat::rds::restore::RESTORE_TEST;
 use lifeboat_tests::moto::Moto;
 use lifeboat_tests::redis::Redis;
 use restore::settings::RestoreSettings;
@@ -60,7 +60,8 @@ async fn world() -> World {
             .await
             .unwrap();
     }
-    let tags = lifeboat::snapshot_tags::snapshot_tags("sessions", SnapshotKind::Schedule, snapshot_at(), "7d", None);
+    let tags =
+        lifeboat::rds::snapshot_tags::snapshot_tags("sessions", SnapshotKind::Schedule, snapshot_at(), "7d", None);
     let source = SnapshotSource::ReplicationGroup("sessions".into());
     elasticache::create_snapshot(&ec, &source, SNAPSHOT, &tags)
         .await
@@ -72,10 +73,10 @@ async fn world() -> World {
         redis.cli(0, &["SET", &format!("session:{i}"), "x"]);
     }
     redis.cli(2, &["SET", "feature:dark-mode", "on"]);
-    let summary = lifeboat::rdb::verify(std::fs::File::open(redis.save()).unwrap()).unwrap();
+    let summary = lifeboat::caches::rdb::verify(std::fs::File::open(redis.save()).unwrap()).unwrap();
     let manifest = RdbManifest {
         format_version: FORMAT_VERSION,
-        lifeboat_version: lifeboat::VERSION.into(),
+        lifeboat_version: lifeboat::core::VERSION.into(),
         cache: "sessions".into(),
         engine: "valkey".into(),
         engine_version: "8.0".into(),
@@ -84,7 +85,7 @@ async fn world() -> World {
         copied_at: snapshot_at(),
         shards: vec![RdbShard {
             shard: 1,
-            key: lifeboat::bucket::rdb_keys("sessions", snapshot_at()).object(1),
+            key: lifeboat::bucket::layout::rdb_keys("sessions", snapshot_at()).object(1),
             size: 1,
             sha256: "00".repeat(32),
             rdb_version: 11,
@@ -95,7 +96,7 @@ async fn world() -> World {
     };
     s3.put_object()
         .bucket(BUCKET)
-        .key(lifeboat::bucket::rdb_keys("sessions", snapshot_at()).manifest())
+        .key(lifeboat::bucket::layout::rdb_keys("sessions", snapshot_at()).manifest())
         .body(serde_json::to_vec(&manifest).unwrap().into())
         .send()
         .await
@@ -153,7 +154,7 @@ impl World {
 
     /// The group's status, `None` when there is none.
     async fn group_status(&self, id: &str) -> Option<String> {
-        lifeboat::cache_restore::group(&self.ec, id)
+        lifeboat::caches::restore::group(&self.ec, id)
             .await
             .unwrap()
             .map(|g| g.status)
@@ -175,7 +176,7 @@ impl World {
     async fn report(&self, cache: &str) -> CacheRestoreReport {
         let key = format!(
             "{}.json",
-            lifeboat::bucket::cache_restore_report_base(cache, self.requested)
+            lifeboat::bucket::layout::cache_restore_report_base(cache, self.requested)
         );
         let out = self.s3.get_object().bucket(BUCKET).key(&key).send().await.unwrap();
         serde_json::from_slice(&out.body.collect().await.unwrap().into_bytes()).unwrap()
@@ -188,7 +189,7 @@ impl World {
         let creds = json!({"username": "default", "password": self.redis.password});
         self.sm
             .put_secret_value()
-            .secret_id(lifeboat::cache_restore::test_secret_name(id))
+            .secret_id(lifeboat::caches::restore::test_secret_name(id))
             .secret_string(creds.to_string())
             .send()
             .await
@@ -222,7 +223,7 @@ enum Before {
 /// report the error and clean up. Answers the steps it went through and the last state.
 async fn run(w: &World, deps: &restore::Deps, cache: &str, before: Before) -> (Vec<String>, Value) {
     let mut unresolved = deps.clone();
-    unresolved.settings.redirects = restore::restored::Redirects::default();
+    unresolved.settings.redirects = restore::settings::Redirects::default();
     let mut trail = Vec::new();
     let start = json!({"action": "cache_start", "cache": cache, "requested_at": w.requested});
     let mut test = match restore::handle(deps, start, None).await {
@@ -304,10 +305,10 @@ async fn a_cache_restore_test_restores_an_isolated_group_verifies_it_over_tls_re
     // Start, and look at what it made.
     let start = json!({"action": "cache_start", "cache": "sessions", "requested_at": w.requested});
     let test = restore::handle(&deps, start.clone(), None).await.unwrap();
-    let id = lifeboat::cache_restore::test_group_id("sessions", w.requested);
+    let id = lifeboat::caches::restore::test_group_id("sessions", w.requested);
     assert_eq!(test["restored_id"], id.as_str());
     assert_eq!(test["snapshot"], SNAPSHOT);
-    let g = lifeboat::cache_restore::group(&w.ec, &id).await.unwrap().unwrap();
+    let g = lifeboat::caches::restore::group(&w.ec, &id).await.unwrap().unwrap();
     assert!(
         g.transit_encryption && g.at_rest_encryption && g.auth_token_enabled,
         "{g:?}"
@@ -332,13 +333,13 @@ async fn a_cache_restore_test_restores_an_isolated_group_verifies_it_over_tls_re
     );
     step(&deps, "cache_cleanup", &test).await.unwrap();
     assert_eq!(w.group_status(&id).await.as_deref(), Some("deleting"));
-    assert!(!w.secret_exists(&lifeboat::cache_restore::test_secret_name(&id)).await);
+    assert!(!w.secret_exists(&lifeboat::caches::restore::test_secret_name(&id)).await);
 
     // The whole path, at another time (moto keeps a deleted group as `deleting`, and a start never reuses
     // a name it finds taken without its secret).
     let mut w = w;
     w.requested += chrono::Duration::minutes(1);
-    let id = lifeboat::cache_restore::test_group_id("sessions", w.requested);
+    let id = lifeboat::caches::restore::test_group_id("sessions", w.requested);
     let (trail, _) = run(&w, &deps, "sessions", Before::Local).await;
     assert_eq!(
         trail,
@@ -368,14 +369,14 @@ async fn a_cache_restore_test_restores_an_isolated_group_verifies_it_over_tls_re
         ]
     );
     assert_eq!(w.group_status(&id).await.as_deref(), Some("deleting"));
-    assert!(!w.secret_exists(&lifeboat::cache_restore::test_secret_name(&id)).await);
+    assert!(!w.secret_exists(&lifeboat::caches::restore::test_secret_name(&id)).await);
 }
 
 #[tokio::test]
 async fn a_missing_key_fails_the_test_by_name_and_every_failure_path_cleans_up() {
     let w = world().await;
-    let id = lifeboat::cache_restore::test_group_id("sessions", w.requested);
-    let secret = lifeboat::cache_restore::test_secret_name(&id);
+    let id = lifeboat::caches::restore::test_group_id("sessions", w.requested);
+    let secret = lifeboat::caches::restore::test_secret_name(&id);
 
     let checks = json!({"sessions": [{"name": "the mail queue is there", "pattern": "rq:queue:mail"}]}).to_string();
     let deps = w.deps(&[("LIFEBOAT_CACHE_RESTORE_CHECKS", &checks)]);
@@ -401,7 +402,7 @@ async fn a_missing_key_fails_the_test_by_name_and_every_failure_path_cleans_up()
     let mut w = w;
     for (n, before) in [Before::Unreachable, Before::SecretGone].into_iter().enumerate() {
         w.requested += chrono::Duration::minutes(1 + n as i64);
-        let id = lifeboat::cache_restore::test_group_id("sessions", w.requested);
+        let id = lifeboat::caches::restore::test_group_id("sessions", w.requested);
         let deps = w.deps(&[]);
         let (trail, _) = run(&w, &deps, "sessions", before).await;
         let r = w.report("sessions").await;
@@ -415,7 +416,7 @@ async fn a_missing_key_fails_the_test_by_name_and_every_failure_path_cleans_up()
         }
         assert_eq!(trail.last().unwrap(), "cleanup: deleting", "{trail:?}");
         assert_eq!(w.group_status(&id).await.as_deref(), Some("deleting"));
-        assert!(!w.secret_exists(&lifeboat::cache_restore::test_secret_name(&id)).await);
+        assert!(!w.secret_exists(&lifeboat::caches::restore::test_secret_name(&id)).await);
     }
 
     // A cache with no snapshot: a failed test whose report says why; nothing made, nothing left.
@@ -428,9 +429,12 @@ async fn a_missing_key_fails_the_test_by_name_and_every_failure_path_cleans_up()
         r.error.as_deref().unwrap().contains("no available snapshot of jobs"),
         "{r:#?}"
     );
-    let jobs = lifeboat::cache_restore::test_group_id("jobs", w.requested);
+    let jobs = lifeboat::caches::restore::test_group_id("jobs", w.requested);
     assert_eq!(w.group_status(&jobs).await, None);
-    assert!(!w.secret_exists(&lifeboat::cache_restore::test_secret_name(&jobs)).await);
+    assert!(
+        !w.secret_exists(&lifeboat::caches::restore::test_secret_name(&jobs))
+            .await
+    );
 }
 
 #[tokio::test]
@@ -457,7 +461,7 @@ async fn the_janitor_removes_an_expired_test_group_and_leaves_a_foreign_one() {
         .unwrap();
     make("lifeboat-rt-foreign-202611010000", vec![expired]).await.unwrap();
 
-    let deleted = lifeboat::cache_restore::sweep_expired(&w.ec, Utc::now())
+    let deleted = lifeboat::caches::restore::sweep_expired(&w.ec, Utc::now())
         .await
         .unwrap()
         .deleted;
@@ -471,7 +475,7 @@ async fn the_janitor_removes_an_expired_test_group_and_leaves_a_foreign_one() {
         assert_eq!(w.group_status(id).await.as_deref(), Some(status), "{id}");
     }
     // The guarded delete refuses a group without the restore-test tag, whoever asks.
-    let refused = lifeboat::cache_restore::delete_test_group(&w.ec, "lifeboat-rt-foreign-202611010000")
+    let refused = lifeboat::caches::restore::delete_test_group(&w.ec, "lifeboat-rt-foreign-202611010000")
         .await
         .unwrap_err()
         .to_string();
@@ -512,7 +516,7 @@ async fn the_console_restores_a_named_snapshot_into_a_new_named_group_and_refuse
         .await
         .unwrap();
     assert_eq!(out["status"], "creating");
-    let g = lifeboat::cache_restore::group(&w.ec, "sessions-restored")
+    let g = lifeboat::caches::restore::group(&w.ec, "sessions-restored")
         .await
         .unwrap()
         .unwrap();
@@ -571,7 +575,7 @@ async fn a_failed_elasticache_listing_still_plans_the_databases_and_fails_the_ca
     assert_eq!(tests[0], json!({"database": "app-prod", "requested_at": w.requested}));
     assert_eq!(tests.len(), 2, "{tests:?}");
     let cache = &tests[1];
-    assert_eq!(cache["cache"], lifeboat::cache_restore::UNLISTED_CACHES);
+    assert_eq!(cache["cache"], lifeboat::caches::restore::UNLISTED_CACHES);
     let plan_error = cache["plan_error"]
         .as_str()
         .expect("the listing error travels with the test");
@@ -604,7 +608,7 @@ async fn a_failed_elasticache_listing_still_plans_the_databases_and_fails_the_ca
     )
     .await
     .unwrap();
-    let r = w.report(lifeboat::cache_restore::UNLISTED_CACHES).await;
+    let r = w.report(lifeboat::caches::restore::UNLISTED_CACHES).await;
     assert!(!r.passed);
     let reported = r.error.unwrap_or_default();
     assert!(
@@ -623,10 +627,10 @@ async fn a_failed_elasticache_listing_still_plans_the_databases_and_fails_the_ca
         .metrics()
         .iter()
         .flat_map(|m| m.dimensions())
-        .filter(|d| d.name() == Some(lifeboat::metrics::CACHE_DIMENSION))
+        .filter(|d| d.name() == Some(lifeboat::core::metrics::CACHE_DIMENSION))
         .filter_map(|d| d.value())
         .collect();
-    assert_eq!(for_caches, [lifeboat::cache_restore::UNLISTED_CACHES]);
+    assert_eq!(for_caches, [lifeboat::caches::restore::UNLISTED_CACHES]);
     let cleaned = step(&deps, "cache_cleanup", &test).await.unwrap();
     assert_eq!(cleaned["status"], "deleted");
 }
@@ -648,7 +652,7 @@ async fn a_snapshot_of_unknown_age_is_refused_before_anything_is_made() {
         err.contains("console-sessions") && err.contains("RPO cannot be reported"),
         "{err}"
     );
-    let id = lifeboat::cache_restore::test_group_id("sessions", w.requested);
+    let id = lifeboat::caches::restore::test_group_id("sessions", w.requested);
     assert_eq!(w.group_status(&id).await, None, "nothing made by a refusal");
 }
 
@@ -674,7 +678,7 @@ async fn sharded(w: &World) -> (lifeboat_tests::redis::RedisCluster, restore::De
         .send()
         .await
         .unwrap();
-    let tags = lifeboat::snapshot_tags::snapshot_tags(SHARDED, SnapshotKind::Schedule, snapshot_at(), "7d", None);
+    let tags = lifeboat::rds::snapshot_tags::snapshot_tags(SHARDED, SnapshotKind::Schedule, snapshot_at(), "7d", None);
     let source = SnapshotSource::ReplicationGroup(SHARDED.into());
     elasticache::create_snapshot(&w.ec, &source, SHARDED_SNAPSHOT, &tags)
         .await
@@ -687,13 +691,13 @@ async fn sharded(w: &World) -> (lifeboat_tests::redis::RedisCluster, restore::De
     let per_node = cluster.keys_per_node();
     assert!(per_node.iter().all(|n| *n > 0), "keys on both shards: {per_node:?}");
     assert_eq!(per_node.iter().sum::<u64>(), 1000);
-    let keys = lifeboat::bucket::rdb_keys(SHARDED, snapshot_at());
+    let keys = lifeboat::bucket::layout::rdb_keys(SHARDED, snapshot_at());
     let shards = cluster
         .save()
         .iter()
         .zip(1..)
         .map(|(rdb, shard)| {
-            let summary = lifeboat::rdb::verify(std::fs::File::open(rdb).unwrap()).unwrap();
+            let summary = lifeboat::caches::rdb::verify(std::fs::File::open(rdb).unwrap()).unwrap();
             RdbShard {
                 shard,
                 key: keys.object(shard),
@@ -708,7 +712,7 @@ async fn sharded(w: &World) -> (lifeboat_tests::redis::RedisCluster, restore::De
         .collect();
     let manifest = RdbManifest {
         format_version: FORMAT_VERSION,
-        lifeboat_version: lifeboat::VERSION.into(),
+        lifeboat_version: lifeboat::core::VERSION.into(),
         cache: SHARDED.into(),
         engine: "redis".into(),
         engine_version: "7.1".into(),
@@ -756,7 +760,7 @@ async fn sharded_finish(
 ) -> Value {
     // The configuration endpoint moto describes is reached on node 0 of the local cluster, by name.
     let mut local = deps.clone();
-    local.settings.redirects = restore::restored::Redirects::default();
+    local.settings.redirects = restore::settings::Redirects::default();
     local
         .settings
         .redirects
@@ -767,7 +771,7 @@ async fn sharded_finish(
     let id = test["restored_id"].as_str().unwrap();
     let creds = json!({"username": "default", "password": cluster.password});
     w.sm.put_secret_value()
-        .secret_id(lifeboat::cache_restore::test_secret_name(id))
+        .secret_id(lifeboat::caches::restore::test_secret_name(id))
         .secret_string(creds.to_string())
         .send()
         .await
@@ -776,9 +780,9 @@ async fn sharded_finish(
     let test = step(deps, "cache_report", &test).await.unwrap();
     let cleaned = step(deps, "cache_cleanup", &test).await.unwrap();
     assert_eq!(cleaned["status"], "deleting");
-    let id = lifeboat::cache_restore::test_group_id(SHARDED, w.requested);
+    let id = lifeboat::caches::restore::test_group_id(SHARDED, w.requested);
     assert_eq!(w.group_status(&id).await.as_deref(), Some("deleting"));
-    assert!(!w.secret_exists(&lifeboat::cache_restore::test_secret_name(&id)).await);
+    assert!(!w.secret_exists(&lifeboat::caches::restore::test_secret_name(&id)).await);
     test
 }
 
@@ -790,7 +794,7 @@ async fn a_sharded_cache_is_restored_as_a_cluster_mode_group_and_verified_on_eve
 
     let (started, _) = sharded_run(&w, &deps, &cluster).await;
     assert_eq!(started["shards"], 2, "{started}");
-    let id = lifeboat::cache_restore::test_group_id(SHARDED, w.requested);
+    let id = lifeboat::caches::restore::test_group_id(SHARDED, w.requested);
     let out =
         w.ec.describe_replication_groups()
             .replication_group_id(&id)
@@ -891,10 +895,10 @@ async fn the_console_restores_a_sharded_snapshot_as_a_cluster_mode_group() {
 
 /// A serverless cache as ElastiCache's DescribeServerlessCaches would give it (moto has no serverless calls, so
 /// the test builds the value the lookup would find and drives the steps after it).
-fn serverless(id: &str) -> lifeboat::elasticache::Cache {
-    lifeboat::elasticache::Cache {
+fn serverless(id: &str) -> lifeboat::caches::elasticache::Cache {
+    lifeboat::caches::elasticache::Cache {
         id: id.into(),
-        kind: lifeboat::elasticache::CacheKind::Serverless,
+        kind: lifeboat::caches::elasticache::CacheKind::Serverless,
         arn: format!("arn:aws:elasticache:{REGION}:123456789012:serverlesscache:{id}"),
         engine: "valkey".into(),
         status: "available".into(),
@@ -911,13 +915,13 @@ fn serverless(id: &str) -> lifeboat::elasticache::Cache {
 /// A serverless cache's restore test: its newest verified RDB copy (the manifest and the RDB file a real server
 /// wrote, in moto's S3) seeds an isolated group; verify compares the real server's keys with that same manifest;
 /// the RPO is the copy's snapshot time; cleanup leaves nothing. Without a copy the test fails clearly and makes
-/// nothing. (moto does not echo SnapshotArns: `lifeboat::rdb_restore`'s unit test checks the request carries them.)
+/// nothing. (moto does not echo SnapshotArns: `lifeboat::caches::rdb_restore`'s unit test checks the request carries them.)
 #[tokio::test]
 async fn a_serverless_cache_is_restore_tested_from_its_verified_rdb_copy() {
     let w = world().await;
     let deps = w.deps(&[]);
     let rdb = std::fs::read(w.redis.save()).unwrap();
-    let key = lifeboat::bucket::rdb_keys("sessions", snapshot_at()).object(1);
+    let key = lifeboat::bucket::layout::rdb_keys("sessions", snapshot_at()).object(1);
     w.s3.put_object()
         .bucket(BUCKET)
         .key(&key)
@@ -925,17 +929,17 @@ async fn a_serverless_cache_is_restore_tested_from_its_verified_rdb_copy() {
         .send()
         .await
         .unwrap();
-    let manifest_key = lifeboat::bucket::rdb_keys("sessions", snapshot_at()).manifest();
+    let manifest_key = lifeboat::bucket::layout::rdb_keys("sessions", snapshot_at()).manifest();
 
     let test = restore::caches::start_with(&deps, &serverless("sessions"), None, w.requested)
         .await
         .unwrap();
-    let id = lifeboat::cache_restore::test_group_id("sessions", w.requested);
+    let id = lifeboat::caches::restore::test_group_id("sessions", w.requested);
     assert_eq!(
         (&test["restored_id"], &test["snapshot"], &test["rdb_manifest"]),
         (&json!(id), &json!(SNAPSHOT), &json!(manifest_key))
     );
-    let g = lifeboat::cache_restore::group(&w.ec, &id).await.unwrap().unwrap();
+    let g = lifeboat::caches::restore::group(&w.ec, &id).await.unwrap().unwrap();
     assert!(
         g.transit_encryption && g.at_rest_encryption && g.auth_token_enabled,
         "{g:?}"
@@ -966,7 +970,7 @@ async fn a_serverless_cache_is_restore_tested_from_its_verified_rdb_copy() {
         .collect();
     assert_eq!(counts, [("keys in db0", true), ("keys in db2", true)], "{r:#?}");
     assert_eq!(w.group_status(&id).await.as_deref(), Some("deleting"));
-    assert!(!w.secret_exists(&lifeboat::cache_restore::test_secret_name(&id)).await);
+    assert!(!w.secret_exists(&lifeboat::caches::restore::test_secret_name(&id)).await);
 
     // No verified copy: the start fails by name, the report says why, nothing is made or left.
     let err = restore::caches::start_with(&deps, &serverless("jobs"), None, w.requested)
@@ -990,9 +994,12 @@ async fn a_serverless_cache_is_restore_tested_from_its_verified_rdb_copy() {
         !r.passed && r.error.as_deref().unwrap().contains("no verified RDB copy"),
         "{r:#?}"
     );
-    let jobs = lifeboat::cache_restore::test_group_id("jobs", w.requested);
+    let jobs = lifeboat::caches::restore::test_group_id("jobs", w.requested);
     assert_eq!(w.group_status(&jobs).await, None);
-    assert!(!w.secret_exists(&lifeboat::cache_restore::test_secret_name(&jobs)).await);
+    assert!(
+        !w.secret_exists(&lifeboat::caches::restore::test_secret_name(&jobs))
+            .await
+    );
 }
 
 /// A serverless cache's RDB copy of two shards seeds a cluster-mode group of two shards (a shard per file, the
@@ -1005,12 +1012,12 @@ async fn a_serverless_copy_of_two_shards_is_restore_tested_as_a_sharded_group() 
     let started = restore::caches::start_with(&deps, &serverless(SHARDED), None, w.requested)
         .await
         .unwrap();
-    let manifest = lifeboat::bucket::rdb_keys(SHARDED, snapshot_at()).manifest();
+    let manifest = lifeboat::bucket::layout::rdb_keys(SHARDED, snapshot_at()).manifest();
     assert_eq!(
         (&started["shards"], &started["rdb_manifest"]),
         (&json!(2), &json!(manifest))
     );
-    let id = lifeboat::cache_restore::test_group_id(SHARDED, w.requested);
+    let id = lifeboat::caches::restore::test_group_id(SHARDED, w.requested);
     let described =
         w.ec.describe_replication_groups()
             .replication_group_id(&id)
@@ -1135,7 +1142,7 @@ async fn a_cache_test_whose_key_counts_could_not_be_compared_does_not_pass() {
     let w = world().await;
     w.s3.delete_object()
         .bucket(BUCKET)
-        .key(lifeboat::bucket::rdb_keys("sessions", snapshot_at()).manifest())
+        .key(lifeboat::bucket::layout::rdb_keys("sessions", snapshot_at()).manifest())
         .send()
         .await
         .unwrap();

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_elasticache::types::Tag;
-use lifeboat::elasticache::{self, CacheKind, Created, SnapshotSource};
-use lifeboat::selection::{Selector, TagSelector};
+use lifeboat::caches::elasticache::{self, CacheKind, Created, SnapshotSource};
+use lifeboat::rds::selection::{Selector, TagSelector};
 use lifeboat_tests::moto::Moto;
 
 const REGION: &str = "us-east-1";
@@ -97,7 +97,7 @@ async fn caches_are_found_selected_and_snapshotted_from_a_replica() {
 
     // moto does not register a group's member nodes as cache clusters, so a snapshot of `sessions-002` is
     // refused there (ElastiCache takes it); the node path is exercised on the single-node cluster instead.
-    let tags = BTreeMap::from([(lifeboat::tags::MANAGED.to_owned(), "true".to_owned())]);
+    let tags = BTreeMap::from([(lifeboat::core::tags::MANAGED.to_owned(), "true".to_owned())]);
     let mut names = Vec::new();
     for id in ["jobs", "cache"] {
         let name = format!("lifeboat-{id}-20261122-0200");
@@ -137,9 +137,14 @@ async fn past_snapshot(
     run: chrono::DateTime<chrono::Utc>,
 ) -> String {
     let at = run - chrono::Duration::days(day);
-    let name = lifeboat::naming::snapshot_id(cache, lifeboat::naming::SnapshotKind::Schedule, at);
-    let tags =
-        lifeboat::snapshot_tags::snapshot_tags(cache, lifeboat::naming::SnapshotKind::Schedule, at, "daily=3", None);
+    let name = lifeboat::rds::naming::snapshot_id(cache, lifeboat::rds::naming::SnapshotKind::Schedule, at);
+    let tags = lifeboat::rds::snapshot_tags::snapshot_tags(
+        cache,
+        lifeboat::rds::naming::SnapshotKind::Schedule,
+        at,
+        "daily=3",
+        None,
+    );
     let created = elasticache::create_snapshot(client, &SnapshotSource::Node(cache.into()), &name, &tags)
         .await
         .unwrap();
@@ -192,7 +197,7 @@ async fn a_scheduled_run_snapshots_selected_caches_and_applies_retention_once() 
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    let settings = lifeboat::settings::SnapshotSettings::from_env(&move |n: &str| vars.get(n).cloned()).unwrap();
+    let settings = lifeboat::rds::settings::SnapshotSettings::from_env(&move |n: &str| vars.get(n).cloned()).unwrap();
     let deps = snapshot::Deps::new(&config, settings);
     let event = serde_json::json!({"source": "aws.events", "detail-type": "Scheduled Event", "time": "2026-11-22T02:00:00Z", "detail": {}});
     let summary = snapshot::handle_at(&deps, event.clone(), run + chrono::Duration::minutes(1))
@@ -265,7 +270,7 @@ async fn a_manual_snapshot_of_a_named_cache_keeps_its_reason_and_names_what_does
     let config = moto.config(REGION);
     let client = aws_sdk_elasticache::Client::new(&config);
     fleet(&client).await;
-    let settings = lifeboat::settings::SnapshotSettings::from_env(&|_: &str| None).unwrap();
+    let settings = lifeboat::rds::settings::SnapshotSettings::from_env(&|_: &str| None).unwrap();
     let deps = snapshot::Deps::new(&config, settings);
     let now: chrono::DateTime<chrono::Utc> = "2026-11-22T10:15:30Z".parse().unwrap();
     // As events/snapshot/manual-cache.json, on the single node (moto registers no replica nodes of a group).
@@ -284,11 +289,11 @@ async fn a_manual_snapshot_of_a_named_cache_keeps_its_reason_and_names_what_does
         .unwrap_or_else(|| panic!("{snaps:#?}"));
     assert!(made.owned());
     assert_eq!(
-        made.tags.get(lifeboat::tags::REASON).map(String::as_str),
+        made.tags.get(lifeboat::core::tags::REASON).map(String::as_str),
         Some("before the Valkey 8 upgrade")
     );
     assert_eq!(
-        made.tags.get(lifeboat::tags::EXPIRES_AT).map(String::as_str),
+        made.tags.get(lifeboat::core::tags::EXPIRES_AT).map(String::as_str),
         Some("2026-12-06T10:15:30Z")
     );
     assert_eq!(snaps.iter().filter(|s| s.owned()).count(), 1, "only the named cache");

@@ -4,7 +4,7 @@
 //! a `PutMetricData` call: moto's CloudWatch must hold no metric afterwards.
 
 use aws_sdk_rds::types::Tag;
-use lifeboat::metrics;
+use lifeboat::core::metrics;
 use lifeboat_tests::lambda::{function_binary, LocalLambda};
 use lifeboat_tests::moto::Moto;
 use lifeboat_tests::repo_root;

@@ -44,7 +44,7 @@ fn every_rotate_event_parses() {
         steps.push(event.step);
     }
     steps.sort();
-    use lifeboat::rotation::Step;
+    use lifeboat::postgres::rotation::Step;
     assert_eq!(
         steps,
         [Step::Create, Step::Set, Step::Test, Step::Finish],
@@ -102,7 +102,7 @@ fn every_restore_event_parses() {
 
 #[test]
 fn the_restore_export_events_say_which_export_which_tables_and_where() {
-    use lifeboat::archive::Which;
+    use lifeboat::postgres::archive::Which;
     use restore::event::Request;
     let parse = |name: &str| {
         let file = repo_root().join("events/restore").join(name);
@@ -265,7 +265,7 @@ fn every_monitor_event_parses() {
             },
             "{file}"
         );
-        lifeboat::evidence::Period::parse(Some(period), chrono::Utc::now()).unwrap();
+        lifeboat::evidence::period::Period::parse(Some(period), chrono::Utc::now()).unwrap();
     }
 }
 

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 const REGION: &str = "us-east-1";
 const BUCKET: &str = "lifeboat-backups";
 
-fn env(pairs: &[(&str, &str)]) -> impl lifeboat::settings::Env {
+fn env(pairs: &[(&str, &str)]) -> impl lifeboat::core::settings::Env {
     let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
     move |n: &str| map.get(n).cloned()
 }
@@ -101,11 +101,11 @@ async fn monitor_writes_a_report_whose_verdicts_gaps_and_tables_match_the_histor
     let (summary, html, data) = written_report(&w).await;
     let missed = day(w.now, MISSED_DAYS_AGO).to_string();
     let failed = day(w.now, FAILED_TEST_DAYS_AGO).to_string();
-    let period = lifeboat::evidence::Period::parse(None, w.now).unwrap();
+    let period = lifeboat::evidence::period::Period::parse(None, w.now).unwrap();
     let (y, m) = period.folder_month();
     assert_eq!(
         summary["html_key"],
-        lifeboat::bucket::evidence_keys(y, m, &period.slug).0
+        lifeboat::bucket::layout::evidence_keys(y, m, &period.slug).0
     );
     assert_eq!(
         summary["url"],
@@ -188,7 +188,7 @@ async fn monitor_writes_a_report_whose_verdicts_gaps_and_tables_match_the_histor
         .deps
         .cw
         .list_metrics()
-        .metric_name(lifeboat::metrics::EVIDENCE_REPORT_WRITTEN)
+        .metric_name(lifeboat::core::metrics::EVIDENCE_REPORT_WRITTEN)
         .send()
         .await
         .unwrap();

@@ -10,7 +10,7 @@ use aws_sdk_rds::types::Tag;
 use export::handler::Outcome;
 use export::settings::ExportSettings;
 use export::{handle, Deps};
-use lifeboat::manifest::Manifest;
+use lifeboat::bucket::manifest::Manifest;
 use lifeboat_tests::moto::Moto;
 use lifeboat_tests::postgres::{self, Postgres, SUPERUSER};
 use lifeboat_tests::repo_root;
@@ -743,7 +743,7 @@ async fn row_counts_read_from_the_archive_stream_equal_count_star_on_every_awkwa
         .output()
         .unwrap();
     assert!(dump.status.success(), "{}", String::from_utf8_lossy(&dump.stderr));
-    let streamed: BTreeMap<(String, String), i64> = lifeboat::dump_format::count_rows(&dump.stdout[..])
+    let streamed: BTreeMap<(String, String), i64> = lifeboat::postgres::dump_format::count_rows(&dump.stdout[..])
         .unwrap()
         .into_iter()
         .map(|t| ((t.schema, t.name), i64::try_from(t.rows).unwrap()))

@@ -304,21 +304,21 @@ fn the_restore_roles_may_write_exactly_the_tag_keys_the_code_writes() {
         .iter()
         .filter_map(|t| t.key().map(str::to_owned))
         .collect();
-    rds.push(lifeboat::restore::RESTORED_FROM.to_owned());
+    rds.push(lifeboat::rds::restore::RESTORED_FROM.to_owned());
     assert_eq!(
         allowed_tag_keys(&template, "RestoreTestRole", "TagRestoreTests"),
         keys(rds)
     );
-    let mut caches: Vec<String> = lifeboat::cache_restore::test_tags("c", at).into_keys().collect();
-    caches.push(lifeboat::restore::RESTORED_FROM.to_owned());
+    let mut caches: Vec<String> = lifeboat::caches::restore::test_tags("c", at).into_keys().collect();
+    caches.push(lifeboat::rds::restore::RESTORED_FROM.to_owned());
     assert_eq!(
         allowed_tag_keys(&template, "RestoreTestRole", "TagRestoreTestCaches"),
         keys(caches)
     );
     let secrets = [
-        lifeboat::restore::RESTORE_TEST,
-        lifeboat::restore::SOURCE_DB,
-        lifeboat::restore::EXPIRES_AT,
+        lifeboat::rds::restore::RESTORE_TEST,
+        lifeboat::rds::restore::SOURCE_DB,
+        lifeboat::rds::restore::EXPIRES_AT,
     ];
     assert_eq!(
         allowed_tag_keys(&template, "RestoreTestRole", "TagRestoreTestPasswordSecrets"),
@@ -328,16 +328,16 @@ fn the_restore_roles_may_write_exactly_the_tag_keys_the_code_writes() {
     assert_eq!(
         console,
         keys(vec![
-            lifeboat::cache_restore::SOURCE_CACHE.to_owned(),
-            lifeboat::tags::REASON.to_owned()
+            lifeboat::caches::restore::SOURCE_CACHE.to_owned(),
+            lifeboat::core::tags::REASON.to_owned()
         ])
     );
     for never in [
-        lifeboat::restore::RESTORE_TEST,
+        lifeboat::rds::restore::RESTORE_TEST,
         "lifeboat:backup",
-        lifeboat::tags::MANAGED,
-        lifeboat::tags::POLICY,
-        lifeboat::tags::EXPIRES_AT,
+        lifeboat::core::tags::MANAGED,
+        lifeboat::core::tags::POLICY,
+        lifeboat::core::tags::EXPIRES_AT,
     ] {
         assert!(!console.contains(never), "the console may write {never}");
     }

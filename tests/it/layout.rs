@@ -3,7 +3,7 @@
 //! exports, whether the cache's RDB copy was written where copies live now or where an older version kept them.
 
 use chrono::{TimeZone, Utc};
-use lifeboat::bucket::{self, rdb_keys};
+use lifeboat::bucket::layout::{self, rdb_keys};
 use lifeboat_tests::moto::Moto;
 
 const REGION: &str = "us-east-1";
@@ -26,7 +26,7 @@ async fn a_database_never_reads_a_cache_copy_of_the_same_name() {
     let s3 = aws_sdk_s3::Client::new(&moto.config(REGION));
     s3.create_bucket().bucket(BUCKET).send().await.unwrap();
     let exported = Utc.with_ymd_and_hms(2026, 11, 20, 2, 0, 0).unwrap();
-    let (_, db_manifest) = bucket::export_keys(NAME, "full", exported, false);
+    let (_, db_manifest) = layout::export_keys(NAME, "full", exported, false);
     put(&s3, &db_manifest, "{}").await;
     // The cache's copies are newer than the database's export, so a listing that mixed them would pick a copy.
     let copied = Utc.with_ymd_and_hms(2026, 11, 29, 3, 0, 0).unwrap();
@@ -34,11 +34,11 @@ async fn a_database_never_reads_a_cache_copy_of_the_same_name() {
     let legacy = "exports/orders/rdb/2026/11/28/orders-rdb-20261128T030000Z.manifest.json";
     put(&s3, legacy, "{}").await;
 
-    let keys = bucket::export_manifest_keys(&s3, BUCKET, NAME, None).await.unwrap();
+    let keys = layout::export_manifest_keys(&s3, BUCKET, NAME, None).await.unwrap();
     assert_eq!(keys, vec![db_manifest.clone()]);
-    let newest = bucket::newest_export(&s3, BUCKET, NAME, None).await.unwrap();
+    let newest = layout::newest_export(&s3, BUCKET, NAME, None).await.unwrap();
     assert_eq!(newest, Some((db_manifest.clone(), exported)));
-    let copy = bucket::newest_key(&s3, BUCKET, &bucket::rdb_prefix(NAME), bucket::MANIFEST_SUFFIX)
+    let copy = layout::newest_key(&s3, BUCKET, &layout::rdb_prefix(NAME), layout::MANIFEST_SUFFIX)
         .await
         .unwrap();
     assert_eq!(copy.map(|(k, _)| k), Some(rdb_keys(NAME, copied).manifest()));

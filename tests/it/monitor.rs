@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const REGION: &str = "us-east-1";
 const BUCKET: &str = "lifeboat-backups";
 
-fn env(pairs: &[(&str, &str)]) -> impl lifeboat::settings::Env {
+fn env(pairs: &[(&str, &str)]) -> impl lifeboat::core::settings::Env {
     let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
     move |n: &str| map.get(n).cloned()
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use lifeboat::rdb::{self, DbKeys, RdbError};
+use lifeboat::caches::rdb::{self, DbKeys, RdbError};
 use lifeboat_tests::redis::{program, Redis};
 
 /// Fills database 0 with every type, small (listpack/intset encodings) and big (hashtable, skiplist,
@@ -60,7 +60,7 @@ fn fill(r: &Redis) -> BTreeMap<u64, DbKeys> {
 
 /// `INFO keyspace`, read by the same rule the restore test's cache checks use.
 fn keyspace(r: &Redis) -> BTreeMap<u64, DbKeys> {
-    lifeboat::cache_check::parse_keyspace(&r.cli(0, &["INFO", "keyspace"]))
+    lifeboat::caches::check::parse_keyspace(&r.cli(0, &["INFO", "keyspace"]))
 }
 
 fn redis_check_rdb_accepts(path: &std::path::Path) -> bool {

@@ -5,7 +5,7 @@
 //! Where these tests start: moto does not implement `CopySnapshot` to a bucket, so each test starts from the
 //! state ElastiCache leaves after an export: the snapshot exists (made in moto, tagged as Lifeboat tags it) and
 //! its files are in the bucket under the staging name Lifeboat asks for. The request step itself is tested at the
-//! adapter with `aws-smithy-mocks` (`lifeboat::rdb_copy`'s `export_requests` tests), never faked in the handler.
+//! adapter with `aws-smithy-mocks` (`lifeboat::caches::rdb_copy`'s `export_requests` tests), never faked in the handler.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,8 +15,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use export::caches::{self, CopyOutcome};
 use export::settings::ExportSettings;
 use export::Deps;
-use lifeboat::bucket::{rdb_keys, rdb_staging_failure_key, rdb_staging_name};
-use lifeboat::cache_records::RdbManifest;
+use lifeboat::bucket::layout::{rdb_keys, rdb_staging_failure_key, rdb_staging_name};
+use lifeboat::caches::records::RdbManifest;
 use lifeboat_tests::moto::Moto;
 use lifeboat_tests::redis::Redis;
 use sha2::{Digest, Sha256};
@@ -80,9 +80,9 @@ async fn cache_with_snapshot(w: &World, id: &str, shards: Option<i32>) -> String
             .unwrap();
         req.cache_cluster_id(id)
     };
-    req.tags(tag(lifeboat::tags::MANAGED, "true"))
-        .tags(tag(lifeboat::tags::DATABASE, id))
-        .tags(tag(lifeboat::tags::CREATED_AT, &time().to_rfc3339()))
+    req.tags(tag(lifeboat::core::tags::MANAGED, "true"))
+        .tags(tag(lifeboat::core::tags::DATABASE, id))
+        .tags(tag(lifeboat::core::tags::CREATED_AT, &time().to_rfc3339()))
         .send()
         .await
         .unwrap();
@@ -92,16 +92,20 @@ async fn cache_with_snapshot(w: &World, id: &str, shards: Option<i32>) -> String
 /// Lifeboat's request record for the export of `snapshot`, as the run writes it before `CopySnapshot` (moto
 /// cannot export to S3, so the tests stage the files themselves after it).
 async fn requested(w: &World, snapshot: &str) {
-    let all = lifeboat::elasticache::discover_all(&w.deps.ec, false).await.unwrap();
-    let snaps = lifeboat::elasticache::list_all_snapshots(&w.deps.ec, false)
+    let all = lifeboat::caches::elasticache::discover_all(&w.deps.ec, false)
+        .await
+        .unwrap();
+    let snaps = lifeboat::caches::elasticache::list_all_snapshots(&w.deps.ec, false)
         .await
         .unwrap();
     let chosen = snaps.iter().find(|s| s.name == snapshot).unwrap();
     let cache = all
         .iter()
-        .find(|c| Some(&c.id) == chosen.tags.get(lifeboat::tags::DATABASE))
+        .find(|c| Some(&c.id) == chosen.tags.get(lifeboat::core::tags::DATABASE))
         .unwrap();
-    let snap = lifeboat::rdb_copy::describe(&w.deps.ec, chosen, cache).await.unwrap();
+    let snap = lifeboat::caches::rdb_copy::describe(&w.deps.ec, chosen, cache)
+        .await
+        .unwrap();
     caches::record_request(&w.deps, &snap, &rdb_staging_name(snapshot))
         .await
         .unwrap();
@@ -146,7 +150,7 @@ fn fill(r: &Redis, tag: &str) -> BTreeMap<u64, u64> {
             r.cli(db, &["SET", &format!("{tag}:db{db}:{i}"), "v"]);
         }
     }
-    lifeboat::cache_check::parse_keyspace(&r.cli(0, &["INFO", "keyspace"]))
+    lifeboat::caches::check::parse_keyspace(&r.cli(0, &["INFO", "keyspace"]))
         .into_iter()
         .map(|(db, k)| (db, k.keys))
         .collect()
@@ -333,7 +337,7 @@ async fn a_damaged_file_gets_no_manifest_and_is_reported_alarmed_and_not_verifie
     let (good, _) = rdb_file("good");
     let flipped = bit_flipped(good.clone());
     assert!(
-        lifeboat::rdb::verify(flipped.as_slice()).is_err(),
+        lifeboat::caches::rdb::verify(flipped.as_slice()).is_err(),
         "the flip damages the file"
     );
     let truncated = good[..good.len() - 100].to_vec();
@@ -393,7 +397,7 @@ async fn a_damaged_file_gets_no_manifest_and_is_reported_alarmed_and_not_verifie
         "{again:#?}"
     );
     assert_eq!(again.failed, 0, "an earlier failure is reported, not raised again");
-    let mut metrics = lifeboat::metrics::Metrics::new();
+    let mut metrics = lifeboat::core::metrics::Metrics::new();
     caches::record(&again.caches, &mut metrics);
     let failed: Vec<f64> = metrics
         .items()
@@ -428,7 +432,7 @@ fn large_rdb_file() -> Vec<u8> {
 /// holding other bytes, or parts hashed from another file, are refused as not the verified file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_past_one_copy_is_moved_in_parts_and_proven_by_s3s_composite_sha256() {
-    use lifeboat::rdb_copy::{self, CopyPlan, Move, RdbCopyError};
+    use lifeboat::caches::rdb_copy::{self, CopyPlan, Move, RdbCopyError};
     let w = world().await;
     let s3 = &w.deps.s3;
     let bytes = large_rdb_file();
@@ -519,10 +523,15 @@ async fn a_file_past_one_copy_is_moved_in_parts_and_proven_by_s3s_composite_sha2
 }
 
 /// A serverless cache as DescribeServerlessCaches gives it, and Lifeboat's snapshot of it (moto has neither).
-fn serverless(id: &str) -> (lifeboat::elasticache::Cache, lifeboat::elasticache::CacheSnapshot) {
-    let cache = lifeboat::elasticache::Cache {
+fn serverless(
+    id: &str,
+) -> (
+    lifeboat::caches::elasticache::Cache,
+    lifeboat::caches::elasticache::CacheSnapshot,
+) {
+    let cache = lifeboat::caches::elasticache::Cache {
         id: id.into(),
-        kind: lifeboat::elasticache::CacheKind::Serverless,
+        kind: lifeboat::caches::elasticache::CacheKind::Serverless,
         arn: format!("arn:aws:elasticache:{REGION}:123456789012:serverlesscache:{id}"),
         engine: "valkey".into(),
         status: "available".into(),
@@ -535,10 +544,10 @@ fn serverless(id: &str) -> (lifeboat::elasticache::Cache, lifeboat::elasticache:
         replicated: true,
     };
     let tags = [
-        (lifeboat::tags::MANAGED, "true".to_owned()),
-        (lifeboat::tags::CREATED_AT, time().to_rfc3339()),
+        (lifeboat::core::tags::MANAGED, "true".to_owned()),
+        (lifeboat::core::tags::CREATED_AT, time().to_rfc3339()),
     ];
-    let snapshot = lifeboat::elasticache::CacheSnapshot {
+    let snapshot = lifeboat::caches::elasticache::CacheSnapshot {
         name: format!("lifeboat-{id}-20261129-0300"),
         arn: String::new(),
         cache: id.into(),

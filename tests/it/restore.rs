@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_rds::types::Tag;
-use lifeboat::restore::{CheckResult, RESTORE_TEST};
+use lifeboat::rds::restore::{CheckResult, RESTORE_TEST};
 use lifeboat_tests::moto::Moto;
 use lifeboat_tests::postgres::{self, Postgres, SUPERUSER};
 use lifeboat_tests::repo_root;
@@ -297,7 +297,7 @@ async fn run(w: &World, deps: &restore::Deps, fault: Option<(&str, &restore::Dep
                 let generated = w.secret_password(&arn).await;
                 assert_eq!(generated.len(), 32, "prepare set a password");
                 let local = json!({"username": SUPERUSER, "password": w.pg.password});
-                let name = lifeboat::restore::test_secret_name(test["restored_id"].as_str().unwrap());
+                let name = lifeboat::rds::restore::test_secret_name(test["restored_id"].as_str().unwrap());
                 w.sm.put_secret_value()
                     .secret_id(&name)
                     .secret_string(local.to_string())
@@ -364,7 +364,7 @@ async fn a_restore_test_restores_verifies_reports_and_cleans_up() {
     assert_eq!(test["snapshot_id"], "lifeboat-app-prod-20261122-0200");
     let id = test["restored_id"].as_str().unwrap().to_owned();
     let at: chrono::DateTime<chrono::Utc> = w.requested.parse().unwrap();
-    assert_eq!(id, lifeboat::restore::test_identifier("app-prod", at));
+    assert_eq!(id, lifeboat::rds::restore::test_identifier("app-prod", at));
     let described = w
         .rds
         .describe_db_instances()
@@ -374,7 +374,7 @@ async fn a_restore_test_restores_verifies_reports_and_cleans_up() {
         .unwrap();
     let instance = &described.db_instances()[0];
     // moto does not echo PubliclyAccessible or DeletionProtection for restored instances (the adapter test in
-    // functions/restore/src/rds.rs checks the request); they must at least not be on.
+    // shared/src/rds/instances.rs checks the request); they must at least not be on.
     assert_ne!(instance.publicly_accessible(), Some(true));
     assert_ne!(instance.deletion_protection(), Some(true));
     assert_eq!(
@@ -749,7 +749,7 @@ async fn start_reuses_only_a_restore_test_of_the_same_database() {
     let w = world().await;
     let deps = w.deps(&[]);
     let at: chrono::DateTime<chrono::Utc> = w.requested.parse().unwrap();
-    let taken = lifeboat::restore::test_identifier("app-prod", at);
+    let taken = lifeboat::rds::restore::test_identifier("app-prod", at);
     // Another database's restore test (or anything else) under the name app-prod's test would take.
     w.rds
         .create_db_instance()
@@ -820,7 +820,7 @@ async fn the_password_lives_in_a_short_lived_secret_and_never_in_the_state() {
     )
     .await
     .unwrap();
-    let name = lifeboat::restore::test_secret_name(test["restored_id"].as_str().unwrap());
+    let name = lifeboat::rds::restore::test_secret_name(test["restored_id"].as_str().unwrap());
     w.sm.create_secret()
         .name(&name)
         .secret_string("{}")
@@ -849,7 +849,7 @@ async fn prepared(w: &World, deps: &restore::Deps) -> Value {
     test = step(deps, "poll", &test).await.unwrap();
     assert_eq!(test["status"], "available", "{test}");
     test = step(deps, "prepare", &test).await.unwrap();
-    let name = lifeboat::restore::test_secret_name(test["restored_id"].as_str().unwrap());
+    let name = lifeboat::rds::restore::test_secret_name(test["restored_id"].as_str().unwrap());
     let local = json!({"username": SUPERUSER, "password": w.pg.password});
     w.sm.put_secret_value()
         .secret_id(&name)
@@ -1008,7 +1008,7 @@ async fn a_failed_start_ends_in_a_failed_report_and_metric() {
         .unwrap();
     assert_eq!(out["passed"], false);
     let at: chrono::DateTime<chrono::Utc> = w.requested.parse().unwrap();
-    let key = format!("{}.json", lifeboat::bucket::restore_report_base("app-prod", at));
+    let key = format!("{}.json", lifeboat::bucket::layout::restore_report_base("app-prod", at));
     assert_eq!(out["report_key"], key.as_str());
     let report: Value = serde_json::from_slice(&w.object(&key).await).unwrap();
     assert_eq!(report["passed"], false);

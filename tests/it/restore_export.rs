@@ -144,7 +144,7 @@ impl World {
 
     /// Every restore report of app-prod, oldest first.
     async fn reports(&self) -> Vec<Value> {
-        let prefix = lifeboat::bucket::restore_export_report_prefix("app-prod");
+        let prefix = lifeboat::bucket::layout::restore_export_report_prefix("app-prod");
         let out = self
             .s3
             .list_objects_v2()
@@ -701,7 +701,7 @@ async fn a_restore_still_running_near_the_deadline_stops_drops_what_it_made_and_
     let before = w.databases();
     // The export's margin (60 s) is kept for the cleanup and the report: the restore has 4 s.
     let started = Instant::now();
-    let deadline = Some(started + lifeboat::export::DEADLINE_MARGIN + Duration::from_secs(4));
+    let deadline = Some(started + lifeboat::postgres::export::DEADLINE_MARGIN + Duration::from_secs(4));
     let err = w.restore(event("app_late", &[]), deadline).await.unwrap_err();
     let took = started.elapsed();
     assert!(err.contains("stopped before the invocation's deadline"), "{err}");

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_secretsmanager::Client as SecretsManager;
-use lifeboat::db::SslMode;
-use lifeboat::rotation::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
+use lifeboat::postgres::db::SslMode;
+use lifeboat::postgres::rotation::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use lifeboat_tests::moto::Moto;
 use lifeboat_tests::postgres::{Postgres, SUPERUSER};
 use rotate::error::{ErrorKind, RotateError};
@@ -48,8 +48,8 @@ async fn world(pg: Postgres, env: &[(&str, &str)]) -> World {
 impl World {
     /// A login role with a password, in database `app`, owning a table and a member of `app_readers`.
     fn make_user(&self, user: &str, password: &str) {
-        let q = lifeboat::rotation::quote_ident(user);
-        let lit = lifeboat::rotation::quote_literal(password);
+        let q = lifeboat::postgres::rotation::quote_ident(user);
+        let lit = lifeboat::postgres::rotation::quote_literal(password);
         let sql = format!(
             "CREATE ROLE {q} LOGIN CREATEDB CONNECTION LIMIT 7 PASSWORD {lit};
              GRANT CONNECT ON DATABASE app TO {q};
@@ -139,7 +139,9 @@ impl World {
     /// the version it replaces (moto's PutSecretValue does not, its UpdateSecretVersionStage does).
     async fn make_current(&self, secret: &str, value: String) {
         let stages = self.stages(secret).await;
-        let from = lifeboat::rotation::current_version(&stages).unwrap().to_owned();
+        let from = lifeboat::postgres::rotation::current_version(&stages)
+            .unwrap()
+            .to_owned();
         let version = lifeboat_tests::random_hex(18);
         self.sm
             .put_secret_value()
@@ -234,7 +236,7 @@ async fn single_user_rotation_changes_the_password_and_keeps_open_sessions() {
     assert!(
         !password
             .chars()
-            .any(|c| lifeboat::rotation::DEFAULT_EXCLUDED_CHARACTERS.contains(c)),
+            .any(|c| lifeboat::postgres::rotation::DEFAULT_EXCLUDED_CHARACTERS.contains(c)),
         "{password}"
     );
 
@@ -468,7 +470,10 @@ async fn faults_leave_the_current_credentials_working() {
         "{}",
         err.message
     );
-    assert_eq!(err.kind, ErrorKind::Database(lifeboat::db::FailureKind::Authentication));
+    assert_eq!(
+        err.kind,
+        ErrorKind::Database(lifeboat::postgres::db::FailureKind::Authentication)
+    );
     let pending_password = w.value(&secret, AWSPENDING).await["password"]
         .as_str()
         .unwrap()
@@ -648,7 +653,7 @@ impl World {
         self.step(secret, "createSecret", &token).await.unwrap();
         let pending = self.value(secret, AWSPENDING).await;
         let err = self.step(secret, "setSecret", &token).await.unwrap_err();
-        let clone = lifeboat::rotation::quote_literal(pending["username"].as_str().unwrap());
+        let clone = lifeboat::postgres::rotation::quote_literal(pending["username"].as_str().unwrap());
         let roles = self
             .pg
             .psql("app", &format!("select count(*) from pg_roles where rolname = {clone}"))
@@ -681,7 +686,10 @@ async fn alternating_users_refuse_to_clone_the_master_user() {
         "{}",
         err.message
     );
-    assert_eq!(err.kind, ErrorKind::Database(lifeboat::db::FailureKind::Authentication));
+    assert_eq!(
+        err.kind,
+        ErrorKind::Database(lifeboat::postgres::db::FailureKind::Authentication)
+    );
 
     // With the master's own password the current login works, but the master user is not the one to clone.
     let value = w.secret_json(MASTER, MASTER_PASSWORD, w.pg.port, &[("masterarn", json!(master))]);

@@ -4,10 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_cloudwatch::types::{Dimension, Statistic};
 use chrono::{DateTime, Duration, Utc};
-use lifeboat::rds::{self, Snapshot};
-use lifeboat::selection::DbKind;
-use lifeboat::settings::SnapshotSettings;
-use lifeboat::tags;
+use lifeboat::core::tags;
+use lifeboat::rds::selection::DbKind;
+use lifeboat::rds::settings::SnapshotSettings;
+use lifeboat::rds::snapshots::{self as rds, Snapshot};
 use lifeboat_tests::fleet;
 use lifeboat_tests::moto::Moto;
 use serde_json::{json, Value};

@@ -5,10 +5,10 @@
 
 use aws_sdk_rds::types::Tag;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use lifeboat::bucket;
-use lifeboat::manifest::{self, Manifest};
-use lifeboat::restore::{Check, Report};
-use lifeboat::selection::DbKind;
+use lifeboat::bucket::layout;
+use lifeboat::bucket::manifest::{self, Manifest};
+use lifeboat::rds::restore::{Check, Report};
+use lifeboat::rds::selection::DbKind;
 use serde_json::json;
 
 /// Days of history before today.
@@ -51,12 +51,18 @@ async fn instance(rds: &aws_sdk_rds::Client, id: &str) {
 }
 
 async fn snapshot(rds: &aws_sdk_rds::Client, db: &str, t: DateTime<Utc>) {
-    let id = lifeboat::naming::snapshot_id(db, lifeboat::naming::SnapshotKind::Schedule, t);
-    let tags = lifeboat::snapshot_tags::snapshot_tags(db, lifeboat::naming::SnapshotKind::Schedule, t, RETENTION, None);
+    let id = lifeboat::rds::naming::snapshot_id(db, lifeboat::rds::naming::SnapshotKind::Schedule, t);
+    let tags = lifeboat::rds::snapshot_tags::snapshot_tags(
+        db,
+        lifeboat::rds::naming::SnapshotKind::Schedule,
+        t,
+        RETENTION,
+        None,
+    );
     rds.create_db_snapshot()
         .db_instance_identifier(db)
         .db_snapshot_identifier(&id)
-        .set_tags(Some(lifeboat::rds::to_tags(&tags)))
+        .set_tags(Some(lifeboat::rds::snapshots::to_tags(&tags)))
         .send()
         .await
         .unwrap_or_else(|e| panic!("creating snapshot {id}: {e:?}"));
@@ -64,7 +70,7 @@ async fn snapshot(rds: &aws_sdk_rds::Client, db: &str, t: DateTime<Utc>) {
 
 /// A manifest as the export function writes it, with a stored size and duration that grow a little each day.
 fn manifest(bucket_name: &str, db: &str, t: DateTime<Utc>, base_mib: u64, days_ago: i64) -> (String, Manifest) {
-    let (dump, key) = bucket::export_keys(db, "full", t, false);
+    let (dump, key) = layout::export_keys(db, "full", t, false);
     let growth = (DAYS - days_ago) as u64;
     let stored = (base_mib + 2 * growth) * 1024 * 1024;
     let duration = 60.0 + 1.5 * growth as f64;
@@ -73,7 +79,7 @@ fn manifest(bucket_name: &str, db: &str, t: DateTime<Utc>, base_mib: u64, days_a
         sha256: "0".repeat(64),
     };
     let m = serde_json::from_value(json!({
-        "format_version": manifest::FORMAT_VERSION, "lifeboat_version": lifeboat::VERSION, "database": db,
+        "format_version": manifest::FORMAT_VERSION, "lifeboat_version": lifeboat::core::VERSION, "database": db,
         "profile": "full", "logical_time": t, "started_at": t, "finished_at": t + Duration::seconds(duration as i64),
         "duration_seconds": duration,
         "source": {"engine": "postgres", "server_version": "16.4", "dbname": "app", "database_size_bytes": stored * 5},
@@ -113,11 +119,11 @@ async fn restore_test(
     };
     let report = Report {
         format_version: 1,
-        lifeboat_version: lifeboat::VERSION.to_owned(),
+        lifeboat_version: lifeboat::core::VERSION.to_owned(),
         database: db.to_owned(),
         kind: DbKind::Instance,
-        restored_id: lifeboat::restore::test_identifier(db, t),
-        snapshot_id: lifeboat::naming::snapshot_id(db, lifeboat::naming::SnapshotKind::Schedule, t),
+        restored_id: lifeboat::rds::restore::test_identifier(db, t),
+        snapshot_id: lifeboat::rds::naming::snapshot_id(db, lifeboat::rds::naming::SnapshotKind::Schedule, t),
         snapshot_time: t - Duration::seconds(rpo as i64),
         requested_at: t,
         verified_at: Some(t + Duration::seconds(rto as i64)),
@@ -128,7 +134,7 @@ async fn restore_test(
         checks: vec![check],
         error: None,
     };
-    let key = format!("{}.json", bucket::restore_report_base(db, t));
+    let key = format!("{}.json", layout::restore_report_base(db, t));
     put(s3, bucket_name, &key, serde_json::to_vec(&report).unwrap()).await;
 }
 

@@ -47,7 +47,7 @@ pub fn sdk_config(endpoint: &str, region: &str) -> SdkConfig {
         .credentials_provider(aws_sdk_rds::config::SharedCredentialsProvider::new(
             aws_sdk_rds::config::Credentials::new("testing", "testing", None, None, "lifeboat-tests"),
         ))
-        .retry_config(lifeboat::aws::retry_config())
+        .retry_config(lifeboat::core::aws::retry_config())
         .build()
 }
 

@@ -4,10 +4,10 @@
 //!
 //! Lives in `export` because this function owns `exports/` and the bucket (its role writes there, its key
 //! encrypts there); caches are chosen by the same selector as the snapshot function's. The rules (which snapshot,
-//! which staged files, when complete, what the manifest says) are `lifeboat::rdb_copy`'s; this translates.
+//! which staged files, when complete, what the manifest says) are `lifeboat::caches::rdb_copy`'s; this translates.
 //!
 //! Serverless caches (with `LIFEBOAT_SERVERLESS_CACHES=true`) are copied too: their snapshot is exported by
-//! `ExportServerlessCacheSnapshot` under its own name (`lifeboat::rdb_copy::serverless` says where and what is
+//! `ExportServerlessCacheSnapshot` under its own name (`lifeboat::caches::rdb_copy::serverless` says where and what is
 //! assumed), then verified, moved and described exactly as a node-based cache's.
 //!
 //! Every run has a deadline: caches are stepped two at a time (so one cache with a large file does not hold up
@@ -27,19 +27,22 @@ use futures::stream::{self, StreamExt};
 
 use aws_sdk_cloudwatch::types::StandardUnit;
 use chrono::Utc;
-use lifeboat::bucket::{
+use lifeboat::bucket::layout::{
     rdb_keys, rdb_staging_failure_key, rdb_staging_name, rdb_staging_request_key, RdbKeys, RDB_PROFILE,
 };
-use lifeboat::cache_records::RdbCopyRequest;
-use lifeboat::elasticache::{self, Cache, CacheSnapshot};
-use lifeboat::error::Error;
-use lifeboat::metrics::{self, Metrics};
-use lifeboat::rdb_copy::{self, CopyState, ExportableSnapshot, Move, RdbCopyError, Requested, Step, VerifiedFile};
-use lifeboat::selection::Selector;
+use lifeboat::caches::elasticache::{self, Cache, CacheSnapshot};
+use lifeboat::caches::rdb_copy::{
+    self, CopyState, ExportableSnapshot, Move, RdbCopyError, Requested, Step, VerifiedFile,
+};
+use lifeboat::caches::records::RdbCopyRequest;
+use lifeboat::core::error::Error;
+use lifeboat::core::metrics::{self, Metrics};
+use lifeboat::rds::selection::Selector;
 use serde::Serialize;
 
-use crate::handler::{Deps, DEADLINE_MARGIN};
+use crate::deps::Deps;
 use crate::s3::{self, Written};
+use lifeboat::postgres::export::DEADLINE_MARGIN;
 
 /// How many caches one run steps at once.
 const CONCURRENT_CACHES: usize = 2;
@@ -239,7 +242,7 @@ pub async fn copy_one(deps: &Deps, cache: &Cache, snapshots: &[CacheSnapshot]) -
 
 /// Reads what is known of the copy and takes its next step. A serverless snapshot differs only in its
 /// description, where its files land, how their number is known and the export request
-/// (`lifeboat::rdb_copy::serverless`); from the staged files on, both take the same path.
+/// (`lifeboat::caches::rdb_copy::serverless`); from the staged files on, both take the same path.
 async fn step(deps: &Deps, cache: &Cache, chosen: &CacheSnapshot) -> Result<CacheCopyReport, RdbCopyError> {
     let bucket = deps.settings.bucket.as_str();
     let serverless = chosen.serverless;
@@ -251,7 +254,7 @@ async fn step(deps: &Deps, cache: &Cache, chosen: &CacheSnapshot) -> Result<Cach
     let keys = rdb_keys(&cache.id, snap.time);
     let staging = staging_name(serverless, &snap.name);
     let failure_key = rdb_staging_failure_key(&rdb_staging_name(&snap.name));
-    let listed = lifeboat::bucket::list_with_sizes(&deps.s3, bucket, &staging).await?;
+    let listed = lifeboat::bucket::layout::list_with_sizes(&deps.s3, bucket, &staging).await?;
     let staged = rdb_copy::staged_shards(&staging, listed.keys().map(String::as_str));
     // A serverless copy's failure record is not under its files' name but under the staging prefix.
     let failure_recorded =
@@ -323,7 +326,7 @@ pub async fn record_request(deps: &Deps, snap: &ExportableSnapshot, staging: &st
     Ok(())
 }
 
-/// Whether the staged files are the export Lifeboat asked for (`lifeboat::rdb_copy::staged_by_request`): reads
+/// Whether the staged files are the export Lifeboat asked for (`lifeboat::caches::rdb_copy::staged_by_request`): reads
 /// the request record with S3's time of it, and each staged file's S3 time. `Ok(Err(why))`: refused.
 async fn bound_to_request(
     deps: &Deps,
@@ -465,7 +468,7 @@ async fn write_manifest(
     deps: &Deps,
     snap: &ExportableSnapshot,
     keys: &RdbKeys,
-    verified: &BTreeMap<u32, (String, lifeboat::rdb::RdbSummary)>,
+    verified: &BTreeMap<u32, (String, lifeboat::caches::rdb::RdbSummary)>,
 ) -> Result<CacheCopyReport, RdbCopyError> {
     let manifest = rdb_copy::manifest(snap, verified, Utc::now());
     let body = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::PartialFailure(e.to_string()))?;

@@ -2,9 +2,11 @@
 //! summary's `error` field and the run's `PartialFailure` carry it), and the cause stays a typed value until
 //! then.
 
-use lifeboat::db::DbError;
-use lifeboat::error::Error;
-use lifeboat::export::{DeadlineStop, ForeignHost, MissingTable, SizeMismatch, UnsatisfiedForeignKey, VersionError};
+use lifeboat::core::error::Error;
+use lifeboat::postgres::db::DbError;
+use lifeboat::postgres::export::{
+    DeadlineStop, ForeignHost, MissingTable, SizeMismatch, UnsatisfiedForeignKey, VersionError,
+};
 
 use crate::pipeline::PipelineError;
 
@@ -15,7 +17,7 @@ pub enum ExportError {
     Lifeboat(#[from] Error),
     #[error(
         "no credentials: tag the database with `{}=<secret name or ARN>` or let RDS manage its master password",
-        lifeboat::tags::SECRET
+        lifeboat::core::tags::SECRET
     )]
     NoCredentials,
     /// Reading the secret or connecting.

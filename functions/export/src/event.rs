@@ -8,8 +8,8 @@
 //!   `"caches": [...]` to override selection.
 
 use chrono::{DateTime, Utc};
-use lifeboat::error::Error;
-use lifeboat::naming::validate_db_identifier;
+use lifeboat::core::error::Error;
+use lifeboat::rds::naming::validate_db_identifier;
 use serde::Deserialize;
 use serde_json::Value;
 

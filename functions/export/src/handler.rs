@@ -6,50 +6,26 @@
 //! upload is aborted and no manifest is written, so a truncated dump never looks like a backup. An export still
 //! running `DEADLINE_MARGIN` before the invocation's deadline stops itself the same way, and the databases after
 //! it are reported as not reached. The rules (admission, deadline, versions, hosts, tables, part sizes,
-//! profiles) are in `lifeboat::export`.
+//! profiles) are in `lifeboat::postgres::export`.
 
 use std::time::Instant;
 
-use aws_config::SdkConfig;
 use aws_sdk_cloudwatch::types::StandardUnit;
 use chrono::{DateTime, Utc};
-use lifeboat::bucket::export_keys;
-use lifeboat::error::Error;
-use lifeboat::export::{self as rules, Profile};
-use lifeboat::metrics::{self, Metrics};
-use lifeboat::selection::{self, Database, Selection, Selector};
+use lifeboat::bucket::layout::export_keys;
+use lifeboat::core::error::Error;
+use lifeboat::core::metrics::{self, Metrics};
+use lifeboat::postgres::export::{self as rules, Profile};
+use lifeboat::rds::selection::{self, Database, Selection, Selector};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::deps::Deps;
 use crate::event::{self, Trigger};
 use crate::job::{self, Done, ExportJob};
 use crate::settings::ExportSettings;
 
-pub use lifeboat::export::{Outcome, DEADLINE_MARGIN};
-
-#[derive(Debug, Clone)]
-pub struct Deps {
-    pub rds: aws_sdk_rds::Client,
-    pub s3: aws_sdk_s3::Client,
-    pub secrets: aws_sdk_secretsmanager::Client,
-    pub cw: aws_sdk_cloudwatch::Client,
-    /// For the `copy-caches` action (`caches.rs`).
-    pub ec: aws_sdk_elasticache::Client,
-    pub settings: ExportSettings,
-}
-
-impl Deps {
-    pub fn new(config: &SdkConfig, settings: ExportSettings) -> Self {
-        Self {
-            rds: aws_sdk_rds::Client::new(config),
-            s3: aws_sdk_s3::Client::new(config),
-            secrets: aws_sdk_secretsmanager::Client::new(config),
-            cw: aws_sdk_cloudwatch::Client::new(config),
-            ec: aws_sdk_elasticache::Client::new(config),
-            settings,
-        }
-    }
-}
+pub use lifeboat::postgres::export::{Outcome, DEADLINE_MARGIN};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ExportReport {

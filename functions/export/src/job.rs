@@ -1,5 +1,5 @@
 //! One database's export, step by step: gather the facts (existing manifest, credentials, server version and
-//! size, tool versions, tables), ask `lifeboat::export` for each verdict, then stream, verify and record.
+//! size, tool versions, tables), ask `lifeboat::postgres::export` for each verdict, then stream, verify and record.
 //!
 //! Never completes an upload that is not verified, never writes a manifest before the upload is complete, and
 //! aborts the upload on every failure between starting and completing it.
@@ -7,16 +7,16 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use lifeboat::db::{self, Target};
-use lifeboat::dump_format::TableRows;
-use lifeboat::export::{self as rules, ForeignKey, Profile, Refusal, Table};
-use lifeboat::manifest::{self, Manifest};
-use lifeboat::selection::Database;
+use lifeboat::bucket::manifest::{self, Manifest};
+use lifeboat::postgres::db::{self, Target};
+use lifeboat::postgres::dump_format::TableRows;
+use lifeboat::postgres::export::{self as rules, ForeignKey, Profile, Refusal, Table};
+use lifeboat::rds::selection::Database;
 use tokio::process::Command;
 use tokio_postgres::{Client, IsolationLevel, Transaction};
 
+use crate::deps::Deps;
 use crate::error::ExportError;
-use crate::handler::Deps;
 use crate::pipeline::{self, Options, Output};
 use crate::s3::{self, Written};
 use crate::settings::ExportSettings;
@@ -433,7 +433,7 @@ fn manifest(settings: &ExportSettings, job: &ExportJob<'_>, facts: Facts, stream
     } = streamed;
     Manifest {
         format_version: manifest::FORMAT_VERSION,
-        lifeboat_version: lifeboat::VERSION.to_owned(),
+        lifeboat_version: lifeboat::core::VERSION.to_owned(),
         database: job.db.id.clone(),
         profile: job.profile_name.to_owned(),
         logical_time: job.at,

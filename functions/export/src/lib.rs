@@ -8,6 +8,7 @@
 
 pub mod caches;
 pub mod cpu;
+pub mod deps;
 pub mod error;
 pub mod event;
 pub mod handler;
@@ -16,5 +17,6 @@ pub mod pipeline;
 pub mod s3;
 pub mod settings;
 
+pub use deps::Deps;
 pub use error::ExportError;
-pub use handler::{handle, invoke, Deps, Summary};
+pub use handler::{handle, invoke, Summary};

@@ -4,7 +4,7 @@
 
 use export::settings::ExportSettings;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use lifeboat::settings::ProcessEnv;
+use lifeboat::core::settings::ProcessEnv;
 use serde_json::Value;
 use tracing::Instrument;
 
@@ -20,9 +20,9 @@ fn standalone_event() -> Option<String> {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lifeboat::telemetry::init();
+    lifeboat::core::telemetry::init();
     let settings = ExportSettings::from_env(&ProcessEnv)?;
-    let config = lifeboat::aws::load_config().await;
+    let config = lifeboat::core::aws::load_config().await;
     let deps = export::Deps::new(&config, settings);
 
     if let Some(raw) = standalone_event() {
@@ -35,7 +35,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let deps = &deps;
         let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
-        let deadline = lifeboat::deadline_from_epoch_ms(event.context.deadline);
+        let deadline = lifeboat::core::deadline_from_epoch_ms(event.context.deadline);
         export::invoke(deps, event.payload, deadline).instrument(span)
     }))
     .await

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! pg_dump stdout ──► reader ──┬──► [thread] SHA-256 ─► zstd (multi-threaded) ─► age ─► parts ──► uploader (N in flight)
-//!                             │             └─► row counts from the archive's COPY data (`lifeboat::dump_format`)
+//!                             │             └─► row counts from the archive's COPY data (`lifeboat::postgres::dump_format`)
 //!                             └──► pg_restore -f /dev/null (parses the whole archive)
 //! ```
 //!
@@ -20,7 +20,7 @@ use std::process::Stdio;
 
 use bytes::{Bytes, BytesMut};
 use futures::stream::{FuturesUnordered, StreamExt};
-use lifeboat::dump_format::{FormatError, RowCounter, TableRows};
+use lifeboat::postgres::dump_format::{FormatError, RowCounter, TableRows};
 // sha2 0.11 hashes with the CPU's SHA instructions when it has them, detected at run time: SHA-NI on x86-64,
 // ARMv8 SHA2 on arm64 (Lambda's Graviton). 0.10, the workspace's, did so on x86-64 only. Checked on the
 // development machine (sha_ni in /proc/cpuinfo) by hashing 1 GiB with sha2 0.11.1 as built here and again with
@@ -327,7 +327,7 @@ fn read_stderr(child: &mut Child) -> impl std::future::Future<Output = String> {
         let text = String::from_utf8_lossy(&bytes);
         // Keep the end, where pg_dump and pg_restore say what went wrong, without the row values a server's
         // DETAIL or CONTEXT line may quote (the message goes to logs and the summary).
-        lifeboat::pg_stderr::tail(&text)
+        lifeboat::postgres::pg_stderr::tail(&text)
     });
     // The task only reads a pipe; if it could not finish, the message goes without stderr's detail.
     async move { handle.await.unwrap_or_default() }

@@ -11,7 +11,7 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ObjectLockMode,
 use aws_sdk_s3::Client;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use lifeboat::error::{aws_error_message, Error};
+use lifeboat::core::error::{aws_error_message, Error};
 
 use crate::pipeline::{PartError, PartSink, UploadedPart};
 
@@ -88,7 +88,7 @@ pub async fn start(
         .server_side_encryption(ServerSideEncryption::AwsKms)
         .set_ssekms_key_id(kms_key_id.map(str::to_owned))
         .tagging(format!("{PROFILE_TAG}={profile}"))
-        .metadata("lifeboat-version", lifeboat::VERSION);
+        .metadata("lifeboat-version", lifeboat::core::VERSION);
     if let Some(until) = lock_until {
         req = req
             .object_lock_mode(ObjectLockMode::Compliance)

@@ -1,12 +1,13 @@
-//! The `export` function's settings, parsed once at cold start (shared variables are in `lifeboat::settings`).
+//! The `export` function's settings, parsed once at cold start (shared variables are in `lifeboat::core::settings`).
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
-use lifeboat::db::TlsSettings;
-use lifeboat::error::ConfigError;
-use lifeboat::export::validate_profile;
-use lifeboat::settings::{self, parse_list, parse_number, read, CommonSettings, Env};
+use lifeboat::core::error::ConfigError;
+use lifeboat::core::settings::{self, parse_list, parse_number, read, Env};
+use lifeboat::postgres::db::TlsSettings;
+use lifeboat::postgres::export::validate_profile;
+use lifeboat::rds::settings::CommonSettings;
 
 pub const KMS_KEY_ID: &str = "LIFEBOAT_EXPORT_KMS_KEY_ID";
 pub const AGE_RECIPIENTS: &str = "LIFEBOAT_AGE_RECIPIENTS";
@@ -17,13 +18,13 @@ pub const PARTS_IN_FLIGHT: &str = "LIFEBOAT_PARTS_IN_FLIGHT";
 pub const PROFILES: &str = "LIFEBOAT_EXPORT_PROFILES";
 pub const PG_DUMP: &str = "LIFEBOAT_PG_DUMP";
 pub const MIB_PER_SECOND: &str = "LIFEBOAT_EXPORT_MIB_PER_SECOND";
-pub use lifeboat::export::ALLOW_ANY_HOST;
+pub use lifeboat::postgres::export::ALLOW_ANY_HOST;
 
 pub const DEFAULT_PROFILES: &str = r#"{"full": {}}"#;
 pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
 
-/// One export profile (the type and its rules live in `lifeboat::export`).
-pub use lifeboat::export::Profile;
+/// One export profile (the type and its rules live in `lifeboat::postgres::export`).
+pub use lifeboat::postgres::export::Profile;
 
 #[derive(Clone)]
 pub struct ExportSettings {
@@ -136,7 +137,7 @@ fn profiles(env: &impl Env) -> Result<BTreeMap<String, Profile>, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lifeboat::settings::BUCKET;
+    use lifeboat::core::settings::BUCKET;
 
     fn env(pairs: &[(&str, &str)]) -> impl Env {
         let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();

@@ -1,19 +1,20 @@
 //! Caches in a monitoring run: the ElastiCache caches the same selector chooses, observed like databases (the
 //! newest Lifeboat snapshot, the newest verified RDB copy, the newest cache restore-test report), published under
 //! `CacheIdentifier`, with one alarm set per cache and their compliance findings. The rules are
-//! `lifeboat::cache_monitor`; this file gathers the facts.
+//! `lifeboat::monitoring::caches`; this file gathers the facts.
 
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
-use lifeboat::bucket;
-use lifeboat::cache_monitor::{self, CacheFacts, CacheView};
-use lifeboat::cache_records::CacheRestoreReport;
-use lifeboat::elasticache::{self, Cache, CacheSnapshot};
-use lifeboat::error::Error;
-use lifeboat::metrics::{Metrics, CACHE_DIMENSION};
+use lifeboat::bucket::layout;
+use lifeboat::caches::elasticache::{self, Cache, CacheSnapshot};
+use lifeboat::caches::records::CacheRestoreReport;
+use lifeboat::core::error::Error;
+use lifeboat::core::metrics::{Metrics, CACHE_DIMENSION};
+use lifeboat::monitoring::caches::{self as cache_monitor, CacheFacts, CacheView};
 
-use crate::handler::{put_alarm, Deps};
+use crate::alarms::put_alarm;
+use crate::deps::Deps;
 
 /// What one run found over the chosen caches.
 #[derive(Debug, Default)]
@@ -28,11 +29,11 @@ pub struct CacheFleet {
 /// `CacheRestoreReport` counts as failed (and says so in the log), as for databases: it proves nothing.
 async fn newest_restore_test(deps: &Deps, cache: &str) -> Result<Option<(DateTime<Utc>, bool)>, Error> {
     let bucket_name = &deps.settings.bucket;
-    let prefix = bucket::cache_restore_report_prefix(cache);
-    let Some((key, t)) = bucket::newest_key(&deps.s3, bucket_name, &prefix, bucket::REPORT_SUFFIX).await? else {
+    let prefix = layout::cache_restore_report_prefix(cache);
+    let Some((key, t)) = layout::newest_key(&deps.s3, bucket_name, &prefix, layout::REPORT_SUFFIX).await? else {
         return Ok(None);
     };
-    match bucket::get_json::<CacheRestoreReport>(&deps.s3, bucket_name, &key).await {
+    match layout::get_json::<CacheRestoreReport>(&deps.s3, bucket_name, &key).await {
         Ok(report) => Ok(Some((t, report.passed))),
         Err(Error::Aws { operation, message }) => Err(Error::Aws { operation, message }),
         Err(e) => {
@@ -50,8 +51,8 @@ async fn gather(deps: &Deps, cache: &Cache, snapshots: &[CacheSnapshot]) -> Resu
         .filter(|s| s.belongs_to(&cache.id) && s.owned() && s.status == "available")
         .filter_map(CacheSnapshot::created_at)
         .max();
-    let prefix = bucket::rdb_prefix(&cache.id);
-    let newest_export = bucket::newest_key(&deps.s3, &s.bucket, &prefix, bucket::MANIFEST_SUFFIX)
+    let prefix = layout::rdb_prefix(&cache.id);
+    let newest_export = layout::newest_key(&deps.s3, &s.bucket, &prefix, layout::MANIFEST_SUFFIX)
         .await?
         .map(|(_, t)| t);
     Ok(CacheFacts {

@@ -19,15 +19,17 @@
 //! invocation), writes outside its prefix, or deletes an alarm that is not the confirmed subject's.
 
 use chrono::{DateTime, Utc};
-use lifeboat::cache_monitor::CACHE_ALARM_MARK;
-use lifeboat::error::Error;
-use lifeboat::monitor::{deselection_record_key, parse_alarm_name};
-use lifeboat::{elasticache, selection};
+use lifeboat::caches::elasticache;
+use lifeboat::core::error::Error;
+use lifeboat::monitoring::caches::CACHE_ALARM_MARK;
+use lifeboat::monitoring::monitor::{deselection_record_key, parse_alarm_name};
+use lifeboat::rds::selection;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+use crate::alarms::{delete_alarms, existing_alarms};
+use crate::deps::Deps;
 use crate::event::{Confirmation, Subject};
-use crate::handler::{delete_alarms, existing_alarms, Deps};
 
 /// What a confirmation did: the record it wrote and the alarms it then deleted.
 #[derive(Debug, Clone, Serialize)]

@@ -7,16 +7,19 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_cloudwatch::types::StandardUnit;
 use chrono::{DateTime, Utc};
-use lifeboat::bucket;
-use lifeboat::cache_monitor::CACHE_ALARM_MARK;
-use lifeboat::error::Error;
-use lifeboat::evidence::{self, gather, DayStatus, Period, Report};
-use lifeboat::metrics::{Metrics, EVIDENCE_GAP_DAYS, EVIDENCE_POLICIES_NOT_MET, EVIDENCE_REPORT_WRITTEN};
-use lifeboat::monitor::{alarm_set, plan_alarms, Presence};
-use lifeboat::selection::Database;
+use lifeboat::bucket::layout;
+use lifeboat::core::error::Error;
+use lifeboat::core::metrics::{Metrics, EVIDENCE_GAP_DAYS, EVIDENCE_POLICIES_NOT_MET, EVIDENCE_REPORT_WRITTEN};
+use lifeboat::evidence::period::Period;
+use lifeboat::evidence::report::{DayStatus, Report};
+use lifeboat::evidence::{self, gather};
+use lifeboat::monitoring::caches::CACHE_ALARM_MARK;
+use lifeboat::monitoring::monitor::{alarm_set, plan_alarms, Presence};
+use lifeboat::rds::selection::Database;
 use serde::Serialize;
 
-use crate::handler::{existing_alarms, Deps};
+use crate::alarms::existing_alarms;
+use crate::deps::Deps;
 
 /// What the invocation returns: where the report is, and its verdicts.
 #[derive(Debug, Clone, Serialize)]
@@ -70,22 +73,22 @@ async fn deselected(deps: &Deps, all: &[Database], chosen: &[Database]) -> Resul
 /// Gathers, builds and writes the report; returns it with its keys.
 async fn write(deps: &Deps, period: &Period, now: DateTime<Utc>) -> Result<(Report, String, String), Error> {
     let s = &deps.settings;
-    let all = lifeboat::selection::discover(&deps.rds).await?;
-    let chosen = lifeboat::selection::select(&all, &s.common.selector);
+    let all = lifeboat::rds::selection::discover(&deps.rds).await?;
+    let chosen = lifeboat::rds::selection::select(&all, &s.common.selector);
     let src = gather::Sources {
         rds: &deps.rds,
         s3: &deps.s3,
         bucket: &s.bucket,
     };
     let facts = gather::fleet(src, &chosen.databases, period).await?;
-    let mut report = evidence::build(&facts, &s.policy, period, now);
+    let mut report = evidence::rules::build(&facts, &s.policy, period, now);
     for db in deselected(deps, &all, &chosen.databases).await? {
         report.add_deselected(&db);
     }
     let json = serde_json::to_vec_pretty(&report)
         .map_err(|e| Error::PartialFailure(format!("the evidence report could not be written as JSON: {e}")))?;
     let (year, month) = period.folder_month();
-    let (html_key, json_key) = bucket::evidence_keys(year, month, &period.slug);
+    let (html_key, json_key) = layout::evidence_keys(year, month, &period.slug);
     put(deps, &json_key, json, "application/json").await?;
     put(
         deps,

@@ -4,61 +4,36 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, StandardUnit, Statistic};
+use aws_sdk_cloudwatch::types::StandardUnit;
 use chrono::{DateTime, Utc};
-use lifeboat::bucket;
-use lifeboat::cache_monitor::CACHE_ALARM_MARK;
-use lifeboat::error::Error;
-use lifeboat::metrics::{
+use lifeboat::bucket::layout;
+use lifeboat::core::error::Error;
+use lifeboat::core::metrics::{
     Metrics, CACHE_DIMENSION, DB_DIMENSION, DESELECTED, DESELECTED_UNCONFIRMED, RESTORE_TEST_JANITOR_DELETED,
     RESTORE_TEST_JANITOR_FAILED,
 };
-use lifeboat::monitor::{
-    alarm_set, attention, deselection_note, expired_tests, gone_note, plan_alarms, restore_test_passed, AlarmSpec,
-    Comparison, Facts, Presence, ALARM_DATAPOINTS_TO_ALARM, ALARM_EVALUATION_PERIODS, ALARM_PERIOD_S, ALARM_PREFIX,
-    ALARM_TREAT_MISSING_DATA,
+use lifeboat::monitoring::caches::CACHE_ALARM_MARK;
+use lifeboat::monitoring::monitor::{
+    alarm_set, attention, deselection_note, expired_tests, gone_note, plan_alarms, restore_test_passed, Facts, Presence,
 };
-use lifeboat::selection::{self, Database};
+use lifeboat::rds::selection::{self, Database};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::alarms::{delete_alarms, existing_alarms, put_alarm};
 use crate::caches::{self, CacheFleet};
+use crate::deps::Deps;
 use crate::event;
-use crate::settings::MonitorSettings;
 
 /// What monitor saw of one cache (the rule that computes it is `CacheFacts::view`).
-pub use lifeboat::cache_monitor::CacheView;
+pub use lifeboat::monitoring::caches::CacheView;
 /// What monitor saw of one database (the rule that computes it is [`Facts::view`]).
-pub use lifeboat::monitor::DbView;
-
-#[derive(Debug)]
-pub struct Deps {
-    pub rds: aws_sdk_rds::Client,
-    /// ElastiCache in the same region: caches are observed beside databases.
-    pub ec: aws_sdk_elasticache::Client,
-    pub s3: aws_sdk_s3::Client,
-    pub cw: aws_sdk_cloudwatch::Client,
-    pub sm: aws_sdk_secretsmanager::Client,
-    pub settings: MonitorSettings,
-}
-
-impl Deps {
-    pub fn new(config: &aws_config::SdkConfig, settings: MonitorSettings) -> Self {
-        Self {
-            rds: aws_sdk_rds::Client::new(config),
-            ec: aws_sdk_elasticache::Client::new(config),
-            s3: aws_sdk_s3::Client::new(config),
-            cw: aws_sdk_cloudwatch::Client::new(config),
-            sm: aws_sdk_secretsmanager::Client::new(config),
-            settings,
-        }
-    }
-}
+pub use lifeboat::monitoring::monitor::DbView;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     pub databases: Vec<DbView>,
-    /// What monitor saw of each selected cache (`lifeboat::cache_monitor`).
+    /// What monitor saw of each selected cache (`lifeboat::monitoring::caches`).
     pub caches: Vec<CacheView>,
     pub alarms_kept: usize,
     pub alarms_deleted: Vec<String>,
@@ -78,11 +53,11 @@ pub struct Summary {
 /// as a failed test (and says so in the log): an unreadable report proves nothing.
 async fn newest_restore_test(deps: &Deps, db: &str) -> Result<Option<(DateTime<Utc>, bool)>, Error> {
     let bucket_name = &deps.settings.bucket;
-    let prefix = bucket::restore_report_prefix(db);
-    let Some((key, t)) = bucket::newest_key(&deps.s3, bucket_name, &prefix, bucket::REPORT_SUFFIX).await? else {
+    let prefix = layout::restore_report_prefix(db);
+    let Some((key, t)) = layout::newest_key(&deps.s3, bucket_name, &prefix, layout::REPORT_SUFFIX).await? else {
         return Ok(None);
     };
-    let report = match bucket::get_json::<Value>(&deps.s3, bucket_name, &key).await {
+    let report = match layout::get_json::<Value>(&deps.s3, bucket_name, &key).await {
         Ok(report) => Some(report),
         Err(Error::Aws { operation, message }) => return Err(Error::Aws { operation, message }),
         Err(e) => {
@@ -97,11 +72,11 @@ async fn newest_restore_test(deps: &Deps, db: &str) -> Result<Option<(DateTime<U
 /// profile of the policy and its newest restore-test report.
 async fn gather(deps: &Deps, db: &Database) -> Result<Facts, Error> {
     let s = &deps.settings;
-    let snapshots = lifeboat::rds::list_for_db(&deps.rds, &db.id, db.kind).await?;
+    let snapshots = lifeboat::rds::snapshots::list_for_db(&deps.rds, &db.id, db.kind).await?;
     let backup = lifeboat::rds::instances::backup_details(&deps.rds, db.kind, &db.id).await?;
     let mut exports = BTreeMap::new();
     for profile in s.policy.export_max_age_s.keys() {
-        if let Some((_, t)) = bucket::newest_export(&deps.s3, &s.bucket, &db.id, Some(profile)).await? {
+        if let Some((_, t)) = layout::newest_export(&deps.s3, &s.bucket, &db.id, Some(profile)).await? {
             exports.insert(profile.clone(), t);
         }
     }
@@ -153,76 +128,6 @@ async fn observe_fleet(
     Ok(fleet)
 }
 
-/// Puts one alarm of a database's or a cache's set; `subject` is its dimension (`DBIdentifier` or
-/// `CacheIdentifier`) and identifier.
-pub(crate) async fn put_alarm(deps: &Deps, subject: (&str, &str), spec: &AlarmSpec) -> Result<(), Error> {
-    let mut dims = vec![Dimension::builder().name(subject.0).value(subject.1).build()];
-    dims.extend(
-        spec.extra_dimensions
-            .iter()
-            .map(|(k, v)| Dimension::builder().name(*k).value(v).build()),
-    );
-    let actions: Option<Vec<String>> = deps.settings.topic_arn.clone().map(|t| vec![t]);
-    deps.cw
-        .put_metric_alarm()
-        .alarm_name(&spec.name)
-        .alarm_description(&spec.description)
-        .namespace(&deps.settings.common.metrics_namespace)
-        .metric_name(spec.metric)
-        .set_dimensions(Some(dims))
-        .statistic(match spec.comparison {
-            Comparison::Greater => Statistic::Maximum,
-            Comparison::Less => Statistic::Minimum,
-        })
-        // monitor runs hourly; two hours of silence is missing data, and missing data breaches.
-        .period(ALARM_PERIOD_S)
-        .evaluation_periods(ALARM_EVALUATION_PERIODS)
-        .datapoints_to_alarm(ALARM_DATAPOINTS_TO_ALARM)
-        .threshold(spec.threshold)
-        .comparison_operator(match spec.comparison {
-            Comparison::Greater => ComparisonOperator::GreaterThanThreshold,
-            Comparison::Less => ComparisonOperator::LessThanThreshold,
-        })
-        .treat_missing_data(ALARM_TREAT_MISSING_DATA)
-        .set_alarm_actions(actions.clone())
-        .set_ok_actions(actions)
-        .send()
-        .await
-        .map_err(|e| Error::aws("PutMetricAlarm", e))?;
-    Ok(())
-}
-
-pub(crate) async fn existing_alarms(cw: &aws_sdk_cloudwatch::Client) -> Result<Vec<String>, Error> {
-    let mut out = Vec::new();
-    let mut pages = cw
-        .describe_alarms()
-        .alarm_name_prefix(ALARM_PREFIX)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| Error::aws("DescribeAlarms", e))?;
-        out.extend(
-            page.metric_alarms()
-                .iter()
-                .filter_map(|a| a.alarm_name().map(str::to_owned)),
-        );
-    }
-    Ok(out)
-}
-
-/// Deletes alarms, a hundred names per call (the API's limit).
-pub(crate) async fn delete_alarms(deps: &Deps, names: &[String]) -> Result<(), Error> {
-    for chunk in names.chunks(100) {
-        deps.cw
-            .delete_alarms()
-            .set_alarm_names(Some(chunk.to_vec()))
-            .send()
-            .await
-            .map_err(|e| Error::aws("DeleteAlarms", e))?;
-    }
-    Ok(())
-}
-
 /// A subject as alarm names spell it (`<db>` or `cache:<id>`): whether it is a cache, and its identifier.
 fn subject_of(who: &str) -> (bool, &str) {
     match who.strip_prefix(CACHE_ALARM_MARK) {
@@ -245,7 +150,7 @@ async fn reconcile_alarms(
     deps: &Deps,
     wanted: &BTreeSet<String>,
     databases: &[Database],
-    caches: Option<&[lifeboat::elasticache::Cache]>,
+    caches: Option<&[lifeboat::caches::elasticache::Cache]>,
     metrics: &mut Metrics,
     notes: &mut Vec<String>,
 ) -> Result<AlarmChanges, Error> {
@@ -320,7 +225,7 @@ async fn janitor(deps: &Deps, all: &[Database], now: DateTime<Utc>) -> Janitor {
             Err(e) => out.report_failure(d.id, &e),
         }
     }
-    match lifeboat::cache_restore::sweep_expired(&deps.ec, now).await {
+    match lifeboat::caches::restore::sweep_expired(&deps.ec, now).await {
         Ok(sweep) => {
             for g in &sweep.deleted {
                 tracing::warn!(resource = %g, "deleted an expired cache restore-test group");
@@ -338,12 +243,12 @@ async fn janitor(deps: &Deps, all: &[Database], now: DateTime<Utc>) -> Janitor {
 
 /// The password secrets of restore tests whose cleanup never ran, once their expiry has passed.
 async fn expired_test_secrets(deps: &Deps, now: DateTime<Utc>, out: &mut Janitor) {
-    let names = match lifeboat::test_secrets::expired(&deps.sm, now).await {
+    let names = match lifeboat::rds::test_secrets::expired(&deps.sm, now).await {
         Ok(names) => names,
         Err(e) => return out.report_failure("restore-test secrets", &e),
     };
     for name in names {
-        match lifeboat::test_secrets::delete(&deps.sm, &name).await {
+        match lifeboat::rds::test_secrets::delete(&deps.sm, &name).await {
             Ok(_) => {
                 tracing::warn!(secret = %name, "deleted an expired restore-test secret");
                 out.deleted.push(name);
@@ -353,12 +258,12 @@ async fn expired_test_secrets(deps: &Deps, now: DateTime<Utc>, out: &mut Janitor
     }
 }
 
-/// The manual-snapshot quota warning: the same rule (`lifeboat::quota`) that `snapshot` reports after each run.
+/// The manual-snapshot quota warning: the same rule (`lifeboat::rds::quota`) that `snapshot` reports after each run.
 async fn quota_note(deps: &Deps) -> Result<Option<String>, Error> {
     let s = &deps.settings;
-    let manual = lifeboat::rds::list_manual(&deps.rds).await?.len();
+    let manual = lifeboat::rds::snapshots::list_manual(&deps.rds).await?.len();
     let region = deps.rds.config().region().map(|r| r.to_string()).unwrap_or_default();
-    let q = lifeboat::quota::quota_report(&region, manual, s.snapshot_quota, s.quota_warn_percent);
+    let q = lifeboat::rds::quota::quota_report(&region, manual, s.snapshot_quota, s.quota_warn_percent);
     Ok(q.warning.then(|| {
         format!(
             "manual snapshots: {manual} of the quota of {} ({:.0}%)",
@@ -396,8 +301,8 @@ async fn observe_caches(
     deps: &Deps,
     now: DateTime<Utc>,
     metrics: &mut Metrics,
-) -> Result<(Option<Vec<lifeboat::elasticache::Cache>>, CacheFleet), Error> {
-    match lifeboat::elasticache::discover_all(&deps.ec, deps.settings.serverless_caches).await {
+) -> Result<(Option<Vec<lifeboat::caches::elasticache::Cache>>, CacheFleet), Error> {
+    match lifeboat::caches::elasticache::discover_all(&deps.ec, deps.settings.serverless_caches).await {
         Ok(all) => {
             let fleet = caches::observe(deps, &all, now, metrics).await?;
             Ok((Some(all), fleet))

@@ -7,11 +7,14 @@
 
 #![warn(clippy::too_many_lines)]
 
+pub mod alarms;
 pub mod caches;
+pub mod deps;
 pub mod deselection;
 pub mod event;
 pub mod evidence;
 pub mod handler;
 pub mod settings;
 
-pub use handler::{handle, run, Deps};
+pub use deps::Deps;
+pub use handler::{handle, run};

@@ -1,16 +1,19 @@
 //! The `monitor` function's settings, parsed once at cold start.
 
-use lifeboat::error::ConfigError;
-use lifeboat::monitor::Policy;
-use lifeboat::settings::{self, read, CommonSettings, Env, QuotaSettings};
+use lifeboat::core::error::ConfigError;
+use lifeboat::core::settings::{self, read, Env};
+use lifeboat::monitoring::monitor::Policy;
+use lifeboat::rds::settings::{CommonSettings, QuotaSettings};
 
 pub const TOPIC: &str = "LIFEBOAT_ALARM_TOPIC_ARN";
 /// The maximum age of a cache's newest verified RDB copy, in hours (default 26), or `off` when caches' RDB
 /// copies are not made (no `export-age` alarm for caches then; the age is still published when a copy exists).
 pub const CACHE_EXPORT_MAX_AGE: &str = "LIFEBOAT_CACHE_EXPORT_MAX_AGE_HOURS";
-/// The policy's variables are declared with its parser in `lifeboat::settings` (the `lifeboat report` tool
+/// The policy's variables are declared with its parser in `lifeboat::core::settings` (the `lifeboat report` tool
 /// reads them too).
-pub use lifeboat::settings::{EXPORT_MAX_AGE, MIN_RETENTION, PITR_LAG_MAX, RESTORE_TEST_MAX_AGE, SNAPSHOT_MAX_AGE};
+pub use lifeboat::monitoring::settings::{
+    EXPORT_MAX_AGE, MIN_RETENTION, PITR_LAG_MAX, RESTORE_TEST_MAX_AGE, SNAPSHOT_MAX_AGE,
+};
 
 #[derive(Debug, Clone)]
 pub struct MonitorSettings {
@@ -40,7 +43,7 @@ impl MonitorSettings {
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
         let bucket = settings::bucket(env)?;
         let quota = QuotaSettings::from_env(env)?;
-        let policy = settings::monitor_policy(env)?;
+        let policy = lifeboat::monitoring::settings::monitor_policy(env)?;
         Ok(Self {
             common: CommonSettings::from_env(env)?,
             bucket,
@@ -57,7 +60,8 @@ impl MonitorSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lifeboat::settings::{parse_export_ages, BUCKET};
+    use lifeboat::core::settings::BUCKET;
+    use lifeboat::monitoring::settings::parse_export_ages;
 
     #[test]
     fn export_ages_parse_and_bad_ones_name_the_variable() {

@@ -8,7 +8,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use lifeboat::error::aws_error_message;
+use lifeboat::core::error::aws_error_message;
 
 use crate::render::Message;
 

@@ -1,7 +1,7 @@
 //! The EventBridge events notify acts on.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use lifeboat::error::Error;
+use lifeboat::core::error::Error;
 use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq)]

@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use lifeboat::bucket;
-use lifeboat::cache_monitor::{alarm_subject, AlarmSubject};
-use lifeboat::error::Error;
-use lifeboat::metrics::{NOTIFICATION_DELIVERED, NOTIFICATION_SUPPRESSED};
-use lifeboat::notify::{self, SentRecord};
+use lifeboat::bucket::layout;
+use lifeboat::core::error::Error;
+use lifeboat::core::metrics::{NOTIFICATION_DELIVERED, NOTIFICATION_SUPPRESSED};
+use lifeboat::monitoring::caches::{alarm_subject, AlarmSubject};
+use lifeboat::monitoring::notify::{self, SentRecord};
 use serde_json::{json, Value};
 
 use crate::deliver::{self, DeliveryError};
@@ -48,7 +48,7 @@ async fn last_good(deps: &Deps, db: &str) -> LastGood {
     LastGood {
         evidence: None,
         snapshot: newest_snapshot(deps, db).await,
-        export: match bucket::newest_export(&deps.s3, &deps.settings.bucket, db, None).await {
+        export: match layout::newest_export(&deps.s3, &deps.settings.bucket, db, None).await {
             Ok(newest) => newest,
             Err(e) => {
                 tracing::warn!(db = %db, error = %e, "could not find the newest export; the message goes without it");
@@ -60,8 +60,8 @@ async fn last_good(deps: &Deps, db: &str) -> LastGood {
 
 /// A cache's newest verified RDB copy, best effort like [`last_good`].
 async fn last_good_cache(deps: &Deps, cache: &str) -> LastGood {
-    let prefix = bucket::rdb_prefix(cache);
-    let export = bucket::newest_key(&deps.s3, &deps.settings.bucket, &prefix, bucket::MANIFEST_SUFFIX).await;
+    let prefix = layout::rdb_prefix(cache);
+    let export = layout::newest_key(&deps.s3, &deps.settings.bucket, &prefix, layout::MANIFEST_SUFFIX).await;
     LastGood {
         export: export.unwrap_or_else(|e| {
             tracing::warn!(cache = %cache, error = %e, "could not find the newest RDB copy; the message goes without it");
@@ -72,7 +72,7 @@ async fn last_good_cache(deps: &Deps, cache: &str) -> LastGood {
 }
 
 async fn newest_snapshot(deps: &Deps, db: &str) -> Option<(String, DateTime<Utc>)> {
-    let all = match lifeboat::selection::discover(&deps.rds).await {
+    let all = match lifeboat::rds::selection::discover(&deps.rds).await {
         Ok(all) => all,
         Err(e) => {
             tracing::warn!(db = %db, error = %e, "could not list the databases; the message goes without the newest snapshot");
@@ -80,7 +80,7 @@ async fn newest_snapshot(deps: &Deps, db: &str) -> Option<(String, DateTime<Utc>
         }
     };
     let d = all.iter().find(|d| d.id == db && d.cluster.is_none())?;
-    match lifeboat::rds::list_for_db(&deps.rds, db, d.kind).await {
+    match lifeboat::rds::snapshots::list_for_db(&deps.rds, db, d.kind).await {
         Ok(snaps) => snaps
             .iter()
             .filter(|s| s.is_available())
@@ -96,7 +96,7 @@ async fn newest_snapshot(deps: &Deps, db: &str) -> Option<(String, DateTime<Utc>
 /// The newest evidence report as a link, best effort like the rest of [`LastGood`].
 async fn evidence_link(deps: &Deps) -> Option<String> {
     let bucket_name = &deps.settings.bucket;
-    match bucket::newest_evidence_report(&deps.s3, bucket_name).await {
+    match layout::newest_evidence_report(&deps.s3, bucket_name).await {
         Ok(key) => key.map(|k| format!("s3://{bucket_name}/{k}")),
         Err(e) => {
             tracing::warn!(error = %e, "could not find the newest evidence report; the message goes without it");
@@ -123,7 +123,7 @@ async fn last_good_for(deps: &Deps, notice: &Notice) -> LastGood {
 }
 
 fn state_key(m: &Message) -> String {
-    bucket::notification_key(&m.key)
+    layout::notification_key(&m.key)
 }
 
 /// The record of the last message sent about the same alarm or execution. None when there is none (the usual
@@ -194,7 +194,7 @@ async fn webhook_url(deps: &Deps, secret: &str) -> Result<String, DeliveryError>
         .secret_id(secret)
         .send()
         .await
-        .map_err(|e| DeliveryError::Secret(lifeboat::error::aws_error_message(&e)))?;
+        .map_err(|e| DeliveryError::Secret(lifeboat::core::error::aws_error_message(&e)))?;
     let raw = out.secret_string().unwrap_or_default().trim().to_owned();
     match serde_json::from_str::<Value>(&raw) {
         Ok(v) => v
@@ -272,7 +272,7 @@ async fn send(deps: &Deps, m: &Message) -> Result<Vec<String>, NotDelivered> {
 /// `NotificationSuppressed` (a repeat within the window, or an OK that follows no alarm). A failure to publish is
 /// logged, never allowed to stop the message itself.
 async fn publish(deps: &Deps, name: &str, value: f64) {
-    let mut metrics = lifeboat::metrics::Metrics::new();
+    let mut metrics = lifeboat::core::metrics::Metrics::new();
     metrics.put(name, value, aws_sdk_cloudwatch::types::StandardUnit::Count, &[]);
     if let Err(e) = metrics
         .publish(&deps.cw, &deps.settings.metrics_namespace, Utc::now())

@@ -2,13 +2,13 @@
 //! text is tested.
 
 use chrono::{DateTime, Utc};
-use lifeboat::cache_monitor::{alarm_subject, AlarmSubject};
+use lifeboat::monitoring::caches::{alarm_subject, AlarmSubject};
 use sha2::{Digest, Sha256};
 
 use crate::event::Notice;
 
 /// Problem, recovery or nothing to say: the rule is [`Kind::of_transition`].
-pub use lifeboat::notify::Kind;
+pub use lifeboat::monitoring::notify::Kind;
 
 /// The last good backups of a database, looked up when the message is written.
 #[derive(Debug, Clone, Default, PartialEq)]

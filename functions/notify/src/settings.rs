@@ -1,7 +1,7 @@
 //! The `notify` function's settings, parsed once at cold start.
 
-use lifeboat::error::ConfigError;
-use lifeboat::settings::{self, parse_number, read, Env, DEFAULT_NAMESPACE, METRICS_NAMESPACE};
+use lifeboat::core::error::ConfigError;
+use lifeboat::core::settings::{self, parse_number, read, Env, DEFAULT_NAMESPACE, METRICS_NAMESPACE};
 
 pub const TOPIC: &str = "LIFEBOAT_NOTIFY_TOPIC_ARN";
 pub const WEBHOOK_SECRET: &str = "LIFEBOAT_WEBHOOK_SECRET";

@@ -12,50 +12,17 @@
 
 use std::collections::BTreeMap;
 
-use lifeboat::cache_restore::{self as rules, GroupRequest};
-use lifeboat::elasticache;
-use lifeboat::error::Error;
-use serde::Deserialize;
+use lifeboat::caches::elasticache;
+use lifeboat::caches::restore::{self as rules, GroupRequest};
+use lifeboat::core::error::Error;
 use serde_json::{json, Value};
 
+use crate::deps::Deps;
 use crate::error::RestoreError;
-use crate::handler::Deps;
+use crate::event::CacheRestore;
 
 /// Where a console restore's AUTH token is kept.
 pub const SECRET_PREFIX: &str = "lifeboat/restored-cache/";
-
-/// `{"action": "restore-cache", "snapshot": ..., "target": ..., "node_type": ..., "reason": ...}`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CacheRestore {
-    /// The ElastiCache snapshot to restore (any available snapshot, Lifeboat's or not).
-    pub snapshot: String,
-    /// The new replication group's identifier. Never an existing one.
-    pub target: String,
-    /// The node type of the new group (the source's, for a replacement).
-    pub node_type: String,
-    /// Default: the restore-test cache subnet group (LIFEBOAT_CACHE_RESTORE_SUBNET_GROUP).
-    #[serde(default)]
-    pub subnet_group: Option<String>,
-    /// Default: the restore-test cache security group (admits only the restore function).
-    #[serde(default)]
-    pub security_groups: Option<Vec<String>>,
-    /// Why, in the new group's tags.
-    pub reason: String,
-}
-
-impl CacheRestore {
-    pub fn validate(&self) -> Result<(), Error> {
-        rules::validate_group_id(&self.target)
-            .map_err(|r| Error::InvalidEvent(format!("restore-cache: target `{}` {r}", self.target)))?;
-        if self.reason.trim().is_empty() {
-            return Err(Error::InvalidEvent(
-                "restore-cache: give a `reason` (it goes in the tags)".into(),
-            ));
-        }
-        Ok(())
-    }
-}
 
 /// Whether a replication group or a cache cluster of that identifier exists.
 async fn taken(deps: &Deps, id: &str) -> Result<bool, RestoreError> {
@@ -132,7 +99,7 @@ pub async fn restore(deps: &Deps, r: CacheRestore) -> Result<Value, RestoreError
         return Err(RestoreError::TargetExists(r.target.clone()));
     }
     let layout = crate::cache_shards::console_layout(deps, snap).await?;
-    let token = crate::caches::auth_token(deps).await?;
+    let token = crate::cache_group::auth_token(deps).await?;
     let arn = store_token(deps, &r, &cache, &token).await?;
     let s = &deps.settings.cache;
     let security_groups = r
@@ -142,8 +109,8 @@ pub async fn restore(deps: &Deps, r: CacheRestore) -> Result<Value, RestoreError
     let tags = BTreeMap::from([
         (rules::SOURCE_CACHE.to_owned(), cache.clone()),
         (
-            lifeboat::tags::REASON.to_owned(),
-            lifeboat::snapshot_tags::tag_value(&r.reason),
+            lifeboat::core::tags::REASON.to_owned(),
+            lifeboat::rds::snapshot_tags::tag_value(&r.reason),
         ),
     ]);
     let request = GroupRequest {

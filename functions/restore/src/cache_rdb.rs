@@ -1,21 +1,21 @@
 //! The start of a serverless cache's restore test: its newest verified RDB copy (the newest manifest under
 //! `exports/_caches/<cache>/rdb/`) seeds an isolated node-based replication group from the copy's files in S3; poll,
 //! verify (key counts against that same manifest), report and cleanup are every cache test's
-//! ([`crate::caches`]). Why a node-based group: `lifeboat::rdb_restore`'s module doc. The rules are
-//! `lifeboat::rdb_restore`'s; this gathers facts and acts.
+//! (`caches.rs`). Why a node-based group: `lifeboat::caches::rdb_restore`'s module doc. The rules are
+//! `lifeboat::caches::rdb_restore`'s; this gathers facts and acts.
 
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use lifeboat::cache_restore as rules;
-use lifeboat::elasticache::Cache;
-use lifeboat::rdb_restore;
+use lifeboat::caches::elasticache::Cache;
+use lifeboat::caches::rdb_restore;
+use lifeboat::caches::restore as rules;
 use serde_json::Value;
 
-use crate::caches::{ensure_restored, newest_manifest, to_value, Seed};
+use crate::cache_group::{ensure_restored, newest_manifest, to_value, Seed};
+use crate::deps::Deps;
 use crate::error::RestoreError;
 use crate::event::CacheTestState;
-use crate::handler::Deps;
 
 /// Seeds the test's group from the newest verified RDB copy of serverless cache `cache` (`snapshot`, when given,
 /// must be the one that copy was made of); a copy of several shards seeds a cluster-mode group, a shard per file.
@@ -37,7 +37,7 @@ pub async fn start(
             "no verified RDB copy of serverless cache {id} under {}: a serverless cache is restore-tested from its \
              copy in S3, which the export function's copy-caches action makes (LIFEBOAT_SERVERLESS_CACHES=true); \
              run it once its newest Lifeboat snapshot is available, then test again",
-            lifeboat::bucket::rdb_prefix(id)
+            lifeboat::bucket::layout::rdb_prefix(id)
         ))
     })?;
     let seed = rdb_restore::seed_of(&deps.settings.bucket, &key, &manifest, snapshot).map_err(refused)?;

@@ -1,19 +1,19 @@
 //! Sharded caches (cluster mode enabled) in restore tests and in the console's restore: how the restored group
 //! is laid out. A sharded source is restored as a sharded group with the snapshot's node groups (shards), no
-//! replicas, and a parameter group with cluster mode on (`cache_restore::cluster_parameter_group`: the
+//! replicas, and a parameter group with cluster mode on (`lifeboat::caches::restore::cluster_parameter_group`: the
 //! configured `LIFEBOAT_CACHE_RESTORE_CLUSTER_PARAMETER_GROUP`, else ElastiCache's default cluster-mode group
 //! of the snapshot's engine and version). The shard count, engine and version are read from the snapshot by
 //! `rdb_copy::describe`, the same call the RDB copy makes.
 //!
-//! The checks of a sharded group are `lifeboat::cache_check::cluster`'s; `caches::verify` picks them when the
+//! The checks of a sharded group are `lifeboat::caches::check::cluster`'s; `caches::verify` picks them when the
 //! test state records shards.
 
-use lifeboat::cache_restore as rules;
-use lifeboat::elasticache::{Cache, CacheKind, CacheSnapshot};
-use lifeboat::rdb_copy;
+use lifeboat::caches::elasticache::{Cache, CacheKind, CacheSnapshot};
+use lifeboat::caches::rdb_copy;
+use lifeboat::caches::restore as rules;
 
+use crate::deps::Deps;
 use crate::error::RestoreError;
-use crate::handler::Deps;
 use crate::settings::CACHE_CLUSTER_PARAMETER_GROUP;
 
 /// How a restored group is laid out.
@@ -67,7 +67,7 @@ fn sharded_of(
 
 /// The layout of a group seeded from a verified RDB copy: one node for one file, else cluster mode with a shard
 /// per file (ElastiCache seeds each shard from one file), the parameter group of the copy's engine and version.
-pub fn of_copy(deps: &Deps, key: &str, m: &lifeboat::cache_records::RdbManifest) -> Result<Layout, RestoreError> {
+pub fn of_copy(deps: &Deps, key: &str, m: &lifeboat::caches::records::RdbManifest) -> Result<Layout, RestoreError> {
     let shards = u32::try_from(m.shards.len()).unwrap_or(u32::MAX);
     if shards <= 1 {
         return Ok(Layout::default());
@@ -88,7 +88,7 @@ pub async fn layout(deps: &Deps, source: &Cache, snap: &CacheSnapshot) -> Result
 /// makes those). A one-shard snapshot of a sharded group that no longer exists is restored with cluster mode
 /// off.
 pub async fn console_layout(deps: &Deps, snap: &CacheSnapshot) -> Result<Layout, RestoreError> {
-    let all = lifeboat::elasticache::discover(&deps.ec).await?;
+    let all = lifeboat::caches::elasticache::discover(&deps.ec).await?;
     if let Some(source) = all.iter().find(|c| c.id == snap.cache) {
         return layout(deps, source, snap).await;
     }

@@ -1,9 +1,9 @@
 //! Restore tests of caches, step by step as the state machine calls them (the cache branch of
 //! `infra/restore-test.asl.json`): start (the newest snapshot into an isolated, encrypted replication group with
-//! an AUTH token kept in the test's secret), poll, verify (`lifeboat::cache_check` over TLS), report, cleanup.
-//! The rules are `lifeboat::cache_restore`'s; this file gathers facts, acts and reports. A sharded (cluster mode)
+//! an AUTH token kept in the test's secret), poll, verify (`lifeboat::caches::check` over TLS), report, cleanup.
+//! The rules are `lifeboat::caches::restore`'s; this file gathers facts, acts and reports. A sharded (cluster mode)
 //! cache is restored with its snapshot's shards (`crate::cache_shards`) and verified through its configuration
-//! endpoint and every primary (`lifeboat::cache_check::cluster`). A serverless cache (with
+//! endpoint and every primary (`lifeboat::caches::check::cluster`). A serverless cache (with
 //! `LIFEBOAT_SERVERLESS_CACHES=true`) starts from its verified RDB copy instead ([`crate::cache_rdb`]); the steps
 //! after start are the same.
 //!
@@ -14,30 +14,26 @@
 //! the report's verdict comes from that record alone.
 //!
 //! Never logs or puts in the state the AUTH token; deletes only what carries the restore-test tag (the guarded
-//! delete is `cache_restore::delete_test_group`).
+//! delete is `lifeboat::caches::restore::delete_test_group`).
 
 use std::time::Instant;
 
 use aws_sdk_cloudwatch::types::StandardUnit;
 use chrono::{DateTime, Utc};
-use lifeboat::cache_check::{self, CacheTarget};
-use lifeboat::cache_records::{CacheRestoreReport, RdbManifest};
-use lifeboat::cache_restore::{self as rules, Deleted, Expected, GroupRequest};
-use lifeboat::elasticache::{self, Cache, CacheKind};
-use lifeboat::error::Error;
-use lifeboat::metrics::{self, Metrics, CACHE_DIMENSION};
-use lifeboat::restore::{self as db_rules, Check};
-use lifeboat::selection::Selector;
+use lifeboat::caches::check::{self as cache_check, CacheTarget};
+use lifeboat::caches::elasticache::{self, Cache, CacheKind};
+use lifeboat::caches::records::{CacheRestoreReport, RdbManifest};
+use lifeboat::caches::restore::{self as rules, Deleted, Expected};
+use lifeboat::core::metrics::{self, Metrics, CACHE_DIMENSION};
+use lifeboat::rds::restore::{self as db_rules, Check};
+use lifeboat::rds::selection::Selector;
 use serde_json::{json, Value};
 
+use crate::cache_group::{ensure_restored, newest_manifest, to_value, Seed};
+use crate::deps::{error_text, put_report, Deps};
 use crate::error::{poll_verdict, Ready, RestoreError};
 use crate::event::{CacheTestState, Endpoint};
-use crate::handler::Deps;
 use crate::password;
-
-pub(crate) fn to_value(test: &CacheTestState) -> Result<Value, RestoreError> {
-    serde_json::to_value(test).map_err(RestoreError::State)
-}
 
 /// The caches a scheduled run tests (one test each), and which of the names the selector lists are caches.
 /// When ElastiCache cannot be listed the databases' tests still run: the caches asked for
@@ -80,98 +76,6 @@ pub(crate) async fn find_cache(deps: &Deps, id: &str) -> Result<Cache, RestoreEr
         .ok_or_else(|| RestoreError::NotFound(format!("no replication group or cache cluster `{id}` in this region")))
 }
 
-/// A fresh AUTH token: 32 letters and digits from Secrets Manager.
-pub(crate) async fn auth_token(deps: &Deps) -> Result<String, RestoreError> {
-    let token = deps
-        .sm
-        .get_random_password()
-        .password_length(32)
-        .exclude_punctuation(true)
-        .include_space(false)
-        .send()
-        .await
-        .map_err(|e| Error::aws("GetRandomPassword", e))?
-        .random_password()
-        .map(str::to_owned)
-        .unwrap_or_default();
-    if rules::valid_auth_token(&token) {
-        Ok(token)
-    } else {
-        // Never the value: it would be the token.
-        Err(RestoreError::InvalidSecret(
-            "GetRandomPassword returned no valid AUTH token (16 to 128 printable characters)".into(),
-        ))
-    }
-}
-
-/// The ARN of the test's AUTH secret that an earlier (redelivered) start created.
-async fn existing_secret(deps: &Deps, group_id: &str) -> Result<String, RestoreError> {
-    let name = rules::test_secret_name(group_id);
-    let out = deps.sm.describe_secret().secret_id(&name).send().await;
-    out.ok().and_then(|d| d.arn().map(str::to_owned)).ok_or_else(|| {
-        RestoreError::InvalidSecret(format!(
-            "{group_id} exists but its AUTH secret {name} does not; its cleanup (or the janitor) removes it, test again later"
-        ))
-    })
-}
-
-/// What a test's group is restored from: a snapshot, or (a serverless cache's test) a verified RDB copy.
-pub(crate) struct Seed<'a> {
-    pub source: rules::GroupSource<'a>,
-    /// One node, or cluster mode with shards and a parameter group.
-    pub layout: crate::cache_shards::Layout,
-    /// The snapshot's name or the copy's manifest key, for the group's description.
-    pub from: &'a str,
-}
-
-/// Restores `seed` into the test's group, unless a redelivered start already did (reused only when it is a
-/// restore test of the same cache); answers the AUTH secret's ARN.
-pub(crate) async fn ensure_restored(
-    deps: &Deps,
-    cache: &Cache,
-    seed: Seed<'_>,
-    group_id: &str,
-) -> Result<String, RestoreError> {
-    if let Some(g) = rules::group(&deps.ec, group_id).await? {
-        rules::may_reuse(&g.tags, &cache.id).map_err(|owner| RestoreError::NameTaken {
-            id: group_id.to_owned(),
-            database: cache.id.clone(),
-            owner,
-        })?;
-        return existing_secret(deps, group_id).await;
-    }
-    let s = &deps.settings;
-    let expires = db_rules::test_expiry(Utc::now(), s.expiry_hours);
-    let token = auth_token(deps).await?;
-    let secret = rules::test_secret_name(group_id);
-    let owner = password::Owner {
-        name: &secret,
-        restored_id: group_id,
-        database: &cache.id,
-        expires,
-    };
-    let arn = password::store(&deps.sm, &owner, rules::AUTH_USER, &token).await?;
-    let mut tags = rules::test_tags(&cache.id, expires);
-    // What verify reads back to know what the group holds (never from the state it is handed).
-    tags.insert(db_rules::RESTORED_FROM.to_owned(), seed.from.to_owned());
-    let security_groups: Vec<String> = s.cache.security_group.iter().cloned().collect();
-    let request = GroupRequest {
-        group_id,
-        description: format!("Lifeboat restore test of {} from {}", cache.id, seed.from),
-        source: seed.source,
-        cluster_mode: seed.layout.cluster_mode(),
-        shards: seed.layout.shard_count(),
-        engine: Some(&cache.engine),
-        node_type: &s.cache.node_type,
-        subnet_group: s.cache.subnet_group.as_deref(),
-        security_groups: &security_groups,
-        auth_token: &token,
-        tags: &tags,
-    };
-    rules::create_group_with(&deps.ec, &request, seed.layout.parameter_group.as_deref()).await?;
-    Ok(arn)
-}
-
 /// Restores the newest available Lifeboat snapshot of the cache (or the named one) into an isolated group.
 pub async fn start(
     deps: &Deps,
@@ -206,7 +110,7 @@ pub async fn start_with(
         reason: format!(
             "snapshot `{}` has neither Lifeboat's created-at tag nor a creation time from ElastiCache, so its RPO cannot be reported; test a snapshot Lifeboat made, or tag this one {}=<RFC 3339 time it was taken>",
             chosen.name,
-            lifeboat::tags::CREATED_AT
+            lifeboat::core::tags::CREATED_AT
         ),
     })?;
     let layout = crate::cache_shards::layout(deps, source, chosen).await?;
@@ -262,18 +166,6 @@ pub async fn poll(deps: &Deps, mut test: CacheTestState) -> Result<Value, Restor
     to_value(&test)
 }
 
-/// The newest verified RDB copy of the cache, with its key.
-pub(crate) async fn newest_manifest(deps: &Deps, cache: &str) -> Result<Option<(String, RdbManifest)>, Error> {
-    let s = &deps.settings;
-    let prefix = lifeboat::bucket::rdb_prefix(cache);
-    let suffix = lifeboat::bucket::MANIFEST_SUFFIX;
-    let Some((key, _)) = lifeboat::bucket::newest_key(&deps.s3, &s.bucket, &prefix, suffix).await? else {
-        return Ok(None);
-    };
-    let manifest = lifeboat::bucket::get_json(&deps.s3, &s.bucket, &key).await?;
-    Ok(Some((key, manifest)))
-}
-
 /// What ElastiCache says of the restored group's protection: encrypted in transit and at rest, AUTH on.
 fn protection_check(g: &rules::Group) -> Check {
     let (transit, at_rest, auth) = (g.transit_encryption, g.at_rest_encryption, g.auth_token_enabled);
@@ -296,9 +188,9 @@ async fn restored_from(
         let reason = format!("{} carries no {} tag", g.id, db_rules::RESTORED_FROM);
         return Ok((None, Expected::NotCompared(reason)));
     };
-    let prefix = lifeboat::bucket::rdb_prefix(cache);
-    if from.starts_with(&prefix) && from.ends_with(lifeboat::bucket::MANIFEST_SUFFIX) {
-        let m: RdbManifest = lifeboat::bucket::get_json(&deps.s3, &deps.settings.bucket, from).await?;
+    let prefix = lifeboat::bucket::layout::rdb_prefix(cache);
+    if from.starts_with(&prefix) && from.ends_with(lifeboat::bucket::layout::MANIFEST_SUFFIX) {
+        let m: RdbManifest = lifeboat::bucket::layout::get_json(&deps.s3, &deps.settings.bucket, from).await?;
         let expected = rules::expected_keys(Some((from, &m)), &m.snapshot);
         return Ok((Some((m.snapshot.clone(), m.snapshot_time)), expected));
     }
@@ -363,7 +255,7 @@ pub async fn verify(deps: &Deps, mut test: CacheTestState) -> Result<Value, Rest
     };
     let body = serde_json::to_vec_pretty(&record).map_err(RestoreError::Report)?;
     let key = rules::checks_record_key(&test.cache, test.requested_at);
-    crate::handler::put_report(deps, key, body, "application/json").await?;
+    put_report(deps, key, body, "application/json").await?;
     test.restored_id = Some(g.id);
     test.shards = g.shards;
     test.snapshot = record.snapshot;
@@ -423,13 +315,13 @@ pub async fn report(deps: &Deps, mut test: CacheTestState, error: Option<Value>)
         verified_at,
         timings: &test.timings,
         checks,
-        error: error.as_ref().map(crate::handler::error_text),
+        error: error.as_ref().map(error_text),
     });
-    let base = lifeboat::bucket::cache_restore_report_base(&test.cache, test.requested_at);
+    let base = lifeboat::bucket::layout::cache_restore_report_base(&test.cache, test.requested_at);
     let body = serde_json::to_vec_pretty(&r).map_err(RestoreError::Report)?;
-    crate::handler::put_report(deps, format!("{base}.json"), body, "application/json").await?;
+    put_report(deps, format!("{base}.json"), body, "application/json").await?;
     let md = rules::markdown(&r).into_bytes();
-    crate::handler::put_report(deps, format!("{base}.md"), md, "text/markdown; charset=utf-8").await?;
+    put_report(deps, format!("{base}.md"), md, "text/markdown; charset=utf-8").await?;
     report_metrics(&r)
         .publish(&deps.cw, &deps.settings.common.metrics_namespace, Utc::now())
         .await?;

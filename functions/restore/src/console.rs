@@ -7,15 +7,16 @@
 
 use std::time::Instant;
 
-use lifeboat::error::Error;
-use lifeboat::rds::instances::{self as rds, Placement, PointInTimeRequest, RestoreRequest};
-use lifeboat::restore::{self as rules, choose_snapshot, ConsoleWait, PlacementChoice, SourcePlacement};
-use lifeboat::selection::{Database, DbKind};
+use lifeboat::core::error::Error;
+use lifeboat::rds::described::Placement;
+use lifeboat::rds::instances::{self as rds, PointInTimeRequest, RestoreRequest};
+use lifeboat::rds::restore::{self as rules, choose_snapshot, ConsoleWait, PlacementChoice, SourcePlacement};
+use lifeboat::rds::selection::{Database, DbKind};
 use serde_json::{json, Value};
 
+use crate::deps::{exists, find, Deps};
 use crate::error::RestoreError;
 use crate::event::ManualRestore;
-use crate::handler::{exists, find, Deps};
 
 /// Runs a console restore: checks the target is new, starts the restore, waits for it while there is time.
 pub async fn restore(deps: &Deps, m: ManualRestore, deadline: Option<Instant>) -> Result<Value, RestoreError> {
@@ -62,7 +63,7 @@ fn choice(m: &ManualRestore) -> PlacementChoice {
 async fn begin(deps: &Deps, db: &Database, m: &ManualRestore, placement: &Placement) -> Result<String, RestoreError> {
     match (&m.snapshot, &m.point_in_time) {
         (Some(snap), _) => {
-            let snapshots = lifeboat::rds::list_for_db(&deps.rds, &db.id, db.kind).await?;
+            let snapshots = lifeboat::rds::snapshots::list_for_db(&deps.rds, &db.id, db.kind).await?;
             let chosen = choose_snapshot(&snapshots, Some(snap)).map_err(|reason| RestoreError::Snapshot {
                 database: db.id.clone(),
                 reason,

@@ -5,12 +5,15 @@
 //! Owns the kinds and their messages only; it must never decide whether something is a failure.
 
 use lambda_runtime::Diagnostic;
+use lifeboat::postgres::archive::ArchiveError;
+use lifeboat::postgres::db::DbError;
+use lifeboat::postgres::export::{ForeignHost, Refusal};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
     /// A shared failure (AWS call, invalid event, configuration, the cleanup guard) with its own `errorType`.
     #[error(transparent)]
-    Shared(#[from] lifeboat::error::Error),
+    Shared(#[from] lifeboat::core::error::Error),
     /// What the request or the test state names is not there (database, restored instance).
     #[error("{0}")]
     NotFound(String),
@@ -54,7 +57,7 @@ pub enum RestoreError {
     State(#[source] serde_json::Error),
     /// A restore from an export stopped (which check, or why it was refused).
     #[error(transparent)]
-    FromExport(#[from] crate::from_export::ExportRestoreError),
+    FromExport(#[from] ExportRestoreError),
     /// What the request asks is not something Lifeboat does yet (a restore test of a sharded cache).
     #[error("{0}")]
     Unsupported(String),
@@ -136,12 +139,12 @@ pub struct Ready {
 pub fn poll_verdict(
     id: String,
     status: &str,
-    progress: lifeboat::restore::Progress,
+    progress: lifeboat::rds::restore::Progress,
     endpoint: Option<(String, u16)>,
     requested_at: chrono::DateTime<chrono::Utc>,
     minutes: u32,
 ) -> Result<Option<Ready>, RestoreError> {
-    use lifeboat::restore::Progress;
+    use lifeboat::rds::restore::Progress;
     let status = status.to_owned();
     match progress {
         Progress::Failed => Err(RestoreError::RestoreFailed { id, status }),
@@ -155,6 +158,58 @@ pub fn poll_verdict(
                 port,
                 seconds: elapsed.num_milliseconds() as f64 / 1000.0,
             }))
+        }
+    }
+}
+
+/// Why a restore-export stopped; an [`ArchiveError`] says which check failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportRestoreError {
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("{id} has no credentials: tag it `lifeboat:secret` with the secret of a user that may create databases")]
+    NoCredentials { id: String },
+    #[error("neither secret {secret} nor RDS says where {id} is")]
+    NoAddress { id: String, secret: String },
+    /// The secret names a host that is not the server's: refused before any connection, as the export refuses it.
+    #[error(transparent)]
+    ForeignHost(#[from] ForeignHost),
+    #[error(
+        "restoring {key} would not finish in this invocation: {} MiB stored at about {} MiB/s needs ~{} s but only \
+         {} s remain (LIFEBOAT_RESTORE_MIB_PER_SECOND); nothing was created. {}Or run it from a terminal with the \
+         lifeboat tool (no time limit), filling in the server and user:\n{command}",
+        refusal.size_mib, refusal.mib_per_second, refusal.estimate_secs, refusal.remaining_secs,
+        task_command.as_ref().map_or_else(
+            || "No ECS restore task is deployed (the stack's ExportTaskImageUri creates it). ".to_owned(),
+            |c| format!("Run it as the ECS restore task (no time limit):\n{c}\n")
+        )
+    )]
+    TooLong {
+        key: String,
+        refusal: Refusal,
+        /// `aws ecs run-task ...`, when the stack deploys the restore task.
+        task_command: Option<String>,
+        command: String,
+    },
+}
+
+impl ExportRestoreError {
+    /// The Lambda `errorType`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::TooLong { .. } => "Lifeboat.Restore.TooLong",
+            Self::Archive(ArchiveError::TargetExists { .. }) => "Lifeboat.Restore.TargetExists",
+            Self::Archive(ArchiveError::NoExport { .. } | ArchiveError::OtherDatabase { .. }) => {
+                "Lifeboat.Restore.NoExport"
+            }
+            Self::Archive(ArchiveError::Table(_)) => "Lifeboat.Restore.UnknownTable",
+            Self::Archive(ArchiveError::NoRoom(_)) => "Lifeboat.Restore.NoRoom",
+            Self::Db(_) | Self::NoCredentials { .. } | Self::NoAddress { .. } | Self::ForeignHost(_) => {
+                "Lifeboat.Restore.Connect"
+            }
+            Self::Archive(_) => "Lifeboat.Restore.ExportCheck",
         }
     }
 }
@@ -182,7 +237,7 @@ mod tests {
         .into();
         assert_eq!(d.error_type, "Lifeboat.PartialFailure");
         assert_eq!(d.error_message, "restore tests failed for 1 of 3 databases: billing");
-        let d: Diagnostic = RestoreError::from(lifeboat::error::Error::InvalidEvent("x".into())).into();
+        let d: Diagnostic = RestoreError::from(lifeboat::core::error::Error::InvalidEvent("x".into())).into();
         assert_eq!(d.error_type, "Lifeboat.InvalidEvent");
         assert_eq!(d.error_message, "invalid event: x");
     }

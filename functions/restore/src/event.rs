@@ -3,18 +3,20 @@
 //!
 //! The state is a record for people, not a source of truth: whoever invokes a step may send any state. A step
 //! reads from it only the database (or cache) under test and the request time, which name the restored resource
-//! (`restore::test_identifier`, `cache_restore::test_group_id`); everything else it acts on (the resource, its
+//! (`lifeboat::rds::restore::test_identifier`, `lifeboat::caches::restore::test_group_id`); everything else it acts on (the resource, its
 //! endpoint, its master user, its secret, what it was restored from, a report's checks) it derives from AWS
-//! (`crate::restored`). A state naming another restored resource than the derived one is refused. Which requests
+//! (`restored.rs`). A state naming another restored resource than the derived one is refused. Which requests
 //! a deployment serves is [`Request::entry`]'s: the steps and the console's actions are separate functions.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use lifeboat::error::Error;
-use lifeboat::naming::validate_db_identifier;
-use lifeboat::restore::Check;
-use lifeboat::selection::DbKind;
+use lifeboat::caches::restore as cache_rules;
+use lifeboat::core::error::Error;
+use lifeboat::postgres::archive::plan::{self, ExportChoice};
+use lifeboat::rds::naming::validate_db_identifier;
+use lifeboat::rds::restore::Check;
+use lifeboat::rds::selection::DbKind;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -63,7 +65,7 @@ pub enum Request {
     Restore(ManualRestore),
     /// A restore of a complete export (or some of its tables) into a new database.
     #[serde(rename = "restore-export")]
-    RestoreExport(crate::from_export::ExportRestore),
+    RestoreExport(ExportRestore),
     /// A cache's restore test: restore the newest (or the named) snapshot into an isolated replication group.
     CacheStart {
         cache: String,
@@ -87,7 +89,7 @@ pub enum Request {
     },
     /// A real restore of a named cache snapshot into a new, named replication group.
     #[serde(rename = "restore-cache")]
-    RestoreCache(crate::cache_console::CacheRestore),
+    RestoreCache(CacheRestore),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -189,7 +191,7 @@ pub struct TestState {
 impl TestState {
     /// The restored instance or cluster the database and request time name (never the state's own say).
     pub fn derived_id(&self) -> String {
-        lifeboat::restore::test_identifier(&self.database, self.requested_at)
+        lifeboat::rds::restore::test_identifier(&self.database, self.requested_at)
     }
 }
 
@@ -269,7 +271,7 @@ impl CacheTestState {
 
     /// The restored group its cache and request time name (never the state's own say).
     pub fn group_id(&self) -> String {
-        lifeboat::cache_restore::test_group_id(&self.cache, self.requested_at)
+        lifeboat::caches::restore::test_group_id(&self.cache, self.requested_at)
     }
 }
 
@@ -340,10 +342,94 @@ pub fn parse(payload: Value) -> Result<Request, Error> {
             }
         }
         Request::RestoreExport(r) => r.validate()?,
-        Request::CacheStart { cache, .. } => lifeboat::cache_restore::validate_group_id(cache)
+        Request::CacheStart { cache, .. } => lifeboat::caches::restore::validate_group_id(cache)
             .map_err(|r| Error::InvalidEvent(format!("cache `{cache}`: {r}")))?,
         Request::RestoreCache(r) => r.validate()?,
         _ => {}
     }
     Ok(req)
+}
+/// `{"action": "restore-export", "database": "app-prod", "export": "latest", "tables": ["users"],
+///   "into": {"database": "app_prod_restore_20261123"}}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportRestore {
+    /// The RDS instance or cluster whose export is restored.
+    pub database: String,
+    /// `latest` (the default), a manifest key, or `{"before": "<RFC 3339>"}`.
+    #[serde(default)]
+    pub export: ExportChoice,
+    /// The export profile to choose from (default `LIFEBOAT_RESTORE_EXPORT_PROFILE`, `full`).
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// Tables as the manifest names them (`users`, `billing.invoices`, `"we.ird"."x"`); empty restores all.
+    #[serde(default)]
+    pub tables: Vec<String>,
+    pub into: IntoTarget,
+    /// `pg_restore --jobs`: 2 or more write the verified plaintext to the work directory first (refused up front
+    /// when it would not fit); 1 or none streams with no file.
+    #[serde(default)]
+    pub jobs: Option<u32>,
+}
+
+/// Where the restore goes: a database that must not exist yet, on the source's server or on `instance`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntoTarget {
+    pub database: String,
+    #[serde(default)]
+    pub instance: Option<String>,
+}
+
+impl ExportRestore {
+    /// Refuses what cannot be a restore-export before anything is called.
+    pub fn validate(&self) -> Result<(), Error> {
+        let invalid =
+            |what: &str, value: &str, reason: String| Error::InvalidEvent(format!("{what} `{value}`: {reason}"));
+        validate_db_identifier(&self.database).map_err(|r| invalid("database", &self.database, r.to_string()))?;
+        if let Some(i) = &self.into.instance {
+            validate_db_identifier(i).map_err(|r| invalid("into.instance", i, r.to_string()))?;
+        }
+        if let Some(jobs) = self.jobs.filter(|j| !(1..=plan::MAX_JOBS).contains(j)) {
+            return Err(invalid(
+                "jobs",
+                &jobs.to_string(),
+                format!("between 1 and {}", plan::MAX_JOBS),
+            ));
+        }
+        plan::check_target_name(&self.into.database).map_err(|e| Error::InvalidEvent(e.to_string()))
+    }
+}
+
+/// `{"action": "restore-cache", "snapshot": ..., "target": ..., "node_type": ..., "reason": ...}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheRestore {
+    /// The ElastiCache snapshot to restore (any available snapshot, Lifeboat's or not).
+    pub snapshot: String,
+    /// The new replication group's identifier. Never an existing one.
+    pub target: String,
+    /// The node type of the new group (the source's, for a replacement).
+    pub node_type: String,
+    /// Default: the restore-test cache subnet group (LIFEBOAT_CACHE_RESTORE_SUBNET_GROUP).
+    #[serde(default)]
+    pub subnet_group: Option<String>,
+    /// Default: the restore-test cache security group (admits only the restore function).
+    #[serde(default)]
+    pub security_groups: Option<Vec<String>>,
+    /// Why, in the new group's tags.
+    pub reason: String,
+}
+
+impl CacheRestore {
+    pub fn validate(&self) -> Result<(), Error> {
+        cache_rules::validate_group_id(&self.target)
+            .map_err(|r| Error::InvalidEvent(format!("restore-cache: target `{}` {r}", self.target)))?;
+        if self.reason.trim().is_empty() {
+            return Err(Error::InvalidEvent(
+                "restore-cache: give a `reason` (it goes in the tags)".into(),
+            ));
+        }
+        Ok(())
+    }
 }

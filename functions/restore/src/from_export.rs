@@ -1,203 +1,35 @@
 //! The console's `restore-export` action: a complete export (or some of its tables) streamed into a NEW database
 //! on the source's server or on another named instance, verified row for row against the manifest.
 //!
-//! It translates only: the event is read here, the export is chosen and restored by `lifeboat::archive` (which
-//! refuses an existing target and drops what it created on any failure), and the admission against the
-//! invocation's deadline and the `lifeboat` command line that runs it instead are `lifeboat::archive::plan`'s rules.
-//! Every restore that starts (export chosen and admitted) leaves a report in the bucket (`lifeboat::archive::report`),
-//! restored or failed.
+//! It translates only: the event is read in `event.rs` (`ExportRestore`), its settings in `settings.rs`
+//! (`FromExportSettings`) and its error is `error.rs`'s `ExportRestoreError`; the export is chosen and restored by
+//! `lifeboat::postgres::archive` (which refuses an existing target and drops what it created on any failure), and
+//! the admission against the invocation's deadline and the `lifeboat` command line that runs it instead are
+//! `lifeboat::postgres::archive::plan`'s rules. Every restore that starts (export chosen and admitted) leaves a
+//! report in the bucket (`lifeboat::postgres::archive::report`), restored or failed.
 //! Never: writes to the source database (it connects to the server's `postgres` database to create the target),
 //! restores an incomplete export, or returns a password.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
-use lifeboat::archive::plan::{self, ExportChoice};
-use lifeboat::archive::report;
-use lifeboat::archive::restore::{self as archive_restore, Report};
-use lifeboat::archive::{find_export, ArchiveError, Counters};
-use lifeboat::db::{self, DbError};
-use lifeboat::error::{ConfigError, Error};
-use lifeboat::export::{check_host, stop_at, ForeignHost, Refusal, ALLOW_ANY_HOST};
-use lifeboat::manifest::Manifest;
-use lifeboat::naming::validate_db_identifier;
-use lifeboat::selection::Database;
-use lifeboat::settings::{parse_number, read, Env};
-use serde::Deserialize;
+use lifeboat::bucket::manifest::Manifest;
+use lifeboat::postgres::archive::plan;
+use lifeboat::postgres::archive::report;
+use lifeboat::postgres::archive::restore::{self as archive_restore, Report};
+use lifeboat::postgres::archive::{find_export, ArchiveError, Counters};
+use lifeboat::postgres::db;
+use lifeboat::postgres::export::{check_host, stop_at};
+use lifeboat::rds::selection::Database;
 use serde_json::{json, Value};
 
-use crate::error::RestoreError;
-use crate::handler::{age_identity, find, Deps};
-
-pub const MIB_PER_SECOND: &str = "LIFEBOAT_RESTORE_MIB_PER_SECOND";
-pub const WORKDIR: &str = "LIFEBOAT_RESTORE_WORKDIR";
-pub const WORKDIR_RESERVE_MIB: &str = "LIFEBOAT_RESTORE_WORKDIR_RESERVE_MIB";
-pub const TASK_CLUSTER: &str = "LIFEBOAT_RESTORE_TASK_CLUSTER";
-pub const TASK_DEFINITION: &str = "LIFEBOAT_RESTORE_TASK_DEFINITION";
-pub const TASK_SUBNETS: &str = "LIFEBOAT_RESTORE_TASK_SUBNETS";
-pub const TASK_SECURITY_GROUP: &str = "LIFEBOAT_RESTORE_TASK_SECURITY_GROUP";
-
-/// The speed assumed unless configured: no faster than `make bench-restore` measured. Its slowest streamed run
-/// (docs/bench/restore-2026-11-30-1gb.txt: 177.3 MiB stored in 14.2 s, median 12.6 s) is 12.5 stored MiB/s; an
-/// assumption faster than what was measured admits restores that then run out of time.
-pub const DEFAULT_MIB_PER_SECOND: u32 = 12;
+use crate::deps::{age_identity, find, Deps};
+use crate::error::{ExportRestoreError, RestoreError};
+use crate::event::ExportRestore;
 
 /// The server database the target is created from; the source database is never connected to.
 const MAINTENANCE_DB: &str = "postgres";
-
-/// How fast a restore is assumed to go (what is too long for an invocation is run with the `lifeboat` tool).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
-    /// Stored (compressed, encrypted) MiB per second through download, decryption and pg_restore.
-    pub mib_per_second: u32,
-    /// Where a `jobs` restore writes the plaintext archive: the function's ephemeral storage (`/tmp`), or the
-    /// ECS task's volume.
-    pub workdir: PathBuf,
-    /// Space kept free there beside the archive.
-    pub workdir_reserve_mib: u32,
-    /// The ECS task that runs what an invocation cannot finish (when the stack deploys it).
-    pub task: Option<plan::EcsTask>,
-    /// `LIFEBOAT_EXPORT_ALLOW_ANY_HOST`, the export's own setting: a secret's host may be other than the
-    /// database's endpoints (a proxy, a tunnel). Off, a restore onto the source's server connects only to it.
-    pub allow_any_host: bool,
-}
-
-impl Settings {
-    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
-        let reserve = plan::WORKDIR_RESERVE_BYTES / (1024 * 1024);
-        Ok(Self {
-            mib_per_second: parse_number(env, MIB_PER_SECOND, DEFAULT_MIB_PER_SECOND, 1..=10_000)?,
-            workdir: read(env, WORKDIR).map_or_else(std::env::temp_dir, PathBuf::from),
-            workdir_reserve_mib: parse_number(env, WORKDIR_RESERVE_MIB, reserve as u32, 0..=u32::MAX)?,
-            task: match (read(env, TASK_CLUSTER), read(env, TASK_DEFINITION)) {
-                (Some(cluster), Some(task_definition)) => Some(plan::EcsTask {
-                    cluster,
-                    task_definition,
-                    subnets: read(env, TASK_SUBNETS).unwrap_or_else(|| "<subnet-id>".to_owned()),
-                    security_group: read(env, TASK_SECURITY_GROUP).unwrap_or_else(|| "<security group>".to_owned()),
-                }),
-                _ => None,
-            },
-            allow_any_host: parse_flag(env, ALLOW_ANY_HOST)?,
-        })
-    }
-}
-
-/// `true` or `false` (any case), as the export reads the same variable; unset is `false`.
-fn parse_flag(env: &impl Env, name: &str) -> Result<bool, ConfigError> {
-    match read(env, name) {
-        None => Ok(false),
-        Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
-        Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
-        Some(v) => Err(ConfigError::new(name, &v, "expected true or false")),
-    }
-}
-
-/// `{"action": "restore-export", "database": "app-prod", "export": "latest", "tables": ["users"],
-///   "into": {"database": "app_prod_restore_20261123"}}`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExportRestore {
-    /// The RDS instance or cluster whose export is restored.
-    pub database: String,
-    /// `latest` (the default), a manifest key, or `{"before": "<RFC 3339>"}`.
-    #[serde(default)]
-    pub export: ExportChoice,
-    /// The export profile to choose from (default `LIFEBOAT_RESTORE_EXPORT_PROFILE`, `full`).
-    #[serde(default)]
-    pub profile: Option<String>,
-    /// Tables as the manifest names them (`users`, `billing.invoices`, `"we.ird"."x"`); empty restores all.
-    #[serde(default)]
-    pub tables: Vec<String>,
-    pub into: IntoTarget,
-    /// `pg_restore --jobs`: 2 or more write the verified plaintext to the work directory first (refused up front
-    /// when it would not fit); 1 or none streams with no file.
-    #[serde(default)]
-    pub jobs: Option<u32>,
-}
-
-/// Where the restore goes: a database that must not exist yet, on the source's server or on `instance`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IntoTarget {
-    pub database: String,
-    #[serde(default)]
-    pub instance: Option<String>,
-}
-
-impl ExportRestore {
-    /// Refuses what cannot be a restore-export before anything is called.
-    pub fn validate(&self) -> Result<(), Error> {
-        let invalid =
-            |what: &str, value: &str, reason: String| Error::InvalidEvent(format!("{what} `{value}`: {reason}"));
-        validate_db_identifier(&self.database).map_err(|r| invalid("database", &self.database, r.to_string()))?;
-        if let Some(i) = &self.into.instance {
-            validate_db_identifier(i).map_err(|r| invalid("into.instance", i, r.to_string()))?;
-        }
-        if let Some(jobs) = self.jobs.filter(|j| !(1..=plan::MAX_JOBS).contains(j)) {
-            return Err(invalid(
-                "jobs",
-                &jobs.to_string(),
-                format!("between 1 and {}", plan::MAX_JOBS),
-            ));
-        }
-        plan::check_target_name(&self.into.database).map_err(|e| Error::InvalidEvent(e.to_string()))
-    }
-}
-
-/// Why a restore-export stopped; an [`ArchiveError`] says which check failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ExportRestoreError {
-    #[error(transparent)]
-    Archive(#[from] ArchiveError),
-    #[error(transparent)]
-    Db(#[from] DbError),
-    #[error("{id} has no credentials: tag it `lifeboat:secret` with the secret of a user that may create databases")]
-    NoCredentials { id: String },
-    #[error("neither secret {secret} nor RDS says where {id} is")]
-    NoAddress { id: String, secret: String },
-    /// The secret names a host that is not the server's: refused before any connection, as the export refuses it.
-    #[error(transparent)]
-    ForeignHost(#[from] ForeignHost),
-    #[error(
-        "restoring {key} would not finish in this invocation: {} MiB stored at about {} MiB/s needs ~{} s but only \
-         {} s remain (LIFEBOAT_RESTORE_MIB_PER_SECOND); nothing was created. {}Or run it from a terminal with the \
-         lifeboat tool (no time limit), filling in the server and user:\n{command}",
-        refusal.size_mib, refusal.mib_per_second, refusal.estimate_secs, refusal.remaining_secs,
-        task_command.as_ref().map_or_else(
-            || "No ECS restore task is deployed (the stack's ExportTaskImageUri creates it). ".to_owned(),
-            |c| format!("Run it as the ECS restore task (no time limit):\n{c}\n")
-        )
-    )]
-    TooLong {
-        key: String,
-        refusal: Refusal,
-        /// `aws ecs run-task ...`, when the stack deploys the restore task.
-        task_command: Option<String>,
-        command: String,
-    },
-}
-
-impl ExportRestoreError {
-    /// The Lambda `errorType`.
-    pub fn error_type(&self) -> &'static str {
-        match self {
-            Self::TooLong { .. } => "Lifeboat.Restore.TooLong",
-            Self::Archive(ArchiveError::TargetExists { .. }) => "Lifeboat.Restore.TargetExists",
-            Self::Archive(ArchiveError::NoExport { .. } | ArchiveError::OtherDatabase { .. }) => {
-                "Lifeboat.Restore.NoExport"
-            }
-            Self::Archive(ArchiveError::Table(_)) => "Lifeboat.Restore.UnknownTable",
-            Self::Archive(ArchiveError::NoRoom(_)) => "Lifeboat.Restore.NoRoom",
-            Self::Db(_) | Self::NoCredentials { .. } | Self::NoAddress { .. } | Self::ForeignHost(_) => {
-                "Lifeboat.Restore.Connect"
-            }
-            Self::Archive(_) => "Lifeboat.Restore.ExportCheck",
-        }
-    }
-}
 
 /// Runs the action: target, export, admission, identity, then the streamed and verified restore.
 pub async fn run(deps: &Deps, req: ExportRestore, deadline: Option<Instant>) -> Result<Value, RestoreError> {

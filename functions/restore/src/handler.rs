@@ -1,5 +1,5 @@
 //! Dispatches the requests: one step of a restore test per invocation (the state machine carries the state), or
-//! a console restore. Each step parses, gathers facts through the adapters, asks `lifeboat::restore` what they
+//! a console restore. Each step parses, gathers facts through the adapters, asks `lifeboat::rds::restore` what they
 //! mean, acts and reports; it decides nothing itself.
 //!
 //! A request of the other entry (`LIFEBOAT_RESTORE_ENTRY`) is refused before anything is read: the console's
@@ -12,43 +12,20 @@ use std::time::Instant;
 
 use aws_sdk_cloudwatch::types::StandardUnit;
 use chrono::{DateTime, Utc};
-use lifeboat::error::Error;
-use lifeboat::metrics::{self, Metrics};
+use lifeboat::core::error::Error;
+use lifeboat::core::metrics::{self, Metrics};
 use lifeboat::rds::instances::{self as rds, Deleted, RestoreRequest};
-use lifeboat::restore::{self as rules, choose_snapshot, test_identifier, Check};
-use lifeboat::selection::{self, Database, DbKind, Selector};
+use lifeboat::rds::restore::{self as rules, choose_snapshot, test_identifier, Check};
+use lifeboat::rds::selection::{self, Database, DbKind, Selector};
 use serde_json::{json, Value};
 
+use crate::deps::{age_identity, error_text, find, put_report, Deps};
 use crate::error::{poll_verdict, Ready, RestoreError};
 use crate::event::{self, Request, Target, TestState};
 use crate::password;
 use crate::report;
 use crate::restored::{self, RestoredDb};
-use crate::settings::RestoreSettings;
 use crate::verify;
-
-#[derive(Debug, Clone)]
-pub struct Deps {
-    pub rds: aws_sdk_rds::Client,
-    pub s3: aws_sdk_s3::Client,
-    pub sm: aws_sdk_secretsmanager::Client,
-    pub cw: aws_sdk_cloudwatch::Client,
-    pub ec: aws_sdk_elasticache::Client,
-    pub settings: RestoreSettings,
-}
-
-impl Deps {
-    pub fn new(config: &aws_config::SdkConfig, settings: RestoreSettings) -> Self {
-        Self {
-            rds: aws_sdk_rds::Client::new(config),
-            s3: aws_sdk_s3::Client::new(config),
-            sm: aws_sdk_secretsmanager::Client::new(config),
-            cw: aws_sdk_cloudwatch::Client::new(config),
-            ec: aws_sdk_elasticache::Client::new(config),
-            settings,
-        }
-    }
-}
 
 fn to_value(test: &TestState) -> Result<Value, RestoreError> {
     serde_json::to_value(test).map_err(RestoreError::State)
@@ -106,22 +83,6 @@ pub async fn handle(deps: &Deps, payload: Value, deadline: Option<Instant>) -> R
         Err(e) => tracing::error!(error = %e, "restore step failed"),
     }
     result
-}
-
-/// The source database by identifier (an instance, or a cluster; never a cluster's member instance).
-pub(crate) async fn find(deps: &Deps, id: &str) -> Result<Database, RestoreError> {
-    let all = selection::discover(&deps.rds).await?;
-    all.into_iter()
-        .find(|d| d.id == id && d.cluster.is_none())
-        .ok_or_else(|| RestoreError::NotFound(format!("no instance or cluster `{id}` in this region")))
-}
-
-/// Whether an instance or cluster of that identifier exists.
-pub(crate) async fn exists(deps: &Deps, kind: DbKind, id: &str) -> Result<bool, Error> {
-    Ok(match kind {
-        DbKind::Instance => rds::instance(&deps.rds, id).await?.is_some(),
-        DbKind::Cluster => rds::cluster(&deps.rds, id).await?.is_some(),
-    })
 }
 
 /// The tags of the instance or cluster of that identifier, `None` when there is none.
@@ -220,7 +181,7 @@ async fn start(
 ) -> Result<Value, RestoreError> {
     let t = Instant::now();
     let db = find(deps, database).await?;
-    let snapshots = lifeboat::rds::list_for_db(&deps.rds, &db.id, db.kind).await?;
+    let snapshots = lifeboat::rds::snapshots::list_for_db(&deps.rds, &db.id, db.kind).await?;
     let chosen = choose_snapshot(&snapshots, snapshot).map_err(|reason| RestoreError::Snapshot {
         database: database.to_owned(),
         reason,
@@ -293,7 +254,7 @@ async fn random_password(deps: &Deps) -> Result<String, RestoreError> {
     deps.sm
         .get_random_password()
         .password_length(32)
-        .exclude_characters(lifeboat::rotation::DEFAULT_EXCLUDED_CHARACTERS)
+        .exclude_characters(lifeboat::postgres::rotation::DEFAULT_EXCLUDED_CHARACTERS)
         .send()
         .await
         .map_err(|e| Error::aws("GetRandomPassword", e))?
@@ -329,32 +290,13 @@ async fn prepare(deps: &Deps, mut test: TestState) -> Result<Value, RestoreError
     to_value(&test)
 }
 
-pub(crate) async fn age_identity(deps: &Deps) -> Result<Option<age::x25519::Identity>, RestoreError> {
-    let Some(secret) = &deps.settings.age_identity_secret else {
-        return Ok(None);
-    };
-    let value = deps
-        .sm
-        .get_secret_value()
-        .secret_id(secret)
-        .send()
-        .await
-        .map_err(|e| Error::aws("GetSecretValue", e))?;
-    let text = value.secret_string().unwrap_or_default().trim().to_owned();
-    text.parse::<age::x25519::Identity>().map(Some).map_err(|_| {
-        RestoreError::InvalidSecret(format!(
-            "secret {secret} does not hold an age identity (AGE-SECRET-KEY-1...)"
-        ))
-    })
-}
-
 /// The snapshot the restored resource's `lifeboat:restored-from` tag names and when RDS says it was taken;
 /// `Err` says why it is unknown (a failed check).
 async fn restored_snapshot(deps: &Deps, test: &TestState, r: &RestoredDb) -> Result<(String, DateTime<Utc>), String> {
     let Some(id) = r.tags.get(rules::RESTORED_FROM) else {
         return Err(format!("{} carries no {} tag", r.id, rules::RESTORED_FROM));
     };
-    let snapshots = lifeboat::rds::list_for_db(&deps.rds, &test.database, r.kind)
+    let snapshots = lifeboat::rds::snapshots::list_for_db(&deps.rds, &test.database, r.kind)
         .await
         .map_err(|e| e.to_string())?;
     let created = snapshots.iter().find(|s| &s.id == id).and_then(|s| s.created);
@@ -395,7 +337,7 @@ async fn verify_step(deps: &Deps, mut test: TestState, deadline: Option<Instant>
     let r = restored_db(deps, &test).await?;
     let target = target_of(deps, &test, &r).await?;
     let snapshot = restored_snapshot(deps, &test, &r).await;
-    let latest = lifeboat::bucket::latest_manifest(&deps.s3, &s.bucket, &test.database, &s.profile).await?;
+    let latest = lifeboat::bucket::layout::latest_manifest(&deps.s3, &s.bucket, &test.database, &s.profile).await?;
     let manifest = latest.as_ref().map(|(_, m)| m);
     let mut checks = verify::database_checks(&target, &s.tls, manifest, s.row_tolerance_percent, &s.checks).await;
     let connected = rules::connected(&checks);
@@ -453,12 +395,12 @@ async fn scratch_checks(
     deps: &Deps,
     test: &TestState,
     target: &Target,
-    own: &lifeboat::manifest::Manifest,
+    own: &lifeboat::bucket::manifest::Manifest,
     deadline: Option<Instant>,
 ) -> Result<Vec<Check>, RestoreError> {
     let s = &deps.settings;
     let identity = age_identity(deps).await?;
-    let others = lifeboat::bucket::latest_manifests(&deps.s3, &s.bucket, &test.database).await?;
+    let others = lifeboat::bucket::layout::latest_manifests(&deps.s3, &s.bucket, &test.database).await?;
     let others = others.iter().filter(|(_, m)| m.profile != s.profile);
     let runs = std::iter::once((None, own)).chain(others.map(|(_, m)| (Some(m.profile.as_str()), m)));
     let mut checks = Vec::new();
@@ -484,36 +426,6 @@ async fn scratch_checks(
         checks.push(scratch.check().await);
     }
     Ok(checks)
-}
-
-pub(crate) fn error_text(error: &Value) -> String {
-    // Step Functions' caught error: {"Error": "...", "Cause": "<the function's error JSON or text>"}.
-    let cause = error.get("Cause").and_then(Value::as_str).unwrap_or_default();
-    let message = serde_json::from_str::<Value>(cause)
-        .ok()
-        .and_then(|c| c.get("errorMessage").and_then(Value::as_str).map(str::to_owned))
-        .unwrap_or_else(|| cause.to_owned());
-    let kind = error.get("Error").and_then(Value::as_str).unwrap_or("error");
-    if message.is_empty() {
-        kind.to_owned()
-    } else {
-        format!("{kind}: {message}")
-    }
-}
-
-/// Writes one report object, encrypted with the bucket's KMS key.
-pub(crate) async fn put_report(deps: &Deps, key: String, body: Vec<u8>, content_type: &str) -> Result<(), Error> {
-    deps.s3
-        .put_object()
-        .bucket(&deps.settings.bucket)
-        .key(&key)
-        .content_type(content_type)
-        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
-        .body(body.into())
-        .send()
-        .await
-        .map_err(|e| Error::aws("PutObject", e))?;
-    Ok(())
 }
 
 /// The test's metrics: success, recovery time (when it got that far) and the age of the restored data (when the

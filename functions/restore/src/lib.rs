@@ -10,10 +10,12 @@
 #![warn(clippy::too_many_lines)]
 
 pub mod cache_console;
+pub mod cache_group;
 pub mod cache_rdb;
 pub mod cache_shards;
 pub mod caches;
 pub mod console;
+pub mod deps;
 pub mod error;
 pub mod event;
 pub mod from_export;
@@ -25,5 +27,6 @@ pub mod runtime;
 pub mod settings;
 pub mod verify;
 
+pub use deps::Deps;
 pub use error::RestoreError;
-pub use handler::{handle, Deps};
+pub use handler::handle;

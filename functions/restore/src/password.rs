@@ -8,12 +8,12 @@
 //! (`lifeboat/restore-test/<restored id>`), and only when that secret's tags say it is a restore test of the
 //! source under test ([`read_own`]). An ARN in the state is never followed.
 //!
-//! Owns creating and reading the secret (the delete is `lifeboat::test_secrets`', shared with the janitor). It must never log, return in an error message, or put in the
+//! Owns creating and reading the secret (the delete is `lifeboat::rds::test_secrets`', shared with the janitor). It must never log, return in an error message, or put in the
 //! state the password itself.
 
 use chrono::{DateTime, Utc};
-use lifeboat::error::Error;
-use lifeboat::restore::{EXPIRES_AT, RESTORE_TEST, SOURCE_DB};
+use lifeboat::core::error::Error;
+use lifeboat::rds::restore::{EXPIRES_AT, RESTORE_TEST, SOURCE_DB};
 use serde::{Deserialize, Serialize};
 
 use crate::error::RestoreError;
@@ -25,8 +25,8 @@ struct Credentials {
     password: String,
 }
 
-/// The restore test a secret belongs to, and the secret's name (`lifeboat::restore::test_secret_name` of the
-/// restored instance, `lifeboat::cache_restore::test_secret_name` of a cache's group).
+/// The restore test a secret belongs to, and the secret's name (`lifeboat::rds::restore::test_secret_name` of the
+/// restored instance, `lifeboat::caches::restore::test_secret_name` of a cache's group).
 #[derive(Debug, Clone, Copy)]
 pub struct Owner<'a> {
     pub name: &'a str,
@@ -105,7 +105,7 @@ pub async fn read_own(sm: &aws_sdk_secretsmanager::Client, name: &str, source: &
         .iter()
         .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
         .collect();
-    lifeboat::restore::owned_test(&tags, SOURCE_DB, source).map_err(|reason| RestoreError::NotOwned {
+    lifeboat::rds::restore::owned_test(&tags, SOURCE_DB, source).map_err(|reason| RestoreError::NotOwned {
         id: name.clone(),
         source_id: source.to_owned(),
         reason,
@@ -125,5 +125,5 @@ pub async fn read_own(sm: &aws_sdk_secretsmanager::Client, name: &str, source: &
 
 /// Deletes the test's secret `name` at once (no recovery window); `false` when there was none.
 pub async fn delete(sm: &aws_sdk_secretsmanager::Client, name: &str) -> Result<bool, Error> {
-    lifeboat::test_secrets::delete(sm, name).await
+    lifeboat::rds::test_secrets::delete(sm, name).await
 }

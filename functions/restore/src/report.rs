@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use lifeboat::restore::{Check, CheckResult, VerifyRecord};
-use lifeboat::selection::DbKind;
+use lifeboat::rds::restore::{Check, CheckResult, VerifyRecord};
+use lifeboat::rds::selection::DbKind;
 
 /// The report's shape is shared: the evidence report reads these reports back (`lifeboat::evidence`).
-pub use lifeboat::restore::Report;
+pub use lifeboat::rds::restore::Report;
 
 /// What the report step knows, each from where it may be trusted: the database and request time name the test;
 /// the record is the verify step's own; the timings are the state's (informational, never part of the verdict).
@@ -44,16 +44,16 @@ pub fn build(f: &Facts<'_>, error: Option<String>) -> Report {
             (missing.as_slice(), None)
         }
     };
-    let passed = lifeboat::restore::test_passed(checks, verified_at.is_some(), error.is_some());
+    let passed = lifeboat::rds::restore::test_passed(checks, verified_at.is_some(), error.is_some());
     let snapshot_time = f.record.and_then(|r| r.snapshot_time);
-    let (rto, rpo) = lifeboat::restore::rto_rpo(
+    let (rto, rpo) = lifeboat::rds::restore::rto_rpo(
         f.requested_at,
         verified_at.unwrap_or(f.requested_at),
         snapshot_time.unwrap_or(f.requested_at),
     );
     Report {
         format_version: 1,
-        lifeboat_version: lifeboat::VERSION.to_owned(),
+        lifeboat_version: lifeboat::core::VERSION.to_owned(),
         database: f.database.to_owned(),
         kind: f.record.map_or(f.kind, |r| r.kind),
         restored_id: f.restored_id.to_owned(),
@@ -129,7 +129,7 @@ pub fn markdown(r: &Report) -> String {
 
 /// `reports/restore-tests/<db>/<yyyymmddThhmmssZ>` (add `.json` / `.md`).
 pub fn key_base(r: &Report) -> String {
-    lifeboat::bucket::restore_report_base(&r.database, r.requested_at)
+    lifeboat::bucket::layout::restore_report_base(&r.database, r.requested_at)
 }
 
 #[cfg(test)]

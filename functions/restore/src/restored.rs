@@ -1,6 +1,6 @@
 //! What a restore-test step acts on, found from AWS and never from the state it is handed: the restored
 //! instance, cluster or replication group that the source's name and the request time name
-//! (`restore::test_identifier`, `cache_restore::test_group_id`), accepted only when it carries the restore-test
+//! (`lifeboat::rds::restore::test_identifier`, `lifeboat::caches::restore::test_group_id`), accepted only when it carries the restore-test
 //! tag and the source tag naming the database or cache under test; its endpoint, master user and shards as RDS
 //! or ElastiCache describe them; the verify step's own record of its checks, read back by the report.
 //!
@@ -9,38 +9,16 @@
 
 use std::collections::BTreeMap;
 
-use lifeboat::cache_restore::{self as cache_rules, Group, SOURCE_CACHE};
-use lifeboat::error::Error;
+use lifeboat::caches::restore::{self as cache_rules, Group, SOURCE_CACHE};
+use lifeboat::core::error::Error;
 use lifeboat::rds::instances as rds;
-use lifeboat::restore::{owned_test, test_member_identifier, SOURCE_DB};
-use lifeboat::selection::DbKind;
+use lifeboat::rds::restore::{owned_test, test_member_identifier, SOURCE_DB};
+use lifeboat::rds::selection::DbKind;
 use serde::de::DeserializeOwned;
 
+use crate::deps::Deps;
 use crate::error::RestoreError;
 use crate::event::{CacheTestState, TestState};
-use crate::handler::Deps;
-
-/// Where an endpoint that AWS describes is reached. Production leaves it empty: the endpoint as AWS gives it.
-/// Local runs (moto describes endpoints nothing listens on) map a described host, by its suffix, to a local
-/// server, as an `/etc/hosts` line would (`LIFEBOAT_RESTORE_RESOLVE`, never set by the template; never from a
-/// payload); it maps only what AWS described.
-#[derive(Debug, Clone, Default)]
-pub struct Redirects(Vec<(String, String, u16)>);
-
-impl Redirects {
-    /// Reaches every described host ending in `suffix` at `host:port` instead.
-    pub fn add(&mut self, suffix: &str, host: &str, port: u16) {
-        self.0.push((suffix.to_owned(), host.to_owned(), port));
-    }
-
-    /// Where a described endpoint is reached.
-    pub fn reach(&self, host: &str, port: u16) -> (String, u16) {
-        self.0
-            .iter()
-            .find(|(suffix, _, _)| host.ends_with(suffix.as_str()))
-            .map_or_else(|| (host.to_owned(), port), |(_, h, p)| (h.clone(), *p))
-    }
-}
 
 /// A restored database as RDS describes it.
 #[derive(Debug, Clone)]
@@ -146,18 +124,6 @@ pub async fn record<T: DeserializeOwned>(deps: &Deps, key: &str) -> Result<Optio
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_redirect_maps_only_the_described_hosts_it_names() {
-        let mut r = Redirects::default();
-        assert_eq!(
-            r.reach("a.rds.amazonaws.com", 5432),
-            ("a.rds.amazonaws.com".to_owned(), 5432)
-        );
-        r.add(".rds.amazonaws.com", "127.0.0.1", 5433);
-        assert_eq!(r.reach("a.rds.amazonaws.com", 5432), ("127.0.0.1".to_owned(), 5433));
-        assert_eq!(r.reach("evil.example", 5432), ("evil.example".to_owned(), 5432));
-    }
 
     #[test]
     fn a_state_naming_another_restored_resource_is_refused() {

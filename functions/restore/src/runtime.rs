@@ -5,7 +5,7 @@
 
 use crate::settings::RestoreSettings;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use lifeboat::settings::ProcessEnv;
+use lifeboat::core::settings::ProcessEnv;
 use serde_json::Value;
 use tracing::Instrument;
 
@@ -21,14 +21,14 @@ fn standalone_event() -> Option<String> {
 
 /// Runs the function until the runtime stops it (or once, for a standalone event).
 pub async fn run() -> Result<(), Error> {
-    lifeboat::telemetry::init();
+    lifeboat::core::telemetry::init();
     let settings = RestoreSettings::from_env(&ProcessEnv)?;
-    let config = lifeboat::aws::load_config().await;
+    let config = lifeboat::core::aws::load_config().await;
     let deps = crate::Deps::new(&config, settings);
 
     if let Some(raw) = standalone_event() {
         let payload: Value = serde_json::from_str(&raw).map_err(|e| {
-            crate::RestoreError::from(lifeboat::error::Error::InvalidEvent(format!(
+            crate::RestoreError::from(lifeboat::core::error::Error::InvalidEvent(format!(
                 "--event / LIFEBOAT_EVENT is not JSON: {e}"
             )))
         })?;
@@ -42,7 +42,7 @@ pub async fn run() -> Result<(), Error> {
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let deps = &deps;
         let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
-        let deadline = lifeboat::deadline_from_epoch_ms(event.context.deadline);
+        let deadline = lifeboat::core::deadline_from_epoch_ms(event.context.deadline);
         crate::handle(deps, event.payload, deadline).instrument(span)
     }))
     .await

@@ -1,11 +1,15 @@
 //! The `restore` function's settings, parsed once at cold start.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
-use lifeboat::cache_check::KeyCheck;
-use lifeboat::db::{SslMode, TlsSettings};
-use lifeboat::error::ConfigError;
-use lifeboat::settings::{self, parse_number, read, CommonSettings, Env};
+use lifeboat::caches::check::KeyCheck;
+use lifeboat::core::error::ConfigError;
+use lifeboat::core::settings::{self, parse_number, read, Env};
+use lifeboat::postgres::archive::plan;
+use lifeboat::postgres::db::{SslMode, TlsSettings};
+use lifeboat::postgres::export::ALLOW_ANY_HOST;
+use lifeboat::rds::settings::CommonSettings;
 use serde::Deserialize;
 
 pub const SUBNET_GROUP: &str = "LIFEBOAT_RESTORE_SUBNET_GROUP";
@@ -30,8 +34,8 @@ pub const RESOLVE: &str = "LIFEBOAT_RESTORE_RESOLVE";
 /// `LIFEBOAT_RESTORE_RESOLVE`: `<host suffix>=<host>:<port>[,...]`, for local runs against an emulator whose
 /// described endpoints nothing listens on (as curl's `--resolve`). It maps only endpoints that AWS described, so a
 /// payload can never choose a host through it; the template never sets it.
-fn redirects(env: &impl Env) -> Result<crate::restored::Redirects, ConfigError> {
-    let mut out = crate::restored::Redirects::default();
+fn redirects(env: &impl Env) -> Result<Redirects, ConfigError> {
+    let mut out = Redirects::default();
     let Some(raw) = read(env, RESOLVE) else {
         return Ok(out);
     };
@@ -107,7 +111,7 @@ pub struct CacheRestoreSettings {
     /// only.
     pub tls: TlsSettings,
     /// The parameter group of sharded (cluster mode) restored groups; unset: ElastiCache's default cluster-mode
-    /// group of the snapshot's engine and version (`cache_restore::cluster_parameter_group`).
+    /// group of the snapshot's engine and version (`lifeboat::caches::restore::cluster_parameter_group`).
     pub cluster_parameter_group: Option<String>,
     /// Whether serverless caches are restore-tested too, from their verified RDB copies
     /// (`LIFEBOAT_SERVERLESS_CACHES`, as snapshot, export and monitor read it).
@@ -156,7 +160,7 @@ pub struct RestoreSettings {
     /// Which requests this function serves (`LIFEBOAT_RESTORE_ENTRY`).
     pub entry: Entry,
     /// Where described endpoints are reached (empty in production: as AWS describes them).
-    pub redirects: crate::restored::Redirects,
+    pub redirects: Redirects,
     pub common: CommonSettings,
     pub bucket: String,
     pub subnet_group: Option<String>,
@@ -173,7 +177,7 @@ pub struct RestoreSettings {
     pub pg_restore: String,
     pub tls: TlsSettings,
     /// The `restore-export` action: its assumed speed and the ECS task for long restores.
-    pub from_export: crate::from_export::Settings,
+    pub from_export: FromExportSettings,
     /// Restore tests of caches.
     pub cache: CacheRestoreSettings,
 }
@@ -202,9 +206,93 @@ impl RestoreSettings {
             profile: read(env, PROFILE).unwrap_or_else(|| "full".to_owned()),
             pg_restore: settings::pg_restore(env),
             tls: TlsSettings::from_env(env)?,
-            from_export: crate::from_export::Settings::from_env(env)?,
+            from_export: FromExportSettings::from_env(env)?,
             cache: CacheRestoreSettings::from_env(env)?,
         })
+    }
+}
+
+// The restore-export action's variables.
+pub const MIB_PER_SECOND: &str = "LIFEBOAT_RESTORE_MIB_PER_SECOND";
+pub const WORKDIR: &str = "LIFEBOAT_RESTORE_WORKDIR";
+pub const WORKDIR_RESERVE_MIB: &str = "LIFEBOAT_RESTORE_WORKDIR_RESERVE_MIB";
+pub const TASK_CLUSTER: &str = "LIFEBOAT_RESTORE_TASK_CLUSTER";
+pub const TASK_DEFINITION: &str = "LIFEBOAT_RESTORE_TASK_DEFINITION";
+pub const TASK_SUBNETS: &str = "LIFEBOAT_RESTORE_TASK_SUBNETS";
+pub const TASK_SECURITY_GROUP: &str = "LIFEBOAT_RESTORE_TASK_SECURITY_GROUP";
+
+/// The speed assumed unless configured: no faster than `make bench-restore` measured. Its slowest streamed run
+/// (docs/bench/restore-2026-11-30-1gb.txt: 177.3 MiB stored in 14.2 s, median 12.6 s) is 12.5 stored MiB/s; an
+/// assumption faster than what was measured admits restores that then run out of time.
+pub const DEFAULT_MIB_PER_SECOND: u32 = 12;
+
+/// How fast a restore is assumed to go (what is too long for an invocation is run with the `lifeboat` tool).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FromExportSettings {
+    /// Stored (compressed, encrypted) MiB per second through download, decryption and pg_restore.
+    pub mib_per_second: u32,
+    /// Where a `jobs` restore writes the plaintext archive: the function's ephemeral storage (`/tmp`), or the
+    /// ECS task's volume.
+    pub workdir: PathBuf,
+    /// Space kept free there beside the archive.
+    pub workdir_reserve_mib: u32,
+    /// The ECS task that runs what an invocation cannot finish (when the stack deploys it).
+    pub task: Option<plan::EcsTask>,
+    /// `LIFEBOAT_EXPORT_ALLOW_ANY_HOST`, the export's own setting: a secret's host may be other than the
+    /// database's endpoints (a proxy, a tunnel). Off, a restore onto the source's server connects only to it.
+    pub allow_any_host: bool,
+}
+
+impl FromExportSettings {
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        let reserve = plan::WORKDIR_RESERVE_BYTES / (1024 * 1024);
+        Ok(Self {
+            mib_per_second: parse_number(env, MIB_PER_SECOND, DEFAULT_MIB_PER_SECOND, 1..=10_000)?,
+            workdir: read(env, WORKDIR).map_or_else(std::env::temp_dir, PathBuf::from),
+            workdir_reserve_mib: parse_number(env, WORKDIR_RESERVE_MIB, reserve as u32, 0..=u32::MAX)?,
+            task: match (read(env, TASK_CLUSTER), read(env, TASK_DEFINITION)) {
+                (Some(cluster), Some(task_definition)) => Some(plan::EcsTask {
+                    cluster,
+                    task_definition,
+                    subnets: read(env, TASK_SUBNETS).unwrap_or_else(|| "<subnet-id>".to_owned()),
+                    security_group: read(env, TASK_SECURITY_GROUP).unwrap_or_else(|| "<security group>".to_owned()),
+                }),
+                _ => None,
+            },
+            allow_any_host: parse_flag(env, ALLOW_ANY_HOST)?,
+        })
+    }
+}
+
+/// `true` or `false` (any case), as the export reads the same variable; unset is `false`.
+fn parse_flag(env: &impl Env, name: &str) -> Result<bool, ConfigError> {
+    match read(env, name) {
+        None => Ok(false),
+        Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+        Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+        Some(v) => Err(ConfigError::new(name, &v, "expected true or false")),
+    }
+}
+
+/// Where an endpoint that AWS describes is reached. Production leaves it empty: the endpoint as AWS gives it.
+/// Local runs (moto describes endpoints nothing listens on) map a described host, by its suffix, to a local
+/// server, as an `/etc/hosts` line would (`LIFEBOAT_RESTORE_RESOLVE`, never set by the template; never from a
+/// payload); it maps only what AWS described.
+#[derive(Debug, Clone, Default)]
+pub struct Redirects(Vec<(String, String, u16)>);
+
+impl Redirects {
+    /// Reaches every described host ending in `suffix` at `host:port` instead.
+    pub fn add(&mut self, suffix: &str, host: &str, port: u16) {
+        self.0.push((suffix.to_owned(), host.to_owned(), port));
+    }
+
+    /// Where a described endpoint is reached.
+    pub fn reach(&self, host: &str, port: u16) -> (String, u16) {
+        self.0
+            .iter()
+            .find(|(suffix, _, _)| host.ends_with(suffix.as_str()))
+            .map_or_else(|| (host.to_owned(), port), |(_, h, p)| (h.clone(), *p))
     }
 }
 
@@ -215,6 +303,18 @@ mod tests {
     fn cache_settings(vars: &[(&str, &str)]) -> Result<CacheRestoreSettings, ConfigError> {
         let vars: BTreeMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         CacheRestoreSettings::from_env(&move |n: &str| vars.get(n).cloned())
+    }
+
+    #[test]
+    fn a_redirect_maps_only_the_described_hosts_it_names() {
+        let mut r = Redirects::default();
+        assert_eq!(
+            r.reach("a.rds.amazonaws.com", 5432),
+            ("a.rds.amazonaws.com".to_owned(), 5432)
+        );
+        r.add(".rds.amazonaws.com", "127.0.0.1", 5433);
+        assert_eq!(r.reach("a.rds.amazonaws.com", 5432), ("127.0.0.1".to_owned(), 5433));
+        assert_eq!(r.reach("evil.example", 5432), ("evil.example".to_owned(), 5432));
     }
 
     #[test]

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lifeboat::archive::{self, plan, ArchiveError, Counters};
-use lifeboat::db::{self, TlsSettings};
-use lifeboat::manifest::{Manifest, TableCount};
-use lifeboat::restore::{compare_counts, scratch_check, sql_answer_passes, Check};
-use lifeboat::rotation::quote_ident;
+use lifeboat::bucket::manifest::{Manifest, TableCount};
+use lifeboat::postgres::archive::{self, plan, ArchiveError, Counters};
+use lifeboat::postgres::db::{self, TlsSettings};
+use lifeboat::postgres::rotation::quote_ident;
+use lifeboat::rds::restore::{compare_counts, scratch_check, sql_answer_passes, Check};
 
 use crate::event::Target;
 use crate::settings::SqlCheck;
@@ -158,7 +158,7 @@ impl std::fmt::Debug for Scratch<'_> {
 
 impl Scratch<'_> {
     /// Restores the export into the scratch database, streamed through its checksums, decryption and
-    /// decompression into pg_restore (`lifeboat::archive`, which refuses an existing database and drops the
+    /// decompression into pg_restore (`lifeboat::postgres::archive`, which refuses an existing database and drops the
     /// scratch database when the restore fails), compares its row counts with the manifest exactly, and drops
     /// the scratch database again.
     pub async fn check(&self) -> Check {
@@ -187,7 +187,7 @@ impl Scratch<'_> {
             counters: &Arc::new(Counters::default()),
             interrupt: None,
             jobs: None,
-            stop_at: lifeboat::export::stop_at(self.deadline),
+            stop_at: lifeboat::postgres::export::stop_at(self.deadline),
         })
         .await;
         let expected = expected_counts(self.manifest);

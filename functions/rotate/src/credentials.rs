@@ -2,9 +2,9 @@
 //! `username`, `password`, `dbname`, optional `masterarn`, optional `ssl`). Keys this function does not know are
 //! kept as they are, so a rotation never drops what another tool stored in the secret.
 
-use lifeboat::db::{SslMode, Target, TlsSettings};
-use lifeboat::rotation::validate_username;
-use lifeboat::secret_json::{self, FieldError, SecretJsonError};
+use lifeboat::postgres::db::{SslMode, Target, TlsSettings};
+use lifeboat::postgres::rotation::validate_username;
+use lifeboat::postgres::secret_json::{self, FieldError, SecretJsonError};
 use serde_json::{Map, Value};
 
 /// Which credential a message is about: errors must say which one failed.
@@ -76,15 +76,15 @@ impl std::fmt::Debug for Credentials {
 /// Why a secret's value cannot be rotated. The message names the key at fault, never a value (but the engine's).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidSecret {
-    /// Not a JSON object, or a field of the wrong type (`lifeboat::secret_json`'s reason, which never quotes it).
+    /// Not a JSON object, or a field of the wrong type (`lifeboat::postgres::secret_json`'s reason, which never quotes it).
     #[error(transparent)]
     Json(#[from] SecretJsonError),
     #[error("`engine` is `{0}`; this function rotates PostgreSQL secrets")]
     NotPostgres(String),
-    /// The username cannot be a PostgreSQL role name (`lifeboat::rotation::validate_username`'s reason).
+    /// The username cannot be a PostgreSQL role name (`lifeboat::postgres::rotation::validate_username`'s reason).
     #[error("`username`: {0}")]
     Username(String),
-    /// `ssl` names no sslmode (`lifeboat::db::SslMode::parse`'s reason).
+    /// `ssl` names no sslmode (`lifeboat::postgres::db::SslMode::parse`'s reason).
     #[error("`ssl`: {0}")]
     SslMode(String),
     #[error("`ssl` must be true, false or an sslmode")]
@@ -130,7 +130,7 @@ impl Credentials {
         validate_username(&username).map_err(InvalidSecret::Username)?;
         let password = secret_json::required(&raw, "password")?;
         let host = secret_json::required(&raw, "host")?;
-        // A number or a string, as AWS's templates accept it (`lifeboat::secret_json::port`).
+        // A number or a string, as AWS's templates accept it (`lifeboat::postgres::secret_json::port`).
         let port = secret_json::port(&raw)?.unwrap_or(5432);
         let dbname = secret_json::text(&raw, "dbname")?
             .filter(|d| !d.is_empty())

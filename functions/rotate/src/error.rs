@@ -6,9 +6,9 @@
 //! token.
 
 use lambda_runtime::Diagnostic;
-use lifeboat::db::FailureKind;
-use lifeboat::error::aws_error_message;
-use lifeboat::rotation::set_secret::Refusal;
+use lifeboat::core::error::aws_error_message;
+use lifeboat::postgres::db::FailureKind;
+use lifeboat::postgres::rotation::set_secret::Refusal;
 
 use crate::credentials::Role;
 

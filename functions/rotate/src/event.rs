@@ -2,8 +2,8 @@
 //! `{"Step": "createSecret", "SecretId": "<arn>", "ClientRequestToken": "<version id>"}` (newer events also carry a
 //! `RotationToken`, which this function does not need).
 
-use lifeboat::error::Error;
-use lifeboat::rotation::Step;
+use lifeboat::core::error::Error;
+use lifeboat::postgres::rotation::Step;
 use serde::Deserialize;
 use serde_json::Value;
 

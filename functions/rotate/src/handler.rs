@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_cloudwatch::types::StandardUnit;
-use lifeboat::metrics::{self, Metrics};
-use lifeboat::rotation::{self, alternate_user, Plan, Step, Strategy, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
+use lifeboat::core::metrics::{self, Metrics};
+use lifeboat::postgres::rotation::{self, alternate_user, Plan, Step, Strategy, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use serde::Serialize;
 use serde_json::Value;
 

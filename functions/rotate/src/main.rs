@@ -1,21 +1,21 @@
 //! Wires the Lambda runtime to the rotation handler: settings and clients are built once per cold start.
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use lifeboat::settings::ProcessEnv;
+use lifeboat::core::settings::ProcessEnv;
 use rotate::settings::RotateSettings;
 use serde_json::Value;
 use tracing::Instrument;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lifeboat::telemetry::init();
+    lifeboat::core::telemetry::init();
     let settings = RotateSettings::from_env(&ProcessEnv)?;
-    let config = lifeboat::aws::load_config().await;
+    let config = lifeboat::core::aws::load_config().await;
     let deps = rotate::Deps::new(&config, settings);
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let deps = &deps;
         let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
-        let deadline = lifeboat::deadline_from_epoch_ms(event.context.deadline);
+        let deadline = lifeboat::core::deadline_from_epoch_ms(event.context.deadline);
         rotate::handle(deps, event.payload, deadline).instrument(span)
     }))
     .await

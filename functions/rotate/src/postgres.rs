@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use lifeboat::db::{self, describe, FailureKind, TlsSettings};
-use lifeboat::rotation::set_secret::RoleRights;
-use lifeboat::rotation::{quote_ident, quote_literal};
+use lifeboat::postgres::db::{self, describe, FailureKind, TlsSettings};
+use lifeboat::postgres::rotation::set_secret::RoleRights;
+use lifeboat::postgres::rotation::{quote_ident, quote_literal};
 use tokio_postgres::{Client, GenericClient};
 
 use crate::credentials::{Credentials, Role};

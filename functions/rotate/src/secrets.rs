@@ -1,9 +1,9 @@
-//! Secrets Manager calls of the rotation protocol. Thin: the decisions are in `lifeboat::rotation`.
+//! Secrets Manager calls of the rotation protocol. Thin: the decisions are in `lifeboat::postgres::rotation`.
 
 use std::collections::BTreeMap;
 
 use aws_sdk_secretsmanager::Client;
-use lifeboat::rotation::{AWSCURRENT, AWSPENDING};
+use lifeboat::postgres::rotation::{AWSCURRENT, AWSPENDING};
 
 use crate::credentials::{Credentials, Role};
 use crate::error::RotateError;

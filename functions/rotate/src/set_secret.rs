@@ -1,11 +1,11 @@
 //! setSecret: makes the database accept the pending credentials. This file gathers the facts the decision table
-//! (`lifeboat::rotation::set_secret`) asks for, one at a time, and carries out the table's decision. It decides
+//! (`lifeboat::postgres::rotation::set_secret`) asks for, one at a time, and carries out the table's decision. It decides
 //! nothing itself: which credential may change a password, and when to refuse, is the table's.
 
-use lifeboat::rotation::set_secret::{
+use lifeboat::postgres::rotation::set_secret::{
     decide_set, original_of, Action, Attempt, Failed, Login, Probe, RoleRights, SetDecision, SetFacts, Via,
 };
-use lifeboat::rotation::{Strategy, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
+use lifeboat::postgres::rotation::{Strategy, AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use tokio_postgres::Client;
 
 use crate::credentials::{Credentials, Role};

@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use lifeboat::db::TlsSettings;
-use lifeboat::error::ConfigError;
-use lifeboat::rotation::DEFAULT_EXCLUDED_CHARACTERS;
-use lifeboat::settings::{parse_number, read, Env, DEFAULT_NAMESPACE, METRICS_NAMESPACE};
+use lifeboat::core::error::ConfigError;
+use lifeboat::core::settings::{parse_number, read, Env, DEFAULT_NAMESPACE, METRICS_NAMESPACE};
+use lifeboat::postgres::db::TlsSettings;
+use lifeboat::postgres::rotation::DEFAULT_EXCLUDED_CHARACTERS;
 
 pub const PASSWORD_LENGTH: &str = "LIFEBOAT_PASSWORD_LENGTH";
 pub const EXCLUDE_CHARACTERS: &str = "LIFEBOAT_PASSWORD_EXCLUDE_CHARACTERS";

@@ -1,21 +1,23 @@
 //! Caches in a scheduled or manual run: ElastiCache replication groups, single-node clusters and (with
 //! `LIFEBOAT_SERVERLESS_CACHES=true`) serverless caches chosen by the
 //! same selector as databases, with the same snapshot names, ladder, tags and GFS retention, through
-//! `lifeboat::elasticache`. A cache's snapshot is taken from a replica where one exists.
+//! `lifeboat::caches::elasticache`. A cache's snapshot is taken from a replica where one exists.
 
 use aws_sdk_cloudwatch::types::StandardUnit;
-use lifeboat::elasticache::{self, Cache, CacheSnapshot, Created, SnapshotSource};
-use lifeboat::error::Error;
-use lifeboat::metrics::{self, Metrics};
-use lifeboat::naming::snapshot_id;
-use lifeboat::retention::{self, Decision};
-use lifeboat::selection::Selector;
-use lifeboat::snapshot_ladder::{self, Verdict};
-use lifeboat::snapshot_tags::snapshot_tags;
+use lifeboat::caches::elasticache::{self, Cache, CacheSnapshot, Created, SnapshotSource};
+use lifeboat::core::error::Error;
+use lifeboat::core::metrics::{self, Metrics};
+use lifeboat::rds::naming::snapshot_id;
+use lifeboat::rds::retention::{self, Decision};
+use lifeboat::rds::selection::Selector;
+use lifeboat::rds::snapshot_ladder::{self, Verdict};
+use lifeboat::rds::snapshot_tags::snapshot_tags;
 use serde::Serialize;
 
+use crate::deps::Deps;
 use crate::event::Trigger;
-use crate::handler::{Deps, Job, Outcome, RetentionEntry};
+use crate::job::{Job, RetentionEntry};
+use lifeboat::rds::snapshot_ladder::Outcome;
 
 /// What one run did for one cache.
 #[derive(Debug, Clone, Serialize)]

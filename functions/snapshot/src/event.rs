@@ -10,9 +10,9 @@
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, Utc};
-use lifeboat::error::Error;
-use lifeboat::naming::validate_db_identifier;
-use lifeboat::selection::DbKind;
+use lifeboat::core::error::Error;
+use lifeboat::rds::naming::validate_db_identifier;
+use lifeboat::rds::selection::DbKind;
 use serde::Deserialize;
 use serde_json::Value;
 

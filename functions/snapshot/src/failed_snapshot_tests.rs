@@ -14,8 +14,8 @@ use aws_sdk_rds::primitives::DateTime as AwsTime;
 use aws_sdk_rds::types::{DbInstance, DbSnapshot, Tag};
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use chrono::{TimeZone, Utc};
-use lifeboat::naming::{snapshot_id, SnapshotKind};
-use lifeboat::settings::SnapshotSettings;
+use lifeboat::rds::naming::{snapshot_id, SnapshotKind};
+use lifeboat::rds::settings::SnapshotSettings;
 use serde_json::json;
 
 use crate::{handle_at, Deps};
@@ -29,7 +29,7 @@ fn snapshot(id: &str, status: &str, days_ago: i64) -> DbSnapshot {
         .snapshot_type("manual")
         .status(status)
         .snapshot_create_time(AwsTime::from_secs(created.timestamp()))
-        .tag_list(Tag::builder().key(lifeboat::tags::MANAGED).value("true").build())
+        .tag_list(Tag::builder().key(lifeboat::core::tags::MANAGED).value("true").build())
         .build()
 }
 

@@ -2,13 +2,13 @@
 //! and report.
 //!
 //! It decides nothing itself. The rules it applies live in `shared`: the precondition ladder and when retention
-//! may run in `lifeboat::snapshot_ladder`, the tags in `lifeboat::snapshot_tags`, the quota report in
-//! `lifeboat::quota`, retention in `lifeboat::retention`, copy slots in `lifeboat::copies`. What it guarantees
+//! may run in `lifeboat::rds::snapshot_ladder`, the tags in `lifeboat::rds::snapshot_tags`, the quota report in
+//! `lifeboat::rds::quota`, retention in `lifeboat::rds::retention`, copy slots in `lifeboat::rds::copies`. What it guarantees
 //! by how it runs them:
 //! - one database failing never stops the others; each gets its own outcome;
 //! - retention runs only for a database whose snapshot succeeded (created or already there) in this run,
 //!   in the source region and in the DR region alike;
-//! - retention decides by the earlier of the event's time and the wall clock (`lifeboat::retention::clock`), so
+//! - retention decides by the earlier of the event's time and the wall clock (`lifeboat::rds::retention::clock`), so
 //!   an event dated in the future cannot expire anything early;
 //! - at most `LIFEBOAT_MAX_COPIES_IN_FLIGHT` copies are in flight per destination region, counting the ones
 //!   earlier runs started; copies that do not fit are picked up by a later run.
@@ -16,69 +16,31 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use aws_config::SdkConfig;
 use aws_sdk_cloudwatch::types::StandardUnit;
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
-use lifeboat::copies;
-use lifeboat::elasticache;
-use lifeboat::error::Error;
-use lifeboat::metrics::{self, Metrics};
-use lifeboat::naming::{snapshot_id, SnapshotKind};
-use lifeboat::quota::quota_report;
-pub use lifeboat::quota::QuotaReport;
-use lifeboat::rds::{self, Snapshot};
-use lifeboat::retention::{self, Decision};
-use lifeboat::selection::{self, Database, DbKind, Selector};
-use lifeboat::settings::SnapshotSettings;
-pub use lifeboat::snapshot_ladder::Outcome;
-use lifeboat::snapshot_ladder::{self, FinishedCopy, Precondition, Verdict};
-use lifeboat::snapshot_tags::{copy_tags, snapshot_tags, ManualSnapshot};
+use lifeboat::caches::elasticache;
+use lifeboat::core::error::Error;
+use lifeboat::core::metrics::{self, Metrics};
+use lifeboat::rds::copies;
+use lifeboat::rds::copies::copy_tags;
+use lifeboat::rds::naming::{snapshot_id, SnapshotKind};
+use lifeboat::rds::quota::quota_report;
+pub use lifeboat::rds::quota::QuotaReport;
+use lifeboat::rds::retention::{self, Decision};
+use lifeboat::rds::selection::{self, Database, DbKind, Selector};
+pub use lifeboat::rds::snapshot_ladder::Outcome;
+use lifeboat::rds::snapshot_ladder::{self, FinishedCopy, Precondition, Verdict};
+use lifeboat::rds::snapshot_tags::{snapshot_tags, ManualSnapshot};
+use lifeboat::rds::snapshots::{self as rds, Snapshot};
 use serde::Serialize;
 use serde_json::Value;
 use tracing::Instrument;
 
 use crate::caches::{self, CacheReport};
+use crate::deps::Deps;
 use crate::event::{self, Trigger};
-
-/// Clients and settings, built once per cold start and borrowed by every invocation.
-#[derive(Debug, Clone)]
-pub struct Deps {
-    pub rds: aws_sdk_rds::Client,
-    /// ElastiCache in the same region: caches are selected and snapshotted beside databases.
-    pub ec: aws_sdk_elasticache::Client,
-    /// A client in the DR region, when copies are configured.
-    pub dr_rds: Option<aws_sdk_rds::Client>,
-    pub cw: aws_sdk_cloudwatch::Client,
-    pub region: String,
-    pub settings: SnapshotSettings,
-}
-
-impl Deps {
-    pub fn new(config: &SdkConfig, settings: SnapshotSettings) -> Self {
-        let dr_rds = settings
-            .copy
-            .region
-            .as_deref()
-            .map(|region| aws_sdk_rds::Client::new(&lifeboat::aws::for_region(config, region)));
-        Self {
-            rds: aws_sdk_rds::Client::new(config),
-            ec: aws_sdk_elasticache::Client::new(config),
-            dr_rds,
-            cw: aws_sdk_cloudwatch::Client::new(config),
-            region: config.region().map(|r| r.to_string()).unwrap_or_default(),
-            settings,
-        }
-    }
-}
-
-/// One retention decision, as printed in the summary.
-#[derive(Debug, Clone, Serialize)]
-pub struct RetentionEntry {
-    pub snapshot: String,
-    pub logical_time: DateTime<Utc>,
-    pub decision: Decision,
-}
+use crate::job::{Job, RetentionEntry};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DbReport {
@@ -188,19 +150,6 @@ struct Run {
     reports: Vec<DbReport>,
     caches: Vec<CacheReport>,
     quota: Vec<QuotaReport>,
-}
-
-/// What a scheduled or manual run snapshots: the kind, the logical time, the retention clock, the policy and the
-/// manual extras.
-#[derive(Debug)]
-pub(crate) struct Job {
-    pub(crate) kind: SnapshotKind,
-    /// Names the snapshots and dates their tags.
-    pub(crate) at: DateTime<Utc>,
-    /// What retention decides by (`lifeboat::retention::clock`): never later than the wall clock.
-    pub(crate) clock: DateTime<Utc>,
-    pub(crate) policy: String,
-    pub(crate) manual: Option<ManualSnapshot>,
 }
 
 async fn dispatch(deps: &Deps, trigger: &Trigger, now: DateTime<Utc>) -> Result<Run, Error> {

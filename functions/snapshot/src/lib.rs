@@ -7,10 +7,13 @@
 #![warn(clippy::too_many_lines)]
 
 pub mod caches;
+pub mod deps;
 pub mod event;
 pub mod handler;
+pub mod job;
 
 #[cfg(test)]
 mod failed_snapshot_tests;
 
-pub use handler::{handle, handle_at, Deps, Summary};
+pub use deps::Deps;
+pub use handler::{handle, handle_at, Summary};

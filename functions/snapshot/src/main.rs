@@ -1,15 +1,16 @@
 //! Wires the Lambda runtime to the handler: configuration and clients are built once per cold start.
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use lifeboat::settings::{ProcessEnv, SnapshotSettings};
+use lifeboat::core::settings::ProcessEnv;
+use lifeboat::rds::settings::SnapshotSettings;
 use serde_json::Value;
 use tracing::Instrument;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lifeboat::telemetry::init();
+    lifeboat::core::telemetry::init();
     let settings = SnapshotSettings::from_env(&ProcessEnv)?;
-    let config = lifeboat::aws::load_config().await;
+    let config = lifeboat::core::aws::load_config().await;
     let deps = snapshot::Deps::new(&config, settings);
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let deps = &deps;

@@ -5,12 +5,13 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{ExportFact, Facts, Period, RestoreTestFact, SubjectKind};
-use crate::bucket;
-use crate::error::Error;
-use crate::manifest::Manifest;
-use crate::restore::{CheckResult, Report};
-use crate::selection::{Database, DbKind};
+use super::period::Period;
+use super::report::{ExportFact, Facts, RestoreTestFact, SubjectKind};
+use crate::bucket::layout;
+use crate::bucket::manifest::Manifest;
+use crate::core::error::Error;
+use crate::rds::restore::{CheckResult, Report};
+use crate::rds::selection::{Database, DbKind};
 
 /// What gathering needs: the clients and the bucket.
 #[derive(Debug, Clone, Copy)]
@@ -27,10 +28,10 @@ fn in_period(t: DateTime<Utc>, p: &Period) -> bool {
 /// Every complete export of the database; the manifests of those in the period are read for size and
 /// duration. A manifest that cannot be read keeps its export (the key proves it completed) without figures.
 async fn exports(src: Sources<'_>, db: &str, period: &Period) -> Result<Vec<ExportFact>, Error> {
-    let keys = bucket::export_manifest_keys(src.s3, src.bucket, db, None).await?;
+    let keys = layout::export_manifest_keys(src.s3, src.bucket, db, None).await?;
     let mut out = Vec::new();
     for key in &keys {
-        let (Some(profile), Some(at)) = (bucket::profile_in_key(db, key), bucket::time_in_key(key)) else {
+        let (Some(profile), Some(at)) = (layout::profile_in_key(db, key), layout::time_in_key(key)) else {
             continue;
         };
         let mut fact = ExportFact {
@@ -40,7 +41,7 @@ async fn exports(src: Sources<'_>, db: &str, period: &Period) -> Result<Vec<Expo
             duration_seconds: None,
         };
         if in_period(at, period) {
-            match bucket::get_json::<Manifest>(src.s3, src.bucket, key).await {
+            match layout::get_json::<Manifest>(src.s3, src.bucket, key).await {
                 Ok(m) => {
                     fact.stored_bytes = Some(m.stored.bytes);
                     fact.duration_seconds = Some(m.duration_seconds);
@@ -75,7 +76,7 @@ fn why_failed(report: Option<&Report>) -> String {
 /// One restore-test report: whether it passed is monitor's rule on its JSON (an unreadable report proves
 /// nothing, so it counts as failed); RTO, RPO and the reason come from the report's shape.
 async fn restore_test(src: Sources<'_>, key: &str, at: DateTime<Utc>) -> Result<RestoreTestFact, Error> {
-    let json = match bucket::get_json::<Value>(src.s3, src.bucket, key).await {
+    let json = match layout::get_json::<Value>(src.s3, src.bucket, key).await {
         Ok(v) => Some(v),
         Err(e @ Error::Aws { .. }) => return Err(e),
         Err(e) => {
@@ -84,7 +85,7 @@ async fn restore_test(src: Sources<'_>, key: &str, at: DateTime<Utc>) -> Result<
         }
     };
     let report: Option<Report> = json.as_ref().and_then(|v| serde_json::from_value(v.clone()).ok());
-    let passed = crate::monitor::restore_test_passed(json.as_ref());
+    let passed = crate::monitoring::monitor::restore_test_passed(json.as_ref());
     Ok(RestoreTestFact {
         at,
         passed,
@@ -97,16 +98,16 @@ async fn restore_test(src: Sources<'_>, key: &str, at: DateTime<Utc>) -> Result<
 
 /// The restore tests in the period, and the newest one before it (which says how old the proof was).
 async fn restore_tests(src: Sources<'_>, db: &str, period: &Period) -> Result<Vec<RestoreTestFact>, Error> {
-    let keys = bucket::list_keys(
+    let keys = layout::list_keys(
         src.s3,
         src.bucket,
-        &bucket::restore_report_prefix(db),
-        bucket::REPORT_SUFFIX,
+        &layout::restore_report_prefix(db),
+        layout::REPORT_SUFFIX,
     )
     .await?;
     let timed: Vec<(&str, DateTime<Utc>)> = keys
         .iter()
-        .filter_map(|k| Some((k.as_str(), bucket::time_in_key(k)?)))
+        .filter_map(|k| Some((k.as_str(), layout::time_in_key(k)?)))
         .collect();
     let before = timed
         .iter()
@@ -121,13 +122,13 @@ async fn restore_tests(src: Sources<'_>, db: &str, period: &Period) -> Result<Ve
 
 /// Everything the report needs about one database.
 pub async fn facts(src: Sources<'_>, db: &Database, period: &Period) -> Result<Facts, Error> {
-    let snapshots = crate::rds::list_for_db(src.rds, &db.id, db.kind).await?;
+    let snapshots = crate::rds::snapshots::list_for_db(src.rds, &db.id, db.kind).await?;
     let available: Vec<_> = snapshots.iter().filter(|s| s.is_available()).collect();
     let retention = available
         .iter()
-        .filter(|s| s.owned() && s.source() == crate::rds::Source::Schedule)
+        .filter(|s| s.owned() && s.source() == crate::rds::snapshot_tags::Source::Schedule)
         .max_by_key(|s| s.logical_time())
-        .and_then(|s| s.tags.get(crate::tags::POLICY).cloned());
+        .and_then(|s| s.tags.get(crate::core::tags::POLICY).cloned());
     Ok(Facts {
         db: db.id.clone(),
         kind: match db.kind {

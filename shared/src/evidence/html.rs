@@ -6,7 +6,7 @@
 
 use chrono::NaiveDate;
 
-use super::{Day, DayStatus, DbReport, ExportFact, FleetSummary, Report, RestoreTestFact, Series, SeriesKind};
+use super::report::{Day, DayStatus, DbReport, ExportFact, FleetSummary, Report, RestoreTestFact, Series, SeriesKind};
 
 /// The page's policy: nothing may be fetched; inline styles and data: images only.
 pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:";
@@ -198,8 +198,8 @@ fn expectation(s: &Series) -> String {
 
 fn database(p: &mut Page, db: &DbReport, days: &[NaiveDate]) {
     let kind = match db.kind {
-        super::SubjectKind::RdsInstance => "RDS instance",
-        super::SubjectKind::AuroraCluster => "Aurora cluster",
+        super::report::SubjectKind::RdsInstance => "RDS instance",
+        super::report::SubjectKind::AuroraCluster => "Aurora cluster",
     };
     let (mark, class) = if db.verdict.meets_policy {
         ("✓", "verdict ok")
@@ -618,8 +618,9 @@ fn findings(p: &mut Page, list: &[String]) {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::evidence::fixtures::{fleet, now, policy};
-    use crate::evidence::{build, Period};
+    use crate::evidence::period::Period;
+    use crate::evidence::report::fixtures::{fleet, now, policy};
+    use crate::evidence::rules::build;
 
     fn page() -> String {
         render(&build(&fleet(), &policy(), &Period::parse(None, now()).unwrap(), now()))

@@ -10,11 +10,12 @@
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
-use super::{
-    Day, DayStatus, DbReport, ExportFact, Facts, FleetSummary, OldestTest, Period, PolicyView, Report, RestoreTestFact,
-    Series, SeriesKind, Verdict, WorstRpo, FORMAT_VERSION,
+use super::period::Period;
+use super::report::{
+    Day, DayStatus, DbReport, ExportFact, Facts, FleetSummary, OldestTest, PolicyView, Report, RestoreTestFact, Series,
+    SeriesKind, Verdict, WorstRpo, FORMAT_VERSION,
 };
-use crate::monitor::{self, Observed, Policy};
+use crate::monitoring::monitor::{self, Observed, Policy};
 
 /// How many backups a day a threshold of `threshold_hours` implies; `None` for thresholds longer than a day
 /// and an hour (see the module's doc).
@@ -123,7 +124,7 @@ fn series(
 /// The first day of the snapshots' daily window: older days hold only the weekly, monthly and yearly snapshots
 /// retention keeps, so a day without one there is retention at work, not a miss.
 fn snapshot_horizon(retention: Option<&str>, now: DateTime<Utc>) -> Option<NaiveDate> {
-    let gfs = crate::snapshot_tags::policy_of(retention?)?;
+    let gfs = crate::rds::retention::policy_of(retention?)?;
     Some(now.date_naive() - Duration::days(i64::from(gfs.daily.max(1)) - 1))
 }
 
@@ -349,7 +350,7 @@ pub fn build(facts: &[Facts], policy: &Policy, period: &Period, now: DateTime<Ut
     databases.sort_by_key(|d| d.verdict.meets_policy);
     Report {
         format_version: FORMAT_VERSION,
-        lifeboat_version: crate::VERSION.to_owned(),
+        lifeboat_version: crate::core::VERSION.to_owned(),
         generated_at: now,
         period: period.clone(),
         days: period.days(),
@@ -363,7 +364,7 @@ pub fn build(facts: &[Facts], policy: &Policy, period: &Period, now: DateTime<Ut
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::evidence::fixtures::{at, fleet, now, policy};
+    use crate::evidence::report::fixtures::{at, fleet, now, policy};
     use proptest::prelude::*;
 
     fn report() -> Report {
@@ -467,7 +468,7 @@ mod tests {
     fn an_old_or_missing_restore_test_breaks_the_policy_and_long_verdicts_are_cut() {
         let p = policy();
         assert_eq!(restore_reason(&[], &p, now()).unwrap(), "no restore test on record");
-        let old = crate::evidence::fixtures::test(at(7, 1, 3), true, 10.0, 1.0);
+        let old = crate::evidence::report::fixtures::test(at(7, 1, 3), true, 10.0, 1.0);
         assert_eq!(
             restore_reason(&[old], &p, now()).unwrap(),
             "no restore test within 100 days (the last on 2026-07-01)"

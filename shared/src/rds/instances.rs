@@ -2,19 +2,18 @@
 //!
 //! Every resource this module creates carries the restore-test tags, and [`delete_test`] (the one delete of a
 //! restore-test resource, called by `restore`'s cleanup and by `monitor`'s janitor) refuses anything that does not
-//! carry [`crate::tags::RESTORE_TEST`]`=true`. It translates requests into RDS calls and answers into plain data;
-//! it must never decide names, placement or outcomes (`crate::restore` does).
+//! carry [`crate::core::tags::RESTORE_TEST`]`=true`. It translates requests into RDS calls and answers into plain data;
+//! it must never decide names, placement or outcomes (`crate::rds::restore` does).
 
-use std::collections::BTreeMap;
-
-use crate::error::Error;
-use crate::restore::{console_member_identifier, is_restore_test, EXPIRES_AT, RESTORE_TEST, SOURCE_DB};
-use crate::selection::DbKind;
+use crate::core::error::Error;
+use crate::rds::restore::{console_member_identifier, is_restore_test, EXPIRES_AT, RESTORE_TEST, SOURCE_DB};
+use crate::rds::selection::DbKind;
 use aws_sdk_rds::types::Tag;
 use aws_sdk_rds::Client;
 use chrono::{DateTime, Utc};
 
-use super::{tag_map, to_chrono};
+use crate::rds::described::{BackupDetails, ClusterInfo, InstanceInfo, Placement};
+use crate::rds::snapshots::{tag_map, to_chrono};
 
 /// Tags of a restore-test resource.
 pub fn test_tags(source: &str, expires: DateTime<Utc>) -> Vec<Tag> {
@@ -22,25 +21,11 @@ pub fn test_tags(source: &str, expires: DateTime<Utc>) -> Vec<Tag> {
         (RESTORE_TEST, "true".to_owned()),
         (SOURCE_DB, source.to_owned()),
         (EXPIRES_AT, expires.to_rfc3339()),
-        (crate::tags::MANAGED, "true".to_owned()),
+        (crate::core::tags::MANAGED, "true".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| Tag::builder().key(k).value(v).build())
     .collect()
-}
-
-/// Where a restore goes and what it looks like.
-#[derive(Debug, Clone)]
-pub struct Placement {
-    pub subnet_group: Option<String>,
-    pub security_groups: Vec<String>,
-    pub instance_class: String,
-    pub parameter_group: Option<String>,
-    /// For restore tests: no deletion protection, no Multi-AZ.
-    pub isolated: bool,
-    /// Whether the new instance gets a public address. Always sent to RDS (never left to RDS's default, which is
-    /// public in a subnet group with an internet gateway); `false` unless a console request asked for it.
-    pub publicly_accessible: bool,
 }
 
 /// One restore from a snapshot: what is restored, into what, where, and with which tags.
@@ -194,20 +179,6 @@ async fn add_cluster_instance(rds: &Client, member: &ClusterMember<'_>) -> Resul
     Ok(())
 }
 
-/// The status, endpoint and tags of an instance, or `None` if it does not exist.
-#[derive(Debug, Clone)]
-pub struct InstanceInfo {
-    pub status: String,
-    pub endpoint: Option<(String, u16)>,
-    pub tags: BTreeMap<String, String>,
-    pub master_user: String,
-    pub engine: String,
-    pub subnet_group: Option<String>,
-    pub security_groups: Vec<String>,
-    pub parameter_group: Option<String>,
-    pub instance_class: String,
-}
-
 pub async fn instance(rds: &Client, id: &str) -> Result<Option<InstanceInfo>, Error> {
     match rds.describe_db_instances().db_instance_identifier(id).send().await {
         Ok(out) => Ok(out.db_instances().first().map(|i| InstanceInfo {
@@ -239,16 +210,6 @@ pub async fn instance(rds: &Client, id: &str) -> Result<Option<InstanceInfo>, Er
     }
 }
 
-/// The status, tags, master user and network placement of a cluster.
-#[derive(Debug, Clone)]
-pub struct ClusterInfo {
-    pub status: String,
-    pub tags: BTreeMap<String, String>,
-    pub master_user: String,
-    pub subnet_group: Option<String>,
-    pub security_groups: Vec<String>,
-}
-
 /// A cluster, or `None` if it does not exist.
 pub async fn cluster(rds: &Client, id: &str) -> Result<Option<ClusterInfo>, Error> {
     match rds.describe_db_clusters().db_cluster_identifier(id).send().await {
@@ -266,15 +227,6 @@ pub async fn cluster(rds: &Client, id: &str) -> Result<Option<ClusterInfo>, Erro
         Err(e) if e.as_service_error().is_some_and(|s| s.is_db_cluster_not_found_fault()) => Ok(None),
         Err(e) => Err(Error::aws("DescribeDBClusters", e)),
     }
-}
-
-/// What monitoring reads of a database's backup configuration.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct BackupDetails {
-    pub retention_days: Option<i32>,
-    pub latest_restorable: Option<DateTime<Utc>>,
-    pub encrypted: bool,
-    pub deletion_protection: bool,
 }
 
 /// The backup configuration of an instance or a cluster (all defaults when it no longer exists).
@@ -415,6 +367,7 @@ mod tests {
     use super::*;
     use aws_sdk_rds::operation::restore_db_instance_from_db_snapshot::RestoreDbInstanceFromDbSnapshotOutput;
     use aws_smithy_mocks::{mock, mock_client, RuleMode};
+    use std::collections::BTreeMap;
 
     #[tokio::test]
     async fn a_restore_test_instance_is_isolated_small_and_tagged() {

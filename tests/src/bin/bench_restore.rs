@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use aws_sdk_rds::types::Tag;
-use lifeboat::archive::{Counters, Destination};
-use lifeboat::manifest::Manifest;
+use lifeboat::bucket::manifest::Manifest;
+use lifeboat::postgres::archive::{Counters, Destination};
 use lifeboat_tests::bench::{generate, measure, mib, start_s3s, Measured, MIB};
 use lifeboat_tests::moto::Moto;
 use lifeboat_tests::postgres::{self, Postgres, SUPERUSER};
@@ -55,7 +55,7 @@ async fn manifest(s3: &aws_sdk_s3::Client) -> (String, Manifest) {
         .find(|k| k.ends_with(".manifest.json"))
         .expect("the export wrote a manifest")
         .to_owned();
-    let manifest = lifeboat::bucket::get_json(s3, BUCKET, &key).await.unwrap();
+    let manifest = lifeboat::bucket::layout::get_json(s3, BUCKET, &key).await.unwrap();
     (key, manifest)
 }
 
@@ -163,7 +163,7 @@ async fn main() {
     // The reference's input: the export's own plaintext archive, verified on the way (checksums, age, zstd).
     let archive = scratch.join("bench.dump");
     let file = std::fs::File::create(&archive).unwrap();
-    lifeboat::archive::stream::stream(
+    lifeboat::postgres::archive::stream::stream(
         &s3,
         BUCKET,
         &manifest,

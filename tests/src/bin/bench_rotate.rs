@@ -77,20 +77,22 @@ async fn main() {
     // References: a scram-sha-256 login, and a GetSecretValue call.
     let mut logins = Vec::new();
     let mut reads = Vec::new();
-    let target = lifeboat::db::Target {
+    let target = lifeboat::postgres::db::Target {
         host: "127.0.0.1".into(),
         port: pg.port,
         dbname: "app".into(),
         user: SUPERUSER.into(),
         password: pg.password.clone(),
-        tls: lifeboat::db::TlsSettings {
-            mode: lifeboat::db::SslMode::Disable,
+        tls: lifeboat::postgres::db::TlsSettings {
+            mode: lifeboat::postgres::db::SslMode::Disable,
             ca_bundle: None,
         },
     };
     for _ in 0..rounds {
         let t = Instant::now();
-        let c = lifeboat::db::connect(&target, Duration::from_secs(5)).await.unwrap();
+        let c = lifeboat::postgres::db::connect(&target, Duration::from_secs(5))
+            .await
+            .unwrap();
         c.simple_query("SELECT 1").await.unwrap();
         logins.push(t.elapsed());
         let t = Instant::now();

@@ -363,20 +363,24 @@ struct Clients {
 /// S3, so the demo plays ElastiCache's part, and Lifeboat's request before it): staged files are verified only
 /// when such a record matches the snapshot.
 async fn request_recorded(clients: &Clients, snapshot: &str) {
-    let all = lifeboat::elasticache::discover_all(&clients.ec, false).await.unwrap();
-    let snaps = lifeboat::elasticache::list_all_snapshots(&clients.ec, false)
+    let all = lifeboat::caches::elasticache::discover_all(&clients.ec, false)
+        .await
+        .unwrap();
+    let snaps = lifeboat::caches::elasticache::list_all_snapshots(&clients.ec, false)
         .await
         .unwrap();
     let chosen = snaps.iter().find(|s| s.name == snapshot).unwrap();
     let cache = all.iter().find(|c| c.id == CACHE).unwrap();
-    let snap = lifeboat::rdb_copy::describe(&clients.ec, chosen, cache).await.unwrap();
-    let staging = lifeboat::bucket::rdb_staging_name(snapshot);
-    let record = lifeboat::rdb_copy::request_record(&snap, &staging, Utc::now());
+    let snap = lifeboat::caches::rdb_copy::describe(&clients.ec, chosen, cache)
+        .await
+        .unwrap();
+    let staging = lifeboat::bucket::layout::rdb_staging_name(snapshot);
+    let record = lifeboat::caches::rdb_copy::request_record(&snap, &staging, Utc::now());
     clients
         .s3
         .put_object()
         .bucket(BUCKET)
-        .key(lifeboat::bucket::rdb_staging_request_key(&staging))
+        .key(lifeboat::bucket::layout::rdb_staging_request_key(&staging))
         .body(serde_json::to_vec(&record).unwrap().into())
         .send()
         .await
@@ -432,7 +436,7 @@ async fn cache_story(watch: &Watch, work: &Path, redis: &Redis, clients: &Client
     // after Lifeboat's record of the request.
     request_recorded(clients, snapshot).await;
     let rdb = std::fs::read(redis.save()).unwrap();
-    let staged = format!("{}-0001.rdb", lifeboat::bucket::rdb_staging_name(snapshot));
+    let staged = format!("{}-0001.rdb", lifeboat::bucket::layout::rdb_staging_name(snapshot));
     s3.put_object()
         .bucket(BUCKET)
         .key(&staged)
@@ -453,7 +457,7 @@ async fn cache_story(watch: &Watch, work: &Path, redis: &Redis, clients: &Client
         if let Some(key) = c["manifest_key"].as_str() {
             let body = s3.get_object().bucket(BUCKET).key(key).send().await.unwrap();
             let body = body.body.collect().await.unwrap().into_bytes();
-            let manifest: lifeboat::cache_records::RdbManifest = serde_json::from_slice(&body).unwrap();
+            let manifest: lifeboat::caches::records::RdbManifest = serde_json::from_slice(&body).unwrap();
             println!("  manifest s3://{BUCKET}/{key}:");
             for shard in &manifest.shards {
                 println!(
@@ -502,7 +506,7 @@ async fn cache_story(watch: &Watch, work: &Path, redis: &Redis, clients: &Client
             clients
                 .sm
                 .put_secret_value()
-                .secret_id(lifeboat::cache_restore::test_secret_name(id))
+                .secret_id(lifeboat::caches::restore::test_secret_name(id))
                 .secret_string(creds.to_string())
                 .send()
                 .await
@@ -522,7 +526,7 @@ async fn cache_story(watch: &Watch, work: &Path, redis: &Redis, clients: &Client
     }
     let report_key = format!(
         "{}.md",
-        lifeboat::bucket::cache_restore_report_base(CACHE, requested.parse().unwrap())
+        lifeboat::bucket::layout::cache_restore_report_base(CACHE, requested.parse().unwrap())
     );
     print_passed_report(s3, &report_key, "the cache").await;
 }
@@ -998,7 +1002,7 @@ async fn main() {
             let id = test["restored_id"].as_str().unwrap();
             secrets
                 .put_secret_value()
-                .secret_id(lifeboat::restore::test_secret_name(id))
+                .secret_id(lifeboat::rds::restore::test_secret_name(id))
                 .secret_string(local.to_string())
                 .send()
                 .await
@@ -1107,8 +1111,8 @@ async fn main() {
     }
 
     heading("What the fleet holds now");
-    let source = lifeboat::rds::list_manual(&rds).await.unwrap();
-    let dr = lifeboat::rds::list_manual(&aws_sdk_rds::Client::new(&moto.config(DR_REGION)))
+    let source = lifeboat::rds::snapshots::list_manual(&rds).await.unwrap();
+    let dr = lifeboat::rds::snapshots::list_manual(&aws_sdk_rds::Client::new(&moto.config(DR_REGION)))
         .await
         .unwrap();
     println!("  {:<12} {:>10} {:>10}  newest", "database", REGION, DR_REGION);

@@ -1,0 +1,793 @@
+//! Rules of monitoring, as pure functions: the alarm set each database gets (names, metrics, thresholds, how
+//! missing data counts), which alarms belong to databases that are gone, how alarm names are read back, what one
+//! database's observed facts mean (its view, its metrics, what a human must hear about), whether a restore-test
+//! report counts as passed, and which expired restore-test resources the janitor deletes.
+//!
+//! It must never call AWS: the monitor handler gathers the facts through the adapters and hands them here.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_cloudwatch::types::StandardUnit;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::core::metrics::{self, Metrics, DB_DIMENSION, PROFILE_DIMENSION};
+use crate::rds::described::BackupDetails;
+use crate::rds::restore::expired_restore_test;
+use crate::rds::selection::{Database, DbKind};
+
+/// Every Lifeboat alarm is named `lifeboat/<db>/<check>`: `/` cannot occur in an RDS identifier, so the database
+/// can be read back from the name.
+pub const ALARM_PREFIX: &str = "lifeboat/";
+
+/// Freshness and compliance policy, in seconds and days.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub snapshot_max_age_s: f64,
+    /// Per export profile.
+    pub export_max_age_s: BTreeMap<String, f64>,
+    pub restore_test_max_age_s: f64,
+    pub pitr_lag_max_s: f64,
+    pub min_retention_days: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comparison {
+    Greater,
+    Less,
+}
+
+/// Every alarm looks at one-hour periods: monitor runs hourly.
+pub const ALARM_PERIOD_S: i32 = 3600;
+/// Two periods are evaluated, one breaching datapoint is enough: two hours of silence is missing data.
+pub const ALARM_EVALUATION_PERIODS: i32 = 2;
+pub const ALARM_DATAPOINTS_TO_ALARM: i32 = 1;
+/// Missing data breaches: a metric that stopped arriving means the thing measuring it stopped running.
+pub const ALARM_TREAT_MISSING_DATA: &str = "breaching";
+
+/// One alarm of a database's set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlarmSpec {
+    pub name: String,
+    pub metric: &'static str,
+    /// Dimensions besides `DBIdentifier`.
+    pub extra_dimensions: Vec<(&'static str, String)>,
+    pub comparison: Comparison,
+    pub threshold: f64,
+    pub description: String,
+}
+
+fn hours(s: f64) -> String {
+    format!("{:.0} hours", s / 3600.0)
+}
+
+/// The alarm set of one database. Missing data counts as breaching for all of them: a metric that stopped
+/// arriving means the thing measuring it stopped running.
+pub fn alarm_set(db: &str, policy: &Policy) -> Vec<AlarmSpec> {
+    let name = |check: &str| format!("{ALARM_PREFIX}{db}/{check}");
+    let mut out = vec![AlarmSpec {
+        name: name("snapshot-age"),
+        metric: metrics::SNAPSHOT_AGE_SECONDS,
+        extra_dimensions: vec![],
+        comparison: Comparison::Greater,
+        threshold: policy.snapshot_max_age_s,
+        description: format!(
+            "{db}: the newest snapshot is older than {}",
+            hours(policy.snapshot_max_age_s)
+        ),
+    }];
+    for (profile, max) in &policy.export_max_age_s {
+        out.push(AlarmSpec {
+            name: name(&format!("export-age-{profile}")),
+            metric: metrics::EXPORT_AGE_SECONDS,
+            extra_dimensions: vec![(PROFILE_DIMENSION, profile.clone())],
+            comparison: Comparison::Greater,
+            threshold: *max,
+            description: format!(
+                "{db}: the newest complete `{profile}` export is older than {}",
+                hours(*max)
+            ),
+        });
+    }
+    out.extend([
+        AlarmSpec {
+            name: name("restore-test-age"),
+            metric: metrics::RESTORE_TEST_AGE_SECONDS,
+            extra_dimensions: vec![],
+            comparison: Comparison::Greater,
+            threshold: policy.restore_test_max_age_s,
+            description: format!(
+                "{db}: no restore test in the last {:.0} days",
+                policy.restore_test_max_age_s / 86400.0
+            ),
+        },
+        AlarmSpec {
+            name: name("restore-test-failed"),
+            metric: metrics::LAST_RESTORE_TEST_SUCCESS,
+            extra_dimensions: vec![],
+            comparison: Comparison::Less,
+            threshold: 1.0,
+            description: format!("{db}: the last restore test failed"),
+        },
+        AlarmSpec {
+            name: name("pitr-lag"),
+            metric: metrics::PITR_LAG_SECONDS,
+            extra_dimensions: vec![],
+            comparison: Comparison::Greater,
+            threshold: policy.pitr_lag_max_s,
+            description: format!(
+                "{db}: point-in-time recovery lags more than {:.0} minutes",
+                policy.pitr_lag_max_s / 60.0
+            ),
+        },
+        AlarmSpec {
+            name: name("backup-retention"),
+            metric: metrics::BACKUP_RETENTION_DAYS,
+            extra_dimensions: vec![],
+            comparison: Comparison::Less,
+            threshold: policy.min_retention_days,
+            description: format!(
+                "{db}: automated backup retention is below {:.0} days",
+                policy.min_retention_days
+            ),
+        },
+    ]);
+    out
+}
+
+/// The database and check an alarm name stands for, if it is one of Lifeboat's.
+pub fn parse_alarm_name(name: &str) -> Option<(&str, &str)> {
+    let rest = name.strip_prefix(ALARM_PREFIX)?;
+    let (db, check) = rest.split_once('/')?;
+    (!db.is_empty() && !check.is_empty()).then_some((db, check))
+}
+
+/// Where a de-selection's confirmation is recorded: `records/deselections/<databases|caches>/<id>/<time>.json`,
+/// each written once (If-None-Match), the only prefix monitor's role may write records under.
+pub const DESELECTION_RECORD_PREFIX: &str = "records/deselections/";
+
+/// The key of the record of one confirmed de-selection. One key per confirmation: a subject that is selected
+/// again and later de-selected again needs a new confirmation, never an old one's.
+pub fn deselection_record_key(cache: bool, id: &str, at: DateTime<Utc>) -> String {
+    let kind = if cache { "caches" } else { "databases" };
+    format!(
+        "{DESELECTION_RECORD_PREFIX}{kind}/{id}/{}.json",
+        at.format("%Y%m%dT%H%M%SZ")
+    )
+}
+
+/// Whether the subject of an alarm set (a database, or `cache:<id>`) still exists, as far as this run knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    Exists,
+    Gone,
+    /// Its service could not be listed: nothing is concluded about it.
+    Unknown,
+}
+
+/// What becomes of the Lifeboat alarms no wanted set contains, by one rule: coverage never shrinks silently.
+/// "Was selected" is read from what monitor itself made (an alarm set named after the subject), never from a
+/// tag, which anyone with a tag-write right could change.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct AlarmPlan<'a> {
+    /// Deleted now: a check the policy dropped for a subject still watched, and every alarm of a subject that no
+    /// longer exists.
+    pub delete: Vec<&'a str>,
+    /// Subjects (as alarm names spell them: `<db>` or `cache:<id>`) that still exist, were watched and are no
+    /// longer selected, with their alarms: kept (they fire on missing data) until a person confirms.
+    pub deselected: BTreeMap<&'a str, Vec<&'a str>>,
+    /// Subjects whose alarms go because the subject itself is gone from RDS or ElastiCache.
+    pub gone: BTreeSet<&'a str>,
+}
+
+/// Sorts the existing Lifeboat alarms that no wanted alarm set contains (see [`AlarmPlan`]). A subject with any
+/// wanted alarm is still selected: only its dropped checks go. A subject whose service could not be listed
+/// ([`Presence::Unknown`]) keeps its alarms and is no finding.
+pub fn plan_alarms<'a>(
+    existing: &'a [String],
+    wanted: &BTreeSet<String>,
+    presence: impl Fn(&str) -> Presence,
+) -> AlarmPlan<'a> {
+    let watched: BTreeSet<&str> = wanted
+        .iter()
+        .filter_map(|n| parse_alarm_name(n))
+        .map(|(s, _)| s)
+        .collect();
+    let mut plan = AlarmPlan::default();
+    for name in existing.iter().filter(|n| !wanted.contains(*n)) {
+        let Some((subject, _)) = parse_alarm_name(name) else {
+            continue;
+        };
+        if watched.contains(subject) {
+            plan.delete.push(name);
+            continue;
+        }
+        match presence(subject) {
+            Presence::Exists => plan.deselected.entry(subject).or_default().push(name),
+            Presence::Gone => {
+                plan.gone.insert(subject);
+                plan.delete.push(name);
+            }
+            Presence::Unknown => {}
+        }
+    }
+    plan
+}
+
+/// The finding a human reads about a de-selected subject, `what` as a person names it (`app`, `cache sessions`)
+/// and `key`/`id` as the confirmation takes them (`database`/`cache`).
+pub fn deselection_note(what: &str, key: &str, id: &str) -> String {
+    format!(
+        "{what}: no longer selected for backup; its alarms are kept and fire until someone confirms with \
+         {{\"action\": \"confirm-deselection\", \"{key}\": \"{id}\", \"by\": \"<who>\"}}"
+    )
+}
+
+/// The finding for a subject that is gone: its alarms are removed once, with this line; its backups stay under
+/// their retention.
+pub fn gone_note(what: &str) -> String {
+    format!("{what}: no longer exists; its alarms are removed, its snapshots and exports kept under their retention")
+}
+
+/// What one database looks like to monitor.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observed {
+    pub snapshot_age_s: Option<f64>,
+    pub export_age_s: BTreeMap<String, f64>,
+    pub storage_encrypted: bool,
+    pub unencrypted_snapshots: usize,
+}
+
+/// Selected for backup and holding neither a snapshot nor an export (copy) of any kind: the one rule behind
+/// `BackupMissing`, for databases and caches alike.
+pub fn backup_missing(has_snapshot: bool, has_export: bool) -> bool {
+    !has_snapshot && !has_export
+}
+
+/// The finding a human reads when [`backup_missing`] holds for `id` (a database or a cache).
+pub fn backup_missing_note(id: &str) -> String {
+    format!("{id}: selected for backup but has no snapshot and no export at all")
+}
+
+/// Findings a human must hear about now, beyond the alarms.
+pub fn attention(db: &str, o: &Observed) -> Vec<String> {
+    let mut out = Vec::new();
+    if backup_missing(o.snapshot_age_s.is_some(), !o.export_age_s.is_empty()) {
+        out.push(backup_missing_note(db));
+    }
+    if !o.storage_encrypted {
+        out.push(format!("{db}: storage is not encrypted"));
+    }
+    if o.unencrypted_snapshots > 0 {
+        out.push(format!("{db}: {} unencrypted snapshot(s)", o.unencrypted_snapshots));
+    }
+    out
+}
+
+/// What monitor gathered about one database, as points in time (ages are computed here, against one `now`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Facts {
+    /// Creation time of the newest available snapshot.
+    pub newest_snapshot: Option<DateTime<Utc>>,
+    pub unencrypted_snapshots: usize,
+    /// Time of the newest complete export, per profile that has one.
+    pub exports: BTreeMap<String, DateTime<Utc>>,
+    /// Time of the newest restore-test report, and whether it counts as passed.
+    pub restore_test: Option<(DateTime<Utc>, bool)>,
+    pub backup: BackupDetails,
+}
+
+/// What monitor saw of one database (the run's output, in hours, minutes and days for a human).
+#[derive(Debug, Clone, Serialize)]
+pub struct DbView {
+    pub db: String,
+    pub snapshot_age_hours: Option<f64>,
+    pub export_age_hours: BTreeMap<String, f64>,
+    pub restore_test_age_days: Option<f64>,
+    pub last_restore_test_passed: Option<bool>,
+    pub backup_retention_days: Option<i32>,
+    pub pitr_lag_minutes: Option<f64>,
+    pub storage_encrypted: bool,
+    pub deletion_protection: bool,
+}
+
+/// Seconds from `at` to `now`, never negative (a clock a little ahead of ours is no age at all).
+pub fn age_s(now: DateTime<Utc>, at: DateTime<Utc>) -> f64 {
+    (now - at).num_milliseconds().max(0) as f64 / 1000.0
+}
+
+fn flag(b: bool) -> f64 {
+    f64::from(u8::from(b))
+}
+
+impl Facts {
+    fn export_ages(&self, now: DateTime<Utc>) -> BTreeMap<String, f64> {
+        self.exports.iter().map(|(p, t)| (p.clone(), age_s(now, *t))).collect()
+    }
+
+    /// Neither a snapshot nor an export: the database is selected for backup and has none.
+    pub fn backup_missing(&self) -> bool {
+        backup_missing(self.newest_snapshot.is_some(), !self.exports.is_empty())
+    }
+
+    /// The database's view, as the run's output reports it.
+    pub fn view(&self, db: &str, now: DateTime<Utc>) -> DbView {
+        DbView {
+            db: db.to_owned(),
+            snapshot_age_hours: self.newest_snapshot.map(|t| age_s(now, t) / 3600.0),
+            export_age_hours: self
+                .exports
+                .iter()
+                .map(|(p, t)| (p.clone(), age_s(now, *t) / 3600.0))
+                .collect(),
+            restore_test_age_days: self.restore_test.map(|(t, _)| age_s(now, t) / 86400.0),
+            last_restore_test_passed: self.restore_test.map(|(_, p)| p),
+            backup_retention_days: self.backup.retention_days,
+            pitr_lag_minutes: self.backup.latest_restorable.map(|t| age_s(now, t) / 60.0),
+            storage_encrypted: self.backup.encrypted,
+            deletion_protection: self.backup.deletion_protection,
+        }
+    }
+
+    /// The facts [`attention`] reads.
+    pub fn observed(&self, now: DateTime<Utc>) -> Observed {
+        Observed {
+            snapshot_age_s: self.newest_snapshot.map(|t| age_s(now, t)),
+            export_age_s: self.export_ages(now),
+            storage_encrypted: self.backup.encrypted,
+            unencrypted_snapshots: self.unencrypted_snapshots,
+        }
+    }
+
+    /// The database's figures. An age with nothing to measure is left out (its alarm, missing data breaching,
+    /// fires); the compliance flags and `BackupMissing` are always there.
+    pub fn metrics(&self, db: &str, now: DateTime<Utc>, out: &mut Metrics) {
+        if let Some(t) = self.newest_snapshot {
+            out.db(db, metrics::SNAPSHOT_AGE_SECONDS, age_s(now, t), StandardUnit::Seconds);
+        }
+        for (profile, age) in &self.export_ages(now) {
+            let dims = [(DB_DIMENSION, db), (PROFILE_DIMENSION, profile.as_str())];
+            out.put(metrics::EXPORT_AGE_SECONDS, *age, StandardUnit::Seconds, &dims);
+        }
+        if let Some((t, passed)) = self.restore_test {
+            out.db(
+                db,
+                metrics::RESTORE_TEST_AGE_SECONDS,
+                age_s(now, t),
+                StandardUnit::Seconds,
+            );
+            out.db(
+                db,
+                metrics::LAST_RESTORE_TEST_SUCCESS,
+                flag(passed),
+                StandardUnit::Count,
+            );
+        }
+        if let Some(days) = self.backup.retention_days {
+            out.db(db, metrics::BACKUP_RETENTION_DAYS, f64::from(days), StandardUnit::Count);
+        }
+        if let Some(t) = self.backup.latest_restorable {
+            out.db(db, metrics::PITR_LAG_SECONDS, age_s(now, t), StandardUnit::Seconds);
+        }
+        out.db(
+            db,
+            metrics::STORAGE_ENCRYPTED,
+            flag(self.backup.encrypted),
+            StandardUnit::Count,
+        );
+        out.db(
+            db,
+            metrics::DELETION_PROTECTION,
+            flag(self.backup.deletion_protection),
+            StandardUnit::Count,
+        );
+        out.db(
+            db,
+            metrics::BACKUP_MISSING,
+            flag(self.backup_missing()),
+            StandardUnit::Count,
+        );
+    }
+}
+
+/// Whether a restore-test report counts as passed: only one that says `"passed": true`. `None` is a report that
+/// could not be read as JSON: an unreadable report proves nothing, so it counts as failed.
+pub fn restore_test_passed(report: Option<&Value>) -> bool {
+    report
+        .and_then(|r| r.get("passed"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// One resource the janitor deletes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expired<'a> {
+    pub kind: DbKind,
+    pub id: &'a str,
+    /// For a cluster: its member instance, deleted with it.
+    pub member: Option<&'a str>,
+}
+
+/// The restore-test instances and clusters past their expiry tag. An instance in a cluster goes with its cluster
+/// (it is never a target of its own); a cluster takes its member instance along.
+pub fn expired_tests(all: &[Database], now: DateTime<Utc>) -> Vec<Expired<'_>> {
+    all.iter()
+        .filter(|d| expired_restore_test(&d.tags, now))
+        .filter(|d| !(d.kind == DbKind::Instance && d.cluster.is_some()))
+        .map(|d| Expired {
+            kind: d.kind,
+            id: d.id.as_str(),
+            member: all
+                .iter()
+                .find(|m| m.kind == DbKind::Instance && m.cluster.as_deref() == Some(d.id.as_str()))
+                .map(|m| m.id.as_str()),
+        })
+        .collect()
+}
+
+/// The compliance thresholds of the policy as a human reads them: automated backup retention below the minimum
+/// and point-in-time recovery lagging (what the `backup-retention` and `pitr-lag` alarms measure). A fact RDS
+/// did not report is not a finding.
+pub fn compliance(db: &str, backup: &BackupDetails, policy: &Policy, now: DateTime<Utc>) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(days) = backup
+        .retention_days
+        .filter(|d| f64::from(*d) < policy.min_retention_days)
+    {
+        out.push(format!(
+            "{db}: automated backup retention is {days} days, below the minimum of {:.0}",
+            policy.min_retention_days
+        ));
+    }
+    if let Some(lag) = backup
+        .latest_restorable
+        .map(|t| age_s(now, t))
+        .filter(|s| *s > policy.pitr_lag_max_s)
+    {
+        out.push(format!(
+            "{db}: point-in-time recovery lags {:.0} minutes, more than {:.0}",
+            lag / 60.0,
+            policy.pitr_lag_max_s / 60.0
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> Policy {
+        Policy {
+            snapshot_max_age_s: 26.0 * 3600.0,
+            export_max_age_s: [
+                ("full".to_owned(), 26.0 * 3600.0),
+                ("critical".to_owned(), 7.0 * 3600.0),
+            ]
+            .into_iter()
+            .collect(),
+            restore_test_max_age_s: 100.0 * 86400.0,
+            pitr_lag_max_s: 900.0,
+            min_retention_days: 7.0,
+        }
+    }
+
+    #[test]
+    fn each_database_gets_a_full_alarm_set_with_readable_names() {
+        let set = alarm_set("app-prod", &policy());
+        let names: Vec<_> = set.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "lifeboat/app-prod/snapshot-age",
+                "lifeboat/app-prod/export-age-critical",
+                "lifeboat/app-prod/export-age-full",
+                "lifeboat/app-prod/restore-test-age",
+                "lifeboat/app-prod/restore-test-failed",
+                "lifeboat/app-prod/pitr-lag",
+                "lifeboat/app-prod/backup-retention",
+            ]
+        );
+        assert_eq!(
+            set[0].description,
+            "app-prod: the newest snapshot is older than 26 hours"
+        );
+        for a in &set {
+            assert_eq!(parse_alarm_name(&a.name).map(|(db, _)| db), Some("app-prod"));
+        }
+    }
+
+    #[test]
+    fn a_deselected_database_keeps_its_alarms_a_gone_one_loses_them_and_a_dropped_check_goes() {
+        let mut wanted: BTreeSet<String> = alarm_set("app-prod", &policy()).into_iter().map(|a| a.name).collect();
+        wanted.insert("lifeboat/cache:sessions/snapshot-age".to_owned());
+        let existing: Vec<String> = [
+            "lifeboat/app-prod/snapshot-age",
+            "lifeboat/app-prod/export-age-weekly",
+            "lifeboat/retagged/snapshot-age",
+            "lifeboat/retagged/pitr-lag",
+            "lifeboat/retired-db/snapshot-age",
+            "lifeboat/cache:unlisted/snapshot-age",
+            "lifeboat/cache:sessions/snapshot-age",
+            "lifeboat/stack-rdb-copy-failed",
+            "someone-elses-alarm",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let plan = plan_alarms(&existing, &wanted, |subject| match subject {
+            "retagged" => Presence::Exists,
+            "cache:unlisted" => Presence::Unknown,
+            _ => Presence::Gone,
+        });
+        assert_eq!(
+            plan.delete,
+            [
+                "lifeboat/app-prod/export-age-weekly",
+                "lifeboat/retired-db/snapshot-age"
+            ],
+            "a dropped check of a watched database, and a database that is gone"
+        );
+        assert_eq!(
+            plan.deselected,
+            BTreeMap::from([(
+                "retagged",
+                vec!["lifeboat/retagged/snapshot-age", "lifeboat/retagged/pitr-lag"]
+            )]),
+            "de-selected while it still exists: kept, and a finding"
+        );
+        assert_eq!(plan.gone, BTreeSet::from(["retired-db"]));
+        assert!(
+            deselection_note("retagged", "database", "retagged").contains(r#""database": "retagged""#),
+            "the finding says how to confirm"
+        );
+    }
+
+    proptest! {
+        /// Whatever the alarms and the fleet, an alarm of an existing subject that has no wanted alarm is never
+        /// deleted: coverage never shrinks silently.
+        #[test]
+        fn an_existing_unselected_subject_never_loses_an_alarm(
+            subjects in proptest::collection::btree_map("[a-c]", (any::<bool>(), 0u8..3), 1..4),
+            checks in proptest::collection::btree_set("[x-z]", 1..4),
+        ) {
+            let existing: Vec<String> = subjects
+                .keys()
+                .flat_map(|s| checks.iter().map(move |c| format!("{ALARM_PREFIX}{s}/{c}")))
+                .collect();
+            let wanted: BTreeSet<String> = subjects
+                .iter()
+                .filter(|(_, (selected, _))| *selected)
+                .map(|(s, _)| format!("{ALARM_PREFIX}{s}/{}", checks.iter().next().unwrap()))
+                .collect();
+            let presence = |s: &str| match subjects.get(s).map(|(_, p)| *p) {
+                Some(0) => Presence::Exists,
+                Some(1) => Presence::Gone,
+                _ => Presence::Unknown,
+            };
+            let plan = plan_alarms(&existing, &wanted, presence);
+            for name in &plan.delete {
+                let (s, _) = parse_alarm_name(name).unwrap();
+                let (selected, p) = subjects[s];
+                prop_assert!(selected || p == 1, "{} deleted", name);
+                prop_assert!(!wanted.contains(*name));
+            }
+            for (s, names) in &plan.deselected {
+                prop_assert_eq!(subjects[*s], (false, 0));
+                prop_assert_eq!(names.len(), checks.len());
+            }
+        }
+    }
+
+    #[test]
+    fn a_database_without_any_backup_is_flagged() {
+        let none = Observed {
+            storage_encrypted: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            attention("db", &none),
+            ["db: selected for backup but has no snapshot and no export at all"]
+        );
+        let fine = Observed {
+            snapshot_age_s: Some(10.0),
+            storage_encrypted: true,
+            ..Default::default()
+        };
+        assert!(attention("db", &fine).is_empty());
+        let leaky = Observed {
+            snapshot_age_s: Some(10.0),
+            unencrypted_snapshots: 2,
+            ..Default::default()
+        };
+        assert_eq!(attention("db", &leaky).len(), 2);
+    }
+
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap()
+    }
+
+    fn hours_ago(h: i64) -> DateTime<Utc> {
+        now() - chrono::Duration::hours(h)
+    }
+
+    #[test]
+    fn facts_become_a_view_and_metrics_in_the_units_each_wants() {
+        let facts = Facts {
+            newest_snapshot: Some(hours_ago(3)),
+            unencrypted_snapshots: 0,
+            exports: [("full".to_owned(), hours_ago(30))].into_iter().collect(),
+            restore_test: Some((hours_ago(48), true)),
+            backup: BackupDetails {
+                retention_days: Some(7),
+                latest_restorable: Some(now() - chrono::Duration::minutes(5)),
+                encrypted: true,
+                deletion_protection: false,
+            },
+        };
+        let v = facts.view("app", now());
+        assert_eq!(v.snapshot_age_hours, Some(3.0));
+        assert_eq!(v.export_age_hours["full"], 30.0);
+        assert_eq!(v.restore_test_age_days, Some(2.0));
+        assert_eq!(v.last_restore_test_passed, Some(true));
+        assert_eq!(v.pitr_lag_minutes, Some(5.0));
+        let mut m = Metrics::new();
+        facts.metrics("app", now(), &mut m);
+        assert_eq!(m.value_for("app", metrics::SNAPSHOT_AGE_SECONDS), Some(3.0 * 3600.0));
+        assert_eq!(m.value_for("app", metrics::LAST_RESTORE_TEST_SUCCESS), Some(1.0));
+        assert_eq!(m.value_for("app", metrics::PITR_LAG_SECONDS), Some(300.0));
+        assert_eq!(m.value_for("app", metrics::BACKUP_RETENTION_DAYS), Some(7.0));
+        assert_eq!(m.value_for("app", metrics::DELETION_PROTECTION), Some(0.0));
+        assert_eq!(m.value_for("app", metrics::BACKUP_MISSING), Some(0.0));
+        let export = m
+            .items()
+            .iter()
+            .find(|i| i.name == metrics::EXPORT_AGE_SECONDS)
+            .unwrap();
+        assert_eq!(export.value, 30.0 * 3600.0);
+        assert_eq!(
+            export.dimensions,
+            [
+                (DB_DIMENSION.to_owned(), "app".to_owned()),
+                (PROFILE_DIMENSION.to_owned(), "full".to_owned())
+            ]
+        );
+        assert!(attention("app", &facts.observed(now())).is_empty());
+    }
+
+    #[test]
+    fn a_database_with_nothing_gets_no_ages_but_backup_missing() {
+        let facts = Facts::default();
+        let mut m = Metrics::new();
+        facts.metrics("new", now(), &mut m);
+        let names: Vec<&str> = m.items().iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                metrics::STORAGE_ENCRYPTED,
+                metrics::DELETION_PROTECTION,
+                metrics::BACKUP_MISSING
+            ]
+        );
+        assert_eq!(m.value_for("new", metrics::BACKUP_MISSING), Some(1.0));
+        assert_eq!(
+            attention("new", &facts.observed(now())).len(),
+            2,
+            "no backup, not encrypted"
+        );
+    }
+
+    #[test]
+    fn compliance_names_retention_and_pitr_lag_beyond_the_policy() {
+        let lagging = BackupDetails {
+            retention_days: Some(1),
+            latest_restorable: Some(now() - chrono::Duration::minutes(40)),
+            encrypted: true,
+            deletion_protection: true,
+        };
+        assert_eq!(
+            compliance("db", &lagging, &policy(), now()),
+            [
+                "db: automated backup retention is 1 days, below the minimum of 7",
+                "db: point-in-time recovery lags 40 minutes, more than 15"
+            ]
+        );
+        assert!(compliance("db", &BackupDetails::default(), &policy(), now()).is_empty());
+    }
+
+    #[test]
+    fn only_a_report_that_says_passed_counts_as_passed() {
+        assert!(restore_test_passed(Some(&serde_json::json!({"passed": true}))));
+        assert!(!restore_test_passed(Some(&serde_json::json!({"passed": false}))));
+        assert!(!restore_test_passed(Some(&serde_json::json!({"passed": "yes"}))));
+        assert!(!restore_test_passed(Some(&serde_json::json!({}))));
+        assert!(!restore_test_passed(None), "an unreadable report proves nothing");
+    }
+
+    fn db(id: &str, kind: DbKind, expires: Option<DateTime<Utc>>, cluster: Option<&str>) -> Database {
+        let mut tags = BTreeMap::new();
+        if let Some(t) = expires {
+            tags.insert(crate::core::tags::RESTORE_TEST.to_owned(), "true".to_owned());
+            tags.insert(crate::core::tags::EXPIRES_AT.to_owned(), t.to_rfc3339());
+        }
+        Database {
+            id: id.to_owned(),
+            kind,
+            arn: format!("arn:aws:rds:us-east-1:1:db:{id}"),
+            engine: "postgres".to_owned(),
+            status: "available".to_owned(),
+            tags,
+            cluster: cluster.map(str::to_owned),
+            endpoint: None,
+            aliases: Vec::new(),
+            master_secret_arn: None,
+        }
+    }
+
+    #[test]
+    fn the_janitor_takes_expired_tests_and_clusters_take_their_member_along() {
+        let past = Some(hours_ago(1));
+        let future = Some(now() + chrono::Duration::hours(1));
+        let all = [
+            db("app", DbKind::Instance, None, None),
+            db("lifeboat-rt-a", DbKind::Instance, past, None),
+            db("lifeboat-rt-b", DbKind::Instance, future, None),
+            db("lifeboat-rt-c", DbKind::Cluster, past, None),
+            db("lifeboat-rt-c-1", DbKind::Instance, past, Some("lifeboat-rt-c")),
+        ];
+        assert_eq!(
+            expired_tests(&all, now()),
+            [
+                Expired {
+                    kind: DbKind::Instance,
+                    id: "lifeboat-rt-a",
+                    member: None
+                },
+                Expired {
+                    kind: DbKind::Cluster,
+                    id: "lifeboat-rt-c",
+                    member: Some("lifeboat-rt-c-1")
+                },
+            ]
+        );
+    }
+
+    proptest! {
+        /// Whatever the facts, the view and the metrics tell the same story: each age is the same figure in
+        /// another unit, a figure is there exactly when its fact is, and `BackupMissing` matches the view.
+        #[test]
+        fn view_and_metrics_agree(
+            snap in proptest::option::of(-100i64..100_000),
+            exports in proptest::collection::btree_map("[a-z]{1,8}", -100i64..100_000, 0..3),
+            test in proptest::option::of((0i64..10_000_000, any::<bool>())),
+        ) {
+            let at = |m: i64| now() - chrono::Duration::minutes(m);
+            let facts = Facts {
+                newest_snapshot: snap.map(at),
+                exports: exports.iter().map(|(p, m)| (p.clone(), at(*m))).collect(),
+                restore_test: test.map(|(m, p)| (at(m), p)),
+                ..Default::default()
+            };
+            let view = facts.view("d", now());
+            let mut m = Metrics::new();
+            facts.metrics("d", now(), &mut m);
+            let snapshot = m.value_for("d", metrics::SNAPSHOT_AGE_SECONDS);
+            prop_assert_eq!(snapshot.is_some(), view.snapshot_age_hours.is_some());
+            if let (Some(s), Some(h)) = (snapshot, view.snapshot_age_hours) {
+                prop_assert!((s - h * 3600.0).abs() < 1e-6, "{} s vs {} h", s, h);
+            }
+            prop_assert!(snapshot.unwrap_or(0.0) >= 0.0);
+            let export_figures = m.items().iter().filter(|i| i.name == metrics::EXPORT_AGE_SECONDS).count();
+            prop_assert_eq!(export_figures, view.export_age_hours.len());
+            prop_assert_eq!(
+                m.value_for("d", metrics::LAST_RESTORE_TEST_SUCCESS),
+                view.last_restore_test_passed.map(|p| if p { 1.0 } else { 0.0 })
+            );
+            let missing = view.snapshot_age_hours.is_none() && view.export_age_hours.is_empty();
+            prop_assert_eq!(m.value_for("d", metrics::BACKUP_MISSING), Some(if missing { 1.0 } else { 0.0 }));
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! The streamed read of one export: S3 GetObject → SHA-256 and size of the stored bytes → age decryption →
+//! zstd → SHA-256 of the plaintext → `pg_restore` on standard input.
+//!
+//! ```text
+//! [task]   GetObject body ──► sha256(stored), size ──► bounded channel ──┐
+//! [thread] age ─► zstd ─► sha256(plaintext) ─► pg_restore stdin  ◄───────┘
+//! ```
+//!
+//! Memory is bounded (a few chunks queued, one buffer per stage) and nothing touches the disk, unless the caller
+//! asks for a file ([`Destination::File`], for `pg_restore --jobs`): then the plaintext goes there instead. Owns the order in
+//! which failures are told: a changed object is a checksum error (the download is finished to prove it), even
+//! when the decryption noticed first; a wrong identity stops at once.
+//! Never creates or drops a database (see [`super::restore`]).
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use super::ArchiveError;
+use crate::bucket::manifest::Manifest;
+
+/// Chunks of the object queued between the download and the decoder.
+const QUEUED: usize = 16;
+/// The buffer pg_restore is fed from.
+const BUFFER: usize = 256 * 1024;
+
+/// Bytes so far, for progress: read by the caller while the stream runs.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Stored (encrypted, compressed) bytes downloaded.
+    pub stored: AtomicU64,
+    /// Plaintext archive bytes given to pg_restore.
+    pub plain: AtomicU64,
+    /// Tables whose rows have been counted after the restore.
+    pub counted: AtomicU64,
+}
+
+/// Where the plaintext goes: `pg_restore` with these arguments and environment.
+#[derive(Clone)]
+pub struct Sink {
+    pub program: String,
+    pub args: Vec<String>,
+    /// libpq variables (the password among them, never on a command line).
+    pub env: Vec<(&'static str, String)>,
+}
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sink")
+            .field("program", &self.program)
+            .field("args", &self.args)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sink {
+    /// pg_restore parsing the whole archive and writing the SQL nowhere: the check without a database.
+    pub fn parse_only(program: &str) -> Self {
+        Self {
+            program: program.to_owned(),
+            args: vec!["-f".into(), "/dev/null".into()],
+            env: Vec::new(),
+        }
+    }
+}
+
+/// Where the plaintext goes: into pg_restore's standard input (streamed), or into a file that pg_restore reads
+/// afterwards (`--jobs` needs one; see [`super::restore`], which owns the file and removes it).
+#[derive(Debug)]
+pub enum Destination {
+    PgRestore(Sink),
+    File(std::fs::File),
+}
+
+/// What went through, and when each stage finished (from the start of the stream; the stages overlap).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Streamed {
+    pub stored_bytes: u64,
+    pub plain_bytes: u64,
+    pub download: Duration,
+    pub decrypt: Duration,
+    pub restore: Duration,
+}
+
+struct Downloaded {
+    bytes: u64,
+    sha256: String,
+    at: Duration,
+}
+
+struct Consumed {
+    bytes: u64,
+    sha256: String,
+    decrypted_at: Duration,
+    restored_at: Duration,
+}
+
+/// Streams the manifest's object from `bucket` through decryption (with `identities`, required when the export
+/// is encrypted) and decompression into `sink`, checking both checksums and the size against the manifest.
+pub async fn stream(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    manifest: &Manifest,
+    identities: &[age::x25519::Identity],
+    destination: Destination,
+    counters: Arc<Counters>,
+) -> Result<Streamed, ArchiveError> {
+    super::check_identities(manifest, identities)?;
+    let key = manifest.stored.key.clone();
+    let object = s3
+        .get_object()
+        .bucket(bucket)
+        .key(&key)
+        .send()
+        .await
+        .map_err(|e| ArchiveError::Download {
+            key: key.clone(),
+            message: crate::core::error::aws_error_message(&e),
+        })?;
+    let start = Instant::now();
+    let (tx, rx) = mpsc::channel::<Bytes>(QUEUED);
+    let download = tokio::spawn(download(
+        object.body,
+        tx,
+        manifest.stored.bytes,
+        key,
+        counters.clone(),
+        start,
+    ));
+    let ids = manifest.encryption.is_some().then(|| identities.to_vec());
+    let consumer = tokio::task::spawn_blocking(move || consume(rx, ids, destination, &counters, start));
+    let consumed = match consumer.await? {
+        Err(e) if !e.is_data_error() => {
+            download.abort();
+            return Err(e);
+        }
+        other => other,
+    };
+    let downloaded = download.await??;
+    judge(manifest, downloaded, consumed)
+}
+
+/// The stored checksum first (a changed object explains every later failure), then what the consumer found,
+/// then the plaintext checksum.
+fn judge(manifest: &Manifest, d: Downloaded, c: Result<Consumed, ArchiveError>) -> Result<Streamed, ArchiveError> {
+    if d.sha256 != manifest.stored.sha256 || d.bytes != manifest.stored.bytes {
+        return Err(ArchiveError::StoredChecksum {
+            key: manifest.stored.key.clone(),
+            expected: format!("{} bytes, sha256 {}", manifest.stored.bytes, manifest.stored.sha256),
+            actual: format!("{} bytes, sha256 {}", d.bytes, d.sha256),
+        });
+    }
+    let c = c?;
+    if c.sha256 != manifest.plaintext.sha256 || c.bytes != manifest.plaintext.bytes {
+        return Err(ArchiveError::PlaintextChecksum {
+            expected: format!(
+                "{} bytes, sha256 {}",
+                manifest.plaintext.bytes, manifest.plaintext.sha256
+            ),
+            actual: format!("{} bytes, sha256 {}", c.bytes, c.sha256),
+        });
+    }
+    Ok(Streamed {
+        stored_bytes: d.bytes,
+        plain_bytes: c.bytes,
+        download: d.at,
+        decrypt: c.decrypted_at,
+        restore: c.restored_at,
+    })
+}
+
+/// Reads the whole body, hashing and counting it, and hands the chunks on while the consumer takes them; once
+/// it stops taking them, keeps reading to finish the checksum (the caller aborts this when that is not needed).
+async fn download(
+    mut body: aws_sdk_s3::primitives::ByteStream,
+    tx: mpsc::Sender<Bytes>,
+    expected: u64,
+    key: String,
+    counters: Arc<Counters>,
+    start: Instant,
+) -> Result<Downloaded, ArchiveError> {
+    let mut hash = Sha256::new();
+    let mut bytes = 0u64;
+    let mut tx = Some(tx);
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| ArchiveError::Download {
+            key: key.clone(),
+            message: crate::core::error::aws_error_message(&e),
+        })?;
+        hash.update(&chunk);
+        bytes += chunk.len() as u64;
+        counters.stored.store(bytes, Ordering::Relaxed);
+        if bytes > expected {
+            // Longer than the manifest says: no need to read the rest to know it is not the export.
+            return Ok(Downloaded {
+                bytes,
+                sha256: hex(&hash.finalize()),
+                at: start.elapsed(),
+            });
+        }
+        if let Some(sender) = &tx {
+            if sender.send(chunk).await.is_err() {
+                tx = None;
+            }
+        }
+    }
+    Ok(Downloaded {
+        bytes,
+        sha256: hex(&hash.finalize()),
+        at: start.elapsed(),
+    })
+}
+
+/// Lowercase hex, as the manifest records digests.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The download's chunks as a blocking reader.
+struct ChannelReader {
+    rx: mpsc::Receiver<Bytes>,
+    current: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.current = chunk,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        self.current = self.current.slice(n..);
+        Ok(n)
+    }
+}
+
+/// The plaintext archive: decrypted when identities are given (the export is encrypted), then decompressed.
+fn plain_reader(
+    stored: ChannelReader,
+    identities: Option<Vec<age::x25519::Identity>>,
+) -> Result<Box<dyn Read + Send>, ArchiveError> {
+    let compressed: Box<dyn Read + Send> = match identities {
+        None => Box::new(stored),
+        Some(ids) => {
+            let decryptor = age::Decryptor::new(std::io::BufReader::new(stored)).map_err(ArchiveError::AgeHeader)?;
+            let reader = decryptor
+                .decrypt(ids.iter().map(|i| i as &dyn age::Identity))
+                .map_err(ArchiveError::AgeHeader)?;
+            Box::new(reader)
+        }
+    };
+    let decoder = zstd::stream::read::Decoder::new(compressed).map_err(ArchiveError::Decode)?;
+    Ok(Box::new(decoder))
+}
+
+/// The blocking half: decrypt, decompress, hash, and feed pg_restore or write the file.
+fn consume(
+    rx: mpsc::Receiver<Bytes>,
+    identities: Option<Vec<age::x25519::Identity>>,
+    destination: Destination,
+    counters: &Counters,
+    start: Instant,
+) -> Result<Consumed, ArchiveError> {
+    let plain = plain_reader(
+        ChannelReader {
+            rx,
+            current: Bytes::new(),
+        },
+        identities,
+    )?;
+    match destination {
+        Destination::PgRestore(sink) => feed(plain, sink, counters, start),
+        Destination::File(file) => write_file(plain, file, counters, start),
+    }
+}
+
+/// Writes the plaintext into the file (which pg_restore reads only once every check has passed).
+fn write_file(
+    mut plain: Box<dyn Read + Send>,
+    mut file: std::fs::File,
+    counters: &Counters,
+    start: Instant,
+) -> Result<Consumed, ArchiveError> {
+    let (bytes, sha256) = match pump(&mut plain, &mut file, counters) {
+        Err(ArchiveError::Stopped(e)) => return Err(ArchiveError::WriteFile(e)),
+        other => other?,
+    };
+    let at = start.elapsed();
+    Ok(Consumed {
+        bytes,
+        sha256,
+        decrypted_at: at,
+        restored_at: at,
+    })
+}
+
+/// Feeds pg_restore's standard input; pg_restore's own failure is told unless the stream broke first (then
+/// pg_restore only saw it end early).
+fn feed(
+    mut plain: Box<dyn Read + Send>,
+    sink: Sink,
+    counters: &Counters,
+    start: Instant,
+) -> Result<Consumed, ArchiveError> {
+    let mut child = Command::new(&sink.program)
+        .args(&sink.args)
+        .envs(sink.env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| ArchiveError::StartPgRestore {
+            program: sink.program.clone(),
+            source,
+        })?;
+    let stderr = child.stderr.take().map(|mut s| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            // Unreadable stderr only loses the message; the exit status still tells the failure.
+            let _ = s.read_to_string(&mut text);
+            text
+        })
+    });
+    let mut stdin = child.stdin.take().ok_or(ArchiveError::NoStdin)?;
+    let pumped = pump(&mut plain, &mut stdin, counters);
+    let decrypted_at = start.elapsed();
+    drop(stdin);
+    drop(plain);
+    let status = child.wait().map_err(ArchiveError::Wait)?;
+    let stderr = stderr.and_then(|h| h.join().ok()).unwrap_or_default();
+    let (bytes, sha256) = match pumped {
+        Err(e @ ArchiveError::Decode(_)) => return Err(e),
+        other if !status.success() => {
+            drop(other);
+            return Err(ArchiveError::PgRestore {
+                status: status.to_string(),
+                stderr: tail(&stderr),
+            });
+        }
+        other => other?,
+    };
+    Ok(Consumed {
+        bytes,
+        sha256,
+        decrypted_at,
+        restored_at: start.elapsed(),
+    })
+}
+
+/// The end of pg_restore's stderr, where it says what went wrong, without the row values its DETAIL and
+/// CONTEXT lines quote ([`crate::postgres::pg_stderr`]): this text leaves the process in errors, logs and reports.
+pub(super) fn tail(text: &str) -> String {
+    crate::postgres::pg_stderr::tail(text)
+}
+
+/// Copies the plaintext into pg_restore, hashing and counting it. A read error is the decoders' (age reports a
+/// changed or cut ciphertext as one, zstd a corrupt frame); a write error means pg_restore stopped reading.
+fn pump(plain: &mut dyn Read, stdin: &mut dyn Write, counters: &Counters) -> Result<(u64, String), ArchiveError> {
+    let mut buf = vec![0u8; BUFFER];
+    let mut hash = Sha256::new();
+    let mut total = 0u64;
+    loop {
+        let n = match plain.read(&mut buf) {
+            Ok(0) => return Ok((total, hex(&hash.finalize()))),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(ArchiveError::Decode(e)),
+        };
+        hash.update(&buf[..n]);
+        total += n as u64;
+        counters.plain.store(total, Ordering::Relaxed);
+        stdin.write_all(&buf[..n]).map_err(ArchiveError::Stopped)?;
+    }
+}
