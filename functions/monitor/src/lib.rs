@@ -14,4 +14,4 @@ pub mod evidence;
 pub mod handler;
 pub mod settings;
 
-pub use handler::{handle, run, Deps};
+pub use handler::{handle, handle_at, run, run_at, Deps};
