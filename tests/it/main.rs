@@ -7,6 +7,7 @@ mod cache_check;
 mod cache_monitor;
 mod cache_restore;
 mod cli;
+mod demo;
 mod elasticache;
 mod events;
 mod evidence;
