@@ -962,21 +962,25 @@ async fn snapshots(inv: &impl Invoke, story: &Story) -> String {
 /// Today's exports (full and critical), app-prod's restored with the standard tools and in one step.
 async fn exports(w: &World, inv: &impl Invoke, story: &Story) {
     let s3 = aws_sdk_s3::Client::new(&w.config(REGION));
-    heading("Daily full export: events/export/scheduled-full.json, dated now");
-    let summary = inv
-        .invoke("export", &story.export("full"))
-        .await
-        .unwrap_or_else(|e| panic!("export failed: {e}"));
-    for e in summary["exports"].as_array().into_iter().flatten() {
-        println!(
-            "  {:<12} {:<16} {:>9} -> {:>8} bytes in {:.1} s  {}",
-            e["db"].as_str().unwrap_or(""),
-            e["outcome"].as_str().unwrap_or(""),
-            e["plaintext_bytes"],
-            e["stored_bytes"],
-            e["seconds"].as_f64().unwrap_or(0.0),
-            e["key"].as_str().unwrap_or("")
-        );
+    heading("Daily full exports at 02:00, yesterday's and today's: events/export/scheduled-full.json, dated from now");
+    let mut summary = Value::Null;
+    for t in story.full_exports() {
+        summary = inv
+            .invoke("export", &story.export("full", t))
+            .await
+            .unwrap_or_else(|e| panic!("export failed: {e}"));
+        println!("  the run for {}:", t.format("%Y-%m-%d %H:%M UTC"));
+        for e in summary["exports"].as_array().into_iter().flatten() {
+            println!(
+                "  {:<12} {:<16} {:>9} -> {:>8} bytes in {:.1} s  {}",
+                e["db"].as_str().unwrap_or(""),
+                e["outcome"].as_str().unwrap_or(""),
+                e["plaintext_bytes"],
+                e["stored_bytes"],
+                e["seconds"].as_f64().unwrap_or(0.0),
+                e["key"].as_str().unwrap_or("")
+            );
+        }
     }
     let app = summary["exports"]
         .as_array()
@@ -989,12 +993,15 @@ async fn exports(w: &World, inv: &impl Invoke, story: &Story) {
         println!("    {line}");
     }
 
-    heading("Critical tables every 6 hours: events/export/scheduled-critical.json, dated now");
-    let critical = inv
-        .invoke("export", &story.export("critical"))
-        .await
-        .unwrap_or_else(|e| panic!("export failed: {e}"));
-    print_exports(&critical);
+    heading("Critical tables every 6 hours since yesterday: events/export/scheduled-critical.json, dated from now");
+    for t in story.critical_exports() {
+        let critical = inv
+            .invoke("export", &story.export("critical", t))
+            .await
+            .unwrap_or_else(|e| panic!("export failed: {e}"));
+        println!("  the run for {}:", t.format("%Y-%m-%d %H:%M UTC"));
+        print_exports(&critical);
+    }
 
     heading("Restoring app-prod's export with standard tools (the runbook)");
     let object = s3

@@ -68,10 +68,34 @@ impl Story {
         event
     }
 
-    /// The scheduled export of `profile` (`events/export/scheduled-*.json`'s shape): today's, at the time of
-    /// today's snapshot run.
-    pub fn export(&self, profile: &str) -> Value {
-        serde_json::json!({"profile": profile, "time": rfc3339(self.today)})
+    /// The scheduled export of `profile` at `time` (`events/export/scheduled-*.json`'s shape).
+    pub fn export(&self, profile: &str, time: DateTime<Utc>) -> Value {
+        serde_json::json!({"profile": profile, "time": rfc3339(time)})
+    }
+
+    /// The schedule's times since the start of yesterday up to today's run: `first` after each midnight, then
+    /// every `every`. A day and more of history, so the first day the evidence report judges is complete and
+    /// whole, even when the demo runs across midnight.
+    fn since_yesterday(&self, first: Duration, every: Duration) -> Vec<DateTime<Utc>> {
+        let midnight = self.today.duration_trunc(Duration::days(1)).unwrap_or(self.today);
+        let mut out = Vec::new();
+        let mut t = midnight - Duration::days(1) + first;
+        while t <= self.today {
+            out.push(t);
+            t += every;
+        }
+        out
+    }
+
+    /// The daily full exports (02:00, as `events/export/scheduled-full.json`), oldest first.
+    pub fn full_exports(&self) -> Vec<DateTime<Utc>> {
+        self.since_yesterday(Duration::hours(2), Duration::days(1))
+    }
+
+    /// The critical tables' exports every 6 hours from midnight (as `events/export/scheduled-critical.json`),
+    /// oldest first.
+    pub fn critical_exports(&self) -> Vec<DateTime<Utc>> {
+        self.since_yesterday(Duration::zero(), Duration::hours(6))
     }
 
     /// The evidence report's period: the anchor's month so far. The default period (the last 30 days) ends at
@@ -142,7 +166,14 @@ mod tests {
             .collect();
         events.push(story.scheduled(&scheduled, story.today));
         events.push(story.snapshot_finished(&finished, "lifeboat-app-prod-x"));
-        events.extend([story.export("full"), story.export("critical"), alarm, recovery]);
+        events.extend(story.full_exports().into_iter().map(|t| story.export("full", t)));
+        events.extend(
+            story
+                .critical_exports()
+                .into_iter()
+                .map(|t| story.export("critical", t)),
+        );
+        events.extend([alarm, recovery]);
         events.push(Value::String(story.evidence_period()));
         serde_json::to_string(&events).unwrap()
     }
@@ -170,5 +201,30 @@ mod tests {
             a.today <= now,
             "today's run never fires after the moment the demo starts"
         );
+        let shifted: Vec<_> = a.critical_exports().iter().map(|t| *t + Duration::days(365)).collect();
+        assert_eq!(b.critical_exports(), shifted);
+    }
+
+    #[test]
+    fn the_exports_are_a_day_of_the_schedule_and_fresh_at_any_time_of_day() {
+        for (h, m) in [(0, 0), (0, 1), (1, 59), (2, 0), (5, 59), (6, 0), (13, 7), (23, 59)] {
+            let now = Utc.with_ymd_and_hms(2027, 1, 1, h, m, 0).unwrap();
+            let story = Story::at(now);
+            let yesterday = Utc.with_ymd_and_hms(2026, 12, 31, 0, 0, 0).unwrap();
+            let critical = story.critical_exports();
+            let full = story.full_exports();
+            assert_eq!(
+                critical[..4],
+                [0, 6, 12, 18].map(|h| yesterday + Duration::hours(h)),
+                "{now}"
+            );
+            assert_eq!(full[0], yesterday + Duration::hours(2), "{now}");
+            for times in [&critical, &full] {
+                assert!(times.iter().all(|t| *t <= story.today), "{now}: {times:?}");
+            }
+            // Within the policy's 7 and 26 hours when the demo's monitor looks, minutes later.
+            assert!(now - *critical.last().unwrap() <= Duration::hours(6), "{now}");
+            assert!(now - *full.last().unwrap() <= Duration::hours(24), "{now}");
+        }
     }
 }
