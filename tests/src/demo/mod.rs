@@ -1342,3 +1342,73 @@ pub async fn run(w: &World, inv: &impl Invoke) -> Verdicts {
     holdings(w).await;
     Verdicts::read(&view, &evidence, tests, &w.policy())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn policy() -> lifeboat::monitor::Policy {
+        lifeboat::monitor::Policy {
+            snapshot_max_age_s: 26.0 * 3600.0,
+            export_max_age_s: [
+                ("full".to_owned(), 26.0 * 3600.0),
+                ("critical".to_owned(), 7.0 * 3600.0),
+            ]
+            .into_iter()
+            .collect(),
+            restore_test_max_age_s: 100.0 * 86400.0,
+            pitr_lag_max_s: 900.0,
+            min_retention_days: 7.0,
+        }
+    }
+
+    fn db(name: &str, full_h: f64, passed: bool) -> Value {
+        json!({"db": name, "snapshot_age_hours": 0.5, "export_age_hours": {"full": full_h, "critical": 1.0},
+               "restore_test_age_days": 0.0, "last_restore_test_passed": passed})
+    }
+
+    #[test]
+    fn the_story_is_read_back_from_what_the_judges_said_and_anything_else_is_a_difference() {
+        let tests: BTreeMap<String, bool> = ["analytics", "app-prod", "app-staging", "billing", "sessions"]
+            .into_iter()
+            .map(|t| (t.to_owned(), true))
+            .collect();
+        let cache = json!({"cache": "sessions", "snapshot_age_hours": 0.1, "last_restore_test_passed": true});
+        let view = json!({
+            "databases": [db("app-prod", 5.0, true), db("app-staging", 5.0, true), db("billing", 5.0, true),
+                          db("analytics", 5.0, true)],
+            "caches": [cache],
+            "attention": ["app-staging: storage is not encrypted", "app-staging: 12 unencrypted snapshot(s)"]
+        });
+        let line = "does not: app-staging: storage is not encrypted; app-staging: 12 unencrypted snapshot(s)";
+        let evidence = json!({"policies_met": 3, "databases": 4, "verdicts": {
+            "analytics": "meets its policy", "app-prod": "meets its policy", "app-staging": line,
+            "billing": "meets its policy"}});
+        let healthy = Verdicts::read(&view, &evidence, tests.clone(), &policy());
+        assert_eq!(healthy.differences(&Verdicts::story()), Vec::<String>::new());
+
+        // A fleet that decayed with the calendar: an export 336 hours old, a failed test, 0 of 4.
+        let mut stale_view = view.clone();
+        stale_view["databases"][1] = db("app-staging", 336.0, false);
+        let decayed = json!({"policies_met": 0, "databases": 4, "verdicts": {"app-prod": "does not: 13 missed"}});
+        let mut failed = tests;
+        failed.insert("billing".to_owned(), false);
+        let read = Verdicts::read(&stale_view, &decayed, failed, &policy());
+        assert_eq!(
+            read.stale,
+            [
+                "app-staging: `full` export 336.0 h old, past 26 h",
+                "app-staging: the last restore test did not pass"
+            ]
+        );
+        let differences = read.differences(&Verdicts::story());
+        assert_eq!(differences.len(), 4, "{differences:#?}");
+        assert!(
+            differences
+                .iter()
+                .any(|d| d.starts_with("evidence report: got 0 of 4, the story means 3 of 4")),
+            "{differences:?}"
+        );
+    }
+}
