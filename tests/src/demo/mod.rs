@@ -474,8 +474,15 @@ fn print_evidence(summary: &Value) {
         summary["policies_met"],
         summary["databases"]
     );
+    let story = Verdicts::story();
     for (db, verdict) in summary["verdicts"].as_object().into_iter().flatten() {
-        println!("  {db:<12} {}", verdict.as_str().unwrap_or(""));
+        let verdict = verdict.as_str().unwrap_or("");
+        let on_purpose = if story.evidence_not_met.get(db) == Some(&counts_as_n(verdict)) {
+            "   (on purpose: the story left it unencrypted)"
+        } else {
+            ""
+        };
+        println!("  {db:<12} {verdict}{on_purpose}");
     }
 }
 
@@ -1194,10 +1201,13 @@ fn print_monitor(view: &Value) {
             hours(&d["export_age_hours"]["critical"]),
             tested(d),
             d["backup_retention_days"],
-            if d["storage_encrypted"] == Value::Bool(false) {
-                "   storage NOT encrypted (on purpose)"
-            } else {
-                ""
+            match (
+                d["storage_encrypted"] == Value::Bool(false),
+                d["db"] == UNENCRYPTED_ON_PURPOSE
+            ) {
+                (true, true) => "   storage NOT encrypted (on purpose)",
+                (true, false) => "   storage NOT encrypted",
+                (false, _) => "",
             }
         );
     }
@@ -1218,9 +1228,10 @@ fn print_monitor(view: &Value) {
         view["alarms_deleted"].as_array().map(Vec::len).unwrap_or(0),
         view["janitor_deleted"].as_array().map(Vec::len).unwrap_or(0)
     );
+    let story = Verdicts::story();
     for note in view["attention"].as_array().into_iter().flatten() {
         let note = note.as_str().unwrap_or("");
-        let on_purpose = if note.starts_with(&format!("{UNENCRYPTED_ON_PURPOSE}:")) {
+        let on_purpose = if story.findings.contains(&counts_as_n(note)) {
             "   (on purpose: the story left it unencrypted)"
         } else {
             ""
