@@ -8,6 +8,7 @@ mod cache_check;
 mod cache_monitor;
 mod cache_restore;
 mod cli;
+mod demo;
 mod elasticache;
 mod emf;
 mod events;

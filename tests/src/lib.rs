@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod bench;
+pub mod demo;
 pub mod fleet;
 pub mod history;
 pub mod lambda;

@@ -31,9 +31,28 @@ pub struct Moto {
     _dir: TempDir,
 }
 
+/// moto's server with its clock moved by a number of seconds: every time moto stamps (a snapshot's creation, an
+/// instance's latest restorable time, an object's last modification) comes from `moto.core.utils.utcnow`, which
+/// this replaces before any of moto's services is loaded. The emulator stands in for AWS, whose clock would be
+/// as far ahead as the world a test builds; nothing of Lifeboat's own code is touched.
+const AHEAD_SCRIPT: &str = "import datetime, sys\n\
+ahead = datetime.timedelta(seconds=float(sys.argv.pop(1)))\n\
+import moto.core.utils as utils\n\
+real_utcnow = utils.utcnow\n\
+utils.utcnow = lambda: real_utcnow() + ahead\n\
+from moto.server import main\n\
+sys.argv[0] = 'moto_server'\n\
+sys.exit(main())\n";
+
 impl Moto {
     /// Starts a fresh server on a free port and waits until it answers.
     pub fn start() -> Self {
+        Self::start_ahead(chrono::Duration::zero())
+    }
+
+    /// Starts a fresh server whose clock runs `ahead` of this machine's (see [`AHEAD_SCRIPT`]); `start_ahead(0)`
+    /// is [`Moto::start`].
+    pub fn start_ahead(ahead: chrono::Duration) -> Self {
         let exe = executable();
         if !exe.exists() {
             panic!(
@@ -45,7 +64,15 @@ impl Moto {
         let log = dir.path().join("moto.log");
         let port = crate::free_port();
         let log_file = std::fs::File::create(&log).expect("moto log file");
-        let child = Command::new(&exe)
+        let mut command = if ahead.is_zero() {
+            Command::new(&exe)
+        } else {
+            // The interpreter of moto's own virtualenv, beside its `moto_server` script.
+            let mut c = Command::new(exe.with_file_name("python3"));
+            c.args(["-c", AHEAD_SCRIPT, &ahead.num_seconds().to_string()]);
+            c
+        };
+        let child = command
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("log handle"))

@@ -127,7 +127,11 @@ fn run_metrics(written: Option<&Report>) -> Metrics {
 /// Writes the fleet's evidence report for `period` (`None`: the last 30 days) and publishes the run's metrics.
 /// A period that cannot be read is refused before anything is read.
 pub async fn report(deps: &Deps, period: Option<&str>) -> Result<EvidenceSummary, Error> {
-    let now = Utc::now();
+    report_at(deps, period, Utc::now()).await
+}
+
+/// [`report`] as of `now` (see `crate::handler::run_at`).
+pub async fn report_at(deps: &Deps, period: Option<&str>, now: DateTime<Utc>) -> Result<EvidenceSummary, Error> {
     let period = Period::parse(period, now).map_err(|e| Error::InvalidEvent(e.to_string()))?;
     let result = write(deps, &period, now).await;
     let metrics = run_metrics(result.as_ref().ok().map(|(r, _, _)| r));

@@ -272,15 +272,23 @@ async fn quota_note(deps: &Deps) -> Result<Option<String>, Error> {
     }))
 }
 
-/// The Lambda entry: an evidence report when the event asks for one, else the monitoring run.
+/// The Lambda entry: an evidence report when the event asks for one, else the monitoring run, both measured
+/// against the moment it runs.
 pub async fn run(deps: &Deps, payload: Value) -> Result<Value, Error> {
+    run_at(deps, payload, Utc::now()).await
+}
+
+/// [`run`] measured against `now`: the clock is an argument, never a setting, so a deployed function always
+/// measures against its own clock ([`run`]) and a test may evaluate a world built at another time (the demo's
+/// world a year ahead, `tests/it/demo.rs`) without any switch a deployment could set.
+pub async fn run_at(deps: &Deps, payload: Value, now: DateTime<Utc>) -> Result<Value, Error> {
     let json = |v: Result<serde_json::Value, serde_json::Error>| {
         v.map_err(|e| Error::PartialFailure(format!("the run's summary could not be written as JSON: {e}")))
     };
     match event::parse(&payload).request {
-        event::Request::Monitor => json(serde_json::to_value(handle(deps, payload).await?)),
+        event::Request::Monitor => json(serde_json::to_value(handle_at(deps, payload, now).await?)),
         event::Request::Evidence { period } => json(serde_json::to_value(
-            crate::evidence::report(deps, period.as_deref()).await?,
+            crate::evidence::report_at(deps, period.as_deref(), now).await?,
         )),
         event::Request::ConfirmDeselection(c) => {
             json(serde_json::to_value(crate::deselection::confirm(deps, &c).await?))
@@ -320,9 +328,13 @@ async fn observe_caches(
 /// Parse the event, observe the chosen databases (metrics and alarm sets), delete the alarms of databases that
 /// are gone and the expired restore tests, warn about the quota, publish, report.
 pub async fn handle(deps: &Deps, payload: Value) -> Result<Summary, Error> {
+    handle_at(deps, payload, Utc::now()).await
+}
+
+/// [`handle`] measured against `now` (see [`run_at`]).
+pub async fn handle_at(deps: &Deps, payload: Value, now: DateTime<Utc>) -> Result<Summary, Error> {
     let trigger = event::parse(&payload);
     tracing::info!(source = ?trigger.source, scheduled_at = ?trigger.time, "monitor run");
-    let now = Utc::now();
     let s = &deps.settings;
     let all = selection::discover(&deps.rds).await?;
     let chosen = selection::select(&all, &s.common.selector);

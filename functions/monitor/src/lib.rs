@@ -17,4 +17,4 @@ pub mod handler;
 pub mod settings;
 
 pub use deps::Deps;
-pub use handler::{handle, run};
+pub use handler::{handle, handle_at, run, run_at};
