@@ -1,4 +1,4 @@
-# Lifeboat's two set-up commands (see README): `make demo` and `make test`.
+# Lifeboat's two set-up commands (see README.md): `make demo` and `make test`.
 # Both install what they need on a fresh Debian machine with a Rust toolchain, and nothing outside this
 # directory except PostgreSQL and Python's venv module from Debian's packages when they are missing.
 
@@ -41,7 +41,7 @@ $(VENV)/.installed: tests/requirements.txt
 	touch $@
 
 # The tests start their own PostgreSQL servers from the installed server binaries, and restore exports with
-# the standard tools of the README's runbook (age, zstd); the TLS tests make their certificates with openssl.
+# the standard tools of the restore runbook's (docs/book/src/runbooks/export.md: age, zstd); the TLS tests make their certificates with openssl.
 postgres:
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		echo "installing the PostgreSQL server binaries from Debian's packages"; \

@@ -1,5 +1,5 @@
 //! The `export` handler against moto (S3, Secrets Manager, RDS) and a real PostgreSQL, restored with the
-//! standard tools exactly as the README's runbook says: `age -d`, `zstd -d`, `pg_restore`.
+//! standard tools exactly as the restore runbook (docs/book/src/runbooks/export.md) says: `age -d`, `zstd -d`, `pg_restore`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -139,7 +139,7 @@ fn run(cmd: &mut Command) -> Vec<u8> {
     out.stdout
 }
 
-/// The README's runbook, step by step with the standard tools: decrypt, decompress, restore into a new database.
+/// The restore runbook, step by step with the standard tools: decrypt, decompress, restore into a new database.
 fn restore_with_standard_tools(w: &World, object: &[u8], into: &str) {
     let dir = w.dir.path();
     let encrypted = dir.join(format!("{into}.dump.zst.age"));

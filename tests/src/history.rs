@@ -1,5 +1,5 @@
 //! A fleet with three weeks and more of backup history in the emulator, for the evidence report's tests, its browser test
-//! and the README's picture: snapshots tagged as the snapshot function tags them, export manifests where the
+//! and the book's picture: snapshots tagged as the snapshot function tags them, export manifests where the
 //! export function writes them, and restore-test reports where the restore function writes them, with one
 //! missed day, one failed restore test and one database that was never exported.
 

@@ -55,21 +55,21 @@ fn explain(db: &str, check: &str) -> (String, String) {
             format!("no snapshot of {db} within the policy"),
             format!(
                 "Look at the snapshot function's last runs (metric SnapshotFailed, its log group); take one by hand: \
-                 {{\"databases\": [\"{db}\"], \"reason\": \"missed schedule\"}}. Runbook: README, \"The snapshot function\"."
+                 {{\"databases\": [\"{db}\"], \"reason\": \"missed schedule\"}}. Runbook: docs/book/src/guide/snapshot.md."
             ),
         ),
         "restore-test-age" => (
             format!("{db} has not had a restore test within the policy"),
             "Start the restore-test state machine (output RestoreTestStateMachineArn) with {\"time\": \"<now>\"}. \
-             Runbook: README, \"The restore function and the restore test\"."
+             Runbook: docs/book/src/guide/restore-tests.md."
                 .to_owned(),
         ),
         "restore-test-failed" => (
             format!("the last restore test of {db} failed"),
             format!(
                 "Read its report under reports/restore-tests/{db}/ in the export bucket: each failed check says what \
-                 was wrong. Until a test passes, treat {db}'s backups as unproven. Runbook: README, \"The restore \
-                 function and the restore test\"."
+                 was wrong. Until a test passes, treat {db}'s backups as unproven. Runbook: \
+                 docs/book/src/guide/restore-tests.md."
             ),
         ),
         _ => explain_compliance(db, check),
@@ -78,7 +78,7 @@ fn explain(db: &str, check: &str) -> (String, String) {
 
 /// What a cache's check means and what to do about it.
 fn explain_cache(cache: &str, check: &str) -> (String, String) {
-    let runbook = "Runbook: README, \"Caches (ElastiCache, Redis OSS and Valkey)\".";
+    let runbook = "Runbook: docs/book/src/guide/caches.md.";
     match check {
         "snapshot-age" => (
             format!("no snapshot of cache {cache} within the policy"),
@@ -118,7 +118,7 @@ fn explain_cache(cache: &str, check: &str) -> (String, String) {
         ),
         other => (
             format!("Lifeboat check `{other}` of cache {cache}"),
-            "See the alarm's description in CloudWatch and the README.".to_owned(),
+            "See the alarm's description in CloudWatch and docs/book/src/reference/alarms.md.".to_owned(),
         ),
     }
 }
@@ -139,7 +139,7 @@ fn explain_export(db: &str, profile: &str) -> (String, String) {
         format!("no complete `{profile}` export of {db} within the policy"),
         format!(
             "Look at the export function's last runs (metric ExportSuccess, its log group) for {db}; run one \
-             by hand: {{\"database\": \"{db}\", \"profile\": \"{profile}\"}}. Runbook: README, \"The export function\"."
+             by hand: {{\"database\": \"{db}\", \"profile\": \"{profile}\"}}. Runbook: docs/book/src/guide/export.md."
         ),
     )
 }
@@ -163,7 +163,7 @@ fn explain_compliance(db: &str, check: &str) -> (String, String) {
         ),
         other => (
             format!("Lifeboat check `{other}` of {db}"),
-            "See the alarm's description in CloudWatch and the README.".to_owned(),
+            "See the alarm's description in CloudWatch and docs/book/src/reference/alarms.md.".to_owned(),
         ),
     }
 }
@@ -364,8 +364,8 @@ mod tests {
              Since: 2026-11-22 10:00 UTC (was OK)\n\
              Last good backup: snapshot lifeboat-app-prod-20261121-0200 at 2026-11-21 02:00 UTC (32 h ago)\n\
              What to do: Look at the snapshot function's last runs (metric SnapshotFailed, its log group); take one \
-             by hand: {\"databases\": [\"app-prod\"], \"reason\": \"missed schedule\"}. Runbook: README, \"The \
-             snapshot function\".\n\
+             by hand: {\"databases\": [\"app-prod\"], \"reason\": \"missed schedule\"}. Runbook: \
+             docs/book/src/guide/snapshot.md.\n\
              Alarm: lifeboat/app-prod/snapshot-age\n"
         );
     }
@@ -465,8 +465,8 @@ mod tests {
              Last good backup: RDB copy exports/_caches/sessions/rdb/2026/11/20/sessions-rdb-20261120T030000Z.manifest.json \
              at 2026-11-20 03:00 UTC (2 days ago)\n\
              What to do: Look at the RDB copy's last runs in its log group: a copy whose file failed verification \
-             never gets a manifest. Copies live under exports/_caches/sessions/rdb/ in the export bucket. Runbook: README, \
-             \"Caches (ElastiCache, Redis OSS and Valkey)\".\n\
+             never gets a manifest. Copies live under exports/_caches/sessions/rdb/ in the export bucket. Runbook: \
+             docs/book/src/guide/caches.md.\n\
              Alarm: lifeboat/cache:sessions/export-age\n"
         );
         let snapshot = Notice::Alarm {

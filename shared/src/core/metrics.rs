@@ -38,7 +38,7 @@ pub const SECRET_DIMENSION: &str = "Secret";
 pub const STEP_DIMENSION: &str = "Step";
 
 // The metric vocabulary: every figure any function publishes, named once. Alarms (`monitoring::monitor::alarm_set`),
-// the dashboard in `infra/template.yaml` and the README refer to these names; renaming one breaks them.
+// the dashboard in `infra/template.yaml` and the book's reference (docs/book/src/reference/metrics.md) refer to these names; renaming one breaks them.
 
 // snapshot
 /// 1 when the run created the database's snapshot, else 0 (per `DBIdentifier`).

@@ -2,7 +2,7 @@
 //! use ([`Env`], [`read`], [`parse_number`], [`parse_list`]) and the variables read by several domains (the
 //! bucket, the metrics namespace, `pg_restore`, whether serverless caches are read).
 //!
-//! Every variable has a named constant and a documented default (the README's configuration table lists the
+//! Every variable has a named constant and a documented default (docs/book/src/reference/configuration.md lists the
 //! same names). An invalid value is a [`ConfigError`] naming the variable and the value it got, so a bad
 //! deployment fails at start-up with a message an operator can act on, not halfway through a run.
 //!

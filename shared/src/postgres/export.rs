@@ -127,7 +127,7 @@ pub fn choose_profile(
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "{size_mib} MiB at about {mib_per_second} MiB/s needs ~{estimate_secs} s but only {remaining_secs} s remain \
-     before the invocation's deadline: run this export as the ECS task (see README) or raise the function's timeout"
+     before the invocation's deadline: run this export as the ECS task (docs/book/src/guide/export.md) or raise the function's timeout"
 )]
 pub struct Refusal {
     pub size_mib: i64,
@@ -176,8 +176,8 @@ pub fn stop_at(deadline: Option<Instant>) -> Option<Instant> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
     "stopped {margin_secs} s before the invocation's deadline after {elapsed_secs} s, slower than \
-     LIFEBOAT_EXPORT_MIB_PER_SECOND assumed; the upload was aborted: use the ECS task for this database (see \
-     README) or raise the function's timeout"
+     LIFEBOAT_EXPORT_MIB_PER_SECOND assumed; the upload was aborted: use the ECS task for this database \
+     (docs/book/src/guide/export.md) or raise the function's timeout"
 )]
 pub struct DeadlineStop {
     pub margin_secs: u64,
@@ -196,7 +196,7 @@ impl DeadlineStop {
 /// A database the run did not reach because an earlier export ran into the deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "not reached: an earlier export ran into the invocation's deadline; use the ECS task for this run (see README) \
+    "not reached: an earlier export ran into the invocation's deadline; use the ECS task for this run (docs/book/src/guide/export.md) \
      or raise the function's timeout"
 )]
 pub struct NotReached;
@@ -859,7 +859,7 @@ mod tests {
         assert_eq!(
             refusal.to_string(),
             "600 MiB at about 1 MiB/s needs ~600 s but only 30 s remain before the invocation's deadline: run this \
-             export as the ECS task (see README) or raise the function's timeout"
+             export as the ECS task (docs/book/src/guide/export.md) or raise the function's timeout"
         );
         assert_eq!(admit(600 * 1024 * 1024, 20, Some(Duration::from_secs(900))), Ok(()));
         assert!(
