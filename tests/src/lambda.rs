@@ -1,11 +1,13 @@
-//! A function binary under a real Lambda runtime API, on this machine: `cargo lambda watch --only-lambda-apis`
-//! (PyPI `cargo-lambda`, in `.venv`) serves the runtime API, the binary registers with it as Lambda starts one
-//! (`AWS_LAMBDA_RUNTIME_API`, `AWS_LAMBDA_FUNCTION_NAME`), and `cargo lambda invoke` sends it an event. The
-//! function's standard output is kept in a file: that is what Lambda hands to CloudWatch Logs, so a test reads
-//! the function's log lines and Embedded Metric Format documents there.
+//! Function binaries under a real Lambda runtime API, on this machine: `cargo lambda watch --only-lambda-apis`
+//! (PyPI `cargo-lambda`, in `.venv`) serves the runtime API, a binary registers with it as Lambda starts one
+//! (`AWS_LAMBDA_RUNTIME_API`, `AWS_LAMBDA_FUNCTION_NAME`), and `cargo lambda invoke` sends it an event. A
+//! function's standard output is what Lambda hands to CloudWatch Logs, so a test reads its log lines and its
+//! Embedded Metric Format documents there. The demo runs every function this way ([`RuntimeApi`], [`spawn`]);
+//! a test runs one ([`LocalLambda`]).
 //!
-//! Both processes are killed when the guard drops, also when the test fails.
+//! Every process started here is killed when its guard drops, also when a test fails.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,8 +16,8 @@ use serde_json::Value;
 
 use crate::{free_port, repo_root};
 
-const INSTALL_HINT: &str = "install it with `make test` (which creates .venv with the pinned tools), or by hand: \
-     `python3 -m venv .venv && .venv/bin/pip install -r tests/requirements.txt`";
+const INSTALL_HINT: &str = "install it with `make test` or `make demo` (which create .venv with the pinned tools), \
+     or by hand: `python3 -m venv .venv && .venv/bin/pip install -r tests/requirements.txt`";
 
 fn cargo_lambda() -> PathBuf {
     let exe = repo_root().join(".venv/bin/cargo-lambda");
@@ -45,24 +47,19 @@ pub fn function_binary(name: &str) -> PathBuf {
     path
 }
 
-/// One function running under the local Lambda runtime API.
+/// The local Lambda runtime API (`cargo lambda watch`), listening on its own port; stopped on drop.
 #[derive(Debug)]
-pub struct LocalLambda {
-    name: String,
-    port: u16,
-    watch: Child,
-    function: Child,
-    dir: tempfile::TempDir,
+pub struct RuntimeApi {
+    pub port: u16,
+    child: Child,
 }
 
-impl LocalLambda {
-    /// Starts the runtime API and the function binary `exe` as function `name`, with `env` (and nothing else of
-    /// this process's environment but `PATH`).
-    pub fn start(name: &str, exe: &Path, env: &[(&str, String)]) -> Self {
-        let dir = tempfile::tempdir().expect("a temporary directory");
+impl RuntimeApi {
+    /// Starts it with its output in `log`, and waits until it listens.
+    pub fn start(log: &Path) -> Self {
         let port = free_port();
-        let watch_log = std::fs::File::create(dir.path().join("watch.log")).expect("the watch log");
-        let mut watch = Command::new(cargo_lambda())
+        let log_file = File::create(log).unwrap_or_else(|e| panic!("creating {}: {e}", log.display()));
+        let child = Command::new(cargo_lambda())
             .args([
                 "lambda",
                 "watch",
@@ -76,68 +73,55 @@ impl LocalLambda {
             .current_dir(repo_root())
             .env("PATH", path_with_venv())
             .stdin(Stdio::null())
-            .stdout(watch_log.try_clone().expect("the watch log"))
-            .stderr(watch_log)
+            .stdout(log_file.try_clone().expect("the runtime API's log"))
+            .stderr(log_file)
             .spawn()
             .unwrap_or_else(|e| panic!("starting `cargo lambda watch`: {e}; {INSTALL_HINT}"));
-        // The function asks the runtime API for its first event as soon as it starts: the API must listen first.
+        // Dropped (and killed) if it never listens.
+        let mut api = Self { port, child };
         let deadline = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = watch.try_wait() {
-                panic!(
-                    "cargo lambda watch exited ({status}):\n{}",
-                    read(dir.path(), "watch.log")
-                );
+            let log_text = || std::fs::read_to_string(log).unwrap_or_default();
+            if let Ok(Some(status)) = api.child.try_wait() {
+                panic!("cargo lambda watch exited ({status}):\n{}", log_text());
             }
-            if Instant::now() > deadline {
-                let _ = watch.kill();
-                panic!(
-                    "cargo lambda watch did not listen within 60 s:\n{}",
-                    read(dir.path(), "watch.log")
-                );
-            }
+            assert!(
+                Instant::now() < deadline,
+                "cargo lambda watch did not listen within 60 s:\n{}",
+                log_text()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
-        let function = Command::new(exe)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt/{name}"))
-            .env("AWS_LAMBDA_FUNCTION_NAME", name)
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(dir.path().join("stdout")).expect("the function's stdout"))
-            .stderr(std::fs::File::create(dir.path().join("stderr")).expect("the function's stderr"))
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", exe.display()));
-        Self {
-            name: name.to_owned(),
-            port,
-            watch,
-            function,
-            dir,
-        }
+        api
     }
 
-    fn read(&self, file: &str) -> String {
-        read(self.dir.path(), file)
+    /// Starts the binary `exe` as function `name` registered with this runtime API, with `env` over this
+    /// process's environment; its output goes to `stdout` and `stderr`. Start the API first: a function asks it
+    /// for its first event as soon as it starts.
+    pub fn spawn(&self, name: &str, exe: &Path, env: &[(&str, &str)], stdout: File, stderr: File) -> Child {
+        Command::new(exe)
+            .envs(env.iter().copied())
+            .env(
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://127.0.0.1:{}/.rt/{name}", self.port),
+            )
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", exe.display()))
     }
-    /// Invokes the function with the event in `data_file`: its JSON result, or its error text.
-    pub fn invoke(&mut self, data_file: &Path) -> Result<Value, String> {
-        if let Ok(Some(status)) = self.function.try_wait() {
-            panic!(
-                "{} exited ({status}):\n{}{}",
-                self.name,
-                self.read("stdout"),
-                self.read("stderr")
-            );
-        }
+
+    /// Invokes function `name` with the event in `data_file`: its JSON result, or its error text.
+    pub fn invoke(&self, name: &str, data_file: &Path) -> Result<Value, String> {
         let out = Command::new(cargo_lambda())
             .args([
                 "lambda",
                 "invoke",
-                &self.name,
+                name,
                 "-A",
                 "127.0.0.1",
                 "-P",
@@ -163,6 +147,64 @@ impl LocalLambda {
             ))
         }
     }
+}
+
+impl Drop for RuntimeApi {
+    /// SIGTERM, so that cargo-lambda stops what it started; a kill only if that fails.
+    fn drop(&mut self) {
+        let termed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !termed {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// One function running under its own local Lambda runtime API, its output kept in a temporary directory.
+#[derive(Debug)]
+pub struct LocalLambda {
+    name: String,
+    function: Child,
+    // Dropped after the function: the function is killed first.
+    api: RuntimeApi,
+    dir: tempfile::TempDir,
+}
+
+impl LocalLambda {
+    /// Starts the runtime API and the binary `exe` as function `name`, with `env`.
+    pub fn start(name: &str, exe: &Path, env: &[(&str, String)]) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let api = RuntimeApi::start(&dir.path().join("runtime-api.log"));
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let create = |file: &str| File::create(dir.path().join(file)).expect("the function's output file");
+        let function = api.spawn(name, exe, &env, create("stdout"), create("stderr"));
+        Self {
+            name: name.to_owned(),
+            function,
+            api,
+            dir,
+        }
+    }
+
+    fn read(&self, file: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(file)).unwrap_or_default()
+    }
+
+    /// Invokes the function with the event in `data_file`: its JSON result, or its error text.
+    pub fn invoke(&mut self, data_file: &Path) -> Result<Value, String> {
+        if let Ok(Some(status)) = self.function.try_wait() {
+            panic!(
+                "{} exited ({status}):\n{}{}",
+                self.name,
+                self.read("stdout"),
+                self.read("stderr")
+            );
+        }
+        self.api.invoke(&self.name, data_file)
+    }
 
     /// The function's standard output so far, line by line.
     pub fn stdout_lines(&self) -> Vec<String> {
@@ -170,15 +212,9 @@ impl LocalLambda {
     }
 }
 
-fn read(dir: &Path, file: &str) -> String {
-    std::fs::read_to_string(dir.join(file)).unwrap_or_default()
-}
-
 impl Drop for LocalLambda {
     fn drop(&mut self) {
         let _ = self.function.kill();
         let _ = self.function.wait();
-        let _ = self.watch.kill();
-        let _ = self.watch.wait();
     }
 }
