@@ -130,9 +130,8 @@ impl CliError {
             Self::Archive(e) => archive_kind(e),
             Self::Verify(ArchiveError::PgRestore { .. }) => Kind::VerificationFailed,
             Self::Verify(e) => archive_kind(e),
-            Self::Secret { .. } | Self::Aws { .. } | Self::Gather(_) | Self::Write { .. } | Self::Json(_) => {
-                Kind::Failed
-            }
+            Self::Gather(e) => aws_kind(e.aws_code()),
+            Self::Secret { .. } | Self::Aws { .. } | Self::Write { .. } | Self::Json(_) => Kind::Failed,
         }
     }
 
@@ -156,6 +155,29 @@ impl CliError {
             error["check"] = json!(check);
         }
         json!({ "error": error })
+    }
+}
+
+/// The exit class of an AWS failure, from the error code the service sent (never from its message): a refusal
+/// (denied, bad credentials) or something missing; anything else, an outage or a fault, is a failure.
+fn aws_kind(code: Option<&str>) -> Kind {
+    match code {
+        Some(
+            "AccessDenied"
+            | "AccessDeniedException"
+            | "Forbidden"
+            | "AllAccessDisabled"
+            | "InvalidAccessKeyId"
+            | "SignatureDoesNotMatch"
+            | "ExpiredToken"
+            | "ExpiredTokenException"
+            | "UnrecognizedClientException"
+            | "InvalidClientTokenId"
+            | "KMSInvalidStateException"
+            | "DisabledException",
+        ) => Kind::Refused,
+        Some("NoSuchKey" | "NoSuchBucket" | "NotFound" | "ResourceNotFoundException") => Kind::NotFound,
+        _ => Kind::Failed,
     }
 }
 
@@ -183,8 +205,8 @@ fn archive_kind(e: &ArchiveError) -> Kind {
         | A::RowCounts { .. } => Kind::VerificationFailed,
         A::NotDropped { cause, .. } => archive_kind(cause),
         A::Interrupted { .. } => Kind::Interrupted,
-        A::Aws(_)
-        | A::Download { .. }
+        A::Aws(e) => aws_kind(e.aws_code()),
+        A::Download { .. }
         | A::StartPgRestore { .. }
         | A::NoStdin
         | A::Wait(_)
@@ -854,5 +876,23 @@ mod tests {
         let json = missing.to_json();
         assert_eq!(json["error"]["kind"], "not-found");
         assert_eq!(json["error"]["exit_code"], 3);
+    }
+
+    #[test]
+    fn an_aws_failure_is_classed_by_the_code_the_service_sent() {
+        let aws = |code: Option<&str>| {
+            CliError::Archive(ArchiveError::Aws(lifeboat::core::error::Error::Aws {
+                operation: "GetObject",
+                // The same words each time: only the code may decide.
+                message: "AccessDenied NoSuchKey".into(),
+                code: code.map(str::to_owned),
+            }))
+        };
+        assert_eq!(aws(Some("AccessDenied")).kind(), Kind::Refused);
+        assert_eq!(aws(Some("AccessDeniedException")).kind(), Kind::Refused);
+        assert_eq!(aws(Some("NoSuchKey")).kind(), Kind::NotFound);
+        assert_eq!(aws(Some("ResourceNotFoundException")).kind(), Kind::NotFound);
+        assert_eq!(aws(Some("SlowDown")).kind(), Kind::Failed);
+        assert_eq!(aws(None).kind(), Kind::Failed);
     }
 }

@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
-/// A listener on a free port that answers every request with `status` and keeps each request's head.
+/// A listener on a free port that answers every request with `status` (or what `answer` makes of the request's
+/// head) and keeps each request's head.
 struct FakeS3 {
     port: u16,
     requests: Arc<Mutex<Vec<String>>>,
@@ -19,6 +20,10 @@ struct FakeS3 {
 
 impl FakeS3 {
     fn start(status: &'static str) -> Self {
+        Self::answering(move |_| format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
+    }
+
+    fn answering(answer: impl Fn(&str) -> String + Send + 'static) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -31,10 +36,9 @@ impl FakeS3 {
                 while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).map(|n| n == 1).unwrap_or(false) {
                     head.push(byte[0]);
                 }
-                seen.lock().unwrap().push(String::from_utf8_lossy(&head).into_owned());
-                let _ = stream.write_all(
-                    format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes(),
-                );
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let _ = stream.write_all(answer(&head).as_bytes());
+                seen.lock().unwrap().push(head);
             }
         });
         FakeS3 { port, requests }
@@ -168,6 +172,37 @@ fn a_missing_bucket_is_not_found_and_a_denied_one_refused_also_in_json() {
     let out = lifeboat(&config, &args[1..], &[]);
     assert_eq!(out.status.code(), Some(4));
     assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn a_refusal_after_the_bucket_probe_is_refused_by_its_error_code() {
+    // The bucket is there (HeadBucket answers 200), but listing it is denied with S3's own error document: the
+    // tool classes the failure by the code S3 sent, not by its words.
+    let s3 = FakeS3::answering(|head| {
+        if head.starts_with("HEAD ") {
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned()
+        } else {
+            let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code>\
+                        <Message>Access Denied</Message><RequestId>R1</RequestId></Error>";
+            format!(
+                "HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            )
+        }
+    });
+    let (_dir, config) = aws_config(s3.port);
+    let out = lifeboat(
+        &config,
+        &["--json", "--profile", "lifeboat-test", "exports", "app-prod"],
+        &[],
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(4), "{doc}");
+    assert_eq!(doc["error"]["kind"], "refused");
+    let requests = s3.requests();
+    assert!(requests.iter().any(|r| r.starts_with("HEAD ")), "{requests:?}");
+    assert!(requests.iter().any(|r| r.starts_with("GET ")), "{requests:?}");
 }
 
 #[test]

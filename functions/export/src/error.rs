@@ -121,6 +121,7 @@ mod tests {
             cause: Box::new(ExportError::NoAddress("s".into())),
             abort: Error::Aws {
                 operation: "AbortMultipartUpload",
+                code: None,
                 message: "gone".into(),
             },
         };
@@ -132,6 +133,7 @@ mod tests {
         assert!(matches!(Error::from(aborted), Error::PartialFailure(_)));
         let aws = ExportError::from(Error::Aws {
             operation: "HeadObject",
+            code: None,
             message: "denied".into(),
         });
         assert!(matches!(

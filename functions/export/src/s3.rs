@@ -97,6 +97,7 @@ pub async fn start(
     let out = req.send().await.map_err(|e| Error::aws("CreateMultipartUpload", e))?;
     let upload_id = out.upload_id().ok_or_else(|| Error::Aws {
         operation: "CreateMultipartUpload",
+        code: None,
         message: "no UploadId returned".into(),
     })?;
     Ok(Upload {

@@ -35,7 +35,7 @@ async fn newest_restore_test(deps: &Deps, cache: &str) -> Result<Option<(DateTim
     };
     match layout::get_json::<CacheRestoreReport>(&deps.s3, bucket_name, &key).await {
         Ok(report) => Ok(Some((t, report.passed))),
-        Err(Error::Aws { operation, message }) => Err(Error::Aws { operation, message }),
+        Err(e @ Error::Aws { .. }) => Err(e),
         Err(e) => {
             tracing::warn!(cache = %cache, key = %key, error = %e, "cache restore-test report unreadable; counted as failed");
             Ok(Some((t, false)))

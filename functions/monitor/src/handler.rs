@@ -59,7 +59,7 @@ async fn newest_restore_test(deps: &Deps, db: &str) -> Result<Option<(DateTime<U
     };
     let report = match layout::get_json::<Value>(&deps.s3, bucket_name, &key).await {
         Ok(report) => Some(report),
-        Err(Error::Aws { operation, message }) => return Err(Error::Aws { operation, message }),
+        Err(e @ Error::Aws { .. }) => return Err(e),
         Err(e) => {
             tracing::warn!(db = %db, key = %key, error = %e, "restore-test report unreadable; counted as failed");
             None

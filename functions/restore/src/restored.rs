@@ -114,7 +114,7 @@ pub async fn record<T: DeserializeOwned>(deps: &Deps, key: &str) -> Result<Optio
         .body
         .collect()
         .await
-        .map_err(|e| Error::aws("GetObject", e))?
+        .map_err(|e| Error::aws_other("GetObject", lifeboat::core::error::aws_error_message(&e)))?
         .into_bytes();
     serde_json::from_slice(&body)
         .map(Some)

@@ -33,7 +33,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use crate::bucket::manifest::Manifest;
-use crate::core::error::Error;
+use crate::core::error::{aws_error_message, Error};
 
 /// The prefix under which every export lives.
 pub const EXPORTS_PREFIX: &str = "exports/";
@@ -231,7 +231,7 @@ pub async fn get_json<T: DeserializeOwned>(s3: &aws_sdk_s3::Client, bucket: &str
         .body
         .collect()
         .await
-        .map_err(|e| Error::aws("GetObject", e))?
+        .map_err(|e| Error::aws_other("GetObject", aws_error_message(&e)))?
         .into_bytes();
     serde_json::from_slice(&body).map_err(|e| Error::PartialFailure(format!("{key} is not what Lifeboat wrote: {e}")))
 }

@@ -30,9 +30,15 @@ pub enum Error {
     /// The event was not one this function accepts; the message says which field was wrong.
     #[error("invalid event: {0}")]
     InvalidEvent(String),
-    /// An AWS call failed after the SDK's own retries.
+    /// An AWS call failed after the SDK's own retries. `code` is the service's error code when it sent one
+    /// (`AccessDenied`, `NoSuchKey`, ...), so that a caller can tell "refused" and "not found" from an outage
+    /// without reading the message.
     #[error("{operation} failed: {message}")]
-    Aws { operation: &'static str, message: String },
+    Aws {
+        operation: &'static str,
+        message: String,
+        code: Option<String>,
+    },
     /// Some databases failed while the others completed; the message lists them.
     #[error("{0}")]
     PartialFailure(String),
@@ -46,11 +52,29 @@ impl Error {
     /// generic "service error" text.
     pub fn aws<E>(operation: &'static str, err: E) -> Self
     where
-        E: std::error::Error + 'static,
+        E: std::error::Error + aws_smithy_types::error::metadata::ProvideErrorMetadata + 'static,
     {
         Self::Aws {
             operation,
+            code: err.code().map(str::to_owned),
             message: aws_error_message(&err),
+        }
+    }
+
+    /// An AWS-side failure that carries no service error (a response without a field the call needs, ...).
+    pub fn aws_other(operation: &'static str, message: impl Into<String>) -> Self {
+        Self::Aws {
+            operation,
+            message: message.into(),
+            code: None,
+        }
+    }
+
+    /// The service's error code of an AWS failure, if it sent one.
+    pub fn aws_code(&self) -> Option<&str> {
+        match self {
+            Self::Aws { code, .. } => code.as_deref(),
+            _ => None,
         }
     }
 

@@ -306,6 +306,7 @@ mod tests {
         }
         let err = Err(Error::Aws {
             operation: "CreateDBSnapshot",
+            code: None,
             message: "throttled".into(),
         });
         assert_eq!(
@@ -374,6 +375,7 @@ mod tests {
             4 => Ok(CreateResult::NotFound("not found".into())),
             _ => Err(Error::Aws {
                 operation: "CreateDBSnapshot",
+                code: None,
                 message: "boom".into(),
             }),
         }

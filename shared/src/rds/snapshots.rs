@@ -248,6 +248,7 @@ pub async fn create(
                         CreateDBSnapshotError::DbInstanceNotFoundFault(_) => Ok(CreateResult::NotFound(message)),
                         _ => Err(Error::Aws {
                             operation: "CreateDBSnapshot",
+                            code: None,
                             message,
                         }),
                     }
@@ -283,6 +284,7 @@ pub async fn create(
                         CreateDBClusterSnapshotError::DbClusterNotFoundFault(_) => Ok(CreateResult::NotFound(message)),
                         _ => Err(Error::Aws {
                             operation: "CreateDBClusterSnapshot",
+                            code: None,
                             message,
                         }),
                     }

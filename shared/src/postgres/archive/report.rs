@@ -177,6 +177,7 @@ fn durations(a: &Attempt<'_>, r: Option<&Report>) -> Durations {
 pub async fn write(s3: &aws_sdk_s3::Client, bucket: &str, report: &RestoreReport) -> Result<String, Error> {
     let body = serde_json::to_vec_pretty(report).map_err(|e| Error::Aws {
         operation: "PutObject",
+        code: None,
         message: format!("serialising the restore report: {e}"),
     })?;
     for retry in 0..=KEY_RETRIES {
@@ -199,6 +200,7 @@ pub async fn write(s3: &aws_sdk_s3::Client, bucket: &str, report: &RestoreReport
     }
     Err(Error::Aws {
         operation: "PutObject",
+        code: None,
         message: format!(
             "every report key of {} at {} is taken ({KEY_RETRIES} tried)",
             report.source, report.finished_at
