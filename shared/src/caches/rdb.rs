@@ -27,15 +27,15 @@
 //! How, in bounded memory: no key or member is kept, only a 128-bit fingerprint of its decoded bytes (two
 //! SipHash-1-3 from std's `RandomState`, keyed at random per verification so a file cannot be crafted to collide),
 //! computed through the fixed buffer as the string is read (an LZF string decoded through its 8 KiB window).
-//! Cost: a `HashSet<u128>`, about 18 B per key at best and 36 B just after it grows (16 B of fingerprint, one
-//! control byte, a table at most 7/8 full and doubled when full): ~1-4 GiB for 100 million keys, less than the
+//! Cost: a `HashSet<u128>`, about 20 B per key when its table is full and 39 B just after it doubles (16 B of
+//! fingerprint and one control byte per slot, slots at most 7/8 used): 2-4 GB for 100 million keys, less than the
 //! server itself holds for them; per plain container the same per member, freed when the container ends. A false
 //! "twice" (two different strings with one fingerprint) has a probability of about n² / 2^129 among n strings
 //! compared: below 10^-20 for a billion keys.
 //!
 //! Newer engines' types (sources: `src/rdb.h` of redis/redis and valkey-io/valkey): Redis OSS 7.4+ writes RDB 12
 //! with hashes whose fields expire (types 24 and 25; 22 and 23 in its release candidates). ElastiCache runs Redis
-//! OSS up to 7.1 (RDB 10/11), so no ElastiCache file has them: refused by name, saying so. Valkey 7.2-8.x writes RDB
+//! OSS up to 7.1 (RDB 11 at most), so no ElastiCache file has them: refused by name, saying so. Valkey 7.2-8.x writes RDB
 //! 11; Valkey 9.0 writes `VALKEY080`, where type 22 is its hash with field expirations (written once a field has a
 //! TTL): not read yet, refused by name, so such a copy fails verification loudly rather than passing unchecked.
 //! Valkey 9.2's `VALKEY081` (type 23, path hashes) and Redis OSS 8's later versions are refused by version.
