@@ -300,7 +300,7 @@ fn a_member_or_key_twice_is_refused_as_redis_refuses_to_load_it() {
     };
     // (what, a good file's body, the same with a duplicate, the loader's words in its log, whether
     // `redis-check-rdb` sees it: it loads every value but keeps no keys, so a key twice passes it).
-    let cases: [(&str, Vec<u8>, Vec<u8>, &str, bool); 5] = [
+    let cases = [
         (
             "a plain set",
             set(&[s(b"secret-a"), s(b"b"), s(b"c")]),
