@@ -38,6 +38,9 @@
 //! OSS up to 7.1 (RDB 11 at most), so no ElastiCache file has them: refused by name, saying so. Valkey 7.2-8.x writes RDB
 //! 11; Valkey 9.0 writes `VALKEY080`, where type 22 is its hash with field expirations (written once a field has a
 //! TTL): not read yet, refused by name, so such a copy fails verification loudly rather than passing unchecked.
+//! (Its layout, for whoever reads it: a length, then per field its name, its value and its expiry as 8 bytes of
+//! little-endian milliseconds, -1 for none; the loader refuses an expiry below -1 and a field twice. Reading it
+//! needs a test against a real Valkey 9 server, which the test machine lacks.)
 //! Valkey 9.2's `VALKEY081` (type 23, path hashes) and Redis OSS 8's later versions are refused by version.
 //!
 //! Never: calls AWS, opens a connection, or reports a count for a file it could not read to its checksum. A big
