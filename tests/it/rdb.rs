@@ -241,3 +241,134 @@ fn a_damaged_container_is_refused_as_redis_refuses_to_load_it() {
         assert!(!redis_check_rdb_accepts(&path), "{what}: redis-check-rdb accepted it");
     }
 }
+
+/// An RDB 10 file (what the Debian Redis 7.0 writes) of database 0 holding `body`, with its CRC-64.
+fn crafted(body: &[u8]) -> Vec<u8> {
+    let mut f = b"REDIS0010\xFE\x00".to_vec();
+    f.extend_from_slice(body);
+    f.push(0xFF);
+    let crc = rdb::crc64(0, &f);
+    f.extend_from_slice(&crc.to_le_bytes());
+    f
+}
+
+/// Files written by hand with a member or a key twice, where only the duplicate differs from a file every judge
+/// accepts: a plain set (what the server writes for a set above `set-max-intset-entries`), the same member once
+/// integer-encoded and once as text, a plain hash and sorted set, a key twice in database 0. Redis 7.0 refuses to
+/// load each, saying why (with `sanitize-dump-payload yes`; a key twice stops it whatever the setting),
+/// `redis-check-rdb` refuses each but the key, and the verifier refuses all of them without naming the member or
+/// key.
+#[test]
+fn a_member_or_key_twice_is_refused_as_redis_refuses_to_load_it() {
+    let s = |bytes: &[u8]| {
+        let mut v = vec![bytes.len() as u8];
+        v.extend_from_slice(bytes);
+        v
+    };
+    let set = |members: &[Vec<u8>]| {
+        let mut v = vec![2];
+        v.extend(s(b"set"));
+        v.push(members.len() as u8);
+        members.iter().for_each(|m| v.extend_from_slice(m));
+        v
+    };
+    let hash = |fields: &[&[u8]]| {
+        let mut v = vec![4];
+        v.extend(s(b"hash"));
+        v.push(fields.len() as u8);
+        fields.iter().for_each(|f| {
+            v.extend(s(f));
+            v.extend(s(b"value"));
+        });
+        v
+    };
+    let zset = |members: &[&[u8]]| {
+        let mut v = vec![5];
+        v.extend(s(b"zset"));
+        v.push(members.len() as u8);
+        members.iter().for_each(|m| {
+            v.extend(s(m));
+            v.extend_from_slice(&1.5f64.to_le_bytes());
+        });
+        v
+    };
+    let key = |k: &[u8]| {
+        let mut v = vec![0];
+        v.extend(s(k));
+        v.extend(s(b"v"));
+        v
+    };
+    // (what, a good file's body, the same with a duplicate, the loader's words in its log, whether
+    // `redis-check-rdb` sees it: it loads every value but keeps no keys, so a key twice passes it).
+    let cases = [
+        (
+            "a plain set",
+            set(&[s(b"secret-a"), s(b"b"), s(b"c")]),
+            set(&[s(b"secret-a"), s(b"b"), s(b"secret-a")]),
+            "Duplicate set members detected",
+            true,
+        ),
+        (
+            "an integer-encoded and a text member",
+            set(&[vec![0xC0, 123], s(b"124")]),
+            set(&[vec![0xC0, 123], s(b"123")]),
+            "Duplicate set members detected",
+            true,
+        ),
+        (
+            "a plain hash",
+            hash(&[b"secret-f", b"g"]),
+            hash(&[b"secret-f", b"secret-f"]),
+            "Hash with dup elements",
+            true,
+        ),
+        (
+            "a plain sorted set",
+            zset(&[b"secret-m", b"n"]),
+            zset(&[b"secret-m", b"secret-m"]),
+            "Duplicate zset fields detected",
+            true,
+        ),
+        (
+            "a key twice in database 0",
+            [key(b"secret-k"), key(b"other")].concat(),
+            [key(b"secret-k"), key(b"secret-k")].concat(),
+            "duplicated key",
+            false,
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (what, good, twice, loader, check_rdb_refuses) in cases {
+        let good = crafted(&good);
+        let path = dir.path().join("good.rdb");
+        std::fs::write(&path, &good).unwrap();
+        assert!(rdb::verify(&good[..]).is_ok(), "{what}: {:?}", rdb::verify(&good[..]));
+        assert!(
+            redis_check_rdb_accepts(&path),
+            "{what}: redis-check-rdb refused the good file"
+        );
+        assert!(
+            redis_loads_with_sanitisation(&path),
+            "{what}: redis-server refused the good file"
+        );
+
+        let twice = crafted(&twice);
+        let path = dir.path().join("twice.rdb");
+        std::fs::write(&path, &twice).unwrap();
+        let err = rdb::verify(&twice[..]).unwrap_err().to_string();
+        assert!(
+            err.contains("twice") && err.contains("the file is damaged"),
+            "{what}: {err}"
+        );
+        assert!(!err.contains("secret"), "{what}: the bytes are in the message: {err}");
+        assert!(!redis_loads_with_sanitisation(&path), "{what}: redis-server loaded it");
+        let log = std::fs::read_to_string(dir.path().join("load.log")).unwrap();
+        assert!(
+            log.contains(loader),
+            "{what}: the server refused it for another reason: {log}"
+        );
+        if check_rdb_refuses {
+            assert!(!redis_check_rdb_accepts(&path), "{what}: redis-check-rdb accepted it");
+        }
+    }
+}

@@ -11,10 +11,37 @@
 //! ziplist, intset and zipmap (header lengths, entry encodings, back-lengths and prevlens, terminators, counts,
 //! intset order, duplicate fields and members), quicklist node containers, stream node ids and listpack layout,
 //! LZF strings (decoded as the loader decodes them), NaN scores. Every length is checked arithmetic bounded by
-//! the bytes left. Not checked (the loader checks them; a CRC-checked file from a real server passes them by
-//! construction): duplicate keys in a database and duplicate members of plain (non-encoded) sets, hashes and
-//! sorted sets. A stream's consumer groups are checked as the loader checks them: no name twice, no pending
+//! the bytes left. A stream's consumer groups are checked as the loader checks them: no name twice, no pending
 //! entry twice, every consumer's pending entry in its group's and every group's owned by a consumer.
+//!
+//! Refused as the loader refuses them: a member twice in a plain (non-encoded) set (type 2, "Duplicate set members
+//! detected"), a field twice in a plain hash (type 4, "Duplicate hash fields detected"), a member twice in a plain
+//! sorted set (types 3 and 5, "Duplicate zset fields detected"), and a key twice in one database ("RDB has
+//! duplicated key", which stops the server; a database selected twice keeps its keys, the same key in two
+//! databases is two keys). Strings are compared as the loader compares them, decoded: an integer-encoded `123`
+//! and a plain `123` are one member, an LZF string is its plain bytes. The error names the type, the offset and
+//! (for a key) the database, never the bytes (a key or member is the customer's data). Stricter than the loader
+//! in one corner, on purpose: a key twice is refused even when the loader would have dropped the first copy
+//! (expired, or empty); no server writes a key twice.
+//!
+//! How, in bounded memory: no key or member is kept, only a 128-bit fingerprint of its decoded bytes (two
+//! SipHash-1-3 from std's `RandomState`, keyed at random per verification so a file cannot be crafted to collide),
+//! computed through the fixed buffer as the string is read (an LZF string decoded through its 8 KiB window).
+//! Cost: a `HashSet<u128>`, about 20 B per key when its table is full and 39 B just after it doubles (16 B of
+//! fingerprint and one control byte per slot, slots at most 7/8 used): 2-4 GB for 100 million keys, less than the
+//! server itself holds for them; per plain container the same per member, freed when the container ends. A false
+//! "twice" (two different strings with one fingerprint) has a probability of about n² / 2^129 among n strings
+//! compared: below 10^-20 for a billion keys.
+//!
+//! Newer engines' types (sources: `src/rdb.h` of redis/redis and valkey-io/valkey): Redis OSS 7.4+ writes RDB 12
+//! with hashes whose fields expire (types 24 and 25; 22 and 23 in its release candidates). ElastiCache runs Redis
+//! OSS up to 7.1 (RDB 11 at most), so no ElastiCache file has them: refused by name, saying so. Valkey 7.2-8.x writes RDB
+//! 11; Valkey 9.0 writes `VALKEY080`, where type 22 is its hash with field expirations (written once a field has a
+//! TTL): not read yet, refused by name, so such a copy fails verification loudly rather than passing unchecked.
+//! (Its layout, for whoever reads it: a length, then per field its name, its value and its expiry as 8 bytes of
+//! little-endian milliseconds, -1 for none; the loader refuses an expiry below -1 and a field twice. Reading it
+//! needs a test against a real Valkey 9 server, which the test machine lacks.)
+//! Valkey 9.2's `VALKEY081` (type 23, path hashes) and Redis OSS 8's later versions are refused by version.
 //!
 //! Never: calls AWS, opens a connection, or reports a count for a file it could not read to its checksum. A big
 //! string is checked through a fixed buffer; a container is read whole (it is at most 4 GiB: its own header
@@ -26,7 +53,8 @@
 //! which `redis-check-rdb` does not print. The tests hold it against files a real `redis-server` wrote, and
 //! against `redis-check-rdb`'s own verdict on damaged ones.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasher, Hasher};
 use std::io::Read;
 
 use serde::{Deserialize, Serialize};
@@ -36,12 +64,12 @@ mod containers;
 mod lzf;
 
 /// The newest RDB format version read under the `REDIS` magic: Redis 7.0 writes 10, Redis 7.2 and Valkey 7.2–8.x
-/// write 11, Redis 7.4 writes 12 (its hash-field-expiry types 22–25 are refused as unknown types, never guessed).
+/// write 11, Redis 7.4 writes 12 (its hash-field-expiry types 22–25 are refused by name, never guessed).
 pub const MAX_VERSION: u32 = 12;
 
 /// The RDB format version Valkey 9.0 writes, under its own `VALKEY` magic (`VALKEY080`): Valkey reserves 12–79
 /// for Redis's formats and writes its own from 80, so the version alone says which magic a file has. Its
-/// field-expiring hash (type 22 there) is refused as an unknown type, never guessed.
+/// field-expiring hash (type 22 there) is refused by name, never guessed.
 pub const VALKEY_VERSION: u32 = 80;
 
 /// The version in a header, and whether its magic is Valkey's: `REDIS` and four digits, or `VALKEY` and three.
@@ -102,8 +130,8 @@ pub enum RdbError {
     Truncated { offset: u64, inside: &'static str },
     #[error("byte {offset}: {what}: the file is damaged")]
     Corrupt { offset: u64, what: String },
-    #[error("byte {offset}: value type {kind} is not one this verifier reads (a newer server's type?)")]
-    UnknownType { offset: u64, kind: u8 },
+    #[error("byte {offset}: value type {kind} is not one this verifier reads ({what})")]
+    UnknownType { offset: u64, kind: u8, what: &'static str },
     #[error("the file's CRC-64 is {stored:016x} but its bytes give {computed:016x}: the file is damaged")]
     Checksum { stored: u64, computed: u64 },
     #[error("reading the file: {0}")]
@@ -123,6 +151,48 @@ const OP_SELECTDB: u8 = 0xFE;
 const OP_EOF: u8 = 0xFF;
 const OP_SLOT_INFO: u8 = 0xF4;
 
+/// Fingerprints of strings as the loader compares them (decoded bytes): two SipHash-1-3 of std's
+/// [`std::collections::hash_map::RandomState`], each keyed at random when the verification starts, so a file
+/// cannot be crafted to collide. 128 bits: among `n` strings compared, a false "twice" has a chance of about
+/// n² / 2^129 (below 10^-20 for a billion keys).
+struct Fingerprints {
+    a: std::collections::hash_map::RandomState,
+    b: std::collections::hash_map::RandomState,
+}
+
+/// One string being fingerprinted, fed in pieces (the same bytes in any pieces give the same fingerprint).
+struct Fingerprint {
+    a: std::collections::hash_map::DefaultHasher,
+    b: std::collections::hash_map::DefaultHasher,
+}
+
+impl Fingerprints {
+    fn new() -> Self {
+        Self {
+            a: std::collections::hash_map::RandomState::new(),
+            b: std::collections::hash_map::RandomState::new(),
+        }
+    }
+
+    fn start(&self) -> Fingerprint {
+        Fingerprint {
+            a: self.a.build_hasher(),
+            b: self.b.build_hasher(),
+        }
+    }
+}
+
+impl Fingerprint {
+    fn feed(&mut self, piece: &[u8]) {
+        self.a.write(piece);
+        self.b.write(piece);
+    }
+
+    fn finish(&self) -> u128 {
+        u128::from(self.a.finish()) << 64 | u128::from(self.b.finish())
+    }
+}
+
 /// A length, or the special string encoding its first byte announces.
 enum Len {
     Plain(u64),
@@ -139,6 +209,7 @@ struct Cursor<R> {
     crc: u64,
     sha: Sha256,
     buf: Vec<u8>,
+    fingerprints: Fingerprints,
 }
 
 impl<R: Read> Cursor<R> {
@@ -150,6 +221,7 @@ impl<R: Read> Cursor<R> {
             crc: 0,
             sha: Sha256::new(),
             buf: vec![0; 64 * 1024],
+            fingerprints: Fingerprints::new(),
         }
     }
 
@@ -299,6 +371,60 @@ impl<R: Read> Cursor<R> {
             Len::Encoded(3) => self.check_lzf(inside),
             Len::Encoded(other) => Err(self.corrupt(format!("string encoding {other}"))),
         }
+    }
+
+    /// Reads one string (plain, integer-encoded or LZF-compressed) through the fixed buffer and gives the
+    /// fingerprint of its bytes as the loader compares them: decoded, an integer by its decimal digits (an
+    /// integer-encoded `123` and a plain `123` are the same member), an LZF string by its plain bytes.
+    fn fingerprint_string(&mut self, inside: &'static str) -> Result<u128, RdbError> {
+        let mut f = self.fingerprints.start();
+        match self.len_or_encoding(inside)? {
+            Len::Plain(n) => self.skip_through(n, inside, |piece| {
+                f.feed(piece);
+                Ok(())
+            })?,
+            Len::Encoded(0) => f.feed(i8::from_le_bytes(self.array(inside)?).to_string().as_bytes()),
+            Len::Encoded(1) => f.feed(i16::from_le_bytes(self.array(inside)?).to_string().as_bytes()),
+            Len::Encoded(2) => f.feed(i32::from_le_bytes(self.array(inside)?).to_string().as_bytes()),
+            Len::Encoded(3) => {
+                let (compressed, plain) = self.lzf_lengths(inside)?;
+                let mut lzf = lzf::Lzf::stream(plain);
+                self.skip_through(compressed, inside, |piece| {
+                    lzf.feed(piece)?;
+                    lzf.drain(&mut |out| f.feed(out));
+                    Ok(())
+                })?;
+                let rest = lzf.finish().map_err(|why| self.corrupt(format!("{inside}: {why}")))?;
+                f.feed(&rest);
+            }
+            Len::Encoded(other) => return Err(self.corrupt(format!("string encoding {other}"))),
+        }
+        Ok(f.finish())
+    }
+
+    /// Reads `n` strings of one container, refusing one whose bytes (as the loader compares them) came before:
+    /// the loader's "Duplicate ... detected". `after` reads what follows each (a score, a hash's value). Memory:
+    /// one fingerprint per string of this container, never its bytes.
+    fn distinct_strings(
+        &mut self,
+        n: u64,
+        what: &'static str,
+        element: &'static str,
+        loader: &'static str,
+        mut after: impl FnMut(&mut Self) -> Result<(), RdbError>,
+    ) -> Result<(), RdbError> {
+        let mut seen = HashSet::new();
+        for _ in 0..n {
+            let at = self.offset;
+            if !seen.insert(self.fingerprint_string(what)?) {
+                return Err(RdbError::Corrupt {
+                    offset: at,
+                    what: format!("{what} holds a {element} twice (the loader refuses it: \"{loader}\")"),
+                });
+            }
+            after(self)?;
+        }
+        Ok(())
     }
 
     /// Reads a short string (an auxiliary field); longer ones are skipped and `None`.
@@ -506,35 +632,56 @@ impl<R: Read> Cursor<R> {
             20 => self
                 .container("a listpack set", |b| cc::members(&cc::listpack(b)?, "a set"))
                 .and_then(kept),
-            1 | 2 => {
-                let n = self.len("a list or set")?;
-                let n = self.fits(n, 1, "a list or set")?;
-                self.skip_strings(n, "a list or set")?;
+            1 => {
+                let n = self.len("a list")?;
+                let n = self.fits(n, 1, "a list")?;
+                self.skip_strings(n, "a list")?;
+                kept(n)
+            }
+            2 => {
+                let n = self.len("a set")?;
+                let n = self.fits(n, 1, "a set")?;
+                self.distinct_strings(n, "a set (type 2)", "member", "Duplicate set members detected", |_| {
+                    Ok(())
+                })?;
                 kept(n)
             }
             3 => {
                 let n = self.len("a sorted set")?;
-                for _ in 0..self.fits(n, 2, "a sorted set")? {
-                    self.skip_string("a sorted-set member")?;
-                    self.skip_text_double()?;
-                }
+                let n = self.fits(n, 2, "a sorted set")?;
+                self.distinct_strings(
+                    n,
+                    "a sorted set (type 3)",
+                    "member",
+                    "Duplicate zset fields detected",
+                    |c| c.skip_text_double(),
+                )?;
                 kept(n)
             }
             4 => {
                 let n = self.len("a hash")?;
                 let n = self.fits(n, 2, "a hash")?;
-                self.skip_strings(n * 2, "a hash")?;
+                self.distinct_strings(n, "a hash (type 4)", "field", "Duplicate hash fields detected", |c| {
+                    c.skip_string("a hash value").map(drop)
+                })?;
                 kept(n)
             }
             5 => {
                 let n = self.len("a sorted set")?;
-                for _ in 0..self.fits(n, 9, "a sorted set")? {
-                    self.skip_string("a sorted-set member")?;
-                    let score = f64::from_le_bytes(self.array("a sorted-set score")?);
-                    if score.is_nan() {
-                        return Err(self.corrupt("a sorted set with a NaN score"));
-                    }
-                }
+                let n = self.fits(n, 9, "a sorted set")?;
+                self.distinct_strings(
+                    n,
+                    "a sorted set (type 5)",
+                    "member",
+                    "Duplicate zset fields detected",
+                    |c| {
+                        let score = f64::from_le_bytes(c.array("a sorted-set score")?);
+                        if score.is_nan() {
+                            return Err(c.corrupt("a sorted set with a NaN score"));
+                        }
+                        Ok(())
+                    },
+                )?;
                 kept(n)
             }
             7 => {
@@ -577,9 +724,35 @@ impl<R: Read> Cursor<R> {
             other => Err(RdbError::UnknownType {
                 offset: at,
                 kind: other,
+                what: UNKNOWN,
             }),
         }
     }
+}
+
+/// What an unknown type's error says when nothing more is known of it.
+const UNKNOWN: &str = "a newer server's type?";
+
+/// The types a newer engine writes that this verifier refuses by name before reading their key, each with who
+/// writes it: no engine ElastiCache runs, or (Valkey 9's) one it may, whose format is not read yet. `None`: a type
+/// read, or one no engine is known to write (refused as unknown where its value would start).
+fn foreign_type(valkey: bool, kind: u8) -> Option<&'static str> {
+    Some(match (valkey, kind) {
+        (false, 22) => {
+            "a hash with field expirations as Redis OSS 7.4's release candidates wrote it; ElastiCache does not run Redis OSS 7.4+"
+        }
+        (false, 23) => {
+            "a listpack hash with field expirations as Redis OSS 7.4's release candidates wrote it; ElastiCache does not run Redis OSS 7.4+"
+        }
+        (false, 24) => "a hash with field expirations, written by Redis OSS 7.4+, which ElastiCache does not run",
+        (false, 25) => {
+            "a listpack hash with field expirations, written by Redis OSS 7.4+, which ElastiCache does not run"
+        }
+        (true, 22) => {
+            "a hash with field expirations, written by Valkey 9 once a field has a TTL; this verifier does not read it yet, so the copy cannot be verified"
+        }
+        _ => return None,
+    })
 }
 
 /// The largest container read whole (a listpack's or ziplist's own header counts its bytes in 32 bits).
@@ -617,6 +790,8 @@ pub fn verify_sized(reader: impl Read, size: Option<u64>) -> Result<RdbSummary, 
     let mut server_version = None;
     let mut databases = BTreeMap::new();
     let mut db = Db::default();
+    // One fingerprint per key per database number (a database selected twice keeps its keys).
+    let mut keys: HashMap<u64, HashSet<u128>> = HashMap::new();
     let mut expiring = false;
     loop {
         let at = c.offset;
@@ -662,10 +837,25 @@ pub fn verify_sized(reader: impl Read, size: Option<u64>) -> Result<RdbSummary, 
                 return Err(RdbError::UnknownType {
                     offset: at,
                     kind: OP_FUNCTION_PRE_GA,
+                    what: "a function library as Redis 7.0's release candidates wrote it",
                 })
             }
             kind => {
-                c.skip_string("a key")?;
+                if let Some(what) = foreign_type(valkey, kind) {
+                    return Err(RdbError::UnknownType { offset: at, kind, what });
+                }
+                let key = c.fingerprint_string("a key")?;
+                // The loader stops at a key it already holds in this database ("RDB has duplicated key"); named by
+                // its offset and database, never its bytes (a key is the customer's data).
+                if !keys.entry(db.number).or_default().insert(key) {
+                    return Err(RdbError::Corrupt {
+                        offset: at,
+                        what: format!(
+                            "database {} holds this key twice (the loader refuses it: \"RDB has duplicated key\")",
+                            db.number
+                        ),
+                    });
+                }
                 let kept = c.value(kind, at)?;
                 let expires = u64::from(std::mem::take(&mut expiring));
                 db.read.keys += 1;
@@ -720,7 +910,9 @@ fn close<R: Read>(c: &Cursor<R>, db: Db, out: &mut BTreeMap<u64, DbKeys>) -> Res
         }
     }
     if db.counted.keys > 0 {
-        out.insert(db.number, db.counted);
+        let total = out.entry(db.number).or_default();
+        total.keys += db.counted.keys;
+        total.expires += db.counted.expires;
     }
     Ok(())
 }
@@ -918,6 +1110,158 @@ mod tests {
         }
     }
 
+    /// A plain member as the file stores it, of any length (a 32-bit length for long ones).
+    fn long_string(bytes: &[u8]) -> Vec<u8> {
+        let mut v = vec![0x80];
+        v.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+        v.extend_from_slice(bytes);
+        v
+    }
+
+    /// `kind` with `members` (each already encoded as the file stores it): after each, a hash's value or a
+    /// sorted set's score as its type stores it.
+    fn plain_container(kind: u8, members: &[Vec<u8>]) -> Vec<u8> {
+        let mut b = vec![OP_SELECTDB, 0, kind, 1, b'k', members.len() as u8];
+        for m in members {
+            b.extend_from_slice(m);
+            match kind {
+                3 => b.extend_from_slice(&[3, b'1', b'.', b'5']),
+                4 => b.extend(string(b"value")),
+                5 => b.extend_from_slice(&1.5f64.to_le_bytes()),
+                _ => {}
+            }
+        }
+        file("0010", &b)
+    }
+
+    /// The loader refuses a plain (non-encoded) set, hash or sorted set holding a member or field twice; so does
+    /// the verifier, naming the type and offset but never the member's bytes.
+    #[test]
+    fn plain_containers_with_a_member_twice_are_refused() {
+        let secret = string(b"secret-member");
+        for (kind, loader) in [
+            (2, "Duplicate set members detected"),
+            (3, "Duplicate zset fields detected"),
+            (4, "Duplicate hash fields detected"),
+            (5, "Duplicate zset fields detected"),
+        ] {
+            let good = plain_container(kind, &[secret.clone(), string(b"other")]);
+            assert_eq!(verify(&good[..]).unwrap().keys(), 1, "type {kind}");
+            let twice = plain_container(kind, &[secret.clone(), string(b"other"), secret.clone()]);
+            let err = verify(&twice[..]).unwrap_err();
+            let text = err.to_string();
+            assert!(matches!(err, RdbError::Corrupt { .. }), "type {kind}: {text}");
+            assert!(text.contains(&format!("(type {kind}) holds a")), "{text}");
+            assert!(text.contains("twice") && text.contains(loader), "{text}");
+            assert!(
+                !text.contains("secret"),
+                "the member's bytes are in the message: {text}"
+            );
+        }
+        // A list may hold the same element twice.
+        assert!(verify(&plain_container(1, &[secret.clone(), secret])[..]).is_ok());
+    }
+
+    /// The loader compares decoded bytes: an integer-encoded 123 and a plain "123" are one member, and an LZF
+    /// string is its plain bytes.
+    #[test]
+    fn a_member_twice_in_two_encodings_is_refused() {
+        let int123 = vec![0xC0, 123];
+        let twice = plain_container(2, &[int123.clone(), string(b"123")]);
+        assert!(verify(&twice[..]).unwrap_err().to_string().contains("twice"));
+        let int16 = vec![0xC1, 0x39, 0x30]; // 12345
+        let twice = plain_container(4, &[string(b"12345"), int16]);
+        assert!(verify(&twice[..]).unwrap_err().to_string().contains("twice"));
+        assert!(verify(&plain_container(2, &[int123, string(b"124"), string(b"0123")])[..]).is_ok());
+        // "aaaaaaaaaaa" compressed: a literal `a`, then a reference one back of 10 bytes.
+        let lzf = vec![0xC3, 5, 11, 0, b'a', 7 << 5, 1, 0];
+        let twice = plain_container(5, &[string(&[b'a'; 11]), lzf.clone()]);
+        assert!(verify(&twice[..]).unwrap_err().to_string().contains("twice"));
+        assert!(verify(&plain_container(5, &[string(&[b'a'; 10]), lzf])[..]).is_ok());
+    }
+
+    /// A member bigger than the fixed buffer is compared through it, in pieces: the same bytes are refused, bytes
+    /// differing only in the last piece are not.
+    #[test]
+    fn long_members_are_compared_through_the_buffer() {
+        let big = vec![b'x'; 200 * 1024];
+        let mut other = big.clone();
+        *other.last_mut().unwrap() = b'y';
+        let twice = plain_container(2, &[long_string(&big), long_string(&big)]);
+        assert!(verify(&twice[..]).unwrap_err().to_string().contains("twice"));
+        assert!(verify(&plain_container(2, &[long_string(&big), long_string(&other)])[..]).is_ok());
+        let f = Fingerprints::new();
+        let mut whole = f.start();
+        whole.feed(&big);
+        let mut pieces = f.start();
+        for piece in big.chunks(1000) {
+            pieces.feed(piece);
+        }
+        assert_eq!(whole.finish(), pieces.finish());
+    }
+
+    /// The loader stops at a key it already holds in the database ("RDB has duplicated key"): refused naming the
+    /// database and offset, never the key; the same key in two databases is two keys; an integer-encoded key is
+    /// its digits.
+    #[test]
+    fn a_key_twice_in_a_database_is_refused() {
+        let key = |k: &[u8]| {
+            let mut v = vec![0];
+            v.extend(string(k));
+            v.extend(string(b"v"));
+            v
+        };
+        let mut twice = vec![OP_SELECTDB, 0];
+        twice.extend(key(b"secret-key"));
+        twice.extend(key(b"other"));
+        twice.extend(key(b"secret-key"));
+        let err = verify(&file("0010", &twice)[..]).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, RdbError::Corrupt { .. }), "{text}");
+        assert!(text.contains("database 0 holds this key twice"), "{text}");
+        assert!(!text.contains("secret"), "the key is in the message: {text}");
+        let mut two_dbs = vec![OP_SELECTDB, 0];
+        two_dbs.extend(key(b"secret-key"));
+        two_dbs.extend_from_slice(&[OP_SELECTDB, 1]);
+        two_dbs.extend(key(b"secret-key"));
+        let s = verify(&file("0010", &two_dbs)[..]).unwrap();
+        assert_eq!(s.databases.keys().copied().collect::<Vec<_>>(), vec![0, 1]);
+        // Database 0 selected again: its keys are remembered, and counted together.
+        let mut again = two_dbs.clone();
+        again.extend_from_slice(&[OP_SELECTDB, 0]);
+        again.extend(key(b"another"));
+        assert_eq!(verify(&file("0010", &again)[..]).unwrap().databases[&0].keys, 2);
+        again.extend(key(b"secret-key"));
+        let text = verify(&file("0010", &again)[..]).unwrap_err().to_string();
+        assert!(text.contains("database 0 holds this key twice"), "{text}");
+        let mut int_key = vec![OP_SELECTDB, 3, 0, 0xC0, 7, 1, b'v'];
+        int_key.extend(key(b"7"));
+        let text = verify(&file("0010", &int_key)[..]).unwrap_err().to_string();
+        assert!(text.contains("database 3 holds this key twice"), "{text}");
+    }
+
+    /// Redis OSS 7.4+'s hashes with field expirations (no ElastiCache engine writes them) and Valkey 9's (not read
+    /// yet) are refused by name, saying who writes them.
+    #[test]
+    fn newer_hash_types_are_refused_by_name() {
+        for (version, kind, says) in [
+            ("0012", 22, "Redis OSS 7.4's release candidates"),
+            ("0012", 23, "Redis OSS 7.4's release candidates"),
+            ("0012", 24, "written by Redis OSS 7.4+, which ElastiCache does not run"),
+            ("0012", 25, "written by Redis OSS 7.4+, which ElastiCache does not run"),
+            ("080", 22, "written by Valkey 9"),
+        ] {
+            let err = verify(&file(version, &[OP_SELECTDB, 0, kind, 1, b'h', 0])[..]).unwrap_err();
+            let text = err.to_string();
+            assert!(matches!(err, RdbError::UnknownType { offset: 11, .. }), "{text}");
+            assert!(
+                text.contains(&format!("value type {kind} ")) && text.contains(says),
+                "{text}"
+            );
+            assert!(text.contains("field expirations"), "{text}");
+        }
+    }
+
     #[test]
     fn a_file_without_a_checksum_is_read_but_says_so() {
         let mut f = file("0010", &db0_with_two_strings());
@@ -1098,6 +1442,21 @@ mod tests {
             let mut raw = b"REDIS0010".to_vec();
             raw.extend_from_slice(&body);
             let _ = verify(&raw[..]);
+        }
+
+        /// A plain set of members that are digits stored as text or as integers: refused exactly when two decode
+        /// to the same bytes, as the loader compares them.
+        #[test]
+        fn a_set_is_refused_exactly_when_two_members_decode_alike(
+            members in proptest::collection::vec(0u8..20, 1..12)
+        ) {
+            let encoded: Vec<Vec<u8>> = members
+                .iter()
+                .map(|&m| if m < 10 { string(m.to_string().as_bytes()) } else { vec![0xC0, m - 10] })
+                .collect();
+            let decoded: std::collections::HashSet<u8> = members.iter().map(|m| m % 10).collect();
+            let result = verify(&plain_container(2, &encoded)[..]);
+            prop_assert_eq!(result.is_err(), decoded.len() < members.len(), "{:?}", result);
         }
 
         #[test]

@@ -30,6 +30,9 @@ pub struct Lzf {
     out: Option<Vec<u8>>,
 }
 
+/// The farthest back a reference reaches (13 bits of offset, plus one): what a streaming decoder keeps.
+pub const WINDOW: usize = 8192;
+
 impl Lzf {
     /// Checks only (nothing kept): memory stays flat whatever `plain` is.
     pub fn check(plain: u64) -> Self {
@@ -47,6 +50,27 @@ impl Lzf {
         Self {
             out: Some(Vec::with_capacity(plain)),
             ..Self::check(plain as u64)
+        }
+    }
+
+    /// Decodes through a window: [`Lzf::drain`] hands out the output but the last [`WINDOW`] bytes after each piece,
+    /// so memory stays bounded (a piece of `n` compressed bytes gives at most `n` x [`MAX_RATIO`]) whatever `plain`
+    /// is. For a string that must be compared (hashed) without being held whole.
+    pub fn stream(plain: u64) -> Self {
+        Self {
+            out: Some(Vec::new()),
+            ..Self::check(plain)
+        }
+    }
+
+    /// Hands the output decoded so far to `sink`, keeping only the window later references may reach.
+    pub fn drain(&mut self, sink: &mut impl FnMut(&[u8])) {
+        if let Some(out) = self.out.as_mut() {
+            let done = out.len().saturating_sub(WINDOW);
+            if done > 0 {
+                sink(&out[..done]);
+                out.drain(..done);
+            }
         }
     }
 
@@ -173,8 +197,48 @@ mod tests {
             c.feed(&input[cut..]).unwrap();
             assert!(c.finish().unwrap().is_empty());
         }
+        // Streamed: what is drained and what finishing leaves make the whole output.
+        let mut s = Lzf::stream(10);
+        let mut got = Vec::new();
+        s.feed(&input).unwrap();
+        s.drain(&mut |piece| got.extend_from_slice(piece));
+        got.extend(s.finish().unwrap());
+        assert_eq!(got, b"abcabcabca");
         // A long reference: 7 + 1 + 2 = 10 bytes of "a".
         assert_eq!(decode(&[0, b'a', 7 << 5, 1, 0], 11).unwrap(), [b'a'; 11]);
+    }
+
+    /// A long run streamed in small pieces: references reach back across what was drained, into the window.
+    #[test]
+    fn a_streamed_decode_keeps_only_the_window() {
+        // 2000 literal runs of 32 distinct-ish bytes, then references 8192 back (the farthest) of 264 bytes.
+        let mut input = Vec::new();
+        let mut plain = Vec::new();
+        for i in 0..2000u32 {
+            input.push(31);
+            for k in 0..32u32 {
+                let b = (i * 7 + k * 13) as u8;
+                input.push(b);
+                plain.push(b);
+            }
+        }
+        for _ in 0..100 {
+            input.extend_from_slice(&[0xFF, 255, 0xFF]);
+            let from = plain.len() - WINDOW;
+            for k in 0..264 {
+                let b = plain[from + k];
+                plain.push(b);
+            }
+        }
+        let mut s = Lzf::stream(plain.len() as u64);
+        let mut got = Vec::new();
+        for piece in input.chunks(1000) {
+            s.feed(piece).unwrap();
+            s.drain(&mut |p| got.extend_from_slice(p));
+            assert!(s.out.as_ref().unwrap().len() <= WINDOW + 1000 * MAX_RATIO as usize);
+        }
+        got.extend(s.finish().unwrap());
+        assert_eq!(got, plain);
     }
 
     #[test]
