@@ -583,4 +583,19 @@ fn the_reference_lists_every_sample_event() {
         .filter_map(|t| t.split("events/").nth(1).map(str::to_owned))
         .collect();
     assert_same("sample events", "events.md", &in_repo, &on_page);
+    // Each row's last column is the shape of its event: the file's top-level keys, in the file's order.
+    for line in page.lines().filter(|l| l.starts_with("| [`")) {
+        let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
+        let file = link_targets(cells[0])
+            .into_iter()
+            .find_map(|t| t.split("events/").nth(1).map(str::to_owned))
+            .unwrap_or_else(|| panic!("no event file in {line}"));
+        let event: serde_json::Value = serde_json::from_str(&read(&events.join(&file))).unwrap();
+        let keys: Vec<String> = event.as_object().unwrap().keys().map(|k| format!("`{k}`")).collect();
+        assert_eq!(
+            cells.last().copied(),
+            Some(keys.join(", ").as_str()),
+            "the shape of {file} on the page"
+        );
+    }
 }
