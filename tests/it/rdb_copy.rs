@@ -667,3 +667,171 @@ async fn a_run_out_of_time_steps_no_cache_and_says_so_in_its_metrics_and_its_err
 fn caches_margin() -> Duration {
     export::handler::DEADLINE_MARGIN
 }
+
+/// What the run asked of S3, in order: each request's method and URI, seen by an interceptor on the test's S3
+/// client (the production code is unchanged; the interceptor only watches, or, with `hold`, holds one request).
+#[derive(Debug, Clone, Default)]
+struct Watch {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(String, String, std::time::Instant)>>>,
+    /// A URI fragment whose first GET is held back until the instant given, on the thread sending it.
+    hold: Option<(String, std::time::Instant)>,
+}
+
+impl aws_sdk_s3::config::Intercept for Watch {
+    fn name(&self) -> &'static str {
+        "Watch"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_sdk_s3::config::RuntimeComponents,
+        _: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), aws_sdk_s3::error::BoxError> {
+        let request = context.request();
+        let (method, uri) = (request.method().to_owned(), request.uri().to_owned());
+        let now = std::time::Instant::now();
+        let first = {
+            let mut seen = self.seen.lock().unwrap();
+            let first = !seen.iter().any(|(m, u, _)| m == &method && u == &uri);
+            seen.push((method.clone(), uri.clone(), now));
+            first
+        };
+        if let Some((fragment, until)) = &self.hold {
+            if first && method == "GET" && uri.contains(fragment.as_str()) {
+                // Blocks this worker thread (an interceptor cannot await): the run's own timer, on the other
+                // worker, goes on, as Lambda's clock does while a read is slow.
+                std::thread::sleep(until.saturating_duration_since(now));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Watch {
+    /// `deps` with an S3 client that reports to this watch.
+    fn on(&self, deps: &Deps) -> Deps {
+        let config = deps.s3.config().to_builder().interceptor(self.clone()).build();
+        Deps {
+            s3: aws_sdk_s3::Client::from_conf(config),
+            ..deps.clone()
+        }
+    }
+
+    fn requests(&self) -> Vec<(String, String, std::time::Instant)> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// The book's "two at a time": four caches whose copies each take several S3 round trips and a few MiB of
+/// verification. Each cache's span runs from its first S3 request to its last (every request names its cache:
+/// its staging name or its `exports/_caches/<cache>/` key); at some request two spans are open, and at none are
+/// three. One at a time would never open two, an unbounded run would open four.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_caches_steps_two_caches_at_a_time() {
+    let w = world().await;
+    let ids = ["alpha", "bravo", "charlie", "delta"];
+    let (file, _) = rdb_file("shared");
+    for id in ids {
+        let snapshot = cache_with_snapshot(&w, id, None).await;
+        stage(&w, &snapshot, 1, file.clone()).await;
+    }
+    let watch = Watch::default();
+    let summary = caches::handle(&watch.on(&w.deps), None, None).await.unwrap();
+    assert!(
+        summary.caches.iter().all(|r| r.outcome == CopyOutcome::Verified),
+        "{summary:#?}"
+    );
+    let requests = watch.requests();
+    let owner = |uri: &str| {
+        ids.iter()
+            .position(|id| uri.contains(&format!("lifeboat-{id}-")) || uri.contains(&format!("_caches/{id}/")))
+    };
+    let mut spans = [(usize::MAX, 0); 4];
+    for (at, (_, uri, _)) in requests.iter().enumerate() {
+        if let Some(i) = owner(uri) {
+            spans[i] = (spans[i].0.min(at), spans[i].1.max(at));
+        }
+    }
+    assert!(
+        spans.iter().all(|(first, _)| *first != usize::MAX),
+        "every cache was stepped: {spans:?}"
+    );
+    let open_at = |at: usize| spans.iter().filter(|(first, last)| *first <= at && at <= *last).count();
+    let most = (0..requests.len()).map(open_at).max().unwrap_or(0);
+    assert_eq!(most, 2, "caches in flight at once, spans by request number {spans:?}");
+}
+
+/// A deadline that passes while a cache's files are being verified: its first shard's file read and verified,
+/// its second shard's read held back (as a slow read would be) until past the run's stop time. The step is
+/// stopped there: reported `deadline`, `RdbCopyError` 1 published, the invocation failed (after the metrics);
+/// nothing moved, no manifest, no failure record, the staged files left where they are; the next run with time
+/// verifies them again and completes the copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_passing_while_a_cache_is_verified_stops_it_and_leaves_its_files_to_the_next_run() {
+    let w = world().await;
+    let sharded = cache_with_snapshot(&w, "cache", Some(2)).await;
+    let (one, _) = rdb_file("one");
+    let (two, _) = rdb_file("two");
+    let first = stage(&w, &sharded, 1, one).await;
+    let second = stage(&w, &sharded, 2, two).await;
+    let deadline = std::time::Instant::now() + caches_margin() + Duration::from_secs(5);
+    let stop = deadline - caches_margin();
+    let watch = Watch {
+        hold: Some((second.clone(), stop + Duration::from_millis(500))),
+        ..Watch::default()
+    };
+    let err = caches::handle(&watch.on(&w.deps), None, Some(deadline))
+        .await
+        .unwrap_err()
+        .to_string();
+    let requests = watch.requests();
+    let got = |key: &str| {
+        requests
+            .iter()
+            .find(|(m, u, _)| m == "GET" && u.contains(key))
+            .map(|(_, _, at)| *at)
+    };
+    assert!(
+        got(&first).is_some_and(|at| at < stop),
+        "the first shard's file was read before the stop: {requests:?}"
+    );
+    assert!(
+        got(&second).is_some(),
+        "the second shard's file was being read at the stop"
+    );
+    assert!(err.contains("RDB copy failed for 1 of 1 caches"), "{err}");
+    assert!(
+        err.contains("cache (stopped 60 s before the invocation's deadline; no manifest was written"),
+        "{err}"
+    );
+    assert_eq!(metric(&w, "RdbCopyError", "cache").await, [1.0]);
+    assert_eq!(
+        metric(&w, "RdbCopyFailed", "cache").await,
+        [0.0],
+        "a stopped copy is not a bad copy"
+    );
+    assert!(get(&w, &rdb_keys("cache", time()).manifest()).await.is_none());
+    let exports = w
+        .deps
+        .s3
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix("exports/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(exports.key_count(), Some(0), "nothing moved under exports/");
+    assert!(
+        get(&w, &rdb_staging_failure_key(&rdb_staging_name(&sharded)))
+            .await
+            .is_none(),
+        "a stopped verify is not a failed one: no failure record"
+    );
+    for key in [&first, &second] {
+        assert!(get(&w, key).await.is_some(), "{key} is left for the next run");
+    }
+
+    let summary = caches::handle(&w.deps, None, None).await.unwrap();
+    assert_eq!(summary.caches[0].outcome, CopyOutcome::Verified, "{summary:#?}");
+}

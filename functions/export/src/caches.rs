@@ -10,11 +10,13 @@
 //! `ExportServerlessCacheSnapshot` under its own name (`lifeboat::caches::rdb_copy::serverless` says where and what is
 //! assumed), then verified, moved and described exactly as a node-based cache's.
 //!
-//! Every run has a deadline: caches are stepped two at a time (so one cache with a large file does not hold up
-//! every cache after it), and a step still running [`DEADLINE_MARGIN`] before the invocation's deadline is
-//! stopped there (nothing is moved and no manifest is written before every file passed, so a stopped verify
-//! leaves nothing half-written; the next run verifies again), reported as `deadline`, and the caches not started
-//! by then as `not-reached`; both publish `RdbCopyError` and fail the invocation, with the metrics published first.
+//! Every run has a deadline: caches are stepped `CONCURRENT_CACHES` (two) at a time (so one cache with a large
+//! file does not hold up every cache after it), and a step still running [`DEADLINE_MARGIN`] before the
+//! invocation's deadline is stopped there (nothing is moved and no manifest is written before every file passed, so
+//! a stopped verify leaves nothing half-written and the staged files for the next run, which verifies again; a stop
+//! while moving leaves moved files without a manifest, accepted next time only with the verified SHA-256), reported
+//! as `deadline`, and the caches not started by then as `not-reached`; both publish `RdbCopyError` and fail the
+//! invocation, with the metrics published first.
 //!
 //! Each step is idempotent: a copy with a manifest is done; the export request's name derives from the snapshot
 //! (a rerun asks for the same thing); a file that failed verification gets a failure record next to it, is
@@ -212,7 +214,7 @@ async fn copy_before(
         Err(_) => {
             tracing::error!(cache = %cache.id, "cache RDB copy stopped before the invocation's deadline");
             CacheCopyReport::new(&cache.id, None, CopyOutcome::Deadline).with_detail(format!(
-                "stopped {} s before the invocation's deadline; nothing was moved or written and the next run \
+                "stopped {} s before the invocation's deadline; no manifest was written and the next run \
                  verifies again (a copy that never fits in one invocation needs a longer function timeout)",
                 DEADLINE_MARGIN.as_secs()
             ))
