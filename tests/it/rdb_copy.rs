@@ -835,3 +835,107 @@ async fn a_deadline_passing_while_a_cache_is_verified_stops_it_and_leaves_its_fi
     let summary = caches::handle(&w.deps, None, None).await.unwrap();
     assert_eq!(summary.caches[0].outcome, CopyOutcome::Verified, "{summary:#?}");
 }
+
+/// Item 4's race: Lifeboat has written its request record and asked for the export, and someone else with
+/// `elasticache:CopySnapshot` stages another cache's data where Lifeboat's predictable name would put it, after
+/// the record and before ElastiCache's own export lands. That file is never verified or published: Lifeboat asked
+/// for a name with a random part, recorded in its request record, and looks for files under that name only.
+/// When ElastiCache's own file arrives there, it is the one published. ElastiCache's calls are answered by
+/// `aws-smithy-mocks` (moto does not export to S3); S3 is moto's, the files a real server's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_staged_by_someone_else_after_lifeboats_request_is_not_published() {
+    use aws_sdk_elasticache::operation::copy_snapshot::CopySnapshotOutput;
+    use aws_sdk_elasticache::operation::describe_snapshots::DescribeSnapshotsOutput;
+    use aws_sdk_elasticache::types::{NodeSnapshot, Snapshot};
+    use aws_sdk_elasticache::Client;
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+    use std::sync::{Arc, Mutex};
+    let w = world().await;
+    let name = "lifeboat-sessions-20261129-0300";
+    let arn = format!("arn:aws:elasticache:{REGION}:123456789012:snapshot:{name}");
+    let created = aws_sdk_elasticache::primitives::DateTime::from_secs(time().timestamp());
+    let described = arn.clone();
+    let describe = mock!(Client::describe_snapshots).then_output(move || {
+        let node = NodeSnapshot::builder()
+            .node_group_id("0001")
+            .snapshot_create_time(created)
+            .build();
+        DescribeSnapshotsOutput::builder()
+            .snapshots(
+                Snapshot::builder()
+                    .snapshot_name(name)
+                    .arn(&described)
+                    .engine("valkey")
+                    .engine_version("8.0")
+                    .num_node_groups(1)
+                    .node_snapshots(node)
+                    .build(),
+            )
+            .build()
+    });
+    let targets = Arc::new(Mutex::new(Vec::new()));
+    let asked = targets.clone();
+    let copy = mock!(Client::copy_snapshot)
+        .match_requests(move |r| {
+            asked
+                .lock()
+                .unwrap()
+                .push(r.target_snapshot_name().unwrap_or_default().to_owned());
+            r.source_snapshot_name() == Some(name) && r.target_bucket() == Some(BUCKET)
+        })
+        .then_output(|| CopySnapshotOutput::builder().build());
+    let deps = Deps {
+        ec: mock_client!(aws_sdk_elasticache, RuleMode::MatchAny, [&describe, &copy]),
+        ..w.deps.clone()
+    };
+    let cache = lifeboat::caches::elasticache::Cache {
+        kind: lifeboat::caches::elasticache::CacheKind::ReplicationGroup,
+        arn: format!("arn:aws:elasticache:{REGION}:123456789012:replicationgroup:sessions"),
+        ..serverless("sessions").0
+    };
+    let snapshot = lifeboat::caches::elasticache::CacheSnapshot {
+        arn: arn.clone(),
+        serverless: false,
+        ..serverless("sessions").1
+    };
+    let snapshots = [snapshot];
+
+    let r = caches::copy_one(&deps, &cache, &snapshots).await;
+    assert_eq!(r.outcome, CopyOutcome::Requested, "{r:?}");
+    let target = targets.lock().unwrap().first().cloned().unwrap();
+
+    // Someone else's export, after Lifeboat's record, under the name they can guess.
+    let (foreign, _) = rdb_file("foreign");
+    put(&w, &format!("{}-0001.rdb", rdb_staging_name(name)), foreign).await;
+    let r = caches::copy_one(&deps, &cache, &snapshots).await;
+    assert!(
+        matches!(r.outcome, CopyOutcome::Requested | CopyOutcome::Waiting),
+        "{r:?}"
+    );
+    assert!(
+        get(&w, &rdb_keys("sessions", time()).manifest()).await.is_none(),
+        "nothing published"
+    );
+    assert!(
+        targets.lock().unwrap().iter().all(|t| *t == target),
+        "a rerun asks for the recorded name again: {targets:?}"
+    );
+    assert!(
+        target.starts_with(&format!("{}-", rdb_staging_name(name))) && target.len() > rdb_staging_name(name).len() + 16,
+        "the name asked for cannot be guessed from the snapshot's: {target}"
+    );
+
+    // ElastiCache's own export lands under the name Lifeboat asked for: that is the copy published.
+    let (own, _) = rdb_file("own");
+    put(&w, &format!("{target}-0001.rdb"), own.clone()).await;
+    let r = caches::copy_one(&deps, &cache, &snapshots).await;
+    assert_eq!(r.outcome, CopyOutcome::Verified, "{r:?}");
+    let manifest: RdbManifest =
+        serde_json::from_slice(&get(&w, &rdb_keys("sessions", time()).manifest()).await.unwrap()).unwrap();
+    assert_eq!(
+        manifest.shards[0].sha256,
+        hex_sha256(&own),
+        "the copy is ElastiCache's export for Lifeboat"
+    );
+    assert!(get(&w, &manifest.shards[0].key).await.unwrap() == own);
+}
