@@ -4,8 +4,12 @@
 //!
 //! Where these tests start: moto does not implement `CopySnapshot` to a bucket, so each test starts from the
 //! state ElastiCache leaves after an export: the snapshot exists (made in moto, tagged as Lifeboat tags it) and
-//! its files are in the bucket under the staging name Lifeboat asks for. The request step itself is tested at the
-//! adapter with `aws-smithy-mocks` (`lifeboat::caches::rdb_copy`'s `export_requests` tests), never faked in the handler.
+//! its files are in the bucket under a staging name its request record holds (the predictable name older runs
+//! asked for, still honoured). The request step is tested at the adapter with `aws-smithy-mocks`
+//! (`lifeboat::caches::rdb_copy`'s `export_requests` tests) and, where the name Lifeboat asks for matters (a file
+//! staged by someone else after the request), through the handler with ElastiCache's calls mocked and S3 moto's.
+//! Concurrency and the deadline are observed by an interceptor on the test's S3 client ([`Watch`]), never by a seam
+//! in the function.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -775,7 +779,7 @@ async fn a_deadline_passing_while_a_cache_is_verified_stops_it_and_leaves_its_fi
     let (two, _) = rdb_file("two");
     let first = stage(&w, &sharded, 1, one).await;
     let second = stage(&w, &sharded, 2, two).await;
-    let deadline = std::time::Instant::now() + caches_margin() + Duration::from_secs(5);
+    let deadline = std::time::Instant::now() + caches_margin() + Duration::from_secs(8);
     let stop = deadline - caches_margin();
     let watch = Watch {
         hold: Some((second.clone(), stop + Duration::from_millis(500))),
