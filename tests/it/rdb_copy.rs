@@ -4,8 +4,12 @@
 //!
 //! Where these tests start: moto does not implement `CopySnapshot` to a bucket, so each test starts from the
 //! state ElastiCache leaves after an export: the snapshot exists (made in moto, tagged as Lifeboat tags it) and
-//! its files are in the bucket under the staging name Lifeboat asks for. The request step itself is tested at the
-//! adapter with `aws-smithy-mocks` (`lifeboat::caches::rdb_copy`'s `export_requests` tests), never faked in the handler.
+//! its files are in the bucket under a staging name its request record holds (the predictable name older runs
+//! asked for, still honoured). The request step is tested at the adapter with `aws-smithy-mocks`
+//! (`lifeboat::caches::rdb_copy`'s `export_requests` tests) and, where the name Lifeboat asks for matters (a file
+//! staged by someone else after the request), through the handler with ElastiCache's calls mocked and S3 moto's.
+//! Concurrency and the deadline are observed by an interceptor on the test's S3 client ([`Watch`]), never by a seam
+//! in the function.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -666,4 +670,276 @@ async fn a_run_out_of_time_steps_no_cache_and_says_so_in_its_metrics_and_its_err
 
 fn caches_margin() -> Duration {
     export::handler::DEADLINE_MARGIN
+}
+
+/// What the run asked of S3, in order: each request's method and URI, seen by an interceptor on the test's S3
+/// client (the production code is unchanged; the interceptor only watches, or, with `hold`, holds one request).
+#[derive(Debug, Clone, Default)]
+struct Watch {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(String, String, std::time::Instant)>>>,
+    /// A URI fragment whose first GET is held back until the instant given, on the thread sending it.
+    hold: Option<(String, std::time::Instant)>,
+}
+
+impl aws_sdk_s3::config::Intercept for Watch {
+    fn name(&self) -> &'static str {
+        "Watch"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_sdk_s3::config::RuntimeComponents,
+        _: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), aws_sdk_s3::error::BoxError> {
+        let request = context.request();
+        let (method, uri) = (request.method().to_owned(), request.uri().to_owned());
+        let now = std::time::Instant::now();
+        let first = {
+            let mut seen = self.seen.lock().unwrap();
+            let first = !seen.iter().any(|(m, u, _)| m == &method && u == &uri);
+            seen.push((method.clone(), uri.clone(), now));
+            first
+        };
+        if let Some((fragment, until)) = &self.hold {
+            if first && method == "GET" && uri.contains(fragment.as_str()) {
+                // Blocks this worker thread (an interceptor cannot await): the run's own timer, on the other
+                // worker, goes on, as Lambda's clock does while a read is slow.
+                std::thread::sleep(until.saturating_duration_since(now));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Watch {
+    /// `deps` with an S3 client that reports to this watch.
+    fn on(&self, deps: &Deps) -> Deps {
+        let config = deps.s3.config().to_builder().interceptor(self.clone()).build();
+        Deps {
+            s3: aws_sdk_s3::Client::from_conf(config),
+            ..deps.clone()
+        }
+    }
+
+    fn requests(&self) -> Vec<(String, String, std::time::Instant)> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// The book's "two at a time": four caches whose copies each take several S3 round trips and a few MiB of
+/// verification. Each cache's span runs from its first S3 request to its last (every request names its cache:
+/// its staging name or its `exports/_caches/<cache>/` key); at some request two spans are open, and at none are
+/// three. One at a time would never open two, an unbounded run would open four.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_caches_steps_two_caches_at_a_time() {
+    let w = world().await;
+    let ids = ["alpha", "bravo", "charlie", "delta"];
+    let (file, _) = rdb_file("shared");
+    for id in ids {
+        let snapshot = cache_with_snapshot(&w, id, None).await;
+        stage(&w, &snapshot, 1, file.clone()).await;
+    }
+    let watch = Watch::default();
+    let summary = caches::handle(&watch.on(&w.deps), None, None).await.unwrap();
+    assert!(
+        summary.caches.iter().all(|r| r.outcome == CopyOutcome::Verified),
+        "{summary:#?}"
+    );
+    let requests = watch.requests();
+    let owner = |uri: &str| {
+        ids.iter()
+            .position(|id| uri.contains(&format!("lifeboat-{id}-")) || uri.contains(&format!("_caches/{id}/")))
+    };
+    let mut spans = [(usize::MAX, 0); 4];
+    for (at, (_, uri, _)) in requests.iter().enumerate() {
+        if let Some(i) = owner(uri) {
+            spans[i] = (spans[i].0.min(at), spans[i].1.max(at));
+        }
+    }
+    assert!(
+        spans.iter().all(|(first, _)| *first != usize::MAX),
+        "every cache was stepped: {spans:?}"
+    );
+    let open_at = |at: usize| spans.iter().filter(|(first, last)| *first <= at && at <= *last).count();
+    let most = (0..requests.len()).map(open_at).max().unwrap_or(0);
+    assert_eq!(most, 2, "caches in flight at once, spans by request number {spans:?}");
+}
+
+/// A deadline that passes while a cache's files are being verified: its first shard's file read and verified,
+/// its second shard's read held back (as a slow read would be) until past the run's stop time. The step is
+/// stopped there: reported `deadline`, `RdbCopyError` 1 published, the invocation failed (after the metrics);
+/// nothing moved, no manifest, no failure record, the staged files left where they are; the next run with time
+/// verifies them again and completes the copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_passing_while_a_cache_is_verified_stops_it_and_leaves_its_files_to_the_next_run() {
+    let w = world().await;
+    let sharded = cache_with_snapshot(&w, "cache", Some(2)).await;
+    let (one, _) = rdb_file("one");
+    let (two, _) = rdb_file("two");
+    let first = stage(&w, &sharded, 1, one).await;
+    let second = stage(&w, &sharded, 2, two).await;
+    let deadline = std::time::Instant::now() + caches_margin() + Duration::from_secs(8);
+    let stop = deadline - caches_margin();
+    let watch = Watch {
+        hold: Some((second.clone(), stop + Duration::from_millis(500))),
+        ..Watch::default()
+    };
+    let err = caches::handle(&watch.on(&w.deps), None, Some(deadline))
+        .await
+        .unwrap_err()
+        .to_string();
+    let requests = watch.requests();
+    let got = |key: &str| {
+        requests
+            .iter()
+            .find(|(m, u, _)| m == "GET" && u.contains(key))
+            .map(|(_, _, at)| *at)
+    };
+    assert!(
+        got(&first).is_some_and(|at| at < stop),
+        "the first shard's file was read before the stop: {requests:?}"
+    );
+    assert!(
+        got(&second).is_some(),
+        "the second shard's file was being read at the stop"
+    );
+    assert!(err.contains("RDB copy failed for 1 of 1 caches"), "{err}");
+    assert!(
+        err.contains("cache (stopped 60 s before the invocation's deadline; no manifest was written"),
+        "{err}"
+    );
+    assert_eq!(metric(&w, "RdbCopyError", "cache").await, [1.0]);
+    assert_eq!(
+        metric(&w, "RdbCopyFailed", "cache").await,
+        [0.0],
+        "a stopped copy is not a bad copy"
+    );
+    assert!(get(&w, &rdb_keys("cache", time()).manifest()).await.is_none());
+    let exports = w
+        .deps
+        .s3
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix("exports/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(exports.key_count(), Some(0), "nothing moved under exports/");
+    assert!(
+        get(&w, &rdb_staging_failure_key(&rdb_staging_name(&sharded)))
+            .await
+            .is_none(),
+        "a stopped verify is not a failed one: no failure record"
+    );
+    for key in [&first, &second] {
+        assert!(get(&w, key).await.is_some(), "{key} is left for the next run");
+    }
+
+    let summary = caches::handle(&w.deps, None, None).await.unwrap();
+    assert_eq!(summary.caches[0].outcome, CopyOutcome::Verified, "{summary:#?}");
+}
+
+/// Item 4's race: Lifeboat has written its request record and asked for the export, and someone else with
+/// `elasticache:CopySnapshot` stages another cache's data where Lifeboat's predictable name would put it, after
+/// the record and before ElastiCache's own export lands. That file is never verified or published: Lifeboat asked
+/// for a name with a random part, recorded in its request record, and looks for files under that name only.
+/// When ElastiCache's own file arrives there, it is the one published. ElastiCache's calls are answered by
+/// `aws-smithy-mocks` (moto does not export to S3); S3 is moto's, the files a real server's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_staged_by_someone_else_after_lifeboats_request_is_not_published() {
+    use aws_sdk_elasticache::operation::copy_snapshot::CopySnapshotOutput;
+    use aws_sdk_elasticache::operation::describe_snapshots::DescribeSnapshotsOutput;
+    use aws_sdk_elasticache::types::{NodeSnapshot, Snapshot};
+    use aws_sdk_elasticache::Client;
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+    use std::sync::{Arc, Mutex};
+    let w = world().await;
+    let name = "lifeboat-sessions-20261129-0300";
+    let arn = format!("arn:aws:elasticache:{REGION}:123456789012:snapshot:{name}");
+    let created = aws_sdk_elasticache::primitives::DateTime::from_secs(time().timestamp());
+    let described = arn.clone();
+    let describe = mock!(Client::describe_snapshots).then_output(move || {
+        let node = NodeSnapshot::builder()
+            .node_group_id("0001")
+            .snapshot_create_time(created)
+            .build();
+        DescribeSnapshotsOutput::builder()
+            .snapshots(
+                Snapshot::builder()
+                    .snapshot_name(name)
+                    .arn(&described)
+                    .engine("valkey")
+                    .engine_version("8.0")
+                    .num_node_groups(1)
+                    .node_snapshots(node)
+                    .build(),
+            )
+            .build()
+    });
+    let targets = Arc::new(Mutex::new(Vec::new()));
+    let asked = targets.clone();
+    let copy = mock!(Client::copy_snapshot)
+        .match_requests(move |r| {
+            asked
+                .lock()
+                .unwrap()
+                .push(r.target_snapshot_name().unwrap_or_default().to_owned());
+            r.source_snapshot_name() == Some(name) && r.target_bucket() == Some(BUCKET)
+        })
+        .then_output(|| CopySnapshotOutput::builder().build());
+    let deps = Deps {
+        ec: mock_client!(aws_sdk_elasticache, RuleMode::MatchAny, [&describe, &copy]),
+        ..w.deps.clone()
+    };
+    let cache = lifeboat::caches::elasticache::Cache {
+        kind: lifeboat::caches::elasticache::CacheKind::ReplicationGroup,
+        arn: format!("arn:aws:elasticache:{REGION}:123456789012:replicationgroup:sessions"),
+        ..serverless("sessions").0
+    };
+    let snapshot = lifeboat::caches::elasticache::CacheSnapshot {
+        arn: arn.clone(),
+        serverless: false,
+        ..serverless("sessions").1
+    };
+    let snapshots = [snapshot];
+
+    let r = caches::copy_one(&deps, &cache, &snapshots).await;
+    assert_eq!(r.outcome, CopyOutcome::Requested, "{r:?}");
+    let target = targets.lock().unwrap().first().cloned().unwrap();
+
+    // Someone else's export, after Lifeboat's record, under the name they can guess.
+    let (foreign, _) = rdb_file("foreign");
+    put(&w, &format!("{}-0001.rdb", rdb_staging_name(name)), foreign).await;
+    let r = caches::copy_one(&deps, &cache, &snapshots).await;
+    assert!(
+        matches!(r.outcome, CopyOutcome::Requested | CopyOutcome::Waiting),
+        "{r:?}"
+    );
+    assert!(
+        get(&w, &rdb_keys("sessions", time()).manifest()).await.is_none(),
+        "nothing published"
+    );
+    assert!(
+        targets.lock().unwrap().iter().all(|t| *t == target),
+        "a rerun asks for the recorded name again: {targets:?}"
+    );
+    assert!(
+        target.starts_with(&format!("{}-", rdb_staging_name(name))) && target.len() > rdb_staging_name(name).len() + 16,
+        "the name asked for cannot be guessed from the snapshot's: {target}"
+    );
+
+    // ElastiCache's own export lands under the name Lifeboat asked for: that is the copy published.
+    let (own, _) = rdb_file("own");
+    put(&w, &format!("{target}-0001.rdb"), own.clone()).await;
+    let r = caches::copy_one(&deps, &cache, &snapshots).await;
+    assert_eq!(r.outcome, CopyOutcome::Verified, "{r:?}");
+    let manifest: RdbManifest =
+        serde_json::from_slice(&get(&w, &rdb_keys("sessions", time()).manifest()).await.unwrap()).unwrap();
+    assert_eq!(
+        manifest.shards[0].sha256,
+        hex_sha256(&own),
+        "the copy is ElastiCache's export for Lifeboat"
+    );
+    assert!(get(&w, &manifest.shards[0].key).await.unwrap() == own);
 }

@@ -10,15 +10,21 @@
 //! `ExportServerlessCacheSnapshot` under its own name (`lifeboat::caches::rdb_copy::serverless` says where and what is
 //! assumed), then verified, moved and described exactly as a node-based cache's.
 //!
-//! Every run has a deadline: caches are stepped two at a time (so one cache with a large file does not hold up
-//! every cache after it), and a step still running [`DEADLINE_MARGIN`] before the invocation's deadline is
-//! stopped there (nothing is moved and no manifest is written before every file passed, so a stopped verify
-//! leaves nothing half-written; the next run verifies again), reported as `deadline`, and the caches not started
-//! by then as `not-reached`; both publish `RdbCopyError` and fail the invocation, with the metrics published first.
+//! Every run has a deadline: caches are stepped `CONCURRENT_CACHES` (two) at a time (so one cache with a large
+//! file does not hold up every cache after it), and a step still running [`DEADLINE_MARGIN`] before the
+//! invocation's deadline is stopped there (nothing is moved and no manifest is written before every file passed, so
+//! a stopped verify leaves nothing half-written and the staged files for the next run, which verifies again; a stop
+//! while moving leaves moved files without a manifest, accepted next time only with the verified SHA-256), reported
+//! as `deadline`, and the caches not started by then as `not-reached`; both publish `RdbCopyError` and fail the
+//! invocation, with the metrics published first.
 //!
-//! Each step is idempotent: a copy with a manifest is done; the export request's name derives from the snapshot
-//! (a rerun asks for the same thing); a file that failed verification gets a failure record next to it, is
-//! reported and alarmed on every run while its snapshot is the newest, and is never verified again.
+//! The export is requested under a name with a random part, recorded in the request record before asking, and
+//! staged files are looked for under the recorded name only (`lifeboat::caches::rdb_copy`'s "Binding staged files
+//! to Lifeboat's request" says why).
+//!
+//! Each step is idempotent: a copy with a manifest is done; the export request's name is recorded before asking
+//! (a rerun reads it and asks for the same thing); a file that failed verification gets a failure record next to
+//! it, is reported and alarmed on every run while its snapshot is the newest, and is never verified again.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -212,7 +218,7 @@ async fn copy_before(
         Err(_) => {
             tracing::error!(cache = %cache.id, "cache RDB copy stopped before the invocation's deadline");
             CacheCopyReport::new(&cache.id, None, CopyOutcome::Deadline).with_detail(format!(
-                "stopped {} s before the invocation's deadline; nothing was moved or written and the next run \
+                "stopped {} s before the invocation's deadline; no manifest was written and the next run \
                  verifies again (a copy that never fits in one invocation needs a longer function timeout)",
                 DEADLINE_MARGIN.as_secs()
             ))
@@ -252,9 +258,15 @@ async fn step(deps: &Deps, cache: &Cache, chosen: &CacheSnapshot) -> Result<Cach
         rdb_copy::describe(&deps.ec, chosen, cache).await?
     };
     let keys = rdb_keys(&cache.id, snap.time);
-    let staging = staging_name(serverless, &snap.name);
+    let (request, staging) = request_and_staging(deps, &snap, serverless).await?;
     let failure_key = rdb_staging_failure_key(&rdb_staging_name(&snap.name));
-    let listed = lifeboat::bucket::layout::list_with_sizes(&deps.s3, bucket, &staging).await?;
+    // Under the predictable name: the files under the recorded name and the failure record both start with it.
+    let prefix = if serverless {
+        staging.clone()
+    } else {
+        rdb_staging_name(&snap.name)
+    };
+    let listed = lifeboat::bucket::layout::list_with_sizes(&deps.s3, bucket, &prefix).await?;
     let staged = rdb_copy::staged_shards(&staging, listed.keys().map(String::as_str));
     // A serverless copy's failure record is not under its files' name but under the staging prefix.
     let failure_recorded =
@@ -281,14 +293,8 @@ async fn step(deps: &Deps, cache: &Cache, chosen: &CacheSnapshot) -> Result<Cach
             .with_detail(format!("a staged file failed verification; see {failure_key}")),
         Step::Waiting(why) => report(CopyOutcome::Waiting).with_detail(why),
         Step::Refused(why) => report(CopyOutcome::Failed).with_detail(why),
-        Step::Request => {
-            record_request(deps, &snap, &staging).await?;
-            match request_export(deps, serverless, &snap.name).await? {
-                Requested::Started => report(CopyOutcome::Requested).with_detail(format!("export to {staging}-*.rdb")),
-                Requested::AlreadyRequested(m) => report(CopyOutcome::Waiting).with_detail(m),
-            }
-        }
-        Step::Verify => match bound_to_request(deps, &snap, &staging, &staged).await? {
+        Step::Request => ask(deps, &snap, serverless, &request, staging).await?,
+        Step::Verify => match bound_to_request(deps, &request, &snap, &staging, &staged).await? {
             Ok(()) => verify_and_move(deps, &snap, &keys, &staged).await?,
             Err(why) => {
                 let refused = staged
@@ -305,38 +311,82 @@ async fn step(deps: &Deps, cache: &Cache, chosen: &CacheSnapshot) -> Result<Cach
     })
 }
 
-/// The name a snapshot's exported files start with: the staging name Lifeboat asks `CopySnapshot` for, or a
-/// serverless snapshot's own name (`ExportServerlessCacheSnapshot` takes none).
-fn staging_name(serverless: bool, snapshot: &str) -> String {
+/// The copy's request record (`Err`: one that is not Lifeboat's, unreadable or naming a name Lifeboat never asks
+/// for, kept as the reason to refuse if and when the copy would be requested or verified) and the name its files
+/// are looked for under: the recorded one, else the predictable one (a serverless snapshot's own).
+async fn request_and_staging(
+    deps: &Deps,
+    snap: &ExportableSnapshot,
+    serverless: bool,
+) -> Result<(Result<Option<Recorded>, String>, String), RdbCopyError> {
+    let request = read_request(deps, snap).await?;
     if serverless {
-        rdb_copy::serverless::staging_name(snapshot)
-    } else {
-        rdb_staging_name(snapshot)
+        return Ok((request, rdb_copy::serverless::staging_name(&snap.name)));
     }
+    let recorded = request.as_ref().ok().and_then(Option::as_ref).map(|(r, _)| r);
+    Ok(match rdb_copy::staging_of(recorded, &snap.name) {
+        Ok(name) => (request, name),
+        Err(why) => (Err(why), rdb_staging_name(&snap.name)),
+    })
 }
 
-/// Records what Lifeboat is about to ask ElastiCache for, before asking (a record already there, from a run
-/// whose request failed, is kept: its time is still before anything ElastiCache writes for this request).
-pub async fn record_request(deps: &Deps, snap: &ExportableSnapshot, staging: &str) -> Result<(), RdbCopyError> {
+/// Asks ElastiCache for the export, after recording the request.
+async fn ask(
+    deps: &Deps,
+    snap: &ExportableSnapshot,
+    serverless: bool,
+    recorded: &Result<Option<Recorded>, String>,
+    staging: String,
+) -> Result<CacheCopyReport, RdbCopyError> {
+    let report = |outcome| CacheCopyReport::new(&snap.cache, Some(&snap.name), outcome);
+    // A record already there (a run whose request failed or was cut short) keeps its name: ElastiCache
+    // either exports under it now or answers that it already did. Otherwise a new, unpredictable name.
+    let staging = match (recorded, serverless) {
+        (Err(why), _) => return Ok(report(CopyOutcome::Failed).with_detail(why.clone())),
+        (Ok(Some(_)), _) => staging,
+        (Ok(None), true) => {
+            record_request(deps, snap, &staging).await?;
+            staging
+        }
+        (Ok(None), false) => {
+            let fresh = rdb_copy::unpredictable_staging_name(&snap.name)
+                .map_err(|e| Error::PartialFailure(format!("reading /dev/urandom: {e}")))?;
+            if record_request(deps, snap, &fresh).await? == Written::Exists {
+                return Ok(
+                    report(CopyOutcome::Waiting).with_detail("another run recorded a request for this snapshot first")
+                );
+            }
+            fresh
+        }
+    };
+    Ok(match request_export(deps, serverless, &snap.name, &staging).await? {
+        Requested::Started => report(CopyOutcome::Requested).with_detail(format!("export to {staging}-*.rdb")),
+        Requested::AlreadyRequested(m) => report(CopyOutcome::Waiting).with_detail(m),
+    })
+}
+
+/// Records what Lifeboat is about to ask ElastiCache for, before asking, only if no record is there
+/// (`Written::Exists`: another run recorded its own request first, and its name is the one to use).
+pub async fn record_request(deps: &Deps, snap: &ExportableSnapshot, staging: &str) -> Result<Written, RdbCopyError> {
     let record = rdb_copy::request_record(snap, staging, Utc::now());
     let body = serde_json::to_vec_pretty(&record).map_err(|e| Error::PartialFailure(e.to_string()))?;
     let key = rdb_staging_request_key(&rdb_staging_name(&snap.name));
     let kms = deps.settings.kms_key_id.as_deref();
-    s3::put_json(&deps.s3, &deps.settings.bucket, &key, RDB_PROFILE, body, kms).await?;
-    Ok(())
+    Ok(s3::put_json(&deps.s3, &deps.settings.bucket, &key, RDB_PROFILE, body, kms).await?)
 }
 
-/// Whether the staged files are the export Lifeboat asked for (`lifeboat::caches::rdb_copy::staged_by_request`): reads
-/// the request record with S3's time of it, and each staged file's S3 time. `Ok(Err(why))`: refused.
-async fn bound_to_request(
+/// A recorded request with S3's time of it: what staged files are bound to.
+type Recorded = (RdbCopyRequest, chrono::DateTime<Utc>);
+
+/// The copy's request record with S3's time of it (`None`: Lifeboat has not asked). `Ok(Err(why))`: a record
+/// that is not Lifeboat's (unreadable, or without a write time), refused.
+async fn read_request(
     deps: &Deps,
     snap: &ExportableSnapshot,
-    staging: &str,
-    staged: &BTreeMap<u32, String>,
-) -> Result<Result<(), String>, RdbCopyError> {
+) -> Result<Result<Option<Recorded>, String>, RdbCopyError> {
     let bucket = deps.settings.bucket.as_str();
     let key = rdb_staging_request_key(&rdb_staging_name(&snap.name));
-    let request = match deps.s3.get_object().bucket(bucket).key(&key).send().await {
+    match deps.s3.get_object().bucket(bucket).key(&key).send().await {
         Ok(out) => {
             let recorded = out
                 .last_modified()
@@ -346,15 +396,33 @@ async fn bound_to_request(
                 .collect()
                 .await
                 .map_err(|e| Error::PartialFailure(format!("reading {key}: {e}")))?;
-            match (serde_json::from_slice::<RdbCopyRequest>(&body.into_bytes()), recorded) {
-                (Ok(r), Some(at)) => Some((r, at)),
-                (Err(e), _) => return Ok(Err(format!("the request record {key} is not Lifeboat's: {e}"))),
-                (Ok(_), None) => return Ok(Err(format!("the request record {key} has no write time"))),
-            }
+            Ok(
+                match (serde_json::from_slice::<RdbCopyRequest>(&body.into_bytes()), recorded) {
+                    (Ok(r), Some(at)) => Ok(Some((r, at))),
+                    (Err(e), _) => Err(format!("the request record {key} is not Lifeboat's: {e}")),
+                    (Ok(_), None) => Err(format!("the request record {key} has no write time")),
+                },
+            )
         }
-        Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => None,
-        Err(e) => return Err(Error::aws("GetObject", e).into()),
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(Ok(None)),
+        Err(e) => Err(Error::aws("GetObject", e).into()),
+    }
+}
+
+/// Whether the staged files are the export Lifeboat asked for (`lifeboat::caches::rdb_copy::staged_by_request`):
+/// the request record read by [`read_request`], and each staged file's S3 time. `Ok(Err(why))`: refused.
+async fn bound_to_request(
+    deps: &Deps,
+    request: &Result<Option<Recorded>, String>,
+    snap: &ExportableSnapshot,
+    staging: &str,
+    staged: &BTreeMap<u32, String>,
+) -> Result<Result<(), String>, RdbCopyError> {
+    let request = match request {
+        Ok(request) => request.as_ref(),
+        Err(why) => return Ok(Err(why.clone())),
     };
+    let bucket = deps.settings.bucket.as_str();
     let mut times = Vec::with_capacity(staged.len());
     for key in staged.values() {
         let head = deps
@@ -371,19 +439,24 @@ async fn bound_to_request(
         times.push((key.clone(), at));
     }
     Ok(rdb_copy::staged_by_request(
-        request.as_ref().map(|(r, at)| (r, *at)),
+        request.map(|(r, at)| (r, *at)),
         snap,
         staging,
         &times,
     ))
 }
 
-async fn request_export(deps: &Deps, serverless: bool, snapshot: &str) -> Result<Requested, RdbCopyError> {
+async fn request_export(
+    deps: &Deps,
+    serverless: bool,
+    snapshot: &str,
+    staging: &str,
+) -> Result<Requested, RdbCopyError> {
     let bucket = deps.settings.bucket.as_str();
     if serverless {
         rdb_copy::serverless::request_export(&deps.ec, snapshot, bucket).await
     } else {
-        rdb_copy::request_export(&deps.ec, snapshot, bucket).await
+        rdb_copy::request_export(&deps.ec, snapshot, staging, bucket).await
     }
 }
 

@@ -356,8 +356,9 @@ pub fn cache_restore_report_base(cache: &str, requested_at: DateTime<Utc>) -> St
 /// only and a lifecycle rule can expire what is left there.
 pub const RDB_STAGING_PREFIX: &str = "rdb-staging-";
 
-/// The target snapshot name an export of snapshot `snapshot` asks for: derived from it alone, so a rerun asks
-/// for the same thing (and ElastiCache refuses a second export to the same name).
+/// The predictable part of the target snapshot name an export of snapshot `snapshot` asks for (a new request adds
+/// a random part, `rdb_copy::unpredictable_staging_name`, and records the whole name), and the stem of the copy's
+/// request and failure records.
 pub fn rdb_staging_name(snapshot: &str) -> String {
     format!("{RDB_STAGING_PREFIX}{snapshot}")
 }

@@ -19,12 +19,8 @@
 //!   The source snapshot's status is `exporting` while it runs.
 //! - "ElastiCache does not permit overwriting a snapshot": a name already used in the bucket is refused
 //!   (`The S3 bucket %s already contains an object with key %s`, surfaced as `InvalidParameterValue` or
-//!   `SnapshotAlreadyExistsFault`). Lifeboat derives the target name from the snapshot's name only
-//!   ([`crate::bucket::layout::rdb_staging_name`]), so this refusal means "already requested", never an error. Being
-//!   predictable, the name can be taken by anyone with `elasticache:CopySnapshot` exporting another cache's
-//!   data: so "already staged" is never read as "Lifeboat's". Lifeboat writes a request record
-//!   ([`crate::bucket::layout::rdb_staging_request_key`]) before it asks, and staged files are verified only if they
-//!   match it and were written after it ([`staged_by_request`]); others get a failure record and the alarm.
+//!   `SnapshotAlreadyExistsFault`). Lifeboat asks for the name its request record holds, so this refusal means
+//!   "already requested" (a rerun), never an error.
 //! - Access: the caller needs `elasticache:CopySnapshot` plus `s3:GetBucketLocation` and `s3:ListAllMyBuckets`;
 //!   ElastiCache itself writes the objects. The guide's current method is a bucket policy for the service
 //!   principal `<region>.elasticache-snapshot.amazonaws.com` (`s3:PutObject`, `s3:GetObject`, `s3:ListBucket`,
@@ -37,6 +33,31 @@
 //!   it through S3 only). This was not exercised against AWS here; the move under `exports/` re-encrypts every
 //!   file with the bucket's key whatever the staged object carried.
 //! - Not supported by ElastiCache: clusters with data tiering, and buckets in another Region.
+//!
+//! # Binding staged files to Lifeboat's request
+//!
+//! Anyone in the account with `elasticache:CopySnapshot` can make ElastiCache stage any snapshot's data in the
+//! bucket under any target name (the bucket policy admits the service, not the caller), so "already staged" is
+//! never read as "Lifeboat's". Before it asks, Lifeboat writes a request record
+//! ([`crate::bucket::layout::rdb_staging_request_key`], at a key derived from the snapshot, encrypted with the
+//! bucket's key) naming the snapshot as ElastiCache describes it (name, ARN, creation time, cache) and the target
+//! name; staged files are verified only under that name, only if the record matches the snapshot and only if each
+//! file was written after the record ([`staged_by_request`]); files under the predictable name without a record,
+//! or older than it, get a failure record and the alarm.
+//!
+//! Why the target name has a random part ([`unpredictable_staging_name`]): a record and a time window alone cannot
+//! tell ElastiCache's write for Lifeboat's `CopySnapshot` from its write for someone else's made after the record
+//! (same service principal, same bucket owner, no request id or source ARN on the object, and `CopySnapshot`'s
+//! answer names no object). Someone who staged another cache's data under a predictable name between the record
+//! and ElastiCache's own export would have it published (Lifeboat's request is then refused as "already
+//! contains", read as already requested). With 128 random bits in the name, the only way to know it before
+//! ElastiCache writes is to read the record (`s3:GetObject` on the bucket's root and `kms:Decrypt` with its key,
+//! which already reads every copy) in the seconds between its write and the export; that window is what is
+//! left, and it is closed to anyone who holds only `elasticache:CopySnapshot`. Records written before names had
+//! a random part (the predictable name alone) are still honoured. Not exercised against AWS here: that
+//! `CopySnapshot` takes a target name this long (about 100 characters for Lifeboat's longest snapshot names). A
+//! serverless export takes no target name ([`serverless`]): there the record and time window are the binding, and
+//! the residual is said there.
 //!
 //! A serverless cache's snapshot is exported by `ExportServerlessCacheSnapshot`, which takes no target name and
 //! reports no shard count: where its files land and when they are complete is [`serverless`]'s (with what is
@@ -375,17 +396,61 @@ pub enum Requested {
     AlreadyRequested(String),
 }
 
-/// Asks ElastiCache to export `snapshot` into `bucket` under its staging name (`CopySnapshot` with
-/// `TargetBucket`).
+/// The staging name a new request asks for: the snapshot's predictable name ([`rdb_staging_name`]) followed by
+/// 128 bits from the operating system's random source, so that nobody can stage files under it before
+/// ElastiCache does without first reading Lifeboat's request record (see the module's doc).
+pub fn unpredictable_staging_name(snapshot: &str) -> std::io::Result<String> {
+    let mut nonce = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut nonce)?;
+    Ok(staging_name_with(snapshot, &nonce))
+}
+
+/// `<rdb_staging_name(snapshot)>-<nonce as lowercase hex>` (letters, digits and hyphens only, as snapshot names
+/// must be).
+pub fn staging_name_with(snapshot: &str, nonce: &[u8]) -> String {
+    let hex: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{hex}", rdb_staging_name(snapshot))
+}
+
+/// The staging name a copy's files are looked for under: its request record's, when there is one (the name
+/// Lifeboat asked ElastiCache for), else the predictable name (so files staged there by someone else are still
+/// seen, and refused by [`staged_by_request`]). A record naming anything but the predictable name or the
+/// predictable name with a random suffix ([`staging_name_with`]) is refused: Lifeboat never asks for it.
+pub fn staging_of(request: Option<&RdbCopyRequest>, snapshot: &str) -> Result<String, String> {
+    let predictable = rdb_staging_name(snapshot);
+    let Some(r) = request else {
+        return Ok(predictable);
+    };
+    let suffix = r.staging_name.strip_prefix(&predictable);
+    let ok = match suffix {
+        Some("") => true,
+        Some(rest) => rest.strip_prefix('-').is_some_and(|hex| {
+            hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        }),
+        None => false,
+    };
+    if ok {
+        Ok(r.staging_name.clone())
+    } else {
+        Err(format!(
+            "the request record for {snapshot} names the staging name {:?}, which Lifeboat never asks for",
+            r.staging_name
+        ))
+    }
+}
+
+/// Asks ElastiCache to export `snapshot` into `bucket` under `staging_name` (`CopySnapshot` with `TargetBucket`;
+/// the name is the one recorded in the copy's request record).
 pub async fn request_export(
     client: &aws_sdk_elasticache::Client,
     snapshot: &str,
+    staging_name: &str,
     bucket: &str,
 ) -> Result<Requested, RdbCopyError> {
     let sent = client
         .copy_snapshot()
         .source_snapshot_name(snapshot)
-        .target_snapshot_name(rdb_staging_name(snapshot))
+        .target_snapshot_name(staging_name)
         .target_bucket(bucket)
         .send()
         .await;
@@ -805,6 +870,51 @@ mod tests {
         assert!(staged_by_request(Some((&other_cache, asked)), &snapshot, &staging, &file(0)).is_err());
     }
 
+    /// A new request's name cannot be guessed from the snapshot's (two draws differ, each with 128 random bits),
+    /// and a copy's files are looked for under the name its record holds, which must be one Lifeboat asks for.
+    #[test]
+    fn a_requests_staging_name_is_unpredictable_and_only_lifeboats_names_are_honoured() {
+        let snapshot = "lifeboat-a-20261129-0300";
+        let predictable = rdb_staging_name(snapshot);
+        let one = unpredictable_staging_name(snapshot).unwrap();
+        let two = unpredictable_staging_name(snapshot).unwrap();
+        assert_ne!(one, two);
+        let suffix = one.strip_prefix(&format!("{predictable}-")).unwrap();
+        assert_eq!(suffix.len(), 32, "{one}");
+        assert!(one.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'), "{one}");
+        assert_eq!(staging_name_with(snapshot, &[0xab; 2]), format!("{predictable}-abab"));
+
+        let at = Utc.with_ymd_and_hms(2026, 11, 29, 3, 0, 0).unwrap();
+        let snap = ExportableSnapshot {
+            name: snapshot.into(),
+            cache: "a".into(),
+            status: "available".into(),
+            engine: "valkey".into(),
+            engine_version: "8.0".into(),
+            shards: 1,
+            time: at,
+            arn: "arn".into(),
+            created: Some(at),
+        };
+        let record = |name: &str| request_record(&snap, name, at);
+        assert_eq!(staging_of(None, snapshot), Ok(predictable.clone()));
+        assert_eq!(staging_of(Some(&record(&one)), snapshot), Ok(one.clone()));
+        assert_eq!(
+            staging_of(Some(&record(&predictable)), snapshot),
+            Ok(predictable.clone()),
+            "records from before the random part are honoured"
+        );
+        for foreign in [
+            "rdb-staging-lifeboat-b-20261129-0300".to_owned(),
+            format!("{predictable}-0001"),
+            format!("{predictable}-{}", "A".repeat(32)),
+            format!("{predictable}x"),
+        ] {
+            let err = staging_of(Some(&record(&foreign)), snapshot).unwrap_err();
+            assert!(err.contains("never asks for"), "{foreign}: {err}");
+        }
+    }
+
     #[test]
     fn hashes_compare_as_s3_writes_them_and_bad_files_are_final() {
         // SHA-256 of the empty string, hex and base64.
@@ -961,15 +1071,21 @@ mod tests {
             );
             let name = "lifeboat-a-20261129-0300";
             assert_eq!(
-                request_export(&client, name, "backups").await.unwrap(),
+                request_export(&client, name, &rdb_staging_name(name), "backups")
+                    .await
+                    .unwrap(),
                 Requested::Started
             );
             for _ in 0..2 {
-                let again = request_export(&client, name, "backups").await.unwrap();
+                let again = request_export(&client, name, &rdb_staging_name(name), "backups")
+                    .await
+                    .unwrap();
                 assert!(matches!(again, Requested::AlreadyRequested(_)), "{again:?}");
             }
             for expected in ["not been granted WRITE", "not authorized"] {
-                let err = request_export(&client, name, "backups").await.unwrap_err();
+                let err = request_export(&client, name, &rdb_staging_name(name), "backups")
+                    .await
+                    .unwrap_err();
                 let text = err.to_string();
                 assert!(matches!(err, RdbCopyError::BucketAccess { .. }), "{text}");
                 assert!(
@@ -977,7 +1093,10 @@ mod tests {
                     "{text}"
                 );
             }
-            let err = request_export(&client, name, "backups").await.unwrap_err().to_string();
+            let err = request_export(&client, name, &rdb_staging_name(name), "backups")
+                .await
+                .unwrap_err()
+                .to_string();
             assert!(
                 err.contains("CopySnapshot failed") && err.contains("outside of the region"),
                 "{err}"

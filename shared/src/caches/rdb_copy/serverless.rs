@@ -27,6 +27,12 @@
 //!   `lifeboat-*.rdb` at the root as well as to `rdb-staging-*` (only `.rdb` objects; `exports/` stays closed to
 //!   it), and a lifecycle rule expires what is left there as it does the staging prefix. The failure record stays
 //!   under the staging prefix (`rdb-staging-<snapshot>.failed.json`), where the export role may write it.
+//! - Binding to the request: the objects' names derive from the snapshot's, and `ElastiCache` writes `lifeboat-*.rdb`
+//!   for anyone's `CopySnapshot` too, so a random part cannot be put in the name as [`super`] does: the request
+//!   record, matched to the snapshot, and files written after it ([`super::staged_by_request`]) are the binding, and
+//!   someone with `elasticache:CopySnapshot` who stages under `<snapshot>-0001.rdb` after the record and before
+//!   ElastiCache's export would not be told apart. Today no serverless copy is published (no shard count, above);
+//!   this window must be closed before one is.
 //! - Idempotence: a run asks for an export only when nothing is staged and the snapshot is not `exporting`; a
 //!   second request while one runs is refused (`InvalidServerlessCacheSnapshotStateFault`) and read as "already
 //!   requested". If ElastiCache accepted a second export of the same snapshot it would write the same data; the
