@@ -41,14 +41,16 @@
 //! reads it, a count and per field its name, its value (strings of any encoding, through the fixed buffer) and
 //! its expiry, 8 bytes of little-endian Unix milliseconds, -1 for none; no other field. Refused as the loader
 //! refuses them: an expiry below -1 (named by its offset, never its value) and a field twice ("Duplicate hash
-//! fields detected", compared decoded). Counted as the loader counts it: a hash of no field is dropped; any other
-//! is a key, even one whose fields' expiries have all passed: the loader keeps it (`keys loaded` counts it) and
-//! the server's field-expiry cycle deletes it moments later. Like a key whose own TTL passed (counted here, skipped
-//! by a primary's loader), it makes a server loading the file later hold fewer keys than counted, never more. A
-//! field's TTL is not its key's: it adds nothing to `expires`. Held against Valkey 9.0.0 itself: files it wrote (`tests/fixtures/rdb/`, whose README
-//! says how, with the counts the same server gave after loading them) and hand-made variants whose verdicts it
-//! gave (a past, zero or missing expiry loaded; -2 and a field twice refused; a hash of no field skipped). Types
-//! 23-25 under `VALKEY080` (Valkey 9.0 writes none of them) are refused as unknown where their value starts.
+//! fields detected", compared decoded). Counted as the server holds it after loading, at the time of verification:
+//! a hash of no field is dropped by the loader; a hash whose every field has an expiry already past when the
+//! verification starts is not counted either (Valkey 9.1's loader drops it, "all fields expired hashes"; 9.0's
+//! loads it and its field-expiry cycle deletes it moments later); any other is a key. So a server that loads the
+//! file later may hold fewer keys than counted (more fields have expired by then), as with a key whose own TTL
+//! passes (counted here, skipped by a primary's loader). A field's TTL is not its key's: it adds nothing to
+//! `expires`. Held against real servers: files Valkey 9.0.0 and 9.1.2 wrote (`tests/fixtures/rdb/`, whose README
+//! says how, with the counts each server gave after loading them) and hand-made variants whose verdicts they gave
+//! (-2 and a field twice refused, a hash of no field skipped, a past expiry loaded). Types 23-25 under `VALKEY080`
+//! (Valkey 9.0 and 9.1 write none of them) are refused as unknown where their value starts.
 //! Valkey 9.2's `VALKEY081` (type 23, path hashes) and Redis OSS 8's later versions are refused by version.
 //!
 //! Never: calls AWS, opens a connection, or reports a count for a file it could not read to its checksum. A big
@@ -219,6 +221,9 @@ struct Cursor<R> {
     sha: Sha256,
     buf: Vec<u8>,
     fingerprints: Fingerprints,
+    /// When the verification started, in Unix milliseconds: a hash whose every field expired by then is one the
+    /// server does not hold after loading (Valkey 9's type 22).
+    now_ms: i64,
 }
 
 impl<R: Read> Cursor<R> {
@@ -231,6 +236,9 @@ impl<R: Read> Cursor<R> {
             sha: Sha256::new(),
             buf: vec![0; 64 * 1024],
             fingerprints: Fingerprints::new(),
+            now_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
         }
     }
 
@@ -470,9 +478,9 @@ impl<R: Read> Cursor<R> {
     }
 
     /// A hash field's expiry (Valkey 9's type 22): 8 bytes, little-endian Unix milliseconds, -1 for none. The
-    /// loader refuses the file below -1 and keeps any other value, even one already past (the field then expires
-    /// after loading, as a key's own past TTL does), so only below -1 is refused; the value is not named.
-    fn field_expiry(&mut self) -> Result<(), RdbError> {
+    /// loader refuses the file below -1 and accepts any other value, even one already past, so only below -1 is
+    /// refused (the value is not named). Gives the expiry, for the caller's count.
+    fn field_expiry(&mut self) -> Result<i64, RdbError> {
         let at = self.offset;
         let expiry = i64::from_le_bytes(self.array("a hash field's expiry")?);
         if expiry < -1 {
@@ -481,7 +489,7 @@ impl<R: Read> Cursor<R> {
                 what: "a hash field's expiry is below -1, the mark for none (the loader refuses the file)".into(),
             });
         }
-        Ok(())
+        Ok(expiry)
     }
 
     /// A module's self-describing value: typed fields until the end marker.
@@ -719,6 +727,7 @@ impl<R: Read> Cursor<R> {
                 let n = self.len("a hash with field expirations")?;
                 // A name and a value of at least one byte each, and 8 bytes of expiry.
                 let n = self.fits(n, 1 + 1 + 8, "a hash with field expirations")?;
+                let mut all_expired = true;
                 self.distinct_strings(
                     n,
                     "a hash with field expirations (type 22)",
@@ -726,10 +735,14 @@ impl<R: Read> Cursor<R> {
                     "Duplicate hash fields detected",
                     |c| {
                         c.skip_string("a hash value")?;
-                        c.field_expiry()
+                        let expiry = c.field_expiry()?;
+                        all_expired &= expiry != -1 && expiry <= c.now_ms;
+                        Ok(())
                     },
                 )?;
-                kept(n)
+                // Every field expired: Valkey 9.1's loader drops the hash ("all fields expired hashes"), 9.0's loads
+                // it and deletes it moments later; either way the server does not hold it.
+                Ok(n > 0 && !all_expired)
             }
             14 => {
                 let n = self.len("a quicklist")?;
@@ -1312,19 +1325,25 @@ mod tests {
         }
     }
 
-    /// Files Valkey 9.0.0 wrote (`tests/fixtures/rdb/README.md` says how), and the counts the same server gave
-    /// after loading a copy of each: `keys loaded: 7` and `INFO keyspace` `db0:keys=7,expires=1`; `keys loaded: 3`
-    /// and `db2:keys=3,expires=0`. A field's TTL is not its key's: `expires` counts key TTLs only.
+    /// Files Valkey 9.0.0 and 9.1.2 wrote (`tests/fixtures/rdb/README.md` says how), and the counts the same server
+    /// gave after loading a copy of each: `keys loaded: 7` and `INFO keyspace` `db0:keys=7,expires=1`; `keys
+    /// loaded: 3` and `db2:keys=3,expires=0`; 9.1.2's as 9.0.0's first. A field's TTL is not its key's: `expires`
+    /// counts key TTLs only.
     const VALKEY_9_FIELD_TTLS: &[u8] = include_bytes!("../../../tests/fixtures/rdb/valkey-9.0-hash-field-ttl.rdb");
     const VALKEY_9_FIELD_TTLS_DB2: &[u8] =
         include_bytes!("../../../tests/fixtures/rdb/valkey-9.0-hash-field-ttl-db2.rdb");
+    const VALKEY_9_1_FIELD_TTLS: &[u8] = include_bytes!("../../../tests/fixtures/rdb/valkey-9.1.2-hash-field-ttl.rdb");
 
     #[test]
     fn a_real_valkey_9_file_with_field_ttls_is_verified_with_the_servers_counts() {
-        for (f, db, keys, expires) in [(VALKEY_9_FIELD_TTLS, 0, 7, 1), (VALKEY_9_FIELD_TTLS_DB2, 2, 3, 0)] {
+        for (f, server, db, keys, expires) in [
+            (VALKEY_9_FIELD_TTLS, "9.0.0", 0, 7, 1),
+            (VALKEY_9_FIELD_TTLS_DB2, "9.0.0", 2, 3, 0),
+            (VALKEY_9_1_FIELD_TTLS, "9.1.2", 0, 7, 1),
+        ] {
             let s = verify_sized(f, Some(f.len() as u64)).unwrap();
             assert_eq!(s.version, VALKEY_VERSION);
-            assert_eq!(s.server_version.as_deref(), Some("9.0.0"));
+            assert_eq!(s.server_version.as_deref(), Some(server));
             assert_eq!(s.databases, BTreeMap::from([(db, DbKeys { keys, expires })]));
             assert_eq!((s.bytes, s.checksummed), (f.len() as u64, true));
         }
@@ -1353,15 +1372,16 @@ mod tests {
         (with_crc(f), one)
     }
 
-    /// Valkey 9.0.0's loader, given each variant (README's table): keeps a field whose expiry has passed, and a
-    /// hash whose every field has (it loads the key; the server's field-expiry cycle deletes it after loading, as
-    /// it deletes a key whose own TTL passed: the count is the loader's); accepts 0; refuses below -1 and a field
-    /// twice; drops a hash of no field. The verifier gives the same verdicts and counts, naming no field's bytes.
+    /// Valkey 9's loaders, given each variant (README's table): a hash with a field whose expiry has passed and
+    /// one that has not is held; one whose every field has passed is not (9.1.2 drops it loading, 9.0.0 loads it
+    /// and deletes it moments later); below -1 and a field twice are refused. The verifier gives the same verdicts
+    /// and counts, naming no field's bytes.
     #[test]
     fn valkey_9_field_expiries_are_held_to_the_loaders_verdicts() {
-        for (first, second) in [(1000, 4_102_444_800_000), (1000, 2000), (0, -1)] {
+        let future = 4_102_444_800_000;
+        for (first, second, keys) in [(1000, future, 7), (0, -1, 7), (-1, -1, 7), (1000, 2000, 6), (0, 0, 6)] {
             let s = verify(&with_field_expiries(first, second).0[..]).unwrap();
-            assert_eq!(s.databases[&0], DbKeys { keys: 7, expires: 1 }, "{first} {second}");
+            assert_eq!(s.databases[&0], DbKeys { keys, expires: 1 }, "{first} {second}");
         }
 
         let (minus_two, offset) = with_field_expiries(-2, -1);
