@@ -35,12 +35,22 @@
 //!
 //! Newer engines' types (sources: `src/rdb.h` of redis/redis and valkey-io/valkey): Redis OSS 7.4+ writes RDB 12
 //! with hashes whose fields expire (types 24 and 25; 22 and 23 in its release candidates). ElastiCache runs Redis
-//! OSS up to 7.1 (RDB 11 at most), so no ElastiCache file has them: refused by name, saying so. Valkey 7.2-8.x writes RDB
-//! 11; Valkey 9.0 writes `VALKEY080`, where type 22 is its hash with field expirations (written once a field has a
-//! TTL): not read yet, refused by name, so such a copy fails verification loudly rather than passing unchecked.
-//! (Its layout, for whoever reads it: a length, then per field its name, its value and its expiry as 8 bytes of
-//! little-endian milliseconds, -1 for none; the loader refuses an expiry below -1 and a field twice. Reading it
-//! needs a test against a real Valkey 9 server, which the test machine lacks.)
+//! OSS up to 7.1 (RDB 11 at most), so no ElastiCache file has them: refused by name under a `REDIS` header, saying
+//! so. Valkey 7.2-8.x writes RDB 11; Valkey 9.0 writes `VALKEY080`, where type 22 is its hash whose fields can
+//! expire (written, with every field, once one field has a TTL): read as Valkey 9.0's loader (`rdbLoadObject`)
+//! reads it, a count and per field its name, its value (strings of any encoding, through the fixed buffer) and
+//! its expiry, 8 bytes of little-endian Unix milliseconds, -1 for none; no other field. Refused as the loader
+//! refuses them: an expiry below -1 (named by its offset, never its value) and a field twice ("Duplicate hash
+//! fields detected", compared decoded). Counted as the server holds it after loading, at the time of verification:
+//! a hash of no field is dropped by the loader; a hash whose every field has an expiry already past when the
+//! verification starts is not counted either (Valkey 9.1's loader drops it, "all fields expired hashes"; 9.0's
+//! loads it and its field-expiry cycle deletes it moments later); any other is a key. So a server that loads the
+//! file later may hold fewer keys than counted (more fields have expired by then), as with a key whose own TTL
+//! passes (counted here, skipped by a primary's loader). A field's TTL is not its key's: it adds nothing to
+//! `expires`. Held against real servers: files Valkey 9.0.0 and 9.1.2 wrote (`tests/fixtures/rdb/`, whose README
+//! says how, with the counts each server gave after loading them) and hand-made variants whose verdicts they gave
+//! (-2 and a field twice refused, a hash of no field skipped, a past expiry loaded). Types 23-25 under `VALKEY080`
+//! (Valkey 9.0 and 9.1 write none of them) are refused as unknown where their value starts.
 //! Valkey 9.2's `VALKEY081` (type 23, path hashes) and Redis OSS 8's later versions are refused by version.
 //!
 //! Never: calls AWS, opens a connection, or reports a count for a file it could not read to its checksum. A big
@@ -69,7 +79,7 @@ pub const MAX_VERSION: u32 = 12;
 
 /// The RDB format version Valkey 9.0 writes, under its own `VALKEY` magic (`VALKEY080`): Valkey reserves 12–79
 /// for Redis's formats and writes its own from 80, so the version alone says which magic a file has. Its
-/// field-expiring hash (type 22 there) is refused by name, never guessed.
+/// field-expiring hash (type 22 there) is read; 22 under `REDIS` is another engine's type, refused by name.
 pub const VALKEY_VERSION: u32 = 80;
 
 /// The version in a header, and whether its magic is Valkey's: `REDIS` and four digits, or `VALKEY` and three.
@@ -93,7 +103,8 @@ fn header_version(header: &[u8; 9]) -> Option<(bool, u32)> {
 pub struct RdbSummary {
     /// The RDB format version in the header.
     pub version: u32,
-    /// The `redis-ver` auxiliary field (Valkey writes it too), when present.
+    /// The server's version from its auxiliary fields, when present: `valkey-ver` where the file has it (Valkey
+    /// 8+; Valkey 9 writes no `redis-ver`), otherwise `redis-ver` (Redis, and Valkey 7.2).
     pub server_version: Option<String>,
     /// Keys and keys with an expiry, per database number; databases without keys are absent.
     pub databases: BTreeMap<u64, DbKeys>,
@@ -210,6 +221,9 @@ struct Cursor<R> {
     sha: Sha256,
     buf: Vec<u8>,
     fingerprints: Fingerprints,
+    /// When the verification started, in Unix milliseconds: a hash whose every field expired by then is one the
+    /// server does not hold after loading (Valkey 9's type 22).
+    now_ms: i64,
 }
 
 impl<R: Read> Cursor<R> {
@@ -222,6 +236,9 @@ impl<R: Read> Cursor<R> {
             sha: Sha256::new(),
             buf: vec![0; 64 * 1024],
             fingerprints: Fingerprints::new(),
+            now_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
         }
     }
 
@@ -460,6 +477,21 @@ impl<R: Read> Cursor<R> {
         }
     }
 
+    /// A hash field's expiry (Valkey 9's type 22): 8 bytes, little-endian Unix milliseconds, -1 for none. The
+    /// loader refuses the file below -1 and accepts any other value, even one already past, so only below -1 is
+    /// refused (the value is not named). Gives the expiry, for the caller's count.
+    fn field_expiry(&mut self) -> Result<i64, RdbError> {
+        let at = self.offset;
+        let expiry = i64::from_le_bytes(self.array("a hash field's expiry")?);
+        if expiry < -1 {
+            return Err(RdbError::Corrupt {
+                offset: at,
+                what: "a hash field's expiry is below -1, the mark for none (the loader refuses the file)".into(),
+            });
+        }
+        Ok(expiry)
+    }
+
     /// A module's self-describing value: typed fields until the end marker.
     fn skip_module_fields(&mut self) -> Result<(), RdbError> {
         loop {
@@ -689,6 +721,29 @@ impl<R: Read> Cursor<R> {
                 self.skip_module_fields().map(|()| true)
             }
             15 | 19 | 21 => self.skip_stream(kind).map(|()| true),
+            // Valkey 9's hash whose fields can expire (only under `VALKEY080`: `foreign_type` refuses 22 under
+            // `REDIS` before its key is read): a count, then per field its name, its value and its expiry.
+            22 => {
+                let n = self.len("a hash with field expirations")?;
+                // A name and a value of at least one byte each, and 8 bytes of expiry.
+                let n = self.fits(n, 1 + 1 + 8, "a hash with field expirations")?;
+                let mut all_expired = true;
+                self.distinct_strings(
+                    n,
+                    "a hash with field expirations (type 22)",
+                    "field",
+                    "Duplicate hash fields detected",
+                    |c| {
+                        c.skip_string("a hash value")?;
+                        let expiry = c.field_expiry()?;
+                        all_expired &= expiry != -1 && expiry <= c.now_ms;
+                        Ok(())
+                    },
+                )?;
+                // Every field expired: Valkey 9.1's loader drops the hash ("all fields expired hashes"), 9.0's loads
+                // it and deletes it moments later; either way the server does not hold it.
+                Ok(n > 0 && !all_expired)
+            }
             14 => {
                 let n = self.len("a quicklist")?;
                 let mut elements = 0u64;
@@ -734,8 +789,10 @@ impl<R: Read> Cursor<R> {
 const UNKNOWN: &str = "a newer server's type?";
 
 /// The types a newer engine writes that this verifier refuses by name before reading their key, each with who
-/// writes it: no engine ElastiCache runs, or (Valkey 9's) one it may, whose format is not read yet. `None`: a type
-/// read, or one no engine is known to write (refused as unknown where its value would start).
+/// writes it: Redis OSS 7.4+'s hashes with field expirations under a `REDIS` header (no engine ElastiCache runs
+/// writes them). `None`: a type read (Valkey 9's type 22 under `VALKEY080` among them), or one no engine is known
+/// to write (refused as unknown where its value would start: 23-25 under `VALKEY080`, which Valkey 9.0 does not
+/// write).
 fn foreign_type(valkey: bool, kind: u8) -> Option<&'static str> {
     Some(match (valkey, kind) {
         (false, 22) => {
@@ -747,9 +804,6 @@ fn foreign_type(valkey: bool, kind: u8) -> Option<&'static str> {
         (false, 24) => "a hash with field expirations, written by Redis OSS 7.4+, which ElastiCache does not run",
         (false, 25) => {
             "a listpack hash with field expirations, written by Redis OSS 7.4+, which ElastiCache does not run"
-        }
-        (true, 22) => {
-            "a hash with field expirations, written by Valkey 9 once a field has a TTL; this verifier does not read it yet, so the copy cannot be verified"
         }
         _ => return None,
     })
@@ -788,6 +842,7 @@ pub fn verify_sized(reader: impl Read, size: Option<u64>) -> Result<RdbSummary, 
         return Err(RdbError::UnsupportedVersion(version));
     }
     let mut server_version = None;
+    let mut valkey_ver = false;
     let mut databases = BTreeMap::new();
     let mut db = Db::default();
     // One fingerprint per key per database number (a database selected twice keeps its keys).
@@ -809,8 +864,14 @@ pub fn verify_sized(reader: impl Read, size: Option<u64>) -> Result<RdbSummary, 
             OP_AUX => {
                 let key = c.small_string("an auxiliary field")?;
                 let value = c.small_string("an auxiliary field")?;
-                if key.as_deref() == Some("redis-ver") {
-                    server_version = value;
+                match key.as_deref() {
+                    Some("valkey-ver") => {
+                        server_version = value;
+                        valkey_ver = true;
+                    }
+                    // Valkey 8 also writes `redis-ver` (the Redis version it is compatible with): not its own.
+                    Some("redis-ver") if !valkey_ver => server_version = value,
+                    _ => {}
                 }
             }
             OP_EXPIRETIME_MS => {
@@ -1103,8 +1164,11 @@ mod tests {
             Err(RdbError::UnsupportedVersion(0))
         ));
         assert_eq!(verify(&file("0012", &db0_with_two_strings())[..]).unwrap().version, 12);
-        // Valkey 9's field-expiring hash, Redis 7.4's hash types: refused by type, never guessed.
-        for kind in [22, 23, 24, 25] {
+        // Valkey 9's field-expiring hash is read (an empty one is dropped, as the loader drops it); the types Valkey
+        // 9.0 does not write (Redis 7.4's numbers): refused by type, never guessed.
+        let s = verify(&file("080", &[OP_SELECTDB, 0, 22, 1, b'h', 0])[..]).unwrap();
+        assert_eq!((s.version, s.keys()), (80, 0));
+        for kind in [23, 24, 25] {
             let err = verify(&file("080", &[OP_SELECTDB, 0, kind, 1, b'h', 0])[..]).unwrap_err();
             assert!(matches!(err, RdbError::UnknownType { .. }), "{kind}: {err}");
         }
@@ -1240,8 +1304,8 @@ mod tests {
         assert!(text.contains("database 3 holds this key twice"), "{text}");
     }
 
-    /// Redis OSS 7.4+'s hashes with field expirations (no ElastiCache engine writes them) and Valkey 9's (not read
-    /// yet) are refused by name, saying who writes them.
+    /// Redis OSS 7.4+'s hashes with field expirations (no ElastiCache engine writes them) are refused by name,
+    /// saying who writes them (Valkey 9's, read under `VALKEY080`, are tested with the real server's files).
     #[test]
     fn newer_hash_types_are_refused_by_name() {
         for (version, kind, says) in [
@@ -1249,7 +1313,6 @@ mod tests {
             ("0012", 23, "Redis OSS 7.4's release candidates"),
             ("0012", 24, "written by Redis OSS 7.4+, which ElastiCache does not run"),
             ("0012", 25, "written by Redis OSS 7.4+, which ElastiCache does not run"),
-            ("080", 22, "written by Valkey 9"),
         ] {
             let err = verify(&file(version, &[OP_SELECTDB, 0, kind, 1, b'h', 0])[..]).unwrap_err();
             let text = err.to_string();
@@ -1260,6 +1323,123 @@ mod tests {
             );
             assert!(text.contains("field expirations"), "{text}");
         }
+    }
+
+    /// Files Valkey 9.0.0 and 9.1.2 wrote (`tests/fixtures/rdb/README.md` says how), and the counts the same server
+    /// gave after loading a copy of each: `keys loaded: 7` and `INFO keyspace` `db0:keys=7,expires=1`; `keys
+    /// loaded: 3` and `db2:keys=3,expires=0`; 9.1.2's as 9.0.0's first. A field's TTL is not its key's: `expires`
+    /// counts key TTLs only.
+    const VALKEY_9_FIELD_TTLS: &[u8] = include_bytes!("../../../tests/fixtures/rdb/valkey-9.0-hash-field-ttl.rdb");
+    const VALKEY_9_FIELD_TTLS_DB2: &[u8] =
+        include_bytes!("../../../tests/fixtures/rdb/valkey-9.0-hash-field-ttl-db2.rdb");
+    const VALKEY_9_1_FIELD_TTLS: &[u8] = include_bytes!("../../../tests/fixtures/rdb/valkey-9.1.2-hash-field-ttl.rdb");
+
+    #[test]
+    fn a_real_valkey_9_file_with_field_ttls_is_verified_with_the_servers_counts() {
+        for (f, server, db, keys, expires) in [
+            (VALKEY_9_FIELD_TTLS, "9.0.0", 0, 7, 1),
+            (VALKEY_9_FIELD_TTLS_DB2, "9.0.0", 2, 3, 0),
+            (VALKEY_9_1_FIELD_TTLS, "9.1.2", 0, 7, 1),
+        ] {
+            let s = verify_sized(f, Some(f.len() as u64)).unwrap();
+            assert_eq!(s.version, VALKEY_VERSION);
+            assert_eq!(s.server_version.as_deref(), Some(server));
+            assert_eq!(s.databases, BTreeMap::from([(db, DbKeys { keys, expires })]));
+            assert_eq!((s.bytes, s.checksummed), (f.len() as u64, true));
+        }
+    }
+
+    /// Where `needle` first starts in `hay`.
+    fn at(hay: &[u8], needle: &[u8]) -> usize {
+        hay.windows(needle.len()).position(|w| w == needle).unwrap()
+    }
+
+    /// `f` with its CRC-64 made right again for its bytes (a hand-made variant that only its content damages).
+    fn with_crc(mut f: Vec<u8>) -> Vec<u8> {
+        let n = f.len() - 8;
+        let crc = crc64(0, &f[..n]);
+        f[n..].copy_from_slice(&crc.to_le_bytes());
+        f
+    }
+
+    /// The real file with `h:ttl`'s two field expiries (the 8 bytes after `f1`'s and `f2`'s values) set.
+    fn with_field_expiries(first: i64, second: i64) -> (Vec<u8>, usize) {
+        let mut f = VALKEY_9_FIELD_TTLS.to_vec();
+        let one = at(&f, b"\x02f1\x02v1") + 6;
+        let two = at(&f, b"\x02f2\x02v2") + 6;
+        f[one..one + 8].copy_from_slice(&first.to_le_bytes());
+        f[two..two + 8].copy_from_slice(&second.to_le_bytes());
+        (with_crc(f), one)
+    }
+
+    /// Valkey 9's loaders, given each variant (README's table): a hash with a field whose expiry has passed and
+    /// one that has not is held; one whose every field has passed is not (9.1.2 drops it loading, 9.0.0 loads it
+    /// and deletes it moments later); below -1 and a field twice are refused. The verifier gives the same verdicts
+    /// and counts, naming no field's bytes.
+    #[test]
+    fn valkey_9_field_expiries_are_held_to_the_loaders_verdicts() {
+        let future = 4_102_444_800_000;
+        for (first, second, keys) in [(1000, future, 7), (0, -1, 7), (-1, -1, 7), (1000, 2000, 6), (0, 0, 6)] {
+            let s = verify(&with_field_expiries(first, second).0[..]).unwrap();
+            assert_eq!(s.databases[&0], DbKeys { keys, expires: 1 }, "{first} {second}");
+        }
+
+        let (minus_two, offset) = with_field_expiries(-2, -1);
+        let err = verify(&minus_two[..]).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(err, RdbError::Corrupt { offset: o, .. } if o == offset as u64),
+            "{text}"
+        );
+        assert!(text.contains("expiry is below -1"), "{text}");
+
+        let mut twice = VALKEY_9_FIELD_TTLS.to_vec();
+        let f2 = at(&twice, b"\x02f2\x02v2");
+        twice[f2 + 2] = b'1';
+        let err = verify(&with_crc(twice)[..]).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(err, RdbError::Corrupt { offset: o, .. } if o == f2 as u64),
+            "{text}"
+        );
+        assert!(
+            text.contains("type 22) holds a field twice") && text.contains("Duplicate hash fields detected"),
+            "{text}"
+        );
+        for text in [verify(&minus_two[..]).unwrap_err().to_string(), text] {
+            assert!(!text.contains("f1") && !text.contains("h:ttl"), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_damaged_valkey_9_file_is_refused() {
+        let f = VALKEY_9_FIELD_TTLS;
+        // Cut inside `h:mixed`'s fields, and inside a field's expiry.
+        for cut in [at(f, b"h:mixed") + 12, at(f, b"\x02f1\x02v1") + 9] {
+            let err = verify_sized(&f[..cut], Some(cut as u64)).unwrap_err();
+            assert!(
+                matches!(err, RdbError::Truncated { .. } | RdbError::Corrupt { .. }),
+                "{cut}: {err}"
+            );
+            assert!(
+                matches!(verify(&f[..cut]).unwrap_err(), RdbError::Truncated { .. }),
+                "{cut}"
+            );
+        }
+        // A value's byte changed, the CRC-64 left as the server wrote it.
+        let mut flipped = f.to_vec();
+        flipped[at(f, b"\x02v1") + 1] = b'w';
+        assert!(matches!(verify(&flipped[..]).unwrap_err(), RdbError::Checksum { .. }));
+        // A count larger than the fields the file holds.
+        let mut more = f.to_vec();
+        more[at(f, b"h:ttl") + 5] = 60;
+        assert!(verify(&with_crc(more)[..]).is_err());
+        // Type 22 under a `REDIS` header is Redis 7.4's release candidates' type, not Valkey's: refused by name.
+        let mut redis = f.to_vec();
+        redis[..9].copy_from_slice(b"REDIS0012");
+        let err = verify(&with_crc(redis)[..]).unwrap_err();
+        assert!(matches!(err, RdbError::UnknownType { kind: 22, .. }), "{err}");
+        assert!(err.to_string().contains("Redis OSS 7.4"), "{err}");
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub struct RdbShard {
     pub sha256: String,
     /// The RDB format version in the file's header.
     pub rdb_version: u32,
-    /// `redis-ver` from the file's auxiliary fields, when present.
+    /// The server's version from the file's auxiliary fields, `valkey-ver` before `redis-ver`, when present.
     pub server_version: Option<String>,
     /// Keys per database number, counted while verifying (and cross-checked with RESIZEDB where present).
     pub keys_per_db: BTreeMap<u64, u64>,
