@@ -8,9 +8,9 @@
 //!   line per dimension set on standard output, which Lambda's log pipeline turns into metrics. This is AWS's
 //!   recommended path for Lambda: no API call on the hot path, no PutMetricData throttling, no `cloudwatch:`
 //!   permission, and no figure lost because a call failed at the end of a run that did its work.
-//! - **Anywhere else** (the export and restore ECS tasks, a local `--event` run, the tests that run a handler in
-//!   their own process), with `PutMetricData` in batches: an ECS task's `awslogs` driver does not mark lines as
-//!   EMF, so a line there would stay a line.
+//! - **Anywhere else** (the export ECS task, a local `--event` run, the tests that run a handler in their own
+//!   process), with `PutMetricData` in batches: an ECS task's `awslogs` driver does not mark lines as EMF, so a
+//!   line there would stay a line. (The restore ECS task publishes no figure.)
 //!
 //! Owns the metric vocabulary: every metric and dimension name any function publishes is a constant here, and no
 //! function spells one as a literal. It must never compute a figure (the rules that do live with their owners,
