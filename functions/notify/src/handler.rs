@@ -1,8 +1,6 @@
 //! One event: render the message, skip it if it is a repeat within the window (or an OK that follows no alarm),
 //! deliver it to every configured channel, and remember it.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use lifeboat::bucket::layout;
 use lifeboat::core::error::Error;
@@ -12,35 +10,9 @@ use lifeboat::monitoring::notify::{self, SentRecord};
 use serde_json::{json, Value};
 
 use crate::deliver::{self, DeliveryError};
+use crate::deps::Deps;
 use crate::event::{self, Notice};
 use crate::render::{render, Kind, LastGood, Message};
-use crate::settings::NotifySettings;
-
-#[derive(Debug)]
-pub struct Deps {
-    pub rds: aws_sdk_rds::Client,
-    pub s3: aws_sdk_s3::Client,
-    pub sns: aws_sdk_sns::Client,
-    pub sm: aws_sdk_secretsmanager::Client,
-    pub cw: aws_sdk_cloudwatch::Client,
-    pub settings: NotifySettings,
-    /// The first pause between webhook attempts (doubling after each).
-    pub retry_pause: Duration,
-}
-
-impl Deps {
-    pub fn new(config: &aws_config::SdkConfig, settings: NotifySettings) -> Self {
-        Self {
-            rds: aws_sdk_rds::Client::new(config),
-            s3: aws_sdk_s3::Client::new(config),
-            sns: aws_sdk_sns::Client::new(config),
-            sm: aws_sdk_secretsmanager::Client::new(config),
-            cw: aws_sdk_cloudwatch::Client::new(config),
-            settings,
-            retry_pause: Duration::from_secs(2),
-        }
-    }
-}
 
 /// The newest available snapshot and complete export of a database, best effort: a message is never held up by a
 /// lookup that fails (each failure is logged, and the message goes without that line).

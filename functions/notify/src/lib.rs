@@ -6,9 +6,11 @@
 #![warn(clippy::too_many_lines)]
 
 pub mod deliver;
+pub mod deps;
 pub mod event;
 pub mod handler;
 pub mod render;
 pub mod settings;
 
-pub use handler::{handle, Deps};
+pub use deps::Deps;
+pub use handler::handle;

@@ -11,26 +11,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::credentials::{Credentials, InvalidSecret, Role};
+use crate::deps::Deps;
 use crate::error::RotateError;
-use crate::settings::RotateSettings;
 use crate::{event, postgres, secrets, set_secret};
-
-#[derive(Debug)]
-pub struct Deps {
-    pub sm: aws_sdk_secretsmanager::Client,
-    pub cw: aws_sdk_cloudwatch::Client,
-    pub settings: RotateSettings,
-}
-
-impl Deps {
-    pub fn new(config: &aws_config::SdkConfig, settings: RotateSettings) -> Self {
-        Self {
-            sm: aws_sdk_secretsmanager::Client::new(config),
-            cw: aws_sdk_cloudwatch::Client::new(config),
-            settings,
-        }
-    }
-}
 
 /// What a step did, returned as the invocation's result.
 #[derive(Debug, Clone, Serialize)]

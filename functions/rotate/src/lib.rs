@@ -7,6 +7,7 @@
 #![warn(clippy::too_many_lines)]
 
 pub mod credentials;
+pub mod deps;
 pub mod error;
 pub mod event;
 pub mod handler;
@@ -15,5 +16,6 @@ pub mod secrets;
 mod set_secret;
 pub mod settings;
 
+pub use deps::Deps;
 pub use error::{ErrorKind, RotateError};
-pub use handler::{handle, Deps, Outcome};
+pub use handler::{handle, Outcome};
