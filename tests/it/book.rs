@@ -301,17 +301,17 @@ fn the_link_checker_finds_what_it_must() {
 
 #[test]
 fn nothing_in_the_repository_points_outside_it() {
-    // The design once lived beside the repository, in `../shared`; a reader of the repository does not have it.
+    // The design once lived in a folder beside the repository, which a reader of the repository does not have.
+    // The patterns are spelled in pieces so that this file does not match them itself.
+    let beside = ["..", "/shared/"].concat();
+    let machine = ["/wo", "rk/"].concat();
     let mut found = Vec::new();
     for file in tracked_files() {
         let Ok(text) = std::fs::read_to_string(&file) else {
             continue;
         };
-        if file.ends_with("tests/it/book.rs") {
-            continue;
-        }
         for (n, line) in text.lines().enumerate() {
-            if line.contains("../shared/") || line.contains("/work/") {
+            if line.contains(&beside) || line.contains(&machine) {
                 found.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
             }
         }

@@ -439,6 +439,19 @@ pub fn staging_of(request: Option<&RdbCopyRequest>, snapshot: &str) -> Result<St
     }
 }
 
+/// The whole text of an export request's failure, and whether it says ElastiCache may not write the bucket. The
+/// modeled faults carry their text in their own field, not in the error metadata: the whole chain is read.
+pub(crate) fn export_refusal<E>(err: &E) -> (String, bool)
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+{
+    let message = crate::core::error::aws_error_message(err);
+    let denied = err.code() == Some("AccessDenied")
+        || message.contains("not been granted")
+        || message.contains("sufficient permissions");
+    (message, denied)
+}
+
 /// Asks ElastiCache to export `snapshot` into `bucket` under `staging_name` (`CopySnapshot` with `TargetBucket`;
 /// the name is the one recorded in the copy's request record).
 pub async fn request_export(
@@ -458,11 +471,7 @@ pub async fn request_export(
         Ok(_) => return Ok(Requested::Started),
         Err(e) => e,
     };
-    // The modeled faults carry their text in their own field, not in the error metadata: read the whole chain.
-    let message = crate::core::error::aws_error_message(&err);
-    let denied = err.code() == Some("AccessDenied")
-        || message.contains("not been granted")
-        || message.contains("sufficient permissions");
+    let (message, denied) = export_refusal(&err);
     match err.as_service_error() {
         Some(CopySnapshotError::SnapshotAlreadyExistsFault(_)) => Ok(Requested::AlreadyRequested(message)),
         Some(CopySnapshotError::InvalidParameterValueException(_)) if message.contains("already contains") => {

@@ -43,7 +43,6 @@
 //!   `aws:SourceAccount` (so the grant carries no such condition, like the CopySnapshot one) and whether it may
 //!   use the bucket's KMS key for the serverless export.
 
-use aws_sdk_elasticache::error::ProvideErrorMetadata;
 use aws_sdk_elasticache::operation::export_serverless_cache_snapshot::ExportServerlessCacheSnapshotError;
 
 use super::{CopyState, ExportableSnapshot, RdbCopyError, Requested, Step};
@@ -127,10 +126,7 @@ pub async fn request_export(
         Ok(_) => return Ok(Requested::Started),
         Err(e) => e,
     };
-    let message = crate::core::error::aws_error_message(&err);
-    let denied = err.code() == Some("AccessDenied")
-        || message.contains("not been granted")
-        || message.contains("sufficient permissions");
+    let (message, denied) = super::export_refusal(&err);
     match err.as_service_error() {
         Some(ExportServerlessCacheSnapshotError::InvalidServerlessCacheSnapshotStateFault(_)) if !denied => {
             Ok(Requested::AlreadyRequested(message))
