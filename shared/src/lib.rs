@@ -9,7 +9,8 @@
 //!
 //! ```text
 //! evidence     the auditor's report                          uses monitoring, rds, bucket, core
-//! monitoring   alarms, findings, the janitor's rules, notify  uses caches, rds, bucket, core
+//! monitoring   alarms, findings, the janitor's rules, notify  uses plans, caches, rds, bucket, core
+//! plans        the written policy as a document, due runs     uses rds, postgres, bucket, core
 //! caches       ElastiCache, RDB files, cache restore tests   uses rds, postgres, bucket, core
 //! rds          snapshots, instances, retention, restore tests uses bucket, core
 //! postgres     connections, dumps, exports, rotation          uses bucket, core
@@ -22,5 +23,6 @@ pub mod caches;
 pub mod core;
 pub mod evidence;
 pub mod monitoring;
+pub mod plans;
 pub mod postgres;
 pub mod rds;

@@ -327,7 +327,16 @@ fn nothing_in_the_repository_points_outside_it() {
 /// `shared/src/rds/retention.rs`: the roots of the repository's folders followed by path characters, ending in a
 /// file name with an extension we write.
 fn named_paths(text: &str) -> Vec<String> {
-    const ROOTS: [&str; 7] = ["shared/", "functions/", "cli/", "tests/", "infra/", "events/", "docs/"];
+    const ROOTS: [&str; 8] = [
+        "shared/",
+        "functions/",
+        "cli/",
+        "tests/",
+        "infra/",
+        "events/",
+        "docs/",
+        "examples/",
+    ];
     const EXTENSIONS: [&str; 10] = [
         ".rs", ".md", ".yaml", ".json", ".py", ".txt", ".toml", ".sql", ".sh", ".crt",
     ];
@@ -486,6 +495,36 @@ fn template_section(name: &str) -> Vec<(String, Vec<String>)> {
         }
     }
     out
+}
+
+#[test]
+fn the_plan_reference_lists_every_field_and_every_example_is_valid() {
+    let in_code: BTreeSet<String> = lifeboat::plans::document::field_paths();
+    assert!(in_code.len() > 40, "found only {in_code:?}");
+    assert_same("plan document fields", "plans.md", &in_code, &first_column("plans.md"));
+    let examples = files_under(&repo_root().join("examples/plans"), ".json");
+    assert_eq!(examples.len(), 3, "{examples:?}");
+    for file in examples {
+        if let Err(e) = lifeboat::plans::document::parse(read(&file).as_bytes()) {
+            panic!("{}: {e}", file.display());
+        }
+    }
+    // The page's own example and error lines are what the code says.
+    let page = read(&book_src().join("reference/plans.md"));
+    let example = page
+        .split("```json\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .unwrap();
+    lifeboat::plans::document::parse(example.as_bytes()).unwrap();
+    let bad_hour = "{\"format\": 1,\n \"plans\": {\"prod\": {\"snapshots\": {\n   \"schedule\": \"0 24 * * *\", \"retention\": {\"daily\": 30}}}}}";
+    let e = lifeboat::plans::document::parse(bad_hour.as_bytes())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        page.contains(&e),
+        "the page's first error line is not what the code says: {e}"
+    );
 }
 
 #[test]

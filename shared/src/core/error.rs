@@ -45,6 +45,10 @@ pub enum Error {
     /// The run's metrics could not be written (standard output refused the Embedded Metric Format lines).
     #[error("writing the run's metrics failed: {0}")]
     Metrics(String),
+    /// No version of the plan document can be used (none exists, or every one fails validation); the message
+    /// names the location and the newest version's error.
+    #[error("plan document: {0}")]
+    Plan(String),
 }
 
 impl Error {
@@ -85,6 +89,7 @@ impl Error {
             Self::Aws { .. } => "Lifeboat.AwsError",
             Self::PartialFailure(_) => "Lifeboat.PartialFailure",
             Self::Metrics(_) => "Lifeboat.MetricsError",
+            Self::Plan(_) => "Lifeboat.PlanError",
         }
     }
 }

@@ -27,5 +27,9 @@ pub const SECRET: &str = "lifeboat:secret";
 pub const RESTORE_TEST: &str = "lifeboat:restore-test";
 /// On a restore-test resource: the database the restore came from.
 pub const SOURCE_DB: &str = "lifeboat:source-db";
+/// On a database or cache: the plan it follows (see `plans::membership`). On a snapshot: the plan it was taken under.
+pub const PLAN: &str = "lifeboat:plan";
+/// On a snapshot: the version of the plan document its run followed.
+pub const PLAN_VERSION: &str = "lifeboat:plan-version";
 /// The Lifeboat version that wrote the tags.
 pub const VERSION: &str = "lifeboat:version";
