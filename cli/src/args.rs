@@ -99,6 +99,23 @@ lifeboat restore app-prod --into postgres://admin@host/app_check?sslmode=require
         after_help = "Example:\n  LIFEBOAT_EXPORT_MAX_AGE_HOURS=full=26,critical=7 lifeboat report --period 2026-Q3 --out q3.html"
     )]
     Report(Report),
+    /// Check, show, compare and apply the backup plan document
+    #[command(
+        long_about = "The backup plans: one JSON document (docs/book/src/reference/plans.md) in a versioned S3 \
+                      object that the functions follow. `check` validates a file offline; `show` prints the plan in \
+                      force, or one database's or cache's plan with each rule's next run and last outcome; `diff` \
+                      is the dry-run of a new document: every field that changes, who changes plan, and which \
+                      snapshots its retention would expire; `apply` validates, prints the same, and uploads it as the \
+                      new version, refusing a change that would expire snapshots unless --accept-expiry is given.",
+        after_help = "Example:\n  lifeboat plan check examples/plans/three-environments.json\n  \
+lifeboat plan diff plans.json --document s3://acme-config/lifeboat/plans.json\n  \
+lifeboat plan apply plans.json --document s3://acme-config/lifeboat/plans.json\n  \
+lifeboat plan show app-prod --bucket acme-lifeboat-exports"
+    )]
+    Plan {
+        #[command(subcommand)]
+        command: PlanCommand,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     #[command(
         long_about = "Prints the completion script for a shell, generated from this very command line when the \
@@ -124,7 +141,7 @@ lifeboat completions zsh > ~/.zfunc/_lifeboat\n  lifeboat completions fish > ~/.
 }
 
 /// The commands with a page of their own (`lifeboat-<command>(1)`): every command but `help`.
-pub const MAN_PAGES: [&str; 6] = ["exports", "restore", "verify", "report", "completions", "man"];
+pub const MAN_PAGES: [&str; 7] = ["exports", "restore", "verify", "report", "plan", "completions", "man"];
 
 /// The shells a completion script is written for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -252,6 +269,53 @@ pub struct Report {
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// The export bucket (default: $LIFEBOAT_BUCKET)
+    #[arg(long, value_name = "BUCKET")]
+    pub bucket: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlanCommand {
+    /// Validate a plan document file (no AWS call)
+    Check {
+        /// The document (JSON)
+        file: PathBuf,
+    },
+    /// The plan in force, or one database's or cache's plan, next runs and last outcomes
+    Show {
+        /// A database (instance or cluster identifier) or cache; default: every plan and who follows it
+        resource: Option<String>,
+        #[command(flatten)]
+        source: PlanSource,
+    },
+    /// What a new document would change, applying nothing (the dry-run of `apply`)
+    Diff {
+        /// The new document (JSON)
+        file: PathBuf,
+        #[command(flatten)]
+        source: PlanSource,
+    },
+    /// Validate a new document, print what it changes, and upload it as the version in force
+    Apply {
+        /// The new document (JSON)
+        file: PathBuf,
+        /// Apply even though the new retention expires snapshots the current one keeps (listed first)
+        #[arg(long)]
+        accept_expiry: bool,
+        /// Print what would change and upload nothing (the same as `diff`)
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        source: PlanSource,
+    },
+}
+
+/// Where the plan document in force lives, and where exports are read.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PlanSource {
+    /// s3://bucket/key of the plan document (default: $LIFEBOAT_PLAN_DOCUMENT)
+    #[arg(long, value_name = "S3_URI")]
+    pub document: Option<String>,
+    /// The export bucket, for exports' and restore tests' last outcomes (default: $LIFEBOAT_BUCKET)
     #[arg(long, value_name = "BUCKET")]
     pub bucket: Option<String>,
 }

@@ -1,6 +1,7 @@
 //! `lifeboat`: the on-call terminal tool. Lists complete exports, restores one (or some of its tables) into a
 //! new database in one streamed, verified step (or plans it with `--dry-run`), verifies an export end to end
-//! without restoring it, writes the fleet's evidence report (`lifeboat::evidence`, the same page monitor
+//! without restoring it, checks, shows, compares and applies the backup plan document (`plan`), writes the fleet's
+//! evidence report (`lifeboat::evidence`, the same page monitor
 //! writes), and prints its own shell completions and man pages.
 //!
 //! Wires only: the command line is [`args`]'s (clap), the work is `lifeboat::postgres::archive`'s, [`run`] carries a
@@ -10,6 +11,7 @@
 //! 130 interrupted (Ctrl-C; a restore drops the database it created).
 
 mod args;
+mod plan;
 mod progress;
 mod run;
 mod url;
@@ -41,6 +43,7 @@ async fn main() -> ExitCode {
         Command::Restore(a) => run::restore(a, profile).await,
         Command::Verify(a) => run::verify(a, profile).await,
         Command::Report(a) => run::report(a, profile).await,
+        Command::Plan { command } => plan::run(command, profile).await,
         Command::Completions { shell } => return print_generated(generated::COMPLETIONS, shell.name()),
         Command::Man { command } => {
             return print_generated(generated::MAN_PAGES, command.as_deref().unwrap_or("lifeboat"));
@@ -51,7 +54,7 @@ async fn main() -> ExitCode {
             if json {
                 print_json(&done.json);
             } else {
-                print!("{}", done.text);
+                write_out(&done.text);
             }
             ExitCode::SUCCESS
         }
@@ -74,7 +77,14 @@ async fn main() -> ExitCode {
 fn print_json(doc: &serde_json::Value) {
     // A Value always serializes; the fallback only keeps this free of a panic path.
     let text = serde_json::to_string_pretty(doc).unwrap_or_else(|_| doc.to_string());
-    println!("{text}");
+    write_out(&format!("{text}\n"));
+}
+
+/// Writes to stdout, ignoring a reader that went away (`lifeboat plan show | head`): `print!` would panic on
+/// the broken pipe, and the command's work is done either way.
+fn write_out(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
 /// clap's verdict on the command line: help and version exit 0 (on stdout), anything else is a usage error

@@ -113,6 +113,8 @@ pub enum CliError {
     Write { path: String, source: std::io::Error },
     #[error("the report could not be written as JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("reading {path}: {source}")]
+    ReadFile { path: String, source: std::io::Error },
 }
 
 impl CliError {
@@ -121,7 +123,7 @@ impl CliError {
             Self::Time(_) | Self::Url(_) | Self::NoBucket | Self::Period(_) | Self::Config(_) => Kind::Usage,
             Self::TargetName(_) | Self::Refused(_) | Self::NotAnIdentity(_) => Kind::Refused,
             Self::NotFound(_) => Kind::NotFound,
-            Self::IdentityFile { source, .. } => match source.kind() {
+            Self::IdentityFile { source, .. } | Self::ReadFile { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => Kind::NotFound,
                 std::io::ErrorKind::PermissionDenied => Kind::Refused,
                 _ => Kind::Failed,

@@ -9,6 +9,7 @@
 //! act on a resource, or be imported by `rds`, `postgres`, `caches`, `bucket` or `core` (`monitoring` and
 //! `evidence`, above it, read plans).
 
+pub mod change;
 pub mod document;
 pub mod due;
 pub mod membership;
