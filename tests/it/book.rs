@@ -509,6 +509,28 @@ fn the_plan_reference_lists_every_field_and_every_example_is_valid() {
             panic!("{}: {e}", file.display());
         }
     }
+    // The README's configuration table names every key of a plan.
+    let readme = read(&repo_root().join("README.md"));
+    let section = readme
+        .split("## Configuration: your policy, as a plan")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("the README's configuration section");
+    let mut in_readme = BTreeSet::new();
+    for line in section.lines() {
+        let Some(cell) = line.strip_prefix("| ").and_then(|l| l.split(" | ").next()) else {
+            continue;
+        };
+        in_readme.extend(cell.split('`').skip(1).step_by(2).map(str::to_owned));
+    }
+    let plan_keys: BTreeSet<String> = in_code
+        .iter()
+        .filter_map(|p| p.strip_prefix("plans.<name>."))
+        .filter(|k| !k.contains('.') && !k.contains('['))
+        .map(str::to_owned)
+        .collect();
+    assert!(plan_keys.len() == 11 && plan_keys.contains("restore_tests"), "{plan_keys:?}");
+    assert_eq!(in_readme, plan_keys, "README.md's configuration table and the plan's keys differ");
     // The page's own example and error lines are what the code says.
     let page = read(&book_src().join("reference/plans.md"));
     let example = page
