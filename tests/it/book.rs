@@ -529,8 +529,14 @@ fn the_plan_reference_lists_every_field_and_every_example_is_valid() {
         .filter(|k| !k.contains('.') && !k.contains('['))
         .map(str::to_owned)
         .collect();
-    assert!(plan_keys.len() == 11 && plan_keys.contains("restore_tests"), "{plan_keys:?}");
-    assert_eq!(in_readme, plan_keys, "README.md's configuration table and the plan's keys differ");
+    assert!(
+        plan_keys.len() == 11 && plan_keys.contains("restore_tests"),
+        "{plan_keys:?}"
+    );
+    assert_eq!(
+        in_readme, plan_keys,
+        "README.md's configuration table and the plan's keys differ"
+    );
     // The page's own example and error lines are what the code says.
     let page = read(&book_src().join("reference/plans.md"));
     let example = page

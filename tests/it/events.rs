@@ -60,9 +60,13 @@ fn every_restore_event_parses() {
         let text = std::fs::read_to_string(&file).unwrap();
         let value: serde_json::Value =
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: not JSON: {e}", file.display()));
-        if file.file_name().is_some_and(|n| n == "scheduled-test.json") {
-            // The schedule starts the state machine, whose first state passes `time` to the plan step.
-            let plan = serde_json::json!({"action": "plan", "time": value["time"]});
+        if file
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("scheduled-"))
+        {
+            // The schedule (or a plan tick) starts the state machine, whose first state passes `time`, `plan` and
+            // `rule` to the plan step.
+            let plan = serde_json::json!({"action": "plan", "time": value["time"], "plan": value["plan"], "rule": value["rule"]});
             restore::event::parse(plan).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
             continue;
         }

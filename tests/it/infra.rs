@@ -205,23 +205,37 @@ fn a_cache_elasticache_could_not_list_is_reported_as_failed_and_cleaned_up() {
                     .is_some_and(|c| c.iter().any(|c| c["Variable"] == "$.plan_error"))
         })
         .expect("a Choice routes items with plan_error (ElastiCache could not be listed at plan time)");
-    let first = &choice["Choices"][0];
-    assert_eq!(
-        first["Variable"], "$.plan_error",
-        "plan_error is looked at before the cache branch"
-    );
-    let route = reachable(inner, first["Next"].as_str().unwrap());
-    let actions: Vec<_> = route.iter().filter_map(|n| action(&inner[*n])).collect();
+    let choices = choice["Choices"].as_array().unwrap();
+    let position = |pred: &dyn Fn(&Value) -> bool| choices.iter().position(pred).unwrap();
+    let cache_error = position(&|c| c["Variable"] == "$.plan_error");
+    let cache = position(&|c| c["Variable"] == "$.cache");
+    // A database whose plan asks for a test the machine does not run: plan_error together with database.
+    let database_error = position(&|c| {
+        c["And"].as_array().is_some_and(|a| {
+            a.iter().any(|v| v["Variable"] == "$.plan_error") && a.iter().any(|v| v["Variable"] == "$.database")
+        })
+    });
     assert!(
-        actions.contains(&"cache_report") && actions.contains(&"cache_cleanup"),
-        "{actions:?}"
+        database_error < cache_error && cache_error < cache,
+        "plan_error is looked at before the cache branch, a database's before a cache's"
     );
-    assert!(!actions.contains(&"cache_start"), "{actions:?}");
-    for name in route.iter().filter(|n| inner[**n]["End"] == true) {
-        assert_eq!(
-            inner[*name]["Parameters"]["passed"], false,
-            "{name} ends a listing failure as passed"
+    for (which, expected, never) in [
+        (cache_error, ["cache_report", "cache_cleanup"], "cache_start"),
+        (database_error, ["report", "cleanup"], "start"),
+    ] {
+        let route = reachable(inner, choices[which]["Next"].as_str().unwrap());
+        let actions: Vec<_> = route.iter().filter_map(|n| action(&inner[*n])).collect();
+        assert!(
+            actions.contains(&expected[0]) && actions.contains(&expected[1]),
+            "{actions:?}"
         );
+        assert!(!actions.contains(&never), "{actions:?}");
+        for name in route.iter().filter(|n| inner[**n]["End"] == true) {
+            assert_eq!(
+                inner[*name]["Parameters"]["passed"], false,
+                "{name} ends a plan failure as passed"
+            );
+        }
     }
 }
 

@@ -25,11 +25,17 @@ use crate::settings::Entry;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
-    /// First state of a scheduled run: which databases to test (`time` is the schedule's).
+    /// First state of a scheduled run: which databases to test (`time` is the schedule's). With `plan` and
+    /// `rule` (a run the snapshot function's plan tick started), the members of that plan, for that
+    /// restore-test rule, due at `time`.
     Plan {
         time: DateTime<Utc>,
         #[serde(default)]
         databases: Option<Vec<String>>,
+        #[serde(default)]
+        plan: Option<String>,
+        #[serde(default)]
+        rule: Option<String>,
     },
     /// Restore the newest (or the named) snapshot into an isolated instance.
     Start {
@@ -315,9 +321,25 @@ pub fn parse(payload: Value) -> Result<Request, Error> {
     })?;
     let check = |db: &str| validate_db_identifier(db).map_err(|r| Error::InvalidEvent(format!("database `{db}`: {r}")));
     match &req {
-        Request::Plan { databases, .. } => {
+        Request::Plan {
+            databases, plan, rule, ..
+        } => {
             for db in databases.iter().flatten() {
                 check(db)?;
+            }
+            match (plan, rule, databases) {
+                (Some(_), Some(_), None) | (None, None, _) => {}
+                (Some(_), Some(_), Some(_)) => {
+                    return Err(Error::InvalidEvent(
+                        "plan: a run for a plan rule tests that plan's members; `databases` cannot be given with it"
+                            .into(),
+                    ))
+                }
+                _ => {
+                    return Err(Error::InvalidEvent(
+                        "plan: `plan` and `rule` are given together (a plan's restore-test rule) or not at all".into(),
+                    ))
+                }
             }
         }
         Request::Start { database, .. } => check(database)?,

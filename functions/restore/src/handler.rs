@@ -45,7 +45,13 @@ pub async fn handle(deps: &Deps, payload: Value, deadline: Option<Instant>) -> R
         return Err(e);
     }
     let result = match request {
-        Request::Plan { time, databases } => plan(deps, time, databases).await,
+        Request::Plan {
+            time,
+            plan: Some(name),
+            rule: Some(rule),
+            ..
+        } => crate::plan_tests::plan(deps, time, &name, &rule).await,
+        Request::Plan { time, databases, .. } => plan(deps, time, databases).await,
         Request::Start {
             database,
             snapshot,

@@ -21,6 +21,7 @@ pub mod event;
 pub mod from_export;
 pub mod handler;
 pub mod password;
+pub mod plan_tests;
 pub mod report;
 pub mod restored;
 pub mod runtime;

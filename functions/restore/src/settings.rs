@@ -180,6 +180,9 @@ pub struct RestoreSettings {
     pub from_export: FromExportSettings,
     /// Restore tests of caches.
     pub cache: CacheRestoreSettings,
+    /// The plan document (`LIFEBOAT_PLAN_DOCUMENT`): set, a restore-test run started for a plan rule tests that
+    /// plan's members.
+    pub plan: Option<lifeboat::plans::store::Location>,
 }
 
 pub const DEFAULT_CHECKS: &str = r#"[{"name": "SELECT 1 answers", "sql": "select 1 = 1"}, {"name": "SELECT now() answers", "sql": "select now() is not null"}]"#;
@@ -208,6 +211,7 @@ impl RestoreSettings {
             tls: TlsSettings::from_env(env)?,
             from_export: FromExportSettings::from_env(env)?,
             cache: CacheRestoreSettings::from_env(env)?,
+            plan: lifeboat::plans::store::Location::from_env(env)?,
         })
     }
 }

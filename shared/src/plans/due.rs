@@ -9,7 +9,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::plans::document::{Document, RuleKind};
+use crate::plans::document::{Document, RestoreTestRule, RuleKind};
 use crate::plans::schedule::{quarter_at_or_before, TICK_MINUTES};
 
 /// One run a tick makes: a plan's rule at its due time.
@@ -61,6 +61,38 @@ pub fn next_runs(doc: &Document, plan: &str, now: DateTime<Utc>) -> Vec<(String,
         .into_iter()
         .filter_map(|r| r.schedule.map(|s| (r.id.clone(), s.next_after(now))))
         .collect()
+}
+
+/// The restore-test rule `rule` (`restore_tests.<n>`) of `plan`, checked to be due at `at`: a restore-test run
+/// started for a plan rule is one the document scheduled, never one a payload made up.
+pub fn restore_test_due<'d>(
+    doc: &'d Document,
+    plan: &str,
+    rule: &str,
+    at: DateTime<Utc>,
+) -> Result<&'d RestoreTestRule, String> {
+    let p = doc
+        .plans
+        .get(plan)
+        .ok_or_else(|| format!("the plan document in force has no plan `{plan}`"))?;
+    let index: usize = rule
+        .strip_prefix("restore_tests.")
+        .and_then(|i| i.parse().ok())
+        .ok_or_else(|| format!("`{rule}` is not a restore-test rule (restore_tests.<n>)"))?;
+    let r = p.restore_tests.get(index).ok_or_else(|| {
+        format!(
+            "plan `{plan}` has no rule `{rule}` ({} restore tests)",
+            p.restore_tests.len()
+        )
+    })?;
+    if !r.schedule.0.matches(at) {
+        return Err(format!(
+            "rule `{rule}` of plan `{plan}` ({}) is not due at {}",
+            r.schedule.0,
+            at.to_rfc3339()
+        ));
+    }
+    Ok(r)
 }
 
 #[cfg(test)]
@@ -126,6 +158,22 @@ mod tests {
         // Sundays in December 2026: 6, 13, 20, 27.
         assert_eq!(count("exports.embeddings"), 4);
         assert_eq!(runs, due_between(&d, RuleKind::Export, start, t));
+    }
+
+    #[test]
+    fn a_restore_test_run_must_be_one_the_plan_scheduled() {
+        let d = parse(
+            br#"{"format": 1, "plans": {"p": {"snapshots": {"schedule": "0 2 * * *", "retention": {"daily": 7}},
+                "restore_tests": [{"schedule": "0 6 1 1,4,7,10 *", "from": "newest-snapshot"}]}}}"#,
+        )
+        .unwrap();
+        assert!(restore_test_due(&d, "p", "restore_tests.0", at("2027-01-01T06:00:00Z")).is_ok());
+        let e = |plan: &str, rule: &str, t: &str| restore_test_due(&d, plan, rule, at(t)).unwrap_err();
+        assert!(e("p", "restore_tests.0", "2027-01-02T06:00:00Z").contains("is not due at 2027-01-02T06:00:00+00:00"));
+        assert!(e("q", "restore_tests.0", "2027-01-01T06:00:00Z").contains("no plan `q`"));
+        assert!(e("p", "restore_tests.1", "2027-01-01T06:00:00Z")
+            .contains("has no rule `restore_tests.1` (1 restore tests)"));
+        assert!(e("p", "snapshots", "2027-01-01T06:00:00Z").contains("not a restore-test rule"));
     }
 
     #[test]

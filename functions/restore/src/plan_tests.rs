@@ -1,0 +1,73 @@
+//! The first step of a restore-test run that a plan rule scheduled: which databases and caches it tests.
+//!
+//! The snapshot function's plan tick starts the state machine with `{"time": <due time>, "plan": ..., "rule":
+//! "restore_tests.<n>"}`. This step trusts none of it beyond naming a rule: it reads the plan document in force
+//! itself, checks that the rule exists and was due at `time` (`lifeboat::plans::due::restore_test_due`), and
+//! takes the members from AWS (tags and the document's lists, `lifeboat::plans::membership::plan_of`). A
+//! resource whose plan cannot be decided (tagged with one plan and listed in another) is not this plan's and is
+//! left to monitor, which reports it.
+//!
+//! What each recovery point tests:
+//! - `newest-snapshot`: each member database, from its newest Lifeboat snapshot (the same test as a scheduled run);
+//! - `newest-cache-snapshot`: each member cache, likewise;
+//! - `newest-export`: each member database, reported as a failed test naming why: restoring exports inside the
+//!   state machine is not built yet (the `restore` console's `restore-export` action and `lifeboat restore` do
+//!   it by hand). A test the plan asks for is never silently skipped.
+
+use chrono::{DateTime, Utc};
+use lifeboat::caches::elasticache;
+use lifeboat::core::error::Error;
+use lifeboat::plans::document::RecoveryPoint;
+use lifeboat::plans::due::restore_test_due;
+use lifeboat::plans::membership::{plan_of, Resource};
+use lifeboat::plans::store;
+use lifeboat::rds::selection;
+use serde_json::{json, Value};
+
+use crate::deps::Deps;
+use crate::error::RestoreError;
+
+/// Why a `newest-export` test is reported failed rather than run.
+pub const EXPORT_TESTS_NOT_BUILT: &str = "restore tests from the newest export are not run by the restore-test \
+     state machine yet: restore it by hand with `lifeboat restore <database> --into ...` or the console's \
+     restore-export action (docs/book/src/guide/restore-tests.md)";
+
+pub async fn plan(deps: &Deps, time: DateTime<Utc>, plan: &str, rule: &str) -> Result<Value, RestoreError> {
+    let location = deps.settings.plan.as_ref().ok_or_else(|| {
+        Error::InvalidEvent(format!(
+            "a run for plan `{plan}` needs a plan document, and this stack has none ({} is unset)",
+            store::PLAN_DOCUMENT
+        ))
+    })?;
+    let loaded = store::load(&deps.s3, location).await?;
+    let doc = &loaded.document;
+    let chosen = restore_test_due(doc, plan, rule, time).map_err(Error::InvalidEvent)?;
+    let version = loaded.version.label().to_owned();
+    let mut tests = Vec::new();
+    match chosen.from {
+        RecoveryPoint::NewestSnapshot | RecoveryPoint::NewestExport => {
+            for db in selection::discover(&deps.rds).await? {
+                if db.cluster.is_some() {
+                    continue;
+                }
+                if plan_of(doc, Resource::Database, &db.id, &db.tags).ok().flatten() != Some(plan) {
+                    continue;
+                }
+                tests.push(if chosen.from == RecoveryPoint::NewestExport {
+                    json!({"database": db.id, "requested_at": time, "plan_error": EXPORT_TESTS_NOT_BUILT})
+                } else {
+                    json!({"database": db.id, "requested_at": time})
+                });
+            }
+        }
+        RecoveryPoint::NewestCacheSnapshot => {
+            for cache in elasticache::discover_all(&deps.ec, deps.settings.cache.serverless_caches).await? {
+                if plan_of(doc, Resource::Cache, &cache.id, &cache.tags).ok().flatten() == Some(plan) {
+                    tests.push(json!({"cache": cache.id, "requested_at": time}));
+                }
+            }
+        }
+    }
+    tracing::info!(plan, rule, plan_version = %version, tests = tests.len(), "restore tests planned from the plan document");
+    Ok(json!({"time": time, "tests": tests, "missing": [], "plan": plan, "rule": rule, "plan_version": version}))
+}
