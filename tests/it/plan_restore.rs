@@ -176,3 +176,47 @@ async fn a_plan_rule_tests_exactly_its_plans_members_when_it_is_due() {
     .unwrap();
     assert!(out.get("plan").is_none(), "{out}");
 }
+
+#[tokio::test]
+async fn a_due_rule_starts_one_execution_and_a_redelivered_tick_none() {
+    let (_moto, config) = world().await;
+    let sfn = aws_sdk_sfn::Client::new(&config);
+    let machine = sfn
+        .create_state_machine()
+        .name("lifeboat-restore-test")
+        .definition(r#"{"StartAt": "Plan", "States": {"Plan": {"Type": "Pass", "End": true}}}"#)
+        .role_arn("arn:aws:iam::123456789012:role/lifeboat-restore-test")
+        .send()
+        .await
+        .unwrap();
+    let arn = machine.state_machine_arn();
+    let doc = lifeboat::plans::document::parse(DOCUMENT.as_bytes()).unwrap();
+    let tick = "2027-01-01T06:00:00Z".parse().unwrap();
+    let due = lifeboat::plans::due::due_at_tick(&doc, lifeboat::plans::document::RuleKind::RestoreTest, tick);
+    assert_eq!(due.len(), 1, "{due:?}");
+    let first = snapshot::restore_tests::start_due(&sfn, arn, &due).await;
+    assert_eq!(first[0].outcome, "started", "{first:?}");
+    // Redelivered while the run goes on, Step Functions hands back the same execution (after it ended, it answers
+    // ExecutionAlreadyExists): either way there is one execution.
+    let again = snapshot::restore_tests::start_due(&sfn, arn, &due).await;
+    assert!(matches!(again[0].outcome, "started" | "already-started"), "{again:?}");
+    let executions = sfn.list_executions().state_machine_arn(arn).send().await.unwrap();
+    let names: Vec<&str> = executions.executions().iter().map(|e| e.name()).collect();
+    assert_eq!(names, ["plan-production-restore_tests-0-20270101T0600Z"]);
+    let described = sfn
+        .describe_execution()
+        .execution_arn(executions.executions()[0].execution_arn())
+        .send()
+        .await
+        .unwrap();
+    let input: Value = serde_json::from_str(described.input().unwrap()).unwrap();
+    assert_eq!(
+        input,
+        json!({"time": "2027-01-01T06:00:00Z", "plan": "production", "rule": "restore_tests.0"})
+    );
+    // The input is the state machine's, and its first step takes it: the members are the plan's.
+    let mut step = input.clone();
+    step["action"] = json!("plan");
+    let planned = restore::handle(&deps(&config, true), step, None).await.unwrap();
+    assert_eq!(planned["tests"].as_array().unwrap().len(), 2, "{planned}");
+}
