@@ -11,7 +11,6 @@ use lifeboat::rds::naming::snapshot_id;
 use lifeboat::rds::retention::{self, Decision};
 use lifeboat::rds::selection::Selector;
 use lifeboat::rds::snapshot_ladder::{self, Verdict};
-use lifeboat::rds::snapshot_tags::snapshot_tags;
 use serde::Serialize;
 
 use crate::deps::Deps;
@@ -84,17 +83,40 @@ pub fn unknown(all: &[Cache], cache_selector: &Selector, selector: &Selector) ->
 
 /// Snapshots every selected cache and applies retention to the ones whose snapshot this run has.
 pub(crate) async fn run(deps: &Deps, all: &[Cache], selector: &Selector, job: &Job) -> Result<Vec<CacheReport>, Error> {
-    let chosen = elasticache::select(all, selector);
+    let chosen: Vec<(&Cache, &Job)> = elasticache::select(all, selector)
+        .into_iter()
+        .map(|c| (c, job))
+        .collect();
+    run_each(deps, &chosen).await
+}
+
+/// As [`run`], each cache with its own job (a plan tick: each cache's plan gives its retention and tags).
+pub(crate) async fn run_each(deps: &Deps, chosen: &[(&Cache, &Job)]) -> Result<Vec<CacheReport>, Error> {
     if chosen.is_empty() {
         return Ok(Vec::new());
     }
     let snapshots = elasticache::list_all_snapshots(&deps.ec, deps.settings.serverless_caches).await?;
     let mut reports = Vec::with_capacity(chosen.len());
-    for cache in chosen {
+    for (cache, job) in chosen {
         let existing: Vec<CacheSnapshot> = snapshots.iter().filter(|s| belongs(s, cache)).cloned().collect();
         reports.push(process(deps, cache, &existing, job).await);
     }
     Ok(reports)
+}
+
+/// The report of a cache whose plan cannot be decided: a failure, with the reason, and nothing touched.
+pub fn refused(cache: &Cache, why: &str) -> CacheReport {
+    tracing::error!(cache = %cache.id, error = %why, "cache's plan cannot be decided; no snapshot, no retention");
+    CacheReport {
+        cache: cache.id.clone(),
+        snapshot_id: String::new(),
+        source: String::new(),
+        outcome: Outcome::Failed,
+        detail: Some(why.to_owned()),
+        retention: Vec::new(),
+        deleted: Vec::new(),
+        errors: Vec::new(),
+    }
 }
 
 /// A snapshot of this cache: taken of it (or of one of its nodes), or tagged with it by Lifeboat.
@@ -130,7 +152,7 @@ async fn process(deps: &Deps, cache: &Cache, existing: &[CacheSnapshot], job: &J
 }
 
 async fn create(deps: &Deps, cache: &Cache, source: &SnapshotSource, id: &str, job: &Job) -> Verdict {
-    let tags = snapshot_tags(&cache.id, job.kind, job.at, &job.policy, job.manual.as_ref());
+    let tags = job.tags(&cache.id);
     let (outcome, detail) = match elasticache::create_snapshot(&deps.ec, source, id, &tags).await {
         Ok(Created::Started(_)) => (Outcome::Created, None),
         Ok(Created::AlreadyExists) => (Outcome::AlreadyExists, Some(format!("snapshot {id} already exists"))),
@@ -147,7 +169,7 @@ async fn create(deps: &Deps, cache: &Cache, source: &SnapshotSource, id: &str, j
 }
 
 async fn apply_retention(deps: &Deps, existing: &[CacheSnapshot], job: &Job, report: &mut CacheReport) {
-    let decisions = retention::decide(existing, &deps.settings.retention, job.clock);
+    let decisions = retention::decide(existing, &job.retention, job.clock);
     for (snap, decision) in existing.iter().zip(decisions) {
         if decision == Decision::NotEligible {
             continue;

@@ -11,6 +11,7 @@ pub mod deps;
 pub mod event;
 pub mod handler;
 pub mod job;
+pub mod plan;
 
 #[cfg(test)]
 mod failed_snapshot_tests;
