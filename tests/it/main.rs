@@ -20,6 +20,7 @@ mod hygiene;
 mod infra;
 mod layout;
 mod monitor;
+mod plans;
 mod rdb;
 mod rdb_copy;
 mod restore;
