@@ -460,3 +460,107 @@ async fn a_month_of_ticks_makes_keeps_and_expires_what_the_three_environments_po
     assert_eq!(refused_metric(&cw, twelfth_day).await, Some(1.0));
     assert_eq!(refused_metric(&cw, at("2026-11-01T02:00:00Z")).await, Some(0.0));
 }
+
+/// RDS's event for a finished snapshot.
+fn finished(id: &str) -> Value {
+    json!({"version": "0", "id": "e2", "detail-type": "RDS DB Snapshot Event", "source": "aws.rds",
+        "account": "123456789012", "time": "2026-10-01T02:09:00Z", "region": REGION, "resources": [],
+        "detail": {"SourceIdentifier": id, "EventID": "RDS-EVENT-0042"}})
+}
+
+#[tokio::test]
+async fn only_plans_that_say_dr_copy_are_copied_and_a_membership_error_fails_alone() {
+    let moto = Moto::start();
+    let kms = aws_sdk_kms::Client::new(&moto.config("us-west-2"));
+    let key = kms.create_key().send().await.unwrap();
+    let key_arn = key.key_metadata().and_then(|k| k.arn()).unwrap().to_owned();
+    let calls = Calls::default();
+    let deps = deps(
+        &moto,
+        &[
+            ("LIFEBOAT_DR_REGION", "us-west-2"),
+            ("LIFEBOAT_DR_KMS_KEY_ID", &key_arn),
+        ],
+        &calls,
+    );
+    let dr = deps.dr_rds.clone().unwrap();
+    let s3 = aws_sdk_s3::Client::new(&moto.config(REGION));
+    versioned_bucket(&s3).await;
+    const DBS: &[FleetDb] = &[
+        FleetDb {
+            id: "app-prod",
+            cluster: false,
+            tags: &[(tags::PLAN, "production")],
+        },
+        FleetDb {
+            id: "app-staging",
+            cluster: false,
+            tags: &[(tags::PLAN, "staging")],
+        },
+        FleetDb {
+            id: "typo",
+            cluster: false,
+            tags: &[(tags::PLAN, "prod")],
+        },
+    ];
+    fleet::create(&deps.rds, DBS).await;
+    let day1 = at("2026-10-01T02:00:00Z");
+
+    // No version of the document yet: the run fails and nothing is made.
+    let err = handle_at(&deps, scheduled(day1), day1).await.unwrap_err();
+    assert!(matches!(err, lifeboat::core::error::Error::Plan(_)), "{err}");
+    assert!(owned(&deps.rds).await.is_empty());
+
+    upload(
+        &s3,
+        br#"{"format": 1, "plans": {
+            "production": {"snapshots": {"schedule": "0 2 * * *", "retention": {"daily": 7}, "dr_copy": true}},
+            "staging": {"snapshots": {"schedule": "0 2 * * *", "retention": {"daily": 7}}}}}"#
+            .to_vec(),
+    )
+    .await;
+    // `typo` names a plan the document does not have: it fails, named, and the others are made.
+    let err = handle_at(&deps, scheduled(day1), day1).await.unwrap_err().to_string();
+    assert!(
+        err.contains("snapshot failed for 1 of 3 databases: typo (Failed: database `typo` is tagged `lifeboat:plan=prod`, and the plan document has no plan `prod`"),
+        "{err}"
+    );
+    let made = ids_of_all(&deps.rds).await;
+    assert_eq!(
+        made,
+        BTreeSet::from([
+            "lifeboat-app-prod-20261001-0200".to_owned(),
+            "lifeboat-app-staging-20261001-0200".to_owned()
+        ])
+    );
+
+    // The finished events: production's plan copies, staging's does not (read from the snapshot's plan tag and
+    // the document, not from the event).
+    let prod = handle_at(&deps, finished("lifeboat-app-prod-20261001-0200"), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(prod.databases[0].outcome, Outcome::Copied);
+    let staging = handle_at(&deps, finished("lifeboat-app-staging-20261001-0200"), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(staging.databases[0].outcome, Outcome::Ignored);
+    assert_eq!(
+        staging.databases[0].detail.as_deref(),
+        Some("plan `staging` does not copy its snapshots (`dr_copy` is off)")
+    );
+    // The next tick's copy phase copies what the DR region lacks only for production.
+    let day2 = day1 + Duration::days(1);
+    let _ = handle_at(&deps, scheduled(day2), day2).await;
+    let _ = handle_at(&deps, scheduled(day2 + Duration::days(1)), day2 + Duration::days(1)).await;
+    assert_eq!(
+        ids_of_all(&dr).await,
+        BTreeSet::from([
+            "lifeboat-app-prod-20261001-0200".to_owned(),
+            "lifeboat-app-prod-20261002-0200".to_owned()
+        ])
+    );
+}
+
+async fn ids_of_all(rds: &aws_sdk_rds::Client) -> BTreeSet<String> {
+    owned(rds).await.into_iter().map(|s| s.id).collect()
+}
