@@ -389,6 +389,28 @@ async fn a_month_of_ticks_makes_keeps_and_expires_what_the_three_environments_po
         ["lifeboat-app-prod-20261002-0200", "lifeboat-app-staging-20261018-0200"]
     );
 
+    // A manual snapshot keeps working, and the retention after it is the plan's (30 dailies), not the
+    // deployment's default (7 dailies, 4 weeklies, 12 monthlies, which would expire most of October).
+    let manual = json!({"databases": ["app-prod"], "reason": "before migration 42"});
+    let summary = handle_at(&deps, manual, at("2026-11-01T03:00:00Z")).await.unwrap();
+    let manual_report = report(&summary, "app-prod");
+    assert_eq!(manual_report.outcome, Outcome::Created);
+    assert!(manual_report.deleted.is_empty(), "{manual_report:#?}");
+    assert_eq!(summary.plan.as_ref().unwrap().version, v1);
+    let manual_id = manual_report.snapshot_id.clone().unwrap();
+    let s = owned(&deps.rds).await.into_iter().find(|s| s.id == manual_id).unwrap();
+    assert_eq!(s.tags[tags::PLAN], "production");
+    assert_eq!(s.tags[tags::PLAN_VERSION], v1);
+    assert_eq!(s.tags[tags::POLICY], "daily=30 weekly=0 monthly=0 yearly=0");
+    assert_eq!(s.tags[tags::REASON], "before migration 42");
+    // Out of the way of the counts below (it is kept until its own expiry).
+    deps.rds
+        .delete_db_snapshot()
+        .db_snapshot_identifier(&manual_id)
+        .send()
+        .await
+        .unwrap();
+
     // November 2 to 10 under the first version, then a version that keeps production 7 days.
     let mut day = last_day + Duration::days(1);
     while day <= at("2026-11-10T02:00:00Z") {

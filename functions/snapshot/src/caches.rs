@@ -1,7 +1,8 @@
-//! Caches in a scheduled or manual run: ElastiCache replication groups, single-node clusters and (with
+//! Caches in a scheduled, manual or plan run: ElastiCache replication groups, single-node clusters and (with
 //! `LIFEBOAT_SERVERLESS_CACHES=true`) serverless caches chosen by the
-//! same selector as databases, with the same snapshot names, ladder, tags and GFS retention, through
-//! `lifeboat::caches::elasticache`. A cache's snapshot is taken from a replica where one exists.
+//! same selector as databases (in plan mode: the members of a plan whose `cache_snapshots` rule is due), with the
+//! same snapshot names, ladder, tags and GFS retention, through `lifeboat::caches::elasticache`. A cache's
+//! snapshot is taken from a replica where one exists.
 
 use aws_sdk_cloudwatch::types::StandardUnit;
 use lifeboat::caches::elasticache::{self, Cache, CacheSnapshot, Created, SnapshotSource};
@@ -81,16 +82,8 @@ pub fn unknown(all: &[Cache], cache_selector: &Selector, selector: &Selector) ->
         .collect()
 }
 
-/// Snapshots every selected cache and applies retention to the ones whose snapshot this run has.
-pub(crate) async fn run(deps: &Deps, all: &[Cache], selector: &Selector, job: &Job) -> Result<Vec<CacheReport>, Error> {
-    let chosen: Vec<(&Cache, &Job)> = elasticache::select(all, selector)
-        .into_iter()
-        .map(|c| (c, job))
-        .collect();
-    run_each(deps, &chosen).await
-}
-
-/// As [`run`], each cache with its own job (a plan tick: each cache's plan gives its retention and tags).
+/// Snapshots every chosen cache under its own job (the run's, or in plan mode its plan's: retention and tags) and
+/// applies retention to the ones whose snapshot this run has.
 pub(crate) async fn run_each(deps: &Deps, chosen: &[(&Cache, &Job)]) -> Result<Vec<CacheReport>, Error> {
     if chosen.is_empty() {
         return Ok(Vec::new());

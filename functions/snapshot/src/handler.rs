@@ -167,8 +167,10 @@ struct Run {
     reports: Vec<DbReport>,
     caches: Vec<CacheReport>,
     quota: Vec<QuotaReport>,
-    /// Plan mode: what the tick followed.
+    /// Plan mode: what the run followed.
     plan: Option<PlanReport>,
+    /// A plan tick with nothing due: it publishes no figure unless a refused version must be counted.
+    idle: bool,
 }
 
 impl Run {
@@ -179,12 +181,8 @@ impl Run {
             caches: Vec::new(),
             quota: Vec::new(),
             plan,
+            idle: false,
         }
-    }
-
-    /// A plan tick with nothing due: it publishes no figure unless a refused version must be counted.
-    fn idle(&self) -> bool {
-        self.plan.as_ref().is_some_and(|p| p.due.is_empty())
     }
 }
 
@@ -233,18 +231,57 @@ async fn dispatch(deps: &Deps, trigger: &Trigger, now: DateTime<Utc>) -> Result<
             return Ok(Run::of(now, vec![report], None));
         }
     };
+    selected_run(deps, trigger, &selector, &job).await
+}
+
+/// A legacy scheduled run or a manual run: the databases and caches `selector` names, each under `job` (a manual
+/// run in plan mode: under its plan's retention).
+async fn selected_run(deps: &Deps, trigger: &Trigger, selector: &Selector, job: &Job) -> Result<Run, Error> {
     let all = selection::discover(&deps.rds).await?;
     let all_caches = elasticache::discover_all(&deps.ec, deps.settings.serverless_caches).await?;
-    let mut selection = selection::select(&all, &selector);
-    let cache_selector = caches::reconcile(trigger, &selector, &all_caches, &mut selection.missing);
-    let work: Vec<(Database, Job)> = selection.databases.into_iter().map(|db| (db, job.clone())).collect();
-    let (reports, quota) = run(deps, &work, &selection.missing).await?;
-    let caches = caches::run(deps, &all_caches, &cache_selector, &job).await?;
+    let mut selection = selection::select(&all, selector);
+    let cache_selector = caches::reconcile(trigger, selector, &all_caches, &mut selection.missing);
+    let mut work = plan::Work {
+        databases: selection.databases.into_iter().map(|db| (db, job.clone())).collect(),
+        caches: elasticache::select(&all_caches, &cache_selector)
+            .into_iter()
+            .map(|c| (c.clone(), job.clone()))
+            .collect(),
+        ..plan::Work::default()
+    };
+    // A manual run in plan mode keeps each resource by its plan's retention: the deployment's would expire
+    // what the plan keeps.
+    let mut report = None;
+    if let Some(location) = &deps.plan {
+        let loaded = plan::load(deps, location).await?;
+        work = plan::manual(&loaded.document, loaded.version.label(), work);
+        report = Some(plan::report(location, &loaded, &plan::Dues::default()));
+    }
+    let (reports, caches, quota) = act(deps, work, &selection.missing).await?;
     Ok(Run {
         caches,
         quota,
-        ..Run::of(job.at, reports, None)
+        ..Run::of(job.at, reports, report)
     })
+}
+
+/// Snapshots each resource of `work` under its job (then retention, copies, shares), and reports the refused
+/// ones as failures.
+async fn act(
+    deps: &Deps,
+    work: plan::Work,
+    missing: &[String],
+) -> Result<(Vec<DbReport>, Vec<CacheReport>, Vec<QuotaReport>), Error> {
+    let (mut reports, quota) = run(deps, &work.databases, missing).await?;
+    reports.extend(work.refused_databases.iter().map(|(db, e)| refused_db(db, e)));
+    let chosen: Vec<_> = work.caches.iter().map(|(c, j)| (c, j)).collect();
+    let mut caches = caches::run_each(deps, &chosen).await?;
+    caches.extend(
+        work.refused_caches
+            .iter()
+            .map(|(c, e)| caches::refused(c, &e.to_string())),
+    );
+    Ok((reports, caches, quota))
 }
 
 /// A plan tick: the document in force, what is due, each due resource under its plan's job. Nothing due:
@@ -255,34 +292,23 @@ async fn plan_tick(deps: &Deps, location: &Location, time: DateTime<Utc>, now: D
     let mut report = plan::report(location, &loaded, &due);
     if due.is_empty() {
         tracing::info!(plan_version = %report.version, "plan tick: nothing due");
-        return Ok(Run::of(time, Vec::new(), Some(report)));
+        return Ok(Run {
+            idle: true,
+            ..Run::of(time, Vec::new(), Some(report))
+        });
     }
     let all = selection::discover(&deps.rds).await?;
     let all_caches = elasticache::discover_all(&deps.ec, deps.settings.serverless_caches).await?;
-    let work = plan::work(&loaded.document, &report.version, &due, &all, &all_caches, now);
+    let mut work = plan::work(&loaded.document, &report.version, &due, &all, &all_caches, now);
     for u in &work.unplanned {
         tracing::info!(kind = u.kind, id = %u.id, "in no plan: not backed up by the plan tick");
     }
-    let (mut reports, quota) = if work.databases.is_empty() {
-        (Vec::new(), Vec::new())
-    } else {
-        run(deps, &work.databases, &[]).await?
-    };
-    reports.extend(work.refused_databases.iter().map(|(db, e)| refused_db(db, e)));
-    let chosen: Vec<_> = work.caches.iter().map(|(c, j)| (c, j)).collect();
-    let mut caches = caches::run_each(deps, &chosen).await?;
-    caches.extend(
-        work.refused_caches
-            .iter()
-            .map(|(c, e)| caches::refused(c, &e.to_string())),
-    );
-    report.unplanned = work.unplanned;
+    report.unplanned = std::mem::take(&mut work.unplanned);
+    let (reports, caches, quota) = act(deps, work, &[]).await?;
     Ok(Run {
-        time,
-        reports,
         caches,
         quota,
-        plan: Some(report),
+        ..Run::of(time, reports, Some(report))
     })
 }
 
@@ -298,11 +324,11 @@ fn refused_db(db: &Database, err: &MembershipError) -> DbReport {
 fn run_metrics(trigger: &Trigger, run: &Run, duration_seconds: f64) -> Metrics {
     let mut metrics = Metrics::new();
     if let Some(plan) = &run.plan {
-        if !run.idle() || !plan.refused.is_empty() {
+        if !run.idle || !plan.refused.is_empty() {
             let refused = plan.refused.len() as f64;
             metrics.put(metrics::PLAN_VERSIONS_REFUSED, refused, StandardUnit::Count, &[]);
         }
-        if run.idle() {
+        if run.idle {
             return metrics;
         }
     }

@@ -212,6 +212,67 @@ pub(crate) struct Work {
     pub(crate) unplanned: Vec<Unplanned>,
 }
 
+/// A manual run's work under the plan document: each named resource whose plan has a rule for its kind is kept
+/// by that rule's retention and tagged with the plan and version (so retention after a manual snapshot never
+/// expires what the plan keeps); one in no plan, or in a plan without such a rule, keeps the deployment's
+/// retention as before; one whose plan cannot be decided is refused. Pure.
+pub(crate) fn manual(doc: &Document, version: &str, work: Work) -> Work {
+    let mut out = Work {
+        unplanned: work.unplanned,
+        refused_databases: work.refused_databases,
+        refused_caches: work.refused_caches,
+        ..Work::default()
+    };
+    for (db, job) in work.databases {
+        match under_plan(doc, version, Resource::Database, &db.id, &db.tags, job) {
+            Ok(job) => out.databases.push((db, job)),
+            Err(e) => out.refused_databases.push((db, e)),
+        }
+    }
+    for (cache, job) in work.caches {
+        match under_plan(doc, version, Resource::Cache, &cache.id, &cache.tags, job) {
+            Ok(job) => out.caches.push((cache, job)),
+            Err(e) => out.refused_caches.push((cache, e)),
+        }
+    }
+    out
+}
+
+/// `job` for one resource of a manual run, as [`manual`] says.
+fn under_plan(
+    doc: &Document,
+    version: &str,
+    resource: Resource,
+    id: &str,
+    tags: &std::collections::BTreeMap<String, String>,
+    job: Job,
+) -> Result<Job, MembershipError> {
+    let Some(name) = plan_of(doc, resource, id, tags)? else {
+        return Ok(job);
+    };
+    let plan = doc.plans.get(name);
+    let rule = match resource {
+        Resource::Database => plan
+            .and_then(|p| p.snapshots.as_ref())
+            .map(|r| (r.retention, r.dr_copy)),
+        Resource::Cache => plan
+            .and_then(|p| p.cache_snapshots.as_ref())
+            .map(|r| (r.retention, false)),
+    };
+    Ok(match rule {
+        None => job,
+        Some((retention, dr_copy)) => Job {
+            retention: retention.gfs(),
+            plan: Some(PlanTag {
+                plan: name.to_owned(),
+                version: version.to_owned(),
+                dr_copy,
+            }),
+            ..job
+        },
+    })
+}
+
 /// Places every discovered database (cluster members are their cluster) and cache. Pure.
 pub(crate) fn work(
     doc: &Document,
@@ -416,6 +477,64 @@ mod tests {
             place(&d, &at2.databases, Resource::Database, "x", &tags(Some("dev"))),
             Placement::Idle
         );
+    }
+
+    #[test]
+    fn a_manual_run_keeps_each_resource_by_its_plans_retention() {
+        let d = doc();
+        let now = at("2026-12-06T10:00:00Z");
+        let legacy = Job {
+            kind: SnapshotKind::Manual,
+            at: now,
+            clock: now,
+            retention: lifeboat::rds::retention::Gfs::parse("daily=7,weekly=4").unwrap(),
+            manual: None,
+            plan: None,
+        };
+        let work = Work {
+            databases: [
+                db("app-prod", Some("production")),
+                db("orphan", None),
+                db("app-dev", Some("dev")),
+                db("typo", Some("prod")),
+            ]
+            .into_iter()
+            .map(|db| (db, legacy.clone()))
+            .collect(),
+            caches: vec![(cache("sessions", Some("production")), legacy.clone())],
+            ..Work::default()
+        };
+        let w = manual(&d, "v9", work);
+        let jobs: Vec<(&str, String, Option<&str>)> = w
+            .databases
+            .iter()
+            .map(|(db, j)| {
+                (
+                    db.id.as_str(),
+                    j.retention.to_string(),
+                    j.plan.as_ref().map(|p| p.plan.as_str()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            jobs,
+            [
+                (
+                    "app-prod",
+                    "daily=30,weekly=0,monthly=0,yearly=0".to_owned(),
+                    Some("production")
+                ),
+                ("orphan", "daily=7,weekly=4,monthly=0,yearly=0".to_owned(), None),
+                ("app-dev", "daily=7,weekly=4,monthly=0,yearly=0".to_owned(), None),
+            ]
+        );
+        assert!(w
+            .databases
+            .iter()
+            .all(|(_, j)| j.kind == SnapshotKind::Manual && j.at == now));
+        assert_eq!(w.refused_databases.len(), 1);
+        assert_eq!(w.caches[0].1.retention.daily, 7);
+        assert_eq!(w.caches[0].1.plan.as_ref().map(|p| p.version.as_str()), Some("v9"));
     }
 
     #[test]
