@@ -586,3 +586,69 @@ async fn only_plans_that_say_dr_copy_are_copied_and_a_membership_error_fails_alo
 async fn ids_of_all(rds: &aws_sdk_rds::Client) -> BTreeSet<String> {
     owned(rds).await.into_iter().map(|s| s.id).collect()
 }
+
+#[tokio::test]
+async fn the_small_stack_plan_snapshots_its_cache_and_only_its_cache() {
+    let moto = Moto::start();
+    let calls = Calls::default();
+    let deps = deps(&moto, &[], &calls);
+    let s3 = aws_sdk_s3::Client::new(&moto.config(REGION));
+    versioned_bucket(&s3).await;
+    let body = std::fs::read(lifeboat_tests::repo_root().join("examples/plans/small-stack.json")).unwrap();
+    let version = upload(&s3, body).await;
+    // `app-db` and `app-cache` are the plan's by its lists; `other-cache` is in no plan.
+    const DB: &[FleetDb] = &[FleetDb {
+        id: "app-db",
+        cluster: false,
+        tags: &[],
+    }];
+    fleet::create(&deps.rds, DB).await;
+    for id in ["app-cache", "other-cache"] {
+        deps.ec
+            .create_cache_cluster()
+            .cache_cluster_id(id)
+            .engine("redis")
+            .cache_node_type("cache.t4g.micro")
+            .num_cache_nodes(1)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let mut last = None;
+    for n in 0..9 {
+        let day = at("2026-10-01T03:00:00Z") + Duration::days(n);
+        // 02:00 is the plan's export time: the export function's, nothing for this one.
+        idle(&deps, &calls, day - Duration::hours(1)).await;
+        let summary = handle_at(&deps, scheduled(day), day + Duration::minutes(1))
+            .await
+            .unwrap();
+        let plan = summary.plan.as_ref().unwrap();
+        assert_eq!(plan.version, version);
+        let due: Vec<(&str, &str)> = plan.due.iter().map(|d| (d.plan.as_str(), d.rule.as_str())).collect();
+        assert_eq!(due, [("app", "cache_snapshots")]);
+        assert!(summary.databases.is_empty(), "{summary:#?}");
+        let caches: Vec<(&str, Outcome)> = summary.caches.iter().map(|c| (c.cache.as_str(), c.outcome)).collect();
+        assert_eq!(caches, [("app-cache", Outcome::Created)]);
+        let unplanned: Vec<(&str, &str)> = plan.unplanned.iter().map(|u| (u.kind, u.id.as_str())).collect();
+        assert_eq!(unplanned, [("cache", "other-cache")]);
+        last = Some(summary);
+    }
+    // The ninth run sees eight days and keeps seven.
+    let last = last.unwrap();
+    assert_eq!(last.caches[0].deleted, ["lifeboat-app-cache-20261001-0300"]);
+    let snaps = lifeboat::caches::elasticache::list_snapshots(&deps.ec).await.unwrap();
+    let names: BTreeSet<String> = snaps.iter().map(|s| s.name.clone()).collect();
+    assert_eq!(
+        names,
+        ids("app-cache", at("2026-10-02T03:00:00Z"), at("2026-10-09T03:00:00Z"))
+    );
+    let newest = snaps
+        .iter()
+        .find(|s| s.name == "lifeboat-app-cache-20261009-0300")
+        .unwrap();
+    assert_eq!(newest.tags[tags::PLAN], "app");
+    assert_eq!(newest.tags[tags::PLAN_VERSION], version);
+    assert_eq!(newest.tags[tags::POLICY], "daily=7 weekly=0 monthly=0 yearly=0");
+    assert!(owned(&deps.rds).await.is_empty(), "the plan takes no database snapshot");
+}
