@@ -533,7 +533,7 @@ async fn only_plans_that_say_dr_copy_are_copied_and_a_membership_error_fails_alo
     assert!(matches!(err, lifeboat::core::error::Error::Plan(_)), "{err}");
     assert!(owned(&deps.rds).await.is_empty());
 
-    upload(
+    let version = upload(
         &s3,
         br#"{"format": 1, "plans": {
             "production": {"snapshots": {"schedule": "0 2 * * *", "retention": {"daily": 7}, "dr_copy": true}},
@@ -562,6 +562,7 @@ async fn only_plans_that_say_dr_copy_are_copied_and_a_membership_error_fails_alo
         .await
         .unwrap();
     assert_eq!(prod.databases[0].outcome, Outcome::Copied);
+    assert_eq!(prod.plan.as_ref().map(|p| p.version.as_str()), Some(version.as_str()));
     let staging = handle_at(&deps, finished("lifeboat-app-staging-20261001-0200"), Utc::now())
         .await
         .unwrap();

@@ -227,8 +227,9 @@ async fn dispatch(deps: &Deps, trigger: &Trigger, now: DateTime<Utc>) -> Result<
             (selector, job)
         }
         Trigger::SnapshotFinished { snapshot_id, kind, .. } => {
-            let report = snapshot_finished(deps, snapshot_id, *kind).await?;
-            return Ok(Run::of(now, vec![report], None));
+            let mut plan = None;
+            let report = snapshot_finished(deps, snapshot_id, *kind, &mut plan).await?;
+            return Ok(Run::of(now, vec![report], plan));
         }
     };
     selected_run(deps, trigger, &selector, &job).await
@@ -701,8 +702,14 @@ async fn share_newest(
     }
 }
 
-/// The RDS event for a finished Lifeboat snapshot: start its DR copy now, or share it.
-async fn snapshot_finished(deps: &Deps, snapshot_id: &str, kind: DbKind) -> Result<DbReport, Error> {
+/// The RDS event for a finished Lifeboat snapshot: start its DR copy now, or share it. `plan` receives the plan
+/// version followed, when the snapshot's plan was read.
+async fn snapshot_finished(
+    deps: &Deps,
+    snapshot_id: &str,
+    kind: DbKind,
+    plan: &mut Option<PlanReport>,
+) -> Result<DbReport, Error> {
     let Some(snap) = rds::describe(&deps.rds, kind, snapshot_id).await? else {
         return Ok(DbReport::new(snapshot_id, kind, Outcome::Ignored).with_detail("snapshot no longer exists"));
     };
@@ -711,7 +718,7 @@ async fn snapshot_finished(deps: &Deps, snapshot_id: &str, kind: DbKind) -> Resu
     if let Some(why) = snapshot_ladder::finished_ignored(&snap) {
         return Ok(report.with_detail(why));
     }
-    if let Some(why) = plan_declines_copy(deps, &snap).await? {
+    if let Some(why) = plan_declines_copy(deps, &snap, plan).await? {
         return Ok(report.with_detail(why));
     }
     if let Some(dr) = &deps.dr_rds {
@@ -752,7 +759,11 @@ async fn snapshot_finished(deps: &Deps, snapshot_id: &str, kind: DbKind) -> Resu
 /// Plan mode: a snapshot made under a plan (its `lifeboat:plan` tag, which only this function writes) is copied
 /// or shared only when that plan's snapshot rule in the document in force says `dr_copy`. A snapshot without
 /// the tag, or a stack without a plan document, follows the deployment's settings as before.
-async fn plan_declines_copy(deps: &Deps, snap: &Snapshot) -> Result<Option<String>, Error> {
+async fn plan_declines_copy(
+    deps: &Deps,
+    snap: &Snapshot,
+    followed: &mut Option<PlanReport>,
+) -> Result<Option<String>, Error> {
     let (Some(location), Some(name)) = (&deps.plan, snap.tags.get(tags::PLAN)) else {
         return Ok(None);
     };
@@ -760,6 +771,7 @@ async fn plan_declines_copy(deps: &Deps, snap: &Snapshot) -> Result<Option<Strin
         return Ok(None);
     }
     let loaded = plan::load(deps, location).await?;
+    *followed = Some(plan::report(location, &loaded, &plan::Dues::default()));
     Ok(plan::declines_copy(&loaded.document, name))
 }
 
