@@ -1,10 +1,11 @@
 //! Plan mode (`LIFEBOAT_PLAN_DOCUMENT` set): what a tick of the quarter-hour schedule snapshots, read from the
 //! plan document in force at that tick.
 //!
-//! Owns loading the document for one invocation ([`load`]: the newest valid version; newer invalid ones are
-//! logged and reported, never followed), which rules are due ([`due`]), and where each discovered database and
-//! cache stands ([`place`]: due under its plan, in a plan with nothing due, in no plan, or refused because its
-//! membership cannot be decided). The handler acts on the [`Work`] this returns.
+//! Owns loading the document for one invocation (`load`: the newest valid version; newer invalid ones are
+//! logged and reported, never followed), which rules are due (`due`), where each discovered database and
+//! cache stands (`place`: due under its plan, in a plan with nothing due, in no plan, or refused because its
+//! membership cannot be decided), the retention a manual run keeps each resource by (`manual`), and whether a
+//! finished snapshot's plan copies it (`declines_copy`). The handler acts on the `Work` this returns.
 //!
 //! Why the document is read at every tick rather than at cold start: a new version then takes effect at the next
 //! tick with no redeploy, and every run records the version it followed. Why an idle tick stops before any
