@@ -259,6 +259,24 @@ fn report<'a>(summary: &'a Summary, db: &str) -> &'a snapshot::handler::DbReport
     summary.databases.iter().find(|r| r.db == db).unwrap()
 }
 
+/// The tag keys the snapshot role's statement `sid` allows (`aws:TagKeys`, a list that may span lines).
+fn allowed_tag_keys(sid: &str) -> BTreeSet<String> {
+    let template = std::fs::read_to_string(lifeboat_tests::repo_root().join("infra/template.yaml")).unwrap();
+    let role = &template[template.find("\n  SnapshotRole:\n").unwrap()..];
+    let statement = &role[role.find(&format!("- Sid: {sid}\n")).unwrap()..];
+    let list = &statement[statement.find("aws:TagKeys: [").unwrap() + "aws:TagKeys: [".len()..];
+    let list = &list[..list.find(']').unwrap()];
+    list.split(',').map(|k| k.trim().to_owned()).collect()
+}
+
+/// Every tag key of `written` is one the snapshot role may write with `sid`: what the code wrote in moto, IAM
+/// would let it write in AWS.
+fn allowed(sid: &str, written: &BTreeMap<String, String>) {
+    let allowed = allowed_tag_keys(sid);
+    let refused: Vec<&String> = written.keys().filter(|k| !allowed.contains(*k)).collect();
+    assert!(refused.is_empty(), "SnapshotRole.{sid} does not allow {refused:?}");
+}
+
 async fn refused_metric(cw: &aws_sdk_cloudwatch::Client, t: DateTime<Utc>) -> Option<f64> {
     let out = cw
         .get_metric_statistics()
@@ -358,6 +376,7 @@ async fn a_month_of_ticks_makes_keeps_and_expires_what_the_three_environments_po
     assert_eq!(s.tags[tags::PLAN_VERSION], v1);
     assert_eq!(s.tags[tags::POLICY], "daily=30 weekly=0 monthly=0 yearly=0");
     assert_eq!(s.tags[tags::CREATED_AT], "2026-11-01T02:00:00Z");
+    allowed("TagOwnSnapshots", &s.tags);
     let staging_snap = owned(&deps.rds)
         .await
         .into_iter()
@@ -403,6 +422,7 @@ async fn a_month_of_ticks_makes_keeps_and_expires_what_the_three_environments_po
     assert_eq!(s.tags[tags::PLAN_VERSION], v1);
     assert_eq!(s.tags[tags::POLICY], "daily=30 weekly=0 monthly=0 yearly=0");
     assert_eq!(s.tags[tags::REASON], "before migration 42");
+    allowed("TagOwnSnapshots", &s.tags);
     // Out of the way of the counts below (it is kept until its own expiry).
     deps.rds
         .delete_db_snapshot()
@@ -651,5 +671,6 @@ async fn the_small_stack_plan_snapshots_its_cache_and_only_its_cache() {
     assert_eq!(newest.tags[tags::PLAN], "app");
     assert_eq!(newest.tags[tags::PLAN_VERSION], version);
     assert_eq!(newest.tags[tags::POLICY], "daily=7 weekly=0 monthly=0 yearly=0");
+    allowed("TagOwnCacheSnapshots", &newest.tags);
     assert!(owned(&deps.rds).await.is_empty(), "the plan takes no database snapshot");
 }
