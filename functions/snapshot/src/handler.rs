@@ -320,8 +320,8 @@ fn refused_db(db: &Database, err: &MembershipError) -> DbReport {
 }
 
 /// The run's metrics: per database, per region's quota, and the run's duration; in plan mode, the refused
-/// document versions. An idle plan tick publishes nothing but a refused version's count, when there is one: it
-/// writes nothing 95 times in 96.
+/// document versions. An idle plan tick publishes nothing but a refused version's count, when there is one: most
+/// ticks are idle, and an idle tick writes nothing.
 fn run_metrics(trigger: &Trigger, run: &Run, duration_seconds: f64) -> Metrics {
     let mut metrics = Metrics::new();
     if let Some(plan) = &run.plan {

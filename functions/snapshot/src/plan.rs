@@ -9,7 +9,7 @@
 //!
 //! Why the document is read at every tick rather than at cold start: a new version then takes effect at the next
 //! tick with no redeploy, and every run records the version it followed. Why an idle tick stops before any
-//! describe call: 95 of every 96 ticks are idle, and an idle tick must write nothing.
+//! describe call: most ticks are idle (a daily rule is due at one tick in 96), and an idle tick writes nothing.
 //!
 //! Must never: act on a resource, take a snapshot's plan from the payload (only from the document and the
 //! resources' tags), or back up a resource in no plan under a default.
