@@ -105,7 +105,7 @@ book: tools
 
 ## make bench: the benchmarks (export on a generated database of BENCH_GB GB, default 1; rotation). They print
 ## figures and ratios against references measured in the same run; they assert nothing about speed.
-bench: bench-export bench-restore bench-rotate
+bench: bench-export bench-restore bench-rotate bench-plan
 
 S3S_FS := .bench/tools/bin/s3s-fs
 
@@ -129,6 +129,10 @@ bench-restore: setup $(S3S_FS)
 	@command -v /usr/bin/time >/dev/null || { $(APT) update -q && $(APT) install -y -q time; }
 	cargo build --locked --release -p export -p restore -p lifeboat-cli
 	cargo run --locked --release -q -p lifeboat-tests --bin bench_restore
+
+## make bench-plan: what following a plan document costs per tick and per monitor run, for each example policy.
+bench-plan:
+	cargo run --locked --release -q -p lifeboat-tests --bin bench_plan
 
 ## make bench-rotate: wall time of full four-step rotations against moto and PostgreSQL, with references.
 bench-rotate: setup

@@ -42,6 +42,23 @@ pub(crate) fn binary() -> PathBuf {
     path
 }
 
+/// `lifeboat` with `args`, its environment pointed at the moto at `endpoint` and nothing else of the caller's
+/// (no AWS configuration files: `dir` holds none).
+pub(crate) fn command(endpoint: &str, dir: &std::path::Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(binary());
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", REGION)
+        .env("AWS_CONFIG_FILE", dir.join("no-aws-config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("no-aws-credentials"))
+        .stdin(Stdio::null());
+    cmd
+}
+
 fn write_identity(dir: &std::path::Path, name: &str, id: &age::x25519::Identity) -> PathBuf {
     use age::secrecy::ExposeSecret;
     let path = dir.join(name);
@@ -140,22 +157,9 @@ impl World {
 
     /// `lifeboat` with `args`, its environment pointed at moto and nothing else of the caller's.
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(binary());
-        cmd.args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("AWS_ENDPOINT_URL", &self.moto.endpoint)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", REGION)
-            .env("AWS_CONFIG_FILE", self.dir.path().join("no-aws-config"))
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                self.dir.path().join("no-aws-credentials"),
-            )
-            .env("LIFEBOAT_BUCKET", BUCKET)
-            .env("LIFEBOAT_PG_RESTORE", postgres::bin_dir().join("pg_restore"))
-            .stdin(Stdio::null());
+        let mut cmd = command(&self.moto.endpoint, self.dir.path(), args);
+        cmd.env("LIFEBOAT_BUCKET", BUCKET)
+            .env("LIFEBOAT_PG_RESTORE", postgres::bin_dir().join("pg_restore"));
         cmd
     }
 

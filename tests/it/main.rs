@@ -22,6 +22,7 @@ mod layout;
 mod monitor;
 mod plan_cli;
 mod plan_restore;
+mod plans;
 mod rdb;
 mod rdb_copy;
 mod restore;

@@ -4,7 +4,7 @@
 //! `apply` refuses what it must (expiry without `--accept-expiry`, a resource in two plans, an unversioned bucket)
 //! and otherwise adds exactly one version.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use aws_sdk_rds::types::Tag;
 use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
@@ -12,8 +12,6 @@ use chrono::{Duration, Timelike, Utc};
 use lifeboat_tests::fleet::{self, FleetDb};
 use lifeboat_tests::moto::Moto;
 use lifeboat_tests::repo_root;
-
-use crate::cli::binary;
 
 const REGION: &str = "us-east-1";
 const CONFIG: &str = "acme-config";
@@ -94,21 +92,8 @@ impl World {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(binary());
-        cmd.args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("AWS_ENDPOINT_URL", &self.moto.endpoint)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", REGION)
-            .env("AWS_CONFIG_FILE", self.dir.path().join("no-aws-config"))
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                self.dir.path().join("no-aws-credentials"),
-            )
-            .env("LIFEBOAT_PLAN_DOCUMENT", format!("s3://{CONFIG}/{KEY}"))
-            .stdin(Stdio::null());
+        let mut cmd = crate::cli::command(&self.moto.endpoint, self.dir.path(), args);
+        cmd.env("LIFEBOAT_PLAN_DOCUMENT", format!("s3://{CONFIG}/{KEY}"));
         cmd
     }
 

@@ -1,7 +1,8 @@
-//! Caches in a scheduled or manual run: ElastiCache replication groups, single-node clusters and (with
+//! Caches in a scheduled, manual or plan run: ElastiCache replication groups, single-node clusters and (with
 //! `LIFEBOAT_SERVERLESS_CACHES=true`) serverless caches chosen by the
-//! same selector as databases, with the same snapshot names, ladder, tags and GFS retention, through
-//! `lifeboat::caches::elasticache`. A cache's snapshot is taken from a replica where one exists.
+//! same selector as databases (in plan mode: the members of a plan whose `cache_snapshots` rule is due), with the
+//! same snapshot names, ladder, tags and GFS retention, through `lifeboat::caches::elasticache`. A cache's
+//! snapshot is taken from a replica where one exists.
 
 use aws_sdk_cloudwatch::types::StandardUnit;
 use lifeboat::caches::elasticache::{self, Cache, CacheSnapshot, Created, SnapshotSource};
@@ -11,7 +12,6 @@ use lifeboat::rds::naming::snapshot_id;
 use lifeboat::rds::retention::{self, Decision};
 use lifeboat::rds::selection::Selector;
 use lifeboat::rds::snapshot_ladder::{self, Verdict};
-use lifeboat::rds::snapshot_tags::snapshot_tags;
 use serde::Serialize;
 
 use crate::deps::Deps;
@@ -82,19 +82,34 @@ pub fn unknown(all: &[Cache], cache_selector: &Selector, selector: &Selector) ->
         .collect()
 }
 
-/// Snapshots every selected cache and applies retention to the ones whose snapshot this run has.
-pub(crate) async fn run(deps: &Deps, all: &[Cache], selector: &Selector, job: &Job) -> Result<Vec<CacheReport>, Error> {
-    let chosen = elasticache::select(all, selector);
+/// Snapshots every chosen cache under its own job (the run's, or in plan mode its plan's: retention and tags) and
+/// applies retention to the ones whose snapshot this run has.
+pub(crate) async fn run_each(deps: &Deps, chosen: &[(&Cache, &Job)]) -> Result<Vec<CacheReport>, Error> {
     if chosen.is_empty() {
         return Ok(Vec::new());
     }
     let snapshots = elasticache::list_all_snapshots(&deps.ec, deps.settings.serverless_caches).await?;
     let mut reports = Vec::with_capacity(chosen.len());
-    for cache in chosen {
+    for (cache, job) in chosen {
         let existing: Vec<CacheSnapshot> = snapshots.iter().filter(|s| belongs(s, cache)).cloned().collect();
         reports.push(process(deps, cache, &existing, job).await);
     }
     Ok(reports)
+}
+
+/// The report of a cache whose plan cannot be decided: a failure, with the reason, and nothing touched.
+pub fn refused(cache: &Cache, why: &str) -> CacheReport {
+    tracing::error!(cache = %cache.id, error = %why, "cache's plan cannot be decided; no snapshot, no retention");
+    CacheReport {
+        cache: cache.id.clone(),
+        snapshot_id: String::new(),
+        source: String::new(),
+        outcome: Outcome::Failed,
+        detail: Some(why.to_owned()),
+        retention: Vec::new(),
+        deleted: Vec::new(),
+        errors: Vec::new(),
+    }
 }
 
 /// A snapshot of this cache: taken of it (or of one of its nodes), or tagged with it by Lifeboat.
@@ -130,7 +145,7 @@ async fn process(deps: &Deps, cache: &Cache, existing: &[CacheSnapshot], job: &J
 }
 
 async fn create(deps: &Deps, cache: &Cache, source: &SnapshotSource, id: &str, job: &Job) -> Verdict {
-    let tags = snapshot_tags(&cache.id, job.kind, job.at, &job.policy, job.manual.as_ref());
+    let tags = job.tags(&cache.id);
     let (outcome, detail) = match elasticache::create_snapshot(&deps.ec, source, id, &tags).await {
         Ok(Created::Started(_)) => (Outcome::Created, None),
         Ok(Created::AlreadyExists) => (Outcome::AlreadyExists, Some(format!("snapshot {id} already exists"))),
@@ -147,7 +162,7 @@ async fn create(deps: &Deps, cache: &Cache, source: &SnapshotSource, id: &str, j
 }
 
 async fn apply_retention(deps: &Deps, existing: &[CacheSnapshot], job: &Job, report: &mut CacheReport) {
-    let decisions = retention::decide(existing, &deps.settings.retention, job.clock);
+    let decisions = retention::decide(existing, &job.retention, job.clock);
     for (snap, decision) in existing.iter().zip(decisions) {
         if decision == Decision::NotEligible {
             continue;

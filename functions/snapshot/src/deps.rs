@@ -1,8 +1,9 @@
 //! What every part of the `snapshot` function is handed: the AWS clients (the DR region's too), built once per
-//! cold start, and the settings. Its own module so that the handler and `caches.rs` both stand on it and
-//! `caches.rs` never imports the handler back.
+//! cold start, the settings, and where the plan document lives (plan mode). Its own module so that the handler,
+//! `caches.rs` and `plan.rs` all stand on it and none of them imports the handler back.
 
 use aws_config::SdkConfig;
+use lifeboat::plans::store::Location;
 use lifeboat::rds::settings::SnapshotSettings;
 
 /// Clients and settings, built once per cold start and borrowed by every invocation.
@@ -14,8 +15,13 @@ pub struct Deps {
     /// A client in the DR region, when copies are configured.
     pub dr_rds: Option<aws_sdk_rds::Client>,
     pub cw: aws_sdk_cloudwatch::Client,
+    /// Reads the plan document's versions (plan mode only).
+    pub s3: aws_sdk_s3::Client,
     pub region: String,
     pub settings: SnapshotSettings,
+    /// `LIFEBOAT_PLAN_DOCUMENT`: set, a scheduled event is a plan tick; unset, the deployment's settings decide
+    /// as they always did.
+    pub plan: Option<Location>,
 }
 
 impl Deps {
@@ -30,8 +36,16 @@ impl Deps {
             ec: aws_sdk_elasticache::Client::new(config),
             dr_rds,
             cw: aws_sdk_cloudwatch::Client::new(config),
+            s3: aws_sdk_s3::Client::new(config),
             region: config.region().map(|r| r.to_string()).unwrap_or_default(),
             settings,
+            plan: None,
         }
+    }
+
+    /// The same clients and settings following the plan document at `plan` (`None`: legacy mode).
+    pub fn with_plan(mut self, plan: Option<Location>) -> Self {
+        self.plan = plan;
+        self
     }
 }

@@ -93,8 +93,16 @@ async fn a_failed_snapshot_with_the_runs_identifier_fails_the_run_and_expires_no
         ec,
         dr_rds: None,
         cw,
+        // Never called: no plan document in this run.
+        s3: aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::Config::builder()
+                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+                .region(aws_sdk_s3::config::Region::new("us-east-1"))
+                .build(),
+        ),
         region: "us-east-1".to_owned(),
         settings: SnapshotSettings::from_env(&move |n: &str| env.get(n).cloned()).unwrap(),
+        plan: None,
     };
 
     let event = json!({"source": "aws.events", "detail-type": "Scheduled Event", "time": "2026-11-22T02:00:00Z",

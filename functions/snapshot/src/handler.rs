@@ -12,6 +12,12 @@
 //!   an event dated in the future cannot expire anything early;
 //! - at most `LIFEBOAT_MAX_COPIES_IN_FLIGHT` copies are in flight per destination region, counting the ones
 //!   earlier runs started; copies that do not fit are picked up by a later run.
+//!
+//! In plan mode (`LIFEBOAT_PLAN_DOCUMENT` set) a scheduled event is a plan tick (`plan.rs` decides what is due
+//! and for which resources): each due resource gets its plan's job (retention, tags, whether it is copied), and
+//! the same guarantees hold per resource. An idle tick stops after reading the document: no describe call and
+//! no write. The RDS event for a finished snapshot follows the plan named on the snapshot (its `lifeboat:plan`
+//! tag, written by this function), never anything in the event.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -22,16 +28,19 @@ use futures::stream::{self, StreamExt};
 use lifeboat::caches::elasticache;
 use lifeboat::core::error::Error;
 use lifeboat::core::metrics::{self, Metrics};
+use lifeboat::core::tags;
+use lifeboat::plans::membership::MembershipError;
+use lifeboat::plans::store::Location;
 use lifeboat::rds::copies;
 use lifeboat::rds::copies::copy_tags;
 use lifeboat::rds::naming::{snapshot_id, SnapshotKind};
 use lifeboat::rds::quota::quota_report;
 pub use lifeboat::rds::quota::QuotaReport;
-use lifeboat::rds::retention::{self, Decision};
+use lifeboat::rds::retention::{self, Decision, Gfs};
 use lifeboat::rds::selection::{self, Database, DbKind, Selector};
 pub use lifeboat::rds::snapshot_ladder::Outcome;
 use lifeboat::rds::snapshot_ladder::{self, FinishedCopy, Precondition, Verdict};
-use lifeboat::rds::snapshot_tags::{snapshot_tags, ManualSnapshot};
+use lifeboat::rds::snapshot_tags::ManualSnapshot;
 use lifeboat::rds::snapshots::{self as rds, Snapshot};
 use serde::Serialize;
 use serde_json::Value;
@@ -41,6 +50,7 @@ use crate::caches::{self, CacheReport};
 use crate::deps::Deps;
 use crate::event::{self, Trigger};
 use crate::job::{Job, RetentionEntry};
+use crate::plan::{self, PlanReport};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DbReport {
@@ -104,6 +114,9 @@ pub struct Summary {
     pub metrics_published: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_error: Option<String>,
+    /// Plan mode: the document version this run followed, what it refused, what was due, what is in no plan.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlanReport>,
 }
 
 /// Entry point: the Lambda runtime calls this with the raw payload.
@@ -122,7 +135,10 @@ pub async fn handle_at(deps: &Deps, payload: Value, now: DateTime<Utc>) -> Resul
     let summary = Summary {
         trigger: trigger.name(),
         run_time: run.time,
-        policy: deps.settings.retention.to_string(),
+        policy: match &run.plan {
+            Some(p) => format!("plan version {}", p.version),
+            None => deps.settings.retention.to_string(),
+        },
         created: run.reports.iter().filter(|r| r.outcome == Outcome::Created).count()
             + run.caches.iter().filter(|r| r.outcome == Outcome::Created).count(),
         failed: run.reports.iter().filter(|r| r.is_failure()).count()
@@ -139,6 +155,7 @@ pub async fn handle_at(deps: &Deps, payload: Value, now: DateTime<Utc>) -> Resul
         quota: run.quota,
         metrics_published,
         metrics_error,
+        plan: run.plan,
     };
     report(summary)
 }
@@ -150,18 +167,41 @@ struct Run {
     reports: Vec<DbReport>,
     caches: Vec<CacheReport>,
     quota: Vec<QuotaReport>,
+    /// Plan mode: what the run followed.
+    plan: Option<PlanReport>,
+    /// A plan tick with nothing due: it publishes no figure unless a refused version must be counted.
+    idle: bool,
+}
+
+impl Run {
+    fn of(time: DateTime<Utc>, reports: Vec<DbReport>, plan: Option<PlanReport>) -> Self {
+        Self {
+            time,
+            reports,
+            caches: Vec::new(),
+            quota: Vec::new(),
+            plan,
+            idle: false,
+        }
+    }
 }
 
 async fn dispatch(deps: &Deps, trigger: &Trigger, now: DateTime<Utc>) -> Result<Run, Error> {
-    let policy = deps.settings.retention.to_string();
+    let retention = deps.settings.retention;
     let (selector, job) = match trigger {
         Trigger::Schedule { time } => {
+            if let Some(location) = &deps.plan {
+                // Boxed: inlined, the two run paths' futures together nest deeper than the compiler's query
+                // depth allows.
+                return Box::pin(plan_tick(deps, location, *time, now)).await;
+            }
             let job = Job {
                 kind: SnapshotKind::Schedule,
                 at: *time,
                 clock: retention::clock(*time, now),
-                policy,
+                retention,
                 manual: None,
+                plan: None,
             };
             (deps.settings.common.selector.clone(), job)
         }
@@ -176,44 +216,123 @@ async fn dispatch(deps: &Deps, trigger: &Trigger, now: DateTime<Utc>) -> Result<
                 kind: SnapshotKind::Manual,
                 at: now,
                 clock: now,
-                policy,
+                retention,
                 manual: Some(manual),
+                plan: None,
             };
-            (
-                Selector {
-                    databases: databases.clone(),
-                    tag: None,
-                },
-                job,
-            )
+            let selector = Selector {
+                databases: databases.clone(),
+                tag: None,
+            };
+            (selector, job)
         }
         Trigger::SnapshotFinished { snapshot_id, kind, .. } => {
-            let report = snapshot_finished(deps, snapshot_id, *kind).await?;
-            return Ok(Run {
-                time: now,
-                reports: vec![report],
-                caches: Vec::new(),
-                quota: Vec::new(),
-            });
+            let mut plan = None;
+            let report = snapshot_finished(deps, snapshot_id, *kind, &mut plan).await?;
+            return Ok(Run::of(now, vec![report], plan));
         }
     };
+    selected_run(deps, trigger, &selector, &job).await
+}
+
+/// A legacy scheduled run or a manual run: the databases and caches `selector` names, each under `job` (a manual
+/// run in plan mode: under its plan's retention).
+async fn selected_run(deps: &Deps, trigger: &Trigger, selector: &Selector, job: &Job) -> Result<Run, Error> {
     let all = selection::discover(&deps.rds).await?;
     let all_caches = elasticache::discover_all(&deps.ec, deps.settings.serverless_caches).await?;
-    let mut selection = selection::select(&all, &selector);
-    let cache_selector = caches::reconcile(trigger, &selector, &all_caches, &mut selection.missing);
-    let (reports, quota) = run(deps, selection, &job).await?;
-    let caches = caches::run(deps, &all_caches, &cache_selector, &job).await?;
+    let mut selection = selection::select(&all, selector);
+    let cache_selector = caches::reconcile(trigger, selector, &all_caches, &mut selection.missing);
+    let mut work = plan::Work {
+        databases: selection.databases.into_iter().map(|db| (db, job.clone())).collect(),
+        caches: elasticache::select(&all_caches, &cache_selector)
+            .into_iter()
+            .map(|c| (c.clone(), job.clone()))
+            .collect(),
+        ..plan::Work::default()
+    };
+    // A manual run in plan mode keeps each resource by its plan's retention: the deployment's would expire
+    // what the plan keeps.
+    let mut report = None;
+    if let Some(location) = &deps.plan {
+        let loaded = plan::load(deps, location).await?;
+        work = plan::manual(&loaded.document, loaded.version.label(), work);
+        report = Some(plan::report(location, &loaded, &plan::Dues::default()));
+    }
+    let (reports, caches, quota) = act(deps, work, &selection.missing).await?;
     Ok(Run {
-        time: job.at,
-        reports,
         caches,
         quota,
+        ..Run::of(job.at, reports, report)
     })
 }
 
-/// The run's metrics: per database, per region's quota, and the run's duration.
+/// Snapshots each resource of `work` under its job (then retention, copies, shares), and reports the refused
+/// ones as failures.
+async fn act(
+    deps: &Deps,
+    work: plan::Work,
+    missing: &[String],
+) -> Result<(Vec<DbReport>, Vec<CacheReport>, Vec<QuotaReport>), Error> {
+    let (mut reports, quota) = run(deps, &work.databases, missing).await?;
+    reports.extend(work.refused_databases.iter().map(|(db, e)| refused_db(db, e)));
+    let chosen: Vec<_> = work.caches.iter().map(|(c, j)| (c, j)).collect();
+    let mut caches = caches::run_each(deps, &chosen).await?;
+    caches.extend(
+        work.refused_caches
+            .iter()
+            .map(|(c, e)| caches::refused(c, &e.to_string())),
+    );
+    Ok((reports, caches, quota))
+}
+
+/// A plan tick: the document in force, what is due, each due resource under its plan's job. Nothing due:
+/// nothing more is read or written. A resource whose plan cannot be decided fails alone.
+async fn plan_tick(deps: &Deps, location: &Location, time: DateTime<Utc>, now: DateTime<Utc>) -> Result<Run, Error> {
+    let loaded = plan::load(deps, location).await?;
+    let due = plan::due(&loaded.document, time);
+    let mut report = plan::report(location, &loaded, &due);
+    if due.is_empty() {
+        tracing::info!(plan_version = %report.version, "plan tick: nothing due");
+        return Ok(Run {
+            idle: true,
+            ..Run::of(time, Vec::new(), Some(report))
+        });
+    }
+    let all = selection::discover(&deps.rds).await?;
+    let all_caches = elasticache::discover_all(&deps.ec, deps.settings.serverless_caches).await?;
+    let mut work = plan::work(&loaded.document, &report.version, &due, &all, &all_caches, now);
+    for u in &work.unplanned {
+        tracing::info!(kind = u.kind, id = %u.id, "in no plan: not backed up by the plan tick");
+    }
+    report.unplanned = std::mem::take(&mut work.unplanned);
+    let (reports, caches, quota) = act(deps, work, &[]).await?;
+    Ok(Run {
+        caches,
+        quota,
+        ..Run::of(time, reports, Some(report))
+    })
+}
+
+/// The report of a database whose plan cannot be decided: a failure, with the reason, and nothing touched.
+fn refused_db(db: &Database, err: &MembershipError) -> DbReport {
+    tracing::error!(db = %db.id, error = %err, "database's plan cannot be decided; no snapshot, no retention");
+    DbReport::new(&db.id, db.kind, Outcome::Failed).with_detail(err.to_string())
+}
+
+/// The run's metrics: per database, per region's quota, and the run's duration; in plan mode, the refused
+/// document versions. An idle plan tick publishes nothing but a refused version's count, when there is one: most
+/// ticks are idle, and an idle tick writes nothing.
 fn run_metrics(trigger: &Trigger, run: &Run, duration_seconds: f64) -> Metrics {
     let mut metrics = Metrics::new();
+    if let Some(plan) = &run.plan {
+        if !run.idle || !plan.refused.is_empty() {
+            let refused = plan.refused.len() as f64;
+            metrics.put(metrics::PLAN_VERSIONS_REFUSED, refused, StandardUnit::Count, &[]);
+        }
+        if run.idle {
+            return metrics;
+        }
+    }
     let finished_event = matches!(trigger, Trigger::SnapshotFinished { .. });
     for r in &run.reports {
         if !finished_event {
@@ -259,6 +378,9 @@ fn run_metrics(trigger: &Trigger, run: &Run, duration_seconds: f64) -> Metrics {
 /// Publishes the metrics; a failure is logged and reported in the summary, not raised: the snapshots are made,
 /// and missing metrics raise the freshness alarms (missing data is breaching).
 async fn publish_metrics(deps: &Deps, metrics: &Metrics, now: DateTime<Utc>) -> (usize, Option<String>) {
+    if metrics.items().is_empty() {
+        return (0, None);
+    }
     match metrics
         .publish(&deps.cw, &deps.settings.common.metrics_namespace, now)
         .await
@@ -279,6 +401,7 @@ fn report(summary: Summary) -> Result<Summary, Error> {
     });
     tracing::info!(
         trigger = summary.trigger,
+        plan_version = summary.plan.as_ref().map_or("", |p| p.version.as_str()),
         databases = summary.databases.len(),
         created = summary.created,
         failed = summary.failed,
@@ -343,19 +466,21 @@ fn quota(deps: &Deps, region: &str, count: usize) -> QuotaReport {
     q
 }
 
-/// Scheduled and manual runs: snapshot every selected database, apply retention, copy and share.
+/// Scheduled, manual and plan runs: snapshot every database of `work` under its job, apply retention, copy and
+/// share; `missing` are the explicitly named databases that do not exist.
 async fn run(
     deps: &Deps,
-    selection: selection::Selection,
-    job: &Job,
+    work: &[(Database, Job)],
+    missing: &[String],
 ) -> Result<(Vec<DbReport>, Vec<QuotaReport>), Error> {
     // One listing of the region's manual snapshots serves every database and the quota figure.
     let source_manual = rds::list_manual(&deps.rds).await?;
     let source_count = source_manual.len();
     let by_db = group(source_manual);
+    let jobs: HashMap<Key, &Job> = work.iter().map(|(db, job)| ((db.kind, db.id.clone()), job)).collect();
 
-    let mut reports: Vec<DbReport> = stream::iter(selection.databases.iter())
-        .map(|db| {
+    let mut reports: Vec<DbReport> = stream::iter(work.iter())
+        .map(|(db, job)| {
             let existing = by_db.get(&(db.kind, db.id.clone())).cloned().unwrap_or_default();
             let span = tracing::info_span!("database", db = %db.id, kind = ?db.kind);
             process_db(deps, db, existing, job).instrument(span)
@@ -363,7 +488,7 @@ async fn run(
         .buffer_unordered(deps.settings.common.concurrency)
         .collect()
         .await;
-    for missing in &selection.missing {
+    for missing in missing {
         // An explicitly named database that does not exist is a failure: its backups stopped, or the list is stale.
         reports.push(DbReport::new(missing, DbKind::Instance, Outcome::NotFound).with_detail(
             "neither a database (instance or cluster) nor a cache (replication group, node or serverless \
@@ -380,10 +505,10 @@ async fn run(
     )];
 
     if let (Some(dr), Some(dr_region)) = (&deps.dr_rds, deps.settings.copy.region.as_deref()) {
-        let dr_count = copy_phase(deps, dr, &by_db, &mut reports, job.clock).await?;
+        let dr_count = copy_phase(deps, dr, &by_db, &mut reports, &jobs).await?;
         quotas.push(quota(deps, dr_region, dr_count));
     } else if !deps.settings.copy.share_accounts.is_empty() {
-        share_newest(deps, &deps.rds, &by_db, &mut reports).await;
+        share_newest(deps, &deps.rds, &by_db, &mut reports, &jobs).await;
     }
     Ok((reports, quotas))
 }
@@ -406,7 +531,7 @@ async fn process_db(deps: &Deps, db: &Database, existing: Vec<Snapshot>, job: &J
     report.outcome = verdict.outcome;
     report.detail = verdict.detail;
     if snapshot_ladder::may_apply_retention(report.outcome) {
-        apply_retention(deps, &existing, job.clock, &mut report).await;
+        apply_retention(deps, &existing, &job.retention, job.clock, &mut report).await;
     }
     report
 }
@@ -427,7 +552,7 @@ fn log_skipped(db: &Database, precondition: &Precondition) {
 }
 
 async fn take_snapshot(deps: &Deps, db: &Database, id: &str, job: &Job) -> Verdict {
-    let tags = snapshot_tags(&db.id, job.kind, job.at, &job.policy, job.manual.as_ref());
+    let tags = job.tags(&db.id);
     let result = rds::create(&deps.rds, &db.id, db.kind, id, &tags).await;
     let verdict = snapshot_ladder::after_create(id, &result);
     if verdict.outcome == Outcome::Created {
@@ -440,8 +565,14 @@ async fn take_snapshot(deps: &Deps, db: &Database, id: &str, job: &Job) -> Verdi
 }
 
 /// Applies the GFS policy to the database's snapshots in the source region, recording every decision.
-async fn apply_retention(deps: &Deps, existing: &[Snapshot], clock: DateTime<Utc>, report: &mut DbReport) {
-    let decisions = retention::decide(existing, &deps.settings.retention, clock);
+async fn apply_retention(
+    deps: &Deps,
+    existing: &[Snapshot],
+    policy: &Gfs,
+    clock: DateTime<Utc>,
+    report: &mut DbReport,
+) {
+    let decisions = retention::decide(existing, policy, clock);
     for (snap, decision) in existing.iter().zip(decisions) {
         if decision == Decision::NotEligible {
             continue;
@@ -473,14 +604,15 @@ struct DrRegion<'a> {
     count: usize,
 }
 
-/// Copies what the DR region lacks (newest first, within the in-flight limit) and applies retention there.
-/// Returns the number of manual snapshots in the DR region afterwards.
+/// Copies what the DR region lacks (newest first, within the in-flight limit) for the databases whose job copies,
+/// and applies each database's retention there (also when its plan no longer copies: its old copies still age
+/// out). Returns the number of manual snapshots in the DR region afterwards.
 async fn copy_phase(
     deps: &Deps,
     dr: &aws_sdk_rds::Client,
     source_by_db: &HashMap<Key, Vec<Snapshot>>,
     reports: &mut [DbReport],
-    at: DateTime<Utc>,
+    jobs: &HashMap<Key, &Job>,
 ) -> Result<usize, Error> {
     let dr_manual = rds::list_manual(dr).await?;
     let mut region = DrRegion {
@@ -496,13 +628,16 @@ async fn copy_phase(
         .filter(|r| snapshot_ladder::may_apply_retention(r.outcome))
     {
         let key = (report.kind, report.db.clone());
+        let Some(job) = jobs.get(&key) else { continue };
         let copies = dr_by_db.get(&key).map(Vec::as_slice).unwrap_or_default();
         let source = source_by_db.get(&key).map(Vec::as_slice).unwrap_or_default();
-        copy_missing(&mut region, source, copies, report).await;
-        dr_retention(deps, &mut region, copies, at, report).await;
+        if job.copies() {
+            copy_missing(&mut region, source, copies, report).await;
+        }
+        dr_retention(&mut region, copies, job, report).await;
     }
     if !deps.settings.copy.share_accounts.is_empty() {
-        share_newest(deps, dr, &dr_by_db, reports).await;
+        share_newest(deps, dr, &dr_by_db, reports, jobs).await;
     }
     Ok(region.count)
 }
@@ -528,17 +663,8 @@ async fn copy_missing(region: &mut DrRegion<'_>, source: &[Snapshot], copies: &[
     }
 }
 
-async fn dr_retention(
-    deps: &Deps,
-    region: &mut DrRegion<'_>,
-    copies: &[Snapshot],
-    at: DateTime<Utc>,
-    report: &mut DbReport,
-) {
-    for (snap, decision) in copies
-        .iter()
-        .zip(retention::decide(copies, &deps.settings.retention, at))
-    {
+async fn dr_retention(region: &mut DrRegion<'_>, copies: &[Snapshot], job: &Job, report: &mut DbReport) {
+    for (snap, decision) in copies.iter().zip(retention::decide(copies, &job.retention, job.clock)) {
         if decision.expires() {
             match rds::delete(region.client, snap).await {
                 Ok(()) => {
@@ -551,17 +677,17 @@ async fn dr_retention(
     }
 }
 
-/// Shares the newest available Lifeboat snapshot of each database with the configured accounts.
+/// Shares the newest available Lifeboat snapshot of each database whose job copies with the configured accounts.
 async fn share_newest(
     deps: &Deps,
     rds_client: &aws_sdk_rds::Client,
     by_db: &HashMap<Key, Vec<Snapshot>>,
     reports: &mut [DbReport],
+    jobs: &HashMap<Key, &Job>,
 ) {
-    for report in reports
-        .iter_mut()
-        .filter(|r| snapshot_ladder::may_apply_retention(r.outcome))
-    {
+    for report in reports.iter_mut().filter(|r| {
+        snapshot_ladder::may_apply_retention(r.outcome) && jobs.get(&(r.kind, r.db.clone())).is_some_and(|j| j.copies())
+    }) {
         let Some(newest) = by_db.get(&(report.kind, report.db.clone())).and_then(|v| {
             v.iter()
                 .filter(|s| s.owned() && s.is_available())
@@ -576,14 +702,23 @@ async fn share_newest(
     }
 }
 
-/// The RDS event for a finished Lifeboat snapshot: start its DR copy now, or share it.
-async fn snapshot_finished(deps: &Deps, snapshot_id: &str, kind: DbKind) -> Result<DbReport, Error> {
+/// The RDS event for a finished Lifeboat snapshot: start its DR copy now, or share it. `plan` receives the plan
+/// version followed, when the snapshot's plan was read.
+async fn snapshot_finished(
+    deps: &Deps,
+    snapshot_id: &str,
+    kind: DbKind,
+    plan: &mut Option<PlanReport>,
+) -> Result<DbReport, Error> {
     let Some(snap) = rds::describe(&deps.rds, kind, snapshot_id).await? else {
         return Ok(DbReport::new(snapshot_id, kind, Outcome::Ignored).with_detail("snapshot no longer exists"));
     };
     let mut report = DbReport::new(&snap.db, kind, Outcome::Ignored);
     report.snapshot_id = Some(snap.id.clone());
     if let Some(why) = snapshot_ladder::finished_ignored(&snap) {
+        return Ok(report.with_detail(why));
+    }
+    if let Some(why) = plan_declines_copy(deps, &snap, plan).await? {
         return Ok(report.with_detail(why));
     }
     if let Some(dr) = &deps.dr_rds {
@@ -619,6 +754,25 @@ async fn snapshot_finished(deps: &Deps, snapshot_id: &str, kind: DbKind) -> Resu
         report = report.with_detail("no DR region or share accounts configured");
     }
     Ok(report)
+}
+
+/// Plan mode: a snapshot made under a plan (its `lifeboat:plan` tag, which only this function writes) is copied
+/// or shared only when that plan's snapshot rule in the document in force says `dr_copy`. A snapshot without
+/// the tag, or a stack without a plan document, follows the deployment's settings as before.
+async fn plan_declines_copy(
+    deps: &Deps,
+    snap: &Snapshot,
+    followed: &mut Option<PlanReport>,
+) -> Result<Option<String>, Error> {
+    let (Some(location), Some(name)) = (&deps.plan, snap.tags.get(tags::PLAN)) else {
+        return Ok(None);
+    };
+    if deps.dr_rds.is_none() && deps.settings.copy.share_accounts.is_empty() {
+        return Ok(None);
+    }
+    let loaded = plan::load(deps, location).await?;
+    *followed = Some(plan::report(location, &loaded, &plan::Dues::default()));
+    Ok(plan::declines_copy(&loaded.document, name))
 }
 
 /// A finished-event report whose copy or share failed: the failure is the report's outcome, not the run's error.

@@ -11,6 +11,7 @@ pub mod deps;
 pub mod event;
 pub mod handler;
 pub mod job;
+pub mod plan;
 pub mod restore_tests;
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use lifeboat::core::settings::ProcessEnv;
+use lifeboat::plans::store::Location;
 use lifeboat::rds::settings::SnapshotSettings;
 use serde_json::Value;
 use tracing::Instrument;
@@ -10,8 +11,9 @@ use tracing::Instrument;
 async fn main() -> Result<(), Error> {
     lifeboat::core::telemetry::init();
     let settings = SnapshotSettings::from_env(&ProcessEnv)?;
+    let plan = Location::from_env(&ProcessEnv)?;
     let config = lifeboat::core::aws::load_config().await;
-    let deps = snapshot::Deps::new(&config, settings);
+    let deps = snapshot::Deps::new(&config, settings).with_plan(plan);
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let deps = &deps;
         let span = tracing::info_span!("invocation", request_id = %event.context.request_id);

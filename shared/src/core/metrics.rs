@@ -55,6 +55,8 @@ pub const MANUAL_SNAPSHOT_COUNT: &str = "ManualSnapshotCount";
 pub const MANUAL_SNAPSHOT_QUOTA_USED_PERCENT: &str = "ManualSnapshotQuotaUsedPercent";
 /// How long one snapshot run took (no dimension).
 pub const SNAPSHOT_RUN_DURATION_SECONDS: &str = "SnapshotRunDurationSeconds";
+/// Newer versions of the plan document a plan run passed over because they fail validation (no dimension).
+pub const PLAN_VERSIONS_REFUSED: &str = "PlanVersionsRefused";
 
 // export
 /// 1 when the export is there (made now or already), else 0 (per `DBIdentifier` and `Profile`).
@@ -151,6 +153,7 @@ pub const ALL: &[&str] = &[
     MANUAL_SNAPSHOT_COUNT,
     MANUAL_SNAPSHOT_QUOTA_USED_PERCENT,
     SNAPSHOT_RUN_DURATION_SECONDS,
+    PLAN_VERSIONS_REFUSED,
     EXPORT_SUCCESS,
     EXPORT_DURATION_SECONDS,
     EXPORT_PLAINTEXT_BYTES,

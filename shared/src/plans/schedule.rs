@@ -279,11 +279,12 @@ impl Schedule {
         None
     }
 
-    /// The longest time between two consecutive due times over the four years from `from` (a leap year
-    /// included, so a monthly or yearly rule sees its longest gap). This is the freshness the rule implies: a
-    /// backup older than this, plus a grace, means a run was missed.
+    /// The longest time between two consecutive due times from `from`, over the span that repeats the
+    /// schedule whole ([`Schedule::period`]: two days for a daily pattern, fifteen for a weekly one, four years,
+    /// a leap year included, for any other). This is the freshness the rule implies: a backup older than this,
+    /// plus a grace, means a run was missed.
     pub fn longest_gap(&self, from: DateTime<Utc>) -> Duration {
-        let until = from + Duration::days(366 * 4);
+        let until = from + self.period();
         let mut longest = Duration::zero();
         let mut prev = self.next_after(from - Duration::minutes(1));
         while let Some(p) = prev {
@@ -297,6 +298,22 @@ impl Schedule {
             }
         }
         longest
+    }
+}
+
+impl Schedule {
+    /// A span after which the schedule's pattern of gaps repeats, with one wrap-around included: a schedule
+    /// that names no day, month or weekday repeats daily; one that names only weekdays, weekly; any other is
+    /// measured over four years. Measuring a 6-hourly rule's gaps over four years would cost thousands of steps
+    /// per threshold (`make bench-plan`).
+    pub fn period(&self) -> Duration {
+        let all = |set: &[bool], from: usize| set[from..].iter().all(|b| *b);
+        let (days, months, weekdays) = (all(&self.days, 1), all(&self.months, 1), all(&self.weekdays, 0));
+        match (days, months, weekdays) {
+            (true, true, true) => Duration::days(2),
+            (true, true, false) => Duration::days(15),
+            _ => Duration::days(366 * 4),
+        }
     }
 }
 
@@ -414,6 +431,31 @@ mod tests {
             Schedule::parse("0 2,4 * * *").unwrap().longest_gap(from),
             Duration::hours(22)
         );
+    }
+
+    #[test]
+    fn a_shorter_measuring_span_gives_the_four_year_answer() {
+        let from = at("2026-01-01T00:00:00Z");
+        for text in [
+            "0 */6 * * *",
+            "0 2,4 * * *",
+            "30 8-18/5 * * MON-FRI",
+            "0 1 * * SUN",
+            "0 5 1 1,4,7,10 *",
+            "0 4 1 * *",
+        ] {
+            let s = Schedule::parse(text).unwrap();
+            let mut long = Duration::zero();
+            let mut prev = s.next_after(from - Duration::minutes(1)).unwrap();
+            while let Some(n) = s.next_after(prev).filter(|n| *n <= from + Duration::days(366 * 4)) {
+                long = long.max(n - prev);
+                prev = n;
+            }
+            assert_eq!(s.longest_gap(from), long, "{text}");
+        }
+        assert_eq!(Schedule::parse("0 */6 * * *").unwrap().period(), Duration::days(2));
+        assert_eq!(Schedule::parse("0 1 * * SUN").unwrap().period(), Duration::days(15));
+        assert_eq!(Schedule::parse("0 1 1 * *").unwrap().period(), Duration::days(366 * 4));
     }
 
     #[test]
