@@ -674,3 +674,65 @@ async fn the_small_stack_plan_snapshots_its_cache_and_only_its_cache() {
     allowed("TagOwnCacheSnapshots", &newest.tags);
     assert!(owned(&deps.rds).await.is_empty(), "the plan takes no database snapshot");
 }
+
+/// The quarterly restore test of the three-environments policy: the tick at its due time starts one execution of
+/// the restore-test state machine for production's rule, a redelivered tick no second one, a tick at another time
+/// none; without a state machine the due rule fails the run, named, rather than vanishing.
+#[tokio::test]
+async fn a_due_restore_test_rule_starts_the_state_machine_once() {
+    let moto = Moto::start();
+    let config = moto.config(REGION);
+    let s3 = aws_sdk_s3::Client::new(&config);
+    versioned_bucket(&s3).await;
+    upload(&s3, example()).await;
+    lifeboat_tests::fleet::create(&aws_sdk_rds::Client::new(&config), FLEET).await;
+    let sfn = aws_sdk_sfn::Client::new(&config);
+    let machine = sfn
+        .create_state_machine()
+        .name("lifeboat-restore-test")
+        .definition(r#"{"StartAt": "Plan", "States": {"Plan": {"Type": "Pass", "End": true}}}"#)
+        .role_arn("arn:aws:iam::123456789012:role/lifeboat-restore-test")
+        .send()
+        .await
+        .unwrap();
+    let arn = machine.state_machine_arn().to_owned();
+    let calls = Calls::default();
+    let with_machine = deps(&moto, &[], &calls).with_restore_tests(&config, Some(arn.clone()));
+
+    // 1 January 2027, 06:00: production's quarterly rule (and no snapshot rule) is due.
+    let summary = snapshot::handle(&with_machine, scheduled(at("2027-01-01T06:00:00Z")))
+        .await
+        .unwrap();
+    let started = &summary.plan.as_ref().unwrap().restore_tests;
+    assert_eq!(started.len(), 1, "{started:?}");
+    assert_eq!(
+        (started[0].plan.as_str(), started[0].rule.as_str()),
+        ("production", "restore_tests.0")
+    );
+    assert_eq!(started[0].outcome, "started");
+    assert!(
+        summary.databases.is_empty(),
+        "no snapshot rule is due at 06:00: {summary:?}"
+    );
+    snapshot::handle(&with_machine, scheduled(at("2027-01-01T06:07:00Z")))
+        .await
+        .unwrap();
+    let summary = snapshot::handle(&with_machine, scheduled(at("2027-01-02T06:00:00Z")))
+        .await
+        .unwrap();
+    assert!(summary.plan.unwrap().restore_tests.is_empty());
+    let executions = sfn.list_executions().state_machine_arn(&arn).send().await.unwrap();
+    let names: Vec<&str> = executions.executions().iter().map(|e| e.name()).collect();
+    assert_eq!(names, ["plan-production-restore_tests-0-20270101T0600Z"]);
+
+    // No state machine in this deployment: the due rule is a named failure of the run.
+    let e = snapshot::handle(&deps(&moto, &[], &calls), scheduled(at("2027-04-01T06:00:00Z")))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("restore test restore_tests.0 of plan production")
+            && e.contains("LIFEBOAT_RESTORE_TEST_STATE_MACHINE is unset"),
+        "{e}"
+    );
+}

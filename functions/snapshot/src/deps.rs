@@ -22,6 +22,15 @@ pub struct Deps {
     /// `LIFEBOAT_PLAN_DOCUMENT`: set, a scheduled event is a plan tick; unset, the deployment's settings decide
     /// as they always did.
     pub plan: Option<Location>,
+    /// Where a plan tick starts the restore tests its plans' rules make due (`LIFEBOAT_RESTORE_TEST_STATE_MACHINE`).
+    pub restore_tests: Option<RestoreTests>,
+}
+
+/// The restore-test state machine and the client that starts it.
+#[derive(Debug, Clone)]
+pub struct RestoreTests {
+    pub sfn: aws_sdk_sfn::Client,
+    pub state_machine: String,
 }
 
 impl Deps {
@@ -40,7 +49,17 @@ impl Deps {
             region: config.region().map(|r| r.to_string()).unwrap_or_default(),
             settings,
             plan: None,
+            restore_tests: None,
         }
+    }
+
+    /// The same, starting restore tests on the state machine `arn` (`None`: this deployment has none).
+    pub fn with_restore_tests(mut self, config: &SdkConfig, arn: Option<String>) -> Self {
+        self.restore_tests = arn.map(|state_machine| RestoreTests {
+            sfn: aws_sdk_sfn::Client::new(config),
+            state_machine,
+        });
+        self
     }
 
     /// The same clients and settings following the plan document at `plan` (`None`: legacy mode).

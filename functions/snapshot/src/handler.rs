@@ -142,7 +142,11 @@ pub async fn handle_at(deps: &Deps, payload: Value, now: DateTime<Utc>) -> Resul
         created: run.reports.iter().filter(|r| r.outcome == Outcome::Created).count()
             + run.caches.iter().filter(|r| r.outcome == Outcome::Created).count(),
         failed: run.reports.iter().filter(|r| r.is_failure()).count()
-            + run.caches.iter().filter(|r| r.is_failure()).count(),
+            + run.caches.iter().filter(|r| r.is_failure()).count()
+            + run
+                .plan
+                .as_ref()
+                .map_or(0, |p| p.restore_tests.iter().filter(|t| t.outcome == "failed").count()),
         deleted: run
             .reports
             .iter()
@@ -291,6 +295,7 @@ async fn plan_tick(deps: &Deps, location: &Location, time: DateTime<Utc>, now: D
     let loaded = plan::load(deps, location).await?;
     let due = plan::due(&loaded.document, time);
     let mut report = plan::report(location, &loaded, &due);
+    report.restore_tests = start_restore_tests(deps, &loaded.document, time).await;
     if due.is_empty() {
         tracing::info!(plan_version = %report.version, "plan tick: nothing due");
         return Ok(Run {
@@ -311,6 +316,23 @@ async fn plan_tick(deps: &Deps, location: &Location, time: DateTime<Utc>, now: D
         quota,
         ..Run::of(time, reports, Some(report))
     })
+}
+
+/// Starts the restore tests whose rules are due at this tick (`restore_tests.rs`). A due rule with no state
+/// machine to start is reported as not started: the plan asks for a test this deployment cannot run.
+async fn start_restore_tests(
+    deps: &Deps,
+    doc: &lifeboat::plans::document::Document,
+    time: DateTime<Utc>,
+) -> Vec<crate::restore_tests::Started> {
+    let due = lifeboat::plans::due::due_at_tick(doc, lifeboat::plans::document::RuleKind::RestoreTest, time);
+    if due.is_empty() {
+        return Vec::new();
+    }
+    match &deps.restore_tests {
+        Some(rt) => crate::restore_tests::start_due(&rt.sfn, &rt.state_machine, &due).await,
+        None => crate::restore_tests::not_configured(&due),
+    }
 }
 
 /// The report of a database whose plan cannot be decided: a failure, with the reason, and nothing touched.
@@ -424,6 +446,21 @@ fn report(summary: Summary) -> Result<Summary, Error> {
             let what = r.detail.clone().unwrap_or_else(|| r.errors.join("; "));
             format!("cache {} ({:?}: {what})", r.cache, r.outcome)
         }))
+        .chain(
+            summary
+                .plan
+                .iter()
+                .flat_map(|p| &p.restore_tests)
+                .filter(|t| t.outcome == "failed")
+                .map(|t| {
+                    format!(
+                        "restore test {} of plan {} ({})",
+                        t.rule,
+                        t.plan,
+                        t.error.as_deref().unwrap_or_default()
+                    )
+                }),
+        )
         .collect();
     let (total, what) = match summary.caches.len() {
         0 => (summary.databases.len(), "databases"),

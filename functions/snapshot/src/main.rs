@@ -13,7 +13,10 @@ async fn main() -> Result<(), Error> {
     let settings = SnapshotSettings::from_env(&ProcessEnv)?;
     let plan = Location::from_env(&ProcessEnv)?;
     let config = lifeboat::core::aws::load_config().await;
-    let deps = snapshot::Deps::new(&config, settings).with_plan(plan);
+    let state_machine = lifeboat::core::settings::read(&ProcessEnv, snapshot::restore_tests::STATE_MACHINE);
+    let deps = snapshot::Deps::new(&config, settings)
+        .with_plan(plan)
+        .with_restore_tests(&config, state_machine);
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let deps = &deps;
         let span = tracing::info_span!("invocation", request_id = %event.context.request_id);

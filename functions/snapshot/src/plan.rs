@@ -44,6 +44,9 @@ pub struct PlanReport {
     pub due: Vec<DueRule>,
     /// Databases and caches in no plan (listed, never backed up under a default).
     pub unplanned: Vec<Unplanned>,
+    /// The restore-test rules due at this tick, and whether their run was started.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub restore_tests: Vec<crate::restore_tests::Started>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -115,6 +118,7 @@ pub(crate) fn report(location: &Location, loaded: &Loaded, due: &Dues) -> PlanRe
             })
             .collect(),
         unplanned: Vec::new(),
+        restore_tests: Vec::new(),
     }
 }
 

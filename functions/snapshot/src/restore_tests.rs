@@ -87,6 +87,26 @@ pub async fn start_due(sfn: &Client, state_machine: &str, due: &[Due]) -> Vec<St
     out
 }
 
+/// Due rules in a deployment with no state machine to start: each is reported failed, never dropped.
+pub fn not_configured(due: &[Due]) -> Vec<Started> {
+    due.iter()
+        .map(|d| {
+            let error = format!(
+                "the plan's rule is due and {STATE_MACHINE} is unset: this deployment cannot start restore tests"
+            );
+            tracing::error!(plan = %d.plan, rule = %d.rule, error = %error, "restore test not started");
+            Started {
+                plan: d.plan.clone(),
+                rule: d.rule.clone(),
+                due: d.at,
+                execution: execution_name(d),
+                outcome: "failed",
+                error: Some(error),
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@
 //!   snapshot and export ticks decide in a year, shown per tick;
 //! - `thresholds`: `RuleRef::max_age()` of every rule, which measures each schedule's longest gap over four
 //!   years: what monitor derives per resource and run.
+//!
 //! Prints; asserts nothing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
