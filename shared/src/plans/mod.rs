@@ -11,6 +11,7 @@
 
 pub mod document;
 pub mod due;
+pub mod export_expiry;
 pub mod membership;
 pub mod schedule;
 pub mod store;
