@@ -67,6 +67,14 @@ pub const EXPORT_PLAINTEXT_BYTES: &str = "ExportPlaintextBytes";
 pub const EXPORT_STORED_BYTES: &str = "ExportStoredBytes";
 /// Plaintext bytes per second of a completed export (per `DBIdentifier` and `Profile`).
 pub const EXPORT_THROUGHPUT_BYTES_PER_SECOND: &str = "ExportThroughputBytesPerSecond";
+/// Exports a plan's retention expired in this run (per `DBIdentifier` and `Profile`).
+pub const EXPORTS_EXPIRED: &str = "ExportsExpired";
+/// Newer versions of the plan document that fail validation, passed over to find the version in force (no
+/// dimension; every plan tick publishes it, 0 included).
+pub const PLAN_VERSIONS_REFUSED: &str = "PlanVersionsRefused";
+/// 1 when a database's or cache's plan cannot be decided (tagged with a plan the document lacks, or in two
+/// plans), so a due run left it out (per `DBIdentifier` or `CacheIdentifier`).
+pub const PLAN_MEMBERSHIP_ERROR: &str = "PlanMembershipError";
 
 // rotate
 /// 1 when a rotation step succeeded, else 0 (per `Secret` and `Step`).
@@ -156,6 +164,9 @@ pub const ALL: &[&str] = &[
     EXPORT_PLAINTEXT_BYTES,
     EXPORT_STORED_BYTES,
     EXPORT_THROUGHPUT_BYTES_PER_SECOND,
+    EXPORTS_EXPIRED,
+    PLAN_VERSIONS_REFUSED,
+    PLAN_MEMBERSHIP_ERROR,
     ROTATION_SUCCESS,
     ROTATION_STEP_DURATION_SECONDS,
     RESTORE_TEST_SUCCESS,

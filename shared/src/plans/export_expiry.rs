@@ -62,8 +62,18 @@ pub struct Expiry {
     pub held: Vec<(String, Held)>,
 }
 
-/// The exports of `db` and `profile` among `exports` that expire at `now` under `keep_days`.
-pub fn expiry(db: &str, profile: &str, exports: &[Export], keep_days: u32, now: DateTime<Utc>) -> Expiry {
+/// The exports of `db` and `profile` among `exports` that expire at the tick `now` under `keep_days`. Age is
+/// measured from the tick's time (a redelivered tick decides the same); a lock is in force while it outlasts the
+/// earlier of the tick's time and `clock` (the real time, which S3's lock follows), so neither a late nor an
+/// early tick lifts a lock.
+pub fn expiry(
+    db: &str,
+    profile: &str,
+    exports: &[Export],
+    keep_days: u32,
+    now: DateTime<Utc>,
+    clock: DateTime<Utc>,
+) -> Expiry {
     let prefix = export_prefix(db, Some(profile));
     let ours: Vec<&Export> = exports
         .iter()
@@ -79,7 +89,7 @@ pub fn expiry(db: &str, profile: &str, exports: &[Export], keep_days: u32, now: 
         if e.at >= cutoff || Some(e.manifest_key.as_str()) == newest {
             continue;
         }
-        if let Some(until) = e.lock_until.filter(|until| *until > now) {
+        if let Some(until) = e.lock_until.filter(|until| *until > now.min(clock)) {
             out.held.push((e.manifest_key.clone(), Held::Locked(until)));
             continue;
         }
@@ -97,7 +107,7 @@ pub fn expiry(db: &str, profile: &str, exports: &[Export], keep_days: u32, now: 
             manifest_key: e.manifest_key.clone(),
         });
     }
-    out.expire.sort_by(|a, b| a.at.cmp(&b.at));
+    out.expire.sort_by_key(|a| a.at);
     out
 }
 
@@ -134,23 +144,23 @@ mod tests {
             .map(|t| export("product-db", "critical", t))
             .collect();
         // At 12-08 06:00 with 7 days: 12-01 00:00 is 7 days 6 h old, 12-01 06:00 exactly 7 days (kept).
-        let e = expiry("product-db", "critical", &exports, 7, day(8, 6));
+        let e = expiry("product-db", "critical", &exports, 7, day(8, 6), day(8, 6));
         assert_eq!(expired_times(&e), [day(1, 0)]);
         assert_eq!(
             e.expire[0].dump_key,
             "exports/product-db/critical/2026/12/01/product-db-critical-20261201T000000Z.dump.zst.age"
         );
         assert!(e.held.is_empty());
-        let e = expiry("product-db", "critical", &exports, 1, day(8, 6));
+        let e = expiry("product-db", "critical", &exports, 1, day(8, 6), day(8, 6));
         assert_eq!(expired_times(&e), [day(1, 0), day(1, 6), day(3, 0)]);
     }
 
     #[test]
     fn the_newest_export_is_kept_however_old() {
         let exports = vec![export("db", "full", day(1, 2)), export("db", "full", day(2, 2))];
-        let e = expiry("db", "full", &exports, 1, day(30, 0));
+        let e = expiry("db", "full", &exports, 1, day(30, 0), day(30, 0));
         assert_eq!(expired_times(&e), [day(1, 2)]);
-        let e = expiry("db", "full", &exports[..1], 1, day(30, 0));
+        let e = expiry("db", "full", &exports[..1], 1, day(30, 0), day(30, 0));
         assert!(e.expire.is_empty());
     }
 
@@ -159,11 +169,14 @@ mod tests {
         let mut locked = export("db", "full", day(1, 2));
         locked.lock_until = Some(day(20, 2));
         let exports = vec![locked, export("db", "full", day(19, 2))];
-        let e = expiry("db", "full", &exports, 7, day(19, 3));
+        let e = expiry("db", "full", &exports, 7, day(19, 3), day(19, 3));
         assert!(e.expire.is_empty());
         assert_eq!(e.held, [(exports[0].manifest_key.clone(), Held::Locked(day(20, 2)))]);
-        let e = expiry("db", "full", &exports, 7, day(20, 3));
+        let e = expiry("db", "full", &exports, 7, day(20, 3), day(20, 3));
         assert_eq!(expired_times(&e), [day(1, 2)]);
+        // A tick whose time is past the lock, run while the real clock is still before it, lifts nothing.
+        let e = expiry("db", "full", &exports, 7, day(20, 3), day(19, 3));
+        assert!(e.expire.is_empty());
     }
 
     #[test]
@@ -193,7 +206,7 @@ mod tests {
             elsewhere.clone(),
             mistimed.clone(),
         ];
-        let e = expiry("db", "full", &exports, 1, day(30, 0));
+        let e = expiry("db", "full", &exports, 1, day(30, 0), day(30, 0));
         assert!(e.expire.is_empty(), "{e:?}");
         assert_eq!(
             e.held,
@@ -212,6 +225,7 @@ mod tests {
             locks in proptest::collection::vec(proptest::option::of(0i64..24 * 90), 30),
             keep_days in 0u32..40,
             now_h in 0i64..24 * 90,
+            clock_h in 0i64..24 * 90,
         ) {
             let start = day(1, 0);
             let now = start + Duration::hours(now_h);
@@ -219,13 +233,14 @@ mod tests {
                 lock_until: lock.map(|l| start + Duration::hours(l)),
                 ..export("db", "full", start + Duration::hours(*h))
             }).collect();
-            let e = expiry("db", "full", &exports, keep_days, now);
+            let clock = start + Duration::hours(clock_h);
+            let e = expiry("db", "full", &exports, keep_days, now, clock);
             let newest = exports.iter().map(|x| x.at).max().unwrap();
             for x in &e.expire {
                 prop_assert!(x.at < newest);
                 prop_assert!(x.at < now - Duration::days(i64::from(keep_days)));
                 let source = exports.iter().find(|s| s.manifest_key == x.manifest_key).unwrap();
-                prop_assert!(source.lock_until.is_none_or(|u| u <= now));
+                prop_assert!(source.lock_until.is_none_or(|u| u <= now && u <= clock));
             }
         }
     }
