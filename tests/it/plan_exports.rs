@@ -87,6 +87,10 @@ async fn create_db(rds: &aws_sdk_rds::Client, id: &str, tags: &[(&str, &str)]) {
 }
 
 async fn world() -> World {
+    world_with(example_plan()).await
+}
+
+async fn world_with(plan: Vec<u8>) -> World {
     let moto = Moto::start();
     let pg = Postgres::start();
     pg.psql("postgres", "create database product").unwrap();
@@ -107,7 +111,6 @@ async fn world() -> World {
             .await
             .unwrap();
     }
-    let plan = example_plan();
     upload_plan(&s3, &plan).await;
     let secrets = aws_sdk_secretsmanager::Client::new(&config);
     let secret = json!({"engine": "postgres", "host": "127.0.0.1", "port": pg.port, "username": SUPERUSER,
@@ -467,4 +470,50 @@ async fn no_valid_plan_version_exports_and_expires_nothing() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("plan tick"), "{err}");
+}
+
+/// A cache in moto with the given tags (no snapshot yet).
+async fn create_cache(ec: &aws_sdk_elasticache::Client, id: &str, tags: &[(&str, &str)]) {
+    let mut req = ec
+        .create_cache_cluster()
+        .cache_cluster_id(id)
+        .engine("redis")
+        .cache_node_type("cache.t4g.micro")
+        .num_cache_nodes(1);
+    for (k, v) in tags {
+        req = req.tags(aws_sdk_elasticache::types::Tag::builder().key(*k).value(*v).build());
+    }
+    req.send().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_due_rdb_copy_rule_runs_copy_caches_on_the_plans_caches_only() {
+    // The product plan with an hourly RDB copy of its caches.
+    let text = String::from_utf8(example_plan()).unwrap();
+    let plan = text.replacen(
+        "\"exports\": {",
+        "\"rdb_copies\": {\"schedule\": \"0 * * * *\", \"keep_days\": 7},\n      \"exports\": {",
+        1,
+    );
+    assert_ne!(plan, text);
+    let w = world_with(plan.into_bytes()).await;
+    create_cache(&w.deps.ec, "sessions", &[("lifeboat:plan", "product")]).await;
+    // Selected the legacy way, in no plan: a plan tick leaves it alone.
+    create_cache(&w.deps.ec, "unplanned-cache", &[("lifeboat:backup", "true")]).await;
+
+    let summary = export::plan::tick(&w.deps, at("2026-12-13T03:00:00Z"), None)
+        .await
+        .unwrap();
+    let due: Vec<&str> = summary.due.iter().map(|d| d.rule.as_str()).collect();
+    assert_eq!(due, ["rdb_copies"]);
+    assert!(summary.exports.is_empty(), "no export is due at 03:00");
+    let copied = summary.caches.expect("the copy-caches action ran");
+    let caches: Vec<&str> = copied.caches.iter().map(|c| c.cache.as_str()).collect();
+    assert_eq!(caches, ["sessions"]);
+    assert_eq!(copied.caches[0].outcome, export::caches::CopyOutcome::NoSnapshot);
+    // Between the hours nothing is due and the action does not run.
+    let idle = export::plan::tick(&w.deps, at("2026-12-13T03:15:00Z"), None)
+        .await
+        .unwrap();
+    assert!(idle.due.is_empty() && idle.caches.is_none());
 }
