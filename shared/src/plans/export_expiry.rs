@@ -6,7 +6,7 @@
 //! any `keep_days` that must take effect at the next tick, with no template edit. So each plan tick that runs an
 //! export profile also expires that profile's old exports of the databases in the plan. Removal is a delete
 //! *marker* (a plain `DeleteObject` on the versioned bucket): the bytes stay as a noncurrent version that the
-//! bucket's lifecycle keeps for a grace period, so a wrong plan or a compromised role hides backups before it can
+//! bucket's lifecycle keeps for a grace period (the template's `ExpiredExportGraceDays`), so a wrong plan or a compromised role hides backups before it can
 //! destroy any, and nothing of Lifeboat's may delete a version.
 //!
 //! The rule, over plain data:
@@ -15,9 +15,11 @@
 //! - it expires when strictly older than `keep_days` at the tick's time;
 //! - the newest complete export of the profile is always kept, however old (a plan whose exports stopped must
 //!   still leave the last one);
-//! - an export whose Object Lock is still in force is held (S3 would accept a delete marker on it, so this rule
-//!   is what keeps the lock's promise), and so is one whose keys are not exactly the layout's keys for its
-//!   database, profile and time under `exports/<db>/<profile>/`: nothing outside that prefix is ever named.
+//! - an export whose Object Lock (as its manifest records it, the lock Lifeboat set) is still in force is held:
+//!   S3 accepts a delete marker on a locked object, so this rule is what keeps the lock's promise visible (S3
+//!   itself still refuses to remove a locked version, lifecycle included, whatever lock an operator added);
+//! - so is one whose keys are not exactly the layout's keys for its database, profile and time under
+//!   `exports/<db>/<profile>/`: nothing outside that prefix is ever named.
 //!
 //! Must never: read AWS or a clock, or expire anything of a database or profile it was not asked about.
 
