@@ -35,7 +35,7 @@ use lifeboat::core::metrics::{self, Metrics};
 use lifeboat::plans::document::{Document, ExportRule, RuleKind};
 use lifeboat::plans::due::{self, Due};
 use lifeboat::plans::export_expiry::{self, Export};
-use lifeboat::plans::membership::{plan_of, Resource};
+use lifeboat::plans::membership::{plan_of, MembershipError, Resource};
 use lifeboat::plans::store::{self, Loaded, Refused};
 use lifeboat::rds::selection::{self, Database, Selection};
 use serde::Serialize;
@@ -176,7 +176,17 @@ async fn run_exports(
 ) -> Result<(), Error> {
     let doc = &loaded.document;
     let all = selection::discover(&deps.rds).await?;
-    let members = members(doc, &all, summary, metrics);
+    let (members, undecided) = members(doc, &all);
+    for db in all.iter().filter(|d| d.cluster.is_none()) {
+        let error = undecided.iter().find(|(id, _)| id == &db.id).map(|(_, e)| e);
+        let dims = [(metrics::DB_DIMENSION, db.id.as_str())];
+        let value = f64::from(u8::from(error.is_some()));
+        metrics.put(metrics::PLAN_MEMBERSHIP_ERROR, value, StandardUnit::Count, &dims);
+        if let Some(e) = error {
+            tracing::error!(db = %db.id, error = %e, "database's plan cannot be decided; left out");
+            summary.errors.push(e.to_string());
+        }
+    }
     let version = loaded.version.label().to_owned();
     let mut stopped = false;
     for run in exports {
@@ -217,31 +227,23 @@ fn export_rule<'d>(doc: &'d Document, run: &Due) -> Option<(&'d str, &'d ExportR
         .map(|(name, rule)| (name.as_str(), rule))
 }
 
-/// The databases of each plan, by the tags the describe calls returned; a database whose plan cannot be decided
-/// is reported and left out of every plan.
-fn members(
-    doc: &Document,
-    all: &[Database],
-    summary: &mut TickSummary,
-    metrics: &mut Metrics,
-) -> BTreeMap<String, Vec<Database>> {
+/// The databases of each plan (sorted as a selection is), by the tags the describe calls returned, and those
+/// whose plan cannot be decided, left out of every plan. An instance of a cluster is never a member on its own:
+/// its cluster is (as selection has it).
+fn members(doc: &Document, all: &[Database]) -> (BTreeMap<String, Vec<Database>>, Vec<(String, MembershipError)>) {
     let mut out: BTreeMap<String, Vec<Database>> = BTreeMap::new();
-    for db in all {
-        let dims = [(metrics::DB_DIMENSION, db.id.as_str())];
+    let mut undecided = Vec::new();
+    for db in all.iter().filter(|d| d.cluster.is_none()) {
         match plan_of(doc, Resource::Database, &db.id, &db.tags) {
-            Ok(Some(plan)) => {
-                metrics.put(metrics::PLAN_MEMBERSHIP_ERROR, 0.0, StandardUnit::Count, &dims);
-                out.entry(plan.to_owned()).or_default().push(db.clone());
-            }
+            Ok(Some(plan)) => out.entry(plan.to_owned()).or_default().push(db.clone()),
             Ok(None) => tracing::info!(db = %db.id, "database in no plan: not exported by plan ticks"),
-            Err(e) => {
-                tracing::error!(db = %db.id, error = %e, "database's plan cannot be decided; left out");
-                metrics.put(metrics::PLAN_MEMBERSHIP_ERROR, 1.0, StandardUnit::Count, &dims);
-                summary.errors.push(e.to_string());
-            }
+            Err(e) => undecided.push((db.id.clone(), e)),
         }
     }
-    out
+    for dbs in out.values_mut() {
+        dbs.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
+    }
+    (out, undecided)
 }
 
 /// Databases the plan lists by name that the region does not have (reported as missing, as an explicit list
@@ -252,7 +254,7 @@ fn listed_missing(doc: &Document, plan: &str, all: &[Database]) -> Vec<String> {
         .map(|p| {
             p.databases
                 .iter()
-                .filter(|id| !all.iter().any(|d| &d.id == *id))
+                .filter(|id| !all.iter().any(|d| d.cluster.is_none() && &d.id == *id))
                 .cloned()
                 .collect()
         })
@@ -394,4 +396,89 @@ fn conclude(mut summary: TickSummary) -> Result<TickSummary, Error> {
         "plan tick at {}: {} failed; summary: {json}",
         summary.time, summary.failed
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use lifeboat::plans::document::parse;
+    use lifeboat::rds::selection::DbKind;
+
+    fn doc() -> Document {
+        parse(
+            br#"{"format": 1, "plans": {
+              "product": {"databases": ["product-db", "gone-db"],
+                "exports": {"critical": {"schedule": "0 */6 * * *", "keep_days": 7, "include": ["users"]}}},
+              "staging": {"exports": {"full": {"schedule": "0 2 * * *", "keep_days": 14}}}}}"#,
+        )
+        .unwrap()
+    }
+
+    fn db(id: &str, kind: DbKind, plan: Option<&str>, cluster: Option<&str>) -> Database {
+        Database {
+            id: id.into(),
+            kind,
+            arn: format!("arn:aws:rds:us-east-1:123456789012:db:{id}"),
+            engine: "postgres".into(),
+            status: "available".into(),
+            tags: plan
+                .map(|p| [("lifeboat:plan".to_owned(), p.to_owned())].into())
+                .unwrap_or_default(),
+            cluster: cluster.map(str::to_owned),
+            endpoint: None,
+            aliases: Vec::new(),
+            master_secret_arn: None,
+        }
+    }
+
+    #[test]
+    fn members_follow_tags_and_lists_and_undecided_ones_are_left_out() {
+        let all = [
+            db("staging-b", DbKind::Instance, Some("staging"), None),
+            db("staging-a", DbKind::Cluster, Some("staging"), None),
+            db("product-db", DbKind::Instance, None, None),
+            // A cluster's instance tagged into a plan is its cluster's, never a member of its own.
+            db("staging-a-1", DbKind::Instance, Some("staging"), Some("staging-a")),
+            db("mistagged", DbKind::Instance, Some("prodcut"), None),
+            db("two-plans", DbKind::Instance, Some("staging"), None),
+            db("unplanned", DbKind::Instance, None, None),
+        ];
+        let mut d = doc();
+        d.plans.get_mut("product").unwrap().databases.push("two-plans".into());
+        let (members, undecided) = members(&d, &all);
+        let ids = |p: &str| members[p].iter().map(|m| m.id.as_str()).collect::<Vec<_>>();
+        assert_eq!(ids("product"), ["product-db"]);
+        assert_eq!(
+            ids("staging"),
+            ["staging-b", "staging-a"],
+            "instances first, as a selection sorts"
+        );
+        let undecided: Vec<&str> = undecided.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(undecided, ["mistagged", "two-plans"]);
+        // Listed and not in the region (a cluster's instance of that name does not count): reported missing.
+        assert_eq!(listed_missing(&d, "product", &all), ["gone-db"]);
+        assert!(listed_missing(&d, "staging", &all).is_empty());
+    }
+
+    #[test]
+    fn an_export_rule_id_names_its_plans_profile() {
+        let d = doc();
+        let due = |plan: &str, rule: &str| Due {
+            plan: plan.into(),
+            rule: rule.into(),
+            at: Utc::now(),
+        };
+        let (name, rule) = export_rule(&d, &due("product", "exports.critical")).unwrap();
+        assert_eq!(
+            (name, rule.keep_days, rule.profile().include),
+            ("critical", 7, vec!["users".to_owned()])
+        );
+        assert!(
+            export_rule(&d, &due("product", "exports.full")).is_none(),
+            "staging's profile, not product's"
+        );
+        assert!(export_rule(&d, &due("product", "snapshots")).is_none());
+        assert!(export_rule(&d, &due("nope", "exports.critical")).is_none());
+    }
 }
