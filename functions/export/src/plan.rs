@@ -176,7 +176,7 @@ async fn run_exports(
 ) -> Result<(), Error> {
     let doc = &loaded.document;
     let all = selection::discover(&deps.rds).await?;
-    let (members, undecided) = members(doc, &all);
+    let Members { by_plan, undecided } = members(doc, &all);
     for db in all.iter().filter(|d| d.cluster.is_none()) {
         let error = undecided.iter().find(|(id, _)| id == &db.id).map(|(_, e)| e);
         let dims = [(metrics::DB_DIMENSION, db.id.as_str())];
@@ -194,7 +194,7 @@ async fn run_exports(
             continue;
         };
         let selection = Selection {
-            databases: members.get(run.plan.as_str()).cloned().unwrap_or_default(),
+            databases: by_plan.get(run.plan.as_str()).cloned().unwrap_or_default(),
             missing: listed_missing(doc, &run.plan, &all),
         };
         let export = Run {
@@ -230,7 +230,7 @@ fn export_rule<'d>(doc: &'d Document, run: &Due) -> Option<(&'d str, &'d ExportR
 /// The databases of each plan (sorted as a selection is), by the tags the describe calls returned, and those
 /// whose plan cannot be decided, left out of every plan. An instance of a cluster is never a member on its own:
 /// its cluster is (as selection has it).
-fn members(doc: &Document, all: &[Database]) -> (BTreeMap<String, Vec<Database>>, Vec<(String, MembershipError)>) {
+fn members(doc: &Document, all: &[Database]) -> Members {
     let mut out: BTreeMap<String, Vec<Database>> = BTreeMap::new();
     let mut undecided = Vec::new();
     for db in all.iter().filter(|d| d.cluster.is_none()) {
@@ -243,7 +243,16 @@ fn members(doc: &Document, all: &[Database]) -> (BTreeMap<String, Vec<Database>>
     for dbs in out.values_mut() {
         dbs.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
     }
-    (out, undecided)
+    Members {
+        by_plan: out,
+        undecided,
+    }
+}
+
+/// The databases of each plan, and those whose plan cannot be decided (with why).
+struct Members {
+    by_plan: BTreeMap<String, Vec<Database>>,
+    undecided: Vec<(String, MembershipError)>,
 }
 
 /// Databases the plan lists by name that the region does not have (reported as missing, as an explicit list
@@ -446,8 +455,8 @@ mod tests {
         ];
         let mut d = doc();
         d.plans.get_mut("product").unwrap().databases.push("two-plans".into());
-        let (members, undecided) = members(&d, &all);
-        let ids = |p: &str| members[p].iter().map(|m| m.id.as_str()).collect::<Vec<_>>();
+        let Members { by_plan, undecided } = members(&d, &all);
+        let ids = |p: &str| by_plan[p].iter().map(|m| m.id.as_str()).collect::<Vec<_>>();
         assert_eq!(ids("product"), ["product-db"]);
         assert_eq!(
             ids("staging"),
