@@ -224,6 +224,46 @@ fn tables_with_data(m: &Manifest) -> Vec<String> {
     m.tables.iter().map(|t| t.name.clone()).collect()
 }
 
+/// The tables whose data the stored archive itself holds, as `pg_restore --list` reads it (not the manifest's
+/// word for it).
+async fn data_in_archive(w: &World, m: &Manifest) -> Vec<String> {
+    let out = w
+        .deps
+        .s3
+        .get_object()
+        .bucket(BUCKET)
+        .key(&m.stored.key)
+        .send()
+        .await
+        .unwrap();
+    let bytes = out.body.collect().await.unwrap().into_bytes();
+    let dir = tempfile::tempdir().unwrap();
+    let (zst, dump) = (dir.path().join("a.dump.zst"), dir.path().join("a.dump"));
+    std::fs::write(&zst, &bytes).unwrap();
+    let status = std::process::Command::new("zstd")
+        .args(["-d", "-q", "-o"])
+        .arg(&dump)
+        .arg(&zst)
+        .status()
+        .expect("zstd is needed (make test installs it)");
+    assert!(status.success());
+    let list = std::process::Command::new(postgres::bin_dir().join("pg_restore"))
+        .arg("--list")
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert!(list.status.success());
+    let mut tables: Vec<String> = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .filter_map(|l| {
+            l.split_once(" TABLE DATA ")
+                .map(|(_, rest)| rest.split_whitespace().nth(1).unwrap().to_owned())
+        })
+        .collect();
+    tables.sort();
+    tables
+}
+
 /// Every quarter hour from `start` to `end` inclusive.
 fn quarters(start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<DateTime<Utc>> {
     let mut out = Vec::new();
@@ -315,6 +355,8 @@ async fn a_week_of_ticks_makes_exactly_what_the_product_policy_says() {
             "critical holds only its four tables' data"
         );
     }
+    assert_eq!(data_in_archive(&w, &critical[&runs[29]]).await, CRITICAL);
+    assert_eq!(data_in_archive(&w, &full[&days[7]]).await, ALL_TABLES);
     // embeddings: Sunday 01:00 only, context_chunks' data only.
     let embeddings = manifests(&w, "embeddings").await;
     assert_eq!(
@@ -324,6 +366,7 @@ async fn a_week_of_ticks_makes_exactly_what_the_product_policy_says() {
     let m = &embeddings[&at("2026-12-13T01:00:00Z")];
     assert_eq!(tables_with_data(m), ["context_chunks"]);
     assert_eq!(m.tables[0].rows, 30);
+    assert_eq!(data_in_archive(&w, m).await, ["context_chunks"]);
     // Every manifest names the plan and version it followed.
     for m in full.values().chain(critical.values()).chain(embeddings.values()) {
         assert_eq!(
