@@ -264,6 +264,27 @@ async fn data_in_archive(w: &World, m: &Manifest) -> Vec<String> {
     tables
 }
 
+/// The maxima of a metric (with the given dimensions) published in the last minutes.
+async fn metric(w: &World, name: &str, dims: &[(&str, &str)]) -> Vec<f64> {
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    use aws_sdk_cloudwatch::types::{Dimension, Statistic};
+    let cw = aws_sdk_cloudwatch::Client::new(&w.moto.config(REGION));
+    let now = std::time::SystemTime::now();
+    let mut req = cw
+        .get_metric_statistics()
+        .namespace("Lifeboat")
+        .metric_name(name)
+        .start_time(DateTime::from(now - std::time::Duration::from_secs(600)))
+        .end_time(DateTime::from(now + std::time::Duration::from_secs(600)))
+        .period(60)
+        .statistics(Statistic::Maximum);
+    for (k, v) in dims {
+        req = req.dimensions(Dimension::builder().name(*k).value(*v).build());
+    }
+    let out = req.send().await.unwrap();
+    out.datapoints().iter().filter_map(|d| d.maximum()).collect()
+}
+
 /// Every quarter hour from `start` to `end` inclusive.
 fn quarters(start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<DateTime<Utc>> {
     let mut out = Vec::new();
@@ -348,6 +369,8 @@ async fn a_week_of_ticks_makes_exactly_what_the_product_policy_says() {
         .collect();
     assert_eq!(critical.keys().copied().collect::<Vec<_>>(), runs[1..]);
     assert_eq!(expired, [("critical".to_owned(), runs[0])]);
+    let expiries = metric(&w, "ExportsExpired", &[("DBIdentifier", DB), ("Profile", "critical")]).await;
+    assert_eq!(expiries.iter().copied().fold(0.0, f64::max), 1.0, "{expiries:?}");
     for m in critical.values() {
         assert_eq!(
             tables_with_data(m),
@@ -435,6 +458,9 @@ async fn a_new_plan_version_takes_effect_at_the_next_tick_and_an_invalid_one_is_
     let summary = tick(&w, at("2026-12-20T01:00:00Z")).await;
     assert_eq!(summary["plan_version"], label(&v2).as_str());
     assert_eq!(summary["refused_versions"].as_array().unwrap().len(), 1, "{summary}");
+    // The earlier ticks published 0 (maybe in an earlier minute); this one 1.
+    let refused = metric(&w, "PlanVersionsRefused", &[]).await;
+    assert_eq!(refused.iter().copied().fold(0.0, f64::max), 1.0, "{refused:?}");
     // The week-old embeddings export expired under the new keep_days; the new one is there and names v2.
     let embeddings = manifests(&w, "embeddings").await;
     assert_eq!(
@@ -469,6 +495,11 @@ async fn a_database_whose_plan_cannot_be_decided_is_reported_and_the_others_proc
         1,
         "product-test's export was made all the same"
     );
+    assert_eq!(
+        metric(&w, "PlanMembershipError", &[("DBIdentifier", "mistagged-db")]).await,
+        [1.0]
+    );
+    assert_eq!(metric(&w, "PlanMembershipError", &[("DBIdentifier", DB)]).await, [0.0]);
     assert!(export_keys(&w).await.iter().all(|k| !k.contains("mistagged-db")));
 }
 
