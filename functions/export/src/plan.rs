@@ -470,6 +470,25 @@ mod tests {
         assert!(listed_missing(&d, "staging", &all).is_empty());
     }
 
+    #[tokio::test]
+    async fn without_a_plan_document_a_tick_is_refused_before_any_aws_call() {
+        // No endpoint and no credentials: any AWS call would fail with another error than the one expected.
+        let config = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+        let env = |n: &str| match n {
+            "LIFEBOAT_BUCKET" => Some("backups".to_owned()),
+            "LIFEBOAT_DB_SSLMODE" => Some("disable".to_owned()),
+            _ => None,
+        };
+        let deps = Deps::new(&config, crate::settings::ExportSettings::from_env(&env).unwrap());
+        let tick = serde_json::json!({"detail-type": "Scheduled Event", "time": "2026-12-13T01:00:00Z"});
+        let err = crate::handler::invoke(&deps, tick, None).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidEvent(_)), "{err}");
+        assert!(err.to_string().contains("LIFEBOAT_PLAN_DOCUMENT is not set"), "{err}");
+    }
+
     #[test]
     fn an_export_rule_id_names_its_plans_profile() {
         let d = doc();
