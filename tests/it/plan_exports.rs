@@ -2,7 +2,8 @@
 //! real PostgreSQL: `examples/plans/product-pgvector.json`, its database id replaced by the test database's, run
 //! for a week of plan ticks, and checked against what the written policy says: `full` daily with every table,
 //! `critical` every 6 hours with only its four tables' data, `embeddings` on Sunday only, nothing made twice,
-//! exports past `keep_days` expired (the newest is always kept: `lifeboat::plans::export_expiry`'s tests), every manifest naming the plan and version it followed.
+//! exports past `keep_days` expired (the newest is always kept: `lifeboat::plans::export_expiry`'s tests), every
+//! manifest naming the plan and version it followed.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -130,43 +130,45 @@ pub(crate) async fn export_all(
 }
 
 fn resolve(settings: &ExportSettings, trigger: Trigger, all: &[Database]) -> Result<Run, Error> {
-    let (trigger, requested, tables, at, selector) =
-        match trigger {
-            Trigger::Schedule { .. } if settings.plan.is_some() => return Err(Error::InvalidEvent(
-                "a scheduled export names its profile, and under a plan document (LIFEBOAT_PLAN_DOCUMENT) the plan \
-                 says what runs when: send a plan tick (a Scheduled Event) instead"
-                    .into(),
-            )),
-            Trigger::Schedule {
-                profile,
-                time,
-                databases,
-            } => {
-                let selector = match databases {
-                    Some(list) => Selector {
-                        databases: list,
-                        tag: None,
-                    },
-                    None => settings.common.selector.clone(),
-                };
-                ("schedule", Some(profile), Vec::new(), time, selector)
-            }
-            Trigger::Manual {
-                database,
-                profile,
-                tables,
-            } => {
-                let selector = Selector {
-                    databases: vec![database],
+    if settings.plan.is_some() && matches!(trigger, Trigger::Schedule { .. }) {
+        return Err(Error::InvalidEvent(
+            "a scheduled export names its profile, and under a plan document (LIFEBOAT_PLAN_DOCUMENT) the plan \
+             says what runs when: send a plan tick (a Scheduled Event) instead"
+                .into(),
+        ));
+    }
+    let (trigger, requested, tables, at, selector) = match trigger {
+        Trigger::Schedule {
+            profile,
+            time,
+            databases,
+        } => {
+            let selector = match databases {
+                Some(list) => Selector {
+                    databases: list,
                     tag: None,
-                };
-                ("manual", profile, tables, Utc::now(), selector)
-            }
-            Trigger::CopyCaches { .. } | Trigger::PlanTick { .. } => return Err(Error::InvalidEvent(
-                "copy-caches and plan ticks are not one export: invoke the function's entry (`invoke`), not `handle`"
-                    .into(),
-            )),
-        };
+                },
+                None => settings.common.selector.clone(),
+            };
+            ("schedule", Some(profile), Vec::new(), time, selector)
+        }
+        Trigger::Manual {
+            database,
+            profile,
+            tables,
+        } => {
+            let selector = Selector {
+                databases: vec![database],
+                tag: None,
+            };
+            ("manual", profile, tables, Utc::now(), selector)
+        }
+        Trigger::CopyCaches { .. } | Trigger::PlanTick { .. } => {
+            return Err(Error::InvalidEvent(
+                "copy-caches and plan ticks are not one export: invoke the entry (`invoke`), not `handle`".into(),
+            ))
+        }
+    };
     let (profile_name, profile) = rules::choose_profile(&settings.profiles, requested, tables)
         .map_err(|unknown| Error::InvalidEvent(unknown.to_string()))?;
     Ok(Run {

@@ -6,8 +6,8 @@
 //! any `keep_days` that must take effect at the next tick, with no template edit. So each plan tick that runs an
 //! export profile also expires that profile's old exports of the databases in the plan. Removal is a delete
 //! *marker* (a plain `DeleteObject` on the versioned bucket): the bytes stay as a noncurrent version that the
-//! bucket's lifecycle keeps for a grace period (the template's `ExpiredExportGraceDays`), so a wrong plan or a compromised role hides backups before it can
-//! destroy any, and nothing of Lifeboat's may delete a version.
+//! bucket's lifecycle keeps for a grace period (the template's `ExpiredExportGraceDays`), so a wrong plan or a
+//! compromised role hides backups before it can destroy any, and nothing of Lifeboat's may delete a version.
 //!
 //! The rule, over plain data:
 //! - an export is one complete export (its manifest exists) of this database and profile, aged by the time its
