@@ -211,6 +211,9 @@ fn every_export_event_parses() {
                 assert_eq!(databases, None);
             }
             ("copy-caches.json", Trigger::CopyCaches { caches }) => assert_eq!(caches, None),
+            ("plan-tick.json", Trigger::PlanTick { time }) => {
+                assert_eq!(time.to_rfc3339(), "2026-12-13T01:00:00+00:00");
+            }
             (other, trigger) => panic!("events/export/{other}: unexpected sample or shape: {trigger:?}"),
         }
         seen.push(name);
@@ -220,10 +223,11 @@ fn every_export_event_parses() {
         [
             "copy-caches.json",
             "manual.json",
+            "plan-tick.json",
             "scheduled-critical.json",
             "scheduled-full.json"
         ],
-        "a manual export, one scheduled export per profile the template schedules, and the caches' RDB copy"
+        "a manual export, one scheduled export per profile the template schedules, the caches' RDB copy and the plan tick"
     );
 }
 
@@ -375,6 +379,7 @@ fn every_function_has_a_template_resource_and_every_event_source_a_sample_event(
         (("ExportFunction", "FullSchedule"), "export/scheduled-full.json"),
         (("ExportFunction", "ExtraSchedule"), "export/scheduled-critical.json"),
         (("ExportFunction", "CopyCachesSchedule"), "export/copy-caches.json"),
+        (("ExportFunction", "PlanTick"), "export/plan-tick.json"),
         (("RestoreTestStateMachine", "Quarterly"), "restore/scheduled-test.json"),
         (("MonitorFunction", "Hourly"), "monitor/scheduled.json"),
         (("MonitorFunction", "Monthly"), "monitor/evidence-monthly.json"),

@@ -6,6 +6,9 @@
 //! - Manual (console): `{"database": "app-prod", "profile": "full"}` or with `"tables": ["users", "projects"]`.
 //! - Scheduled copy of caches' RDB files (`caches.rs`): `{"action": "copy-caches"}`, optionally with
 //!   `"caches": [...]` to override selection.
+//! - A plan tick (`plan.rs`, only with `LIFEBOAT_PLAN_DOCUMENT` set): an EventBridge Scheduled Event,
+//!   `{"detail-type": "Scheduled Event", "source": "aws.scheduler", "time": "<scheduled time>", "detail": {}}`.
+//!   Only its time is read: what runs, on which databases and caches, comes from the plan document and AWS.
 
 use chrono::{DateTime, Utc};
 use lifeboat::core::error::Error;
@@ -27,6 +30,20 @@ pub enum Trigger {
     },
     /// Export, verify and move the newest snapshot of each selected cache (or of the caches named).
     CopyCaches { caches: Option<Vec<String>> },
+    /// Run what the plan document says is due at `time` (the scheduled time, never the delivery time).
+    PlanTick { time: DateTime<Utc> },
+}
+
+/// The `detail-type` of a plan tick.
+pub const SCHEDULED_EVENT: &str = "Scheduled Event";
+
+/// An EventBridge Scheduled Event (from Scheduler with the template's input, or a rule): only its type and time
+/// matter; the envelope's other fields (`id`, `account`, `resources`, ...) are accepted and ignored.
+#[derive(Deserialize)]
+struct Tick {
+    #[serde(rename = "detail-type")]
+    detail_type: String,
+    time: Option<DateTime<Utc>>,
 }
 
 /// The action that copies caches' RDB files.
@@ -80,6 +97,19 @@ pub fn parse(payload: Value) -> Result<Trigger, Error> {
         }
         return Ok(Trigger::CopyCaches { caches: a.caches });
     }
+    if payload.get("detail-type").is_some() {
+        let t: Tick = serde_json::from_value(payload).map_err(|e| invalid(format!("plan tick: {e}")))?;
+        if t.detail_type != SCHEDULED_EVENT {
+            return Err(invalid(format!(
+                "unsupported detail-type `{}` (a plan tick is a `{SCHEDULED_EVENT}`)",
+                t.detail_type
+            )));
+        }
+        let time = t
+            .time
+            .ok_or_else(|| invalid("plan tick: a Scheduled Event needs `time` (RFC 3339): it names the exports"))?;
+        return Ok(Trigger::PlanTick { time });
+    }
     if payload.get("time").is_some() {
         let s: Scheduled = serde_json::from_value(payload).map_err(|e| invalid(format!("scheduled export: {e}")))?;
         for db in s.databases.iter().flatten() {
@@ -131,6 +161,14 @@ mod tests {
             parse(json!({"action": "copy-caches"})).unwrap(),
             Trigger::CopyCaches { caches: None }
         );
+        assert_eq!(
+            parse(json!({"detail-type": "Scheduled Event", "source": "aws.scheduler",
+                         "time": "2026-12-06T02:00:00Z", "detail": {}}))
+            .unwrap(),
+            Trigger::PlanTick {
+                time: "2026-12-06T02:00:00Z".parse().unwrap()
+            }
+        );
         for (payload, expected) in [
             (json!({"profile": "full", "time": "yesterday"}), "scheduled export"),
             (json!({"time": "2026-11-22T02:00:00Z"}), "missing field `profile`"),
@@ -144,6 +182,12 @@ mod tests {
             (json!({"action": "copy"}), "unknown action `copy`"),
             (json!({"action": "copy-caches", "time": "x"}), "unknown field `time`"),
             (json!({"action": "copy-caches", "caches": ["a_b"]}), "cache `a_b`"),
+            (json!({"detail-type": "Scheduled Event", "detail": {}}), "needs `time`"),
+            (
+                json!({"detail-type": "Object Created", "time": "2026-12-06T02:00:00Z"}),
+                "unsupported detail-type `Object Created`",
+            ),
+            (json!({"detail-type": "Scheduled Event", "time": "soon"}), "plan tick"),
         ] {
             let err = parse(payload.clone()).unwrap_err().to_string();
             assert!(err.contains(expected), "{payload}: {err}");

@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use crate::deps::Deps;
 use crate::event::{self, Trigger};
-use crate::job::{self, Done, ExportJob};
+use crate::job::{self, Done, ExportJob, Followed};
 use crate::settings::ExportSettings;
 
 pub use lifeboat::postgres::export::{Outcome, DEADLINE_MARGIN};
@@ -59,22 +59,25 @@ pub struct Summary {
     pub peak_rss_bytes: u64,
 }
 
-/// What an event asks for: which profile, under which logical time, for which databases.
+/// What an event (or a plan's due run) asks for: which profile, under which logical time, for which databases,
+/// following which plan.
 #[derive(Debug)]
-struct Plan {
-    trigger: &'static str,
-    profile_name: String,
-    profile: Profile,
-    at: DateTime<Utc>,
-    selection: Selection,
+pub(crate) struct Run {
+    pub trigger: &'static str,
+    pub profile_name: String,
+    pub profile: Profile,
+    pub at: DateTime<Utc>,
+    pub selection: Selection,
+    pub followed: Option<Followed>,
 }
 
-/// The function's entry: the `copy-caches` action (`caches.rs`), or an export; the run's summary as JSON.
+/// The function's entry: the `copy-caches` action (`caches.rs`), a plan tick (`plan.rs`), or an export; the
+/// run's summary as JSON.
 pub async fn invoke(deps: &Deps, payload: Value, deadline: Option<Instant>) -> Result<Value, Error> {
-    let json = if let Trigger::CopyCaches { caches } = event::parse(payload.clone())? {
-        serde_json::to_value(crate::caches::handle(deps, caches, deadline).await?)
-    } else {
-        serde_json::to_value(handle(deps, payload, deadline).await?)
+    let json = match event::parse(payload.clone())? {
+        Trigger::CopyCaches { caches } => serde_json::to_value(crate::caches::handle(deps, caches, deadline).await?),
+        Trigger::PlanTick { time } => serde_json::to_value(crate::plan::tick(deps, time, deadline).await?),
+        _ => serde_json::to_value(handle(deps, payload, deadline).await?),
     };
     // Plain numbers and strings always serialize; should that ever change, say so rather than hide it.
     json.map_err(|e| Error::PartialFailure(format!("the run finished but its summary did not serialize: {e}")))
@@ -84,19 +87,29 @@ pub async fn handle(deps: &Deps, payload: Value, deadline: Option<Instant>) -> R
     let started = Instant::now();
     let trigger = event::parse(payload)?;
     let all = selection::discover(&deps.rds).await?;
-    let plan = plan(&deps.settings, trigger, &all)?;
+    let run = resolve(&deps.settings, trigger, &all)?;
+    conclude(export_all(deps, run, deadline, &mut false, started).await)
+}
 
+/// Every database of `run` exported in turn, its metrics published; `stopped` says whether an export already
+/// ran into the deadline (then, and once one here does, the rest are reported as not reached).
+pub(crate) async fn export_all(
+    deps: &Deps,
+    plan: Run,
+    deadline: Option<Instant>,
+    stopped: &mut bool,
+    started: Instant,
+) -> Summary {
     let mut reports = Vec::new();
     let mut metrics = Metrics::new();
     // One export at a time: each already keeps pg_dump, the compressor and the uploads busy. Once one runs into
     // the deadline, the rest are reported as not reached rather than started.
-    let mut stopped = false;
     for db in &plan.selection.databases {
-        let report = if stopped {
+        let report = if *stopped {
             not_reached_report(&deps.settings, &db.id, &plan)
         } else {
             let (report, hit_deadline) = export_one(deps, db, &plan, deadline).await;
-            stopped = hit_deadline;
+            *stopped = hit_deadline;
             report
         };
         record(&mut metrics, &report, &plan.profile_name);
@@ -113,10 +126,17 @@ pub async fn handle(deps: &Deps, payload: Value, deadline: Option<Instant>) -> R
     {
         tracing::error!(error = %e, "metrics not published");
     }
-    conclude(summarize(plan, reports, started))
+    summarize(plan, reports, started)
 }
 
-fn plan(settings: &ExportSettings, trigger: Trigger, all: &[Database]) -> Result<Plan, Error> {
+fn resolve(settings: &ExportSettings, trigger: Trigger, all: &[Database]) -> Result<Run, Error> {
+    if settings.plan.is_some() && matches!(trigger, Trigger::Schedule { .. }) {
+        return Err(Error::InvalidEvent(
+            "a scheduled export names its profile, and under a plan document (LIFEBOAT_PLAN_DOCUMENT) the plan \
+             says what runs when: send a plan tick (a Scheduled Event) instead"
+                .into(),
+        ));
+    }
     let (trigger, requested, tables, at, selector) = match trigger {
         Trigger::Schedule {
             profile,
@@ -143,20 +163,21 @@ fn plan(settings: &ExportSettings, trigger: Trigger, all: &[Database]) -> Result
             };
             ("manual", profile, tables, Utc::now(), selector)
         }
-        Trigger::CopyCaches { .. } => {
+        Trigger::CopyCaches { .. } | Trigger::PlanTick { .. } => {
             return Err(Error::InvalidEvent(
-                "copy-caches is not an export: invoke the function's entry (`invoke`), not `handle`".into(),
+                "copy-caches and plan ticks are not one export: invoke the entry (`invoke`), not `handle`".into(),
             ))
         }
     };
     let (profile_name, profile) = rules::choose_profile(&settings.profiles, requested, tables)
         .map_err(|unknown| Error::InvalidEvent(unknown.to_string()))?;
-    Ok(Plan {
+    Ok(Run {
         trigger,
         profile_name,
         profile,
         at,
         selection: selection::select(all, &selector),
+        followed: None,
     })
 }
 
@@ -205,7 +226,7 @@ fn record(metrics: &mut Metrics, report: &ExportReport, profile: &str) {
 
 impl ExportReport {
     /// A report before anything happened: failed, with nothing written.
-    fn new(settings: &ExportSettings, db: &str, plan: &Plan) -> Self {
+    fn new(settings: &ExportSettings, db: &str, plan: &Run) -> Self {
         let (key, manifest_key) = export_keys(db, &plan.profile_name, plan.at, !settings.recipients.is_empty());
         Self {
             db: db.to_owned(),
@@ -223,7 +244,7 @@ impl ExportReport {
 }
 
 /// A database named explicitly that does not exist.
-fn missing_report(settings: &ExportSettings, missing: &str, plan: &Plan) -> ExportReport {
+fn missing_report(settings: &ExportSettings, missing: &str, plan: &Run) -> ExportReport {
     ExportReport {
         error: Some("no instance or cluster with this identifier in the region".into()),
         ..ExportReport::new(settings, missing, plan)
@@ -231,7 +252,7 @@ fn missing_report(settings: &ExportSettings, missing: &str, plan: &Plan) -> Expo
 }
 
 /// A database the run did not start because an earlier export ran into the deadline.
-fn not_reached_report(settings: &ExportSettings, db: &str, plan: &Plan) -> ExportReport {
+fn not_reached_report(settings: &ExportSettings, db: &str, plan: &Run) -> ExportReport {
     tracing::error!(db = %db, "export not reached before the deadline");
     ExportReport {
         outcome: Outcome::Refused,
@@ -240,7 +261,7 @@ fn not_reached_report(settings: &ExportSettings, db: &str, plan: &Plan) -> Expor
     }
 }
 
-fn summarize(plan: Plan, reports: Vec<ExportReport>, started: Instant) -> Summary {
+fn summarize(plan: Run, reports: Vec<ExportReport>, started: Instant) -> Summary {
     Summary {
         trigger: plan.trigger,
         profile: plan.profile_name,
@@ -255,7 +276,7 @@ fn summarize(plan: Plan, reports: Vec<ExportReport>, started: Instant) -> Summar
 }
 
 /// Logs the summary; any failed database fails the run, naming each one and why.
-fn conclude(summary: Summary) -> Result<Summary, Error> {
+pub(crate) fn conclude(summary: Summary) -> Result<Summary, Error> {
     let json = match serde_json::to_string(&summary) {
         Ok(json) => json,
         Err(e) => {
@@ -297,7 +318,7 @@ pub fn peak_rss_bytes() -> u64 {
 }
 
 /// One database's report, and whether its export ran into the invocation's deadline.
-async fn export_one(deps: &Deps, db: &Database, plan: &Plan, deadline: Option<Instant>) -> (ExportReport, bool) {
+async fn export_one(deps: &Deps, db: &Database, plan: &Run, deadline: Option<Instant>) -> (ExportReport, bool) {
     let mut report = ExportReport::new(&deps.settings, &db.id, plan);
     let job = ExportJob {
         db,
@@ -309,6 +330,7 @@ async fn export_one(deps: &Deps, db: &Database, plan: &Plan, deadline: Option<In
         manifest_key: report.manifest_key.clone(),
         started_at: Utc::now(),
         started: Instant::now(),
+        followed: plan.followed.as_ref(),
     };
     let result = job::run(deps, &job).await;
     report.seconds = job.started.elapsed().as_secs_f64();

@@ -36,6 +36,15 @@ pub struct ExportJob<'a> {
     pub manifest_key: String,
     pub started_at: DateTime<Utc>,
     pub started: Instant,
+    /// The plan and plan version a plan tick followed, recorded in the manifest (`None` without a plan).
+    pub followed: Option<&'a Followed>,
+}
+
+/// The plan an export followed: the plan's name and the label of the document's version in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Followed {
+    pub plan: String,
+    pub version: String,
 }
 
 /// How an export ended when nothing went wrong.
@@ -475,5 +484,7 @@ fn manifest(settings: &ExportSettings, job: &ExportJob<'_>, facts: Facts, stream
             method: "whole plaintext stream parsed by pg_restore --file=/dev/null".to_owned(),
             pg_restore_version: tools.pg_restore,
         },
+        plan: job.followed.map(|f| f.plan.clone()),
+        plan_version: job.followed.map(|f| f.version.clone()),
     }
 }

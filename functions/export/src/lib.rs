@@ -14,6 +14,7 @@ pub mod event;
 pub mod handler;
 pub mod job;
 pub mod pipeline;
+pub mod plan;
 pub mod s3;
 pub mod settings;
 

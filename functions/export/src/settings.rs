@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use lifeboat::core::error::ConfigError;
 use lifeboat::core::settings::{self, parse_list, parse_number, read, Env};
+use lifeboat::plans::store::Location;
 use lifeboat::postgres::db::TlsSettings;
 use lifeboat::postgres::export::validate_profile;
 use lifeboat::rds::settings::CommonSettings;
@@ -48,6 +49,9 @@ pub struct ExportSettings {
     pub allow_any_host: bool,
     /// Whether serverless caches are copied too (`LIFEBOAT_SERVERLESS_CACHES`, as snapshot and monitor read it).
     pub serverless_caches: bool,
+    /// The plan document (`LIFEBOAT_PLAN_DOCUMENT`): set, the function follows the plan ("plan mode", `plan.rs`);
+    /// unset, it runs the scheduled profiles of `LIFEBOAT_EXPORT_PROFILES` as it always has.
+    pub plan: Option<Location>,
 }
 
 impl std::fmt::Debug for ExportSettings {
@@ -56,6 +60,7 @@ impl std::fmt::Debug for ExportSettings {
             .field("bucket", &self.bucket)
             .field("recipients", &self.recipient_keys)
             .field("profiles", &self.profiles)
+            .field("plan", &self.plan)
             .finish_non_exhaustive()
     }
 }
@@ -91,6 +96,7 @@ impl ExportSettings {
             mib_per_second: parse_number(env, MIB_PER_SECOND, 20, 1..=10_000)?,
             allow_any_host: parse_flag(env, ALLOW_ANY_HOST)?,
             serverless_caches: settings::serverless_caches(env)?,
+            plan: Location::from_env(env)?,
         })
     }
 }
@@ -138,6 +144,7 @@ fn profiles(env: &impl Env) -> Result<BTreeMap<String, Profile>, ConfigError> {
 mod tests {
     use super::*;
     use lifeboat::core::settings::BUCKET;
+    use lifeboat::plans::store::PLAN_DOCUMENT;
 
     fn env(pairs: &[(&str, &str)]) -> impl Env {
         let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
@@ -159,6 +166,15 @@ mod tests {
             !s.allow_any_host,
             "a secret may point only at its database unless allowed"
         );
+        assert_eq!(s.plan, None, "no plan document: legacy mode");
+    }
+
+    #[test]
+    fn a_plan_document_puts_the_function_in_plan_mode() {
+        let mut pairs = BASE.to_vec();
+        pairs.push((PLAN_DOCUMENT, "s3://cfg-bucket/lifeboat/plans.json"));
+        let s = ExportSettings::from_env(&env(&pairs)).unwrap();
+        assert_eq!(s.plan.unwrap().to_string(), "s3://cfg-bucket/lifeboat/plans.json");
     }
 
     #[test]
@@ -174,6 +190,7 @@ mod tests {
             ),
             (PART_SIZE_MIB, "4", "between 5 and 512"),
             (ALLOW_ANY_HOST, "yes", "expected true or false"),
+            (PLAN_DOCUMENT, "cfg-bucket/plans.json", "expected s3://"),
         ];
         for (var, value, expected) in cases.drain(..) {
             let mut pairs = BASE.to_vec();

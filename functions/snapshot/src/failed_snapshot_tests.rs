@@ -103,6 +103,7 @@ async fn a_failed_snapshot_with_the_runs_identifier_fails_the_run_and_expires_no
         region: "us-east-1".to_owned(),
         settings: SnapshotSettings::from_env(&move |n: &str| env.get(n).cloned()).unwrap(),
         plan: None,
+        restore_tests: None,
     };
 
     let event = json!({"source": "aws.events", "detail-type": "Scheduled Event", "time": "2026-11-22T02:00:00Z",

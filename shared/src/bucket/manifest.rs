@@ -28,6 +28,14 @@ pub struct Manifest {
     pub compression: Compression,
     pub encryption: Option<Encryption>,
     pub verification: Verification,
+    /// The plan the export followed (`plans.<name>` of the plan document), when a plan tick made it. Absent in
+    /// manifests of exports made without a plan, and in every manifest written before plans existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+    /// The label of the plan document's version in force when the export was made (the first 12 hex digits of
+    /// its SHA-256, `plans::store::PlanVersion::label`), beside [`Manifest::plan`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_version: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,6 +118,43 @@ mod tests {
             name: name.into(),
             rows: 0,
         }
+    }
+
+    /// A manifest as an export wrote it before plans existed: no `plan`, no `plan_version`.
+    const BEFORE_PLANS: &str = r#"{
+        "format_version": 1, "lifeboat_version": "0.1.0", "database": "app-prod", "profile": "full",
+        "logical_time": "2026-11-22T02:00:00Z", "started_at": "2026-11-22T02:00:00Z",
+        "finished_at": "2026-11-22T02:01:00Z", "duration_seconds": 60.0,
+        "source": {"engine": "postgres", "server_version": "16", "dbname": "app", "database_size_bytes": 1},
+        "pg_dump_version": "16", "tables": [{"schema": "public", "name": "users", "rows": 250}],
+        "plaintext": {"bytes": 10, "sha256": "p"},
+        "stored": {"bucket": "b", "key": "exports/app-prod/full/x.dump.zst", "bytes": 9, "sha256": "s",
+                   "parts": 1, "sse": "aws:kms", "kms_key_id": null, "object_lock_until": null},
+        "compression": {"algorithm": "zstd", "level": 1}, "encryption": null,
+        "verification": {"method": "pg_restore -f /dev/null", "pg_restore_version": "16"}
+    }"#;
+
+    #[test]
+    fn a_manifest_written_before_plans_still_parses_and_says_no_plan() {
+        let m: Manifest = serde_json::from_str(BEFORE_PLANS).unwrap();
+        assert_eq!((m.plan.as_deref(), m.plan_version.as_deref()), (None, None));
+        // Written back without a plan, it stays the shape older readers know: no new fields appear.
+        let json = serde_json::to_value(&m).unwrap();
+        assert!(
+            json.get("plan").is_none() && json.get("plan_version").is_none(),
+            "{json}"
+        );
+    }
+
+    #[test]
+    fn a_manifest_records_the_plan_and_version_it_followed() {
+        let mut m: Manifest = serde_json::from_str(BEFORE_PLANS).unwrap();
+        m.plan = Some("product".into());
+        m.plan_version = Some("0123456789ab".into());
+        let json = serde_json::to_value(&m).unwrap();
+        assert_eq!(json["plan"], "product");
+        assert_eq!(json["plan_version"], "0123456789ab");
+        assert_eq!(serde_json::from_value::<Manifest>(json).unwrap(), m);
     }
 
     #[test]

@@ -55,7 +55,8 @@ pub const MANUAL_SNAPSHOT_COUNT: &str = "ManualSnapshotCount";
 pub const MANUAL_SNAPSHOT_QUOTA_USED_PERCENT: &str = "ManualSnapshotQuotaUsedPercent";
 /// How long one snapshot run took (no dimension).
 pub const SNAPSHOT_RUN_DURATION_SECONDS: &str = "SnapshotRunDurationSeconds";
-/// Newer versions of the plan document a plan run passed over because they fail validation (no dimension).
+/// Newer versions of the plan document a plan run passed over because they fail validation (no dimension; the
+/// snapshot and export functions publish it at each plan tick that does work, monitor at each run).
 pub const PLAN_VERSIONS_REFUSED: &str = "PlanVersionsRefused";
 
 // export
@@ -69,6 +70,11 @@ pub const EXPORT_PLAINTEXT_BYTES: &str = "ExportPlaintextBytes";
 pub const EXPORT_STORED_BYTES: &str = "ExportStoredBytes";
 /// Plaintext bytes per second of a completed export (per `DBIdentifier` and `Profile`).
 pub const EXPORT_THROUGHPUT_BYTES_PER_SECOND: &str = "ExportThroughputBytesPerSecond";
+/// Exports a plan's retention expired in this run (per `DBIdentifier` and `Profile`).
+pub const EXPORTS_EXPIRED: &str = "ExportsExpired";
+/// 1 when a database's or cache's plan cannot be decided (tagged with a plan the document lacks, or in two
+/// plans), so a due run left it out (per `DBIdentifier` or `CacheIdentifier`).
+pub const PLAN_MEMBERSHIP_ERROR: &str = "PlanMembershipError";
 
 // rotate
 /// 1 when a rotation step succeeded, else 0 (per `Secret` and `Step`).
@@ -159,6 +165,8 @@ pub const ALL: &[&str] = &[
     EXPORT_PLAINTEXT_BYTES,
     EXPORT_STORED_BYTES,
     EXPORT_THROUGHPUT_BYTES_PER_SECOND,
+    EXPORTS_EXPIRED,
+    PLAN_MEMBERSHIP_ERROR,
     ROTATION_SUCCESS,
     ROTATION_STEP_DURATION_SECONDS,
     RESTORE_TEST_SUCCESS,

@@ -12,6 +12,7 @@
 pub mod change;
 pub mod document;
 pub mod due;
+pub mod export_expiry;
 pub mod membership;
 pub mod schedule;
 pub mod store;

@@ -199,7 +199,7 @@ pub async fn list_versions(s3: &Client, location: &Location) -> Result<Vec<Liste
     }
     // S3 lists a key's versions newest first, and its times are whole seconds: a stable sort by time keeps S3's
     // own order for two versions written in the same second (an id carries no order).
-    out.sort_by(|a, b| b.modified.cmp(&a.modified));
+    out.sort_by_key(|v| std::cmp::Reverse(v.modified));
     Ok(out)
 }
 

@@ -1,0 +1,594 @@
+//! The `export` function following a plan document (plan mode) against moto (S3, Secrets Manager, RDS) and a
+//! real PostgreSQL: `examples/plans/product-pgvector.json`, its database id replaced by the test database's, run
+//! for a week of plan ticks, and checked against what the written policy says: `full` daily with every table,
+//! `critical` every 6 hours with only its four tables' data, `embeddings` on Sunday only, nothing made twice,
+//! exports past `keep_days` expired (the newest is always kept: `lifeboat::plans::export_expiry`'s tests), every
+//! manifest naming the plan and version it followed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_rds::types::Tag;
+use chrono::{DateTime, Duration, Utc};
+use export::settings::ExportSettings;
+use export::Deps;
+use lifeboat::bucket::manifest::Manifest;
+use lifeboat::plans::store::PlanVersion;
+use lifeboat_tests::moto::Moto;
+use lifeboat_tests::postgres::{self, Postgres, SUPERUSER};
+use lifeboat_tests::repo_root;
+use serde_json::{json, Value};
+
+const REGION: &str = "us-east-1";
+const BUCKET: &str = "lifeboat-backups";
+const PLAN_BUCKET: &str = "lifeboat-plans";
+const PLAN_KEY: &str = "lifeboat/plans.json";
+/// The database the example's `product-db` becomes.
+const DB: &str = "product-test";
+const CRITICAL: [&str; 4] = ["interaction_events", "moderated_syntheses", "projects", "users"];
+const ALL_TABLES: [&str; 6] = [
+    "billing_events",
+    "context_chunks",
+    "interaction_events",
+    "moderated_syntheses",
+    "projects",
+    "users",
+];
+
+/// The product database: the four critical tables (with the foreign keys between them), the embeddings table
+/// (vectors as arrays: the policy is about the table, not the extension), and one table only `full` holds.
+const SCHEMA: &str = r"
+create table users (id int primary key, email text);
+create table projects (id int primary key, owner int references users(id), name text);
+create table interaction_events (id int primary key, project int references projects(id), kind text);
+create table moderated_syntheses (id int primary key, project int references projects(id), body text);
+create table context_chunks (id int primary key, project_id int, embedding real[]);
+create table billing_events (id int primary key, amount int);
+insert into users select g, 'u' || g || '@example.com' from generate_series(1, 20) g;
+insert into projects select g, 1 + g % 20, 'p' || g from generate_series(1, 10) g;
+insert into interaction_events select g, 1 + g % 10, 'click' from generate_series(1, 50) g;
+insert into moderated_syntheses select g, 1 + g % 10, 'ok' from generate_series(1, 5) g;
+insert into context_chunks select g, 1 + g % 10, array[g, g * 2, g * 3]::real[] from generate_series(1, 30) g;
+insert into billing_events select g, g * 100 from generate_series(1, 7) g;
+";
+
+struct World {
+    moto: Moto,
+    _pg: Postgres,
+    deps: Deps,
+    /// The example document as uploaded (its database id replaced).
+    plan: Vec<u8>,
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+fn example_plan() -> Vec<u8> {
+    let text = std::fs::read_to_string(repo_root().join("examples/plans/product-pgvector.json")).unwrap();
+    assert!(
+        text.contains("\"product-db\""),
+        "the example names its database product-db"
+    );
+    text.replace("\"product-db\"", &format!("\"{DB}\"")).into_bytes()
+}
+
+async fn create_db(rds: &aws_sdk_rds::Client, id: &str, tags: &[(&str, &str)]) {
+    let mut req = rds
+        .create_db_instance()
+        .db_instance_identifier(id)
+        .db_instance_class("db.t4g.micro")
+        .engine("postgres")
+        .allocated_storage(20)
+        .master_username("x")
+        .master_user_password("not-a-real-password-1");
+    for (k, v) in tags {
+        req = req.tags(Tag::builder().key(*k).value(*v).build());
+    }
+    req.send().await.unwrap();
+}
+
+async fn world() -> World {
+    world_with(example_plan()).await
+}
+
+async fn world_with(plan: Vec<u8>) -> World {
+    let moto = Moto::start();
+    let pg = Postgres::start();
+    pg.psql("postgres", "create database product").unwrap();
+    pg.psql("product", SCHEMA).unwrap();
+
+    let config = moto.config(REGION);
+    let s3 = aws_sdk_s3::Client::new(&config);
+    for bucket in [BUCKET, PLAN_BUCKET] {
+        s3.create_bucket().bucket(bucket).send().await.unwrap();
+        s3.put_bucket_versioning()
+            .bucket(bucket)
+            .versioning_configuration(
+                aws_sdk_s3::types::VersioningConfiguration::builder()
+                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    upload_plan(&s3, &plan).await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&config);
+    let secret = json!({"engine": "postgres", "host": "127.0.0.1", "port": pg.port, "username": SUPERUSER,
+                        "password": pg.password, "dbname": "product"});
+    secrets
+        .create_secret()
+        .name("lifeboat/product")
+        .secret_string(secret.to_string())
+        .send()
+        .await
+        .unwrap();
+    let rds = aws_sdk_rds::Client::new(&config);
+    create_db(&rds, DB, &[("lifeboat:secret", "lifeboat/product")]).await;
+    // In no plan (not listed, not tagged): a plan tick never exports it, whatever the legacy selection says.
+    create_db(
+        &rds,
+        "unplanned-db",
+        &[("lifeboat:secret", "lifeboat/product"), ("lifeboat:backup", "true")],
+    )
+    .await;
+
+    let bin = postgres::bin_dir();
+    let pg_dump = bin.join("pg_dump").display().to_string();
+    let pg_restore = bin.join("pg_restore").display().to_string();
+    let document = format!("s3://{PLAN_BUCKET}/{PLAN_KEY}");
+    let vars: BTreeMap<String, String> = [
+        ("LIFEBOAT_BUCKET", BUCKET),
+        ("LIFEBOAT_DB_SSLMODE", "disable"),
+        ("LIFEBOAT_PG_DUMP", pg_dump.as_str()),
+        ("LIFEBOAT_PG_RESTORE", pg_restore.as_str()),
+        ("LIFEBOAT_PART_SIZE_MIB", "5"),
+        ("LIFEBOAT_SELECT_TAG", "lifeboat:backup=true"),
+        ("LIFEBOAT_EXPORT_ALLOW_ANY_HOST", "true"),
+        ("LIFEBOAT_PLAN_DOCUMENT", document.as_str()),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let settings = ExportSettings::from_env(&move |n: &str| vars.get(n).cloned()).unwrap();
+    World {
+        moto,
+        _pg: pg,
+        deps: Deps::new(&config, settings),
+        plan,
+    }
+}
+
+/// A new version of the plan document. S3 orders versions by time: a second passes between two uploads.
+async fn upload_plan(s3: &aws_sdk_s3::Client, body: &[u8]) {
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    s3.put_object()
+        .bucket(PLAN_BUCKET)
+        .key(PLAN_KEY)
+        .body(body.to_vec().into())
+        .send()
+        .await
+        .unwrap();
+}
+
+fn label(body: &[u8]) -> String {
+    PlanVersion::new("", Utc::now(), body).label().to_owned()
+}
+
+fn tick_event(t: DateTime<Utc>) -> Value {
+    json!({"detail-type": "Scheduled Event", "source": "aws.scheduler", "time": t.to_rfc3339(), "detail": {}})
+}
+
+async fn tick(w: &World, t: DateTime<Utc>) -> Value {
+    export::invoke(&w.deps, tick_event(t), None)
+        .await
+        .unwrap_or_else(|e| panic!("tick at {t}: {e}"))
+}
+
+/// Every current key under `exports/`.
+async fn export_keys(w: &World) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut pages = w
+        .deps
+        .s3
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix("exports/")
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        out.extend(
+            page.unwrap()
+                .contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned)),
+        );
+    }
+    out
+}
+
+/// The complete exports of a profile, by time, with their manifests.
+async fn manifests(w: &World, profile: &str) -> BTreeMap<DateTime<Utc>, Manifest> {
+    let mut out = BTreeMap::new();
+    for key in export_keys(w).await {
+        if key.starts_with(&format!("exports/{DB}/{profile}/")) && key.ends_with(".manifest.json") {
+            let m: Manifest = lifeboat::bucket::layout::get_json(&w.deps.s3, BUCKET, &key)
+                .await
+                .unwrap();
+            out.insert(m.logical_time, m);
+        }
+    }
+    out
+}
+
+fn tables_with_data(m: &Manifest) -> Vec<String> {
+    m.tables.iter().map(|t| t.name.clone()).collect()
+}
+
+/// The tables whose data the stored archive itself holds, as `pg_restore --list` reads it (not the manifest's
+/// word for it).
+async fn data_in_archive(w: &World, m: &Manifest) -> Vec<String> {
+    let out = w
+        .deps
+        .s3
+        .get_object()
+        .bucket(BUCKET)
+        .key(&m.stored.key)
+        .send()
+        .await
+        .unwrap();
+    let bytes = out.body.collect().await.unwrap().into_bytes();
+    let dir = tempfile::tempdir().unwrap();
+    let (zst, dump) = (dir.path().join("a.dump.zst"), dir.path().join("a.dump"));
+    std::fs::write(&zst, &bytes).unwrap();
+    let status = std::process::Command::new("zstd")
+        .args(["-d", "-q", "-o"])
+        .arg(&dump)
+        .arg(&zst)
+        .status()
+        .expect("zstd is needed (make test installs it)");
+    assert!(status.success());
+    let list = std::process::Command::new(postgres::bin_dir().join("pg_restore"))
+        .arg("--list")
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert!(list.status.success());
+    let mut tables: Vec<String> = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .filter_map(|l| {
+            l.split_once(" TABLE DATA ")
+                .map(|(_, rest)| rest.split_whitespace().nth(1).unwrap().to_owned())
+        })
+        .collect();
+    tables.sort();
+    tables
+}
+
+/// The maxima of a metric (with the given dimensions) published in the last minutes.
+async fn metric(w: &World, name: &str, dims: &[(&str, &str)]) -> Vec<f64> {
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    use aws_sdk_cloudwatch::types::{Dimension, Statistic};
+    let cw = aws_sdk_cloudwatch::Client::new(&w.moto.config(REGION));
+    let now = std::time::SystemTime::now();
+    let mut req = cw
+        .get_metric_statistics()
+        .namespace("Lifeboat")
+        .metric_name(name)
+        .start_time(DateTime::from(now - std::time::Duration::from_secs(600)))
+        .end_time(DateTime::from(now + std::time::Duration::from_secs(600)))
+        .period(60)
+        .statistics(Statistic::Maximum);
+    for (k, v) in dims {
+        req = req.dimensions(Dimension::builder().name(*k).value(*v).build());
+    }
+    let out = req.send().await.unwrap();
+    out.datapoints().iter().filter_map(|d| d.maximum()).collect()
+}
+
+/// Every quarter hour from `start` to `end` inclusive.
+fn quarters(start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+    let mut out = Vec::new();
+    let mut t = start;
+    while t <= end {
+        out.push(t);
+        t += Duration::minutes(15);
+    }
+    out
+}
+
+/// The quarter hours the written policy makes due: 02:00 every day, 00/06/12/18:00 every day, Sunday 01:00.
+fn due_by_the_written_policy(t: DateTime<Utc>) -> bool {
+    use chrono::{Datelike, Timelike, Weekday};
+    let (h, m) = (t.hour(), t.minute());
+    m == 0 && (h == 2 || h % 6 == 0 || (h == 1 && t.weekday() == Weekday::Sun))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_week_of_ticks_makes_exactly_what_the_product_policy_says() {
+    let w = world().await;
+    let version = label(&w.plan);
+    // Monday 2026-12-07 00:00 to Monday 2026-12-14 06:00 UTC (Sunday is 2026-12-13).
+    let all = quarters(at("2026-12-07T00:00:00Z"), at("2026-12-14T06:00:00Z"));
+    let mut expired = Vec::new();
+    for (i, t) in all.iter().enumerate() {
+        let due = due_by_the_written_policy(*t);
+        // Every due tick, and one idle tick in seven (spread over every hour and quarter).
+        if !due && i % 7 != 0 {
+            continue;
+        }
+        let before = export_keys(&w).await;
+        let summary = tick(&w, *t).await;
+        assert_eq!(summary["plan_version"], version.as_str(), "{summary}");
+        if !due {
+            assert_eq!(summary["due"], json!([]), "{t}: {summary}");
+            assert_eq!(export_keys(&w).await, before, "an idle tick at {t} wrote something");
+            continue;
+        }
+        for e in summary["expired"].as_array().unwrap() {
+            expired.push((e["profile"].as_str().unwrap().to_owned(), at(e["at"].as_str().unwrap())));
+        }
+        for run in summary["exports"].as_array().unwrap() {
+            let dbs: Vec<&str> = run["exports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["db"].as_str().unwrap())
+                .collect();
+            assert_eq!(dbs, [DB], "only the plan's database, never unplanned-db: {run}");
+            assert_eq!(run["exports"][0]["outcome"], "exported", "{run}");
+        }
+    }
+
+    // Redelivered (and late) ticks find their exports there and make nothing twice.
+    let before = export_keys(&w).await;
+    for t in [
+        "2026-12-08T02:00:00Z",
+        "2026-12-08T02:07:31Z",
+        "2026-12-13T01:00:00Z",
+        "2026-12-14T06:00:00Z",
+    ] {
+        let summary = tick(&w, at(t)).await;
+        for run in summary["exports"].as_array().unwrap() {
+            assert_eq!(run["exports"][0]["outcome"], "already_exported", "{t}: {run}");
+        }
+    }
+    assert_eq!(export_keys(&w).await, before, "a redelivered tick wrote something");
+
+    // full: every day at 02:00 (Dec 7..14), every table's data, nothing expired (kept 30 days).
+    let full = manifests(&w, "full").await;
+    let days: Vec<DateTime<Utc>> = (7..=14).map(|d| at(&format!("2026-12-{d:02}T02:00:00Z"))).collect();
+    assert_eq!(full.keys().copied().collect::<Vec<_>>(), days);
+    for m in full.values() {
+        assert_eq!(tables_with_data(m), ALL_TABLES);
+    }
+    // critical: every 6 hours from Dec 7 00:00 to Dec 14 06:00 (30 runs); kept 7 days, so at the last tick the
+    // first run (7 days 6 hours old) expired and the one exactly 7 days old stays.
+    let critical = manifests(&w, "critical").await;
+    let runs: Vec<DateTime<Utc>> = (0..30)
+        .map(|i| at("2026-12-07T00:00:00Z") + Duration::hours(6 * i))
+        .collect();
+    assert_eq!(critical.keys().copied().collect::<Vec<_>>(), runs[1..]);
+    assert_eq!(expired, [("critical".to_owned(), runs[0])]);
+    let expiries = metric(&w, "ExportsExpired", &[("DBIdentifier", DB), ("Profile", "critical")]).await;
+    assert_eq!(expiries.iter().copied().fold(0.0, f64::max), 1.0, "{expiries:?}");
+    for m in critical.values() {
+        assert_eq!(
+            tables_with_data(m),
+            CRITICAL,
+            "critical holds only its four tables' data"
+        );
+    }
+    assert_eq!(data_in_archive(&w, &critical[&runs[29]]).await, CRITICAL);
+    assert_eq!(data_in_archive(&w, &full[&days[7]]).await, ALL_TABLES);
+    // embeddings: Sunday 01:00 only, context_chunks' data only.
+    let embeddings = manifests(&w, "embeddings").await;
+    assert_eq!(
+        embeddings.keys().copied().collect::<Vec<_>>(),
+        [at("2026-12-13T01:00:00Z")]
+    );
+    let m = &embeddings[&at("2026-12-13T01:00:00Z")];
+    assert_eq!(tables_with_data(m), ["context_chunks"]);
+    assert_eq!(m.tables[0].rows, 30);
+    assert_eq!(data_in_archive(&w, m).await, ["context_chunks"]);
+    // Every manifest names the plan and version it followed.
+    for m in full.values().chain(critical.values()).chain(embeddings.values()) {
+        assert_eq!(
+            (m.plan.as_deref(), m.plan_version.as_deref()),
+            (Some("product"), Some(version.as_str()))
+        );
+    }
+    // Nothing of unplanned-db, and the expired export's archive and manifest are gone from the listing but kept
+    // as noncurrent versions under a delete marker: hidden, not destroyed.
+    let keys = export_keys(&w).await;
+    assert!(
+        keys.iter().all(|k| k.starts_with(&format!("exports/{DB}/"))),
+        "{keys:?}"
+    );
+    assert_eq!(
+        keys.len(),
+        2 * (8 + 29 + 1),
+        "an archive and a manifest per export: {keys:?}"
+    );
+    let (dump, manifest) = lifeboat::bucket::layout::export_keys(DB, "critical", runs[0], false);
+    let versions = w
+        .deps
+        .s3
+        .list_object_versions()
+        .bucket(BUCKET)
+        .prefix(format!("exports/{DB}/critical/2026/12/07/"))
+        .send()
+        .await
+        .unwrap();
+    for key in [&dump, &manifest] {
+        assert!(!keys.contains(key));
+        assert!(
+            versions.versions().iter().any(|v| v.key() == Some(key.as_str())),
+            "{key} destroyed"
+        );
+        assert!(
+            versions
+                .delete_markers()
+                .iter()
+                .any(|d| d.key() == Some(key.as_str()) && d.is_latest() == Some(true)),
+            "{key} has no delete marker"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_plan_version_takes_effect_at_the_next_tick_and_an_invalid_one_is_passed_over() {
+    let w = world().await;
+    tick(&w, at("2026-12-13T01:00:00Z")).await;
+    tick(&w, at("2026-12-13T02:00:00Z")).await;
+    // Version 2 keeps embeddings 1 day instead of 28; version 3, newer, is invalid.
+    let v2 = String::from_utf8(w.plan.clone())
+        .unwrap()
+        .replace(
+            "\"include\": [\"context_chunks\"], \"keep_days\": 28",
+            "\"include\": [\"context_chunks\"], \"keep_days\": 1",
+        )
+        .into_bytes();
+    assert_ne!(
+        v2, w.plan,
+        "the example's embeddings rule changed shape: adapt this test"
+    );
+    upload_plan(&w.deps.s3, &v2).await;
+    upload_plan(&w.deps.s3, b"{\"format\": 1, \"plans\": {\"product\": {}}}").await;
+
+    let summary = tick(&w, at("2026-12-20T01:00:00Z")).await;
+    assert_eq!(summary["plan_version"], label(&v2).as_str());
+    assert_eq!(summary["refused_versions"].as_array().unwrap().len(), 1, "{summary}");
+    // The earlier ticks published 0 (maybe in an earlier minute); this one 1.
+    let refused = metric(&w, "PlanVersionsRefused", &[]).await;
+    assert_eq!(refused.iter().copied().fold(0.0, f64::max), 1.0, "{refused:?}");
+    // The week-old embeddings export expired under the new keep_days; the new one is there and names v2.
+    let embeddings = manifests(&w, "embeddings").await;
+    assert_eq!(
+        embeddings.keys().copied().collect::<Vec<_>>(),
+        [at("2026-12-20T01:00:00Z")]
+    );
+    assert_eq!(
+        embeddings.values().next().unwrap().plan_version.as_deref(),
+        Some(label(&v2).as_str())
+    );
+    // Expiry touches only the profile that ran: the full export of the 13th is untouched.
+    assert_eq!(manifests(&w, "full").await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_whose_plan_cannot_be_decided_is_reported_and_the_others_proceed() {
+    let w = world().await;
+    let rds = aws_sdk_rds::Client::new(&w.moto.config(REGION));
+    create_db(&rds, "mistagged-db", &[("lifeboat:plan", "prodcut")]).await;
+    let err = export::invoke(&w.deps, tick_event(at("2026-12-13T02:00:00Z")), None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(
+            "database `mistagged-db` is tagged `lifeboat:plan=prodcut`, and the plan document has no plan `prodcut`"
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        manifests(&w, "full").await.len(),
+        1,
+        "product-test's export was made all the same"
+    );
+    assert_eq!(
+        metric(&w, "PlanMembershipError", &[("DBIdentifier", "mistagged-db")]).await,
+        [1.0]
+    );
+    assert_eq!(metric(&w, "PlanMembershipError", &[("DBIdentifier", DB)]).await, [0.0]);
+    assert!(export_keys(&w).await.iter().all(|k| !k.contains("mistagged-db")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_valid_plan_version_exports_and_expires_nothing() {
+    let w = world().await;
+    tick(&w, at("2026-12-13T01:00:00Z")).await;
+    let before = export_keys(&w).await;
+    // Replace the only valid version's effect: delete every version, then upload an invalid one.
+    let versions = w
+        .deps
+        .s3
+        .list_object_versions()
+        .bucket(PLAN_BUCKET)
+        .send()
+        .await
+        .unwrap();
+    for v in versions.versions() {
+        w.deps
+            .s3
+            .delete_object()
+            .bucket(PLAN_BUCKET)
+            .key(PLAN_KEY)
+            .version_id(v.version_id().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+    upload_plan(&w.deps.s3, b"{\"format\": 1}").await;
+    let err = export::invoke(&w.deps, tick_event(at("2027-03-07T01:00:00Z")), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, lifeboat::core::error::Error::Plan(_)), "{err}");
+    assert_eq!(export_keys(&w).await, before);
+    // A scheduled export naming its profile is refused in plan mode: the plan says what runs when.
+    let err = export::invoke(
+        &w.deps,
+        json!({"profile": "full", "time": "2026-12-13T02:00:00Z"}),
+        None,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("plan tick"), "{err}");
+}
+
+/// A cache in moto with the given tags (no snapshot yet).
+async fn create_cache(ec: &aws_sdk_elasticache::Client, id: &str, tags: &[(&str, &str)]) {
+    let mut req = ec
+        .create_cache_cluster()
+        .cache_cluster_id(id)
+        .engine("redis")
+        .cache_node_type("cache.t4g.micro")
+        .num_cache_nodes(1);
+    for (k, v) in tags {
+        req = req.tags(aws_sdk_elasticache::types::Tag::builder().key(*k).value(*v).build());
+    }
+    req.send().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_due_rdb_copy_rule_runs_copy_caches_on_the_plans_caches_only() {
+    // The product plan with an hourly RDB copy of its caches.
+    let text = String::from_utf8(example_plan()).unwrap();
+    let plan = text.replacen(
+        "\"exports\": {",
+        "\"rdb_copies\": {\"schedule\": \"0 * * * *\", \"keep_days\": 7},\n      \"exports\": {",
+        1,
+    );
+    assert_ne!(plan, text);
+    let w = world_with(plan.into_bytes()).await;
+    create_cache(&w.deps.ec, "sessions", &[("lifeboat:plan", "product")]).await;
+    // Selected the legacy way, in no plan: a plan tick leaves it alone.
+    create_cache(&w.deps.ec, "unplanned-cache", &[("lifeboat:backup", "true")]).await;
+
+    let summary = export::plan::tick(&w.deps, at("2026-12-13T03:00:00Z"), None)
+        .await
+        .unwrap();
+    let due: Vec<&str> = summary.due.iter().map(|d| d.rule.as_str()).collect();
+    assert_eq!(due, ["rdb_copies"]);
+    assert!(summary.exports.is_empty(), "no export is due at 03:00");
+    let copied = summary.caches.expect("the copy-caches action ran");
+    let caches: Vec<&str> = copied.caches.iter().map(|c| c.cache.as_str()).collect();
+    assert_eq!(caches, ["sessions"]);
+    assert_eq!(copied.caches[0].outcome, export::caches::CopyOutcome::NoSnapshot);
+    // Between the hours nothing is due and the action does not run.
+    let idle = export::plan::tick(&w.deps, at("2026-12-13T03:15:00Z"), None)
+        .await
+        .unwrap();
+    assert!(idle.due.is_empty() && idle.caches.is_none());
+}
