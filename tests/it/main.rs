@@ -20,6 +20,7 @@ mod hygiene;
 mod infra;
 mod layout;
 mod monitor;
+mod plan_watch;
 mod rdb;
 mod rdb_copy;
 mod restore;

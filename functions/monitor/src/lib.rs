@@ -14,6 +14,7 @@ pub mod deselection;
 pub mod event;
 pub mod evidence;
 pub mod handler;
+pub mod plan;
 pub mod settings;
 
 pub use deps::Deps;
