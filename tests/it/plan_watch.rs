@@ -268,3 +268,173 @@ async fn monitor_fails_with_the_plan_error_and_its_own_figure_when_no_version_is
     assert_eq!(w.figure("PlanDocumentUnusable").await, Some(1.0));
     assert!(w.thresholds().await.is_empty(), "no alarm set is made without a plan");
 }
+
+fn label(body: &[u8]) -> String {
+    lifeboat::plans::store::PlanVersion::new("-", chrono::Utc::now(), body)
+        .label()
+        .to_owned()
+}
+
+async fn get(s3: &aws_sdk_s3::Client, key: &str) -> String {
+    let body = s3.get_object().bucket(BUCKET).key(key).send().await.unwrap().body;
+    String::from_utf8(body.collect().await.unwrap().into_bytes().to_vec()).unwrap()
+}
+
+/// A plan change in the middle of the period: the three-environments policy written 20 days ago, then a version
+/// 10 days ago in which staging snapshots twice a day. The report names, for each day, the version(s) in force
+/// (label, S3 version id, time), counts each day's expected snapshots under them (nothing before the first
+/// version, one a day, then two a day for staging), gives each database its plan and lists the one not backed up
+/// by policy and the one in no plan.
+#[tokio::test]
+async fn the_evidence_report_expects_what_the_version_in_force_each_day_scheduled_and_names_it() {
+    let moto = Moto::start_with_clock();
+    let now = chrono::Utc::now();
+    let v1_body = three_environments();
+    let v2_body = String::from_utf8(v1_body.clone())
+        .unwrap()
+        .replacen(
+            r#""0 2 * * *", "retention": {"daily": 14}"#,
+            r#""0 2,14 * * *", "retention": {"daily": 14}"#,
+            1,
+        )
+        .into_bytes();
+    assert_ne!(v1_body, v2_body);
+    moto.set_ahead(-chrono::Duration::days(20));
+    let w = world(moto).await;
+    let v1 = w.upload(&v1_body).await;
+    w._moto.set_ahead(-chrono::Duration::days(10));
+    let v2 = w.upload(&v2_body).await;
+    w._moto.set_ahead(chrono::Duration::zero());
+    for (db, plan) in [
+        ("app-prod", Some("production")),
+        ("app-staging", Some("staging")),
+        ("app-dev", Some("dev")),
+        ("orphan", None),
+    ] {
+        w.instance(db, plan).await;
+    }
+
+    let summary = monitor::run(&w.deps(), json!({"action": "evidence-report"}))
+        .await
+        .unwrap();
+    let data: serde_json::Value =
+        serde_json::from_str(&get(&w.s3, summary["json_key"].as_str().unwrap()).await).unwrap();
+    let html = get(&w.s3, summary["html_key"].as_str().unwrap()).await;
+
+    let (v1_day, v2_day) = (
+        (now - chrono::Duration::days(20)).date_naive(),
+        (now - chrono::Duration::days(10)).date_naive(),
+    );
+    let plan = &data["plan"];
+    assert_eq!(plan["document"], format!("s3://{PLANS}/{KEY}"));
+    let days = plan["days"].as_array().unwrap();
+    assert_eq!(days.len(), 30);
+    for day in days {
+        let date: chrono::NaiveDate = day["date"].as_str().unwrap().parse().unwrap();
+        let ids: Vec<&str> = day["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["version_id"].as_str().unwrap())
+            .collect();
+        let expected: Vec<&str> = if date < v1_day {
+            vec![]
+        } else if date < v2_day {
+            vec![v1.as_str()]
+        } else if date == v2_day {
+            vec![v1.as_str(), v2.as_str()]
+        } else {
+            vec![v2.as_str()]
+        };
+        assert_eq!(ids, expected, "on {date}");
+        for v in day["versions"].as_array().unwrap() {
+            let want = if v["version_id"] == v1.as_str() {
+                &v1_body
+            } else {
+                &v2_body
+            };
+            assert_eq!(v["label"], label(want));
+        }
+    }
+
+    // Each day's expected snapshots, from the version in force (days of a change depend on the hour it ran).
+    let expected_of = |db: &str| -> BTreeMap<chrono::NaiveDate, u64> {
+        let d = data["databases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["db"] == db)
+            .unwrap();
+        let s = d["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "snapshots")
+            .unwrap();
+        s["days"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| {
+                (
+                    x["date"].as_str().unwrap().parse().unwrap(),
+                    x["expected"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    for (db, after_change) in [("app-prod", 1), ("app-staging", 2)] {
+        for (date, n) in expected_of(db) {
+            let want = if date < v1_day {
+                0
+            } else if date > v1_day && date < v2_day {
+                1
+            } else if date > v2_day {
+                after_change
+            } else {
+                continue;
+            };
+            assert_eq!(n, want, "{db} on {date}");
+        }
+    }
+    let policy_of = |db: &str| {
+        data["databases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["db"] == db)
+            .unwrap()["policy"]
+            .clone()
+    };
+    assert_eq!(policy_of("app-prod")["plan"], "production");
+    assert_eq!(policy_of("app-prod")["min_retention_days"], 7.0);
+    assert_eq!(policy_of("app-staging")["plan"], "staging");
+    assert!(
+        policy_of("app-staging")["restore_test_max_age_days"].is_null(),
+        "staging has no restore test"
+    );
+    let staging = data["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["db"] == "app-staging")
+        .unwrap();
+    assert_eq!(staging["series"][0]["schedule"], "0 2,14 * * *");
+    assert_eq!(
+        plan["not_backed_up"],
+        json!(["app-dev: not backed up by policy (plan `dev`: recreated at will from seed data; never backed up)"])
+    );
+    assert_eq!(plan["unplanned"], json!(["orphan"]));
+    assert_eq!(data["databases"].as_array().unwrap().len(), 2);
+
+    // The page says it too.
+    assert!(html.contains("<h2>Plan in force</h2>"), "{html}");
+    assert!(html.contains(&format!("version {} (S3 version {v1}, written ", label(&v1_body))));
+    assert!(html.contains(&format!(
+        "{v2_day}</span>: version {} (S3 version {v1}",
+        label(&v1_body)
+    )));
+    assert!(html.contains(&format!("then version {} (S3 version {v2}", label(&v2_body))));
+    assert!(html.contains("no valid plan version in force: nothing expected"));
+    assert!(html.contains("`production` of the plan document"));
+}
