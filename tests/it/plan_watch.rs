@@ -437,4 +437,13 @@ async fn the_evidence_report_expects_what_the_version_in_force_each_day_schedule
     assert!(html.contains(&format!("then version {} (S3 version {v2}", label(&v2_body))));
     assert!(html.contains("no valid plan version in force: nothing expected"));
     assert!(html.contains("`production` of the plan document"));
+
+    // And a real browser opens it with its plan section as it does any report: no complaint, no request.
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("plan-evidence.html");
+    std::fs::write(&page, &html).unwrap();
+    let (complaints, urls, png) = crate::evidence_browser::open(&page, dir.path());
+    assert!(complaints.is_empty(), "{complaints:#?}");
+    assert_eq!(crate::evidence_browser::fetched_elsewhere(&urls), Vec::<String>::new());
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
 }
