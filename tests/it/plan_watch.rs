@@ -284,7 +284,7 @@ async fn get(s3: &aws_sdk_s3::Client, key: &str) -> String {
 /// 10 days ago in which staging snapshots twice a day. The report names, for each day, the version(s) in force
 /// (label, S3 version id, time), counts each day's expected snapshots under them (nothing before the first
 /// version, one a day, then two a day for staging), gives each database its plan and lists the one not backed up
-/// by policy and the one in no plan.
+/// by policy and the one in no plan. `lifeboat report` with the same variable says the same.
 #[tokio::test]
 async fn the_evidence_report_expects_what_the_version_in_force_each_day_scheduled_and_names_it() {
     let moto = Moto::start_with_clock();
@@ -437,6 +437,36 @@ async fn the_evidence_report_expects_what_the_version_in_force_each_day_schedule
     assert!(html.contains(&format!("then version {} (S3 version {v2}", label(&v2_body))));
     assert!(html.contains("no valid plan version in force: nothing expected"));
     assert!(html.contains("`production` of the plan document"));
+
+    // `lifeboat report` with the same variable judges the same way and names the same versions.
+    let cli_out = tempfile::tempdir().unwrap();
+    let out_file = cli_out.path().join("report.html");
+    let document = format!("s3://{PLANS}/{KEY}");
+    let out = std::process::Command::new(crate::cli::binary())
+        .args(["report", "--json", "--out", out_file.to_str().unwrap()])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_ENDPOINT_URL", &w._moto.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", REGION)
+        .env("AWS_CONFIG_FILE", cli_out.path().join("no-aws-config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", cli_out.path().join("no-aws-credentials"))
+        .env("LIFEBOAT_BUCKET", BUCKET)
+        .env("LIFEBOAT_PLAN_DOCUMENT", &document)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["plan"]["days"], plan["days"]);
+    let dbs: Vec<&str> = printed["databases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["database"].as_str().unwrap())
+        .collect();
+    assert_eq!(dbs.len(), 2);
+    assert!(dbs.contains(&"app-prod") && dbs.contains(&"app-staging"), "{dbs:?}");
 
     // And a real browser opens it with its plan section as it does any report: no complaint, no request.
     let dir = tempfile::tempdir().unwrap();
