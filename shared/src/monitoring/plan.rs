@@ -7,7 +7,7 @@
 //! no restore test, neither restore-test alarm). A resource in no plan, in two plans or in a plan the document
 //! does not have is never held to a default: it is a [`Placement`] the caller reports. A plan with `no_backups`
 //! is a written decision: its members get no thresholds, no `BackupMissing` finding, and are listed with the
-//! reason.
+//! reason; so is a resource whose plan has no rule for its kind (a cache in a plan of database rules only).
 //!
 //! Legacy mode (no plan document) keeps `Policy`, one set of thresholds for every resource;
 //! `Policy::thresholds` and `monitoring::caches::legacy_thresholds` turn it into the same per-resource shape, so the alarm
@@ -127,6 +127,15 @@ pub fn place(
         (Resource::Cache, None) => cache_thresholds(plan, CacheKind::ReplicationGroup),
         (Resource::Database, _) => database_thresholds(plan),
     };
+    // A plan whose rules are all for the other kind (a cache in a plan of database rules only) expects nothing
+    // of this resource: it is not backed up by that plan, and saying so beats a `BackupMissing` that could never
+    // clear.
+    if thresholds == Thresholds::default() {
+        return Placement::NotBackedUp {
+            plan: name.to_owned(),
+            reason: format!("the plan has no rule for {}s", resource.noun()),
+        };
+    }
     Placement::Follows {
         plan: name.to_owned(),
         thresholds,
@@ -269,6 +278,20 @@ mod tests {
             }
         );
         assert_eq!(place_db(BTreeMap::new()), Placement::Unplanned);
+        // Production's rules are all for databases: a cache in it is not backed up by it, and says why.
+        assert_eq!(
+            place(
+                &doc,
+                Resource::Cache,
+                "sessions",
+                &tagged("production"),
+                Some(CacheKind::Serverless)
+            ),
+            Placement::NotBackedUp {
+                plan: "production".into(),
+                reason: "the plan has no rule for caches".into()
+            }
+        );
         let Placement::Conflict(e) = place_db(tagged("prod")) else {
             panic!("an unknown plan is a conflict")
         };
