@@ -1,7 +1,8 @@
 //! The evidence report, on demand (a console event) or monthly (the schedule's event): gathers the fleet's
 //! facts from RDS and the bucket (and, from monitor's alarms, the databases de-selected and not confirmed, which it
 //! lists as findings), has `lifeboat::evidence` judge and draw them (in plan mode by the plan versions in force on
-//! each day, `lifeboat::evidence::planned`), and writes the page and its JSON under `reports/evidence/`. No state of its own: every report is rebuilt from what S3 and RDS hold.
+//! each day, `lifeboat::evidence::planned`), and writes the page and its JSON under `reports/evidence/`. No state
+//! of its own: every report is rebuilt from what S3 and RDS hold.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -300,8 +300,7 @@ pub async fn run_at(deps: &Deps, payload: Value, now: DateTime<Utc>) -> Result<V
         v.map_err(|e| Error::PartialFailure(format!("the run's summary could not be written as JSON: {e}")))
     };
     match event::parse(&payload).request {
-        // Boxed: the run's future is deep enough to overflow the compiler's layout query in `main`.
-        event::Request::Monitor => json(serde_json::to_value(Box::pin(handle_at(deps, payload, now)).await?)),
+        event::Request::Monitor => json(serde_json::to_value(handle_at(deps, payload, now).await?)),
         event::Request::Evidence { period } => json(serde_json::to_value(
             crate::evidence::report_at(deps, period.as_deref(), now).await?,
         )),

@@ -3,10 +3,10 @@
 //! restore-test report in the period and the newest before it); in plan mode also the plan document's versions
 //! ([`planned`]), which it hands to [`super::planned`] and [`super::rules`] to judge. Read-only; decides nothing.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-
-use std::collections::BTreeMap;
 
 use super::period::Period;
 use super::report::{self as evidence_report, ExportFact, Facts, RestoreTestFact, SubjectKind};
@@ -15,8 +15,7 @@ use crate::bucket::layout;
 use crate::bucket::manifest::Manifest;
 use crate::core::error::Error;
 use crate::plans::store::{self, Location};
-use crate::rds::restore::is_restore_test;
-use crate::rds::restore::{CheckResult, Report};
+use crate::rds::restore::{is_restore_test, CheckResult, Report};
 use crate::rds::selection::{Database, DbKind};
 
 /// What gathering needs: the clients and the bucket.
