@@ -95,7 +95,9 @@ lifeboat restore app-prod --into postgres://admin@host/app_check?sslmode=require
                       durations, open findings and a verdict line. One self-contained HTML file and its JSON beside \
                       it (same name, .json). Reads RDS and the bucket only. The databases and thresholds come from \
                       the variables monitor reads (LIFEBOAT_SELECT_TAG, LIFEBOAT_DATABASES, \
-                      LIFEBOAT_SNAPSHOT_MAX_AGE_HOURS, LIFEBOAT_EXPORT_MAX_AGE_HOURS, ...).",
+                      LIFEBOAT_SNAPSHOT_MAX_AGE_HOURS, LIFEBOAT_EXPORT_MAX_AGE_HOURS, ...); with \
+                      LIFEBOAT_PLAN_DOCUMENT=s3://bucket/key, as in monitor, every database a plan covers is judged \
+                      by the plan versions in force on each day, and the report names them.",
         after_help = "Example:\n  LIFEBOAT_EXPORT_MAX_AGE_HOURS=full=26,critical=7 lifeboat report --period 2026-Q3 --out q3.html"
     )]
     Report(Report),

@@ -777,21 +777,30 @@ pub async fn report(a: &args::Report, profile: Option<&str>) -> Result<Done, Cli
     let period = Period::parse(a.period.as_deref(), now)?;
     let selector = lifeboat::rds::settings::CommonSettings::from_env(&ProcessEnv)?.selector;
     let policy = lifeboat::monitoring::settings::monitor_policy(&ProcessEnv)?;
+    // Plan mode, as monitor: "expected" comes from the plan versions in force each day, never the thresholds.
+    let plan = lifeboat::plans::store::Location::from_env(&ProcessEnv)?;
     let ctx = context(profile, a.bucket.as_deref(), None).await?;
     let rds = aws_sdk_rds::Client::new(&ctx.config);
     let all = lifeboat::rds::selection::discover(&rds)
         .await
         .map_err(CliError::Gather)?;
-    let chosen = lifeboat::rds::selection::select(&all, &selector);
     let src = gather::Sources {
         rds: &rds,
         s3: &ctx.s3,
         bucket: &ctx.bucket,
     };
-    let facts = gather::fleet(src, &chosen.databases, &period)
-        .await
-        .map_err(CliError::Gather)?;
-    let report = evidence::rules::build(&facts, &policy, &period, now);
+    let report = match &plan {
+        Some(location) => gather::planned(src, location, &all, &period, now)
+            .await
+            .map_err(CliError::Gather)?,
+        None => {
+            let chosen = lifeboat::rds::selection::select(&all, &selector);
+            let facts = gather::fleet(src, &chosen.databases, &period)
+                .await
+                .map_err(CliError::Gather)?;
+            evidence::rules::build(&facts, &policy, &period, now)
+        }
+    };
     let html_path = a
         .out
         .clone()
@@ -808,6 +817,18 @@ pub async fn report(a: &args::Report, profile: Option<&str>) -> Result<Done, Cli
         "  {} of {} databases meet their policy\n",
         report.summary.policies_met, report.summary.databases_covered
     ));
+    if let Some(p) = &report.plan {
+        let labels: std::collections::BTreeSet<&str> = p
+            .days
+            .iter()
+            .flat_map(|d| d.versions.iter().map(|v| v.label.as_str()))
+            .collect();
+        text.push_str(&format!(
+            "  plan document {}: version(s) in force in the period: {}\n",
+            p.document,
+            labels.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
     let json = json!({
         "command": "report",
         "period": period.label,
@@ -820,6 +841,7 @@ pub async fn report(a: &args::Report, profile: Option<&str>) -> Result<Done, Cli
         })).collect::<Vec<_>>(),
         "policies_met": report.summary.policies_met,
         "databases_covered": report.summary.databases_covered,
+        "plan": report.plan,
     });
     Ok(Done { json, text })
 }

@@ -86,7 +86,7 @@ fn page_requests(net_log: &Path) -> Vec<String> {
 }
 
 /// Opens `page` with a net log and a screenshot: what it complained about, what it fetched, the screenshot.
-fn open(page: &Path, dir: &Path) -> (Vec<String>, Vec<String>, Vec<u8>) {
+pub(crate) fn open(page: &Path, dir: &Path) -> (Vec<String>, Vec<String>, Vec<u8>) {
     let (net_log, shot) = (dir.join("net-log.json"), dir.join("screenshot.png"));
     let out = run(
         page,
@@ -100,7 +100,7 @@ fn open(page: &Path, dir: &Path) -> (Vec<String>, Vec<String>, Vec<u8>) {
     (complaints(&out), page_requests(&net_log), std::fs::read(&shot).unwrap())
 }
 
-fn fetched_elsewhere(urls: &[String]) -> Vec<String> {
+pub(crate) fn fetched_elsewhere(urls: &[String]) -> Vec<String> {
     urls.iter()
         .filter(|u| !u.starts_with("file://") && !u.starts_with("data:"))
         .cloned()

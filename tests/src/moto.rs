@@ -44,7 +44,39 @@ from moto.server import main\n\
 sys.argv[0] = 'moto_server'\n\
 sys.exit(main())\n";
 
+/// moto's server with a clock a test moves while it runs: as [`AHEAD_SCRIPT`], but the offset (seconds, may be
+/// negative) is read from a file at every stamp, so objects written one after the other can carry days between
+/// them (versions of a plan document written ten days apart, say). Written by [`Moto::set_ahead`].
+const CLOCK_SCRIPT: &str = "import datetime, sys\n\
+clock = sys.argv.pop(1)\n\
+def ahead(): return datetime.timedelta(seconds=float(open(clock).read().strip() or 0))\n\
+import moto.core.utils as utils\n\
+real_utcnow = utils.utcnow\n\
+utils.utcnow = lambda: real_utcnow() + ahead()\n\
+from moto.server import main\n\
+sys.argv[0] = 'moto_server'\n\
+sys.exit(main())\n";
+
+/// The file [`CLOCK_SCRIPT`] reads, in the server's own directory.
+const CLOCK_FILE: &str = "clock";
+
 impl Moto {
+    /// Starts a fresh server whose clock a test moves with [`Moto::set_ahead`] (see [`CLOCK_SCRIPT`]).
+    pub fn start_with_clock() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir for moto");
+        let clock = dir.path().join(CLOCK_FILE);
+        std::fs::write(&clock, "0").expect("moto's clock file");
+        let mut c = Command::new(executable().with_file_name("python3"));
+        c.args(["-c", CLOCK_SCRIPT, &clock.display().to_string()]);
+        Self::spawn(c, dir)
+    }
+
+    /// Moves the clock of a server started with [`Moto::start_with_clock`]: from now on moto stamps times `ahead`
+    /// of this machine's (behind, if negative).
+    pub fn set_ahead(&self, ahead: chrono::Duration) {
+        std::fs::write(self._dir.path().join(CLOCK_FILE), ahead.num_seconds().to_string()).expect("moto's clock file");
+    }
+
     /// Starts a fresh server on a free port and waits until it answers.
     pub fn start() -> Self {
         Self::start_ahead(chrono::Duration::zero())
@@ -53,6 +85,21 @@ impl Moto {
     /// Starts a fresh server whose clock runs `ahead` of this machine's (see [`AHEAD_SCRIPT`]); `start_ahead(0)`
     /// is [`Moto::start`].
     pub fn start_ahead(ahead: chrono::Duration) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir for moto");
+        let command = if ahead.is_zero() {
+            Command::new(executable())
+        } else {
+            // The interpreter of moto's own virtualenv, beside its `moto_server` script.
+            let mut c = Command::new(executable().with_file_name("python3"));
+            c.args(["-c", AHEAD_SCRIPT, &ahead.num_seconds().to_string()]);
+            c
+        };
+        Self::spawn(command, dir)
+    }
+
+    /// Runs `command` (moto's server, however started) on a free port with its log in `dir`, and waits until it
+    /// answers.
+    fn spawn(mut command: Command, dir: TempDir) -> Self {
         let exe = executable();
         if !exe.exists() {
             panic!(
@@ -60,18 +107,9 @@ impl Moto {
                 exe.display()
             );
         }
-        let dir = tempfile::tempdir().expect("temp dir for moto");
         let log = dir.path().join("moto.log");
         let port = crate::free_port();
         let log_file = std::fs::File::create(&log).expect("moto log file");
-        let mut command = if ahead.is_zero() {
-            Command::new(&exe)
-        } else {
-            // The interpreter of moto's own virtualenv, beside its `moto_server` script.
-            let mut c = Command::new(exe.with_file_name("python3"));
-            c.args(["-c", AHEAD_SCRIPT, &ahead.num_seconds().to_string()]);
-            c
-        };
         let child = command
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())

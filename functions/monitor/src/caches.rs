@@ -12,6 +12,7 @@ use lifeboat::caches::records::CacheRestoreReport;
 use lifeboat::core::error::Error;
 use lifeboat::core::metrics::{Metrics, CACHE_DIMENSION};
 use lifeboat::monitoring::caches::{self as cache_monitor, CacheFacts, CacheView};
+use lifeboat::monitoring::monitor::Thresholds;
 
 use crate::alarms::put_alarm;
 use crate::deps::Deps;
@@ -62,19 +63,29 @@ async fn gather(deps: &Deps, cache: &Cache, snapshots: &[CacheSnapshot]) -> Resu
     })
 }
 
-/// Observes every selected cache and keeps its alarm set in place. A cache that cannot be observed is reported
-/// at the end; its alarms are still put (missing data breaches). Returns the chosen caches' identifiers too, so
-/// that a name in `LIFEBOAT_DATABASES` that is a cache is not reported missing.
+/// The caches a legacy run watches (the selector's) and what each is held to (the one policy).
+pub fn legacy_targets<'a>(deps: &Deps, all: &'a [Cache]) -> Vec<(&'a Cache, Thresholds)> {
+    let s = &deps.settings;
+    elasticache::select(all, &s.common.selector)
+        .into_iter()
+        .map(|c| {
+            let t = cache_monitor::legacy_thresholds(&s.policy, c.kind, s.cache_export_max_age_s);
+            (c, t)
+        })
+        .collect()
+}
+
+/// Observes every watched cache and keeps its alarm set (one alarm per threshold it has) in place. A cache that
+/// cannot be observed is reported at the end; its alarms are still put (missing data breaches).
 pub async fn observe(
     deps: &Deps,
-    all: &[Cache],
+    targets: &[(&Cache, Thresholds)],
     now: DateTime<Utc>,
     metrics: &mut Metrics,
 ) -> Result<CacheFleet, Error> {
     let s = &deps.settings;
-    let chosen = elasticache::select(all, &s.common.selector);
     let mut fleet = CacheFleet::default();
-    if chosen.is_empty() {
+    if targets.is_empty() {
         return Ok(fleet);
     }
     // Without the snapshot listing no cache's snapshot age is known: none is published (their alarms fire on
@@ -82,27 +93,33 @@ pub async fn observe(
     let snapshots = elasticache::list_all_snapshots(&deps.ec, s.serverless_caches)
         .await
         .map_err(|e| fleet.failures.push(format!("cache snapshots: {e}")));
-    for cache in chosen {
+    for (cache, thresholds) in targets {
         let Ok(snapshots) = &snapshots else {
-            put_alarms(deps, cache, &mut fleet.wanted).await?;
+            put_alarms(deps, cache, thresholds, &mut fleet.wanted).await?;
             continue;
         };
         match gather(deps, cache, snapshots).await {
             Ok(facts) => {
                 facts.metrics(cache, now, metrics);
-                fleet.notes.extend(facts.attention(cache, s.policy.min_retention_days));
+                fleet
+                    .notes
+                    .extend(facts.attention(cache, thresholds.min_retention_days));
                 fleet.views.push(facts.view(cache, now));
             }
             Err(e) => fleet.failures.push(format!("cache {}: {e}", cache.id)),
         }
-        put_alarms(deps, cache, &mut fleet.wanted).await?;
+        put_alarms(deps, cache, thresholds, &mut fleet.wanted).await?;
     }
     Ok(fleet)
 }
 
-async fn put_alarms(deps: &Deps, cache: &Cache, wanted: &mut BTreeSet<String>) -> Result<(), Error> {
-    let s = &deps.settings;
-    for spec in cache_monitor::alarm_set(&cache.id, cache.kind, &s.policy, s.cache_export_max_age_s) {
+async fn put_alarms(
+    deps: &Deps,
+    cache: &Cache,
+    thresholds: &Thresholds,
+    wanted: &mut BTreeSet<String>,
+) -> Result<(), Error> {
+    for spec in cache_monitor::alarm_set_for(&cache.id, thresholds) {
         put_alarm(deps, (CACHE_DIMENSION, &cache.id), &spec).await?;
         wanted.insert(spec.name);
     }

@@ -1,7 +1,8 @@
 //! The evidence report, on demand (a console event) or monthly (the schedule's event): gathers the fleet's
 //! facts from RDS and the bucket (and, from monitor's alarms, the databases de-selected and not confirmed, which it
-//! lists as findings), has `lifeboat::evidence` judge and draw them, and writes the page and its
-//! JSON under `reports/evidence/`. No state of its own: every report is rebuilt from what S3 and RDS hold.
+//! lists as findings), has `lifeboat::evidence` judge and draw them (in plan mode by the plan versions in force on
+//! each day, `lifeboat::evidence::planned`), and writes the page and its JSON under `reports/evidence/`. No state
+//! of its own: every report is rebuilt from what S3 and RDS hold.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,7 +15,7 @@ use lifeboat::evidence::period::Period;
 use lifeboat::evidence::report::{DayStatus, Report};
 use lifeboat::evidence::{self, gather};
 use lifeboat::monitoring::caches::CACHE_ALARM_MARK;
-use lifeboat::monitoring::monitor::{alarm_set, plan_alarms, Presence};
+use lifeboat::monitoring::monitor::{alarm_set_for, plan_alarms, Presence, Thresholds};
 use lifeboat::rds::selection::Database;
 use serde::Serialize;
 
@@ -49,14 +50,33 @@ async fn put(deps: &Deps, key: &str, body: Vec<u8>, content_type: &str) -> Resul
     Ok(())
 }
 
-/// The databases monitor watched (they hold its alarms) that still exist and are not selected: the hourly run's
-/// rule ([`plan_alarms`]) over the databases alone, so the report lists them instead of dropping them.
-async fn deselected(deps: &Deps, all: &[Database], chosen: &[Database]) -> Result<Vec<String>, Error> {
-    let wanted: BTreeSet<String> = chosen
+/// The alarms the hourly run wants for the databases: the selector's under the one policy, or in plan mode each
+/// database's from the plan in force now.
+async fn wanted_alarms(deps: &Deps, all: &[Database], now: DateTime<Utc>) -> Result<BTreeSet<String>, Error> {
+    let s = &deps.settings;
+    let targets: Vec<(String, Thresholds)> = match crate::plan::start(deps, now).await? {
+        Some((loaded, mut run)) => run
+            .place_databases(&loaded, all)
+            .into_iter()
+            .map(|(d, t)| (d.id.clone(), t))
+            .collect(),
+        None => lifeboat::rds::selection::select(all, &s.common.selector)
+            .databases
+            .into_iter()
+            .map(|d| (d.id, s.policy.thresholds()))
+            .collect(),
+    };
+    Ok(targets
         .iter()
-        .flat_map(|d| alarm_set(&d.id, &deps.settings.policy))
+        .flat_map(|(id, t)| alarm_set_for(id, t))
         .map(|a| a.name)
-        .collect();
+        .collect())
+}
+
+/// The databases monitor watched (they hold its alarms) that still exist and are not watched now: the hourly run's
+/// rule ([`plan_alarms`]) over the databases alone, so the report lists them instead of dropping them.
+async fn deselected(deps: &Deps, all: &[Database], now: DateTime<Utc>) -> Result<Vec<String>, Error> {
+    let wanted = wanted_alarms(deps, all, now).await?;
     let existing = existing_alarms(&deps.cw).await?;
     let plan = plan_alarms(&existing, &wanted, |who| {
         if who.starts_with(CACHE_ALARM_MARK) {
@@ -74,15 +94,20 @@ async fn deselected(deps: &Deps, all: &[Database], chosen: &[Database]) -> Resul
 async fn write(deps: &Deps, period: &Period, now: DateTime<Utc>) -> Result<(Report, String, String), Error> {
     let s = &deps.settings;
     let all = lifeboat::rds::selection::discover(&deps.rds).await?;
-    let chosen = lifeboat::rds::selection::select(&all, &s.common.selector);
     let src = gather::Sources {
         rds: &deps.rds,
         s3: &deps.s3,
         bucket: &s.bucket,
     };
-    let facts = gather::fleet(src, &chosen.databases, period).await?;
-    let mut report = evidence::rules::build(&facts, &s.policy, period, now);
-    for db in deselected(deps, &all, &chosen.databases).await? {
+    let mut report = match &s.plan {
+        Some(location) => gather::planned(src, location, &all, period, now).await?,
+        None => {
+            let chosen = lifeboat::rds::selection::select(&all, &s.common.selector);
+            let facts = gather::fleet(src, &chosen.databases, period).await?;
+            evidence::rules::build(&facts, &s.policy, period, now)
+        }
+    };
+    for db in deselected(deps, &all, now).await? {
         report.add_deselected(&db);
     }
     let json = serde_json::to_vec_pretty(&report)

@@ -14,8 +14,10 @@ use lifeboat::core::metrics::{
 };
 use lifeboat::monitoring::caches::CACHE_ALARM_MARK;
 use lifeboat::monitoring::monitor::{
-    alarm_set, attention, deselection_note, expired_tests, gone_note, plan_alarms, restore_test_passed, Facts, Presence,
+    alarm_set_for, attention, deselection_note, expired_tests, gone_note, plan_alarms, restore_test_passed, Facts,
+    Presence, Thresholds,
 };
+use lifeboat::plans::store::Loaded;
 use lifeboat::rds::selection::{self, Database};
 use serde::Serialize;
 use serde_json::Value;
@@ -24,6 +26,7 @@ use crate::alarms::{delete_alarms, existing_alarms, put_alarm};
 use crate::caches::{self, CacheFleet};
 use crate::deps::Deps;
 use crate::event;
+use crate::plan::PlanRun;
 
 /// What monitor saw of one cache (the rule that computes it is `CacheFacts::view`).
 pub use lifeboat::monitoring::caches::CacheView;
@@ -47,6 +50,10 @@ pub struct Summary {
     pub janitor_failed: Vec<String>,
     /// What a human must hear about now.
     pub attention: Vec<String>,
+    /// Plan mode only: the plan version followed, each resource's plan, what is in no plan, in conflict or not
+    /// backed up by policy, and the newer versions refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlanRun>,
 }
 
 /// The time of the newest restore-test report and whether it passed. A report that cannot be read as one counts
@@ -69,13 +76,13 @@ async fn newest_restore_test(deps: &Deps, db: &str) -> Result<Option<(DateTime<U
 }
 
 /// Everything monitor reads about one database: its snapshots, its backup configuration, its newest export per
-/// profile of the policy and its newest restore-test report.
-async fn gather(deps: &Deps, db: &Database) -> Result<Facts, Error> {
+/// profile it is held to and its newest restore-test report.
+async fn gather(deps: &Deps, db: &Database, thresholds: &Thresholds) -> Result<Facts, Error> {
     let s = &deps.settings;
     let snapshots = lifeboat::rds::snapshots::list_for_db(&deps.rds, &db.id, db.kind).await?;
     let backup = lifeboat::rds::instances::backup_details(&deps.rds, db.kind, &db.id).await?;
     let mut exports = BTreeMap::new();
-    for profile in s.policy.export_max_age_s.keys() {
+    for profile in thresholds.export_max_age_s.keys() {
         if let Some((_, t)) = layout::newest_export(&deps.s3, &s.bucket, &db.id, Some(profile)).await? {
             exports.insert(profile.clone(), t);
         }
@@ -102,17 +109,17 @@ struct Fleet {
     failures: Vec<String>,
 }
 
-/// Observes every chosen database and keeps its alarm set in place. A database that cannot be observed is
-/// reported at the end; its alarms are still put (missing data breaches).
+/// Observes every watched database and keeps its alarm set (one alarm per threshold it is held to) in place. A
+/// database that cannot be observed is reported at the end; its alarms are still put (missing data breaches).
 async fn observe_fleet(
     deps: &Deps,
-    databases: &[Database],
+    targets: &[(&Database, Thresholds)],
     now: DateTime<Utc>,
     metrics: &mut Metrics,
 ) -> Result<Fleet, Error> {
     let mut fleet = Fleet::default();
-    for db in databases {
-        match gather(deps, db).await {
+    for (db, thresholds) in targets {
+        match gather(deps, db, thresholds).await {
             Ok(facts) => {
                 facts.metrics(&db.id, now, metrics);
                 fleet.notes.extend(attention(&db.id, &facts.observed(now)));
@@ -120,7 +127,7 @@ async fn observe_fleet(
             }
             Err(e) => fleet.failures.push(format!("{}: {e}", db.id)),
         }
-        for spec in alarm_set(&db.id, &deps.settings.policy) {
+        for spec in alarm_set_for(&db.id, thresholds) {
             put_alarm(deps, (DB_DIMENSION, &db.id), &spec).await?;
             fleet.wanted.insert(spec.name);
         }
@@ -205,6 +212,13 @@ struct Janitor {
 }
 
 impl Janitor {
+    fn metrics(&self, out: &mut Metrics) {
+        let deleted = self.deleted.len() as f64;
+        out.put(RESTORE_TEST_JANITOR_DELETED, deleted, StandardUnit::Count, &[]);
+        let failed = self.failed.len() as f64;
+        out.put(RESTORE_TEST_JANITOR_FAILED, failed, StandardUnit::Count, &[]);
+    }
+
     fn report_failure(&mut self, resource: &str, error: &dyn std::fmt::Display) {
         tracing::error!(resource = %resource, error = %error, "janitor: could not delete an expired restore-test resource");
         self.failed.push(format!("{resource}: {error}"));
@@ -303,16 +317,22 @@ pub async fn run_at(deps: &Deps, payload: Value, now: DateTime<Utc>) -> Result<V
     }
 }
 
-/// Every cache and what was seen of the selected ones. A failed discovery does not stop the databases' run:
-/// it is reported as a failure at the end, and the caches' alarms, finding no data, fire.
+/// Every cache and what was seen of the watched ones (the selector's, or in plan mode those that follow a plan,
+/// placed into `run`). A failed discovery does not stop the databases' run: it is reported as a failure at the
+/// end, and the caches' alarms, finding no data, fire.
 async fn observe_caches(
     deps: &Deps,
     now: DateTime<Utc>,
     metrics: &mut Metrics,
+    plan: Option<(&Loaded, &mut PlanRun)>,
 ) -> Result<(Option<Vec<lifeboat::caches::elasticache::Cache>>, CacheFleet), Error> {
     match lifeboat::caches::elasticache::discover_all(&deps.ec, deps.settings.serverless_caches).await {
         Ok(all) => {
-            let fleet = caches::observe(deps, &all, now, metrics).await?;
+            let targets = match plan {
+                None => caches::legacy_targets(deps, &all),
+                Some((loaded, run)) => run.place_caches(loaded, &all),
+            };
+            let fleet = caches::observe(deps, &targets, now, metrics).await?;
             Ok((Some(all), fleet))
         }
         Err(e) => Ok((
@@ -322,6 +342,29 @@ async fn observe_caches(
                 ..CacheFleet::default()
             },
         )),
+    }
+}
+
+/// The databases a run watches and what each is held to: the selector's under the one policy (and the names in
+/// `LIFEBOAT_DATABASES` that do not exist), or in plan mode those that follow a plan.
+fn database_targets<'a>(
+    deps: &Deps,
+    all: &'a [Database],
+    plan: Option<(&Loaded, &mut PlanRun)>,
+) -> (Vec<(&'a Database, Thresholds)>, Vec<String>) {
+    let s = &deps.settings;
+    match plan {
+        Some((loaded, run)) => (run.place_databases(loaded, all), Vec::new()),
+        None => {
+            let chosen = selection::select(all, &s.common.selector);
+            let targets = chosen
+                .databases
+                .iter()
+                .filter_map(|c| all.iter().find(|d| d.id == c.id && d.kind == c.kind))
+                .map(|d| (d, s.policy.thresholds()))
+                .collect();
+            (targets, chosen.missing)
+        }
     }
 }
 
@@ -336,32 +379,35 @@ pub async fn handle_at(deps: &Deps, payload: Value, now: DateTime<Utc>) -> Resul
     let trigger = event::parse(&payload);
     tracing::info!(source = ?trigger.source, scheduled_at = ?trigger.time, "monitor run");
     let s = &deps.settings;
+    let mut plan = crate::plan::start(deps, now).await?;
     let all = selection::discover(&deps.rds).await?;
-    let chosen = selection::select(&all, &s.common.selector);
     let mut metrics = Metrics::new();
+    let (targets, missing) = database_targets(deps, &all, plan.as_mut().map(|(l, r)| (&*l, r)));
     let Fleet {
         views,
         mut notes,
         mut wanted,
         mut failures,
-    } = observe_fleet(deps, &chosen.databases, now, &mut metrics).await?;
-    let (all_caches, cache_fleet) = observe_caches(deps, now, &mut metrics).await?;
+    } = observe_fleet(deps, &targets, now, &mut metrics).await?;
+    let (all_caches, cache_fleet) =
+        observe_caches(deps, now, &mut metrics, plan.as_mut().map(|(l, r)| (&*l, r))).await?;
     notes.extend(cache_fleet.notes);
     wanted.extend(cache_fleet.wanted);
     failures.extend(cache_fleet.failures);
-    for missing in chosen
-        .missing
+    for missing in missing
         .iter()
         .filter(|m| !all_caches.iter().flatten().any(|c| &c.id == *m))
     {
         notes.push(format!("{missing}: named in LIFEBOAT_DATABASES but does not exist"));
     }
+    let plan_run = plan.map(|(_, run)| run);
+    if let Some(run) = &plan_run {
+        run.metrics(&mut metrics);
+        notes.extend(run.notes());
+    }
     let changes = reconcile_alarms(deps, &wanted, &all, all_caches.as_deref(), &mut metrics, &mut notes).await?;
     let janitor = janitor(deps, &all, now).await;
-    let janitor_count = janitor.deleted.len() as f64;
-    metrics.put(RESTORE_TEST_JANITOR_DELETED, janitor_count, StandardUnit::Count, &[]);
-    let janitor_failed = janitor.failed.len() as f64;
-    metrics.put(RESTORE_TEST_JANITOR_FAILED, janitor_failed, StandardUnit::Count, &[]);
+    janitor.metrics(&mut metrics);
     notes.extend(quota_note(deps).await?);
     metrics.publish(&deps.cw, &s.common.metrics_namespace, now).await?;
     for note in &notes {
@@ -384,5 +430,6 @@ pub async fn handle_at(deps: &Deps, payload: Value, now: DateTime<Utc>) -> Resul
         janitor_deleted: janitor.deleted,
         janitor_failed: janitor.failed,
         attention: notes,
+        plan: plan_run,
     })
 }

@@ -3,7 +3,9 @@
 //! one alarm set per database; alarms of databases that are gone are deleted, those of databases and caches that
 //! are de-selected are kept until a person confirms (`deselection`); expired restore-test resources are deleted
 //! (the janitor, which reports each one it could not delete). On request and monthly, it writes the fleet's
-//! evidence report (`evidence`).
+//! evidence report (`evidence`). With `LIFEBOAT_PLAN_DOCUMENT` set ("plan mode", `plan`), every database and cache
+//! is held to the thresholds of the plan it follows, and the evidence report expects what the plan versions in
+//! force each day scheduled; unset, it runs on the threshold variables as it always did.
 
 #![warn(clippy::too_many_lines)]
 
@@ -14,6 +16,7 @@ pub mod deselection;
 pub mod event;
 pub mod evidence;
 pub mod handler;
+pub mod plan;
 pub mod settings;
 
 pub use deps::Deps;

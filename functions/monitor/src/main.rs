@@ -1,5 +1,9 @@
 //! Wires the Lambda runtime to the monitor handler: settings and clients are built once per cold start.
 
+// The run's future (plan mode's load, databases, caches, alarms, janitor) nests deeper than the compiler's default
+// query depth when it lays out `main`'s future.
+#![recursion_limit = "256"]
+
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use lifeboat::core::settings::ProcessEnv;
 use monitor::settings::MonitorSettings;

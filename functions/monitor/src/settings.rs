@@ -3,6 +3,7 @@
 use lifeboat::core::error::ConfigError;
 use lifeboat::core::settings::{self, read, Env};
 use lifeboat::monitoring::monitor::Policy;
+use lifeboat::plans::store::Location;
 use lifeboat::rds::settings::{CommonSettings, QuotaSettings};
 
 pub const TOPIC: &str = "LIFEBOAT_ALARM_TOPIC_ARN";
@@ -28,6 +29,10 @@ pub struct MonitorSettings {
     pub cache_export_max_age_s: Option<f64>,
     /// Whether serverless caches are watched too (`LIFEBOAT_SERVERLESS_CACHES`).
     pub serverless_caches: bool,
+    /// The plan document (`LIFEBOAT_PLAN_DOCUMENT`): when set, every resource's thresholds come from its plan
+    /// (`crate::plan`) and the evidence report's "expected" from the version in force each day; `policy` and
+    /// `cache_export_max_age_s` are then unused.
+    pub plan: Option<Location>,
 }
 
 /// [`CACHE_EXPORT_MAX_AGE`]: `off`, or whole hours from 1 to 8760 (26 when unset).
@@ -53,6 +58,7 @@ impl MonitorSettings {
             quota_warn_percent: quota.warn_percent,
             cache_export_max_age_s: cache_export_max_age(env)?,
             serverless_caches: settings::serverless_caches(env)?,
+            plan: Location::from_env(env)?,
         })
     }
 }

@@ -123,6 +123,14 @@ pub const RESTORE_TEST_JANITOR_FAILED: &str = "RestoreTestJanitorFailed";
 pub const DESELECTED: &str = "Deselected";
 /// How many databases and caches are de-selected and unconfirmed (no dimension; the stack's alarm watches it).
 pub const DESELECTED_UNCONFIRMED: &str = "DeselectedUnconfirmed";
+/// Plan mode: databases and caches in no plan of the plan document (no dimension; the stack's alarm watches it).
+pub const PLAN_UNASSIGNED: &str = "PlanUnassigned";
+/// Plan mode: databases and caches whose plan cannot be decided, tagged with one plan and listed in another or
+/// tagged with a plan the document does not have (no dimension).
+pub const PLAN_CONFLICTS: &str = "PlanConflicts";
+/// Plan mode: 1 when no version of the plan document could be used (the run fails with `Lifeboat.PlanError`),
+/// else 0 (no dimension).
+pub const PLAN_DOCUMENT_UNUSABLE: &str = "PlanDocumentUnusable";
 /// 1 when an evidence report was written, 0 when making one failed (no dimension).
 pub const EVIDENCE_REPORT_WRITTEN: &str = "EvidenceReportWritten";
 /// Databases whose report says "does not meet its policy" (no dimension).
@@ -187,6 +195,9 @@ pub const ALL: &[&str] = &[
     RESTORE_TEST_JANITOR_FAILED,
     DESELECTED,
     DESELECTED_UNCONFIRMED,
+    PLAN_UNASSIGNED,
+    PLAN_CONFLICTS,
+    PLAN_DOCUMENT_UNUSABLE,
     EVIDENCE_REPORT_WRITTEN,
     EVIDENCE_POLICIES_NOT_MET,
     EVIDENCE_GAP_DAYS,

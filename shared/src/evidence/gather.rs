@@ -1,16 +1,21 @@
 //! The adapter of the evidence report: reads one database's facts from the RDS API and the bucket (snapshots,
 //! backup configuration, every complete export's key and, for those in the period, its manifest; every
-//! restore-test report in the period and the newest before it). Read-only; decides nothing.
+//! restore-test report in the period and the newest before it); in plan mode also the plan document's versions
+//! ([`planned`]), which it hands to [`super::planned`] and [`super::rules`] to judge. Read-only; decides nothing.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::period::Period;
-use super::report::{ExportFact, Facts, RestoreTestFact, SubjectKind};
+use super::report::{self as evidence_report, ExportFact, Facts, RestoreTestFact, SubjectKind};
+use super::rules::{self, Judged};
 use crate::bucket::layout;
 use crate::bucket::manifest::Manifest;
 use crate::core::error::Error;
-use crate::rds::restore::{CheckResult, Report};
+use crate::plans::store::{self, Location};
+use crate::rds::restore::{is_restore_test, CheckResult, Report};
 use crate::rds::selection::{Database, DbKind};
 
 /// What gathering needs: the clients and the bucket.
@@ -151,4 +156,49 @@ pub async fn fleet(src: Sources<'_>, databases: &[Database], period: &Period) ->
         out.push(facts(src, db, period).await?);
     }
     Ok(out)
+}
+
+/// Plan mode's report: reads the plan document's versions, has [`super::planned`] judge each database by the plan
+/// versions in force on each day, gathers the facts of those a plan backed up on some day of the period (the
+/// others are named in the report's plan section, never judged by a default), and builds the report.
+pub async fn planned(
+    src: Sources<'_>,
+    location: &Location,
+    all: &[Database],
+    period: &Period,
+    now: DateTime<Utc>,
+) -> Result<evidence_report::Report, Error> {
+    let history = store::history(src.s3, location).await?;
+    let days = period.days();
+    let mut judged: BTreeMap<&str, Judged> = BTreeMap::new();
+    let mut unjudged = Vec::new();
+    for db in all.iter().filter(|d| d.cluster.is_none() && !is_restore_test(&d.tags)) {
+        match super::planned::judge(&history, &db.id, &db.tags, &days) {
+            Some(j) => {
+                judged.insert(db.id.as_str(), j);
+            }
+            None => unjudged.push((db.id.as_str(), &db.tags)),
+        }
+    }
+    let chosen: Vec<Database> = all
+        .iter()
+        .filter(|d| d.cluster.is_none() && judged.contains_key(d.id.as_str()))
+        .cloned()
+        .collect();
+    let facts = fleet(src, &chosen, period).await?;
+    let section = super::planned::section(
+        &history,
+        &location.to_string(),
+        &days,
+        unjudged,
+        now.min(period.end_time()),
+    );
+    let judge = |f: &Facts| {
+        judged.get(f.db.as_str()).cloned().unwrap_or(Judged {
+            series: Vec::new(),
+            thresholds: Default::default(),
+            plan: None,
+        })
+    };
+    Ok(rules::build_with(&facts, judge, Some(section), period, now))
 }

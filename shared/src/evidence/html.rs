@@ -6,7 +6,10 @@
 
 use chrono::NaiveDate;
 
-use super::report::{Day, DayStatus, DbReport, ExportFact, FleetSummary, Report, RestoreTestFact, Series, SeriesKind};
+use super::report::{
+    Day, DayStatus, DbReport, ExportFact, FleetSummary, PlanSection, Report, RestoreTestFact, Series, SeriesKind,
+    VersionRef,
+};
 
 /// The page's policy: nothing may be fetched; inline styles and data: images only.
 pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:";
@@ -73,6 +76,9 @@ pub fn render(r: &Report) -> String {
     ));
     header(&mut p, r, &title);
     summary(&mut p, &r.summary);
+    if let Some(plan) = &r.plan {
+        plan_versions(&mut p, plan);
+    }
     legend(&mut p);
     for db in &r.databases {
         database(&mut p, db, &r.days);
@@ -161,6 +167,67 @@ fn summary(p: &mut Page, s: &FleetSummary) {
     p.push("</section>\n");
 }
 
+/// Which plan version was in force on which days, as runs of consecutive days with the same versions, then the
+/// databases no plan backs up.
+fn plan_versions(p: &mut Page, plan: &PlanSection) {
+    p.push(&format!(
+        "<section class=\"plan\"><h2>Plan in force</h2>\n<p>Expected backups come from the plan document {}, \
+         version by version, day by day.</p>\n<ul class=\"plan-days\">\n",
+        esc(&plan.document)
+    ));
+    let mut runs: Vec<(NaiveDate, NaiveDate, &[VersionRef])> = Vec::new();
+    for d in &plan.days {
+        match runs.last_mut() {
+            Some((_, last, v)) if *v == d.versions.as_slice() => *last = d.date,
+            _ => runs.push((d.date, d.date, &d.versions)),
+        }
+    }
+    for (first, last, versions) in runs {
+        let when = if first == last {
+            first.to_string()
+        } else {
+            format!("{first} to {last}")
+        };
+        let what = if versions.is_empty() {
+            "no valid plan version in force: nothing expected".to_owned()
+        } else {
+            versions
+                .iter()
+                .map(|v| {
+                    format!(
+                        "version {} (S3 version {}, written {})",
+                        v.label,
+                        v.version_id,
+                        v.modified.format("%Y-%m-%d %H:%M UTC")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", then ")
+        };
+        p.push(&format!(
+            "<li class=\"plan-day\"><span class=\"when\">{}</span>: {}</li>\n",
+            esc(&when),
+            esc(&what)
+        ));
+    }
+    p.push("</ul>\n");
+    for (title, list) in [
+        ("Not backed up by policy", &plan.not_backed_up),
+        ("In no plan", &plan.unplanned),
+        ("Plan cannot be decided", &plan.conflicts),
+    ] {
+        if list.is_empty() {
+            continue;
+        }
+        p.push(&format!("<h3>{}</h3><ul>\n", esc(title)));
+        for item in list {
+            p.push(&format!("<li>{}</li>\n", esc(item)));
+        }
+        p.push("</ul>\n");
+    }
+    p.push("</section>\n");
+}
+
 fn legend(p: &mut Page) {
     let id = p.id();
     p.push(&format!(
@@ -190,9 +257,13 @@ fn series_title(s: &Series) -> String {
 }
 
 fn expectation(s: &Series) -> String {
-    match s.per_day {
-        Some(n) => format!("{n} a day (threshold {} h)", num(s.threshold_hours)),
-        None => format!("one at least every {} h", num(s.threshold_hours)),
+    match (&s.schedule, s.per_day) {
+        (Some(cron), _) => format!(
+            "as scheduled by the plan: `{cron}` UTC (alarm after {} h)",
+            num(s.threshold_hours)
+        ),
+        (None, Some(n)) => format!("{n} a day (threshold {} h)", num(s.threshold_hours)),
+        (None, None) => format!("one at least every {} h", num(s.threshold_hours)),
     }
 }
 
@@ -221,10 +292,16 @@ fn database(p: &mut Page, db: &DbReport, days: &[NaiveDate]) {
     p.push("</section>\n");
 }
 
+/// A threshold the plan does not state: nothing is expected of it.
+const NOT_IN_PLAN: &str = "not in its plan: nothing expected";
+
 fn policy(p: &mut Page, db: &DbReport) {
     let pol = &db.policy;
     p.push("<h3>Written policy</h3><table class=\"policy\"><tbody>\n");
     let mut row = |k: &str, v: String| p.push(&format!("<tr><th>{}</th><td>{}</td></tr>\n", esc(k), esc(&v)));
+    if let Some(plan) = &pol.plan {
+        row("plan", format!("`{plan}` of the plan document"));
+    }
     for s in &db.series {
         let kept = s
             .kept_from
@@ -239,15 +316,21 @@ fn policy(p: &mut Page, db: &DbReport) {
     );
     row(
         "restore test",
-        format!("at least every {} days", num(pol.restore_test_max_age_days)),
+        pol.restore_test_max_age_days
+            .map_or(NOT_IN_PLAN.to_owned(), |d| format!("at least every {} days", num(d))),
     );
+    let lag = pol.pitr_lag_max_minutes.map(|m| format!("lag at most {} min", num(m)));
+    let kept = pol
+        .min_retention_days
+        .map(|d| format!("automated backups kept ≥ {} days", num(d)));
+    let pitr: Vec<String> = lag.into_iter().chain(kept).collect();
     row(
         "point-in-time recovery",
-        format!(
-            "lag at most {} min; automated backups kept ≥ {} days",
-            num(pol.pitr_lag_max_minutes),
-            num(pol.min_retention_days)
-        ),
+        if pitr.is_empty() {
+            NOT_IN_PLAN.to_owned()
+        } else {
+            pitr.join("; ")
+        },
     );
     p.push("</tbody></table>\n");
 }

@@ -78,6 +78,39 @@ pub struct Report {
     /// Databases Lifeboat watched that still exist and are no longer selected, their de-selection not yet
     /// confirmed by a person (monitor's rule, `crate::monitoring::monitor::plan_alarms`): a finding, never silently dropped.
     pub deselected: Vec<String>,
+    /// Plan mode only: which plan version was in force each day, and the databases no plan backs up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlanSection>,
+}
+
+/// A plan version as the report names it: its label (12 hex digits of its SHA-256), S3 version id and time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VersionRef {
+    pub label: String,
+    pub version_id: String,
+    pub modified: DateTime<Utc>,
+}
+
+/// The plan versions in force on one day: the one in force at its start, then each valid one written during it.
+/// Empty: no valid version was in force (nothing was expected that day).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanDay {
+    pub date: NaiveDate,
+    pub versions: Vec<VersionRef>,
+}
+
+/// Plan mode's part of the report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PlanSection {
+    /// `s3://bucket/key` of the plan document.
+    pub document: String,
+    pub days: Vec<PlanDay>,
+    /// Databases in no plan at the period's end (and in none during it).
+    pub unplanned: Vec<String>,
+    /// Databases whose plan cannot be decided at the period's end, each with both names.
+    pub conflicts: Vec<String>,
+    /// Databases their plan deliberately does not back up, with the plan and the reason.
+    pub not_backed_up: Vec<String>,
 }
 
 impl Report {
@@ -115,14 +148,18 @@ pub struct WorstRpo {
     pub at: DateTime<Utc>,
 }
 
-/// The written policy of one database, as monitor and snapshot know it.
+/// The written policy of one database, as monitor and snapshot know it (in plan mode, its plan's at the period's
+/// end; a threshold the plan does not have is `null`).
 #[derive(Debug, Clone, Serialize)]
 pub struct PolicyView {
-    pub snapshot_max_age_hours: f64,
+    /// Plan mode: the plan it followed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+    pub snapshot_max_age_hours: Option<f64>,
     pub export_max_age_hours: BTreeMap<String, f64>,
-    pub restore_test_max_age_days: f64,
-    pub pitr_lag_max_minutes: f64,
-    pub min_retention_days: f64,
+    pub restore_test_max_age_days: Option<f64>,
+    pub pitr_lag_max_minutes: Option<f64>,
+    pub min_retention_days: Option<f64>,
     /// GFS retention of its snapshots, from their `lifeboat:policy` tag.
     pub snapshot_retention: Option<String>,
 }
@@ -155,6 +192,10 @@ pub struct Series {
     /// `snapshots`, or the export profile.
     pub name: String,
     pub threshold_hours: f64,
+    /// Plan mode: the rule's schedule (UTC cron) in the version in force at the period's end; each day's
+    /// `expected` counts its due times under the version in force at each of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
     /// How many a day the threshold implies (see [`super::rules::expected_per_day`]); `None`: one whenever the newest
     /// would otherwise pass its threshold by the day's end (thresholds longer than a day).
     pub per_day: Option<u32>,
@@ -172,6 +213,9 @@ pub struct Day {
     pub status: DayStatus,
     /// Expected backups that did not happen (only on a gap).
     pub missed: u32,
+    /// Plan mode: how many the plan versions in force scheduled that day.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<u32>,
     /// The oldest the newest backup got during the day, in hours; `None` before the first backup known.
     pub worst_age_hours: Option<f64>,
 }

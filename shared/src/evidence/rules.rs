@@ -1,8 +1,10 @@
 //! The rules of the evidence report, pure: how many backups a day a threshold implies, which days are gaps,
 //! how old the newest backup got each day, each database's verdict and the fleet summary.
 //!
-//! Expected backups come from monitor's thresholds, because they are the policy Lifeboat enforces (the alarms
-//! fire on them); schedules live in the template, where no function reads them. A threshold of T hours up to
+//! In plan mode the expected backups of each day are the due times of the plan versions in force that day
+//! ([`super::planned`]), handed in as a [`SeriesSpec`]'s `planned` counts, and nothing is inferred from a threshold.
+//! In legacy mode expected backups come from monitor's thresholds, because they are the policy Lifeboat enforces
+//! (the alarms fire on them); schedules live in the template, where no function reads them. A threshold of T hours up to
 //! 25 is a schedule every T-1 hours or more often (monitor's thresholds are the interval plus at least an hour
 //! of slack: `full=26` for a daily export, `critical=7` for one every 6 hours), so a day expects
 //! `floor(24 / (T-1))` of them. A longer threshold (weekly, say) expects one on a day by whose end the newest
@@ -12,10 +14,10 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use super::period::Period;
 use super::report::{
-    Day, DayStatus, DbReport, ExportFact, Facts, FleetSummary, OldestTest, PolicyView, Report, RestoreTestFact, Series,
-    SeriesKind, Verdict, WorstRpo, FORMAT_VERSION,
+    Day, DayStatus, DbReport, ExportFact, Facts, FleetSummary, OldestTest, PlanSection, PolicyView, Report,
+    RestoreTestFact, Series, SeriesKind, Verdict, WorstRpo, FORMAT_VERSION,
 };
-use crate::monitoring::monitor::{self, Observed, Policy};
+use crate::monitoring::monitor::{self, Observed, Policy, Thresholds};
 
 /// How many backups a day a threshold of `threshold_hours` implies; `None` for thresholds longer than a day
 /// and an hour (see the module's doc).
@@ -58,7 +60,8 @@ struct SeriesRule<'a> {
 }
 
 impl SeriesRule<'_> {
-    fn day(&self, date: NaiveDate, now: DateTime<Utc>) -> Day {
+    /// One day; `planned` is the plan's count of due times that day (plan mode), which replaces the threshold's.
+    fn day(&self, date: NaiveDate, now: DateTime<Utc>, planned: Option<u32>) -> Day {
         let (start, end) = (day_start(date), day_start(date) + Duration::days(1));
         let count = self.times.iter().filter(|t| **t >= start && **t < end).count() as u32;
         let worst_age_hours = (start < now)
@@ -71,9 +74,10 @@ impl SeriesRule<'_> {
         } else {
             DayStatus::Met
         };
-        let expected = match (status, self.per_day) {
-            (DayStatus::Met, Some(n)) => n,
-            (DayStatus::Met, None) => {
+        let expected = match (status, planned, self.per_day) {
+            (DayStatus::Met, Some(n), _) => n,
+            (DayStatus::Met, None, Some(n)) => n,
+            (DayStatus::Met, None, None) => {
                 let last = self.times.iter().rev().find(|t| **t < start);
                 u32::from(last.is_none_or(|t| *t + Duration::seconds((self.threshold_hours * 3600.0) as i64) < end))
             }
@@ -85,39 +89,96 @@ impl SeriesRule<'_> {
             count,
             status: if missed > 0 { DayStatus::Gap } else { status },
             missed,
+            expected: planned,
             worst_age_hours,
+        }
+    }
+}
+
+/// One series of a database as the report judges it: what it is, the age its newest backup may reach and, in
+/// plan mode, how many backups the plan scheduled on each day of the period and the rule's schedule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesSpec {
+    pub kind: SeriesKind,
+    /// `snapshots`, or the export profile.
+    pub name: String,
+    pub threshold_hours: f64,
+    /// Plan mode: expected backups per day of the period (`None`: inferred from the threshold, legacy mode).
+    pub planned: Option<Vec<u32>>,
+    pub schedule: Option<String>,
+}
+
+/// What one database is judged against: its series, its thresholds (restore tests, retention, PITR) and, in plan
+/// mode, its plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judged {
+    pub series: Vec<SeriesSpec>,
+    pub thresholds: Thresholds,
+    pub plan: Option<String>,
+}
+
+impl Judged {
+    /// Legacy mode: the one policy, for every database.
+    pub fn legacy(policy: &Policy) -> Self {
+        let mut series = vec![SeriesSpec {
+            kind: SeriesKind::Snapshot,
+            name: "snapshots".to_owned(),
+            threshold_hours: policy.snapshot_max_age_s / 3600.0,
+            planned: None,
+            schedule: None,
+        }];
+        series.extend(policy.export_max_age_s.iter().map(|(profile, max)| SeriesSpec {
+            kind: SeriesKind::Export,
+            name: profile.clone(),
+            threshold_hours: max / 3600.0,
+            planned: None,
+            schedule: None,
+        }));
+        Self {
+            series,
+            thresholds: policy.thresholds(),
+            plan: None,
         }
     }
 }
 
 /// One series over the period's days.
 fn series(
-    kind: SeriesKind,
-    name: &str,
-    threshold_hours: f64,
+    spec: &SeriesSpec,
     times: &[DateTime<Utc>],
     horizon: Option<NaiveDate>,
     days: &[NaiveDate],
     now: DateTime<Utc>,
 ) -> Series {
+    let (kind, name, threshold_hours) = (spec.kind, spec.name.as_str(), spec.threshold_hours);
     let oldest = times.first().map(DateTime::date_naive);
     let kept_from = match (oldest, horizon) {
         (Some(o), Some(h)) => Some(o.max(h)),
         (o, _) => o,
     };
+    let planned = spec.planned.as_deref();
     let rule = SeriesRule {
         times,
         threshold_hours,
-        per_day: expected_per_day(threshold_hours),
+        per_day: if planned.is_some() {
+            None
+        } else {
+            expected_per_day(threshold_hours)
+        },
         kept_from,
     };
     Series {
         kind,
         name: name.to_owned(),
         threshold_hours,
+        schedule: spec.schedule.clone(),
         per_day: rule.per_day,
         kept_from,
-        days: days.iter().map(|d| rule.day(*d, now)).collect(),
+        days: days
+            .iter()
+            .enumerate()
+            .map(|(i, d)| rule.day(*d, now, planned.map(|p| p.get(i).copied().unwrap_or(0))))
+            .collect(),
     }
 }
 
@@ -128,38 +189,26 @@ fn snapshot_horizon(retention: Option<&str>, now: DateTime<Utc>) -> Option<Naive
     Some(now.date_naive() - Duration::days(i64::from(gfs.daily.max(1)) - 1))
 }
 
-fn all_series(f: &Facts, policy: &Policy, days: &[NaiveDate], now: DateTime<Utc>) -> Vec<Series> {
-    let mut snaps = f.snapshots.clone();
-    snaps.sort();
+fn all_series(f: &Facts, judged: &Judged, days: &[NaiveDate], now: DateTime<Utc>) -> Vec<Series> {
     let horizon = snapshot_horizon(f.retention.as_deref(), now);
-    let mut out = vec![series(
-        SeriesKind::Snapshot,
-        "snapshots",
-        policy.snapshot_max_age_s / 3600.0,
-        &snaps,
-        horizon,
-        days,
-        now,
-    )];
-    for (profile, max) in &policy.export_max_age_s {
-        let mut times: Vec<_> = f
-            .exports
-            .iter()
-            .filter(|e| &e.profile == profile)
-            .map(|e| e.at)
-            .collect();
-        times.sort();
-        out.push(series(
-            SeriesKind::Export,
-            profile,
-            max / 3600.0,
-            &times,
-            None,
-            days,
-            now,
-        ));
-    }
-    out
+    judged
+        .series
+        .iter()
+        .map(|spec| {
+            let mut times: Vec<_> = match spec.kind {
+                SeriesKind::Snapshot => f.snapshots.clone(),
+                SeriesKind::Export => f
+                    .exports
+                    .iter()
+                    .filter(|e| e.profile == spec.name)
+                    .map(|e| e.at)
+                    .collect(),
+            };
+            times.sort();
+            let horizon = (spec.kind == SeriesKind::Snapshot).then_some(horizon).flatten();
+            series(spec, &times, horizon, days, now)
+        })
+        .collect()
 }
 
 fn plural(n: u32, one: &str) -> String {
@@ -197,14 +246,16 @@ fn series_reasons(s: &Series) -> Vec<String> {
         .collect()
 }
 
-/// The newest restore test on record at `at`, and what the policy makes of it.
-fn restore_reason(tests: &[RestoreTestFact], policy: &Policy, at: DateTime<Utc>) -> Option<String> {
+/// The newest restore test on record at `at`, and what the policy makes of it. `max_age_s` is `None` when the
+/// plan has no restore test: nothing is expected then.
+fn restore_reason(tests: &[RestoreTestFact], max_age_s: Option<f64>, at: DateTime<Utc>) -> Option<String> {
+    let max_age_s = max_age_s?;
     let newest = tests.iter().filter(|t| t.at <= at).max_by_key(|t| t.at);
     let Some(t) = newest else {
         return Some("no restore test on record".to_owned());
     };
-    let max_days = policy.restore_test_max_age_s / 86400.0;
-    if monitor::age_s(at, t.at) > policy.restore_test_max_age_s {
+    let max_days = max_age_s / 86400.0;
+    if monitor::age_s(at, t.at) > max_age_s {
         return Some(format!(
             "no restore test within {max_days:.0} days (the last on {})",
             t.at.date_naive()
@@ -238,7 +289,7 @@ pub fn verdict(reasons: Vec<String>) -> Verdict {
 }
 
 /// Findings a human must see, and which of them break the policy (deletion protection is advice: no alarm).
-fn findings(f: &Facts, policy: &Policy, now: DateTime<Utc>) -> (Vec<String>, Vec<String>) {
+fn findings(f: &Facts, thresholds: &Thresholds, now: DateTime<Utc>) -> (Vec<String>, Vec<String>) {
     // The series say more precisely when there is no backup at all, so that finding is left to them.
     let observed = Observed {
         snapshot_age_s: Some(0.0),
@@ -247,7 +298,7 @@ fn findings(f: &Facts, policy: &Policy, now: DateTime<Utc>) -> (Vec<String>, Vec
         ..Default::default()
     };
     let mut breaking = monitor::attention(&f.db, &observed);
-    breaking.extend(monitor::compliance(&f.db, &f.backup, policy, now));
+    breaking.extend(monitor::compliance_for(&f.db, &f.backup, thresholds, now));
     let mut all = breaking.clone();
     if !f.backup.deletion_protection {
         all.push(format!("{}: deletion protection is off", f.db));
@@ -269,33 +320,40 @@ where
     out
 }
 
-fn policy_view(f: &Facts, p: &Policy) -> PolicyView {
+fn policy_view(f: &Facts, judged: &Judged) -> PolicyView {
+    let t = &judged.thresholds;
     PolicyView {
-        snapshot_max_age_hours: p.snapshot_max_age_s / 3600.0,
-        export_max_age_hours: p
+        plan: judged.plan.clone(),
+        snapshot_max_age_hours: t.snapshot_max_age_s.map(|s| s / 3600.0),
+        export_max_age_hours: t
             .export_max_age_s
             .iter()
             .map(|(k, v)| (k.clone(), v / 3600.0))
             .collect(),
-        restore_test_max_age_days: p.restore_test_max_age_s / 86400.0,
-        pitr_lag_max_minutes: p.pitr_lag_max_s / 60.0,
-        min_retention_days: p.min_retention_days,
+        restore_test_max_age_days: t.restore_test_max_age_s.map(|s| s / 86400.0),
+        pitr_lag_max_minutes: t.pitr_lag_max_s.map(|s| s / 60.0),
+        min_retention_days: t.min_retention_days,
         snapshot_retention: f.retention.clone(),
     }
 }
 
-/// One database's part of the report.
-pub fn database(f: &Facts, policy: &Policy, period: &Period, now: DateTime<Utc>) -> DbReport {
+/// One database's part of the report, judged against `judged`.
+pub fn database(f: &Facts, judged: &Judged, period: &Period, now: DateTime<Utc>) -> DbReport {
     let days = period.days();
-    let series = all_series(f, policy, &days, now);
+    let series = all_series(f, judged, &days, now);
     let mut reasons: Vec<String> = series.iter().flat_map(series_reasons).collect();
-    reasons.extend(restore_reason(&f.restore_tests, policy, now.min(period.end_time())));
-    let (findings, breaking) = findings(f, policy, now);
+    let at = now.min(period.end_time());
+    reasons.extend(restore_reason(
+        &f.restore_tests,
+        judged.thresholds.restore_test_max_age_s,
+        at,
+    ));
+    let (findings, breaking) = findings(f, &judged.thresholds, now);
     reasons.extend(breaking);
     DbReport {
         db: f.db.clone(),
         kind: f.kind,
-        policy: policy_view(f, policy),
+        policy: policy_view(f, judged),
         series,
         restore_tests: in_period(&f.restore_tests, |t: &RestoreTestFact| t.at, period),
         exports: in_period(&f.exports, |e: &ExportFact| e.at, period),
@@ -341,22 +399,43 @@ fn summary(dbs: &[DbReport], facts: &[Facts]) -> FleetSummary {
     }
 }
 
-/// The whole report over the gathered facts: the databases that do not meet their policy first (what a reader
-/// must see), each group in name order.
+/// The whole report over the gathered facts, every database judged by the one legacy policy: the databases that
+/// do not meet their policy first (what a reader must see), each group in name order.
 pub fn build(facts: &[Facts], policy: &Policy, period: &Period, now: DateTime<Utc>) -> Report {
+    let judged = Judged::legacy(policy);
+    build_with(facts, |_| judged.clone(), None, period, now)
+}
+
+/// The whole report, each database judged by `judge` (plan mode: by its plan, [`super::planned`]), with plan
+/// mode's section.
+pub fn build_with(
+    facts: &[Facts],
+    judge: impl Fn(&Facts) -> Judged,
+    plan: Option<PlanSection>,
+    period: &Period,
+    now: DateTime<Utc>,
+) -> Report {
     let mut facts = facts.to_vec();
     facts.sort_by(|a, b| a.db.cmp(&b.db));
-    let mut databases: Vec<DbReport> = facts.iter().map(|f| database(f, policy, period, now)).collect();
+    let mut databases: Vec<DbReport> = facts.iter().map(|f| database(f, &judge(f), period, now)).collect();
     databases.sort_by_key(|d| d.verdict.meets_policy);
+    let mut summary = summary(&databases, &facts);
+    if let Some(p) = &plan {
+        summary
+            .needs_a_human
+            .extend(p.unplanned.iter().map(|db| crate::monitoring::plan::unplanned_note(db)));
+        summary.needs_a_human.extend(p.conflicts.iter().cloned());
+    }
     Report {
         format_version: FORMAT_VERSION,
         lifeboat_version: crate::core::VERSION.to_owned(),
         generated_at: now,
         period: period.clone(),
         days: period.days(),
-        summary: summary(&databases, &facts),
+        summary,
         databases,
         deselected: Vec::new(),
+        plan,
     }
 }
 
@@ -466,11 +545,16 @@ mod tests {
 
     #[test]
     fn an_old_or_missing_restore_test_breaks_the_policy_and_long_verdicts_are_cut() {
-        let p = policy();
-        assert_eq!(restore_reason(&[], &p, now()).unwrap(), "no restore test on record");
+        let p = Some(policy().restore_test_max_age_s);
+        assert_eq!(restore_reason(&[], p, now()).unwrap(), "no restore test on record");
+        assert_eq!(
+            restore_reason(&[], None, now()),
+            None,
+            "a plan without restore tests expects none"
+        );
         let old = crate::evidence::report::fixtures::test(at(7, 1, 3), true, 10.0, 1.0);
         assert_eq!(
-            restore_reason(&[old], &p, now()).unwrap(),
+            restore_reason(&[old], p, now()).unwrap(),
             "no restore test within 100 days (the last on 2026-07-01)"
         );
         let v = verdict((1..=8).map(|i| format!("r{i}")).collect());
@@ -519,7 +603,14 @@ mod tests {
             let times: Vec<_> = hours.iter().map(|h| start + Duration::hours(*h)).collect();
             let period = Period::parse(None, now()).unwrap();
             let days = period.days();
-            let s = series(SeriesKind::Export, "p", threshold, &times, None, &days, now());
+            let spec = SeriesSpec {
+                kind: SeriesKind::Export,
+                name: "p".to_owned(),
+                threshold_hours: threshold,
+                planned: None,
+                schedule: None,
+            };
+            let s = series(&spec, &times, None, &days, now());
             for d in &s.days {
                 if d.status == DayStatus::Gap {
                     prop_assert!(d.missed > 0);
@@ -533,7 +624,7 @@ mod tests {
             // Judged on the same days: an earlier oldest backup brings days into view, which is not a miss.
             let judged = |d: &&Day| s.kept_from.is_none_or(|k| d.date >= k);
             let before = s.days.iter().filter(judged).map(|d| d.missed).sum::<u32>();
-            let s2 = series(SeriesKind::Export, "p", threshold, &more, None, &days, now());
+            let s2 = series(&spec, &more, None, &days, now());
             let after = s2.days.iter().filter(judged).map(|d| d.missed).sum::<u32>();
             prop_assert!(after <= before, "{} > {}", after, before);
         }

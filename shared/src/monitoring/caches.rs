@@ -14,7 +14,9 @@ use serde::Serialize;
 
 use crate::caches::elasticache::{Cache, CacheKind};
 use crate::core::metrics::{self, Metrics, CACHE_DIMENSION};
-use crate::monitoring::monitor::{self, age_s, parse_alarm_name, AlarmSpec, Comparison, Policy, ALARM_PREFIX};
+use crate::monitoring::monitor::{
+    self, age_s, parse_alarm_name, AlarmSpec, Comparison, Policy, Thresholds, ALARM_PREFIX,
+};
 
 /// A cache's alarms are named `lifeboat/cache:<cache>/<check>`: `:` occurs in no ElastiCache or RDS identifier,
 /// so a cache's alarms never share a name with those of a database of the same name.
@@ -63,11 +65,31 @@ pub fn copies_and_tests_made(kind: CacheKind) -> bool {
     }
 }
 
-/// The alarm set of one cache (dimension `CacheIdentifier`): snapshot age, RDB copy age (when the policy sets
-/// a maximum), restore-test age and result, and ElastiCache's own backup retention; a cache whose copies and
-/// tests are not made ([`copies_and_tests_made`]) gets only the snapshot and retention alarms. Missing data
-/// breaches, as for databases ([`monitor::ALARM_TREAT_MISSING_DATA`]).
+/// Legacy mode: a cache's thresholds from the one policy and `LIFEBOAT_CACHE_EXPORT_MAX_AGE_HOURS` (`None`:
+/// off). A cache whose copies and tests are not made gets no alarm on them.
+pub fn legacy_thresholds(policy: &Policy, kind: CacheKind, rdb_copy_max_age_s: Option<f64>) -> Thresholds {
+    let tested = copies_and_tests_made(kind);
+    Thresholds {
+        snapshot_max_age_s: Some(policy.snapshot_max_age_s),
+        export_max_age_s: BTreeMap::new(),
+        rdb_copy_max_age_s: rdb_copy_max_age_s.filter(|_| tested),
+        restore_test_max_age_s: Some(policy.restore_test_max_age_s).filter(|_| tested),
+        pitr_lag_max_s: None,
+        min_retention_days: Some(policy.min_retention_days),
+    }
+}
+
+/// The alarm set of one cache under the one legacy policy (dimension `CacheIdentifier`): snapshot age, RDB copy
+/// age (when the policy sets a maximum), restore-test age and result, and ElastiCache's own backup retention; a
+/// cache whose copies and tests are not made ([`copies_and_tests_made`]) gets only the snapshot and retention
+/// alarms. Missing data breaches, as for databases ([`monitor::ALARM_TREAT_MISSING_DATA`]).
 pub fn alarm_set(cache: &str, kind: CacheKind, policy: &Policy, export_max_age_s: Option<f64>) -> Vec<AlarmSpec> {
+    alarm_set_for(cache, &legacy_thresholds(policy, kind, export_max_age_s))
+}
+
+/// The alarm set of one cache held to `t`: one alarm per threshold it has (`rdb_copy_max_age_s` is its
+/// `export-age`), none for one it has not.
+pub fn alarm_set_for(cache: &str, t: &Thresholds) -> Vec<AlarmSpec> {
     let name = |check: &str| format!("{ALARM_PREFIX}{CACHE_ALARM_MARK}{cache}/{check}");
     let spec = |check: &str, metric, comparison, threshold, description: String| AlarmSpec {
         name: name(check),
@@ -77,18 +99,17 @@ pub fn alarm_set(cache: &str, kind: CacheKind, policy: &Policy, export_max_age_s
         threshold,
         description,
     };
-    let mut out = vec![spec(
-        "snapshot-age",
-        metrics::SNAPSHOT_AGE_SECONDS,
-        Comparison::Greater,
-        policy.snapshot_max_age_s,
-        format!(
-            "cache {cache}: the newest snapshot is older than {}",
-            hours(policy.snapshot_max_age_s)
-        ),
-    )];
-    let tested = copies_and_tests_made(kind);
-    if let Some(max) = export_max_age_s.filter(|_| tested) {
+    let mut out = Vec::new();
+    if let Some(max) = t.snapshot_max_age_s {
+        out.push(spec(
+            "snapshot-age",
+            metrics::SNAPSHOT_AGE_SECONDS,
+            Comparison::Greater,
+            max,
+            format!("cache {cache}: the newest snapshot is older than {}", hours(max)),
+        ));
+    }
+    if let Some(max) = t.rdb_copy_max_age_s {
         out.push(spec(
             "export-age",
             metrics::EXPORT_AGE_SECONDS,
@@ -100,25 +121,24 @@ pub fn alarm_set(cache: &str, kind: CacheKind, policy: &Policy, export_max_age_s
             ),
         ));
     }
-    if tested {
-        out.extend(restore_test_alarms(cache, policy, spec));
+    if let Some(max) = t.restore_test_max_age_s {
+        out.extend(restore_test_alarms(cache, max, spec));
     }
-    out.push(spec(
-        "backup-retention",
-        metrics::BACKUP_RETENTION_DAYS,
-        Comparison::Less,
-        policy.min_retention_days,
-        format!(
-            "cache {cache}: ElastiCache's automatic backup retention is below {:.0} days",
-            policy.min_retention_days
-        ),
-    ));
+    if let Some(min) = t.min_retention_days {
+        out.push(spec(
+            "backup-retention",
+            metrics::BACKUP_RETENTION_DAYS,
+            Comparison::Less,
+            min,
+            format!("cache {cache}: ElastiCache's automatic backup retention is below {min:.0} days"),
+        ));
+    }
     out
 }
 
 fn restore_test_alarms(
     cache: &str,
-    policy: &Policy,
+    max_age_s: f64,
     spec: impl Fn(&str, &'static str, Comparison, f64, String) -> AlarmSpec,
 ) -> [AlarmSpec; 2] {
     [
@@ -126,10 +146,10 @@ fn restore_test_alarms(
             "restore-test-age",
             metrics::RESTORE_TEST_AGE_SECONDS,
             Comparison::Greater,
-            policy.restore_test_max_age_s,
+            max_age_s,
             format!(
                 "cache {cache}: no restore test in the last {:.0} days",
-                policy.restore_test_max_age_s / 86400.0
+                max_age_s / 86400.0
             ),
         ),
         spec(
@@ -238,7 +258,8 @@ impl CacheFacts {
     }
 
     /// Everything a human must hear about this cache now: no backup at all, then its compliance findings.
-    pub fn attention(&self, cache: &Cache, min_retention_days: f64) -> Vec<String> {
+    /// `min_retention_days` is `None` when nothing states it (plan mode): no retention finding then.
+    pub fn attention(&self, cache: &Cache, min_retention_days: Option<f64>) -> Vec<String> {
         let mut out = Vec::new();
         if self.backup_missing() {
             out.push(monitor::backup_missing_note(&cache.id));
@@ -257,15 +278,16 @@ pub fn replica_missing(cache: &Cache) -> bool {
 /// The compliance findings of one cache, each a sentence: automatic backups off, their retention under the
 /// policy's minimum, encryption at rest off, encryption in transit off, no replica in a production cache.
 /// Serverless caches keep their snapshots by the same setting and are always replicated.
-pub fn compliance(cache: &Cache, min_retention_days: f64) -> Vec<String> {
+pub fn compliance(cache: &Cache, min_retention_days: Option<f64>) -> Vec<String> {
     let id = &cache.id;
     let mut out = Vec::new();
-    match cache.snapshot_retention_days {
-        0 => out.push(format!(
+    match (cache.snapshot_retention_days, min_retention_days) {
+        (_, None) => {}
+        (0, Some(min_retention_days)) => out.push(format!(
             "cache {id}: ElastiCache's automatic backups are off (SnapshotRetentionLimit 0); set a retention of at \
              least {min_retention_days:.0} days"
         )),
-        d if f64::from(d) < min_retention_days => out.push(format!(
+        (d, Some(min_retention_days)) if f64::from(d) < min_retention_days => out.push(format!(
             "cache {id}: automatic backup retention is {d} days, below the minimum of {min_retention_days:.0}"
         )),
         _ => {}
@@ -424,7 +446,7 @@ mod tests {
             None,
             "never under DBIdentifier"
         );
-        assert!(facts.attention(&c, 7.0).is_empty());
+        assert!(facts.attention(&c, Some(7.0)).is_empty());
     }
 
     /// A serverless cache is copied and restore-tested now: a fresh one needs no attention, and nothing says its
@@ -441,8 +463,8 @@ mod tests {
             newest_export: Some(hours_ago(5)),
             restore_test: Some((hours_ago(48), true)),
         };
-        assert_eq!(facts.attention(&c, 7.0), Vec::<String>::new());
-        let nothing = CacheFacts::default().attention(&c, 7.0);
+        assert_eq!(facts.attention(&c, Some(7.0)), Vec::<String>::new());
+        let nothing = CacheFacts::default().attention(&c, Some(7.0));
         assert_eq!(nothing, [monitor::backup_missing_note("sessions")]);
         assert!(nothing.iter().all(|n| !n.contains("serverless")), "{nothing:?}");
     }
@@ -466,10 +488,10 @@ mod tests {
         );
         assert_eq!(m.items().last().map(|i| i.value), Some(1.0));
         assert_eq!(
-            facts.attention(&c, 7.0),
+            facts.attention(&c, Some(7.0)),
             ["jobs: selected for backup but has no snapshot and no export at all"]
         );
-        assert_eq!(facts.attention(&c, 7.0)[0], monitor::backup_missing_note("jobs"));
+        assert_eq!(facts.attention(&c, Some(7.0))[0], monitor::backup_missing_note("jobs"));
         let exported = CacheFacts {
             newest_export: Some(hours_ago(1)),
             ..Default::default()
@@ -485,7 +507,7 @@ mod tests {
         c.transit_encryption = false;
         c.replicated = false;
         assert_eq!(
-            compliance(&c, 7.0),
+            compliance(&c, Some(7.0)),
             [
                 "cache queue: ElastiCache's automatic backups are off (SnapshotRetentionLimit 0); set a retention of \
                  at least 7 days",
@@ -497,11 +519,11 @@ mod tests {
         );
         c.snapshot_retention_days = 3;
         assert_eq!(
-            compliance(&c, 7.0)[0],
+            compliance(&c, Some(7.0))[0],
             "cache queue: automatic backup retention is 3 days, below the minimum of 7"
         );
         c.tags.clear();
         assert!(!replica_missing(&c), "only production caches need a replica");
-        assert_eq!(compliance(&c, 7.0).len(), 3);
+        assert_eq!(compliance(&c, Some(7.0)).len(), 3);
     }
 }

@@ -32,6 +32,40 @@ pub struct Policy {
     pub min_retention_days: f64,
 }
 
+/// The thresholds one database or cache is held to, in seconds and days. `None` (or a profile not in the map):
+/// not alarmed on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Thresholds {
+    /// The newest snapshot's age (a database's `snapshots` rule, a cache's `cache_snapshots`).
+    pub snapshot_max_age_s: Option<f64>,
+    /// A database's newest complete export per profile (`exports.<profile>`).
+    pub export_max_age_s: BTreeMap<String, f64>,
+    /// A cache's newest verified RDB copy (`rdb_copies`).
+    pub rdb_copy_max_age_s: Option<f64>,
+    /// The newest restore test's age: the smallest of the resource's restore tests; with it comes the
+    /// `restore-test-failed` alarm.
+    pub restore_test_max_age_s: Option<f64>,
+    /// How far point-in-time recovery may lag (`pitr.max_lag_minutes`).
+    pub pitr_lag_max_s: Option<f64>,
+    /// The smallest automated backup retention (`pitr.min_days`; for a cache, ElastiCache's own retention, which a
+    /// plan does not state).
+    pub min_retention_days: Option<f64>,
+}
+
+impl Policy {
+    /// Legacy mode: the one policy, every threshold set, as a database's thresholds.
+    pub fn thresholds(&self) -> Thresholds {
+        Thresholds {
+            snapshot_max_age_s: Some(self.snapshot_max_age_s),
+            export_max_age_s: self.export_max_age_s.clone(),
+            rdb_copy_max_age_s: None,
+            restore_test_max_age_s: Some(self.restore_test_max_age_s),
+            pitr_lag_max_s: Some(self.pitr_lag_max_s),
+            min_retention_days: Some(self.min_retention_days),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Comparison {
     Greater,
@@ -62,22 +96,28 @@ fn hours(s: f64) -> String {
     format!("{:.0} hours", s / 3600.0)
 }
 
-/// The alarm set of one database. Missing data counts as breaching for all of them: a metric that stopped
-/// arriving means the thing measuring it stopped running.
+/// The alarm set of one database under the one legacy policy (every check).
 pub fn alarm_set(db: &str, policy: &Policy) -> Vec<AlarmSpec> {
+    alarm_set_for(db, &policy.thresholds())
+}
+
+/// The alarm set of one database held to `t`: one alarm per threshold it has, none for one it has not
+/// ([`crate::monitoring::plan`]). Missing data counts as breaching for all of them: a metric that stopped
+/// arriving means the thing measuring it stopped running.
+pub fn alarm_set_for(db: &str, t: &Thresholds) -> Vec<AlarmSpec> {
     let name = |check: &str| format!("{ALARM_PREFIX}{db}/{check}");
-    let mut out = vec![AlarmSpec {
-        name: name("snapshot-age"),
-        metric: metrics::SNAPSHOT_AGE_SECONDS,
-        extra_dimensions: vec![],
-        comparison: Comparison::Greater,
-        threshold: policy.snapshot_max_age_s,
-        description: format!(
-            "{db}: the newest snapshot is older than {}",
-            hours(policy.snapshot_max_age_s)
-        ),
-    }];
-    for (profile, max) in &policy.export_max_age_s {
+    let mut out = Vec::new();
+    if let Some(max) = t.snapshot_max_age_s {
+        out.push(AlarmSpec {
+            name: name("snapshot-age"),
+            metric: metrics::SNAPSHOT_AGE_SECONDS,
+            extra_dimensions: vec![],
+            comparison: Comparison::Greater,
+            threshold: max,
+            description: format!("{db}: the newest snapshot is older than {}", hours(max)),
+        });
+    }
+    for (profile, max) in &t.export_max_age_s {
         out.push(AlarmSpec {
             name: name(&format!("export-age-{profile}")),
             metric: metrics::EXPORT_AGE_SECONDS,
@@ -90,49 +130,46 @@ pub fn alarm_set(db: &str, policy: &Policy) -> Vec<AlarmSpec> {
             ),
         });
     }
-    out.extend([
-        AlarmSpec {
-            name: name("restore-test-age"),
-            metric: metrics::RESTORE_TEST_AGE_SECONDS,
-            extra_dimensions: vec![],
-            comparison: Comparison::Greater,
-            threshold: policy.restore_test_max_age_s,
-            description: format!(
-                "{db}: no restore test in the last {:.0} days",
-                policy.restore_test_max_age_s / 86400.0
-            ),
-        },
-        AlarmSpec {
-            name: name("restore-test-failed"),
-            metric: metrics::LAST_RESTORE_TEST_SUCCESS,
-            extra_dimensions: vec![],
-            comparison: Comparison::Less,
-            threshold: 1.0,
-            description: format!("{db}: the last restore test failed"),
-        },
-        AlarmSpec {
+    if let Some(max) = t.restore_test_max_age_s {
+        out.extend([
+            AlarmSpec {
+                name: name("restore-test-age"),
+                metric: metrics::RESTORE_TEST_AGE_SECONDS,
+                extra_dimensions: vec![],
+                comparison: Comparison::Greater,
+                threshold: max,
+                description: format!("{db}: no restore test in the last {:.0} days", max / 86400.0),
+            },
+            AlarmSpec {
+                name: name("restore-test-failed"),
+                metric: metrics::LAST_RESTORE_TEST_SUCCESS,
+                extra_dimensions: vec![],
+                comparison: Comparison::Less,
+                threshold: 1.0,
+                description: format!("{db}: the last restore test failed"),
+            },
+        ]);
+    }
+    if let Some(max) = t.pitr_lag_max_s {
+        out.push(AlarmSpec {
             name: name("pitr-lag"),
             metric: metrics::PITR_LAG_SECONDS,
             extra_dimensions: vec![],
             comparison: Comparison::Greater,
-            threshold: policy.pitr_lag_max_s,
-            description: format!(
-                "{db}: point-in-time recovery lags more than {:.0} minutes",
-                policy.pitr_lag_max_s / 60.0
-            ),
-        },
-        AlarmSpec {
+            threshold: max,
+            description: format!("{db}: point-in-time recovery lags more than {:.0} minutes", max / 60.0),
+        });
+    }
+    if let Some(min) = t.min_retention_days {
+        out.push(AlarmSpec {
             name: name("backup-retention"),
             metric: metrics::BACKUP_RETENTION_DAYS,
             extra_dimensions: vec![],
             comparison: Comparison::Less,
-            threshold: policy.min_retention_days,
-            description: format!(
-                "{db}: automated backup retention is below {:.0} days",
-                policy.min_retention_days
-            ),
-        },
-    ]);
+            threshold: min,
+            description: format!("{db}: automated backup retention is below {min:.0} days"),
+        });
+    }
     out
 }
 
@@ -430,25 +467,31 @@ pub fn expired_tests(all: &[Database], now: DateTime<Utc>) -> Vec<Expired<'_>> {
 /// and point-in-time recovery lagging (what the `backup-retention` and `pitr-lag` alarms measure). A fact RDS
 /// did not report is not a finding.
 pub fn compliance(db: &str, backup: &BackupDetails, policy: &Policy, now: DateTime<Utc>) -> Vec<String> {
+    compliance_for(db, backup, &policy.thresholds(), now)
+}
+
+/// [`compliance`] against one resource's thresholds: a threshold it does not have is no finding.
+pub fn compliance_for(db: &str, backup: &BackupDetails, t: &Thresholds, now: DateTime<Utc>) -> Vec<String> {
     let mut out = Vec::new();
-    if let Some(days) = backup
+    if let Some((days, min)) = backup
         .retention_days
-        .filter(|d| f64::from(*d) < policy.min_retention_days)
+        .zip(t.min_retention_days)
+        .filter(|(d, min)| f64::from(*d) < *min)
     {
         out.push(format!(
-            "{db}: automated backup retention is {days} days, below the minimum of {:.0}",
-            policy.min_retention_days
+            "{db}: automated backup retention is {days} days, below the minimum of {min:.0}"
         ));
     }
-    if let Some(lag) = backup
+    if let Some((lag, max)) = backup
         .latest_restorable
-        .map(|t| age_s(now, t))
-        .filter(|s| *s > policy.pitr_lag_max_s)
+        .map(|at| age_s(now, at))
+        .zip(t.pitr_lag_max_s)
+        .filter(|(s, max)| s > max)
     {
         out.push(format!(
             "{db}: point-in-time recovery lags {:.0} minutes, more than {:.0}",
             lag / 60.0,
-            policy.pitr_lag_max_s / 60.0
+            max / 60.0
         ));
     }
     out

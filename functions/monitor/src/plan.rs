@@ -1,0 +1,190 @@
+//! Plan mode of a monitoring run (`LIFEBOAT_PLAN_DOCUMENT` set): the plan version in force, loaded every run so a
+//! new version takes effect at the next run without a redeploy, and where each database and cache stands under it
+//! (`lifeboat::monitoring::plan` decides; this file gathers and reports).
+//!
+//! Every database and cache in the region is placed, not only a selector's: the plan document is the one source
+//! of truth, and a resource in no plan is exactly what must be reported. Restore-test resources and the
+//! instances inside a cluster (the cluster is the resource) are left out. A document with no usable version fails
+//! the run with `Error::Plan` after publishing `PlanDocumentUnusable` = 1 (its own alarm, since the run's other
+//! figures are then missing); newer versions that fail validation, resources in no plan and membership conflicts
+//! are published as counts, each watched by a stack alarm, listed in the summary and logged.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_cloudwatch::types::StandardUnit;
+use chrono::{DateTime, Utc};
+use lifeboat::caches::elasticache::Cache;
+use lifeboat::core::error::Error;
+use lifeboat::core::metrics::{
+    Metrics, PLAN_CONFLICTS, PLAN_DOCUMENT_UNUSABLE, PLAN_UNASSIGNED, PLAN_VERSIONS_REFUSED,
+};
+use lifeboat::monitoring::monitor::Thresholds;
+use lifeboat::monitoring::plan::{not_backed_up_note, place, unplanned_note, Placement};
+use lifeboat::plans::membership::Resource;
+use lifeboat::plans::store::{self, Loaded, Location, PlanVersion, Refused};
+use lifeboat::rds::restore::is_restore_test;
+use lifeboat::rds::selection::Database;
+use serde::Serialize;
+
+use crate::deps::Deps;
+
+/// A resource its plan deliberately does not back up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NotBackedUp {
+    /// `<db>` or `cache <id>`.
+    pub resource: String,
+    pub plan: String,
+    pub reason: String,
+}
+
+/// What a plan-mode run followed and found: the run's summary carries it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PlanRun {
+    /// `s3://bucket/key`.
+    pub document: String,
+    /// The version in force (its S3 version id, time and SHA-256) and its label.
+    pub version: Option<PlanVersion>,
+    pub label: String,
+    /// Newer versions that fail validation, with why: the version in force is older.
+    pub refused: Vec<Refused>,
+    /// The plan each watched database follows.
+    pub databases: BTreeMap<String, String>,
+    /// The plan each watched cache follows.
+    pub caches: BTreeMap<String, String>,
+    /// Resources in no plan (`<db>`, `cache <id>`).
+    pub unplanned: Vec<String>,
+    /// Resources whose plan cannot be decided, each with both names.
+    pub conflicts: Vec<String>,
+    pub not_backed_up: Vec<NotBackedUp>,
+}
+
+/// The version in force. When none can be used, `PlanDocumentUnusable` = 1 is published at once (the run's
+/// other figures will be missing) and the error is returned: the run fails as a failed invocation.
+pub async fn load(deps: &Deps, location: &Location, now: DateTime<Utc>) -> Result<Loaded, Error> {
+    match store::load(&deps.s3, location).await {
+        Ok(loaded) => {
+            for r in &loaded.refused {
+                tracing::error!(version = %r.version.version_id, label = %r.version.label(), error = %r.error,
+                    "a newer plan version fails validation; the previous valid version stays in force");
+            }
+            tracing::info!(document = %location, version = %loaded.version.version_id,
+                label = %loaded.version.label(), "plan version in force");
+            Ok(loaded)
+        }
+        Err(e) => {
+            tracing::error!(document = %location, error = %e, "no usable plan version");
+            let mut m = Metrics::new();
+            m.put(PLAN_DOCUMENT_UNUSABLE, 1.0, StandardUnit::Count, &[]);
+            let namespace = &deps.settings.common.metrics_namespace;
+            if let Err(p) = m.publish(&deps.cw, namespace, now).await {
+                tracing::error!(error = %p, "could not publish PlanDocumentUnusable");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Plan mode's start of a run: the version in force and the run's record of it; `None` in legacy mode.
+pub async fn start(deps: &Deps, now: DateTime<Utc>) -> Result<Option<(Loaded, PlanRun)>, Error> {
+    let Some(location) = &deps.settings.plan else {
+        return Ok(None);
+    };
+    let loaded = load(deps, location, now).await?;
+    let run = run_of(&loaded, location);
+    Ok(Some((loaded, run)))
+}
+
+/// A new run's record of the version in force.
+pub fn run_of(loaded: &Loaded, location: &Location) -> PlanRun {
+    PlanRun {
+        document: location.to_string(),
+        label: loaded.version.label().to_owned(),
+        version: Some(loaded.version.clone()),
+        refused: loaded.refused.clone(),
+        ..PlanRun::default()
+    }
+}
+
+impl PlanRun {
+    /// Records one placement; returns the thresholds of a resource that follows a plan.
+    fn record(&mut self, placement: Placement, what: String, id: &str, cache: bool) -> Option<Thresholds> {
+        match placement {
+            Placement::Follows { plan, thresholds } => {
+                let map = if cache { &mut self.caches } else { &mut self.databases };
+                map.insert(id.to_owned(), plan);
+                Some(thresholds)
+            }
+            Placement::NotBackedUp { plan, reason } => {
+                let line = not_backed_up_note(&what, &plan, &reason);
+                tracing::info!(resource = %what, plan = %plan, line = %line, "not backed up by policy");
+                self.not_backed_up.push(NotBackedUp {
+                    resource: what,
+                    plan,
+                    reason,
+                });
+                None
+            }
+            Placement::Unplanned => {
+                self.unplanned.push(what);
+                None
+            }
+            Placement::Conflict(e) => {
+                self.conflicts.push(e.to_string());
+                None
+            }
+        }
+    }
+
+    /// The databases that follow a plan, with their thresholds.
+    pub fn place_databases<'a>(&mut self, loaded: &Loaded, all: &'a [Database]) -> Vec<(&'a Database, Thresholds)> {
+        let mut out = Vec::new();
+        for db in all.iter().filter(|d| d.cluster.is_none() && !is_restore_test(&d.tags)) {
+            let placement = place(&loaded.document, Resource::Database, &db.id, &db.tags, None);
+            if let Some(t) = self.record(placement, db.id.clone(), &db.id, false) {
+                out.push((db, t));
+            }
+        }
+        out
+    }
+
+    /// The caches that follow a plan, with their thresholds.
+    pub fn place_caches<'a>(&mut self, loaded: &Loaded, all: &'a [Cache]) -> Vec<(&'a Cache, Thresholds)> {
+        let mut out = Vec::new();
+        for c in all.iter().filter(|c| !is_restore_test(&c.tags)) {
+            let placement = place(&loaded.document, Resource::Cache, &c.id, &c.tags, Some(c.kind));
+            if let Some(t) = self.record(placement, format!("cache {}", c.id), &c.id, true) {
+                out.push((c, t));
+            }
+        }
+        out
+    }
+
+    /// The run's plan figures: the version in force was usable, and the three counts.
+    pub fn metrics(&self, out: &mut Metrics) {
+        for (name, value) in [
+            (PLAN_DOCUMENT_UNUSABLE, 0.0),
+            (PLAN_UNASSIGNED, self.unplanned.len() as f64),
+            (PLAN_CONFLICTS, self.conflicts.len() as f64),
+            (PLAN_VERSIONS_REFUSED, self.refused.len() as f64),
+        ] {
+            out.put(name, value, StandardUnit::Count, &[]);
+        }
+    }
+
+    /// What a human must hear about: resources in no plan, conflicts, refused versions. Resources not backed up
+    /// by policy are a written decision, listed in the summary, not a finding.
+    pub fn notes(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.unplanned.iter().map(|w| unplanned_note(w)).collect();
+        out.extend(self.conflicts.iter().cloned());
+        out.extend(self.refused.iter().map(|r| {
+            format!(
+                "plan document version {} ({}, written {}) fails validation and is not used: {}",
+                r.version.label(),
+                r.version.version_id,
+                r.version.modified.format("%Y-%m-%d %H:%M UTC"),
+                r.error
+            )
+        }));
+        out
+    }
+}
