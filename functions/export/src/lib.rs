@@ -6,6 +6,7 @@
 
 #![warn(clippy::too_many_lines)]
 
+pub mod batch;
 pub mod caches;
 pub mod cpu;
 pub mod deps;

@@ -40,9 +40,9 @@ use lifeboat::plans::store::{self, Loaded, Refused};
 use lifeboat::rds::selection::{self, Database, Selection};
 use serde::Serialize;
 
+use crate::batch::{export_all, Run, Summary};
 use crate::caches::CopySummary;
 use crate::deps::Deps;
-use crate::handler::{export_all, Run, Summary};
 use crate::job::Followed;
 
 /// What a plan tick did.
