@@ -10,7 +10,7 @@ APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 # Two cores: keep parallel test servers and builds to that size.
 TEST_THREADS ?= 2
 
-.PHONY: all test demo setup tools postgres redis chromium rust lint fmt clippy cfn-lint unit bench bench-export bench-restore bench-rotate clean rds-ca asl checkov deny deps book
+.PHONY: all test demo setup tools postgres redis chromium rust lint fmt clippy cfn-lint unit bench bench-export bench-restore bench-rotate bench-plan clean rds-ca asl checkov deny deps book
 
 all: test
 

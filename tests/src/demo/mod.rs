@@ -25,6 +25,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod in_process;
+pub mod plans;
 pub mod story;
 
 use std::collections::BTreeMap;
@@ -1379,6 +1380,7 @@ pub async fn run(w: &World, inv: &impl Invoke) -> Verdicts {
     );
     notification(inv, &story).await;
     holdings(w, inv).await;
+    plans::chapter(w, w.clock.now()).await;
     Verdicts::read(&view, &evidence, tests, &w.policy())
 }
 
