@@ -7,11 +7,9 @@
 use std::process::{Command, Output};
 
 use aws_sdk_rds::types::Tag;
-use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use chrono::{Duration, Timelike, Utc};
 use lifeboat_tests::fleet::{self, FleetDb};
 use lifeboat_tests::moto::Moto;
-use lifeboat_tests::repo_root;
 
 const REGION: &str = "us-east-1";
 const CONFIG: &str = "acme-config";
@@ -53,19 +51,8 @@ impl World {
         let s3 = aws_sdk_s3::Client::new(&config);
         let rds = aws_sdk_rds::Client::new(&config);
         fleet::create(&rds, FLEET).await;
-        for bucket in [CONFIG, "unversioned-config"] {
-            s3.create_bucket().bucket(bucket).send().await.unwrap();
-        }
-        s3.put_bucket_versioning()
-            .bucket(CONFIG)
-            .versioning_configuration(
-                VersioningConfiguration::builder()
-                    .status(BucketVersioningStatus::Enabled)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        lifeboat_tests::plans::versioned_bucket(&s3, CONFIG).await;
+        s3.create_bucket().bucket("unversioned-config").send().await.unwrap();
         // Forty daily scheduled snapshots of app-prod, the newest an hour ago.
         let newest = Utc::now() - Duration::hours(1);
         let newest = newest.date_naive().and_hms_opt(newest.hour(), 0, 0).unwrap().and_utc();
@@ -103,7 +90,7 @@ impl World {
 
     /// A document written beside the test: the three-environments example with `edit` applied to its text.
     fn document(&self, name: &str, edit: impl Fn(String) -> String) -> String {
-        let text = std::fs::read_to_string(repo_root().join("examples/plans/three-environments.json")).unwrap();
+        let text = String::from_utf8(lifeboat_tests::plans::example("three-environments")).unwrap();
         let path = self.dir.path().join(name);
         std::fs::write(&path, edit(text)).unwrap();
         path.display().to_string()

@@ -15,7 +15,6 @@ use lifeboat::bucket::manifest::Manifest;
 use lifeboat::plans::store::PlanVersion;
 use lifeboat_tests::moto::Moto;
 use lifeboat_tests::postgres::{self, Postgres, SUPERUSER};
-use lifeboat_tests::repo_root;
 use serde_json::{json, Value};
 
 const REGION: &str = "us-east-1";
@@ -64,7 +63,7 @@ fn at(s: &str) -> DateTime<Utc> {
 }
 
 fn example_plan() -> Vec<u8> {
-    let text = std::fs::read_to_string(repo_root().join("examples/plans/product-pgvector.json")).unwrap();
+    let text = String::from_utf8(lifeboat_tests::plans::example("product-pgvector")).unwrap();
     assert!(
         text.contains("\"product-db\""),
         "the example names its database product-db"
@@ -100,17 +99,7 @@ async fn world_with(plan: Vec<u8>) -> World {
     let config = moto.config(REGION);
     let s3 = aws_sdk_s3::Client::new(&config);
     for bucket in [BUCKET, PLAN_BUCKET] {
-        s3.create_bucket().bucket(bucket).send().await.unwrap();
-        s3.put_bucket_versioning()
-            .bucket(bucket)
-            .versioning_configuration(
-                aws_sdk_s3::types::VersioningConfiguration::builder()
-                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        lifeboat_tests::plans::versioned_bucket(&s3, bucket).await;
     }
     upload_plan(&s3, &plan).await;
     let secrets = aws_sdk_secretsmanager::Client::new(&config);

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use lifeboat_tests::fleet::{self, FleetDb};
 use lifeboat_tests::moto::Moto;
 use restore::settings::RestoreSettings;
@@ -58,18 +57,8 @@ async fn world() -> (Moto, aws_config::SdkConfig) {
     let config = moto.config(REGION);
     let s3 = aws_sdk_s3::Client::new(&config);
     fleet::create(&aws_sdk_rds::Client::new(&config), FLEET).await;
-    s3.create_bucket().bucket(CONFIG).send().await.unwrap();
+    lifeboat_tests::plans::versioned_bucket(&s3, CONFIG).await;
     s3.create_bucket().bucket("lifeboat-backups").send().await.unwrap();
-    s3.put_bucket_versioning()
-        .bucket(CONFIG)
-        .versioning_configuration(
-            VersioningConfiguration::builder()
-                .status(BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
     s3.put_object()
         .bucket(CONFIG)
         .key(KEY)
@@ -181,26 +170,18 @@ async fn a_plan_rule_tests_exactly_its_plans_members_when_it_is_due() {
 async fn a_due_rule_starts_one_execution_and_a_redelivered_tick_none() {
     let (_moto, config) = world().await;
     let sfn = aws_sdk_sfn::Client::new(&config);
-    let machine = sfn
-        .create_state_machine()
-        .name("lifeboat-restore-test")
-        .definition(r#"{"StartAt": "Plan", "States": {"Plan": {"Type": "Pass", "End": true}}}"#)
-        .role_arn("arn:aws:iam::123456789012:role/lifeboat-restore-test")
-        .send()
-        .await
-        .unwrap();
-    let arn = machine.state_machine_arn();
+    let arn = lifeboat_tests::plans::state_machine(&sfn).await;
     let doc = lifeboat::plans::document::parse(DOCUMENT.as_bytes()).unwrap();
     let tick = "2027-01-01T06:00:00Z".parse().unwrap();
     let due = lifeboat::plans::due::due_at_tick(&doc, lifeboat::plans::document::RuleKind::RestoreTest, tick);
     assert_eq!(due.len(), 1, "{due:?}");
-    let first = snapshot::restore_tests::start_due(&sfn, arn, &due).await;
+    let first = snapshot::restore_tests::start_due(&sfn, &arn, &due).await;
     assert_eq!(first[0].outcome, "started", "{first:?}");
     // Redelivered while the run goes on, Step Functions hands back the same execution (after it ended, it answers
     // ExecutionAlreadyExists): either way there is one execution.
-    let again = snapshot::restore_tests::start_due(&sfn, arn, &due).await;
+    let again = snapshot::restore_tests::start_due(&sfn, &arn, &due).await;
     assert!(matches!(again[0].outcome, "started" | "already-started"), "{again:?}");
-    let executions = sfn.list_executions().state_machine_arn(arn).send().await.unwrap();
+    let executions = sfn.list_executions().state_machine_arn(&arn).send().await.unwrap();
     let names: Vec<&str> = executions.executions().iter().map(|e| e.name()).collect();
     assert_eq!(names, ["plan-production-restore_tests-0-20270101T0600Z"]);
     let described = sfn

@@ -7,10 +7,8 @@ use std::collections::BTreeMap;
 
 use aws_sdk_cloudwatch::types::{Dimension, Statistic};
 use aws_sdk_rds::types::Tag;
-use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use lifeboat::core::error::Error;
 use lifeboat_tests::moto::Moto;
-use lifeboat_tests::repo_root;
 use monitor::settings::MonitorSettings;
 use serde_json::json;
 
@@ -27,7 +25,7 @@ fn env(pairs: &[(&str, &str)]) -> impl lifeboat::core::settings::Env {
 }
 
 fn three_environments() -> Vec<u8> {
-    std::fs::read(repo_root().join("examples/plans/three-environments.json")).unwrap()
+    lifeboat_tests::plans::example("three-environments")
 }
 
 struct World {
@@ -42,17 +40,7 @@ async fn world(moto: Moto) -> World {
     let config = moto.config(REGION);
     let s3 = aws_sdk_s3::Client::new(&config);
     s3.create_bucket().bucket(BUCKET).send().await.unwrap();
-    s3.create_bucket().bucket(PLANS).send().await.unwrap();
-    s3.put_bucket_versioning()
-        .bucket(PLANS)
-        .versioning_configuration(
-            VersioningConfiguration::builder()
-                .status(BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    lifeboat_tests::plans::versioned_bucket(&s3, PLANS).await;
     World {
         rds: aws_sdk_rds::Client::new(&config),
         cw: aws_sdk_cloudwatch::Client::new(&config),

@@ -13,7 +13,6 @@ use aws_sdk_rds::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_rds::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_rds::error::BoxError;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use chrono::{DateTime, Duration, Utc};
 use lifeboat::core::tags;
 use lifeboat::plans::store::{Location, PlanVersion};
@@ -151,7 +150,7 @@ fn deps(moto: &Moto, pairs: &[(&str, &str)], calls: &Calls) -> Deps {
 }
 
 fn example() -> Vec<u8> {
-    std::fs::read(lifeboat_tests::repo_root().join("examples/plans/three-environments.json")).unwrap()
+    lifeboat_tests::plans::example("three-environments")
 }
 
 /// The example with production's daily retention changed.
@@ -175,17 +174,7 @@ async fn upload(s3: &aws_sdk_s3::Client, body: Vec<u8>) -> String {
 }
 
 async fn versioned_bucket(s3: &aws_sdk_s3::Client) {
-    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
-    s3.put_bucket_versioning()
-        .bucket(BUCKET)
-        .versioning_configuration(
-            VersioningConfiguration::builder()
-                .status(BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    lifeboat_tests::plans::versioned_bucket(s3, BUCKET).await;
 }
 
 fn scheduled(t: DateTime<Utc>) -> Value {
@@ -615,7 +604,7 @@ async fn the_small_stack_plan_snapshots_its_cache_and_only_its_cache() {
     let deps = deps(&moto, &[], &calls);
     let s3 = aws_sdk_s3::Client::new(&moto.config(REGION));
     versioned_bucket(&s3).await;
-    let body = std::fs::read(lifeboat_tests::repo_root().join("examples/plans/small-stack.json")).unwrap();
+    let body = lifeboat_tests::plans::example("small-stack");
     let version = upload(&s3, body).await;
     // `app-db` and `app-cache` are the plan's by its lists; `other-cache` is in no plan.
     const DB: &[FleetDb] = &[FleetDb {
@@ -687,15 +676,7 @@ async fn a_due_restore_test_rule_starts_the_state_machine_once() {
     upload(&s3, example()).await;
     lifeboat_tests::fleet::create(&aws_sdk_rds::Client::new(&config), FLEET).await;
     let sfn = aws_sdk_sfn::Client::new(&config);
-    let machine = sfn
-        .create_state_machine()
-        .name("lifeboat-restore-test")
-        .definition(r#"{"StartAt": "Plan", "States": {"Plan": {"Type": "Pass", "End": true}}}"#)
-        .role_arn("arn:aws:iam::123456789012:role/lifeboat-restore-test")
-        .send()
-        .await
-        .unwrap();
-    let arn = machine.state_machine_arn().to_owned();
+    let arn = lifeboat_tests::plans::state_machine(&sfn).await;
     let calls = Calls::default();
     let with_machine = deps(&moto, &[], &calls).with_restore_tests(&config, Some(arn.clone()));
 

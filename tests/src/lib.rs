@@ -13,6 +13,7 @@ pub mod fleet;
 pub mod history;
 pub mod lambda;
 pub mod moto;
+pub mod plans;
 pub mod postgres;
 pub mod redis;
 pub mod stats;

@@ -63,17 +63,7 @@ pub async fn chapter(w: &World, now: DateTime<Utc>) -> usize {
     let config = w.config(REGION);
     let s3 = aws_sdk_s3::Client::new(&config);
     let rds = aws_sdk_rds::Client::new(&config);
-    s3.create_bucket().bucket(CONFIG_BUCKET).send().await.unwrap();
-    s3.put_bucket_versioning()
-        .bucket(CONFIG_BUCKET)
-        .versioning_configuration(
-            aws_sdk_s3::types::VersioningConfiguration::builder()
-                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    crate::plans::versioned_bucket(&s3, CONFIG_BUCKET).await;
     let location = Location {
         bucket: CONFIG_BUCKET.into(),
         key: "lifeboat/plans.json".into(),
