@@ -6,9 +6,12 @@
 //! manifest naming the plan and version it followed.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 use aws_sdk_rds::types::Tag;
 use chrono::{DateTime, Duration, Utc};
+use export::deps::WallClock;
 use export::settings::ExportSettings;
 use export::Deps;
 use lifeboat::bucket::manifest::Manifest;
@@ -54,6 +57,9 @@ struct World {
     moto: Moto,
     _pg: Postgres,
     deps: Deps,
+    /// The real time the function sees (unix seconds): each tick below runs on time, so the helper sets it to
+    /// the tick's time before invoking, and a week of ticks runs in minutes.
+    clock: Arc<AtomicI64>,
     /// The example document as uploaded (its database id replaced).
     plan: Vec<u8>,
 }
@@ -140,10 +146,17 @@ async fn world_with(plan: Vec<u8>) -> World {
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
     .collect();
     let settings = ExportSettings::from_env(&move |n: &str| vars.get(n).cloned()).unwrap();
+    let clock = Arc::new(AtomicI64::new(Utc::now().timestamp()));
+    let mut deps = Deps::new(&config, settings);
+    let read = clock.clone();
+    deps.clock = WallClock(Arc::new(move || {
+        DateTime::from_timestamp(read.load(Ordering::SeqCst), 0).unwrap_or_default()
+    }));
     World {
         moto,
         _pg: pg,
-        deps: Deps::new(&config, settings),
+        deps,
+        clock,
         plan,
     }
 }
@@ -169,6 +182,7 @@ fn tick_event(t: DateTime<Utc>) -> Value {
 }
 
 async fn tick(w: &World, t: DateTime<Utc>) -> Value {
+    w.clock.store(t.timestamp(), Ordering::SeqCst);
     export::invoke(&w.deps, tick_event(t), None)
         .await
         .unwrap_or_else(|e| panic!("tick at {t}: {e}"))

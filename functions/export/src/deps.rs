@@ -2,9 +2,35 @@
 //! settings. Its own module so that the handler and the modules it calls (`job.rs`, `caches.rs`) all stand on it
 //! and none of them imports the handler back.
 
+use std::sync::Arc;
+
 use aws_config::SdkConfig;
+use chrono::{DateTime, Utc};
 
 use crate::settings::ExportSettings;
+
+/// The real time a plan tick's expiry measures by, beside the tick's own (claimed) time. The system clock in a
+/// deployment; a test that runs a week of ticks in a few minutes sets its own.
+#[derive(Clone)]
+pub struct WallClock(pub Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>);
+
+impl WallClock {
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.0)()
+    }
+}
+
+impl Default for WallClock {
+    fn default() -> Self {
+        Self(Arc::new(Utc::now))
+    }
+}
+
+impl std::fmt::Debug for WallClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WallClock({})", self.now())
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Deps {
@@ -15,6 +41,7 @@ pub struct Deps {
     /// For the `copy-caches` action (`caches.rs`).
     pub ec: aws_sdk_elasticache::Client,
     pub settings: ExportSettings,
+    pub clock: WallClock,
 }
 
 impl Deps {
@@ -26,6 +53,7 @@ impl Deps {
             cw: aws_sdk_cloudwatch::Client::new(config),
             ec: aws_sdk_elasticache::Client::new(config),
             settings,
+            clock: WallClock::default(),
         }
     }
 }

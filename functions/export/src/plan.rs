@@ -324,7 +324,7 @@ async fn expire_one(
             lock_until: m.stored.object_lock_until,
         });
     }
-    let verdict = export_expiry::expiry(db, profile, &exports, keep_days, tick, Utc::now());
+    let verdict = export_expiry::expiry(db, profile, &exports, keep_days, tick, deps.clock.now());
     for (key, why) in verdict.held {
         tracing::warn!(db = %db, key = %key, reason = %why, "export past its plan's keep_days kept");
         summary.held.push(HeldExport {

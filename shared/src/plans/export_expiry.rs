@@ -65,9 +65,10 @@ pub struct Expiry {
 }
 
 /// The exports of `db` and `profile` among `exports` that expire at the tick `now` under `keep_days`. Age is
-/// measured from the tick's time (a redelivered tick decides the same); a lock is in force while it outlasts the
-/// earlier of the tick's time and `clock` (the real time, which S3's lock follows), so neither a late nor an
-/// early tick lifts a lock.
+/// measured from the earlier of the tick's time and `clock` (the real time), as snapshot retention counts
+/// (`rds::retention::clock`): a tick's time is only a claim, and one dated in the future, forged or replayed,
+/// must not make exports old early; a late tick only keeps more. A lock is in force while it outlasts that same
+/// time, so neither a late nor an early tick lifts a lock.
 pub fn expiry(
     db: &str,
     profile: &str,
@@ -85,13 +86,14 @@ pub fn expiry(
         .iter()
         .max_by(|a, b| (a.at, &a.manifest_key).cmp(&(b.at, &b.manifest_key)))
         .map(|e| e.manifest_key.as_str());
+    let now = crate::rds::retention::clock(now, clock);
     let cutoff = now - Duration::days(i64::from(keep_days));
     let mut out = Expiry::default();
     for e in ours {
         if e.at >= cutoff || Some(e.manifest_key.as_str()) == newest {
             continue;
         }
-        if let Some(until) = e.lock_until.filter(|until| *until > now.min(clock)) {
+        if let Some(until) = e.lock_until.filter(|until| *until > now) {
             out.held.push((e.manifest_key.clone(), Held::Locked(until)));
             continue;
         }
@@ -182,6 +184,26 @@ mod tests {
     }
 
     #[test]
+    fn a_tick_dated_in_the_future_makes_nothing_old_early() {
+        let exports: Vec<Export> = (1..=20).map(|d| export("db", "full", day(d, 2))).collect();
+        // At the real time (day 20), keep_days 7 expires days 1 to 13 (older than day 13, 03:00).
+        assert_eq!(
+            expiry("db", "full", &exports, 7, day(20, 3), day(20, 3)).expire.len(),
+            13
+        );
+        // A tick claiming day 30 while the real clock says day 20 expires no more than a tick on time.
+        assert_eq!(
+            expiry("db", "full", &exports, 7, day(30, 3), day(20, 3)).expire.len(),
+            13
+        );
+        // A late tick (day 15, run on day 20) keeps more: it counts from its own time.
+        assert_eq!(
+            expiry("db", "full", &exports, 7, day(15, 3), day(20, 3)).expire.len(),
+            8
+        );
+    }
+
+    #[test]
     fn nothing_outside_the_database_and_profile_or_the_layout_is_named() {
         let newest = export("db", "full", day(20, 2));
         let other_profile = export("db", "critical", day(1, 2));
@@ -240,7 +262,7 @@ mod tests {
             let newest = exports.iter().map(|x| x.at).max().unwrap();
             for x in &e.expire {
                 prop_assert!(x.at < newest);
-                prop_assert!(x.at < now - Duration::days(i64::from(keep_days)));
+                prop_assert!(x.at < now.min(clock) - Duration::days(i64::from(keep_days)));
                 let source = exports.iter().find(|s| s.manifest_key == x.manifest_key).unwrap();
                 prop_assert!(source.lock_until.is_none_or(|u| u <= now && u <= clock));
             }
