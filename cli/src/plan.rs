@@ -160,20 +160,20 @@ fn check(file: &Path) -> Result<Done, CliError> {
     })
 }
 
+/// `--document`, else `LIFEBOAT_PLAN_DOCUMENT` read as the functions read it.
 fn location(source: &PlanSource) -> Result<Location, CliError> {
-    let raw = match &source.document {
-        Some(d) => d.clone(),
-        None => std::env::var(PLAN_DOCUMENT).unwrap_or_default(),
+    let location = match &source.document {
+        Some(raw) => Some(Location::parse(raw.trim()).map_err(|r| ConfigError::new("--document", raw, r))?),
+        None => Location::from_env(&ProcessEnv)?,
     };
-    if raw.trim().is_empty() {
-        return Err(ConfigError::new(
+    location.ok_or_else(|| {
+        ConfigError::new(
             PLAN_DOCUMENT,
             "",
             "pass --document s3://bucket/key or set LIFEBOAT_PLAN_DOCUMENT",
         )
-        .into());
-    }
-    Location::parse(raw.trim()).map_err(|r| ConfigError::new("--document", &raw, r).into())
+        .into()
+    })
 }
 
 struct Clients {
@@ -234,8 +234,12 @@ fn assignments(doc: &Document, fleet: &Fleet) -> Vec<(Resource, String, Result<O
         .collect()
 }
 
-async fn in_force(s3: &aws_sdk_s3::Client, loc: &Location) -> Result<Option<store::Loaded>, CliError> {
-    match store::load(s3, loc).await {
+async fn in_force(
+    s3: &aws_sdk_s3::Client,
+    loc: &Location,
+    listed: &[store::Listed],
+) -> Result<Option<store::Loaded>, CliError> {
+    match store::load_listed(s3, loc, listed).await {
         Ok(l) => Ok(Some(l)),
         // No version yet (a first apply) or none valid: there is nothing in force to compare with.
         Err(Error::Plan(_)) => Ok(None),
@@ -464,7 +468,9 @@ async fn change(file: &Path, source: &PlanSource, profile: Option<&str>, mode: M
     let (bytes, new) = read_document(file)?;
     let loc = location(source)?;
     let c = clients(profile).await;
-    let current = in_force(&c.s3, &loc).await?;
+    // Listed once: what is in force, and whether the bucket keeps versions, are both read from it.
+    let listed = store::list_versions(&c.s3, &loc).await.map_err(CliError::Gather)?;
+    let current = in_force(&c.s3, &loc, &listed).await?;
     let fleet = fleet(&c).await?;
     let now = Utc::now();
     let new_label = PlanVersion::new("", now, &bytes).label().to_owned();
@@ -502,25 +508,26 @@ async fn change(file: &Path, source: &PlanSource, profile: Option<&str>, mode: M
     let mut moves = Vec::new();
     let mut problems = Vec::new();
     let mut unplanned = Vec::new();
-    for (kind, id, after) in assignments(&new, &fleet) {
-        match &after {
+    let after_all = assignments(&new, &fleet);
+    for (kind, id, after) in after_all.iter().map(|(k, i, a)| (*k, i.as_str(), a)) {
+        match after {
             Err(e) => problems.push(e.clone()),
             Ok(None) => unplanned.push(format!("{} {id}", kind.noun())),
             Ok(Some(_)) => {}
         }
-        let was = before.get(&id).cloned().unwrap_or(Ok(None));
+        let was = before.get(id).cloned().unwrap_or(Ok(None));
         if was.as_ref().ok() != after.as_ref().ok() {
             let name = |p: &Result<Option<String>, String>| match p {
                 Ok(Some(p)) => p.clone(),
                 Ok(None) => "(none)".to_owned(),
                 Err(_) => "(refused)".to_owned(),
             };
-            moves.push(json!({"kind": kind.noun(), "id": id, "from": name(&was), "to": name(&after)}));
+            moves.push(json!({"kind": kind.noun(), "id": id, "from": name(&was), "to": name(after)}));
             text.push_str(&format!(
                 "  {} {id}: plan {} -> {}\n",
                 kind.noun(),
                 name(&was),
-                name(&after)
+                name(after)
             ));
         }
     }
@@ -541,11 +548,11 @@ async fn change(file: &Path, source: &PlanSource, profile: Option<&str>, mode: M
         })
     };
     let mut expiring = Vec::new();
-    for (kind, id, after) in assignments(&new, &fleet) {
+    for (kind, id, after) in after_all.iter().map(|(k, i, a)| (*k, i.as_str(), a)) {
         if kind != Resource::Database {
             continue;
         }
-        let (old_gfs, new_gfs) = (gfs(old, before.get(&id).unwrap_or(&Ok(None))), gfs(&new, &after));
+        let (old_gfs, new_gfs) = (gfs(old, before.get(id).unwrap_or(&Ok(None))), gfs(&new, after));
         if new_gfs.is_none() || old_gfs == new_gfs {
             continue;
         }
@@ -599,7 +606,6 @@ async fn change(file: &Path, source: &PlanSource, profile: Option<&str>, mode: M
     }
     // Versioning is read from the versions themselves (an object in an unversioned bucket lists as version
     // `null`), which every S3-compatible store answers alike; a replacement there would lose the previous version.
-    let listed = store::list_versions(&c.s3, &loc).await.map_err(CliError::Gather)?;
     if listed.iter().any(|v| v.version_id == "null") {
         return Err(CliError::Refused(format!("not applied: {}", unversioned(&loc))));
     }

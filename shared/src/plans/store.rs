@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::core::error::{ConfigError, Error};
 use crate::core::settings::{read, Env};
-use crate::plans::document::{parse, Document};
+use crate::plans::document::{parse, Document, DocumentError};
 
 /// `s3://bucket/key` of the plan document.
 pub const PLAN_DOCUMENT: &str = "LIFEBOAT_PLAN_DOCUMENT";
@@ -119,15 +119,15 @@ pub struct Loaded {
     pub refused: Vec<Refused>,
 }
 
-/// Picks the version in force from versions newest first: the first that parses. Pure, so the choice is tested
-/// without S3; [`load`] feeds it.
+/// Picks the version in force from versions newest first, each with its parse result: the first that parsed.
+/// Pure, so the choice is tested without S3; [`load`] feeds it.
 pub fn choose(
-    newest_first: impl IntoIterator<Item = (PlanVersion, Vec<u8>)>,
+    newest_first: impl IntoIterator<Item = (PlanVersion, Result<Document, DocumentError>)>,
     location: &Location,
 ) -> Result<Loaded, Error> {
     let mut refused = Vec::new();
-    for (version, bytes) in newest_first {
-        match parse(&bytes) {
+    for (version, parsed) in newest_first {
+        match parsed {
             Ok(document) => {
                 return Ok(Loaded {
                     document,
@@ -227,17 +227,23 @@ pub async fn read_version(s3: &Client, location: &Location, listed: &Listed) -> 
 /// The version in force: reads versions newest first until one passes validation, at most
 /// [`MAX_VERSIONS_TRIED`].
 pub async fn load(s3: &Client, location: &Location) -> Result<Loaded, Error> {
-    let listed = list_versions(s3, location).await?;
-    let mut fetched = Vec::new();
+    load_listed(s3, location, &list_versions(s3, location).await?).await
+}
+
+/// [`load`] over versions already listed (newest first), for a caller that needs the listing too.
+pub async fn load_listed(s3: &Client, location: &Location, listed: &[Listed]) -> Result<Loaded, Error> {
+    // Each version is parsed once, here; `choose` only picks among the results.
+    let mut tried = Vec::new();
     for v in listed.iter().take(MAX_VERSIONS_TRIED) {
         let bytes = read_version(s3, location, v).await?;
-        let valid = parse(&bytes).is_ok();
-        fetched.push((PlanVersion::new(&v.version_id, v.modified, &bytes), bytes));
+        let parsed = parse(&bytes);
+        let valid = parsed.is_ok();
+        tried.push((PlanVersion::new(&v.version_id, v.modified, &bytes), parsed));
         if valid {
             break;
         }
     }
-    choose(fetched, location)
+    choose(tried, location)
 }
 
 /// Every version with whether it passes validation, newest first: what the evidence report reads.
@@ -276,8 +282,8 @@ mod tests {
         Location::parse("s3://cfg-bucket/lifeboat/plans.json").unwrap()
     }
 
-    fn v(id: &str, t: &str, body: &str) -> (PlanVersion, Vec<u8>) {
-        (PlanVersion::new(id, at(t), body.as_bytes()), body.as_bytes().to_vec())
+    fn v(id: &str, t: &str, body: &str) -> (PlanVersion, Result<Document, DocumentError>) {
+        (PlanVersion::new(id, at(t), body.as_bytes()), parse(body.as_bytes()))
     }
 
     #[test]
