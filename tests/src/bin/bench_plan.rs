@@ -1,7 +1,7 @@
 //! Benchmark: what following a plan document costs the functions, per tick and per monitor run, for each of the
 //! three example policies (`examples/plans/`).
 //!
-//! Figures (medians of `BENCH_RUNS` runs, default 7) are relative to a reference measured in the same run: parsing
+//! Figures (median [min–max] of `BENCH_RUNS` runs, default 7; ratios of medians) are relative to a reference measured in the same run: parsing
 //! the same bytes as plain JSON (`serde_json::Value`), the least any reader of the document pays. Measured:
 //! - `validate`: `plans::document::parse`, the whole validation a function runs on each version it reads;
 //! - `a year of ticks`: every rule kind's due runs at each of the 35,040 quarter-hour ticks of a year, what the
@@ -13,12 +13,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use lifeboat::plans::document::{parse, RuleKind};
 use lifeboat::plans::due::due_at_tick;
 use lifeboat_tests::repo_root;
+use lifeboat_tests::stats::{ratio, spread, Spread};
 
 const KINDS: [RuleKind; 5] = [
     RuleKind::Snapshot,
@@ -28,25 +29,20 @@ const KINDS: [RuleKind; 5] = [
     RuleKind::RestoreTest,
 ];
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
+/// Microseconds of each of `runs` calls of `f`, as the spread the other benchmarks print.
+fn time<T>(runs: usize, per: u32, mut f: impl FnMut() -> T) -> Spread {
+    let us: Vec<f64> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(f());
+            t.elapsed().as_secs_f64() * 1e6 / f64::from(per)
+        })
+        .collect();
+    spread(&us).unwrap()
 }
 
-fn us(d: Duration) -> String {
-    format!("{:.1} µs", d.as_secs_f64() * 1e6)
-}
-
-fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> Duration {
-    median(
-        (0..runs)
-            .map(|_| {
-                let t = Instant::now();
-                std::hint::black_box(f());
-                t.elapsed()
-            })
-            .collect(),
-    )
+fn us(s: &Spread) -> String {
+    format!("{:.1} µs [{:.1}–{:.1}]", s.median, s.min, s.max)
 }
 
 fn main() {
@@ -58,8 +54,8 @@ fn main() {
     let ticks = 365 * 96;
     println!("plan document costs, median of {runs} runs (reference: the same bytes parsed as plain JSON)\n");
     println!(
-        "{:<26} {:>10} {:>12} {:>7} {:>16} {:>10} {:>14} {:>10}",
-        "example", "JSON", "validate", "x", "per tick (year)", "x", "thresholds", "x"
+        "{:<26} {:>22} {:>29} {:>29} {:>29}",
+        "example", "plain JSON (reference)", "validate", "a tick's due runs", "every threshold"
     );
     let mut examples: Vec<_> = std::fs::read_dir(repo_root().join("examples/plans"))
         .unwrap()
@@ -69,11 +65,19 @@ fn main() {
     for path in examples {
         let bytes = std::fs::read(&path).unwrap();
         let doc = parse(&bytes).unwrap();
-        let reference = time(runs * 20, || {
-            serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+        // A thousand calls per run for the short figures, reported per call.
+        let reference = time(runs, 1000, || {
+            for _ in 0..1000 {
+                std::hint::black_box(serde_json::from_slice::<serde_json::Value>(&bytes).unwrap());
+            }
         });
-        let validate = time(runs * 20, || parse(&bytes).unwrap());
-        let year = time(runs, || {
+        let validate = time(runs, 1000, || {
+            for _ in 0..1000 {
+                std::hint::black_box(parse(&bytes).unwrap());
+            }
+        });
+        // A year of ticks per run, reported per tick.
+        let per_tick = time(runs, ticks as u32, || {
             let mut n = 0;
             for i in 1..=ticks {
                 let tick = start + chrono::Duration::minutes(15 * i);
@@ -83,25 +87,25 @@ fn main() {
             }
             n
         });
-        let per_tick = year / ticks as u32;
-        let thresholds = time(runs, || {
-            doc.plans
-                .values()
-                .flat_map(|p| p.rules())
-                .map(|r| r.max_age().num_minutes())
+        let thresholds = time(runs, 1000, || {
+            (0..1000)
+                .map(|_| {
+                    doc.plans
+                        .values()
+                        .flat_map(|p| p.rules())
+                        .map(|r| r.max_age().num_minutes())
+                        .sum::<i64>()
+                })
                 .sum::<i64>()
         });
-        let ratio = |d: Duration| d.as_secs_f64() / reference.as_secs_f64();
+        let x = |s: &Spread| format!("{} ({:.1}x)", us(s), ratio(s, &reference).unwrap_or(f64::NAN));
         println!(
-            "{:<26} {:>10} {:>12} {:>6.1}x {:>16} {:>9.1}x {:>14} {:>9.1}x",
+            "{:<26} {:>22} {:>29} {:>29} {:>29}",
             path.file_name().unwrap().to_string_lossy(),
-            us(reference),
-            us(validate),
-            ratio(validate),
-            us(per_tick),
-            ratio(per_tick),
-            us(thresholds),
-            ratio(thresholds)
+            us(&reference),
+            x(&validate),
+            x(&per_tick),
+            x(&thresholds)
         );
     }
 }
