@@ -595,3 +595,43 @@ async fn a_due_rdb_copy_rule_runs_copy_caches_on_the_plans_caches_only() {
         .unwrap();
     assert!(idle.due.is_empty() && idle.caches.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_export_takes_its_profile_from_the_databases_plan() {
+    let w = world().await;
+    // `embeddings` is the product plan's rule: its tables, and the plan and version it followed, are the plan's.
+    let summary = export::handler::handle(&w.deps, json!({"database": DB, "profile": "embeddings"}), None)
+        .await
+        .unwrap();
+    assert_eq!(summary.trigger, "manual");
+    assert_eq!(summary.exports[0].outcome, export::handler::Outcome::Exported);
+    let made = manifests(&w, "embeddings").await;
+    let m = made.values().next().expect("the manual export's manifest");
+    assert_eq!(tables_with_data(m), ["context_chunks"]);
+    assert_eq!(data_in_archive(&w, m).await, ["context_chunks"]);
+    assert_eq!(m.plan.as_deref(), Some("product"));
+    assert_eq!(m.plan_version.as_deref(), Some(label(&w.plan).as_str()));
+
+    // A profile the database's plan does not have is refused, naming the ones it has; nothing is written.
+    let before = export_keys(&w).await;
+    let err = export::handler::handle(&w.deps, json!({"database": DB, "profile": "weekly"}), None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("weekly") && err.contains("critical") && err.contains("embeddings"),
+        "{err}"
+    );
+    assert_eq!(export_keys(&w).await, before);
+
+    // A database in no plan can still be dumped whole by hand, following no plan.
+    let summary = export::handler::handle(&w.deps, json!({"database": "unplanned-db"}), None)
+        .await
+        .unwrap();
+    assert_eq!(summary.profile, "full");
+    let key = &summary.exports[0].manifest_key;
+    let m: Manifest = lifeboat::bucket::layout::get_json(&w.deps.s3, BUCKET, key)
+        .await
+        .unwrap();
+    assert_eq!((m.plan, m.plan_version), (None, None));
+}

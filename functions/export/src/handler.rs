@@ -14,6 +14,7 @@ use serde_json::Value;
 use crate::batch::{conclude, export_all, Run};
 use crate::deps::Deps;
 use crate::event::{self, Trigger};
+use crate::plan::ManualProfiles;
 use crate::settings::ExportSettings;
 
 pub use crate::batch::{peak_rss_bytes, ExportReport, Outcome, Summary, DEADLINE_MARGIN};
@@ -34,11 +35,23 @@ pub async fn handle(deps: &Deps, payload: Value, deadline: Option<Instant>) -> R
     let started = Instant::now();
     let trigger = event::parse(payload)?;
     let all = selection::discover(&deps.rds).await?;
-    let run = resolve(&deps.settings, trigger, &all)?;
+    // Under a plan document a manual export's profiles are its database's plan's (`plan::manual_profiles`).
+    let planned = match (&deps.settings.plan, &trigger) {
+        (Some(location), Trigger::Manual { database, .. }) => {
+            Some(crate::plan::manual_profiles(deps, location, database, &all).await?)
+        }
+        _ => None,
+    };
+    let run = resolve(&deps.settings, trigger, &all, planned)?;
     conclude(export_all(deps, run, deadline, &mut false, started).await)
 }
 
-fn resolve(settings: &ExportSettings, trigger: Trigger, all: &[Database]) -> Result<Run, Error> {
+fn resolve(
+    settings: &ExportSettings,
+    trigger: Trigger,
+    all: &[Database],
+    planned: Option<ManualProfiles>,
+) -> Result<Run, Error> {
     if settings.plan.is_some() && matches!(trigger, Trigger::Schedule { .. }) {
         return Err(Error::InvalidEvent(
             "a scheduled export names its profile, and under a plan document (LIFEBOAT_PLAN_DOCUMENT) the plan \
@@ -78,7 +91,11 @@ fn resolve(settings: &ExportSettings, trigger: Trigger, all: &[Database]) -> Res
             ))
         }
     };
-    let (profile_name, profile) = rules::choose_profile(&settings.profiles, requested, tables)
+    let (profiles, followed) = match planned {
+        Some(p) => (p.profiles, p.followed),
+        None => (settings.profiles.clone(), None),
+    };
+    let (profile_name, profile) = rules::choose_profile(&profiles, requested, tables)
         .map_err(|unknown| Error::InvalidEvent(unknown.to_string()))?;
     Ok(Run {
         trigger,
@@ -86,6 +103,6 @@ fn resolve(settings: &ExportSettings, trigger: Trigger, all: &[Database]) -> Res
         profile,
         at,
         selection: selection::select(all, &selector),
-        followed: None,
+        followed,
     })
 }

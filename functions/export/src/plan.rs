@@ -19,6 +19,12 @@
 //!   archive is removed before its manifest, so a run stopped between the two leaves a manifest the next tick
 //!   expires again, never an archive no manifest names.
 //!
+//! A manual export (`{"database": ..., "profile": ...}`, the console's or the ECS task's) takes its profile from
+//! here too ([`manual_profiles`]): the export rules of the database's plan, so a profile's tables and object lock
+//! are the plan's wherever the export runs. A whole-database `full` export is always possible by hand (before a
+//! risky migration, say), even for a database whose plan has no `full` rule; the tick never expires a profile its
+//! plan does not have, so such an export is kept until removed by hand.
+//!
 //! Must never: take a database, cache, host or secret from the payload, or remove a key outside
 //! `exports/<db>/<profile>/` of a database in the plan being run.
 
@@ -36,7 +42,8 @@ use lifeboat::plans::document::{Document, ExportRule, RuleKind};
 use lifeboat::plans::due::{self, Due};
 use lifeboat::plans::export_expiry::{self, Export};
 use lifeboat::plans::membership::{plan_of, MembershipError, Resource};
-use lifeboat::plans::store::{self, Loaded, Refused};
+use lifeboat::plans::store::{self, Loaded, Location, Refused};
+use lifeboat::postgres::export::{Profile, DEFAULT_PROFILE};
 use lifeboat::rds::selection::{self, Database, Selection};
 use serde::Serialize;
 
@@ -152,6 +159,47 @@ impl From<&Due> for DueRun {
 
 /// Newer versions that fail validation: logged one by one, counted on every tick (0 included, so an alarm on
 /// the count clears once a valid version is uploaded).
+/// The profiles a manual export of `database` may name under the plan document, and the plan and version it
+/// follows (none for a database in no plan).
+pub(crate) struct ManualProfiles {
+    pub profiles: BTreeMap<String, Profile>,
+    pub followed: Option<Followed>,
+}
+
+/// [`ManualProfiles`] of `database` under the document's version in force. A database whose plan cannot be decided
+/// (two plans, an unknown one) is refused with the reason; a database the describe calls do not return is left to
+/// the export, which reports it missing.
+pub(crate) async fn manual_profiles(
+    deps: &Deps,
+    location: &Location,
+    database: &str,
+    all: &[Database],
+) -> Result<ManualProfiles, Error> {
+    let loaded = store::load(&deps.s3, location).await?;
+    let mut profiles = BTreeMap::from([(DEFAULT_PROFILE.to_owned(), Profile::default())]);
+    let plan = match all.iter().find(|d| d.id == database) {
+        Some(db) => plan_of(&loaded.document, Resource::Database, &db.id, &db.tags)
+            .map_err(|e| Error::Plan(format!("manual export of `{database}`: {e}")))?,
+        None => None,
+    };
+    let Some(plan) = plan else {
+        return Ok(ManualProfiles {
+            profiles,
+            followed: None,
+        });
+    };
+    if let Some(rules) = loaded.document.plans.get(plan) {
+        profiles.extend(rules.exports.iter().map(|(name, rule)| (name.clone(), rule.profile())));
+    }
+    Ok(ManualProfiles {
+        profiles,
+        followed: Some(Followed {
+            plan: plan.to_owned(),
+            version: loaded.version.label().to_owned(),
+        }),
+    })
+}
+
 fn report_refused(loaded: &Loaded, metrics: &mut Metrics) {
     for r in &loaded.refused {
         tracing::error!(version = r.version.label(), version_id = %r.version.version_id, error = %r.error,
