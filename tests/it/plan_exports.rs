@@ -58,7 +58,7 @@ struct World {
     _pg: Postgres,
     deps: Deps,
     /// The real time the function sees (unix seconds): each tick below runs on time, so the helper sets it to
-    /// the tick's time before invoking, and a week of ticks runs in minutes.
+    /// the tick's time before invoking, and a month of ticks runs in minutes.
     clock: Arc<AtomicI64>,
     /// The example document as uploaded (its database id replaced).
     plan: Vec<u8>,
@@ -308,11 +308,13 @@ fn due_by_the_written_policy(t: DateTime<Utc>) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_week_of_ticks_makes_exactly_what_the_product_policy_says() {
+async fn a_month_of_ticks_makes_keeps_and_expires_exactly_what_the_product_policy_says() {
     let w = world().await;
     let version = label(&w.plan);
-    // Monday 2026-12-07 00:00 to Monday 2026-12-14 06:00 UTC (Sunday is 2026-12-13).
-    let all = quarters(at("2026-12-07T00:00:00Z"), at("2026-12-14T06:00:00Z"));
+    // Monday 2026-12-07 00:00 to Thursday 2027-01-07 06:00 UTC: a month and a day, so that every profile's
+    // keep_days is passed at least once (Sundays are Dec 13, 20, 27 and Jan 3).
+    let end = at("2027-01-07T06:00:00Z");
+    let all = quarters(at("2026-12-07T00:00:00Z"), end);
     let mut expired = Vec::new();
     for (i, t) in all.iter().enumerate() {
         let due = due_by_the_written_policy(*t);
@@ -346,10 +348,10 @@ async fn a_week_of_ticks_makes_exactly_what_the_product_policy_says() {
     // Redelivered (and late) ticks find their exports there and make nothing twice.
     let before = export_keys(&w).await;
     for t in [
-        "2026-12-08T02:00:00Z",
-        "2026-12-08T02:07:31Z",
-        "2026-12-13T01:00:00Z",
-        "2026-12-14T06:00:00Z",
+        "2027-01-06T02:00:00Z",
+        "2027-01-06T02:07:31Z",
+        "2027-01-03T01:00:00Z",
+        "2027-01-07T06:00:00Z",
     ] {
         let summary = tick(&w, at(t)).await;
         for run in summary["exports"].as_array().unwrap() {
@@ -358,23 +360,43 @@ async fn a_week_of_ticks_makes_exactly_what_the_product_policy_says() {
     }
     assert_eq!(export_keys(&w).await, before, "a redelivered tick wrote something");
 
-    // full: every day at 02:00 (Dec 7..14), every table's data, nothing expired (kept 30 days).
+    // Each profile's runs by the written policy, and which of them its keep_days still keeps at the end: expiry
+    // runs after each due run of the profile, and keeps an export exactly keep_days old.
+    let runs_of = |first: &str, every: Duration| -> Vec<DateTime<Utc>> {
+        let mut out = vec![at(first)];
+        while *out.last().unwrap() + every <= end {
+            out.push(*out.last().unwrap() + every);
+        }
+        out
+    };
+    let kept = |runs: &[DateTime<Utc>], keep: Duration| -> (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) {
+        let last = *runs.last().unwrap();
+        runs.iter().partition(|t| **t >= last - keep)
+    };
+    let full_runs = runs_of("2026-12-07T02:00:00Z", Duration::days(1));
+    let critical_runs = runs_of("2026-12-07T00:00:00Z", Duration::hours(6));
+    let embedding_runs = runs_of("2026-12-13T01:00:00Z", Duration::weeks(1));
+    assert_eq!(
+        (full_runs.len(), critical_runs.len(), embedding_runs.len()),
+        (32, 126, 4)
+    );
+    let (full_kept, full_gone) = kept(&full_runs, Duration::days(30));
+    let (critical_kept, critical_gone) = kept(&critical_runs, Duration::days(7));
+    let (embeddings_kept, embeddings_gone) = kept(&embedding_runs, Duration::days(28));
+    assert_eq!(
+        (full_gone.len(), critical_gone.len(), embeddings_gone.len()),
+        (1, 97, 0)
+    );
+
+    // full: every table's data, kept 30 days.
     let full = manifests(&w, "full").await;
-    let days: Vec<DateTime<Utc>> = (7..=14).map(|d| at(&format!("2026-12-{d:02}T02:00:00Z"))).collect();
-    assert_eq!(full.keys().copied().collect::<Vec<_>>(), days);
+    assert_eq!(full.keys().copied().collect::<Vec<_>>(), full_kept);
     for m in full.values() {
         assert_eq!(tables_with_data(m), ALL_TABLES);
     }
-    // critical: every 6 hours from Dec 7 00:00 to Dec 14 06:00 (30 runs); kept 7 days, so at the last tick the
-    // first run (7 days 6 hours old) expired and the one exactly 7 days old stays.
+    // critical: its four tables, kept 7 days.
     let critical = manifests(&w, "critical").await;
-    let runs: Vec<DateTime<Utc>> = (0..30)
-        .map(|i| at("2026-12-07T00:00:00Z") + Duration::hours(6 * i))
-        .collect();
-    assert_eq!(critical.keys().copied().collect::<Vec<_>>(), runs[1..]);
-    assert_eq!(expired, [("critical".to_owned(), runs[0])]);
-    let expiries = metric(&w, "ExportsExpired", &[("DBIdentifier", DB), ("Profile", "critical")]).await;
-    assert_eq!(expiries.iter().copied().fold(0.0, f64::max), 1.0, "{expiries:?}");
+    assert_eq!(critical.keys().copied().collect::<Vec<_>>(), critical_kept);
     for m in critical.values() {
         assert_eq!(
             tables_with_data(m),
@@ -382,15 +404,26 @@ async fn a_week_of_ticks_makes_exactly_what_the_product_policy_says() {
             "critical holds only its four tables' data"
         );
     }
-    assert_eq!(data_in_archive(&w, &critical[&runs[29]]).await, CRITICAL);
-    assert_eq!(data_in_archive(&w, &full[&days[7]]).await, ALL_TABLES);
-    // embeddings: Sunday 01:00 only, context_chunks' data only.
-    let embeddings = manifests(&w, "embeddings").await;
+    let mut expected_expired: Vec<(String, DateTime<Utc>)> = full_gone
+        .iter()
+        .map(|t| ("full".to_owned(), *t))
+        .chain(critical_gone.iter().map(|t| ("critical".to_owned(), *t)))
+        .collect();
+    expected_expired.sort();
+    expired.sort();
+    assert_eq!(expired, expected_expired);
+    let expiries = metric(&w, "ExportsExpired", &[("DBIdentifier", DB), ("Profile", "critical")]).await;
+    // One critical export expires after each of its runs once the first is 7 days old: the figure is 1 per run.
+    assert_eq!(expiries.iter().copied().fold(0.0, f64::max), 1.0, "{expiries:?}");
     assert_eq!(
-        embeddings.keys().copied().collect::<Vec<_>>(),
-        [at("2026-12-13T01:00:00Z")]
+        data_in_archive(&w, &critical[critical_kept.last().unwrap()]).await,
+        CRITICAL
     );
-    let m = &embeddings[&at("2026-12-13T01:00:00Z")];
+    assert_eq!(data_in_archive(&w, &full[full_kept.last().unwrap()]).await, ALL_TABLES);
+    // embeddings: Sunday 01:00 only, context_chunks' data only, all four within 28 days.
+    let embeddings = manifests(&w, "embeddings").await;
+    assert_eq!(embeddings.keys().copied().collect::<Vec<_>>(), embeddings_kept);
+    let m = &embeddings[&embedding_runs[0]];
     assert_eq!(tables_with_data(m), ["context_chunks"]);
     assert_eq!(m.tables[0].rows, 30);
     assert_eq!(data_in_archive(&w, m).await, ["context_chunks"]);
@@ -410,10 +443,10 @@ async fn a_week_of_ticks_makes_exactly_what_the_product_policy_says() {
     );
     assert_eq!(
         keys.len(),
-        2 * (8 + 29 + 1),
+        2 * (full_kept.len() + critical_kept.len() + embeddings_kept.len()),
         "an archive and a manifest per export: {keys:?}"
     );
-    let (dump, manifest) = lifeboat::bucket::layout::export_keys(DB, "critical", runs[0], false);
+    let (dump, manifest) = lifeboat::bucket::layout::export_keys(DB, "critical", critical_gone[0], false);
     let versions = w
         .deps
         .s3

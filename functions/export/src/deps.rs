@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use crate::settings::ExportSettings;
 
 /// The real time a plan tick's expiry measures by, beside the tick's own (claimed) time. The system clock in a
-/// deployment; a test that runs a week of ticks in a few minutes sets its own.
+/// deployment; a test that runs a month of ticks in a few minutes sets its own.
 #[derive(Clone)]
 pub struct WallClock(pub Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>);
 
