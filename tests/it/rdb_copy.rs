@@ -943,3 +943,73 @@ async fn a_file_staged_by_someone_else_after_lifeboats_request_is_not_published(
     );
     assert!(get(&w, &manifest.shards[0].key).await.unwrap() == own);
 }
+
+/// A world whose export function follows a plan document: plan `cache` copies its caches' RDB files daily at
+/// 03:00 UTC; `sessions` and `queue` are its members.
+async fn plan_world() -> World {
+    let moto = Moto::start();
+    let config = moto.config(REGION);
+    let s3 = aws_sdk_s3::Client::new(&config);
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    lifeboat_tests::plans::versioned_bucket(&s3, "lifeboat-plans").await;
+    let plan = r#"{"format": 1, "plans": {"cache": {"caches": ["sessions", "queue"],
+        "rdb_copies": {"schedule": "0 3 * * *", "keep_days": 7}}}}"#;
+    s3.put_object()
+        .bucket("lifeboat-plans")
+        .key("plans.json")
+        .body(plan.as_bytes().to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let vars: BTreeMap<&str, &str> = [
+        ("LIFEBOAT_BUCKET", BUCKET),
+        ("LIFEBOAT_DB_SSLMODE", "disable"),
+        ("LIFEBOAT_PLAN_DOCUMENT", "s3://lifeboat-plans/plans.json"),
+    ]
+    .into();
+    let settings = ExportSettings::from_env(&move |n: &str| vars.get(n).map(|v| (*v).to_owned())).unwrap();
+    let deps = Deps::new(&config, settings);
+    World { moto, deps }
+}
+
+/// The plan's rule says when a copy is asked for; ElastiCache's export lands minutes later, and the next tick,
+/// though the rule is not due then, verifies it and writes the manifest. A cache with no copy in progress is not
+/// asked for anything between due times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_requested_at_its_due_time_is_finished_by_the_next_tick() {
+    let w = plan_world().await;
+    let sessions = cache_with_snapshot(&w, "sessions", None).await;
+    let queue = cache_with_snapshot(&w, "queue", None).await;
+    // What the 03:00 tick asked for (moto cannot export to a bucket): `sessions`' files arrive after it.
+    let (bytes, keys_per_db) = rdb_file("sessions");
+    stage(&w, &sessions, 1, bytes).await;
+    let before = versions(&w).await;
+
+    let tick = |t: &str| export::plan::tick(&w.deps, DateTime::parse_from_rfc3339(t).unwrap().into(), None);
+    let summary = tick("2026-11-29T03:15:00Z").await.unwrap();
+    assert!(summary.due.is_empty(), "nothing is due at 03:15: {summary:?}");
+    let copied = summary.caches.expect("the copy in progress was stepped");
+    let outcomes: Vec<(&str, CopyOutcome)> = copied.caches.iter().map(|r| (r.cache.as_str(), r.outcome)).collect();
+    assert_eq!(
+        outcomes,
+        [("sessions", CopyOutcome::Verified)],
+        "queue has none in progress"
+    );
+    assert_eq!(copied.caches[0].keys_per_db, keys_per_db);
+    let manifest = rdb_keys("sessions", time()).manifest();
+    assert!(get(&w, &manifest).await.is_some());
+    // `queue` was not asked for: no request record, nothing staged for it.
+    let written: Vec<String> = versions(&w)
+        .await
+        .into_iter()
+        .filter(|v| !before.contains(v))
+        .map(|(k, _)| k)
+        .collect();
+    assert!(written.iter().all(|k| !k.contains(&queue)), "{written:?}");
+
+    // Once copied, a tick between due times steps nothing and writes nothing.
+    let before = versions(&w).await;
+    let idle = tick("2026-11-29T03:30:00Z").await.unwrap();
+    assert!(idle.caches.is_none(), "{idle:?}");
+    assert_eq!(versions(&w).await, before);
+}

@@ -22,6 +22,12 @@
 //! staged files are looked for under the recorded name only (`lifeboat::caches::rdb_copy`'s "Binding staged files
 //! to Lifeboat's request" says why).
 //!
+//! A plan's `rdb_copies` rule says when a copy is *requested*; ElastiCache's export then takes minutes, and the
+//! snapshot function makes a newer snapshot before the rule is due again. So the plan tick runs a
+//! [`Pass::FinishStarted`] over its plans' caches at every tick the rule is not due: it takes only the steps of a
+//! copy already requested (wait, verify, move, manifest) and never asks for a new one. Without it a copy would
+//! only be verified at the rule's next due time, when the newest snapshot, and so the copy to make, has moved on.
+//!
 //! Each step is idempotent: a copy with a manifest is done; the export request's name is recorded before asking
 //! (a rerun reads it and asks for the same thing); a file that failed verification gets a failure record next to
 //! it, is reported and alarmed on every run while its snapshot is the newest, and is never verified again.
@@ -53,6 +59,15 @@ use lifeboat::postgres::export::DEADLINE_MARGIN;
 /// How many caches one run steps at once.
 const CONCURRENT_CACHES: usize = 2;
 
+/// Which steps a run may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// Every step, from asking ElastiCache for the export to the manifest.
+    Every,
+    /// Only the steps of a copy already requested; a cache with none in progress is left out of the summary.
+    FinishStarted,
+}
+
 /// What one run did for one cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -77,6 +92,8 @@ pub enum CopyOutcome {
     Deadline,
     /// The run's deadline came before this cache's turn.
     NotReached,
+    /// A [`Pass::FinishStarted`] found no copy in progress (none requested, or already copied): nothing to do.
+    NothingStarted,
 }
 
 /// A staged file that failed, by shard, with the verifier's (or the move's) words.
@@ -153,7 +170,17 @@ pub struct CopySummary {
 /// The action: copy, publish metrics, and fail the invocation if a copy failed in this run or a cache could not
 /// be stepped before the deadline (`None`: no deadline, the standalone task).
 pub async fn handle(deps: &Deps, caches: Option<Vec<String>>, deadline: Option<Instant>) -> Result<CopySummary, Error> {
-    let summary = run(deps, caches, deadline).await?;
+    handle_pass(deps, caches, deadline, Pass::Every).await
+}
+
+/// [`handle`] taking only the steps `pass` allows.
+pub async fn handle_pass(
+    deps: &Deps,
+    caches: Option<Vec<String>>,
+    deadline: Option<Instant>,
+    pass: Pass,
+) -> Result<CopySummary, Error> {
+    let summary = run_pass(deps, caches, deadline, pass).await?;
     let mut m = Metrics::new();
     record(&summary.caches, &mut m);
     if let Err(e) = m
@@ -168,6 +195,15 @@ pub async fn handle(deps: &Deps, caches: Option<Vec<String>>, deadline: Option<I
 /// One pass over the selected caches (the named ones when given), each cache's step reported, in the selection's
 /// order.
 pub async fn run(deps: &Deps, caches: Option<Vec<String>>, deadline: Option<Instant>) -> Result<CopySummary, Error> {
+    run_pass(deps, caches, deadline, Pass::Every).await
+}
+
+async fn run_pass(
+    deps: &Deps,
+    caches: Option<Vec<String>>,
+    deadline: Option<Instant>,
+    pass: Pass,
+) -> Result<CopySummary, Error> {
     let started = Instant::now();
     let selector = match caches {
         Some(list) => Selector {
@@ -186,8 +222,12 @@ pub async fn run(deps: &Deps, caches: Option<Vec<String>>, deadline: Option<Inst
     };
     let stop = deadline.map(|d| d.checked_sub(DEADLINE_MARGIN).unwrap_or(d));
     let reports: Vec<CacheCopyReport> = stream::iter(chosen)
-        .map(|cache| copy_before(deps, cache, &snapshots, stop))
+        .map(|cache| copy_before(deps, cache, &snapshots, stop, pass))
         .buffered(CONCURRENT_CACHES)
+        .filter(|r| {
+            let idle = matches!(r.outcome, CopyOutcome::NothingStarted | CopyOutcome::NoSnapshot);
+            std::future::ready(!(pass == Pass::FinishStarted && idle))
+        })
         .collect()
         .await;
     Ok(CopySummary {
@@ -204,16 +244,17 @@ async fn copy_before(
     cache: &Cache,
     snapshots: &[CacheSnapshot],
     stop: Option<Instant>,
+    pass: Pass,
 ) -> CacheCopyReport {
     let Some(stop) = stop else {
-        return copy_one(deps, cache, snapshots).await;
+        return copy_pass(deps, cache, snapshots, pass).await;
     };
     if Instant::now() >= stop {
         tracing::error!(cache = %cache.id, "cache RDB copy not reached before the invocation's deadline");
         return CacheCopyReport::new(&cache.id, None, CopyOutcome::NotReached)
             .with_detail("not reached before the invocation's deadline; the next run steps it");
     }
-    match tokio::time::timeout_at(stop.into(), copy_one(deps, cache, snapshots)).await {
+    match tokio::time::timeout_at(stop.into(), copy_pass(deps, cache, snapshots, pass)).await {
         Ok(report) => report,
         Err(_) => {
             tracing::error!(cache = %cache.id, "cache RDB copy stopped before the invocation's deadline");
@@ -228,11 +269,15 @@ async fn copy_before(
 
 /// One cache's copy stepped once (its newest Lifeboat snapshot among `snapshots`), reported and logged.
 pub async fn copy_one(deps: &Deps, cache: &Cache, snapshots: &[CacheSnapshot]) -> CacheCopyReport {
+    copy_pass(deps, cache, snapshots, Pass::Every).await
+}
+
+async fn copy_pass(deps: &Deps, cache: &Cache, snapshots: &[CacheSnapshot], pass: Pass) -> CacheCopyReport {
     let Some(chosen) = rdb_copy::choose(snapshots, cache) else {
         return CacheCopyReport::new(&cache.id, None, CopyOutcome::NoSnapshot)
             .with_detail("no available snapshot Lifeboat made of this cache yet");
     };
-    let report = match step(deps, cache, chosen).await {
+    let report = match step(deps, cache, chosen, pass).await {
         Ok(report) => report,
         Err(e) => CacheCopyReport::new(&cache.id, Some(&chosen.name), CopyOutcome::Error).with_detail(e.to_string()),
     };
@@ -249,7 +294,7 @@ pub async fn copy_one(deps: &Deps, cache: &Cache, snapshots: &[CacheSnapshot]) -
 /// Reads what is known of the copy and takes its next step. A serverless snapshot differs only in its
 /// description, where its files land, how their number is known and the export request
 /// (`lifeboat::caches::rdb_copy::serverless`); from the staged files on, both take the same path.
-async fn step(deps: &Deps, cache: &Cache, chosen: &CacheSnapshot) -> Result<CacheCopyReport, RdbCopyError> {
+async fn step(deps: &Deps, cache: &Cache, chosen: &CacheSnapshot, pass: Pass) -> Result<CacheCopyReport, RdbCopyError> {
     let bucket = deps.settings.bucket.as_str();
     let serverless = chosen.serverless;
     let snap = if serverless {
@@ -285,6 +330,7 @@ async fn step(deps: &Deps, cache: &Cache, chosen: &CacheSnapshot) -> Result<Cach
     };
     let report = |outcome| CacheCopyReport::new(&cache.id, Some(&snap.name), outcome);
     Ok(match next {
+        Step::Done | Step::Request if pass == Pass::FinishStarted => report(CopyOutcome::NothingStarted),
         Step::Done => CacheCopyReport {
             manifest_key: Some(keys.manifest()),
             ..report(CopyOutcome::AlreadyCopied)

@@ -48,7 +48,7 @@ use lifeboat::rds::selection::{self, Database, Selection};
 use serde::Serialize;
 
 use crate::batch::{export_all, Run, Summary};
-use crate::caches::CopySummary;
+use crate::caches::{CopySummary, Pass};
 use crate::deps::Deps;
 use crate::job::Followed;
 
@@ -130,7 +130,7 @@ pub async fn tick(deps: &Deps, time: DateTime<Utc>, deadline: Option<Instant>) -
         if !exports.is_empty() {
             run_exports(deps, &loaded, &exports, deadline, &mut summary, &mut metrics).await?;
         }
-        if !copies.is_empty() {
+        {
             copy_caches(deps, &loaded.document, &copies, deadline, &mut summary, &mut metrics).await?;
         }
         Ok::<_, Error>(())
@@ -403,7 +403,8 @@ async fn expire_one(
     Ok(removed)
 }
 
-/// The `copy-caches` action for the caches of the plans whose RDB copies are due.
+/// The `copy-caches` action for the caches of the plans with an `rdb_copies` rule: every step for the plans whose
+/// rule is due, and only the steps of copies already requested for the others (`crate::caches::Pass` says why).
 async fn copy_caches(
     deps: &Deps,
     doc: &Document,
@@ -413,17 +414,34 @@ async fn copy_caches(
     metrics: &mut Metrics,
 ) -> Result<(), Error> {
     let due_plans: BTreeSet<&str> = copies.iter().map(|d| d.plan.as_str()).collect();
+    let copying: BTreeSet<&str> = doc
+        .plans
+        .iter()
+        .filter(|(_, p)| p.rdb_copies.is_some())
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if copying.is_empty() {
+        return Ok(());
+    }
     let all = elasticache::discover_all(&deps.ec, deps.settings.serverless_caches).await?;
-    let mut chosen = Vec::new();
+    let (mut chosen, mut finishing) = (Vec::new(), Vec::new());
     for cache in &all {
         let dims = [(metrics::CACHE_DIMENSION, cache.id.as_str())];
+        // Membership is judged (published, reported) when a rule is due; a tick that only finishes copies
+        // already requested stays quiet about it, as an idle tick does.
+        let judged = !due_plans.is_empty();
         match plan_of(doc, Resource::Cache, &cache.id, &cache.tags) {
             Ok(plan) => {
-                metrics.put(metrics::PLAN_MEMBERSHIP_ERROR, 0.0, StandardUnit::Count, &dims);
+                if judged {
+                    metrics.put(metrics::PLAN_MEMBERSHIP_ERROR, 0.0, StandardUnit::Count, &dims);
+                }
                 if plan.is_some_and(|p| due_plans.contains(p)) {
                     chosen.push(cache.id.clone());
+                } else if plan.is_some_and(|p| copying.contains(p)) {
+                    finishing.push(cache.id.clone());
                 }
             }
+            Err(_) if !judged => {}
             Err(e) => {
                 tracing::error!(cache = %cache.id, error = %e, "cache's plan cannot be decided; left out");
                 metrics.put(metrics::PLAN_MEMBERSHIP_ERROR, 1.0, StandardUnit::Count, &dims);
@@ -431,12 +449,22 @@ async fn copy_caches(
             }
         }
     }
-    if chosen.is_empty() {
-        return Ok(());
-    }
-    match crate::caches::handle(deps, Some(chosen), deadline).await {
-        Ok(copied) => summary.caches = Some(copied),
-        Err(e) => summary.errors.push(format!("copy-caches: {e}")),
+    for (caches, pass) in [(chosen, Pass::Every), (finishing, Pass::FinishStarted)] {
+        if caches.is_empty() {
+            continue;
+        }
+        match crate::caches::handle_pass(deps, Some(caches), deadline, pass).await {
+            Ok(copied) if copied.caches.is_empty() => {}
+            Ok(mut copied) => match &mut summary.caches {
+                Some(all) => {
+                    all.caches.append(&mut copied.caches);
+                    all.failed += copied.failed;
+                    all.seconds += copied.seconds;
+                }
+                None => summary.caches = Some(copied),
+            },
+            Err(e) => summary.errors.push(format!("copy-caches: {e}")),
+        }
     }
     Ok(())
 }
