@@ -135,7 +135,11 @@ impl World {
 #[tokio::test]
 async fn monitor_takes_each_databases_thresholds_from_its_plan_and_reports_what_no_plan_covers() {
     let w = world(Moto::start()).await;
-    let in_force = w.upload(&three_environments()).await;
+    // Staging also lists, by name, a database the region does not have (a typo for app-staging).
+    let text = String::from_utf8(three_environments()).unwrap();
+    let listed = text.replacen(r#""staging": {"#, r#""staging": {"databases": ["app-stagin"], "#, 1);
+    assert_ne!(listed, text);
+    let in_force = w.upload(listed.as_bytes()).await;
     // S3 stamps versions to the second: the newer one is a second later.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let refused = w
@@ -181,6 +185,12 @@ async fn monitor_takes_each_databases_thresholds_from_its_plan_and_reports_what_
         "{:?}",
         plan.conflicts
     );
+    assert_eq!(plan.missing.len(), 1);
+    assert!(
+        plan.missing[0].starts_with("app-stagin: listed in plan `staging` and not in this region"),
+        "{:?}",
+        plan.missing
+    );
     assert_eq!(plan.not_backed_up.len(), 1);
     assert_eq!(
         (
@@ -198,6 +208,7 @@ async fn monitor_takes_each_databases_thresholds_from_its_plan_and_reports_what_
     for finding in [
         "orphan: in no plan",
         "mistagged` is tagged",
+        "app-stagin: listed in plan `staging`",
         "fails validation and is not used",
     ] {
         assert!(
@@ -234,6 +245,7 @@ async fn monitor_takes_each_databases_thresholds_from_its_plan_and_reports_what_
     // The run's plan figures.
     assert_eq!(w.figure("PlanUnassigned").await, Some(1.0));
     assert_eq!(w.figure("PlanConflicts").await, Some(1.0));
+    assert_eq!(w.figure("PlanMembersMissing").await, Some(1.0));
     assert_eq!(w.figure("PlanVersionsRefused").await, Some(1.0));
     assert_eq!(w.figure("PlanDocumentUnusable").await, Some(0.0));
 }

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use lifeboat::caches::elasticache::Cache;
 use lifeboat::core::error::Error;
 use lifeboat::core::metrics::{
-    Metrics, PLAN_CONFLICTS, PLAN_DOCUMENT_UNUSABLE, PLAN_UNASSIGNED, PLAN_VERSIONS_REFUSED,
+    Metrics, PLAN_CONFLICTS, PLAN_DOCUMENT_UNUSABLE, PLAN_MEMBERS_MISSING, PLAN_UNASSIGNED, PLAN_VERSIONS_REFUSED,
 };
 use lifeboat::monitoring::monitor::Thresholds;
 use lifeboat::monitoring::plan::{not_backed_up_note, place, unplanned_note, Placement};
@@ -55,6 +55,8 @@ pub struct PlanRun {
     pub unplanned: Vec<String>,
     /// Resources whose plan cannot be decided, each with both names.
     pub conflicts: Vec<String>,
+    /// Resources a plan lists by name that the region does not have (`<db>`, `cache <id>`, with the plan).
+    pub missing: Vec<String>,
     pub not_backed_up: Vec<NotBackedUp>,
 }
 
@@ -144,7 +146,30 @@ impl PlanRun {
                 out.push((db, t));
             }
         }
+        // An instance inside a cluster is not a resource of its own: a plan listing it backs nothing up.
+        let present: Vec<&str> = all
+            .iter()
+            .filter(|d| d.cluster.is_none())
+            .map(|d| d.id.as_str())
+            .collect();
+        self.missing_listed(loaded, Resource::Database, &present);
         out
+    }
+
+    /// Records each resource of `resource`'s kind that a plan lists and `present` does not have.
+    fn missing_listed(&mut self, loaded: &Loaded, resource: Resource, present: &[&str]) {
+        for (plan, rules) in &loaded.document.plans {
+            let (listed, noun) = match resource {
+                Resource::Database => (&rules.databases, ""),
+                Resource::Cache => (&rules.caches, "cache "),
+            };
+            for id in listed.iter().filter(|id| !present.contains(&id.as_str())) {
+                tracing::error!(resource = %id, plan = %plan, "listed in a plan and not in the region");
+                self.missing.push(format!(
+                    "{noun}{id}: listed in plan `{plan}` and not in this region, so nothing backs it up                      (a typo, or a renamed or deleted resource)"
+                ));
+            }
+        }
     }
 
     /// The caches that follow a plan, with their thresholds.
@@ -156,26 +181,30 @@ impl PlanRun {
                 out.push((c, t));
             }
         }
+        let present: Vec<&str> = all.iter().map(|c| c.id.as_str()).collect();
+        self.missing_listed(loaded, Resource::Cache, &present);
         out
     }
 
-    /// The run's plan figures: the version in force was usable, and the three counts.
+    /// The run's plan figures: the version in force was usable, and the four counts.
     pub fn metrics(&self, out: &mut Metrics) {
         for (name, value) in [
             (PLAN_DOCUMENT_UNUSABLE, 0.0),
             (PLAN_UNASSIGNED, self.unplanned.len() as f64),
             (PLAN_CONFLICTS, self.conflicts.len() as f64),
+            (PLAN_MEMBERS_MISSING, self.missing.len() as f64),
             (PLAN_VERSIONS_REFUSED, self.refused.len() as f64),
         ] {
             out.put(name, value, StandardUnit::Count, &[]);
         }
     }
 
-    /// What a human must hear about: resources in no plan, conflicts, refused versions. Resources not backed up
+    /// What a human must hear about: resources in no plan, conflicts, listed resources missing, refused versions. Resources not backed up
     /// by policy are a written decision, listed in the summary, not a finding.
     pub fn notes(&self) -> Vec<String> {
         let mut out: Vec<String> = self.unplanned.iter().map(|w| unplanned_note(w)).collect();
         out.extend(self.conflicts.iter().cloned());
+        out.extend(self.missing.iter().cloned());
         out.extend(self.refused.iter().map(|r| {
             format!(
                 "plan document version {} ({}, written {}) fails validation and is not used: {}",

@@ -128,6 +128,9 @@ pub const PLAN_UNASSIGNED: &str = "PlanUnassigned";
 /// Plan mode: databases and caches whose plan cannot be decided, tagged with one plan and listed in another or
 /// tagged with a plan the document does not have (no dimension).
 pub const PLAN_CONFLICTS: &str = "PlanConflicts";
+/// Databases and caches a plan lists by name that the region does not have: a typo or a renamed resource, whose
+/// backups the plan silently does not make (no dimension).
+pub const PLAN_MEMBERS_MISSING: &str = "PlanMembersMissing";
 /// Plan mode: 1 when no version of the plan document could be used (the run fails with `Lifeboat.PlanError`),
 /// else 0 (no dimension).
 pub const PLAN_DOCUMENT_UNUSABLE: &str = "PlanDocumentUnusable";
@@ -197,6 +200,7 @@ pub const ALL: &[&str] = &[
     DESELECTED_UNCONFIRMED,
     PLAN_UNASSIGNED,
     PLAN_CONFLICTS,
+    PLAN_MEMBERS_MISSING,
     PLAN_DOCUMENT_UNUSABLE,
     EVIDENCE_REPORT_WRITTEN,
     EVIDENCE_POLICIES_NOT_MET,
