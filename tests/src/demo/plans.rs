@@ -2,9 +2,10 @@
 //! checked, stored as a versioned object, and reviewed against what the story made, the way
 //! `lifeboat plan check`, `lifeboat plan apply` and `lifeboat plan diff` do it (the same library calls).
 //!
-//! The functions above ran on the template's settings (no `LIFEBOAT_PLAN_DOCUMENT`); this chapter shows what the
-//! same fleet looks like under the plan before anyone switches it on: who follows which plan, each rule's next run
-//! and alarm threshold, and which of the story's snapshots the plan's retention would expire.
+//! The functions above ran as a local run without `LIFEBOAT_PLAN_DOCUMENT` does, on settings from their
+//! environment (the deployed stack always has a plan document); this chapter shows what the same fleet looks like
+//! under the plan: who follows which plan, each rule's next run and alarm threshold, and which of the story's
+//! snapshots the plan's retention would expire.
 
 use chrono::{DateTime, Utc};
 use lifeboat::plans::change::newly_expired;
