@@ -293,3 +293,36 @@ async fn monitor_reports_a_rotation_older_than_the_plan_allows() {
         "monitor never changes a rotation"
     );
 }
+
+/// A member of a rotating plan with no secret Lifeboat can find fails the tick (named, `Lifeboat.PartialFailure`)
+/// while the others are still brought in step; nothing in the tick's payload could have named one instead.
+#[tokio::test]
+async fn a_member_without_a_secret_fails_the_tick_and_the_others_proceed() {
+    let w = world().await;
+    w.upload(&policy(90)).await;
+    w.database("app-prod", Some("production")).await;
+    w.rds
+        .create_db_instance()
+        .db_instance_identifier("app-staging")
+        .db_instance_class("db.t4g.micro")
+        .engine("postgres")
+        .allocated_storage(20)
+        .master_username("app")
+        .master_user_password("not-a-real-password-1")
+        .tags(Tag::builder().key("lifeboat:plan").value("staging").build())
+        .send()
+        .await
+        .unwrap();
+    // Extra keys naming a secret are not read: the tick takes its time and nothing else.
+    let event = json!({"detail-type": "Scheduled Event", "source": "aws.scheduler", "time": Utc::now().to_rfc3339(),
+        "detail": {"SecretId": "lifeboat/app-staging"}, "SecretId": "lifeboat/app-staging"});
+    let e = rotate::run(&w.rotate_deps(), event, None).await.unwrap_err();
+    assert_eq!(e.kind, rotate::ErrorKind::PartialFailure);
+    assert!(
+        e.message
+            .contains("app-staging: no secret to rotate: tag the database `lifeboat:secret="),
+        "{}",
+        e.message
+    );
+    assert_eq!(w.rotation("app-prod").await.days, Some(90), "the others proceed");
+}

@@ -292,3 +292,41 @@ async fn configure(deps: &Deps, function: &str, secret: &SecretRotation, every_d
         "rotation configured as the plan says");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::error::ErrorKind;
+    use crate::settings::RotateSettings;
+
+    /// Clients that would fail any call (no endpoint answers at port 9): the tick must refuse before one.
+    fn deps(pairs: &[(&'static str, &'static str)]) -> Deps {
+        let vars: BTreeMap<&str, &str> = pairs
+            .iter()
+            .copied()
+            .chain([("LIFEBOAT_DB_SSLMODE", "disable")])
+            .collect();
+        let settings = RotateSettings::from_env(&move |n: &str| vars.get(n).map(|v| (*v).to_owned())).unwrap();
+        let config = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("eu-west-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .build();
+        Deps::new(&config, settings)
+    }
+
+    #[tokio::test]
+    async fn a_tick_without_the_plan_document_or_its_own_arn_is_a_plan_error_naming_the_variable() {
+        let arn = (
+            "LIFEBOAT_ROTATE_FUNCTION_ARN",
+            "arn:aws:lambda:eu-west-1:123456789012:function:lifeboat-rotate",
+        );
+        let plan = ("LIFEBOAT_PLAN_DOCUMENT", "s3://plans/lifeboat.json");
+        for (pairs, missing) in [(vec![arn], PLAN_DOCUMENT), (vec![plan], FUNCTION_ARN)] {
+            let e = tick(&deps(&pairs), Utc::now(), None).await.unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Plan);
+            assert!(e.message.contains(missing), "{}", e.message);
+        }
+    }
+}
