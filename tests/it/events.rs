@@ -36,13 +36,17 @@ fn every_snapshot_event_parses() {
 fn every_rotate_event_parses() {
     let dir = repo_root().join("events/rotate");
     let mut steps = Vec::new();
+    let mut ticks = 0;
     for file in files(&dir) {
         let text = std::fs::read_to_string(&file).unwrap();
         let value: serde_json::Value =
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: not JSON: {e}", file.display()));
-        let event = rotate::event::parse(value).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-        steps.push(event.step);
+        match rotate::event::request(value).unwrap_or_else(|e| panic!("{}: {e}", file.display())) {
+            rotate::event::Request::Step(event) => steps.push(event.step),
+            rotate::event::Request::PlanTick { .. } => ticks += 1,
+        }
     }
+    assert_eq!(ticks, 1, "one sample plan tick");
     steps.sort();
     use lifeboat::postgres::rotation::Step;
     assert_eq!(
@@ -377,6 +381,7 @@ fn every_function_has_a_template_resource_and_every_event_source_a_sample_event(
             "snapshot/rds-snapshot-finished.json",
         ),
         (("ExportFunction", "PlanTick"), "export/plan-tick.json"),
+        (("RotateFunction", "PlanTick"), "rotate/plan-tick.json"),
         (("MonitorFunction", "Hourly"), "monitor/scheduled.json"),
         (("MonitorFunction", "Monthly"), "monitor/evidence-monthly.json"),
         (("NotifyFunction", "AlarmChanged"), "notify/alarm.json"),

@@ -23,6 +23,7 @@ mod monitor;
 mod plan_cli;
 mod plan_exports;
 mod plan_restore;
+mod plan_rotation;
 mod plan_watch;
 mod plans;
 mod rdb;

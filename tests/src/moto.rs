@@ -60,7 +60,41 @@ sys.exit(main())\n";
 /// The file [`CLOCK_SCRIPT`] reads, in the server's own directory.
 const CLOCK_FILE: &str = "clock";
 
+/// Registers a stand-in Lambda function (and the IAM role moto requires it to have), after switching moto's Lambda
+/// to its Docker-free backend (`/moto-api/config`, `lambda.use_docker=false`). Why: Secrets Manager's RotateSecret
+/// runs the rotation function's testSecret step even with `RotateImmediately=false` (AWS documents that it tests
+/// the configuration), and moto does the same (`moto/secretsmanager/models.py`, `rotate_secret`): it first looks
+/// the function up (an unknown ARN is `ResourceNotFoundException`) and then invokes it, which with the default
+/// backend means running it in Docker. The Docker-free backend answers every invocation with success and runs
+/// nothing. Uses boto3, which moto's own virtualenv carries: the workspace has no Lambda or IAM client.
+/// Arguments: endpoint, region, function name; prints the function's ARN.
+const STAND_IN_FUNCTION_SCRIPT: &str = "import boto3, io, json, sys, urllib.request, zipfile\n\
+endpoint, region, name = sys.argv[1:4]\n\
+urllib.request.urlopen(urllib.request.Request(endpoint + '/moto-api/config', method='POST', \
+data=json.dumps({'lambda': {'use_docker': False}}).encode()))\n\
+kw = dict(endpoint_url=endpoint, region_name=region, aws_access_key_id='test', aws_secret_access_key='test')\n\
+role = boto3.client('iam', **kw).create_role(RoleName=name, AssumeRolePolicyDocument='{}')['Role']['Arn']\n\
+code = io.BytesIO()\n\
+with zipfile.ZipFile(code, 'w') as z: z.writestr('bootstrap', 'stand-in')\n\
+fn = boto3.client('lambda', **kw).create_function(FunctionName=name, Runtime='provided.al2023', Role=role, \
+Handler='bootstrap', Code={'ZipFile': code.getvalue()})\n\
+print(fn['FunctionArn'])\n";
+
 impl Moto {
+    /// A stand-in Lambda function named `name` in `region` (see [`STAND_IN_FUNCTION_SCRIPT`]); returns its ARN.
+    pub fn stand_in_function(&self, region: &str, name: &str) -> String {
+        let out = Command::new(executable().with_file_name("python3"))
+            .args(["-c", STAND_IN_FUNCTION_SCRIPT, &self.endpoint, region, name])
+            .output()
+            .unwrap_or_else(|e| panic!("running moto's python for a stand-in function: {e}; {INSTALL_HINT}"));
+        assert!(
+            out.status.success(),
+            "registering the stand-in function failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
     /// Starts a fresh server whose clock a test moves with [`Moto::set_ahead`] (see [`CLOCK_SCRIPT`]).
     pub fn start_with_clock() -> Self {
         let dir = tempfile::tempdir().expect("temp dir for moto");

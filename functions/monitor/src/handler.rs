@@ -400,10 +400,12 @@ pub async fn handle_at(deps: &Deps, payload: Value, now: DateTime<Utc>) -> Resul
     {
         notes.push(format!("{missing}: named in LIFEBOAT_DATABASES but does not exist"));
     }
-    let plan_run = plan.map(|(_, run)| run);
-    if let Some(run) = &plan_run {
+    let mut plan_run = None;
+    if let Some((loaded, mut run)) = plan {
+        run.check_rotations(deps, &loaded, &all, now, &mut metrics).await;
         run.metrics(&mut metrics);
         notes.extend(run.notes());
+        plan_run = Some(run);
     }
     let changes = reconcile_alarms(deps, &wanted, &all, all_caches.as_deref(), &mut metrics, &mut notes).await?;
     let janitor = janitor(deps, &all, now).await;

@@ -8,6 +8,12 @@
 //! the run with `Error::Plan` after publishing `PlanDocumentUnusable` = 1 (its own alarm, since the run's other
 //! figures are then missing); newer versions that fail validation, resources in no plan and membership conflicts
 //! are published as counts, each watched by a stack alarm, listed in the summary and logged.
+//!
+//! Rotation ([`PlanRun::check_rotations`]): every database whose plan has a `rotation` rule is checked, whatever
+//! its other rules, against the freshness the document states for it (`lifeboat::plans::rotation` decides).
+//! Its secret is the one every function uses (`Database::secret_id`), read with DescribeSecret only: monitor
+//! never reads a value nor changes a rotation (the rotate function's plan tick configures them). A member whose
+//! secret is missing or cannot be read is counted overdue: nothing shows that its credentials rotate.
 
 use std::collections::BTreeMap;
 
@@ -16,11 +22,13 @@ use chrono::{DateTime, Utc};
 use lifeboat::caches::elasticache::Cache;
 use lifeboat::core::error::Error;
 use lifeboat::core::metrics::{
-    Metrics, PLAN_CONFLICTS, PLAN_DOCUMENT_UNUSABLE, PLAN_MEMBERS_MISSING, PLAN_UNASSIGNED, PLAN_VERSIONS_REFUSED,
+    Metrics, DB_DIMENSION, PLAN_CONFLICTS, PLAN_DOCUMENT_UNUSABLE, PLAN_MEMBERS_MISSING, PLAN_UNASSIGNED,
+    PLAN_VERSIONS_REFUSED, ROTATIONS_OVERDUE, ROTATION_OVERDUE,
 };
 use lifeboat::monitoring::monitor::Thresholds;
 use lifeboat::monitoring::plan::{not_backed_up_note, place, unplanned_note, Placement};
-use lifeboat::plans::membership::Resource;
+use lifeboat::plans::membership::{plan_of, Resource};
+use lifeboat::plans::rotation;
 use lifeboat::plans::store::{self, Loaded, Location, PlanVersion, Refused};
 use lifeboat::rds::restore::is_restore_test;
 use lifeboat::rds::selection::Database;
@@ -58,6 +66,8 @@ pub struct PlanRun {
     /// Resources a plan lists by name that the region does not have (`<db>`, `cache <id>`, with the plan).
     pub missing: Vec<String>,
     pub not_backed_up: Vec<NotBackedUp>,
+    /// Databases whose credentials are older than their plan's rotation rule allows, each with why.
+    pub rotations_overdue: Vec<String>,
 }
 
 /// The version in force. When none can be used, `PlanDocumentUnusable` = 1 is published at once (the run's
@@ -186,9 +196,59 @@ impl PlanRun {
         out
     }
 
-    /// The run's plan figures: the version in force was usable, and the four counts.
+    /// Checks the rotation of every database whose plan has a rotation rule: `RotationOverdue` per database, each
+    /// overdue one recorded (`ROTATIONS_OVERDUE` is published with the run's other plan figures).
+    pub async fn check_rotations(
+        &mut self,
+        deps: &Deps,
+        loaded: &Loaded,
+        all: &[Database],
+        now: DateTime<Utc>,
+        out: &mut Metrics,
+    ) {
+        for db in all.iter().filter(|d| d.cluster.is_none() && !is_restore_test(&d.tags)) {
+            let Ok(Some(plan)) = plan_of(&loaded.document, Resource::Database, &db.id, &db.tags) else {
+                continue;
+            };
+            let Some(max_age) = loaded.document.plans.get(plan).and_then(rotation::max_age) else {
+                continue;
+            };
+            let late = match db.secret_id() {
+                None => Some(format!("no secret (tag it `{}`)", lifeboat::core::tags::SECRET)),
+                Some(id) => match rotation::describe(&deps.sm, id).await {
+                    Err(e) => Some(format!("its secret {id} cannot be read: {e}")),
+                    Ok(secret) => rotation::overdue(&secret, max_age, now).map(|late| {
+                        format!(
+                            "secret {} last rotated {} ({} days past the plan's {} days)",
+                            secret.name,
+                            secret
+                                .since()
+                                .map_or_else(|| "never".to_owned(), |t| t.format("%Y-%m-%d").to_string()),
+                            late.num_days(),
+                            max_age.num_days()
+                        )
+                    }),
+                },
+            };
+            let dims = [(DB_DIMENSION, db.id.as_str())];
+            out.put(
+                ROTATION_OVERDUE,
+                f64::from(u8::from(late.is_some())),
+                StandardUnit::Count,
+                &dims,
+            );
+            if let Some(why) = late {
+                tracing::warn!(db = %db.id, plan = %plan, why = %why, "rotation overdue");
+                self.rotations_overdue
+                    .push(format!("{}: rotation overdue under plan `{plan}`: {why}", db.id));
+            }
+        }
+    }
+
+    /// The run's plan figures: the version in force was usable, and the counts.
     pub fn metrics(&self, out: &mut Metrics) {
         for (name, value) in [
+            (ROTATIONS_OVERDUE, self.rotations_overdue.len() as f64),
             (PLAN_DOCUMENT_UNUSABLE, 0.0),
             (PLAN_UNASSIGNED, self.unplanned.len() as f64),
             (PLAN_CONFLICTS, self.conflicts.len() as f64),
@@ -199,12 +259,14 @@ impl PlanRun {
         }
     }
 
-    /// What a human must hear about: resources in no plan, conflicts, listed resources missing, refused versions. Resources not backed up
-    /// by policy are a written decision, listed in the summary, not a finding.
+    /// What a human must hear about: resources in no plan, conflicts, listed resources missing, overdue rotations,
+    /// refused versions. Resources not backed up by policy are a written decision, listed in the summary, not a
+    /// finding.
     pub fn notes(&self) -> Vec<String> {
         let mut out: Vec<String> = self.unplanned.iter().map(|w| unplanned_note(w)).collect();
         out.extend(self.conflicts.iter().cloned());
         out.extend(self.missing.iter().cloned());
+        out.extend(self.rotations_overdue.iter().cloned());
         out.extend(self.refused.iter().map(|r| {
             format!(
                 "plan document version {} ({}, written {}) fails validation and is not used: {}",

@@ -1,5 +1,5 @@
-//! What every rotation step is handed: the Secrets Manager and CloudWatch clients and the settings, built once
-//! per cold start. Its own module, so that the steps' modules never import the handler that calls them.
+//! What every rotation step and plan tick is handed: the clients (Secrets Manager and CloudWatch; RDS and S3 for
+//! plan ticks) and the settings, built once per cold start. Its own module, so that the steps' modules never import the handler that calls them.
 
 use crate::settings::RotateSettings;
 
@@ -7,6 +7,10 @@ use crate::settings::RotateSettings;
 pub struct Deps {
     pub sm: aws_sdk_secretsmanager::Client,
     pub cw: aws_sdk_cloudwatch::Client,
+    /// Plan ticks: the databases and their tags (which plan, which secret).
+    pub rds: aws_sdk_rds::Client,
+    /// Plan ticks: the plan document.
+    pub s3: aws_sdk_s3::Client,
     pub settings: RotateSettings,
 }
 
@@ -15,6 +19,8 @@ impl Deps {
         Self {
             sm: aws_sdk_secretsmanager::Client::new(config),
             cw: aws_sdk_cloudwatch::Client::new(config),
+            rds: aws_sdk_rds::Client::new(config),
+            s3: aws_sdk_s3::Client::new(config),
             settings,
         }
     }

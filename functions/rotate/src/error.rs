@@ -20,6 +20,10 @@ pub enum ErrorKind {
     Database(FailureKind),
     Protocol,
     Timeout,
+    /// A plan tick without a usable plan document, or without the settings a tick needs.
+    Plan,
+    /// A plan tick that could not bring every member's secret in step (the others were).
+    PartialFailure,
 }
 
 /// A failed step. The message names the credential and the failure; it never holds a password or the token.
@@ -95,6 +99,22 @@ impl RotateError {
         }
     }
 
+    pub fn plan(message: impl Into<String>) -> Self {
+        Self {
+            kind: ErrorKind::Plan,
+            role: None,
+            message: message.into(),
+        }
+    }
+
+    pub fn partial_failure(message: String) -> Self {
+        Self {
+            kind: ErrorKind::PartialFailure,
+            role: None,
+            message,
+        }
+    }
+
     fn error_type(&self) -> &'static str {
         match self.kind {
             ErrorKind::InvalidEvent => "Lifeboat.InvalidEvent",
@@ -107,6 +127,26 @@ impl RotateError {
             ErrorKind::Database(_) => "Lifeboat.Rotation.Database",
             ErrorKind::Protocol => "Lifeboat.Rotation.Protocol",
             ErrorKind::Timeout => "Lifeboat.Rotation.Timeout",
+            ErrorKind::Plan => "Lifeboat.PlanError",
+            ErrorKind::PartialFailure => "Lifeboat.PartialFailure",
+        }
+    }
+}
+
+/// The shared library's errors, met by a plan tick (the plan store, RDS's describe calls, DescribeSecret).
+impl From<lifeboat::core::error::Error> for RotateError {
+    fn from(err: lifeboat::core::error::Error) -> Self {
+        use lifeboat::core::error::Error;
+        match err {
+            Error::Plan(m) => Self::plan(m),
+            Error::Config(m) => Self::plan(m.to_string()),
+            Error::InvalidEvent(m) => Self::invalid_event(m),
+            Error::PartialFailure(m) => Self::partial_failure(m),
+            e @ (Error::Aws { .. } | Error::Metrics(_)) => Self {
+                kind: ErrorKind::Aws,
+                role: None,
+                message: e.to_string(),
+            },
         }
     }
 }

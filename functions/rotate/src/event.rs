@@ -1,7 +1,12 @@
-//! The event Secrets Manager sends the rotation function, once per step:
-//! `{"Step": "createSecret", "SecretId": "<arn>", "ClientRequestToken": "<version id>"}` (newer events also carry a
-//! `RotationToken`, which this function does not need).
+//! The two events the rotate function serves ([`request`] tells them apart):
+//! - a rotation step, which Secrets Manager sends once per step:
+//!   `{"Step": "createSecret", "SecretId": "<arn>", "ClientRequestToken": "<version id>"}` (newer events also carry
+//!   a `RotationToken`, which this function does not need);
+//! - a plan tick (`plan.rs`, only with `LIFEBOAT_PLAN_DOCUMENT` set), an EventBridge Scheduled Event:
+//!   `{"detail-type": "Scheduled Event", "source": "aws.scheduler", "time": "<scheduled time>", "detail": {}}`.
+//!   It names nothing: the secrets it configures come from the plan document and RDS, never from the payload.
 
+use chrono::{DateTime, Utc};
 use lifeboat::core::error::Error;
 use lifeboat::postgres::rotation::Step;
 use serde::Deserialize;
@@ -33,6 +38,46 @@ struct Raw {
     client_request_token: String,
 }
 
+/// What an invocation asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    Step(RotationEvent),
+    /// Bring every plan member's secret in step with its plan's rotation rule; `time` is the scheduled time.
+    PlanTick {
+        time: DateTime<Utc>,
+    },
+}
+
+/// The `detail-type` of a plan tick.
+pub const SCHEDULED_EVENT: &str = "Scheduled Event";
+
+/// An EventBridge Scheduled Event: only its type and time matter; the envelope's other fields are ignored.
+#[derive(Deserialize)]
+struct Tick {
+    #[serde(rename = "detail-type")]
+    detail_type: String,
+    time: Option<DateTime<Utc>>,
+}
+
+/// A rotation step (it has `Step`) or a plan tick (it has `detail-type`).
+pub fn request(payload: Value) -> Result<Request, Error> {
+    if payload.get("detail-type").is_none() {
+        return parse(payload).map(Request::Step);
+    }
+    let t: Tick = serde_json::from_value(payload).map_err(|e| Error::InvalidEvent(format!("plan tick: {e}")))?;
+    if t.detail_type != SCHEDULED_EVENT {
+        return Err(Error::InvalidEvent(format!(
+            "unsupported detail-type `{}` (a plan tick is a `{SCHEDULED_EVENT}`)",
+            t.detail_type
+        )));
+    }
+    let time = t
+        .time
+        .ok_or_else(|| Error::InvalidEvent("plan tick: a Scheduled Event needs `time` (RFC 3339)".into()))?;
+    Ok(Request::PlanTick { time })
+}
+
+/// A rotation step's event.
 pub fn parse(payload: Value) -> Result<RotationEvent, Error> {
     let raw: Raw = serde_json::from_value(payload)
         .map_err(|e| Error::InvalidEvent(format!("expected a Secrets Manager rotation event: {e}")))?;
@@ -75,6 +120,28 @@ mod tests {
         .unwrap();
         assert_eq!(e.step, Step::Set);
         assert!(!format!("{e:?}").contains("0d8d4a6e"));
+    }
+
+    #[test]
+    fn a_scheduled_event_is_a_plan_tick_and_a_step_is_a_step() {
+        let tick = request(json!({"detail-type": "Scheduled Event", "source": "aws.scheduler",
+            "time": "2026-12-13T03:15:00Z", "detail": {}}))
+        .unwrap();
+        let time = DateTime::parse_from_rfc3339("2026-12-13T03:15:00Z").unwrap().to_utc();
+        assert_eq!(tick, Request::PlanTick { time });
+        let step = request(json!({"Step": "testSecret", "SecretId": "s", "ClientRequestToken": "a".repeat(36)}));
+        assert!(matches!(step, Ok(Request::Step(e)) if e.step == Step::Test));
+        for (event, expected) in [
+            (
+                json!({"detail-type": "RDS DB Instance Event", "time": "2026-12-13T03:15:00Z"}),
+                "unsupported detail-type",
+            ),
+            (json!({"detail-type": "Scheduled Event"}), "needs `time`"),
+            (json!({"detail-type": "Scheduled Event", "time": "soon"}), "plan tick"),
+        ] {
+            let err = request(event).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err}");
+        }
     }
 
     #[test]

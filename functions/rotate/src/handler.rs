@@ -1,4 +1,4 @@
-//! The four rotation steps. Each one re-reads the secret's state and does only what is still to do, so retries
+//! The entry ([`run`]: a rotation step or a plan tick, `crate::plan`) and the four rotation steps. Each step re-reads the secret's state and does only what is still to do, so retries
 //! and redeliveries are harmless; none of them touches AWSCURRENT until finishSecret, so the current
 //! credentials keep logging in whatever step fails.
 
@@ -27,6 +27,19 @@ pub struct Outcome {
     pub user: Option<String>,
     pub result: &'static str,
     pub seconds: f64,
+}
+
+/// The Lambda entry: a plan tick (`crate::plan`) or one rotation step ([`handle`]), as the invocation's JSON result.
+pub async fn run(deps: &Deps, payload: Value, deadline: Option<Instant>) -> Result<Value, RotateError> {
+    let to_json = |v: Result<Value, serde_json::Error>| {
+        v.map_err(|e| RotateError::protocol(format!("the result could not be written as JSON: {e}")))
+    };
+    match event::request(payload.clone()).map_err(RotateError::invalid_event)? {
+        event::Request::PlanTick { time } => {
+            to_json(serde_json::to_value(crate::plan::tick(deps, time, deadline).await?))
+        }
+        event::Request::Step(_) => to_json(serde_json::to_value(handle(deps, payload, deadline).await?)),
+    }
 }
 
 /// Runs one step within its time budget, publishes its metrics, and logs its result.

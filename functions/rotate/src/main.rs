@@ -1,4 +1,4 @@
-//! Wires the Lambda runtime to the rotation handler: settings and clients are built once per cold start.
+//! Wires the Lambda runtime to the rotate function's entry (rotation steps and plan ticks): settings and clients are built once per cold start.
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use lifeboat::core::settings::ProcessEnv;
@@ -16,7 +16,7 @@ async fn main() -> Result<(), Error> {
         let deps = &deps;
         let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
         let deadline = lifeboat::core::deadline_from_epoch_ms(event.context.deadline);
-        rotate::handle(deps, event.payload, deadline).instrument(span)
+        rotate::run(deps, event.payload, deadline).instrument(span)
     }))
     .await
 }

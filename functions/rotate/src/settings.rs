@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use lifeboat::core::error::ConfigError;
 use lifeboat::core::settings::{parse_number, read, Env, DEFAULT_NAMESPACE, METRICS_NAMESPACE};
+use lifeboat::plans::store::Location;
 use lifeboat::postgres::db::TlsSettings;
 use lifeboat::postgres::rotation::DEFAULT_EXCLUDED_CHARACTERS;
 
@@ -11,6 +12,9 @@ pub const PASSWORD_LENGTH: &str = "LIFEBOAT_PASSWORD_LENGTH";
 pub const EXCLUDE_CHARACTERS: &str = "LIFEBOAT_PASSWORD_EXCLUDE_CHARACTERS";
 pub const CONNECT_TIMEOUT: &str = "LIFEBOAT_CONNECT_TIMEOUT_SECONDS";
 pub const STEP_BUDGET: &str = "LIFEBOAT_STEP_BUDGET_SECONDS";
+/// This function's own ARN: the `RotationLambdaARN` a plan tick configures on the plan members' secrets. Set by
+/// the template from the function's name (a function cannot reference its own ARN), never taken from an event.
+pub const FUNCTION_ARN: &str = "LIFEBOAT_ROTATE_FUNCTION_ARN";
 
 #[derive(Debug, Clone)]
 pub struct RotateSettings {
@@ -21,6 +25,10 @@ pub struct RotateSettings {
     pub step_budget: Duration,
     pub tls: TlsSettings,
     pub metrics_namespace: String,
+    /// The plan document (`LIFEBOAT_PLAN_DOCUMENT`): plan ticks need it; rotation steps do not read it.
+    pub plan: Option<Location>,
+    /// See [`FUNCTION_ARN`]: plan ticks need it.
+    pub function_arn: Option<String>,
 }
 
 impl RotateSettings {
@@ -46,10 +54,30 @@ impl RotateSettings {
             exclude_characters,
             connect_timeout: Duration::from_secs(parse_number(env, CONNECT_TIMEOUT, 5u64, 1..=60)?),
             step_budget: Duration::from_secs(parse_number(env, STEP_BUDGET, 25u64, 5..=840)?),
+            plan: Location::from_env(env)?,
+            function_arn: function_arn(env)?,
             tls: TlsSettings::from_env(env)?,
             metrics_namespace: read(env, METRICS_NAMESPACE).unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
         })
     }
+}
+
+/// [`FUNCTION_ARN`], when set: a Lambda function's ARN (`arn:<partition>:lambda:<region>:<account>:function:<name>`).
+fn function_arn(env: &impl Env) -> Result<Option<String>, ConfigError> {
+    let Some(arn) = read(env, FUNCTION_ARN) else {
+        return Ok(None);
+    };
+    let parts: Vec<&str> = arn.split(':').collect();
+    let ok =
+        parts.len() == 7 && parts[0] == "arn" && parts[2] == "lambda" && parts[5] == "function" && !parts[6].is_empty();
+    if !ok {
+        return Err(ConfigError::new(
+            FUNCTION_ARN,
+            &arn,
+            "expected an unqualified Lambda function ARN, arn:<partition>:lambda:<region>:<account>:function:<name>",
+        ));
+    }
+    Ok(Some(arn))
 }
 
 #[cfg(test)]
@@ -79,6 +107,12 @@ mod tests {
             (PASSWORD_LENGTH, "8", "between 16 and 128"),
             (EXCLUDE_CHARACTERS, "é", "printable ASCII"),
             (CONNECT_TIMEOUT, "0", "between 1 and 60"),
+            (FUNCTION_ARN, "lifeboat-rotate", "unqualified Lambda function ARN"),
+            (
+                FUNCTION_ARN,
+                "arn:aws:lambda:eu-west-1:123456789012:function:f:live",
+                "unqualified",
+            ),
             ("LIFEBOAT_DB_SSLMODE", "prefer", "prefer"),
         ] {
             let err = RotateSettings::from_env(&env(&[(var, value)])).unwrap_err();

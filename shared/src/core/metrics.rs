@@ -56,7 +56,8 @@ pub const MANUAL_SNAPSHOT_QUOTA_USED_PERCENT: &str = "ManualSnapshotQuotaUsedPer
 /// How long one snapshot run took (no dimension).
 pub const SNAPSHOT_RUN_DURATION_SECONDS: &str = "SnapshotRunDurationSeconds";
 /// Newer versions of the plan document a plan run passed over because they fail validation (no dimension; the
-/// snapshot and export functions publish it at each plan tick that does work, monitor at each run).
+/// snapshot and export functions publish it at each plan tick that does work, rotate at each of its plan ticks,
+/// monitor at each run).
 pub const PLAN_VERSIONS_REFUSED: &str = "PlanVersionsRefused";
 
 // export
@@ -81,6 +82,15 @@ pub const PLAN_MEMBERSHIP_ERROR: &str = "PlanMembershipError";
 pub const ROTATION_SUCCESS: &str = "RotationSuccess";
 /// How long a rotation step took (per `Secret` and `Step`).
 pub const ROTATION_STEP_DURATION_SECONDS: &str = "RotationStepDurationSeconds";
+/// 1 when a plan tick configured the database's secret to rotate as its plan says (it was not), else 0 (per
+/// `DBIdentifier`; only members of a plan with a rotation rule).
+pub const ROTATION_SCHEDULE_CHANGED: &str = "RotationScheduleChanged";
+/// 1 when a plan tick could not bring the database's secret in step with its plan's rotation rule, else 0 (per
+/// `DBIdentifier`; only members of a plan with a rotation rule).
+pub const ROTATION_SCHEDULE_FAILED: &str = "RotationScheduleFailed";
+/// Plan members whose plan has no rotation rule and whose secret the rotate function still rotates: left rotating
+/// and counted at each plan tick (no dimension).
+pub const ROTATION_WITHOUT_PLAN_RULE: &str = "RotationWithoutPlanRule";
 
 // restore
 /// 1 when the database's restore test passed, else 0 (per `DBIdentifier`).
@@ -131,6 +141,11 @@ pub const PLAN_CONFLICTS: &str = "PlanConflicts";
 /// Databases and caches a plan lists by name that the region does not have: a typo or a renamed resource, whose
 /// backups the plan silently does not make (no dimension).
 pub const PLAN_MEMBERS_MISSING: &str = "PlanMembersMissing";
+/// Plan mode: 1 when a database's credentials are older than its plan's rotation rule allows (the cadence plus
+/// 10 %, counted from the secret's last rotation, else its creation), else 0 (per `DBIdentifier`).
+pub const ROTATION_OVERDUE: &str = "RotationOverdue";
+/// Plan mode: how many databases' rotations are overdue (no dimension; the stack's alarm watches it).
+pub const ROTATIONS_OVERDUE: &str = "RotationsOverdue";
 /// Plan mode: 1 when no version of the plan document could be used (the run fails with `Lifeboat.PlanError`),
 /// else 0 (no dimension).
 pub const PLAN_DOCUMENT_UNUSABLE: &str = "PlanDocumentUnusable";
@@ -180,6 +195,9 @@ pub const ALL: &[&str] = &[
     PLAN_MEMBERSHIP_ERROR,
     ROTATION_SUCCESS,
     ROTATION_STEP_DURATION_SECONDS,
+    ROTATION_SCHEDULE_CHANGED,
+    ROTATION_SCHEDULE_FAILED,
+    ROTATION_WITHOUT_PLAN_RULE,
     RESTORE_TEST_SUCCESS,
     RESTORE_TIME_SECONDS,
     RESTORE_DATA_AGE_SECONDS,
@@ -202,6 +220,8 @@ pub const ALL: &[&str] = &[
     PLAN_CONFLICTS,
     PLAN_MEMBERS_MISSING,
     PLAN_DOCUMENT_UNUSABLE,
+    ROTATION_OVERDUE,
+    ROTATIONS_OVERDUE,
     EVIDENCE_REPORT_WRITTEN,
     EVIDENCE_POLICIES_NOT_MET,
     EVIDENCE_GAP_DAYS,
