@@ -595,3 +595,135 @@ async fn a_due_rdb_copy_rule_runs_copy_caches_on_the_plans_caches_only() {
         .unwrap();
     assert!(idle.due.is_empty() && idle.caches.is_none());
 }
+
+/// What the copy-caches action leaves for a verified copy of `cache` taken at `at`: each shard's file, then the
+/// manifest naming them.
+async fn rdb_copy_in_bucket(w: &World, cache: &str, at: DateTime<Utc>, shards: u32) {
+    use lifeboat::caches::records::{RdbManifest, RdbShard, FORMAT_VERSION};
+    let keys = lifeboat::bucket::layout::rdb_keys(cache, at);
+    let mut files = Vec::new();
+    for shard in 1..=shards {
+        let key = keys.object(shard);
+        w.deps
+            .s3
+            .put_object()
+            .bucket(BUCKET)
+            .key(&key)
+            .body(b"REDIS0011".to_vec().into())
+            .send()
+            .await
+            .unwrap();
+        files.push(RdbShard {
+            shard,
+            key,
+            size: 9,
+            sha256: "0".repeat(64),
+            rdb_version: 11,
+            server_version: None,
+            keys_per_db: BTreeMap::from([(0, 1)]),
+            checksummed: true,
+        });
+    }
+    let manifest = RdbManifest {
+        format_version: FORMAT_VERSION,
+        lifeboat_version: "test".into(),
+        cache: cache.into(),
+        engine: "redis".into(),
+        engine_version: "7.1".into(),
+        snapshot: format!("lifeboat-{cache}-{}", at.format("%Y%m%d-%H%M")),
+        snapshot_time: at,
+        copied_at: at + Duration::minutes(20),
+        shards: files,
+    };
+    w.deps
+        .s3
+        .put_object()
+        .bucket(BUCKET)
+        .key(keys.manifest())
+        .body(serde_json::to_vec(&manifest).unwrap().into())
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The plan's `rdb_copies.keep_days` decides how long a cache's RDB copies stay (no stack parameter): the tick
+/// that runs the rule hides every copy older than 7 days behind delete markers (each shard's file and the
+/// manifest; the versions stay), keeps the younger ones, and touches no other cache's copies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_due_rdb_copy_rule_expires_the_plans_cache_copies_past_keep_days() {
+    let text = String::from_utf8(example_plan()).unwrap();
+    let plan = text.replacen(
+        "\"exports\": {",
+        "\"rdb_copies\": {\"schedule\": \"0 4 * * *\", \"keep_days\": 7},\n      \"exports\": {",
+        1,
+    );
+    let w = world_with(plan.into_bytes()).await;
+    create_cache(&w.deps.ec, "sessions", &[("lifeboat:plan", "product")]).await;
+    create_cache(&w.deps.ec, "unplanned-cache", &[("lifeboat:backup", "true")]).await;
+    let days: Vec<DateTime<Utc>> = (1..=12).map(|d| at(&format!("2026-12-{d:02}T03:00:00Z"))).collect();
+    for t in &days {
+        rdb_copy_in_bucket(&w, "sessions", *t, 2).await;
+        rdb_copy_in_bucket(&w, "unplanned-cache", *t, 1).await;
+    }
+    let before = export_keys(&w).await;
+
+    // 12-12 04:00, 7 days: the copies of 12-01 to 12-05 03:00 are older than 12-05 04:00.
+    let t = at("2026-12-12T04:00:00Z");
+    w.clock.store(t.timestamp(), Ordering::SeqCst);
+    let summary = export::plan::tick(&w.deps, t, None).await.unwrap();
+    let expired: Vec<(String, DateTime<Utc>)> = summary
+        .expired
+        .iter()
+        .map(|e| match &e.of {
+            export::plan::Of::RdbCopy { cache } => (cache.clone(), e.at),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let want: Vec<(String, DateTime<Utc>)> = days[..5].iter().map(|t| ("sessions".to_owned(), *t)).collect();
+    assert_eq!(expired, want);
+    let gone: BTreeSet<String> = days[..5]
+        .iter()
+        .flat_map(|t| {
+            let k = lifeboat::bucket::layout::rdb_keys("sessions", *t);
+            [k.object(1), k.object(2), k.manifest()]
+        })
+        .collect();
+    let after = export_keys(&w).await;
+    assert_eq!(before.difference(&after).cloned().collect::<BTreeSet<_>>(), gone);
+    assert!(after.is_subset(&before));
+    let versions = w
+        .deps
+        .s3
+        .list_object_versions()
+        .bucket(BUCKET)
+        .prefix("exports/_caches/sessions/")
+        .send()
+        .await
+        .unwrap();
+    for key in &gone {
+        assert!(
+            versions.versions().iter().any(|v| v.key() == Some(key.as_str())),
+            "{key} destroyed"
+        );
+        assert!(
+            versions
+                .delete_markers()
+                .iter()
+                .any(|d| d.key() == Some(key.as_str()) && d.is_latest() == Some(true)),
+            "{key} has no delete marker"
+        );
+    }
+    let expiries = metric(
+        &w,
+        "ExportsExpired",
+        &[("CacheIdentifier", "sessions"), ("Profile", "rdb")],
+    )
+    .await;
+    assert_eq!(expiries, [5.0]);
+    // Between the rule's times nothing is due and nothing more expires.
+    let idle = export::plan::tick(&w.deps, at("2026-12-13T03:00:00Z"), None)
+        .await
+        .unwrap();
+    assert!(idle.due.is_empty() && idle.expired.is_empty());
+    assert_eq!(export_keys(&w).await, after);
+}

@@ -1,6 +1,6 @@
 //! A plan tick (only with `LIFEBOAT_PLAN_DOCUMENT` set): load the plan document's version in force, run the
 //! export profiles and RDB copies due in the tick's quarter hour for the databases and caches of their plan, and
-//! expire the exports each profile no longer keeps.
+//! expire the exports and RDB copies the plan no longer keeps.
 //!
 //! - **What runs** comes from the document (`lifeboat::plans::due`), each run named by its *due* time, so a
 //!   redelivered or retried tick finds its exports already there (the scheduled-export path skips a manifest
@@ -18,23 +18,29 @@
 //!   whose export of that run exists, as snapshots are never expired by a run whose own snapshot failed. The
 //!   archive is removed before its manifest, so a run stopped between the two leaves a manifest the next tick
 //!   expires again, never an archive no manifest names.
+//! - **RDB copies** are kept the plan's `rdb_copies.keep_days` by the same rule (a `Series::RdbCopy`), applied
+//!   after the rule's due `copy-caches` step to each of the plan's caches whose step neither failed nor was cut
+//!   short: every shard's file, then the manifest, behind delete markers. No lifecycle rule of the stack's
+//!   decides their age any more.
 //!
 //! Must never: take a database, cache, host or secret from the payload, or remove a key outside
-//! `exports/<db>/<profile>/` of a database in the plan being run.
+//! `exports/<db>/<profile>/` of a database in the plan being run or `exports/_caches/<cache>/rdb/` of a cache in
+//! it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use aws_sdk_cloudwatch::types::StandardUnit;
 use chrono::{DateTime, Utc};
-use lifeboat::bucket::layout::{self, MANIFEST_SUFFIX};
+use lifeboat::bucket::layout::{self, MANIFEST_SUFFIX, RDB_PROFILE};
 use lifeboat::bucket::manifest::Manifest;
 use lifeboat::caches::elasticache;
+use lifeboat::caches::records::RdbManifest;
 use lifeboat::core::error::Error;
 use lifeboat::core::metrics::{self, Metrics};
 use lifeboat::plans::document::{Document, ExportRule, RuleKind};
 use lifeboat::plans::due::{self, Due};
-use lifeboat::plans::export_expiry::{self, Export};
+use lifeboat::plans::export_expiry::{self, Export, Series};
 use lifeboat::plans::membership::{plan_of, MembershipError, Resource};
 use lifeboat::plans::store::{self, Loaded, Refused};
 use lifeboat::rds::selection::{self, Database, Selection};
@@ -77,12 +83,44 @@ pub struct DueRun {
     pub at: DateTime<Utc>,
 }
 
+/// An export or an RDB copy a tick expired.
 #[derive(Debug, Clone, Serialize)]
 pub struct ExpiredExport {
-    pub db: String,
-    pub profile: String,
+    #[serde(flatten)]
+    pub of: Of,
     pub at: DateTime<Utc>,
     pub manifest_key: String,
+}
+
+/// Whose copy expired: a database's export of a profile, or a cache's RDB copy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Of {
+    Export { db: String, profile: String },
+    RdbCopy { cache: String },
+}
+
+impl Of {
+    fn resource(&self) -> &str {
+        match self {
+            Of::Export { db, .. } => db,
+            Of::RdbCopy { cache } => cache,
+        }
+    }
+}
+
+impl From<Series<'_>> for Of {
+    fn from(s: Series<'_>) -> Self {
+        match s {
+            Series::Export { db, profile } => Of::Export {
+                db: db.to_owned(),
+                profile: profile.to_owned(),
+            },
+            Series::RdbCopy { cache } => Of::RdbCopy {
+                cache: cache.to_owned(),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -210,7 +248,11 @@ async fn run_exports(
         };
         let done = export_all(deps, export, deadline, &mut stopped, Instant::now()).await;
         for report in done.exports.iter().filter(|r| r.outcome.succeeded()) {
-            expire(deps, &report.db, profile_name, rule, summary, metrics).await;
+            let series = Series::Export {
+                db: &report.db,
+                profile: profile_name,
+            };
+            expire(deps, series, rule.keep_days, summary, metrics).await;
         }
         summary.exports.push(done);
     }
@@ -270,63 +312,68 @@ fn listed_missing(doc: &Document, plan: &str, all: &[Database]) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// One database's expired exports of one profile removed; what failed is reported, never fatal to the tick.
-async fn expire(
-    deps: &Deps,
-    db: &str,
-    profile: &str,
-    rule: &ExportRule,
-    summary: &mut TickSummary,
-    metrics: &mut Metrics,
-) {
+/// One series' expired copies removed (a database's exports of one profile, or a cache's RDB copies); what
+/// failed is reported, never fatal to the tick.
+async fn expire(deps: &Deps, series: Series<'_>, keep_days: u32, summary: &mut TickSummary, metrics: &mut Metrics) {
     let tick = summary.time;
-    let removed = match expire_one(deps, db, profile, rule.keep_days, tick, summary).await {
+    let removed = match expire_one(deps, series, keep_days, tick, summary).await {
         Ok(n) => n,
         Err(e) => {
-            tracing::error!(db = %db, profile = %profile, error = %e, "expired exports not removed");
-            summary.errors.push(format!("{db}: expiring `{profile}` exports: {e}"));
+            tracing::error!(series = ?series, error = %e, "expired copies not removed");
+            summary.errors.push(format!(
+                "{}: expiring {}: {e}",
+                Of::from(series).resource(),
+                what(series)
+            ));
             0
         }
     };
-    metrics.put(
-        metrics::EXPORTS_EXPIRED,
-        removed as f64,
-        StandardUnit::Count,
-        &[(metrics::DB_DIMENSION, db), (metrics::PROFILE_DIMENSION, profile)],
-    );
+    let dims = match series {
+        Series::Export { db, profile } => [(metrics::DB_DIMENSION, db), (metrics::PROFILE_DIMENSION, profile)],
+        Series::RdbCopy { cache } => [
+            (metrics::CACHE_DIMENSION, cache),
+            (metrics::PROFILE_DIMENSION, RDB_PROFILE),
+        ],
+    };
+    metrics.put(metrics::EXPORTS_EXPIRED, removed as f64, StandardUnit::Count, &dims);
+}
+
+fn what(series: Series<'_>) -> String {
+    match series {
+        Series::Export { profile, .. } => format!("`{profile}` exports"),
+        Series::RdbCopy { .. } => "RDB copies".to_owned(),
+    }
 }
 
 /// Reads the manifests that may expire (older than `keep_days` by their key, and the newest, which is kept),
-/// asks the rule, and removes what it names: the archive, then the manifest.
+/// asks the rule, and removes what it names: the objects (archive, or every shard's file), then the manifest.
 async fn expire_one(
     deps: &Deps,
-    db: &str,
-    profile: &str,
+    series: Series<'_>,
     keep_days: u32,
     tick: DateTime<Utc>,
     summary: &mut TickSummary,
 ) -> Result<usize, Error> {
     let bucket = &deps.settings.bucket;
-    let keys = layout::export_manifest_keys(&deps.s3, bucket, db, Some(profile)).await?;
+    let keys = match series {
+        Series::Export { db, profile } => layout::export_manifest_keys(&deps.s3, bucket, db, Some(profile)).await?,
+        Series::RdbCopy { cache } => {
+            layout::list_keys(&deps.s3, bucket, &layout::rdb_prefix(cache), MANIFEST_SUFFIX).await?
+        }
+    };
     let newest = layout::newest(keys.iter().map(String::as_str), MANIFEST_SUFFIX).map(|(k, _)| k);
     let cutoff = tick - chrono::Duration::days(i64::from(keep_days));
-    let mut exports = Vec::new();
+    let mut copies = Vec::new();
     for key in &keys {
         let old = layout::time_in_key(key).is_some_and(|t| t < cutoff);
         if !old && newest != Some(key.as_str()) {
             continue;
         }
-        let m: Manifest = layout::get_json(&deps.s3, bucket, key).await?;
-        exports.push(Export {
-            manifest_key: key.clone(),
-            at: m.logical_time,
-            stored_key: m.stored.key,
-            lock_until: m.stored.object_lock_until,
-        });
+        copies.push(read_copy(deps, series, key).await?);
     }
-    let verdict = export_expiry::expiry(db, profile, &exports, keep_days, tick, deps.clock.now());
+    let verdict = export_expiry::expiry(series, &copies, keep_days, tick, deps.clock.now());
     for (key, why) in verdict.held {
-        tracing::warn!(db = %db, key = %key, reason = %why, "export past its plan's keep_days kept");
+        tracing::warn!(series = ?series, key = %key, reason = %why, "copy past its plan's keep_days kept");
         summary.held.push(HeldExport {
             manifest_key: key,
             reason: why.to_string(),
@@ -334,7 +381,7 @@ async fn expire_one(
     }
     let mut removed = 0;
     for e in verdict.expire {
-        for key in [&e.dump_key, &e.manifest_key] {
+        for key in e.objects.iter().chain([&e.manifest_key]) {
             deps.s3
                 .delete_object()
                 .bucket(bucket)
@@ -343,11 +390,10 @@ async fn expire_one(
                 .await
                 .map_err(|err| Error::aws("DeleteObject", err))?;
         }
-        tracing::info!(db = %db, profile = %profile, key = %e.manifest_key, "export expired by its plan's keep_days");
+        tracing::info!(series = ?series, key = %e.manifest_key, "copy expired by its plan's keep_days");
         removed += 1;
         summary.expired.push(ExpiredExport {
-            db: db.to_owned(),
-            profile: profile.to_owned(),
+            of: series.into(),
             at: e.at,
             manifest_key: e.manifest_key,
         });
@@ -355,7 +401,34 @@ async fn expire_one(
     Ok(removed)
 }
 
-/// The `copy-caches` action for the caches of the plans whose RDB copies are due.
+/// What the rule needs of one manifest: an export's `Manifest` or an RDB copy's `RdbManifest`.
+async fn read_copy(deps: &Deps, series: Series<'_>, key: &str) -> Result<Export, Error> {
+    let bucket = &deps.settings.bucket;
+    Ok(match series {
+        Series::Export { .. } => {
+            let m: Manifest = layout::get_json(&deps.s3, bucket, key).await?;
+            Export {
+                manifest_key: key.to_owned(),
+                at: m.logical_time,
+                stored: vec![m.stored.key],
+                lock_until: m.stored.object_lock_until,
+            }
+        }
+        Series::RdbCopy { .. } => {
+            let m: RdbManifest = layout::get_json(&deps.s3, bucket, key).await?;
+            Export {
+                manifest_key: key.to_owned(),
+                at: m.snapshot_time,
+                stored: m.shards.into_iter().map(|s| s.key).collect(),
+                lock_until: None,
+            }
+        }
+    })
+}
+
+/// The `copy-caches` action for the caches of the plans whose RDB copies are due; then each stepped cache's
+/// copies past its plan's `rdb_copies.keep_days` expired. Not for a cache whose copy failed or could not be
+/// stepped in this run: as a snapshot run that failed expires nothing, its older copies are what is left.
 async fn copy_caches(
     deps: &Deps,
     doc: &Document,
@@ -366,14 +439,18 @@ async fn copy_caches(
 ) -> Result<(), Error> {
     let due_plans: BTreeSet<&str> = copies.iter().map(|d| d.plan.as_str()).collect();
     let all = elasticache::discover_all(&deps.ec, deps.settings.serverless_caches).await?;
-    let mut chosen = Vec::new();
+    // Each chosen cache with its plan's RDB copy rule's keep_days.
+    let mut chosen: BTreeMap<String, u32> = BTreeMap::new();
     for cache in &all {
         let dims = [(metrics::CACHE_DIMENSION, cache.id.as_str())];
         match plan_of(doc, Resource::Cache, &cache.id, &cache.tags) {
             Ok(plan) => {
                 metrics.put(metrics::PLAN_MEMBERSHIP_ERROR, 0.0, StandardUnit::Count, &dims);
-                if plan.is_some_and(|p| due_plans.contains(p)) {
-                    chosen.push(cache.id.clone());
+                let rule = plan
+                    .filter(|p| due_plans.contains(p))
+                    .and_then(|p| doc.plans.get(p)?.rdb_copies.as_ref());
+                if let Some(rule) = rule {
+                    chosen.insert(cache.id.clone(), rule.keep_days);
                 }
             }
             Err(e) => {
@@ -386,10 +463,24 @@ async fn copy_caches(
     if chosen.is_empty() {
         return Ok(());
     }
-    match crate::caches::handle(deps, Some(chosen), deadline).await {
-        Ok(copied) => summary.caches = Some(copied),
-        Err(e) => summary.errors.push(format!("copy-caches: {e}")),
+    let copied = match crate::caches::run(deps, Some(chosen.keys().cloned().collect()), deadline).await {
+        Ok(copied) => copied,
+        Err(e) => {
+            summary.errors.push(format!("copy-caches: {e}"));
+            return Ok(());
+        }
+    };
+    crate::caches::record(&copied.caches, metrics);
+    for report in copied.caches.iter().filter(|r| !r.copy_failed() && !r.run_error()) {
+        if let Some(keep_days) = chosen.get(&report.cache) {
+            let series = Series::RdbCopy { cache: &report.cache };
+            expire(deps, series, *keep_days, summary, metrics).await;
+        }
     }
+    if let Err(e) = crate::caches::conclude(copied.clone()) {
+        summary.errors.push(format!("copy-caches: {e}"));
+    }
+    summary.caches = Some(copied);
     Ok(())
 }
 
