@@ -100,15 +100,6 @@ pub enum Of {
     RdbCopy { cache: String },
 }
 
-impl Of {
-    fn resource(&self) -> &str {
-        match self {
-            Of::Export { db, .. } => db,
-            Of::RdbCopy { cache } => cache,
-        }
-    }
-}
-
 impl From<Series<'_>> for Of {
     fn from(s: Series<'_>) -> Self {
         match s {
@@ -320,11 +311,7 @@ async fn expire(deps: &Deps, series: Series<'_>, keep_days: u32, summary: &mut T
         Ok(n) => n,
         Err(e) => {
             tracing::error!(series = ?series, error = %e, "expired copies not removed");
-            summary.errors.push(format!(
-                "{}: expiring {}: {e}",
-                Of::from(series).resource(),
-                what(series)
-            ));
+            summary.errors.push(format!("{}: {e}", expiring(series)));
             0
         }
     };
@@ -338,10 +325,11 @@ async fn expire(deps: &Deps, series: Series<'_>, keep_days: u32, summary: &mut T
     metrics.put(metrics::EXPORTS_EXPIRED, removed as f64, StandardUnit::Count, &dims);
 }
 
-fn what(series: Series<'_>) -> String {
+/// What a failed expiry was about, for the summary's errors.
+fn expiring(series: Series<'_>) -> String {
     match series {
-        Series::Export { profile, .. } => format!("`{profile}` exports"),
-        Series::RdbCopy { .. } => "RDB copies".to_owned(),
+        Series::Export { db, profile } => format!("{db}: expiring `{profile}` exports"),
+        Series::RdbCopy { cache } => format!("{cache}: expiring RDB copies"),
     }
 }
 
