@@ -590,7 +590,7 @@ pub fn record(reports: &[CacheCopyReport], out: &mut Metrics) {
 
 /// Logs the summary; a copy that failed in this run (or could not be stepped) fails the invocation, naming the
 /// cache, shard, key and error. A failure recorded by an earlier run is reported and alarmed, not raised again.
-pub(crate) fn conclude(summary: CopySummary) -> Result<CopySummary, Error> {
+fn conclude(summary: CopySummary) -> Result<CopySummary, Error> {
     let json = serde_json::to_string(&summary).unwrap_or_default();
     tracing::info!(failed = summary.failed, caches = summary.caches.len(), summary = %json, "copy-caches run finished");
     if summary.failed == 0 {

@@ -13,15 +13,14 @@
 //!   effect at the next one); newer invalid versions are logged and counted (`PlanVersionsRefused`). No valid
 //!   version at all is `Error::Plan`, and nothing is exported or expired. Each manifest records the plan and the
 //!   version label it followed.
+//! - **RDB copies** are kept the plan's `rdb_copies.keep_days` by the rule exports are (a `Series::RdbCopy`),
+//!   applied after the `copy-caches` step to each cache it stepped without a failure: every shard's file, then
+//!   the manifest, behind delete markers. No lifecycle rule of the stack's decides their age any more.
 //! - **Retention** is the plan's `keep_days` per profile, applied here after the profile's due run
 //!   (`lifeboat::plans::export_expiry` says why not S3 lifecycle and what is never expired): only for a database
 //!   whose export of that run exists, as snapshots are never expired by a run whose own snapshot failed. The
 //!   archive is removed before its manifest, so a run stopped between the two leaves a manifest the next tick
 //!   expires again, never an archive no manifest names.
-//! - **RDB copies** are kept the plan's `rdb_copies.keep_days` by the same rule (a `Series::RdbCopy`), applied
-//!   after the rule's due `copy-caches` step to each of the plan's caches whose step neither failed nor was cut
-//!   short: every shard's file, then the manifest, behind delete markers. No lifecycle rule of the stack's
-//!   decides their age any more.
 //!
 //! Must never: take a database, cache, host or secret from the payload, or remove a key outside
 //! `exports/<db>/<profile>/` of a database in the plan being run or `exports/_caches/<cache>/rdb/` of a cache in
@@ -155,6 +154,7 @@ pub async fn tick(deps: &Deps, time: DateTime<Utc>, deadline: Option<Instant>) -
         if !copies.is_empty() {
             copy_caches(deps, &loaded.document, &copies, deadline, &mut summary, &mut metrics).await?;
         }
+        expire_rdb_copies(deps, &loaded.document, &mut summary, &mut metrics).await?;
         Ok::<_, Error>(())
     };
     let result = work.await;
@@ -389,6 +389,81 @@ async fn expire_one(
     Ok(removed)
 }
 
+/// The `copy-caches` action for the caches of the plans whose RDB copies are due.
+async fn copy_caches(
+    deps: &Deps,
+    doc: &Document,
+    copies: &[Due],
+    deadline: Option<Instant>,
+    summary: &mut TickSummary,
+    metrics: &mut Metrics,
+) -> Result<(), Error> {
+    let due_plans: BTreeSet<&str> = copies.iter().map(|d| d.plan.as_str()).collect();
+    let all = elasticache::discover_all(&deps.ec, deps.settings.serverless_caches).await?;
+    let mut chosen = Vec::new();
+    for cache in &all {
+        let dims = [(metrics::CACHE_DIMENSION, cache.id.as_str())];
+        match plan_of(doc, Resource::Cache, &cache.id, &cache.tags) {
+            Ok(plan) => {
+                metrics.put(metrics::PLAN_MEMBERSHIP_ERROR, 0.0, StandardUnit::Count, &dims);
+                if plan.is_some_and(|p| due_plans.contains(p)) {
+                    chosen.push(cache.id.clone());
+                }
+            }
+            Err(e) => {
+                tracing::error!(cache = %cache.id, error = %e, "cache's plan cannot be decided; left out");
+                metrics.put(metrics::PLAN_MEMBERSHIP_ERROR, 1.0, StandardUnit::Count, &dims);
+                summary.errors.push(e.to_string());
+            }
+        }
+    }
+    if chosen.is_empty() {
+        return Ok(());
+    }
+    match crate::caches::handle(deps, Some(chosen), deadline).await {
+        Ok(copied) => summary.caches = Some(copied),
+        Err(e) => summary.errors.push(format!("copy-caches: {e}")),
+    }
+    Ok(())
+}
+
+/// After the `copy-caches` step: each cache it stepped without a failure (a copy that failed or could not be
+/// stepped keeps the older ones, as a snapshot run that failed expires nothing) has its RDB copies past its plan's
+/// `rdb_copies.keep_days` expired. The caches' plans are read again from their tags, as the step chose them.
+async fn expire_rdb_copies(
+    deps: &Deps,
+    doc: &Document,
+    summary: &mut TickSummary,
+    metrics: &mut Metrics,
+) -> Result<(), Error> {
+    let stepped: Vec<String> = summary
+        .caches
+        .iter()
+        .flat_map(|copied| &copied.caches)
+        .filter(|r| !r.copy_failed() && !r.run_error())
+        .map(|r| r.cache.clone())
+        .collect();
+    if stepped.is_empty() {
+        return Ok(());
+    }
+    let all = elasticache::discover_all(&deps.ec, deps.settings.serverless_caches).await?;
+    for cache in all.iter().filter(|c| stepped.contains(&c.id)) {
+        let plan = plan_of(doc, Resource::Cache, &cache.id, &cache.tags).ok().flatten();
+        let rule = plan.and_then(|p| doc.plans.get(p)?.rdb_copies.as_ref());
+        if let Some(rule) = rule {
+            expire(
+                deps,
+                Series::RdbCopy { cache: &cache.id },
+                rule.keep_days,
+                summary,
+                metrics,
+            )
+            .await;
+        }
+    }
+    Ok(())
+}
+
 /// What the rule needs of one manifest: an export's `Manifest` or an RDB copy's `RdbManifest`.
 async fn read_copy(deps: &Deps, series: Series<'_>, key: &str) -> Result<Export, Error> {
     let bucket = &deps.settings.bucket;
@@ -412,64 +487,6 @@ async fn read_copy(deps: &Deps, series: Series<'_>, key: &str) -> Result<Export,
             }
         }
     })
-}
-
-/// The `copy-caches` action for the caches of the plans whose RDB copies are due; then each stepped cache's
-/// copies past its plan's `rdb_copies.keep_days` expired. Not for a cache whose copy failed or could not be
-/// stepped in this run: as a snapshot run that failed expires nothing, its older copies are what is left.
-async fn copy_caches(
-    deps: &Deps,
-    doc: &Document,
-    copies: &[Due],
-    deadline: Option<Instant>,
-    summary: &mut TickSummary,
-    metrics: &mut Metrics,
-) -> Result<(), Error> {
-    let due_plans: BTreeSet<&str> = copies.iter().map(|d| d.plan.as_str()).collect();
-    let all = elasticache::discover_all(&deps.ec, deps.settings.serverless_caches).await?;
-    // Each chosen cache with its plan's RDB copy rule's keep_days.
-    let mut chosen: BTreeMap<String, u32> = BTreeMap::new();
-    for cache in &all {
-        let dims = [(metrics::CACHE_DIMENSION, cache.id.as_str())];
-        match plan_of(doc, Resource::Cache, &cache.id, &cache.tags) {
-            Ok(plan) => {
-                metrics.put(metrics::PLAN_MEMBERSHIP_ERROR, 0.0, StandardUnit::Count, &dims);
-                let rule = plan
-                    .filter(|p| due_plans.contains(p))
-                    .and_then(|p| doc.plans.get(p)?.rdb_copies.as_ref());
-                if let Some(rule) = rule {
-                    chosen.insert(cache.id.clone(), rule.keep_days);
-                }
-            }
-            Err(e) => {
-                tracing::error!(cache = %cache.id, error = %e, "cache's plan cannot be decided; left out");
-                metrics.put(metrics::PLAN_MEMBERSHIP_ERROR, 1.0, StandardUnit::Count, &dims);
-                summary.errors.push(e.to_string());
-            }
-        }
-    }
-    if chosen.is_empty() {
-        return Ok(());
-    }
-    let copied = match crate::caches::run(deps, Some(chosen.keys().cloned().collect()), deadline).await {
-        Ok(copied) => copied,
-        Err(e) => {
-            summary.errors.push(format!("copy-caches: {e}"));
-            return Ok(());
-        }
-    };
-    crate::caches::record(&copied.caches, metrics);
-    for report in copied.caches.iter().filter(|r| !r.copy_failed() && !r.run_error()) {
-        if let Some(keep_days) = chosen.get(&report.cache) {
-            let series = Series::RdbCopy { cache: &report.cache };
-            expire(deps, series, *keep_days, summary, metrics).await;
-        }
-    }
-    if let Err(e) = crate::caches::conclude(copied.clone()) {
-        summary.errors.push(format!("copy-caches: {e}"));
-    }
-    summary.caches = Some(copied);
-    Ok(())
 }
 
 /// Logs the summary; anything failed fails the run, with the summary in the error.
