@@ -544,15 +544,7 @@ async fn rdb_copy_in_bucket(w: &World, cache: &str, at: DateTime<Utc>, shards: u
         copied_at: at + Duration::minutes(20),
         shards: files,
     };
-    w.deps
-        .s3
-        .put_object()
-        .bucket(BUCKET)
-        .key(keys.manifest())
-        .body(serde_json::to_vec(&manifest).unwrap().into())
-        .send()
-        .await
-        .unwrap();
+    lifeboat_tests::plans::put_json(&w.deps.s3, BUCKET, &keys.manifest(), &manifest).await;
 }
 
 /// The plan's `rdb_copies.keep_days` decides how long a cache's RDB copies stay (no stack parameter): the tick

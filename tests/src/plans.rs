@@ -166,3 +166,14 @@ pub async fn lifeboat_alarms(cw: &aws_sdk_cloudwatch::Client) -> Vec<aws_sdk_clo
         .unwrap();
     out.metric_alarms().to_vec()
 }
+
+/// Writes `value` as JSON at `key`, as a function writes a record or manifest.
+pub async fn put_json(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, value: &impl serde::Serialize) {
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(serde_json::to_vec(value).unwrap().into())
+        .send()
+        .await
+        .unwrap();
+}
