@@ -608,3 +608,43 @@ async fn a_due_rdb_copy_rule_expires_the_plans_cache_copies_past_keep_days() {
     assert!(idle.due.is_empty() && idle.expired.is_empty());
     assert_eq!(export_keys(&w).await, after);
 }
+
+/// A cache whose copy-caches step fails at the due tick keeps every copy it has, however old: as a snapshot run
+/// that failed expires nothing, the copies already made are what is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_rdb_copy_step_expires_none_of_the_caches_copies() {
+    let text = String::from_utf8(example_plan()).unwrap();
+    let plan = text.replacen(
+        "\"exports\": {",
+        "\"rdb_copies\": {\"schedule\": \"0 4 * * *\", \"keep_days\": 7},\n      \"exports\": {",
+        1,
+    );
+    let w = world_with(plan.into_bytes()).await;
+    lifeboat_tests::plans::cache(&w.deps.ec, "sessions", &[("lifeboat:plan", "product")]).await;
+    // Copies of 12-01 to 12-11: seven of them older than keep_days at 12-12 04:00.
+    let days: Vec<DateTime<Utc>> = (1..=11).map(|d| at(&format!("2026-12-{d:02}T03:00:00Z"))).collect();
+    for t in &days {
+        rdb_copy_in_bucket(&w, "sessions", *t, 1).await;
+    }
+    // Lifeboat's snapshot of 12-12 03:00, whose copy the step asks ElastiCache for; moto cannot export a
+    // snapshot to a bucket, so the step fails as an AWS error would.
+    let tag = |k: &str, v: &str| aws_sdk_elasticache::types::Tag::builder().key(k).value(v).build();
+    w.deps
+        .ec
+        .create_snapshot()
+        .snapshot_name("lifeboat-sessions-20261212-0300")
+        .cache_cluster_id("sessions")
+        .tags(tag(lifeboat::core::tags::MANAGED, "true"))
+        .tags(tag(lifeboat::core::tags::DATABASE, "sessions"))
+        .tags(tag(lifeboat::core::tags::CREATED_AT, "2026-12-12T03:00:00Z"))
+        .send()
+        .await
+        .unwrap();
+    let before = export_keys(&w).await;
+    let t = at("2026-12-12T04:00:00Z");
+    w.clock.store(t.timestamp(), Ordering::SeqCst);
+    let err = export::plan::tick(&w.deps, t, None).await.unwrap_err().to_string();
+    assert!(err.contains("copy-caches") && err.contains("sessions"), "{err}");
+    assert!(err.contains("\"expired\":[]"), "{err}");
+    assert_eq!(export_keys(&w).await, before);
+}
