@@ -722,13 +722,7 @@ async fn sharded(w: &World) -> (lifeboat_tests::redis::RedisCluster, restore::De
         shards,
     };
     assert_eq!(manifest.keys_per_db(), BTreeMap::from([(0, 1000)]));
-    w.s3.put_object()
-        .bucket(BUCKET)
-        .key(keys.manifest())
-        .body(serde_json::to_vec(&manifest).unwrap().into())
-        .send()
-        .await
-        .unwrap();
+    lifeboat_tests::plans::put_json(&w.s3, BUCKET, &keys.manifest(), &manifest).await;
     let checks = json!({SHARDED: [{"name": "sessions are there", "pattern": "session:*"},
                                   {"name": "the default RQ queue is there", "pattern": "rq:queue:default"}]});
     let ca = cluster.ca_file.display().to_string();

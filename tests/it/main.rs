@@ -22,6 +22,7 @@ mod layout;
 mod monitor;
 mod plan_cli;
 mod plan_exports;
+mod plan_month;
 mod plan_restore;
 mod plan_rotation;
 mod plan_watch;

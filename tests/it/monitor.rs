@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use aws_sdk_rds::types::Tag;
 use lifeboat_tests::moto::Moto;
+use lifeboat_tests::plans::instance;
 use lifeboat_tests::repo_root;
 use monitor::settings::MonitorSettings;
 use notify::settings::NotifySettings;
@@ -18,24 +19,6 @@ const BUCKET: &str = "lifeboat-backups";
 fn env(pairs: &[(&str, &str)]) -> impl lifeboat::core::settings::Env {
     let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
     move |n: &str| map.get(n).cloned()
-}
-
-/// An instance; with automated backups (retention 7 days) moto, like RDS, takes an automated snapshot at once.
-async fn instance(rds: &aws_sdk_rds::Client, id: &str, tags: &[(&str, &str)], retention: i32) {
-    let mut req = rds
-        .create_db_instance()
-        .db_instance_identifier(id)
-        .db_instance_class("db.t4g.micro")
-        .engine("postgres")
-        .allocated_storage(20)
-        .master_username("x")
-        .master_user_password("not-a-real-password-1")
-        .storage_encrypted(true)
-        .backup_retention_period(retention);
-    for (k, v) in tags {
-        req = req.tags(Tag::builder().key(*k).value(*v).build());
-    }
-    req.send().await.unwrap();
 }
 
 async fn put(s3: &aws_sdk_s3::Client, key: &str, body: Value) {

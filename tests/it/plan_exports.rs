@@ -9,15 +9,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use aws_sdk_rds::types::Tag;
 use chrono::{DateTime, Duration, Utc};
-use export::deps::WallClock;
-use export::settings::ExportSettings;
 use export::Deps;
 use lifeboat::bucket::manifest::Manifest;
 use lifeboat::plans::store::PlanVersion;
 use lifeboat_tests::moto::Moto;
-use lifeboat_tests::postgres::{self, Postgres, SUPERUSER};
+use lifeboat_tests::postgres::{self, Postgres};
 use serde_json::{json, Value};
 
 const REGION: &str = "us-east-1";
@@ -77,21 +74,6 @@ fn example_plan() -> Vec<u8> {
     text.replace("\"product-db\"", &format!("\"{DB}\"")).into_bytes()
 }
 
-async fn create_db(rds: &aws_sdk_rds::Client, id: &str, tags: &[(&str, &str)]) {
-    let mut req = rds
-        .create_db_instance()
-        .db_instance_identifier(id)
-        .db_instance_class("db.t4g.micro")
-        .engine("postgres")
-        .allocated_storage(20)
-        .master_username("x")
-        .master_user_password("not-a-real-password-1");
-    for (k, v) in tags {
-        req = req.tags(Tag::builder().key(*k).value(*v).build());
-    }
-    req.send().await.unwrap();
-}
-
 async fn world() -> World {
     world_with(example_plan()).await
 }
@@ -108,50 +90,11 @@ async fn world_with(plan: Vec<u8>) -> World {
         lifeboat_tests::plans::versioned_bucket(&s3, bucket).await;
     }
     upload_plan(&s3, &plan).await;
-    let secrets = aws_sdk_secretsmanager::Client::new(&config);
-    let secret = json!({"engine": "postgres", "host": "127.0.0.1", "port": pg.port, "username": SUPERUSER,
-                        "password": pg.password, "dbname": "product"});
-    secrets
-        .create_secret()
-        .name("lifeboat/product")
-        .secret_string(secret.to_string())
-        .send()
-        .await
-        .unwrap();
-    let rds = aws_sdk_rds::Client::new(&config);
-    create_db(&rds, DB, &[("lifeboat:secret", "lifeboat/product")]).await;
+    lifeboat_tests::plans::database_on(&config, &pg, DB, "product", &[]).await;
     // In no plan (not listed, not tagged): a plan tick never exports it, whatever the legacy selection says.
-    create_db(
-        &rds,
-        "unplanned-db",
-        &[("lifeboat:secret", "lifeboat/product"), ("lifeboat:backup", "true")],
-    )
-    .await;
-
-    let bin = postgres::bin_dir();
-    let pg_dump = bin.join("pg_dump").display().to_string();
-    let pg_restore = bin.join("pg_restore").display().to_string();
+    lifeboat_tests::plans::database_on(&config, &pg, "unplanned-db", "product", &[("lifeboat:backup", "true")]).await;
     let document = format!("s3://{PLAN_BUCKET}/{PLAN_KEY}");
-    let vars: BTreeMap<String, String> = [
-        ("LIFEBOAT_BUCKET", BUCKET),
-        ("LIFEBOAT_DB_SSLMODE", "disable"),
-        ("LIFEBOAT_PG_DUMP", pg_dump.as_str()),
-        ("LIFEBOAT_PG_RESTORE", pg_restore.as_str()),
-        ("LIFEBOAT_PART_SIZE_MIB", "5"),
-        ("LIFEBOAT_SELECT_TAG", "lifeboat:backup=true"),
-        ("LIFEBOAT_EXPORT_ALLOW_ANY_HOST", "true"),
-        ("LIFEBOAT_PLAN_DOCUMENT", document.as_str()),
-    ]
-    .iter()
-    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-    .collect();
-    let settings = ExportSettings::from_env(&move |n: &str| vars.get(n).cloned()).unwrap();
-    let clock = Arc::new(AtomicI64::new(Utc::now().timestamp()));
-    let mut deps = Deps::new(&config, settings);
-    let read = clock.clone();
-    deps.clock = WallClock(Arc::new(move || {
-        DateTime::from_timestamp(read.load(Ordering::SeqCst), 0).unwrap_or_default()
-    }));
+    let (deps, clock) = lifeboat_tests::plans::export_deps(&config, BUCKET, &document);
     World {
         moto,
         _pg: pg,
@@ -447,29 +390,9 @@ async fn a_month_of_ticks_makes_keeps_and_expires_exactly_what_the_product_polic
         "an archive and a manifest per export: {keys:?}"
     );
     let (dump, manifest) = lifeboat::bucket::layout::export_keys(DB, "critical", critical_gone[0], false);
-    let versions = w
-        .deps
-        .s3
-        .list_object_versions()
-        .bucket(BUCKET)
-        .prefix(format!("exports/{DB}/critical/2026/12/07/"))
-        .send()
-        .await
-        .unwrap();
-    for key in [&dump, &manifest] {
-        assert!(!keys.contains(key));
-        assert!(
-            versions.versions().iter().any(|v| v.key() == Some(key.as_str())),
-            "{key} destroyed"
-        );
-        assert!(
-            versions
-                .delete_markers()
-                .iter()
-                .any(|d| d.key() == Some(key.as_str()) && d.is_latest() == Some(true)),
-            "{key} has no delete marker"
-        );
-    }
+    assert!(!keys.contains(&dump) && !keys.contains(&manifest));
+    let prefix = format!("exports/{DB}/critical/2026/12/07/");
+    lifeboat_tests::plans::assert_hidden(&w.deps.s3, BUCKET, &prefix, &[dump, manifest]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -516,7 +439,7 @@ async fn a_new_plan_version_takes_effect_at_the_next_tick_and_an_invalid_one_is_
 async fn a_database_whose_plan_cannot_be_decided_is_reported_and_the_others_proceed() {
     let w = world().await;
     let rds = aws_sdk_rds::Client::new(&w.moto.config(REGION));
-    create_db(&rds, "mistagged-db", &[("lifeboat:plan", "prodcut")]).await;
+    lifeboat_tests::plans::instance(&rds, "mistagged-db", &[("lifeboat:plan", "prodcut")], 1).await;
     let err = export::invoke(&w.deps, tick_event(at("2026-12-13T02:00:00Z")), None)
         .await
         .unwrap_err()
@@ -583,20 +506,6 @@ async fn no_valid_plan_version_exports_and_expires_nothing() {
     assert!(err.contains("plan tick"), "{err}");
 }
 
-/// A cache in moto with the given tags (no snapshot yet).
-async fn create_cache(ec: &aws_sdk_elasticache::Client, id: &str, tags: &[(&str, &str)]) {
-    let mut req = ec
-        .create_cache_cluster()
-        .cache_cluster_id(id)
-        .engine("redis")
-        .cache_node_type("cache.t4g.micro")
-        .num_cache_nodes(1);
-    for (k, v) in tags {
-        req = req.tags(aws_sdk_elasticache::types::Tag::builder().key(*k).value(*v).build());
-    }
-    req.send().await.unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_due_rdb_copy_rule_runs_copy_caches_on_the_plans_caches_only() {
     // The product plan with an hourly RDB copy of its caches.
@@ -608,9 +517,9 @@ async fn a_due_rdb_copy_rule_runs_copy_caches_on_the_plans_caches_only() {
     );
     assert_ne!(plan, text);
     let w = world_with(plan.into_bytes()).await;
-    create_cache(&w.deps.ec, "sessions", &[("lifeboat:plan", "product")]).await;
+    lifeboat_tests::plans::cache(&w.deps.ec, "sessions", &[("lifeboat:plan", "product")]).await;
     // Selected the legacy way, in no plan: a plan tick leaves it alone.
-    create_cache(&w.deps.ec, "unplanned-cache", &[("lifeboat:backup", "true")]).await;
+    lifeboat_tests::plans::cache(&w.deps.ec, "unplanned-cache", &[("lifeboat:backup", "true")]).await;
 
     let summary = export::plan::tick(&w.deps, at("2026-12-13T03:00:00Z"), None)
         .await
@@ -667,4 +576,148 @@ async fn a_manual_export_takes_its_profile_from_the_databases_plan() {
         .await
         .unwrap();
     assert_eq!((m.plan, m.plan_version), (None, None));
+}
+
+/// What the copy-caches action leaves for a verified copy of `cache` taken at `at`: each shard's file, then the
+/// manifest naming them.
+async fn rdb_copy_in_bucket(w: &World, cache: &str, at: DateTime<Utc>, shards: u32) {
+    use lifeboat::caches::records::{RdbManifest, RdbShard, FORMAT_VERSION};
+    let keys = lifeboat::bucket::layout::rdb_keys(cache, at);
+    let mut files = Vec::new();
+    for shard in 1..=shards {
+        let key = keys.object(shard);
+        w.deps
+            .s3
+            .put_object()
+            .bucket(BUCKET)
+            .key(&key)
+            .body(b"REDIS0011".to_vec().into())
+            .send()
+            .await
+            .unwrap();
+        files.push(RdbShard {
+            shard,
+            key,
+            size: 9,
+            sha256: "0".repeat(64),
+            rdb_version: 11,
+            server_version: None,
+            keys_per_db: BTreeMap::from([(0, 1)]),
+            checksummed: true,
+        });
+    }
+    let manifest = RdbManifest {
+        format_version: FORMAT_VERSION,
+        lifeboat_version: "test".into(),
+        cache: cache.into(),
+        engine: "redis".into(),
+        engine_version: "7.1".into(),
+        snapshot: format!("lifeboat-{cache}-{}", at.format("%Y%m%d-%H%M")),
+        snapshot_time: at,
+        copied_at: at + Duration::minutes(20),
+        shards: files,
+    };
+    lifeboat_tests::plans::put_json(&w.deps.s3, BUCKET, &keys.manifest(), &manifest).await;
+}
+
+/// The plan's `rdb_copies.keep_days` decides how long a cache's RDB copies stay (no stack parameter): the tick
+/// that runs the rule hides every copy older than 7 days behind delete markers (each shard's file and the
+/// manifest; the versions stay), keeps the younger ones, and touches no other cache's copies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_due_rdb_copy_rule_expires_the_plans_cache_copies_past_keep_days() {
+    let text = String::from_utf8(example_plan()).unwrap();
+    let plan = text.replacen(
+        "\"exports\": {",
+        "\"rdb_copies\": {\"schedule\": \"0 4 * * *\", \"keep_days\": 7},\n      \"exports\": {",
+        1,
+    );
+    let w = world_with(plan.into_bytes()).await;
+    lifeboat_tests::plans::cache(&w.deps.ec, "sessions", &[("lifeboat:plan", "product")]).await;
+    lifeboat_tests::plans::cache(&w.deps.ec, "unplanned-cache", &[("lifeboat:backup", "true")]).await;
+    let days: Vec<DateTime<Utc>> = (1..=12).map(|d| at(&format!("2026-12-{d:02}T03:00:00Z"))).collect();
+    for t in &days {
+        rdb_copy_in_bucket(&w, "sessions", *t, 2).await;
+        rdb_copy_in_bucket(&w, "unplanned-cache", *t, 1).await;
+    }
+    let before = export_keys(&w).await;
+
+    // 12-12 04:00, 7 days: the copies of 12-01 to 12-05 03:00 are older than 12-05 04:00.
+    let t = at("2026-12-12T04:00:00Z");
+    w.clock.store(t.timestamp(), Ordering::SeqCst);
+    let summary = export::plan::tick(&w.deps, t, None).await.unwrap();
+    let expired: Vec<(String, DateTime<Utc>)> = summary
+        .expired
+        .iter()
+        .map(|e| match &e.of {
+            export::plan::Of::RdbCopy { cache } => (cache.clone(), e.at),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let want: Vec<(String, DateTime<Utc>)> = days[..5].iter().map(|t| ("sessions".to_owned(), *t)).collect();
+    assert_eq!(expired, want);
+    let gone: BTreeSet<String> = days[..5]
+        .iter()
+        .flat_map(|t| {
+            let k = lifeboat::bucket::layout::rdb_keys("sessions", *t);
+            [k.object(1), k.object(2), k.manifest()]
+        })
+        .collect();
+    let after = export_keys(&w).await;
+    assert_eq!(before.difference(&after).cloned().collect::<BTreeSet<_>>(), gone);
+    assert!(after.is_subset(&before));
+    let gone: Vec<String> = gone.into_iter().collect();
+    lifeboat_tests::plans::assert_hidden(&w.deps.s3, BUCKET, "exports/_caches/sessions/", &gone).await;
+    let expiries = metric(
+        &w,
+        "ExportsExpired",
+        &[("CacheIdentifier", "sessions"), ("Profile", "rdb")],
+    )
+    .await;
+    assert_eq!(expiries, [5.0]);
+    // Between the rule's times nothing is due and nothing more expires.
+    let idle = export::plan::tick(&w.deps, at("2026-12-13T03:00:00Z"), None)
+        .await
+        .unwrap();
+    assert!(idle.due.is_empty() && idle.expired.is_empty());
+    assert_eq!(export_keys(&w).await, after);
+}
+
+/// A cache whose copy-caches step fails at the due tick keeps every copy it has, however old: as a snapshot run
+/// that failed expires nothing, the copies already made are what is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_rdb_copy_step_expires_none_of_the_caches_copies() {
+    let text = String::from_utf8(example_plan()).unwrap();
+    let plan = text.replacen(
+        "\"exports\": {",
+        "\"rdb_copies\": {\"schedule\": \"0 4 * * *\", \"keep_days\": 7},\n      \"exports\": {",
+        1,
+    );
+    let w = world_with(plan.into_bytes()).await;
+    lifeboat_tests::plans::cache(&w.deps.ec, "sessions", &[("lifeboat:plan", "product")]).await;
+    // Copies of 12-01 to 12-11: seven of them older than keep_days at 12-12 04:00.
+    let days: Vec<DateTime<Utc>> = (1..=11).map(|d| at(&format!("2026-12-{d:02}T03:00:00Z"))).collect();
+    for t in &days {
+        rdb_copy_in_bucket(&w, "sessions", *t, 1).await;
+    }
+    // Lifeboat's snapshot of 12-12 03:00, whose copy the step asks ElastiCache for; moto cannot export a
+    // snapshot to a bucket, so the step fails as an AWS error would.
+    let tag = |k: &str, v: &str| aws_sdk_elasticache::types::Tag::builder().key(k).value(v).build();
+    w.deps
+        .ec
+        .create_snapshot()
+        .snapshot_name("lifeboat-sessions-20261212-0300")
+        .cache_cluster_id("sessions")
+        .tags(tag(lifeboat::core::tags::MANAGED, "true"))
+        .tags(tag(lifeboat::core::tags::DATABASE, "sessions"))
+        .tags(tag(lifeboat::core::tags::CREATED_AT, "2026-12-12T03:00:00Z"))
+        .send()
+        .await
+        .unwrap();
+    let before = export_keys(&w).await;
+    let t = at("2026-12-12T04:00:00Z");
+    w.clock.store(t.timestamp(), Ordering::SeqCst);
+    let err = export::plan::tick(&w.deps, t, None).await.unwrap_err().to_string();
+    assert!(err.contains("copy-caches") && err.contains("sessions"), "{err}");
+    assert!(err.contains("\"expired\":[]"), "{err}");
+    assert_eq!(export_keys(&w).await, before);
 }

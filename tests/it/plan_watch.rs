@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_cloudwatch::types::{Dimension, Statistic};
-use aws_sdk_rds::types::Tag;
 use lifeboat::core::error::Error;
 use lifeboat_tests::moto::Moto;
 use monitor::settings::MonitorSettings;
@@ -66,21 +65,8 @@ impl World {
     }
 
     async fn instance(&self, id: &str, plan: Option<&str>) {
-        let mut req = self
-            .rds
-            .create_db_instance()
-            .db_instance_identifier(id)
-            .db_instance_class("db.t4g.micro")
-            .engine("postgres")
-            .allocated_storage(20)
-            .master_username("x")
-            .master_user_password("not-a-real-password-1")
-            .storage_encrypted(true)
-            .backup_retention_period(7);
-        if let Some(p) = plan {
-            req = req.tags(Tag::builder().key("lifeboat:plan").value(p).build());
-        }
-        req.send().await.unwrap();
+        let tags: Vec<(&str, &str)> = plan.map(|p| ("lifeboat:plan", p)).into_iter().collect();
+        lifeboat_tests::plans::instance(&self.rds, id, &tags, 7).await;
     }
 
     fn deps(&self) -> monitor::Deps {
@@ -95,14 +81,8 @@ impl World {
 
     /// Every Lifeboat alarm of the fleet, by name, with its threshold.
     async fn thresholds(&self) -> BTreeMap<String, f64> {
-        let out = self
-            .cw
-            .describe_alarms()
-            .alarm_name_prefix("lifeboat/")
-            .send()
+        lifeboat_tests::plans::lifeboat_alarms(&self.cw)
             .await
-            .unwrap();
-        out.metric_alarms()
             .iter()
             .map(|a| (a.alarm_name().unwrap().to_owned(), a.threshold().unwrap()))
             .collect()

@@ -614,15 +614,7 @@ async fn the_small_stack_plan_snapshots_its_cache_and_only_its_cache() {
     }];
     fleet::create(&deps.rds, DB).await;
     for id in ["app-cache", "other-cache"] {
-        deps.ec
-            .create_cache_cluster()
-            .cache_cluster_id(id)
-            .engine("redis")
-            .cache_node_type("cache.t4g.micro")
-            .num_cache_nodes(1)
-            .send()
-            .await
-            .unwrap();
+        lifeboat_tests::plans::cache(&deps.ec, id, &[]).await;
     }
 
     let mut last = None;

@@ -1,6 +1,6 @@
 //! A plan tick (only with `LIFEBOAT_PLAN_DOCUMENT` set): load the plan document's version in force, run the
 //! export profiles and RDB copies due in the tick's quarter hour for the databases and caches of their plan, and
-//! expire the exports each profile no longer keeps.
+//! expire the exports and RDB copies the plan no longer keeps.
 //!
 //! - **What runs** comes from the document (`lifeboat::plans::due`), each run named by its *due* time, so a
 //!   redelivered or retried tick finds its exports already there (the scheduled-export path skips a manifest
@@ -13,6 +13,9 @@
 //!   effect at the next one); newer invalid versions are logged and counted (`PlanVersionsRefused`). No valid
 //!   version at all is `Error::Plan`, and nothing is exported or expired. Each manifest records the plan and the
 //!   version label it followed.
+//! - **RDB copies** are kept the plan's `rdb_copies.keep_days` by the rule exports are (a `Series::RdbCopy`),
+//!   applied after the `copy-caches` step to each cache it stepped without a failure: every shard's file, then
+//!   the manifest, behind delete markers. No lifecycle rule of the stack's decides their age any more.
 //! - **Retention** is the plan's `keep_days` per profile, applied here after the profile's due run
 //!   (`lifeboat::plans::export_expiry` says why not S3 lifecycle and what is never expired): only for a database
 //!   whose export of that run exists, as snapshots are never expired by a run whose own snapshot failed. The
@@ -26,21 +29,23 @@
 //! plan does not have, so such an export is kept until removed by hand.
 //!
 //! Must never: take a database, cache, host or secret from the payload, or remove a key outside
-//! `exports/<db>/<profile>/` of a database in the plan being run.
+//! `exports/<db>/<profile>/` of a database in the plan being run or `exports/_caches/<cache>/rdb/` of a cache in
+//! it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use aws_sdk_cloudwatch::types::StandardUnit;
 use chrono::{DateTime, Utc};
-use lifeboat::bucket::layout::{self, MANIFEST_SUFFIX};
+use lifeboat::bucket::layout::{self, MANIFEST_SUFFIX, RDB_PROFILE};
 use lifeboat::bucket::manifest::Manifest;
 use lifeboat::caches::elasticache;
+use lifeboat::caches::records::RdbManifest;
 use lifeboat::core::error::Error;
 use lifeboat::core::metrics::{self, Metrics};
 use lifeboat::plans::document::{Document, ExportRule, RuleKind};
 use lifeboat::plans::due::{self, Due};
-use lifeboat::plans::export_expiry::{self, Export};
+use lifeboat::plans::export_expiry::{self, Export, Series};
 use lifeboat::plans::membership::{plan_of, MembershipError, Resource};
 use lifeboat::plans::store::{self, Loaded, Location, Refused};
 use lifeboat::postgres::export::{Profile, DEFAULT_PROFILE};
@@ -84,12 +89,35 @@ pub struct DueRun {
     pub at: DateTime<Utc>,
 }
 
+/// An export or an RDB copy a tick expired.
 #[derive(Debug, Clone, Serialize)]
 pub struct ExpiredExport {
-    pub db: String,
-    pub profile: String,
+    #[serde(flatten)]
+    pub of: Of,
     pub at: DateTime<Utc>,
     pub manifest_key: String,
+}
+
+/// Whose copy expired: a database's export of a profile, or a cache's RDB copy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Of {
+    Export { db: String, profile: String },
+    RdbCopy { cache: String },
+}
+
+impl From<Series<'_>> for Of {
+    fn from(s: Series<'_>) -> Self {
+        match s {
+            Series::Export { db, profile } => Of::Export {
+                db: db.to_owned(),
+                profile: profile.to_owned(),
+            },
+            Series::RdbCopy { cache } => Of::RdbCopy {
+                cache: cache.to_owned(),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -133,6 +161,7 @@ pub async fn tick(deps: &Deps, time: DateTime<Utc>, deadline: Option<Instant>) -
         {
             copy_caches(deps, &loaded.document, &copies, deadline, &mut summary, &mut metrics).await?;
         }
+        expire_rdb_copies(deps, &loaded.document, &mut summary, &mut metrics).await?;
         Ok::<_, Error>(())
     };
     let result = work.await;
@@ -157,8 +186,6 @@ impl From<&Due> for DueRun {
     }
 }
 
-/// Newer versions that fail validation: logged one by one, counted on every tick (0 included, so an alarm on
-/// the count clears once a valid version is uploaded).
 /// The profiles a manual export of `database` may name under the plan document, and the plan and version it
 /// follows (none for a database in no plan).
 pub(crate) struct ManualProfiles {
@@ -200,6 +227,8 @@ pub(crate) async fn manual_profiles(
     })
 }
 
+/// Newer versions that fail validation: logged one by one, counted on every tick (0 included, so an alarm on
+/// the count clears once a valid version is uploaded).
 fn report_refused(loaded: &Loaded, metrics: &mut Metrics) {
     for r in &loaded.refused {
         tracing::error!(version = r.version.label(), version_id = %r.version.version_id, error = %r.error,
@@ -258,7 +287,11 @@ async fn run_exports(
         };
         let done = export_all(deps, export, deadline, &mut stopped, Instant::now()).await;
         for report in done.exports.iter().filter(|r| r.outcome.succeeded()) {
-            expire(deps, &report.db, profile_name, rule, summary, metrics).await;
+            let series = Series::Export {
+                db: &report.db,
+                profile: profile_name,
+            };
+            expire(deps, series, rule.keep_days, summary, metrics).await;
         }
         summary.exports.push(done);
     }
@@ -318,63 +351,65 @@ fn listed_missing(doc: &Document, plan: &str, all: &[Database]) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// One database's expired exports of one profile removed; what failed is reported, never fatal to the tick.
-async fn expire(
-    deps: &Deps,
-    db: &str,
-    profile: &str,
-    rule: &ExportRule,
-    summary: &mut TickSummary,
-    metrics: &mut Metrics,
-) {
+/// One series' expired copies removed (a database's exports of one profile, or a cache's RDB copies); what
+/// failed is reported, never fatal to the tick.
+async fn expire(deps: &Deps, series: Series<'_>, keep_days: u32, summary: &mut TickSummary, metrics: &mut Metrics) {
     let tick = summary.time;
-    let removed = match expire_one(deps, db, profile, rule.keep_days, tick, summary).await {
+    let removed = match expire_one(deps, series, keep_days, tick, summary).await {
         Ok(n) => n,
         Err(e) => {
-            tracing::error!(db = %db, profile = %profile, error = %e, "expired exports not removed");
-            summary.errors.push(format!("{db}: expiring `{profile}` exports: {e}"));
+            tracing::error!(series = ?series, error = %e, "expired copies not removed");
+            summary.errors.push(format!("{}: {e}", expiring(series)));
             0
         }
     };
-    metrics.put(
-        metrics::EXPORTS_EXPIRED,
-        removed as f64,
-        StandardUnit::Count,
-        &[(metrics::DB_DIMENSION, db), (metrics::PROFILE_DIMENSION, profile)],
-    );
+    let dims = match series {
+        Series::Export { db, profile } => [(metrics::DB_DIMENSION, db), (metrics::PROFILE_DIMENSION, profile)],
+        Series::RdbCopy { cache } => [
+            (metrics::CACHE_DIMENSION, cache),
+            (metrics::PROFILE_DIMENSION, RDB_PROFILE),
+        ],
+    };
+    metrics.put(metrics::EXPORTS_EXPIRED, removed as f64, StandardUnit::Count, &dims);
+}
+
+/// What a failed expiry was about, for the summary's errors.
+fn expiring(series: Series<'_>) -> String {
+    match series {
+        Series::Export { db, profile } => format!("{db}: expiring `{profile}` exports"),
+        Series::RdbCopy { cache } => format!("{cache}: expiring RDB copies"),
+    }
 }
 
 /// Reads the manifests that may expire (older than `keep_days` by their key, and the newest, which is kept),
-/// asks the rule, and removes what it names: the archive, then the manifest.
+/// asks the rule, and removes what it names: the objects (archive, or every shard's file), then the manifest.
 async fn expire_one(
     deps: &Deps,
-    db: &str,
-    profile: &str,
+    series: Series<'_>,
     keep_days: u32,
     tick: DateTime<Utc>,
     summary: &mut TickSummary,
 ) -> Result<usize, Error> {
     let bucket = &deps.settings.bucket;
-    let keys = layout::export_manifest_keys(&deps.s3, bucket, db, Some(profile)).await?;
+    let keys = match series {
+        Series::Export { db, profile } => layout::export_manifest_keys(&deps.s3, bucket, db, Some(profile)).await?,
+        Series::RdbCopy { cache } => {
+            layout::list_keys(&deps.s3, bucket, &layout::rdb_prefix(cache), MANIFEST_SUFFIX).await?
+        }
+    };
     let newest = layout::newest(keys.iter().map(String::as_str), MANIFEST_SUFFIX).map(|(k, _)| k);
     let cutoff = tick - chrono::Duration::days(i64::from(keep_days));
-    let mut exports = Vec::new();
+    let mut copies = Vec::new();
     for key in &keys {
         let old = layout::time_in_key(key).is_some_and(|t| t < cutoff);
         if !old && newest != Some(key.as_str()) {
             continue;
         }
-        let m: Manifest = layout::get_json(&deps.s3, bucket, key).await?;
-        exports.push(Export {
-            manifest_key: key.clone(),
-            at: m.logical_time,
-            stored_key: m.stored.key,
-            lock_until: m.stored.object_lock_until,
-        });
+        copies.push(read_copy(deps, series, key).await?);
     }
-    let verdict = export_expiry::expiry(db, profile, &exports, keep_days, tick, deps.clock.now());
+    let verdict = export_expiry::expiry(series, &copies, keep_days, tick, deps.clock.now());
     for (key, why) in verdict.held {
-        tracing::warn!(db = %db, key = %key, reason = %why, "export past its plan's keep_days kept");
+        tracing::warn!(series = ?series, key = %key, reason = %why, "copy past its plan's keep_days kept");
         summary.held.push(HeldExport {
             manifest_key: key,
             reason: why.to_string(),
@@ -382,7 +417,7 @@ async fn expire_one(
     }
     let mut removed = 0;
     for e in verdict.expire {
-        for key in [&e.dump_key, &e.manifest_key] {
+        for key in e.objects.iter().chain([&e.manifest_key]) {
             deps.s3
                 .delete_object()
                 .bucket(bucket)
@@ -391,11 +426,10 @@ async fn expire_one(
                 .await
                 .map_err(|err| Error::aws("DeleteObject", err))?;
         }
-        tracing::info!(db = %db, profile = %profile, key = %e.manifest_key, "export expired by its plan's keep_days");
+        tracing::info!(series = ?series, key = %e.manifest_key, "copy expired by its plan's keep_days");
         removed += 1;
         summary.expired.push(ExpiredExport {
-            db: db.to_owned(),
-            profile: profile.to_owned(),
+            of: series.into(),
             at: e.at,
             manifest_key: e.manifest_key,
         });
@@ -467,6 +501,68 @@ async fn copy_caches(
         }
     }
     Ok(())
+}
+
+/// After the `copy-caches` step: each cache it stepped without a failure (a copy that failed or could not be
+/// stepped keeps the older ones, as a snapshot run that failed expires nothing) has its RDB copies past its plan's
+/// `rdb_copies.keep_days` expired. The caches' plans are read again from their tags, as the step chose them.
+async fn expire_rdb_copies(
+    deps: &Deps,
+    doc: &Document,
+    summary: &mut TickSummary,
+    metrics: &mut Metrics,
+) -> Result<(), Error> {
+    let stepped: Vec<String> = summary
+        .caches
+        .iter()
+        .flat_map(|copied| &copied.caches)
+        .filter(|r| !r.copy_failed() && !r.run_error())
+        .map(|r| r.cache.clone())
+        .collect();
+    if stepped.is_empty() {
+        return Ok(());
+    }
+    let all = elasticache::discover_all(&deps.ec, deps.settings.serverless_caches).await?;
+    for cache in all.iter().filter(|c| stepped.contains(&c.id)) {
+        let plan = plan_of(doc, Resource::Cache, &cache.id, &cache.tags).ok().flatten();
+        let rule = plan.and_then(|p| doc.plans.get(p)?.rdb_copies.as_ref());
+        if let Some(rule) = rule {
+            expire(
+                deps,
+                Series::RdbCopy { cache: &cache.id },
+                rule.keep_days,
+                summary,
+                metrics,
+            )
+            .await;
+        }
+    }
+    Ok(())
+}
+
+/// What the rule needs of one manifest: an export's `Manifest` or an RDB copy's `RdbManifest`.
+async fn read_copy(deps: &Deps, series: Series<'_>, key: &str) -> Result<Export, Error> {
+    let bucket = &deps.settings.bucket;
+    Ok(match series {
+        Series::Export { .. } => {
+            let m: Manifest = layout::get_json(&deps.s3, bucket, key).await?;
+            Export {
+                manifest_key: key.to_owned(),
+                at: m.logical_time,
+                stored: vec![m.stored.key],
+                lock_until: m.stored.object_lock_until,
+            }
+        }
+        Series::RdbCopy { .. } => {
+            let m: RdbManifest = layout::get_json(&deps.s3, bucket, key).await?;
+            Export {
+                manifest_key: key.to_owned(),
+                at: m.snapshot_time,
+                stored: m.shards.into_iter().map(|s| s.key).collect(),
+                lock_until: None,
+            }
+        }
+    })
 }
 
 /// Logs the summary; anything failed fails the run, with the summary in the error.

@@ -1,62 +1,105 @@
-//! Which of a plan's exports expire: complete exports of one database and profile older than the profile's
-//! `keep_days`.
+//! Which of a plan's copies expire: complete exports of one database and profile older than the profile's
+//! `keep_days`, and complete RDB copies of one cache older than the plan's `rdb_copies.keep_days`.
 //!
-//! Why the export function expires exports itself under a plan, instead of S3 lifecycle: lifecycle rules are
-//! fixed in the template (one per profile tag, each with its own day count), and a plan names any profile with
-//! any `keep_days` that must take effect at the next tick, with no template edit. So each plan tick that runs an
-//! export profile also expires that profile's old exports of the databases in the plan. Removal is a delete
-//! *marker* (a plain `DeleteObject` on the versioned bucket): the bytes stay as a noncurrent version that the
-//! bucket's lifecycle keeps for a grace period (the template's `ExpiredExportGraceDays`), so a wrong plan or a
-//! compromised role hides backups before it can destroy any, and nothing of Lifeboat's may delete a version.
+//! Why the export function expires them itself under a plan, instead of S3 lifecycle: lifecycle rules are fixed
+//! in the template (one per profile tag, each with its own day count), and a plan names any profile, and its RDB
+//! copies, with any `keep_days` that must take effect at the next tick, with no template edit. So each plan tick
+//! that runs an export profile (or the plan's RDB copies) also expires that profile's old exports of the
+//! databases in the plan (that rule's old copies of the plan's caches). Removal is a delete *marker* (a plain
+//! `DeleteObject` on the versioned bucket): the bytes stay as a noncurrent version that the bucket's lifecycle
+//! keeps for a grace period (the template's `ExpiredExportGraceDays`), so a wrong plan or a compromised role
+//! hides backups before it can destroy any, and nothing of Lifeboat's may delete a version.
 //!
-//! The rule, over plain data:
-//! - an export is one complete export (its manifest exists) of this database and profile, aged by the time its
-//!   manifest records (`logical_time`, the due time that named it), never by an object's last-modified time;
+//! The rule, over plain data, the same for both kinds of copy ([`Series`]):
+//! - a copy is one complete copy (its manifest exists) of this database and profile, or of this cache, aged by
+//!   the time its manifest records (an export's `logical_time`, the due time that named it; an RDB copy's
+//!   `snapshot_time`, the time its keys are named by), never by an object's last-modified time;
 //! - it expires when strictly older than `keep_days` at the tick's time;
-//! - the newest complete export of the profile is always kept, however old (a plan whose exports stopped must
-//!   still leave the last one);
-//! - an export whose Object Lock (as its manifest records it, the lock Lifeboat set) is still in force is held:
+//! - the newest complete copy of the series is always kept, however old (a plan whose runs stopped must still
+//!   leave the last one);
+//! - a copy whose Object Lock (as its manifest records it, the lock Lifeboat set) is still in force is held:
 //!   S3 accepts a delete marker on a locked object, so this rule is what keeps the lock's promise visible (S3
 //!   itself still refuses to remove a locked version, lifecycle included, whatever lock an operator added);
-//! - so is one whose keys are not exactly the layout's keys for its database, profile and time under
-//!   `exports/<db>/<profile>/`: nothing outside that prefix is ever named.
+//! - so is one whose keys are not exactly the layout's keys for its series and time (under
+//!   `exports/<db>/<profile>/` or `exports/_caches/<cache>/rdb/`): nothing outside that prefix is ever named.
 //!
-//! Must never: read AWS or a clock, or expire anything of a database or profile it was not asked about.
+//! Must never: read AWS or a clock, or expire anything of a series it was not asked about.
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::bucket::layout::{export_keys, export_prefix, profile_in_key};
+use crate::bucket::layout::{export_keys, export_prefix, profile_in_key, rdb_keys, rdb_prefix};
 
-/// One complete export, as its manifest describes it.
+/// What a tick expires: one database's exports of one profile, or one cache's RDB copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Series<'a> {
+    Export { db: &'a str, profile: &'a str },
+    RdbCopy { cache: &'a str },
+}
+
+impl Series<'_> {
+    /// Whether a manifest's key is one of this series' (by its place in the layout).
+    fn owns(&self, manifest_key: &str) -> bool {
+        match *self {
+            Series::Export { db, profile } => {
+                manifest_key.starts_with(&export_prefix(db, Some(profile)))
+                    && profile_in_key(db, manifest_key) == Some(profile)
+            }
+            Series::RdbCopy { cache } => manifest_key.starts_with(&rdb_prefix(cache)),
+        }
+    }
+
+    /// Whether the copy's manifest and objects are exactly the layout's keys for this series at its time: an
+    /// export's one archive (encrypted or not), or an RDB copy's files numbered from shard 1 without a gap.
+    fn in_layout(&self, copy: &Export) -> bool {
+        match *self {
+            Series::Export { db, profile } => [true, false].into_iter().any(|encrypted| {
+                let (dump, manifest) = export_keys(db, profile, copy.at, encrypted);
+                copy.stored == [dump] && copy.manifest_key == manifest
+            }),
+            Series::RdbCopy { cache } => {
+                let keys = rdb_keys(cache, copy.at);
+                let mut stored = copy.stored.clone();
+                stored.sort();
+                let expected: Vec<String> = (1..=stored.len())
+                    .filter_map(|n| u32::try_from(n).ok())
+                    .map(|n| keys.object(n))
+                    .collect();
+                !stored.is_empty() && stored == expected && copy.manifest_key == keys.manifest()
+            }
+        }
+    }
+}
+
+/// One complete copy, as its manifest describes it: an export or an RDB copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Export {
     pub manifest_key: String,
-    /// The manifest's `logical_time`.
+    /// The manifest's `logical_time` (an export's) or `snapshot_time` (an RDB copy's).
     pub at: DateTime<Utc>,
-    /// The manifest's `stored.key`: the archive.
-    pub stored_key: String,
-    /// The manifest's `stored.object_lock_until`.
+    /// The objects the manifest names: an export's archive (`stored.key`), an RDB copy's file per shard.
+    pub stored: Vec<String>,
+    /// The manifest's `stored.object_lock_until` (an RDB copy has none).
     pub lock_until: Option<DateTime<Utc>>,
 }
 
-/// An export to remove: its archive first, then its manifest.
+/// A copy to remove: its objects first, then its manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expired {
     pub at: DateTime<Utc>,
-    pub dump_key: String,
+    pub objects: Vec<String>,
     pub manifest_key: String,
 }
 
-/// Why an export old enough to expire is kept.
+/// Why a copy old enough to expire is kept.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Held {
     #[error("its Object Lock is in force until {0}")]
     Locked(DateTime<Utc>),
-    #[error("its keys are not the export layout's for its database, profile and time")]
+    #[error("its keys are not the layout's for its series and time")]
     NotLayout,
 }
 
-/// What a tick does with one database's exports of one profile.
+/// What a tick does with one series' copies.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Expiry {
     pub expire: Vec<Expired>,
@@ -64,24 +107,19 @@ pub struct Expiry {
     pub held: Vec<(String, Held)>,
 }
 
-/// The exports of `db` and `profile` among `exports` that expire at the tick `now` under `keep_days`. Age is
-/// measured from the earlier of the tick's time and `clock` (the real time), as snapshot retention counts
+/// The copies of `series` among `copies` that expire at the tick `now` under `keep_days`. Age is measured from
+/// the earlier of the tick's time and `clock` (the real time), as snapshot retention counts
 /// (`rds::retention::clock`): a tick's time is only a claim, and one dated in the future, forged or replayed,
-/// must not make exports old early; a late tick only keeps more. A lock is in force while it outlasts that same
+/// must not make copies old early; a late tick only keeps more. A lock is in force while it outlasts that same
 /// time, so neither a late nor an early tick lifts a lock.
 pub fn expiry(
-    db: &str,
-    profile: &str,
-    exports: &[Export],
+    series: Series<'_>,
+    copies: &[Export],
     keep_days: u32,
     now: DateTime<Utc>,
     clock: DateTime<Utc>,
 ) -> Expiry {
-    let prefix = export_prefix(db, Some(profile));
-    let ours: Vec<&Export> = exports
-        .iter()
-        .filter(|e| e.manifest_key.starts_with(&prefix) && profile_in_key(db, &e.manifest_key) == Some(profile))
-        .collect();
+    let ours: Vec<&Export> = copies.iter().filter(|e| series.owns(&e.manifest_key)).collect();
     let newest = ours
         .iter()
         .max_by(|a, b| (a.at, &a.manifest_key).cmp(&(b.at, &b.manifest_key)))
@@ -97,17 +135,13 @@ pub fn expiry(
             out.held.push((e.manifest_key.clone(), Held::Locked(until)));
             continue;
         }
-        let layout = [true, false].map(|encrypted| export_keys(db, profile, e.at, encrypted));
-        if !layout
-            .iter()
-            .any(|(dump, manifest)| *dump == e.stored_key && *manifest == e.manifest_key)
-        {
+        if !series.in_layout(e) {
             out.held.push((e.manifest_key.clone(), Held::NotLayout));
             continue;
         }
         out.expire.push(Expired {
             at: e.at,
-            dump_key: e.stored_key.clone(),
+            objects: e.stored.clone(),
             manifest_key: e.manifest_key.clone(),
         });
     }
@@ -131,9 +165,13 @@ mod tests {
         Export {
             manifest_key: manifest,
             at,
-            stored_key: dump,
+            stored: vec![dump],
             lock_until: None,
         }
+    }
+
+    fn export_of<'a>(db: &'a str, profile: &'a str) -> Series<'a> {
+        Series::Export { db, profile }
     }
 
     fn expired_times(e: &Expiry) -> Vec<DateTime<Utc>> {
@@ -148,23 +186,23 @@ mod tests {
             .map(|t| export("product-db", "critical", t))
             .collect();
         // At 12-08 06:00 with 7 days: 12-01 00:00 is 7 days 6 h old, 12-01 06:00 exactly 7 days (kept).
-        let e = expiry("product-db", "critical", &exports, 7, day(8, 6), day(8, 6));
+        let e = expiry(export_of("product-db", "critical"), &exports, 7, day(8, 6), day(8, 6));
         assert_eq!(expired_times(&e), [day(1, 0)]);
         assert_eq!(
-            e.expire[0].dump_key,
-            "exports/product-db/critical/2026/12/01/product-db-critical-20261201T000000Z.dump.zst.age"
+            e.expire[0].objects,
+            ["exports/product-db/critical/2026/12/01/product-db-critical-20261201T000000Z.dump.zst.age"]
         );
         assert!(e.held.is_empty());
-        let e = expiry("product-db", "critical", &exports, 1, day(8, 6), day(8, 6));
+        let e = expiry(export_of("product-db", "critical"), &exports, 1, day(8, 6), day(8, 6));
         assert_eq!(expired_times(&e), [day(1, 0), day(1, 6), day(3, 0)]);
     }
 
     #[test]
     fn the_newest_export_is_kept_however_old() {
         let exports = vec![export("db", "full", day(1, 2)), export("db", "full", day(2, 2))];
-        let e = expiry("db", "full", &exports, 1, day(30, 0), day(30, 0));
+        let e = expiry(export_of("db", "full"), &exports, 1, day(30, 0), day(30, 0));
         assert_eq!(expired_times(&e), [day(1, 2)]);
-        let e = expiry("db", "full", &exports[..1], 1, day(30, 0), day(30, 0));
+        let e = expiry(export_of("db", "full"), &exports[..1], 1, day(30, 0), day(30, 0));
         assert!(e.expire.is_empty());
     }
 
@@ -173,13 +211,13 @@ mod tests {
         let mut locked = export("db", "full", day(1, 2));
         locked.lock_until = Some(day(20, 2));
         let exports = vec![locked, export("db", "full", day(19, 2))];
-        let e = expiry("db", "full", &exports, 7, day(19, 3), day(19, 3));
+        let e = expiry(export_of("db", "full"), &exports, 7, day(19, 3), day(19, 3));
         assert!(e.expire.is_empty());
         assert_eq!(e.held, [(exports[0].manifest_key.clone(), Held::Locked(day(20, 2)))]);
-        let e = expiry("db", "full", &exports, 7, day(20, 3), day(20, 3));
+        let e = expiry(export_of("db", "full"), &exports, 7, day(20, 3), day(20, 3));
         assert_eq!(expired_times(&e), [day(1, 2)]);
         // A tick whose time is past the lock, run while the real clock is still before it, lifts nothing.
-        let e = expiry("db", "full", &exports, 7, day(20, 3), day(19, 3));
+        let e = expiry(export_of("db", "full"), &exports, 7, day(20, 3), day(19, 3));
         assert!(e.expire.is_empty());
     }
 
@@ -188,17 +226,23 @@ mod tests {
         let exports: Vec<Export> = (1..=20).map(|d| export("db", "full", day(d, 2))).collect();
         // At the real time (day 20), keep_days 7 expires days 1 to 13 (older than day 13, 03:00).
         assert_eq!(
-            expiry("db", "full", &exports, 7, day(20, 3), day(20, 3)).expire.len(),
+            expiry(export_of("db", "full"), &exports, 7, day(20, 3), day(20, 3))
+                .expire
+                .len(),
             13
         );
         // A tick claiming day 30 while the real clock says day 20 expires no more than a tick on time.
         assert_eq!(
-            expiry("db", "full", &exports, 7, day(30, 3), day(20, 3)).expire.len(),
+            expiry(export_of("db", "full"), &exports, 7, day(30, 3), day(20, 3))
+                .expire
+                .len(),
             13
         );
         // A late tick (day 15, run on day 20) keeps more: it counts from its own time.
         assert_eq!(
-            expiry("db", "full", &exports, 7, day(15, 3), day(20, 3)).expire.len(),
+            expiry(export_of("db", "full"), &exports, 7, day(15, 3), day(20, 3))
+                .expire
+                .len(),
             8
         );
     }
@@ -214,7 +258,7 @@ mod tests {
         };
         // A manifest in the right place whose archive key points elsewhere is never followed.
         let elsewhere = Export {
-            stored_key: "reports/evidence/2026-12/fleet-2026-12.html".into(),
+            stored: vec!["reports/evidence/2026-12/fleet-2026-12.html".into()],
             ..export("db", "full", day(2, 2))
         };
         // Nor one whose recorded time is not the time in its key.
@@ -230,7 +274,7 @@ mod tests {
             elsewhere.clone(),
             mistimed.clone(),
         ];
-        let e = expiry("db", "full", &exports, 1, day(30, 0), day(30, 0));
+        let e = expiry(export_of("db", "full"), &exports, 1, day(30, 0), day(30, 0));
         assert!(e.expire.is_empty(), "{e:?}");
         assert_eq!(
             e.held,
@@ -239,6 +283,76 @@ mod tests {
                 (mistimed.manifest_key, Held::NotLayout)
             ]
         );
+    }
+
+    /// A cache's RDB copy of `shards` files, as the copy-caches action names it.
+    fn rdb_copy(cache: &str, at: DateTime<Utc>, shards: u32) -> Export {
+        let keys = rdb_keys(cache, at);
+        Export {
+            manifest_key: keys.manifest(),
+            at,
+            stored: (1..=shards).map(|n| keys.object(n)).collect(),
+            lock_until: None,
+        }
+    }
+
+    #[test]
+    fn rdb_copies_past_keep_days_expire_every_shards_file_and_the_newest_stays() {
+        let sessions = Series::RdbCopy { cache: "sessions" };
+        let copies: Vec<Export> = (1..=10).map(|d| rdb_copy("sessions", day(d, 3), 2)).collect();
+        // At 12-10 04:00 with 7 days: 12-01 and 12-02 03:00 are older than 12-03 04:00, 12-03 03:00 too.
+        let e = expiry(sessions, &copies, 7, day(10, 4), day(10, 4));
+        assert_eq!(expired_times(&e), [day(1, 3), day(2, 3), day(3, 3)]);
+        assert_eq!(
+            e.expire[0].objects,
+            [
+                "exports/_caches/sessions/rdb/2026/12/01/sessions-rdb-20261201T030000Z-0001.rdb",
+                "exports/_caches/sessions/rdb/2026/12/01/sessions-rdb-20261201T030000Z-0002.rdb"
+            ]
+        );
+        assert_eq!(
+            e.expire[0].manifest_key,
+            "exports/_caches/sessions/rdb/2026/12/01/sessions-rdb-20261201T030000Z.manifest.json"
+        );
+        assert!(e.held.is_empty());
+        // A tick dated later than the real clock expires no more; the newest is kept however old.
+        assert_eq!(expiry(sessions, &copies, 7, day(30, 4), day(10, 4)), e);
+        let e = expiry(sessions, &copies, 1, day(30, 4), day(30, 4));
+        assert_eq!(e.expire.len(), 9);
+        assert!(e.expire.iter().all(|x| x.at < day(10, 3)));
+    }
+
+    #[test]
+    fn an_rdb_copy_series_names_only_its_caches_copies_in_the_layout() {
+        let newest = rdb_copy("orders", day(20, 3), 1);
+        let other_cache = rdb_copy("orders-2", day(1, 3), 1);
+        // A database of the same name, and a copy an older Lifeboat kept at `exports/<cache>/rdb/`.
+        let database = export("orders", "full", day(1, 2));
+        let legacy = Export {
+            manifest_key: "exports/orders/rdb/2026/12/01/orders-rdb-20261201T030000Z.manifest.json".into(),
+            stored: vec!["exports/orders/rdb/2026/12/01/orders-rdb-20261201T030000Z-0001.rdb".into()],
+            ..rdb_copy("orders", day(1, 3), 1)
+        };
+        // A manifest in place whose files are elsewhere, or numbered with a gap, is never followed.
+        let elsewhere = Export {
+            stored: vec!["exports/app-db/full/2026/12/02/app-db-full-20261202T020000Z.dump.zst".into()],
+            ..rdb_copy("orders", day(2, 3), 1)
+        };
+        let mut gap = rdb_copy("orders", day(3, 3), 3);
+        gap.stored.remove(1);
+        let copies = vec![newest, other_cache, database, legacy, elsewhere.clone(), gap.clone()];
+        let e = expiry(Series::RdbCopy { cache: "orders" }, &copies, 1, day(30, 0), day(30, 0));
+        assert!(e.expire.is_empty(), "{e:?}");
+        assert_eq!(
+            e.held,
+            [
+                (elsewhere.manifest_key, Held::NotLayout),
+                (gap.manifest_key, Held::NotLayout)
+            ]
+        );
+        // And an export series never names an RDB copy of a cache of the database's name.
+        let e = expiry(export_of("orders", "rdb"), &copies, 1, day(30, 0), day(30, 0));
+        assert!(e.expire.is_empty() && e.held.is_empty(), "{e:?}");
     }
 
     proptest! {
@@ -258,7 +372,7 @@ mod tests {
                 ..export("db", "full", start + Duration::hours(*h))
             }).collect();
             let clock = start + Duration::hours(clock_h);
-            let e = expiry("db", "full", &exports, keep_days, now, clock);
+            let e = expiry(export_of("db", "full"), &exports, keep_days, now, clock);
             let newest = exports.iter().map(|x| x.at).max().unwrap();
             for x in &e.expire {
                 prop_assert!(x.at < newest);
