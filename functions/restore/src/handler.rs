@@ -376,6 +376,7 @@ async fn verify_step(deps: &Deps, mut test: TestState, deadline: Option<Instant>
         requested_at: test.requested_at,
         verified_at: connected.then(Utc::now),
         checks,
+        export: None,
     };
     write_record(deps, &record).await?;
     note(&mut test, &r);
