@@ -276,6 +276,14 @@ async fn a_plan_test_from_the_newest_export_restores_it_into_an_empty_instance_r
     assert_eq!(instance.master_username(), Some(SUPERUSER));
     assert!(instance.allocated_storage().unwrap() >= 20);
     w.answer_for_the_instance(&id).await;
+    // A redelivered start goes on with its instance, and keeps the password the instance was made with.
+    let mut again = item.clone();
+    again["action"] = json!("export_start");
+    let redelivered = restore::handle(&w.deps, again, None).await.unwrap();
+    assert_eq!(redelivered["restored_id"], id.as_str());
+    // A snapshot test's prepare never resets this test's password.
+    let e = step(&w.deps, "prepare", &test).await.unwrap_err();
+    assert!(e.contains("export_verify"), "{e}");
 
     let verified = step(&w.deps, "export_verify", &test).await.unwrap();
     let checks = verified["checks"].as_array().unwrap();
@@ -412,4 +420,47 @@ async fn a_broken_or_missing_export_fails_the_test_and_is_still_cleaned_up() {
     assert_eq!(cleaned["status"], "deleted", "nothing was made: {cleaned}");
     let critical_id = lifeboat::rds::restore::export_test_identifier("app-prod", "critical", DUE.parse().unwrap());
     assert!(w.instance_tags(&critical_id).await.is_none());
+}
+
+#[tokio::test]
+async fn a_start_leaves_alone_what_already_carries_its_instances_name() {
+    let w = world().await;
+    let item = w.planned(0).await;
+    let id = lifeboat::rds::restore::export_test_identifier("app-prod", "full", DUE.parse().unwrap());
+    // Somebody's instance by that name, not a restore test.
+    w.rds
+        .create_db_instance()
+        .db_instance_identifier(&id)
+        .db_instance_class("db.t4g.micro")
+        .engine("postgres")
+        .allocated_storage(20)
+        .master_username("someone")
+        .master_user_password("not-a-real-password-2")
+        .send()
+        .await
+        .unwrap();
+    let mut start = item.clone();
+    start["action"] = json!("export_start");
+    let e = restore::handle(&w.deps, start, None).await.unwrap_err().to_string();
+    assert!(e.contains("left alone"), "{e}");
+    // The failure route reports and cleans up, and the cleanup refuses to delete it.
+    let caught = json!({"Error": "Lifeboat.Restore.NameTaken", "Cause": json!({"errorMessage": e}).to_string()});
+    let reported = restore::handle(
+        &w.deps,
+        json!({"action": "report", "test": item, "error": caught}),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(reported["passed"], false);
+    let e = step(&w.deps, "cleanup", &item).await.unwrap_err();
+    assert!(e.contains("refused"), "{e}");
+    let described = w
+        .rds
+        .describe_db_instances()
+        .db_instance_identifier(&id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(described.db_instances()[0].db_instance_status(), Some("available"));
 }

@@ -251,13 +251,18 @@ fn counts(tables: impl Iterator<Item = TableCount>) -> std::collections::BTreeMa
 }
 
 /// Why the restore may not start: an encrypted export without the identity, or one too large to finish before
-/// the deadline. `None` when it may.
-fn refusal(deps: &Deps, manifest: &Manifest, has_identity: bool, deadline: Option<Instant>) -> Option<String> {
+/// the deadline at `mib_per_second`. `None` when it may.
+fn refusal(
+    manifest: &Manifest,
+    has_identity: bool,
+    mib_per_second: u32,
+    deadline: Option<Instant>,
+    now: Instant,
+) -> Option<String> {
     if manifest.encryption.is_some() && !has_identity {
         return Some("the export is age-encrypted and no identity is configured (LIFEBOAT_AGE_IDENTITY_SECRET)".into());
     }
-    let mib_per_second = deps.settings.from_export.mib_per_second;
-    let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+    let left = deadline.map(|d| d.saturating_duration_since(now));
     let refused = plan::admit_restore(manifest.stored.bytes, mib_per_second, left).err()?;
     Some(format!(
         "not started: {} MiB stored at about {} MiB/s needs ~{} s but only {} s remain in this invocation \
@@ -276,7 +281,8 @@ async fn restore_check(
     deadline: Option<Instant>,
 ) -> Result<Check, RestoreError> {
     let identity = age_identity(deps).await?;
-    if let Some(refused) = refusal(deps, manifest, identity.is_some(), deadline) {
+    let mib_per_second = deps.settings.from_export.mib_per_second;
+    if let Some(refused) = refusal(manifest, identity.is_some(), mib_per_second, deadline, Instant::now()) {
         return Ok(Check::new(check, false, refused));
     }
     let identities: Vec<_> = identity.into_iter().collect();
@@ -399,6 +405,48 @@ mod tests {
         assert_ne!(snapshot_test.derived_id(), test.derived_id());
         assert_ne!(snapshot_test.record_key(), test.record_key());
         assert_ne!(snapshot_test.report_base(), test.report_base());
+    }
+
+    /// A manifest as the export function writes it, `stored_bytes` stored, encrypted or not.
+    fn manifest(stored_bytes: u64, encrypted: bool) -> Manifest {
+        let mut m: Manifest = serde_json::from_value(json!({
+            "format_version": 1, "lifeboat_version": "0", "database": "app-prod", "profile": "full",
+            "logical_time": "2026-11-22T02:00:00Z", "started_at": "2026-11-22T02:00:00Z",
+            "finished_at": "2026-11-22T02:01:00Z", "duration_seconds": 60.0,
+            "source": {"engine": "postgres", "server_version": "16.4", "dbname": "app", "database_size_bytes": 1},
+            "pg_dump_version": "16.4", "tables": [],
+            "plaintext": {"sha256": "00", "bytes": 1},
+            "stored": {"bucket": "b", "key": "k", "bytes": stored_bytes, "sha256": "00", "parts": 1, "sse": "aws:kms",
+                       "kms_key_id": null, "object_lock_until": null},
+            "compression": {"algorithm": "zstd", "level": 3},
+            "encryption": null,
+            "verification": {"method": "pg_restore -f /dev/null", "pg_restore_version": "16.4"}
+        }))
+        .unwrap();
+        if encrypted {
+            m.encryption = serde_json::from_value(json!({"algorithm": "age", "recipients": ["age1x"]})).unwrap();
+        }
+        m
+    }
+
+    #[test]
+    fn an_export_that_cannot_be_restored_in_time_or_decrypted_is_not_started() {
+        const MIB: u64 = 1024 * 1024;
+        let now = Instant::now();
+        let in_15_minutes = Some(now + std::time::Duration::from_secs(900));
+        assert_eq!(
+            refusal(&manifest(100 * MIB, false), false, 12, in_15_minutes, now),
+            None
+        );
+        assert_eq!(refusal(&manifest(100 * MIB, true), true, 12, in_15_minutes, now), None);
+        let no_identity = refusal(&manifest(MIB, true), false, 12, None, now).unwrap_or_default();
+        assert!(no_identity.contains("no identity is configured"), "{no_identity}");
+        let too_large = refusal(&manifest(20 * 1024 * MIB, false), false, 12, in_15_minutes, now).unwrap_or_default();
+        assert!(too_large.starts_with("not started: 20480 MiB stored"), "{too_large}");
+        assert!(
+            too_large.contains("the ECS restore task does not run plan tests"),
+            "{too_large}"
+        );
     }
 
     #[test]
