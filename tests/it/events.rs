@@ -93,6 +93,8 @@ fn every_restore_event_parses() {
             "cache_start",
             "cache_verify",
             "cleanup",
+            "export_start",
+            "export_verify",
             "plan",
             "poll",
             "prepare",

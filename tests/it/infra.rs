@@ -247,7 +247,11 @@ fn every_started_test_ends_in_a_report_even_when_its_start_fails() {
     let machine = definition();
     let (_, map) = each_database(&machine);
     let inner = states(processor(map));
-    for (start, report) in [("start", "report"), ("cache_start", "cache_report")] {
+    for (start, report) in [
+        ("start", "report"),
+        ("export_start", "report"),
+        ("cache_start", "cache_report"),
+    ] {
         let (name, state) = inner
             .iter()
             .find(|(_, s)| action(s) == Some(start))
@@ -267,6 +271,66 @@ fn every_started_test_ends_in_a_report_even_when_its_start_fails() {
                 "{name}'s failure reaches {at}, an End, without a {report}: monitor would keep the previous result"
             );
             queue.extend(successors(s).into_iter().map(|n| (n, reported)));
+        }
+    }
+}
+
+/// A plan's test from the newest export (an item with `export`) has a branch of its own: export_start, poll,
+/// export_verify, never a snapshot test's start, prepare or verify (which would reset or judge the wrong
+/// instance); and every failure of its tasks ends in a report and then a cleanup before the item's result, with
+/// the profile kept in the state (the cleanup finds the instance by the database, the profile and the time).
+#[test]
+fn a_test_from_the_newest_export_restores_into_its_own_instance_and_always_reports_and_cleans_up() {
+    let machine = definition();
+    let (_, map) = each_database(&machine);
+    let inner = states(processor(map));
+    let to_export = inner
+        .values()
+        .filter(|s| s["Type"] == "Choice")
+        .flat_map(|s| s["Choices"].as_array().into_iter().flatten())
+        .find(|c| c["Variable"] == "$.export")
+        .expect("a Choice routes items with `export` (a plan's test from the newest export)");
+    let start_name = to_export["Next"].as_str().unwrap();
+    let start = &inner[start_name];
+    assert_eq!(action(start), Some("export_start"), "{start}");
+    assert_eq!(start["Parameters"]["Payload"]["export.$"], "$.export");
+    let route = reachable(inner, start_name);
+    let actions: BTreeSet<&str> = route.iter().filter_map(|n| action(&inner[*n])).collect();
+    for needed in ["export_start", "poll", "export_verify", "report", "cleanup"] {
+        assert!(
+            actions.contains(needed),
+            "{needed} is not on the export branch: {actions:?}"
+        );
+    }
+    for never in ["start", "prepare", "verify", "cache_start"] {
+        assert!(!actions.contains(never), "{never} is on the export branch: {actions:?}");
+    }
+    let failed_start = &inner[catch_all(start).unwrap()["Next"].as_str().unwrap()];
+    assert_eq!(
+        failed_start["Parameters"]["test"]["export.$"], "$.export",
+        "a failed export_start hands on its profile: {failed_start}"
+    );
+    let branch_tasks = route
+        .iter()
+        .filter(|n| matches!(action(&inner[**n]), Some("export_start" | "poll" | "export_verify")));
+    for name in branch_tasks {
+        let catch = catch_all(&inner[*name]).unwrap_or_else(|| panic!("{name} has no Catch of States.ALL"));
+        assert_leads_on(inner, name, catch["Next"].as_str().unwrap());
+        // (state, reported, cleaned): no End before both.
+        let mut queue = VecDeque::from([(catch["Next"].as_str().unwrap(), false, false)]);
+        let mut seen = BTreeSet::new();
+        while let Some((at, reported, cleaned)) = queue.pop_front() {
+            if !seen.insert((at, reported, cleaned)) {
+                continue;
+            }
+            let s = &inner[at];
+            let reported = reported || action(s) == Some("report");
+            let cleaned = cleaned || (reported && action(s) == Some("cleanup"));
+            assert!(
+                s["End"] != true || (reported && cleaned),
+                "{name}'s failure reaches {at}, an End, without a report and then a cleanup"
+            );
+            queue.extend(successors(s).into_iter().map(|n| (n, reported, cleaned)));
         }
     }
 }

@@ -21,6 +21,7 @@ mod infra;
 mod layout;
 mod monitor;
 mod plan_cli;
+mod plan_export_test;
 mod plan_exports;
 mod plan_month;
 mod plan_restore;

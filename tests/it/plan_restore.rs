@@ -1,6 +1,6 @@
 //! The restore-test state machine's first step for a plan's restore-test rule, against moto: it reads the plan
 //! document itself, tests exactly that plan's members, refuses a rule the plan did not schedule at that time,
-//! and reports a test it cannot run (from the newest export) as failed rather than skipping it.
+//! and plans a test from the newest export with the rule's profile.
 
 use std::collections::BTreeMap;
 
@@ -104,16 +104,16 @@ async fn a_plan_rule_tests_exactly_its_plans_members_when_it_is_due() {
     assert_eq!(out["tests"][0]["requested_at"], "2027-01-01T06:00:00Z");
     assert_eq!(out["plan_version"].as_str().unwrap().len(), 12);
 
-    // A test from the newest export is reported failed, with the reason, for each member: never skipped.
+    // A test from the newest export is planned for each member with the rule's profile: the export branch runs
+    // it (tests/it/plan_export_test.rs).
     let out = plan(&d, "2027-01-01T03:00:00Z", "product", "restore_tests.0")
         .await
         .unwrap();
-    assert_eq!(out["tests"].as_array().unwrap().len(), 1, "{out}");
-    assert_eq!(out["tests"][0]["database"], "product-db");
-    assert!(out["tests"][0]["plan_error"]
-        .as_str()
-        .unwrap()
-        .contains("not run by the restore-test state machine yet"));
+    assert_eq!(
+        out["tests"],
+        json!([{"database": "product-db", "requested_at": "2027-01-01T03:00:00Z", "export": "full"}]),
+        "{out}"
+    );
 
     // What the plan did not schedule is refused: not due then, no such rule, no such plan.
     for (time, p, rule, expected) in [

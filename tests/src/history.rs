@@ -133,6 +133,7 @@ async fn restore_test(
         timings_seconds: Default::default(),
         checks: vec![check],
         error: None,
+        export: None,
     };
     let key = format!("{}.json", layout::restore_report_base(db, t));
     put(s3, bucket_name, &key, serde_json::to_vec(&report).unwrap()).await;

@@ -20,6 +20,11 @@ pub enum RestoreError {
     /// No snapshot fit the request: the named one is missing or not available, or there is none.
     #[error("{database}: {reason}")]
     Snapshot { database: String, reason: String },
+    /// A restore test from the newest export found no complete export of that profile.
+    #[error(
+        "{database} has no complete `{profile}` export to restore (no manifest under exports/{database}/{profile}/)"
+    )]
+    NoExport { database: String, profile: String },
     /// RDS gave up on the restore.
     #[error("restored instance {id} is {status}")]
     RestoreFailed { id: String, status: String },
@@ -95,6 +100,7 @@ impl RestoreError {
             Self::Shared(_) => return None,
             Self::NotFound(_) => "Lifeboat.Restore.NotFound",
             Self::Snapshot { .. } => "Lifeboat.Restore.NoSnapshot",
+            Self::NoExport { .. } => "Lifeboat.Restore.NoExport",
             Self::RestoreFailed { .. } => "Lifeboat.Restore.Failed",
             Self::TimedOut { .. } => "Lifeboat.Restore.Timeout",
             Self::NoEndpoint { .. } => "Lifeboat.Restore.NoEndpoint",

@@ -45,6 +45,17 @@ pub enum Request {
         #[serde(default)]
         requested_at: Option<DateTime<Utc>>,
     },
+    /// A restore test from the newest complete export of the `export` profile: an empty, isolated instance is
+    /// created for it (the export is chosen here, from the bucket).
+    ExportStart {
+        database: String,
+        requested_at: DateTime<Utc>,
+        export: String,
+    },
+    /// Restores the export the instance's tag names into the empty instance, and records the checks.
+    ExportVerify {
+        test: TestState,
+    },
     Poll {
         test: TestState,
     },
@@ -192,12 +203,41 @@ pub struct TestState {
     pub passed: Option<bool>,
     #[serde(default)]
     pub report_key: Option<String>,
+    /// Set for a test from the newest export: the profile. It picks which of the database's restore tests at that
+    /// time a step acts on (each is tagged as a restore test of the database); what was restored is read from the
+    /// instance's `lifeboat:restored-from` tag and checked against the database and this profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<String>,
 }
 
 impl TestState {
-    /// The restored instance or cluster the database and request time name (never the state's own say).
+    /// The restored instance or cluster the database, request time (and, for a test from an export, the
+    /// profile) name (never the state's own say).
     pub fn derived_id(&self) -> String {
-        lifeboat::rds::restore::test_identifier(&self.database, self.requested_at)
+        match &self.export {
+            Some(profile) => lifeboat::rds::restore::export_test_identifier(&self.database, profile, self.requested_at),
+            None => lifeboat::rds::restore::test_identifier(&self.database, self.requested_at),
+        }
+    }
+
+    /// Where the verify step records its checks.
+    pub fn record_key(&self) -> String {
+        match &self.export {
+            Some(profile) => {
+                lifeboat::rds::restore::export_checks_record_key(&self.database, profile, self.requested_at)
+            }
+            None => lifeboat::rds::restore::checks_record_key(&self.database, self.requested_at),
+        }
+    }
+
+    /// The test's report key without its extension.
+    pub fn report_base(&self) -> String {
+        match &self.export {
+            Some(profile) => {
+                lifeboat::bucket::layout::export_test_report_base(&self.database, profile, self.requested_at)
+            }
+            None => lifeboat::bucket::layout::restore_report_base(&self.database, self.requested_at),
+        }
     }
 }
 
@@ -295,6 +335,8 @@ impl Request {
         match self {
             Request::Plan { .. } => "plan",
             Request::Start { .. } => "start",
+            Request::ExportStart { .. } => "export_start",
+            Request::ExportVerify { .. } => "export_verify",
             Request::Poll { .. } => "poll",
             Request::Prepare { .. } => "prepare",
             Request::Verify { .. } => "verify",
@@ -313,13 +355,37 @@ impl Request {
     }
 }
 
+/// A profile names keys and tags: refused unless it is a profile name (lowercase letters, digits, hyphens).
+fn check_profile(profile: &str) -> Result<(), Error> {
+    lifeboat::postgres::export::validate_profile(profile, &lifeboat::postgres::export::Profile::default())
+        .map_err(|e| Error::InvalidEvent(format!("export `{profile}`: {e}")))
+}
+
+/// A test from an export: its database, and its profile wherever a request carries one.
+fn check_export(req: &Request) -> Result<(), Error> {
+    match req {
+        Request::ExportStart { database, export, .. } => {
+            validate_db_identifier(database).map_err(|r| Error::InvalidEvent(format!("database `{database}`: {r}")))?;
+            check_profile(export)
+        }
+        Request::ExportVerify { test }
+        | Request::Poll { test }
+        | Request::Prepare { test }
+        | Request::Verify { test }
+        | Request::Report { test, .. }
+        | Request::Cleanup { test } => test.export.as_deref().map_or(Ok(()), check_profile),
+        _ => Ok(()),
+    }
+}
+
 pub fn parse(payload: Value) -> Result<Request, Error> {
     let req: Request = serde_json::from_value(payload).map_err(|e| {
         Error::InvalidEvent(format!(
-            "expected {{\"action\": plan|start|poll|prepare|verify|report|cleanup|summary|restore|restore-export|cache_start|cache_poll|cache_verify|cache_report|cache_cleanup|restore-cache, ...}}: {e}"
+            "expected {{\"action\": plan|start|export_start|poll|prepare|verify|export_verify|report|cleanup|summary|restore|restore-export|cache_start|cache_poll|cache_verify|cache_report|cache_cleanup|restore-cache, ...}}: {e}"
         ))
     })?;
     let check = |db: &str| validate_db_identifier(db).map_err(|r| Error::InvalidEvent(format!("database `{db}`: {r}")));
+    check_export(&req)?;
     match &req {
         Request::Plan {
             databases, plan, rule, ..

@@ -31,8 +31,8 @@ fn to_value(test: &TestState) -> Result<Value, RestoreError> {
     serde_json::to_value(test).map_err(RestoreError::State)
 }
 
-pub async fn handle(deps: &Deps, payload: Value, deadline: Option<Instant>) -> Result<Value, RestoreError> {
-    let started = Instant::now();
+/// The request, parsed and refused when it is the other entry's.
+fn accept(deps: &Deps, payload: Value) -> Result<Request, RestoreError> {
     let request = event::parse(payload)?;
     let entry = deps.settings.entry;
     if request.entry() != entry {
@@ -44,6 +44,13 @@ pub async fn handle(deps: &Deps, payload: Value, deadline: Option<Instant>) -> R
         tracing::error!(error = %e, "request of the other entry refused");
         return Err(e);
     }
+    Ok(request)
+}
+
+pub async fn handle(deps: &Deps, payload: Value, deadline: Option<Instant>) -> Result<Value, RestoreError> {
+    let started = Instant::now();
+    let request = accept(deps, payload)?;
+    // The match is inline (not a function of its own) so the step's future holds no second copy of the request.
     let result = match request {
         Request::Plan {
             time,
@@ -65,6 +72,12 @@ pub async fn handle(deps: &Deps, payload: Value, deadline: Option<Instant>) -> R
             )
             .await
         }
+        Request::ExportStart {
+            database,
+            requested_at,
+            export,
+        } => crate::export_tests::start_step(deps, database, export, requested_at).await,
+        Request::ExportVerify { test } => crate::export_tests::verify_step(deps, test, deadline).await,
         Request::Poll { test } => poll(deps, test).await,
         Request::Prepare { test } => prepare(deps, test).await,
         Request::Verify { test } => verify_step(deps, test, deadline).await,
@@ -214,19 +227,10 @@ async fn start(
         verified_at: None,
         passed: None,
         report_key: None,
+        export: None,
     };
     test.timings.insert("start".into(), t.elapsed().as_secs_f64());
     to_value(&test)
-}
-
-/// The test's restored instance or cluster, which must exist by now.
-async fn restored_db(deps: &Deps, test: &TestState) -> Result<RestoredDb, RestoreError> {
-    restored::database(deps, test).await?.ok_or_else(|| {
-        RestoreError::NotFound(format!(
-            "restored instance or cluster {} does not exist",
-            test.derived_id()
-        ))
-    })
 }
 
 /// Records in the state (for people) what the step found in RDS.
@@ -240,7 +244,7 @@ fn note(test: &mut TestState, r: &RestoredDb) {
 /// One look at the restored instance (found by its derived name and tags): `status` becomes `available` when it
 /// is, and a restore that takes longer than the configured timeout (or lands in a failed state) fails the test.
 async fn poll(deps: &Deps, mut test: TestState) -> Result<Value, RestoreError> {
-    let r = restored_db(deps, &test).await?;
+    let r = restored::existing(deps, &test).await?;
     test.polls += 1;
     let now = Utc::now();
     let minutes = deps.settings.timeout_minutes;
@@ -255,31 +259,29 @@ async fn poll(deps: &Deps, mut test: TestState) -> Result<Value, RestoreError> {
     to_value(&test)
 }
 
-/// A fresh random password from Secrets Manager.
-async fn random_password(deps: &Deps) -> Result<String, RestoreError> {
-    deps.sm
-        .get_random_password()
-        .password_length(32)
-        .exclude_characters(lifeboat::postgres::rotation::DEFAULT_EXCLUDED_CHARACTERS)
-        .send()
-        .await
-        .map_err(|e| Error::aws("GetRandomPassword", e))?
-        .random_password()
-        .map(str::to_owned)
-        .ok_or_else(|| RestoreError::InvalidSecret("GetRandomPassword returned no password".into()))
+/// Refuses a test from an export in a snapshot test's step: its instance is set up by export_start and checked
+/// by export_verify (`crate::export_tests`).
+fn not_from_export(test: &TestState) -> Result<(), RestoreError> {
+    match test.export {
+        Some(_) => Err(RestoreError::OutOfOrder(
+            "prepare and verify are a snapshot test's steps; a test from an export is checked by export_verify",
+        )),
+        None => Ok(()),
+    }
 }
 
 /// A fresh master password on the restored database (found by its derived name and tags), kept in the test's
 /// own secret: only the secret's ARN goes into the execution's state.
 async fn prepare(deps: &Deps, mut test: TestState) -> Result<Value, RestoreError> {
     let t = Instant::now();
-    let r = restored_db(deps, &test).await?;
+    not_from_export(&test)?;
+    let r = restored::existing(deps, &test).await?;
     if r.endpoint.is_none() || r.status != "available" {
         return Err(RestoreError::OutOfOrder(
             "prepare before the restored instance was available (no endpoint yet)",
         ));
     }
-    let password = random_password(deps).await?;
+    let password = password::random(&deps.sm).await?;
     let secret = rules::test_secret_name(&r.id);
     let owner = password::Owner {
         name: &secret,
@@ -339,8 +341,9 @@ async fn target_of(deps: &Deps, test: &TestState, r: &RestoredDb) -> Result<Targ
 /// and records what it ran in the bucket for the report step.
 async fn verify_step(deps: &Deps, mut test: TestState, deadline: Option<Instant>) -> Result<Value, RestoreError> {
     let t = Instant::now();
+    not_from_export(&test)?;
     let s = &deps.settings;
-    let r = restored_db(deps, &test).await?;
+    let r = restored::existing(deps, &test).await?;
     let target = target_of(deps, &test, &r).await?;
     let snapshot = restored_snapshot(deps, &test, &r).await;
     let latest = lifeboat::bucket::layout::latest_manifest(&deps.s3, &s.bucket, &test.database, &s.profile).await?;
@@ -376,8 +379,9 @@ async fn verify_step(deps: &Deps, mut test: TestState, deadline: Option<Instant>
         requested_at: test.requested_at,
         verified_at: connected.then(Utc::now),
         checks,
+        export: None,
     };
-    write_record(deps, &record).await?;
+    restored::write_record(deps, &test.record_key(), &record).await?;
     note(&mut test, &r);
     test.snapshot_id = record.snapshot_id;
     test.snapshot_time = record.snapshot_time;
@@ -386,13 +390,6 @@ async fn verify_step(deps: &Deps, mut test: TestState, deadline: Option<Instant>
     test.status = Some("verified".into());
     test.timings.insert("verify".into(), t.elapsed().as_secs_f64());
     to_value(&test)
-}
-
-/// Writes the verify step's record of its checks, which the report step reads back.
-async fn write_record(deps: &Deps, record: &rules::VerifyRecord) -> Result<(), RestoreError> {
-    let body = serde_json::to_vec_pretty(record).map_err(RestoreError::Report)?;
-    let key = rules::checks_record_key(&record.database, record.requested_at);
-    Ok(put_report(deps, key, body, "application/json").await?)
 }
 
 /// Restores the latest export of the test's profile, then the latest of every other profile of the database,
@@ -464,7 +461,7 @@ fn report_metrics(r: &report::Report, data_age_known: bool) -> Metrics {
 async fn report_step(deps: &Deps, mut test: TestState, error: Option<Value>) -> Result<Value, RestoreError> {
     let derived = test.derived_id();
     restored::same_id("restored_id", test.restored_id.as_deref(), &derived)?;
-    let key = rules::checks_record_key(&test.database, test.requested_at);
+    let key = test.record_key();
     let record: Option<rules::VerifyRecord> = restored::record(deps, &key).await?;
     let facts = report::Facts {
         database: &test.database,
@@ -476,7 +473,7 @@ async fn report_step(deps: &Deps, mut test: TestState, error: Option<Value>) -> 
         record_key: &key,
     };
     let r = report::build(&facts, error.as_ref().map(error_text));
-    let base = report::key_base(&r);
+    let base = test.report_base();
     let json_body = serde_json::to_vec_pretty(&r).map_err(RestoreError::Report)?;
     put_report(deps, format!("{base}.json"), json_body, "application/json").await?;
     let markdown = report::markdown(&r).into_bytes();

@@ -1,5 +1,5 @@
 //! The `restore` binary: restore tests driven step by step by a Step Functions state machine (plan, start,
-//! poll, prepare, verify, report, cleanup), and real restores into a named instance from the console. It is
+//! poll, prepare, verify, report, cleanup; from an export: export_start, poll, export_verify, report, cleanup), and real restores into a named instance from the console. It is
 //! deployed as two functions with two roles (`LIFEBOAT_RESTORE_ENTRY`): the steps, which only the state machine
 //! may invoke, and the console's actions; each refuses the other's requests.
 //!
@@ -18,6 +18,7 @@ pub mod console;
 pub mod deps;
 pub mod error;
 pub mod event;
+pub mod export_tests;
 pub mod from_export;
 pub mod handler;
 pub mod password;

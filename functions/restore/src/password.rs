@@ -48,6 +48,19 @@ fn tags(owner: &Owner<'_>) -> Vec<aws_sdk_secretsmanager::types::Tag> {
     .collect()
 }
 
+/// A fresh random password from Secrets Manager, of characters every RDS engine accepts in a master password.
+pub async fn random(sm: &aws_sdk_secretsmanager::Client) -> Result<String, RestoreError> {
+    sm.get_random_password()
+        .password_length(32)
+        .exclude_characters(lifeboat::postgres::rotation::DEFAULT_EXCLUDED_CHARACTERS)
+        .send()
+        .await
+        .map_err(|e| Error::aws("GetRandomPassword", e))?
+        .random_password()
+        .map(str::to_owned)
+        .ok_or_else(|| RestoreError::InvalidSecret("GetRandomPassword returned no password".into()))
+}
+
 /// Stores the password in the test's secret (created, or given a new value when a retried prepare finds it);
 /// answers the secret's ARN.
 pub async fn store(

@@ -10,9 +10,9 @@
 //! What each recovery point tests:
 //! - `newest-snapshot`: each member database, from its newest Lifeboat snapshot (the same test as a scheduled run);
 //! - `newest-cache-snapshot`: each member cache, likewise;
-//! - `newest-export`: each member database, reported as a failed test naming why: restoring exports inside the
-//!   state machine is not built yet (the `restore` console's `restore-export` action and `lifeboat restore` do
-//!   it by hand). A test the plan asks for is never silently skipped.
+//! - `newest-export`: each member database, from the newest complete export of the rule's profile, restored
+//!   into an empty instance of its own (`{"database", "requested_at", "export": <profile>}`; the steps are
+//!   `crate::export_tests`'). The profile is the rule's, from the document this step read.
 
 use chrono::{DateTime, Utc};
 use lifeboat::caches::elasticache;
@@ -26,11 +26,6 @@ use serde_json::{json, Value};
 
 use crate::deps::Deps;
 use crate::error::RestoreError;
-
-/// Why a `newest-export` test is reported failed rather than run.
-pub const EXPORT_TESTS_NOT_BUILT: &str = "restore tests from the newest export are not run by the restore-test \
-     state machine yet: restore it by hand with `lifeboat restore <database> --into ...` or the console's \
-     restore-export action (docs/book/src/guide/restore-tests.md)";
 
 pub async fn plan(deps: &Deps, time: DateTime<Utc>, plan: &str, rule: &str) -> Result<Value, RestoreError> {
     let location = deps.settings.plan.as_ref().ok_or_else(|| {
@@ -53,10 +48,15 @@ pub async fn plan(deps: &Deps, time: DateTime<Utc>, plan: &str, rule: &str) -> R
                 if plan_of(doc, Resource::Database, &db.id, &db.tags).ok().flatten() != Some(plan) {
                     continue;
                 }
-                tests.push(if chosen.from == RecoveryPoint::NewestExport {
-                    json!({"database": db.id, "requested_at": time, "plan_error": EXPORT_TESTS_NOT_BUILT})
-                } else {
-                    json!({"database": db.id, "requested_at": time})
+                tests.push(match (&chosen.from, &chosen.export) {
+                    (RecoveryPoint::NewestExport, Some(profile)) => {
+                        json!({"database": db.id, "requested_at": time, "export": profile})
+                    }
+                    (RecoveryPoint::NewestExport, None) => {
+                        // The document's validation requires the profile; a test without one is never skipped.
+                        json!({"database": db.id, "requested_at": time, "plan_error": "a newest-export rule names no `export` profile"})
+                    }
+                    _ => json!({"database": db.id, "requested_at": time}),
                 });
             }
         }

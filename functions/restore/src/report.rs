@@ -67,6 +67,7 @@ pub fn build(f: &Facts<'_>, error: Option<String>) -> Report {
         timings_seconds: f.timings.clone(),
         checks: checks.to_vec(),
         error,
+        export: f.record.and_then(|r| r.export.clone()),
     }
 }
 
@@ -85,9 +86,12 @@ pub fn markdown(r: &Report) -> String {
         r.database,
         if r.passed { "PASSED" } else { "FAILED" }
     );
+    let (from, id) = match &r.export {
+        Some(key) => ("Export", key.as_str()),
+        None => ("Snapshot", r.snapshot_id.as_str()),
+    };
     md.push_str(&format!(
-        "- Snapshot: `{}` taken {}\n- Restored into: `{}` ({})\n- Requested: {}\n",
-        r.snapshot_id,
+        "- {from}: `{id}` taken {}\n- Restored into: `{}` ({})\n- Requested: {}\n",
         r.snapshot_time.to_rfc3339(),
         r.restored_id,
         serde_json::to_value(r.kind)
@@ -153,6 +157,7 @@ mod tests {
             requested_at: at(3, 0),
             verified_at: Some(at(3, 20)),
             checks: vec![Check::new("connect", true, "ok")],
+            export: None,
         }
     }
 

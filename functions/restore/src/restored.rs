@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use lifeboat::caches::restore::{self as cache_rules, Group, SOURCE_CACHE};
 use lifeboat::core::error::Error;
 use lifeboat::rds::instances as rds;
-use lifeboat::rds::restore::{owned_test, test_member_identifier, SOURCE_DB};
+use lifeboat::rds::restore::{owned_test, test_member_identifier, VerifyRecord, SOURCE_DB};
 use lifeboat::rds::selection::DbKind;
 use serde::de::DeserializeOwned;
 
@@ -88,6 +88,23 @@ pub async fn database(deps: &Deps, test: &TestState) -> Result<Option<RestoredDb
         master_user: c.master_user,
         tags: c.tags,
     }))
+}
+
+/// The test's restored instance or cluster, which must exist by now.
+pub async fn existing(deps: &Deps, test: &TestState) -> Result<RestoredDb, RestoreError> {
+    database(deps, test).await?.ok_or_else(|| {
+        RestoreError::NotFound(format!(
+            "restored instance or cluster {} does not exist",
+            test.derived_id()
+        ))
+    })
+}
+
+/// Writes a verify step's record of its checks at `key` (the test's own, [`TestState::record_key`]), which the
+/// report step reads back.
+pub async fn write_record(deps: &Deps, key: &str, record: &VerifyRecord) -> Result<(), RestoreError> {
+    let body = serde_json::to_vec_pretty(record).map_err(RestoreError::Report)?;
+    Ok(crate::deps::put_report(deps, key.to_owned(), body, "application/json").await?)
 }
 
 /// The test's restored group, `None` when there is none; refused when the state names another or the group is

@@ -5,6 +5,7 @@
 //! exports/<db>/<profile>/<yyyy>/<mm>/<dd>/<db>-<profile>-<yyyymmddThhmmssZ>.dump.zst[.age]
 //! exports/<db>/<profile>/<yyyy>/<mm>/<dd>/<db>-<profile>-<yyyymmddThhmmssZ>.manifest.json   (written last)
 //! reports/restore-tests/<db>/<yyyymmddThhmmssZ>.json (+ .md)
+//! reports/restore-tests/<db>/export-<profile>-<yyyymmddThhmmssZ>.json (+ .md)      a test from the newest export
 //! reports/restore-export/<db>/[<n>-]<yyyymmddThhmmssZ>.json
 //! notifications/<sha256 of the message key, 16 bytes in hex>.json
 //! reports/evidence/<yyyy>-<mm>/fleet-<period>.html (+ .json)      the month of the period's last day
@@ -71,6 +72,18 @@ pub fn restore_report_prefix(db: &str) -> String {
 /// A restore-test report's key without its extension (add `.json` / `.md`).
 pub fn restore_report_base(db: &str, requested_at: DateTime<Utc>) -> String {
     format!("{}{}", restore_report_prefix(db), requested_at.format(STAMP))
+}
+
+/// A restore test from the newest export of `profile`: `reports/restore-tests/<db>/export-<profile>-<stamp>`
+/// (add `.json` / `.md`). Under the database's restore-test reports, so monitor and the evidence report count it
+/// as the database's restore test ([`time_in_key`] reads the stamp after the last hyphen), and never the key of
+/// a snapshot test of the same time.
+pub fn export_test_report_base(db: &str, profile: &str, requested_at: DateTime<Utc>) -> String {
+    format!(
+        "{}export-{profile}-{}",
+        restore_report_prefix(db),
+        requested_at.format(STAMP)
+    )
 }
 
 /// The key that remembers when a notification with this dedupe key last went out. Hashed, because the message
@@ -412,6 +425,11 @@ mod tests {
         let r = time_in_key("reports/restore-tests/app-prod/20261122T030000Z.json").unwrap();
         assert_eq!(r.to_rfc3339(), "2026-11-22T03:00:00+00:00");
         assert!(time_in_key("exports/app-prod/full/2026/11/22/app-prod-full-20261122T020000Z.dump.zst").is_none());
+        // A test from the newest export is read as the database's restore test of that time; its record is not.
+        let base = export_test_report_base("app-prod", "full-2", r);
+        assert_eq!(base, "reports/restore-tests/app-prod/export-full-2-20261122T030000Z");
+        assert_eq!(time_in_key(&format!("{base}.json")), Some(r));
+        assert!(time_in_key(&format!("{base}.checks.json")).is_none());
     }
 
     #[test]

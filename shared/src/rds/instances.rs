@@ -42,6 +42,60 @@ pub struct RestoreRequest<'a> {
     pub tags: &'a [Tag],
 }
 
+/// A new, empty RDS for PostgreSQL instance for a restore test from an export: where it goes, its engine
+/// version, storage and master user, and the restore-test tags it is created with.
+#[derive(Clone, Copy)]
+pub struct EmptyInstance<'a> {
+    pub id: &'a str,
+    /// The major version (`16`), or `None` for RDS's default.
+    pub engine_version: Option<&'a str>,
+    pub storage_gib: i32,
+    pub master_user: &'a str,
+    pub master_password: &'a str,
+    pub placement: &'a Placement,
+    pub tags: &'a [Tag],
+}
+
+/// Never prints the password.
+impl std::fmt::Debug for EmptyInstance<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmptyInstance")
+            .field("id", &self.id)
+            .field("engine_version", &self.engine_version)
+            .field("storage_gib", &self.storage_gib)
+            .field("master_user", &self.master_user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Creates the empty instance: encrypted storage, no public address, no Multi-AZ, no deletion protection and
+/// no automated backups (a scratch instance that cleanup deletes), tagged in the create call.
+pub async fn create_empty(rds: &Client, req: &EmptyInstance<'_>) -> Result<(), Error> {
+    let placement = req.placement;
+    rds.create_db_instance()
+        .db_instance_identifier(req.id)
+        .engine("postgres")
+        .set_engine_version(req.engine_version.map(str::to_owned))
+        .db_instance_class(&placement.instance_class)
+        .allocated_storage(req.storage_gib)
+        .storage_type("gp3")
+        .storage_encrypted(true)
+        .master_username(req.master_user)
+        .master_user_password(req.master_password)
+        .set_db_subnet_group_name(placement.subnet_group.clone())
+        .set_vpc_security_group_ids(security_groups(placement))
+        .set_db_parameter_group_name(placement.parameter_group.clone())
+        .publicly_accessible(placement.publicly_accessible)
+        .multi_az(false)
+        .deletion_protection(false)
+        .backup_retention_period(0)
+        .set_tags(Some(req.tags.to_vec()))
+        .send()
+        .await
+        .map_err(|e| Error::aws("CreateDBInstance", e))?;
+    Ok(())
+}
+
 /// Restores a snapshot into a new instance, or a new cluster plus one instance in it.
 pub async fn restore_snapshot(rds: &Client, req: &RestoreRequest<'_>) -> Result<(), Error> {
     let placement = req.placement;

@@ -52,6 +52,10 @@ pub struct VerifyRecord {
     pub requested_at: DateTime<Utc>,
     pub verified_at: Option<DateTime<Utc>>,
     pub checks: Vec<Check>,
+    /// A test from the newest export: the manifest key the restored instance's [`RESTORED_FROM`] tag names
+    /// (then `snapshot_time` is the export's logical time, the age of the restored data). Absent for a snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<String>,
 }
 
 /// Where a database restore test's verify step records its checks: next to the report, under the test's own
@@ -62,6 +66,72 @@ pub fn checks_record_key(db: &str, requested_at: DateTime<Utc>) -> String {
         "{}.checks.json",
         crate::bucket::layout::restore_report_base(db, requested_at)
     )
+}
+
+/// Where a restore test from the newest export of `profile` records its checks: beside its report
+/// ([`crate::bucket::layout::export_test_report_base`]), never where a snapshot test of the same time records.
+pub fn export_checks_record_key(db: &str, profile: &str, requested_at: DateTime<Utc>) -> String {
+    format!(
+        "{}.checks.json",
+        crate::bucket::layout::export_test_report_base(db, profile, requested_at)
+    )
+}
+
+/// The empty instance a restore test from the newest export of `profile` restores into:
+/// `lifeboat-rx-<db>-<6 hex digits of the profile's SHA-256>-<yyyymmddhhmm>`. Its own prefix, so it never
+/// takes a snapshot test's name; the profile's digest (not its text), so two profiles tested at the same time
+/// get two instances and no pair of database and profile names reads as another pair. The database's name is
+/// shortened by [`crate::rds::naming::shorten`], as every derived name is.
+pub fn export_test_identifier(db: &str, profile: &str, at: DateTime<Utc>) -> String {
+    use sha2::{Digest, Sha256};
+    let stamp = at.format("%Y%m%d%H%M").to_string();
+    let digest: String = Sha256::digest(profile.as_bytes())
+        .iter()
+        .take(3)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let room = 63 - "lifeboat-rx-".len() - 1 - digest.len() - 1 - stamp.len();
+    let part = crate::rds::naming::shorten(db, room);
+    let mut id = format!("lifeboat-rx-{part}-{digest}-{stamp}");
+    while id.contains("--") {
+        id = id.replace("--", "-");
+    }
+    id
+}
+
+/// Whether `key` is a complete export of `db` in `profile` (a manifest under its prefix): what the verify step
+/// of an export test accepts from the restored instance's [`RESTORED_FROM`] tag.
+pub fn is_export_of(key: &str, db: &str, profile: &str) -> bool {
+    key.ends_with(crate::bucket::layout::MANIFEST_SUFFIX)
+        && crate::bucket::layout::profile_in_key(db, key) == Some(profile)
+}
+
+/// The storage of an export test's empty instance, in GiB: twice the source database's size when it was
+/// exported (room for the data, its rebuilt indexes and the WAL of the load), at least RDS's 20 GiB minimum for
+/// gp3 and at most its 65,536.
+pub fn export_test_storage_gib(database_size_bytes: i64) -> i32 {
+    const GIB: i64 = 1024 * 1024 * 1024;
+    let twice = database_size_bytes.max(0).saturating_mul(2);
+    let gib = twice / GIB + i64::from(twice % GIB != 0);
+    i32::try_from(gib.clamp(20, 65_536)).unwrap_or(65_536)
+}
+
+/// The RDS for PostgreSQL engine version an export test's instance gets: the major version of the server the
+/// export was taken from (`16.4` gives `16`; RDS picks that major version's default minor), so pg_restore loads
+/// the archive into the PostgreSQL it came from. `None` when the version cannot be read (RDS's default then).
+pub fn export_test_engine_version(server_version: &str) -> Option<String> {
+    let major = server_version.split(['.', ' ']).next()?;
+    (!major.is_empty() && major.chars().all(|c| c.is_ascii_digit())).then(|| major.to_owned())
+}
+
+/// The check that names the export an export test restored.
+pub fn export_chosen_check_name(profile: &str) -> String {
+    format!("the newest `{profile}` export")
+}
+
+/// The check that an export test's restore ran through pg_restore with the manifest's exact row counts.
+pub fn export_restore_check_name(profile: &str) -> String {
+    format!("the newest `{profile}` export restores into an empty instance")
 }
 
 /// Whether a resource carries the restore-test tag: the one guard in front of every delete of a restore test.
@@ -494,6 +564,10 @@ pub struct Report {
     pub checks: Vec<Check>,
     /// The failure that ended the test early, if one did.
     pub error: Option<String>,
+    /// A test from the newest export: the export's manifest key (`snapshot_id` is then empty and
+    /// `snapshot_time` the export's logical time). Absent for a test from a snapshot, and in older reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<String>,
 }
 
 #[cfg(test)]
@@ -552,6 +626,65 @@ mod tests {
         assert_eq!(checks.len(), 3, "tables outside the manifest are not judged");
         let strict = compare_counts(&expected, &actual, 1.0);
         assert_eq!(strict[2].result, CheckResult::Failed, "{:?}", strict[2]);
+    }
+
+    #[test]
+    fn an_export_test_has_its_own_instance_per_profile_never_a_snapshot_tests_name() {
+        let t = Utc.with_ymd_and_hms(2026, 11, 22, 3, 0, 0).unwrap();
+        let full = export_test_identifier("app-prod", "full", t);
+        assert!(
+            full.starts_with("lifeboat-rx-app-prod-") && full.ends_with("-202611220300"),
+            "{full}"
+        );
+        assert_ne!(full, export_test_identifier("app-prod", "critical", t));
+        assert_ne!(full, test_identifier("app-prod", t));
+        // A database name that holds a hyphen and a profile never read as another pair.
+        assert_ne!(
+            export_test_identifier("a-b", "c", t),
+            export_test_identifier("a", "b-c", t)
+        );
+        let long = "a".repeat(63);
+        for db in [long.as_str(), "x", "db-with-a-rather-long-name-indeed-yes-it-is-long"] {
+            let id = export_test_identifier(db, "full", t);
+            assert!(id.len() <= 63 && !id.contains("--") && !id.ends_with('-'), "{id}");
+            assert!(crate::rds::naming::validate_db_identifier(&id).is_ok(), "{id}");
+        }
+        assert_eq!(
+            export_checks_record_key("app-prod", "full", t),
+            "reports/restore-tests/app-prod/export-full-20261122T030000Z.checks.json"
+        );
+    }
+
+    #[test]
+    fn an_export_test_accepts_only_a_manifest_of_its_database_and_profile() {
+        let key = "exports/app-prod/full/2026/11/22/app-prod-full-20261122T020000Z.manifest.json";
+        assert!(is_export_of(key, "app-prod", "full"));
+        assert!(!is_export_of(key, "app-prod", "critical"));
+        assert!(!is_export_of(key, "app", "full"));
+        assert!(!is_export_of(
+            "exports/app-prod/full/2026/11/22/app-prod-full-20261122T020000Z.dump.zst",
+            "app-prod",
+            "full"
+        ));
+        assert!(!is_export_of("lifeboat-app-prod-20261122-0200", "app-prod", "full"));
+    }
+
+    #[test]
+    fn an_export_tests_instance_fits_the_data_and_its_server_version() {
+        const GIB: i64 = 1024 * 1024 * 1024;
+        assert_eq!(export_test_storage_gib(0), 20);
+        assert_eq!(export_test_storage_gib(-5), 20);
+        assert_eq!(export_test_storage_gib(10 * GIB), 20);
+        assert_eq!(export_test_storage_gib(15 * GIB + 1), 31);
+        assert_eq!(export_test_storage_gib(i64::MAX), 65_536);
+        assert_eq!(export_test_engine_version("16.4").as_deref(), Some("16"));
+        assert_eq!(
+            export_test_engine_version("15.8 (Debian 15.8-1)").as_deref(),
+            Some("15")
+        );
+        assert_eq!(export_test_engine_version("17").as_deref(), Some("17"));
+        assert_eq!(export_test_engine_version(""), None);
+        assert_eq!(export_test_engine_version("devel"), None);
     }
 
     #[test]
