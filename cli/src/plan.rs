@@ -16,17 +16,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use lifeboat::bucket::layout::{MANIFEST_SUFFIX, REPORT_SUFFIX};
-use lifeboat::caches::elasticache;
 use lifeboat::core::error::{ConfigError, Error};
 use lifeboat::core::settings::{bucket as bucket_var, ProcessEnv, SERVERLESS_CACHES};
 use lifeboat::plans::change::{field_changes, newly_expired};
-use lifeboat::plans::document::{parse, Document, RuleKind};
+use lifeboat::plans::document::{parse, Document};
 use lifeboat::plans::due::next_runs;
-use lifeboat::plans::membership::{plan_of, Resource};
+use lifeboat::plans::membership::Resource;
+use lifeboat::plans::standing::{minute, standing, Clients, Fleet, Last, StandingError};
 use lifeboat::plans::store::{self, Location, PlanVersion, PLAN_DOCUMENT};
-use lifeboat::rds::retention::Retained;
-use lifeboat::rds::selection::{self, Database};
 use lifeboat::rds::snapshots;
 use serde_json::{json, Value};
 
@@ -57,7 +54,7 @@ pub async fn run(command: &PlanCommand, profile: Option<&str>) -> Result<Done, C
 }
 
 fn time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%MZ").to_string()
+    minute(t)
 }
 
 /// `26 h 24 min`, `7 d 16 h 48 min`: a duration as a person reads a threshold.
@@ -176,13 +173,6 @@ fn location(source: &PlanSource) -> Result<Location, CliError> {
     })
 }
 
-struct Clients {
-    s3: aws_sdk_s3::Client,
-    rds: aws_sdk_rds::Client,
-    elasticache: aws_sdk_elasticache::Client,
-    sm: aws_sdk_secretsmanager::Client,
-}
-
 async fn clients(profile: Option<&str>) -> Clients {
     let config = aws_config(profile).await;
     Clients {
@@ -194,44 +184,10 @@ async fn clients(profile: Option<&str>) -> Clients {
 }
 
 /// The databases and caches of the account, with their tags.
-struct Fleet {
-    databases: Vec<Database>,
-    caches: Vec<elasticache::Cache>,
-}
-
 async fn fleet(c: &Clients) -> Result<Fleet, CliError> {
-    let databases = selection::discover(&c.rds).await.map_err(CliError::Gather)?;
     let serverless = lifeboat::core::settings::serverless_caches(&ProcessEnv)
         .map_err(|_| CliError::Config(ConfigError::new(SERVERLESS_CACHES, "", "expected true or false")))?;
-    let caches = elasticache::discover_all(&c.elasticache, serverless)
-        .await
-        .map_err(CliError::Gather)?;
-    Ok(Fleet { databases, caches })
-}
-
-impl Fleet {
-    fn resources(&self) -> Vec<(Resource, &str, &BTreeMap<String, String>)> {
-        self.databases
-            .iter()
-            .filter(|d| d.cluster.is_none())
-            .map(|d| (Resource::Database, d.id.as_str(), &d.tags))
-            .chain(self.caches.iter().map(|c| (Resource::Cache, c.id.as_str(), &c.tags)))
-            .collect()
-    }
-}
-
-/// Each resource's plan under a document: `Ok(None)` in no plan, `Err` a membership problem.
-fn assignments(doc: &Document, fleet: &Fleet) -> Vec<(Resource, String, Result<Option<String>, String>)> {
-    fleet
-        .resources()
-        .into_iter()
-        .map(|(kind, id, tags)| {
-            let plan = plan_of(doc, kind, id, tags)
-                .map(|p| p.map(str::to_owned))
-                .map_err(|e| e.to_string());
-            (kind, id.to_owned(), plan)
-        })
-        .collect()
+    Fleet::discover(c, serverless).await.map_err(CliError::Gather)
 }
 
 async fn in_force(
@@ -279,7 +235,7 @@ async fn show(resource: Option<&str>, source: &PlanSource, profile: Option<&str>
     let version = json!({"label": v.label(), "s3_version_id": v.version_id, "written": time(v.modified),
                          "refused": loaded.refused.iter().map(|r| json!({"label": r.version.label(),
                              "written": time(r.version.modified), "error": r.error})).collect::<Vec<_>>()});
-    let assigned = assignments(&loaded.document, &fleet);
+    let assigned = fleet.assignments(&loaded.document);
     let Some(wanted) = resource else {
         let (plans, plans_text) = describe(&loaded.document, now);
         text.push_str(&plans_text);
@@ -302,152 +258,41 @@ async fn show(resource: Option<&str>, source: &PlanSource, profile: Option<&str>
             text,
         });
     };
-    let Some((kind, id, plan)) = assigned.iter().find(|(_, id, _)| id == wanted) else {
-        return Err(CliError::NotFound(format!(
-            "no database or cache `{wanted}` in this account and region"
-        )));
-    };
-    let plan = plan.clone().map_err(CliError::Refused)?;
-    let Some(plan_name) = plan else {
-        text.push_str(&format!(
-            "{} {id}: in no plan; nothing backs it up on a schedule\n",
-            kind.noun()
-        ));
-        return Ok(Done {
-            json: json!({"command": "plan show", "document": loc.to_string(), "version": version,
-                         "resource": id, "kind": kind.noun(), "plan": null, "rules": []}),
-            text,
-        });
-    };
-    let doc = &loaded.document;
-    let p = &doc.plans[&plan_name];
-    text.push_str(&format!("{} {id}: plan {plan_name}\n", kind.noun()));
-    if let Some(why) = &p.no_backups {
+    let bucket = export_bucket(source);
+    let st = standing(&c, &loaded.document, &fleet, wanted, bucket.as_deref(), now)
+        .await
+        .map_err(|e| match e {
+            StandingError::NotFound(_) => CliError::NotFound(e.to_string()),
+            StandingError::Undecided(why) => CliError::Refused(why),
+            StandingError::Aws(e) => CliError::Gather(e),
+        })?;
+    let (kind, id) = (st.kind, st.resource.as_str());
+    match &st.plan {
+        None => text.push_str(&format!("{kind} {id}: in no plan; nothing backs it up on a schedule\n")),
+        Some(plan) => text.push_str(&format!("{kind} {id}: plan {plan}\n")),
+    }
+    if let Some(why) = &st.no_backups {
         text.push_str(&format!("  not backed up by policy: {why}\n"));
     }
-    let next: BTreeMap<String, Option<DateTime<Utc>>> = next_runs(doc, &plan_name, now).into_iter().collect();
-    let bucket = export_bucket(source);
-    let mut rules = Vec::new();
-    for rule in p.rules() {
-        let last = last_outcome(&c, &fleet, *kind, id, &rule.id, rule.kind, bucket.as_deref()).await?;
-        let next_at = next.get(&rule.id).copied().flatten();
-        let late = last.as_ref().and_then(|(t, _)| *t).map(|t| now - t > rule.max_age());
-        let last_text = match &last {
-            Some((Some(t), what)) => format!("{} {what}{}", time(*t), if late == Some(true) { " LATE" } else { "" }),
-            Some((None, what)) => what.clone(),
+    for r in &st.rules {
+        let last_text = match &r.last {
+            Some(Last { time: Some(t), outcome }) => {
+                format!("{t} {outcome}{}", if r.late == Some(true) { " LATE" } else { "" })
+            }
+            Some(Last { time: None, outcome }) => outcome.clone(),
             None => "never".to_owned(),
         };
         text.push_str(&format!(
             "  {:<22} next {:<18} last {last_text}\n",
-            rule.id,
-            next_at.map(time).unwrap_or_else(|| "-".into())
+            r.rule,
+            r.next.as_deref().unwrap_or("-")
         ));
-        rules.push(json!({
-            "rule": rule.id, "next": next_at.map(time), "max_age_hours": rule.max_age().num_minutes() as f64 / 60.0,
-            "last": last.as_ref().map(|(t, what)| json!({"time": t.map(time), "outcome": what})),
-            "late": late,
-        }));
     }
-    Ok(Done {
-        json: json!({"command": "plan show", "document": loc.to_string(), "version": version,
-                     "resource": id, "kind": kind.noun(), "plan": plan_name, "rules": rules}),
-        text,
-    })
-}
-
-/// A rule's last outcome for one resource: its time (if known) and what it was. `None`: it never ran.
-async fn last_outcome(
-    c: &Clients,
-    fleet: &Fleet,
-    kind: Resource,
-    id: &str,
-    rule_id: &str,
-    rule: RuleKind,
-    bucket: Option<&str>,
-) -> Result<Option<(Option<DateTime<Utc>>, String)>, CliError> {
-    let no_bucket = || Some((None, "unknown (pass --bucket or set LIFEBOAT_BUCKET)".to_owned()));
-    match (kind, rule) {
-        (Resource::Database, RuleKind::Snapshot) => {
-            let Some(db) = fleet.databases.iter().find(|d| d.id == id) else {
-                return Ok(None);
-            };
-            let snaps = snapshots::list_for_db(&c.rds, &db.id, db.kind)
-                .await
-                .map_err(CliError::Gather)?;
-            Ok(snaps
-                .iter()
-                .filter(|s| s.owned())
-                .max_by_key(|s| s.logical_time())
-                .map(|s| (Some(s.logical_time()), format!("{} ({})", s.id, s.status))))
-        }
-        (Resource::Database, RuleKind::Export) => {
-            let Some(bucket) = bucket else { return Ok(no_bucket()) };
-            let profile = rule_id.trim_start_matches("exports.");
-            let newest = lifeboat::bucket::layout::newest_export(&c.s3, bucket, id, Some(profile))
-                .await
-                .map_err(CliError::Gather)?;
-            Ok(newest.map(|(key, t)| (Some(t), format!("complete ({key})"))))
-        }
-        (Resource::Database, RuleKind::RestoreTest) => {
-            let Some(bucket) = bucket else { return Ok(no_bucket()) };
-            let prefix = lifeboat::bucket::layout::restore_report_prefix(id);
-            let keys = lifeboat::bucket::layout::list_keys(&c.s3, bucket, &prefix, REPORT_SUFFIX)
-                .await
-                .map_err(CliError::Gather)?;
-            Ok(
-                lifeboat::bucket::layout::newest(keys.iter().map(String::as_str), REPORT_SUFFIX)
-                    .map(|(key, t)| (Some(t), format!("report {key}"))),
-            )
-        }
-        (Resource::Database, RuleKind::Rotation) => {
-            let Some(secret) = fleet
-                .databases
-                .iter()
-                .find(|d| d.id == id)
-                .and_then(Database::secret_id)
-            else {
-                return Ok(Some((None, "no secret (tag lifeboat:secret)".to_owned())));
-            };
-            let out = c.sm.describe_secret().secret_id(secret).send().await;
-            Ok(match out {
-                Ok(d) => d.last_rotated_date().map(|t| {
-                    let t = DateTime::from_timestamp(t.secs(), 0).unwrap_or_default();
-                    (Some(t), format!("rotated ({secret})"))
-                }),
-                Err(e) => Some((
-                    None,
-                    format!("unknown: {}", lifeboat::core::error::aws_error_message(&e)),
-                )),
-            })
-        }
-        (Resource::Cache, RuleKind::CacheSnapshot) => {
-            let serverless = fleet
-                .caches
-                .iter()
-                .any(|c| c.id == id && c.kind == elasticache::CacheKind::Serverless);
-            let snaps = elasticache::list_all_snapshots(&c.elasticache, serverless)
-                .await
-                .map_err(CliError::Gather)?;
-            Ok(snaps
-                .iter()
-                .filter(|s| s.belongs_to(id) && s.owned())
-                .max_by_key(|s| s.logical_time())
-                .map(|s| (Some(s.logical_time()), format!("{} ({})", s.name, s.status))))
-        }
-        (Resource::Cache, RuleKind::RdbCopy) => {
-            let Some(bucket) = bucket else { return Ok(no_bucket()) };
-            let prefix = lifeboat::bucket::layout::rdb_prefix(id);
-            let keys = lifeboat::bucket::layout::list_keys(&c.s3, bucket, &prefix, MANIFEST_SUFFIX)
-                .await
-                .map_err(CliError::Gather)?;
-            Ok(
-                lifeboat::bucket::layout::newest(keys.iter().map(String::as_str), MANIFEST_SUFFIX)
-                    .map(|(key, t)| (Some(t), format!("verified copy ({key})"))),
-            )
-        }
-        // A rule that does not apply to this kind of resource (a cache under `snapshots`, say).
-        _ => Ok(Some((None, format!("does not apply to a {}", kind.noun())))),
+    let mut json = json!({"command": "plan show", "document": loc.to_string(), "version": version});
+    if let (Some(out), Ok(Value::Object(standing))) = (json.as_object_mut(), serde_json::to_value(&st)) {
+        out.extend(standing);
     }
+    Ok(Done { json, text })
 }
 
 fn unversioned(loc: &Location) -> String {
@@ -502,13 +347,13 @@ async fn change(file: &Path, source: &PlanSource, profile: Option<&str>, mode: M
 
     // With nothing in force, a tag names no plan yet: every resource was in none.
     let before: BTreeMap<String, Result<Option<String>, String>> = match &current {
-        Some(_) => assignments(old, &fleet).into_iter().map(|(_, id, p)| (id, p)).collect(),
+        Some(_) => fleet.assignments(old).into_iter().map(|(_, id, p)| (id, p)).collect(),
         None => BTreeMap::new(),
     };
     let mut moves = Vec::new();
     let mut problems = Vec::new();
     let mut unplanned = Vec::new();
-    let after_all = assignments(&new, &fleet);
+    let after_all = fleet.assignments(&new);
     for (kind, id, after) in after_all.iter().map(|(k, i, a)| (*k, i.as_str(), a)) {
         match after {
             Err(e) => problems.push(e.clone()),

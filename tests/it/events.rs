@@ -251,9 +251,16 @@ fn every_monitor_event_parses() {
             "confirm-deselection.json",
             "evidence-monthly.json",
             "evidence-report.json",
+            "plan-show.json",
             "scheduled.json"
         ],
-        "the hourly schedule, the monthly evidence report, one on demand, a confirmed de-selection"
+        "the hourly schedule, the monthly evidence report, one on demand, a confirmed de-selection, a plan view"
+    );
+    assert_eq!(
+        monitor::event::parse(&json(&dir.join("plan-show.json"))).request,
+        Request::PlanShow {
+            resource: "app-prod".to_owned()
+        }
     );
     let confirm = monitor::event::parse(&json(&dir.join("confirm-deselection.json"))).request;
     assert!(

@@ -457,3 +457,72 @@ async fn the_evidence_report_expects_what_the_version_in_force_each_day_schedule
     assert_eq!(crate::evidence_browser::fetched_elsewhere(&urls), Vec::<String>::new());
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
 }
+
+/// The console's `plan-show` action says what `lifeboat plan show` says: a database's plan, each rule's next run,
+/// freshness and last outcome found in AWS; a member of a plan that backs nothing up, with the reason; and a name
+/// that is no database or cache of the account is refused.
+#[tokio::test]
+async fn the_consoles_plan_show_gives_a_resources_plan_next_runs_and_last_outcomes() {
+    let w = world(Moto::start()).await;
+    w.upload(&three_environments()).await;
+    w.instance("app-prod", Some("production")).await;
+    w.instance("app-dev", Some("dev")).await;
+    // app-prod's monthly export, made two days ago (its manifest is what counts as complete).
+    let made = chrono::Utc::now() - chrono::Duration::days(2);
+    let (_, manifest) = lifeboat::bucket::layout::export_keys("app-prod", "monthly", made, false);
+    w.s3.put_object()
+        .bucket(BUCKET)
+        .key(&manifest)
+        .body(b"{}".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+
+    let deps = w.deps();
+    let show = |resource: &str| monitor::run(&deps, json!({"action": "plan-show", "resource": resource}));
+    let prod = show("app-prod").await.unwrap();
+    assert_eq!(prod["version"], label(&three_environments()).as_str());
+    assert_eq!(
+        (prod["resource"].as_str(), prod["plan"].as_str()),
+        (Some("app-prod"), Some("production"))
+    );
+    let rules: BTreeMap<&str, &serde_json::Value> = prod["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["rule"].as_str().unwrap(), r))
+        .collect();
+    assert_eq!(
+        rules.keys().copied().collect::<Vec<_>>(),
+        ["exports.monthly", "restore_tests.0", "rotation", "snapshots"]
+    );
+    let snapshots = rules["snapshots"];
+    assert_eq!(snapshots["max_age_hours"], 26.4);
+    assert!(snapshots["next"].as_str().unwrap().ends_with("T02:00Z"), "{snapshots}");
+    assert_eq!(snapshots["last"], serde_json::Value::Null, "no snapshot yet: never");
+    let monthly = rules["exports.monthly"];
+    assert_eq!(
+        monthly["last"]["time"],
+        lifeboat::plans::standing::minute(made).as_str()
+    );
+    assert_eq!(monthly["last"]["outcome"], format!("complete ({manifest})").as_str());
+    assert_eq!(monthly["late"], false);
+    assert!(rules["rotation"]["last"]["outcome"]
+        .as_str()
+        .unwrap()
+        .starts_with("no secret"));
+
+    let dev = show("app-dev").await.unwrap();
+    assert_eq!(dev["plan"], "dev");
+    assert_eq!(dev["no_backups"], "recreated at will from seed data; never backed up");
+    assert_eq!(dev["rules"], json!([]));
+
+    for (resource, words) in [
+        ("ghost", "no database or cache `ghost`"),
+        ("a b", "not an RDS or ElastiCache identifier"),
+    ] {
+        let err = show(resource).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidEvent(_)), "{err}");
+        assert!(err.to_string().contains(words), "{err}");
+    }
+}

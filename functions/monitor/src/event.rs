@@ -8,6 +8,10 @@
 //! meant to be no longer backed up (`crate::deselection`). Its fields are checked here: a malformed confirmation is
 //! refused, never read as a monitoring run.
 //!
+//! `{"action": "plan-show", "resource": "<id>"}` (`events/monitor/plan-show.json`) is the console's view of where a
+//! database or cache stands under the plan document in force, the same as `lifeboat plan show <id>`
+//! (`lifeboat::plans::standing`): it reads, never writes, and the resource is only looked up among the account's own.
+//!
 //! A monitoring run measures against the moment it runs, whatever the event says, so its payload is never
 //! refused: the event only tells the log which schedule fired and for when. An `action` monitor does not know
 //! is refused, so a typo never passes for an hourly run.
@@ -19,6 +23,8 @@ use serde_json::Value;
 pub const EVIDENCE_REPORT: &str = "evidence-report";
 /// The `action` of a person confirming a de-selection.
 pub const CONFIRM_DESELECTION: &str = "confirm-deselection";
+/// The `action` that asks where a resource stands under its plan.
+pub const PLAN_SHOW: &str = "plan-show";
 
 /// What a confirmation names: a database (RDS instance or Aurora cluster) or a cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +96,8 @@ pub enum Request {
     Evidence { period: Option<String> },
     /// A person confirms a de-selection.
     ConfirmDeselection(Confirmation),
+    /// Where a database or cache stands under its plan.
+    PlanShow { resource: String },
     /// A known `action` whose fields are wrong: the message says which.
     Invalid(String),
     /// An `action` monitor does not know.
@@ -114,6 +122,15 @@ fn request(payload: &Value) -> Request {
         Some(Value::String(a)) if a == CONFIRM_DESELECTION => match confirmation(payload) {
             Ok(c) => Request::ConfirmDeselection(c),
             Err(e) => Request::Invalid(e),
+        },
+        Some(Value::String(a)) if a == PLAN_SHOW => match payload.get("resource").and_then(Value::as_str) {
+            Some(id) if identifier(id) => Request::PlanShow {
+                resource: id.to_owned(),
+            },
+            Some(id) => Request::Invalid(format!("{PLAN_SHOW}: `{id}` is not an RDS or ElastiCache identifier")),
+            None => Request::Invalid(format!(
+                "{PLAN_SHOW}: name the database or cache: {{\"action\": \"{PLAN_SHOW}\", \"resource\": \"<id>\"}}"
+            )),
         },
         Some(other) => Request::Unknown(other.to_string()),
     }

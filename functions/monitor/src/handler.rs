@@ -307,12 +307,15 @@ pub async fn run_at(deps: &Deps, payload: Value, now: DateTime<Utc>) -> Result<V
         event::Request::ConfirmDeselection(c) => {
             json(serde_json::to_value(crate::deselection::confirm(deps, &c).await?))
         }
+        event::Request::PlanShow { resource } => crate::plan::show(deps, &resource, now).await,
         event::Request::Invalid(reason) => Err(Error::InvalidEvent(reason)),
         event::Request::Unknown(action) => Err(Error::InvalidEvent(format!(
             "unknown action {action}: send {{}} for a monitoring run, {{\"action\": \"{}\", \"period\": \"2026-10\"}} \
-             for an evidence report, or {{\"action\": \"{}\", \"database\": \"<id>\", \"by\": \"<who>\"}}",
+             for an evidence report, {{\"action\": \"{}\", \"database\": \"<id>\", \"by\": \"<who>\"}}, or \
+             {{\"action\": \"{}\", \"resource\": \"<id>\"}}",
             event::EVIDENCE_REPORT,
-            event::CONFIRM_DESELECTION
+            event::CONFIRM_DESELECTION,
+            event::PLAN_SHOW
         ))),
     }
 }

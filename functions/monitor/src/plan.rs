@@ -29,6 +29,7 @@ use lifeboat::monitoring::monitor::Thresholds;
 use lifeboat::monitoring::plan::{not_backed_up_note, place, unplanned_note, Placement};
 use lifeboat::plans::membership::{plan_of, Resource};
 use lifeboat::plans::rotation;
+use lifeboat::plans::standing::{standing, Clients, Fleet, StandingError};
 use lifeboat::plans::store::{self, Loaded, Location, PlanVersion, Refused};
 use lifeboat::rds::restore::is_restore_test;
 use lifeboat::rds::selection::Database;
@@ -278,4 +279,36 @@ impl PlanRun {
         }));
         out
     }
+}
+
+/// The console's `plan-show` action: where `resource` stands under the version in force
+/// (`lifeboat::plans::standing`, what `lifeboat plan show <resource>` prints), with the document and version.
+pub async fn show(deps: &Deps, resource: &str, now: DateTime<Utc>) -> Result<serde_json::Value, Error> {
+    let Some(location) = &deps.settings.plan else {
+        return Err(Error::InvalidEvent(format!(
+            "plan-show needs the plan document, and {} is not set",
+            store::PLAN_DOCUMENT
+        )));
+    };
+    let loaded = store::load(&deps.s3, location).await?;
+    let clients = Clients {
+        s3: deps.s3.clone(),
+        rds: deps.rds.clone(),
+        elasticache: deps.ec.clone(),
+        sm: deps.sm.clone(),
+    };
+    let fleet = Fleet::discover(&clients, deps.settings.serverless_caches).await?;
+    let bucket = Some(deps.settings.bucket.as_str());
+    let st = standing(&clients, &loaded.document, &fleet, resource, bucket, now)
+        .await
+        .map_err(|e| match e {
+            StandingError::NotFound(_) => Error::InvalidEvent(e.to_string()),
+            StandingError::Undecided(why) => Error::Plan(why),
+            StandingError::Aws(e) => e,
+        })?;
+    let mut out = serde_json::json!({"document": location.to_string(), "version": loaded.version.label()});
+    if let (Some(o), Ok(serde_json::Value::Object(st))) = (out.as_object_mut(), serde_json::to_value(&st)) {
+        o.extend(st);
+    }
+    Ok(out)
 }
