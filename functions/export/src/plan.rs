@@ -4,7 +4,8 @@
 //!
 //! - **What runs** comes from the document (`lifeboat::plans::due`), each run named by its *due* time, so a
 //!   redelivered or retried tick finds its exports already there (the scheduled-export path skips a manifest
-//!   that exists) and makes nothing twice. A tick with nothing due writes nothing.
+//!   that exists) and makes nothing twice. A tick with nothing due writes nothing but the remaining steps of an
+//!   RDB copy already requested (`crate::caches::Pass` says why those cannot wait for the next due time).
 //! - **On what** comes from AWS: the databases and caches the describe calls return, in a plan by their
 //!   `lifeboat:plan` tag or the plan's list (`lifeboat::plans::membership`). The tick's payload names nothing but
 //!   its time. A resource whose plan cannot be decided is reported (log, `PlanMembershipError`, the summary) and
