@@ -228,20 +228,19 @@ async fn tagged_export(
 /// Where the restore goes: a new database on the test's own instance, at the endpoint RDS describes (once
 /// available), as its master user with the password in the test's own secret.
 async fn target_of(deps: &Deps, test: &TestState, r: &RestoredDb, dbname: &str) -> Result<db::Target, RestoreError> {
-    let (host, port) = r
-        .endpoint
-        .clone()
-        .filter(|_| r.status == "available")
-        .ok_or(RestoreError::OutOfOrder(
+    let login = r
+        .login(
+            deps,
+            test,
             "export_verify before the test's instance was available (no endpoint yet)",
-        ))?;
-    let (host, port) = deps.settings.redirects.reach(&host, port);
+        )
+        .await?;
     Ok(db::Target {
-        host,
-        port,
+        host: login.host,
+        port: login.port,
         dbname: dbname.to_owned(),
-        user: r.master_user.clone(),
-        password: password::read_own(&deps.sm, &rules::test_secret_name(&r.id), &test.database).await?,
+        user: login.user,
+        password: login.password,
         tls: deps.settings.tls.clone(),
     })
 }

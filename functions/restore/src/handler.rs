@@ -319,19 +319,18 @@ async fn restored_snapshot(deps: &Deps, test: &TestState, r: &RestoredDb) -> Res
 /// Where verify connects: the endpoint RDS describes for the test's own instance (once available), as its master
 /// user, with the password in the test's own secret.
 async fn target_of(deps: &Deps, test: &TestState, r: &RestoredDb) -> Result<Target, RestoreError> {
-    let (host, port) = r
-        .endpoint
-        .clone()
-        .filter(|_| r.status == "available")
-        .ok_or(RestoreError::OutOfOrder(
+    let login = r
+        .login(
+            deps,
+            test,
             "verify before the restored instance was available (no endpoint yet)",
-        ))?;
-    let (host, port) = deps.settings.redirects.reach(&host, port);
+        )
+        .await?;
     Ok(Target {
-        host,
-        port,
-        user: r.master_user.clone(),
-        password: password::read_own(&deps.sm, &rules::test_secret_name(&r.id), &test.database).await?,
+        host: login.host,
+        port: login.port,
+        user: login.user,
+        password: login.password,
         dbname: "postgres".into(),
     })
 }

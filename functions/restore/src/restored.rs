@@ -34,6 +34,40 @@ pub struct RestoredDb {
     pub tags: BTreeMap<String, String>,
 }
 
+/// How a step logs in to the test's own instance: the endpoint RDS describes for it (once available, through the
+/// configured redirects), as its master user, with the password in the test's own secret.
+/// No `Debug`: it holds a password.
+pub(crate) struct Login {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+}
+
+impl RestoredDb {
+    /// [`Login`] to this instance; `too_early` is the step's refusal while it has no endpoint yet.
+    pub(crate) async fn login(
+        &self,
+        deps: &Deps,
+        test: &TestState,
+        too_early: &'static str,
+    ) -> Result<Login, RestoreError> {
+        let (host, port) = self
+            .endpoint
+            .clone()
+            .filter(|_| self.status == "available")
+            .ok_or(RestoreError::OutOfOrder(too_early))?;
+        let (host, port) = deps.settings.redirects.reach(&host, port);
+        let secret = lifeboat::rds::restore::test_secret_name(&self.id);
+        Ok(Login {
+            host,
+            port,
+            user: self.master_user.clone(),
+            password: crate::password::read_own(&deps.sm, &secret, &test.database).await?,
+        })
+    }
+}
+
 /// Refuses a state whose restored identifier is not the derived one.
 pub fn same_id(field: &'static str, given: Option<&str>, derived: &str) -> Result<(), RestoreError> {
     match given {
