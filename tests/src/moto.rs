@@ -28,8 +28,12 @@ pub struct Moto {
     pub port: u16,
     pub endpoint: String,
     log: PathBuf,
+    recording: Option<PathBuf>,
     _dir: TempDir,
 }
+
+/// The file a recording server writes every request to (see [`Moto::start_recording`]), in its own directory.
+const RECORDING_FILE: &str = "recording.jsonl";
 
 /// moto's server with its clock moved by a number of seconds: every time moto stamps (a snapshot's creation, an
 /// instance's latest restorable time, an object's last modification) comes from `moto.core.utils.utcnow`, which
@@ -111,6 +115,35 @@ impl Moto {
         std::fs::write(self._dir.path().join(CLOCK_FILE), ahead.num_seconds().to_string()).expect("moto's clock file");
     }
 
+    /// Starts a fresh server that records every request it answers (moto's recorder: `MOTO_ENABLE_RECORDING`,
+    /// one JSON object a line with the request's headers, method, URL and body) to [`Moto::recording`], so that a
+    /// test can check the calls a function made against its role (`tests/stack/permissions.py`).
+    pub fn start_recording() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir for moto");
+        let file = dir.path().join(RECORDING_FILE);
+        let mut c = Command::new(executable());
+        c.env("MOTO_ENABLE_RECORDING", "True")
+            .env("MOTO_RECORDER_FILEPATH", &file);
+        Self::spawn(c, dir)
+    }
+
+    /// The recording of a server started with [`Moto::start_recording`].
+    pub fn recording(&self) -> Option<&std::path::Path> {
+        self.recording.as_deref()
+    }
+
+    /// Empties the recording: what a test did before (its set-up, a deploy) is not among the calls checked.
+    pub fn reset_recording(&self) {
+        assert!(self.recording.is_some(), "this server does not record");
+        let reply = self.request("POST", "/moto-api/recorder/reset-recording");
+        assert!(
+            reply
+                .as_deref()
+                .is_some_and(|r| r.starts_with("HTTP/1.1 200") || r.starts_with("HTTP/1.0 200")),
+            "moto did not reset its recording: {reply:?}"
+        );
+    }
+
     /// Starts a fresh server on a free port and waits until it answers.
     pub fn start() -> Self {
         Self::start_ahead(chrono::Duration::zero())
@@ -151,11 +184,17 @@ impl Moto {
             .stderr(log_file)
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}; {INSTALL_HINT}", exe.display()));
+        let recording = Some(dir.path().join(RECORDING_FILE)).filter(|_| {
+            command
+                .get_envs()
+                .any(|(k, v)| k == "MOTO_ENABLE_RECORDING" && v.is_some())
+        });
         let mut moto = Moto {
             child,
             port,
             endpoint: format!("http://127.0.0.1:{port}"),
             log,
+            recording,
             _dir: dir,
         };
         moto.wait_ready();
@@ -185,9 +224,18 @@ impl Moto {
 
     /// A plain HTTP GET against the server (for its `/moto-api/` endpoints); `None` if it does not answer.
     pub fn get(&self, path: &str) -> Option<String> {
+        self.request("GET", path)
+    }
+
+    /// A plain HTTP request without a body; `None` if the server does not answer.
+    fn request(&self, method: &str, path: &str) -> Option<String> {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+        write!(
+            stream,
+            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"
+        )
+        .ok()?;
         let mut body = String::new();
         stream.read_to_string(&mut body).ok()?;
         body.starts_with("HTTP/").then_some(body)

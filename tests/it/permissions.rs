@@ -1,0 +1,241 @@
+//! Permissions proven by use, proven themselves: the template deployed into moto's CloudFormation
+//! (`tests/stack/deploy.py`), one real function binary run with the environment and the role the stack gave it
+//! on its deployed schedule's own input, moto recording every request, and `tests/stack/permissions.py` checking
+//! each call against that role. The check passes on the deployed role, and fails, naming the function, the action
+//! and the resource, once one action the function used is taken out of the role.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use lifeboat_tests::lambda::{function_binary, LocalLambda};
+use lifeboat_tests::moto::Moto;
+use lifeboat_tests::{plans, repo_root};
+use serde_json::Value;
+
+const REGION: &str = "us-east-1";
+const PLAN_BUCKET: &str = "plans";
+/// A tick at which `examples/plans/small-stack.json` takes its cache snapshot (`0 3 * * *`).
+const TICK: &str = "2026-12-07T03:00:00Z";
+
+fn python() -> PathBuf {
+    repo_root().join(".venv/bin/python3")
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(python())
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .unwrap_or_else(|e| panic!("running {args:?}: {e}"))
+}
+
+/// A VPC with two subnets, as the template's `VpcId` and `SubnetIds` need; returns them.
+fn network(moto: &Moto) -> (String, String) {
+    const SCRIPT: &str = "import boto3, sys\n\
+ec2 = boto3.client('ec2', endpoint_url=sys.argv[1], region_name=sys.argv[2], aws_access_key_id='test', \
+aws_secret_access_key='test')\n\
+vpc = ec2.create_vpc(CidrBlock='10.0.0.0/16')['Vpc']['VpcId']\n\
+subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f'10.0.{i}.0/24', AvailabilityZone=sys.argv[2] + z)['Subnet']\
+['SubnetId'] for i, z in ((1, 'a'), (2, 'b'))]\n\
+print(vpc, ','.join(subnets))\n";
+    let out = run(&["-c", SCRIPT, &moto.endpoint, REGION]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (vpc, subnets) = text.trim().split_once(' ').expect("a VPC and its subnets");
+    (vpc.to_owned(), subnets.to_owned())
+}
+
+/// The template deployed as `lb`, with the binaries this build made; the stack document `deploy.py` prints,
+/// written to `dir/stack.json`.
+fn deploy(moto: &Moto, dir: &Path) -> Value {
+    let (vpc, subnets) = network(moto);
+    let artefacts = dir.join("artefacts");
+    std::fs::create_dir_all(&artefacts).unwrap();
+    let binaries = function_binary("snapshot").parent().unwrap().to_path_buf();
+    let out = run(&[
+        "tests/stack/deploy.py",
+        "--endpoint",
+        &moto.endpoint,
+        "--region",
+        REGION,
+        "--template",
+        "infra/template.yaml",
+        "--stack",
+        "lb",
+        "--artefacts",
+        artefacts.to_str().unwrap(),
+        "--binaries",
+        binaries.to_str().unwrap(),
+        "--param",
+        &format!("PlanBucket={PLAN_BUCKET}"),
+        "--param",
+        &format!("VpcId={vpc}"),
+        "--param",
+        &format!("SubnetIds={subnets}"),
+        "--param",
+        "RestoreSubnetGroup=rsg",
+        // moto's ElastiCache has no serverless caches.
+        "--param",
+        "ServerlessCaches=false",
+    ]);
+    assert!(
+        out.status.success(),
+        "deploy.py failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(dir.join("stack.json"), &out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).expect("deploy.py prints the stack document")
+}
+
+/// The environment the stack gave `function`, with the role's name as the access key (so each request it makes
+/// is attributed to that role in the recording) and moto as the endpoint.
+fn environment(stack: &Value, function: &str, moto: &Moto) -> Vec<(String, String)> {
+    let f = &stack["functions"][function];
+    let role = &stack["roles"][f["role"].as_str().unwrap()]["name"];
+    let mut env: Vec<(String, String)> = f["environment"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            // The stack document keeps a number as moto returned it; Lambda hands every variable over as text.
+            (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+        })
+        .collect();
+    for (k, v) in [
+        ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
+        ("AWS_REGION", REGION),
+        ("AWS_ACCESS_KEY_ID", role.as_str().unwrap()),
+        ("AWS_SECRET_ACCESS_KEY", "unused-by-moto"),
+    ] {
+        env.push((k.to_owned(), v.to_owned()));
+    }
+    env
+}
+
+/// The input of the deployed schedule that targets `function`, at `time`.
+fn schedule_input(stack: &Value, function: &str, time: &str) -> String {
+    let arn = &stack["functions"][function]["arn"];
+    let schedule = stack["schedules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| &s["target"]["Arn"] == arn)
+        .unwrap_or_else(|| panic!("no deployed schedule targets {function}"));
+    schedule["target"]["Input"]
+        .as_str()
+        .unwrap()
+        .replace("<aws.scheduler.scheduled-time>", time)
+}
+
+fn check(recording: &Path, stack: &Path, extra: &[&str]) -> (i32, String) {
+    let mut args = vec![
+        "tests/stack/permissions.py",
+        "--recording",
+        recording.to_str().unwrap(),
+        "--stack",
+        stack.to_str().unwrap(),
+        "--reasons",
+        "infra/permissions-unused.json",
+    ];
+    args.extend_from_slice(extra);
+    let out = run(&args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().expect("permissions.py exited"), text)
+}
+
+/// `stack` with `action` taken out of every statement of `role` (a statement left with no action goes).
+fn without(stack: &Value, role: &str, action: &str) -> Value {
+    let mut stack = stack.clone();
+    let role = stack["roles"]
+        .as_object_mut()
+        .unwrap()
+        .values_mut()
+        .find(|r| r["logical_id"] == role)
+        .unwrap();
+    for doc in role["policies"].as_object_mut().unwrap().values_mut() {
+        let Some(statements) = doc["Statement"].as_array_mut() else {
+            continue;
+        };
+        // A statement the template left out (`!If` ... `AWS::NoValue`) is a null in moto's document.
+        for s in statements.iter_mut().filter(|s| s.is_object()) {
+            match &mut s["Action"] {
+                Value::Array(actions) => actions.retain(|a| a != action),
+                Value::String(a) if a == action => s["Action"] = Value::Array(vec![]),
+                _ => {}
+            }
+        }
+        statements.retain(|s| s["Action"].as_array().is_none_or(|a| !a.is_empty()));
+    }
+    stack
+}
+
+#[tokio::test]
+async fn a_deployed_functions_calls_pass_its_role_and_fail_without_an_action_it_used() {
+    let moto = Moto::start_recording();
+    let config = moto.config(REGION);
+    let s3 = aws_sdk_s3::Client::new(&config);
+    plans::versioned_bucket(&s3, PLAN_BUCKET).await;
+    s3.put_object()
+        .bucket(PLAN_BUCKET)
+        .key("lifeboat/plans.json")
+        .body(plans::example("small-stack").into())
+        .send()
+        .await
+        .unwrap();
+    plans::instance(&aws_sdk_rds::Client::new(&config), "app-db", &[], 1).await;
+    plans::cache(&aws_sdk_elasticache::Client::new(&config), "app-cache", &[]).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let stack = deploy(&moto, dir.path());
+    // Only the function's own calls are checked; the deploy and this set-up are not among them anyway (their
+    // access keys are no role's name), but they would make the recording large.
+    moto.reset_recording();
+
+    let function = "SnapshotFunction";
+    let env = environment(&stack, function, &moto);
+    let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let event = dir.path().join("event.json");
+    std::fs::write(&event, schedule_input(&stack, function, TICK)).unwrap();
+    let mut lambda = LocalLambda::start("snapshot", &function_binary("snapshot"), &env);
+    let result = lambda
+        .invoke(&event)
+        .unwrap_or_else(|e| panic!("the scheduled run failed: {e}"));
+    assert_eq!(result["caches"][0]["outcome"], "created", "{result}");
+    drop(lambda);
+
+    let recording = moto.recording().unwrap();
+    let (code, report) = check(recording, &dir.path().join("stack.json"), &[]);
+    assert_eq!(code, 0, "the deployed role allows every call:\n{report}");
+    // The report, unused grants and their reasons included, is this test's output.
+    println!("{report}");
+    let line = "allowed\tSnapshotFunction\telasticache:CreateSnapshot\t\
+                arn:aws:elasticache:us-east-1:123456789012:cluster:app-cache\tby SnapshotCaches";
+    assert!(report.contains(line), "{report}");
+    // Tag-on-create is checked as IAM does: the tags a snapshot is created with, against the tag keys allowed.
+    assert!(
+        report.contains("allowed\tSnapshotFunction\telasticache:AddTagsToResource\t"),
+        "{report}"
+    );
+    // The converse: each granted action no call used, with the reason it is kept.
+    assert!(
+        report.contains("unused\tSnapshotRole\trds:CopyDBSnapshot\t"),
+        "{report}"
+    );
+    assert!(
+        !report.contains("no reason given"),
+        "an unused grant of a function that ran has no reason in infra/permissions-unused.json:\n{report}"
+    );
+
+    let narrowed = dir.path().join("narrowed.json");
+    let stack_without = without(&stack, "SnapshotRole", "elasticache:CreateSnapshot");
+    std::fs::write(&narrowed, stack_without.to_string()).unwrap();
+    let (code, report) = check(recording, &narrowed, &[]);
+    assert_eq!(code, 1, "{report}");
+    let line = "not-allowed\tSnapshotFunction\telasticache:CreateSnapshot\t\
+                arn:aws:elasticache:us-east-1:123456789012:cluster:app-cache\tno statement allows it";
+    assert!(report.contains(line), "{report}");
+}
