@@ -10,7 +10,7 @@ APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 # Two cores: keep parallel test servers and builds to that size.
 TEST_THREADS ?= 2
 
-.PHONY: all test demo setup tools postgres redis chromium rust lint fmt clippy cfn-lint unit bench bench-export bench-restore bench-rotate bench-plan clean rds-ca asl checkov deny deps book
+.PHONY: all test demo setup tools postgres redis chromium rust lint fmt clippy cfn-lint unit bench bench-export bench-restore bench-rotate bench-plan clean rds-ca asl checkov cloudsplaining deny deps book
 
 all: test
 
@@ -66,7 +66,7 @@ chromium:
 		$(APT) update -q && $(APT) install -y -q chromium; \
 	fi
 
-lint: fmt clippy cfn-lint checkov asl deny deps book
+lint: fmt clippy cfn-lint checkov cloudsplaining asl deny deps book
 
 fmt:
 	cargo fmt --all -- --check
@@ -155,6 +155,21 @@ checkov: $(CHECKOV_VENV)/.installed
 $(CHECKOV_VENV)/.installed: infra/policies/requirements.txt | $(VENV)/.installed
 	python3 -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/pip install -q -r infra/policies/requirements.txt
+	touch $@
+
+## make cloudsplaining: cloudsplaining (pinned in infra/cloudsplaining/requirements.txt, in a virtualenv of its own:
+## its boto3 and policy_sentry pins conflict with checkov's) over every role of the template, as deployed into moto's
+## CloudFormation with every optional feature on, flagging every risky action whatever its constraints; each
+## privilege-escalation and resource-exposure finding is resolved in the template or justified, one reason each, in
+## infra/cloudsplaining-exclusions.json (tests/stack/iam_findings.py says why a deploy and not the template's text).
+CLOUDSPLAINING_VENV := .venv-cloudsplaining
+
+cloudsplaining: tools $(CLOUDSPLAINING_VENV)/.installed
+	$(VENV)/bin/python tests/stack/iam_findings.py --cloudsplaining $(CLOUDSPLAINING_VENV)/bin/cloudsplaining
+
+$(CLOUDSPLAINING_VENV)/.installed: infra/cloudsplaining/requirements.txt
+	python3 -m venv $(CLOUDSPLAINING_VENV)
+	$(CLOUDSPLAINING_VENV)/bin/pip install -q --disable-pip-version-check -r infra/cloudsplaining/requirements.txt
 	touch $@
 
 # The restore-test state machine is validated with the asl-validator npm package (pinned in infra/asl), installed
