@@ -2,7 +2,9 @@
 //! (`tests/stack/deploy.py`), one real function binary run with the environment and the role the stack gave it
 //! on its deployed schedule's own input, moto recording every request, and `tests/stack/permissions.py` checking
 //! each call against that role. The check passes on the deployed role, and fails, naming the function, the action
-//! and the resource, once one action the function used is taken out of the role.
+//! and the resource, once one action the function used is taken out of the role; the same recording then proves
+//! that conditions are judged on the request's own values, that a Deny wins, that a condition on what the request
+//! cannot tell passes as `assumed`, and that an unused grant needs a reason under `--strict-unused`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -235,6 +237,22 @@ async fn a_deployed_functions_calls_pass_its_role_and_fail_without_an_action_it_
         !report.contains("no reason given"),
         "an unused grant of a function that ran has no reason in infra/permissions-unused.json:\n{report}"
     );
+    // Behind --strict-unused, an unused grant without a reason fails the check.
+    let (code, report) = check(recording, &dir.path().join("stack.json"), &["--strict-unused"]);
+    assert_eq!(code, 0, "{report}");
+    let no_reasons = dir.path().join("no-reasons.json");
+    std::fs::write(&no_reasons, "{}").unwrap();
+    let (code, report) = check(
+        recording,
+        &dir.path().join("stack.json"),
+        &["--strict-unused", "--reasons", no_reasons.to_str().unwrap()],
+    );
+    assert_eq!(code, 1, "{report}");
+    assert!(
+        report.contains("unused\tSnapshotRole\trds:CopyDBSnapshot\t"),
+        "{report}"
+    );
+    assert!(report.contains("no reason given"), "{report}");
 
     let narrowed = dir.path().join("narrowed.json");
     let stack_without = without(&stack, "SnapshotRole", "elasticache:CreateSnapshot");
@@ -244,4 +262,73 @@ async fn a_deployed_functions_calls_pass_its_role_and_fail_without_an_action_it_
     let line = "not-allowed\tSnapshotFunction\telasticache:CreateSnapshot\t\
                 arn:aws:elasticache:us-east-1:123456789012:cluster:app-cache\tno statement allows it";
     assert!(report.contains(line), "{report}");
+
+    // Conditions are evaluated on the request's own values: with one of the tag keys the snapshot is created with
+    // no longer allowed, tag-on-create is refused (ForAllValues:StringEquals on aws:TagKeys).
+    let mut fewer_keys = stack.clone();
+    let keys = &mut statement(&mut fewer_keys, "SnapshotRole", "TagOwnCacheSnapshots")["Condition"]
+        ["ForAllValues:StringEquals"]["aws:TagKeys"];
+    keys.as_array_mut().unwrap().retain(|k| k != "lifeboat:managed");
+    let (code, report) = check_stack(recording, dir.path(), &fewer_keys);
+    assert_eq!(code, 1, "{report}");
+    let line = "not-allowed\tSnapshotFunction\telasticache:AddTagsToResource\t\
+                arn:aws:elasticache:us-east-1:123456789012:snapshot:lifeboat-app-cache-20261207-0300\t";
+    assert!(report.contains(line), "{report}");
+
+    // An explicit Deny wins over the Allow.
+    let mut denied = stack.clone();
+    statements(&mut denied, "SnapshotRole").push(serde_json::json!(
+        {"Sid": "NoCacheSnapshots", "Effect": "Deny", "Action": "elasticache:Create*", "Resource": "*"}));
+    let (code, report) = check_stack(recording, dir.path(), &denied);
+    assert_eq!(code, 1, "{report}");
+    assert!(
+        report.contains("denied\tSnapshotFunction\telasticache:CreateSnapshot\t"),
+        "{report}"
+    );
+    assert!(
+        report.contains("explicit Deny inline:snapshot NoCacheSnapshots"),
+        "{report}"
+    );
+
+    // A condition on a key the request cannot tell (the resource's tags) neither grants nor refuses: the call
+    // passes as `assumed`, and the report names the key.
+    let mut by_tag = stack.clone();
+    statement(&mut by_tag, "SnapshotRole", "SnapshotCaches")["Condition"] =
+        serde_json::json!({"StringEquals": {"aws:ResourceTag/team": "payments"}});
+    let (code, report) = check_stack(recording, dir.path(), &by_tag);
+    assert_eq!(code, 0, "{report}");
+    let line = "assumed\tSnapshotFunction\telasticache:CreateSnapshot\t\
+                arn:aws:elasticache:us-east-1:123456789012:cluster:app-cache\t\
+                only if unknown: SnapshotCaches: StringEquals aws:ResourceTag/team";
+    assert!(report.contains(line), "{report}");
+}
+
+/// The statements of `role`'s one inline policy.
+fn statements<'a>(stack: &'a mut Value, logical_id: &str) -> &'a mut Vec<Value> {
+    let role = stack["roles"]
+        .as_object_mut()
+        .unwrap()
+        .values_mut()
+        .find(|r| r["logical_id"] == logical_id)
+        .unwrap();
+    let policies = role["policies"].as_object_mut().unwrap();
+    assert_eq!(policies.len(), 1, "{logical_id} has one inline policy");
+    policies.values_mut().next().unwrap()["Statement"]
+        .as_array_mut()
+        .unwrap()
+}
+
+/// The statement `sid` of `role`.
+fn statement<'a>(stack: &'a mut Value, role: &str, sid: &str) -> &'a mut Value {
+    statements(stack, role)
+        .iter_mut()
+        .find(|s| s["Sid"] == sid)
+        .unwrap_or_else(|| panic!("{role} has no statement {sid}"))
+}
+
+/// [`check`] against `stack` (a changed copy of the deployed one).
+fn check_stack(recording: &Path, dir: &Path, stack: &Value) -> (i32, String) {
+    let path = dir.join("changed-stack.json");
+    std::fs::write(&path, stack.to_string()).unwrap();
+    check(recording, &path, &[])
 }

@@ -533,7 +533,9 @@ def derive(rec, models, region_default, account):
         elif (header(headers, "smithy-protocol") or "").startswith("rpc-v2-cbor") or "/operation/" in url.path:
             op = url.path.rstrip("/").rsplit("/", 1)[-1]
             params = cbor(raw) if raw else {}
-        elif model is not None and model.protocol in ("query", "ec2") or "Action" in query:
+        elif "x-www-form-urlencoded" in (header(headers, "Content-Type") or "") or raw.startswith(b"Action=") \
+                or "Action" in query:
+            # The query protocols (also CloudWatch's, whose model prefers CBOR but whose SDK may send a form).
             form = dict(parse_qsl(raw.decode(errors="replace"), keep_blank_values=True))
             params = {**query, **form}
             op = params.get("Action")
