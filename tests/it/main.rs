@@ -9,6 +9,7 @@ mod cache_monitor;
 mod cache_restore;
 mod cli;
 mod demo;
+mod deployed;
 mod elasticache;
 mod emf;
 mod events;

@@ -52,11 +52,35 @@ pub fn function_binary(name: &str) -> PathBuf {
 pub struct RuntimeApi {
     pub port: u16,
     child: Child,
+    /// Where its commands run: the workspace, whose binaries' names cargo-lambda accepts as function names, or
+    /// a directory whose manifest names the functions ([`RuntimeApi::start_named`]).
+    dir: PathBuf,
 }
 
 impl RuntimeApi {
-    /// Starts it with its output in `log`, and waits until it listens.
+    /// Starts it with its output in `log`, and waits until it listens; functions are named as the workspace's
+    /// binaries.
     pub fn start(log: &Path) -> Self {
+        Self::start_in(log, repo_root())
+    }
+
+    /// As [`RuntimeApi::start`], for functions with other names (a deployed stack's, `<stack>-snapshot`):
+    /// cargo-lambda accepts only names its working directory's manifest gives binaries, so it runs beside `log`
+    /// with a manifest that names `functions` (read, never built).
+    pub fn start_named(log: &Path, functions: &[&str]) -> Self {
+        let dir = log.parent().expect("the log's directory").to_owned();
+        let bins: String = functions
+            .iter()
+            .map(|f| format!("[[bin]]\nname = \"{f}\"\npath = \"main.rs\"\n"))
+            .collect();
+        let manifest =
+            format!("[package]\nname = \"deployed\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\n[workspace]\n\n{bins}");
+        std::fs::write(dir.join("Cargo.toml"), manifest).expect("the runtime API's manifest");
+        std::fs::write(dir.join("main.rs"), "fn main() {}\n").expect("the manifest's source");
+        Self::start_in(log, dir)
+    }
+
+    fn start_in(log: &Path, dir: PathBuf) -> Self {
         let port = free_port();
         let log_file = File::create(log).unwrap_or_else(|e| panic!("creating {}: {e}", log.display()));
         let child = Command::new(cargo_lambda())
@@ -70,7 +94,7 @@ impl RuntimeApi {
                 "-P",
             ])
             .arg(port.to_string())
-            .current_dir(repo_root())
+            .current_dir(&dir)
             .env("PATH", path_with_venv())
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("the runtime API's log"))
@@ -78,7 +102,7 @@ impl RuntimeApi {
             .spawn()
             .unwrap_or_else(|e| panic!("starting `cargo lambda watch`: {e}; {INSTALL_HINT}"));
         // Dropped (and killed) if it never listens.
-        let mut api = Self { port, child };
+        let mut api = Self { port, child, dir };
         let deadline = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             let log_text = || std::fs::read_to_string(log).unwrap_or_default();
@@ -131,7 +155,7 @@ impl RuntimeApi {
             ])
             .arg("--data-file")
             .arg(data_file)
-            .current_dir(repo_root())
+            .current_dir(&self.dir)
             .env("PATH", path_with_venv())
             .stdin(Stdio::null())
             .output()

@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod asl;
 pub mod bench;
 pub mod demo;
 pub mod fleet;
@@ -16,6 +17,7 @@ pub mod moto;
 pub mod plans;
 pub mod postgres;
 pub mod redis;
+pub mod stack;
 pub mod stats;
 
 use std::net::TcpListener;
@@ -73,7 +75,9 @@ pub async fn stage_rotation(sm: &aws_sdk_secretsmanager::Client, secret: &str) -
         .rotate_secret()
         .secret_id(secret)
         .client_request_token(&token)
-        .rotation_lambda_arn("arn:aws:lambda:us-east-1:123456789012:function:lifeboat-rotate")
+        // A function no stack names (a deployed stack's is `<stack>-rotate`): moto must not find it, so that it
+        // stops after staging the version instead of rotating by itself.
+        .rotation_lambda_arn("arn:aws:lambda:us-east-1:123456789012:function:no-such-function-staging-only")
         .rotation_rules(
             aws_sdk_secretsmanager::types::RotationRulesType::builder()
                 .automatically_after_days(90)

@@ -36,10 +36,18 @@ from samtranslator.translator.transform import transform
 
 ACCOUNT = "123456789012"
 
+# Bucket name -> its resolved policy document (see APPLIED).
+BUCKET_POLICIES = {}
+
 # What this script applies itself, by type: moto's CloudFormation has no model for these (5.2.x).
 APPLIED = {
     "AWS::Scheduler::Schedule": "EventBridge Scheduler schedules: created with the Scheduler API",
-    "AWS::S3::BucketPolicy": "the export bucket's policy: put with S3's PutBucketPolicy",
+    # moto evaluates a bucket policy without the request's context (no aws:PrincipalArn, no aws:SecureTransport),
+    # so the template's Deny statements conditioned on them would deny every caller, the functions included. The
+    # policy is therefore not put on the bucket: it is kept, resolved, in the document (`bucket_policies`), where
+    # the permission check evaluates it for each request with the caller's role as the principal.
+    "AWS::S3::BucketPolicy": "the export bucket's policy: resolved and kept for the permission check (not put: "
+                             "moto would evaluate it without the request's context)",
     "AWS::CloudWatch::Alarm": "the stack's alarms: put with CloudWatch's PutMetricAlarm",
     "AWS::CloudWatch::Dashboard": "the dashboard: put with CloudWatch's PutDashboard",
     "AWS::SQS::QueuePolicy": "queue policies: set as the queue's Policy attribute",
@@ -189,7 +197,7 @@ def apply(kind, props, clients):
             Target=args,
         )
     elif kind == "AWS::S3::BucketPolicy":
-        clients("s3").put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(props["PolicyDocument"]))
+        BUCKET_POLICIES[props["Bucket"]] = props["PolicyDocument"]
     elif kind == "AWS::CloudWatch::Alarm":
         args = dict(props)
         for k in ("Period", "EvaluationPeriods", "DatapointsToAlarm"):
@@ -265,6 +273,9 @@ def main():
     ap.add_argument("--binaries", help="make the artefacts in --artefacts from the binaries built in this directory")
     ap.add_argument("--param", action="append", default=[])
     ap.add_argument("--transformed", help="also write the transformed template here")
+    ap.add_argument("--network", action="store_true",
+                    help="first make what a user's account has before the deploy: a VPC with two subnets and a DB "
+                         "subnet group for restore tests, given as VpcId, SubnetIds and RestoreSubnetGroup")
     a = ap.parse_args()
     TEMPLATE_PATH = a.template
     params = dict(p.split("=", 1) for p in a.param)
@@ -277,6 +288,14 @@ def main():
         if service not in cache:
             cache[service] = boto3.client(service, **kw)
         return cache[service]
+
+    if a.network:
+        ec2 = clients("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24")["Subnet"]["SubnetId"] for i in (1, 2)]
+        clients("rds").create_db_subnet_group(DBSubnetGroupName=f"{a.stack}-restore",
+                                              DBSubnetGroupDescription="restore tests", SubnetIds=subnets)
+        params.update(VpcId=vpc, SubnetIds=",".join(subnets), RestoreSubnetGroup=f"{a.stack}-restore")
 
     with open(a.template) as f:
         template, errors = decode_str(f.read())
@@ -432,6 +451,7 @@ def main():
         "schedules": schedules,
         "rules": rules,
         "state_machines": machines,
+        "bucket_policies": BUCKET_POLICIES,
     }, sys.stdout, indent=1, default=str)
 
 

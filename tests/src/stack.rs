@@ -1,0 +1,355 @@
+//! The stack a user deploys, deployed here: `infra/template.yaml` through SAM's transform into moto's
+//! CloudFormation (`tests/stack/deploy.py`), and its functions run as Lambda would run them, each with **the
+//! environment and the role the stack gave it**, invoked with **the input of the stack's own schedules and
+//! rules** ([`Stack::schedule`], [`Schedule::input_at`]), the restore tests run by **the deployed state machine's
+//! definition** (`crate::asl`).
+//!
+//! What the local world adds to a function's environment, and nothing else ([`Local`]): where AWS is (moto's
+//! endpoint), the region and credentials Lambda would provide (the access key is the function's role name, so a
+//! recording of moto's requests tells which function made each), the level and format Lambda derives from the
+//! function's `LoggingConfig`, and the settings that point a function at this machine's servers instead of the
+//! endpoints moto makes up (named by the caller, each with its reason).
+//!
+//! Never: sets a `LIFEBOAT_*` variable the stack did not set unless the caller names it as the local world's, or
+//! invokes a function with an input the stack's wiring would not send.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::lambda::RuntimeApi;
+use crate::moto::Moto;
+use crate::repo_root;
+
+/// A deployed stack: what `tests/stack/deploy.py` read back from moto after creating it.
+#[derive(Debug)]
+pub struct Stack {
+    pub doc: Value,
+    pub name: String,
+    pub region: String,
+    pub dir: TempDir,
+}
+
+/// One function of the stack, as Lambda would start it.
+#[derive(Debug, Clone)]
+pub struct Function {
+    pub logical_id: String,
+    pub name: String,
+    pub arn: String,
+    /// The execution role's name: the access key the function signs with here.
+    pub role_name: String,
+    /// The binary the function's code or image runs.
+    pub binary: String,
+    /// The environment the stack set, as strings.
+    pub env: BTreeMap<String, String>,
+    /// `AWS_LAMBDA_LOG_FORMAT` and `AWS_LAMBDA_LOG_LEVEL`, as Lambda derives them from `LoggingConfig`.
+    pub logging: Vec<(String, String)>,
+}
+
+/// One EventBridge Scheduler schedule of the stack.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub name: String,
+    pub expression: String,
+    pub target_arn: String,
+    pub input: String,
+}
+
+impl Schedule {
+    /// The event Scheduler delivers for the run due at `at`: the schedule's own input with its context
+    /// attributes filled in as Scheduler fills them.
+    pub fn input_at(&self, at: DateTime<Utc>) -> Value {
+        let text = self
+            .input
+            .replace(
+                "<aws.scheduler.scheduled-time>",
+                &at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            )
+            .replace("<aws.scheduler.schedule-arn>", &self.name)
+            .replace("<aws.scheduler.attempt-number>", "1");
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("schedule {}'s input is not JSON ({e}): {text}", self.name))
+    }
+}
+
+fn as_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl Stack {
+    /// Deploys the template as stack `name` into `moto`'s `region`, with `params`; the code zips are made from the
+    /// function binaries this build produced (what `make package` zips). The network a user has before deploying
+    /// (a VPC, two subnets, a DB subnet group) is made first and given as `VpcId`, `SubnetIds` and
+    /// `RestoreSubnetGroup`.
+    pub fn deploy(moto: &Moto, region: &str, name: &str, params: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let artefacts = dir.path().join("artefacts");
+        std::fs::create_dir_all(&artefacts).expect("the artefacts directory");
+        let python = repo_root().join(".venv/bin/python");
+        assert!(
+            python.exists(),
+            "{} is missing: run `make test`, which creates .venv with the pinned tools (tests/requirements.txt)",
+            python.display()
+        );
+        let mut cmd = Command::new(python);
+        cmd.arg(repo_root().join("tests/stack/deploy.py"))
+            .args(["--endpoint", &moto.endpoint, "--region", region, "--stack", name])
+            .arg("--template")
+            .arg(repo_root().join("infra/template.yaml"))
+            .arg("--artefacts")
+            .arg(&artefacts)
+            .arg("--binaries")
+            .arg(binary_dir())
+            .arg("--network")
+            .arg("--transformed")
+            .arg(dir.path().join("transformed.json"));
+        for (k, v) in params {
+            cmd.arg("--param").arg(format!("{k}={v}"));
+        }
+        let out = cmd
+            .stdin(Stdio::null())
+            .output()
+            .expect("running tests/stack/deploy.py");
+        assert!(
+            out.status.success(),
+            "deploying infra/template.yaml into moto failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let doc: Value = serde_json::from_slice(&out.stdout).expect("deploy.py prints JSON");
+        std::fs::write(dir.path().join("stack.json"), &out.stdout).expect("writing stack.json");
+        Self {
+            doc,
+            name: name.to_owned(),
+            region: region.to_owned(),
+            dir,
+        }
+    }
+
+    /// `stack.json`: what the deploy read back (the permission check reads it).
+    pub fn document_path(&self) -> PathBuf {
+        self.dir.path().join("stack.json")
+    }
+
+    pub fn functions(&self) -> Vec<Function> {
+        let roles = &self.doc["roles"];
+        self.doc["functions"]
+            .as_object()
+            .expect("functions")
+            .iter()
+            .map(|(lid, f)| {
+                let role_arn = f["role"].as_str().expect("a role");
+                let logging = &f["logging"];
+                let mut log = Vec::new();
+                if let Some(format) = logging["LogFormat"].as_str() {
+                    log.push(("AWS_LAMBDA_LOG_FORMAT".to_owned(), format.to_owned()));
+                    if format == "JSON" {
+                        let level = logging["ApplicationLogLevel"].as_str().unwrap_or("INFO");
+                        log.push(("AWS_LAMBDA_LOG_LEVEL".to_owned(), level.to_owned()));
+                    }
+                }
+                Function {
+                    logical_id: lid.clone(),
+                    name: f["name"].as_str().expect("a name").to_owned(),
+                    arn: f["arn"].as_str().expect("an arn").to_owned(),
+                    role_name: roles[role_arn]["name"]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("{lid}'s role {role_arn} is not one of the stack's"))
+                        .to_owned(),
+                    binary: f["binary"]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("{lid}: the template names no binary for it"))
+                        .to_owned(),
+                    env: f["environment"]
+                        .as_object()
+                        .map(|m| m.iter().map(|(k, v)| (k.clone(), as_text(v))).collect())
+                        .unwrap_or_default(),
+                    logging: log,
+                }
+            })
+            .collect()
+    }
+
+    pub fn function(&self, logical_id: &str) -> Function {
+        self.functions()
+            .into_iter()
+            .find(|f| f.logical_id == logical_id)
+            .unwrap_or_else(|| panic!("the stack has no function {logical_id}"))
+    }
+
+    pub fn schedules(&self) -> Vec<Schedule> {
+        self.doc["schedules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| Schedule {
+                name: as_text(&s["name"]),
+                expression: as_text(&s["expression"]),
+                target_arn: as_text(&s["target"]["Arn"]),
+                input: as_text(&s["target"]["Input"]),
+            })
+            .collect()
+    }
+
+    /// The schedule named `<stack>-<suffix>`.
+    pub fn schedule(&self, suffix: &str) -> Schedule {
+        let name = format!("{}-{suffix}", self.name);
+        self.schedules()
+            .into_iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("the stack has no schedule {name}"))
+    }
+
+    /// The EventBridge rules whose targets include `function`, with their event patterns.
+    pub fn rules_targeting(&self, function: &Function) -> Vec<Value> {
+        self.doc["rules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| {
+                r["targets"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|t| t["Arn"] == function.arn.as_str())
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// The deployed state machine's ARN and definition.
+    pub fn state_machine(&self, suffix: &str) -> (String, Value) {
+        let name = format!("{}-{suffix}", self.name);
+        let m = self.doc["state_machines"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| m["name"] == name.as_str())
+            .unwrap_or_else(|| panic!("the stack has no state machine {name}"));
+        (as_text(&m["arn"]), m["definition"].clone())
+    }
+
+    /// A stack output-free parameter: what the deploy was given.
+    pub fn parameter(&self, key: &str) -> Option<String> {
+        self.doc["parameters"][key].as_str().map(str::to_owned)
+    }
+}
+
+/// Where the function binaries of this build are: beside this executable, or one level up from `deps/`.
+fn binary_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("this executable's path");
+    let dir = exe.parent().expect("its directory").to_owned();
+    if dir.ends_with("deps") {
+        dir.parent().expect("target/<profile>").to_owned()
+    } else {
+        dir
+    }
+}
+
+/// The settings the local world adds to every function's environment, each with the reason it is not the
+/// stack's (printed by the demo and kept in the test's output).
+#[derive(Debug, Clone, Default)]
+pub struct Local {
+    pub vars: Vec<(String, String, &'static str)>,
+}
+
+impl Local {
+    pub fn with(mut self, key: &str, value: impl Into<String>, why: &'static str) -> Self {
+        self.vars.push((key.to_owned(), value.into(), why));
+        self
+    }
+}
+
+/// The stack's functions, each a process of its binary under the local Lambda runtime API, with the stack's
+/// environment; stopped on drop.
+#[derive(Debug)]
+pub struct Deployed {
+    functions: Vec<(Function, Child)>,
+    /// Dropped after the functions.
+    api: RuntimeApi,
+    /// One file per function, `<function name>.log`: Lambda's log stream of it.
+    pub log_dir: PathBuf,
+}
+
+impl Deployed {
+    /// Starts every function of `stack` against `moto`; their output goes to `<log_dir>/<function name>.log`.
+    pub fn start(stack: &Stack, moto: &Moto, local: &Local, log_dir: &Path) -> Self {
+        std::fs::create_dir_all(log_dir).unwrap_or_else(|e| panic!("creating {}: {e}", log_dir.display()));
+        let names: Vec<String> = stack.functions().into_iter().map(|f| f.name).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let api = RuntimeApi::start_named(&log_dir.join("runtime-api.log"), &names);
+        let bin = binary_dir();
+        let mut functions = Vec::new();
+        for f in stack.functions() {
+            let exe = bin.join(&f.binary);
+            assert!(
+                exe.exists(),
+                "{} is missing: build the functions first (`cargo build --workspace`)",
+                exe.display()
+            );
+            let mut env: Vec<(String, String)> = f.env.clone().into_iter().collect();
+            env.extend(f.logging.iter().cloned());
+            env.extend([
+                ("AWS_ENDPOINT_URL".to_owned(), moto.endpoint.clone()),
+                ("AWS_REGION".to_owned(), stack.region.clone()),
+                ("AWS_DEFAULT_REGION".to_owned(), stack.region.clone()),
+                ("AWS_ACCESS_KEY_ID".to_owned(), f.role_name.clone()),
+                ("AWS_SECRET_ACCESS_KEY".to_owned(), "local".to_owned()),
+            ]);
+            env.extend(local.vars.iter().map(|(k, v, _)| (k.clone(), v.clone())));
+            let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let path = log_dir.join(format!("{}.log", f.name));
+            let log_file = File::create(&path).unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
+            let out = || log_file.try_clone().expect("the function log");
+            let child = api.spawn(&f.name, &exe, &vars, out(), out());
+            functions.push((f, child));
+        }
+        Self {
+            functions,
+            api,
+            log_dir: log_dir.to_owned(),
+        }
+    }
+
+    /// The function a stack ARN or name stands for.
+    pub fn function(&self, arn_or_name: &str) -> &Function {
+        let name = arn_or_name.rsplit(':').next().unwrap_or(arn_or_name);
+        &self
+            .functions
+            .iter()
+            .find(|(f, _)| f.name == name || f.logical_id == arn_or_name)
+            .unwrap_or_else(|| panic!("the stack has no function {arn_or_name}"))
+            .0
+    }
+
+    /// Invokes the function named by `arn_or_name` (ARN, name or logical id) with `payload`.
+    pub fn invoke(&self, arn_or_name: &str, payload: &Value) -> Result<Value, String> {
+        let name = self.function(arn_or_name).name.clone();
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let data = dir.path().join("event.json");
+        std::fs::write(&data, payload.to_string()).map_err(|e| e.to_string())?;
+        self.api.invoke(&name, &data)
+    }
+
+    /// A function's output so far (by ARN, name or logical id).
+    pub fn log_text(&self, arn_or_name: &str) -> String {
+        let name = &self.function(arn_or_name).name;
+        std::fs::read_to_string(self.log_dir.join(format!("{name}.log"))).unwrap_or_default()
+    }
+}
+
+impl Drop for Deployed {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.functions {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
