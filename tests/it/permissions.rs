@@ -31,26 +31,9 @@ fn run(args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("running {args:?}: {e}"))
 }
 
-/// A VPC with two subnets, as the template's `VpcId` and `SubnetIds` need; returns them.
-fn network(moto: &Moto) -> (String, String) {
-    const SCRIPT: &str = "import boto3, sys\n\
-ec2 = boto3.client('ec2', endpoint_url=sys.argv[1], region_name=sys.argv[2], aws_access_key_id='test', \
-aws_secret_access_key='test')\n\
-vpc = ec2.create_vpc(CidrBlock='10.0.0.0/16')['Vpc']['VpcId']\n\
-subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f'10.0.{i}.0/24', AvailabilityZone=sys.argv[2] + z)['Subnet']\
-['SubnetId'] for i, z in ((1, 'a'), (2, 'b'))]\n\
-print(vpc, ','.join(subnets))\n";
-    let out = run(&["-c", SCRIPT, &moto.endpoint, REGION]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8_lossy(&out.stdout);
-    let (vpc, subnets) = text.trim().split_once(' ').expect("a VPC and its subnets");
-    (vpc.to_owned(), subnets.to_owned())
-}
-
-/// The template deployed as `lb`; the stack document `deploy.py` prints,
-/// written to `dir/stack.json`.
+/// The template deployed as `lb`: the stack document `deploy.py` prints, also written to `dir/stack.json`. (Not
+/// `lifeboat_tests::stack::Stack::deploy`, which zips every function's build: this test runs one binary.)
 fn deploy(moto: &Moto, dir: &Path) -> Value {
-    let (vpc, subnets) = network(moto);
     // The code a deploy uploads is a placeholder: the test runs the function's binary itself, as Lambda would
     // run the uploaded one, and no role depends on the code.
     let artefacts = dir.join("artefacts");
@@ -76,12 +59,8 @@ fn deploy(moto: &Moto, dir: &Path) -> Value {
         artefacts.to_str().unwrap(),
         "--param",
         &format!("PlanBucket={PLAN_BUCKET}"),
-        "--param",
-        &format!("VpcId={vpc}"),
-        "--param",
-        &format!("SubnetIds={subnets}"),
-        "--param",
-        "RestoreSubnetGroup=rsg",
+        // The network a user's account has before the deploy (VpcId, SubnetIds, RestoreSubnetGroup).
+        "--network",
         // moto's ElastiCache has no serverless caches.
         "--param",
         "ServerlessCaches=false",
@@ -301,6 +280,32 @@ async fn a_deployed_functions_calls_pass_its_role_and_fail_without_an_action_it_
                 arn:aws:elasticache:us-east-1:123456789012:cluster:app-cache\t\
                 only if unknown: SnapshotCaches: StringEquals aws:ResourceTag/team";
     assert!(report.contains(line), "{report}");
+
+    // A bucket's policy (deploy.py keeps it in the document) is judged with the function's role as the principal:
+    // its Deny naming the role wins, and its Allow naming the role allows what the role's own policy does not.
+    let role_arn = stack["functions"][function]["role"].clone();
+    let mut bucket_denies = stack.clone();
+    bucket_denies["bucket_policies"][PLAN_BUCKET] = serde_json::json!({"Statement": [{"Sid": "NoListing",
+        "Effect": "Deny", "Principal": "*", "Action": "s3:ListBucketVersions", "Resource": "*",
+        "Condition": {"ArnEquals": {"aws:PrincipalArn": role_arn}}}]});
+    let (code, report) = check_stack(recording, dir.path(), &bucket_denies);
+    assert_eq!(code, 1, "{report}");
+    let line = "denied\tSnapshotFunction\ts3:ListBucketVersions\tarn:aws:s3:::plans\t\
+                explicit Deny bucket policy of plans NoListing";
+    assert!(report.contains(line), "{report}");
+    let mut bucket_allows = without(&stack, "SnapshotRole", "s3:GetObjectVersion");
+    bucket_allows["bucket_policies"][PLAN_BUCKET] = serde_json::json!({"Statement": [{"Sid": "ReadPlans",
+        "Effect": "Allow", "Principal": {"AWS": role_arn}, "Action": "s3:GetObjectVersion",
+        "Resource": "arn:aws:s3:::plans/*"}]});
+    let (code, report) = check_stack(recording, dir.path(), &bucket_allows);
+    assert_eq!(code, 0, "{report}");
+    assert!(
+        report.contains(
+            "allowed\tSnapshotFunction\ts3:GetObjectVersion\tarn:aws:s3:::plans/lifeboat/plans.json\t\
+                         by bucket policy of plans ReadPlans"
+        ),
+        "{report}"
+    );
 }
 
 /// The statements of `role`'s one inline policy.

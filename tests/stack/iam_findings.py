@@ -41,7 +41,6 @@ INFORMATIONAL = ("DataExfiltration", "CredentialsExposure", "ServiceWildcard")
 # Every optional part of the template on, so its conditional statements are scanned too.
 FEATURES = {
     "PlanBucket": "plans",
-    "RestoreSubnetGroup": "rsg",
     "DrRegion": "us-west-2",
     "DrKmsKeyArn": f"arn:aws:kms:us-west-2:{ACCOUNT}:key/00000000-0000-0000-0000-000000000000",
     "ShareAccounts": "210987654321",
@@ -94,19 +93,15 @@ def deploy(work):
                     sys.exit(f"iam_findings: moto_server did not start (see {log.name})")
                 time.sleep(0.2)
         kw = dict(endpoint_url=endpoint, region_name=REGION, aws_access_key_id="scan", aws_secret_access_key="scan")
-        ec2 = boto3.client("ec2", **kw)
-        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-        subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=REGION + z)
-                   ["Subnet"]["SubnetId"] for i, z in ((1, "a"), (2, "b"))]
         boto3.client("s3", **kw).create_bucket(Bucket=FEATURES["PlanBucket"])
         artefacts = os.path.join(work, "artefacts")
         os.makedirs(artefacts)
         template = os.path.join(ROOT, "infra/template.yaml")
         placeholder_zips(template, artefacts)
-        params = dict(FEATURES, VpcId=vpc, SubnetIds=",".join(subnets))
+        # --network: the VPC, subnets and DB subnet group a user's account has (VpcId, SubnetIds, RestoreSubnetGroup).
         cmd = [sys.executable, os.path.join(ROOT, "tests/stack/deploy.py"), "--endpoint", endpoint, "--region",
-               REGION, "--template", template, "--stack", "lb", "--artefacts", artefacts]
-        for k, v in params.items():
+               REGION, "--template", template, "--stack", "lb", "--artefacts", artefacts, "--network"]
+        for k, v in FEATURES.items():
             cmd += ["--param", f"{k}={v}"]
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode != 0:

@@ -73,7 +73,8 @@ KNOWN_KEYS = [
     "s3:RequestObjectTag/*", "s3:RequestObjectTagKeys",
     "kms:ViaService, kms:GrantIsForAWSResource (absent: the recorded calls are the function's own, not a service's)",
     "kms:CallerAccount, aws:PrincipalAccount", "aws:RequestedRegion",
-    "secretsmanager:SecretId", "states:StateMachineArn (none)",
+    "secretsmanager:SecretId", "aws:PrincipalArn (the function's role)",
+    "s3:ObjectCreationOperation (true for PutObject, CopyObject, CompleteMultipartUpload)",
 ]
 
 # How a request's identifiers become ARNs, per IAM prefix: parameter name -> (ARN resource template, the action
@@ -135,15 +136,6 @@ TAG_ON_CREATE = {
 
 # Operations whose request names a resource only to filter a list: they are checked against `*`.
 LISTING = re.compile(r"^(Describe|List)(?!TagsForResource)")
-
-
-class Call:
-    """One recorded request, as IAM would authorise it."""
-
-    def __init__(self, function, role, method, path, checks, request):
-        self.function, self.role, self.method, self.path = function, role, method, path
-        self.checks = checks  # [(action, resource, context)]
-        self.request = request
 
 
 # ---------------------------------------------------------------------------------------------------- reading
@@ -388,7 +380,8 @@ def known(key):
         "aws:tagkeys", "aws:securetransport", "aws:requestedregion", "aws:principalaccount", "kms:calleraccount",
         "kms:viaservice", "kms:grantisforawsresource", "s3:prefix", "s3:delimiter", "s3:max-keys", "s3:versionid",
         "s3:if-none-match", "s3:if-match", "s3:x-amz-server-side-encryption",
-        "s3:x-amz-server-side-encryption-aws-kms-key-id", "s3:requestobjecttagkeys", "secretsmanager:secretid"})
+        "s3:x-amz-server-side-encryption-aws-kms-key-id", "s3:requestobjecttagkeys", "secretsmanager:secretid",
+        "aws:principalarn", "s3:objectcreationoperation"})
 
 
 S3_OBJECT_ACTIONS = {
@@ -451,6 +444,10 @@ def s3_checks(op, labels, host, query, headers, body, region, account):
                 out.append((f"s3:{'DeleteObjectVersion' if v else 'DeleteObject'}", f"arn:aws:s3:::{bucket}/{k}",
                             ctx))
         return out
+    if op in ("PutObject", "CopyObject", "CompleteMultipartUpload"):
+        ctx["s3:objectcreationoperation"] = "true"
+    elif op in ("CreateMultipartUpload", "UploadPart", "UploadPartCopy"):
+        ctx["s3:objectcreationoperation"] = "false"
     copy = header(headers, "x-amz-copy-source")
     if copy and op in ("PutObject", "CopyObject", "UploadPart", "UploadPartCopy"):
         src, _, q = unquote(copy).lstrip("/").partition("?versionId=")
@@ -665,13 +662,39 @@ def applies(stmt, action, resource, ctx):
     return (None, unknown) if unknown else (True, [])
 
 
-def evaluate(policies, action, resource, ctx):
-    """(verdict, detail, [(policy, statement index, matched action patterns)] of the Allows used)."""
+def principal_matches(stmt, effect, role_arn, account):
+    """Whether a resource policy's statement names the function's role. An Allow must name it (or `*`); a Deny
+    also applies when it names the role's account."""
+    def names(p):
+        if p == "*":
+            return True
+        if not isinstance(p, dict):
+            return False
+        aws = [str(a) for a in listed(p.get("AWS"))]
+        if effect == "Deny" and any(a in (account, f"arn:aws:iam::{account}:root") for a in aws):
+            return True
+        return any(a == "*" or a == role_arn for a in aws)
+
+    if "Principal" in stmt:
+        return names(stmt["Principal"])
+    if "NotPrincipal" in stmt:
+        return not names(stmt["NotPrincipal"])
+    return True
+
+
+def evaluate(policies, action, resource, ctx, resource_policies=None, role_arn=None, account=None):
+    """(verdict, detail, [(policy, statement index, matched action patterns)] of the identity Allows used).
+    `resource_policies` (name -> document, a bucket's policy) are evaluated with the role as the principal: within
+    one account, either kind of policy may allow, and a Deny in either wins."""
     if action in NO_PERMISSION:
         return "allowed", "needs no permission", []
     allows, maybe_allows, maybe_denies = [], [], []
-    for pname, doc in policies.items():
+    sources = [(pname, doc, False) for pname, doc in policies.items()]
+    sources += [(pname, doc, True) for pname, doc in (resource_policies or {}).items()]
+    for pname, doc, on_resource in sources:
         for i, s in enumerate(statements(doc)):
+            if on_resource and not principal_matches(s, s.get("Effect"), role_arn, account):
+                continue
             ok, unknown = applies(s, action, resource, ctx)
             if ok is False:
                 continue
@@ -682,6 +705,8 @@ def evaluate(policies, action, resource, ctx):
                 maybe_denies.append(f"{pname} {sid} if {', '.join(unknown)}")
                 continue
             used = [a for a in listed(s.get("Action", [])) if glob(a, action, case=False)]
+            if on_resource:
+                sid = f"{pname} {sid}"
             (allows if ok else maybe_allows).append(((pname, i, tuple(used)), sid, unknown))
     if allows:
         detail = "by " + ", ".join(sid for _, sid, _ in allows)
@@ -723,6 +748,8 @@ def main():
         return 2
 
     account = stack.get("account", "123456789012")
+    # Bucket policies deploy.py kept resolved (moto would judge them without the request's context).
+    bucket_policies = stack.get("bucket_policies", {})
     roles = stack["roles"]
     by_key = {}  # access key (the role's name) -> (role ARN, functions using it)
     for lid, fn in stack["functions"].items():
@@ -756,7 +783,13 @@ def main():
                                  "detail": f"{op}: {rec['method']} {path}"})
                 continue
             for action, resource, ctx in checks:
-                verdict, detail, allowed_by = evaluate(roles[role_arn]["policies"], action, resource, ctx)
+                ctx = dict(ctx, **{"aws:principalarn": role_arn})
+                bucket = resource.split(":::", 1)[1].split("/", 1)[0] if resource.startswith("arn:aws:s3:::") \
+                    else None
+                on_bucket = {f"bucket policy of {bucket}": bucket_policies[bucket]} \
+                    if bucket in bucket_policies else {}
+                verdict, detail, allowed_by = evaluate(roles[role_arn]["policies"], action, resource, ctx,
+                                                       on_bucket, role_arn, account)
                 for pname, i, patterns in allowed_by:
                     for p in patterns:
                         used.setdefault(role_arn, set()).add((pname, i, p))
