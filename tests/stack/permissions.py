@@ -18,9 +18,10 @@ For each call the script derives, from the request alone:
   whose request names no resource is checked against `*`.
 - the condition values the request determines (`KNOWN_KEYS`); every other key is unknown.
 
-Then each (action, resource) is evaluated as IAM does: an explicit Deny wins; otherwise some Allow must apply
-(Action/NotAction, Resource/NotResource, with wildcards; Condition operators String*, Arn*, Bool, Null, Numeric*,
-ForAllValues:/ForAnyValue:, ...IfExists). A condition on an unknown key neither grants nor refuses: a call allowed
+Then each (action, resource) is evaluated as IAM does within one account, against the role's policies and, for S3,
+the bucket's policy the stack document keeps (`bucket_policies`, judged with the role as the principal): an
+explicit Deny in either wins; otherwise some Allow in either must apply (Action/NotAction, Resource/NotResource,
+with wildcards; Condition operators String*, Arn*, Bool, Null, Numeric*, ForAllValues:/ForAnyValue:, ...IfExists). A condition on an unknown key neither grants nor refuses: a call allowed
 only through such a statement passes and is reported as `assumed` with the key; a Deny that applies only through
 an unknown key is reported as `maybe-denied` and does not fail.
 
@@ -34,7 +35,9 @@ Output (stdout, one finding a line, tab-separated: kind, function or role, actio
   allowed / assumed / maybe-denied   calls that pass (assumed: through a condition on an unknown key)
   unused                             an action an Allow statement grants that no call of the run used, with the
                                      reason from --reasons, or `no reason given`
-  a summary line last.
+  not-run                            a function role that made no call in the recording (its grants are not listed)
+  a summary line last. --json FILE also writes every finding (with its count) as JSON; --quiet leaves out the
+  `allowed` lines.
 Exit codes: 0 every call allowed (and, with --strict-unused, every unused grant has a reason); 1 a call not
 allowed, denied or underived (or, with --strict-unused, an unused grant without a reason); 2 unusable input
 (unreadable files, or a part of the recording that cannot be read and holds a function's request).
@@ -42,7 +45,6 @@ allowed, denied or underived (or, with --strict-unused, an unused grant without 
 
 import argparse
 import base64
-import fnmatch
 import json
 import re
 import struct
@@ -730,7 +732,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--recording", required=True, help="moto's recording (JSON lines)")
     ap.add_argument("--stack", required=True, help="the stack document deploy.py printed")
-    ap.add_argument("--reasons", help="JSON: role logical id -> action as granted -> why it is kept unused")
+    ap.add_argument("--reasons", help="JSON: role logical id -> action as granted (or `<Sid> <action>` for one "
+                                      "statement's grant) -> why it is kept unused")
     ap.add_argument("--strict-unused", action="store_true",
                     help="fail (exit 1) when a granted action no call used has no reason")
     ap.add_argument("--json", help="also write every finding here as JSON")
@@ -816,7 +819,9 @@ def main():
                 for p in listed(s.get("Action", [])):
                     if (pname, i, p) in used.get(role_arn, set()):
                         continue
-                    reason = reasons.get(lid, {}).get(p)
+                    # A reason for one statement's grant (`<Sid> <action>`), else for the action in any statement.
+                    mine = reasons.get(lid, {})
+                    reason = mine.get(f"{s.get('Sid', f'#{i}')} {p}") or mine.get(p)
                     findings.append({"kind": "unused", "function": lid, "action": p,
                                      "resource": ",".join(listed(s.get("Resource", s.get("NotResource", "")))),
                                      "detail": f"{s.get('Sid', f'#{i}')}: "
