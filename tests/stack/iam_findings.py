@@ -106,7 +106,20 @@ def deploy(work):
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode != 0:
             sys.exit(f"iam_findings: the deploy failed:\n{out.stderr}")
-        return json.loads(out.stdout)
+        stack = json.loads(out.stdout)
+        # moto's CloudFormation creates a stack's managed policies but attaches none of them to the roles that name
+        # them (`ManagedPolicyArns`), so the stack document's roles lack them: they are read here, scanned as
+        # policies of their own and named by their logical id.
+        iam = boto3.client("iam", **kw)
+        stack["managed_policies"] = {}
+        for lid, res in stack["resources"].items():
+            if res["type"] == "AWS::IAM::ManagedPolicy":
+                pol = iam.get_policy(PolicyArn=res["physical_id"])["Policy"]
+                ver = iam.get_policy_version(PolicyArn=res["physical_id"], VersionId=pol["DefaultVersionId"])
+                doc = ver["PolicyVersion"]["Document"]
+                stack["managed_policies"][lid] = {"arn": res["physical_id"], "name": pol["PolicyName"],
+                                                  "document": json.loads(doc) if isinstance(doc, str) else doc}
+        return stack
     finally:
         moto.terminate()
         moto.wait()
@@ -139,6 +152,15 @@ def authorization_details(stack):
             "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": []},
             "RolePolicyList": inline, "AttachedManagedPolicies": attached,
         })
+    for lid, pol in stack.get("managed_policies", {}).items():
+        if any(p["Arn"] == pol["arn"] for p in policies):
+            continue
+        doc = dict(pol["document"])
+        st = doc.get("Statement", [])
+        doc["Statement"] = [s for s in (st if isinstance(st, list) else [st]) if s]
+        policies.append({"PolicyName": pol["name"], "PolicyId": "ANPA" + lid.upper()[:16], "Arn": pol["arn"],
+                         "Path": "/", "DefaultVersionId": "v1", "AttachmentCount": 0, "IsAttachable": True,
+                         "PolicyVersionList": [{"Document": doc, "VersionId": "v1", "IsDefaultVersion": True}]})
     return {"UserDetailList": [], "GroupDetailList": [], "RoleDetailList": roles, "Policies": policies}
 
 
@@ -189,6 +211,11 @@ def main():
                 list(role.get("aws_managed_policies", {})):
             owners.setdefault(pid, []).append(lid)
 
+    # A stack's managed policy no role lists (see `deploy`) is named by its own logical id.
+    for lid, pol in stack.get("managed_policies", {}).items():
+        for pid, (_, scanned) in holders.items():
+            if scanned.get("PolicyName") == pol["name"] and pid not in owners:
+                owners[pid] = [lid]
     failures = 0
     justified = set()
     for pid, (section, pol) in sorted(holders.items(), key=lambda x: x[1][1]["PolicyName"]):
@@ -214,7 +241,8 @@ def main():
             if (lid, action) not in justified:
                 failures += 1
                 print(f"STALE\t{lid}\t{action}\t-\tcloudsplaining no longer finds it: remove its reason")
-    print(f"summary\t{len(stack['roles'])} roles scanned with every optional feature on; {len(justified)} "
+    print(f"summary\t{len(stack['roles'])} roles and {len(stack.get('managed_policies', {}))} managed policies "
+          f"scanned with every optional feature on; {len(justified)} "
           f"findings justified; {failures} unjustified or stale")
     return 1 if failures else 0
 
