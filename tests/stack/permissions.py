@@ -12,7 +12,8 @@ For each call the script derives, from the request alone:
   `email` is `ses`), the operation from X-Amz-Target (JSON protocols), the Smithy RPC v2 path (CBOR), `Action=`
   (query protocols), or for REST services (S3, Lambda, Scheduler) by matching method, path and query markers
   against botocore's own service model; then the IAM name where it differs from the operation's (`OPERATION_ACTIONS`,
-  S3's version, multipart and copy cases).
+  S3's version, multipart and copy cases), and the actions IAM also requires of some requests (tag-on-create:
+  `TAG_ON_CREATE`, S3's x-amz-tagging and object-lock headers, a copy's read of its source).
 - the resource ARN(s): from the identifiers the request carries (`IDENTIFIERS`: bucket and key, secret, database,
   cluster, snapshot, cache, state machine, function, alarm, key, queue, topic, log group, schedule ...); a call
   whose request names no resource is checked against `*`.
@@ -77,6 +78,7 @@ KNOWN_KEYS = [
     "kms:CallerAccount, aws:PrincipalAccount", "aws:RequestedRegion",
     "secretsmanager:SecretId", "aws:PrincipalArn (the function's role)",
     "s3:ObjectCreationOperation (true for PutObject, CopyObject, CompleteMultipartUpload)",
+    "s3:ExistingObjectTag/* (absent for a put with If-None-Match: *, which must create its object)",
 ]
 
 # How a request's identifiers become ARNs, per IAM prefix: parameter name -> (ARN resource template, the action
@@ -461,7 +463,16 @@ def s3_checks(op, labels, host, query, headers, body, region, account):
         action = S3_OBJECT_ACTIONS.get(op, op)
         if "versionId" in query and op in S3_VERSIONED:
             action = S3_VERSIONED[op]
-        out.append((f"s3:{action}", f"arn:aws:s3:::{bucket}/{key}", ctx))
+        obj = f"arn:aws:s3:::{bucket}/{key}"
+        out.append((f"s3:{action}", obj, ctx))
+        # A new object's tags, retention or legal hold set with the upload need their own actions too.
+        if op in ("PutObject", "CreateMultipartUpload"):
+            if tagging:
+                out.append(("s3:PutObjectTagging", obj, ctx))
+            if header(headers, "x-amz-object-lock-mode") or header(headers, "x-amz-object-lock-retain-until-date"):
+                out.append(("s3:PutObjectRetention", obj, ctx))
+            if header(headers, "x-amz-object-lock-legal-hold"):
+                out.append(("s3:PutObjectLegalHold", obj, ctx))
     elif op == "ListBuckets":
         out.append(("s3:ListAllMyBuckets", "*", ctx))
     else:
@@ -583,7 +594,9 @@ def listed(x):
 
 def condition(op, key, wanted, ctx):
     """True, False, or None (the key's value is unknown)."""
-    if not known(key):
+    # A put that must create its object (If-None-Match: *) acts on an object with no tags yet.
+    fresh = key.lower().startswith("s3:existingobjecttag/") and ctx.get("s3:if-none-match") == "*"
+    if not known(key) and not fresh:
         return None
     qualifier, _, base = op.rpartition(":")
     if_exists = base.endswith("IfExists")
@@ -848,6 +861,7 @@ def main():
     unreasoned = [f for f in rows if f["kind"] == "unused" and not f.get("reason")]
     print(f"summary\t{sum(calls.values())} calls by {len(calls)} roles; {len(bad)} not allowed; "
           f"{sum(1 for f in rows if f['kind'] == 'assumed')} allowed only through unknown condition keys; "
+          f"{sum(1 for f in rows if f['kind'] == 'maybe-denied')} denied if unknown condition keys hold; "
           f"{sum(1 for f in rows if f['kind'] == 'unused')} unused grants, {len(unreasoned)} without a reason; "
           f"condition keys evaluated: {'; '.join(KNOWN_KEYS)}; any other key is unknown")
     if a.json:
