@@ -11,6 +11,7 @@ use std::process::{Command, Output};
 
 use lifeboat_tests::lambda::{function_binary, LocalLambda};
 use lifeboat_tests::moto::Moto;
+use lifeboat_tests::permissions::check;
 use lifeboat_tests::{plans, repo_root};
 use serde_json::Value;
 
@@ -112,26 +113,6 @@ fn schedule_input(stack: &Value, function: &str, time: &str) -> String {
         .as_str()
         .unwrap()
         .replace("<aws.scheduler.scheduled-time>", time)
-}
-
-fn check(recording: &Path, stack: &Path, extra: &[&str]) -> (i32, String) {
-    let mut args = vec![
-        "tests/stack/permissions.py",
-        "--recording",
-        recording.to_str().unwrap(),
-        "--stack",
-        stack.to_str().unwrap(),
-        "--reasons",
-        "infra/permissions-unused.json",
-    ];
-    args.extend_from_slice(extra);
-    let out = run(&args);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().expect("permissions.py exited"), text)
 }
 
 /// `stack` with `action` taken out of every statement of `role` (a statement left with no action goes).

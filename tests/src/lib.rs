@@ -14,6 +14,7 @@ pub mod fleet;
 pub mod history;
 pub mod lambda;
 pub mod moto;
+pub mod permissions;
 pub mod plans;
 pub mod postgres;
 pub mod redis;
