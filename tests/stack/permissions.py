@@ -314,7 +314,7 @@ def match_uri(template, path_segments, query):
     return labels, markers
 
 
-def rest_operation(model, method, path, query, headers):
+def rest_operation(model, method, path, query):
     """The operation of a REST request by botocore's model: the most specific (most query markers) match."""
     # The Rust SDK names some operations in the query (`x-id=GetObject`): only that one is matched then.
     named = query.get("x-id")
@@ -518,7 +518,7 @@ def arns(prefix, op, params, region, account):
     return found or ["*"]
 
 
-def derive(rec, models, region_default, account):
+def derive(rec, models, account):
     """(signing key, [(action, resource, context)], operation) of one record, or a reason it cannot be derived."""
     url = urlsplit(rec["url"])
     query = dict(parse_qsl(url.query, keep_blank_values=True))
@@ -550,7 +550,7 @@ def derive(rec, models, region_default, account):
             params = {**query, **form}
             op = params.get("Action")
         elif model is not None:
-            op, labels = rest_operation(model, method, url.path, query, headers)
+            op, labels = rest_operation(model, method, url.path, query)
             labels = labels or {}
             params = {**query, **labels}
             if model.protocol == "rest-json" and raw[:1] == b"{":
@@ -786,7 +786,7 @@ def main():
                 if any(f"Credential={k}/" in rec for k in by_key):
                     lost += 1
                 continue
-            d = derive(rec, models, stack.get("region"), account)
+            d = derive(rec, models, account)
             if d is None or d[0] not in by_key:
                 continue
             key, checks, op = d
