@@ -24,6 +24,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod deployed;
 pub mod in_process;
 pub mod plans;
 pub mod story;
