@@ -151,7 +151,7 @@ impl Tasks for Steps<'_> {
 }
 
 /// Whether `event` matches an EventBridge `pattern` (the subset the stack's rules use: exact values, prefixes).
-fn matches(pattern: &Value, event: &Value) -> bool {
+pub fn matches(pattern: &Value, event: &Value) -> bool {
     pattern.as_object().into_iter().flatten().all(|(key, want)| {
         let got = &event[key];
         match want {
