@@ -508,7 +508,7 @@ pub async fn story(w: &World, deployed: &Deployed, say: &dyn Fn(String)) {
         described.rotation_rules().and_then(|r| r.automatically_after_days()),
         Some(30)
     );
-    let before = current_user(&sm, &secret_id).await;
+    let before = super::current_user_of(&sm, &secret_id).await;
     let token = crate::stage_rotation(&sm, &secret_id).await;
     let mut steps_said = Vec::new();
     for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
@@ -526,7 +526,7 @@ pub async fn story(w: &World, deployed: &Deployed, say: &dyn Fn(String)) {
         .send()
         .await
         .unwrap();
-    let after = current_user(&sm, &secret_id).await;
+    let after = super::current_user_of(&sm, &secret_id).await;
     assert_ne!(
         before.0,
         after.0,
@@ -596,19 +596,4 @@ pub async fn story(w: &World, deployed: &Deployed, say: &dyn Fn(String)) {
             f.logical_id
         );
     }
-}
-
-async fn current_user(sm: &aws_sdk_secretsmanager::Client, id: &str) -> (String, String) {
-    let v = sm
-        .get_secret_value()
-        .secret_id(id)
-        .version_stage("AWSCURRENT")
-        .send()
-        .await
-        .unwrap();
-    let doc: Value = serde_json::from_str(v.secret_string().unwrap()).unwrap();
-    (
-        doc["username"].as_str().unwrap().to_owned(),
-        doc["password"].as_str().unwrap().to_owned(),
-    )
 }
