@@ -307,7 +307,7 @@ fn notify_sample_events_carry_what_the_message_names() {
     };
     assert_eq!(
         (name.as_str(), state.as_str(), previous.as_str()),
-        ("lifeboat/app-prod/snapshot-age", "ALARM", "OK")
+        ("lifeboat/lifeboat/app-prod/snapshot-age", "ALARM", "OK")
     );
     assert_eq!(since.to_rfc3339(), "2026-11-22T10:00:00+00:00");
     let Notice::Alarm { state, previous, .. } = parse("recovery.json") else {

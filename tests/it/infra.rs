@@ -429,3 +429,50 @@ fn the_restore_roles_may_write_exactly_the_tag_keys_the_code_writes() {
         "a console restore writes no RDS tag"
     );
 }
+
+/// One entry of the template's Parameters or Resources as text: from its `  Name:` line to the next entry's.
+fn template_resource<'a>(template: &'a str, name: &str) -> &'a str {
+    let from = template
+        .find(&format!("\n  {name}:\n"))
+        .unwrap_or_else(|| panic!("no {name} in the template"))
+        + 1;
+    let rest = &template[from..];
+    let mut offset = rest.find('\n').map_or(rest.len(), |i| i + 1);
+    for line in rest[offset..].split_inclusive('\n') {
+        let entry = line.starts_with("  ") && !line[2..].starts_with([' ', '#', '\n']);
+        if entry || !(line.starts_with(' ') || line.trim().is_empty() || line.starts_with('#')) {
+            break;
+        }
+        offset += line.len();
+    }
+    &rest[..offset]
+}
+
+/// Monitor and notify are told their stack, and notify hears only its own stack's alarms: two stacks in one account
+/// and region never act on each other's (tests/it/monitor.rs runs two monitors side by side).
+#[test]
+fn monitor_and_notify_know_their_stack_and_notify_hears_only_its_alarms() {
+    let template = std::fs::read_to_string(repo_root().join("infra/template.yaml")).unwrap();
+    for function in ["MonitorFunction", "NotifyFunction"] {
+        assert!(
+            template_resource(&template, function).contains("LIFEBOAT_STACK_NAME: !Ref AWS::StackName"),
+            "{function} is not given its stack's name"
+        );
+    }
+    let notify = template_resource(&template, "NotifyFunction");
+    assert!(
+        notify.contains(r#"alarmName: [{prefix: !Sub "lifeboat/${AWS::StackName}/"}]"#),
+        "notify's alarm rule is not scoped to the stack"
+    );
+    let monitor_role = template_resource(&template, "MonitorRole");
+    assert!(
+        monitor_role.contains(":alarm:lifeboat/${AWS::StackName}/*"),
+        "{monitor_role}"
+    );
+    for line in template.lines().filter(|l| l.trim_start().starts_with("AlarmName:")) {
+        assert!(
+            line.contains("lifeboat/${AWS::StackName}/"),
+            "a stack alarm outside the stack's prefix: {line}"
+        );
+    }
+}
