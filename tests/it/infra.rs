@@ -448,6 +448,27 @@ fn template_resource<'a>(template: &'a str, name: &str) -> &'a str {
     &rest[..offset]
 }
 
+/// Reserved concurrency is the `ReserveConcurrency` parameter's, off by default: a fixed reservation (they added up
+/// to 20) fails to deploy on an account whose concurrency limit was lowered.
+#[test]
+fn no_function_reserves_concurrency_unless_the_parameter_says_so() {
+    let template = std::fs::read_to_string(repo_root().join("infra/template.yaml")).unwrap();
+    let reservations: Vec<&str> = template
+        .lines()
+        .filter(|l| l.trim_start().starts_with("ReservedConcurrentExecutions:"))
+        .collect();
+    assert_eq!(reservations.len(), 7, "one per function: {reservations:?}");
+    for line in reservations {
+        assert!(
+            line.contains("!If [ReservesConcurrency, ") && line.trim_end().ends_with(", !Ref AWS::NoValue]"),
+            "a reservation not behind ReserveConcurrency: {line}"
+        );
+    }
+    let parameter = template_resource(&template, "ReserveConcurrency");
+    assert!(parameter.contains("Default: \"false\""), "{parameter}");
+    assert!(template.contains("ReservesConcurrency: !Equals [!Ref ReserveConcurrency, \"true\"]"));
+}
+
 /// Monitor and notify are told their stack, and notify hears only its own stack's alarms: two stacks in one account
 /// and region never act on each other's (tests/it/monitor.rs runs two monitors side by side).
 #[test]
