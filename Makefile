@@ -208,7 +208,8 @@ endif
 	@echo "$(PACKAGE_DIR)/: $(ZIP_FUNCTIONS:=.zip) image/ layers/ for $(ARCH) ($(PROFILE))"
 
 ## make deploy: one command from a clone to a running stack (prerequisites: README.md, Deploy). Packages for ARCH,
-## makes the image repository IMAGE_REPOSITORY when missing (immutable tags, scanned on push, KMS-encrypted), builds
+## makes the image repository IMAGE_REPOSITORY when missing (immutable tags, scanned on push, KMS-encrypted, pulled
+## by this account's Lambda functions only), builds
 ## and pushes the image once per content, then deploys infra/template.yaml as STACK with the image's digest. The first
 ## deploy asks for the parameters (`sam deploy --guided`) and saves them in samconfig.toml under SAM_ENV; later
 ## ones reuse them. Lambda functions need their image to exist when they are created, so the repository lives
@@ -221,9 +222,17 @@ DOCKER_PLATFORM = linux/$(if $(filter arm64,$(ARCH)),arm64,amd64)
 
 deploy: package
 	@for tool in sam docker aws; do command -v $$tool >/dev/null || { echo "$$tool not found: see README.md, Deploy" >&2; exit 1; }; done
-	aws ecr describe-repositories --repository-names $(IMAGE_REPOSITORY) >/dev/null 2>&1 || \
-		aws ecr create-repository --repository-name $(IMAGE_REPOSITORY) --image-tag-mutability IMMUTABLE \
-			--image-scanning-configuration scanOnPush=true --encryption-configuration encryptionType=KMS >/dev/null
+	if ! aws ecr describe-repositories --repository-names $(IMAGE_REPOSITORY) >/dev/null 2>&1; then \
+		arn=$$(aws ecr create-repository --repository-name $(IMAGE_REPOSITORY) --image-tag-mutability IMMUTABLE \
+			--image-scanning-configuration scanOnPush=true --encryption-configuration encryptionType=KMS \
+			--query repository.repositoryArn --output text); \
+		IFS=: read -r _ partition _ region account _ <<< "$$arn"; \
+		aws ecr set-repository-policy --repository-name $(IMAGE_REPOSITORY) --policy-text "{\"Version\": \"2012-10-17\", \
+			\"Statement\": [{\"Sid\": \"LambdaPullsThisAccountsFunctions\", \"Effect\": \"Allow\", \
+			\"Principal\": {\"Service\": \"lambda.amazonaws.com\"}, \
+			\"Action\": [\"ecr:BatchGetImage\", \"ecr:GetDownloadUrlForLayer\"], \
+			\"Condition\": {\"StringLike\": {\"aws:sourceArn\": \"arn:$$partition:lambda:$$region:$$account:function:*\"}}}]}" >/dev/null; \
+	fi
 	repo=$$(aws ecr describe-repositories --repository-names $(IMAGE_REPOSITORY) --query 'repositories[0].repositoryUri' --output text); \
 	tag=$$(cd $(PACKAGE_DIR)/image && cat Dockerfile export restore | sha256sum | cut -c1-16)-pg$(PG_MAJOR)-$(ARCH); \
 	if ! aws ecr describe-images --repository-name $(IMAGE_REPOSITORY) --image-ids imageTag=$$tag >/dev/null 2>&1; then \

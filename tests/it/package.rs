@@ -207,3 +207,44 @@ fn the_deploy_needs_no_beta_feature_and_no_second_deploy() {
     let makefile = std::fs::read_to_string(repo_root().join("Makefile")).unwrap();
     assert!(makefile.contains("\ndeploy: package\n"), "make deploy packages first");
 }
+
+/// `make deploy` after the first: the answers `sam deploy --guided` saved are passed again exactly as SAM wrote
+/// them (JSON values with escaped quotes included), without the build's parameters, which each deploy sets afresh.
+#[test]
+fn a_later_deploy_reuses_the_saved_answers_and_replaces_only_the_builds() {
+    let dir = tempfile::tempdir().unwrap();
+    let samconfig = dir.path().join("samconfig.toml");
+    let saved = r#"PlanBucket=\"acme-plans\" SubnetIds=\"subnet-1,subnet-2\" RestoreChecks=\"[{\\\"name\\\": \\\"users\\\", \\\"sql\\\": \\\"select count(*) > 0 from users\\\"}]\" ImageDigest=\"sha256:0000\" Architecture=\"arm64\" ImageRepository=\"old\""#;
+    std::fs::write(
+        &samconfig,
+        format!("version = 0.1\n[staging.deploy.parameters]\nparameter_overrides = \"{saved}\"\n"),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new("python3")
+            .arg(repo_root().join("infra/package.py"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let path = samconfig.to_str().unwrap();
+    let out = run(&["overrides", path, "staging"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        r#"PlanBucket="acme-plans" SubnetIds="subnet-1,subnet-2" RestoreChecks="[{\"name\": \"users\", \"sql\": \"select count(*) > 0 from users\"}]""#
+    );
+    assert_eq!(run(&["overrides", path, "staging", "--has"]).status.code(), Some(0));
+    assert_eq!(
+        run(&["overrides", path, "production", "--has"]).status.code(),
+        Some(1),
+        "no saved answers: the first deploy is guided"
+    );
+    let missing = dir.path().join("none.toml");
+    assert_eq!(
+        run(&["overrides", missing.to_str().unwrap(), "default", "--has"])
+            .status
+            .code(),
+        Some(1)
+    );
+}
