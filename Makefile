@@ -10,7 +10,7 @@ APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 # Two cores: keep parallel test servers and builds to that size.
 TEST_THREADS ?= 2
 
-.PHONY: all test demo setup tools postgres redis chromium rust lint fmt clippy cfn-lint unit bench bench-export bench-restore bench-rotate bench-plan clean rds-ca asl checkov cloudsplaining deny deps book
+.PHONY: all test demo package deploy setup tools postgres redis chromium rust lint fmt clippy cfn-lint unit bench bench-export bench-restore bench-rotate bench-plan clean rds-ca asl checkov cloudsplaining deny deps book
 
 all: test
 
@@ -185,7 +185,88 @@ $(ASL_VALIDATOR): infra/asl/package.json infra/asl/package-lock.json
 	npm ci --prefix infra/asl --no-audit --no-fund
 	touch $@
 
-## make rds-ca: download the RDS certificate bundle for the rotate function's layer (before `sam build`).
+## make package: every artefact a deploy uploads, into PACKAGE_DIR (default dist/, where infra/template.yaml's
+## CodeUri and ContentUri point): <function>.zip for each zip function (its `bootstrap`, executable, at the root),
+## image/ (the export and restore image's build context: infra/pg-tools.Dockerfile as Dockerfile and the two
+## binaries) and layers/ (the RDS certificate bundle, from `make rds-ca`). ARCH=arm64 (default) or x86_64, as the
+## template's Architecture parameter says. PROFILE=release (default) builds with cargo lambda (Zig links for ARCH
+## on any host); PROFILE=debug packages the host's debug binaries as `cargo build` left them, so that a test checks
+## the layout against the template without a release build (tests/it/package.rs).
+ARCH ?= arm64
+PROFILE ?= release
+PACKAGE_DIR ?= dist
+RDS_CA ?= infra/layers/rds-ca/global-bundle.pem
+ZIP_FUNCTIONS := snapshot rotate monitor notify
+IMAGE_BINARIES := export restore
+TARGET_DIR = $(or $(CARGO_TARGET_DIR),target)
+HOST_ARCH := $(shell uname -m | sed 's/aarch64/arm64/')
+binary = $(if $(filter release,$(PROFILE)),$(TARGET_DIR)/lambda/$(1)/bootstrap,$(TARGET_DIR)/debug/$(1))
+
+package:
+	@case "$(ARCH)" in arm64|x86_64) ;; *) echo "ARCH must be arm64 or x86_64, not $(ARCH)" >&2; exit 1;; esac
+	@case "$(PROFILE)" in release) ;; debug) [ "$(ARCH)" = "$(HOST_ARCH)" ] || { echo "PROFILE=debug packages this host's binaries: ARCH must be $(HOST_ARCH)" >&2; exit 1; };; \
+		*) echo "PROFILE must be release or debug, not $(PROFILE)" >&2; exit 1;; esac
+	@[ -f "$(RDS_CA)" ] || { echo "$(RDS_CA) is missing: run make rds-ca first" >&2; exit 1; }
+ifeq ($(PROFILE),release)
+	@[ -x $(VENV)/bin/cargo-lambda ] || { echo "cargo-lambda is missing: run make tools (or pip install cargo-lambda)" >&2; exit 1; }
+	for f in $(ZIP_FUNCTIONS) $(IMAGE_BINARIES); do \
+		PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --locked --release --lambda-dir $(TARGET_DIR)/lambda \
+			$(if $(filter arm64,$(ARCH)),--arm64,--x86-64) -p $$f; \
+	done
+endif
+	rm -rf $(PACKAGE_DIR)
+	mkdir -p $(PACKAGE_DIR)/image $(PACKAGE_DIR)/layers/rds-ca
+	$(foreach f,$(ZIP_FUNCTIONS),python3 infra/package.py zip $(PACKAGE_DIR)/$(f).zip $(call binary,$(f)) &&) true
+	$(foreach f,$(IMAGE_BINARIES),install -m 0755 $(call binary,$(f)) $(PACKAGE_DIR)/image/$(f) &&) true
+	cp infra/pg-tools.Dockerfile $(PACKAGE_DIR)/image/Dockerfile
+	cp $(RDS_CA) $(PACKAGE_DIR)/layers/rds-ca/global-bundle.pem
+	@echo "$(PACKAGE_DIR)/: $(ZIP_FUNCTIONS:=.zip) image/ layers/ for $(ARCH) ($(PROFILE))"
+
+## make deploy: one command from a clone to a running stack (prerequisites: README.md, Deploy). Packages for ARCH,
+## makes the image repository IMAGE_REPOSITORY when missing (immutable tags, scanned on push, KMS-encrypted, pulled
+## by this account's Lambda functions only), builds
+## and pushes the image once per content, then deploys infra/template.yaml as STACK with the image's digest. The first
+## deploy asks for the parameters (`sam deploy --guided`) and saves them in samconfig.toml under SAM_ENV; later
+## ones reuse them. Lambda functions need their image to exist when they are created, so the repository lives
+## outside the stack, made here, and the image is pushed before the stack is deployed: one deploy, never two.
+STACK ?= lifeboat
+SAM_ENV ?= default
+IMAGE_REPOSITORY ?= $(STACK)-pg-tools
+PG_MAJOR ?= 18
+DOCKER_PLATFORM = linux/$(if $(filter arm64,$(ARCH)),arm64,amd64)
+
+deploy: package
+	@for tool in sam docker aws; do command -v $$tool >/dev/null || { echo "$$tool not found: see README.md, Deploy" >&2; exit 1; }; done
+	if ! aws ecr describe-repositories --repository-names $(IMAGE_REPOSITORY) >/dev/null 2>&1; then \
+		arn=$$(aws ecr create-repository --repository-name $(IMAGE_REPOSITORY) --image-tag-mutability IMMUTABLE \
+			--image-scanning-configuration scanOnPush=true --encryption-configuration encryptionType=KMS \
+			--query repository.repositoryArn --output text); \
+		IFS=: read -r _ partition _ region account _ <<< "$$arn"; \
+		aws ecr set-repository-policy --repository-name $(IMAGE_REPOSITORY) --policy-text "{\"Version\": \"2012-10-17\", \
+			\"Statement\": [{\"Sid\": \"LambdaPullsThisAccountsFunctions\", \"Effect\": \"Allow\", \
+			\"Principal\": {\"Service\": \"lambda.amazonaws.com\"}, \
+			\"Action\": [\"ecr:BatchGetImage\", \"ecr:GetDownloadUrlForLayer\"], \
+			\"Condition\": {\"StringLike\": {\"aws:sourceArn\": \"arn:$$partition:lambda:$$region:$$account:function:*\"}}}]}" >/dev/null; \
+	fi
+	repo=$$(aws ecr describe-repositories --repository-names $(IMAGE_REPOSITORY) --query 'repositories[0].repositoryUri' --output text); \
+	tag=$$(cd $(PACKAGE_DIR)/image && cat Dockerfile export restore | sha256sum | cut -c1-16)-pg$(PG_MAJOR)-$(ARCH); \
+	if ! aws ecr describe-images --repository-name $(IMAGE_REPOSITORY) --image-ids imageTag=$$tag >/dev/null 2>&1; then \
+		aws ecr get-login-password | docker login --username AWS --password-stdin "$${repo%%/*}"; \
+		docker build --platform $(DOCKER_PLATFORM) --build-arg PG_MAJOR=$(PG_MAJOR) -t "$$repo:$$tag" $(PACKAGE_DIR)/image; \
+		docker push "$$repo:$$tag"; \
+	fi; \
+	digest=$$(aws ecr describe-images --repository-name $(IMAGE_REPOSITORY) --image-ids imageTag=$$tag \
+		--query 'imageDetails[0].imageDigest' --output text); \
+	build="ImageRepository=$(IMAGE_REPOSITORY) ImageDigest=$$digest Architecture=$(ARCH)"; \
+	if python3 infra/package.py overrides samconfig.toml $(SAM_ENV) --has; then \
+		sam deploy --config-env $(SAM_ENV) --stack-name $(STACK) --template-file infra/template.yaml \
+			--parameter-overrides "$$(python3 infra/package.py overrides samconfig.toml $(SAM_ENV)) $$build"; \
+	else \
+		sam deploy --guided --config-env $(SAM_ENV) --stack-name $(STACK) --template-file infra/template.yaml \
+			--parameter-overrides "$$build"; \
+	fi
+
+## make rds-ca: download the RDS certificate bundle for the rotate function's layer (before `make package`).
 rds-ca:
 	mkdir -p infra/layers/rds-ca
 	curl -fsSL -o infra/layers/rds-ca/global-bundle.pem https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem
@@ -195,4 +276,4 @@ unit:
 	cargo test --locked --workspace --lib
 
 clean:
-	rm -rf .demo .deny
+	rm -rf .demo .deny dist

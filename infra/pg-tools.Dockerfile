@@ -1,22 +1,18 @@
 # The image of the functions that drive the PostgreSQL client tools: `export` (pg_dump, pg_restore) and `restore`
-# (pg_restore into a scratch database). The entry point is `export`; the restore function's ImageConfig points at
+# (pg_restore into a scratch database). The entry point is `export`; the restore functions' ImageConfig points at
 # /usr/local/bin/restore. One image serves Lambda (the binaries speak the Lambda runtime API themselves, so no AWS
-# base image is needed) and the ECS Fargate task for long exports (`LIFEBOAT_EVENT` set, one export, exit status =
-# result).
+# base image is needed) and the ECS Fargate tasks for long exports and restores (`LIFEBOAT_EVENT` set, one run,
+# exit status = result).
 #
+# Its build context is the directory `make package` writes (dist/image: this file as Dockerfile, and the `export`
+# and `restore` binaries already built for the target architecture), so that Docker compiles nothing and never
+# emulates another architecture: `make deploy` runs
+#   docker build --platform linux/arm64 dist/image
 # PG_MAJOR must be at least the newest PostgreSQL major version among the databases: pg_dump cannot dump a newer
-# server, and the function refuses to try. Build: `sam build` (template infra/template.yaml), or by hand from the
-# repository root: docker build --platform linux/arm64 -f infra/pg-tools.Dockerfile -t lifeboat-pg-tools .
+# server, and the function refuses to try (`make deploy PG_MAJOR=<n>`).
 
 ARG PG_MAJOR=18
 ARG DEBIAN=bookworm
-
-FROM rust:1.95-bookworm AS build
-WORKDIR /src
-COPY . .
-RUN cargo build --release --locked -p export -p restore \
- && install -D target/release/export /out/export \
- && install -D target/release/restore /out/restore
 
 FROM debian:${DEBIAN}-slim
 ARG PG_MAJOR
@@ -39,7 +35,7 @@ RUN set -eux; \
     apt-get autoremove -y; \
     rm -rf /var/lib/apt/lists/*
 
-COPY --from=build /out/export /out/restore /usr/local/bin/
+COPY export restore /usr/local/bin/
 
 ENV LIFEBOAT_PG_DUMP=/usr/lib/postgresql/${PG_MAJOR}/bin/pg_dump \
     LIFEBOAT_PG_RESTORE=/usr/lib/postgresql/${PG_MAJOR}/bin/pg_restore \

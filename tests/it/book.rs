@@ -598,8 +598,9 @@ fn the_reference_lists_every_metric_and_dimension() {
 fn the_reference_lists_every_alarm() {
     use lifeboat::caches::elasticache::CacheKind;
     use lifeboat::monitoring::caches as cache_monitor;
-    use lifeboat::monitoring::monitor::{self, Policy};
+    use lifeboat::monitoring::monitor::{self, AlarmScope, Policy};
 
+    let scope = AlarmScope::new("lifeboat").unwrap();
     let policy = Policy {
         snapshot_max_age_s: 26.0 * 3600.0,
         export_max_age_s: [("PROFILE".to_owned(), 26.0 * 3600.0)].into(),
@@ -608,16 +609,16 @@ fn the_reference_lists_every_alarm() {
         min_retention_days: 7.0,
     };
     let check = |name: &str| {
-        let (_, check) = monitor::parse_alarm_name(name).unwrap_or_else(|| panic!("{name} is not Lifeboat's"));
+        let (_, check) = scope.parse(name).unwrap_or_else(|| panic!("{name} is not Lifeboat's"));
         check.replace("PROFILE", "<profile>")
     };
-    let mut in_code: BTreeSet<String> = monitor::alarm_set("app", &policy)
+    let mut in_code: BTreeSet<String> = monitor::alarm_set(&scope, "app", &policy)
         .iter()
         .map(|a| check(&a.name))
         .collect();
     for kind in [CacheKind::ReplicationGroup, CacheKind::Node, CacheKind::Serverless] {
         in_code.extend(
-            cache_monitor::alarm_set("sessions", kind, &policy, Some(3600.0))
+            cache_monitor::alarm_set(&scope, "sessions", kind, &policy, Some(3600.0))
                 .iter()
                 .map(|a| check(&a.name)),
         );

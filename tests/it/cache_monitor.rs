@@ -20,8 +20,11 @@ fn tag(k: &str, v: &str) -> Tag {
     Tag::builder().key(k).value(v).build()
 }
 
+/// The variables given, over the stack name every monitor and notify needs (`LIFEBOAT_STACK_NAME`, here `prod`: the
+/// alarms these tests read are `lifeboat/prod/<subject>/<check>`).
 fn env(pairs: &[(&str, &str)]) -> impl lifeboat::core::settings::Env {
-    let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let mut map: BTreeMap<String, String> = BTreeMap::from([("LIFEBOAT_STACK_NAME".to_owned(), "prod".to_owned())]);
+    map.extend(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     move |n: &str| map.get(n).cloned()
 }
 
@@ -249,7 +252,7 @@ async fn monitor_publishes_cache_ages_findings_and_one_alarm_set_per_cache() {
     // One alarm set per cache, on CacheIdentifier, missing data breaching.
     let alarms = cw
         .describe_alarms()
-        .alarm_name_prefix("lifeboat/cache:")
+        .alarm_name_prefix("lifeboat/prod/cache:")
         .send()
         .await
         .unwrap()
@@ -258,8 +261,8 @@ async fn monitor_publishes_cache_ages_findings_and_one_alarm_set_per_cache() {
     let mut names: Vec<&str> = alarms.iter().filter_map(|a| a.alarm_name()).collect();
     names.sort_unstable();
     assert_eq!(names.len(), 2 * 5, "{names:?}");
-    assert!(names.contains(&"lifeboat/cache:jobs/snapshot-age"));
-    assert!(names.contains(&"lifeboat/cache:sessions/export-age"));
+    assert!(names.contains(&"lifeboat/prod/cache:jobs/snapshot-age"));
+    assert!(names.contains(&"lifeboat/prod/cache:sessions/export-age"));
     for a in &alarms {
         assert_eq!(a.treat_missing_data(), Some("breaching"));
         let dims: Vec<(&str, &str)> = a
@@ -366,7 +369,7 @@ async fn a_deselected_cache_keeps_its_alarms_until_a_person_confirms() {
     let of = |names: &[String], cache: &str| {
         names
             .iter()
-            .filter(|n| n.starts_with(&format!("lifeboat/cache:{cache}/")))
+            .filter(|n| n.starts_with(&format!("lifeboat/prod/cache:{cache}/")))
             .count()
     };
     let before = alarms().await;

@@ -1,548 +1,88 @@
-//! The stack a user deploys, run here: `infra/template.yaml` deployed into moto's CloudFormation
-//! (`lifeboat_tests::stack`), every function started with the environment and role the stack gave it, and driven
-//! only through the stack's own wiring: each schedule's input, an EventBridge rule's pattern, the rotation the
-//! rotate tick configured, and the restore test run by the deployed state machine's definition from the input the
-//! snapshot tick started it with.
-//!
-//! The local world adds only what points the functions at this machine's servers (`world_settings`): moto's
-//! endpoints for the restored instance and the databases' hosts are made up, so the local PostgreSQL answers for
-//! them, without TLS.
+//! The stack a user deploys, run here (`lifeboat_tests::demo::deployed`, also the demo's last chapter): one
+//! scheduled run of every function, a rotation, and restore tests of a database and a cache through the deployed
+//! state machine, all through the stack's own wiring.
 
-use chrono::{DateTime, Duration, Utc};
-use lifeboat_tests::asl::{self, Failure, Tasks};
-use lifeboat_tests::moto::Moto;
-use lifeboat_tests::postgres::{self, Postgres};
-use lifeboat_tests::redis::Redis;
-use lifeboat_tests::stack::{Deployed, Local, Stack};
-use serde_json::{json, Value};
-
-const REGION: &str = "us-east-1";
-const STACK: &str = "lifeboat";
-const PLANS: &str = "lifeboat-plans";
-const DB: &str = "app-db";
-const CACHE: &str = "app-cache";
-/// The master user of the instance moto made (`lifeboat_tests::plans::instance`), which a restored copy keeps: a
-/// role of the local server, so that the restore test logs in as the copy's master user, as it would on RDS.
-const MASTER_USER: &str = "x";
-
-/// One plan, every kind of rule the functions follow but the cache's RDB copies (moto has no CopySnapshot to
-/// export one): the database's and the cache's snapshots at 01:00, a full export at 02:00, restore tests of the
-/// newest snapshot of each at 03:00, rotation every 30 days.
-fn plan() -> Value {
-    json!({"format": 1, "plans": {"app": {
-        "databases": [DB],
-        "caches": [CACHE],
-        "snapshots": {"schedule": "0 1 * * *", "retention": {"daily": 7}},
-        "cache_snapshots": {"schedule": "0 1 * * *", "retention": {"daily": 7}},
-        "exports": {"full": {"schedule": "0 2 * * *", "keep_days": 14}},
-        "restore_tests": [
-            {"schedule": "0 3 * * *", "from": "newest-snapshot"},
-            {"schedule": "0 3 * * *", "from": "newest-cache-snapshot"}
-        ],
-        "rotation": {"every_days": 30}
-    }}})
-}
-
-/// What the local world sets beside the stack's environment, each for the reason given.
-fn world_settings(pg: &Postgres, redis: &Redis) -> Local {
-    let bin = postgres::bin_dir();
-    Local::default()
-        .with(
-            "LIFEBOAT_PG_DUMP",
-            bin.join("pg_dump").display().to_string(),
-            "the image's pg_dump (its Dockerfile's ENV) is this machine's",
-        )
-        .with(
-            "LIFEBOAT_PG_RESTORE",
-            bin.join("pg_restore").display().to_string(),
-            "the image's pg_restore is this machine's",
-        )
-        .with(
-            "LIFEBOAT_EXPORT_ALLOW_ANY_HOST",
-            "true",
-            "the database's secret names the local server, not the endpoint moto made up",
-        )
-        .with(
-            "LIFEBOAT_DB_SSLMODE",
-            "disable",
-            "the local PostgreSQL has no certificate from the RDS CA the stack's verify-full expects",
-        )
-        .with(
-            "LIFEBOAT_RESTORE_RESOLVE",
-            format!(
-                ".rds.amazonaws.com=127.0.0.1:{},.cache.amazonaws.com=127.0.0.1:{}",
-                pg.port, redis.port
-            ),
-            "the restored instance and group moto describes have no server: the local ones answer for them",
-        )
-        .with(
-            "LIFEBOAT_CACHE_CA_BUNDLE",
-            redis.ca_file.as_ref().expect("a TLS server").display().to_string(),
-            "the local Redis's certificate is from the test's own CA, not ElastiCache's",
-        )
-}
-
-/// The restore-test steps' tasks, run by the deployed functions; before Verify the test's own secret gets the
-/// local server's login (the restored instance moto made has none of its own).
-struct Steps<'a> {
-    deployed: &'a Deployed,
-    sm: aws_sdk_secretsmanager::Client,
-    pg: &'a Postgres,
-    redis: &'a Redis,
-    rt: tokio::runtime::Handle,
-    /// What each step answered, for a failure's message.
-    said: Vec<String>,
-}
-
-impl Tasks for Steps<'_> {
-    fn invoke(&mut self, function: &str, payload: &Value) -> Result<Value, Failure> {
-        let answer = self.deployed.invoke(function, payload);
-        let said = match &answer {
-            Ok(v) => v.to_string(),
-            Err(e) => e.clone(),
-        };
-        self.said.push(format!("{}: {said}", payload["action"]));
-        answer.map_err(|text| {
-            // Lambda reports a function error as its errorType, which cargo lambda prints first: `Error: <type>`.
-            let error = text
-                .lines()
-                .next()
-                .and_then(|l| l.strip_prefix("Error: "))
-                .filter(|t| !t.contains(' '))
-                .unwrap_or("Lambda.Unknown")
-                .to_owned();
-            Failure { error, cause: text }
-        })
-    }
-
-    fn entering(&mut self, state: &str, input: &Value) {
-        let id = || {
-            input["test"]["restored_id"]
-                .as_str()
-                .expect("a restored copy")
-                .to_owned()
-        };
-        let (secret, login) = if state.ends_with("/Verify") {
-            (
-                lifeboat::rds::restore::test_secret_name(&id()),
-                json!({"username": MASTER_USER, "password": self.pg.password}),
-            )
-        } else if state.ends_with("/CacheVerify") {
-            (
-                lifeboat::caches::restore::test_secret_name(&id()),
-                json!({"username": "default", "password": self.redis.password}),
-            )
-        } else {
-            return;
-        };
-        let sm = self.sm.clone();
-        tokio::task::block_in_place(|| {
-            self.rt.block_on(async {
-                sm.put_secret_value()
-                    .secret_id(secret)
-                    .secret_string(login.to_string())
-                    .send()
-                    .await
-                    .unwrap();
-            });
-        });
-    }
-}
-
-/// Whether `event` matches an EventBridge `pattern` (the subset the stack's rules use: exact values, prefixes).
-fn matches(pattern: &Value, event: &Value) -> bool {
-    pattern.as_object().into_iter().flatten().all(|(key, want)| {
-        let got = &event[key];
-        match want {
-            Value::Array(options) => options.iter().any(|o| match o {
-                Value::Object(op) if op.contains_key("prefix") => got
-                    .as_str()
-                    .zip(op["prefix"].as_str())
-                    .is_some_and(|(g, p)| g.starts_with(p)),
-                other => got == other,
-            }),
-            Value::Object(_) => matches(want, got),
-            other => got == other,
-        }
-    })
-}
-
-struct World {
-    moto: Moto,
-    pg: Postgres,
-    redis: Redis,
-    stack: Stack,
-    config: aws_config::SdkConfig,
-    /// The day the story runs on: yesterday, so every tick is in the past of the real clock.
-    day: DateTime<Utc>,
-}
-
-async fn world() -> World {
-    let moto = Moto::start();
-    let config = moto.config(REGION);
-    let pg = Postgres::start();
-    pg.psql("postgres", "create database app").unwrap();
-    pg.psql(
-        "app",
-        "create table orders (id int primary key, total numeric); insert into orders select g, g * 1.5 from generate_series(1, 500) g",
-    )
-    .unwrap();
-    let s3 = aws_sdk_s3::Client::new(&config);
-    lifeboat_tests::plans::versioned_bucket(&s3, PLANS).await;
-    lifeboat_tests::plans::put_json(&s3, PLANS, "lifeboat/plans.json", &plan()).await;
-    // The database, as a user puts it under Lifeboat: an RDS instance whose `lifeboat:secret` tag names a
-    // secret. Its secret is a backup user with a master secret beside it, so a rotation alternates users and
-    // the local superuser keeps its password.
-    let backup_password = lifeboat_tests::random_hex(16);
-    pg.psql(
-        "postgres",
-        &format!(
-            "CREATE ROLE lifeboat_backup LOGIN PASSWORD '{backup_password}'; GRANT pg_read_all_data TO lifeboat_backup"
-        ),
-    )
-    .unwrap();
-    pg.psql(
-        "postgres",
-        &format!(
-            "CREATE ROLE {MASTER_USER} LOGIN PASSWORD '{}'; GRANT pg_read_all_data TO {MASTER_USER}",
-            pg.password
-        ),
-    )
-    .unwrap();
-    let sm = aws_sdk_secretsmanager::Client::new(&config);
-    let admin = json!({"engine": "postgres", "host": "127.0.0.1", "port": pg.port,
-        "username": postgres::SUPERUSER, "password": pg.password, "dbname": "app"});
-    let master = sm
-        .create_secret()
-        .name("app-db/master")
-        .secret_string(admin.to_string())
-        .send()
-        .await
-        .unwrap();
-    let secret = json!({"engine": "postgres", "host": "127.0.0.1", "port": pg.port, "username": "lifeboat_backup",
-        "password": backup_password, "dbname": "app", "masterarn": master.arn().unwrap()});
-    sm.create_secret()
-        .name(format!("lifeboat/{DB}"))
-        .secret_string(secret.to_string())
-        .send()
-        .await
-        .unwrap();
-    let secret_tag = format!("lifeboat/{DB}");
-    lifeboat_tests::plans::instance(
-        &aws_sdk_rds::Client::new(&config),
-        DB,
-        &[("lifeboat:secret", &secret_tag)],
-        1,
-    )
-    .await;
-
-    // The cache, listed by the plan, with what a restore test checks in it.
-    let redis = Redis::start_tls(&[]);
-    for i in 0..20 {
-        redis.cli(0, &["SET", &format!("session:{i}"), "x"]);
-    }
-    redis.cli(1, &["HSET", "ratelimit:api", "alice", "17"]);
-    lifeboat_tests::plans::cache(&aws_sdk_elasticache::Client::new(&config), CACHE, &[]).await;
-    let recipient = age::x25519::Identity::generate().to_public().to_string();
-    let stack = tokio::task::block_in_place(|| {
-        Stack::deploy(
-            &moto,
-            REGION,
-            STACK,
-            &[
-                ("PlanBucket", PLANS),
-                ("AgeRecipients", &recipient),
-                // moto has no ElastiCache Serverless API (DescribeServerlessCaches answers nothing it can read).
-                ("ServerlessCaches", "false"),
-            ],
-        )
-    });
-    let day = Utc::now().date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc() - Duration::days(1);
-    World {
-        moto,
-        pg,
-        redis,
-        stack,
-        config,
-        day,
-    }
-}
-
-fn at(day: DateTime<Utc>, h: u32, m: u32) -> DateTime<Utc> {
-    day + Duration::hours(h.into()) + Duration::minutes(m.into())
-}
+use lifeboat_tests::demo::deployed;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_deployed_stack_runs_every_function_a_rotation_and_a_restore_test_through_its_own_wiring() {
-    let w = world().await;
+    let w = deployed::world().await;
     let logs = tempfile::tempdir().unwrap();
-    let deployed = Deployed::start(&w.stack, &w.moto, &world_settings(&w.pg, &w.redis), logs.path());
-    let invoke = |function: &str, event: &Value| {
-        tokio::task::block_in_place(|| deployed.invoke(function, event))
-            .unwrap_or_else(|e| panic!("{function} refused {event}: {e}\n{}", deployed.log_text(function)))
-    };
-    // Every function's entry is one of the stack's schedules or rules.
-    let snapshot = w.stack.schedule("snapshot");
-    let export = w.stack.schedule("export-plan-tick");
-    let rotate = w.stack.schedule("rotate-plan-tick");
-    let monitor = w.stack.schedule("monitor");
-    let evidence = w.stack.schedule("evidence-report");
-
-    // 01:00: the snapshot tick takes the plan's snapshot.
-    let out = invoke(&snapshot.target_arn, &snapshot.input_at(at(w.day, 1, 0)));
-    let rds = aws_sdk_rds::Client::new(&w.config);
-    let snaps = rds
-        .describe_db_snapshots()
-        .db_instance_identifier(DB)
-        .snapshot_type("manual")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        snaps.db_snapshots().len(),
-        1,
-        "the 01:00 tick takes one snapshot: {out}"
-    );
-    let ec = aws_sdk_elasticache::Client::new(&w.config);
-    let cache_snaps = ec.describe_snapshots().cache_cluster_id(CACHE).send().await.unwrap();
-    assert_eq!(cache_snaps.snapshots().len(), 1, "and the cache's: {out}");
-
-    let bucket = w.stack.function("ExportFunction").env["LIFEBOAT_BUCKET"].clone();
-    let s3 = aws_sdk_s3::Client::new(&w.config);
-
-    // 02:00: the export tick dumps the database into the stack's bucket.
-    let out = invoke(&export.target_arn, &export.input_at(at(w.day, 2, 0)));
-    let listed = s3.list_objects_v2().bucket(&bucket).send().await.unwrap();
-    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    let functions = deployed::start_functions(&w, logs.path());
+    let said = std::sync::Mutex::new(Vec::new());
+    deployed::story(&w, &functions, &|line| said.lock().unwrap().push(line)).await;
+    let said = said.into_inner().unwrap();
     assert!(
-        keys.iter().any(|k| k.ends_with("manifest.json")),
-        "the 02:00 export tick leaves a manifest in {bucket}: {out}; keys {keys:?}"
+        said.iter().any(|l| l.contains("restore test of app-db passed")),
+        "the story says what it did: {said:?}"
     );
-
-    // 03:00: the snapshot tick starts the restore test in the deployed state machine, which runs its definition.
-    invoke(&snapshot.target_arn, &snapshot.input_at(at(w.day, 3, 0)));
-    let (machine_arn, definition) = w.stack.state_machine("restore-test");
-    let sfn = aws_sdk_sfn::Client::new(&w.config);
-    let executions = sfn
-        .list_executions()
-        .state_machine_arn(&machine_arn)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        executions.executions().len(),
-        2,
-        "one execution for each rule due at 03:00"
-    );
-    let mut steps = Steps {
-        deployed: &deployed,
-        sm: aws_sdk_secretsmanager::Client::new(&w.config),
-        pg: &w.pg,
-        redis: &w.redis,
-        rt: tokio::runtime::Handle::current(),
-        said: Vec::new(),
-    };
-    // The database's test passes. The cache's runs the cache branch end to end but cannot pass here: its verdict
-    // needs the key counts of a verified RDB copy, and moto has no CopySnapshot to export one (the export tick's
-    // request fails at that call). Its failure is what notify's rule for failed executions is for.
-    let mut paths = Vec::new();
-    let mut failed = Vec::new();
-    for e in executions.executions() {
-        let execution = sfn
-            .describe_execution()
-            .execution_arn(e.execution_arn())
-            .send()
-            .await
-            .unwrap();
-        let input: Value = serde_json::from_str(execution.input().unwrap()).unwrap();
-        let ran = asl::run(&definition, input, &mut steps);
-        let trace: Vec<String> = ran.trace.iter().map(|s| format!("{} {}", s.path, s.outcome)).collect();
-        let path = ran.states_under("EachDatabase[0]/");
-        let context = format!("{}\n{}", trace.join("\n"), steps.said.join("\n"));
-        if path.iter().any(|s| s == "CacheStart") {
-            let f = ran
-                .result
-                .expect_err("the cache's test cannot pass without an RDB copy");
-            assert_eq!(f.error, "Lifeboat.PartialFailure", "{context}");
-            assert!(f.cause.contains(CACHE), "{f:?}");
-            let report = steps
-                .said
-                .iter()
-                .rev()
-                .find(|s| s.starts_with("\"cache_report\""))
-                .unwrap();
-            assert!(
-                report.contains("no verified RDB copy of this cache in the bucket"),
-                "the cache's report says why it did not pass: {report}"
-            );
-            failed.push((e.execution_arn().to_owned(), f));
-        } else {
-            let output = ran
-                .result
-                .unwrap_or_else(|f| panic!("the database's restore test failed: {f:?}\n{context}"));
-            assert_eq!(output["summary"], json!({"failed": 0, "tested": 1}), "{output}");
-        }
-        paths.push(path);
-    }
-    paths.sort();
-    assert_eq!(
-        paths,
-        [
-            vec![
-                "DatabaseOrCache?",
-                "CacheStart",
-                "CacheWaitForRestore",
-                "CachePoll",
-                "CacheAvailable?",
-                "CacheVerify",
-                "CacheReport",
-                "CacheCleanup",
-                "CachePassed?",
-                "CacheTestFailed"
-            ],
-            vec![
-                "DatabaseOrCache?",
-                "Start",
-                "WaitForRestore",
-                "Poll",
-                "Available?",
-                "Prepare",
-                "WaitForPassword",
-                "Verify",
-                "Report",
-                "Cleanup",
-                "Passed?",
-                "TestPassed"
-            ]
-        ]
-    );
-
-    // notify hears of the failed execution through the stack's rule for it.
-    let notify = w.stack.function("NotifyFunction");
-    let rule = |name: &str| -> Value {
-        let r = w
-            .stack
-            .rules_targeting(&notify)
-            .into_iter()
-            .find(|r| r["name"].as_str().unwrap_or("").contains(name))
-            .unwrap_or_else(|| panic!("notify has no rule {name}"));
-        serde_json::from_str(r["pattern"].as_str().unwrap()).unwrap()
-    };
-    let (execution_arn, failure) = &failed[0];
-    let mut event = lifeboat_tests::demo::sample("events/notify/restore-test-failed.json");
-    event["region"] = json!(REGION);
-    event["resources"] = json!([execution_arn]);
-    event["detail"]["executionArn"] = json!(execution_arn);
-    event["detail"]["stateMachineArn"] = json!(machine_arn);
-    event["detail"]["error"] = json!(failure.error);
-    event["detail"]["cause"] = json!(format!("restore tests failed for 1 of 1 databases: {CACHE}"));
-    let pattern = rule("RestoreTestFailed");
-    assert!(
-        matches(&pattern, &event),
-        "a failed execution of the deployed machine does not match {pattern}"
-    );
-    let told = invoke(&notify.arn, &event);
-    assert!(!told.is_null(), "{told}");
-
-    // The rotate tick configures rotation with the stack's rotate function; a rotation, as Secrets Manager runs it.
-    invoke(&rotate.target_arn, &rotate.input_at(at(w.day, 3, 15)));
-    let sm = aws_sdk_secretsmanager::Client::new(&w.config);
-    let secret_id = format!("lifeboat/{DB}");
-    let described = sm.describe_secret().secret_id(&secret_id).send().await.unwrap();
-    let rotation_function = described.rotation_lambda_arn().unwrap().to_owned();
-    assert_eq!(rotation_function, w.stack.function("RotateFunction").arn);
-    assert_eq!(
-        described.rotation_rules().and_then(|r| r.automatically_after_days()),
-        Some(30)
-    );
-    let before = current_user(&sm, &secret_id).await;
-    let token = lifeboat_tests::stage_rotation(&sm, &secret_id).await;
-    let mut steps_said = Vec::new();
-    for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
-        let said = invoke(
-            &rotation_function,
-            &json!({"SecretId": secret_id, "ClientRequestToken": token, "Step": step}),
-        );
-        steps_said.push(said);
-    }
-    // Secrets Manager takes AWSPENDING off the new version once finishSecret succeeds.
-    sm.update_secret_version_stage()
-        .secret_id(&secret_id)
-        .version_stage("AWSPENDING")
-        .remove_from_version_id(&token)
-        .send()
-        .await
-        .unwrap();
-    let after = current_user(&sm, &secret_id).await;
-    assert_ne!(
-        before.0,
-        after.0,
-        "a rotation with alternating users switches the user: {steps_said:?}\n{:?}",
-        sm.describe_secret()
-            .secret_id(&secret_id)
-            .send()
-            .await
-            .unwrap()
-            .version_ids_to_stages()
-    );
-    assert_eq!(
-        w.pg.psql_as(&after.0, &after.1, "app", "select count(*) from orders")
-            .unwrap(),
-        "500"
-    );
-
-    // 04:00: monitor judges the fleet by what the functions left: the export and the passed restore test.
-    let view = invoke(&monitor.target_arn, &monitor.input_at(at(w.day, 4, 0)));
-    let judged = &view["databases"][0];
-    assert_eq!(judged["db"], json!(DB), "{view}");
-    assert_eq!(judged["last_restore_test_passed"], json!(true), "{view}");
-    assert!(judged["export_age_hours"]["full"].as_f64().is_some(), "{view}");
-    // The monthly evidence report.
-    let report = invoke(&evidence.target_arn, &evidence.input_at(at(w.day, 6, 0)));
-    assert!(report.to_string().contains("report"), "{report}");
-
-    // ... and of an alarm through its rule for alarms: a monitor alarm's state change matches its pattern.
-    let pattern = rule("AlarmChanged");
-    let cw = aws_sdk_cloudwatch::Client::new(&w.config);
-    let alarms = cw.describe_alarms().send().await.unwrap();
-    let names: Vec<&str> = alarms.metric_alarms().iter().filter_map(|a| a.alarm_name()).collect();
-    let per_db = names
-        .iter()
-        .find(|n| n.contains(DB))
-        .unwrap_or_else(|| panic!("monitor made no alarm for {DB}: {names:?}"));
-    let mut event = lifeboat_tests::demo::sample("events/notify/alarm.json");
-    event["detail"]["alarmName"] = json!(per_db);
-    event["region"] = json!(REGION);
-    assert!(
-        matches(&pattern, &event),
-        "the alarm {per_db} monitor made does not match notify's rule {pattern}"
-    );
-    let told = invoke(&notify.arn, &event);
-    assert!(!told.is_null(), "{told}");
-    // Every function ran: each one's log has lines.
-    for f in w.stack.functions() {
-        if f.logical_id == "RestoreFunction" {
-            continue; // the console's function: a person invokes it, no schedule or rule does
-        }
-        assert!(
-            !deployed.log_text(&f.name).trim().is_empty(),
-            "{} wrote nothing",
-            f.logical_id
-        );
-    }
 }
 
-async fn current_user(sm: &aws_sdk_secretsmanager::Client, id: &str) -> (String, String) {
-    let v = sm
-        .get_secret_value()
-        .secret_id(id)
-        .version_stage("AWSCURRENT")
-        .send()
-        .await
-        .unwrap();
-    let doc: Value = serde_json::from_str(v.secret_string().unwrap()).unwrap();
+/// The sample event of each deployed schedule, and of each rule's events.
+const SCHEDULE_SAMPLES: [(&str, &str); 5] = [
+    ("snapshot", "events/snapshot/scheduler.json"),
+    ("export-plan-tick", "events/export/plan-tick.json"),
+    ("rotate-plan-tick", "events/rotate/plan-tick.json"),
+    ("monitor", "events/monitor/scheduled.json"),
+    ("evidence-report", "events/monitor/evidence-monthly.json"),
+];
+const RULE_SAMPLES: [(&str, &[&str]); 3] = [
     (
-        doc["username"].as_str().unwrap().to_owned(),
-        doc["password"].as_str().unwrap().to_owned(),
-    )
+        "SnapshotFinished",
+        &[
+            "events/snapshot/rds-snapshot-finished.json",
+            "events/snapshot/rds-cluster-snapshot-finished.json",
+        ],
+    ),
+    (
+        "AlarmChanged",
+        &["events/notify/alarm.json", "events/notify/recovery.json"],
+    ),
+    ("RestoreTestFailed", &["events/notify/restore-test-failed.json"]),
+];
+
+/// The samples in `events/` are what the deployed wiring sends: each schedule's input, with Scheduler's time
+/// filled in, is its sample exactly, and each rule's samples match the rule's deployed pattern (with the one value
+/// a stack decides, its state machine's ARN, put in).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_schedule_and_rule_of_the_deployed_stack_has_a_sample_event_it_would_send() {
+    let moto = lifeboat_tests::moto::Moto::start();
+    let stack = tokio::task::block_in_place(|| {
+        lifeboat_tests::stack::Stack::deploy(&moto, "us-east-1", "lifeboat", &[("PlanBucket", "lifeboat-plans")])
+    });
+    let schedules = stack.schedules();
+    assert_eq!(schedules.len(), SCHEDULE_SAMPLES.len(), "a sample for every schedule");
+    for (suffix, path) in SCHEDULE_SAMPLES {
+        let schedule = stack.schedule(suffix);
+        let sample = lifeboat_tests::demo::sample(path);
+        let at = sample["time"]
+            .as_str()
+            .map_or_else(chrono::Utc::now, |t| t.parse().unwrap());
+        assert_eq!(
+            schedule.input_at(at),
+            sample,
+            "{path} is not what schedule {} sends",
+            schedule.name
+        );
+    }
+    let (machine, _) = stack.state_machine("restore-test");
+    let rules = stack.doc["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), RULE_SAMPLES.len(), "samples for every rule");
+    for (name, paths) in RULE_SAMPLES {
+        let rule = rules
+            .iter()
+            .find(|r| r["name"].as_str().unwrap().contains(name))
+            .unwrap_or_else(|| panic!("the stack has no rule {name}"));
+        let pattern: serde_json::Value = serde_json::from_str(rule["pattern"].as_str().unwrap()).unwrap();
+        for path in paths {
+            let mut sample = lifeboat_tests::demo::sample(path);
+            if sample["detail"].get("stateMachineArn").is_some() {
+                sample["detail"]["stateMachineArn"] = machine.clone().into();
+            }
+            assert!(
+                deployed::matches(&pattern, &sample),
+                "{path} does not match the deployed rule {name}: {pattern}"
+            );
+        }
+    }
 }

@@ -307,7 +307,7 @@ fn notify_sample_events_carry_what_the_message_names() {
     };
     assert_eq!(
         (name.as_str(), state.as_str(), previous.as_str()),
-        ("lifeboat/app-prod/snapshot-age", "ALARM", "OK")
+        ("lifeboat/lifeboat/app-prod/snapshot-age", "ALARM", "OK")
     );
     assert_eq!(since.to_rfc3339(), "2026-11-22T10:00:00+00:00");
     let Notice::Alarm { state, previous, .. } = parse("recovery.json") else {
@@ -373,13 +373,18 @@ fn template_event_sources() -> Vec<(String, String)> {
 #[test]
 fn every_function_has_a_template_resource_and_every_event_source_a_sample_event() {
     let template = std::fs::read_to_string(repo_root().join("infra/template.yaml")).unwrap();
+    let image = std::fs::read_to_string(repo_root().join("infra/pg-tools.Dockerfile")).unwrap();
     for entry in std::fs::read_dir(repo_root().join("functions")).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
-        let built =
-            template.contains(&format!("Binary: {name}\n")) || template.contains(&format!("DockerTag: {name}\n"));
+        // A zip `make package` builds, or a binary of the image an image function runs (its entry point).
+        let entry_point = format!("/usr/local/bin/{name}");
+        let built = template.contains(&format!("CodeUri: ../dist/{name}.zip\n"))
+            || (template.contains(&format!("EntryPoint: [{entry_point}]"))
+                || image.contains(&format!("ENTRYPOINT [\"{entry_point}\"]")));
         assert!(
             built,
-            "functions/{name} has no resource in infra/template.yaml (Binary: {name} or DockerTag: {name})"
+            "functions/{name} has no resource in infra/template.yaml (CodeUri: ../dist/{name}.zip, or the image's \
+             {entry_point})"
         );
     }
     // Each event source and the sample event that stands for it.

@@ -1,6 +1,8 @@
 //! The restore-test state machine (`infra/restore-test.asl.json`) read as data: one database's failure, cleanup
 //! included, never stops its siblings in the Map nor skips the summary, and the summary can still fail the run.
-//! (asl-validator checks the file's grammar; these tests check its failure routes.)
+//! (asl-validator checks the file's grammar; these tests check its failure routes.) And the template's own
+//! promises read as text: reserved concurrency only behind its parameter, alarms scoped by stack, JSON parameters
+//! checked at deploy time as the functions parse them.
 
 use std::collections::{BTreeSet, VecDeque};
 
@@ -428,4 +430,156 @@ fn the_restore_roles_may_write_exactly_the_tag_keys_the_code_writes() {
             .any(|l| l.contains("rds:AddTagsToResource")),
         "a console restore writes no RDS tag"
     );
+}
+
+/// One entry of the template's Parameters or Resources as text: from its `  Name:` line to the next entry's.
+fn template_resource<'a>(template: &'a str, name: &str) -> &'a str {
+    let from = template
+        .find(&format!("\n  {name}:\n"))
+        .unwrap_or_else(|| panic!("no {name} in the template"))
+        + 1;
+    let rest = &template[from..];
+    let mut offset = rest.find('\n').map_or(rest.len(), |i| i + 1);
+    for line in rest[offset..].split_inclusive('\n') {
+        let entry = line.starts_with("  ") && !line[2..].starts_with([' ', '#', '\n']);
+        if entry || !(line.starts_with(' ') || line.trim().is_empty() || line.starts_with('#')) {
+            break;
+        }
+        offset += line.len();
+    }
+    &rest[..offset]
+}
+
+/// Reserved concurrency is the `ReserveConcurrency` parameter's, off by default: a fixed reservation (they added up
+/// to 20) fails to deploy on an account whose concurrency limit was lowered.
+#[test]
+fn no_function_reserves_concurrency_unless_the_parameter_says_so() {
+    let template = std::fs::read_to_string(repo_root().join("infra/template.yaml")).unwrap();
+    let reservations: Vec<&str> = template
+        .lines()
+        .filter(|l| l.trim_start().starts_with("ReservedConcurrentExecutions:"))
+        .collect();
+    assert_eq!(reservations.len(), 7, "one per function: {reservations:?}");
+    for line in reservations {
+        assert!(
+            line.contains("!If [ReservesConcurrency, ") && line.trim_end().ends_with(", !Ref AWS::NoValue]"),
+            "a reservation not behind ReserveConcurrency: {line}"
+        );
+    }
+    let parameter = template_resource(&template, "ReserveConcurrency");
+    assert!(parameter.contains("Default: \"false\""), "{parameter}");
+    assert!(template.contains("ReservesConcurrency: !Equals [!Ref ReserveConcurrency, \"true\"]"));
+}
+
+/// Monitor and notify are told their stack, and notify hears only its own stack's alarms: two stacks in one account
+/// and region never act on each other's (tests/it/monitor.rs runs two monitors side by side).
+#[test]
+fn monitor_and_notify_know_their_stack_and_notify_hears_only_its_alarms() {
+    let template = std::fs::read_to_string(repo_root().join("infra/template.yaml")).unwrap();
+    for function in ["MonitorFunction", "NotifyFunction"] {
+        assert!(
+            template_resource(&template, function).contains("LIFEBOAT_STACK_NAME: !Ref AWS::StackName"),
+            "{function} is not given its stack's name"
+        );
+    }
+    let notify = template_resource(&template, "NotifyFunction");
+    assert!(
+        notify.contains(r#"alarmName: [{prefix: !Sub "lifeboat/${AWS::StackName}/"}]"#),
+        "notify's alarm rule is not scoped to the stack"
+    );
+    let monitor_role = template_resource(&template, "MonitorRole");
+    assert!(
+        monitor_role.contains(":alarm:lifeboat/${AWS::StackName}/*"),
+        "{monitor_role}"
+    );
+    for line in template.lines().filter(|l| l.trim_start().starts_with("AlarmName:")) {
+        assert!(
+            line.contains("lifeboat/${AWS::StackName}/"),
+            "a stack alarm outside the stack's prefix: {line}"
+        );
+    }
+}
+
+/// A parameter's `Default` or `AllowedPattern` as CloudFormation reads it (single-quoted YAML unquoted).
+fn parameter_field(template: &str, parameter: &str, field: &str) -> String {
+    let entry = template_resource(template, parameter);
+    let line = entry
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(&format!("{field}: ")))
+        .unwrap_or_else(|| panic!("{parameter} has no {field}"));
+    match line.strip_prefix('\'').and_then(|l| l.strip_suffix('\'')) {
+        Some(quoted) => quoted.replace("''", "'"),
+        None => line.trim_matches('"').to_owned(),
+    }
+}
+
+/// Whether CloudFormation's AllowedPattern (a whole-value match) admits `value`, by Python's `re`, whose syntax for
+/// the constructs used (classes, groups, lookaheads) is Java's.
+fn pattern_admits(pattern: &str, value: &str) -> bool {
+    let out = std::process::Command::new(repo_root().join(".venv/bin/python"))
+        .args([
+            "-c",
+            "import re, sys; print(re.fullmatch(sys.argv[1], sys.argv[2]) is not None)",
+            pattern,
+            value,
+        ])
+        .output()
+        .expect("the project's virtualenv (make tools)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim() == "True"
+}
+
+/// A parameter, whether the function parses a value, and values to try.
+type Case<'a> = (&'a str, &'a dyn Fn(&str) -> bool, &'a [&'a str]);
+
+/// The parameters that are JSON inside a string are checked at deploy time: their AllowedPattern admits the
+/// default and well-formed values and refuses what the restore function would refuse at start-up (not JSON, the
+/// wrong shape, a check without its name or its query), so a typo fails the deployment, not every restore test.
+#[test]
+fn json_parameters_are_checked_at_deploy_time_as_the_function_parses_them() {
+    let template = std::fs::read_to_string(repo_root().join("infra/template.yaml")).unwrap();
+    let sql = |v: &str| serde_json::from_str::<Vec<restore::settings::SqlCheck>>(v).is_ok();
+    let keys = |v: &str| {
+        serde_json::from_str::<std::collections::BTreeMap<String, Vec<lifeboat::caches::check::KeyCheck>>>(v).is_ok()
+    };
+    let cases: [Case; 2] = [
+        (
+            "RestoreChecks",
+            &sql,
+            &[
+                "[]",
+                r#"[{"name": "users", "sql": "select count(*) > 0 from users"}]"#,
+                r#"[ {"sql": "select 1 = 1", "name": "order does not matter"} ]"#,
+                "select 1 = 1",
+                r#"{"name": "one", "sql": "select 1 = 1"}"#,
+                r#"[{"name": "no query"}]"#,
+                r#"[{"name": "a", "sql": "select 1 = 1"}"#,
+            ],
+        ),
+        (
+            "CacheRestoreChecks",
+            &keys,
+            &[
+                "{}",
+                r#"{"jobs": [{"name": "RQ queue", "pattern": "rq:queue:default", "db": 0}]}"#,
+                r#"{"*": [{"pattern": "session:*", "name": "sessions"}], "jobs": []}"#,
+                r#"[{"name": "q", "pattern": "x"}]"#,
+                r#"{"jobs": [{"name": "no pattern"}]}"#,
+                r#"{"jobs": {"name": "q", "pattern": "x"}}"#,
+                "jobs=rq:queue:default",
+            ],
+        ),
+    ];
+    for (parameter, parses, samples) in cases {
+        let pattern = parameter_field(&template, parameter, "AllowedPattern");
+        let default = parameter_field(&template, parameter, "Default");
+        assert!(parses(&default), "{parameter}'s default does not parse: {default}");
+        for value in samples.iter().copied().chain([default.as_str()]) {
+            assert_eq!(
+                pattern_admits(&pattern, value),
+                parses(value),
+                "{parameter}: the deploy-time check and the function disagree on {value}"
+            );
+        }
+    }
 }

@@ -21,6 +21,7 @@ mod hygiene;
 mod infra;
 mod layout;
 mod monitor;
+mod package;
 mod permissions;
 mod plan_cli;
 mod plan_export_test;

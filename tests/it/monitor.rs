@@ -16,8 +16,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const REGION: &str = "us-east-1";
 const BUCKET: &str = "lifeboat-backups";
 
+/// The variables given, over the stack name every monitor and notify needs (`LIFEBOAT_STACK_NAME`, here `prod`: the
+/// alarms these tests read are `lifeboat/prod/<subject>/<check>`).
 fn env(pairs: &[(&str, &str)]) -> impl lifeboat::core::settings::Env {
-    let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let mut map: BTreeMap<String, String> = BTreeMap::from([("LIFEBOAT_STACK_NAME".to_owned(), "prod".to_owned())]);
+    map.extend(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     move |n: &str| map.get(n).cloned()
 }
 
@@ -244,7 +247,7 @@ async fn monitor_publishes_freshness_keeps_one_alarm_set_per_database_and_cleans
     }
     let snapshot_age = all
         .iter()
-        .find(|a| a.alarm_name() == Some("lifeboat/stale/snapshot-age"))
+        .find(|a| a.alarm_name() == Some("lifeboat/prod/stale/snapshot-age"))
         .unwrap();
     assert_eq!(snapshot_age.threshold(), Some(26.0 * 3600.0));
     assert_eq!(snapshot_age.metric_name(), Some("SnapshotAgeSeconds"));
@@ -258,7 +261,10 @@ async fn monitor_publishes_freshness_keeps_one_alarm_set_per_database_and_cleans
         .unwrap();
     let summary = monitor::handle(&deps, json!({})).await.unwrap();
     assert_eq!(summary.alarms_deleted.len(), 6, "{:?}", summary.alarms_deleted);
-    assert!(summary.alarms_deleted.iter().all(|n| n.starts_with("lifeboat/stale/")));
+    assert!(summary
+        .alarms_deleted
+        .iter()
+        .all(|n| n.starts_with("lifeboat/prod/stale/")));
     assert_eq!(alarms(cw).await.len(), 2 * 6);
 }
 
@@ -386,6 +392,8 @@ impl NotifyWorld {
             .await
             .unwrap();
         let settings = NotifySettings::from_env(&env(&[
+            // The sample events' alarms are the default stack's (lifeboat/lifeboat/<db>/<check>).
+            ("LIFEBOAT_STACK_NAME", "lifeboat"),
             ("LIFEBOAT_BUCKET", BUCKET),
             ("LIFEBOAT_NOTIFY_TOPIC_ARN", &self.topic),
             ("LIFEBOAT_WEBHOOK_SECRET", &name),
@@ -650,7 +658,7 @@ async fn monitor_without_an_export_publishes_no_export_age_but_keeps_its_alarm_b
         alarms.iter().map(|a| a.alarm_name()).collect::<Vec<_>>()
     );
     for (profile, hours) in [("full", 26.0), ("critical", 7.0)] {
-        let name = format!("lifeboat/lonely/export-age-{profile}");
+        let name = format!("lifeboat/prod/lonely/export-age-{profile}");
         let a = alarms
             .iter()
             .find(|a| a.alarm_name() == Some(name.as_str()))
@@ -755,14 +763,14 @@ async fn a_deselected_database_keeps_its_alarms_and_is_a_finding_until_a_person_
     assert_eq!(
         deleted,
         [
-            "lifeboat/deleted/backup-retention",
-            "lifeboat/deleted/export-age-full",
-            "lifeboat/deleted/export-age-weekly",
-            "lifeboat/deleted/pitr-lag",
-            "lifeboat/deleted/restore-test-age",
-            "lifeboat/deleted/restore-test-failed",
-            "lifeboat/deleted/snapshot-age",
-            "lifeboat/keep/export-age-weekly",
+            "lifeboat/prod/deleted/backup-retention",
+            "lifeboat/prod/deleted/export-age-full",
+            "lifeboat/prod/deleted/export-age-weekly",
+            "lifeboat/prod/deleted/pitr-lag",
+            "lifeboat/prod/deleted/restore-test-age",
+            "lifeboat/prod/deleted/restore-test-failed",
+            "lifeboat/prod/deleted/snapshot-age",
+            "lifeboat/prod/keep/export-age-weekly",
         ]
     );
     let deselection = after
@@ -781,17 +789,20 @@ async fn a_deselected_database_keeps_its_alarms_and_is_a_finding_until_a_person_
     );
     let left = w.alarm_names().await;
     assert_eq!(
-        left.iter().filter(|n| n.starts_with("lifeboat/retagged/")).count(),
+        left.iter().filter(|n| n.starts_with("lifeboat/prod/retagged/")).count(),
         7,
         "{left:?}"
     );
     assert_eq!(
-        left.iter().filter(|n| n.starts_with("lifeboat/keep/")).count(),
+        left.iter().filter(|n| n.starts_with("lifeboat/prod/keep/")).count(),
         6,
         "{left:?}"
     );
     assert!(left.contains(&"someone-elses-alarm".to_owned()), "{left:?}");
-    assert!(!left.iter().any(|n| n.starts_with("lifeboat/deleted/")), "{left:?}");
+    assert!(
+        !left.iter().any(|n| n.starts_with("lifeboat/prod/deleted/")),
+        "{left:?}"
+    );
     let published = w.published().await;
     assert!(
         published.contains(&("Deselected".to_owned(), "retagged".to_owned())),
@@ -851,7 +862,10 @@ async fn a_deselected_database_keeps_its_alarms_and_is_a_finding_until_a_person_
     assert_eq!(record["tags"]["lifeboat:backup"], "false");
     assert_eq!(record["alarms"].as_array().unwrap().len(), 7);
     let left = w.alarm_names().await;
-    assert!(!left.iter().any(|n| n.starts_with("lifeboat/retagged/")), "{left:?}");
+    assert!(
+        !left.iter().any(|n| n.starts_with("lifeboat/prod/retagged/")),
+        "{left:?}"
+    );
     assert_eq!(left.len(), 6 + 1, "{left:?}");
 
     let last = monitor::handle(&deps, json!({})).await.unwrap();
@@ -868,6 +882,79 @@ async fn a_deselected_database_keeps_its_alarms_and_is_a_finding_until_a_person_
     .await
     .unwrap_err();
     assert!(err.to_string().contains("no alarms of monitor's"), "{err}");
+}
+
+/// Two Lifeboat stacks in one account and region (production, and a staging stack that also watches the shared
+/// `app` database with a laxer export policy): each monitor names, lists and deletes only its own
+/// `lifeboat/<stack>/` alarms. With one fixed `lifeboat/` prefix the two wrote the same names for `app`, each deleted
+/// the other's export-age check as a dropped check, and staging reported production's databases as de-selected.
+#[tokio::test]
+async fn two_stacks_in_one_account_never_touch_each_others_alarms() {
+    let w = monitor_world().await;
+    let backup = [("lifeboat:backup", "true")];
+    for db in ["app", "app-prod"] {
+        instance(&w.rds, db, &backup, 7).await;
+    }
+    let production = w.deps(&[
+        ("LIFEBOAT_STACK_NAME", "production"),
+        ("LIFEBOAT_EXPORT_MAX_AGE_HOURS", "full=26"),
+    ]);
+    let staging = w.deps(&[
+        ("LIFEBOAT_STACK_NAME", "staging"),
+        ("LIFEBOAT_SELECT_TAG", "none"),
+        ("LIFEBOAT_DATABASES", "app"),
+        ("LIFEBOAT_EXPORT_MAX_AGE_HOURS", "weekly=170"),
+    ]);
+    let first = monitor::handle(&production, json!({})).await.unwrap();
+    assert_eq!(first.alarms_kept, 2 * 6);
+    for (stack, deps) in [
+        ("staging", &staging),
+        ("production", &production),
+        ("staging", &staging),
+    ] {
+        let run = monitor::handle(deps, json!({})).await.unwrap();
+        assert!(
+            run.alarms_deleted.is_empty(),
+            "{stack} deleted {:?}",
+            run.alarms_deleted
+        );
+        assert!(
+            run.deselected.is_empty() && run.gone.is_empty(),
+            "{stack} took the other stack's alarms for its own: {:?} {:?}",
+            run.deselected,
+            run.gone
+        );
+    }
+    let names = w.alarm_names().await;
+    assert_eq!(of_names(&names, "lifeboat/production/app/"), 6, "{names:?}");
+    assert_eq!(of_names(&names, "lifeboat/production/app-prod/"), 6, "{names:?}");
+    assert_eq!(of_names(&names, "lifeboat/staging/app/"), 6, "{names:?}");
+    assert_eq!(names.len(), 18, "{names:?}");
+    assert!(names.contains(&"lifeboat/production/app/export-age-full".to_owned()));
+    assert!(names.contains(&"lifeboat/staging/app/export-age-weekly".to_owned()));
+
+    // A database gone takes only the alarms of the stack that runs next with it; the other stack's wait for its
+    // own run.
+    w.rds
+        .delete_db_instance()
+        .db_instance_identifier("app")
+        .skip_final_snapshot(true)
+        .send()
+        .await
+        .unwrap();
+    let run = monitor::handle(&staging, json!({})).await.unwrap();
+    assert_eq!(run.alarms_deleted.len(), 6, "{:?}", run.alarms_deleted);
+    assert!(run
+        .alarms_deleted
+        .iter()
+        .all(|n| n.starts_with("lifeboat/staging/app/")));
+    let names = w.alarm_names().await;
+    assert_eq!(of_names(&names, "lifeboat/production/"), 12, "{names:?}");
+}
+
+/// How many of `names` start with `prefix`.
+fn of_names(names: &[String], prefix: &str) -> usize {
+    names.iter().filter(|n| n.starts_with(prefix)).count()
 }
 
 #[tokio::test]
@@ -893,7 +980,10 @@ async fn monitor_reports_a_named_database_that_does_not_exist_and_still_observes
         .iter()
         .filter_map(|a| a.alarm_name().map(str::to_owned))
         .collect();
-    assert!(names.iter().all(|n| n.starts_with("lifeboat/present/")), "{names:?}");
+    assert!(
+        names.iter().all(|n| n.starts_with("lifeboat/prod/present/")),
+        "{names:?}"
+    );
 }
 
 #[tokio::test]

@@ -172,6 +172,7 @@ impl World {
         let vars: BTreeMap<&str, String> = [
             ("LIFEBOAT_BUCKET", BUCKET.to_owned()),
             ("LIFEBOAT_PLAN_DOCUMENT", document),
+            ("LIFEBOAT_STACK_NAME", "prod".to_owned()),
         ]
         .into();
         let settings = monitor::settings::MonitorSettings::from_env(&move |n: &str| vars.get(n).cloned()).unwrap();
@@ -476,12 +477,12 @@ async fn a_month_of_the_small_stack_policy_makes_keeps_expires_tests_and_alarms_
     assert_eq!(
         thresholds,
         BTreeMap::from([
-            ("lifeboat/app-db/export-age-full", DAILY_S),
-            ("lifeboat/app-db/restore-test-age", WEEKLY_S),
-            ("lifeboat/app-db/restore-test-failed", 1.0),
-            ("lifeboat/cache:app-cache/snapshot-age", DAILY_S),
-            ("lifeboat/cache:app-cache/restore-test-age", WEEKLY_S),
-            ("lifeboat/cache:app-cache/restore-test-failed", 1.0),
+            ("lifeboat/prod/app-db/export-age-full", DAILY_S),
+            ("lifeboat/prod/app-db/restore-test-age", WEEKLY_S),
+            ("lifeboat/prod/app-db/restore-test-failed", 1.0),
+            ("lifeboat/prod/cache:app-cache/snapshot-age", DAILY_S),
+            ("lifeboat/prod/cache:app-cache/restore-test-age", WEEKLY_S),
+            ("lifeboat/prod/cache:app-cache/restore-test-failed", 1.0),
         ])
     );
     let db = summary.databases.iter().find(|d| d.db == "app-db").unwrap();
@@ -489,8 +490,8 @@ async fn a_month_of_the_small_stack_policy_makes_keeps_expires_tests_and_alarms_
     let cache = summary.caches.iter().find(|c| c.cache == "app-cache").unwrap();
     assert_eq!(cache.snapshot_age_hours, Some(21.0));
     for name in [
-        "lifeboat/app-db/export-age-full",
-        "lifeboat/cache:app-cache/snapshot-age",
+        "lifeboat/prod/app-db/export-age-full",
+        "lifeboat/prod/cache:app-cache/snapshot-age",
     ] {
         let alarm = &alarms[name];
         let value = w.watched_value(alarm, end).await;
@@ -509,9 +510,9 @@ async fn a_month_of_the_small_stack_policy_makes_keeps_expires_tests_and_alarms_
     let summary = w.monitor(late).await;
     let db = summary.databases.iter().find(|d| d.db == "app-db").unwrap();
     assert_eq!(db.export_age_hours.get("full").copied(), Some(50.0));
-    let stale = &alarms["lifeboat/app-db/export-age-full"];
+    let stale = &alarms["lifeboat/prod/app-db/export-age-full"];
     assert!(w.watched_value(stale, late).await > stale.0);
-    let fresh = &alarms["lifeboat/cache:app-cache/snapshot-age"];
+    let fresh = &alarms["lifeboat/prod/cache:app-cache/snapshot-age"];
     assert!(w.watched_value(fresh, late).await < fresh.0);
     eprintln!(
         "small-stack month: {month_s:.0} s for the month's ticks, {:.0} s in all",

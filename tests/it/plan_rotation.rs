@@ -20,8 +20,11 @@ const PLANS: &str = "lifeboat-plans";
 const KEY: &str = "lifeboat/plans.json";
 const FUNCTION: &str = "lifeboat-rotate";
 
+/// The variables given, over the stack name every monitor and notify needs (`LIFEBOAT_STACK_NAME`, here `prod`: the
+/// alarms these tests read are `lifeboat/prod/<subject>/<check>`).
 fn env(pairs: &[(&str, &str)]) -> impl lifeboat::core::settings::Env {
-    let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let mut map: BTreeMap<String, String> = BTreeMap::from([("LIFEBOAT_STACK_NAME".to_owned(), "prod".to_owned())]);
+    map.extend(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     move |n: &str| map.get(n).cloned()
 }
 

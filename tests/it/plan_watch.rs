@@ -18,8 +18,11 @@ const KEY: &str = "lifeboat/plans.json";
 /// 24 h + 10 %: the freshness a daily `snapshots` rule implies.
 const DAILY_S: f64 = 26.4 * 3600.0;
 
+/// The variables given, over the stack name every monitor and notify needs (`LIFEBOAT_STACK_NAME`, here `prod`: the
+/// alarms these tests read are `lifeboat/prod/<subject>/<check>`).
 fn env(pairs: &[(&str, &str)]) -> impl lifeboat::core::settings::Env {
-    let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let mut map: BTreeMap<String, String> = BTreeMap::from([("LIFEBOAT_STACK_NAME".to_owned(), "prod".to_owned())]);
+    map.extend(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     move |n: &str| map.get(n).cloned()
 }
 
@@ -206,12 +209,15 @@ async fn monitor_takes_each_databases_thresholds_from_its_plan_and_reports_what_
     // The alarms are the plan's: production's five, staging's one, nothing else.
     let quarterly = (92.0 + 9.2) * 86400.0;
     let expected: BTreeMap<String, f64> = [
-        ("lifeboat/app-prod/snapshot-age", DAILY_S),
-        ("lifeboat/app-prod/export-age-monthly", (31.0 * 24.0 + 74.4) * 3600.0),
-        ("lifeboat/app-prod/restore-test-age", quarterly),
-        ("lifeboat/app-prod/restore-test-failed", 1.0),
-        ("lifeboat/app-prod/backup-retention", 7.0),
-        ("lifeboat/app-staging/snapshot-age", DAILY_S),
+        ("lifeboat/prod/app-prod/snapshot-age", DAILY_S),
+        (
+            "lifeboat/prod/app-prod/export-age-monthly",
+            (31.0 * 24.0 + 74.4) * 3600.0,
+        ),
+        ("lifeboat/prod/app-prod/restore-test-age", quarterly),
+        ("lifeboat/prod/app-prod/restore-test-failed", 1.0),
+        ("lifeboat/prod/app-prod/backup-retention", 7.0),
+        ("lifeboat/prod/app-staging/snapshot-age", DAILY_S),
     ]
     .into_iter()
     .map(|(n, t)| (n.to_owned(), t))

@@ -111,7 +111,18 @@ impl Stack {
             .arg("--network")
             .arg("--transformed")
             .arg(dir.path().join("transformed.json"));
-        for (k, v) in params {
+        // The image the image functions name: the harness runs their binaries, never an image, so any digest does;
+        // and the architecture of the binaries it runs.
+        let digest = format!("sha256:{}", "0".repeat(64));
+        let defaults = [
+            ("ImageDigest", digest.as_str()),
+            ("Architecture", std::env::consts::ARCH),
+        ];
+        for (k, v) in defaults
+            .iter()
+            .filter(|(k, _)| !params.iter().any(|(p, _)| p == k))
+            .chain(params)
+        {
             cmd.arg("--param").arg(format!("{k}={v}"));
         }
         let out = cmd

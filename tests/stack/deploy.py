@@ -82,17 +82,19 @@ def moto_types():
     return set(get_model_map())
 
 
+# The one image `make package` lays out for the image functions and the ECS tasks.
+IMAGE_DOCKERFILE = "pg-tools.Dockerfile"
+
+
 def binary_of(resource, template_dir):
-    """The binary a function runs: the build's binary for a zip, the image's entry point for an image (the
-    function's ImageConfig, else the Dockerfile's ENTRYPOINT)."""
-    meta = resource.get("Metadata", {})
+    """The binary a function runs: the one its code zip is named after (`make package` zips each function's binary
+    as `<binary>.zip`), or for an image its ImageConfig's entry point, else the image's ENTRYPOINT."""
     props = resource.get("Properties", {})
     if props.get("PackageType") != "Image":
-        return meta.get("BuildProperties", {}).get("Binary")
+        return os.path.basename(props["CodeUri"]).removesuffix(".zip")
     entry = props.get("ImageConfig", {}).get("EntryPoint")
     if not entry:
-        dockerfile = os.path.join(template_dir, meta.get("DockerContext", "."), meta["Dockerfile"])
-        with open(dockerfile) as f:
+        with open(os.path.join(template_dir, IMAGE_DOCKERFILE)) as f:
             line = next(x for x in f if x.startswith("ENTRYPOINT"))
         entry = json.loads(line[len("ENTRYPOINT"):])
     return os.path.basename(entry[0])
@@ -116,16 +118,14 @@ def zip_binaries(template, binaries, out):
 
 
 def package(template, bucket, artefacts):
-    """Fills artefact locations as `sam package` does: zips to S3 keys named by logical id, images by tag."""
+    """Fills artefact locations as `sam package` does: each zip to an S3 key named by its logical id."""
     uploads = []
     for lid, res in template["Resources"].items():
         props = res.setdefault("Properties", {})
         kind = res["Type"]
         if kind == "AWS::Serverless::Function":
-            if props.get("PackageType") == "Image":
-                tag = res.get("Metadata", {}).get("DockerTag", lid.lower())
-                props["ImageUri"] = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/lifeboat:{tag}"
-            else:
+            # An image function names its image by repository and digest already (the stack's parameters).
+            if props.get("PackageType") != "Image":
                 props["CodeUri"] = f"s3://{bucket}/{lid}.zip"
                 uploads.append(lid)
         elif kind == "AWS::Serverless::LayerVersion":
@@ -303,6 +303,9 @@ def main():
         sys.exit(f"deploy: {a.template} does not parse: {errors}")
     template = dict(template)
 
+    # What each function runs, read before package() points the code at its upload.
+    binaries = {lid: binary_of(res, os.path.dirname(a.template)) for lid, res in template["Resources"].items()
+                if res["Type"] == "AWS::Serverless::Function"}
     if a.binaries:
         zip_binaries(template, a.binaries, a.artefacts)
     bucket = f"{a.stack}-artefacts"
@@ -401,7 +404,6 @@ def main():
         if r["type"] != "AWS::Lambda::Function":
             continue
         conf = lam.get_function_configuration(FunctionName=r["physical_id"])
-        source = template["Resources"].get(lid, {})
         functions[lid] = {
             "name": conf["FunctionName"],
             "arn": conf["FunctionArn"],
@@ -410,7 +412,7 @@ def main():
             "timeout": conf.get("Timeout"),
             "memory": conf.get("MemorySize"),
             "package_type": conf.get("PackageType", "Zip"),
-            "binary": binary_of(source, os.path.dirname(a.template)),
+            "binary": binaries.get(lid),
             "logging": put_back(substitutions_logging.get(lid, {}), values),
         }
     for lid, r in resources.items():

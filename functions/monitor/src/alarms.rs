@@ -1,11 +1,11 @@
-//! The CloudWatch alarm adapter monitor's parts share: put one alarm of a set, list Lifeboat's alarms, delete
+//! The CloudWatch alarm adapter monitor's parts share: put one alarm of a set, list this stack's alarms, delete
 //! alarms. Which alarms exist and with what thresholds is decided in `lifeboat::monitoring::monitor`; this
 //! module only carries the decision to CloudWatch, for the handler (databases), `caches.rs` and `deselection.rs`.
 
 use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic};
 use lifeboat::core::error::Error;
 use lifeboat::monitoring::monitor::{
-    AlarmSpec, Comparison, ALARM_DATAPOINTS_TO_ALARM, ALARM_EVALUATION_PERIODS, ALARM_PERIOD_S, ALARM_PREFIX,
+    AlarmSpec, Comparison, ALARM_DATAPOINTS_TO_ALARM, ALARM_EVALUATION_PERIODS, ALARM_PERIOD_S,
     ALARM_TREAT_MISSING_DATA,
 };
 
@@ -50,11 +50,13 @@ pub async fn put_alarm(deps: &Deps, subject: (&str, &str), spec: &AlarmSpec) -> 
     Ok(())
 }
 
-pub async fn existing_alarms(cw: &aws_sdk_cloudwatch::Client) -> Result<Vec<String>, Error> {
+/// This stack's alarms: those under its own prefix (`lifeboat/<stack>/`), never another stack's.
+pub async fn existing_alarms(deps: &Deps) -> Result<Vec<String>, Error> {
     let mut out = Vec::new();
-    let mut pages = cw
+    let mut pages = deps
+        .cw
         .describe_alarms()
-        .alarm_name_prefix(ALARM_PREFIX)
+        .alarm_name_prefix(deps.settings.alarm_scope.prefix())
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {

@@ -119,7 +119,7 @@ async fn put_alarms(
     thresholds: &Thresholds,
     wanted: &mut BTreeSet<String>,
 ) -> Result<(), Error> {
-    for spec in cache_monitor::alarm_set_for(&cache.id, thresholds) {
+    for spec in cache_monitor::alarm_set_for(&deps.settings.alarm_scope, &cache.id, thresholds) {
         put_alarm(deps, (CACHE_DIMENSION, &cache.id), &spec).await?;
         wanted.insert(spec.name);
     }

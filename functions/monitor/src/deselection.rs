@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use lifeboat::caches::elasticache;
 use lifeboat::core::error::Error;
 use lifeboat::monitoring::caches::CACHE_ALARM_MARK;
-use lifeboat::monitoring::monitor::{deselection_record_key, parse_alarm_name};
+use lifeboat::monitoring::monitor::deselection_record_key;
 use lifeboat::rds::selection;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -125,10 +125,15 @@ pub async fn confirm(deps: &Deps, c: &Confirmation) -> Result<Confirmed, Error> 
         }
         State::Deselected(tags) => tags,
     };
-    let alarms: Vec<String> = existing_alarms(&deps.cw)
+    let alarms: Vec<String> = existing_alarms(deps)
         .await?
         .into_iter()
-        .filter(|n| parse_alarm_name(n).is_some_and(|(s, _)| s == alarm_subject))
+        .filter(|n| {
+            deps.settings
+                .alarm_scope
+                .parse(n)
+                .is_some_and(|(s, _)| s == alarm_subject)
+        })
         .collect();
     if alarms.is_empty() {
         return Err(Error::InvalidEvent(format!(

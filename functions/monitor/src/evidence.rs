@@ -68,7 +68,7 @@ async fn wanted_alarms(deps: &Deps, all: &[Database], now: DateTime<Utc>) -> Res
     };
     Ok(targets
         .iter()
-        .flat_map(|(id, t)| alarm_set_for(id, t))
+        .flat_map(|(id, t)| alarm_set_for(&s.alarm_scope, id, t))
         .map(|a| a.name)
         .collect())
 }
@@ -77,8 +77,8 @@ async fn wanted_alarms(deps: &Deps, all: &[Database], now: DateTime<Utc>) -> Res
 /// rule ([`plan_alarms`]) over the databases alone, so the report lists them instead of dropping them.
 async fn deselected(deps: &Deps, all: &[Database], now: DateTime<Utc>) -> Result<Vec<String>, Error> {
     let wanted = wanted_alarms(deps, all, now).await?;
-    let existing = existing_alarms(&deps.cw).await?;
-    let plan = plan_alarms(&existing, &wanted, |who| {
+    let existing = existing_alarms(deps).await?;
+    let plan = plan_alarms(&deps.settings.alarm_scope, &existing, &wanted, |who| {
         if who.starts_with(CACHE_ALARM_MARK) {
             Presence::Unknown
         } else if all.iter().any(|d| d.id == who) {

@@ -127,7 +127,7 @@ async fn observe_fleet(
             }
             Err(e) => fleet.failures.push(format!("{}: {e}", db.id)),
         }
-        for spec in alarm_set_for(&db.id, thresholds) {
+        for spec in alarm_set_for(&deps.settings.alarm_scope, &db.id, thresholds) {
             put_alarm(deps, (DB_DIMENSION, &db.id), &spec).await?;
             fleet.wanted.insert(spec.name);
         }
@@ -161,7 +161,7 @@ async fn reconcile_alarms(
     metrics: &mut Metrics,
     notes: &mut Vec<String>,
 ) -> Result<AlarmChanges, Error> {
-    let existing = existing_alarms(&deps.cw).await?;
+    let existing = existing_alarms(deps).await?;
     let presence = |who: &str| match subject_of(who) {
         (true, id) => match caches {
             None => Presence::Unknown,
@@ -171,7 +171,7 @@ async fn reconcile_alarms(
         (false, id) if databases.iter().any(|d| d.id == id) => Presence::Exists,
         (false, _) => Presence::Gone,
     };
-    let plan = plan_alarms(&existing, wanted, presence);
+    let plan = plan_alarms(&deps.settings.alarm_scope, &existing, wanted, presence);
     for (who, alarms) in &plan.deselected {
         let (cache, id) = subject_of(who);
         let (what, key, dimension) = if cache {

@@ -2,7 +2,7 @@
 
 use lifeboat::core::error::ConfigError;
 use lifeboat::core::settings::{self, read, Env};
-use lifeboat::monitoring::monitor::Policy;
+use lifeboat::monitoring::monitor::{AlarmScope, Policy};
 use lifeboat::plans::store::Location;
 use lifeboat::rds::settings::{CommonSettings, QuotaSettings};
 
@@ -33,6 +33,8 @@ pub struct MonitorSettings {
     /// (`crate::plan`) and the evidence report's "expected" from the version in force each day; `policy` and
     /// `cache_export_max_age_s` are then unused.
     pub plan: Option<Location>,
+    /// This stack's alarms (`LIFEBOAT_STACK_NAME`): the only ones monitor names, lists and deletes.
+    pub alarm_scope: AlarmScope,
 }
 
 /// [`CACHE_EXPORT_MAX_AGE`]: `off`, or whole hours from 1 to 8760 (26 when unset).
@@ -59,6 +61,7 @@ impl MonitorSettings {
             cache_export_max_age_s: cache_export_max_age(env)?,
             serverless_caches: settings::serverless_caches(env)?,
             plan: Location::from_env(env)?,
+            alarm_scope: lifeboat::monitoring::settings::alarm_scope(env)?,
         })
     }
 }
@@ -67,7 +70,7 @@ impl MonitorSettings {
 mod tests {
     use super::*;
     use lifeboat::core::settings::BUCKET;
-    use lifeboat::monitoring::settings::parse_export_ages;
+    use lifeboat::monitoring::settings::{parse_export_ages, STACK_NAME};
 
     #[test]
     fn export_ages_parse_and_bad_ones_name_the_variable() {
@@ -76,10 +79,12 @@ mod tests {
         let env = |pairs: &'static [(&'static str, &'static str)]| {
             move |n: &str| pairs.iter().find(|(k, _)| *k == n).map(|(_, v)| (*v).to_owned())
         };
-        let err = MonitorSettings::from_env(&env(&[(BUCKET, "b"), (EXPORT_MAX_AGE, "full")])).unwrap_err();
+        let err = MonitorSettings::from_env(&env(&[(BUCKET, "b"), (STACK_NAME, "prod"), (EXPORT_MAX_AGE, "full")]))
+            .unwrap_err();
         assert_eq!(err.var, EXPORT_MAX_AGE);
         assert!(err.reason.contains("profile=hours"), "{err}");
-        let err = MonitorSettings::from_env(&env(&[(BUCKET, "b"), (EXPORT_MAX_AGE, "full=0")])).unwrap_err();
+        let err = MonitorSettings::from_env(&env(&[(BUCKET, "b"), (STACK_NAME, "prod"), (EXPORT_MAX_AGE, "full=0")]))
+            .unwrap_err();
         assert!(err.reason.contains("always alarm"), "{err}");
         let err = MonitorSettings::from_env(&env(&[])).unwrap_err();
         assert_eq!(err.var, BUCKET);
@@ -90,11 +95,21 @@ mod tests {
         let env = |pairs: &'static [(&'static str, &'static str)]| {
             move |n: &str| pairs.iter().find(|(k, _)| *k == n).map(|(_, v)| (*v).to_owned())
         };
-        let s = MonitorSettings::from_env(&env(&[(BUCKET, "b")])).unwrap();
+        let s = MonitorSettings::from_env(&env(&[(BUCKET, "b"), (STACK_NAME, "prod")])).unwrap();
         assert_eq!(s.cache_export_max_age_s, Some(26.0 * 3600.0));
-        let s = MonitorSettings::from_env(&env(&[(BUCKET, "b"), (CACHE_EXPORT_MAX_AGE, "Off")])).unwrap();
+        let s = MonitorSettings::from_env(&env(&[
+            (BUCKET, "b"),
+            (STACK_NAME, "prod"),
+            (CACHE_EXPORT_MAX_AGE, "Off"),
+        ]))
+        .unwrap();
         assert_eq!(s.cache_export_max_age_s, None);
-        let err = MonitorSettings::from_env(&env(&[(BUCKET, "b"), (CACHE_EXPORT_MAX_AGE, "0")])).unwrap_err();
+        let err = MonitorSettings::from_env(&env(&[
+            (BUCKET, "b"),
+            (STACK_NAME, "prod"),
+            (CACHE_EXPORT_MAX_AGE, "0"),
+        ]))
+        .unwrap_err();
         assert_eq!(err.var, CACHE_EXPORT_MAX_AGE);
     }
 }

@@ -81,7 +81,7 @@ async fn evidence_link(deps: &Deps) -> Option<String> {
 /// newest evidence report.
 async fn last_good_for(deps: &Deps, notice: &Notice) -> LastGood {
     let last = match notice {
-        Notice::Alarm { name, .. } => match alarm_subject(name) {
+        Notice::Alarm { name, .. } => match alarm_subject(&deps.settings.alarm_scope, name) {
             Some((AlarmSubject::Database(db), _)) => last_good(deps, db).await,
             Some((AlarmSubject::Cache(cache), _)) => last_good_cache(deps, cache).await,
             None => LastGood::default(),
@@ -270,7 +270,7 @@ async fn deliver_one(deps: &Deps, payload: Value) -> Result<Value, Error> {
     let now = Utc::now();
     let notice = event::parse(payload)?;
     let last = last_good_for(deps, &notice).await;
-    let m = render(&notice, &last, now);
+    let m = render(&deps.settings.alarm_scope, &notice, &last, now);
     if m.kind == Kind::Quiet {
         return Ok(
             json!({"sent": false, "reason": "an OK that follows no alarm: nothing to report", "subject": m.subject}),

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use lifeboat::monitoring::caches::{alarm_subject, AlarmSubject};
+use lifeboat::monitoring::monitor::AlarmScope;
 use sha2::{Digest, Sha256};
 
 use crate::event::Notice;
@@ -219,7 +220,7 @@ fn message(subject: String, text: String, fingerprint: String, key: &str, kind: 
     }
 }
 
-fn render_alarm(a: &AlarmChange<'_>, last: &LastGood, now: DateTime<Utc>) -> Message {
+fn render_alarm(scope: &AlarmScope, a: &AlarmChange<'_>, last: &LastGood, now: DateTime<Utc>) -> Message {
     let AlarmChange {
         name,
         state,
@@ -227,7 +228,7 @@ fn render_alarm(a: &AlarmChange<'_>, last: &LastGood, now: DateTime<Utc>) -> Mes
         reason,
         since,
     } = *a;
-    let (who, line, (what, todo), last_line) = match alarm_subject(name) {
+    let (who, line, (what, todo), last_line) = match alarm_subject(scope, name) {
         Some((AlarmSubject::Cache(cache), check)) => (
             format!("cache {cache}"),
             format!("Cache: {cache}"),
@@ -297,7 +298,8 @@ fn render_failed_run(
     )
 }
 
-pub fn render(notice: &Notice, last: &LastGood, now: DateTime<Utc>) -> Message {
+/// `scope`: this stack's alarms, the only ones whose subject a message names.
+pub fn render(scope: &AlarmScope, notice: &Notice, last: &LastGood, now: DateTime<Utc>) -> Message {
     match notice {
         Notice::Alarm {
             name,
@@ -313,7 +315,7 @@ pub fn render(notice: &Notice, last: &LastGood, now: DateTime<Utc>) -> Message {
                 reason,
                 since: *since,
             };
-            render_alarm(&change, last, now)
+            render_alarm(scope, &change, last, now)
         }
         Notice::RestoreTestFailed {
             execution,
@@ -329,13 +331,17 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
+    fn scope() -> AlarmScope {
+        AlarmScope::new("prod").unwrap()
+    }
+
     fn at(d: u32, h: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, d, h, 0, 0).unwrap()
     }
 
     fn alarm(state: &str, previous: &str) -> Notice {
         Notice::Alarm {
-            name: "lifeboat/app-prod/snapshot-age".into(),
+            name: "lifeboat/prod/app-prod/snapshot-age".into(),
             state: state.into(),
             previous: previous.into(),
             reason: "Threshold Crossed: 1 datapoint [111600.0] was greater than the threshold (93600.0).".into(),
@@ -353,7 +359,7 @@ mod tests {
 
     #[test]
     fn an_alarm_reads_like_a_page() {
-        let m = render(&alarm("ALARM", "OK"), &last(), at(22, 10));
+        let m = render(&scope(), &alarm("ALARM", "OK"), &last(), at(22, 10));
         assert_eq!(m.kind, Kind::Problem);
         assert_eq!(m.subject, "[ALARM] app-prod: no snapshot of app-prod within the policy");
         assert_eq!(
@@ -366,27 +372,27 @@ mod tests {
              What to do: Look at the snapshot function's last runs (metric SnapshotFailed, its log group); take one \
              by hand: {\"databases\": [\"app-prod\"], \"reason\": \"missed schedule\"}. Runbook: \
              docs/book/src/guide/snapshot.md.\n\
-             Alarm: lifeboat/app-prod/snapshot-age\n"
+             Alarm: lifeboat/prod/app-prod/snapshot-age\n"
         );
     }
 
     #[test]
     fn ok_after_alarm_is_a_recovery_and_ok_after_nothing_is_quiet() {
-        let m = render(&alarm("OK", "ALARM"), &last(), at(22, 11));
+        let m = render(&scope(), &alarm("OK", "ALARM"), &last(), at(22, 11));
         assert_eq!(m.kind, Kind::Recovery);
         assert_eq!(
             m.text,
             "[RECOVERED] app-prod: no snapshot of app-prod within the policy: back to normal since 2026-11-22 10:00 \
              UTC.\nLast good backup: snapshot lifeboat-app-prod-20261121-0200 at 2026-11-21 02:00 UTC (33 h ago)\n\
-             Alarm: lifeboat/app-prod/snapshot-age\n"
+             Alarm: lifeboat/prod/app-prod/snapshot-age\n"
         );
         assert_eq!(
-            render(&alarm("OK", "INSUFFICIENT_DATA"), &last(), at(22, 11)).kind,
+            render(&scope(), &alarm("OK", "INSUFFICIENT_DATA"), &last(), at(22, 11)).kind,
             Kind::Quiet
         );
         // The same transition twice has the same fingerprint; another transition does not.
-        let a = render(&alarm("ALARM", "OK"), &last(), at(22, 10));
-        let b = render(&alarm("ALARM", "OK"), &LastGood::default(), at(22, 12));
+        let a = render(&scope(), &alarm("ALARM", "OK"), &last(), at(22, 10));
+        let b = render(&scope(), &alarm("ALARM", "OK"), &LastGood::default(), at(22, 12));
         assert_eq!(a.fingerprint, b.fingerprint);
         assert_ne!(a.fingerprint, m.fingerprint);
         assert!(b.text.contains("Last good backup: none found"));
@@ -398,23 +404,23 @@ mod tests {
             evidence: Some("s3://lifeboat-backups/reports/evidence/2026-10/fleet-2026-10.html".into()),
             ..last()
         };
-        let m = render(&alarm("ALARM", "OK"), &with, at(22, 10));
+        let m = render(&scope(), &alarm("ALARM", "OK"), &with, at(22, 10));
         assert!(
             m.text.ends_with(
                 "Evidence report: s3://lifeboat-backups/reports/evidence/2026-10/fleet-2026-10.html\n\
-                 Alarm: lifeboat/app-prod/snapshot-age\n"
+                 Alarm: lifeboat/prod/app-prod/snapshot-age\n"
             ),
             "{}",
             m.text
         );
-        let r = render(&alarm("OK", "ALARM"), &with, at(22, 11));
+        let r = render(&scope(), &alarm("OK", "ALARM"), &with, at(22, 11));
         assert!(r
             .text
             .contains("\nEvidence report: s3://lifeboat-backups/reports/evidence/2026-10/fleet-2026-10.html\n"));
         // The link is not part of what makes two messages the same alarm.
         assert_eq!(
             m.fingerprint,
-            render(&alarm("ALARM", "OK"), &last(), at(22, 10)).fingerprint
+            render(&scope(), &alarm("ALARM", "OK"), &last(), at(22, 10)).fingerprint
         );
     }
 
@@ -426,7 +432,7 @@ mod tests {
             since: at(1, 4),
             cause: Some("Lifeboat.RestoreTestFailed: restore tests failed for 1 of 3 databases: billing".into()),
         };
-        let m = render(&n, &LastGood::default(), at(1, 5));
+        let m = render(&scope(), &n, &LastGood::default(), at(1, 5));
         assert_eq!(m.subject, "[FAILED] restore test run quarterly-2026-10-01");
         assert!(m.text.contains(
             "What is wrong: Lifeboat.RestoreTestFailed: restore tests failed for 1 of 3 databases: billing\n"
@@ -437,7 +443,7 @@ mod tests {
     #[test]
     fn a_cache_alarm_names_the_cache_what_is_stale_and_what_to_do() {
         let n = Notice::Alarm {
-            name: "lifeboat/cache:sessions/export-age".into(),
+            name: "lifeboat/prod/cache:sessions/export-age".into(),
             state: "ALARM".into(),
             previous: "OK".into(),
             reason: String::new(),
@@ -450,7 +456,7 @@ mod tests {
             )),
             ..LastGood::default()
         };
-        let m = render(&n, &last, at(22, 10));
+        let m = render(&scope(), &n, &last, at(22, 10));
         assert_eq!(m.kind, Kind::Problem);
         assert_eq!(
             m.subject,
@@ -467,16 +473,16 @@ mod tests {
              What to do: Look at the RDB copy's last runs in its log group: a copy whose file failed verification \
              never gets a manifest. Copies live under exports/_caches/sessions/rdb/ in the export bucket. Runbook: \
              docs/book/src/guide/caches.md.\n\
-             Alarm: lifeboat/cache:sessions/export-age\n"
+             Alarm: lifeboat/prod/cache:sessions/export-age\n"
         );
         let snapshot = Notice::Alarm {
-            name: "lifeboat/cache:sessions/snapshot-age".into(),
+            name: "lifeboat/prod/cache:sessions/snapshot-age".into(),
             state: "ALARM".into(),
             previous: "OK".into(),
             reason: String::new(),
             since: at(22, 10),
         };
-        let m = render(&snapshot, &LastGood::default(), at(22, 10));
+        let m = render(&scope(), &snapshot, &LastGood::default(), at(22, 10));
         assert!(
             m.text
                 .contains("{\"caches\": [\"sessions\"], \"reason\": \"missed schedule\"}"),
@@ -490,20 +496,20 @@ mod tests {
             m.text
         );
         // A cache and a database of the same name are different alarms.
-        let db = render(&alarm("ALARM", "OK"), &LastGood::default(), at(22, 10));
+        let db = render(&scope(), &alarm("ALARM", "OK"), &LastGood::default(), at(22, 10));
         assert_ne!(db.fingerprint, m.fingerprint);
     }
 
     #[test]
     fn export_alarms_name_their_profile() {
         let n = Notice::Alarm {
-            name: "lifeboat/billing/export-age-critical".into(),
+            name: "lifeboat/prod/billing/export-age-critical".into(),
             state: "ALARM".into(),
             previous: "OK".into(),
             reason: String::new(),
             since: at(22, 10),
         };
-        let m = render(&n, &LastGood::default(), at(22, 10));
+        let m = render(&scope(), &n, &LastGood::default(), at(22, 10));
         assert_eq!(
             m.subject,
             "[ALARM] billing: no complete `critical` export of billing within the policy"

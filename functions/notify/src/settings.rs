@@ -2,6 +2,7 @@
 
 use lifeboat::core::error::ConfigError;
 use lifeboat::core::settings::{self, parse_number, read, Env, DEFAULT_NAMESPACE, METRICS_NAMESPACE};
+use lifeboat::monitoring::monitor::AlarmScope;
 
 pub const TOPIC: &str = "LIFEBOAT_NOTIFY_TOPIC_ARN";
 pub const WEBHOOK_SECRET: &str = "LIFEBOAT_WEBHOOK_SECRET";
@@ -18,6 +19,8 @@ pub struct NotifySettings {
     pub dedupe_minutes: u32,
     pub webhook_attempts: u32,
     pub metrics_namespace: String,
+    /// This stack's alarms (`LIFEBOAT_STACK_NAME`): only their subjects are named in a message.
+    pub alarm_scope: AlarmScope,
 }
 
 impl NotifySettings {
@@ -38,6 +41,7 @@ impl NotifySettings {
             dedupe_minutes: parse_number(env, DEDUPE_MINUTES, 60u32, 0..=10_080)?,
             webhook_attempts: parse_number(env, WEBHOOK_ATTEMPTS, 3u32, 1..=10)?,
             metrics_namespace: read(env, METRICS_NAMESPACE).unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned()),
+            alarm_scope: lifeboat::monitoring::settings::alarm_scope(env)?,
         })
     }
 }

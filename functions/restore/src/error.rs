@@ -188,7 +188,7 @@ pub enum ExportRestoreError {
          lifeboat tool (no time limit), filling in the server and user:\n{command}",
         refusal.size_mib, refusal.mib_per_second, refusal.estimate_secs, refusal.remaining_secs,
         task_command.as_ref().map_or_else(
-            || "No ECS restore task is deployed (the stack's ExportTaskImageUri creates it). ".to_owned(),
+            || "No ECS restore task is configured (LIFEBOAT_RESTORE_TASK_*; the stack sets them). ".to_owned(),
             |c| format!("Run it as the ECS restore task (no time limit):\n{c}\n")
         )
     )]

@@ -14,9 +14,7 @@ use serde::Serialize;
 
 use crate::caches::elasticache::{Cache, CacheKind};
 use crate::core::metrics::{self, Metrics, CACHE_DIMENSION};
-use crate::monitoring::monitor::{
-    self, age_s, parse_alarm_name, AlarmSpec, Comparison, Policy, Thresholds, ALARM_PREFIX,
-};
+use crate::monitoring::monitor::{self, age_s, AlarmScope, AlarmSpec, Comparison, Policy, Thresholds};
 
 /// A cache's alarms are named `lifeboat/cache:<cache>/<check>`: `:` occurs in no ElastiCache or RDS identifier,
 /// so a cache's alarms never share a name with those of a database of the same name.
@@ -41,9 +39,9 @@ pub enum AlarmSubject<'a> {
     Cache(&'a str),
 }
 
-/// The subject and check of one of Lifeboat's alarm names.
-pub fn alarm_subject(name: &str) -> Option<(AlarmSubject<'_>, &str)> {
-    let (who, check) = parse_alarm_name(name)?;
+/// The subject and check of one of this stack's alarm names.
+pub fn alarm_subject<'a>(scope: &AlarmScope, name: &'a str) -> Option<(AlarmSubject<'a>, &'a str)> {
+    let (who, check) = scope.parse(name)?;
     match who.strip_prefix(CACHE_ALARM_MARK) {
         Some("") => None,
         Some(cache) => Some((AlarmSubject::Cache(cache), check)),
@@ -83,14 +81,21 @@ pub fn legacy_thresholds(policy: &Policy, kind: CacheKind, rdb_copy_max_age_s: O
 /// age (when the policy sets a maximum), restore-test age and result, and ElastiCache's own backup retention; a
 /// cache whose copies and tests are not made ([`copies_and_tests_made`]) gets only the snapshot and retention
 /// alarms. Missing data breaches, as for databases ([`monitor::ALARM_TREAT_MISSING_DATA`]).
-pub fn alarm_set(cache: &str, kind: CacheKind, policy: &Policy, export_max_age_s: Option<f64>) -> Vec<AlarmSpec> {
-    alarm_set_for(cache, &legacy_thresholds(policy, kind, export_max_age_s))
+pub fn alarm_set(
+    scope: &AlarmScope,
+    cache: &str,
+    kind: CacheKind,
+    policy: &Policy,
+    export_max_age_s: Option<f64>,
+) -> Vec<AlarmSpec> {
+    alarm_set_for(scope, cache, &legacy_thresholds(policy, kind, export_max_age_s))
 }
 
 /// The alarm set of one cache held to `t`: one alarm per threshold it has (`rdb_copy_max_age_s` is its
 /// `export-age`), none for one it has not.
-pub fn alarm_set_for(cache: &str, t: &Thresholds) -> Vec<AlarmSpec> {
-    let name = |check: &str| format!("{ALARM_PREFIX}{CACHE_ALARM_MARK}{cache}/{check}");
+pub fn alarm_set_for(scope: &AlarmScope, cache: &str, t: &Thresholds) -> Vec<AlarmSpec> {
+    let subject = format!("{CACHE_ALARM_MARK}{cache}");
+    let name = |check: &str| scope.name(&subject, check);
     let spec = |check: &str, metric, comparison, threshold, description: String| AlarmSpec {
         name: name(check),
         metric,
@@ -325,6 +330,10 @@ mod tests {
         now() - chrono::Duration::hours(h)
     }
 
+    fn scope() -> AlarmScope {
+        AlarmScope::new("prod").unwrap()
+    }
+
     fn policy() -> Policy {
         Policy {
             snapshot_max_age_s: 26.0 * 3600.0,
@@ -365,21 +374,27 @@ mod tests {
 
     #[test]
     fn cache_alarms_are_named_apart_from_databases_and_read_back() {
-        let set = alarm_set("sessions", CacheKind::ReplicationGroup, &policy(), Some(26.0 * 3600.0));
+        let set = alarm_set(
+            &scope(),
+            "sessions",
+            CacheKind::ReplicationGroup,
+            &policy(),
+            Some(26.0 * 3600.0),
+        );
         let names: Vec<&str> = set.iter().map(|a| a.name.as_str()).collect();
         assert_eq!(
             names,
             [
-                "lifeboat/cache:sessions/snapshot-age",
-                "lifeboat/cache:sessions/export-age",
-                "lifeboat/cache:sessions/restore-test-age",
-                "lifeboat/cache:sessions/restore-test-failed",
-                "lifeboat/cache:sessions/backup-retention",
+                "lifeboat/prod/cache:sessions/snapshot-age",
+                "lifeboat/prod/cache:sessions/export-age",
+                "lifeboat/prod/cache:sessions/restore-test-age",
+                "lifeboat/prod/cache:sessions/restore-test-failed",
+                "lifeboat/prod/cache:sessions/backup-retention",
             ]
         );
         for a in &set {
             assert!(matches!(
-                alarm_subject(&a.name),
+                alarm_subject(&scope(), &a.name),
                 Some((AlarmSubject::Cache("sessions"), _))
             ));
         }
@@ -388,11 +403,11 @@ mod tests {
             "cache sessions: the newest snapshot is older than 26 hours"
         );
         assert_eq!(
-            alarm_set("sessions", CacheKind::ReplicationGroup, &policy(), None).len(),
+            alarm_set(&scope(), "sessions", CacheKind::ReplicationGroup, &policy(), None).len(),
             4,
             "no RDB copy age to alarm on"
         );
-        let serverless: Vec<String> = alarm_set("sessions", CacheKind::Serverless, &policy(), Some(3600.0))
+        let serverless: Vec<String> = alarm_set(&scope(), "sessions", CacheKind::Serverless, &policy(), Some(3600.0))
             .into_iter()
             .map(|a| a.name)
             .collect();
@@ -401,13 +416,18 @@ mod tests {
             "a serverless cache's RDB copies and restore tests are made, so their age is alarmed too"
         );
         assert_eq!(
-            alarm_subject("lifeboat/sessions/snapshot-age"),
+            alarm_subject(&scope(), "lifeboat/prod/sessions/snapshot-age"),
             Some((AlarmSubject::Database("sessions"), "snapshot-age"))
         );
-        assert_eq!(alarm_subject("lifeboat/cache:/snapshot-age"), None);
-        assert_eq!(alarm_subject("other"), None);
+        assert_eq!(alarm_subject(&scope(), "lifeboat/prod/cache:/snapshot-age"), None);
+        assert_eq!(alarm_subject(&scope(), "other"), None);
+        assert_eq!(
+            alarm_subject(&scope(), "lifeboat/staging/cache:sessions/snapshot-age"),
+            None,
+            "another stack's alarm is not this stack's"
+        );
         // A database's alarm set never holds a cache's alarm name.
-        let db: Vec<String> = monitor::alarm_set("sessions", &policy())
+        let db: Vec<String> = monitor::alarm_set(&scope(), "sessions", &policy())
             .into_iter()
             .map(|a| a.name)
             .collect();

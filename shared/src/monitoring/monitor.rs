@@ -17,9 +17,55 @@ use crate::rds::described::BackupDetails;
 use crate::rds::restore::expired_restore_test;
 use crate::rds::selection::{Database, DbKind};
 
-/// Every Lifeboat alarm is named `lifeboat/<db>/<check>`: `/` cannot occur in an RDS identifier, so the database
-/// can be read back from the name.
-pub const ALARM_PREFIX: &str = "lifeboat/";
+/// Every Lifeboat alarm starts with this; a stack's per-database and per-cache alarms are named
+/// `lifeboat/<stack>/<subject>/<check>` ([`AlarmScope`]).
+pub const ALARM_ROOT: &str = "lifeboat/";
+
+/// The alarms of one Lifeboat stack: `lifeboat/<stack>/<subject>/<check>`, where the subject is a database or
+/// `cache:<id>`. Scoped by the stack's name so that two stacks in one account and region (staging and
+/// production) each list, keep and delete only their own alarms: with one fixed prefix, each stack's monitor took
+/// the other's alarms for those of databases it no longer watched and deleted them. `/` cannot occur in a
+/// CloudFormation stack name nor in an RDS or ElastiCache identifier, so the subject reads back unambiguously. A
+/// stack-wide alarm of the template is named `lifeboat/<stack>/<name>` (no further `/`), so it never parses as a
+/// subject's alarm and is never deleted here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlarmScope {
+    /// `lifeboat/<stack>/`.
+    prefix: String,
+}
+
+impl AlarmScope {
+    /// The scope of the stack named `stack`; `Err` names what is wrong with it (a CloudFormation stack name:
+    /// a letter, then letters, digits and hyphens, at most 128 characters).
+    pub fn new(stack: &str) -> Result<Self, String> {
+        let valid = stack.len() <= 128
+            && stack.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+            && stack.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if !valid {
+            return Err("not a CloudFormation stack name (a letter, then letters, digits and hyphens)".into());
+        }
+        Ok(Self {
+            prefix: format!("{ALARM_ROOT}{stack}/"),
+        })
+    }
+
+    /// `lifeboat/<stack>/`: what monitor lists its alarms by, and all its role may put or delete.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The name of one check's alarm of one subject (a database, or `cache:<id>`).
+    pub fn name(&self, subject: &str, check: &str) -> String {
+        format!("{}{subject}/{check}", self.prefix)
+    }
+
+    /// The subject and check an alarm name stands for, if it is one of this stack's per-subject alarms.
+    pub fn parse<'a>(&self, name: &'a str) -> Option<(&'a str, &'a str)> {
+        let rest = name.strip_prefix(self.prefix.as_str())?;
+        let (subject, check) = rest.split_once('/')?;
+        (!subject.is_empty() && !check.is_empty()).then_some((subject, check))
+    }
+}
 
 /// Freshness and compliance policy, in seconds and days.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,15 +143,15 @@ fn hours(s: f64) -> String {
 }
 
 /// The alarm set of one database under the one legacy policy (every check).
-pub fn alarm_set(db: &str, policy: &Policy) -> Vec<AlarmSpec> {
-    alarm_set_for(db, &policy.thresholds())
+pub fn alarm_set(scope: &AlarmScope, db: &str, policy: &Policy) -> Vec<AlarmSpec> {
+    alarm_set_for(scope, db, &policy.thresholds())
 }
 
 /// The alarm set of one database held to `t`: one alarm per threshold it has, none for one it has not
 /// ([`crate::monitoring::plan`]). Missing data counts as breaching for all of them: a metric that stopped
 /// arriving means the thing measuring it stopped running.
-pub fn alarm_set_for(db: &str, t: &Thresholds) -> Vec<AlarmSpec> {
-    let name = |check: &str| format!("{ALARM_PREFIX}{db}/{check}");
+pub fn alarm_set_for(scope: &AlarmScope, db: &str, t: &Thresholds) -> Vec<AlarmSpec> {
+    let name = |check: &str| scope.name(db, check);
     let mut out = Vec::new();
     if let Some(max) = t.snapshot_max_age_s {
         out.push(AlarmSpec {
@@ -173,13 +219,6 @@ pub fn alarm_set_for(db: &str, t: &Thresholds) -> Vec<AlarmSpec> {
     out
 }
 
-/// The database and check an alarm name stands for, if it is one of Lifeboat's.
-pub fn parse_alarm_name(name: &str) -> Option<(&str, &str)> {
-    let rest = name.strip_prefix(ALARM_PREFIX)?;
-    let (db, check) = rest.split_once('/')?;
-    (!db.is_empty() && !check.is_empty()).then_some((db, check))
-}
-
 /// Where a de-selection's confirmation is recorded: `records/deselections/<databases|caches>/<id>/<time>.json`,
 /// each written once (If-None-Match), the only prefix monitor's role may write records under.
 pub const DESELECTION_RECORD_PREFIX: &str = "records/deselections/";
@@ -222,18 +261,15 @@ pub struct AlarmPlan<'a> {
 /// wanted alarm is still selected: only its dropped checks go. A subject whose service could not be listed
 /// ([`Presence::Unknown`]) keeps its alarms and is no finding.
 pub fn plan_alarms<'a>(
+    scope: &AlarmScope,
     existing: &'a [String],
     wanted: &BTreeSet<String>,
     presence: impl Fn(&str) -> Presence,
 ) -> AlarmPlan<'a> {
-    let watched: BTreeSet<&str> = wanted
-        .iter()
-        .filter_map(|n| parse_alarm_name(n))
-        .map(|(s, _)| s)
-        .collect();
+    let watched: BTreeSet<&str> = wanted.iter().filter_map(|n| scope.parse(n)).map(|(s, _)| s).collect();
     let mut plan = AlarmPlan::default();
     for name in existing.iter().filter(|n| !wanted.contains(*n)) {
-        let Some((subject, _)) = parse_alarm_name(name) else {
+        let Some((subject, _)) = scope.parse(name) else {
             continue;
         };
         if watched.contains(subject) {
@@ -501,6 +537,10 @@ pub fn compliance_for(db: &str, backup: &BackupDetails, t: &Thresholds, now: Dat
 mod tests {
     use super::*;
 
+    fn scope() -> AlarmScope {
+        AlarmScope::new("prod").unwrap()
+    }
+
     fn policy() -> Policy {
         Policy {
             snapshot_max_age_s: 26.0 * 3600.0,
@@ -518,18 +558,18 @@ mod tests {
 
     #[test]
     fn each_database_gets_a_full_alarm_set_with_readable_names() {
-        let set = alarm_set("app-prod", &policy());
+        let set = alarm_set(&scope(), "app-prod", &policy());
         let names: Vec<_> = set.iter().map(|a| a.name.as_str()).collect();
         assert_eq!(
             names,
             [
-                "lifeboat/app-prod/snapshot-age",
-                "lifeboat/app-prod/export-age-critical",
-                "lifeboat/app-prod/export-age-full",
-                "lifeboat/app-prod/restore-test-age",
-                "lifeboat/app-prod/restore-test-failed",
-                "lifeboat/app-prod/pitr-lag",
-                "lifeboat/app-prod/backup-retention",
+                "lifeboat/prod/app-prod/snapshot-age",
+                "lifeboat/prod/app-prod/export-age-critical",
+                "lifeboat/prod/app-prod/export-age-full",
+                "lifeboat/prod/app-prod/restore-test-age",
+                "lifeboat/prod/app-prod/restore-test-failed",
+                "lifeboat/prod/app-prod/pitr-lag",
+                "lifeboat/prod/app-prod/backup-retention",
             ]
         );
         assert_eq!(
@@ -537,28 +577,33 @@ mod tests {
             "app-prod: the newest snapshot is older than 26 hours"
         );
         for a in &set {
-            assert_eq!(parse_alarm_name(&a.name).map(|(db, _)| db), Some("app-prod"));
+            assert_eq!(scope().parse(&a.name).map(|(db, _)| db), Some("app-prod"));
         }
     }
 
     #[test]
     fn a_deselected_database_keeps_its_alarms_a_gone_one_loses_them_and_a_dropped_check_goes() {
-        let mut wanted: BTreeSet<String> = alarm_set("app-prod", &policy()).into_iter().map(|a| a.name).collect();
-        wanted.insert("lifeboat/cache:sessions/snapshot-age".to_owned());
+        let mut wanted: BTreeSet<String> = alarm_set(&scope(), "app-prod", &policy())
+            .into_iter()
+            .map(|a| a.name)
+            .collect();
+        wanted.insert("lifeboat/prod/cache:sessions/snapshot-age".to_owned());
         let existing: Vec<String> = [
-            "lifeboat/app-prod/snapshot-age",
-            "lifeboat/app-prod/export-age-weekly",
-            "lifeboat/retagged/snapshot-age",
-            "lifeboat/retagged/pitr-lag",
-            "lifeboat/retired-db/snapshot-age",
-            "lifeboat/cache:unlisted/snapshot-age",
-            "lifeboat/cache:sessions/snapshot-age",
-            "lifeboat/stack-rdb-copy-failed",
+            "lifeboat/prod/app-prod/snapshot-age",
+            "lifeboat/prod/app-prod/export-age-weekly",
+            "lifeboat/prod/retagged/snapshot-age",
+            "lifeboat/prod/retagged/pitr-lag",
+            "lifeboat/prod/retired-db/snapshot-age",
+            "lifeboat/prod/cache:unlisted/snapshot-age",
+            "lifeboat/prod/cache:sessions/snapshot-age",
+            "lifeboat/prod/rdb-copy-failed",
+            "lifeboat/staging/app-prod/snapshot-age",
+            "lifeboat/staging/gone-from-prod/snapshot-age",
             "someone-elses-alarm",
         ]
         .map(str::to_owned)
         .to_vec();
-        let plan = plan_alarms(&existing, &wanted, |subject| match subject {
+        let plan = plan_alarms(&scope(), &existing, &wanted, |subject| match subject {
             "retagged" => Presence::Exists,
             "cache:unlisted" => Presence::Unknown,
             _ => Presence::Gone,
@@ -566,8 +611,8 @@ mod tests {
         assert_eq!(
             plan.delete,
             [
-                "lifeboat/app-prod/export-age-weekly",
-                "lifeboat/retired-db/snapshot-age"
+                "lifeboat/prod/app-prod/export-age-weekly",
+                "lifeboat/prod/retired-db/snapshot-age"
             ],
             "a dropped check of a watched database, and a database that is gone"
         );
@@ -575,7 +620,7 @@ mod tests {
             plan.deselected,
             BTreeMap::from([(
                 "retagged",
-                vec!["lifeboat/retagged/snapshot-age", "lifeboat/retagged/pitr-lag"]
+                vec!["lifeboat/prod/retagged/snapshot-age", "lifeboat/prod/retagged/pitr-lag"]
             )]),
             "de-selected while it still exists: kept, and a finding"
         );
@@ -596,21 +641,21 @@ mod tests {
         ) {
             let existing: Vec<String> = subjects
                 .keys()
-                .flat_map(|s| checks.iter().map(move |c| format!("{ALARM_PREFIX}{s}/{c}")))
+                .flat_map(|s| checks.iter().map(move |c| scope().name(s, c)))
                 .collect();
             let wanted: BTreeSet<String> = subjects
                 .iter()
                 .filter(|(_, (selected, _))| *selected)
-                .map(|(s, _)| format!("{ALARM_PREFIX}{s}/{}", checks.iter().next().unwrap()))
+                .map(|(s, _)| scope().name(s, checks.iter().next().unwrap()))
                 .collect();
             let presence = |s: &str| match subjects.get(s).map(|(_, p)| *p) {
                 Some(0) => Presence::Exists,
                 Some(1) => Presence::Gone,
                 _ => Presence::Unknown,
             };
-            let plan = plan_alarms(&existing, &wanted, presence);
+            let plan = plan_alarms(&scope(), &existing, &wanted, presence);
             for name in &plan.delete {
-                let (s, _) = parse_alarm_name(name).unwrap();
+                let (s, _) = scope().parse(name).unwrap();
                 let (selected, p) = subjects[s];
                 prop_assert!(selected || p == 1, "{} deleted", name);
                 prop_assert!(!wanted.contains(*name));

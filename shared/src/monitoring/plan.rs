@@ -161,9 +161,13 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::monitoring::caches::{alarm_set_for as cache_alarms, legacy_thresholds as legacy_cache_thresholds};
-    use crate::monitoring::monitor::{alarm_set_for, Policy};
+    use crate::monitoring::monitor::{alarm_set_for, AlarmScope, Policy};
     use crate::plans::document::parse;
     use crate::plans::membership::PLAN_TAG;
+
+    fn scope() -> AlarmScope {
+        AlarmScope::new("prod").unwrap()
+    }
 
     fn three_environments() -> Document {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/plans/three-environments.json");
@@ -187,15 +191,18 @@ mod tests {
         // Quarterly: the longest gap is 92 days, plus 10%.
         let days = t.restore_test_max_age_s.unwrap() / 86400.0;
         assert!((101.0..102.0).contains(&days), "{days}");
-        let names: Vec<String> = alarm_set_for("app-prod", &t).into_iter().map(|a| a.name).collect();
+        let names: Vec<String> = alarm_set_for(&scope(), "app-prod", &t)
+            .into_iter()
+            .map(|a| a.name)
+            .collect();
         assert_eq!(
             names,
             [
-                "lifeboat/app-prod/snapshot-age",
-                "lifeboat/app-prod/export-age-monthly",
-                "lifeboat/app-prod/restore-test-age",
-                "lifeboat/app-prod/restore-test-failed",
-                "lifeboat/app-prod/backup-retention",
+                "lifeboat/prod/app-prod/snapshot-age",
+                "lifeboat/prod/app-prod/export-age-monthly",
+                "lifeboat/prod/app-prod/restore-test-age",
+                "lifeboat/prod/app-prod/restore-test-failed",
+                "lifeboat/prod/app-prod/backup-retention",
             ]
         );
     }
@@ -211,14 +218,14 @@ mod tests {
                 ..Thresholds::default()
             }
         );
-        let set = alarm_set_for("app-staging", &t);
+        let set = alarm_set_for(&scope(), "app-staging", &t);
         assert_eq!(set.len(), 1);
         assert_eq!(set[0].threshold, DAILY_S);
         assert_eq!(
             set[0].description,
             "app-staging: the newest snapshot is older than 26 hours"
         );
-        assert!(alarm_set_for("x", &Thresholds::default()).is_empty());
+        assert!(alarm_set_for(&scope(), "x", &Thresholds::default()).is_empty());
     }
 
     #[test]
@@ -249,14 +256,17 @@ mod tests {
         );
         // The smaller of 40 days and a week plus 10%.
         assert_eq!(c.restore_test_max_age_s, Some((168.0 + 16.8) * 3600.0));
-        let names: Vec<String> = cache_alarms("sessions", &c).into_iter().map(|a| a.name).collect();
+        let names: Vec<String> = cache_alarms(&scope(), "sessions", &c)
+            .into_iter()
+            .map(|a| a.name)
+            .collect();
         assert_eq!(
             names,
             [
-                "lifeboat/cache:sessions/snapshot-age",
-                "lifeboat/cache:sessions/export-age",
-                "lifeboat/cache:sessions/restore-test-age",
-                "lifeboat/cache:sessions/restore-test-failed",
+                "lifeboat/prod/cache:sessions/snapshot-age",
+                "lifeboat/prod/cache:sessions/export-age",
+                "lifeboat/prod/cache:sessions/restore-test-age",
+                "lifeboat/prod/cache:sessions/restore-test-failed",
             ],
             "no backup-retention: a plan does not state ElastiCache's own retention"
         );
@@ -311,11 +321,11 @@ mod tests {
             pitr_lag_max_s: 900.0,
             min_retention_days: 7.0,
         };
-        assert_eq!(alarm_set_for("a", &policy.thresholds()).len(), 6);
+        assert_eq!(alarm_set_for(&scope(), "a", &policy.thresholds()).len(), 6);
         let c = legacy_cache_thresholds(&policy, CacheKind::Serverless, Some(3600.0));
-        assert_eq!(cache_alarms("s", &c).len(), 5);
+        assert_eq!(cache_alarms(&scope(), "s", &c).len(), 5);
         assert_eq!(
-            cache_alarms("s", &legacy_cache_thresholds(&policy, CacheKind::Node, None)).len(),
+            cache_alarms(&scope(), "s", &legacy_cache_thresholds(&policy, CacheKind::Node, None)).len(),
             4
         );
     }

@@ -5,8 +5,8 @@
 //! [`ConfigError`] naming the variable and the value it got.
 
 use crate::core::error::ConfigError;
-use crate::core::settings::{parse_number, Env};
-use crate::monitoring::monitor::Policy;
+use crate::core::settings::{parse_number, read, Env};
+use crate::monitoring::monitor::{AlarmScope, Policy};
 
 /// monitor's thresholds: the policy its alarms enforce, and the one the evidence report judges by (the
 /// `lifeboat report` tool reads the same variables, so a report made on a laptop judges as monitor does).
@@ -15,6 +15,23 @@ pub const EXPORT_MAX_AGE: &str = "LIFEBOAT_EXPORT_MAX_AGE_HOURS";
 pub const RESTORE_TEST_MAX_AGE: &str = "LIFEBOAT_RESTORE_TEST_MAX_AGE_DAYS";
 pub const PITR_LAG_MAX: &str = "LIFEBOAT_PITR_LAG_MAX_MINUTES";
 pub const MIN_RETENTION: &str = "LIFEBOAT_MIN_RETENTION_DAYS";
+
+/// The CloudFormation stack's name (the template sets it to `${AWS::StackName}`): monitor names, lists and deletes
+/// only the alarms under `lifeboat/<stack>/`, and notify reads only those ([`AlarmScope`]). Required: without it a
+/// monitor could not tell its own alarms from another stack's in the same account and region.
+pub const STACK_NAME: &str = "LIFEBOAT_STACK_NAME";
+
+/// [`STACK_NAME`] as the scope of this stack's alarms; missing or not a stack name is an error naming the variable.
+pub fn alarm_scope(env: &impl Env) -> Result<AlarmScope, ConfigError> {
+    let Some(stack) = read(env, STACK_NAME) else {
+        return Err(ConfigError::new(
+            STACK_NAME,
+            "",
+            "required: the name of the Lifeboat stack whose alarms this function manages (the template sets it)",
+        ));
+    };
+    AlarmScope::new(&stack).map_err(|reason| ConfigError::new(STACK_NAME, &stack, reason))
+}
 
 /// `full=26,critical=7`: hours per export profile.
 pub fn parse_export_ages(raw: &str) -> Result<std::collections::BTreeMap<String, f64>, String> {
@@ -48,4 +65,34 @@ pub fn monitor_policy(env: &impl Env) -> Result<Policy, ConfigError> {
         pitr_lag_max_s: f64::from(parse_number(env, PITR_LAG_MAX, 15u32, 1..=10080)?) * 60.0,
         min_retention_days: f64::from(parse_number(env, MIN_RETENTION, 7u32, 0..=35)?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stack_name_is_required_and_scopes_the_alarms() {
+        let missing = alarm_scope(&|_: &str| None).unwrap_err();
+        assert_eq!(missing.var, STACK_NAME);
+        assert!(missing.reason.contains("required"), "{missing}");
+        let bad = alarm_scope(&|_: &str| Some("prod/eu".to_owned())).unwrap_err();
+        assert_eq!((bad.var.as_str(), bad.value.as_str()), (STACK_NAME, "prod/eu"));
+        let scope = alarm_scope(&|_: &str| Some("prod-eu".to_owned())).unwrap();
+        assert_eq!(scope.prefix(), "lifeboat/prod-eu/");
+        assert_eq!(
+            scope.parse("lifeboat/prod-eu/app/snapshot-age"),
+            Some(("app", "snapshot-age"))
+        );
+        assert_eq!(
+            scope.parse("lifeboat/prod/app/snapshot-age"),
+            None,
+            "another stack's alarm"
+        );
+        assert_eq!(
+            scope.parse("lifeboat/prod-eu/plan-unusable"),
+            None,
+            "a stack-wide alarm is no subject's"
+        );
+    }
 }

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Child;
 
-use lifeboat_tests::demo::{self, heading, Clock, Invoke, Verdicts, World};
+use lifeboat_tests::demo::{self, deployed, heading, Clock, Invoke, Verdicts, World};
 use lifeboat_tests::lambda::RuntimeApi;
 use lifeboat_tests::repo_root;
 use serde_json::Value;
@@ -114,6 +114,18 @@ async fn main() {
     );
     let verdicts = demo::run(&world, &watch).await;
     drop(watch);
+
+    // The same functions as a user deploys them: the template itself, in a local cloud of its own.
+    heading("The stack as a user deploys it: infra/template.yaml in the local cloud (tests/stack/deploy.py)");
+    let stack_world = deployed::world().await;
+    let functions = deployed::start_functions(&stack_world, &log_dir.join("deployed"));
+    deployed::story(&stack_world, &functions, &|line| println!("  {line}")).await;
+    println!(
+        "  every function ran with the environment and role the stack gave it; logs in {}",
+        log_dir.join("deployed").display()
+    );
+    drop(functions);
+    drop(stack_world);
 
     heading("The story's verdicts");
     verdicts.print();

@@ -24,6 +24,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod deployed;
 pub mod in_process;
 pub mod plans;
 pub mod story;
@@ -333,6 +334,8 @@ impl World {
             ("LIFEBOAT_DR_REGION", DR_REGION.to_owned()),
             ("LIFEBOAT_DR_KMS_KEY_ID", key_arn),
             ("LIFEBOAT_BUCKET", BUCKET.to_owned()),
+            // The stack the template would name: monitor's alarms are lifeboat/lifeboat/<subject>/<check>.
+            ("LIFEBOAT_STACK_NAME", "lifeboat".to_owned()),
             ("LIFEBOAT_AGE_RECIPIENTS", recipient),
             // The fleet's secrets point at the local PostgreSQL, not at the endpoints moto makes up.
             ("LIFEBOAT_EXPORT_ALLOW_ANY_HOST", "true".to_owned()),
