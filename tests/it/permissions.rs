@@ -65,6 +65,9 @@ fn deploy(moto: &Moto, dir: &Path) -> Value {
         // moto's ElastiCache has no serverless caches.
         "--param",
         "ServerlessCaches=false",
+        // The image the image functions name: this test runs a zip function's binary, so any digest does.
+        "--param",
+        "ImageDigest=sha256:0000000000000000000000000000000000000000000000000000000000000000",
     ]);
     assert!(
         out.status.success(),

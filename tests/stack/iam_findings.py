@@ -5,7 +5,7 @@ Why the policies come from a deploy and not from the template's text: the templa
 `!Ref`, `!GetAtt` and `!If`, and what a role is granted is what CloudFormation makes of them. So this script
 deploys the template into a moto server of its own with `tests/stack/deploy.py` (SAM's transform, then moto's
 CloudFormation, as in the deployed-stack tests), with every optional feature switched on (`FEATURES`: DR copies and
-their key, sharing, the export task, object lock, the webhook, e-mail, cache restores, the age identity), so that
+their key, sharing, object lock, the webhook, e-mail, cache restores, the age identity), so that
 every conditional statement is among those scanned; the function code is a placeholder zip, which no policy
 depends on. It then hands the roles, as IAM's `get-account-authorization-details` would list them, to
 `cloudsplaining scan --flag-all-risky-actions` (every risky action, whatever its resource constraint or condition:
@@ -44,7 +44,9 @@ FEATURES = {
     "DrRegion": "us-west-2",
     "DrKmsKeyArn": f"arn:aws:kms:us-west-2:{ACCOUNT}:key/00000000-0000-0000-0000-000000000000",
     "ShareAccounts": "210987654321",
-    "ExportTaskImageUri": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/lifeboat-export:scan",
+    # The image every image function and ECS task runs (no role depends on which).
+    "ImageDigest": "sha256:" + "0" * 64,
+    "ReserveConcurrency": "true",
     "ObjectLock": "true",
     "AgeIdentitySecret": "lifeboat/age-identity",
     "CacheRestoreSubnetGroup": "crsg",
