@@ -19,6 +19,7 @@ mod harness;
 mod hygiene;
 mod infra;
 mod layout;
+mod logs;
 mod monitor;
 mod plan_cli;
 mod plan_export_test;
