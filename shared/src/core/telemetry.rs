@@ -19,6 +19,8 @@
 //! `RUST_LOG` is not read, so that nothing but the deployed setting decides). ERROR lines pass every valid
 //! setting: `FATAL` filters at ERROR here, because Lifeboat writes nothing at FATAL but panics. An unknown value
 //! logs at INFO and says so in a WARN line; an unset one logs at INFO, Lambda's default.
+//! Release builds compile DEBUG and TRACE call sites out (the workspace's `tracing` feature
+//! `release_max_level_info`, for size), so there `DEBUG` and `TRACE` log what `INFO` does.
 //!
 //! No secrets in fields: events of our own crates never carry one (fields and a constant message), and the
 //! dependencies that could (tokio-postgres logs a statement's parameters at DEBUG, the AWS SDK a response's
