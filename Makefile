@@ -10,7 +10,7 @@ APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 # Two cores: keep parallel test servers and builds to that size.
 TEST_THREADS ?= 2
 
-.PHONY: all test demo package deploy setup tools postgres redis chromium rust lint fmt clippy cfn-lint unit bench bench-export bench-restore bench-rotate bench-plan clean rds-ca asl checkov cloudsplaining deny deps book
+.PHONY: all test demo package deploy setup tools postgres redis chromium rust lint fmt clippy cfn-lint unit bench bench-export bench-restore bench-rotate bench-plan bench-cold-start clean rds-ca asl checkov cloudsplaining deny deps book
 
 all: test
 
@@ -105,7 +105,7 @@ book: tools
 
 ## make bench: the benchmarks (export on a generated database of BENCH_GB GB, default 1; rotation). They print
 ## figures and ratios against references measured in the same run; they assert nothing about speed.
-bench: bench-export bench-restore bench-rotate bench-plan
+bench: bench-export bench-restore bench-rotate bench-plan bench-cold-start
 
 S3S_FS := .bench/tools/bin/s3s-fs
 
@@ -133,6 +133,14 @@ bench-restore: setup $(S3S_FS)
 ## make bench-plan: what following a plan document costs per tick and per monitor run, for each example policy.
 bench-plan:
 	cargo run --locked --release -q -p lifeboat-tests --bin bench_plan
+
+## make bench-cold-start: every function's release binary and zip (x86_64; arm64 where this toolchain has its
+## standard library, else it says why not), their sizes, and the time from process start to the first request for
+## an event under a runtime API the benchmark serves, BENCH_RUNS starts each (default 15), beside a minimal
+## lambda_runtime function built the same way. Prints; asserts nothing.
+bench-cold-start:
+	@command -v zip >/dev/null || { $(APT) update -q && $(APT) install -y -q zip; }
+	cargo run --locked --release -q -p lifeboat-tests --bin bench_cold_start
 
 ## make bench-rotate: wall time of full four-step rotations against moto and PostgreSQL, with references.
 bench-rotate: setup

@@ -20,6 +20,7 @@ mod harness;
 mod hygiene;
 mod infra;
 mod layout;
+mod logs;
 mod monitor;
 mod package;
 mod permissions;

@@ -234,6 +234,11 @@ impl LocalLambda {
     pub fn stdout_lines(&self) -> Vec<String> {
         self.read("stdout").lines().map(str::to_owned).collect()
     }
+
+    /// The function's standard error so far, line by line (Lambda reads it as log lines too).
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.read("stderr").lines().map(str::to_owned).collect()
+    }
 }
 
 impl Drop for LocalLambda {

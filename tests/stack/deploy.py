@@ -322,6 +322,7 @@ def main():
     unknown = []
     substitutions = {}
     substitutions_logging = {}
+    managed = {}
     for lid, res in transformed["Resources"].items():
         kind = res["Type"]
         if kind == "AWS::StepFunctions::StateMachine" and "DefinitionSubstitutions" in res["Properties"]:
@@ -332,6 +333,10 @@ def main():
             # Lambda sets AWS_LAMBDA_LOG_FORMAT and AWS_LAMBDA_LOG_LEVEL from it; moto does not keep it.
             substitutions_logging[lid] = lift(copy.deepcopy(res["Properties"]["LoggingConfig"]), outputs,
                                               f"{lid}Logging", res.get("Condition"))
+        if kind == "AWS::IAM::Role" and res["Properties"].get("ManagedPolicyArns"):
+            # moto's CloudFormation creates the role without attaching the policies it names.
+            managed[lid] = lift(copy.deepcopy(res["Properties"]["ManagedPolicyArns"]), outputs, f"{lid}Managed",
+                                res.get("Condition"))
         if kind in implemented:
             continue
         if kind not in APPLIED:
@@ -390,6 +395,21 @@ def main():
         applied.append({"logical_id": lid, "type": "DefinitionSubstitutions",
                         "how": "substituted into the definition as CloudFormation does (moto keeps the placeholders)"})
 
+    iam = clients("iam")
+    for lid, arns in managed.items():
+        role = physical[lid]
+        attached = {p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]}
+        missing = []
+        for arn in put_back(arns, values):
+            if arn in attached:
+                continue
+            try:
+                iam.attach_role_policy(RoleName=role, PolicyArn=arn)
+            except iam.exceptions.NoSuchEntityException:
+                missing.append(arn)  # an AWS managed policy moto does not carry
+        applied.append({"logical_id": lid, "type": "ManagedPolicyArns", "not_in_moto": missing,
+                        "how": "attached to the role: moto's CloudFormation creates roles without them"})
+
     resources = {}
     for r in summaries:
         lid = r.get("LogicalResourceId")
@@ -397,7 +417,7 @@ def main():
             continue  # moto lists the resources it has no model for without a logical id
         resources[lid] = {"type": transformed["Resources"][lid]["Type"], "physical_id": r.get("PhysicalResourceId")}
 
-    lam, iam = clients("lambda"), clients("iam")
+    lam = clients("lambda")
     functions = {}
     roles = {}
     for lid, r in resources.items():

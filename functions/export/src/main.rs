@@ -6,6 +6,7 @@ use export::settings::ExportSettings;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use lifeboat::core::settings::ProcessEnv;
 use serde_json::Value;
+use std::process::ExitCode;
 use tracing::Instrument;
 
 fn standalone_event() -> Option<String> {
@@ -19,8 +20,12 @@ fn standalone_event() -> Option<String> {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> ExitCode {
     lifeboat::core::telemetry::init();
+    lifeboat::core::telemetry::exit_code(run().await)
+}
+
+async fn run() -> Result<(), Error> {
     let settings = ExportSettings::from_env(&ProcessEnv)?;
     let config = lifeboat::core::aws::load_config().await;
     let deps = export::Deps::new(&config, settings);
@@ -36,7 +41,7 @@ async fn main() -> Result<(), Error> {
         let deps = &deps;
         let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
         let deadline = lifeboat::core::deadline_from_epoch_ms(event.context.deadline);
-        export::invoke(deps, event.payload, deadline).instrument(span)
+        lifeboat::core::telemetry::reported(export::invoke(deps, event.payload, deadline)).instrument(span)
     }))
     .await
 }

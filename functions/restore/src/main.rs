@@ -4,6 +4,6 @@
 //! result on stdout and exits non-zero on failure.
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+async fn main() -> std::process::ExitCode {
     restore::runtime::run().await
 }

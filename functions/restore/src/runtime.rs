@@ -7,6 +7,7 @@ use crate::settings::RestoreSettings;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use lifeboat::core::settings::ProcessEnv;
 use serde_json::Value;
+use std::process::ExitCode;
 use tracing::Instrument;
 
 fn standalone_event() -> Option<String> {
@@ -19,9 +20,14 @@ fn standalone_event() -> Option<String> {
     std::env::var("LIFEBOAT_EVENT").ok()
 }
 
-/// Runs the function until the runtime stops it (or once, for a standalone event).
-pub async fn run() -> Result<(), Error> {
+/// Runs the function until the runtime stops it (or once, for a standalone event); an error that stops it is
+/// written as a log line like any other.
+pub async fn run() -> ExitCode {
     lifeboat::core::telemetry::init();
+    lifeboat::core::telemetry::exit_code(serve().await)
+}
+
+async fn serve() -> Result<(), Error> {
     let settings = RestoreSettings::from_env(&ProcessEnv)?;
     let config = lifeboat::core::aws::load_config().await;
     let deps = crate::Deps::new(&config, settings);
@@ -43,7 +49,7 @@ pub async fn run() -> Result<(), Error> {
         let deps = &deps;
         let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
         let deadline = lifeboat::core::deadline_from_epoch_ms(event.context.deadline);
-        crate::handle(deps, event.payload, deadline).instrument(span)
+        lifeboat::core::telemetry::reported(crate::handle(deps, event.payload, deadline)).instrument(span)
     }))
     .await
 }

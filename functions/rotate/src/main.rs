@@ -4,11 +4,16 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 use lifeboat::core::settings::ProcessEnv;
 use rotate::settings::RotateSettings;
 use serde_json::Value;
+use std::process::ExitCode;
 use tracing::Instrument;
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
+async fn main() -> ExitCode {
     lifeboat::core::telemetry::init();
+    lifeboat::core::telemetry::exit_code(run().await)
+}
+
+async fn run() -> Result<(), Error> {
     let settings = RotateSettings::from_env(&ProcessEnv)?;
     let config = lifeboat::core::aws::load_config().await;
     let deps = rotate::Deps::new(&config, settings);
@@ -16,7 +21,7 @@ async fn main() -> Result<(), Error> {
         let deps = &deps;
         let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
         let deadline = lifeboat::core::deadline_from_epoch_ms(event.context.deadline);
-        rotate::run(deps, event.payload, deadline).instrument(span)
+        lifeboat::core::telemetry::reported(rotate::run(deps, event.payload, deadline)).instrument(span)
     }))
     .await
 }

@@ -438,7 +438,7 @@ async fn main() {
         ("LIFEBOAT_DATABASES", "bench".to_owned()),
         ("LIFEBOAT_PG_DUMP", pg_dump.clone()),
         ("LIFEBOAT_PG_RESTORE", pg_restore.clone()),
-        ("RUST_LOG", "warn".to_owned()),
+        ("AWS_LAMBDA_LOG_LEVEL", "WARN".to_owned()),
     ];
     for var in [
         "LIFEBOAT_ZSTD_LEVEL",

@@ -144,7 +144,7 @@ async fn main() {
         ("LIFEBOAT_BUCKET", BUCKET.to_owned()),
         ("LIFEBOAT_DB_SSLMODE", "disable".to_owned()),
         ("LIFEBOAT_PG_RESTORE", pg_restore.clone()),
-        ("RUST_LOG", "warn".to_owned()),
+        ("AWS_LAMBDA_LOG_LEVEL", "WARN".to_owned()),
     ];
 
     println!("  exporting once (export binary, age-encrypted, to s3s-fs)");

@@ -3,6 +3,6 @@
 //! serves is still `LIFEBOAT_RESTORE_ENTRY`'s to say (`steps`), never the name.
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+async fn main() -> std::process::ExitCode {
     restore::runtime::run().await
 }
