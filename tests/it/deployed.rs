@@ -16,6 +16,14 @@ async fn the_deployed_stack_runs_every_function_a_rotation_and_a_restore_test_th
         said.iter().any(|l| l.contains("restore test of app-db passed")),
         "the story says what it did: {said:?}"
     );
+    // Permissions proven by use: every call each function made is one its deployed role allows.
+    let (code, report) = lifeboat_tests::permissions::check(
+        w.moto.recording().expect("a recording server"),
+        &w.stack.document_path(),
+        &[],
+    );
+    println!("{report}");
+    assert_eq!(code, 0, "a function called what its role does not allow:\n{report}");
 }
 
 /// The sample event of each deployed schedule, and of each rule's events.

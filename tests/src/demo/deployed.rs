@@ -182,7 +182,8 @@ pub struct World {
 
 /// Starts the servers, puts a database and a cache under a plan, and deploys the stack.
 pub async fn world() -> World {
-    let moto = Moto::start();
+    // Every request moto gets is recorded, so a test can prove each function's calls against its role.
+    let moto = Moto::start_recording();
     let config = moto.config(REGION);
     let pg = Postgres::start();
     pg.psql("postgres", "create database app").unwrap();
@@ -261,6 +262,8 @@ pub async fn world() -> World {
             ],
         )
     });
+    // What the functions do from here on, without the set-up's and the deploy's own requests.
+    moto.reset_recording();
     let day = Utc::now().date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc() - Duration::days(1);
     World {
         moto,
