@@ -245,6 +245,12 @@ fn main() {
         ("AWS_SECRET_ACCESS_KEY", "bench"),
         // A closed port: if a function called AWS before its first event, it would fail here, never leave.
         ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+        // What the template gives every function that needs it (harmless to the others): the CA bundle a
+        // verify-full connection needs, the export bucket, the notification topic, the plan document.
+        ("LIFEBOAT_DB_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt"),
+        ("LIFEBOAT_BUCKET", "bench-bucket"),
+        ("LIFEBOAT_NOTIFY_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:bench"),
+        ("LIFEBOAT_PLAN_DOCUMENT", "s3://bench-bucket/lifeboat/plans.json"),
     ];
     let envs: Vec<Vec<(&str, &str)>> = FUNCTIONS
         .iter()
