@@ -583,3 +583,17 @@ fn json_parameters_are_checked_at_deploy_time_as_the_function_parses_them() {
         }
     }
 }
+
+/// The metrics are Embedded Metric Format lines without a level, which Lambda files as INFO: a `LogLevel` above
+/// INFO would drop every metric and starve the alarms, so the template allows none.
+#[test]
+fn no_log_level_that_drops_the_metrics_can_be_deployed() {
+    let template = std::fs::read_to_string(lifeboat_tests::repo_root().join("infra/template.yaml")).unwrap();
+    let block = template_resource(&template, "LogLevel");
+    let allowed = block
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("AllowedValues: ["))
+        .expect("LogLevel lists its allowed values");
+    let allowed: Vec<&str> = allowed.trim_end_matches(']').split(',').map(str::trim).collect();
+    assert_eq!(allowed, ["TRACE", "DEBUG", "INFO"]);
+}
