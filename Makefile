@@ -15,7 +15,11 @@ TEST_THREADS ?= 2
 all: test
 
 ## make test: install the test tools, then lint and run every test.
+# The integration tests run every function's binary as Lambda runs it (the deployed stack, the logs), and
+# `cargo test` builds a package's binaries only for that package's own tests: one build of every target first, with
+# the same dependency features as the tests', so nothing is compiled twice.
 test: setup lint
+	cargo build --locked --workspace --all-targets
 	RUST_TEST_THREADS=$(TEST_THREADS) cargo test --workspace --locked
 
 ## make demo: run the functions end to end against a local AWS and PostgreSQL.
