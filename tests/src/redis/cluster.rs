@@ -69,52 +69,102 @@ impl RedisCluster {
         let mut cluster = Self {
             ports: Vec::new(),
             password,
-            ca_file: ca.clone(),
+            ca_file: ca,
             dir,
             children: Vec::new(),
         };
         let mut buses = Vec::new();
         for i in 0..primaries {
-            let (port, bus) = (crate::free_port(), crate::free_port());
             let node_dir = cluster.dir.path().join(format!("node-{i}"));
             std::fs::create_dir(&node_dir).expect("node dir");
-            let child = Command::new(program("redis-server"))
-                .args(["--bind", "127.0.0.1", "--port", "0", "--tls-port", &port.to_string()])
-                .args([
-                    "--tls-cluster",
-                    "yes",
-                    "--tls-replication",
-                    "yes",
-                    "--tls-auth-clients",
-                    "no",
-                ])
-                .arg("--tls-cert-file")
-                .arg(&cert)
-                .arg("--tls-key-file")
-                .arg(&key)
-                .arg("--tls-ca-cert-file")
-                .arg(&ca)
-                .args(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
-                .args(["--cluster-port", &bus.to_string()])
-                .args(["--requirepass", &cluster.password, "--masterauth", &cluster.password])
-                .args(["--save", "", "--appendonly", "no", "--dbfilename", "dump.rdb"])
-                .args(["--logfile", "redis.log", "--daemonize", "no"])
-                .arg("--dir")
-                .arg(&node_dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("starting redis-server");
+            let (child, port, bus) = cluster.start_node(&node_dir, &cert, &key);
             cluster.children.push(child);
             cluster.ports.push(port);
             buses.push(bus);
         }
-        cluster.wait(
-            |c, i| c.try_node(i, &["PING"]).as_deref() == Some("PONG"),
-            "answer PING",
-        );
         cluster.join(&buses);
         cluster
+    }
+
+    /// Starts one node in `node_dir` on two free ports (clients, cluster bus) and waits until it answers PING.
+    /// A port [`crate::free_port`] found free can be taken by another process before the node binds it (the
+    /// bus port in particular, with test suites running side by side): a node that exits before it answers is
+    /// started again on new ports, a few times, and its log is kept in the failure.
+    fn start_node(
+        &self,
+        node_dir: &std::path::Path,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> (Child, u16, u16) {
+        const ATTEMPTS: usize = 5;
+        let mut logs = Vec::new();
+        for _ in 0..ATTEMPTS {
+            let (port, bus) = (crate::free_port(), crate::free_port());
+            let mut child = self.spawn_node(node_dir, cert, key, port, bus);
+            let until = Instant::now() + Duration::from_secs(30);
+            loop {
+                if self
+                    .cli(port, false)
+                    .arg("PING")
+                    .output()
+                    .is_ok_and(|o| o.stdout.starts_with(b"PONG"))
+                {
+                    return (child, port, bus);
+                }
+                if let Ok(Some(status)) = child.try_wait() {
+                    let log = std::fs::read_to_string(node_dir.join("redis.log")).unwrap_or_default();
+                    logs.push(format!("ports {port}/{bus}: exited {status}: {log}"));
+                    break;
+                }
+                if Instant::now() > until {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("cluster node in {} did not answer PING within 30 s", node_dir.display());
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        panic!(
+            "a cluster node could not start in {ATTEMPTS} attempts:\n{}",
+            logs.join("\n")
+        )
+    }
+
+    fn spawn_node(
+        &self,
+        node_dir: &std::path::Path,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        port: u16,
+        bus: u16,
+    ) -> Child {
+        Command::new(program("redis-server"))
+            .args(["--bind", "127.0.0.1", "--port", "0", "--tls-port", &port.to_string()])
+            .args([
+                "--tls-cluster",
+                "yes",
+                "--tls-replication",
+                "yes",
+                "--tls-auth-clients",
+                "no",
+            ])
+            .arg("--tls-cert-file")
+            .arg(cert)
+            .arg("--tls-key-file")
+            .arg(key)
+            .arg("--tls-ca-cert-file")
+            .arg(&self.ca_file)
+            .args(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
+            .args(["--cluster-port", &bus.to_string()])
+            .args(["--requirepass", &self.password, "--masterauth", &self.password])
+            .args(["--save", "", "--appendonly", "no", "--dbfilename", "dump.rdb"])
+            .args(["--logfile", "redis.log", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(node_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting redis-server")
     }
 
     /// Splits the slots evenly in node order, introduces every node to node 0, waits for `cluster_state:ok`.
