@@ -3,7 +3,6 @@
 //! (what Lambda hands to CloudWatch Logs, which turns them into metrics), one JSON document a line, and never as
 //! a `PutMetricData` call: moto's CloudWatch must hold no metric afterwards.
 
-use aws_sdk_rds::types::Tag;
 use lifeboat::core::metrics;
 use lifeboat_tests::lambda::{function_binary, LocalLambda};
 use lifeboat_tests::moto::Moto;
@@ -17,19 +16,7 @@ async fn a_lambda_run_writes_its_figures_as_emf_lines_and_calls_no_metrics_api()
     let moto = Moto::start();
     let config = moto.config(REGION);
     let rds = aws_sdk_rds::Client::new(&config);
-    rds.create_db_instance()
-        .db_instance_identifier("orders")
-        .db_instance_class("db.t4g.micro")
-        .engine("postgres")
-        .engine_version("16.4")
-        .allocated_storage(20)
-        .master_username("lifeboat_admin")
-        .master_user_password("not-a-real-password-1")
-        .storage_encrypted(true)
-        .tags(Tag::builder().key("lifeboat:backup").value("true").build())
-        .send()
-        .await
-        .unwrap();
+    lifeboat_tests::plans::instance(&rds, "orders", &[("lifeboat:backup", "true")], 1).await;
 
     let env = [
         ("AWS_ENDPOINT_URL", moto.endpoint.clone()),

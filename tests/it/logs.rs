@@ -4,7 +4,6 @@
 //! by `AWS_LAMBDA_LOG_LEVEL` alone, and a failed invocation must leave its ERROR line at every setting. The
 //! metrics' Embedded Metric Format documents (`_aws`) are JSON lines of their own and are checked in `emf.rs`.
 
-use aws_sdk_rds::types::Tag;
 use lifeboat_tests::lambda::{function_binary, LocalLambda};
 use lifeboat_tests::moto::Moto;
 use lifeboat_tests::{free_port, repo_root};
@@ -121,19 +120,7 @@ fn an_unknown_level_logs_at_info_and_says_so() {
 async fn at_info_a_run_writes_its_info_lines_as_lambda_json() {
     let moto = Moto::start();
     let rds = aws_sdk_rds::Client::new(&moto.config(REGION));
-    rds.create_db_instance()
-        .db_instance_identifier("orders")
-        .db_instance_class("db.t4g.micro")
-        .engine("postgres")
-        .engine_version("16.4")
-        .allocated_storage(20)
-        .master_username("lifeboat_admin")
-        .master_user_password("not-a-real-password-1")
-        .storage_encrypted(true)
-        .tags(Tag::builder().key("lifeboat:backup").value("true").build())
-        .send()
-        .await
-        .unwrap();
+    lifeboat_tests::plans::instance(&rds, "orders", &[("lifeboat:backup", "true")], 1).await;
 
     let mut env = offline_env("INFO");
     env[0].1 = moto.endpoint.clone();
