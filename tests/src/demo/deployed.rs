@@ -659,6 +659,19 @@ pub async fn story(w: &World, deployed: &Deployed, say: &dyn Fn(String)) {
         judged["export_age_hours"]["full"].as_f64().unwrap_or(0.0),
         judged["last_restore_test_passed"]
     ));
+    // ... and the cache by its RDB copy and its 03:00 test, the newest, which passed.
+    let cache = view["caches"]
+        .as_array()
+        .and_then(|c| c.iter().find(|v| v["cache"] == json!(CACHE)))
+        .unwrap_or_else(|| panic!("monitor saw no {CACHE}: {view}"));
+    assert_eq!(cache["last_restore_test_passed"], json!(true), "{view}");
+    let copy_age = cache["export_age_hours"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("monitor found no RDB copy of {CACHE}: {view}"));
+    say(format!(
+        "04:00 {} run: {CACHE} RDB copy age {copy_age:.1} h, last restore test passed: true",
+        monitor.name
+    ));
     // The monthly evidence report.
     let report = invoke(&evidence.target_arn, &evidence.input_at(at(w.day, 6, 0)));
     assert!(report.to_string().contains("report"), "{report}");
