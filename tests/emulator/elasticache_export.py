@@ -104,6 +104,12 @@ def create_snapshot(self, snapshot_name, replication_group_id, cache_cluster_id,
     snapshot = moto_create_snapshot(self, snapshot_name=snapshot_name, replication_group_id=replication_group_id,
                                     cache_cluster_id=cache_cluster_id, kms_key_id=kms_key_id, tags=tags)
     servers = stand_ins_of(self, cache_cluster_id, replication_group_id)
+    shards = snapshot.num_node_groups or 1
+    if servers and len(servers) != shards:
+        # ElastiCache writes one file per node group: a wrong number of stand-ins would export a wrong number.
+        del self.snapshots[snapshot_name]
+        raise InvalidParameterValueException(
+            f"(emulator) {len(servers)} servers stand in for a cache of {shards} shards (Moto::stand_in_cache)")
     snapshot.rdb_files = [saved_rdb(s) for s in servers] if servers else None
     return snapshot
 

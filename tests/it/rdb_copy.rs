@@ -1041,7 +1041,7 @@ fn without_elasticache_grant(policies: &serde_json::Value, action: &str) -> serd
 /// The harness's ElastiCache export (`tests/emulator/elasticache_export.py`, which the deployed stack's story relies
 /// on) behaves as AWS documents, asked through Lifeboat's own adapter: into the deployed stack's bucket it writes
 /// `<target>-0001.rdb`, byte for byte the file the cache's real `redis-server` wrote when the snapshot was taken
-/// (not the data written since); a target already there is "already requested"; an unknown snapshot is
+/// (not the data written since), and one file per shard of a sharded cache; a target already there is "already requested"; an unknown snapshot is
 /// `SnapshotNotFoundFault`; and a bucket policy that stops granting ElastiCache write access (the template's
 /// statements without `s3:PutObject`), or a bucket with no policy, is refused as AWS refuses it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1104,6 +1104,45 @@ async fn the_emulated_export_writes_what_redis_saved_at_the_snapshot_only_where_
             .is_some_and(|e| e.is_snapshot_not_found_fault()),
         "{unknown:?}"
     );
+
+    // A sharded cache: one file per shard, numbered in the order of its node groups.
+    let shards = [Redis::start(&[]), Redis::start(&[])];
+    let per_shard: Vec<_> = shards
+        .iter()
+        .enumerate()
+        .map(|(i, r)| fill(r, &format!("shard{i}")))
+        .collect();
+    ec.create_replication_group()
+        .replication_group_id("carts")
+        .replication_group_description("test")
+        .engine("valkey")
+        .cluster_mode(ClusterMode::Enabled)
+        .num_node_groups(2)
+        .send()
+        .await
+        .unwrap();
+    moto.stand_in_cache("carts", &[&shards[0], &shards[1]]);
+    ec.create_snapshot()
+        .snapshot_name("lifeboat-carts-1")
+        .replication_group_id("carts")
+        .send()
+        .await
+        .unwrap();
+    let asked = request_export(&ec, "lifeboat-carts-1", "rdb-staging-lifeboat-carts-1", &bucket).await;
+    assert_eq!(asked.unwrap(), Requested::Started);
+    for (i, (server, keys)) in shards.iter().zip(&per_shard).enumerate() {
+        let key = format!("rdb-staging-lifeboat-carts-1-{:04}.rdb", i + 1);
+        let got = s3.get_object().bucket(&bucket).key(&key).send().await.unwrap();
+        let got = got.body.collect().await.unwrap().into_bytes().to_vec();
+        assert!(
+            got == std::fs::read(server.rdb()).unwrap(),
+            "{key} is shard {}'s file",
+            i + 1
+        );
+        let summary = lifeboat::caches::rdb::verify(got.as_slice()).unwrap();
+        let counted: BTreeMap<u64, u64> = summary.databases.iter().map(|(db, k)| (*db, k.keys)).collect();
+        assert_eq!(&counted, keys);
+    }
 
     // A template that stops granting ElastiCache s3:PutObject: refused, and nothing is written.
     moto.keep_bucket_policies(&without_elasticache_grant(
