@@ -13,6 +13,8 @@ async fn the_deployed_stack_runs_every_function_a_rotation_and_a_restore_test_th
     let said = std::sync::Mutex::new(Vec::new());
     deployed::story(&w, &functions, &|line| said.lock().unwrap().push(line)).await;
     let said = said.into_inner().unwrap();
+    // The story as the demo tells it is this test's output, beside the permission report.
+    println!("{}", said.join("\n"));
     assert!(
         said.iter().any(|l| l.contains("restore test of app-db passed"))
             && said
