@@ -1,6 +1,7 @@
 """moto's server with ElastiCache's export of a snapshot to S3: `CopySnapshot` with `TargetBucket`, which moto 5.2.x
-does not implement (its ElastiCache has no `copy_snapshot` at all). Registered into moto before its server starts;
-nothing else of moto is changed, so its recorder (`MOTO_ENABLE_RECORDING`) records this call like any other.
+does not implement (its ElastiCache has no `copy_snapshot` at all). Registered into moto before its server starts,
+with `CreateSnapshot` wrapped to capture the snapshot's data (below); nothing else of moto is changed, so its
+recorder (`MOTO_ENABLE_RECORDING`) records these calls like any other.
 
 What it does, as the ElastiCache API reference (`CopySnapshot`) and user guide ("Exporting a backup") describe it:
 - With `TargetBucket`, the source snapshot's RDB files are written into the bucket's root, one object per node
@@ -18,8 +19,10 @@ What it does, as the ElastiCache API reference (`CopySnapshot`) and user guide (
   account as `aws:SourceAccount`, TLS, no encryption header): READ (`s3:ListBucket` on the bucket, `s3:GetObject`
   on each object), WRITE (`s3:PutObject` on each object), READ_ACP (`s3:GetBucketAcl`). A missing grant fails as
   AWS documents: `ElastiCache has not been granted <READ|WRITE|READ_ACP> permissions <bucket> on the S3 Bucket.`
-  Not the permission check's evaluator (`tests/stack/permissions.py`), which judges a function's recorded request
-  and leaves keys it cannot see unknown: here nothing is unknown, and an operator this cannot decide is an error.
+  A Deny that applies wins, as in IAM. Not the permission check's evaluator (`tests/stack/permissions.py`), which
+  judges a function's recorded request and leaves keys it cannot see unknown: here nothing is unknown, and an
+  operator this cannot decide is an error. What ElastiCache requires of the caller (`s3:GetBucketLocation`,
+  `s3:ListAllMyBuckets`) is not judged here: the caller's rights are the permission check's, over the recording.
 - An unknown source snapshot is `SnapshotNotFoundFault`; a bucket that does not exist, or is in another Region,
   and a target key already in the bucket, are `InvalidParameterValue` with the reference's messages
   (`The S3 bucket %s already contains an object with key %s.`, which Lifeboat reads as "already requested").
@@ -33,7 +36,8 @@ stand-in has its server `SAVE` (through Debian's `redis-cli`, as an operator wou
 wrote, byte for byte, with the snapshot. Why then and not at `CopySnapshot`: a snapshot holds the data as it was when
 taken; the server keeps taking writes after it, and an export later in the day must still carry the snapshot's data
 (reading the server's data file at export time would silently export newer data). A snapshot of a cache without a
-stand-in holds no data, and exporting it fails with a message that says so (never an invented file).
+stand-in holds no data, and exporting it fails with a message that says so (never an invented file); a cache whose
+stand-ins are not one per shard cannot be snapshotted (ElastiCache would write a file per node group).
 
 Usage: python elasticache_export.py STATE_DIR [moto_server arguments ...]
 """
