@@ -1,6 +1,7 @@
 //! The stack a user deploys, run here (`lifeboat_tests::demo::deployed`, also the demo's last chapter): one
-//! scheduled run of every function, a rotation, and restore tests of a database and a cache through the deployed
-//! state machine, all through the stack's own wiring.
+//! scheduled run of every function, a rotation, the cache's RDB copy, and restore tests of a database and a cache
+//! that pass through the deployed state machine (and one that fails, which notify hears of), all through the
+//! stack's own wiring.
 
 use lifeboat_tests::demo::deployed;
 
@@ -12,8 +13,13 @@ async fn the_deployed_stack_runs_every_function_a_rotation_and_a_restore_test_th
     let said = std::sync::Mutex::new(Vec::new());
     deployed::story(&w, &functions, &|line| said.lock().unwrap().push(line)).await;
     let said = said.into_inner().unwrap();
+    // The story as the demo tells it is this test's output, beside the permission report.
+    println!("{}", said.join("\n"));
     assert!(
-        said.iter().any(|l| l.contains("restore test of app-db passed")),
+        said.iter().any(|l| l.contains("restore test of app-db passed"))
+            && said
+                .iter()
+                .any(|l| l.contains("restore test of app-cache (its keys counted")),
         "the story says what it did: {said:?}"
     );
     // Permissions proven by use: every call each function made is one its deployed role allows.

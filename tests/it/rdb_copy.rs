@@ -2,10 +2,13 @@
 //! real `redis-server` wrote: staged files verified, moved under `exports/_caches/<cache>/rdb/...` and described by a
 //! manifest written last; damaged files refused, reported, alarmed and never given a manifest; reruns harmless.
 //!
-//! Where these tests start: moto does not implement `CopySnapshot` to a bucket, so each test starts from the
+//! Where these tests start: moto does not implement `CopySnapshot` to a bucket, so most tests start from the
 //! state ElastiCache leaves after an export: the snapshot exists (made in moto, tagged as Lifeboat tags it) and
 //! its files are in the bucket under a staging name its request record holds (the predictable name older runs
-//! asked for, still honoured). The request step is tested at the adapter with `aws-smithy-mocks`
+//! asked for, still honoured), which lets a test stage damaged or foreign files. The harness's emulated export
+//! (`tests/emulator/elasticache_export.py`, which the deployed stack's story runs the whole copy through) is
+//! proven here against AWS's documented behaviour and the deployed bucket policy
+//! (`the_emulated_export_writes_what_redis_saved_at_the_snapshot_only_where_the_bucket_policy_lets_elasticache`). The request step is tested at the adapter with `aws-smithy-mocks`
 //! (`lifeboat::caches::rdb_copy`'s `export_requests` tests) and, where the name Lifeboat asks for matters (a file
 //! staged by someone else after the request), through the handler with ElastiCache's calls mocked and S3 moto's.
 //! Concurrency and the deadline are observed by an interceptor on the test's S3 client ([`Watch`]), never by a seam
@@ -1012,4 +1015,160 @@ async fn a_copy_requested_at_its_due_time_is_finished_by_the_next_tick() {
     let idle = tick("2026-11-29T03:30:00Z").await.unwrap();
     assert!(idle.caches.is_none(), "{idle:?}");
     assert_eq!(versions(&w).await, before);
+}
+
+/// `bucket_policies` of a deployed stack, with `action` taken out of every statement that grants ElastiCache's
+/// export service something: what the template would deploy if it stopped granting that action.
+fn without_elasticache_grant(policies: &serde_json::Value, action: &str) -> serde_json::Value {
+    let mut policies = policies.clone();
+    for policy in policies.as_object_mut().unwrap().values_mut() {
+        for s in policy["Statement"].as_array_mut().unwrap() {
+            if s["Principal"]["Service"]
+                .as_str()
+                .is_some_and(|p| p.ends_with(".elasticache-snapshot.amazonaws.com"))
+            {
+                let actions = match &s["Action"] {
+                    serde_json::Value::String(a) => vec![serde_json::Value::String(a.clone())],
+                    other => other.as_array().unwrap().clone(),
+                };
+                s["Action"] = actions.into_iter().filter(|a| a != action).collect();
+            }
+        }
+    }
+    policies
+}
+
+/// The harness's ElastiCache export (`tests/emulator/elasticache_export.py`, which the deployed stack's story relies
+/// on) behaves as AWS documents, asked through Lifeboat's own adapter: into the deployed stack's bucket it writes
+/// `<target>-0001.rdb`, byte for byte the file the cache's real `redis-server` wrote when the snapshot was taken
+/// (not the data written since), and one file per shard of a sharded cache; a target already there is "already requested"; an unknown snapshot is
+/// `SnapshotNotFoundFault`; and a bucket policy that stops granting ElastiCache write access (the template's
+/// statements without `s3:PutObject`), or a bucket with no policy, is refused as AWS refuses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emulated_export_writes_what_redis_saved_at_the_snapshot_only_where_the_bucket_policy_lets_elasticache() {
+    use lifeboat::caches::rdb_copy::{request_export, RdbCopyError, Requested};
+    let moto = Moto::start_with_cache_exports();
+    let config = moto.config(REGION);
+    let stack = tokio::task::block_in_place(|| {
+        lifeboat_tests::stack::Stack::deploy(&moto, REGION, "lifeboat", &[("PlanBucket", "lifeboat-plans")])
+    });
+    let bucket = stack.function("ExportFunction").env["LIFEBOAT_BUCKET"].clone();
+    let ec = aws_sdk_elasticache::Client::new(&config);
+    let s3 = aws_sdk_s3::Client::new(&config);
+    let redis = Redis::start_tls(&[]);
+    let at_snapshot = fill(&redis, "then");
+    lifeboat_tests::plans::cache(&ec, "sessions", &[]).await;
+    moto.stand_in_cache("sessions", &[&redis]);
+    let snapshot = "lifeboat-sessions-20261129-0300";
+    ec.create_snapshot()
+        .snapshot_name(snapshot)
+        .cache_cluster_id("sessions")
+        .send()
+        .await
+        .unwrap();
+    let written = std::fs::read(redis.rdb()).unwrap();
+    // The cache takes writes after its snapshot, and saves them: the export must still carry the snapshot's data.
+    redis.cli(0, &["SET", "later", "x"]);
+    redis.save();
+    assert_ne!(std::fs::read(redis.rdb()).unwrap(), written);
+
+    let staging = "rdb-staging-lifeboat-sessions-20261129-0300";
+    let asked = request_export(&ec, snapshot, staging, &bucket).await.unwrap();
+    assert_eq!(asked, Requested::Started);
+    let key = format!("{staging}-0001.rdb");
+    let exported = s3.get_object().bucket(&bucket).key(&key).send().await.unwrap();
+    let exported = exported.body.collect().await.unwrap().into_bytes().to_vec();
+    assert!(
+        exported == written,
+        "{key} holds the file the server wrote at the snapshot"
+    );
+    let summary = lifeboat::caches::rdb::verify(exported.as_slice()).unwrap();
+    let counted: BTreeMap<u64, u64> = summary.databases.iter().map(|(db, k)| (*db, k.keys)).collect();
+    assert_eq!(counted, at_snapshot);
+    assert!(matches!(
+        request_export(&ec, snapshot, staging, &bucket).await.unwrap(),
+        Requested::AlreadyRequested(m) if m.contains("already contains an object with key")
+    ));
+
+    let unknown = ec
+        .copy_snapshot()
+        .source_snapshot_name("lifeboat-nothing")
+        .target_snapshot_name("rdb-staging-lifeboat-nothing")
+        .target_bucket(&bucket)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        unknown
+            .as_service_error()
+            .is_some_and(|e| e.is_snapshot_not_found_fault()),
+        "{unknown:?}"
+    );
+
+    // A sharded cache: one file per shard, numbered in the order of its node groups.
+    let shards = [Redis::start(&[]), Redis::start(&[])];
+    let per_shard: Vec<_> = shards
+        .iter()
+        .enumerate()
+        .map(|(i, r)| fill(r, &format!("shard{i}")))
+        .collect();
+    ec.create_replication_group()
+        .replication_group_id("carts")
+        .replication_group_description("test")
+        .engine("valkey")
+        .cluster_mode(ClusterMode::Enabled)
+        .num_node_groups(2)
+        .send()
+        .await
+        .unwrap();
+    moto.stand_in_cache("carts", &[&shards[0], &shards[1]]);
+    ec.create_snapshot()
+        .snapshot_name("lifeboat-carts-1")
+        .replication_group_id("carts")
+        .send()
+        .await
+        .unwrap();
+    let asked = request_export(&ec, "lifeboat-carts-1", "rdb-staging-lifeboat-carts-1", &bucket).await;
+    assert_eq!(asked.unwrap(), Requested::Started);
+    for (i, (server, keys)) in shards.iter().zip(&per_shard).enumerate() {
+        let key = format!("rdb-staging-lifeboat-carts-1-{:04}.rdb", i + 1);
+        let got = s3.get_object().bucket(&bucket).key(&key).send().await.unwrap();
+        let got = got.body.collect().await.unwrap().into_bytes().to_vec();
+        assert!(
+            got == std::fs::read(server.rdb()).unwrap(),
+            "{key} is shard {}'s file",
+            i + 1
+        );
+        let summary = lifeboat::caches::rdb::verify(got.as_slice()).unwrap();
+        let counted: BTreeMap<u64, u64> = summary.databases.iter().map(|(db, k)| (*db, k.keys)).collect();
+        assert_eq!(&counted, keys);
+    }
+
+    // A template that stops granting ElastiCache s3:PutObject: refused, and nothing is written.
+    moto.keep_bucket_policies(&without_elasticache_grant(
+        &stack.doc["bucket_policies"],
+        "s3:PutObject",
+    ));
+    let refused = request_export(&ec, snapshot, &format!("{staging}-again"), &bucket).await;
+    match refused {
+        Err(RdbCopyError::BucketAccess { message, .. }) => {
+            assert!(message.contains("has not been granted WRITE permissions"), "{message}");
+        }
+        other => panic!("a bucket that does not let ElastiCache write is refused: {other:?}"),
+    }
+    let again = s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix(format!("{staging}-again"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.key_count(), Some(0));
+    // A bucket with no policy at all grants ElastiCache nothing.
+    s3.create_bucket().bucket("no-policy-bucket").send().await.unwrap();
+    let refused = request_export(&ec, snapshot, staging, "no-policy-bucket").await;
+    assert!(
+        matches!(&refused, Err(RdbCopyError::BucketAccess { message, .. }) if message.contains("READ")),
+        "{refused:?}"
+    );
 }

@@ -1,4 +1,8 @@
-//! moto's server (PyPI `moto[server]`, installed into the project's `.venv` by `make test`).
+//! moto's server (PyPI `moto[server]`, installed into the project's `.venv` by `make test`), started as it is or
+//! through a small Python launcher that changes moto before its server starts, only where the emulator must stand
+//! in for AWS better: a clock ahead ([`AHEAD_SCRIPT`]), a clock a test moves ([`CLOCK_SCRIPT`]), and ElastiCache's
+//! export of a snapshot to S3, which moto lacks (`tests/emulator/elasticache_export.py`; the recording server
+//! has it, for the deployed stack's RDB copies). Never: changes what moto answers for anything else.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -64,6 +68,12 @@ sys.exit(main())\n";
 /// The file [`CLOCK_SCRIPT`] reads, in the server's own directory.
 const CLOCK_FILE: &str = "clock";
 
+/// moto's server with ElastiCache's export of a snapshot to S3 (see [`Moto::start_with_cache_exports`]), and the
+/// files it reads in the server's own directory.
+const EXPORT_SCRIPT: &str = "tests/emulator/elasticache_export.py";
+const STAND_INS_FILE: &str = "stand-ins.json";
+const BUCKET_POLICIES_FILE: &str = "bucket-policies.json";
+
 /// Registers a stand-in Lambda function (and the IAM role moto requires it to have), after switching moto's Lambda
 /// to its Docker-free backend (`/moto-api/config`, `lambda.use_docker=false`). Why: Secrets Manager's RotateSecret
 /// runs the rotation function's testSecret step even with `RotateImmediately=false` (AWS documents that it tests
@@ -117,14 +127,56 @@ impl Moto {
 
     /// Starts a fresh server that records every request it answers (moto's recorder: `MOTO_ENABLE_RECORDING`,
     /// one JSON object a line with the request's headers, method, URL and body) to [`Moto::recording`], so that a
-    /// test can check the calls a function made against its role (`tests/stack/permissions.py`).
+    /// test can check the calls a function made against its role (`tests/stack/permissions.py`). It exports cache
+    /// snapshots to S3 as [`Moto::start_with_cache_exports`]'s does: the deployed stack's RDB copies need it.
     pub fn start_recording() -> Self {
         let dir = tempfile::tempdir().expect("temp dir for moto");
         let file = dir.path().join(RECORDING_FILE);
-        let mut c = Command::new(executable());
+        let mut c = Self::exporting(&dir);
         c.env("MOTO_ENABLE_RECORDING", "True")
             .env("MOTO_RECORDER_FILEPATH", &file);
         Self::spawn(c, dir)
+    }
+
+    /// Starts a fresh server whose ElastiCache exports a snapshot to S3 (`CopySnapshot` with `TargetBucket`, which
+    /// moto lacks), from data a real `redis-server` saved when the snapshot was taken, into a bucket whose policy
+    /// lets ElastiCache write: `tests/emulator/elasticache_export.py` says how. A cache gets its data from
+    /// [`Moto::stand_in_cache`]; a bucket its policy from [`Moto::keep_bucket_policies`] (a deployed stack's, by
+    /// `Stack::deploy`).
+    pub fn start_with_cache_exports() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir for moto");
+        let c = Self::exporting(&dir);
+        Self::spawn(c, dir)
+    }
+
+    /// moto's server started through the export extension, with its state in `dir`.
+    fn exporting(dir: &TempDir) -> Command {
+        let mut c = Command::new(executable().with_file_name("python3"));
+        c.arg(crate::repo_root().join(EXPORT_SCRIPT)).arg(dir.path());
+        c
+    }
+
+    /// Makes `servers` (one per shard, in shard order) stand in for cache `cache`: a snapshot of it taken from now
+    /// on holds the RDB file each server writes when the snapshot is taken, and an export of the snapshot writes
+    /// those files. Only for a server started with the export extension.
+    pub fn stand_in_cache(&self, cache: &str, servers: &[&crate::redis::Redis]) {
+        let path = self._dir.path().join(STAND_INS_FILE);
+        let mut all: serde_json::Value = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_else(|| serde_json::json!({}));
+        all[cache] = servers
+            .iter()
+            .map(|r| serde_json::json!({"port": r.port, "password": r.password, "ca": r.ca_file, "rdb": r.rdb()}))
+            .collect();
+        std::fs::write(&path, all.to_string()).expect("moto's stand-ins file");
+    }
+
+    /// The bucket policies ElastiCache's exports are judged by (bucket name -> policy document), as a deployed
+    /// stack's document keeps them (`bucket_policies`): moto's S3 holds and enforces none.
+    pub fn keep_bucket_policies(&self, policies: &serde_json::Value) {
+        std::fs::write(self._dir.path().join(BUCKET_POLICIES_FILE), policies.to_string())
+            .expect("moto's bucket policies file");
     }
 
     /// The recording of a server started with [`Moto::start_recording`].

@@ -136,6 +136,9 @@ impl Stack {
         );
         let doc: Value = serde_json::from_slice(&out.stdout).expect("deploy.py prints JSON");
         std::fs::write(dir.path().join("stack.json"), &out.stdout).expect("writing stack.json");
+        // The bucket's policy is what lets ElastiCache export into it; moto's S3 is not given it (deploy.py says
+        // why), so the emulator's export reads it from here.
+        moto.keep_bucket_policies(&doc["bucket_policies"]);
         Self {
             doc,
             name: name.to_owned(),

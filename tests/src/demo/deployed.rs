@@ -6,8 +6,12 @@
 //!
 //! The local world adds only what points the functions at this machine's servers (`world_settings`): moto's
 //! endpoints for the restored copies and the databases' hosts are made up, so the local PostgreSQL and Redis
-//! answer for them, without TLS for PostgreSQL. [`story`] asserts what the wiring must do and says each step through
-//! `say` (the demo prints it; the test keeps it).
+//! answer for them, without TLS for PostgreSQL. The local Redis stands in for the cache's data too
+//! (`Moto::stand_in_cache`): a snapshot holds the RDB file it saved when the snapshot was taken, and ElastiCache's
+//! export of that snapshot, which moto lacks, is the harness's (`tests/emulator/elasticache_export.py`, judged by the
+//! deployed bucket policy), so the cache's RDB copy is requested, verified and moved by the deployed export function
+//! and the cache's restore test counts its keys against it. [`story`] asserts what the wiring must do and says each
+//! step through `say` (the demo prints it; the test keeps it).
 
 use crate::asl::{self, Failure, Tasks};
 use crate::moto::Moto;
@@ -26,9 +30,11 @@ const CACHE: &str = "app-cache";
 /// role of the local server, so that the restore test logs in as the copy's master user, as it would on RDS.
 const MASTER_USER: &str = "x";
 
-/// One plan, every kind of rule the functions follow but the cache's RDB copies (moto has no CopySnapshot to
-/// export one): the database's and the cache's snapshots at 01:00, a full export at 02:00, restore tests of the
-/// newest snapshot of each at 03:00, rotation every 30 days.
+/// One plan, every kind of rule the functions follow: the database's and the cache's snapshots at 01:00, a full
+/// export and the cache's RDB copy at 02:00 (the copy is requested then and verified at the next quarter-hour's
+/// tick), restore tests of the newest snapshot of each at 03:00, rotation every 30 days. And one cache restore test
+/// at 01:30, before the day's RDB copy exists: it fails for want of key counts to compare with, as it would in AWS
+/// (the story's honest failed execution, which notify's rule for failed restore tests must match).
 fn plan() -> Value {
     json!({"format": 1, "plans": {"app": {
         "databases": [DB],
@@ -36,9 +42,11 @@ fn plan() -> Value {
         "snapshots": {"schedule": "0 1 * * *", "retention": {"daily": 7}},
         "cache_snapshots": {"schedule": "0 1 * * *", "retention": {"daily": 7}},
         "exports": {"full": {"schedule": "0 2 * * *", "keep_days": 14}},
+        "rdb_copies": {"schedule": "0 2 * * *", "keep_days": 14},
         "restore_tests": [
             {"schedule": "0 3 * * *", "from": "newest-snapshot"},
-            {"schedule": "0 3 * * *", "from": "newest-cache-snapshot"}
+            {"schedule": "0 3 * * *", "from": "newest-cache-snapshot"},
+            {"schedule": "30 1 * * *", "from": "newest-cache-snapshot"}
         ],
         "rotation": {"every_days": 30}
     }}})
@@ -248,6 +256,9 @@ pub async fn world() -> World {
     }
     redis.cli(1, &["HSET", "ratelimit:api", "alice", "17"]);
     crate::plans::cache(&aws_sdk_elasticache::Client::new(&config), CACHE, &[]).await;
+    // The local Redis is the cache's data: a snapshot of it holds the file the server writes when the snapshot is
+    // taken, and ElastiCache's export of that snapshot (the RDB copy) writes it into the bucket.
+    moto.stand_in_cache(CACHE, &[&redis]);
     let recipient = age::x25519::Identity::generate().to_public().to_string();
     let stack = tokio::task::block_in_place(|| {
         Stack::deploy(
@@ -272,6 +283,54 @@ pub async fn world() -> World {
         stack,
         config,
         day,
+    }
+}
+
+/// The keys in `bucket`.
+async fn list_keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
+    let listed = s3.list_objects_v2().bucket(bucket).send().await.unwrap();
+    listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The executions of the deployed machine the story has run, so that each tick's are run once.
+#[derive(Default)]
+struct Executions {
+    run: std::collections::BTreeSet<String>,
+}
+
+impl Executions {
+    /// Runs the definition for each execution started since the last call, from the input it was started with:
+    /// its ARN, what ran, and the states its one test passed through.
+    async fn new_ones(
+        &mut self,
+        sfn: &aws_sdk_sfn::Client,
+        machine: &str,
+        definition: &Value,
+        steps: &mut Steps<'_>,
+    ) -> Vec<(String, asl::Execution, Vec<String>)> {
+        let listed = sfn.list_executions().state_machine_arn(machine).send().await.unwrap();
+        let mut ran = Vec::new();
+        for e in listed.executions() {
+            if !self.run.insert(e.execution_arn().to_owned()) {
+                continue;
+            }
+            let execution = sfn
+                .describe_execution()
+                .execution_arn(e.execution_arn())
+                .send()
+                .await
+                .unwrap();
+            let input: Value = serde_json::from_str(execution.input().unwrap()).unwrap();
+            let done = asl::run(definition, input, steps);
+            let path = done.states_under("EachDatabase[0]/");
+            ran.push((e.execution_arn().to_owned(), done, path));
+        }
+        ran
     }
 }
 
@@ -347,36 +406,8 @@ pub async fn story(w: &World, deployed: &Deployed, say: &dyn Fn(String)) {
 
     let bucket = w.stack.function("ExportFunction").env["LIFEBOAT_BUCKET"].clone();
     let s3 = aws_sdk_s3::Client::new(&w.config);
-
-    // 02:00: the export tick dumps the database into the stack's bucket.
-    let out = invoke(&export.target_arn, &export.input_at(at(w.day, 2, 0)));
-    let listed = s3.list_objects_v2().bucket(&bucket).send().await.unwrap();
-    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
-    assert!(
-        keys.iter().any(|k| k.ends_with("manifest.json")),
-        "the 02:00 export tick leaves a manifest in {bucket}: {out}; keys {keys:?}"
-    );
-    say(format!(
-        "02:00 {} tick: {} written to s3://{bucket}",
-        export.name,
-        keys.iter().find(|k| k.ends_with(".dump.zst.age")).unwrap_or(&"?")
-    ));
-
-    // 03:00: the snapshot tick starts the restore test in the deployed state machine, which runs its definition.
-    invoke(&snapshot.target_arn, &snapshot.input_at(at(w.day, 3, 0)));
     let (machine_arn, definition) = w.stack.state_machine("restore-test");
     let sfn = aws_sdk_sfn::Client::new(&w.config);
-    let executions = sfn
-        .list_executions()
-        .state_machine_arn(&machine_arn)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        executions.executions().len(),
-        2,
-        "one execution for each rule due at 03:00"
-    );
     let mut steps = Steps {
         deployed,
         sm: aws_sdk_secretsmanager::Client::new(&w.config),
@@ -385,74 +416,137 @@ pub async fn story(w: &World, deployed: &Deployed, say: &dyn Fn(String)) {
         rt: tokio::runtime::Handle::current(),
         said: Vec::new(),
     };
-    // The database's test passes. The cache's runs the cache branch end to end but cannot pass here: its verdict
-    // needs the key counts of a verified RDB copy, and moto has no CopySnapshot to export one (the export tick's
-    // request fails at that call). Its failure is what notify's rule for failed executions is for.
-    let mut paths = Vec::new();
-    let mut failed = Vec::new();
-    for e in executions.executions() {
-        let execution = sfn
-            .describe_execution()
-            .execution_arn(e.execution_arn())
-            .send()
-            .await
-            .unwrap();
-        let input: Value = serde_json::from_str(execution.input().unwrap()).unwrap();
-        let ran = asl::run(&definition, input, &mut steps);
-        let trace: Vec<String> = ran.trace.iter().map(|s| format!("{} {}", s.path, s.outcome)).collect();
-        let path = ran.states_under("EachDatabase[0]/");
-        let context = format!("{}\n{}", trace.join("\n"), steps.said.join("\n"));
-        if path.iter().any(|s| s == "CacheStart") {
-            let f = ran
-                .result
-                .expect_err("the cache's test cannot pass without an RDB copy");
-            assert_eq!(f.error, "Lifeboat.PartialFailure", "{context}");
-            assert!(f.cause.contains(CACHE), "{f:?}");
-            let report = steps
-                .said
-                .iter()
-                .rev()
-                .find(|s| s.starts_with("\"cache_report\""))
-                .unwrap();
-            assert!(
-                report.contains("no verified RDB copy of this cache in the bucket"),
-                "the cache's report says why it did not pass: {report}"
-            );
-            failed.push((e.execution_arn().to_owned(), f));
-            say(format!(
-                "03:00 restore test of {CACHE} through the deployed machine ({}): not passed, as it cannot here: no \
-                 verified RDB copy to count keys against",
-                path.join(" > ")
-            ));
+    let mut run = Executions::default();
+
+    // 01:30: the snapshot tick starts the cache test the plan runs before the day's RDB copy, and the deployed
+    // machine runs it: it fails as it would in AWS, with no verified copy to count the restored keys against.
+    invoke(&snapshot.target_arn, &snapshot.input_at(at(w.day, 1, 30)));
+    let early = run.new_ones(&sfn, &machine_arn, &definition, &mut steps).await;
+    assert_eq!(early.len(), 1, "one execution for the rule due at 01:30");
+    let (failed_arn, ran, path) = &early[0];
+    let failure = ran
+        .result
+        .clone()
+        .expect_err("a cache test before the day's RDB copy cannot pass");
+    assert_eq!(failure.error, "Lifeboat.PartialFailure", "{}", steps.said.join("\n"));
+    assert!(failure.cause.contains(CACHE), "{failure:?}");
+    let report = steps
+        .said
+        .iter()
+        .rev()
+        .find(|s| s.starts_with("\"cache_report\""))
+        .unwrap();
+    assert!(
+        report.contains("no verified RDB copy of this cache in the bucket"),
+        "the cache's report says why it did not pass: {report}"
+    );
+    say(format!(
+        "01:30 restore test of {CACHE} through the deployed machine ({}): failed, as the plan runs it before the \
+         day's RDB copy: no verified copy to count keys against",
+        path.join(" > ")
+    ));
+
+    // 02:00: the export tick dumps the database into the stack's bucket and asks ElastiCache to export the cache's
+    // snapshot (CopySnapshot with the bucket as its target), whose files land under the staging prefix.
+    let out = invoke(&export.target_arn, &export.input_at(at(w.day, 2, 0)));
+    let keys = list_keys(&s3, &bucket).await;
+    assert!(
+        keys.iter()
+            .any(|k| k.ends_with("manifest.json") && !k.contains("/_caches/")),
+        "the 02:00 export tick leaves a manifest in {bucket}: {out}; keys {keys:?}"
+    );
+    let staged: Vec<&String> = keys
+        .iter()
+        .filter(|k| k.starts_with(lifeboat::bucket::layout::RDB_STAGING_PREFIX) && k.ends_with("-0001.rdb"))
+        .collect();
+    assert_eq!(
+        staged.len(),
+        1,
+        "ElastiCache exported the cache's snapshot: {out}; keys {keys:?}"
+    );
+    say(format!(
+        "02:00 {} tick: {} written to s3://{bucket}; ElastiCache exported {CACHE}'s snapshot to {}",
+        export.name,
+        keys.iter()
+            .find(|k| k.ends_with(".dump.zst.age"))
+            .map_or("?", String::as_str),
+        staged[0]
+    ));
+
+    // 02:15: the next tick verifies the staged file, moves it under exports/ and writes the copy's manifest last.
+    let out = invoke(&export.target_arn, &export.input_at(at(w.day, 2, 15)));
+    let copy = lifeboat::bucket::layout::rdb_keys(CACHE, at(w.day, 1, 0));
+    let manifest = s3
+        .get_object()
+        .bucket(&bucket)
+        .key(copy.manifest())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("the 02:15 tick verified no RDB copy of {CACHE}: {e}; {out}"));
+    let manifest: lifeboat::caches::records::RdbManifest =
+        serde_json::from_slice(&manifest.body.collect().await.unwrap().into_bytes()).unwrap();
+    let counted: std::collections::BTreeMap<u64, u64> =
+        lifeboat::caches::check::parse_keyspace(&w.redis.cli(0, &["INFO", "keyspace"]))
+            .into_iter()
+            .map(|(db, k)| (db, k.keys))
+            .collect();
+    assert_eq!(
+        manifest.keys_per_db(),
+        counted,
+        "the copy holds the keys the cache held"
+    );
+    say(format!(
+        "02:15 {} tick: the RDB copy verified and described by {} (keys per database {:?})",
+        export.name,
+        copy.manifest(),
+        manifest.keys_per_db()
+    ));
+
+    // 03:00: the snapshot tick starts the restore tests due, and the deployed machine runs its definition for each.
+    invoke(&snapshot.target_arn, &snapshot.input_at(at(w.day, 3, 0)));
+    let tests = run.new_ones(&sfn, &machine_arn, &definition, &mut steps).await;
+    assert_eq!(tests.len(), 2, "one execution for each rule due at 03:00");
+    let mut paths = vec![path.clone()];
+    for (_, ran, path) in &tests {
+        let output = ran
+            .result
+            .clone()
+            .unwrap_or_else(|f| panic!("a restore test failed: {f:?}\n{}", steps.said.join("\n")));
+        assert_eq!(output["summary"], json!({"failed": 0, "tested": 1}), "{output}");
+        let what = if path.iter().any(|s| s == "CacheStart") {
+            format!("{CACHE} (its keys counted against the verified RDB copy)")
         } else {
-            let output = ran
-                .result
-                .unwrap_or_else(|f| panic!("the database's restore test failed: {f:?}\n{context}"));
-            assert_eq!(output["summary"], json!({"failed": 0, "tested": 1}), "{output}");
-            say(format!(
-                "03:00 restore test of {DB} passed through the deployed machine ({})",
-                path.join(" > ")
-            ));
-        }
-        paths.push(path);
+            DB.to_owned()
+        };
+        say(format!(
+            "03:00 restore test of {what} passed through the deployed machine ({})",
+            path.join(" > ")
+        ));
+        paths.push(path.clone());
     }
     paths.sort();
+    let cache_path = |end: &str| {
+        [
+            "DatabaseOrCache?",
+            "CacheStart",
+            "CacheWaitForRestore",
+            "CachePoll",
+            "CacheAvailable?",
+            "CacheVerify",
+            "CacheReport",
+            "CacheCleanup",
+            "CachePassed?",
+            end,
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
     assert_eq!(
         paths,
         [
-            vec![
-                "DatabaseOrCache?",
-                "CacheStart",
-                "CacheWaitForRestore",
-                "CachePoll",
-                "CacheAvailable?",
-                "CacheVerify",
-                "CacheReport",
-                "CacheCleanup",
-                "CachePassed?",
-                "CacheTestFailed"
-            ],
-            vec![
+            cache_path("CacheTestFailed"),
+            cache_path("CacheTestPassed"),
+            [
                 "DatabaseOrCache?",
                 "Start",
                 "WaitForRestore",
@@ -466,10 +560,12 @@ pub async fn story(w: &World, deployed: &Deployed, say: &dyn Fn(String)) {
                 "Passed?",
                 "TestPassed"
             ]
+            .map(str::to_owned)
+            .to_vec()
         ]
     );
 
-    // notify hears of the failed execution through the stack's rule for it.
+    // notify hears of the 01:30 failed execution through the stack's rule for it.
     let notify = w.stack.function("NotifyFunction");
     let rule = |name: &str| -> Value {
         let r = w
@@ -480,11 +576,10 @@ pub async fn story(w: &World, deployed: &Deployed, say: &dyn Fn(String)) {
             .unwrap_or_else(|| panic!("notify has no rule {name}"));
         serde_json::from_str(r["pattern"].as_str().unwrap()).unwrap()
     };
-    let (execution_arn, failure) = &failed[0];
     let mut event = crate::demo::sample("events/notify/restore-test-failed.json");
     event["region"] = json!(REGION);
-    event["resources"] = json!([execution_arn]);
-    event["detail"]["executionArn"] = json!(execution_arn);
+    event["resources"] = json!([failed_arn]);
+    event["detail"]["executionArn"] = json!(failed_arn);
     event["detail"]["stateMachineArn"] = json!(machine_arn);
     event["detail"]["error"] = json!(failure.error);
     event["detail"]["cause"] = json!(format!("restore tests failed for 1 of 1 databases: {CACHE}"));
@@ -563,6 +658,19 @@ pub async fn story(w: &World, deployed: &Deployed, say: &dyn Fn(String)) {
         monitor.name,
         judged["export_age_hours"]["full"].as_f64().unwrap_or(0.0),
         judged["last_restore_test_passed"]
+    ));
+    // ... and the cache by its RDB copy and its 03:00 test, the newest, which passed.
+    let cache = view["caches"]
+        .as_array()
+        .and_then(|c| c.iter().find(|v| v["cache"] == json!(CACHE)))
+        .unwrap_or_else(|| panic!("monitor saw no {CACHE}: {view}"));
+    assert_eq!(cache["last_restore_test_passed"], json!(true), "{view}");
+    let copy_age = cache["export_age_hours"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("monitor found no RDB copy of {CACHE}: {view}"));
+    say(format!(
+        "04:00 {} run: {CACHE} RDB copy age {copy_age:.1} h, last restore test passed: true",
+        monitor.name
     ));
     // The monthly evidence report.
     let report = invoke(&evidence.target_arn, &evidence.input_at(at(w.day, 6, 0)));
