@@ -1,22 +1,9 @@
-//! `make demo`'s world and story (`lifeboat_tests::demo`), told through the functions' handlers in this process,
-//! today and a year ahead: the verdicts are the ones the story means on any day (every database and the cache
-//! fresh and restore-tested, three of four databases meeting their policy, and the one finding the story makes on
-//! purpose: app-staging's unencrypted storage and snapshots).
-//!
-//! A year ahead, the whole world moves: the story is anchored at the clock a year ahead, moto's clock runs a year
-//! ahead (as AWS's would), and the functions that judge (snapshot's retention, monitor, the evidence report) are
-//! handed that moment as their `now` (see `lifeboat_tests::demo`'s design note on the clock). A story that kept a
-//! fixed date anywhere would show stale exports, missed days and failed policies here.
+//! `make demo`'s world and story (`lifeboat_tests::demo`), told through the deployed stack's functions as the
+//! demo tells it: the verdicts are the ones the story means on any day (every database and the cache fresh and
+//! restore-tested, three of four databases meeting their policy, and the one finding the story makes on purpose:
+//! app-staging's unencrypted storage and snapshots).
 
-use chrono::Duration;
-use lifeboat_tests::demo::{self, in_process::InProcess, Clock, Verdicts, World};
-
-async fn story_at(clock: Clock) -> Verdicts {
-    let out = tempfile::tempdir().unwrap();
-    let world = World::start(clock, out.path()).await;
-    let functions = InProcess::new(&world);
-    demo::run(&world, &functions).await
-}
+use lifeboat_tests::demo::{self, Functions, Verdicts, World};
 
 fn assert_as_the_story_means(verdicts: &Verdicts) {
     let story = Verdicts::story();
@@ -53,11 +40,10 @@ fn assert_as_the_story_means(verdicts: &Verdicts) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_today_shows_the_fleet_its_story_means() {
-    assert_as_the_story_means(&story_at(Clock::real()).await);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_a_year_ahead_shows_the_same_verdicts() {
-    assert_as_the_story_means(&story_at(Clock::ahead(Duration::days(365))).await);
+async fn the_demo_through_the_deployed_stack_shows_the_fleet_its_story_means() {
+    let out = tempfile::tempdir().unwrap();
+    let world = World::start(out.path()).await;
+    let functions = Functions::start(&world, &out.path().join("functions"));
+    let verdicts = demo::run(&world, &functions).await;
+    assert_as_the_story_means(&verdicts);
 }

@@ -1,7 +1,7 @@
-//! The stack a user deploys, run here (`lifeboat_tests::demo::deployed`, also the demo's last chapter): one
-//! scheduled run of every function, a rotation, the cache's RDB copy, and restore tests of a database and a cache
-//! that pass through the deployed state machine (and one that fails, which notify hears of), all through the
-//! stack's own wiring.
+//! The stack a user deploys, run here (`lifeboat_tests::demo::deployed`; `make demo` tells a longer story the same
+//! way): one scheduled run of every function, a rotation, the cache's RDB copy, and restore tests of a database and
+//! a cache that pass through the deployed state machine (and one that fails, which notify hears of), all through
+//! the stack's own wiring.
 
 use lifeboat_tests::demo::deployed;
 

@@ -61,6 +61,42 @@ pub struct Schedule {
 }
 
 impl Schedule {
+    /// The latest time at or before `t` at which this schedule fires, for the expressions the stack's schedules
+    /// use: `cron(M H * * ? *)` (daily), `cron(0/15 * * * ? *)` (quarter hours) and `rate(...)` (any moment: a rate
+    /// counts from when the schedule was made). Panics, naming the expression, on any other.
+    pub fn latest_at_or_before(&self, t: DateTime<Utc>) -> DateTime<Utc> {
+        use chrono::{Duration, DurationRound, Timelike};
+        let minute = t.duration_trunc(Duration::minutes(1)).unwrap_or(t);
+        if self.expression.starts_with("rate(") {
+            return minute;
+        }
+        let fields: Vec<&str> = self
+            .expression
+            .strip_prefix("cron(")
+            .and_then(|e| e.strip_suffix(')'))
+            .map(|e| e.split(' ').collect())
+            .unwrap_or_default();
+        match fields.as_slice() {
+            ["0/15", "*", "*", "*", "?", "*"] => t.duration_trunc(Duration::minutes(15)).unwrap_or(t),
+            [m, h, "*", "*", "?", "*"] => {
+                let (m, h): (u32, u32) = match (m.parse(), h.parse()) {
+                    (Ok(m), Ok(h)) => (m, h),
+                    _ => panic!("schedule {}: {} is not a daily time", self.name, self.expression),
+                };
+                let today = minute
+                    .with_hour(h)
+                    .and_then(|d| d.with_minute(m))
+                    .unwrap_or_else(|| panic!("schedule {}: {} is not a time", self.name, self.expression));
+                if today <= t {
+                    today
+                } else {
+                    today - Duration::days(1)
+                }
+            }
+            _ => panic!("schedule {}: the harness does not read {}", self.name, self.expression),
+        }
+    }
+
     /// The event Scheduler delivers for the run due at `at`: the schedule's own input with its context
     /// attributes filled in as Scheduler fills them.
     pub fn input_at(&self, at: DateTime<Utc>) -> Value {
@@ -249,11 +285,6 @@ impl Stack {
             .unwrap_or_else(|| panic!("the stack has no state machine {name}"));
         (as_text(&m["arn"]), m["definition"].clone())
     }
-
-    /// A stack output-free parameter: what the deploy was given.
-    pub fn parameter(&self, key: &str) -> Option<String> {
-        self.doc["parameters"][key].as_str().map(str::to_owned)
-    }
 }
 
 /// Where the function binaries of this build are: beside this executable, or one level up from `deps/`.
@@ -365,5 +396,35 @@ impl Drop for Deployed {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn schedule(expression: &str) -> Schedule {
+        Schedule {
+            name: "s".into(),
+            expression: expression.into(),
+            target_arn: String::new(),
+            input: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_latest_run_of_a_schedule_is_never_after_the_moment_asked() {
+        let t = Utc.with_ymd_and_hms(2026, 12, 6, 17, 52, 30).unwrap();
+        let at = |h, m| Utc.with_ymd_and_hms(2026, 12, 6, h, m, 0).unwrap();
+        assert_eq!(schedule("cron(15 3 * * ? *)").latest_at_or_before(t), at(3, 15));
+        assert_eq!(
+            schedule("cron(15 18 * * ? *)").latest_at_or_before(t),
+            at(18, 15) - chrono::Duration::days(1)
+        );
+        assert_eq!(schedule("cron(0/15 * * * ? *)").latest_at_or_before(t), at(17, 45));
+        assert_eq!(schedule("rate(1 hour)").latest_at_or_before(t), at(17, 52));
+        let odd = std::panic::catch_unwind(|| schedule("cron(0 6 1 * ? *)").latest_at_or_before(t));
+        assert!(odd.is_err(), "a monthly schedule is not read as a daily one");
     }
 }

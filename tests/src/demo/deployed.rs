@@ -1,4 +1,5 @@
-//! The demo's last chapter and the deployed-stack test's story: the stack a user deploys, run here.
+//! The deployed-stack test's story, and the local world `make demo` shares with it: the stack a user deploys, run
+//! here.
 //! `infra/template.yaml` is deployed into moto's CloudFormation (`crate::stack`), every function started with the
 //! environment and role the stack gave it, and driven only through the stack's own wiring: each schedule's input,
 //! an EventBridge rule's pattern, the rotation the rotate tick configured, and the restore tests run by the
@@ -53,7 +54,7 @@ fn plan() -> Value {
 }
 
 /// What the local world sets beside the stack's environment, each for the reason given.
-fn world_settings(pg: &Postgres, redis: &Redis) -> Local {
+pub fn world_settings(pg: &Postgres, redis: &Redis) -> Local {
     let bin = postgres::bin_dir();
     Local::default()
         .with(
@@ -93,14 +94,39 @@ fn world_settings(pg: &Postgres, redis: &Redis) -> Local {
 
 /// The restore-test steps' tasks, run by the deployed functions; before Verify the test's own secret gets the
 /// local server's login (the restored instance moto made has none of its own).
-struct Steps<'a> {
+#[derive(Debug)]
+pub struct Steps<'a> {
     deployed: &'a Deployed,
+    /// The master user of the restored copies: a role of the local server, with its superuser's password.
+    master_user: &'a str,
     sm: aws_sdk_secretsmanager::Client,
     pg: &'a Postgres,
     redis: &'a Redis,
     rt: tokio::runtime::Handle,
     /// What each step answered, for a failure's message.
-    said: Vec<String>,
+    pub said: Vec<String>,
+}
+
+impl<'a> Steps<'a> {
+    /// The steps run by `deployed`'s functions, the restored copies logging in as `master_user` (a role of `pg`
+    /// with its superuser's password) and the restored caches as `redis`'s default user.
+    pub fn new(
+        deployed: &'a Deployed,
+        config: &aws_config::SdkConfig,
+        pg: &'a Postgres,
+        redis: &'a Redis,
+        master_user: &'a str,
+    ) -> Self {
+        Self {
+            deployed,
+            master_user,
+            sm: aws_sdk_secretsmanager::Client::new(config),
+            pg,
+            redis,
+            rt: tokio::runtime::Handle::current(),
+            said: Vec::new(),
+        }
+    }
 }
 
 impl Tasks for Steps<'_> {
@@ -134,7 +160,7 @@ impl Tasks for Steps<'_> {
         let (secret, login) = if state.ends_with("/Verify") {
             (
                 lifeboat::rds::restore::test_secret_name(&id()),
-                json!({"username": MASTER_USER, "password": self.pg.password}),
+                json!({"username": self.master_user, "password": self.pg.password}),
             )
         } else if state.ends_with("/CacheVerify") {
             (
@@ -408,14 +434,7 @@ pub async fn story(w: &World, deployed: &Deployed, say: &dyn Fn(String)) {
     let s3 = aws_sdk_s3::Client::new(&w.config);
     let (machine_arn, definition) = w.stack.state_machine("restore-test");
     let sfn = aws_sdk_sfn::Client::new(&w.config);
-    let mut steps = Steps {
-        deployed,
-        sm: aws_sdk_secretsmanager::Client::new(&w.config),
-        pg: &w.pg,
-        redis: &w.redis,
-        rt: tokio::runtime::Handle::current(),
-        said: Vec::new(),
-    };
+    let mut steps = Steps::new(deployed, &w.config, &w.pg, &w.redis, MASTER_USER);
     let mut run = Executions::default();
 
     // 01:30: the snapshot tick starts the cache test the plan runs before the day's RDB copy, and the deployed

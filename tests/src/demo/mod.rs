@@ -1,100 +1,72 @@
-//! The demo's world and story: a fleet in a local AWS (moto) backed by a real PostgreSQL and a real Redis, and
-//! the story `make demo` tells about it (snapshots, exports, a rotation, restores, restore tests, monitoring, the
-//! evidence report, a notification), driven through any [`Invoke`]: the demo binary invokes the functions'
-//! binaries under the local Lambda runtime, `tests/it/demo.rs` calls their handlers in this process.
+//! The demo's world and story: a fleet in a local AWS (moto) backed by a real PostgreSQL and a real Redis, put
+//! under a tiered plan document, and **the stack a user deploys** (`infra/template.yaml`, deployed into moto's
+//! CloudFormation by `crate::stack`) doing the work: every function runs with the environment and the role the
+//! stack gave it, and is invoked the way the stack's wiring invokes it: its schedules' own inputs at the story's
+//! ticks, its EventBridge rules (each event checked against the rule's pattern first), the rotation its rotate
+//! tick configured, and the restore tests run by the deployed state machine's definition (`crate::asl`). What a
+//! person invokes by hand (a manual snapshot, a one-step restore, the evidence report for a month) goes to the
+//! function a person would invoke. `make demo` (`tests/src/bin/demo.rs`) and `tests/it/demo.rs` tell it.
 //!
-//! The story is anchored to the moment it runs ([`story::Story`]): every scheduled run, export, restore test and
-//! report period is derived from [`Clock::now`], never from a date in `events/` (those stay samples). The fleet
-//! is healthy where the story means it healthy (encrypted storage and snapshots under a KMS key, seven days of
-//! automated backups, fresh exports, every database's restore test passing; deletion protection stays off, see
-//! `crate::fleet::Protection`) and broken only where the story
-//! breaks it on purpose, and says so: [`UNENCRYPTED_ON_PURPOSE`]. [`Verdicts::story`] is what the story means;
-//! [`run`] returns what the functions said.
+//! The story is anchored to the moment it runs ([`story::Story`]): the plan's schedules, every tick and the report
+//! period are derived from it, never from a date in `events/` (those stay samples). The fleet is healthy where the
+//! story means it healthy (encrypted storage and snapshots under a KMS key, seven days of automated backups, fresh
+//! exports, every restore test passing; deletion protection stays off, see `crate::fleet::Protection`) and broken
+//! only where the story breaks it on purpose, and says so: [`UNENCRYPTED_ON_PURPOSE`]. [`Verdicts::story`] is
+//! what the story means; [`run`] returns what the functions said.
 //!
-//! How the clock moves (a design choice): the world is a function of a [`Clock`], this machine's clock plus a
-//! fixed offset. A test builds it a year ahead by giving the offset to the three things that read a clock: the
-//! story (its anchor), moto (its clock runs ahead too, `crate::moto::Moto::start_ahead`, since AWS's would) and
-//! the functions that judge (`snapshot::handle_at` and `monitor::run_at` take `now` as an argument; the
-//! in-process invoker passes [`Clock::now`]). No function reads an override from its environment: there is no
-//! clock switch a deployed function could be given by accident. What the other functions stamp with their own
-//! clock (a manifest's start and end, a restore test's expiry tag, its RTO) decides no verdict.
+//! The local world adds to the stack only what points the functions at this machine's servers
+//! (`deployed::world_settings`, each setting with its reason), and plays two parts AWS would: it puts each
+//! restored copy's login into the restore test's own secret before Verify (moto's restored copies have no server:
+//! the local ones answer for them), and it stages a rotation the way Secrets Manager does before invoking the
+//! rotation's four steps.
 //!
-//! Never: reads `Utc::now()` for anything the story makes (only [`Clock::now`]), or hides a verdict: the demo
-//! prints every one and [`Verdicts::differences`] names each that is not what the story means.
+//! Never: reads the clock for anything the story makes but through [`story::Story`], invokes a function with an
+//! input the stack's wiring or a person would not send, or hides a verdict: the demo prints every one and
+//! [`Verdicts::differences`] names each that is not what the story means.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod deployed;
-pub mod in_process;
 pub mod plans;
 pub mod story;
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use chrono::{DateTime, Duration, Utc};
-use serde_json::Value;
+use chrono::Utc;
+use serde_json::{json, Value};
 use tempfile::TempDir;
 
-use crate::{fleet, moto::Moto, postgres::Postgres, redis::Redis, repo_root};
+use crate::stack::{Deployed, Stack};
+use crate::{asl, fleet, moto::Moto, postgres::Postgres, redis::Redis, repo_root};
 use story::Story;
 
 pub const REGION: &str = "us-east-1";
 pub const DR_REGION: &str = "us-west-2";
-/// The demo's policy: small enough that two months of history show every kind of decision.
-pub const RETENTION: &str = "daily=7,weekly=4,monthly=3";
-pub const BUCKET: &str = "lifeboat-demo";
-/// After a restore: key tables exist and hold rows, and the server answers.
+/// The stack's name, as `make deploy` would name it.
+pub const STACK: &str = "lifeboat";
+/// The versioned bucket the plan document lives in (the stack's `PlanBucket`), and its key (`PlanKey`).
+pub const PLAN_BUCKET: &str = "lifeboat-demo-config";
+pub const PLAN_KEY: &str = "lifeboat/plans.json";
+/// After a restore: key tables exist and hold rows, and the server answers (the stack's `RestoreChecks`).
 const RESTORE_CHECKS: &str = r#"[{"name": "users not empty", "sql": "select count(*) > 0 from users"}, {"name": "chats not empty", "sql": "select count(*) > 0 from chats"}, {"name": "messages not empty", "sql": "select count(*) > 0 from messages"}, {"name": "sessions not empty", "sql": "select count(*) > 0 from sessions"}, {"name": "SELECT now() answers", "sql": "select now() is not null"}]"#;
-/// The demo's export profiles: the full database, and the critical tables on their own.
-const PROFILES: &str = r#"{"full": {}, "critical": {"include": ["users", "projects", "sessions"]}}"#;
-/// The demo's cache: `sessions`, a Valkey replication group, selected by the same tag as the
-/// databases. A local TLS `redis-server` with AUTH holds its data and stands in for ElastiCache's nodes (moto has
-/// none), exactly as in the integration tests: its RDB file is what ElastiCache's export would write, and it answers
-/// the restore test's checks as the restored group would.
+/// The demo's cache: `sessions`, a Valkey replication group. A local TLS `redis-server` with AUTH holds its data
+/// and stands in for ElastiCache's nodes (moto has none), exactly as in the integration tests: its RDB file is
+/// what ElastiCache's export writes, and it answers the restore test's checks as the restored group would.
 pub const CACHE: &str = "sessions";
-/// The restore test's named keys for the cache: an RQ queue and the session keys.
+/// The restore test's named keys for the cache (the stack's `CacheRestoreChecks`): an RQ queue and the sessions.
 const CACHE_CHECKS: &str = r#"{"sessions": [{"name": "rq default queue", "pattern": "rq:queue:default"}, {"name": "sessions", "pattern": "session:*"}]}"#;
 /// The one database the story leaves unencrypted, on purpose, to show the finding: staging, created before the
 /// fleet's encryption rule. Everything else in the fleet is encrypted.
 pub const UNENCRYPTED_ON_PURPOSE: &str = "app-staging";
-
-/// This machine's clock, `ahead` by a fixed offset (zero for `make demo`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Clock {
-    pub ahead: Duration,
-}
-
-impl Clock {
-    /// The machine's own clock.
-    pub fn real() -> Self {
-        Self {
-            ahead: Duration::zero(),
-        }
-    }
-
-    /// The machine's clock, moved `ahead`.
-    pub fn ahead(ahead: Duration) -> Self {
-        Self { ahead }
-    }
-
-    pub fn now(&self) -> DateTime<Utc> {
-        Utc::now() + self.ahead
-    }
-}
-
-/// Invokes one of the demo's functions (`snapshot`, `export`, `rotate`, `restore`, `restore-test`, `monitor`,
-/// `notify`) with a payload; its JSON result or its error text.
-pub trait Invoke {
-    fn invoke(&self, function: &str, payload: &Value) -> impl Future<Output = Result<Value, String>>;
-    /// The names of the metrics the functions published so far: under the Lambda runtime they are Embedded
-    /// Metric Format lines in the functions' log; in-process (outside Lambda) they went to moto's CloudWatch.
-    fn metric_names(&self, w: &World) -> impl Future<Output = Vec<String>>;
-}
+/// The master user the fleet's databases were created with (`crate::fleet`), which a restored copy keeps: the
+/// local server's superuser, so that a restore test logs in as the copy's master user, as it would on RDS.
+const MASTER_USER: &str = crate::postgres::SUPERUSER;
+/// How old a daily rule's newest result may be before monitor alarms (its gap plus 10 %, at least 2 hours).
+const DAILY_MAX_AGE_HOURS: f64 = 26.4;
 
 /// The metric names the Embedded Metric Format documents among `log`'s lines define.
 pub fn emf_metric_names(log: &str) -> Vec<String> {
@@ -128,17 +100,16 @@ pub fn heading(text: &str) {
     println!("\n\x1b[1m== {text}\x1b[0m");
 }
 
-/// The servers and the fleet, before any function ran: moto, PostgreSQL loaded with the demo application,
-/// Redis, the fleet in the emulator with a secret per database, the bucket, the age identity, the topic; and
-/// the environment every function runs with.
+/// The servers, the fleet under its plan, and the stack deployed, before any function ran.
 #[derive(Debug)]
 pub struct World {
-    pub clock: Clock,
+    pub story: Story,
     pub moto: Moto,
     pub pg: Postgres,
     pub redis: Redis,
-    /// The functions' environment (their configuration), as the template would set it.
-    pub env: BTreeMap<String, String>,
+    pub stack: Stack,
+    /// The stack's export bucket.
+    pub bucket: String,
     /// The age identity the exports are encrypted to (the runbook decrypts with it).
     pub key_file: PathBuf,
     /// Where the demo leaves what a person may want to open (the evidence page, the function logs).
@@ -147,24 +118,19 @@ pub struct World {
 }
 
 impl World {
-    /// Starts the servers and creates the fleet as of `clock`; `out_dir` receives the age identity, the
-    /// evidence page and the function logs.
-    pub async fn start(clock: Clock, out_dir: &Path) -> Self {
+    /// Starts the servers, creates the fleet, writes its plan and deploys the stack, anchored at this moment;
+    /// `out_dir` receives the age identity, the evidence page and the function logs.
+    pub async fn start(out_dir: &Path) -> Self {
+        let story = Story::at(Utc::now());
         let work = tempfile::tempdir().unwrap();
         heading("Starting a local AWS (moto) and PostgreSQL");
-        let moto = Moto::start_ahead(clock.ahead);
+        let moto = Moto::start_with_cache_exports();
         let pg = Postgres::start();
         let redis = Redis::start_tls(&[]);
         println!(
             "  moto_server on {}; PostgreSQL on 127.0.0.1:{} (scram-sha-256); redis-server on 127.0.0.1:{} (TLS, AUTH)",
             moto.endpoint, pg.port, redis.port
         );
-        if !clock.ahead.is_zero() {
-            println!(
-                "  the world's clock (the story's, moto's and the judging functions') runs {} days ahead of this machine's",
-                clock.ahead.num_days()
-            );
-        }
         pg.psql("postgres", "create database app").unwrap();
         pg.load_file("app", &repo_root().join("tests/demo/app.sql")).unwrap();
         let counts = pg
@@ -209,14 +175,96 @@ impl World {
              evidence report show the finding (a staging database created before the fleet's encryption rule)"
         );
         create_cache(&aws_sdk_elasticache::Client::new(&config), &redis).await;
+        // The local Redis holds the cache's data: a snapshot of the cache keeps the RDB file it saves then, and
+        // ElastiCache's export of the snapshot (which moto lacks) writes that file, judged by the bucket policy.
+        moto.stand_in_cache(CACHE, &[&redis]);
         let kms = aws_sdk_kms::Client::new(&moto.config(DR_REGION));
         let key = kms.create_key().description("lifeboat DR copies").send().await.unwrap();
-        let key_arn = key.key_metadata().and_then(|k| k.arn()).unwrap().to_owned();
-        println!("  DR region {DR_REGION} with KMS key {key_arn}");
+        let dr_key = key.key_metadata().and_then(|k| k.arn()).unwrap().to_owned();
+        println!("  DR region {DR_REGION} with KMS key {dr_key}");
+        Self::secrets(&config, &pg).await;
 
-        // Every database in the demo fleet is backed by the one local PostgreSQL: each gets a secret in Secrets
-        // Manager (the RDS secret JSON) and the `lifeboat:secret` tag that points the export function at it.
-        let secrets = aws_sdk_secretsmanager::Client::new(&config);
+        let identity = age::x25519::Identity::generate();
+        let recipient = identity.to_public().to_string();
+        std::fs::create_dir_all(out_dir).unwrap();
+        let key_file = out_dir.join("age-identity.txt");
+        {
+            use age::secrecy::ExposeSecret;
+            std::fs::write(&key_file, format!("{}\n", identity.to_string().expose_secret())).unwrap();
+            // The restore test decrypts the newest export with this identity (the stack's AgeIdentitySecret; in
+            // production a secret only the restore function can read, or none, and that check is reported as
+            // skipped).
+            aws_sdk_secretsmanager::Client::new(&config)
+                .create_secret()
+                .name("lifeboat/age-identity")
+                .secret_string(identity.to_string().expose_secret())
+                .send()
+                .await
+                .unwrap();
+        }
+        println!(
+            "  exports are encrypted to age recipient {recipient}; the demo keeps the identity in {} (in production \
+             it never goes near AWS)",
+            key_file.display()
+        );
+
+        heading("The team's policy as a plan document, tiered by environment");
+        let s3 = aws_sdk_s3::Client::new(&config);
+        crate::plans::versioned_bucket(&s3, PLAN_BUCKET).await;
+        crate::plans::put_json(&s3, PLAN_BUCKET, PLAN_KEY, &story.plan()).await;
+        plans::print(&s3, story.today).await;
+
+        heading("Deploying the stack as a user does: infra/template.yaml into the local cloud's CloudFormation");
+        let params = [
+            ("PlanBucket", PLAN_BUCKET),
+            ("PlanKey", PLAN_KEY),
+            ("AgeRecipients", recipient.as_str()),
+            ("AgeIdentitySecret", "lifeboat/age-identity"),
+            ("DrRegion", DR_REGION),
+            ("DrKmsKeyArn", dr_key.as_str()),
+            ("RestoreChecks", RESTORE_CHECKS),
+            ("CacheRestoreChecks", CACHE_CHECKS),
+            // moto has no ElastiCache Serverless API (DescribeServerlessCaches answers nothing it can read).
+            ("ServerlessCaches", "false"),
+            // Retention keeps more manual snapshots than RDS's default quota of 100 per region (four databases,
+            // production's 30 days and more): the team had the quota raised, and says so to the stack.
+            ("SnapshotQuota", "500"),
+        ];
+        let stack = tokio::task::block_in_place(|| Stack::deploy(&moto, REGION, STACK, &params));
+        for (k, v) in params.iter().filter(|(k, _)| !k.ends_with("Checks")) {
+            println!("  --parameter-overrides {k}={v}");
+        }
+        println!("  the checks after a restore: RestoreChecks and CacheRestoreChecks (see the book's parameters page)");
+        let bucket = stack.function("ExportFunction").env["LIFEBOAT_BUCKET"].clone();
+        println!(
+            "  stack {STACK}: {} functions, {} schedules, {} rules; the export bucket is {bucket}",
+            stack.functions().len(),
+            stack.schedules().len(),
+            stack.doc["rules"].as_array().map_or(0, Vec::len)
+        );
+        for s in stack.schedules() {
+            println!("  schedule {:<28} {:<22} -> {}", s.name, s.expression, s.target_arn);
+        }
+        Self {
+            story,
+            moto,
+            pg,
+            redis,
+            stack,
+            bucket,
+            key_file,
+            out_dir: out_dir.to_owned(),
+            work,
+        }
+    }
+
+    /// Every database of the fleet is backed by the one local PostgreSQL: each gets a secret in Secrets Manager
+    /// (the RDS secret JSON) and the `lifeboat:secret` tag that points the functions at it. app-prod's is a
+    /// least-privilege backup user (pg_read_all_data) with a master secret beside it, so that it rotates with
+    /// alternating users; the others use the admin login.
+    async fn secrets(config: &aws_config::SdkConfig, pg: &Postgres) {
+        let rds = aws_sdk_rds::Client::new(config);
+        let secrets = aws_sdk_secretsmanager::Client::new(config);
         let instances = rds.describe_db_instances().send().await.unwrap();
         let clusters = rds.describe_db_clusters().send().await.unwrap();
         let arns: Vec<(String, String)> = instances
@@ -231,8 +279,6 @@ impl World {
                     .filter_map(|c| Some((c.db_cluster_identifier()?.to_owned(), c.db_cluster_arn()?.to_owned()))),
             )
             .collect();
-        // app-prod's secret is a least-privilege backup user (pg_read_all_data) with a master secret beside it, so
-        // the demo can rotate it with alternating users; the other databases use the admin login.
         let backup_password = crate::random_hex(16);
         pg.psql(
             "postgres",
@@ -241,7 +287,7 @@ impl World {
             ),
         )
         .unwrap();
-        let admin = serde_json::json!({"engine": "postgres", "host": "127.0.0.1", "port": pg.port,
+        let admin = json!({"engine": "postgres", "host": "127.0.0.1", "port": pg.port,
             "username": crate::postgres::SUPERUSER, "password": pg.password, "dbname": "app"});
         let master_arn = secrets
             .create_secret()
@@ -255,7 +301,7 @@ impl World {
             .to_owned();
         for (id, arn) in &arns {
             let secret = if id == "app-prod" {
-                serde_json::json!({"engine": "postgres", "host": "127.0.0.1", "port": pg.port,
+                json!({"engine": "postgres", "host": "127.0.0.1", "port": pg.port,
                     "username": "lifeboat_backup", "password": backup_password, "dbname": "app", "masterarn": master_arn})
             } else {
                 admin.clone()
@@ -282,103 +328,85 @@ impl World {
         }
         println!("  a Secrets Manager secret per database (lifeboat/<db>), named by its `lifeboat:secret` tag;");
         println!("  app-prod's is the backup user lifeboat_backup, rotated with alternating users by lifeboat/master");
-        let s3 = aws_sdk_s3::Client::new(&config);
-        s3.create_bucket().bucket(BUCKET).send().await.unwrap();
-        let identity = age::x25519::Identity::generate();
-        let recipient = identity.to_public().to_string();
-        std::fs::create_dir_all(out_dir).unwrap();
-        let key_file = out_dir.join("age-identity.txt");
-        {
-            use age::secrecy::ExposeSecret;
-            std::fs::write(&key_file, format!("{}\n", identity.to_string().expose_secret())).unwrap();
-            // The restore test decrypts the latest export with this identity (in production: a secret only the
-            // restore function can read, or none, and that check is reported as skipped).
-            secrets
-                .create_secret()
-                .name("lifeboat/age-identity")
-                .secret_string(identity.to_string().expose_secret())
-                .send()
-                .await
-                .unwrap();
-        }
-        let topic = aws_sdk_sns::Client::new(&config)
-            .create_topic()
-            .name("lifeboat-notifications")
-            .send()
-            .await
-            .unwrap()
-            .topic_arn()
-            .unwrap()
-            .to_owned();
-        println!("  S3 bucket {BUCKET}; exports encrypted to age recipient {recipient}");
-        println!("  SNS topic {topic} for alarms and notifications");
-        println!(
-            "  (the demo keeps the matching identity in {}; in production it never goes near AWS)",
-            key_file.display()
-        );
-        let bin = crate::postgres::bin_dir();
-        let ca_bundle = redis.ca_file.as_ref().unwrap().display().to_string();
-        // moto's restored instances and groups have endpoints nothing listens on: the local servers answer for them.
-        let resolve = format!(
-            ".rds.amazonaws.com=127.0.0.1:{},.cache.amazonaws.com=127.0.0.1:{}",
-            pg.port, redis.port
-        );
-        let env: BTreeMap<String, String> = [
-            ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
-            ("AWS_REGION", REGION.to_owned()),
-            ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
-            ("AWS_LAMBDA_LOG_FORMAT", "JSON".to_owned()),
-            ("AWS_LAMBDA_LOG_LEVEL", "INFO".to_owned()),
-            ("LIFEBOAT_RETENTION", RETENTION.to_owned()),
-            ("LIFEBOAT_DR_REGION", DR_REGION.to_owned()),
-            ("LIFEBOAT_DR_KMS_KEY_ID", key_arn),
-            ("LIFEBOAT_BUCKET", BUCKET.to_owned()),
-            // The stack the template would name: monitor's alarms are lifeboat/lifeboat/<subject>/<check>.
-            ("LIFEBOAT_STACK_NAME", "lifeboat".to_owned()),
-            ("LIFEBOAT_AGE_RECIPIENTS", recipient),
-            // The fleet's secrets point at the local PostgreSQL, not at the endpoints moto makes up.
-            ("LIFEBOAT_EXPORT_ALLOW_ANY_HOST", "true".to_owned()),
-            ("LIFEBOAT_DB_SSLMODE", "disable".to_owned()),
-            ("LIFEBOAT_PG_DUMP", bin.join("pg_dump").display().to_string()),
-            ("LIFEBOAT_PG_RESTORE", bin.join("pg_restore").display().to_string()),
-            ("LIFEBOAT_EXPORT_PROFILES", PROFILES.to_owned()),
-            ("LIFEBOAT_AGE_IDENTITY_SECRET", "lifeboat/age-identity".to_owned()),
-            ("LIFEBOAT_RESTORE_CHECKS", RESTORE_CHECKS.to_owned()),
-            ("LIFEBOAT_ALARM_TOPIC_ARN", topic.clone()),
-            ("LIFEBOAT_NOTIFY_TOPIC_ARN", topic),
-            ("LIFEBOAT_EXPORT_MAX_AGE_HOURS", "full=26,critical=7".to_owned()),
-            ("LIFEBOAT_CACHE_CA_BUNDLE", ca_bundle),
-            ("LIFEBOAT_RESTORE_RESOLVE", resolve),
-            ("LIFEBOAT_CACHE_RESTORE_CHECKS", CACHE_CHECKS.to_owned()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        Self {
-            clock,
-            moto,
-            pg,
-            redis,
-            env,
-            key_file,
-            out_dir: out_dir.to_owned(),
-            work,
-        }
     }
 
     pub fn config(&self, region: &str) -> aws_config::SdkConfig {
         self.moto.config(region)
     }
+}
 
-    /// The policy monitor's alarms and the evidence report judge by, read from the functions' environment.
-    pub fn policy(&self) -> lifeboat::monitoring::monitor::Policy {
-        let env = self.env.clone();
-        monitor::settings::MonitorSettings::from_env(&move |n: &str| env.get(n).cloned())
-            .unwrap()
-            .policy
+/// The deployed stack's functions, started as Lambda would start them (`crate::stack::Deployed`).
+#[derive(Debug)]
+pub struct Functions {
+    pub deployed: Deployed,
+}
+
+impl Functions {
+    /// Starts every function of `w`'s stack with the local world's settings; their logs go to `logs`.
+    pub fn start(w: &World, logs: &Path) -> Self {
+        Self {
+            deployed: Deployed::start(&w.stack, &w.moto, &deployed::world_settings(&w.pg, &w.redis), logs),
+        }
+    }
+
+    /// Invokes a function by its ARN or name; its JSON result or its error text.
+    pub fn invoke(&self, function: &str, payload: &Value) -> Result<Value, String> {
+        tokio::task::block_in_place(|| self.deployed.invoke(function, payload))
+    }
+
+    /// [`Functions::invoke`], a failure ending the story with the function's log.
+    pub fn must(&self, function: &str, payload: &Value) -> Value {
+        self.invoke(function, payload).unwrap_or_else(|e| {
+            panic!(
+                "{function} refused {payload}: {e}\n{}",
+                self.deployed.log_text(function)
+            )
+        })
+    }
+
+    /// The stack's schedule named `<stack>-<suffix>` fires at `at`: its target invoked with its own input.
+    pub fn tick(&self, w: &World, suffix: &str, at: chrono::DateTime<Utc>) -> Value {
+        let schedule = w.stack.schedule(suffix);
+        self.must(&schedule.target_arn, &schedule.input_at(at))
+    }
+
+    /// The function `logical_id` names in the stack (a person's invocations: the console's restore, a manual
+    /// snapshot, the evidence report for a month).
+    pub fn by_hand(&self, w: &World, logical_id: &str, payload: &Value) -> Result<Value, String> {
+        self.invoke(&w.stack.function(logical_id).name, payload)
+    }
+
+    /// An event through the stack's rule whose name contains `rule` and that targets `logical_id`: checked
+    /// against the rule's pattern, then delivered.
+    pub fn through_rule(&self, w: &World, logical_id: &str, rule: &str, event: &Value) -> Value {
+        let function = w.stack.function(logical_id);
+        let found = w
+            .stack
+            .rules_targeting(&function)
+            .into_iter()
+            .find(|r| r["name"].as_str().unwrap_or("").contains(rule))
+            .unwrap_or_else(|| panic!("{logical_id} has no rule {rule}"));
+        let pattern: Value = serde_json::from_str(found["pattern"].as_str().unwrap()).unwrap();
+        assert!(
+            deployed::matches(&pattern, event),
+            "the event does not match {logical_id}'s rule {rule} ({pattern}): {event}"
+        );
+        self.must(&function.arn, event)
+    }
+
+    /// The names of the metrics the functions published: Embedded Metric Format lines in their logs.
+    pub fn metric_names(&self, w: &World) -> Vec<String> {
+        let logs: String = w
+            .stack
+            .functions()
+            .iter()
+            .map(|f| self.deployed.log_text(&f.name))
+            .collect::<Vec<_>>()
+            .join("\n");
+        emf_metric_names(&logs)
     }
 }
+
 /// The AWSCURRENT user and password of a secret.
 async fn current_user_of(sm: &aws_sdk_secretsmanager::Client, id: &str) -> (String, String) {
     let v = sm
@@ -393,6 +421,108 @@ async fn current_user_of(sm: &aws_sdk_secretsmanager::Client, id: &str) -> (Stri
         v["username"].as_str().unwrap().to_owned(),
         v["password"].as_str().unwrap().to_owned(),
     )
+}
+
+/// The notification on-call receives, and the one when it clears: the sample alarm, re-dated, for one of the
+/// alarms monitor made, through the stack's rule for alarms.
+fn notification(w: &World, f: &Functions, alarm_name: &str) {
+    heading("A notification as on-call receives it, through the stack's rule for alarms: events/notify/alarm.json, dated two hours ago");
+    let (mut alarm, mut recovery) = w.story.alarm_and_recovery(
+        &sample("events/notify/alarm.json"),
+        &sample("events/notify/recovery.json"),
+    );
+    for e in [&mut alarm, &mut recovery] {
+        e["detail"]["alarmName"] = json!(alarm_name);
+        e["region"] = json!(REGION);
+    }
+    let sent = f.through_rule(w, "NotifyFunction", "AlarmChanged", &alarm);
+    println!("  delivered to: {}", sent["channels"]);
+    for line in sent["text"].as_str().unwrap_or("").lines() {
+        println!("    {line}");
+    }
+    let recovered = f.through_rule(w, "NotifyFunction", "AlarmChanged", &recovery);
+    println!("  and when it clears:");
+    for line in recovered["text"].as_str().unwrap_or("").lines() {
+        println!("    {line}");
+    }
+}
+
+/// What the fleet holds at the end: snapshots per region, the metrics published.
+async fn holdings(w: &World, f: &Functions) {
+    heading("What the fleet holds now");
+    let rds = aws_sdk_rds::Client::new(&w.config(REGION));
+    let source = lifeboat::rds::snapshots::list_manual(&rds).await.unwrap();
+    let dr = lifeboat::rds::snapshots::list_manual(&aws_sdk_rds::Client::new(&w.config(DR_REGION)))
+        .await
+        .unwrap();
+    println!("  {:<12} {:>10} {:>10}  newest", "database", REGION, DR_REGION);
+    for db in fleet::STANDARD {
+        let mine: Vec<_> = source.iter().filter(|s| s.db == db.id && s.owned()).collect();
+        let copies = dr.iter().filter(|s| s.db == db.id && s.owned()).count();
+        let newest = mine
+            .iter()
+            .max_by_key(|s| s.logical_time())
+            .map(|s| s.id.as_str())
+            .unwrap_or("(none: its plan takes no backups)");
+        println!("  {:<12} {:>10} {:>10}  {newest}", db.id, mine.len(), copies);
+    }
+    println!(
+        "  metrics published in namespace Lifeboat: {}",
+        f.metric_names(w).join(", ")
+    );
+}
+
+/// Tells the whole story through the deployed stack's functions; returns what the judges said.
+pub async fn run(w: &World, f: &Functions) -> Verdicts {
+    history(w, f);
+    snapshots(w, f);
+    exports(w, f).await;
+    rotation(w, f).await;
+    let tests = restore_tests(w, f).await;
+
+    heading("The monitor schedule's tick, now: the fleet judged against its plans");
+    let now = w.stack.schedule("monitor").latest_at_or_before(Utc::now());
+    let view = f.tick(w, "monitor", now);
+    print_monitor(&view);
+
+    let period = w.story.evidence_period();
+    heading(&format!(
+        "The fleet's evidence report for this month so far ({period}), by hand: events/monitor/evidence-report.json's shape"
+    ));
+    let evidence = f
+        .by_hand(
+            w,
+            "MonitorFunction",
+            &json!({"action": "evidence-report", "period": period}),
+        )
+        .unwrap_or_else(|e| panic!("evidence report failed: {e}"));
+    print_evidence(&evidence);
+    let s3 = aws_sdk_s3::Client::new(&w.config(REGION));
+    let html_key = evidence["html_key"].as_str().unwrap();
+    let page = s3.get_object().bucket(&w.bucket).key(html_key).send().await.unwrap();
+    let local = w.out_dir.join("evidence-report.html");
+    std::fs::write(&local, page.body.collect().await.unwrap().into_bytes()).unwrap();
+    println!(
+        "  written to {} and copied to {}",
+        evidence["url"].as_str().unwrap_or(""),
+        local.display()
+    );
+    println!(
+        "  open it in a browser, or print it to PDF: chromium --headless --print-to-pdf=evidence.pdf file://{}",
+        local.display()
+    );
+    let cw = aws_sdk_cloudwatch::Client::new(&w.config(REGION));
+    let alarms = cw.describe_alarms().send().await.unwrap();
+    let alarm = alarms
+        .metric_alarms()
+        .iter()
+        .filter_map(|a| a.alarm_name())
+        .find(|n| n.contains("app-prod"))
+        .unwrap_or_else(|| panic!("monitor made no alarm for app-prod"))
+        .to_owned();
+    notification(w, f, &alarm);
+    holdings(w, f).await;
+    Verdicts::read(&view, &evidence, tests)
 }
 
 /// The runbook's steps with the standard tools: `age -d`, `zstd -d`, `pg_restore` into a new database.
@@ -478,7 +608,7 @@ fn print_retention(summary: &Value, db: &str) {
     else {
         return;
     };
-    println!("  retention decisions for {db} (policy {RETENTION}; newest first):");
+    println!("  retention decisions for {db} (its plan's retention; newest first):");
     for e in entry["retention"].as_array().into_iter().flatten() {
         let decision = e["decision"].as_str().unwrap_or("");
         let mark = if decision == "expire" {
@@ -514,59 +644,352 @@ fn print_evidence(summary: &Value) {
     }
 }
 
-/// Prints a restore-test report's Markdown from the bucket and returns whether the test passed, by monitor's rule
-/// on the report's JSON beside it (`lifeboat::monitoring::monitor::restore_test_passed`).
-async fn print_report(s3: &aws_sdk_s3::Client, md_key: &str) -> bool {
-    let report = s3.get_object().bucket(BUCKET).key(md_key).send().await.unwrap();
+/// Prints the newest restore-test report under `prefix` (Markdown) from the bucket and returns whether the test
+/// passed, by monitor's rule on the report's JSON beside it (`lifeboat::monitoring::monitor::restore_test_passed`).
+async fn print_report(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> bool {
+    let listed = s3.list_objects_v2().bucket(bucket).prefix(prefix).send().await.unwrap();
+    let Some(md_key) = listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key())
+        .filter(|k| k.ends_with(".md"))
+        .max()
+        .map(str::to_owned)
+    else {
+        println!("  no report under s3://{bucket}/{prefix}");
+        return false;
+    };
+    let report = s3.get_object().bucket(bucket).key(&md_key).send().await.unwrap();
     let report = String::from_utf8(report.body.collect().await.unwrap().into_bytes().to_vec()).unwrap();
-    println!("  report s3://{BUCKET}/{md_key}:");
+    println!("  report s3://{bucket}/{md_key}:");
     for line in report.lines() {
         println!("    {line}");
     }
     let json_key = md_key.replace(".md", ".json");
-    let json = lifeboat::bucket::layout::get_json::<Value>(s3, BUCKET, &json_key)
+    let json = lifeboat::bucket::layout::get_json::<Value>(s3, bucket, &json_key)
         .await
         .ok();
     lifeboat::monitoring::monitor::restore_test_passed(json.as_ref())
 }
 
-/// The emulator's clients the cache story reads and writes through.
-#[derive(Debug)]
-pub struct Clients {
-    pub s3: aws_sdk_s3::Client,
-    pub sm: aws_sdk_secretsmanager::Client,
-    pub ec: aws_sdk_elasticache::Client,
+/// Each export a run made with its profile: a plan tick's summary holds one batch a profile (`exports[].exports`),
+/// an export by hand its exports directly.
+fn export_rows(summary: &Value) -> Vec<(String, Value)> {
+    let mut rows = Vec::new();
+    for item in summary["exports"].as_array().into_iter().flatten() {
+        match item["exports"].as_array() {
+            Some(batch) => {
+                let profile = item["profile"].as_str().unwrap_or("");
+                rows.extend(batch.iter().map(|e| (profile.to_owned(), e.clone())));
+            }
+            None => rows.push((summary["profile"].as_str().unwrap_or("").to_owned(), item.clone())),
+        }
+    }
+    rows
 }
 
-/// Writes the record copy-caches writes before it asks ElastiCache to export `snapshot` (moto cannot export to
-/// S3, so the demo plays ElastiCache's part, and Lifeboat's request before it): staged files are verified only
-/// when such a record matches the snapshot.
-async fn request_recorded(clients: &Clients, snapshot: &str, at: DateTime<Utc>) {
-    let all = lifeboat::caches::elasticache::discover_all(&clients.ec, false)
+fn print_exports(summary: &Value) {
+    for (profile, e) in export_rows(summary) {
+        println!(
+            "  {:<12} {:<9} {:<10} {:>9} -> {:>8} bytes in {:.1} s  {}",
+            e["db"].as_str().unwrap_or(""),
+            profile,
+            e["outcome"].as_str().unwrap_or(""),
+            e["plaintext_bytes"],
+            e["stored_bytes"],
+            e["seconds"].as_f64().unwrap_or(0.0),
+            e["key"].as_str().unwrap_or("")
+        );
+    }
+    // A plan tick's copy-caches summary is nested (`caches.caches`).
+    let caches = summary["caches"]["caches"].as_array().or(summary["caches"].as_array());
+    for c in caches.into_iter().flatten() {
+        println!(
+            "  {:<12} {:<9} {:<10} keys per database {}",
+            c["cache"].as_str().unwrap_or(""),
+            "rdb",
+            c["outcome"].as_str().unwrap_or(""),
+            c["keys_per_db"]
+        );
+    }
+}
+
+/// What happened before today, in the order it happened: 45 days of the snapshot schedule's ticks, then the export
+/// schedule's ticks since yesterday's snapshot (yesterday's full dumps, the critical tables every 6 hours, the
+/// cache's RDB copy requested and verified).
+fn history(w: &World, f: &Functions) {
+    let story = &w.story;
+    heading(&format!(
+        "{} days of the snapshot schedule's ticks before today ({}), at today's snapshot time",
+        story::BACKFILL_DAYS,
+        story.today.format("%Y-%m-%d %H:%M UTC")
+    ));
+    let started = Instant::now();
+    for t in story.backfill() {
+        f.tick(w, "snapshot", t);
+        print!(".");
+        std::io::stdout().flush().ok();
+    }
+    println!(
+        "\n  {} ticks in {:.1} s",
+        story::BACKFILL_DAYS,
+        started.elapsed().as_secs_f64()
+    );
+
+    heading("The export schedule's ticks since yesterday's: full dumps daily, critical tables every 6 hours");
+    let ticks = story.export_ticks();
+    for t in &ticks[..ticks.len() - 1] {
+        let summary = f.tick(w, "export-plan-tick", *t);
+        println!("  the tick at {}:", t.format("%Y-%m-%d %H:%M UTC"));
+        print_exports(&summary);
+    }
+}
+
+/// Today's snapshot tick with its retention decisions, RDS's completion event through the stack's rule, a
+/// redelivery and a manual snapshot.
+fn snapshots(w: &World, f: &Functions) {
+    let story = &w.story;
+    heading("Today's snapshot tick: the plans' snapshot rules are due");
+    let summary = f.tick(w, "snapshot", story.today);
+    print_run(&summary);
+    print_retention(&summary, "app-prod");
+    for q in summary["quota"].as_array().into_iter().flatten() {
+        println!(
+            "  manual snapshots in {}: {} of {} ({}%)",
+            q["region"].as_str().unwrap_or(""),
+            q["manual_snapshots"],
+            q["quota"],
+            q["used_percent"]
+        );
+    }
+    let app_snapshot = summary["databases"]
+        .as_array()
+        .and_then(|v| v.iter().find(|d| d["db"] == "app-prod"))
+        .and_then(|d| d["snapshot_id"].as_str())
+        .unwrap_or_else(|| panic!("today's tick took no snapshot of app-prod: {summary}"))
+        .to_owned();
+
+    heading("RDS says today's app-prod snapshot finished, through the stack's rule: its copy to the DR region");
+    let finished = story.snapshot_finished(&sample("events/snapshot/rds-snapshot-finished.json"), &app_snapshot);
+    let s = f.through_rule(w, "SnapshotFunction", "SnapshotFinished", &finished);
+    let r = &s["databases"][0];
+    println!(
+        "  {} -> {} {}",
+        r["snapshot_id"].as_str().unwrap_or(""),
+        r["outcome"].as_str().unwrap_or(""),
+        r["detail"].as_str().unwrap_or("")
+    );
+
+    heading("The same tick delivered again (Scheduler retries): nothing new is made");
+    print_run(&f.tick(w, "snapshot", story.today));
+
+    heading("A manual snapshot before a migration, by hand: events/snapshot/manual.json");
+    match f.by_hand(w, "SnapshotFunction", &sample("events/snapshot/manual.json")) {
+        Ok(s) => print_run(&s),
+        Err(e) => println!("  failed: {e}"),
+    }
+}
+
+/// Today's export tick, app-prod's export restored with the standard tools, and billing's tables in one step.
+async fn exports(w: &World, f: &Functions) {
+    let s3 = aws_sdk_s3::Client::new(&w.config(REGION));
+    let at = w.story.export_tick();
+    heading(&format!(
+        "Today's export tick ({}): the full dumps, the critical tables, the cache's RDB copy requested",
+        at.format("%H:%M UTC")
+    ));
+    let today = f.tick(w, "export-plan-tick", at);
+    print_exports(&today);
+    let (_, app) = export_rows(&today)
+        .into_iter()
+        .find(|(profile, e)| e["db"] == "app-prod" && profile == "full")
+        .unwrap_or_else(|| panic!("today's export tick made no full export of app-prod: {today}"));
+    let manifest_key = app["manifest_key"].as_str().unwrap();
+    let manifest: Value = lifeboat::bucket::layout::get_json(&s3, &w.bucket, manifest_key)
         .await
         .unwrap();
-    let snaps = lifeboat::caches::elasticache::list_all_snapshots(&clients.ec, false)
-        .await
-        .unwrap();
-    let chosen = snaps.iter().find(|s| s.name == snapshot).unwrap();
-    let cache = all.iter().find(|c| c.id == CACHE).unwrap();
-    let snap = lifeboat::caches::rdb_copy::describe(&clients.ec, chosen, cache)
-        .await
-        .unwrap();
-    let staging = lifeboat::bucket::layout::rdb_staging_name(snapshot);
-    let record = lifeboat::caches::rdb_copy::request_record(&snap, &staging, at);
-    clients
-        .s3
-        .put_object()
-        .bucket(BUCKET)
-        .key(lifeboat::bucket::layout::rdb_staging_request_key(&staging))
-        .body(serde_json::to_vec(&record).unwrap().into())
+    println!(
+        "  manifest s3://{}/{manifest_key} (written last; its presence means the export is complete):",
+        w.bucket
+    );
+    for line in serde_json::to_string_pretty(&manifest).unwrap().lines().take(60) {
+        println!("    {line}");
+    }
+
+    heading("Restoring app-prod's export with standard tools (the runbook)");
+    let object = s3
+        .get_object()
+        .bucket(&w.bucket)
+        .key(app["key"].as_str().unwrap())
         .send()
         .await
         .unwrap();
+    let encrypted = w.work.path().join("app-prod.dump.zst.age");
+    std::fs::write(&encrypted, object.body.collect().await.unwrap().into_bytes()).unwrap();
+    let restored = restore_runbook(&w.pg, &encrypted, &w.key_file, "app_restored");
+    println!("  age -d | zstd -d | pg_restore into database app_restored: {restored}");
+    let original = row_counts(&w.pg, "app");
+    let copy = row_counts(&w.pg, "app_restored");
+    println!("  rows in app:          {original}");
+    println!("  rows in app_restored: {copy}");
+    println!(
+        "  {}",
+        if original == copy {
+            "identical row counts"
+        } else {
+            "ROW COUNTS DIFFER"
+        }
+    );
+
+    heading("In one step, by hand: billing's users and sessions restored from its export (events/restore/console-restore-export.json)");
+    let mut one_step = sample("events/restore/console-restore-export.json");
+    // billing's secret is the admin login: restoring into a new database needs a user that may create one (app-prod's
+    // is the read-only backup user).
+    one_step["database"] = json!("billing");
+    one_step["tables"] = json!(["users", "sessions"]);
+    one_step["into"] = json!({"database": "app_users_restored"});
+    match f.by_hand(w, "RestoreFunction", &one_step) {
+        Ok(r) => {
+            println!("  export {}", r["export"]["manifest"].as_str().unwrap_or("?"));
+            for t in r["tables"].as_array().into_iter().flatten() {
+                println!(
+                    "  {:<16} {} rows restored, {} in the manifest",
+                    t["table"].as_str().unwrap_or("?"),
+                    t["restored_rows"],
+                    t["expected_rows"]
+                );
+            }
+            println!(
+                "  into database {} (verified: {}); RTO {:.1} s",
+                r["target"]["database"].as_str().unwrap_or("?"),
+                r["verified"],
+                r["rto_seconds"].as_f64().unwrap_or_default()
+            );
+        }
+        Err(e) => println!("  FAILED: {e}"),
+    }
 }
 
-/// Creates the cache in the emulator and fills the local server with what a session store and an RQ queue hold.
+/// The rotate tick sets each production secret to rotate with the stack's function; app-prod's rotated as Secrets
+/// Manager runs a rotation (alternating users), then an export by hand with nothing redeployed.
+async fn rotation(w: &World, f: &Functions) {
+    let secrets = aws_sdk_secretsmanager::Client::new(&w.config(REGION));
+    let at = w.stack.schedule("rotate-plan-tick").latest_at_or_before(w.story.today);
+    heading(&format!(
+        "The rotate schedule's tick ({}): production's secrets rotate every 30 days with the stack's function",
+        at.format("%Y-%m-%d %H:%M UTC")
+    ));
+    f.tick(w, "rotate-plan-tick", at);
+    let secret_id = "lifeboat/app-prod";
+    let described = secrets.describe_secret().secret_id(secret_id).send().await.unwrap();
+    let rotation_function = described
+        .rotation_lambda_arn()
+        .unwrap_or_else(|| panic!("the rotate tick configured no rotation on {secret_id}"))
+        .to_owned();
+    println!(
+        "  {secret_id}: rotation with {rotation_function}, every {} days",
+        described
+            .rotation_rules()
+            .and_then(|r| r.automatically_after_days())
+            .unwrap_or_default()
+    );
+
+    heading("A rotation of app-prod's credentials as Secrets Manager runs it (alternating users)");
+    let before = current_user_of(&secrets, secret_id).await;
+    let token = crate::stage_rotation(&secrets, secret_id).await;
+    let started = Instant::now();
+    for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+        let mut event = sample(&format!("events/rotate/{step}.json"));
+        event["SecretId"] = Value::from(secret_id);
+        event["ClientRequestToken"] = Value::from(token.as_str());
+        let out = f.must(&rotation_function, &event);
+        println!(
+            "  {step:<13} {:<22} user {}",
+            out["result"].as_str().unwrap_or(""),
+            out["user"].as_str().unwrap_or("-")
+        );
+    }
+    // Secrets Manager takes AWSPENDING off the new version once finishSecret succeeds.
+    secrets
+        .update_secret_version_stage()
+        .secret_id(secret_id)
+        .version_stage("AWSPENDING")
+        .remove_from_version_id(&token)
+        .send()
+        .await
+        .unwrap();
+    let after = current_user_of(&secrets, secret_id).await;
+    println!(
+        "  rotated in {:.1} s: AWSCURRENT was {} and is now {} (with the same memberships); {} keeps its password \
+         until the next rotation",
+        started.elapsed().as_secs_f64(),
+        before.0,
+        after.0,
+        before.0
+    );
+    let who = w.pg.psql_as(&after.0, &after.1, "app", "select current_user").unwrap();
+    println!("  the new AWSCURRENT logs in as {who}");
+
+    heading("An export by hand after the rotation, with nothing redeployed: events/export/manual.json");
+    match f.by_hand(w, "ExportFunction", &sample("events/export/manual.json")) {
+        Ok(manual) => print_exports(&manual),
+        Err(e) => println!("  FAILED: {e}"),
+    }
+}
+
+/// Today's test tick: the export tick finishes the cache's RDB copy, the snapshot tick starts the plans' restore
+/// tests in the deployed state machine, whose definition runs them; each report printed. Whether each passed.
+async fn restore_tests(w: &World, f: &Functions) -> BTreeMap<String, bool> {
+    let config = w.config(REGION);
+    let s3 = aws_sdk_s3::Client::new(&config);
+    let at = w.story.test_tick();
+    heading("The export tick after: the cache's RDB copy verified and moved beside the exports");
+    print_exports(&f.tick(w, "export-plan-tick", at));
+
+    heading("The snapshot tick starts the restore tests in the deployed state machine, which runs them");
+    f.tick(w, "snapshot", at);
+    let (machine_arn, definition) = w.stack.state_machine("restore-test");
+    let sfn = aws_sdk_sfn::Client::new(&config);
+    let executions = sfn
+        .list_executions()
+        .state_machine_arn(&machine_arn)
+        .send()
+        .await
+        .unwrap();
+    let mut steps = deployed::Steps::new(&f.deployed, &config, &w.pg, &w.redis, MASTER_USER);
+    for e in executions.executions() {
+        let execution = sfn
+            .describe_execution()
+            .execution_arn(e.execution_arn())
+            .send()
+            .await
+            .unwrap();
+        let input: Value = serde_json::from_str(execution.input().unwrap()).unwrap();
+        let started = Instant::now();
+        let ran = asl::run(&definition, input.clone(), &mut steps);
+        let outcome = match &ran.result {
+            Ok(out) => format!("succeeded: {}", out["summary"]),
+            Err(failure) => format!("failed: {} {}", failure.error, failure.cause),
+        };
+        println!(
+            "  execution {} ({} states in {:.1} s): {outcome}",
+            e.name(),
+            ran.trace.len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let mut passed = BTreeMap::new();
+    for db in story::PRODUCTION.iter().chain(&story::STAGING) {
+        heading(&format!("Restore test of {db}"));
+        let prefix = lifeboat::bucket::layout::restore_report_prefix(db);
+        passed.insert((*db).to_owned(), print_report(&s3, &w.bucket, &prefix).await);
+    }
+    heading(&format!("Restore test of the cache {CACHE}"));
+    let prefix = lifeboat::bucket::layout::cache_restore_report_prefix(CACHE);
+    passed.insert(CACHE.to_owned(), print_report(&s3, &w.bucket, &prefix).await);
+    passed
+}
+
 async fn create_cache(ec: &aws_sdk_elasticache::Client, redis: &Redis) {
     let tag = |k: &str, v: &str| aws_sdk_elasticache::types::Tag::builder().key(k).value(v).build();
     ec.create_replication_group()
@@ -605,110 +1028,6 @@ async fn create_cache(ec: &aws_sdk_elasticache::Client, redis: &Redis) {
         "  {CACHE:<12} valkey 8.0, 1 replica, lifeboat:backup=true; served locally by redis-server over TLS with AUTH"
     );
     println!("               (200 sessions and an RQ queue of 25 jobs in db 0, a rate-limit hash in db 1)");
-}
-
-/// The cache's RDB copy in S3 (verified, with its manifest) and its restore test, through the functions; whether
-/// the restore test passed.
-async fn cache_story(inv: &impl Invoke, clock: Clock, redis: &Redis, clients: &Clients, snapshot: &str) -> bool {
-    let s3 = &clients.s3;
-    heading("The cache's snapshot as RDB files in S3, verified: events/export/copy-caches.json");
-    // What ElastiCache's export (CopySnapshot to the bucket) writes, which moto cannot: the server's own RDB file,
-    // after Lifeboat's record of the request.
-    request_recorded(clients, snapshot, clock.now()).await;
-    let rdb = std::fs::read(redis.save()).unwrap();
-    let staged = format!("{}-0001.rdb", lifeboat::bucket::layout::rdb_staging_name(snapshot));
-    s3.put_object()
-        .bucket(BUCKET)
-        .key(&staged)
-        .body(rdb.into())
-        .send()
-        .await
-        .unwrap();
-    println!("  staged s3://{BUCKET}/{staged} (as ElastiCache's export of {snapshot} would)");
-    let copied = inv
-        .invoke("export", &sample("events/export/copy-caches.json"))
-        .await
-        .unwrap_or_else(|e| panic!("copy-caches failed: {e}"));
-    for c in copied["caches"].as_array().into_iter().flatten() {
-        println!(
-            "  {:<12} {:<10} keys per database {}",
-            c["cache"].as_str().unwrap_or(""),
-            c["outcome"].as_str().unwrap_or(""),
-            c["keys_per_db"]
-        );
-        if let Some(key) = c["manifest_key"].as_str() {
-            let body = s3.get_object().bucket(BUCKET).key(key).send().await.unwrap();
-            let body = body.body.collect().await.unwrap().into_bytes();
-            let manifest: lifeboat::caches::records::RdbManifest = serde_json::from_slice(&body).unwrap();
-            println!("  manifest s3://{BUCKET}/{key}:");
-            for shard in &manifest.shards {
-                println!(
-                    "    shard {} {} {} bytes sha256 {} RDB v{} keys {:?}",
-                    shard.shard,
-                    shard.key,
-                    shard.size,
-                    &shard.sha256[..16],
-                    shard.rdb_version,
-                    shard.keys_per_db
-                );
-            }
-        }
-    }
-    let again = inv
-        .invoke("export", &sample("events/export/copy-caches.json"))
-        .await
-        .unwrap();
-    let outcomes: Vec<&str> = again["caches"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c["outcome"].as_str())
-        .collect();
-    println!("  the next hourly run: {} (nothing new)", outcomes.join(", "));
-
-    heading("Restore test of the cache (the state machine's cache branch): events/restore/cache-*.json");
-    let requested = clock.now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let start = serde_json::json!({"action": "cache_start", "cache": CACHE, "requested_at": requested});
-    let mut test = inv
-        .invoke("restore-test", &start)
-        .await
-        .unwrap_or_else(|e| panic!("cache_start: {e}"));
-    println!(
-        "  start    snapshot {} -> isolated group {}",
-        test["snapshot"].as_str().unwrap_or(""),
-        test["restored_id"].as_str().unwrap_or("")
-    );
-    for action in ["cache_poll", "cache_verify", "cache_report", "cache_cleanup"] {
-        if action == "cache_verify" {
-            // The emulator's restored group has no server behind it: the local server, which holds the
-            // snapshot's data, answers for its described endpoint (LIFEBOAT_RESTORE_RESOLVE), with the password
-            // the test's own secret holds.
-            let creds = serde_json::json!({"username": "default", "password": redis.password});
-            let id = test["restored_id"].as_str().unwrap();
-            clients
-                .sm
-                .put_secret_value()
-                .secret_id(lifeboat::caches::restore::test_secret_name(id))
-                .secret_string(creds.to_string())
-                .send()
-                .await
-                .unwrap();
-        }
-        test = inv
-            .invoke("restore-test", &serde_json::json!({"action": action, "test": test}))
-            .await
-            .unwrap_or_else(|e| panic!("{action} failed: {e}"));
-        println!(
-            "  {:<13} status {}",
-            action.trim_start_matches("cache_"),
-            test["status"].as_str().unwrap_or("")
-        );
-    }
-    let report_key = format!(
-        "{}.md",
-        lifeboat::bucket::layout::cache_restore_report_base(CACHE, requested.parse().unwrap())
-    );
-    print_report(s3, &report_key).await
 }
 
 /// What the story's judges said: monitor's findings and the freshness of each database and cache against the
@@ -768,16 +1087,11 @@ impl Verdicts {
     }
 
     /// Reads the verdicts from monitor's run, its evidence report and the restore tests' results.
-    pub fn read(
-        view: &Value,
-        evidence: &Value,
-        restore_tests: BTreeMap<String, bool>,
-        policy: &lifeboat::monitoring::monitor::Policy,
-    ) -> Self {
+    pub fn read(view: &Value, evidence: &Value, restore_tests: BTreeMap<String, bool>) -> Self {
         let mut stale = Vec::new();
-        let past = |stale: &mut Vec<String>, who: &str, what: &str, hours: Option<f64>, max_s: f64| match hours {
-            Some(h) if h * 3600.0 <= max_s => {}
-            Some(h) => stale.push(format!("{who}: {what} {h:.1} h old, past {:.0} h", max_s / 3600.0)),
+        let past = |stale: &mut Vec<String>, who: &str, what: &str, hours: Option<f64>, max_h: f64| match hours {
+            Some(h) if h <= max_h => {}
+            Some(h) => stale.push(format!("{who}: {what} {h:.1} h old, past {max_h:.1} h")),
             None => stale.push(format!("{who}: no {what}")),
         };
         for d in view["databases"].as_array().into_iter().flatten() {
@@ -787,20 +1101,14 @@ impl Verdicts {
                 db,
                 "snapshot",
                 d["snapshot_age_hours"].as_f64(),
-                policy.snapshot_max_age_s,
+                DAILY_MAX_AGE_HOURS,
             );
-            for (profile, max) in &policy.export_max_age_s {
+            for (profile, max) in Story::export_max_age_hours(db) {
                 let what = format!("`{profile}` export");
-                past(&mut stale, db, &what, d["export_age_hours"][profile].as_f64(), *max);
+                past(&mut stale, db, &what, d["export_age_hours"][profile].as_f64(), max);
             }
             let test_hours = d["restore_test_age_days"].as_f64().map(|days| days * 24.0);
-            past(
-                &mut stale,
-                db,
-                "restore test",
-                test_hours,
-                policy.restore_test_max_age_s,
-            );
+            past(&mut stale, db, "restore test", test_hours, DAILY_MAX_AGE_HOURS);
             if d["last_restore_test_passed"] != Value::Bool(true) {
                 stale.push(format!("{db}: the last restore test did not pass"));
             }
@@ -812,7 +1120,7 @@ impl Verdicts {
                 cache,
                 "snapshot",
                 c["snapshot_age_hours"].as_f64(),
-                policy.snapshot_max_age_s,
+                DAILY_MAX_AGE_HOURS,
             );
             if c["last_restore_test_passed"] != Value::Bool(true) {
                 stale.push(format!("{cache}: the last restore test did not pass"));
@@ -910,314 +1218,6 @@ fn row_counts(pg: &Postgres, db: &str) -> String {
         .unwrap()
 }
 
-fn print_exports(summary: &Value) {
-    for e in summary["exports"].as_array().into_iter().flatten() {
-        println!(
-            "  {:<12} {:<16} {} tables  {}",
-            e["db"].as_str().unwrap_or(""),
-            e["outcome"].as_str().unwrap_or(""),
-            e["tables"],
-            e["key"].as_str().unwrap_or("")
-        );
-    }
-}
-
-/// The story's snapshots: the backfill, today's run with its retention decisions, RDS's completion event, a
-/// redelivery and a manual snapshot. Returns the identifier of today's snapshot of the cache.
-async fn snapshots(inv: &impl Invoke, story: &Story) -> String {
-    let template = sample("events/snapshot/scheduled.json");
-    heading(&format!(
-        "{} days of scheduled snapshots before today ({}), at today's time of day",
-        story::BACKFILL_DAYS,
-        story.today.format("%Y-%m-%d %H:%M UTC")
-    ));
-    let started = Instant::now();
-    let mut deleted = 0;
-    for t in story.backfill() {
-        let summary = inv
-            .invoke("snapshot", &story.scheduled(&template, t))
-            .await
-            .unwrap_or_else(|e| panic!("scheduled run failed: {e}"));
-        deleted += summary["deleted"].as_u64().unwrap_or(0);
-        print!(".");
-        std::io::stdout().flush().ok();
-    }
-    println!(
-        "\n  {} runs in {:.1} s; retention deleted {deleted} snapshots along the way",
-        story::BACKFILL_DAYS,
-        started.elapsed().as_secs_f64()
-    );
-
-    heading("Today's scheduled run: events/snapshot/scheduled.json, dated now");
-    let today = story.scheduled(&template, story.today);
-    let summary = inv.invoke("snapshot", &today).await.unwrap();
-    print_run(&summary);
-    let cache_snapshot = summary["caches"][0]["snapshot_id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("today's run took no snapshot of the cache: {summary}"))
-        .to_owned();
-    print_retention(&summary, "app-prod");
-    for q in summary["quota"].as_array().into_iter().flatten() {
-        println!(
-            "  manual snapshots in {}: {} of {} ({}%)",
-            q["region"].as_str().unwrap_or(""),
-            q["manual_snapshots"],
-            q["quota"],
-            q["used_percent"]
-        );
-    }
-    let app_snapshot = summary["databases"]
-        .as_array()
-        .and_then(|v| v.iter().find(|d| d["db"] == "app-prod"))
-        .and_then(|d| d["snapshot_id"].as_str())
-        .unwrap_or("")
-        .to_owned();
-
-    heading("RDS says today's app-prod snapshot finished: events/snapshot/rds-snapshot-finished.json, dated now");
-    let finished = story.snapshot_finished(&sample("events/snapshot/rds-snapshot-finished.json"), &app_snapshot);
-    match inv.invoke("snapshot", &finished).await {
-        Ok(s) => {
-            let r = &s["databases"][0];
-            println!(
-                "  {} -> {} {}",
-                r["snapshot_id"].as_str().unwrap_or(""),
-                r["outcome"].as_str().unwrap_or(""),
-                r["detail"].as_str().unwrap_or("")
-            );
-        }
-        Err(e) => println!("  failed: {e}"),
-    }
-
-    heading("The same event delivered again (EventBridge retries): nothing new is made");
-    let again = inv.invoke("snapshot", &today).await.unwrap();
-    print_run(&again);
-
-    heading("A manual snapshot before a migration: events/snapshot/manual.json");
-    match inv.invoke("snapshot", &sample("events/snapshot/manual.json")).await {
-        Ok(s) => print_run(&s),
-        Err(e) => println!("  failed: {e}"),
-    }
-    cache_snapshot
-}
-
-/// Today's exports (full and critical), app-prod's restored with the standard tools and in one step.
-async fn exports(w: &World, inv: &impl Invoke, story: &Story) {
-    let s3 = aws_sdk_s3::Client::new(&w.config(REGION));
-    heading("Daily full exports at 02:00, yesterday's and today's: events/export/scheduled-full.json, dated from now");
-    let mut summary = Value::Null;
-    for t in story.full_exports() {
-        summary = inv
-            .invoke("export", &story.export("full", t))
-            .await
-            .unwrap_or_else(|e| panic!("export failed: {e}"));
-        println!("  the run for {}:", t.format("%Y-%m-%d %H:%M UTC"));
-        for e in summary["exports"].as_array().into_iter().flatten() {
-            println!(
-                "  {:<12} {:<16} {:>9} -> {:>8} bytes in {:.1} s  {}",
-                e["db"].as_str().unwrap_or(""),
-                e["outcome"].as_str().unwrap_or(""),
-                e["plaintext_bytes"],
-                e["stored_bytes"],
-                e["seconds"].as_f64().unwrap_or(0.0),
-                e["key"].as_str().unwrap_or("")
-            );
-        }
-    }
-    let app = summary["exports"]
-        .as_array()
-        .and_then(|v| v.iter().find(|e| e["db"] == "app-prod"))
-        .unwrap();
-    let manifest_key = app["manifest_key"].as_str().unwrap();
-    let manifest: Value = lifeboat::bucket::layout::get_json(&s3, BUCKET, manifest_key)
-        .await
-        .unwrap();
-    println!("  manifest s3://{BUCKET}/{manifest_key} (written last; its presence means the export is complete):");
-    for line in serde_json::to_string_pretty(&manifest).unwrap().lines().take(60) {
-        println!("    {line}");
-    }
-
-    heading("Critical tables every 6 hours since yesterday: events/export/scheduled-critical.json, dated from now");
-    for t in story.critical_exports() {
-        let critical = inv
-            .invoke("export", &story.export("critical", t))
-            .await
-            .unwrap_or_else(|e| panic!("export failed: {e}"));
-        println!("  the run for {}:", t.format("%Y-%m-%d %H:%M UTC"));
-        print_exports(&critical);
-    }
-
-    heading("Restoring app-prod's export with standard tools (the runbook)");
-    let object = s3
-        .get_object()
-        .bucket(BUCKET)
-        .key(app["key"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let encrypted = w.work.path().join("app-prod.dump.zst.age");
-    std::fs::write(&encrypted, object.body.collect().await.unwrap().into_bytes()).unwrap();
-    let restored = restore_runbook(&w.pg, &encrypted, &w.key_file, "app_restored");
-    println!("  age -d | zstd -d | pg_restore into database app_restored: {restored}");
-    let original = row_counts(&w.pg, "app");
-    let copy = row_counts(&w.pg, "app_restored");
-    println!("  rows in app:          {original}");
-    println!("  rows in app_restored: {copy}");
-    println!(
-        "  {}",
-        if original == copy {
-            "identical row counts"
-        } else {
-            "ROW COUNTS DIFFER"
-        }
-    );
-
-    heading("In one step: billing's users and sessions restored from its export (events/restore/console-restore-export.json)");
-    let mut one_step = sample("events/restore/console-restore-export.json");
-    // billing's secret is the admin login: restoring into a new database needs a user that may create one (app-prod's
-    // is the read-only backup user).
-    one_step["database"] = serde_json::json!("billing");
-    one_step["tables"] = serde_json::json!(["users", "sessions"]);
-    one_step["into"] = serde_json::json!({"database": "app_users_restored"});
-    match inv.invoke("restore", &one_step).await {
-        Ok(r) => {
-            println!("  export {}", r["export"]["manifest"].as_str().unwrap_or("?"));
-            for t in r["tables"].as_array().into_iter().flatten() {
-                println!(
-                    "  {:<16} {} rows restored, {} in the manifest",
-                    t["table"].as_str().unwrap_or("?"),
-                    t["restored_rows"],
-                    t["expected_rows"]
-                );
-            }
-            println!(
-                "  into database {} (verified: {}); RTO {:.1} s",
-                r["target"]["database"].as_str().unwrap_or("?"),
-                r["verified"],
-                r["rto_seconds"].as_f64().unwrap_or_default()
-            );
-        }
-        Err(e) => println!("  FAILED: {e}"),
-    }
-}
-
-/// app-prod's credentials rotated with alternating users, then an export with nothing redeployed.
-async fn rotation(w: &World, inv: &impl Invoke) {
-    let secrets = aws_sdk_secretsmanager::Client::new(&w.config(REGION));
-    heading("Rotating app-prod's credentials (Secrets Manager rotation, alternating users): events/rotate/");
-    let secret_id = "lifeboat/app-prod";
-    let before = current_user_of(&secrets, secret_id).await;
-    let token = crate::stage_rotation(&secrets, secret_id).await;
-    let started = Instant::now();
-    for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
-        let mut event = sample(&format!("events/rotate/{step}.json"));
-        event["SecretId"] = Value::from(secret_id);
-        event["ClientRequestToken"] = Value::from(token.as_str());
-        let out = inv
-            .invoke("rotate", &event)
-            .await
-            .unwrap_or_else(|e| panic!("{step} failed: {e}"));
-        println!(
-            "  {step:<13} {:<22} user {}",
-            out["result"].as_str().unwrap_or(""),
-            out["user"].as_str().unwrap_or("-")
-        );
-    }
-    // Secrets Manager takes AWSPENDING off the new version once finishSecret succeeds.
-    secrets
-        .update_secret_version_stage()
-        .secret_id(secret_id)
-        .version_stage("AWSPENDING")
-        .remove_from_version_id(&token)
-        .send()
-        .await
-        .unwrap();
-    let after = current_user_of(&secrets, secret_id).await;
-    println!(
-        "  rotated in {:.1} s: AWSCURRENT was {} and is now {} (with the same memberships); {} keeps its password \
-         until the next rotation",
-        started.elapsed().as_secs_f64(),
-        before.0,
-        after.0,
-        before.0
-    );
-    let who = w.pg.psql_as(&after.0, &after.1, "app", "select current_user").unwrap();
-    println!("  the new AWSCURRENT logs in as {who}");
-
-    heading("An export after the rotation, with nothing redeployed: events/export/manual.json");
-    let manual = inv
-        .invoke("export", &sample("events/export/manual.json"))
-        .await
-        .unwrap_or_else(|e| panic!("export failed: {e}"));
-    print_exports(&manual);
-}
-
-/// The restore test of every database the plan names, each through the state machine's steps; whether each
-/// passed.
-async fn restore_tests(w: &World, inv: &impl Invoke) -> BTreeMap<String, bool> {
-    let config = w.config(REGION);
-    let (s3, secrets) = (
-        aws_sdk_s3::Client::new(&config),
-        aws_sdk_secretsmanager::Client::new(&config),
-    );
-    let requested = w.clock.now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
-    heading("Restore tests of every database (the state machine's steps): events/restore/");
-    let plan = inv
-        .invoke(
-            "restore-test",
-            &serde_json::json!({"action": "plan", "time": requested}),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("plan failed: {e}"));
-    let planned: Vec<String> = plan["tests"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|t| t["database"].as_str().map(str::to_owned))
-        .collect();
-    println!("  plan: {}", planned.join(", "));
-    let mut out = BTreeMap::new();
-    for db in &planned {
-        heading(&format!("Restore test of {db}"));
-        // Each test's own request time: the restored copy's name and its scratch database derive from it.
-        let requested = w.clock.now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
-        let start = serde_json::json!({"action": "start", "database": db, "requested_at": requested});
-        let mut test = inv
-            .invoke("restore-test", &start)
-            .await
-            .unwrap_or_else(|e| panic!("start of {db} failed: {e}"));
-        println!(
-            "  start    snapshot {} -> isolated copy {}",
-            test["snapshot_id"].as_str().unwrap_or(""),
-            test["restored_id"].as_str().unwrap_or("")
-        );
-        for action in ["poll", "prepare", "verify", "report", "cleanup"] {
-            if action == "verify" {
-                // The emulator's restored copy has no server behind it: the local PostgreSQL, which holds the
-                // databases' data, answers for its described endpoint (LIFEBOAT_RESTORE_RESOLVE), with its login in
-                // the test's own password secret (where prepare put the restored copy's new master password),
-                // exactly as the integration tests do.
-                let local = serde_json::json!({"username": crate::postgres::SUPERUSER, "password": w.pg.password});
-                let id = test["restored_id"].as_str().unwrap();
-                secrets
-                    .put_secret_value()
-                    .secret_id(lifeboat::rds::restore::test_secret_name(id))
-                    .secret_string(local.to_string())
-                    .send()
-                    .await
-                    .unwrap();
-            }
-            test = inv
-                .invoke("restore-test", &serde_json::json!({"action": action, "test": test}))
-                .await
-                .unwrap_or_else(|e| panic!("{action} of {db} failed: {e}"));
-            println!("  {action:<8} status {}", test["status"].as_str().unwrap_or(""));
-        }
-        let report_key = test["report_key"].as_str().unwrap().replace(".json", ".md");
-        out.insert(db.clone(), print_report(&s3, &report_key).await);
-    }
-    out
-}
-
 fn print_monitor(view: &Value) {
     let hours = |v: &Value| v.as_f64().map(|h| format!("{h:.1} h")).unwrap_or_else(|| "none".into());
     let tested = |v: &Value| match (&v["last_restore_test_passed"], v["restore_test_age_days"].as_f64()) {
@@ -1276,117 +1276,6 @@ fn print_monitor(view: &Value) {
     }
 }
 
-/// The notification on-call receives, and the one when it clears: the sample alarm, re-dated.
-async fn notification(inv: &impl Invoke, story: &Story) {
-    heading("A notification as on-call receives it: events/notify/alarm.json, dated two hours ago");
-    let (alarm, recovery) = story.alarm_and_recovery(
-        &sample("events/notify/alarm.json"),
-        &sample("events/notify/recovery.json"),
-    );
-    let sent = inv
-        .invoke("notify", &alarm)
-        .await
-        .unwrap_or_else(|e| panic!("notify failed: {e}"));
-    println!("  delivered to: {}", sent["channels"]);
-    for line in sent["text"].as_str().unwrap_or("").lines() {
-        println!("    {line}");
-    }
-    let recovered = inv
-        .invoke("notify", &recovery)
-        .await
-        .unwrap_or_else(|e| panic!("notify failed: {e}"));
-    println!("  and when it clears:");
-    for line in recovered["text"].as_str().unwrap_or("").lines() {
-        println!("    {line}");
-    }
-}
-
-/// What the fleet holds at the end: snapshots per region, the metrics published.
-async fn holdings(w: &World, inv: &impl Invoke) {
-    heading("What the fleet holds now");
-    let rds = aws_sdk_rds::Client::new(&w.config(REGION));
-    let source = lifeboat::rds::snapshots::list_manual(&rds).await.unwrap();
-    let dr = lifeboat::rds::snapshots::list_manual(&aws_sdk_rds::Client::new(&w.config(DR_REGION)))
-        .await
-        .unwrap();
-    println!("  {:<12} {:>10} {:>10}  newest", "database", REGION, DR_REGION);
-    for db in fleet::STANDARD {
-        let mine: Vec<_> = source.iter().filter(|s| s.db == db.id && s.owned()).collect();
-        let copies = dr.iter().filter(|s| s.db == db.id && s.owned()).count();
-        let newest = mine
-            .iter()
-            .max_by_key(|s| s.logical_time())
-            .map(|s| s.id.as_str())
-            .unwrap_or("(none: not selected)");
-        println!("  {:<12} {:>10} {:>10}  {newest}", db.id, mine.len(), copies);
-    }
-    let names = inv.metric_names(w).await;
-    println!("  metrics published in namespace Lifeboat: {}", names.join(", "));
-}
-
-/// Tells the whole story through `inv`, anchored at the world's [`Clock::now`] when it starts; returns what the
-/// judges said.
-pub async fn run(w: &World, inv: &impl Invoke) -> Verdicts {
-    let story = Story::at(w.clock.now());
-    let cache_snapshot = snapshots(inv, &story).await;
-    exports(w, inv, &story).await;
-    rotation(w, inv).await;
-    let mut tests = restore_tests(w, inv).await;
-    let config = w.config(REGION);
-    let clients = Clients {
-        s3: aws_sdk_s3::Client::new(&config),
-        sm: aws_sdk_secretsmanager::Client::new(&config),
-        ec: aws_sdk_elasticache::Client::new(&config),
-    };
-    let cache_passed = cache_story(inv, w.clock, &w.redis, &clients, &cache_snapshot).await;
-    tests.insert(CACHE.to_owned(), cache_passed);
-
-    heading("Monitor's view of the fleet: events/monitor/scheduled.json, dated now");
-    let scheduled = story.scheduled(&sample("events/monitor/scheduled.json"), w.clock.now());
-    let view = inv
-        .invoke("monitor", &scheduled)
-        .await
-        .unwrap_or_else(|e| panic!("monitor failed: {e}"));
-    print_monitor(&view);
-
-    let period = story.evidence_period();
-    heading(&format!(
-        "The fleet's evidence report for this month so far ({period}): events/monitor/evidence-report.json's shape"
-    ));
-    let evidence = inv
-        .invoke(
-            "monitor",
-            &serde_json::json!({"action": "evidence-report", "period": period}),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("evidence report failed: {e}"));
-    print_evidence(&evidence);
-    let html_key = evidence["html_key"].as_str().unwrap();
-    let page = clients
-        .s3
-        .get_object()
-        .bucket(BUCKET)
-        .key(html_key)
-        .send()
-        .await
-        .unwrap();
-    let local = w.out_dir.join("evidence-report.html");
-    std::fs::write(&local, page.body.collect().await.unwrap().into_bytes()).unwrap();
-    println!(
-        "  written to {} and copied to {}",
-        evidence["url"].as_str().unwrap_or(""),
-        local.display()
-    );
-    println!(
-        "  open it in a browser, or print it to PDF: chromium --headless --print-to-pdf=evidence.pdf file://{}",
-        local.display()
-    );
-    notification(inv, &story).await;
-    holdings(w, inv).await;
-    plans::chapter(w, w.clock.now()).await;
-    Verdicts::read(&view, &evidence, tests, &w.policy())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1402,21 +1291,6 @@ mod tests {
         ]
         .join("\n");
         assert_eq!(emf_metric_names(&log), vec!["SnapshotCreated", "SnapshotFailed"]);
-    }
-
-    fn policy() -> lifeboat::monitoring::monitor::Policy {
-        lifeboat::monitoring::monitor::Policy {
-            snapshot_max_age_s: 26.0 * 3600.0,
-            export_max_age_s: [
-                ("full".to_owned(), 26.0 * 3600.0),
-                ("critical".to_owned(), 7.0 * 3600.0),
-            ]
-            .into_iter()
-            .collect(),
-            restore_test_max_age_s: 100.0 * 86400.0,
-            pitr_lag_max_s: 900.0,
-            min_retention_days: 7.0,
-        }
     }
 
     fn db(name: &str, full_h: f64, passed: bool) -> Value {
@@ -1441,7 +1315,7 @@ mod tests {
         let evidence = json!({"policies_met": 3, "databases": 4, "verdicts": {
             "analytics": "meets its policy", "app-prod": "meets its policy", "app-staging": line,
             "billing": "meets its policy"}});
-        let healthy = Verdicts::read(&view, &evidence, tests.clone(), &policy());
+        let healthy = Verdicts::read(&view, &evidence, tests.clone());
         assert_eq!(healthy.differences(&Verdicts::story()), Vec::<String>::new());
 
         // A fleet that decayed with the calendar: an export 336 hours old, a failed test, 0 of 4.
@@ -1450,11 +1324,11 @@ mod tests {
         let decayed = json!({"policies_met": 0, "databases": 4, "verdicts": {"app-prod": "does not: 13 missed"}});
         let mut failed = tests;
         failed.insert("billing".to_owned(), false);
-        let read = Verdicts::read(&stale_view, &decayed, failed, &policy());
+        let read = Verdicts::read(&stale_view, &decayed, failed);
         assert_eq!(
             read.stale,
             [
-                "app-staging: `full` export 336.0 h old, past 26 h",
+                "app-staging: `full` export 336.0 h old, past 26.4 h",
                 "app-staging: the last restore test did not pass"
             ]
         );

@@ -1,13 +1,17 @@
-//! The demo's timeline as a function of one moment, the anchor: when each scheduled run fires, which logical
-//! time each export carries, which month the evidence report covers, when the sample alarm fired and cleared.
+//! The demo's timeline as a function of one moment, the anchor: the plan document's schedules (each rule due at
+//! a tick of the story's), the ticks the deployed schedules fire at, which month the evidence report covers, when
+//! the sample alarm fired and cleared.
 //!
-//! Owns: turning the sample events of `events/` (which keep their fixed dates: they are samples) into the events
-//! the demo sends, each re-dated from the anchor. Must never: read a clock (the caller passes the anchor, the
-//! moment the demo starts), or leave a date of a sample in an event it sends, so the story told on any day is
-//! the same story, that day.
+//! Owns: the demo's plan document, written from the anchor, and turning the sample events of `events/` (which
+//! keep their fixed dates: they are samples) into the events the demo sends, each re-dated from the anchor. Must
+//! never: read a clock (the caller passes the anchor, the moment the demo starts), or leave a date of a sample in
+//! an event it sends, so the story told on any day is the same story, that day.
+//!
+//! Why the plan is written from the anchor: monitor judges every age against the real clock (as it does in AWS),
+//! so today's runs must be recent whenever the demo runs; a plan with fixed hours would make them up to a day old.
 
-use chrono::{DateTime, Datelike, Duration, DurationRound, Utc};
-use serde_json::Value;
+use chrono::{DateTime, Datelike, Duration, DurationRound, Timelike, Utc};
+use serde_json::{json, Value};
 
 /// Days of scheduled snapshots before the anchor: two months of history show every kind of retention decision.
 pub const BACKFILL_DAYS: i64 = 45;
@@ -15,10 +19,17 @@ pub const BACKFILL_DAYS: i64 = 45;
 /// The demo's timeline, anchored at the moment it starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Story {
-    /// The moment the demo started, to the minute: today's scheduled snapshot run and today's exports fire then
-    /// (never later than the moment the functions measure against, so nothing the demo makes is from the future).
+    /// Today's snapshot tick: the last quarter hour at least half an hour before the demo started, so that
+    /// today's three ticks ([`Story::today`], [`Story::export_tick`], [`Story::test_tick`]) are all in the past of
+    /// the clock the functions measure against (nothing the demo makes is from the future).
     pub today: DateTime<Utc>,
 }
+
+/// Databases by the plan that lists them (`lifeboat:plan` tags would do the same).
+pub const PRODUCTION: [&str; 3] = ["app-prod", "billing", "analytics"];
+pub const STAGING: [&str; 1] = ["app-staging"];
+/// The critical tables, dumped every 6 hours in production.
+pub const CRITICAL_TABLES: [&str; 3] = ["users", "projects", "sessions"];
 
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -30,8 +41,72 @@ fn rfc3339_ms(t: DateTime<Utc>) -> String {
 
 impl Story {
     pub fn at(anchor: DateTime<Utc>) -> Self {
+        let quarter = anchor.duration_trunc(Duration::minutes(15)).unwrap_or(anchor);
         Self {
-            today: anchor.duration_trunc(Duration::minutes(1)).unwrap_or(anchor),
+            today: quarter - Duration::minutes(30),
+        }
+    }
+
+    /// Today's export tick: full and critical exports, and the cache's RDB copy requested.
+    pub fn export_tick(&self) -> DateTime<Utc> {
+        self.today + Duration::minutes(15)
+    }
+
+    /// Today's restore tests; the export tick at the same time finishes the RDB copy requested before.
+    pub fn test_tick(&self) -> DateTime<Utc> {
+        self.today + Duration::minutes(30)
+    }
+
+    /// The team's policy as a plan document, tiered as such policies are: production's snapshots kept 30 days,
+    /// then weekly and monthly, and copied to the DR region, its full dump daily and its critical tables every 6
+    /// hours, credentials rotated every 30 days; staging's snapshots kept 14 days and one daily dump; the session
+    /// cache snapshotted, copied to S3 as verified RDB files, and restore-tested; every database restore-tested
+    /// daily; `sandbox` never backed up. Each daily rule is due at today's tick for it.
+    pub fn plan(&self) -> Value {
+        let daily = |t: DateTime<Utc>| format!("{} {} * * *", t.minute(), t.hour());
+        let export = self.export_tick();
+        let six_hourly = format!("{} {}-23/6 * * *", export.minute(), export.hour() % 6);
+        let test = [{ json!({"schedule": daily(self.test_tick()), "from": "newest-snapshot"}) }];
+        json!({
+            "format": 1,
+            "description": "The demo team's backup policy (make demo): tiered by environment.",
+            "plans": {
+                "production": {
+                    "databases": PRODUCTION,
+                    "snapshots": {"schedule": daily(self.today), "retention": {"daily": 30, "weekly": 8, "monthly": 12},
+                                  "dr_copy": true},
+                    "pitr": {"min_days": 7},
+                    "exports": {
+                        "full": {"schedule": daily(export), "keep_days": 30},
+                        "critical": {"schedule": six_hourly, "include": CRITICAL_TABLES, "keep_days": 7}
+                    },
+                    "restore_tests": test,
+                    "rotation": {"every_days": 30}
+                },
+                "staging": {
+                    "databases": STAGING,
+                    "snapshots": {"schedule": daily(self.today), "retention": {"daily": 14}},
+                    "exports": {"full": {"schedule": daily(export), "keep_days": 14}},
+                    "restore_tests": test
+                },
+                "sessions": {
+                    "caches": [super::CACHE],
+                    "cache_snapshots": {"schedule": daily(self.today), "retention": {"daily": 7}},
+                    "rdb_copies": {"schedule": daily(export), "keep_days": 7},
+                    "restore_tests": [{"schedule": daily(self.test_tick()), "from": "newest-cache-snapshot"}]
+                },
+                "dev": {"databases": ["sandbox"], "no_backups": "recreated at will from seed data"}
+            }
+        })
+    }
+
+    /// The export profiles each database's plan dumps, with how old its newest export may be before monitor
+    /// alarms (the schedule's longest gap plus 10 %, at least 2 hours: `docs/book/src/reference/plans.md`).
+    pub fn export_max_age_hours(db: &str) -> Vec<(&'static str, f64)> {
+        if PRODUCTION.contains(&db) {
+            vec![("full", 26.4), ("critical", 8.0)]
+        } else {
+            vec![("full", 26.4)]
         }
     }
 
@@ -41,13 +116,6 @@ impl Story {
             .rev()
             .map(|d| self.today - Duration::days(d))
             .collect()
-    }
-
-    /// The scheduler's event (`events/snapshot/scheduled.json`'s shape) for a run at `time`.
-    pub fn scheduled(&self, template: &Value, time: DateTime<Utc>) -> Value {
-        let mut event = template.clone();
-        event["time"] = Value::String(rfc3339(time));
-        event
     }
 
     /// RDS's "snapshot finished" event (`events/snapshot/rds-snapshot-finished.json`'s shape) for `snapshot` (an
@@ -68,34 +136,13 @@ impl Story {
         event
     }
 
-    /// The scheduled export of `profile` at `time` (`events/export/scheduled-*.json`'s shape).
-    pub fn export(&self, profile: &str, time: DateTime<Utc>) -> Value {
-        serde_json::json!({"profile": profile, "time": rfc3339(time)})
-    }
-
-    /// The schedule's times since the start of yesterday up to today's run: `first` after each midnight, then
-    /// every `every`. A day and more of history, so the first day the evidence report judges is complete and
-    /// whole, even when the demo runs across midnight.
-    fn since_yesterday(&self, first: Duration, every: Duration) -> Vec<DateTime<Utc>> {
-        let midnight = self.today.duration_trunc(Duration::days(1)).unwrap_or(self.today);
-        let mut out = Vec::new();
-        let mut t = midnight - Duration::days(1) + first;
-        while t <= self.today {
-            out.push(t);
-            t += every;
-        }
-        out
-    }
-
-    /// The daily full exports (02:00, as `events/export/scheduled-full.json`), oldest first.
-    pub fn full_exports(&self) -> Vec<DateTime<Utc>> {
-        self.since_yesterday(Duration::hours(2), Duration::days(1))
-    }
-
-    /// The critical tables' exports every 6 hours from midnight (as `events/export/scheduled-critical.json`),
-    /// oldest first.
-    pub fn critical_exports(&self) -> Vec<DateTime<Utc>> {
-        self.since_yesterday(Duration::zero(), Duration::hours(6))
+    /// The export ticks since yesterday's: every 6 hours up to today's (the first and the last run the full
+    /// dump too, the cache's RDB copy is requested at them), oldest first.
+    pub fn export_ticks(&self) -> Vec<DateTime<Utc>> {
+        (0..=4)
+            .rev()
+            .map(|k| self.export_tick() - Duration::hours(6 * k))
+            .collect()
     }
 
     /// The evidence report's period: the anchor's month so far. The default period (the last 30 days) ends at
@@ -151,30 +198,19 @@ mod tests {
         serde_json::from_slice(&std::fs::read(repo_root().join(path)).unwrap()).unwrap()
     }
 
-    /// Every event the story sends, as text.
+    /// Every event and document the story writes itself, as text (the ticks' inputs are the stack's schedules').
     fn told(story: &Story) -> String {
-        let scheduled = sample("events/snapshot/scheduled.json");
         let finished = sample("events/snapshot/rds-snapshot-finished.json");
         let (alarm, recovery) = story.alarm_and_recovery(
             &sample("events/notify/alarm.json"),
             &sample("events/notify/recovery.json"),
         );
-        let mut events: Vec<Value> = story
-            .backfill()
-            .into_iter()
-            .map(|t| story.scheduled(&scheduled, t))
-            .collect();
-        events.push(story.scheduled(&scheduled, story.today));
-        events.push(story.snapshot_finished(&finished, "lifeboat-app-prod-x"));
-        events.extend(story.full_exports().into_iter().map(|t| story.export("full", t)));
-        events.extend(
-            story
-                .critical_exports()
-                .into_iter()
-                .map(|t| story.export("critical", t)),
-        );
-        events.extend([alarm, recovery]);
-        events.push(Value::String(story.evidence_period()));
+        let events = vec![
+            story.snapshot_finished(&finished, "lifeboat-app-prod-x"),
+            alarm,
+            recovery,
+            Value::String(story.evidence_period()),
+        ];
         serde_json::to_string(&events).unwrap()
     }
 
@@ -185,46 +221,70 @@ mod tests {
         for sample_date in ["2026-11", "2026-10", "/11/26", "20261122"] {
             assert!(!text.contains(sample_date), "{sample_date} is left in {text}");
         }
-        assert!(text.contains("2031-03-14T09:26:00Z"), "{text}");
+        assert!(text.contains("2031-03-14T08:45:03Z"), "{text}");
         assert_eq!(story.evidence_period(), "2031-03");
     }
 
     #[test]
-    fn the_story_a_year_later_is_the_same_story_a_year_later() {
-        let now = Utc.with_ymd_and_hms(2026, 12, 6, 7, 0, 30).unwrap();
-        let (a, b) = (Story::at(now), Story::at(now + Duration::days(365)));
-        assert_eq!(b.today - a.today, Duration::days(365));
-        let shifted: Vec<_> = a.backfill().iter().map(|t| *t + Duration::days(365)).collect();
-        assert_eq!(b.backfill(), shifted);
-        assert!(a.backfill().iter().all(|t| *t < a.today));
-        assert!(
-            a.today <= now,
-            "today's run never fires after the moment the demo starts"
-        );
-        let shifted: Vec<_> = a.critical_exports().iter().map(|t| *t + Duration::days(365)).collect();
-        assert_eq!(b.critical_exports(), shifted);
-    }
-
-    #[test]
-    fn the_exports_are_a_day_of_the_schedule_and_fresh_at_any_time_of_day() {
+    fn every_tick_is_in_the_past_and_every_rule_is_due_at_a_tick_of_the_story() {
         for (h, m) in [(0, 0), (0, 1), (1, 59), (2, 0), (5, 59), (6, 0), (13, 7), (23, 59)] {
             let now = Utc.with_ymd_and_hms(2027, 1, 1, h, m, 0).unwrap();
             let story = Story::at(now);
-            let yesterday = Utc.with_ymd_and_hms(2026, 12, 31, 0, 0, 0).unwrap();
-            let critical = story.critical_exports();
-            let full = story.full_exports();
-            assert_eq!(
-                critical[..4],
-                [0, 6, 12, 18].map(|h| yesterday + Duration::hours(h)),
+            let ticks = story.export_ticks();
+            assert!(story.backfill().iter().all(|t| *t < story.today), "{now}");
+            assert!(
+                story.test_tick() <= now && *ticks.last().unwrap() <= now,
+                "{now}: {ticks:?}"
+            );
+            assert!(now - story.today < Duration::hours(1), "{now}");
+            // Monitor looks minutes later: the critical tables' last export is within their 8 hours.
+            assert_eq!(ticks.len(), 5);
+            assert_eq!(ticks[4] - ticks[0], Duration::hours(24), "{now}");
+
+            let plan = lifeboat::plans::document::parse(story.plan().to_string().as_bytes())
+                .unwrap_or_else(|e| panic!("{now}: the demo's plan is refused: {e}"));
+            let due = |t: DateTime<Utc>| -> Vec<String> {
+                let mut ids: Vec<String> = plan
+                    .plans
+                    .iter()
+                    .flat_map(|(name, p)| {
+                        p.rules()
+                            .into_iter()
+                            .filter(|r| r.schedule.is_some_and(|s| s.matches(t)))
+                            .map(move |r| format!("{name}/{}", r.id))
+                    })
+                    .collect();
+                ids.sort();
+                ids
+            };
+            assert!(
+                due(story.today).iter().any(|r| r == "production/snapshots"),
+                "{now}: {:?}",
+                due(story.today)
+            );
+            let at_export = due(story.export_tick());
+            for r in [
+                "production/exports.full",
+                "production/exports.critical",
+                "staging/exports.full",
+                "sessions/rdb_copies",
+            ] {
+                assert!(at_export.contains(&r.to_owned()), "{now}: {r} not in {at_export:?}");
+            }
+            assert!(
+                due(ticks[1]).iter().any(|r| r == "production/exports.critical"),
                 "{now}"
             );
-            assert_eq!(full[0], yesterday + Duration::hours(2), "{now}");
-            for times in [&critical, &full] {
-                assert!(times.iter().all(|t| *t <= story.today), "{now}: {times:?}");
-            }
-            // Within the policy's 7 and 26 hours when the demo's monitor looks, minutes later.
-            assert!(now - *critical.last().unwrap() <= Duration::hours(6), "{now}");
-            assert!(now - *full.last().unwrap() <= Duration::hours(24), "{now}");
+            assert!(!due(ticks[1]).iter().any(|r| r == "production/exports.full"), "{now}");
+            assert_eq!(
+                due(story.test_tick())
+                    .iter()
+                    .filter(|r| r.contains("restore_tests"))
+                    .count(),
+                3,
+                "{now}: {:?}",
+                due(story.test_tick())
+            );
         }
     }
 }
