@@ -22,14 +22,18 @@ async fn the_deployed_stack_runs_every_function_a_rotation_and_a_restore_test_th
                 .any(|l| l.contains("restore test of app-cache (its keys counted")),
         "the story says what it did: {said:?}"
     );
-    // Permissions proven by use: every call each function made is one its deployed role allows.
+    // Permissions proven by use: every call each function made is one its deployed role allows, and every grant
+    // no call used has its reason in infra/permissions-unused.json.
     let (code, report) = lifeboat_tests::permissions::check(
         w.moto.recording().expect("a recording server"),
         &w.stack.document_path(),
-        &[],
+        &["--strict-unused"],
     );
     println!("{report}");
-    assert_eq!(code, 0, "a function called what its role does not allow:\n{report}");
+    assert_eq!(
+        code, 0,
+        "a function called what its role does not allow, or a grant nothing used has no reason:\n{report}"
+    );
 }
 
 /// The sample event of each deployed schedule, and of each rule's events.
