@@ -324,15 +324,15 @@ async fn list_keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
 }
 
 /// The executions of the deployed machine the story has run, so that each tick's are run once.
-#[derive(Default)]
-struct Executions {
+#[derive(Debug, Default)]
+pub struct Executions {
     run: std::collections::BTreeSet<String>,
 }
 
 impl Executions {
     /// Runs the definition for each execution started since the last call, from the input it was started with:
     /// its ARN, what ran, and the states its one test passed through.
-    async fn new_ones(
+    pub async fn new_ones(
         &mut self,
         sfn: &aws_sdk_sfn::Client,
         machine: &str,

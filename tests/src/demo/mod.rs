@@ -41,7 +41,7 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 
 use crate::stack::{Deployed, Stack};
-use crate::{asl, fleet, moto::Moto, postgres::Postgres, redis::Redis, repo_root};
+use crate::{fleet, moto::Moto, postgres::Postgres, redis::Redis, repo_root};
 use story::Story;
 
 pub const REGION: &str = "us-east-1";
@@ -950,34 +950,24 @@ async fn restore_tests(w: &World, f: &Functions) -> BTreeMap<String, bool> {
     f.tick(w, "snapshot", at);
     let (machine_arn, definition) = w.stack.state_machine("restore-test");
     let sfn = aws_sdk_sfn::Client::new(&config);
-    let executions = sfn
-        .list_executions()
-        .state_machine_arn(&machine_arn)
-        .send()
-        .await
-        .unwrap();
     let mut steps = deployed::Steps::new(&f.deployed, &config, &w.pg, &w.redis, MASTER_USER);
-    for e in executions.executions() {
-        let execution = sfn
-            .describe_execution()
-            .execution_arn(e.execution_arn())
-            .send()
-            .await
-            .unwrap();
-        let input: Value = serde_json::from_str(execution.input().unwrap()).unwrap();
-        let started = Instant::now();
-        let ran = asl::run(&definition, input.clone(), &mut steps);
-        let outcome = match &ran.result {
+    let started = Instant::now();
+    let ran = deployed::Executions::default()
+        .new_ones(&sfn, &machine_arn, &definition, &mut steps)
+        .await;
+    for (arn, execution, _) in &ran {
+        let outcome = match &execution.result {
             Ok(out) => format!("succeeded: {}", out["summary"]),
             Err(failure) => format!("failed: {} {}", failure.error, failure.cause),
         };
-        println!(
-            "  execution {} ({} states in {:.1} s): {outcome}",
-            e.name(),
-            ran.trace.len(),
-            started.elapsed().as_secs_f64()
-        );
+        let name = arn.rsplit(':').next().unwrap_or(arn);
+        println!("  execution {name} ({} states): {outcome}", execution.trace.len());
     }
+    println!(
+        "  {} executions run by the deployed definition in {:.1} s",
+        ran.len(),
+        started.elapsed().as_secs_f64()
+    );
     let mut passed = BTreeMap::new();
     for db in story::PRODUCTION.iter().chain(&story::STAGING) {
         heading(&format!("Restore test of {db}"));
