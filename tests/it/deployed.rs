@@ -1,7 +1,7 @@
 //! The stack a user deploys, run here (`lifeboat_tests::demo::deployed`; `make demo` tells a longer story the same
 //! way): one scheduled run of every function, a rotation, the cache's RDB copy, and restore tests of a database and
 //! a cache that pass through the deployed state machine (and one that fails, which notify hears of), all through
-//! the stack's own wiring.
+//! the stack's own wiring; and the stack's two ECS tasks, run as a person runs them with `aws ecs run-task`.
 
 use lifeboat_tests::demo::deployed;
 
@@ -192,14 +192,14 @@ async fn the_ecs_tasks_export_and_restore_as_a_person_runs_them_with_their_task_
     let export = w.stack.task("ExportTaskDefinition");
     assert_eq!(export.binary, "export", "the image's ENTRYPOINT is the export binary");
     assert_eq!(export.env["LIFEBOAT_BUCKET"], bucket);
-    let overrides = json!({"containerOverrides": [{"name": "export", "environment": [
+    let export_overrides = json!({"containerOverrides": [{"name": "export", "environment": [
         {"name": "LIFEBOAT_EVENT", "value": json!({"database": "app-db", "profile": "full"}).to_string()}]}]});
     let run = export
         .run(
             &w.stack,
             &w.moto,
             &local,
-            &overrides,
+            &export_overrides,
             &logs.path().join("export"),
             Duration::from_secs(300),
         )
@@ -338,4 +338,57 @@ async fn the_ecs_tasks_export_and_restore_as_a_person_runs_them_with_their_task_
             "{task}'s {action} was checked against its task role:\n{report}"
         );
     }
+
+    // The age identity decrypts every export, and the export side may never read it, though the default secret
+    // pattern (lifeboat/*) covers it: a lifeboat:secret tag aimed at it is denied to the export task's role.
+    let rds = aws_sdk_rds::Client::new(&w.config);
+    let described = rds
+        .describe_db_instances()
+        .db_instance_identifier("app-db")
+        .send()
+        .await
+        .unwrap();
+    let arn = described.db_instances()[0].db_instance_arn().unwrap().to_owned();
+    rds.add_tags_to_resource()
+        .resource_name(arn)
+        .tags(
+            aws_sdk_rds::types::Tag::builder()
+                .key("lifeboat:secret")
+                .value(IDENTITY_SECRET)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    w.moto.reset_recording();
+    let run = export
+        .run(
+            &w.stack,
+            &w.moto,
+            &local,
+            &export_overrides,
+            &logs.path().join("aimed"),
+            Duration::from_secs(300),
+        )
+        .await
+        .unwrap();
+    assert!(
+        !run.status.success(),
+        "an age identity is no database login: {}",
+        run.stdout
+    );
+    let (code, report) = lifeboat_tests::permissions::check(
+        w.moto.recording().expect("a recording server"),
+        &w.stack.document_path(),
+        &[],
+    );
+    assert_eq!(code, 1, "the export task's role may read the age identity:\n{report}");
+    let denied = report
+        .lines()
+        .find(|l| l.starts_with("denied\tExportTaskDefinition\tsecretsmanager:GetSecretValue\t"))
+        .unwrap_or_else(|| panic!("no denied read of the identity:\n{report}"));
+    assert!(
+        denied.contains(":secret:lifeboat/age-identity-") && denied.contains("NeverAgeIdentity"),
+        "{denied}"
+    );
 }
