@@ -319,7 +319,14 @@ async fn the_ecs_tasks_export_and_restore_as_a_person_runs_them_with_their_task_
     let unreasoned: Vec<&str> = report
         .lines()
         .filter(|l| {
-            (l.starts_with("unused\tExportTaskRole\t") || l.starts_with("unused\tRestoreTaskRole\t"))
+            [
+                "ExportTaskRole",
+                "RestoreTaskRole",
+                "ExportTaskExecutionRole",
+                "RestoreTaskExecutionRole",
+            ]
+            .iter()
+            .any(|r| l.starts_with(&format!("unused\t{r}\t")))
                 && l.ends_with("no reason given")
         })
         .collect();
@@ -332,6 +339,9 @@ async fn the_ecs_tasks_export_and_restore_as_a_person_runs_them_with_their_task_
         ("ExportTaskDefinition", "s3:PutObject"),
         ("RestoreTaskDefinition", "s3:GetObject"),
         ("RestoreTaskDefinition", "secretsmanager:GetSecretValue"),
+        // The awslogs driver, with the execution role.
+        ("ExportTaskDefinition/execution", "logs:PutLogEvents"),
+        ("RestoreTaskDefinition/execution", "logs:CreateLogStream"),
     ] {
         assert!(
             report.contains(&format!("allowed\t{task}\t{action}\t")),

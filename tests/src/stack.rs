@@ -421,7 +421,8 @@ impl Task {
     /// ECS agent reads them, the run's container overrides, the region and the task role's credentials ECS gives a
     /// task (the access key is the role's name, so a recording attributes each call), moto's endpoint, and the
     /// local world's settings. There is no Lambda deadline: the process runs until it exits or `timeout`, the
-    /// harness's own, passes (then it is killed and the run is an error). Output goes to `<log_dir>/<container>.log`.
+    /// harness's own, passes (then it is killed and the run is an error). Output goes to `<log_dir>/<container>.log`
+    /// and, as the awslogs driver ships it, to the container's log group with the execution role.
     ///
     /// An override naming a container the task definition does not have is refused, as ECS refuses it.
     pub async fn run(
@@ -529,11 +530,71 @@ impl Task {
         });
         let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
         let status = status.map_err(|e| format!("{e}\n{}", read(&err_path)))?;
+        self.ship_logs(stack, moto, &[&out_path, &err_path], log_dir)?;
         Ok(TaskRun {
             status,
             stdout: read(&out_path),
             stderr: read(&err_path),
         })
+    }
+}
+
+impl Task {
+    /// What the awslogs driver does with a run's output (`tests/stack/awslogs.py`): a stream
+    /// `<awslogs-stream-prefix>/<container>/<task id>` in the container's log group, written with the execution role.
+    fn ship_logs(&self, stack: &Stack, moto: &Moto, outputs: &[&Path], log_dir: &Path) -> Result<(), String> {
+        let c = &self.log_configuration;
+        if c["logDriver"] != "awslogs" {
+            return Err(format!(
+                "{}: the harness ships logs with awslogs only, not {c}",
+                self.logical_id
+            ));
+        }
+        let options = &c["options"];
+        let group = as_text(&options["awslogs-group"]);
+        let stream = format!(
+            "{}/{}/{}",
+            as_text(&options["awslogs-stream-prefix"]),
+            self.container,
+            crate::random_hex(16)
+        );
+        let all = log_dir.join(format!("{}.awslogs", self.container));
+        let text: String = outputs
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+            .collect();
+        std::fs::write(&all, text).map_err(|e| format!("writing {}: {e}", all.display()))?;
+        let out = Command::new(repo_root().join(".venv/bin/python"))
+            .arg(repo_root().join("tests/stack/awslogs.py"))
+            .args([
+                "--endpoint",
+                &moto.endpoint,
+                "--region",
+                &as_text(&options["awslogs-region"]),
+            ])
+            .args([
+                "--access-key",
+                &self.execution_role_name,
+                "--group",
+                &group,
+                "--stream",
+                &stream,
+            ])
+            .arg("--file")
+            .arg(&all)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("running tests/stack/awslogs.py: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{}: awslogs could not write to {group} (region {} of stack {}): {}",
+                self.logical_id,
+                as_text(&options["awslogs-region"]),
+                stack.name,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(())
     }
 }
 
