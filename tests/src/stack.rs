@@ -537,9 +537,7 @@ impl Task {
             stderr: read(&err_path),
         })
     }
-}
 
-impl Task {
     /// What the awslogs driver does with a run's output (`tests/stack/awslogs.py`): a stream
     /// `<awslogs-stream-prefix>/<container>/<task id>` in the container's log group, written with the execution role.
     fn ship_logs(&self, stack: &Stack, moto: &Moto, outputs: &[&Path], log_dir: &Path) -> Result<(), String> {
