@@ -1,7 +1,7 @@
 //! The stack a user deploys, run here (`lifeboat_tests::demo::deployed`; `make demo` tells a longer story the same
 //! way): one scheduled run of every function, a rotation, the cache's RDB copy, and restore tests of a database and
 //! a cache that pass through the deployed state machine (and one that fails, which notify hears of), all through
-//! the stack's own wiring.
+//! the stack's own wiring; and the stack's two ECS tasks, run as a person runs them with `aws ecs run-task`.
 
 use lifeboat_tests::demo::deployed;
 
@@ -103,4 +103,302 @@ async fn every_schedule_and_rule_of_the_deployed_stack_has_a_sample_event_it_wou
             );
         }
     }
+}
+
+/// The secret the stack's `AgeIdentitySecret` names in the ECS test: the identity the restore task decrypts with.
+const IDENTITY_SECRET: &str = "lifeboat/age-identity";
+
+/// The words of a POSIX shell command line of plain words and single-quoted strings (what
+/// `lifeboat::postgres::archive::plan::ecs_command` writes), as the shell hands them to the AWS CLI.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                for q in chars.by_ref() {
+                    if q == '\'' {
+                        break;
+                    }
+                    word.push(q);
+                }
+            }
+            '\\' => {
+                in_word = true;
+                word.extend(chars.next());
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                }
+                in_word = false;
+            }
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
+}
+
+/// The value of `flag` in `aws ecs run-task` words.
+fn flag<'a>(words: &'a [String], flag: &str) -> &'a str {
+    let i = words
+        .iter()
+        .position(|w| w == flag)
+        .unwrap_or_else(|| panic!("no {flag} in {words:?}"));
+    &words[i + 1]
+}
+
+/// The stack's two ECS tasks, run as a person runs them with `aws ecs run-task` (`Task::run`: the binary the
+/// container's entry point names, the task definition's environment, the run's overrides, the task role's
+/// credentials): a full export of the database with the overrides the export guide shows, whose manifest lands in
+/// the stack's bucket; then the restore task with the command the restore function's refusal prints, word for
+/// word, which restores that export into a new database, verified row for row. Every call of both tasks is then
+/// proven against their task roles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ecs_tasks_export_and_restore_as_a_person_runs_them_with_their_task_roles() {
+    use age::secrecy::ExposeSecret;
+    use serde_json::{json, Value};
+    use std::time::{Duration, Instant};
+
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
+    let w = deployed::world_with(&[("AgeRecipients", &recipient), ("AgeIdentitySecret", IDENTITY_SECRET)]).await;
+    let sm = aws_sdk_secretsmanager::Client::new(&w.config);
+    sm.create_secret()
+        .name(IDENTITY_SECRET)
+        .secret_string(identity.to_string().expose_secret())
+        .send()
+        .await
+        .unwrap();
+    // A restore from an export logs in with the database's Lifeboat secret, which must create the new database and
+    // its owner role (docs/book/src/runbooks/export.md); the world's backup user only reads.
+    w.pg.psql("postgres", "ALTER ROLE lifeboat_backup CREATEDB CREATEROLE")
+        .unwrap();
+    let local = deployed::world_settings(&w.pg, &w.redis);
+    let logs = tempfile::tempdir().unwrap();
+    let bucket = w.stack.physical_id("ExportBucket");
+    let cluster = w.stack.physical_id("ExportCluster");
+
+    // The export task: the image's ENTRYPOINT, the overrides of docs/book/src/guide/export.md for one database.
+    let export = w.stack.task("ExportTaskDefinition");
+    assert_eq!(export.binary, "export", "the image's ENTRYPOINT is the export binary");
+    assert_eq!(export.env["LIFEBOAT_BUCKET"], bucket);
+    let export_overrides = json!({"containerOverrides": [{"name": "export", "environment": [
+        {"name": "LIFEBOAT_EVENT", "value": json!({"database": "app-db", "profile": "full"}).to_string()}]}]});
+    let run = export
+        .run(
+            &w.stack,
+            &w.moto,
+            &local,
+            &export_overrides,
+            &logs.path().join("export"),
+            Duration::from_secs(300),
+        )
+        .await
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "the export task failed: {}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    let summary: Value = serde_json::from_str(run.stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}: {}", run.stdout));
+    assert_eq!(summary["failed"], 0, "{summary}");
+    assert_eq!(summary["exports"][0]["outcome"], "exported", "{summary}");
+    let manifest_key = summary["exports"][0]["manifest_key"].as_str().unwrap().to_owned();
+    let s3 = aws_sdk_s3::Client::new(&w.config);
+    let manifest = s3
+        .get_object()
+        .bucket(&bucket)
+        .key(&manifest_key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("no manifest {manifest_key} in the stack's bucket {bucket}: {e}"));
+    let manifest: Value = serde_json::from_slice(&manifest.body.collect().await.unwrap().into_bytes()).unwrap();
+    assert_eq!(manifest["profile"], "full", "{manifest}");
+
+    // The restore function refuses a restore from that export too long for its invocation and prints the run-task
+    // command. The local runtime API gives no deadline (cargo lambda watch sends a fixed one long past, which the
+    // functions read as none), and an export the stack's 900 s at 12 MiB/s cannot restore is ~10 GB: so the deployed
+    // function's code runs here with the stack's environment and its role, invoked with 30 s left, which cannot
+    // hold the 60 s margin.
+    let function = w.stack.function("RestoreFunction");
+    let mut vars = function.env.clone();
+    vars.extend(local.vars.iter().map(|(k, v, _)| (k.clone(), v.clone())));
+    let settings = restore::settings::RestoreSettings::from_env(&move |n: &str| vars.get(n).cloned()).unwrap();
+    let as_role = lifeboat_tests::sdk_config(&w.moto.endpoint, &w.stack.region)
+        .into_builder()
+        .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
+            aws_sdk_s3::config::Credentials::new(&function.role_name, "local", None, None, "lambda"),
+        ))
+        .build();
+    let event = json!({"action": "restore-export", "database": "app-db", "export": "latest",
+                       "into": {"database": "app_restored"}});
+    let refused = restore::handle(
+        &restore::Deps::new(&as_role, settings),
+        event,
+        Some(Instant::now() + Duration::from_secs(30)),
+    )
+    .await
+    .expect_err("30 s left cannot hold a restore")
+    .to_string();
+    let line = refused
+        .lines()
+        .find(|l| l.starts_with("aws ecs run-task "))
+        .unwrap_or_else(|| panic!("the refusal prints no run-task command: {refused}"));
+    let words = shell_words(line);
+    // The command names the deployed cluster and restore task definition.
+    let restore_task = w.stack.task("RestoreTaskDefinition");
+    assert_eq!(flag(&words, "--cluster"), cluster, "{line}");
+    assert_eq!(flag(&words, "--task-definition"), restore_task.arn, "{line}");
+    let overrides: Value = serde_json::from_str(flag(&words, "--overrides")).unwrap();
+    let pinned: Value = serde_json::from_str(
+        overrides["containerOverrides"][0]["environment"][0]["value"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        pinned["export"],
+        manifest_key.as_str(),
+        "pinned to the export the function chose: {pinned}"
+    );
+
+    let run = restore_task
+        .run(
+            &w.stack,
+            &w.moto,
+            &local,
+            &overrides,
+            &logs.path().join("restore"),
+            Duration::from_secs(300),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("ECS would not run the printed command: {e}"));
+    assert!(
+        run.status.success(),
+        "the restore task failed: {}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    let result: Value = serde_json::from_str(run.stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}: {}", run.stdout));
+    assert_eq!(result["verified"], true, "{result}");
+    assert_eq!(result["export"]["manifest"], manifest_key.as_str(), "{result}");
+    assert_eq!(
+        result["tables"],
+        json!([{"table": "public.orders", "expected_rows": 500, "restored_rows": 500}]),
+        "{result}"
+    );
+    assert_eq!(w.pg.psql("app_restored", "select count(*) from orders").unwrap(), "500");
+    let report = result["report"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no report: {result}"));
+    assert!(report.starts_with("reports/restore-export/app-db/"), "{report}");
+
+    // Permissions proven by use: every call of the tasks (and of the refusing function) against its role, and every
+    // grant of the task roles that no call used has its reason in infra/permissions-unused.json (the function's
+    // unused grants are its console restores', which this test does not run).
+    let (code, report) = lifeboat_tests::permissions::check(
+        w.moto.recording().expect("a recording server"),
+        &w.stack.document_path(),
+        &[],
+    );
+    println!("{report}");
+    assert_eq!(code, 0, "a task called what its role does not allow:\n{report}");
+    let unreasoned: Vec<&str> = report
+        .lines()
+        .filter(|l| {
+            [
+                "ExportTaskRole",
+                "RestoreTaskRole",
+                "ExportTaskExecutionRole",
+                "RestoreTaskExecutionRole",
+            ]
+            .iter()
+            .any(|r| l.starts_with(&format!("unused\t{r}\t")))
+                && l.ends_with("no reason given")
+        })
+        .collect();
+    assert!(
+        unreasoned.is_empty(),
+        "a task role's grant no call used has no reason:\n{}",
+        unreasoned.join("\n")
+    );
+    for (task, action) in [
+        ("ExportTaskDefinition", "s3:PutObject"),
+        ("RestoreTaskDefinition", "s3:GetObject"),
+        ("RestoreTaskDefinition", "secretsmanager:GetSecretValue"),
+        // The awslogs driver, with the execution role.
+        ("ExportTaskDefinition/execution", "logs:PutLogEvents"),
+        ("RestoreTaskDefinition/execution", "logs:CreateLogStream"),
+    ] {
+        assert!(
+            report.contains(&format!("allowed\t{task}\t{action}\t")),
+            "{task}'s {action} was checked against its task role:\n{report}"
+        );
+    }
+
+    // The age identity decrypts every export, and the export side may never read it, though the default secret
+    // pattern (lifeboat/*) covers it: a lifeboat:secret tag aimed at it is denied to the export task's role.
+    let rds = aws_sdk_rds::Client::new(&w.config);
+    let described = rds
+        .describe_db_instances()
+        .db_instance_identifier("app-db")
+        .send()
+        .await
+        .unwrap();
+    let arn = described.db_instances()[0].db_instance_arn().unwrap().to_owned();
+    rds.add_tags_to_resource()
+        .resource_name(arn)
+        .tags(
+            aws_sdk_rds::types::Tag::builder()
+                .key("lifeboat:secret")
+                .value(IDENTITY_SECRET)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    w.moto.reset_recording();
+    let run = export
+        .run(
+            &w.stack,
+            &w.moto,
+            &local,
+            &export_overrides,
+            &logs.path().join("aimed"),
+            Duration::from_secs(300),
+        )
+        .await
+        .unwrap();
+    assert!(
+        !run.status.success(),
+        "an age identity is no database login: {}",
+        run.stdout
+    );
+    let (code, report) = lifeboat_tests::permissions::check(
+        w.moto.recording().expect("a recording server"),
+        &w.stack.document_path(),
+        &[],
+    );
+    assert_eq!(code, 1, "the export task's role may read the age identity:\n{report}");
+    let denied = report
+        .lines()
+        .find(|l| l.starts_with("denied\tExportTaskDefinition\tsecretsmanager:GetSecretValue\t"))
+        .unwrap_or_else(|| panic!("no denied read of the identity:\n{report}"));
+    assert!(
+        denied.contains(":secret:lifeboat/age-identity-") && denied.contains("NeverAgeIdentity"),
+        "{denied}"
+    );
 }

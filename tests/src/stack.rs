@@ -2,7 +2,9 @@
 //! CloudFormation (`tests/stack/deploy.py`), and its functions run as Lambda would run them, each with **the
 //! environment and the role the stack gave it**, invoked with **the input of the stack's own schedules and
 //! rules** ([`Stack::schedule`], [`Schedule::input_at`]), the restore tests run by **the deployed state machine's
-//! definition** (`crate::asl`).
+//! definition** (`crate::asl`), and its ECS tasks run as `aws ecs run-task` would start them ([`Task::run`]): the
+//! binary the container's entry point names, on this machine (no container, no Fargate networking), with the task
+//! definition's environment, its secrets, the run's overrides and the task role's credentials.
 //!
 //! What the local world adds to a function's environment, and nothing else ([`Local`]): where AWS is (moto's
 //! endpoint), the region and credentials Lambda would provide (the access key is the function's role name, so a
@@ -49,6 +51,29 @@ pub struct Function {
     pub env: BTreeMap<String, String>,
     /// `AWS_LAMBDA_LOG_FORMAT` and `AWS_LAMBDA_LOG_LEVEL`, as Lambda derives them from `LoggingConfig`.
     pub logging: Vec<(String, String)>,
+}
+
+/// One ECS task definition of the stack (its one container), as ECS would start it.
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub logical_id: String,
+    pub arn: String,
+    /// The container a run's overrides name.
+    pub container: String,
+    /// The binary the container's entry point names (its own, else the image's ENTRYPOINT).
+    pub binary: String,
+    /// The command after the entry point.
+    pub command: Vec<String>,
+    /// The task definition's environment.
+    pub env: BTreeMap<String, String>,
+    /// Variables the ECS agent reads from Secrets Manager with the execution role: name -> `valueFrom`.
+    pub secrets: BTreeMap<String, String>,
+    /// The task role's name: the access key the task's code signs with here.
+    pub role_name: String,
+    /// The execution role's name: the access key the secrets are read with here, as the ECS agent reads them.
+    pub execution_role_name: String,
+    /// The container's log configuration, as the task definition holds it.
+    pub log_configuration: Value,
 }
 
 /// One EventBridge Scheduler schedule of the stack.
@@ -248,6 +273,59 @@ impl Stack {
             .collect()
     }
 
+    /// The stack's ECS task definitions.
+    pub fn tasks(&self) -> Vec<Task> {
+        let role_name = |lid: &str, arn: &Value| -> String {
+            let arn = arn.as_str().unwrap_or_else(|| panic!("{lid} names no role"));
+            self.doc["roles"][arn]["name"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{lid}'s role {arn} is not one of the stack's"))
+                .to_owned()
+        };
+        self.doc["tasks"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(lid, t)| {
+                let containers = t["containers"].as_array().expect("containers");
+                assert_eq!(containers.len(), 1, "{lid}: the harness runs tasks of one container");
+                let c = &containers[0];
+                let strings = |v: &Value| -> BTreeMap<String, String> {
+                    v.as_object()
+                        .map(|m| m.iter().map(|(k, v)| (k.clone(), as_text(v))).collect())
+                        .unwrap_or_default()
+                };
+                Task {
+                    logical_id: lid.clone(),
+                    arn: as_text(&t["arn"]),
+                    container: as_text(&c["name"]),
+                    binary: as_text(&c["binary"]),
+                    command: c["command"].as_array().into_iter().flatten().map(as_text).collect(),
+                    env: strings(&c["environment"]),
+                    secrets: strings(&c["secrets"]),
+                    role_name: role_name(lid, &t["task_role"]),
+                    execution_role_name: role_name(lid, &t["execution_role"]),
+                    log_configuration: c["log_configuration"].clone(),
+                }
+            })
+            .collect()
+    }
+
+    pub fn task(&self, logical_id: &str) -> Task {
+        self.tasks()
+            .into_iter()
+            .find(|t| t.logical_id == logical_id)
+            .unwrap_or_else(|| panic!("the stack has no task definition {logical_id}"))
+    }
+
+    /// A resource's physical id (for a cluster, its name).
+    pub fn physical_id(&self, logical_id: &str) -> String {
+        self.doc["resources"][logical_id]["physical_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("the stack has no resource {logical_id}"))
+            .to_owned()
+    }
+
     /// The schedule named `<stack>-<suffix>`.
     pub fn schedule(&self, suffix: &str) -> Schedule {
         let name = format!("{}-{suffix}", self.name);
@@ -309,6 +387,212 @@ impl Local {
     pub fn with(mut self, key: &str, value: impl Into<String>, why: &'static str) -> Self {
         self.vars.push((key.to_owned(), value.into(), why));
         self
+    }
+}
+
+/// What a run of a task did: the process's exit status and its output, which awslogs would ship to the container's
+/// log group (the binaries write their log lines and, last, their result on standard output).
+#[derive(Debug)]
+pub struct TaskRun {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// A Secrets Manager `valueFrom` as ECS reads it: the secret (ARN or name), then optionally a JSON key, a version
+/// stage and a version id (`arn:...:secret:<name>-<suffix>:<json key>:<stage>:<id>`, empty fields unset).
+fn secret_reference(value_from: &str) -> (String, [Option<String>; 3]) {
+    let parts: Vec<&str> = value_from.split(':').collect();
+    if parts.len() < 7 || parts[2] != "secretsmanager" {
+        assert!(
+            !value_from.starts_with("arn:") || parts.get(2) == Some(&"secretsmanager"),
+            "the harness reads secrets from Secrets Manager only, not {value_from}"
+        );
+        return (value_from.to_owned(), [None, None, None]);
+    }
+    let field = |i: usize| parts.get(i).filter(|p| !p.is_empty()).map(|p| (*p).to_owned());
+    (parts[..7].join(":"), [field(7), field(8), field(9)])
+}
+
+impl Task {
+    /// Runs the task as `aws ecs run-task ... --overrides <overrides>` would, on this machine: the binary the
+    /// container's entry point names, with the command, with only this environment (in ECS's order of precedence):
+    /// the task definition's, its secrets read from Secrets Manager with the execution role's credentials as the
+    /// ECS agent reads them, the run's container overrides, the region and the task role's credentials ECS gives a
+    /// task (the access key is the role's name, so a recording attributes each call), moto's endpoint, and the
+    /// local world's settings. There is no Lambda deadline: the process runs until it exits or `timeout`, the
+    /// harness's own, passes (then it is killed and the run is an error). Output goes to `<log_dir>/<container>.log`
+    /// and, as the awslogs driver ships it, to the container's log group with the execution role.
+    ///
+    /// An override naming a container the task definition does not have is refused, as ECS refuses it.
+    pub async fn run(
+        &self,
+        stack: &Stack,
+        moto: &Moto,
+        local: &Local,
+        overrides: &Value,
+        log_dir: &Path,
+        timeout: std::time::Duration,
+    ) -> Result<TaskRun, String> {
+        let mut env: BTreeMap<String, String> = self.env.clone();
+        let config = crate::sdk_config(&moto.endpoint, &stack.region)
+            .into_builder()
+            .credentials_provider(aws_sdk_rds::config::SharedCredentialsProvider::new(
+                aws_sdk_rds::config::Credentials::new(&self.execution_role_name, "local", None, None, "ecs-agent"),
+            ))
+            .build();
+        let sm = aws_sdk_secretsmanager::Client::new(&config);
+        for (name, value_from) in &self.secrets {
+            let (secret, [json_key, stage, version]) = secret_reference(value_from);
+            let got = sm
+                .get_secret_value()
+                .secret_id(&secret)
+                .set_version_stage(stage)
+                .set_version_id(version)
+                .send()
+                .await
+                .map_err(|e| {
+                    format!(
+                        "{}: the ECS agent cannot read {name} from {secret}: {e:?}",
+                        self.logical_id
+                    )
+                })?;
+            let text = got.secret_string().unwrap_or_default().to_owned();
+            let value = match json_key {
+                None => text,
+                Some(key) => serde_json::from_str::<Value>(&text)
+                    .ok()
+                    .and_then(|v| v.get(&key).map(as_text))
+                    .ok_or_else(|| format!("{}: secret {secret} has no JSON key {key} for {name}", self.logical_id))?,
+            };
+            env.insert(name.clone(), value);
+        }
+        let mut command = self.command.clone();
+        for o in overrides["containerOverrides"].as_array().into_iter().flatten() {
+            let name = as_text(&o["name"]);
+            if name != self.container {
+                return Err(format!(
+                    "InvalidParameterException: Override for container named {name} is not a container in the \
+                     TaskDefinition {} (its container is {})",
+                    self.arn, self.container
+                ));
+            }
+            for e in o["environment"].as_array().into_iter().flatten() {
+                env.insert(as_text(&e["name"]), as_text(&e["value"]));
+            }
+            if let Some(c) = o["command"].as_array() {
+                command = c.iter().map(as_text).collect();
+            }
+        }
+        env.extend([
+            ("AWS_EXECUTION_ENV".to_owned(), "AWS_ECS_FARGATE".to_owned()),
+            ("AWS_REGION".to_owned(), stack.region.clone()),
+            ("AWS_DEFAULT_REGION".to_owned(), stack.region.clone()),
+            ("AWS_ACCESS_KEY_ID".to_owned(), self.role_name.clone()),
+            ("AWS_SECRET_ACCESS_KEY".to_owned(), "local".to_owned()),
+            ("AWS_ENDPOINT_URL".to_owned(), moto.endpoint.clone()),
+        ]);
+        env.extend(local.vars.iter().map(|(k, v, _)| (k.clone(), v.clone())));
+        let exe = binary_dir().join(&self.binary);
+        assert!(
+            exe.exists(),
+            "{} is missing: build the binaries first (`cargo build --workspace --bins`)",
+            exe.display()
+        );
+        std::fs::create_dir_all(log_dir).map_err(|e| format!("creating {}: {e}", log_dir.display()))?;
+        let out_path = log_dir.join(format!("{}.stdout", self.container));
+        let err_path = log_dir.join(format!("{}.log", self.container));
+        let file = |p: &Path| File::create(p).map_err(|e| format!("creating {}: {e}", p.display()));
+        let mut child = Command::new(&exe)
+            .args(&command)
+            .env_clear()
+            // The image's PATH: the binaries name their tools by absolute path (the local world's settings).
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(&env)
+            .stdin(Stdio::null())
+            .stdout(file(&out_path)?)
+            .stderr(file(&err_path)?)
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", exe.display()))?;
+        let until = std::time::Instant::now() + timeout;
+        let status = tokio::task::block_in_place(|| loop {
+            match child.try_wait() {
+                Ok(Some(status)) => return Ok(status),
+                Ok(None) if std::time::Instant::now() < until => {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                waited => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!("{}: {waited:?}; killed after {timeout:?}", self.logical_id));
+                }
+            }
+        });
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        let status = status.map_err(|e| format!("{e}\n{}", read(&err_path)))?;
+        self.ship_logs(stack, moto, &[&out_path, &err_path], log_dir)?;
+        Ok(TaskRun {
+            status,
+            stdout: read(&out_path),
+            stderr: read(&err_path),
+        })
+    }
+
+    /// What the awslogs driver does with a run's output (`tests/stack/awslogs.py`): a stream
+    /// `<awslogs-stream-prefix>/<container>/<task id>` in the container's log group, written with the execution role.
+    fn ship_logs(&self, stack: &Stack, moto: &Moto, outputs: &[&Path], log_dir: &Path) -> Result<(), String> {
+        let c = &self.log_configuration;
+        if c["logDriver"] != "awslogs" {
+            return Err(format!(
+                "{}: the harness ships logs with awslogs only, not {c}",
+                self.logical_id
+            ));
+        }
+        let options = &c["options"];
+        let group = as_text(&options["awslogs-group"]);
+        let stream = format!(
+            "{}/{}/{}",
+            as_text(&options["awslogs-stream-prefix"]),
+            self.container,
+            crate::random_hex(16)
+        );
+        let all = log_dir.join(format!("{}.awslogs", self.container));
+        let text: String = outputs
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+            .collect();
+        std::fs::write(&all, text).map_err(|e| format!("writing {}: {e}", all.display()))?;
+        let out = Command::new(repo_root().join(".venv/bin/python"))
+            .arg(repo_root().join("tests/stack/awslogs.py"))
+            .args([
+                "--endpoint",
+                &moto.endpoint,
+                "--region",
+                &as_text(&options["awslogs-region"]),
+            ])
+            .args([
+                "--access-key",
+                &self.execution_role_name,
+                "--group",
+                &group,
+                "--stream",
+                &stream,
+            ])
+            .arg("--file")
+            .arg(&all)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("running tests/stack/awslogs.py: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{}: awslogs could not write to {group} (region {} of stack {}): {}",
+                self.logical_id,
+                as_text(&options["awslogs-region"]),
+                stack.name,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -411,6 +695,24 @@ mod tests {
             target_arn: String::new(),
             input: String::new(),
         }
+    }
+
+    #[test]
+    fn a_secrets_value_from_is_read_as_ecs_reads_it() {
+        let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:lifeboat/app-AbCdEf";
+        assert_eq!(secret_reference(arn), (arn.to_owned(), [None, None, None]));
+        assert_eq!(
+            secret_reference(&format!("{arn}:password::")),
+            (arn.to_owned(), [Some("password".to_owned()), None, None])
+        );
+        assert_eq!(
+            secret_reference(&format!("{arn}::AWSPREVIOUS:")),
+            (arn.to_owned(), [None, Some("AWSPREVIOUS".to_owned()), None])
+        );
+        assert_eq!(
+            secret_reference("lifeboat/app"),
+            ("lifeboat/app".to_owned(), [None, None, None])
+        );
     }
 
     #[test]

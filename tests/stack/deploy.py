@@ -1,6 +1,6 @@
 """Deploys infra/template.yaml into moto's CloudFormation the way `sam deploy` deploys it to AWS, and prints what
-the deployed stack says (functions with their environment and role, schedules, rules, the state machine, roles'
-policies) as one JSON document on standard output.
+the deployed stack says (functions with their environment and role, the ECS task definitions, schedules, rules,
+the state machine, roles' policies) as one JSON document on standard output.
 
 Steps, each as AWS or SAM takes it:
 1. SAM's transform (aws-sam-translator, the library `sam deploy` runs server-side as AWS::Serverless-2016-10-31),
@@ -12,6 +12,9 @@ Steps, each as AWS or SAM takes it:
    rules), never skipped: `APPLIED` names each, and a type that is neither implemented nor applied fails the deploy.
    Their properties are resolved by moto itself: every intrinsic function in them becomes an Output of the stack,
    which moto evaluates like any other, and the script puts the values back where they were.
+4. The ECS task definitions are read back with ECS's DescribeTaskDefinition (each container's entry point, else the
+   image's Dockerfile ENTRYPOINT; its environment, secrets and log configuration); their task and execution roles,
+   which moto's CloudFormation drops when it registers them, come from the template's own resolved properties.
 
 Never: invents a value the template does not give (a schedule's input, a role, an environment variable), or
 deploys anything but the template it is given.
@@ -86,6 +89,13 @@ def moto_types():
 IMAGE_DOCKERFILE = "pg-tools.Dockerfile"
 
 
+def image_entrypoint(template_dir):
+    """The image's ENTRYPOINT, from its Dockerfile."""
+    with open(os.path.join(template_dir, IMAGE_DOCKERFILE)) as f:
+        line = next(x for x in f if x.startswith("ENTRYPOINT"))
+    return json.loads(line[len("ENTRYPOINT"):])
+
+
 def binary_of(resource, template_dir):
     """The binary a function runs: the one its code zip is named after (`make package` zips each function's binary
     as `<binary>.zip`), or for an image its ImageConfig's entry point, else the image's ENTRYPOINT."""
@@ -94,10 +104,31 @@ def binary_of(resource, template_dir):
         return os.path.basename(props["CodeUri"]).removesuffix(".zip")
     entry = props.get("ImageConfig", {}).get("EntryPoint")
     if not entry:
-        with open(os.path.join(template_dir, IMAGE_DOCKERFILE)) as f:
-            line = next(x for x in f if x.startswith("ENTRYPOINT"))
-        entry = json.loads(line[len("ENTRYPOINT"):])
+        entry = image_entrypoint(template_dir)
     return os.path.basename(entry[0])
+
+
+# The task definition's own properties moto's CloudFormation drops (see main), kept from the template.
+TASK_PROPERTIES = ("TaskRoleArn", "ExecutionRoleArn")
+
+
+def container(c, template_dir):
+    """One container of a task definition as ECS starts it, from DescribeTaskDefinition: the entry point (its own,
+    else the image's Dockerfile ENTRYPOINT, as for image functions) and the binary it names, the command, the
+    environment, the secrets (each a variable and the secret it is read from, by the execution role) and the log
+    configuration."""
+    entry = c.get("entryPoint")
+    if not entry:
+        entry = image_entrypoint(template_dir)
+    return {
+        "name": c["name"],
+        "entry_point": entry,
+        "binary": os.path.basename(entry[0]),
+        "command": c.get("command", []),
+        "environment": {e["name"]: e["value"] for e in c.get("environment", [])},
+        "secrets": {s["name"]: s["valueFrom"] for s in c.get("secrets", [])},
+        "log_configuration": c.get("logConfiguration"),
+    }
 
 
 def zip_binaries(template, binaries, out):
@@ -323,6 +354,7 @@ def main():
     substitutions = {}
     substitutions_logging = {}
     managed = {}
+    task_props = {}
     for lid, res in transformed["Resources"].items():
         kind = res["Type"]
         if kind == "AWS::StepFunctions::StateMachine" and "DefinitionSubstitutions" in res["Properties"]:
@@ -333,6 +365,12 @@ def main():
             # Lambda sets AWS_LAMBDA_LOG_FORMAT and AWS_LAMBDA_LOG_LEVEL from it; moto does not keep it.
             substitutions_logging[lid] = lift(copy.deepcopy(res["Properties"]["LoggingConfig"]), outputs,
                                               f"{lid}Logging", res.get("Condition"))
+        if kind == "AWS::ECS::TaskDefinition":
+            # moto's CloudFormation registers a task definition with its containers only: the task role, the
+            # execution role and the rest of the task's own properties are dropped (5.2.x), so they are read from
+            # the template's properties, resolved by moto like any other.
+            task_props[lid] = lift({k: v for k, v in res["Properties"].items() if k in TASK_PROPERTIES}, outputs,
+                                   f"{lid}Task", res.get("Condition"))
         if kind == "AWS::IAM::Role" and res["Properties"].get("ManagedPolicyArns"):
             # moto's CloudFormation creates the role without attaching the policies it names.
             managed[lid] = lift(copy.deepcopy(res["Properties"]["ManagedPolicyArns"]), outputs, f"{lid}Managed",
@@ -441,6 +479,21 @@ def main():
             roles[role["Arn"]] = {"logical_id": lid, "name": role["RoleName"],
                                   "policies": role_policies(iam, role["RoleName"])}
 
+    tasks = {}
+    ecs = clients("ecs")
+    for lid, r in resources.items():
+        if r["type"] != "AWS::ECS::TaskDefinition":
+            continue
+        described = ecs.describe_task_definition(taskDefinition=r["physical_id"])["taskDefinition"]
+        props = put_back(task_props.get(lid, {}), values)
+        tasks[lid] = {
+            "arn": described["taskDefinitionArn"],
+            "family": described["family"],
+            "task_role": props.get("TaskRoleArn"),
+            "execution_role": props.get("ExecutionRoleArn"),
+            "containers": [container(c, os.path.dirname(a.template)) for c in described["containerDefinitions"]],
+        }
+
     schedules = []
     sch = clients("scheduler")
     for s in sch.list_schedules()["Schedules"]:
@@ -469,6 +522,7 @@ def main():
         "resources": resources,
         "applied": applied,
         "functions": functions,
+        "tasks": tasks,
         "roles": roles,
         "schedules": schedules,
         "rules": rules,

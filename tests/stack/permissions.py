@@ -4,8 +4,9 @@ and lists what the roles grant that no call used.
 Inputs: a moto recording (moto_server started with MOTO_ENABLE_RECORDING=True and MOTO_RECORDER_FILEPATH: one JSON
 object per request, with headers, method, url and body) and the stack document `deploy.py` prints. A request
 belongs to a function when the access key of its SigV4 credential scope is the name of that function's role (the
-harness runs each function with AWS_ACCESS_KEY_ID set so); every other request (the deploy, a test's own set-up) is
-not checked.
+harness runs each function with AWS_ACCESS_KEY_ID set so), or to an ECS task when it is its task role's name (the
+task's code) or its execution role's (what the ECS agent does for it: secrets, logs); every other request (the
+deploy, a test's own set-up) is not checked.
 
 For each call the script derives, from the request alone:
 - the IAM action: the service prefix from the credential scope's signing name (`monitoring` is `cloudwatch`,
@@ -774,6 +775,14 @@ def main():
             print(f"permissions: {lid}'s role {fn['role']} is not in the stack document", file=sys.stderr)
             return 2
         by_key.setdefault(role["name"], (fn["role"], []))[1].append(lid)
+    # An ECS task calls AWS with its task role (the code) and its execution role (the ECS agent: secrets, logs).
+    for lid, task in stack.get("tasks", {}).items():
+        for arn, caller in ((task.get("task_role"), lid), (task.get("execution_role"), f"{lid}/execution")):
+            role = roles.get(arn)
+            if role is None:
+                print(f"permissions: {caller}'s role {arn} is not in the stack document", file=sys.stderr)
+                return 2
+            by_key.setdefault(role["name"], (arn, []))[1].append(caller)
 
     models = Models()
     findings = []

@@ -216,6 +216,12 @@ pub struct World {
 
 /// Starts the servers, puts a database and a cache under a plan, and deploys the stack.
 pub async fn world() -> World {
+    world_with(&[]).await
+}
+
+/// As [`world`], the stack deployed with `params` besides the world's own (a parameter given twice takes the later
+/// value).
+pub async fn world_with(params: &[(&str, &str)]) -> World {
     // Every request moto gets is recorded, so a test can prove each function's calls against its role.
     let moto = Moto::start_recording();
     let config = moto.config(REGION);
@@ -296,7 +302,11 @@ pub async fn world() -> World {
                 ("AgeRecipients", &recipient),
                 // moto has no ElastiCache Serverless API (DescribeServerlessCaches answers nothing it can read).
                 ("ServerlessCaches", "false"),
-            ],
+            ]
+            .iter()
+            .chain(params)
+            .copied()
+            .collect::<Vec<_>>(),
         )
     });
     // What the functions do from here on, without the set-up's and the deploy's own requests.
