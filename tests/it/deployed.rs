@@ -401,4 +401,28 @@ async fn the_ecs_tasks_export_and_restore_as_a_person_runs_them_with_their_task_
         denied.contains(":secret:lifeboat/age-identity-") && denied.contains("NeverAgeIdentity"),
         "{denied}"
     );
+
+    // Nor may the rotate function's role touch it: the rotate tick, told by the same tag to give the identity a
+    // rotation, is denied at its first call on it.
+    let functions = deployed::start_functions(&w, &logs.path().join("functions"));
+    w.moto.reset_recording();
+    let rotate = w.stack.schedule("rotate-plan-tick");
+    let at = rotate.latest_at_or_before(chrono::Utc::now());
+    let ticked = tokio::task::block_in_place(|| functions.invoke(&rotate.target_arn, &rotate.input_at(at)));
+    let (code, report) = lifeboat_tests::permissions::check(
+        w.moto.recording().expect("a recording server"),
+        &w.stack.document_path(),
+        &[],
+    );
+    assert_eq!(
+        code, 1,
+        "the rotate role may touch the age identity: {ticked:?}\n{report}"
+    );
+    let denied = report
+        .lines()
+        .find(|l| {
+            l.starts_with("denied\tRotateFunction\tsecretsmanager:") && l.contains(":secret:lifeboat/age-identity-")
+        })
+        .unwrap_or_else(|| panic!("no denied call of the rotate function on the identity:\n{report}"));
+    assert!(denied.contains("NeverAgeIdentityOrRestoreTestSecrets"), "{denied}");
 }
