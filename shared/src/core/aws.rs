@@ -161,4 +161,40 @@ mod tests {
             "the first request gets its connector"
         );
     }
+
+    #[tokio::test]
+    async fn the_shared_client_reaches_an_endpoint_through_the_sdk_connector() {
+        // A one-request HTTP server, as moto is to the tests: the real connector, trust roots untouched (plain HTTP).
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0_u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = socket.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the client closed before its request ended");
+                head.extend_from_slice(&buf[..n]);
+            }
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            String::from_utf8_lossy(&head).into_owned()
+        });
+        let client = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .credentials_provider(Credentials::new("AKID", "secret", None, None, "test"))
+                .endpoint_url(format!("http://127.0.0.1:{port}"))
+                .force_path_style(true)
+                .http_client(https_client())
+                .build(),
+        );
+        client.head_bucket().bucket("lifeboat-exports").send().await.unwrap();
+        let head = server.await.unwrap();
+        assert!(head.starts_with("HEAD /lifeboat-exports"), "{head}");
+    }
 }
