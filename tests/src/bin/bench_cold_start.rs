@@ -74,7 +74,7 @@ const FUNCTIONS: [Function; 8] = [
     Function {
         package: "monitor",
         binary: "monitor",
-        env: &[("LIFEBOAT_BUCKET", "bench-bucket")],
+        env: &[("LIFEBOAT_BUCKET", "bench-bucket"), ("LIFEBOAT_STACK_NAME", "bench")],
     },
     Function {
         package: "notify",
