@@ -510,14 +510,18 @@ pub fn verified_point<'a>(reports: impl IntoIterator<Item = &'a Value>) -> Optio
     reports
         .into_iter()
         .filter(|r| restore_test_passed(Some(r)))
-        .filter_map(|r| {
-            let t = r
-                .get("recovery_point_time")
-                .filter(|v| !v.is_null())
-                .or_else(|| r.get("snapshot_time"))?;
-            t.as_str()?.parse::<DateTime<Utc>>().ok()
-        })
+        .filter_map(recovery_point_of)
         .max()
+}
+
+/// When the recovery point a restore-test report tested stands for: its `recovery_point_time`, else (an older
+/// report) its `snapshot_time`; `None` when neither is a time.
+pub fn recovery_point_of(report: &Value) -> Option<DateTime<Utc>> {
+    let t = report
+        .get("recovery_point_time")
+        .filter(|v| !v.is_null())
+        .or_else(|| report.get("snapshot_time"))?;
+    t.as_str()?.parse::<DateTime<Utc>>().ok()
 }
 
 /// Whether a restore-test report counts as passed: only one that says `"passed": true`. `None` is a report that
