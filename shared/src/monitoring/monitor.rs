@@ -102,9 +102,8 @@ pub struct Thresholds {
 }
 
 impl Policy {
-    /// Legacy mode: the one policy, every threshold set, as a database's thresholds. A legacy restore test
-    /// restores the newest snapshot, so what it proves is at most as old as a snapshot may be, plus the test's
-    /// own age.
+    /// Legacy mode: the one policy, every threshold it has set, as a database's thresholds. It states no
+    /// verified RPO (its metric is published all the same): the `verified-rpo` alarm is a plan's.
     pub fn thresholds(&self) -> Thresholds {
         Thresholds {
             snapshot_max_age_s: Some(self.snapshot_max_age_s),
@@ -112,7 +111,7 @@ impl Policy {
             rdb_copy_max_age_s: None,
             restore_test_max_age_s: Some(self.restore_test_max_age_s),
             pitr_lag_max_s: Some(self.pitr_lag_max_s),
-            verified_rpo_max_s: Some(self.restore_test_max_age_s + self.snapshot_max_age_s),
+            verified_rpo_max_s: None,
             min_retention_days: Some(self.min_retention_days),
         }
     }
@@ -628,7 +627,6 @@ mod tests {
                 "lifeboat/prod/app-prod/export-age-full",
                 "lifeboat/prod/app-prod/restore-test-age",
                 "lifeboat/prod/app-prod/restore-test-failed",
-                "lifeboat/prod/app-prod/verified-rpo",
                 "lifeboat/prod/app-prod/pitr-lag",
                 "lifeboat/prod/app-prod/backup-retention",
             ]

@@ -415,8 +415,7 @@ mod tests {
             pitr_lag_max_s: 900.0,
             min_retention_days: 7.0,
         };
-        // The six of before, and the verified RPO a legacy test of the newest snapshot promises.
-        assert_eq!(alarm_set_for(&scope(), "a", &policy.thresholds()).len(), 7);
+        assert_eq!(alarm_set_for(&scope(), "a", &policy.thresholds()).len(), 6);
         let c = legacy_cache_thresholds(&policy, CacheKind::Serverless, Some(3600.0));
         assert_eq!(cache_alarms(&scope(), "s", &c).len(), 5);
         assert_eq!(
