@@ -1047,6 +1047,11 @@ async fn a_failed_start_ends_in_a_failed_report_and_metric() {
 /// world's request time to the next quarter hour after it (a rule is due at quarter hours only) and returns the
 /// restore function's settings that read the document.
 async fn plan_with(w: &mut World, rule: Value) -> restore::Deps {
+    plan_for(w, &["app-prod"], rule).await
+}
+
+/// [`plan_with`] for the databases listed.
+async fn plan_for(w: &mut World, databases: &[&str], rule: Value) -> restore::Deps {
     let at: chrono::DateTime<chrono::Utc> = w.requested.parse().unwrap();
     let quarter = at.timestamp() - at.timestamp() % 900 + 900;
     w.requested = chrono::DateTime::from_timestamp(quarter, 0)
@@ -1056,7 +1061,7 @@ async fn plan_with(w: &mut World, rule: Value) -> restore::Deps {
     const CONFIG: &str = "acme-config";
     lifeboat_tests::plans::versioned_bucket(&w.s3, CONFIG).await;
     let doc = json!({"format": 1, "plans": {"production": {
-        "databases": ["app-prod"],
+        "databases": databases,
         "snapshots": {"schedule": "0 2 * * *", "retention": {"daily": 7}},
         "pitr": {"min_days": 1},
         "restore_tests": [rule]}}});
@@ -1254,4 +1259,84 @@ async fn rds_arn(w: &World, id: &str) -> String {
         .await
         .unwrap();
     out.db_instances()[0].db_instance_arn().unwrap().to_owned()
+}
+
+/// A point-in-time test of an Aurora cluster restores the cluster to the chosen moment, then its writer instance
+/// (SQL runs on an instance, as after a snapshot restore), both carrying the restore-test tags, and cleanup
+/// deletes both.
+#[tokio::test]
+async fn an_aurora_cluster_is_restored_to_a_point_in_time_with_its_writer_and_cleaned_up() {
+    let mut w = world().await;
+    w.rds
+        .create_db_cluster()
+        .db_cluster_identifier("analytics")
+        .engine("aurora-postgresql")
+        .master_username("analytics_admin")
+        .master_user_password("not-a-real-password-1")
+        .backup_retention_period(7)
+        .send()
+        .await
+        .unwrap();
+    // moto's window opens when the cluster is made: let it hold a whole second to restore to.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let deps = plan_for(
+        &mut w,
+        &["analytics"],
+        json!({"schedule": "0,15,30,45 * * * *", "from": "latest-restorable-time"}),
+    )
+    .await;
+    let mut test = restore::handle(
+        &deps,
+        json!({"action": "start", "database": "analytics", "requested_at": w.requested}),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(test["kind"], "cluster", "{test}");
+    assert_eq!(test["snapshot_id"], Value::Null, "{test}");
+    assert!(test["recovery_choice"]
+        .as_str()
+        .unwrap()
+        .starts_with("latest-restorable-time window="));
+    let cluster = test["restored_id"].as_str().unwrap().to_owned();
+    let member = test["restored_instance"].as_str().unwrap().to_owned();
+    let described = w
+        .rds
+        .describe_db_clusters()
+        .db_cluster_identifier(&cluster)
+        .send()
+        .await
+        .unwrap();
+    let tags: BTreeMap<_, _> = described.db_clusters()[0]
+        .tag_list()
+        .iter()
+        .map(|t| (t.key().unwrap(), t.value().unwrap()))
+        .collect();
+    assert_eq!(tags[RESTORE_TEST], "true", "{tags:?}");
+    assert!(
+        tags[lifeboat::rds::restore::RESTORED_FROM].starts_with("point-in-time:"),
+        "{tags:?}"
+    );
+    let writer = w
+        .rds
+        .describe_db_instances()
+        .db_instance_identifier(&member)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(writer.db_instances()[0].db_cluster_identifier(), Some(cluster.as_str()));
+
+    test = step(&deps, "poll", &test).await.unwrap();
+    assert_eq!(test["status"], "available", "{test}");
+    let cleaned = step(&deps, "cleanup", &test).await.unwrap();
+    assert_eq!(cleaned["status"], "deleting");
+    let clusters = w.rds.describe_db_clusters().send().await.unwrap();
+    assert!(
+        !clusters
+            .db_clusters()
+            .iter()
+            .any(|c| c.db_cluster_identifier() == Some(cluster.as_str()) && c.status() != Some("deleting")),
+        "the restored cluster is going away"
+    );
+    assert!(w.test_instances().await.is_empty(), "and its writer");
 }
