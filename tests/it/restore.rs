@@ -1226,6 +1226,45 @@ async fn the_latest_restorable_time_reaches_its_restore_time_and_an_empty_window
         .iter()
         .any(|c| c["name"] == "heartbeat"));
 
+    // A heartbeat that is not a table's timestamp column is never read (objects in a restored copy are code):
+    // its check fails, and the data is said to reach the restore time.
+    w.rds
+        .add_tags_to_resource()
+        .resource_name(rds_arn(&w, "app-prod").await)
+        .tags(
+            Tag::builder()
+                .key("lifeboat:heartbeat")
+                .value("app/public.users.email")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let deps = plan_with(
+        &mut w,
+        json!({"schedule": "0,15,30,45 * * * *", "from": "latest-restorable-time"}),
+    )
+    .await;
+    let Ran { done, trail, .. } = run(&w, &deps, None).await;
+    let done = done.unwrap();
+    assert_eq!(done["passed"], false, "{trail:?} {done}");
+    let report: Value = serde_json::from_slice(&w.object(done["report_key"].as_str().unwrap()).await).unwrap();
+    let heartbeat = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "heartbeat")
+        .unwrap();
+    assert_eq!(heartbeat["result"], "failed", "{report:#}");
+    assert!(
+        heartbeat["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not a table's timestamp column"),
+        "{heartbeat}"
+    );
+    assert_eq!(report["data_reaches"]["from"], "restore time");
+
     // Snapshots only before the window: nothing to choose, and start says so.
     let deps = plan_with(
         &mut w,

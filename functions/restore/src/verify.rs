@@ -112,18 +112,40 @@ pub async fn database_checks(
 /// The name of the check that reads a point-in-time test's heartbeat.
 pub const HEARTBEAT_CHECK: &str = "heartbeat";
 
+/// What the catalogue must say of a heartbeat before it is read: an ordinary (or partitioned) table whose column
+/// is a timestamp. The restored database came from a backup, so its objects are code: a view or a column of
+/// another type could run functions it defines; a plain table's timestamp column, aggregated by
+/// `pg_catalog.max`, runs none.
+const HEARTBEAT_SHAPE: &str = "SELECT c.relkind::text, pg_catalog.format_type(a.atttypid, a.atttypmod) \
+     FROM pg_catalog.pg_class c \
+     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+     JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid \
+     WHERE n.nspname = $1 AND c.relname = $2 AND a.attname = $3 AND NOT a.attisdropped";
+
 /// The newest value of the heartbeat's column, in seconds since the epoch (`None`: the table is empty).
 async fn newest_beat(target: &Target, tls: &TlsSettings, h: &Heartbeat, dbname: &str) -> Result<Option<f64>, String> {
     let dbname = h.dbname.as_deref().unwrap_or(dbname);
+    let client = db::connect(&db_target(target, dbname, tls), CONNECT_TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())?;
+    let shape = client
+        .query_opt(HEARTBEAT_SHAPE, &[&h.schema, &h.table, &h.column])
+        .await
+        .map_err(|e| db::describe(&e))?
+        .ok_or("no such table and column in the restored database")?;
+    let (kind, ty): (String, String) = (shape.get(0), shape.get(1));
+    let timestamp = ty == "timestamp with time zone" || ty == "timestamp without time zone";
+    if !matches!(kind.as_str(), "r" | "p") || !timestamp {
+        return Err(format!(
+            "not a table's timestamp column (relkind {kind}, type {ty}): it is not read"
+        ));
+    }
     let sql = format!(
-        "SELECT extract(epoch FROM max({}))::float8 FROM {}.{}",
+        "SELECT pg_catalog.date_part('epoch', pg_catalog.max({}))::float8 FROM {}.{}",
         quote_ident(&h.column),
         quote_ident(&h.schema),
         quote_ident(&h.table)
     );
-    let client = db::connect(&db_target(target, dbname, tls), CONNECT_TIMEOUT)
-        .await
-        .map_err(|e| e.to_string())?;
     let row = client.query_one(&sql, &[]).await.map_err(|e| db::describe(&e))?;
     row.try_get::<_, Option<f64>>(0).map_err(|e| db::describe(&e))
 }
