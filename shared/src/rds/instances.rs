@@ -561,6 +561,53 @@ mod tests {
         assert_eq!(isolated.num_calls(), 1);
     }
 
+    #[tokio::test]
+    async fn a_point_in_time_restore_test_is_isolated_tagged_and_names_its_moment() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-19T13:27:51Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let isolated = mock!(Client::restore_db_instance_to_point_in_time)
+            .match_requests(move |r| {
+                let tags: BTreeMap<_, _> = tag_map(r.tags());
+                r.source_db_instance_identifier() == Some("app-prod")
+                    && r.target_db_instance_identifier() == Some("lifeboat-rt-app-prod-202611220400")
+                    && r.restore_time().map(|t| t.secs()) == Some(at.timestamp())
+                    && r.use_latest_restorable_time().is_none()
+                    && r.publicly_accessible() == Some(false)
+                    && r.deletion_protection() == Some(false)
+                    && r.multi_az() == Some(false)
+                    && r.db_instance_class() == Some("db.t4g.micro")
+                    && r.db_subnet_group_name() == Some("lifeboat-restore")
+                    && tags.get(RESTORE_TEST).map(String::as_str) == Some("true")
+                    && tags.get(SOURCE_DB).map(String::as_str) == Some("app-prod")
+            })
+            .then_output(|| {
+                aws_sdk_rds::operation::restore_db_instance_to_point_in_time::RestoreDbInstanceToPointInTimeOutput::builder()
+                    .build()
+            });
+        let rds = mock_client!(aws_sdk_rds, [&isolated]);
+        let placement = Placement {
+            subnet_group: Some("lifeboat-restore".into()),
+            security_groups: vec![],
+            instance_class: "db.t4g.micro".into(),
+            parameter_group: None,
+            isolated: true,
+            publicly_accessible: false,
+        };
+        let request = PointInTimeTest {
+            kind: DbKind::Instance,
+            source_id: "app-prod",
+            engine: "postgres",
+            target_id: "lifeboat-rt-app-prod-202611220400",
+            cluster_instance: None,
+            at,
+            placement: &placement,
+            tags: &test_tags("app-prod", Utc::now()),
+        };
+        restore_test_to_time(&rds, &request).await.unwrap();
+        assert_eq!(isolated.num_calls(), 1);
+    }
+
     fn console_placement() -> Placement {
         Placement {
             subnet_group: Some("app-subnets".into()),
