@@ -4,8 +4,10 @@
 //! window reaches.
 //!
 //! Design: the choice is random but reproducible. Its seed is a hash of the restore test's own name
-//! ([`crate::rds::restore::test_identifier`]: the database and the request time), never an RNG's state, so a
-//! retried start picks the same point and the report can say which seed picked it. The window comes from the
+//! ([`crate::rds::restore::test_identifier`]: the database and the request time), never an RNG's state: over
+//! the same window the same test picks the same point, and the report can say which seed picked it. (A retried
+//! start finds its restored instance and keeps what that restored; the window itself moves as RDS's latest
+//! restorable time does.) The window comes from the
 //! describe calls (the snapshots that exist and are `available`; `EarliestRestorableTime`/`LatestRestorableTime`)
 //! and the plan's `within_days`, never from an invocation's payload. A chosen point is never outside its window.
 //!
