@@ -616,6 +616,16 @@ fn the_reference_lists_every_alarm() {
         .iter()
         .map(|a| check(&a.name))
         .collect();
+    // What only a plan states (a legacy policy has no verified RPO).
+    let plan_only = monitor::Thresholds {
+        verified_rpo_max_s: Some(86400.0),
+        ..monitor::Thresholds::default()
+    };
+    in_code.extend(
+        monitor::alarm_set_for(&scope, "app", &plan_only)
+            .iter()
+            .map(|a| check(&a.name)),
+    );
     for kind in [CacheKind::ReplicationGroup, CacheKind::Node, CacheKind::Serverless] {
         in_code.extend(
             cache_monitor::alarm_set(&scope, "sessions", kind, &policy, Some(3600.0))

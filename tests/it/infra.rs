@@ -385,6 +385,7 @@ fn the_restore_roles_may_write_exactly_the_tag_keys_the_code_writes() {
         .filter_map(|t| t.key().map(str::to_owned))
         .collect();
     rds.push(lifeboat::rds::restore::RESTORED_FROM.to_owned());
+    rds.push(lifeboat::rds::recovery::RECOVERY_CHOICE.to_owned());
     assert_eq!(
         allowed_tag_keys(&template, "RestoreTestRole", "TagRestoreTests"),
         keys(rds)

@@ -1032,3 +1032,83 @@ async fn the_janitor_deletes_expired_restore_test_secrets_and_no_other_secret() 
         "{left:?}"
     );
 }
+
+/// Verified RPO end to end through monitor, in plan mode: the newest recovery point a passed restore test proved
+/// (a random, older point tested last does not hide a newer one tested before; a failed test proves nothing)
+/// is in monitor's view beside the newest backup's age, published as `VerifiedRpoSeconds`, alarmed on at the
+/// threshold the plan's restore-test rule promises, and shown in the evidence report.
+#[tokio::test]
+async fn monitor_shows_publishes_and_alarms_on_the_verified_rpo() {
+    let w = monitor_world().await;
+    instance(&w.rds, "app", &[("lifeboat:plan", "production")], 7).await;
+    lifeboat_tests::plans::versioned_bucket(&w.s3, "acme-config").await;
+    let doc = json!({"format": 1, "plans": {"production": {
+        "snapshots": {"schedule": "0 2 * * *", "retention": {"daily": 7}},
+        "pitr": {"min_days": 7},
+        "restore_tests": [{"schedule": "0 3 * * 0", "from": "random-point-in-time", "within_days": 7,
+                           "max_age_days": 8}]}}});
+    w.s3.put_object()
+        .bucket("acme-config")
+        .key("plans.json")
+        .body(doc.to_string().into_bytes().into())
+        .send()
+        .await
+        .unwrap();
+    let now = chrono::Utc::now();
+    let hours = |h: i64| now - chrono::Duration::hours(h);
+    let rfc = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    for (at, passed, point) in [
+        (hours(100), true, hours(150)),
+        (hours(50), true, hours(60)),
+        // Tested last, a random older moment: the newer point proved before still counts.
+        (hours(2), true, hours(120)),
+        // A failed test of a newer point proves nothing.
+        (hours(1), false, hours(3)),
+    ] {
+        let report = json!({"passed": passed, "recovery_point_time": rfc(point), "snapshot_time": rfc(point)});
+        put(&w.s3, &format!("reports/restore-tests/app/{}.json", stamp(at)), report).await;
+    }
+    let deps = w.deps(&[("LIFEBOAT_PLAN_DOCUMENT", "s3://acme-config/plans.json")]);
+    let summary = monitor::handle(&deps, json!({})).await.unwrap();
+    let view = summary.databases.iter().find(|v| v.db == "app").unwrap();
+    let verified = view.verified_rpo_hours.unwrap();
+    assert!((59.9..60.2).contains(&verified), "{view:?}");
+    assert!(
+        view.newest_backup_age_hours.unwrap() < 1.0,
+        "moto's automated snapshot: {view:?}"
+    );
+    assert_eq!(view.last_restore_test_passed, Some(false), "the newest test failed");
+    let shown = serde_json::to_value(view).unwrap();
+    assert!(shown["verified_rpo_hours"].as_f64().is_some(), "{shown}");
+
+    assert!(
+        w.published()
+            .await
+            .contains(&("VerifiedRpoSeconds".to_owned(), "app".to_owned())),
+        "{:?}",
+        w.published().await
+    );
+    let alarms = w.alarms().await;
+    let alarm = alarms
+        .iter()
+        .find(|a| a.alarm_name() == Some("lifeboat/prod/app/verified-rpo"))
+        .unwrap_or_else(|| panic!("{alarms:?}"));
+    assert_eq!(alarm.metric_name(), Some("VerifiedRpoSeconds"));
+    // The weekly test's freshness (8 days) plus how far back it may reach (7 days).
+    assert_eq!(alarm.threshold(), Some(15.0 * 86_400.0));
+
+    // This month's report: the plan document in force now (written just above) places the database.
+    let month = now.format("%Y-%m").to_string();
+    let evidence = monitor::run(&deps, json!({"action": "evidence-report", "period": month}))
+        .await
+        .unwrap();
+    let html_key = evidence["html_key"].as_str().unwrap().to_owned();
+    let html = w.s3.get_object().bucket(BUCKET).key(&html_key).send().await;
+    let html = html.unwrap().body.collect().await.unwrap().into_bytes();
+    let html = String::from_utf8_lossy(&html);
+    assert!(
+        html.contains("Verified RPO (age of the newest backup a restore test proved): <strong>60.0 h</strong>"),
+        "{evidence} {}",
+        html.lines().find(|l| l.contains("verified-rpo")).unwrap_or_default()
+    );
+}

@@ -480,6 +480,8 @@ async fn a_month_of_the_small_stack_policy_makes_keeps_expires_tests_and_alarms_
             ("lifeboat/prod/app-db/export-age-full", DAILY_S),
             ("lifeboat/prod/app-db/restore-test-age", WEEKLY_S),
             ("lifeboat/prod/app-db/restore-test-failed", 1.0),
+            // The weekly test of the newest daily export proves a point at most a week plus a day old.
+            ("lifeboat/prod/app-db/verified-rpo", WEEKLY_S + DAILY_S),
             ("lifeboat/prod/cache:app-cache/snapshot-age", DAILY_S),
             ("lifeboat/prod/cache:app-cache/restore-test-age", WEEKLY_S),
             ("lifeboat/prod/cache:app-cache/restore-test-failed", 1.0),

@@ -1042,3 +1042,374 @@ async fn a_failed_start_ends_in_a_failed_report_and_metric() {
     let cleaned = step(&deps, "cleanup", &test).await.unwrap();
     assert_eq!(cleaned["status"], "deleted");
 }
+
+/// Stores a plan document that puts `app-prod` under `rule` (a restore test due every quarter hour), moves the
+/// world's request time to the next quarter hour after it (a rule is due at quarter hours only) and returns the
+/// restore function's settings that read the document.
+async fn plan_with(w: &mut World, rule: Value) -> restore::Deps {
+    plan_for(w, &["app-prod"], rule).await
+}
+
+/// [`plan_with`] for the databases listed.
+async fn plan_for(w: &mut World, databases: &[&str], rule: Value) -> restore::Deps {
+    let at: chrono::DateTime<chrono::Utc> = w.requested.parse().unwrap();
+    let quarter = at.timestamp() - at.timestamp() % 900 + 900;
+    w.requested = chrono::DateTime::from_timestamp(quarter, 0)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    const CONFIG: &str = "acme-config";
+    lifeboat_tests::plans::versioned_bucket(&w.s3, CONFIG).await;
+    let doc = json!({"format": 1, "plans": {"production": {
+        "databases": databases,
+        "snapshots": {"schedule": "0 2 * * *", "retention": {"daily": 7}},
+        "pitr": {"min_days": 1},
+        "restore_tests": [rule]}}});
+    w.s3.put_object()
+        .bucket(CONFIG)
+        .key("lifeboat/plans.json")
+        .body(serde_json::to_vec(&doc).unwrap().into())
+        .send()
+        .await
+        .unwrap();
+    w.deps(&[("LIFEBOAT_PLAN_DOCUMENT", "s3://acme-config/lifeboat/plans.json")])
+}
+
+/// A plan's `random-point-in-time` test runs end to end: start restores the database itself to a moment of its
+/// restorable window (chosen from RDS's describe calls, seeded by the test's name), tags what it chose, and the
+/// report gives that moment as `recovery_point_time`, the choice, and how far the data reaches by the owner's
+/// heartbeat; the same data checks pass and the restored instance goes away.
+#[tokio::test]
+async fn a_point_in_time_restore_test_reports_its_moment_and_how_far_the_data_reaches() {
+    let before = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let mut w = world_with(
+        "create table heartbeat (beat_at timestamptz not null);
+         insert into heartbeat values ('2026-11-22T01:00:00Z'), ('2026-11-22T01:30:00Z');",
+    )
+    .await;
+    w.rds
+        .add_tags_to_resource()
+        .resource_name(rds_arn(&w, "app-prod").await)
+        .tags(
+            Tag::builder()
+                .key("lifeboat:heartbeat")
+                .value("public.heartbeat.beat_at")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let deps = plan_with(
+        &mut w,
+        json!({"schedule": "0,15,30,45 * * * *", "from": "random-point-in-time"}),
+    )
+    .await;
+
+    let started = restore::handle(
+        &deps,
+        json!({"action": "start", "database": "app-prod", "requested_at": w.requested}),
+        None,
+    )
+    .await
+    .unwrap();
+    let after = chrono::Utc::now() + chrono::Duration::seconds(1);
+    assert_eq!(started["snapshot_id"], Value::Null, "{started}");
+    let moment: chrono::DateTime<chrono::Utc> = started["snapshot_time"].as_str().unwrap().parse().unwrap();
+    assert!(
+        moment >= before && moment <= after,
+        "{moment} is in the window {before}..{after}"
+    );
+    assert!(
+        started["recovery_choice"]
+            .as_str()
+            .unwrap()
+            .starts_with("random-point-in-time seed="),
+        "{started}"
+    );
+    let id = started["restored_id"].as_str().unwrap().to_owned();
+    let described = w
+        .rds
+        .describe_db_instances()
+        .db_instance_identifier(&id)
+        .send()
+        .await
+        .unwrap();
+    let tags: BTreeMap<_, _> = described.db_instances()[0]
+        .tag_list()
+        .iter()
+        .map(|t| (t.key().unwrap(), t.value().unwrap()))
+        .collect();
+    assert_eq!(
+        tags[RESTORE_TEST], "true",
+        "the restore-test guards hold for a point-in-time restore"
+    );
+    assert_eq!(tags["lifeboat:source-db"], "app-prod");
+    assert!(tags.contains_key("lifeboat:expires-at"));
+    assert_eq!(
+        tags[lifeboat::rds::restore::RESTORED_FROM],
+        format!(
+            "point-in-time:{}",
+            moment.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )
+    );
+    // A redelivered start reuses the instance, and what it restored stays the moment the tag names.
+    let again = restore::handle(
+        &deps,
+        json!({"action": "start", "database": "app-prod", "requested_at": w.requested}),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(again["restored_id"], id.as_str());
+    let described = w
+        .rds
+        .describe_db_instances()
+        .db_instance_identifier(&id)
+        .send()
+        .await
+        .unwrap();
+    let restored_from = described.db_instances()[0]
+        .tag_list()
+        .iter()
+        .find(|t| t.key() == Some(lifeboat::rds::restore::RESTORED_FROM))
+        .and_then(|t| t.value())
+        .map(str::to_owned);
+    assert_eq!(
+        restored_from,
+        Some(format!(
+            "point-in-time:{}",
+            moment.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ))
+    );
+    step(&deps, "cleanup", &started).await.unwrap();
+
+    let Ran {
+        done, trail, outputs, ..
+    } = run(&w, &deps, None).await;
+    let ended = chrono::Utc::now();
+    let done = done.unwrap();
+    assert_eq!(
+        trail,
+        ["start", "poll", "prepare", "verify", "report", "cleanup: \"deleting\""],
+        "{trail:?}"
+    );
+    assert_eq!(done["passed"], true, "{done}");
+    let report: Value = serde_json::from_slice(&w.object(done["report_key"].as_str().unwrap()).await).unwrap();
+    assert_eq!(report["passed"], true, "{report:#}");
+    assert_eq!(report["point_in_time"], report["recovery_point_time"]);
+    let tested: chrono::DateTime<chrono::Utc> = report["recovery_point_time"].as_str().unwrap().parse().unwrap();
+    // The moment this run's start chose (moto's window grew since the first start, so the seed may land elsewhere).
+    let chosen: chrono::DateTime<chrono::Utc> = outputs[0]["snapshot_time"].as_str().unwrap().parse().unwrap();
+    assert_eq!(tested, chosen, "the report names the moment start restored: {report:#}");
+    assert!(tested >= before && tested <= ended, "{tested} in {before}..{ended}");
+    assert_eq!(report["snapshot_id"], "");
+    assert!(
+        report["recovery_choice"].as_str().unwrap().contains(" window="),
+        "{report:#}"
+    );
+    assert_eq!(report["data_reaches"]["from"], "heartbeat public.heartbeat.beat_at");
+    assert_eq!(report["data_reaches"]["time"], "2026-11-22T01:30:00Z");
+    let checks: BTreeMap<&str, &str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["result"].as_str().unwrap()))
+        .collect();
+    for name in ["connect", "users not empty", "rows of public.users", "heartbeat"] {
+        assert_eq!(checks.get(name), Some(&"passed"), "{name}: {report:#}");
+    }
+    let md = String::from_utf8(
+        w.object(&done["report_key"].as_str().unwrap().replace(".json", ".md"))
+            .await,
+    )
+    .unwrap();
+    assert!(md.contains("- Point in time: "), "{md}");
+    assert!(
+        md.contains("- Restored data reaches: 2026-11-22T01:30:00+00:00 (heartbeat public.heartbeat.beat_at)"),
+        "{md}"
+    );
+    assert!(
+        w.test_instances().await.is_empty(),
+        "the restored instance is going away"
+    );
+}
+
+/// `latest-restorable-time` restores to the moment RDS describes as latest, and without a heartbeat the data is
+/// said to reach the restore time; a random snapshot in a window with no snapshot fails start with the reason.
+#[tokio::test]
+async fn the_latest_restorable_time_reaches_its_restore_time_and_an_empty_window_is_refused() {
+    let mut w = world().await;
+    let deps = plan_with(
+        &mut w,
+        json!({"schedule": "0,15,30,45 * * * *", "from": "latest-restorable-time"}),
+    )
+    .await;
+    let Ran { done, trail, .. } = run(&w, &deps, None).await;
+    let done = done.unwrap();
+    assert_eq!(done["passed"], true, "{trail:?} {done}");
+    let report: Value = serde_json::from_slice(&w.object(done["report_key"].as_str().unwrap()).await).unwrap();
+    assert!(report["recovery_choice"]
+        .as_str()
+        .unwrap()
+        .starts_with("latest-restorable-time window="));
+    assert_eq!(report["data_reaches"]["from"], "restore time");
+    assert_eq!(report["data_reaches"]["time"], report["recovery_point_time"]);
+    assert!(!report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["name"] == "heartbeat"));
+
+    // A heartbeat that is not a table's timestamp column is never read (objects in a restored copy are code):
+    // its check fails, and the data is said to reach the restore time.
+    w.rds
+        .add_tags_to_resource()
+        .resource_name(rds_arn(&w, "app-prod").await)
+        .tags(
+            Tag::builder()
+                .key("lifeboat:heartbeat")
+                .value("app/public.users.email")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let deps = plan_with(
+        &mut w,
+        json!({"schedule": "0,15,30,45 * * * *", "from": "latest-restorable-time"}),
+    )
+    .await;
+    let Ran { done, trail, .. } = run(&w, &deps, None).await;
+    let done = done.unwrap();
+    assert_eq!(done["passed"], false, "{trail:?} {done}");
+    let report: Value = serde_json::from_slice(&w.object(done["report_key"].as_str().unwrap()).await).unwrap();
+    let heartbeat = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "heartbeat")
+        .unwrap();
+    assert_eq!(heartbeat["result"], "failed", "{report:#}");
+    assert!(
+        heartbeat["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not a table's timestamp column"),
+        "{heartbeat}"
+    );
+    assert_eq!(report["data_reaches"]["from"], "restore time");
+
+    // Snapshots only before the window: nothing to choose, and start says so.
+    let deps = plan_with(
+        &mut w,
+        json!({"schedule": "0,15,30,45 * * * *", "from": "random-snapshot", "within_days": 1}),
+    )
+    .await;
+    let later = (chrono::Utc::now() + chrono::Duration::days(3))
+        .format("%Y-%m-%dT%H:00:00Z")
+        .to_string();
+    let refused = restore::handle(
+        &deps,
+        json!({"action": "start", "database": "app-prod", "requested_at": later}),
+        None,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        refused.contains("no available snapshot was taken in the 1 days before"),
+        "{refused}"
+    );
+    assert!(w.test_instances().await.is_empty());
+}
+
+async fn rds_arn(w: &World, id: &str) -> String {
+    let out = w
+        .rds
+        .describe_db_instances()
+        .db_instance_identifier(id)
+        .send()
+        .await
+        .unwrap();
+    out.db_instances()[0].db_instance_arn().unwrap().to_owned()
+}
+
+/// A point-in-time test of an Aurora cluster restores the cluster to the chosen moment, then its writer instance
+/// (SQL runs on an instance, as after a snapshot restore), both carrying the restore-test tags, and cleanup
+/// deletes both.
+#[tokio::test]
+async fn an_aurora_cluster_is_restored_to_a_point_in_time_with_its_writer_and_cleaned_up() {
+    let mut w = world().await;
+    w.rds
+        .create_db_cluster()
+        .db_cluster_identifier("analytics")
+        .engine("aurora-postgresql")
+        .master_username("analytics_admin")
+        .master_user_password("not-a-real-password-1")
+        .backup_retention_period(7)
+        .send()
+        .await
+        .unwrap();
+    // moto's window opens when the cluster is made: let it hold a whole second to restore to.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let deps = plan_for(
+        &mut w,
+        &["analytics"],
+        json!({"schedule": "0,15,30,45 * * * *", "from": "latest-restorable-time"}),
+    )
+    .await;
+    let mut test = restore::handle(
+        &deps,
+        json!({"action": "start", "database": "analytics", "requested_at": w.requested}),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(test["kind"], "cluster", "{test}");
+    assert_eq!(test["snapshot_id"], Value::Null, "{test}");
+    assert!(test["recovery_choice"]
+        .as_str()
+        .unwrap()
+        .starts_with("latest-restorable-time window="));
+    let cluster = test["restored_id"].as_str().unwrap().to_owned();
+    let member = test["restored_instance"].as_str().unwrap().to_owned();
+    let described = w
+        .rds
+        .describe_db_clusters()
+        .db_cluster_identifier(&cluster)
+        .send()
+        .await
+        .unwrap();
+    let tags: BTreeMap<_, _> = described.db_clusters()[0]
+        .tag_list()
+        .iter()
+        .map(|t| (t.key().unwrap(), t.value().unwrap()))
+        .collect();
+    assert_eq!(tags[RESTORE_TEST], "true", "{tags:?}");
+    assert!(
+        tags[lifeboat::rds::restore::RESTORED_FROM].starts_with("point-in-time:"),
+        "{tags:?}"
+    );
+    let writer = w
+        .rds
+        .describe_db_instances()
+        .db_instance_identifier(&member)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(writer.db_instances()[0].db_cluster_identifier(), Some(cluster.as_str()));
+
+    test = step(&deps, "poll", &test).await.unwrap();
+    assert_eq!(test["status"], "available", "{test}");
+    let cleaned = step(&deps, "cleanup", &test).await.unwrap();
+    assert_eq!(cleaned["status"], "deleting");
+    let clusters = w.rds.describe_db_clusters().send().await.unwrap();
+    assert!(
+        !clusters
+            .db_clusters()
+            .iter()
+            .any(|c| c.db_cluster_identifier() == Some(cluster.as_str()) && c.status() != Some("deleting")),
+        "the restored cluster is going away"
+    );
+    assert!(w.test_instances().await.is_empty(), "and its writer");
+}

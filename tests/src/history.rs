@@ -134,6 +134,10 @@ async fn restore_test(
         checks: vec![check],
         error: None,
         export: None,
+        recovery_point_time: Some(t - Duration::seconds(rpo as i64)),
+        recovery_choice: None,
+        point_in_time: None,
+        data_reaches: None,
     };
     let key = format!("{}.json", layout::restore_report_base(db, t));
     put(s3, bucket_name, &key, serde_json::to_vec(&report).unwrap()).await;

@@ -89,6 +89,7 @@ IDENTIFIERS = {
     "rds": {
         "DBInstanceIdentifier": "db:{v}", "SourceDBInstanceIdentifier": "db:{v}",
         "TargetDBInstanceIdentifier": "db:{v}", "DBClusterIdentifier": "cluster:{v}",
+        "SourceDBClusterIdentifier": "cluster:{v}",
         "DBSnapshotIdentifier": "snapshot:{v}", "SourceDBSnapshotIdentifier": "snapshot:{v}",
         "TargetDBSnapshotIdentifier": "snapshot:{v}", "DBClusterSnapshotIdentifier": "cluster-snapshot:{v}",
         "SourceDBClusterSnapshotIdentifier": "cluster-snapshot:{v}",
@@ -129,7 +130,8 @@ TAG_ON_CREATE = {
         "CreateDBInstance": "DBInstanceIdentifier", "CreateDBCluster": "DBClusterIdentifier",
         "RestoreDBInstanceFromDBSnapshot": "DBInstanceIdentifier",
         "RestoreDBClusterFromSnapshot": "DBClusterIdentifier",
-        "RestoreDBInstanceToPointInTime": "TargetDBInstanceIdentifier"}),
+        "RestoreDBInstanceToPointInTime": "TargetDBInstanceIdentifier",
+        "RestoreDBClusterToPointInTime": "DBClusterIdentifier"}),
     "elasticache": ("AddTagsToResource", {
         "CreateSnapshot": "SnapshotName", "CopySnapshot": "TargetSnapshotName",
         "CreateReplicationGroup": "ReplicationGroupId", "CreateCacheCluster": "CacheClusterId",

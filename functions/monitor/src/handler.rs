@@ -14,8 +14,8 @@ use lifeboat::core::metrics::{
 };
 use lifeboat::monitoring::caches::CACHE_ALARM_MARK;
 use lifeboat::monitoring::monitor::{
-    alarm_set_for, attention, deselection_note, expired_tests, gone_note, plan_alarms, restore_test_passed, Facts,
-    Presence, Thresholds,
+    alarm_set_for, attention, deselection_note, expired_tests, gone_note, plan_alarms, restore_test_passed,
+    verified_point, Facts, Presence, Thresholds, VERIFIED_RPO_REPORTS,
 };
 use lifeboat::plans::store::Loaded;
 use lifeboat::rds::selection::{self, Database};
@@ -56,23 +56,43 @@ pub struct Summary {
     pub plan: Option<PlanRun>,
 }
 
-/// The time of the newest restore-test report and whether it passed. A report that cannot be read as one counts
-/// as a failed test (and says so in the log): an unreadable report proves nothing.
-async fn newest_restore_test(deps: &Deps, db: &str) -> Result<Option<(DateTime<Utc>, bool)>, Error> {
+/// The newest restore-test report's time and whether it passed, and the newest recovery point a passed report
+/// among the [`VERIFIED_RPO_REPORTS`] newest proved (the verified RPO). A report that cannot be read as one
+/// counts as a failed test (and says so in the log): an unreadable report proves nothing.
+async fn restore_tests(deps: &Deps, db: &str) -> Result<RestoreTests, Error> {
     let bucket_name = &deps.settings.bucket;
     let prefix = layout::restore_report_prefix(db);
-    let Some((key, t)) = layout::newest_key(&deps.s3, bucket_name, &prefix, layout::REPORT_SUFFIX).await? else {
-        return Ok(None);
-    };
-    let report = match layout::get_json::<Value>(&deps.s3, bucket_name, &key).await {
-        Ok(report) => Some(report),
-        Err(e @ Error::Aws { .. }) => return Err(e),
-        Err(e) => {
-            tracing::warn!(db = %db, key = %key, error = %e, "restore-test report unreadable; counted as failed");
-            None
+    let keys = layout::list_keys(&deps.s3, bucket_name, &prefix, layout::REPORT_SUFFIX).await?;
+    let mut timed: Vec<(DateTime<Utc>, &str)> = keys
+        .iter()
+        .filter_map(|k| Some((layout::time_in_key(k)?, k.as_str())))
+        .collect();
+    // Newest first; on equal times the greater key, as `layout::newest` picks.
+    timed.sort_by(|a, b| b.cmp(a));
+    let mut reports = Vec::new();
+    for (_, key) in timed.iter().take(VERIFIED_RPO_REPORTS) {
+        match layout::get_json::<Value>(&deps.s3, bucket_name, key).await {
+            Ok(report) => reports.push(Some(report)),
+            Err(e @ Error::Aws { .. }) => return Err(e),
+            Err(e) => {
+                tracing::warn!(db = %db, key = %key, error = %e, "restore-test report unreadable; counted as failed");
+                reports.push(None);
+            }
         }
-    };
-    Ok(Some((t, restore_test_passed(report.as_ref()))))
+    }
+    let newest = timed
+        .first()
+        .map(|(t, _)| (*t, restore_test_passed(reports.first().and_then(Option::as_ref))));
+    Ok(RestoreTests {
+        newest,
+        verified_point: verified_point(reports.iter().flatten()),
+    })
+}
+
+/// What a database's restore-test reports say.
+struct RestoreTests {
+    newest: Option<(DateTime<Utc>, bool)>,
+    verified_point: Option<DateTime<Utc>>,
 }
 
 /// Everything monitor reads about one database: its snapshots, its backup configuration, its newest export per
@@ -87,6 +107,7 @@ async fn gather(deps: &Deps, db: &Database, thresholds: &Thresholds) -> Result<F
             exports.insert(profile.clone(), t);
         }
     }
+    let tests = restore_tests(deps, &db.id).await?;
     Ok(Facts {
         newest_snapshot: snapshots
             .iter()
@@ -95,7 +116,8 @@ async fn gather(deps: &Deps, db: &Database, thresholds: &Thresholds) -> Result<F
             .max(),
         unencrypted_snapshots: snapshots.iter().filter(|s| !s.encrypted).count(),
         exports,
-        restore_test: newest_restore_test(deps, &db.id).await?,
+        restore_test: tests.newest,
+        verified_point: tests.verified_point,
         backup,
     })
 }

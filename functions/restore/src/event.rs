@@ -208,6 +208,10 @@ pub struct TestState {
     /// instance's `lifeboat:restored-from` tag and checked against the database and this profile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export: Option<String>,
+    /// How start chose what it restored (`random-point-in-time seed=... window=...`), for people: verify reads
+    /// it back from the restored resource's `lifeboat:recovery-choice` tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_choice: Option<String>,
 }
 
 impl TestState {

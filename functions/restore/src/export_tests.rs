@@ -191,6 +191,7 @@ pub async fn start(
         passed: None,
         report_key: None,
         export: Some(profile.to_owned()),
+        recovery_choice: None,
     };
     test.timings.insert("start".into(), t.elapsed().as_secs_f64());
     to_value(&test)
@@ -362,6 +363,9 @@ pub async fn verify(deps: &Deps, mut test: TestState, deadline: Option<Instant>)
         verified_at: restored_ok.then(Utc::now),
         checks,
         export: key,
+        recovery_choice: None,
+        point_in_time: None,
+        data_reaches: None,
     };
     restored::write_record(deps, &test.record_key(), &record).await?;
     tracing::info!(db = %test.database, restored = %r.id, verified = restored_ok, "export restored and checked");

@@ -14,8 +14,9 @@ use aws_sdk_cloudwatch::types::StandardUnit;
 use chrono::{DateTime, Utc};
 use lifeboat::core::error::Error;
 use lifeboat::core::metrics::{self, Metrics};
-use lifeboat::rds::instances::{self as rds, Deleted, RestoreRequest};
-use lifeboat::rds::restore::{self as rules, choose_snapshot, test_identifier, Check};
+use lifeboat::rds::instances::{self as rds, Deleted, PointInTimeTest, RestoreRequest};
+use lifeboat::rds::recovery::{self, Choice, Point};
+use lifeboat::rds::restore::{self as rules, test_identifier, Check};
 use lifeboat::rds::selection::{self, Database, DbKind, Selector};
 use serde_json::{json, Value};
 
@@ -147,12 +148,13 @@ async fn master_user(deps: &Deps, db: &Database) -> Result<String, Error> {
     .unwrap_or_default())
 }
 
-/// Restores the snapshot into the restore test's instance (or cluster plus instance), unless a redelivered start
-/// already did: an existing resource of that name is reused only when it is a restore test of the same database.
+/// Restores the chosen snapshot or point in time into the restore test's instance (or cluster plus instance),
+/// unless a redelivered start already did: an existing resource of that name is reused only when it is a restore
+/// test of the same database.
 async fn ensure_restored(
     deps: &Deps,
     db: &Database,
-    snapshot_id: &str,
+    choice: &Choice,
     restored_id: &str,
     restored_instance: Option<&str>,
 ) -> Result<(), RestoreError> {
@@ -171,27 +173,45 @@ async fn ensure_restored(
     );
     let mut tags = rds::test_tags(&db.id, rules::test_expiry(Utc::now(), s.expiry_hours));
     // What the later steps read back to know what was restored (never from the state they are handed).
-    tags.push(
-        aws_sdk_rds::types::Tag::builder()
-            .key(rules::RESTORED_FROM)
-            .value(snapshot_id)
-            .build(),
-    );
-    let request = RestoreRequest {
-        kind: db.kind,
-        snapshot_id,
-        engine: &db.engine,
-        target_id: restored_id,
-        cluster_instance: restored_instance,
-        placement: &placement,
-        tags: &tags,
-    };
-    rds::restore_snapshot(&deps.rds, &request).await?;
+    for (key, value) in [
+        (rules::RESTORED_FROM, choice.restored_from()),
+        (recovery::RECOVERY_CHOICE, choice.describe()),
+    ] {
+        tags.push(aws_sdk_rds::types::Tag::builder().key(key).value(value).build());
+    }
+    match &choice.point {
+        Point::Snapshot { id, .. } => {
+            let request = RestoreRequest {
+                kind: db.kind,
+                snapshot_id: id,
+                engine: &db.engine,
+                target_id: restored_id,
+                cluster_instance: restored_instance,
+                placement: &placement,
+                tags: &tags,
+            };
+            rds::restore_snapshot(&deps.rds, &request).await?;
+        }
+        Point::Time(at) => {
+            let request = PointInTimeTest {
+                kind: db.kind,
+                source_id: &db.id,
+                engine: &db.engine,
+                target_id: restored_id,
+                cluster_instance: restored_instance,
+                at: *at,
+                placement: &placement,
+                tags: &tags,
+            };
+            rds::restore_test_to_time(&deps.rds, &request).await?;
+        }
+    }
     Ok(())
 }
 
-/// Restores the chosen snapshot into an isolated, tagged instance (or cluster plus instance). A redelivered start
-/// finds its instance already there and goes on with it, but only when that is a restore test of the same database.
+/// Restores the chosen recovery point (`crate::recovery`: the plan rule's snapshot or point in time) into an
+/// isolated, tagged instance (or cluster plus instance). A redelivered start finds its instance already there and
+/// goes on with it, but only when that is a restore test of the same database.
 async fn start(
     deps: &Deps,
     database: &str,
@@ -201,22 +221,23 @@ async fn start(
     let t = Instant::now();
     let db = find(deps, database).await?;
     let snapshots = lifeboat::rds::snapshots::list_for_db(&deps.rds, &db.id, db.kind).await?;
-    let chosen = choose_snapshot(&snapshots, snapshot).map_err(|reason| RestoreError::Snapshot {
-        database: database.to_owned(),
-        reason,
-    })?;
+    let chosen = crate::recovery::choose(deps, &db, &snapshots, snapshot, requested_at).await?;
     let restored_id = test_identifier(&db.id, requested_at);
     let restored_instance = rules::test_member(db.kind, &restored_id);
     let master_user = master_user(deps, &db).await?;
-    ensure_restored(deps, &db, &chosen.id, &restored_id, restored_instance.as_deref()).await?;
-    tracing::info!(db = %db.id, snapshot = %chosen.id, restored = %restored_id, "restore test started");
+    ensure_restored(deps, &db, &chosen, &restored_id, restored_instance.as_deref()).await?;
+    let choice = chosen.describe();
+    tracing::info!(db = %db.id, from = %chosen.restored_from(), choice = %choice, restored = %restored_id, "restore test started");
     let mut test = TestState {
         database: db.id.clone(),
         kind: Some(db.kind),
         restored_id: Some(restored_id),
         restored_instance,
-        snapshot_id: Some(chosen.id.clone()),
-        snapshot_time: chosen.created,
+        snapshot_id: match &chosen.point {
+            Point::Snapshot { id, .. } => Some(id.clone()),
+            Point::Time(_) => None,
+        },
+        snapshot_time: Some(chosen.time()),
         requested_at,
         master_user: Some(master_user),
         polls: 0,
@@ -228,6 +249,7 @@ async fn start(
         passed: None,
         report_key: None,
         export: None,
+        recovery_choice: Some(choice),
     };
     test.timings.insert("start".into(), t.elapsed().as_secs_f64());
     to_value(&test)
@@ -298,22 +320,56 @@ async fn prepare(deps: &Deps, mut test: TestState) -> Result<Value, RestoreError
     to_value(&test)
 }
 
-/// The snapshot the restored resource's `lifeboat:restored-from` tag names and when RDS says it was taken;
-/// `Err` says why it is unknown (a failed check).
-async fn restored_snapshot(deps: &Deps, test: &TestState, r: &RestoredDb) -> Result<(String, DateTime<Utc>), String> {
+/// What the restored resource's `lifeboat:restored-from` tag names: a snapshot (when RDS says it was taken), or a
+/// point in time (`point-in-time:<RFC 3339>`: the snapshot is then `None`). `Err` says why it is unknown (a
+/// failed check).
+async fn restored_snapshot(
+    deps: &Deps,
+    test: &TestState,
+    r: &RestoredDb,
+) -> Result<(Option<String>, DateTime<Utc>), String> {
     let Some(id) = r.tags.get(rules::RESTORED_FROM) else {
         return Err(format!("{} carries no {} tag", r.id, rules::RESTORED_FROM));
     };
+    if let Some(at) = recovery::point_in_time_of(id) {
+        return Ok((None, at));
+    }
     let snapshots = lifeboat::rds::snapshots::list_for_db(&deps.rds, &test.database, r.kind)
         .await
         .map_err(|e| e.to_string())?;
     let created = snapshots.iter().find(|s| &s.id == id).and_then(|s| s.created);
-    created.map(|t| (id.clone(), t)).ok_or_else(|| {
+    created.map(|t| (Some(id.clone()), t)).ok_or_else(|| {
         format!(
             "snapshot {id} of {} (or its creation time) is not in RDS",
             test.database
         )
     })
+}
+
+/// How far a connected point-in-time test's data restored to `at` reaches ([`verify::reach`], in the export's
+/// database, else `postgres`), its heartbeat's check added to `checks`; `None` for any other test.
+async fn reach(
+    deps: &Deps,
+    database: &str,
+    target: &Target,
+    manifest: Option<&lifeboat::bucket::manifest::Manifest>,
+    at: Option<DateTime<Utc>>,
+    checks: &mut Vec<Check>,
+) -> Option<rules::Reach> {
+    let at = at?;
+    let dbname = manifest.map_or("postgres", |m| m.source.dbname.as_str());
+    let heartbeat = heartbeat_of(deps, database).await;
+    let (reach, check) = verify::reach(target, &deps.settings.tls, heartbeat, dbname, at).await;
+    checks.extend(check);
+    Some(reach)
+}
+
+/// The heartbeat the source database's owner named in its `lifeboat:heartbeat` tag (read from RDS, never from the
+/// state): `None` when there is none, `Some(Err)` when the tag cannot be read as one (a failed check says so).
+async fn heartbeat_of(deps: &Deps, database: &str) -> Option<Result<recovery::Heartbeat, String>> {
+    let db = find(deps, database).await.ok()?;
+    let value = db.tags.get(recovery::HEARTBEAT)?;
+    Some(recovery::parse_heartbeat(value).map_err(|e| format!("{} tag: {e}", recovery::HEARTBEAT)))
 }
 
 /// Where verify connects: the endpoint RDS describes for the test's own instance (once available), as its master
@@ -368,6 +424,11 @@ async fn verify_step(deps: &Deps, mut test: TestState, deadline: Option<Instant>
         (Some(_), false) => {}
     }
     let (snapshot_id, snapshot_time) = snapshot.ok().unzip();
+    let snapshot_id = snapshot_id.flatten();
+    // A point-in-time test (a known time, no snapshot): how far its data reaches.
+    let point_in_time = snapshot_time.filter(|_| snapshot_id.is_none());
+    let verified_time = point_in_time.filter(|_| connected);
+    let data_reaches = reach(deps, &test.database, &target, manifest, verified_time, &mut checks).await;
     let record = rules::VerifyRecord {
         format_version: 1,
         database: test.database.clone(),
@@ -379,6 +440,9 @@ async fn verify_step(deps: &Deps, mut test: TestState, deadline: Option<Instant>
         verified_at: connected.then(Utc::now),
         checks,
         export: None,
+        recovery_choice: r.tags.get(recovery::RECOVERY_CHOICE).cloned(),
+        point_in_time,
+        data_reaches,
     };
     restored::write_record(deps, &test.record_key(), &record).await?;
     note(&mut test, &r);

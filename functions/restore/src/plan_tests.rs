@@ -9,7 +9,10 @@
 //!
 //! What each recovery point tests:
 //! - `newest-snapshot`: each member database, from its newest Lifeboat snapshot (the same test as a scheduled run);
-//! - `newest-cache-snapshot`: each member cache, likewise;
+//! - `random-snapshot`, `random-point-in-time`, `latest-restorable-time`: each member database, as a snapshot
+//!   test's item (`{"database", "requested_at"}`); the start step finds the rule again from the document and
+//!   the request time and makes the choice itself (`crate::recovery`), so nothing about it rides in the state;
+//! - `newest-cache-snapshot`: each member cache, from its newest snapshot;
 //! - `newest-export`: each member database, from the newest complete export of the rule's profile, restored
 //!   into an empty instance of its own (`{"database", "requested_at", "export": <profile>}`; the steps are
 //!   `crate::export_tests`'). The profile is the rule's, from the document this step read.
@@ -40,7 +43,11 @@ pub async fn plan(deps: &Deps, time: DateTime<Utc>, plan: &str, rule: &str) -> R
     let version = loaded.version.label().to_owned();
     let mut tests = Vec::new();
     match chosen.from {
-        RecoveryPoint::NewestSnapshot | RecoveryPoint::NewestExport => {
+        RecoveryPoint::NewestSnapshot
+        | RecoveryPoint::NewestExport
+        | RecoveryPoint::RandomSnapshot
+        | RecoveryPoint::RandomPointInTime
+        | RecoveryPoint::LatestRestorableTime => {
             for db in selection::discover(&deps.rds).await? {
                 if db.cluster.is_some() {
                     continue;

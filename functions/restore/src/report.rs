@@ -68,6 +68,10 @@ pub fn build(f: &Facts<'_>, error: Option<String>) -> Report {
         checks: checks.to_vec(),
         error,
         export: f.record.and_then(|r| r.export.clone()),
+        recovery_point_time: snapshot_time,
+        recovery_choice: f.record.and_then(|r| r.recovery_choice.clone()),
+        point_in_time: f.record.and_then(|r| r.point_in_time),
+        data_reaches: f.record.and_then(|r| r.data_reaches.clone()),
     }
 }
 
@@ -80,19 +84,45 @@ fn duration(seconds: f64) -> String {
     }
 }
 
+/// What was restored, as the report's first lines: the export, point in time or snapshot, when the recovery point
+/// stands for, how it was chosen and how far a point-in-time restore's data reaches.
+fn recovery_point_lines(r: &Report) -> String {
+    let mut md = String::new();
+    match (&r.export, r.point_in_time) {
+        (Some(key), _) => md.push_str(&format!("- Export: `{key}` taken {}\n", r.snapshot_time.to_rfc3339())),
+        (None, Some(t)) => md.push_str(&format!("- Point in time: {}\n", t.to_rfc3339())),
+        (None, None) => md.push_str(&format!(
+            "- Snapshot: `{}` taken {}\n",
+            r.snapshot_id,
+            r.snapshot_time.to_rfc3339()
+        )),
+    }
+    match r.recovery_point_time {
+        Some(t) => md.push_str(&format!("- Recovery point tested: {}\n", t.to_rfc3339())),
+        None => md.push_str("- Recovery point tested: unknown\n"),
+    }
+    if let Some(c) = &r.recovery_choice {
+        md.push_str(&format!("- Chosen as: `{c}`\n"));
+    }
+    if let Some(reach) = &r.data_reaches {
+        md.push_str(&format!(
+            "- Restored data reaches: {} ({})\n",
+            reach.time.to_rfc3339(),
+            reach.from
+        ));
+    }
+    md
+}
+
 pub fn markdown(r: &Report) -> String {
     let mut md = format!(
         "# Restore test of {}: {}\n\n",
         r.database,
         if r.passed { "PASSED" } else { "FAILED" }
     );
-    let (from, id) = match &r.export {
-        Some(key) => ("Export", key.as_str()),
-        None => ("Snapshot", r.snapshot_id.as_str()),
-    };
+    md.push_str(&recovery_point_lines(r));
     md.push_str(&format!(
-        "- {from}: `{id}` taken {}\n- Restored into: `{}` ({})\n- Requested: {}\n",
-        r.snapshot_time.to_rfc3339(),
+        "- Restored into: `{}` ({})\n- Requested: {}\n",
         r.restored_id,
         serde_json::to_value(r.kind)
             .ok()
@@ -158,6 +188,9 @@ mod tests {
             verified_at: Some(at(3, 20)),
             checks: vec![Check::new("connect", true, "ok")],
             export: None,
+            recovery_choice: None,
+            point_in_time: None,
+            data_reaches: None,
         }
     }
 
@@ -205,6 +238,43 @@ mod tests {
         );
         assert!(!r.passed, "a caught error fails even a verified test");
         assert!(markdown(&r).contains("**The test stopped early:** poll: restore did not finish"));
+    }
+
+    #[test]
+    fn a_point_in_time_test_reports_its_time_choice_and_reach() {
+        let timings = BTreeMap::new();
+        let mut rec = record();
+        rec.snapshot_id = None;
+        rec.snapshot_time = Some(at(1, 17));
+        rec.point_in_time = Some(at(1, 17));
+        rec.recovery_choice = Some("random-point-in-time seed=00000000000000ff window=a/b".into());
+        rec.data_reaches = Some(lifeboat::rds::restore::Reach {
+            time: at(1, 16),
+            from: "heartbeat public.heartbeat.beat_at".into(),
+        });
+        let r = build(&facts(Some(&rec), &timings), None);
+        assert!(r.passed);
+        assert_eq!(r.recovery_point_time, Some(at(1, 17)));
+        assert_eq!(r.verified_point(), Some(at(1, 17)));
+        assert_eq!(r.rpo_seconds, 6180.0, "request 03:00, point 01:17");
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["recovery_point_time"], "2026-11-22T01:17:00Z");
+        assert_eq!(json["data_reaches"]["from"], "heartbeat public.heartbeat.beat_at");
+        let md = markdown(&r);
+        assert!(md.contains("- Point in time: 2026-11-22T01:17:00+00:00"), "{md}");
+        assert!(
+            md.contains("- Recovery point tested: 2026-11-22T01:17:00+00:00"),
+            "{md}"
+        );
+        assert!(
+            md.contains("- Chosen as: `random-point-in-time seed=00000000000000ff"),
+            "{md}"
+        );
+        assert!(
+            md.contains("- Restored data reaches: 2026-11-22T01:16:00+00:00 (heartbeat public.heartbeat.beat_at)"),
+            "{md}"
+        );
+        assert!(!md.contains("Snapshot:"), "{md}");
     }
 
     #[test]

@@ -9,7 +9,8 @@ use lifeboat::bucket::manifest::{Manifest, TableCount};
 use lifeboat::postgres::archive::{self, plan, ArchiveError, Counters};
 use lifeboat::postgres::db::{self, TlsSettings};
 use lifeboat::postgres::rotation::quote_ident;
-use lifeboat::rds::restore::{compare_counts, scratch_check, sql_answer_passes, Check};
+use lifeboat::rds::recovery::Heartbeat;
+use lifeboat::rds::restore::{compare_counts, scratch_check, sql_answer_passes, Check, Reach};
 
 use crate::event::Target;
 use crate::settings::SqlCheck;
@@ -106,6 +107,107 @@ pub async fn database_checks(
         }
     }
     out
+}
+
+/// The name of the check that reads a point-in-time test's heartbeat.
+pub const HEARTBEAT_CHECK: &str = "heartbeat";
+
+/// What the catalogue must say of a heartbeat before it is read: an ordinary (or partitioned) table whose column
+/// is a timestamp. The restored database came from a backup, so its objects are code: a view or a column of
+/// another type could run functions it defines; a plain table's timestamp column, aggregated by
+/// `pg_catalog.max`, runs none.
+const HEARTBEAT_SHAPE: &str = "SELECT c.relkind::text, pg_catalog.format_type(a.atttypid, a.atttypmod) \
+     FROM pg_catalog.pg_class c \
+     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+     JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid \
+     WHERE n.nspname = $1 AND c.relname = $2 AND a.attname = $3 AND NOT a.attisdropped";
+
+/// The newest value of the heartbeat's column, in seconds since the epoch (`None`: the table is empty).
+async fn newest_beat(target: &Target, tls: &TlsSettings, h: &Heartbeat, dbname: &str) -> Result<Option<f64>, String> {
+    let dbname = h.dbname.as_deref().unwrap_or(dbname);
+    let client = db::connect(&db_target(target, dbname, tls), CONNECT_TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())?;
+    let shape = client
+        .query_opt(HEARTBEAT_SHAPE, &[&h.schema, &h.table, &h.column])
+        .await
+        .map_err(|e| db::describe(&e))?
+        .ok_or("no such table and column in the restored database")?;
+    let (kind, ty): (String, String) = (shape.get(0), shape.get(1));
+    let timestamp = ty == "timestamp with time zone" || ty == "timestamp without time zone";
+    if !matches!(kind.as_str(), "r" | "p") || !timestamp {
+        return Err(format!(
+            "not a table's timestamp column (relkind {kind}, type {ty}): it is not read"
+        ));
+    }
+    let sql = format!(
+        "SELECT pg_catalog.date_part('epoch', pg_catalog.max({}))::float8 FROM {}.{}",
+        quote_ident(&h.column),
+        quote_ident(&h.schema),
+        quote_ident(&h.table)
+    );
+    let row = client.query_one(&sql, &[]).await.map_err(|e| db::describe(&e))?;
+    row.try_get::<_, Option<f64>>(0).map_err(|e| db::describe(&e))
+}
+
+/// How far a point-in-time restore's data reaches: the newest value of the heartbeat's column (`heartbeat`, from
+/// the source's `lifeboat:heartbeat` tag), with a check saying what was read; the restore time `at` when no
+/// heartbeat is configured. The tag names identifiers only: each is quoted, the one query is Lifeboat's own, and
+/// a value never leaves as more than a time. A heartbeat that cannot be read fails its check (the owner said
+/// the table would be there) and the reach falls back to the restore time.
+pub async fn reach(
+    target: &Target,
+    tls: &TlsSettings,
+    heartbeat: Option<Result<Heartbeat, String>>,
+    dbname: &str,
+    at: chrono::DateTime<chrono::Utc>,
+) -> (Reach, Option<Check>) {
+    let fallback = Reach {
+        time: at,
+        from: "restore time".into(),
+    };
+    let h = match heartbeat {
+        None => return (fallback, None),
+        Some(Err(e)) => return (fallback, Some(Check::new(HEARTBEAT_CHECK, false, e))),
+        Some(Ok(h)) => h,
+    };
+    let label = format!("{}.{}.{}", h.schema, h.table, h.column);
+    let newest = match newest_beat(target, tls, &h, dbname).await {
+        Err(e) => {
+            return (
+                fallback,
+                Some(Check::new(HEARTBEAT_CHECK, false, format!("{label}: {e}"))),
+            )
+        }
+        Ok(None) => {
+            let detail = format!("{label} is empty in the restored database");
+            return (fallback, Some(Check::new(HEARTBEAT_CHECK, false, detail)));
+        }
+        Ok(Some(epoch)) => epoch,
+    };
+    let time = chrono::DateTime::from_timestamp_millis((newest * 1000.0) as i64).unwrap_or(at);
+    // A commit after the restore time means the copy is not the moment asked for.
+    let after = time > at + chrono::Duration::seconds(1);
+    let detail = match after {
+        false => format!(
+            "{label}: the newest commit restored is {}, {} s before the restore time {}",
+            time.to_rfc3339(),
+            (at - time).num_seconds(),
+            at.to_rfc3339()
+        ),
+        true => format!(
+            "{label}: the restored data holds a commit at {}, after the restore time {}",
+            time.to_rfc3339(),
+            at.to_rfc3339()
+        ),
+    };
+    (
+        Reach {
+            time,
+            from: format!("heartbeat {label}"),
+        },
+        Some(Check::new(HEARTBEAT_CHECK, !after, detail)),
+    )
 }
 
 /// The admission restore-export uses ([`plan::admit_restore`]): why a scratch restore of `stored_bytes` cannot

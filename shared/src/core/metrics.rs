@@ -109,6 +109,9 @@ pub const EXPORT_AGE_SECONDS: &str = "ExportAgeSeconds";
 pub const RESTORE_TEST_AGE_SECONDS: &str = "RestoreTestAgeSeconds";
 /// 1 when the newest restore-test report says it passed, else 0 (per `DBIdentifier`).
 pub const LAST_RESTORE_TEST_SUCCESS: &str = "LastRestoreTestSuccess";
+/// Verified RPO: the age of the newest recovery point a passed restore test proved (its report's
+/// `recovery_point_time`), per `DBIdentifier`; absent when no recent restore test passed.
+pub const VERIFIED_RPO_SECONDS: &str = "VerifiedRpoSeconds";
 /// The automated backup retention period in days (per `DBIdentifier`).
 pub const BACKUP_RETENTION_DAYS: &str = "BackupRetentionDays";
 /// How far the latest restorable time lags behind now (per `DBIdentifier`).
@@ -205,6 +208,7 @@ pub const ALL: &[&str] = &[
     EXPORT_AGE_SECONDS,
     RESTORE_TEST_AGE_SECONDS,
     LAST_RESTORE_TEST_SUCCESS,
+    VERIFIED_RPO_SECONDS,
     BACKUP_RETENTION_DAYS,
     PITR_LAG_SECONDS,
     STORAGE_ENCRYPTED,

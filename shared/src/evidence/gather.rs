@@ -98,6 +98,7 @@ async fn restore_test(src: Sources<'_>, key: &str, at: DateTime<Utc>) -> Result<
         rpo_seconds: report.as_ref().map(|r| r.rpo_seconds),
         error: (!passed).then(|| why_failed(report.as_ref())),
         key: key.to_owned(),
+        recovery_point_time: json.as_ref().and_then(crate::monitoring::monitor::recovery_point_of),
     })
 }
 

@@ -287,6 +287,7 @@ fn database(p: &mut Page, db: &DbReport, days: &[NaiveDate]) {
     per_day(p, db, days);
     ages(p, db, days);
     restore_tests(p, &db.restore_tests);
+    verified_rpo(p, db);
     exports(p, db, days);
     findings(p, &db.findings);
     p.push("</section>\n");
@@ -620,6 +621,21 @@ fn restore_tests(p: &mut Page, tests: &[RestoreTestFact]) {
     p.push("</tbody></table>\n");
 }
 
+/// The verified RPO beside the age of the newest backup taken: how old a backup the team has seen restore is.
+fn verified_rpo(p: &mut Page, db: &DbReport) {
+    let hours = |h: Option<f64>| h.map_or("–".to_owned(), |h| format!("{} h", num(h)));
+    let verified = match db.verified_rpo_hours {
+        Some(_) => hours(db.verified_rpo_hours),
+        None => "none: no restore test passed".to_owned(),
+    };
+    p.push(&format!(
+        "<p class=\"verified-rpo\">Verified RPO (age of the newest backup a restore test proved): <strong>{}</strong>; \
+         newest backup taken: {}</p>\n",
+        esc(&verified),
+        esc(&hours(db.newest_backup_age_hours))
+    ));
+}
+
 /// Per day: the largest stored size (MiB) and the longest duration (s) of a profile's exports.
 fn export_days(exports: &[&ExportFact], days: &[NaiveDate]) -> (Vec<Option<f64>>, Vec<Option<f64>>) {
     let on = |d: NaiveDate| exports.iter().filter(move |e| e.at.date_naive() == d);
@@ -716,6 +732,20 @@ mod tests {
         // 92 days: tables of 31, 31 and 30 days, for each of the three day tables of each of three databases.
         assert_eq!(html.matches("<table class=\"days\">").count(), 3 * 3 * 3);
         assert_eq!(html.matches("<caption>(continued)</caption>").count(), 3 * 3 * 2);
+    }
+
+    #[test]
+    fn each_database_shows_its_verified_rpo_beside_its_newest_backup() {
+        let html = page();
+        assert_eq!(
+            html.matches(
+                "<p class=\"verified-rpo\">Verified RPO (age of the newest backup a restore test proved): <strong>"
+            )
+            .count(),
+            3,
+            "{html}"
+        );
+        assert!(html.contains("; newest backup taken: "));
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub struct RestoreTestFact {
     pub error: Option<String>,
     /// The report's key.
     pub key: String,
+    /// When the recovery point it tested stands for (the report's `recovery_point_time`, else its
+    /// `snapshot_time`): a passed test's is what the verified RPO is measured from.
+    pub recovery_point_time: Option<DateTime<Utc>>,
 }
 
 /// Everything gathered about one database.
@@ -172,6 +175,11 @@ pub struct DbReport {
     /// Snapshots first, then one series per export profile.
     pub series: Vec<Series>,
     pub restore_tests: Vec<RestoreTestFact>,
+    /// Verified RPO at the period's end (or now, for the period under way): the age in hours of the newest
+    /// recovery point a passed restore test proved; `None` when none passed.
+    pub verified_rpo_hours: Option<f64>,
+    /// Beside it, the age in hours of the newest backup taken (snapshot or export) at the same moment.
+    pub newest_backup_age_hours: Option<f64>,
     /// Exports made in the period (with their manifests' size and duration), oldest first.
     pub exports: Vec<ExportFact>,
     pub findings: Vec<String>,
@@ -308,6 +316,7 @@ pub(crate) mod fixtures {
             rpo_seconds: Some(rpo_h * 3600.0),
             error: (!passed).then(|| "table users: 0 rows, the manifest says 1200".to_owned()),
             key: format!("reports/restore-tests/x/{}.json", at.format("%Y%m%dT%H%M%SZ")),
+            recovery_point_time: Some(at - chrono::Duration::seconds((rpo_h * 3600.0) as i64)),
         }
     }
 

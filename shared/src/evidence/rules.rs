@@ -337,6 +337,27 @@ fn policy_view(f: &Facts, judged: &Judged) -> PolicyView {
     }
 }
 
+/// Verified RPO at `at`: the age in hours of the newest recovery point a restore test that passed by then proved.
+pub fn verified_rpo_hours(f: &Facts, at: DateTime<Utc>) -> Option<f64> {
+    f.restore_tests
+        .iter()
+        .filter(|t| t.passed && t.at <= at)
+        .filter_map(|t| t.recovery_point_time)
+        .max()
+        .map(|p| (at - p).num_seconds().max(0) as f64 / 3600.0)
+}
+
+/// The age in hours at `at` of the newest snapshot or export taken by then.
+fn newest_backup_age_hours(f: &Facts, at: DateTime<Utc>) -> Option<f64> {
+    f.snapshots
+        .iter()
+        .copied()
+        .chain(f.exports.iter().map(|e| e.at))
+        .filter(|t| *t <= at)
+        .max()
+        .map(|t| (at - t).num_seconds().max(0) as f64 / 3600.0)
+}
+
 /// One database's part of the report, judged against `judged`.
 pub fn database(f: &Facts, judged: &Judged, period: &Period, now: DateTime<Utc>) -> DbReport {
     let days = period.days();
@@ -356,6 +377,8 @@ pub fn database(f: &Facts, judged: &Judged, period: &Period, now: DateTime<Utc>)
         policy: policy_view(f, judged),
         series,
         restore_tests: in_period(&f.restore_tests, |t: &RestoreTestFact| t.at, period),
+        verified_rpo_hours: verified_rpo_hours(f, at),
+        newest_backup_age_hours: newest_backup_age_hours(f, at),
         exports: in_period(&f.exports, |e: &ExportFact| e.at, period),
         findings,
         verdict: verdict(reasons),
@@ -471,6 +494,22 @@ mod tests {
             .filter(|d| d.status == DayStatus::Gap)
             .map(|d| (d.date.to_string(), d.missed))
             .collect()
+    }
+
+    #[test]
+    fn the_verified_rpo_is_the_age_of_the_newest_point_a_passed_test_proved() {
+        let facts = fleet();
+        // app-prod's test of 11-10 proved 11-09 02:00; its failed test of 11-20 proves nothing.
+        assert_eq!(verified_rpo_hours(&facts[0], at(11, 21, 3)), Some(12.0 * 24.0 + 1.0));
+        assert_eq!(verified_rpo_hours(&facts[1], at(11, 21, 3)), Some(8.0 * 24.0 + 1.0));
+        assert_eq!(
+            verified_rpo_hours(&facts[0], at(11, 1, 0)),
+            None,
+            "no test passed by then"
+        );
+        let r = report();
+        let app = db(&r, "app-prod");
+        assert!(app.verified_rpo_hours.unwrap() > app.newest_backup_age_hours.unwrap());
     }
 
     #[test]

@@ -73,6 +73,7 @@ pub fn legacy_thresholds(policy: &Policy, kind: CacheKind, rdb_copy_max_age_s: O
         rdb_copy_max_age_s: rdb_copy_max_age_s.filter(|_| tested),
         restore_test_max_age_s: Some(policy.restore_test_max_age_s).filter(|_| tested),
         pitr_lag_max_s: None,
+        verified_rpo_max_s: None,
         min_retention_days: Some(policy.min_retention_days),
     }
 }

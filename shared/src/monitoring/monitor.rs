@@ -93,13 +93,17 @@ pub struct Thresholds {
     pub restore_test_max_age_s: Option<f64>,
     /// How far point-in-time recovery may lag (`pitr.max_lag_minutes`).
     pub pitr_lag_max_s: Option<f64>,
+    /// How old the newest recovery point a passed restore test proved may be (the verified RPO): what the
+    /// resource's restore-test rules promise ([`crate::monitoring::plan`]); with it comes the `verified-rpo` alarm.
+    pub verified_rpo_max_s: Option<f64>,
     /// The smallest automated backup retention (`pitr.min_days`; for a cache, ElastiCache's own retention, which a
     /// plan does not state).
     pub min_retention_days: Option<f64>,
 }
 
 impl Policy {
-    /// Legacy mode: the one policy, every threshold set, as a database's thresholds.
+    /// Legacy mode: the one policy, every threshold it has set, as a database's thresholds. It states no
+    /// verified RPO (its metric is published all the same): the `verified-rpo` alarm is a plan's.
     pub fn thresholds(&self) -> Thresholds {
         Thresholds {
             snapshot_max_age_s: Some(self.snapshot_max_age_s),
@@ -107,6 +111,7 @@ impl Policy {
             rdb_copy_max_age_s: None,
             restore_test_max_age_s: Some(self.restore_test_max_age_s),
             pitr_lag_max_s: Some(self.pitr_lag_max_s),
+            verified_rpo_max_s: None,
             min_retention_days: Some(self.min_retention_days),
         }
     }
@@ -195,6 +200,19 @@ pub fn alarm_set_for(scope: &AlarmScope, db: &str, t: &Thresholds) -> Vec<AlarmS
                 description: format!("{db}: the last restore test failed"),
             },
         ]);
+    }
+    if let Some(max) = t.verified_rpo_max_s {
+        out.push(AlarmSpec {
+            name: name("verified-rpo"),
+            metric: metrics::VERIFIED_RPO_SECONDS,
+            extra_dimensions: vec![],
+            comparison: Comparison::Greater,
+            threshold: max,
+            description: format!(
+                "{db}: the newest backup a restore test proved is older than {} (verified RPO)",
+                hours(max)
+            ),
+        });
     }
     if let Some(max) = t.pitr_lag_max_s {
         out.push(AlarmSpec {
@@ -348,6 +366,8 @@ pub struct Facts {
     pub exports: BTreeMap<String, DateTime<Utc>>,
     /// Time of the newest restore-test report, and whether it counts as passed.
     pub restore_test: Option<(DateTime<Utc>, bool)>,
+    /// The newest recovery point a passed restore test proved (its report's `recovery_point_time`).
+    pub verified_point: Option<DateTime<Utc>>,
     pub backup: BackupDetails,
 }
 
@@ -359,6 +379,10 @@ pub struct DbView {
     pub export_age_hours: BTreeMap<String, f64>,
     pub restore_test_age_days: Option<f64>,
     pub last_restore_test_passed: Option<bool>,
+    /// The age of the newest backup taken (snapshot or export), beside the verified RPO.
+    pub newest_backup_age_hours: Option<f64>,
+    /// Verified RPO: the age of the newest backup a passed restore test proved.
+    pub verified_rpo_hours: Option<f64>,
     pub backup_retention_days: Option<i32>,
     pub pitr_lag_minutes: Option<f64>,
     pub storage_encrypted: bool,
@@ -379,6 +403,11 @@ impl Facts {
         self.exports.iter().map(|(p, t)| (p.clone(), age_s(now, *t))).collect()
     }
 
+    /// The newest backup taken: the newest available snapshot or complete export.
+    pub fn newest_backup(&self) -> Option<DateTime<Utc>> {
+        self.exports.values().copied().chain(self.newest_snapshot).max()
+    }
+
     /// Neither a snapshot nor an export: the database is selected for backup and has none.
     pub fn backup_missing(&self) -> bool {
         backup_missing(self.newest_snapshot.is_some(), !self.exports.is_empty())
@@ -396,6 +425,8 @@ impl Facts {
                 .collect(),
             restore_test_age_days: self.restore_test.map(|(t, _)| age_s(now, t) / 86400.0),
             last_restore_test_passed: self.restore_test.map(|(_, p)| p),
+            newest_backup_age_hours: self.newest_backup().map(|t| age_s(now, t) / 3600.0),
+            verified_rpo_hours: self.verified_point.map(|t| age_s(now, t) / 3600.0),
             backup_retention_days: self.backup.retention_days,
             pitr_lag_minutes: self.backup.latest_restorable.map(|t| age_s(now, t) / 60.0),
             storage_encrypted: self.backup.encrypted,
@@ -437,6 +468,9 @@ impl Facts {
                 StandardUnit::Count,
             );
         }
+        if let Some(t) = self.verified_point {
+            out.db(db, metrics::VERIFIED_RPO_SECONDS, age_s(now, t), StandardUnit::Seconds);
+        }
         if let Some(days) = self.backup.retention_days {
             out.db(db, metrics::BACKUP_RETENTION_DAYS, f64::from(days), StandardUnit::Count);
         }
@@ -462,6 +496,31 @@ impl Facts {
             StandardUnit::Count,
         );
     }
+}
+
+/// How many of a database's newest restore-test reports monitor reads for its verified RPO: a test of a random
+/// (older) recovery point after one of the newest snapshot must not hide what the earlier test proved, and the
+/// reads stay bounded however many reports the bucket keeps.
+pub const VERIFIED_RPO_REPORTS: usize = 10;
+
+/// The newest recovery point a passed report among `reports` proved: `recovery_point_time`, or (an older
+/// report) `snapshot_time`. A report that is not one (no `passed: true`, no readable time) proves nothing.
+pub fn verified_point<'a>(reports: impl IntoIterator<Item = &'a Value>) -> Option<DateTime<Utc>> {
+    reports
+        .into_iter()
+        .filter(|r| restore_test_passed(Some(r)))
+        .filter_map(recovery_point_of)
+        .max()
+}
+
+/// When the recovery point a restore-test report tested stands for: its `recovery_point_time`, else (an older
+/// report) its `snapshot_time`; `None` when neither is a time.
+pub fn recovery_point_of(report: &Value) -> Option<DateTime<Utc>> {
+    let t = report
+        .get("recovery_point_time")
+        .filter(|v| !v.is_null())
+        .or_else(|| report.get("snapshot_time"))?;
+    t.as_str()?.parse::<DateTime<Utc>>().ok()
 }
 
 /// Whether a restore-test report counts as passed: only one that says `"passed": true`. `None` is a report that
@@ -703,12 +762,35 @@ mod tests {
     }
 
     #[test]
+    fn the_verified_point_is_the_newest_a_passed_report_proved() {
+        let reports = [
+            serde_json::json!({"passed": true, "recovery_point_time": "2026-11-20T02:00:00Z", "snapshot_time": "2026-11-21T00:00:00Z"}),
+            // A random, older point tested later does not hide the newer one.
+            serde_json::json!({"passed": true, "recovery_point_time": "2026-11-16T09:13:27Z"}),
+            serde_json::json!({"passed": false, "recovery_point_time": "2026-11-22T02:00:00Z"}),
+            // An older report without the field: its snapshot time.
+            serde_json::json!({"passed": true, "recovery_point_time": null, "snapshot_time": "2026-11-19T02:00:00Z"}),
+            serde_json::json!({"passed": true, "recovery_point_time": "not a time"}),
+        ];
+        assert_eq!(verified_point(&reports), Some("2026-11-20T02:00:00Z".parse().unwrap()));
+        assert_eq!(verified_point(&reports[2..3]), None, "a failed test proves nothing");
+        let mut m = Metrics::new();
+        Facts::default().metrics("app", now(), &mut m);
+        assert_eq!(
+            m.value_for("app", metrics::VERIFIED_RPO_SECONDS),
+            None,
+            "nothing proved: missing data"
+        );
+    }
+
+    #[test]
     fn facts_become_a_view_and_metrics_in_the_units_each_wants() {
         let facts = Facts {
             newest_snapshot: Some(hours_ago(3)),
             unencrypted_snapshots: 0,
             exports: [("full".to_owned(), hours_ago(30))].into_iter().collect(),
             restore_test: Some((hours_ago(48), true)),
+            verified_point: Some(hours_ago(50)),
             backup: BackupDetails {
                 retention_days: Some(7),
                 latest_restorable: Some(now() - chrono::Duration::minutes(5)),
@@ -721,11 +803,18 @@ mod tests {
         assert_eq!(v.export_age_hours["full"], 30.0);
         assert_eq!(v.restore_test_age_days, Some(2.0));
         assert_eq!(v.last_restore_test_passed, Some(true));
+        assert_eq!(v.verified_rpo_hours, Some(50.0));
+        assert_eq!(
+            v.newest_backup_age_hours,
+            Some(3.0),
+            "the snapshot, newer than the export"
+        );
         assert_eq!(v.pitr_lag_minutes, Some(5.0));
         let mut m = Metrics::new();
         facts.metrics("app", now(), &mut m);
         assert_eq!(m.value_for("app", metrics::SNAPSHOT_AGE_SECONDS), Some(3.0 * 3600.0));
         assert_eq!(m.value_for("app", metrics::LAST_RESTORE_TEST_SUCCESS), Some(1.0));
+        assert_eq!(m.value_for("app", metrics::VERIFIED_RPO_SECONDS), Some(50.0 * 3600.0));
         assert_eq!(m.value_for("app", metrics::PITR_LAG_SECONDS), Some(300.0));
         assert_eq!(m.value_for("app", metrics::BACKUP_RETENTION_DAYS), Some(7.0));
         assert_eq!(m.value_for("app", metrics::DELETION_PROTECTION), Some(0.0));

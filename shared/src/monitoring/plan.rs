@@ -22,7 +22,9 @@ use chrono::Duration;
 use crate::caches::elasticache::CacheKind;
 use crate::monitoring::caches::copies_and_tests_made;
 use crate::monitoring::monitor::Thresholds;
-use crate::plans::document::{Document, Plan, RecoveryPoint, RuleKind};
+use crate::plans::document::{
+    Document, Plan, RecoveryPoint, RestoreTestRule, RuleKind, MAX_PITR_DAYS, MAX_SNAPSHOT_WINDOW_DAYS,
+};
 use crate::plans::membership::{plan_of, MembershipError, Resource};
 
 fn seconds(d: Duration) -> f64 {
@@ -56,6 +58,44 @@ fn restore_test_max_age(plan: &Plan, resource: Resource) -> Option<f64> {
         .min_by(f64::total_cmp)
 }
 
+/// How old the recovery point a database restore test of `rule` proves may be when the test runs: the newest
+/// snapshot or export at most its rule's freshness, a random snapshot or moment at most `within_days` (a random
+/// moment without it: RDS's longest window), the latest restorable time at most `pitr.max_lag_minutes` (an hour
+/// when unstated). `None` for a cache's test.
+fn reach_back_s(plan: &Plan, rule: &RestoreTestRule) -> Option<f64> {
+    let days = |d: u32| f64::from(d) * 86_400.0;
+    let first = |kind| max_ages(plan, kind).first().map(|(_, s)| *s);
+    Some(match rule.from {
+        RecoveryPoint::NewestSnapshot => first(RuleKind::Snapshot).unwrap_or(0.0),
+        RecoveryPoint::NewestExport => max_ages(plan, RuleKind::Export)
+            .into_iter()
+            .find(|(id, _)| {
+                rule.export
+                    .as_deref()
+                    .is_some_and(|p| id.strip_prefix("exports.") == Some(p))
+            })
+            .map_or(0.0, |(_, s)| s),
+        RecoveryPoint::RandomSnapshot => days(rule.within_days.unwrap_or(MAX_SNAPSHOT_WINDOW_DAYS)),
+        RecoveryPoint::RandomPointInTime => days(rule.within_days.unwrap_or(MAX_PITR_DAYS)),
+        RecoveryPoint::LatestRestorableTime => plan
+            .pitr
+            .and_then(|p| p.max_lag_minutes)
+            .map_or(3600.0, |m| f64::from(m) * 60.0),
+        RecoveryPoint::NewestCacheSnapshot => return None,
+    })
+}
+
+/// The verified RPO a database following `plan` is held to: each database restore-test rule promises a proven
+/// recovery point no older than its own freshness plus how far back it reaches ([`reach_back_s`]); the
+/// database is held to the best of those promises (any one rule keeping it is enough).
+fn verified_rpo_max(plan: &Plan) -> Option<f64> {
+    max_ages(plan, RuleKind::RestoreTest)
+        .into_iter()
+        .zip(&plan.restore_tests)
+        .filter_map(|((_, age), rule)| Some(age + reach_back_s(plan, rule)?))
+        .min_by(f64::total_cmp)
+}
+
 /// What a database following `plan` is held to.
 pub fn database_thresholds(plan: &Plan) -> Thresholds {
     let first = |kind| max_ages(plan, kind).first().map(|(_, s)| *s);
@@ -68,6 +108,7 @@ pub fn database_thresholds(plan: &Plan) -> Thresholds {
         rdb_copy_max_age_s: None,
         restore_test_max_age_s: restore_test_max_age(plan, Resource::Database),
         pitr_lag_max_s: plan.pitr.and_then(|p| p.max_lag_minutes).map(|m| f64::from(m) * 60.0),
+        verified_rpo_max_s: verified_rpo_max(plan),
         min_retention_days: plan.pitr.map(|p| f64::from(p.min_days)),
     }
 }
@@ -83,6 +124,7 @@ pub fn cache_thresholds(plan: &Plan, kind: CacheKind) -> Thresholds {
         rdb_copy_max_age_s: first(RuleKind::RdbCopy).filter(|_| tested),
         restore_test_max_age_s: restore_test_max_age(plan, Resource::Cache).filter(|_| tested),
         pitr_lag_max_s: None,
+        verified_rpo_max_s: None,
         min_retention_days: None,
     }
 }
@@ -202,8 +244,60 @@ mod tests {
                 "lifeboat/prod/app-prod/export-age-monthly",
                 "lifeboat/prod/app-prod/restore-test-age",
                 "lifeboat/prod/app-prod/restore-test-failed",
+                "lifeboat/prod/app-prod/verified-rpo",
                 "lifeboat/prod/app-prod/backup-retention",
             ]
+        );
+        // A quarterly test of the newest snapshot proves a point at most a snapshot's freshness old when it runs.
+        assert_eq!(t.verified_rpo_max_s, Some(t.restore_test_max_age_s.unwrap() + DAILY_S));
+    }
+
+    #[test]
+    fn the_verified_rpo_threshold_is_the_best_promise_of_the_database_restore_tests() {
+        let doc = parse(
+            br#"{"format": 1, "plans": {"p": {
+                "snapshots": {"schedule": "0 2 * * *", "retention": {"daily": 7}},
+                "pitr": {"min_days": 7, "max_lag_minutes": 30},
+                "cache_snapshots": {"schedule": "0 2 * * *", "retention": {"daily": 7}},
+                "restore_tests": [
+                    {"schedule": "0 3 * * 0", "from": "random-snapshot", "within_days": 7, "max_age_days": 8},
+                    {"schedule": "0 3 * * *", "from": "newest-cache-snapshot", "max_age_days": 1}]}}}"#,
+        )
+        .unwrap();
+        let day = 86_400.0;
+        let t = database_thresholds(&doc.plans["p"]);
+        assert_eq!(
+            t.verified_rpo_max_s,
+            Some(8.0 * day + 7.0 * day),
+            "the cache's test proves no database"
+        );
+        assert_eq!(
+            cache_thresholds(&doc.plans["p"], CacheKind::ReplicationGroup).verified_rpo_max_s,
+            None
+        );
+        let rules = |tests: &str| {
+            let text = format!(
+                r#"{{"format": 1, "plans": {{"p": {{"snapshots": {{"schedule": "0 2 * * *", "retention": {{"daily": 7}}}},
+                   "pitr": {{"min_days": 7, "max_lag_minutes": 30}}, "restore_tests": {tests}}}}}}}"#
+            );
+            database_thresholds(&parse(text.as_bytes()).unwrap().plans["p"]).verified_rpo_max_s
+        };
+        assert_eq!(
+            rules(r#"[{"schedule": "0 3 * * *", "from": "latest-restorable-time", "max_age_days": 2}]"#),
+            Some(2.0 * day + 1800.0)
+        );
+        assert_eq!(
+            rules(r#"[{"schedule": "0 3 * * *", "from": "random-point-in-time", "max_age_days": 2}]"#),
+            Some(2.0 * day + 35.0 * day),
+            "a random moment of the whole window may be as old as RDS's longest window"
+        );
+        assert_eq!(
+            rules(
+                r#"[{"schedule": "0 3 * * 0", "from": "random-point-in-time", "within_days": 7, "max_age_days": 8},
+                    {"schedule": "0 3 * * *", "from": "latest-restorable-time", "max_age_days": 2}]"#
+            ),
+            Some(2.0 * day + 1800.0),
+            "the daily test of the latest time keeps the tighter promise"
         );
     }
 

@@ -211,6 +211,29 @@ pub enum RecoveryPoint {
     NewestExport,
     /// Each cache's newest available Lifeboat snapshot (needs the plan's `cache_snapshots`).
     NewestCacheSnapshot,
+    /// Each database's available snapshot taken in the last `within_days` days, one of them at random (seeded by
+    /// the test's name, so a rerun picks the same one); needs the plan's `snapshots`.
+    RandomSnapshot,
+    /// Each database restored to a random moment of its point-in-time window (the last `within_days` days of it
+    /// when given), seeded like `random-snapshot`; needs the plan's `pitr`.
+    RandomPointInTime,
+    /// Each database restored to its latest restorable time; needs the plan's `pitr`.
+    LatestRestorableTime,
+}
+
+impl RecoveryPoint {
+    /// Whether the test restores a database (every recovery point but a cache's).
+    pub fn is_database(&self) -> bool {
+        *self != RecoveryPoint::NewestCacheSnapshot
+    }
+
+    /// Whether the test restores a database to a point in time rather than from a snapshot or an export.
+    pub fn is_point_in_time(&self) -> bool {
+        matches!(
+            self,
+            RecoveryPoint::RandomPointInTime | RecoveryPoint::LatestRestorableTime
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,9 +244,19 @@ pub struct RestoreTestRule {
     /// With `from: newest-export`: the profile whose export is restored.
     #[serde(default)]
     pub export: Option<String>,
+    /// With `from: random-snapshot` (required) or `random-point-in-time` (optional): how many days back from the
+    /// test's time the random choice may reach.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within_days: Option<u32>,
     #[serde(default)]
     pub max_age_days: Option<u32>,
 }
+
+/// The most days a point-in-time window can hold (RDS's longest backup retention).
+pub const MAX_PITR_DAYS: u32 = 35;
+
+/// The most days a random snapshot may be chosen from (about ten years, the longest a yearly ladder keeps).
+pub const MAX_SNAPSHOT_WINDOW_DAYS: u32 = 3660;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -442,6 +475,26 @@ fn check_days(path: &str, days: u32, max: u32) -> Result<(), DocumentError> {
     Ok(())
 }
 
+/// `within_days`: required by `random-snapshot`, optional for `random-point-in-time` (at most the longest
+/// point-in-time window), refused elsewhere (a newest or latest recovery point has no window to choose in).
+fn check_within_days(here: &str, r: &RestoreTestRule) -> Result<(), DocumentError> {
+    let path = format!("{here}.within_days");
+    match (&r.from, r.within_days) {
+        (RecoveryPoint::RandomSnapshot, None) => Err(DocumentError::invalid(
+            path,
+            "a test from a random snapshot says how many days back it may choose from (1 to 3660)",
+        )),
+        (RecoveryPoint::RandomSnapshot, Some(d)) => check_days(&path, d, MAX_SNAPSHOT_WINDOW_DAYS),
+        (RecoveryPoint::RandomPointInTime, Some(d)) => check_days(&path, d, MAX_PITR_DAYS),
+        (RecoveryPoint::RandomPointInTime, None) => Ok(()),
+        (_, Some(_)) => Err(DocumentError::invalid(
+            path,
+            "only a test `from: random-snapshot` or `random-point-in-time` chooses within a window",
+        )),
+        (_, None) => Ok(()),
+    }
+}
+
 fn validate(doc: &Document) -> Result<(), DocumentError> {
     if doc.format != FORMAT {
         return Err(DocumentError::invalid(
@@ -572,6 +625,27 @@ fn validate_plan(at: &str, plan: &Plan) -> Result<(), DocumentError> {
                     "this plan takes no database snapshots (`snapshots`), so there is no newest snapshot to test",
                 ))
             }
+            (
+                RecoveryPoint::RandomSnapshot | RecoveryPoint::RandomPointInTime | RecoveryPoint::LatestRestorableTime,
+                Some(_),
+            ) => {
+                return Err(DocumentError::invalid(
+                    format!("{here}.export"),
+                    "only a test `from: newest-export` names an export profile",
+                ))
+            }
+            (RecoveryPoint::RandomSnapshot, None) if plan.snapshots.is_none() => {
+                return Err(DocumentError::invalid(
+                    format!("{here}.from"),
+                    "this plan takes no database snapshots (`snapshots`), so there is no snapshot to choose from",
+                ))
+            }
+            (RecoveryPoint::RandomPointInTime | RecoveryPoint::LatestRestorableTime, None) if plan.pitr.is_none() => {
+                return Err(DocumentError::invalid(
+                    format!("{here}.from"),
+                    "this plan states no point-in-time recovery (`pitr`), so there is no restorable window to test",
+                ))
+            }
             (RecoveryPoint::NewestCacheSnapshot, None) if plan.cache_snapshots.is_none() => {
                 return Err(DocumentError::invalid(
                     format!("{here}.from"),
@@ -580,6 +654,7 @@ fn validate_plan(at: &str, plan: &Plan) -> Result<(), DocumentError> {
             }
             _ => {}
         }
+        check_within_days(&here, r)?;
         if let Some(d) = r.max_age_days {
             let gap = r.schedule.0.longest_gap(gap_epoch());
             if Duration::days(i64::from(d)) < gap {
@@ -632,7 +707,8 @@ pub fn field_paths() -> BTreeSet<String> {
         "pitr": {"min_days": 1},
         "cache_snapshots": {"schedule": "0 2 * * *", "retention": {"daily": 1}},
         "rdb_copies": {"schedule": "0 2 * * *", "keep_days": 1},
-        "restore_tests": [{"schedule": "0 2 * * *", "from": "newest-snapshot"}],
+        "restore_tests": [{"schedule": "0 2 * * *", "from": "newest-snapshot"},
+                          {"schedule": "0 2 * * *", "from": "random-snapshot", "within_days": 7}],
         "rotation": {"every_days": 1}}}}"#;
     let mut out = BTreeSet::new();
     if let Ok(doc) = parse(ONE_OF_EACH.as_bytes()) {
@@ -698,6 +774,33 @@ mod tests {
 
     const MINIMAL: &str =
         r#"{"format": 1, "plans": {"prod": {"snapshots": {"schedule": "0 2 * * *", "retention": {"daily": 30}}}}}"#;
+
+    #[test]
+    fn restore_tests_choose_what_they_prove() {
+        let doc = parse(
+            br#"{"format": 1, "plans": {"p": {
+                "snapshots": {"schedule": "0 2 * * *", "retention": {"daily": 7}},
+                "pitr": {"min_days": 7},
+                "restore_tests": [
+                    {"schedule": "0 3 * * *", "from": "random-snapshot", "within_days": 7},
+                    {"schedule": "0 4 * * *", "from": "random-point-in-time"},
+                    {"schedule": "0 5 * * *", "from": "random-point-in-time", "within_days": 35},
+                    {"schedule": "0 6 * * *", "from": "latest-restorable-time"}]}}}"#,
+        )
+        .unwrap();
+        let tests = &doc.plans["p"].restore_tests;
+        assert_eq!(tests[0].from, RecoveryPoint::RandomSnapshot);
+        assert_eq!(tests[0].within_days, Some(7));
+        assert_eq!(
+            (tests[1].from.clone(), tests[1].within_days),
+            (RecoveryPoint::RandomPointInTime, None)
+        );
+        assert!(tests[1].from.is_point_in_time() && tests[3].from.is_point_in_time());
+        assert!(!tests[0].from.is_point_in_time() && tests[0].from.is_database());
+        assert!(!RecoveryPoint::NewestCacheSnapshot.is_database());
+        assert_eq!(tests[3].from, RecoveryPoint::LatestRestorableTime);
+        assert!(field_paths().contains("plans.<name>.restore_tests[].within_days"));
+    }
 
     #[test]
     fn a_minimal_document_is_one_daily_rule() {
@@ -795,6 +898,34 @@ mod tests {
             (
                 r#"{"format": 1, "plans": {"a": {"exports": {"full": {"schedule": "0 2 * * *", "keep_days": 7}}, "restore_tests": [{"schedule": "0 3 * * *", "from": "newest-export", "export": "critical"}]}}}"#,
                 "plans.a.restore_tests[0].export: `critical` is no export profile of this plan (it has: full)",
+            ),
+            (
+                r#"{"format": 1, "plans": {"a": {"snapshots": {"schedule": "0 2 * * *", "retention": {"daily": 7}}, "restore_tests": [{"schedule": "0 3 * * *", "from": "random-snapshot"}]}}}"#,
+                "plans.a.restore_tests[0].within_days: a test from a random snapshot says how many days back",
+            ),
+            (
+                r#"{"format": 1, "plans": {"a": {"snapshots": {"schedule": "0 2 * * *", "retention": {"daily": 7}}, "restore_tests": [{"schedule": "0 3 * * *", "from": "random-snapshot", "within_days": 0}]}}}"#,
+                "plans.a.restore_tests[0].within_days: 0 is not between 1 and 3660",
+            ),
+            (
+                r#"{"format": 1, "plans": {"a": {"pitr": {"min_days": 7}, "restore_tests": [{"schedule": "0 3 * * *", "from": "random-point-in-time", "within_days": 36}]}}}"#,
+                "plans.a.restore_tests[0].within_days: 36 is not between 1 and 35",
+            ),
+            (
+                r#"{"format": 1, "plans": {"a": {"pitr": {"min_days": 7}, "restore_tests": [{"schedule": "0 3 * * *", "from": "latest-restorable-time", "within_days": 3}]}}}"#,
+                "plans.a.restore_tests[0].within_days: only a test `from: random-snapshot` or `random-point-in-time`",
+            ),
+            (
+                r#"{"format": 1, "plans": {"a": {"snapshots": {"schedule": "0 2 * * *", "retention": {"daily": 7}}, "restore_tests": [{"schedule": "0 3 * * *", "from": "random-point-in-time"}]}}}"#,
+                "plans.a.restore_tests[0].from: this plan states no point-in-time recovery (`pitr`)",
+            ),
+            (
+                r#"{"format": 1, "plans": {"a": {"pitr": {"min_days": 7}, "restore_tests": [{"schedule": "0 3 * * *", "from": "random-snapshot", "within_days": 7}]}}}"#,
+                "plans.a.restore_tests[0].from: this plan takes no database snapshots (`snapshots`), so there is no snapshot to choose from",
+            ),
+            (
+                r#"{"format": 1, "plans": {"a": {"pitr": {"min_days": 7}, "restore_tests": [{"schedule": "0 3 * * *", "from": "latest-restorable-time", "export": "full"}]}}}"#,
+                "plans.a.restore_tests[0].export: only a test `from: newest-export` names an export profile",
             ),
             (
                 r#"{"format": 1, "plans": {"a": {"restore_tests": [{"schedule": "0 3 * * *", "from": "newest-snapshot"}]}}}"#,

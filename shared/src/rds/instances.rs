@@ -205,6 +205,106 @@ pub async fn restore_to_time(rds: &Client, req: &PointInTimeRequest<'_>) -> Resu
     Ok(())
 }
 
+/// A restore test's point-in-time restore: the source database restored to `at` into the test's own tagged
+/// instance, or cluster plus writer instance (a cluster's SQL runs on an instance, as after a snapshot restore).
+#[derive(Debug, Clone, Copy)]
+pub struct PointInTimeTest<'a> {
+    pub kind: DbKind,
+    pub source_id: &'a str,
+    pub engine: &'a str,
+    pub target_id: &'a str,
+    /// For a cluster: the instance created in it.
+    pub cluster_instance: Option<&'a str>,
+    /// An explicit time (never "latest": the report names the moment restored, so the caller chose it).
+    pub at: DateTime<Utc>,
+    pub placement: &'a Placement,
+    pub tags: &'a [Tag],
+}
+
+/// Restores a restore test to a point in time, tagged in the create call (so the restore-test role's tag
+/// grant, which only names restore-test identifiers, also bounds what it may create).
+pub async fn restore_test_to_time(rds: &Client, req: &PointInTimeTest<'_>) -> Result<(), Error> {
+    let placement = req.placement;
+    let time = aws_sdk_rds::primitives::DateTime::from_secs(req.at.timestamp());
+    match req.kind {
+        DbKind::Instance => {
+            rds.restore_db_instance_to_point_in_time()
+                .source_db_instance_identifier(req.source_id)
+                .target_db_instance_identifier(req.target_id)
+                .restore_time(time)
+                .db_instance_class(&placement.instance_class)
+                .set_db_subnet_group_name(placement.subnet_group.clone())
+                .set_vpc_security_group_ids(security_groups(placement))
+                .set_db_parameter_group_name(placement.parameter_group.clone())
+                .publicly_accessible(placement.publicly_accessible)
+                .deletion_protection(false)
+                .multi_az(false)
+                .set_tags(Some(req.tags.to_vec()))
+                .send()
+                .await
+                .map_err(|e| Error::aws("RestoreDBInstanceToPointInTime", e))?;
+        }
+        DbKind::Cluster => {
+            rds.restore_db_cluster_to_point_in_time()
+                .source_db_cluster_identifier(req.source_id)
+                .db_cluster_identifier(req.target_id)
+                .restore_to_time(time)
+                .set_db_subnet_group_name(placement.subnet_group.clone())
+                .set_vpc_security_group_ids(security_groups(placement))
+                .deletion_protection(false)
+                .set_tags(Some(req.tags.to_vec()))
+                .send()
+                .await
+                .map_err(|e| Error::aws("RestoreDBClusterToPointInTime", e))?;
+            let member = ClusterMember {
+                cluster: req.target_id,
+                instance: req.cluster_instance.unwrap_or(req.target_id),
+                engine: req.engine,
+                placement,
+                tags: req.tags,
+            };
+            add_cluster_instance(rds, &member).await?;
+        }
+    }
+    Ok(())
+}
+
+/// What RDS says of a database's point-in-time window: the latest restorable time, the backup retention, and
+/// (a cluster only: `DescribeDBInstances` does not give an instance's) the earliest restorable time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RestorableFacts {
+    pub latest: Option<DateTime<Utc>>,
+    pub earliest: Option<DateTime<Utc>>,
+    pub retention_days: Option<i32>,
+}
+
+pub async fn restorable(rds: &Client, kind: DbKind, id: &str) -> Result<RestorableFacts, Error> {
+    match kind {
+        DbKind::Instance => {
+            let b = backup_details(rds, kind, id).await?;
+            Ok(RestorableFacts {
+                latest: b.latest_restorable,
+                earliest: None,
+                retention_days: b.retention_days,
+            })
+        }
+        DbKind::Cluster => {
+            let out = rds
+                .describe_db_clusters()
+                .db_cluster_identifier(id)
+                .send()
+                .await
+                .map_err(|e| Error::aws("DescribeDBClusters", e))?;
+            let c = out.db_clusters().first();
+            Ok(RestorableFacts {
+                latest: to_chrono(c.and_then(|c| c.latest_restorable_time())),
+                earliest: to_chrono(c.and_then(|c| c.earliest_restorable_time())),
+                retention_days: c.and_then(|c| c.backup_retention_period()),
+            })
+        }
+    }
+}
+
 /// The security groups of a placement as RDS wants them: none given means the default.
 fn security_groups(placement: &Placement) -> Option<Vec<String>> {
     Some(placement.security_groups.clone()).filter(|v| !v.is_empty())
@@ -458,6 +558,53 @@ mod tests {
             tags: &test_tags("app-prod", Utc::now()),
         };
         restore_snapshot(&rds, &request).await.unwrap();
+        assert_eq!(isolated.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_point_in_time_restore_test_is_isolated_tagged_and_names_its_moment() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-19T13:27:51Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let isolated = mock!(Client::restore_db_instance_to_point_in_time)
+            .match_requests(move |r| {
+                let tags: BTreeMap<_, _> = tag_map(r.tags());
+                r.source_db_instance_identifier() == Some("app-prod")
+                    && r.target_db_instance_identifier() == Some("lifeboat-rt-app-prod-202611220400")
+                    && r.restore_time().map(|t| t.secs()) == Some(at.timestamp())
+                    && r.use_latest_restorable_time().is_none()
+                    && r.publicly_accessible() == Some(false)
+                    && r.deletion_protection() == Some(false)
+                    && r.multi_az() == Some(false)
+                    && r.db_instance_class() == Some("db.t4g.micro")
+                    && r.db_subnet_group_name() == Some("lifeboat-restore")
+                    && tags.get(RESTORE_TEST).map(String::as_str) == Some("true")
+                    && tags.get(SOURCE_DB).map(String::as_str) == Some("app-prod")
+            })
+            .then_output(|| {
+                aws_sdk_rds::operation::restore_db_instance_to_point_in_time::RestoreDbInstanceToPointInTimeOutput::builder()
+                    .build()
+            });
+        let rds = mock_client!(aws_sdk_rds, [&isolated]);
+        let placement = Placement {
+            subnet_group: Some("lifeboat-restore".into()),
+            security_groups: vec![],
+            instance_class: "db.t4g.micro".into(),
+            parameter_group: None,
+            isolated: true,
+            publicly_accessible: false,
+        };
+        let request = PointInTimeTest {
+            kind: DbKind::Instance,
+            source_id: "app-prod",
+            engine: "postgres",
+            target_id: "lifeboat-rt-app-prod-202611220400",
+            cluster_instance: None,
+            at,
+            placement: &placement,
+            tags: &test_tags("app-prod", Utc::now()),
+        };
+        restore_test_to_time(&rds, &request).await.unwrap();
         assert_eq!(isolated.num_calls(), 1);
     }
 

@@ -5,7 +5,7 @@
 //! retention ([`retention`], which caches reuse through its `Retained` trait), DR copies ([`copies`]) and the
 //! manual-snapshot quota ([`quota`]); the adapters for snapshots ([`snapshots`]) and for instances and clusters
 //! ([`instances`], with their plain data in [`described`]); and the rules of restore tests ([`restore`]) with
-//! their short-lived secrets ([`test_secrets`]).
+//! their short-lived secrets ([`test_secrets`]) and the recovery point each test proves ([`recovery`]).
 //!
 //! Selection and naming are here, not in the core or with PostgreSQL: selection reads RDS's instance and cluster
 //! lists and their tags, and naming makes RDS identifiers (caches borrow its shortening rule).
@@ -22,6 +22,7 @@ pub mod described;
 pub mod instances;
 pub mod naming;
 pub mod quota;
+pub mod recovery;
 pub mod restore;
 pub mod retention;
 pub mod selection;

@@ -56,6 +56,26 @@ pub struct VerifyRecord {
     /// (then `snapshot_time` is the export's logical time, the age of the restored data). Absent for a snapshot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export: Option<String>,
+    /// How the recovery point was chosen ([`crate::rds::recovery::Choice::describe`]), as the restored
+    /// resource's [`crate::rds::recovery::RECOVERY_CHOICE`] tag says. Absent in older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_choice: Option<String>,
+    /// A point-in-time test: the restore time its [`RESTORED_FROM`] tag names (`snapshot_time` is then that
+    /// time, `snapshot_id` absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point_in_time: Option<DateTime<Utc>>,
+    /// A point-in-time test: how far the restored data reaches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_reaches: Option<Reach>,
+}
+
+/// How far a point-in-time restore's data reaches: the newest commit its heartbeat holds, or (no heartbeat
+/// configured) the restore time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reach {
+    pub time: DateTime<Utc>,
+    /// `heartbeat <table.column>` or `restore time`.
+    pub from: String,
 }
 
 /// Where a database restore test's verify step records its checks: next to the report, under the test's own
@@ -568,6 +588,30 @@ pub struct Report {
     /// `snapshot_time` the export's logical time). Absent for a test from a snapshot, and in older reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export: Option<String>,
+    /// When the recovery point tested stands for, for every kind of test: a snapshot's creation time, an
+    /// export's logical time, a point-in-time test's restore time; `null` when unknown (a test that failed
+    /// before verify). What the verified RPO is measured from. Absent in older reports (read `snapshot_time`).
+    #[serde(default)]
+    pub recovery_point_time: Option<DateTime<Utc>>,
+    /// How the recovery point was chosen: `random-point-in-time seed=<hex> window=<from>/<to>` and the like.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_choice: Option<String>,
+    /// A point-in-time test's restore time (`snapshot_id` is then empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point_in_time: Option<DateTime<Utc>>,
+    /// A point-in-time test: how far the restored data reaches (its heartbeat's newest commit, or the
+    /// restore time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_reaches: Option<Reach>,
+}
+
+impl Report {
+    /// The recovery point this report proved, when it passed: its `recovery_point_time`, else (an older
+    /// report) its `snapshot_time`.
+    pub fn verified_point(&self) -> Option<DateTime<Utc>> {
+        self.passed
+            .then(|| self.recovery_point_time.unwrap_or(self.snapshot_time))
+    }
 }
 
 #[cfg(test)]
