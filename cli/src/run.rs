@@ -204,6 +204,7 @@ fn archive_kind(e: &ArchiveError) -> Kind {
         | A::PlaintextChecksum { .. }
         | A::AgeHeader(_)
         | A::Decode(_)
+        | A::Toc(_)
         | A::RowCounts { .. } => Kind::VerificationFailed,
         A::NotDropped { cause, .. } => archive_kind(cause),
         A::Interrupted { .. } => Kind::Interrupted,
@@ -219,6 +220,7 @@ fn archive_kind(e: &ArchiveError) -> Kind {
         | A::Deadline { .. }
         | A::Workdir { .. }
         | A::WriteFile(_)
+        | A::List(_)
         | A::Task(_) => Kind::Failed,
     }
 }
@@ -561,6 +563,9 @@ pub async fn restore(r: &args::Restore, profile: Option<&str>) -> Result<Done, C
             t.schema, t.name, t.restored_rows, t.expected_rows
         ));
     }
+    for note in &done.left_out {
+        text.push_str(&format!("  {note}\n"));
+    }
     text.push_str(&format!(
         "stages: download {:.1}s, decrypt {:.1}s, restore {:.1}s (streamed: each from the start), verify {:.1}s\n",
         s.download_seconds, s.decrypt_seconds, s.restore_seconds, s.verify_seconds
@@ -577,6 +582,7 @@ pub async fn restore(r: &args::Restore, profile: Option<&str>) -> Result<Done, C
         "export": export_json(&key, &manifest),
         "target": target_json(&into, &done.owner_role),
         "tables": done.tables,
+        "left_out": done.left_out,
         "stages": done.stages,
         "stored_bytes": done.stored_bytes,
         "plaintext_bytes": done.plaintext_bytes,
@@ -603,9 +609,7 @@ async fn dry_run(
     let tables = if r.tables.is_empty() {
         manifest.tables.clone()
     } else {
-        let selected = select::match_tables(&r.tables, &manifest.tables).map_err(ArchiveError::from)?;
-        select::table_args(&selected, &manifest.tables).map_err(ArchiveError::from)?;
-        selected
+        select::match_tables(&r.tables, &manifest.tables).map_err(ArchiveError::from)?
     };
     archive::check_identities(manifest, ids)?;
     if let Some(jobs) = jobs {

@@ -8,7 +8,8 @@
 //! [`select`].
 //! Never: writes to an existing database (the target must not exist; only a database this module created is
 //! ever dropped), runs the archive as the administrator who connects (see [`owner`]), writes a temporary file except for `--jobs` (a 0600 file in the work directory, checked for room
-//! first and removed afterwards), or prints a password.
+//! first and removed afterwards) and, for a restore of some tables, pg_restore's `-L` list (dump ids only, no
+//! data; see [`select::whole_tables`]), or prints a password.
 
 pub mod owner;
 pub mod plan;
@@ -118,6 +119,10 @@ pub enum ArchiveError {
     Workdir { dir: String, source: std::io::Error },
     #[error("writing the plaintext archive to the work directory: {0}")]
     WriteFile(#[source] std::io::Error),
+    #[error("reading the archive's table of contents: {0}")]
+    Toc(#[from] crate::postgres::dump_format::FormatError),
+    #[error("writing pg_restore's list of entries: {0}")]
+    List(#[source] std::io::Error),
     #[error("restore task: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -137,10 +142,13 @@ impl ArchiveError {
             Self::NeedIdentity | Self::WrongIdentity { .. } | Self::AgeHeader(_) => "identity",
             Self::StoredChecksum { .. } => "stored-checksum",
             Self::PlaintextChecksum { .. } => "plaintext-checksum",
-            Self::Decode(_) => "decryption",
-            Self::StartPgRestore { .. } | Self::NoStdin | Self::Wait(_) | Self::Stopped(_) | Self::PgRestore { .. } => {
-                "pg_restore"
-            }
+            Self::Decode(_) | Self::Toc(_) => "decryption",
+            Self::StartPgRestore { .. }
+            | Self::List(_)
+            | Self::NoStdin
+            | Self::Wait(_)
+            | Self::Stopped(_)
+            | Self::PgRestore { .. } => "pg_restore",
             Self::TargetExists { .. } | Self::RoleExists { .. } => "target-exists",
             Self::Connect(_) | Self::Sql { .. } => "target",
             Self::RowCounts { .. } => "row-counts",

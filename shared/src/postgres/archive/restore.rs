@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::owner::{self, Created, Owner};
 use super::plan::check_room;
-use super::select::{compare_exact, match_tables, table_args};
+use super::select::{compare_exact, match_tables};
 use super::stream::{stream, tail, Counters, Destination, Sink, Streamed};
 use super::{check_identities, ArchiveError, Identity};
 use crate::bucket::manifest::{Manifest, TableCount};
@@ -91,6 +91,9 @@ pub struct Report {
     pub export_key: String,
     /// The restored tables, each with the manifest's row count and the count found in the new database.
     pub tables: Vec<RestoredTable>,
+    /// What belongs to the chosen tables but could not come with them (a foreign key to a table not restored),
+    /// each with why; empty for a whole database.
+    pub left_out: Vec<String>,
     pub stored_bytes: u64,
     pub plaintext_bytes: u64,
     pub stages: Stages,
@@ -108,12 +111,11 @@ pub struct RestoredTable {
 /// Restores the export (or `tables` of it) into a new database owned by a new role and verifies its row
 /// counts; on any failure after either was created, drops both again.
 pub async fn restore(req: Request<'_>) -> Result<Report, ArchiveError> {
-    let (selected, args) = if req.tables.is_empty() {
+    let (selected, whole) = if req.tables.is_empty() {
         (req.manifest.tables.clone(), Vec::new())
     } else {
         let selected = match_tables(req.tables, &req.manifest.tables)?;
-        let args = table_args(&selected, &req.manifest.tables)?;
-        (selected, args)
+        (selected.clone(), selected)
     };
     check_identities(req.manifest, req.identities)?;
     if let Some(jobs) = req.jobs {
@@ -125,7 +127,7 @@ pub async fn restore(req: Request<'_>) -> Result<Report, ArchiveError> {
     let mut created = Created::default();
     let work = async {
         let owner = owner::create(&admin, version, name, &mut created).await?;
-        fill(req, &admin, version, &owner, &selected, args).await
+        fill(req, &admin, version, &owner, &selected, whole).await
     };
     let interrupt = async {
         match req.interrupt {
@@ -199,8 +201,10 @@ fn sql_error(action: String) -> impl FnOnce(tokio_postgres::Error) -> ArchiveErr
 }
 
 /// pg_restore into the new database, logged in as its owner role: objects owned by that role, none of the
-/// archive's grants (they name the source's roles; see [`super::owner`]), and the first error stops it.
-fn sink(req: &Request<'_>, owner: &Owner, tables: Vec<String>) -> Sink {
+/// archive's grants (they name the source's roles; see [`super::owner`]), and the first error stops it. Chosen
+/// `tables` come back whole: with their defaults, constraints, indexes and sequences
+/// ([`super::select::whole_tables`]), not only their rows as `pg_restore -t` gives them.
+fn sink(req: &Request<'_>, owner: &Owner, tables: Vec<TableCount>) -> Sink {
     let dbname = format!(
         "dbname='{}'",
         req.into.dbname.replace('\\', "\\\\").replace('\'', "\\'")
@@ -209,11 +213,11 @@ fn sink(req: &Request<'_>, owner: &Owner, tables: Vec<String>) -> Sink {
         .map(str::to_owned)
         .into();
     args.push(dbname);
-    args.extend(tables);
     Sink {
         program: req.pg_restore.to_owned(),
         args,
         env: owner.target(req.into, &req.into.dbname).libpq_env(),
+        tables,
     }
 }
 
@@ -224,7 +228,7 @@ async fn fill(
     version: i32,
     owner: &Owner,
     selected: &[TableCount],
-    args: Vec<String>,
+    whole: Vec<TableCount>,
 ) -> Result<Report, ArchiveError> {
     let fence = owner::fence_public_statements(version, &owner.role);
     if !fence.is_empty() {
@@ -241,8 +245,8 @@ async fn fill(
         .batch_execute(owner::DEFAULT_PRIVILEGES)
         .await
         .map_err(sql_error(owner::DEFAULT_PRIVILEGES.to_owned()))?;
-    if !args.is_empty() {
-        // pg_restore -n/-t restores tables, not their schemas.
+    if !whole.is_empty() {
+        // A list of tables restores tables, not their schemas.
         for schema in selected
             .iter()
             .map(|t| &t.schema)
@@ -254,7 +258,7 @@ async fn fill(
                 .map_err(sql_error(format!("creating schema {schema}")))?;
         }
     }
-    let sink = sink(&req, owner, args);
+    let sink = sink(&req, owner, whole);
     let streamed = match req.jobs {
         None => {
             let to = Destination::PgRestore(sink);
@@ -280,6 +284,7 @@ async fn fill(
     let retire = owner::retire_statement(&owner.role);
     admin.batch_execute(&retire).await.map_err(sql_error(retire))?;
     Ok(Report {
+        left_out: streamed.left_out,
         database: req.into.dbname.clone(),
         owner_role: owner.role.clone(),
         export_key: req.manifest.stored.key.clone(),
@@ -341,8 +346,12 @@ async fn through_file(req: Request<'_>, sink: Sink, jobs: &Jobs<'_>) -> Result<S
         req.counters.clone(),
     )
     .await?;
+    let reread = std::fs::File::open(file.path()).map_err(workdir)?;
+    let (_, chosen) = super::stream::choose_entries(Box::new(reread), &sink.tables)?;
+    streamed.left_out.clone_from(&chosen.left_out);
     let out = tokio::process::Command::new(&sink.program)
         .args(&sink.args)
+        .args(chosen.list_args())
         .arg(format!("--jobs={}", jobs.jobs))
         .arg(file.path())
         .envs(sink.env.iter().map(|(k, v)| (*k, v.as_str())))
