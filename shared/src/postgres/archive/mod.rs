@@ -13,6 +13,7 @@
 
 pub mod owner;
 pub mod plan;
+pub mod recover;
 pub mod report;
 pub mod restore;
 pub mod select;
@@ -68,6 +69,10 @@ pub enum ArchiveError {
     Decode(#[source] std::io::Error),
     #[error("starting {program}: {source} (set --pg-restore or LIFEBOAT_PG_RESTORE to a PostgreSQL client)")]
     StartPgRestore { program: String, source: std::io::Error },
+    #[error("starting {program}: {source} (set --pg-dump or LIFEBOAT_PG_DUMP to a PostgreSQL client)")]
+    StartPgDump { program: String, source: std::io::Error },
+    #[error("pg_dump failed ({status}): {stderr}")]
+    PgDump { status: String, stderr: String },
     #[error("pg_restore has no standard input")]
     NoStdin,
     #[error("waiting for pg_restore: {0}")]
@@ -130,7 +135,10 @@ pub enum ArchiveError {
 impl ArchiveError {
     /// An error that may come from a changed object: the download is finished so the stored checksum can say so.
     pub fn is_data_error(&self) -> bool {
-        !matches!(self, Self::StartPgRestore { .. } | Self::NoStdin | Self::Wait(_))
+        !matches!(
+            self,
+            Self::StartPgRestore { .. } | Self::StartPgDump { .. } | Self::NoStdin | Self::Wait(_)
+        )
     }
 
     /// The check that failed, as restore reports name it.
@@ -143,6 +151,7 @@ impl ArchiveError {
             Self::StoredChecksum { .. } => "stored-checksum",
             Self::PlaintextChecksum { .. } => "plaintext-checksum",
             Self::Decode(_) | Self::Toc(_) => "decryption",
+            Self::StartPgDump { .. } | Self::PgDump { .. } => "pg_dump",
             Self::StartPgRestore { .. }
             | Self::List(_)
             | Self::NoStdin

@@ -290,6 +290,17 @@ fn consume(
     }
 }
 
+/// Feeds another process's archive (pg_dump's standard output, in [`super::recover`]) to pg_restore, the chosen
+/// tables whole, as an export's plaintext is fed: answers the bytes that went through and what was left out.
+pub(super) fn pipe(
+    archive: Box<dyn Read + Send>,
+    sink: Sink,
+    counters: &Counters,
+) -> Result<(u64, Vec<String>), ArchiveError> {
+    let consumed = feed(archive, sink, counters, Instant::now())?;
+    Ok((consumed.bytes, consumed.left_out))
+}
+
 /// Writes the plaintext into the file (which pg_restore reads only once every check has passed).
 fn write_file(
     mut plain: Box<dyn Read + Send>,
