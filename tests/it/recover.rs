@@ -359,3 +359,92 @@ async fn ctrl_c_mid_stream_deletes_the_scratch_and_leaves_no_half_made_target() 
         "the half-made database and its role are dropped: {stderr}"
     );
 }
+
+/// The restore console function with the tools this machine has, its secrets' hosts the local servers.
+async fn console(w: &World) -> restore::Deps {
+    let config = w.moto.config(REGION);
+    let sm = aws_sdk_secretsmanager::Client::new(&config);
+    let secret = serde_json::json!({"engine": "postgres", "host": "127.0.0.1", "port": w.source.port,
+                                    "username": SUPERUSER, "password": w.source.password, "dbname": "app"});
+    sm.create_secret()
+        .name("lifeboat/app-prod")
+        .secret_string(secret.to_string())
+        .send()
+        .await
+        .unwrap();
+    let arn = w
+        .rds
+        .describe_db_instances()
+        .db_instance_identifier("app-prod")
+        .send()
+        .await
+        .unwrap()
+        .db_instances()[0]
+        .db_instance_arn()
+        .unwrap()
+        .to_owned();
+    w.rds
+        .add_tags_to_resource()
+        .resource_name(arn)
+        .tags(Tag::builder().key("lifeboat:secret").value("lifeboat/app-prod").build())
+        .send()
+        .await
+        .unwrap();
+    let bin = lifeboat_tests::postgres::bin_dir();
+    let vars: std::collections::BTreeMap<String, String> = [
+        ("LIFEBOAT_BUCKET", "lifeboat-backups".to_owned()),
+        ("LIFEBOAT_DB_SSLMODE", "disable".to_owned()),
+        ("LIFEBOAT_RESTORE_ENTRY", "console".to_owned()),
+        // The secret names the local server, not the endpoint moto made up.
+        ("LIFEBOAT_EXPORT_ALLOW_ANY_HOST", "true".to_owned()),
+        ("LIFEBOAT_PG_DUMP", bin.join("pg_dump").display().to_string()),
+        ("LIFEBOAT_PG_RESTORE", bin.join("pg_restore").display().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let settings = restore::settings::RestoreSettings::from_env(&move |n: &str| vars.get(n).cloned()).unwrap();
+    restore::Deps::new(&config, settings)
+}
+
+#[tokio::test]
+async fn the_console_recovers_a_table_beside_the_live_one_from_names_alone() {
+    let w = world().await;
+    let deps = console(&w).await;
+    let event = serde_json::json!({"action": "recover", "database": "app-prod", "to": w.at(),
+                                   "tables": ["shop_orders"], "into": {"database": "app_orders_then"}});
+    let out = restore::handle(&deps, event, None).await.unwrap();
+    assert_eq!(
+        w.source
+            .psql(
+                "app_orders_then",
+                "select string_agg(id || '=' || total, ',' order by id) from shop_orders"
+            )
+            .unwrap(),
+        "1=10,2=20,3=30",
+        "beside the live database, as it was"
+    );
+    assert_eq!(
+        out["tables"],
+        serde_json::json!([{"table": "public.shop_orders", "expected_rows": 3, "restored_rows": 3}])
+    );
+    assert_eq!(out["target"]["instance"], "app-prod");
+    assert!(out["rto_seconds"].as_f64().unwrap() > 0.0, "{out}");
+    assert!(
+        !out.to_string().contains(&w.source.password),
+        "no password in the result"
+    );
+    assert_eq!(w.instances().await, ["app-prod"], "no scratch instance is left");
+
+    let late = serde_json::json!({"action": "recover", "database": "app-prod", "to": "2099-01-01T00:00:00Z",
+                                  "into": {"database": "app_future"}});
+    let err = restore::handle(&deps, late, None).await.unwrap_err().to_string();
+    assert!(err.contains("restorable window is"), "{err}");
+    let unknown = serde_json::json!({"action": "recover", "database": "app-prod", "to": w.at(),
+                                     "into": {"database": "app_x", "host": "evil.example"}});
+    assert!(
+        restore::handle(&deps, unknown, None).await.is_err(),
+        "a host in the payload is not even read"
+    );
+    assert_eq!(w.instances().await, ["app-prod"]);
+}

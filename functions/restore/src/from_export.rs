@@ -157,7 +157,7 @@ fn pinned(req: &ExportRestore, manifest_key: &str) -> Value {
 
 /// The new database on `server`: its address (see [`plan::restore_address`]) and the credentials of its
 /// Lifeboat secret, else the source's.
-async fn target(
+pub(crate) async fn target(
     deps: &Deps,
     source: &Database,
     server: &Database,

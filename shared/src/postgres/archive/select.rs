@@ -256,9 +256,17 @@ pub fn whole_tables(entries: &[TocEntry], selected: &[TableCount]) -> Result<Who
         "" => format!("{} {}", e.desc, e.tag),
         schema => format!("{} {schema}.{}", e.desc, e.tag),
     };
+    // A constraint, trigger, policy or rule of a table that was not chosen (a foreign key into a chosen table)
+    // is not the chosen tables' to miss: its tag starts with its own table's name.
+    let of_unchosen = |e: &TocEntry| {
+        ["CONSTRAINT", "FK CONSTRAINT", "TRIGGER", "POLICY", "RULE", "DEFAULT"].contains(&e.desc.as_str())
+            && e.tag
+                .split_once(' ')
+                .is_some_and(|(table, _)| !selected.iter().any(|t| t.schema == e.schema && t.name == table))
+    };
     let left_out = entries
         .iter()
-        .filter(|e| !included.contains(&e.id) && along(e) && attached(e, &included))
+        .filter(|e| !included.contains(&e.id) && along(e) && attached(e, &included) && !of_unchosen(e))
         .map(|e| {
             let needs: Vec<String> = missing(e, &included)
                 .iter()
