@@ -159,7 +159,16 @@ lifeboat completions zsh > ~/.zfunc/_lifeboat\n  lifeboat completions fish > ~/.
 }
 
 /// The commands with a page of their own (`lifeboat-<command>(1)`): every command but `help`.
-pub const MAN_PAGES: [&str; 7] = ["exports", "restore", "verify", "report", "plan", "completions", "man"];
+pub const MAN_PAGES: [&str; 8] = [
+    "exports",
+    "restore",
+    "recover",
+    "verify",
+    "report",
+    "plan",
+    "completions",
+    "man",
+];
 
 /// The shells a completion script is written for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
