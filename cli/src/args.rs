@@ -78,6 +78,22 @@ Example (what would happen, as JSON; nothing is created):\n  \
 lifeboat restore app-prod --into postgres://admin@host/app_check?sslmode=require --identity-file age.key --dry-run --json"
     )]
     Restore(Restore),
+    /// Bring a database, or some of its tables, back as it was at a time, into a new database
+    #[command(
+        long_about = "Restores the instance (or cluster) to TIME into a private scratch instance tagged as a restore \
+                      test, streams the database (or the --table tables, whole: with their indexes, constraints, \
+                      defaults and sequences) from it into a NEW database on the --into server with pg_dump | \
+                      pg_restore (no file), as a role that owns only what it creates, checks every table's row count \
+                      against the scratch's, and deletes the scratch: always, also on failure and on Ctrl-C (exit \
+                      code 130). A time outside the restorable window, or a target database that exists, is refused \
+                      before anything is created. The tool must reach the scratch's subnet (run it where restores \
+                      run). Progress per stage goes to stderr, the result (with the RTO) to stdout.",
+        after_help = "Example (the orders table as it was at 14:31, beside the live database):\n  \
+PGPASSWORD=... lifeboat recover app-prod --to 2026-11-22T14:31:00Z --table orders \\\n      \
+--into 'postgres://admin@app-prod.xxxx.rds.amazonaws.com/app_orders_1431?sslmode=verify-full' \\\n      \
+--subnet-group lifeboat-restore --security-group sg-0123456789abcdef0"
+    )]
+    Recover(Recover),
     /// Check an export end to end without restoring it
     #[command(
         long_about = "Checks an export end to end without restoring it: downloads it, checks the stored SHA-256 and \
@@ -143,7 +159,16 @@ lifeboat completions zsh > ~/.zfunc/_lifeboat\n  lifeboat completions fish > ~/.
 }
 
 /// The commands with a page of their own (`lifeboat-<command>(1)`): every command but `help`.
-pub const MAN_PAGES: [&str; 7] = ["exports", "restore", "verify", "report", "plan", "completions", "man"];
+pub const MAN_PAGES: [&str; 8] = [
+    "exports",
+    "restore",
+    "recover",
+    "verify",
+    "report",
+    "plan",
+    "completions",
+    "man",
+];
 
 /// The shells a completion script is written for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -250,6 +275,46 @@ pub struct Restore {
     pub dry_run: bool,
     #[command(flatten)]
     pub common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct Recover {
+    /// The RDS instance or Aurora cluster identifier
+    pub database: String,
+    /// The time to bring back (RFC 3339, e.g. 2026-11-22T14:31:00Z); inside the restorable window
+    #[arg(long, value_name = "TIME", required = true)]
+    pub to: String,
+    /// A table to bring back (repeatable; `name`, `schema.name` or `"schema"."name"`); none: the whole database
+    #[arg(long = "table", value_name = "TABLE")]
+    pub tables: Vec<String>,
+    /// The target server and the NEW database's name: postgres://user@host:port/new_db?sslmode=...; the password
+    /// comes from PGPASSWORD. The scratch is reached with the same sslmode
+    #[arg(long, value_name = "URL", required = true)]
+    pub into: String,
+    /// The database to copy out of the scratch (default: the instance's DBName, else postgres)
+    #[arg(long, value_name = "NAME")]
+    pub source_database: Option<String>,
+    /// The scratch's DB subnet group (private; default: $LIFEBOAT_RESTORE_SUBNET_GROUP, else the default VPC's)
+    #[arg(long, value_name = "NAME")]
+    pub subnet_group: Option<String>,
+    /// The scratch's security group (default: $LIFEBOAT_RESTORE_SECURITY_GROUP)
+    #[arg(long, value_name = "ID")]
+    pub security_group: Option<String>,
+    /// The scratch's instance class
+    #[arg(long, value_name = "CLASS", default_value = "db.t4g.medium")]
+    pub instance_class: String,
+    /// Hours after which the janitor deletes the scratch, should this command not
+    #[arg(long, value_name = "HOURS", default_value_t = 6)]
+    pub expires_hours: u32,
+    /// Seconds between looks at the scratch's status
+    #[arg(long, value_name = "SECONDS", default_value_t = 15, hide = true)]
+    pub poll_seconds: u64,
+    /// The pg_dump program (default: $LIFEBOAT_PG_DUMP, else pg_dump on the PATH)
+    #[arg(long, value_name = "PATH")]
+    pub pg_dump: Option<String>,
+    /// The pg_restore program (default: $LIFEBOAT_PG_RESTORE, else pg_restore on the PATH)
+    #[arg(long, value_name = "PATH")]
+    pub pg_restore: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -13,6 +13,7 @@
 mod args;
 mod plan;
 mod progress;
+mod recover;
 mod run;
 mod url;
 
@@ -41,6 +42,7 @@ async fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Exports(a) => run::exports(a, profile).await,
         Command::Restore(a) => run::restore(a, profile).await,
+        Command::Recover(a) => recover::recover(a, profile).await,
         Command::Verify(a) => run::verify(a, profile).await,
         Command::Report(a) => run::report(a, profile).await,
         Command::Plan { command } => plan::run(command, profile).await,

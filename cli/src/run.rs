@@ -98,6 +98,10 @@ pub enum CliError {
     InterruptedEarly,
     #[error("interrupted (Ctrl-C): the restore into {database} stopped, and the database it had created was dropped")]
     Interrupted { database: String },
+    #[error("--to {0} is not an RFC 3339 time (e.g. 2026-11-22T14:31:00Z)")]
+    ToTime(String),
+    #[error(transparent)]
+    Recover(lifeboat::recover::RecoverError),
     #[error(transparent)]
     Archive(#[from] ArchiveError),
     /// An error of `verify`, where pg_restore rejecting the archive is the verification failing.
@@ -120,7 +124,10 @@ pub enum CliError {
 impl CliError {
     pub fn kind(&self) -> Kind {
         match self {
-            Self::Time(_) | Self::Url(_) | Self::NoBucket | Self::Period(_) | Self::Config(_) => Kind::Usage,
+            Self::Recover(e) => crate::recover::kind(e),
+            Self::Time(_) | Self::ToTime(_) | Self::Url(_) | Self::NoBucket | Self::Period(_) | Self::Config(_) => {
+                Kind::Usage
+            }
             Self::TargetName(_) | Self::Refused(_) | Self::NotAnIdentity(_) => Kind::Refused,
             Self::NotFound(_) => Kind::NotFound,
             Self::IdentityFile { source, .. } | Self::ReadFile { source, .. } => match source.kind() {
@@ -184,7 +191,7 @@ fn aws_kind(code: Option<&str>) -> Kind {
 }
 
 /// The exit class of a library error. Exhaustive on purpose: a new way to fail is classed when it is added.
-fn archive_kind(e: &ArchiveError) -> Kind {
+pub fn archive_kind(e: &ArchiveError) -> Kind {
     use ArchiveError as A;
     match e {
         A::NoExport { .. } => Kind::NotFound,
@@ -204,12 +211,15 @@ fn archive_kind(e: &ArchiveError) -> Kind {
         | A::PlaintextChecksum { .. }
         | A::AgeHeader(_)
         | A::Decode(_)
+        | A::Toc(_)
         | A::RowCounts { .. } => Kind::VerificationFailed,
         A::NotDropped { cause, .. } => archive_kind(cause),
         A::Interrupted { .. } => Kind::Interrupted,
         A::Aws(e) => aws_kind(e.aws_code()),
         A::Download { .. }
         | A::StartPgRestore { .. }
+        | A::StartPgDump { .. }
+        | A::PgDump { .. }
         | A::NoStdin
         | A::Wait(_)
         | A::Stopped(_)
@@ -219,6 +229,7 @@ fn archive_kind(e: &ArchiveError) -> Kind {
         | A::Deadline { .. }
         | A::Workdir { .. }
         | A::WriteFile(_)
+        | A::List(_)
         | A::Task(_) => Kind::Failed,
     }
 }
@@ -561,6 +572,9 @@ pub async fn restore(r: &args::Restore, profile: Option<&str>) -> Result<Done, C
             t.schema, t.name, t.restored_rows, t.expected_rows
         ));
     }
+    for note in &done.left_out {
+        text.push_str(&format!("  {note}\n"));
+    }
     text.push_str(&format!(
         "stages: download {:.1}s, decrypt {:.1}s, restore {:.1}s (streamed: each from the start), verify {:.1}s\n",
         s.download_seconds, s.decrypt_seconds, s.restore_seconds, s.verify_seconds
@@ -577,6 +591,7 @@ pub async fn restore(r: &args::Restore, profile: Option<&str>) -> Result<Done, C
         "export": export_json(&key, &manifest),
         "target": target_json(&into, &done.owner_role),
         "tables": done.tables,
+        "left_out": done.left_out,
         "stages": done.stages,
         "stored_bytes": done.stored_bytes,
         "plaintext_bytes": done.plaintext_bytes,
@@ -603,9 +618,7 @@ async fn dry_run(
     let tables = if r.tables.is_empty() {
         manifest.tables.clone()
     } else {
-        let selected = select::match_tables(&r.tables, &manifest.tables).map_err(ArchiveError::from)?;
-        select::table_args(&selected, &manifest.tables).map_err(ArchiveError::from)?;
-        selected
+        select::match_tables(&r.tables, &manifest.tables).map_err(ArchiveError::from)?
     };
     archive::check_identities(manifest, ids)?;
     if let Some(jobs) = jobs {
@@ -716,11 +729,11 @@ async fn write_report(
 
 /// A flag that turns true at the first Ctrl-C (SIGINT). From then on SIGINT no longer kills the process: the
 /// restore sees the flag, drops the database it created, and the command exits with [`INTERRUPTED`].
-fn on_ctrl_c() -> tokio::sync::watch::Receiver<bool> {
+pub fn on_ctrl_c() -> tokio::sync::watch::Receiver<bool> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\ninterrupted: stopping; a database this restore created is dropped");
+            eprintln!("\ninterrupted: stopping; what this command created is dropped or deleted");
             // No receiver left means the restore is over: nothing to stop.
             let _ = tx.send(true);
         }

@@ -8,7 +8,15 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::process::{Command, Output};
 
-const COMMANDS: [&str; 6] = ["exports", "restore", "verify", "report", "completions", "man"];
+const COMMANDS: [&str; 7] = [
+    "exports",
+    "restore",
+    "recover",
+    "verify",
+    "report",
+    "completions",
+    "man",
+];
 
 fn lifeboat<S: AsRef<OsStr>>(args: &[S]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lifeboat"))

@@ -10,6 +10,7 @@
 //! ```text
 //! evidence     the auditor's report                          uses monitoring, rds, bucket, core
 //! monitoring   alarms, findings, the janitor's rules, notify  uses plans, caches, rds, bucket, core
+//! recover      a database or tables back as at a time         uses rds, postgres, core (feature `archive`)
 //! plans        the written policy as a document, due runs     uses rds, postgres, bucket, core
 //! caches       ElastiCache, RDB files, cache restore tests   uses rds, postgres, bucket, core
 //! rds          snapshots, instances, retention, restore tests uses bucket, core
@@ -26,3 +27,5 @@ pub mod monitoring;
 pub mod plans;
 pub mod postgres;
 pub mod rds;
+#[cfg(feature = "archive")]
+pub mod recover;

@@ -39,6 +39,8 @@ taken; the server keeps taking writes after it, and an export later in the day m
 stand-in holds no data, and exporting it fails with a message that says so (never an invented file); a cache whose
 stand-ins are not one per shard cannot be snapshotted (ElastiCache would write a file per node group).
 
+It also installs RDS's point-in-time restore into a real server (`rds_pitr.py`, whose docstring says how).
+
 Usage: python elasticache_export.py STATE_DIR [moto_server arguments ...]
 """
 
@@ -270,6 +272,12 @@ def copy_snapshot(self):
 
 
 ElastiCacheResponse.copy_snapshot = copy_snapshot
+
+# RDS's point-in-time restore into a real server, for instances a real PostgreSQL stands in for (rds_pitr.py).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rds_pitr  # noqa: E402
+
+rds_pitr.install(STATE)
 
 from moto.server import main  # noqa: E402
 

@@ -98,6 +98,7 @@ fn every_restore_event_parses() {
             "plan",
             "poll",
             "prepare",
+            "recover",
             "report",
             "restore",
             "restore-cache",

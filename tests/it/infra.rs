@@ -424,12 +424,23 @@ fn the_restore_roles_may_write_exactly_the_tag_keys_the_code_writes() {
     }
     let restore_role =
         &template[template.find("\n  RestoreRole:\n").unwrap()..template.find("\n  RestoreTestRole:\n").unwrap()];
-    assert!(
-        !restore_role
+    assert_eq!(
+        restore_role
             .lines()
             .filter(|l| !l.trim_start().starts_with('#'))
-            .any(|l| l.contains("rds:AddTagsToResource")),
-        "a console restore writes no RDS tag"
+            .filter(|l| l.contains("rds:AddTagsToResource"))
+            .count(),
+        1,
+        "a console restore writes no RDS tag; only recover's scratch is tagged"
+    );
+    let scratch: Vec<String> = lifeboat::rds::recover::scratch_tags("db", at, at)
+        .iter()
+        .filter_map(|t| t.key().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        allowed_tag_keys(&template, "RestoreRole", "TagRecoverScratch"),
+        keys(scratch),
+        "recover's scratch is tagged as a restore test, and with nothing else"
     );
 }
 

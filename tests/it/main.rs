@@ -34,6 +34,7 @@ mod plan_watch;
 mod plans;
 mod rdb;
 mod rdb_copy;
+mod recover;
 mod restore;
 mod restore_export;
 mod rotate;

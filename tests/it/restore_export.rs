@@ -733,3 +733,35 @@ async fn a_restore_still_running_near_the_deadline_stops_drops_what_it_made_and_
     assert_eq!(reports[0]["outcome"], "failed");
     assert_eq!(reports[0]["failed_check"], "deadline", "{}", reports[0]);
 }
+
+#[tokio::test]
+async fn chosen_tables_come_back_whole_and_a_foreign_key_to_a_table_left_behind_is_named() {
+    let w = world_planted(&[("LIFEBOAT_EXPORT_ALLOW_ANY_HOST", "true".to_owned())], |pg| {
+        lifeboat_tests::shop::plant(pg, "app")
+    })
+    .await;
+    let out = w
+        .restore(event("app_orders", &["shop_orders", "shop_lines"]), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        lifeboat_tests::shop::shape(&w.pg, "app_orders"),
+        "shop_lines:shop_lines_order_id_fkey:f shop_lines:shop_lines_pkey:index shop_lines:shop_lines_pkey:p \
+         shop_orders:shop_orders_customer_total:index shop_orders:shop_orders_pkey:index \
+         shop_orders:shop_orders_pkey:p shop_orders:shop_orders_total_check:c",
+        "keys, indexes, the check and the foreign key between the two tables; not the one to customers"
+    );
+    lifeboat_tests::shop::assert_whole(&w.pg, "app_orders");
+    let left_out = out["left_out"].as_array().unwrap();
+    assert_eq!(left_out.len(), 1, "{out}");
+    assert!(
+        left_out[0].as_str().unwrap().contains("shop_orders_customer_id_fkey")
+            && left_out[0].as_str().unwrap().contains("TABLE public.shop_customers"),
+        "{out}"
+    );
+    assert_eq!(
+        out["tables"],
+        json!([{"table": "public.shop_lines", "expected_rows": 3, "restored_rows": 3},
+               {"table": "public.shop_orders", "expected_rows": 3, "restored_rows": 3}])
+    );
+}

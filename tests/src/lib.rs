@@ -18,6 +18,7 @@ pub mod permissions;
 pub mod plans;
 pub mod postgres;
 pub mod redis;
+pub mod shop;
 pub mod stack;
 pub mod stats;
 

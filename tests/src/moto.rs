@@ -73,6 +73,7 @@ const CLOCK_FILE: &str = "clock";
 const EXPORT_SCRIPT: &str = "tests/emulator/elasticache_export.py";
 const STAND_INS_FILE: &str = "stand-ins.json";
 const BUCKET_POLICIES_FILE: &str = "bucket-policies.json";
+const PITR_STAND_INS_FILE: &str = "stand-ins-pitr.json";
 
 /// Registers a stand-in Lambda function (and the IAM role moto requires it to have), after switching moto's Lambda
 /// to its Docker-free backend (`/moto-api/config`, `lambda.use_docker=false`). Why: Secrets Manager's RotateSecret
@@ -170,6 +171,20 @@ impl Moto {
             .map(|r| serde_json::json!({"port": r.port, "password": r.password, "ca": r.ca_file, "rdb": r.rdb()}))
             .collect();
         std::fs::write(&path, all.to_string()).expect("moto's stand-ins file");
+    }
+
+    /// Makes `pg` (started with `Postgres::start_archiving`) stand in for RDS instance `instance`: a point-in-time
+    /// restore of it from now on replays a base backup taken now and the server's archived WAL to the requested
+    /// time into a new server, which the restored instance's endpoint names (`tests/emulator/rds_pitr.py`). Only for a
+    /// server started with the export extension.
+    pub fn stand_in_pitr(&self, instance: &str, pg: &crate::postgres::Postgres) {
+        let path = self._dir.path().join(PITR_STAND_INS_FILE);
+        let mut all: serde_json::Value = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_else(|| serde_json::json!({}));
+        all[instance] = pg.pitr_stand_in();
+        std::fs::write(&path, all.to_string()).expect("moto's point-in-time stand-ins file");
     }
 
     /// The bucket policies ElastiCache's exports are judged by (bucket name -> policy document), as a deployed

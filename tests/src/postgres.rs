@@ -41,6 +41,10 @@ pub fn bin_dir() -> PathBuf {
     }
 }
 
+/// Where an archiving server's WAL segments and base backup go, in its own directory.
+const ARCHIVE_DIR: &str = "wal-archive";
+const BASE_DIR: &str = "base-backup";
+
 fn id_of(user: &str, flag: &str) -> Option<u32> {
     let out = Command::new("id").args([flag, user]).output().ok()?;
     String::from_utf8(out.stdout).ok()?.trim().parse().ok()
@@ -62,22 +66,32 @@ pub struct Postgres {
 impl Postgres {
     /// A server that accepts plaintext and TLS connections.
     pub fn start() -> Self {
-        Self::start_with(false)
+        Self::start_with(false, false)
+    }
+
+    /// A server that archives every finished WAL segment into its own archive directory, so that a base backup
+    /// ([`Postgres::base_backup`]) plus the archive can be replayed to any later moment: the stand-in for an RDS
+    /// instance's point-in-time recovery (`tests/emulator/rds_pitr.py`).
+    pub fn start_archiving() -> Self {
+        Self::start_with(false, true)
     }
 
     /// A server that rejects every connection without TLS; its certificate (CN and SAN `localhost`,
     /// `127.0.0.1`) is signed by a throwaway CA in `ca_file`.
     pub fn start_tls_only() -> Self {
-        Self::start_with(true)
+        Self::start_with(true, false)
     }
 
-    fn start_with(tls_only: bool) -> Self {
+    fn start_with(tls_only: bool, archiving: bool) -> Self {
         let bin = bin_dir();
         let dir = tempfile::tempdir().expect("temp dir for PostgreSQL");
         let data = dir.path().join("data");
         let password = crate::random_hex(16);
         let pwfile = dir.path().join("pw");
         std::fs::write(&pwfile, &password).expect("password file");
+        if archiving {
+            std::fs::create_dir(dir.path().join(ARCHIVE_DIR)).expect("WAL archive directory");
+        }
 
         let is_root = Command::new("id")
             .arg("-u")
@@ -133,6 +147,18 @@ impl Postgres {
             "-p {port} -c listen_addresses=127.0.0.1 -k {} -c password_encryption=scram-sha-256 -c fsync=off",
             sock.display()
         );
+        if archiving {
+            let archive = pg.dir.path().join(ARCHIVE_DIR);
+            let conf = format!(
+                "\nwal_level = replica\narchive_mode = on\narchive_command = 'cp %p {}/%f'\n",
+                archive.display()
+            );
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(pg.data.join("postgresql.conf"))
+                .expect("postgresql.conf");
+            std::io::Write::write_all(&mut file, conf.as_bytes()).expect("postgresql.conf");
+        }
         if tls_only {
             let (cert, key, ca) = make_certificates(pg.dir.path(), pg.run_as);
             options.push_str(&format!(
@@ -263,6 +289,46 @@ impl Postgres {
         } else {
             Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
         }
+    }
+
+    /// A base backup of the whole server (`pg_basebackup`, as the server's user) in its own directory, and when it
+    /// was complete: a point-in-time restore can reach any moment after it. For a server started with
+    /// [`Postgres::start_archiving`].
+    pub fn base_backup(&self) -> (PathBuf, chrono::DateTime<chrono::Utc>) {
+        let base = self.dir.path().join(BASE_DIR);
+        let out = self
+            .command("pg_basebackup")
+            .args([
+                "-D",
+                path_str(&base),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                SUPERUSER,
+            ])
+            .args(["-X", "fetch", "-c", "fast"])
+            .env("PGPASSWORD", &self.password)
+            .output()
+            .unwrap_or_else(|e| panic!("running pg_basebackup: {e}; {INSTALL_HINT}"));
+        assert!(
+            out.status.success(),
+            "pg_basebackup failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (base, chrono::Utc::now())
+    }
+
+    /// What the point-in-time emulator needs to replay this server (see `tests/emulator/rds_pitr.py`): a base
+    /// backup taken now, the WAL archive, and how to log in and run the tools.
+    pub fn pitr_stand_in(&self) -> serde_json::Value {
+        let (base, at) = self.base_backup();
+        serde_json::json!({
+            "bin": self.bin, "base": base, "base_time": at.timestamp() as f64 + 1.0,
+            "archive": self.dir.path().join(ARCHIVE_DIR), "port": self.port, "user": SUPERUSER,
+            "password": self.password, "uid": self.run_as.map(|(u, _)| u), "gid": self.run_as.map(|(_, g)| g),
+        })
     }
 
     pub fn data_dir(&self) -> &Path {

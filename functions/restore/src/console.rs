@@ -90,6 +90,7 @@ async fn begin(deps: &Deps, db: &Database, m: &ManualRestore, placement: &Placem
                 target_id: &m.target,
                 at,
                 placement,
+                tags: &[],
             };
             rds::restore_to_time(&deps.rds, &request).await?;
             Ok(format!("point in time {t}"))

@@ -63,6 +63,9 @@ pub enum RestoreError {
     /// A restore from an export stopped (which check, or why it was refused).
     #[error(transparent)]
     FromExport(#[from] ExportRestoreError),
+    /// A recover stopped (refused, failed, out of time); its scratch instance was deleted unless it says otherwise.
+    #[error(transparent)]
+    Recover(#[from] lifeboat::recover::RecoverError),
     /// What the request asks is not something Lifeboat does yet (a restore test of a sharded cache).
     #[error("{0}")]
     Unsupported(String),
@@ -112,6 +115,8 @@ impl RestoreError {
             Self::TestsFailed { .. } => "Lifeboat.PartialFailure",
             Self::State(_) | Self::Report(_) => "Lifeboat.Restore.Serialization",
             Self::FromExport(e) => e.error_type(),
+            Self::Recover(e) if e.is_refusal() => "Lifeboat.Restore.Refused",
+            Self::Recover(_) => "Lifeboat.Restore.RecoverFailed",
             Self::Unsupported(_) => "Lifeboat.Restore.Unsupported",
             Self::WrongEntry { .. } => "Lifeboat.Restore.WrongEntry",
             Self::NotOwnTest { .. } | Self::NotOwned { .. } => "Lifeboat.Restore.NotOwned",

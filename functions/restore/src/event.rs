@@ -83,6 +83,8 @@ pub enum Request {
     /// A restore of a complete export (or some of its tables) into a new database.
     #[serde(rename = "restore-export")]
     RestoreExport(ExportRestore),
+    /// A database (or some of its tables) back as it was at a time, into a new database.
+    Recover(RecoverRequest),
     /// A cache's restore test: restore the newest (or the named) snapshot into an isolated replication group.
     CacheStart {
         cache: String,
@@ -329,7 +331,9 @@ impl Request {
     /// The entry (function) that serves this request: the state machine's steps, or the console's actions.
     pub fn entry(&self) -> Entry {
         match self {
-            Request::Restore(_) | Request::RestoreExport(_) | Request::RestoreCache(_) => Entry::Console,
+            Request::Restore(_) | Request::RestoreExport(_) | Request::Recover(_) | Request::RestoreCache(_) => {
+                Entry::Console
+            }
             _ => Entry::Steps,
         }
     }
@@ -349,6 +353,7 @@ impl Request {
             Request::Summary { .. } => "summary",
             Request::Restore(_) => "restore",
             Request::RestoreExport(_) => "restore-export",
+            Request::Recover(_) => "recover",
             Request::CacheStart { .. } => "cache_start",
             Request::CachePoll { .. } => "cache_poll",
             Request::CacheVerify { .. } => "cache_verify",
@@ -385,7 +390,7 @@ fn check_export(req: &Request) -> Result<(), Error> {
 pub fn parse(payload: Value) -> Result<Request, Error> {
     let req: Request = serde_json::from_value(payload).map_err(|e| {
         Error::InvalidEvent(format!(
-            "expected {{\"action\": plan|start|export_start|poll|prepare|verify|export_verify|report|cleanup|summary|restore|restore-export|cache_start|cache_poll|cache_verify|cache_report|cache_cleanup|restore-cache, ...}}: {e}"
+            "expected {{\"action\": plan|start|export_start|poll|prepare|verify|export_verify|report|cleanup|summary|restore|restore-export|recover|cache_start|cache_poll|cache_verify|cache_report|cache_cleanup|restore-cache, ...}}: {e}"
         ))
     })?;
     let check = |db: &str| validate_db_identifier(db).map_err(|r| Error::InvalidEvent(format!("database `{db}`: {r}")));
@@ -434,6 +439,7 @@ pub fn parse(payload: Value) -> Result<Request, Error> {
             }
         }
         Request::RestoreExport(r) => r.validate()?,
+        Request::Recover(r) => r.validate()?,
         Request::CacheStart { cache, .. } => lifeboat::caches::restore::validate_group_id(cache)
             .map_err(|r| Error::InvalidEvent(format!("cache `{cache}`: {r}")))?,
         Request::RestoreCache(r) => r.validate()?,
@@ -462,6 +468,35 @@ pub struct ExportRestore {
     /// when it would not fit); 1 or none streams with no file.
     #[serde(default)]
     pub jobs: Option<u32>,
+}
+
+/// `{"action": "recover", "database": "app-prod", "to": "2026-11-22T14:31:00Z", "tables": ["orders"],
+/// "into": {"database": "app_orders_1431"}}`: the database (or the tables) as it was at `to`, into a new database
+/// on the source's server or on `into.instance`. Only names: the scratch, the hosts and the credentials are
+/// derived from RDS and the databases' Lifeboat secrets.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoverRequest {
+    pub database: String,
+    /// RFC 3339, inside the restorable window.
+    pub to: DateTime<Utc>,
+    #[serde(default)]
+    pub tables: Vec<String>,
+    pub into: IntoTarget,
+}
+
+impl RecoverRequest {
+    /// Refuses what cannot be a recover before anything is called.
+    pub fn validate(&self) -> Result<(), Error> {
+        let invalid =
+            |what: &str, value: &str, reason: String| Error::InvalidEvent(format!("{what} `{value}`: {reason}"));
+        validate_db_identifier(&self.database).map_err(|r| invalid("database", &self.database, r.to_string()))?;
+        if let Some(i) = &self.into.instance {
+            validate_db_identifier(i).map_err(|r| invalid("into.instance", i, r.to_string()))?;
+        }
+        plan::check_target_name(&self.into.database)
+            .map_err(|e| invalid("into.database", &self.into.database, e.to_string()))
+    }
 }
 
 /// Where the restore goes: a database that must not exist yet, on the source's server or on `instance`.

@@ -157,7 +157,7 @@ fn pinned(req: &ExportRestore, manifest_key: &str) -> Value {
 
 /// The new database on `server`: its address (see [`plan::restore_address`]) and the credentials of its
 /// Lifeboat secret, else the source's.
-async fn target(
+pub(crate) async fn target(
     deps: &Deps,
     source: &Database,
     server: &Database,
@@ -232,6 +232,7 @@ fn result(
                    "access": format!("the database is owned by role {0}, which cannot log in and is the only role \
                                       that may connect: GRANT \"{0}\" TO <user> lets a user in", report.owner_role)},
         "tables": tables,
+        "left_out": report.left_out,
         "verified": true,
         "durations": {"prepare_seconds": prepared, "download_seconds": st.download_seconds,
                       "decrypt_seconds": st.decrypt_seconds, "restore_seconds": st.restore_seconds,

@@ -87,6 +87,7 @@ pub async fn handle(deps: &Deps, payload: Value, deadline: Option<Instant>) -> R
         Request::Summary { results } => summary(&results),
         Request::Restore(m) => crate::console::restore(deps, m, deadline).await,
         Request::RestoreExport(r) => crate::from_export::run(deps, r, deadline).await,
+        Request::Recover(r) => crate::recover::run(deps, r, deadline).await,
         Request::CacheStart {
             cache,
             snapshot,

@@ -23,6 +23,7 @@ pub mod from_export;
 pub mod handler;
 pub mod password;
 pub mod plan_tests;
+pub mod recover;
 pub mod recovery;
 pub mod report;
 pub mod restored;

@@ -175,6 +175,8 @@ pub struct RestoreSettings {
     /// The export profile whose latest manifest the restored data is compared with.
     pub profile: String,
     pub pg_restore: String,
+    /// `recover`'s pg_dump (the image's, as the export's).
+    pub pg_dump: String,
     pub tls: TlsSettings,
     /// The `restore-export` action: its assumed speed and the ECS task for long restores.
     pub from_export: FromExportSettings,
@@ -208,6 +210,7 @@ impl RestoreSettings {
             age_identity_secret: read(env, AGE_IDENTITY_SECRET),
             profile: read(env, PROFILE).unwrap_or_else(|| "full".to_owned()),
             pg_restore: settings::pg_restore(env),
+            pg_dump: read(env, "LIFEBOAT_PG_DUMP").unwrap_or_else(|| "pg_dump".to_owned()),
             tls: TlsSettings::from_env(env)?,
             from_export: FromExportSettings::from_env(env)?,
             cache: CacheRestoreSettings::from_env(env)?,

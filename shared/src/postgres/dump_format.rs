@@ -165,6 +165,35 @@ impl RowCounter {
     }
 }
 
+/// The table of contents at the start of an uncompressed custom-format archive read from `input`, and every
+/// byte read to find it (the caller hands them on before the rest of `input`, so that the archive is read once).
+pub fn read_toc_entries(input: &mut dyn Read) -> Result<(Vec<TocEntry>, Vec<u8>), FormatError> {
+    let feed = Rc::new(RefCell::new(Feed::default()));
+    let mut parse = Box::pin(async {
+        let mut r = Reader::new(Rc::clone(&feed));
+        let header = read_header(&mut r).await?;
+        read_toc(&mut r, &header).await.map(|toc| toc.entries)
+    });
+    let mut head = Vec::new();
+    let mut buf = vec![0; BUF];
+    // The parser waits only for bytes, which only this loop brings: no waker is ever needed.
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(entries) = parse.as_mut().poll(&mut cx) {
+            return entries.map(|e| (e, head));
+        }
+        match input.read(&mut buf) {
+            Ok(0) => feed.borrow_mut().ended = true,
+            Ok(n) => {
+                head.extend_from_slice(&buf[..n]);
+                feed.borrow_mut().current = Bytes::copy_from_slice(&buf[..n]);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 async fn parse(mut r: Reader) -> Result<Vec<TableRows>, FormatError> {
     let header = read_header(&mut r).await?;
     let toc = read_toc(&mut r, &header).await?;
@@ -253,8 +282,21 @@ async fn read_header(r: &mut Reader) -> Result<Header, FormatError> {
     Ok(Header { minor })
 }
 
+/// One entry of the table of contents, as much as choosing what to restore needs: its dump id, its kind
+/// (`TABLE`, `INDEX`, `FK CONSTRAINT`, ...), its schema and name (`tag`), and the dump ids it depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TocEntry {
+    pub id: i64,
+    pub desc: String,
+    pub schema: String,
+    pub tag: String,
+    pub deps: Vec<i64>,
+}
+
 /// The table of contents, reduced to what counting needs.
 struct Toc {
+    /// Every entry, in TOC order.
+    entries: Vec<TocEntry>,
     /// `TABLE DATA` entries, in TOC order.
     tables: Vec<TableEntry>,
     /// Their dump ids, to their index in `tables`.
@@ -277,6 +319,7 @@ async fn read_toc(r: &mut Reader, header: &Header) -> Result<Toc, FormatError> {
         return Err(invalid(format!("a TOC of {count} entries")));
     }
     let mut toc = Toc {
+        entries: Vec::new(),
         tables: Vec::new(),
         by_id: HashMap::new(),
         other_data: Default::default(),
@@ -305,12 +348,26 @@ async fn read_toc(r: &mut Reader, header: &Header) -> Result<Toc, FormatError> {
         }
         r.skip_str().await?; // owner
         r.skip_str().await?; // "false" (tables WITH OIDS are no more)
-        while r.str_present().await? {} // dependencies, until a NULL
+        let mut deps = Vec::new();
+        while let Some(dep) = r.kept_str().await? {
+            // Dependencies, until a NULL: each a dump id in decimal.
+            deps.push(
+                dep.parse()
+                    .map_err(|_| invalid(format!("TOC entry {id}: dependency `{dep}`")))?,
+            );
+        }
         let flag = r.byte().await?;
         for _ in 0..r.off_size {
             r.byte().await?;
         }
         let has_data = flag != OFFSET_NO_DATA;
+        toc.entries.push(TocEntry {
+            id,
+            desc: desc.clone().unwrap_or_default(),
+            schema: schema.clone().unwrap_or_default(),
+            tag: tag.clone().unwrap_or_default(),
+            deps,
+        });
         if desc.as_deref() == Some("TABLE DATA") {
             let (Some(schema), Some(name)) = (schema, tag) else {
                 return Err(invalid(format!("TABLE DATA entry {id} without a schema or a name")));
@@ -779,6 +836,28 @@ mod tests {
         assert!(matches!(counter.finish(), Err(FormatError::NotAnArchive)));
         // Nothing pushed at all is a truncated archive, not an empty one.
         assert!(matches!(RowCounter::new().finish(), Err(FormatError::Truncated(_))));
+    }
+
+    #[test]
+    fn the_toc_is_read_with_its_dependencies_and_the_bytes_read_are_handed_back() {
+        let bytes = sample(16);
+        let mut input: &[u8] = &bytes;
+        let (entries, head) = read_toc_entries(&mut input).unwrap();
+        assert_eq!(entries.len(), 5);
+        assert_eq!(
+            (
+                entries[1].id,
+                entries[1].desc.as_str(),
+                entries[1].schema.as_str(),
+                entries[1].tag.as_str()
+            ),
+            (2, "TABLE DATA", "public", "users")
+        );
+        assert_eq!(entries[1].deps, [7]);
+        // What was read and what is left are the archive, in order: nothing lost, nothing read twice.
+        assert_eq!([head.as_slice(), input].concat(), bytes);
+        let mut sql: &[u8] = b"-- SQL";
+        assert!(matches!(read_toc_entries(&mut sql), Err(FormatError::NotAnArchive)));
     }
 
     proptest! {

@@ -157,6 +157,8 @@ pub struct PointInTimeRequest<'a> {
     /// `None` means the latest restorable time.
     pub at: Option<DateTime<Utc>>,
     pub placement: &'a Placement,
+    /// Set in the restore call (a recover's scratch is tagged as a restore test); a cluster's instance gets them too.
+    pub tags: &'a [Tag],
 }
 
 /// Point-in-time restore into a new instance or cluster.
@@ -177,6 +179,9 @@ pub async fn restore_to_time(rds: &Client, req: &PointInTimeRequest<'_>) -> Resu
                 .set_vpc_security_group_ids(security_groups(placement))
                 .set_db_parameter_group_name(placement.parameter_group.clone())
                 .publicly_accessible(placement.publicly_accessible)
+                .set_tags(Some(req.tags.to_vec()).filter(|t| !t.is_empty()))
+                .set_deletion_protection(placement.isolated.then_some(false))
+                .set_multi_az(placement.isolated.then_some(false))
                 .send()
                 .await
                 .map_err(|e| Error::aws("RestoreDBInstanceToPointInTime", e))?;
@@ -189,6 +194,8 @@ pub async fn restore_to_time(rds: &Client, req: &PointInTimeRequest<'_>) -> Resu
                 .use_latest_restorable_time(req.at.is_none())
                 .set_db_subnet_group_name(placement.subnet_group.clone())
                 .set_vpc_security_group_ids(security_groups(placement))
+                .set_tags(Some(req.tags.to_vec()).filter(|t| !t.is_empty()))
+                .set_deletion_protection(placement.isolated.then_some(false))
                 .send()
                 .await
                 .map_err(|e| Error::aws("RestoreDBClusterToPointInTime", e))?;
@@ -197,7 +204,7 @@ pub async fn restore_to_time(rds: &Client, req: &PointInTimeRequest<'_>) -> Resu
                 instance: &console_member_identifier(req.target_id),
                 engine: req.engine,
                 placement,
-                tags: &[],
+                tags: req.tags,
             };
             add_cluster_instance(rds, &member).await?;
         }
@@ -653,6 +660,7 @@ mod tests {
             target_id: "app-prod-restored",
             at: None,
             placement: &placement,
+            tags: &[],
         };
         restore_to_time(&rds, &pitr).await.unwrap();
         assert_eq!((private.num_calls(), private_pitr.num_calls()), (1, 1));

@@ -22,6 +22,7 @@ pub mod described;
 pub mod instances;
 pub mod naming;
 pub mod quota;
+pub mod recover;
 pub mod recovery;
 pub mod restore;
 pub mod retention;

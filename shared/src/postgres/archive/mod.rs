@@ -8,10 +8,12 @@
 //! [`select`].
 //! Never: writes to an existing database (the target must not exist; only a database this module created is
 //! ever dropped), runs the archive as the administrator who connects (see [`owner`]), writes a temporary file except for `--jobs` (a 0600 file in the work directory, checked for room
-//! first and removed afterwards), or prints a password.
+//! first and removed afterwards) and, for a restore of some tables, pg_restore's `-L` list (dump ids only, no
+//! data; see [`select::whole_tables`]), or prints a password.
 
 pub mod owner;
 pub mod plan;
+pub mod recover;
 pub mod report;
 pub mod restore;
 pub mod select;
@@ -67,6 +69,10 @@ pub enum ArchiveError {
     Decode(#[source] std::io::Error),
     #[error("starting {program}: {source} (set --pg-restore or LIFEBOAT_PG_RESTORE to a PostgreSQL client)")]
     StartPgRestore { program: String, source: std::io::Error },
+    #[error("starting {program}: {source} (set --pg-dump or LIFEBOAT_PG_DUMP to a PostgreSQL client)")]
+    StartPgDump { program: String, source: std::io::Error },
+    #[error("pg_dump failed ({status}): {stderr}")]
+    PgDump { status: String, stderr: String },
     #[error("pg_restore has no standard input")]
     NoStdin,
     #[error("waiting for pg_restore: {0}")]
@@ -118,6 +124,10 @@ pub enum ArchiveError {
     Workdir { dir: String, source: std::io::Error },
     #[error("writing the plaintext archive to the work directory: {0}")]
     WriteFile(#[source] std::io::Error),
+    #[error("reading the archive's table of contents: {0}")]
+    Toc(#[from] crate::postgres::dump_format::FormatError),
+    #[error("writing pg_restore's list of entries: {0}")]
+    List(#[source] std::io::Error),
     #[error("restore task: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -125,7 +135,10 @@ pub enum ArchiveError {
 impl ArchiveError {
     /// An error that may come from a changed object: the download is finished so the stored checksum can say so.
     pub fn is_data_error(&self) -> bool {
-        !matches!(self, Self::StartPgRestore { .. } | Self::NoStdin | Self::Wait(_))
+        !matches!(
+            self,
+            Self::StartPgRestore { .. } | Self::StartPgDump { .. } | Self::NoStdin | Self::Wait(_)
+        )
     }
 
     /// The check that failed, as restore reports name it.
@@ -137,10 +150,14 @@ impl ArchiveError {
             Self::NeedIdentity | Self::WrongIdentity { .. } | Self::AgeHeader(_) => "identity",
             Self::StoredChecksum { .. } => "stored-checksum",
             Self::PlaintextChecksum { .. } => "plaintext-checksum",
-            Self::Decode(_) => "decryption",
-            Self::StartPgRestore { .. } | Self::NoStdin | Self::Wait(_) | Self::Stopped(_) | Self::PgRestore { .. } => {
-                "pg_restore"
-            }
+            Self::Decode(_) | Self::Toc(_) => "decryption",
+            Self::StartPgDump { .. } | Self::PgDump { .. } => "pg_dump",
+            Self::StartPgRestore { .. }
+            | Self::List(_)
+            | Self::NoStdin
+            | Self::Wait(_)
+            | Self::Stopped(_)
+            | Self::PgRestore { .. } => "pg_restore",
             Self::TargetExists { .. } | Self::RoleExists { .. } => "target-exists",
             Self::Connect(_) | Self::Sql { .. } => "target",
             Self::RowCounts { .. } => "row-counts",

@@ -71,6 +71,9 @@ pub struct RestoreReport {
     pub failed_check: Option<String>,
     pub error: Option<String>,
     pub tables: Vec<ReportTable>,
+    /// What belongs to the restored tables but was left out, and why (see [`super::select::whole_tables`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<String>,
     pub durations: Durations,
     /// From the request to a verified database (also on failure: the time it took to fail).
     pub rto_seconds: f64,
@@ -117,6 +120,7 @@ pub fn build(a: &Attempt<'_>, result: &Result<Report, ArchiveError>, finished_at
         failed_check,
         error,
         tables,
+        left_out: result.as_ref().map(|r| r.left_out.clone()).unwrap_or_default(),
         durations,
         rto_seconds: (finished_at - a.started_at).num_milliseconds().max(0) as f64 / 1000.0,
     }
@@ -256,6 +260,7 @@ mod tests {
             database: "app_restore".into(),
             owner_role: "app_restore_owner".into(),
             export_key: m.stored.key.clone(),
+            left_out: Vec::new(),
             tables: vec![RestoredTable {
                 schema: "public".into(),
                 name: "users".into(),

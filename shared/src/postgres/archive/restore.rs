@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::owner::{self, Created, Owner};
 use super::plan::check_room;
-use super::select::{compare_exact, match_tables, table_args};
+use super::select::{compare_exact, match_tables};
 use super::stream::{stream, tail, Counters, Destination, Sink, Streamed};
 use super::{check_identities, ArchiveError, Identity};
 use crate::bucket::manifest::{Manifest, TableCount};
@@ -91,6 +91,9 @@ pub struct Report {
     pub export_key: String,
     /// The restored tables, each with the manifest's row count and the count found in the new database.
     pub tables: Vec<RestoredTable>,
+    /// What belongs to the chosen tables but could not come with them (a foreign key to a table not restored),
+    /// each with why; empty for a whole database.
+    pub left_out: Vec<String>,
     pub stored_bytes: u64,
     pub plaintext_bytes: u64,
     pub stages: Stages,
@@ -108,56 +111,94 @@ pub struct RestoredTable {
 /// Restores the export (or `tables` of it) into a new database owned by a new role and verifies its row
 /// counts; on any failure after either was created, drops both again.
 pub async fn restore(req: Request<'_>) -> Result<Report, ArchiveError> {
-    let (selected, args) = if req.tables.is_empty() {
+    let (selected, whole) = if req.tables.is_empty() {
         (req.manifest.tables.clone(), Vec::new())
     } else {
         let selected = match_tables(req.tables, &req.manifest.tables)?;
-        let args = table_args(&selected, &req.manifest.tables)?;
-        (selected, args)
+        (selected.clone(), selected)
     };
     check_identities(req.manifest, req.identities)?;
     if let Some(jobs) = req.jobs {
         check_workdir(&jobs, req.manifest.plaintext.bytes)?;
     }
-    let admin = connect(req.into, req.maintenance_db).await?;
-    let name = &req.into.dbname;
-    let version = owner::server_version(&admin).await?;
-    let mut created = Created::default();
-    let work = async {
-        let owner = owner::create(&admin, version, name, &mut created).await?;
-        fill(req, &admin, version, &owner, &selected, args).await
+    let guard = Guard {
+        into: req.into,
+        maintenance_db: req.maintenance_db,
+        interrupt: req.interrupt,
+        stop_at: req.stop_at,
     };
-    let interrupt = async {
-        match req.interrupt {
-            Some(interrupt) => interrupted(interrupt.clone()).await,
-            None => std::future::pending().await,
+    guard
+        .run(|version, owner| async move { fill(req, version, &owner, &selected, whole).await })
+        .await
+}
+
+/// What every restore into a new database shares, whatever fills it (an export here, a scratch server in
+/// [`super::recover`]): the new database and its owner role are created, filled as that role, and, on any
+/// failure, interruption or the stop time, dropped again (only what this call created); on success the role's
+/// login is retired.
+#[derive(Clone, Copy)]
+pub(super) struct Guard<'a> {
+    pub into: &'a db::Target,
+    pub maintenance_db: &'a str,
+    pub interrupt: Option<&'a tokio::sync::watch::Receiver<bool>>,
+    pub stop_at: Option<Instant>,
+}
+
+impl Guard<'_> {
+    /// Creates the database and its role, runs `fill` (given the server's version and the role), retires the
+    /// role's login; drops both on any failure.
+    pub async fn run<T, F, Fut>(self, fill: F) -> Result<T, ArchiveError>
+    where
+        F: FnOnce(i32, Owner) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ArchiveError>>,
+    {
+        let admin = connect(self.into, self.maintenance_db).await?;
+        let name = &self.into.dbname;
+        let version = owner::server_version(&admin).await?;
+        let mut created = Created::default();
+        // Not raced against the interrupt: a CREATE cut off mid-statement would leave a role or a database that
+        // `created` does not know of, and only what it knows of is ever dropped.
+        let owner = owner::create(&admin, version, name, &mut created).await;
+        let work = async {
+            let owner = owner?;
+            let role = owner.role.clone();
+            let done = fill(version, owner).await?;
+            let retire = owner::retire_statement(&role);
+            admin.batch_execute(&retire).await.map_err(sql_error(retire))?;
+            Ok(done)
+        };
+        let interrupt = async {
+            match self.interrupt {
+                Some(interrupt) => interrupted(interrupt.clone()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let deadline = async {
+            match self.stop_at {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let filled = tokio::select! {
+            filled = work => filled,
+            () = interrupt => Err(ArchiveError::Interrupted { database: name.clone() }),
+            () = deadline => Err(ArchiveError::Deadline { database: name.clone() }),
+        };
+        let cause = match filled {
+            Ok(done) => return Ok(done),
+            Err(cause) if created == Created::default() => return Err(cause),
+            Err(cause) => cause,
+        };
+        let role = owner::role_name(name);
+        match owner::drop_created(&admin, name, &role, created).await {
+            Ok(()) => Err(cause),
+            Err(drop_error) => Err(ArchiveError::NotDropped {
+                database: name.clone(),
+                role,
+                drop_error,
+                cause: Box::new(cause),
+            }),
         }
-    };
-    let deadline = async {
-        match req.stop_at {
-            Some(at) => tokio::time::sleep_until(at.into()).await,
-            None => std::future::pending().await,
-        }
-    };
-    let filled = tokio::select! {
-        filled = work => filled,
-        () = interrupt => Err(ArchiveError::Interrupted { database: name.clone() }),
-        () = deadline => Err(ArchiveError::Deadline { database: name.clone() }),
-    };
-    let cause = match filled {
-        Ok(report) => return Ok(report),
-        Err(cause) if created == Created::default() => return Err(cause),
-        Err(cause) => cause,
-    };
-    let role = owner::role_name(name);
-    match owner::drop_created(&admin, name, &role, created).await {
-        Ok(()) => Err(cause),
-        Err(drop_error) => Err(ArchiveError::NotDropped {
-            database: name.clone(),
-            role,
-            drop_error,
-            cause: Box::new(cause),
-        }),
     }
 }
 
@@ -183,7 +224,7 @@ pub async fn verify(
     stream(s3, bucket, manifest, identities, sink, counters).await
 }
 
-async fn connect(into: &db::Target, dbname: &str) -> Result<tokio_postgres::Client, ArchiveError> {
+pub(super) async fn connect(into: &db::Target, dbname: &str) -> Result<tokio_postgres::Client, ArchiveError> {
     let target = db::Target {
         dbname: dbname.to_owned(),
         ..into.clone()
@@ -199,8 +240,10 @@ fn sql_error(action: String) -> impl FnOnce(tokio_postgres::Error) -> ArchiveErr
 }
 
 /// pg_restore into the new database, logged in as its owner role: objects owned by that role, none of the
-/// archive's grants (they name the source's roles; see [`super::owner`]), and the first error stops it.
-fn sink(req: &Request<'_>, owner: &Owner, tables: Vec<String>) -> Sink {
+/// archive's grants (they name the source's roles; see [`super::owner`]), and the first error stops it. Chosen
+/// `tables` come back whole: with their defaults, constraints, indexes and sequences
+/// ([`super::select::whole_tables`]), not only their rows as `pg_restore -t` gives them.
+fn sink(req: &Request<'_>, owner: &Owner, tables: Vec<TableCount>) -> Sink {
     let dbname = format!(
         "dbname='{}'",
         req.into.dbname.replace('\\', "\\\\").replace('\'', "\\'")
@@ -209,52 +252,24 @@ fn sink(req: &Request<'_>, owner: &Owner, tables: Vec<String>) -> Sink {
         .map(str::to_owned)
         .into();
     args.push(dbname);
-    args.extend(tables);
     Sink {
         program: req.pg_restore.to_owned(),
         args,
         env: owner.target(req.into, &req.into.dbname).libpq_env(),
+        tables,
     }
 }
 
 /// Fences the created database, fills it as its owner role, verifies it, and retires the role's login.
 async fn fill(
     req: Request<'_>,
-    admin: &tokio_postgres::Client,
     version: i32,
     owner: &Owner,
     selected: &[TableCount],
-    args: Vec<String>,
+    whole: Vec<TableCount>,
 ) -> Result<Report, ArchiveError> {
-    let fence = owner::fence_public_statements(version, &owner.role);
-    if !fence.is_empty() {
-        let inside = connect(req.into, &req.into.dbname).await?;
-        for statement in fence {
-            inside
-                .batch_execute(&statement)
-                .await
-                .map_err(sql_error(format!("{statement} in {}", req.into.dbname)))?;
-        }
-    }
-    let as_owner = db::connect(&owner.target(req.into, &req.into.dbname), CONNECT_TIMEOUT).await?;
-    as_owner
-        .batch_execute(owner::DEFAULT_PRIVILEGES)
-        .await
-        .map_err(sql_error(owner::DEFAULT_PRIVILEGES.to_owned()))?;
-    if !args.is_empty() {
-        // pg_restore -n/-t restores tables, not their schemas.
-        for schema in selected
-            .iter()
-            .map(|t| &t.schema)
-            .collect::<std::collections::BTreeSet<_>>()
-        {
-            as_owner
-                .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema)))
-                .await
-                .map_err(sql_error(format!("creating schema {schema}")))?;
-        }
-    }
-    let sink = sink(&req, owner, args);
+    let as_owner = prepare_inside(req.into, version, owner, &whole).await?;
+    let sink = sink(&req, owner, whole);
     let streamed = match req.jobs {
         None => {
             let to = Destination::PgRestore(sink);
@@ -277,9 +292,8 @@ async fn fill(
         return Err(ArchiveError::RowCounts { mismatches });
     }
     drop(as_owner);
-    let retire = owner::retire_statement(&owner.role);
-    admin.batch_execute(&retire).await.map_err(sql_error(retire))?;
     Ok(Report {
+        left_out: streamed.left_out,
         database: req.into.dbname.clone(),
         owner_role: owner.role.clone(),
         export_key: req.manifest.stored.key.clone(),
@@ -301,6 +315,43 @@ async fn fill(
             verify_seconds: started.elapsed().as_secs_f64(),
         },
     })
+}
+
+/// Fences the new database (servers older than 15), then, logged in as its owner role, revokes PUBLIC's EXECUTE
+/// on what the restore will create and creates the schemas of the chosen `tables` (a list of tables restores
+/// tables, not their schemas). Answers the owner's connection, for the row counts.
+pub(super) async fn prepare_inside(
+    into: &db::Target,
+    version: i32,
+    owner: &Owner,
+    tables: &[TableCount],
+) -> Result<tokio_postgres::Client, ArchiveError> {
+    let fence = owner::fence_public_statements(version, &owner.role);
+    if !fence.is_empty() {
+        let inside = connect(into, &into.dbname).await?;
+        for statement in fence {
+            inside
+                .batch_execute(&statement)
+                .await
+                .map_err(sql_error(format!("{statement} in {}", into.dbname)))?;
+        }
+    }
+    let as_owner = db::connect(&owner.target(into, &into.dbname), CONNECT_TIMEOUT).await?;
+    as_owner
+        .batch_execute(owner::DEFAULT_PRIVILEGES)
+        .await
+        .map_err(sql_error(owner::DEFAULT_PRIVILEGES.to_owned()))?;
+    for schema in tables
+        .iter()
+        .map(|t| &t.schema)
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        as_owner
+            .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema)))
+            .await
+            .map_err(sql_error(format!("creating schema {schema}")))?;
+    }
+    Ok(as_owner)
 }
 
 /// Refuses up front a work directory without room for the plaintext archive (the manifest records its exact size).
@@ -341,8 +392,12 @@ async fn through_file(req: Request<'_>, sink: Sink, jobs: &Jobs<'_>) -> Result<S
         req.counters.clone(),
     )
     .await?;
+    let reread = std::fs::File::open(file.path()).map_err(workdir)?;
+    let (_, chosen) = super::stream::choose_entries(Box::new(reread), &sink.tables)?;
+    streamed.left_out.clone_from(&chosen.left_out);
     let out = tokio::process::Command::new(&sink.program)
         .args(&sink.args)
+        .args(chosen.list_args())
         .arg(format!("--jobs={}", jobs.jobs))
         .arg(file.path())
         .envs(sink.env.iter().map(|(k, v)| (*k, v.as_str())))
@@ -371,6 +426,15 @@ async fn through_file(req: Request<'_>, sink: Sink, jobs: &Jobs<'_>) -> Result<S
 /// missing by the comparison).
 /// Counted as the owner role, like everything else that runs in the new database.
 async fn count_rows(req: Request<'_>, client: &tokio_postgres::Client, tables: &[TableCount]) -> BTreeMap<String, i64> {
+    count_tables(client, tables, &req.counters.counted).await
+}
+
+/// Counts each table's rows exactly (keyed by `schema.name`); a table that cannot be counted is left out.
+pub(super) async fn count_tables(
+    client: &tokio_postgres::Client,
+    tables: &[TableCount],
+    counted: &std::sync::atomic::AtomicU64,
+) -> BTreeMap<String, i64> {
     let mut out = BTreeMap::new();
     for t in tables {
         let sql = format!(
@@ -381,7 +445,7 @@ async fn count_rows(req: Request<'_>, client: &tokio_postgres::Client, tables: &
         if let Ok(row) = client.query_one(&sql, &[]).await {
             out.insert(t.label(), row.get::<_, i64>(0));
         }
-        req.counters.counted.fetch_add(1, Ordering::Relaxed);
+        counted.fetch_add(1, Ordering::Relaxed);
     }
     out
 }

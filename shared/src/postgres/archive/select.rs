@@ -1,5 +1,5 @@
-//! The pure decisions of a restore from an export: which export, which tables, which `pg_restore` arguments
-//! select exactly those, how identities are read from text, and whether the restored row counts are the
+//! The pure decisions of a restore from an export: which export, which tables, which archive entries restore
+//! those whole, how identities are read from text, and whether the restored row counts are the
 //! manifest's.
 //!
 //! Never: calls AWS, opens a connection, runs a process or reads the clock.
@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 
 use crate::bucket::layout::{newest, time_in_key, MANIFEST_SUFFIX};
 use crate::bucket::manifest::TableCount;
+use crate::postgres::dump_format::TocEntry;
 
 /// Which complete export to restore.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,11 +44,6 @@ pub enum TableError {
     Unknown { table: String, close: Vec<String> },
     #[error("table `{table}` matches several tables of this export ({}): name one as \"schema\".\"name\"", candidates.join(", "))]
     Ambiguous { table: String, candidates: Vec<String> },
-    #[error(
-        "pg_restore selects tables by schema and name separately, so restoring {} in one pass would also restore {}: \
-         restore them in separate commands", requested.join(", "), extra.join(", ")
-    )]
-    NotSelectable { requested: Vec<String>, extra: Vec<String> },
 }
 
 fn hint(close: &[String]) -> String {
@@ -170,33 +166,127 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-/// The `pg_restore` arguments that restore exactly `selected` out of `all`: `-n schema` and `-t name` for
-/// each. pg_restore restores every table whose schema is among the `-n` and whose name is among the `-t`, so a
-/// selection whose cross product holds another table of the export cannot be made in one pass.
-pub fn table_args(selected: &[TableCount], all: &[TableCount]) -> Result<Vec<String>, TableError> {
-    let schemas: BTreeSet<&str> = selected.iter().map(|t| t.schema.as_str()).collect();
-    let names: BTreeSet<&str> = selected.iter().map(|t| t.name.as_str()).collect();
-    let wanted: BTreeSet<String> = selected.iter().map(TableCount::label).collect();
-    let extra: Vec<String> = all
+/// The kinds of archive entry that belong to a table and come back with it: its rows, defaults, constraints,
+/// indexes, triggers, policies, comments and the sequences it owns or draws from. `pg_restore -t` restores the
+/// table and its rows only.
+const COMES_WITH_A_TABLE: &[&str] = &[
+    "TABLE DATA",
+    "DEFAULT",
+    "CONSTRAINT",
+    "CHECK CONSTRAINT",
+    "FK CONSTRAINT",
+    "INDEX",
+    "INDEX ATTACH",
+    "TRIGGER",
+    "POLICY",
+    "ROW SECURITY",
+    "RULE",
+    "STATISTICS",
+    "COMMENT",
+    "SEQUENCE",
+    "SEQUENCE OWNED BY",
+    "SEQUENCE SET",
+];
+
+/// The archive entries that restore `selected` whole, in the archive's order (the order pg_restore's `-L` list
+/// keeps), and what belongs to them but is left out, each with why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WholeTables {
+    pub ids: Vec<i64>,
+    pub left_out: Vec<String>,
+}
+
+impl WholeTables {
+    /// The list pg_restore reads with `-L`: one dump id per line (the rest of a line is a comment to it).
+    pub fn list(&self) -> String {
+        self.ids.iter().map(|id| format!("{id};\n")).collect()
+    }
+}
+
+/// Which entries of the archive's table of contents restore `selected` as tables, not only rows: each table
+/// and every entry of a kind in [`COMES_WITH_A_TABLE`] that depends on one, taken when everything it depends on
+/// is restored too (or is a schema, which the restore creates, or is not in the archive). A sequence comes
+/// when a chosen table owns it or an entry of a chosen table draws from it.
+///
+/// Design choice: what depends on a table that is not restored (a foreign key to a table left out, a trigger
+/// calling a function) is left out and named in `left_out`, not refused: the caller asked for these tables' rows
+/// as they were, and a constraint that cannot hold in the new database is something to tell, not a reason to
+/// give nothing back. The restore's result carries the notes.
+pub fn whole_tables(entries: &[TocEntry], selected: &[TableCount]) -> Result<WholeTables, TableError> {
+    let by_id: BTreeMap<i64, &TocEntry> = entries.iter().map(|e| (e.id, e)).collect();
+    let mut included = BTreeSet::new();
+    for t in selected {
+        let table = entries
+            .iter()
+            .find(|e| e.desc == "TABLE" && e.schema == t.schema && e.tag == t.name)
+            .ok_or_else(|| TableError::Unknown {
+                table: t.label(),
+                close: Vec::new(),
+            })?;
+        included.insert(table.id);
+    }
+    let along = |e: &TocEntry| COMES_WITH_A_TABLE.contains(&e.desc.as_str());
+    let attached = |e: &TocEntry, included: &BTreeSet<i64>| {
+        e.deps.iter().any(|d| included.contains(d))
+            || (e.desc == "SEQUENCE"
+                && entries.iter().any(|x| {
+                    x.deps.contains(&e.id) && (included.contains(&x.id) || x.deps.iter().any(|d| included.contains(d)))
+                }))
+    };
+    let missing = |e: &TocEntry, included: &BTreeSet<i64>| -> Vec<i64> {
+        e.deps
+            .iter()
+            .copied()
+            .filter(|d| !included.contains(d) && by_id.get(d).is_some_and(|x| x.desc != "SCHEMA"))
+            .collect()
+    };
+    loop {
+        let next: Vec<i64> = entries
+            .iter()
+            .filter(|e| !included.contains(&e.id) && along(e) && attached(e, &included))
+            .filter(|e| missing(e, &included).is_empty())
+            .map(|e| e.id)
+            .collect();
+        if next.is_empty() {
+            break;
+        }
+        included.extend(next);
+    }
+    let name = |e: &TocEntry| match e.schema.as_str() {
+        "" => format!("{} {}", e.desc, e.tag),
+        schema => format!("{} {schema}.{}", e.desc, e.tag),
+    };
+    // A constraint, trigger, policy or rule of a table that was not chosen (a foreign key into a chosen table)
+    // is not the chosen tables' to miss: its tag starts with its own table's name.
+    let of_unchosen = |e: &TocEntry| {
+        ["CONSTRAINT", "FK CONSTRAINT", "TRIGGER", "POLICY", "RULE", "DEFAULT"].contains(&e.desc.as_str())
+            && e.tag
+                .split_once(' ')
+                .is_some_and(|(table, _)| !selected.iter().any(|t| t.schema == e.schema && t.name == table))
+    };
+    let left_out = entries
         .iter()
-        .filter(|t| schemas.contains(t.schema.as_str()) && names.contains(t.name.as_str()))
-        .map(TableCount::label)
-        .filter(|q| !wanted.contains(q))
+        .filter(|e| !included.contains(&e.id) && along(e) && attached(e, &included) && !of_unchosen(e))
+        .map(|e| {
+            let needs: Vec<String> = missing(e, &included)
+                .iter()
+                .filter_map(|d| by_id.get(d).map(|x| name(x)))
+                .collect();
+            format!(
+                "{} left out: it needs {}, which is not restored",
+                name(e),
+                needs.join(", ")
+            )
+        })
         .collect();
-    if !extra.is_empty() {
-        return Err(TableError::NotSelectable {
-            requested: wanted.into_iter().collect(),
-            extra,
-        });
-    }
-    let mut args = Vec::new();
-    for s in schemas {
-        args.extend(["-n".to_owned(), s.to_owned()]);
-    }
-    for n in names {
-        args.extend(["-t".to_owned(), n.to_owned()]);
-    }
-    Ok(args)
+    Ok(WholeTables {
+        ids: entries
+            .iter()
+            .map(|e| e.id)
+            .filter(|id| included.contains(id))
+            .collect(),
+        left_out,
+    })
 }
 
 /// A restored table whose row count is not the manifest's.
@@ -334,17 +424,79 @@ mod tests {
         assert!(err.to_string().contains("lifeboat exports"), "{err}");
     }
 
+    /// The table of contents pg_dump 15 writes for customers (serial key, unique email), orders (identity key,
+    /// a unique index, a foreign key to customers) and audit (serial key, a foreign key to orders).
+    fn toc() -> Vec<TocEntry> {
+        let e = |id, desc: &str, tag: &str, deps: &[i64]| TocEntry {
+            id,
+            desc: desc.into(),
+            schema: if desc == "DATABASE" {
+                String::new()
+            } else {
+                "public".into()
+            },
+            tag: tag.into(),
+            deps: deps.to_vec(),
+        };
+        vec![
+            e(3382, "DATABASE", "s", &[]),
+            e(219, "TABLE", "audit", &[]),
+            e(218, "SEQUENCE", "audit_id_seq", &[219]),
+            e(3383, "SEQUENCE OWNED BY", "audit_id_seq", &[218]),
+            e(215, "TABLE", "customers", &[]),
+            e(214, "SEQUENCE", "customers_id_seq", &[215]),
+            e(3384, "SEQUENCE OWNED BY", "customers_id_seq", &[214]),
+            e(217, "TABLE", "orders", &[]),
+            e(216, "SEQUENCE", "orders_id_seq", &[217]),
+            e(3214, "DEFAULT", "audit id", &[218, 219, 219]),
+            e(3211, "DEFAULT", "customers id", &[214, 215, 215]),
+            e(3375, "TABLE DATA", "audit", &[219]),
+            e(3371, "TABLE DATA", "customers", &[215]),
+            e(3373, "TABLE DATA", "orders", &[217]),
+            e(3385, "SEQUENCE SET", "audit_id_seq", &[218]),
+            e(3386, "SEQUENCE SET", "customers_id_seq", &[214]),
+            e(3387, "SEQUENCE SET", "orders_id_seq", &[216]),
+            e(3225, "CONSTRAINT", "audit audit_pkey", &[219]),
+            e(3218, "CONSTRAINT", "customers customers_email_key", &[215]),
+            e(3220, "CONSTRAINT", "customers customers_pkey", &[215]),
+            e(3222, "CONSTRAINT", "orders orders_pkey", &[217]),
+            e(3223, "INDEX", "orders_total_idx", &[217, 217]),
+            e(3227, "FK CONSTRAINT", "audit audit_order_id_fkey", &[219, 3222, 217]),
+            e(
+                3226,
+                "FK CONSTRAINT",
+                "orders orders_customer_id_fkey",
+                &[3220, 217, 215],
+            ),
+        ]
+    }
+
     #[test]
-    fn table_args_select_exactly_or_refuse() {
-        let all = tables();
-        let sel = match_tables(&["public.Users".into(), "billing.invoices".into()], &all).unwrap();
+    fn tables_come_back_whole_and_what_needs_a_table_left_out_is_named() {
+        let chosen = [t("public", "orders", 1), t("public", "audit", 0)];
+        let got = whole_tables(&toc(), &chosen).unwrap();
         assert_eq!(
-            table_args(&sel, &all).unwrap(),
-            ["-n", "billing", "-n", "public", "-t", "Users", "-t", "invoices"]
+            got.ids,
+            [219, 218, 3383, 217, 216, 3214, 3375, 3373, 3385, 3387, 3225, 3222, 3223, 3227],
+            "tables, owned sequences, defaults, rows, sequence values, keys, indexes and the foreign key between them"
         );
-        let sel = match_tables(&["public.sessions".into(), "audit.users".into()], &all).unwrap();
-        let err = table_args(&sel, &[sel.clone(), vec![t("public", "users", 1)]].concat()).unwrap_err();
-        assert!(err.to_string().contains("public.users"), "{err}");
+        assert_eq!(
+            got.left_out,
+            [
+                "FK CONSTRAINT public.orders orders_customer_id_fkey left out: it needs CONSTRAINT public.customers \
+              customers_pkey, TABLE public.customers, which is not restored"
+            ]
+        );
+        assert_eq!(
+            got.list(),
+            "219;\n218;\n3383;\n217;\n216;\n3214;\n3375;\n3373;\n3385;\n3387;\n3225;\n3222;\n3223;\n3227;\n"
+        );
+        let all = whole_tables(&toc(), &[t("public", "orders", 1), t("public", "customers", 2)]).unwrap();
+        assert!(all.ids.contains(&3226) && all.left_out.is_empty(), "{all:?}");
+        assert!(matches!(
+            whole_tables(&toc(), &[t("public", "nope", 0)]),
+            Err(TableError::Unknown { .. })
+        ));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use super::ArchiveError;
-use crate::bucket::manifest::Manifest;
+use crate::bucket::manifest::{Manifest, TableCount};
 
 /// Chunks of the object queued between the download and the decoder.
 const QUEUED: usize = 16;
@@ -48,6 +48,8 @@ pub struct Sink {
     pub args: Vec<String>,
     /// libpq variables (the password among them, never on a command line).
     pub env: Vec<(&'static str, String)>,
+    /// The tables to restore whole ([`super::select::whole_tables`]); empty restores the whole archive.
+    pub tables: Vec<TableCount>,
 }
 
 impl std::fmt::Debug for Sink {
@@ -66,6 +68,7 @@ impl Sink {
             program: program.to_owned(),
             args: vec!["-f".into(), "/dev/null".into()],
             env: Vec::new(),
+            tables: Vec::new(),
         }
     }
 }
@@ -81,6 +84,8 @@ pub enum Destination {
 /// What went through, and when each stage finished (from the start of the stream; the stages overlap).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Streamed {
+    /// What belongs to the chosen tables but was left out, and why ([`super::select::WholeTables`]).
+    pub left_out: Vec<String>,
     pub stored_bytes: u64,
     pub plain_bytes: u64,
     pub download: Duration,
@@ -95,6 +100,7 @@ struct Downloaded {
 }
 
 struct Consumed {
+    left_out: Vec<String>,
     bytes: u64,
     sha256: String,
     decrypted_at: Duration,
@@ -167,6 +173,7 @@ fn judge(manifest: &Manifest, d: Downloaded, c: Result<Consumed, ArchiveError>) 
         });
     }
     Ok(Streamed {
+        left_out: c.left_out,
         stored_bytes: d.bytes,
         plain_bytes: c.bytes,
         download: d.at,
@@ -283,6 +290,17 @@ fn consume(
     }
 }
 
+/// Feeds another process's archive (pg_dump's standard output, in [`super::recover`]) to pg_restore, the chosen
+/// tables whole, as an export's plaintext is fed: answers the bytes that went through and what was left out.
+pub(super) fn pipe(
+    archive: Box<dyn Read + Send>,
+    sink: Sink,
+    counters: &Counters,
+) -> Result<(u64, Vec<String>), ArchiveError> {
+    let consumed = feed(archive, sink, counters, Instant::now())?;
+    Ok((consumed.bytes, consumed.left_out))
+}
+
 /// Writes the plaintext into the file (which pg_restore reads only once every check has passed).
 fn write_file(
     mut plain: Box<dyn Read + Send>,
@@ -296,6 +314,7 @@ fn write_file(
     };
     let at = start.elapsed();
     Ok(Consumed {
+        left_out: Vec::new(),
         bytes,
         sha256,
         decrypted_at: at,
@@ -306,13 +325,15 @@ fn write_file(
 /// Feeds pg_restore's standard input; pg_restore's own failure is told unless the stream broke first (then
 /// pg_restore only saw it end early).
 fn feed(
-    mut plain: Box<dyn Read + Send>,
+    plain: Box<dyn Read + Send>,
     sink: Sink,
     counters: &Counters,
     start: Instant,
 ) -> Result<Consumed, ArchiveError> {
+    let (mut plain, chosen) = choose_entries(plain, &sink.tables)?;
     let mut child = Command::new(&sink.program)
         .args(&sink.args)
+        .args(chosen.list_args())
         .envs(sink.env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -349,11 +370,59 @@ fn feed(
         other => other?,
     };
     Ok(Consumed {
+        left_out: chosen.left_out,
         bytes,
         sha256,
         decrypted_at,
         restored_at: start.elapsed(),
     })
+}
+
+/// The entries pg_restore restores: every one (no tables chosen), or the chosen tables whole, through a `-L`
+/// list file that lives as long as this value.
+#[derive(Debug, Default)]
+pub struct Chosen {
+    list: Option<tempfile::NamedTempFile>,
+    pub left_out: Vec<String>,
+}
+
+impl Chosen {
+    /// pg_restore's arguments for the choice: `-L <file>`, or none.
+    pub fn list_args(&self) -> Vec<std::ffi::OsString> {
+        self.list
+            .iter()
+            .flat_map(|f| ["-L".into(), f.path().as_os_str().to_owned()])
+            .collect()
+    }
+}
+
+/// Reads the archive's table of contents off the front of `plain` when tables are chosen, writes the list of the
+/// entries that restore them whole, and gives back the archive whole (what was read, then the rest): it is
+/// still read once, as it streams by.
+pub fn choose_entries(
+    mut plain: Box<dyn Read + Send>,
+    tables: &[TableCount],
+) -> Result<(Box<dyn Read + Send>, Chosen), ArchiveError> {
+    if tables.is_empty() {
+        return Ok((plain, Chosen::default()));
+    }
+    let (entries, head) = crate::postgres::dump_format::read_toc_entries(&mut plain)?;
+    let whole = super::select::whole_tables(&entries, tables)?;
+    let mut list = tempfile::Builder::new()
+        .prefix("lifeboat-restore-")
+        .suffix(".list")
+        .tempfile()
+        .map_err(ArchiveError::List)?;
+    list.write_all(whole.list().as_bytes()).map_err(ArchiveError::List)?;
+    list.flush().map_err(ArchiveError::List)?;
+    let replayed: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(head).chain(plain));
+    Ok((
+        replayed,
+        Chosen {
+            list: Some(list),
+            left_out: whole.left_out,
+        },
+    ))
 }
 
 /// The end of pg_restore's stderr, where it says what went wrong, without the row values its DETAIL and
