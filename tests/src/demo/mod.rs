@@ -125,7 +125,8 @@ impl World {
         let work = tempfile::tempdir().unwrap();
         heading("Starting a local AWS (moto) and PostgreSQL");
         let moto = Moto::start_with_cache_exports();
-        let pg = Postgres::start();
+        // WAL archiving on: RDS's point-in-time recovery is played by this server's own WAL (`Moto::stand_in_pitr`).
+        let pg = Postgres::start_archiving();
         let redis = Redis::start_tls(&[]);
         println!(
             "  moto_server on {}; PostgreSQL on 127.0.0.1:{} (scram-sha-256); redis-server on 127.0.0.1:{} (TLS, AUTH)",
@@ -174,6 +175,9 @@ impl World {
             "  except {UNENCRYPTED_ON_PURPOSE}: its storage is left unencrypted ON PURPOSE, so that monitor and the \
              evidence report show the finding (a staging database created before the fleet's encryption rule)"
         );
+        // billing's point-in-time recovery is real: a restore to a time replays this server's base backup and
+        // archived WAL to it in a server of its own (`tests/emulator/rds_pitr.py`).
+        moto.stand_in_pitr("billing", &pg);
         create_cache(&aws_sdk_elasticache::Client::new(&config), &redis).await;
         // The local Redis holds the cache's data: a snapshot of the cache keeps the RDB file it saves then, and
         // ElastiCache's export of the snapshot (which moto lacks) writes that file, judged by the bucket policy.
@@ -447,6 +451,78 @@ fn notification(w: &World, f: &Functions, alarm_name: &str) {
     }
 }
 
+/// A table dropped by mistake on billing, and brought back as it was just before, in one command: the console's
+/// `recover` (a point-in-time restore into a scratch instance, the table streamed from it into a new database
+/// beside the live one, the scratch deleted).
+async fn recover(w: &World, f: &Functions) {
+    heading("A table dropped by mistake, brought back as it was before, in one command (events/restore/console-recover.json)");
+    let rows = |db: &str| {
+        w.pg.psql(
+            db,
+            "select count(*) || ' rows, last expiry ' || max(expires_at) from sessions",
+        )
+    };
+    let before = rows("app").unwrap();
+    // The operator's "it was fine at 14:31": a moment before the mistake, to the millisecond.
+    let fine_at = Utc::now();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    w.pg.psql("app", "drop table sessions").unwrap();
+    println!(
+        "  {} sessions: {before}; then, by mistake: drop table sessions",
+        fine_at.format("%H:%M:%S%.3f UTC")
+    );
+    let mut event = sample("events/restore/console-recover.json");
+    // billing's secret is the admin login, which may create the new database and its owner (app-prod's is the
+    // read-only backup user).
+    event["database"] = json!("billing");
+    event["to"] = json!(fine_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    event["tables"] = json!(["sessions"]);
+    event["into"] = json!({"database": "app_sessions_recovered"});
+    println!(
+        "  lifeboat recover billing --to {} --table sessions --into postgres://.../app_sessions_recovered, here as the \
+         console's recover",
+        event["to"]
+    );
+    let out = f
+        .by_hand(w, "RestoreFunction", &event)
+        .unwrap_or_else(|e| panic!("recover failed: {e}"));
+    for t in out["tables"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<16} {} rows recovered, {} in the scratch copy",
+            t["table"].as_str().unwrap_or("?"),
+            t["restored_rows"],
+            t["expected_rows"]
+        );
+    }
+    let after = rows("app_sessions_recovered").unwrap();
+    let rds = aws_sdk_rds::Client::new(&w.config(REGION));
+    let left: Vec<String> = rds
+        .describe_db_instances()
+        .send()
+        .await
+        .unwrap()
+        .db_instances()
+        .iter()
+        .filter_map(|i| i.db_instance_identifier())
+        .filter(|id| id.starts_with("lifeboat-rc-"))
+        .map(str::to_owned)
+        .collect();
+    println!(
+        "  app_sessions_recovered.sessions: {after}; RTO {:.1} s; scratch instances left: {}",
+        out["rto_seconds"].as_f64().unwrap_or_default(),
+        left.len()
+    );
+    assert_eq!(after, before, "recover brings the table back as it was: {out}");
+    assert!(left.is_empty(), "recover left its scratch instance: {left:?}");
+    let keys =
+        w.pg.psql(
+            "app_sessions_recovered",
+            "select count(*) from pg_indexes where tablename = 'sessions'",
+        )
+        .unwrap();
+    println!("  with its primary key and indexes ({keys} on the table), not only its rows");
+}
+
 /// What the fleet holds at the end: snapshots per region, the metrics published.
 async fn holdings(w: &World, f: &Functions) {
     heading("What the fleet holds now");
@@ -521,6 +597,7 @@ pub async fn run(w: &World, f: &Functions) -> Verdicts {
         .unwrap_or_else(|| panic!("monitor made no alarm for app-prod"))
         .to_owned();
     notification(w, f, &alarm);
+    recover(w, f).await;
     holdings(w, f).await;
     Verdicts::read(&view, &evidence, tests)
 }
