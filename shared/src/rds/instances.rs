@@ -276,23 +276,32 @@ pub async fn restore_test_to_time(rds: &Client, req: &PointInTimeTest<'_>) -> Re
     Ok(())
 }
 
-/// What RDS says of a database's point-in-time window: the latest restorable time, the backup retention, and
-/// (a cluster only: `DescribeDBInstances` does not give an instance's) the earliest restorable time.
+/// What RDS says of a database's point-in-time window: the latest restorable time, the backup retention, when
+/// the database was created, and (a cluster only: `DescribeDBInstances` does not give an instance's) the earliest
+/// restorable time (an instance's is `crate::rds::recovery::instance_earliest`'s).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RestorableFacts {
     pub latest: Option<DateTime<Utc>>,
     pub earliest: Option<DateTime<Utc>>,
     pub retention_days: Option<i32>,
+    pub created: Option<DateTime<Utc>>,
 }
 
 pub async fn restorable(rds: &Client, kind: DbKind, id: &str) -> Result<RestorableFacts, Error> {
     match kind {
         DbKind::Instance => {
-            let b = backup_details(rds, kind, id).await?;
+            let out = rds
+                .describe_db_instances()
+                .db_instance_identifier(id)
+                .send()
+                .await
+                .map_err(|e| Error::aws("DescribeDBInstances", e))?;
+            let i = out.db_instances().first();
             Ok(RestorableFacts {
-                latest: b.latest_restorable,
+                latest: to_chrono(i.and_then(|i| i.latest_restorable_time())),
                 earliest: None,
-                retention_days: b.retention_days,
+                retention_days: i.and_then(|i| i.backup_retention_period()),
+                created: to_chrono(i.and_then(|i| i.instance_create_time())),
             })
         }
         DbKind::Cluster => {
@@ -307,6 +316,7 @@ pub async fn restorable(rds: &Client, kind: DbKind, id: &str) -> Result<Restorab
                 latest: to_chrono(c.and_then(|c| c.latest_restorable_time())),
                 earliest: to_chrono(c.and_then(|c| c.earliest_restorable_time())),
                 retention_days: c.and_then(|c| c.backup_retention_period()),
+                created: to_chrono(c.and_then(|c| c.cluster_create_time())),
             })
         }
     }

@@ -69,48 +69,22 @@ pub fn check_time(
     Ok(())
 }
 
-/// The window of an instance or a cluster, and its retention in days. A cluster describes both ends; an instance
-/// describes its latest restorable time, and its earliest is the later of its creation and that time less the
-/// retention (what RDS keeps of its backups and WAL). `None` when backups are off or RDS describes no latest time.
+/// The window of an instance or a cluster, and its retention in days, by the one rule restore tests choose in too:
+/// a cluster's as RDS describes it; an instance's latest restorable time back to the later of that time less the
+/// retention and the instance's creation (`crate::rds::recovery::instance_earliest`). `None` when backups are off
+/// or RDS describes no latest time.
 pub async fn restorable_window(
     rds: &aws_sdk_rds::Client,
     kind: DbKind,
     id: &str,
 ) -> Result<(Option<Window>, i32), Error> {
-    let at = |t: Option<&aws_sdk_rds::primitives::DateTime>| {
-        t.and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos()))
+    let facts = crate::rds::instances::restorable(rds, kind, id).await?;
+    let retention = facts.retention_days.unwrap_or(0);
+    let earliest = match kind {
+        DbKind::Cluster => facts.earliest,
+        DbKind::Instance => crate::rds::recovery::instance_earliest(facts.latest, facts.retention_days, facts.created),
     };
-    let (earliest, latest, retention) = match kind {
-        DbKind::Instance => {
-            let out = rds
-                .describe_db_instances()
-                .db_instance_identifier(id)
-                .send()
-                .await
-                .map_err(|e| Error::aws("DescribeDBInstances", e))?;
-            let i = out.db_instances().first();
-            let retention = i.and_then(|i| i.backup_retention_period()).unwrap_or(0);
-            let latest = at(i.and_then(|i| i.latest_restorable_time()));
-            let created = at(i.and_then(|i| i.instance_create_time()));
-            let kept = latest.map(|l| l - chrono::Duration::days(i64::from(retention)));
-            (kept.max(created), latest, retention)
-        }
-        DbKind::Cluster => {
-            let out = rds
-                .describe_db_clusters()
-                .db_cluster_identifier(id)
-                .send()
-                .await
-                .map_err(|e| Error::aws("DescribeDBClusters", e))?;
-            let c = out.db_clusters().first();
-            (
-                at(c.and_then(|c| c.earliest_restorable_time())),
-                at(c.and_then(|c| c.latest_restorable_time())),
-                c.and_then(|c| c.backup_retention_period()).unwrap_or(0),
-            )
-        }
-    };
-    let window = match (earliest, latest) {
+    let window = match (earliest, facts.latest) {
         (Some(earliest), Some(latest)) if retention > 0 => Some(Window { earliest, latest }),
         _ => None,
     };

@@ -132,21 +132,18 @@ pub struct Restorable {
 }
 
 /// An instance's earliest restorable time, which `DescribeDBInstances` does not give (a cluster's does): the
-/// later of `latest` less the backup retention and the oldest available automated snapshot (the restore of a
-/// point starts from the automated backup before it). `None` when point-in-time recovery is off.
+/// later of `latest` less the backup retention and `oldest_base`, the oldest point a restore can start from (a
+/// restore test passes its oldest available automated snapshot; `recover`, which lists none, the instance's
+/// creation). `None` when point-in-time recovery is off.
 pub fn instance_earliest(
     latest: Option<DateTime<Utc>>,
     retention_days: Option<i32>,
-    oldest_automated: Option<DateTime<Utc>>,
+    oldest_base: Option<DateTime<Utc>>,
 ) -> Option<DateTime<Utc>> {
     let latest = latest?;
     let days = retention_days.filter(|d| *d > 0)?;
     let by_retention = latest - Duration::days(i64::from(days));
-    Some(
-        oldest_automated
-            .map_or(by_retention, |o| o.max(by_retention))
-            .min(latest),
-    )
+    Some(oldest_base.map_or(by_retention, |o| o.max(by_retention)).min(latest))
 }
 
 /// The snapshot a test from a snapshot restores: the newest available one, or one at random of those available
