@@ -108,19 +108,13 @@ pub async fn recover(r: &args::Recover, profile: Option<&str>) -> Result<Done, C
         done.at.format("%Y-%m-%dT%H:%M:%SZ"),
         url::redacted(&into)
     );
-    text.push_str(&format!(
-        "owned by role {0} (it cannot log in; `GRANT \"{0}\" TO <user>` lets a user in)\n",
-        c.owner_role
+    text.push_str(&crate::run::restored_lines(
+        &c.owner_role,
+        &c.tables,
+        &c.left_out,
+        "rows",
+        "the scratch",
     ));
-    for t in &c.tables {
-        text.push_str(&format!(
-            "  {}.{}: {} rows, {} in the scratch\n",
-            t.schema, t.name, t.restored_rows, t.expected_rows
-        ));
-    }
-    for note in &c.left_out {
-        text.push_str(&format!("  {note}\n"));
-    }
     text.push_str(&format!(
         "scratch {} ({}); restore {:.1}s, copy {:.1}s, verify {:.1}s; RTO {:.1}s\n",
         done.scratch, done.scratch_deleted, done.restore_seconds, c.copy_seconds, c.verify_seconds, done.rto_seconds

@@ -562,19 +562,13 @@ pub async fn restore(r: &args::Restore, profile: Option<&str>) -> Result<Done, C
     };
     let s = &done.stages;
     let mut text = format!("restored {key} into {}\n", url::redacted(&into));
-    text.push_str(&format!(
-        "owned by role {0} (it cannot log in; `GRANT \"{0}\" TO <user>` lets a user in)\n",
-        done.owner_role
+    text.push_str(&restored_lines(
+        &done.owner_role,
+        &done.tables,
+        &done.left_out,
+        "rows restored",
+        "the manifest",
     ));
-    for t in &done.tables {
-        text.push_str(&format!(
-            "  {}.{}: {} rows restored, {} in the manifest\n",
-            t.schema, t.name, t.restored_rows, t.expected_rows
-        ));
-    }
-    for note in &done.left_out {
-        text.push_str(&format!("  {note}\n"));
-    }
     text.push_str(&format!(
         "stages: download {:.1}s, decrypt {:.1}s, restore {:.1}s (streamed: each from the start), verify {:.1}s\n",
         s.download_seconds, s.decrypt_seconds, s.restore_seconds, s.verify_seconds
@@ -857,6 +851,29 @@ pub async fn report(a: &args::Report, profile: Option<&str>) -> Result<Done, Cli
         "plan": report.plan,
     });
     Ok(Done { json, text })
+}
+
+/// What a restore into a new database says of it: the role that owns it, each table's rows (`rows` words them,
+/// `against` names where the expected count came from) and what was left out of the chosen tables.
+pub(crate) fn restored_lines(
+    owner_role: &str,
+    tables: &[lifeboat::postgres::archive::restore::RestoredTable],
+    left_out: &[String],
+    rows: &str,
+    against: &str,
+) -> String {
+    let mut text =
+        format!("owned by role {owner_role} (it cannot log in; `GRANT \"{owner_role}\" TO <user>` lets a user in)\n");
+    for t in tables {
+        text.push_str(&format!(
+            "  {}.{}: {} {rows}, {} in {against}\n",
+            t.schema, t.name, t.restored_rows, t.expected_rows
+        ));
+    }
+    for note in left_out {
+        text.push_str(&format!("  {note}\n"));
+    }
+    text
 }
 
 #[cfg(test)]
