@@ -440,6 +440,7 @@ fn manifest(settings: &ExportSettings, job: &ExportJob<'_>, facts: Facts, stream
         counts,
         large_objects,
     } = streamed;
+    let catalog = output.catalog;
     Manifest {
         format_version: manifest::FORMAT_VERSION,
         lifeboat_version: lifeboat::core::VERSION.to_owned(),
@@ -486,5 +487,6 @@ fn manifest(settings: &ExportSettings, job: &ExportJob<'_>, facts: Facts, stream
         },
         plan: job.followed.map(|f| f.plan.clone()),
         plan_version: job.followed.map(|f| f.version.clone()),
+        catalog,
     }
 }

@@ -20,7 +20,8 @@ use std::process::Stdio;
 
 use bytes::{Bytes, BytesMut};
 use futures::stream::{FuturesUnordered, StreamExt};
-use lifeboat::postgres::dump_format::{FormatError, RowCounter, TableRows};
+use lifeboat::bucket::manifest::Catalog;
+use lifeboat::postgres::dump_format::{Counted, FormatError, RowCounter, TableRows};
 // sha2 0.11 hashes with the CPU's SHA instructions when it has them, detected at run time: SHA-NI on x86-64,
 // ARMv8 SHA2 on arm64 (Lambda's Graviton). 0.10, the workspace's, did so on x86-64 only. Checked on the
 // development machine (sha_ni in /proc/cpuinfo) by hashing 1 GiB with sha2 0.11.1 as built here and again with
@@ -78,6 +79,8 @@ pub struct Output {
     pub parts: Vec<UploadedPart>,
     /// The rows of every table whose data the archive holds, counted from the stream itself.
     pub tables: Vec<TableRows>,
+    /// The archive's table of contents for the content watch (`None` where rows are not counted).
+    pub catalog: Option<Catalog>,
     /// CPU seconds per stage (see `cpu`): reported, never recorded in the manifest.
     pub cpu: CpuSeconds,
 }
@@ -212,7 +215,10 @@ pub async fn run(
         });
     }
     // pg_dump and pg_restore both vouched for the archive; a stream the counter cannot read still fails.
-    let tables = encoded.counted.map_err(PipelineError::Count)?;
+    let (tables, catalog) = match encoded.counted.map_err(PipelineError::Count)? {
+        Some(Counted { tables, catalog }) => (tables, Some(catalog)),
+        None => (Vec::new(), None),
+    };
     Ok(Output {
         plaintext_bytes: encoded.plaintext_bytes,
         plaintext_sha256: encoded.plaintext_sha256,
@@ -220,6 +226,7 @@ pub async fn run(
         stored_sha256: encoded.stored_sha256,
         parts,
         tables,
+        catalog,
         cpu,
     })
 }
@@ -467,7 +474,7 @@ struct Encoded {
     cpu: EncoderCpu,
     /// The row counts, or why the stream could not be counted (reported after pg_dump's and pg_restore's
     /// verdicts: a counter that failed does not cut the dump short).
-    counted: Result<Vec<TableRows>, FormatError>,
+    counted: Result<Option<Counted>, FormatError>,
 }
 
 /// Runs on a blocking thread: hash, compress, encrypt, cut into parts.
@@ -516,8 +523,10 @@ fn encode(
     let writer = sealed.finish().map_err(err)?;
     let (stored_bytes, stored_sha256) = meter.stage(Stage::Upload, || writer.finish()).map_err(err)?;
     let counted = match counter {
-        Some(counter) => meter.stage(Stage::RowCounts, || counter.finish()),
-        None => Ok(Vec::new()),
+        Some(counter) => meter
+            .stage(Stage::RowCounts, || counter.finish_with_catalog())
+            .map(Some),
+        None => Ok(None),
     };
     Ok(Encoded {
         plaintext_bytes: plain_bytes,

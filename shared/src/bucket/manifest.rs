@@ -36,6 +36,59 @@ pub struct Manifest {
     /// its SHA-256, `plans::store::PlanVersion::label`), beside [`Manifest::plan`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan_version: Option<String>,
+    /// What the archive's table of contents holds (objects, schemas, extensions, each table's columns), read as
+    /// it streamed by: the content watch's schema drift compares it with the previous export's. Absent in
+    /// manifests written before it was recorded (their drift is "not comparable").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<Catalog>,
+}
+
+/// The archive's table of contents as the schema drift compares it: every object's kind, schema, name and a
+/// SHA-256 of its definition, never the definition itself (a view's or a function's text may quote data).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Catalog {
+    /// Every entry but data and per-row ones (table data, large objects, sequence values), in TOC order.
+    pub entries: Vec<CatalogEntry>,
+    /// The schemas the archive creates (`public` may be absent: pg_dump leaves it to the new database).
+    pub schemas: Vec<String>,
+    /// The extensions it creates.
+    pub extensions: Vec<String>,
+    /// Every table and its columns, as pg_dump's `CREATE TABLE` says.
+    pub tables: Vec<CatalogTable>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogEntry {
+    /// pg_dump's kind: `TABLE`, `INDEX`, `FK CONSTRAINT`, `FUNCTION`, `ACL`, ...
+    pub desc: String,
+    pub schema: String,
+    pub tag: String,
+    /// The SHA-256 of its definition (hex).
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogTable {
+    pub schema: String,
+    pub name: String,
+    /// The columns in order; `None` when the definition could not be read (only its hash is compared then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Vec<Column>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Column {
+    pub name: String,
+    /// The type as pg_dump writes it: `integer`, `character varying(20)`, `public."Mood"[]`.
+    #[serde(rename = "type")]
+    pub type_name: String,
+}
+
+impl CatalogTable {
+    /// The table's label, as [`TableCount::label`] writes it.
+    pub fn label(&self) -> String {
+        label(&self.schema, &self.name)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,8 +111,13 @@ impl TableCount {
     /// The table's name as reports show it and key it: `schema.name`, a part that holds a dot or a quote in
     /// double quotes (`public."my.table"`, `"a.b".c`), so that no two tables ever read alike.
     pub fn label(&self) -> String {
-        format!("{}.{}", label_part(&self.schema), label_part(&self.name))
+        label(&self.schema, &self.name)
     }
+}
+
+/// `schema.name` as [`TableCount::label`] writes it.
+pub fn label(schema: &str, name: &str) -> String {
+    format!("{}.{}", label_part(schema), label_part(name))
 }
 
 fn label_part(part: &str) -> String {

@@ -18,6 +18,13 @@
 //! are escaped), ending with a `\.` line. Anything else (compression, an unknown block, a block for no entry, a
 //! truncated stream, a table whose data never came) is an error, never a guess: the caller fails the export.
 //! The parser holds no buffer of its own: it reads the chunks it is pushed in place and never holds a whole block.
+//!
+//! The same pass reads the table of contents into the manifest's [`Catalog`] for the content watch's schema
+//! drift: each entry's kind, schema, name and a SHA-256 of its definition, hashed piece by piece as it streams
+//! (never kept, however long), and each table's columns from its `CREATE TABLE` ([`columns`]). A definition the
+//! column reader does not understand keeps only its hash: the catalogue never fails an export.
+
+mod columns;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -28,6 +35,9 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Buf, Bytes};
+use sha2::{Digest, Sha256};
+
+use crate::bucket::manifest::{Catalog, CatalogEntry, CatalogTable};
 
 /// The most a TOC string the parser keeps (tag, kind, schema) may be; longer strings are only skipped.
 const KEPT_STRING: usize = 1 << 20;
@@ -37,6 +47,24 @@ const BLK_DATA: u8 = 1;
 const BLK_BLOBS: u8 = 3;
 const FORMAT_CUSTOM: u8 = 1;
 const OFFSET_NO_DATA: u8 = 3;
+
+/// Kinds of TOC entry the catalogue leaves out: data, and entries there is one of per row or whose definition
+/// changes with the data (a sequence's current value), which would make every export drift.
+const NOT_CATALOGUED: [&str; 6] = [
+    "TABLE DATA",
+    "BLOBS",
+    "BLOB",
+    "LARGE OBJECT",
+    "BLOB METADATA",
+    "SEQUENCE SET",
+];
+
+/// What the streamed archive holds: every table's rows, and its catalogue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counted {
+    pub tables: Vec<TableRows>,
+    pub catalog: Catalog,
+}
 
 /// The rows of one table's data in the archive.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,11 +124,11 @@ pub fn count_rows(mut input: impl Read) -> Result<Vec<TableRows>, FormatError> {
 pub struct RowCounter {
     feed: Rc<RefCell<Feed>>,
     parse: Option<Parse>,
-    verdict: Option<Result<Vec<TableRows>, FormatError>>,
+    verdict: Option<Result<Counted, FormatError>>,
 }
 
 /// The parse in progress: it completes with the counts once the archive has ended, or at its first error.
-type Parse = Pin<Box<dyn Future<Output = Result<Vec<TableRows>, FormatError>>>>;
+type Parse = Pin<Box<dyn Future<Output = Result<Counted, FormatError>>>>;
 
 /// The bytes handed to the parser and not yet consumed, and whether the archive has ended.
 #[derive(Default)]
@@ -145,7 +173,12 @@ impl RowCounter {
     }
 
     /// The counts, once the whole archive was pushed; an archive that ended early is an error.
-    pub fn finish(mut self) -> Result<Vec<TableRows>, FormatError> {
+    pub fn finish(self) -> Result<Vec<TableRows>, FormatError> {
+        self.finish_with_catalog().map(|c| c.tables)
+    }
+
+    /// The counts and the archive's catalogue, once the whole archive was pushed.
+    pub fn finish_with_catalog(mut self) -> Result<Counted, FormatError> {
         self.feed.borrow_mut().ended = true;
         self.poll();
         self.verdict
@@ -194,7 +227,7 @@ pub fn read_toc_entries(input: &mut dyn Read) -> Result<(Vec<TocEntry>, Vec<u8>)
     }
 }
 
-async fn parse(mut r: Reader) -> Result<Vec<TableRows>, FormatError> {
+async fn parse(mut r: Reader) -> Result<Counted, FormatError> {
     let header = read_header(&mut r).await?;
     let toc = read_toc(&mut r, &header).await?;
     let mut rows: Vec<Option<u64>> = vec![None; toc.tables.len()];
@@ -220,7 +253,8 @@ async fn parse(mut r: Reader) -> Result<Vec<TableRows>, FormatError> {
             other => return Err(invalid(format!("unknown block type {other} (dump id {id})"))),
         }
     }
-    toc.tables
+    let tables = toc
+        .tables
         .into_iter()
         .zip(rows)
         .map(|(t, rows)| match (rows, t.has_data) {
@@ -235,7 +269,11 @@ async fn parse(mut r: Reader) -> Result<Vec<TableRows>, FormatError> {
                 rows,
             })
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok(Counted {
+        tables,
+        catalog: toc.catalog,
+    })
 }
 
 struct Header {
@@ -303,6 +341,7 @@ struct Toc {
     by_id: HashMap<i64, usize>,
     /// The dump ids of other entries whose data may have blocks (large objects, and kinds this reader ignores).
     other_data: std::collections::HashSet<i64>,
+    catalog: Catalog,
 }
 
 /// A `TABLE DATA` entry, and whether the archive says it has data.
@@ -323,6 +362,7 @@ async fn read_toc(r: &mut Reader, header: &Header) -> Result<Toc, FormatError> {
         tables: Vec::new(),
         by_id: HashMap::new(),
         other_data: Default::default(),
+        catalog: Catalog::default(),
     };
     for _ in 0..count {
         let id = r.int().await?;
@@ -335,7 +375,8 @@ async fn read_toc(r: &mut Reader, header: &Header) -> Result<Toc, FormatError> {
         let tag = r.kept_str().await?;
         let desc = r.kept_str().await?;
         r.int().await?; // section
-        r.skip_str().await?; // definition
+        let is_table = desc.as_deref() == Some("TABLE");
+        let (sha256, definition) = r.hashed_str(is_table).await?;
         r.skip_str().await?; // drop statement
         r.skip_str().await?; // copy statement
         let schema = r.kept_str().await?;
@@ -361,6 +402,7 @@ async fn read_toc(r: &mut Reader, header: &Header) -> Result<Toc, FormatError> {
             r.byte().await?;
         }
         let has_data = flag != OFFSET_NO_DATA;
+        catalogue(&mut toc.catalog, &desc, &schema, &tag, sha256, definition.as_deref());
         toc.entries.push(TocEntry {
             id,
             desc: desc.clone().unwrap_or_default(),
@@ -381,6 +423,41 @@ async fn read_toc(r: &mut Reader, header: &Header) -> Result<Toc, FormatError> {
         }
     }
     Ok(toc)
+}
+
+/// Adds one TOC entry to the catalogue.
+fn catalogue(
+    catalog: &mut Catalog,
+    desc: &Option<String>,
+    schema: &Option<String>,
+    tag: &Option<String>,
+    sha256: String,
+    definition: Option<&str>,
+) {
+    let (desc, schema, tag) = (
+        desc.as_deref().unwrap_or_default(),
+        schema.as_deref().unwrap_or_default(),
+        tag.as_deref().unwrap_or_default(),
+    );
+    if NOT_CATALOGUED.contains(&desc) {
+        return;
+    }
+    match desc {
+        "SCHEMA" => catalog.schemas.push(tag.to_owned()),
+        "EXTENSION" => catalog.extensions.push(tag.to_owned()),
+        "TABLE" => catalog.tables.push(CatalogTable {
+            schema: schema.to_owned(),
+            name: tag.to_owned(),
+            columns: definition.and_then(columns::columns),
+        }),
+        _ => {}
+    }
+    catalog.entries.push(CatalogEntry {
+        desc: desc.to_owned(),
+        schema: schema.to_owned(),
+        tag: tag.to_owned(),
+        sha256,
+    });
 }
 
 /// Counts the rows of one table's data block, chunk by chunk.
@@ -595,6 +672,28 @@ impl Reader {
         self.str_present().await.map(|_| ())
     }
 
+    /// Reads a string into a SHA-256 as it streams by (NULL hashes as the empty string), and keeps it too when
+    /// `keep` and it is at most [`KEPT_STRING`] bytes of UTF-8.
+    async fn hashed_str(&mut self, keep: bool) -> Result<(String, Option<String>), FormatError> {
+        let n = self.int().await?;
+        let mut hasher = Sha256::new();
+        if n == -1 {
+            return Ok((hex(&hasher.finalize()), None));
+        }
+        let mut left = usize::try_from(n).map_err(|_| invalid(format!("string length {n}")))?;
+        let mut kept = (keep && left <= KEPT_STRING).then(|| Vec::with_capacity(left));
+        while left > 0 {
+            let piece = self.some(left, "a string").await?;
+            left -= piece.len();
+            hasher.update(&piece);
+            if let Some(kept) = kept.as_mut() {
+                kept.extend_from_slice(&piece);
+            }
+        }
+        let kept = kept.and_then(|bytes| String::from_utf8(bytes).ok());
+        Ok((hex(&hasher.finalize()), kept))
+    }
+
     async fn kept_str(&mut self) -> Result<Option<String>, FormatError> {
         let n = self.int().await?;
         if n == -1 {
@@ -610,6 +709,14 @@ impl Reader {
             .map(Some)
             .map_err(|_| invalid("a name that is not UTF-8"))
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 #[cfg(test)]
@@ -659,6 +766,11 @@ mod tests {
 
         /// One TOC entry; `data`: whether it has a data block.
         fn entry(&mut self, id: i64, desc: &str, schema: &str, tag: &str, data: bool) {
+            self.entry_with(id, desc, schema, tag, data, "");
+        }
+
+        /// One TOC entry with its definition.
+        fn entry_with(&mut self, id: i64, desc: &str, schema: &str, tag: &str, data: bool, definition: &str) {
             self.int(id);
             self.int(i64::from(data));
             self.str(Some("0"));
@@ -666,7 +778,7 @@ mod tests {
             self.str(Some(tag));
             self.str(Some(desc));
             self.int(2);
-            self.str(Some(""));
+            self.str(Some(definition));
             self.str(Some(""));
             self.str(Some("COPY x FROM stdin;\n"));
             self.str(Some(schema));
@@ -858,6 +970,65 @@ mod tests {
         assert_eq!([head.as_slice(), input].concat(), bytes);
         let mut sql: &[u8] = b"-- SQL";
         assert!(matches!(read_toc_entries(&mut sql), Err(FormatError::NotAnArchive)));
+    }
+
+    fn sha(s: &str) -> String {
+        hex(&Sha256::digest(s.as_bytes()))
+    }
+
+    #[test]
+    fn the_catalogue_has_every_object_hashed_and_each_tables_columns() {
+        let long_function = format!(
+            "CREATE FUNCTION public.f() RETURNS text AS $$ {} $$;",
+            "x".repeat(KEPT_STRING + 10)
+        );
+        let long_table = format!(
+            "CREATE TABLE public.wide (\n{}    last integer\n);\n",
+            "    c text,\n".repeat(KEPT_STRING / 10)
+        );
+        let users = "CREATE TABLE public.users (\n    id integer NOT NULL,\n    name text\n);\n";
+        let mut a = Archive::new(16);
+        a.int(8);
+        a.entry_with(1, "SCHEMA", "", "billing", false, "CREATE SCHEMA billing;\n");
+        a.entry_with(2, "EXTENSION", "", "pgcrypto", false, "CREATE EXTENSION pgcrypto;\n");
+        a.entry_with(3, "TABLE", "public", "users", false, users);
+        a.entry_with(4, "TABLE", "public", "wide", false, &long_table);
+        a.entry_with(5, "FUNCTION", "public", "f()", false, &long_function);
+        a.entry_with(6, "SEQUENCE SET", "public", "users_id_seq", false, "SELECT setval(1);");
+        a.entry(7, "TABLE DATA", "public", "users", true);
+        a.entry(8, "TABLE DATA", "public", "wide", false);
+        a.data(7, &[b"1\ta\n\\.\n\n"]);
+        let mut counter = RowCounter::new();
+        for piece in a.out.chunks(1000) {
+            counter.push(Bytes::copy_from_slice(piece));
+        }
+        let counted = counter.finish_with_catalog().unwrap();
+        assert_eq!(counted.tables[0].rows, 1);
+        let c = counted.catalog;
+        assert_eq!(c.schemas, ["billing"]);
+        assert_eq!(c.extensions, ["pgcrypto"]);
+        // Data and sequence values are not objects: they would drift at every export.
+        let kinds: Vec<_> = c.entries.iter().map(|e| e.desc.as_str()).collect();
+        assert_eq!(kinds, ["SCHEMA", "EXTENSION", "TABLE", "TABLE", "FUNCTION"]);
+        assert_eq!(c.entries[2].sha256, sha(users));
+        // A definition past what is kept is still hashed whole.
+        assert_eq!(c.entries[4].sha256, sha(&long_function));
+        assert_eq!(c.entries[3].sha256, sha(&long_table));
+        let users = &c.tables[0];
+        assert_eq!(users.label(), "public.users");
+        let columns: Vec<_> = users
+            .columns
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|c| (c.name.as_str(), c.type_name.as_str()))
+            .collect();
+        assert_eq!(columns, [("id", "integer"), ("name", "text")]);
+        // Too long to keep: only its hash is compared.
+        assert_eq!(
+            (c.tables[1].name.as_str(), c.tables[1].columns.as_ref()),
+            ("wide", None)
+        );
     }
 
     proptest! {
