@@ -9,6 +9,8 @@
 //!
 //! - [`record`]: the two records the watch writes to the bucket, their keys, and the rules that read them
 //!   (which restore points are held, where an acknowledged change moves the baseline).
+//! - [`thresholds`]: how far a figure may move (a plan's `watch` object, its defaults and overrides).
+//! - [`compare`]: the comparisons themselves and the schema drift, pure functions over manifests.
 //!
 //! Owns: the comparisons (pure functions over manifests), the records and the holds they imply. Uses caches (the
 //! RDB manifest), bucket and core. Must never: decide retention itself (the retention code asks [`record`] what is
@@ -16,4 +18,6 @@
 //! manifests in the bucket, and an acknowledgement names its acknowledger as the caller's AWS identity (or, from
 //! a console invocation, as stated, and marked so).
 
+pub mod compare;
 pub mod record;
+pub mod thresholds;
