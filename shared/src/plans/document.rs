@@ -20,6 +20,7 @@ use crate::plans::schedule::{Schedule, ScheduleError};
 use crate::postgres::export::{validate_profile, Profile};
 use crate::rds::naming::validate_db_identifier;
 use crate::rds::retention::Gfs;
+use crate::watch::thresholds::WatchRule;
 
 /// The one document format this code reads. A later format gets a new number, never a new meaning for an old one.
 pub const FORMAT: u32 = 1;
@@ -93,6 +94,10 @@ pub struct Plan {
     pub restore_tests: Vec<RestoreTestRule>,
     #[serde(default)]
     pub rotation: Option<RotationRule>,
+    /// How far a backup's content may move before the content watch calls it a finding (on by default, with
+    /// defaults for every field: [`crate::watch::thresholds`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<WatchRule>,
 }
 
 /// How many periods of each size grandfather-father-son retention keeps.
@@ -553,6 +558,10 @@ fn validate_plan(at: &str, plan: &Plan) -> Result<(), DocumentError> {
         }
         _ => {}
     }
+    if let Some(w) = &plan.watch {
+        w.check(&format!("{at}.watch"))
+            .map_err(|(path, reason)| DocumentError::invalid(path, reason))?;
+    }
     if let Some(r) = &plan.snapshots {
         check_retention(&format!("{at}.snapshots.retention"), r.retention)?;
         check_max_age(&format!("{at}.snapshots.max_age_hours"), &r.schedule.0, r.max_age_hours)?;
@@ -709,7 +718,11 @@ pub fn field_paths() -> BTreeSet<String> {
         "rdb_copies": {"schedule": "0 2 * * *", "keep_days": 1},
         "restore_tests": [{"schedule": "0 2 * * *", "from": "newest-snapshot"},
                           {"schedule": "0 2 * * *", "from": "random-snapshot", "within_days": 7}],
-        "rotation": {"every_days": 1}}}}"#;
+        "rotation": {"every_days": 1},
+        "watch": {"enabled": true, "rows_drop_percent": 20, "min_rows": 1000, "size_drop_percent": 30,
+                  "size_growth_percent": 100, "history": 7, "keys_drop_percent": 20,
+                  "tables": {"public.t": {"rows_drop_percent": 1, "min_rows": 1}},
+                  "databases": {"d": {"rows_drop_percent": 1}}}}}}"#;
     let mut out = BTreeSet::new();
     if let Ok(doc) = parse(ONE_OF_EACH.as_bytes()) {
         if let Ok(value) = serde_json::to_value(doc) {
@@ -726,6 +739,8 @@ fn walk(value: &serde_json::Value, at: &str, out: &mut BTreeSet<String>) {
                 let key = match at {
                     "plans" => "<name>",
                     _ if at.ends_with(".exports") => "<profile>",
+                    _ if at.ends_with(".watch.tables") => "<table>",
+                    _ if at.ends_with(".watch.databases") => "<id>",
                     _ => key.as_str(),
                 };
                 let path = if at.is_empty() {
@@ -800,6 +815,42 @@ mod tests {
         assert!(!RecoveryPoint::NewestCacheSnapshot.is_database());
         assert_eq!(tests[3].from, RecoveryPoint::LatestRestorableTime);
         assert!(field_paths().contains("plans.<name>.restore_tests[].within_days"));
+    }
+
+    #[test]
+    fn a_plans_watch_is_read_resolved_and_checked_by_path() {
+        let doc = parse(
+            br#"{"format": 1, "plans": {"prod": {"snapshots": {"schedule": "0 2 * * *", "retention": {"daily": 7}},
+                "watch": {"size_growth_percent": 10, "tables": {"public.sessions": {"rows_drop_percent": "ignore"}},
+                          "databases": {"billing": {"rows_drop_percent": 5}}}}}}"#,
+        )
+        .unwrap();
+        let watch = doc.plans["prod"].watch.as_ref().unwrap();
+        let t = watch.thresholds("billing").unwrap();
+        assert_eq!(t.size_growth_percent, crate::watch::thresholds::Limit::Percent(10));
+        assert_eq!(t.table("public.users").0, crate::watch::thresholds::Limit::Percent(5));
+        assert_eq!(t.table("public.sessions").0, crate::watch::thresholds::Limit::Ignore);
+        let err = parse(
+            br#"{"format": 1, "plans": {"prod": {"snapshots": {"schedule": "0 2 * * *", "retention": {"daily": 7}},
+                "watch": {"databases": {"billing": {"history": 0}}}}}}"#,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("plans.prod.watch.databases.billing.history: 0"),
+            "{err}"
+        );
+        let err = parse(
+            br#"{"format": 1, "plans": {"prod": {"snapshots": {"schedule": "0 2 * * *", "retention": {"daily": 7}},
+                "watch": {"rows_drop": 5}}}}"#,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("plans.prod.watch.rows_drop: unknown field `rows_drop`"),
+            "{err}"
+        );
+        assert!(field_paths().contains("plans.<name>.watch.tables.<table>.rows_drop_percent"));
     }
 
     #[test]
