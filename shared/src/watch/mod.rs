@@ -11,6 +11,7 @@
 //!   (which restore points are held, where an acknowledged change moves the baseline).
 //! - [`thresholds`]: how far a figure may move (a plan's `watch` object, its defaults and overrides).
 //! - [`compare`]: the comparisons themselves and the schema drift, pure functions over manifests.
+//! - [`run`]: the adapter that reads a series from the bucket, compares and writes `<base>.watch.json` once.
 //!
 //! Owns: the comparisons (pure functions over manifests), the records and the holds they imply. Uses caches (the
 //! RDB manifest), bucket and core. Must never: decide retention itself (the retention code asks [`record`] what is
@@ -20,4 +21,5 @@
 
 pub mod compare;
 pub mod record;
+pub mod run;
 pub mod thresholds;
