@@ -41,6 +41,11 @@ pub struct ExportReport {
     /// pipes, other; see `cpu`), for aiming a change at the stage that costs most.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu_seconds: Option<crate::cpu::CpuSeconds>,
+    /// What the content watch found in this export (its lines), when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watch_findings: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift_summary: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -86,8 +91,11 @@ pub(crate) async fn export_all(
         let report = if *stopped {
             not_reached_report(&deps.settings, &db.id, &plan)
         } else {
-            let (report, hit_deadline) = export_one(deps, db, &plan, deadline).await;
+            let (mut report, hit_deadline) = export_one(deps, db, &plan, deadline).await;
             *stopped = hit_deadline;
+            if report.outcome == Outcome::Exported {
+                watch(deps, &plan, &mut report, &mut metrics).await;
+            }
             report
         };
         record(&mut metrics, &report, &plan.profile_name);
@@ -105,6 +113,27 @@ pub(crate) async fn export_all(
         tracing::error!(error = %e, "metrics not published");
     }
     summarize(plan, reports, started)
+}
+
+/// The content watch on the export just made, right after its manifest: it never fails or undoes the export
+/// (a failure is logged and published, and monitor runs it again within the hour).
+async fn watch(deps: &Deps, plan: &Run, report: &mut ExportReport, metrics: &mut Metrics) {
+    let rule = plan.followed.as_ref().map(|f| f.watch.clone()).unwrap_or_default();
+    let thresholds = rule.thresholds(&report.db);
+    let settings = &deps.settings;
+    let watched = lifeboat::watch::run::run_and_report(
+        &deps.s3,
+        &settings.bucket,
+        &report.manifest_key,
+        thresholds.as_ref(),
+        settings.kms_key_id.as_deref(),
+        metrics,
+    )
+    .await;
+    if let Some(w) = watched {
+        report.watch_findings = Some(w.watch.findings.iter().map(|f| f.line.clone()).collect());
+        report.drift_summary = w.watch.drift_summary;
+    }
 }
 
 /// The run's metrics for one database: success always, the figures only for an export made now.
@@ -165,6 +194,8 @@ impl ExportReport {
             seconds: 0.0,
             tables: 0,
             cpu_seconds: None,
+            watch_findings: None,
+            drift_summary: None,
         }
     }
 }

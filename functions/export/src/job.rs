@@ -45,6 +45,8 @@ pub struct ExportJob<'a> {
 pub struct Followed {
     pub plan: String,
     pub version: String,
+    /// The plan's `watch` thresholds (every default when it states none).
+    pub watch: lifeboat::watch::thresholds::WatchRule,
 }
 
 /// How an export ended when nothing went wrong.

@@ -224,6 +224,12 @@ pub(crate) async fn manual_profiles(
         followed: Some(Followed {
             plan: plan.to_owned(),
             version: loaded.version.label().to_owned(),
+            watch: loaded
+                .document
+                .plans
+                .get(plan)
+                .and_then(|p| p.watch.clone())
+                .unwrap_or_default(),
         }),
     })
 }
@@ -284,6 +290,11 @@ async fn run_exports(
             followed: Some(Followed {
                 plan: run.plan.clone(),
                 version: version.clone(),
+                watch: doc
+                    .plans
+                    .get(run.plan.as_str())
+                    .and_then(|p| p.watch.clone())
+                    .unwrap_or_default(),
             }),
         };
         let done = export_all(deps, export, deadline, &mut stopped, Instant::now()).await;
@@ -460,6 +471,7 @@ async fn copy_caches(
     }
     let all = elasticache::discover_all(&deps.ec, deps.settings.serverless_caches).await?;
     let (mut chosen, mut finishing) = (Vec::new(), Vec::new());
+    let mut plan_for: BTreeMap<String, &str> = BTreeMap::new();
     for cache in &all {
         let dims = [(metrics::CACHE_DIMENSION, cache.id.as_str())];
         // Membership is judged (published, reported) when a rule is due; a tick that only finishes copies
@@ -467,6 +479,9 @@ async fn copy_caches(
         let judged = !due_plans.is_empty();
         match plan_of(doc, Resource::Cache, &cache.id, &cache.tags) {
             Ok(plan) => {
+                if let Some(p) = plan {
+                    plan_for.insert(cache.id.clone(), p);
+                }
                 if judged {
                     metrics.put(metrics::PLAN_MEMBERSHIP_ERROR, 0.0, StandardUnit::Count, &dims);
                 }
@@ -490,18 +505,55 @@ async fn copy_caches(
         }
         match crate::caches::handle_pass(deps, Some(caches), deadline, pass).await {
             Ok(copied) if copied.caches.is_empty() => {}
-            Ok(mut copied) => match &mut summary.caches {
-                Some(all) => {
-                    all.caches.append(&mut copied.caches);
-                    all.failed += copied.failed;
-                    all.seconds += copied.seconds;
+            Ok(mut copied) => {
+                watch_copies(deps, doc, &plan_for, &copied.caches, metrics).await;
+                match &mut summary.caches {
+                    Some(all) => {
+                        all.caches.append(&mut copied.caches);
+                        all.failed += copied.failed;
+                        all.seconds += copied.seconds;
+                    }
+                    None => summary.caches = Some(copied),
                 }
-                None => summary.caches = Some(copied),
-            },
+            }
             Err(e) => summary.errors.push(format!("copy-caches: {e}")),
         }
     }
     Ok(())
+}
+
+/// The content watch on each RDB copy this tick verified, right after its manifest (keys per database against
+/// the cache's earlier copies). Never fails the tick: a failure is logged and published, and monitor retries.
+async fn watch_copies(
+    deps: &Deps,
+    doc: &Document,
+    plan_for: &BTreeMap<String, &str>,
+    copies: &[crate::caches::CacheCopyReport],
+    metrics: &mut Metrics,
+) {
+    for copy in copies
+        .iter()
+        .filter(|c| c.outcome == crate::caches::CopyOutcome::Verified)
+    {
+        let Some(key) = &copy.manifest_key else {
+            continue;
+        };
+        let rule = plan_for
+            .get(&copy.cache)
+            .and_then(|p| doc.plans.get(*p))
+            .and_then(|p| p.watch.clone())
+            .unwrap_or_default();
+        let settings = &deps.settings;
+        lifeboat::watch::run::run_and_report(
+            &deps.s3,
+            &settings.bucket,
+            key,
+            rule.thresholds(&copy.cache).as_ref(),
+            settings.kms_key_id.as_deref(),
+            metrics,
+        )
+        .await;
+    }
 }
 
 /// After the `copy-caches` step: each cache it stepped without a failure (a copy that failed or could not be

@@ -176,8 +176,18 @@ pub const RDB_COPY_VERIFIED: &str = "RdbCopyVerified";
 /// the cache was not reached before it), else 0 (per `CacheIdentifier`).
 pub const RDB_COPY_ERROR: &str = "RdbCopyError";
 
+// the content watch (export and monitor)
+/// Findings of one backup's content watch (per `DBIdentifier` and `Profile`, or `CacheIdentifier` and `Profile`
+/// `rdb`); 0 when it found nothing.
+pub const CONTENT_FINDINGS: &str = "ContentFindings";
+/// 1 when a backup's content watch could not run (its record is not written; monitor tries again), else 0 (same
+/// dimensions as `ContentFindings`).
+pub const CONTENT_WATCH_FAILED: &str = "ContentWatchFailed";
+
 /// Every metric name above, for tests that check the vocabulary is complete and unique.
 pub const ALL: &[&str] = &[
+    CONTENT_FINDINGS,
+    CONTENT_WATCH_FAILED,
     RDB_COPY_FAILED,
     RDB_COPY_VERIFIED,
     RDB_COPY_ERROR,

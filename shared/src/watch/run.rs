@@ -19,6 +19,9 @@ use crate::bucket::layout::{self, CACHE_EXPORTS_PREFIX, EXPORTS_PREFIX, MANIFEST
 use crate::bucket::manifest::Manifest;
 use crate::caches::records::RdbManifest;
 use crate::core::error::aws_error_message;
+use aws_sdk_cloudwatch::types::StandardUnit;
+
+use crate::core::metrics::{self, Metrics};
 use crate::watch::compare::{self, Backup, Outcome};
 use crate::watch::record::{Anomaly, Watch, FORMAT_VERSION, WATCH_PREFIX, WATCH_SUFFIX};
 use crate::watch::thresholds::Thresholds;
@@ -184,6 +187,43 @@ pub async fn run(
         }
     }
     Ok(Watched { watch, written, series })
+}
+
+/// Runs the watch where a backup was just written or found unwatched, and never fails its caller: the outcome
+/// is logged and published (`ContentFindings`, `ContentWatchFailed`); a failure leaves no record, so monitor's
+/// next run tries again. `None` thresholds: the watch is off for this resource.
+pub async fn run_and_report(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    manifest_key: &str,
+    thresholds: Option<&Thresholds>,
+    kms_key_id: Option<&str>,
+    out: &mut Metrics,
+) -> Option<Watched> {
+    let thresholds = thresholds?;
+    let series = Series::of(manifest_key)?;
+    let dims: [(&str, &str); 2] = match &series {
+        Series::Export { db, profile } => [(metrics::DB_DIMENSION, db), (metrics::PROFILE_DIMENSION, profile)],
+        Series::Rdb { cache } => [
+            (metrics::CACHE_DIMENSION, cache),
+            (metrics::PROFILE_DIMENSION, RDB_PROFILE),
+        ],
+    };
+    match run(s3, bucket, manifest_key, thresholds, kms_key_id, Utc::now()).await {
+        Ok(watched) => {
+            let findings = watched.watch.findings.len();
+            out.put(metrics::CONTENT_FINDINGS, findings as f64, StandardUnit::Count, &dims);
+            out.put(metrics::CONTENT_WATCH_FAILED, 0.0, StandardUnit::Count, &dims);
+            tracing::info!(manifest = %manifest_key, findings, written = watched.written,
+                drift = watched.watch.drift_summary.as_deref().unwrap_or(""), "content watch");
+            Some(watched)
+        }
+        Err(e) => {
+            out.put(metrics::CONTENT_WATCH_FAILED, 1.0, StandardUnit::Count, &dims);
+            tracing::warn!(manifest = %manifest_key, error = %e, "content watch failed; monitor tries again");
+            None
+        }
+    }
 }
 
 fn backups<M>(history: &[(String, DateTime<Utc>, M)]) -> Vec<Backup<'_, M>> {
