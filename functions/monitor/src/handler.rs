@@ -54,6 +54,9 @@ pub struct Summary {
     /// backed up by policy, and the newer versions refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<PlanRun>,
+    /// Newest manifests whose content watch had not run (a missed trigger), watched by this run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub watched: Vec<String>,
 }
 
 /// The newest restore-test report's time and whether it passed, and the newest recovery point a passed report
@@ -425,6 +428,14 @@ pub async fn handle_at(deps: &Deps, payload: Value, now: DateTime<Utc>) -> Resul
     {
         notes.push(format!("{missing}: named in LIFEBOAT_DATABASES but does not exist"));
     }
+    let watched_dbs: Vec<&Database> = targets.iter().map(|(db, _)| *db).collect();
+    let watched_caches: Vec<_> = all_caches
+        .iter()
+        .flatten()
+        .filter(|c| cache_fleet.views.iter().any(|v| v.cache == c.id))
+        .collect();
+    let loaded = plan.as_ref().map(|(l, _)| l);
+    let watched = crate::watch::catch_up(deps, loaded, &watched_dbs, &watched_caches, &mut metrics).await;
     let mut plan_run = None;
     if let Some((loaded, mut run)) = plan {
         run.check_rotations(deps, &loaded, &all, now, &mut metrics).await;
@@ -458,5 +469,6 @@ pub async fn handle_at(deps: &Deps, payload: Value, now: DateTime<Utc>) -> Resul
         janitor_failed: janitor.failed,
         attention: notes,
         plan: plan_run,
+        watched,
     })
 }

@@ -5,7 +5,8 @@
 //! (the janitor, which reports each one it could not delete). On request and monthly, it writes the fleet's
 //! evidence report (`evidence`). With `LIFEBOAT_PLAN_DOCUMENT` set ("plan mode", `plan`), every database and cache
 //! is held to the thresholds of the plan it follows, and the evidence report expects what the plan versions in
-//! force each day scheduled; unset, it runs on the threshold variables as it always did.
+//! force each day scheduled; unset, it runs on the threshold variables as it always did. A newest export or RDB
+//! copy whose content watch never ran is watched (`watch`).
 
 #![warn(clippy::too_many_lines)]
 
@@ -18,6 +19,7 @@ pub mod evidence;
 pub mod handler;
 pub mod plan;
 pub mod settings;
+pub mod watch;
 
 pub use deps::Deps;
 pub use handler::{handle, handle_at, run, run_at};
