@@ -39,3 +39,4 @@ mod restore;
 mod restore_export;
 mod rotate;
 mod snapshot;
+mod watch;
