@@ -215,10 +215,7 @@ pub async fn run(
         });
     }
     // pg_dump and pg_restore both vouched for the archive; a stream the counter cannot read still fails.
-    let (tables, catalog) = match encoded.counted.map_err(PipelineError::Count)? {
-        Some(Counted { tables, catalog }) => (tables, Some(catalog)),
-        None => (Vec::new(), None),
-    };
+    let (tables, catalog) = split(encoded.counted.map_err(PipelineError::Count)?);
     Ok(Output {
         plaintext_bytes: encoded.plaintext_bytes,
         plaintext_sha256: encoded.plaintext_sha256,
@@ -229,6 +226,14 @@ pub async fn run(
         catalog,
         cpu,
     })
+}
+
+/// The counts and the catalogue, or neither where rows are not counted.
+fn split(counted: Option<Counted>) -> (Vec<TableRows>, Option<Catalog>) {
+    match counted {
+        Some(Counted { tables, catalog }) => (tables, Some(catalog)),
+        None => (Vec::new(), None),
+    }
 }
 
 /// What each concurrent stage ended with.

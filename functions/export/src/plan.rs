@@ -471,7 +471,6 @@ async fn copy_caches(
     }
     let all = elasticache::discover_all(&deps.ec, deps.settings.serverless_caches).await?;
     let (mut chosen, mut finishing) = (Vec::new(), Vec::new());
-    let mut plan_for: BTreeMap<String, &str> = BTreeMap::new();
     for cache in &all {
         let dims = [(metrics::CACHE_DIMENSION, cache.id.as_str())];
         // Membership is judged (published, reported) when a rule is due; a tick that only finishes copies
@@ -479,9 +478,6 @@ async fn copy_caches(
         let judged = !due_plans.is_empty();
         match plan_of(doc, Resource::Cache, &cache.id, &cache.tags) {
             Ok(plan) => {
-                if let Some(p) = plan {
-                    plan_for.insert(cache.id.clone(), p);
-                }
                 if judged {
                     metrics.put(metrics::PLAN_MEMBERSHIP_ERROR, 0.0, StandardUnit::Count, &dims);
                 }
@@ -506,7 +502,7 @@ async fn copy_caches(
         match crate::caches::handle_pass(deps, Some(caches), deadline, pass).await {
             Ok(copied) if copied.caches.is_empty() => {}
             Ok(mut copied) => {
-                watch_copies(deps, doc, &plan_for, &copied.caches, metrics).await;
+                watch_copies(deps, doc, &all, &copied.caches, metrics).await;
                 match &mut summary.caches {
                     Some(all) => {
                         all.caches.append(&mut copied.caches);
@@ -527,7 +523,7 @@ async fn copy_caches(
 async fn watch_copies(
     deps: &Deps,
     doc: &Document,
-    plan_for: &BTreeMap<String, &str>,
+    all: &[lifeboat::caches::elasticache::Cache],
     copies: &[crate::caches::CacheCopyReport],
     metrics: &mut Metrics,
 ) {
@@ -538,9 +534,11 @@ async fn watch_copies(
         let Some(key) = &copy.manifest_key else {
             continue;
         };
-        let rule = plan_for
-            .get(&copy.cache)
-            .and_then(|p| doc.plans.get(*p))
+        let rule = all
+            .iter()
+            .find(|c| c.id == copy.cache)
+            .and_then(|c| plan_of(doc, Resource::Cache, &c.id, &c.tags).ok().flatten())
+            .and_then(|p| doc.plans.get(p))
             .and_then(|p| p.watch.clone())
             .unwrap_or_default();
         let settings = &deps.settings;

@@ -396,6 +396,15 @@ fn database_targets<'a>(
     }
 }
 
+/// The names in `LIFEBOAT_DATABASES` that are neither a database nor a cache.
+fn missing_notes(missing: &[String], caches: Option<&[lifeboat::caches::elasticache::Cache]>) -> Vec<String> {
+    missing
+        .iter()
+        .filter(|m| !caches.iter().copied().flatten().any(|c| &c.id == *m))
+        .map(|m| format!("{m}: named in LIFEBOAT_DATABASES but does not exist"))
+        .collect()
+}
+
 /// Parse the event, observe the chosen databases (metrics and alarm sets), delete the alarms of databases that
 /// are gone and the expired restore tests, warn about the quota, publish, report.
 pub async fn handle(deps: &Deps, payload: Value) -> Result<Summary, Error> {
@@ -422,20 +431,10 @@ pub async fn handle_at(deps: &Deps, payload: Value, now: DateTime<Utc>) -> Resul
     notes.extend(cache_fleet.notes);
     wanted.extend(cache_fleet.wanted);
     failures.extend(cache_fleet.failures);
-    for missing in missing
-        .iter()
-        .filter(|m| !all_caches.iter().flatten().any(|c| &c.id == *m))
-    {
-        notes.push(format!("{missing}: named in LIFEBOAT_DATABASES but does not exist"));
-    }
-    let watched_dbs: Vec<&Database> = targets.iter().map(|(db, _)| *db).collect();
-    let watched_caches: Vec<_> = all_caches
-        .iter()
-        .flatten()
-        .filter(|c| cache_fleet.views.iter().any(|v| v.cache == c.id))
-        .collect();
-    let loaded = plan.as_ref().map(|(l, _)| l);
-    let watched = crate::watch::catch_up(deps, loaded, &watched_dbs, &watched_caches, &mut metrics).await;
+    notes.extend(missing_notes(&missing, all_caches.as_deref()));
+    let caches_seen = (all_caches.as_deref().unwrap_or_default(), cache_fleet.views.as_slice());
+    let watched =
+        crate::watch::catch_up(deps, plan.as_ref().map(|(l, _)| l), &targets, caches_seen, &mut metrics).await;
     let mut plan_run = None;
     if let Some((loaded, mut run)) = plan {
         run.check_rotations(deps, &loaded, &all, now, &mut metrics).await;

@@ -6,6 +6,8 @@
 use lifeboat::bucket::layout;
 use lifeboat::caches::elasticache::Cache;
 use lifeboat::core::metrics::Metrics;
+use lifeboat::monitoring::caches::CacheView;
+use lifeboat::monitoring::monitor::Thresholds as MonitorThresholds;
 use lifeboat::plans::membership::{plan_of, Resource};
 use lifeboat::plans::store::Loaded;
 use lifeboat::rds::selection::Database;
@@ -19,11 +21,14 @@ use crate::deps::Deps;
 pub async fn catch_up(
     deps: &Deps,
     loaded: Option<&Loaded>,
-    databases: &[&Database],
-    caches: &[&Cache],
+    targets: &[(&Database, MonitorThresholds)],
+    (all_caches, seen): (&[Cache], &[CacheView]),
     metrics: &mut Metrics,
 ) -> Vec<String> {
     let bucket = &deps.settings.bucket;
+    let databases = targets.iter().map(|(db, _)| *db);
+    // The caches monitor watched (and could observe) this run.
+    let caches = all_caches.iter().filter(|c| seen.iter().any(|v| v.cache == c.id));
     let mut watched = Vec::new();
     for db in databases {
         let thresholds = thresholds(loaded, Resource::Database, &db.id, &db.tags);

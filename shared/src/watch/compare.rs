@@ -455,6 +455,9 @@ fn set_changes(kind: &str, object: &str, was: &[String], is: &[String], when: &T
     gone.chain(new).collect()
 }
 
+/// A table's columns as `(name, type)`, in order.
+type Columns = Vec<(String, String)>;
+
 /// The schema drift from catalogue `a` to catalogue `b`.
 pub fn drift(a: &Catalog, b: &Catalog) -> Drift {
     fn index(c: &Catalog) -> BTreeMap<Object, Vec<&str>> {
@@ -476,7 +479,7 @@ pub fn drift(a: &Catalog, b: &Catalog) -> Drift {
     let (was, is) = (index(a), index(b));
     let mut out = Drift::default();
 
-    let tables = |c: &Catalog| -> BTreeMap<(String, String), Option<Vec<(String, String)>>> {
+    let tables = |c: &Catalog| -> BTreeMap<(String, String), Option<Columns>> {
         c.tables
             .iter()
             .map(|t| {
@@ -633,7 +636,7 @@ pub fn thousands(v: f64) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -252,13 +252,11 @@ impl WatchRule {
                 ));
             }
         }
-        if !top {
-            if !self.databases.is_empty() {
-                return Err((
-                    format!("{at}.databases"),
-                    "a database's overrides do not nest".to_owned(),
-                ));
-            }
+        if !top && !self.databases.is_empty() {
+            return Err((
+                format!("{at}.databases"),
+                "a database's overrides do not nest".to_owned(),
+            ));
         }
         for (id, rule) in &self.databases {
             rule.check_level(&format!("{at}.databases.{id}"), false)?;
