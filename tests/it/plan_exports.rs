@@ -379,7 +379,18 @@ async fn a_month_of_ticks_makes_keeps_and_expires_exactly_what_the_product_polic
     }
     // Nothing of unplanned-db, and the expired export's archive and manifest are gone from the listing but kept
     // as noncurrent versions under a delete marker: hidden, not destroyed.
-    let keys = export_keys(&w).await;
+    // Each export has the content watch's record beside its manifest (an expired export's record stays: it is
+    // not a restore point).
+    let (watches, keys): (BTreeSet<String>, BTreeSet<String>) = export_keys(&w)
+        .await
+        .into_iter()
+        .partition(|k| k.ends_with(".watch.json"));
+    for k in keys.iter().filter(|k| k.ends_with(".manifest.json")) {
+        assert!(
+            watches.contains(&lifeboat::watch::run::watch_key(k).unwrap()),
+            "{k} has no watch record"
+        );
+    }
     assert!(
         keys.iter().all(|k| k.starts_with(&format!("exports/{DB}/"))),
         "{keys:?}"
