@@ -384,6 +384,91 @@ async fn put_once(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
+    use aws_sdk_s3::primitives::ByteStream;
+    use aws_sdk_s3::types::error::NoSuchKey;
+    use aws_sdk_s3::Client;
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+
+    const KEY: &str = "exports/app/full/2026/12/06/app-full-20261206T030000Z.manifest.json";
+
+    fn denied() -> aws_smithy_mocks::Rule {
+        mock!(Client::get_object).then_http_response(|| {
+            aws_smithy_runtime_api::http::Response::new(
+                aws_smithy_runtime_api::http::StatusCode::try_from(403).unwrap(),
+                aws_smithy_types::body::SdkBody::from("<Error><Code>AccessDenied</Code><Message>no</Message></Error>"),
+            )
+        })
+    }
+
+    #[tokio::test]
+    async fn a_watch_that_cannot_run_never_fails_its_caller_and_says_so_in_a_metric() {
+        // The record is not there, and the manifest cannot be read: the run fails naming the key, and the
+        // reporting wrapper turns that into a warning and ContentWatchFailed 1, never an error.
+        let rules = || {
+            let none = mock!(Client::get_object).then_error(|| GetObjectError::NoSuchKey(NoSuchKey::builder().build()));
+            let listed = || {
+                mock!(Client::list_objects_v2)
+                    .then_output(|| aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output::builder().build())
+            };
+            [none, listed(), listed(), denied()]
+        };
+        let [a, b, c, d] = rules();
+        let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, [&a, &b, &c, &d]);
+        let err = run(&s3, "b", KEY, &Thresholds::default(), None, Utc::now())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().starts_with(&format!("reading {KEY}: ")), "{err}");
+        let [a, b, c, d] = rules();
+        let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, [&a, &b, &c, &d]);
+        let mut m = Metrics::new();
+        assert!(
+            run_and_report(&s3, "b", KEY, Some(&Thresholds::default()), None, &mut m)
+                .await
+                .is_none()
+        );
+        let failed: Vec<_> = m
+            .items()
+            .iter()
+            .filter(|i| i.name == metrics::CONTENT_WATCH_FAILED)
+            .collect();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].value, 1.0);
+        // Turned off: nothing read, nothing published.
+        let unused = denied();
+        let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, [&unused]);
+        let mut m = Metrics::new();
+        assert!(run_and_report(&s3, "b", KEY, None, None, &mut m).await.is_none());
+        assert!(m.items().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_record_already_there_is_returned_and_nothing_is_written() {
+        let existing = Watch {
+            format_version: FORMAT_VERSION,
+            manifest_key: KEY.into(),
+            watched_at: Utc::now(),
+            compared_with: None,
+            history: vec![],
+            findings: vec![],
+            drift: None,
+            drift_summary: None,
+        };
+        let body = serde_json::to_vec(&existing).unwrap();
+        let found = mock!(Client::get_object).then_output(move || {
+            GetObjectOutput::builder()
+                .content_length(body.len() as i64)
+                .body(ByteStream::from(body.clone()))
+                .build()
+        });
+        let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, [&found]);
+        let got = run(&s3, "b", KEY, &Thresholds::default(), None, Utc::now())
+            .await
+            .unwrap();
+        assert!(!got.written);
+        assert_eq!(got.watch, existing);
+        assert_eq!(found.num_calls(), 1);
+    }
 
     #[test]
     fn the_series_comes_from_the_key_and_nothing_else() {
