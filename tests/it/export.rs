@@ -360,7 +360,11 @@ async fn a_duplicate_invocation_for_the_same_time_makes_no_second_export() {
     let w = world(&[]).await;
     handle(&w.deps, scheduled("full"), None).await.unwrap();
     let before = keys(&w).await;
-    assert_eq!(before.len(), 2, "the dump and its manifest: {before:?}");
+    assert_eq!(
+        before.len(),
+        3,
+        "the dump, its manifest and the content watch's record: {before:?}"
+    );
     let again = handle(&w.deps, scheduled("full"), None).await.unwrap();
     assert_eq!(again.exports[0].outcome, Outcome::AlreadyExported);
     assert_eq!(keys(&w).await, before);

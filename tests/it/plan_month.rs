@@ -133,8 +133,9 @@ impl World {
         let keys = lifeboat::bucket::layout::list_keys(&self.export.s3, BUCKET, "exports/", "")
             .await
             .unwrap();
+        // The content watch's records beside the manifests are about backups, not backups: counted apart.
         (
-            keys.into_iter().collect(),
+            keys.into_iter().filter(|k| !k.ends_with(".watch.json")).collect(),
             self.cache_snapshots().await,
             self.executions().await,
         )
@@ -387,10 +388,21 @@ async fn a_month_of_the_small_stack_policy_makes_keeps_expires_tests_and_alarms_
         .map(|t| lifeboat::bucket::layout::export_keys("app-db", "full", *t, false).1)
         .collect();
     assert_eq!(manifests, named, "exactly one export a day, named by its due time");
+    let (watches, made): (Vec<String>, Vec<String>) = made.into_iter().partition(|k| k.ends_with(".watch.json"));
     assert_eq!(
         made.len(),
         2 * 31,
         "an archive and a manifest a day, each written once: {made:?}"
+    );
+    assert_eq!(watches.len(), 31, "one watch record a day, written once: {watches:?}");
+    let watched: BTreeSet<String> = manifests
+        .iter()
+        .filter_map(|k| lifeboat::watch::run::watch_key(k))
+        .collect();
+    assert_eq!(
+        watches.into_iter().collect::<BTreeSet<_>>(),
+        watched,
+        "each export's content watch record, written once"
     );
 
     // Kept and expired: each 02:00 run hid the export it made 15 days earlier (strictly older than 14 days), so
