@@ -12,7 +12,7 @@
 //! monitoring   alarms, findings, the janitor's rules, notify  uses plans, caches, rds, bucket, core
 //! recover      a database or tables back as at a time         uses rds, postgres, core (feature `archive`)
 //! plans        the written policy as a document, due runs     uses watch, rds, postgres, bucket, core
-//! watch        what is inside backups, compared; holds        uses caches, bucket, core
+//! watch        what is inside backups, compared; holds        uses caches, rds, bucket, core
 //! caches       ElastiCache, RDB files, cache restore tests   uses rds, postgres, bucket, core
 //! rds          snapshots, instances, retention, restore tests uses bucket, core
 //! postgres     connections, dumps, exports, rotation          uses bucket, core

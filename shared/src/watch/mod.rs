@@ -9,11 +9,15 @@
 //!
 //! - [`record`]: the two records the watch writes to the bucket, their keys, and the rules that read them
 //!   (which restore points are held, where an acknowledged change moves the baseline).
+//! - [`hold`]: an anomaly opened from a comparison, the snapshots and manifests it holds, what retention asks
+//!   of it, and the acknowledgement that releases it (rules and the S3/RDS/ElastiCache adapter).
 //!
 //! Owns: the comparisons (pure functions over manifests), the records and the holds they imply. Uses caches (the
-//! RDB manifest), bucket and core. Must never: decide retention itself (the retention code asks [`record`] what is
+//! RDB manifest, the cache snapshots a hold names), rds (the snapshots a hold names, retention's decision),
+//! bucket and core. Must never: decide retention itself (the retention code asks [`record`] what is
 //! held), nor take a finding, a hold or an acknowledgement from an invocation's payload: findings come from
 //! manifests in the bucket, and an acknowledgement names its acknowledger as the caller's AWS identity (or, from
 //! a console invocation, as stated, and marked so).
 
+pub mod hold;
 pub mod record;
