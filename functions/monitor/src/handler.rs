@@ -19,6 +19,7 @@ use lifeboat::monitoring::monitor::{
 };
 use lifeboat::plans::store::Loaded;
 use lifeboat::rds::selection::{self, Database};
+use lifeboat::watch::record::DATABASE;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -148,6 +149,12 @@ async fn observe_fleet(
                 fleet.views.push(facts.view(&db.id, now));
             }
             Err(e) => fleet.failures.push(format!("{}: {e}", db.id)),
+        }
+        // Content watch (issue 27): a database whose exports are compared has its anomalies opened and counted.
+        if !thresholds.export_max_age_s.is_empty() {
+            if let Err(e) = crate::anomalies::watch(deps, DATABASE, &db.id, metrics, &mut fleet.notes).await {
+                fleet.failures.push(format!("{} content watch: {e}", db.id));
+            }
         }
         for spec in alarm_set_for(&deps.settings.alarm_scope, &db.id, thresholds) {
             put_alarm(deps, (DB_DIMENSION, &db.id), &spec).await?;
@@ -330,14 +337,17 @@ pub async fn run_at(deps: &Deps, payload: Value, now: DateTime<Utc>) -> Result<V
             json(serde_json::to_value(crate::deselection::confirm(deps, &c).await?))
         }
         event::Request::PlanShow { resource } => crate::plan::show(deps, &resource, now).await,
+        event::Request::Acknowledge(a) => json(serde_json::to_value(crate::anomalies::acknowledge(deps, &a).await?)),
         event::Request::Invalid(reason) => Err(Error::InvalidEvent(reason)),
         event::Request::Unknown(action) => Err(Error::InvalidEvent(format!(
             "unknown action {action}: send {{}} for a monitoring run, {{\"action\": \"{}\", \"period\": \"2026-10\"}} \
              for an evidence report, {{\"action\": \"{}\", \"database\": \"<id>\", \"by\": \"<who>\"}}, or \
-             {{\"action\": \"{}\", \"resource\": \"<id>\"}}",
+             {{\"action\": \"{}\", \"resource\": \"<id>\"}}, or {{\"action\": \"{}\", \"resource\": \"<id>\", \
+             \"why\": \"...\", \"by\": \"<who>\"}}",
             event::EVIDENCE_REPORT,
             event::CONFIRM_DESELECTION,
-            event::PLAN_SHOW
+            event::PLAN_SHOW,
+            event::ACKNOWLEDGE
         ))),
     }
 }

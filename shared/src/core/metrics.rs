@@ -176,6 +176,10 @@ pub const RDB_COPY_VERIFIED: &str = "RdbCopyVerified";
 /// the cache was not reached before it), else 0 (per `CacheIdentifier`).
 pub const RDB_COPY_ERROR: &str = "RdbCopyError";
 
+/// The content anomalies of a database or cache still open (not acknowledged), per `DBIdentifier` or
+/// `CacheIdentifier` (monitor, every run; `watch::hold`).
+pub const CONTENT_ANOMALIES: &str = "ContentAnomalies";
+
 /// Every metric name above, for tests that check the vocabulary is complete and unique.
 pub const ALL: &[&str] = &[
     RDB_COPY_FAILED,
@@ -231,6 +235,7 @@ pub const ALL: &[&str] = &[
     EVIDENCE_GAP_DAYS,
     NOTIFICATION_DELIVERED,
     NOTIFICATION_SUPPRESSED,
+    CONTENT_ANOMALIES,
 ];
 /// PutMetricData accepts up to 1,000 datums per call; staying well under also keeps the payload under 1 MB.
 pub const BATCH_SIZE: usize = 500;
