@@ -730,10 +730,10 @@ async fn a_deselected_database_keeps_its_alarms_and_is_a_finding_until_a_person_
     )
     .await
     .unwrap();
-    assert_eq!(before.alarms_kept, 3 * 7);
+    assert_eq!(before.alarms_kept, 3 * 8);
     assert!(before.alarms_deleted.is_empty(), "{:?}", before.alarms_deleted);
     assert!(before.deselected.is_empty() && before.gone.is_empty());
-    assert_eq!(w.alarm_names().await.len(), 3 * 7 + 1);
+    assert_eq!(w.alarm_names().await.len(), 3 * 8 + 1);
 
     // The attacker's move, and a database really retired; the policy drops the weekly export.
     w.rds
@@ -764,6 +764,7 @@ async fn a_deselected_database_keeps_its_alarms_and_is_a_finding_until_a_person_
         deleted,
         [
             "lifeboat/prod/deleted/backup-retention",
+            "lifeboat/prod/deleted/content",
             "lifeboat/prod/deleted/export-age-full",
             "lifeboat/prod/deleted/export-age-weekly",
             "lifeboat/prod/deleted/pitr-lag",
@@ -906,7 +907,7 @@ async fn two_stacks_in_one_account_never_touch_each_others_alarms() {
         ("LIFEBOAT_EXPORT_MAX_AGE_HOURS", "weekly=170"),
     ]);
     let first = monitor::handle(&production, json!({})).await.unwrap();
-    assert_eq!(first.alarms_kept, 2 * 6);
+    assert_eq!(first.alarms_kept, 2 * 7);
     for (stack, deps) in [
         ("staging", &staging),
         ("production", &production),
@@ -926,10 +927,10 @@ async fn two_stacks_in_one_account_never_touch_each_others_alarms() {
         );
     }
     let names = w.alarm_names().await;
-    assert_eq!(of_names(&names, "lifeboat/production/app/"), 6, "{names:?}");
-    assert_eq!(of_names(&names, "lifeboat/production/app-prod/"), 6, "{names:?}");
-    assert_eq!(of_names(&names, "lifeboat/staging/app/"), 6, "{names:?}");
-    assert_eq!(names.len(), 18, "{names:?}");
+    assert_eq!(of_names(&names, "lifeboat/production/app/"), 7, "{names:?}");
+    assert_eq!(of_names(&names, "lifeboat/production/app-prod/"), 7, "{names:?}");
+    assert_eq!(of_names(&names, "lifeboat/staging/app/"), 7, "{names:?}");
+    assert_eq!(names.len(), 21, "{names:?}");
     assert!(names.contains(&"lifeboat/production/app/export-age-full".to_owned()));
     assert!(names.contains(&"lifeboat/staging/app/export-age-weekly".to_owned()));
 
