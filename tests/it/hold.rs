@@ -292,3 +292,65 @@ async fn the_last_good_export_and_snapshots_are_held_until_a_person_acknowledges
     let manifests = w.manifests().await;
     assert!(!manifests.contains(&manifest_at(e1)), "{manifests:?}");
 }
+
+/// An open anomaly of `db`'s `full` exports, written as `open_for` writes one.
+fn open_anomaly(db: &str, seen_at: DateTime<Utc>) -> (String, Anomaly) {
+    let watch = Watch {
+        manifest_key: layout::export_keys(db, "full", seen_at, false).1,
+        compared_with: Some(layout::export_keys(db, "full", seen_at - Duration::days(1), false).1),
+        ..mass_delete(seen_at, seen_at - Duration::days(1))
+    };
+    match lifeboat::watch::hold::opening(&watch, &[], vec!["lifeboat-snap-1".into()]) {
+        Some(lifeboat::watch::hold::Opening::Open { key, anomaly }) => (key, anomaly),
+        other => panic!("not opened: {other:?}"),
+    }
+}
+
+/// `lifeboat acknowledge` records the caller's AWS identity (moto's STS answer), never a typed name; with
+/// nothing open it is refused (exit 4) and writes nothing.
+#[tokio::test]
+async fn the_lifeboat_tool_acknowledges_as_the_callers_arn_and_refuses_when_nothing_is_open() {
+    let moto = Moto::start();
+    let config = moto.config(REGION);
+    let s3 = aws_sdk_s3::Client::new(&config);
+    lifeboat_tests::plans::versioned_bucket(&s3, BUCKET).await;
+    let (key, open) = open_anomaly("app-db", at("2026-10-02T02:00:00Z"));
+    lifeboat_tests::plans::put_json(&s3, BUCKET, &key, &open).await;
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let mut all = vec!["--json", "acknowledge"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--bucket", BUCKET]);
+        crate::cli::command(&moto.endpoint, dir.path(), &all).output().unwrap()
+    };
+
+    let out = run(&["app-db", "--why", "OPS-1311: the purge was planned"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["key"], key.as_str());
+    assert_eq!(result["released"]["snapshots"], json!(["lifeboat-snap-1"]));
+    let done = anomaly(&s3, &key).await.acknowledged.expect("acknowledged");
+    assert!(
+        done.by.starts_with("arn:aws:"),
+        "the caller's ARN, from STS: {}",
+        done.by
+    );
+    assert!(!done.by_stated);
+    assert_eq!(done.why, "OPS-1311: the purge was planned");
+
+    let again = run(&["app-db", "--why", "again"]);
+    assert_eq!(
+        again.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no open content anomaly"));
+    assert_eq!(
+        anomaly(&s3, &key).await.acknowledged.unwrap().why,
+        done.why,
+        "nothing rewritten"
+    );
+    let nobody = run(&["other-db", "--why", "x"]);
+    assert_eq!(nobody.status.code(), Some(4));
+}

@@ -236,7 +236,7 @@ async fn monitor_publishes_freshness_keeps_one_alarm_set_per_database_and_cleans
     let all = alarms(cw.clone()).await;
     assert_eq!(
         all.len(),
-        3 * 6,
+        3 * 7,
         "{:?}",
         all.iter().map(|a| a.alarm_name()).collect::<Vec<_>>()
     );
@@ -260,7 +260,7 @@ async fn monitor_publishes_freshness_keeps_one_alarm_set_per_database_and_cleans
         .await
         .unwrap();
     let summary = monitor::handle(&deps, json!({})).await.unwrap();
-    assert_eq!(summary.alarms_deleted.len(), 6, "{:?}", summary.alarms_deleted);
+    assert_eq!(summary.alarms_deleted.len(), 7, "{:?}", summary.alarms_deleted);
     assert!(summary
         .alarms_deleted
         .iter()
@@ -653,7 +653,7 @@ async fn monitor_without_an_export_publishes_no_export_age_but_keeps_its_alarm_b
     let alarms = w.alarms().await;
     assert_eq!(
         alarms.len(),
-        7,
+        8,
         "{:?}",
         alarms.iter().map(|a| a.alarm_name()).collect::<Vec<_>>()
     );
@@ -791,12 +791,12 @@ async fn a_deselected_database_keeps_its_alarms_and_is_a_finding_until_a_person_
     let left = w.alarm_names().await;
     assert_eq!(
         left.iter().filter(|n| n.starts_with("lifeboat/prod/retagged/")).count(),
-        7,
+        8,
         "{left:?}"
     );
     assert_eq!(
         left.iter().filter(|n| n.starts_with("lifeboat/prod/keep/")).count(),
-        6,
+        7,
         "{left:?}"
     );
     assert!(left.contains(&"someone-elses-alarm".to_owned()), "{left:?}");
@@ -944,13 +944,13 @@ async fn two_stacks_in_one_account_never_touch_each_others_alarms() {
         .await
         .unwrap();
     let run = monitor::handle(&staging, json!({})).await.unwrap();
-    assert_eq!(run.alarms_deleted.len(), 6, "{:?}", run.alarms_deleted);
+    assert_eq!(run.alarms_deleted.len(), 7, "{:?}", run.alarms_deleted);
     assert!(run
         .alarms_deleted
         .iter()
         .all(|n| n.starts_with("lifeboat/staging/app/")));
     let names = w.alarm_names().await;
-    assert_eq!(of_names(&names, "lifeboat/production/"), 12, "{names:?}");
+    assert_eq!(of_names(&names, "lifeboat/production/"), 14, "{names:?}");
 }
 
 /// How many of `names` start with `prefix`.
