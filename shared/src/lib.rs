@@ -8,7 +8,7 @@
 //! and what it must never do. Dependencies point one way, from the top of this list to the bottom:
 //!
 //! ```text
-//! evidence     the auditor's report                          uses monitoring, rds, bucket, core
+//! evidence     the auditor's report                          uses monitoring, watch, rds, bucket, core
 //! monitoring   alarms, findings, the janitor's rules, notify  uses plans, caches, rds, bucket, core
 //! recover      a database or tables back as at a time         uses rds, postgres, core (feature `archive`)
 //! plans        the written policy as a document, due runs     uses watch, rds, postgres, bucket, core

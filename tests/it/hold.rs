@@ -124,6 +124,35 @@ impl World {
         monitor::Deps::new(&self.config, settings)
     }
 
+    /// The content alarm's ALARM message as notify writes it (to an SNS topic in moto).
+    async fn notify_content_alarm(&self) -> String {
+        let sns = aws_sdk_sns::Client::new(&self.config);
+        let topic = sns.create_topic().name("lifeboat-alarms").send().await.unwrap();
+        let vars: BTreeMap<&str, String> = [
+            ("LIFEBOAT_BUCKET", BUCKET.to_owned()),
+            ("LIFEBOAT_STACK_NAME", "prod".to_owned()),
+            ("LIFEBOAT_NOTIFY_TOPIC_ARN", topic.topic_arn().unwrap().to_owned()),
+        ]
+        .into();
+        let settings = notify::settings::NotifySettings::from_env(&move |n: &str| vars.get(n).cloned()).unwrap();
+        let deps = notify::Deps::new(&self.config, settings);
+        let name = "lifeboat/prod/hold-db/content";
+        let event = json!({
+            "version": "0", "id": "content", "detail-type": "CloudWatch Alarm State Change",
+            "source": "aws.cloudwatch", "account": "123456789012", "time": "2026-10-02T03:00:00Z",
+            "region": REGION, "resources": [format!("arn:aws:cloudwatch:{REGION}:123456789012:alarm:{name}")],
+            "detail": {
+                "alarmName": name,
+                "state": {"value": "ALARM", "reason": "Threshold Crossed: 1 datapoint [1.0] was greater than the threshold (0.0).",
+                          "timestamp": "2026-10-02T03:00:00.000+0000"},
+                "previousState": {"value": "OK", "reason": "", "timestamp": "2026-10-01T03:00:00.000+0000"}
+            }
+        });
+        let sent = notify::handle(&deps, event).await.unwrap();
+        assert_eq!(sent["sent"], true, "{sent}");
+        sent["text"].as_str().unwrap().to_owned()
+    }
+
     async fn snapshots(&self) -> Vec<String> {
         let mut ids: Vec<String> = lifeboat::rds::snapshots::list_manual(&self.snapshot.rds)
             .await
@@ -245,6 +274,23 @@ async fn the_last_good_export_and_snapshots_are_held_until_a_person_acknowledges
     assert_eq!(content.metric_name(), Some("ContentAnomalies"));
     assert_eq!(content.threshold(), Some(0.0));
 
+    // The content alarm's notification names the table and both counts, from the open anomaly's record.
+    let text = w.notify_content_alarm().await;
+    assert!(
+        text.starts_with("[ALARM] hold-db: the content of hold-db's backups changed beyond its thresholds\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  - public.users: 12,030 rows in the backup of 2026-10-01, 8,301 in today's, -31%\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "Held until acknowledged: 2 snapshot(s), 1 export(s); record: {key}"
+        )),
+        "{text}"
+    );
+
     // Day 3: retention would expire the day-1 snapshot (daily=1) and the day-1 export (keep_days=1); both stay.
     let (_, snap3) = w.tick(d3 + Duration::hours(1)).await;
     assert!(w.snapshots().await.contains(&before[0]), "the held snapshot expired");
@@ -273,6 +319,22 @@ async fn the_last_good_export_and_snapshots_are_held_until_a_person_acknowledges
     let recorded = closed.acknowledged.expect("acknowledged");
     assert_eq!((recorded.by.as_str(), recorded.by_stated), ("ana", true));
     assert_eq!(recorded.why, "OPS-1311: the purge was planned");
+    // The evidence report of the month has the anomaly: what it found and held, who acknowledged it, when, why.
+    let written = monitor::run_at(
+        &monitor,
+        json!({"action": "evidence-report", "period": "2026-10"}),
+        at("2026-11-02T00:00:00Z"),
+    )
+    .await
+    .unwrap();
+    let report: Value = layout::get_json(&w.s3, BUCKET, written["json_key"].as_str().unwrap())
+        .await
+        .unwrap();
+    let section = &report["anomalies"][0];
+    assert_eq!(section["key"], key.as_str(), "{report}");
+    assert_eq!(section["held_snapshots"], json!(before));
+    assert_eq!(section["acknowledged"]["by"], "ana");
+    assert_eq!(section["acknowledged"]["why"], "OPS-1311: the purge was planned");
     let refused = monitor::run_at(&monitor, ack, d3 + Duration::hours(3))
         .await
         .unwrap_err();

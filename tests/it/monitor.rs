@@ -265,7 +265,7 @@ async fn monitor_publishes_freshness_keeps_one_alarm_set_per_database_and_cleans
         .alarms_deleted
         .iter()
         .all(|n| n.starts_with("lifeboat/prod/stale/")));
-    assert_eq!(alarms(cw).await.len(), 2 * 6);
+    assert_eq!(alarms(cw).await.len(), 2 * 7);
 }
 
 /// A stand-in chat webhook: answers with the given statuses in turn (the last one repeats) and keeps the bodies.
@@ -861,13 +861,13 @@ async fn a_deselected_database_keeps_its_alarms_and_is_a_finding_until_a_person_
     let record: Value = serde_json::from_slice(&record.body.collect().await.unwrap().into_bytes()).unwrap();
     assert_eq!(record["by"], "jane@example.com");
     assert_eq!(record["tags"]["lifeboat:backup"], "false");
-    assert_eq!(record["alarms"].as_array().unwrap().len(), 7);
+    assert_eq!(record["alarms"].as_array().unwrap().len(), 8);
     let left = w.alarm_names().await;
     assert!(
         !left.iter().any(|n| n.starts_with("lifeboat/prod/retagged/")),
         "{left:?}"
     );
-    assert_eq!(left.len(), 6 + 1, "{left:?}");
+    assert_eq!(left.len(), 7 + 1, "{left:?}");
 
     let last = monitor::handle(&deps, json!({})).await.unwrap();
     assert!(last.deselected.is_empty(), "{:?}", last.deselected);
