@@ -416,3 +416,45 @@ async fn the_lifeboat_tool_acknowledges_as_the_callers_arn_and_refuses_when_noth
     let nobody = run(&["other-db", "--why", "x"]);
     assert_eq!(nobody.status.code(), Some(4));
 }
+
+/// A comparison with findings that no anomaly covers (the export's own step failed, or never ran) is opened by
+/// monitor's next run, holding the baseline and Lifeboat's snapshots from it; a second run opens nothing more.
+#[tokio::test]
+async fn monitor_opens_an_anomaly_the_export_missed_within_the_hour() {
+    let moto = Moto::start();
+    let config = moto.config(REGION);
+    let s3 = aws_sdk_s3::Client::new(&config);
+    lifeboat_tests::plans::versioned_bucket(&s3, BUCKET).await;
+    let rds = aws_sdk_rds::Client::new(&config);
+    lifeboat_tests::plans::instance(&rds, "app-db", &[("lifeboat:backup", "true")], 7).await;
+    let seen = at("2026-10-02T02:00:00Z");
+    let watch = Watch {
+        manifest_key: layout::export_keys("app-db", "full", seen, false).1,
+        compared_with: Some(layout::export_keys("app-db", "full", seen - Duration::days(1), false).1),
+        ..mass_delete(seen, seen - Duration::days(1))
+    };
+    lifeboat_tests::plans::put_json(&s3, BUCKET, &watch_key_of(&watch.manifest_key).unwrap(), &watch).await;
+    let vars: BTreeMap<&str, String> = [
+        ("LIFEBOAT_BUCKET", BUCKET.to_owned()),
+        ("LIFEBOAT_STACK_NAME", "prod".to_owned()),
+        ("LIFEBOAT_EXPORT_MAX_AGE_HOURS", "full=26".to_owned()),
+    ]
+    .into();
+    let settings = monitor::settings::MonitorSettings::from_env(&move |n: &str| vars.get(n).cloned()).unwrap();
+    let deps = monitor::Deps::new(&config, settings);
+    monitor::handle(&deps, json!({})).await.unwrap();
+    let key = anomaly_key(DATABASE, "app-db", "full", seen);
+    let opened = anomaly(&s3, &key).await;
+    assert!(opened.is_open());
+    assert_eq!(opened.held.manifests, [watch.compared_with.clone().unwrap()]);
+    assert_eq!(opened.findings, watch.findings);
+    monitor::handle(&deps, json!({})).await.unwrap();
+    let records = lifeboat::watch::hold::read_anomalies(&s3, BUCKET, DATABASE, "app-db", None)
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 1, "one episode, one record");
+    assert!(
+        records[0].1.also_seen_in.is_empty(),
+        "the same backup is not added twice"
+    );
+}
