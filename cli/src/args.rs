@@ -117,6 +117,17 @@ PGPASSWORD=... lifeboat recover app-prod --to 2026-11-22T14:31:00Z --table order
         after_help = "Example:\n  LIFEBOAT_EXPORT_MAX_AGE_HOURS=full=26,critical=7 lifeboat report --period 2026-Q3 --out q3.html"
     )]
     Report(Report),
+    /// Accept a content anomaly: release the restore points it holds and make the change the new baseline
+    #[command(
+        long_about = "Acknowledges the open content anomaly of a database or cache (docs/book/src/runbooks/\
+                      content-anomaly.md): the record under watch/ in the bucket gets who (your AWS identity, from \
+                      STS GetCallerIdentity), why and when. Retention then expires the restore points it held as \
+                      the plan says, and later comparisons take the acknowledged backup as their baseline. Name the \
+                      series (the export profile, or `rdb` for a cache's RDB copies) when more than one is open. \
+                      Refused (exit 4) when nothing is open.",
+        after_help = "Example:\n  lifeboat acknowledge product-db --series critical --why \"OPS-1311: the sessions purge was planned\""
+    )]
+    Acknowledge(Acknowledge),
     /// Check, show, compare and apply the backup plan document
     #[command(
         long_about = "The backup plans: one JSON document (docs/book/src/reference/plans.md) in a versioned S3 \
@@ -275,6 +286,21 @@ pub struct Restore {
     pub dry_run: bool,
     #[command(flatten)]
     pub common: Common,
+}
+
+#[derive(Debug, Args)]
+pub struct Acknowledge {
+    /// The database (RDS instance or Aurora cluster) or cache identifier
+    pub resource: String,
+    /// The series: an export profile, or `rdb` for a cache's RDB copies (needed only when several are open)
+    #[arg(long, visible_alias = "export-profile", value_name = "NAME")]
+    pub series: Option<String>,
+    /// Why the change is accepted (recorded; required, at most 1000 characters)
+    #[arg(long, value_name = "TEXT", required = true)]
+    pub why: String,
+    /// The export bucket (default: $LIFEBOAT_BUCKET)
+    #[arg(long, value_name = "BUCKET")]
+    pub bucket: Option<String>,
 }
 
 #[derive(Debug, Args)]

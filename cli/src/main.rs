@@ -1,6 +1,6 @@
 //! `lifeboat`: the on-call terminal tool. Lists complete exports, restores one (or some of its tables) into a
 //! new database in one streamed, verified step (or plans it with `--dry-run`), verifies an export end to end
-//! without restoring it, checks, shows, compares and applies the backup plan document (`plan`), writes the fleet's
+//! without restoring it, acknowledges a content anomaly (`acknowledge`), checks, shows, compares and applies the backup plan document (`plan`), writes the fleet's
 //! evidence report (`lifeboat::evidence`, the same page monitor
 //! writes), and prints its own shell completions and man pages.
 //!
@@ -10,6 +10,7 @@
 //! Exit codes ([`run::Kind`]): 0 done, 1 failed, 2 usage, 3 not found, 4 refused, 5 verification failed,
 //! 130 interrupted (Ctrl-C; a restore drops the database it created).
 
+mod acknowledge;
 mod args;
 mod plan;
 mod progress;
@@ -43,6 +44,7 @@ async fn main() -> ExitCode {
         Command::Exports(a) => run::exports(a, profile).await,
         Command::Restore(a) => run::restore(a, profile).await,
         Command::Recover(a) => recover::recover(a, profile).await,
+        Command::Acknowledge(a) => acknowledge::acknowledge(a, profile).await,
         Command::Verify(a) => run::verify(a, profile).await,
         Command::Report(a) => run::report(a, profile).await,
         Command::Plan { command } => plan::run(command, profile).await,

@@ -808,6 +808,8 @@ pub async fn report(a: &args::Report, profile: Option<&str>) -> Result<Done, Cli
             evidence::rules::build(&facts, &policy, &period, now)
         }
     };
+    let mut report = report;
+    report.add_anomalies(&gather::anomalies(src).await.map_err(CliError::Gather)?);
     let html_path = a
         .out
         .clone()

@@ -8,11 +8,11 @@
 //! and what it must never do. Dependencies point one way, from the top of this list to the bottom:
 //!
 //! ```text
-//! evidence     the auditor's report                          uses monitoring, rds, bucket, core
+//! evidence     the auditor's report                          uses monitoring, watch, rds, bucket, core
 //! monitoring   alarms, findings, the janitor's rules, notify  uses plans, caches, rds, bucket, core
 //! recover      a database or tables back as at a time         uses rds, postgres, core (feature `archive`)
 //! plans        the written policy as a document, due runs     uses watch, rds, postgres, bucket, core
-//! watch        what is inside backups, compared; holds        uses caches, bucket, core
+//! watch        what is inside backups, compared; holds        uses caches, rds, bucket, core
 //! caches       ElastiCache, RDB files, cache restore tests   uses rds, postgres, bucket, core
 //! rds          snapshots, instances, retention, restore tests uses bucket, core
 //! postgres     connections, dumps, exports, rotation          uses bucket, core

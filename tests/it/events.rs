@@ -250,12 +250,19 @@ fn every_monitor_event_parses() {
         names,
         [
             "confirm-deselection.json",
+            "console-acknowledge.json",
             "evidence-monthly.json",
             "evidence-report.json",
             "plan-show.json",
             "scheduled.json"
         ],
-        "the hourly schedule, the monthly evidence report, one on demand, a confirmed de-selection, a plan view"
+        "the hourly schedule, the monthly evidence report, one on demand, a confirmed de-selection, a plan view, \
+         an acknowledged content anomaly"
+    );
+    let ack = monitor::event::parse(&json(&dir.join("console-acknowledge.json"))).request;
+    assert!(
+        matches!(ack, Request::Acknowledge(ref a) if a.resource == "product-db" && a.series.as_deref() == Some("critical")),
+        "{ack:?}"
     );
     assert_eq!(
         monitor::event::parse(&json(&dir.join("plan-show.json"))).request,

@@ -17,6 +17,7 @@ mod evidence;
 mod evidence_browser;
 mod export;
 mod harness;
+mod hold;
 mod hygiene;
 mod infra;
 mod layout;

@@ -236,7 +236,7 @@ async fn monitor_publishes_freshness_keeps_one_alarm_set_per_database_and_cleans
     let all = alarms(cw.clone()).await;
     assert_eq!(
         all.len(),
-        3 * 6,
+        3 * 7,
         "{:?}",
         all.iter().map(|a| a.alarm_name()).collect::<Vec<_>>()
     );
@@ -260,12 +260,12 @@ async fn monitor_publishes_freshness_keeps_one_alarm_set_per_database_and_cleans
         .await
         .unwrap();
     let summary = monitor::handle(&deps, json!({})).await.unwrap();
-    assert_eq!(summary.alarms_deleted.len(), 6, "{:?}", summary.alarms_deleted);
+    assert_eq!(summary.alarms_deleted.len(), 7, "{:?}", summary.alarms_deleted);
     assert!(summary
         .alarms_deleted
         .iter()
         .all(|n| n.starts_with("lifeboat/prod/stale/")));
-    assert_eq!(alarms(cw).await.len(), 2 * 6);
+    assert_eq!(alarms(cw).await.len(), 2 * 7);
 }
 
 /// A stand-in chat webhook: answers with the given statuses in turn (the last one repeats) and keeps the bodies.
@@ -653,7 +653,7 @@ async fn monitor_without_an_export_publishes_no_export_age_but_keeps_its_alarm_b
     let alarms = w.alarms().await;
     assert_eq!(
         alarms.len(),
-        7,
+        8,
         "{:?}",
         alarms.iter().map(|a| a.alarm_name()).collect::<Vec<_>>()
     );
@@ -730,10 +730,10 @@ async fn a_deselected_database_keeps_its_alarms_and_is_a_finding_until_a_person_
     )
     .await
     .unwrap();
-    assert_eq!(before.alarms_kept, 3 * 7);
+    assert_eq!(before.alarms_kept, 3 * 8);
     assert!(before.alarms_deleted.is_empty(), "{:?}", before.alarms_deleted);
     assert!(before.deselected.is_empty() && before.gone.is_empty());
-    assert_eq!(w.alarm_names().await.len(), 3 * 7 + 1);
+    assert_eq!(w.alarm_names().await.len(), 3 * 8 + 1);
 
     // The attacker's move, and a database really retired; the policy drops the weekly export.
     w.rds
@@ -764,6 +764,7 @@ async fn a_deselected_database_keeps_its_alarms_and_is_a_finding_until_a_person_
         deleted,
         [
             "lifeboat/prod/deleted/backup-retention",
+            "lifeboat/prod/deleted/content",
             "lifeboat/prod/deleted/export-age-full",
             "lifeboat/prod/deleted/export-age-weekly",
             "lifeboat/prod/deleted/pitr-lag",
@@ -790,12 +791,12 @@ async fn a_deselected_database_keeps_its_alarms_and_is_a_finding_until_a_person_
     let left = w.alarm_names().await;
     assert_eq!(
         left.iter().filter(|n| n.starts_with("lifeboat/prod/retagged/")).count(),
-        7,
+        8,
         "{left:?}"
     );
     assert_eq!(
         left.iter().filter(|n| n.starts_with("lifeboat/prod/keep/")).count(),
-        6,
+        7,
         "{left:?}"
     );
     assert!(left.contains(&"someone-elses-alarm".to_owned()), "{left:?}");
@@ -860,13 +861,13 @@ async fn a_deselected_database_keeps_its_alarms_and_is_a_finding_until_a_person_
     let record: Value = serde_json::from_slice(&record.body.collect().await.unwrap().into_bytes()).unwrap();
     assert_eq!(record["by"], "jane@example.com");
     assert_eq!(record["tags"]["lifeboat:backup"], "false");
-    assert_eq!(record["alarms"].as_array().unwrap().len(), 7);
+    assert_eq!(record["alarms"].as_array().unwrap().len(), 8);
     let left = w.alarm_names().await;
     assert!(
         !left.iter().any(|n| n.starts_with("lifeboat/prod/retagged/")),
         "{left:?}"
     );
-    assert_eq!(left.len(), 6 + 1, "{left:?}");
+    assert_eq!(left.len(), 7 + 1, "{left:?}");
 
     let last = monitor::handle(&deps, json!({})).await.unwrap();
     assert!(last.deselected.is_empty(), "{:?}", last.deselected);
@@ -906,7 +907,7 @@ async fn two_stacks_in_one_account_never_touch_each_others_alarms() {
         ("LIFEBOAT_EXPORT_MAX_AGE_HOURS", "weekly=170"),
     ]);
     let first = monitor::handle(&production, json!({})).await.unwrap();
-    assert_eq!(first.alarms_kept, 2 * 6);
+    assert_eq!(first.alarms_kept, 2 * 7);
     for (stack, deps) in [
         ("staging", &staging),
         ("production", &production),
@@ -926,10 +927,10 @@ async fn two_stacks_in_one_account_never_touch_each_others_alarms() {
         );
     }
     let names = w.alarm_names().await;
-    assert_eq!(of_names(&names, "lifeboat/production/app/"), 6, "{names:?}");
-    assert_eq!(of_names(&names, "lifeboat/production/app-prod/"), 6, "{names:?}");
-    assert_eq!(of_names(&names, "lifeboat/staging/app/"), 6, "{names:?}");
-    assert_eq!(names.len(), 18, "{names:?}");
+    assert_eq!(of_names(&names, "lifeboat/production/app/"), 7, "{names:?}");
+    assert_eq!(of_names(&names, "lifeboat/production/app-prod/"), 7, "{names:?}");
+    assert_eq!(of_names(&names, "lifeboat/staging/app/"), 7, "{names:?}");
+    assert_eq!(names.len(), 21, "{names:?}");
     assert!(names.contains(&"lifeboat/production/app/export-age-full".to_owned()));
     assert!(names.contains(&"lifeboat/staging/app/export-age-weekly".to_owned()));
 
@@ -943,13 +944,13 @@ async fn two_stacks_in_one_account_never_touch_each_others_alarms() {
         .await
         .unwrap();
     let run = monitor::handle(&staging, json!({})).await.unwrap();
-    assert_eq!(run.alarms_deleted.len(), 6, "{:?}", run.alarms_deleted);
+    assert_eq!(run.alarms_deleted.len(), 7, "{:?}", run.alarms_deleted);
     assert!(run
         .alarms_deleted
         .iter()
         .all(|n| n.starts_with("lifeboat/staging/app/")));
     let names = w.alarm_names().await;
-    assert_eq!(of_names(&names, "lifeboat/production/"), 12, "{names:?}");
+    assert_eq!(of_names(&names, "lifeboat/production/"), 14, "{names:?}");
 }
 
 /// How many of `names` start with `prefix`.

@@ -490,6 +490,8 @@ async fn a_month_of_the_small_stack_policy_makes_keeps_expires_tests_and_alarms_
         thresholds,
         BTreeMap::from([
             ("lifeboat/prod/app-db/export-age-full", DAILY_S),
+            // The content watch's alarm of a database whose exports are compared: any open anomaly.
+            ("lifeboat/prod/app-db/content", 0.0),
             ("lifeboat/prod/app-db/restore-test-age", WEEKLY_S),
             ("lifeboat/prod/app-db/restore-test-failed", 1.0),
             // The weekly test of the newest daily export proves a point at most a week plus a day old.

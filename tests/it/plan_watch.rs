@@ -206,7 +206,7 @@ async fn monitor_takes_each_databases_thresholds_from_its_plan_and_reports_what_
         summary.attention
     );
 
-    // The alarms are the plan's: production's six, staging's one, nothing else.
+    // The alarms are the plan's: production's seven (the content watch's among them), staging's one, nothing else.
     let quarterly = (92.0 + 9.2) * 86400.0;
     let expected: BTreeMap<String, f64> = [
         ("lifeboat/prod/app-prod/snapshot-age", DAILY_S),
@@ -214,6 +214,7 @@ async fn monitor_takes_each_databases_thresholds_from_its_plan_and_reports_what_
             "lifeboat/prod/app-prod/export-age-monthly",
             (31.0 * 24.0 + 74.4) * 3600.0,
         ),
+        ("lifeboat/prod/app-prod/content", 0.0),
         ("lifeboat/prod/app-prod/restore-test-age", quarterly),
         ("lifeboat/prod/app-prod/restore-test-failed", 1.0),
         // The quarterly test of the newest daily snapshot.

@@ -13,6 +13,7 @@ pub mod deps;
 pub mod error;
 pub mod event;
 pub mod handler;
+pub mod hold;
 pub mod job;
 pub mod pipeline;
 pub mod plan;

@@ -21,7 +21,9 @@
 //!   (`lifeboat::plans::export_expiry` says why not S3 lifecycle and what is never expired): only for a database
 //!   whose export of that run exists, as snapshots are never expired by a run whose own snapshot failed. The
 //!   archive is removed before its manifest, so a run stopped between the two leaves a manifest the next tick
-//!   expires again, never an archive no manifest names.
+//!   expires again, never an archive no manifest names. A copy an open content anomaly holds is kept (manifest
+//!   and objects), and when the resource's anomaly records cannot be read nothing of it expires
+//!   (`lifeboat::watch::hold`).
 //!
 //! A manual export (`{"database": ..., "profile": ...}`, the console's or the ECS task's) takes its profile from
 //! here too ([`manual_profiles`]): the export rules of the database's plan, so a profile's tables and object lock
@@ -51,6 +53,7 @@ use lifeboat::plans::membership::{plan_of, MembershipError, Resource};
 use lifeboat::plans::store::{self, Loaded, Location, Refused};
 use lifeboat::postgres::export::{Profile, DEFAULT_PROFILE};
 use lifeboat::rds::selection::{self, Database, Selection};
+use lifeboat::watch::{hold, record};
 use serde::Serialize;
 
 use crate::batch::{export_all, Run, Summary};
@@ -420,6 +423,17 @@ async fn expire_one(
         copies.push(read_copy(deps, series, key).await?);
     }
     let verdict = export_expiry::expiry(series, &copies, keep_days, tick, deps.clock.now());
+    // Content-watch holds: read only when something would expire, and a failed read keeps everything.
+    let verdict = if verdict.expire.is_empty() {
+        verdict
+    } else {
+        let (kind, resource) = match series {
+            Series::Export { db, .. } => (record::DATABASE, db),
+            Series::RdbCopy { cache } => (record::CACHE, cache),
+        };
+        let holds = hold::holds_of(&deps.s3, bucket, kind, resource).await;
+        export_expiry::with_holds(verdict, &holds)
+    };
     for (key, why) in verdict.held {
         tracing::warn!(series = ?series, key = %key, reason = %why, "copy past its plan's keep_days kept");
         summary.held.push(HeldExport {

@@ -13,6 +13,7 @@ use lifeboat::core::error::Error;
 use lifeboat::core::metrics::{Metrics, CACHE_DIMENSION};
 use lifeboat::monitoring::caches::{self as cache_monitor, CacheFacts, CacheView};
 use lifeboat::monitoring::monitor::Thresholds;
+use lifeboat::watch::record::CACHE;
 
 use crate::alarms::put_alarm;
 use crate::deps::Deps;
@@ -107,6 +108,12 @@ pub async fn observe(
                 fleet.views.push(facts.view(cache, now));
             }
             Err(e) => fleet.failures.push(format!("cache {}: {e}", cache.id)),
+        }
+        // Content watch (issue 27): a cache whose RDB copies are compared has its anomalies opened and counted.
+        if thresholds.rdb_copy_max_age_s.is_some() {
+            if let Err(e) = crate::anomalies::watch(deps, CACHE, &cache.id, metrics, &mut fleet.notes).await {
+                fleet.failures.push(format!("cache {} content watch: {e}", cache.id));
+            }
         }
         put_alarms(deps, cache, thresholds, &mut fleet.wanted).await?;
     }

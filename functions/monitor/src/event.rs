@@ -12,6 +12,10 @@
 //! database or cache stands under the plan document in force, the same as `lifeboat plan show <id>`
 //! (`lifeboat::plans::standing`): it reads, never writes, and the resource is only looked up among the account's own.
 //!
+//! `{"action": "acknowledge", "resource": "<id>", "series": "<profile>|rdb", "why": "...", "by": "<who>"}`
+//! (`events/monitor/console-acknowledge.json`) is a person accepting a content anomaly (`crate::anomalies`):
+//! `series` may be left out when only one is open; `why` is required; `by` is recorded as stated.
+//!
 //! A monitoring run measures against the moment it runs, whatever the event says, so its payload is never
 //! refused: the event only tells the log which schedule fired and for when. An `action` monitor does not know
 //! is refused, so a typo never passes for an hourly run.
@@ -25,6 +29,67 @@ pub const EVIDENCE_REPORT: &str = "evidence-report";
 pub const CONFIRM_DESELECTION: &str = "confirm-deselection";
 /// The `action` that asks where a resource stands under its plan.
 pub const PLAN_SHOW: &str = "plan-show";
+
+/// The `action` of a person acknowledging a content anomaly.
+pub const ACKNOWLEDGE: &str = "acknowledge";
+
+/// A person's acknowledgement of a content anomaly (`events/monitor/console-acknowledge.json`): the resource,
+/// the series when it has more than one open, why (required), and who as they state it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acknowledge {
+    pub resource: String,
+    pub series: Option<String>,
+    pub why: String,
+    pub by: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAcknowledge {
+    #[allow(dead_code)]
+    action: String,
+    resource: Option<String>,
+    series: Option<String>,
+    why: Option<String>,
+    by: Option<String>,
+}
+
+fn acknowledgement(payload: &Value) -> Result<Acknowledge, String> {
+    let raw: RawAcknowledge = serde_json::from_value(payload.clone()).map_err(|e| format!("{ACKNOWLEDGE}: {e}"))?;
+    let resource = raw.resource.unwrap_or_default();
+    if !identifier(&resource) {
+        return Err(format!(
+            "{ACKNOWLEDGE}: `resource` must name an RDS or ElastiCache identifier"
+        ));
+    }
+    let series = match raw.series {
+        Some(s) if identifier(&s) => Some(s),
+        Some(s) => return Err(format!("{ACKNOWLEDGE}: `{s}` is not an export profile or `rdb`")),
+        None => None,
+    };
+    let why = raw.why.unwrap_or_default();
+    let why = why.trim();
+    let chars = why.chars().count();
+    if chars == 0 || chars > lifeboat::watch::hold::MAX_WHY_CHARS {
+        return Err(format!(
+            "{ACKNOWLEDGE}: `why` must say why the change is accepted (1 to {} characters)",
+            lifeboat::watch::hold::MAX_WHY_CHARS
+        ));
+    }
+    let by = raw.by.unwrap_or_default();
+    let by = by.trim();
+    if by.is_empty() || by.chars().count() > 128 || by.chars().any(char::is_control) {
+        return Err(format!(
+            "{ACKNOWLEDGE}: `by` must name who acknowledges (1 to 128 printable characters)"
+        ));
+    }
+    Ok(Acknowledge {
+        resource,
+        series,
+        why: why.to_owned(),
+        by: by.to_owned(),
+    })
+}
 
 /// What a confirmation names: a database (RDS instance or Aurora cluster) or a cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +163,8 @@ pub enum Request {
     ConfirmDeselection(Confirmation),
     /// Where a database or cache stands under its plan.
     PlanShow { resource: String },
+    /// A person acknowledges a content anomaly.
+    Acknowledge(Acknowledge),
     /// A known `action` whose fields are wrong: the message says which.
     Invalid(String),
     /// An `action` monitor does not know.
@@ -121,6 +188,10 @@ fn request(payload: &Value) -> Request {
         },
         Some(Value::String(a)) if a == CONFIRM_DESELECTION => match confirmation(payload) {
             Ok(c) => Request::ConfirmDeselection(c),
+            Err(e) => Request::Invalid(e),
+        },
+        Some(Value::String(a)) if a == ACKNOWLEDGE => match acknowledgement(payload) {
+            Ok(a) => Request::Acknowledge(a),
             Err(e) => Request::Invalid(e),
         },
         Some(Value::String(a)) if a == PLAN_SHOW => match payload.get("resource").and_then(Value::as_str) {
@@ -200,6 +271,35 @@ mod tests {
             json!({"action": "confirm-deselection", "database": "app", "by": "  "}),
             json!({"action": "confirm-deselection", "database": "../app", "by": "x"}),
             json!({"action": "confirm-deselection", "database": "app", "by": "x", "force": true}),
+        ] {
+            assert!(matches!(parse(&bad).request, Request::Invalid(_)), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_acknowledgement_names_a_resource_why_and_who_and_anything_else_is_refused() {
+        let t = parse(&json!({"action": "acknowledge", "resource": "product-db", "why": "planned purge", "by": "ana"}));
+        assert_eq!(
+            t.request,
+            Request::Acknowledge(Acknowledge {
+                resource: "product-db".into(),
+                series: None,
+                why: "planned purge".into(),
+                by: "ana".into()
+            })
+        );
+        let t =
+            parse(&json!({"action": "acknowledge", "resource": "sessions", "series": "rdb", "why": "x", "by": "ana"}));
+        assert!(matches!(t.request, Request::Acknowledge(Acknowledge { series: Some(ref s), .. }) if s == "rdb"));
+        for bad in [
+            json!({"action": "acknowledge", "resource": "db", "by": "ana"}),
+            json!({"action": "acknowledge", "resource": "db", "why": "  ", "by": "ana"}),
+            json!({"action": "acknowledge", "resource": "db", "why": "x".repeat(1001), "by": "ana"}),
+            json!({"action": "acknowledge", "resource": "db", "why": "x"}),
+            json!({"action": "acknowledge", "why": "x", "by": "ana"}),
+            json!({"action": "acknowledge", "resource": "../db", "why": "x", "by": "ana"}),
+            json!({"action": "acknowledge", "resource": "db", "series": "a/b", "why": "x", "by": "ana"}),
+            json!({"action": "acknowledge", "resource": "db", "why": "x", "by": "ana", "held": []}),
         ] {
             assert!(matches!(parse(&bad).request, Request::Invalid(_)), "{bad}");
         }

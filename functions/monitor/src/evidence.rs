@@ -110,6 +110,7 @@ async fn write(deps: &Deps, period: &Period, now: DateTime<Utc>) -> Result<(Repo
     for db in deselected(deps, &all, now).await? {
         report.add_deselected(&db);
     }
+    report.add_anomalies(&gather::anomalies(src).await?);
     let json = serde_json::to_vec_pretty(&report)
         .map_err(|e| Error::PartialFailure(format!("the evidence report could not be written as JSON: {e}")))?;
     let (year, month) = period.folder_month();

@@ -19,6 +19,7 @@ use lifeboat::monitoring::monitor::{
 };
 use lifeboat::plans::store::Loaded;
 use lifeboat::rds::selection::{self, Database};
+use lifeboat::watch::record::{CACHE, DATABASE};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -152,12 +153,53 @@ async fn observe_fleet(
             }
             Err(e) => fleet.failures.push(format!("{}: {e}", db.id)),
         }
+        // Content watch (issue 27): a database whose exports are compared has its anomalies opened and counted.
+        if !thresholds.export_max_age_s.is_empty() {
+            if let Err(e) = crate::anomalies::watch(deps, DATABASE, &db.id, metrics, &mut fleet.notes).await {
+                fleet.failures.push(format!("{} content watch: {e}", db.id));
+            }
+        }
         for spec in alarm_set_for(&deps.settings.alarm_scope, &db.id, thresholds) {
             put_alarm(deps, (DB_DIMENSION, &db.id), &spec).await?;
             fleet.wanted.insert(spec.name);
         }
     }
     Ok(fleet)
+}
+
+/// A run that could not observe every database and cache fails as a whole (after publishing what it saw), naming
+/// each one it could not.
+fn partial_failure(failures: &[String]) -> Result<(), Error> {
+    if failures.is_empty() {
+        return Ok(());
+    }
+    Err(Error::PartialFailure(format!(
+        "could not observe {} database(s) or cache(s): {}",
+        failures.len(),
+        failures.join("; ")
+    )))
+}
+
+/// The caches' content-watch catch-up, each cache it watched then having its anomalies opened in this run rather
+/// than the next (its count is published a second time, and the content alarm reads the maximum).
+async fn watch_caches(
+    deps: &Deps,
+    loaded: Option<&lifeboat::plans::store::Loaded>,
+    caches_seen: (
+        &[lifeboat::caches::elasticache::Cache],
+        &[lifeboat::monitoring::caches::CacheView],
+    ),
+    metrics: &mut Metrics,
+    (notes, failures): (&mut Vec<String>, &mut Vec<String>),
+) -> Vec<String> {
+    let mut watched = Vec::new();
+    for (cache, key) in crate::watch::catch_up_caches(deps, loaded, caches_seen, metrics).await {
+        if let Err(e) = crate::anomalies::watch(deps, CACHE, &cache, metrics, notes).await {
+            failures.push(format!("cache {cache} content watch: {e}"));
+        }
+        watched.push(key);
+    }
+    watched
 }
 
 /// A subject as alarm names spell it (`<db>` or `cache:<id>`): whether it is a cache, and its identifier.
@@ -333,14 +375,17 @@ pub async fn run_at(deps: &Deps, payload: Value, now: DateTime<Utc>) -> Result<V
             json(serde_json::to_value(crate::deselection::confirm(deps, &c).await?))
         }
         event::Request::PlanShow { resource } => crate::plan::show(deps, &resource, now).await,
+        event::Request::Acknowledge(a) => json(serde_json::to_value(crate::anomalies::acknowledge(deps, &a).await?)),
         event::Request::Invalid(reason) => Err(Error::InvalidEvent(reason)),
         event::Request::Unknown(action) => Err(Error::InvalidEvent(format!(
             "unknown action {action}: send {{}} for a monitoring run, {{\"action\": \"{}\", \"period\": \"2026-10\"}} \
              for an evidence report, {{\"action\": \"{}\", \"database\": \"<id>\", \"by\": \"<who>\"}}, or \
-             {{\"action\": \"{}\", \"resource\": \"<id>\"}}",
+             {{\"action\": \"{}\", \"resource\": \"<id>\"}}, or {{\"action\": \"{}\", \"resource\": \"<id>\", \
+             \"why\": \"...\", \"by\": \"<who>\"}}",
             event::EVIDENCE_REPORT,
             event::CONFIRM_DESELECTION,
-            event::PLAN_SHOW
+            event::PLAN_SHOW,
+            event::ACKNOWLEDGE
         ))),
     }
 }
@@ -420,6 +465,8 @@ pub async fn handle_at(deps: &Deps, payload: Value, now: DateTime<Utc>) -> Resul
     let all = selection::discover(&deps.rds).await?;
     let mut metrics = Metrics::new();
     let (targets, missing) = database_targets(deps, &all, plan.as_mut().map(|(l, r)| (&*l, r)));
+    let loaded = plan.as_ref().map(|(l, _)| l);
+    let mut watched = crate::watch::catch_up_databases(deps, loaded, &targets, &mut metrics).await;
     let Fleet {
         views,
         mut notes,
@@ -433,8 +480,8 @@ pub async fn handle_at(deps: &Deps, payload: Value, now: DateTime<Utc>) -> Resul
     failures.extend(cache_fleet.failures);
     notes.extend(missing_notes(&missing, all_caches.as_deref()));
     let caches_seen = (all_caches.as_deref().unwrap_or_default(), cache_fleet.views.as_slice());
-    let watched =
-        crate::watch::catch_up(deps, plan.as_ref().map(|(l, _)| l), &targets, caches_seen, &mut metrics).await;
+    let loaded = plan.as_ref().map(|(l, _)| l);
+    watched.extend(watch_caches(deps, loaded, caches_seen, &mut metrics, (&mut notes, &mut failures)).await);
     let mut plan_run = None;
     if let Some((loaded, mut run)) = plan {
         run.check_rotations(deps, &loaded, &all, now, &mut metrics).await;
@@ -450,13 +497,7 @@ pub async fn handle_at(deps: &Deps, payload: Value, now: DateTime<Utc>) -> Resul
     for note in &notes {
         tracing::warn!(finding = %note, "needs attention");
     }
-    if !failures.is_empty() {
-        return Err(Error::PartialFailure(format!(
-            "could not observe {} database(s) or cache(s): {}",
-            failures.len(),
-            failures.join("; ")
-        )));
-    }
+    partial_failure(&failures)?;
     Ok(Summary {
         databases: views,
         caches: cache_fleet.views,

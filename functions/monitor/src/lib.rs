@@ -11,6 +11,7 @@
 #![warn(clippy::too_many_lines)]
 
 pub mod alarms;
+pub mod anomalies;
 pub mod caches;
 pub mod deps;
 pub mod deselection;

@@ -18,19 +18,17 @@ use lifeboat::watch::thresholds::{Thresholds, WatchRule};
 use crate::deps::Deps;
 
 /// The manifest keys this run watched (their records were missing).
-pub async fn catch_up(
+/// Databases come first in a run, before their anomalies are opened and counted, so that a comparison written
+/// here opens its anomaly in the same run.
+pub async fn catch_up_databases(
     deps: &Deps,
     loaded: Option<&Loaded>,
     targets: &[(&Database, MonitorThresholds)],
-    (all_caches, seen): (&[Cache], &[CacheView]),
     metrics: &mut Metrics,
 ) -> Vec<String> {
     let bucket = &deps.settings.bucket;
-    let databases = targets.iter().map(|(db, _)| *db);
-    // The caches monitor watched (and could observe) this run.
-    let caches = all_caches.iter().filter(|c| seen.iter().any(|v| v.cache == c.id));
     let mut watched = Vec::new();
-    for db in databases {
+    for db in targets.iter().map(|(db, _)| *db) {
         let thresholds = thresholds(loaded, Resource::Database, &db.id, &db.tags);
         let keys = match layout::export_manifest_keys(&deps.s3, bucket, &db.id, None).await {
             Ok(keys) => keys,
@@ -46,6 +44,21 @@ pub async fn catch_up(
             }
         }
     }
+    watched
+}
+
+/// Caches are known only once the run has observed them, after their anomalies were counted: the caller opens
+/// what a comparison written here calls for (`crate::anomalies::watch`) for each cache this returns.
+pub async fn catch_up_caches(
+    deps: &Deps,
+    loaded: Option<&Loaded>,
+    (all_caches, seen): (&[Cache], &[CacheView]),
+    metrics: &mut Metrics,
+) -> Vec<(String, String)> {
+    let bucket = &deps.settings.bucket;
+    // The caches monitor watched (and could observe) this run.
+    let caches = all_caches.iter().filter(|c| seen.iter().any(|v| v.cache == c.id));
+    let mut watched = Vec::new();
     for cache in caches {
         let thresholds = thresholds(loaded, Resource::Cache, &cache.id, &cache.tags);
         let prefix = layout::rdb_prefix(&cache.id);
@@ -59,7 +72,7 @@ pub async fn catch_up(
         if let Some((key, _)) = newest {
             if missing(deps, &key).await {
                 run_and_report(&deps.s3, bucket, &key, thresholds.as_ref(), None, metrics).await;
-                watched.push(key);
+                watched.push((cache.id.clone(), key));
             }
         }
     }

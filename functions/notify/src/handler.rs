@@ -12,13 +12,17 @@ use serde_json::{json, Value};
 use crate::deliver::{self, DeliveryError};
 use crate::deps::Deps;
 use crate::event::{self, Notice};
-use crate::render::{render, Kind, LastGood, Message};
+use crate::render::{render, Kind, LastGood, Message, OpenAnomaly};
+use lifeboat::monitoring::monitor::CONTENT_CHECK;
+use lifeboat::watch::hold;
+use lifeboat::watch::record::{CACHE, DATABASE};
 
 /// The newest available snapshot and complete export of a database, best effort: a message is never held up by a
 /// lookup that fails (each failure is logged, and the message goes without that line).
 async fn last_good(deps: &Deps, db: &str) -> LastGood {
     LastGood {
         evidence: None,
+        anomalies: Vec::new(),
         snapshot: newest_snapshot(deps, db).await,
         export: match layout::newest_export(&deps.s3, &deps.settings.bucket, db, None).await {
             Ok(newest) => newest,
@@ -88,9 +92,39 @@ async fn last_good_for(deps: &Deps, notice: &Notice) -> LastGood {
         },
         Notice::RestoreTestFailed { .. } => LastGood::default(),
     };
+    let anomalies = match notice {
+        Notice::Alarm { name, .. } => match alarm_subject(&deps.settings.alarm_scope, name) {
+            Some((AlarmSubject::Database(db), CONTENT_CHECK)) => open_anomalies(deps, DATABASE, db).await,
+            Some((AlarmSubject::Cache(cache), CONTENT_CHECK)) => open_anomalies(deps, CACHE, cache).await,
+            _ => Vec::new(),
+        },
+        Notice::RestoreTestFailed { .. } => Vec::new(),
+    };
     LastGood {
         evidence: evidence_link(deps).await,
+        anomalies,
         ..last
+    }
+}
+
+/// A content alarm's open anomalies, from their records (bounded by `lifeboat::watch::hold`), best effort: a
+/// message is never held up by a read that fails (logged; the message goes without the findings).
+async fn open_anomalies(deps: &Deps, kind: &str, resource: &str) -> Vec<OpenAnomaly> {
+    // Boxed: the read's future nested in the handler's would pass the compiler's layout depth limit.
+    match Box::pin(hold::open_anomalies(&deps.s3, &deps.settings.bucket, kind, resource)).await {
+        Ok(open) => open
+            .into_iter()
+            .map(|(key, a)| OpenAnomaly {
+                key,
+                lines: a.findings.into_iter().map(|f| f.line).collect(),
+                snapshots: a.held.snapshots.len(),
+                exports: a.held.manifests.len(),
+            })
+            .collect(),
+        Err(e) => {
+            tracing::warn!(resource = %resource, error = %e, "could not read the open content anomalies; the message goes without them");
+            Vec::new()
+        }
     }
 }
 

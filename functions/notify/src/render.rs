@@ -18,6 +18,50 @@ pub struct LastGood {
     pub export: Option<(String, DateTime<Utc>)>,
     /// Where the newest evidence report is (`s3://<bucket>/<key>`), when one has been written.
     pub evidence: Option<String>,
+    /// A `content` alarm's open anomalies (read from their records when the message is written): each one's
+    /// record key, its findings' lines, and how many snapshots and exports it holds.
+    pub anomalies: Vec<OpenAnomaly>,
+}
+
+/// One open content anomaly as a message names it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OpenAnomaly {
+    pub key: String,
+    pub lines: Vec<String>,
+    pub snapshots: usize,
+    pub exports: usize,
+}
+
+/// What the open anomalies found (the tables and their numbers) and what each holds.
+fn anomalies_block(last: &LastGood) -> String {
+    let mut out = String::new();
+    for a in &last.anomalies {
+        for line in &a.lines {
+            out.push_str(&format!("  - {line}\n"));
+        }
+        out.push_str(&format!(
+            "  Held until acknowledged: {} snapshot(s), {} export(s); record: {}\n",
+            a.snapshots, a.exports, a.key
+        ));
+    }
+    if out.is_empty() {
+        out
+    } else {
+        format!("Findings:\n{out}")
+    }
+}
+
+/// What a content alarm means and what to do about it, for a database (`what` = its id) or `cache <id>`.
+fn explain_content(what: &str, resource: &str) -> (String, String) {
+    (
+        format!("the content of {what}'s backups changed beyond its thresholds"),
+        format!(
+            "Look at the findings below and the record (aws s3 cp s3://<bucket>/<record> -): if the change is \
+             expected, acknowledge it (lifeboat acknowledge {resource} --why \"...\", or the monitor function's \
+             acknowledge action); if not, restore from the held restore points. Runbook: \
+             docs/book/src/runbooks/content-anomaly.md."
+        ),
+    )
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +95,9 @@ fn explain(db: &str, check: &str) -> (String, String) {
     if let Some(profile) = check.strip_prefix("export-age-") {
         return explain_export(db, profile);
     }
+    if check == lifeboat::monitoring::monitor::CONTENT_CHECK {
+        return explain_content(db, db);
+    }
     match check {
         "snapshot-age" => (
             format!("no snapshot of {db} within the policy"),
@@ -80,6 +127,9 @@ fn explain(db: &str, check: &str) -> (String, String) {
 /// What a cache's check means and what to do about it.
 fn explain_cache(cache: &str, check: &str) -> (String, String) {
     let runbook = "Runbook: docs/book/src/guide/caches.md.";
+    if check == lifeboat::monitoring::monitor::CONTENT_CHECK {
+        return explain_content(&format!("cache {cache}"), cache);
+    }
     match check {
         "snapshot-age" => (
             format!("no snapshot of cache {cache} within the policy"),
@@ -261,9 +311,10 @@ fn render_alarm(scope: &AlarmScope, a: &AlarmChange<'_>, last: &LastGood, now: D
         _ => (
             format!("[{state}] {who}: {what}"),
             format!(
-                "[{state}] {who}: {what}\n{line}\nWhat is wrong: {}\nSince: {} (was {previous})\n\
+                "[{state}] {who}: {what}\n{line}\nWhat is wrong: {}\n{}Since: {} (was {previous})\n\
                  Last good backup: {last_line}\nWhat to do: {todo}\n{}Alarm: {name}\n",
                 if reason.is_empty() { what.as_str() } else { reason },
+                anomalies_block(last),
                 when(since),
                 evidence_line(last)
             ),
@@ -354,7 +405,39 @@ mod tests {
             snapshot: Some(("lifeboat-app-prod-20261121-0200".into(), at(21, 2))),
             export: None,
             evidence: None,
+            anomalies: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_content_alarm_names_the_table_both_counts_and_what_is_held() {
+        let mut notice = alarm("ALARM", "OK");
+        if let Notice::Alarm { name, .. } = &mut notice {
+            *name = "lifeboat/prod/app-prod/content".into();
+        }
+        let with = LastGood {
+            anomalies: vec![OpenAnomaly {
+                key: "watch/app-prod/full/20261122T020000Z.json".into(),
+                lines: vec!["public.users: 12,030 rows in the backup of 2026-11-21, 8,301 in today's, -31%".into()],
+                snapshots: 2,
+                exports: 1,
+            }],
+            ..last()
+        };
+        let m = render(&scope(), &notice, &with, at(22, 10));
+        assert_eq!(
+            m.subject,
+            "[ALARM] app-prod: the content of app-prod's backups changed beyond its thresholds"
+        );
+        assert!(
+            m.text.contains(
+                "Findings:\n  - public.users: 12,030 rows in the backup of 2026-11-21, 8,301 in today's, -31%\n  \
+                 Held until acknowledged: 2 snapshot(s), 1 export(s); record: watch/app-prod/full/20261122T020000Z.json\n"
+            ),
+            "{}",
+            m.text
+        );
+        assert!(m.text.contains("lifeboat acknowledge app-prod --why"), "{}", m.text);
     }
 
     #[test]

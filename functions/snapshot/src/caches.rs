@@ -12,6 +12,7 @@ use lifeboat::rds::naming::snapshot_id;
 use lifeboat::rds::retention::{self, Decision};
 use lifeboat::rds::selection::Selector;
 use lifeboat::rds::snapshot_ladder::{self, Verdict};
+use lifeboat::watch::record::CACHE;
 use serde::Serialize;
 
 use crate::deps::Deps;
@@ -163,7 +164,9 @@ async fn create(deps: &Deps, cache: &Cache, source: &SnapshotSource, id: &str, j
 
 async fn apply_retention(deps: &Deps, existing: &[CacheSnapshot], job: &Job, report: &mut CacheReport) {
     let decisions = retention::decide(existing, &job.retention, job.clock);
+    let holds = crate::job::holds_for(deps, CACHE, &report.cache, &decisions).await;
     for (snap, decision) in existing.iter().zip(decisions) {
+        let decision = holds.decide(decision, &snap.name);
         if decision == Decision::NotEligible {
             continue;
         }

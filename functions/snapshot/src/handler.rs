@@ -8,6 +8,8 @@
 //! - one database failing never stops the others; each gets its own outcome;
 //! - retention runs only for a database whose snapshot succeeded (created or already there) in this run,
 //!   in the source region and in the DR region alike;
+//! - an open content anomaly's snapshots are kept (`lifeboat::watch::hold`; `crate::job::holds_for`), and all
+//!   of a resource's when its anomaly records cannot be read;
 //! - retention decides by the earlier of the event's time and the wall clock (`lifeboat::rds::retention::clock`), so
 //!   an event dated in the future cannot expire anything early;
 //! - at most `LIFEBOAT_MAX_COPIES_IN_FLIGHT` copies are in flight per destination region, counting the ones
@@ -42,6 +44,7 @@ pub use lifeboat::rds::snapshot_ladder::Outcome;
 use lifeboat::rds::snapshot_ladder::{self, FinishedCopy, Precondition, Verdict};
 use lifeboat::rds::snapshot_tags::ManualSnapshot;
 use lifeboat::rds::snapshots::{self as rds, Snapshot};
+use lifeboat::watch::record::DATABASE;
 use serde::Serialize;
 use serde_json::Value;
 use tracing::Instrument;
@@ -610,7 +613,9 @@ async fn apply_retention(
     report: &mut DbReport,
 ) {
     let decisions = retention::decide(existing, policy, clock);
+    let holds = crate::job::holds_for(deps, DATABASE, &report.db, &decisions).await;
     for (snap, decision) in existing.iter().zip(decisions) {
+        let decision = holds.decide(decision, &snap.id);
         if decision == Decision::NotEligible {
             continue;
         }

@@ -1,6 +1,7 @@
 //! What one run works with, for databases and caches alike: the [`Job`] (what a scheduled, manual or plan run
 //! snapshots, and by which retention) and the [`RetentionEntry`] both kinds of report print. Plain data, shared by
-//! the handler, `caches.rs` and `plan.rs` without any of them importing another's internals.
+//! the handler, `caches.rs` and `plan.rs` without any of them importing another's internals; and the one read
+//! of the content watch's holds that both kinds' retention applies ([`holds_for`]).
 
 use std::collections::BTreeMap;
 
@@ -9,7 +10,10 @@ use lifeboat::core::tags;
 use lifeboat::rds::naming::SnapshotKind;
 use lifeboat::rds::retention::{Decision, Gfs};
 use lifeboat::rds::snapshot_tags::{snapshot_tags, ManualSnapshot};
+use lifeboat::watch::hold::{self, Holds};
 use serde::Serialize;
+
+use crate::deps::Deps;
 
 /// One retention decision, as printed in the summary.
 #[derive(Debug, Clone, Serialize)]
@@ -66,6 +70,15 @@ impl Job {
     /// deployment's settings decide, as they always did), else only when the plan's rule says `dr_copy`.
     pub(crate) fn copies(&self) -> bool {
         self.plan.as_ref().is_none_or(|p| p.dr_copy)
+    }
+}
+
+/// The content watch's holds on a resource's snapshots (`lifeboat::watch::hold`), read only when retention would
+/// expire something: an open anomaly keeps what it names, and records that cannot be read keep everything.
+pub(crate) async fn holds_for(deps: &Deps, kind: &str, resource: &str, decisions: &[Decision]) -> Holds {
+    match &deps.settings.bucket {
+        Some(bucket) if decisions.iter().any(|d| d.expires()) => hold::holds_of(&deps.s3, bucket, kind, resource).await,
+        _ => Holds::Known(Default::default()),
     }
 }
 

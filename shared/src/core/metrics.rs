@@ -183,6 +183,9 @@ pub const CONTENT_FINDINGS: &str = "ContentFindings";
 /// 1 when a backup's content watch could not run (its record is not written; monitor tries again), else 0 (same
 /// dimensions as `ContentFindings`).
 pub const CONTENT_WATCH_FAILED: &str = "ContentWatchFailed";
+/// The content anomalies of a database or cache still open (not acknowledged), per `DBIdentifier` or
+/// `CacheIdentifier` (monitor, every run; `watch::hold`).
+pub const CONTENT_ANOMALIES: &str = "ContentAnomalies";
 
 /// Every metric name above, for tests that check the vocabulary is complete and unique.
 pub const ALL: &[&str] = &[
@@ -241,6 +244,7 @@ pub const ALL: &[&str] = &[
     EVIDENCE_GAP_DAYS,
     NOTIFICATION_DELIVERED,
     NOTIFICATION_SUPPRESSED,
+    CONTENT_ANOMALIES,
 ];
 /// PutMetricData accepts up to 1,000 datums per call; staying well under also keeps the payload under 1 MB.
 pub const BATCH_SIZE: usize = 500;

@@ -1,7 +1,7 @@
 //! The adapter of the evidence report: reads one database's facts from the RDS API and the bucket (snapshots,
 //! backup configuration, every complete export's key and, for those in the period, its manifest; every
 //! restore-test report in the period and the newest before it); in plan mode also the plan document's versions
-//! ([`planned`]), which it hands to [`super::planned`] and [`super::rules`] to judge. Read-only; decides nothing.
+//! ([`planned`]), and the content watch's anomaly records ([`anomalies`]), which it hands to [`super::planned`] and [`super::rules`] to judge. Read-only; decides nothing.
 
 use std::collections::BTreeMap;
 
@@ -148,6 +148,31 @@ pub async fn facts(src: Sources<'_>, db: &Database, period: &Period) -> Result<F
         restore_tests: restore_tests(src, &db.id, period).await?,
         backup: crate::rds::instances::backup_details(src.rds, db.kind, &db.id).await?,
     })
+}
+
+/// Every content anomaly record of the stack (`watch/`), at most `watch::hold::MAX_RECORDS`, for
+/// [`evidence_report::Report::add_anomalies`].
+pub async fn anomalies(src: Sources<'_>) -> Result<Vec<(String, crate::watch::record::Anomaly)>, Error> {
+    let keys = layout::list_keys(
+        src.s3,
+        src.bucket,
+        crate::watch::record::WATCH_PREFIX,
+        layout::REPORT_SUFFIX,
+    )
+    .await?;
+    if keys.len() > crate::watch::hold::MAX_RECORDS {
+        return Err(Error::PartialFailure(format!(
+            "more than {} content anomaly records under {}",
+            crate::watch::hold::MAX_RECORDS,
+            crate::watch::record::WATCH_PREFIX
+        )));
+    }
+    let mut out = Vec::with_capacity(keys.len());
+    for key in keys {
+        let a = layout::get_json(src.s3, src.bucket, &key).await?;
+        out.push((key, a));
+    }
+    Ok(out)
 }
 
 /// The facts of every database, in the order given.

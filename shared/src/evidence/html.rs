@@ -83,6 +83,7 @@ pub fn render(r: &Report) -> String {
     for db in &r.databases {
         database(&mut p, db, &r.days);
     }
+    anomalies(&mut p, &r.anomalies);
     p.push(&format!(
         "<footer>Made by Lifeboat {} from what S3 and RDS held at {}. The same data as JSON sits beside this \
          page. Thresholds are the ones monitor alarms on.</footer>\n</body>\n</html>\n",
@@ -90,6 +91,47 @@ pub fn render(r: &Report) -> String {
         r.generated_at.format("%Y-%m-%d %H:%M UTC")
     ));
     p.out
+}
+
+/// The content watch's anomalies of the period: what was seen, what it held, who acknowledged it, when and why.
+fn anomalies(p: &mut Page, list: &[crate::evidence::report::AnomalyEvidence]) {
+    p.push("<section class=\"anomalies\"><h2>Content anomalies</h2>\n");
+    if list.is_empty() {
+        p.push("<p>No content anomaly in the period.</p></section>\n");
+        return;
+    }
+    p.push(
+        "<table><thead><tr><th>Resource</th><th>Series</th><th>Seen</th><th>Findings</th><th>Held</th>\
+            <th>Acknowledged</th></tr></thead><tbody>\n",
+    );
+    for a in list {
+        let findings: Vec<String> = a.findings.iter().map(|f| esc(f)).collect();
+        let held: Vec<String> = a
+            .held_snapshots
+            .iter()
+            .chain(&a.held_manifests)
+            .map(|h| esc(h))
+            .collect();
+        let ack = match &a.acknowledged {
+            Some(k) => format!(
+                "{} by {}{}: {}",
+                k.at.format("%Y-%m-%d %H:%M UTC"),
+                esc(&k.by),
+                if k.by_stated { " (as stated)" } else { "" },
+                esc(&k.why)
+            ),
+            None => "open: held until acknowledged".to_owned(),
+        };
+        p.push(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{ack}</td></tr>\n",
+            esc(&a.resource),
+            esc(&a.series),
+            a.seen_at.format("%Y-%m-%d %H:%M UTC"),
+            findings.join("<br>"),
+            held.join("<br>")
+        ));
+    }
+    p.push("</tbody></table></section>\n");
 }
 
 fn header(p: &mut Page, r: &Report, title: &str) {

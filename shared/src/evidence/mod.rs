@@ -15,7 +15,8 @@
 //! state between runs: every report is rebuilt from what S3 and RDS hold, so a report can only show history
 //! that is still kept. Days before the oldest kept backup of a series are "not kept", never "missed".
 //!
-//! May use: `monitoring` (its policy and alarm rules), `plans` (the document's versions), `rds`, `bucket`, `core`; it is the top domain, and nothing
+//! May use: `monitoring` (its policy and alarm rules), `plans` (the document's versions), `watch` (the content
+//! anomalies of the period, what they held and who acknowledged them: [`report::AnomalyEvidence`]), `rds`, `bucket`, `core`; it is the top domain, and nothing
 //! in `shared` imports it. Within it, [`report`] (the shape) and [`period`] are at the bottom, [`rules`] builds,
 //! [`html`] renders and [`gather`] reads.
 

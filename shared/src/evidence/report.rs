@@ -81,6 +81,9 @@ pub struct Report {
     /// Databases Lifeboat watched that still exist and are no longer selected, their de-selection not yet
     /// confirmed by a person (monitor's rule, `crate::monitoring::monitor::plan_alarms`): a finding, never silently dropped.
     pub deselected: Vec<String>,
+    /// The content watch's anomalies of the period (seen in it, acknowledged in it, or still open), what each
+    /// held, and who acknowledged it, when and why ([`AnomalyEvidence::in_period`]).
+    pub anomalies: Vec<AnomalyEvidence>,
     /// Plan mode only: which plan version was in force each day, and the databases no plan backs up.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<PlanSection>,
@@ -118,11 +121,67 @@ pub struct PlanSection {
 
 impl Report {
     /// Adds a database that was de-selected and not confirmed: listed, and a finding that needs a human.
+    /// Adds the period's content anomalies (those [`AnomalyEvidence::in_period`] keeps); an open one needs a
+    /// human.
+    pub fn add_anomalies(&mut self, records: &[(String, crate::watch::record::Anomaly)]) {
+        for (key, a) in records {
+            if !AnomalyEvidence::in_period(a, &self.period) {
+                continue;
+            }
+            if a.is_open() {
+                self.summary.needs_a_human.push(format!(
+                    "{}: an open content anomaly in `{}` holds {} snapshot(s) and {} export(s) until acknowledged ({key})",
+                    a.resource,
+                    a.series,
+                    a.held.snapshots.len(),
+                    a.held.manifests.len()
+                ));
+            }
+            self.anomalies.push(AnomalyEvidence {
+                key: key.clone(),
+                resource: a.resource.clone(),
+                series: a.series.clone(),
+                seen_at: a.seen_at,
+                findings: a.findings.iter().map(|f| f.line.clone()).collect(),
+                held_snapshots: a.held.snapshots.clone(),
+                held_manifests: a.held.manifests.clone(),
+                acknowledged: a.acknowledged.clone(),
+            });
+        }
+        self.anomalies
+            .sort_by(|a, b| (a.seen_at, &a.key).cmp(&(b.seen_at, &b.key)));
+    }
+
     pub fn add_deselected(&mut self, db: &str) {
         self.deselected.push(db.to_owned());
         self.summary
             .needs_a_human
             .push(crate::monitoring::monitor::deselection_note(db, "database", db));
+    }
+}
+
+/// One content anomaly as the report shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AnomalyEvidence {
+    pub key: String,
+    pub resource: String,
+    pub series: String,
+    pub seen_at: DateTime<Utc>,
+    /// The findings' lines (`public.users: 12,030 rows ..., -31%`).
+    pub findings: Vec<String>,
+    pub held_snapshots: Vec<String>,
+    pub held_manifests: Vec<String>,
+    pub acknowledged: Option<crate::watch::record::Acknowledgement>,
+}
+
+impl AnomalyEvidence {
+    /// An anomaly belongs to a period when it was seen in it, acknowledged in it, or is still open and was seen
+    /// before its end.
+    pub fn in_period(a: &crate::watch::record::Anomaly, p: &Period) -> bool {
+        let within = |t: DateTime<Utc>| t >= p.start_time() && t < p.end_time();
+        within(a.seen_at)
+            || a.acknowledged.as_ref().is_some_and(|ack| within(ack.at))
+            || (a.is_open() && a.seen_at < p.end_time())
     }
 }
 
@@ -384,5 +443,62 @@ pub(crate) mod fixtures {
                 backup: healthy_backup(),
             },
         ]
+    }
+}
+
+#[cfg(test)]
+mod anomaly_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::watch::record::{Acknowledgement, Anomaly, Finding, Held};
+    use chrono::TimeZone;
+
+    fn anomaly(seen: DateTime<Utc>, acked: Option<DateTime<Utc>>) -> Anomaly {
+        Anomaly {
+            format_version: 1,
+            resource_kind: "database".into(),
+            resource: "app".into(),
+            series: "full".into(),
+            manifest_key: "exports/app/full/m.manifest.json".into(),
+            seen_at: seen,
+            also_seen_in: vec![],
+            findings: vec![Finding {
+                kind: "table-vanished".into(),
+                object: "public.orders".into(),
+                before: None,
+                after: None,
+                line: "public.orders vanished".into(),
+            }],
+            held: Held {
+                manifests: vec!["exports/app/full/old.manifest.json".into()],
+                snapshots: vec!["lifeboat-app-1".into()],
+            },
+            acknowledged: acked.map(|at| Acknowledgement {
+                by: "arn:aws:iam::1:user/ana".into(),
+                by_stated: false,
+                why: "planned".into(),
+                at,
+            }),
+        }
+    }
+
+    #[test]
+    fn the_period_keeps_anomalies_seen_or_acknowledged_in_it_and_those_still_open() {
+        let october = Period::parse(Some("2026-10"), Utc.with_ymd_and_hms(2026, 11, 2, 0, 0, 0).unwrap()).unwrap();
+        let t = |m: u32, d: u32| Utc.with_ymd_and_hms(2026, m, d, 2, 0, 0).unwrap();
+        assert!(AnomalyEvidence::in_period(&anomaly(t(10, 5), Some(t(11, 2))), &october));
+        assert!(AnomalyEvidence::in_period(&anomaly(t(9, 20), Some(t(10, 2))), &october));
+        assert!(
+            AnomalyEvidence::in_period(&anomaly(t(9, 20), None), &october),
+            "still open"
+        );
+        assert!(!AnomalyEvidence::in_period(
+            &anomaly(t(9, 20), Some(t(9, 21))),
+            &october
+        ));
+        assert!(
+            !AnomalyEvidence::in_period(&anomaly(t(11, 5), None), &october),
+            "after the period"
+        );
     }
 }

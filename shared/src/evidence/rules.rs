@@ -458,6 +458,7 @@ pub fn build_with(
         summary,
         databases,
         deselected: Vec::new(),
+        anomalies: Vec::new(),
         plan,
     }
 }

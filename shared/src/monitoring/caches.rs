@@ -115,6 +115,12 @@ pub fn alarm_set_for(scope: &AlarmScope, cache: &str, t: &Thresholds) -> Vec<Ala
             format!("cache {cache}: the newest snapshot is older than {}", hours(max)),
         ));
     }
+    if t.rdb_copy_max_age_s.is_some() {
+        out.push(monitor::content_alarm(
+            name(monitor::CONTENT_CHECK),
+            &format!("cache {cache}"),
+        ));
+    }
     if let Some(max) = t.rdb_copy_max_age_s {
         out.push(spec(
             "export-age",
@@ -387,6 +393,7 @@ mod tests {
             names,
             [
                 "lifeboat/prod/cache:sessions/snapshot-age",
+                "lifeboat/prod/cache:sessions/content",
                 "lifeboat/prod/cache:sessions/export-age",
                 "lifeboat/prod/cache:sessions/restore-test-age",
                 "lifeboat/prod/cache:sessions/restore-test-failed",

@@ -147,6 +147,25 @@ fn hours(s: f64) -> String {
     format!("{:.0} hours", s / 3600.0)
 }
 
+/// The check of the content watch's alarm (`lifeboat/<stack>/<db>/content`, `.../cache:<id>/content`).
+pub const CONTENT_CHECK: &str = "content";
+
+/// The content watch's alarm of a database or cache whose backups are compared (it has exports or RDB copies):
+/// in ALARM while any of its content anomalies is open (`ContentAnomalies` above 0, `watch::hold`).
+pub fn content_alarm(name: String, what: &str) -> AlarmSpec {
+    AlarmSpec {
+        name,
+        metric: metrics::CONTENT_ANOMALIES,
+        extra_dimensions: vec![],
+        comparison: Comparison::Greater,
+        threshold: 0.0,
+        description: format!(
+            "{what}: a backup's content changed beyond its thresholds; the last good restore points are held until \
+             a person acknowledges (docs/book/src/runbooks/content-anomaly.md)"
+        ),
+    }
+}
+
 /// The alarm set of one database under the one legacy policy (every check).
 pub fn alarm_set(scope: &AlarmScope, db: &str, policy: &Policy) -> Vec<AlarmSpec> {
     alarm_set_for(scope, db, &policy.thresholds())
@@ -180,6 +199,9 @@ pub fn alarm_set_for(scope: &AlarmScope, db: &str, t: &Thresholds) -> Vec<AlarmS
                 hours(*max)
             ),
         });
+    }
+    if !t.export_max_age_s.is_empty() {
+        out.push(content_alarm(name(CONTENT_CHECK), db));
     }
     if let Some(max) = t.restore_test_max_age_s {
         out.extend([
@@ -625,6 +647,7 @@ mod tests {
                 "lifeboat/prod/app-prod/snapshot-age",
                 "lifeboat/prod/app-prod/export-age-critical",
                 "lifeboat/prod/app-prod/export-age-full",
+                "lifeboat/prod/app-prod/content",
                 "lifeboat/prod/app-prod/restore-test-age",
                 "lifeboat/prod/app-prod/restore-test-failed",
                 "lifeboat/prod/app-prod/pitr-lag",

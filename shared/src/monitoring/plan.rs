@@ -242,6 +242,7 @@ mod tests {
             [
                 "lifeboat/prod/app-prod/snapshot-age",
                 "lifeboat/prod/app-prod/export-age-monthly",
+                "lifeboat/prod/app-prod/content",
                 "lifeboat/prod/app-prod/restore-test-age",
                 "lifeboat/prod/app-prod/restore-test-failed",
                 "lifeboat/prod/app-prod/verified-rpo",
@@ -358,6 +359,7 @@ mod tests {
             names,
             [
                 "lifeboat/prod/cache:sessions/snapshot-age",
+                "lifeboat/prod/cache:sessions/content",
                 "lifeboat/prod/cache:sessions/export-age",
                 "lifeboat/prod/cache:sessions/restore-test-age",
                 "lifeboat/prod/cache:sessions/restore-test-failed",
@@ -415,9 +417,10 @@ mod tests {
             pitr_lag_max_s: 900.0,
             min_retention_days: 7.0,
         };
-        assert_eq!(alarm_set_for(&scope(), "a", &policy.thresholds()).len(), 6);
+        // Every check, and the content watch's alarm of a database with exports (of a cache with RDB copies).
+        assert_eq!(alarm_set_for(&scope(), "a", &policy.thresholds()).len(), 7);
         let c = legacy_cache_thresholds(&policy, CacheKind::Serverless, Some(3600.0));
-        assert_eq!(cache_alarms(&scope(), "s", &c).len(), 5);
+        assert_eq!(cache_alarms(&scope(), "s", &c).len(), 6);
         assert_eq!(
             cache_alarms(&scope(), "s", &legacy_cache_thresholds(&policy, CacheKind::Node, None)).len(),
             4

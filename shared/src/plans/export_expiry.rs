@@ -23,9 +23,14 @@
 //! - so is one whose keys are not exactly the layout's keys for its series and time (under
 //!   `exports/<db>/<profile>/` or `exports/_caches/<cache>/rdb/`): nothing outside that prefix is ever named.
 //!
+//! - a copy an open content anomaly holds ([`with_holds`], `watch::hold`) is kept, manifest and objects, until
+//!   a person acknowledges the anomaly; when the anomaly records could not be read, nothing expires.
+//!
 //! Must never: read AWS or a clock, or expire anything of a series it was not asked about.
 
 use chrono::{DateTime, Duration, Utc};
+
+use crate::watch::hold::{Hold, Holds};
 
 use crate::bucket::layout::{export_keys, export_prefix, profile_in_key, rdb_keys, rdb_prefix};
 
@@ -97,6 +102,12 @@ pub enum Held {
     Locked(DateTime<Utc>),
     #[error("its keys are not the layout's for its series and time")]
     NotLayout,
+    /// An open content anomaly holds it (`watch::hold`): the manifest and every object it names are kept.
+    #[error("held by the open content anomaly {0} until it is acknowledged")]
+    Anomaly(String),
+    /// The series' anomaly records could not be read: a hold that cannot be read keeps, never deletes.
+    #[error("the content anomaly records could not be read ({0}); kept this run")]
+    HoldsUnreadable(String),
 }
 
 /// What a tick does with one series' copies.
@@ -147,6 +158,24 @@ pub fn expiry(
     }
     out.expire.sort_by_key(|a| a.at);
     out
+}
+
+/// [`expiry`]'s verdict with the content watch's holds applied: a copy an open anomaly holds (by its manifest's
+/// key) moves from `expire` to `held`, and so does every copy when the holds could not be read.
+pub fn with_holds(mut verdict: Expiry, holds: &Holds) -> Expiry {
+    let (held, expire): (Vec<Expired>, Vec<Expired>) = std::mem::take(&mut verdict.expire)
+        .into_iter()
+        .partition(|e| holds.hold(&e.manifest_key).is_some());
+    verdict.expire = expire;
+    for e in held {
+        let why = match holds.hold(&e.manifest_key) {
+            Some(Hold::Anomaly(key)) => Held::Anomaly(key),
+            Some(Hold::Unreadable(why)) => Held::HoldsUnreadable(why),
+            None => continue,
+        };
+        verdict.held.push((e.manifest_key, why));
+    }
+    verdict
 }
 
 #[cfg(test)]
@@ -381,5 +410,24 @@ mod tests {
                 prop_assert!(source.lock_until.is_none_or(|u| u <= now && u <= clock));
             }
         }
+    }
+
+    #[test]
+    fn a_copy_an_open_anomaly_holds_is_kept_and_an_unreadable_hold_keeps_all() {
+        let exports: Vec<Export> = [day(1, 0), day(2, 0), day(8, 0)]
+            .into_iter()
+            .map(|t| export("product-db", "critical", t))
+            .collect();
+        let verdict = || expiry(export_of("product-db", "critical"), &exports, 1, day(8, 6), day(8, 6));
+        assert_eq!(expired_times(&verdict()), [day(1, 0), day(2, 0)]);
+        let key = "watch/product-db/critical/20261203T000000Z.json".to_owned();
+        let holds = Holds::Known([(exports[1].manifest_key.clone(), key.clone())].into_iter().collect());
+        let e = with_holds(verdict(), &holds);
+        assert_eq!(expired_times(&e), [day(1, 0)]);
+        assert_eq!(e.held, [(exports[1].manifest_key.clone(), Held::Anomaly(key))]);
+        let e = with_holds(verdict(), &Holds::Unknown("ListObjectsV2: AccessDenied".into()));
+        assert!(e.expire.is_empty());
+        assert_eq!(e.held.len(), 2);
+        assert!(with_holds(verdict(), &Holds::Known(Default::default())).held.is_empty());
     }
 }

@@ -143,6 +143,8 @@ pub enum Decision {
     KeepUntilExpiry,
     /// Not Lifeboat's, automated, not available, or dated in the future: never touched.
     NotEligible,
+    /// Would expire, but an open content anomaly holds it (`watch::hold`), or its records could not be read.
+    KeepHeld,
     Expire,
 }
 

@@ -7,7 +7,7 @@
 
 use crate::core::error::ConfigError;
 use crate::core::settings::{
-    parse_list, parse_number, read, serverless_caches, Env, DEFAULT_NAMESPACE, METRICS_NAMESPACE,
+    parse_list, parse_number, read, serverless_caches, Env, BUCKET, DEFAULT_NAMESPACE, METRICS_NAMESPACE,
 };
 use crate::rds::retention::Gfs;
 use crate::rds::selection::{Selector, TagSelector};
@@ -115,6 +115,9 @@ pub struct SnapshotSettings {
     pub quota_warn_percent: u32,
     /// Whether ElastiCache Serverless caches are read too ([`serverless_caches`]).
     pub serverless_caches: bool,
+    /// The export bucket (`LIFEBOAT_BUCKET`), where retention reads the content watch's holds (`watch::hold`).
+    /// The stack always sets it; a run without it has no bucket where a hold could be, and reads none.
+    pub bucket: Option<String>,
 }
 
 impl SnapshotSettings {
@@ -158,6 +161,7 @@ impl SnapshotSettings {
         let quota = QuotaSettings::from_env(env)?;
         Ok(Self {
             serverless_caches: serverless_caches(env)?,
+            bucket: read(env, BUCKET),
             common,
             retention,
             manual_retain_days: parse_number(env, MANUAL_RETAIN_DAYS, 30, 1..=3650)?,

@@ -12,14 +12,18 @@
 //! - [`thresholds`]: how far a figure may move (a plan's `watch` object, its defaults and overrides).
 //! - [`compare`]: the comparisons themselves and the schema drift, pure functions over manifests.
 //! - [`run`]: the adapter that reads a series from the bucket, compares and writes `<base>.watch.json` once.
+//! - [`hold`]: an anomaly opened from a comparison, the snapshots and manifests it holds, what retention asks
+//!   of it, and the acknowledgement that releases it (rules and the S3/RDS/ElastiCache adapter).
 //!
 //! Owns: the comparisons (pure functions over manifests), the records and the holds they imply. Uses caches (the
-//! RDB manifest), bucket and core. Must never: decide retention itself (the retention code asks [`record`] what is
+//! RDB manifest, the cache snapshots a hold names), rds (the snapshots a hold names, retention's decision),
+//! bucket and core. Must never: decide retention itself (the retention code asks [`record`] what is
 //! held), nor take a finding, a hold or an acknowledgement from an invocation's payload: findings come from
 //! manifests in the bucket, and an acknowledgement names its acknowledger as the caller's AWS identity (or, from
 //! a console invocation, as stated, and marked so).
 
 pub mod compare;
+pub mod hold;
 pub mod record;
 pub mod run;
 pub mod thresholds;

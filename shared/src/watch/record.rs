@@ -112,3 +112,74 @@ impl Anomaly {
         self.acknowledged.is_none()
     }
 }
+
+/// `resource_kind` of a database's anomaly.
+pub const DATABASE: &str = "database";
+/// `resource_kind` of a cache's anomaly.
+pub const CACHE: &str = "cache";
+/// The folder of caches' anomalies under [`WATCH_PREFIX`]: no database may be named so (RDS identifiers begin with
+/// a letter), as under `exports/`.
+const CACHES_FOLDER: &str = "_caches/";
+
+/// Where a resource's anomalies live: every series' (`series` `None`) or one series' (a profile, or `rdb`).
+pub fn anomaly_prefix(resource_kind: &str, resource: &str, series: Option<&str>) -> String {
+    let folder = if resource_kind == CACHE { CACHES_FOLDER } else { "" };
+    match series {
+        Some(s) => format!("{WATCH_PREFIX}{folder}{resource}/{s}/"),
+        None => format!("{WATCH_PREFIX}{folder}{resource}/"),
+    }
+}
+
+/// The key of an anomaly first seen in the backup of logical time `seen_at`.
+pub fn anomaly_key(resource_kind: &str, resource: &str, series: &str, seen_at: DateTime<Utc>) -> String {
+    format!(
+        "{}{}.json",
+        anomaly_prefix(resource_kind, resource, Some(series)),
+        seen_at.format("%Y%m%dT%H%M%SZ")
+    )
+}
+
+/// The record beside a manifest (`<base>.manifest.json` -> `<base>.watch.json`); `None` for a key that is no
+/// manifest's.
+pub fn watch_key_of(manifest_key: &str) -> Option<String> {
+    manifest_key
+        .strip_suffix(crate::bucket::layout::MANIFEST_SUFFIX)
+        .map(|base| format!("{base}{WATCH_SUFFIX}"))
+}
+
+/// The manifest a record beside it is about (`<base>.watch.json` -> `<base>.manifest.json`).
+pub fn manifest_key_of(watch_key: &str) -> Option<String> {
+    watch_key
+        .strip_suffix(WATCH_SUFFIX)
+        .map(|base| format!("{base}{}", crate::bucket::layout::MANIFEST_SUFFIX))
+}
+
+#[cfg(test)]
+mod key_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn anomaly_keys_follow_the_layout_and_a_cache_never_shares_a_databases_prefix() {
+        let at = Utc.with_ymd_and_hms(2026, 12, 6, 2, 0, 0).unwrap();
+        assert_eq!(
+            anomaly_key(DATABASE, "product-db", "critical", at),
+            "watch/product-db/critical/20261206T020000Z.json"
+        );
+        assert_eq!(
+            anomaly_key(CACHE, "sessions", "rdb", at),
+            "watch/_caches/sessions/rdb/20261206T020000Z.json"
+        );
+        assert!(!anomaly_key(CACHE, "app", "rdb", at).starts_with(&anomaly_prefix(DATABASE, "app", None)));
+        assert_eq!(
+            crate::bucket::layout::time_in_key(&anomaly_key(DATABASE, "db", "full", at)),
+            Some(at)
+        );
+        let m = "exports/db/full/2026/12/06/db-full-20261206T020000Z.manifest.json";
+        let w = watch_key_of(m).unwrap();
+        assert_eq!(w, "exports/db/full/2026/12/06/db-full-20261206T020000Z.watch.json");
+        assert_eq!(manifest_key_of(&w).unwrap(), m);
+        assert_eq!(watch_key_of("exports/db/full/x.dump.zst"), None);
+    }
+}
