@@ -170,12 +170,13 @@ lifeboat completions zsh > ~/.zfunc/_lifeboat\n  lifeboat completions fish > ~/.
 }
 
 /// The commands with a page of their own (`lifeboat-<command>(1)`): every command but `help`.
-pub const MAN_PAGES: [&str; 8] = [
+pub const MAN_PAGES: [&str; 9] = [
     "exports",
     "restore",
     "recover",
     "verify",
     "report",
+    "acknowledge",
     "plan",
     "completions",
     "man",
