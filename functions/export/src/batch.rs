@@ -131,6 +131,9 @@ async fn watch(deps: &Deps, plan: &Run, report: &mut ExportReport, metrics: &mut
     )
     .await;
     if let Some(w) = watched {
+        // The comparison just written opens its anomaly (the last good restore points held); a failure is logged
+        // and never fails the export (`crate::hold`).
+        crate::hold::open(deps, &w.watch).await;
         report.watch_findings = Some(w.watch.findings.iter().map(|f| f.line.clone()).collect());
         report.drift_summary = w.watch.drift_summary;
     }
@@ -299,11 +302,6 @@ async fn export_one(deps: &Deps, db: &Database, plan: &Run, deadline: Option<Ins
             report.stored_bytes = m.stored.bytes;
             report.tables = m.tables.len();
             tracing::info!(db = %db.id, profile = plan.profile_name.as_str(), key = %report.key, bytes = m.stored.bytes, "export complete");
-            // Content watch: hold (issue 27). The comparison written beside the manifest opens its anomaly; a
-            // failure is logged and never fails the export (`crate::hold`).
-            if let Some(watch) = crate::hold::written_beside(deps, &report.manifest_key).await {
-                crate::hold::open(deps, &watch).await;
-            }
         }
         Ok(Done::AlreadyThere) => report.outcome = Outcome::AlreadyExported,
         Ok(Done::Refused(why)) => {

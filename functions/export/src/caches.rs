@@ -608,11 +608,6 @@ async fn write_manifest(
     let mut report = CacheCopyReport::new(&snap.cache, Some(&snap.name), outcome);
     report.keys_per_db = manifest.keys_per_db();
     report.manifest_key = Some(keys.manifest());
-    // Content watch: hold (issue 27). The comparison written beside the manifest opens its anomaly; a failure is
-    // logged and never fails the copy (`crate::hold`).
-    if let Some(watch) = crate::hold::written_beside(deps, &keys.manifest()).await {
-        crate::hold::open(deps, &watch).await;
-    }
     Ok(report)
 }
 

@@ -5,9 +5,8 @@
 //! Must never fail the export: the backup is complete and verified when its manifest exists, and a hold that
 //! could not be opened here is logged and opened by monitor's next run.
 
-use lifeboat::bucket::layout;
 use lifeboat::watch::hold::{self, Clients, Opened};
-use lifeboat::watch::record::{watch_key_of, Watch};
+use lifeboat::watch::record::Watch;
 
 use crate::deps::Deps;
 
@@ -25,23 +24,6 @@ pub async fn open(deps: &Deps, watch: &Watch) {
         Ok(done) => tracing::info!(manifest = %watch.manifest_key, outcome = ?done, "content watch hold"),
         Err(e) => {
             tracing::error!(manifest = %watch.manifest_key, error = %e, "content anomaly not opened; monitor opens it within the hour");
-        }
-    }
-}
-
-/// The comparison written beside a manifest, if there is one (the watch run writes it just before the hold is
-/// opened); `None`, logged, when it is absent or unreadable.
-pub async fn written_beside(deps: &Deps, manifest_key: &str) -> Option<Watch> {
-    let key = watch_key_of(manifest_key)?;
-    match layout::get_json::<Watch>(&deps.s3, &deps.settings.bucket, &key).await {
-        Ok(w) if w.manifest_key == manifest_key => Some(w),
-        Ok(_) => {
-            tracing::warn!(key = %key, "watch record names another manifest; no hold opened");
-            None
-        }
-        Err(e) => {
-            tracing::debug!(key = %key, error = %e, "no watch record beside the manifest");
-            None
         }
     }
 }

@@ -556,7 +556,7 @@ async fn watch_copies(
             .and_then(|p| p.watch.clone())
             .unwrap_or_default();
         let settings = &deps.settings;
-        lifeboat::watch::run::run_and_report(
+        let watched = lifeboat::watch::run::run_and_report(
             &deps.s3,
             &settings.bucket,
             key,
@@ -565,6 +565,10 @@ async fn watch_copies(
             metrics,
         )
         .await;
+        // The comparison just written opens its anomaly; a failure is logged and never fails the tick.
+        if let Some(w) = watched {
+            crate::hold::open(deps, &w.watch).await;
+        }
     }
 }
 
