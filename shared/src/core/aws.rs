@@ -347,7 +347,7 @@ mod tests {
     }
 
     /// Set in the environment of the child process that [`credentials_in`] runs.
-    const CHILD: &str = "LIFEBOAT_CREDENTIALS_TEST_CHILD";
+    const CHILD: &str = "CORE_AWS_TEST_CHILD";
 
     /// What [`load_config`]'s credentials are in an environment of exactly `vars`: the SDK's providers read the
     /// process environment only, so this test runs itself as a child process with that environment, where it
