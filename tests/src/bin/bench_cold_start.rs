@@ -251,6 +251,8 @@ fn main() {
         ("LIFEBOAT_BUCKET", "bench-bucket"),
         ("LIFEBOAT_NOTIFY_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:bench"),
         ("LIFEBOAT_PLAN_DOCUMENT", "s3://bench-bucket/lifeboat/plans.json"),
+        // The stack whose alarms monitor and notify manage.
+        ("LIFEBOAT_STACK_NAME", "bench"),
     ];
     let envs: Vec<Vec<(&str, &str)>> = FUNCTIONS
         .iter()
