@@ -56,7 +56,7 @@ fn explain_content(what: &str, resource: &str) -> (String, String) {
     (
         format!("the content of {what}'s backups changed beyond its thresholds"),
         format!(
-            "Look at the findings below and the record (aws s3 cp s3://<bucket>/<record> -): if the change is \
+            "Look at the findings above and the record (aws s3 cp s3://<bucket>/<record> -): if the change is \
              expected, acknowledge it (lifeboat acknowledge {resource} --why \"...\", or the monitor function's \
              acknowledge action); if not, restore from the held restore points. Runbook: \
              docs/book/src/runbooks/content-anomaly.md."
@@ -298,6 +298,12 @@ fn render_alarm(scope: &AlarmScope, a: &AlarmChange<'_>, last: &LastGood, now: D
             last_good_line(last, now),
         ),
     };
+    // While a content anomaly is open, the newest backups carry the change: the last good ones are those it holds.
+    let last_line = if last.anomalies.is_empty() {
+        last_line
+    } else {
+        "the restore points held above (the newest backups carry the change)".to_owned()
+    };
     let kind = Kind::of_transition(state, previous);
     let (subject, text) = match kind {
         Kind::Recovery => (
@@ -438,6 +444,11 @@ mod tests {
             m.text
         );
         assert!(m.text.contains("lifeboat acknowledge app-prod --why"), "{}", m.text);
+        assert!(
+            m.text.contains("Last good backup: the restore points held above"),
+            "the newest backup carries the change, so it is not the last good one: {}",
+            m.text
+        );
     }
 
     #[test]

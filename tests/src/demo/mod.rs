@@ -451,6 +451,112 @@ fn notification(w: &World, f: &Functions, alarm_name: &str) {
     }
 }
 
+/// The next backup carries the damage: a cleanup job with a wrong `WHERE` deletes most of `messages` (and the
+/// recover chapter's dropped `sessions` is still gone from the live database); the next export of app-prod is
+/// compared with the one before, the anomaly holds the last good restore points, the content alarm's notification
+/// names the tables and the numbers, and a person acknowledges it from the console.
+async fn content_watch(w: &World, f: &Functions) {
+    heading("The next backup carries the damage: a cleanup job's wrong WHERE, then an export by hand of app-prod's full profile");
+    let count = |table: &str| w.pg.psql("app", &format!("select count(*) from {table}")).unwrap();
+    let before = count("messages");
+    w.pg.psql("app", "delete from messages where id % 4 <> 0").unwrap();
+    println!(
+        "  delete from messages where id % 4 <> 0: {before} rows -> {} (and sessions, dropped above, is still gone)",
+        count("messages")
+    );
+    let export = f
+        .by_hand(w, "ExportFunction", &json!({"database": "app-prod", "profile": "full"}))
+        .unwrap_or_else(|e| panic!("the export by hand failed: {e}"));
+    let report = export["exports"]
+        .as_array()
+        .and_then(|d| d.iter().find(|r| r["db"] == "app-prod"))
+        .unwrap_or_else(|| panic!("the export by hand made no export of app-prod: {export}"));
+    println!("  export {}", report["manifest_key"].as_str().unwrap_or("?"));
+    println!("  compared with the backup before it (beside the manifest, .watch.json):");
+    for line in report["watch_findings"].as_array().into_iter().flatten() {
+        println!("    {}", line.as_str().unwrap_or(""));
+    }
+    println!("  schema drift: {}", report["drift_summary"].as_str().unwrap_or("none"));
+    let findings = report["watch_findings"].to_string();
+    assert!(
+        findings.contains("public.messages: 24,000 rows") && findings.contains("public.sessions"),
+        "the comparison names the mass delete and the vanished table: {findings}"
+    );
+
+    let s3 = aws_sdk_s3::Client::new(&w.config(REGION));
+    let keys = lifeboat::bucket::layout::list_keys(&s3, &w.bucket, "watch/app-prod/full/", ".json")
+        .await
+        .unwrap();
+    let key = keys
+        .last()
+        .unwrap_or_else(|| panic!("no content anomaly was opened for app-prod"));
+    let anomaly: lifeboat::watch::record::Anomaly =
+        lifeboat::bucket::layout::get_json(&s3, &w.bucket, key).await.unwrap();
+    println!(
+        "  anomaly s3://{}/{key}: held from retention until a person acknowledges it:",
+        w.bucket
+    );
+    for m in &anomaly.held.manifests {
+        println!("    export   {m}");
+    }
+    for snapshot in &anomaly.held.snapshots {
+        println!("    snapshot {snapshot}");
+    }
+
+    heading("The content alarm's notification, through the stack's rule for alarms");
+    let cw = aws_sdk_cloudwatch::Client::new(&w.config(REGION));
+    let suffix = format!("/app-prod/{}", lifeboat::monitoring::monitor::CONTENT_CHECK);
+    let content_alarm = cw
+        .describe_alarms()
+        .send()
+        .await
+        .unwrap()
+        .metric_alarms()
+        .iter()
+        .filter_map(|a| a.alarm_name())
+        .find(|n| n.ends_with(&suffix))
+        .unwrap_or_else(|| panic!("monitor made no content alarm for app-prod"))
+        .to_owned();
+    println!("  {content_alarm}: ContentAnomalies above 0 while the anomaly is open");
+    let (mut alarm, _) = w.story.alarm_and_recovery(
+        &sample("events/notify/alarm.json"),
+        &sample("events/notify/recovery.json"),
+    );
+    alarm["detail"]["alarmName"] = json!(content_alarm);
+    alarm["region"] = json!(REGION);
+    let now = Utc::now();
+    alarm["time"] = json!(now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    alarm["detail"]["state"]["timestamp"] = json!(now.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string());
+    alarm["detail"]["state"]["reason"] = json!(format!(
+        "Threshold Crossed: 1 datapoint [1.0 ({})] was greater than the threshold (0.0).",
+        now.format("%d/%m/%y %H:%M:%S")
+    ));
+    let sent = f.through_rule(w, "NotifyFunction", "AlarmChanged", &alarm);
+    for line in sent["text"].as_str().unwrap_or("").lines() {
+        println!("    {line}");
+    }
+
+    heading("A person acknowledges it from the console (events/monitor/console-acknowledge.json)");
+    let mut ack = sample("events/monitor/console-acknowledge.json");
+    ack["resource"] = json!("app-prod");
+    ack["series"] = json!("full");
+    ack["why"] = json!("OPS-1402: the messages purge is understood; sessions was recovered beside the live database");
+    let acknowledged = f
+        .by_hand(w, "MonitorFunction", &ack)
+        .unwrap_or_else(|e| panic!("the acknowledgement failed: {e}"));
+    println!(
+        "  acknowledged by {} (as stated; CloudTrail's Invoke record names the caller): {} snapshot(s) and {} export(s) back under retention",
+        acknowledged["acknowledgement"]["by"].as_str().unwrap_or("?"),
+        acknowledged["released_snapshots"].as_array().map_or(0, Vec::len),
+        acknowledged["released_manifests"].as_array().map_or(0, Vec::len),
+    );
+    assert!(
+        !anomaly.held.manifests.is_empty() && acknowledged["released_manifests"] == json!(anomaly.held.manifests),
+        "the acknowledgement releases what the anomaly held: {acknowledged}"
+    );
+    println!("  later backups are compared from this one on: it is the new baseline");
+}
+
 /// A table dropped by mistake on billing, and brought back as it was just before, in one command: the console's
 /// `recover` (a point-in-time restore into a scratch instance, the table streamed from it into a new database
 /// beside the live one, the scratch deleted).
@@ -598,6 +704,7 @@ pub async fn run(w: &World, f: &Functions) -> Verdicts {
         .to_owned();
     notification(w, f, &alarm);
     recover(w, f).await;
+    content_watch(w, f).await;
     holdings(w, f).await;
     Verdicts::read(&view, &evidence, tests)
 }
