@@ -258,4 +258,23 @@ async fn a_caches_key_count_drop_between_two_rdb_copies_is_a_finding_monitor_cat
         "{}",
         watch.findings[0].line
     );
+    // The run that wrote the comparison also opened its anomaly, holding the copy before the drop.
+    let prefix = format!("watch/_caches/{CACHE}/rdb/");
+    let opened = lifeboat::bucket::layout::list_keys(&w.s3, BUCKET, &prefix, ".json")
+        .await
+        .unwrap();
+    assert_eq!(opened.len(), 1, "one anomaly opened in the same run: {opened:?}");
+    let anomaly: lifeboat::watch::record::Anomaly = lifeboat::bucket::layout::get_json(&w.s3, BUCKET, &opened[0])
+        .await
+        .unwrap();
+    assert_eq!(anomaly.manifest_key, newer);
+    assert_eq!(anomaly.held.manifests, [older]);
+    assert!(
+        summary
+            .attention
+            .iter()
+            .any(|n| n.contains(CACHE) && n.contains("content anomaly")),
+        "{:?}",
+        summary.attention
+    );
 }
