@@ -109,7 +109,7 @@ pub async fn observe(
             }
             Err(e) => fleet.failures.push(format!("cache {}: {e}", cache.id)),
         }
-        // Content watch (issue 27): a cache whose RDB copies are compared has its anomalies opened and counted.
+        // Content watch: a cache whose RDB copies are compared has its anomalies opened and counted.
         if thresholds.rdb_copy_max_age_s.is_some() {
             if let Err(e) = crate::anomalies::watch(deps, CACHE, &cache.id, metrics, &mut fleet.notes).await {
                 fleet.failures.push(format!("cache {} content watch: {e}", cache.id));

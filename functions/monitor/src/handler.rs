@@ -153,7 +153,7 @@ async fn observe_fleet(
             }
             Err(e) => fleet.failures.push(format!("{}: {e}", db.id)),
         }
-        // Content watch (issue 27): a database whose exports are compared has its anomalies opened and counted.
+        // Content watch: a database whose exports are compared has its anomalies opened and counted.
         if !thresholds.export_max_age_s.is_empty() {
             if let Err(e) = crate::anomalies::watch(deps, DATABASE, &db.id, metrics, &mut fleet.notes).await {
                 fleet.failures.push(format!("{} content watch: {e}", db.id));

@@ -10,7 +10,7 @@
 //! credentials endpoint (`AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` or `_FULL_URI`), in that order. The SDK's default
 //! loader would also read profile files, a web identity token (through an STS client), SSO caches and instance
 //! metadata; a Lambda function or an ECS task of Lifeboat never has any of them, and their providers and clients
-//! were linked into every binary (issue 25: the binary a cold start reads). Without credentials, the error names
+//! were linked into every binary (the binary a cold start reads). Without credentials, the error names
 //! the variables looked for. The `lifeboat` tool, which runs where people have profiles and SSO logins, loads the
 //! SDK's full default chain itself (cli/src/run.rs).
 //!

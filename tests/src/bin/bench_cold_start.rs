@@ -7,8 +7,8 @@
 //!
 //! Each figure is the median [min–max] of `BENCH_RUNS` starts (default 15), round-robin over the binaries; the
 //! ratio is of medians against the minimal function's. The functions start with harmless settings and AWS at a
-//! closed local port, so nothing leaves the machine (none calls AWS before it asks for its first event). Targets
-//! from issue 25: binary ≤ 10 MB (10^6 bytes), init ≤ 2x the minimal function's. Prints; asserts nothing.
+//! closed local port, so nothing leaves the machine (none calls AWS before it asks for its first event). The
+//! targets: binary ≤ 10 MB (10^6 bytes), init ≤ 2x the minimal function's. Prints; asserts nothing.
 //!
 //! arm64 is built when this toolchain has the aarch64-unknown-linux-gnu standard library (sizes only: its init
 //! cannot be timed on another architecture); otherwise the benchmark says that it was not built, and why.
