@@ -10,7 +10,7 @@ use chrono::Utc;
 use lifeboat::core::settings::ProcessEnv;
 use lifeboat::postgres::archive::plan;
 use lifeboat::rds::restore::test_placement;
-use lifeboat::recover::{self, RecoverError, Stage};
+use lifeboat::recover::{self, Stage};
 use serde_json::json;
 
 use crate::args;
@@ -158,17 +158,5 @@ async fn described_dbname(rds: &aws_sdk_rds::Client, db: &lifeboat::rds::selecti
             .first()?
             .database_name()
             .map(str::to_owned),
-    }
-}
-
-/// The exit class of a recover's failure.
-pub fn kind(e: &RecoverError) -> crate::run::Kind {
-    use crate::run::Kind;
-    match e {
-        RecoverError::Outside(_) => Kind::Refused,
-        RecoverError::Copy(a) => crate::run::archive_kind(a),
-        RecoverError::Interrupted { .. } => Kind::Interrupted,
-        RecoverError::NotDeleted { cause, .. } => kind(cause),
-        RecoverError::Aws(_) | RecoverError::ScratchFailed { .. } | RecoverError::Deadline { .. } => Kind::Failed,
     }
 }

@@ -121,10 +121,22 @@ pub enum CliError {
     ReadFile { path: String, source: std::io::Error },
 }
 
+/// The exit class of a recover's failure.
+fn recover_kind(e: &lifeboat::recover::RecoverError) -> Kind {
+    use lifeboat::recover::RecoverError;
+    match e {
+        RecoverError::Outside(_) => Kind::Refused,
+        RecoverError::Copy(a) => archive_kind(a),
+        RecoverError::Interrupted { .. } => Kind::Interrupted,
+        RecoverError::NotDeleted { cause, .. } => recover_kind(cause),
+        RecoverError::Aws(_) | RecoverError::ScratchFailed { .. } | RecoverError::Deadline { .. } => Kind::Failed,
+    }
+}
+
 impl CliError {
     pub fn kind(&self) -> Kind {
         match self {
-            Self::Recover(e) => crate::recover::kind(e),
+            Self::Recover(e) => recover_kind(e),
             Self::Time(_) | Self::ToTime(_) | Self::Url(_) | Self::NoBucket | Self::Period(_) | Self::Config(_) => {
                 Kind::Usage
             }
