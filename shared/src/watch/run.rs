@@ -23,7 +23,7 @@ use aws_sdk_cloudwatch::types::StandardUnit;
 
 use crate::core::metrics::{self, Metrics};
 use crate::watch::compare::{self, Backup, Outcome};
-use crate::watch::record::{Anomaly, Watch, FORMAT_VERSION, WATCH_PREFIX, WATCH_SUFFIX};
+use crate::watch::record::{anomaly_prefix, watch_key_of, Anomaly, Watch, CACHE, DATABASE, FORMAT_VERSION};
 use crate::watch::thresholds::Thresholds;
 
 /// The largest object one watch run reads (a manifest with its catalogue, an anomaly record).
@@ -90,8 +90,8 @@ impl Series {
     /// Where the series' anomaly records live: `watch/<db>/<profile>/`, `watch/_caches/<cache>/rdb/`.
     pub fn anomaly_prefix(&self) -> String {
         match self {
-            Series::Export { db, profile } => format!("{WATCH_PREFIX}{db}/{profile}/"),
-            Series::Rdb { cache } => format!("{WATCH_PREFIX}_caches/{cache}/{RDB_PROFILE}/"),
+            Series::Export { db, profile } => anomaly_prefix(DATABASE, db, Some(profile)),
+            Series::Rdb { cache } => anomaly_prefix(CACHE, cache, Some(RDB_PROFILE)),
         }
     }
 
@@ -106,9 +106,7 @@ impl Series {
 
 /// The key of the watch record beside a manifest: `<base>.watch.json`.
 pub fn watch_key(manifest_key: &str) -> Option<String> {
-    manifest_key
-        .strip_suffix(MANIFEST_SUFFIX)
-        .map(|base| format!("{base}{WATCH_SUFFIX}"))
+    watch_key_of(manifest_key)
 }
 
 /// What one run did: the record, and whether this run wrote it (`false`: it was already there).
