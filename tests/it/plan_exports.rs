@@ -379,8 +379,7 @@ async fn a_month_of_ticks_makes_keeps_and_expires_exactly_what_the_product_polic
     }
     // Nothing of unplanned-db, and the expired export's archive and manifest are gone from the listing but kept
     // as noncurrent versions under a delete marker: hidden, not destroyed.
-    // Each export has the content watch's record beside its manifest (an expired export's record stays: it is
-    // not a restore point).
+    // Each export has the content watch's record beside its manifest.
     let (watches, keys): (BTreeSet<String>, BTreeSet<String>) = export_keys(&w)
         .await
         .into_iter()

@@ -412,6 +412,22 @@ async fn a_month_of_the_small_stack_policy_makes_keeps_expires_tests_and_alarms_
         days[15..].iter().map(|t| (*t, *t - Duration::days(15))).collect();
     assert_eq!(expired_exports, expected_expiries);
     let (current, snapshots, executions) = w.made().await;
+    let current_watches: BTreeSet<String> =
+        lifeboat::bucket::layout::list_keys(&w.export.s3, BUCKET, "exports/", ".watch.json")
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+    let kept_watches: BTreeSet<String> = days[16..]
+        .iter()
+        .filter_map(|t| {
+            lifeboat::watch::run::watch_key(&lifeboat::bucket::layout::export_keys("app-db", "full", *t, false).1)
+        })
+        .collect();
+    assert_eq!(
+        current_watches, kept_watches,
+        "an expired export's content watch record is hidden with it"
+    );
     let kept: BTreeSet<String> = days[16..]
         .iter()
         .flat_map(|t| {

@@ -443,7 +443,10 @@ async fn expire_one(
     }
     let mut removed = 0;
     for e in verdict.expire {
-        for key in e.objects.iter().chain([&e.manifest_key]) {
+        // The content watch's record beside the manifest goes last: it is about the copy, and a comparison reads
+        // manifests only, so a record left by a failure here is inert.
+        let watch = lifeboat::watch::record::watch_key_of(&e.manifest_key);
+        for key in e.objects.iter().chain([&e.manifest_key]).chain(watch.as_ref()) {
             deps.s3
                 .delete_object()
                 .bucket(bucket)
