@@ -214,7 +214,8 @@ pub fn archive_kind(e: &ArchiveError) -> Kind {
         | A::WrongIdentity { .. }
         | A::TargetExists { .. }
         | A::RoleExists { .. }
-        | A::NoRoom(_) => Kind::Refused,
+        | A::NoRoom(_)
+        | A::Rewrite(_) => Kind::Refused,
         A::Connect(db) => match db.kind() {
             FailureKind::Authentication | FailureKind::Permission => Kind::Refused,
             _ => Kind::Failed,
@@ -550,6 +551,7 @@ pub async fn restore(r: &args::Restore, profile: Option<&str>) -> Result<Done, C
         interrupt: Some(&interrupt),
         jobs,
         stop_at: None,
+        rewrite: None,
     })
     .await;
     drop(reporter);

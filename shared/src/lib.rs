@@ -11,7 +11,9 @@
 //! evidence     the auditor's report                          uses monitoring, watch, rds, bucket, core
 //! monitoring   alarms, findings, the janitor's rules, notify  uses plans, caches, rds, bucket, core
 //! recover      a database or tables back as at a time         uses rds, postgres, core (feature `archive`)
-//! plans        the written policy as a document, due runs     uses watch, rds, postgres, bucket, core
+//! refresh      staging from the newest export, masked         uses mask, postgres, bucket, core (feature `archive`)
+//! plans        the written policy as a document, due runs     uses watch, mask, rds, postgres, bucket, core
+//! mask         masking rules and the masking rewriter         uses postgres, bucket, core
 //! watch        what is inside backups, compared; holds        uses caches, rds, bucket, core
 //! caches       ElastiCache, RDB files, cache restore tests   uses rds, postgres, bucket, core
 //! rds          snapshots, instances, retention, restore tests uses bucket, core
@@ -24,10 +26,13 @@ pub mod bucket;
 pub mod caches;
 pub mod core;
 pub mod evidence;
+pub mod mask;
 pub mod monitoring;
 pub mod plans;
 pub mod postgres;
 pub mod rds;
 #[cfg(feature = "archive")]
 pub mod recover;
+#[cfg(feature = "archive")]
+pub mod refresh;
 pub mod watch;

@@ -300,6 +300,7 @@ async fn restore_check(
         interrupt: None,
         jobs: None,
         stop_at: lifeboat::postgres::export::stop_at(deadline),
+        rewrite: None,
     })
     .await;
     let expected = counts(manifest.tables.iter().cloned());

@@ -69,6 +69,7 @@ pub async fn run(deps: &Deps, req: ExportRestore, deadline: Option<Instant>) -> 
         }),
         // Stopped with the export's margin before the deadline: the drops and the report still happen.
         stop_at: stop_at(deadline),
+        rewrite: None,
     })
     .await;
     let attempt = report::Attempt {

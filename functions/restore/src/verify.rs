@@ -290,6 +290,7 @@ impl Scratch<'_> {
             interrupt: None,
             jobs: None,
             stop_at: lifeboat::postgres::export::stop_at(self.deadline),
+            rewrite: None,
         })
         .await;
         let expected = expected_counts(self.manifest);

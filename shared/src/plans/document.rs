@@ -20,6 +20,7 @@ use crate::plans::schedule::{Schedule, ScheduleError};
 use crate::postgres::export::{validate_profile, Profile};
 use crate::rds::naming::validate_db_identifier;
 use crate::rds::retention::Gfs;
+use crate::mask::rules::RefreshRule;
 use crate::watch::thresholds::WatchRule;
 
 /// The one document format this code reads. A later format gets a new number, never a new meaning for an old one.
@@ -98,6 +99,9 @@ pub struct Plan {
     /// defaults for every field: [`crate::watch::thresholds`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watch: Option<WatchRule>,
+    /// Staging databases refreshed from this plan's exports, masked on the way ([`crate::mask::rules`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refresh: Vec<RefreshRule>,
 }
 
 /// How many periods of each size grandfather-father-son retention keeps.

@@ -79,6 +79,9 @@ pub enum ArchiveError {
     Wait(#[source] std::io::Error),
     #[error("pg_restore stopped reading: {0}")]
     Stopped(#[source] std::io::Error),
+    /// The rewriter (the masked refresh's masking) refused the archive; the text never quotes row data.
+    #[error("masking stopped the restore: {0}")]
+    Rewrite(String),
     #[error("pg_restore failed ({status}): {stderr}")]
     PgRestore { status: String, stderr: String },
     #[error("target database {database} already exists: Lifeboat restores only into a new database; name another")]
@@ -158,6 +161,7 @@ impl ArchiveError {
             | Self::Wait(_)
             | Self::Stopped(_)
             | Self::PgRestore { .. } => "pg_restore",
+            Self::Rewrite(_) => "masking",
             Self::TargetExists { .. } | Self::RoleExists { .. } => "target-exists",
             Self::Connect(_) | Self::Sql { .. } => "target",
             Self::RowCounts { .. } => "row-counts",

@@ -126,18 +126,7 @@ pub async fn copy(req: Request<'_>, source: &[TableCount]) -> Result<Copied, Arc
         .run(|version, owner| async move {
             let as_owner = prepare_inside(req.into, version, &owner, &whole).await?;
             let started = Instant::now();
-            let dbname = format!(
-                "dbname='{}'",
-                req.into.dbname.replace('\\', "\\\\").replace('\'', "\\'")
-            );
-            let sink = Sink {
-                program: req.pg_restore.to_owned(),
-                args: ["--no-owner", "--no-privileges", "--exit-on-error", "-d", &dbname]
-                    .map(str::to_owned)
-                    .into(),
-                env: owner.target(req.into, &req.into.dbname).libpq_env(),
-                tables: whole,
-            };
+            let sink = super::restore::sink(req.pg_restore, req.into, &owner, whole);
             let (archive_bytes, left_out) = dump_into(req, sink).await?;
             let copy_seconds = started.elapsed().as_secs_f64();
             let verifying = Instant::now();

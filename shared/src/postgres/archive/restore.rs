@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::owner::{self, Created, Owner};
 use super::plan::check_room;
 use super::select::{compare_exact, match_tables};
-use super::stream::{stream, tail, Counters, Destination, Sink, Streamed};
+use super::stream::{stream, tail, Counters, Destination, Rewrite, Sink, Streamed};
 use super::{check_identities, ArchiveError, Identity};
 use crate::bucket::manifest::{Manifest, TableCount};
 use crate::postgres::db;
@@ -49,6 +49,9 @@ pub struct Request<'a> {
     /// need): then pg_restore is stopped, the database and its role are dropped, and the error is
     /// [`ArchiveError::Deadline`]. `None`: no deadline (a terminal, the ECS task).
     pub stop_at: Option<Instant>,
+    /// Rewrites the verified archive on its way into pg_restore (the masked refresh); `None` restores it as
+    /// exported. Not with `jobs`: the file would hold what was not yet rewritten.
+    pub rewrite: Option<&'a Arc<Mutex<dyn Rewrite>>>,
 }
 
 /// A parallel restore: the plaintext archive is written to a 0600 file in `workdir` (refused up front when it
@@ -118,6 +121,11 @@ pub async fn restore(req: Request<'_>) -> Result<Report, ArchiveError> {
         (selected.clone(), selected)
     };
     check_identities(req.manifest, req.identities)?;
+    if req.jobs.is_some() && req.rewrite.is_some() {
+        return Err(ArchiveError::Rewrite(
+            "a rewritten restore streams: the --jobs file would hold the archive before its rewrite".into(),
+        ));
+    }
     if let Some(jobs) = req.jobs {
         check_workdir(&jobs, req.manifest.plaintext.bytes)?;
     }
@@ -243,20 +251,18 @@ fn sql_error(action: String) -> impl FnOnce(tokio_postgres::Error) -> ArchiveErr
 /// archive's grants (they name the source's roles; see [`super::owner`]), and the first error stops it. Chosen
 /// `tables` come back whole: with their defaults, constraints, indexes and sequences
 /// ([`super::select::whole_tables`]), not only their rows as `pg_restore -t` gives them.
-fn sink(req: &Request<'_>, owner: &Owner, tables: Vec<TableCount>) -> Sink {
-    let dbname = format!(
-        "dbname='{}'",
-        req.into.dbname.replace('\\', "\\\\").replace('\'', "\\'")
-    );
+pub(super) fn sink(pg_restore: &str, into: &db::Target, owner: &Owner, tables: Vec<TableCount>) -> Sink {
+    let dbname = format!("dbname='{}'", into.dbname.replace('\\', "\\\\").replace('\'', "\\'"));
     let mut args: Vec<String> = ["--no-owner", "--no-privileges", "--exit-on-error", "-d"]
         .map(str::to_owned)
         .into();
     args.push(dbname);
     Sink {
-        program: req.pg_restore.to_owned(),
+        program: pg_restore.to_owned(),
         args,
-        env: owner.target(req.into, &req.into.dbname).libpq_env(),
+        env: owner.target(into, &into.dbname).libpq_env(),
         tables,
+        rewrite: None,
     }
 }
 
@@ -269,7 +275,10 @@ async fn fill(
     whole: Vec<TableCount>,
 ) -> Result<Report, ArchiveError> {
     let as_owner = prepare_inside(req.into, version, owner, &whole).await?;
-    let sink = sink(&req, owner, whole);
+    let sink = Sink {
+        rewrite: req.rewrite.cloned(),
+        ..sink(req.pg_restore, req.into, owner, whole)
+    };
     let streamed = match req.jobs {
         None => {
             let to = Destination::PgRestore(sink);

@@ -15,7 +15,7 @@
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -50,6 +50,28 @@ pub struct Sink {
     pub env: Vec<(&'static str, String)>,
     /// The tables to restore whole ([`super::select::whole_tables`]); empty restores the whole archive.
     pub tables: Vec<TableCount>,
+    /// Rewrites the verified plaintext on its way in (the masked refresh); `None` feeds it as it is. Shared, so
+    /// that the caller reads what the rewriter found once the stream is done.
+    pub rewrite: Option<Arc<Mutex<dyn Rewrite>>>,
+}
+
+/// Rewrites the plaintext archive between the checks and pg_restore (the masked refresh:
+/// `crate::mask::rewrite`). The checksums are of the archive as exported, read before the rewrite.
+pub trait Rewrite: Send {
+    /// Reads all of `from` (the exported archive) and writes what pg_restore is given to `to`.
+    fn rewrite(&mut self, from: &mut dyn Read, to: &mut dyn Write) -> Result<(), RewriteError>;
+}
+
+/// Why a rewrite stopped: its input failed (a decoding error), its output (pg_restore stopped reading), or it
+/// refused the archive (what the rewriter says, which never quotes row data).
+#[derive(Debug, thiserror::Error)]
+pub enum RewriteError {
+    #[error("reading the archive: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("writing to pg_restore: {0}")]
+    Write(#[source] std::io::Error),
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl std::fmt::Debug for Sink {
@@ -69,6 +91,7 @@ impl Sink {
             args: vec!["-f".into(), "/dev/null".into()],
             env: Vec::new(),
             tables: Vec::new(),
+            rewrite: None,
         }
     }
 }
@@ -352,7 +375,10 @@ fn feed(
         })
     });
     let mut stdin = child.stdin.take().ok_or(ArchiveError::NoStdin)?;
-    let pumped = pump(&mut plain, &mut stdin, counters);
+    let pumped = match &sink.rewrite {
+        None => pump(&mut plain, &mut stdin, counters),
+        Some(rewriter) => rewrite_into(&mut plain, &mut stdin, counters, rewriter),
+    };
     let decrypted_at = start.elapsed();
     drop(stdin);
     drop(plain);
@@ -429,6 +455,52 @@ pub fn choose_entries(
 /// CONTEXT lines quote ([`crate::postgres::pg_stderr`]): this text leaves the process in errors, logs and reports.
 pub(super) fn tail(text: &str) -> String {
     crate::postgres::pg_stderr::tail(text)
+}
+
+/// Gives the plaintext to the rewriter through a reader that hashes and counts it, so the checksums are the
+/// exported archive's whatever the rewriter writes.
+fn rewrite_into(
+    plain: &mut dyn Read,
+    stdin: &mut dyn Write,
+    counters: &Counters,
+    rewriter: &Mutex<dyn Rewrite>,
+) -> Result<(u64, String), ArchiveError> {
+    let mut hashed = Hashed {
+        inner: plain,
+        hash: Sha256::new(),
+        total: 0,
+        counters,
+    };
+    let mut rewriter = rewriter
+        .lock()
+        .map_err(|_| ArchiveError::Rewrite("a rewriter panicked".into()))?;
+    match rewriter.rewrite(&mut hashed, stdin) {
+        Ok(()) => {}
+        Err(RewriteError::Read(e)) => return Err(ArchiveError::Decode(e)),
+        Err(RewriteError::Write(e)) => return Err(ArchiveError::Stopped(e)),
+        Err(RewriteError::Refused(why)) => return Err(ArchiveError::Rewrite(why)),
+    }
+    // Whatever the rewriter left unread is still part of the archive its checksum covers.
+    std::io::copy(&mut hashed, &mut std::io::sink()).map_err(ArchiveError::Decode)?;
+    Ok((hashed.total, hex(&hashed.hash.finalize())))
+}
+
+/// A reader that hashes and counts what is read through it.
+struct Hashed<'a> {
+    inner: &'a mut dyn Read,
+    hash: Sha256,
+    total: u64,
+    counters: &'a Counters,
+}
+
+impl Read for Hashed<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        self.total += n as u64;
+        self.counters.plain.store(self.total, Ordering::Relaxed);
+        Ok(n)
+    }
 }
 
 /// Copies the plaintext into pg_restore, hashing and counting it. A read error is the decoders' (age reports a
