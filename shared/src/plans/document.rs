@@ -16,11 +16,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::mask::rules::RefreshRule;
 use crate::plans::schedule::{Schedule, ScheduleError};
 use crate::postgres::export::{validate_profile, Profile};
 use crate::rds::naming::validate_db_identifier;
 use crate::rds::retention::Gfs;
-use crate::mask::rules::RefreshRule;
 use crate::watch::thresholds::WatchRule;
 
 /// The one document format this code reads. A later format gets a new number, never a new meaning for an old one.
