@@ -51,6 +51,19 @@ pub struct Outcome {
     pub drift_summary: Option<String>,
 }
 
+impl Outcome {
+    /// A first backup's: nothing to compare with, so nothing found.
+    pub fn first() -> Self {
+        Outcome {
+            compared_with: None,
+            history: Vec::new(),
+            findings: Vec::new(),
+            drift: None,
+            drift_summary: None,
+        }
+    }
+}
+
 /// The schema drift between two catalogues.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Drift {
@@ -115,16 +128,10 @@ pub fn baseline<'a, M>(earlier: &[Backup<'a, M>], anomalies: &[Anomaly], n: u32)
 
 /// Compares an export with its history (newest first: [`baseline`]).
 pub fn compare_exports(current: Backup<'_, Manifest>, history: &[Backup<'_, Manifest>], t: &Thresholds) -> Outcome {
-    let mut findings = Vec::new();
     let Some(previous) = history.first() else {
-        return Outcome {
-            compared_with: None,
-            history: Vec::new(),
-            findings,
-            drift: None,
-            drift_summary: None,
-        };
+        return Outcome::first();
     };
+    let mut findings = Vec::new();
     let (cur, prev) = (current.manifest, previous.manifest);
     let when = Times::new(current.at, previous.at, history.len());
 
@@ -267,16 +274,10 @@ pub fn compare_exports(current: Backup<'_, Manifest>, history: &[Backup<'_, Mani
 
 /// Compares a cache's RDB copy with its history (newest first): keys per database number.
 pub fn compare_rdb(current: Backup<'_, RdbManifest>, history: &[Backup<'_, RdbManifest>], t: &Thresholds) -> Outcome {
-    let mut findings = Vec::new();
     let Some(previous) = history.first() else {
-        return Outcome {
-            compared_with: None,
-            history: Vec::new(),
-            findings,
-            drift: None,
-            drift_summary: None,
-        };
+        return Outcome::first();
     };
+    let mut findings = Vec::new();
     let when = Times::new(current.at, previous.at, history.len());
     let now = current.manifest.keys_per_db();
     let before = previous.manifest.keys_per_db();
