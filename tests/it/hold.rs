@@ -42,11 +42,6 @@ fn at(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
 }
 
-fn tick_event(t: DateTime<Utc>) -> Value {
-    json!({"version": "0", "id": "tick", "detail-type": "Scheduled Event", "source": "aws.scheduler",
-           "account": "123456789012", "time": t.to_rfc3339(), "region": REGION, "resources": [], "detail": {}})
-}
-
 struct World {
     _moto: Moto,
     _pg: Postgres,
@@ -68,16 +63,7 @@ async fn world() -> World {
     .unwrap();
     let config = moto.config(REGION);
     let s3 = aws_sdk_s3::Client::new(&config);
-    for bucket in [BUCKET, PLAN_BUCKET] {
-        lifeboat_tests::plans::versioned_bucket(&s3, bucket).await;
-    }
-    s3.put_object()
-        .bucket(PLAN_BUCKET)
-        .key(PLAN_KEY)
-        .body(PLAN.as_bytes().to_vec().into())
-        .send()
-        .await
-        .unwrap();
+    lifeboat_tests::plans::buckets_with_plan(&s3, BUCKET, PLAN_BUCKET, PLAN_KEY, PLAN.as_bytes()).await;
     lifeboat_tests::plans::database_on(&config, &pg, DB, "app", &[]).await;
     let document = format!("s3://{PLAN_BUCKET}/{PLAN_KEY}");
     let (export, clock) = lifeboat_tests::plans::export_deps(&config, BUCKET, &document);
@@ -103,10 +89,10 @@ impl World {
     /// One tick to both functions, each on time.
     async fn tick(&self, t: DateTime<Utc>) -> (Value, snapshot::handler::Summary) {
         self.clock.store(t.timestamp(), Ordering::SeqCst);
-        let snap = snapshot::handle_at(&self.snapshot, tick_event(t), t + Duration::minutes(1))
+        let snap = snapshot::handle_at(&self.snapshot, lifeboat_tests::plans::tick(t), t + Duration::minutes(1))
             .await
             .unwrap_or_else(|e| panic!("snapshot tick at {t}: {e}"));
-        let export = export::invoke(&self.export, tick_event(t), None)
+        let export = export::invoke(&self.export, lifeboat_tests::plans::tick(t), None)
             .await
             .unwrap_or_else(|e| panic!("export tick at {t}: {e}"));
         (export, snap)

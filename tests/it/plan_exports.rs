@@ -120,13 +120,9 @@ fn label(body: &[u8]) -> String {
     PlanVersion::new("", Utc::now(), body).label().to_owned()
 }
 
-fn tick_event(t: DateTime<Utc>) -> Value {
-    json!({"detail-type": "Scheduled Event", "source": "aws.scheduler", "time": t.to_rfc3339(), "detail": {}})
-}
-
 async fn tick(w: &World, t: DateTime<Utc>) -> Value {
     w.clock.store(t.timestamp(), Ordering::SeqCst);
-    export::invoke(&w.deps, tick_event(t), None)
+    export::invoke(&w.deps, lifeboat_tests::plans::tick(t), None)
         .await
         .unwrap_or_else(|e| panic!("tick at {t}: {e}"))
 }
@@ -450,7 +446,7 @@ async fn a_database_whose_plan_cannot_be_decided_is_reported_and_the_others_proc
     let w = world().await;
     let rds = aws_sdk_rds::Client::new(&w.moto.config(REGION));
     lifeboat_tests::plans::instance(&rds, "mistagged-db", &[("lifeboat:plan", "prodcut")], 1).await;
-    let err = export::invoke(&w.deps, tick_event(at("2026-12-13T02:00:00Z")), None)
+    let err = export::invoke(&w.deps, lifeboat_tests::plans::tick(at("2026-12-13T02:00:00Z")), None)
         .await
         .unwrap_err()
         .to_string();
@@ -499,7 +495,7 @@ async fn no_valid_plan_version_exports_and_expires_nothing() {
             .unwrap();
     }
     upload_plan(&w.deps.s3, b"{\"format\": 1}").await;
-    let err = export::invoke(&w.deps, tick_event(at("2027-03-07T01:00:00Z")), None)
+    let err = export::invoke(&w.deps, lifeboat_tests::plans::tick(at("2027-03-07T01:00:00Z")), None)
         .await
         .unwrap_err();
     assert!(matches!(err, lifeboat::core::error::Error::Plan(_)), "{err}");

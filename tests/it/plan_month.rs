@@ -45,11 +45,6 @@ fn at(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
 }
 
-fn tick_event(t: DateTime<Utc>) -> Value {
-    json!({"version": "0", "id": "tick", "detail-type": "Scheduled Event", "source": "aws.scheduler",
-           "account": "123456789012", "time": t.to_rfc3339(), "region": REGION, "resources": [], "detail": {}})
-}
-
 struct World {
     _moto: Moto,
     _pg: Postgres,
@@ -69,16 +64,8 @@ async fn world() -> World {
     pg.psql("app", SCHEMA).unwrap();
     let config = moto.config(REGION);
     let s3 = aws_sdk_s3::Client::new(&config);
-    for bucket in [BUCKET, PLAN_BUCKET] {
-        lifeboat_tests::plans::versioned_bucket(&s3, bucket).await;
-    }
-    s3.put_object()
-        .bucket(PLAN_BUCKET)
-        .key(PLAN_KEY)
-        .body(lifeboat_tests::plans::example("small-stack").into())
-        .send()
-        .await
-        .unwrap();
+    let plan = lifeboat_tests::plans::example("small-stack");
+    lifeboat_tests::plans::buckets_with_plan(&s3, BUCKET, PLAN_BUCKET, PLAN_KEY, &plan).await;
     // `app-db` and `app-cache` are the plan's by its lists; `other-db` and `other-cache` are in no plan.
     lifeboat_tests::plans::database_on(&config, &pg, "app-db", "app", &[]).await;
     lifeboat_tests::plans::database_on(&config, &pg, "other-db", "app", &[("lifeboat:backup", "true")]).await;
@@ -119,10 +106,10 @@ impl World {
     /// One tick delivered to both functions, each running on time.
     async fn tick(&self, t: DateTime<Utc>) -> Ticked {
         self.clock.store(t.timestamp(), Ordering::SeqCst);
-        let export = export::invoke(&self.export, tick_event(t), None)
+        let export = export::invoke(&self.export, lifeboat_tests::plans::tick(t), None)
             .await
             .unwrap_or_else(|e| panic!("export tick at {t}: {e}"));
-        let snapshot = snapshot::handle_at(&self.snapshot, tick_event(t), t + Duration::minutes(1))
+        let snapshot = snapshot::handle_at(&self.snapshot, lifeboat_tests::plans::tick(t), t + Duration::minutes(1))
             .await
             .unwrap_or_else(|e| panic!("snapshot tick at {t}: {e}"));
         Ticked { export, snapshot }
@@ -534,7 +521,7 @@ async fn a_month_of_the_small_stack_policy_makes_keeps_expires_tests_and_alarms_
     // its daily rule implies, and its alarm's metric says so; the cache's stays fresh.
     for d in 0..2 {
         let t = end + Duration::days(d) + Duration::hours(3);
-        snapshot::handle_at(&w.snapshot, tick_event(t), t + Duration::minutes(1))
+        snapshot::handle_at(&w.snapshot, lifeboat_tests::plans::tick(t), t + Duration::minutes(1))
             .await
             .unwrap();
     }

@@ -177,11 +177,6 @@ async fn versioned_bucket(s3: &aws_sdk_s3::Client) {
     lifeboat_tests::plans::versioned_bucket(s3, BUCKET).await;
 }
 
-fn scheduled(t: DateTime<Utc>) -> Value {
-    json!({"version": "0", "id": "tick", "detail-type": "Scheduled Event", "source": "aws.scheduler",
-           "account": "123456789012", "time": t.to_rfc3339(), "region": REGION, "resources": [], "detail": {}})
-}
-
 fn at(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
 }
@@ -226,7 +221,9 @@ fn idle_ticks(day: DateTime<Utc>) -> Vec<DateTime<Utc>> {
 /// One idle tick: it reads the plan document, answers with nothing due, and sends no other request.
 async fn idle(deps: &Deps, calls: &Calls, t: DateTime<Utc>) {
     calls.take();
-    let summary = handle_at(deps, scheduled(t), t + Duration::minutes(1)).await.unwrap();
+    let summary = handle_at(deps, lifeboat_tests::plans::tick(t), t + Duration::minutes(1))
+        .await
+        .unwrap();
     let sent = calls.take();
     assert!(
         !sent.is_empty() && sent.iter().all(Call::reads_the_plan),
@@ -239,9 +236,13 @@ async fn idle(deps: &Deps, calls: &Calls, t: DateTime<Utc>) {
 
 /// The 02:00 tick of `day`, delivered `late` after it.
 async fn due(deps: &Deps, day: DateTime<Utc>, late: Duration) -> Summary {
-    handle_at(deps, scheduled(day + late), day + late + Duration::minutes(1))
-        .await
-        .unwrap()
+    handle_at(
+        deps,
+        lifeboat_tests::plans::tick(day + late),
+        day + late + Duration::minutes(1),
+    )
+    .await
+    .unwrap()
 }
 
 fn report<'a>(summary: &'a Summary, db: &str) -> &'a snapshot::handler::DbReport {
@@ -538,7 +539,9 @@ async fn only_plans_that_say_dr_copy_are_copied_and_a_membership_error_fails_alo
     let day1 = at("2026-10-01T02:00:00Z");
 
     // No version of the document yet: the run fails and nothing is made.
-    let err = handle_at(&deps, scheduled(day1), day1).await.unwrap_err();
+    let err = handle_at(&deps, lifeboat_tests::plans::tick(day1), day1)
+        .await
+        .unwrap_err();
     assert!(matches!(err, lifeboat::core::error::Error::Plan(_)), "{err}");
     assert!(owned(&deps.rds).await.is_empty());
 
@@ -551,7 +554,10 @@ async fn only_plans_that_say_dr_copy_are_copied_and_a_membership_error_fails_alo
     )
     .await;
     // `typo` names a plan the document does not have: it fails, named, and the others are made.
-    let err = handle_at(&deps, scheduled(day1), day1).await.unwrap_err().to_string();
+    let err = handle_at(&deps, lifeboat_tests::plans::tick(day1), day1)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("snapshot failed for 1 of 3 databases: typo (Failed: database `typo` is tagged `lifeboat:plan=prod`, and the plan document has no plan `prod`"),
         "{err}"
@@ -582,8 +588,13 @@ async fn only_plans_that_say_dr_copy_are_copied_and_a_membership_error_fails_alo
     );
     // The next tick's copy phase copies what the DR region lacks only for production.
     let day2 = day1 + Duration::days(1);
-    let _ = handle_at(&deps, scheduled(day2), day2).await;
-    let _ = handle_at(&deps, scheduled(day2 + Duration::days(1)), day2 + Duration::days(1)).await;
+    let _ = handle_at(&deps, lifeboat_tests::plans::tick(day2), day2).await;
+    let _ = handle_at(
+        &deps,
+        lifeboat_tests::plans::tick(day2 + Duration::days(1)),
+        day2 + Duration::days(1),
+    )
+    .await;
     assert_eq!(
         ids_of_all(&dr).await,
         BTreeSet::from([
@@ -622,7 +633,7 @@ async fn the_small_stack_plan_snapshots_its_cache_and_only_its_cache() {
         let day = at("2026-10-01T03:00:00Z") + Duration::days(n);
         // 02:00 is the plan's export time: the export function's, nothing for this one.
         idle(&deps, &calls, day - Duration::hours(1)).await;
-        let summary = handle_at(&deps, scheduled(day), day + Duration::minutes(1))
+        let summary = handle_at(&deps, lifeboat_tests::plans::tick(day), day + Duration::minutes(1))
             .await
             .unwrap();
         let plan = summary.plan.as_ref().unwrap();
@@ -673,7 +684,7 @@ async fn a_due_restore_test_rule_starts_the_state_machine_once() {
     let with_machine = deps(&moto, &[], &calls).with_restore_tests(&config, Some(arn.clone()));
 
     // 1 January 2027, 06:00: production's quarterly rule (and no snapshot rule) is due.
-    let summary = snapshot::handle(&with_machine, scheduled(at("2027-01-01T06:00:00Z")))
+    let summary = snapshot::handle(&with_machine, lifeboat_tests::plans::tick(at("2027-01-01T06:00:00Z")))
         .await
         .unwrap();
     let started = &summary.plan.as_ref().unwrap().restore_tests;
@@ -687,10 +698,10 @@ async fn a_due_restore_test_rule_starts_the_state_machine_once() {
         summary.databases.is_empty(),
         "no snapshot rule is due at 06:00: {summary:?}"
     );
-    snapshot::handle(&with_machine, scheduled(at("2027-01-01T06:07:00Z")))
+    snapshot::handle(&with_machine, lifeboat_tests::plans::tick(at("2027-01-01T06:07:00Z")))
         .await
         .unwrap();
-    let summary = snapshot::handle(&with_machine, scheduled(at("2027-01-02T06:00:00Z")))
+    let summary = snapshot::handle(&with_machine, lifeboat_tests::plans::tick(at("2027-01-02T06:00:00Z")))
         .await
         .unwrap();
     assert!(summary.plan.unwrap().restore_tests.is_empty());
@@ -699,10 +710,13 @@ async fn a_due_restore_test_rule_starts_the_state_machine_once() {
     assert_eq!(names, ["plan-production-restore_tests-0-20270101T0600Z"]);
 
     // No state machine in this deployment: the due rule is a named failure of the run.
-    let e = snapshot::handle(&deps(&moto, &[], &calls), scheduled(at("2027-04-01T06:00:00Z")))
-        .await
-        .unwrap_err()
-        .to_string();
+    let e = snapshot::handle(
+        &deps(&moto, &[], &calls),
+        lifeboat_tests::plans::tick(at("2027-04-01T06:00:00Z")),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(
         e.contains("restore test restore_tests.0 of plan production")
             && e.contains("LIFEBOAT_RESTORE_TEST_STATE_MACHINE is unset"),

@@ -50,16 +50,7 @@ async fn world() -> World {
     pg.psql("shop", SCHEMA).unwrap();
     let config = moto.config(REGION);
     let s3 = aws_sdk_s3::Client::new(&config);
-    for bucket in [BUCKET, PLANS] {
-        lifeboat_tests::plans::versioned_bucket(&s3, bucket).await;
-    }
-    s3.put_object()
-        .bucket(PLANS)
-        .key(KEY)
-        .body(PLAN.as_bytes().to_vec().into())
-        .send()
-        .await
-        .unwrap();
+    lifeboat_tests::plans::buckets_with_plan(&s3, BUCKET, PLANS, KEY, PLAN.as_bytes()).await;
     lifeboat_tests::plans::database_on(&config, &pg, DB, "shop", &[]).await;
     let (export, _clock) = lifeboat_tests::plans::export_deps(&config, BUCKET, &format!("s3://{PLANS}/{KEY}"));
     World {

@@ -177,3 +177,24 @@ pub async fn put_json(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, value: &
         .await
         .unwrap();
 }
+
+/// The stack's two buckets for a plan test: `bucket` (exports) and `plan_bucket`, both versioned, with `plan` as
+/// the document at `plan_key`.
+pub async fn buckets_with_plan(s3: &aws_sdk_s3::Client, bucket: &str, plan_bucket: &str, plan_key: &str, plan: &[u8]) {
+    for b in [bucket, plan_bucket] {
+        versioned_bucket(s3, b).await;
+    }
+    s3.put_object()
+        .bucket(plan_bucket)
+        .key(plan_key)
+        .body(plan.to_vec().into())
+        .send()
+        .await
+        .unwrap();
+}
+
+/// EventBridge Scheduler's event for a tick at `t`, as the stack's schedules deliver it.
+pub fn tick(t: chrono::DateTime<chrono::Utc>) -> serde_json::Value {
+    serde_json::json!({"version": "0", "id": "tick", "detail-type": "Scheduled Event", "source": "aws.scheduler",
+        "account": "123456789012", "time": t.to_rfc3339(), "region": "us-east-1", "resources": [], "detail": {}})
+}
