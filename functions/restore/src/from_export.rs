@@ -17,7 +17,7 @@ use chrono::Utc;
 use lifeboat::bucket::manifest::Manifest;
 use lifeboat::postgres::archive::plan;
 use lifeboat::postgres::archive::report;
-use lifeboat::postgres::archive::restore::{self as archive_restore, Report};
+use lifeboat::postgres::archive::restore::{self as archive_restore, Report, RestoredTable};
 use lifeboat::postgres::archive::{find_export, ArchiveError, Counters};
 use lifeboat::postgres::db;
 use lifeboat::postgres::export::{check_host, stop_at};
@@ -215,14 +215,7 @@ fn result(
     prepared: f64,
     rto: f64,
 ) -> Value {
-    let tables: Vec<Value> = report
-        .tables
-        .iter()
-        .map(|t| {
-            json!({"table": format!("{}.{}", t.schema, t.name), "expected_rows": t.expected_rows,
-                   "restored_rows": t.restored_rows})
-        })
-        .collect();
+    let tables: Vec<Value> = report.tables.iter().map(RestoredTable::result).collect();
     let st = &report.stages;
     json!({
         "export": {"manifest": key, "object": manifest.stored.key, "profile": manifest.profile,

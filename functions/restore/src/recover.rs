@@ -12,6 +12,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use lifeboat::postgres::archive::restore::RestoredTable;
 use lifeboat::postgres::db;
 use lifeboat::rds::restore::test_placement;
 use lifeboat::recover::{self, Stage};
@@ -79,14 +80,7 @@ pub async fn run(deps: &Deps, req: RecoverRequest, deadline: Option<Instant>) ->
 /// The result: the time, the window, the scratch and its delete, the target, each table's rows, durations, RTO.
 fn result(database: &str, server: &str, into: &db::Target, done: &recover::Recovered) -> Value {
     let c = &done.copied;
-    let tables: Vec<Value> = c
-        .tables
-        .iter()
-        .map(|t| {
-            json!({"table": format!("{}.{}", t.schema, t.name), "expected_rows": t.expected_rows,
-                   "restored_rows": t.restored_rows})
-        })
-        .collect();
+    let tables: Vec<Value> = c.tables.iter().map(RestoredTable::result).collect();
     json!({
         "database": database,
         "to": done.at,

@@ -111,6 +111,14 @@ pub struct RestoredTable {
     pub restored_rows: i64,
 }
 
+impl RestoredTable {
+    /// The table as results and reports list it: its label and both counts.
+    pub fn result(&self) -> serde_json::Value {
+        serde_json::json!({"table": format!("{}.{}", self.schema, self.name), "expected_rows": self.expected_rows,
+                           "restored_rows": self.restored_rows})
+    }
+}
+
 /// Restores the export (or `tables` of it) into a new database owned by a new role and verifies its row
 /// counts; on any failure after either was created, drops both again.
 pub async fn restore(req: Request<'_>) -> Result<Report, ArchiveError> {
