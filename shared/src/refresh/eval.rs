@@ -41,6 +41,13 @@ impl ReadOnlyEval {
             timeout: EVAL_TIMEOUT,
         }
     }
+
+    /// How long one batch may run (the default is [`EVAL_TIMEOUT`]).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
 }
 
 /// The statement that evaluates `expression` over one array parameter per column, in the rows' order.
