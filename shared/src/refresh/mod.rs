@@ -253,6 +253,11 @@ pub async fn refresh(req: Request<'_>) -> Result<Refreshed, RefreshError> {
     )
     .await;
     let (masked, checks) = match proved {
+        // An interruption that came as the proof finished still stops the refresh before the swap.
+        Ok(_) if req.interrupt.is_some_and(|rx| *rx.borrow()) => {
+            let cause = ArchiveError::Interrupted { database: new.clone() }.into();
+            return Err(drop_new(&admin, &new, cause).await);
+        }
         Ok(done) => done,
         Err(cause) => return Err(drop_new(&admin, &new, cause).await),
     };
