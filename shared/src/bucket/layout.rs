@@ -309,8 +309,8 @@ pub fn restore_export_report_key(db: &str, finished_at: DateTime<Utc>, retry: u3
     }
 }
 
-/// Where the reports of a staging refresh rule live (`plans.<plan>.refresh[].name`).
-pub fn refresh_report_prefix(rule: &str) -> String {
+/// Where a staging refresh's records live (its name is unique in the plan document).
+pub fn refresh_prefix(rule: &str) -> String {
     format!("refresh/{rule}/")
 }
 
@@ -320,8 +320,8 @@ pub fn refresh_report_prefix(rule: &str) -> String {
 pub fn refresh_report_base(rule: &str, at: DateTime<Utc>, retry: u32) -> String {
     let stamp = at.format(STAMP);
     match retry {
-        0 => format!("{}{stamp}", refresh_report_prefix(rule)),
-        n => format!("{}{n}-{stamp}", refresh_report_prefix(rule)),
+        0 => format!("{}{stamp}", refresh_prefix(rule)),
+        n => format!("{}{n}-{stamp}", refresh_prefix(rule)),
     }
 }
 
@@ -526,7 +526,7 @@ mod tests {
         assert_eq!(again, "refresh/staging/1-20261207T040506Z");
         assert_eq!(time_in_key(&format!("{first}{REPORT_SUFFIX}")), Some(at));
         assert_eq!(time_in_key(&format!("{again}{REPORT_SUFFIX}")), Some(at));
-        assert!(first.starts_with(&refresh_report_prefix("staging")));
+        assert!(first.starts_with(&refresh_prefix("staging")));
     }
 
     #[test]

@@ -403,3 +403,50 @@ async fn drop_new(admin: &tokio_postgres::Client, database: &str, cause: Refresh
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_names_its_check_and_what_became_of_the_new_database() {
+        let interrupted = RefreshError::from(ArchiveError::Interrupted {
+            database: "app_1".into(),
+        });
+        assert!(interrupted.is_interrupted());
+        assert_eq!(interrupted.check(), "interrupted");
+        let not_dropped = RefreshError::NotDropped {
+            database: "app_1".into(),
+            role: "app_1_owner".into(),
+            drop_error: "dropping database app_1: connection lost".into(),
+            cause: Box::new(interrupted),
+        };
+        assert!(
+            not_dropped.is_interrupted(),
+            "still an interruption when the drop failed"
+        );
+        assert_eq!(not_dropped.check(), "interrupted");
+        assert_eq!(not_dropped.fate(), "left behind: drop it and its role by hand");
+        assert!(not_dropped.to_string().contains("drop them by hand"));
+        let refused = RefreshError::from(MaskRuleError::NoTable {
+            table: "public.customers".into(),
+        });
+        assert_eq!(refused.check(), "masking-rules");
+        assert_eq!(refused.fate(), "dropped, or never created");
+        let kept = RefreshError::Swap {
+            database: "app".into(),
+            kept: "app_1".into(),
+            message: "renaming app_1 to app: database is being accessed by other users (55006)".into(),
+        };
+        assert_eq!((kept.check(), kept.fate()), ("swap", "kept under its own name"));
+        assert!(kept
+            .to_string()
+            .contains("app is as it was and the refreshed data is kept in app_1"));
+    }
+
+    #[test]
+    fn nothing_to_mask_needs_no_catalogue_lookup() {
+        let catalog = crate::bucket::manifest::Catalog::default();
+        assert_eq!(check_masking(&Masking::default(), &catalog), Ok(Checked::default()));
+    }
+}
