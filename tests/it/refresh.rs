@@ -125,6 +125,7 @@ impl World {
         now: DateTime<Utc>,
         pg_restore: &str,
         interrupt: Option<&tokio::sync::watch::Receiver<bool>>,
+        stop_at: Option<std::time::Instant>,
     ) -> (Result<Refreshed, RefreshError>, Value) {
         let server = self.server();
         let counters = Arc::new(Counters::default());
@@ -139,7 +140,7 @@ impl World {
             server: &server,
             counters: &counters,
             interrupt,
-            stop_at: None,
+            stop_at,
             now,
         })
         .await;
@@ -154,7 +155,7 @@ impl World {
 
     async fn refresh(&self, rule: &RefreshRule, now: DateTime<Utc>) -> (Result<Refreshed, RefreshError>, Value) {
         let pg_restore = postgres::bin_dir().join("pg_restore").display().to_string();
-        self.refresh_with(rule, now, &pg_restore, None).await
+        self.refresh_with(rule, now, &pg_restore, None, None).await
     }
 
     async fn text(&self, key: &str) -> String {
@@ -401,7 +402,13 @@ async fn an_interrupted_refresh_leaves_no_database_and_no_role() {
     }
     let slow_path = slow.into_temp_path();
     let (result, report) = w
-        .refresh_with(&rule(true, json!({})), at(NOW), slow_path.to_str().unwrap(), Some(&rx))
+        .refresh_with(
+            &rule(true, json!({})),
+            at(NOW),
+            slow_path.to_str().unwrap(),
+            Some(&rx),
+            None,
+        )
         .await;
     watcher.await.unwrap();
     let err = result.unwrap_err();
@@ -416,10 +423,35 @@ async fn an_interrupted_refresh_leaves_no_database_and_no_role() {
 }
 
 #[tokio::test]
+async fn a_refresh_that_reaches_its_stop_time_leaves_no_database_and_no_role() {
+    let w = world("").await;
+    let pg_restore = postgres::bin_dir().join("pg_restore").display().to_string();
+    // The invocation's deadline, less the cleanup's time, is already here when the refresh starts.
+    let stop_at = Some(std::time::Instant::now());
+    let (result, report) = w
+        .refresh_with(&rule(true, json!({})), at(NOW), &pg_restore, None, stop_at)
+        .await;
+    let err = result.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RefreshError::Archive(lifeboat::postgres::archive::ArchiveError::Deadline { .. })
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        w.staging_objects(),
+        (String::new(), String::new()),
+        "nothing left behind"
+    );
+    assert_eq!(report["failed_check"], "deadline");
+}
+
+#[tokio::test]
 async fn a_failed_restore_leaves_no_database_and_no_role() {
     let w = world("").await;
     let (result, report) = w
-        .refresh_with(&rule(true, json!({})), at(NOW), "/nonexistent/pg_restore", None)
+        .refresh_with(&rule(true, json!({})), at(NOW), "/nonexistent/pg_restore", None, None)
         .await;
     let err = result.unwrap_err();
     assert!(err.to_string().contains("/nonexistent/pg_restore"), "{err}");
