@@ -10,7 +10,7 @@ APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 # Two cores: keep parallel test servers and builds to that size.
 TEST_THREADS ?= 2
 
-.PHONY: all test demo package deploy setup tools postgres redis chromium rust lint fmt clippy cfn-lint unit bench bench-export bench-restore bench-rotate bench-plan bench-cold-start clean rds-ca asl checkov cloudsplaining deny deps book
+.PHONY: all test demo package deploy setup tools postgres redis chromium rust lint fmt clippy cfn-lint unit bench bench-export bench-restore bench-refresh bench-rotate bench-plan bench-cold-start clean rds-ca asl checkov cloudsplaining deny deps book
 
 all: test
 
@@ -109,7 +109,7 @@ book: tools
 
 ## make bench: the benchmarks (export on a generated database of BENCH_GB GB, default 1; rotation). They print
 ## figures and ratios against references measured in the same run; they assert nothing about speed.
-bench: bench-export bench-restore bench-rotate bench-plan bench-cold-start
+bench: bench-export bench-restore bench-refresh bench-rotate bench-plan bench-cold-start
 
 S3S_FS := .bench/tools/bin/s3s-fs
 
@@ -133,6 +133,14 @@ bench-restore: setup $(S3S_FS)
 	@command -v /usr/bin/time >/dev/null || { $(APT) update -q && $(APT) install -y -q time; }
 	cargo build --locked --release -p export -p restore -p lifeboat-cli
 	cargo run --locked --release -q -p lifeboat-tests --bin bench_restore
+
+## make bench-refresh: the masked staging refresh against an unmasked streamed restore of the same export, on the
+## export benchmark's generated database (BENCH_GB, default 1), each BENCH_RUNS times (default 3) round-robin;
+## medians and their ratio (target <= 1.3x). BENCH_MASKING=none refreshes with nothing to mask.
+bench-refresh: setup $(S3S_FS)
+	@command -v /usr/bin/time >/dev/null || { $(APT) update -q && $(APT) install -y -q time; }
+	cargo build --locked --release -p export
+	cargo run --locked --release -q -p lifeboat-tests --bin bench_refresh
 
 ## make bench-plan: what following a plan document costs per tick and per monitor run, for each example policy.
 bench-plan:

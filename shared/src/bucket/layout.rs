@@ -309,6 +309,22 @@ pub fn restore_export_report_key(db: &str, finished_at: DateTime<Utc>, retry: u3
     }
 }
 
+/// Where a staging refresh's records live (its name is unique in the plan document).
+pub fn refresh_prefix(rule: &str) -> String {
+    format!("refresh/{rule}/")
+}
+
+/// A refresh report's key without its extension (add `.json` / `.md`): `refresh/<rule>/<yyyymmddThhmmssZ>` of the
+/// refresh's time, or `<n>-<stamp>` for the `n`th retry when another report took that key (reports are never
+/// overwritten); [`time_in_key`] reads the time back from either.
+pub fn refresh_report_base(rule: &str, at: DateTime<Utc>, retry: u32) -> String {
+    let stamp = at.format(STAMP);
+    match retry {
+        0 => format!("{}{stamp}", refresh_prefix(rule)),
+        n => format!("{}{n}-{stamp}", refresh_prefix(rule)),
+    }
+}
+
 /// Where every cache's RDB copies live, apart from every database's exports: no RDS identifier begins with `_`.
 pub const CACHE_EXPORTS_PREFIX: &str = "exports/_caches/";
 
@@ -499,6 +515,18 @@ mod tests {
         assert_eq!(time_in_key(&first), Some(at));
         assert_eq!(time_in_key(&again), Some(at));
         assert!(first.starts_with(&restore_export_report_prefix("app-prod")));
+    }
+
+    #[test]
+    fn refresh_reports_are_filed_by_rule_never_share_a_key_and_keep_their_time() {
+        let at = Utc.with_ymd_and_hms(2026, 12, 7, 4, 5, 6).unwrap();
+        let first = refresh_report_base("staging", at, 0);
+        assert_eq!(first, "refresh/staging/20261207T040506Z");
+        let again = refresh_report_base("staging", at, 1);
+        assert_eq!(again, "refresh/staging/1-20261207T040506Z");
+        assert_eq!(time_in_key(&format!("{first}{REPORT_SUFFIX}")), Some(at));
+        assert_eq!(time_in_key(&format!("{again}{REPORT_SUFFIX}")), Some(at));
+        assert!(first.starts_with(&refresh_prefix("staging")));
     }
 
     #[test]

@@ -20,44 +20,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use aws_sdk_rds::types::Tag;
 use lifeboat::bucket::manifest::Manifest;
 use lifeboat::postgres::archive::{Counters, Destination};
-use lifeboat_tests::bench::{generate, measure, mib, start_s3s, Measured, MIB};
-use lifeboat_tests::moto::Moto;
+use lifeboat_tests::bench::{export_once, generate, measure, mib, release_binary, Exported, Measured, MIB};
 use lifeboat_tests::postgres::{self, Postgres, SUPERUSER};
+use lifeboat_tests::repo_root;
 use lifeboat_tests::stats::{self, Spread};
-use lifeboat_tests::{repo_root, sdk_config};
 use serde_json::{json, Value};
 
-const REGION: &str = "us-east-1";
 const BUCKET: &str = "lifeboat-bench";
-
-fn release_binary(name: &str, package: &str) -> String {
-    // Where cargo put it: CARGO_TARGET_DIR when the build used one (a shared target), else the workspace's.
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo_root().join("target"), Into::into);
-    let path = target.join("release").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: `make bench-restore` builds it (cargo build --release -p {package})",
-        path.display()
-    );
-    path.display().to_string()
-}
-
-/// The one manifest in the bucket (the benchmark exports once).
-async fn manifest(s3: &aws_sdk_s3::Client) -> (String, Manifest) {
-    let list = s3.list_objects_v2().bucket(BUCKET).send().await.unwrap();
-    let key = list
-        .contents()
-        .iter()
-        .filter_map(|o| o.key())
-        .find(|k| k.ends_with(".manifest.json"))
-        .expect("the export wrote a manifest")
-        .to_owned();
-    let manifest = lifeboat::bucket::layout::get_json(s3, BUCKET, &key).await.unwrap();
-    (key, manifest)
-}
 
 /// Drops a restored database and the role a restore from an export made to own it (`<name>_owner`), so that the
 /// next round restores anew.
@@ -90,75 +61,19 @@ async fn main() {
         started.elapsed().as_secs_f64()
     );
 
-    let moto = Moto::start();
-    let config = moto.config(REGION);
-    let secrets = aws_sdk_secretsmanager::Client::new(&config);
-    let secret = json!({"engine": "postgres", "host": "127.0.0.1", "port": pg.port, "username": SUPERUSER,
-                        "password": pg.password, "dbname": "bench"});
-    secrets
-        .create_secret()
-        .name("lifeboat/bench")
-        .secret_string(secret.to_string())
-        .send()
-        .await
-        .unwrap();
-    let identity = age::x25519::Identity::generate();
-    let identity_text = {
-        use age::secrecy::ExposeSecret;
-        identity.to_string().expose_secret().to_owned()
-    };
-    secrets
-        .create_secret()
-        .name("lifeboat/bench-age")
-        .secret_string(&identity_text)
-        .send()
-        .await
-        .unwrap();
+    let Exported {
+        moto: _moto,
+        s3s,
+        s3,
+        identity,
+        identity_text,
+        manifest_key,
+        manifest,
+        aws,
+    } = export_once(&pg, &scratch, BUCKET, &export_bin).await;
     let identity_file = scratch.join("identity.txt");
     std::fs::write(&identity_file, format!("{identity_text}\n")).unwrap();
-    aws_sdk_rds::Client::new(&config)
-        .create_db_instance()
-        .db_instance_identifier("bench")
-        .db_instance_class("db.t4g.micro")
-        .engine("postgres")
-        .allocated_storage(20)
-        .master_username("x")
-        .master_user_password("not-a-real-password-1")
-        .tags(Tag::builder().key("lifeboat:secret").value("lifeboat/bench").build())
-        .send()
-        .await
-        .unwrap();
-    let s3s = start_s3s(&scratch.join("s3"));
-    let s3 = aws_sdk_s3::Client::new(&sdk_config(&s3s.endpoint, REGION));
-    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
-
-    let bin = postgres::bin_dir();
-    let pg_dump = bin.join("pg_dump").display().to_string();
-    let pg_restore = bin.join("pg_restore").display().to_string();
-    let aws = vec![
-        ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
-        ("AWS_ENDPOINT_URL_S3", s3s.endpoint.clone()),
-        ("AWS_REGION", REGION.to_owned()),
-        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
-        ("LIFEBOAT_BUCKET", BUCKET.to_owned()),
-        ("LIFEBOAT_DB_SSLMODE", "disable".to_owned()),
-        ("LIFEBOAT_PG_RESTORE", pg_restore.clone()),
-        ("AWS_LAMBDA_LOG_LEVEL", "WARN".to_owned()),
-    ];
-
-    println!("  exporting once (export binary, age-encrypted, to s3s-fs)");
-    let mut export_env = aws.clone();
-    export_env.extend([
-        ("LIFEBOAT_AGE_RECIPIENTS", identity.to_public().to_string()),
-        ("LIFEBOAT_EXPORT_ALLOW_ANY_HOST", "true".to_owned()),
-        ("LIFEBOAT_DATABASES", "bench".to_owned()),
-        ("LIFEBOAT_PG_DUMP", pg_dump),
-        ("LIFEBOAT_EVENT", r#"{"database": "bench"}"#.to_owned()),
-    ]);
-    let export = measure(&[&export_bin], &export_env, None);
-    println!("      exported in {:.1} s", export.seconds);
-    let (manifest_key, manifest) = manifest(&s3).await;
+    let pg_restore = postgres::bin_dir().join("pg_restore").display().to_string();
 
     // The reference's input: the export's own plaintext archive, verified on the way (checksums, age, zstd).
     let archive = scratch.join("bench.dump");

@@ -18,7 +18,7 @@ use crate::bucket::manifest::Manifest;
 use crate::core::error::Error;
 
 /// How many later keys are tried when a report's key is taken (another restore of the database that second).
-const KEY_RETRIES: u32 = 5;
+pub(crate) const KEY_RETRIES: u32 = 5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -186,20 +186,8 @@ pub async fn write(s3: &aws_sdk_s3::Client, bucket: &str, report: &RestoreReport
     })?;
     for retry in 0..=KEY_RETRIES {
         let key = restore_export_report_key(&report.source, report.finished_at, retry);
-        let sent = s3
-            .put_object()
-            .bucket(bucket)
-            .key(&key)
-            .content_type("application/json")
-            .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
-            .body(body.clone().into())
-            .if_none_match("*")
-            .send()
-            .await;
-        match sent {
-            Ok(_) => return Ok(key),
-            Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("PreconditionFailed") => continue,
-            Err(e) => return Err(Error::aws("PutObject", e)),
+        if put_new(s3, bucket, &key, "application/json", body.clone()).await? {
+            return Ok(key);
         }
     }
     Err(Error::Aws {
@@ -210,6 +198,32 @@ pub async fn write(s3: &aws_sdk_s3::Client, bucket: &str, report: &RestoreReport
             report.source, report.finished_at
         ),
     })
+}
+
+/// Puts a report at `key` (SSE-KMS) only if nothing is there (If-None-Match): `false` when the key is taken, so
+/// that a report is never overwritten. Also the staging refresh's reports' write (`crate::refresh::report`).
+pub(crate) async fn put_new(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> Result<bool, Error> {
+    let sent = s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .content_type(content_type)
+        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+        .body(body.into())
+        .if_none_match("*")
+        .send()
+        .await;
+    match sent {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("PreconditionFailed") => Ok(false),
+        Err(e) => Err(Error::aws("PutObject", e)),
+    }
 }
 
 #[cfg(test)]
