@@ -14,5 +14,10 @@
 //! Never: reads AWS, connects to a database, or writes an unmasked value anywhere (a file, a log line, an error).
 
 #[cfg(feature = "archive")]
+mod copy_text;
+#[cfg(feature = "archive")]
+mod fake;
+#[cfg(feature = "archive")]
 pub mod rewrite;
 pub mod rules;
+mod words;

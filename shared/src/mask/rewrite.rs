@@ -2,12 +2,49 @@
 //! rows rewritten, as it streams (no row is kept beyond the one being rewritten, nothing touches a disk).
 //!
 //! Never writes a source value of a masked column to its output, an error or a log line; never keeps one in
-//! memory past its row (the leak check keeps keyed hashes only).
+//! memory past its row (the leak check keeps keyed hashes only), except the rows of a batch waiting for a
+//! column's SQL expression (at most [`SQL_BATCH`] rows of one table).
+//!
+//! The archive's layout is [`crate::postgres::dump_format`]'s (archiver 1.12 to 1.16, uncompressed). The header
+//! and the table of contents go through byte for byte, and so does every data block but the `TABLE DATA` of a
+//! masked table: its COPY text rows are split on tabs, each masked field decoded, masked ([`super::fake`]),
+//! encoded again ([`super::copy_text`]) and written in new length-prefixed chunks, followed by the block's end
+//! line (`\.`) in a chunk of its own and the zero length, as pg_dump writes them. Columns are found by name in
+//! the entry's COPY statement, which may list fewer than the catalogue (generated columns are not dumped).
+//! A data offset the archive records goes through unchanged although masked blocks change length: the output
+//! is for pg_restore reading a pipe, which reads blocks in order and never seeks (Lifeboat's exports are
+//! written by pg_dump to a pipe, so they record none).
+//!
+//! Refused, before a value is written where it could not be masked: a compressed archive, large objects (their
+//! bytes are opaque), `STATISTICS DATA` entries (pg_dump 18's `--with-statistics`: most-common values are row
+//! data), a row whose field count is not its COPY list's, an unknown block, a block for no entry. A refusal names
+//! the table or entry and, for a row, its number: never a value.
+//!
+//! The leak check: per masked column, the keyed 64-bit digest ([`Faker::digest`]) of every non-NULL source value
+//! and of every non-NULL output value, 16 bytes per row at most; once the archive has ended, the output digests
+//! found among the source digests are counted (an output equal to a source value counts, even a constant).
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 
-use crate::mask::rules::Checked;
+use super::copy_text;
+use super::fake::Faker;
+use crate::bucket::manifest::label;
+use crate::mask::rules::{Checked, ColumnRule};
 use crate::postgres::archive::stream::{Rewrite, RewriteError};
+
+/// Rows of one table given to the SQL evaluator at once.
+pub const SQL_BATCH: usize = 1000;
+/// The read and write buffers.
+const BUF: usize = 256 * 1024;
+/// Masked COPY data is written in chunks of about this size.
+const CHUNK: usize = 128 * 1024;
+/// The longest COPY statement kept from the table of contents (a table of thousands of columns fits).
+const KEPT_STRING: usize = 1 << 20;
+const BLK_DATA: u8 = 1;
+const BLK_BLOBS: u8 = 3;
+const FORMAT_CUSTOM: u8 = 1;
+const OFFSET_NO_DATA: u8 = 3;
 
 /// The stack's masking key (HMAC-SHA-256), read from Secrets Manager by the caller. Never printed.
 #[derive(Clone)]
@@ -91,19 +128,36 @@ impl Masker {
 
 impl Rewrite for Masker {
     fn rewrite(&mut self, from: &mut dyn Read, to: &mut dyn Write) -> Result<(), RewriteError> {
-        let _ = (&self.key, &mut self.sql);
-        if !self.checked.tables.is_empty() {
-            return Err(RewriteError::Refused("masking is not built yet".into()));
+        self.outcome = None;
+        if self.checked.tables.is_empty() {
+            // Nothing to mask: the archive goes through as it is.
+            copy(from, to)?;
+            self.outcome = Some(Masked::default());
+            return Ok(());
         }
-        // Nothing to mask: the archive goes through as it is.
-        copy(from, to)?;
-        self.outcome = Some(Masked::default());
+        let faker = Faker::new(&self.key.0)
+            .ok_or_else(|| RewriteError::Refused("the masking key cannot key an HMAC".into()))?;
+        let mut run = Run {
+            input: Input::new(from),
+            output: Output::new(to),
+            checked: &self.checked,
+            faker,
+            sql: self.sql.as_deref_mut(),
+            int_size: 4,
+            off_size: 8,
+            plans: Vec::new(),
+            entries: HashMap::new(),
+            scratch: Scratch::default(),
+        };
+        run.archive()?;
+        let masked = run.finish();
+        self.outcome = Some(masked);
         Ok(())
     }
 }
 
 fn copy(from: &mut dyn Read, to: &mut dyn Write) -> Result<(), RewriteError> {
-    let mut buf = vec![0u8; 256 * 1024];
+    let mut buf = vec![0u8; BUF];
     loop {
         let n = match from.read(&mut buf) {
             Ok(0) => return Ok(()),
@@ -113,4 +167,833 @@ fn copy(from: &mut dyn Read, to: &mut dyn Write) -> Result<(), RewriteError> {
         };
         to.write_all(&buf[..n]).map_err(RewriteError::Write)?;
     }
+}
+
+fn refused(why: impl Into<String>) -> RewriteError {
+    RewriteError::Refused(why.into())
+}
+
+/// The archive read through one reused buffer.
+struct Input<'a> {
+    from: &'a mut dyn Read,
+    buf: Vec<u8>,
+    pos: usize,
+    len: usize,
+}
+
+impl<'a> Input<'a> {
+    fn new(from: &'a mut dyn Read) -> Self {
+        Input {
+            from,
+            buf: vec![0; BUF],
+            pos: 0,
+            len: 0,
+        }
+    }
+
+    /// Makes sure there are bytes to read; `false` at the end of the archive.
+    fn fill(&mut self) -> Result<bool, RewriteError> {
+        while self.pos == self.len {
+            match self.from.read(&mut self.buf) {
+                Ok(0) => return Ok(false),
+                Ok(n) => {
+                    self.pos = 0;
+                    self.len = n;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(RewriteError::Read(e)),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Up to `max` (at least one) bytes, from the buffer.
+    fn some(&mut self, max: usize, what: &str) -> Result<&[u8], RewriteError> {
+        if !self.fill()? {
+            return Err(refused(format!("the archive ended inside {what}")));
+        }
+        let n = max.min(self.len - self.pos);
+        let piece = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(piece)
+    }
+
+    /// Like [`Input::some`], as the bytes' range in the buffer.
+    fn some_range(&mut self, max: usize, what: &str) -> Result<(usize, usize), RewriteError> {
+        if !self.fill()? {
+            return Err(refused(format!("the archive ended inside {what}")));
+        }
+        let (start, n) = (self.pos, max.min(self.len - self.pos));
+        self.pos += n;
+        Ok((start, n))
+    }
+
+    fn byte_or_end(&mut self) -> Result<Option<u8>, RewriteError> {
+        if !self.fill()? {
+            return Ok(None);
+        }
+        self.pos += 1;
+        Ok(Some(self.buf[self.pos - 1]))
+    }
+}
+
+/// The output through one reused buffer, written when it fills.
+struct Output<'a> {
+    to: &'a mut dyn Write,
+    buf: Vec<u8>,
+}
+
+impl<'a> Output<'a> {
+    fn new(to: &'a mut dyn Write) -> Self {
+        Output {
+            to,
+            buf: Vec::with_capacity(BUF),
+        }
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> Result<(), RewriteError> {
+        if self.buf.len() + bytes.len() > BUF {
+            self.flush()?;
+            if bytes.len() >= BUF {
+                return self.to.write_all(bytes).map_err(RewriteError::Write);
+            }
+        }
+        self.buf.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), RewriteError> {
+        self.to.write_all(&self.buf).map_err(RewriteError::Write)?;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+/// A masked table's data entry: its COPY columns and their rules, and what the rewrite found.
+struct Plan {
+    label: String,
+    /// The COPY statement's columns, in its order.
+    columns: Vec<String>,
+    /// Each COPY column's rule.
+    rules: Vec<ColumnRule>,
+    /// The COPY columns that have an SQL expression.
+    sql: Vec<usize>,
+    rows: u64,
+    /// Per COPY column: non-NULL values masked, and the leak check's digests.
+    values: Vec<u64>,
+    sources: Vec<Vec<u64>>,
+    outputs: Vec<Vec<u64>>,
+}
+
+/// What a TOC entry's data block is.
+enum Entry {
+    /// Goes through as it is.
+    Pass,
+    /// A masked table's data: its plan.
+    Masked(usize),
+}
+
+/// Buffers reused from row to row.
+#[derive(Default)]
+struct Scratch {
+    /// The current line, when it spans chunks.
+    line: Vec<u8>,
+    /// Masked rows waiting to be written as one chunk.
+    chunk: Vec<u8>,
+    /// The block's end line and what follows it.
+    tail: Vec<u8>,
+    fields: Vec<(usize, usize)>,
+    value: Vec<u8>,
+    masked: Vec<u8>,
+    /// Raw lines waiting for the SQL evaluator, and how many of them are in use.
+    batch: Vec<Vec<u8>>,
+    batched: usize,
+}
+
+/// One rewrite in progress.
+struct Run<'a, 'r> {
+    input: Input<'r>,
+    output: Output<'r>,
+    checked: &'a Checked,
+    faker: Faker,
+    sql: Option<&'a mut (dyn SqlEval + 'static)>,
+    int_size: u8,
+    off_size: u8,
+    plans: Vec<Plan>,
+    entries: HashMap<i64, Entry>,
+    scratch: Scratch,
+}
+
+impl Run<'_, '_> {
+    fn archive(&mut self) -> Result<(), RewriteError> {
+        let minor = self.header()?;
+        self.toc(minor)?;
+        self.blocks()?;
+        self.output.flush()?;
+        self.output.to.flush().map_err(RewriteError::Write)
+    }
+
+    /// Reads `n` bytes, passing them through.
+    fn pass(&mut self, mut n: usize, what: &str) -> Result<(), RewriteError> {
+        while n > 0 {
+            let piece = self.input.some(n, what)?;
+            n -= piece.len();
+            self.output.put(piece)?;
+        }
+        Ok(())
+    }
+
+    /// Reads `out.len()` bytes, passing them through.
+    fn pass_exact(&mut self, out: &mut [u8], what: &str) -> Result<(), RewriteError> {
+        let mut at = 0;
+        while at < out.len() {
+            let piece = self.input.some(out.len() - at, what)?;
+            out[at..at + piece.len()].copy_from_slice(piece);
+            at += piece.len();
+            self.output.put(piece)?;
+        }
+        Ok(())
+    }
+
+    fn pass_byte(&mut self, what: &str) -> Result<u8, RewriteError> {
+        let mut b = [0u8];
+        self.pass_exact(&mut b, what)?;
+        Ok(b[0])
+    }
+
+    /// An integer: a sign byte and `int_size` bytes, least significant first.
+    fn read_int(&mut self, tee: bool, what: &str) -> Result<i64, RewriteError> {
+        let mut bytes = [0u8; 9];
+        let n = 1 + usize::from(self.int_size);
+        if tee {
+            self.pass_exact(&mut bytes[..n], what)?;
+        } else {
+            let mut at = 0;
+            while at < n {
+                let piece = self.input.some(n - at, what)?;
+                bytes[at..at + piece.len()].copy_from_slice(piece);
+                at += piece.len();
+            }
+        }
+        let mut value: u64 = 0;
+        for (i, b) in bytes[1..n].iter().enumerate() {
+            value |= u64::from(*b) << (8 * i);
+        }
+        let value = i64::try_from(value).map_err(|_| refused(format!("an integer out of range in {what}")))?;
+        Ok(if bytes[0] == 0 { value } else { -value })
+    }
+
+    fn int(&mut self, what: &str) -> Result<i64, RewriteError> {
+        self.read_int(true, what)
+    }
+
+    /// A string passed through; kept (when at most [`KEPT_STRING`] bytes) if `keep`.
+    fn string(&mut self, keep: bool, what: &str) -> Result<Option<Vec<u8>>, RewriteError> {
+        let n = self.int(what)?;
+        if n == -1 {
+            return Ok(None);
+        }
+        let n = usize::try_from(n).map_err(|_| refused(format!("a string of length {n} in {what}")))?;
+        if keep && n <= KEPT_STRING {
+            let mut bytes = vec![0; n];
+            self.pass_exact(&mut bytes, what)?;
+            return Ok(Some(bytes));
+        }
+        self.pass(n, what)?;
+        Ok(None)
+    }
+
+    fn text(&mut self, what: &str) -> Result<String, RewriteError> {
+        Ok(self
+            .string(true, what)?
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default())
+    }
+
+    /// The header, passed through; answers the archiver's minor version.
+    fn header(&mut self) -> Result<u8, RewriteError> {
+        let mut magic = [0u8; 5];
+        self.pass_exact(&mut magic, "the header")?;
+        if &magic != b"PGDMP" {
+            return Err(refused("not a pg_dump custom-format archive (no PGDMP header)"));
+        }
+        let mut version = [0u8; 3];
+        self.pass_exact(&mut version, "the header")?;
+        let [major, minor, revision] = version;
+        if major != 1 || !(12..=16).contains(&minor) {
+            return Err(refused(format!(
+                "archive version {major}.{minor}.{revision} is not one the masking reads (1.12 to 1.16)"
+            )));
+        }
+        self.int_size = self.pass_byte("the header")?;
+        if !(1..=8).contains(&self.int_size) {
+            return Err(refused(format!("the archive's integers are {} bytes", self.int_size)));
+        }
+        let off_size = self.pass_byte("the header")?;
+        let format = self.pass_byte("the header")?;
+        if format != FORMAT_CUSTOM {
+            return Err(refused(format!("archive format {format} is not the custom format")));
+        }
+        let compressed = if minor >= 15 {
+            self.pass_byte("the header")? != 0
+        } else {
+            self.int("the header")? != 0
+        };
+        if compressed {
+            return Err(refused(
+                "the archive is compressed: the masking reads only archives dumped with --compress=0",
+            ));
+        }
+        for _ in 0..7 {
+            self.int("the header")?;
+        }
+        for _ in 0..3 {
+            self.string(false, "the header")?;
+        }
+        self.off_size = off_size;
+        Ok(minor)
+    }
+
+    /// The table of contents, passed through; plans the masked tables' data.
+    fn toc(&mut self, minor: u8) -> Result<(), RewriteError> {
+        let count = self.int("the table of contents")?;
+        for _ in 0..count.max(0) {
+            let what = "the table of contents";
+            let id = self.int(what)?;
+            self.int(what)?; // had a data dumper
+            self.string(false, what)?; // table oid
+            self.string(false, what)?; // oid
+            let tag = self.text(what)?;
+            let desc = self.text(what)?;
+            self.int(what)?; // section
+            self.string(false, what)?; // definition
+            self.string(false, what)?; // drop statement
+            let copy = self.string(desc == "TABLE DATA", what)?;
+            let schema = self.text(what)?;
+            self.string(false, what)?; // tablespace
+            if minor >= 14 {
+                self.string(false, what)?; // table access method
+            }
+            if minor >= 16 {
+                self.int(what)?; // relkind
+            }
+            self.string(false, what)?; // owner
+            self.string(false, what)?; // with oids
+            while self.string(false, what)?.is_some() {} // dependencies, until a NULL
+            let flag = self.pass_byte(what)?;
+            self.pass(usize::from(self.off_size), what)?;
+            let has_data = flag != OFFSET_NO_DATA;
+            let entry = self.plan_entry(id, &desc, &schema, &tag, copy.as_deref(), has_data)?;
+            if self.entries.insert(id, entry).is_some() {
+                return Err(refused(format!("two TOC entries with dump id {id}")));
+            }
+        }
+        Ok(())
+    }
+
+    fn plan_entry(
+        &mut self,
+        id: i64,
+        desc: &str,
+        schema: &str,
+        tag: &str,
+        copy: Option<&[u8]>,
+        has_data: bool,
+    ) -> Result<Entry, RewriteError> {
+        match desc {
+            "BLOBS" | "BLOB" if has_data => {
+                return Err(refused(format!(
+                    "the archive holds large objects (entry {id}), which cannot be masked: export without them"
+                )))
+            }
+            "STATISTICS DATA" => {
+                return Err(refused(format!(
+                    "the archive holds planner statistics (entry {id}, {schema}.{tag}), whose most common values \
+                     are row data: export without --with-statistics"
+                )))
+            }
+            "TABLE DATA" => {}
+            _ => return Ok(Entry::Pass),
+        }
+        let table = label(schema, tag);
+        let Some(ruled) = self.checked.tables.get(&table) else {
+            return Ok(Entry::Pass);
+        };
+        let columns = copy
+            .and_then(|c| std::str::from_utf8(c).ok())
+            .and_then(copy_columns)
+            .ok_or_else(|| {
+                refused(format!(
+                    "the COPY statement of {table}'s data (entry {id}) cannot be read"
+                ))
+            })?;
+        let mut rules = Vec::with_capacity(columns.len());
+        for column in &columns {
+            let rule = ruled
+                .iter()
+                .find(|(name, _)| name == column)
+                .map(|(_, rule)| rule.clone())
+                .ok_or_else(|| {
+                    refused(format!(
+                        "{table}'s data (entry {id}) has column {column}, which the checked masking does not list"
+                    ))
+                })?;
+            rules.push(rule);
+        }
+        if let Some((column, rule)) = ruled
+            .iter()
+            .find(|(name, rule)| *rule != ColumnRule::Keep && !columns.contains(name))
+        {
+            return Err(refused(format!(
+                "{table}'s data (entry {id}) has no column {column} to apply rule {} to (a generated column?): \
+                 give it rule keep",
+                rule.name()
+            )));
+        }
+        if self.sql.is_none() && rules.iter().any(|r| matches!(r, ColumnRule::Sql(_))) {
+            return Err(refused(format!(
+                "{table} has a column masked by an SQL expression and the rewrite has no SQL evaluator"
+            )));
+        }
+        let n = columns.len();
+        self.plans.push(Plan {
+            label: table,
+            sql: (0..n).filter(|&i| matches!(rules[i], ColumnRule::Sql(_))).collect(),
+            columns,
+            rules,
+            rows: 0,
+            values: vec![0; n],
+            sources: vec![Vec::new(); n],
+            outputs: vec![Vec::new(); n],
+        });
+        Ok(Entry::Masked(self.plans.len() - 1))
+    }
+
+    /// The data blocks, until the end of the archive.
+    fn blocks(&mut self) -> Result<(), RewriteError> {
+        while let Some(kind) = self.input.byte_or_end()? {
+            self.output.put(&[kind])?;
+            let id = self.int("a data block's header")?;
+            match (kind, self.entries.get(&id)) {
+                (BLK_DATA, Some(Entry::Pass)) => self.pass_chunks()?,
+                (BLK_DATA, Some(Entry::Masked(plan))) => {
+                    let plan = *plan;
+                    self.mask_block(plan)?
+                }
+                (BLK_DATA, None) => {
+                    return Err(refused(format!(
+                        "a data block for dump id {id}, which the table of contents does not list"
+                    )))
+                }
+                (BLK_BLOBS, _) => {
+                    return Err(refused(format!(
+                        "a large-object block (dump id {id}): large objects cannot be masked"
+                    )))
+                }
+                (other, _) => return Err(refused(format!("unknown block type {other} (dump id {id})"))),
+            }
+        }
+        Ok(())
+    }
+
+    fn chunk_len(&mut self, tee: bool) -> Result<usize, RewriteError> {
+        let n = self.read_int(tee, "a data block")?;
+        usize::try_from(n).map_err(|_| refused(format!("a data chunk of length {n}")))
+    }
+
+    fn pass_chunks(&mut self) -> Result<(), RewriteError> {
+        loop {
+            let n = self.chunk_len(true)?;
+            if n == 0 {
+                return Ok(());
+            }
+            self.pass(n, "a data chunk")?;
+        }
+    }
+
+    /// A masked table's block: its rows masked into new chunks, then its end line, then the zero length.
+    fn mask_block(&mut self, plan: usize) -> Result<(), RewriteError> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let result = self.mask_block_with(plan, &mut scratch);
+        self.scratch = scratch;
+        result
+    }
+
+    fn mask_block_with(&mut self, plan: usize, s: &mut Scratch) -> Result<(), RewriteError> {
+        s.line.clear();
+        s.chunk.clear();
+        s.tail.clear();
+        s.batched = 0;
+        loop {
+            let mut left = self.chunk_len(false)?;
+            if left == 0 {
+                break;
+            }
+            while left > 0 {
+                let (piece_start, piece_len) = self.input.some_range(left, "a data chunk")?;
+                left -= piece_len;
+                let mut at = piece_start;
+                let end = piece_start + piece_len;
+                while at < end {
+                    if !s.tail.is_empty() {
+                        // After the end line only empty lines may come.
+                        let rest = &self.input.buf[at..end];
+                        if rest.iter().any(|&b| b != b'\n') {
+                            return Err(refused(format!(
+                                "data after the end of {}'s COPY data",
+                                self.plans[plan].label
+                            )));
+                        }
+                        s.tail.extend_from_slice(rest);
+                        break;
+                    }
+                    match memchr::memchr(b'\n', &self.input.buf[at..end]) {
+                        Some(n) => {
+                            if s.line.is_empty() {
+                                let (a, b) = (at, at + n);
+                                let line = std::mem::take(&mut self.input.buf);
+                                let r = self.line(plan, &line[a..b], s);
+                                self.input.buf = line;
+                                r?;
+                            } else {
+                                s.line.extend_from_slice(&self.input.buf[at..at + n]);
+                                let line = std::mem::take(&mut s.line);
+                                let r = self.line(plan, &line, s);
+                                s.line = line;
+                                s.line.clear();
+                                r?;
+                            }
+                            at += n + 1;
+                        }
+                        None => {
+                            s.line.extend_from_slice(&self.input.buf[at..end]);
+                            at = end;
+                        }
+                    }
+                }
+            }
+        }
+        if !s.line.is_empty() || s.tail.is_empty() {
+            return Err(refused(format!(
+                "{}'s COPY data ends inside a row or without its end line",
+                self.plans[plan].label
+            )));
+        }
+        self.write_chunk(&s.chunk)?;
+        s.chunk.clear();
+        self.write_chunk(&s.tail)?;
+        self.write_int(0)
+    }
+
+    fn write_int(&mut self, v: i64) -> Result<(), RewriteError> {
+        let mut bytes = [0u8; 9];
+        bytes[0] = u8::from(v < 0);
+        let magnitude = v.unsigned_abs();
+        let n = usize::from(self.int_size);
+        for (i, b) in bytes[1..=n].iter_mut().enumerate() {
+            *b = (magnitude >> (8 * i)) as u8;
+        }
+        self.output.put(&bytes[..=n])
+    }
+
+    fn write_chunk(&mut self, chunk: &[u8]) -> Result<(), RewriteError> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let n = i64::try_from(chunk.len()).map_err(|_| refused("a chunk too long to write"))?;
+        self.write_int(n)?;
+        self.output.put(chunk)
+    }
+
+    /// One COPY line (without its newline): a row, or the end line.
+    fn line(&mut self, plan: usize, raw: &[u8], s: &mut Scratch) -> Result<(), RewriteError> {
+        if raw == b"\\." {
+            self.flush_batch(plan, s)?;
+            s.tail.extend_from_slice(b"\\.\n");
+            return Ok(());
+        }
+        self.plans[plan].rows += 1;
+        if self.plans[plan].sql.is_empty() {
+            self.row(plan, raw, None, s)?;
+        } else {
+            if s.batch.len() <= s.batched {
+                s.batch.push(Vec::new());
+            }
+            s.batch[s.batched].clear();
+            s.batch[s.batched].extend_from_slice(raw);
+            s.batched += 1;
+            if s.batched == SQL_BATCH {
+                self.flush_batch(plan, s)?;
+            }
+        }
+        if s.chunk.len() >= CHUNK {
+            self.write_chunk(&s.chunk)?;
+            s.chunk.clear();
+        }
+        Ok(())
+    }
+
+    /// Splits a raw row into its fields; refuses a row whose field count is not the COPY list's.
+    fn split(&self, plan: usize, raw: &[u8], row: u64, fields: &mut Vec<(usize, usize)>) -> Result<(), RewriteError> {
+        fields.clear();
+        let mut start = 0;
+        for at in memchr::memchr_iter(b'\t', raw) {
+            fields.push((start, at));
+            start = at + 1;
+        }
+        fields.push((start, raw.len()));
+        let p = &self.plans[plan];
+        if fields.len() != p.columns.len() && !(p.columns.is_empty() && raw.is_empty()) {
+            return Err(refused(format!(
+                "row {row} of {} has {} fields where its COPY statement lists {} columns",
+                p.label,
+                fields.len(),
+                p.columns.len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Evaluates the batch's SQL columns, then writes its rows.
+    fn flush_batch(&mut self, plan: usize, s: &mut Scratch) -> Result<(), RewriteError> {
+        if s.batched == 0 {
+            return Ok(());
+        }
+        let first_row = self.plans[plan].rows - s.batched as u64 + 1;
+        let mut rows = Vec::with_capacity(s.batched);
+        let mut fields = std::mem::take(&mut s.fields);
+        for (i, raw) in s.batch[..s.batched].iter().enumerate() {
+            let row = first_row + i as u64;
+            self.split(plan, raw, row, &mut fields)?;
+            let mut values = Vec::with_capacity(fields.len());
+            for (c, &(a, b)) in fields.iter().enumerate() {
+                let field = &raw[a..b];
+                if copy_text::is_null(field) {
+                    values.push(None);
+                    continue;
+                }
+                copy_text::decode(field, &mut s.value);
+                let text = String::from_utf8(std::mem::take(&mut s.value)).map_err(|_| {
+                    refused(format!(
+                        "row {row} of {}: column {} is not UTF-8, so no SQL expression can read it",
+                        self.plans[plan].label, self.plans[plan].columns[c]
+                    ))
+                })?;
+                values.push(Some(text));
+            }
+            rows.push(values);
+        }
+        s.fields = fields;
+        let mut answers = Vec::with_capacity(self.plans[plan].sql.len());
+        for &c in &self.plans[plan].sql.clone() {
+            let p = &self.plans[plan];
+            let ColumnRule::Sql(expression) = &p.rules[c] else {
+                continue;
+            };
+            let Some(eval) = self.sql.as_deref_mut() else {
+                return Err(refused(format!("{} needs an SQL evaluator", p.label)));
+            };
+            let answer = eval.eval(&p.label, &p.columns, expression, &rows).map_err(|why| {
+                refused(format!(
+                    "the SQL expression of {}.{} failed: {why}",
+                    p.label, p.columns[c]
+                ))
+            })?;
+            if answer.len() != rows.len() {
+                return Err(refused(format!(
+                    "the SQL expression of {}.{} gave {} values for {} rows",
+                    p.label,
+                    p.columns[c],
+                    answer.len(),
+                    rows.len()
+                )));
+            }
+            answers.push(answer);
+        }
+        drop(rows);
+        let batch = std::mem::take(&mut s.batch);
+        let mut result = Ok(());
+        for (i, raw) in batch[..s.batched].iter().enumerate() {
+            result = self.row(plan, raw, Some((&answers, i, first_row + i as u64)), s);
+            if result.is_err() {
+                break;
+            }
+        }
+        s.batch = batch;
+        s.batched = 0;
+        result
+    }
+
+    /// Masks one row into the chunk being built. `sql`: the batch's answers per SQL column, this row's index in
+    /// the batch and its number.
+    fn row(
+        &mut self,
+        plan: usize,
+        raw: &[u8],
+        sql: Option<(&[Vec<Option<String>>], usize, u64)>,
+        s: &mut Scratch,
+    ) -> Result<(), RewriteError> {
+        let row = match sql {
+            Some((_, _, row)) => row,
+            None => self.plans[plan].rows,
+        };
+        let mut fields = std::mem::take(&mut s.fields);
+        let split = self.split(plan, raw, row, &mut fields);
+        if let Err(e) = split {
+            s.fields = fields;
+            return Err(e);
+        }
+        let p = &mut self.plans[plan];
+        let mut sql_index = 0;
+        for (c, &(a, b)) in fields.iter().enumerate() {
+            if c > 0 {
+                s.chunk.push(b'\t');
+            }
+            let field = &raw[a..b];
+            let rule = &p.rules[c];
+            if matches!(rule, ColumnRule::Keep) {
+                s.chunk.extend_from_slice(field);
+                continue;
+            }
+            let is_sql = matches!(rule, ColumnRule::Sql(_));
+            let answer = match (is_sql, sql) {
+                (true, Some((answers, i, _))) => {
+                    let a = answers.get(sql_index).and_then(|col| col.get(i)).cloned().flatten();
+                    sql_index += 1;
+                    a
+                }
+                _ => None,
+            };
+            if copy_text::is_null(field) {
+                s.chunk.extend_from_slice(copy_text::NULL);
+                continue;
+            }
+            copy_text::decode(field, &mut s.value);
+            p.values[c] += 1;
+            p.sources[c].push(self.faker.digest(&s.value));
+            let out: Option<&[u8]> = match rule {
+                ColumnRule::Keep => Some(&s.value),
+                ColumnRule::Null => None,
+                ColumnRule::Constant(constant) => Some(constant.as_bytes()),
+                ColumnRule::Redact => {
+                    Faker::redact(&s.value, &mut s.masked);
+                    Some(&s.masked)
+                }
+                ColumnRule::Hash => {
+                    self.faker.hash(&s.value, &mut s.masked);
+                    Some(&s.masked)
+                }
+                ColumnRule::Fake(kind) => {
+                    self.faker.fake(*kind, &s.value, &mut s.masked);
+                    Some(&s.masked)
+                }
+                ColumnRule::Sql(_) => answer.as_ref().map(|a| a.as_bytes()),
+            };
+            match out {
+                None => s.chunk.extend_from_slice(copy_text::NULL),
+                Some(out) => {
+                    p.outputs[c].push(self.faker.digest(out));
+                    copy_text::encode(out, &mut s.chunk);
+                }
+            }
+        }
+        s.chunk.push(b'\n');
+        s.fields = fields;
+        Ok(())
+    }
+
+    /// The report, with the leak check: per masked column, the output digests found among the source digests.
+    fn finish(self) -> Masked {
+        let mut tables: Vec<MaskedTable> = Vec::new();
+        for (table, ruled) in &self.checked.tables {
+            let plans: Vec<&Plan> = self.plans.iter().filter(|p| &p.label == table).collect();
+            let columns = ruled
+                .iter()
+                .map(|(column, rule)| {
+                    let mut values = 0;
+                    let mut found = 0;
+                    for p in &plans {
+                        let Some(c) = p.columns.iter().position(|name| name == column) else {
+                            continue;
+                        };
+                        values += p.values[c];
+                        let mut sources = p.sources[c].clone();
+                        sources.sort_unstable();
+                        sources.dedup();
+                        found += p.outputs[c].iter().filter(|d| sources.binary_search(d).is_ok()).count() as u64;
+                    }
+                    MaskedColumn {
+                        column: column.clone(),
+                        rule: rule.name(),
+                        values,
+                        source_values_in_output: found,
+                    }
+                })
+                .collect();
+            tables.push(MaskedTable {
+                table: table.clone(),
+                rows: plans.iter().map(|p| p.rows).sum(),
+                columns,
+            });
+        }
+        Masked { tables }
+    }
+}
+
+/// The columns of a COPY statement as pg_dump writes it (`COPY public.users (id, "Email") FROM stdin;`), their
+/// names unquoted; `None` if it does not read as one.
+fn copy_columns(statement: &str) -> Option<Vec<String>> {
+    let mut rest = statement.trim_start().strip_prefix("COPY ")?;
+    // The table's (qualified) name.
+    loop {
+        let (_, after) = identifier(rest)?;
+        rest = after;
+        match rest.strip_prefix('.') {
+            Some(after) => rest = after,
+            None => break,
+        }
+    }
+    rest = rest.trim_start();
+    let Some(mut list) = rest.strip_prefix('(') else {
+        // A table without columns.
+        return rest.starts_with("FROM ").then(Vec::new);
+    };
+    let mut columns = Vec::new();
+    loop {
+        let (name, after) = identifier(list.trim_start())?;
+        columns.push(name);
+        list = after.trim_start();
+        if let Some(after) = list.strip_prefix(',') {
+            list = after;
+        } else {
+            list.strip_prefix(')')?
+                .trim_start()
+                .starts_with("FROM ")
+                .then_some(())?;
+            return Some(columns);
+        }
+    }
+}
+
+/// One identifier, double-quoted (`""` inside stands for `"`) or bare, and what follows it.
+fn identifier(text: &str) -> Option<(String, &str)> {
+    if let Some(mut rest) = text.strip_prefix('"') {
+        let mut name = String::new();
+        loop {
+            let at = rest.find('"')?;
+            name.push_str(&rest[..at]);
+            rest = &rest[at + 1..];
+            match rest.strip_prefix('"') {
+                Some(after) => {
+                    name.push('"');
+                    rest = after;
+                }
+                None => return Some((name, rest)),
+            }
+        }
+    }
+    let end = text
+        .find(|c: char| c.is_whitespace() || matches!(c, '.' | ',' | '(' | ')'))
+        .unwrap_or(text.len());
+    (end > 0).then(|| (text[..end].to_owned(), &text[end..]))
 }
