@@ -145,6 +145,7 @@ impl Rewrite for Masker {
             sql: self.sql.as_deref_mut(),
             int_size: 4,
             off_size: 8,
+            last_int: 0,
             plans: Vec::new(),
             entries: HashMap::new(),
             scratch: Scratch::default(),
@@ -310,6 +311,9 @@ struct Scratch {
     batched: usize,
 }
 
+/// A row of an SQL batch: the batch's answers per SQL column, the row's index in the batch and its number.
+type BatchRow<'b> = (&'b [Vec<Option<String>>], usize, u64);
+
 /// One rewrite in progress.
 struct Run<'a, 'r> {
     input: Input<'r>,
@@ -319,6 +323,8 @@ struct Run<'a, 'r> {
     sql: Option<&'a mut (dyn SqlEval + 'static)>,
     int_size: u8,
     off_size: u8,
+    /// The integer read last.
+    last_int: i64,
     plans: Vec<Plan>,
     entries: HashMap<i64, Entry>,
     scratch: Scratch,
@@ -380,7 +386,8 @@ impl Run<'_, '_> {
             value |= u64::from(*b) << (8 * i);
         }
         let value = i64::try_from(value).map_err(|_| refused(format!("an integer out of range in {what}")))?;
-        Ok(if bytes[0] == 0 { value } else { -value })
+        self.last_int = if bytes[0] == 0 { value } else { -value };
+        Ok(self.last_int)
     }
 
     fn int(&mut self, what: &str) -> Result<i64, RewriteError> {
@@ -401,6 +408,13 @@ impl Run<'_, '_> {
         }
         self.pass(n, what)?;
         Ok(None)
+    }
+
+    /// The bytes of a string whose length was just read (again, from the output's last integer).
+    fn pass_string_rest(&mut self, what: &str) -> Result<(), RewriteError> {
+        let n = self.last_int;
+        let n = usize::try_from(n).map_err(|_| refused(format!("a string of length {n} in {what}")))?;
+        self.pass(n, what)
     }
 
     fn text(&mut self, what: &str) -> Result<String, RewriteError> {
@@ -479,7 +493,10 @@ impl Run<'_, '_> {
             }
             self.string(false, what)?; // owner
             self.string(false, what)?; // with oids
-            while self.string(false, what)?.is_some() {} // dependencies, until a NULL
+            while self.int(what)? != -1 {
+                // Dependencies, until a NULL: each a dump id in decimal, passed through.
+                self.pass_string_rest(what)?;
+            }
             let flag = self.pass_byte(what)?;
             self.pass(usize::from(self.off_size), what)?;
             let has_data = flag != OFFSET_NO_DATA;
@@ -826,13 +843,7 @@ impl Run<'_, '_> {
 
     /// Masks one row into the chunk being built. `sql`: the batch's answers per SQL column, this row's index in
     /// the batch and its number.
-    fn row(
-        &mut self,
-        plan: usize,
-        raw: &[u8],
-        sql: Option<(&[Vec<Option<String>>], usize, u64)>,
-        s: &mut Scratch,
-    ) -> Result<(), RewriteError> {
+    fn row(&mut self, plan: usize, raw: &[u8], sql: Option<BatchRow<'_>>, s: &mut Scratch) -> Result<(), RewriteError> {
         let row = match sql {
             Some((_, _, row)) => row,
             None => self.plans[plan].rows,
@@ -996,4 +1007,464 @@ fn identifier(text: &str) -> Option<(String, &str)> {
         .find(|c: char| c.is_whitespace() || matches!(c, '.' | ',' | '(' | ')'))
         .unwrap_or(text.len());
     (end > 0).then(|| (text[..end].to_owned(), &text[end..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mask::rules::FakeKind;
+    use crate::postgres::dump_format::count_rows;
+    use proptest::prelude::*;
+
+    /// Writes archives as pg_dump's custom format lays them out.
+    struct Archive {
+        minor: u8,
+        out: Vec<u8>,
+    }
+
+    impl Archive {
+        fn new(minor: u8) -> Self {
+            let mut a = Archive { minor, out: Vec::new() };
+            a.out.extend_from_slice(b"PGDMP");
+            a.out.extend_from_slice(&[1, minor, 0, 4, 8, FORMAT_CUSTOM]);
+            if minor >= 15 {
+                a.out.push(0);
+            } else {
+                a.int(0);
+            }
+            for v in [1, 2, 3, 4, 5, 124, 0] {
+                a.int(v);
+            }
+            for s in ["app", "16.4", "16.4"] {
+                a.str(Some(s));
+            }
+            a
+        }
+
+        fn int(&mut self, v: i64) {
+            self.out.push(u8::from(v < 0));
+            self.out.extend_from_slice(&(v.unsigned_abs() as u32).to_le_bytes());
+        }
+
+        fn str(&mut self, s: Option<&str>) {
+            match s {
+                None => self.int(-1),
+                Some(s) => {
+                    self.int(s.len() as i64);
+                    self.out.extend_from_slice(s.as_bytes());
+                }
+            }
+        }
+
+        fn entry(&mut self, id: i64, desc: &str, schema: &str, tag: &str, copy: &str, data: bool) {
+            self.int(id);
+            self.int(i64::from(data));
+            self.str(Some("0"));
+            self.str(Some("16384"));
+            self.str(Some(tag));
+            self.str(Some(desc));
+            self.int(2);
+            self.str(Some(""));
+            self.str(Some(""));
+            self.str(Some(copy));
+            self.str(Some(schema));
+            self.str(Some(""));
+            if self.minor >= 14 {
+                self.str(Some("heap"));
+            }
+            if self.minor >= 16 {
+                self.int(i64::from(b'r'));
+            }
+            self.str(Some("postgres"));
+            self.str(Some("false"));
+            self.str(Some("7"));
+            self.str(None);
+            self.out.push(if data { 1 } else { OFFSET_NO_DATA });
+            self.out.extend_from_slice(&[0; 8]);
+        }
+
+        fn data(&mut self, id: i64, chunks: &[&[u8]]) {
+            self.out.push(BLK_DATA);
+            self.int(id);
+            for c in chunks {
+                self.int(c.len() as i64);
+                self.out.extend_from_slice(c);
+            }
+            self.int(0);
+        }
+    }
+
+    const USERS_COPY: &str = "COPY public.users (id, \"E-mail\", name, note) FROM stdin;\n";
+
+    /// users (masked) and orders (not), each row a chunk of its own as pg_dump writes them.
+    fn sample(minor: u8, users: &[&[u8]]) -> (Vec<u8>, usize) {
+        let mut a = Archive::new(minor);
+        a.int(4);
+        a.entry(1, "TABLE", "public", "users", "", false);
+        a.entry(2, "TABLE DATA", "public", "users", USERS_COPY, true);
+        a.entry(
+            3,
+            "TABLE DATA",
+            "public",
+            "orders",
+            "COPY public.orders (id, total) FROM stdin;\n",
+            true,
+        );
+        a.entry(4, "SEQUENCE SET", "public", "users_id_seq", "", false);
+        let toc = a.out.len();
+        a.data(3, &[b"1\t9.50\n", b"2\t\\N\n", b"\\.\n\n"]);
+        let mut chunks = users.to_vec();
+        chunks.push(b"\\.\n\n");
+        a.data(2, &chunks);
+        (a.out, toc)
+    }
+
+    fn rules(rules: &[(&str, ColumnRule)]) -> Checked {
+        let mut checked = Checked::default();
+        checked.tables.insert(
+            "public.users".into(),
+            ["id", "E-mail", "name", "note"]
+                .iter()
+                .map(|c| {
+                    let rule = rules.iter().find(|(n, _)| n == c).map(|(_, r)| r.clone());
+                    (c.to_string(), rule.unwrap_or(ColumnRule::Keep))
+                })
+                .collect(),
+        );
+        checked
+    }
+
+    fn run(masker: &mut Masker, input: &[u8]) -> Result<Vec<u8>, String> {
+        let mut out = Vec::new();
+        let mut from = input;
+        masker.rewrite(&mut from, &mut out).map_err(|e| e.to_string())?;
+        Ok(out)
+    }
+
+    fn masker(checked: Checked, key: &[u8]) -> Masker {
+        Masker::new(checked, MaskKey(key.to_vec()), None)
+    }
+
+    /// The COPY text of one data block of an archive the rewriter wrote (its chunks joined).
+    fn block_text(archive: &[u8], id: i64) -> Vec<u8> {
+        let mut marker = vec![BLK_DATA, 0];
+        marker.extend_from_slice(&(id as u32).to_le_bytes());
+        let mut at = archive
+            .windows(marker.len())
+            .rposition(|w| w == marker.as_slice())
+            .unwrap()
+            + marker.len();
+        let mut text = Vec::new();
+        loop {
+            let len = u32::from_le_bytes(archive[at + 1..at + 5].try_into().unwrap()) as usize;
+            at += 5;
+            if len == 0 {
+                return text;
+            }
+            text.extend_from_slice(&archive[at..at + len]);
+            at += len;
+        }
+    }
+
+    const ROWS: [&[u8]; 3] = [
+        b"1\talice@corp.example\tAlice\ttab\\there\n",
+        b"2\t\\N\tB\xc3\xb6b \xe6\x9d\xb1\\\\\t\\N\n",
+        b"3\tcarol@corp.example\tCarol\tline\\nbreak\n",
+    ];
+
+    #[test]
+    fn an_empty_masking_passes_the_archive_through_unchanged() {
+        let (input, _) = sample(16, &ROWS);
+        let mut m = masker(Checked::default(), b"k");
+        assert_eq!(run(&mut m, &input).unwrap(), input);
+        assert_eq!(m.outcome(), Some(&Masked::default()));
+    }
+
+    #[test]
+    fn masked_rows_are_rewritten_and_everything_else_goes_through_byte_for_byte() {
+        for minor in [12, 14, 15, 16] {
+            let (input, toc) = sample(minor, &ROWS);
+            let mut m = masker(
+                rules(&[
+                    ("E-mail", ColumnRule::Constant("a\tb".into())),
+                    ("name", ColumnRule::Redact),
+                    ("note", ColumnRule::Null),
+                ]),
+                b"k",
+            );
+            let out = run(&mut m, &input).unwrap();
+            // Header, TOC and the unmasked table's block are the input's bytes.
+            let orders_end = toc + input[toc..].windows(2).position(|w| w == [BLK_DATA, 0]).unwrap();
+            let orders_end = orders_end
+                + 1
+                + input[orders_end + 1..]
+                    .windows(2)
+                    .position(|w| w == [BLK_DATA, 0])
+                    .unwrap();
+            assert_eq!(out[..orders_end], input[..orders_end], "1.{minor}");
+            assert_eq!(
+                block_text(&out, 2),
+                b"1\ta\\tb\txxxxx\t\\N\n2\t\\N\txxxxxx\t\\N\n3\ta\\tb\txxxxx\t\\N\n\\.\n\n",
+                "1.{minor}"
+            );
+            // The result is still an archive pg_dump's reader accepts, with the same rows.
+            let counted = count_rows(&out[..]).unwrap();
+            assert_eq!(counted.iter().map(|t| t.rows).collect::<Vec<_>>(), [3, 2]);
+            let outcome = m.outcome().unwrap();
+            assert_eq!(outcome.tables.len(), 1);
+            assert_eq!(outcome.tables[0].rows, 3);
+            let cols: Vec<_> = outcome.tables[0]
+                .columns
+                .iter()
+                .map(|c| (c.column.as_str(), c.rule.as_str(), c.values, c.source_values_in_output))
+                .collect();
+            assert_eq!(
+                cols,
+                [
+                    ("id", "keep", 0, 0),
+                    ("E-mail", "constant", 2, 0),
+                    ("name", "redact", 3, 0),
+                    ("note", "null", 2, 0)
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn redact_keeps_the_number_of_characters_of_multibyte_text() {
+        let (input, _) = sample(16, &[b"1\t\\N\t\xc3\xa9t\xc3\xa9 \xe6\x9d\xb1\xe4\xba\xac\t\\N\n"]);
+        let mut m = masker(rules(&[("name", ColumnRule::Redact)]), b"k");
+        let out = run(&mut m, &input).unwrap();
+        assert_eq!(block_text(&out, 2), b"1\t\\N\txxxxxx\t\\N\n\\.\n\n");
+    }
+
+    #[test]
+    fn outputs_are_the_same_for_the_same_key_in_every_table_and_run_and_differ_between_keys() {
+        let mut checked = rules(&[
+            ("E-mail", ColumnRule::Fake(FakeKind::Email)),
+            ("name", ColumnRule::Hash),
+        ]);
+        checked.tables.insert(
+            "public.orders".into(),
+            vec![
+                ("id".into(), ColumnRule::Keep),
+                ("total".into(), ColumnRule::Fake(FakeKind::Email)),
+            ],
+        );
+        let mut a = Archive::new(16);
+        a.int(2);
+        a.entry(2, "TABLE DATA", "public", "users", USERS_COPY, true);
+        a.entry(
+            3,
+            "TABLE DATA",
+            "public",
+            "orders",
+            "COPY public.orders (id, total) FROM stdin;\n",
+            true,
+        );
+        a.data(2, &[b"1\talice@corp.example\tx\ty\n\\.\n\n"]);
+        a.data(3, &[b"1\talice@corp.example\n\\.\n\n"]);
+        let first = run(&mut masker(checked.clone(), b"k"), &a.out).unwrap();
+        let second = run(&mut masker(checked.clone(), b"k"), &a.out).unwrap();
+        assert_eq!(first, second);
+        let users = String::from_utf8(block_text(&first, 2)).unwrap();
+        let orders = String::from_utf8(block_text(&first, 3)).unwrap();
+        let email = users.split('\t').nth(1).unwrap();
+        assert!(email.ends_with("@example.com"), "{users}");
+        assert_eq!(orders.split(['\t', '\n']).nth(1).unwrap(), email);
+        assert!(!users.contains("alice") && !orders.contains("alice"));
+        let other = run(&mut masker(checked, b"other key"), &a.out).unwrap();
+        assert_ne!(block_text(&other, 2), block_text(&first, 2));
+    }
+
+    #[test]
+    fn the_leak_check_counts_outputs_equal_to_a_source_value_even_a_constant() {
+        let (input, _) = sample(16, &ROWS);
+        let mut m = masker(
+            rules(&[
+                ("E-mail", ColumnRule::Constant("carol@corp.example".into())),
+                ("name", ColumnRule::Fake(FakeKind::Name)),
+            ]),
+            b"k",
+        );
+        run(&mut m, &input).unwrap();
+        let cols = &m.outcome().unwrap().tables[0].columns;
+        assert_eq!((cols[1].values, cols[1].source_values_in_output), (2, 2));
+        assert_eq!(cols[2].source_values_in_output, 0);
+    }
+
+    /// Hands out the input in the given read sizes, as pipes do.
+    struct Chunked<'a> {
+        data: &'a [u8],
+        sizes: Vec<usize>,
+        next: usize,
+    }
+
+    impl Read for Chunked<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let size = self.sizes[self.next % self.sizes.len()].max(1);
+            self.next += 1;
+            let n = size.min(out.len()).min(self.data.len());
+            out[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_read_sizes_and_row_splits_give_the_same_output(
+            sizes in prop::collection::vec(1usize..50, 1..10),
+            cuts in prop::collection::vec(0usize..120, 0..6),
+        ) {
+            let rows: Vec<u8> = ROWS.concat();
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % rows.len()).collect();
+            cuts.sort_unstable();
+            cuts.dedup();
+            let mut pieces = Vec::new();
+            let mut last = 0;
+            for c in cuts.into_iter().chain([rows.len()]) {
+                if c > last {
+                    pieces.push(&rows[last..c]);
+                    last = c;
+                }
+            }
+            let (whole, _) = sample(16, &ROWS);
+            let (split, _) = sample(16, &pieces);
+            let checked = rules(&[("E-mail", ColumnRule::Hash), ("note", ColumnRule::Fake(FakeKind::Text))]);
+            let expected = run(&mut masker(checked.clone(), b"k"), &whole).unwrap();
+            let mut out = Vec::new();
+            masker(checked, b"k")
+                .rewrite(&mut Chunked { data: &split, sizes, next: 0 }, &mut out)
+                .unwrap();
+            prop_assert_eq!(block_text(&out, 2), block_text(&expected, 2));
+        }
+    }
+
+    fn refusal(input: &[u8], checked: Checked) -> String {
+        run(&mut masker(checked, b"k"), input).unwrap_err()
+    }
+
+    #[test]
+    fn archives_that_cannot_be_masked_are_refused_without_quoting_a_value() {
+        let masked = || rules(&[("name", ColumnRule::Redact)]);
+        let (mut gz, _) = sample(16, &ROWS);
+        gz[11] = 1;
+        assert!(refusal(&gz, masked()).contains("compressed"));
+        let (mut old_gz, _) = sample(14, &ROWS);
+        old_gz[12] = 6;
+        assert!(refusal(&old_gz, masked()).contains("compressed"));
+        // A row with a field too many, or too few: its number, never its values.
+        let (bad, _) = sample(16, &[ROWS[0], b"2\tsecret@corp.example\tS\n"]);
+        let m = refusal(&bad, masked());
+        assert!(m.contains("row 2 of public.users") && m.contains("3 fields"), "{m}");
+        assert!(!m.contains("secret"), "{m}");
+        for desc in ["BLOBS", "STATISTICS DATA"] {
+            let mut a = Archive::new(16);
+            a.int(1);
+            a.entry(9, desc, "", desc, "", desc == "BLOBS");
+            let m = refusal(&a.out, masked());
+            assert!(m.contains("entry 9"), "{m}");
+        }
+        let (mut unknown, _) = sample(16, &ROWS);
+        unknown.extend_from_slice(&[7, 0, 1, 0, 0, 0]);
+        assert!(refusal(&unknown, masked()).contains("unknown block type 7"));
+        let (mut blobs, _) = sample(16, &ROWS);
+        blobs.extend_from_slice(&[BLK_BLOBS, 0, 1, 0, 0, 0]);
+        assert!(refusal(&blobs, masked()).contains("large-object block"));
+        let (mut stray, _) = sample(16, &ROWS);
+        stray.extend_from_slice(&[BLK_DATA, 0, 42, 0, 0, 0]);
+        assert!(refusal(&stray, masked()).contains("dump id 42"));
+        let (truncated, _) = sample(16, &ROWS);
+        let m = refusal(&truncated[..truncated.len() - 7], masked());
+        assert!(m.contains("ended") || m.contains("ends"), "{m}");
+        // A masked column the COPY statement does not list (a generated column) is fine only when kept.
+        let mut a = Archive::new(16);
+        a.int(1);
+        a.entry(
+            2,
+            "TABLE DATA",
+            "public",
+            "users",
+            "COPY public.users (id, \"E-mail\", name) FROM stdin;\n",
+            true,
+        );
+        assert!(refusal(&a.out, rules(&[("note", ColumnRule::Redact)])).contains("no column note"));
+        let mut a = Archive::new(16);
+        a.int(1);
+        a.entry(
+            2,
+            "TABLE DATA",
+            "public",
+            "users",
+            "COPY public.users (id, \"E-mail\", name) FROM stdin;\n",
+            true,
+        );
+        a.data(2, &[b"1\ta\tb\n\\.\n\n"]);
+        assert!(run(&mut masker(rules(&[("name", ColumnRule::Redact)]), b"k"), &a.out).is_ok());
+        // An SQL rule with nobody to evaluate it.
+        let m = refusal(
+            &sample(16, &ROWS).0,
+            rules(&[("note", ColumnRule::Sql("upper(note)".into()))]),
+        );
+        assert!(m.contains("no SQL evaluator"), "{m}");
+    }
+
+    /// Upper-cases the `name` column, counting its calls.
+    struct Upper(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+    impl SqlEval for Upper {
+        fn eval(
+            &mut self,
+            table: &str,
+            columns: &[String],
+            expression: &str,
+            rows: &[Vec<Option<String>>],
+        ) -> Result<Vec<Option<String>>, String> {
+            assert_eq!((table, expression), ("public.users", "upper(name)"));
+            assert!(rows.len() <= SQL_BATCH);
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let at = columns.iter().position(|c| c == "name").unwrap();
+            Ok(rows.iter().map(|r| r[at].as_ref().map(|v| v.to_uppercase())).collect())
+        }
+    }
+
+    #[test]
+    fn sql_rules_are_evaluated_in_batches_with_every_value_of_the_row() {
+        let rows: Vec<Vec<u8>> = (0..2500)
+            .map(|i| format!("{i}\te{i}\tn\\t{i}\tx\n").into_bytes())
+            .collect();
+        let rows: Vec<&[u8]> = rows.iter().map(|r| r.as_slice()).collect();
+        let (input, _) = sample(16, &rows);
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut m = Masker::new(
+            rules(&[
+                ("E-mail", ColumnRule::Redact),
+                ("name", ColumnRule::Sql("upper(name)".into())),
+            ]),
+            MaskKey(b"k".to_vec()),
+            Some(Box::new(Upper(calls.clone()))),
+        );
+        let out = run(&mut m, &input).unwrap();
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3);
+        let text = String::from_utf8(block_text(&out, 2)).unwrap();
+        let lines: Vec<_> = text.lines().collect();
+        assert_eq!(lines.len(), 2502);
+        assert_eq!(lines[1234], "1234\txxxxx\tN\\t1234\tx");
+        assert_eq!(m.outcome().unwrap().tables[0].rows, 2500);
+    }
+
+    #[test]
+    fn copy_statements_are_read_with_quoted_identifiers() {
+        assert_eq!(
+            copy_columns("COPY \"my.schema\".\"T (x)\" (id, \"a, \"\"b\"\"\", c) FROM stdin;\n").unwrap(),
+            ["id", "a, \"b\"", "c"]
+        );
+        assert_eq!(
+            copy_columns("COPY public.empty  FROM stdin;\n").unwrap(),
+            Vec::<String>::new()
+        );
+        assert!(copy_columns("SELECT 1").is_none());
+        assert!(copy_columns("COPY public.t (a, FROM stdin;").is_none());
+    }
 }
