@@ -103,7 +103,8 @@ impl Faker {
             }
             FakeKind::Ip => ip(value, &mac, out),
             FakeKind::Text => {
-                let want = chars(value);
+                // At least a few words' worth: an empty or very short value must not come back as itself.
+                let want = chars(value).max(words::TEXT_MIN);
                 let mut made = 0;
                 while made < want {
                     if made > 0 {
@@ -250,6 +251,8 @@ mod tests {
         let text = fake(&f, FakeKind::Text, "héllo wörld, this is text");
         assert_eq!(text.chars().count(), "héllo wörld, this is text".chars().count());
         assert!(!text.ends_with(' '));
+        assert_eq!(fake(&f, FakeKind::Text, "").chars().count(), words::TEXT_MIN);
+        assert_ne!(fake(&f, FakeKind::Text, "ab"), "ab");
     }
 
     #[test]

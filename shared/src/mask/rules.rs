@@ -314,7 +314,8 @@ fn classify(type_name: &str) -> TypeClass {
     }
 }
 
-/// The longest value each fake makes, in characters (the text fake keeps the source's length).
+/// The longest value each fake makes, in characters (the text fake keeps the source's length, but makes at
+/// least 8 characters of an empty or shorter value, which would otherwise come back as itself).
 pub(crate) fn fake_max_len(kind: FakeKind) -> usize {
     match kind {
         FakeKind::Email => 2 * crate::mask::words::LONGEST_WORD + 14 + "@example.com".len(),
@@ -322,7 +323,7 @@ pub(crate) fn fake_max_len(kind: FakeKind) -> usize {
         FakeKind::Phone => "+1-999-555-0199".len(),
         FakeKind::Address => crate::mask::words::LONGEST_ADDRESS,
         FakeKind::Ip => "10.255.255.255".len(),
-        FakeKind::Text => 0,
+        FakeKind::Text => crate::mask::words::TEXT_MIN,
     }
 }
 

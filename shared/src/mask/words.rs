@@ -134,3 +134,6 @@ pub(crate) const LONGEST_WORD: usize = {
 
 /// The longest fake address: `9999 <street> <suffix>, <city>`.
 pub(crate) const LONGEST_ADDRESS: usize = 4 + 1 + longest(&STREET) + 1 + longest(&SUFFIX) + 2 + longest(&CITY);
+
+/// The shortest free-text fake, in characters; longer values keep their length.
+pub(crate) const TEXT_MIN: usize = 8;
