@@ -505,6 +505,17 @@ impl Run<'_, '_> {
                 return Err(refused(format!("two TOC entries with dump id {id}")));
             }
         }
+        // A masked table without data of its own is most likely partitioned, its rows in partitions the masking
+        // does not name: they would go through unmasked.
+        for (table, ruled) in &self.checked.tables {
+            let masked = ruled.iter().any(|(_, rule)| *rule != ColumnRule::Keep);
+            if masked && !self.plans.iter().any(|p| &p.label == table) {
+                return Err(refused(format!(
+                    "{table} has masking rules but no data of its own in the archive (a partitioned table keeps \
+                     its rows in its partitions): give each partition the rules"
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -1402,6 +1413,23 @@ mod tests {
         );
         a.data(2, &[b"1\ta\tb\n\\.\n\n"]);
         assert!(run(&mut masker(rules(&[("name", ColumnRule::Redact)]), b"k"), &a.out).is_ok());
+        // A masked table whose rows are elsewhere (a partitioned table's are in its partitions).
+        let mut a = Archive::new(16);
+        a.int(1);
+        a.entry(
+            5,
+            "TABLE DATA",
+            "public",
+            "users_2026",
+            "COPY public.users_2026 (id) FROM stdin;\n",
+            true,
+        );
+        a.data(5, &[b"1\n\\.\n\n"]);
+        let m = refusal(&a.out, masked());
+        assert!(
+            m.contains("public.users has masking rules but no data of its own"),
+            "{m}"
+        );
         // An SQL rule with nobody to evaluate it.
         let m = refusal(
             &sample(16, &ROWS).0,
