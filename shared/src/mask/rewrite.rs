@@ -925,36 +925,47 @@ impl Run<'_, '_> {
     }
 
     /// The report, with the leak check: per masked column, the output digests found among the source digests.
-    fn finish(self) -> Masked {
+    fn finish(mut self) -> Masked {
+        // Sorted in place (no second copy of the digests), then each output digest looked up.
+        let mut found: Vec<Vec<u64>> = Vec::with_capacity(self.plans.len());
+        for p in &mut self.plans {
+            let mut per_column = Vec::with_capacity(p.columns.len());
+            for (sources, outputs) in p.sources.iter_mut().zip(&p.outputs) {
+                sources.sort_unstable();
+                sources.dedup();
+                per_column.push(outputs.iter().filter(|d| sources.binary_search(d).is_ok()).count() as u64);
+            }
+            found.push(per_column);
+        }
         let mut tables: Vec<MaskedTable> = Vec::new();
         for (table, ruled) in &self.checked.tables {
-            let plans: Vec<&Plan> = self.plans.iter().filter(|p| &p.label == table).collect();
+            let plans: Vec<(&Plan, &Vec<u64>)> = self
+                .plans
+                .iter()
+                .zip(&found)
+                .filter(|(p, _)| &p.label == table)
+                .collect();
             let columns = ruled
                 .iter()
                 .map(|(column, rule)| {
-                    let mut values = 0;
-                    let mut found = 0;
-                    for p in &plans {
-                        let Some(c) = p.columns.iter().position(|name| name == column) else {
-                            continue;
-                        };
-                        values += p.values[c];
-                        let mut sources = p.sources[c].clone();
-                        sources.sort_unstable();
-                        sources.dedup();
-                        found += p.outputs[c].iter().filter(|d| sources.binary_search(d).is_ok()).count() as u64;
+                    let (mut values, mut in_output) = (0, 0);
+                    for (p, found) in &plans {
+                        if let Some(c) = p.columns.iter().position(|name| name == column) {
+                            values += p.values[c];
+                            in_output += found[c];
+                        }
                     }
                     MaskedColumn {
                         column: column.clone(),
                         rule: rule.name(),
                         values,
-                        source_values_in_output: found,
+                        source_values_in_output: in_output,
                     }
                 })
                 .collect();
             tables.push(MaskedTable {
                 table: table.clone(),
-                rows: plans.iter().map(|p| p.rows).sum(),
+                rows: plans.iter().map(|(p, _)| p.rows).sum(),
                 columns,
             });
         }
