@@ -331,7 +331,15 @@ pub(crate) fn fake_max_len(kind: FakeKind) -> usize {
 fn fits(rule: &ColumnRule, type_name: &str) -> Result<(), &'static str> {
     let class = classify(type_name);
     let needs = match rule {
-        ColumnRule::Keep | ColumnRule::Null | ColumnRule::Constant(_) | ColumnRule::Sql(_) => return Ok(()),
+        ColumnRule::Constant(constant) => {
+            return match class {
+                TypeClass::Text(Some(limit)) if constant.chars().count() > limit => {
+                    Err("the constant is longer than the column's length limit")
+                }
+                _ => Ok(()),
+            }
+        }
+        ColumnRule::Keep | ColumnRule::Null | ColumnRule::Sql(_) => return Ok(()),
         ColumnRule::Redact => 0,
         ColumnRule::Hash => 64,
         ColumnRule::Fake(kind) => fake_max_len(*kind),
@@ -496,6 +504,11 @@ mod tests {
         let m = refused("code", ColumnRule::Hash);
         assert!(m.contains("character varying(40)") && m.contains("hash"), "{m}");
         refused("name", ColumnRule::Fake(FakeKind::Email));
+        let m = refused("name", ColumnRule::Constant("x".repeat(21)));
+        assert!(
+            m.contains("constant") && !m.contains("xxx"),
+            "the constant itself is never quoted: {m}"
+        );
         // What fits: fakes of the right kind, redact on text of any limit, anything on a type the check does not
         // know, and the rules that write whatever the plan says.
         let fine = [
@@ -508,6 +521,7 @@ mod tests {
             ("mood", ColumnRule::Redact),
             ("born", ColumnRule::Null),
             ("id", ColumnRule::Constant("0".into())),
+            ("name", ColumnRule::Constant("x".repeat(20))),
             ("born", ColumnRule::Sql("date_trunc('year', born)".into())),
         ];
         for (column, rule) in fine {
