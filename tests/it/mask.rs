@@ -18,6 +18,10 @@ create table users (id serial primary key, email text not null unique, name text
                     address text, ip inet, born date);
 create table sessions (token text primary key, user_email text not null references users(email));
 create table messages (id serial primary key, body text);
+create table events (id int not null, user_email text, payload text) partition by range (id);
+create table events_low partition of events for values from (0) to (100);
+create table events_high partition of events for values from (100) to (1000);
+insert into events select i, 'user' || (i % 300 + 1) || '@corp.example', 'clicked ' || i from generate_series(1, 400) i;
 insert into users (email, name, phone, address, ip, born)
   select 'user' || i || '@corp.example', 'Person ' || i, '+44 20 7946 ' || lpad(i::text, 4, '0'),
          i || ' High Street, Oldtown', ('192.168.' || (i / 250) || '.' || (i % 250))::inet, date '1980-01-01' + i
@@ -30,7 +34,7 @@ insert into messages (body) values (E'tab\there'), (E'new\nline\r\n'), (E'back\\
 
 /// Every masked column, and the query for its values' digests (md5 of the text: never the values themselves in
 /// an assertion message).
-const MASKED: [(&str, &str); 8] = [
+const MASKED: [(&str, &str); 10] = [
     ("users", "email"),
     ("users", "name"),
     ("users", "phone"),
@@ -39,6 +43,8 @@ const MASKED: [(&str, &str); 8] = [
     ("sessions", "token"),
     ("sessions", "user_email"),
     ("messages", "body"),
+    ("events", "user_email"),
+    ("events", "payload"),
 ];
 
 fn masking(name_rule: ColumnRule) -> Masking {
@@ -62,6 +68,9 @@ fn masking(name_rule: ColumnRule) -> Masking {
     rule("sessions", "token", ColumnRule::Hash);
     rule("sessions", "user_email", ColumnRule::Fake(FakeKind::Email));
     rule("messages", "body", ColumnRule::Fake(FakeKind::Text));
+    // A partitioned table: its partitions' rows follow its rules.
+    rule("events", "user_email", ColumnRule::Fake(FakeKind::Email));
+    rule("events", "payload", ColumnRule::Redact);
     m
 }
 
@@ -156,7 +165,7 @@ fn a_masked_restore_holds_no_source_value_keeps_joins_and_is_the_same_every_run(
             "a source value of {table}.{column} is in the target"
         );
     }
-    for table in ["users", "sessions", "messages"] {
+    for table in ["users", "sessions", "messages", "events", "events_low", "events_high"] {
         let sql = format!("select count(*) from {table}");
         assert_eq!(count(&pg, "source", &sql), count(&pg, "masked", &sql), "{table}");
     }
@@ -171,6 +180,9 @@ fn a_masked_restore_holds_no_source_value_keeps_joins_and_is_the_same_every_run(
         count(&pg, "masked", "select sum(id) from users"),
         count(&pg, "source", "select sum(id) from users")
     );
+    // A partition's masked emails are the same fakes as the users'.
+    let events = "select count(*) from events e join users u on u.email = e.user_email";
+    assert_eq!(count(&pg, "masked", events), 400);
     // The foreign key was restored (pg_restore --exit-on-error) and the join matches as many rows.
     let join = "select count(*) from sessions s join users u on u.email = s.user_email";
     assert_eq!(count(&pg, "masked", join), 700);

@@ -148,6 +148,7 @@ impl Rewrite for Masker {
             last_int: 0,
             plans: Vec::new(),
             entries: HashMap::new(),
+            parents: HashMap::new(),
             scratch: Scratch::default(),
         };
         run.archive()?;
@@ -272,7 +273,10 @@ impl<'a> Output<'a> {
 
 /// A masked table's data entry: its COPY columns and their rules, and what the rewrite found.
 struct Plan {
+    /// The data's own table, and the masked table whose rules it follows (itself, or the partitioned table it
+    /// is a partition of).
     label: String,
+    masked_as: String,
     /// The COPY statement's columns, in its order.
     columns: Vec<String>,
     /// Each COPY column's rule.
@@ -327,6 +331,8 @@ struct Run<'a, 'r> {
     last_int: i64,
     plans: Vec<Plan>,
     entries: HashMap<i64, Entry>,
+    /// Each partition's partitioned table, from the archive's `TABLE ATTACH` entries.
+    parents: HashMap<String, String>,
     scratch: Scratch,
 }
 
@@ -480,7 +486,7 @@ impl Run<'_, '_> {
             let tag = self.text(what)?;
             let desc = self.text(what)?;
             self.int(what)?; // section
-            self.string(false, what)?; // definition
+            let definition = self.string(desc == "TABLE ATTACH", what)?;
             self.string(false, what)?; // drop statement
             let copy = self.string(desc == "TABLE DATA", what)?;
             let schema = self.text(what)?;
@@ -500,6 +506,12 @@ impl Run<'_, '_> {
             let flag = self.pass_byte(what)?;
             self.pass(usize::from(self.off_size), what)?;
             let has_data = flag != OFFSET_NO_DATA;
+            if let Some(parent) = definition
+                .and_then(|d| String::from_utf8(d).ok())
+                .and_then(|d| attached_to(&d))
+            {
+                self.parents.insert(label(&schema, &tag), parent);
+            }
             let entry = self.plan_entry(id, &desc, &schema, &tag, copy.as_deref(), has_data)?;
             if self.entries.insert(id, entry).is_some() {
                 return Err(refused(format!("two TOC entries with dump id {id}")));
@@ -509,7 +521,7 @@ impl Run<'_, '_> {
         // does not name: they would go through unmasked.
         for (table, ruled) in &self.checked.tables {
             let masked = ruled.iter().any(|(_, rule)| *rule != ColumnRule::Keep);
-            if masked && !self.plans.iter().any(|p| &p.label == table) {
+            if masked && !self.plans.iter().any(|p| &p.masked_as == table) {
                 return Err(refused(format!(
                     "{table} has masking rules but no data of its own in the archive (a partitioned table keeps \
                      its rows in its partitions): give each partition the rules"
@@ -544,8 +556,20 @@ impl Run<'_, '_> {
             _ => return Ok(Entry::Pass),
         }
         let table = label(schema, tag);
-        let Some(ruled) = self.checked.tables.get(&table) else {
-            return Ok(Entry::Pass);
+        // A partition follows the rules of the nearest masked table it is a partition of.
+        let mut masked_as = table.clone();
+        let mut hops = 0;
+        let ruled = loop {
+            if let Some(ruled) = self.checked.tables.get(&masked_as) {
+                break ruled;
+            }
+            match self.parents.get(&masked_as) {
+                Some(parent) if hops < 64 => {
+                    masked_as = parent.clone();
+                    hops += 1;
+                }
+                _ => return Ok(Entry::Pass),
+            }
         };
         let columns = copy
             .and_then(|c| std::str::from_utf8(c).ok())
@@ -586,6 +610,7 @@ impl Run<'_, '_> {
         let n = columns.len();
         self.plans.push(Plan {
             label: table,
+            masked_as,
             sql: (0..n).filter(|&i| matches!(rules[i], ColumnRule::Sql(_))).collect(),
             columns,
             rules,
@@ -944,7 +969,7 @@ impl Run<'_, '_> {
                 .plans
                 .iter()
                 .zip(&found)
-                .filter(|(p, _)| &p.label == table)
+                .filter(|(p, _)| &p.masked_as == table)
                 .collect();
             let columns = ruled
                 .iter()
@@ -986,6 +1011,24 @@ fn common(sources: &[u64], outputs: &[u64]) -> u64 {
         }
     }
     found
+}
+
+/// The partitioned table a `TABLE ATTACH` entry's definition attaches to
+/// (`ALTER TABLE ONLY public.events ATTACH PARTITION public.events_2026 FOR VALUES ...;`), as a label.
+fn attached_to(definition: &str) -> Option<String> {
+    let rest = definition.trim_start().strip_prefix("ALTER TABLE ")?;
+    let rest = rest.strip_prefix("ONLY ").unwrap_or(rest);
+    let (first, rest) = identifier(rest)?;
+    let (schema, name, rest) = match rest.strip_prefix('.') {
+        Some(after) => {
+            let (name, rest) = identifier(after)?;
+            (first, name, rest)
+        }
+        None => (String::new(), first, rest),
+    };
+    rest.trim_start()
+        .starts_with("ATTACH PARTITION ")
+        .then(|| label(&schema, &name))
 }
 
 /// The columns of a COPY statement as pg_dump writes it (`COPY public.users (id, "Email") FROM stdin;`), their
@@ -1439,7 +1482,7 @@ mod tests {
         );
         a.data(2, &[b"1\ta\tb\n\\.\n\n"]);
         assert!(run(&mut masker(rules(&[("name", ColumnRule::Redact)]), b"k"), &a.out).is_ok());
-        // A masked table whose rows are elsewhere (a partitioned table's are in its partitions).
+        // A masked table whose rows are elsewhere, in tables the archive does not say are its partitions.
         let mut a = Archive::new(16);
         a.int(1);
         a.entry(
@@ -1506,6 +1549,56 @@ mod tests {
         assert_eq!(lines.len(), 2502);
         assert_eq!(lines[1234], "1234\txxxxx\tN\\t1234\tx");
         assert_eq!(m.outcome().unwrap().tables[0].rows, 2500);
+    }
+
+    #[test]
+    fn a_partitions_rows_follow_the_rules_of_its_partitioned_table() {
+        let mut a = Archive::new(16);
+        a.int(4);
+        a.entry(1, "TABLE", "public", "users", "", false);
+        a.entry(2, "TABLE", "public", "users_a", "", false);
+        // The definition is what names the parent: `entry` writes an empty one, so this entry is written here.
+        let attach = "ALTER TABLE ONLY public.users ATTACH PARTITION public.users_a FOR VALUES IN (1);\n";
+        a.int(3);
+        a.int(0);
+        a.str(Some("0"));
+        a.str(Some("16390"));
+        a.str(Some("users_a"));
+        a.str(Some("TABLE ATTACH"));
+        a.int(1);
+        a.str(Some(attach));
+        a.str(Some(""));
+        a.str(Some(""));
+        a.str(Some("public"));
+        a.str(Some(""));
+        a.str(Some(""));
+        a.int(0);
+        a.str(Some("postgres"));
+        a.str(Some("false"));
+        a.str(None);
+        a.out.push(OFFSET_NO_DATA);
+        a.out.extend_from_slice(&[0; 8]);
+        a.entry(4, "TABLE DATA", "public", "users_a", USERS_COPY, true);
+        a.data(4, &[ROWS[0], b"\\.\n\n"]);
+        let mut m = masker(rules(&[("name", ColumnRule::Redact)]), b"k");
+        let out = run(&mut m, &a.out).unwrap();
+        assert_eq!(
+            block_text(&out, 4),
+            b"1\talice@corp.example\txxxxx\ttab\\there\n\\.\n\n"
+        );
+        let users = &m.outcome().unwrap().tables[0];
+        assert_eq!(
+            (users.table.as_str(), users.rows, users.columns[2].values),
+            ("public.users", 1, 1)
+        );
+        assert_eq!(
+            attached_to("ALTER TABLE ONLY \"a.b\".\"P\" ATTACH PARTITION x.y FOR VALUES IN (1);"),
+            Some("\"a.b\".P".into())
+        );
+        assert_eq!(
+            attached_to("ALTER TABLE ONLY public.t ADD CONSTRAINT c CHECK (true);"),
+            None
+        );
     }
 
     #[test]
