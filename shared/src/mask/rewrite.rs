@@ -7,10 +7,12 @@
 //!
 //! The archive's layout is [`crate::postgres::dump_format`]'s (archiver 1.12 to 1.16, uncompressed). The header
 //! and the table of contents go through byte for byte, and so does every data block but the `TABLE DATA` of a
-//! masked table: its COPY text rows are split on tabs, each masked field decoded, masked ([`super::fake`]),
-//! encoded again ([`super::copy_text`]) and written in new length-prefixed chunks, followed by the block's end
+//! masked table: its COPY text rows are split on tabs, each masked field decoded, masked (`super::fake`),
+//! encoded again (`super::copy_text`) and written in new length-prefixed chunks, followed by the block's end
 //! line (`\.`) in a chunk of its own and the zero length, as pg_dump writes them. Columns are found by name in
-//! the entry's COPY statement, which may list fewer than the catalogue (generated columns are not dumped).
+//! the entry's COPY statement, which may list fewer than the catalogue (generated columns are not dumped). A
+//! partition's data follows the rules of the partitioned table it is attached to (the archive's `TABLE ATTACH`
+//! entries); a masked table whose rows the archive holds nowhere is refused rather than guessed at.
 //! A data offset the archive records goes through unchanged although masked blocks change length: the output
 //! is for pg_restore reading a pipe, which reads blocks in order and never seeks (Lifeboat's exports are
 //! written by pg_dump to a pipe, so they record none).
@@ -20,8 +22,8 @@
 //! data), a row whose field count is not its COPY list's, an unknown block, a block for no entry. A refusal names
 //! the table or entry and, for a row, its number: never a value.
 //!
-//! The leak check: per masked column, the keyed 64-bit digest ([`Faker::digest`]) of every non-NULL source value
-//! and of every non-NULL output value, 16 bytes per row at most; once the archive has ended, the output digests
+//! The leak check: per masked column, the keyed 64-bit digest (`fake::Faker::digest`) of every non-NULL source value
+//! and of every non-NULL output value, 16 bytes per masked value; once the archive has ended, the output digests
 //! found among the source digests are counted (an output equal to a source value counts, even a constant).
 
 use std::collections::HashMap;
