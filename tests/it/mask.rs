@@ -27,7 +27,8 @@ insert into users (email, name, phone, address, ip, born)
          i || ' High Street, Oldtown', ('192.168.' || (i / 250) || '.' || (i % 250))::inet, date '1980-01-01' + i
   from generate_series(1, 300) i;
 insert into users (email, name) values ('nobody@corp.example', null);
-insert into sessions select md5('token' || i), 'user' || (i % 300 + 1) || '@corp.example' from generate_series(1, 700) i;
+insert into sessions select md5('token' || i), 'user' || (i % 300 + 1) || '@corp.example'
+  from generate_series(1, 700) i;
 insert into messages (body) values (E'tab\there'), (E'new\nline\r\n'), (E'back\\slash \\N'), ('héllo 東京 🚀'),
   (E'all\t\n\\ 混合 \\.'), (null), ('\.'), ('');
 "#;
