@@ -1423,6 +1423,45 @@ mod tests {
         }
     }
 
+    proptest! {
+        #[test]
+        fn any_values_are_masked_in_place_and_kept_ones_come_back_unchanged(
+            values in prop::collection::vec(("\\PC{0,12}", proptest::option::of("[\t\n\\\\a-zé東 N.]{0,10}")), 1..20),
+        ) {
+            // Rows of (id, E-mail, name, note): `name` redacted, the others kept.
+            let mut rows = Vec::new();
+            let mut expected = Vec::new();
+            for (i, (kept, name)) in values.iter().enumerate() {
+                let mut row = format!("{i}\t").into_bytes();
+                copy_text::encode(kept.as_bytes(), &mut row);
+                row.push(b'\t');
+                let mut masked = row.clone();
+                match name {
+                    Some(name) => {
+                        copy_text::encode(name.as_bytes(), &mut row);
+                        masked.extend(std::iter::repeat_n(b'x', name.chars().count()));
+                    }
+                    None => {
+                        row.extend_from_slice(copy_text::NULL);
+                        masked.extend_from_slice(copy_text::NULL);
+                    }
+                }
+                row.extend_from_slice(b"\t\\N\n");
+                masked.extend_from_slice(b"\t\\N\n");
+                rows.push(row);
+                expected.extend_from_slice(&masked);
+            }
+            expected.extend_from_slice(b"\\.\n\n");
+            let rows: Vec<&[u8]> = rows.iter().map(|r| r.as_slice()).collect();
+            let (input, _) = sample(15, &rows);
+            let mut m = masker(rules(&[("name", ColumnRule::Redact)]), b"k");
+            let out = run(&mut m, &input).unwrap();
+            prop_assert_eq!(block_text(&out, 2), expected);
+            let names = values.iter().filter(|(_, n)| n.is_some()).count() as u64;
+            prop_assert_eq!(m.outcome().unwrap().tables[0].columns[2].values, names);
+        }
+    }
+
     fn refusal(input: &[u8], checked: Checked) -> String {
         run(&mut masker(checked, b"k"), input).unwrap_err()
     }
