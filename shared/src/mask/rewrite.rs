@@ -12,7 +12,9 @@
 //! line (`\.`) in a chunk of its own and the zero length, as pg_dump writes them. Columns are found by name in
 //! the entry's COPY statement, which may list fewer than the catalogue (generated columns are not dumped). A
 //! partition's data follows the rules of the partitioned table it is attached to (the archive's `TABLE ATTACH`
-//! entries); a masked table whose rows the archive holds nowhere is refused rather than guessed at.
+//! entries), and an inheriting table's those of the first table it inherits from (its `CREATE TABLE`), so that
+//! naming the parent masks every row a query of it returns; a masked table whose rows the archive holds nowhere
+//! is refused rather than guessed at.
 //! A data offset the archive records goes through unchanged although masked blocks change length: the output
 //! is for pg_restore reading a pipe, which reads blocks in order and never seeks (Lifeboat's exports are
 //! written by pg_dump to a pipe, so they record none).
@@ -488,7 +490,7 @@ impl Run<'_, '_> {
             let tag = self.text(what)?;
             let desc = self.text(what)?;
             self.int(what)?; // section
-            let definition = self.string(desc == "TABLE ATTACH", what)?;
+            let definition = self.string(desc == "TABLE ATTACH" || desc == "TABLE", what)?;
             self.string(false, what)?; // drop statement
             let copy = self.string(desc == "TABLE DATA", what)?;
             let schema = self.text(what)?;
@@ -508,10 +510,12 @@ impl Run<'_, '_> {
             let flag = self.pass_byte(what)?;
             self.pass(usize::from(self.off_size), what)?;
             let has_data = flag != OFFSET_NO_DATA;
-            if let Some(parent) = definition
-                .and_then(|d| String::from_utf8(d).ok())
-                .and_then(|d| attached_to(&d))
-            {
+            let definition = definition.and_then(|d| String::from_utf8(d).ok());
+            let parent = match desc.as_str() {
+                "TABLE ATTACH" => definition.as_deref().and_then(attached_to),
+                _ => definition.as_deref().and_then(inherits_from),
+            };
+            if let Some(parent) = parent {
                 self.parents.insert(label(&schema, &tag), parent);
             }
             let entry = self.plan_entry(id, &desc, &schema, &tag, copy.as_deref(), has_data)?;
@@ -558,7 +562,7 @@ impl Run<'_, '_> {
             _ => return Ok(Entry::Pass),
         }
         let table = label(schema, tag);
-        // A partition follows the rules of the nearest masked table it is a partition of.
+        // A partition (or an inheriting table) follows the rules of the nearest masked table above it.
         let mut masked_as = table.clone();
         let mut hops = 0;
         let ruled = loop {
@@ -953,47 +957,38 @@ impl Run<'_, '_> {
 
     /// The report, with the leak check: per masked column, the output digests found among the source digests.
     fn finish(mut self) -> Masked {
-        // Both sides sorted in place (no second copy of the digests), then walked together once: a lookup per
-        // output digest misses the cache at every step and took longer than the whole rewrite.
-        let mut found: Vec<Vec<u64>> = Vec::with_capacity(self.plans.len());
-        for p in &mut self.plans {
-            let mut per_column = Vec::with_capacity(p.columns.len());
-            for (sources, outputs) in p.sources.iter_mut().zip(p.outputs.iter_mut()) {
-                sources.sort_unstable();
-                outputs.sort_unstable();
-                per_column.push(common(sources, outputs));
-            }
-            found.push(per_column);
-        }
         let mut tables: Vec<MaskedTable> = Vec::new();
         for (table, ruled) in &self.checked.tables {
-            let plans: Vec<(&Plan, &Vec<u64>)> = self
-                .plans
-                .iter()
-                .zip(&found)
-                .filter(|(p, _)| &p.masked_as == table)
-                .collect();
-            let columns = ruled
-                .iter()
-                .map(|(column, rule)| {
-                    let (mut values, mut in_output) = (0, 0);
-                    for (p, found) in &plans {
-                        if let Some(c) = p.columns.iter().position(|name| name == column) {
-                            values += p.values[c];
-                            in_output += found[c];
-                        }
+            // A table's data may come in several entries (its own, its partitions', its inheriting tables'): a
+            // query of it returns all of them, so their digests are compared as one column.
+            let mut plans: Vec<&mut Plan> = self.plans.iter_mut().filter(|p| &p.masked_as == table).collect();
+            let mut columns = Vec::with_capacity(ruled.len());
+            let (mut sources, mut outputs) = (Vec::new(), Vec::new());
+            for (column, rule) in ruled {
+                let mut values = 0;
+                sources.clear();
+                outputs.clear();
+                for p in plans.iter_mut() {
+                    if let Some(c) = p.columns.iter().position(|name| name == column) {
+                        values += p.values[c];
+                        sources.append(&mut p.sources[c]);
+                        outputs.append(&mut p.outputs[c]);
                     }
-                    MaskedColumn {
-                        column: column.clone(),
-                        rule: rule.name(),
-                        values,
-                        source_values_in_output: in_output,
-                    }
-                })
-                .collect();
+                }
+                // Both sides sorted, then walked together once: a lookup per output digest misses the cache at
+                // every step and took longer than the whole rewrite.
+                sources.sort_unstable();
+                outputs.sort_unstable();
+                columns.push(MaskedColumn {
+                    column: column.clone(),
+                    rule: rule.name(),
+                    values,
+                    source_values_in_output: common(&sources, &outputs),
+                });
+            }
             tables.push(MaskedTable {
                 table: table.clone(),
-                rows: plans.iter().map(|(p, _)| p.rows).sum(),
+                rows: plans.iter().map(|p| p.rows).sum(),
                 columns,
             });
         }
@@ -1031,6 +1026,18 @@ fn attached_to(definition: &str) -> Option<String> {
     rest.trim_start()
         .starts_with("ATTACH PARTITION ")
         .then(|| label(&schema, &name))
+}
+
+/// The first table a `CREATE TABLE` inherits from (`CREATE TABLE public.admins (...)\nINHERITS (public.users);`),
+/// as a label: its rows are masked by that table's rules (a column the rules do not know stops the rewrite).
+fn inherits_from(definition: &str) -> Option<String> {
+    let at = definition.rfind("\nINHERITS (")?;
+    let (first, rest) = identifier(&definition[at + "\nINHERITS (".len()..])?;
+    let (schema, name) = match rest.strip_prefix('.') {
+        Some(after) => (first, identifier(after)?.0),
+        None => (String::new(), first),
+    };
+    Some(label(&schema, &name))
 }
 
 /// The columns of a COPY statement as pg_dump writes it (`COPY public.users (id, "Email") FROM stdin;`), their
@@ -1640,6 +1647,11 @@ mod tests {
             attached_to("ALTER TABLE ONLY public.t ADD CONSTRAINT c CHECK (true);"),
             None
         );
+        assert_eq!(
+            inherits_from("CREATE TABLE public.admins (\n    level integer\n)\nINHERITS (public.users, x.y);\n"),
+            Some("public.users".into())
+        );
+        assert_eq!(inherits_from("CREATE TABLE public.t (\n    a integer\n);\n"), None);
     }
 
     #[test]
