@@ -22,6 +22,7 @@ mod hygiene;
 mod infra;
 mod layout;
 mod logs;
+mod mask;
 mod monitor;
 mod package;
 mod permissions;

@@ -101,12 +101,17 @@ fn invalid(what: impl Into<String>) -> FormatError {
 
 /// Counts the rows of every `TABLE DATA` entry of an uncompressed custom-format archive read from `input`, in
 /// the order of the table of contents.
-pub fn count_rows(mut input: impl Read) -> Result<Vec<TableRows>, FormatError> {
+pub fn count_rows(input: impl Read) -> Result<Vec<TableRows>, FormatError> {
+    count_rows_with_catalog(input).map(|c| c.tables)
+}
+
+/// [`count_rows`], and the archive's catalogue (what a masking is checked against).
+pub fn count_rows_with_catalog(mut input: impl Read) -> Result<Counted, FormatError> {
     let mut counter = RowCounter::new();
     let mut buf = vec![0; BUF];
     loop {
         match input.read(&mut buf) {
-            Ok(0) => return counter.finish(),
+            Ok(0) => return counter.finish_with_catalog(),
             Ok(n) => counter.push(Bytes::copy_from_slice(&buf[..n])),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e.into()),
