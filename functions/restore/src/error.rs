@@ -66,6 +66,22 @@ pub enum RestoreError {
     /// A recover stopped (refused, failed, out of time); its scratch instance was deleted unless it says otherwise.
     #[error(transparent)]
     Recover(#[from] lifeboat::recover::RecoverError),
+    /// A staging refresh stopped (refused by its masking, or failed a check); nothing it created is left.
+    #[error(transparent)]
+    Refresh(#[from] lifeboat::refresh::RefreshError),
+    /// A refresh that would not finish in this invocation: refused before anything was created.
+    #[error(
+        "refreshing {rule} from {key} would not finish in this invocation: {} MiB stored at about {} MiB/s needs \
+         ~{} s but only {} s remain (LIFEBOAT_RESTORE_MIB_PER_SECOND); nothing was created. Run it from a \
+         terminal (no time limit): lifeboat refresh {plan} {rule} --export {key}",
+        refusal.size_mib, refusal.mib_per_second, refusal.estimate_secs, refusal.remaining_secs
+    )]
+    RefreshTooLong {
+        plan: String,
+        rule: String,
+        key: String,
+        refusal: Refusal,
+    },
     /// What the request asks is not something Lifeboat does yet (a restore test of a sharded cache).
     #[error("{0}")]
     Unsupported(String),
@@ -117,10 +133,37 @@ impl RestoreError {
             Self::FromExport(e) => e.error_type(),
             Self::Recover(e) if e.is_refusal() => "Lifeboat.Restore.Refused",
             Self::Recover(_) => "Lifeboat.Restore.RecoverFailed",
+            Self::Refresh(e) => refresh_error_type(e),
+            Self::RefreshTooLong { .. } => "Lifeboat.Restore.TooLong",
             Self::Unsupported(_) => "Lifeboat.Restore.Unsupported",
             Self::WrongEntry { .. } => "Lifeboat.Restore.WrongEntry",
             Self::NotOwnTest { .. } | Self::NotOwned { .. } => "Lifeboat.Restore.NotOwned",
         })
+    }
+}
+
+/// A refresh's `errorType`: a masking refused before anything was written, an export's check (as a restore from
+/// an export names it), or any other failure of the refresh. Written as `if let`s so that a kind the refresh adds
+/// later falls to the last line instead of failing the build.
+fn refresh_error_type(e: &lifeboat::refresh::RefreshError) -> &'static str {
+    use lifeboat::refresh::RefreshError;
+    if let RefreshError::Rules(_) = e {
+        return "Lifeboat.Restore.Refused";
+    }
+    if let RefreshError::Archive(a) = e {
+        return archive_error_type(a);
+    }
+    "Lifeboat.Restore.RefreshFailed"
+}
+
+/// An export restore's check, as its own `errorType`.
+fn archive_error_type(e: &ArchiveError) -> &'static str {
+    match e {
+        ArchiveError::TargetExists { .. } => "Lifeboat.Restore.TargetExists",
+        ArchiveError::NoExport { .. } | ArchiveError::OtherDatabase { .. } => "Lifeboat.Restore.NoExport",
+        ArchiveError::Table(_) => "Lifeboat.Restore.UnknownTable",
+        ArchiveError::NoRoom(_) => "Lifeboat.Restore.NoRoom",
+        _ => "Lifeboat.Restore.ExportCheck",
     }
 }
 
@@ -211,16 +254,10 @@ impl ExportRestoreError {
     pub fn error_type(&self) -> &'static str {
         match self {
             Self::TooLong { .. } => "Lifeboat.Restore.TooLong",
-            Self::Archive(ArchiveError::TargetExists { .. }) => "Lifeboat.Restore.TargetExists",
-            Self::Archive(ArchiveError::NoExport { .. } | ArchiveError::OtherDatabase { .. }) => {
-                "Lifeboat.Restore.NoExport"
-            }
-            Self::Archive(ArchiveError::Table(_)) => "Lifeboat.Restore.UnknownTable",
-            Self::Archive(ArchiveError::NoRoom(_)) => "Lifeboat.Restore.NoRoom",
+            Self::Archive(e) => archive_error_type(e),
             Self::Db(_) | Self::NoCredentials { .. } | Self::NoAddress { .. } | Self::ForeignHost(_) => {
                 "Lifeboat.Restore.Connect"
             }
-            Self::Archive(_) => "Lifeboat.Restore.ExportCheck",
         }
     }
 }

@@ -12,6 +12,8 @@
 //! exports/_caches/<cache>/rdb/<yyyy>/<mm>/<dd>/<cache>-rdb-<yyyymmddThhmmssZ>-<nnnn>.rdb     one per shard
 //! exports/_caches/<cache>/rdb/<yyyy>/<mm>/<dd>/<cache>-rdb-<yyyymmddThhmmssZ>.manifest.json  (written last)
 //! reports/cache-restore-tests/<cache>/<yyyymmddThhmmssZ>.json (+ .md)
+//! refresh/<refresh>/<yyyymmddThhmmssZ>.json                      a staging refresh's report
+//! refresh/<refresh>/runs/<yyyymmddThhmmssZ>.json                 a scheduled refresh's claim of its due time
 //! ```
 //!
 //! A cache and a database may carry the same name, so their keys never share a prefix: a cache's RDB copies live
@@ -309,6 +311,22 @@ pub fn restore_export_report_key(db: &str, finished_at: DateTime<Utc>, retry: u3
     }
 }
 
+/// Where a staging refresh's records live (its name is unique in the plan document).
+pub fn refresh_prefix(refresh: &str) -> String {
+    format!("refresh/{refresh}/")
+}
+
+/// A staging refresh's report, by the refresh's time (its due time when scheduled).
+pub fn refresh_report_key(refresh: &str, at: DateTime<Utc>) -> String {
+    format!("{}{}{REPORT_SUFFIX}", refresh_prefix(refresh), at.format(STAMP))
+}
+
+/// The claim a scheduled refresh writes (once: `If-None-Match`) before it runs for a due time, so that a
+/// redelivered or retried tick runs it no second time.
+pub fn refresh_claim_key(refresh: &str, due: DateTime<Utc>) -> String {
+    format!("{}runs/{}{REPORT_SUFFIX}", refresh_prefix(refresh), due.format(STAMP))
+}
+
 /// Where every cache's RDB copies live, apart from every database's exports: no RDS identifier begins with `_`.
 pub const CACHE_EXPORTS_PREFIX: &str = "exports/_caches/";
 
@@ -394,6 +412,20 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn refresh_keys_follow_the_documented_layout() {
+        let at = Utc.with_ymd_and_hms(2026, 12, 7, 4, 0, 0).unwrap();
+        assert_eq!(
+            refresh_report_key("staging", at),
+            "refresh/staging/20261207T040000Z.json"
+        );
+        assert_eq!(
+            refresh_claim_key("staging", at),
+            "refresh/staging/runs/20261207T040000Z.json"
+        );
+        assert_eq!(time_in_key(&refresh_report_key("staging", at)), Some(at));
+    }
 
     #[test]
     fn export_keys_follow_the_documented_layout() {
