@@ -36,6 +36,7 @@ mod plans;
 mod rdb;
 mod rdb_copy;
 mod recover;
+mod refresh_entry;
 mod restore;
 mod restore_export;
 mod rotate;
