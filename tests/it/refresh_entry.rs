@@ -14,10 +14,10 @@ use restore::settings::RestoreSettings;
 use serde_json::{json, Value};
 
 const REGION: &str = "us-east-1";
-const CONFIG: &str = "acme-config";
-const KEY: &str = "lifeboat/plans.json";
-const BUCKET: &str = "lifeboat-backups";
-const MASKING_KEY: &str = "lb-masking-key";
+pub(crate) const CONFIG: &str = "acme-config";
+pub(crate) const KEY: &str = "lifeboat/plans.json";
+pub(crate) const BUCKET: &str = "lifeboat-backups";
+pub(crate) const MASKING_KEY: &str = "lb-masking-key";
 
 const DOCUMENT: &str = r#"{"format": 1, "plans": {"product": {
   "exports": {"full": {"schedule": "0 2 * * *", "keep_days": 30},
@@ -69,7 +69,9 @@ fn manifest(profile: &str, at: chrono::DateTime<Utc>) -> (String, Value) {
     (key, m)
 }
 
-async fn world() -> (Moto, aws_config::SdkConfig, String, String) {
+/// moto with the plan document, the servers and their secrets, the masking keys and two exports' manifests (the
+/// rule's `full` one, and a `users` one); the manifest keys.
+pub(crate) async fn world() -> (Moto, aws_config::SdkConfig, String, String) {
     let moto = Moto::start();
     let config = moto.config(REGION);
     let s3 = aws_sdk_s3::Client::new(&config);
@@ -276,4 +278,49 @@ async fn the_tick_runs_a_due_refresh_once_per_due_time() {
     .await
     .unwrap();
     assert_eq!(out["refreshes"], json!([]), "{out}");
+}
+
+/// `lifeboat refresh` refuses what the function refuses, with the tool's exit classes, before anything is created.
+#[tokio::test]
+async fn the_cli_refresh_refuses_bad_arguments_and_rules_with_its_exit_classes() {
+    let (moto, _config, _full, users) = world().await;
+    let dir = tempfile::tempdir().unwrap();
+    let document = format!("s3://{CONFIG}/{KEY}");
+    let run = |args: &[&str]| {
+        let out = crate::cli::command(&moto.endpoint, dir.path(), args)
+            .env("LIFEBOAT_BUCKET", BUCKET)
+            .env("LIFEBOAT_PLAN_DOCUMENT", &document)
+            // The staging server's TLS, as the functions read it (verify-full needs LIFEBOAT_DB_CA_BUNDLE).
+            .env("LIFEBOAT_DB_SSLMODE", "require")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code().unwrap_or(-1), stderr)
+    };
+    let with_key = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--masking-key-secret", MASKING_KEY]);
+        run(&all)
+    };
+    // Usage: a missing argument, no masking key.
+    let (code, err) = run(&["refresh", "product"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, err) = run(&["refresh", "product", "staging"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("LIFEBOAT_MASKING_KEY_SECRET"), "{err}");
+    // Not found: a rule the document does not have.
+    let (code, err) = with_key(&["refresh", "product", "qa"]);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("plan `product` has no refresh `qa`"), "{err}");
+    // Refused: a staging server without its own secret; another profile's export; a short key.
+    let (code, err) = with_key(&["refresh", "product", "bare"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("bare-db has no credentials"), "{err}");
+    let (code, err) = with_key(&["refresh", "product", "staging", "--export", &users]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("is of profile `users`, not the refresh's `full`"), "{err}");
+    let (code, err) = run(&["refresh", "product", "staging", "--masking-key-secret", "short-key"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("has 8 bytes"), "{err}");
+    assert!(!err.contains("\"password\""), "no secret value in the output: {err}");
 }
