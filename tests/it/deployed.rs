@@ -37,12 +37,13 @@ async fn the_deployed_stack_runs_every_function_a_rotation_and_a_restore_test_th
 }
 
 /// The sample event of each deployed schedule, and of each rule's events.
-const SCHEDULE_SAMPLES: [(&str, &str); 5] = [
+const SCHEDULE_SAMPLES: [(&str, &str); 6] = [
     ("snapshot", "events/snapshot/scheduler.json"),
     ("export-plan-tick", "events/export/plan-tick.json"),
     ("rotate-plan-tick", "events/rotate/plan-tick.json"),
     ("monitor", "events/monitor/scheduled.json"),
     ("evidence-report", "events/monitor/evidence-monthly.json"),
+    ("refresh-tick", "events/restore/refresh-tick.json"),
 ];
 const RULE_SAMPLES: [(&str, &[&str]); 3] = [
     (
