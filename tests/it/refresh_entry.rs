@@ -50,7 +50,7 @@ const FLEET: &[FleetDb] = &[
 ];
 
 /// An export's manifest as the export function writes it (no archive: the refresh fails before reading one).
-fn manifest(profile: &str, at: chrono::DateTime<Utc>) -> (String, Value) {
+pub(crate) fn manifest(profile: &str, at: chrono::DateTime<Utc>) -> (String, Value) {
     let (dump, key) = layout::export_keys("app-prod", profile, at, false);
     let digest = json!({"bytes": 4096, "sha256": "0".repeat(64)});
     let m = json!({
