@@ -246,7 +246,7 @@ async fn the_tick_runs_a_due_refresh_once_per_due_time() {
     let tick = json!({"action": "refresh-tick", "time": "2026-12-07T04:06:00Z"});
     let e = restore::handle(&d, tick.clone(), None).await.unwrap_err().to_string();
     assert!(
-        e.contains("failed for 1 of 1"),
+        e.contains("staging refreshes failed: staging"),
         "the due refresh ran and failed inside the refresh: {e}"
     );
     let due = Utc.with_ymd_and_hms(2026, 12, 7, 4, 0, 0).unwrap();

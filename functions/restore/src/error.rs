@@ -85,6 +85,9 @@ pub enum RestoreError {
     /// What the request asks is not something Lifeboat does yet (a restore test of a sharded cache).
     #[error("{0}")]
     Unsupported(String),
+    /// A refresh tick's verdict: some of the refreshes due failed (each wrote its report when it had started).
+    #[error("staging refreshes failed: {}", failed.join(", "))]
+    RefreshesFailed { failed: Vec<String> },
     /// The report could not be written as JSON.
     #[error("{0}")]
     Report(#[source] serde_json::Error),
@@ -128,7 +131,7 @@ impl RestoreError {
             Self::TargetExists(_) => "Lifeboat.Restore.TargetExists",
             Self::NotDeleted { .. } => "Lifeboat.Restore.NotDeleted",
             Self::NameTaken { .. } => "Lifeboat.Restore.NameTaken",
-            Self::TestsFailed { .. } => "Lifeboat.PartialFailure",
+            Self::TestsFailed { .. } | Self::RefreshesFailed { .. } => "Lifeboat.PartialFailure",
             Self::State(_) | Self::Report(_) => "Lifeboat.Restore.Serialization",
             Self::FromExport(e) => e.error_type(),
             Self::Recover(e) if e.is_refusal() => "Lifeboat.Restore.Refused",

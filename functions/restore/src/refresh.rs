@@ -83,9 +83,8 @@ pub async fn tick(deps: &Deps, time: DateTime<Utc>, deadline: Option<Instant>) -
             }
         }
     }
-    let tested = runs.len();
     if !failed.is_empty() {
-        return Err(RestoreError::TestsFailed { failed, tested });
+        return Err(RestoreError::RefreshesFailed { failed });
     }
     Ok(json!({"time": time, "plan_version": loaded.version.label(), "refreshes": runs}))
 }
