@@ -288,6 +288,20 @@ mod tests {
         .into();
         assert_eq!(d.error_type, "Lifeboat.PartialFailure");
         assert_eq!(d.error_message, "restore tests failed for 1 of 3 databases: billing");
+        let d: Diagnostic = RestoreError::RefreshesFailed {
+            failed: vec!["staging".into()],
+        }
+        .into();
+        assert_eq!(d.error_type, "Lifeboat.PartialFailure");
+        assert_eq!(d.error_message, "staging refreshes failed: staging");
+        let refused = lifeboat::mask::rules::MaskRuleError::NoTable {
+            table: "public.users".into(),
+        };
+        let d: Diagnostic = RestoreError::from(lifeboat::refresh::RefreshError::from(refused)).into();
+        assert_eq!(
+            d.error_type, "Lifeboat.Restore.Refused",
+            "a masking refused before anything was written"
+        );
         let d: Diagnostic = RestoreError::from(lifeboat::core::error::Error::InvalidEvent("x".into())).into();
         assert_eq!(d.error_type, "Lifeboat.InvalidEvent");
         assert_eq!(d.error_message, "invalid event: x");
