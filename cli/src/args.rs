@@ -94,6 +94,19 @@ PGPASSWORD=... lifeboat recover app-prod --to 2026-11-22T14:31:00Z --table order
 --subnet-group lifeboat-restore --security-group sg-0123456789abcdef0"
     )]
     Recover(Recover),
+    /// Refresh a plan's staging database from the newest verified export, masked on the way
+    #[command(
+        long_about = "Runs the plan document's refresh rule REFRESH of PLAN now, as the restore function does: the \
+                      newest complete export of the rule's source and profile (or --export), checked, decrypted and \
+                      masked as it streams into pg_restore, into a NEW database on the rule's staging server, then \
+                      proven (row counts, constraints, no source value in a masked column) and, when the rule says \
+                      so, swapped in. The staging server is the rule's `into.instance` as RDS describes it, logged \
+                      in to with its own `lifeboat:secret` (never the source's); the masking key is the stack's \
+                      secret. Ctrl-C stops it and drops what it created (exit code 130).",
+        after_help = "Example:\n  \
+lifeboat refresh product staging --identity-secret lifeboat/age-identity --masking-key-secret lifeboat-masking-key"
+    )]
+    Refresh(Refresh),
     /// Check an export end to end without restoring it
     #[command(
         long_about = "Checks an export end to end without restoring it: downloads it, checks the stored SHA-256 and \
@@ -170,10 +183,11 @@ lifeboat completions zsh > ~/.zfunc/_lifeboat\n  lifeboat completions fish > ~/.
 }
 
 /// The commands with a page of their own (`lifeboat-<command>(1)`): every command but `help`.
-pub const MAN_PAGES: [&str; 9] = [
+pub const MAN_PAGES: [&str; 10] = [
     "exports",
     "restore",
     "recover",
+    "refresh",
     "verify",
     "report",
     "acknowledge",
@@ -302,6 +316,28 @@ pub struct Acknowledge {
     /// The export bucket (default: $LIFEBOAT_BUCKET)
     #[arg(long, value_name = "BUCKET")]
     pub bucket: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Refresh {
+    /// The plan whose refresh rule runs
+    pub plan: String,
+    /// The refresh rule's name
+    pub refresh: String,
+    /// Exactly this export of the rule's source and profile (a manifest key from `lifeboat exports`); default:
+    /// the newest complete one
+    #[arg(long, value_name = "KEY")]
+    pub export: Option<String>,
+    /// s3://bucket/key of the plan document (default: $LIFEBOAT_PLAN_DOCUMENT)
+    #[arg(long, value_name = "S3_URI")]
+    pub document: Option<String>,
+    /// The Secrets Manager secret holding the masking key (default: $LIFEBOAT_MASKING_KEY_SECRET)
+    #[arg(long, value_name = "SECRET")]
+    pub masking_key_secret: Option<String>,
+    #[command(flatten)]
+    pub identity: Identity,
+    #[command(flatten)]
+    pub common: Common,
 }
 
 #[derive(Debug, Args)]

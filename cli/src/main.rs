@@ -15,6 +15,7 @@ mod args;
 mod plan;
 mod progress;
 mod recover;
+mod refresh;
 mod run;
 mod url;
 
@@ -44,6 +45,7 @@ async fn main() -> ExitCode {
         Command::Exports(a) => run::exports(a, profile).await,
         Command::Restore(a) => run::restore(a, profile).await,
         Command::Recover(a) => recover::recover(a, profile).await,
+        Command::Refresh(a) => refresh::refresh(a, profile).await,
         Command::Acknowledge(a) => acknowledge::acknowledge(a, profile).await,
         Command::Verify(a) => run::verify(a, profile).await,
         Command::Report(a) => run::report(a, profile).await,

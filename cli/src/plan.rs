@@ -158,7 +158,7 @@ fn check(file: &Path) -> Result<Done, CliError> {
 }
 
 /// `--document`, else `LIFEBOAT_PLAN_DOCUMENT` read as the functions read it.
-fn location(source: &PlanSource) -> Result<Location, CliError> {
+pub(crate) fn location(source: &PlanSource) -> Result<Location, CliError> {
     let location = match &source.document {
         Some(raw) => Some(Location::parse(raw.trim()).map_err(|r| ConfigError::new("--document", raw, r))?),
         None => Location::from_env(&ProcessEnv)?,

@@ -103,6 +103,8 @@ pub enum CliError {
     #[error(transparent)]
     Recover(lifeboat::recover::RecoverError),
     #[error(transparent)]
+    Refresh(#[from] lifeboat::refresh::RefreshError),
+    #[error(transparent)]
     Archive(#[from] ArchiveError),
     /// An error of `verify`, where pg_restore rejecting the archive is the verification failing.
     #[error(transparent)]
@@ -133,10 +135,26 @@ fn recover_kind(e: &lifeboat::recover::RecoverError) -> Kind {
     }
 }
 
+/// The exit class of a refresh's failure. Exhaustive on purpose, as [`archive_kind`] is.
+fn refresh_kind(e: &lifeboat::refresh::RefreshError) -> Kind {
+    use lifeboat::refresh::RefreshError as R;
+    if e.is_interrupted() {
+        return Kind::Interrupted;
+    }
+    match e {
+        R::Rules(_) | R::NoCatalog { .. } | R::NotOurs { .. } => Kind::Refused,
+        R::Archive(a) => archive_kind(a),
+        R::Proof { .. } => Kind::VerificationFailed,
+        R::NotDropped { cause, .. } => refresh_kind(cause),
+        R::Server { .. } | R::Swap { .. } | R::SwapUndo { .. } => Kind::Failed,
+    }
+}
+
 impl CliError {
     pub fn kind(&self) -> Kind {
         match self {
             Self::Recover(e) => recover_kind(e),
+            Self::Refresh(e) => refresh_kind(e),
             Self::Time(_) | Self::ToTime(_) | Self::Url(_) | Self::NoBucket | Self::Period(_) | Self::Config(_) => {
                 Kind::Usage
             }
@@ -160,6 +178,7 @@ impl CliError {
     pub fn check(&self) -> Option<&'static str> {
         match self {
             Self::Archive(e) | Self::Verify(e) => Some(e.check()),
+            Self::Refresh(e) => Some(e.check()),
             _ => None,
         }
     }
@@ -265,17 +284,21 @@ pub async fn aws_config(profile: Option<&str>) -> SdkConfig {
 }
 
 /// What every command needs: S3 (and Secrets Manager for identities), the bucket, and pg_restore.
-struct Context {
+pub(crate) struct Context {
     /// `--profile`, when given.
     profile: Option<String>,
-    config: SdkConfig,
-    s3: aws_sdk_s3::Client,
-    sm: aws_sdk_secretsmanager::Client,
-    bucket: String,
-    pg_restore: String,
+    pub(crate) config: SdkConfig,
+    pub(crate) s3: aws_sdk_s3::Client,
+    pub(crate) sm: aws_sdk_secretsmanager::Client,
+    pub(crate) bucket: String,
+    pub(crate) pg_restore: String,
 }
 
-async fn context(profile: Option<&str>, bucket: Option<&str>, pg_restore: Option<&str>) -> Result<Context, CliError> {
+pub(crate) async fn context(
+    profile: Option<&str>,
+    bucket: Option<&str>,
+    pg_restore: Option<&str>,
+) -> Result<Context, CliError> {
     let bucket = bucket
         .map(str::to_owned)
         .or_else(|| lifeboat::core::settings::read(&ProcessEnv, lifeboat::core::settings::BUCKET))
@@ -355,7 +378,7 @@ async fn probe_manifest(ctx: &Context, key: &str) -> Result<(), CliError> {
     }
 }
 
-async fn identities(ctx: &Context, identity: &args::Identity) -> Result<Vec<Identity>, CliError> {
+pub(crate) async fn identities(ctx: &Context, identity: &args::Identity) -> Result<Vec<Identity>, CliError> {
     let (text, from) = match (&identity.identity_file, &identity.identity_secret) {
         (Some(path), _) => {
             let shown = path.display().to_string();
@@ -371,7 +394,7 @@ async fn identities(ctx: &Context, identity: &args::Identity) -> Result<Vec<Iden
     archive::parse_identities(&text).ok_or(CliError::NotAnIdentity(from))
 }
 
-async fn secret(ctx: &Context, id: &str) -> Result<String, CliError> {
+pub(crate) async fn secret(ctx: &Context, id: &str) -> Result<String, CliError> {
     use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
     use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
     let e = match ctx.sm.get_secret_value().secret_id(id).send().await {
@@ -476,7 +499,7 @@ pub async fn exports(a: &args::Exports, profile: Option<&str>) -> Result<Done, C
     Ok(Done { json, text })
 }
 
-fn totals(m: &Manifest, tables: u64) -> Totals {
+pub(crate) fn totals(m: &Manifest, tables: u64) -> Totals {
     Totals {
         stored: m.stored.bytes,
         plain: m.plaintext.bytes,

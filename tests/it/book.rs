@@ -530,7 +530,10 @@ fn the_plan_reference_lists_every_field_and_every_example_is_valid() {
         .map(str::to_owned)
         .collect();
     assert!(
-        plan_keys.len() == 12 && plan_keys.contains("restore_tests") && plan_keys.contains("watch"),
+        plan_keys.len() == 13
+            && plan_keys.contains("restore_tests")
+            && plan_keys.contains("refresh")
+            && plan_keys.contains("watch"),
         "{plan_keys:?}"
     );
     assert_eq!(

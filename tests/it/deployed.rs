@@ -37,12 +37,13 @@ async fn the_deployed_stack_runs_every_function_a_rotation_and_a_restore_test_th
 }
 
 /// The sample event of each deployed schedule, and of each rule's events.
-const SCHEDULE_SAMPLES: [(&str, &str); 5] = [
+const SCHEDULE_SAMPLES: [(&str, &str); 6] = [
     ("snapshot", "events/snapshot/scheduler.json"),
     ("export-plan-tick", "events/export/plan-tick.json"),
     ("rotate-plan-tick", "events/rotate/plan-tick.json"),
     ("monitor", "events/monitor/scheduled.json"),
     ("evidence-report", "events/monitor/evidence-monthly.json"),
+    ("refresh-tick", "events/restore/refresh-tick.json"),
 ];
 const RULE_SAMPLES: [(&str, &[&str]); 3] = [
     (
@@ -425,4 +426,90 @@ async fn the_ecs_tasks_export_and_restore_as_a_person_runs_them_with_their_task_
         })
         .unwrap_or_else(|| panic!("no denied call of the rotate function on the identity:\n{report}"));
     assert!(denied.contains("NeverAgeIdentityOrRestoreTestSecrets"), "{denied}");
+}
+
+/// The console's `refresh` through the deployed stack's own wiring: the restore function, with the stack's
+/// environment and role, reads the refresh rule from the plan document, finds the staging server in RDS and logs in
+/// with its own secret, reads the stack's masking key (the secret the template made) and the rule's newest export,
+/// and writes the refresh's report under `refresh/<name>/` in the export bucket. The refresh itself fails here (no
+/// PostgreSQL behind moto's endpoint; before the refresh is built, its stub's error); the report must say so. Every
+/// call it made must be one its role allows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deployed_refresh_reads_its_rule_server_and_secrets_and_reports_as_the_role_allows() {
+    let moto = lifeboat_tests::moto::Moto::start_recording();
+    let config = moto.config("us-east-1");
+    let s3 = aws_sdk_s3::Client::new(&config);
+    let plans = "lifeboat-plans";
+    lifeboat_tests::plans::versioned_bucket(&s3, plans).await;
+    let document = serde_json::json!({"format": 1, "plans": {"product": {
+        "databases": ["app-prod"],
+        "exports": {"full": {"schedule": "0 2 * * *", "keep_days": 30}},
+        "refresh": [{"name": "staging", "from": "app-prod", "export": "full",
+                     "into": {"instance": "staging-db", "database": "app"},
+                     "masking": {"tables": {"public.users": {"email": "fake:email"}}}}]}}});
+    lifeboat_tests::plans::put_json(&s3, plans, "lifeboat/plans.json", &document).await;
+    let rds = aws_sdk_rds::Client::new(&config);
+    lifeboat_tests::plans::instance(&rds, "app-prod", &[("lifeboat:secret", "lifeboat/app-prod")], 1).await;
+    lifeboat_tests::plans::instance(&rds, "staging-db", &[("lifeboat:secret", "lifeboat/staging-db")], 1).await;
+    let sm = aws_sdk_secretsmanager::Client::new(&config);
+    for name in ["lifeboat/app-prod", "lifeboat/staging-db"] {
+        sm.create_secret()
+            .name(name)
+            .secret_string(r#"{"username": "admin", "password": "p"}"#)
+            .send()
+            .await
+            .unwrap();
+    }
+    let stack = tokio::task::block_in_place(|| {
+        lifeboat_tests::stack::Stack::deploy(&moto, "us-east-1", "lifeboat", &[("PlanBucket", plans)])
+    });
+    let bucket = stack.physical_id("ExportBucket");
+    let (key, manifest) = crate::refresh_entry::manifest("full", chrono::Utc::now() - chrono::Duration::hours(2));
+    s3.put_object()
+        .bucket(&bucket)
+        .key(&key)
+        .body(manifest.to_string().into_bytes().into())
+        .send()
+        .await
+        .unwrap();
+    moto.reset_recording();
+    let logs = tempfile::tempdir().unwrap();
+    let functions = lifeboat_tests::stack::Deployed::start(
+        &stack,
+        &moto,
+        &lifeboat_tests::stack::Local::default().with(
+            "LIFEBOAT_DB_SSLMODE",
+            "disable",
+            "no server behind moto's endpoints has a certificate from the RDS CA the stack's verify-full expects",
+        ),
+        logs.path(),
+    );
+    let event = serde_json::json!({"action": "refresh", "plan": "product", "refresh": "staging"});
+    let out = tokio::task::block_in_place(|| functions.invoke("RestoreFunction", &event));
+    let log = functions.log_text("RestoreFunction");
+    let listed = s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix("refresh/staging/")
+        .send()
+        .await
+        .unwrap();
+    let reports: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(reports.len(), 1, "one report of the started refresh ({out:?}):\n{log}");
+    let body = s3.get_object().bucket(&bucket).key(reports[0]).send().await.unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&body.body.collect().await.unwrap().into_bytes()).unwrap();
+    assert_eq!(report["export"], key.as_str(), "the rule's newest export: {report}");
+    assert_eq!(report["into"]["instance"], "staging-db");
+    assert_eq!(
+        report["outcome"],
+        if out.is_ok() { "refreshed" } else { "failed" },
+        "{report}"
+    );
+    assert!(log.contains("refresh started"), "the refresh started:\n{log}");
+    let (code, permissions) =
+        lifeboat_tests::permissions::check(moto.recording().unwrap(), &stack.document_path(), &[]);
+    assert_eq!(
+        code, 0,
+        "the refresh called what its role does not allow:\n{permissions}"
+    );
 }

@@ -99,6 +99,8 @@ fn every_restore_event_parses() {
             "poll",
             "prepare",
             "recover",
+            "refresh",
+            "refresh-tick",
             "report",
             "restore",
             "restore-cache",
@@ -109,6 +111,68 @@ fn every_restore_event_parses() {
         ],
         "a sample event for every step and for console restores"
     );
+}
+
+#[test]
+fn the_refresh_events_carry_names_only_and_refuse_anything_else() {
+    use restore::event::Request;
+    let parse = |name: &str| {
+        let file = repo_root().join("events/restore").join(name);
+        restore::event::parse(json(&file)).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+    };
+    let Request::Refresh(r) = parse("console-refresh.json") else {
+        panic!("not a refresh")
+    };
+    assert_eq!(
+        (r.plan.as_str(), r.refresh.as_str(), r.export),
+        ("app", "staging", None)
+    );
+    let Request::Refresh(r) = parse("console-refresh-export.json") else {
+        panic!("not a refresh")
+    };
+    assert!(r.export.unwrap().ends_with(".manifest.json"));
+    let Request::RefreshTick { time } = parse("refresh-tick.json") else {
+        panic!("not a refresh tick")
+    };
+    assert_eq!(time.to_rfc3339(), "2026-12-07T04:00:00+00:00");
+    for r in ["console-refresh.json", "refresh-tick.json"] {
+        assert_eq!(
+            parse(r).entry(),
+            restore::settings::Entry::Console,
+            "{r}: the console's function runs refreshes"
+        );
+    }
+    let bad = |event: serde_json::Value| restore::event::parse(event).unwrap_err().to_string();
+    // Whatever grants power is derived: a payload naming a server, a secret or a key is refused whole.
+    for extra in [
+        serde_json::json!({"instance": "prod-db"}),
+        serde_json::json!({"secret": "arn:aws:secretsmanager:eu-west-1:1:secret:x"}),
+        serde_json::json!({"into": {"instance": "prod-db", "database": "app"}}),
+    ] {
+        let mut event = serde_json::json!({"action": "refresh", "plan": "app", "refresh": "staging"});
+        event
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        assert!(bad(event).contains("unknown field"));
+    }
+    let e = bad(serde_json::json!({"action": "refresh", "plan": "App", "refresh": "staging"}));
+    assert!(e.contains("`plan` `App`"), "{e}");
+    let e = bad(serde_json::json!({"action": "refresh", "plan": "app", "refresh": "staging", "export": "latest"}));
+    assert!(e.contains("export `latest` is not a manifest key"), "{e}");
+    assert!(bad(serde_json::json!({"action": "refresh-tick"})).contains("time"));
+    // The template's tick is this event, with Scheduler's scheduled time in it.
+    let template = std::fs::read_to_string(repo_root().join("infra/template.yaml")).unwrap();
+    let input = template
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Input: '{\"action\":\"refresh-tick\""))
+        .expect("the refresh tick's input in infra/template.yaml");
+    let input = format!("{{\"action\":\"refresh-tick\"{}", input.trim_end_matches('\''))
+        .replace("<aws.scheduler.scheduled-time>", "2026-12-07T04:00:00Z");
+    let Request::RefreshTick { time } = restore::event::parse(serde_json::from_str(&input).unwrap()).unwrap() else {
+        panic!("the template's refresh tick is not a refresh-tick: {input}")
+    };
+    assert_eq!(time.to_rfc3339(), "2026-12-07T04:00:00+00:00");
 }
 
 #[test]
@@ -404,6 +468,7 @@ fn every_function_has_a_template_resource_and_every_event_source_a_sample_event(
         ),
         (("ExportFunction", "PlanTick"), "export/plan-tick.json"),
         (("RotateFunction", "PlanTick"), "rotate/plan-tick.json"),
+        (("RestoreFunction", "RefreshTick"), "restore/refresh-tick.json"),
         (("MonitorFunction", "Hourly"), "monitor/scheduled.json"),
         (("MonitorFunction", "Monthly"), "monitor/evidence-monthly.json"),
         (("NotifyFunction", "AlarmChanged"), "notify/alarm.json"),

@@ -38,6 +38,7 @@ mod rdb;
 mod rdb_copy;
 mod recover;
 mod refresh;
+mod refresh_entry;
 mod restore;
 mod restore_export;
 mod rotate;

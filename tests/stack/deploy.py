@@ -57,6 +57,8 @@ APPLIED = {
     "AWS::SNS::TopicPolicy": "topic policies: set as the topic's Policy attribute",
     "AWS::SNS::Subscription": "the alert e-mail subscription: made with SNS's Subscribe",
     "AWS::EC2::SecurityGroupEgress": "egress rules: authorised with EC2's AuthorizeSecurityGroupEgress",
+    "AWS::SecretsManager::Secret": "the masking key: created with CreateSecret, its value from GetRandomPassword with "
+                                   "the template's GenerateSecretString",
 }
 
 
@@ -260,6 +262,14 @@ def apply(kind, props, clients):
         if "DestinationPrefixListId" in props:
             perm["PrefixListIds"] = [{"PrefixListId": props["DestinationPrefixListId"]}]
         clients("ec2").authorize_security_group_egress(GroupId=props["GroupId"], IpPermissions=[perm])
+    elif kind == "AWS::SecretsManager::Secret":
+        gen = props["GenerateSecretString"]
+        value = clients("secretsmanager").get_random_password(
+            PasswordLength=int(gen["PasswordLength"]),
+            ExcludePunctuation=str(gen.get("ExcludePunctuation", "false")).lower() == "true",
+        )["RandomPassword"]
+        args = {k: props[k] for k in ("Name", "Description", "KmsKeyId") if k in props}
+        clients("secretsmanager").create_secret(SecretString=value, **args)
     else:
         raise AssertionError(kind)
 

@@ -66,9 +66,28 @@ pub enum RestoreError {
     /// A recover stopped (refused, failed, out of time); its scratch instance was deleted unless it says otherwise.
     #[error(transparent)]
     Recover(#[from] lifeboat::recover::RecoverError),
+    /// A staging refresh stopped (refused by its masking, or failed a check); nothing it created is left.
+    #[error(transparent)]
+    Refresh(#[from] lifeboat::refresh::RefreshError),
+    /// A refresh that would not finish in this invocation: refused before anything was created.
+    #[error(
+        "refreshing {rule} from {key} would not finish in this invocation: {} MiB stored at about {} MiB/s needs \
+         ~{} s but only {} s remain (LIFEBOAT_RESTORE_MIB_PER_SECOND); nothing was created. Run it from a \
+         terminal (no time limit): lifeboat refresh {plan} {rule} --export {key}",
+        refusal.size_mib, refusal.mib_per_second, refusal.estimate_secs, refusal.remaining_secs
+    )]
+    RefreshTooLong {
+        plan: String,
+        rule: String,
+        key: String,
+        refusal: Refusal,
+    },
     /// What the request asks is not something Lifeboat does yet (a restore test of a sharded cache).
     #[error("{0}")]
     Unsupported(String),
+    /// A refresh tick's verdict: some of the refreshes due failed (each wrote its report when it had started).
+    #[error("staging refreshes failed: {}", failed.join(", "))]
+    RefreshesFailed { failed: Vec<String> },
     /// The report could not be written as JSON.
     #[error("{0}")]
     Report(#[source] serde_json::Error),
@@ -112,15 +131,42 @@ impl RestoreError {
             Self::TargetExists(_) => "Lifeboat.Restore.TargetExists",
             Self::NotDeleted { .. } => "Lifeboat.Restore.NotDeleted",
             Self::NameTaken { .. } => "Lifeboat.Restore.NameTaken",
-            Self::TestsFailed { .. } => "Lifeboat.PartialFailure",
+            Self::TestsFailed { .. } | Self::RefreshesFailed { .. } => "Lifeboat.PartialFailure",
             Self::State(_) | Self::Report(_) => "Lifeboat.Restore.Serialization",
             Self::FromExport(e) => e.error_type(),
             Self::Recover(e) if e.is_refusal() => "Lifeboat.Restore.Refused",
             Self::Recover(_) => "Lifeboat.Restore.RecoverFailed",
+            Self::Refresh(e) => refresh_error_type(e),
+            Self::RefreshTooLong { .. } => "Lifeboat.Restore.TooLong",
             Self::Unsupported(_) => "Lifeboat.Restore.Unsupported",
             Self::WrongEntry { .. } => "Lifeboat.Restore.WrongEntry",
             Self::NotOwnTest { .. } | Self::NotOwned { .. } => "Lifeboat.Restore.NotOwned",
         })
+    }
+}
+
+/// A refresh's `errorType`: a masking or export refused before anything was written, an export's check (as a
+/// restore from an export names it), a failed proof, or a failed swap (the new database kept).
+fn refresh_error_type(e: &lifeboat::refresh::RefreshError) -> &'static str {
+    use lifeboat::refresh::RefreshError as R;
+    match e {
+        R::Rules(_) | R::NoCatalog { .. } => "Lifeboat.Restore.Refused",
+        R::Archive(a) => archive_error_type(a),
+        R::Proof { .. } => "Lifeboat.Restore.RefreshProof",
+        R::NotOurs { .. } | R::Swap { .. } | R::SwapUndo { .. } => "Lifeboat.Restore.RefreshSwap",
+        R::NotDropped { cause, .. } => refresh_error_type(cause),
+        R::Server { .. } => "Lifeboat.Restore.RefreshFailed",
+    }
+}
+
+/// An export restore's check, as its own `errorType`.
+fn archive_error_type(e: &ArchiveError) -> &'static str {
+    match e {
+        ArchiveError::TargetExists { .. } => "Lifeboat.Restore.TargetExists",
+        ArchiveError::NoExport { .. } | ArchiveError::OtherDatabase { .. } => "Lifeboat.Restore.NoExport",
+        ArchiveError::Table(_) => "Lifeboat.Restore.UnknownTable",
+        ArchiveError::NoRoom(_) => "Lifeboat.Restore.NoRoom",
+        _ => "Lifeboat.Restore.ExportCheck",
     }
 }
 
@@ -211,16 +257,10 @@ impl ExportRestoreError {
     pub fn error_type(&self) -> &'static str {
         match self {
             Self::TooLong { .. } => "Lifeboat.Restore.TooLong",
-            Self::Archive(ArchiveError::TargetExists { .. }) => "Lifeboat.Restore.TargetExists",
-            Self::Archive(ArchiveError::NoExport { .. } | ArchiveError::OtherDatabase { .. }) => {
-                "Lifeboat.Restore.NoExport"
-            }
-            Self::Archive(ArchiveError::Table(_)) => "Lifeboat.Restore.UnknownTable",
-            Self::Archive(ArchiveError::NoRoom(_)) => "Lifeboat.Restore.NoRoom",
+            Self::Archive(e) => archive_error_type(e),
             Self::Db(_) | Self::NoCredentials { .. } | Self::NoAddress { .. } | Self::ForeignHost(_) => {
                 "Lifeboat.Restore.Connect"
             }
-            Self::Archive(_) => "Lifeboat.Restore.ExportCheck",
         }
     }
 }
@@ -248,6 +288,20 @@ mod tests {
         .into();
         assert_eq!(d.error_type, "Lifeboat.PartialFailure");
         assert_eq!(d.error_message, "restore tests failed for 1 of 3 databases: billing");
+        let d: Diagnostic = RestoreError::RefreshesFailed {
+            failed: vec!["staging".into()],
+        }
+        .into();
+        assert_eq!(d.error_type, "Lifeboat.PartialFailure");
+        assert_eq!(d.error_message, "staging refreshes failed: staging");
+        let refused = lifeboat::mask::rules::MaskRuleError::NoTable {
+            table: "public.users".into(),
+        };
+        let d: Diagnostic = RestoreError::from(lifeboat::refresh::RefreshError::from(refused)).into();
+        assert_eq!(
+            d.error_type, "Lifeboat.Restore.Refused",
+            "a masking refused before anything was written"
+        );
         let d: Diagnostic = RestoreError::from(lifeboat::core::error::Error::InvalidEvent("x".into())).into();
         assert_eq!(d.error_type, "Lifeboat.InvalidEvent");
         assert_eq!(d.error_message, "invalid event: x");

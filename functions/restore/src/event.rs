@@ -109,6 +109,51 @@ pub enum Request {
     /// A real restore of a named cache snapshot into a new, named replication group.
     #[serde(rename = "restore-cache")]
     RestoreCache(CacheRestore),
+    /// A staging refresh the plan document describes, run now (`crate::refresh`).
+    Refresh(RefreshRequest),
+    /// The restore function's plan tick: runs the refreshes due in the quarter of `time` (the scheduled time).
+    #[serde(rename = "refresh-tick")]
+    RefreshTick {
+        time: DateTime<Utc>,
+    },
+}
+
+/// `{"action": "refresh", "plan": "prod", "refresh": "staging", "export": "<manifest key>"}`: names only. The
+/// rule is read from the plan document in force; its server, credentials and key are derived from AWS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub plan: String,
+    /// The refresh rule's name within the plan.
+    pub refresh: String,
+    /// A manifest key of the rule's source and profile, to refresh from an older export; the newest complete
+    /// one by default.
+    #[serde(default)]
+    pub export: Option<String>,
+}
+
+impl RefreshRequest {
+    /// Refuses what cannot name a refresh before anything is read.
+    pub fn validate(&self) -> Result<(), Error> {
+        let name_ok = |n: &str| {
+            !n.is_empty()
+                && n.len() <= 64
+                && n.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        };
+        if !name_ok(&self.plan) || !name_ok(&self.refresh) {
+            return Err(Error::InvalidEvent(format!(
+                "refresh: `plan` `{}` and `refresh` `{}` are names (lowercase letters, digits, hyphens)",
+                self.plan, self.refresh
+            )));
+        }
+        match self.export.as_deref() {
+            Some(key) if !key.starts_with("exports/") || !key.ends_with(".manifest.json") => Err(Error::InvalidEvent(
+                format!("refresh: export `{key}` is not a manifest key (exports/.../<name>.manifest.json)"),
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -331,9 +376,12 @@ impl Request {
     /// The entry (function) that serves this request: the state machine's steps, or the console's actions.
     pub fn entry(&self) -> Entry {
         match self {
-            Request::Restore(_) | Request::RestoreExport(_) | Request::Recover(_) | Request::RestoreCache(_) => {
-                Entry::Console
-            }
+            Request::Restore(_)
+            | Request::RestoreExport(_)
+            | Request::Recover(_)
+            | Request::RestoreCache(_)
+            | Request::Refresh(_)
+            | Request::RefreshTick { .. } => Entry::Console,
             _ => Entry::Steps,
         }
     }
@@ -360,6 +408,8 @@ impl Request {
             Request::CacheReport { .. } => "cache_report",
             Request::CacheCleanup { .. } => "cache_cleanup",
             Request::RestoreCache(_) => "restore-cache",
+            Request::Refresh(_) => "refresh",
+            Request::RefreshTick { .. } => "refresh-tick",
         }
     }
 }
@@ -390,7 +440,7 @@ fn check_export(req: &Request) -> Result<(), Error> {
 pub fn parse(payload: Value) -> Result<Request, Error> {
     let req: Request = serde_json::from_value(payload).map_err(|e| {
         Error::InvalidEvent(format!(
-            "expected {{\"action\": plan|start|export_start|poll|prepare|verify|export_verify|report|cleanup|summary|restore|restore-export|recover|cache_start|cache_poll|cache_verify|cache_report|cache_cleanup|restore-cache, ...}}: {e}"
+            "expected {{\"action\": plan|start|export_start|poll|prepare|verify|export_verify|report|cleanup|summary|restore|restore-export|recover|cache_start|cache_poll|cache_verify|cache_report|cache_cleanup|restore-cache|refresh|refresh-tick, ...}}: {e}"
         ))
     })?;
     let check = |db: &str| validate_db_identifier(db).map_err(|r| Error::InvalidEvent(format!("database `{db}`: {r}")));
@@ -443,6 +493,7 @@ pub fn parse(payload: Value) -> Result<Request, Error> {
         Request::CacheStart { cache, .. } => lifeboat::caches::restore::validate_group_id(cache)
             .map_err(|r| Error::InvalidEvent(format!("cache `{cache}`: {r}")))?,
         Request::RestoreCache(r) => r.validate()?,
+        Request::Refresh(r) => r.validate()?,
         _ => {}
     }
     Ok(req)

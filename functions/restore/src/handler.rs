@@ -98,6 +98,8 @@ pub async fn handle(deps: &Deps, payload: Value, deadline: Option<Instant>) -> R
         Request::CacheReport { test, error } => crate::caches::report(deps, test, error).await,
         Request::CacheCleanup { test } => crate::caches::cleanup(deps, test).await,
         Request::RestoreCache(r) => crate::cache_console::restore(deps, r).await,
+        Request::Refresh(r) => crate::refresh::run(deps, r, deadline).await,
+        Request::RefreshTick { time } => crate::refresh::tick(deps, time, deadline).await,
     };
     match &result {
         Ok(_) => tracing::info!(seconds = started.elapsed().as_secs_f64(), "restore step finished"),

@@ -25,6 +25,7 @@ pub mod password;
 pub mod plan_tests;
 pub mod recover;
 pub mod recovery;
+pub mod refresh;
 pub mod report;
 pub mod restored;
 pub mod runtime;

@@ -30,6 +30,9 @@ pub const CACHE_CA_BUNDLE: &str = "LIFEBOAT_CACHE_CA_BUNDLE";
 pub const CACHE_CLUSTER_PARAMETER_GROUP: &str = "LIFEBOAT_CACHE_RESTORE_CLUSTER_PARAMETER_GROUP";
 pub const ENTRY: &str = "LIFEBOAT_RESTORE_ENTRY";
 pub const RESOLVE: &str = "LIFEBOAT_RESTORE_RESOLVE";
+/// The Secrets Manager secret (name or ARN) whose value is the masking key of staging refreshes (`hash` and the
+/// fakes are keyed with it). Set by the template to the stack's own `MaskingKeySecret`; never from a payload.
+pub const MASKING_KEY_SECRET: &str = "LIFEBOAT_MASKING_KEY_SECRET";
 
 /// `LIFEBOAT_RESTORE_RESOLVE`: `<host suffix>=<host>:<port>[,...]`, for local runs against an emulator whose
 /// described endpoints nothing listens on (as curl's `--resolve`). It maps only endpoints that AWS described, so a
@@ -185,6 +188,8 @@ pub struct RestoreSettings {
     /// The plan document (`LIFEBOAT_PLAN_DOCUMENT`): set, a restore-test run started for a plan rule tests that
     /// plan's members.
     pub plan: Option<lifeboat::plans::store::Location>,
+    /// The masking key's secret (`LIFEBOAT_MASKING_KEY_SECRET`): unset, a refresh is refused before it starts.
+    pub masking_key_secret: Option<String>,
 }
 
 pub const DEFAULT_CHECKS: &str = r#"[{"name": "SELECT 1 answers", "sql": "select 1 = 1"}, {"name": "SELECT now() answers", "sql": "select now() is not null"}]"#;
@@ -215,6 +220,7 @@ impl RestoreSettings {
             from_export: FromExportSettings::from_env(env)?,
             cache: CacheRestoreSettings::from_env(env)?,
             plan: lifeboat::plans::store::Location::from_env(env)?,
+            masking_key_secret: read(env, MASKING_KEY_SECRET),
         })
     }
 }

@@ -12,6 +12,8 @@
 //! exports/_caches/<cache>/rdb/<yyyy>/<mm>/<dd>/<cache>-rdb-<yyyymmddThhmmssZ>-<nnnn>.rdb     one per shard
 //! exports/_caches/<cache>/rdb/<yyyy>/<mm>/<dd>/<cache>-rdb-<yyyymmddThhmmssZ>.manifest.json  (written last)
 //! reports/cache-restore-tests/<cache>/<yyyymmddThhmmssZ>.json (+ .md)
+//! refresh/<refresh>/<yyyymmddThhmmssZ>.json                      a staging refresh's report
+//! refresh/<refresh>/runs/<yyyymmddThhmmssZ>.json                 a scheduled refresh's claim of its due time
 //! ```
 //!
 //! A cache and a database may carry the same name, so their keys never share a prefix: a cache's RDB copies live
@@ -325,6 +327,12 @@ pub fn refresh_report_base(rule: &str, at: DateTime<Utc>, retry: u32) -> String 
     }
 }
 
+/// The claim a scheduled refresh writes (once: `If-None-Match`) before it runs for a due time, so that a
+/// redelivered or retried tick runs it no second time.
+pub fn refresh_claim_key(refresh: &str, due: DateTime<Utc>) -> String {
+    format!("{}runs/{}{REPORT_SUFFIX}", refresh_prefix(refresh), due.format(STAMP))
+}
+
 /// Where every cache's RDB copies live, apart from every database's exports: no RDS identifier begins with `_`.
 pub const CACHE_EXPORTS_PREFIX: &str = "exports/_caches/";
 
@@ -410,6 +418,23 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn refresh_keys_follow_the_documented_layout() {
+        let at = Utc.with_ymd_and_hms(2026, 12, 7, 4, 0, 0).unwrap();
+        assert_eq!(
+            format!("{}{REPORT_SUFFIX}", refresh_report_base("staging", at, 0)),
+            "refresh/staging/20261207T040000Z.json"
+        );
+        assert_eq!(
+            refresh_claim_key("staging", at),
+            "refresh/staging/runs/20261207T040000Z.json"
+        );
+        assert_eq!(
+            time_in_key(&format!("{}{REPORT_SUFFIX}", refresh_report_base("staging", at, 0))),
+            Some(at)
+        );
+    }
 
     #[test]
     fn export_keys_follow_the_documented_layout() {

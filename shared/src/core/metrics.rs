@@ -99,6 +99,11 @@ pub const RESTORE_TEST_SUCCESS: &str = "RestoreTestSuccess";
 pub const RESTORE_TIME_SECONDS: &str = "RestoreTimeSeconds";
 /// Age of the data the restore test restored, the measured RPO (per `DBIdentifier`).
 pub const RESTORE_DATA_AGE_SECONDS: &str = "RestoreDataAgeSeconds";
+/// 1 when a staging refresh from the database's export completed and passed every check, else 0 (per
+/// `DBIdentifier`, the source; the restore function's `refresh` and `refresh-tick`).
+pub const REFRESH_SUCCESS: &str = "RefreshSuccess";
+/// How long a staging refresh ran, refreshed or failed (per `DBIdentifier`, the source).
+pub const REFRESH_DURATION_SECONDS: &str = "RefreshDurationSeconds";
 
 // monitor
 /// Age of the newest available snapshot (per `DBIdentifier`; absent when there is none).
@@ -245,6 +250,8 @@ pub const ALL: &[&str] = &[
     NOTIFICATION_DELIVERED,
     NOTIFICATION_SUPPRESSED,
     CONTENT_ANOMALIES,
+    REFRESH_SUCCESS,
+    REFRESH_DURATION_SECONDS,
 ];
 /// PutMetricData accepts up to 1,000 datums per call; staying well under also keeps the payload under 1 MB.
 pub const BATCH_SIZE: usize = 500;

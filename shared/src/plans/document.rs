@@ -519,9 +519,23 @@ fn validate(doc: &Document) -> Result<(), DocumentError> {
     }
     // Which plan lists each resource, to refuse one listed twice with both names.
     let mut listed: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+    // Which plan names each refresh rule: a name is unique in the document (see `check_refresh`).
+    let mut refreshes: BTreeMap<&str, &str> = BTreeMap::new();
     for (name, plan) in &doc.plans {
         let at = format!("plans.{name}");
         validate_plan_name(name).map_err(|r| DocumentError::invalid(&at, r))?;
+        for (i, r) in plan.refresh.iter().enumerate() {
+            if let Some(other) = refreshes.insert(r.name.as_str(), name.as_str()) {
+                return Err(DocumentError::invalid(
+                    format!("{at}.refresh[{i}].name"),
+                    format!(
+                        "`{}` is already a refresh of plan `{other}`: a refresh's name is unique in the document \
+                         (it names its reports)",
+                        r.name
+                    ),
+                ));
+            }
+        }
         for (kind, list) in [("databases", &plan.databases), ("caches", &plan.caches)] {
             for (i, id) in list.iter().enumerate() {
                 validate_db_identifier(id)
@@ -684,6 +698,186 @@ fn validate_plan(at: &str, plan: &Plan) -> Result<(), DocumentError> {
     if let Some(r) = &plan.rotation {
         check_days(&format!("{at}.rotation.every_days"), r.every_days, 365)?;
     }
+    for (i, r) in plan.refresh.iter().enumerate() {
+        check_refresh(&format!("{at}.refresh[{i}]"), plan, r)?;
+    }
+    Ok(())
+}
+
+/// A refresh rule's name: it names the console action, the report keys (`refresh/<name>/`) and metrics.
+pub const MAX_REFRESH_NAME: usize = 40;
+/// What a refresh appends to `into.database` to name the new database it restores into: `_yyyymmddhhmmss`.
+pub const REFRESH_SUFFIX_BYTES: usize = "_yyyymmddhhmmss".len();
+/// The longest `into.database`: with the suffix, within PostgreSQL's 63 bytes (NAMEDATALEN - 1), which would
+/// otherwise truncate the new database's name into another.
+pub const MAX_REFRESH_DATABASE: usize = 63 - REFRESH_SUFFIX_BYTES;
+
+/// A staging refresh rule, each refusal by the field's path. Its name is unique in the whole document, not only
+/// in its plan: the report keys and the console action name a refresh by its name alone.
+fn check_refresh(here: &str, plan: &Plan, r: &RefreshRule) -> Result<(), DocumentError> {
+    let name_ok = !r.name.is_empty()
+        && r.name.len() <= MAX_REFRESH_NAME
+        && r.name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !r.name.starts_with('-');
+    if !name_ok {
+        return Err(DocumentError::invalid(
+            format!("{here}.name"),
+            format!(
+                "`{}`: lowercase letters, digits and hyphens, at most {MAX_REFRESH_NAME} (it names the report keys)",
+                r.name
+            ),
+        ));
+    }
+    validate_db_identifier(&r.from)
+        .map_err(|reason| DocumentError::invalid(format!("{here}.from"), format!("`{}`: {reason}", r.from)))?;
+    if !plan.exports.contains_key(&r.export) {
+        let known: Vec<&str> = plan.exports.keys().map(String::as_str).collect();
+        return Err(DocumentError::invalid(
+            format!("{here}.export"),
+            format!(
+                "`{}` is no export profile of this plan (it has: {}): a refresh restores this plan's exports",
+                r.export,
+                known.join(", ")
+            ),
+        ));
+    }
+    if let Some(text) = &r.schedule {
+        Schedule::parse(text).map_err(|e| DocumentError::invalid(format!("{here}.schedule"), e.to_string()))?;
+    }
+    validate_db_identifier(&r.into.instance).map_err(|reason| {
+        DocumentError::invalid(
+            format!("{here}.into.instance"),
+            format!("`{}`: {reason}", r.into.instance),
+        )
+    })?;
+    if r.into.instance == r.from {
+        return Err(DocumentError::invalid(
+            format!("{here}.into.instance"),
+            format!(
+                "`{}` is the source: a refresh goes onto a staging server, never the production one",
+                r.from
+            ),
+        ));
+    }
+    check_refresh_database(&r.into.database)
+        .map_err(|reason| DocumentError::invalid(format!("{here}.into.database"), reason))?;
+    check_masking(&format!("{here}.masking"), &r.masking)
+}
+
+/// `into.database`: an unquoted PostgreSQL identifier (lowercase letters, digits, underscores, not starting
+/// with a digit), so it reads the same in every tool without quoting, short enough for the new database's
+/// suffix, and never a database every server has.
+pub fn check_refresh_database(name: &str) -> Result<(), String> {
+    let ok = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !ok {
+        return Err(format!(
+            "`{name}`: lowercase letters, digits and underscores, not starting with a digit (a PostgreSQL name \
+             that needs no quoting)"
+        ));
+    }
+    if name.len() > MAX_REFRESH_DATABASE {
+        return Err(format!(
+            "`{name}` is longer than {MAX_REFRESH_DATABASE} bytes: the new database is named \
+             `{name}_yyyymmddhhmmss`, and PostgreSQL truncates names past 63 bytes"
+        ));
+    }
+    if ["postgres", "template0", "template1", "rdsadmin"].contains(&name) {
+        return Err(format!("`{name}` is a template or maintenance database"));
+    }
+    Ok(())
+}
+
+/// `schema.table` as an export's manifest labels a table (a part holding a dot or a quote in double quotes):
+/// the parts, when `label` is written exactly that way, so that a masking key always meets the catalogue's.
+pub fn parse_table_label(label: &str) -> Option<(String, String)> {
+    fn part(text: &str) -> Option<(String, &str)> {
+        if let Some(rest) = text.strip_prefix('"') {
+            let mut out = String::new();
+            let mut chars = rest.char_indices();
+            while let Some((i, c)) = chars.next() {
+                if c == '"' {
+                    if rest[i + 1..].starts_with('"') {
+                        out.push('"');
+                        chars.next();
+                    } else {
+                        return Some((out, &rest[i + 1..]));
+                    }
+                } else {
+                    out.push(c);
+                }
+            }
+            None
+        } else {
+            let end = text.find('.').unwrap_or(text.len());
+            Some((text[..end].to_owned(), &text[end..]))
+        }
+    }
+    let (schema, rest) = part(label)?;
+    let (name, rest) = part(rest.strip_prefix('.')?)?;
+    let canonical = !schema.is_empty()
+        && !name.is_empty()
+        && rest.is_empty()
+        && crate::bucket::manifest::label(&schema, &name) == label;
+    canonical.then_some((schema, name))
+}
+
+fn check_masking(at: &str, m: &crate::mask::rules::Masking) -> Result<(), DocumentError> {
+    use crate::mask::rules::ColumnRule;
+    let table_error = |path: String, table: &str| {
+        DocumentError::invalid(
+            path,
+            format!(
+                "`{table}`: a table is named `schema.table` as the export's manifest names it (a part holding a \
+                 dot or a quote in double quotes: `public.\"my.table\"`)"
+            ),
+        )
+    };
+    for (table, columns) in &m.tables {
+        let path = format!("{at}.tables.{table}");
+        if parse_table_label(table).is_none() {
+            return Err(table_error(path, table));
+        }
+        if columns.is_empty() {
+            return Err(DocumentError::invalid(
+                path,
+                "no column: give each masked column its rule",
+            ));
+        }
+        for (column, rule) in columns {
+            if column.is_empty() {
+                return Err(DocumentError::invalid(path, "a column with an empty name"));
+            }
+            if let ColumnRule::Sql(expression) = rule {
+                if expression.trim().is_empty() {
+                    return Err(DocumentError::invalid(
+                        format!("{path}.{column}"),
+                        "an empty `sql` expression: write the expression, or use a `constant`",
+                    ));
+                }
+            }
+        }
+    }
+    let mut seen = BTreeSet::new();
+    for (i, table) in m.strict.iter().enumerate() {
+        let path = format!("{at}.strict[{i}]");
+        if parse_table_label(table).is_none() {
+            return Err(table_error(path, table));
+        }
+        if !seen.insert(table) {
+            return Err(DocumentError::invalid(path, format!("`{table}` is listed twice")));
+        }
+        if !m.tables.contains_key(table) {
+            return Err(DocumentError::invalid(
+                path,
+                format!("`{table}` is strict but has no rules in `tables`: every column of it needs one"),
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -723,6 +917,9 @@ pub fn field_paths() -> BTreeSet<String> {
         "restore_tests": [{"schedule": "0 2 * * *", "from": "newest-snapshot"},
                           {"schedule": "0 2 * * *", "from": "random-snapshot", "within_days": 7}],
         "rotation": {"every_days": 1},
+        "refresh": [{"name": "r", "from": "a", "export": "x", "into": {"instance": "b", "database": "d"},
+                     "schedule": "0 4 * * *", "swap": true,
+                     "masking": {"strict": ["public.t"], "tables": {"public.t": {"c": "keep"}}}}],
         "watch": {"enabled": true, "rows_drop_percent": 20, "min_rows": 1000, "size_drop_percent": 30,
                   "size_growth_percent": 100, "history": 7, "keys_drop_percent": 20,
                   "tables": {"public.t": {"rows_drop_percent": 1, "min_rows": 1}},
@@ -745,6 +942,8 @@ fn walk(value: &serde_json::Value, at: &str, out: &mut BTreeSet<String>) {
                     _ if at.ends_with(".exports") => "<profile>",
                     _ if at.ends_with(".watch.tables") => "<table>",
                     _ if at.ends_with(".watch.databases") => "<id>",
+                    _ if at.ends_with(".masking.tables") => "<table>",
+                    _ if at.ends_with(".masking.tables.<table>") => "<column>",
                     _ => key.as_str(),
                 };
                 let path = if at.is_empty() {
@@ -1003,6 +1202,178 @@ mod tests {
             let e = err(text);
             assert!(e.starts_with(expected), "{text}\n  got: {e}\n  expected: {expected}");
         }
+    }
+
+    /// A plan with one export profile and the refresh rule `rule` (JSON of one `refresh` item).
+    fn with_refresh(rule: &str) -> String {
+        format!(
+            r#"{{"format": 1, "plans": {{"prod": {{"exports": {{"full": {{"schedule": "0 2 * * *", "keep_days": 7}}}},
+                "refresh": [{rule}]}}}}}}"#
+        )
+    }
+
+    const GOOD_REFRESH: &str = r#"{"name": "staging", "from": "app-prod", "export": "full",
+        "into": {"instance": "staging-db", "database": "app"}, "schedule": "0 4 * * MON-FRI", "swap": true,
+        "masking": {"strict": ["public.users"], "tables": {"public.users": {"id": "keep", "email": "fake:email",
+            "pw": {"constant": ""}, "born": {"sql": "date_trunc('year', born)"}}, "public.\"my.t\"": {"x": "hash"}}}}"#;
+
+    #[test]
+    fn a_refresh_rule_is_read_with_its_masking() {
+        let doc = parse(with_refresh(GOOD_REFRESH).as_bytes()).unwrap();
+        let r = &doc.plans["prod"].refresh[0];
+        assert_eq!(r.name, "staging");
+        assert_eq!(r.into.database, "app");
+        assert!(r.swap);
+        assert_eq!(r.masking.tables.len(), 2);
+        assert_eq!(r.masking.tables["public.users"].len(), 4);
+        let paths = field_paths();
+        for p in [
+            "plans.<name>.refresh[].name",
+            "plans.<name>.refresh[].into.database",
+            "plans.<name>.refresh[].masking.strict",
+            "plans.<name>.refresh[].masking.tables.<table>.<column>",
+        ] {
+            assert!(paths.contains(p), "{p} missing from {paths:?}");
+        }
+    }
+
+    #[test]
+    fn refresh_rules_are_refused_by_the_field_that_is_wrong() {
+        let good: serde_json::Value = serde_json::from_str(GOOD_REFRESH).unwrap();
+        let with = |pointer: &str, value: serde_json::Value| {
+            let mut rule = good.clone();
+            *rule.pointer_mut(pointer).unwrap() = value;
+            err(&with_refresh(&rule.to_string()))
+        };
+        use serde_json::json;
+        let at = "plans.prod.refresh[0]";
+        let cases = [
+            (
+                with("/name", json!("Staging")),
+                format!("{at}.name: `Staging`: lowercase letters"),
+            ),
+            (with("/name", json!("")), format!("{at}.name: ``: lowercase")),
+            (
+                with("/name", json!("a".repeat(41))),
+                format!("{at}.name: `{}`", "a".repeat(41)),
+            ),
+            (
+                with("/from", json!("app_prod")),
+                format!("{at}.from: `app_prod`: an RDS identifier"),
+            ),
+            (
+                with("/export", json!("critical")),
+                format!("{at}.export: `critical` is no export profile of this plan (it has: full)"),
+            ),
+            (with("/schedule", json!("0 25 * * *")), format!("{at}.schedule: ")),
+            (with("/schedule", json!("7 4 * * *")), format!("{at}.schedule: ")),
+            (
+                with("/into/instance", json!("app-prod")),
+                format!("{at}.into.instance: `app-prod` is the source"),
+            ),
+            (
+                with("/into/instance", json!("-x")),
+                format!("{at}.into.instance: `-x`: an RDS identifier"),
+            ),
+            (
+                with("/into/database", json!("App")),
+                format!("{at}.into.database: `App`: lowercase letters, digits and underscores"),
+            ),
+            (
+                with("/into/database", json!("1app")),
+                format!("{at}.into.database: `1app`"),
+            ),
+            (
+                with("/into/database", json!("a-b")),
+                format!("{at}.into.database: `a-b`"),
+            ),
+            (with("/into/database", json!("")), format!("{at}.into.database: ``")),
+            (
+                with("/into/database", json!("a".repeat(49))),
+                format!("{at}.into.database: `{}` is longer than 48 bytes", "a".repeat(49)),
+            ),
+            (
+                with("/into/database", json!("postgres")),
+                format!("{at}.into.database: `postgres` is a template or maintenance database"),
+            ),
+            (
+                with("/masking/tables", json!({"users": {"a": "keep"}})),
+                format!("{at}.masking.tables.users: `users`: a table is named `schema.table`"),
+            ),
+            (
+                with("/masking/tables", json!({"public.my.t": {"a": "keep"}})),
+                format!("{at}.masking.tables.public.my.t: `public.my.t`"),
+            ),
+            (
+                with("/masking/tables", json!({"public.": {"a": "keep"}})),
+                format!("{at}.masking.tables.public.: `public.`"),
+            ),
+            (
+                with("/masking/tables", json!({"public.t": {}})),
+                format!("{at}.masking.tables.public.t: no column"),
+            ),
+            (
+                with("/masking/tables", json!({"public.t": {"": "keep"}})),
+                format!("{at}.masking.tables.public.t: a column with an empty name"),
+            ),
+            (
+                with("/masking/tables", json!({"public.t": {"c": {"sql": "  "}}})),
+                format!("{at}.masking.tables.public.t.c: an empty `sql` expression"),
+            ),
+            (
+                with("/masking/strict", json!(["users"])),
+                format!("{at}.masking.strict[0]: `users`: a table is named"),
+            ),
+            (
+                with("/masking/strict", json!(["public.users", "public.users"])),
+                format!("{at}.masking.strict[1]: `public.users` is listed twice"),
+            ),
+            (
+                with("/masking/strict", json!(["public.other"])),
+                format!("{at}.masking.strict[0]: `public.other` is strict but has no rules"),
+            ),
+        ];
+        for (got, expected) in cases {
+            assert!(got.starts_with(&expected), "got: {got}\n  expected: {expected}");
+        }
+        // A name is unique in the whole document, across plans as within one.
+        let twice = format!(
+            r#"{{"format": 1, "plans": {{"prod": {{"exports": {{"full": {{"schedule": "0 2 * * *", "keep_days": 7}}}},
+                "refresh": [{GOOD_REFRESH}, {GOOD_REFRESH}]}}}}}}"#
+        );
+        assert!(err(&twice).starts_with("plans.prod.refresh[1].name: `staging` is already a refresh of plan `prod`"));
+        let across = format!(
+            r#"{{"format": 1, "plans": {{"a": {{"exports": {{"full": {{"schedule": "0 2 * * *", "keep_days": 7}}}},
+                "refresh": [{GOOD_REFRESH}]}}, "b": {{"exports": {{"full": {{"schedule": "0 2 * * *", "keep_days": 7}}}},
+                "refresh": [{GOOD_REFRESH}]}}}}}}"#
+        );
+        assert!(err(&across).starts_with("plans.b.refresh[0].name: `staging` is already a refresh of plan `a`"));
+        // An unknown rule or field is the parser's error, by path.
+        let e = with("/masking/tables", json!({"public.t": {"c": "scramble"}}));
+        assert!(e.contains("unknown masking rule"), "{e}");
+        let e = with("/swap", json!("yes"));
+        assert!(e.starts_with(&format!("{at}.swap: invalid type")), "{e}");
+    }
+
+    #[test]
+    fn table_labels_are_read_only_as_the_manifest_writes_them() {
+        let p = |l: &str| parse_table_label(l);
+        assert_eq!(p("public.users"), Some(("public".into(), "users".into())));
+        assert_eq!(p("public.\"my.t\""), Some(("public".into(), "my.t".into())));
+        assert_eq!(p("\"a.b\".\"x\"\"y\""), Some(("a.b".into(), "x\"y".into())));
+        for bad in [
+            "users",
+            "public.",
+            ".users",
+            "a.b.c",
+            "public.\"users\"",
+            "\"a.b.c",
+            "public.\"a\"b",
+        ] {
+            assert_eq!(p(bad), None, "{bad}");
+        }
+        assert_eq!(MAX_REFRESH_DATABASE + REFRESH_SUFFIX_BYTES, 63);
+        assert!(check_refresh_database(&"a".repeat(48)).is_ok());
     }
 
     #[test]

@@ -9,8 +9,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 
+use crate::mask::rules::RefreshRule;
 use crate::plans::document::{Document, RestoreTestRule, RuleKind};
-use crate::plans::schedule::{quarter_at_or_before, TICK_MINUTES};
+use crate::plans::schedule::{quarter_at_or_before, Schedule, TICK_MINUTES};
 
 /// One run a tick makes: a plan's rule at its due time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +94,49 @@ pub fn restore_test_due<'d>(
         ));
     }
     Ok(r)
+}
+
+/// The refresh rule `name` of `plan` in the document in force: a refresh runs only what the document says.
+pub fn refresh_rule<'d>(doc: &'d Document, plan: &str, name: &str) -> Result<&'d RefreshRule, String> {
+    let p = doc
+        .plans
+        .get(plan)
+        .ok_or_else(|| format!("the plan document in force has no plan `{plan}`"))?;
+    p.refresh.iter().find(|r| r.name == name).ok_or_else(|| {
+        let known: Vec<&str> = p.refresh.iter().map(|r| r.name.as_str()).collect();
+        format!(
+            "plan `{plan}` has no refresh `{name}` (it has: {})",
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
+        )
+    })
+}
+
+/// The scheduled refreshes a tick delivered at `tick` runs, each under its due time (`rule` is the refresh's
+/// name), oldest first, then by plan and name. A refresh without a schedule runs only when asked.
+pub fn refreshes_due_at_tick(doc: &Document, tick: DateTime<Utc>) -> Vec<Due> {
+    let (after, until) = window(tick);
+    let mut out = Vec::new();
+    for (name, plan) in &doc.plans {
+        for r in &plan.refresh {
+            // Validated with the document; a schedule that does not parse is never due.
+            let Some(schedule) = r.schedule.as_deref().and_then(|s| Schedule::parse(s).ok()) else {
+                continue;
+            };
+            for at in schedule.due_between(after, until) {
+                out.push(Due {
+                    plan: name.clone(),
+                    rule: r.name.clone(),
+                    at,
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| (a.at, &a.plan, &a.rule).cmp(&(b.at, &b.plan, &b.rule)));
+    out
 }
 
 #[cfg(test)]
@@ -190,5 +234,38 @@ mod tests {
             ]
         );
         assert!(next_runs(&d, "nope", at("2026-12-06T02:00:00Z")).is_empty());
+    }
+
+    #[test]
+    fn a_tick_runs_the_refreshes_due_in_its_quarter_and_finds_a_rule_by_name() {
+        let d = parse(
+            br#"{"format": 1, "plans": {"prod": {
+              "exports": {"full": {"schedule": "0 2 * * *", "keep_days": 7}},
+              "refresh": [
+                {"name": "staging", "from": "app-prod", "export": "full", "schedule": "0 4 * * MON-FRI",
+                 "into": {"instance": "staging-db", "database": "app"}},
+                {"name": "qa", "from": "app-prod", "export": "full",
+                 "into": {"instance": "qa-db", "database": "app"}}]}}}"#,
+        )
+        .unwrap();
+        // Monday 2026-12-07 04:00, delivered late: the 04:00 run, named by its due time.
+        let due = refreshes_due_at_tick(&d, at("2026-12-07T04:09:00Z"));
+        assert_eq!(
+            due,
+            [Due {
+                plan: "prod".into(),
+                rule: "staging".into(),
+                at: at("2026-12-07T04:00:00Z")
+            }]
+        );
+        assert!(refreshes_due_at_tick(&d, at("2026-12-07T04:15:00Z")).is_empty());
+        // Sunday: not due; the unscheduled `qa` never is.
+        assert!(refreshes_due_at_tick(&d, at("2026-12-06T04:00:00Z")).is_empty());
+        assert_eq!(refresh_rule(&d, "prod", "qa").unwrap().into.instance, "qa-db");
+        assert_eq!(
+            refresh_rule(&d, "prod", "dev").unwrap_err(),
+            "plan `prod` has no refresh `dev` (it has: staging, qa)"
+        );
+        assert!(refresh_rule(&d, "other", "qa").unwrap_err().contains("no plan `other`"));
     }
 }
