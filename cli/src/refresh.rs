@@ -103,7 +103,7 @@ pub async fn refresh(r: &args::Refresh, profile: Option<&str>) -> Result<Done, C
     drop(reporter);
     // Every refresh that started leaves its report, as the function's do; a report that cannot be written is
     // told, and the refresh's outcome stands.
-    let report = match refresh::write_report(&ctx.s3, &ctx.bucket, rule, now, &result).await {
+    let report = match refresh::write_report(&ctx.s3, &ctx.bucket, rule, now, Some(&key), &result).await {
         Ok(key) => Some(key),
         Err(e) => {
             eprintln!("warning: the refresh report was not written: {e}");

@@ -495,11 +495,16 @@ async fn the_deployed_refresh_reads_its_rule_server_and_secrets_and_reports_as_t
         .await
         .unwrap();
     let reports: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
-    assert_eq!(reports.len(), 1, "one report of the started refresh ({out:?}):\n{log}");
-    let body = s3.get_object().bucket(&bucket).key(reports[0]).send().await.unwrap();
+    assert_eq!(
+        reports.len(),
+        2,
+        "one report (JSON and Markdown) of the started refresh ({out:?}):\n{log}"
+    );
+    let json_key = reports.iter().find(|k| k.ends_with(".json")).unwrap();
+    let body = s3.get_object().bucket(&bucket).key(*json_key).send().await.unwrap();
     let report: serde_json::Value = serde_json::from_slice(&body.body.collect().await.unwrap().into_bytes()).unwrap();
-    assert_eq!(report["export"], key.as_str(), "the rule's newest export: {report}");
-    assert_eq!(report["into"]["instance"], "staging-db");
+    assert_eq!(report["export_key"], key.as_str(), "the rule's newest export: {report}");
+    assert_eq!(report["into_instance"], "staging-db");
     assert_eq!(
         report["outcome"],
         if out.is_ok() { "refreshed" } else { "failed" },

@@ -144,7 +144,7 @@ impl World {
             now,
         })
         .await;
-        let key = refresh::write_report(&self.s3, BUCKET, rule, now, &result)
+        let key = refresh::write_report(&self.s3, BUCKET, rule, now, None, &result)
             .await
             .unwrap();
         let report = self.json(&key).await;

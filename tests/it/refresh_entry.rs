@@ -170,18 +170,25 @@ async fn a_console_refresh_derives_its_server_login_and_key_and_reports_what_hap
     let reports = keys(&config, "refresh/staging/").await;
     assert_eq!(
         reports.len(),
-        1,
-        "one report for the started refresh: {reports:?} ({err})"
+        2,
+        "one report (JSON and Markdown) for the started refresh: {reports:?} ({err})"
     );
-    let report = object(&config, &reports[0]).await;
+    let json_key = reports.iter().find(|k| k.ends_with(".json")).unwrap();
+    let report = object(&config, json_key).await;
     assert_eq!(report["outcome"], "failed", "{report}");
     assert_eq!(
-        report["export"],
+        report["export_key"],
         full.as_str(),
         "the newest export of the rule's profile: {report}"
     );
-    assert_eq!(report["into"], json!({"instance": "staging-db", "database": "app"}));
-    assert_eq!(report["error"], err.as_str(), "the report says why it failed");
+    assert_eq!(
+        (&report["into_instance"], &report["into_database"]),
+        (&json!("staging-db"), &json!("app"))
+    );
+    assert!(
+        err.contains(report["error"].as_str().unwrap()),
+        "the report says why it failed: {report} ({err})"
+    );
 
     // A named export of the rule's source and profile is used; another profile's is refused before it starts.
     let e = refresh(
@@ -193,7 +200,7 @@ async fn a_console_refresh_derives_its_server_login_and_key_and_reports_what_hap
     assert!(e.contains("is of profile `users`, not the refresh's `full`"), "{e}");
     assert_eq!(
         keys(&config, "refresh/staging/").await.len(),
-        1,
+        2,
         "a refused refresh writes no report"
     );
 
@@ -226,7 +233,7 @@ async fn a_console_refresh_derives_its_server_login_and_key_and_reports_what_hap
         .unwrap_err();
         assert!(e.contains(expected), "{e}");
     }
-    assert_eq!(keys(&config, "refresh/staging/").await.len(), 1);
+    assert_eq!(keys(&config, "refresh/staging/").await.len(), 2);
 
     // The state machine's function never runs a refresh.
     let e = refresh(
@@ -265,8 +272,8 @@ async fn the_tick_runs_a_due_refresh_once_per_due_time() {
     assert_eq!(out["refreshes"][0]["skipped"], "already claimed", "{out}");
     assert_eq!(
         keys(&config, "refresh/staging/").await.len(),
-        2,
-        "one report and one claim"
+        3,
+        "one report (JSON and Markdown) and one claim"
     );
 
     // Sunday: nothing is due.

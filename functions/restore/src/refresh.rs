@@ -178,7 +178,7 @@ async fn refresh_one(
         now,
     })
     .await;
-    let report = write_report(deps, rule, now, &result).await;
+    let report = write_report(deps, rule, now, &key, &result).await;
     let done = result?;
     tracing::info!(plan = plan_name, refresh = %rule.name, database = %done.database, swapped = done.swapped,
                    "refreshed");
@@ -221,9 +221,10 @@ async fn write_report(
     deps: &Deps,
     rule: &RefreshRule,
     now: DateTime<Utc>,
+    export_key: &str,
     result: &Result<Refreshed, RefreshError>,
 ) -> Option<String> {
-    match refresh::write_report(&deps.s3, &deps.settings.bucket, rule, now, result).await {
+    match refresh::write_report(&deps.s3, &deps.settings.bucket, rule, now, Some(export_key), result).await {
         Ok(key) => {
             tracing::info!(refresh = %rule.name, report = %key, "refresh report written");
             Some(key)

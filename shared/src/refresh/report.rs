@@ -71,7 +71,12 @@ struct Table {
     restored_rows: i64,
 }
 
-fn build<'a>(rule: &'a RefreshRule, now: DateTime<Utc>, result: &'a Result<Refreshed, RefreshError>) -> Report<'a> {
+fn build<'a>(
+    rule: &'a RefreshRule,
+    now: DateTime<Utc>,
+    chosen: Option<&'a str>,
+    result: &'a Result<Refreshed, RefreshError>,
+) -> Report<'a> {
     let ok = result.as_ref().ok();
     let err = result.as_ref().err();
     Report {
@@ -86,7 +91,7 @@ fn build<'a>(rule: &'a RefreshRule, now: DateTime<Utc>, result: &'a Result<Refre
         outcome: if ok.is_some() { "refreshed" } else { "failed" },
         failed_check: err.map(RefreshError::check),
         error: err.map(ToString::to_string),
-        export_key: ok.map(|r| r.export_key.as_str()),
+        export_key: ok.map(|r| r.export_key.as_str()).or(chosen),
         export_logical_time: ok.map(|r| r.export_logical_time),
         new_database: naming::new_database(&rule.into.database, now),
         new_database_fate: err.map(RefreshError::fate),
@@ -126,15 +131,21 @@ fn build<'a>(rule: &'a RefreshRule, now: DateTime<Utc>, result: &'a Result<Refre
 pub fn report_json(
     rule: &RefreshRule,
     now: DateTime<Utc>,
+    chosen: Option<&str>,
     result: &Result<Refreshed, RefreshError>,
 ) -> serde_json::Value {
     // Plain strings, numbers and maps with string keys: serialising cannot fail.
-    serde_json::to_value(build(rule, now, result)).unwrap_or_default()
+    serde_json::to_value(build(rule, now, chosen, result)).unwrap_or_default()
 }
 
 /// The report as Markdown, for people.
-pub fn report_markdown(rule: &RefreshRule, now: DateTime<Utc>, result: &Result<Refreshed, RefreshError>) -> String {
-    let r = build(rule, now, result);
+pub fn report_markdown(
+    rule: &RefreshRule,
+    now: DateTime<Utc>,
+    chosen: Option<&str>,
+    result: &Result<Refreshed, RefreshError>,
+) -> String {
+    let r = build(rule, now, chosen, result);
     let mut out = String::new();
     let verdict = match result {
         Ok(_) => "refreshed",
@@ -244,20 +255,22 @@ fn cell(text: &str) -> String {
 }
 
 /// Writes the report, JSON and Markdown side by side, never over another report (a key taken moves to the next
-/// `<n>-<stamp>`); answers the JSON's key.
+/// `<n>-<stamp>`); answers the JSON's key. `chosen` is the export the caller chose, so that a refresh that failed
+/// still names what it restored from.
 pub async fn write_report(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
     rule: &RefreshRule,
     now: DateTime<Utc>,
+    chosen: Option<&str>,
     result: &Result<Refreshed, RefreshError>,
 ) -> Result<String, Error> {
-    let json = serde_json::to_vec_pretty(&report_json(rule, now, result)).map_err(|e| Error::Aws {
+    let json = serde_json::to_vec_pretty(&report_json(rule, now, chosen, result)).map_err(|e| Error::Aws {
         operation: "PutObject",
         code: None,
         message: format!("serialising the refresh report: {e}"),
     })?;
-    let markdown = report_markdown(rule, now, result).into_bytes();
+    let markdown = report_markdown(rule, now, chosen, result).into_bytes();
     for retry in 0..=KEY_RETRIES {
         let base = refresh_report_base(&rule.name, now, retry);
         let key = format!("{base}{REPORT_SUFFIX}");
@@ -346,7 +359,7 @@ mod tests {
     #[test]
     fn a_refresh_reports_what_was_masked_how_and_its_checks_never_a_constant_or_expression() {
         let result = Ok(refreshed());
-        let json = report_json(&rule(), now(), &result);
+        let json = report_json(&rule(), now(), None, &result);
         assert_eq!(json["outcome"], "refreshed");
         assert_eq!(json["database"], "app");
         assert_eq!(json["swapped"], true);
@@ -356,7 +369,7 @@ mod tests {
         assert_eq!(json["masked"][0]["columns"][0]["source_values_in_output"], 0);
         assert_eq!(json["tables"][0]["table"], "public.users");
         assert_eq!(json["checks"][0]["name"], "no-source-values");
-        let markdown = report_markdown(&rule(), now(), &result);
+        let markdown = report_markdown(&rule(), now(), None, &result);
         assert!(
             markdown.contains("| public.users | 3 | email | fake:email | 3 | 0 |"),
             "{markdown}"
@@ -380,13 +393,13 @@ mod tests {
             detail: "left NOT VALID: sessions_user_email_fkey on sessions".into(),
             database: "app_20261207040506".into(),
         });
-        let json = report_json(&rule(), now(), &result);
+        let json = report_json(&rule(), now(), None, &result);
         assert_eq!(json["outcome"], "failed");
         assert_eq!(json["failed_check"], "constraints");
         assert_eq!(json["new_database"], "app_20261207040506");
         assert_eq!(json["new_database_fate"], "dropped, or never created");
         assert!(json["error"].as_str().unwrap().contains("sessions_user_email_fkey"));
-        let markdown = report_markdown(&rule(), now(), &result);
+        let markdown = report_markdown(&rule(), now(), None, &result);
         assert!(
             markdown.contains("FAILED") && markdown.contains("- Failed check: `constraints`"),
             "{markdown}"
@@ -396,7 +409,7 @@ mod tests {
             database: "app".into(),
             kept: "app_20261207040506".into(),
         });
-        let json = report_json(&rule(), now(), &kept);
+        let json = report_json(&rule(), now(), None, &kept);
         assert_eq!(json["failed_check"], "swap");
         assert_eq!(json["new_database_fate"], "kept under its own name");
         assert!(json["error"]

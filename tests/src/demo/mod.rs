@@ -629,6 +629,61 @@ async fn recover(w: &World, f: &Functions) {
     println!("  with its primary key and indexes ({keys} on the table), not only its rows");
 }
 
+/// Staging refreshed from production's newest export with personal data masked in the stream: the console's
+/// `refresh` (the rule read from the plan, the staging server's own login, the stack's masking key), then a masked
+/// row printed beside its source.
+async fn staging_refresh(w: &World, f: &Functions) {
+    heading(
+        "Staging refreshed from the newest verified export, masked on the way (events/restore/console-refresh.json)",
+    );
+    let mut event = sample("events/restore/console-refresh.json");
+    event["plan"] = json!("production");
+    event["refresh"] = json!("staging-app");
+    println!("  lifeboat refresh production staging-app, here as the console's refresh");
+    let out = f
+        .by_hand(w, "RestoreFunction", &event)
+        .unwrap_or_else(|e| panic!("refresh failed: {e}"));
+    println!(
+        "  {} from {} into {} on app-staging (swapped in: {})",
+        out["refresh"].as_str().unwrap_or("?"),
+        out["export"].as_str().unwrap_or("?"),
+        out["database"].as_str().unwrap_or("?"),
+        out["swapped"]
+    );
+    for check in out["checks"].as_array().into_iter().flatten() {
+        println!(
+            "  check {:<18} {}",
+            check["name"].as_str().unwrap_or("?"),
+            check["detail"].as_str().unwrap_or("")
+        );
+    }
+    let row = "select email || ' | ' || name from users where id = 1";
+    let source = w.pg.psql("app", row).unwrap();
+    let masked = w.pg.psql("app_staging", row).unwrap();
+    println!("  users row 1 in production: {source}");
+    println!("  users row 1 in staging:    {masked}");
+    println!(
+        "  report: s3://{}/{}",
+        w.bucket,
+        out["report"].as_str().unwrap_or("(not written)")
+    );
+    assert_eq!(out["swapped"], true, "the refresh swaps staging in: {out}");
+    assert_ne!(source, masked, "staging's users row is masked");
+    let leaked =
+        w.pg.psql(
+            "app_staging",
+            "select count(*) from users where email like 'user%@example.com' or name like 'User %'",
+        )
+        .unwrap();
+    assert_eq!(leaked, "0", "no production email or name reached staging");
+    let counts = "select (select count(*) from users) || '/' || (select count(*) from messages)";
+    assert_eq!(
+        w.pg.psql("app_staging", counts).unwrap(),
+        w.pg.psql("app", counts).unwrap(),
+        "staging has production's rows, masked"
+    );
+}
+
 /// What the fleet holds at the end: snapshots per region, the metrics published.
 async fn holdings(w: &World, f: &Functions) {
     heading("What the fleet holds now");
@@ -704,6 +759,7 @@ pub async fn run(w: &World, f: &Functions) -> Verdicts {
         .to_owned();
     notification(w, f, &alarm);
     recover(w, f).await;
+    staging_refresh(w, f).await;
     content_watch(w, f).await;
     holdings(w, f).await;
     Verdicts::read(&view, &evidence, tests)

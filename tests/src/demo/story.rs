@@ -81,7 +81,22 @@ impl Story {
                         "critical": {"schedule": six_hourly, "include": CRITICAL_TABLES, "keep_days": 7}
                     },
                     "restore_tests": test,
-                    "rotation": {"every_days": 30}
+                    "rotation": {"every_days": 30},
+                    // Staging's copy of app: production's newest export, personal data masked on the way, swapped
+                    // in once proven. Run by hand in the demo (no schedule).
+                    "refresh": [{
+                        "name": "staging-app", "from": "app-prod", "export": "full",
+                        "into": {"instance": "app-staging", "database": "app_staging"}, "swap": true,
+                        "masking": {
+                            "strict": ["public.users"],
+                            "tables": {
+                                "public.users": {"id": "keep", "email": "fake:email", "name": "fake:name",
+                                                 "created_at": "keep"},
+                                "public.messages": {"body": "fake:text"},
+                                "public.sessions": {"user_agent": "redact"}
+                            }
+                        }
+                    }]
                 },
                 "staging": {
                     "databases": STAGING,
