@@ -97,7 +97,8 @@ pub fn masking(checked: &Checked, masked: &Masked, tables: &[RestoredTable]) -> 
             name: LEAK.to_owned(),
             detail: format!(
                 "{} masked columns, {values} values masked, none equal to a value of the source",
-                columns.len()
+                // The masking lists a masked table's kept columns too (as `keep`): they are not masked.
+                columns.iter().filter(|(_, c)| c.rule != "keep").count()
             ),
         },
     ])
@@ -206,12 +207,20 @@ mod tests {
             tables: vec![MaskedTable {
                 table: "public.users".into(),
                 rows,
-                columns: vec![MaskedColumn {
-                    column: "email".into(),
-                    rule: "hash".into(),
-                    values: rows,
-                    source_values_in_output: leaked,
-                }],
+                columns: vec![
+                    MaskedColumn {
+                        column: "id".into(),
+                        rule: "keep".into(),
+                        values: 0,
+                        source_values_in_output: 0,
+                    },
+                    MaskedColumn {
+                        column: "email".into(),
+                        rule: "hash".into(),
+                        values: rows,
+                        source_values_in_output: leaked,
+                    },
+                ],
             }],
         }
     }
