@@ -3,8 +3,8 @@
 //! `users.email`; messages of free text), and the refresh restores it into a new database on the same server,
 //! which stands in for the staging server (its maintenance database is `postgres`).
 //!
-//! Tests that mask (not just keep) need the masking engine (`shared/src/mask/`); the others run with an empty
-//! masking, which the engine passes through unchanged.
+//! Tests of the orchestration (swap, cleanup, reports) run with an empty masking, which the masking passes through
+//! unchanged; the tests after them mask.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -602,7 +602,7 @@ async fn sql_expressions_are_evaluated_read_only_in_row_order_and_their_errors_q
     );
 }
 
-// The masking engine's tests from here on: each fails with "not built yet" until shared/src/mask/ is merged.
+// With a masking from here on: the refresh's promises about masked data.
 
 #[tokio::test]
 async fn a_masking_naming_a_missing_table_or_column_is_refused_with_nothing_created() {

@@ -6,7 +6,7 @@
 //! "refresh": [{
 //!   "name": "staging", "from": "app-prod", "export": "full",
 //!   "into": {"instance": "staging-db", "database": "app"},
-//!   "schedule": "cron(0 4 ? * MON-FRI *)", "swap": true,
+//!   "schedule": "0 4 * * MON-FRI", "swap": true,
 //!   "masking": {
 //!     "strict": ["public.users"],
 //!     "tables": {
