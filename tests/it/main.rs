@@ -16,6 +16,7 @@ mod events;
 mod evidence;
 mod evidence_browser;
 mod export;
+mod faults;
 mod harness;
 mod hold;
 mod hygiene;

@@ -10,6 +10,7 @@
 pub mod asl;
 pub mod bench;
 pub mod demo;
+pub mod faults;
 pub mod fleet;
 pub mod history;
 pub mod lambda;

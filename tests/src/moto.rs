@@ -18,6 +18,12 @@ pub const MOTO_SERVER_VAR: &str = "LIFEBOAT_MOTO_SERVER";
 const INSTALL_HINT: &str = "install it with `make test` (which creates .venv with the pinned tools), or by hand: \
      `python3 -m venv .venv && .venv/bin/pip install -r tests/requirements.txt`";
 
+/// The interpreter of moto's own virtualenv, beside its `moto_server` script (which runs the emulator's other
+/// Python pieces too: `tests/src/faults.rs`).
+pub fn python() -> PathBuf {
+    executable().with_file_name("python3")
+}
+
 fn executable() -> PathBuf {
     if let Ok(path) = std::env::var(MOTO_SERVER_VAR) {
         return PathBuf::from(path);
