@@ -86,6 +86,8 @@ S3_SHAPES = {
     ("DELETE", False, None): "DeleteBucket",
     ("GET", False, None): "ListObjects",
 }
+# The subresources looked for, `uploadId` first: a part's URL carries `partNumber` too.
+S3_SHAPES_SUBS = sorted({sub for (_, _, sub) in S3_SHAPES if sub}, key=lambda s: s != "uploadId")
 
 
 def service_of(headers):
@@ -116,8 +118,6 @@ def s3_operation(method, path, query):
             return name
     return None
 
-
-S3_SHAPES_SUBS = sorted({sub for (_, _, sub) in S3_SHAPES if sub}, key=lambda s: s != "uploadId")
 
 
 KINDS = {"throttle", "error500", "error503", "reset", "lost", "slow"}
@@ -263,12 +263,17 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             for name, value in answer.getheaders():
                 if name.lower() not in HOP_BY_HOP and name.lower() != "content-length":
                     self.send_header(name, value)
-            if length is None or self.command == "HEAD":
-                payload = answer.read()
-                self.send_header("Content-Length", length if self.command == "HEAD" and length else str(len(payload)))
+            if self.command == "HEAD":
+                # The length of what a GET would return (HeadObject's object size), with no body.
+                if length is not None:
+                    self.send_header("Content-Length", length)
                 self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(payload)
+                return
+            if length is None:
+                payload = answer.read()
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
                 return
             self.send_header("Content-Length", length)
             self.end_headers()
