@@ -376,7 +376,7 @@ fn feed(
     });
     let mut stdin = child.stdin.take().ok_or(ArchiveError::NoStdin)?;
     let pumped = match &sink.rewrite {
-        None => pump(&mut plain, &mut stdin, counters),
+        None => pump_until(&mut plain, &mut stdin, counters, !sink.tables.is_empty()),
         Some(rewriter) => rewrite_into(&mut plain, &mut stdin, counters, rewriter),
     };
     let decrypted_at = start.elapsed();
@@ -506,9 +506,22 @@ impl Read for Hashed<'_> {
 /// Copies the plaintext into pg_restore, hashing and counting it. A read error is the decoders' (age reports a
 /// changed or cut ciphertext as one, zstd a corrupt frame); a write error means pg_restore stopped reading.
 fn pump(plain: &mut dyn Read, stdin: &mut dyn Write, counters: &Counters) -> Result<(u64, String), ArchiveError> {
+    pump_until(plain, stdin, counters, false)
+}
+
+/// [`pump`], where pg_restore may stop reading before the end: with a `-L` list it exits once its last chosen
+/// entry is restored, and the writes after that meet a closed pipe. Then the rest is still read and hashed (the
+/// checksum covers the whole archive), and whether stopping was right is pg_restore's exit status to say.
+fn pump_until(
+    plain: &mut dyn Read,
+    stdin: &mut dyn Write,
+    counters: &Counters,
+    may_stop_early: bool,
+) -> Result<(u64, String), ArchiveError> {
     let mut buf = vec![0u8; BUFFER];
     let mut hash = Sha256::new();
     let mut total = 0u64;
+    let mut writing = true;
     loop {
         let n = match plain.read(&mut buf) {
             Ok(0) => return Ok((total, hex(&hash.finalize()))),
@@ -519,6 +532,55 @@ fn pump(plain: &mut dyn Read, stdin: &mut dyn Write, counters: &Counters) -> Res
         hash.update(&buf[..n]);
         total += n as u64;
         counters.plain.store(total, Ordering::Relaxed);
-        stdin.write_all(&buf[..n]).map_err(ArchiveError::Stopped)?;
+        if !writing {
+            continue;
+        }
+        match stdin.write_all(&buf[..n]) {
+            Ok(()) => {}
+            Err(e) if may_stop_early && e.kind() == std::io::ErrorKind::BrokenPipe => writing = false,
+            Err(e) => return Err(ArchiveError::Stopped(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A pg_restore that reads `room` bytes and exits: writes after that meet a closed pipe.
+    struct Closes {
+        room: usize,
+    }
+
+    impl Write for Closes {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.room == 0 {
+                return Err(std::io::ErrorKind::BrokenPipe.into());
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_chosen_restore_that_stops_reading_still_hashes_the_whole_archive() {
+        let archive: Vec<u8> = (0..3 * BUFFER).map(|i| (i % 251) as u8).collect();
+        let whole = hex(&Sha256::digest(&archive));
+        let (bytes, sha) = pump_until(
+            &mut &archive[..],
+            &mut Closes { room: 1000 },
+            &Counters::default(),
+            true,
+        )
+        .unwrap();
+        assert_eq!((bytes, sha), (archive.len() as u64, whole));
+        // Where the whole archive must go in, a closed pipe is pg_restore's failure.
+        let e = pump(&mut &archive[..], &mut Closes { room: 1000 }, &Counters::default()).unwrap_err();
+        assert!(matches!(e, ArchiveError::Stopped(_)), "{e}");
     }
 }
