@@ -9,6 +9,7 @@
 
 pub mod asl;
 pub mod bench;
+pub mod chaos;
 pub mod demo;
 pub mod faults;
 pub mod fleet;
