@@ -53,12 +53,15 @@ pub struct Violation {
     pub what: String,
 }
 
-/// A run that failed: the function (the stack's logical id), the tick's time, and what it answered.
+/// A run that failed: the function (the stack's logical id), the tick's time, what it answered, the database or
+/// cache it was about where known, and the restore-test execution's ARN when it was a failed restore test.
 #[derive(Debug, Clone)]
 pub struct RunFailure {
     pub function: String,
     pub at: DateTime<Utc>,
     pub error: String,
+    pub resource: Option<String>,
+    pub execution: Option<String>,
 }
 
 /// What the harness has seen so far, beyond what the cloud shows now: filled by [`check`] and the runner.
