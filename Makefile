@@ -10,7 +10,7 @@ APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 # Two cores: keep parallel test servers and builds to that size.
 TEST_THREADS ?= 2
 
-.PHONY: all test demo package deploy setup tools postgres redis chromium rust lint fmt clippy cfn-lint unit bench bench-export bench-restore bench-refresh bench-rotate bench-plan bench-cold-start clean rds-ca asl checkov cloudsplaining deny deps book
+.PHONY: all test demo chaos package deploy setup tools postgres redis chromium rust lint fmt clippy cfn-lint unit bench bench-export bench-restore bench-refresh bench-rotate bench-plan bench-cold-start clean rds-ca asl checkov cloudsplaining deny deps book
 
 all: test
 
@@ -29,6 +29,17 @@ test: setup lint
 demo: setup
 	cargo build --locked --workspace --all-targets
 	"$${CARGO_TARGET_DIR:-target}/debug/demo"
+
+## make chaos: a month of the deployed stack's schedules under AWS and data-side faults, invariants checked after
+## every day; prints the figures and fails on any violation or when the bound stops it early (docs: guide/chaos.md).
+## DAYS (30), SEED (1), BOUND_MINUTES (12) and AWS_FAULT_PERCENT (1) replay, shorten or harden a run.
+DAYS ?= 30
+SEED ?= 1
+BOUND_MINUTES ?= 12
+AWS_FAULT_PERCENT ?= 1
+chaos: setup
+	cargo build --locked --workspace --all-targets
+	"$${CARGO_TARGET_DIR:-target}/debug/chaos" --days $(DAYS) --seed $(SEED) --bound-minutes $(BOUND_MINUTES) --aws-fault-percent $(AWS_FAULT_PERCENT)
 
 setup: rust tools postgres redis chromium
 

@@ -37,12 +37,17 @@ when moto gives its length.
 Every request, faulted or not, is appended to the requests file in the same shape (`kind` null when it passed):
 what a test reads to know which calls a function made, and how many.
 
+The rules file is read again whenever it changes (its modification time and size), so a run can change its
+faults between steps without restarting the proxy, whose port the functions were given once. The PRNGs and
+counts carry on across such a change: a seed replays a whole run, rule changes included.
+
 Usage: python faults.py UPSTREAM_PORT LISTEN_PORT SEED RULES_FILE LOG_FILE REQUESTS_FILE
 """
 
 import http.client
 import http.server
 import json
+import os
 import random
 import socket
 import struct
@@ -126,19 +131,37 @@ KINDS = {"throttle", "error500", "error503", "reset", "lost", "slow"}
 class Faults:
     """The rules, one PRNG per call, and the log: shared by every connection's thread."""
 
-    def __init__(self, seed, rules, log_path, requests_path):
+    def __init__(self, seed, rules_path, log_path, requests_path):
         self.seed = seed
-        self.rules = rules
+        self.rules_path = rules_path
+        self.rules_stamp = None
+        self.rules = []
+        self.reload()
         self.log_path = log_path
         self.requests_path = requests_path
         self.lock = threading.Lock()
         self.prngs = {}
         self.counts = {}
 
+    def reload(self):
+        """Reads the rules file again if it changed since it was last read; a bad file ends the proxy loudly."""
+        st = os.stat(self.rules_path)
+        stamp = (st.st_mtime_ns, st.st_size)
+        if stamp == self.rules_stamp:
+            return
+        with open(self.rules_path) as f:
+            rules = json.load(f)
+        for r in rules:
+            if r.get("kind") not in KINDS or not 0 <= float(r.get("rate", -1)) <= 1:
+                sys.stderr.write(f"faults.py: a rule needs a kind among {sorted(KINDS)} and a rate in 0..1: {r}\n")
+                os._exit(2)
+        self.rules, self.rules_stamp = rules, stamp
+
     def decide(self, service, operation):
         """The rule whose fault this request gets (or None), and the request's index among its call's."""
         key = (service, operation)
         with self.lock:
+            self.reload()
             if key not in self.prngs:
                 self.prngs[key] = random.Random(f"{self.seed}/{service}/{operation}")
                 self.counts[key] = 0
@@ -296,11 +319,7 @@ class Server(http.server.ThreadingHTTPServer):
 if __name__ == "__main__":
     UPSTREAM_PORT = int(sys.argv[1])
     listen_port = int(sys.argv[2])
-    with open(sys.argv[4]) as f:
-        FAULTS = Faults(int(sys.argv[3]), json.load(f), sys.argv[5], sys.argv[6])
-    for r in FAULTS.rules:
-        if r.get("kind") not in KINDS or not 0 <= float(r.get("rate", -1)) <= 1:
-            sys.exit(f"faults.py: a rule needs a kind among {sorted(KINDS)} and a rate in 0..1: {r}")
+    FAULTS = Faults(int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6])
     open(sys.argv[5], "a").close()
     open(sys.argv[6], "a").close()
     server = Server(("127.0.0.1", listen_port), Proxy)

@@ -352,3 +352,29 @@ async fn an_export_tick_under_throttling_converges_to_the_tick_without_faults() 
     let gets = |seen: &[Seen]| seen.iter().filter(|s| s.operation == "GetObject").count();
     assert_eq!(gets(&seen), gets(&calm_seen) + injected.len(), "{seen:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_rules_take_effect_from_the_next_request_without_a_restart() {
+    let moto = Moto::start();
+    let faults = Faults::start(&moto, &Rules::seed(3));
+    let s3 = aws_sdk_s3::Client::new(&once(&faults));
+    for _ in 0..5 {
+        s3.list_buckets().send().await.expect("no rule: every call passes");
+    }
+    faults.set_rules(&Rules::seed(3).on("s3", "ListBuckets", Kind::Error503, 1.0));
+    let err = s3.list_buckets().send().await.expect_err("the new rule fails every call");
+    assert_eq!(err.code(), Some("ServiceUnavailable"), "{err:?}");
+    faults.set_rules(&Rules::seed(3));
+    s3.list_buckets().send().await.expect("the rule taken away: calls pass again");
+    let injected = faults.injected();
+    assert_eq!(
+        injected,
+        vec![Injected {
+            service: "s3".into(),
+            operation: "ListBuckets".into(),
+            n: 5,
+            kind: Kind::Error503
+        }],
+        "one fault, on the sixth call: the draws carried on across the change"
+    );
+}

@@ -22,7 +22,7 @@ use crate::moto::Moto;
 const SCRIPT: &str = "tests/emulator/faults.py";
 
 /// What a rule injects (the proxy's docstring says how each reaches the SDK).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// The service's own throttling error: `ThrottlingException`, `Throttling` or S3's `SlowDown`.
@@ -113,6 +113,8 @@ pub struct Faults {
     log: PathBuf,
     requests: PathBuf,
     stderr: PathBuf,
+    rules_file: PathBuf,
+    seed: u64,
     _dir: TempDir,
 }
 
@@ -121,7 +123,7 @@ impl Faults {
     pub fn start(moto: &Moto, rules: &Rules) -> Self {
         let dir = tempfile::tempdir().expect("temp dir for the fault proxy");
         let rules_file = dir.path().join("rules.json");
-        std::fs::write(&rules_file, serde_json::to_vec(&rules.rules).expect("rules as JSON")).expect("rules file");
+        write_rules(&rules_file, rules);
         let (log, stderr) = (dir.path().join("injected.jsonl"), dir.path().join("proxy.log"));
         let requests = dir.path().join("requests.jsonl");
         let port = crate::free_port();
@@ -141,6 +143,8 @@ impl Faults {
             log,
             requests,
             stderr,
+            rules_file,
+            seed: rules.seed,
             _dir: dir,
         };
         faults.wait_ready(port);
@@ -167,6 +171,13 @@ impl Faults {
         );
     }
 
+    /// Replaces the rules from the next request on (the proxy reads its rules file again when it changes). The
+    /// seed is the one the proxy started with: its draws carry on, so a seed still replays the whole run.
+    pub fn set_rules(&self, rules: &Rules) {
+        assert_eq!(rules.seed, self.seed, "the proxy draws from the seed it started with");
+        write_rules(&self.rules_file, rules);
+    }
+
     /// The proxy's own output (a Python traceback, if it failed).
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
@@ -187,6 +198,13 @@ impl Faults {
     pub fn requests(&self) -> Vec<Seen> {
         read_lines(&self.requests)
     }
+}
+
+/// Writes the rules file whole (a new file renamed over the old one), so the proxy never reads half of it.
+fn write_rules(path: &std::path::Path, rules: &Rules) {
+    let next = path.with_extension("json.next");
+    std::fs::write(&next, serde_json::to_vec(&rules.rules).expect("rules as JSON")).expect("rules file");
+    std::fs::rename(&next, path).expect("rules file");
 }
 
 fn read_lines<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Vec<T> {

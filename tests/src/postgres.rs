@@ -225,6 +225,16 @@ impl Postgres {
         out
     }
 
+    /// Restarts the server as an instance reboot does: every session is ended (fast shutdown), then it starts
+    /// again with the same options, on the same port, and answers before this returns.
+    pub fn restart(&self) {
+        let log = self.dir.path().join("postgres.log");
+        self.run(
+            "pg_ctl",
+            &["-D", path_str(&self.data), "-l", path_str(&log), "-m", "fast", "-w", "-t", "60", "restart"],
+        );
+    }
+
     /// A libpq connection string for the superuser (password included: test-only).
     pub fn url(&self, dbname: &str) -> String {
         format!(

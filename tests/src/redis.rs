@@ -147,6 +147,13 @@ impl Redis {
         reply
     }
 
+    /// Stops the server's process (SIGSTOP) until the guard is dropped (SIGCONT): a server gone without a word,
+    /// whose connections are accepted by the kernel and never answered.
+    pub fn freeze(&self) -> Frozen {
+        signal(self.child.id(), "-STOP");
+        Frozen(self.child.id())
+    }
+
     /// `SAVE`s and returns the path of the RDB file the server wrote.
     pub fn save(&self) -> PathBuf {
         assert_eq!(self.cli(0, &["SAVE"]), "OK");
@@ -160,6 +167,24 @@ impl Redis {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// A frozen server ([`Redis::freeze`]); it answers again when this is dropped.
+#[derive(Debug)]
+pub struct Frozen(u32);
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        signal(self.0, "-CONT");
+    }
+}
+
+fn signal(pid: u32, which: &str) {
+    let status = Command::new("kill").arg(which).arg(pid.to_string()).status();
+    assert!(
+        status.is_ok_and(|s| s.success()),
+        "kill {which} {pid} (redis-server) failed"
+    );
 }
 
 impl Drop for Redis {

@@ -610,6 +610,12 @@ pub struct Deployed {
 impl Deployed {
     /// Starts every function of `stack` against `moto`; their output goes to `<log_dir>/<function name>.log`.
     pub fn start(stack: &Stack, moto: &Moto, local: &Local, log_dir: &Path) -> Self {
+        Self::start_at(stack, &moto.endpoint, local, log_dir)
+    }
+
+    /// As [`Deployed::start`], the functions reaching AWS at `endpoint`: moto's own, or a fault proxy in front of it
+    /// (`crate::faults`).
+    pub fn start_at(stack: &Stack, endpoint: &str, local: &Local, log_dir: &Path) -> Self {
         std::fs::create_dir_all(log_dir).unwrap_or_else(|e| panic!("creating {}: {e}", log_dir.display()));
         let names: Vec<String> = stack.functions().into_iter().map(|f| f.name).collect();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -626,7 +632,7 @@ impl Deployed {
             let mut env: Vec<(String, String)> = f.env.clone().into_iter().collect();
             env.extend(f.logging.iter().cloned());
             env.extend([
-                ("AWS_ENDPOINT_URL".to_owned(), moto.endpoint.clone()),
+                ("AWS_ENDPOINT_URL".to_owned(), endpoint.to_owned()),
                 ("AWS_REGION".to_owned(), stack.region.clone()),
                 ("AWS_DEFAULT_REGION".to_owned(), stack.region.clone()),
                 ("AWS_ACCESS_KEY_ID".to_owned(), f.role_name.clone()),

@@ -24,7 +24,8 @@ use serde_json::{json, Value};
 
 const REGION: &str = "us-east-1";
 const STACK: &str = "lifeboat";
-const PLANS: &str = "lifeboat-plans";
+/// The plan bucket the stack reads its plan document from.
+pub const PLANS: &str = "lifeboat-plans";
 const DB: &str = "app-db";
 const CACHE: &str = "app-cache";
 /// The master user of the instance moto made (`crate::plans::instance`), which a restored copy keeps: a
@@ -36,7 +37,7 @@ const MASTER_USER: &str = "x";
 /// tick), restore tests of the newest snapshot of each at 03:00, rotation every 30 days. And one cache restore test
 /// at 01:30, before the day's RDB copy exists: it fails for want of key counts to compare with, as it would in AWS
 /// (the story's honest failed execution, which notify's rule for failed restore tests must match).
-fn plan() -> Value {
+pub fn plan() -> Value {
     json!({"format": 1, "plans": {"app": {
         "databases": [DB],
         "caches": [CACHE],

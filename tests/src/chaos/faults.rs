@@ -1,0 +1,118 @@
+//! The faults of a chaos run: the AWS faults every request may draw (the proxy's rules), and the one fault on the
+//! data side a day may get, each injected mid-operation by a watcher that waits for the operation to be under way.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::faults::{Kind, Rules};
+use crate::postgres::Postgres;
+
+/// The AWS faults every request of every run may draw, at these rates: rare enough that the SDK's retries (eight
+/// attempts, adaptive) carry almost every call through, common enough that a month meets each kind many times.
+/// `percent` is the share of requests that draw a fault, split: throttling 2/7, the rest 1/7 each.
+pub fn background(seed: u64, percent: f64) -> Rules {
+    // Why not more: Lifeboat's clients retry adaptively, and one throttling answer paces a warm function's every
+    // later call; at a few percent a month's run spends most of its time in back-off.
+    let unit = percent / 100.0 / 7.0;
+    Rules::seed(seed)
+        .on("*", "*", Kind::Throttle, 2.0 * unit)
+        .on("*", "*", Kind::Error500, unit)
+        .on("*", "*", Kind::Error503, unit)
+        .on("*", "*", Kind::Reset, unit)
+        .on("*", "*", Kind::Lost, unit)
+        .slow("*", "*", unit, Duration::from_millis(400))
+}
+
+/// A fault on the data side, or a burst of one AWS operation failing, injected into one run of a day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DataFault {
+    /// The export's `pg_dump` connection terminated while it dumps (the 02:00 export tick's first attempt).
+    PgDumpKilled,
+    /// Every `UploadPart` of the export's upload answered with a 500, past the SDK's retries (the 02:00 export
+    /// tick's first attempt).
+    UploadPartFails,
+    /// The PostgreSQL server restarted while the database's restore test restores its scratch copy.
+    PgRestartInTest,
+    /// The Redis server frozen (no answer) while the cache's restore test counts its keys.
+    RedisGoneInCheck,
+}
+
+impl DataFault {
+    pub const ALL: [DataFault; 4] = [
+        DataFault::PgDumpKilled,
+        DataFault::UploadPartFails,
+        DataFault::PgRestartInTest,
+        DataFault::RedisGoneInCheck,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DataFault::PgDumpKilled => "pg_dump's connection killed mid-dump",
+            DataFault::UploadPartFails => "S3 UploadPart failing past the retries",
+            DataFault::PgRestartInTest => "PostgreSQL restarted mid-restore (restore test)",
+            DataFault::RedisGoneInCheck => "Redis gone during a cache check",
+        }
+    }
+
+    /// The fault day `day` (from 0) gets: none on the first day (a baseline), then each kind in turn on every
+    /// third day from the second, so that a month meets each two or three times and a short run meets them in order.
+    pub fn of_day(day: u32) -> Option<DataFault> {
+        if day % 3 != 1 {
+            return None;
+        }
+        let i = usize::try_from(day / 3).unwrap_or(0) % Self::ALL.len();
+        Some(Self::ALL[i])
+    }
+}
+
+/// Waits until a session matching `condition` (SQL over `pg_stat_activity`) is on `pg`, then does `act` with its
+/// pid; gives up when `done` is set (the operation ended first) or after `within`. Returns whether it acted.
+pub fn when_session(
+    pg: &Postgres,
+    condition: &str,
+    within: Duration,
+    done: &AtomicBool,
+    act: impl FnOnce(&str),
+) -> bool {
+    let until = Instant::now() + within;
+    let sql = format!("select pid from pg_stat_activity where ({condition}) and pid <> pg_backend_pid() limit 1");
+    while Instant::now() < until && !done.load(Ordering::SeqCst) {
+        if let Ok(pid) = pg.psql("postgres", &sql) {
+            let pid = pid.trim();
+            if !pid.is_empty() {
+                act(pid);
+                return true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    false
+}
+
+/// Holds an exclusive lock on `table` of `db` while `during` runs, so that a dump of it waits on the lock where a
+/// watcher can find it; the lock's session is ended afterwards whatever happened.
+pub fn with_table_locked<T>(pg: &Postgres, db: &str, table: &str, during: impl FnOnce() -> T) -> T {
+    const MARK: &str = "lifeboat-chaos-lock";
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let _ = pg.psql(
+                db,
+                &format!("begin; lock table {table} in access exclusive mode; select pg_sleep(60) /* {MARK} */"),
+            );
+        });
+        let until = Instant::now() + Duration::from_secs(30);
+        let granted = format!(
+            "select count(*) from pg_locks l join pg_class c on c.oid = l.relation \
+             where c.relname = '{table}' and l.mode = 'AccessExclusiveLock' and l.granted"
+        );
+        while Instant::now() < until && pg.psql(db, &granted).as_deref() != Ok("1") {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let out = during();
+        let _ = pg.psql(
+            "postgres",
+            &format!("select pg_terminate_backend(pid) from pg_stat_activity where query like '%{MARK}%' and pid <> pg_backend_pid()"),
+        );
+        out
+    })
+}
