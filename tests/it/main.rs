@@ -7,6 +7,7 @@ mod book;
 mod cache_check;
 mod cache_monitor;
 mod cache_restore;
+mod chaos;
 mod cli;
 mod demo;
 mod deployed;

@@ -184,7 +184,12 @@ pub(crate) async fn objects(
     prefix: &str,
 ) -> Result<BTreeMap<String, (u64, String)>, String> {
     let mut out = BTreeMap::new();
-    let mut pages = s3.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| format!("listing {bucket}/{prefix}: {e}"))?;
         for o in page.contents() {
@@ -220,7 +225,9 @@ pub async fn state(w: &World) -> State {
             items.insert(format!("rds snapshot {}", s.id), s.status.clone());
         }
     }
-    let caches = lifeboat::caches::elasticache::list_snapshots(&c.ec).await.unwrap_or_default();
+    let caches = lifeboat::caches::elasticache::list_snapshots(&c.ec)
+        .await
+        .unwrap_or_default();
     for s in caches.iter().filter(|s| s.owned()) {
         items.insert(format!("cache snapshot {}", s.name), s.status.clone());
     }

@@ -26,11 +26,17 @@ pub(super) async fn check(c: &Cloud, ledger: &Ledger, out: &mut Vec<Violation>) 
                 out.push(left(format!("restore-test {:?} {}", d.kind, d.id)));
             }
         }
-        Err(e) => out.push(violation(Invariant::Cleaned, format!("the databases cannot be listed: {e}"))),
+        Err(e) => out.push(violation(
+            Invariant::Cleaned,
+            format!("the databases cannot be listed: {e}"),
+        )),
     }
     match lifeboat::rds::test_secrets::expired(&c.sm, ran).await {
         Ok(names) => out.extend(names.into_iter().map(|n| left(format!("restore-test secret {n}")))),
-        Err(e) => out.push(violation(Invariant::Cleaned, format!("the secrets cannot be listed: {e}"))),
+        Err(e) => out.push(violation(
+            Invariant::Cleaned,
+            format!("the secrets cannot be listed: {e}"),
+        )),
     }
     for (id, tags) in test_groups(c).await {
         if lifeboat::rds::restore::expired_restore_test(&tags, ran) {

@@ -28,7 +28,7 @@ struct Vouched {
 
 /// A manifest as read: an export's or an RDB copy's, its time and its objects.
 enum Copy {
-    Export(Manifest),
+    Export(Box<Manifest>),
     Rdb(RdbManifest),
 }
 
@@ -65,20 +65,25 @@ async fn read(c: &Cloud, key: &str) -> Result<Copy, String> {
     if key.starts_with(CACHE_EXPORTS_PREFIX) {
         Ok(Copy::Rdb(layout::get_json(&c.s3, &c.bucket, key).await.map_err(e)?))
     } else {
-        Ok(Copy::Export(layout::get_json(&c.s3, &c.bucket, key).await.map_err(e)?))
+        Ok(Copy::Export(Box::new(
+            layout::get_json(&c.s3, &c.bucket, key).await.map_err(e)?,
+        )))
     }
 }
 
 async fn body(c: &Cloud, key: &str) -> Result<Vec<u8>, String> {
-    let got = c
-        .s3
-        .get_object()
-        .bucket(&c.bucket)
-        .key(key)
-        .send()
+    let got =
+        c.s3.get_object()
+            .bucket(&c.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| format!("{key} cannot be read: {e}"))?;
+    let bytes = got
+        .body
+        .collect()
         .await
         .map_err(|e| format!("{key} cannot be read: {e}"))?;
-    let bytes = got.body.collect().await.map_err(|e| format!("{key} cannot be read: {e}"))?;
     Ok(bytes.into_bytes().to_vec())
 }
 
@@ -177,7 +182,7 @@ async fn restore_export(w: &World, c: &Cloud, m: &Manifest) -> Result<(), String
         bucket: &c.bucket,
         manifest: m,
         tables: &[],
-        identities: &[w.identity.0.clone()],
+        identities: std::slice::from_ref(&w.identity.0),
         pg_restore: &pg_restore,
         into: &into,
         maintenance_db: "postgres",
@@ -189,10 +194,9 @@ async fn restore_export(w: &World, c: &Cloud, m: &Manifest) -> Result<(), String
     })
     .await
     .map_err(|e| e.to_string())?;
-    let dropped = w
-        .pg
-        .psql("postgres", &format!("DROP DATABASE \"{}\"", report.database))
-        .and_then(|_| w.pg.psql("postgres", &format!("DROP ROLE \"{}\"", report.owner_role)));
+    let dropped =
+        w.pg.psql("postgres", &format!("DROP DATABASE \"{}\"", report.database))
+            .and_then(|_| w.pg.psql("postgres", &format!("DROP ROLE \"{}\"", report.owner_role)));
     let restored: BTreeMap<String, i64> = report
         .tables
         .iter()
@@ -206,7 +210,9 @@ async fn restore_export(w: &World, c: &Cloud, m: &Manifest) -> Result<(), String
     if restored != promised {
         return Err(format!("restored rows {restored:?}, the manifest says {promised:?}"));
     }
-    dropped.map(|_| ()).map_err(|e| format!("dropping the sample's database: {e}"))
+    dropped
+        .map(|_| ())
+        .map_err(|e| format!("dropping the sample's database: {e}"))
 }
 
 /// Each shard through Lifeboat's verifier, then loaded by a `redis-server` of its own: both must count the keys

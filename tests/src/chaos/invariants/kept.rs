@@ -48,22 +48,26 @@ pub async fn foreign(w: &World) -> Foreign {
     }
     if let Some(cache) = c.members("caches").into_iter().next() {
         let name = format!("not-lifeboat-{cache}");
-        let made = c.ec.create_snapshot().cache_cluster_id(&cache).snapshot_name(&name).send().await;
+        let made =
+            c.ec.create_snapshot()
+                .cache_cluster_id(&cache)
+                .snapshot_name(&name)
+                .send()
+                .await;
         match made {
             Ok(_) => out.cache_snapshot = Some(name),
             Err(e) => eprintln!("foreign: no snapshot of {cache}: {e}"),
         }
     }
     let key = "not-lifeboat/kept.txt";
-    let put = c
-        .s3
-        .put_object()
-        .bucket(&c.bucket)
-        .key(key)
-        .body(b"a user's object".to_vec().into())
-        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
-        .send()
-        .await;
+    let put =
+        c.s3.put_object()
+            .bucket(&c.bucket)
+            .key(key)
+            .body(b"a user's object".to_vec().into())
+            .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+            .send()
+            .await;
     match put {
         Ok(_) => out.object = Some(key.to_owned()),
         Err(e) => eprintln!("foreign: no object in {}: {e}", c.bucket),
@@ -94,7 +98,8 @@ fn policy(c: &Cloud, field: &str) -> Option<Gfs> {
 async fn snapshots(c: &Cloud, ledger: &mut Ledger, clock: DateTime<Utc>, out: &mut Vec<Violation>) {
     let kept = |what: String| violation(Invariant::Kept, what);
     for db in c.members("databases") {
-        let listed = lifeboat::rds::snapshots::list_for_db(&c.rds, &db, lifeboat::rds::selection::DbKind::Instance).await;
+        let listed =
+            lifeboat::rds::snapshots::list_for_db(&c.rds, &db, lifeboat::rds::selection::DbKind::Instance).await;
         let Ok(now) = listed else {
             out.push(kept(format!("the snapshots of {db} cannot be listed")));
             continue;
@@ -176,7 +181,10 @@ fn keep_days(c: &Cloud, key: &str) -> Option<u32> {
         c.in_plans(&["rdb_copies", "keep_days"])
     } else {
         let profile = parts.get(2).copied().unwrap_or_default();
-        c.in_plans(&["exports"]).into_iter().map(|e| &e[profile]["keep_days"]).collect()
+        c.in_plans(&["exports"])
+            .into_iter()
+            .map(|e| &e[profile]["keep_days"])
+            .collect()
     };
     found
         .into_iter()

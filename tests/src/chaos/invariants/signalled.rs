@@ -38,7 +38,10 @@ pub(super) async fn check(w: &World, c: &Cloud, ledger: &mut Ledger, out: &mut V
         let what = describe(f);
         let failing = failure_metrics(c, &namespace, f.resource.as_deref()).await;
         if failing.is_empty() {
-            out.push(violation(Invariant::Signalled, format!("{what}: no failure metric was published")));
+            out.push(violation(
+                Invariant::Signalled,
+                format!("{what}: no failure metric was published"),
+            ));
         } else if f.execution.is_none() && breached(c, &alarms, &failing, f.resource.as_deref()).await.is_none() {
             let names: Vec<&str> = failing.iter().map(|(m, _)| m.as_str()).collect();
             out.push(violation(
@@ -135,7 +138,11 @@ fn execution_event(w: &World, failure: &RunFailure, execution: &str) -> Value {
     detail["cause"] = json!(format!(
         "{}{}",
         failure.error,
-        failure.resource.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+        failure
+            .resource
+            .as_deref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default()
     ));
     event
 }
@@ -173,7 +180,9 @@ async fn ship_metrics(w: &World, deployed: &Deployed) -> Result<(), String> {
             from
         };
         for line in &lines[from..] {
-            let Ok(doc) = serde_json::from_str::<Value>(line) else { continue };
+            let Ok(doc) = serde_json::from_str::<Value>(line) else {
+                continue;
+            };
             for (namespace, data) in emf_data(&doc) {
                 for chunk in data.chunks(500) {
                     cw.put_metric_data()
@@ -214,7 +223,12 @@ fn emf_data(doc: &Value) -> Vec<(String, Vec<MetricDatum>)> {
             for set in &sets {
                 let dims: Vec<Dimension> = set
                     .iter()
-                    .map(|k| Dimension::builder().name(*k).value(doc[*k].as_str().unwrap_or_default()).build())
+                    .map(|k| {
+                        Dimension::builder()
+                            .name(*k)
+                            .value(doc[*k].as_str().unwrap_or_default())
+                            .build()
+                    })
                     .collect();
                 for v in &values {
                     data.push(
@@ -274,18 +288,17 @@ async fn datapoints(
 ) -> Vec<f64> {
     let now: DateTime<Utc> = Utc::now();
     let time = |t: DateTime<Utc>| aws_sdk_cloudwatch::primitives::DateTime::from_secs(t.timestamp());
-    let got = c
-        .cw
-        .get_metric_statistics()
-        .namespace(namespace)
-        .metric_name(metric)
-        .set_dimensions(Some(dims.to_vec()))
-        .start_time(time(now - Duration::days(45)))
-        .end_time(time(now + Duration::days(1)))
-        .period(period)
-        .statistics(statistic.clone())
-        .send()
-        .await;
+    let got =
+        c.cw.get_metric_statistics()
+            .namespace(namespace)
+            .metric_name(metric)
+            .set_dimensions(Some(dims.to_vec()))
+            .start_time(time(now - Duration::days(45)))
+            .end_time(time(now + Duration::days(1)))
+            .period(period)
+            .statistics(statistic.clone())
+            .send()
+            .await;
     got.map(|g| {
         g.datapoints()
             .iter()
@@ -366,7 +379,10 @@ async fn breached(
             continue;
         }
         let threshold = alarm.threshold().unwrap_or(0.0);
-        let op = alarm.comparison_operator().map(|o| o.as_str().to_owned()).unwrap_or_default();
+        let op = alarm
+            .comparison_operator()
+            .map(|o| o.as_str().to_owned())
+            .unwrap_or_default();
         let breaches = |v: f64| match op.as_str() {
             "GreaterThanOrEqualToThreshold" => v >= threshold,
             "GreaterThanThreshold" => v > threshold,
@@ -413,14 +429,22 @@ async fn subscribe(w: &World) -> Result<(), String> {
         .send()
         .await
         .map_err(|e| format!("GetQueueAttributes: {e}"))?;
-    let arn = attributes.attributes().and_then(|a| a.get(&arn_name)).cloned().unwrap_or_default();
+    let arn = attributes
+        .attributes()
+        .and_then(|a| a.get(&arn_name))
+        .cloned()
+        .unwrap_or_default();
     let subscribed = sns
         .list_subscriptions_by_topic()
         .topic_arn(&topic)
         .send()
         .await
         .map_err(|e| format!("ListSubscriptionsByTopic: {e}"))?;
-    if subscribed.subscriptions().iter().any(|s| s.endpoint() == Some(arn.as_str())) {
+    if subscribed
+        .subscriptions()
+        .iter()
+        .any(|s| s.endpoint() == Some(arn.as_str()))
+    {
         return Ok(());
     }
     sns.subscribe()
@@ -443,7 +467,13 @@ async fn drain(w: &World) -> Vec<String> {
     };
     let url = url.queue_url().unwrap_or_default().to_owned();
     loop {
-        let Ok(got) = sqs.receive_message().queue_url(&url).max_number_of_messages(10).send().await else {
+        let Ok(got) = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+        else {
             return out;
         };
         if got.messages().is_empty() {
