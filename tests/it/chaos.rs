@@ -92,12 +92,10 @@ async fn a_clean_day_keeps_every_invariant_and_each_lost_or_damaged_backup_is_na
         .await
         .unwrap()
         .unwrap();
-    let older = older_export(&w, &bucket, &manifest, 3).await;
-    // An export past its 14 days that the product expired: seen once, gone now, and no violation.
-    let expired = layout::export_keys("app-db", "full", manifest.logical_time - Duration::days(15), true).1;
-    ledger
-        .manifests
-        .insert(expired.clone(), manifest.logical_time - Duration::days(15));
+    // Two older copies, as 13 and 14 days of the plan's ticks would have left them: at the next day's tick the
+    // first is 14 days old (kept: only a copy strictly older than its 14 days expires) and the second 15.
+    let last_day = older_export(&w, &bucket, &manifest, 13).await;
+    let expired = older_export(&w, &bucket, &manifest, 14).await;
     let now = end_of(&w);
     let found = invariants::check(&w, &mut ledger, now).await;
     assert_eq!(found, vec![], "a clean day keeps every invariant");
@@ -137,10 +135,13 @@ async fn a_clean_day_keeps_every_invariant_and_each_lost_or_damaged_backup_is_na
     assert_eq!(naming(&found, Invariant::ReportedGood, shard).len(), 1, "{found:?}");
     assert!(found.iter().any(|v| v.what.contains("bytes, not the")), "{found:?}");
 
-    // An export within its policy deleted (three days old, kept 14), and the expired one still no violation.
-    delete(&w, &bucket, &older).await;
-    let found = invariants::check(&w, &mut ledger, now).await;
-    assert_eq!(naming(&found, Invariant::Kept, &older).len(), 1, "{found:?}");
+    // The next day's export tick expires both: the copy on the last day of its policy is caught, the one past
+    // it is a correct expiry.
+    for key in [&last_day, &expired] {
+        delete(&w, &bucket, key).await;
+    }
+    let found = invariants::check(&w, &mut ledger, now + Duration::days(1)).await;
+    assert_eq!(naming(&found, Invariant::Kept, &last_day).len(), 1, "{found:?}");
     assert_eq!(naming(&found, Invariant::Kept, &expired), Vec::<&Violation>::new());
 
     // The newest snapshot of the database deleted, and a snapshot that is not Lifeboat's.

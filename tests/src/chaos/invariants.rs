@@ -99,6 +99,8 @@ pub struct Ledger {
     pub sampled: BTreeSet<String>,
     /// Every message notify published to the stack's topic, as the harness's queue received it.
     pub notifications: Vec<String>,
+    /// The time the previous check was made for: what was deleted since, was deleted after it.
+    pub checked: Option<DateTime<Utc>>,
 }
 
 /// The state a rerun must leave as it found it: keys, snapshots and records, comparable.
@@ -115,6 +117,7 @@ pub async fn check(w: &World, ledger: &mut Ledger, now: DateTime<Utc>) -> Vec<Vi
     kept::check(&c, ledger, now, &mut out).await;
     cleaned::check(&c, ledger, &mut out).await;
     signalled::check(w, &c, ledger, &mut out).await;
+    ledger.checked = Some(now);
     out
 }
 

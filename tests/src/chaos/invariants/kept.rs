@@ -5,8 +5,9 @@
 //! Judged by the product's own rules and clock: snapshots by `rds::retention::decide` over every Lifeboat
 //! snapshot ever seen (so a deletion is judged against what retention saw and more), copies by the
 //! `plans::export_expiry` rule (strictly older than `keep_days`, by the time the manifest records, never the
-//! newest), both at the earlier of the check's time and the real clock, as `rds::retention::clock` counts. A
-//! correct expiry is therefore no violation, and one a day early is.
+//! newest), each at the earlier of its time and the real clock, as `rds::retention::clock` counts: snapshots at
+//! the check's time, copies at the previous check's (the earliest a tick could have removed one, see
+//! [`past_policy`]). A correct expiry is therefore no violation, and one a day early is.
 
 use chrono::{DateTime, Duration, Utc};
 use lifeboat::bucket::layout::CACHE_EXPORTS_PREFIX;
@@ -193,9 +194,13 @@ fn keep_days(c: &Cloud, key: &str) -> Option<u32> {
         .max()
 }
 
-/// Whether the copy of manifest `key` (seen before) is past its plan's policy at `now`: strictly older than
-/// `keep_days` at the retention clock, and not the newest of its series seen.
+/// Whether the copy of manifest `key` (seen before) may have been expired since the previous check: strictly
+/// older than `keep_days` at the retention clock of the earliest moment a tick could have removed it (the
+/// previous check's time; this one's at the first check), and not the newest of its series seen. Judged at that
+/// earliest moment, so a copy removed on the last day of its policy is caught, and one the next tick rightly
+/// expired is not.
 pub(super) fn past_policy(c: &Cloud, ledger: &Ledger, key: &str, now: DateTime<Utc>) -> bool {
+    let now = ledger.checked.map_or(now, |t| t.min(now));
     let (Some(at), Some(days)) = (ledger.manifests.get(key), keep_days(c, key)) else {
         return false;
     };
