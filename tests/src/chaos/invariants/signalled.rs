@@ -8,7 +8,8 @@
 //! breach the alarm's threshold under its statistic and period (moto never evaluates alarms: this does, on
 //! moto's datapoints). A failed restore-test execution is signalled by its own EventBridge event instead (the
 //! stack routes `Step Functions Execution Status Change` to notify): its (b) is that event.
-//! (c) notify published to the stack's topic a message naming the failed execution, or the resource.
+//! (c) notify published to the stack's topic a message naming the failed execution, or the resource, or (for a
+//! failure of no one resource) the alarm that breached.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -37,23 +38,29 @@ pub(super) async fn check(w: &World, c: &Cloud, ledger: &mut Ledger, out: &mut V
     for f in &ledger.failures {
         let what = describe(f);
         let failing = failure_metrics(c, &namespace, f.resource.as_deref()).await;
+        let alarm = match f.execution {
+            Some(_) => None,
+            None => breached(c, &alarms, &failing, f.resource.as_deref()).await,
+        };
         if failing.is_empty() {
             out.push(violation(
                 Invariant::Signalled,
                 format!("{what}: no failure metric was published"),
             ));
-        } else if f.execution.is_none() && breached(c, &alarms, &failing, f.resource.as_deref()).await.is_none() {
+        } else if f.execution.is_none() && alarm.is_none() {
             let names: Vec<&str> = failing.iter().map(|(m, _)| m.as_str()).collect();
             out.push(violation(
                 Invariant::Signalled,
                 format!("{what}: no alarm watching {names:?} breached"),
             ));
         }
+        // The message names the execution, else the resource, else (a failure of no one resource) its alarm.
         let named = f
             .execution
             .as_deref()
             .map(|e| e.rsplit(':').next().unwrap_or(e))
             .or(f.resource.as_deref())
+            .or(alarm.as_ref().and_then(MetricAlarm::alarm_name))
             .unwrap_or(f.function.as_str());
         if !ledger.notifications.iter().any(|n| n.contains(named)) {
             out.push(violation(
