@@ -301,3 +301,67 @@ async fn a_left_over_restore_test_an_unsignalled_failure_and_a_rerun_that_change
         }]
     );
 }
+
+/// A failed invocation through the whole path: the next day's staged RDB file damaged before the 02:15 tick
+/// verifies it, the tick fails, and [`invariants::signal`] does what AWS would. Its metric (`RdbCopyFailed`) and
+/// the stack's alarm over it hold; notify's message, rendered for the stack's fleet-wide alarm, names no cache,
+/// and the check says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_rdb_copy_is_signalled_by_its_metric_and_alarm_and_the_message_that_names_no_cache_is_caught() {
+    let logs = tempfile::tempdir().unwrap();
+    let (w, functions, mut ledger) = clean_day(logs.path()).await;
+    let bucket = w.stack.function("ExportFunction").env["LIFEBOAT_BUCKET"].clone();
+    let next = w.day + Duration::days(1);
+    let snapshot = w.stack.schedule("snapshot");
+    let export = w.stack.schedule("export-plan-tick");
+    let run = |arn: &str, at| tokio::task::block_in_place(|| functions.invoke(arn, &snapshot.input_at(at)));
+    run(&snapshot.target_arn, next + Duration::hours(1)).unwrap();
+    run(&export.target_arn, next + Duration::hours(2)).unwrap();
+    let s3 = aws_sdk_s3::Client::new(&w.config);
+    let listed = s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix(layout::RDB_STAGING_PREFIX)
+        .send()
+        .await
+        .unwrap();
+    let day = next.format("%Y%m%d").to_string();
+    let staged = listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key())
+        .find(|k| k.ends_with("-0001.rdb") && k.contains(&day))
+        .expect("the next day's staged RDB file")
+        .to_owned();
+    let mut bytes = object(&w, &bucket, &staged).await;
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    put(&w, &bucket, &staged, bytes).await;
+    let at = next + Duration::minutes(135);
+    let error = run(&export.target_arn, at).expect_err("a damaged staged file fails the tick");
+    assert!(error.contains("the file is damaged"), "{error}");
+    let failure = RunFailure {
+        function: "ExportFunction".into(),
+        at,
+        error: "Lifeboat.PartialFailure".into(),
+        resource: Some("app-cache".into()),
+        execution: None,
+    };
+    ledger.failures.push(failure.clone());
+    invariants::signal(&w, &functions, &failure).await.unwrap();
+    let found = invariants::check(&w, &mut ledger, next + Duration::hours(23)).await;
+    assert!(
+        ledger.notifications.iter().any(|n| n.contains("rdb-copy-failed")),
+        "notify told of the breached alarm: {:?}",
+        ledger.notifications
+    );
+    assert_eq!(
+        found,
+        vec![Violation {
+            invariant: Invariant::Signalled,
+            what: format!("the failed run of ExportFunction at {at} (app-cache): no notification names app-cache"),
+        }],
+        "metric and alarm hold; the message names no cache: {:?}",
+        ledger.notifications
+    );
+}
