@@ -8,6 +8,12 @@
 //! - [`Invariant::Cleaned`]: no restore-test resource or secret outlives the janitor's next run.
 //! - [`Invariant::Signalled`]: every failure produced its metric, its alarm state and a notification.
 //! - [`Invariant::Converges`]: a rerun of an event converges to the same state.
+//!
+//! Each has its module, which says exactly what it judges and by which of the product's rules. The runner's part:
+//! `ledger.foreign = foreign(&w).await` once at the start (after which nothing may delete those things);
+//! `ledger.janitor_runs.push(t)`, `t` the real time just before each monitor invocation that succeeded; [`signal`]
+//! right after pushing each failure (it does what AWS does between a failure and notify); [`check`] after each
+//! day, with a time after that day's ticks as `now`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
