@@ -7,6 +7,7 @@ mod book;
 mod cache_check;
 mod cache_monitor;
 mod cache_restore;
+mod chaos;
 mod chaos_run;
 mod cli;
 mod demo;

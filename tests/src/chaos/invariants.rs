@@ -8,12 +8,29 @@
 //! - [`Invariant::Cleaned`]: no restore-test resource or secret outlives the janitor's next run.
 //! - [`Invariant::Signalled`]: every failure produced its metric, its alarm state and a notification.
 //! - [`Invariant::Converges`]: a rerun of an event converges to the same state.
+//!
+//! Each has its module, which says exactly what it judges and by which of the product's rules. The runner's part:
+//! `ledger.foreign = foreign(&w).await` once at the start (after which nothing may delete those things);
+//! `ledger.janitor_runs.push(t)`, `t` the real time just before each monitor invocation that succeeded; [`signal`]
+//! right after pushing each failure (it does what AWS does between a failure and notify); [`check`] after each
+//! day, with a time after that day's ticks as `now`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
+use lifeboat::caches::elasticache::CacheSnapshot;
+use lifeboat::rds::snapshots::Snapshot;
+use serde_json::Value;
 
 use crate::demo::deployed::World;
+
+mod cleaned;
+mod good;
+mod kept;
+mod signalled;
+
+pub use kept::{foreign, Foreign};
+pub use signalled::signal;
 
 /// The invariants, in the order the figures list them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -73,6 +90,23 @@ pub struct Ledger {
     pub snapshots: BTreeMap<String, DateTime<Utc>>,
     /// Every failed run since the start.
     pub failures: Vec<RunFailure>,
+    /// The things not Lifeboat's that [`foreign`] made at the start: the runner sets it once.
+    pub foreign: Foreign,
+    /// When each monitor run (the janitor's) began, by the real clock, which the janitor judges expiry by: the
+    /// runner pushes `Utc::now()` taken just before each monitor invocation that succeeded.
+    pub janitor_runs: Vec<DateTime<Utc>>,
+    /// Every Lifeboat snapshot of a database seen, as last seen (retention is judged over them all).
+    pub db_snapshots: BTreeMap<String, Snapshot>,
+    /// Every Lifeboat snapshot of a cache seen, as last seen.
+    pub cache_snapshots: BTreeMap<String, CacheSnapshot>,
+    /// Objects whose checksum was verified, with the ETag they had then (verified again only when it changes).
+    pub verified: BTreeMap<String, String>,
+    /// Manifests whose copy was restored for real (one export and one RDB copy per check).
+    pub sampled: BTreeSet<String>,
+    /// Every message notify published to the stack's topic, as the harness's queue received it.
+    pub notifications: Vec<String>,
+    /// The time the previous check was made for: what was deleted since, was deleted after it.
+    pub checked: Option<DateTime<Utc>>,
 }
 
 /// The state a rerun must leave as it found it: keys, snapshots and records, comparable.
@@ -82,13 +116,161 @@ pub struct State {
 }
 
 /// Checks the first four invariants against the cloud as it is at `now`, recording what it saw in `ledger`.
-pub async fn check(_w: &World, _ledger: &mut Ledger, _now: DateTime<Utc>) -> Vec<Violation> {
-    Vec::new()
+pub async fn check(w: &World, ledger: &mut Ledger, now: DateTime<Utc>) -> Vec<Violation> {
+    let c = Cloud::of(w).await;
+    let mut out = Vec::new();
+    good::check(w, &c, ledger, now, &mut out).await;
+    kept::check(&c, ledger, now, &mut out).await;
+    cleaned::check(&c, ledger, &mut out).await;
+    signalled::check(w, &c, ledger, &mut out).await;
+    ledger.checked = Some(now);
+    out
 }
 
-/// The state [`converges`] compares.
-pub async fn state(_w: &World) -> State {
-    State::default()
+/// The harness's clients (straight to moto: they see the truth), the stack's bucket and the plan in force.
+pub(crate) struct Cloud {
+    pub s3: aws_sdk_s3::Client,
+    pub rds: aws_sdk_rds::Client,
+    pub ec: aws_sdk_elasticache::Client,
+    pub sm: aws_sdk_secretsmanager::Client,
+    pub cw: aws_sdk_cloudwatch::Client,
+    pub bucket: String,
+    /// The plan document as the functions read it (`LIFEBOAT_PLAN_DOCUMENT`); `Null` when it cannot be read.
+    pub plan: Value,
+}
+
+impl Cloud {
+    async fn of(w: &World) -> Self {
+        let s3 = aws_sdk_s3::Client::new(&w.config);
+        let env = &w.stack.function("ExportFunction").env;
+        let plan = match env
+            .get(lifeboat::plans::store::PLAN_DOCUMENT)
+            .map(|uri| lifeboat::plans::store::Location::parse(uri))
+        {
+            Some(Ok(at)) => lifeboat::bucket::layout::get_json(&s3, &at.bucket, &at.key)
+                .await
+                .unwrap_or(Value::Null),
+            _ => Value::Null,
+        };
+        Self {
+            rds: aws_sdk_rds::Client::new(&w.config),
+            ec: aws_sdk_elasticache::Client::new(&w.config),
+            sm: aws_sdk_secretsmanager::Client::new(&w.config),
+            cw: aws_sdk_cloudwatch::Client::new(&w.config),
+            bucket: env["LIFEBOAT_BUCKET"].clone(),
+            s3,
+            plan,
+        }
+    }
+
+    /// Every plan's value at `path` (`["databases"]`, `["exports", "full", "keep_days"]`, ...).
+    fn in_plans(&self, path: &[&str]) -> Vec<&Value> {
+        self.plan["plans"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(_, p)| path.iter().fold(p, |v, k| &v[*k]))
+            .filter(|v| !v.is_null())
+            .collect()
+    }
+
+    /// The names every plan lists under `field` (`databases`, `caches`).
+    fn members(&self, field: &str) -> BTreeSet<String> {
+        self.in_plans(&[field])
+            .into_iter()
+            .filter_map(Value::as_array)
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// Every object under `prefix` of `bucket`, with its size and ETag.
+pub(crate) async fn objects(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<BTreeMap<String, (u64, String)>, String> {
+    let mut out = BTreeMap::new();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| format!("listing {bucket}/{prefix}: {e}"))?;
+        for o in page.contents() {
+            if let Some(key) = o.key() {
+                let size = o.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+                out.insert(key.to_owned(), (size, o.e_tag().unwrap_or_default().to_owned()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn violation(invariant: Invariant, what: impl Into<String>) -> Violation {
+    Violation {
+        invariant,
+        what: what.into(),
+    }
+}
+
+/// The state [`converges`] compares: the bucket's keys and ETags, Lifeboat's snapshots and their status, the
+/// restore-test resources, each secret's current version and the restore-test executions started.
+pub async fn state(w: &World) -> State {
+    let c = Cloud::of(w).await;
+    let mut items = BTreeMap::new();
+    for (key, (_, etag)) in objects(&c.s3, &c.bucket, "").await.unwrap_or_default() {
+        items.insert(format!("s3://{}/{key}", c.bucket), etag);
+    }
+    for db in c.members("databases") {
+        let snaps = lifeboat::rds::snapshots::list_for_db(&c.rds, &db, lifeboat::rds::selection::DbKind::Instance)
+            .await
+            .unwrap_or_default();
+        for s in snaps.iter().filter(|s| s.owned()) {
+            items.insert(format!("rds snapshot {}", s.id), s.status.clone());
+        }
+    }
+    let caches = lifeboat::caches::elasticache::list_snapshots(&c.ec)
+        .await
+        .unwrap_or_default();
+    for s in caches.iter().filter(|s| s.owned()) {
+        items.insert(format!("cache snapshot {}", s.name), s.status.clone());
+    }
+    items.extend(cleaned::resources(&c).await);
+    items.extend(secret_versions(&c.sm).await);
+    let (machine, _) = w.stack.state_machine("restore-test");
+    let sfn = aws_sdk_sfn::Client::new(&w.config);
+    let started = sfn
+        .list_executions()
+        .state_machine_arn(&machine)
+        .send()
+        .await
+        .map_or(0, |l| l.executions().len());
+    items.insert(format!("executions of {machine}"), started.to_string());
+    State { items }
+}
+
+/// Each secret's AWSCURRENT version id.
+async fn secret_versions(sm: &aws_sdk_secretsmanager::Client) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let Ok(listed) = sm.list_secrets().max_results(100).send().await else {
+        return out;
+    };
+    for s in listed.secret_list() {
+        let current = s
+            .secret_versions_to_stages()
+            .into_iter()
+            .flatten()
+            .find(|(_, stages)| stages.iter().any(|st| st == "AWSCURRENT"))
+            .map(|(v, _)| v.clone())
+            .unwrap_or_default();
+        out.push((format!("secret {}", s.name().unwrap_or_default()), current));
+    }
+    out
 }
 
 /// The differences a rerun of `event` made between `before` and `after`, as violations.
@@ -104,23 +286,4 @@ pub fn converges(event: &str, before: &State, after: &State) -> Vec<Violation> {
             what: format!("a rerun of {event} changed {k}"),
         })
         .collect()
-}
-
-/// What the harness makes at the start that is not Lifeboat's, which [`check`] proves untouched.
-#[derive(Debug, Default)]
-pub struct Foreign {}
-
-/// Makes the things that are not Lifeboat's.
-pub async fn foreign(_w: &World) -> Foreign {
-    Foreign::default()
-}
-
-/// Does what AWS does between `failure` and notify (the alarm's state change or the failed execution's event,
-/// matched against notify's rule in the stack), then invokes notify.
-pub async fn signal(
-    _w: &World,
-    _deployed: &crate::stack::Deployed,
-    _failure: &RunFailure,
-) -> Result<(), String> {
-    Ok(())
 }

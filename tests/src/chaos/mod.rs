@@ -88,7 +88,10 @@ pub async fn run(options: &Options) -> Figures {
         proxy: &proxy,
         seed: options.seed,
         percent: options.aws_fault_percent,
-        ledger: Ledger::default(),
+        ledger: Ledger {
+            foreign,
+            ..Ledger::default()
+        },
         figures: Figures::new(options.days, options.seed),
     };
     let first = w.day - chrono::Duration::days(i64::from(options.days) - 1);
@@ -100,7 +103,6 @@ pub async fn run(options: &Options) -> Figures {
         let day = first + chrono::Duration::days(i64::from(d));
         run.day(d, day).await;
     }
-    drop(foreign);
     run.figures.injected_aws(&proxy.injected(), proxy.requests().len());
     run.figures.wall = started.elapsed();
     run.figures
@@ -136,8 +138,15 @@ impl Run<'_> {
         if d == 0 || d == 15 {
             self.rotation(day).await;
         }
-        self.deliver(&monitor.target_arn, &monitor.input_at(at(day, 4, 0)), (None, 4, 0))
-            .await;
+        // Monitor is the janitor too: what had expired before it ran must be gone after.
+        let janitor = Utc::now();
+        if self
+            .deliver(&monitor.target_arn, &monitor.input_at(at(day, 4, 0)), (None, 4, 0))
+            .await
+            .is_some()
+        {
+            self.ledger.janitor_runs.push(janitor);
+        }
         self.redeliver(d, &delivered).await;
         let found = invariants::check(self.w, &mut self.ledger, at(day, 23, 59)).await;
         self.figures.day_checked(d, found);

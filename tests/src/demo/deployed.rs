@@ -213,6 +213,18 @@ pub struct World {
     pub config: aws_config::SdkConfig,
     /// The day the story runs on: yesterday, so every tick is in the past of the real clock.
     pub day: DateTime<Utc>,
+    /// The identity of the stack's age recipient: what decrypts its exports (the chaos checks restore a sample).
+    pub identity: AgeIdentity,
+}
+
+/// An age identity, printed as its recipient only.
+#[derive(Clone)]
+pub struct AgeIdentity(pub age::x25519::Identity);
+
+impl std::fmt::Debug for AgeIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AgeIdentity({})", self.0.to_public())
+    }
 }
 
 /// Starts the servers, puts a database and a cache under a plan, and deploys the stack.
@@ -292,7 +304,8 @@ pub async fn world_with(params: &[(&str, &str)]) -> World {
     // The local Redis is the cache's data: a snapshot of it holds the file the server writes when the snapshot is
     // taken, and ElastiCache's export of that snapshot (the RDB copy) writes it into the bucket.
     moto.stand_in_cache(CACHE, &[&redis]);
-    let recipient = age::x25519::Identity::generate().to_public().to_string();
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
     let stack = tokio::task::block_in_place(|| {
         Stack::deploy(
             &moto,
@@ -320,6 +333,7 @@ pub async fn world_with(params: &[(&str, &str)]) -> World {
         stack,
         config,
         day,
+        identity: AgeIdentity(identity),
     }
 }
 
