@@ -291,10 +291,17 @@ fn render_alarm(scope: &AlarmScope, a: &AlarmChange<'_>, last: &LastGood, now: D
             explain(db, check),
             last_good_line(last, now),
         ),
+        // An alarm of the whole stack (a function's errors, a failed RDB copy): it names no database, so the message
+        // names the alarm and sends the reader to its description.
         None => (
-            "?".to_owned(),
-            "Database: ?".to_owned(),
-            explain("?", name),
+            name.to_owned(),
+            format!("Alarm: {name}"),
+            (
+                format!("the stack's alarm `{name}`"),
+                "Its description in CloudWatch says what failed and where to look; \
+                 docs/book/src/reference/alarms.md lists every alarm."
+                    .to_owned(),
+            ),
             last_good_line(last, now),
         ),
     };

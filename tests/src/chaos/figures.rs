@@ -52,15 +52,24 @@ impl Figures {
         }
     }
 
-    /// The day `d`'s invariants were checked, with what they found.
+    /// The day `d`'s invariants were checked, with what they found (a violation found again on a later day, the
+    /// same failure judged again, is counted once, on the day it was first found).
     pub fn day_checked(&mut self, d: u32, found: Vec<Violation>) {
         self.days_run = d + 1;
-        self.violations.extend(found.into_iter().map(|v| (d, v)));
+        for v in found {
+            self.violation_on(d, v);
+        }
     }
 
     /// A violation found by the runner itself, on the day under way.
     pub fn violation(&mut self, v: Violation) {
-        self.violations.push((self.days_run, v));
+        self.violation_on(self.days_run, v);
+    }
+
+    fn violation_on(&mut self, d: u32, v: Violation) {
+        if !self.violations.iter().any(|(_, seen)| *seen == v) {
+            self.violations.push((d, v));
+        }
     }
 
     pub fn recovered(&mut self, after: Duration) {

@@ -37,7 +37,10 @@ pub(super) async fn check(w: &World, c: &Cloud, ledger: &mut Ledger, out: &mut V
     let alarms = alarms(c).await;
     for f in &ledger.failures {
         let what = describe(f);
-        let failing = failure_metrics(c, &namespace, f.resource.as_deref()).await;
+        let mut failing = failure_metrics(c, &namespace, f.resource.as_deref()).await;
+        if f.execution.is_none() {
+            failing.extend(lambda_errors(c, w, f).await);
+        }
         let alarm = match f.execution {
             Some(_) => None,
             None => breached(c, &alarms, &failing, f.resource.as_deref()).await,
@@ -100,8 +103,10 @@ pub async fn signal(w: &World, deployed: &Deployed, failure: &RunFailure) -> Res
     let (rule, event) = match &failure.execution {
         Some(execution) => ("RestoreTestFailed", execution_event(w, failure, execution)),
         None => {
+            lambda_error(w, failure).await?;
             let c = Cloud::of(w).await;
-            let failing = failure_metrics(&c, &namespace(w), failure.resource.as_deref()).await;
+            let mut failing = failure_metrics(&c, &namespace(w), failure.resource.as_deref()).await;
+            failing.extend(lambda_errors(&c, w, failure).await);
             let alarm = breached(&c, &alarms(&c).await, &failing, failure.resource.as_deref())
                 .await
                 .ok_or_else(|| format!("{}: no alarm breached, nothing tells notify", describe(failure)))?;
@@ -115,6 +120,48 @@ pub async fn signal(w: &World, deployed: &Deployed, failure: &RunFailure) -> Res
     tokio::task::block_in_place(|| deployed.invoke(&notify.arn, &event))
         .map(|_| ())
         .map_err(|e| format!("notify refused {rule}'s event: {e}"))
+}
+
+/// The function a failed invocation was of, as Lambda's metrics name it.
+fn function_dimension(w: &World, failure: &RunFailure) -> Option<Dimension> {
+    let f = w.stack.functions().into_iter().find(|f| f.logical_id == failure.function)?;
+    Some(Dimension::builder().name("FunctionName").value(f.name).build())
+}
+
+/// What Lambda publishes for a failed invocation: its function's `Errors`, 1 (moto runs no function, so no
+/// metric of Lambda's exists unless the harness puts it).
+async fn lambda_error(w: &World, failure: &RunFailure) -> Result<(), String> {
+    let Some(dim) = function_dimension(w, failure) else {
+        return Err(format!("{}: no such function in the stack", describe(failure)));
+    };
+    let datum = MetricDatum::builder()
+        .metric_name("Errors")
+        .value(1.0)
+        .timestamp(aws_sdk_cloudwatch::primitives::DateTime::from_secs(Utc::now().timestamp()))
+        .dimensions(dim)
+        .build();
+    aws_sdk_cloudwatch::Client::new(&w.config)
+        .put_metric_data()
+        .namespace("AWS/Lambda")
+        .metric_data(datum)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("PutMetricData AWS/Lambda Errors: {e}"))
+}
+
+/// The failed invocation's function's `Errors`, when Lambda counted one or more.
+async fn lambda_errors(c: &Cloud, w: &World, failure: &RunFailure) -> Vec<(String, Vec<Dimension>)> {
+    let Some(dim) = function_dimension(w, failure) else {
+        return Vec::new();
+    };
+    let dims = vec![dim];
+    let sums = datapoints(c, "AWS/Lambda", "Errors", &dims, 86_400, Statistic::Sum).await;
+    if sums.iter().any(|v| *v >= 1.0) {
+        vec![("Errors".to_owned(), dims)]
+    } else {
+        Vec::new()
+    }
 }
 
 fn notify_rule(w: &World, name: &str) -> Result<Value, String> {
