@@ -609,3 +609,25 @@ fn no_log_level_that_drops_the_metrics_can_be_deployed() {
     let allowed: Vec<&str> = allowed.trim_end_matches(']').split(',').map(str::trim).collect();
     assert_eq!(allowed, ["TRACE", "DEBUG", "INFO"]);
 }
+
+/// Every function that runs without a person watching (a schedule, a rotation, the state machine) has an alarm on
+/// its own failed invocations, so a failed run is told when it happens: `make chaos` found failed exports that
+/// only a freshness alarm a day later would have told (tests/it/chaos_run.rs proves the alarm breached and notify
+/// told; tests/it/chaos.rs that the check misses nothing).
+#[test]
+fn every_unattended_function_has_an_alarm_on_its_failed_invocations() {
+    let template = std::fs::read_to_string(repo_root().join("infra/template.yaml")).unwrap();
+    for function in ["Snapshot", "Export", "Rotate", "RestoreTest", "Monitor"] {
+        let alarm = template_resource(&template, &format!("{function}ErrorsAlarm"));
+        for line in [
+            "Namespace: AWS/Lambda",
+            "MetricName: Errors",
+            &format!("Value: !Ref {function}Function"),
+            "Threshold: 1",
+            "ComparisonOperator: GreaterThanOrEqualToThreshold",
+            "TreatMissingData: notBreaching",
+        ] {
+            assert!(alarm.contains(line), "{function}ErrorsAlarm lacks `{line}`:\n{alarm}");
+        }
+    }
+}
