@@ -27,9 +27,18 @@ async fn two_days_under_faults_keep_every_invariant_and_recover_from_a_killed_du
         Some(&(1, 0)),
         "the second day's export lost its pg_dump connection while it dumped: {table}"
     );
-    assert!(figures.failed_attempts >= 1, "the killed dump failed its attempt: {table}");
-    assert!(!figures.recoveries.is_empty(), "and its redelivery made the export: {table}");
+    assert!(
+        figures.failed_attempts >= 1,
+        "the killed dump failed its attempt: {table}"
+    );
+    assert!(
+        !figures.recoveries.is_empty(),
+        "and its redelivery made the export: {table}"
+    );
     assert_eq!(figures.unrecovered, 0, "{table}");
-    assert!(figures.aws.values().sum::<u64>() > 0, "the proxy injected AWS faults: {table}");
+    assert!(
+        figures.aws.values().sum::<u64>() > 0,
+        "the proxy injected AWS faults: {table}"
+    );
     assert!(figures.passed(), "{table}");
 }

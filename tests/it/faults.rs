@@ -362,10 +362,17 @@ async fn new_rules_take_effect_from_the_next_request_without_a_restart() {
         s3.list_buckets().send().await.expect("no rule: every call passes");
     }
     faults.set_rules(&Rules::seed(3).on("s3", "ListBuckets", Kind::Error503, 1.0));
-    let err = s3.list_buckets().send().await.expect_err("the new rule fails every call");
+    let err = s3
+        .list_buckets()
+        .send()
+        .await
+        .expect_err("the new rule fails every call");
     assert_eq!(err.code(), Some("ServiceUnavailable"), "{err:?}");
     faults.set_rules(&Rules::seed(3));
-    s3.list_buckets().send().await.expect("the rule taken away: calls pass again");
+    s3.list_buckets()
+        .send()
+        .await
+        .expect("the rule taken away: calls pass again");
     let injected = faults.injected();
     assert_eq!(
         injected,

@@ -231,7 +231,18 @@ impl Postgres {
         let log = self.dir.path().join("postgres.log");
         self.run(
             "pg_ctl",
-            &["-D", path_str(&self.data), "-l", path_str(&log), "-m", "fast", "-w", "-t", "60", "restart"],
+            &[
+                "-D",
+                path_str(&self.data),
+                "-l",
+                path_str(&log),
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                "60",
+                "restart",
+            ],
         );
     }
 

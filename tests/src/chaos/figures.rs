@@ -114,16 +114,28 @@ impl Figures {
         }
         for f in DataFault::ALL {
             let (hit, missed) = self.data.get(&f).copied().unwrap_or_default();
-            let note = if missed > 0 { format!(" ({missed} missed: the operation ended first)") } else { String::new() };
+            let note = if missed > 0 {
+                format!(" ({missed} missed: the operation ended first)")
+            } else {
+                String::new()
+            };
             let _ = writeln!(t, "| {} | {hit}{note} |", f.name());
         }
-        let retried = self.aws.iter().filter(|(k, _)| **k != Kind::Slow).map(|(_, n)| n).sum::<u64>();
+        let retried = self
+            .aws
+            .iter()
+            .filter(|(k, _)| **k != Kind::Slow)
+            .map(|(_, n)| n)
+            .sum::<u64>();
         let _ = writeln!(t, "\n| runs | count |\n|---|---:|");
         for (what, n) in [
             ("AWS requests through the proxy", self.requests as u64),
             ("SDK retries (requests answered with a fault)", retried),
             ("function invocations", self.runs),
-            ("failed invocations (each signalled, then redelivered)", self.failed_attempts),
+            (
+                "failed invocations (each signalled, then redelivered)",
+                self.failed_attempts,
+            ),
             ("events failed on every delivery", self.unrecovered),
             ("events redelivered after success", self.redeliveries),
             ("restore tests run", self.restore_tests),

@@ -212,7 +212,12 @@ impl Run<'_> {
                 answer
             }
             Some(DataFault::UploadPartFails) => {
-                let burst = faults::background(self.seed, self.percent).on("s3", "UploadPart", crate::faults::Kind::Error500, 1.0);
+                let burst = faults::background(self.seed, self.percent).on(
+                    "s3",
+                    "UploadPart",
+                    crate::faults::Kind::Error500,
+                    1.0,
+                );
                 // The burst's rule comes after the background's, so the draws beyond their share all fail.
                 self.proxy.set_rules(&burst);
                 let answer = tokio::task::block_in_place(|| deployed.invoke(arn, event));
@@ -236,7 +241,10 @@ impl Run<'_> {
         if let Err(e) = said {
             self.figures.violation(Violation {
                 invariant: Invariant::Signalled,
-                what: format!("{} failed at {}: notify did not take its signal: {e}", failure.function, failure.at),
+                what: format!(
+                    "{} failed at {}: notify did not take its signal: {e}",
+                    failure.function, failure.at
+                ),
             });
         }
         self.ledger.failures.push(failure);
@@ -337,13 +345,19 @@ impl Run<'_> {
             .ok()
             .and_then(|v| v.secret_string().and_then(|s| serde_json::from_str::<Value>(s).ok()));
         let works = login.as_ref().is_some_and(|v| {
-            let (user, password) = (v["username"].as_str().unwrap_or(""), v["password"].as_str().unwrap_or(""));
+            let (user, password) = (
+                v["username"].as_str().unwrap_or(""),
+                v["password"].as_str().unwrap_or(""),
+            );
             self.w.pg.psql_as(user, password, "app", "select 1").is_ok()
         });
         if !works {
             self.figures.violation(Violation {
                 invariant: Invariant::ReportedGood,
-                what: format!("after the rotation of {}, {secret_id}'s AWSCURRENT does not log in", day.date_naive()),
+                what: format!(
+                    "after the rotation of {}, {secret_id}'s AWSCURRENT does not log in",
+                    day.date_naive()
+                ),
             });
         }
     }

@@ -124,7 +124,11 @@ pub async fn signal(w: &World, deployed: &Deployed, failure: &RunFailure) -> Res
 
 /// The function a failed invocation was of, as Lambda's metrics name it.
 fn function_dimension(w: &World, failure: &RunFailure) -> Option<Dimension> {
-    let f = w.stack.functions().into_iter().find(|f| f.logical_id == failure.function)?;
+    let f = w
+        .stack
+        .functions()
+        .into_iter()
+        .find(|f| f.logical_id == failure.function)?;
     Some(Dimension::builder().name("FunctionName").value(f.name).build())
 }
 
@@ -137,7 +141,9 @@ async fn lambda_error(w: &World, failure: &RunFailure) -> Result<(), String> {
     let datum = MetricDatum::builder()
         .metric_name("Errors")
         .value(1.0)
-        .timestamp(aws_sdk_cloudwatch::primitives::DateTime::from_secs(Utc::now().timestamp()))
+        .timestamp(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
+            Utc::now().timestamp(),
+        ))
         .dimensions(dim)
         .build();
     aws_sdk_cloudwatch::Client::new(&w.config)
