@@ -19,6 +19,7 @@ mod export;
 mod faults;
 mod harness;
 mod hold;
+mod https;
 mod hygiene;
 mod infra;
 mod layout;
