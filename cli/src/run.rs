@@ -276,7 +276,11 @@ pub struct Done {
 /// The SDK configuration: the usual chain, with `--profile` (when given) choosing the named profile that
 /// `AWS_PROFILE` chooses otherwise, for credentials, region and endpoint alike.
 pub async fn aws_config(profile: Option<&str>) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(lifeboat::core::aws::retry_config());
+    // The functions' HTTPS client (rustls on ring): the SDK crates are built without a default one, whose
+    // aws-lc-rs would otherwise be linked into every function too.
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(lifeboat::core::aws::retry_config())
+        .http_client(lifeboat::core::aws::https_client());
     if let Some(name) = profile {
         loader = loader.profile_name(name);
     }

@@ -21,6 +21,7 @@ mod export;
 mod faults;
 mod harness;
 mod hold;
+mod https;
 mod hygiene;
 mod infra;
 mod layout;

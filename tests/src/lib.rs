@@ -56,6 +56,8 @@ pub fn sdk_config(endpoint: &str, region: &str) -> SdkConfig {
             aws_sdk_rds::config::Credentials::new("testing", "testing", None, None, "lifeboat-tests"),
         ))
         .retry_config(lifeboat::core::aws::retry_config())
+        // The functions' own HTTPS client: the SDK crates are built without a default one.
+        .http_client(lifeboat::core::aws::https_client())
         .build()
 }
 

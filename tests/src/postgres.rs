@@ -358,7 +358,7 @@ impl Postgres {
 }
 
 /// A CA and a server certificate for 127.0.0.1/localhost, made with the openssl command-line tool.
-pub(crate) fn make_certificates(dir: &Path, owner: Option<(u32, u32)>) -> (PathBuf, PathBuf, PathBuf) {
+pub fn make_certificates(dir: &Path, owner: Option<(u32, u32)>) -> (PathBuf, PathBuf, PathBuf) {
     let openssl = |args: &[&str]| {
         let out = Command::new("openssl")
             .args(args)

@@ -75,8 +75,10 @@ fn sanitize_subject(s: &str) -> String {
 type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 fn https_client() -> Result<HttpsClient, DeliveryError> {
+    // Ring, named as wherever Lifeboat builds a TLS client, never the process default: rustls has none to give
+    // when a second provider is compiled in.
     let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_native_roots()
+        .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
         .map_err(DeliveryError::Roots)?
         .https_or_http()
         .enable_http1()

@@ -66,7 +66,7 @@ fn verify_full_config(tls: &TlsSettings) -> Result<rustls::ClientConfig, CacheEr
     if roots.is_empty() {
         return Err(CacheError::Tls(format!("{what} holds no certificate")));
     }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| CacheError::Tls(e.to_string()))?

@@ -357,7 +357,7 @@ pub async fn connect(target: &Target, connect_timeout: Duration) -> Result<tokio
 
 /// The rustls configuration for a TLS mode, as libpq reads the modes (also used for caches).
 pub(crate) fn client_config(tls: &TlsSettings) -> Result<rustls::ClientConfig, DbError> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| DbError::Tls(e.to_string()))?;

@@ -148,7 +148,7 @@ impl Owner {
 /// 32 random bytes in hex: a password that is only ever used by this process, for the length of one restore.
 pub fn one_time_password() -> Result<String, ArchiveError> {
     let mut bytes = [0u8; 32];
-    rustls::crypto::aws_lc_rs::default_provider()
+    rustls::crypto::ring::default_provider()
         .secure_random
         .fill(&mut bytes)
         .map_err(|_| ArchiveError::Random)?;
