@@ -148,7 +148,8 @@ impl Run<'_> {
             self.ledger.janitor_runs.push(janitor);
         }
         self.redeliver(d, &delivered).await;
-        let found = invariants::check(self.w, &mut self.ledger, at(day, 23, 59)).await;
+        // Judged at the day's last tick: the latest moment a run could have changed what the checks see.
+        let found = invariants::check(self.w, &mut self.ledger, at(day, 4, 0)).await;
         self.figures.day_checked(d, found);
     }
 

@@ -5,9 +5,9 @@
 //! Judged by the product's own rules and clock: snapshots by `rds::retention::decide` over every Lifeboat
 //! snapshot ever seen (so a deletion is judged against what retention saw and more), copies by the
 //! `plans::export_expiry` rule (strictly older than `keep_days`, by the time the manifest records, never the
-//! newest), each at the earlier of its time and the real clock, as `rds::retention::clock` counts: snapshots at
-//! the check's time, copies at the previous check's (the earliest a tick could have removed one, see
-//! [`past_policy`]). A correct expiry is therefore no violation, and one a day early is.
+//! newest), each at the earlier of its time and the real clock, as `rds::retention::clock` counts, at the check's
+//! time: the time of the last tick that ran before it (see [`past_policy`]). A correct expiry is therefore no
+//! violation, and one a day early is.
 
 use chrono::{DateTime, Duration, Utc};
 use lifeboat::bucket::layout::CACHE_EXPORTS_PREFIX;
@@ -194,13 +194,12 @@ fn keep_days(c: &Cloud, key: &str) -> Option<u32> {
         .max()
 }
 
-/// Whether the copy of manifest `key` (seen before) may have been expired since the previous check: strictly
-/// older than `keep_days` at the retention clock of the earliest moment a tick could have removed it (the
-/// previous check's time; this one's at the first check), and not the newest of its series seen. Judged at that
-/// earliest moment, so a copy removed on the last day of its policy is caught, and one the next tick rightly
-/// expired is not.
+/// Whether the copy of manifest `key` (seen before) may have been expired by now: strictly older than
+/// `keep_days` at the retention clock of `now` (the time of the last tick that ran before the check: the latest
+/// moment a tick could have removed it), and not the newest of its series seen. So a copy removed on the last day
+/// of its policy is caught, and one a tick rightly expired is not (judged at an earlier moment, a month's run
+/// counted every correct expiry of an RDB copy made at 01:00 and expired at the next 02:00 tick as a violation).
 pub(super) fn past_policy(c: &Cloud, ledger: &Ledger, key: &str, now: DateTime<Utc>) -> bool {
-    let now = ledger.checked.map_or(now, |t| t.min(now));
     let (Some(at), Some(days)) = (ledger.manifests.get(key), keep_days(c, key)) else {
         return false;
     };
