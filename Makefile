@@ -32,10 +32,10 @@ demo: setup
 
 ## make chaos: a month of the deployed stack's schedules under AWS and data-side faults, invariants checked after
 ## every day; prints the figures and fails on any violation or when the bound stops it early (docs: guide/chaos.md).
-## DAYS (30), SEED (1), BOUND_MINUTES (12) and AWS_FAULT_PERCENT (1) replay, shorten or harden a run.
+## DAYS (30), SEED (1), BOUND_MINUTES (25) and AWS_FAULT_PERCENT (1) replay, shorten or harden a run.
 DAYS ?= 30
 SEED ?= 1
-BOUND_MINUTES ?= 12
+BOUND_MINUTES ?= 25
 AWS_FAULT_PERCENT ?= 1
 chaos: setup
 	cargo build --locked --workspace --all-targets
