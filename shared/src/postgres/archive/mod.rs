@@ -6,12 +6,14 @@
 //! into a new database and its cleanup ([`restore::restore`]), the check without a database
 //! ([`restore::verify`]), and the errors that say which check failed ([`ArchiveError`]). The pure rules are in
 //! [`select`].
-//! Never: writes to an existing database (the target must not exist; only a database this module created is
-//! ever dropped), runs the archive as the administrator who connects (see [`owner`]), writes a temporary file except for `--jobs` (a 0600 file in the work directory, checked for room
-//! first and removed afterwards) and, for a restore of some tables, pg_restore's `-L` list (dump ids only, no
-//! data; see [`select::whole_tables`]), or prints a password.
+//! Never: writes to an existing database (the target must not exist; only a database this module created is ever
+//! dropped), runs the archive as the administrator who connects (see [`owner`]), writes a temporary file except for
+//! `--jobs` (a 0600 file in the work directory, checked for room first and removed afterwards, or by the next restore
+//! when its process was killed: [`plaintext`]) and, for a restore of some tables, pg_restore's `-L` list (dump ids
+//! only, no data; see [`select::whole_tables`]), or prints a password.
 
 pub mod owner;
+pub mod plaintext;
 pub mod plan;
 pub mod recover;
 pub mod report;

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::owner::{self, Created, Owner};
+use super::plaintext;
 use super::plan::check_room;
 use super::select::{compare_exact, match_tables};
 use super::stream::{stream, tail, Counters, Destination, Rewrite, Sink, Streamed};
@@ -135,6 +136,14 @@ pub async fn restore(req: Request<'_>) -> Result<Report, ArchiveError> {
         ));
     }
     if let Some(jobs) = req.jobs {
+        // Before the room check: a file an interrupted restore left takes room this one needs.
+        for left in plaintext::sweep(jobs.workdir, std::time::SystemTime::now()) {
+            tracing::warn!(
+                file = %left.file.display(),
+                bytes = left.bytes,
+                "removed a plaintext archive an interrupted restore left in the work directory"
+            );
+        }
         check_workdir(&jobs, req.manifest.plaintext.bytes)?;
     }
     let guard = Guard {
@@ -384,19 +393,14 @@ pub fn check_workdir(jobs: &Jobs<'_>, plaintext_bytes: u64) -> Result<(), Archiv
 }
 
 /// The plaintext into a 0600 file in the work directory, every check of the stream passed, then
-/// `pg_restore --jobs` on it. The file is removed when this returns or is dropped (failure, interruption).
+/// `pg_restore --jobs` on it. The file is removed when this returns or is dropped (failure, interruption); one
+/// left by a restore whose process was killed is removed by the next restore's sweep ([`restore`]).
 async fn through_file(req: Request<'_>, sink: Sink, jobs: &Jobs<'_>) -> Result<Streamed, ArchiveError> {
-    use std::os::unix::fs::PermissionsExt;
     let workdir = |source| ArchiveError::Workdir {
         dir: jobs.workdir.display().to_string(),
         source,
     };
-    let file = tempfile::Builder::new()
-        .prefix("lifeboat-restore-")
-        .suffix(".dump")
-        .permissions(std::fs::Permissions::from_mode(0o600))
-        .tempfile_in(jobs.workdir)
-        .map_err(workdir)?;
+    let file = plaintext::create(jobs.workdir).map_err(workdir)?;
     let writer = file.as_file().try_clone().map_err(workdir)?;
     let start = Instant::now();
     let to = Destination::File(writer);
