@@ -337,8 +337,8 @@ async fn an_export_tick_under_throttling_converges_to_the_tick_without_faults() 
     let (calm, calm_keys, none, calm_seen) = tick_through(&Rules::seed(11), t).await;
     assert_eq!(none, []);
     // A third of the S3 GetObjects throttled (the plan document, the manifests read back), with a seed that draws
-    // two faults: Lifeboat's retries (adaptive, 8 attempts) absorb them. Why a rate this low: after throttling,
-    // adaptive retries also slow the client's own rate, and at half the calls the tick takes minutes.
+    // two faults: Lifeboat's retries (standard, 8 attempts) absorb them. Why a rate this low: each throttled call
+    // backs off exponentially, and at half the calls the tick takes minutes.
     let (rough, rough_keys, injected, seen) =
         tick_through(&Rules::seed(12).on("s3", "GetObject", Kind::Throttle, 0.3), t).await;
     assert!(!injected.is_empty(), "no fault was injected: {rough}\n{seen:?}");

@@ -511,11 +511,8 @@ mod tests {
             .output(|| CreateDbSnapshotOutput::builder().build())
             .build();
         let rds = mock_client!(aws_sdk_rds, RuleMode::Sequential, [&throttled], |c| c.retry_config(
-            // Standard mode with a tiny backoff: the adaptive mode used in production also rate-limits the client
-            // after throttling, which would only slow this test down.
-            aws_config::retry::RetryConfig::standard()
-                .with_max_attempts(crate::core::aws::MAX_ATTEMPTS)
-                .with_initial_backoff(std::time::Duration::from_millis(1))
+            // Production's retry configuration with a tiny back-off, which would only slow this test down.
+            crate::core::aws::retry_config().with_initial_backoff(std::time::Duration::from_millis(1))
         ));
         let res = create(&rds, "db", DbKind::Instance, "lifeboat-db-1", &tags())
             .await

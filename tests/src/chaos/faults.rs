@@ -8,11 +8,11 @@ use crate::faults::{Kind, Rules};
 use crate::postgres::Postgres;
 
 /// The AWS faults every request of every run may draw, at these rates: rare enough that the SDK's retries (eight
-/// attempts, adaptive) carry almost every call through, common enough that a month meets each kind many times.
+/// attempts, standard back-off) carry almost every call through, common enough that a month meets each kind many times.
 /// `percent` is the share of requests that draw a fault, split: throttling 2/7, the rest 1/7 each.
 pub fn background(seed: u64, percent: f64) -> Rules {
-    // Why not more: Lifeboat's clients retry adaptively, and one throttling answer paces a warm function's every
-    // later call; at a few percent a month's run spends most of its time in back-off.
+    // Why not more: every retried call backs off exponentially (with jitter, up to 20 s), and at a few percent a
+    // month's run spends most of its time waiting.
     let unit = percent / 100.0 / 7.0;
     Rules::seed(seed)
         .on("*", "*", Kind::Throttle, 2.0 * unit)
