@@ -372,8 +372,18 @@ fn files_in(dir: &std::path::Path) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn a_whole_database_restored_with_two_jobs_equals_the_source_and_leaves_no_file() {
+async fn a_whole_database_restored_with_two_jobs_equals_the_source_and_leaves_no_plaintext_not_even_a_killed_restores() {
     let workdir = tempfile::tempdir().unwrap();
+    // What a restore killed an hour ago left behind (nothing holds its lock): the next restore removes it.
+    let abandoned = workdir.path().join("lifeboat-restore-killed.dump");
+    std::fs::write(&abandoned, b"a decrypted archive").unwrap();
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .append(true)
+        .open(&abandoned)
+        .unwrap()
+        .set_modified(hour_ago)
+        .unwrap();
     let w = world_with(&[("LIFEBOAT_RESTORE_WORKDIR", workdir.path().display().to_string())]).await;
     let mut e = event("app_jobs", &[]);
     e["jobs"] = json!(2);
@@ -387,7 +397,10 @@ async fn a_whole_database_restored_with_two_jobs_equals_the_source_and_leaves_no
     }
     assert_eq!(out["verified"], true);
     assert_eq!(out["tables"].as_array().unwrap().len(), TABLES.len(), "{out}");
-    assert!(files_in(workdir.path()).is_empty(), "the plaintext file is removed");
+    assert!(
+        files_in(workdir.path()).is_empty(),
+        "the plaintext file is removed, and the one a killed restore left"
+    );
 
     // A tampered object with jobs: refused by the stored checksum before pg_restore reads the file.
     let key = w.stored_key().await;
