@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use crate::deliver::{self, DeliveryError};
 use crate::deps::Deps;
 use crate::event::{self, Notice};
+use crate::failing;
 use crate::render::{render, Kind, LastGood, Message, OpenAnomaly};
 use lifeboat::monitoring::monitor::CONTENT_CHECK;
 use lifeboat::watch::hold;
@@ -23,6 +24,7 @@ async fn last_good(deps: &Deps, db: &str) -> LastGood {
     LastGood {
         evidence: None,
         anomalies: Vec::new(),
+        failing_caches: Vec::new(),
         snapshot: newest_snapshot(deps, db).await,
         export: match layout::newest_export(&deps.s3, &deps.settings.bucket, db, None).await {
             Ok(newest) => newest,
@@ -85,9 +87,17 @@ async fn evidence_link(deps: &Deps) -> Option<String> {
 /// newest evidence report.
 async fn last_good_for(deps: &Deps, notice: &Notice) -> LastGood {
     let last = match notice {
-        Notice::Alarm { name, .. } => match alarm_subject(&deps.settings.alarm_scope, name) {
+        Notice::Alarm { name, state, since, .. } => match alarm_subject(&deps.settings.alarm_scope, name) {
             Some((AlarmSubject::Database(db), _)) => last_good(deps, db).await,
             Some((AlarmSubject::Cache(cache), _)) => last_good_cache(deps, cache).await,
+            None if state == "ALARM" && *name == failing::rdb_copy_alarm(&deps.settings.alarm_scope) => {
+                let failing_caches = failing::caches(&deps.cw, &deps.settings.metrics_namespace, *since).await;
+                let last = match failing_caches.as_slice() {
+                    [cache] => last_good_cache(deps, cache).await,
+                    _ => LastGood::default(),
+                };
+                LastGood { failing_caches, ..last }
+            }
             None => LastGood::default(),
         },
         Notice::RestoreTestFailed { .. } => LastGood::default(),

@@ -8,6 +8,7 @@
 pub mod deliver;
 pub mod deps;
 pub mod event;
+pub mod failing;
 pub mod handler;
 pub mod render;
 pub mod settings;

@@ -21,6 +21,9 @@ pub struct LastGood {
     /// A `content` alarm's open anomalies (read from their records when the message is written): each one's
     /// record key, its findings' lines, and how many snapshots and exports it holds.
     pub anomalies: Vec<OpenAnomaly>,
+    /// The stack's RDB copy alarm: the caches whose copy failed (their `RdbCopyFailed` per `CacheIdentifier`, read
+    /// when the message is written). The alarm's one series is the maximum over every cache, so it names none.
+    pub failing_caches: Vec<String>,
 }
 
 /// One open content anomaly as a message names it.
@@ -291,8 +294,25 @@ fn render_alarm(scope: &AlarmScope, a: &AlarmChange<'_>, last: &LastGood, now: D
             explain(db, check),
             last_good_line(last, now),
         ),
-        // An alarm of the whole stack (a function's errors, a failed RDB copy): it names no database, so the message
-        // names the alarm and sends the reader to its description.
+        // The stack's RDB copy alarm, with the caches its metric says failed.
+        None if !last.failing_caches.is_empty() => {
+            let caches = last.failing_caches.join(", ");
+            let (who, line) = match last.failing_caches.as_slice() {
+                [_] => (format!("cache {caches}"), format!("Cache: {caches}")),
+                _ => (format!("caches {caches}"), format!("Caches: {caches}")),
+            };
+            let last_line = match last.failing_caches.as_slice() {
+                [cache] => cache_last_good_line(cache, last, now),
+                _ => "each cache's newest verified RDB copy: `lifeboat exports <cache>`".to_owned(),
+            };
+            let todo = "The export function's copy-caches summary (its log group) names the shard, the staged key \
+                        under rdb-staging-* (kept for inspection) and the verifier's error; the next export tick \
+                        copies again. Runbook: docs/book/src/guide/caches.md."
+                .to_owned();
+            (who, line, (format!("the newest snapshot's RDB copy failed verification ({caches})"), todo), last_line)
+        }
+        // Another alarm of the whole stack (a function's errors), or the RDB copy alarm when its metric could not be
+        // read: it names no database, so the message names the alarm and sends the reader to its description.
         None => (
             name.to_owned(),
             format!("Alarm: {name}"),
@@ -419,7 +439,50 @@ mod tests {
             export: None,
             evidence: None,
             anomalies: Vec::new(),
+            failing_caches: Vec::new(),
         }
+    }
+
+    #[test]
+    fn the_stacks_rdb_copy_alarm_names_the_caches_whose_copy_failed() {
+        let mut notice = alarm("ALARM", "OK");
+        if let Notice::Alarm { name, reason, .. } = &mut notice {
+            *name = "lifeboat/prod/rdb-copy-failed".into();
+            *reason = String::new();
+        }
+        let one = LastGood {
+            failing_caches: vec!["sessions".into()],
+            export: Some(("exports/_caches/sessions/rdb/20261121T0200Z.json".into(), at(21, 2))),
+            ..LastGood::default()
+        };
+        let m = render(&scope(), &notice, &one, at(22, 10));
+        assert_eq!(
+            m.subject,
+            "[ALARM] cache sessions: the newest snapshot's RDB copy failed verification (sessions)"
+        );
+        assert!(m.text.contains("\nCache: sessions\n"), "{}", m.text);
+        assert!(
+            m.text.contains("Last good backup: RDB copy exports/_caches/sessions/rdb/20261121T0200Z.json at 2026-11-21"),
+            "{}",
+            m.text
+        );
+        assert!(m.text.ends_with("Alarm: lifeboat/prod/rdb-copy-failed\n"), "{}", m.text);
+
+        let two = LastGood {
+            failing_caches: vec!["queue".into(), "sessions".into()],
+            ..LastGood::default()
+        };
+        let m = render(&scope(), &notice, &two, at(22, 10));
+        assert!(m.subject.starts_with("[ALARM] caches queue, sessions: "), "{}", m.subject);
+        assert!(m.text.contains("\nCaches: queue, sessions\n"), "{}", m.text);
+
+        // Its metric unread (or another stack-wide alarm): the alarm is named, and no cache.
+        let m = render(&scope(), &notice, &LastGood::default(), at(22, 10));
+        assert_eq!(
+            m.subject,
+            "[ALARM] lifeboat/prod/rdb-copy-failed: the stack's alarm `lifeboat/prod/rdb-copy-failed`"
+        );
+        assert!(!m.text.contains("Cache"), "{}", m.text);
     }
 
     #[test]
