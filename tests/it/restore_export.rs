@@ -372,7 +372,8 @@ fn files_in(dir: &std::path::Path) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn a_whole_database_restored_with_two_jobs_equals_the_source_and_leaves_no_plaintext_not_even_a_killed_restores() {
+async fn a_whole_database_restored_with_two_jobs_equals_the_source_and_leaves_no_plaintext_not_even_a_killed_restores()
+{
     let workdir = tempfile::tempdir().unwrap();
     // What a restore killed an hour ago left behind (nothing holds its lock): the next restore removes it.
     let abandoned = workdir.path().join("lifeboat-restore-killed.dump");

@@ -42,7 +42,11 @@ fn cache_of(m: &Metric) -> Option<&str> {
     }
 }
 
-async fn read(cw: &aws_sdk_cloudwatch::Client, namespace: &str, since: DateTime<Utc>) -> Result<BTreeSet<String>, Error> {
+async fn read(
+    cw: &aws_sdk_cloudwatch::Client,
+    namespace: &str,
+    since: DateTime<Utc>,
+) -> Result<BTreeSet<String>, Error> {
     let mut series = Vec::new();
     let mut pages = cw
         .list_metrics()

@@ -273,15 +273,14 @@ fn message(subject: String, text: String, fingerprint: String, key: &str, kind: 
     }
 }
 
-fn render_alarm(scope: &AlarmScope, a: &AlarmChange<'_>, last: &LastGood, now: DateTime<Utc>) -> Message {
-    let AlarmChange {
-        name,
-        state,
-        previous,
-        reason,
-        since,
-    } = *a;
-    let (who, line, (what, todo), last_line) = match alarm_subject(scope, name) {
+/// Who an alarm is about, its subject line, what is wrong and what to do, and the last good backup line.
+fn alarm_about(
+    scope: &AlarmScope,
+    name: &str,
+    last: &LastGood,
+    now: DateTime<Utc>,
+) -> (String, String, (String, String), String) {
+    match alarm_subject(scope, name) {
         Some((AlarmSubject::Cache(cache), check)) => (
             format!("cache {cache}"),
             format!("Cache: {cache}"),
@@ -309,7 +308,15 @@ fn render_alarm(scope: &AlarmScope, a: &AlarmChange<'_>, last: &LastGood, now: D
                         under rdb-staging-* (kept for inspection) and the verifier's error; the next export tick \
                         copies again. Runbook: docs/book/src/guide/caches.md."
                 .to_owned();
-            (who, line, (format!("the newest snapshot's RDB copy failed verification ({caches})"), todo), last_line)
+            (
+                who,
+                line,
+                (
+                    format!("the newest snapshot's RDB copy failed verification ({caches})"),
+                    todo,
+                ),
+                last_line,
+            )
         }
         // Another alarm of the whole stack (a function's errors), or the RDB copy alarm when its metric could not be
         // read: it names no database, so the message names the alarm and sends the reader to its description.
@@ -324,7 +331,18 @@ fn render_alarm(scope: &AlarmScope, a: &AlarmChange<'_>, last: &LastGood, now: D
             ),
             last_good_line(last, now),
         ),
-    };
+    }
+}
+
+fn render_alarm(scope: &AlarmScope, a: &AlarmChange<'_>, last: &LastGood, now: DateTime<Utc>) -> Message {
+    let AlarmChange {
+        name,
+        state,
+        previous,
+        reason,
+        since,
+    } = *a;
+    let (who, line, (what, todo), last_line) = alarm_about(scope, name, last, now);
     // While a content anomaly is open, the newest backups carry the change: the last good ones are those it holds.
     let last_line = if last.anomalies.is_empty() {
         last_line
@@ -462,7 +480,8 @@ mod tests {
         );
         assert!(m.text.contains("\nCache: sessions\n"), "{}", m.text);
         assert!(
-            m.text.contains("Last good backup: RDB copy exports/_caches/sessions/rdb/20261121T0200Z.json at 2026-11-21"),
+            m.text
+                .contains("Last good backup: RDB copy exports/_caches/sessions/rdb/20261121T0200Z.json at 2026-11-21"),
             "{}",
             m.text
         );
@@ -473,7 +492,11 @@ mod tests {
             ..LastGood::default()
         };
         let m = render(&scope(), &notice, &two, at(22, 10));
-        assert!(m.subject.starts_with("[ALARM] caches queue, sessions: "), "{}", m.subject);
+        assert!(
+            m.subject.starts_with("[ALARM] caches queue, sessions: "),
+            "{}",
+            m.subject
+        );
         assert!(m.text.contains("\nCaches: queue, sessions\n"), "{}", m.text);
 
         // Its metric unread (or another stack-wide alarm): the alarm is named, and no cache.
