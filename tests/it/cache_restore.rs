@@ -566,7 +566,7 @@ async fn a_failed_elasticache_listing_still_plans_the_databases_and_fails_the_ca
         .endpoint_url("http://127.0.0.1:1")
         .retry_config(aws_sdk_elasticache::config::retry::RetryConfig::disabled())
         .build();
-    broken.ec = aws_sdk_elasticache::Client::from_conf(ec_config);
+    broken.ec = aws_sdk_elasticache::Client::from_conf(ec_config).into();
 
     let plan = restore::handle(&broken, json!({"action": "plan", "time": w.requested}), None)
         .await

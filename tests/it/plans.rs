@@ -130,22 +130,26 @@ fn deps(moto: &Moto, pairs: &[(&str, &str)], calls: &Calls) -> Deps {
         aws_sdk_rds::config::Builder::from(&config)
             .interceptor(rec("rds"))
             .build(),
-    );
+    )
+    .into();
     deps.ec = aws_sdk_elasticache::Client::from_conf(
         aws_sdk_elasticache::config::Builder::from(&config)
             .interceptor(rec("elasticache"))
             .build(),
-    );
+    )
+    .into();
     deps.cw = aws_sdk_cloudwatch::Client::from_conf(
         aws_sdk_cloudwatch::config::Builder::from(&config)
             .interceptor(rec("cloudwatch"))
             .build(),
-    );
+    )
+    .into();
     deps.s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&config)
             .interceptor(rec("s3"))
             .build(),
-    );
+    )
+    .into();
     deps
 }
 

@@ -613,7 +613,7 @@ async fn a_serverless_copy_without_a_shard_count_is_refused_not_published() {
         })
         .then_output(|| ExportServerlessCacheSnapshotOutput::builder().build());
     let deps = Deps {
-        ec: mock_client!(aws_sdk_elasticache, RuleMode::MatchAny, [&describe, &export]),
+        ec: mock_client!(aws_sdk_elasticache, RuleMode::MatchAny, [&describe, &export]).into(),
         ..w.deps.clone()
     };
     let (sessions, sessions_snap) = serverless("sessions");
@@ -720,7 +720,7 @@ impl Watch {
     fn on(&self, deps: &Deps) -> Deps {
         let config = deps.s3.config().to_builder().interceptor(self.clone()).build();
         Deps {
-            s3: aws_sdk_s3::Client::from_conf(config),
+            s3: aws_sdk_s3::Client::from_conf(config).into(),
             ..deps.clone()
         }
     }
@@ -892,7 +892,7 @@ async fn a_file_staged_by_someone_else_after_lifeboats_request_is_not_published(
         })
         .then_output(|| CopySnapshotOutput::builder().build());
     let deps = Deps {
-        ec: mock_client!(aws_sdk_elasticache, RuleMode::MatchAny, [&describe, &copy]),
+        ec: mock_client!(aws_sdk_elasticache, RuleMode::MatchAny, [&describe, &copy]).into(),
         ..w.deps.clone()
     };
     let cache = lifeboat::caches::elasticache::Cache {

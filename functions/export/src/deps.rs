@@ -1,4 +1,4 @@
-//! What every part of the `export` function is handed: the AWS clients, built once per cold start, and the
+//! What every part of the `export` function is handed: the AWS clients, each built on its first call, and the
 //! settings. Its own module so that the handler and the modules it calls (`job.rs`, `caches.rs`) all stand on it
 //! and none of them imports the handler back.
 
@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use aws_config::SdkConfig;
 use chrono::{DateTime, Utc};
+use lifeboat::core::client::OnFirstUse;
 
 use crate::settings::ExportSettings;
 
@@ -34,12 +35,12 @@ impl std::fmt::Debug for WallClock {
 
 #[derive(Debug, Clone)]
 pub struct Deps {
-    pub rds: aws_sdk_rds::Client,
-    pub s3: aws_sdk_s3::Client,
-    pub secrets: aws_sdk_secretsmanager::Client,
-    pub cw: aws_sdk_cloudwatch::Client,
+    pub rds: OnFirstUse<aws_sdk_rds::Client>,
+    pub s3: OnFirstUse<aws_sdk_s3::Client>,
+    pub secrets: OnFirstUse<aws_sdk_secretsmanager::Client>,
+    pub cw: OnFirstUse<aws_sdk_cloudwatch::Client>,
     /// For the `copy-caches` action (`caches.rs`).
-    pub ec: aws_sdk_elasticache::Client,
+    pub ec: OnFirstUse<aws_sdk_elasticache::Client>,
     pub settings: ExportSettings,
     pub clock: WallClock,
 }
@@ -47,11 +48,11 @@ pub struct Deps {
 impl Deps {
     pub fn new(config: &SdkConfig, settings: ExportSettings) -> Self {
         Self {
-            rds: aws_sdk_rds::Client::new(config),
-            s3: aws_sdk_s3::Client::new(config),
-            secrets: aws_sdk_secretsmanager::Client::new(config),
-            cw: aws_sdk_cloudwatch::Client::new(config),
-            ec: aws_sdk_elasticache::Client::new(config),
+            rds: OnFirstUse::new(config, aws_sdk_rds::Client::new),
+            s3: OnFirstUse::new(config, aws_sdk_s3::Client::new),
+            secrets: OnFirstUse::new(config, aws_sdk_secretsmanager::Client::new),
+            cw: OnFirstUse::new(config, aws_sdk_cloudwatch::Client::new),
+            ec: OnFirstUse::new(config, aws_sdk_elasticache::Client::new),
             settings,
             clock: WallClock::default(),
         }

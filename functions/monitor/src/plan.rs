@@ -292,10 +292,10 @@ pub async fn show(deps: &Deps, resource: &str, now: DateTime<Utc>) -> Result<ser
     };
     let loaded = store::load(&deps.s3, location).await?;
     let clients = Clients {
-        s3: deps.s3.clone(),
-        rds: deps.rds.clone(),
-        elasticache: deps.ec.clone(),
-        sm: deps.sm.clone(),
+        s3: (*deps.s3).clone(),
+        rds: (*deps.rds).clone(),
+        elasticache: (*deps.ec).clone(),
+        sm: (*deps.sm).clone(),
     };
     let fleet = Fleet::discover(&clients, deps.settings.serverless_caches).await?;
     let bucket = Some(deps.settings.bucket.as_str());

@@ -165,8 +165,8 @@ mod tests {
         };
         let settings = crate::settings::RestoreSettings::from_env(&env).unwrap();
         Deps {
-            ec,
-            sm,
+            ec: ec.into(),
+            sm: sm.into(),
             ..Deps::new(&config, settings)
         }
     }

@@ -155,7 +155,7 @@ mod tests {
         };
         let settings = crate::settings::RestoreSettings::from_env(&env).unwrap();
         Deps {
-            rds,
+            rds: rds.into(),
             ..Deps::new(&config, settings)
         }
     }

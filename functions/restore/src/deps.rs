@@ -1,4 +1,4 @@
-//! What every step of the `restore` function is handed: the AWS clients, built once per cold start, and the
+//! What every step of the `restore` function is handed: the AWS clients, each built on its first call, and the
 //! settings; and the small calls every step makes through them (the source database, whether an identifier
 //! exists, the age identity, writing a report, the text of a caught error).
 //!
@@ -6,6 +6,7 @@
 //! `caches.rs`, `cache_rdb.rs`, `cache_shards.rs`, `cache_console.rs`, `restored.rs`) all stand on it and none of
 //! them imports the handler back.
 
+use lifeboat::core::client::OnFirstUse;
 use lifeboat::core::error::Error;
 use lifeboat::rds::instances as rds;
 use lifeboat::rds::selection::{self, Database, DbKind};
@@ -16,22 +17,22 @@ use crate::settings::RestoreSettings;
 
 #[derive(Debug, Clone)]
 pub struct Deps {
-    pub rds: aws_sdk_rds::Client,
-    pub s3: aws_sdk_s3::Client,
-    pub sm: aws_sdk_secretsmanager::Client,
-    pub cw: aws_sdk_cloudwatch::Client,
-    pub ec: aws_sdk_elasticache::Client,
+    pub rds: OnFirstUse<aws_sdk_rds::Client>,
+    pub s3: OnFirstUse<aws_sdk_s3::Client>,
+    pub sm: OnFirstUse<aws_sdk_secretsmanager::Client>,
+    pub cw: OnFirstUse<aws_sdk_cloudwatch::Client>,
+    pub ec: OnFirstUse<aws_sdk_elasticache::Client>,
     pub settings: RestoreSettings,
 }
 
 impl Deps {
     pub fn new(config: &aws_config::SdkConfig, settings: RestoreSettings) -> Self {
         Self {
-            rds: aws_sdk_rds::Client::new(config),
-            s3: aws_sdk_s3::Client::new(config),
-            sm: aws_sdk_secretsmanager::Client::new(config),
-            cw: aws_sdk_cloudwatch::Client::new(config),
-            ec: aws_sdk_elasticache::Client::new(config),
+            rds: OnFirstUse::new(config, aws_sdk_rds::Client::new),
+            s3: OnFirstUse::new(config, aws_sdk_s3::Client::new),
+            sm: OnFirstUse::new(config, aws_sdk_secretsmanager::Client::new),
+            cw: OnFirstUse::new(config, aws_sdk_cloudwatch::Client::new),
+            ec: OnFirstUse::new(config, aws_sdk_elasticache::Client::new),
             settings,
         }
     }

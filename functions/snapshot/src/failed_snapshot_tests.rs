@@ -89,17 +89,18 @@ async fn a_failed_snapshot_with_the_runs_identifier_fails_the_run_and_expires_no
     });
     let ec = mock_client!(aws_sdk_elasticache, RuleMode::MatchAny, [&groups, &nodes]);
     let deps = Deps {
-        rds,
-        ec,
+        rds: rds.into(),
+        ec: ec.into(),
         dr_rds: None,
-        cw,
+        cw: cw.into(),
         // Never called: no plan document in this run.
         s3: aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::Config::builder()
                 .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
                 .region(aws_sdk_s3::config::Region::new("us-east-1"))
                 .build(),
-        ),
+        )
+        .into(),
         region: "us-east-1".to_owned(),
         settings: SnapshotSettings::from_env(&move |n: &str| env.get(n).cloned()).unwrap(),
         plan: None,

@@ -2,14 +2,15 @@
 //!
 //! Owns the configuration machinery and the variables several domains read ([`settings`]), the errors and their
 //! Lambda `errorType` ([`error`]), the metric vocabulary and its publishing ([`metrics`]), logging
-//! ([`telemetry`]), the AWS SDK configuration ([`aws`]), the tag keys ([`tags`]), the version an artefact records
-//! and an invocation's deadline.
+//! ([`telemetry`]), the AWS SDK configuration ([`aws`]) and its clients, each built on first use ([`client`]), the
+//! tag keys ([`tags`]), the version an artefact records and an invocation's deadline.
 //!
 //! Depends on no domain: nothing here imports `bucket`, `postgres`, `rds`, `caches`, `monitoring` or
 //! `evidence`. It must never hold a rule of one of them (a threshold, a name, a retention); a variable that only
 //! one domain reads is declared in that domain's own settings.
 
 pub mod aws;
+pub mod client;
 pub mod error;
 pub mod metrics;
 pub mod settings;
