@@ -469,6 +469,9 @@ fn catalogue(
 async fn count_block(r: &mut Reader, table: &TableEntry) -> Result<u64, FormatError> {
     let mut copy = CopyRows::default();
     loop {
+        if r.count_buffered_chunks(&mut copy, table)? {
+            return copy.finish(table);
+        }
         let len = r.len().await?;
         if len == 0 {
             return copy.finish(table);
@@ -647,19 +650,49 @@ impl Reader {
     }
 
     async fn int(&mut self) -> Result<i64, FormatError> {
-        let sign = self.byte().await?;
-        let mut value: u64 = 0;
-        for i in 0..self.int_size {
-            value |= u64::from(self.byte().await?) << (8 * u32::from(i));
+        let size = 1 + usize::from(self.int_size);
+        {
+            // The usual case: the whole integer is in the pushed chunk.
+            let mut feed = self.feed.borrow_mut();
+            if feed.current.len() >= size {
+                let value = decode_int(&feed.current[..size]);
+                feed.current.advance(size);
+                return value;
+            }
         }
-        let value = i64::try_from(value).map_err(|_| invalid(format!("integer {value} out of range")))?;
-        Ok(if sign == 0 { value } else { -value })
+        let mut bytes = [0u8; 9];
+        for byte in &mut bytes[..size] {
+            *byte = self.byte().await?;
+        }
+        decode_int(&bytes[..size])
     }
 
     /// A non-negative length (a chunk's or a string's).
     async fn len(&mut self) -> Result<usize, FormatError> {
-        let n = self.int().await?;
-        usize::try_from(n).map_err(|_| invalid(format!("length {n}")))
+        to_len(self.int().await?)
+    }
+
+    /// Counts the data chunks (a length, then that many bytes of COPY text) that lie whole in the pushed chunk,
+    /// in place, without waiting; `true` once it read the block's closing zero length. pg_dump writes a chunk per
+    /// row, so most rows are counted here; a chunk cut by the end of the pushed bytes is left to the caller.
+    fn count_buffered_chunks(&mut self, copy: &mut CopyRows, table: &TableEntry) -> Result<bool, FormatError> {
+        let size = 1 + usize::from(self.int_size);
+        let mut feed = self.feed.borrow_mut();
+        loop {
+            let Some(head) = feed.current.get(..size) else {
+                return Ok(false);
+            };
+            let len = to_len(decode_int(head)?)?;
+            if len == 0 {
+                feed.current.advance(size);
+                return Ok(true);
+            }
+            let Some(data) = feed.current.get(size..size.saturating_add(len)) else {
+                return Ok(false);
+            };
+            copy.feed(data, table)?;
+            feed.current.advance(size + len);
+        }
     }
 
     /// Skips a string; `false` if it was NULL.
@@ -714,6 +747,22 @@ impl Reader {
             .map(Some)
             .map_err(|_| invalid("a name that is not UTF-8"))
     }
+}
+
+/// An archive integer: a sign byte, then its magnitude in `int_size` little-endian bytes.
+fn decode_int(bytes: &[u8]) -> Result<i64, FormatError> {
+    let (sign, magnitude) = bytes.split_first().ok_or(FormatError::Truncated("an integer"))?;
+    let value = magnitude
+        .iter()
+        .enumerate()
+        .fold(0u64, |value, (i, &b)| value | u64::from(b) << (8 * i));
+    let value = i64::try_from(value).map_err(|_| invalid(format!("integer {value} out of range")))?;
+    Ok(if *sign == 0 { value } else { -value })
+}
+
+/// A non-negative length (a chunk's or a string's).
+fn to_len(n: i64) -> Result<usize, FormatError> {
+    usize::try_from(n).map_err(|_| invalid(format!("length {n}")))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -1034,6 +1083,22 @@ mod tests {
             (c.tables[1].name.as_str(), c.tables[1].columns.as_ref()),
             ("wide", None)
         );
+    }
+
+    #[test]
+    fn a_negative_chunk_length_is_refused_whether_the_chunk_came_whole_or_byte_by_byte() {
+        let mut a = Archive::new(16);
+        a.int(1);
+        a.entry(1, "TABLE DATA", "public", "users", true);
+        a.out.push(BLK_DATA);
+        a.int(1);
+        a.int(-3);
+        a.out.extend_from_slice(b"1\n\\.\n");
+        a.int(0);
+        for sizes in [vec![a.out.len()], vec![1]] {
+            let err = count_rows(Chunked { data: &a.out, sizes, next: 0 }).unwrap_err();
+            assert!(err.to_string().contains("length -3"), "{err}");
+        }
     }
 
     proptest! {
