@@ -1,7 +1,7 @@
 //! The export pipeline: one pass over pg_dump's output, every stage concurrent.
 //!
 //! ```text
-//! pg_dump stdout ──► reader ──┬──► [thread] SHA-256 ─► zstd (multi-threaded) ─► age ─► parts ──► uploader (N in flight)
+//! pg_dump stdout ──► reader ──┬──► [thread] SHA-256 ─► zstd (8 MiB frames) ─► age ─► parts ──► uploader (N in flight)
 //!                             │             └─► row counts from the archive's COPY data (`lifeboat::postgres::dump_format`)
 //!                             └──► pg_restore -f /dev/null (parses the whole archive)
 //! ```
@@ -470,6 +470,71 @@ impl Sealed {
     }
 }
 
+/// Input compressed as one zstd frame: 8 MiB, sixteen of zstd's windows at the export's levels, so that starting a
+/// frame afresh costs the stored size next to nothing.
+const FRAME: usize = 8 * 1024 * 1024;
+
+/// The stream compressed as a sequence of zstd frames, each from [`FRAME`] bytes of contiguous input, each with its
+/// content checksum. zstd's streaming encoder copies its input into a ring buffer of one window and a block; once
+/// the ring wraps, nearly every block is matched against two separate segments (zstd's "extDict" path), which
+/// `perf` showed taking 64 % of the compressor's time. A whole frame in one buffer is matched against a single
+/// prefix. A sequence of frames is what `zstd -d` and every zstd decoder read as one stream.
+struct Frames<W> {
+    compressor: zstd::bulk::Compressor<'static>,
+    input: Vec<u8>,
+    output: Vec<u8>,
+    sink: W,
+    frames: u64,
+}
+
+impl<W: Write> Frames<W> {
+    fn new(sink: W, options: &Options) -> io::Result<Self> {
+        let mut compressor = zstd::bulk::Compressor::new(options.zstd_level)?;
+        if options.zstd_workers > 0 {
+            compressor.multithread(options.zstd_workers)?;
+        }
+        compressor.include_checksum(true)?;
+        Ok(Frames {
+            compressor,
+            input: Vec::with_capacity(FRAME),
+            output: Vec::with_capacity(zstd::zstd_safe::compress_bound(FRAME)),
+            sink,
+            frames: 0,
+        })
+    }
+
+    fn compress_frame(&mut self) -> io::Result<()> {
+        self.output.clear();
+        self.compressor.compress_to_buffer(&self.input, &mut self.output)?;
+        self.input.clear();
+        self.frames += 1;
+        self.sink.write_all(&self.output)
+    }
+
+    /// Compresses what is left (an empty stream still gets its frame) and hands back the sink.
+    fn finish(mut self) -> io::Result<W> {
+        if !self.input.is_empty() || self.frames == 0 {
+            self.compress_frame()?;
+        }
+        Ok(self.sink)
+    }
+}
+
+impl<W: Write> Write for Frames<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(FRAME - self.input.len());
+        self.input.extend_from_slice(&data[..n]);
+        if self.input.len() == FRAME {
+            self.compress_frame()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// What the encoder thread ends with.
 struct Encoded {
     plaintext_bytes: u64,
@@ -505,11 +570,7 @@ fn encode(
             .map_err(PipelineError::Age)?;
         Sealed::Age(encryptor.wrap_output(writer).map_err(err)?, meter.clone())
     };
-    let mut zstd = zstd::stream::write::Encoder::new(sealed, options.zstd_level).map_err(err)?;
-    if options.zstd_workers > 0 {
-        zstd.multithread(options.zstd_workers).map_err(err)?;
-    }
-    zstd.include_checksum(true).map_err(err)?;
+    let mut zstd = Frames::new(sealed, options).map_err(err)?;
 
     let mut plain = Sha256::new();
     let mut plain_bytes = 0u64;
@@ -633,6 +694,33 @@ mod tests {
             max_parts: 10_000,
             count_rows: false,
         }
+    }
+
+    #[test]
+    fn a_stream_longer_than_a_frame_is_several_checksummed_frames_that_decode_as_one() {
+        // Text that compresses, but not to nothing: 2.5 frames of numbered lines.
+        let mut plain = Vec::new();
+        let mut i = 0u64;
+        while plain.len() < FRAME * 5 / 2 {
+            plain.extend_from_slice(format!("{i}\t{}\n", i.wrapping_mul(2_654_435_761) % 1_000_003).as_bytes());
+            i += 1;
+        }
+        let mut frames = Frames::new(Vec::new(), &options(Vec::new())).unwrap();
+        for piece in plain.chunks(100_000) {
+            frames.write_all(piece).unwrap();
+        }
+        assert_eq!(frames.frames, 2, "two whole frames before the end");
+        let stored = frames.finish().unwrap();
+        assert_eq!(zstd::stream::decode_all(&stored[..]).unwrap(), plain);
+        // Three frames, each closed by its checksum: a flipped byte anywhere fails the decode.
+        let mut corrupt = stored.clone();
+        let at = corrupt.len() / 2;
+        corrupt[at] ^= 0x40;
+        assert!(zstd::stream::decode_all(&corrupt[..]).map_or(true, |d| d != plain));
+
+        let empty = Frames::new(Vec::new(), &options(Vec::new())).unwrap().finish().unwrap();
+        assert!(!empty.is_empty(), "an empty stream still gets a frame");
+        assert!(zstd::stream::decode_all(&empty[..]).unwrap().is_empty());
     }
 
     /// Stands in for pg_dump: 1 MiB of pseudo-random-ish text.
