@@ -157,11 +157,11 @@ bench-refresh: setup $(S3S_FS)
 bench-plan:
 	cargo run --locked --release -q -p lifeboat-tests --bin bench_plan
 
-## make bench-cold-start: every function's release binary and zip (x86_64; arm64 where this toolchain has its
-## standard library, else it says why not), their sizes, and the time from process start to the first request for
+## make bench-cold-start: every function's release binary and zip, built as `make package` builds them (cargo
+## lambda; x86_64, and arm64 where this toolchain has its standard library, else it says why not), their sizes, and the time from process start to the first request for
 ## an event under a runtime API the benchmark serves, BENCH_RUNS starts each (default 15), beside a minimal
 ## lambda_runtime function built the same way. Prints; asserts nothing.
-bench-cold-start:
+bench-cold-start: tools
 	@command -v zip >/dev/null || { $(APT) update -q && $(APT) install -y -q zip; }
 	cargo run --locked --release -q -p lifeboat-tests --bin bench_cold_start
 

@@ -1,7 +1,7 @@
 //! Benchmark: what a deploy costs at run time. Builds every function's release binary and zip the way a deploy
-//! does (one `cargo build --release -p <function>` each, so that no function gets another's cargo features), and
-//! a minimal `lambda_runtime` function (`lambda_minimal`, a binary of this test crate, never deployed) built the
-//! same way in the same run; then prints, per function, the zip's size, the unzipped binary's size (what a cold
+//! does (`make package`: one `cargo lambda build --release -p <function>` each, Zig linking and the CPU level
+//! cargo-lambda sets, so that no function gets another's cargo features), and a minimal `lambda_runtime` function
+//! (`lambda_minimal`, a binary of this test crate, never deployed) built the same way in the same run; then prints, per function, the zip's size, the unzipped binary's size (what a cold
 //! start reads) and the time from process start to ready-for-the-first-invocation: the process's first
 //! `GET /2018-06-01/runtime/invocation/next` to a tiny runtime API this benchmark serves itself.
 //!
@@ -88,18 +88,46 @@ fn is_next_request(head: &str) -> bool {
     head.starts_with(NEXT)
 }
 
-fn cargo_build(package: &str, binary: &str, target: Option<&str>) -> Result<(), String> {
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
-    cmd.args(["build", "--locked", "--release", "-q", "-p", package, "--bin", binary])
-        .current_dir(repo_root());
-    if let Some(target) = target {
-        cmd.args(["--target", target]);
+/// Builds one binary as `make package` does (`cargo lambda build --release`, Zig linking for the architecture,
+/// the CPU level cargo-lambda sets for it), into `lambda_dir/<binary>/bootstrap`; its path.
+fn lambda_build(package: &str, binary: &str, arch: Arch, lambda_dir: &Path) -> Result<PathBuf, String> {
+    let venv_bin = repo_root().join(".venv/bin");
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let path = std::env::join_paths(std::iter::once(venv_bin.clone()).chain(std::env::split_paths(&path)))
+        .map_err(|e| e.to_string())?;
+    if !venv_bin.join("cargo-lambda").exists() {
+        return Err(format!(
+            "{} is missing: `make tools` installs cargo-lambda (as `make package` uses it)",
+            venv_bin.join("cargo-lambda").display()
+        ));
     }
-    let status = cmd.status().map_err(|e| format!("running cargo: {e}"))?;
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
+    cmd.args(["lambda", "build", "--locked", "--release", "--lambda-dir"])
+        .arg(lambda_dir)
+        .args([arch.flag(), "-p", package, "--bin", binary])
+        .env("PATH", path)
+        .current_dir(repo_root());
+    let status = cmd.status().map_err(|e| format!("running cargo lambda: {e}"))?;
     status
         .success()
-        .then_some(())
-        .ok_or_else(|| format!("cargo build -p {package} --bin {binary} failed ({status})"))
+        .then(|| lambda_dir.join(binary).join("bootstrap"))
+        .ok_or_else(|| format!("cargo lambda build {} -p {package} --bin {binary} failed ({status})", arch.flag()))
+}
+
+/// The architectures a deploy builds for (the template's `Architecture`).
+#[derive(Clone, Copy)]
+enum Arch {
+    X86_64,
+    Arm64,
+}
+
+impl Arch {
+    fn flag(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "--x86-64",
+            Arch::Arm64 => "--arm64",
+        }
+    }
 }
 
 /// The binary as a deployment zip (`bootstrap`, deflated, as cargo-lambda and `sam build` pack it); its size.
@@ -226,14 +254,16 @@ fn main() {
         .filter(|&n| n > 0)
         .unwrap_or(15);
     let exe = std::env::current_exe().unwrap();
-    let release_dir = exe.parent().unwrap().to_path_buf();
-    let zips = release_dir.join("cold-start");
+    let target_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    let lambda_dir = target_dir.join("lambda-x86_64");
+    let zips = lambda_dir.join("cold-start");
 
     println!("cold start: {}", host_description());
-    println!("building {} release binaries (x86_64)...", FUNCTIONS.len());
-    for f in &FUNCTIONS {
-        cargo_build(f.package, f.binary, None).unwrap_or_else(|e| panic!("{e}"));
-    }
+    println!("building {} release binaries (x86_64, cargo lambda build)...", FUNCTIONS.len());
+    let binaries: Vec<PathBuf> = FUNCTIONS
+        .iter()
+        .map(|f| lambda_build(f.package, f.binary, Arch::X86_64, &lambda_dir).unwrap_or_else(|e| panic!("{e}")))
+        .collect();
 
     let base_env = [
         ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024"),
@@ -270,7 +300,7 @@ fn main() {
     for i in schedule(FUNCTIONS.len(), runs) {
         let f = &FUNCTIONS[i];
         let log = log_dir.path().join(format!("{}.log", f.binary));
-        match time_to_next(&release_dir.join(f.binary), &envs[i], &log) {
+        match time_to_next(&binaries[i], &envs[i], &log) {
             Ok(ms) => times[i].push(ms),
             Err(e) => panic!("{} did not get ready: {e}", f.binary),
         }
@@ -284,8 +314,8 @@ fn main() {
         "function", "zip", "binary", "≤10 MB", "init ms", "/ minimal", "≤2x"
     );
     for (i, f) in FUNCTIONS.iter().enumerate() {
-        let binary = std::fs::metadata(release_dir.join(f.binary)).unwrap().len();
-        let zip = zip_size(&release_dir.join(f.binary), &zips, f.binary);
+        let binary = std::fs::metadata(&binaries[i]).unwrap().len();
+        let zip = zip_size(&binaries[i], &zips, f.binary);
         let init = spread(&times[i]).unwrap();
         let r = ratio(&init, &minimal).unwrap_or(f64::NAN);
         let deployed = i > 0;
@@ -314,11 +344,10 @@ fn main() {
                 "arm64 (sizes only: its init cannot be timed on {}):",
                 std::env::consts::ARCH
             );
-            let arm_dir = release_dir.parent().unwrap().join(ARM64).join("release");
+            let arm_dir = target_dir.join("lambda-arm64");
             for f in &FUNCTIONS {
-                match cargo_build(f.package, f.binary, Some(ARM64)) {
-                    Ok(()) => {
-                        let path = arm_dir.join(f.binary);
+                match lambda_build(f.package, f.binary, Arch::Arm64, &arm_dir) {
+                    Ok(path) => {
                         let binary = std::fs::metadata(&path).unwrap().len();
                         let zip = zip_size(&path, &arm_dir.join("cold-start"), f.binary);
                         println!(
