@@ -1096,7 +1096,12 @@ mod tests {
         a.out.extend_from_slice(b"1\n\\.\n");
         a.int(0);
         for sizes in [vec![a.out.len()], vec![1]] {
-            let err = count_rows(Chunked { data: &a.out, sizes, next: 0 }).unwrap_err();
+            let err = count_rows(Chunked {
+                data: &a.out,
+                sizes,
+                next: 0,
+            })
+            .unwrap_err();
             assert!(err.to_string().contains("length -3"), "{err}");
         }
     }

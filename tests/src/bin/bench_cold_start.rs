@@ -111,7 +111,12 @@ fn lambda_build(package: &str, binary: &str, arch: Arch, lambda_dir: &Path) -> R
     status
         .success()
         .then(|| lambda_dir.join(binary).join("bootstrap"))
-        .ok_or_else(|| format!("cargo lambda build {} -p {package} --bin {binary} failed ({status})", arch.flag()))
+        .ok_or_else(|| {
+            format!(
+                "cargo lambda build {} -p {package} --bin {binary} failed ({status})",
+                arch.flag()
+            )
+        })
 }
 
 /// The architectures a deploy builds for (the template's `Architecture`).
@@ -259,7 +264,10 @@ fn main() {
     let zips = lambda_dir.join("cold-start");
 
     println!("cold start: {}", host_description());
-    println!("building {} release binaries (x86_64, cargo lambda build)...", FUNCTIONS.len());
+    println!(
+        "building {} release binaries (x86_64, cargo lambda build)...",
+        FUNCTIONS.len()
+    );
     let binaries: Vec<PathBuf> = FUNCTIONS
         .iter()
         .map(|f| lambda_build(f.package, f.binary, Arch::X86_64, &lambda_dir).unwrap_or_else(|e| panic!("{e}")))
