@@ -470,8 +470,9 @@ impl Sealed {
     }
 }
 
-/// Input compressed as one zstd frame: 8 MiB, sixteen of zstd's windows at the export's levels, so that starting a
-/// frame afresh costs the stored size next to nothing.
+/// Input compressed as one zstd frame: 8 MiB, sixteen of zstd's 512 KiB windows at levels 1 and 2 (the default is
+/// 1), so that starting a frame afresh costs the stored size next to nothing. Higher levels have larger windows
+/// (8 MiB at 19): a frame then holds fewer of them, and at the highest levels it bounds the window.
 const FRAME: usize = 8 * 1024 * 1024;
 
 /// The stream compressed as a sequence of zstd frames, each from [`FRAME`] bytes of contiguous input, each with its
