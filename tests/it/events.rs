@@ -225,7 +225,11 @@ fn the_restore_export_events_say_which_export_which_tables_and_where() {
 #[test]
 fn every_notify_event_parses() {
     let files = files(&repo_root().join("events/notify"));
-    assert_eq!(files.len(), 3, "an alarm, a recovery and a failed restore-test run");
+    assert_eq!(
+        files.len(),
+        4,
+        "an alarm, a recovery, the RDB copy alarm and a failed restore-test run"
+    );
     for file in files {
         let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
         notify::event::parse(value).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
@@ -386,6 +390,14 @@ fn notify_sample_events_carry_what_the_message_names() {
         panic!("recovery.json is not an alarm")
     };
     assert_eq!((state.as_str(), previous.as_str()), ("OK", "ALARM"));
+    let Notice::Alarm { name, state, .. } = parse("rdb-copy-failed.json") else {
+        panic!("rdb-copy-failed.json is not an alarm")
+    };
+    assert_eq!(
+        (name.as_str(), state.as_str()),
+        ("lifeboat/lifeboat/rdb-copy-failed", "ALARM"),
+        "the stack's RdbCopyFailedAlarm, by the default stack's name"
+    );
     let Notice::RestoreTestFailed {
         execution,
         status,

@@ -494,6 +494,53 @@ async fn notify_delivers_alarms_and_recoveries_once_to_sns_and_the_webhook() {
     }
 }
 
+/// The stack's one RDB copy alarm (`events/notify/rdb-copy-failed.json`, re-dated to now) names no cache itself: the
+/// message names the cache whose own `RdbCopyFailed` series reached 1, and not one whose copy succeeded.
+#[tokio::test]
+async fn the_rdb_copy_alarm_sample_names_the_cache_whose_copy_failed_and_no_other() {
+    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
+    let w = notify_world().await;
+    let hook = webhook(vec![200]).await;
+    let deps = w.deps(&hook.url).await;
+    let cw = aws_sdk_cloudwatch::Client::new(&w.config);
+    let now = chrono::Utc::now();
+    for (cache, value) in [("sessions", 1.0), ("queue", 0.0)] {
+        let dimension = Dimension::builder().name("CacheIdentifier").value(cache).build();
+        let datum = MetricDatum::builder()
+            .metric_name("RdbCopyFailed")
+            .dimensions(dimension)
+            .value(value)
+            .timestamp(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
+                now.timestamp() - 600,
+            ))
+            .build();
+        cw.put_metric_data()
+            .namespace("Lifeboat")
+            .metric_data(datum)
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut event = sample("rdb-copy-failed.json");
+    event["time"] = json!(now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    event["detail"]["state"]["timestamp"] = json!(now.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string());
+
+    let sent = notify::handle(&deps, event).await.unwrap();
+    assert_eq!(sent["sent"], true, "{sent}");
+    let text = sent["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("[ALARM] cache sessions: the newest snapshot's RDB copy failed verification"),
+        "{text}"
+    );
+    assert!(text.contains("\nCache: sessions\n"), "{text}");
+    assert!(
+        !text.contains("queue"),
+        "a cache whose copy succeeded is not named: {text}"
+    );
+    assert!(text.ends_with("Alarm: lifeboat/lifeboat/rdb-copy-failed\n"), "{text}");
+    assert_eq!(w.queued().await, [text.to_owned()], "the same text went to SNS");
+}
+
 #[tokio::test]
 async fn a_failing_webhook_is_retried_and_the_failure_reported_never_dropped() {
     let w = notify_world().await;
