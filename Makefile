@@ -218,7 +218,7 @@ $(ASL_VALIDATOR): infra/asl/package.json infra/asl/package-lock.json
 
 ## make package: every artefact a deploy uploads, into PACKAGE_DIR (default dist/, where infra/template.yaml's
 ## CodeUri and ContentUri point): <function>.zip for each zip function (its `bootstrap`, executable, at the root),
-## image/ (the export and restore image's build context: infra/pg-tools.Dockerfile as Dockerfile and the two
+## image/ (the export and restore image's build context: infra/pg-tools.Dockerfile as Dockerfile and the three
 ## binaries) and layers/ (the RDS certificate bundle, from `make rds-ca`). ARCH=arm64 (default) or x86_64, as the
 ## template's Architecture parameter says. PROFILE=release (default) builds with cargo lambda (Zig links for ARCH
 ## on any host); PROFILE=debug packages the host's debug binaries as `cargo build` left them, so that a test checks
@@ -228,7 +228,9 @@ PROFILE ?= release
 PACKAGE_DIR ?= dist
 RDS_CA ?= infra/layers/rds-ca/global-bundle.pem
 ZIP_FUNCTIONS := snapshot rotate monitor notify
-IMAGE_BINARIES := export restore
+# The image's binaries: export, and the restore package's two (the console's `restore`, the steps' `restore-test`).
+IMAGE_BINARIES := export restore restore-test
+PACKAGES := $(ZIP_FUNCTIONS) export restore
 TARGET_DIR = $(or $(CARGO_TARGET_DIR),target)
 HOST_ARCH := $(shell uname -m | sed 's/aarch64/arm64/')
 binary = $(if $(filter release,$(PROFILE)),$(TARGET_DIR)/lambda/$(1)/bootstrap,$(TARGET_DIR)/debug/$(1))
@@ -240,7 +242,7 @@ package:
 	@[ -f "$(RDS_CA)" ] || { echo "$(RDS_CA) is missing: run make rds-ca first" >&2; exit 1; }
 ifeq ($(PROFILE),release)
 	@[ -x $(VENV)/bin/cargo-lambda ] || { echo "cargo-lambda is missing: run make tools (or pip install cargo-lambda)" >&2; exit 1; }
-	for f in $(ZIP_FUNCTIONS) $(IMAGE_BINARIES); do \
+	for f in $(PACKAGES); do \
 		PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --locked --release --lambda-dir $(TARGET_DIR)/lambda \
 			$(if $(filter arm64,$(ARCH)),--arm64,--x86-64) -p $$f; \
 	done
@@ -280,7 +282,7 @@ deploy: package
 			\"Condition\": {\"StringLike\": {\"aws:sourceArn\": \"arn:$$partition:lambda:$$region:$$account:function:*\"}}}]}" >/dev/null; \
 	fi
 	repo=$$(aws ecr describe-repositories --repository-names $(IMAGE_REPOSITORY) --query 'repositories[0].repositoryUri' --output text); \
-	tag=$$(cd $(PACKAGE_DIR)/image && cat Dockerfile export restore | sha256sum | cut -c1-16)-pg$(PG_MAJOR)-$(ARCH); \
+	tag=$$(cd $(PACKAGE_DIR)/image && cat Dockerfile $(IMAGE_BINARIES) | sha256sum | cut -c1-16)-pg$(PG_MAJOR)-$(ARCH); \
 	if ! aws ecr describe-images --repository-name $(IMAGE_REPOSITORY) --image-ids imageTag=$$tag >/dev/null 2>&1; then \
 		aws ecr get-login-password | docker login --username AWS --password-stdin "$${repo%%/*}"; \
 		docker build --platform $(DOCKER_PLATFORM) --build-arg PG_MAJOR=$(PG_MAJOR) -t "$$repo:$$tag" $(PACKAGE_DIR)/image; \

@@ -1,11 +1,12 @@
-# The image of the functions that drive the PostgreSQL client tools: `export` (pg_dump, pg_restore) and `restore`
-# (pg_restore into a scratch database). The entry point is `export`; the restore functions' ImageConfig points at
-# /usr/local/bin/restore. One image serves Lambda (the binaries speak the Lambda runtime API themselves, so no AWS
+# The image of the functions that drive the PostgreSQL client tools: `export` (pg_dump, pg_restore), `restore` (the
+# console's restores: pg_restore into a new database) and `restore-test` (the restore-test steps: pg_restore into a
+# scratch database). The entry point is `export`; the restore functions' ImageConfig points at /usr/local/bin/restore
+# and /usr/local/bin/restore-test. One image serves Lambda (the binaries speak the Lambda runtime API themselves, so no AWS
 # base image is needed) and the ECS Fargate tasks for long exports and restores (`LIFEBOAT_EVENT` set, one run,
 # exit status = result).
 #
 # Its build context is the directory `make package` writes (dist/image: this file as Dockerfile, and the `export`
-# and `restore` binaries already built for the target architecture), so that Docker compiles nothing and never
+# `restore` and `restore-test` binaries already built for the target architecture), so that Docker compiles nothing and never
 # emulates another architecture: `make deploy` runs
 #   docker build --platform linux/arm64 dist/image
 # PG_MAJOR must be at least the newest PostgreSQL major version among the databases: pg_dump cannot dump a newer
@@ -35,7 +36,7 @@ RUN set -eux; \
     apt-get autoremove -y; \
     rm -rf /var/lib/apt/lists/*
 
-COPY export restore /usr/local/bin/
+COPY export restore restore-test /usr/local/bin/
 
 ENV LIFEBOAT_PG_DUMP=/usr/lib/postgresql/${PG_MAJOR}/bin/pg_dump \
     LIFEBOAT_PG_RESTORE=/usr/lib/postgresql/${PG_MAJOR}/bin/pg_restore \

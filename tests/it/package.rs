@@ -67,7 +67,7 @@ fn host_arch() -> &'static str {
 #[test]
 fn make_package_writes_exactly_what_the_template_deploys() {
     let zips = ["snapshot", "rotate", "monitor", "notify"];
-    let image = ["export", "restore"];
+    let image = ["export", "restore", "restore-test"];
     // The debug binaries `cargo test --workspace` built beside this test (target/debug/<name>).
     let target_dir: PathBuf = function_binary("snapshot")
         .parent()
@@ -156,7 +156,7 @@ fn make_package_writes_exactly_what_the_template_deploys() {
             words[..words.len() - 1].to_vec()
         })
         .collect();
-    assert_eq!(copied, image, "the image copies the two binaries from its context");
+    assert_eq!(copied, image, "the image copies its three binaries from its context");
     for name in image {
         let path = out.join("image").join(name);
         assert_eq!(

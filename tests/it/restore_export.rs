@@ -450,11 +450,12 @@ async fn a_work_directory_too_small_for_the_plaintext_is_refused_up_front() {
     assert!(w.exists("app_streamed"));
 }
 
-/// `target/<profile>/restore`, which `cargo test --workspace` builds for `functions/restore/tests/standalone.rs`
-/// (a test crate cannot depend on another package's binary; see tests/it/cli.rs).
-fn restore_binary() -> std::path::PathBuf {
+/// `target/<profile>/<name>`: a binary of the restore package (`restore` or `restore-test`), which `cargo test
+/// --workspace` builds for `functions/restore/tests/standalone.rs` (a test crate cannot depend on another package's
+/// binary; see tests/it/cli.rs).
+fn binary_beside(name: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().and_then(|deps| deps.parent()).unwrap().join("restore");
+    let path = exe.parent().and_then(|deps| deps.parent()).unwrap().join(name);
     assert!(
         path.exists(),
         "{} does not exist: build the function first with `cargo build -p restore`",
@@ -466,8 +467,13 @@ fn restore_binary() -> std::path::PathBuf {
 impl World {
     /// The restore binary in its standalone mode (the ECS task's), as a process: `--event` or LIFEBOAT_EVENT.
     fn standalone(&self, how: &str, event: &Value) -> std::process::Output {
+        self.standalone_as("restore", "console", how, event)
+    }
+
+    /// A binary of the restore package in its standalone mode, under the entry `entry`.
+    fn standalone_as(&self, binary: &str, entry: &str, how: &str, event: &Value) -> std::process::Output {
         let bin = postgres::bin_dir();
-        let mut cmd = std::process::Command::new(restore_binary());
+        let mut cmd = std::process::Command::new(binary_beside(binary));
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("LIFEBOAT_EXPORT_ALLOW_ANY_HOST", "true")
@@ -476,7 +482,7 @@ impl World {
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_REGION", REGION)
             .env("LIFEBOAT_BUCKET", BUCKET)
-            .env("LIFEBOAT_RESTORE_ENTRY", "console")
+            .env("LIFEBOAT_RESTORE_ENTRY", entry)
             .env("LIFEBOAT_DB_SSLMODE", "disable")
             .env("LIFEBOAT_PG_RESTORE", bin.join("pg_restore"))
             .env("LIFEBOAT_AGE_IDENTITY_SECRET", "lifeboat/age-identity")
@@ -518,6 +524,47 @@ async fn the_standalone_binary_restores_from_lifeboat_event_or_event_and_fails_w
     );
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("app_task already exists"), "{text}");
+}
+
+/// Each binary of the restore package serves one entry, and holds no code of the other's: started under the other
+/// entry (a template that points a function at the wrong binary), it stops before reading anything, naming the
+/// variable, both binaries and what each serves.
+#[tokio::test]
+async fn each_restore_binary_refuses_to_start_under_the_other_entry() {
+    let w = world().await;
+    for (binary, entry, serves, other) in [
+        ("restore-test", "console", "steps", "restore"),
+        ("restore", "steps", "console", "restore-test"),
+    ] {
+        let out = w.standalone_as(binary, entry, "--event", &event("app_refused", &["users"]));
+        assert!(!out.status.success(), "{binary} under {entry}: {out:?}");
+        // The log line that says why the process stopped (its `error`, as written).
+        let text: String = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|v| v["error"].as_str().map(str::to_owned))
+            .collect();
+        assert!(
+            text.contains(&format!("LIFEBOAT_RESTORE_ENTRY=\"{entry}\"")),
+            "{binary}: {text}"
+        );
+        assert!(
+            text.contains(&format!("this binary (/usr/local/bin/{binary}) serves `{serves}` only")),
+            "{binary}: {text}"
+        );
+        assert!(
+            text.contains(&format!("runs /usr/local/bin/{other}")),
+            "{binary}: {text}"
+        );
+    }
+    assert!(!w.exists("app_refused"), "nothing was restored");
+    // Under its own entry the steps' binary starts and serves: a console request is refused as another entry's.
+    let out = w.standalone_as("restore-test", "steps", "--event", &event("app_refused", &["users"]));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(!text.contains("this binary"), "it started: {text}");
+    assert!(text.contains("restore-export"), "the request's action is named: {text}");
+    assert!(!w.exists("app_refused"));
 }
 
 const ATTACKER: &str = "attacker";

@@ -3,7 +3,8 @@
 //! mean, acts and reports; it decides nothing itself.
 //!
 //! A request of the other entry (`LIFEBOAT_RESTORE_ENTRY`) is refused before anything is read: the console's
-//! function never runs a step, the state machine's never a console restore. The steps after start take only the
+//! function never runs a step, the state machine's never a console restore. [`steps`] and [`console`] each serve
+//! one entry, and each binary calls only its own, so a binary holds no code of the other entry's requests. The steps after start take only the
 //! database and request time from the state (`crate::restored` finds the rest in AWS), and the report's verdict
 //! comes from the verify step's own record in the bucket.
 
@@ -26,16 +27,16 @@ use crate::event::{self, Request, Target, TestState};
 use crate::password;
 use crate::report;
 use crate::restored::{self, RestoredDb};
+use crate::settings::Entry;
 use crate::verify;
 
 fn to_value(test: &TestState) -> Result<Value, RestoreError> {
     serde_json::to_value(test).map_err(RestoreError::State)
 }
 
-/// The request, parsed and refused when it is the other entry's.
-fn accept(deps: &Deps, payload: Value) -> Result<Request, RestoreError> {
+/// The request, parsed and refused when it is not `entry`'s.
+fn accept(entry: Entry, payload: Value) -> Result<Request, RestoreError> {
     let request = event::parse(payload)?;
-    let entry = deps.settings.entry;
     if request.entry() != entry {
         let e = RestoreError::WrongEntry {
             action: request.action(),
@@ -48,9 +49,37 @@ fn accept(deps: &Deps, payload: Value) -> Result<Request, RestoreError> {
     Ok(request)
 }
 
+/// Handles a request of either entry, as the deployment's `LIFEBOAT_RESTORE_ENTRY` says: what the tests call.
+/// The binaries call [`steps`] or [`console`] alone, so that each holds only its own entry's code.
 pub async fn handle(deps: &Deps, payload: Value, deadline: Option<Instant>) -> Result<Value, RestoreError> {
+    match deps.settings.entry {
+        Entry::Steps => steps(deps, payload, deadline).await,
+        Entry::Console => console(deps, payload, deadline).await,
+    }
+}
+
+/// A request of the other entry that got past [`accept`]: refused, never served.
+fn other_entry(request: &Request, entry: Entry) -> RestoreError {
+    RestoreError::WrongEntry {
+        action: request.action(),
+        entry,
+        want: request.entry(),
+    }
+}
+
+/// Logs how a request ended.
+fn finished(started: Instant, result: Result<Value, RestoreError>) -> Result<Value, RestoreError> {
+    match &result {
+        Ok(_) => tracing::info!(seconds = started.elapsed().as_secs_f64(), "restore step finished"),
+        Err(e) => tracing::error!(error = %e, "restore step failed"),
+    }
+    result
+}
+
+/// A step of a restore test (the state machine's function).
+pub async fn steps(deps: &Deps, payload: Value, deadline: Option<Instant>) -> Result<Value, RestoreError> {
     let started = Instant::now();
-    let request = accept(deps, payload)?;
+    let request = accept(Entry::Steps, payload)?;
     // The match is inline (not a function of its own) so the step's future holds no second copy of the request.
     let result = match request {
         Request::Plan {
@@ -85,9 +114,6 @@ pub async fn handle(deps: &Deps, payload: Value, deadline: Option<Instant>) -> R
         Request::Report { test, error } => report_step(deps, test, error).await,
         Request::Cleanup { test } => cleanup(deps, test).await,
         Request::Summary { results } => summary(&results),
-        Request::Restore(m) => crate::console::restore(deps, m, deadline).await,
-        Request::RestoreExport(r) => crate::from_export::run(deps, r, deadline).await,
-        Request::Recover(r) => crate::recover::run(deps, r, deadline).await,
         Request::CacheStart {
             cache,
             snapshot,
@@ -97,15 +123,30 @@ pub async fn handle(deps: &Deps, payload: Value, deadline: Option<Instant>) -> R
         Request::CacheVerify { test } => crate::caches::verify(deps, test).await,
         Request::CacheReport { test, error } => crate::caches::report(deps, test, error).await,
         Request::CacheCleanup { test } => crate::caches::cleanup(deps, test).await,
+        ref other @ (Request::Restore(_)
+        | Request::RestoreExport(_)
+        | Request::Recover(_)
+        | Request::RestoreCache(_)
+        | Request::Refresh(_)
+        | Request::RefreshTick { .. }) => Err(other_entry(other, Entry::Steps)),
+    };
+    finished(started, result)
+}
+
+/// A console restore (the console's function).
+pub async fn console(deps: &Deps, payload: Value, deadline: Option<Instant>) -> Result<Value, RestoreError> {
+    let started = Instant::now();
+    let request = accept(Entry::Console, payload)?;
+    let result = match request {
+        Request::Restore(m) => crate::console::restore(deps, m, deadline).await,
+        Request::RestoreExport(r) => crate::from_export::run(deps, r, deadline).await,
+        Request::Recover(r) => crate::recover::run(deps, r, deadline).await,
         Request::RestoreCache(r) => crate::cache_console::restore(deps, r).await,
         Request::Refresh(r) => crate::refresh::run(deps, r, deadline).await,
         Request::RefreshTick { time } => crate::refresh::tick(deps, time, deadline).await,
+        ref other => Err(other_entry(other, Entry::Console)),
     };
-    match &result {
-        Ok(_) => tracing::info!(seconds = started.elapsed().as_secs_f64(), "restore step finished"),
-        Err(e) => tracing::error!(error = %e, "restore step failed"),
-    }
-    result
+    finished(started, result)
 }
 
 /// The tags of the instance or cluster of that identifier, `None` when there is none.

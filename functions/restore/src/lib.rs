@@ -1,7 +1,8 @@
 //! The `restore` binary: restore tests driven step by step by a Step Functions state machine (plan, start,
 //! poll, prepare, verify, report, cleanup; from an export: export_start, poll, export_verify, report, cleanup), and real restores into a named instance from the console. It is
 //! deployed as two functions with two roles (`LIFEBOAT_RESTORE_ENTRY`): the steps, which only the state machine
-//! may invoke, and the console's actions; each refuses the other's requests.
+//! may invoke, and the console's actions; each refuses the other's requests, and each runs a binary of its own
+//! (`restore-test`, `restore`) that holds no code of the other's.
 //!
 //! A restore test never touches the source database; it deletes only what carries the restore-test tag; its
 //! cleanup is reachable from every failure path of the state machine, and what it restores carries an expiry tag

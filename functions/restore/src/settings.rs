@@ -84,6 +84,14 @@ impl Entry {
         }
     }
 
+    /// The binary that serves this entry (its own code only): what the template's entry point names.
+    pub fn binary(self) -> &'static str {
+        match self {
+            Entry::Steps => "restore-test",
+            Entry::Console => "restore",
+        }
+    }
+
     /// Required: a missing or unknown value is a start-up error naming the variable.
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
         match read(env, ENTRY).as_deref() {

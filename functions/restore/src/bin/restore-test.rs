@@ -1,8 +1,8 @@
-//! The restore-test steps' binary: the `restore` binary under the name of the template's `RestoreTestFunction`,
-//! so that `cargo lambda watch` and `invoke` (and `make demo`) know the steps' function by its own name. What it
-//! serves is still `LIFEBOAT_RESTORE_ENTRY`'s to say (`steps`), never the name.
+//! The restore-test steps' binary, which the template's `RestoreTestFunction` runs: the state machine's steps
+//! only. The console's restores are not in it (`restore` serves them), and it refuses to start where
+//! `LIFEBOAT_RESTORE_ENTRY` is not `steps`.
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    restore::runtime::run().await
+    restore::runtime::run_steps().await
 }
