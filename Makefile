@@ -163,6 +163,8 @@ bench-plan:
 ## lambda_runtime function built the same way. Prints; asserts nothing.
 bench-cold-start: tools
 	@command -v zip >/dev/null || { $(APT) update -q && $(APT) install -y -q zip; }
+	@# arm64's standard library, so that the arm64 zips are built too (the benchmark says why not where it fails).
+	-@command -v rustup >/dev/null && rustup target add aarch64-unknown-linux-gnu
 	cargo run --locked --release -q -p lifeboat-tests --bin bench_cold_start
 
 ## make bench-rotate: wall time of full four-step rotations against moto and PostgreSQL, with references.
