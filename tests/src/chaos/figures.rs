@@ -41,6 +41,9 @@ pub struct Figures {
     /// Every violation, with the day (from 0) it was found on.
     pub violations: Vec<(u32, Violation)>,
     pub wall: Duration,
+    /// Wall-clock time by part of the run (the schedules' ticks, the restore tests, the checks, ...): where a
+    /// month goes, for its bound.
+    pub spent: BTreeMap<&'static str, Duration>,
 }
 
 impl Figures {
@@ -70,6 +73,11 @@ impl Figures {
         if !self.violations.iter().any(|(_, seen)| *seen == v) {
             self.violations.push((d, v));
         }
+    }
+
+    /// Adds `took` to the wall-clock time of `part`.
+    pub fn spent(&mut self, part: &'static str, took: Duration) {
+        *self.spent.entry(part).or_default() += took;
     }
 
     pub fn recovered(&mut self, after: Duration) {
@@ -150,11 +158,26 @@ impl Figures {
             let _ = writeln!(t, "| {} | {n} |", inv.name());
         }
         let _ = writeln!(t, "\n{}", self.recovery_line());
+        t.push_str(&self.spent_table());
         for (d, v) in &self.violations {
             let _ = writeln!(t, "VIOLATION day {d}: {}: {}", v.invariant.name(), v.what);
         }
         if let Some(d) = self.stopped_after {
             let _ = writeln!(t, "STOPPED: the bound was reached before day {d} of {}", self.days);
+        }
+        t
+    }
+
+    /// Where the wall-clock time went, largest first; the rest is the world's set-up (servers, the stack's
+    /// deployment) and the figures.
+    fn spent_table(&self) -> String {
+        let mut parts: Vec<(&str, Duration)> = self.spent.iter().map(|(k, v)| (*k, *v)).collect();
+        parts.sort_by_key(|p| std::cmp::Reverse(p.1));
+        let counted: Duration = parts.iter().map(|(_, d)| *d).sum();
+        parts.push(("set-up and the rest", self.wall.saturating_sub(counted)));
+        let mut t = String::from("\n| where the time went | s |\n|---|---:|\n");
+        for (part, d) in parts {
+            let _ = writeln!(t, "| {part} | {:.0} |", d.as_secs_f64());
         }
         t
     }
@@ -183,5 +206,35 @@ fn kind_name(kind: Kind) -> &'static str {
         Kind::Reset => "connection reset",
         Kind::Lost => "answer lost (request took effect)",
         Kind::Slow => "slow answer (400 ms)",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_time_table_puts_the_largest_part_first_and_counts_the_rest_as_set_up() {
+        let mut f = Figures::new(2, 1);
+        f.spent("the invariants' checks", Duration::from_secs(3));
+        f.spent("restore tests (the state machine's steps)", Duration::from_secs(5));
+        f.spent("the invariants' checks", Duration::from_secs(4));
+        f.wall = Duration::from_secs(20);
+        let table = f.table();
+        let rows: Vec<&str> = table
+            .lines()
+            .skip_while(|l| !l.starts_with("| where the time went"))
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                "| the invariants' checks | 7 |",
+                "| restore tests (the state machine's steps) | 5 |",
+                "| set-up and the rest | 8 |",
+            ],
+            "{table}"
+        );
     }
 }

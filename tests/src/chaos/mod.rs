@@ -108,6 +108,19 @@ pub async fn run(options: &Options) -> Figures {
     run.figures
 }
 
+/// The part of a day a schedule's tick is counted in (retries and redeliveries of a failed run included).
+fn part_of(schedule: &str) -> &'static str {
+    if schedule.ends_with("-snapshot") {
+        "snapshot ticks (01:00, 03:00)"
+    } else if schedule.ends_with("-export-plan-tick") {
+        "export ticks (02:00, 02:15)"
+    } else if schedule.ends_with("-rotate-plan-tick") {
+        "rotate tick (03:15)"
+    } else {
+        "other ticks"
+    }
+}
+
 fn at(day: DateTime<Utc>, h: i64, m: i64) -> DateTime<Utc> {
     day + chrono::Duration::hours(h) + chrono::Duration::minutes(m)
 }
@@ -129,17 +142,25 @@ impl Run<'_> {
             (&rotate, 3, 15),
         ] {
             let event = schedule.input_at(at(day, h, m));
+            let tick = Instant::now();
             self.deliver(&schedule.target_arn, &event, (fault, h, m)).await;
+            self.figures.spent(part_of(&schedule.name), tick.elapsed());
             if schedule.name == snapshot.name {
+                let tests = Instant::now();
                 self.restore_tests(&mut test_fault).await;
+                self.figures
+                    .spent("restore tests (the state machine's steps)", tests.elapsed());
             }
             delivered.push((schedule.target_arn.clone(), event));
         }
         if d == 0 || d == 15 {
+            let rotation = Instant::now();
             self.rotation(day).await;
+            self.figures.spent("rotations", rotation.elapsed());
         }
         // Monitor is the janitor too: what had expired before it ran must be gone after.
         let janitor = Utc::now();
+        let tick = Instant::now();
         if self
             .deliver(&monitor.target_arn, &monitor.input_at(at(day, 4, 0)), (None, 4, 0))
             .await
@@ -147,9 +168,14 @@ impl Run<'_> {
         {
             self.ledger.janitor_runs.push(janitor);
         }
+        self.figures.spent("monitor (04:00)", tick.elapsed());
+        let again = Instant::now();
         self.redeliver(d, &delivered).await;
+        self.figures.spent("redelivery of one event a day", again.elapsed());
         // Judged at the day's last tick: the latest moment a run could have changed what the checks see.
+        let checks = Instant::now();
         let found = invariants::check(self.w, &mut self.ledger, at(day, 4, 0)).await;
+        self.figures.spent("the invariants' checks", checks.elapsed());
         self.figures.day_checked(d, found);
     }
 
