@@ -32,12 +32,12 @@ demo: setup
 
 ## make chaos: a month of the deployed stack's schedules under AWS and data-side faults, invariants checked after
 ## every day; prints the figures and fails on any violation or when the bound stops it early (docs: guide/chaos.md).
-## DAYS (30), SEED (1), BOUND_MINUTES (25) and AWS_FAULT_PERCENT (1) replay, shorten or harden a run. The functions
+## DAYS (30), SEED (1), BOUND_MINUTES (12) and AWS_FAULT_PERCENT (1) replay, shorten or harden a run. The functions
 ## run as release builds, as a deploy runs them (a panic aborts), and the run is a third faster than with debug
 ## builds; the first build of them takes several minutes.
 DAYS ?= 30
 SEED ?= 1
-BOUND_MINUTES ?= 25
+BOUND_MINUTES ?= 12
 AWS_FAULT_PERCENT ?= 1
 chaos: setup
 	cargo build --locked --release -p snapshot -p export -p rotate -p restore -p monitor -p notify

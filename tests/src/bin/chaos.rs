@@ -1,7 +1,7 @@
 //! `make chaos`: a month of the deployed stack's schedules under faults (`lifeboat_tests::chaos`), the figures
 //! printed as a table, and a non-zero exit on any invariant violation or when the bound stops the run early.
 //!
-//! Options: `--days N` (30), `--seed S` (1), `--bound-minutes M` (25), `--aws-fault-percent P` (1). The functions' logs go to `.chaos/functions`.
+//! Options: `--days N` (30), `--seed S` (1), `--bound-minutes M` (12), `--aws-fault-percent P` (1). The functions' logs go to `.chaos/functions`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -34,7 +34,7 @@ async fn main() {
     let options = Options {
         days: u32::try_from(arg(&args, "--days", 30)).expect("--days fits 32 bits"),
         seed: arg(&args, "--seed", 1),
-        bound: Duration::from_secs(60 * arg(&args, "--bound-minutes", 25)),
+        bound: Duration::from_secs(60 * arg(&args, "--bound-minutes", 12)),
         aws_fault_percent: arg(&args, "--aws-fault-percent", 1) as f64,
         logs: repo_root().join(".chaos").join("functions"),
     };

@@ -31,17 +31,20 @@ pub enum DataFault {
     /// Every `UploadPart` of the export's upload answered with a 500, past the SDK's retries (the 02:00 export
     /// tick's first attempt).
     UploadPartFails,
-    /// The PostgreSQL server restarted while the database's restore test restores its scratch copy.
+    /// The PostgreSQL server restarted while the database's restore test checks the restored copy.
     PgRestartInTest,
+    /// The restore test's connection to the restored copy terminated while it checks the copy's rows.
+    PgCheckKilled,
     /// The Redis server frozen (no answer) while the cache's restore test counts its keys.
     RedisGoneInCheck,
 }
 
 impl DataFault {
-    pub const ALL: [DataFault; 4] = [
+    pub const ALL: [DataFault; 5] = [
         DataFault::PgDumpKilled,
         DataFault::UploadPartFails,
         DataFault::PgRestartInTest,
+        DataFault::PgCheckKilled,
         DataFault::RedisGoneInCheck,
     ];
 
@@ -49,13 +52,14 @@ impl DataFault {
         match self {
             DataFault::PgDumpKilled => "pg_dump's connection killed mid-dump",
             DataFault::UploadPartFails => "S3 UploadPart failing past the retries",
-            DataFault::PgRestartInTest => "PostgreSQL restarted mid-restore (restore test)",
+            DataFault::PgRestartInTest => "PostgreSQL restarted during a restore test",
+            DataFault::PgCheckKilled => "a restore test's connection killed mid-check",
             DataFault::RedisGoneInCheck => "Redis gone during a cache check",
         }
     }
 
     /// The fault day `day` (from 0) gets: none on the first day (a baseline), then each kind in turn on every
-    /// third day from the second, so that a month meets each two or three times and a short run meets them in order.
+    /// third day from the second, so that a month meets each twice and a short run meets them in order.
     pub fn of_day(day: u32) -> Option<DataFault> {
         if day % 3 != 1 {
             return None;

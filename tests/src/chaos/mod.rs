@@ -133,7 +133,12 @@ impl Run<'_> {
         let rotate = self.w.stack.schedule("rotate-plan-tick");
         let monitor = self.w.stack.schedule("monitor");
         let mut delivered: Vec<(String, Value)> = Vec::new();
-        let mut test_fault = fault.filter(|f| matches!(f, DataFault::PgRestartInTest | DataFault::RedisGoneInCheck));
+        let mut test_fault = fault.filter(|f| {
+            matches!(
+                f,
+                DataFault::PgRestartInTest | DataFault::PgCheckKilled | DataFault::RedisGoneInCheck
+            )
+        });
         for (schedule, h, m) in [
             (&snapshot, 1, 0),
             (&export, 2, 0),
@@ -439,16 +444,27 @@ impl Tasks for Faulty<'_> {
         let (pg, redis) = (&self.w.pg, &self.w.redis);
         let steps = &mut self.steps;
         let done = AtomicBool::new(false);
+        // A session of the copy's master user waiting on a lock: the row count waiting on `orders`.
+        let waiter = format!("usename = '{MASTER_USER}' and wait_event_type = 'Lock'");
         let (answer, hit) = std::thread::scope(|s| match fault {
-            DataFault::PgRestartInTest => {
-                // Any session of the restored copy's master user: the test's checks or its scratch restore.
-                let watcher = s.spawn(|| {
-                    let master = format!("usename = '{MASTER_USER}'");
-                    faults::when_session(pg, &master, Duration::from_secs(60), &done, |_| pg.restart())
-                });
-                let answer = steps.invoke(function, payload);
-                done.store(true, Ordering::SeqCst);
-                (answer, watcher.join().unwrap_or(false))
+            DataFault::PgRestartInTest | DataFault::PgCheckKilled => {
+                // The copy's rows are counted on a table the harness holds locked: the count waits where the
+                // watcher finds it (a check of this small database takes a few milliseconds, too short to catch
+                // unaided), and the server is restarted or the count's connection ended under it.
+                faults::with_table_locked(pg, "app", "orders", || {
+                    let watcher = s.spawn(|| {
+                        faults::when_session(pg, &waiter, Duration::from_secs(60), &done, |pid| {
+                            if fault == DataFault::PgRestartInTest {
+                                pg.restart();
+                            } else {
+                                let _ = pg.psql("postgres", &format!("select pg_terminate_backend({pid})"));
+                            }
+                        })
+                    });
+                    let answer = steps.invoke(function, payload);
+                    done.store(true, Ordering::SeqCst);
+                    (answer, watcher.join().unwrap_or(false))
+                })
             }
             _ => {
                 let frozen = redis.freeze();
@@ -466,7 +482,7 @@ impl Tasks for Faulty<'_> {
     fn entering(&mut self, state: &str, input: &Value) {
         self.steps.entering(state, input);
         let armed = match self.fault {
-            Some(DataFault::PgRestartInTest) => state.ends_with("/Verify"),
+            Some(DataFault::PgRestartInTest | DataFault::PgCheckKilled) => state.ends_with("/Verify"),
             Some(DataFault::RedisGoneInCheck) => state.ends_with("/CacheVerify"),
             _ => false,
         };
