@@ -33,6 +33,9 @@ pub enum DataFault {
     UploadPartFails,
     /// The PostgreSQL server restarted while the database's restore test checks the restored copy.
     PgRestartInTest,
+    /// The connection of the restore test's scratch restore (`pg_restore` into its scratch database) terminated
+    /// while it restores.
+    PgRestoreKilled,
     /// The restore test's connection to the restored copy terminated while it checks the copy's rows.
     PgCheckKilled,
     /// The Redis server frozen (no answer) while the cache's restore test counts its keys.
@@ -40,10 +43,11 @@ pub enum DataFault {
 }
 
 impl DataFault {
-    pub const ALL: [DataFault; 5] = [
+    pub const ALL: [DataFault; 6] = [
         DataFault::PgDumpKilled,
         DataFault::UploadPartFails,
         DataFault::PgRestartInTest,
+        DataFault::PgRestoreKilled,
         DataFault::PgCheckKilled,
         DataFault::RedisGoneInCheck,
     ];
@@ -53,6 +57,7 @@ impl DataFault {
             DataFault::PgDumpKilled => "pg_dump's connection killed mid-dump",
             DataFault::UploadPartFails => "S3 UploadPart failing past the retries",
             DataFault::PgRestartInTest => "PostgreSQL restarted during a restore test",
+            DataFault::PgRestoreKilled => "a restore test's pg_restore connection killed mid-restore",
             DataFault::PgCheckKilled => "a restore test's connection killed mid-check",
             DataFault::RedisGoneInCheck => "Redis gone during a cache check",
         }
@@ -71,6 +76,9 @@ impl DataFault {
 
 /// Waits until a session matching `condition` (SQL over `pg_stat_activity`) is on `pg`, then does `act` with its
 /// pid; gives up when `done` is set (the operation ended first) or after `within`. Returns whether it acted.
+///
+/// It polls every millisecond over a connection of its own: a poll through `psql` (a process, a SCRAM login and a
+/// backend each time) takes tens of milliseconds, longer than a scratch restore of the month's small database.
 pub fn when_session(
     pg: &Postgres,
     condition: &str,
@@ -79,18 +87,38 @@ pub fn when_session(
     act: impl FnOnce(&str),
 ) -> bool {
     let until = Instant::now() + within;
-    let sql = format!("select pid from pg_stat_activity where ({condition}) and pid <> pg_backend_pid() limit 1");
-    while Instant::now() < until && !done.load(Ordering::SeqCst) {
-        if let Ok(pid) = pg.psql("postgres", &sql) {
-            let pid = pid.trim();
-            if !pid.is_empty() {
-                act(pid);
-                return true;
+    let sql = format!("select pid::text from pg_stat_activity where ({condition}) and pid <> pg_backend_pid() limit 1");
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+        return false;
+    };
+    let found = runtime.block_on(async {
+        let mut client = None;
+        while Instant::now() < until && !done.load(Ordering::SeqCst) {
+            if client.is_none() {
+                client = connect(pg).await;
             }
+            if let Some(c) = &client {
+                match c.query_opt(&sql, &[]).await {
+                    Ok(Some(row)) => return row.try_get::<_, String>(0).ok(),
+                    Ok(None) => {}
+                    Err(_) => client = None,
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    false
+        None
+    });
+    drop(runtime);
+    found.map(|pid| act(pid.as_str())).is_some()
+}
+
+/// A connection of the superuser's to `pg`'s `postgres` database, driven on the current runtime.
+async fn connect(pg: &Postgres) -> Option<tokio_postgres::Client> {
+    let (client, connection) = tokio_postgres::connect(&pg.url("postgres"), tokio_postgres::NoTls)
+        .await
+        .ok()?;
+    tokio::spawn(connection);
+    Some(client)
 }
 
 /// Holds an exclusive lock on `table` of `db` while `during` runs, so that a dump of it waits on the lock where a

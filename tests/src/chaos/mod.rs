@@ -70,7 +70,8 @@ struct Run<'a> {
 /// Runs `options.days` days under faults and returns the figures (violations included).
 pub async fn run(options: &Options) -> Figures {
     let started = Instant::now();
-    let w = deployed::world_with(&[]).await;
+    let w = deployed::world_with(&[("AgeIdentitySecret", IDENTITY_SECRET)]).await;
+    restore_tests_decrypt(&w).await;
     // The deployed test's plan without its 01:30 cache test (a failure on purpose, before the day's RDB copy).
     let mut plan = deployed::plan();
     if let Some(tests) = plan["plans"]["app"]["restore_tests"].as_array_mut() {
@@ -108,6 +109,27 @@ pub async fn run(options: &Options) -> Figures {
     run.figures
 }
 
+/// The secret the stack's `AgeIdentitySecret` names: the identity the restore tests decrypt the newest export with.
+const IDENTITY_SECRET: &str = "lifeboat/age-identity";
+
+/// What a restore test needs to restore the newest export into a scratch database, as on RDS: the stack's identity
+/// secret holding the world's age identity, and a master user that may create a database and its owner role.
+async fn restore_tests_decrypt(w: &World) {
+    use age::secrecy::ExposeSecret;
+    let stored = aws_sdk_secretsmanager::Client::new(&w.config)
+        .create_secret()
+        .name(IDENTITY_SECRET)
+        .secret_string(w.identity.0.to_string().expose_secret())
+        .send()
+        .await;
+    let granted =
+        w.pg.psql("postgres", &format!("ALTER ROLE {MASTER_USER} CREATEDB CREATEROLE"));
+    assert!(
+        stored.is_ok() && granted.is_ok(),
+        "chaos: the restore tests' identity or master user could not be set up: {stored:?} {granted:?}"
+    );
+}
+
 /// The part of a day a schedule's tick is counted in (retries and redeliveries of a failed run included).
 fn part_of(schedule: &str) -> &'static str {
     if schedule.ends_with("-snapshot") {
@@ -136,7 +158,10 @@ impl Run<'_> {
         let mut test_fault = fault.filter(|f| {
             matches!(
                 f,
-                DataFault::PgRestartInTest | DataFault::PgCheckKilled | DataFault::RedisGoneInCheck
+                DataFault::PgRestartInTest
+                    | DataFault::PgRestoreKilled
+                    | DataFault::PgCheckKilled
+                    | DataFault::RedisGoneInCheck
             )
         });
         for (schedule, h, m) in [
@@ -466,6 +491,18 @@ impl Tasks for Faulty<'_> {
                     (answer, watcher.join().unwrap_or(false))
                 })
             }
+            DataFault::PgRestoreKilled => {
+                // A session in the scratch database (`lifeboat_verify_<time>`): the scratch restore under way.
+                let scratch = "datname like 'lifeboat\\_verify\\_%' and backend_type = 'client backend'";
+                let watcher = s.spawn(|| {
+                    faults::when_session(pg, scratch, Duration::from_secs(60), &done, |pid| {
+                        let _ = pg.psql("postgres", &format!("select pg_terminate_backend({pid})"));
+                    })
+                });
+                let answer = steps.invoke(function, payload);
+                done.store(true, Ordering::SeqCst);
+                (answer, watcher.join().unwrap_or(false))
+            }
             _ => {
                 let frozen = redis.freeze();
                 s.spawn(move || {
@@ -482,7 +519,9 @@ impl Tasks for Faulty<'_> {
     fn entering(&mut self, state: &str, input: &Value) {
         self.steps.entering(state, input);
         let armed = match self.fault {
-            Some(DataFault::PgRestartInTest | DataFault::PgCheckKilled) => state.ends_with("/Verify"),
+            Some(DataFault::PgRestartInTest | DataFault::PgRestoreKilled | DataFault::PgCheckKilled) => {
+                state.ends_with("/Verify")
+            }
             Some(DataFault::RedisGoneInCheck) => state.ends_with("/CacheVerify"),
             _ => false,
         };
