@@ -24,8 +24,6 @@ use crate::run::{context, identities, on_ctrl_c, secret, CliError, Done};
 
 /// The staging server's database a refresh's administrator connects to in order to create the new one.
 const MAINTENANCE_DB: &str = "postgres";
-/// As the restore function's: a masking key shorter than its HMAC's output is refused.
-const MIN_KEY_BYTES: usize = 32;
 /// The variable the stack's functions read the masking key's secret from.
 const MASKING_KEY_SECRET: &str = "LIFEBOAT_MASKING_KEY_SECRET";
 
@@ -64,13 +62,8 @@ pub async fn refresh(r: &args::Refresh, profile: Option<&str>) -> Result<Done, C
         )));
     }
     let ids = identities(&ctx, &r.identity).await?;
-    let mask_key = secret(&ctx, &key_secret).await?.trim().as_bytes().to_vec();
-    if mask_key.len() < MIN_KEY_BYTES {
-        return Err(CliError::Refused(format!(
-            "the masking key in {key_secret} has {} bytes; at least {MIN_KEY_BYTES} are needed",
-            mask_key.len()
-        )));
-    }
+    let mask_key =
+        MaskKey::from_secret_text(&key_secret, &secret(&ctx, &key_secret).await?).map_err(CliError::Refused)?;
     if *interrupt.borrow() {
         return Err(CliError::InterruptedEarly);
     }
@@ -91,7 +84,7 @@ pub async fn refresh(r: &args::Refresh, profile: Option<&str>) -> Result<Done, C
         rule,
         which: &pinned,
         identities: &ids,
-        key: &MaskKey(mask_key),
+        key: &mask_key,
         pg_restore: &ctx.pg_restore,
         server: &server,
         counters: &counters,

@@ -43,8 +43,6 @@ use crate::event::RefreshRequest;
 
 /// The server database a refresh's new database is created from.
 const MAINTENANCE_DB: &str = "postgres";
-/// The shortest masking key accepted: an HMAC key shorter than its hash's output weakens every keyed value.
-pub const MIN_KEY_BYTES: usize = 32;
 
 /// The console's `refresh`: the named rule of the named plan, now.
 pub async fn run(deps: &Deps, req: RefreshRequest, deadline: Option<Instant>) -> Result<Value, RestoreError> {
@@ -205,14 +203,7 @@ async fn masking_key(deps: &Deps) -> Result<MaskKey, RestoreError> {
         .send()
         .await
         .map_err(|e| Error::aws("GetSecretValue", e))?;
-    let bytes = value.secret_string().unwrap_or_default().trim().as_bytes().to_vec();
-    if bytes.len() < MIN_KEY_BYTES {
-        return Err(RestoreError::InvalidSecret(format!(
-            "the masking key in {secret} has {} bytes; at least {MIN_KEY_BYTES} are needed",
-            bytes.len()
-        )));
-    }
-    Ok(MaskKey(bytes))
+    MaskKey::from_secret_text(secret, value.secret_string().unwrap_or_default()).map_err(RestoreError::InvalidSecret)
 }
 
 /// The report of a started refresh, refreshed or failed (JSON and Markdown under `refresh/<name>/`); the JSON's

@@ -54,6 +54,24 @@ const OFFSET_NO_DATA: u8 = 3;
 #[derive(Clone)]
 pub struct MaskKey(pub Vec<u8>);
 
+/// The shortest masking key accepted: an HMAC key shorter than its hash's output weakens every keyed value.
+pub const MIN_KEY_BYTES: usize = 32;
+
+impl MaskKey {
+    /// The key a secret's text holds (surrounding whitespace trimmed), or why it is refused: shorter than
+    /// [`MIN_KEY_BYTES`]. The error names the secret and the length, never the key.
+    pub fn from_secret_text(secret: &str, text: &str) -> Result<MaskKey, String> {
+        let bytes = text.trim().as_bytes().to_vec();
+        if bytes.len() < MIN_KEY_BYTES {
+            return Err(format!(
+                "the masking key in {secret} has {} bytes; at least {MIN_KEY_BYTES} are needed",
+                bytes.len()
+            ));
+        }
+        Ok(MaskKey(bytes))
+    }
+}
+
 impl std::fmt::Debug for MaskKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("MaskKey(..)")
@@ -1101,6 +1119,20 @@ fn identifier(text: &str) -> Option<(String, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_masking_key_is_the_secrets_trimmed_text_and_a_short_one_is_refused_without_its_value() {
+        let key = "k".repeat(MIN_KEY_BYTES);
+        let read = MaskKey::from_secret_text("lifeboat/masking-key", &format!("  {key}\n")).unwrap();
+        assert_eq!(read.0, key.as_bytes());
+        let short = "s3cr3t-but-short";
+        let e = MaskKey::from_secret_text("lifeboat/masking-key", short).unwrap_err();
+        assert_eq!(
+            e,
+            "the masking key in lifeboat/masking-key has 16 bytes; at least 32 are needed"
+        );
+        assert!(!e.contains(short), "{e}");
+    }
     use crate::mask::rules::FakeKind;
     use crate::postgres::dump_format::count_rows;
     use proptest::prelude::*;
