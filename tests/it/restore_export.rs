@@ -450,20 +450,6 @@ async fn a_work_directory_too_small_for_the_plaintext_is_refused_up_front() {
     assert!(w.exists("app_streamed"));
 }
 
-/// `target/<profile>/<name>`: a binary of the restore package (`restore` or `restore-test`), which `cargo test
-/// --workspace` builds for `functions/restore/tests/standalone.rs` (a test crate cannot depend on another package's
-/// binary; see tests/it/cli.rs).
-fn binary_beside(name: &str) -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().and_then(|deps| deps.parent()).unwrap().join(name);
-    assert!(
-        path.exists(),
-        "{} does not exist: build the function first with `cargo build -p restore`",
-        path.display()
-    );
-    path
-}
-
 impl World {
     /// The restore binary in its standalone mode (the ECS task's), as a process: `--event` or LIFEBOAT_EVENT.
     fn standalone(&self, how: &str, event: &Value) -> std::process::Output {
@@ -473,7 +459,7 @@ impl World {
     /// A binary of the restore package in its standalone mode, under the entry `entry`.
     fn standalone_as(&self, binary: &str, entry: &str, how: &str, event: &Value) -> std::process::Output {
         let bin = postgres::bin_dir();
-        let mut cmd = std::process::Command::new(binary_beside(binary));
+        let mut cmd = std::process::Command::new(lifeboat_tests::lambda::function_binary(binary));
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("LIFEBOAT_EXPORT_ALLOW_ANY_HOST", "true")

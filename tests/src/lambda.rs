@@ -41,7 +41,7 @@ pub fn function_binary(name: &str) -> PathBuf {
         .join(name);
     assert!(
         path.exists(),
-        "{} does not exist: build the function first with `cargo build -p {name}`",
+        "{} does not exist: build the functions first with `cargo build --workspace --bins` (`make test` does)",
         path.display()
     );
     path
