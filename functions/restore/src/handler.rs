@@ -38,11 +38,7 @@ fn to_value(test: &TestState) -> Result<Value, RestoreError> {
 fn accept(entry: Entry, payload: Value) -> Result<Request, RestoreError> {
     let request = event::parse(payload)?;
     if request.entry() != entry {
-        let e = RestoreError::WrongEntry {
-            action: request.action(),
-            entry,
-            want: request.entry(),
-        };
+        let e = other_entry(&request, entry);
         tracing::error!(error = %e, "request of the other entry refused");
         return Err(e);
     }
