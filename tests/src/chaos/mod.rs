@@ -312,25 +312,10 @@ impl Run<'_> {
     async fn restore_tests(&mut self, fault: &mut Option<DataFault>) {
         let (machine, definition) = self.w.stack.state_machine("restore-test");
         let sfn = aws_sdk_sfn::Client::new(&self.w.config);
-        let listed = sfn.list_executions().state_machine_arn(&machine).send().await;
-        let Ok(listed) = listed else {
+        let Ok(started) = deployed::started_since(&sfn, &machine, &mut self.figures.executions).await else {
             return;
         };
-        let mut arns: Vec<String> = listed
-            .executions()
-            .iter()
-            .map(|e| e.execution_arn().to_owned())
-            .filter(|a| self.figures.executions.insert(a.clone()))
-            .collect();
-        arns.sort();
-        for arn in arns {
-            let Ok(described) = sfn.describe_execution().execution_arn(&arn).send().await else {
-                continue;
-            };
-            let input: Value = described
-                .input()
-                .and_then(|i| serde_json::from_str(i).ok())
-                .unwrap_or(Value::Null);
+        for (arn, input) in started {
             let steps = Steps::new(self.deployed, &self.w.config, &self.w.pg, &self.w.redis, MASTER_USER);
             let mut tasks = Faulty {
                 steps,

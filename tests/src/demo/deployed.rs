@@ -364,25 +364,52 @@ impl Executions {
         definition: &Value,
         steps: &mut Steps<'_>,
     ) -> Vec<(String, asl::Execution, Vec<String>)> {
-        let listed = sfn.list_executions().state_machine_arn(machine).send().await.unwrap();
         let mut ran = Vec::new();
-        for e in listed.executions() {
-            if !self.run.insert(e.execution_arn().to_owned()) {
-                continue;
-            }
-            let execution = sfn
-                .describe_execution()
-                .execution_arn(e.execution_arn())
-                .send()
-                .await
-                .unwrap();
-            let input: Value = serde_json::from_str(execution.input().unwrap()).unwrap();
+        for (arn, input) in started_since(sfn, machine, &mut self.run).await.unwrap() {
             let done = asl::run(definition, input, steps);
             let path = done.states_under("EachDatabase[0]/");
-            ran.push((e.execution_arn().to_owned(), done, path));
+            ran.push((arn, done, path));
         }
         ran
     }
+}
+
+/// The executions of `machine` not in `seen`, oldest ARN first, each with the input it was started with; each is
+/// added to `seen` once its input is read, so a failed call leaves the rest for the next one.
+pub async fn started_since(
+    sfn: &aws_sdk_sfn::Client,
+    machine: &str,
+    seen: &mut std::collections::BTreeSet<String>,
+) -> Result<Vec<(String, Value)>, String> {
+    let listed = sfn
+        .list_executions()
+        .state_machine_arn(machine)
+        .send()
+        .await
+        .map_err(|e| format!("ListExecutions: {e:?}"))?;
+    let mut arns: Vec<&str> = listed
+        .executions()
+        .iter()
+        .map(|e| e.execution_arn())
+        .filter(|a| !seen.contains(*a))
+        .collect();
+    arns.sort_unstable();
+    let mut out = Vec::new();
+    for arn in arns {
+        let described = sfn
+            .describe_execution()
+            .execution_arn(arn)
+            .send()
+            .await
+            .map_err(|e| format!("DescribeExecution {arn}: {e:?}"))?;
+        let input = described
+            .input()
+            .and_then(|i| serde_json::from_str(i).ok())
+            .unwrap_or(Value::Null);
+        seen.insert(arn.to_owned());
+        out.push((arn.to_owned(), input));
+    }
+    Ok(out)
 }
 
 fn at(day: DateTime<Utc>, h: u32, m: u32) -> DateTime<Utc> {
