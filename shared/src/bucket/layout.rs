@@ -152,7 +152,23 @@ pub async fn list_with_sizes(
     bucket: &str,
     prefix: &str,
 ) -> Result<BTreeMap<String, u64>, Error> {
-    let mut out = BTreeMap::new();
+    Ok(list_objects(s3, bucket, prefix)
+        .await?
+        .iter()
+        .filter_map(|o| {
+            let size = o.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+            o.key().map(|k| (k.to_owned(), size))
+        })
+        .collect())
+}
+
+/// Every object under `prefix`, as ListObjectsV2 describes it, page after page.
+pub async fn list_objects(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<aws_sdk_s3::types::Object>, Error> {
+    let mut out = Vec::new();
     let mut pages = s3
         .list_objects_v2()
         .bucket(bucket)
@@ -161,12 +177,7 @@ pub async fn list_with_sizes(
         .send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| Error::aws("ListObjectsV2", e))?;
-        for o in page.contents() {
-            if let Some(key) = o.key() {
-                let size = o.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
-                out.insert(key.to_owned(), size);
-            }
-        }
+        out.extend(page.contents().iter().cloned());
     }
     Ok(out)
 }

@@ -192,23 +192,17 @@ pub(crate) async fn objects(
     bucket: &str,
     prefix: &str,
 ) -> Result<BTreeMap<String, (u64, String)>, String> {
-    let mut out = BTreeMap::new();
-    let mut pages = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(prefix)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| format!("listing {bucket}/{prefix}: {e}"))?;
-        for o in page.contents() {
-            if let Some(key) = o.key() {
-                let size = o.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
-                out.insert(key.to_owned(), (size, o.e_tag().unwrap_or_default().to_owned()));
-            }
-        }
-    }
-    Ok(out)
+    let listed = lifeboat::bucket::layout::list_objects(s3, bucket, prefix)
+        .await
+        .map_err(|e| format!("listing {bucket}/{prefix}: {e}"))?;
+    Ok(listed
+        .iter()
+        .filter_map(|o| {
+            let size = o.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+            let etag = o.e_tag().unwrap_or_default().to_owned();
+            o.key().map(|k| (k.to_owned(), (size, etag)))
+        })
+        .collect())
 }
 
 fn violation(invariant: Invariant, what: impl Into<String>) -> Violation {
