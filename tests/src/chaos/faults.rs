@@ -63,8 +63,18 @@ impl DataFault {
         }
     }
 
+    /// The restore-test state whose task the fault is injected into (its path ends so), or `None` for a fault of
+    /// the export tick's.
+    pub fn test_state(self) -> Option<&'static str> {
+        match self {
+            DataFault::PgRestartInTest | DataFault::PgRestoreKilled | DataFault::PgCheckKilled => Some("/Verify"),
+            DataFault::RedisGoneInCheck => Some("/CacheVerify"),
+            DataFault::PgDumpKilled | DataFault::UploadPartFails => None,
+        }
+    }
+
     /// The fault day `day` (from 0) gets: none on the first day (a baseline), then each kind in turn on every
-    /// third day from the second, so that a month meets each twice and a short run meets them in order.
+    /// third day from the second, so that a month meets each once or twice and a short run meets them in order.
     pub fn of_day(day: u32) -> Option<DataFault> {
         if day % 3 != 1 {
             return None;
@@ -119,6 +129,11 @@ async fn connect(pg: &Postgres) -> Option<tokio_postgres::Client> {
         .ok()?;
     tokio::spawn(connection);
     Some(client)
+}
+
+/// Ends the session `pid` of `pg` (its client sees the connection closed); a session already gone is no error.
+pub fn terminate(pg: &Postgres, pid: &str) {
+    let _ = pg.psql("postgres", &format!("select pg_terminate_backend({pid})"));
 }
 
 /// Holds an exclusive lock on `table` of `db` while `during` runs, so that a dump of it waits on the lock where a

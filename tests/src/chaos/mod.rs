@@ -155,15 +155,7 @@ impl Run<'_> {
         let rotate = self.w.stack.schedule("rotate-plan-tick");
         let monitor = self.w.stack.schedule("monitor");
         let mut delivered: Vec<(String, Value)> = Vec::new();
-        let mut test_fault = fault.filter(|f| {
-            matches!(
-                f,
-                DataFault::PgRestartInTest
-                    | DataFault::PgRestoreKilled
-                    | DataFault::PgCheckKilled
-                    | DataFault::RedisGoneInCheck
-            )
-        });
+        let mut test_fault = fault.filter(|f| f.test_state().is_some());
         for (schedule, h, m) in [
             (&snapshot, 1, 0),
             (&export, 2, 0),
@@ -257,7 +249,7 @@ impl Run<'_> {
                     std::thread::scope(|s| {
                         let watcher = s.spawn(|| {
                             faults::when_session(pg, LOCK_WAITER, Duration::from_secs(30), &done, |pid| {
-                                let _ = pg.psql("postgres", &format!("select pg_terminate_backend({pid})"));
+                                faults::terminate(pg, pid);
                             })
                         });
                         let answer = tokio::task::block_in_place(|| deployed.invoke(arn, event));
@@ -467,7 +459,7 @@ impl Tasks for Faulty<'_> {
                             if fault == DataFault::PgRestartInTest {
                                 pg.restart();
                             } else {
-                                let _ = pg.psql("postgres", &format!("select pg_terminate_backend({pid})"));
+                                faults::terminate(pg, pid);
                             }
                         })
                     });
@@ -481,7 +473,7 @@ impl Tasks for Faulty<'_> {
                 let scratch = "datname like 'lifeboat\\_verify\\_%' and backend_type = 'client backend'";
                 let watcher = s.spawn(|| {
                     faults::when_session(pg, scratch, Duration::from_secs(60), &done, |pid| {
-                        let _ = pg.psql("postgres", &format!("select pg_terminate_backend({pid})"));
+                        faults::terminate(pg, pid);
                     })
                 });
                 let answer = steps.invoke(function, payload);
@@ -503,13 +495,10 @@ impl Tasks for Faulty<'_> {
 
     fn entering(&mut self, state: &str, input: &Value) {
         self.steps.entering(state, input);
-        let armed = match self.fault {
-            Some(DataFault::PgRestartInTest | DataFault::PgRestoreKilled | DataFault::PgCheckKilled) => {
-                state.ends_with("/Verify")
-            }
-            Some(DataFault::RedisGoneInCheck) => state.ends_with("/CacheVerify"),
-            _ => false,
-        };
+        let armed = self
+            .fault
+            .and_then(DataFault::test_state)
+            .is_some_and(|suffix| state.ends_with(suffix));
         if armed {
             self.armed = self.fault.take();
         }
