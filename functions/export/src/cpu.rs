@@ -5,8 +5,8 @@
 //! - Hashing, compression, encryption, the copy into parts and the row counts all run on the encoder thread: a [`Meter`] charges
 //!   that thread's CPU clock (`CLOCK_THREAD_CPUTIME_ID`) to whichever stage runs, exclusive of the stages nested in
 //!   it (zstd writes into age, which writes into the part writer).
-//! - Upload and pipes (reading pg_dump, feeding pg_restore): the thread CPU clock around every poll of their
-//!   futures ([`Timed`]), whichever runtime thread polls them.
+//! - Upload: the thread CPU clock around every poll of its future ([`Timed`]), whichever runtime thread polls it.
+//! - Pipes (reading pg_dump, duplicating its output into pg_restore's input): the reader thread's CPU clock.
 //! - Other: the rest of the process's CPU over the pipeline (the runtime, the HTTP connections' own tasks, zstd's
 //!   worker threads when `LIFEBOAT_ZSTD_WORKERS` > 0).
 //!

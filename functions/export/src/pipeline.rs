@@ -1,10 +1,16 @@
 //! The export pipeline: one pass over pg_dump's output, every stage concurrent.
 //!
 //! ```text
-//! pg_dump stdout ──► reader ──┬──► [thread] SHA-256 ─► zstd (8 MiB frames) ─► age ─► parts ──► uploader (N in flight)
-//!                             │             └─► row counts from the archive's COPY data (`lifeboat::postgres::dump_format`)
-//!                             └──► pg_restore -f /dev/null (parses the whole archive)
+//! pg_dump stdout ──► [thread] reader ──┬──► [thread] SHA-256 ─► zstd (8 MiB frames) ─► age ─► parts ──► uploader (N in flight)
+//!                   │                  └─► row counts from the archive's COPY data (`lifeboat::postgres::dump_format`)
+//!                   └─ tee(2) ─► pg_restore -f /dev/null (parses the whole archive)
 //! ```
+//!
+//! The reader has a thread of its own and blocking pipes. pg_dump writes its archive 4 KiB at a time: a reader on
+//! the runtime was woken twice for each write (the runtime's I/O driver, then the task), and a reader that keeps up
+//! is woken once for each. After a short read it waits a millisecond (the widened pipe holds several), so it wakes
+//! once for many writes. It duplicates pg_dump's pipe into pg_restore's with `tee(2)`, which hands pg_restore the
+//! same pipe pages instead of a copy written through this process, in the same larger batches.
 //!
 //! The row counter runs on the encoder's thread, fed the same chunks (no thread, channel or copy of its own):
 //! on a machine whose cores the database server shares, every thread handed a chunk costs wake-ups the dump
@@ -16,7 +22,9 @@
 //! Completing (or aborting) the multipart upload is the caller's job, after this returns.
 
 use std::io::{self, Write};
+use std::os::fd::OwnedFd;
 use std::process::Stdio;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -27,7 +35,7 @@ use lifeboat::postgres::dump_format::{Counted, FormatError, RowCounter, TableRow
 // development machine (sha_ni in /proc/cpuinfo) by hashing 1 GiB with sha2 0.11.1 as built here and again with
 // `--cfg sha2_backend="soft"`: the default build was 2.5x faster under the same load.
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
@@ -36,6 +44,10 @@ use crate::cpu::{self, CpuSeconds, Meter, Stage};
 /// Size of the chunks handed on: small enough to keep the stages busy, large enough that handing one on (a wake-up
 /// of each consumer) is rare. A pipe holds 64 KiB, so a chunk is several reads.
 const CHUNK: usize = 256 * 1024;
+/// A read shorter than this means the reader is keeping up with pg_dump's 4 KiB writes: it waits [`FILL_WAIT`]
+/// before the next, so that it wakes once for many of them.
+const SHORT_READ: usize = 64 * 1024;
+const FILL_WAIT: Duration = Duration::from_millis(1);
 /// Chunks queued between the reader and each consumer.
 const CHUNKS_QUEUED: usize = 8;
 
@@ -104,6 +116,8 @@ pub enum PipelineError {
     Age(#[source] age::EncryptError),
     #[error("compressing or encrypting the stream failed: encoder thread: {0}")]
     EncoderThread(#[source] tokio::task::JoinError),
+    #[error("reading pg_dump's output failed: reader thread: {0}")]
+    ReaderThread(#[source] tokio::task::JoinError),
     /// The archive's own rows could not be counted: no counts are made up, the export fails.
     #[error("counting the rows in pg_dump's archive failed: {0}; the export is not recorded")]
     Count(#[source] FormatError),
@@ -163,26 +177,17 @@ pub async fn run(
     sink: &impl PartSink,
     options: &Options,
 ) -> Result<Output, PipelineError> {
-    let stdout = dump.stdout.take().ok_or(PipelineError::NoPipe("pg_dump", "stdout"))?;
-    let restore_in = verify
-        .stdin
-        .take()
-        .ok_or(PipelineError::NoPipe("pg_restore", "stdin"))?;
-    widen_pipe(&stdout);
-    widen_pipe(&restore_in);
+    let (stdout, restore_in) = take_pipes(&mut dump, &mut verify)?;
     let dump_err = read_stderr(&mut dump);
     let verify_err = read_stderr(&mut verify);
 
     let process_start = cpu::process_cpu();
-    let stages = run_stages(stdout, restore_in, sink, options).await;
+    let stages = run_stages(stdout, restore_in, &mut verify, sink, options).await;
     let read_to_end = stages.read?;
-    stages.fed?;
-    // Each child's CPU is what the children's total grew by across the wait that reaped it.
+    let (verify_status, verify_cpu) = stages.verified?;
     let children_start = cpu::children_cpu();
     let dump_status = wait(&mut dump, "waiting for pg_dump").await?;
     let children_dumped = cpu::children_cpu();
-    let verify_status = wait(&mut verify, "waiting for pg_restore").await?;
-    let children_verified = cpu::children_cpu();
 
     // Report the cause, not the symptom. If the reader saw the end of pg_dump's output, pg_dump's own verdict
     // comes first (it dies halfway: the stream just ends). If the reader stopped early, a consumer failed first
@@ -197,7 +202,7 @@ pub async fn run(
     let encoded = stages.encoded?;
     let cpu = CpuSeconds {
         pg_dump: children_dumped.saturating_sub(children_start).as_secs_f64(),
-        pg_restore: children_verified.saturating_sub(children_dumped).as_secs_f64(),
+        pg_restore: verify_cpu.as_secs_f64(),
         ..encoded
             .cpu
             .seconds(&stages.cpu, cpu::process_cpu().saturating_sub(process_start))
@@ -228,6 +233,27 @@ pub async fn run(
     })
 }
 
+/// pg_dump's output and pg_restore's input, widened, out of the runtime's hands and back in blocking mode for the
+/// reader's own thread.
+fn take_pipes(dump: &mut Child, verify: &mut Child) -> Result<(OwnedFd, OwnedFd), PipelineError> {
+    let stdout = dump.stdout.take().ok_or(PipelineError::NoPipe("pg_dump", "stdout"))?;
+    let restore_in = verify
+        .stdin
+        .take()
+        .ok_or(PipelineError::NoPipe("pg_restore", "stdin"))?;
+    let stdout = stdout.into_owned_fd().map_err(|source| PipelineError::Io {
+        what: "taking pg_dump's output pipe",
+        source,
+    })?;
+    let restore_in = restore_in.into_owned_fd().map_err(|source| PipelineError::Io {
+        what: "taking pg_restore's input pipe",
+        source,
+    })?;
+    widen_pipe(&stdout);
+    widen_pipe(&restore_in);
+    Ok((stdout, restore_in))
+}
+
 /// The counts and the catalogue, or neither where rows are not counted.
 fn split(counted: Option<Counted>) -> (Vec<TableRows>, Option<Catalog>) {
     match counted {
@@ -240,28 +266,30 @@ fn split(counted: Option<Counted>) -> (Vec<TableRows>, Option<Catalog>) {
 struct Stages {
     /// Whether the reader saw the end of pg_dump's output (`false`: a consumer stopped first).
     read: Result<bool, PipelineError>,
-    fed: Result<(), PipelineError>,
+    /// How pg_restore exited, and its CPU time.
+    verified: Result<(std::process::ExitStatus, Duration), PipelineError>,
     encoded: Result<Encoded, PipelineError>,
     uploaded: Result<Vec<UploadedPart>, PipelineError>,
-    cpu: AsyncCpu,
+    cpu: ReaderUploaderCpu,
 }
 
-/// CPU time of the stages that run as futures on the runtime's threads.
+/// CPU time of the stages outside the encoder thread.
 #[derive(Default)]
-struct AsyncCpu {
+struct ReaderUploaderCpu {
+    /// The uploader's future, on the runtime's threads.
     upload: cpu::Counter,
-    /// Reading pg_dump's output and feeding pg_restore's input.
+    /// The reader's thread: reading pg_dump's output and duplicating it into pg_restore's input.
     pipes: cpu::Counter,
 }
 
 /// CPU time of the encoder thread's stages.
 struct EncoderCpu {
-    hashing: std::time::Duration,
-    compression: std::time::Duration,
-    encryption: std::time::Duration,
-    upload: std::time::Duration,
-    pipes: std::time::Duration,
-    row_counts: std::time::Duration,
+    hashing: Duration,
+    compression: Duration,
+    encryption: Duration,
+    upload: Duration,
+    pipes: Duration,
+    row_counts: Duration,
 }
 
 impl EncoderCpu {
@@ -277,9 +305,9 @@ impl EncoderCpu {
     }
 
     /// The in-process stages; `other` is the rest of the process's CPU over the pipeline (`process`).
-    fn seconds(&self, futures: &AsyncCpu, process: std::time::Duration) -> CpuSeconds {
-        let upload = self.upload + futures.upload.get();
-        let pipes = self.pipes + futures.pipes.get();
+    fn seconds(&self, outside: &ReaderUploaderCpu, process: Duration) -> CpuSeconds {
+        let upload = self.upload + outside.upload.get();
+        let pipes = self.pipes + outside.pipes.get();
         let row_counts = self.row_counts;
         let measured = self.hashing + self.compression + self.encryption + upload + pipes + row_counts;
         CpuSeconds {
@@ -297,25 +325,41 @@ impl EncoderCpu {
 
 /// Runs the reader, the encoder thread, the uploader and the pg_restore feeder to completion.
 async fn run_stages(
-    stdout: tokio::process::ChildStdout,
-    restore_in: tokio::process::ChildStdin,
+    stdout: OwnedFd,
+    restore_in: OwnedFd,
+    verify: &mut Child,
     sink: &impl PartSink,
     options: &Options,
 ) -> Stages {
     let (to_encode, encode_rx) = mpsc::channel::<Bytes>(CHUNKS_QUEUED);
-    let (to_verify, verify_rx) = mpsc::channel::<Bytes>(CHUNKS_QUEUED);
     let (parts_tx, parts_rx) = mpsc::channel::<Bytes>(1);
+    let (verdict_tx, verdict) = std::sync::mpsc::sync_channel::<bool>(1);
 
-    let cpu = AsyncCpu::default();
-    let reader = cpu::timed(&cpu.pipes, read_dump(stdout, [to_verify, to_encode]));
+    let cpu = ReaderUploaderCpu::default();
+    let pipes = cpu.pipes.clone();
+    let reader = tokio::task::spawn_blocking(move || {
+        let start = cpu::thread_cpu();
+        let read = read_dump(&stdout, restore_in, &to_encode, &verdict);
+        pipes.add(cpu::thread_cpu().saturating_sub(start));
+        read
+    });
     let encode_options = options.clone();
     let encoder = tokio::task::spawn_blocking(move || encode(encode_rx, parts_tx, &encode_options));
     let uploader = upload_parts(parts_rx, sink, options.parts_in_flight, options.max_parts, &cpu.upload);
-    let verifier = cpu::timed(&cpu.pipes, feed_restore(verify_rx, restore_in));
-    let (read, encoded, uploaded, fed) = tokio::join!(reader, encoder, uploader, verifier);
+    // pg_restore is reaped as soon as it exits; its CPU is what the reaped children's total grew by meanwhile
+    // (pg_dump is reaped only after the stages).
+    let verifier = async {
+        let before = cpu::children_cpu();
+        let status = wait(verify, "waiting for pg_restore").await;
+        let spent = cpu::children_cpu().saturating_sub(before);
+        // The reader may be waiting for this verdict (it found pg_restore's input closed); it may also have ended.
+        let _ = verdict_tx.send(status.as_ref().is_ok_and(std::process::ExitStatus::success));
+        status.map(|s| (s, spent))
+    };
+    let (read, encoded, uploaded, verified) = tokio::join!(reader, encoder, uploader, verifier);
     Stages {
-        read,
-        fed,
+        read: read.map_err(PipelineError::ReaderThread).and_then(|r| r),
+        verified,
         encoded: encoded.map_err(PipelineError::EncoderThread).and_then(|e| e),
         uploaded,
         cpu,
@@ -345,52 +389,100 @@ fn read_stderr(child: &mut Child) -> impl std::future::Future<Output = String> {
     async move { handle.await.unwrap_or_default() }
 }
 
-/// Reads pg_dump's output and hands every chunk to each consumer (pg_restore's feeder, the encoder and its row
-/// counter): shared, never copied.
-async fn read_dump(
-    mut stdout: tokio::process::ChildStdout,
-    consumers: [mpsc::Sender<Bytes>; 2],
+/// Reads pg_dump's output, blocking, on a thread of its own, and hands it to the encoder (and its row counter) in
+/// chunks of [`CHUNK`] bytes; every byte is duplicated into pg_restore's input before it is read. Returns whether it
+/// saw the end of pg_dump's output (`false`: pg_restore or the encoder stopped first, and reports why).
+///
+/// pg_restore stops reading once it has read the archive's last entry, and may leave a few bytes of it unread. So a
+/// closed input is a failure only if pg_restore's own `verdict` is: after a success the rest is read and stored.
+fn read_dump(
+    dump: &OwnedFd,
+    restore: OwnedFd,
+    encoder: &mpsc::Sender<Bytes>,
+    verdict: &std::sync::mpsc::Receiver<bool>,
 ) -> Result<bool, PipelineError> {
+    let mut restore = Some(restore);
     loop {
-        let mut buf = BytesMut::with_capacity(CHUNK);
+        let mut chunk = BytesMut::zeroed(CHUNK);
+        let mut filled = 0;
         let mut ended = false;
-        while buf.len() < CHUNK && !ended {
-            let n = stdout.read_buf(&mut buf).await.map_err(|source| PipelineError::Io {
-                what: "reading pg_dump's output",
-                source,
-            })?;
-            ended = n == 0;
-        }
-        if buf.is_empty() {
-            return Ok(true);
-        }
-        let chunk = buf.freeze();
-        // A closed consumer has failed and will report why; stop feeding and let the others wind down.
-        for consumer in &consumers {
-            if consumer.send(chunk.clone()).await.is_err() {
-                return Ok(false);
+        while filled < CHUNK && !ended {
+            match read_some(dump, restore.as_ref(), &mut chunk[filled..]) {
+                Ok(0) => ended = true,
+                Ok(n) => {
+                    filled += n;
+                    if n < SHORT_READ && filled < CHUNK {
+                        std::thread::sleep(FILL_WAIT);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => match verdict.recv() {
+                    Ok(true) => restore = None,
+                    // pg_restore failed (or the pipeline is being dropped): its exit status and stderr say why.
+                    _ => return Ok(false),
+                },
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(source) => {
+                    return Err(PipelineError::Io {
+                        what: "reading pg_dump's output into pg_restore's input",
+                        source,
+                    })
+                }
             }
         }
+        if filled == 0 {
+            break;
+        }
+        chunk.truncate(filled);
+        if encoder.blocking_send(chunk.freeze()).is_err() {
+            // The encoder has failed and will report why.
+            return Ok(false);
+        }
         if ended {
-            return Ok(true);
+            break;
         }
     }
+    // pg_restore's input closes here, and pg_restore sees the archive end.
+    drop(restore);
+    Ok(true)
 }
 
-async fn feed_restore(
-    mut rx: mpsc::Receiver<Bytes>,
-    mut stdin: tokio::process::ChildStdin,
-) -> Result<(), PipelineError> {
-    while let Some(chunk) = rx.recv().await {
-        if stdin.write_all(&chunk).await.is_err() {
-            // pg_restore stopped reading: its exit status and stderr say why.
-            return Ok(());
+/// Reads what pg_dump has written (at most `buf.len()` bytes), after duplicating exactly those bytes into
+/// pg_restore's input (while there is one). 0 at the end of pg_dump's output; `BrokenPipe` once pg_restore has
+/// closed its input, with nothing read.
+fn read_some(dump: &OwnedFd, restore: Option<&OwnedFd>, buf: &mut [u8]) -> io::Result<usize> {
+    let Some(restore) = restore else {
+        return Ok(rustix::io::read(dump, buf)?);
+    };
+    let n = duplicate(dump, restore, buf)?;
+    // Only this thread reads pg_dump's pipe, so the `n` bytes just duplicated are still the first in it.
+    let mut read = 0;
+    while read < n {
+        match rustix::io::read(dump, &mut buf[read..n]) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(k) => read += k,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
         }
     }
-    // Closing stdin fails only if pg_restore already exited; its exit status and stderr say why, and the
-    // caller reads those next.
-    stdin.shutdown().await.ok();
-    Ok(())
+    Ok(n)
+}
+
+/// Duplicates up to `buf.len()` of the bytes waiting in pg_dump's pipe into pg_restore's with `tee(2)`, leaving
+/// them in pg_dump's: the pipe pages are shared, not copied. Returns how many.
+#[cfg(target_os = "linux")]
+fn duplicate(dump: &OwnedFd, restore: &OwnedFd, buf: &[u8]) -> io::Result<usize> {
+    Ok(rustix::pipe::tee(
+        dump,
+        restore,
+        buf.len(),
+        rustix::pipe::SpliceFlags::empty(),
+    )?)
+}
+
+/// Lambda runs Linux, and so do the machines the tests run on.
+#[cfg(not(target_os = "linux"))]
+fn duplicate(_dump: &OwnedFd, _restore: &OwnedFd, _buf: &[u8]) -> io::Result<usize> {
+    compile_error!("the export pipeline duplicates pg_dump's output with tee(2), which only Linux has");
 }
 
 /// Collects output bytes into parts of `part_size` and hands each to the uploader.
@@ -765,6 +857,57 @@ mod tests {
             cpu.other >= 0.0 && cpu.pg_dump >= 0.0 && cpu.pg_restore >= 0.0,
             "{cpu:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn pg_restore_is_fed_every_byte_the_encoder_gets_in_order() {
+        // Several MiB in writes of odd sizes, more than both widened pipes hold: the reader waits on pg_restore
+        // and on pg_dump in turn, and every byte duplicated into one must be the byte read for the other.
+        let seen = std::env::temp_dir().join(format!("lifeboat-pipeline-fed-{}", std::process::id()));
+        let sink = Collect(Mutex::new(Vec::new()));
+        let dump = spawn(shell("head -c 6000000 /dev/urandom | dd bs=4093 2>/dev/null"), false).unwrap();
+        let verify = spawn(shell(&format!("sleep 0.2; cat > '{}'", seen.display())), true).unwrap();
+        let out = run(dump, verify, &sink, &options(vec![])).await.unwrap();
+
+        let fed = std::fs::read(&seen).unwrap();
+        std::fs::remove_file(&seen).unwrap();
+        assert_eq!(out.plaintext_bytes, 6_000_000);
+        assert_eq!(fed.len(), 6_000_000);
+        assert_eq!(hex(&Sha256::digest(&fed)), out.plaintext_sha256);
+    }
+
+    #[tokio::test]
+    async fn what_pg_restore_leaves_unread_after_accepting_the_archive_is_still_stored() {
+        // pg_restore stops reading after the archive's last entry; the bytes after it are pg_dump's all the same.
+        let sink = Collect(Mutex::new(Vec::new()));
+        let dump = spawn(shell("head -c 6000000 /dev/urandom"), false).unwrap();
+        let verify = spawn(shell("head -c 1000 > /dev/null"), true).unwrap();
+        let out = run(dump, verify, &sink, &options(vec![])).await.unwrap();
+        assert_eq!(out.plaintext_bytes, 6_000_000);
+        let mut parts = sink.0.into_inner().unwrap();
+        parts.sort_by_key(|p| p.0);
+        let stored: Vec<u8> = parts.iter().flat_map(|p| p.1.to_vec()).collect();
+        assert_eq!(zstd::stream::decode_all(&stored[..]).unwrap().len(), 6_000_000);
+    }
+
+    #[tokio::test]
+    async fn a_rejected_archive_stops_the_dump_without_reading_it_to_the_end() {
+        // An endless pg_dump: the pipeline ends only because pg_restore's failure stops the reader.
+        let sink = Collect(Mutex::new(Vec::new()));
+        let dump = spawn(shell("cat /dev/zero"), false).unwrap();
+        let verify = spawn(
+            shell("head -c 100000 > /dev/null; echo 'pg_restore: error: bad block' >&2; exit 1"),
+            true,
+        )
+        .unwrap();
+        let o = options(vec![]);
+        let ran = tokio::time::timeout(Duration::from_secs(20), run(dump, verify, &sink, &o));
+        let err = ran
+            .await
+            .expect("the pipeline stops after pg_restore fails")
+            .unwrap_err();
+        assert!(matches!(err, PipelineError::Verify { .. }), "{err}");
+        assert!(err.to_string().contains("bad block"), "{err}");
     }
 
     #[tokio::test]
