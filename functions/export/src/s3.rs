@@ -60,6 +60,11 @@ impl PartSink for Upload {
             .upload_id(&self.upload_id)
             .part_number(number)
             .body(ByteStream::from(body))
+            // The part's integrity rests on the SDK's checksum of it (CRC32, which S3 checks) and the whole object's
+            // on the manifest's SHA-256. Over HTTPS the SDK already leaves the payload out of the signature; over
+            // plain HTTP (an S3-compatible endpoint) it would hash every part again with SHA-256 to sign it.
+            .customize()
+            .disable_payload_signing()
             .send()
             .await
             .map_err(|e| PartUploadError::Service(aws_error_message(&e)))?;
@@ -224,6 +229,53 @@ mod tests {
             number: 1,
             etag: "e".into(),
         }]
+    }
+
+    /// Answers one request with an ETag and hands back its head (lower-cased), whatever the SDK sent.
+    async fn answer_one(listener: tokio::net::TcpListener) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = sock.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the request ended before its head did");
+            head.extend_from_slice(&buf[..n]);
+        }
+        sock.write_all(b"HTTP/1.1 200 OK\r\nETag: \"e1\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&head).to_lowercase()
+    }
+
+    #[tokio::test]
+    async fn a_part_is_sent_with_its_crc32_and_not_hashed_again_to_sign_it() {
+        // Plain HTTP, where the SDK would otherwise put the part's SHA-256 in the signature.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(answer_one(listener));
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("eu-west-1"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "AKIDTEST", "secret", None, None, "test",
+            ))
+            .endpoint_url(endpoint)
+            .force_path_style(true)
+            .http_client(lifeboat::core::aws::https_client())
+            .build();
+        let etag = upload(Client::from_conf(config))
+            .upload(1, Bytes::from_static(b"a part of the archive"))
+            .await
+            .unwrap();
+        assert_eq!(etag, "\"e1\"");
+        let head = server.await.unwrap();
+        let signed_body = head
+            .lines()
+            .find_map(|l| l.strip_prefix("x-amz-content-sha256: "))
+            .unwrap_or_default();
+        assert!(signed_body.contains("unsigned-payload"), "{head}");
+        assert!(head.contains("x-amz-checksum-crc32"), "{head}");
     }
 
     #[tokio::test]
