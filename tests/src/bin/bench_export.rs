@@ -9,7 +9,8 @@
 //! each `BENCH_RUNS` times (default and minimum 3), round-robin with the starting command rotating from round to
 //! round (so that no command always gets the cache another left warm), and prints the median, minimum and maximum
 //! of every figure; ratios are of medians (see `lifeboat_tests::stats`). Then the ratios against the targets
-//! (export wall ≤ 1.3x the raw dump; the function's own peak RSS ≤ 64 MiB; output no larger than `pg_dump -Fc`'s),
+//! (export wall ≤ 1.1x the raw dump in the Lambda shape, 1.3x in the shared one; export CPU ≤ 3x the raw dump's,
+//! whole process trees; the function's own peak RSS ≤ 64 MiB; output no larger than `pg_dump -Fc`'s),
 //! and the endpoint's own upload speed, to show it is not the bottleneck. Wall time, peak RSS and CPU time (user +
 //! sys) of each command come from GNU time (`/usr/bin/time -f '%e %M %U %S'`); the export's own peak RSS (without
 //! its pg_dump and pg_restore children) from its summary. Prints; asserts nothing about speed.
@@ -140,6 +141,15 @@ impl Shape {
     }
 
     /// The CPUs of the command under test (`taskset -c`), and of the server side.
+    /// The most the export's wall time may be, against the raw dump's: in the Lambda shape the export has its core
+    /// to itself, as in production; in the shared shape it competes with the server for both.
+    fn wall_target(self) -> f64 {
+        match self {
+            Shape::Shared => 1.3,
+            Shape::Lambda => 1.1,
+        }
+    }
+
     fn cpus(self) -> (Option<&'static str>, String) {
         match self {
             Shape::Shared => (None, format!("0-{}", cores() - 1)),
@@ -306,20 +316,22 @@ fn print_shape(shape: Shape, bench: &Bench, samples: &[Samples]) {
     );
     let target = |ok: bool| if ok { "met" } else { "NOT MET" };
     let wall_ratio = stats::ratio(&sp(&export.wall), &sp(&raw.wall)).unwrap();
+    let cpu_ratio = stats::ratio(&sp(&export.cpu_per_gb), &sp(&raw.cpu_per_gb)).unwrap();
     let size_ratio = stats::ratio(&sp(&export.output), &sp(&fc.output)).unwrap();
     let own_max = sp(&export.own_rss).max;
+    let wall_target = shape.wall_target();
     println!();
     println!(
-        "export wall / raw dump wall (medians)     {wall_ratio:>6.2}x   target <= 1.30x   {}",
-        target(wall_ratio <= 1.3)
+        "export wall / raw dump wall (medians)     {wall_ratio:>6.2}x   target <= {wall_target:.2}x   {}",
+        target(wall_ratio <= wall_target)
     );
     println!(
         "export wall / pg_dump -Fc wall (medians)  {:>6.2}x   (for reference)",
         stats::ratio(&sp(&export.wall), &sp(&fc.wall)).unwrap()
     );
     println!(
-        "export CPU / raw dump CPU (medians)       {:>6.2}x   (whole process trees)",
-        stats::ratio(&sp(&export.cpu_per_gb), &sp(&raw.cpu_per_gb)).unwrap()
+        "export CPU / raw dump CPU (medians)       {cpu_ratio:>6.2}x   target <= 3.00x   {} (whole process trees)",
+        target(cpu_ratio <= 3.0)
     );
     println!(
         "export peak RSS (own, largest run)        {:>6.1} MiB  target <= 64 MiB  {}",
