@@ -12,6 +12,7 @@ use lifeboat::postgres::db::SslMode;
 use lifeboat::postgres::rotation::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use lifeboat_tests::moto::Moto;
 use lifeboat_tests::postgres::{Postgres, SUPERUSER};
+use lifeboat_tests::ROTATION_STEPS as STEPS;
 use rotate::error::{ErrorKind, RotateError};
 use rotate::handler::Outcome;
 use rotate::settings::RotateSettings;
@@ -19,7 +20,6 @@ use rotate::{handle, Deps};
 use serde_json::{json, Value};
 
 const REGION: &str = "us-east-1";
-const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
 
 struct World {
     _moto: Moto,
@@ -125,14 +125,7 @@ impl World {
 
     /// After finishSecret succeeds, Secrets Manager takes AWSPENDING off the new version.
     async fn secrets_manager_ends_rotation(&self, secret: &str, token: &str) {
-        self.sm
-            .update_secret_version_stage()
-            .secret_id(secret)
-            .version_stage(AWSPENDING)
-            .remove_from_version_id(token)
-            .send()
-            .await
-            .unwrap();
+        lifeboat_tests::end_rotation(&self.sm, secret, token).await.unwrap();
     }
 
     /// A new AWSCURRENT value, as an operator editing the secret makes one; Secrets Manager moves AWSPREVIOUS to

@@ -71,6 +71,24 @@ pub fn random_hex(bytes: usize) -> String {
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The steps Secrets Manager invokes a rotation function with, in order, each once.
+pub const ROTATION_STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
+
+/// What Secrets Manager does after finishSecret succeeds: it takes AWSPENDING off the rotation's version.
+pub async fn end_rotation(
+    sm: &aws_sdk_secretsmanager::Client,
+    secret: &str,
+    token: &str,
+) -> Result<(), aws_sdk_secretsmanager::Error> {
+    sm.update_secret_version_stage()
+        .secret_id(secret)
+        .version_stage(lifeboat::postgres::rotation::AWSPENDING)
+        .remove_from_version_id(token)
+        .send()
+        .await?;
+    Ok(())
+}
+
 /// What Secrets Manager does before it invokes a rotation function: a new version, staged AWSPENDING, with no
 /// value yet. moto's RotateSecret does exactly that and then fails to find the Lambda function it would call (it
 /// has none, and cannot run one without Docker); the caller invokes the four steps itself. Returns the version id

@@ -16,7 +16,6 @@ use rotate::settings::RotateSettings;
 use serde_json::json;
 
 const REGION: &str = "us-east-1";
-const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -115,7 +114,7 @@ async fn main() {
         for _ in 0..rounds {
             let token = lifeboat_tests::stage_rotation(&sm, id).await;
             let total = Instant::now();
-            for step in STEPS {
+            for step in lifeboat_tests::ROTATION_STEPS {
                 let t = Instant::now();
                 let event = json!({"Step": step, "SecretId": id, "ClientRequestToken": token});
                 rotate::handle(&deps, event, None)
@@ -124,13 +123,7 @@ async fn main() {
                 per_step.entry(step).or_default().push(t.elapsed());
             }
             totals.push(total.elapsed());
-            sm.update_secret_version_stage()
-                .secret_id(id)
-                .version_stage("AWSPENDING")
-                .remove_from_version_id(&token)
-                .send()
-                .await
-                .unwrap();
+            lifeboat_tests::end_rotation(&sm, id, &token).await.unwrap();
         }
         let total = median(totals);
         println!(

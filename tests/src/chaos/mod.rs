@@ -355,19 +355,13 @@ impl Run<'_> {
             return;
         };
         let token = crate::stage_rotation(&sm, &secret_id).await;
-        for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+        for step in crate::ROTATION_STEPS {
             let event = serde_json::json!({"SecretId": secret_id, "ClientRequestToken": token, "Step": step});
             if self.deliver(&function, &event, (None, 0, 0)).await.is_none() {
                 break;
             }
         }
-        let _ = sm
-            .update_secret_version_stage()
-            .secret_id(&secret_id)
-            .version_stage("AWSPENDING")
-            .remove_from_version_id(&token)
-            .send()
-            .await;
+        let _ = crate::end_rotation(&sm, &secret_id, &token).await;
         self.figures.rotations += 1;
         let current = sm
             .get_secret_value()

@@ -680,21 +680,14 @@ pub async fn story(w: &World, deployed: &Deployed, say: &dyn Fn(String)) {
     let before = super::current_user_of(&sm, &secret_id).await;
     let token = crate::stage_rotation(&sm, &secret_id).await;
     let mut steps_said = Vec::new();
-    for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+    for step in crate::ROTATION_STEPS {
         let said = invoke(
             &rotation_function,
             &json!({"SecretId": secret_id, "ClientRequestToken": token, "Step": step}),
         );
         steps_said.push(said);
     }
-    // Secrets Manager takes AWSPENDING off the new version once finishSecret succeeds.
-    sm.update_secret_version_stage()
-        .secret_id(&secret_id)
-        .version_stage("AWSPENDING")
-        .remove_from_version_id(&token)
-        .send()
-        .await
-        .unwrap();
+    crate::end_rotation(&sm, &secret_id, &token).await.unwrap();
     let after = super::current_user_of(&sm, &secret_id).await;
     assert_ne!(
         before.0,

@@ -1138,7 +1138,7 @@ async fn rotation(w: &World, f: &Functions) {
     let before = current_user_of(&secrets, secret_id).await;
     let token = crate::stage_rotation(&secrets, secret_id).await;
     let started = Instant::now();
-    for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+    for step in crate::ROTATION_STEPS {
         let mut event = sample(&format!("events/rotate/{step}.json"));
         event["SecretId"] = Value::from(secret_id);
         event["ClientRequestToken"] = Value::from(token.as_str());
@@ -1149,15 +1149,7 @@ async fn rotation(w: &World, f: &Functions) {
             out["user"].as_str().unwrap_or("-")
         );
     }
-    // Secrets Manager takes AWSPENDING off the new version once finishSecret succeeds.
-    secrets
-        .update_secret_version_stage()
-        .secret_id(secret_id)
-        .version_stage("AWSPENDING")
-        .remove_from_version_id(&token)
-        .send()
-        .await
-        .unwrap();
+    crate::end_rotation(&secrets, secret_id, &token).await.unwrap();
     let after = current_user_of(&secrets, secret_id).await;
     println!(
         "  rotated in {:.1} s: AWSCURRENT was {} and is now {} (with the same memberships); {} keeps its password \
