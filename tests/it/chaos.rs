@@ -240,7 +240,9 @@ async fn a_left_over_restore_test_an_unsignalled_failure_and_a_rerun_that_change
         1,
         "{found:?}"
     );
-    invariants::signal(&w, &functions, &failure).await.unwrap();
+    invariants::signal(&w, &functions, &mut ledger.shipped, &failure)
+        .await
+        .unwrap();
     let found = invariants::check(&w, &mut ledger, now).await;
     assert_eq!(
         found
@@ -361,7 +363,9 @@ async fn a_failed_rdb_copy_is_signalled_by_its_metric_its_alarm_and_a_message_th
         execution: None,
     };
     ledger.failures.push(failure.clone());
-    invariants::signal(&w, &functions, &failure).await.unwrap();
+    invariants::signal(&w, &functions, &mut ledger.shipped, &failure)
+        .await
+        .unwrap();
     let found = invariants::check(&w, &mut ledger, next + Duration::hours(23)).await;
     let told = ledger
         .notifications

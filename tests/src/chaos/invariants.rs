@@ -107,6 +107,9 @@ pub struct Ledger {
     pub notifications: Vec<String>,
     /// The time the previous check was made for: what was deleted since, was deleted after it.
     pub checked: Option<DateTime<Utc>>,
+    /// How many lines of each function's log file were turned into metrics already, as CloudWatch Logs does once
+    /// for each line.
+    pub shipped: BTreeMap<std::path::PathBuf, usize>,
 }
 
 /// The state a rerun must leave as it found it: keys, snapshots and records, comparable.

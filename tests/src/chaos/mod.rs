@@ -282,7 +282,7 @@ impl Run<'_> {
     async fn fail(&mut self, failure: RunFailure) {
         let mut said = Err(String::new());
         for _ in 0..3 {
-            said = invariants::signal(self.w, self.deployed, &failure).await;
+            said = invariants::signal(self.w, self.deployed, &mut self.ledger.shipped, &failure).await;
             if said.is_ok() {
                 break;
             }

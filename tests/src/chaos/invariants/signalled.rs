@@ -13,7 +13,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use aws_sdk_cloudwatch::types::{Dimension, MetricAlarm, MetricDatum, Statistic};
 use chrono::{DateTime, Duration, Utc};
@@ -95,10 +94,16 @@ fn namespace(w: &World) -> String {
 /// What AWS does between a failure and notify: the functions' metric lines become metrics; then, for a failed
 /// restore-test execution, its status-change event goes through notify's rule for it; for a failed invocation,
 /// the state change of an alarm its failure metric breached goes through notify's rule for alarms. `Err` says
-/// why nothing reached notify (no rule matched, no alarm breached, notify refused).
-pub async fn signal(w: &World, deployed: &Deployed, failure: &RunFailure) -> Result<(), String> {
+/// why nothing reached notify (no rule matched, no alarm breached, notify refused). `shipped` is the ledger's
+/// count of log lines already made metrics.
+pub async fn signal(
+    w: &World,
+    deployed: &Deployed,
+    shipped: &mut BTreeMap<PathBuf, usize>,
+    failure: &RunFailure,
+) -> Result<(), String> {
     subscribe(w).await?;
-    ship_metrics(w, deployed).await?;
+    ship_metrics(w, deployed, shipped).await?;
     let notify = w.stack.function("NotifyFunction");
     let (rule, event) = match &failure.execution {
         Some(execution) => ("RestoreTestFailed", execution_event(w, failure, execution)),
@@ -223,22 +228,16 @@ fn alarm_event(w: &World, alarm: &MetricAlarm) -> Value {
     event
 }
 
-/// Lines of each function's log already turned into metrics (by log file): a line is shipped once.
-static SHIPPED: Mutex<BTreeMap<PathBuf, usize>> = Mutex::new(BTreeMap::new());
-
 /// What CloudWatch Logs does with Embedded Metric Format lines: every function's new lines, as metrics.
-async fn ship_metrics(w: &World, deployed: &Deployed) -> Result<(), String> {
+/// `shipped` holds how many lines of each log file are metrics already: a line is shipped once.
+async fn ship_metrics(w: &World, deployed: &Deployed, shipped: &mut BTreeMap<PathBuf, usize>) -> Result<(), String> {
     let cw = aws_sdk_cloudwatch::Client::new(&w.config);
     for f in w.stack.functions() {
         let path = deployed.log_dir.join(format!("{}.log", f.name));
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
-        let from = {
-            let mut shipped = SHIPPED.lock().map_err(|e| e.to_string())?;
-            let from = shipped.get(&path).copied().unwrap_or(0).min(lines.len());
-            shipped.insert(path.clone(), lines.len());
-            from
-        };
+        let from = shipped.get(&path).copied().unwrap_or(0).min(lines.len());
+        shipped.insert(path.clone(), lines.len());
         for line in &lines[from..] {
             let Ok(doc) = serde_json::from_str::<Value>(line) else {
                 continue;
