@@ -54,19 +54,24 @@ pub(crate) async fn exists(deps: &Deps, kind: DbKind, id: &str) -> Result<bool, 
     })
 }
 
-pub(crate) async fn age_identity(deps: &Deps) -> Result<Option<age::x25519::Identity>, RestoreError> {
-    let Some(secret) = &deps.settings.age_identity_secret else {
-        return Ok(None);
-    };
-    let value = deps
-        .sm
+/// A secret's current text (empty when it holds binary only). The callers name what they expected in it, never
+/// its value.
+pub(crate) async fn secret_text(sm: &aws_sdk_secretsmanager::Client, secret: &str) -> Result<String, Error> {
+    let value = sm
         .get_secret_value()
         .secret_id(secret)
         .send()
         .await
         .map_err(|e| Error::aws("GetSecretValue", e))?;
-    let text = value.secret_string().unwrap_or_default().trim().to_owned();
-    text.parse::<age::x25519::Identity>().map(Some).map_err(|_| {
+    Ok(value.secret_string().unwrap_or_default().to_owned())
+}
+
+pub(crate) async fn age_identity(deps: &Deps) -> Result<Option<age::x25519::Identity>, RestoreError> {
+    let Some(secret) = &deps.settings.age_identity_secret else {
+        return Ok(None);
+    };
+    let text = secret_text(&deps.sm, secret).await?;
+    text.trim().parse::<age::x25519::Identity>().map(Some).map_err(|_| {
         RestoreError::InvalidSecret(format!(
             "secret {secret} does not hold an age identity (AGE-SECRET-KEY-1...)"
         ))

@@ -123,14 +123,8 @@ pub async fn read_own(sm: &aws_sdk_secretsmanager::Client, name: &str, source: &
         source_id: source.to_owned(),
         reason,
     })?;
-    let out = sm
-        .get_secret_value()
-        .secret_id(&name)
-        .send()
-        .await
-        .map_err(|e| Error::aws("GetSecretValue", e))?;
-    let text = out.secret_string().unwrap_or_default();
-    serde_json::from_str::<Credentials>(text)
+    let text = crate::deps::secret_text(sm, &name).await?;
+    serde_json::from_str::<Credentials>(&text)
         .map(|c| c.password)
         // Never the value: it is the password.
         .map_err(|_| RestoreError::InvalidSecret(format!("{name} does not hold {{\"username\", \"password\"}}")))

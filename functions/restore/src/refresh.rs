@@ -196,14 +196,8 @@ async fn masking_key(deps: &Deps) -> Result<MaskKey, RestoreError> {
             crate::settings::MASKING_KEY_SECRET
         )));
     };
-    let value = deps
-        .sm
-        .get_secret_value()
-        .secret_id(secret)
-        .send()
-        .await
-        .map_err(|e| Error::aws("GetSecretValue", e))?;
-    MaskKey::from_secret_text(secret, value.secret_string().unwrap_or_default()).map_err(RestoreError::InvalidSecret)
+    let text = crate::deps::secret_text(&deps.sm, secret).await?;
+    MaskKey::from_secret_text(secret, &text).map_err(RestoreError::InvalidSecret)
 }
 
 /// The report of a started refresh, refreshed or failed (JSON and Markdown under `refresh/<name>/`); the JSON's
